@@ -1,0 +1,69 @@
+/* The remora process: loads the bootstrap, opens listening sockets, runs the workers, serves the
+ * admin endpoint on the main loop, and drains on SIGTERM. */
+#ifndef REMORA_SERVER_H
+#define REMORA_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "proxy/stats.h"
+#include "proxy/worker.h"
+#include "xds/snapshot.h"
+
+typedef struct server_options {
+    const char *config_path;
+    unsigned concurrency;   /* 0: number of cores */
+    unsigned drain_time_s;  /* how long SIGTERM waits for open connections */
+    bool validate_only;     /* load and check the config, then exit */
+    const char *admin_addr; /* overrides the bootstrap's admin address ("127.0.0.1:15000") */
+} server_options_t;
+
+typedef enum { SERVER_STARTING, SERVER_LIVE, SERVER_DRAINING, SERVER_STOPPING } server_state_t;
+
+typedef struct admin admin_t;
+
+typedef struct server_stat_ids {
+    stat_id_t live;
+    stat_id_t state;
+    stat_id_t concurrency;
+    stat_id_t uptime;
+    stat_id_t total_connections;
+    stat_id_t version;
+} server_stat_ids_t;
+
+typedef struct server {
+    server_options_t opts;
+    uv_loop_t *loop;
+    stats_store_t *stats;
+    stats_slots_t *main_slots;
+    server_stat_ids_t st;
+    snapshot_t *snap;
+    worker_t *workers;
+    unsigned nworkers;
+    admin_t *admin;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t tick;
+    server_state_t state;
+    uint64_t start_ms;
+    uint64_t drain_deadline_ms;
+    int exit_code;
+} server_t;
+
+/* Runs remora with opts until it exits; returns the process exit code. */
+int server_run(const server_options_t *opts);
+
+/* True once every worker listens on every listener, and not draining. */
+bool server_ready(const server_t *s);
+/* Stops accepting and exits once connections finish or drain_time_s passes. */
+void server_drain(server_t *s);
+/* Resets open connections and exits now. */
+void server_quit(server_t *s);
+int64_t server_active_connections(const server_t *s);
+const char *server_state_name(server_state_t st);
+
+/* Admin endpoint (proxy/admin.c). */
+int admin_start(server_t *s, const struct sockaddr *addr, char *err, size_t errlen);
+void admin_stop(admin_t *a);
+
+#endif

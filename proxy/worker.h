@@ -1,0 +1,63 @@
+/* A worker thread: its own libuv loop, its own SO_REUSEPORT listening sockets, buffer pool and
+ * stats slots. A connection lives on one worker from accept to close; the main thread talks to
+ * workers only through worker_* calls, which wake the loop with uv_async_send. */
+#ifndef REMORA_WORKER_H
+#define REMORA_WORKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "proxy/bufpool.h"
+#include "proxy/stats.h"
+#include "xds/snapshot.h"
+
+struct relay;
+
+typedef struct worker_listener {
+    uv_tcp_t tcp;
+    struct worker *worker;
+    const snap_listener_t *cfg; /* points into worker->snap */
+    int fd;
+    bool open;
+} worker_listener_t;
+
+enum { WORKER_CMD_DRAIN = 1, WORKER_CMD_STOP = 2, WORKER_CMD_SNAPSHOT = 4 };
+
+typedef struct worker {
+    unsigned index;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wakeup;
+    stats_slots_t *stats;
+    snapshot_t *snap; /* reference held; new connections use it */
+    worker_listener_t *listeners;
+    size_t n_listeners;
+    struct relay *relays; /* live tcp_proxy sessions, for abort on stop */
+    bufpool_t pool;
+    _Atomic int64_t active_conns;
+    _Atomic bool listening;
+    _Atomic int cmd;
+    uv_mutex_t pending_lock; /* guards pending_snap only: control path, never per connection */
+    snapshot_t *pending_snap;
+    int start_error;
+} worker_t;
+
+/* Starts worker thread `index` with a reference to snap (taken) and one listening socket per
+ * snapshot listener (fds[i] for snap->listeners[i], taken; -1 for a listener not bound). */
+int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_slots_t *stats,
+                 const int *fds);
+/* Main thread: stop accepting; open connections go on. */
+void worker_drain(worker_t *w);
+/* Main thread: reset every open connection and end the loop; then worker_join. */
+void worker_stop(worker_t *w);
+void worker_join(worker_t *w);
+/* Main thread: hand a new snapshot (reference taken) to the worker for new connections. */
+void worker_publish(worker_t *w, snapshot_t *snap);
+
+/* Opens a bound, non-blocking SO_REUSEPORT socket for l (listen() happens on the worker). */
+int listener_socket_open(const snap_listener_t *l, int *fd, char *err, size_t errlen);
+/* Starts accepting on a worker listener (worker thread). */
+int listener_start(worker_listener_t *wl);
+
+#endif

@@ -1,0 +1,82 @@
+# shellcheck shell=bash
+# testlib.sh — assertions for e2e scripts: each check prints one "PASS: name" or
+# "FAIL: name: why" line, which test/e2e/run.sh counts. Source it, never run it.
+
+T_PASSED=0
+T_FAILED=0
+T_SKIPPED=0
+T_SCRIPT=$(basename "${BASH_SOURCE[1]:-$0}")
+
+t_ok() {
+    printf 'PASS: %s\n' "$1"
+    T_PASSED=$((T_PASSED + 1))
+}
+
+t_fail() {
+    printf 'FAIL: %s: %s\n' "$1" "${2:-failed}"
+    T_FAILED=$((T_FAILED + 1))
+}
+
+# t_skip NAME WHY — a check that cannot run here; counted as skipped, never as passed.
+t_skip() {
+    printf 'SKIP: %s: %s\n' "$1" "${2:-skipped}"
+    T_SKIPPED=$((T_SKIPPED + 1))
+}
+
+# t_eq NAME GOT WANT
+t_eq() {
+    if [[ $2 == "$3" ]]; then
+        t_ok "$1"
+    else
+        t_fail "$1" "got '$2', want '$3'"
+    fi
+}
+
+# t_contains NAME HAYSTACK NEEDLE
+t_contains() {
+    if [[ $2 == *"$3"* ]]; then
+        t_ok "$1"
+    else
+        t_fail "$1" "'$3' not found in '$2'"
+    fi
+}
+
+# t_run NAME CMD... — passes when CMD succeeds.
+t_run() {
+    local name=$1 out
+    shift
+    if out=$("$@" 2>&1); then
+        t_ok "$name"
+    else
+        t_fail "$name" "'$*' failed: $(printf '%s' "$out" | tail -n 3 | tr '\n' ' ')"
+    fi
+}
+
+t_require_root() {
+    if [[ $(id -u) != 0 ]]; then
+        printf 'SKIP: %s: needs root for network namespaces\n' "$T_SCRIPT"
+        exit 77
+    fi
+}
+
+# t_require_cmd CMD... — skips the whole script when a tool it cannot do without is missing.
+t_require_cmd() {
+    local c
+    for c in "$@"; do
+        if ! command -v "$c" >/dev/null 2>&1; then
+            printf 'SKIP: %s: needs %s\n' "$T_SCRIPT" "$c"
+            exit 77
+        fi
+    done
+}
+
+# t_summary — ends the script: exit 1 if any check failed or none ran at all.
+t_summary() {
+    printf '# %s: %d passed, %d failed, %d skipped\n' "$T_SCRIPT" "$T_PASSED" "$T_FAILED" \
+        "$T_SKIPPED"
+    if ((T_PASSED + T_FAILED + T_SKIPPED == 0)); then
+        printf 'FAIL: %s: no checks ran\n' "$T_SCRIPT"
+        exit 1
+    fi
+    ((T_FAILED == 0)) || exit 1
+}

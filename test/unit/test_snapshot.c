@@ -1,0 +1,294 @@
+/* Snapshot building from Envoy bootstraps: filter chain selection the Envoy way, load
+ * balancing over endpoints, and clear errors for configs the data plane would not honour. */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
+#include "proxy/cluster.h"
+#include "xds/config.h"
+#include "xds/snapshot.h"
+
+#define TCP_PROXY(cluster)                                                                         \
+    "      - name: envoy.filters.network.tcp_proxy\n"                                              \
+    "        typed_config:\n"                                                                      \
+    "          '@type': "                                                                          \
+    "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\n"                 \
+    "          stat_prefix: " cluster "\n"                                                         \
+    "          cluster: " cluster "\n"
+
+static const char *const base_clusters =
+    "  clusters:\n"
+    "  - name: a\n"
+    "    connect_timeout: 0.25s\n"
+    "    load_assignment:\n"
+    "      cluster_name: a\n"
+    "      endpoints:\n"
+    "      - lb_endpoints:\n"
+    "        - endpoint: {address: {socket_address: {address: 198.18.0.3, port_value: 8080}}}\n"
+    "        - endpoint: {address: {socket_address: {address: 198.18.0.4, port_value: 8080}}}\n"
+    "          load_balancing_weight: 3\n"
+    "        - endpoint: {address: {socket_address: {address: 198.18.0.5, port_value: 8080}}}\n"
+    "          health_status: UNHEALTHY\n"
+    "  - name: b\n"
+    "    load_assignment:\n"
+    "      endpoints:\n"
+    "      - lb_endpoints:\n"
+    "        - endpoint: {address: {socket_address: {address: 198.18.0.6, port_value: 80}}}\n"
+    "  - name: passthrough\n"
+    "    type: ORIGINAL_DST\n"
+    "    lb_policy: CLUSTER_PROVIDED\n";
+
+static const char *const outbound_listener =
+    "  listeners:\n"
+    "  - name: outbound\n"
+    "    address: {socket_address: {address: 0.0.0.0, port_value: 15001}}\n"
+    "    listener_filters:\n"
+    "    - name: envoy.filters.listener.original_dst\n"
+    "      typed_config:\n"
+    "        '@type': "
+    "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst\n"
+    "    filter_chains:\n"
+    "    - name: port80-any\n"
+    "      filter_chain_match: {destination_port: 80}\n"
+    "      filters:\n" TCP_PROXY(
+        "a") "    - name: port80-vip\n"
+             "      filter_chain_match:\n"
+             "        destination_port: 80\n"
+             "        prefix_ranges: [{address_prefix: 198.19.0.10, prefix_len: 32}]\n"
+             "      filters:\n" TCP_PROXY(
+                 "b") "    - name: vip-range\n"
+                      "      filter_chain_match:\n"
+                      "        prefix_ranges: [{address_prefix: 198.19.0.0, prefix_len: 16}]\n"
+                      "      filters:\n" TCP_PROXY("a") "    default_filter_chain:\n"
+                                                        "      name: passthrough\n"
+                                                        "      filters:\n" TCP_PROXY("passthrough");
+
+typedef struct fixture {
+    stats_store_t *stats;
+    snapshot_t *snap;
+    char err[1024];
+} fixture_t;
+
+static int build(fixture_t *f, const char *yaml)
+{
+    ProtobufCMessage *msg = NULL;
+    f->stats = stats_store_new(2);
+    int rc = config_yaml_load(yaml, strlen(yaml), "test.yaml",
+                              &envoy__config__bootstrap__v3__bootstrap__descriptor, &msg, f->err,
+                              sizeof(f->err));
+    if (rc < 0)
+        return rc;
+    return snapshot_build(msg, f->stats, 2, &f->snap, f->err, sizeof(f->err));
+}
+
+static char *join(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 32);
+    memcpy(s, "static_resources:\n", 18);
+    memcpy(s + 18, a, la);
+    memcpy(s + 18 + la, b, lb + 1);
+    return s;
+}
+
+static void release(fixture_t *f)
+{
+    snapshot_unref(f->snap);
+    stats_store_free(f->stats);
+}
+
+static struct sockaddr_storage addr(const char *ip, int port)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)port);
+    inet_pton(AF_INET, ip, &s4->sin_addr);
+    return ss;
+}
+
+static const char *match(const snapshot_t *snap, const char *ip, int port)
+{
+    struct sockaddr_storage ss = addr(ip, port);
+    const snap_chain_t *c = snapshot_match_chain(&snap->listeners[0], (struct sockaddr *)&ss);
+    return c ? c->name : "(none)";
+}
+
+static void test_snapshot_prefers_port_and_longest_prefix(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    char *yaml = join(outbound_listener, base_clusters);
+    assert_int_equal(build(&f, yaml), 0);
+    assert_true(f.snap->listeners[0].use_original_dst);
+    assert_string_equal(match(f.snap, "198.19.0.10", 80), "port80-vip");
+    assert_string_equal(match(f.snap, "198.19.0.11", 80), "port80-any");
+    assert_string_equal(match(f.snap, "198.19.0.11", 81), "vip-range");
+    assert_string_equal(match(f.snap, "198.18.0.9", 443), "passthrough");
+    free(yaml);
+    release(&f);
+}
+
+static void test_snapshot_skips_unhealthy_endpoints_and_keeps_weights(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    char *yaml = join(outbound_listener, base_clusters);
+    assert_int_equal(build(&f, yaml), 0);
+    const snap_cluster_t *a = snapshot_find_cluster(f.snap, "a");
+    assert_non_null(a);
+    assert_int_equal(a->n_endpoints, 2);
+    assert_int_equal(a->connect_timeout_ms, 250);
+    assert_int_equal(a->endpoints[1].weight, 3);
+    assert_string_equal(a->endpoints[0].label, "198.18.0.3:8080");
+    free(yaml);
+    release(&f);
+}
+
+static void test_cluster_round_robin_follows_weights(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    char *yaml = join(outbound_listener, base_clusters);
+    assert_int_equal(build(&f, yaml), 0);
+    const snap_cluster_t *a = snapshot_find_cluster(f.snap, "a");
+    int counts[2] = {0};
+    for (int i = 0; i < 400; i++) {
+        struct sockaddr_storage out;
+        int idx;
+        assert_int_equal(cluster_pick(a, 0, NULL, &out, &idx), 0);
+        counts[idx]++;
+        cluster_lb_release(a, 0, idx);
+    }
+    assert_int_equal(counts[0], 100);
+    assert_int_equal(counts[1], 300);
+    free(yaml);
+    release(&f);
+}
+
+static void test_cluster_original_dst_uses_the_connection_destination(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    char *yaml = join(outbound_listener, base_clusters);
+    assert_int_equal(build(&f, yaml), 0);
+    const snap_cluster_t *p = snapshot_find_cluster(f.snap, "passthrough");
+    struct sockaddr_storage dst = addr("198.18.0.7", 9000), out;
+    int idx;
+    assert_int_equal(cluster_pick(p, 1, (struct sockaddr *)&dst, &out, &idx), 0);
+    assert_memory_equal(&out, &dst, sizeof(struct sockaddr_in));
+    free(yaml);
+    release(&f);
+}
+
+static void expect_error(const char *listeners, const char *clusters, const char *want)
+{
+    fixture_t f = {0};
+    char *yaml = join(listeners, clusters);
+    int rc = build(&f, yaml);
+    if (rc == 0 || strstr(f.err, want) == NULL)
+        fail_msg("want error containing '%s', got rc=%d err='%s'", want, rc, f.err);
+    free(yaml);
+    release(&f);
+}
+
+static void test_snapshot_rejects_duplicate_chain_match(void **state)
+{
+    (void)state;
+    const char *l =
+        "  listeners:\n"
+        "  - name: l\n"
+        "    address: {socket_address: {address: 127.0.0.1, port_value: 1}}\n"
+        "    filter_chains:\n"
+        "    - filter_chain_match: {destination_port: 80}\n"
+        "      filters:\n" TCP_PROXY("a") "    - filter_chain_match: {destination_port: 80}\n"
+                                          "      filters:\n" TCP_PROXY("b");
+    expect_error(l, base_clusters, "listener 'l': filter chain 1: has the same filter_chain_match");
+}
+
+static void test_snapshot_rejects_unknown_network_filter(void **state)
+{
+    (void)state;
+    const char *l = "  listeners:\n"
+                    "  - name: l\n"
+                    "    address: {socket_address: {address: 127.0.0.1, port_value: 1}}\n"
+                    "    filter_chains:\n"
+                    "    - filters:\n"
+                    "      - name: envoy.filters.network.redis_proxy\n";
+    expect_error(l, base_clusters, "filter 'envoy.filters.network.redis_proxy': unsupported");
+}
+
+static void test_snapshot_rejects_original_dst_cluster_with_round_robin(void **state)
+{
+    (void)state;
+    expect_error("", "  clusters:\n  - name: p\n    type: ORIGINAL_DST\n",
+                 "cluster 'p': ORIGINAL_DST clusters take lb_policy CLUSTER_PROVIDED");
+}
+
+static void test_snapshot_rejects_dns_cluster_type(void **state)
+{
+    (void)state;
+    expect_error("", "  clusters:\n  - name: d\n    type: STRICT_DNS\n",
+                 "cluster 'd': type STRICT_DNS is not supported");
+}
+
+static void test_snapshot_rejects_hostname_endpoint(void **state)
+{
+    (void)state;
+    expect_error("",
+                 "  clusters:\n  - name: h\n    load_assignment:\n      endpoints:\n"
+                 "      - lb_endpoints:\n"
+                 "        - endpoint: {address: {socket_address: {address: db.local, "
+                 "port_value: 5432}}}\n",
+                 "cluster 'h': endpoint 0.0: address: 'db.local' is not an IP address");
+}
+
+static void test_snapshot_rejects_listener_without_chains(void **state)
+{
+    (void)state;
+    expect_error("  listeners:\n  - name: e\n"
+                 "    address: {socket_address: {address: 127.0.0.1, port_value: 1}}\n",
+                 "", "listener 'e': needs filter_chains or a default_filter_chain");
+}
+
+static void test_snapshot_tcp_proxy_to_missing_cluster_is_allowed(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    const char *l = "  listeners:\n"
+                    "  - name: l\n"
+                    "    address: {socket_address: {address: 127.0.0.1, port_value: 1}}\n"
+                    "    filter_chains:\n"
+                    "    - filters:\n" TCP_PROXY("later");
+    char *yaml = join(l, "");
+    assert_int_equal(build(&f, yaml), 0);
+    free(yaml);
+    release(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_snapshot_prefers_port_and_longest_prefix),
+        cmocka_unit_test(test_snapshot_skips_unhealthy_endpoints_and_keeps_weights),
+        cmocka_unit_test(test_cluster_round_robin_follows_weights),
+        cmocka_unit_test(test_cluster_original_dst_uses_the_connection_destination),
+        cmocka_unit_test(test_snapshot_rejects_duplicate_chain_match),
+        cmocka_unit_test(test_snapshot_rejects_unknown_network_filter),
+        cmocka_unit_test(test_snapshot_rejects_original_dst_cluster_with_round_robin),
+        cmocka_unit_test(test_snapshot_rejects_dns_cluster_type),
+        cmocka_unit_test(test_snapshot_rejects_hostname_endpoint),
+        cmocka_unit_test(test_snapshot_rejects_listener_without_chains),
+        cmocka_unit_test(test_snapshot_tcp_proxy_to_missing_cluster_is_allowed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

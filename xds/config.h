@@ -1,0 +1,54 @@
+/* Remora configuration: Envoy-v3-shaped protobuf-c messages loaded from YAML, resolved by type
+ * URL, and rendered as JSON, all generically through the protobuf-c descriptors. */
+#ifndef REMORA_XDS_CONFIG_H
+#define REMORA_XDS_CONFIG_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "google/protobuf/any.pb-c.h"
+
+/* Limits that make hostile YAML fail cleanly instead of exhausting stack, time or memory. */
+#define CONFIG_YAML_MAX_DEPTH   64     /* nested mappings/sequences below the document root */
+#define CONFIG_YAML_MAX_NODES   200000 /* nodes visited, counting each alias expansion */
+#define CONFIG_YAML_MAX_FILE    (64 << 20)
+#define CONFIG_YAML_MAX_ANCHORS 1000 /* libyaml resolves each alias by a linear anchor search */
+#define CONFIG_YAML_MAX_ALIASES 10000
+
+/* Parses YAML text into a new message of type desc, generically through protobuf-c descriptors.
+ * text borrows (need not be NUL-terminated). source names the input in errors ("bootstrap.yaml").
+ * On success returns 0 and *out is a new message owned by the caller, freed with
+ * protobuf_c_message_free_unpacked(msg, NULL). On error returns -EINVAL (or -ENOMEM), *out is
+ * NULL, and err holds "<source>:<line>: <field path>: <what is wrong>" (the path is left out when
+ * the error concerns the document itself). err may be NULL when errlen is 0. */
+int config_yaml_load(const char *text, size_t len, const char *source,
+                     const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out, char *err,
+                     size_t errlen);
+
+/* Reads the file at path and loads it with config_yaml_load, naming it by path in errors.
+ * Returns -errno (e.g. -ENOENT) when the file cannot be read, with err saying so. */
+int config_yaml_load_file(const char *path, const ProtobufCMessageDescriptor *desc,
+                          ProtobufCMessage **out, char *err, size_t errlen);
+
+/* Looks up a message descriptor by type URL ("type.googleapis.com/envoy.config.cluster.v3.Cluster",
+ * any prefix up to the last '/') or by full name; NULL if unknown. The registry is the table of
+ * every generated message in config_types.c. Returns a static descriptor. */
+const ProtobufCMessageDescriptor *config_type_lookup(const char *type_url);
+
+/* Unpacks an Any (borrowed) whose type must be `want` (the name after the type URL's last '/' is
+ * checked). On success returns 0 and *out is a new message owned by the caller; on error returns
+ * -EINVAL with *out NULL and err saying why. */
+int config_any_unpack(const Google__Protobuf__Any *any, const ProtobufCMessageDescriptor *want,
+                      ProtobufCMessage **out, char *err, size_t errlen);
+
+/* Renders a message (borrowed) as JSON in the proto3 JSON shape with proto field names
+ * (snake_case): enums by name, 64-bit integers as strings, bytes as base64, Duration as "1.5s",
+ * Timestamp as RFC 3339, wrappers as plain values, Struct/Value/ListValue natively, Any expanded as
+ * an object with "@type" first then the decoded fields (unknown type: "@type" + base64 "value"),
+ * default-valued scalars and absent messages omitted. Returns a new reference (NULL only when out
+ * of memory). */
+json_t *config_to_json(const ProtobufCMessage *msg);
+
+#endif

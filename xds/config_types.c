@@ -1,0 +1,131 @@
+/* Registry of every protobuf message Remora generates, so Any payloads and "@type" keys resolve
+ * by type URL; plus unpacking an Any into a known type. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "xds/config.h"
+
+#include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
+#include "envoy/config/cluster/v3/cluster.pb-c.h"
+#include "envoy/config/core/v3/address.pb-c.h"
+#include "envoy/config/core/v3/base.pb-c.h"
+#include "envoy/config/core/v3/config_source.pb-c.h"
+#include "envoy/config/core/v3/extension.pb-c.h"
+#include "envoy/config/core/v3/grpc_service.pb-c.h"
+#include "envoy/config/core/v3/health_check.pb-c.h"
+#include "envoy/config/endpoint/v3/endpoint.pb-c.h"
+#include "envoy/config/endpoint/v3/endpoint_components.pb-c.h"
+#include "envoy/config/listener/v3/listener.pb-c.h"
+#include "envoy/config/listener/v3/listener_components.pb-c.h"
+#include "envoy/extensions/filters/listener/original_dst/v3/original_dst.pb-c.h"
+#include "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.pb-c.h"
+#include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb-c.h"
+#include "google/protobuf/any.pb-c.h"
+#include "google/protobuf/duration.pb-c.h"
+#include "google/protobuf/empty.pb-c.h"
+#include "google/protobuf/struct.pb-c.h"
+#include "google/protobuf/timestamp.pb-c.h"
+#include "google/protobuf/wrappers.pb-c.h"
+
+/* One line per generated message, nested ones included: a type missing here cannot appear in a
+ * typed_config. Append the descriptors of every new .proto. */
+static const ProtobufCMessageDescriptor *const config_types[] = {
+    &envoy__config__bootstrap__v3__bootstrap__descriptor,
+    &envoy__config__bootstrap__v3__bootstrap__static_resources__descriptor,
+    &envoy__config__bootstrap__v3__bootstrap__dynamic_resources__descriptor,
+    &envoy__config__bootstrap__v3__admin__descriptor,
+    &envoy__config__cluster__v3__cluster__descriptor,
+    &envoy__config__cluster__v3__cluster__custom_cluster_type__descriptor,
+    &envoy__config__cluster__v3__cluster__eds_cluster_config__descriptor,
+    &envoy__config__cluster__v3__cluster__original_dst_lb_config__descriptor,
+    &envoy__config__core__v3__pipe__descriptor,
+    &envoy__config__core__v3__socket_address__descriptor,
+    &envoy__config__core__v3__tcp_keepalive__descriptor,
+    &envoy__config__core__v3__address__descriptor,
+    &envoy__config__core__v3__cidr_range__descriptor,
+    &envoy__config__core__v3__locality__descriptor,
+    &envoy__config__core__v3__node__descriptor,
+    &envoy__config__core__v3__watched_directory__descriptor,
+    &envoy__config__core__v3__data_source__descriptor,
+    &envoy__config__core__v3__transport_socket__descriptor,
+    &envoy__config__core__v3__api_config_source__descriptor,
+    &envoy__config__core__v3__aggregated_config_source__descriptor,
+    &envoy__config__core__v3__self_config_source__descriptor,
+    &envoy__config__core__v3__path_config_source__descriptor,
+    &envoy__config__core__v3__config_source__descriptor,
+    &envoy__config__core__v3__typed_extension_config__descriptor,
+    &envoy__config__core__v3__grpc_service__descriptor,
+    &envoy__config__core__v3__grpc_service__envoy_grpc__descriptor,
+    &envoy__config__endpoint__v3__cluster_load_assignment__descriptor,
+    &envoy__config__endpoint__v3__cluster_load_assignment__policy__descriptor,
+    &envoy__config__endpoint__v3__endpoint__descriptor,
+    &envoy__config__endpoint__v3__endpoint__health_check_config__descriptor,
+    &envoy__config__endpoint__v3__lb_endpoint__descriptor,
+    &envoy__config__endpoint__v3__locality_lb_endpoints__descriptor,
+    &envoy__config__listener__v3__listener__descriptor,
+    &envoy__config__listener__v3__filter__descriptor,
+    &envoy__config__listener__v3__filter_chain_match__descriptor,
+    &envoy__config__listener__v3__filter_chain__descriptor,
+    &envoy__config__listener__v3__listener_filter__descriptor,
+    &envoy__extensions__filters__listener__original_dst__v3__original_dst__descriptor,
+    &envoy__extensions__filters__listener__tls_inspector__v3__tls_inspector__descriptor,
+    &envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy__descriptor,
+    &envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy__weighted_cluster__descriptor,
+    &envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy__weighted_cluster__cluster_weight__descriptor,
+    &google__protobuf__any__descriptor,
+    &google__protobuf__duration__descriptor,
+    &google__protobuf__empty__descriptor,
+    &google__protobuf__struct__descriptor,
+    &google__protobuf__struct__fields_entry__descriptor,
+    &google__protobuf__value__descriptor,
+    &google__protobuf__list_value__descriptor,
+    &google__protobuf__timestamp__descriptor,
+    &google__protobuf__double_value__descriptor,
+    &google__protobuf__float_value__descriptor,
+    &google__protobuf__int64_value__descriptor,
+    &google__protobuf__uint64_value__descriptor,
+    &google__protobuf__int32_value__descriptor,
+    &google__protobuf__uint32_value__descriptor,
+    &google__protobuf__bool_value__descriptor,
+    &google__protobuf__string_value__descriptor,
+    &google__protobuf__bytes_value__descriptor,
+};
+
+const ProtobufCMessageDescriptor *config_type_lookup(const char *type_url)
+{
+    if (type_url == NULL)
+        return NULL;
+    /* Any's contract: the type's full name is whatever follows the last '/'. */
+    const char *slash = strrchr(type_url, '/');
+    const char *name = slash ? slash + 1 : type_url;
+    for (size_t i = 0; i < sizeof(config_types) / sizeof(config_types[0]); i++) {
+        if (strcmp(config_types[i]->name, name) == 0)
+            return config_types[i];
+    }
+    return NULL;
+}
+
+int config_any_unpack(const Google__Protobuf__Any *any, const ProtobufCMessageDescriptor *want,
+                      ProtobufCMessage **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (any == NULL || any->type_url == NULL) {
+        snprintf(err, errlen, "Any is empty (want %s)", want->name);
+        return -EINVAL;
+    }
+    const char *slash = strrchr(any->type_url, '/');
+    const char *name = slash ? slash + 1 : any->type_url;
+    if (strcmp(name, want->name) != 0) {
+        snprintf(err, errlen, "Any holds '%s', want %s", any->type_url, want->name);
+        return -EINVAL;
+    }
+    ProtobufCMessage *msg = protobuf_c_message_unpack(want, NULL, any->value.len, any->value.data);
+    if (msg == NULL) {
+        snprintf(err, errlen, "Any of type %s: value does not decode as %s", any->type_url,
+                 want->name);
+        return -EINVAL;
+    }
+    *out = msg;
+    return 0;
+}

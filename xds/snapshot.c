@@ -1,0 +1,685 @@
+/* Translation of Envoy v3 Bootstrap messages into the runtime snapshot, the one path every
+ * config source goes through, plus filter chain matching and the config dump. Anything the
+ * data plane would not honour is rejected here with an error that names where it is. */
+#include "xds/snapshot.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
+#include "filters/filter.h"
+#include "proxy/cluster.h"
+#include "xds/config.h"
+
+typedef Envoy__Config__Bootstrap__V3__Bootstrap bootstrap_msg_t;
+typedef Envoy__Config__Listener__V3__Listener listener_msg_t;
+typedef Envoy__Config__Listener__V3__FilterChain chain_msg_t;
+typedef Envoy__Config__Cluster__V3__Cluster cluster_msg_t;
+typedef Envoy__Config__Core__V3__Address address_msg_t;
+
+#define DEFAULT_CONNECT_TIMEOUT_MS 5000
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+void snapshot_format_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+        snprintf(buf, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+        snprintf(buf, len, "%s:%u", ip, ntohs(s4->sin_port));
+    } else {
+        snprintf(buf, len, "unknown");
+    }
+}
+
+static uint64_t duration_ms(const Google__Protobuf__Duration *d, uint64_t dflt)
+{
+    if (d == NULL)
+        return dflt;
+    return (uint64_t)d->seconds * 1000 + (uint64_t)d->nanos / 1000000;
+}
+
+/* Address → sockaddr; only socket addresses with a numeric IP and port_value are supported. */
+static int parse_address(const address_msg_t *a, struct sockaddr_storage *out, const char *what,
+                         char *err, size_t errlen)
+{
+    if (a == NULL || a->address_case != ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS)
+        return fail(err, errlen, "%s: address: a socket_address is required", what);
+    const Envoy__Config__Core__V3__SocketAddress *s = a->socket_address;
+    if (s->protocol != ENVOY__CONFIG__CORE__V3__SOCKET_ADDRESS__PROTOCOL__TCP)
+        return fail(err, errlen, "%s: address: only TCP is supported", what);
+    if (s->port_specifier_case !=
+        ENVOY__CONFIG__CORE__V3__SOCKET_ADDRESS__PORT_SPECIFIER_PORT_VALUE)
+        return fail(err, errlen,
+                    "%s: address: port_value is required (named_port is not "
+                    "supported)",
+                    what);
+    if (s->port_value > 65535)
+        return fail(err, errlen, "%s: address: port %u out of range", what, s->port_value);
+    memset(out, 0, sizeof(*out));
+    struct sockaddr_in *s4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET, s->address, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)s->port_value);
+    } else if (inet_pton(AF_INET6, s->address, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)s->port_value);
+    } else {
+        return fail(err, errlen,
+                    "%s: address: '%s' is not an IP address (DNS names are not "
+                    "supported here)",
+                    what, s->address);
+    }
+    return 0;
+}
+
+static int parse_cidr(const Envoy__Config__Core__V3__CidrRange *c, snap_cidr_t *out,
+                      const char *what, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    uint32_t max;
+    if (inet_pton(AF_INET, c->address_prefix, out->addr) == 1) {
+        out->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, c->address_prefix, out->addr) == 1) {
+        out->family = AF_INET6;
+        max = 128;
+    } else {
+        return fail(err, errlen, "%s: prefix_ranges: '%s' is not an IP address", what,
+                    c->address_prefix);
+    }
+    uint32_t len = c->prefix_len ? c->prefix_len->value : 0;
+    if (len > max)
+        return fail(err, errlen, "%s: prefix_ranges: prefix_len %u is over %u", what, len, max);
+    out->prefix_len = (uint8_t)len;
+    return 0;
+}
+
+static bool cidr_contains(const snap_cidr_t *c, const struct sockaddr *sa)
+{
+    const uint8_t *ip;
+    if (sa->sa_family == AF_INET && c->family == AF_INET)
+        ip = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+    else if (sa->sa_family == AF_INET6 && c->family == AF_INET6)
+        ip = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+    else
+        return false;
+    unsigned full = c->prefix_len / 8, rest = c->prefix_len % 8;
+    if (memcmp(ip, c->addr, full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    return (ip[full] & mask) == (c->addr[full] & mask);
+}
+
+static const char *enum_name(const ProtobufCEnumDescriptor *d, int value)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(d, value);
+    return v ? v->name : "?";
+}
+
+static int define_cluster_stats(stats_store_t *st, snap_cluster_t *c)
+{
+    struct {
+        stat_id_t *id;
+        stat_kind_t kind;
+        const char *metric;
+    } defs[] = {
+        {&c->st.upstream_cx_total, STAT_COUNTER, "upstream_cx_total"},
+        {&c->st.upstream_cx_active, STAT_GAUGE, "upstream_cx_active"},
+        {&c->st.upstream_cx_connect_fail, STAT_COUNTER, "upstream_cx_connect_fail"},
+        {&c->st.upstream_cx_connect_timeout, STAT_COUNTER, "upstream_cx_connect_timeout"},
+        {&c->st.upstream_cx_rx_bytes_total, STAT_COUNTER, "upstream_cx_rx_bytes_total"},
+        {&c->st.upstream_cx_tx_bytes_total, STAT_COUNTER, "upstream_cx_tx_bytes_total"},
+        {&c->st.upstream_cx_destroy_local, STAT_COUNTER, "upstream_cx_destroy_local"},
+        {&c->st.upstream_cx_destroy_remote, STAT_COUNTER, "upstream_cx_destroy_remote"},
+        {&c->st.upstream_cx_none_healthy, STAT_COUNTER, "upstream_cx_none_healthy"},
+    };
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+        int64_t id = stats_define(st, defs[i].kind, "cluster", "envoy_cluster_name", c->stat_name,
+                                  defs[i].metric);
+        if (id < 0)
+            return (int)id;
+        *defs[i].id = (stat_id_t)id;
+    }
+    return 0;
+}
+
+static int define_listener_stats(stats_store_t *st, snap_listener_t *l)
+{
+    struct {
+        stat_id_t *id;
+        stat_kind_t kind;
+        const char *metric;
+    } defs[] = {
+        {&l->st.downstream_cx_total, STAT_COUNTER, "downstream_cx_total"},
+        {&l->st.downstream_cx_active, STAT_GAUGE, "downstream_cx_active"},
+        {&l->st.downstream_cx_destroy, STAT_COUNTER, "downstream_cx_destroy"},
+        {&l->st.no_filter_chain_match, STAT_COUNTER, "no_filter_chain_match"},
+        {&l->st.downstream_cx_loop, STAT_COUNTER, "downstream_cx_loop"},
+    };
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+        int64_t id = stats_define(st, defs[i].kind, "listener", "envoy_listener_address",
+                                  l->stat_name, defs[i].metric);
+        if (id < 0)
+            return (int)id;
+        *defs[i].id = (stat_id_t)id;
+    }
+    return 0;
+}
+
+static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, stats_store_t *stats,
+                         unsigned nworkers, char *err, size_t errlen)
+{
+    char what[300];
+    snprintf(what, sizeof(what), "cluster '%s'", m->name);
+    if (m->name == NULL || m->name[0] == '\0')
+        return fail(err, errlen, "cluster: name is required");
+    c->name = strdup(m->name);
+    c->stat_name = strdup(m->alt_stat_name && *m->alt_stat_name ? m->alt_stat_name : m->name);
+    if (c->name == NULL || c->stat_name == NULL)
+        return -ENOMEM;
+    if (m->cluster_discovery_type_case ==
+        ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_CLUSTER_TYPE)
+        return fail(err, errlen, "%s: cluster_type (custom clusters) is not supported", what);
+    switch (m->type) {
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STATIC:
+        c->kind = CLUSTER_STATIC;
+        break;
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__ORIGINAL_DST:
+        c->kind = CLUSTER_ORIGINAL_DST;
+        break;
+    default:
+        return fail(err, errlen, "%s: type %s is not supported (STATIC and ORIGINAL_DST are)", what,
+                    enum_name(&envoy__config__cluster__v3__cluster__discovery_type__descriptor,
+                              (int)m->type));
+    }
+    switch (m->lb_policy) {
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__ROUND_ROBIN:
+        c->lb_policy = LB_ROUND_ROBIN;
+        break;
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__LEAST_REQUEST:
+        c->lb_policy = LB_LEAST_REQUEST;
+        break;
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__RANDOM:
+        c->lb_policy = LB_RANDOM;
+        break;
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__CLUSTER_PROVIDED:
+        c->lb_policy = LB_CLUSTER_PROVIDED;
+        break;
+    default:
+        return fail(err, errlen,
+                    "%s: lb_policy %s is not supported (ROUND_ROBIN, LEAST_REQUEST, "
+                    "RANDOM, CLUSTER_PROVIDED are)",
+                    what,
+                    enum_name(&envoy__config__cluster__v3__cluster__lb_policy__descriptor,
+                              (int)m->lb_policy));
+    }
+    if ((c->kind == CLUSTER_ORIGINAL_DST) != (c->lb_policy == LB_CLUSTER_PROVIDED))
+        return fail(err, errlen,
+                    "%s: ORIGINAL_DST clusters take lb_policy CLUSTER_PROVIDED, and "
+                    "only they do",
+                    what);
+    if (m->transport_socket)
+        return fail(err, errlen, "%s: transport_socket is not supported yet", what);
+    if (m->upstream_bind_config && m->upstream_bind_config->source_address) {
+        Envoy__Config__Core__V3__Address a = ENVOY__CONFIG__CORE__V3__ADDRESS__INIT;
+        a.address_case = ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS;
+        a.socket_address = m->upstream_bind_config->source_address;
+        char bwhat[340];
+        snprintf(bwhat, sizeof(bwhat), "%s: upstream_bind_config.source_address", what);
+        int rc = parse_address(&a, &c->bind_addr, bwhat, err, errlen);
+        if (rc < 0)
+            return rc;
+        c->has_bind = true;
+    }
+    c->connect_timeout_ms = duration_ms(m->connect_timeout, DEFAULT_CONNECT_TIMEOUT_MS);
+    c->buffer_limit =
+        m->per_connection_buffer_limit_bytes ? m->per_connection_buffer_limit_bytes->value : 0;
+
+    const Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la = m->load_assignment;
+    size_t total = 0;
+    for (size_t i = 0; la && i < la->n_endpoints; i++)
+        total += la->endpoints[i]->n_lb_endpoints;
+    if (c->kind == CLUSTER_ORIGINAL_DST && total > 0)
+        return fail(err, errlen, "%s: ORIGINAL_DST clusters take no load_assignment", what);
+    c->endpoints = calloc(total ? total : 1, sizeof(*c->endpoints));
+    if (c->endpoints == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; la && i < la->n_endpoints; i++) {
+        const Envoy__Config__Endpoint__V3__LocalityLbEndpoints *loc = la->endpoints[i];
+        for (size_t j = 0; j < loc->n_lb_endpoints; j++) {
+            const Envoy__Config__Endpoint__V3__LbEndpoint *e = loc->lb_endpoints[j];
+            char ewhat[340];
+            snprintf(ewhat, sizeof(ewhat), "%s: endpoint %zu.%zu", what, i, j);
+            if (e->host_identifier_case !=
+                ENVOY__CONFIG__ENDPOINT__V3__LB_ENDPOINT__HOST_IDENTIFIER_ENDPOINT)
+                return fail(err, errlen, "%s: an endpoint with an address is required", ewhat);
+            /* Endpoints the control plane marks unhealthy, draining or timed out get no
+             * traffic, as in Envoy. */
+            if (e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__UNHEALTHY ||
+                e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__DRAINING ||
+                e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__TIMEOUT)
+                continue;
+            snap_endpoint_t *ep = &c->endpoints[c->n_endpoints];
+            int rc = parse_address(e->endpoint->address, &ep->addr, ewhat, err, errlen);
+            if (rc < 0)
+                return rc;
+            ep->weight = e->load_balancing_weight ? e->load_balancing_weight->value : 1;
+            if (ep->weight == 0)
+                return fail(err, errlen, "%s: load_balancing_weight must be at least 1", ewhat);
+            snapshot_format_addr((struct sockaddr *)&ep->addr, ep->label, sizeof(ep->label));
+            c->n_endpoints++;
+        }
+    }
+    int rc = define_cluster_stats(stats, c);
+    if (rc == 0)
+        rc = cluster_lb_init(c, nworkers);
+    return rc;
+}
+
+static int build_filter(const Envoy__Config__Listener__V3__Filter *m, snap_filter_t *f,
+                        const snapshot_t *snap, stats_store_t *stats, const char *what, char *err,
+                        size_t errlen)
+{
+    const char *type_url = m->typed_config ? m->typed_config->type_url : NULL;
+    f->name = strdup(m->name ? m->name : "");
+    if (f->name == NULL)
+        return -ENOMEM;
+    f->ops = filter_network_lookup(m->name, type_url);
+    if (f->ops == NULL)
+        return fail(err, errlen, "%s: filter '%s': unsupported network filter%s%s", what, f->name,
+                    type_url ? " type " : "", type_url ? type_url : "");
+    if (m->typed_config == NULL)
+        return fail(err, errlen, "%s: filter '%s': typed_config is required", what, f->name);
+    char ferr[400];
+    int rc = f->ops->config_parse(m->typed_config, snap, stats, &f->config, ferr, sizeof(ferr));
+    if (rc < 0)
+        return fail(err, errlen, "%s: filter '%s': %s", what, f->name, ferr);
+    return 0;
+}
+
+static int build_chain(const chain_msg_t *m, snap_chain_t *c, const snapshot_t *snap,
+                       stats_store_t *stats, const char *what, char *err, size_t errlen)
+{
+    c->name = strdup(m->name ? m->name : "");
+    if (c->name == NULL)
+        return -ENOMEM;
+    const Envoy__Config__Listener__V3__FilterChainMatch *fm = m->filter_chain_match;
+    if (fm) {
+        if (fm->destination_port) {
+            if (fm->destination_port->value < 1 || fm->destination_port->value > 65535)
+                return fail(err, errlen, "%s: destination_port %u out of range", what,
+                            fm->destination_port->value);
+            c->dest_port = fm->destination_port->value;
+        }
+        if (fm->n_server_names || fm->n_application_protocols || fm->n_source_prefix_ranges ||
+            fm->n_direct_source_prefix_ranges || fm->n_source_ports || fm->source_type ||
+            (fm->address_suffix && *fm->address_suffix))
+            return fail(err, errlen,
+                        "%s: filter_chain_match: only destination_port and "
+                        "prefix_ranges are supported",
+                        what);
+        /* Without a TLS inspector every connection is raw_buffer, as in Envoy. */
+        if (fm->transport_protocol && *fm->transport_protocol &&
+            strcmp(fm->transport_protocol, "raw_buffer") != 0)
+            return fail(err, errlen,
+                        "%s: transport_protocol '%s' needs the tls_inspector, "
+                        "which is not supported yet",
+                        what, fm->transport_protocol);
+        if (fm->n_prefix_ranges) {
+            c->prefixes = calloc(fm->n_prefix_ranges, sizeof(*c->prefixes));
+            if (c->prefixes == NULL)
+                return -ENOMEM;
+            for (size_t i = 0; i < fm->n_prefix_ranges; i++) {
+                c->n_prefixes++;
+                int rc = parse_cidr(fm->prefix_ranges[i], &c->prefixes[i], what, err, errlen);
+                if (rc < 0)
+                    return rc;
+            }
+        }
+    }
+    if (m->transport_socket)
+        return fail(err, errlen, "%s: transport_socket is not supported yet", what);
+    if (m->n_filters == 0)
+        return fail(err, errlen, "%s: a filter chain needs at least one filter", what);
+    c->filters = calloc(m->n_filters, sizeof(*c->filters));
+    if (c->filters == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->n_filters; i++) {
+        c->n_filters++;
+        int rc = build_filter(m->filters[i], &c->filters[i], snap, stats, what, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static bool same_match(const snap_chain_t *a, const snap_chain_t *b)
+{
+    if (a->dest_port != b->dest_port || a->n_prefixes != b->n_prefixes)
+        return false;
+    for (size_t i = 0; i < a->n_prefixes; i++)
+        if (memcmp(&a->prefixes[i], &b->prefixes[i], sizeof(snap_cidr_t)) != 0)
+            return false;
+    return true;
+}
+
+static int build_listener(const listener_msg_t *m, snap_listener_t *l, const snapshot_t *snap,
+                          stats_store_t *stats, char *err, size_t errlen)
+{
+    char what[300];
+    if (m->name == NULL || m->name[0] == '\0')
+        return fail(err, errlen, "listener: name is required");
+    snprintf(what, sizeof(what), "listener '%s'", m->name);
+    l->name = strdup(m->name);
+    l->stat_name = strdup(m->stat_prefix && *m->stat_prefix ? m->stat_prefix : m->name);
+    if (l->name == NULL || l->stat_name == NULL)
+        return -ENOMEM;
+    int rc = parse_address(m->address, &l->addr, what, err, errlen);
+    if (rc < 0)
+        return rc;
+    l->bind_to_port = m->bind_to_port ? m->bind_to_port->value : true;
+    l->use_original_dst = m->use_original_dst && m->use_original_dst->value;
+    l->buffer_limit =
+        m->per_connection_buffer_limit_bytes ? m->per_connection_buffer_limit_bytes->value : 0;
+    for (size_t i = 0; i < m->n_listener_filters; i++) {
+        const Envoy__Config__Listener__V3__ListenerFilter *lf = m->listener_filters[i];
+        const char *url = lf->typed_config ? lf->typed_config->type_url : NULL;
+        switch (filter_listener_lookup(lf->name, url)) {
+        case LISTENER_FILTER_ORIGINAL_DST:
+            l->use_original_dst = true;
+            break;
+        default:
+            return fail(err, errlen, "%s: listener filter '%s' is not supported", what,
+                        lf->name ? lf->name : (url ? url : "?"));
+        }
+    }
+    l->chains = calloc(m->n_filter_chains + 1, sizeof(*l->chains));
+    if (l->chains == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->n_filter_chains; i++) {
+        char cwhat[400];
+        const chain_msg_t *cm = m->filter_chains[i];
+        if (cm->name && *cm->name)
+            snprintf(cwhat, sizeof(cwhat), "%s: filter chain '%s'", what, cm->name);
+        else
+            snprintf(cwhat, sizeof(cwhat), "%s: filter chain %zu", what, i);
+        l->n_chains++; /* counted before it is built, so a failed build is freed too */
+        rc = build_chain(cm, &l->chains[i], snap, stats, cwhat, err, errlen);
+        if (rc < 0)
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if (same_match(&l->chains[j], &l->chains[i]))
+                return fail(err, errlen, "%s: has the same filter_chain_match as chain %zu", cwhat,
+                            j);
+    }
+    if (m->default_filter_chain) {
+        char cwhat[400];
+        snprintf(cwhat, sizeof(cwhat), "%s: default_filter_chain", what);
+        l->default_chain = &l->chains[m->n_filter_chains];
+        rc =
+            build_chain(m->default_filter_chain, l->default_chain, snap, stats, cwhat, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    if (l->n_chains == 0 && l->default_chain == NULL)
+        return fail(err, errlen, "%s: needs filter_chains or a default_filter_chain", what);
+    return define_listener_stats(stats, l);
+}
+
+static void free_chain(snap_chain_t *c)
+{
+    for (size_t i = 0; i < c->n_filters; i++) {
+        if (c->filters[i].ops && c->filters[i].config)
+            c->filters[i].ops->config_free(c->filters[i].config);
+        free(c->filters[i].name);
+    }
+    free(c->filters);
+    free(c->prefixes);
+    free(c->name);
+}
+
+static void snapshot_free(snapshot_t *s)
+{
+    for (size_t i = 0; i < s->n_listeners; i++) {
+        snap_listener_t *l = &s->listeners[i];
+        for (size_t j = 0; j < l->n_chains; j++)
+            free_chain(&l->chains[j]);
+        if (l->default_chain)
+            free_chain(l->default_chain);
+        free(l->chains);
+        free(l->name);
+        free(l->stat_name);
+    }
+    free(s->listeners);
+    for (size_t i = 0; i < s->n_clusters; i++) {
+        snap_cluster_t *c = &s->clusters[i];
+        cluster_lb_free(c);
+        free(c->endpoints);
+        free(c->name);
+        free(c->stat_name);
+    }
+    free(s->clusters);
+    free(s->node_id);
+    free(s->node_cluster);
+    if (s->bootstrap)
+        protobuf_c_message_free_unpacked(s->bootstrap, NULL);
+    free(s);
+}
+
+int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
+                   char *err, size_t errlen)
+{
+    static _Atomic uint64_t next_version = 1;
+    bootstrap_msg_t *b = bootstrap;
+    *out = NULL;
+    snapshot_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        protobuf_c_message_free_unpacked(bootstrap, NULL);
+        return fail(err, errlen, "out of memory");
+    }
+    atomic_init(&s->refs, 1);
+    s->bootstrap = b;
+    s->nworkers = nworkers ? nworkers : 1;
+    s->version = atomic_fetch_add(&next_version, 1);
+    int rc = 0;
+    s->node_id = strdup(b->node && b->node->id ? b->node->id : "");
+    s->node_cluster = strdup(b->node && b->node->cluster ? b->node->cluster : "");
+    if (s->node_id == NULL || s->node_cluster == NULL) {
+        rc = -ENOMEM;
+        goto fail_oom;
+    }
+    if (b->admin && b->admin->address) {
+        rc = parse_address(b->admin->address, &s->admin_addr, "admin", err, errlen);
+        if (rc < 0)
+            goto fail_built;
+        s->has_admin = true;
+    }
+    if (b->dynamic_resources &&
+        (b->dynamic_resources->lds_config || b->dynamic_resources->cds_config ||
+         b->dynamic_resources->ads_config)) {
+        rc = fail(err, errlen, "dynamic_resources: xDS is not supported yet");
+        goto fail_built;
+    }
+    const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = b->static_resources;
+    size_t nc = sr ? sr->n_clusters : 0, nl = sr ? sr->n_listeners : 0;
+    s->clusters = calloc(nc ? nc : 1, sizeof(*s->clusters));
+    s->listeners = calloc(nl ? nl : 1, sizeof(*s->listeners));
+    if (s->clusters == NULL || s->listeners == NULL) {
+        rc = -ENOMEM;
+        goto fail_oom;
+    }
+    for (size_t i = 0; i < nc; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (sr->clusters[i]->name && strcmp(sr->clusters[i]->name, s->clusters[j].name) == 0) {
+                rc = fail(err, errlen, "cluster '%s': defined twice", sr->clusters[i]->name);
+                goto fail_built;
+            }
+        }
+        s->n_clusters++;
+        rc = build_cluster(sr->clusters[i], &s->clusters[i], stats, s->nworkers, err, errlen);
+        if (rc == -ENOMEM)
+            goto fail_oom;
+        if (rc < 0)
+            goto fail_built;
+    }
+    for (size_t i = 0; i < nl; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (sr->listeners[i]->name &&
+                strcmp(sr->listeners[i]->name, s->listeners[j].name) == 0) {
+                rc = fail(err, errlen, "listener '%s': defined twice", sr->listeners[i]->name);
+                goto fail_built;
+            }
+        }
+        s->n_listeners++;
+        rc = build_listener(sr->listeners[i], &s->listeners[i], s, stats, err, errlen);
+        if (rc == -ENOMEM)
+            goto fail_oom;
+        if (rc < 0)
+            goto fail_built;
+    }
+    *out = s;
+    return 0;
+
+fail_oom:
+    fail(err, errlen, "out of memory while building the config");
+fail_built:
+    snapshot_free(s);
+    return rc < 0 ? rc : -EINVAL;
+}
+
+int snapshot_load_file(const char *path, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
+                       char *err, size_t errlen)
+{
+    ProtobufCMessage *msg = NULL;
+    *out = NULL;
+    int rc = config_yaml_load_file(path, &envoy__config__bootstrap__v3__bootstrap__descriptor, &msg,
+                                   err, errlen);
+    if (rc < 0)
+        return rc;
+    return snapshot_build(msg, stats, nworkers, out, err, errlen);
+}
+
+snapshot_t *snapshot_ref(snapshot_t *snap)
+{
+    if (snap)
+        atomic_fetch_add_explicit(&snap->refs, 1, memory_order_relaxed);
+    return snap;
+}
+
+void snapshot_unref(snapshot_t *snap)
+{
+    if (snap && atomic_fetch_sub_explicit(&snap->refs, 1, memory_order_acq_rel) == 1)
+        snapshot_free(snap);
+}
+
+const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *name)
+{
+    for (size_t i = 0; i < snap->n_clusters; i++)
+        if (strcmp(snap->clusters[i].name, name) == 0)
+            return &snap->clusters[i];
+    return NULL;
+}
+
+/* Among chains with the given port, the one whose prefix best matches dst: the longest
+ * matching prefix wins; a chain without prefixes matches anything, below any prefix match. */
+static const snap_chain_t *match_by_ip(const snap_listener_t *l, uint32_t port,
+                                       const struct sockaddr *dst)
+{
+    const snap_chain_t *best = NULL;
+    int best_len = -2;
+    for (size_t i = 0; i < l->n_chains; i++) {
+        const snap_chain_t *c = &l->chains[i];
+        if (c->dest_port != port)
+            continue;
+        if (c->n_prefixes == 0) {
+            if (best_len < -1) {
+                best = c;
+                best_len = -1;
+            }
+            continue;
+        }
+        for (size_t j = 0; j < c->n_prefixes; j++) {
+            if (c->prefixes[j].prefix_len > best_len && cidr_contains(&c->prefixes[j], dst)) {
+                best = c;
+                best_len = c->prefixes[j].prefix_len;
+            }
+        }
+    }
+    return best;
+}
+
+const snap_chain_t *snapshot_match_chain(const snap_listener_t *l, const struct sockaddr *dst)
+{
+    uint32_t port = 0;
+    if (dst->sa_family == AF_INET)
+        port = ntohs(((const struct sockaddr_in *)dst)->sin_port);
+    else if (dst->sa_family == AF_INET6)
+        port = ntohs(((const struct sockaddr_in6 *)dst)->sin6_port);
+    const snap_chain_t *c = port ? match_by_ip(l, port, dst) : NULL;
+    if (c == NULL)
+        c = match_by_ip(l, 0, dst);
+    return c ? c : l->default_chain;
+}
+
+char *snapshot_config_dump(const snapshot_t *snap)
+{
+    const bootstrap_msg_t *b = snap->bootstrap;
+    json_t *configs = json_array();
+    json_t *boot = json_object();
+    json_object_set_new(boot, "@type",
+                        json_string("type.googleapis.com/envoy.admin.v3.BootstrapConfigDump"));
+    json_object_set_new(boot, "bootstrap", config_to_json((const ProtobufCMessage *)b));
+    json_array_append_new(configs, boot);
+
+    json_t *ls = json_object(), *static_ls = json_array();
+    json_object_set_new(ls, "@type",
+                        json_string("type.googleapis.com/envoy.admin.v3.ListenersConfigDump"));
+    json_t *cs = json_object(), *static_cs = json_array();
+    json_object_set_new(cs, "@type",
+                        json_string("type.googleapis.com/envoy.admin.v3.ClustersConfigDump"));
+    const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = b->static_resources;
+    for (size_t i = 0; sr && i < sr->n_listeners; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "listener",
+                            config_to_json((const ProtobufCMessage *)sr->listeners[i]));
+        json_array_append_new(static_ls, e);
+    }
+    for (size_t i = 0; sr && i < sr->n_clusters; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "cluster",
+                            config_to_json((const ProtobufCMessage *)sr->clusters[i]));
+        json_array_append_new(static_cs, e);
+    }
+    json_object_set_new(ls, "static_listeners", static_ls);
+    json_object_set_new(cs, "static_clusters", static_cs);
+    json_array_append_new(configs, cs);
+    json_array_append_new(configs, ls);
+    json_t *root = json_object();
+    json_object_set_new(root, "configs", configs);
+    char *s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return s;
+}

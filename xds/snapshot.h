@@ -1,0 +1,142 @@
+/* The running configuration: an immutable, reference-counted snapshot of listeners, filter
+ * chains and clusters, translated from Envoy v3 messages (a YAML bootstrap today, xDS later)
+ * through one path. Workers read it without locks; nothing in it changes after publication,
+ * except each cluster's per-worker load-balancer slots, which only their own worker touches. */
+#ifndef REMORA_SNAPSHOT_H
+#define REMORA_SNAPSHOT_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "proxy/stats.h"
+
+struct net_filter_ops;
+struct lb_state;
+
+typedef struct snap_cidr {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    uint8_t prefix_len;
+} snap_cidr_t;
+
+typedef struct snap_endpoint {
+    struct sockaddr_storage addr;
+    uint32_t weight;
+    char label[64]; /* "198.18.0.3:8080", for /clusters and logs */
+} snap_endpoint_t;
+
+typedef enum { CLUSTER_STATIC, CLUSTER_ORIGINAL_DST } cluster_kind_t;
+typedef enum { LB_ROUND_ROBIN, LB_LEAST_REQUEST, LB_RANDOM, LB_CLUSTER_PROVIDED } lb_policy_t;
+
+typedef struct cluster_stat_ids {
+    stat_id_t upstream_cx_total;
+    stat_id_t upstream_cx_active;
+    stat_id_t upstream_cx_connect_fail;
+    stat_id_t upstream_cx_connect_timeout;
+    stat_id_t upstream_cx_rx_bytes_total;
+    stat_id_t upstream_cx_tx_bytes_total;
+    stat_id_t upstream_cx_destroy_local;
+    stat_id_t upstream_cx_destroy_remote;
+    stat_id_t upstream_cx_none_healthy;
+    stat_id_t membership_total;
+} cluster_stat_ids_t;
+
+typedef struct snap_cluster {
+    char *name;
+    char *stat_name; /* alt_stat_name or name */
+    cluster_kind_t kind;
+    lb_policy_t lb_policy;
+    uint64_t connect_timeout_ms;
+    uint32_t buffer_limit; /* per_connection_buffer_limit_bytes */
+    bool has_bind;         /* upstream_bind_config: connect from this source address */
+    struct sockaddr_storage bind_addr;
+    snap_endpoint_t *endpoints;
+    size_t n_endpoints;
+    cluster_stat_ids_t st;
+    struct lb_state *lb; /* per-worker balancer state, see proxy/cluster.h */
+} snap_cluster_t;
+
+typedef struct snap_filter {
+    char *name;
+    const struct net_filter_ops *ops;
+    void *config; /* owned; freed by ops->config_free */
+} snap_filter_t;
+
+typedef struct snap_chain {
+    char *name;
+    uint32_t dest_port; /* 0: any port */
+    snap_cidr_t *prefixes;
+    size_t n_prefixes; /* 0: any destination address */
+    snap_filter_t *filters;
+    size_t n_filters;
+} snap_chain_t;
+
+typedef struct listener_stat_ids {
+    stat_id_t downstream_cx_total;
+    stat_id_t downstream_cx_active;
+    stat_id_t downstream_cx_destroy;
+    stat_id_t no_filter_chain_match;
+    stat_id_t downstream_cx_loop;
+} listener_stat_ids_t;
+
+typedef struct snap_listener {
+    char *name;
+    char *stat_name; /* stat_prefix or name */
+    struct sockaddr_storage addr;
+    bool use_original_dst; /* has the original_dst listener filter (or use_original_dst) */
+    bool bind_to_port;
+    uint32_t buffer_limit;
+    snap_chain_t *chains;
+    size_t n_chains;
+    snap_chain_t *default_chain; /* NULL when the listener has none */
+    listener_stat_ids_t st;
+} snap_listener_t;
+
+typedef struct snapshot {
+    _Atomic int refs;
+    uint64_t version;
+    unsigned nworkers;
+    char *node_id;
+    char *node_cluster;
+    bool has_admin;
+    struct sockaddr_storage admin_addr;
+    snap_listener_t *listeners;
+    size_t n_listeners;
+    snap_cluster_t *clusters;
+    size_t n_clusters;
+    void *bootstrap; /* the Bootstrap message it came from (owned), for /config_dump */
+} snapshot_t;
+
+/* Builds a snapshot from a Bootstrap message. Takes `bootstrap` (a
+ * Envoy__Config__Bootstrap__V3__Bootstrap*) in every case. Defines its stats in `stats`
+ * (borrowed; must outlive the snapshot). On error returns negative and err says what and where
+ * ("listener 'x': filter chain 0: ..."). The new snapshot has one reference. */
+int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
+                   char *err, size_t errlen);
+
+/* Loads a YAML bootstrap file and builds it. */
+int snapshot_load_file(const char *path, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
+                       char *err, size_t errlen);
+
+snapshot_t *snapshot_ref(snapshot_t *snap);
+void snapshot_unref(snapshot_t *snap);
+
+/* Borrowed pointer into snap, or NULL. */
+const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *name);
+
+/* Picks the filter chain for a connection to `dst` the Envoy way: chains for the destination
+ * port before port-less chains; within those, the longest matching destination prefix before
+ * chains without prefixes; then the default chain. NULL when nothing matches. */
+const snap_chain_t *snapshot_match_chain(const snap_listener_t *l, const struct sockaddr *dst);
+
+/* The active config as JSON (Envoy's config_dump shape); new malloc'd string or NULL. */
+char *snapshot_config_dump(const snapshot_t *snap);
+
+/* Formats an address as "ip:port" into buf. */
+void snapshot_format_addr(const struct sockaddr *sa, char *buf, size_t len);
+
+#endif
