@@ -121,6 +121,7 @@ fuzz: $(GEN_STAMP)
 	@BUILD=$(BUILD) FUZZ_CC=$(FUZZ_CC) scripts/fuzz.sh $(FUZZ_SRCS)
 
 bench: all
+	@scripts/deps.sh bench
 	@BUILD=$(BUILD) bench/run.sh
 
 clean:

@@ -23,8 +23,9 @@ typedef struct accepted_conn {
     struct snapshot *snap; /* borrowed; the filter takes its own reference if it keeps any */
     const struct snap_listener *listener;
     const struct snap_chain *chain;
-    struct sockaddr_storage peer;     /* downstream address */
-    struct sockaddr_storage orig_dst; /* SO_ORIGINAL_DST, or the local address */
+    /* SO_ORIGINAL_DST, or the local address; ss_family is 0 when the listener needs neither
+     * (no chain matches on the destination and no passthrough). */
+    struct sockaddr_storage orig_dst;
 } accepted_conn_t;
 
 typedef struct net_filter_ops {

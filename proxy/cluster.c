@@ -79,7 +79,7 @@ int cluster_pick(const snap_cluster_t *c, unsigned worker_index, const struct so
 {
     *endpoint_index = -1;
     if (c->kind == CLUSTER_ORIGINAL_DST) {
-        if (orig_dst == NULL)
+        if (orig_dst == NULL || (orig_dst->sa_family != AF_INET && orig_dst->sa_family != AF_INET6))
             return -EHOSTUNREACH;
         size_t len = orig_dst->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                      : sizeof(struct sockaddr_in);

@@ -111,9 +111,9 @@ static void on_connection(uv_stream_t *server, int status)
         .tcp = tcp, .worker = w, .stats = w->stats, .snap = w->snap, .listener = l};
     uv_os_fd_t fd;
     uv_fileno((uv_handle_t *)tcp, &fd);
-    socklen_t plen = sizeof(ac.peer);
-    getpeername(fd, (struct sockaddr *)&ac.peer, &plen);
-    original_destination(fd, l->use_original_dst, &ac.orig_dst);
+    /* Each address costs a syscall per connection: ask only when something uses it. */
+    if (l->needs_dst)
+        original_destination(fd, l->use_original_dst, &ac.orig_dst);
 
     stats_inc(w->stats, l->st.downstream_cx_total);
     stats_inc(w->stats, l->st.downstream_cx_active);

@@ -268,6 +268,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         side->eof = true;
         uv_read_stop(stream);
         relay_side_t *to = side->peer;
+        if (side->is_upstream)
+            stats_inc(r->worker->stats, r->tst->upstream_flush_total);
+        /* The last direction ended and nothing is left to write: close() sends the FIN, so a
+         * shutdown() first would only cost a syscall. */
+        if (to->eof && side->shut_done && to->tcp->write_queue_size == 0) {
+            relay_close(r, false, side->is_upstream);
+            return;
+        }
         if (!to->shut_sent) {
             to->shut_sent = true;
             to->shutdown_req.data = to;
@@ -276,8 +284,6 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                 return;
             }
         }
-        if (side->is_upstream)
-            stats_inc(r->worker->stats, r->tst->upstream_flush_total);
         maybe_finish(r);
         return;
     }

@@ -444,6 +444,10 @@ static int build_listener(const listener_msg_t *m, snap_listener_t *l, const sna
         if (rc < 0)
             return rc;
     }
+    l->needs_dst = l->use_original_dst;
+    for (size_t i = 0; i < l->n_chains; i++)
+        if (l->chains[i].dest_port || l->chains[i].n_prefixes)
+            l->needs_dst = true;
     if (l->n_chains == 0 && l->default_chain == NULL)
         return fail(err, errlen, "%s: needs filter_chains or a default_filter_chain", what);
     return define_listener_stats(stats, l);

@@ -89,6 +89,7 @@ typedef struct snap_listener {
     struct sockaddr_storage addr;
     bool use_original_dst; /* has the original_dst listener filter (or use_original_dst) */
     bool bind_to_port;
+    bool needs_dst; /* a chain matches on the destination, or original_dst is on */
     uint32_t buffer_limit;
     snap_chain_t *chains;
     size_t n_chains;
