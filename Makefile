@@ -18,7 +18,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
-CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wno-format-truncation -MMD -MP -fno-strict-aliasing
+CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wno-format-truncation -Wno-deprecated-declarations -MMD -MP -fno-strict-aliasing
 CPPFLAGS += -D_GNU_SOURCE -I. -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS   += $(PKG_LIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lpthread -lm
 ifeq ($(SAN),1)

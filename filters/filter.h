@@ -26,6 +26,11 @@ typedef struct accepted_conn {
     /* SO_ORIGINAL_DST, or the local address; ss_family is 0 when the listener needs neither
      * (no chain matches on the destination and no passthrough). */
     struct sockaddr_storage orig_dst;
+    /* Bytes protocol detection already read (a pool slab, or NULL); the filter takes them and
+     * must process them before anything read later. */
+    char *initial;
+    size_t initial_len;
+    const char *app_protocol; /* "http/1.1", "http/1.0", "h2c" from detection, or NULL */
 } accepted_conn_t;
 
 typedef struct net_filter_ops {
@@ -45,7 +50,11 @@ typedef struct net_filter_ops {
 const net_filter_ops_t *filter_network_lookup(const char *name, const char *type_url);
 
 /* Listener filters we understand; their configs carry no fields we use yet. */
-typedef enum { LISTENER_FILTER_UNKNOWN, LISTENER_FILTER_ORIGINAL_DST } listener_filter_kind_t;
+typedef enum {
+    LISTENER_FILTER_UNKNOWN,
+    LISTENER_FILTER_ORIGINAL_DST,
+    LISTENER_FILTER_HTTP_INSPECTOR,
+} listener_filter_kind_t;
 listener_filter_kind_t filter_listener_lookup(const char *name, const char *type_url);
 
 #endif

@@ -2,11 +2,21 @@
 #include <string.h>
 
 #include "filters/filter.h"
+#include "filters/http_filter.h"
 
 extern const net_filter_ops_t tcp_proxy_filter_ops;
+extern const net_filter_ops_t http_connection_manager_filter_ops;
+extern const http_filter_ops_t router_filter_ops;
+extern const http_filter_ops_t header_mutation_filter_ops;
 
 static const net_filter_ops_t *const network_filters[] = {
     &tcp_proxy_filter_ops,
+    &http_connection_manager_filter_ops,
+};
+
+static const http_filter_ops_t *const http_filters[] = {
+    &header_mutation_filter_ops,
+    &router_filter_ops,
 };
 
 /* The part of a type URL after its last '/': the message's full name. */
@@ -28,6 +38,18 @@ const net_filter_ops_t *filter_network_lookup(const char *name, const char *type
     return NULL;
 }
 
+const http_filter_ops_t *filter_http_lookup(const char *name, const char *type_url)
+{
+    size_t n = sizeof(http_filters) / sizeof(http_filters[0]);
+    for (size_t i = 0; i < n; i++) {
+        const http_filter_ops_t *f = http_filters[i];
+        if (type_url ? strcmp(type_name(type_url), type_name(f->type_url)) == 0
+                     : (name && strcmp(name, f->name) == 0))
+            return f;
+    }
+    return NULL;
+}
+
 static const struct {
     const char *name;
     const char *type_name;
@@ -35,6 +57,9 @@ static const struct {
 } listener_filters[] = {
     {"envoy.filters.listener.original_dst",
      "envoy.extensions.filters.listener.original_dst.v3.OriginalDst", LISTENER_FILTER_ORIGINAL_DST},
+    {"envoy.filters.listener.http_inspector",
+     "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
+     LISTENER_FILTER_HTTP_INSPECTOR},
 };
 
 listener_filter_kind_t filter_listener_lookup(const char *name, const char *type_url)

@@ -90,6 +90,190 @@ static void on_rejected_closed(uv_handle_t *h)
     free(h);
 }
 
+/* Hands a connection to its chain's terminal filter, or resets it. */
+static void dispatch(accepted_conn_t *ac)
+{
+    worker_t *w = ac->worker;
+    const snap_listener_t *l = ac->listener;
+    int rc = -ENOENT;
+    ac->chain = snapshot_match_chain(l, (const struct sockaddr *)&ac->orig_dst, ac->app_protocol);
+    if (ac->chain == NULL) {
+        stats_inc(w->stats, l->st.no_filter_chain_match);
+        if (log_current_level <= LOG_DEBUG) {
+            char dst[80];
+            snapshot_format_addr((const struct sockaddr *)&ac->orig_dst, dst, sizeof(dst));
+            log_debug("listener '%s': no filter chain matches %s", l->name, dst);
+        }
+    } else if (ac->chain->n_filters > 0) {
+        const snap_filter_t *f = &ac->chain->filters[ac->chain->n_filters - 1];
+        rc = f->ops->on_accept(ac, f->config);
+    }
+    if (rc < 0) {
+        stats_add(w->stats, l->st.downstream_cx_active, -1);
+        stats_inc(w->stats, l->st.downstream_cx_destroy);
+        atomic_fetch_sub_explicit(&w->active_conns, 1, memory_order_relaxed);
+        bufpool_put(&w->pool, ac->initial);
+        if (uv_tcp_close_reset(ac->tcp, on_rejected_closed) != 0)
+            uv_close((uv_handle_t *)ac->tcp, on_rejected_closed);
+    }
+}
+
+/* ---- protocol detection (envoy.filters.listener.http_inspector) ------------------------- */
+
+typedef struct sniff {
+    accepted_conn_t ac;
+    uv_timer_t timer;
+    char *slab;
+    size_t len;
+    bool decided;
+    struct sniff *prev, *next;
+} sniff_t;
+
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/* "http/1.1", "http/1.0", "h2c", NULL (not HTTP), or "" (undecided: more bytes needed). */
+static const char *classify(const char *p, size_t len)
+{
+    size_t plen = sizeof(h2_preface) - 1;
+    if (memcmp(p, h2_preface, len < plen ? len : plen) == 0)
+        return len >= plen ? "h2c" : "";
+    size_t i = 0;
+    for (; i < len && i < 32; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == ' ')
+            break;
+        if (c <= ' ' || c >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", c))
+            return NULL; /* not a method token */
+    }
+    if (i == 0 || i == 32)
+        return i == len ? "" : NULL;
+    if (i == len)
+        return "";
+    const char *eol = memchr(p, '\n', len);
+    if (eol == NULL)
+        return len < BUFPOOL_SLAB_SIZE ? "" : NULL;
+    size_t n = (size_t)(eol - p);
+    if (n && p[n - 1] == '\r')
+        n--;
+    if (n > 9 && memcmp(p + n - 9, " HTTP/1.1", 9) == 0)
+        return "http/1.1";
+    if (n > 9 && memcmp(p + n - 9, " HTTP/1.0", 9) == 0)
+        return "http/1.0";
+    return NULL;
+}
+
+static void on_sniff_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* Ends sniffing: the connection moves on with whatever was read, or is closed. */
+static void sniff_finish(sniff_t *sn, const char *proto, bool close_it)
+{
+    worker_t *w = sn->ac.worker;
+    if (sn->decided)
+        return;
+    sn->decided = true;
+    uv_read_stop((uv_stream_t *)sn->ac.tcp);
+    uv_timer_stop(&sn->timer);
+    if (sn->prev)
+        sn->prev->next = sn->next;
+    else if (w->sniffs == sn)
+        w->sniffs = sn->next;
+    if (sn->next)
+        sn->next->prev = sn->prev;
+    accepted_conn_t ac = sn->ac;
+    ac.app_protocol = proto && *proto ? proto : NULL;
+    ac.initial = sn->slab;
+    ac.initial_len = sn->len;
+    if (ac.initial_len == 0) {
+        bufpool_put(&w->pool, ac.initial);
+        ac.initial = NULL;
+    }
+    sn->slab = NULL;
+    uv_close((uv_handle_t *)&sn->timer, on_sniff_timer_closed);
+    if (close_it) {
+        ac.chain = NULL;
+        stats_add(w->stats, ac.listener->st.downstream_cx_active, -1);
+        stats_inc(w->stats, ac.listener->st.downstream_cx_destroy);
+        atomic_fetch_sub_explicit(&w->active_conns, 1, memory_order_relaxed);
+        bufpool_put(&w->pool, ac.initial);
+        uv_close((uv_handle_t *)ac.tcp, on_rejected_closed);
+    } else {
+        dispatch(&ac);
+    }
+    snapshot_unref(ac.snap);
+}
+
+static void on_sniff_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    sniff_t *sn = h->data;
+    *buf = uv_buf_init(sn->slab + sn->len, (unsigned)(BUFPOOL_SLAB_SIZE - sn->len));
+}
+
+static void on_sniff_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    sniff_t *sn = stream->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        sniff_finish(sn, NULL, true); /* gone before saying anything we could route on */
+        return;
+    }
+    sn->len += (size_t)nread;
+    const char *proto = classify(sn->slab, sn->len);
+    if (proto == NULL || *proto || sn->len == BUFPOOL_SLAB_SIZE)
+        sniff_finish(sn, proto && *proto ? proto : NULL, false);
+}
+
+static void on_sniff_timeout(uv_timer_t *t)
+{
+    sniff_t *sn = t->data;
+    /* A server-first protocol (the client waits for a greeting): continue as plain TCP. */
+    sniff_finish(sn, NULL, false);
+}
+
+static void sniff_start(accepted_conn_t *ac)
+{
+    worker_t *w = ac->worker;
+    sniff_t *sn = calloc(1, sizeof(*sn));
+    char *slab = sn ? bufpool_get(&w->pool) : NULL;
+    if (sn == NULL || slab == NULL) {
+        free(sn);
+        dispatch(ac);
+        return;
+    }
+    sn->ac = *ac;
+    sn->ac.snap = snapshot_ref(ac->snap);
+    sn->slab = slab;
+    uv_timer_init(&w->loop, &sn->timer);
+    sn->timer.data = sn;
+    ac->tcp->data = sn;
+    sn->next = w->sniffs;
+    if (w->sniffs)
+        w->sniffs->prev = sn;
+    w->sniffs = sn;
+    uv_timer_start(&sn->timer, on_sniff_timeout, ac->listener->filters_timeout_ms, 0);
+    uv_read_start((uv_stream_t *)ac->tcp, on_sniff_alloc, on_sniff_read);
+}
+
+void listener_abort_sniffs(worker_t *w)
+{
+    while (w->sniffs)
+        sniff_finish(w->sniffs, NULL, true);
+}
+
+static uint32_t dst_port(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    if (ss->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    return 0;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     worker_listener_t *wl = server->data;
@@ -112,36 +296,28 @@ static void on_connection(uv_stream_t *server, int status)
     uv_os_fd_t fd;
     uv_fileno((uv_handle_t *)tcp, &fd);
     /* Each address costs a syscall per connection: ask only when something uses it. */
-    if (l->needs_dst)
+    if (l->needs_dst || l->http_inspector)
         original_destination(fd, l->use_original_dst, &ac.orig_dst);
 
     stats_inc(w->stats, l->st.downstream_cx_total);
     stats_inc(w->stats, l->st.downstream_cx_active);
     atomic_fetch_add_explicit(&w->active_conns, 1, memory_order_relaxed);
 
-    int rc = -ENOENT;
     if (l->use_original_dst && is_self_destined(fd, &ac.orig_dst)) {
         stats_inc(w->stats, l->st.downstream_cx_loop);
         log_debug("listener '%s': connection made directly to the capture port refused", l->name);
-    } else if ((ac.chain = snapshot_match_chain(l, (const struct sockaddr *)&ac.orig_dst)) ==
-               NULL) {
-        stats_inc(w->stats, l->st.no_filter_chain_match);
-        if (log_current_level <= LOG_DEBUG) {
-            char dst[80];
-            snapshot_format_addr((const struct sockaddr *)&ac.orig_dst, dst, sizeof(dst));
-            log_debug("listener '%s': no filter chain matches %s", l->name, dst);
-        }
-    } else if (ac.chain->n_filters > 0) {
-        const snap_filter_t *f = &ac.chain->filters[ac.chain->n_filters - 1];
-        rc = f->ops->on_accept(&ac, f->config);
-    }
-    if (rc < 0) {
         stats_add(w->stats, l->st.downstream_cx_active, -1);
         stats_inc(w->stats, l->st.downstream_cx_destroy);
         atomic_fetch_sub_explicit(&w->active_conns, 1, memory_order_relaxed);
         if (uv_tcp_close_reset(tcp, on_rejected_closed) != 0)
             uv_close((uv_handle_t *)tcp, on_rejected_closed);
+        return;
     }
+    if (l->http_inspector && !(l->inspector_disabled &&
+                               snapshot_pred_eval(l->inspector_disabled, dst_port(&ac.orig_dst))))
+        sniff_start(&ac);
+    else
+        dispatch(&ac);
 }
 
 int listener_start(worker_listener_t *wl)

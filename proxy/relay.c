@@ -47,6 +47,8 @@ typedef struct relay {
     int endpoint_index;
     int handles_open;
     bool up_inited;
+    char *initial; /* bytes read by protocol detection, sent upstream first (a pool slab) */
+    size_t initial_len;
     bool up_counted; /* upstream_cx_active was incremented */
     struct relay *prev, *next;
 } relay_t;
@@ -91,6 +93,7 @@ static void relay_free(relay_t *r)
         stats_add(s, r->cluster->st.upstream_cx_active, -1);
     cluster_lb_release(r->cluster, w->index, r->endpoint_index);
     atomic_fetch_sub_explicit(&w->active_conns, 1, memory_order_relaxed);
+    bufpool_put(&w->pool, r->initial);
     snapshot_unref(r->snap);
     free(r->down.tcp);
     free(r);
@@ -332,13 +335,22 @@ static void on_connect(uv_connect_t *req, int status)
     if (r->idle_ms)
         uv_timer_start(&r->timer, on_timer, r->idle_ms, 0);
     uv_tcp_nodelay(&r->up_tcp, 1);
+    if (r->initial) {
+        char *slab = r->initial;
+        r->initial = NULL;
+        count_bytes(r, &r->down, r->initial_len);
+        if (forward(&r->down, slab, r->initial_len) < 0) {
+            relay_close(r, true, false);
+            return;
+        }
+    }
     uv_read_start((uv_stream_t *)r->down.tcp, on_alloc, on_read);
     uv_read_start((uv_stream_t *)&r->up_tcp, on_alloc, on_read);
 }
 
 /* Binds the upstream socket to the cluster's source address. IP_BIND_ADDRESS_NO_PORT defers the
  * port choice to connect(), so many connections from one source IP do not exhaust ports. */
-static int bind_source(uv_tcp_t *tcp, const snap_cluster_t *c)
+int bind_source(uv_tcp_t *tcp, const snap_cluster_t *c)
 {
     int fd = socket(c->bind_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -373,6 +385,9 @@ int relay_start(accepted_conn_t *conn, const snap_cluster_t *cluster,
     r->down = (relay_side_t){.tcp = conn->tcp, .relay = r, .peer = &r->up};
     r->up = (relay_side_t){.tcp = &r->up_tcp, .relay = r, .peer = &r->down, .is_upstream = true};
     conn->tcp->data = &r->down;
+    r->initial = conn->initial;
+    r->initial_len = conn->initial_len;
+    conn->initial = NULL;
     uv_timer_init(&w->loop, &r->timer);
     r->timer.data = r;
     relay_link(r);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "proxy/log.h"
+#include "proxy/hcm_conn.h"
 #include "proxy/relay.h"
 
 static void on_listener_closed(uv_handle_t *h)
@@ -61,7 +62,10 @@ static void on_wakeup(uv_async_t *a)
         atomic_store(&w->listening, false);
     }
     if (cmd & WORKER_CMD_STOP) {
+        listener_abort_sniffs(w);
         relay_abort_all(w);
+        hcm_abort_all(w);
+        pool_close_all(w);
         uv_close((uv_handle_t *)&w->wakeup, NULL);
     }
 }
@@ -89,6 +93,7 @@ int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_slots_t *s
     memset(w, 0, sizeof(*w));
     w->index = index;
     w->stats = stats;
+    w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)uv_hrtime() << 1) ^ index;
     w->snap = snap;
     bufpool_init(&w->pool, 256);
     int rc = uv_loop_init(&w->loop);

@@ -33,7 +33,11 @@ typedef struct worker {
     snapshot_t *snap; /* reference held; new connections use it */
     worker_listener_t *listeners;
     size_t n_listeners;
-    struct relay *relays; /* live tcp_proxy sessions, for abort on stop */
+    struct relay *relays;       /* live tcp_proxy sessions, for abort on stop */
+    struct hcm_conn *hcm_conns; /* live HTTP connections, for abort on stop */
+    struct sniff *sniffs;       /* connections in protocol detection */
+    void *pools;                /* upstream connection pools (proxy/pool.c) */
+    uint64_t rng;               /* per-worker generator: request ids, weighted picks */
     bufpool_t pool;
     _Atomic int64_t active_conns;
     _Atomic bool listening;
@@ -59,5 +63,7 @@ void worker_publish(worker_t *w, snapshot_t *snap);
 int listener_socket_open(const snap_listener_t *l, int *fd, char *err, size_t errlen);
 /* Starts accepting on a worker listener (worker thread). */
 int listener_start(worker_listener_t *wl);
+/* Closes connections still in protocol detection (at stop). */
+void listener_abort_sniffs(worker_t *w);
 
 #endif

@@ -6,21 +6,36 @@
 
 #include "xds/config.h"
 
+#include "envoy/config/accesslog/v3/accesslog.pb-c.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "envoy/config/cluster/v3/cluster.pb-c.h"
+#include "envoy/config/common/mutation_rules/v3/mutation_rules.pb-c.h"
 #include "envoy/config/core/v3/address.pb-c.h"
 #include "envoy/config/core/v3/base.pb-c.h"
 #include "envoy/config/core/v3/config_source.pb-c.h"
 #include "envoy/config/core/v3/extension.pb-c.h"
 #include "envoy/config/core/v3/grpc_service.pb-c.h"
 #include "envoy/config/core/v3/health_check.pb-c.h"
+#include "envoy/config/core/v3/protocol.pb-c.h"
+#include "envoy/config/core/v3/substitution_format_string.pb-c.h"
 #include "envoy/config/endpoint/v3/endpoint.pb-c.h"
 #include "envoy/config/endpoint/v3/endpoint_components.pb-c.h"
 #include "envoy/config/listener/v3/listener.pb-c.h"
 #include "envoy/config/listener/v3/listener_components.pb-c.h"
+#include "envoy/config/route/v3/route.pb-c.h"
+#include "envoy/config/route/v3/route_components.pb-c.h"
+#include "envoy/extensions/access_loggers/file/v3/file.pb-c.h"
+#include "envoy/extensions/access_loggers/stream/v3/stream.pb-c.h"
+#include "envoy/extensions/filters/http/header_mutation/v3/header_mutation.pb-c.h"
+#include "envoy/extensions/filters/http/router/v3/router.pb-c.h"
+#include "envoy/extensions/filters/listener/http_inspector/v3/http_inspector.pb-c.h"
 #include "envoy/extensions/filters/listener/original_dst/v3/original_dst.pb-c.h"
 #include "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.pb-c.h"
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
 #include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb-c.h"
+#include "envoy/type/matcher/v3/regex.pb-c.h"
+#include "envoy/type/matcher/v3/string.pb-c.h"
+#include "envoy/type/v3/range.pb-c.h"
 #include "google/protobuf/any.pb-c.h"
 #include "google/protobuf/duration.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
@@ -44,6 +59,7 @@ static const ProtobufCMessageDescriptor *const config_types[] = {
     &envoy__config__core__v3__tcp_keepalive__descriptor,
     &envoy__config__core__v3__address__descriptor,
     &envoy__config__core__v3__cidr_range__descriptor,
+    &envoy__config__core__v3__bind_config__descriptor,
     &envoy__config__core__v3__locality__descriptor,
     &envoy__config__core__v3__node__descriptor,
     &envoy__config__core__v3__watched_directory__descriptor,
@@ -73,6 +89,61 @@ static const ProtobufCMessageDescriptor *const config_types[] = {
     &envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy__descriptor,
     &envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy__weighted_cluster__descriptor,
     &envoy__extensions__filters__network__tcp_proxy__v3__tcp_proxy__weighted_cluster__cluster_weight__descriptor,
+    &envoy__config__core__v3__metadata__descriptor,
+    &envoy__config__core__v3__metadata__filter_metadata_entry__descriptor,
+    &envoy__config__core__v3__metadata__typed_filter_metadata_entry__descriptor,
+    &envoy__config__core__v3__header_value__descriptor,
+    &envoy__config__core__v3__header_value_option__descriptor,
+    &envoy__config__core__v3__http_protocol_options__descriptor,
+    &envoy__config__core__v3__http1_protocol_options__descriptor,
+    &envoy__config__core__v3__http1_protocol_options__header_key_format__descriptor,
+    &envoy__config__core__v3__http1_protocol_options__header_key_format__proper_case_words__descriptor,
+    &envoy__config__core__v3__json_format_options__descriptor,
+    &envoy__config__core__v3__substitution_format_string__descriptor,
+    &envoy__config__listener__v3__listener_filter_chain_match_predicate__descriptor,
+    &envoy__config__listener__v3__listener_filter_chain_match_predicate__match_set__descriptor,
+    &envoy__config__route__v3__route_configuration__descriptor,
+    &envoy__config__route__v3__route_configuration__typed_per_filter_config_entry__descriptor,
+    &envoy__config__route__v3__virtual_host__descriptor,
+    &envoy__config__route__v3__virtual_host__typed_per_filter_config_entry__descriptor,
+    &envoy__config__route__v3__filter_action__descriptor,
+    &envoy__config__route__v3__route__descriptor,
+    &envoy__config__route__v3__route__typed_per_filter_config_entry__descriptor,
+    &envoy__config__route__v3__weighted_cluster__descriptor,
+    &envoy__config__route__v3__weighted_cluster__cluster_weight__descriptor,
+    &envoy__config__route__v3__route_match__descriptor,
+    &envoy__config__route__v3__route_action__descriptor,
+    &envoy__config__route__v3__retry_policy__descriptor,
+    &envoy__config__route__v3__retry_policy__retry_back_off__descriptor,
+    &envoy__config__route__v3__redirect_action__descriptor,
+    &envoy__config__route__v3__direct_response_action__descriptor,
+    &envoy__config__route__v3__non_forwarding_action__descriptor,
+    &envoy__config__route__v3__decorator__descriptor,
+    &envoy__config__route__v3__header_matcher__descriptor,
+    &envoy__config__accesslog__v3__access_log__descriptor,
+    &envoy__config__common__mutation_rules__v3__header_mutation__descriptor,
+    &envoy__config__common__mutation_rules__v3__header_mutation__remove_on_match__descriptor,
+    &envoy__extensions__access_loggers__file__v3__file_access_log__descriptor,
+    &envoy__extensions__access_loggers__stream__v3__stdout_access_log__descriptor,
+    &envoy__extensions__access_loggers__stream__v3__stderr_access_log__descriptor,
+    &envoy__extensions__filters__http__header_mutation__v3__mutations__descriptor,
+    &envoy__extensions__filters__http__header_mutation__v3__header_mutation_per_route__descriptor,
+    &envoy__extensions__filters__http__header_mutation__v3__header_mutation__descriptor,
+    &envoy__extensions__filters__http__router__v3__router__descriptor,
+    &envoy__extensions__filters__listener__http_inspector__v3__http_inspector__descriptor,
+    &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor,
+    &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__set_current_client_cert_details__descriptor,
+    &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__upgrade_config__descriptor,
+    &envoy__extensions__filters__network__http_connection_manager__v3__rds__descriptor,
+    &envoy__extensions__filters__network__http_connection_manager__v3__http_filter__descriptor,
+    &envoy__type__matcher__v3__regex_matcher__descriptor,
+    &envoy__type__matcher__v3__regex_matcher__google_re2__descriptor,
+    &envoy__type__matcher__v3__regex_match_and_substitute__descriptor,
+    &envoy__type__matcher__v3__string_matcher__descriptor,
+    &envoy__type__matcher__v3__list_string_matcher__descriptor,
+    &envoy__type__v3__int64_range__descriptor,
+    &envoy__type__v3__int32_range__descriptor,
+    &envoy__type__v3__double_range__descriptor,
     &google__protobuf__any__descriptor,
     &google__protobuf__duration__descriptor,
     &google__protobuf__empty__descriptor,

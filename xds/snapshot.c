@@ -155,6 +155,16 @@ static int define_cluster_stats(stats_store_t *st, snap_cluster_t *c)
         {&c->st.upstream_cx_destroy_local, STAT_COUNTER, "upstream_cx_destroy_local"},
         {&c->st.upstream_cx_destroy_remote, STAT_COUNTER, "upstream_cx_destroy_remote"},
         {&c->st.upstream_cx_none_healthy, STAT_COUNTER, "upstream_cx_none_healthy"},
+        {&c->st.upstream_cx_idle_timeout, STAT_COUNTER, "upstream_cx_idle_timeout"},
+        {&c->st.upstream_rq_total, STAT_COUNTER, "upstream_rq_total"},
+        {&c->st.upstream_rq_xx[0], STAT_COUNTER, "upstream_rq_1xx"},
+        {&c->st.upstream_rq_xx[1], STAT_COUNTER, "upstream_rq_2xx"},
+        {&c->st.upstream_rq_xx[2], STAT_COUNTER, "upstream_rq_3xx"},
+        {&c->st.upstream_rq_xx[3], STAT_COUNTER, "upstream_rq_4xx"},
+        {&c->st.upstream_rq_xx[4], STAT_COUNTER, "upstream_rq_5xx"},
+        {&c->st.upstream_rq_timeout, STAT_COUNTER, "upstream_rq_timeout"},
+        {&c->st.upstream_rq_rx_reset, STAT_COUNTER, "upstream_rq_rx_reset"},
+        {&c->st.upstream_rq_retry, STAT_COUNTER, "upstream_rq_retry"},
     };
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
         int64_t id = stats_define(st, defs[i].kind, "cluster", "envoy_cluster_name", c->stat_name,
@@ -334,9 +344,19 @@ static int build_chain(const chain_msg_t *m, snap_chain_t *c, const snapshot_t *
                             fm->destination_port->value);
             c->dest_port = fm->destination_port->value;
         }
-        if (fm->n_server_names || fm->n_application_protocols || fm->n_source_prefix_ranges ||
-            fm->n_direct_source_prefix_ranges || fm->n_source_ports || fm->source_type ||
-            (fm->address_suffix && *fm->address_suffix))
+        if (fm->n_application_protocols) {
+            c->app_protocols = calloc(fm->n_application_protocols, sizeof(char *));
+            if (c->app_protocols == NULL)
+                return -ENOMEM;
+            for (size_t i = 0; i < fm->n_application_protocols; i++) {
+                c->app_protocols[i] = strdup(fm->application_protocols[i]);
+                if (c->app_protocols[i] == NULL)
+                    return -ENOMEM;
+                c->n_app_protocols++;
+            }
+        }
+        if (fm->n_server_names || fm->n_source_prefix_ranges || fm->n_direct_source_prefix_ranges ||
+            fm->n_source_ports || fm->source_type || (fm->address_suffix && *fm->address_suffix))
             return fail(err, errlen,
                         "%s: filter_chain_match: only destination_port and "
                         "prefix_ranges are supported",
@@ -378,12 +398,92 @@ static int build_chain(const chain_msg_t *m, snap_chain_t *c, const snapshot_t *
 
 static bool same_match(const snap_chain_t *a, const snap_chain_t *b)
 {
-    if (a->dest_port != b->dest_port || a->n_prefixes != b->n_prefixes)
+    if (a->dest_port != b->dest_port || a->n_prefixes != b->n_prefixes ||
+        a->n_app_protocols != b->n_app_protocols)
         return false;
+    for (size_t i = 0; i < a->n_app_protocols; i++)
+        if (strcmp(a->app_protocols[i], b->app_protocols[i]) != 0)
+            return false;
     for (size_t i = 0; i < a->n_prefixes; i++)
         if (memcmp(&a->prefixes[i], &b->prefixes[i], sizeof(snap_cidr_t)) != 0)
             return false;
     return true;
+}
+
+static void free_pred(snap_pred_t *p)
+{
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < p->n_kids; i++)
+        free_pred(&p->kids[i]);
+    free(p->kids);
+}
+
+static int build_pred(const Envoy__Config__Listener__V3__ListenerFilterChainMatchPredicate *m,
+                      snap_pred_t *p, int depth, const char *what, char *err, size_t errlen)
+{
+    if (depth > 16)
+        return fail(err, errlen, "%s: filter_disabled: nested too deeply", what);
+    const Envoy__Config__Listener__V3__ListenerFilterChainMatchPredicate__MatchSet *set = NULL;
+    switch (m->rule_case) {
+    case ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER_CHAIN_MATCH_PREDICATE__RULE_ANY_MATCH:
+        p->kind = PRED_ANY;
+        return 0;
+    case ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER_CHAIN_MATCH_PREDICATE__RULE_DESTINATION_PORT_RANGE:
+        p->kind = PRED_PORT_RANGE;
+        p->start = m->destination_port_range->start;
+        p->end = m->destination_port_range->end;
+        return 0;
+    case ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER_CHAIN_MATCH_PREDICATE__RULE_NOT_MATCH:
+        p->kind = PRED_NOT;
+        p->kids = calloc(1, sizeof(*p->kids));
+        if (p->kids == NULL)
+            return -ENOMEM;
+        p->n_kids = 1;
+        return build_pred(m->not_match, p->kids, depth + 1, what, err, errlen);
+    case ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER_CHAIN_MATCH_PREDICATE__RULE_OR_MATCH:
+        p->kind = PRED_OR;
+        set = m->or_match;
+        break;
+    case ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER_CHAIN_MATCH_PREDICATE__RULE_AND_MATCH:
+        p->kind = PRED_AND;
+        set = m->and_match;
+        break;
+    default:
+        return fail(err, errlen, "%s: filter_disabled: a rule is required", what);
+    }
+    p->kids = calloc(set->n_rules ? set->n_rules : 1, sizeof(*p->kids));
+    if (p->kids == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < set->n_rules; i++) {
+        p->n_kids++;
+        int rc = build_pred(set->rules[i], &p->kids[i], depth + 1, what, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+bool snapshot_pred_eval(const snap_pred_t *p, uint32_t port)
+{
+    switch (p->kind) {
+    case PRED_ANY:
+        return true;
+    case PRED_PORT_RANGE:
+        return (int64_t)port >= p->start && (int64_t)port < p->end;
+    case PRED_NOT:
+        return !snapshot_pred_eval(&p->kids[0], port);
+    case PRED_OR:
+        for (size_t i = 0; i < p->n_kids; i++)
+            if (snapshot_pred_eval(&p->kids[i], port))
+                return true;
+        return false;
+    default:
+        for (size_t i = 0; i < p->n_kids; i++)
+            if (!snapshot_pred_eval(&p->kids[i], port))
+                return false;
+        return true;
+    }
 }
 
 static int build_listener(const listener_msg_t *m, snap_listener_t *l, const snapshot_t *snap,
@@ -401,6 +501,11 @@ static int build_listener(const listener_msg_t *m, snap_listener_t *l, const sna
     if (rc < 0)
         return rc;
     l->bind_to_port = m->bind_to_port ? m->bind_to_port->value : true;
+    /* Envoy waits 15 s by default; a sidecar must not hold server-first protocols (MySQL,
+     * SMTP) that long, so without an explicit listener_filters_timeout sniffing gives up after
+     * 100 ms and the connection goes on as plain TCP (Istio's protocolDetectionTimeout). */
+    l->filters_timeout_ms =
+        m->listener_filters_timeout ? duration_ms(m->listener_filters_timeout, 100) : 100;
     l->use_original_dst = m->use_original_dst && m->use_original_dst->value;
     l->buffer_limit =
         m->per_connection_buffer_limit_bytes ? m->per_connection_buffer_limit_bytes->value : 0;
@@ -410,6 +515,18 @@ static int build_listener(const listener_msg_t *m, snap_listener_t *l, const sna
         switch (filter_listener_lookup(lf->name, url)) {
         case LISTENER_FILTER_ORIGINAL_DST:
             l->use_original_dst = true;
+            break;
+        case LISTENER_FILTER_HTTP_INSPECTOR:
+            l->http_inspector = true;
+            if (lf->filter_disabled) {
+                l->inspector_disabled = calloc(1, sizeof(*l->inspector_disabled));
+                if (l->inspector_disabled == NULL)
+                    return -ENOMEM;
+                int prc =
+                    build_pred(lf->filter_disabled, l->inspector_disabled, 0, what, err, errlen);
+                if (prc < 0)
+                    return prc;
+            }
             break;
         default:
             return fail(err, errlen, "%s: listener filter '%s' is not supported", what,
@@ -455,6 +572,9 @@ static int build_listener(const listener_msg_t *m, snap_listener_t *l, const sna
 
 static void free_chain(snap_chain_t *c)
 {
+    for (size_t i = 0; i < c->n_app_protocols; i++)
+        free(c->app_protocols[i]);
+    free(c->app_protocols);
     for (size_t i = 0; i < c->n_filters; i++) {
         if (c->filters[i].ops && c->filters[i].config)
             c->filters[i].ops->config_free(c->filters[i].config);
@@ -474,6 +594,8 @@ static void snapshot_free(snapshot_t *s)
         if (l->default_chain)
             free_chain(l->default_chain);
         free(l->chains);
+        free_pred(l->inspector_disabled);
+        free(l->inspector_disabled);
         free(l->name);
         free(l->stat_name);
     }
@@ -607,45 +729,66 @@ const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *
     return NULL;
 }
 
-/* Among chains with the given port, the one whose prefix best matches dst: the longest
- * matching prefix wins; a chain without prefixes matches anything, below any prefix match. */
-static const snap_chain_t *match_by_ip(const snap_listener_t *l, uint32_t port,
-                                       const struct sockaddr *dst)
+/* Envoy's precedence, as a rank compared level by level: a chain for the destination port beats
+ * a port-less one; then the longest matching destination prefix (no prefixes ranks lowest);
+ * then a chain naming the detected application protocol beats one that names none. A chain
+ * must match every criterion it has. */
+static bool app_protocol_matches(const snap_chain_t *c, const char *proto, int *rank)
 {
-    const snap_chain_t *best = NULL;
-    int best_len = -2;
-    for (size_t i = 0; i < l->n_chains; i++) {
-        const snap_chain_t *c = &l->chains[i];
-        if (c->dest_port != port)
-            continue;
-        if (c->n_prefixes == 0) {
-            if (best_len < -1) {
-                best = c;
-                best_len = -1;
-            }
-            continue;
-        }
-        for (size_t j = 0; j < c->n_prefixes; j++) {
-            if (c->prefixes[j].prefix_len > best_len && cidr_contains(&c->prefixes[j], dst)) {
-                best = c;
-                best_len = c->prefixes[j].prefix_len;
-            }
+    *rank = 0;
+    if (c->n_app_protocols == 0)
+        return true;
+    for (size_t i = 0; proto && i < c->n_app_protocols; i++) {
+        if (strcmp(c->app_protocols[i], proto) == 0) {
+            *rank = 1;
+            return true;
         }
     }
-    return best;
+    return false;
 }
 
-const snap_chain_t *snapshot_match_chain(const snap_listener_t *l, const struct sockaddr *dst)
+const snap_chain_t *snapshot_match_chain(const snap_listener_t *l, const struct sockaddr *dst,
+                                         const char *app_protocol)
 {
     uint32_t port = 0;
     if (dst->sa_family == AF_INET)
         port = ntohs(((const struct sockaddr_in *)dst)->sin_port);
     else if (dst->sa_family == AF_INET6)
         port = ntohs(((const struct sockaddr_in6 *)dst)->sin6_port);
-    const snap_chain_t *c = port ? match_by_ip(l, port, dst) : NULL;
-    if (c == NULL)
-        c = match_by_ip(l, 0, dst);
-    return c ? c : l->default_chain;
+    const snap_chain_t *best = NULL;
+    int best_rank[3] = {-1, -2, -1};
+    for (size_t i = 0; i < l->n_chains; i++) {
+        const snap_chain_t *c = &l->chains[i];
+        if (c->dest_port && c->dest_port != port)
+            continue;
+        int prefix = -1;
+        if (c->n_prefixes) {
+            prefix = -2;
+            for (size_t j = 0; j < c->n_prefixes; j++)
+                if (c->prefixes[j].prefix_len > prefix && cidr_contains(&c->prefixes[j], dst))
+                    prefix = c->prefixes[j].prefix_len;
+            if (prefix == -2)
+                continue;
+        }
+        int app;
+        if (!app_protocol_matches(c, app_protocol, &app))
+            continue;
+        int rank[3] = {c->dest_port ? 1 : 0, prefix, app};
+        if (memcmp(rank, best_rank, sizeof(rank)) == 0)
+            continue;
+        bool better = false;
+        for (int k = 0; k < 3; k++) {
+            if (rank[k] != best_rank[k]) {
+                better = rank[k] > best_rank[k];
+                break;
+            }
+        }
+        if (better) {
+            best = c;
+            memcpy(best_rank, rank, sizeof(rank));
+        }
+    }
+    return best ? best : l->default_chain;
 }
 
 char *snapshot_config_dump(const snapshot_t *snap)

@@ -42,7 +42,12 @@ typedef struct cluster_stat_ids {
     stat_id_t upstream_cx_destroy_local;
     stat_id_t upstream_cx_destroy_remote;
     stat_id_t upstream_cx_none_healthy;
-    stat_id_t membership_total;
+    stat_id_t upstream_cx_idle_timeout;
+    stat_id_t upstream_rq_total;
+    stat_id_t upstream_rq_xx[5]; /* 1xx..5xx */
+    stat_id_t upstream_rq_timeout;
+    stat_id_t upstream_rq_rx_reset;
+    stat_id_t upstream_rq_retry;
 } cluster_stat_ids_t;
 
 typedef struct snap_cluster {
@@ -66,8 +71,22 @@ typedef struct snap_filter {
     void *config; /* owned; freed by ops->config_free */
 } snap_filter_t;
 
+/* ListenerFilterChainMatchPredicate, compiled: decides per connection whether a listener
+ * filter is disabled (Istio turns protocol sniffing off for server-first ports this way). */
+typedef enum { PRED_ANY, PRED_PORT_RANGE, PRED_OR, PRED_AND, PRED_NOT } snap_pred_kind_t;
+typedef struct snap_pred {
+    snap_pred_kind_t kind;
+    int32_t start, end; /* PRED_PORT_RANGE: [start, end) */
+    struct snap_pred *kids;
+    size_t n_kids;
+} snap_pred_t;
+
+bool snapshot_pred_eval(const snap_pred_t *p, uint32_t dest_port);
+
 typedef struct snap_chain {
     char *name;
+    char **app_protocols; /* application_protocols; none: any */
+    size_t n_app_protocols;
     uint32_t dest_port; /* 0: any port */
     snap_cidr_t *prefixes;
     size_t n_prefixes; /* 0: any destination address */
@@ -89,7 +108,10 @@ typedef struct snap_listener {
     struct sockaddr_storage addr;
     bool use_original_dst; /* has the original_dst listener filter (or use_original_dst) */
     bool bind_to_port;
-    bool needs_dst; /* a chain matches on the destination, or original_dst is on */
+    bool needs_dst;                  /* a chain matches on the destination, or original_dst is on */
+    bool http_inspector;             /* sniff HTTP/1.x and h2c before choosing the chain */
+    snap_pred_t *inspector_disabled; /* its filter_disabled predicate, or NULL */
+    uint64_t filters_timeout_ms;     /* how long sniffing may wait for the client's bytes */
     uint32_t buffer_limit;
     snap_chain_t *chains;
     size_t n_chains;
@@ -132,7 +154,8 @@ const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *
 /* Picks the filter chain for a connection to `dst` the Envoy way: chains for the destination
  * port before port-less chains; within those, the longest matching destination prefix before
  * chains without prefixes; then the default chain. NULL when nothing matches. */
-const snap_chain_t *snapshot_match_chain(const snap_listener_t *l, const struct sockaddr *dst);
+const snap_chain_t *snapshot_match_chain(const snap_listener_t *l, const struct sockaddr *dst,
+                                         const char *app_protocol);
 
 /* The active config as JSON (Envoy's config_dump shape); new malloc'd string or NULL. */
 char *snapshot_config_dump(const snapshot_t *snap);

@@ -119,7 +119,7 @@ static struct sockaddr_storage addr(const char *ip, int port)
 static const char *match(const snapshot_t *snap, const char *ip, int port)
 {
     struct sockaddr_storage ss = addr(ip, port);
-    const snap_chain_t *c = snapshot_match_chain(&snap->listeners[0], (struct sockaddr *)&ss);
+    const snap_chain_t *c = snapshot_match_chain(&snap->listeners[0], (struct sockaddr *)&ss, NULL);
     return c ? c->name : "(none)";
 }
 

@@ -1,0 +1,222 @@
+/* envoy.filters.network.http_connection_manager: parses HttpConnectionManager (inline
+ * route_config, http_filters, protocol options, proxy-header settings) into hcm_config_t and
+ * hands accepted connections to the connection manager. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
+#include "filters/filter.h"
+#include "proxy/hcm.h"
+#include "xds/config.h"
+
+typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager
+    hcm_msg_t;
+
+#define DEFAULT_MAX_HEAD_KB     60
+#define DEFAULT_MAX_HEADERS     100
+#define DEFAULT_IDLE_TIMEOUT_MS (3600 * 1000)
+
+static void hcm_config_free(void *p)
+{
+    hcm_config_t *cfg = p;
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < cfg->n_filters; i++) {
+        if (cfg->filters[i].ops && cfg->filters[i].ops->config_free)
+            cfg->filters[i].ops->config_free(cfg->filters[i].config);
+        free(cfg->filters[i].name);
+    }
+    free(cfg->filters);
+    if (cfg->routes)
+        route_table_free(cfg->routes);
+    free(cfg->stat_prefix);
+    free(cfg);
+}
+
+static uint64_t duration_ms(const Google__Protobuf__Duration *d, uint64_t dflt)
+{
+    if (d == NULL)
+        return dflt;
+    return (uint64_t)d->seconds * 1000 + (uint64_t)d->nanos / 1000000;
+}
+
+static int define_stats(hcm_config_t *cfg, stats_store_t *st)
+{
+    struct {
+        stat_id_t *id;
+        stat_kind_t kind;
+        const char *metric;
+    } defs[] = {
+        {&cfg->st.downstream_cx_total, STAT_COUNTER, "downstream_cx_total"},
+        {&cfg->st.downstream_cx_active, STAT_GAUGE, "downstream_cx_active"},
+        {&cfg->st.downstream_cx_protocol_error, STAT_COUNTER, "downstream_cx_protocol_error"},
+        {&cfg->st.downstream_rq_total, STAT_COUNTER, "downstream_rq_total"},
+        {&cfg->st.downstream_rq_active, STAT_GAUGE, "downstream_rq_active"},
+        {&cfg->st.downstream_rq_xx[0], STAT_COUNTER, "downstream_rq_1xx"},
+        {&cfg->st.downstream_rq_xx[1], STAT_COUNTER, "downstream_rq_2xx"},
+        {&cfg->st.downstream_rq_xx[2], STAT_COUNTER, "downstream_rq_3xx"},
+        {&cfg->st.downstream_rq_xx[3], STAT_COUNTER, "downstream_rq_4xx"},
+        {&cfg->st.downstream_rq_xx[4], STAT_COUNTER, "downstream_rq_5xx"},
+        {&cfg->st.downstream_rq_timeout, STAT_COUNTER, "downstream_rq_timeout"},
+        {&cfg->st.downstream_rq_too_large, STAT_COUNTER, "downstream_rq_too_large"},
+        {&cfg->st.no_route, STAT_COUNTER, "no_route"},
+        {&cfg->st.no_cluster, STAT_COUNTER, "no_cluster"},
+        {&cfg->st.rq_direct_response, STAT_COUNTER, "rq_direct_response"},
+    };
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+        int64_t id = stats_define(st, defs[i].kind, "http", "envoy_http_conn_manager_prefix",
+                                  cfg->stat_prefix, defs[i].metric);
+        if (id < 0)
+            return (int)id;
+        *defs[i].id = (stat_id_t)id;
+    }
+    return 0;
+}
+
+static int parse_filters(const hcm_msg_t *m, hcm_config_t *cfg, const struct snapshot *snap,
+                         stats_store_t *stats, char *err, size_t errlen)
+{
+    if (m->n_http_filters == 0) {
+        snprintf(err, errlen, "http_filters: the router (envoy.filters.http.router) is required");
+        return -EINVAL;
+    }
+    cfg->filters = calloc(m->n_http_filters, sizeof(*cfg->filters));
+    if (cfg->filters == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->n_http_filters; i++) {
+        const Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpFilter *f =
+            m->http_filters[i];
+        hcm_filter_t *hf = &cfg->filters[cfg->n_filters];
+        if (f->disabled)
+            continue;
+        const char *url = f->typed_config ? f->typed_config->type_url : NULL;
+        hf->name = strdup(f->name ? f->name : "");
+        if (hf->name == NULL)
+            return -ENOMEM;
+        cfg->n_filters++;
+        hf->ops = filter_http_lookup(f->name, url);
+        if (hf->ops == NULL) {
+            if (f->is_optional)
+                continue;
+            snprintf(err, errlen, "http_filters[%zu] '%s': unsupported HTTP filter%s%s", i,
+                     hf->name, url ? " type " : "", url ? url : "");
+            return -EINVAL;
+        }
+        char ferr[400];
+        int rc =
+            hf->ops->config_parse(f->typed_config, snap, stats, &hf->config, ferr, sizeof(ferr));
+        if (rc < 0) {
+            hf->ops = NULL;
+            snprintf(err, errlen, "http_filters[%zu] '%s': %s", i, hf->name, ferr);
+            return rc;
+        }
+        bool last = i + 1 == m->n_http_filters;
+        if (hf->ops->terminal != last) {
+            snprintf(err, errlen, "http_filters[%zu] '%s': %s", i, hf->name,
+                     last ? "the last HTTP filter must be the router"
+                          : "the router must be the last HTTP filter");
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_store_t *stats,
+                            void **out, char *err, size_t errlen)
+{
+    ProtobufCMessage *msg = NULL;
+    *out = NULL;
+    int rc = config_any_unpack(
+        any,
+        &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor,
+        &msg, err, errlen);
+    if (rc < 0)
+        return rc;
+    const hcm_msg_t *m = (const hcm_msg_t *)msg;
+    hcm_config_t *cfg = calloc(1, sizeof(*cfg));
+    if (cfg == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = -EINVAL;
+    if (m->stat_prefix == NULL || m->stat_prefix[0] == '\0') {
+        snprintf(err, errlen, "stat_prefix is required");
+        goto out;
+    }
+    if (m->codec_type ==
+            ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__CODEC_TYPE__HTTP2 ||
+        m->codec_type ==
+            ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__CODEC_TYPE__HTTP3) {
+        snprintf(err, errlen, "codec_type: only AUTO and HTTP1 are supported (HTTP/2 comes later)");
+        goto out;
+    }
+    if (m->route_specifier_case !=
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_ROUTE_CONFIG) {
+        snprintf(err, errlen, "route_config is required (rds is not supported yet)");
+        goto out;
+    }
+    if (m->n_access_log) {
+        snprintf(err, errlen, "access_log is not supported yet");
+        goto out;
+    }
+    for (size_t i = 0; i < m->n_upgrade_configs; i++) {
+        if (m->upgrade_configs[i]->enabled == NULL || m->upgrade_configs[i]->enabled->value) {
+            snprintf(err, errlen, "upgrade_configs: upgrades are not supported yet");
+            goto out;
+        }
+    }
+    cfg->stat_prefix = strdup(m->stat_prefix);
+    if (cfg->stat_prefix == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    char rerr[400];
+    rc = route_table_build(m->route_config, snap, &cfg->routes, rerr, sizeof(rerr));
+    if (rc < 0) {
+        snprintf(err, errlen, "route_config: %s", rerr);
+        goto out;
+    }
+    rc = parse_filters(m, cfg, snap, stats, err, errlen);
+    if (rc < 0)
+        goto out;
+    cfg->max_head_bytes =
+        (m->max_request_headers_kb ? m->max_request_headers_kb->value : DEFAULT_MAX_HEAD_KB) * 1024;
+    cfg->max_headers = DEFAULT_MAX_HEADERS;
+    cfg->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+    if (m->common_http_protocol_options) {
+        if (m->common_http_protocol_options->max_headers_count)
+            cfg->max_headers = m->common_http_protocol_options->max_headers_count->value;
+        cfg->idle_timeout_ms =
+            duration_ms(m->common_http_protocol_options->idle_timeout, DEFAULT_IDLE_TIMEOUT_MS);
+    }
+    cfg->generate_request_id = m->generate_request_id ? m->generate_request_id->value : true;
+    cfg->use_remote_address = m->use_remote_address && m->use_remote_address->value;
+    cfg->skip_xff_append = m->skip_xff_append;
+    cfg->accept_http_10 = m->http_protocol_options && m->http_protocol_options->accept_http_10;
+    cfg->request_headers_timeout_ms = duration_ms(m->request_headers_timeout, 0);
+    rc = define_stats(cfg, stats);
+out:
+    protobuf_c_message_free_unpacked(msg, NULL);
+    if (rc < 0) {
+        hcm_config_free(cfg);
+        cfg = NULL;
+    }
+    *out = cfg;
+    return rc;
+}
+
+static int hcm_on_accept(accepted_conn_t *conn, const void *config)
+{
+    return hcm_start(conn, config);
+}
+
+const net_filter_ops_t http_connection_manager_filter_ops = {
+    .name = "envoy.filters.network.http_connection_manager",
+    .type_url = "type.googleapis.com/"
+                "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+    .config_parse = hcm_config_parse,
+    .config_free = hcm_config_free,
+    .on_accept = hcm_on_accept,
+};

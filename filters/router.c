@@ -1,0 +1,49 @@
+/* envoy.filters.http.router: the terminal HTTP filter. Its work (cluster choice, upstream
+ * request, response relay) lives in proxy/router.c, behind hcm_router_start. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "envoy/extensions/filters/http/router/v3/router.pb-c.h"
+#include "filters/http_filter.h"
+#include "proxy/hcm.h"
+#include "xds/config.h"
+
+static int router_config_parse(const void *any, const struct snapshot *snap, stats_store_t *stats,
+                               void **out, char *err, size_t errlen)
+{
+    (void)snap;
+    (void)stats;
+    *out = NULL;
+    if (any == NULL)
+        return 0;
+    ProtobufCMessage *msg = NULL;
+    int rc = config_any_unpack(
+        any, &envoy__extensions__filters__http__router__v3__router__descriptor, &msg, err, errlen);
+    if (rc < 0)
+        return rc;
+    /* No Router field changes behaviour yet; the message is validated and dropped. */
+    protobuf_c_message_free_unpacked(msg, NULL);
+    return 0;
+}
+
+static void router_config_free(void *config)
+{
+    (void)config;
+}
+
+static int router_on_request_headers(http_stream_t *s, const void *config, void *state, bool end)
+{
+    (void)config;
+    (void)state;
+    (void)end;
+    return hcm_router_start(s);
+}
+
+const http_filter_ops_t router_filter_ops = {
+    .name = "envoy.filters.http.router",
+    .type_url = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+    .terminal = true,
+    .config_parse = router_config_parse,
+    .config_free = router_config_free,
+    .on_request_headers = router_on_request_headers,
+};

@@ -1,0 +1,59 @@
+/* Chunked bump allocator: a 4 KiB first chunk covers a typical request; larger needs get
+ * chunks of their own size. */
+#include "proxy/arena.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_CHUNK 4096
+
+struct arena_chunk {
+    arena_chunk_t *next;
+    size_t size;
+    _Alignas(16) char data[];
+};
+
+void arena_init(arena_t *a)
+{
+    a->head = NULL;
+    a->used = 0;
+}
+
+void *arena_alloc(arena_t *a, size_t size)
+{
+    size = (size + 15) & ~(size_t)15;
+    if (a->head == NULL || a->used + size > a->head->size) {
+        size_t csize = size > ARENA_CHUNK ? size : ARENA_CHUNK;
+        arena_chunk_t *c = malloc(sizeof(*c) + csize);
+        if (c == NULL)
+            return NULL;
+        c->size = csize;
+        c->next = a->head;
+        a->head = c;
+        a->used = 0;
+    }
+    void *p = a->head->data + a->used;
+    a->used += size;
+    return p;
+}
+
+char *arena_strndup(arena_t *a, const char *s, size_t n)
+{
+    char *p = arena_alloc(a, n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+void arena_free(arena_t *a)
+{
+    while (a->head) {
+        arena_chunk_t *next = a->head->next;
+        free(a->head);
+        a->head = next;
+    }
+    a->used = 0;
+}

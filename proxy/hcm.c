@@ -1,0 +1,857 @@
+/* The HTTP/1.1 connection manager, downstream side: reads and parses requests (pipelined ones
+ * in order), adds the proxy headers, matches the route, runs the HTTP filter chain whose last
+ * filter is the router, and writes responses back, re-framing bodies where needed. Errors are
+ * answered like Envoy: a status, a short body and an access-log response flag. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/hcm_conn.h"
+#include "proxy/log.h"
+
+#define HCM_BUF_INITIAL   (16 * 1024)
+#define HCM_BODY_HEADROOM (64 * 1024)
+#define HCM_HIGH_WATER    (1024 * 1024)
+
+typedef struct hcm_write {
+    uv_write_t req;
+    hcm_conn_t *conn;
+    char data[];
+} hcm_write_t;
+
+static void hcm_process(hcm_conn_t *c);
+static void hcm_close(hcm_conn_t *c, bool reset);
+static void finish_stream(hcm_conn_t *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+uint64_t hcm_now(const hcm_conn_t *c)
+{
+    return uv_now((uv_loop_t *)&c->worker->loop);
+}
+
+bool hcm_downstream_congested(const hcm_conn_t *c)
+{
+    return c->tcp->write_queue_size > HCM_HIGH_WATER;
+}
+
+/* ---- downstream writes ------------------------------------------------------------------- */
+
+static void on_down_write(uv_write_t *req, int status)
+{
+    hcm_write_t *wr = (hcm_write_t *)req;
+    hcm_conn_t *c = wr->conn;
+    free(wr);
+    if (status < 0 || c->state == HCM_CLOSING)
+        return;
+    if (c->over_hwm && c->tcp->write_queue_size <= HCM_HIGH_WATER / 2) {
+        c->over_hwm = false;
+        if (c->stream_active)
+            router_downstream_drained(&c->stream);
+    }
+}
+
+/* Sends bufs (borrowed; copied only if the kernel does not take them at once). */
+static int down_write(hcm_conn_t *c, const uv_buf_t *bufs, unsigned n)
+{
+    size_t total = 0, sent = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
+    if (c->stream_active)
+        c->stream.bytes_out += total;
+    if (c->tcp->write_queue_size == 0) {
+        int rc = uv_try_write((uv_stream_t *)c->tcp, bufs, n);
+        if (rc >= 0)
+            sent = (size_t)rc;
+        else if (rc != UV_EAGAIN)
+            return rc;
+    }
+    if (sent == total)
+        return 0;
+    hcm_write_t *wr = malloc(sizeof(*wr) + (total - sent));
+    if (wr == NULL)
+        return UV_ENOMEM;
+    wr->conn = c;
+    size_t off = 0, skip = sent;
+    for (unsigned i = 0; i < n; i++) {
+        if (skip >= bufs[i].len) {
+            skip -= bufs[i].len;
+            continue;
+        }
+        memcpy(wr->data + off, bufs[i].base + skip, bufs[i].len - skip);
+        off += bufs[i].len - skip;
+        skip = 0;
+    }
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)off);
+    int rc = uv_write(&wr->req, (uv_stream_t *)c->tcp, &b, 1, on_down_write);
+    if (rc < 0) {
+        free(wr);
+        return rc;
+    }
+    if (c->tcp->write_queue_size > HCM_HIGH_WATER)
+        c->over_hwm = true;
+    return 0;
+}
+
+/* ---- headers helpers for filters and the proxy headers ---------------------------------- */
+
+http_headers_t *http_stream_request_headers(http_stream_t *s)
+{
+    return &s->req.headers;
+}
+
+http_headers_t *http_stream_response_headers(http_stream_t *s)
+{
+    return &s->resp_headers;
+}
+
+static int headers_grow(arena_t *a, http_headers_t *h)
+{
+    uint32_t cap = h->cap ? h->cap * 2 : 16;
+    http_header_t *v = arena_alloc(a, cap * sizeof(*v));
+    if (v == NULL)
+        return -ENOMEM;
+    if (h->n)
+        memcpy(v, h->v, h->n * sizeof(*v));
+    h->v = v;
+    h->cap = cap;
+    return 0;
+}
+
+int http_stream_header_add(http_stream_t *s, http_headers_t *h, const char *name, size_t name_len,
+                           const char *value, size_t value_len)
+{
+    if (h->n == h->cap && headers_grow(&s->arena, h) < 0)
+        return -ENOMEM;
+    char *n = arena_strndup(&s->arena, name, name_len);
+    char *v = arena_strndup(&s->arena, value, value_len);
+    if (n == NULL || v == NULL)
+        return -ENOMEM;
+    h->v[h->n++] = (http_header_t){n, v, (uint32_t)name_len, (uint32_t)value_len};
+    return 0;
+}
+
+void http_headers_remove(http_headers_t *h, const char *lower)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < h->n; i++)
+        if (!http_name_is(&h->v[i], lower))
+            h->v[k++] = h->v[i];
+    h->n = k;
+}
+
+int http_stream_header_set(http_stream_t *s, http_headers_t *h, const char *lower,
+                           const char *value, size_t value_len)
+{
+    http_headers_remove(h, lower);
+    return http_stream_header_add(s, h, lower, strlen(lower), value, value_len);
+}
+
+/* Applies a route/vhost/table header_ops block (Envoy's header_to_add / headers_to_remove). */
+static void apply_header_ops(http_stream_t *s, http_headers_t *h, const route_header_ops_t *ops)
+{
+    for (size_t i = 0; i < ops->n_remove; i++)
+        http_headers_remove(h, ops->remove[i]);
+    for (size_t i = 0; i < ops->n_add; i++) {
+        const route_header_add_t *a = &ops->add[i];
+        size_t vlen = strlen(a->value);
+        if (vlen == 0 && !a->keep_empty_value)
+            continue;
+        bool present = http_headers_find(h, a->name) != NULL;
+        switch (a->action) {
+        case HDR_ADD_IF_ABSENT:
+            if (!present)
+                http_stream_header_add(s, h, a->name, strlen(a->name), a->value, vlen);
+            break;
+        case HDR_OVERWRITE_IF_EXISTS:
+            if (present)
+                http_stream_header_set(s, h, a->name, a->value, vlen);
+            break;
+        case HDR_OVERWRITE_IF_EXISTS_OR_ADD:
+            http_stream_header_set(s, h, a->name, a->value, vlen);
+            break;
+        default:
+            http_stream_header_add(s, h, a->name, strlen(a->name), a->value, vlen);
+            break;
+        }
+    }
+}
+
+void hcm_apply_request_ops(http_stream_t *s, const route_header_ops_t *ops)
+{
+    apply_header_ops(s, &s->req.headers, ops);
+}
+
+/* ---- local replies and response path ---------------------------------------------------- */
+
+void http_stream_local_reply(http_stream_t *s, int status, const char *body, const char *flag)
+{
+    hcm_conn_t *c = s->conn;
+    if (flag)
+        s->flags = flag;
+    if (s->resp_started) {
+        /* Headers already went out: the only honest signal left is a reset. */
+        hcm_close(c, true);
+        return;
+    }
+    if (!s->req_body_done)
+        c->close_after = true; /* the rest of the request body cannot be told from a next one */
+    size_t blen = body ? strlen(body) : 0;
+    char head[512];
+    int n =
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\ncontent-type: text/plain\r\n%s\r\n",
+                 status, http1_reason(status), blen, c->close_after ? "connection: close\r\n" : "");
+    uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)n),
+                        uv_buf_init((char *)(body ? body : ""), (unsigned)blen)};
+    s->status = status;
+    s->resp_started = true;
+    s->resp_done = true;
+    if (down_write(c, bufs, blen ? 2 : 1) < 0) {
+        hcm_close(c, true);
+        return;
+    }
+    if (s->router.uc || s->router.head_written)
+        router_reset(s, false);
+    finish_stream(c);
+}
+
+void hcm_upstream_failed(http_stream_t *s, int status, const char *flag, const char *details)
+{
+    http_stream_local_reply(s, status, details, flag);
+}
+
+static bool is_header_or_framing(const http_header_t *h, const http_headers_t *all)
+{
+    return http1_is_hop_by_hop(h, all) || http_name_is(h, "content-length");
+}
+
+void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp)
+{
+    hcm_conn_t *c = s->conn;
+    const hcm_config_t *cfg = c->cfg;
+    /* Build the downstream header list in the arena: filters and route ops may change it. */
+    http_headers_t *h = &s->resp_headers;
+    h->n = 0;
+    h->cap = resp->headers.n + 16;
+    h->v = arena_alloc(&s->arena, h->cap * sizeof(http_header_t));
+    if (h->v == NULL) {
+        http_stream_local_reply(s, 500, "out of memory\n", "LR");
+        return;
+    }
+    for (uint32_t i = 0; i < resp->headers.n; i++)
+        if (!is_header_or_framing(&resp->headers.v[i], &resp->headers))
+            h->v[h->n++] = resp->headers.v[i];
+    s->status = resp->status;
+    char svc[24];
+    int svn =
+        snprintf(svc, sizeof(svc), "%llu", (unsigned long long)(hcm_now(c) - s->router.start_ms));
+    http_stream_header_set(s, h, "x-envoy-upstream-service-time", svc, (size_t)svn);
+    for (size_t i = cfg->n_filters; i-- > 0;) {
+        const hcm_filter_t *f = &cfg->filters[i];
+        if (f->ops->on_response_headers && i < s->filters_run)
+            f->ops->on_response_headers(s, f->config, s->filter_state[i],
+                                        resp->body == HTTP1_BODY_NONE);
+    }
+    if (s->router.target)
+        apply_header_ops(s, h, &s->router.target->response_ops);
+    if (s->route)
+        apply_header_ops(s, h, &s->route->response_ops);
+    if (s->vhost)
+        apply_header_ops(s, h, &s->vhost->response_ops);
+    apply_header_ops(s, h, &cfg->routes->response_ops);
+
+    /* Framing toward the downstream: keep a Content-Length; otherwise chunked for HTTP/1.1
+     * clients and close-delimited for HTTP/1.0 ones. */
+    char cl[24];
+    bool http10 = s->req.minor_version == 0;
+    if (resp->body == HTTP1_BODY_LENGTH ||
+        (resp->body == HTTP1_BODY_NONE && http_headers_find(&resp->headers, "content-length"))) {
+        int n = snprintf(cl, sizeof(cl), "%llu", (unsigned long long)resp->content_length);
+        if (resp->body == HTTP1_BODY_NONE) {
+            const http_header_t *orig = http_headers_find(&resp->headers, "content-length");
+            http_stream_header_add(s, h, "content-length", 14, orig->value, orig->value_len);
+        } else {
+            http_stream_header_add(s, h, "content-length", 14, cl, (size_t)n);
+        }
+    } else if (resp->body == HTTP1_BODY_CHUNKED || resp->body == HTTP1_BODY_UNTIL_CLOSE) {
+        if (http10) {
+            c->close_after = true;
+        } else {
+            s->resp_chunked = true;
+            http_stream_header_add(s, h, "transfer-encoding", 17, "chunked", 7);
+        }
+    }
+    if (c->close_after)
+        http_stream_header_add(s, h, "connection", 10, "close", 5);
+    else if (http10)
+        http_stream_header_add(s, h, "connection", 10, "keep-alive", 10);
+
+    size_t need = http1_write_response_head(NULL, 0, resp->status, NULL, h);
+    char *out = arena_alloc(&s->arena, need + 1);
+    if (out == NULL) {
+        http_stream_local_reply(s, 500, "out of memory\n", "LR");
+        return;
+    }
+    http1_write_response_head(out, need + 1, resp->status, NULL, h);
+    s->resp_started = true;
+    uv_buf_t b = uv_buf_init(out, (unsigned)need);
+    if (down_write(c, &b, 1) < 0) {
+        s->flags = "DC";
+        hcm_close(c, true);
+    }
+}
+
+void hcm_send_response_body(http_stream_t *s, const char *data, size_t len, bool end)
+{
+    hcm_conn_t *c = s->conn;
+    if (end && !s->req_body_done)
+        c->close_after = true; /* answered before the body ended: its end cannot be found */
+    uv_buf_t bufs[3];
+    unsigned n = 0;
+    char size_line[24];
+    if (len) {
+        if (s->resp_chunked) {
+            bufs[n++] = uv_buf_init(size_line, (unsigned)http1_write_chunk_size(size_line, len));
+            bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
+            bufs[n++] = uv_buf_init("\r\n", 2);
+        } else {
+            bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
+        }
+        if (down_write(c, bufs, n) < 0) {
+            s->flags = "DC";
+            hcm_close(c, true);
+            return;
+        }
+    }
+    if (!end)
+        return;
+    if (s->resp_chunked) {
+        uv_buf_t last = uv_buf_init("0\r\n\r\n", 5);
+        if (down_write(c, &last, 1) < 0) {
+            hcm_close(c, true);
+            return;
+        }
+    }
+    s->resp_done = true;
+    finish_stream(c);
+}
+
+void hcm_pause_request_body(http_stream_t *s, bool pause)
+{
+    hcm_conn_t *c = s->conn;
+    if (pause && !c->paused) {
+        c->paused = true;
+        uv_read_stop((uv_stream_t *)c->tcp);
+    } else if (!pause) {
+        hcm_resume(c);
+    }
+}
+
+/* Starts reading again (if it was paused) and works through what is buffered. */
+void hcm_resume(hcm_conn_t *c)
+{
+    if (c->state == HCM_CLOSING)
+        return;
+    if (c->paused) {
+        c->paused = false;
+        uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
+    }
+    hcm_process(c);
+}
+
+/* ---- stream lifecycle ------------------------------------------------------------------- */
+
+static void stream_done_filters(http_stream_t *s)
+{
+    const hcm_config_t *cfg = s->conn->cfg;
+    for (size_t i = 0; i < s->filters_run && i < cfg->n_filters; i++)
+        if (cfg->filters[i].ops->done)
+            cfg->filters[i].ops->done(s, cfg->filters[i].config, s->filter_state[i]);
+    s->filters_run = 0;
+}
+
+static void finish_stream(hcm_conn_t *c)
+{
+    http_stream_t *s = &c->stream;
+    if (!c->stream_active)
+        return;
+    stats_slots_t *st = c->worker->stats;
+    const hcm_config_t *cfg = c->cfg;
+    if (s->status >= 100 && s->status < 600)
+        stats_inc(st, cfg->st.downstream_rq_xx[s->status / 100 - 1]);
+    stats_add(st, cfg->st.downstream_rq_active, -1);
+    if (log_current_level <= LOG_DEBUG)
+        log_debug("hcm: %.*s %.*s -> %d %s", (int)s->req.method_len, s->req.method,
+                  (int)s->path_len, s->path, s->status, s->flags);
+    stream_done_filters(s);
+    if (s->router.uc)
+        router_reset(s, false);
+    arena_free(&s->arena);
+    c->stream_active = false;
+    c->state = HCM_WAIT_HEAD;
+    hcm_set_deadline(c, c->cfg->idle_timeout_ms);
+    if (c->close_after) {
+        hcm_close(c, false);
+        return;
+    }
+    /* A pipelined request may already be buffered. */
+    hcm_resume(c);
+}
+
+/* Slices of the head that pointed into the read buffer now point into the stream's copy. */
+static const char *rebase(const char *p, const char *from, size_t len, const char *to)
+{
+    if (p >= from && p <= from + len)
+        return to + (p - from);
+    return p;
+}
+
+static void add_proxy_headers(hcm_conn_t *c, http_stream_t *s)
+{
+    const hcm_config_t *cfg = c->cfg;
+    http_headers_t *h = &s->req.headers;
+    const http_header_t *rid = http_headers_find(h, "x-request-id");
+    if (rid == NULL && cfg->generate_request_id) {
+        /* A version-4 UUID from the worker's generator: unique enough to trace a request. */
+        uint64_t a = c->worker->rng =
+            c->worker->rng * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t b = c->worker->rng =
+            c->worker->rng * 6364136223846793005ull + 1442695040888963407ull;
+        snprintf(s->request_id, sizeof(s->request_id), "%08x-%04x-4%03x-%04x-%012llx",
+                 (unsigned)(a >> 32), (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
+                 (unsigned)((b >> 48) & 0x3fff) | 0x8000,
+                 (unsigned long long)(b & 0xffffffffffffull));
+        http_stream_header_add(s, h, "x-request-id", 12, s->request_id, 36);
+    } else if (rid) {
+        snprintf(s->request_id, sizeof(s->request_id), "%.*s", (int)rid->value_len, rid->value);
+    }
+    if (http_headers_find(h, "x-forwarded-proto") == NULL)
+        http_stream_header_add(s, h, "x-forwarded-proto", 17, "http", 4);
+    if (cfg->use_remote_address && !cfg->skip_xff_append && c->peer[0]) {
+        const http_header_t *xff = http_headers_find(h, "x-forwarded-for");
+        size_t plen = strlen(c->peer);
+        if (xff) {
+            size_t n = xff->value_len + 2 + plen;
+            char *v = arena_alloc(&s->arena, n + 1);
+            if (v) {
+                snprintf(v, n + 1, "%.*s, %s", (int)xff->value_len, xff->value, c->peer);
+                http_stream_header_set(s, h, "x-forwarded-for", v, n);
+            }
+        } else {
+            http_stream_header_add(s, h, "x-forwarded-for", 15, c->peer, plen);
+        }
+    }
+}
+
+static void run_request_filters(hcm_conn_t *c, http_stream_t *s)
+{
+    const hcm_config_t *cfg = c->cfg;
+    bool end = s->req.body == HTTP1_BODY_NONE;
+    for (size_t i = 0; i < cfg->n_filters; i++) {
+        const hcm_filter_t *f = &cfg->filters[i];
+        s->filters_run = i + 1;
+        int rc = f->ops->on_request_headers
+                     ? f->ops->on_request_headers(s, f->config, s->filter_state[i], end)
+                     : FILTER_CONTINUE;
+        if (!c->stream_active || s->resp_started)
+            return; /* the filter answered */
+        if (rc < 0) {
+            http_stream_local_reply(s, 500, "filter error\n", "LR");
+            return;
+        }
+        if (rc == FILTER_STOP)
+            return;
+    }
+}
+
+static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t head_len)
+{
+    const hcm_config_t *cfg = c->cfg;
+    http_stream_t *s = &c->stream;
+    memset(s, 0, sizeof(*s));
+    s->conn = c;
+    s->flags = "-";
+    s->start_ms = hcm_now(c);
+    c->stream_active = true;
+    c->state = HCM_IN_STREAM;
+    arena_init(&s->arena);
+    stats_inc(c->worker->stats, cfg->st.downstream_rq_total);
+    stats_inc(c->worker->stats, cfg->st.downstream_rq_active);
+
+    /* Copy the head out of the read buffer so the buffer can take body bytes and the next
+     * request while the stream still reads its headers. */
+    s->head_copy = arena_alloc(&s->arena, head_len);
+    uint32_t cap = parsed->headers.n + 16;
+    http_header_t *hv = arena_alloc(&s->arena, cap * sizeof(*hv));
+    s->filter_state = arena_alloc(&s->arena, (cfg->n_filters + 1) * sizeof(void *));
+    if (s->head_copy == NULL || hv == NULL || s->filter_state == NULL) {
+        http_stream_local_reply(s, 500, "out of memory\n", "LR");
+        return;
+    }
+    memcpy(s->head_copy, c->buf, head_len);
+    s->req = *parsed;
+    const char *b = c->buf;
+    char *to = s->head_copy;
+    s->req.method = rebase(parsed->method, b, head_len, to);
+    s->req.target = rebase(parsed->target, b, head_len, to);
+    s->req.path = rebase(parsed->path, b, head_len, to);
+    s->req.authority = rebase(parsed->authority, b, head_len, to);
+    for (uint32_t i = 0; i < parsed->headers.n; i++) {
+        hv[i] = parsed->headers.v[i];
+        hv[i].name = rebase(hv[i].name, b, head_len, to);
+        hv[i].value = rebase(hv[i].value, b, head_len, to);
+    }
+    s->req.headers.v = hv;
+    s->req.headers.cap = cap;
+    s->path = s->req.path;
+    s->path_len = s->req.path_len;
+    for (size_t i = 0; i < cfg->n_filters; i++) {
+        size_t sz = cfg->filters[i].ops->state_size;
+        s->filter_state[i] = sz ? arena_alloc(&s->arena, sz) : NULL;
+        if (sz && s->filter_state[i])
+            memset(s->filter_state[i], 0, sz);
+    }
+    memmove(c->buf, c->buf + head_len, c->len - head_len);
+    c->len -= head_len;
+    http1_body_init(&s->req_body, s->req.body, s->req.content_length);
+    s->req_body_done = s->req.body == HTTP1_BODY_NONE;
+    if (!s->req.keep_alive)
+        c->close_after = true;
+
+    if (s->req.minor_version == 0 && !cfg->accept_http_10) {
+        /* Envoy's default: HTTP/1.0 needs http_protocol_options.accept_http_10. */
+        c->close_after = true;
+        http_stream_local_reply(s, 426, "", NULL);
+        return;
+    }
+    if (s->req.connect || s->req.upgrade) {
+        /* Tunnels need upgrade_configs; refused like Envoy does when none is configured. */
+        http_stream_local_reply(s, 403, "upgrade or CONNECT is not enabled on this route\n", NULL);
+        return;
+    }
+    if (s->req.expect_continue) {
+        /* Like Envoy (proxy_100_continue off): answer 100 ourselves, drop the expectation. */
+        http_headers_remove(&s->req.headers, "expect");
+        uv_buf_t cont = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
+        down_write(c, &cont, 1);
+    }
+    add_proxy_headers(c, s);
+    s->route = route_match(cfg->routes, s->req.authority, s->req.authority_len, s->path,
+                           s->path_len, &s->req.headers, &s->vhost);
+    if (s->route == NULL) {
+        stats_inc(c->worker->stats, cfg->st.no_route);
+        http_stream_local_reply(s, 404, "", "NR");
+        return;
+    }
+    if (s->route->action == ROUTE_ACTION_DIRECT_RESPONSE) {
+        stats_inc(c->worker->stats, cfg->st.rq_direct_response);
+        char *body = s->route->direct_body ? arena_strndup(&s->arena, s->route->direct_body,
+                                                           s->route->direct_body_len)
+                                           : NULL;
+        http_stream_local_reply(s, (int)s->route->direct_status, body, NULL);
+        return;
+    }
+    run_request_filters(c, s);
+}
+
+static int parse_error_status(int rc)
+{
+    switch (rc) {
+    case HTTP1_E_HEAD_TOO_LARGE:
+        return 431;
+    case HTTP1_E_NOT_IMPLEMENTED:
+        return 501;
+    case HTTP1_E_VERSION:
+        return 505;
+    default:
+        return 400;
+    }
+}
+
+/* Answers a request that could not be parsed, then closes: the framing is lost. */
+static void protocol_error(hcm_conn_t *c, int rc, const char *why)
+{
+    stats_inc(c->worker->stats, c->cfg->st.downstream_cx_protocol_error);
+    int status = parse_error_status(rc);
+    if (status == 431)
+        stats_inc(c->worker->stats, c->cfg->st.downstream_rq_too_large);
+    log_debug("hcm: rejecting request: %s", why ? why : "malformed");
+    char body[160];
+    snprintf(body, sizeof(body), "%s\n", why ? why : "bad request");
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\ncontent-type: text/plain\r\n"
+                     "connection: close\r\n\r\n",
+                     status, http1_reason(status), strlen(body));
+    uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)n), uv_buf_init(body, (unsigned)strlen(body))};
+    stats_inc(c->worker->stats, c->cfg->st.downstream_rq_xx[status / 100 - 1]);
+    down_write(c, bufs, 2);
+    hcm_close(c, false);
+}
+
+/* Feeds buffered request body bytes to the router. */
+static void feed_body(hcm_conn_t *c)
+{
+    http_stream_t *s = &c->stream;
+    while (!s->req_body_done && c->len > 0 && !c->paused) {
+        const char *data;
+        size_t dlen;
+        bool done = false;
+        ssize_t used = http1_body_decode(&s->req_body, c->buf, c->len, &data, &dlen, NULL, &done);
+        if (used < 0) {
+            http_stream_local_reply(s, 400, "bad request body framing\n", "DPE");
+            c->close_after = true;
+            return;
+        }
+        s->bytes_in += (size_t)used;
+        if (done)
+            s->req_body_done = true;
+        if (dlen || done)
+            router_request_body(s, data, dlen, done);
+        if (!c->stream_active || c->state == HCM_CLOSING)
+            return;
+        /* The router copied or wrote what it needed; drop the consumed bytes. */
+        memmove(c->buf, c->buf + used, c->len - (size_t)used);
+        c->len -= (size_t)used;
+        if (used == 0)
+            break;
+    }
+}
+
+static void hcm_process(hcm_conn_t *c)
+{
+    while (c->state != HCM_CLOSING) {
+        if (c->state == HCM_WAIT_HEAD) {
+            if (c->len == 0)
+                break;
+            http_header_t hv[256];
+            http1_request_t req;
+            memset(&req, 0, sizeof(req));
+            req.headers.v = hv;
+            req.headers.cap = c->cfg->max_headers < 256 ? c->cfg->max_headers : 256;
+            int rc = http1_parse_request(c->buf, c->len, c->cfg->max_head_bytes, &req);
+            if (rc == HTTP1_INCOMPLETE)
+                break;
+            if (rc < 0) {
+                protocol_error(c, rc, req.error);
+                return;
+            }
+            start_stream(c, &req, (size_t)rc);
+            continue;
+        }
+        if (c->state == HCM_IN_STREAM) {
+            /* Body bytes go upstream once the request head has. */
+            if (!c->stream.req_body_done && c->stream.router.head_written)
+                feed_body(c);
+            break; /* the next pipelined request waits for this response */
+        }
+    }
+}
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    hcm_conn_t *c = h->data;
+    size_t max = c->cfg->max_head_bytes + HCM_BODY_HEADROOM;
+    if (c->cap - c->len < 4096 && c->cap < max) {
+        size_t cap = c->cap * 2 > max ? max : c->cap * 2;
+        char *nb = realloc(c->buf, cap);
+        if (nb) {
+            c->buf = nb;
+            c->cap = cap;
+        }
+    }
+    *buf = uv_buf_init(c->buf + c->len, (unsigned)(c->cap - c->len));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    hcm_conn_t *c = stream->data;
+    if (nread == 0)
+        return;
+    if (nread == UV_ENOBUFS) {
+        /* The buffer is full: a head larger than the limit, or a pipelining client far ahead
+         * of us. Stop reading until the current stream frees room. */
+        if (c->state == HCM_WAIT_HEAD) {
+            protocol_error(c, HTTP1_E_HEAD_TOO_LARGE, "request headers too large");
+            return;
+        }
+        uv_read_stop(stream);
+        c->paused = true;
+        return;
+    }
+    if (nread < 0) {
+        if (c->stream_active && !c->stream.req_body_done) {
+            c->stream.flags = "DC";
+            hcm_close(c, true);
+        } else if (c->stream_active) {
+            /* The client half-closed after a complete request: answer, then close. */
+            c->close_after = true;
+            uv_read_stop(stream);
+        } else {
+            hcm_close(c, false);
+        }
+        return;
+    }
+    c->len += (size_t)nread;
+    c->last_activity = hcm_now(c);
+    if (c->state == HCM_IN_STREAM && c->stream.req_body_done && c->len > c->cfg->max_head_bytes) {
+        uv_read_stop(stream); /* enough pipelined bytes buffered */
+        c->paused = true;
+    }
+    hcm_process(c);
+}
+
+/* ---- timers and close ------------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t)
+{
+    hcm_conn_t *c = t->data;
+    if (c->stream_active) {
+        http_stream_t *s = &c->stream;
+        stats_inc(c->worker->stats, c->cfg->st.downstream_rq_timeout);
+        if (s->router.cluster)
+            stats_inc(c->worker->stats, s->router.cluster->st.upstream_rq_timeout);
+        router_reset(s, true);
+        http_stream_local_reply(s, 504, "upstream request timeout", "UT");
+        return;
+    }
+    hcm_close(c, false); /* idle */
+}
+
+void hcm_set_deadline(hcm_conn_t *c, uint64_t ms)
+{
+    if (ms)
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+    else
+        uv_timer_stop(&c->timer);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    hcm_conn_t *c = h->data;
+    if (--c->handles > 0)
+        return;
+    stats_add(c->worker->stats, c->listener->st.downstream_cx_active, -1);
+    stats_inc(c->worker->stats, c->listener->st.downstream_cx_destroy);
+    stats_add(c->worker->stats, c->cfg->st.downstream_cx_active, -1);
+    atomic_fetch_sub_explicit(&c->worker->active_conns, 1, memory_order_relaxed);
+    snapshot_unref(c->snap);
+    free(c->buf);
+    free(c->tcp);
+    free(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    hcm_conn_t *c = req->data;
+    free(req);
+    uv_close((uv_handle_t *)c->tcp, on_closed);
+    uv_close((uv_handle_t *)&c->timer, on_closed);
+}
+
+static void hcm_close(hcm_conn_t *c, bool reset)
+{
+    if (c->state == HCM_CLOSING)
+        return;
+    if (c->stream_active) {
+        http_stream_t *s = &c->stream;
+        router_reset(s, false);
+        stream_done_filters(s);
+        stats_add(c->worker->stats, c->cfg->st.downstream_rq_active, -1);
+        arena_free(&s->arena);
+        c->stream_active = false;
+    }
+    c->state = HCM_CLOSING;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (c->worker->hcm_conns == c)
+        c->worker->hcm_conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->handles = 2;
+    uv_read_stop((uv_stream_t *)c->tcp);
+    if (!reset) {
+        /* Let queued response bytes go out first; shutdown waits for them. */
+        uv_shutdown_t *req = malloc(sizeof(*req));
+        if (req) {
+            req->data = c;
+            if (uv_shutdown(req, (uv_stream_t *)c->tcp, on_shutdown) == 0)
+                return;
+            free(req);
+        }
+    }
+    if (uv_tcp_close_reset(c->tcp, on_closed) != 0)
+        uv_close((uv_handle_t *)c->tcp, on_closed);
+    uv_close((uv_handle_t *)&c->timer, on_closed);
+}
+
+void hcm_abort_all(worker_t *w)
+{
+    while (w->hcm_conns)
+        hcm_close(w->hcm_conns, true);
+}
+
+int hcm_start(accepted_conn_t *ac, const hcm_config_t *cfg)
+{
+    worker_t *w = ac->worker;
+    hcm_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    c->cap = HCM_BUF_INITIAL;
+    if (ac->initial_len > c->cap)
+        c->cap = ac->initial_len;
+    c->buf = malloc(c->cap);
+    if (c->buf == NULL) {
+        free(c);
+        return -ENOMEM;
+    }
+    c->tcp = ac->tcp;
+    c->tcp->data = c;
+    c->worker = w;
+    c->snap = snapshot_ref(ac->snap);
+    c->listener = ac->listener;
+    c->cfg = cfg;
+    c->state = HCM_WAIT_HEAD;
+    if (ac->initial_len) {
+        memcpy(c->buf, ac->initial, ac->initial_len);
+        c->len = ac->initial_len;
+    }
+    bufpool_put(&w->pool, ac->initial);
+    ac->initial = NULL;
+    if (cfg->use_remote_address) {
+        struct sockaddr_storage peer;
+        int plen = sizeof(peer);
+        if (uv_tcp_getpeername(c->tcp, (struct sockaddr *)&peer, &plen) == 0) {
+            char text[80];
+            snapshot_format_addr((struct sockaddr *)&peer, text, sizeof(text));
+            char *colon = strrchr(text, ':'); /* the address without the port */
+            if (colon)
+                *colon = '\0';
+            snprintf(c->peer, sizeof(c->peer), "%s", text[0] == '[' ? text + 1 : text);
+            size_t n = strlen(c->peer);
+            if (n && c->peer[n - 1] == ']')
+                c->peer[n - 1] = '\0';
+        }
+    }
+    uv_timer_init(&w->loop, &c->timer);
+    c->timer.data = c;
+    c->next = w->hcm_conns;
+    if (w->hcm_conns)
+        w->hcm_conns->prev = c;
+    w->hcm_conns = c;
+    stats_inc(w->stats, cfg->st.downstream_cx_total);
+    stats_inc(w->stats, cfg->st.downstream_cx_active);
+    memcpy(&c->orig_dst, &ac->orig_dst, sizeof(c->orig_dst));
+    uv_tcp_nodelay(c->tcp, 1);
+    uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
+    hcm_set_deadline(c, cfg->idle_timeout_ms);
+    hcm_process(c);
+    return 0;
+}

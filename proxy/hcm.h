@@ -1,0 +1,60 @@
+/* The HTTP connection manager: its parsed config (built by the http_connection_manager network
+ * filter) and the entry point that takes an accepted connection. Free of libuv types so filters
+ * can include it. */
+#ifndef REMORA_HCM_H
+#define REMORA_HCM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "filters/filter.h"
+#include "filters/http_filter.h"
+#include "proxy/stats.h"
+#include "xds/route.h"
+
+typedef struct hcm_filter {
+    char *name;
+    const http_filter_ops_t *ops;
+    void *config;
+} hcm_filter_t;
+
+typedef struct hcm_stat_ids {
+    stat_id_t downstream_cx_total;
+    stat_id_t downstream_cx_active;
+    stat_id_t downstream_cx_protocol_error;
+    stat_id_t downstream_rq_total;
+    stat_id_t downstream_rq_active;
+    stat_id_t downstream_rq_xx[5]; /* 1xx..5xx */
+    stat_id_t downstream_rq_timeout;
+    stat_id_t downstream_rq_too_large;
+    stat_id_t no_route;
+    stat_id_t no_cluster;
+    stat_id_t rq_direct_response;
+} hcm_stat_ids_t;
+
+typedef struct hcm_config {
+    char *stat_prefix;
+    route_table_t *routes;
+    hcm_filter_t *filters;
+    size_t n_filters;
+    hcm_stat_ids_t st;
+    uint32_t max_head_bytes; /* max_request_headers_kb, default 60 KiB */
+    uint32_t max_headers;    /* common_http_protocol_options.max_headers_count, default 100 */
+    bool generate_request_id;
+    bool use_remote_address; /* append the downstream address to x-forwarded-for */
+    bool skip_xff_append;
+    bool accept_http_10;
+    uint64_t idle_timeout_ms; /* connection idle, default 1 h */
+    uint64_t request_headers_timeout_ms;
+    struct access_log **logs;
+    size_t n_logs;
+} hcm_config_t;
+
+/* The router filter's entry: picks the upstream and sends the request (proxy/router.c). */
+int hcm_router_start(http_stream_t *s);
+
+/* Takes over an accepted connection (network filter on_accept). initial/initial_len: bytes
+ * already read by protocol detection (copied). */
+int hcm_start(accepted_conn_t *conn, const hcm_config_t *cfg);
+
+#endif

@@ -1,0 +1,106 @@
+/* Internals shared by the connection manager (hcm.c) and the router (router.c): the downstream
+ * HTTP/1.1 connection and its one active stream. HTTP/1.1 answers pipelined requests in order,
+ * so a connection has at most one stream at a time; the stream is embedded and reset per
+ * request. */
+#ifndef REMORA_HCM_CONN_H
+#define REMORA_HCM_CONN_H
+
+#include <uv.h>
+
+#include "proxy/arena.h"
+#include "proxy/hcm.h"
+#include "proxy/http1.h"
+#include "proxy/pool.h"
+#include "proxy/worker.h"
+
+typedef struct hcm_conn hcm_conn_t;
+
+/* The router's per-request upstream state. */
+typedef struct router_req {
+    const snap_cluster_t *cluster;
+    const route_cluster_t *target;
+    upstream_conn_t *uc;
+    int endpoint;
+    int attempts;
+    bool head_written;   /* the request head went to the upstream */
+    bool body_written;   /* the whole request body went to the upstream */
+    bool response_begun; /* response bytes arrived */
+    bool response_headers_done;
+    http1_response_t resp;
+    http1_body_decoder_t body;
+    uint64_t start_ms;
+    char *head; /* serialized request head (arena) */
+    size_t head_len;
+} router_req_t;
+
+struct http_stream {
+    hcm_conn_t *conn;
+    arena_t arena;
+    char *head_copy; /* the request head as received, the slices below point into it */
+    http1_request_t req;
+    const char *path;
+    uint32_t path_len;
+    const route_vhost_t *vhost;
+    const route_entry_t *route;
+    http1_body_decoder_t req_body;
+    bool req_body_done; /* the downstream request body was fully read */
+    http_headers_t resp_headers;
+    int status;        /* the status answered downstream, 0 until then */
+    bool resp_started; /* response head written downstream */
+    bool resp_chunked; /* re-framed as chunked toward the downstream */
+    bool resp_done;
+    const char *flags; /* access-log response flags, "-" when none */
+    uint64_t start_ms;
+    uint64_t bytes_in, bytes_out;
+    void **filter_state;
+    size_t filters_run; /* filters whose request hooks ran (their done() is owed) */
+    router_req_t router;
+    char request_id[40];
+};
+
+typedef enum { HCM_WAIT_HEAD, HCM_IN_STREAM, HCM_CLOSING } hcm_state_t;
+
+struct hcm_conn {
+    uv_tcp_t *tcp;
+    worker_t *worker;
+    snapshot_t *snap;
+    const snap_listener_t *listener;
+    const hcm_config_t *cfg;
+    hcm_state_t state;
+    char *buf; /* downstream bytes not yet consumed: buf[0..len) */
+    size_t len, cap;
+    bool stream_active;
+    http_stream_t stream;
+    bool paused;      /* reading stopped for backpressure */
+    bool close_after; /* close once the current response is written */
+    bool over_hwm;
+    uv_timer_t timer; /* request/route timeout and idle timeout */
+    uint64_t deadline_ms;
+    uint64_t last_activity;
+    char peer[64]; /* downstream IP, for x-forwarded-for */
+    struct sockaddr_storage orig_dst;
+    int handles;
+    hcm_conn_t *prev, *next;
+};
+
+/* router.c */
+int router_start(http_stream_t *s);
+void router_request_body(http_stream_t *s, const char *data, size_t len, bool end);
+void router_downstream_drained(http_stream_t *s);
+/* Abandons the upstream side (downstream gone or timed out). */
+void router_reset(http_stream_t *s, bool timeout);
+
+/* hcm.c, for the router */
+void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp);
+void hcm_send_response_body(http_stream_t *s, const char *data, size_t len, bool end);
+void hcm_upstream_failed(http_stream_t *s, int status, const char *flag, const char *details);
+void hcm_pause_request_body(http_stream_t *s, bool pause);
+uint64_t hcm_now(const hcm_conn_t *c);
+bool hcm_downstream_congested(const hcm_conn_t *c);
+void hcm_resume(hcm_conn_t *c);
+void hcm_set_deadline(hcm_conn_t *c, uint64_t ms);
+void hcm_apply_request_ops(http_stream_t *s, const route_header_ops_t *ops);
+/* Resets every HTTP connection of the worker (at stop). */
+void hcm_abort_all(worker_t *w);
+
+#endif

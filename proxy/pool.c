@@ -1,0 +1,395 @@
+/* Upstream HTTP/1.1 connection pools, one set per worker: connect with the cluster's timeout,
+ * reuse idle keep-alive connections, drop idle ones the server closed or that sat too long. */
+#include "proxy/pool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/cluster.h"
+#include "proxy/log.h"
+
+#define POOL_MAX_IDLE        128
+#define POOL_IDLE_TIMEOUT_MS 60000
+#define POOL_SWEEP_MS        1000
+#define UC_BUF_INITIAL       (16 * 1024)
+#define UC_BUF_MAX           (256 * 1024)
+#define UC_HIGH_WATER        (1024 * 1024)
+
+typedef struct pool {
+    const snap_cluster_t *cluster;
+    int endpoint; /* -1 for ORIGINAL_DST clusters: then addr tells pools apart */
+    struct sockaddr_storage addr;
+    upstream_conn_t *idle; /* most recently used first */
+    size_t n_idle;
+    struct pool *next;
+} pool_t;
+
+typedef struct pool_set {
+    pool_t *pools;
+    uv_timer_t sweep;
+    bool sweeping;
+} pool_set_t;
+
+typedef struct write_req {
+    uv_write_t req;
+    upstream_conn_t *uc;
+    char data[];
+} write_req_t;
+
+static void uc_close(upstream_conn_t *uc);
+
+static pool_set_t *pool_set(worker_t *w)
+{
+    if (w->pools == NULL) {
+        pool_set_t *ps = calloc(1, sizeof(*ps));
+        if (ps == NULL)
+            return NULL;
+        uv_timer_init(&w->loop, &ps->sweep);
+        ps->sweep.data = w;
+        w->pools = ps;
+    }
+    return w->pools;
+}
+
+static size_t addr_len(const struct sockaddr *a)
+{
+    return a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+static pool_t *pool_find(worker_t *w, const snap_cluster_t *c, int ep, const struct sockaddr *addr)
+{
+    pool_set_t *ps = pool_set(w);
+    if (ps == NULL)
+        return NULL;
+    for (pool_t *p = ps->pools; p; p = p->next)
+        if (p->cluster == c && p->endpoint == ep &&
+            (ep >= 0 || memcmp(&p->addr, addr, addr_len(addr)) == 0))
+            return p;
+    pool_t *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->cluster = c;
+    p->endpoint = ep;
+    memcpy(&p->addr, addr, addr_len(addr));
+    p->next = ps->pools;
+    ps->pools = p;
+    return p;
+}
+
+static void idle_unlink(upstream_conn_t *uc)
+{
+    pool_t *p = uc->pool;
+    if (uc->idle_prev)
+        uc->idle_prev->idle_next = uc->idle_next;
+    else if (p->idle == uc)
+        p->idle = uc->idle_next;
+    if (uc->idle_next)
+        uc->idle_next->idle_prev = uc->idle_prev;
+    uc->idle_prev = uc->idle_next = NULL;
+    p->n_idle--;
+}
+
+static void on_uc_closed(uv_handle_t *h)
+{
+    upstream_conn_t *uc = h->data;
+    if (--uc->handles > 0)
+        return;
+    free(uc->buf);
+    free(uc);
+}
+
+static void uc_close(upstream_conn_t *uc)
+{
+    if (uc->state == UC_CLOSING)
+        return;
+    if (uc->state == UC_IDLE)
+        idle_unlink(uc);
+    stats_add(uc->worker->stats, uc->cluster->st.upstream_cx_active, -1);
+    uc->state = UC_CLOSING;
+    uv_close((uv_handle_t *)&uc->tcp, on_uc_closed);
+    uv_close((uv_handle_t *)&uc->timer, on_uc_closed);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    upstream_conn_t *uc = h->data;
+    if (uc->cap - uc->len < 4096 && uc->cap < UC_BUF_MAX) {
+        size_t cap = uc->cap ? uc->cap * 2 : UC_BUF_INITIAL;
+        char *nb = realloc(uc->buf, cap);
+        if (nb) {
+            uc->buf = nb;
+            uc->cap = cap;
+        }
+    }
+    *buf = uv_buf_init(uc->buf + uc->len, (unsigned)(uc->cap - uc->len));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    upstream_conn_t *uc = stream->data;
+    if (nread == 0)
+        return;
+    if (uc->state == UC_IDLE) {
+        /* An idle keep-alive connection the server closed (or talks on unasked): drop it
+         * now rather than hand it to the next request. */
+        stats_inc(uc->worker->stats, uc->cluster->st.upstream_cx_destroy_remote);
+        uc_close(uc);
+        return;
+    }
+    if (nread > 0) {
+        uc->len += (size_t)nread;
+        stats_add(uc->worker->stats, uc->cluster->st.upstream_cx_rx_bytes_total, nread);
+    } else {
+        stats_inc(uc->worker->stats, uc->cluster->st.upstream_cx_destroy_remote);
+        uv_read_stop(stream);
+    }
+    void *owner = uc->owner;
+    const upstream_conn_cbs_t *cbs = uc->cbs;
+    if (nread < 0) {
+        uc->owner = NULL;
+        uc_close(uc);
+    }
+    if (owner)
+        cbs->on_read(owner, uc, nread);
+}
+
+static void on_connect_timeout(uv_timer_t *t)
+{
+    upstream_conn_t *uc = t->data;
+    stats_slots_t *s = uc->worker->stats;
+    stats_inc(s, uc->cluster->st.upstream_cx_connect_timeout);
+    stats_inc(s, uc->cluster->st.upstream_cx_connect_fail);
+    void *owner = uc->owner;
+    uc->owner = NULL;
+    uc_close(uc);
+    if (owner)
+        uc->cbs->on_connected(owner, uc, UV_ETIMEDOUT);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    upstream_conn_t *uc = req->data;
+    if (uc->state == UC_CLOSING)
+        return;
+    uv_timer_stop(&uc->timer);
+    void *owner = uc->owner;
+    if (status < 0) {
+        stats_inc(uc->worker->stats, uc->cluster->st.upstream_cx_connect_fail);
+        uc->owner = NULL;
+        uc_close(uc);
+    } else {
+        uc->state = UC_BUSY;
+        uv_tcp_nodelay(&uc->tcp, 1);
+        uv_read_start((uv_stream_t *)&uc->tcp, on_alloc, on_read);
+    }
+    if (owner)
+        uc->cbs->on_connected(owner, uc, status);
+}
+
+int pool_acquire(worker_t *w, const snap_cluster_t *c, int ep, const struct sockaddr *addr,
+                 void *owner, const upstream_conn_cbs_t *cbs, upstream_conn_t **out, bool *ready)
+{
+    pool_t *p = pool_find(w, c, ep, addr);
+    if (p == NULL)
+        return UV_ENOMEM;
+    if (p->idle) {
+        upstream_conn_t *uc = p->idle;
+        idle_unlink(uc);
+        uc->state = UC_BUSY;
+        uc->owner = owner;
+        uc->cbs = cbs;
+        uc->reused = true;
+        *out = uc;
+        *ready = true;
+        return 0;
+    }
+    upstream_conn_t *uc = calloc(1, sizeof(*uc));
+    if (uc == NULL)
+        return UV_ENOMEM;
+    uc->pool = p;
+    uc->worker = w;
+    uc->cluster = c;
+    uc->endpoint = ep;
+    uc->owner = owner;
+    uc->cbs = cbs;
+    uc->state = UC_CONNECTING;
+    memcpy(&uc->addr, addr, addr_len(addr));
+    snapshot_format_addr(addr, uc->label, sizeof(uc->label));
+    uv_tcp_init(&w->loop, &uc->tcp);
+    uv_timer_init(&w->loop, &uc->timer);
+    uc->tcp.data = uc->timer.data = uc->connect_req.data = uc;
+    uc->handles = 2;
+    stats_inc(w->stats, c->st.upstream_cx_total);
+    stats_inc(w->stats, c->st.upstream_cx_active);
+    int rc = c->has_bind ? bind_source(&uc->tcp, c) : 0;
+    if (rc == 0)
+        rc = uv_tcp_connect(&uc->connect_req, &uc->tcp, addr, on_connect);
+    if (rc < 0) {
+        stats_inc(w->stats, c->st.upstream_cx_connect_fail);
+        uc->owner = NULL;
+        uc_close(uc);
+        return rc;
+    }
+    uv_timer_start(&uc->timer, on_connect_timeout,
+                   c->connect_timeout_ms ? c->connect_timeout_ms : 5000, 0);
+    *out = uc;
+    *ready = false;
+    return 0;
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    pool_set_t *ps = w->pools;
+    uint64_t now = uv_now(&w->loop);
+    size_t left = 0;
+    for (pool_t *p = ps->pools; p; p = p->next) {
+        upstream_conn_t *uc = p->idle, *next;
+        for (; uc; uc = next) {
+            next = uc->idle_next;
+            if (now - uc->idle_since >= POOL_IDLE_TIMEOUT_MS) {
+                stats_inc(w->stats, uc->cluster->st.upstream_cx_idle_timeout);
+                stats_inc(w->stats, uc->cluster->st.upstream_cx_destroy_local);
+                uc_close(uc);
+            } else {
+                left++;
+            }
+        }
+    }
+    if (left == 0) {
+        uv_timer_stop(&ps->sweep);
+        ps->sweeping = false;
+    }
+}
+
+void pool_release(upstream_conn_t *uc, bool reusable)
+{
+    uc->owner = NULL;
+    if (uc->state == UC_CLOSING)
+        return;
+    pool_t *p = uc->pool;
+    if (!reusable || uc->state != UC_BUSY || uc->len != 0 || p->n_idle >= POOL_MAX_IDLE ||
+        uc->tcp.write_queue_size != 0) {
+        stats_inc(uc->worker->stats, uc->cluster->st.upstream_cx_destroy_local);
+        uc_close(uc);
+        return;
+    }
+    uc->state = UC_IDLE;
+    uc->idle_since = uv_now(&uc->worker->loop);
+    uc->idle_next = p->idle;
+    uc->idle_prev = NULL;
+    if (p->idle)
+        p->idle->idle_prev = uc;
+    p->idle = uc;
+    p->n_idle++;
+    /* Keep reading while idle: a close from the server is seen before the next request. */
+    uv_read_start((uv_stream_t *)&uc->tcp, on_alloc, on_read);
+    pool_set_t *ps = uc->worker->pools;
+    if (!ps->sweeping) {
+        ps->sweeping = true;
+        uv_timer_start(&ps->sweep, on_sweep, POOL_SWEEP_MS, POOL_SWEEP_MS);
+    }
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    write_req_t *wr = (write_req_t *)req;
+    upstream_conn_t *uc = wr->uc;
+    free(wr);
+    if (status < 0 || uc->state == UC_CLOSING)
+        return; /* the read side reports the failure */
+    if (uc->over_hwm && uc->tcp.write_queue_size == 0) {
+        uc->over_hwm = false;
+        if (uc->owner)
+            uc->cbs->on_drained(uc->owner, uc);
+    }
+}
+
+int pool_write(upstream_conn_t *uc, const uv_buf_t *bufs, unsigned n)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
+    stats_add(uc->worker->stats, uc->cluster->st.upstream_cx_tx_bytes_total, (int64_t)total);
+    size_t sent = 0;
+    if (uc->tcp.write_queue_size == 0) {
+        int rc = uv_try_write((uv_stream_t *)&uc->tcp, bufs, n);
+        if (rc >= 0)
+            sent = (size_t)rc;
+        else if (rc != UV_EAGAIN)
+            return rc;
+    }
+    if (sent == total)
+        return 0;
+    write_req_t *wr = malloc(sizeof(*wr) + (total - sent));
+    if (wr == NULL)
+        return UV_ENOMEM;
+    wr->uc = uc;
+    size_t off = 0, skip = sent;
+    for (unsigned i = 0; i < n; i++) {
+        size_t len = bufs[i].len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        memcpy(wr->data + off, bufs[i].base + skip, len - skip);
+        off += len - skip;
+        skip = 0;
+    }
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)off);
+    int rc = uv_write(&wr->req, (uv_stream_t *)&uc->tcp, &b, 1, on_write);
+    if (rc < 0) {
+        free(wr);
+        return rc;
+    }
+    if (uc->tcp.write_queue_size > UC_HIGH_WATER)
+        uc->over_hwm = true;
+    return 0;
+}
+
+void pool_read_stop(upstream_conn_t *uc)
+{
+    if (uc->state == UC_BUSY)
+        uv_read_stop((uv_stream_t *)&uc->tcp);
+}
+
+void pool_read_start(upstream_conn_t *uc)
+{
+    if (uc->state == UC_BUSY)
+        uv_read_start((uv_stream_t *)&uc->tcp, on_alloc, on_read);
+}
+
+void pool_consume(upstream_conn_t *uc, size_t n)
+{
+    if (n >= uc->len) {
+        uc->len = 0;
+        return;
+    }
+    memmove(uc->buf, uc->buf + n, uc->len - n);
+    uc->len -= n;
+}
+
+static void on_sweep_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void pool_close_all(worker_t *w)
+{
+    pool_set_t *ps = w->pools;
+    if (ps == NULL)
+        return;
+    while (ps->pools) {
+        pool_t *p = ps->pools;
+        while (p->idle)
+            uc_close(p->idle);
+        ps->pools = p->next;
+        free(p);
+    }
+    ps->sweep.data = ps;
+    uv_close((uv_handle_t *)&ps->sweep, on_sweep_closed);
+    w->pools = NULL;
+}

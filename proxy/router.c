@@ -1,0 +1,369 @@
+/* The router, upstream side of a stream: picks the route's cluster and an endpoint, rewrites
+ * and frames the request, sends it over a pooled HTTP/1.1 connection, and relays the response
+ * back through the connection manager. A pooled connection that the server closed just as it
+ * was reused is retried once on a fresh one when the request can be replayed. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy/cluster.h"
+#include "proxy/hcm_conn.h"
+#include "proxy/log.h"
+
+#define UPSTREAM_MAX_HEAD (96 * 1024)
+
+static const char *const reason_connect_failure =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+static const char *const reason_termination = "upstream connect error or disconnect/reset before "
+                                              "headers. reset reason: connection termination";
+
+int router_attempt(http_stream_t *s);
+static void up_connected(void *owner, upstream_conn_t *uc, int status);
+static void up_read(void *owner, upstream_conn_t *uc, ssize_t nread);
+static void up_drained(void *owner, upstream_conn_t *uc);
+
+static const upstream_conn_cbs_t router_cbs = {
+    .on_connected = up_connected,
+    .on_read = up_read,
+    .on_drained = up_drained,
+};
+
+static uint32_t next_random(worker_t *w)
+{
+    w->rng = w->rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(w->rng >> 32);
+}
+
+/* Builds the upstream request head in the arena: rewrites, header ops, hop-by-hop removal and
+ * the body framing we send. */
+static int build_request_head(http_stream_t *s)
+{
+    router_req_t *r = &s->router;
+    const route_entry_t *rt = s->route;
+    http_headers_t *h = &s->req.headers;
+    const char *path = s->path;
+    size_t path_len = s->path_len;
+    if (rt->prefix_rewrite && rt->match_kind != ROUTE_MATCH_PATH && rt->match_len <= path_len) {
+        size_t plen = strlen(rt->prefix_rewrite);
+        size_t n = plen + path_len - rt->match_len;
+        char *np = arena_alloc(&s->arena, n + 1);
+        if (np == NULL)
+            return -ENOMEM;
+        memcpy(np, rt->prefix_rewrite, plen);
+        memcpy(np + plen, path + rt->match_len, path_len - rt->match_len);
+        np[n] = '\0';
+        path = np;
+        path_len = n;
+    }
+    if (rt->host_rewrite)
+        http_stream_header_set(s, h, "host", rt->host_rewrite, strlen(rt->host_rewrite));
+    /* Envoy applies the most specific level last, so it wins for overwrites. */
+    hcm_apply_request_ops(s, &s->conn->cfg->routes->request_ops);
+    if (s->vhost)
+        hcm_apply_request_ops(s, &s->vhost->request_ops);
+    hcm_apply_request_ops(s, &rt->request_ops);
+    if (r->target)
+        hcm_apply_request_ops(s, &r->target->request_ops);
+    for (size_t i = 0; i < s->conn->cfg->routes->n_internal_only; i++)
+        http_headers_remove(h, s->conn->cfg->routes->internal_only_headers[i]);
+
+    /* Hop-by-hop headers stay on this hop; framing is ours to state. */
+    http_headers_t out = {.cap = h->n + 4};
+    out.v = arena_alloc(&s->arena, out.cap * sizeof(http_header_t));
+    if (out.v == NULL)
+        return -ENOMEM;
+    bool has_host = false;
+    for (uint32_t i = 0; i < h->n; i++) {
+        if (http1_is_hop_by_hop(&h->v[i], h) || http_name_is(&h->v[i], "content-length"))
+            continue;
+        has_host |= http_name_is(&h->v[i], "host");
+        out.v[out.n++] = h->v[i];
+    }
+    if (!has_host && s->req.authority_len)
+        out.v[out.n++] = (http_header_t){"host", s->req.authority, 4, s->req.authority_len};
+    char cl[24];
+    if (s->req.body == HTTP1_BODY_LENGTH) {
+        int n = snprintf(cl, sizeof(cl), "%llu", (unsigned long long)s->req.content_length);
+        out.v[out.n++] = (http_header_t){"content-length", cl, 14, (uint32_t)n};
+    } else if (s->req.body == HTTP1_BODY_CHUNKED) {
+        out.v[out.n++] = (http_header_t){"transfer-encoding", "chunked", 17, 7};
+    }
+    size_t need =
+        http1_write_request_head(NULL, 0, s->req.method, s->req.method_len, path, path_len, &out);
+    r->head = arena_alloc(&s->arena, need + 1);
+    if (r->head == NULL)
+        return -ENOMEM;
+    r->head_len = http1_write_request_head(r->head, need + 1, s->req.method, s->req.method_len,
+                                           path, path_len, &out);
+    return 0;
+}
+
+static void send_head(http_stream_t *s)
+{
+    router_req_t *r = &s->router;
+    uv_buf_t b = uv_buf_init(r->head, (unsigned)r->head_len);
+    int rc = pool_write(r->uc, &b, 1);
+    if (rc < 0) {
+        /* A reused connection the server already closed: the request never left. */
+        bool retry = r->uc->reused && r->attempts < 2;
+        pool_release(r->uc, false);
+        r->uc = NULL;
+        if (retry) {
+            stats_inc(s->conn->worker->stats, r->cluster->st.upstream_rq_retry);
+            router_attempt(s);
+            return;
+        }
+        stats_inc(s->conn->worker->stats, r->cluster->st.upstream_rq_rx_reset);
+        hcm_upstream_failed(s, 503, "UC", reason_termination);
+        return;
+    }
+    r->head_written = true;
+    r->body_written = s->req.body == HTTP1_BODY_NONE;
+    hcm_resume(s->conn); /* body bytes already buffered go out now */
+}
+
+int router_attempt(http_stream_t *s)
+{
+    router_req_t *r = &s->router;
+    hcm_conn_t *c = s->conn;
+    worker_t *w = c->worker;
+    struct sockaddr_storage addr;
+    r->attempts++;
+    r->response_begun = false;
+    r->head_written = false;
+    if (cluster_pick(r->cluster, w->index, (const struct sockaddr *)&c->orig_dst, &addr,
+                     &r->endpoint) < 0) {
+        stats_inc(w->stats, r->cluster->st.upstream_cx_none_healthy);
+        hcm_upstream_failed(s, 503, "UH", "no healthy upstream");
+        return FILTER_STOP;
+    }
+    bool ready = false;
+    stats_inc(w->stats, r->cluster->st.upstream_rq_total);
+    int rc = pool_acquire(w, r->cluster, r->endpoint, (const struct sockaddr *)&addr, s,
+                          &router_cbs, &r->uc, &ready);
+    if (rc < 0) {
+        r->uc = NULL;
+        cluster_lb_release(r->cluster, w->index, r->endpoint);
+        hcm_upstream_failed(s, 503, "UF", reason_connect_failure);
+        return FILTER_STOP;
+    }
+    if (ready)
+        send_head(s);
+    return FILTER_STOP;
+}
+
+int hcm_router_start(http_stream_t *s)
+{
+    return router_start(s);
+}
+
+int router_start(http_stream_t *s)
+{
+    router_req_t *r = &s->router;
+    hcm_conn_t *c = s->conn;
+    const route_entry_t *rt = s->route;
+    r->target = route_pick_cluster(rt, next_random(c->worker));
+    if (r->target == NULL || r->target->cluster == NULL) {
+        stats_inc(c->worker->stats, c->cfg->st.no_cluster);
+        hcm_upstream_failed(s, 503, "NC", "no cluster");
+        return FILTER_STOP;
+    }
+    r->cluster = r->target->cluster;
+    if (build_request_head(s) < 0) {
+        hcm_upstream_failed(s, 500, "LR", "out of memory");
+        return FILTER_STOP;
+    }
+    r->start_ms = hcm_now(c);
+    hcm_set_deadline(c, rt->timeout_ms);
+    return router_attempt(s);
+}
+
+static void up_connected(void *owner, upstream_conn_t *uc, int status)
+{
+    (void)uc;
+    http_stream_t *s = owner;
+    router_req_t *r = &s->router;
+    if (status < 0) {
+        r->uc = NULL;
+        cluster_lb_release(r->cluster, s->conn->worker->index, r->endpoint);
+        log_debug("router: connect to %s failed: %s", uc->label, uv_strerror(status));
+        hcm_upstream_failed(s, 503, "UF", reason_connect_failure);
+        return;
+    }
+    send_head(s);
+}
+
+void router_request_body(http_stream_t *s, const char *data, size_t len, bool end)
+{
+    router_req_t *r = &s->router;
+    if (r->uc == NULL)
+        return;
+    uv_buf_t bufs[4];
+    unsigned n = 0;
+    char size_line[24];
+    if (s->req.body == HTTP1_BODY_CHUNKED) {
+        if (len) {
+            bufs[n++] = uv_buf_init(size_line, (unsigned)http1_write_chunk_size(size_line, len));
+            bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
+            bufs[n++] = uv_buf_init("\r\n", 2);
+        }
+        if (end)
+            bufs[n++] = uv_buf_init("0\r\n\r\n", 5);
+    } else if (len) {
+        bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
+    }
+    if (n && pool_write(r->uc, bufs, n) < 0) {
+        stats_inc(s->conn->worker->stats, r->cluster->st.upstream_rq_rx_reset);
+        pool_release(r->uc, false);
+        r->uc = NULL;
+        hcm_upstream_failed(s, 503, "UC", reason_termination);
+        return;
+    }
+    if (end)
+        r->body_written = true;
+    else if (r->uc->over_hwm)
+        hcm_pause_request_body(s, true);
+}
+
+static void up_drained(void *owner, upstream_conn_t *uc)
+{
+    (void)uc;
+    hcm_pause_request_body((http_stream_t *)owner, false);
+}
+
+/* Hands the connection back: reusable only when both messages ended cleanly. */
+static void release_upstream(http_stream_t *s, bool reusable)
+{
+    router_req_t *r = &s->router;
+    if (r->uc == NULL)
+        return;
+    pool_release(r->uc, reusable && r->body_written && r->resp.keep_alive);
+    r->uc = NULL;
+    cluster_lb_release(r->cluster, s->conn->worker->index, r->endpoint);
+}
+
+static void protocol_failure(http_stream_t *s, const char *why)
+{
+    log_debug("router: bad response from upstream: %s", why ? why : "malformed");
+    release_upstream(s, false);
+    hcm_upstream_failed(s, 502, "UPE", "upstream sent an invalid response");
+}
+
+/* Works through what the upstream sent: the head, then body bytes. */
+static void process_response(http_stream_t *s)
+{
+    router_req_t *r = &s->router;
+    upstream_conn_t *uc = r->uc;
+    while (uc && !r->response_headers_done) {
+        http_header_t hv[128];
+        memset(&r->resp, 0, sizeof(r->resp));
+        r->resp.headers.v = hv;
+        r->resp.headers.cap = 128;
+        bool head = s->req.method_len == 4 && memcmp(s->req.method, "HEAD", 4) == 0;
+        int rc = http1_parse_response(uc->buf, uc->len, UPSTREAM_MAX_HEAD, head, false, &r->resp);
+        if (rc == HTTP1_INCOMPLETE)
+            return;
+        if (rc < 0) {
+            protocol_failure(s, r->resp.error);
+            return;
+        }
+        if (r->resp.status < 200) {
+            pool_consume(uc, (size_t)rc); /* 1xx: we answered 100 Continue ourselves */
+            continue;
+        }
+        r->response_headers_done = true;
+        stats_slots_t *st = s->conn->worker->stats;
+        stats_inc(st, r->cluster->st.upstream_rq_xx[r->resp.status / 100 - 1]);
+        hcm_send_response_head(s, &r->resp);
+        if (r->uc == NULL || !s->conn->stream_active)
+            return;
+        pool_consume(uc, (size_t)rc);
+        r->resp.headers.v = NULL; /* the slices pointed into the consumed bytes */
+        r->resp.headers.n = 0;
+        http1_body_init(&r->body, r->resp.body, r->resp.content_length);
+        if (r->resp.body == HTTP1_BODY_NONE) {
+            release_upstream(s, true);
+            hcm_send_response_body(s, NULL, 0, true);
+            return;
+        }
+    }
+    while (uc && uc->len > 0) {
+        const char *data;
+        size_t dlen;
+        bool done = false;
+        ssize_t used = http1_body_decode(&r->body, uc->buf, uc->len, &data, &dlen, NULL, &done);
+        if (used < 0) {
+            s->flags = "UPE";
+            release_upstream(s, false);
+            hcm_upstream_failed(s, 502, "UPE", "upstream sent an invalid body");
+            return;
+        }
+        if (dlen)
+            hcm_send_response_body(s, data, dlen, false);
+        if (r->uc == NULL)
+            return;
+        pool_consume(uc, (size_t)used);
+        if (done) {
+            release_upstream(s, true);
+            hcm_send_response_body(s, NULL, 0, true);
+            return;
+        }
+        if (used == 0)
+            break;
+    }
+    if (r->uc && hcm_downstream_congested(s->conn))
+        pool_read_stop(r->uc); /* resumed by router_downstream_drained */
+}
+
+static void up_read(void *owner, upstream_conn_t *uc, ssize_t nread)
+{
+    http_stream_t *s = owner;
+    router_req_t *r = &s->router;
+    if (nread > 0) {
+        r->response_begun = true;
+        process_response(s);
+        return;
+    }
+    /* EOF or error: the pool closes uc after this callback. */
+    bool reused = uc->reused;
+    r->uc = NULL;
+    cluster_lb_release(r->cluster, s->conn->worker->index, r->endpoint);
+    if (r->response_headers_done) {
+        if (nread == UV_EOF && r->resp.body == HTTP1_BODY_UNTIL_CLOSE) {
+            hcm_send_response_body(s, NULL, 0, true);
+            return;
+        }
+        stats_inc(s->conn->worker->stats, r->cluster->st.upstream_rq_rx_reset);
+        hcm_upstream_failed(s, 503, "UC", reason_termination); /* resets: headers went out */
+        return;
+    }
+    /* The keep-alive race: a reused connection closed before any response byte. Replay once
+     * on a fresh connection if nothing of a body was streamed (the head alone is replayable). */
+    if (reused && !r->response_begun && s->req.body == HTTP1_BODY_NONE && r->attempts < 2) {
+        stats_inc(s->conn->worker->stats, r->cluster->st.upstream_rq_retry);
+        router_attempt(s);
+        return;
+    }
+    stats_inc(s->conn->worker->stats, r->cluster->st.upstream_rq_rx_reset);
+    hcm_upstream_failed(s, 503, "UC", reason_termination);
+}
+
+void router_downstream_drained(http_stream_t *s)
+{
+    router_req_t *r = &s->router;
+    if (r->uc) {
+        pool_read_start(r->uc);
+        process_response(s);
+    }
+}
+
+void router_reset(http_stream_t *s, bool timeout)
+{
+    (void)timeout;
+    router_req_t *r = &s->router;
+    if (r->uc) {
+        pool_release(r->uc, false);
+        r->uc = NULL;
+        cluster_lb_release(r->cluster, s->conn->worker->index, r->endpoint);
+    }
+}
