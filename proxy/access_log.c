@@ -76,12 +76,24 @@ static const struct command {
     {"REQUESTED_SERVER_NAME", OP_NO_DATA, ARG_NONE},
 };
 
+/* Header names the entry also carries as fields; resolved at parse time so that rendering does
+ * no string compares to find them. */
+typedef enum {
+    NAME_PLAIN,
+    NAME_METHOD,
+    NAME_PATH,
+    NAME_AUTHORITY,
+    NAME_REQUEST_ID,
+    NAME_UPSTREAM_SERVICE_TIME,
+} header_name_t;
+
 typedef struct log_op {
     op_kind_t kind;
     size_t max_len; /* SIZE_MAX: no limit */
     char *arg;      /* literal text, lowercased header name, or START_TIME's format */
     size_t arg_len; /* literal length */
     char *alt;      /* REQ(X?Y): Y, lowercased */
+    header_name_t arg_name, alt_name;
 } log_op_t;
 
 typedef struct log_format {
@@ -133,6 +145,24 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+}
+
+static header_name_t header_name(const char *lower)
+{
+    static const struct {
+        const char *name;
+        header_name_t kind;
+    } known[] = {
+        {":method", NAME_METHOD},
+        {":path", NAME_PATH},
+        {":authority", NAME_AUTHORITY},
+        {"x-request-id", NAME_REQUEST_ID},
+        {"x-envoy-upstream-service-time", NAME_UPSTREAM_SERVICE_TIME},
+    };
+    for (size_t i = 0; lower && i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(lower, known[i].name) == 0)
+            return known[i].kind;
+    return NAME_PLAIN;
 }
 
 static char *dup_lower(const char *s, size_t n)
@@ -261,6 +291,8 @@ static int parse_command(log_format_t *f, size_t *cap, const char *s, size_t *us
             return -ENOMEM;
         if (q && (op->alt = dup_lower(q + 1, arg_len - x_len - 1)) == NULL)
             return -ENOMEM;
+        op->arg_name = header_name(op->arg);
+        op->alt_name = header_name(op->alt);
     }
     *used = i + 1;
     return 0;
@@ -450,19 +482,19 @@ static value_t header_value(const http_headers_t *hs, const char *lower)
     return h ? (value_t){V_STR, h->value, h->value_len, 0} : (value_t){V_NONE, NULL, 0, 0};
 }
 
-static value_t req_value(const access_log_entry_t *e, const char *name)
+static value_t req_value(const access_log_entry_t *e, const char *name, header_name_t kind)
 {
     /* The pseudo headers come from the entry: HTTP/1.1 has none on the wire. */
-    if (strcmp(name, ":method") == 0 && e->method)
+    if (kind == NAME_METHOD && e->method)
         return str_value(e->method, e->method_len);
-    if (strcmp(name, ":path") == 0 && e->path)
+    if (kind == NAME_PATH && e->path)
         return str_value(e->path, e->path_len);
-    if (strcmp(name, ":authority") == 0 && e->authority)
+    if (kind == NAME_AUTHORITY && e->authority)
         return str_value(e->authority, e->authority_len);
     value_t v = header_value(e->request_headers, name);
-    if (v.type == V_NONE && strcmp(name, ":authority") == 0)
+    if (v.type == V_NONE && kind == NAME_AUTHORITY)
         v = header_value(e->request_headers, "host");
-    if (v.type == V_NONE && strcmp(name, "x-request-id") == 0)
+    if (v.type == V_NONE && kind == NAME_REQUEST_ID)
         v = cstr_value(e->request_id);
     return v;
 }
@@ -605,15 +637,15 @@ static value_t op_value(const access_log_t *log, const log_op_t *op, const acces
             put_default_time(scratch, e->start_us);
         return str_value(scratch->p, scratch->len);
     case OP_REQ: {
-        value_t v = req_value(e, op->arg);
-        return v.type == V_NONE && op->alt ? req_value(e, op->alt) : v;
+        value_t v = req_value(e, op->arg, op->arg_name);
+        return v.type == V_NONE && op->alt ? req_value(e, op->alt, op->alt_name) : v;
     }
     case OP_RESP: {
         value_t v = header_value(e->response_headers, op->arg);
         if (v.type == V_NONE && op->alt)
             v = header_value(e->response_headers, op->alt);
         /* The router may report the upstream time in the entry rather than as a header. */
-        if (v.type == V_NONE && strcmp(op->arg, "x-envoy-upstream-service-time") == 0 &&
+        if (v.type == V_NONE && op->arg_name == NAME_UPSTREAM_SERVICE_TIME &&
             e->upstream_service_time_ms >= 0) {
             put_i64(scratch, e->upstream_service_time_ms);
             v = str_value(scratch->p, scratch->len);
@@ -913,13 +945,14 @@ int access_log_open(const char *path, const char *text_format, const char *const
         log->json = calloc(n_json, sizeof(*log->json));
         if (log->json == NULL)
             goto fail_oom;
-        for (; log->n_json < n_json; log->n_json++) {
-            json_field_t *jf = &log->json[log->n_json];
+        for (size_t i = 0; i < n_json; i++) {
+            json_field_t *jf = &log->json[i];
+            log->n_json = i + 1; /* so that log_free frees this field too */
             char where[128];
-            snprintf(where, sizeof(where), "json_format.%s", json_keys[log->n_json]);
-            if (json_key(jf, json_keys[log->n_json]) != 0)
+            snprintf(where, sizeof(where), "json_format.%s", json_keys[i]);
+            if (json_key(jf, json_keys[i]) != 0)
                 goto fail_oom;
-            rc = format_parse(json_formats[log->n_json], false, &jf->fmt, err, errlen, where);
+            rc = format_parse(json_formats[i], false, &jf->fmt, err, errlen, where);
             if (rc != 0)
                 goto fail;
         }

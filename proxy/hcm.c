@@ -356,7 +356,8 @@ void hcm_resume(hcm_conn_t *c)
         return;
     if (c->paused) {
         c->paused = false;
-        uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
+        if (!c->read_eof)
+            uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
     }
     hcm_process(c);
 }
@@ -624,6 +625,10 @@ static void hcm_process(hcm_conn_t *c)
 {
     while (c->state != HCM_CLOSING) {
         if (c->state == HCM_WAIT_HEAD) {
+            if (c->len == 0 && c->read_eof) {
+                hcm_close(c, false);
+                return;
+            }
             if (c->len == 0)
                 break;
             http_header_t hv[256];
@@ -632,6 +637,10 @@ static void hcm_process(hcm_conn_t *c)
             req.headers.v = hv;
             req.headers.cap = c->cfg->max_headers < 256 ? c->cfg->max_headers : 256;
             int rc = http1_parse_request(c->buf, c->len, c->cfg->max_head_bytes, &req);
+            if (rc == HTTP1_INCOMPLETE && c->read_eof) {
+                hcm_close(c, false); /* a partial request and no more bytes will come */
+                return;
+            }
             if (rc == HTTP1_INCOMPLETE)
                 break;
             if (rc < 0) {
@@ -689,9 +698,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         if (c->stream_active && !c->stream.req_body_done) {
             c->stream.flags = "DC";
             hcm_close(c, true);
-        } else if (c->stream_active) {
-            /* The client half-closed after a complete request: answer, then close. */
-            c->close_after = true;
+        } else if (c->stream_active || c->len > 0) {
+            /* The client half-closed after complete requests: answer what is buffered (in
+             * order), then close. */
+            c->read_eof = true;
             uv_read_stop(stream);
         } else {
             hcm_close(c, false);

@@ -73,6 +73,7 @@ struct hcm_conn {
     http_stream_t stream;
     bool paused;      /* reading stopped for backpressure */
     bool close_after; /* close once the current response is written */
+    bool read_eof;    /* the client half-closed: answer what is buffered, then close */
     bool over_hwm;
     uv_timer_t timer; /* request/route timeout and idle timeout */
     uint64_t deadline_ms;

@@ -1,6 +1,5 @@
-/* Building the route table from an Envoy v3 RouteConfiguration: every field we honour is copied
- * into plain structs, everything we cannot honour yet is an error naming its virtual host and
- * route, and the domains are indexed for route_match. */
+/* Builds the route table from an Envoy v3 RouteConfiguration: honoured fields are copied, the
+ * rest is an error naming its virtual host and route. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>

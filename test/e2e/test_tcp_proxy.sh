@@ -11,59 +11,9 @@ t_require_cmd socat curl jq sha256sum
 BUILD=${BUILD:-build}
 REMORA=$root/$BUILD/remora
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/remora-tcp.XXXXXX")
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# A loopback port nobody listens on, below the ephemeral range (32768+) so no outgoing
-# connection can be holding it.
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 12000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-}
-
-bg() { # bg LOG CMD... — starts CMD in the background, remembered for cleanup
-    local log=$1
-    shift
-    "$@" >"$log" 2>&1 &
-    pids+=($!)
-    LAST_PID=$!
-}
-
-wait_port() {
-    local i
-    for i in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
-wait_ready() { # wait_ready ADMIN_PORT
-    local i
-    for i in $(seq 1 200); do
-        [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/ready") == 200 ]] &&
-            return 0
-        sleep 0.05
-    done
-    return 1
-}
-
-stat() { # stat ADMIN_PORT NAME — one stat's value
-    curl -s "http://127.0.0.1:$1/stats" | awk -v n="$2:" '$1 == n { print $2 }'
-}
+# shellcheck source=test/lib/loopback.sh
+source "$root/test/lib/loopback.sh"
+work=$LB_WORK
 
 ECHO=$(free_port)
 SINK=$(free_port)

@@ -1,0 +1,331 @@
+#!/usr/bin/env bash
+# Story: remora's HTTP connection manager on loopback in front of nginx apps routes by virtual
+# host and path, splits by weight, reuses upstream connections, streams chunked bodies both ways
+# intact, answers errors like Envoy (404 NR, 503 UH/UF, 504 UT), answers pipelined requests in
+# order, rejects request smuggling before the app sees it, retries a keep-alive connection the
+# server closed, and sniffs HTTP from other TCP on one port. Needs no root.
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+# shellcheck source=test/lib/testlib.sh
+source "$root/test/lib/testlib.sh"
+t_require_cmd nginx socat curl sha256sum gzip
+# shellcheck source=test/lib/loopback.sh
+source "$root/test/lib/loopback.sh"
+BUILD=${BUILD:-build}
+REMORA=$root/$BUILD/remora
+work=$LB_WORK
+
+# --- apps: two nginx services; a slow one; a dead port; a server that drops kept-alive conns --
+A=$(free_port)
+B=$(free_port)
+SLOW=$(free_port)
+DEAD=$(free_port)
+DROP=$(free_port)
+ECHO=$(free_port)
+mkdir -p "$work/www/upload" "$work/logs" "$work/body"
+# nginx workers run as an unprivileged user: let them in and let them write uploads.
+chmod 755 "$work" "$work/www"
+chmod 777 "$work/www/upload" "$work/body"
+head -c $((8 << 20)) /dev/urandom | base64 -w 76 >"$work/www/big.txt"
+cat >"$work/nginx.conf" <<EOF
+worker_processes 1;
+error_log $work/logs/error.log;
+pid $work/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log $work/logs/access.log;
+  client_body_temp_path $work/body;
+  proxy_temp_path $work/proxy;
+  fastcgi_temp_path $work/fastcgi;
+  uwsgi_temp_path $work/uwsgi;
+  scgi_temp_path $work/scgi;
+  client_max_body_size 100m;
+  keepalive_timeout 60s;
+  server {
+    listen 127.0.0.1:$A;
+    root $work/www;
+    location /upload/ { dav_methods PUT; create_full_put_path on; }
+    location /gz/ { alias $work/www/; gzip on; gzip_types text/plain; gzip_min_length 0; }
+    location / { return 200 "svc-a \$request_uri host=\$host rid=\$http_x_request_id xfp=\$http_x_forwarded_proto added=\$http_x_added\n"; }
+  }
+  server {
+    listen 127.0.0.1:$B;
+    location / { return 200 "svc-b \$request_uri\n"; }
+  }
+}
+EOF
+bg "$work/nginx.log" nginx -p "$work" -c "$work/nginx.conf" -g 'daemon off;'
+bg "$work/slow.log" socat TCP-LISTEN:"$SLOW",bind=127.0.0.1,reuseaddr,fork,backlog=64 \
+    SYSTEM:'sleep 5'
+# Answers one request with keep-alive, then closes the connection when the next one arrives
+# without answering it: the keep-alive race, made deterministic.
+cat >"$work/drop.sh" <<'EOF'
+cr=$(printf '\r')
+while IFS= read -r l && [ "${l%"$cr"}" != "" ]; do :; done
+printf 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nonce'
+read -r l
+EOF
+bg "$work/drop.log" socat TCP-LISTEN:"$DROP",bind=127.0.0.1,reuseaddr,fork,backlog=64 \
+    SYSTEM:"sh $work/drop.sh"
+bg "$work/echo.log" socat TCP-LISTEN:"$ECHO",bind=127.0.0.1,reuseaddr,fork,backlog=64 \
+    SYSTEM:'echo banner; exec cat'
+for p in "$A" "$B" "$SLOW" "$DROP" "$ECHO"; do
+    wait_port "$p" || { t_fail apps_start "port $p not listening"; t_summary; }
+done
+
+HTTP=$(free_port)
+SNIFF=$(free_port)
+ADMIN=$(free_port)
+cluster() { # cluster NAME PORT... (no port: no endpoints)
+    local name=$1
+    shift
+    printf '  - name: %s\n    connect_timeout: 1s\n    load_assignment:\n      endpoints:\n' "$name"
+    if [[ $# -eq 0 ]]; then
+        printf '      - lb_endpoints: []\n'
+        return
+    fi
+    printf '      - lb_endpoints:\n'
+    local p
+    for p in "$@"; do
+        printf '        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %s}}}\n' "$p"
+    done
+}
+hcm() { # hcm STAT_PREFIX — the HTTP connection manager used on both listeners
+    cat <<EOF
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: $1
+          route_config:
+            name: local
+            virtual_hosts:
+            - name: svc-a
+              domains: ["svc-a", "svc-a.default.svc.cluster.local"]
+              routes:
+              - match: {prefix: /api/}
+                route: {cluster: svc-a, prefix_rewrite: /v1/}
+                request_headers_to_add: [{header: {key: x-added, value: "yes"}}]
+              - match: {prefix: /slow}
+                route: {cluster: slow, timeout: 0.5s}
+              - match: {prefix: /none}
+                route: {cluster: empty}
+              - match: {prefix: /dead}
+                route: {cluster: dead}
+              - match: {prefix: /drop}
+                route: {cluster: drop}
+              - match: {prefix: /}
+                route: {cluster: svc-a}
+            - name: split
+              domains: ["split"]
+              routes:
+              - match: {prefix: /}
+                route:
+                  weighted_clusters:
+                    clusters:
+                    - {name: svc-a, weight: 80}
+                    - {name: svc-b, weight: 20}
+            - name: svc-b
+              domains: ["svc-b", "svc-b:*"]
+              routes:
+              - match: {path: /ping}
+                direct_response: {status: 200, body: {inline_string: "pong\n"}}
+              - match: {prefix: /b/}
+                route: {cluster: svc-b}
+          http_filters:
+          - name: envoy.filters.http.header_mutation
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation
+              mutations:
+                response_mutations:
+                - append: {header: {key: x-remora-test, value: mutated}}
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+EOF
+}
+{
+    cat <<EOF
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: $ADMIN}}
+static_resources:
+  listeners:
+  - name: http
+    address: {socket_address: {address: 127.0.0.1, port_value: $HTTP}}
+    filter_chains:
+    - filters:
+EOF
+    hcm ingress
+    cat <<EOF
+  - name: sniff
+    address: {socket_address: {address: 127.0.0.1, port_value: $SNIFF}}
+    listener_filters:
+    - name: envoy.filters.listener.http_inspector
+      typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector}
+    filter_chains:
+    - filter_chain_match: {application_protocols: [http/1.1, http/1.0]}
+      filters:
+EOF
+    hcm sniffed
+    cat <<EOF
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: opaque
+          cluster: echo
+  clusters:
+EOF
+    cluster svc-a "$A"
+    cluster svc-b "$B"
+    cluster slow "$SLOW"
+    cluster dead "$DEAD"
+    cluster drop "$DROP"
+    cluster echo "$ECHO"
+    cluster empty
+} >"$work/remora.yaml"
+
+out=$("$REMORA" --config "$work/remora.yaml" --validate 2>&1)
+t_eq config_validates "$?|$out" "0|configuration '$work/remora.yaml' OK"
+bg "$work/remora.log" "$REMORA" --config "$work/remora.yaml" --concurrency 2
+if wait_ready "$ADMIN"; then t_ok remora_ready; else
+    t_fail remora_ready "$(tr '\n' ' ' <"$work/remora.log")"
+    t_summary
+fi
+U=http://127.0.0.1:$HTTP
+
+# --- routing by virtual host and path ---------------------------------------------------------
+got=$(curl -s -H 'Host: svc-a' "$U/hello?x=1")
+t_contains vhost_routes_to_service_a "$got" "svc-a /hello?x=1 host=svc-a"
+t_contains request_id_added "$got" "rid="
+rid=$(sed -n 's/.*rid=\([^ ]*\).*/\1/p' <<<"$got")
+[[ $rid =~ ^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$ ]] &&
+    t_ok request_id_is_uuid4 || t_fail request_id_is_uuid4 "got '$rid'"
+t_contains forwarded_proto_added "$got" "xfp=http"
+t_contains request_id_kept_when_sent \
+    "$(curl -s -H 'Host: svc-a' -H 'x-request-id: mine-1' "$U/")" "rid=mine-1"
+t_contains prefix_rewrite_and_header_add "$(curl -s -H 'Host: svc-a' "$U/api/things")" \
+    "svc-a /v1/things host=svc-a rid="
+t_contains route_header_added "$(curl -s -H 'Host: svc-a' "$U/api/x")" "added=yes"
+t_eq host_port_is_ignored "$(curl -s -H 'Host: svc-b:8080' "$U/b/x")" "svc-b /b/x"
+t_eq host_case_is_ignored "$(curl -s -H 'Host: SVC-B' "$U/b/y")" "svc-b /b/y"
+t_eq direct_response "$(curl -s -H 'Host: svc-b' "$U/ping")" "pong"
+hdr=$(curl -s -D - -o /dev/null -H 'Host: svc-a' "$U/")
+t_contains header_mutation_filter_adds_response_header "${hdr,,}" "x-remora-test: mutated"
+t_contains upstream_service_time_header "${hdr,,}" "x-envoy-upstream-service-time:"
+
+# --- errors, Envoy style ----------------------------------------------------------------------
+t_eq unknown_host_404 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: nowhere' "$U/")" 404
+t_eq no_route_404 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: svc-b' "$U/other")" 404
+t_eq no_endpoint_503 "$(curl -s -w ' %{http_code}' -H 'Host: svc-a' "$U/none")" \
+    "no healthy upstream 503"
+body=$(curl -s -w ' %{http_code}' -H 'Host: svc-a' "$U/dead")
+t_contains connect_failure_503 "$body" "reset reason: connection failure 503"
+start=$(date +%s%N)
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: svc-a' "$U/slow")
+ms=$((($(date +%s%N) - start) / 1000000))
+t_eq route_timeout_504 "$code" 504
+((ms >= 400 && ms < 3000)) && t_ok route_timeout_after_half_a_second ||
+    t_fail route_timeout_after_half_a_second "took ${ms}ms"
+t_eq timeout_counted "$(stat "$ADMIN" cluster.slow.upstream_rq_timeout)" 1
+t_eq no_healthy_counted "$(stat "$ADMIN" cluster.empty.upstream_cx_none_healthy)" 1
+t_eq no_route_counted "$(stat "$ADMIN" http.ingress.no_route)" 2
+
+# --- weighted split ---------------------------------------------------------------------------
+urls=()
+for i in $(seq 1 400); do urls+=("$U/w$i"); done
+res=$(curl -s -H 'Host: split' "${urls[@]}")
+na=$(grep -c '^svc-a ' <<<"$res")
+nb=$(grep -c '^svc-b ' <<<"$res")
+if ((na + nb == 400 && na >= 290 && na <= 350)); then
+    t_ok weighted_split_80_20
+else
+    t_fail weighted_split_80_20 "svc-a=$na svc-b=$nb of 400"
+fi
+
+# --- keep-alive reuse upstream ----------------------------------------------------------------
+before=$(stat "$ADMIN" cluster.svc-b.upstream_cx_total)
+urls=()
+for i in $(seq 1 50); do urls+=("$U/b/k$i"); done
+n=$(curl -s -H 'Host: svc-b' "${urls[@]}" | grep -c '^svc-b ')
+after=$(stat "$ADMIN" cluster.svc-b.upstream_cx_total)
+t_eq keepalive_fifty_requests_answered "$n" 50
+((after - before <= 2)) && t_ok keepalive_reuses_upstream_connections ||
+    t_fail keepalive_reuses_upstream_connections "$((after - before)) new upstream connections for 50 requests"
+
+# --- bodies: chunked upload and chunked (gzip) download, checked by hash ----------------------
+head -c $((16 << 20)) /dev/urandom >"$work/up.bin"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: svc-a' -H 'Transfer-Encoding: chunked' \
+    -T "$work/up.bin" "$U/upload/up.bin")
+t_eq chunked_upload_accepted "$code" 201
+t_eq chunked_upload_intact "$(sha256sum <"$work/www/upload/up.bin" | cut -d' ' -f1)" \
+    "$(sha256sum <"$work/up.bin" | cut -d' ' -f1)"
+curl -s -H 'Host: svc-a' -o "$work/down.bin" "$U/upload/up.bin"
+t_eq content_length_download_intact "$(sha256sum <"$work/down.bin" | cut -d' ' -f1)" \
+    "$(sha256sum <"$work/up.bin" | cut -d' ' -f1)"
+hdr=$(curl -s -D "$work/gz.hdr" -H 'Host: svc-a' -H 'Accept-Encoding: gzip' -o "$work/big.gz" \
+    "$U/gz/big.txt" -w '%{http_code}')
+t_contains chunked_download_is_chunked "$(tr 'A-Z' 'a-z' <"$work/gz.hdr")" \
+    "transfer-encoding: chunked"
+t_eq chunked_download_intact "$(gzip -dc "$work/big.gz" | sha256sum | cut -d' ' -f1)" \
+    "$(sha256sum <"$work/www/big.txt" | cut -d' ' -f1)"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: svc-a' -H 'Content-Type: x/y' \
+    --data-binary @"$work/up.bin" -X PUT "$U/upload/cl.bin")
+t_eq content_length_upload_with_expect_continue "$code|$(cmp -s "$work/up.bin" "$work/www/upload/cl.bin" && echo same)" "201|same"
+
+# --- pipelining: three requests in one write, three answers in order --------------------------
+req=$'GET /p1 HTTP/1.1\r\nHost: svc-a\r\n\r\nGET /p2 HTTP/1.1\r\nHost: svc-b\r\n\r\nGET /p3 HTTP/1.1\r\nHost: svc-a\r\nConnection: close\r\n\r\n'
+got=$(printf '%s' "$req" | socat -t 5 - TCP:127.0.0.1:"$HTTP" | grep -a -o 'svc-a /p[0-9]\|pong\|HTTP/1.1 [0-9]*' | tr '\n' ' ')
+t_eq pipelined_requests_answered_in_order "$got" "HTTP/1.1 200 svc-a /p1 HTTP/1.1 404 HTTP/1.1 200 svc-a /p3 "
+
+# --- HTTP/1.0 needs accept_http_10, like Envoy ------------------------------------------------
+t_eq http10_refused_without_accept_http_10 \
+    "$(curl -s -0 -o /dev/null -w '%{http_code}' -H 'Host: svc-a' "$U/")" 426
+
+# --- request smuggling is stopped at the sidecar ----------------------------------------------
+app_before=$(wc -l <"$work/logs/access.log")
+smuggle() { # smuggle NAME EXPECTED_STATUS RAW_REQUEST
+    local got
+    got=$(printf '%b' "$3" | socat -t 3 - TCP:127.0.0.1:"$HTTP" 2>/dev/null | head -1 | tr -d '\r')
+    t_eq "smuggling_$1" "$got" "HTTP/1.1 $2 $(case $2 in 400) echo 'Bad Request' ;; 501) echo 'Not Implemented' ;; 431) echo 'Request Header Fields Too Large' ;; esac)"
+}
+smuggle cl_and_te 400 'POST / HTTP/1.1\r\nHost: svc-a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'
+smuggle duplicate_cl 400 'POST / HTTP/1.1\r\nHost: svc-a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde'
+smuggle te_not_chunked_last 400 'POST / HTTP/1.1\r\nHost: svc-a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n'
+smuggle te_unknown 501 'POST / HTTP/1.1\r\nHost: svc-a\r\nTransfer-Encoding: gzip\r\n\r\n'
+smuggle bare_lf 400 'GET / HTTP/1.1\nHost: svc-a\n\n'
+smuggle obs_fold 400 'GET / HTTP/1.1\r\nHost: svc-a\r\nX-A: 1\r\n  folded\r\n\r\n'
+smuggle space_before_colon 400 'GET / HTTP/1.1\r\nHost : svc-a\r\n\r\n'
+smuggle nul_in_value 400 'GET / HTTP/1.1\r\nHost: svc-a\r\nX-A: a\0b\r\n\r\n'
+smuggle huge_headers 431 "GET / HTTP/1.1\r\nHost: svc-a\r\nX-A: $(head -c 70000 /dev/zero | tr '\0' a)\r\n\r\n"
+app_after=$(wc -l <"$work/logs/access.log")
+t_eq smuggling_never_reaches_the_app "$((app_after - app_before))" 0
+# A bad chunk comes after a valid head that may already be upstream: the stream is answered 400
+# and the upstream connection is closed, never reused, so nothing can be smuggled through it.
+smuggle bad_chunk_size 400 'POST / HTTP/1.1\r\nHost: svc-a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n'
+
+# --- the keep-alive race: a pooled connection the server closes is retried once -----------
+# Both requests on one client connection, so one worker and one upstream pool serve them.
+got=$(curl -s -H 'Host: svc-a' "$U/drop" "$U/drop" | tr '\n' ' ')
+t_eq drop_second_request_retried_on_fresh_connection "$got" "onceonce"
+t_eq drop_retry_counted "$(stat "$ADMIN" cluster.drop.upstream_rq_retry)" 1
+
+# --- protocol detection: HTTP to the connection manager, anything else to tcp_proxy --------
+t_contains sniffed_http_goes_to_hcm "$(curl -s -H 'Host: svc-a' "http://127.0.0.1:$SNIFF/s")" \
+    "svc-a /s host=svc-a"
+t_eq sniffed_opaque_goes_to_tcp_proxy \
+    "$(printf 'HELO x\n' | socat -t 2 - TCP:127.0.0.1:"$SNIFF" | tr '\n' ' ')" "banner HELO x "
+start=$(date +%s%N)
+got=$(timeout 5 socat -T 2 -u TCP:127.0.0.1:"$SNIFF" - 2>/dev/null | head -1)
+ms=$((($(date +%s%N) - start) / 1000000))
+t_eq server_first_protocol_gets_its_banner "$got" banner
+t_eq sniff_stats "$(stat "$ADMIN" http.sniffed.downstream_rq_total)|$(stat "$ADMIN" tcp.opaque.downstream_cx_total)" "1|2"
+
+# --- stats ------------------------------------------------------------------------------------
+# 404 unknown host, 404 no route, 404 pipelined, 426 HTTP/1.0, 7 smuggling 400s, 431, bad chunk 400
+t_eq downstream_4xx_counted "$(stat "$ADMIN" http.ingress.downstream_rq_4xx)" 13
+n=$(stat "$ADMIN" cluster.svc-a.upstream_rq_2xx)
+((n > 300)) && t_ok upstream_2xx_counted || t_fail upstream_2xx_counted "got $n"
+t_eq downstream_rq_active_back_to_zero "$(stat "$ADMIN" http.ingress.downstream_rq_active)" 0
+
+kill -TERM "$LAST_PID" 2>/dev/null
+t_summary
