@@ -44,6 +44,9 @@ typedef struct net_filter_ops {
     /* Takes over conn->tcp. Returns 0, or a negative error if it did not take the handle (the
      * listener then resets and closes it). */
     int (*on_accept)(accepted_conn_t *conn, const void *config);
+    /* Optional: called by each worker about once a second (and as it stops), e.g. to flush its
+     * access-log buffers. */
+    void (*on_worker_tick)(const void *config, unsigned worker_index);
 } net_filter_ops_t;
 
 /* Looks up a network filter by type URL, or by filter name when type_url is NULL. */

@@ -8,6 +8,9 @@
 
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
 #include "filters/filter.h"
+#include "envoy/extensions/access_loggers/file/v3/file.pb-c.h"
+#include "envoy/extensions/access_loggers/stream/v3/stream.pb-c.h"
+#include "proxy/access_log.h"
 #include "proxy/hcm.h"
 #include "xds/config.h"
 
@@ -29,6 +32,9 @@ static void hcm_config_free(void *p)
         free(cfg->filters[i].name);
     }
     free(cfg->filters);
+    for (size_t i = 0; i < cfg->n_logs; i++)
+        access_log_close(cfg->logs[i]);
+    free(cfg->logs);
     if (cfg->routes)
         route_table_free(cfg->routes);
     free(cfg->stat_prefix);
@@ -65,12 +71,129 @@ static int define_stats(hcm_config_t *cfg, stats_store_t *st)
         {&cfg->st.no_cluster, STAT_COUNTER, "no_cluster"},
         {&cfg->st.rq_direct_response, STAT_COUNTER, "rq_direct_response"},
     };
+    int64_t hid = stats_define_histogram(st, "http", "envoy_http_conn_manager_prefix",
+                                         cfg->stat_prefix, "downstream_rq_time");
+    if (hid < 0)
+        return (int)hid;
+    cfg->st.downstream_rq_time = (stat_id_t)hid;
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
         int64_t id = stats_define(st, defs[i].kind, "http", "envoy_http_conn_manager_prefix",
                                   cfg->stat_prefix, defs[i].metric);
         if (id < 0)
             return (int)id;
         *defs[i].id = (stat_id_t)id;
+    }
+    return 0;
+}
+
+/* A SubstitutionFormatString: text (inline or file) or a flat JSON object of format strings. */
+static int open_with_format(const char *path,
+                            const Envoy__Config__Core__V3__SubstitutionFormatString *f,
+                            unsigned nworkers, access_log_t **out, char *err, size_t errlen)
+{
+    if (f == NULL)
+        return access_log_open(path, NULL, NULL, NULL, 0, nworkers, out, err, errlen);
+    if (f->format_case == ENVOY__CONFIG__CORE__V3__SUBSTITUTION_FORMAT_STRING__FORMAT_JSON_FORMAT) {
+        const Google__Protobuf__Struct *js = f->json_format;
+        const char **keys = calloc(js->n_fields ? js->n_fields : 1, sizeof(char *));
+        const char **fmts = calloc(js->n_fields ? js->n_fields : 1, sizeof(char *));
+        int rc = keys && fmts ? 0 : -ENOMEM;
+        for (size_t i = 0; rc == 0 && i < js->n_fields; i++) {
+            const Google__Protobuf__Value *v = js->fields[i]->value;
+            if (v == NULL || v->kind_case != GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE) {
+                snprintf(err, errlen, "json_format: '%s' must be a format string",
+                         js->fields[i]->key);
+                rc = -EINVAL;
+                break;
+            }
+            keys[i] = js->fields[i]->key;
+            fmts[i] = v->string_value;
+        }
+        if (rc == 0)
+            rc = access_log_open(path, NULL, keys, fmts, js->n_fields, nworkers, out, err, errlen);
+        free(keys);
+        free(fmts);
+        return rc;
+    }
+    const char *text = NULL;
+    if (f->format_case == ENVOY__CONFIG__CORE__V3__SUBSTITUTION_FORMAT_STRING__FORMAT_TEXT_FORMAT)
+        text = f->text_format;
+    else if (f->format_case ==
+             ENVOY__CONFIG__CORE__V3__SUBSTITUTION_FORMAT_STRING__FORMAT_TEXT_FORMAT_SOURCE) {
+        const Envoy__Config__Core__V3__DataSource *ds = f->text_format_source;
+        if (ds->specifier_case != ENVOY__CONFIG__CORE__V3__DATA_SOURCE__SPECIFIER_INLINE_STRING) {
+            snprintf(err, errlen, "text_format_source: only inline_string is supported");
+            return -EINVAL;
+        }
+        text = ds->inline_string;
+    }
+    return access_log_open(path, text, NULL, NULL, 0, nworkers, out, err, errlen);
+}
+
+static int parse_access_logs(const hcm_msg_t *m, hcm_config_t *cfg, unsigned nworkers, char *err,
+                             size_t errlen)
+{
+    if (m->n_access_log == 0)
+        return 0;
+    cfg->logs = calloc(m->n_access_log, sizeof(*cfg->logs));
+    if (cfg->logs == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->n_access_log; i++) {
+        const Envoy__Config__Accesslog__V3__AccessLog *al = m->access_log[i];
+        const Google__Protobuf__Any *any = al->typed_config;
+        const char *type = any && any->type_url ? strrchr(any->type_url, '/') : NULL;
+        type = type ? type + 1 : "";
+        ProtobufCMessage *msg = NULL;
+        char aerr[300] = "";
+        int rc;
+        if (strcmp(type, "envoy.extensions.access_loggers.file.v3.FileAccessLog") == 0) {
+            rc = config_any_unpack(
+                any, &envoy__extensions__access_loggers__file__v3__file_access_log__descriptor,
+                &msg, aerr, sizeof(aerr));
+            const Envoy__Extensions__AccessLoggers__File__V3__FileAccessLog *f = (void *)msg;
+            if (rc == 0 &&
+                f->access_log_format_case ==
+                    ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT_FORMAT)
+                rc = access_log_open(f->path, f->format, NULL, NULL, 0, nworkers,
+                                     &cfg->logs[cfg->n_logs], aerr, sizeof(aerr));
+            else if (
+                rc == 0 &&
+                f->access_log_format_case !=
+                    ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT__NOT_SET &&
+                f->access_log_format_case !=
+                    ENVOY__EXTENSIONS__ACCESS_LOGGERS__FILE__V3__FILE_ACCESS_LOG__ACCESS_LOG_FORMAT_LOG_FORMAT) {
+                snprintf(aerr, sizeof(aerr),
+                         "use log_format (json_format/typed_json_format "
+                         "directly on FileAccessLog are not supported)");
+                rc = -EINVAL;
+            } else if (rc == 0) {
+                rc = open_with_format(f->path, f->log_format, nworkers, &cfg->logs[cfg->n_logs],
+                                      aerr, sizeof(aerr));
+            }
+        } else if (strcmp(type, "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog") == 0 ||
+                   strcmp(type, "envoy.extensions.access_loggers.stream.v3.StderrAccessLog") == 0) {
+            bool out = strstr(type, "Stdout") != NULL;
+            rc = config_any_unpack(
+                any,
+                out ? &envoy__extensions__access_loggers__stream__v3__stdout_access_log__descriptor
+                    : &envoy__extensions__access_loggers__stream__v3__stderr_access_log__descriptor,
+                &msg, aerr, sizeof(aerr));
+            /* Both messages have the same single field. */
+            const Envoy__Extensions__AccessLoggers__Stream__V3__StdoutAccessLog *so = (void *)msg;
+            if (rc == 0)
+                rc = open_with_format(out ? "/dev/stdout" : "/dev/stderr", so->log_format, nworkers,
+                                      &cfg->logs[cfg->n_logs], aerr, sizeof(aerr));
+        } else {
+            snprintf(aerr, sizeof(aerr), "unsupported access logger type '%s'", type);
+            rc = -EINVAL;
+        }
+        if (msg)
+            protobuf_c_message_free_unpacked(msg, NULL);
+        if (rc < 0) {
+            snprintf(err, errlen, "access_log[%zu]: %s", i, aerr);
+            return rc;
+        }
+        cfg->n_logs++;
     }
     return 0;
 }
@@ -157,10 +280,6 @@ static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_
         snprintf(err, errlen, "route_config is required (rds is not supported yet)");
         goto out;
     }
-    if (m->n_access_log) {
-        snprintf(err, errlen, "access_log is not supported yet");
-        goto out;
-    }
     for (size_t i = 0; i < m->n_upgrade_configs; i++) {
         if (m->upgrade_configs[i]->enabled == NULL || m->upgrade_configs[i]->enabled->value) {
             snprintf(err, errlen, "upgrade_configs: upgrades are not supported yet");
@@ -179,6 +298,8 @@ static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_
         goto out;
     }
     rc = parse_filters(m, cfg, snap, stats, err, errlen);
+    if (rc == 0)
+        rc = parse_access_logs(m, cfg, snap->nworkers, err, errlen);
     if (rc < 0)
         goto out;
     cfg->max_head_bytes =
@@ -212,6 +333,13 @@ static int hcm_on_accept(accepted_conn_t *conn, const void *config)
     return hcm_start(conn, config);
 }
 
+static void hcm_on_worker_tick(const void *config, unsigned worker_index)
+{
+    const hcm_config_t *cfg = config;
+    for (size_t i = 0; i < cfg->n_logs; i++)
+        access_log_flush(cfg->logs[i], worker_index);
+}
+
 const net_filter_ops_t http_connection_manager_filter_ops = {
     .name = "envoy.filters.network.http_connection_manager",
     .type_url = "type.googleapis.com/"
@@ -219,4 +347,5 @@ const net_filter_ops_t http_connection_manager_filter_ops = {
     .config_parse = hcm_config_parse,
     .config_free = hcm_config_free,
     .on_accept = hcm_on_accept,
+    .on_worker_tick = hcm_on_worker_tick,
 };

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/time.h>
+
+#include "proxy/access_log.h"
 #include "proxy/hcm_conn.h"
 #include "proxy/log.h"
 
@@ -58,8 +61,6 @@ static int down_write(hcm_conn_t *c, const uv_buf_t *bufs, unsigned n)
     size_t total = 0, sent = 0;
     for (unsigned i = 0; i < n; i++)
         total += bufs[i].len;
-    if (c->stream_active)
-        c->stream.bytes_out += total;
     if (c->tcp->write_queue_size == 0) {
         int rc = uv_try_write((uv_stream_t *)c->tcp, bufs, n);
         if (rc >= 0)
@@ -208,6 +209,7 @@ void http_stream_local_reply(http_stream_t *s, int status, const char *body, con
     s->status = status;
     s->resp_started = true;
     s->resp_done = true;
+    s->bytes_out += blen;
     if (down_write(c, bufs, blen ? 2 : 1) < 0) {
         hcm_close(c, true);
         return;
@@ -244,6 +246,7 @@ void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp)
         if (!is_header_or_framing(&resp->headers.v[i], &resp->headers))
             h->v[h->n++] = resp->headers.v[i];
     s->status = resp->status;
+    s->upstream_ms = (int64_t)(hcm_now(c) - s->start_ms);
     char svc[24];
     int svn =
         snprintf(svc, sizeof(svc), "%llu", (unsigned long long)(hcm_now(c) - s->router.start_ms));
@@ -311,6 +314,7 @@ void hcm_send_response_body(http_stream_t *s, const char *data, size_t len, bool
     uv_buf_t bufs[3];
     unsigned n = 0;
     char size_line[24];
+    s->bytes_out += len;
     if (len) {
         if (s->resp_chunked) {
             bufs[n++] = uv_buf_init(size_line, (unsigned)http1_write_chunk_size(size_line, len));
@@ -373,6 +377,99 @@ static void stream_done_filters(http_stream_t *s)
     s->filters_run = 0;
 }
 
+/* The service a cluster stands for: Istio names clusters "outbound|80||svc.ns.svc.cluster.local".
+ */
+static const char *service_of(const char *cluster)
+{
+    const char *bars = strstr(cluster, "||");
+    return bars ? bars + 2 : cluster;
+}
+
+/* istio_requests_total and istio_request_duration_milliseconds with Istio's main labels. The
+ * stats are defined the first time a label combination appears on this worker and found in the
+ * worker's cache afterwards. */
+static void record_istio_metrics(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms)
+{
+    worker_t *w = c->worker;
+    const snap_cluster_t *cl = s->router.cluster;
+    bool inbound = c->listener->inbound;
+    uint64_t key = stats_key_u64(STATS_KEY_INIT, (uint64_t)(uintptr_t)cl);
+    key = stats_key_u64(key, (uint64_t)s->status << 1 | inbound);
+    key = stats_key_bytes(key, s->flags, strlen(s->flags));
+    stat_id_t total, duration;
+    if (!stats_cache_get(&w->stat_cache, key, &total) ||
+        !stats_cache_get(&w->stat_cache, key ^ 1, &duration)) {
+        char code[8];
+        snprintf(code, sizeof(code), "%d", s->status);
+        stats_tag_t tags[] = {
+            {"reporter", inbound ? "destination" : "source"},
+            {"source_workload", c->snap->node_cluster[0] ? c->snap->node_cluster : "unknown"},
+            {"destination_service", service_of(cl->name)},
+            {"destination_cluster", cl->name},
+            {"response_code", code},
+            {"response_flags", s->flags},
+        };
+        size_t n = sizeof(tags) / sizeof(tags[0]);
+        stats_store_t *store = c->worker->stats_store;
+        int64_t t = stats_define_tagged(store, STAT_COUNTER, "istio_requests_total", NULL, tags, n);
+        int64_t d = stats_define_histogram_tagged(store, "istio_request_duration_milliseconds",
+                                                  NULL, tags, n);
+        if (t < 0 || d < 0)
+            return;
+        total = (stat_id_t)t;
+        duration = (stat_id_t)d;
+        stats_cache_put(&w->stat_cache, key, total);
+        stats_cache_put(&w->stat_cache, key ^ 1, duration);
+    }
+    stats_inc(w->stats, total);
+    stats_record(w->stats, duration, (now_ms - s->start_ms) * 1000);
+}
+
+static void write_access_logs(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms)
+{
+    char upstream[80] = "", remote[80] = "", local[80] = "";
+    const router_req_t *r = &s->router;
+    if (r->cluster && r->endpoint >= 0 && (size_t)r->endpoint < r->cluster->n_endpoints)
+        snprintf(upstream, sizeof(upstream), "%s", r->cluster->endpoints[r->endpoint].label);
+    else if (r->cluster && r->cluster->kind == CLUSTER_ORIGINAL_DST)
+        snapshot_format_addr((const struct sockaddr *)&c->orig_dst, upstream, sizeof(upstream));
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(c->tcp, (struct sockaddr *)&ss, &len) == 0)
+        snapshot_format_addr((struct sockaddr *)&ss, remote, sizeof(remote));
+    len = sizeof(ss);
+    if (uv_tcp_getsockname(c->tcp, (struct sockaddr *)&ss, &len) == 0)
+        snapshot_format_addr((struct sockaddr *)&ss, local, sizeof(local));
+    access_log_entry_t e = {
+        .start_us = s->start_us,
+        .request_headers = &s->req.headers,
+        .response_headers = s->resp_headers.v ? &s->resp_headers : NULL,
+        .method = s->req.method,
+        .method_len = s->req.method_len,
+        .path = s->req.path,
+        .path_len = s->req.path_len,
+        .authority = s->req.authority,
+        .authority_len = s->req.authority_len,
+        .protocol = s->req.minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1",
+        .response_code = s->status,
+        .response_flags = s->flags,
+        .bytes_received = s->bytes_in,
+        .bytes_sent = s->bytes_out,
+        .duration_ms = now_ms - s->start_ms,
+        .upstream_service_time_ms = s->upstream_ms,
+        .upstream_host = upstream[0] ? upstream : NULL,
+        .upstream_cluster = r->cluster ? r->cluster->name : NULL,
+        .route_name = s->route && s->route->name[0] ? s->route->name : NULL,
+        .downstream_remote = remote[0] ? remote : NULL,
+        .downstream_local = local[0] ? local : NULL,
+        .request_id = s->request_id[0] ? s->request_id : NULL,
+        .request_duration_ms = s->req_done_ms,
+        .response_duration_ms = s->upstream_ms,
+    };
+    for (size_t i = 0; i < c->cfg->n_logs; i++)
+        access_log_write(c->cfg->logs[i], c->worker->index, &e);
+}
+
 static void finish_stream(hcm_conn_t *c)
 {
     http_stream_t *s = &c->stream;
@@ -380,9 +477,20 @@ static void finish_stream(hcm_conn_t *c)
         return;
     stats_slots_t *st = c->worker->stats;
     const hcm_config_t *cfg = c->cfg;
+    uint64_t now_ms = hcm_now(c);
     if (s->status >= 100 && s->status < 600)
         stats_inc(st, cfg->st.downstream_rq_xx[s->status / 100 - 1]);
     stats_add(st, cfg->st.downstream_rq_active, -1);
+    /* The loop's clock has millisecond resolution; precise enough for these buckets. */
+    stats_record(st, cfg->st.downstream_rq_time, (now_ms - s->start_ms) * 1000);
+    if (s->router.cluster) {
+        if (s->upstream_ms >= 0)
+            stats_record(st, s->router.cluster->st.upstream_rq_time,
+                         (uint64_t)s->upstream_ms * 1000);
+        record_istio_metrics(c, s, now_ms);
+    }
+    if (cfg->n_logs)
+        write_access_logs(c, s, now_ms);
     if (log_current_level <= LOG_DEBUG)
         log_debug("hcm: %.*s %.*s -> %d %s", (int)s->req.method_len, s->req.method,
                   (int)s->path_len, s->path, s->status, s->flags);
@@ -475,6 +583,13 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
     s->conn = c;
     s->flags = "-";
     s->start_ms = hcm_now(c);
+    s->upstream_ms = -1;
+    s->req_done_ms = -1;
+    if (cfg->n_logs) {
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        s->start_us = (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+    }
     c->stream_active = true;
     c->state = HCM_IN_STREAM;
     arena_init(&s->arena);
@@ -518,6 +633,8 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
     c->len -= head_len;
     http1_body_init(&s->req_body, s->req.body, s->req.content_length);
     s->req_body_done = s->req.body == HTTP1_BODY_NONE;
+    if (s->req_body_done)
+        s->req_done_ms = 0;
     if (!s->req.keep_alive)
         c->close_after = true;
 
@@ -607,8 +724,10 @@ static void feed_body(hcm_conn_t *c)
             return;
         }
         s->bytes_in += (size_t)used;
-        if (done)
+        if (done) {
             s->req_body_done = true;
+            s->req_done_ms = (int64_t)(hcm_now(c) - s->start_ms);
+        }
         if (dlen || done)
             router_request_body(s, data, dlen, done);
         if (!c->stream_active || c->state == HCM_CLOSING)

@@ -30,6 +30,7 @@ typedef struct hcm_stat_ids {
     stat_id_t no_route;
     stat_id_t no_cluster;
     stat_id_t rq_direct_response;
+    stat_id_t downstream_rq_time; /* histogram */
 } hcm_stat_ids_t;
 
 typedef struct hcm_config {

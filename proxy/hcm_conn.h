@@ -51,6 +51,9 @@ struct http_stream {
     bool resp_done;
     const char *flags; /* access-log response flags, "-" when none */
     uint64_t start_ms;
+    uint64_t start_us;   /* wall clock, for the access log (only read when logs exist) */
+    int64_t upstream_ms; /* first response byte from upstream, -1 until then */
+    int64_t req_done_ms; /* last request byte, -1 until then */
     uint64_t bytes_in, bytes_out;
     void **filter_state;
     size_t filters_run; /* filters whose request hooks ran (their done() is owed) */

@@ -267,8 +267,7 @@ int server_run(const server_options_t *opts)
     for (unsigned w = 0; s->exit_code == 0 && w < s->nworkers; w++) {
         for (size_t i = 0; i < s->snap->n_listeners; i++)
             wfds[i] = fds[i * s->nworkers + w];
-        if (worker_start(&s->workers[w], w, snapshot_ref(s->snap), stats_slots(s->stats, w), wfds) <
-            0) {
+        if (worker_start(&s->workers[w], w, snapshot_ref(s->snap), s->stats, wfds) < 0) {
             log_error("worker %u: could not start", w);
             s->exit_code = 1;
             break;

@@ -45,6 +45,27 @@ static void install_snapshot(worker_t *w, snapshot_t *snap)
     snapshot_unref(old);
 }
 
+/* Gives every network filter of the current snapshot its per-worker housekeeping call. */
+static void run_filter_ticks(worker_t *w)
+{
+    const snapshot_t *snap = w->snap;
+    for (size_t i = 0; i < snap->n_listeners; i++) {
+        const snap_listener_t *l = &snap->listeners[i];
+        size_t n = l->n_chains + (l->default_chain ? 1 : 0);
+        for (size_t j = 0; j < n; j++) {
+            const snap_chain_t *c = j < l->n_chains ? &l->chains[j] : l->default_chain;
+            for (size_t k = 0; k < c->n_filters; k++)
+                if (c->filters[k].ops->on_worker_tick)
+                    c->filters[k].ops->on_worker_tick(c->filters[k].config, w->index);
+        }
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    run_filter_ticks(t->data);
+}
+
 static void on_wakeup(uv_async_t *a)
 {
     worker_t *w = a->data;
@@ -66,6 +87,8 @@ static void on_wakeup(uv_async_t *a)
         relay_abort_all(w);
         hcm_abort_all(w);
         pool_close_all(w);
+        run_filter_ticks(w);
+        uv_close((uv_handle_t *)&w->tick, NULL);
         uv_close((uv_handle_t *)&w->wakeup, NULL);
     }
 }
@@ -81,18 +104,21 @@ static void worker_main(void *arg)
             w->start_error = -1;
     }
     atomic_store(&w->listening, w->start_error == 0);
+    uv_timer_start(&w->tick, on_tick, 1000, 1000);
+    uv_unref((uv_handle_t *)&w->tick);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     /* Anything still open (only possible after a failed start) is closed here. */
     close_listeners(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
-int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_slots_t *stats,
+int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *store,
                  const int *fds)
 {
     memset(w, 0, sizeof(*w));
     w->index = index;
-    w->stats = stats;
+    w->stats_store = store;
+    w->stats = stats_slots(store, index);
     w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)uv_hrtime() << 1) ^ index;
     w->snap = snap;
     bufpool_init(&w->pool, 256);
@@ -102,6 +128,8 @@ int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_slots_t *s
     uv_mutex_init(&w->pending_lock);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
+    uv_timer_init(&w->loop, &w->tick);
+    w->tick.data = w;
     w->n_listeners = snap->n_listeners;
     w->listeners = calloc(w->n_listeners ? w->n_listeners : 1, sizeof(*w->listeners));
     if (w->listeners == NULL)
@@ -153,5 +181,6 @@ void worker_join(worker_t *w)
     snapshot_unref(w->snap);
     uv_mutex_destroy(&w->pending_lock);
     bufpool_destroy(&w->pool);
+    stats_cache_free(&w->stat_cache);
     free(w->listeners);
 }

@@ -29,8 +29,11 @@ typedef struct worker {
     uv_loop_t loop;
     uv_thread_t thread;
     uv_async_t wakeup;
+    uv_timer_t tick;          /* once a second: filter housekeeping (access-log flushes) */
+    stats_cache_t stat_cache; /* stats this worker defines at request time (Istio labels) */
     stats_slots_t *stats;
-    snapshot_t *snap; /* reference held; new connections use it */
+    stats_store_t *stats_store; /* for stats defined at request time */
+    snapshot_t *snap;           /* reference held; new connections use it */
     worker_listener_t *listeners;
     size_t n_listeners;
     struct relay *relays;       /* live tcp_proxy sessions, for abort on stop */
@@ -49,7 +52,7 @@ typedef struct worker {
 
 /* Starts worker thread `index` with a reference to snap (taken) and one listening socket per
  * snapshot listener (fds[i] for snap->listeners[i], taken; -1 for a listener not bound). */
-int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_slots_t *stats,
+int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *store,
                  const int *fds);
 /* Main thread: stop accepting; open connections go on. */
 void worker_drain(worker_t *w);

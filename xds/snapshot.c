@@ -304,6 +304,12 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, stats_store_
         }
     }
     int rc = define_cluster_stats(stats, c);
+    if (rc == 0) {
+        int64_t id = stats_define_histogram(stats, "cluster", "envoy_cluster_name", c->stat_name,
+                                            "upstream_rq_time");
+        rc = id < 0 ? (int)id : 0;
+        c->st.upstream_rq_time = (stat_id_t)id;
+    }
     if (rc == 0)
         rc = cluster_lb_init(c, nworkers);
     return rc;
@@ -501,6 +507,7 @@ static int build_listener(const listener_msg_t *m, snap_listener_t *l, const sna
     if (rc < 0)
         return rc;
     l->bind_to_port = m->bind_to_port ? m->bind_to_port->value : true;
+    l->inbound = m->traffic_direction == ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__INBOUND;
     /* Envoy waits 15 s by default; a sidecar must not hold server-first protocols (MySQL,
      * SMTP) that long, so without an explicit listener_filters_timeout sniffing gives up after
      * 100 ms and the connection goes on as plain TCP (Istio's protocolDetectionTimeout). */

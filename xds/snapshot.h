@@ -48,6 +48,7 @@ typedef struct cluster_stat_ids {
     stat_id_t upstream_rq_timeout;
     stat_id_t upstream_rq_rx_reset;
     stat_id_t upstream_rq_retry;
+    stat_id_t upstream_rq_time; /* histogram */
 } cluster_stat_ids_t;
 
 typedef struct snap_cluster {
@@ -108,6 +109,7 @@ typedef struct snap_listener {
     struct sockaddr_storage addr;
     bool use_original_dst; /* has the original_dst listener filter (or use_original_dst) */
     bool bind_to_port;
+    bool inbound;                    /* traffic_direction INBOUND */
     bool needs_dst;                  /* a chain matches on the destination, or original_dst is on */
     bool http_inspector;             /* sniff HTTP/1.x and h2c before choosing the chain */
     snap_pred_t *inspector_disabled; /* its filter_disabled predicate, or NULL */

@@ -91,12 +91,34 @@ cluster() { # cluster NAME PORT... (no port: no endpoints)
         printf '        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %s}}}\n' "$p"
     done
 }
+access_log_for() { # the ingress HCM logs text in Envoy's default format, the sniffed one JSON
+    if [[ $1 == ingress ]]; then
+        cat <<EOF
+          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: $work/ingress.log
+EOF
+    else
+        cat <<EOF
+          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: $work/sniffed.json
+              log_format:
+                json_format: {code: "%RESPONSE_CODE%", path: "%REQ(:PATH)%", flags: "%RESPONSE_FLAGS%", upstream: "%UPSTREAM_HOST%"}
+EOF
+    fi
+}
 hcm() { # hcm STAT_PREFIX — the HTTP connection manager used on both listeners
     cat <<EOF
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: $1
+$(access_log_for "$1")
           route_config:
             name: local
             virtual_hosts:
@@ -326,6 +348,31 @@ t_eq downstream_4xx_counted "$(stat "$ADMIN" http.ingress.downstream_rq_4xx)" 13
 n=$(stat "$ADMIN" cluster.svc-a.upstream_rq_2xx)
 ((n > 300)) && t_ok upstream_2xx_counted || t_fail upstream_2xx_counted "got $n"
 t_eq downstream_rq_active_back_to_zero "$(stat "$ADMIN" http.ingress.downstream_rq_active)" 0
+
+# --- latency histograms and Istio's request metrics ------------------------------------------
+txt=$(curl -s "http://127.0.0.1:$ADMIN/stats")
+t_contains histogram_in_text_stats "$txt" "cluster.svc-a.upstream_rq_time: P0("
+t_contains downstream_histogram_in_text_stats "$txt" "http.ingress.downstream_rq_time: P0("
+prom=$(curl -s "http://127.0.0.1:$ADMIN/stats/prometheus")
+t_contains prometheus_histogram_buckets "$prom" \
+    'envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="svc-a",le="+Inf"}'
+t_contains prometheus_istio_requests_total "$prom" \
+    'istio_requests_total{reporter="source",source_workload="unknown",destination_service="svc-a",destination_cluster="svc-a",response_code="200",response_flags="-"}'
+t_contains prometheus_istio_duration_histogram "$prom" 'istio_request_duration_milliseconds_count{'
+count=$(grep -c '^# TYPE istio_requests_total counter$' <<<"$prom")
+t_eq prometheus_istio_family_declared_once "$count" 1
+
+# --- access logs: Envoy's default text format with response flags, and JSON -------------------
+sleep 1.5 # workers flush their access-log buffers once a second
+log=$(cat "$work/ingress.log")
+t_contains access_log_no_route_flag "$log" '"GET /other HTTP/1.1" 404 NR '
+t_contains access_log_no_healthy_upstream_flag "$log" '"GET /none HTTP/1.1" 503 UH '
+t_contains access_log_connect_failure_flag "$log" '"GET /dead HTTP/1.1" 503 UF '
+t_contains access_log_timeout_flag "$log" '"GET /slow HTTP/1.1" 504 UT '
+t_contains access_log_success_line "$log" "\"GET /api/things HTTP/1.1\" 200 - 0 "
+t_contains access_log_upstream_host "$log" "\"127.0.0.1:$A\""
+j=$(head -1 "$work/sniffed.json" | jq -c '{code, path, flags}')
+t_eq access_log_json_line "$j" '{"code":200,"path":"/s","flags":"-"}'
 
 kill -TERM "$LAST_PID" 2>/dev/null
 t_summary

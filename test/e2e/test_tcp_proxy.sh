@@ -179,7 +179,8 @@ t_eq admin_stats_active_back_to_zero "$(stat "$ADMIN" listener.echo.downstream_c
 n=$(curl -s "http://127.0.0.1:$ADMIN/stats?format=json" | jq '[.stats[] | select(.name == "cluster.echo.upstream_cx_total")][0].value')
 t_eq admin_stats_json_is_json "$n" 22
 prom=$(curl -s "http://127.0.0.1:$ADMIN/stats/prometheus")
-bad=$(printf '%s\n' "$prom" | grep -Ev '^(# TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge)|[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*"\})? -?[0-9]+)$' | head -3)
+lbl='[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*"'
+bad=$(printf '%s\n' "$prom" | grep -Ev "^(# TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|histogram)|[a-zA-Z_:][a-zA-Z0-9_:]*(\{$lbl(,$lbl)*\})? (-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?|NaN|\+Inf))\$" | head -3)
 t_eq admin_prometheus_lines_are_valid_exposition "$bad" ""
 t_contains admin_prometheus_has_tagged_cluster_counter "$prom" \
     'envoy_cluster_upstream_cx_total{envoy_cluster_name="echo"} 22'
