@@ -218,8 +218,14 @@ static void on_sniff_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
     sniff_t *sn = stream->data;
     if (nread == 0)
         return;
+    if (nread == UV_EOF) {
+        /* The client half-closed: route what it sent as TCP; the filter reads the EOF again. */
+        const char *proto = sn->len ? classify(sn->slab, sn->len) : NULL;
+        sniff_finish(sn, proto && *proto ? proto : NULL, false);
+        return;
+    }
     if (nread < 0) {
-        sniff_finish(sn, NULL, true); /* gone before saying anything we could route on */
+        sniff_finish(sn, NULL, true); /* reset before saying anything we could route on */
         return;
     }
     sn->len += (size_t)nread;
