@@ -306,7 +306,36 @@ void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp)
     }
 }
 
-void hcm_send_response_body(http_stream_t *s, const char *data, size_t len, bool end)
+uv_buf_t hcm_last_chunk(http_stream_t *s, const http_headers_t *trailers)
+{
+    if (trailers == NULL || trailers->n == 0)
+        return uv_buf_init("0\r\n\r\n", 5);
+    size_t n = 5;
+    for (uint32_t i = 0; i < trailers->n; i++)
+        n += trailers->v[i].name_len + trailers->v[i].value_len + 4;
+    char *p = arena_alloc(&s->arena, n);
+    if (p == NULL)
+        return uv_buf_init("0\r\n\r\n", 5);
+    size_t o = 0;
+    memcpy(p, "0\r\n", 3);
+    o = 3;
+    for (uint32_t i = 0; i < trailers->n; i++) {
+        const http_header_t *t = &trailers->v[i];
+        memcpy(p + o, t->name, t->name_len);
+        o += t->name_len;
+        memcpy(p + o, ": ", 2);
+        o += 2;
+        memcpy(p + o, t->value, t->value_len);
+        o += t->value_len;
+        memcpy(p + o, "\r\n", 2);
+        o += 2;
+    }
+    memcpy(p + o, "\r\n", 2);
+    return uv_buf_init(p, (unsigned)(o + 2));
+}
+
+void hcm_send_response_body(http_stream_t *s, const char *data, size_t len, bool end,
+                            const uv_buf_t *last_chunk)
 {
     hcm_conn_t *c = s->conn;
     if (end && !s->req_body_done)
@@ -332,7 +361,7 @@ void hcm_send_response_body(http_stream_t *s, const char *data, size_t len, bool
     if (!end)
         return;
     if (s->resp_chunked) {
-        uv_buf_t last = uv_buf_init("0\r\n\r\n", 5);
+        uv_buf_t last = last_chunk ? *last_chunk : uv_buf_init("0\r\n\r\n", 5);
         if (down_write(c, &last, 1) < 0) {
             hcm_close(c, true);
             return;
@@ -717,7 +746,10 @@ static void feed_body(hcm_conn_t *c)
         const char *data;
         size_t dlen;
         bool done = false;
-        ssize_t used = http1_body_decode(&s->req_body, c->buf, c->len, &data, &dlen, NULL, &done);
+        http_header_t tv[32];
+        http_headers_t trailers = {.v = tv, .cap = 32};
+        ssize_t used =
+            http1_body_decode(&s->req_body, c->buf, c->len, &data, &dlen, &trailers, &done);
         if (used < 0) {
             http_stream_local_reply(s, 400, "bad request body framing\n", "DPE");
             c->close_after = true;
@@ -729,7 +761,7 @@ static void feed_body(hcm_conn_t *c)
             s->req_done_ms = (int64_t)(hcm_now(c) - s->start_ms);
         }
         if (dlen || done)
-            router_request_body(s, data, dlen, done);
+            router_request_body(s, data, dlen, done, done ? &trailers : NULL);
         if (!c->stream_active || c->state == HCM_CLOSING)
             return;
         /* The router copied or wrote what it needed; drop the consumed bytes. */
@@ -737,6 +769,11 @@ static void feed_body(hcm_conn_t *c)
         c->len -= (size_t)used;
         if (used == 0)
             break;
+    }
+    if (c->stream_active && !s->req_body_done && c->read_eof) {
+        /* The client stopped sending in the middle of the body. */
+        s->flags = "DC";
+        hcm_close(c, true);
     }
 }
 
@@ -813,10 +850,19 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         c->paused = true;
         return;
     }
+    if (nread < 0 && nread != UV_EOF) {
+        if (c->stream_active)
+            c->stream.flags = "DC";
+        hcm_close(c, true);
+        return;
+    }
     if (nread < 0) {
         if (c->stream_active && !c->stream.req_body_done) {
-            c->stream.flags = "DC";
-            hcm_close(c, true);
+            /* The rest of the body may already be buffered (the upstream was still
+             * connecting): feed_body decides once it runs. */
+            c->read_eof = true;
+            uv_read_stop(stream);
+            hcm_process(c);
         } else if (c->stream_active || c->len > 0) {
             /* The client half-closed after complete requests: answer what is buffered (in
              * order), then close. */

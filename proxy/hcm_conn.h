@@ -89,14 +89,20 @@ struct hcm_conn {
 
 /* router.c */
 int router_start(http_stream_t *s);
-void router_request_body(http_stream_t *s, const char *data, size_t len, bool end);
+/* trailers: the request's chunked trailer fields (slices valid for the call only), or NULL. */
+void router_request_body(http_stream_t *s, const char *data, size_t len, bool end,
+                         const http_headers_t *trailers);
 void router_downstream_drained(http_stream_t *s);
 /* Abandons the upstream side (downstream gone or timed out). */
 void router_reset(http_stream_t *s, bool timeout);
 
 /* hcm.c, for the router */
 void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp);
-void hcm_send_response_body(http_stream_t *s, const char *data, size_t len, bool end);
+/* last_chunk: the final chunk with trailers (from hcm_last_chunk), or NULL for a plain end. */
+void hcm_send_response_body(http_stream_t *s, const char *data, size_t len, bool end,
+                            const uv_buf_t *last_chunk);
+/* The last chunk with trailer fields ("0\r\nname: value\r\n\r\n") in the stream's arena. */
+uv_buf_t hcm_last_chunk(http_stream_t *s, const http_headers_t *trailers);
 void hcm_upstream_failed(http_stream_t *s, int status, const char *flag, const char *details);
 void hcm_pause_request_body(http_stream_t *s, bool pause);
 uint64_t hcm_now(const hcm_conn_t *c);

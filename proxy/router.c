@@ -165,7 +165,9 @@ int router_start(http_stream_t *s)
     r->target = route_pick_cluster(rt, next_random(c->worker));
     if (r->target == NULL || r->target->cluster == NULL) {
         stats_inc(c->worker->stats, c->cfg->st.no_cluster);
-        hcm_upstream_failed(s, 503, "NC", "no cluster");
+        hcm_upstream_failed(s,
+                            rt->cluster_not_found_status ? (int)rt->cluster_not_found_status : 503,
+                            "NC", "no cluster");
         return FILTER_STOP;
     }
     r->cluster = r->target->cluster;
@@ -193,7 +195,8 @@ static void up_connected(void *owner, upstream_conn_t *uc, int status)
     send_head(s);
 }
 
-void router_request_body(http_stream_t *s, const char *data, size_t len, bool end)
+void router_request_body(http_stream_t *s, const char *data, size_t len, bool end,
+                         const http_headers_t *trailers)
 {
     router_req_t *r = &s->router;
     if (r->uc == NULL)
@@ -208,7 +211,7 @@ void router_request_body(http_stream_t *s, const char *data, size_t len, bool en
             bufs[n++] = uv_buf_init("\r\n", 2);
         }
         if (end)
-            bufs[n++] = uv_buf_init("0\r\n\r\n", 5);
+            bufs[n++] = hcm_last_chunk(s, trailers);
     } else if (len) {
         bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
     }
@@ -283,7 +286,7 @@ static void process_response(http_stream_t *s)
         http1_body_init(&r->body, r->resp.body, r->resp.content_length);
         if (r->resp.body == HTTP1_BODY_NONE) {
             release_upstream(s, true);
-            hcm_send_response_body(s, NULL, 0, true);
+            hcm_send_response_body(s, NULL, 0, true, NULL);
             return;
         }
     }
@@ -291,7 +294,10 @@ static void process_response(http_stream_t *s)
         const char *data;
         size_t dlen;
         bool done = false;
-        ssize_t used = http1_body_decode(&r->body, uc->buf, uc->len, &data, &dlen, NULL, &done);
+        http_header_t tv[32];
+        http_headers_t trailers = {.v = tv, .cap = 32};
+        ssize_t used =
+            http1_body_decode(&r->body, uc->buf, uc->len, &data, &dlen, &trailers, &done);
         if (used < 0) {
             s->flags = "UPE";
             release_upstream(s, false);
@@ -299,15 +305,19 @@ static void process_response(http_stream_t *s)
             return;
         }
         if (dlen)
-            hcm_send_response_body(s, data, dlen, false);
+            hcm_send_response_body(s, data, dlen, false, NULL);
         if (r->uc == NULL)
             return;
-        pool_consume(uc, (size_t)used);
         if (done) {
+            /* Trailers point into uc->buf: copy them out before the bytes are consumed and the
+             * connection goes back to the pool. */
+            uv_buf_t last = hcm_last_chunk(s, &trailers);
+            pool_consume(uc, (size_t)used);
             release_upstream(s, true);
-            hcm_send_response_body(s, NULL, 0, true);
+            hcm_send_response_body(s, NULL, 0, true, &last);
             return;
         }
+        pool_consume(uc, (size_t)used);
         if (used == 0)
             break;
     }
@@ -330,7 +340,7 @@ static void up_read(void *owner, upstream_conn_t *uc, ssize_t nread)
     cluster_lb_release(r->cluster, s->conn->worker->index, r->endpoint);
     if (r->response_headers_done) {
         if (nread == UV_EOF && r->resp.body == HTTP1_BODY_UNTIL_CLOSE) {
-            hcm_send_response_body(s, NULL, 0, true);
+            hcm_send_response_body(s, NULL, 0, true, NULL);
             return;
         }
         stats_inc(s->conn->worker->stats, r->cluster->st.upstream_rq_rx_reset);

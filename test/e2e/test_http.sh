@@ -23,11 +23,13 @@ SLOW=$(free_port)
 DEAD=$(free_port)
 DROP=$(free_port)
 ECHO=$(free_port)
+REC=$(free_port)
 mkdir -p "$work/www/upload" "$work/logs" "$work/body"
 # nginx workers run as an unprivileged user: let them in and let them write uploads.
 chmod 755 "$work" "$work/www"
 chmod 777 "$work/www/upload" "$work/body"
 head -c $((8 << 20)) /dev/urandom | base64 -w 76 >"$work/www/big.txt"
+head -c 20000 "$work/www/big.txt" >"$work/www/small.txt"
 cat >"$work/nginx.conf" <<EOF
 worker_processes 1;
 error_log $work/logs/error.log;
@@ -46,7 +48,7 @@ http {
     listen 127.0.0.1:$A;
     root $work/www;
     location /upload/ { dav_methods PUT; create_full_put_path on; }
-    location /gz/ { alias $work/www/; gzip on; gzip_types text/plain; gzip_min_length 0; }
+    location /gz/ { alias $work/www/; gzip on; gzip_types text/plain; gzip_min_length 0; add_trailer x-checksum abc123; }
     location / { return 200 "svc-a \$request_uri host=\$host rid=\$http_x_request_id xfp=\$http_x_forwarded_proto added=\$http_x_added\n"; }
   }
   server {
@@ -68,9 +70,12 @@ read -r l
 EOF
 bg "$work/drop.log" socat TCP-LISTEN:"$DROP",bind=127.0.0.1,reuseaddr,fork,backlog=64 \
     SYSTEM:"sh $work/drop.sh"
+# Records the raw bytes it receives and never answers: what reached the upstream, byte for byte.
+bg "$work/rec.log" socat -u TCP-LISTEN:"$REC",bind=127.0.0.1,reuseaddr,fork \
+    OPEN:"$work/recorded",creat,append
 bg "$work/echo.log" socat TCP-LISTEN:"$ECHO",bind=127.0.0.1,reuseaddr,fork,backlog=64 \
     SYSTEM:'echo banner; exec cat'
-for p in "$A" "$B" "$SLOW" "$DROP" "$ECHO"; do
+for p in "$A" "$B" "$SLOW" "$DROP" "$ECHO" "$REC"; do
     wait_port "$p" || { t_fail apps_start "port $p not listening"; t_summary; }
 done
 
@@ -136,6 +141,8 @@ $(access_log_for "$1")
                 route: {cluster: dead}
               - match: {prefix: /drop}
                 route: {cluster: drop}
+              - match: {prefix: /record}
+                route: {cluster: rec, timeout: 1s}
               - match: {prefix: /}
                 route: {cluster: svc-a}
             - name: split
@@ -203,6 +210,7 @@ EOF
     cluster dead "$DEAD"
     cluster drop "$DROP"
     cluster echo "$ECHO"
+    cluster rec "$REC"
     cluster empty
 } >"$work/remora.yaml"
 
@@ -293,6 +301,16 @@ t_eq chunked_download_intact "$(gzip -dc "$work/big.gz" | sha256sum | cut -d' ' 
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: svc-a' -H 'Content-Type: x/y' \
     --data-binary @"$work/up.bin" -X PUT "$U/upload/cl.bin")
 t_eq content_length_upload_with_expect_continue "$code|$(cmp -s "$work/up.bin" "$work/www/upload/cl.bin" && echo same)" "201|same"
+
+# --- trailers pass through both ways ---------------------------------------------------------
+printf 'GET /gz/small.txt HTTP/1.1\r\nHost: svc-a\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n' |
+    socat -t 30 - TCP:127.0.0.1:"$HTTP" >"$work/trailer.resp"
+raw=$(tail -c 40 "$work/trailer.resp" | tr -d '\r\0')
+t_contains response_trailer_forwarded "$raw" $'\n0\nx-checksum: abc123'
+printf 'POST /record HTTP/1.1\r\nHost: svc-a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: yes\r\n\r\n' |
+    socat -t 3 - TCP:127.0.0.1:"$HTTP" >/dev/null
+rec=$(tr -d '\r' <"$work/recorded")
+t_contains request_body_rechunked_upstream "$rec" $'\n5\nhello\n0\nX-Trailer: yes'
 
 # --- pipelining: three requests in one write, three answers in order --------------------------
 req=$'GET /p1 HTTP/1.1\r\nHost: svc-a\r\n\r\nGET /p2 HTTP/1.1\r\nHost: svc-b\r\n\r\nGET /p3 HTTP/1.1\r\nHost: svc-a\r\nConnection: close\r\n\r\n'

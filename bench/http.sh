@@ -1,0 +1,719 @@
+#!/usr/bin/env bash
+# bench/http.sh: the HTTP/1.1 benchmark, one hop, side by side.
+#
+# The same loopback hop (client -> proxy -> nginx app, 1 KiB body, keep-alive on both sides) is
+# measured for remora (HTTP connection manager + router), HAProxy (mode http), nginx
+# (proxy_pass to a keepalive upstream), nghttpx, and "direct" (client -> app, no proxy), one
+# after another in this one run. Every proxy runs ONE worker thread on its own core.
+#
+#   closed loop  wrk -t1 -c50 keep-alive, as fast as it goes: rps, p50, p99, proxy CPU/request
+#   fixed rate   h2load --h1 -c50 at BENCH_FIXED_RPS (15000) req/s for every target: achieved
+#                rps, p50, p99 (from h2load's per-request log), proxy CPU/request at equal load
+#   memory       RSS after start, RSS with BENCH_IDLE_CONNS (1000) idle client connections, peak
+#
+# A target whose run was noisy (other processes used > BENCH_NOISE_PCT % of the machine) is run
+# again, up to BENCH_TRIES (3) times; the cleanest try is reported. It measures and reports; it
+# never fails on a number. Exit status is non-zero only when something could not run. Writes
+# the table to stdout and to $BUILD/bench/http.md. See bench/README.md.
+# The start_* functions are called by name ("start_$t"), which shellcheck cannot follow.
+# shellcheck disable=SC2317
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+
+BUILD=${BUILD:-build}
+REMORA=${REMORA:-$root/$BUILD/remora}
+SECS=${BENCH_SECONDS:-10}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-1000}
+WRK_CONNS=${BENCH_WRK_CONNS:-50}
+FIXED_RPS=${BENCH_FIXED_RPS:-15000} # total request rate of the fixed-rate run; 0 skips it
+TRIES=${BENCH_TRIES:-3}
+NOISE_PCT=${BENCH_NOISE_PCT:-5}
+PROXY_CPU=${BENCH_PROXY_CPU:-0} # the proxy under test runs here, alone
+LOAD_CPU=${BENCH_LOAD_CPU:-1}   # wrk, h2load and the nginx app share this one
+TARGETS=${BENCH_TARGETS:-direct remora haproxy nginx nghttpx}
+OUT_DIR=$root/$BUILD/bench
+OUT=$OUT_DIR/http.md
+
+need=(wrk nginx taskset ss awk curl sort)
+for t in $TARGETS; do
+    case $t in
+    direct | remora | nginx) ;;
+    haproxy | nghttpx) need+=("$t") ;;
+    *)
+        b_log "unknown target: $t (have: direct remora haproxy nginx nghttpx)"
+        exit 1
+        ;;
+    esac
+done
+missing=()
+for c in "${need[@]}"; do command -v "$c" >/dev/null || missing+=("$c"); done
+if ((${#missing[@]})); then
+    b_log "missing tools: ${missing[*]} (Debian: apt-get install wrk nginx haproxy" \
+        "nghttp2-proxy nghttp2-client util-linux iproute2 curl)"
+    exit 1
+fi
+[[ -x $REMORA ]] || {
+    b_log "no $REMORA: run make first"
+    exit 1
+}
+FIXED_SKIP=""
+if ((FIXED_RPS <= 0)); then
+    FIXED_SKIP="BENCH_FIXED_RPS=0"
+elif ! command -v h2load >/dev/null; then
+    FIXED_SKIP="h2load is not installed (Debian: nghttp2-client); wrk2 is not packaged here either"
+fi
+[[ -n $FIXED_SKIP ]] && b_log "skipping the fixed-rate run: $FIXED_SKIP"
+FIXED_PER_CONN=$(awk -v r="$FIXED_RPS" -v c="$WRK_CONNS" 'BEGIN { printf "%g", r / c }')
+if (($(nproc) < 2)); then
+    b_log "only one core: the proxy and the load generator will share it"
+    PROXY_CPU=0
+    LOAD_CPU=0
+fi
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+if (($(ulimit -n) < 4 * IDLE_CONNS + 200)); then
+    b_log "ulimit -n $(ulimit -n) is too low for $IDLE_CONNS idle connections"
+    exit 1
+fi
+CLK_TCK=$(getconf CLK_TCK)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/remora-bench-http.XXXXXX")
+chmod 755 "$work" # nginx workers may run as www-data and must read the app's files
+extra_pids=()     # processes our children forked (nghttpx's worker): stopped at the end too
+on_exit() {
+    local p
+    b_cleanup
+    for p in "${extra_pids[@]}"; do kill "$p" 2>/dev/null; done
+    rm -rf "$work"
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM HUP PIPE
+
+pin_load() { taskset -c "$LOAD_CPU" "$@"; }
+
+# --- the upstream app: nginx, 1 worker, 1 KiB body, keep-alive (as in tcp.sh) ---------------
+APP=$(b_free_port)
+mkdir -p "$work/app/www" "$work/app/logs"
+head -c 1024 /dev/zero | tr '\0' 'x' >"$work/app/www/index.html"
+chmod -R a+rX "$work/app"
+temp_paths() { # temp_paths DIR: nginx's temp directories, inside DIR (never the system's)
+    local k
+    for k in client_body proxy fastcgi uwsgi scgi; do echo "    ${k}_temp_path $1/tmp_$k;"; done
+}
+cat >"$work/app/nginx.conf" <<EOF
+worker_processes 1;
+worker_rlimit_nofile 16384;
+error_log $work/app/logs/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    default_type text/plain;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+$(temp_paths "$work/app")
+    server {
+        listen 127.0.0.1:$APP;
+        root $work/app/www;
+    }
+}
+EOF
+b_bg "$work/app/stdout.log" taskset -c "$LOAD_CPU" nginx -p "$work/app" -e "$work/app/logs/error.log" \
+    -c "$work/app/nginx.conf" -g "daemon off; pid $work/app/nginx.pid;"
+APP_MASTER=$B_PID
+b_wait_port "$APP" || {
+    b_log "the nginx app did not start: $(cat "$work/app/logs/error.log" "$work/app/stdout.log")"
+    exit 1
+}
+body=$(curl -s "http://127.0.0.1:$APP/")
+[[ ${#body} -eq 1024 ]] || {
+    b_log "the nginx app does not serve the 1 KiB body (got ${#body} bytes)"
+    exit 1
+}
+mapfile -t APP_PIDS < <(echo "$APP_MASTER"; pgrep -P "$APP_MASTER")
+
+# --- proxies: each start_* sets T_PIDS (processes to measure, master first) and T_PORT -------
+start_direct() {
+    T_PIDS=()
+    T_PORT=$APP
+}
+
+start_remora() {
+    local admin d=$work/remora i
+    mkdir -p "$d"
+    admin=$(b_free_port)
+    T_PORT=$(b_free_port)
+    # Defaults otherwise, as a user would start it (the HCM generates x-request-id, like Envoy).
+    cat >"$d/remora.yaml" <<EOF
+node: {id: bench.local, cluster: bench}
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: $admin}}
+static_resources:
+  listeners:
+  - name: http
+    address: {socket_address: {address: 127.0.0.1, port_value: $T_PORT}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          route_config:
+            name: local
+            virtual_hosts:
+            - name: app
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route: {cluster: app}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  clusters:
+  - name: app
+    type: STATIC
+    connect_timeout: 5s
+    load_assignment:
+      cluster_name: app
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $APP}}}
+EOF
+    b_bg "$d/remora.log" taskset -c "$PROXY_CPU" "$REMORA" --config "$d/remora.yaml" --concurrency 1 \
+        --log-level warning
+    T_PIDS=("$B_PID")
+    for ((i = 0; i < 100; i++)); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin/ready") == 200 ]] &&
+            return 0
+        sleep 0.05
+    done
+    b_log "remora did not become ready: $(cat "$d/remora.log")"
+    return 1
+}
+
+start_haproxy() {
+    local d=$work/haproxy
+    mkdir -p "$d"
+    T_PORT=$(b_free_port)
+    cat >"$d/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 8192
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+frontend http
+    bind 127.0.0.1:$T_PORT
+    default_backend app
+backend app
+    server app 127.0.0.1:$APP
+EOF
+    haproxy -c -q -f "$d/haproxy.cfg" >"$d/check.log" 2>&1 || {
+        b_log "haproxy rejects its config: $(cat "$d/check.log")"
+        return 1
+    }
+    b_bg "$d/haproxy.log" taskset -c "$PROXY_CPU" haproxy -db -f "$d/haproxy.cfg"
+    T_PIDS=("$B_PID")
+    b_wait_listen "$T_PORT" || {
+        b_log "haproxy did not listen: $(cat "$d/haproxy.log")"
+        return 1
+    }
+}
+
+child_of() { # child_of PID: the first child process of PID, waiting up to 5 s for it
+    local i c
+    for ((i = 0; i < 100; i++)); do
+        c=$(pgrep -P "$1" | head -1)
+        [[ -n $c ]] && {
+            echo "$c"
+            return 0
+        }
+        sleep 0.05
+    done
+    return 1
+}
+
+start_nginx() {
+    local d=$work/nginx master worker
+    mkdir -p "$d/logs"
+    T_PORT=$(b_free_port)
+    # keepalive_requests as in the app: no side closes a connection during the run.
+    cat >"$d/nginx.conf" <<EOF
+worker_processes 1;
+worker_rlimit_nofile 16384;
+error_log $d/logs/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+$(temp_paths "$d")
+    upstream app {
+        server 127.0.0.1:$APP;
+        keepalive 64;
+        keepalive_requests 100000000;
+    }
+    server {
+        listen 127.0.0.1:$T_PORT;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    b_bg "$d/stdout.log" taskset -c "$PROXY_CPU" nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf" \
+        -g "daemon off; pid $d/nginx.pid;"
+    master=$B_PID
+    T_PIDS=("$master")
+    b_wait_listen "$T_PORT" || {
+        b_log "nginx did not listen: $(cat "$d/logs/error.log" "$d/stdout.log")"
+        return 1
+    }
+    # b_bg's pid is taskset's, which exec'd nginx (the master); the worker is its child.
+    worker=$(child_of "$master") || {
+        b_log "no nginx worker under master $master"
+        return 1
+    }
+    T_PIDS=("$master" "$worker") # CPU and RSS are summed over master and worker
+}
+
+start_nghttpx() {
+    local d=$work/nghttpx master worker
+    mkdir -p "$d"
+    T_PORT=$(b_free_port)
+    : >"$d/nghttpx.conf" # an empty config file of ours, so /etc/nghttpx is never read
+    b_bg "$d/stdout.log" taskset -c "$PROXY_CPU" nghttpx --conf="$d/nghttpx.conf" --workers=1 \
+        --frontend="127.0.0.1,$T_PORT;no-tls" --backend="127.0.0.1,$APP" \
+        --errorlog-file="$d/error.log"
+    master=$B_PID
+    T_PIDS=("$master")
+    b_wait_listen "$T_PORT" || {
+        b_log "nghttpx did not listen: $(cat "$d/error.log" "$d/stdout.log" 2>/dev/null)"
+        return 1
+    }
+    # The master forks one worker process (it exits when the master does); the worker runs
+    # the one worker thread.
+    worker=$(child_of "$master") || {
+        b_log "no nghttpx worker under master $master"
+        return 1
+    }
+    extra_pids+=("$worker")
+    T_PIDS=("$master" "$worker")
+}
+
+stop_target() { # stop the proxy (master first), then any of its processes that outlived it
+    local p i
+    ((${#T_PIDS[@]})) || return 0
+    b_stop "${T_PIDS[0]}"
+    for p in "${T_PIDS[@]:1}"; do
+        for ((i = 0; i < 40; i++)); do
+            [[ -e /proc/$p && $(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null) != Z ]] || break
+            sleep 0.05
+        done
+        kill "$p" 2>/dev/null
+    done
+}
+
+# --- measurements: each writes M[target.metric] for the current try ---------------------------
+declare -A R # R[target.metric] = value of the try reported; absent means not measured
+declare -A M # the same, for the try in progress
+
+cpu_per_req() { # cpu_per_req TICKS REQUESTS: µs of CPU per request
+    awk -v d="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.3f", n > 0 ? d / hz * 1e6 / n : 0 }'
+}
+cpu_use() { # cpu_use TICKS NS: % of one core
+    awk -v d="$1" -v hz="$CLK_TCK" -v ns="$2" 'BEGIN { printf "%.1f", d / hz / (ns / 1e9) * 100 }'
+}
+
+# closed_loop TARGET: wrk keep-alive, as fast as the hop (or the load side) goes
+closed_loop() {
+    local t=$1 out=$work/wrk-$1.txt c0 c1 n0 n1 parsed rps p50 p99 reqs err
+    pin_load wrk -t1 -c"$WRK_CONNS" -d1s "http://127.0.0.1:$T_PORT/" >/dev/null 2>&1 # warm-up
+    ((${#T_PIDS[@]})) && c0=$(b_cpu_ticks "${T_PIDS[@]}")
+    n0=$(b_now_ns)
+    pin_load wrk -t1 -c"$WRK_CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$T_PORT/" >"$out" 2>&1
+    n1=$(b_now_ns)
+    ((${#T_PIDS[@]})) && c1=$(b_cpu_ticks "${T_PIDS[@]}")
+    parsed=$(b_wrk_parse "$out") || {
+        b_fail "$t: wrk produced no result: $(head -c 500 "$out")"
+        return
+    }
+    read -r rps p50 p99 reqs err <<<"$parsed"
+    ((err > 0)) && TRY_NOTES+=("$t, closed loop: wrk counted $err socket errors or non-2xx responses")
+    M[$t.rps]=$rps M[$t.p50]=$p50 M[$t.p99]=$p99
+    if ((${#T_PIDS[@]})); then
+        M[$t.cpu_req]=$(cpu_per_req $((c1 - c0)) "$reqs")
+        M[$t.cpu_use]=$(cpu_use $((c1 - c0)) $((n1 - n0)))
+    fi
+}
+
+# h2load_parse FILE LOG: prints "RPS P50_MS P99_MS DONE ERRORS" from h2load's output and its
+# per-request log (start µs, status, µs to the end of the response), percentiles by rank
+h2load_parse() {
+    local rps ndone err pct
+    read -r rps ndone err < <(awk '
+        /^finished in/ { gsub(/,/, ""); rps = $4 }
+        /^requests:/ { done = $6; err = $10 + $12 + $14 }
+        /^status codes:/ { err += $7 + $9 }
+        END { if (rps == "" || done == "") exit 1; print rps, done, err }' "$1") || return 1
+    pct=$(awk '$2 >= 200 && $2 < 400 { print $3 }' "$2" | sort -n | awk '
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) exit 1
+            i50 = int(NR * 0.50 + 0.999999); i99 = int(NR * 0.99 + 0.999999)
+            printf "%.3f %.3f", v[i50] / 1000, v[i99] / 1000
+        }') || return 1
+    echo "$rps $pct $ndone $err"
+}
+
+# fixed_rate TARGET: h2load paces every one of the WRK_CONNS connections at the same rate
+fixed_rate() {
+    local t=$1 out=$work/h2load-$1.txt log=$work/h2load-$1.log c0 c1 n0 n1 parsed rps p50 p99 reqs err
+    ((${#T_PIDS[@]})) && c0=$(b_cpu_ticks "${T_PIDS[@]}")
+    n0=$(b_now_ns)
+    # No warm-up phase of its own: the closed-loop run just before warmed the hop up, and
+    # without one every request in the CPU window is counted (the 50 connects are in it too).
+    pin_load h2load --h1 -t1 -c"$WRK_CONNS" --rps="$FIXED_PER_CONN" -D "$SECS" \
+        --log-file="$log" "http://127.0.0.1:$T_PORT/" >"$out" 2>&1
+    n1=$(b_now_ns)
+    ((${#T_PIDS[@]})) && c1=$(b_cpu_ticks "${T_PIDS[@]}")
+    parsed=$(h2load_parse "$out" "$log") || {
+        b_fail "$t: h2load produced no result: $(tail -c 500 "$out")"
+        return
+    }
+    read -r rps p50 p99 reqs err <<<"$parsed"
+    ((err > 0)) && TRY_NOTES+=("$t, fixed rate: h2load counted $err failed requests or non-2xx")
+    M[$t.fx_rps]=$rps M[$t.fx_p50]=$p50 M[$t.fx_p99]=$p99
+    if awk -v r="$rps" -v w="$FIXED_RPS" 'BEGIN { exit !(r < 0.95 * w) }'; then
+        TRY_NOTES+=("$t, fixed rate: reached only $rps of $FIXED_RPS req/s")
+    fi
+    if ((${#T_PIDS[@]})); then
+        M[$t.fx_cpu_req]=$(cpu_per_req $((c1 - c0)) "$reqs")
+        M[$t.fx_cpu_use]=$(cpu_use $((c1 - c0)) $((n1 - n0)))
+    fi
+}
+
+listen_backlog() { # connections waiting in PORT's accept queue (not yet taken by the proxy)
+    ss -Hltn "sport = :$1" 2>/dev/null | awk '{ s += $2 } END { print s + 0 }'
+}
+accepted() { # established server-side connections on PORT
+    ss -Htn state established "sport = :$1" 2>/dev/null | wc -l
+}
+
+# idle_conns TARGET: RSS with IDLE_CONNS client connections open to the proxy, no request sent
+# (an HTTP proxy opens nothing upstream for them)
+idle_conns() {
+    local t=$1 fds=() fd i base
+    base=$(accepted "$T_PORT")
+    for ((i = 0; i < IDLE_CONNS; i++)); do
+        exec {fd}<>"/dev/tcp/127.0.0.1/$T_PORT" || break
+        fds+=("$fd")
+    done
+    ((${#fds[@]} == IDLE_CONNS)) || b_fail "$t: opened only ${#fds[@]} of $IDLE_CONNS connections"
+    for ((i = 0; i < 200; i++)); do # until the proxy has accepted every one
+        (($(accepted "$T_PORT") - base >= ${#fds[@]})) && (($(listen_backlog "$T_PORT") == 0)) && break
+        sleep 0.05
+    done
+    (($(listen_backlog "$T_PORT") == 0)) || b_fail "$t: the proxy did not accept all idle connections"
+    sleep 0.5
+    M[$t.rss_conns]=$(b_status_kib VmRSS "${T_PIDS[@]}")
+    M[$t.kib_conn]=$(awk -v a="${M[$t.rss_conns]}" -v b="${M[$t.rss_idle]}" -v n="${#fds[@]}" \
+        'BEGIN { printf "%.2f", (a - b) / n }')
+    for fd in "${fds[@]}"; do exec {fd}>&-; done
+    for ((i = 0; i < 200; i++)); do # let the proxy close them all before the load runs
+        (($(accepted "$T_PORT") <= base)) && break
+        sleep 0.05
+    done
+}
+
+# ours: ticks of every process this bench runs (proxy, app, and our waited-for children)
+ours_ticks() { echo $(($(b_self_ticks) + $(b_cpu_ticks "${APP_PIDS[@]}" "${T_PIDS[@]}"))); }
+NCPU=$(nproc)
+noise_begin() { N_NS=$(b_now_ns) N_BUSY=$(b_cpu_busy_all) N_OURS=$(ours_ticks); }
+noise_end() { # noise_end: % of all cores other processes used since noise_begin
+    local ns busy ours
+    ns=$(b_now_ns) busy=$(b_cpu_busy_all) ours=$(ours_ticks)
+    awk -v b=$((busy - N_BUSY)) -v o=$((ours - N_OURS)) -v hz="$CLK_TCK" -v ns=$((ns - N_NS)) \
+        -v n="$NCPU" 'BEGIN { f = (b - o) / (ns / 1e9 * hz * n) * 100; printf "%.1f", f < 0 ? 0 : f }'
+}
+
+check_hop() { # the hop serves the app's 1 KiB body
+    local got
+    got=$(curl -s --max-time 5 "http://127.0.0.1:$T_PORT/")
+    [[ ${#got} -eq 1024 ]] || {
+        b_log "$1: GET / through the hop returned ${#got} bytes, not 1024"
+        return 1
+    }
+}
+
+# one_try TARGET: start the target, measure everything, stop it; results in M, noise in M
+one_try() {
+    local t=$1
+    T_PIDS=()
+    if ! "start_$t" || ! check_hop "$t"; then
+        stop_target
+        return 1
+    fi
+    if ((${#T_PIDS[@]})); then
+        sleep 0.3
+        M[$t.rss_idle]=$(b_status_kib VmRSS "${T_PIDS[@]}")
+        idle_conns "$t"
+    fi
+    noise_begin
+    closed_loop "$t"
+    M[$t.noise_ka]=$(noise_end)
+    if [[ -z $FIXED_SKIP ]]; then
+        noise_begin
+        fixed_rate "$t"
+        M[$t.noise_fx]=$(noise_end)
+    fi
+    ((${#T_PIDS[@]})) && M[$t.rss_peak]=$(b_status_kib VmHWM "${T_PIDS[@]}")
+    stop_target
+}
+
+NOTES=()
+noisiest() { # the larger of a try's two noise values
+    awk -v a="${M[$1.noise_ka]:-0}" -v b="${M[$1.noise_fx]:-0}" 'BEGIN { print a > b ? a : b }'
+}
+b_log "http: ${SECS}s per load run, fixed rate ${FIXED_RPS} req/s, targets: $TARGETS"
+for t in $TARGETS; do
+    best_noise="" tries_noise=()
+    for ((try = 1; try <= TRIES; try++)); do
+        b_log "--- $t (try $try of at most $TRIES)"
+        M=() TRY_NOTES=()
+        if ! one_try "$t"; then
+            b_fail "$t did not start or does not serve the app through the hop"
+            break
+        fi
+        n=$(noisiest "$t")
+        tries_noise+=("$n%")
+        if [[ -z $best_noise ]] || awk -v a="$n" -v b="$best_noise" 'BEGIN { exit !(a < b) }'; then
+            best_noise=$n
+            for k in "${!R[@]}"; do [[ $k == "$t".* ]] && unset "R[$k]"; done
+            for k in "${!M[@]}"; do R[$k]=${M[$k]}; done
+            BEST_TRY_NOTES=("${TRY_NOTES[@]}")
+        fi
+        awk -v n="$n" -v m="$NOISE_PCT" 'BEGIN { exit !(n > m) }' || break
+        b_log "$t: other processes used $n% of the machine meanwhile: noisy, trying again"
+    done
+    [[ -n $best_noise ]] || continue
+    NOTES+=("${BEST_TRY_NOTES[@]}")
+    ((${#tries_noise[@]} > 1)) &&
+        NOTES+=("$t was run ${#tries_noise[@]} times (noise ${tries_noise[*]}); the cleanest is reported")
+    awk -v n="$best_noise" -v m="$NOISE_PCT" 'BEGIN { exit !(n > m) }' &&
+        NOTES+=("during $t, other processes used up to $best_noise% of the machine's CPU: its numbers are noisy")
+done
+
+# --- report --------------------------------------------------------------------------------
+# metric key | label | better (hi/lo/-) | printf format | scale applied to the stored value
+METRICS=(
+    "rps|Closed loop: requests/s (wrk, ${WRK_CONNS} conns, 1 KiB)|hi|%.0f|1"
+    "p50|Closed loop: latency p50 (ms)|lo|%.3f|1"
+    "p99|Closed loop: latency p99 (ms)|lo|%.3f|1"
+    "cpu_req|Closed loop: proxy CPU per request (µs)|lo|%.2f|1"
+    "cpu_use|Closed loop: proxy CPU use (% of its core)|-|%.0f|1"
+    "noise_ka|Closed loop: other processes' CPU (% of all cores; noise)|-|%.1f|1"
+)
+[[ -z $FIXED_SKIP ]] && METRICS+=(
+    "fx_rps|Fixed rate: requests/s reached (h2load, ${FIXED_RPS} asked)|-|%.0f|1"
+    "fx_p50|Fixed rate: latency p50 (ms)|lo|%.3f|1"
+    "fx_p99|Fixed rate: latency p99 (ms)|lo|%.3f|1"
+    "fx_cpu_req|Fixed rate: proxy CPU per request (µs)|lo|%.2f|1"
+    "fx_cpu_use|Fixed rate: proxy CPU use (% of its core)|-|%.0f|1"
+    "noise_fx|Fixed rate: other processes' CPU (% of all cores; noise)|-|%.1f|1"
+)
+METRICS+=(
+    "rss_idle|RSS after start (MiB)|lo|%.1f|0.0009765625"
+    "rss_conns|RSS with ${IDLE_CONNS} idle client connections (MiB)|lo|%.1f|0.0009765625"
+    "kib_conn|RSS per idle client connection (KiB)|lo|%.1f|1"
+    "rss_peak|Peak RSS over the run (MiB)|lo|%.1f|0.0009765625"
+)
+PEERS=()
+for t in $TARGETS; do [[ $t == direct || $t == remora ]] || PEERS+=("$t"); done
+
+fmt() { # fmt FORMAT SCALE VALUE
+    [[ -n ${3:-} ]] || {
+        echo "n/a"
+        return
+    }
+    awk -v f="$1" -v s="$2" -v v="$3" 'BEGIN { printf f, v * s }'
+}
+ratio() { # ratio A B: A/B as "0.93×"
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f×", a / b }'
+}
+best_peer() { # best_peer KEY hi|lo: "NAME VALUE" of the best peer on that row, or nothing
+    local key=$1 better=$2 t v best="" bestv=""
+    for t in "${PEERS[@]}"; do
+        v=${R[$t.$key]:-}
+        [[ -n $v ]] || continue
+        if [[ -z $bestv ]] || awk -v a="$v" -v b="$bestv" -v h="$better" \
+            'BEGIN { exit !((h == "hi") ? a > b : a < b) }'; then
+            best=$t bestv=$v
+        fi
+    done
+    [[ -n $best ]] && echo "$best $bestv"
+}
+ver() { # ver CMD: "name version" of a tool, best effort
+    case $1 in
+    haproxy) haproxy -v 2>&1 | head -1 | cut -d' ' -f1-3 ;;
+    nginx) nginx -v 2>&1 | sed 's/^nginx version: //' ;;
+    nghttpx | h2load) "$1" --version 2>&1 | head -1 ;;
+    wrk) wrk -v 2>&1 | head -1 | cut -d' ' -f1-2 ;;
+    esac
+}
+
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+remora_rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo "uncommitted tree")
+report() {
+    local line key label better f s t v bp best bestv cells r_peer r_direct hdr sep
+    echo "## HTTP/1.1, one hop"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- machine: $(nproc) cores, ${cpu_model:-unknown CPU}, Linux $(uname -r)"
+    echo "- remora: $REMORA ($remora_rev), --concurrency 1, HCM + router, no access log"
+    echo "- peers: $(ver haproxy) (nbthread 1, mode http, http-reuse always), $(ver nginx)" \
+        "(worker_processes 1, proxy_pass to an upstream with keepalive 64), $(ver nghttpx)" \
+        "(--workers=1, no-tls frontend)"
+    echo "- load: $(ver wrk) (closed loop)$([[ -z $FIXED_SKIP ]] && echo ", $(ver h2load) --h1" \
+        "(fixed rate)"); app: nginx, 1 worker, 1 KiB body; no access log anywhere"
+    echo "- pinning: proxy on CPU $PROXY_CPU alone; the load generator and the nginx app on CPU $LOAD_CPU"
+    echo "- BENCH_SECONDS=$SECS per load run (the closed loop after 1 s of warm-up), ${WRK_CONNS} keep-alive" \
+        "connections;$([[ -z $FIXED_SKIP ]] && echo " fixed rate $FIXED_RPS req/s" \
+            "($FIXED_PER_CONN per connection)" || echo " fixed-rate run skipped: $FIXED_SKIP")"
+    echo
+    hdr="| metric |"
+    sep="|---|"
+    for t in $TARGETS; do
+        hdr+=" $t |"
+        sep+="---:|"
+    done
+    hdr+=" remora ÷ best peer | remora ÷ direct |"
+    sep+="---|---|"
+    echo "$hdr"
+    echo "$sep"
+    SENTENCES=()
+    for line in "${METRICS[@]}"; do
+        IFS='|' read -r key label better f s <<<"$line"
+        cells="| $label |"
+        for t in $TARGETS; do cells+=" $(fmt "$f" "$s" "${R[$t.$key]:-}") |"; done
+        if [[ $better == - ]]; then # context for reading the others, not a result
+            echo "$cells — | — |"
+            continue
+        fi
+        r_peer="n/a" r_direct="n/a"
+        bp=$(best_peer "$key" "$better")
+        read -r best bestv <<<"${bp:-x 0}"
+        v=${R[remora.$key]:-}
+        [[ -n $v && -n $bp ]] && r_peer="$(ratio "$v" "$bestv") ($best)"
+        [[ -n $v && -n ${R[direct.$key]:-} ]] && r_direct=$(ratio "$v" "${R[direct.$key]}")
+        echo "$cells $r_peer | $r_direct |"
+        [[ -n $v ]] && SENTENCES+=("remora ${label%% (*} = $r_peer best peer, $r_direct direct")
+    done
+    echo
+    echo "Ratios are remora's value divided by the other's: above 1× is better for requests/s,"
+    echo "worse for latency, CPU and memory. Best peer is the better of ${PEERS[*]} on that row."
+    echo "Rows with — are context, not results: how busy the proxy's core was, and how much CPU"
+    echo "other processes on the machine used while the target ran."
+    echo
+    for line in "${SENTENCES[@]}"; do echo "- $line"; done
+    load_side
+    targets_block
+    if ((${#NOTES[@]})); then
+        echo
+        echo "Notes:"
+        for line in "${NOTES[@]}"; do echo "- $line"; done
+    fi
+}
+
+# load_side: is the closed-loop requests/s row the proxies' or the load side's ceiling?
+load_side() {
+    local t d=${R[direct.rps]:-} top="" topt="" busiest="" busy=0 capped=0 u
+    for t in "${PEERS[@]}" remora; do
+        [[ -n ${R[$t.rps]:-} ]] || continue
+        if [[ -z $top ]] || awk -v a="${R[$t.rps]}" -v b="$top" 'BEGIN { exit !(a > b) }'; then
+            top=${R[$t.rps]} topt=$t
+        fi
+        u=${R[$t.cpu_use]:-0}
+        if awk -v a="$u" -v b="$busy" 'BEGIN { exit !(a > b) }'; then busy=$u busiest=$t; fi
+    done
+    [[ -n $top ]] || return 0
+    echo
+    echo "Load side:"
+    if [[ -n $d ]] && awk -v d="$d" -v p="$top" 'BEGIN { exit !(d < 1.15 * p) }'; then
+        capped=1
+        echo "- **closed-loop requests/s is capped by the load side, not by the proxies**: direct" \
+            "reaches $(fmt %.0f 1 "$d") req/s, the fastest proxy ($topt) $(fmt %.0f 1 "$top")" \
+            "($(ratio "$top" "$d") direct), i.e. wrk and the app on their one core are the ceiling."
+    elif [[ -n $d ]]; then
+        echo "- direct reaches $(fmt %.0f 1 "$d") req/s, clearly above the fastest proxy ($topt," \
+            "$(fmt %.0f 1 "$top")): the proxies, not the load side, set the closed-loop rate."
+    fi
+    if awk -v b="$busy" 'BEGIN { exit !(b < 90) }'; then
+        capped=1
+        echo "- no proxy used its core fully (busiest: $busiest at $(fmt %.0f 1 "$busy")%):" \
+            "the closed-loop rate does not measure any proxy's capacity."
+    fi
+    ((capped)) && echo "- compare the proxies' efficiency by **CPU per request** (both runs) and" \
+        "their latency at equal load by the fixed-rate p50/p99."
+    return 0
+}
+
+targets_block() { # the issue's targets for remora, met or not, with the numbers
+    local line bp best bestv v r
+    echo
+    echo "Targets (issue \"HTTP/1.1 at layer 7\"):"
+    v=${R[remora.rps]:-} bp=$(best_peer rps hi)
+    if [[ -n $v && -n $bp ]]; then
+        read -r best bestv <<<"$bp"
+        r=$(ratio "$v" "$bestv")
+        if awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a >= 1.1 * b) }'; then line="met"; else
+            line="not met"; fi
+        echo "- requests/s ≥ 1.1× the best peer: **$line** — remora $(fmt %.0f 1 "$v"), $best" \
+            "$(fmt %.0f 1 "$bestv") = $r$( ((capped_note)) && echo " (closed loop, capped by the load side: see above)")"
+    else
+        echo "- requests/s ≥ 1.1× the best peer: not measured"
+    fi
+    local key name
+    for key in p99 fx_p99; do
+        [[ $key == fx_p99 && -n $FIXED_SKIP ]] && continue
+        name="closed loop"
+        [[ $key == fx_p99 ]] && name="fixed rate $FIXED_RPS req/s"
+        v=${R[remora.$key]:-} bp=$(best_peer "$key" lo)
+        if [[ -n $v && -n $bp ]]; then
+            read -r best bestv <<<"$bp"
+            if awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a <= b) }'; then line="met"; else
+                line="not met"; fi
+            echo "- p99 ≤ the best peer's ($name): **$line** — remora $(fmt %.3f 1 "$v") ms," \
+                "$best $(fmt %.3f 1 "$bestv") ms = $(ratio "$v" "$bestv")"
+        else
+            echo "- p99 ≤ the best peer's ($name): not measured"
+        fi
+    done
+    v=${R[remora.rss_idle]:-}
+    if [[ -n $v ]]; then
+        if ((v <= 5 * 1024)); then line="met"; else line="not met"; fi
+        echo "- idle RSS ≤ 5 MiB: **$line** — remora $(fmt %.1f 0.0009765625 "$v") MiB after start" \
+            "($(fmt %.1f 0.0009765625 "${R[remora.rss_conns]:-}") MiB with $IDLE_CONNS idle connections)"
+    else
+        echo "- idle RSS ≤ 5 MiB: not measured"
+    fi
+}
+
+capped_note=0
+if [[ -n ${R[direct.rps]:-} ]]; then
+    for t in "${PEERS[@]}" remora; do
+        [[ -n ${R[$t.rps]:-} ]] || continue
+        awk -v d="${R[direct.rps]}" -v p="${R[$t.rps]}" 'BEGIN { exit !(d < 1.15 * p) }' && capped_note=1
+    done
+fi
+mkdir -p "$OUT_DIR"
+report | tee "$OUT"
+b_log "written to $OUT"
+exit "$B_FAILED"
