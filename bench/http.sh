@@ -319,6 +319,7 @@ stop_target() { # stop the proxy (master first), then any of its processes that 
         done
         kill "$p" 2>/dev/null
     done
+    return 0
 }
 
 # --- measurements: each writes M[target.metric] for the current try ---------------------------
@@ -326,7 +327,7 @@ declare -A R # R[target.metric] = value of the try reported; absent means not me
 declare -A M # the same, for the try in progress
 
 cpu_per_req() { # cpu_per_req TICKS REQUESTS: µs of CPU per request
-    awk -v d="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.3f", n > 0 ? d / hz * 1e6 / n : 0 }'
+    awk -v d="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.3f", (n > 0) ? d / hz * 1e6 / n : 0 }'
 }
 cpu_use() { # cpu_use TICKS NS: % of one core
     awk -v d="$1" -v hz="$CLK_TCK" -v ns="$2" 'BEGIN { printf "%.1f", d / hz / (ns / 1e9) * 100 }'
@@ -476,11 +477,12 @@ one_try() {
     fi
     ((${#T_PIDS[@]})) && M[$t.rss_peak]=$(b_status_kib VmHWM "${T_PIDS[@]}")
     stop_target
+    return 0
 }
 
 NOTES=()
 noisiest() { # the larger of a try's two noise values
-    awk -v a="${M[$1.noise_ka]:-0}" -v b="${M[$1.noise_fx]:-0}" 'BEGIN { print a > b ? a : b }'
+    awk -v a="${M[$1.noise_ka]:-0}" -v b="${M[$1.noise_fx]:-0}" 'BEGIN { m = (a > b) ? a : b; print m }'
 }
 b_log "http: ${SECS}s per load run, fixed rate ${FIXED_RPS} req/s, targets: $TARGETS"
 for t in $TARGETS; do
@@ -570,7 +572,7 @@ ver() { # ver CMD: "name version" of a tool, best effort
 }
 
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-remora_rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo "uncommitted tree")
+remora_rev=$(git -C "$root" describe --always --dirty 2>/dev/null || echo "not a git tree")
 report() {
     local line key label better f s t v bp best bestv cells r_peer r_direct hdr sep
     echo "## HTTP/1.1, one hop"

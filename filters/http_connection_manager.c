@@ -1,10 +1,12 @@
 /* envoy.filters.network.http_connection_manager: parses HttpConnectionManager (inline
  * route_config, http_filters, protocol options, proxy-header settings) into hcm_config_t and
  * hands accepted connections to the connection manager. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
 #include "filters/filter.h"
@@ -34,6 +36,9 @@ static void hcm_config_free(void *p)
     free(cfg->filters);
     for (size_t i = 0; i < cfg->n_logs; i++)
         access_log_close(cfg->logs[i]);
+    for (size_t i = 0; i < cfg->n_upgrade_types; i++)
+        free(cfg->upgrade_types[i]);
+    free(cfg->upgrade_types);
     free(cfg->logs);
     if (cfg->routes)
         route_table_free(cfg->routes);
@@ -280,11 +285,36 @@ static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_
         snprintf(err, errlen, "route_config is required (rds is not supported yet)");
         goto out;
     }
+    cfg->upgrade_types = calloc(m->n_upgrade_configs + 1, sizeof(char *));
+    if (cfg->upgrade_types == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
     for (size_t i = 0; i < m->n_upgrade_configs; i++) {
-        if (m->upgrade_configs[i]->enabled == NULL || m->upgrade_configs[i]->enabled->value) {
-            snprintf(err, errlen, "upgrade_configs: upgrades are not supported yet");
+        const Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__UpgradeConfig
+            *u = m->upgrade_configs[i];
+        if (u->enabled && !u->enabled->value)
+            continue;
+        if (u->upgrade_type == NULL || u->upgrade_type[0] == '\0') {
+            snprintf(err, errlen, "upgrade_configs[%zu]: upgrade_type is required", i);
             goto out;
         }
+        if (strcasecmp(u->upgrade_type, "CONNECT") == 0) {
+            snprintf(err, errlen, "upgrade_configs[%zu]: CONNECT is not supported yet", i);
+            goto out;
+        }
+        if (u->n_filters) {
+            snprintf(err, errlen, "upgrade_configs[%zu]: per-upgrade filters are not supported", i);
+            goto out;
+        }
+        char *t = strdup(u->upgrade_type);
+        if (t == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        for (char *q = t; *q; q++)
+            *q = (char)tolower((unsigned char)*q);
+        cfg->upgrade_types[cfg->n_upgrade_types++] = t;
     }
     cfg->stat_prefix = strdup(m->stat_prefix);
     if (cfg->stat_prefix == NULL) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sys/time.h>
 
@@ -266,11 +267,16 @@ void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp)
     apply_header_ops(s, h, &cfg->routes->response_ops);
 
     /* Framing toward the downstream: keep a Content-Length; otherwise chunked for HTTP/1.1
-     * clients and close-delimited for HTTP/1.0 ones. */
+     * clients and close-delimited for HTTP/1.0 ones. A 101 keeps its upgrade headers. */
     char cl[24];
     bool http10 = s->req.minor_version == 0;
-    if (resp->body == HTTP1_BODY_LENGTH ||
-        (resp->body == HTTP1_BODY_NONE && http_headers_find(&resp->headers, "content-length"))) {
+    const http_header_t *rup = http_headers_find(&resp->headers, "upgrade");
+    if (resp->status == 101 && s->upgrade && rup) {
+        http_stream_header_add(s, h, "connection", 10, "upgrade", 7);
+        http_stream_header_add(s, h, "upgrade", 7, rup->value, rup->value_len);
+    } else if (resp->body == HTTP1_BODY_LENGTH ||
+               (resp->body == HTTP1_BODY_NONE &&
+                http_headers_find(&resp->headers, "content-length"))) {
         int n = snprintf(cl, sizeof(cl), "%llu", (unsigned long long)resp->content_length);
         if (resp->body == HTTP1_BODY_NONE) {
             const http_header_t *orig = http_headers_find(&resp->headers, "content-length");
@@ -286,7 +292,9 @@ void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp)
             http_stream_header_add(s, h, "transfer-encoding", 17, "chunked", 7);
         }
     }
-    if (c->close_after)
+    if (resp->status == 101)
+        ; /* the connection becomes the tunnel */
+    else if (c->close_after)
         http_stream_header_add(s, h, "connection", 10, "close", 5);
     else if (http10)
         http_stream_header_add(s, h, "connection", 10, "keep-alive", 10);
@@ -393,6 +401,67 @@ void hcm_resume(hcm_conn_t *c)
             uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
     }
     hcm_process(c);
+}
+
+/* ---- Upgrade tunnels -------------------------------------------------------------------- */
+
+/* Either side ended the tunnel: log the stream, then close once queued bytes are out. Half-close
+ * is not carried through a tunnel (the way tcp_proxy does it): an upgraded connection ends as a
+ * whole. */
+static void tunnel_end(hcm_conn_t *c)
+{
+    if (c->state != HCM_TUNNEL)
+        return;
+    c->close_after = true;
+    c->state = HCM_IN_STREAM;
+    c->stream.resp_done = true;
+    finish_stream(c);
+}
+
+void hcm_start_tunnel(http_stream_t *s)
+{
+    hcm_conn_t *c = s->conn;
+    c->state = HCM_TUNNEL;
+    s->req_body_done = true;
+    hcm_set_deadline(c, c->cfg->idle_timeout_ms);
+    hcm_resume(c); /* bytes the client sent after its request go up now */
+}
+
+void hcm_tunnel_data(http_stream_t *s, const char *data, size_t len, bool end)
+{
+    hcm_conn_t *c = s->conn;
+    if (c->state != HCM_TUNNEL)
+        return;
+    if (len) {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        s->bytes_out += len;
+        c->last_activity = hcm_now(c);
+        if (down_write(c, &b, 1) < 0) {
+            s->flags = "DC";
+            hcm_close(c, true);
+            return;
+        }
+    }
+    if (end)
+        tunnel_end(c);
+}
+
+/* Sends what the client sent to the upstream. */
+static void tunnel_feed(hcm_conn_t *c)
+{
+    http_stream_t *s = &c->stream;
+    if (c->len) {
+        size_t n = c->len;
+        c->len = 0;
+        s->bytes_in += n;
+        if (router_tunnel_write(s, c->buf, n) < 0) {
+            s->flags = "UC";
+            tunnel_end(c);
+            return;
+        }
+    }
+    if (c->read_eof)
+        tunnel_end(c);
 }
 
 /* ---- stream lifecycle ------------------------------------------------------------------- */
@@ -673,9 +742,19 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
         http_stream_local_reply(s, 426, "", NULL);
         return;
     }
-    if (s->req.connect || s->req.upgrade) {
-        /* Tunnels need upgrade_configs; refused like Envoy does when none is configured. */
-        http_stream_local_reply(s, 403, "upgrade or CONNECT is not enabled on this route\n", NULL);
+    if (s->req.upgrade) {
+        const http_header_t *up = http_headers_find(&s->req.headers, "upgrade");
+        for (size_t i = 0; up && i < cfg->n_upgrade_types; i++) {
+            if (up->value_len == strlen(cfg->upgrade_types[i]) &&
+                strncasecmp(up->value, cfg->upgrade_types[i], up->value_len) == 0) {
+                s->upgrade = up->value;
+                s->upgrade_len = up->value_len;
+            }
+        }
+    }
+    if (s->req.connect || (s->req.upgrade && s->upgrade == NULL)) {
+        /* Envoy's answer when no upgrade_configs entry enables it. */
+        http_stream_local_reply(s, 403, "upgrade or CONNECT is not enabled\n", NULL);
         return;
     }
     if (s->req.expect_continue) {
@@ -806,6 +885,10 @@ static void hcm_process(hcm_conn_t *c)
             start_stream(c, &req, (size_t)rc);
             continue;
         }
+        if (c->state == HCM_TUNNEL) {
+            tunnel_feed(c);
+            break;
+        }
         if (c->state == HCM_IN_STREAM) {
             /* Body bytes go upstream once the request head has. */
             if (!c->stream.req_body_done && c->stream.router.head_written)
@@ -856,6 +939,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         hcm_close(c, true);
         return;
     }
+    if (nread < 0 && c->state == HCM_TUNNEL) {
+        c->read_eof = true;
+        uv_read_stop(stream);
+        hcm_process(c);
+        return;
+    }
     if (nread < 0) {
         if (c->stream_active && !c->stream.req_body_done) {
             /* The rest of the body may already be buffered (the upstream was still
@@ -887,6 +976,15 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 static void on_timer(uv_timer_t *t)
 {
     hcm_conn_t *c = t->data;
+    if (c->state == HCM_TUNNEL) {
+        uint64_t idle = hcm_now(c) - c->last_activity;
+        if (idle < c->cfg->idle_timeout_ms) {
+            hcm_set_deadline(c, c->cfg->idle_timeout_ms - idle);
+            return;
+        }
+        tunnel_end(c);
+        return;
+    }
     if (c->stream_active) {
         http_stream_t *s = &c->stream;
         stats_inc(c->worker->stats, c->cfg->st.downstream_rq_timeout);

@@ -49,6 +49,8 @@ typedef struct hcm_config {
     uint64_t request_headers_timeout_ms;
     struct access_log **logs;
     size_t n_logs;
+    char **upgrade_types; /* upgrade_configs enabled (lowercased, e.g. "websocket") */
+    size_t n_upgrade_types;
 } hcm_config_t;
 
 /* The router filter's entry: picks the upstream and sends the request (proxy/router.c). */

@@ -49,6 +49,8 @@ struct http_stream {
     bool resp_started; /* response head written downstream */
     bool resp_chunked; /* re-framed as chunked toward the downstream */
     bool resp_done;
+    const char *upgrade; /* the Upgrade header value when the request asks for an enabled one */
+    uint32_t upgrade_len;
     const char *flags; /* access-log response flags, "-" when none */
     uint64_t start_ms;
     uint64_t start_us;   /* wall clock, for the access log (only read when logs exist) */
@@ -61,7 +63,8 @@ struct http_stream {
     char request_id[40];
 };
 
-typedef enum { HCM_WAIT_HEAD, HCM_IN_STREAM, HCM_CLOSING } hcm_state_t;
+/* HCM_TUNNEL: an Upgrade answered 101; bytes flow both ways unparsed until either side ends. */
+typedef enum { HCM_WAIT_HEAD, HCM_IN_STREAM, HCM_TUNNEL, HCM_CLOSING } hcm_state_t;
 
 struct hcm_conn {
     uv_tcp_t *tcp;
@@ -93,6 +96,8 @@ int router_start(http_stream_t *s);
 void router_request_body(http_stream_t *s, const char *data, size_t len, bool end,
                          const http_headers_t *trailers);
 void router_downstream_drained(http_stream_t *s);
+/* Tunnel bytes from the downstream to the upstream (after 101). */
+int router_tunnel_write(http_stream_t *s, const char *data, size_t len);
 /* Abandons the upstream side (downstream gone or timed out). */
 void router_reset(http_stream_t *s, bool timeout);
 
@@ -108,6 +113,10 @@ void hcm_pause_request_body(http_stream_t *s, bool pause);
 uint64_t hcm_now(const hcm_conn_t *c);
 bool hcm_downstream_congested(const hcm_conn_t *c);
 void hcm_resume(hcm_conn_t *c);
+/* The upstream answered 101 to an Upgrade: from now on bytes are relayed unparsed. */
+void hcm_start_tunnel(http_stream_t *s);
+/* Tunnel bytes from the upstream to the downstream; end: the upstream side ended. */
+void hcm_tunnel_data(http_stream_t *s, const char *data, size_t len, bool end);
 void hcm_set_deadline(hcm_conn_t *c, uint64_t ms);
 void hcm_apply_request_ops(http_stream_t *s, const route_header_ops_t *ops);
 /* Resets every HTTP connection of the worker (at stop). */

@@ -68,7 +68,7 @@ static int build_request_head(http_stream_t *s)
         http_headers_remove(h, s->conn->cfg->routes->internal_only_headers[i]);
 
     /* Hop-by-hop headers stay on this hop; framing is ours to state. */
-    http_headers_t out = {.cap = h->n + 4};
+    http_headers_t out = {.cap = h->n + 6};
     out.v = arena_alloc(&s->arena, out.cap * sizeof(http_header_t));
     if (out.v == NULL)
         return -ENOMEM;
@@ -78,6 +78,11 @@ static int build_request_head(http_stream_t *s)
             continue;
         has_host |= http_name_is(&h->v[i], "host");
         out.v[out.n++] = h->v[i];
+    }
+    if (s->upgrade) {
+        /* The one case where hop-by-hop headers go on: the upgrade is asked of the next hop. */
+        out.v[out.n++] = (http_header_t){"connection", "upgrade", 10, 7};
+        out.v[out.n++] = (http_header_t){"upgrade", s->upgrade, 7, s->upgrade_len};
     }
     if (!has_host && s->req.authority_len)
         out.v[out.n++] = (http_header_t){"host", s->req.authority, 4, s->req.authority_len};
@@ -270,6 +275,17 @@ static void process_response(http_stream_t *s)
             protocol_failure(s, r->resp.error);
             return;
         }
+        if (r->resp.status == 101 && s->upgrade) {
+            r->response_headers_done = true;
+            stats_inc(s->conn->worker->stats, r->cluster->st.upstream_rq_xx[0]);
+            hcm_send_response_head(s, &r->resp);
+            if (r->uc == NULL || !s->conn->stream_active)
+                return;
+            pool_consume(uc, (size_t)rc);
+            hcm_set_deadline(s->conn, 0);
+            hcm_start_tunnel(s);
+            break; /* what follows in uc->buf is tunnel data */
+        }
         if (r->resp.status < 200) {
             pool_consume(uc, (size_t)rc); /* 1xx: we answered 100 Continue ourselves */
             continue;
@@ -289,6 +305,16 @@ static void process_response(http_stream_t *s)
             hcm_send_response_body(s, NULL, 0, true, NULL);
             return;
         }
+    }
+    if (uc && s->conn->state == HCM_TUNNEL) {
+        if (uc->len) {
+            size_t n = uc->len;
+            uc->len = 0;
+            hcm_tunnel_data(s, uc->buf, n, false);
+        }
+        if (r->uc && hcm_downstream_congested(s->conn))
+            pool_read_stop(r->uc);
+        return;
     }
     while (uc && uc->len > 0) {
         const char *data;
@@ -337,6 +363,11 @@ static void up_read(void *owner, upstream_conn_t *uc, ssize_t nread)
     /* EOF or error: the pool closes uc after this callback. */
     bool reused = uc->reused;
     r->uc = NULL;
+    if (s->conn->state == HCM_TUNNEL) {
+        cluster_lb_release(r->cluster, s->conn->worker->index, r->endpoint);
+        hcm_tunnel_data(s, NULL, 0, true);
+        return;
+    }
     cluster_lb_release(r->cluster, s->conn->worker->index, r->endpoint);
     if (r->response_headers_done) {
         if (nread == UV_EOF && r->resp.body == HTTP1_BODY_UNTIL_CLOSE) {
@@ -356,6 +387,18 @@ static void up_read(void *owner, upstream_conn_t *uc, ssize_t nread)
     }
     stats_inc(s->conn->worker->stats, r->cluster->st.upstream_rq_rx_reset);
     hcm_upstream_failed(s, 503, "UC", reason_termination);
+}
+
+int router_tunnel_write(http_stream_t *s, const char *data, size_t len)
+{
+    router_req_t *r = &s->router;
+    if (r->uc == NULL)
+        return -ENOTCONN;
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    int rc = pool_write(r->uc, &b, 1);
+    if (rc == 0 && r->uc->over_hwm)
+        hcm_pause_request_body(s, true);
+    return rc;
 }
 
 void router_downstream_drained(http_stream_t *s)

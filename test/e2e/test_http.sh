@@ -24,6 +24,7 @@ DEAD=$(free_port)
 DROP=$(free_port)
 ECHO=$(free_port)
 REC=$(free_port)
+WS=$(free_port)
 mkdir -p "$work/www/upload" "$work/logs" "$work/body"
 # nginx workers run as an unprivileged user: let them in and let them write uploads.
 chmod 755 "$work" "$work/www"
@@ -70,12 +71,21 @@ read -r l
 EOF
 bg "$work/drop.log" socat TCP-LISTEN:"$DROP",bind=127.0.0.1,reuseaddr,fork,backlog=64 \
     SYSTEM:"sh $work/drop.sh"
+# Answers an Upgrade with 101, then echoes: a WebSocket-like server at the byte level.
+cat >"$work/ws.sh" <<'EOF'
+cr=$(printf '\r')
+while IFS= read -r l && [ "${l%"$cr"}" != "" ]; do :; done
+printf 'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n'
+exec cat
+EOF
+bg "$work/ws.log" socat -t 10 TCP-LISTEN:"$WS",bind=127.0.0.1,reuseaddr,fork,backlog=64 \
+    SYSTEM:"sh $work/ws.sh"
 # Records the raw bytes it receives and never answers: what reached the upstream, byte for byte.
 bg "$work/rec.log" socat -u TCP-LISTEN:"$REC",bind=127.0.0.1,reuseaddr,fork \
     OPEN:"$work/recorded",creat,append
 bg "$work/echo.log" socat TCP-LISTEN:"$ECHO",bind=127.0.0.1,reuseaddr,fork,backlog=64 \
     SYSTEM:'echo banner; exec cat'
-for p in "$A" "$B" "$SLOW" "$DROP" "$ECHO" "$REC"; do
+for p in "$A" "$B" "$SLOW" "$DROP" "$ECHO" "$REC" "$WS"; do
     wait_port "$p" || { t_fail apps_start "port $p not listening"; t_summary; }
 done
 
@@ -124,6 +134,7 @@ hcm() { # hcm STAT_PREFIX — the HTTP connection manager used on both listeners
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: $1
 $(access_log_for "$1")
+          upgrade_configs: [{upgrade_type: websocket}]
           route_config:
             name: local
             virtual_hosts:
@@ -143,6 +154,8 @@ $(access_log_for "$1")
                 route: {cluster: drop}
               - match: {prefix: /record}
                 route: {cluster: rec, timeout: 1s}
+              - match: {prefix: /ws}
+                route: {cluster: ws}
               - match: {prefix: /}
                 route: {cluster: svc-a}
             - name: split
@@ -211,6 +224,7 @@ EOF
     cluster drop "$DROP"
     cluster echo "$ECHO"
     cluster rec "$REC"
+    cluster ws "$WS"
     cluster empty
 } >"$work/remora.yaml"
 
@@ -312,6 +326,21 @@ printf 'POST /record HTTP/1.1\r\nHost: svc-a\r\nTransfer-Encoding: chunked\r\n\r
 rec=$(tr -d '\r' <"$work/recorded")
 t_contains request_body_rechunked_upstream "$rec" $'\n5\nhello\n0\nX-Trailer: yes'
 
+# --- Upgrade: 101 from the upstream turns the connection into a byte tunnel ------------------
+coproc WSC { socat -t 5 - TCP:127.0.0.1:"$HTTP"; }
+ws_pid=$WSC_PID
+printf 'GET /ws HTTP/1.1\r\nHost: svc-a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n' >&"${WSC[1]}"
+IFS= read -r -t 5 status <&"${WSC[0]}"
+t_eq upgrade_answered_101 "${status%$'\r'}" "HTTP/1.1 101 Switching Protocols"
+while IFS= read -r -t 5 l <&"${WSC[0]}" && [[ ${l%$'\r'} != "" ]]; do :; done
+printf 'ping through the tunnel\n' >&"${WSC[1]}"
+IFS= read -r -t 5 echoed <&"${WSC[0]}"
+t_eq upgrade_tunnel_carries_bytes_both_ways "$echoed" "ping through the tunnel"
+exec {WSC[1]}>&-
+wait "$ws_pid" 2>/dev/null
+t_eq upgrade_not_enabled_403 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: svc-a' \
+    -H 'Connection: Upgrade' -H 'Upgrade: h2c' "$U/ws")" 403
+
 # --- pipelining: three requests in one write, three answers in order --------------------------
 req=$'GET /p1 HTTP/1.1\r\nHost: svc-a\r\n\r\nGET /p2 HTTP/1.1\r\nHost: svc-b\r\n\r\nGET /p3 HTTP/1.1\r\nHost: svc-a\r\nConnection: close\r\n\r\n'
 got=$(printf '%s' "$req" | socat -t 5 - TCP:127.0.0.1:"$HTTP" | grep -a -o 'svc-a /p[0-9]\|pong\|HTTP/1.1 [0-9]*' | tr '\n' ' ')
@@ -361,8 +390,9 @@ t_eq server_first_protocol_gets_its_banner "$got" banner
 t_eq sniff_stats "$(stat "$ADMIN" http.sniffed.downstream_rq_total)|$(stat "$ADMIN" tcp.opaque.downstream_cx_total)" "1|2"
 
 # --- stats ------------------------------------------------------------------------------------
-# 404 unknown host, 404 no route, 404 pipelined, 426 HTTP/1.0, 7 smuggling 400s, 431, bad chunk 400
-t_eq downstream_4xx_counted "$(stat "$ADMIN" http.ingress.downstream_rq_4xx)" 13
+# 404 unknown host, 404 no route, 403 upgrade, 404 pipelined, 426 HTTP/1.0, 7 smuggling 400s,
+# 431, bad chunk 400
+t_eq downstream_4xx_counted "$(stat "$ADMIN" http.ingress.downstream_rq_4xx)" 14
 n=$(stat "$ADMIN" cluster.svc-a.upstream_rq_2xx)
 ((n > 300)) && t_ok upstream_2xx_counted || t_fail upstream_2xx_counted "got $n"
 t_eq downstream_rq_active_back_to_zero "$(stat "$ADMIN" http.ingress.downstream_rq_active)" 0
