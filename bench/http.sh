@@ -89,7 +89,8 @@ on_exit() {
     rm -rf "$work"
 }
 trap on_exit EXIT
-trap 'exit 130' INT TERM HUP PIPE
+trap 'exit 130' INT TERM HUP
+trap 'exec >/dev/null 2>&1; exit 141' PIPE # stdout or stderr is gone: finish quietly, cleaning up
 
 pin_load() { taskset -c "$LOAD_CPU" "$@"; }
 

@@ -422,5 +422,27 @@ t_contains access_log_upstream_host "$log" "\"127.0.0.1:$A\""
 j=$(head -1 "$work/sniffed.json" | jq -c '{code, path, flags}')
 t_eq access_log_json_line "$j" '{"code":200,"path":"/s","flags":"-"}'
 
+# --- bad input storm: garbage, truncated heads and bodies, abrupt closes --------------------
+reqs=(
+    'GET / HTTP/1.1\r\nHost: svc-a\r\n'
+    'POST /upload/x HTTP/1.1\r\nHost: svc-a\r\nContent-Length: 100000\r\n\r\nabc'
+    'POST /api/ HTTP/1.1\r\nHost: svc-a\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc'
+    'GET /ws HTTP/1.1\r\nHost: svc-a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nxyz'
+    'GET /slow HTTP/1.1\r\nHost: svc-a\r\n\r\n'
+)
+for i in $(seq 1 60); do
+    case $((i % 3)) in
+    0) head -c $((RANDOM % 3000 + 1)) /dev/urandom ;;
+    1) printf '%b' "${reqs[$((RANDOM % ${#reqs[@]}))]}" | head -c $((RANDOM % 120 + 1)) ;;
+    2) printf '%b' "${reqs[$((RANDOM % ${#reqs[@]}))]}" ;;
+    esac | timeout 2 socat -t 0.1 - TCP:127.0.0.1:"$HTTP" >/dev/null 2>&1
+done
+t_eq alive_after_bad_input_storm \
+    "$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H 'Host: svc-a' "$U/after-storm")" 200
+sleep 0.5
+t_eq storm_leaves_no_stream_behind "$(stat "$ADMIN" http.ingress.downstream_rq_active)" 0
+
 kill -TERM "$LAST_PID" 2>/dev/null
+wait "$LAST_PID"
+t_eq drains_and_exits_cleanly "$?" 0
 t_summary
