@@ -7,8 +7,9 @@
 # after another in this one run. Every proxy runs ONE worker thread on its own core.
 #
 #   closed loop  wrk -t1 -c50 keep-alive, as fast as it goes: rps, p50, p99, proxy CPU/request
-#   fixed rate   h2load --h1 -c50 at BENCH_FIXED_RPS (15000) req/s for every target: achieved
-#                rps, p50, p99 (from h2load's per-request log), proxy CPU/request at equal load
+#   fixed rate   h2load --h1 -c50 at BENCH_FIXED_RPS (15000) req/s for every target, paced per
+#                connection, connections out of phase: achieved rps, p50, p99 (from h2load's
+#                per-request log), proxy CPU/request at equal load
 #   memory       RSS after start, RSS with BENCH_IDLE_CONNS (1000) idle client connections, peak
 #
 # A target whose run was noisy (other processes used > BENCH_NOISE_PCT % of the machine) is run
@@ -380,10 +381,14 @@ fixed_rate() {
     local t=$1 out=$work/h2load-$1.txt log=$work/h2load-$1.log c0 c1 n0 n1 parsed rps p50 p99 reqs err
     ((${#T_PIDS[@]})) && c0=$(b_cpu_ticks "${T_PIDS[@]}")
     n0=$(b_now_ns)
-    # No warm-up phase of its own: the closed-loop run just before warmed the hop up, and
-    # without one every request in the CPU window is counted (the 50 connects are in it too).
-    pin_load h2load --h1 -t1 -c"$WRK_CONNS" --rps="$FIXED_PER_CONN" -D "$SECS" \
-        --log-file="$log" "http://127.0.0.1:$T_PORT/" >"$out" 2>&1
+    # Connections start 1 ms apart (-r 1 --rate-period 1ms), so their pacing timers are out
+    # of phase and requests arrive spread out; started together, every connection would send
+    # at the same instant and p99 would measure how fast a hop drains a burst of 50. -n total
+    # requests (a fixed duration, -D, cannot be combined with -r). No warm-up phase: the
+    # closed-loop run just before warmed the hop up, and every request in the CPU window is
+    # counted.
+    pin_load h2load --h1 -t1 -c"$WRK_CONNS" --rps="$FIXED_PER_CONN" -r 1 --rate-period=1ms \
+        -n $((FIXED_RPS * SECS)) --log-file="$log" "http://127.0.0.1:$T_PORT/" >"$out" 2>&1
     n1=$(b_now_ns)
     ((${#T_PIDS[@]})) && c1=$(b_cpu_ticks "${T_PIDS[@]}")
     parsed=$(h2load_parse "$out" "$log") || {

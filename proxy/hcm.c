@@ -14,7 +14,6 @@
 #include "proxy/hcm_conn.h"
 #include "proxy/log.h"
 
-#define HCM_BUF_INITIAL   (16 * 1024)
 #define HCM_BODY_HEADROOM (64 * 1024)
 #define HCM_HIGH_WATER    (1024 * 1024)
 
@@ -900,20 +899,43 @@ static void hcm_process(hcm_conn_t *c)
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
+/* The read buffer is a pool slab while it fits one, grown by malloc beyond, and held only
+ * while bytes wait in it: an idle keep-alive connection holds no buffer at all. */
+static void buf_drop(hcm_conn_t *c)
+{
+    if (c->cap == BUFPOOL_SLAB_SIZE)
+        bufpool_put(&c->worker->pool, c->buf);
+    else
+        free(c->buf);
+    c->buf = NULL;
+    c->cap = 0;
+}
+
+static void buf_release_if_empty(hcm_conn_t *c)
+{
+    if (c->buf && c->len == 0 && c->state != HCM_CLOSING)
+        buf_drop(c);
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     hcm_conn_t *c = h->data;
     size_t max = c->cfg->max_head_bytes + HCM_BODY_HEADROOM;
-    if (c->cap - c->len < 4096 && c->cap < max) {
+    if (c->buf == NULL) {
+        c->buf = bufpool_get(&c->worker->pool);
+        c->cap = c->buf ? BUFPOOL_SLAB_SIZE : 0;
+    } else if (c->cap - c->len < 4096 && c->cap < max) {
         size_t cap = c->cap * 2 > max ? max : c->cap * 2;
-        char *nb = realloc(c->buf, cap);
+        char *nb = malloc(cap);
         if (nb) {
+            memcpy(nb, c->buf, c->len);
+            buf_drop(c);
             c->buf = nb;
             c->cap = cap;
         }
     }
-    *buf = uv_buf_init(c->buf + c->len, (unsigned)(c->cap - c->len));
+    *buf = uv_buf_init(c->buf ? c->buf + c->len : NULL, (unsigned)(c->cap - c->len));
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -969,6 +991,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         c->paused = true;
     }
     hcm_process(c);
+    buf_release_if_empty(c);
 }
 
 /* ---- timers and close ------------------------------------------------------------------- */
@@ -1015,7 +1038,7 @@ static void on_closed(uv_handle_t *h)
     stats_add(c->worker->stats, c->cfg->st.downstream_cx_active, -1);
     atomic_fetch_sub_explicit(&c->worker->active_conns, 1, memory_order_relaxed);
     snapshot_unref(c->snap);
-    free(c->buf);
+    buf_drop(c);
     free(c->tcp);
     free(c);
 }
@@ -1077,14 +1100,6 @@ int hcm_start(accepted_conn_t *ac, const hcm_config_t *cfg)
     hcm_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return -ENOMEM;
-    c->cap = HCM_BUF_INITIAL;
-    if (ac->initial_len > c->cap)
-        c->cap = ac->initial_len;
-    c->buf = malloc(c->cap);
-    if (c->buf == NULL) {
-        free(c);
-        return -ENOMEM;
-    }
     c->tcp = ac->tcp;
     c->tcp->data = c;
     c->worker = w;
@@ -1093,10 +1108,13 @@ int hcm_start(accepted_conn_t *ac, const hcm_config_t *cfg)
     c->cfg = cfg;
     c->state = HCM_WAIT_HEAD;
     if (ac->initial_len) {
-        memcpy(c->buf, ac->initial, ac->initial_len);
+        /* The detection slab becomes the read buffer as it is. */
+        c->buf = ac->initial;
+        c->cap = BUFPOOL_SLAB_SIZE;
         c->len = ac->initial_len;
+    } else {
+        bufpool_put(&w->pool, ac->initial);
     }
-    bufpool_put(&w->pool, ac->initial);
     ac->initial = NULL;
     if (cfg->use_remote_address) {
         struct sockaddr_storage peer;

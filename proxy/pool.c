@@ -12,7 +12,6 @@
 #define POOL_MAX_IDLE        128
 #define POOL_IDLE_TIMEOUT_MS 60000
 #define POOL_SWEEP_MS        1000
-#define UC_BUF_INITIAL       (16 * 1024)
 #define UC_BUF_MAX           (256 * 1024)
 #define UC_HIGH_WATER        (1024 * 1024)
 
@@ -38,6 +37,7 @@ typedef struct write_req {
 } write_req_t;
 
 static void uc_close(upstream_conn_t *uc);
+static void uc_buf_drop(upstream_conn_t *uc);
 
 static pool_set_t *pool_set(worker_t *w)
 {
@@ -95,7 +95,7 @@ static void on_uc_closed(uv_handle_t *h)
     upstream_conn_t *uc = h->data;
     if (--uc->handles > 0)
         return;
-    free(uc->buf);
+    uc_buf_drop(uc);
     free(uc);
 }
 
@@ -111,19 +111,35 @@ static void uc_close(upstream_conn_t *uc)
     uv_close((uv_handle_t *)&uc->timer, on_uc_closed);
 }
 
+/* Like the downstream side: a pool slab while it fits, held only while response bytes wait. */
+static void uc_buf_drop(upstream_conn_t *uc)
+{
+    if (uc->cap == BUFPOOL_SLAB_SIZE)
+        bufpool_put(&uc->worker->pool, uc->buf);
+    else
+        free(uc->buf);
+    uc->buf = NULL;
+    uc->cap = 0;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     upstream_conn_t *uc = h->data;
-    if (uc->cap - uc->len < 4096 && uc->cap < UC_BUF_MAX) {
-        size_t cap = uc->cap ? uc->cap * 2 : UC_BUF_INITIAL;
-        char *nb = realloc(uc->buf, cap);
+    if (uc->buf == NULL) {
+        uc->buf = bufpool_get(&uc->worker->pool);
+        uc->cap = uc->buf ? BUFPOOL_SLAB_SIZE : 0;
+    } else if (uc->cap - uc->len < 4096 && uc->cap < UC_BUF_MAX) {
+        size_t cap = uc->cap * 2;
+        char *nb = malloc(cap);
         if (nb) {
+            memcpy(nb, uc->buf, uc->len);
+            uc_buf_drop(uc);
             uc->buf = nb;
             uc->cap = cap;
         }
     }
-    *buf = uv_buf_init(uc->buf + uc->len, (unsigned)(uc->cap - uc->len));
+    *buf = uv_buf_init(uc->buf ? uc->buf + uc->len : NULL, (unsigned)(uc->cap - uc->len));
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -154,6 +170,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (owner)
         cbs->on_read(owner, uc, nread);
+    if (uc->state != UC_CLOSING && uc->len == 0 && uc->buf)
+        uc_buf_drop(uc);
 }
 
 static void on_connect_timeout(uv_timer_t *t)
