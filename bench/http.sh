@@ -95,6 +95,11 @@ trap 'exec >/dev/null 2>&1; exit 141' PIPE # stdout or stderr is gone: finish qu
 
 pin_load() { taskset -c "$LOAD_CPU" "$@"; }
 
+# Every try runs this copy: a rebuild of $REMORA during the run cannot mix two binaries.
+REMORA_BUILT=$(date -u -r "$REMORA" '+%Y-%m-%d %H:%M UTC')
+cp "$REMORA" "$work/remora-under-test"
+REMORA_BIN=$work/remora-under-test
+
 # --- the upstream app: nginx, 1 worker, 1 KiB body, keep-alive (as in tcp.sh) ---------------
 APP=$(b_free_port)
 mkdir -p "$work/app/www" "$work/app/logs"
@@ -182,7 +187,7 @@ static_resources:
       - lb_endpoints:
         - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $APP}}}
 EOF
-    b_bg "$d/remora.log" taskset -c "$PROXY_CPU" "$REMORA" --config "$d/remora.yaml" --concurrency 1 \
+    b_bg "$d/remora.log" taskset -c "$PROXY_CPU" "$REMORA_BIN" --config "$d/remora.yaml" --concurrency 1 \
         --log-level warning
     T_PIDS=("$B_PID")
     for ((i = 0; i < 100; i++)); do
@@ -585,7 +590,8 @@ report() {
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- machine: $(nproc) cores, ${cpu_model:-unknown CPU}, Linux $(uname -r)"
-    echo "- remora: $REMORA ($remora_rev), --concurrency 1, HCM + router, no access log"
+    echo "- remora: $REMORA (built $REMORA_BUILT; tree $remora_rev), --concurrency 1, HCM + router," \
+        "no access log"
     echo "- peers: $(ver haproxy) (nbthread 1, mode http, http-reuse always), $(ver nginx)" \
         "(worker_processes 1, proxy_pass to an upstream with keepalive 64), $(ver nghttpx)" \
         "(--workers=1, no-tls frontend)"
