@@ -242,15 +242,18 @@ void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp)
         http_stream_local_reply(s, 500, "out of memory\n", "LR");
         return;
     }
+    /* Names listed in a Connection header are hop-by-hop too; look for one once, not per
+     * header. */
+    const http_headers_t *scope =
+        http_headers_find(&resp->headers, "connection") ? &resp->headers : NULL;
     for (uint32_t i = 0; i < resp->headers.n; i++)
-        if (!is_header_or_framing(&resp->headers.v[i], &resp->headers))
+        if (!is_header_or_framing(&resp->headers.v[i], scope))
             h->v[h->n++] = resp->headers.v[i];
     s->status = resp->status;
     s->upstream_ms = (int64_t)(hcm_now(c) - s->start_ms);
     char svc[24];
-    int svn =
-        snprintf(svc, sizeof(svc), "%llu", (unsigned long long)(hcm_now(c) - s->router.start_ms));
-    http_stream_header_set(s, h, "x-envoy-upstream-service-time", svc, (size_t)svn);
+    size_t svn = http_u64(svc, hcm_now(c) - s->router.start_ms);
+    http_stream_header_set(s, h, "x-envoy-upstream-service-time", svc, svn);
     for (size_t i = cfg->n_filters; i-- > 0;) {
         const hcm_filter_t *f = &cfg->filters[i];
         if (f->ops->on_response_headers && i < s->filters_run)
@@ -276,12 +279,12 @@ void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp)
     } else if (resp->body == HTTP1_BODY_LENGTH ||
                (resp->body == HTTP1_BODY_NONE &&
                 http_headers_find(&resp->headers, "content-length"))) {
-        int n = snprintf(cl, sizeof(cl), "%llu", (unsigned long long)resp->content_length);
+        size_t n = http_u64(cl, resp->content_length);
         if (resp->body == HTTP1_BODY_NONE) {
             const http_header_t *orig = http_headers_find(&resp->headers, "content-length");
             http_stream_header_add(s, h, "content-length", 14, orig->value, orig->value_len);
         } else {
-            http_stream_header_add(s, h, "content-length", 14, cl, (size_t)n);
+            http_stream_header_add(s, h, "content-length", 14, cl, n);
         }
     } else if (resp->body == HTTP1_BODY_CHUNKED || resp->body == HTTP1_BODY_UNTIL_CLOSE) {
         if (http10) {
@@ -306,10 +309,18 @@ void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp)
     }
     http1_write_response_head(out, need + 1, resp->status, NULL, h);
     s->resp_started = true;
-    uv_buf_t b = uv_buf_init(out, (unsigned)need);
-    if (down_write(c, &b, 1) < 0) {
+    s->head_pending = true;
+    s->pending_head = uv_buf_init(out, (unsigned)need);
+}
+
+void hcm_flush_response_head(http_stream_t *s)
+{
+    if (!s->head_pending)
+        return;
+    s->head_pending = false;
+    if (down_write(s->conn, &s->pending_head, 1) < 0) {
         s->flags = "DC";
-        hcm_close(c, true);
+        hcm_close(s->conn, true);
     }
 }
 
@@ -347,33 +358,30 @@ void hcm_send_response_body(http_stream_t *s, const char *data, size_t len, bool
     hcm_conn_t *c = s->conn;
     if (end && !s->req_body_done)
         c->close_after = true; /* answered before the body ended: its end cannot be found */
-    uv_buf_t bufs[3];
+    uv_buf_t bufs[5];
     unsigned n = 0;
     char size_line[24];
+    if (s->head_pending) {
+        bufs[n++] = s->pending_head; /* head and first bytes leave in one writev */
+        s->head_pending = false;
+    }
     s->bytes_out += len;
-    if (len) {
-        if (s->resp_chunked) {
-            bufs[n++] = uv_buf_init(size_line, (unsigned)http1_write_chunk_size(size_line, len));
-            bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
-            bufs[n++] = uv_buf_init("\r\n", 2);
-        } else {
-            bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
-        }
-        if (down_write(c, bufs, n) < 0) {
-            s->flags = "DC";
-            hcm_close(c, true);
-            return;
-        }
+    if (len && s->resp_chunked) {
+        bufs[n++] = uv_buf_init(size_line, (unsigned)http1_write_chunk_size(size_line, len));
+        bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
+        bufs[n++] = uv_buf_init("\r\n", 2);
+    } else if (len) {
+        bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
+    }
+    if (end && s->resp_chunked)
+        bufs[n++] = last_chunk ? *last_chunk : uv_buf_init("0\r\n\r\n", 5);
+    if (n && down_write(c, bufs, n) < 0) {
+        s->flags = "DC";
+        hcm_close(c, true);
+        return;
     }
     if (!end)
         return;
-    if (s->resp_chunked) {
-        uv_buf_t last = last_chunk ? *last_chunk : uv_buf_init("0\r\n\r\n", 5);
-        if (down_write(c, &last, 1) < 0) {
-            hcm_close(c, true);
-            return;
-        }
-    }
     s->resp_done = true;
     finish_stream(c);
 }
@@ -614,6 +622,23 @@ static const char *rebase(const char *p, const char *from, size_t len, const cha
     return p;
 }
 
+/* xxxxxxxx-xxxx-4xxx-Yxxx-xxxxxxxxxxxx from 128 random bits (Y is 8..b), NUL-terminated. */
+static void format_uuid4(char out[37], uint64_t a, uint64_t b)
+{
+    static const char hex[] = "0123456789abcdef";
+    a = (a & ~0xf000ull) | 0x4000ull;                 /* version 4 */
+    b = (b & ~(0xc000ull << 48)) | (0x8000ull << 48); /* variant 10 */
+    uint64_t parts[2] = {a, b};
+    int o = 0;
+    for (int i = 0; i < 32; i++) {
+        if (i == 8 || i == 12 || i == 16 || i == 20)
+            out[o++] = '-';
+        uint64_t w = parts[i / 16];
+        out[o++] = hex[(w >> (60 - 4 * (i % 16))) & 0xf];
+    }
+    out[o] = '\0';
+}
+
 static void add_proxy_headers(hcm_conn_t *c, http_stream_t *s)
 {
     const hcm_config_t *cfg = c->cfg;
@@ -625,10 +650,7 @@ static void add_proxy_headers(hcm_conn_t *c, http_stream_t *s)
             c->worker->rng * 6364136223846793005ull + 1442695040888963407ull;
         uint64_t b = c->worker->rng =
             c->worker->rng * 6364136223846793005ull + 1442695040888963407ull;
-        snprintf(s->request_id, sizeof(s->request_id), "%08x-%04x-4%03x-%04x-%012llx",
-                 (unsigned)(a >> 32), (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
-                 (unsigned)((b >> 48) & 0x3fff) | 0x8000,
-                 (unsigned long long)(b & 0xffffffffffffull));
+        format_uuid4(s->request_id, a, b);
         http_stream_header_add(s, h, "x-request-id", 12, s->request_id, 36);
     } else if (rid) {
         snprintf(s->request_id, sizeof(s->request_id), "%.*s", (int)rid->value_len, rid->value);

@@ -46,7 +46,9 @@ struct http_stream {
     bool req_body_done; /* the downstream request body was fully read */
     http_headers_t resp_headers;
     int status;        /* the status answered downstream, 0 until then */
-    bool resp_started; /* response head written downstream */
+    bool resp_started; /* response head built (written, or pending) */
+    bool head_pending; /* the head waits to leave with the first body bytes */
+    uv_buf_t pending_head;
     bool resp_chunked; /* re-framed as chunked toward the downstream */
     bool resp_done;
     const char *upgrade; /* the Upgrade header value when the request asks for an enabled one */
@@ -102,7 +104,10 @@ int router_tunnel_write(http_stream_t *s, const char *data, size_t len);
 void router_reset(http_stream_t *s, bool timeout);
 
 /* hcm.c, for the router */
+/* Builds the downstream response head; it leaves with the first body bytes (one writev) or at
+ * hcm_flush_response_head, whichever comes first. */
 void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp);
+void hcm_flush_response_head(http_stream_t *s);
 /* last_chunk: the final chunk with trailers (from hcm_last_chunk), or NULL for a plain end. */
 void hcm_send_response_body(http_stream_t *s, const char *data, size_t len, bool end,
                             const uv_buf_t *last_chunk);

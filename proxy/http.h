@@ -44,4 +44,19 @@ static inline const http_header_t *http_headers_find(const http_headers_t *hs, c
     return NULL;
 }
 
+/* Writes v in decimal into out (room for 20 digits) and returns the length: the hot path's
+ * replacement for snprintf("%llu"). */
+static inline size_t http_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 #endif

@@ -73,8 +73,9 @@ static int build_request_head(http_stream_t *s)
     if (out.v == NULL)
         return -ENOMEM;
     bool has_host = false;
+    const http_headers_t *scope = http_headers_find(h, "connection") ? h : NULL;
     for (uint32_t i = 0; i < h->n; i++) {
-        if (http1_is_hop_by_hop(&h->v[i], h) || http_name_is(&h->v[i], "content-length"))
+        if (http1_is_hop_by_hop(&h->v[i], scope) || http_name_is(&h->v[i], "content-length"))
             continue;
         has_host |= http_name_is(&h->v[i], "host");
         out.v[out.n++] = h->v[i];
@@ -88,7 +89,7 @@ static int build_request_head(http_stream_t *s)
         out.v[out.n++] = (http_header_t){"host", s->req.authority, 4, s->req.authority_len};
     char cl[24];
     if (s->req.body == HTTP1_BODY_LENGTH) {
-        int n = snprintf(cl, sizeof(cl), "%llu", (unsigned long long)s->req.content_length);
+        size_t n = http_u64(cl, s->req.content_length);
         out.v[out.n++] = (http_header_t){"content-length", cl, 14, (uint32_t)n};
     } else if (s->req.body == HTTP1_BODY_CHUNKED) {
         out.v[out.n++] = (http_header_t){"transfer-encoding", "chunked", 17, 7};
@@ -282,6 +283,7 @@ static void process_response(http_stream_t *s)
             if (r->uc == NULL || !s->conn->stream_active)
                 return;
             pool_consume(uc, (size_t)rc);
+            hcm_flush_response_head(s);
             hcm_set_deadline(s->conn, 0);
             hcm_start_tunnel(s);
             break; /* what follows in uc->buf is tunnel data */
@@ -347,6 +349,9 @@ static void process_response(http_stream_t *s)
         if (used == 0)
             break;
     }
+    /* A head whose body has not started arriving leaves now, not with the next read. */
+    if (r->uc)
+        hcm_flush_response_head(s);
     if (r->uc && hcm_downstream_congested(s->conn))
         pool_read_stop(r->uc); /* resumed by router_downstream_drained */
 }
