@@ -206,6 +206,12 @@ _sim_readable_by_proxy() {
     fi
     mkdir -p "$SIM_DIR/proxy-files" && chmod 755 "$SIM_DIR/proxy-files" || return 1
     copy=$SIM_DIR/proxy-files/$(basename "$f")
+    # Copied once per run: a later sidecar must not overwrite a binary another one is running
+    # ("Text file busy").
+    if [[ -e $copy ]] && cmp -s "$f" "$copy"; then
+        printf '%s\n' "$copy"
+        return 0
+    fi
     cp "$f" "$copy" && chmod a+r "$copy" || return 1
     [[ $perm == x ]] && chmod a+x "$copy"
     printf '%s\n' "$copy"
