@@ -91,6 +91,8 @@ done
 
 HTTP=$(free_port)
 SNIFF=$(free_port)
+OPAQUE=$(free_port)
+H10=$(free_port)
 ADMIN=$(free_port)
 cluster() { # cluster NAME PORT... (no port: no endpoints)
     local name=$1
@@ -127,7 +129,7 @@ EOF
 EOF
     fi
 }
-hcm() { # hcm STAT_PREFIX — the HTTP connection manager used on both listeners
+hcm() { # hcm STAT_PREFIX [extra HCM fields] — the HTTP connection manager of the listeners
     cat <<EOF
       - name: envoy.filters.network.http_connection_manager
         typed_config:
@@ -135,6 +137,7 @@ hcm() { # hcm STAT_PREFIX — the HTTP connection manager used on both listeners
           stat_prefix: $1
 $(access_log_for "$1")
           upgrade_configs: [{upgrade_type: websocket}]
+${2:-}
           route_config:
             name: local
             virtual_hosts:
@@ -156,6 +159,8 @@ $(access_log_for "$1")
                 route: {cluster: rec, timeout: 1s}
               - match: {prefix: /ws}
                 route: {cluster: ws}
+              - match: {prefix: /rehost}
+                route: {cluster: svc-a, host_rewrite_literal: rewritten.example}
               - match: {prefix: /}
                 route: {cluster: svc-a}
             - name: split
@@ -215,6 +220,32 @@ EOF
           "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
           stat_prefix: opaque
           cluster: echo
+  - name: opaque
+    address: {socket_address: {address: 127.0.0.1, port_value: $OPAQUE}}
+    listener_filters:
+    - name: envoy.filters.listener.http_inspector
+      typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector}
+      filter_disabled:
+        or_match: {rules: [{destination_port_range: {start: $OPAQUE, end: $((OPAQUE + 1))}}]}
+    filter_chains:
+    - filter_chain_match: {application_protocols: [http/1.1]}
+      filters:
+EOF
+    hcm never
+    cat <<EOF
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: opaque2
+          cluster: echo
+  - name: http10
+    address: {socket_address: {address: 127.0.0.1, port_value: $H10}}
+    filter_chains:
+    - filters:
+EOF
+    hcm http10 "          http_protocol_options: {accept_http_10: true}"
+    cat <<EOF
   clusters:
 EOF
     cluster svc-a "$A"
@@ -388,6 +419,17 @@ got=$(timeout 5 socat -T 2 -u TCP:127.0.0.1:"$SNIFF" - 2>/dev/null | head -1)
 ms=$((($(date +%s%N) - start) / 1000000))
 t_eq server_first_protocol_gets_its_banner "$got" banner
 t_eq sniff_stats "$(stat "$ADMIN" http.sniffed.downstream_rq_total)|$(stat "$ADMIN" tcp.opaque.downstream_cx_total)" "1|2"
+
+# --- ports marked opaque skip detection: HTTP bytes go to tcp_proxy untouched --------------
+got=$(printf 'GET / HTTP/1.1\r\nHost: svc-a\r\n\r\n' | socat -t 2 - TCP:127.0.0.1:"$OPAQUE" | head -2 | tr -d '\r' | tr '\n' ' ')
+t_eq opaque_port_skips_detection "$got" "banner GET / HTTP/1.1 "
+t_eq opaque_port_never_reached_hcm "$(stat "$ADMIN" http.never.downstream_rq_total)" 0
+
+# --- HTTP/1.0 with accept_http_10; host_rewrite_literal ---------------------------------------
+got=$(curl -s -0 -D "$work/h10.hdr" -H 'Host: svc-a' "http://127.0.0.1:$H10/ten")
+t_contains http10_accepted_when_enabled "$got" "svc-a /ten host=svc-a"
+t_contains http10_connection_closed "$(tr 'A-Z' 'a-z' <"$work/h10.hdr")" "connection: close"
+t_contains host_rewrite_literal "$(curl -s -H 'Host: svc-a' "$U/rehost")" "host=rewritten.example"
 
 # --- stats ------------------------------------------------------------------------------------
 # 404 unknown host, 404 no route, 403 upgrade, 404 pipelined, 426 HTTP/1.0, 7 smuggling 400s,
