@@ -40,6 +40,10 @@ static void hcm_config_free(void *p)
         free(cfg->upgrade_types[i]);
     free(cfg->upgrade_types);
     free(cfg->logs);
+    for (size_t i = 0; cfg->route_stats && cfg->routes && i < cfg->routes->n_vhosts; i++)
+        free(cfg->route_stats[i]);
+    free(cfg->route_stats);
+    free(cfg->vhost_stats);
     if (cfg->routes)
         route_table_free(cfg->routes);
     free(cfg->stat_prefix);
@@ -203,6 +207,58 @@ static int parse_access_logs(const hcm_msg_t *m, hcm_config_t *cfg, unsigned nwo
     return 0;
 }
 
+static int define_rq_stats(stats_store_t *st, const char *scope_name, hcm_rq_stat_ids_t *ids)
+{
+    static const char *const xx[5] = {"upstream_rq_1xx", "upstream_rq_2xx", "upstream_rq_3xx",
+                                      "upstream_rq_4xx", "upstream_rq_5xx"};
+    int64_t id = stats_define(st, STAT_COUNTER, "vhost", "envoy_virtual_host", scope_name,
+                              "upstream_rq_total");
+    if (id < 0)
+        return (int)id;
+    ids->upstream_rq_total = (stat_id_t)id;
+    for (int i = 0; i < 5; i++) {
+        id = stats_define(st, STAT_COUNTER, "vhost", "envoy_virtual_host", scope_name, xx[i]);
+        if (id < 0)
+            return (int)id;
+        ids->upstream_rq_xx[i] = (stat_id_t)id;
+    }
+    id = stats_define_histogram(st, "vhost", "envoy_virtual_host", scope_name, "upstream_rq_time");
+    if (id < 0)
+        return (int)id;
+    ids->upstream_rq_time = (stat_id_t)id;
+    ids->defined = true;
+    return 0;
+}
+
+/* vhost.<vhost>.* for every virtual host; vhost.<vhost>.route.<route>.* for named routes. */
+static int define_route_stats(hcm_config_t *cfg, stats_store_t *st)
+{
+    const route_table_t *t = cfg->routes;
+    cfg->vhost_stats = calloc(t->n_vhosts ? t->n_vhosts : 1, sizeof(*cfg->vhost_stats));
+    cfg->route_stats = calloc(t->n_vhosts ? t->n_vhosts : 1, sizeof(*cfg->route_stats));
+    if (cfg->vhost_stats == NULL || cfg->route_stats == NULL)
+        return -ENOMEM;
+    char name[512];
+    for (size_t i = 0; i < t->n_vhosts; i++) {
+        const route_vhost_t *v = &t->vhosts[i];
+        int rc = define_rq_stats(st, v->name, &cfg->vhost_stats[i]);
+        if (rc < 0)
+            return rc;
+        cfg->route_stats[i] = calloc(v->n_routes ? v->n_routes : 1, sizeof(hcm_rq_stat_ids_t));
+        if (cfg->route_stats[i] == NULL)
+            return -ENOMEM;
+        for (size_t j = 0; j < v->n_routes; j++) {
+            if (v->routes[j].name == NULL || v->routes[j].name[0] == '\0')
+                continue;
+            snprintf(name, sizeof(name), "%s.route.%s", v->name, v->routes[j].name);
+            rc = define_rq_stats(st, name, &cfg->route_stats[i][j]);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
 static int parse_filters(const hcm_msg_t *m, hcm_config_t *cfg, const struct snapshot *snap,
                          stats_store_t *stats, char *err, size_t errlen)
 {
@@ -348,6 +404,8 @@ static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_
     cfg->accept_http_10 = m->http_protocol_options && m->http_protocol_options->accept_http_10;
     cfg->request_headers_timeout_ms = duration_ms(m->request_headers_timeout, 0);
     rc = define_stats(cfg, stats);
+    if (rc == 0)
+        rc = define_route_stats(cfg, stats);
 out:
     protobuf_c_message_free_unpacked(msg, NULL);
     if (rc < 0) {

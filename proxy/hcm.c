@@ -530,6 +530,29 @@ static void record_istio_metrics(hcm_conn_t *c, http_stream_t *s, uint64_t now_m
     stats_record(w->stats, duration, (now_ms - s->start_ms) * 1000);
 }
 
+static void count_rq(stats_slots_t *st, const hcm_rq_stat_ids_t *ids, int status, uint64_t us)
+{
+    if (!ids->defined)
+        return;
+    stats_inc(st, ids->upstream_rq_total);
+    if (status >= 100 && status < 600)
+        stats_inc(st, ids->upstream_rq_xx[status / 100 - 1]);
+    stats_record(st, ids->upstream_rq_time, us);
+}
+
+/* Requests that went upstream, counted per virtual host and per named route. */
+static void record_route_stats(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms)
+{
+    const hcm_config_t *cfg = c->cfg;
+    if (s->vhost == NULL || s->route == NULL)
+        return;
+    size_t vi = (size_t)(s->vhost - cfg->routes->vhosts);
+    size_t ri = (size_t)(s->route - s->vhost->routes);
+    uint64_t us = (now_ms - s->start_ms) * 1000;
+    count_rq(c->worker->stats, &cfg->vhost_stats[vi], s->status, us);
+    count_rq(c->worker->stats, &cfg->route_stats[vi][ri], s->status, us);
+}
+
 static void write_access_logs(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms)
 {
     char upstream[80] = "", remote[80] = "", local[80] = "";
@@ -593,6 +616,7 @@ static void finish_stream(hcm_conn_t *c)
             stats_record(st, s->router.cluster->st.upstream_rq_time,
                          (uint64_t)s->upstream_ms * 1000);
         record_istio_metrics(c, s, now_ms);
+        record_route_stats(c, s, now_ms);
     }
     if (cfg->n_logs)
         write_access_logs(c, s, now_ms);

@@ -33,6 +33,15 @@ typedef struct hcm_stat_ids {
     stat_id_t downstream_rq_time; /* histogram */
 } hcm_stat_ids_t;
 
+/* Request counters of one virtual host or route: Envoy's vhost.<name>.* (and, for named routes,
+ * vhost.<vhost>.route.<route>.*). */
+typedef struct hcm_rq_stat_ids {
+    stat_id_t upstream_rq_total;
+    stat_id_t upstream_rq_xx[5];
+    stat_id_t upstream_rq_time; /* histogram */
+    bool defined;
+} hcm_rq_stat_ids_t;
+
 typedef struct hcm_config {
     char *stat_prefix;
     route_table_t *routes;
@@ -49,7 +58,9 @@ typedef struct hcm_config {
     uint64_t request_headers_timeout_ms;
     struct access_log **logs;
     size_t n_logs;
-    char **upgrade_types; /* upgrade_configs enabled (lowercased, e.g. "websocket") */
+    hcm_rq_stat_ids_t *vhost_stats;  /* one per routes->vhosts[i] */
+    hcm_rq_stat_ids_t **route_stats; /* route_stats[i][j] for routes->vhosts[i].routes[j] */
+    char **upgrade_types;            /* upgrade_configs enabled (lowercased, e.g. "websocket") */
     size_t n_upgrade_types;
 } hcm_config_t;
 

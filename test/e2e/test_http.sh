@@ -144,7 +144,8 @@ ${2:-}
             - name: svc-a
               domains: ["svc-a", "svc-a.default.svc.cluster.local"]
               routes:
-              - match: {prefix: /api/}
+              - name: api
+                match: {prefix: /api/}
                 route: {cluster: svc-a, prefix_rewrite: /v1/}
                 request_headers_to_add: [{header: {key: x-added, value: "yes"}}]
               - match: {prefix: /slow}
@@ -437,6 +438,11 @@ t_contains host_rewrite_literal "$(curl -s -H 'Host: svc-a' "$U/rehost")" "host=
 t_eq downstream_4xx_counted "$(stat "$ADMIN" http.ingress.downstream_rq_4xx)" 14
 n=$(stat "$ADMIN" cluster.svc-a.upstream_rq_2xx)
 ((n > 300)) && t_ok upstream_2xx_counted || t_fail upstream_2xx_counted "got $n"
+t_eq vhost_stats_count_the_split "$(stat "$ADMIN" vhost.split.upstream_rq_2xx)" 400
+t_eq vhost_stats_count_svc_b "$(stat "$ADMIN" vhost.svc-b.upstream_rq_2xx)" 52
+t_eq named_route_stats "$(stat "$ADMIN" vhost.svc-a.route.api.upstream_rq_2xx)" 2
+t_contains vhost_latency_histogram "$(curl -s "http://127.0.0.1:$ADMIN/stats")" \
+    "vhost.svc-b.upstream_rq_time: P0("
 t_eq downstream_rq_active_back_to_zero "$(stat "$ADMIN" http.ingress.downstream_rq_active)" 0
 
 # --- latency histograms and Istio's request metrics ------------------------------------------
