@@ -1022,9 +1022,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             hcm_process(c);
         } else if (c->stream_active || c->len > 0) {
             /* The client half-closed after complete requests: answer what is buffered (in
-             * order), then close. */
+             * order), then close. A partial head left behind closes the connection there. */
             c->read_eof = true;
             uv_read_stop(stream);
+            if (!c->stream_active)
+                hcm_process(c);
         } else {
             hcm_close(c, false);
         }
@@ -1132,6 +1134,20 @@ static void hcm_close(hcm_conn_t *c, bool reset)
     if (uv_tcp_close_reset(c->tcp, on_closed) != 0)
         uv_close((uv_handle_t *)c->tcp, on_closed);
     uv_close((uv_handle_t *)&c->timer, on_closed);
+}
+
+void hcm_drain_all(worker_t *w)
+{
+    hcm_conn_t *c = w->hcm_conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        /* Idle keep-alive connections close now; busy ones answer their current request with
+         * "connection: close" and close after it, as Envoy does while draining. */
+        if (c->state == HCM_WAIT_HEAD && c->len == 0)
+            hcm_close(c, false);
+        else
+            c->close_after = true;
+    }
 }
 
 void hcm_abort_all(worker_t *w)

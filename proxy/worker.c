@@ -82,6 +82,8 @@ static void on_wakeup(uv_async_t *a)
         close_listeners(w);
         atomic_store(&w->listening, false);
     }
+    if (cmd & WORKER_CMD_DRAIN)
+        hcm_drain_all(w);
     if (cmd & WORKER_CMD_STOP) {
         listener_abort_sniffs(w);
         relay_abort_all(w);

@@ -490,7 +490,24 @@ t_eq alive_after_bad_input_storm \
 sleep 0.5
 t_eq storm_leaves_no_stream_behind "$(stat "$ADMIN" http.ingress.downstream_rq_active)" 0
 
-kill -TERM "$LAST_PID" 2>/dev/null
-wait "$LAST_PID"
-t_eq drains_and_exits_cleanly "$?" 0
+# --- drain: an idle keep-alive client does not hold the proxy for the drain time -----------
+remora_pid=$LAST_PID
+coproc IDLE { socat -t 30 - TCP:127.0.0.1:"$HTTP"; }
+idle_pid=$IDLE_PID
+printf 'GET /keep HTTP/1.1\r\nHost: svc-a\r\n\r\n' >&"${IDLE[1]}"
+IFS= read -r -t 5 st <&"${IDLE[0]}"
+t_eq idle_client_got_answer "${st%$'\r'}" "HTTP/1.1 200 OK"
+# Every connection of the stories above is gone (half-open clients with partial heads too);
+# only the idle keep-alive client is left.
+t_eq only_the_idle_client_is_open "$(stat "$ADMIN" listener.http.downstream_cx_active)" 1
+start=$(date +%s%N)
+kill -TERM "$remora_pid" 2>/dev/null
+wait "$remora_pid"
+rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+t_eq drains_and_exits_cleanly "$rc" 0
+((ms < 3000)) && t_ok drain_closes_idle_keepalive_connections ||
+    t_fail drain_closes_idle_keepalive_connections "exit took ${ms}ms with an idle client"
+exec {IDLE[1]}>&-
+wait "$idle_pid" 2>/dev/null
 t_summary
