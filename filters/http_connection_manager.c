@@ -356,8 +356,8 @@ static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_
             goto out;
         }
         if (strcasecmp(u->upgrade_type, "CONNECT") == 0) {
-            snprintf(err, errlen, "upgrade_configs[%zu]: CONNECT is not supported yet", i);
-            goto out;
+            cfg->connect_enabled = true; /* routes with connect_matcher take it from here */
+            continue;
         }
         if (u->n_filters) {
             snprintf(err, errlen, "upgrade_configs[%zu]: per-upgrade filters are not supported", i);

@@ -425,6 +425,22 @@ static void tunnel_end(hcm_conn_t *c)
     finish_stream(c);
 }
 
+void hcm_connect_established(http_stream_t *s)
+{
+    hcm_conn_t *c = s->conn;
+    uv_buf_t ok = uv_buf_init("HTTP/1.1 200 OK\r\n\r\n", 19);
+    s->status = 200;
+    s->resp_started = true;
+    s->router.response_headers_done = true;
+    if (down_write(c, &ok, 1) < 0) {
+        s->flags = "DC";
+        hcm_close(c, true);
+        return;
+    }
+    hcm_set_deadline(c, 0);
+    hcm_start_tunnel(s);
+}
+
 void hcm_start_tunnel(http_stream_t *s)
 {
     hcm_conn_t *c = s->conn;
@@ -797,7 +813,7 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
             }
         }
     }
-    if (s->req.connect || (s->req.upgrade && s->upgrade == NULL)) {
+    if ((s->req.connect && !cfg->connect_enabled) || (s->req.upgrade && s->upgrade == NULL)) {
         /* Envoy's answer when no upgrade_configs entry enables it. */
         http_stream_local_reply(s, 403, "upgrade or CONNECT is not enabled\n", NULL);
         return;

@@ -60,6 +60,7 @@ typedef struct hcm_config {
     size_t n_logs;
     hcm_rq_stat_ids_t *vhost_stats;  /* one per routes->vhosts[i] */
     hcm_rq_stat_ids_t **route_stats; /* route_stats[i][j] for routes->vhosts[i].routes[j] */
+    bool connect_enabled;            /* upgrade_configs has CONNECT */
     char **upgrade_types;            /* upgrade_configs enabled (lowercased, e.g. "websocket") */
     size_t n_upgrade_types;
 } hcm_config_t;

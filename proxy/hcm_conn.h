@@ -118,6 +118,8 @@ void hcm_pause_request_body(http_stream_t *s, bool pause);
 uint64_t hcm_now(const hcm_conn_t *c);
 bool hcm_downstream_congested(const hcm_conn_t *c);
 void hcm_resume(hcm_conn_t *c);
+/* A terminated CONNECT reached its upstream: answer 200 and start the tunnel. */
+void hcm_connect_established(http_stream_t *s);
 /* The upstream answered 101 to an Upgrade: from now on bytes are relayed unparsed. */
 void hcm_start_tunnel(http_stream_t *s);
 /* Tunnel bytes from the upstream to the downstream; end: the upstream side ended. */

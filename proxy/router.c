@@ -107,6 +107,12 @@ static int build_request_head(http_stream_t *s)
 static void send_head(http_stream_t *s)
 {
     router_req_t *r = &s->router;
+    if (s->req.connect) {
+        /* A terminated CONNECT: nothing goes upstream but the client's bytes. */
+        r->head_written = r->body_written = true;
+        hcm_connect_established(s);
+        return;
+    }
     uv_buf_t b = uv_buf_init(r->head, (unsigned)r->head_len);
     int rc = pool_write(r->uc, &b, 1);
     if (rc < 0) {
@@ -177,7 +183,7 @@ int router_start(http_stream_t *s)
         return FILTER_STOP;
     }
     r->cluster = r->target->cluster;
-    if (build_request_head(s) < 0) {
+    if (!s->req.connect && build_request_head(s) < 0) {
         hcm_upstream_failed(s, 500, "LR", "out of memory");
         return FILTER_STOP;
     }

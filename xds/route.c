@@ -278,6 +278,10 @@ static const route_vhost_t *find_vhost(const route_table_t *t, const char *host,
 static bool path_matches(const route_entry_t *r, const char *path, size_t n)
 {
     size_t m = r->match_len;
+    /* A CONNECT request has no path: only connect_matcher routes match it, and they match
+     * nothing else. */
+    if (r->match_kind == ROUTE_MATCH_CONNECT || n == 0)
+        return r->match_kind == ROUTE_MATCH_CONNECT && n == 0;
     switch (r->match_kind) {
     case ROUTE_MATCH_PREFIX:
         return n >= m && eq(path, r->match, m, r->case_sensitive);
@@ -285,8 +289,9 @@ static bool path_matches(const route_entry_t *r, const char *path, size_t n)
         return n == m && eq(path, r->match, m, r->case_sensitive);
     case ROUTE_MATCH_PATH_SEPARATED_PREFIX:
         return n >= m && eq(path, r->match, m, r->case_sensitive) && (n == m || path[m] == '/');
+    default:
+        return false;
     }
-    return false;
 }
 
 static bool contains(const char *s, size_t n, const char *needle, size_t m, bool nocase)

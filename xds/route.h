@@ -60,6 +60,7 @@ typedef enum {
     ROUTE_MATCH_PREFIX,
     ROUTE_MATCH_PATH,
     ROUTE_MATCH_PATH_SEPARATED_PREFIX,
+    ROUTE_MATCH_CONNECT, /* connect_matcher: CONNECT requests (empty path) only */
 } route_match_kind_t;
 
 typedef enum {
@@ -88,6 +89,7 @@ typedef enum { ROUTE_ACTION_ROUTE, ROUTE_ACTION_DIRECT_RESPONSE } route_action_k
 typedef struct route_entry {
     char *name; /* "" when the route has none */
     route_match_kind_t match_kind;
+    bool connect_terminate; /* upgrade_configs CONNECT with connect_config: answer 200, tunnel */
     char *match;
     uint32_t match_len;
     bool case_sensitive;

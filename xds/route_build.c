@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "envoy/config/route/v3/route.pb-c.h"
@@ -295,10 +296,15 @@ static int build_match(build_ctx_t *c, const match_msg_t *m, route_entry_t *r)
                         "'#', and not end in '/'",
                         s ? s : "");
         break;
+    case ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_CONNECT_MATCHER:
+        r->match_kind = ROUTE_MATCH_CONNECT;
+        s = "";
+        break;
     case ENVOY__CONFIG__ROUTE__V3__ROUTE_MATCH__PATH_SPECIFIER_SAFE_REGEX:
         return fail(c, "safe_regex is not supported");
     default:
-        return fail(c, "match: one of prefix, path or path_separated_prefix is required");
+        return fail(c, "match: one of prefix, path, path_separated_prefix or connect_matcher is "
+                       "required");
     }
     r->match = strdup(s ? s : "");
     if (r->match == NULL)
@@ -444,6 +450,19 @@ static int build_action(build_ctx_t *c, const action_msg_t *a, route_entry_t *r)
         if (r->prefix_rewrite == NULL)
             return oom(c);
     }
+    for (size_t i = 0; i < a->n_upgrade_configs; i++) {
+        const Envoy__Config__Route__V3__RouteAction__UpgradeConfig *u = a->upgrade_configs[i];
+        if (u->enabled && !u->enabled->value)
+            continue;
+        if (u->upgrade_type == NULL || strcasecmp(u->upgrade_type, "CONNECT") != 0)
+            return fail(c, "upgrade_configs: only CONNECT is supported per route");
+        if (u->connect_config == NULL)
+            return fail(c, "upgrade_configs: CONNECT needs connect_config (forwarding CONNECT "
+                           "to an upstream proxy is not supported)");
+        if (u->connect_config->allow_post)
+            return fail(c, "upgrade_configs: connect_config.allow_post is not supported");
+        r->connect_terminate = true;
+    }
     switch (a->cluster_not_found_response_code) {
     case ENVOY__CONFIG__ROUTE__V3__ROUTE_ACTION__CLUSTER_NOT_FOUND_RESPONSE_CODE__NOT_FOUND:
         r->cluster_not_found_status = 404;
@@ -554,6 +573,9 @@ static int build_route(build_ctx_t *c, const route_msg_t *m, const retry_msg_t *
     switch (m->action_case) {
     case ENVOY__CONFIG__ROUTE__V3__ROUTE__ACTION_ROUTE:
         rc = build_action(c, m->route, r);
+        if (rc == 0 && r->match_kind == ROUTE_MATCH_CONNECT && !r->connect_terminate)
+            rc = fail(c, "connect_matcher routes need upgrade_configs CONNECT with "
+                         "connect_config");
         if (rc == 0 && m->route->retry_policy == NULL)
             rc = build_retry(c, vhost_retry, r);
         break;

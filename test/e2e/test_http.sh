@@ -136,7 +136,7 @@ hcm() { # hcm STAT_PREFIX [extra HCM fields] — the HTTP connection manager of 
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: $1
 $(access_log_for "$1")
-          upgrade_configs: [{upgrade_type: websocket}]
+          upgrade_configs: [{upgrade_type: websocket}, {upgrade_type: CONNECT}]
 ${2:-}
           route_config:
             name: local
@@ -173,6 +173,13 @@ ${2:-}
                     clusters:
                     - {name: svc-a, weight: 80}
                     - {name: svc-b, weight: 20}
+            - name: tunnel
+              domains: ["echo.local"]
+              routes:
+              - match: {connect_matcher: {}}
+                route:
+                  cluster: echo
+                  upgrade_configs: [{upgrade_type: CONNECT, connect_config: {}}]
             - name: svc-b
               domains: ["svc-b", "svc-b:*"]
               routes:
@@ -370,6 +377,22 @@ IFS= read -r -t 5 echoed <&"${WSC[0]}"
 t_eq upgrade_tunnel_carries_bytes_both_ways "$echoed" "ping through the tunnel"
 exec {WSC[1]}>&-
 wait "$ws_pid" 2>/dev/null
+# --- CONNECT, terminated: 200 from the proxy, then a byte tunnel to the route's cluster -----
+coproc CON { socat -t 5 - TCP:127.0.0.1:"$HTTP"; }
+con_pid=$CON_PID
+printf 'CONNECT echo.local:443 HTTP/1.1\r\nHost: echo.local:443\r\n\r\n' >&"${CON[1]}"
+IFS= read -r -t 5 status <&"${CON[0]}"
+t_eq connect_answered_200 "${status%$'\r'}" "HTTP/1.1 200 OK"
+IFS= read -r -t 5 blank <&"${CON[0]}"
+IFS= read -r -t 5 banner <&"${CON[0]}"
+printf 'through CONNECT\n' >&"${CON[1]}"
+IFS= read -r -t 5 echoed <&"${CON[0]}"
+t_eq connect_tunnel_reaches_cluster "$banner|$echoed" "banner|through CONNECT"
+exec {CON[1]}>&-
+wait "$con_pid" 2>/dev/null
+t_eq connect_to_unrouted_host_404 \
+    "$(printf 'CONNECT other:443 HTTP/1.1\r\nHost: other:443\r\n\r\n' | socat -t 2 - TCP:127.0.0.1:"$HTTP" | head -1 | tr -d '\r')" \
+    "HTTP/1.1 404 Not Found"
 t_eq upgrade_not_enabled_403 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: svc-a' \
     -H 'Connection: Upgrade' -H 'Upgrade: h2c' "$U/ws")" 403
 
@@ -433,9 +456,9 @@ t_contains http10_connection_closed "$(tr 'A-Z' 'a-z' <"$work/h10.hdr")" "connec
 t_contains host_rewrite_literal "$(curl -s -H 'Host: svc-a' "$U/rehost")" "host=rewritten.example"
 
 # --- stats ------------------------------------------------------------------------------------
-# 404 unknown host, 404 no route, 403 upgrade, 404 pipelined, 426 HTTP/1.0, 7 smuggling 400s,
-# 431, bad chunk 400
-t_eq downstream_4xx_counted "$(stat "$ADMIN" http.ingress.downstream_rq_4xx)" 14
+# 404 unknown host, 404 no route, 404 CONNECT, 403 upgrade, 404 pipelined, 426 HTTP/1.0,
+# 7 smuggling 400s, 431, bad chunk 400
+t_eq downstream_4xx_counted "$(stat "$ADMIN" http.ingress.downstream_rq_4xx)" 15
 n=$(stat "$ADMIN" cluster.svc-a.upstream_rq_2xx)
 ((n > 300)) && t_ok upstream_2xx_counted || t_fail upstream_2xx_counted "got $n"
 t_eq vhost_stats_count_the_split "$(stat "$ADMIN" vhost.split.upstream_rq_2xx)" 400

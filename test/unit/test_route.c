@@ -238,6 +238,34 @@ static void test_route_prefix_and_exact_path_ignore_the_query(void **state)
     route_table_free(t);
 }
 
+static void test_route_connect_matcher_matches_only_connect_requests(void **state)
+{
+    (void)state;
+    route_table_t *t =
+        build(ROUTES("  - name: tunnel\n"
+                     "    match: {connect_matcher: {}}\n"
+                     "    route: {cluster: c, upgrade_configs: [{upgrade_type: CONNECT, "
+                     "connect_config: {}}]}\n"
+                     "  - {name: all, match: {prefix: ''}, route: {cluster: c}}\n"));
+    assert_string_equal(route_for(t, ""), "tunnel"); /* CONNECT: no path */
+    assert_string_equal(route_for(t, "/x"), "all");
+    const route_vhost_t *v = NULL;
+    const route_entry_t *r = route_match(t, "h", 1, "", 0, NULL, &v);
+    assert_non_null(r);
+    assert_true(r->connect_terminate);
+    route_table_free(t);
+}
+
+static void test_route_connect_matcher_needs_connect_config(void **state)
+{
+    (void)state;
+    route_table_t *t = NULL;
+    assert_int_equal(
+        build_snap(ROUTES("  - {match: {connect_matcher: {}}, route: {cluster: c}}\n"), NULL, &t),
+        -EINVAL);
+    assert_non_null(strstr(err, "connect_matcher routes need upgrade_configs CONNECT"));
+}
+
 static void test_route_path_separated_prefix_matches_whole_segments(void **state)
 {
     (void)state;
@@ -827,6 +855,8 @@ int main(void)
         cmocka_unit_test(test_route_many_vhosts_use_the_index),
         cmocka_unit_test(test_route_first_match_in_order_wins),
         cmocka_unit_test(test_route_prefix_and_exact_path_ignore_the_query),
+        cmocka_unit_test(test_route_connect_matcher_matches_only_connect_requests),
+        cmocka_unit_test(test_route_connect_matcher_needs_connect_config),
         cmocka_unit_test(test_route_path_separated_prefix_matches_whole_segments),
         cmocka_unit_test(test_route_case_sensitive_false_ignores_path_case),
         cmocka_unit_test(test_route_header_string_matchers),
