@@ -20,8 +20,34 @@ say "pods: client 198.18.0.2, backend-1 198.18.0.3, backend-2 198.18.0.4 (networ
 sim_pod client 198.18.0.2
 sim_pod backend-1 198.18.0.3
 sim_pod backend-2 198.18.0.4
-mesh_config "$SIM_DIR/sidecar.yaml" "backend 198.19.0.10 80 198.18.0.3:8080,198.18.0.4:8080"
-echo "service backend.default.svc.cluster.local = VIP 198.19.0.10:80 -> pods :8080"
+mesh_config "$SIM_DIR/sidecar.yaml" "backend 198.19.0.10 80 198.18.0.3:8080,198.18.0.4:8080" \
+    "web 198.19.0.20 80 198.18.0.3:8081,198.18.0.4:8081"
+echo "service backend.default.svc.cluster.local = VIP 198.19.0.10:80 -> pods :8080 (plain TCP)"
+echo "service web.default.svc.cluster.local     = VIP 198.19.0.20:80 -> pods :8081 (HTTP, nginx)"
+chmod 755 "$SIM_DIR"
+for b in backend-1 backend-2; do
+    d=$SIM_DIR/$b-nginx
+    mkdir -p "$d/logs" && chmod 755 "$d"
+    cat >"$d/nginx.conf" <<EOF
+worker_processes 1;
+error_log $d/logs/error.log;
+pid $d/nginx.pid;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $d/body;
+  proxy_temp_path $d/proxy;
+  fastcgi_temp_path $d/fastcgi;
+  uwsgi_temp_path $d/uwsgi;
+  scgi_temp_path $d/scgi;
+  server {
+    listen 8081;
+    location / { return 200 "$b nginx: \$request_uri (x-forwarded-for \$http_x_forwarded_for, x-request-id \$http_x_request_id)\n"; }
+  }
+}
+EOF
+    sim_bg "$b" "$d/out.log" nginx -p "$d" -c "$d/nginx.conf" -g 'daemon off;' >/dev/null
+done
 
 for b in backend-1 backend-2; do
     sim_bg "$b" "$SIM_DIR/$b-app.log" socat TCP-LISTEN:8080,fork,reuseaddr,backlog=256 \
@@ -39,10 +65,16 @@ for i in 1 2 3 4 5 6; do
     printf 'request %s\n' "$i" | sim_exec client socat -t 3 - TCP:198.19.0.10:80
 done
 
+say "client pod -> http://198.19.0.20/ (web), four HTTP requests over one connection"
+sim_exec client curl -s http://198.19.0.20/a http://198.19.0.20/b http://198.19.0.20/c \
+    http://198.19.0.20/d
+
 say "client sidecar: /stats (outbound)"
 sim_admin client '/stats?filter=%5BOo%5Dutbound' | grep -v ': 0$'
 say "backend-1 sidecar: /stats (inbound)"
 sim_admin backend-1 '/stats?filter=%5BIi%5Dnbound' | grep -v ': 0$'
 say "client sidecar: /clusters"
 sim_admin client /clusters | grep -v '::0$'
+say "client sidecar: Istio request metrics (/stats/prometheus)"
+sim_admin client /stats/prometheus | grep '^istio_requests_total'
 say "done: tearing the cluster down"
