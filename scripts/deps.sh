@@ -5,10 +5,11 @@ set -eu
 PKGS=(gcc make pkg-config clang clang-format
       libuv1-dev libmbedtls-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
       libcmocka-dev libyaml-dev libjansson-dev
-      iptables iproute2 procps psmisc util-linux curl openssl socat jq iputils-ping)
+      iptables iproute2 procps psmisc util-linux curl openssl socat jq iputils-ping gzip
+      nginx)
 # `deps.sh bench` adds the peers and load tools the benchmarks run side by side.
 if [ "${1:-}" = bench ]; then
-    PKGS+=(haproxy nginx libnginx-mod-stream nghttp2-client nghttp2-proxy wrk util-linux)
+    PKGS+=(haproxy libnginx-mod-stream nghttp2-client nghttp2-proxy wrk)
 fi
 missing=()
 for p in "${PKGS[@]}"; do
@@ -29,4 +30,11 @@ fi
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# Packages like nginx and haproxy would start their system services on install; the tests and
+# benchmarks run their own instances, so keep the services down (policy-rc.d exit 101).
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get install -y -qq "${missing[@]}"
