@@ -2,6 +2,7 @@
 #include "proxy/bufpool.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void bufpool_init(bufpool_t *p, size_t max_free)
 {
@@ -42,4 +43,41 @@ void bufpool_destroy(bufpool_t *p)
         p->free_list = next;
     }
     p->nfree = 0;
+}
+
+void conn_buf_drop(bufpool_t *p, conn_buf_t *b)
+{
+    if (b->cap == BUFPOOL_SLAB_SIZE)
+        bufpool_put(p, b->data);
+    else
+        free(b->data);
+    b->data = NULL;
+    b->cap = 0;
+    b->len = 0;
+}
+
+void conn_buf_trim(bufpool_t *p, conn_buf_t *b)
+{
+    if (b->data && b->len == 0)
+        conn_buf_drop(p, b);
+}
+
+size_t conn_buf_reserve(bufpool_t *p, conn_buf_t *b, size_t max)
+{
+    if (b->data == NULL) {
+        b->data = bufpool_get(p);
+        b->cap = b->data ? BUFPOOL_SLAB_SIZE : 0;
+    } else if (b->cap - b->len < 4096 && b->cap < max) {
+        size_t cap = b->cap * 2 > max ? max : b->cap * 2;
+        char *nb = malloc(cap);
+        if (nb) {
+            memcpy(nb, b->data, b->len);
+            size_t len = b->len;
+            conn_buf_drop(p, b);
+            b->data = nb;
+            b->cap = cap;
+            b->len = len;
+        }
+    }
+    return b->cap - b->len;
 }

@@ -20,4 +20,20 @@ char *bufpool_get(bufpool_t *p);
 void bufpool_put(bufpool_t *p, char *slab);
 void bufpool_destroy(bufpool_t *p);
 
+/* A connection's read buffer: a pool slab while it fits one, grown by malloc beyond, and
+ * given back whenever it holds no bytes, so idle connections hold no memory. */
+typedef struct conn_buf {
+    char *data;
+    size_t len; /* bytes waiting in data[0..len) */
+    size_t cap;
+} conn_buf_t;
+
+/* Room for a read: takes a slab when there is no buffer, and grows (up to max) when less than
+ * 4 KiB is free. Returns the free space (possibly 0 when memory is short). */
+size_t conn_buf_reserve(bufpool_t *p, conn_buf_t *b, size_t max);
+/* Gives the buffer back (whatever it holds). */
+void conn_buf_drop(bufpool_t *p, conn_buf_t *b);
+/* Gives the buffer back if no bytes wait in it. */
+void conn_buf_trim(bufpool_t *p, conn_buf_t *b);
+
 #endif

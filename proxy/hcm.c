@@ -473,11 +473,11 @@ void hcm_tunnel_data(http_stream_t *s, const char *data, size_t len, bool end)
 static void tunnel_feed(hcm_conn_t *c)
 {
     http_stream_t *s = &c->stream;
-    if (c->len) {
-        size_t n = c->len;
-        c->len = 0;
+    if (c->in.len) {
+        size_t n = c->in.len;
+        c->in.len = 0;
         s->bytes_in += n;
-        if (router_tunnel_write(s, c->buf, n) < 0) {
+        if (router_tunnel_write(s, c->in.data, n) < 0) {
             s->flags = "UC";
             tunnel_end(c);
             return;
@@ -765,9 +765,9 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
         http_stream_local_reply(s, 500, "out of memory\n", "LR");
         return;
     }
-    memcpy(s->head_copy, c->buf, head_len);
+    memcpy(s->head_copy, c->in.data, head_len);
     s->req = *parsed;
-    const char *b = c->buf;
+    const char *b = c->in.data;
     char *to = s->head_copy;
     s->req.method = rebase(parsed->method, b, head_len, to);
     s->req.target = rebase(parsed->target, b, head_len, to);
@@ -788,8 +788,8 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
         if (sz && s->filter_state[i])
             memset(s->filter_state[i], 0, sz);
     }
-    memmove(c->buf, c->buf + head_len, c->len - head_len);
-    c->len -= head_len;
+    memmove(c->in.data, c->in.data + head_len, c->in.len - head_len);
+    c->in.len -= head_len;
     http1_body_init(&s->req_body, s->req.body, s->req.content_length);
     s->req_body_done = s->req.body == HTTP1_BODY_NONE;
     if (s->req_body_done)
@@ -882,14 +882,14 @@ static void protocol_error(hcm_conn_t *c, int rc, const char *why)
 static void feed_body(hcm_conn_t *c)
 {
     http_stream_t *s = &c->stream;
-    while (!s->req_body_done && c->len > 0 && !c->paused) {
+    while (!s->req_body_done && c->in.len > 0 && !c->paused) {
         const char *data;
         size_t dlen;
         bool done = false;
         http_header_t tv[32];
         http_headers_t trailers = {.v = tv, .cap = 32};
         ssize_t used =
-            http1_body_decode(&s->req_body, c->buf, c->len, &data, &dlen, &trailers, &done);
+            http1_body_decode(&s->req_body, c->in.data, c->in.len, &data, &dlen, &trailers, &done);
         if (used < 0) {
             http_stream_local_reply(s, 400, "bad request body framing\n", "DPE");
             c->close_after = true;
@@ -905,8 +905,8 @@ static void feed_body(hcm_conn_t *c)
         if (!c->stream_active || c->state == HCM_CLOSING)
             return;
         /* The router copied or wrote what it needed; drop the consumed bytes. */
-        memmove(c->buf, c->buf + used, c->len - (size_t)used);
-        c->len -= (size_t)used;
+        memmove(c->in.data, c->in.data + used, c->in.len - (size_t)used);
+        c->in.len -= (size_t)used;
         if (used == 0)
             break;
     }
@@ -921,18 +921,18 @@ static void hcm_process(hcm_conn_t *c)
 {
     while (c->state != HCM_CLOSING) {
         if (c->state == HCM_WAIT_HEAD) {
-            if (c->len == 0 && c->read_eof) {
+            if (c->in.len == 0 && c->read_eof) {
                 hcm_close(c, false);
                 return;
             }
-            if (c->len == 0)
+            if (c->in.len == 0)
                 break;
             http_header_t hv[256];
             http1_request_t req;
             memset(&req, 0, sizeof(req));
             req.headers.v = hv;
             req.headers.cap = c->cfg->max_headers < 256 ? c->cfg->max_headers : 256;
-            int rc = http1_parse_request(c->buf, c->len, c->cfg->max_head_bytes, &req);
+            int rc = http1_parse_request(c->in.data, c->in.len, c->cfg->max_head_bytes, &req);
             if (rc == HTTP1_INCOMPLETE && c->read_eof) {
                 hcm_close(c, false); /* a partial request and no more bytes will come */
                 return;
@@ -961,43 +961,13 @@ static void hcm_process(hcm_conn_t *c)
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
-/* The read buffer is a pool slab while it fits one, grown by malloc beyond, and held only
- * while bytes wait in it: an idle keep-alive connection holds no buffer at all. */
-static void buf_drop(hcm_conn_t *c)
-{
-    if (c->cap == BUFPOOL_SLAB_SIZE)
-        bufpool_put(&c->worker->pool, c->buf);
-    else
-        free(c->buf);
-    c->buf = NULL;
-    c->cap = 0;
-}
-
-static void buf_release_if_empty(hcm_conn_t *c)
-{
-    if (c->buf && c->len == 0 && c->state != HCM_CLOSING)
-        buf_drop(c);
-}
-
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     hcm_conn_t *c = h->data;
-    size_t max = c->cfg->max_head_bytes + HCM_BODY_HEADROOM;
-    if (c->buf == NULL) {
-        c->buf = bufpool_get(&c->worker->pool);
-        c->cap = c->buf ? BUFPOOL_SLAB_SIZE : 0;
-    } else if (c->cap - c->len < 4096 && c->cap < max) {
-        size_t cap = c->cap * 2 > max ? max : c->cap * 2;
-        char *nb = malloc(cap);
-        if (nb) {
-            memcpy(nb, c->buf, c->len);
-            buf_drop(c);
-            c->buf = nb;
-            c->cap = cap;
-        }
-    }
-    *buf = uv_buf_init(c->buf ? c->buf + c->len : NULL, (unsigned)(c->cap - c->len));
+    size_t room =
+        conn_buf_reserve(&c->worker->pool, &c->in, c->cfg->max_head_bytes + HCM_BODY_HEADROOM);
+    *buf = uv_buf_init(c->in.data ? c->in.data + c->in.len : NULL, (unsigned)room);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -1036,7 +1006,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             c->read_eof = true;
             uv_read_stop(stream);
             hcm_process(c);
-        } else if (c->stream_active || c->len > 0) {
+        } else if (c->stream_active || c->in.len > 0) {
             /* The client half-closed after complete requests: answer what is buffered (in
              * order), then close. A partial head left behind closes the connection there. */
             c->read_eof = true;
@@ -1048,14 +1018,16 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         }
         return;
     }
-    c->len += (size_t)nread;
+    c->in.len += (size_t)nread;
     c->last_activity = hcm_now(c);
-    if (c->state == HCM_IN_STREAM && c->stream.req_body_done && c->len > c->cfg->max_head_bytes) {
+    if (c->state == HCM_IN_STREAM && c->stream.req_body_done &&
+        c->in.len > c->cfg->max_head_bytes) {
         uv_read_stop(stream); /* enough pipelined bytes buffered */
         c->paused = true;
     }
     hcm_process(c);
-    buf_release_if_empty(c);
+    if (c->state != HCM_CLOSING)
+        conn_buf_trim(&c->worker->pool, &c->in); /* idle connections hold no buffer */
 }
 
 /* ---- timers and close ------------------------------------------------------------------- */
@@ -1102,7 +1074,7 @@ static void on_closed(uv_handle_t *h)
     stats_add(c->worker->stats, c->cfg->st.downstream_cx_active, -1);
     atomic_fetch_sub_explicit(&c->worker->active_conns, 1, memory_order_relaxed);
     snapshot_unref(c->snap);
-    buf_drop(c);
+    conn_buf_drop(&c->worker->pool, &c->in);
     free(c->tcp);
     free(c);
 }
@@ -1159,7 +1131,7 @@ void hcm_drain_all(worker_t *w)
         next = c->next;
         /* Idle keep-alive connections close now; busy ones answer their current request with
          * "connection: close" and close after it, as Envoy does while draining. */
-        if (c->state == HCM_WAIT_HEAD && c->len == 0)
+        if (c->state == HCM_WAIT_HEAD && c->in.len == 0)
             hcm_close(c, false);
         else
             c->close_after = true;
@@ -1187,9 +1159,7 @@ int hcm_start(accepted_conn_t *ac, const hcm_config_t *cfg)
     c->state = HCM_WAIT_HEAD;
     if (ac->initial_len) {
         /* The detection slab becomes the read buffer as it is. */
-        c->buf = ac->initial;
-        c->cap = BUFPOOL_SLAB_SIZE;
-        c->len = ac->initial_len;
+        c->in = (conn_buf_t){.data = ac->initial, .len = ac->initial_len, .cap = BUFPOOL_SLAB_SIZE};
     } else {
         bufpool_put(&w->pool, ac->initial);
     }

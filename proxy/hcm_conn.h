@@ -75,8 +75,7 @@ struct hcm_conn {
     const snap_listener_t *listener;
     const hcm_config_t *cfg;
     hcm_state_t state;
-    char *buf; /* downstream bytes not yet consumed: buf[0..len) */
-    size_t len, cap;
+    conn_buf_t in; /* downstream bytes not yet consumed */
     bool stream_active;
     http_stream_t stream;
     bool paused;      /* reading stopped for backpressure */

@@ -37,7 +37,6 @@ typedef struct write_req {
 } write_req_t;
 
 static void uc_close(upstream_conn_t *uc);
-static void uc_buf_drop(upstream_conn_t *uc);
 
 static pool_set_t *pool_set(worker_t *w)
 {
@@ -95,7 +94,7 @@ static void on_uc_closed(uv_handle_t *h)
     upstream_conn_t *uc = h->data;
     if (--uc->handles > 0)
         return;
-    uc_buf_drop(uc);
+    conn_buf_drop(&uc->worker->pool, &uc->in);
     free(uc);
 }
 
@@ -111,35 +110,12 @@ static void uc_close(upstream_conn_t *uc)
     uv_close((uv_handle_t *)&uc->timer, on_uc_closed);
 }
 
-/* Like the downstream side: a pool slab while it fits, held only while response bytes wait. */
-static void uc_buf_drop(upstream_conn_t *uc)
-{
-    if (uc->cap == BUFPOOL_SLAB_SIZE)
-        bufpool_put(&uc->worker->pool, uc->buf);
-    else
-        free(uc->buf);
-    uc->buf = NULL;
-    uc->cap = 0;
-}
-
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     upstream_conn_t *uc = h->data;
-    if (uc->buf == NULL) {
-        uc->buf = bufpool_get(&uc->worker->pool);
-        uc->cap = uc->buf ? BUFPOOL_SLAB_SIZE : 0;
-    } else if (uc->cap - uc->len < 4096 && uc->cap < UC_BUF_MAX) {
-        size_t cap = uc->cap * 2;
-        char *nb = malloc(cap);
-        if (nb) {
-            memcpy(nb, uc->buf, uc->len);
-            uc_buf_drop(uc);
-            uc->buf = nb;
-            uc->cap = cap;
-        }
-    }
-    *buf = uv_buf_init(uc->buf ? uc->buf + uc->len : NULL, (unsigned)(uc->cap - uc->len));
+    size_t room = conn_buf_reserve(&uc->worker->pool, &uc->in, UC_BUF_MAX);
+    *buf = uv_buf_init(uc->in.data ? uc->in.data + uc->in.len : NULL, (unsigned)room);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -156,7 +132,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread > 0) {
-        uc->len += (size_t)nread;
+        uc->in.len += (size_t)nread;
         stats_add(uc->worker->stats, uc->cluster->st.upstream_cx_rx_bytes_total, nread);
     } else {
         stats_inc(uc->worker->stats, uc->cluster->st.upstream_cx_destroy_remote);
@@ -170,8 +146,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (owner)
         cbs->on_read(owner, uc, nread);
-    if (uc->state != UC_CLOSING && uc->len == 0 && uc->buf)
-        uc_buf_drop(uc);
+    if (uc->state != UC_CLOSING)
+        conn_buf_trim(&uc->worker->pool, &uc->in); /* idle connections hold no buffer */
 }
 
 static void on_connect_timeout(uv_timer_t *t)
@@ -289,7 +265,7 @@ void pool_release(upstream_conn_t *uc, bool reusable)
     if (uc->state == UC_CLOSING)
         return;
     pool_t *p = uc->pool;
-    if (!reusable || uc->state != UC_BUSY || uc->len != 0 || p->n_idle >= POOL_MAX_IDLE ||
+    if (!reusable || uc->state != UC_BUSY || uc->in.len != 0 || p->n_idle >= POOL_MAX_IDLE ||
         uc->tcp.write_queue_size != 0) {
         stats_inc(uc->worker->stats, uc->cluster->st.upstream_cx_destroy_local);
         uc_close(uc);
@@ -382,12 +358,12 @@ void pool_read_start(upstream_conn_t *uc)
 
 void pool_consume(upstream_conn_t *uc, size_t n)
 {
-    if (n >= uc->len) {
-        uc->len = 0;
+    if (n >= uc->in.len) {
+        uc->in.len = 0;
         return;
     }
-    memmove(uc->buf, uc->buf + n, uc->len - n);
-    uc->len -= n;
+    memmove(uc->in.data, uc->in.data + n, uc->in.len - n);
+    uc->in.len -= n;
 }
 
 static void on_sweep_closed(uv_handle_t *h)

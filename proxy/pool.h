@@ -36,8 +36,7 @@ struct upstream_conn {
     enum { UC_CONNECTING, UC_BUSY, UC_IDLE, UC_CLOSING } state;
     void *owner;
     const upstream_conn_cbs_t *cbs;
-    char *buf; /* response bytes read and not yet consumed: buf[0..len) */
-    size_t len, cap;
+    conn_buf_t in; /* response bytes read and not yet consumed */
     bool reused;   /* it served a request before this one */
     bool over_hwm; /* write queue went over the high watermark */
     uint64_t idle_since;
@@ -58,7 +57,7 @@ void pool_release(upstream_conn_t *uc, bool reusable);
 int pool_write(upstream_conn_t *uc, const uv_buf_t *bufs, unsigned n);
 void pool_read_stop(upstream_conn_t *uc);
 void pool_read_start(upstream_conn_t *uc);
-/* Drops n consumed bytes from the front of uc->buf. */
+/* Drops n consumed bytes from the front of uc->in. */
 void pool_consume(upstream_conn_t *uc, size_t n);
 /* Binds an upstream socket to the cluster's upstream_bind_config source address (relay.c). */
 int bind_source(uv_tcp_t *tcp, const snap_cluster_t *c);

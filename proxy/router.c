@@ -275,7 +275,8 @@ static void process_response(http_stream_t *s)
         r->resp.headers.v = hv;
         r->resp.headers.cap = 128;
         bool head = s->req.method_len == 4 && memcmp(s->req.method, "HEAD", 4) == 0;
-        int rc = http1_parse_response(uc->buf, uc->len, UPSTREAM_MAX_HEAD, head, false, &r->resp);
+        int rc =
+            http1_parse_response(uc->in.data, uc->in.len, UPSTREAM_MAX_HEAD, head, false, &r->resp);
         if (rc == HTTP1_INCOMPLETE)
             return;
         if (rc < 0) {
@@ -292,7 +293,7 @@ static void process_response(http_stream_t *s)
             hcm_flush_response_head(s);
             hcm_set_deadline(s->conn, 0);
             hcm_start_tunnel(s);
-            break; /* what follows in uc->buf is tunnel data */
+            break; /* what follows in uc->in.data is tunnel data */
         }
         if (r->resp.status < 200) {
             pool_consume(uc, (size_t)rc); /* 1xx: we answered 100 Continue ourselves */
@@ -315,23 +316,23 @@ static void process_response(http_stream_t *s)
         }
     }
     if (uc && s->conn->state == HCM_TUNNEL) {
-        if (uc->len) {
-            size_t n = uc->len;
-            uc->len = 0;
-            hcm_tunnel_data(s, uc->buf, n, false);
+        if (uc->in.len) {
+            size_t n = uc->in.len;
+            uc->in.len = 0;
+            hcm_tunnel_data(s, uc->in.data, n, false);
         }
         if (r->uc && hcm_downstream_congested(s->conn))
             pool_read_stop(r->uc);
         return;
     }
-    while (uc && uc->len > 0) {
+    while (uc && uc->in.len > 0) {
         const char *data;
         size_t dlen;
         bool done = false;
         http_header_t tv[32];
         http_headers_t trailers = {.v = tv, .cap = 32};
         ssize_t used =
-            http1_body_decode(&r->body, uc->buf, uc->len, &data, &dlen, &trailers, &done);
+            http1_body_decode(&r->body, uc->in.data, uc->in.len, &data, &dlen, &trailers, &done);
         if (used < 0) {
             s->flags = "UPE";
             release_upstream(s, false);
@@ -343,7 +344,7 @@ static void process_response(http_stream_t *s)
         if (r->uc == NULL)
             return;
         if (done) {
-            /* Trailers point into uc->buf: copy them out before the bytes are consumed and the
+            /* Trailers point into uc->in.data: copy them out before the bytes are consumed and the
              * connection goes back to the pool. */
             uv_buf_t last = hcm_last_chunk(s, &trailers);
             pool_consume(uc, (size_t)used);
