@@ -125,6 +125,9 @@ void hcm_start_tunnel(http_stream_t *s);
 void hcm_tunnel_data(http_stream_t *s, const char *data, size_t len, bool end);
 void hcm_set_deadline(hcm_conn_t *c, uint64_t ms);
 void hcm_apply_request_ops(http_stream_t *s, const route_header_ops_t *ops);
+void hcm_apply_header_ops(http_stream_t *s, http_headers_t *h, const route_header_ops_t *ops);
+/* Stats, metrics and access logs for a finished stream (hcm_report.c). */
+void hcm_report_stream(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms);
 /* Drain: closes idle HTTP connections, and makes busy ones close after their response. */
 void hcm_drain_all(worker_t *w);
 /* Resets every HTTP connection of the worker (at stop). */
