@@ -212,13 +212,22 @@ void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp)
     else if (http10)
         http_stream_header_add(s, h, "connection", 10, "keep-alive", 10);
 
-    size_t need = http1_write_response_head(NULL, 0, resp->status, NULL, h);
-    char *out = arena_alloc(&s->arena, need + 1);
+    /* One formatting pass into a buffer sized by an upper bound (status line + ": " and CRLF
+     * per field + the final CRLF). */
+    size_t cap = 64;
+    for (uint32_t i = 0; i < h->n; i++)
+        cap += h->v[i].name_len + h->v[i].value_len + 4;
+    char *out = arena_alloc(&s->arena, cap);
+    size_t need = out ? http1_write_response_head(out, cap, resp->status, NULL, h) : 0;
+    if (out && need > cap) { /* an unusual reason phrase: size it exactly */
+        out = arena_alloc(&s->arena, need);
+        if (out)
+            http1_write_response_head(out, need, resp->status, NULL, h);
+    }
     if (out == NULL) {
         http_stream_local_reply(s, 500, "out of memory\n", "LR");
         return;
     }
-    http1_write_response_head(out, need + 1, resp->status, NULL, h);
     s->resp_started = true;
     s->head_pending = true;
     s->pending_head = uv_buf_init(out, (unsigned)need);

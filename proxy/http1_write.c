@@ -210,11 +210,31 @@ static bool listed_in(const http_header_t *conn, const char *name, size_t name_l
 
 bool http1_is_hop_by_hop(const http_header_t *h, const http_headers_t *all)
 {
-    static const char *const fixed[] = {"connection", "keep-alive",        "proxy-connection", "te",
-                                        "trailer",    "transfer-encoding", "upgrade"};
-    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-        if (http_name_is(h, fixed[i]))
+    /* Dispatch on the length first: most names are compared with nothing at all. */
+    switch (h->name_len) {
+    case 2:
+        if (http_name_is(h, "te"))
             return true;
+        break;
+    case 7:
+        if (http_name_is(h, "trailer") || http_name_is(h, "upgrade"))
+            return true;
+        break;
+    case 10:
+        if (http_name_is(h, "connection") || http_name_is(h, "keep-alive"))
+            return true;
+        break;
+    case 16:
+        if (http_name_is(h, "proxy-connection"))
+            return true;
+        break;
+    case 17:
+        if (http_name_is(h, "transfer-encoding"))
+            return true;
+        break;
+    default:
+        break;
+    }
     for (uint32_t i = 0; all != NULL && i < all->n; i++)
         if (http_name_is(&all->v[i], "connection") && listed_in(&all->v[i], h->name, h->name_len))
             return true;

@@ -94,13 +94,17 @@ static int build_request_head(http_stream_t *s)
     } else if (s->req.body == HTTP1_BODY_CHUNKED) {
         out.v[out.n++] = (http_header_t){"transfer-encoding", "chunked", 17, 7};
     }
-    size_t need =
-        http1_write_request_head(NULL, 0, s->req.method, s->req.method_len, path, path_len, &out);
-    r->head = arena_alloc(&s->arena, need + 1);
+    /* One formatting pass: request line + ": " and CRLF per field + the final CRLF. */
+    size_t cap = s->req.method_len + path_len + 16;
+    for (uint32_t i = 0; i < out.n; i++)
+        cap += out.v[i].name_len + out.v[i].value_len + 4;
+    r->head = arena_alloc(&s->arena, cap);
     if (r->head == NULL)
         return -ENOMEM;
-    r->head_len = http1_write_request_head(r->head, need + 1, s->req.method, s->req.method_len,
-                                           path, path_len, &out);
+    r->head_len = http1_write_request_head(r->head, cap, s->req.method, s->req.method_len, path,
+                                           path_len, &out);
+    if (r->head_len > cap)
+        return -EOVERFLOW; /* cannot happen: the bound covers every byte written */
     return 0;
 }
 
