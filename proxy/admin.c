@@ -20,6 +20,7 @@ struct admin {
     uv_tcp_t tcp;
     server_t *server;
     bool open;
+    bool health_only; /* the kubelet's port: /healthz/ready and nothing else */
 };
 
 typedef struct admin_conn {
@@ -423,7 +424,16 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     server_t *s = c->admin->server;
-    admin_dispatch(s, &rq, &r);
+    if (c->admin->health_only) {
+        /* Reachable from outside the pod: answer readiness, reveal nothing else. */
+        if (strcmp(rq.path, "/healthz/ready") != 0)
+            respond_text(&r, 404, "not found\n");
+        else
+            respond_text(&r, server_ready(s) ? 200 : 503,
+                         server_ready(s) ? "LIVE\n" : "not ready\n");
+    } else {
+        admin_dispatch(s, &rq, &r);
+    }
     bool quit = r.quit_after;
     send_response(c, &r, strcmp(rq.method, "HEAD") == 0);
     if (quit) {
@@ -450,12 +460,14 @@ static void on_admin_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-int admin_start(server_t *s, const struct sockaddr *addr, char *err, size_t errlen)
+static int listen_on(server_t *s, admin_t **slot, const struct sockaddr *addr, bool health_only,
+                     char *err, size_t errlen)
 {
     admin_t *a = calloc(1, sizeof(*a));
     if (a == NULL)
         return -ENOMEM;
     a->server = s;
+    a->health_only = health_only;
     uv_tcp_init(s->loop, &a->tcp);
     a->tcp.data = a;
     a->open = true;
@@ -464,16 +476,25 @@ int admin_start(server_t *s, const struct sockaddr *addr, char *err, size_t errl
     int rc = uv_tcp_bind(&a->tcp, addr, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&a->tcp, 128, on_admin_connection);
+    const char *what = health_only ? "health" : "admin";
     if (rc < 0) {
-        snprintf(err, errlen, "admin: listen on %s: %s", text, uv_strerror(rc));
-        s->admin = a;
+        snprintf(err, errlen, "%s: listen on %s: %s", what, text, uv_strerror(rc));
         admin_stop(a);
-        s->admin = NULL;
         return rc;
     }
-    s->admin = a;
-    log_info("admin: listening on %s", text);
+    *slot = a;
+    log_info("%s: listening on %s", what, text);
     return 0;
+}
+
+int admin_start(server_t *s, const struct sockaddr *addr, char *err, size_t errlen)
+{
+    return listen_on(s, &s->admin, addr, false, err, errlen);
+}
+
+int admin_start_health(server_t *s, const struct sockaddr *addr, char *err, size_t errlen)
+{
+    return listen_on(s, &s->health, addr, true, err, errlen);
 }
 
 static void on_admin_closed(uv_handle_t *h)

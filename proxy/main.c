@@ -17,6 +17,7 @@ static void usage(FILE *out)
             "      --concurrency N      worker threads (default: number of cores)\n"
             "      --drain-time-s N     on SIGTERM, wait up to N s for connections (default 30)\n"
             "      --admin-address A    admin endpoint IP:PORT, overriding the bootstrap\n"
+            "      --health-address A   serve GET /healthz/ready on IP:PORT (e.g. 0.0.0.0:15021)\n"
             "  -l, --log-level L        trace, debug, info, warning, error, off (default info)\n"
             "  -h, --help               this text\n");
 }
@@ -35,7 +36,7 @@ static int parse_uint(const char *flag, const char *text, unsigned max, unsigned
 
 int main(int argc, char **argv)
 {
-    enum { OPT_VALIDATE = 256, OPT_MODE, OPT_CONCURRENCY, OPT_DRAIN, OPT_ADMIN };
+    enum { OPT_VALIDATE = 256, OPT_MODE, OPT_CONCURRENCY, OPT_DRAIN, OPT_ADMIN, OPT_HEALTH };
     static const struct option long_opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"config-path", required_argument, NULL, 'c'},
@@ -44,6 +45,7 @@ int main(int argc, char **argv)
         {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
         {"drain-time-s", required_argument, NULL, OPT_DRAIN},
         {"admin-address", required_argument, NULL, OPT_ADMIN},
+        {"health-address", required_argument, NULL, OPT_HEALTH},
         {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -77,6 +79,9 @@ int main(int argc, char **argv)
             break;
         case OPT_ADMIN:
             opts.admin_addr = optarg;
+            break;
+        case OPT_HEALTH:
+            opts.health_addr = optarg;
             break;
         case 'l':
             if (log_level_parse(optarg, &level) < 0) {

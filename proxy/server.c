@@ -61,6 +61,8 @@ static void server_stop(server_t *s)
         worker_stop(&s->workers[i]);
     admin_stop(s->admin);
     s->admin = NULL;
+    admin_stop(s->health);
+    s->health = NULL;
     uv_close((uv_handle_t *)&s->sigterm, on_closed_quietly);
     uv_close((uv_handle_t *)&s->sigint, on_closed_quietly);
     uv_close((uv_handle_t *)&s->tick, on_closed_quietly);
@@ -260,6 +262,16 @@ int server_run(const server_options_t *opts)
     if (has_admin && admin_start(s, (struct sockaddr *)&admin_addr, err, sizeof(err)) < 0) {
         log_error("%s", err);
         s->exit_code = 1;
+    }
+    if (opts->health_addr) {
+        struct sockaddr_storage health_addr;
+        if (parse_admin_override(opts->health_addr, &health_addr) < 0) {
+            log_error("--health-address: '%s' is not IP:PORT", opts->health_addr);
+            s->exit_code = 1;
+        } else if (admin_start_health(s, (struct sockaddr *)&health_addr, err, sizeof(err)) < 0) {
+            log_error("%s", err);
+            s->exit_code = 1;
+        }
     }
 
     int *wfds = malloc((s->snap->n_listeners ? s->snap->n_listeners : 1) * sizeof(int));

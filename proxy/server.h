@@ -13,10 +13,11 @@
 
 typedef struct server_options {
     const char *config_path;
-    unsigned concurrency;   /* 0: number of cores */
-    unsigned drain_time_s;  /* how long SIGTERM waits for open connections */
-    bool validate_only;     /* load and check the config, then exit */
-    const char *admin_addr; /* overrides the bootstrap's admin address ("127.0.0.1:15000") */
+    unsigned concurrency;    /* 0: number of cores */
+    unsigned drain_time_s;   /* how long SIGTERM waits for open connections */
+    bool validate_only;      /* load and check the config, then exit */
+    const char *admin_addr;  /* overrides the bootstrap's admin address ("127.0.0.1:15000") */
+    const char *health_addr; /* serve GET /healthz/ready here ("0.0.0.0:15021"), or NULL */
 } server_options_t;
 
 typedef enum { SERVER_STARTING, SERVER_LIVE, SERVER_DRAINING, SERVER_STOPPING } server_state_t;
@@ -42,6 +43,7 @@ typedef struct server {
     worker_t *workers;
     unsigned nworkers;
     admin_t *admin;
+    admin_t *health;
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;
     server_state_t state;
@@ -64,6 +66,8 @@ const char *server_state_name(server_state_t st);
 
 /* Admin endpoint (proxy/admin.c). */
 int admin_start(server_t *s, const struct sockaddr *addr, char *err, size_t errlen);
+/* The kubelet's readiness port: GET /healthz/ready only (proxy/admin.c). */
+int admin_start_health(server_t *s, const struct sockaddr *addr, char *err, size_t errlen);
 void admin_stop(admin_t *a);
 
 #endif

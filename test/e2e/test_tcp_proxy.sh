@@ -35,6 +35,7 @@ P_SINK=$(free_port)
 P_DEAD=$(free_port)
 P_IDLE=$(free_port)
 ADMIN=$(free_port)
+HEALTH=$(free_port)
 
 listener() { # listener NAME PORT CLUSTER [IDLE]
     cat <<EOF
@@ -97,7 +98,8 @@ line=$(grep -n connect_timeot "$work/bad.yaml" | head -1 | cut -d: -f1)
 t_contains validate_error_names_the_line "$out" "bad.yaml:$line:"
 
 # --- start ---------------------------------------------------------------------------------
-bg "$work/remora.log" "$REMORA" --config "$work/remora.yaml" --concurrency 2 --drain-time-s 10
+bg "$work/remora.log" "$REMORA" --config "$work/remora.yaml" --concurrency 2 --drain-time-s 10 \
+    --health-address 127.0.0.1:"$HEALTH"
 REMORA_PID=$LAST_PID
 if wait_ready "$ADMIN"; then
     t_ok remora_becomes_ready
@@ -199,6 +201,11 @@ t_eq admin_server_info_is_live \
     "$(curl -s "http://127.0.0.1:$ADMIN/server_info" | jq -r .state)" LIVE
 t_eq admin_unknown_path_404 \
     "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN/nope")" 404
+t_eq health_port_ready "$(curl -s -w ' %{http_code}' "http://127.0.0.1:$HEALTH/healthz/ready")" \
+    "LIVE
+ 200"
+t_eq health_port_serves_nothing_else \
+    "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HEALTH/stats")" 404
 t_eq admin_quit_needs_post \
     "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN/quitquitquit")" 405
 
@@ -212,6 +219,8 @@ kill -TERM "$REMORA_PID"
 sleep 0.5
 t_eq drain_ready_turns_503 \
     "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN/ready")" 503
+t_eq drain_health_port_turns_503 \
+    "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HEALTH/healthz/ready")" 503
 if printf 'x' | timeout 3 socat -t 1 - TCP:127.0.0.1:"$P_ECHO" 2>/dev/null | grep -q x; then
     t_fail drain_refuses_new_connections "a new connection was relayed while draining"
 else
