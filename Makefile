@@ -40,7 +40,12 @@ $(GEN_STAMP): $(PROTOS)
 	    $(PROTOS:xds/proto/%=%) $(WKT)
 	@touch $@
 
-$(GEN_C): $(GEN_STAMP)
+# The headers are outputs of the stamp rule too: objects that include them (through their .d
+# files) must wait for a regeneration and see the new times, or a parallel build after a
+# .proto change links stale objects.
+GEN_H    := $(GEN_C:.c=.h)
+$(GEN_C) $(GEN_H): $(GEN_STAMP)
+	@:
 
 # --- library and programs ------------------------------------------------------------------
 MAINS    := proxy/main.c cli/remoractl.c

@@ -436,6 +436,7 @@ static void finish_stream(hcm_conn_t *c)
     stream_done_filters(s);
     if (s->router.uc)
         router_reset(s, false);
+    router_done(s);
     arena_free(&s->arena);
     c->stream_active = false;
     c->state = HCM_WAIT_HEAD;
@@ -889,6 +890,7 @@ static void hcm_close(hcm_conn_t *c, bool reset)
     if (c->stream_active) {
         http_stream_t *s = &c->stream;
         router_reset(s, false);
+        router_done(s);
         stream_done_filters(s);
         stats_add(c->worker->stats, c->cfg->st.downstream_rq_active, -1);
         arena_free(&s->arena);

@@ -26,6 +26,7 @@ typedef struct router_req {
     bool body_written;   /* the whole request body went to the upstream */
     bool response_begun; /* response bytes arrived */
     bool response_headers_done;
+    bool rq_counted; /* counted in the cluster's rq_active (circuit breaking) */
     http1_response_t resp;
     http1_body_decoder_t body;
     uint64_t start_ms;
@@ -99,6 +100,8 @@ void router_request_body(http_stream_t *s, const char *data, size_t len, bool en
 void router_downstream_drained(http_stream_t *s);
 /* Tunnel bytes from the downstream to the upstream (after 101). */
 int router_tunnel_write(http_stream_t *s, const char *data, size_t len);
+/* The stream ended: gives back its place in the cluster's request limit. */
+void router_done(http_stream_t *s);
 /* Abandons the upstream side (downstream gone or timed out). */
 void router_reset(http_stream_t *s, bool timeout);
 

@@ -105,6 +105,7 @@ static void uc_close(upstream_conn_t *uc)
     if (uc->state == UC_IDLE)
         idle_unlink(uc);
     stats_add(uc->worker->stats, uc->cluster->st.upstream_cx_active, -1);
+    atomic_fetch_sub_explicit(&uc->cluster->shared->cx_active, 1, memory_order_relaxed);
     uc->state = UC_CLOSING;
     uv_close((uv_handle_t *)&uc->tcp, on_uc_closed);
     uv_close((uv_handle_t *)&uc->timer, on_uc_closed);
@@ -200,9 +201,18 @@ int pool_acquire(worker_t *w, const snap_cluster_t *c, int ep, const struct sock
         *ready = true;
         return 0;
     }
+    /* Circuit breaking: connections to the cluster, across all workers. */
+    if (atomic_fetch_add_explicit(&c->shared->cx_active, 1, memory_order_relaxed) >=
+        c->max_connections) {
+        atomic_fetch_sub_explicit(&c->shared->cx_active, 1, memory_order_relaxed);
+        stats_inc(w->stats, c->st.upstream_cx_overflow);
+        return UV_EBUSY;
+    }
     upstream_conn_t *uc = calloc(1, sizeof(*uc));
-    if (uc == NULL)
+    if (uc == NULL) {
+        atomic_fetch_sub_explicit(&c->shared->cx_active, 1, memory_order_relaxed);
         return UV_ENOMEM;
+    }
     uc->pool = p;
     uc->worker = w;
     uc->cluster = c;

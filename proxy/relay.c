@@ -89,8 +89,10 @@ static void relay_free(relay_t *r)
     stats_slots_t *s = w->stats;
     stats_add(s, r->listener->st.downstream_cx_active, -1);
     stats_inc(s, r->listener->st.downstream_cx_destroy);
-    if (r->up_counted)
+    if (r->up_counted) {
         stats_add(s, r->cluster->st.upstream_cx_active, -1);
+        atomic_fetch_sub_explicit(&r->cluster->shared->cx_active, 1, memory_order_relaxed);
+    }
     cluster_lb_release(r->cluster, w->index, r->endpoint_index);
     atomic_fetch_sub_explicit(&w->active_conns, 1, memory_order_relaxed);
     bufpool_put(&w->pool, r->initial);
@@ -399,6 +401,15 @@ int relay_start(accepted_conn_t *conn, const snap_cluster_t *cluster,
                      &r->endpoint_index) < 0) {
         stats_inc(w->stats, cluster->st.upstream_cx_none_healthy);
         log_debug("relay: cluster '%s' has no endpoint", cluster->name);
+        relay_close(r, true, false);
+        return 0;
+    }
+    /* Circuit breaking: Envoy's tcp_proxy closes the connection once the cluster's
+     * max_connections are open. */
+    if (atomic_fetch_add_explicit(&cluster->shared->cx_active, 1, memory_order_relaxed) >=
+        cluster->max_connections) {
+        atomic_fetch_sub_explicit(&cluster->shared->cx_active, 1, memory_order_relaxed);
+        stats_inc(w->stats, cluster->st.upstream_cx_overflow);
         relay_close(r, true, false);
         return 0;
     }

@@ -14,6 +14,8 @@
 
 static const char *const reason_connect_failure =
     "upstream connect error or disconnect/reset before headers. reset reason: connection failure";
+static const char *const reason_overflow =
+    "upstream connect error or disconnect/reset before headers. reset reason: overflow";
 static const char *const reason_termination = "upstream connect error or disconnect/reset before "
                                               "headers. reset reason: connection termination";
 
@@ -157,6 +159,12 @@ int router_attempt(http_stream_t *s)
     stats_inc(w->stats, r->cluster->st.upstream_rq_total);
     int rc = pool_acquire(w, r->cluster, r->endpoint, (const struct sockaddr *)&addr, s,
                           &router_cbs, &r->uc, &ready);
+    if (rc == UV_EBUSY) {
+        r->uc = NULL;
+        cluster_lb_release(r->cluster, w->index, r->endpoint);
+        hcm_upstream_failed(s, 503, "UO", reason_overflow); /* max_connections */
+        return FILTER_STOP;
+    }
     if (rc < 0) {
         r->uc = NULL;
         cluster_lb_release(r->cluster, w->index, r->endpoint);
@@ -187,6 +195,16 @@ int router_start(http_stream_t *s)
         return FILTER_STOP;
     }
     r->cluster = r->target->cluster;
+    /* Circuit breaking: requests in flight to the cluster, across all workers. */
+    cluster_shared_t *sh = r->cluster->shared;
+    if (atomic_fetch_add_explicit(&sh->rq_active, 1, memory_order_relaxed) >=
+        r->cluster->max_requests) {
+        atomic_fetch_sub_explicit(&sh->rq_active, 1, memory_order_relaxed);
+        stats_inc(c->worker->stats, r->cluster->st.upstream_rq_pending_overflow);
+        hcm_upstream_failed(s, 503, "UO", reason_overflow);
+        return FILTER_STOP;
+    }
+    r->rq_counted = true;
     if (!s->req.connect && build_request_head(s) < 0) {
         hcm_upstream_failed(s, 500, "LR", "out of memory");
         return FILTER_STOP;
@@ -423,6 +441,15 @@ void router_downstream_drained(http_stream_t *s)
     if (r->uc) {
         pool_read_start(r->uc);
         process_response(s);
+    }
+}
+
+void router_done(http_stream_t *s)
+{
+    router_req_t *r = &s->router;
+    if (r->rq_counted) {
+        r->rq_counted = false;
+        atomic_fetch_sub_explicit(&r->cluster->shared->rq_active, 1, memory_order_relaxed);
     }
 }
 

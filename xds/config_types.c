@@ -8,6 +8,7 @@
 
 #include "envoy/config/accesslog/v3/accesslog.pb-c.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
+#include "envoy/config/cluster/v3/circuit_breaker.pb-c.h"
 #include "envoy/config/cluster/v3/cluster.pb-c.h"
 #include "envoy/config/common/mutation_rules/v3/mutation_rules.pb-c.h"
 #include "envoy/config/core/v3/address.pb-c.h"
@@ -51,6 +52,8 @@ static const ProtobufCMessageDescriptor *const config_types[] = {
     &envoy__config__bootstrap__v3__bootstrap__dynamic_resources__descriptor,
     &envoy__config__bootstrap__v3__admin__descriptor,
     &envoy__config__cluster__v3__cluster__descriptor,
+    &envoy__config__cluster__v3__circuit_breakers__descriptor,
+    &envoy__config__cluster__v3__circuit_breakers__thresholds__descriptor,
     &envoy__config__cluster__v3__cluster__custom_cluster_type__descriptor,
     &envoy__config__cluster__v3__cluster__eds_cluster_config__descriptor,
     &envoy__config__cluster__v3__cluster__original_dst_lb_config__descriptor,

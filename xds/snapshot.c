@@ -165,6 +165,8 @@ static int define_cluster_stats(stats_store_t *st, snap_cluster_t *c)
         {&c->st.upstream_rq_timeout, STAT_COUNTER, "upstream_rq_timeout"},
         {&c->st.upstream_rq_rx_reset, STAT_COUNTER, "upstream_rq_rx_reset"},
         {&c->st.upstream_rq_retry, STAT_COUNTER, "upstream_rq_retry"},
+        {&c->st.upstream_rq_pending_overflow, STAT_COUNTER, "upstream_rq_pending_overflow"},
+        {&c->st.upstream_cx_overflow, STAT_COUNTER, "upstream_cx_overflow"},
     };
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
         int64_t id = stats_define(st, defs[i].kind, "cluster", "envoy_cluster_name", c->stat_name,
@@ -265,6 +267,26 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, stats_store_
         c->has_bind = true;
     }
     c->connect_timeout_ms = duration_ms(m->connect_timeout, DEFAULT_CONNECT_TIMEOUT_MS);
+    c->max_requests = c->max_connections = 1024;
+    if (m->circuit_breakers) {
+        const Envoy__Config__Cluster__V3__CircuitBreakers *cb = m->circuit_breakers;
+        if (cb->n_per_host_thresholds)
+            return fail(err, errlen, "%s: circuit_breakers.per_host_thresholds is not supported",
+                        what);
+        for (size_t i = 0; i < cb->n_thresholds; i++) {
+            const Envoy__Config__Cluster__V3__CircuitBreakers__Thresholds *t = cb->thresholds[i];
+            /* Routes have no priorities yet: every request is DEFAULT priority. */
+            if (t->priority != ENVOY__CONFIG__CORE__V3__ROUTING_PRIORITY__DEFAULT)
+                continue;
+            if (t->max_requests)
+                c->max_requests = t->max_requests->value;
+            if (t->max_connections)
+                c->max_connections = t->max_connections->value;
+        }
+    }
+    c->shared = calloc(1, sizeof(*c->shared));
+    if (c->shared == NULL)
+        return -ENOMEM;
     c->buffer_limit =
         m->per_connection_buffer_limit_bytes ? m->per_connection_buffer_limit_bytes->value : 0;
 
@@ -610,6 +632,7 @@ static void snapshot_free(snapshot_t *s)
     for (size_t i = 0; i < s->n_clusters; i++) {
         snap_cluster_t *c = &s->clusters[i];
         cluster_lb_free(c);
+        free(c->shared);
         free(c->endpoints);
         free(c->name);
         free(c->stat_name);

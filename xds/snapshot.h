@@ -49,7 +49,16 @@ typedef struct cluster_stat_ids {
     stat_id_t upstream_rq_rx_reset;
     stat_id_t upstream_rq_retry;
     stat_id_t upstream_rq_time; /* histogram */
+    stat_id_t upstream_rq_pending_overflow;
+    stat_id_t upstream_cx_overflow;
 } cluster_stat_ids_t;
+
+/* Counts shared by every worker, for circuit breaking (Envoy's are process-wide too). The one
+ * part of a cluster that changes after publication, through atomics only. */
+typedef struct cluster_shared {
+    _Atomic int64_t rq_active;
+    _Atomic int64_t cx_active;
+} cluster_shared_t;
 
 typedef struct snap_cluster {
     char *name;
@@ -63,7 +72,10 @@ typedef struct snap_cluster {
     snap_endpoint_t *endpoints;
     size_t n_endpoints;
     cluster_stat_ids_t st;
-    struct lb_state *lb; /* per-worker balancer state, see proxy/cluster.h */
+    struct lb_state *lb;      /* per-worker balancer state, see proxy/cluster.h */
+    uint32_t max_requests;    /* circuit_breakers, DEFAULT priority: Envoy's default 1024 */
+    uint32_t max_connections; /* likewise */
+    cluster_shared_t *shared;
 } snap_cluster_t;
 
 typedef struct snap_filter {

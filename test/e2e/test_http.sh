@@ -150,6 +150,8 @@ ${2:-}
                 request_headers_to_add: [{header: {key: x-added, value: "yes"}}]
               - match: {prefix: /slow}
                 route: {cluster: slow, timeout: 0.5s}
+              - match: {prefix: /limited}
+                route: {cluster: limited, timeout: 1s}
               - match: {prefix: /none}
                 route: {cluster: empty}
               - match: {prefix: /dead}
@@ -263,6 +265,8 @@ EOF
     cluster drop "$DROP"
     cluster echo "$ECHO"
     cluster rec "$REC"
+    cluster limited "$SLOW"
+    printf '    circuit_breakers: {thresholds: [{max_requests: 1}]}\n'
     cluster ws "$WS"
     cluster empty
 } >"$work/remora.yaml"
@@ -312,6 +316,16 @@ t_eq route_timeout_504 "$code" 504
 t_eq timeout_counted "$(stat "$ADMIN" cluster.slow.upstream_rq_timeout)" 1
 t_eq no_healthy_counted "$(stat "$ADMIN" cluster.empty.upstream_cx_none_healthy)" 1
 t_eq no_route_counted "$(stat "$ADMIN" http.ingress.no_route)" 2
+
+# --- circuit breaking: over max_requests is answered 503 UO at once ---------------------------
+(curl -s -o /dev/null -H 'Host: svc-a' "$U/limited/first" &)
+sleep 0.3
+body=$(curl -s -w ' %{http_code}' -H 'Host: svc-a' "$U/limited/second")
+t_contains overflow_503_uo "$body" "reset reason: overflow 503"
+t_eq overflow_counted "$(stat "$ADMIN" cluster.limited.upstream_rq_pending_overflow)" 1
+sleep 1 # the first request times out; its place is given back
+t_eq overflow_place_given_back \
+    "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: svc-a' "$U/limited/third")" 504
 
 # --- weighted split ---------------------------------------------------------------------------
 urls=()
@@ -488,6 +502,7 @@ t_contains access_log_no_route_flag "$log" '"GET /other HTTP/1.1" 404 NR '
 t_contains access_log_no_healthy_upstream_flag "$log" '"GET /none HTTP/1.1" 503 UH '
 t_contains access_log_connect_failure_flag "$log" '"GET /dead HTTP/1.1" 503 UF '
 t_contains access_log_timeout_flag "$log" '"GET /slow HTTP/1.1" 504 UT '
+t_contains access_log_overflow_flag "$log" '"GET /limited/second HTTP/1.1" 503 UO '
 t_contains access_log_success_line "$log" "\"GET /api/things HTTP/1.1\" 200 - 0 "
 t_contains access_log_upstream_host "$log" "\"127.0.0.1:$A\""
 j=$(head -1 "$work/sniffed.json" | jq -c '{code, path, flags}')

@@ -34,6 +34,7 @@ P_COUNT=$(free_port)
 P_SINK=$(free_port)
 P_DEAD=$(free_port)
 P_IDLE=$(free_port)
+P_ONE=$(free_port)
 ADMIN=$(free_port)
 HEALTH=$(free_port)
 
@@ -76,11 +77,14 @@ EOF
     listener sink "$P_SINK" sink
     listener dead "$P_DEAD" dead
     listener idle "$P_IDLE" echo 1s
+    listener one "$P_ONE" one
     echo "  clusters:"
     cluster echo "$ECHO"
     cluster count "$COUNT"
     cluster sink "$SINK"
     cluster dead "$DEAD"
+    cluster one "$ECHO"
+    echo "    circuit_breakers: {thresholds: [{max_connections: 1}]}"
 } >"$work/remora.yaml"
 
 # --- config validation ---------------------------------------------------------------------
@@ -169,6 +173,18 @@ fi
 wait "$sender"
 t_eq slow_reader_eventually_gets_everything \
     "$(stat "$ADMIN" cluster.sink.upstream_cx_tx_bytes_total)" $((256 << 20))
+
+# --- circuit breaking: a connection over max_connections is closed at once ---------------------
+coproc ONE { socat -t 10 - TCP:127.0.0.1:"$P_ONE"; }
+one_pid=$ONE_PID
+echo first >&"${ONE[1]}"
+read -r -t 5 reply <&"${ONE[0]}"
+t_eq max_connections_first_connection_works "$reply" first
+got=$(printf 'second\n' | timeout 5 socat -t 2 - TCP:127.0.0.1:"$P_ONE" 2>/dev/null)
+t_eq max_connections_second_connection_closed "$got" ""
+t_eq max_connections_overflow_counted "$(stat "$ADMIN" cluster.one.upstream_cx_overflow)" 1
+exec {ONE[1]}>&-
+wait "$one_pid" 2>/dev/null
 
 # --- admin endpoint --------------------------------------------------------------------------
 code=$(curl -s -o "$work/stats.txt" -w '%{http_code}' "http://127.0.0.1:$ADMIN/stats")

@@ -275,6 +275,33 @@ static void test_snapshot_tcp_proxy_to_missing_cluster_is_allowed(void **state)
     release(&f);
 }
 
+static void test_snapshot_reads_default_priority_circuit_breakers(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    char *yaml = join("", "  clusters:\n  - name: cb\n    circuit_breakers:\n      thresholds:\n"
+                          "      - {max_requests: 7, max_connections: 3}\n"
+                          "      - {priority: HIGH, max_requests: 99}\n"
+                          "  - name: plain\n");
+    assert_int_equal(build(&f, yaml), 0);
+    const snap_cluster_t *cb = snapshot_find_cluster(f.snap, "cb");
+    assert_int_equal(cb->max_requests, 7);
+    assert_int_equal(cb->max_connections, 3);
+    const snap_cluster_t *plain = snapshot_find_cluster(f.snap, "plain");
+    assert_int_equal(plain->max_requests, 1024); /* Envoy's default */
+    free(yaml);
+    release(&f);
+}
+
+static void test_snapshot_rejects_per_host_circuit_breakers(void **state)
+{
+    (void)state;
+    expect_error("",
+                 "  clusters:\n  - name: ph\n    circuit_breakers:\n"
+                 "      per_host_thresholds: [{max_connections: 1}]\n",
+                 "cluster 'ph': circuit_breakers.per_host_thresholds is not supported");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +316,8 @@ int main(void)
         cmocka_unit_test(test_snapshot_rejects_hostname_endpoint),
         cmocka_unit_test(test_snapshot_rejects_listener_without_chains),
         cmocka_unit_test(test_snapshot_tcp_proxy_to_missing_cluster_is_allowed),
+        cmocka_unit_test(test_snapshot_reads_default_priority_circuit_breakers),
+        cmocka_unit_test(test_snapshot_rejects_per_host_circuit_breakers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
