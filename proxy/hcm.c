@@ -13,15 +13,10 @@
 #include "proxy/access_log.h"
 #include "proxy/hcm_conn.h"
 #include "proxy/log.h"
+#include "proxy/stream_write.h"
 
 #define HCM_BODY_HEADROOM (64 * 1024)
 #define HCM_HIGH_WATER    (1024 * 1024)
-
-typedef struct hcm_write {
-    uv_write_t req;
-    hcm_conn_t *conn;
-    char data[];
-} hcm_write_t;
 
 static void hcm_process(hcm_conn_t *c);
 static void hcm_close(hcm_conn_t *c, bool reset);
@@ -43,8 +38,8 @@ bool hcm_downstream_congested(const hcm_conn_t *c)
 
 static void on_down_write(uv_write_t *req, int status)
 {
-    hcm_write_t *wr = (hcm_write_t *)req;
-    hcm_conn_t *c = wr->conn;
+    copy_write_t *wr = (copy_write_t *)req;
+    hcm_conn_t *c = wr->owner;
     free(wr);
     if (status < 0 || c->state == HCM_CLOSING)
         return;
@@ -58,41 +53,10 @@ static void on_down_write(uv_write_t *req, int status)
 /* Sends bufs (borrowed; copied only if the kernel does not take them at once). */
 static int down_write(hcm_conn_t *c, const uv_buf_t *bufs, unsigned n)
 {
-    size_t total = 0, sent = 0;
-    for (unsigned i = 0; i < n; i++)
-        total += bufs[i].len;
-    if (c->tcp->write_queue_size == 0) {
-        int rc = uv_try_write((uv_stream_t *)c->tcp, bufs, n);
-        if (rc >= 0)
-            sent = (size_t)rc;
-        else if (rc != UV_EAGAIN)
-            return rc;
-    }
-    if (sent == total)
-        return 0;
-    hcm_write_t *wr = malloc(sizeof(*wr) + (total - sent));
-    if (wr == NULL)
-        return UV_ENOMEM;
-    wr->conn = c;
-    size_t off = 0, skip = sent;
-    for (unsigned i = 0; i < n; i++) {
-        if (skip >= bufs[i].len) {
-            skip -= bufs[i].len;
-            continue;
-        }
-        memcpy(wr->data + off, bufs[i].base + skip, bufs[i].len - skip);
-        off += bufs[i].len - skip;
-        skip = 0;
-    }
-    uv_buf_t b = uv_buf_init(wr->data, (unsigned)off);
-    int rc = uv_write(&wr->req, (uv_stream_t *)c->tcp, &b, 1, on_down_write);
-    if (rc < 0) {
-        free(wr);
-        return rc;
-    }
-    if (c->tcp->write_queue_size > HCM_HIGH_WATER)
+    int rc = stream_write_copy((uv_stream_t *)c->tcp, bufs, n, c, on_down_write);
+    if (rc == 0 && c->tcp->write_queue_size > HCM_HIGH_WATER)
         c->over_hwm = true;
-    return 0;
+    return rc;
 }
 
 /* ---- local replies and response path ---------------------------------------------------- */

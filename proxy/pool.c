@@ -8,6 +8,7 @@
 
 #include "proxy/cluster.h"
 #include "proxy/log.h"
+#include "proxy/stream_write.h"
 
 #define POOL_MAX_IDLE        128
 #define POOL_IDLE_TIMEOUT_MS 60000
@@ -29,12 +30,6 @@ typedef struct pool_set {
     uv_timer_t sweep;
     bool sweeping;
 } pool_set_t;
-
-typedef struct write_req {
-    uv_write_t req;
-    upstream_conn_t *uc;
-    char data[];
-} write_req_t;
 
 static void uc_close(upstream_conn_t *uc);
 
@@ -300,8 +295,8 @@ void pool_release(upstream_conn_t *uc, bool reusable)
 
 static void on_write(uv_write_t *req, int status)
 {
-    write_req_t *wr = (write_req_t *)req;
-    upstream_conn_t *uc = wr->uc;
+    copy_write_t *wr = (copy_write_t *)req;
+    upstream_conn_t *uc = wr->owner;
     free(wr);
     if (status < 0 || uc->state == UC_CLOSING)
         return; /* the read side reports the failure */
@@ -318,40 +313,10 @@ int pool_write(upstream_conn_t *uc, const uv_buf_t *bufs, unsigned n)
     for (unsigned i = 0; i < n; i++)
         total += bufs[i].len;
     stats_add(uc->worker->stats, uc->cluster->st.upstream_cx_tx_bytes_total, (int64_t)total);
-    size_t sent = 0;
-    if (uc->tcp.write_queue_size == 0) {
-        int rc = uv_try_write((uv_stream_t *)&uc->tcp, bufs, n);
-        if (rc >= 0)
-            sent = (size_t)rc;
-        else if (rc != UV_EAGAIN)
-            return rc;
-    }
-    if (sent == total)
-        return 0;
-    write_req_t *wr = malloc(sizeof(*wr) + (total - sent));
-    if (wr == NULL)
-        return UV_ENOMEM;
-    wr->uc = uc;
-    size_t off = 0, skip = sent;
-    for (unsigned i = 0; i < n; i++) {
-        size_t len = bufs[i].len;
-        if (skip >= len) {
-            skip -= len;
-            continue;
-        }
-        memcpy(wr->data + off, bufs[i].base + skip, len - skip);
-        off += len - skip;
-        skip = 0;
-    }
-    uv_buf_t b = uv_buf_init(wr->data, (unsigned)off);
-    int rc = uv_write(&wr->req, (uv_stream_t *)&uc->tcp, &b, 1, on_write);
-    if (rc < 0) {
-        free(wr);
-        return rc;
-    }
-    if (uc->tcp.write_queue_size > UC_HIGH_WATER)
+    int rc = stream_write_copy((uv_stream_t *)&uc->tcp, bufs, n, uc, on_write);
+    if (rc == 0 && uc->tcp.write_queue_size > UC_HIGH_WATER)
         uc->over_hwm = true;
-    return 0;
+    return rc;
 }
 
 void pool_read_stop(upstream_conn_t *uc)
