@@ -12,6 +12,8 @@ fi
 source "$root/test/lib/simcluster.sh"
 # shellcheck source=test/lib/meshconfig.sh
 source "$root/test/lib/meshconfig.sh"
+# shellcheck source=test/lib/apps.sh
+source "$root/test/lib/apps.sh"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -24,29 +26,8 @@ mesh_config "$SIM_DIR/sidecar.yaml" "backend 198.19.0.10 80 198.18.0.3:8080,198.
     "web 198.19.0.20 80 198.18.0.3:8081,198.18.0.4:8081"
 echo "service backend.default.svc.cluster.local = VIP 198.19.0.10:80 -> pods :8080 (plain TCP)"
 echo "service web.default.svc.cluster.local     = VIP 198.19.0.20:80 -> pods :8081 (HTTP, nginx)"
-chmod 755 "$SIM_DIR"
 for b in backend-1 backend-2; do
-    d=$SIM_DIR/$b-nginx
-    mkdir -p "$d/logs" && chmod 755 "$d"
-    cat >"$d/nginx.conf" <<EOF
-worker_processes 1;
-error_log $d/logs/error.log;
-pid $d/nginx.pid;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $d/body;
-  proxy_temp_path $d/proxy;
-  fastcgi_temp_path $d/fastcgi;
-  uwsgi_temp_path $d/uwsgi;
-  scgi_temp_path $d/scgi;
-  server {
-    listen 8081;
-    location / { return 200 "$b nginx: \$request_uri (x-forwarded-for \$http_x_forwarded_for, x-request-id \$http_x_request_id)\n"; }
-  }
-}
-EOF
-    sim_bg "$b" "$d/out.log" nginx -p "$d" -c "$d/nginx.conf" -g 'daemon off;' >/dev/null
+    sim_nginx "$b" 8081 "    location / { return 200 \"$b nginx: \$request_uri (x-forwarded-for \$http_x_forwarded_for, x-request-id \$http_x_request_id)\\n\"; }"
 done
 
 for b in backend-1 backend-2; do

@@ -15,6 +15,8 @@ t_require_cmd nginx socat curl setpriv
 source "$root/test/lib/simcluster.sh"
 # shellcheck source=test/lib/meshconfig.sh
 source "$root/test/lib/meshconfig.sh"
+# shellcheck source=test/lib/apps.sh
+source "$root/test/lib/apps.sh"
 
 sim_init || exit 1
 sim_pod client 198.18.0.2
@@ -26,29 +28,8 @@ mesh_config "$SIM_DIR/sidecar.yaml" \
     "web 198.19.0.20 80 198.18.0.3:8080,198.18.0.4:8080" \
     "db 198.19.0.30 5432 198.18.0.5:5432"
 
-chmod 755 "$SIM_DIR"
 for pod in web1 web2; do
-    d=$SIM_DIR/$pod-nginx
-    mkdir -p "$d/logs" && chmod 755 "$d"
-    cat >"$d/nginx.conf" <<EOF
-worker_processes 1;
-error_log $d/logs/error.log;
-pid $d/nginx.pid;
-events { worker_connections 256; }
-http {
-  access_log $d/logs/access.log;
-  client_body_temp_path $d/body;
-  proxy_temp_path $d/proxy;
-  fastcgi_temp_path $d/fastcgi;
-  uwsgi_temp_path $d/uwsgi;
-  scgi_temp_path $d/scgi;
-  server {
-    listen 8080;
-    location / { return 200 "$pod \$request_uri xff=\$http_x_forwarded_for rid=\$http_x_request_id\n"; }
-  }
-}
-EOF
-    sim_bg "$pod" "$d/out.log" nginx -p "$d" -c "$d/nginx.conf" -g 'daemon off;' >/dev/null
+    sim_nginx "$pod" 8080 "    location / { return 200 \"$pod \$request_uri xff=\$http_x_forwarded_for rid=\$http_x_request_id\\n\"; }"
 done
 # A server-first protocol (like PostgreSQL or SMTP): the server speaks first.
 sim_bg db "$SIM_DIR/db.log" socat TCP-LISTEN:5432,fork,reuseaddr,backlog=64 \

@@ -15,6 +15,8 @@ t_require_cmd nginx socat curl setpriv sha256sum gzip
 source "$root/test/lib/simcluster.sh"
 # shellcheck source=test/lib/meshconfig.sh
 source "$root/test/lib/meshconfig.sh"
+# shellcheck source=test/lib/apps.sh
+source "$root/test/lib/apps.sh"
 
 sim_init || exit 1
 sim_pod client 198.18.0.2
@@ -29,31 +31,9 @@ printf '198.19.0.20 web web.default web.default.svc.cluster.local\n198.19.0.21 a
 
 # --- apps: nginx in every server pod; the api pod also stores uploads and gzips -------------
 for pod in web1 web2 api; do
-    d=$SIM_DIR/$pod-nginx
-    mkdir -p "$d/logs" "$d/www/upload" "$d/body" && chmod 755 "$d" "$d/www" && chmod 777 "$d/www/upload" "$d/body"
-    cat >"$d/nginx.conf" <<EOF
-worker_processes 1;
-error_log $d/logs/error.log;
-pid $d/nginx.pid;
-events { worker_connections 256; }
-http {
-  access_log $d/logs/access.log;
-  client_body_temp_path $d/body;
-  proxy_temp_path $d/proxy;
-  fastcgi_temp_path $d/fastcgi;
-  uwsgi_temp_path $d/uwsgi;
-  scgi_temp_path $d/scgi;
-  client_max_body_size 100m;
-  server {
-    listen 8080;
-    root $d/www;
-    location /upload/ { dav_methods PUT; }
-    location /gz/ { alias $d/www/; gzip on; gzip_types text/plain; gzip_min_length 0; }
-    location / { return 200 "$pod \$request_uri\n"; }
-  }
-}
-EOF
-    sim_bg "$pod" "$d/out.log" nginx -p "$d" -c "$d/nginx.conf" -g 'daemon off;' >/dev/null
+    sim_nginx "$pod" 8080 "    location /upload/ { dav_methods PUT; }
+    location /gz/ { alias $SIM_DIR/$pod-nginx/www/; gzip on; gzip_types text/plain; gzip_min_length 0; }
+    location / { return 200 \"$pod \$request_uri\\n\"; }"
 done
 head -c $((4 << 20)) /dev/urandom | base64 -w 76 >"$SIM_DIR/api-nginx/www/big.txt"
 # A slow app on the api pod: accepts and never answers.
