@@ -126,19 +126,7 @@ $(temp_paths "$work/app")
     }
 }
 EOF
-b_bg "$work/app/stdout.log" taskset -c "$LOAD_CPU" nginx -p "$work/app" -e "$work/app/logs/error.log" \
-    -c "$work/app/nginx.conf" -g "daemon off; pid $work/app/nginx.pid;"
-APP_MASTER=$B_PID
-b_wait_port "$APP" || {
-    b_log "the nginx app did not start: $(cat "$work/app/logs/error.log" "$work/app/stdout.log")"
-    exit 1
-}
-body=$(curl -s "http://127.0.0.1:$APP/")
-[[ ${#body} -eq 1024 ]] || {
-    b_log "the nginx app does not serve the 1 KiB body (got ${#body} bytes)"
-    exit 1
-}
-mapfile -t APP_PIDS < <(echo "$APP_MASTER"; pgrep -P "$APP_MASTER")
+b_start_app "$work/app" "$APP"
 
 # --- proxies: each start_* sets T_PIDS (processes to measure, master first) and T_PORT -------
 start_direct() {

@@ -137,3 +137,24 @@ b_self_ticks() { # this shell's CPU ticks plus those of every child it has waite
     read -r -a f <<<"$s"
     echo $((f[11] + f[12] + f[13] + f[14]))
 }
+
+# b_start_app DIR PORT — starts the nginx app whose config is DIR/nginx.conf on LOAD_CPU, checks
+# that it serves the 1 KiB body on PORT, and sets APP_MASTER and APP_PIDS (master, workers).
+# Exits the bench when it cannot.
+b_start_app() {
+    local dir=$1 port=$2 body
+    b_bg "$dir/stdout.log" taskset -c "$LOAD_CPU" nginx -p "$dir" -e "$dir/logs/error.log" \
+        -c "$dir/nginx.conf" -g "daemon off; pid $dir/nginx.pid;"
+    APP_MASTER=$B_PID
+    b_wait_port "$port" || {
+        b_log "the nginx app did not start: $(cat "$dir/logs/error.log" "$dir/stdout.log")"
+        exit 1
+    }
+    body=$(curl -s "http://127.0.0.1:$port/")
+    [[ ${#body} -eq 1024 ]] || {
+        b_log "the nginx app does not serve the 1 KiB body (got ${#body} bytes)"
+        exit 1
+    }
+    # shellcheck disable=SC2034 # read by the bench scripts
+    mapfile -t APP_PIDS < <(echo "$APP_MASTER"; pgrep -P "$APP_MASTER")
+}
