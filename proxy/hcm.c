@@ -510,7 +510,7 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
     }
     c->stream_active = true;
     c->state = HCM_IN_STREAM;
-    arena_init(&s->arena);
+    arena_init(&s->arena, &c->worker->arenas);
     stats_inc(c->worker->stats, cfg->st.downstream_rq_total);
     stats_inc(c->worker->stats, cfg->st.downstream_rq_active);
 
@@ -794,6 +794,16 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 static void on_timer(uv_timer_t *t)
 {
     hcm_conn_t *c = t->data;
+    c->timer_due_ms = 0;
+    if (c->deadline_ms == 0)
+        return;
+    uint64_t now = hcm_now(c);
+    if (now < c->deadline_ms) { /* the deadline moved later since the timer was armed */
+        c->timer_due_ms = c->deadline_ms;
+        uv_timer_start(&c->timer, on_timer, c->deadline_ms - now, 0);
+        return;
+    }
+    c->deadline_ms = 0;
     if (c->state == HCM_TUNNEL) {
         uint64_t idle = hcm_now(c) - c->last_activity;
         if (idle < c->cfg->idle_timeout_ms) {
@@ -815,12 +825,21 @@ static void on_timer(uv_timer_t *t)
     hcm_close(c, false); /* idle */
 }
 
+/* Every request moves the deadline (route timeout, then idle timeout), so the timer is armed
+ * lazily: a later deadline is only recorded, and a timer that fires early re-arms itself for
+ * it. Per request that is a store, not two timer-heap operations. */
 void hcm_set_deadline(hcm_conn_t *c, uint64_t ms)
 {
-    if (ms)
+    if (ms == 0) {
+        c->deadline_ms = 0;
+        return;
+    }
+    uint64_t due = hcm_now(c) + ms;
+    c->deadline_ms = due;
+    if (c->timer_due_ms == 0 || due < c->timer_due_ms) {
+        c->timer_due_ms = due;
         uv_timer_start(&c->timer, on_timer, ms, 0);
-    else
-        uv_timer_stop(&c->timer);
+    }
 }
 
 static void on_closed(uv_handle_t *h)

@@ -83,8 +83,9 @@ struct hcm_conn {
     bool close_after; /* close once the current response is written */
     bool read_eof;    /* the client half-closed: answer what is buffered, then close */
     bool over_hwm;
-    uv_timer_t timer; /* request/route timeout and idle timeout */
-    uint64_t deadline_ms;
+    uv_timer_t timer;      /* request/route timeout and idle timeout, armed lazily */
+    uint64_t deadline_ms;  /* loop time the current deadline falls due; 0: none */
+    uint64_t timer_due_ms; /* loop time the timer is armed for; 0: not armed */
     uint64_t last_activity;
     char peer[64]; /* downstream IP, for x-forwarded-for */
     struct sockaddr_storage orig_dst;

@@ -124,6 +124,7 @@ int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *s
     w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)uv_hrtime() << 1) ^ index;
     w->snap = snap;
     bufpool_init(&w->pool, 256);
+    arena_cache_init(&w->arenas, 256);
     int rc = uv_loop_init(&w->loop);
     if (rc < 0)
         return rc;
@@ -183,6 +184,7 @@ void worker_join(worker_t *w)
     snapshot_unref(w->snap);
     uv_mutex_destroy(&w->pending_lock);
     bufpool_destroy(&w->pool);
+    arena_cache_free(&w->arenas);
     stats_cache_free(&w->stat_cache);
     free(w->listeners);
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "proxy/arena.h"
 #include "proxy/bufpool.h"
 #include "proxy/stats.h"
 #include "xds/snapshot.h"
@@ -42,6 +43,7 @@ typedef struct worker {
     void *pools;                /* upstream connection pools (proxy/pool.c) */
     uint64_t rng;               /* per-worker generator: request ids, weighted picks */
     bufpool_t pool;
+    arena_cache_t arenas; /* free stream-arena chunks */
     _Atomic int64_t active_conns;
     _Atomic bool listening;
     _Atomic int cmd;
