@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli/flags.h"
+
 #define DEFAULT_OUTBOUND_PORT 15001
 #define DEFAULT_INBOUND_PORT  15006
 #define DEFAULT_PROXY_ID      1337
@@ -195,44 +197,26 @@ enum flag_id {
     F_HELP,
 };
 
-static const struct flag_def {
-    const char *name;
-    enum flag_id id;
-    bool takes_value;
-} FLAGS[] = {
-    {"--inbound-ports", F_INBOUND_PORTS, true},
-    {"--exclude-inbound-ports", F_EXCLUDE_INBOUND_PORTS, true},
-    {"--exclude-outbound-ports", F_EXCLUDE_OUTBOUND_PORTS, true},
-    {"--exclude-outbound-cidrs", F_EXCLUDE_OUTBOUND_CIDRS, true},
-    {"--outbound-port", F_OUTBOUND_PORT, true},
-    {"--inbound-port", F_INBOUND_PORT, true},
-    {"--proxy-uid", F_PROXY_UID, true},
-    {"--proxy-gid", F_PROXY_GID, true},
-    {"--dry-run", F_DRY_RUN, false},
-    {"--help", F_HELP, false},
-    {"-h", F_HELP, false},
+static const cli_flag_t FLAGS[] = {
+    {"--inbound-ports", F_INBOUND_PORTS, true, 0},
+    {"--exclude-inbound-ports", F_EXCLUDE_INBOUND_PORTS, true, 0},
+    {"--exclude-outbound-ports", F_EXCLUDE_OUTBOUND_PORTS, true, 0},
+    {"--exclude-outbound-cidrs", F_EXCLUDE_OUTBOUND_CIDRS, true, 0},
+    {"--outbound-port", F_OUTBOUND_PORT, true, 0},
+    {"--inbound-port", F_INBOUND_PORT, true, 0},
+    {"--proxy-uid", F_PROXY_UID, true, 0},
+    {"--proxy-gid", F_PROXY_GID, true, 0},
+    {"--dry-run", F_DRY_RUN, false, 0},
+    {"--help", F_HELP, false, 0},
+    {"-h", F_HELP, false, 0},
 };
 
-/* Finds the flag arg names, accepting both "--flag value" and "--flag=value". */
-static const struct flag_def *find_flag(const char *arg, const char **inline_value)
+static const cli_flag_t *find_flag(const char *arg, const char **inline_value)
 {
-    for (size_t i = 0; i < sizeof(FLAGS) / sizeof(FLAGS[0]); i++) {
-        size_t len = strlen(FLAGS[i].name);
-        if (strncmp(arg, FLAGS[i].name, len) != 0)
-            continue;
-        if (arg[len] == '\0') {
-            *inline_value = NULL;
-            return &FLAGS[i];
-        }
-        if (arg[len] == '=') {
-            *inline_value = arg + len + 1;
-            return &FLAGS[i];
-        }
-    }
-    return NULL;
+    return cli_flag_find(FLAGS, sizeof(FLAGS) / sizeof(FLAGS[0]), arg, inline_value);
 }
 
-static int apply_flag(const struct flag_def *f, const char *v, iptables_opts_t *o, bool *gid_set,
+static int apply_flag(const cli_flag_t *f, const char *v, iptables_opts_t *o, bool *gid_set,
                       char *err, size_t errlen)
 {
     switch (f->id) {
@@ -278,7 +262,7 @@ int iptables_parse_args(int argc, char *const argv[], iptables_opts_t *o, char *
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         const char *value;
-        const struct flag_def *f;
+        const cli_flag_t *f;
 
         if (arg[0] != '-') {
             if (o->action != IPT_ACTION_NONE)

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/certs.h"
 #include "cli/iptables.h"
 
 /* A command's run function gets argv starting at the command name and returns the exit status. */
@@ -14,6 +15,7 @@ typedef struct command {
 
 static const command_t COMMANDS[] = {
     {"iptables", iptables_main, "install or remove the pod's traffic capture rules"},
+    {"certs", certs_main, "make a root CA, intermediates and workload certificates"},
 };
 
 #define N_COMMANDS (sizeof(COMMANDS) / sizeof(COMMANDS[0]))
