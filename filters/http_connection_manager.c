@@ -307,6 +307,42 @@ static int parse_filters(const hcm_msg_t *m, hcm_config_t *cfg, const struct sna
     return 0;
 }
 
+/* forward_client_cert_details and set_current_client_cert_details. */
+static int parse_xfcc(const hcm_msg_t *m, hcm_config_t *cfg, char *err, size_t errlen)
+{
+    switch (m->forward_client_cert_details) {
+    case ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__FORWARD_CLIENT_CERT_DETAILS__SANITIZE:
+        cfg->xfcc = HCM_XFCC_SANITIZE;
+        break;
+    case ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__FORWARD_CLIENT_CERT_DETAILS__FORWARD_ONLY:
+        cfg->xfcc = HCM_XFCC_FORWARD_ONLY;
+        break;
+    case ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__FORWARD_CLIENT_CERT_DETAILS__APPEND_FORWARD:
+        cfg->xfcc = HCM_XFCC_APPEND_FORWARD;
+        break;
+    case ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__FORWARD_CLIENT_CERT_DETAILS__SANITIZE_SET:
+        cfg->xfcc = HCM_XFCC_SANITIZE_SET;
+        break;
+    case ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__FORWARD_CLIENT_CERT_DETAILS__ALWAYS_FORWARD_ONLY:
+        cfg->xfcc = HCM_XFCC_ALWAYS_FORWARD_ONLY;
+        break;
+    default:
+        snprintf(err, errlen, "forward_client_cert_details: unknown value %d",
+                 (int)m->forward_client_cert_details);
+        return -EINVAL;
+    }
+    const Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__SetCurrentClientCertDetails
+        *d = m->set_current_client_cert_details;
+    if (d) {
+        cfg->xfcc_set.subject = d->subject && d->subject->value;
+        cfg->xfcc_set.cert = d->cert;
+        cfg->xfcc_set.chain = d->chain;
+        cfg->xfcc_set.dns = d->dns;
+        cfg->xfcc_set.uri = d->uri;
+    }
+    return 0;
+}
+
 static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_store_t *stats,
                             void **out, char *err, size_t errlen)
 {
@@ -403,7 +439,9 @@ static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_
     cfg->skip_xff_append = m->skip_xff_append;
     cfg->accept_http_10 = m->http_protocol_options && m->http_protocol_options->accept_http_10;
     cfg->request_headers_timeout_ms = duration_ms(m->request_headers_timeout, 0);
-    rc = define_stats(cfg, stats);
+    rc = parse_xfcc(m, cfg, err, errlen);
+    if (rc == 0)
+        rc = define_stats(cfg, stats);
     if (rc == 0)
         rc = define_route_stats(cfg, stats);
 out:

@@ -42,6 +42,21 @@ typedef struct hcm_rq_stat_ids {
     bool defined;
 } hcm_rq_stat_ids_t;
 
+/* forward_client_cert_details: what happens to a request's x-forwarded-client-cert. */
+typedef enum {
+    HCM_XFCC_SANITIZE,            /* remove it (Envoy's default) */
+    HCM_XFCC_FORWARD_ONLY,        /* keep it as received, on mTLS connections only */
+    HCM_XFCC_APPEND_FORWARD,      /* on mTLS, append this hop's client certificate details */
+    HCM_XFCC_SANITIZE_SET,        /* on mTLS, replace it with this hop's details */
+    HCM_XFCC_ALWAYS_FORWARD_ONLY, /* keep it as received, TLS or not */
+} hcm_xfcc_mode_t;
+
+/* set_current_client_cert_details: what APPEND_FORWARD and SANITIZE_SET write besides By= and
+ * Hash=. */
+typedef struct hcm_xfcc_details {
+    bool subject, cert, chain, dns, uri;
+} hcm_xfcc_details_t;
+
 typedef struct hcm_config {
     char *stat_prefix;
     route_table_t *routes;
@@ -63,6 +78,8 @@ typedef struct hcm_config {
     bool connect_enabled;            /* upgrade_configs has CONNECT */
     char **upgrade_types;            /* upgrade_configs enabled (lowercased, e.g. "websocket") */
     size_t n_upgrade_types;
+    hcm_xfcc_mode_t xfcc;        /* forward_client_cert_details */
+    hcm_xfcc_details_t xfcc_set; /* set_current_client_cert_details */
 } hcm_config_t;
 
 /* The router filter's entry: picks the upstream and sends the request (proxy/router.c). */

@@ -47,8 +47,10 @@ int config_any_unpack(const Google__Protobuf__Any *any, const ProtobufCMessageDe
  * (snake_case): enums by name, 64-bit integers as strings, bytes as base64, Duration as "1.5s",
  * Timestamp as RFC 3339, wrappers as plain values, Struct/Value/ListValue natively, Any expanded as
  * an object with "@type" first then the decoded fields (unknown type: "@type" + base64 "value"),
- * default-valued scalars and absent messages omitted. Returns a new reference (NULL only when out
- * of memory). */
+ * default-valued scalars and absent messages omitted. Fields Envoy marks sensitive (a
+ * TlsCertificate's private_key, pkcs12 and password, ...) are redacted as Envoy does: strings in
+ * them read "[redacted]", bytes the base64 of "[redacted]". Returns a new reference (NULL only
+ * when out of memory). */
 json_t *config_to_json(const ProtobufCMessage *msg);
 
 #endif

@@ -2,6 +2,7 @@
  * and for humans: Any payloads are decoded by type URL, well-known types use their JSON forms. */
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,31 @@
 #define FIELD_PTR(msg, off) ((const void *)((const char *)(msg) + (off)))
 
 static json_t *message_json(const ProtobufCMessage *msg, int depth);
+static json_t *redacted_message_json(const ProtobufCMessage *msg, int depth);
+
+/* Fields Envoy marks sensitive (udpa.annotations.sensitive): secrets that /config_dump must not
+ * show. They render the way Envoy redacts them: every string in them "[redacted]", every bytes
+ * value the base64 of "[redacted]", other scalars left out. */
+#define REDACTED "[redacted]"
+static const struct {
+    const char *message;
+    const char *field;
+} sensitive_fields[] = {
+    {"envoy.extensions.transport_sockets.tls.v3.TlsCertificate", "private_key"},
+    {"envoy.extensions.transport_sockets.tls.v3.TlsCertificate", "pkcs12"},
+    {"envoy.extensions.transport_sockets.tls.v3.TlsCertificate", "password"},
+    {"envoy.extensions.transport_sockets.tls.v3.TlsSessionTicketKeys", "keys"},
+    {"envoy.extensions.transport_sockets.tls.v3.PrivateKeyProvider", "typed_config"},
+};
+
+static bool is_sensitive(const ProtobufCMessageDescriptor *desc, const ProtobufCFieldDescriptor *f)
+{
+    for (size_t i = 0; i < sizeof(sensitive_fields) / sizeof(sensitive_fields[0]); i++)
+        if (strcmp(sensitive_fields[i].field, f->name) == 0 &&
+            strcmp(sensitive_fields[i].message, desc->name) == 0)
+            return true;
+    return false;
+}
 
 static int is_package(const ProtobufCMessageDescriptor *desc, const char *short_name)
 {
@@ -197,6 +223,21 @@ static json_t *value_json(const ProtobufCFieldDescriptor *f, const void *p, int 
     return json_null();
 }
 
+/* One element of a sensitive field (or of anything inside one); NULL: left out. */
+static json_t *redacted_value_json(const ProtobufCFieldDescriptor *f, const void *p, int depth)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING:
+        return json_string(REDACTED);
+    case PROTOBUF_C_TYPE_BYTES:
+        return base64_json((const uint8_t *)REDACTED, strlen(REDACTED));
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return redacted_message_json(*(ProtobufCMessage *const *)p, depth + 1);
+    default:
+        return NULL;
+    }
+}
+
 static json_t *map_json(const ProtobufCMessage *const *entries, size_t n, int depth)
 {
     json_t *obj = json_object();
@@ -246,13 +287,16 @@ static int is_default(const ProtobufCFieldDescriptor *f, const void *p)
     }
 }
 
-static json_t *fields_json(const ProtobufCMessage *msg, int depth)
+/* redact: msg is inside a sensitive field, so every value is redacted. */
+static json_t *fields_json(const ProtobufCMessage *msg, int depth, bool redact)
 {
     const ProtobufCMessageDescriptor *desc = msg->descriptor;
     json_t *obj = json_object();
     for (unsigned i = 0; obj && i < desc->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &desc->fields[i];
         const void *p = FIELD_PTR(msg, f->offset);
+        json_t *(*elt_json)(const ProtobufCFieldDescriptor *, const void *, int) =
+            redact || is_sensitive(desc, f) ? redacted_value_json : value_json;
         json_t *v;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(const size_t *)FIELD_PTR(msg, f->quantifier_offset);
@@ -260,12 +304,20 @@ static json_t *fields_json(const ProtobufCMessage *msg, int depth)
             if (n == 0 || arr == NULL)
                 continue;
             if (f->type == PROTOBUF_C_TYPE_MESSAGE && config_is_map_entry(f->descriptor)) {
-                v = map_json((const ProtobufCMessage *const *)arr, n, depth);
+                v = elt_json == value_json
+                        ? map_json((const ProtobufCMessage *const *)arr, n, depth)
+                        : json_string(REDACTED);
             } else {
                 v = json_array();
-                for (size_t k = 0; v && k < n; k++)
-                    json_array_append_new(v,
-                                          value_json(f, arr + k * config_elt_size(f->type), depth));
+                for (size_t k = 0; v && k < n; k++) {
+                    json_t *e = elt_json(f, arr + k * config_elt_size(f->type), depth);
+                    if (e)
+                        json_array_append_new(v, e);
+                }
+                if (json_array_size(v) == 0) {
+                    json_decref(v);
+                    continue;
+                }
             }
         } else if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
             /* A set oneof member is shown even at its default: which one is set matters. */
@@ -273,16 +325,16 @@ static json_t *fields_json(const ProtobufCMessage *msg, int depth)
                 continue;
             v = f->type == PROTOBUF_C_TYPE_MESSAGE && *(ProtobufCMessage *const *)p == NULL
                     ? json_object()
-                    : value_json(f, p, depth);
+                    : elt_json(f, p, depth);
         } else if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_MESSAGE &&
                    f->type != PROTOBUF_C_TYPE_STRING) {
             if (!*(const protobuf_c_boolean *)FIELD_PTR(msg, f->quantifier_offset))
                 continue;
-            v = value_json(f, p, depth);
+            v = elt_json(f, p, depth);
         } else {
             if (is_default(f, p))
                 continue;
-            v = value_json(f, p, depth);
+            v = elt_json(f, p, depth);
         }
         if (v)
             json_object_set_new(obj, f->name, v);
@@ -290,7 +342,8 @@ static json_t *fields_json(const ProtobufCMessage *msg, int depth)
     return obj;
 }
 
-static json_t *any_json(const Google__Protobuf__Any *any, int depth)
+/* redact: the Any is inside a sensitive field. */
+static json_t *any_json(const Google__Protobuf__Any *any, int depth, bool redact)
 {
     json_t *obj = json_object();
     if (obj == NULL)
@@ -301,11 +354,16 @@ static json_t *any_json(const Google__Protobuf__Any *any, int depth)
     ProtobufCMessage *inner =
         desc ? protobuf_c_message_unpack(desc, NULL, any->value.len, any->value.data) : NULL;
     if (inner == NULL) {
-        json_object_set_new(obj, "value", base64_json(any->value.data, any->value.len));
+        json_object_set_new(obj, "value",
+                            redact ? base64_json((const uint8_t *)REDACTED, strlen(REDACTED))
+                                   : base64_json(any->value.data, any->value.len));
         return obj;
     }
-    json_t *body = message_json(inner, depth + 1);
+    json_t *body =
+        redact ? redacted_message_json(inner, depth + 1) : message_json(inner, depth + 1);
     protobuf_c_message_free_unpacked(inner, NULL);
+    if (body == NULL)
+        return obj;
     if (has_json_form(desc) || !json_is_object(body)) {
         json_object_set_new(obj, "value", body);
         return obj;
@@ -325,7 +383,7 @@ static json_t *message_json(const ProtobufCMessage *msg, int depth)
         return json_string("<nesting too deep>");
     const ProtobufCMessageDescriptor *desc = msg->descriptor;
     if (strcmp(desc->package_name, "google.protobuf") != 0)
-        return fields_json(msg, depth);
+        return fields_json(msg, depth, false);
     if (is_wrapper(desc))
         return value_json(&desc->fields[0], FIELD_PTR(msg, desc->fields[0].offset), depth);
     if (is_package(desc, "Duration"))
@@ -333,7 +391,7 @@ static json_t *message_json(const ProtobufCMessage *msg, int depth)
     if (is_package(desc, "Timestamp"))
         return timestamp_json((const Google__Protobuf__Timestamp *)msg);
     if (is_package(desc, "Any"))
-        return any_json((const Google__Protobuf__Any *)msg, depth);
+        return any_json((const Google__Protobuf__Any *)msg, depth, false);
     if (is_package(desc, "Struct") || is_package(desc, "ListValue")) {
         /* Their single field (map fields / repeated values) is the whole JSON value. */
         const ProtobufCFieldDescriptor *f = &desc->fields[0];
@@ -364,7 +422,28 @@ static json_t *message_json(const ProtobufCMessage *msg, int depth)
             return json_null();
         }
     }
-    return fields_json(msg, depth);
+    return fields_json(msg, depth, false);
+}
+
+/* A message inside a sensitive field. Well-known types other than Any and the string and bytes
+ * wrappers hold no text worth keeping: they become "[redacted]" whole. */
+static json_t *redacted_message_json(const ProtobufCMessage *msg, int depth)
+{
+    if (msg == NULL)
+        return NULL;
+    if (depth > JSON_MAX_DEPTH)
+        return json_string("<nesting too deep>");
+    const ProtobufCMessageDescriptor *desc = msg->descriptor;
+    if (strcmp(desc->package_name, "google.protobuf") != 0)
+        return fields_json(msg, depth, true);
+    if (is_package(desc, "Any"))
+        return any_json((const Google__Protobuf__Any *)msg, depth, true);
+    if (is_wrapper(desc) && desc->fields[0].type != PROTOBUF_C_TYPE_STRING &&
+        desc->fields[0].type != PROTOBUF_C_TYPE_BYTES)
+        return NULL;
+    if (is_wrapper(desc))
+        return redacted_value_json(&desc->fields[0], FIELD_PTR(msg, desc->fields[0].offset), depth);
+    return json_string(REDACTED);
 }
 
 json_t *config_to_json(const ProtobufCMessage *msg)

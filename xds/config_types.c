@@ -34,6 +34,10 @@
 #include "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.pb-c.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
 #include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb-c.h"
+#include "envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.pb-c.h"
+#include "envoy/extensions/transport_sockets/tls/v3/common.pb-c.h"
+#include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
+#include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
 #include "envoy/type/matcher/v3/regex.pb-c.h"
 #include "envoy/type/matcher/v3/string.pb-c.h"
 #include "envoy/type/v3/range.pb-c.h"
@@ -142,6 +146,23 @@ static const ProtobufCMessageDescriptor *const config_types[] = {
     &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__upgrade_config__descriptor,
     &envoy__extensions__filters__network__http_connection_manager__v3__rds__descriptor,
     &envoy__extensions__filters__network__http_connection_manager__v3__http_filter__descriptor,
+    &envoy__extensions__transport_sockets__raw_buffer__v3__raw_buffer__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__upstream_tls_context__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__tls_key_log__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__common_tls_context__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__common_tls_context__certificate_provider__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__common_tls_context__certificate_provider_instance__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__common_tls_context__combined_certificate_validation_context__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__tls_parameters__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__private_key_provider__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__tls_certificate__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__tls_session_ticket_keys__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__certificate_provider_plugin_instance__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__subject_alt_name_matcher__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__certificate_validation_context__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__certificate_validation_context__system_root_certs__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__sds_secret_config__descriptor,
     &envoy__type__matcher__v3__regex_matcher__descriptor,
     &envoy__type__matcher__v3__regex_matcher__google_re2__descriptor,
     &envoy__type__matcher__v3__regex_match_and_substitute__descriptor,

@@ -14,6 +14,7 @@
 #include "filters/filter.h"
 #include "proxy/cluster.h"
 #include "xds/config.h"
+#include "xds/snapshot_tls.h"
 
 typedef Envoy__Config__Bootstrap__V3__Bootstrap bootstrap_msg_t;
 typedef Envoy__Config__Listener__V3__Listener listener_msg_t;
@@ -253,8 +254,12 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, stats_store_
                     "%s: ORIGINAL_DST clusters take lb_policy CLUSTER_PROVIDED, and "
                     "only they do",
                     what);
-    if (m->transport_socket)
-        return fail(err, errlen, "%s: transport_socket is not supported yet", what);
+    if (m->transport_socket) {
+        int rc =
+            snapshot_tls_parse(m->transport_socket, TLS_CONFIG_CLIENT, what, &c->tls, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
     if (m->upstream_bind_config && m->upstream_bind_config->source_address) {
         Envoy__Config__Core__V3__Address a = ENVOY__CONFIG__CORE__V3__ADDRESS__INIT;
         a.address_case = ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS;
@@ -358,8 +363,9 @@ static int build_filter(const Envoy__Config__Listener__V3__Filter *m, snap_filte
     return 0;
 }
 
-static int build_chain(const chain_msg_t *m, snap_chain_t *c, const snapshot_t *snap,
-                       stats_store_t *stats, const char *what, char *err, size_t errlen)
+static int build_chain(const chain_msg_t *m, snap_chain_t *c, bool tls_inspector,
+                       const snapshot_t *snap, stats_store_t *stats, const char *what, char *err,
+                       size_t errlen)
 {
     c->name = strdup(m->name ? m->name : "");
     if (c->name == NULL)
@@ -383,19 +389,16 @@ static int build_chain(const chain_msg_t *m, snap_chain_t *c, const snapshot_t *
                 c->n_app_protocols++;
             }
         }
-        if (fm->n_server_names || fm->n_source_prefix_ranges || fm->n_direct_source_prefix_ranges ||
-            fm->n_source_ports || fm->source_type || (fm->address_suffix && *fm->address_suffix))
+        if (fm->n_source_prefix_ranges || fm->n_direct_source_prefix_ranges || fm->n_source_ports ||
+            fm->source_type || (fm->address_suffix && *fm->address_suffix))
             return fail(err, errlen,
-                        "%s: filter_chain_match: only destination_port and "
-                        "prefix_ranges are supported",
+                        "%s: filter_chain_match: source_prefix_ranges, "
+                        "direct_source_prefix_ranges, source_ports, source_type and "
+                        "address_suffix are not supported",
                         what);
-        /* Without a TLS inspector every connection is raw_buffer, as in Envoy. */
-        if (fm->transport_protocol && *fm->transport_protocol &&
-            strcmp(fm->transport_protocol, "raw_buffer") != 0)
-            return fail(err, errlen,
-                        "%s: transport_protocol '%s' needs the tls_inspector, "
-                        "which is not supported yet",
-                        what, fm->transport_protocol);
+        int rc = snapshot_tls_parse_match(fm, tls_inspector, c, what, err, errlen);
+        if (rc < 0)
+            return rc;
         if (fm->n_prefix_ranges) {
             c->prefixes = calloc(fm->n_prefix_ranges, sizeof(*c->prefixes));
             if (c->prefixes == NULL)
@@ -408,8 +411,12 @@ static int build_chain(const chain_msg_t *m, snap_chain_t *c, const snapshot_t *
             }
         }
     }
-    if (m->transport_socket)
-        return fail(err, errlen, "%s: transport_socket is not supported yet", what);
+    if (m->transport_socket) {
+        int rc =
+            snapshot_tls_parse(m->transport_socket, TLS_CONFIG_SERVER, what, &c->tls, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
     if (m->n_filters == 0)
         return fail(err, errlen, "%s: a filter chain needs at least one filter", what);
     c->filters = calloc(m->n_filters, sizeof(*c->filters));
@@ -427,7 +434,7 @@ static int build_chain(const chain_msg_t *m, snap_chain_t *c, const snapshot_t *
 static bool same_match(const snap_chain_t *a, const snap_chain_t *b)
 {
     if (a->dest_port != b->dest_port || a->n_prefixes != b->n_prefixes ||
-        a->n_app_protocols != b->n_app_protocols)
+        a->n_app_protocols != b->n_app_protocols || !snapshot_tls_same_match(a, b))
         return false;
     for (size_t i = 0; i < a->n_app_protocols; i++)
         if (strcmp(a->app_protocols[i], b->app_protocols[i]) != 0)
@@ -514,6 +521,18 @@ bool snapshot_pred_eval(const snap_pred_t *p, uint32_t port)
     }
 }
 
+/* A listener filter's filter_disabled predicate, if it has one, into *out (new, owned). */
+static int build_disabled(const Envoy__Config__Listener__V3__ListenerFilter *lf, snap_pred_t **out,
+                          const char *what, char *err, size_t errlen)
+{
+    if (lf->filter_disabled == NULL)
+        return 0;
+    *out = calloc(1, sizeof(**out));
+    if (*out == NULL)
+        return -ENOMEM;
+    return build_pred(lf->filter_disabled, *out, 0, what, err, errlen);
+}
+
 static int build_listener(const listener_msg_t *m, snap_listener_t *l, const snapshot_t *snap,
                           stats_store_t *stats, char *err, size_t errlen)
 {
@@ -547,20 +566,17 @@ static int build_listener(const listener_msg_t *m, snap_listener_t *l, const sna
             break;
         case LISTENER_FILTER_HTTP_INSPECTOR:
             l->http_inspector = true;
-            if (lf->filter_disabled) {
-                l->inspector_disabled = calloc(1, sizeof(*l->inspector_disabled));
-                if (l->inspector_disabled == NULL)
-                    return -ENOMEM;
-                int prc =
-                    build_pred(lf->filter_disabled, l->inspector_disabled, 0, what, err, errlen);
-                if (prc < 0)
-                    return prc;
-            }
+            rc = build_disabled(lf, &l->inspector_disabled, what, err, errlen);
             break;
         default:
-            return fail(err, errlen, "%s: listener filter '%s' is not supported", what,
-                        lf->name ? lf->name : (url ? url : "?"));
+            if (!snapshot_tls_is_inspector(lf->name, url))
+                return fail(err, errlen, "%s: listener filter '%s' is not supported", what,
+                            lf->name ? lf->name : (url ? url : "?"));
+            l->tls_inspector = true;
+            rc = build_disabled(lf, &l->tls_inspector_disabled, what, err, errlen);
         }
+        if (rc < 0)
+            return rc;
     }
     l->chains = calloc(m->n_filter_chains + 1, sizeof(*l->chains));
     if (l->chains == NULL)
@@ -573,7 +589,7 @@ static int build_listener(const listener_msg_t *m, snap_listener_t *l, const sna
         else
             snprintf(cwhat, sizeof(cwhat), "%s: filter chain %zu", what, i);
         l->n_chains++; /* counted before it is built, so a failed build is freed too */
-        rc = build_chain(cm, &l->chains[i], snap, stats, cwhat, err, errlen);
+        rc = build_chain(cm, &l->chains[i], l->tls_inspector, snap, stats, cwhat, err, errlen);
         if (rc < 0)
             return rc;
         for (size_t j = 0; j < i; j++)
@@ -585,8 +601,8 @@ static int build_listener(const listener_msg_t *m, snap_listener_t *l, const sna
         char cwhat[400];
         snprintf(cwhat, sizeof(cwhat), "%s: default_filter_chain", what);
         l->default_chain = &l->chains[m->n_filter_chains];
-        rc =
-            build_chain(m->default_filter_chain, l->default_chain, snap, stats, cwhat, err, errlen);
+        rc = build_chain(m->default_filter_chain, l->default_chain, l->tls_inspector, snap, stats,
+                         cwhat, err, errlen);
         if (rc < 0)
             return rc;
     }
@@ -612,6 +628,8 @@ static void free_chain(snap_chain_t *c)
     free(c->filters);
     free(c->prefixes);
     free(c->name);
+    snapshot_tls_free_match(c);
+    snapshot_tls_free(c->tls);
 }
 
 static void snapshot_free(snapshot_t *s)
@@ -625,6 +643,8 @@ static void snapshot_free(snapshot_t *s)
         free(l->chains);
         free_pred(l->inspector_disabled);
         free(l->inspector_disabled);
+        free_pred(l->tls_inspector_disabled);
+        free(l->tls_inspector_disabled);
         free(l->name);
         free(l->stat_name);
     }
@@ -632,6 +652,7 @@ static void snapshot_free(snapshot_t *s)
     for (size_t i = 0; i < s->n_clusters; i++) {
         snap_cluster_t *c = &s->clusters[i];
         cluster_lb_free(c);
+        snapshot_tls_free(c->tls);
         free(c->shared);
         free(c->endpoints);
         free(c->name);
@@ -759,55 +780,75 @@ const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *
     return NULL;
 }
 
-/* Envoy's precedence, as a rank compared level by level: a chain for the destination port beats
- * a port-less one; then the longest matching destination prefix (no prefixes ranks lowest);
- * then a chain naming the detected application protocol beats one that names none. A chain
- * must match every criterion it has. */
-static bool app_protocol_matches(const snap_chain_t *c, const char *proto, int *rank)
+/* Envoy's precedence, as a rank compared level by level: destination port, destination prefix
+ * (longest first; none ranks lowest), server name (exact, then the longest wildcard), transport
+ * protocol, application protocol; at each level a chain naming the criterion beats one that
+ * names none. A chain must match every criterion it has. */
+#define MATCH_LEVELS 5
+
+static bool app_protocol_matches(const snap_chain_t *c, const snap_conn_info_t *ci, int *rank)
 {
     *rank = 0;
     if (c->n_app_protocols == 0)
         return true;
-    for (size_t i = 0; proto && i < c->n_app_protocols; i++) {
-        if (strcmp(c->app_protocols[i], proto) == 0) {
-            *rank = 1;
-            return true;
+    for (size_t i = 0; i < c->n_app_protocols; i++) {
+        for (size_t j = 0; j < ci->n_app_protocols; j++) {
+            if (ci->app_protocols[j] && strcmp(c->app_protocols[i], ci->app_protocols[j]) == 0) {
+                *rank = 1;
+                return true;
+            }
         }
     }
     return false;
 }
 
-const snap_chain_t *snapshot_match_chain(const snap_listener_t *l, const struct sockaddr *dst,
-                                         const char *app_protocol)
+/* Fills rank[] for chain c, or returns false when c does not take the connection. */
+static bool chain_rank(const snap_chain_t *c, const snap_conn_info_t *ci, uint32_t port,
+                       int rank[MATCH_LEVELS])
+{
+    if (c->dest_port && c->dest_port != port)
+        return false;
+    int prefix = -1;
+    if (c->n_prefixes) {
+        prefix = -2;
+        for (size_t j = 0; j < c->n_prefixes; j++)
+            if (c->prefixes[j].prefix_len > prefix && cidr_contains(&c->prefixes[j], ci->dst))
+                prefix = c->prefixes[j].prefix_len;
+        if (prefix == -2)
+            return false;
+    }
+    int sni = snapshot_tls_server_name_rank(c, ci->tls ? ci->server_name : NULL);
+    if (sni < 0)
+        return false;
+    if (c->transport != SNAP_TRANSPORT_ANY && (c->transport == SNAP_TRANSPORT_TLS) != ci->tls)
+        return false;
+    int app;
+    if (!app_protocol_matches(c, ci, &app))
+        return false;
+    rank[0] = c->dest_port ? 1 : 0;
+    rank[1] = prefix;
+    rank[2] = sni;
+    rank[3] = c->transport != SNAP_TRANSPORT_ANY;
+    rank[4] = app;
+    return true;
+}
+
+const snap_chain_t *snapshot_select_chain(const snap_listener_t *l, const snap_conn_info_t *ci)
 {
     uint32_t port = 0;
-    if (dst->sa_family == AF_INET)
-        port = ntohs(((const struct sockaddr_in *)dst)->sin_port);
-    else if (dst->sa_family == AF_INET6)
-        port = ntohs(((const struct sockaddr_in6 *)dst)->sin6_port);
+    if (ci->dst->sa_family == AF_INET)
+        port = ntohs(((const struct sockaddr_in *)ci->dst)->sin_port);
+    else if (ci->dst->sa_family == AF_INET6)
+        port = ntohs(((const struct sockaddr_in6 *)ci->dst)->sin6_port);
     const snap_chain_t *best = NULL;
-    int best_rank[3] = {-1, -2, -1};
+    int best_rank[MATCH_LEVELS] = {0};
     for (size_t i = 0; i < l->n_chains; i++) {
         const snap_chain_t *c = &l->chains[i];
-        if (c->dest_port && c->dest_port != port)
+        int rank[MATCH_LEVELS];
+        if (!chain_rank(c, ci, port, rank))
             continue;
-        int prefix = -1;
-        if (c->n_prefixes) {
-            prefix = -2;
-            for (size_t j = 0; j < c->n_prefixes; j++)
-                if (c->prefixes[j].prefix_len > prefix && cidr_contains(&c->prefixes[j], dst))
-                    prefix = c->prefixes[j].prefix_len;
-            if (prefix == -2)
-                continue;
-        }
-        int app;
-        if (!app_protocol_matches(c, app_protocol, &app))
-            continue;
-        int rank[3] = {c->dest_port ? 1 : 0, prefix, app};
-        if (memcmp(rank, best_rank, sizeof(rank)) == 0)
-            continue;
-        bool better = false;
-        for (int k = 0; k < 3; k++) {
+        bool better = best == NULL;
+        for (int k = 0; !better && k < MATCH_LEVELS; k++) {
             if (rank[k] != best_rank[k]) {
                 better = rank[k] > best_rank[k];
                 break;
@@ -819,6 +860,15 @@ const snap_chain_t *snapshot_match_chain(const snap_listener_t *l, const struct 
         }
     }
     return best ? best : l->default_chain;
+}
+
+const snap_chain_t *snapshot_match_chain(const snap_listener_t *l, const struct sockaddr *dst,
+                                         const char *app_protocol)
+{
+    snap_conn_info_t ci = {.dst = dst,
+                           .app_protocols = app_protocol ? &app_protocol : NULL,
+                           .n_app_protocols = app_protocol ? 1 : 0};
+    return snapshot_select_chain(l, &ci);
 }
 
 char *snapshot_config_dump(const snapshot_t *snap)

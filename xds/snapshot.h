@@ -60,6 +60,87 @@ typedef struct cluster_shared {
     _Atomic int64_t cx_active;
 } cluster_shared_t;
 
+/* ---- TLS settings of a transport socket ------------------------------------------------------
+ * Plain data parsed from Envoy's UpstreamTlsContext / DownstreamTlsContext. The snapshot reads
+ * no PEM: the TLS engine (certs/) parses these bytes into its own contexts. */
+
+typedef enum { TLS_CONFIG_CLIENT, TLS_CONFIG_SERVER } tls_config_role_t;
+
+/* TlsParameters.TlsProtocol, in the same order. AUTO: the engine's default for that end. */
+typedef enum {
+    TLS_CONFIG_VERSION_AUTO,
+    TLS_CONFIG_VERSION_1_0,
+    TLS_CONFIG_VERSION_1_1,
+    TLS_CONFIG_VERSION_1_2,
+    TLS_CONFIG_VERSION_1_3,
+} tls_config_version_t;
+
+/* A DataSource, read when the snapshot is built. */
+typedef struct tls_config_data {
+    char *filename; /* the DataSource's filename, kept for watching rotation; NULL when inline */
+    char *data;     /* NULL when the source is absent; else the bytes plus a NUL not counted in
+                     * len (mbedtls_x509_crt_parse wants PEM NUL-terminated: pass len + 1) */
+    size_t len;
+} tls_config_data_t;
+
+/* Which SubjectAltName entries of the peer's certificate a matcher looks at. ANY: the
+ * deprecated match_subject_alt_names, which Envoy checks against every SAN type (URI and DNS
+ * are the ones the TLS engine reads). EMAIL and IP are refused by the snapshot for now. */
+typedef enum {
+    TLS_CONFIG_SAN_ANY,
+    TLS_CONFIG_SAN_EMAIL,
+    TLS_CONFIG_SAN_DNS,
+    TLS_CONFIG_SAN_URI,
+    TLS_CONFIG_SAN_IP,
+} tls_config_san_type_t;
+
+/* StringMatcher kinds; SUFFIX and CONTAINS are refused by the snapshot for now, as the TLS
+ * engine (certs/identity.h) matches exact and prefix only. */
+typedef enum {
+    TLS_CONFIG_MATCH_EXACT,
+    TLS_CONFIG_MATCH_PREFIX,
+    TLS_CONFIG_MATCH_SUFFIX,
+    TLS_CONFIG_MATCH_CONTAINS,
+} tls_config_match_t;
+
+typedef struct tls_config_san_matcher {
+    tls_config_san_type_t type;
+    tls_config_match_t match;
+    char *value;      /* never NULL; empty only for an exact match */
+    bool ignore_case; /* only with TLS_CONFIG_SAN_DNS, whose names always compare so */
+} tls_config_san_matcher_t;
+
+typedef struct tls_context_config {
+    tls_config_role_t role;
+    /* Our certificate and its key (PEM); both absent (data NULL) only for a client that
+     * presents no certificate. The key bytes are wiped before they are freed. */
+    tls_config_data_t cert_chain;
+    tls_config_data_t private_key;
+    /* validation_context.trusted_ca (PEM bundle). Always there for a client (servers are
+     * always verified); a server without it does not ask for client certificates. */
+    tls_config_data_t trusted_ca;
+    /* The peer's certificate must have a SAN matching at least one of these; none: any. Only
+     * with trusted_ca. */
+    tls_config_san_matcher_t *san_matchers;
+    size_t n_san_matchers;
+    char **alpn; /* alpn_protocols, in preference order */
+    size_t n_alpn;
+    tls_config_version_t min_version; /* TLS_CONFIG_VERSION_AUTO when unset */
+    tls_config_version_t max_version;
+    char **cipher_suites; /* tls_params.cipher_suites as written (BoringSSL names); none: default */
+    size_t n_cipher_suites;
+    char **ecdh_curves; /* tls_params.ecdh_curves ("X25519", "P-256"); none: default */
+    size_t n_ecdh_curves;
+    /* TLS_CONFIG_CLIENT (UpstreamTlsContext) */
+    char *sni;                 /* server name to send; NULL: none */
+    uint32_t max_session_keys; /* sessions kept for resumption; Envoy's default 1, 0: none */
+    /* TLS_CONFIG_SERVER (DownstreamTlsContext) */
+    bool require_client_certificate;   /* needs trusted_ca */
+    bool require_sni;                  /* refuse a ClientHello without SNI */
+    bool disable_stateless_resumption; /* no session tickets */
+    bool disable_stateful_resumption;  /* no session-id cache */
+} tls_context_config_t;
+
 typedef struct snap_cluster {
     char *name;
     char *stat_name; /* alt_stat_name or name */
@@ -76,6 +157,7 @@ typedef struct snap_cluster {
     uint32_t max_requests;    /* circuit_breakers, DEFAULT priority: Envoy's default 1024 */
     uint32_t max_connections; /* likewise */
     cluster_shared_t *shared;
+    tls_context_config_t *tls; /* transport_socket: an UpstreamTlsContext (owned); NULL: plain */
 } snap_cluster_t;
 
 typedef struct snap_filter {
@@ -96,15 +178,23 @@ typedef struct snap_pred {
 
 bool snapshot_pred_eval(const snap_pred_t *p, uint32_t dest_port);
 
+/* FilterChainMatch.transport_protocol; TLS and RAW_BUFFER need the listener's tls_inspector
+ * to tell them apart (without it every connection is raw_buffer). */
+typedef enum { SNAP_TRANSPORT_ANY, SNAP_TRANSPORT_RAW_BUFFER, SNAP_TRANSPORT_TLS } snap_transport_t;
+
 typedef struct snap_chain {
     char *name;
     char **app_protocols; /* application_protocols; none: any */
     size_t n_app_protocols;
+    snap_transport_t transport;
+    char **server_names; /* lowercased; exact names and "*.suffix" wildcards; none: any */
+    size_t n_server_names;
     uint32_t dest_port; /* 0: any port */
     snap_cidr_t *prefixes;
     size_t n_prefixes; /* 0: any destination address */
     snap_filter_t *filters;
     size_t n_filters;
+    tls_context_config_t *tls; /* transport_socket: a DownstreamTlsContext (owned); NULL: plain */
 } snap_chain_t;
 
 typedef struct listener_stat_ids {
@@ -125,7 +215,9 @@ typedef struct snap_listener {
     bool needs_dst;                  /* a chain matches on the destination, or original_dst is on */
     bool http_inspector;             /* sniff HTTP/1.x and h2c before choosing the chain */
     snap_pred_t *inspector_disabled; /* its filter_disabled predicate, or NULL */
-    uint64_t filters_timeout_ms;     /* how long sniffing may wait for the client's bytes */
+    bool tls_inspector;              /* read the TLS ClientHello (SNI, ALPN) before choosing */
+    snap_pred_t *tls_inspector_disabled; /* its filter_disabled predicate, or NULL */
+    uint64_t filters_timeout_ms;         /* how long sniffing may wait for the client's bytes */
     uint32_t buffer_limit;
     snap_chain_t *chains;
     size_t n_chains;
@@ -165,9 +257,25 @@ void snapshot_unref(snapshot_t *snap);
 /* Borrowed pointer into snap, or NULL. */
 const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *name);
 
-/* Picks the filter chain for a connection to `dst` the Envoy way: chains for the destination
- * port before port-less chains; within those, the longest matching destination prefix before
- * chains without prefixes; then the default chain. NULL when nothing matches. */
+/* What the listener knows about a connection when it picks the filter chain. All borrowed. */
+typedef struct snap_conn_info {
+    const struct sockaddr *dst;
+    bool tls;                /* the tls_inspector saw a ClientHello; false: raw_buffer */
+    const char *server_name; /* the ClientHello's SNI, or NULL */
+    /* The ClientHello's ALPN list, or the one protocol the http_inspector detected. */
+    const char *const *app_protocols;
+    size_t n_app_protocols;
+} snap_conn_info_t;
+
+/* Picks the filter chain the Envoy way, criterion by criterion: chains for the destination
+ * port before port-less chains; the longest matching destination prefix before chains without
+ * prefixes; an exact server name, then the longest "*.suffix", before chains without
+ * server_names; a chain naming the transport protocol, then one naming an application protocol,
+ * before chains naming none. A chain must match every criterion it has. Falls back to the
+ * default chain; NULL when nothing matches. Returns a pointer into l. */
+const snap_chain_t *snapshot_select_chain(const snap_listener_t *l, const snap_conn_info_t *ci);
+
+/* snapshot_select_chain for a plaintext connection: no SNI, at most one detected protocol. */
 const snap_chain_t *snapshot_match_chain(const snap_listener_t *l, const struct sockaddr *dst,
                                          const char *app_protocol);
 

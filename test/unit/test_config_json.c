@@ -13,6 +13,7 @@
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "envoy/config/core/v3/base.pb-c.h"
+#include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
 
 #define SIDECAR "test/fuzz/corpus/config/envoy_sidecar.yaml"
 
@@ -156,6 +157,38 @@ static void test_config_json_replaces_invalid_utf8(void **state)
     json_decref(j);
 }
 
+/* Envoy's sensitive fields render as Envoy redacts them: strings "[redacted]", bytes the base64
+ * of "[redacted]", in every DataSource form, while the rest of the message shows as usual. */
+static void test_config_json_redacts_sensitive_fields(void **state)
+{
+    (void)state;
+    static const char yaml[] = "common_tls_context:\n"
+                               "  tls_certificates:\n"
+                               "  - certificate_chain: {filename: /certs/chain.pem}\n"
+                               "    private_key: {filename: /certs/key.pem}\n"
+                               "    password: {inline_bytes: c2VjcmV0}\n"
+                               "session_ticket_keys:\n"
+                               "  keys: [{inline_string: ticket-key}]\n";
+    ProtobufCMessage *msg = NULL;
+    char err[256];
+    if (config_yaml_load(
+            yaml, strlen(yaml), "tls.yaml",
+            &envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__descriptor,
+            &msg, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    json_t *j = config_to_json(msg);
+    char *s = json_dumps(j, JSON_COMPACT);
+    assert_string_equal(s,
+                        "{\"common_tls_context\":{\"tls_certificates\":[{"
+                        "\"certificate_chain\":{\"filename\":\"/certs/chain.pem\"},"
+                        "\"private_key\":{\"filename\":\"[redacted]\"},"
+                        "\"password\":{\"inline_bytes\":\"W3JlZGFjdGVkXQ==\"}}]},"
+                        "\"session_ticket_keys\":{\"keys\":[{\"inline_string\":\"[redacted]\"}]}}");
+    free(s);
+    json_decref(j);
+    protobuf_c_message_free_unpacked(msg, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_config_json_writes_struct_natively),
         cmocka_unit_test(test_config_json_unknown_any_type_keeps_base64_value),
         cmocka_unit_test(test_config_json_replaces_invalid_utf8),
+        cmocka_unit_test(test_config_json_redacts_sensitive_fields),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
