@@ -31,6 +31,11 @@ typedef struct accepted_conn {
     char *initial;
     size_t initial_len;
     const char *app_protocol; /* "http/1.1", "http/1.0", "h2c" from detection, or NULL */
+    /* The chain's DownstreamTlsContext: the finished server-side TLS endpoint over tcp (the
+     * filter takes it and frees it after the handle closed), or NULL for plaintext. Records
+     * the client sent after its handshake may already wait inside it: decrypt before the
+     * first socket read. initial is NULL then. */
+    struct tls_io *tls;
 } accepted_conn_t;
 
 typedef struct net_filter_ops {

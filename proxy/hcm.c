@@ -14,6 +14,7 @@
 #include "proxy/hcm_conn.h"
 #include "proxy/log.h"
 #include "proxy/stream_write.h"
+#include "proxy/tls_io.h"
 
 #define HCM_BODY_HEADROOM (64 * 1024)
 #define HCM_HIGH_WATER    (1024 * 1024)
@@ -23,15 +24,21 @@ static void hcm_close(hcm_conn_t *c, bool reset);
 static void finish_stream(hcm_conn_t *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void tls_pump(hcm_conn_t *c);
 
 uint64_t hcm_now(const hcm_conn_t *c)
 {
     return uv_now((uv_loop_t *)&c->worker->loop);
 }
 
+static size_t down_queued(const hcm_conn_t *c)
+{
+    return c->tls ? tls_io_queue_size(c->tls) : c->tcp->write_queue_size;
+}
+
 bool hcm_downstream_congested(const hcm_conn_t *c)
 {
-    return c->tcp->write_queue_size > HCM_HIGH_WATER;
+    return down_queued(c) > HCM_HIGH_WATER;
 }
 
 /* ---- downstream writes ------------------------------------------------------------------- */
@@ -50,11 +57,24 @@ static void on_down_write(uv_write_t *req, int status)
     }
 }
 
+static void on_tls_written(void *owner, int status)
+{
+    hcm_conn_t *c = owner;
+    if (status < 0 || c->state == HCM_CLOSING)
+        return;
+    if (c->over_hwm && tls_io_queue_size(c->tls) <= HCM_HIGH_WATER / 2) {
+        c->over_hwm = false;
+        if (c->stream_active)
+            router_downstream_drained(&c->stream);
+    }
+}
+
 /* Sends bufs (borrowed; copied only if the kernel does not take them at once). */
 static int down_write(hcm_conn_t *c, const uv_buf_t *bufs, unsigned n)
 {
-    int rc = stream_write_copy((uv_stream_t *)c->tcp, bufs, n, c, on_down_write);
-    if (rc == 0 && c->tcp->write_queue_size > HCM_HIGH_WATER)
+    int rc = c->tls ? tls_io_write(c->tls, bufs, n)
+                    : stream_write_copy((uv_stream_t *)c->tcp, bufs, n, c, on_down_write);
+    if (rc == 0 && down_queued(c) > HCM_HIGH_WATER)
         c->over_hwm = true;
     return rc;
 }
@@ -291,6 +311,8 @@ void hcm_resume(hcm_conn_t *c)
         if (!c->read_eof)
             uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
     }
+    if (c->tls)
+        tls_pump(c); /* records read before the pause wait in the session */
     hcm_process(c);
 }
 
@@ -724,17 +746,19 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     hcm_conn_t *c = h->data;
+    if (c->tls) {
+        tls_io_alloc(c->tls, buf);
+        return;
+    }
     size_t room =
         conn_buf_reserve(&c->worker->pool, &c->in, c->cfg->max_head_bytes + HCM_BODY_HEADROOM);
     *buf = uv_buf_init(c->in.data ? c->in.data + c->in.len : NULL, (unsigned)room);
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+/* nread > 0 plaintext bytes were appended at c->in.data + c->in.len; or the read ended. */
+static void hcm_input(hcm_conn_t *c, ssize_t nread)
 {
-    (void)buf;
-    hcm_conn_t *c = stream->data;
-    if (nread == 0)
-        return;
+    uv_stream_t *stream = (uv_stream_t *)c->tcp;
     if (nread == UV_ENOBUFS) {
         /* The buffer is full: a head larger than the limit, or a pipelining client far ahead
          * of us. Stop reading until the current stream frees room. */
@@ -787,6 +811,39 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     hcm_process(c);
     if (c->state != HCM_CLOSING)
         conn_buf_trim(&c->worker->pool, &c->in); /* idle connections hold no buffer */
+}
+
+/* Decrypts what the TLS session holds into c->in and processes it, as long as reading is on. */
+static void tls_pump(hcm_conn_t *c)
+{
+    while (c->state != HCM_CLOSING && !c->paused && !c->read_eof) {
+        size_t room =
+            conn_buf_reserve(&c->worker->pool, &c->in, c->cfg->max_head_bytes + HCM_BODY_HEADROOM);
+        if (room == 0) {
+            hcm_input(c, UV_ENOBUFS);
+            return;
+        }
+        ssize_t n = tls_io_decrypt(c->tls, c->in.data + c->in.len, room);
+        if (n == 0) {
+            conn_buf_trim(&c->worker->pool, &c->in);
+            return;
+        }
+        hcm_input(c, n < 0 && n != UV_EOF ? UV_EPROTO : n);
+    }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    hcm_conn_t *c = stream->data;
+    if (nread == 0)
+        return;
+    if (c->tls == NULL || nread < 0) {
+        hcm_input(c, nread);
+        return;
+    }
+    tls_io_received(c->tls, (size_t)nread);
+    tls_pump(c);
 }
 
 /* ---- timers and close ------------------------------------------------------------------- */
@@ -853,6 +910,7 @@ static void on_closed(uv_handle_t *h)
     atomic_fetch_sub_explicit(&c->worker->active_conns, 1, memory_order_relaxed);
     snapshot_unref(c->snap);
     conn_buf_drop(&c->worker->pool, &c->in);
+    tls_io_free(c->tls);
     free(c->tcp);
     free(c);
 }
@@ -893,7 +951,9 @@ static void hcm_close(hcm_conn_t *c, bool reset)
         uv_shutdown_t *req = malloc(sizeof(*req));
         if (req) {
             req->data = c;
-            if (uv_shutdown(req, (uv_stream_t *)c->tcp, on_shutdown) == 0)
+            int rc = c->tls ? tls_io_shutdown(c->tls, req, on_shutdown)
+                            : uv_shutdown(req, (uv_stream_t *)c->tcp, on_shutdown);
+            if (rc == 0)
                 return;
             free(req);
         }
@@ -943,6 +1003,11 @@ int hcm_start(accepted_conn_t *ac, const hcm_config_t *cfg)
         bufpool_put(&w->pool, ac->initial);
     }
     ac->initial = NULL;
+    if (ac->tls) {
+        c->tls = ac->tls;
+        ac->tls = NULL;
+        tls_io_attach(c->tls, c, on_tls_written);
+    }
     if (cfg->use_remote_address) {
         struct sockaddr_storage peer;
         int plen = sizeof(peer);
@@ -970,6 +1035,8 @@ int hcm_start(accepted_conn_t *ac, const hcm_config_t *cfg)
     uv_tcp_nodelay(c->tcp, 1);
     uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
     hcm_set_deadline(c, cfg->idle_timeout_ms);
+    if (c->tls)
+        tls_pump(c); /* requests sent right behind the handshake */
     hcm_process(c);
     return 0;
 }

@@ -76,7 +76,8 @@ struct hcm_conn {
     const snap_listener_t *listener;
     const hcm_config_t *cfg;
     hcm_state_t state;
-    conn_buf_t in; /* downstream bytes not yet consumed */
+    conn_buf_t in;      /* downstream bytes (decrypted) not yet consumed */
+    struct tls_io *tls; /* the chain's DownstreamTlsContext in use, or NULL (plaintext) */
     bool stream_active;
     http_stream_t stream;
     bool paused;      /* reading stopped for backpressure */

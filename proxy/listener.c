@@ -9,6 +9,8 @@
 
 #include "filters/filter.h"
 #include "proxy/log.h"
+#include "proxy/tls_hello.h"
+#include "proxy/tls_io.h"
 #include "proxy/worker.h"
 
 /* From <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h>, which clash with the
@@ -90,35 +92,84 @@ static void on_rejected_closed(uv_handle_t *h)
     free(h);
 }
 
-/* Hands a connection to its chain's terminal filter, or resets it. */
-static void dispatch(accepted_conn_t *ac)
+static void on_tls_rejected_closed(uv_handle_t *h)
+{
+    tls_io_free(h->data);
+    free(h);
+}
+
+/* A connection that never reached a filter: count it out and reset it. */
+static void reject(accepted_conn_t *ac)
 {
     worker_t *w = ac->worker;
     const snap_listener_t *l = ac->listener;
+    stats_add(w->stats, l->st.downstream_cx_active, -1);
+    stats_inc(w->stats, l->st.downstream_cx_destroy);
+    atomic_fetch_sub_explicit(&w->active_conns, 1, memory_order_relaxed);
+    bufpool_put(&w->pool, ac->initial);
+    ac->initial = NULL;
+    /* A TLS endpoint the filter did not take goes once the handle is closed. */
+    uv_close_cb done = on_rejected_closed;
+    if (ac->tls) {
+        ac->tcp->data = ac->tls;
+        ac->tls = NULL;
+        done = on_tls_rejected_closed;
+    }
+    if (uv_tcp_close_reset(ac->tcp, done) != 0)
+        uv_close((uv_handle_t *)ac->tcp, done);
+}
+
+/* Hands a connection whose chain is chosen (and whose TLS, if any, is up) to the chain's
+ * terminal filter, or resets it. */
+static void hand_over(accepted_conn_t *ac)
+{
     int rc = -ENOENT;
-    ac->chain = snapshot_match_chain(l, (const struct sockaddr *)&ac->orig_dst, ac->app_protocol);
+    if (ac->chain->n_filters > 0) {
+        const snap_filter_t *f = &ac->chain->filters[ac->chain->n_filters - 1];
+        rc = f->ops->on_accept(ac, f->config);
+    }
+    if (rc < 0)
+        reject(ac);
+}
+
+static void tls_accept(accepted_conn_t *ac);
+
+/* Chooses the filter chain (hello: what the tls_inspector read, NULL for plaintext) and moves
+ * the connection on: through the TLS handshake first when the chain terminates TLS. */
+static void route(accepted_conn_t *ac, const tls_hello_t *hello)
+{
+    worker_t *w = ac->worker;
+    const snap_listener_t *l = ac->listener;
+    snap_conn_info_t ci = {.dst = (const struct sockaddr *)&ac->orig_dst, .tls = hello != NULL};
+    if (hello) {
+        ci.server_name = hello->server_name_len ? hello->server_name : NULL;
+        ci.app_protocols = hello->alpn;
+        ci.n_app_protocols = hello->n_alpn;
+    } else if (ac->app_protocol) {
+        ci.app_protocols = &ac->app_protocol;
+        ci.n_app_protocols = 1;
+    }
+    ac->chain = snapshot_select_chain(l, &ci);
     if (ac->chain == NULL) {
         stats_inc(w->stats, l->st.no_filter_chain_match);
         if (log_current_level <= LOG_DEBUG) {
             char dst[80];
             snapshot_format_addr((const struct sockaddr *)&ac->orig_dst, dst, sizeof(dst));
-            log_debug("listener '%s': no filter chain matches %s", l->name, dst);
+            log_debug("listener '%s': no filter chain matches %s%s", l->name, dst,
+                      hello ? " (TLS)" : "");
         }
-    } else if (ac->chain->n_filters > 0) {
-        const snap_filter_t *f = &ac->chain->filters[ac->chain->n_filters - 1];
-        rc = f->ops->on_accept(ac, f->config);
+        reject(ac);
+        return;
     }
-    if (rc < 0) {
-        stats_add(w->stats, l->st.downstream_cx_active, -1);
-        stats_inc(w->stats, l->st.downstream_cx_destroy);
-        atomic_fetch_sub_explicit(&w->active_conns, 1, memory_order_relaxed);
-        bufpool_put(&w->pool, ac->initial);
-        if (uv_tcp_close_reset(ac->tcp, on_rejected_closed) != 0)
-            uv_close((uv_handle_t *)ac->tcp, on_rejected_closed);
-    }
+    if (ac->chain->tls)
+        tls_accept(ac);
+    else
+        hand_over(ac);
 }
 
-/* ---- protocol detection (envoy.filters.listener.http_inspector) ------------------------- */
+/* ---- listener filters: tls_inspector and http_inspector -------------------------------------
+ * Both look at the first bytes without consuming them for the filter: what they read travels
+ * on as accepted_conn_t.initial (or into the TLS session). */
 
 typedef struct sniff {
     accepted_conn_t ac;
@@ -126,6 +177,12 @@ typedef struct sniff {
     char *slab;
     size_t len;
     bool decided;
+    bool want_tls;  /* the tls_inspector still looks */
+    bool want_http; /* the http_inspector looks */
+    bool is_tls;
+    tls_hello_t hello;
+    bool handshake; /* the TLS handshake stage (after the chain was chosen) */
+    tls_io_t *tls;  /* handshake stage: the server endpoint being set up */
     struct sniff *prev, *next;
 } sniff_t;
 
@@ -167,21 +224,45 @@ static void on_sniff_timer_closed(uv_handle_t *h)
     free(h->data);
 }
 
-/* Ends sniffing: the connection moves on with whatever was read, or is closed. */
-static void sniff_finish(sniff_t *sn, const char *proto, bool close_it)
+static void sniff_unlink(sniff_t *sn)
 {
     worker_t *w = sn->ac.worker;
-    if (sn->decided)
-        return;
-    sn->decided = true;
-    uv_read_stop((uv_stream_t *)sn->ac.tcp);
-    uv_timer_stop(&sn->timer);
     if (sn->prev)
         sn->prev->next = sn->next;
     else if (w->sniffs == sn)
         w->sniffs = sn->next;
     if (sn->next)
         sn->next->prev = sn->prev;
+    sn->prev = sn->next = NULL;
+}
+
+static void sniff_link(sniff_t *sn)
+{
+    worker_t *w = sn->ac.worker;
+    sn->next = w->sniffs;
+    if (w->sniffs)
+        w->sniffs->prev = sn;
+    w->sniffs = sn;
+}
+
+/* Stops reading and the timer, and leaves the worker's list; false when already done. */
+static bool sniff_stop(sniff_t *sn)
+{
+    if (sn->decided)
+        return false;
+    sn->decided = true;
+    uv_read_stop((uv_stream_t *)sn->ac.tcp);
+    uv_timer_stop(&sn->timer);
+    sniff_unlink(sn);
+    return true;
+}
+
+/* Ends sniffing: the connection moves on with whatever was read, or is closed. */
+static void sniff_finish(sniff_t *sn, const char *proto, bool close_it)
+{
+    worker_t *w = sn->ac.worker;
+    if (!sniff_stop(sn))
+        return;
     accepted_conn_t ac = sn->ac;
     ac.app_protocol = proto && *proto ? proto : NULL;
     ac.initial = sn->slab;
@@ -191,18 +272,44 @@ static void sniff_finish(sniff_t *sn, const char *proto, bool close_it)
         ac.initial = NULL;
     }
     sn->slab = NULL;
+    /* The hello lives in sn, which is freed with the timer's close callback (not before the
+     * next loop iteration): route() may use it until then. */
     uv_close((uv_handle_t *)&sn->timer, on_sniff_timer_closed);
     if (close_it) {
         ac.chain = NULL;
-        stats_add(w->stats, ac.listener->st.downstream_cx_active, -1);
-        stats_inc(w->stats, ac.listener->st.downstream_cx_destroy);
-        atomic_fetch_sub_explicit(&w->active_conns, 1, memory_order_relaxed);
-        bufpool_put(&w->pool, ac.initial);
-        uv_close((uv_handle_t *)ac.tcp, on_rejected_closed);
+        reject(&ac);
     } else {
-        dispatch(&ac);
+        route(&ac, sn->is_tls ? &sn->hello : NULL);
     }
     snapshot_unref(ac.snap);
+}
+
+/* What the bytes so far say: 1 decided (proto set), 0 more bytes needed, -1 reset. */
+static int sniff_decide(sniff_t *sn, const char **proto)
+{
+    *proto = NULL;
+    if (sn->want_tls) {
+        int r = tls_hello_parse((const uint8_t *)sn->slab, sn->len, &sn->hello);
+        if (r == TLS_HELLO_OK) {
+            sn->is_tls = true;
+            return 1;
+        }
+        if (r == TLS_HELLO_NEED_MORE)
+            return sn->len < BUFPOOL_SLAB_SIZE ? 0 : -1;
+        if (r != TLS_HELLO_NOT_TLS) {
+            log_debug("listener '%s': bad TLS ClientHello: %s", sn->ac.listener->name,
+                      sn->hello.error ? sn->hello.error : "?");
+            return -1;
+        }
+        sn->want_tls = false;
+    }
+    if (!sn->want_http)
+        return 1;
+    const char *p = classify(sn->slab, sn->len);
+    if (p && *p == '\0' && sn->len < BUFPOOL_SLAB_SIZE)
+        return 0;
+    *proto = p && *p ? p : NULL;
+    return 1;
 }
 
 static void on_sniff_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -220,8 +327,14 @@ static void on_sniff_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
         return;
     if (nread == UV_EOF) {
         /* The client half-closed: route what it sent as TCP; the filter reads the EOF again. */
-        const char *proto = sn->len ? classify(sn->slab, sn->len) : NULL;
-        sniff_finish(sn, proto && *proto ? proto : NULL, false);
+        const char *proto = NULL;
+        sn->want_tls = false; /* an incomplete ClientHello is not TLS we can terminate */
+        if (sn->len && sn->want_http) {
+            proto = classify(sn->slab, sn->len);
+            if (proto && *proto == '\0')
+                proto = NULL;
+        }
+        sniff_finish(sn, proto, false);
         return;
     }
     if (nread < 0) {
@@ -229,46 +342,157 @@ static void on_sniff_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
         return;
     }
     sn->len += (size_t)nread;
-    const char *proto = classify(sn->slab, sn->len);
-    if (proto == NULL || *proto || sn->len == BUFPOOL_SLAB_SIZE)
-        sniff_finish(sn, proto && *proto ? proto : NULL, false);
+    const char *proto;
+    int r = sniff_decide(sn, &proto);
+    if (r != 0)
+        sniff_finish(sn, proto, r < 0);
 }
 
 static void on_sniff_timeout(uv_timer_t *t)
 {
     sniff_t *sn = t->data;
     /* A server-first protocol (the client waits for a greeting): continue as plain TCP. */
+    sn->is_tls = false;
     sniff_finish(sn, NULL, false);
 }
 
-static void sniff_start(accepted_conn_t *ac)
+static sniff_t *sniff_new(accepted_conn_t *ac)
 {
     worker_t *w = ac->worker;
     sniff_t *sn = calloc(1, sizeof(*sn));
-    char *slab = sn ? bufpool_get(&w->pool) : NULL;
-    if (sn == NULL || slab == NULL) {
-        free(sn);
-        dispatch(ac);
-        return;
-    }
+    if (sn == NULL)
+        return NULL;
     sn->ac = *ac;
     sn->ac.snap = snapshot_ref(ac->snap);
-    sn->slab = slab;
     uv_timer_init(&w->loop, &sn->timer);
     sn->timer.data = sn;
     ac->tcp->data = sn;
-    sn->next = w->sniffs;
-    if (w->sniffs)
-        w->sniffs->prev = sn;
-    w->sniffs = sn;
+    sniff_link(sn);
+    return sn;
+}
+
+static void sniff_start(accepted_conn_t *ac, bool tls, bool http)
+{
+    worker_t *w = ac->worker;
+    char *slab = bufpool_get(&w->pool);
+    sniff_t *sn = slab ? sniff_new(ac) : NULL;
+    if (sn == NULL) {
+        bufpool_put(&w->pool, slab);
+        route(ac, NULL);
+        return;
+    }
+    sn->slab = slab;
+    sn->want_tls = tls;
+    sn->want_http = http;
     uv_timer_start(&sn->timer, on_sniff_timeout, ac->listener->filters_timeout_ms, 0);
     uv_read_start((uv_stream_t *)ac->tcp, on_sniff_alloc, on_sniff_read);
 }
 
+/* ---- TLS termination (the chain's DownstreamTlsContext) ---------------------------------- */
+
+#define TLS_HANDSHAKE_TIMEOUT_MS 10000
+
+/* Ends the handshake stage: ok hands the connection to its filter, otherwise it is reset. */
+static void tls_accept_finish(sniff_t *sn, bool ok)
+{
+    worker_t *w = sn->ac.worker;
+    if (!sniff_stop(sn))
+        return;
+    accepted_conn_t ac = sn->ac;
+    tls_io_t *tls = sn->tls;
+    sn->tls = NULL;
+    uv_close((uv_handle_t *)&sn->timer, on_sniff_timer_closed);
+    const ssl_stat_ids_t *ssl = &ac.listener->st.ssl;
+    tls_session_t *ts = tls ? tls_io_session(tls) : NULL;
+    if (ok) {
+        stats_inc(w->stats, ssl->handshake);
+        if (tls_session_resumed(ts))
+            stats_inc(w->stats, ssl->session_reused);
+        ac.tls = tls;
+        hand_over(&ac);
+    } else {
+        tls_fail_reason_t why = ts ? tls_session_fail_reason(ts) : TLS_FAIL_NONE;
+        stats_inc(w->stats, ssl->fail[why != TLS_FAIL_NONE ? why : TLS_FAIL_CONNECTION_ERROR]);
+        if (ts && log_current_level <= LOG_DEBUG) {
+            char msg[256];
+            log_debug("listener '%s': TLS handshake failed: %s", ac.listener->name,
+                      tls_session_error(ts, msg, sizeof(msg)));
+        }
+        ac.tls = tls;
+        reject(&ac);
+    }
+    snapshot_unref(ac.snap);
+}
+
+static void tls_accept_step(sniff_t *sn)
+{
+    int rc = tls_io_handshake(sn->tls);
+    if (rc != TLS_ERR_WANT_READ)
+        tls_accept_finish(sn, rc == 0);
+}
+
+static void on_tls_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    sniff_t *sn = h->data;
+    tls_io_alloc(sn->tls, buf);
+}
+
+static void on_tls_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    sniff_t *sn = stream->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        tls_accept_finish(sn, false);
+        return;
+    }
+    tls_io_received(sn->tls, (size_t)nread);
+    tls_accept_step(sn);
+}
+
+static void on_tls_timeout(uv_timer_t *t)
+{
+    tls_accept_finish(t->data, false);
+}
+
+/* Runs the server handshake of ac's chain; the bytes already read (the ClientHello) go in
+ * first. */
+static void tls_accept(accepted_conn_t *ac)
+{
+    worker_t *w = ac->worker;
+    sniff_t *sn = sniff_new(ac);
+    if (sn == NULL) {
+        reject(ac);
+        return;
+    }
+    sn->handshake = true;
+    sn->ac.initial = NULL;
+    sn->ac.initial_len = 0;
+    int rc = tls_io_new(ac->chain->tls->engine, NULL, (uv_stream_t *)ac->tcp, &w->pool, &sn->tls);
+    if (rc == 0 && ac->initial_len)
+        rc = tls_io_received_copy(sn->tls, ac->initial, ac->initial_len);
+    bufpool_put(&w->pool, ac->initial);
+    ac->initial = NULL;
+    ac->initial_len = 0;
+    if (rc < 0) {
+        tls_accept_finish(sn, false);
+        return;
+    }
+    uv_timer_start(&sn->timer, on_tls_timeout, TLS_HANDSHAKE_TIMEOUT_MS, 0);
+    uv_read_start((uv_stream_t *)ac->tcp, on_tls_alloc, on_tls_read);
+    tls_accept_step(sn);
+}
+
 void listener_abort_sniffs(worker_t *w)
 {
-    while (w->sniffs)
-        sniff_finish(w->sniffs, NULL, true);
+    while (w->sniffs) {
+        if (w->sniffs->handshake)
+            tls_accept_finish(w->sniffs, false);
+        else
+            sniff_finish(w->sniffs, NULL, true);
+    }
 }
 
 static uint32_t dst_port(const struct sockaddr_storage *ss)
@@ -302,7 +526,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_os_fd_t fd;
     uv_fileno((uv_handle_t *)tcp, &fd);
     /* Each address costs a syscall per connection: ask only when something uses it. */
-    if (l->needs_dst || l->http_inspector)
+    if (l->needs_dst || l->http_inspector || l->tls_inspector)
         original_destination(fd, l->use_original_dst, &ac.orig_dst);
 
     stats_inc(w->stats, l->st.downstream_cx_total);
@@ -319,11 +543,15 @@ static void on_connection(uv_stream_t *server, int status)
             uv_close((uv_handle_t *)tcp, on_rejected_closed);
         return;
     }
-    if (l->http_inspector && !(l->inspector_disabled &&
-                               snapshot_pred_eval(l->inspector_disabled, dst_port(&ac.orig_dst))))
-        sniff_start(&ac);
+    uint32_t port = dst_port(&ac.orig_dst);
+    bool http = l->http_inspector &&
+                !(l->inspector_disabled && snapshot_pred_eval(l->inspector_disabled, port));
+    bool tls = l->tls_inspector &&
+               !(l->tls_inspector_disabled && snapshot_pred_eval(l->tls_inspector_disabled, port));
+    if (http || tls)
+        sniff_start(&ac, tls, http);
     else
-        dispatch(&ac);
+        route(&ac, NULL);
 }
 
 int listener_start(worker_listener_t *wl)

@@ -9,6 +9,7 @@
 #include "proxy/cluster.h"
 #include "proxy/log.h"
 #include "proxy/stream_write.h"
+#include "proxy/tls_io.h"
 
 #define POOL_MAX_IDLE        128
 #define POOL_IDLE_TIMEOUT_MS 60000
@@ -22,6 +23,7 @@ typedef struct pool {
     struct sockaddr_storage addr;
     upstream_conn_t *idle; /* most recently used first */
     size_t n_idle;
+    tls_saved_session_t *resume; /* the last TLS session with this endpoint, to resume */
     struct pool *next;
 } pool_t;
 
@@ -90,6 +92,7 @@ static void on_uc_closed(uv_handle_t *h)
     if (--uc->handles > 0)
         return;
     conn_buf_drop(&uc->worker->pool, &uc->in);
+    tls_io_free(uc->tls);
     free(uc);
 }
 
@@ -110,16 +113,17 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     upstream_conn_t *uc = h->data;
+    if (uc->tls) {
+        tls_io_alloc(uc->tls, buf);
+        return;
+    }
     size_t room = conn_buf_reserve(&uc->worker->pool, &uc->in, UC_BUF_MAX);
     *buf = uv_buf_init(uc->in.data ? uc->in.data + uc->in.len : NULL, (unsigned)room);
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+/* nread > 0 bytes were appended to uc->in, or the connection ended (nread < 0). */
+static void deliver(upstream_conn_t *uc, ssize_t nread)
 {
-    (void)buf;
-    upstream_conn_t *uc = stream->data;
-    if (nread == 0)
-        return;
     if (uc->state == UC_IDLE) {
         /* An idle keep-alive connection the server closed (or talks on unasked): drop it
          * now rather than hand it to the next request. */
@@ -132,7 +136,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         stats_add(uc->worker->stats, uc->cluster->st.upstream_cx_rx_bytes_total, nread);
     } else {
         stats_inc(uc->worker->stats, uc->cluster->st.upstream_cx_destroy_remote);
-        uv_read_stop(stream);
+        uv_read_stop((uv_stream_t *)&uc->tcp);
     }
     void *owner = uc->owner;
     const upstream_conn_cbs_t *cbs = uc->cbs;
@@ -144,6 +148,66 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         cbs->on_read(owner, uc, nread);
     if (uc->state != UC_CLOSING)
         conn_buf_trim(&uc->worker->pool, &uc->in); /* idle connections hold no buffer */
+}
+
+static void tls_handshake_done(upstream_conn_t *uc);
+static void tls_handshake_failed(upstream_conn_t *uc);
+
+/* Decrypts what the session holds into uc->in and delivers it, as long as the owner reads. */
+static void tls_pump(upstream_conn_t *uc)
+{
+    while (uc->state == UC_BUSY || uc->state == UC_IDLE) {
+        if (uc->state == UC_BUSY && !uv_is_active((uv_handle_t *)&uc->tcp))
+            return; /* paused by the owner; pool_read_start pumps again */
+        size_t room = conn_buf_reserve(&uc->worker->pool, &uc->in, UC_BUF_MAX);
+        if (room == 0)
+            return;
+        ssize_t n = tls_io_decrypt(uc->tls, uc->in.data + uc->in.len, room);
+        if (n == 0) {
+            conn_buf_trim(&uc->worker->pool, &uc->in);
+            return;
+        }
+        if (n < 0 && n != UV_EOF) {
+            tls_session_t *ts = tls_io_session(uc->tls);
+            stats_inc(
+                uc->worker->stats,
+                uc->cluster->st.ssl.fail[tls_session_fail_reason(ts) ? tls_session_fail_reason(ts)
+                                                                     : TLS_FAIL_CONNECTION_ERROR]);
+            n = UV_EPROTO;
+        }
+        deliver(uc, n);
+    }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    upstream_conn_t *uc = stream->data;
+    if (nread == 0)
+        return;
+    if (uc->tls == NULL) {
+        deliver(uc, nread);
+        return;
+    }
+    if (nread < 0) {
+        if (uc->state == UC_CONNECTING)
+            tls_handshake_failed(uc);
+        else
+            deliver(uc, nread);
+        return;
+    }
+    tls_io_received(uc->tls, (size_t)nread);
+    if (uc->state == UC_CONNECTING) {
+        int rc = tls_io_handshake(uc->tls);
+        if (rc == TLS_ERR_WANT_READ)
+            return;
+        if (rc < 0) {
+            tls_handshake_failed(uc);
+            return;
+        }
+        tls_handshake_done(uc);
+    }
+    tls_pump(uc);
 }
 
 static void on_connect_timeout(uv_timer_t *t)
@@ -159,6 +223,81 @@ static void on_connect_timeout(uv_timer_t *t)
         uc->cbs->on_connected(owner, uc, UV_ETIMEDOUT);
 }
 
+/* ---- TLS origination (UpstreamTlsContext) ------------------------------------------------ */
+
+static void on_tls_written(void *owner, int status)
+{
+    upstream_conn_t *uc = owner;
+    if (status < 0 || uc->state == UC_CLOSING)
+        return; /* the read side reports the failure */
+    if (uc->over_hwm && tls_io_queue_size(uc->tls) == 0) {
+        uc->over_hwm = false;
+        if (uc->owner)
+            uc->cbs->on_drained(uc->owner, uc);
+    }
+}
+
+/* Connected: the handshake runs under the same connect timeout. */
+static void tls_start(upstream_conn_t *uc)
+{
+    int rc = tls_io_new(uc->cluster->tls->engine, uc->pool->resume, (uv_stream_t *)&uc->tcp,
+                        &uc->worker->pool, &uc->tls);
+    if (rc == 0) {
+        tls_io_attach(uc->tls, uc, on_tls_written);
+        rc = uv_read_start((uv_stream_t *)&uc->tcp, on_alloc, on_read);
+    }
+    if (rc == 0) {
+        rc = tls_io_handshake(uc->tls); /* the ClientHello */
+        if (rc == TLS_ERR_WANT_READ)
+            return;
+    }
+    tls_handshake_failed(uc);
+}
+
+static void tls_handshake_failed(upstream_conn_t *uc)
+{
+    stats_slots_t *s = uc->worker->stats;
+    tls_fail_reason_t why = TLS_FAIL_CONNECTION_ERROR;
+    if (uc->tls) {
+        tls_session_t *ts = tls_io_session(uc->tls);
+        if (tls_session_fail_reason(ts) != TLS_FAIL_NONE)
+            why = tls_session_fail_reason(ts);
+        if (log_current_level <= LOG_DEBUG) {
+            char msg[256];
+            log_debug("cluster '%s': TLS handshake with %s failed: %s", uc->cluster->name,
+                      uc->label, tls_session_error(ts, msg, sizeof(msg)));
+        }
+    }
+    stats_inc(s, uc->cluster->st.ssl.fail[why]);
+    stats_inc(s, uc->cluster->st.upstream_cx_connect_fail);
+    uv_timer_stop(&uc->timer);
+    void *owner = uc->owner;
+    uc->owner = NULL;
+    uc_close(uc);
+    if (owner)
+        uc->cbs->on_connected(owner, uc, UV_EPROTO);
+}
+
+static void tls_handshake_done(upstream_conn_t *uc)
+{
+    stats_slots_t *s = uc->worker->stats;
+    tls_session_t *ts = tls_io_session(uc->tls);
+    stats_inc(s, uc->cluster->st.ssl.handshake);
+    if (tls_session_resumed(ts)) {
+        stats_inc(s, uc->cluster->st.ssl.session_reused);
+    } else {
+        tls_saved_session_t *ss = tls_session_save(ts);
+        if (ss) {
+            tls_saved_session_free(uc->pool->resume);
+            uc->pool->resume = ss;
+        }
+    }
+    uv_timer_stop(&uc->timer);
+    uc->state = UC_BUSY;
+    if (uc->owner)
+        uc->cbs->on_connected(uc->owner, uc, 0);
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
     upstream_conn_t *uc = req->data;
@@ -170,6 +309,10 @@ static void on_connect(uv_connect_t *req, int status)
         stats_inc(uc->worker->stats, uc->cluster->st.upstream_cx_connect_fail);
         uc->owner = NULL;
         uc_close(uc);
+    } else if (uc->cluster->tls) {
+        uv_tcp_nodelay(&uc->tcp, 1);
+        tls_start(uc);
+        return; /* on_connected follows the handshake */
     } else {
         uc->state = UC_BUSY;
         uv_tcp_nodelay(&uc->tcp, 1);
@@ -271,7 +414,7 @@ void pool_release(upstream_conn_t *uc, bool reusable)
         return;
     pool_t *p = uc->pool;
     if (!reusable || uc->state != UC_BUSY || uc->in.len != 0 || p->n_idle >= POOL_MAX_IDLE ||
-        uc->tcp.write_queue_size != 0) {
+        uc->tcp.write_queue_size != 0 || (uc->tls && tls_io_queue_size(uc->tls) != 0)) {
         stats_inc(uc->worker->stats, uc->cluster->st.upstream_cx_destroy_local);
         uc_close(uc);
         return;
@@ -313,6 +456,12 @@ int pool_write(upstream_conn_t *uc, const uv_buf_t *bufs, unsigned n)
     for (unsigned i = 0; i < n; i++)
         total += bufs[i].len;
     stats_add(uc->worker->stats, uc->cluster->st.upstream_cx_tx_bytes_total, (int64_t)total);
+    if (uc->tls) {
+        int rc = tls_io_write(uc->tls, bufs, n);
+        if (rc == 0 && tls_io_queue_size(uc->tls) > UC_HIGH_WATER)
+            uc->over_hwm = true;
+        return rc;
+    }
     int rc = stream_write_copy((uv_stream_t *)&uc->tcp, bufs, n, uc, on_write);
     if (rc == 0 && uc->tcp.write_queue_size > UC_HIGH_WATER)
         uc->over_hwm = true;
@@ -325,10 +474,18 @@ void pool_read_stop(upstream_conn_t *uc)
         uv_read_stop((uv_stream_t *)&uc->tcp);
 }
 
+static void on_tls_pump(uv_timer_t *t)
+{
+    tls_pump(t->data);
+}
+
 void pool_read_start(upstream_conn_t *uc)
 {
-    if (uc->state == UC_BUSY)
-        uv_read_start((uv_stream_t *)&uc->tcp, on_alloc, on_read);
+    if (uc->state != UC_BUSY)
+        return;
+    uv_read_start((uv_stream_t *)&uc->tcp, on_alloc, on_read);
+    if (uc->tls) /* records already read wait in the session */
+        uv_timer_start(&uc->timer, on_tls_pump, 0, 0);
 }
 
 void pool_consume(upstream_conn_t *uc, size_t n)
@@ -356,6 +513,7 @@ void pool_close_all(worker_t *w)
         while (p->idle)
             uc_close(p->idle);
         ps->pools = p->next;
+        tls_saved_session_free(p->resume);
         free(p);
     }
     ps->sweep.data = ps;

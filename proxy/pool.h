@@ -36,9 +36,10 @@ struct upstream_conn {
     enum { UC_CONNECTING, UC_BUSY, UC_IDLE, UC_CLOSING } state;
     void *owner;
     const upstream_conn_cbs_t *cbs;
-    conn_buf_t in; /* response bytes read and not yet consumed */
-    bool reused;   /* it served a request before this one */
-    bool over_hwm; /* write queue went over the high watermark */
+    struct tls_io *tls; /* the cluster's UpstreamTlsContext in use, or NULL (plaintext) */
+    conn_buf_t in;      /* response bytes read (decrypted) and not yet consumed */
+    bool reused;        /* it served a request before this one */
+    bool over_hwm;      /* write queue went over the high watermark */
     uint64_t idle_since;
     upstream_conn_t *idle_prev, *idle_next;
     int handles;

@@ -2,6 +2,8 @@
  * snapshot) and orderly teardown. */
 #include "proxy/worker.h"
 
+#include "certs/tls.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +114,7 @@ static void worker_main(void *arg)
     /* Anything still open (only possible after a failed start) is closed here. */
     close_listeners(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    tls_thread_cleanup(); /* this thread's TLS output cache and random generator */
 }
 
 int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *store,

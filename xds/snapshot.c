@@ -140,6 +140,29 @@ static const char *enum_name(const ProtobufCEnumDescriptor *d, int value)
     return v ? v->name : "?";
 }
 
+static int define_ssl_stats(stats_store_t *st, const char *scope, const char *label,
+                            const char *name, ssl_stat_ids_t *ssl)
+{
+    struct {
+        stat_id_t *id;
+        const char *metric;
+    } defs[] = {
+        {&ssl->handshake, "ssl.handshake"},
+        {&ssl->session_reused, "ssl.session_reused"},
+        {&ssl->fail[1], "ssl.connection_error"},
+        {&ssl->fail[2], "ssl.fail_verify_no_cert"},
+        {&ssl->fail[3], "ssl.fail_verify_error"},
+        {&ssl->fail[4], "ssl.fail_verify_san"},
+    };
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+        int64_t id = stats_define(st, STAT_COUNTER, scope, label, name, defs[i].metric);
+        if (id < 0)
+            return (int)id;
+        *defs[i].id = (stat_id_t)id;
+    }
+    return 0;
+}
+
 static int define_cluster_stats(stats_store_t *st, snap_cluster_t *c)
 {
     struct {
@@ -176,6 +199,8 @@ static int define_cluster_stats(stats_store_t *st, snap_cluster_t *c)
             return (int)id;
         *defs[i].id = (stat_id_t)id;
     }
+    if (c->tls)
+        return define_ssl_stats(st, "cluster", "envoy_cluster_name", c->stat_name, &c->st.ssl);
     return 0;
 }
 
@@ -199,6 +224,10 @@ static int define_listener_stats(stats_store_t *st, snap_listener_t *l)
             return (int)id;
         *defs[i].id = (stat_id_t)id;
     }
+    for (size_t i = 0; i < l->n_chains; i++)
+        if (l->chains[i].tls)
+            return define_ssl_stats(st, "listener", "envoy_listener_address", l->stat_name,
+                                    &l->st.ssl);
     return 0;
 }
 

@@ -32,6 +32,15 @@ typedef struct snap_endpoint {
 typedef enum { CLUSTER_STATIC, CLUSTER_ORIGINAL_DST } cluster_kind_t;
 typedef enum { LB_ROUND_ROBIN, LB_LEAST_REQUEST, LB_RANDOM, LB_CLUSTER_PROVIDED } lb_policy_t;
 
+/* Envoy's ssl.* counters of the TLS contexts of a cluster (upstream) or a listener's chains
+ * (downstream); defined only where TLS is configured. fail[] is indexed by the TLS engine's
+ * tls_fail_reason_t: connection_error, fail_verify_no_cert, fail_verify_error, fail_verify_san. */
+typedef struct ssl_stat_ids {
+    stat_id_t handshake;
+    stat_id_t session_reused;
+    stat_id_t fail[5]; /* [0] unused (TLS_FAIL_NONE) */
+} ssl_stat_ids_t;
+
 typedef struct cluster_stat_ids {
     stat_id_t upstream_cx_total;
     stat_id_t upstream_cx_active;
@@ -51,6 +60,7 @@ typedef struct cluster_stat_ids {
     stat_id_t upstream_rq_time; /* histogram */
     stat_id_t upstream_rq_pending_overflow;
     stat_id_t upstream_cx_overflow;
+    ssl_stat_ids_t ssl;
 } cluster_stat_ids_t;
 
 /* Counts shared by every worker, for circuit breaking (Envoy's are process-wide too). The one
@@ -139,6 +149,9 @@ typedef struct tls_context_config {
     bool require_sni;                  /* refuse a ClientHello without SNI */
     bool disable_stateless_resumption; /* no session tickets */
     bool disable_stateful_resumption;  /* no session-id cache */
+    /* The TLS engine's config built from the fields above (a reference owned here), shared
+     * read-only by every worker's connections. */
+    struct tls_config *engine;
 } tls_context_config_t;
 
 typedef struct snap_cluster {
@@ -203,6 +216,7 @@ typedef struct listener_stat_ids {
     stat_id_t downstream_cx_destroy;
     stat_id_t no_filter_chain_match;
     stat_id_t downstream_cx_loop;
+    ssl_stat_ids_t ssl;
 } listener_stat_ids_t;
 
 typedef struct snap_listener {

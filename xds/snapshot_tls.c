@@ -17,6 +17,7 @@
 #include "envoy/config/core/v3/base.pb-c.h"
 #include "envoy/config/listener/v3/listener_components.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
+#include "certs/tls.h"
 #include "xds/config.h"
 
 typedef Envoy__Extensions__TransportSockets__Tls__V3__UpstreamTlsContext upstream_msg_t;
@@ -526,6 +527,86 @@ static int parse_downstream(const tls_parse_t *p, const downstream_msg_t *m,
     return 0;
 }
 
+/* Builds the engine's config from t: the certificate pair and trust bundle are parsed and checked
+ * here (key matches, chain verifies, not expired), so a bad pair fails the snapshot and the
+ * running one stays. */
+static int build_engine(const tls_parse_t *p, tls_context_config_t *t)
+{
+    enum { MAX_MATCHERS = 64, MAX_LIST = 16 };
+    identity_matcher_t m[MAX_MATCHERS];
+    tls_suite_t suites[MAX_LIST];
+    tls_group_t groups[MAX_LIST];
+    size_t nm = 0, ns = 0, ng = 0;
+    for (size_t i = 0; i < t->n_san_matchers; i++) {
+        const tls_config_san_matcher_t *sm = &t->san_matchers[i];
+        if (nm + 2 > MAX_MATCHERS)
+            return tfail(p, "more than %d subject alt name matchers", MAX_MATCHERS / 2);
+        identity_match_kind_t kind =
+            sm->match == TLS_CONFIG_MATCH_PREFIX ? IDENTITY_MATCH_PREFIX : IDENTITY_MATCH_EXACT;
+        identity_san_type_t type = sm->type == TLS_CONFIG_SAN_DNS   ? IDENTITY_SAN_DNS
+                                   : sm->type == TLS_CONFIG_SAN_URI ? IDENTITY_SAN_URI
+                                                                    : IDENTITY_SAN_ANY;
+        m[nm++] = (identity_matcher_t){type, kind, sm->value};
+    }
+    for (size_t i = 0; i < t->n_cipher_suites && ns < MAX_LIST; i++) {
+        int v = tls_suite_from_name(t->cipher_suites[i]);
+        if (v >= 0)
+            suites[ns++] = (tls_suite_t)v;
+    }
+    if (t->n_cipher_suites && ns == 0)
+        return tfail(p,
+                     "tls_params.cipher_suites: none is supported (ECDHE-ECDSA-AES128-GCM-SHA256 "
+                     "and ECDHE-ECDSA-CHACHA20-POLY1305 are)");
+    for (size_t i = 0; i < t->n_ecdh_curves && ng < MAX_LIST; i++) {
+        int v = tls_group_from_name(t->ecdh_curves[i]);
+        if (v >= 0)
+            groups[ng++] = (tls_group_t)v;
+    }
+    if (t->n_ecdh_curves && ng == 0)
+        return tfail(p, "tls_params.ecdh_curves: none is supported (X25519 and P-256 are)");
+    tls_config_opts_t o = {
+        .role = t->role == TLS_CONFIG_CLIENT ? TLS_ROLE_CLIENT : TLS_ROLE_SERVER,
+        .cert_chain = {t->cert_chain.data, t->cert_chain.len, NULL},
+        .private_key = {t->private_key.data, t->private_key.len, NULL},
+        .trust_bundle = {t->trusted_ca.data, t->trusted_ca.len, NULL},
+        .require_client_cert = t->require_client_certificate,
+        .alpn = (const char *const *)t->alpn,
+        .alpn_count = t->n_alpn,
+        .peer_identities = nm ? m : NULL,
+        .peer_identity_count = nm,
+        .sni = t->sni,
+        .suites = ns ? suites : NULL,
+        .suite_count = ns,
+        .groups = ng ? groups : NULL,
+        .group_count = ng,
+        .output_high_water = 64u << 20, /* owners pace writes by tls_io_queue_size */
+        .disable_tickets = t->role == TLS_CONFIG_CLIENT ? t->max_session_keys == 0
+                                                        : t->disable_stateless_resumption,
+    };
+    char eerr[300];
+    int rc = tls_config_new(&o, &t->engine, eerr, sizeof(eerr));
+    if (rc == -ENOMEM)
+        return tfail(p, "out of memory");
+    if (rc < 0) {
+        /* The engine names items "(inline PEM)": say which files they came from. */
+        char files[600] = "";
+        size_t n = 0;
+        const struct {
+            const char *field, *path;
+        } src[] = {{"certificate_chain", t->cert_chain.filename},
+                   {"private_key", t->private_key.filename},
+                   {"trusted_ca", t->trusted_ca.filename}};
+        for (size_t i = 0; i < 3 && n < sizeof(files); i++)
+            if (src[i].path)
+                n += (size_t)snprintf(files + n, sizeof(files) - n, "%s%s %s",
+                                      n ? ", " : " (files: ", src[i].field, src[i].path);
+        if (n && n < sizeof(files) - 1)
+            snprintf(files + n, sizeof(files) - n, ")");
+        return tfail(p, "%s%s", eerr, files);
+    }
+    return 0;
+}
+
 int snapshot_tls_parse(const Envoy__Config__Core__V3__TransportSocket *ts, tls_config_role_t role,
                        const char *what, tls_context_config_t **out, char *err, size_t errlen)
 {
@@ -575,6 +656,8 @@ int snapshot_tls_parse(const Envoy__Config__Core__V3__TransportSocket *ts, tls_c
                                        : parse_downstream(&p, (const downstream_msg_t *)msg, t);
     }
     protobuf_c_message_free_unpacked(msg, NULL);
+    if (rc == 0)
+        rc = build_engine(&p, t);
     if (rc < 0) {
         snapshot_tls_free(t);
         return rc;
@@ -605,6 +688,7 @@ void snapshot_tls_free(tls_context_config_t *t)
     free_strings(t->cipher_suites, t->n_cipher_suites);
     free_strings(t->ecdh_curves, t->n_ecdh_curves);
     free(t->sni);
+    tls_config_unref(t->engine);
     free(t);
 }
 

@@ -1,7 +1,9 @@
 /* TLS in the snapshot: Envoy's UpstreamTlsContext and DownstreamTlsContext load into plain
- * structs with their files read, the tls_inspector and the TLS side of filter chain matching
- * work the Envoy way, what the TLS engine cannot honour is refused by name, and /config_dump
- * never shows a private key. */
+ * structs with their files read and the TLS engine's config built from them (so a key that does
+ * not fit its certificate, an expired certificate or one the trust bundle does not vouch for fails
+ * the snapshot), the tls_inspector and the TLS side of filter chain matching work the Envoy way,
+ * what the TLS engine cannot honour is refused by name, and /config_dump never shows a private
+ * key. The certificates are the committed fixtures of test/data/certs (see gen.sh there). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,19 +12,57 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
 #include <cmocka.h>
 
+#include "certs/tls.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "proxy/hcm.h"
 #include "xds/config.h"
 #include "xds/snapshot.h"
 
-#define CERT_PEM "-----BEGIN CERTIFICATE-----\nY2VydA==\n-----END CERTIFICATE-----\n"
-#define KEY_PEM  "-----BEGIN EC PRIVATE KEY-----\na2V5\n-----END EC PRIVATE KEY-----\n"
-#define CA_PEM   "-----BEGIN CERTIFICATE-----\nY2E=\n-----END CERTIFICATE-----\n"
+#define CERTS_DIR "test/data/certs"
+
+/* The PEM fixtures, read once in setup. In YAML templates "@NAME@" stands for fixture NAME as a
+ * double-quoted YAML string and "@NAME_B64@" for the base64 of its bytes (for inline_bytes);
+ * "@DIR@" is the temporary directory holding cert.pem, key.pem and ca.pem. */
+enum {
+    CERT,           /* spiffe://cluster.local/ns/default/sa/server, issued by root-a */
+    KEY,            /* its key */
+    CA,             /* root-a: the cluster.local root */
+    OTHER_CERT,     /* spiffe://other.local/ns/default/sa/server, issued by root-b */
+    OTHER_KEY,      /* its key */
+    OTHER_CA,       /* root-b: the other.local root */
+    MISMATCHED_KEY, /* a key no certificate belongs to */
+    EXPIRED_CERT,   /* issued by root-a, valid only during 2000 */
+    EXPIRED_KEY,
+    FUTURE_CERT, /* issued by root-a, valid from 2090 */
+    FUTURE_KEY,
+    N_PEMS
+};
+
+static struct {
+    const char *token;
+    const char *file;
+    char *pem;
+} pems[N_PEMS] = {
+    [CERT] = {"CERT", "server.pem", NULL},
+    [KEY] = {"KEY", "server.key", NULL},
+    [CA] = {"CA", "root-a.pem", NULL},
+    [OTHER_CERT] = {"OTHER_CERT", "other-server.pem", NULL},
+    [OTHER_KEY] = {"OTHER_KEY", "other-server.key", NULL},
+    [OTHER_CA] = {"OTHER_CA", "root-b.pem", NULL},
+    [MISMATCHED_KEY] = {"MISMATCHED_KEY", "mismatched.key", NULL},
+    [EXPIRED_CERT] = {"EXPIRED_CERT", "expired.pem", NULL},
+    [EXPIRED_KEY] = {"EXPIRED_KEY", "expired.key", NULL},
+    [FUTURE_CERT] = {"FUTURE_CERT", "future.pem", NULL},
+    [FUTURE_KEY] = {"FUTURE_KEY", "future.key", NULL},
+};
+
+#define PEM(i) ((const char *)pems[i].pem)
 
 #define UPSTREAM_TLS                                                                               \
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
@@ -51,6 +91,30 @@ typedef struct fixture {
     char err[1024];
 } fixture_t;
 
+/* The whole of a file, NUL-terminated; NULL if it cannot be read. */
+static char *read_whole(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    char buf[4096];
+    size_t n;
+    while (m && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+        fwrite(buf, 1, n, m);
+    bool failed = ferror(f) || m == NULL;
+    fclose(f);
+    if (m)
+        fclose(m);
+    if (failed || len == 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 static void write_file(const char *name, const char *text)
 {
     char path[128];
@@ -64,12 +128,20 @@ static void write_file(const char *name, const char *text)
 static int setup(void **state)
 {
     (void)state;
+    char path[256];
+    for (size_t i = 0; i < N_PEMS; i++) {
+        snprintf(path, sizeof(path), "%s/%s", CERTS_DIR, pems[i].file);
+        if ((pems[i].pem = read_whole(path)) == NULL) {
+            fprintf(stderr, "cannot read %s (run from the repository root)\n", path);
+            return -1;
+        }
+    }
     snprintf(dir, sizeof(dir), "/tmp/remora-tls-XXXXXX");
     if (mkdtemp(dir) == NULL)
         return -1;
-    write_file("cert.pem", CERT_PEM);
-    write_file("key.pem", KEY_PEM);
-    write_file("ca.pem", CA_PEM);
+    write_file("cert.pem", PEM(CERT));
+    write_file("key.pem", PEM(KEY));
+    write_file("ca.pem", PEM(CA));
     write_file("empty.pem", "");
     return 0;
 }
@@ -83,34 +155,93 @@ static int teardown(void **state)
         snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
         unlink(path);
     }
+    for (size_t i = 0; i < N_PEMS; i++) {
+        free(pems[i].pem);
+        pems[i].pem = NULL;
+    }
     return rmdir(dir);
 }
 
-/* Replaces every "@DIR@" in fmt with the fixture's directory. */
-static char *with_dir(const char *text)
+/* s as a YAML double-quoted scalar. */
+static void put_quoted(FILE *m, const char *s)
 {
-    size_t n = 0, dl = strlen(dir);
-    for (const char *p = strstr(text, "@DIR@"); p; p = strstr(p + 5, "@DIR@"))
-        n++;
-    char *out = malloc(strlen(text) + n * dl + 1), *o = out;
-    for (const char *p = text;;) {
-        const char *q = strstr(p, "@DIR@");
-        size_t len = q ? (size_t)(q - p) : strlen(p);
-        memcpy(o, p, len);
-        o += len;
-        if (q == NULL)
-            break;
-        memcpy(o, dir, dl);
-        o += dl;
-        p = q + 5;
+    fputc('"', m);
+    for (; *s; s++) {
+        if (*s == '\n')
+            fputs("\\n", m);
+        else if (*s == '"' || *s == '\\')
+            fprintf(m, "\\%c", *s);
+        else
+            fputc(*s, m);
     }
-    *o = '\0';
+    fputc('"', m);
+}
+
+/* s[0..len) as standard padded base64, double-quoted. */
+static void put_base64(FILE *m, const char *s, size_t len)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *b = (const unsigned char *)s;
+    fputc('"', m);
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)b[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t)b[i + 1] << 8;
+        if (i + 2 < len)
+            v |= b[i + 2];
+        fputc(abc[(v >> 18) & 63], m);
+        fputc(abc[(v >> 12) & 63], m);
+        fputc(i + 1 < len ? abc[(v >> 6) & 63] : '=', m);
+        fputc(i + 2 < len ? abc[v & 63] : '=', m);
+    }
+    fputc('"', m);
+}
+
+/* Writes what "@<token>@" stands for; false when token names nothing (a '@' of the YAML). */
+static bool put_token(FILE *m, const char *token, size_t len)
+{
+    if (len == 3 && memcmp(token, "DIR", 3) == 0) {
+        fputs(dir, m);
+        return true;
+    }
+    for (size_t i = 0; i < N_PEMS; i++) {
+        size_t n = strlen(pems[i].token);
+        if (len < n || memcmp(token, pems[i].token, n) != 0)
+            continue;
+        if (len == n) {
+            put_quoted(m, PEM(i));
+            return true;
+        }
+        if (len == n + 4 && memcmp(token + n, "_B64", 4) == 0) {
+            put_base64(m, PEM(i), strlen(PEM(i)));
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The template with every "@DIR@", "@NAME@" and "@NAME_B64@" replaced (see pems). */
+static char *expand(const char *text)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    assert_non_null(m);
+    for (const char *p = text; *p;) {
+        const char *end = *p == '@' ? strchr(p + 1, '@') : NULL;
+        if (end && put_token(m, p + 1, (size_t)(end - p - 1))) {
+            p = end + 1;
+            continue;
+        }
+        fputc(*p++, m);
+    }
+    fclose(m);
     return out;
 }
 
 static int build(fixture_t *f, const char *yaml_template)
 {
-    char *yaml = with_dir(yaml_template);
+    char *yaml = expand(yaml_template);
     ProtobufCMessage *msg = NULL;
     f->stats = stats_store_new(2);
     int rc = config_yaml_load(yaml, strlen(yaml), "test.yaml",
@@ -221,9 +352,9 @@ static void test_upstream_tls_context_lands_on_the_cluster(void **state)
         snapshot_find_cluster(f.snap, "outbound|80||b.default.svc.cluster.local")->tls;
     assert_non_null(t);
     assert_int_equal(t->role, TLS_CONFIG_CLIENT);
-    assert_data(&t->cert_chain, CERT_PEM, "cert.pem");
-    assert_data(&t->private_key, KEY_PEM, "key.pem");
-    assert_data(&t->trusted_ca, CA_PEM, "ca.pem");
+    assert_data(&t->cert_chain, PEM(CERT), "cert.pem");
+    assert_data(&t->private_key, PEM(KEY), "key.pem");
+    assert_data(&t->trusted_ca, PEM(CA), "ca.pem");
     assert_string_equal(t->sni, "outbound_.80_._.b.default.svc.cluster.local");
     assert_int_equal(t->max_session_keys, 1);
     assert_int_equal(t->min_version, TLS_CONFIG_VERSION_1_2);
@@ -238,6 +369,17 @@ static void test_upstream_tls_context_lands_on_the_cluster(void **state)
     assert_int_equal(t->san_matchers[0].type, TLS_CONFIG_SAN_ANY);
     assert_int_equal(t->san_matchers[0].match, TLS_CONFIG_MATCH_EXACT);
     assert_string_equal(t->san_matchers[0].value, "spiffe://cluster.local/ns/default/sa/b");
+    /* The engine's config holds the same certificate and trust bundle. */
+    assert_non_null(t->engine);
+    assert_int_equal(tls_config_role(t->engine), TLS_ROLE_CLIENT);
+    identity_cert_info_t info;
+    assert_int_equal(tls_config_cert_info(t->engine, false, 0, time(NULL), &info), 0);
+    assert_string_equal(info.spiffe_id, "spiffe://cluster.local/ns/default/sa/server");
+    identity_cert_info_free(&info);
+    assert_int_equal(tls_config_cert_info(t->engine, true, 0, time(NULL), &info), 0);
+    assert_string_equal(info.spiffe_id, "spiffe://cluster.local");
+    identity_cert_info_free(&info);
+    assert_int_equal(tls_config_cert_info(t->engine, true, 1, time(NULL), &info), -ENOENT);
     release(&f);
 }
 
@@ -261,7 +403,11 @@ static void test_downstream_tls_context_lands_on_the_chain(void **state)
     assert_true(t->require_client_certificate);
     assert_false(t->require_sni);
     assert_null(t->sni);
-    assert_data(&t->private_key, KEY_PEM, "key.pem");
+    assert_data(&t->cert_chain, PEM(CERT), "cert.pem");
+    assert_data(&t->private_key, PEM(KEY), "key.pem");
+    assert_data(&t->trusted_ca, PEM(CA), "ca.pem");
+    assert_non_null(t->engine);
+    assert_int_equal(tls_config_role(t->engine), TLS_ROLE_SERVER);
     assert_int_equal(t->n_san_matchers, 1);
     assert_int_equal(t->san_matchers[0].type, TLS_CONFIG_SAN_URI);
     assert_int_equal(t->san_matchers[0].match, TLS_CONFIG_MATCH_PREFIX);
@@ -306,7 +452,7 @@ static void test_inline_string_and_inline_bytes_are_used_directly(void **state)
 {
     (void)state;
     fixture_t f = {0};
-    /* inline_bytes is base64 in YAML: "a2V5LWJ5dGVz" is "key-bytes". */
+    /* inline_bytes is base64 in YAML: @KEY_B64@ is the key PEM's bytes encoded. */
     const char *yaml = "static_resources:\n"
                        "  listeners:\n"
                        "  - name: l\n"
@@ -320,15 +466,16 @@ static void test_inline_string_and_inline_bytes_are_used_directly(void **state)
                        "          disable_stateless_session_resumption: true\n"
                        "          common_tls_context:\n"
                        "            tls_certificates:\n"
-                       "            - certificate_chain: {inline_string: 'chain-text'}\n"
-                       "              private_key: {inline_bytes: 'a2V5LWJ5dGVz'}\n"
+                       "            - certificate_chain: {inline_string: @CERT@}\n"
+                       "              private_key: {inline_bytes: @KEY_B64@}\n"
                        "      filters:\n" TCP_PROXY;
     if (build(&f, yaml) != 0)
         fail_msg("%s", f.err);
     const tls_context_config_t *t = f.snap->listeners[0].chains[0].tls;
-    assert_data(&t->cert_chain, "chain-text", NULL);
-    assert_data(&t->private_key, "key-bytes", NULL);
+    assert_data(&t->cert_chain, PEM(CERT), NULL);
+    assert_data(&t->private_key, PEM(KEY), NULL);
     assert_null(t->trusted_ca.data);
+    assert_non_null(t->engine);
     assert_false(t->require_client_certificate);
     assert_true(t->require_sni);
     assert_true(t->disable_stateless_resumption);
@@ -491,6 +638,110 @@ static void expect_error(const char *yaml, const char *want)
     release(&f);
 }
 
+/* A listener "l" whose one filter chain "tls" has a DownstreamTlsContext with common_tls_context
+ * `body` (indented under common_tls_context). */
+static void downstream_yaml(char *yaml, size_t cap, const char *body)
+{
+    int n = snprintf(yaml, cap,
+                     "static_resources:\n"
+                     "  listeners:\n"
+                     "  - name: l\n"
+                     "    address: {socket_address: {address: 127.0.0.1, port_value: 1}}\n"
+                     "    filter_chains:\n"
+                     "    - name: tls\n"
+                     "      transport_socket:\n"
+                     "        name: envoy.transport_sockets.tls\n"
+                     "        typed_config:\n"
+                     "          '@type': " DOWNSTREAM_TLS "\n"
+                     "          common_tls_context:\n"
+                     "%s"
+                     "      filters:\n" TCP_PROXY,
+                     body);
+    assert_true(n > 0 && (size_t)n < cap);
+}
+
+#define SERVER_PAIR(cert, key)                                                                     \
+    "            tls_certificates:\n"                                                              \
+    "            - certificate_chain: {inline_string: @" cert "@}\n"                               \
+    "              private_key: {inline_string: @" key "@}\n"
+
+#define SERVER_TRUST(ca)                                                                           \
+    "            validation_context:\n"                                                            \
+    "              trusted_ca: {inline_string: @" ca "@}\n"
+
+static void test_key_that_does_not_match_its_certificate_fails_the_snapshot(void **state)
+{
+    (void)state;
+    char yaml[4096];
+    downstream_yaml(yaml, sizeof(yaml), SERVER_PAIR("CERT", "MISMATCHED_KEY"));
+    expect_error(yaml, "listener 'l': filter chain 'tls': transport_socket: private_key (inline "
+                       "PEM) does not match the leaf certificate of cert_chain (inline PEM)");
+    /* The same from files, on a cluster. */
+    expect_upstream_error(TRUST "          tls_certificates:\n"
+                                "          - certificate_chain: {filename: '@DIR@/cert.pem'}\n"
+                                "            private_key: {inline_bytes: @MISMATCHED_KEY_B64@}\n",
+                          "cluster 'c': transport_socket: private_key (inline PEM) does not "
+                          "match the leaf certificate of cert_chain (inline PEM)");
+    /* Another workload's pair: each half is a real key or certificate, but not of the other. */
+    downstream_yaml(yaml, sizeof(yaml), SERVER_PAIR("CERT", "OTHER_KEY"));
+    expect_error(yaml, "filter chain 'tls': transport_socket: private_key (inline PEM) does not "
+                       "match the leaf certificate");
+}
+
+static void test_certificate_outside_its_validity_fails_the_snapshot(void **state)
+{
+    (void)state;
+    char yaml[4096];
+    downstream_yaml(yaml, sizeof(yaml), SERVER_PAIR("EXPIRED_CERT", "EXPIRED_KEY"));
+    expect_error(yaml, "listener 'l': filter chain 'tls': transport_socket: cert_chain (inline "
+                       "PEM): leaf certificate expired at 2001-01-01 00:00:00 UTC");
+    expect_upstream_error(TRUST "          tls_certificates:\n"
+                                "          - certificate_chain: {inline_string: @EXPIRED_CERT@}\n"
+                                "            private_key: {inline_string: @EXPIRED_KEY@}\n",
+                          "cluster 'c': transport_socket: cert_chain (inline PEM): leaf "
+                          "certificate expired at 2001-01-01 00:00:00 UTC");
+    downstream_yaml(yaml, sizeof(yaml), SERVER_PAIR("FUTURE_CERT", "FUTURE_KEY"));
+    expect_error(yaml, "filter chain 'tls': transport_socket: cert_chain (inline PEM): leaf "
+                       "certificate is not valid before 2090-01-01 00:00:00 UTC");
+}
+
+static void test_certificate_not_issued_by_trusted_ca_fails_the_snapshot(void **state)
+{
+    (void)state;
+    char yaml[4096];
+    /* Our own chain is checked against trusted_ca at load: the peers trust the same CA, so a
+     * chain it does not vouch for would fail at every one of them. */
+    downstream_yaml(yaml, sizeof(yaml), SERVER_PAIR("OTHER_CERT", "OTHER_KEY") SERVER_TRUST("CA"));
+    expect_error(yaml, "listener 'l': filter chain 'tls': transport_socket: cert_chain (inline "
+                       "PEM): chain does not verify against the trust bundle: The certificate "
+                       "is not correctly signed by the trusted CA");
+    expect_upstream_error(TRUST "          tls_certificates:\n"
+                                "          - certificate_chain: {inline_string: @OTHER_CERT@}\n"
+                                "            private_key: {inline_string: @OTHER_KEY@}\n",
+                          "cluster 'c': transport_socket: cert_chain (inline PEM): chain does "
+                          "not verify against the trust bundle");
+    /* With its own root as trusted_ca it loads; without trusted_ca there is nothing to check
+     * our chain against, and it loads too. */
+    fixture_t f = {0};
+    downstream_yaml(yaml, sizeof(yaml),
+                    SERVER_PAIR("OTHER_CERT", "OTHER_KEY") SERVER_TRUST("OTHER_CA"));
+    if (build(&f, yaml) != 0)
+        fail_msg("%s", f.err);
+    assert_non_null(f.snap->listeners[0].chains[0].tls->engine);
+    release(&f);
+    f = (fixture_t){0};
+    downstream_yaml(yaml, sizeof(yaml), SERVER_PAIR("OTHER_CERT", "OTHER_KEY"));
+    if (build(&f, yaml) != 0)
+        fail_msg("%s", f.err);
+    assert_non_null(f.snap->listeners[0].chains[0].tls->engine);
+    release(&f);
+    /* A trust bundle that is not PEM at all is named. */
+    downstream_yaml(yaml, sizeof(yaml),
+                    SERVER_PAIR("CERT", "KEY") "            validation_context:\n"
+                                               "              trusted_ca: {inline_string: x}\n");
+    expect_error(yaml, "filter chain 'tls': transport_socket: trust_bundle (inline PEM): ");
+}
+
 static void test_transport_socket_must_fit_its_place(void **state)
 {
     (void)state;
@@ -550,8 +801,8 @@ static void test_transport_socket_must_fit_its_place(void **state)
                  "          require_client_certificate: true\n"
                  "          common_tls_context:\n"
                  "            tls_certificates:\n"
-                 "            - certificate_chain: {inline_string: c}\n"
-                 "              private_key: {inline_string: k}\n"
+                 "            - certificate_chain: {inline_string: @CERT@}\n"
+                 "              private_key: {inline_string: @KEY@}\n"
                  "      filters:\n" TCP_PROXY,
                  "require_client_certificate needs common_tls_context.validation_context."
                  "trusted_ca");
@@ -673,6 +924,49 @@ static json_t *json_at(json_t *j, const char *path)
     return j;
 }
 
+/* Whether every line between the PEM's BEGIN and END lines occurs in text (all, true) or none
+ * does (all, false). Lines shorter than 16 characters (a last line of padding) are too common to
+ * tell anything. A full line of a key's body holds private key bytes: the first line of a P-256
+ * PKCS#8 key already ends in twelve of them. */
+static void assert_pem_body_lines(const char *text, const char *pem, bool all)
+{
+    const char *line = strchr(pem, '\n');
+    assert_non_null(line);
+    int checked = 0;
+    for (line++; *line && strncmp(line, "-----END", 8) != 0;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        char body[128];
+        assert_true(len < sizeof(body));
+        memcpy(body, line, len);
+        body[len] = '\0';
+        line = nl ? nl + 1 : line + len;
+        if (len < 16)
+            continue;
+        checked++;
+        if ((strstr(text, body) != NULL) != all)
+            fail_msg("PEM line '%s' %s the dump", body, all ? "is missing from" : "leaks into");
+    }
+    assert_true(checked > 0);
+}
+
+static json_t *first_certificate(json_t *typed_config)
+{
+    json_t *certs =
+        json_object_get(json_object_get(typed_config, "common_tls_context"), "tls_certificates");
+    json_t *cert = json_array_get(certs, 0);
+    assert_non_null(cert);
+    return cert;
+}
+
+static const char *data_source(json_t *cert, const char *field, const char *kind)
+{
+    const char *v = json_string_value(json_object_get(json_object_get(cert, field), kind));
+    if (v == NULL)
+        fail_msg("no %s.%s", field, kind);
+    return v;
+}
+
 static void test_config_dump_redacts_private_keys(void **state)
 {
     (void)state;
@@ -686,10 +980,21 @@ static void test_config_dump_redacts_private_keys(void **state)
                        "        '@type': " UPSTREAM_TLS "\n"
                        "        common_tls_context:\n"
                        "          tls_certificates:\n"
-                       "          - certificate_chain: {inline_string: PUBLIC-CHAIN}\n"
-                       "            private_key: {inline_string: TOP-SECRET-KEY}\n"
+                       "          - certificate_chain: {inline_string: @CERT@}\n"
+                       "            private_key: {inline_string: @KEY@}\n"
                        "          validation_context:\n"
                        "            trusted_ca: {filename: '@DIR@/ca.pem'}\n"
+                       "  - name: b\n"
+                       "    transport_socket:\n"
+                       "      name: envoy.transport_sockets.tls\n"
+                       "      typed_config:\n"
+                       "        '@type': " UPSTREAM_TLS "\n"
+                       "        common_tls_context:\n"
+                       "          tls_certificates:\n"
+                       "          - certificate_chain: {inline_string: @OTHER_CERT@}\n"
+                       "            private_key: {inline_bytes: @OTHER_KEY_B64@}\n"
+                       "          validation_context:\n"
+                       "            trusted_ca: {inline_string: @OTHER_CA@}\n"
                        "  listeners:\n"
                        "  - name: l\n"
                        "    address: {socket_address: {address: 127.0.0.1, port_value: 1}}\n"
@@ -707,24 +1012,28 @@ static void test_config_dump_redacts_private_keys(void **state)
         fail_msg("%s", f.err);
     char *dump = snapshot_config_dump(f.snap);
     assert_non_null(dump);
-    assert_null(strstr(dump, "TOP-SECRET-KEY"));
+    /* No line of either key, inline or base64, and not the key file's name. */
+    assert_pem_body_lines(dump, PEM(KEY), false);
+    assert_pem_body_lines(dump, PEM(OTHER_KEY), false);
+    assert_null(strstr(dump, "PRIVATE KEY"));
     assert_null(strstr(dump, "key.pem"));
-    assert_non_null(strstr(dump, "PUBLIC-CHAIN"));
+    /* The chains, the trust bundle and the certificate file's name are shown. */
+    assert_pem_body_lines(dump, PEM(CERT), true);
+    assert_pem_body_lines(dump, PEM(OTHER_CERT), true);
+    assert_pem_body_lines(dump, PEM(OTHER_CA), true);
     assert_non_null(strstr(dump, "cert.pem"));
     json_t *root = json_loads(dump, 0, NULL);
     assert_non_null(root);
     /* configs[1] is the clusters dump, configs[2] the listeners dump. */
-    /* configs[1] is the clusters dump. */
-    json_t *ctx =
-        json_at(root, "configs.1.static_clusters.0.cluster.transport_socket.typed_config");
-    json_t *cert = json_array_get(
-        json_object_get(json_object_get(ctx, "common_tls_context"), "tls_certificates"), 0);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(cert, "private_key"), "inline_string")),
-        "[redacted]");
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(cert, "certificate_chain"), "inline_string")),
-                        "PUBLIC-CHAIN");
+    json_t *cert = first_certificate(
+        json_at(root, "configs.1.static_clusters.0.cluster.transport_socket.typed_config"));
+    assert_string_equal(data_source(cert, "private_key", "inline_string"), "[redacted]");
+    assert_string_equal(data_source(cert, "certificate_chain", "inline_string"), PEM(CERT));
+    cert = first_certificate(
+        json_at(root, "configs.1.static_clusters.1.cluster.transport_socket.typed_config"));
+    /* bytes read as the base64 of "[redacted]" */
+    assert_string_equal(data_source(cert, "private_key", "inline_bytes"), "W3JlZGFjdGVkXQ==");
+    assert_string_equal(data_source(cert, "certificate_chain", "inline_string"), PEM(OTHER_CERT));
     json_decref(root);
     free(dump);
     release(&f);
@@ -777,6 +1086,9 @@ int main(void)
         cmocka_unit_test(test_unreadable_files_name_the_field_and_path),
         cmocka_unit_test(test_unsupported_tls_settings_are_refused_by_name),
         cmocka_unit_test(test_transport_socket_must_fit_its_place),
+        cmocka_unit_test(test_key_that_does_not_match_its_certificate_fails_the_snapshot),
+        cmocka_unit_test(test_certificate_outside_its_validity_fails_the_snapshot),
+        cmocka_unit_test(test_certificate_not_issued_by_trusted_ca_fails_the_snapshot),
         cmocka_unit_test(test_tls_matching_needs_the_tls_inspector),
         cmocka_unit_test(test_server_names_prefer_exact_then_the_longest_wildcard),
         cmocka_unit_test(test_server_names_must_be_names_or_leading_wildcards),
