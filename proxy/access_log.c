@@ -38,6 +38,10 @@ typedef enum {
     OP_DOWNSTREAM_REMOTE_NO_PORT,
     OP_DOWNSTREAM_LOCAL_NO_PORT,
     OP_HOSTNAME,
+    OP_PEER_URI_SAN,
+    OP_TLS_VERSION,
+    OP_TLS_CIPHER,
+    OP_SERVER_NAME,
     OP_NO_DATA, /* a command Envoy knows whose data the entry does not carry yet: "-" */
 } op_kind_t;
 
@@ -73,7 +77,10 @@ static const struct command {
     {"CONNECTION_TERMINATION_DETAILS", OP_NO_DATA, ARG_NONE},
     {"UPSTREAM_TRANSPORT_FAILURE_REASON", OP_NO_DATA, ARG_NONE},
     {"UPSTREAM_LOCAL_ADDRESS", OP_NO_DATA, ARG_NONE},
-    {"REQUESTED_SERVER_NAME", OP_NO_DATA, ARG_NONE},
+    {"REQUESTED_SERVER_NAME", OP_SERVER_NAME, ARG_NONE},
+    {"DOWNSTREAM_PEER_URI_SAN", OP_PEER_URI_SAN, ARG_NONE},
+    {"DOWNSTREAM_TLS_VERSION", OP_TLS_VERSION, ARG_NONE},
+    {"DOWNSTREAM_TLS_CIPHER", OP_TLS_CIPHER, ARG_NONE},
 };
 
 /* Header names the entry also carries as fields; resolved at parse time so that rendering does
@@ -687,6 +694,14 @@ static value_t op_value(const access_log_t *log, const log_op_t *op, const acces
         return addr_without_port(e->downstream_local);
     case OP_HOSTNAME:
         return cstr_value(log->hostname);
+    case OP_PEER_URI_SAN:
+        return cstr_value(e->downstream_peer_uri_san);
+    case OP_TLS_VERSION:
+        return cstr_value(e->downstream_tls_version);
+    case OP_TLS_CIPHER:
+        return cstr_value(e->downstream_tls_cipher);
+    case OP_SERVER_NAME:
+        return cstr_value(e->requested_server_name);
     case OP_TEXT:
     case OP_NO_DATA:
         break;

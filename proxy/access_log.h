@@ -36,6 +36,12 @@ typedef struct access_log_entry {
      * zero-initialised entry reads as 0 ms. */
     int64_t request_duration_ms;
     int64_t response_duration_ms;
+    /* The downstream connection's TLS, when it has one (NULL otherwise): the client
+     * certificate's SPIFFE ID, the protocol version and suite, and the SNI it asked for. */
+    const char *downstream_peer_uri_san;
+    const char *downstream_tls_version;
+    const char *downstream_tls_cipher;
+    const char *requested_server_name;
 } access_log_entry_t;
 
 typedef struct access_log access_log_t;

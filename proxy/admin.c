@@ -1,14 +1,16 @@
 /* The admin endpoint: a small HTTP/1.1 server on the main loop with Envoy's paths (/stats,
- * /stats/prometheus, /clusters, /listeners, /config_dump, /server_info, /ready, /logging,
- * /quitquitquit), one request per connection. */
+ * /stats/prometheus, /clusters, /listeners, /config_dump, /certs, /server_info, /ready,
+ * /logging, /quitquitquit), one request per connection. */
 #include <errno.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
+#include "proxy/admin_certs.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/strbuf.h"
@@ -86,6 +88,10 @@ static void respond_text(admin_response_t *r, int status, const char *text)
 
 static void handle_stats(server_t *s, const admin_request_t *rq, admin_response_t *r)
 {
+    /* Certificate expiry depends on the clock, so its gauges are computed when read. */
+    int rc = admin_certs_update_gauges(s, (int64_t)time(NULL));
+    if (rc < 0)
+        log_warn("admin: /stats: certificate gauges not updated: %s", strerror(-rc));
     stats_entry_t *list;
     int n = stats_list(s->stats, &list);
     if (n < 0) {
@@ -221,6 +227,9 @@ static void handle_listeners(server_t *s, const admin_request_t *rq, admin_respo
     r->body = sb_take(&sb);
 }
 
+/* Envoy's server_info fields, then the workload identity: "identity" is the first leaf
+ * certificate's (null when the sidecar presents none) and "identities" lists every distinct one
+ * when its TLS contexts present several. */
 static void handle_server_info(server_t *s, admin_response_t *r)
 {
     char uptime[32];
@@ -228,12 +237,25 @@ static void handle_server_info(server_t *s, admin_response_t *r)
              (unsigned long long)((uv_now(s->loop) - s->start_ms) / 1000));
     char drain[32];
     snprintf(drain, sizeof(drain), "%us", s->opts.drain_time_s);
-    respond_json(r, json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:I, s:s}}", "version",
-                              "remora/" REMORA_VERSION, "state", server_state_name(s->state),
-                              "uptime_current_epoch", uptime, "node", "id", s->snap->node_id,
-                              "cluster", s->snap->node_cluster, "command_line_options",
-                              "config_path", s->opts.config_path, "concurrency",
-                              (json_int_t)s->nworkers, "drain_time", drain));
+    json_t *root = json_pack(
+        "{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:I, s:s}}", "version", "remora/" REMORA_VERSION,
+        "state", server_state_name(s->state), "uptime_current_epoch", uptime, "node", "id",
+        s->snap->node_id, "cluster", s->snap->node_cluster, "command_line_options", "config_path",
+        s->opts.config_path, "concurrency", (json_int_t)s->nworkers, "drain_time", drain);
+    json_t *ids = admin_certs_identities_json(s->snap);
+    int rc = ids ? 0 : -1;
+    if (rc == 0) {
+        json_t *first = json_array_get(ids, 0);
+        rc |= json_object_set(root, "identity", first ? first : json_null());
+        if (json_array_size(ids) > 1)
+            rc |= json_object_set(root, "identities", ids);
+    }
+    json_decref(ids);
+    if (rc != 0) {
+        json_decref(root);
+        root = NULL;
+    }
+    respond_json(r, root);
 }
 
 static void handle_logging(const admin_request_t *rq, admin_response_t *r)
@@ -255,13 +277,14 @@ static void handle_logging(const admin_request_t *rq, admin_response_t *r)
 static const char *const help_text =
     "admin commands are:\n"
     "  /: this help\n"
+    "  /certs: certificates of every TLS context: paths, serials, SANs, expiry (JSON)\n"
     "  /clusters: upstream clusters and their endpoints (?format=json)\n"
     "  /config_dump: the active configuration as JSON\n"
     "  /listeners: listeners and their addresses (?format=json)\n"
     "  /logging: POST ?level=debug to change the log level\n"
     "  /quitquitquit: POST to exit now\n"
     "  /ready: 200 once listeners accept, 503 before and while draining\n"
-    "  /server_info: version, state, uptime, node\n"
+    "  /server_info: version, state, uptime, node, workload identity\n"
     "  /stats: counters and gauges (?format=json|prometheus, ?filter=REGEX)\n"
     "  /stats/prometheus: Prometheus exposition format\n";
 
@@ -294,6 +317,8 @@ static void admin_dispatch(server_t *s, const admin_request_t *rq, admin_respons
         r->status = 200;
         r->content_type = "application/json";
         r->body = snapshot_config_dump(s->snap);
+    } else if (strcmp(p, "/certs") == 0) {
+        respond_json(r, admin_certs_json(s->snap, (int64_t)time(NULL)));
     } else if (strcmp(p, "/server_info") == 0) {
         handle_server_info(s, r);
     } else if (strcmp(p, "/ready") == 0) {

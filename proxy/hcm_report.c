@@ -4,6 +4,7 @@
 
 #include "proxy/access_log.h"
 #include "proxy/hcm_conn.h"
+#include "proxy/tls_io.h"
 
 /* The service a cluster stands for: Istio names clusters "outbound|80||svc.ns.svc.cluster.local".
  */
@@ -117,6 +118,13 @@ static void write_access_logs(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms)
         .request_duration_ms = s->req_done_ms,
         .response_duration_ms = s->upstream_ms,
     };
+    if (c->tls) {
+        const tls_session_t *ts = tls_io_session(c->tls);
+        e.downstream_peer_uri_san = tls_session_peer_spiffe_id(ts);
+        e.downstream_tls_version = tls_session_version(ts);
+        e.downstream_tls_cipher = tls_session_cipher(ts);
+        e.requested_server_name = tls_session_server_name(ts);
+    }
     for (size_t i = 0; i < c->cfg->n_logs; i++)
         access_log_write(c->cfg->logs[i], c->worker->index, &e);
 }

@@ -40,7 +40,7 @@ int64_t server_active_connections(const server_t *s)
     return n;
 }
 
-static void set_gauge(server_t *s, stat_id_t id, int64_t value)
+void server_set_gauge(server_t *s, stat_id_t id, int64_t value)
 {
     stats_add(s->main_slots, id, value - stats_value(s->stats, id));
 }
@@ -56,7 +56,7 @@ static void server_stop(server_t *s)
     if (s->state == SERVER_STOPPING)
         return;
     s->state = SERVER_STOPPING;
-    set_gauge(s, s->st.live, 0);
+    server_set_gauge(s, s->st.live, 0);
     for (unsigned i = 0; i < s->nworkers; i++)
         worker_stop(&s->workers[i]);
     admin_stop(s->admin);
@@ -102,14 +102,17 @@ static void on_tick(uv_timer_t *t)
         }
         if (up == s->nworkers) {
             s->state = SERVER_LIVE;
-            set_gauge(s, s->st.live, 1);
+            server_set_gauge(s, s->st.live, 1);
             log_info("all %u workers listening: ready", s->nworkers);
         }
     }
     int64_t active = server_active_connections(s);
-    set_gauge(s, s->st.uptime, (int64_t)((now - s->start_ms) / 1000));
-    set_gauge(s, s->st.total_connections, active);
-    set_gauge(s, s->st.state, s->state == SERVER_LIVE ? 0 : s->state == SERVER_DRAINING ? 1 : 2);
+    server_set_gauge(s, s->st.uptime, (int64_t)((now - s->start_ms) / 1000));
+    server_set_gauge(s, s->st.total_connections, active);
+    server_set_gauge(s, s->st.state,
+                     s->state == SERVER_LIVE       ? 0
+                     : s->state == SERVER_DRAINING ? 1
+                                                   : 2);
     if (s->state == SERVER_DRAINING) {
         if (active == 0) {
             log_info("drained: no open connections; exiting");
@@ -149,7 +152,7 @@ static int define_server_stats(server_t *s)
             return (int)id;
         *defs[i].id = (stat_id_t)id;
     }
-    set_gauge(s, s->st.concurrency, s->nworkers);
+    server_set_gauge(s, s->st.concurrency, s->nworkers);
     return 0;
 }
 

@@ -70,4 +70,7 @@ int admin_start(server_t *s, const struct sockaddr *addr, char *err, size_t errl
 int admin_start_health(server_t *s, const struct sockaddr *addr, char *err, size_t errlen);
 void admin_stop(admin_t *a);
 
+/* Main thread: sets a gauge of the main thread's slots so that the sum over all slots is value. */
+void server_set_gauge(server_t *s, stat_id_t id, int64_t value);
+
 #endif

@@ -149,6 +149,26 @@ static void test_access_log_default_format_prefers_original_path(void **state)
     free(line);
 }
 
+static void test_access_log_renders_the_downstream_tls_peer(void **state)
+{
+    (void)state;
+    access_log_entry_t e = full_entry();
+    const char *fmt = "%DOWNSTREAM_PEER_URI_SAN% %DOWNSTREAM_TLS_VERSION% %DOWNSTREAM_TLS_CIPHER% "
+                      "%REQUESTED_SERVER_NAME%";
+    char *line = render_text(fmt, &e);
+    assert_string_equal(line, "- - - -\n");
+    free(line);
+    e.downstream_peer_uri_san = "spiffe://cluster.local/ns/default/sa/client";
+    e.downstream_tls_version = "TLSv1.2";
+    e.downstream_tls_cipher = "TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256";
+    e.requested_server_name = "outbound_.80_._.b.default.svc.cluster.local";
+    line = render_text(fmt, &e);
+    assert_string_equal(line, "spiffe://cluster.local/ns/default/sa/client TLSv1.2 "
+                              "TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256 "
+                              "outbound_.80_._.b.default.svc.cluster.local\n");
+    free(line);
+}
+
 static void test_access_log_missing_values_print_dash(void **state)
 {
     (void)state;
@@ -498,6 +518,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_access_log_default_format_is_envoys),
         cmocka_unit_test(test_access_log_default_format_prefers_original_path),
+        cmocka_unit_test(test_access_log_renders_the_downstream_tls_peer),
         cmocka_unit_test(test_access_log_missing_values_print_dash),
         cmocka_unit_test(test_access_log_custom_format_renders_every_command),
         cmocka_unit_test(test_access_log_start_time_takes_a_format),
