@@ -114,7 +114,7 @@ e2e: all
 # The data-path stories again against the ASan+UBSan build of remora: a leak at exit or any
 # memory error fails the run (the drain and quit checks expect exit status 0).
 E2E_ASAN := test/e2e/test_tcp_proxy.sh test/e2e/test_mesh_tcp.sh test/e2e/test_http.sh \
-            test/e2e/test_mesh_http.sh test/e2e/test_mesh_http_routes.sh
+            test/e2e/test_mesh_http.sh test/e2e/test_mesh_http_routes.sh test/e2e/test_mtls.sh
 e2e-asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 build/asan/remora build/asan/remoractl
 	@BUILD=build/asan test/e2e/run.sh $(E2E_ASAN)
@@ -129,6 +129,11 @@ fuzz: $(GEN_STAMP)
 bench: all
 	@scripts/deps.sh bench
 	@BUILD=$(BUILD) bench/run.sh
+
+# The crypto micro-benchmark (bench/crypto.sh) links mbedTLS directly and none of remora.
+$(BUILD)/bench/crypto: bench/crypto.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< -lmbedtls -lmbedx509 -lmbedcrypto -o $@
 
 clean:
 	rm -rf build

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include <mbedtls/error.h>
+#include <mbedtls/sha256.h>
 
 /* --- output queue ------------------------------------------------------------------------- */
 
@@ -567,6 +568,23 @@ bool tls_session_peer_matches(const tls_session_t *s, const identity_matcher_t *
 {
     const mbedtls_x509_crt *peer = established(s) ? mbedtls_ssl_get_peer_cert(&s->ssl) : NULL;
     return peer != NULL && identity_cert_matches(peer, m, n);
+}
+
+int tls_session_peer_cert_sha256(const tls_session_t *s, char out[65])
+{
+    const mbedtls_x509_crt *peer = established(s) ? mbedtls_ssl_get_peer_cert(&s->ssl) : NULL;
+    if (peer == NULL)
+        return -ENOENT;
+    unsigned char digest[32];
+    if (mbedtls_sha256_ret(peer->raw.p, peer->raw.len, digest, 0) != 0)
+        return -EINVAL;
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[digest[i] >> 4];
+        out[2 * i + 1] = hex[digest[i] & 15];
+    }
+    out[64] = '\0';
+    return 0;
 }
 
 int tls_session_peer_cert_info(const tls_session_t *s, int64_t now, identity_cert_info_t *out)

@@ -103,6 +103,9 @@ void tls_config_unref(tls_config_t *c);
 
 tls_role_t tls_config_role(const tls_config_t *c);
 
+/* The SPIFFE ID of the config's own leaf certificate (borrowed, lives with c), or NULL. */
+const char *tls_config_spiffe_id(const tls_config_t *c);
+
 /* Facts about certificate `index` of the config's own chain (0 is the leaf) or, with
  * which_trust, of its trust bundle; -ENOENT past the end or without one. The caller owns what
  * is filled in and releases it with identity_cert_info_free. c is borrowed. */
@@ -199,6 +202,9 @@ const char *tls_session_server_name(const tls_session_t *s);
 /* Whether the peer certificate satisfies one of the n matchers (borrowed), e.g. a route's or an
  * authorization policy's expectation; false without a peer certificate. */
 bool tls_session_peer_matches(const tls_session_t *s, const identity_matcher_t *m, size_t n);
+/* The SHA-256 of the peer certificate's DER as 64 lowercase hex digits and a NUL in out (the
+ * Hash of Envoy's x-forwarded-client-cert). Returns 0 or -ENOENT without a peer certificate. */
+int tls_session_peer_cert_sha256(const tls_session_t *s, char out[65]);
 /* Facts about the peer's certificate (-ENOENT without one); caller frees with
  * identity_cert_info_free. */
 int tls_session_peer_cert_info(const tls_session_t *s, int64_t now, identity_cert_info_t *out);

@@ -492,6 +492,8 @@ int tls_config_new(const tls_config_opts_t *o, tls_config_t **out, char *err, si
             (rc = check_pair(c, o, err, errlen)) != 0)
             goto fail;
         c->has_chain = true;
+        if (identity_spiffe_id(&c->chain, c->own_spiffe, sizeof(c->own_spiffe)) < 0)
+            c->own_spiffe[0] = '\0';
     }
 
     bool server = o->role == TLS_ROLE_SERVER;
@@ -560,6 +562,11 @@ void tls_config_unref(tls_config_t *c)
 tls_role_t tls_config_role(const tls_config_t *c)
 {
     return c->role;
+}
+
+const char *tls_config_spiffe_id(const tls_config_t *c)
+{
+    return c->own_spiffe[0] ? c->own_spiffe : NULL;
 }
 
 int tls_config_cert_info(const tls_config_t *c, bool which_trust, size_t index, int64_t now,

@@ -29,6 +29,7 @@ struct tls_config {
     identity_matcher_t *peer_identities; /* values in the same block */
     size_t n_peer_identities;
     char *sni;
+    char own_spiffe[2049]; /* the own leaf's SPIFFE ID, "" without one */
     size_t record_size;
     size_t high_water;
 };

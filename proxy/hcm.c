@@ -477,7 +477,9 @@ static void add_proxy_headers(hcm_conn_t *c, http_stream_t *s)
         snprintf(s->request_id, sizeof(s->request_id), "%.*s", (int)rid->value_len, rid->value);
     }
     if (http_headers_find(h, "x-forwarded-proto") == NULL)
-        http_stream_header_add(s, h, "x-forwarded-proto", 17, "http", 4);
+        http_stream_header_add(s, h, "x-forwarded-proto", 17, c->tls ? "https" : "http",
+                               c->tls ? 5 : 4);
+    hcm_apply_xfcc(c, s);
     if (cfg->use_remote_address && !cfg->skip_xff_append && c->peer[0]) {
         const http_header_t *xff = http_headers_find(h, "x-forwarded-for");
         size_t plen = strlen(c->peer);
@@ -911,6 +913,7 @@ static void on_closed(uv_handle_t *h)
     snapshot_unref(c->snap);
     conn_buf_drop(&c->worker->pool, &c->in);
     tls_io_free(c->tls);
+    free(c->xfcc);
     free(c->tcp);
     free(c);
 }
@@ -1006,6 +1009,7 @@ int hcm_start(accepted_conn_t *ac, const hcm_config_t *cfg)
     if (ac->tls) {
         c->tls = ac->tls;
         ac->tls = NULL;
+        c->tls_own_id = tls_config_spiffe_id(ac->chain->tls->engine);
         tls_io_attach(c->tls, c, on_tls_written);
     }
     if (cfg->use_remote_address) {

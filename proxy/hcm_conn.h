@@ -76,8 +76,10 @@ struct hcm_conn {
     const snap_listener_t *listener;
     const hcm_config_t *cfg;
     hcm_state_t state;
-    conn_buf_t in;      /* downstream bytes (decrypted) not yet consumed */
-    struct tls_io *tls; /* the chain's DownstreamTlsContext in use, or NULL (plaintext) */
+    conn_buf_t in;          /* downstream bytes (decrypted) not yet consumed */
+    struct tls_io *tls;     /* the chain's DownstreamTlsContext in use, or NULL (plaintext) */
+    const char *tls_own_id; /* our SPIFFE ID on that connection (borrowed from the chain) */
+    char *xfcc;             /* this hop's x-forwarded-client-cert element, built once; owned */
     bool stream_active;
     http_stream_t stream;
     bool paused;      /* reading stopped for backpressure */
@@ -129,6 +131,8 @@ void hcm_start_tunnel(http_stream_t *s);
 /* Tunnel bytes from the upstream to the downstream; end: the upstream side ended. */
 void hcm_tunnel_data(http_stream_t *s, const char *data, size_t len, bool end);
 void hcm_set_deadline(hcm_conn_t *c, uint64_t ms);
+/* hcm_headers.c: x-forwarded-client-cert per forward_client_cert_details. */
+void hcm_apply_xfcc(hcm_conn_t *c, http_stream_t *s);
 void hcm_apply_request_ops(http_stream_t *s, const route_header_ops_t *ops);
 void hcm_apply_header_ops(http_stream_t *s, http_headers_t *h, const route_header_ops_t *ops);
 /* Stats, metrics and access logs for a finished stream (hcm_report.c). */

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "proxy/hcm_conn.h"
+#include "proxy/strbuf.h"
+#include "proxy/tls_io.h"
 
 http_headers_t *http_stream_request_headers(http_stream_t *s)
 {
@@ -91,4 +93,67 @@ void hcm_apply_header_ops(http_stream_t *s, http_headers_t *h, const route_heade
 void hcm_apply_request_ops(http_stream_t *s, const route_header_ops_t *ops)
 {
     hcm_apply_header_ops(s, &s->req.headers, ops);
+}
+
+/* ---- x-forwarded-client-cert (forward_client_cert_details) -------------------------------- */
+
+/* This hop's element, Envoy's order: By (our SPIFFE ID), Hash (the client certificate's
+ * SHA-256), then Subject, URI and DNS as set_current_client_cert_details asks. Cert and Chain
+ * (URL-encoded PEM) are not written. Built once per connection: the peer cannot change. */
+static const char *xfcc_element(hcm_conn_t *c)
+{
+    if (c->xfcc)
+        return c->xfcc;
+    const tls_session_t *ts = tls_io_session(c->tls);
+    const hcm_xfcc_details_t *d = &c->cfg->xfcc_set;
+    strbuf_t sb = {0};
+    const char *by = c->tls_own_id;
+    char hash[65];
+    if (by)
+        sb_printf(&sb, "By=%s", by);
+    if (tls_session_peer_cert_sha256(ts, hash) == 0)
+        sb_printf(&sb, "%sHash=%s", sb.len ? ";" : "", hash);
+    identity_cert_info_t info;
+    if ((d->subject || d->uri || d->dns) && tls_session_peer_cert_info(ts, 0, &info) == 0) {
+        if (d->subject)
+            sb_printf(&sb, "%sSubject=\"%s\"", sb.len ? ";" : "", info.subject);
+        for (size_t i = 0; i < info.n_sans; i++) {
+            bool uri = info.sans[i].type == IDENTITY_SAN_URI;
+            if (uri ? d->uri : d->dns)
+                sb_printf(&sb, "%s%s=%s", sb.len ? ";" : "", uri ? "URI" : "DNS",
+                          info.sans[i].value);
+        }
+        identity_cert_info_free(&info);
+    }
+    c->xfcc = sb_take(&sb);
+    return c->xfcc;
+}
+
+void hcm_apply_xfcc(hcm_conn_t *c, http_stream_t *s)
+{
+    http_headers_t *h = &s->req.headers;
+    hcm_xfcc_mode_t mode = c->cfg->xfcc;
+    if (mode == HCM_XFCC_ALWAYS_FORWARD_ONLY || (mode == HCM_XFCC_FORWARD_ONLY && c->tls))
+        return;
+    if (c->tls == NULL || mode == HCM_XFCC_SANITIZE || mode == HCM_XFCC_FORWARD_ONLY) {
+        http_headers_remove(h, "x-forwarded-client-cert");
+        return;
+    }
+    const char *el = xfcc_element(c);
+    if (el == NULL)
+        return;
+    size_t n = strlen(el);
+    const http_header_t *old = http_headers_find(h, "x-forwarded-client-cert");
+    if (mode == HCM_XFCC_APPEND_FORWARD && old && old->value_len) {
+        size_t len = old->value_len + 1 + n;
+        char *v = arena_alloc(&s->arena, len + 1);
+        if (v == NULL)
+            return;
+        memcpy(v, old->value, old->value_len);
+        v[old->value_len] = ',';
+        memcpy(v + old->value_len + 1, el, n + 1);
+        http_stream_header_set(s, h, "x-forwarded-client-cert", v, len);
+        return;
+    }
+    http_stream_header_set(s, h, "x-forwarded-client-cert", el, n);
 }

@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# Story: two remoras on loopback speak mutual TLS with SPIFFE identities. A (outbound: HTTP in,
+# an UpstreamTlsContext cluster) talks to B (inbound: tls_inspector, a DownstreamTlsContext chain
+# that requires a client certificate, then the HTTP connection manager to an app). Requests and
+# large bodies arrive intact over one reused TLS connection, sessions resume, the app sees
+# this hop's x-forwarded-client-cert (a forged one is replaced), the access log names the client's
+# SPIFFE ID, and B refuses plaintext, clients without a certificate and clients from another
+# trust domain, while A refuses a server whose identity is not the expected one. Needs no root.
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+# shellcheck source=test/lib/testlib.sh
+source "$root/test/lib/testlib.sh"
+t_require_cmd curl openssl python3 sha256sum
+# shellcheck source=test/lib/loopback.sh
+source "$root/test/lib/loopback.sh"
+BUILD=${BUILD:-build}
+REMORA=$root/$BUILD/remora
+CTL=$root/$BUILD/remoractl
+work=$LB_WORK
+
+# stop WHY — the story cannot go on.
+stop() {
+    t_fail setup "$1"
+    t_summary
+    exit 1
+}
+
+# --- identities: one root for the mesh, one for a foreign trust domain ---------------------
+"$CTL" certs root --out "$work/root" >/dev/null
+"$CTL" certs root --out "$work/other-root" --org other >/dev/null
+"$CTL" certs issue --ca "$work/root" --spiffe-id spiffe://cluster.local/ns/default/sa/client \
+    --out "$work/client" >/dev/null
+"$CTL" certs issue --ca "$work/root" --spiffe-id spiffe://cluster.local/ns/default/sa/server \
+    --out "$work/server" >/dev/null
+"$CTL" certs issue --ca "$work/other-root" --spiffe-id spiffe://other.local/ns/default/sa/client \
+    --out "$work/foreign" >/dev/null
+
+# --- the app: echoes the request headers; serves a large body by path ----------------------
+APP=$(free_port)
+head -c $((4 << 20)) /dev/urandom >"$work/big.bin"
+cat >"$work/app.py" <<EOF
+import http.server, time
+BIG = open("$work/big.bin", "rb").read()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path == "/slow":
+            time.sleep(0.5)
+        b = BIG if self.path == "/big" else "".join(
+            "%s: %s\n" % (k.lower(), v) for k, v in self.headers.items()).encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", $APP), H).serve_forever()
+EOF
+bg "$work/app.log" python3 "$work/app.py"
+wait_port "$APP" || stop "the app listens"
+
+ROUTER='http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]'
+HCM='"@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager'
+
+# b_config FILE ADMIN PORT — the inbound sidecar: strict mTLS, then the app.
+b_config() {
+    cat >"$1" <<EOF
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: $2}}}
+static_resources:
+  listeners:
+  - name: inbound
+    address: {socket_address: {address: 127.0.0.1, port_value: $3}}
+    listener_filters:
+    - name: envoy.filters.listener.tls_inspector
+      typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector}
+    filter_chains:
+    - filter_chain_match: {transport_protocol: tls}
+      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: true
+          common_tls_context:
+            tls_certificates:
+            - certificate_chain: {filename: $work/server/cert-chain.pem}
+              private_key: {filename: $work/server/key.pem}
+            validation_context:
+              trusted_ca: {filename: $work/server/root-cert.pem}
+              match_typed_subject_alt_names:
+              - {san_type: URI, matcher: {prefix: "spiffe://cluster.local/"}}
+      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          $HCM
+          stat_prefix: inbound
+          forward_client_cert_details: SANITIZE_SET
+          set_current_client_cert_details: {uri: true}
+          access_log:
+          - name: envoy.access_loggers.file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: $work/b-access.log
+              log_format: {text_format_source: {inline_string: "%RESPONSE_CODE% %DOWNSTREAM_PEER_URI_SAN% %DOWNSTREAM_TLS_VERSION%\n"}}
+          route_config:
+            virtual_hosts: [{name: app, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: app}}]}]
+          $ROUTER
+  clusters:
+  - name: app
+    type: STATIC
+    load_assignment: {cluster_name: app, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $APP}}}}]}]}
+EOF
+}
+
+# a_config FILE ADMIN PORT UPSTREAM_PORT IDENTITY_DIR EXPECTED_SAN — the outbound sidecar.
+a_config() {
+    cat >"$1" <<EOF
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: $2}}}
+static_resources:
+  listeners:
+  - name: outbound
+    address: {socket_address: {address: 127.0.0.1, port_value: $3}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          $HCM
+          stat_prefix: outbound
+          route_config:
+            virtual_hosts: [{name: b, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: b}}]}]
+          $ROUTER
+  clusters:
+  - name: b
+    type: STATIC
+    load_assignment: {cluster_name: b, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $4}}}}]}]}
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        sni: outbound_.80_._.b.default.svc.cluster.local
+        common_tls_context:
+          alpn_protocols: [istio-http/1.1]
+          tls_certificates:
+          - certificate_chain: {filename: $5/cert-chain.pem}
+            private_key: {filename: $5/key.pem}
+          validation_context:
+            trusted_ca: {filename: $work/root/root-cert.pem}
+            match_typed_subject_alt_names:
+            - {san_type: URI, matcher: {exact: "$6"}}
+EOF
+}
+
+B_ADMIN=$(free_port) B_PORT=$(free_port)
+b_config "$work/b.yaml" "$B_ADMIN" "$B_PORT"
+bg "$work/b.log" "$REMORA" --config "$work/b.yaml" --concurrency 1
+B_PID=$LAST_PID
+wait_ready "$B_ADMIN" || stop "B starts: $(cat "$work/b.log")"
+
+A_ADMIN=$(free_port) A_PORT=$(free_port)
+a_config "$work/a.yaml" "$A_ADMIN" "$A_PORT" "$B_PORT" "$work/client" \
+    spiffe://cluster.local/ns/default/sa/server
+bg "$work/a.log" "$REMORA" --config "$work/a.yaml" --concurrency 1
+A_PID=$LAST_PID
+wait_ready "$A_ADMIN" || stop "A starts: $(cat "$work/a.log")"
+
+# --- the happy path -------------------------------------------------------------------------
+headers=$(curl -s -m 5 -H 'x-forwarded-client-cert: By=forged;URI=spiffe://evil' \
+    "http://127.0.0.1:$A_PORT/headers")
+xfcc=$(grep '^x-forwarded-client-cert: ' <<<"$headers" | cut -d' ' -f2-)
+hash=$(openssl x509 -in "$work/client/cert-chain.pem" -outform DER | sha256sum | cut -d' ' -f1)
+t_eq "the app sees this hop's x-forwarded-client-cert, the forged one replaced" "$xfcc" \
+    "By=spiffe://cluster.local/ns/default/sa/server;Hash=$hash;URI=spiffe://cluster.local/ns/default/sa/client"
+
+got=$(curl -s -m 10 "http://127.0.0.1:$A_PORT/big" | sha256sum | cut -d' ' -f1)
+t_eq "a 4 MiB body arrives intact through mTLS" "$got" "$(sha256sum <"$work/big.bin" | cut -d' ' -f1)"
+for _ in 1 2 3; do curl -s -m 5 -o /dev/null "http://127.0.0.1:$A_PORT/"; done
+t_eq "keep-alive: five requests, one handshake on each side" \
+    "$(stat "$A_ADMIN" cluster.b.ssl.handshake) $(stat "$B_ADMIN" listener.inbound.ssl.handshake)" "1 1"
+sleep 1.2 # access logs flush once a second
+t_contains "B's access log names the client's SPIFFE ID and TLS version" \
+    "$(cat "$work/b-access.log" 2>/dev/null)" "200 spiffe://cluster.local/ns/default/sa/client TLSv1.2"
+
+# Three requests at once need three upstream connections: the new ones resume the session.
+slow=()
+for _ in 1 2 3; do
+    curl -s -m 5 -o /dev/null "http://127.0.0.1:$A_PORT/slow" &
+    slow+=($!)
+done
+wait "${slow[@]}"
+reused=$(stat "$A_ADMIN" cluster.b.ssl.session_reused)
+t_run "new connections resume the TLS session (session_reused $reused)" test "${reused:-0}" -ge 1
+
+# --- refusals -------------------------------------------------------------------------------
+code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$B_PORT/")
+t_eq "strict inbound: a plaintext client gets no HTTP answer" "$code" "000"
+t_eq "...and is counted as matching no filter chain" \
+    "$(stat "$B_ADMIN" listener.inbound.no_filter_chain_match)" "1"
+
+out=$(openssl s_client -connect "127.0.0.1:$B_PORT" -CAfile "$work/root/root-cert.pem" \
+    </dev/null 2>&1)
+t_contains "openssl s_client without a client certificate is refused" "$out" "alert"
+t_eq "...counted as ssl.fail_verify_no_cert" "$(stat "$B_ADMIN" listener.inbound.ssl.fail_verify_no_cert)" "1"
+
+out=$(openssl s_client -connect "127.0.0.1:$B_PORT" -CAfile "$work/root/root-cert.pem" \
+    -cert "$work/foreign/cert-chain.pem" -key "$work/foreign/key.pem" </dev/null 2>&1)
+t_contains "a client from another trust domain is refused" "$out" "alert"
+t_eq "...counted as ssl.fail_verify_error" "$(stat "$B_ADMIN" listener.inbound.ssl.fail_verify_error)" "1"
+
+W_ADMIN=$(free_port) W_PORT=$(free_port)
+a_config "$work/wrong.yaml" "$W_ADMIN" "$W_PORT" "$B_PORT" "$work/client" \
+    spiffe://cluster.local/ns/default/sa/someone-else
+bg "$work/wrong.log" "$REMORA" --config "$work/wrong.yaml" --concurrency 1
+W_PID=$LAST_PID
+wait_ready "$W_ADMIN" || stop "the misconfigured client sidecar starts"
+body=$(curl -s -m 5 -w ' %{http_code}' "http://127.0.0.1:$W_PORT/")
+t_contains "a server with an unexpected identity: 503, connection failure" "$body" "503"
+t_eq "...counted as the cluster's ssl.fail_verify_san" \
+    "$(stat "$W_ADMIN" cluster.b.ssl.fail_verify_san)" "1"
+
+F_ADMIN=$(free_port) F_PORT=$(free_port)
+a_config "$work/foreign.yaml" "$F_ADMIN" "$F_PORT" "$B_PORT" "$work/foreign" \
+    spiffe://cluster.local/ns/default/sa/server
+sed -i "s#$work/root/root-cert.pem#$work/foreign/root-cert.pem#" "$work/foreign.yaml"
+bg "$work/foreign.log" "$REMORA" --config "$work/foreign.yaml" --concurrency 1
+wait_ready "$F_ADMIN" || stop "the foreign sidecar starts"
+t_eq "a sidecar of another trust domain cannot verify B: 503" \
+    "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$F_PORT/")" "503"
+t_eq "...it counts ssl.fail_verify_error" "$(stat "$F_ADMIN" cluster.b.ssl.fail_verify_error)" "1"
+
+# --- a clean end ----------------------------------------------------------------------------
+kill -TERM "$A_PID" "$B_PID" "$W_PID"
+rc=0
+wait "$A_PID" || rc=$?
+t_eq "A exits cleanly" "$rc" 0
+rc=0
+wait "$B_PID" || rc=$?
+t_eq "B exits cleanly" "$rc" 0
+t_summary
