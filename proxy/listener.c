@@ -404,6 +404,10 @@ static void tls_accept_finish(sniff_t *sn, bool ok)
     uv_close((uv_handle_t *)&sn->timer, on_sniff_timer_closed);
     const ssl_stat_ids_t *ssl = &ac.listener->st.ssl;
     tls_session_t *ts = tls ? tls_io_session(tls) : NULL;
+    if (ok && ac.chain->tls->require_sni && tls_session_server_name(ts) == NULL) {
+        log_debug("listener '%s': TLS client sent no SNI (require_sni)", ac.listener->name);
+        ok = false;
+    }
     if (ok) {
         stats_inc(w->stats, ssl->handshake);
         if (tls_session_resumed(ts))

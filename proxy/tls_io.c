@@ -149,12 +149,23 @@ static void maybe_shutdown(tls_io_t *t)
         t->shutdown_cb(req, rc);
 }
 
+/* The socket broke: a shutdown the owner waits for completes now, with the error. */
+static void fail_writes(tls_io_t *t, int status)
+{
+    t->failed = true;
+    if (t->shutdown_req) {
+        uv_shutdown_t *req = t->shutdown_req;
+        t->shutdown_req = NULL;
+        t->shutdown_cb(req, status);
+    }
+}
+
 static void on_written(uv_write_t *req, int status)
 {
     tls_io_t *t = req->data;
     t->writing = false;
     if (status < 0) {
-        t->failed = true;
+        fail_writes(t, status);
     } else {
         tls_consume_output(t->sess, t->inflight);
         t->inflight = 0;
@@ -177,7 +188,7 @@ static void flush(tls_io_t *t)
         if (w == UV_EAGAIN || w == 0)
             break;
         if (w < 0) {
-            t->failed = true;
+            fail_writes(t, w);
             return;
         }
         tls_consume_output(t->sess, (size_t)w);
@@ -188,8 +199,9 @@ static void flush(tls_io_t *t)
         size_t total = 0;
         for (int i = 0; i < n; i++)
             total += iov[i].iov_len;
-        if (uv_write(&t->wreq, t->stream, (const uv_buf_t *)iov, (unsigned)n, on_written) < 0) {
-            t->failed = true;
+        int rc = uv_write(&t->wreq, t->stream, (const uv_buf_t *)iov, (unsigned)n, on_written);
+        if (rc < 0) {
+            fail_writes(t, rc);
             return;
         }
         t->inflight = total;
@@ -228,12 +240,10 @@ int tls_io_shutdown(tls_io_t *t, uv_shutdown_t *req, uv_shutdown_cb cb)
     int rc = tls_close_notify(t->sess);
     if (rc < 0)
         return tls_io_uv_error(rc);
+    if (t->failed)
+        return UV_EPIPE;
     t->shutdown_req = req;
     t->shutdown_cb = cb;
-    flush(t);
-    if (t->failed && t->shutdown_req) {
-        t->shutdown_req = NULL;
-        return UV_EPIPE;
-    }
+    flush(t); /* may complete (or fail) the shutdown at once: the owner's cb runs then */
     return 0;
 }

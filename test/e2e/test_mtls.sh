@@ -206,6 +206,22 @@ out=$(openssl s_client -connect "127.0.0.1:$B_PORT" -CAfile "$work/root/root-cer
 t_contains "a client from another trust domain is refused" "$out" "alert"
 t_eq "...counted as ssl.fail_verify_error" "$(stat "$B_ADMIN" listener.inbound.ssl.fail_verify_error)" "1"
 
+# require_sni: a second inbound sidecar that insists on SNI.
+S_ADMIN=$(free_port) S_PORT=$(free_port)
+b_config "$work/sni.yaml" "$S_ADMIN" "$S_PORT"
+sed -i 's/          require_client_certificate: true/&\n          require_sni: true/' "$work/sni.yaml"
+bg "$work/sni.log" "$REMORA" --config "$work/sni.yaml" --concurrency 1
+wait_ready "$S_ADMIN" || stop "the require_sni sidecar starts: $(cat "$work/sni.log")"
+client=(-CAfile "$work/root/root-cert.pem" -cert "$work/client/cert-chain.pem"
+    -key "$work/client/key.pem")
+printf 'GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n' >"$work/get.txt"
+out=$(timeout 5 openssl s_client -quiet -connect "127.0.0.1:$S_PORT" -noservername "${client[@]}" \
+    <"$work/get.txt" 2>&1)
+t_run "require_sni: a client without SNI gets no answer" test "${out#*HTTP/1.1 200}" == "$out"
+out=$(timeout 5 openssl s_client -quiet -connect "127.0.0.1:$S_PORT" -servername b.default \
+    "${client[@]}" <"$work/get.txt" 2>&1)
+t_contains "require_sni: a client with SNI is answered" "$out" "HTTP/1.1 200"
+
 W_ADMIN=$(free_port) W_PORT=$(free_port)
 a_config "$work/wrong.yaml" "$W_ADMIN" "$W_PORT" "$B_PORT" "$work/client" \
     spiffe://cluster.local/ns/default/sa/someone-else
