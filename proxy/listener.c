@@ -132,7 +132,7 @@ static void hand_over(accepted_conn_t *ac)
         reject(ac);
 }
 
-static void tls_accept(accepted_conn_t *ac);
+static void tls_accept(accepted_conn_t *ac, const tls_hello_t *hello);
 
 /* Chooses the filter chain (hello: what the tls_inspector read, NULL for plaintext) and moves
  * the connection on: through the TLS handshake first when the chain terminates TLS. */
@@ -162,7 +162,7 @@ static void route(accepted_conn_t *ac, const tls_hello_t *hello)
         return;
     }
     if (ac->chain->tls)
-        tls_accept(ac);
+        tls_accept(ac, hello);
     else
         hand_over(ac);
 }
@@ -463,7 +463,19 @@ static void on_tls_timeout(uv_timer_t *t)
 
 /* Runs the server handshake of ac's chain; the bytes already read (the ClientHello) go in
  * first. */
-static void tls_accept(accepted_conn_t *ac)
+/* The chain's server config for this client: without ALPN when the ClientHello offers none of
+ * the chain's protocols (the handshake then goes on without ALPN, as Envoy's does). */
+static struct tls_config *server_engine(const tls_context_config_t *t, const tls_hello_t *hello)
+{
+    if (t->engine_no_alpn == NULL || hello == NULL)
+        return t->engine;
+    for (size_t i = 0; i < t->n_alpn; i++)
+        if (tls_hello_offers_alpn(hello, t->alpn[i], strlen(t->alpn[i])))
+            return t->engine;
+    return t->engine_no_alpn;
+}
+
+static void tls_accept(accepted_conn_t *ac, const tls_hello_t *hello)
 {
     worker_t *w = ac->worker;
     sniff_t *sn = sniff_new(ac);
@@ -474,7 +486,8 @@ static void tls_accept(accepted_conn_t *ac)
     sn->handshake = true;
     sn->ac.initial = NULL;
     sn->ac.initial_len = 0;
-    int rc = tls_io_new(ac->chain->tls->engine, NULL, (uv_stream_t *)ac->tcp, &w->pool, &sn->tls);
+    int rc = tls_io_new(server_engine(ac->chain->tls, hello), NULL, (uv_stream_t *)ac->tcp,
+                        &w->pool, &sn->tls);
     if (rc == 0 && ac->initial_len)
         rc = tls_io_received_copy(sn->tls, ac->initial, ac->initial_len);
     bufpool_put(&w->pool, ac->initial);

@@ -152,6 +152,9 @@ typedef struct tls_context_config {
     /* The TLS engine's config built from the fields above (a reference owned here), shared
      * read-only by every worker's connections. */
     struct tls_config *engine;
+    /* Server with alpn: the same config without ALPN, for clients that offer none of ours
+     * (mbedTLS would refuse them with no_application_protocol; Envoy goes on without ALPN). */
+    struct tls_config *engine_no_alpn;
 } tls_context_config_t;
 
 typedef struct snap_cluster {

@@ -585,6 +585,11 @@ static int build_engine(const tls_parse_t *p, tls_context_config_t *t)
     };
     char eerr[300];
     int rc = tls_config_new(&o, &t->engine, eerr, sizeof(eerr));
+    if (rc == 0 && t->role == TLS_CONFIG_SERVER && t->n_alpn) {
+        o.alpn = NULL;
+        o.alpn_count = 0;
+        rc = tls_config_new(&o, &t->engine_no_alpn, eerr, sizeof(eerr));
+    }
     if (rc == -ENOMEM)
         return tfail(p, "out of memory");
     if (rc < 0) {
@@ -689,6 +694,7 @@ void snapshot_tls_free(tls_context_config_t *t)
     free_strings(t->ecdh_curves, t->n_ecdh_curves);
     free(t->sni);
     tls_config_unref(t->engine);
+    tls_config_unref(t->engine_no_alpn);
     free(t);
 }
 

@@ -82,6 +82,7 @@ static_resources:
           "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
           require_client_certificate: true
           common_tls_context:
+            alpn_protocols: [h2, http/1.1]
             tls_certificates:
             - certificate_chain: {filename: $work/server/cert-chain.pem}
               private_key: {filename: $work/server/key.pem}
@@ -221,6 +222,12 @@ t_run "require_sni: a client without SNI gets no answer" test "${out#*HTTP/1.1 2
 out=$(timeout 5 openssl s_client -quiet -connect "127.0.0.1:$S_PORT" -servername b.default \
     "${client[@]}" <"$work/get.txt" 2>&1)
 t_contains "require_sni: a client with SNI is answered" "$out" "HTTP/1.1 200"
+
+# ALPN: A offers istio-http/1.1, which B's context does not list; like Envoy, B goes on without
+# ALPN (the happy path above). A client offering one of B's protocols gets it.
+out=$(timeout 5 openssl s_client -connect "127.0.0.1:$B_PORT" -alpn http/1.1 "${client[@]}" \
+    </dev/null 2>&1)
+t_contains "ALPN: a client offering http/1.1 negotiates it" "$out" "ALPN protocol: http/1.1"
 
 W_ADMIN=$(free_port) W_PORT=$(free_port)
 a_config "$work/wrong.yaml" "$W_ADMIN" "$W_PORT" "$B_PORT" "$work/client" \
