@@ -45,6 +45,11 @@ int http_stream_header_set(http_stream_t *s, http_headers_t *h, const char *lowe
                            const char *value, size_t value_len);
 /* Removes every header named `lower` (a lowercase name). */
 void http_headers_remove(http_headers_t *h, const char *lower);
+/* Holds the request until its whole body has arrived (at most max_bytes; more is answered with
+ * 413), then passes it on with a Content-Length: the filters after the caller run then, and the
+ * body leaves with the request head. Call from on_request_headers. Returns 1 when the body is
+ * already complete (continue now), 0 when buffering started (return FILTER_STOP), or -ENOMEM. */
+int http_stream_buffer_body(http_stream_t *s, size_t max_bytes);
 /* Answers the request locally (status, body) and ends the stream; `flag` is the access-log
  * response flag ("NR", "UH"...) or NULL. */
 void http_stream_local_reply(http_stream_t *s, int status, const char *body, const char *flag);

@@ -8,6 +8,7 @@ extern const net_filter_ops_t tcp_proxy_filter_ops;
 extern const net_filter_ops_t http_connection_manager_filter_ops;
 extern const http_filter_ops_t router_filter_ops;
 extern const http_filter_ops_t header_mutation_filter_ops;
+extern const http_filter_ops_t buffer_filter_ops;
 
 static const net_filter_ops_t *const network_filters[] = {
     &tcp_proxy_filter_ops,
@@ -15,6 +16,7 @@ static const net_filter_ops_t *const network_filters[] = {
 };
 
 static const http_filter_ops_t *const http_filters[] = {
+    &buffer_filter_ops,
     &header_mutation_filter_ops,
     &router_filter_ops,
 };

@@ -25,6 +25,7 @@ static void finish_stream(hcm_conn_t *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void tls_pump(hcm_conn_t *c);
+static void request_too_large(hcm_conn_t *c, http_stream_t *s);
 
 uint64_t hcm_now(const hcm_conn_t *c)
 {
@@ -423,6 +424,7 @@ static void finish_stream(hcm_conn_t *c)
     if (s->router.uc)
         router_reset(s, false);
     router_done(s);
+    free(s->body);
     arena_free(&s->arena);
     c->stream_active = false;
     c->state = HCM_WAIT_HEAD;
@@ -496,11 +498,11 @@ static void add_proxy_headers(hcm_conn_t *c, http_stream_t *s)
     }
 }
 
-static void run_request_filters(hcm_conn_t *c, http_stream_t *s)
+static void run_request_filters(hcm_conn_t *c, http_stream_t *s, size_t from)
 {
     const hcm_config_t *cfg = c->cfg;
-    bool end = s->req.body == HTTP1_BODY_NONE;
-    for (size_t i = 0; i < cfg->n_filters; i++) {
+    bool end = s->req.body == HTTP1_BODY_NONE || s->body_buffered;
+    for (size_t i = from; i < cfg->n_filters; i++) {
         const hcm_filter_t *f = &cfg->filters[i];
         s->filters_run = i + 1;
         int rc = f->ops->on_request_headers
@@ -623,7 +625,92 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
         http_stream_local_reply(s, (int)s->route->direct_status, body, NULL);
         return;
     }
-    run_request_filters(c, s);
+    run_request_filters(c, s, 0);
+}
+
+int http_stream_buffer_body(http_stream_t *s, size_t max_bytes)
+{
+    if (s->req_body_done)
+        return 1;
+    hcm_conn_t *c = s->conn;
+    if (s->req.body == HTTP1_BODY_LENGTH && s->req.content_length > max_bytes) {
+        request_too_large(c, s); /* no need to read it to know */
+        return 0;
+    }
+    s->buffering = true;
+    s->buffer_max = max_bytes;
+    s->resume_filter = s->filters_run; /* the filter after the caller */
+    return 0;
+}
+
+/* Envoy's buffer filter answer: the rest of the body is not read, so the connection closes. */
+static void request_too_large(hcm_conn_t *c, http_stream_t *s)
+{
+    stats_inc(c->worker->stats, c->cfg->st.downstream_rq_too_large);
+    s->buffering = false;
+    c->close_after = true;
+    http_stream_local_reply(s, 413, "Payload Too Large", NULL);
+}
+
+/* Collects the request body for a filter that asked for all of it (http_stream_buffer_body). */
+static void buffer_body(hcm_conn_t *c)
+{
+    http_stream_t *s = &c->stream;
+    while (s->buffering && c->in.len > 0) {
+        const char *data;
+        size_t dlen;
+        bool done = false;
+        http_header_t tv[32];
+        http_headers_t trailers = {.v = tv, .cap = 32};
+        ssize_t used =
+            http1_body_decode(&s->req_body, c->in.data, c->in.len, &data, &dlen, &trailers, &done);
+        if (used < 0) {
+            s->buffering = false;
+            c->close_after = true;
+            http_stream_local_reply(s, 400, "bad request body framing\n", "DPE");
+            return;
+        }
+        if (s->body_len + dlen > s->buffer_max) {
+            request_too_large(c, s);
+            return;
+        }
+        if (s->body_len + dlen > s->body_cap) {
+            size_t cap = s->body_cap ? s->body_cap : 4096;
+            while (cap < s->body_len + dlen)
+                cap *= 2;
+            char *b = realloc(s->body, cap > s->buffer_max ? s->buffer_max : cap);
+            if (b == NULL) {
+                s->buffering = false;
+                http_stream_local_reply(s, 500, "out of memory\n", "LR");
+                return;
+            }
+            s->body = b;
+            s->body_cap = cap > s->buffer_max ? s->buffer_max : cap;
+        }
+        if (dlen)
+            memcpy(s->body + s->body_len, data, dlen);
+        s->body_len += dlen;
+        s->bytes_in += (size_t)used;
+        memmove(c->in.data, c->in.data + used, c->in.len - (size_t)used);
+        c->in.len -= (size_t)used;
+        if (done) {
+            /* Trailers of a chunked body cannot follow a Content-Length: they stay here. */
+            s->buffering = false;
+            s->body_buffered = true;
+            s->req_body_done = true;
+            s->req_done_ms = (int64_t)(hcm_now(c) - s->start_ms);
+            s->req.body = HTTP1_BODY_LENGTH;
+            s->req.content_length = s->body_len;
+            run_request_filters(c, s, s->resume_filter);
+            return;
+        }
+        if (used == 0)
+            break;
+    }
+    if (s->buffering && c->read_eof) {
+        s->flags = "DC"; /* the client stopped sending in the middle of the body */
+        hcm_close(c, true);
+    }
 }
 
 static int parse_error_status(int rc)
@@ -734,6 +821,10 @@ static void hcm_process(hcm_conn_t *c)
             break;
         }
         if (c->state == HCM_IN_STREAM) {
+            if (c->stream.buffering) {
+                buffer_body(c);
+                break;
+            }
             /* Body bytes go upstream once the request head has. */
             if (!c->stream.req_body_done && c->stream.router.head_written)
                 feed_body(c);
@@ -937,6 +1028,7 @@ static void hcm_close(hcm_conn_t *c, bool reset)
         router_done(s);
         stream_done_filters(s);
         stats_add(c->worker->stats, c->cfg->st.downstream_rq_active, -1);
+        free(s->body);
         arena_free(&s->arena);
         c->stream_active = false;
     }

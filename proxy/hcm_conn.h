@@ -45,6 +45,13 @@ struct http_stream {
     const route_entry_t *route;
     http1_body_decoder_t req_body;
     bool req_body_done; /* the downstream request body was fully read */
+    /* A filter asked for the whole body (envoy.filters.http.buffer): it collects in body
+     * (malloc'd, freed with the stream) up to buffer_max; the filters from resume_filter on run
+     * once it is complete, and it leaves with the request head. */
+    bool buffering, body_buffered;
+    size_t buffer_max, resume_filter;
+    char *body;
+    size_t body_len, body_cap;
     http_headers_t resp_headers;
     int status;        /* the status answered downstream, 0 until then */
     bool resp_started; /* response head built (written, or pending) */

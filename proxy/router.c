@@ -119,8 +119,10 @@ static void send_head(http_stream_t *s)
         hcm_connect_established(s);
         return;
     }
-    uv_buf_t b = uv_buf_init(r->head, (unsigned)r->head_len);
-    int rc = pool_write(r->uc, &b, 1);
+    /* A buffered body leaves with the head, in one write. */
+    uv_buf_t b[2] = {uv_buf_init(r->head, (unsigned)r->head_len),
+                     uv_buf_init(s->body, (unsigned)s->body_len)};
+    int rc = pool_write(r->uc, b, s->body_buffered && s->body_len ? 2 : 1);
     if (rc < 0) {
         /* A reused connection the server already closed: the request never left. */
         bool retry = r->uc->reused && r->attempts < 2;
@@ -136,7 +138,7 @@ static void send_head(http_stream_t *s)
         return;
     }
     r->head_written = true;
-    r->body_written = s->req.body == HTTP1_BODY_NONE;
+    r->body_written = s->req.body == HTTP1_BODY_NONE || s->body_buffered;
     hcm_resume(s->conn); /* body bytes already buffered go out now */
 }
 

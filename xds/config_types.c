@@ -28,6 +28,7 @@
 #include "envoy/extensions/access_loggers/file/v3/file.pb-c.h"
 #include "envoy/extensions/access_loggers/stream/v3/stream.pb-c.h"
 #include "envoy/extensions/filters/http/header_mutation/v3/header_mutation.pb-c.h"
+#include "envoy/extensions/filters/http/buffer/v3/buffer.pb-c.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb-c.h"
 #include "envoy/extensions/filters/listener/http_inspector/v3/http_inspector.pb-c.h"
 #include "envoy/extensions/filters/listener/original_dst/v3/original_dst.pb-c.h"
@@ -139,6 +140,8 @@ static const ProtobufCMessageDescriptor *const config_types[] = {
     &envoy__extensions__filters__http__header_mutation__v3__mutations__descriptor,
     &envoy__extensions__filters__http__header_mutation__v3__header_mutation_per_route__descriptor,
     &envoy__extensions__filters__http__header_mutation__v3__header_mutation__descriptor,
+    &envoy__extensions__filters__http__buffer__v3__buffer__descriptor,
+    &envoy__extensions__filters__http__buffer__v3__buffer_per_route__descriptor,
     &envoy__extensions__filters__http__router__v3__router__descriptor,
     &envoy__extensions__filters__listener__http_inspector__v3__http_inspector__descriptor,
     &envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor,
