@@ -353,6 +353,17 @@ sim_teardown() {
         [[ -e $ns ]] && rm -rf "$ns"
     done
 
+    # A sidecar built with sanitizers reports memory errors and leaks in its log, at exit too:
+    # any such report fails the story (test/e2e/run.sh counts FAIL lines), logs kept.
+    local log
+    for log in "$SIM_DIR"/*-remora.log; do
+        [[ -f $log ]] || continue
+        if grep -qE 'Sanitizer|runtime error:' "$log"; then
+            printf 'FAIL: %s: sanitizer report in %s: %s\n' "${T_SCRIPT:-simcluster}" \
+                "$(basename "$log")" "$(grep -m1 -E 'Sanitizer|runtime error:' "$log")"
+            SIM_KEEP=1
+        fi
+    done
     if [[ -n $SIM_DIR && -d $SIM_DIR ]]; then
         if [[ ${SIM_KEEP:-0} == 1 ]]; then
             printf 'simcluster: kept logs in %s\n' "$SIM_DIR" >&2
