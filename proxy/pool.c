@@ -1,8 +1,10 @@
 /* Upstream HTTP/1.1 connection pools, one set per worker: connect with the cluster's timeout,
- * reuse idle keep-alive connections, drop idle ones the server closed or that sat too long. */
+ * reuse idle keep-alive connections, drop idle ones the server closed or that sat too long, and
+ * retire the pools of a snapshot the worker swapped out (certificate rotation, new config). */
 #include "proxy/pool.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,22 +20,38 @@
 #define UC_HIGH_WATER        (1024 * 1024)
 
 typedef struct pool {
-    const snap_cluster_t *cluster;
-    int endpoint; /* -1 for ORIGINAL_DST clusters: then addr tells pools apart */
+    const snap_cluster_t *cluster; /* points into the snapshot of the pool's generation */
+    int endpoint;                  /* -1 for ORIGINAL_DST clusters: then addr tells pools apart */
     struct sockaddr_storage addr;
     upstream_conn_t *idle; /* most recently used first */
     size_t n_idle;
+    size_t n_conns; /* connections not yet closing: connecting, busy and idle */
+    /* Out of every lookup list, with no idle connection: freed when n_conns falls to 0. Its
+     * busy connections' owners hold the snapshot that keeps `cluster` valid until then. */
+    bool retired;
     tls_saved_session_t *resume; /* the last TLS session with this endpoint, to resume */
     struct pool *next;
 } pool_t;
 
-typedef struct pool_set {
+/* The pools whose clusters belong to one snapshot. Idle connections hold no snapshot reference,
+ * so the generation holds one for them: a cluster pointer used as a key stays valid (and unique:
+ * a later snapshot cannot reuse its address) for as long as the pool can be found. The
+ * generation of a snapshot the worker swapped out stays while connections that started with it
+ * may still ask for upstreams, and goes once only generations hold the snapshot (gen_unused). */
+typedef struct pool_gen {
+    snapshot_t *snap; /* reference held */
     pool_t *pools;
-    uv_timer_t sweep;
+    struct pool_gen *next;
+} pool_gen_t;
+
+typedef struct pool_set {
+    pool_gen_t *gens; /* newest first */
+    uv_timer_t sweep; /* idle timeouts, and dropping generations of swapped-out snapshots */
     bool sweeping;
 } pool_set_t;
 
 static void uc_close(upstream_conn_t *uc);
+static void on_sweep(uv_timer_t *t);
 
 static pool_set_t *pool_set(worker_t *w)
 {
@@ -53,12 +71,62 @@ static size_t addr_len(const struct sockaddr *a)
     return a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
+static bool snap_has_cluster(const snapshot_t *snap, const snap_cluster_t *c)
+{
+    uintptr_t first = (uintptr_t)snap->clusters, x = (uintptr_t)c;
+    return x >= first && x < first + snap->n_clusters * sizeof(*snap->clusters);
+}
+
+static pool_gen_t *gen_new(pool_set_t *ps, snapshot_t *snap)
+{
+    pool_gen_t *g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        return NULL;
+    g->snap = snapshot_ref(snap);
+    g->next = ps->gens;
+    ps->gens = g;
+    return g;
+}
+
+/* The generation c belongs to; created for the worker's current snapshot on first use. NULL
+ * when c belongs to a snapshot with no generation any more, or when out of memory. */
+static pool_gen_t *gen_find(pool_set_t *ps, worker_t *w, const snap_cluster_t *c)
+{
+    for (pool_gen_t *g = ps->gens; g; g = g->next)
+        if (snap_has_cluster(g->snap, c))
+            return g;
+    return snap_has_cluster(w->snap, c) ? gen_new(ps, w->snap) : NULL;
+}
+
+static void pool_free(pool_t *p)
+{
+    tls_saved_session_free(p->resume);
+    free(p);
+}
+
+/* A retired pool goes with its last connection. */
+static void pool_free_if_unused(pool_t *p)
+{
+    if (p->retired && p->n_conns == 0)
+        pool_free(p);
+}
+
+/* uc no longer counts for its pool (it is closing); nothing reads uc->pool after this. */
+static void pool_conn_gone(upstream_conn_t *uc)
+{
+    pool_t *p = uc->pool;
+    uc->pool = NULL;
+    p->n_conns--;
+    pool_free_if_unused(p);
+}
+
 static pool_t *pool_find(worker_t *w, const snap_cluster_t *c, int ep, const struct sockaddr *addr)
 {
     pool_set_t *ps = pool_set(w);
     if (ps == NULL)
         return NULL;
-    for (pool_t *p = ps->pools; p; p = p->next)
+    pool_gen_t *g = gen_find(ps, w, c);
+    for (pool_t *p = g ? g->pools : NULL; p; p = p->next)
         if (p->cluster == c && p->endpoint == ep &&
             (ep >= 0 || memcmp(&p->addr, addr, addr_len(addr)) == 0))
             return p;
@@ -68,8 +136,12 @@ static pool_t *pool_find(worker_t *w, const snap_cluster_t *c, int ep, const str
     p->cluster = c;
     p->endpoint = ep;
     memcpy(&p->addr, addr, addr_len(addr));
-    p->next = ps->pools;
-    ps->pools = p;
+    if (g) {
+        p->next = g->pools;
+        g->pools = p;
+    } else {
+        p->retired = true; /* nowhere to keep it: one connection, closed when released */
+    }
     return p;
 }
 
@@ -105,6 +177,7 @@ static void uc_close(upstream_conn_t *uc)
     stats_add(uc->worker->stats, uc->cluster->st.upstream_cx_active, -1);
     atomic_fetch_sub_explicit(&uc->cluster->shared->cx_active, 1, memory_order_relaxed);
     uc->state = UC_CLOSING;
+    pool_conn_gone(uc);
     uv_close((uv_handle_t *)&uc->tcp, on_uc_closed);
     uv_close((uv_handle_t *)&uc->timer, on_uc_closed);
 }
@@ -344,14 +417,17 @@ int pool_acquire(worker_t *w, const snap_cluster_t *c, int ep, const struct sock
         c->max_connections) {
         atomic_fetch_sub_explicit(&c->shared->cx_active, 1, memory_order_relaxed);
         stats_inc(w->stats, c->st.upstream_cx_overflow);
+        pool_free_if_unused(p);
         return UV_EBUSY;
     }
     upstream_conn_t *uc = calloc(1, sizeof(*uc));
     if (uc == NULL) {
         atomic_fetch_sub_explicit(&c->shared->cx_active, 1, memory_order_relaxed);
+        pool_free_if_unused(p);
         return UV_ENOMEM;
     }
     uc->pool = p;
+    p->n_conns++;
     uc->worker = w;
     uc->cluster = c;
     uc->endpoint = ep;
@@ -382,24 +458,80 @@ int pool_acquire(worker_t *w, const snap_cluster_t *c, int ep, const struct sock
     return 0;
 }
 
+static void close_idle(worker_t *w, pool_t *p)
+{
+    while (p->idle) {
+        stats_inc(w->stats, p->idle->cluster->st.upstream_cx_destroy_local);
+        uc_close(p->idle);
+    }
+}
+
+/* Drops a generation: closes its idle connections, retires its pools (each freed now or with
+ * its last connection) and releases its snapshot reference. */
+static void gen_drop(worker_t *w, pool_gen_t *g)
+{
+    pool_t *p = g->pools, *next;
+    for (; p; p = next) {
+        next = p->next;
+        close_idle(w, p);
+        p->next = NULL;
+        p->retired = true;
+        pool_free_if_unused(p);
+    }
+    snapshot_unref(g->snap);
+    free(g);
+}
+
+/* Whether only generations still hold the snapshot: every worker keeps one for a snapshot it
+ * swapped out, so at most nworkers references are theirs. Then no connection that started with
+ * it is left to ask for its clusters, and none can appear (a reference is only ever taken from
+ * another). Should a worker lack its generation, this answers yes early: harmless, as a later
+ * request of such a connection gets a one-off pool, and busy connections' owners hold their own
+ * references. */
+static bool gen_unused(const pool_gen_t *g)
+{
+    return atomic_load_explicit(&g->snap->refs, memory_order_acquire) <= (int)g->snap->nworkers;
+}
+
+static void sweep_start(pool_set_t *ps)
+{
+    if (!ps->sweeping) {
+        ps->sweeping = true;
+        uv_timer_start(&ps->sweep, on_sweep, POOL_SWEEP_MS, POOL_SWEEP_MS);
+    }
+}
+
 static void on_sweep(uv_timer_t *t)
 {
     worker_t *w = t->data;
     pool_set_t *ps = w->pools;
     uint64_t now = uv_now(&w->loop);
     size_t left = 0;
-    for (pool_t *p = ps->pools; p; p = p->next) {
-        upstream_conn_t *uc = p->idle, *next;
-        for (; uc; uc = next) {
-            next = uc->idle_next;
-            if (now - uc->idle_since >= POOL_IDLE_TIMEOUT_MS) {
-                stats_inc(w->stats, uc->cluster->st.upstream_cx_idle_timeout);
-                stats_inc(w->stats, uc->cluster->st.upstream_cx_destroy_local);
-                uc_close(uc);
-            } else {
-                left++;
+    for (pool_gen_t **gp = &ps->gens; *gp;) {
+        pool_gen_t *g = *gp;
+        if (g->snap != w->snap && gen_unused(g)) {
+            log_debug("connections of config version %" PRIu64 " are done: its upstream pools go",
+                      g->snap->version);
+            *gp = g->next;
+            gen_drop(w, g);
+            continue;
+        }
+        if (g->snap != w->snap)
+            left++; /* keep sweeping until it can go */
+        for (pool_t *p = g->pools; p; p = p->next) {
+            upstream_conn_t *uc = p->idle, *next;
+            for (; uc; uc = next) {
+                next = uc->idle_next;
+                if (now - uc->idle_since >= POOL_IDLE_TIMEOUT_MS) {
+                    stats_inc(w->stats, uc->cluster->st.upstream_cx_idle_timeout);
+                    stats_inc(w->stats, uc->cluster->st.upstream_cx_destroy_local);
+                    uc_close(uc);
+                } else {
+                    left++;
+                }
             }
         }
+        gp = &g->next;
     }
     if (left == 0) {
         uv_timer_stop(&ps->sweep);
@@ -413,8 +545,9 @@ void pool_release(upstream_conn_t *uc, bool reusable)
     if (uc->state == UC_CLOSING)
         return;
     pool_t *p = uc->pool;
-    if (!reusable || uc->state != UC_BUSY || uc->in.len != 0 || p->n_idle >= POOL_MAX_IDLE ||
-        uc->tcp.write_queue_size != 0 || (uc->tls && tls_io_queue_size(uc->tls) != 0)) {
+    if (!reusable || p->retired || uc->state != UC_BUSY || uc->in.len != 0 ||
+        p->n_idle >= POOL_MAX_IDLE || uc->tcp.write_queue_size != 0 ||
+        (uc->tls && tls_io_queue_size(uc->tls) != 0)) {
         stats_inc(uc->worker->stats, uc->cluster->st.upstream_cx_destroy_local);
         uc_close(uc);
         return;
@@ -429,11 +562,7 @@ void pool_release(upstream_conn_t *uc, bool reusable)
     p->n_idle++;
     /* Keep reading while idle: a close from the server is seen before the next request. */
     uv_read_start((uv_stream_t *)&uc->tcp, on_alloc, on_read);
-    pool_set_t *ps = uc->worker->pools;
-    if (!ps->sweeping) {
-        ps->sweeping = true;
-        uv_timer_start(&ps->sweep, on_sweep, POOL_SWEEP_MS, POOL_SWEEP_MS);
-    }
+    sweep_start(uc->worker->pools);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -503,18 +632,31 @@ static void on_sweep_closed(uv_handle_t *h)
     free(h->data);
 }
 
+void pool_retire_snapshot(worker_t *w, snapshot_t *old)
+{
+    pool_set_t *ps = pool_set(w);
+    if (ps == NULL)
+        return;
+    pool_gen_t *g = ps->gens;
+    while (g && g->snap != old)
+        g = g->next;
+    /* Even without pools yet, connections that started with old may ask for some later. */
+    if (g == NULL && (g = gen_new(ps, old)) == NULL)
+        return; /* out of memory: their requests get one-off connections */
+    for (pool_t *p = g->pools; p; p = p->next)
+        close_idle(w, p);
+    sweep_start(ps);
+}
+
 void pool_close_all(worker_t *w)
 {
     pool_set_t *ps = w->pools;
     if (ps == NULL)
         return;
-    while (ps->pools) {
-        pool_t *p = ps->pools;
-        while (p->idle)
-            uc_close(p->idle);
-        ps->pools = p->next;
-        tls_saved_session_free(p->resume);
-        free(p);
+    while (ps->gens) {
+        pool_gen_t *g = ps->gens;
+        ps->gens = g->next;
+        gen_drop(w, g);
     }
     ps->sweep.data = ps;
     uv_close((uv_handle_t *)&ps->sweep, on_sweep_closed);

@@ -1,6 +1,8 @@
 /* Per-worker upstream connection pools keyed by (cluster, endpoint): idle HTTP/1.1 keep-alive
  * connections are reused, bounded in number and idle time, and watched while idle so a server
- * close removes them at once. */
+ * close removes them at once. Pools are grouped by the snapshot their cluster belongs to, so a
+ * snapshot swap starts new requests on new connections (new certificates) while those already
+ * running finish on theirs. */
 #ifndef REMORA_POOL_H
 #define REMORA_POOL_H
 
@@ -62,7 +64,13 @@ void pool_read_start(upstream_conn_t *uc);
 void pool_consume(upstream_conn_t *uc, size_t n);
 /* Binds an upstream socket to the cluster's upstream_bind_config source address (relay.c). */
 int bind_source(uv_tcp_t *tcp, const snap_cluster_t *c);
-/* Closes every pooled connection of the worker (at stop). */
+/* Worker thread, once w->snap is the new snapshot and before the worker drops its reference to
+ * old (borrowed): closes the idle connections of old's pools, so requests of the new snapshot
+ * never reuse them. Pools for old's clusters stay for connections that started with old (a
+ * reference to old is kept for them) and go, with their saved TLS sessions, once nothing else
+ * holds old; a pool still lending a connection is freed when that connection closes. */
+void pool_retire_snapshot(worker_t *w, snapshot_t *old);
+/* Closes every pooled connection of the worker and releases the snapshots kept (at stop). */
 void pool_close_all(worker_t *w);
 
 #endif

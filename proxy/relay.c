@@ -186,6 +186,30 @@ static void resume_table_free(void)
     resume_table = NULL;
 }
 
+static bool snapshot_has_engine(const snapshot_t *snap, const tls_config_t *engine)
+{
+    for (size_t i = 0; i < snap->n_clusters; i++)
+        if (snap->clusters[i].tls && snap->clusters[i].tls->engine == engine)
+            return true;
+    return false;
+}
+
+void relay_snapshot_installed(worker_t *w)
+{
+    if (resume_table == NULL)
+        return;
+    /* Sessions of client configs the new snapshot no longer has (a rotated certificate, a
+     * removed cluster) can never be offered again: drop them and the configs they hold. */
+    for (size_t i = 0; i < RESUME_SLOTS; i++) {
+        resume_entry_t *e = &resume_table[i];
+        if (e->engine && !snapshot_has_engine(w->snap, e->engine)) {
+            tls_config_unref(e->engine);
+            tls_saved_session_free(e->saved);
+            memset(e, 0, sizeof(*e));
+        }
+    }
+}
+
 /* ---- lifetime --------------------------------------------------------------------------- */
 
 static void relay_link(relay_t *r)

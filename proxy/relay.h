@@ -34,4 +34,8 @@ int relay_start(accepted_conn_t *conn, const snap_cluster_t *cluster,
  * thread, at stop). */
 void relay_abort_all(struct worker *w);
 
+/* Worker: w->snap was replaced; forgets TLS sessions saved for client configs it no longer
+ * has. */
+void relay_snapshot_installed(struct worker *w);
+
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proxy/cert_watch.h"
 #include "proxy/log.h"
 
 #define TICK_MS 100
@@ -40,6 +41,19 @@ int64_t server_active_connections(const server_t *s)
     return n;
 }
 
+void server_install_snapshot(server_t *s, snapshot_t *snap)
+{
+    if (s->state == SERVER_STOPPING) {
+        snapshot_unref(snap); /* the workers are ending */
+        return;
+    }
+    for (unsigned i = 0; i < s->nworkers; i++)
+        worker_publish(&s->workers[i], snapshot_ref(snap));
+    snapshot_t *old = s->snap;
+    s->snap = snap;
+    snapshot_unref(old);
+}
+
 void server_set_gauge(server_t *s, stat_id_t id, int64_t value)
 {
     stats_add(s->main_slots, id, value - stats_value(s->stats, id));
@@ -63,6 +77,8 @@ static void server_stop(server_t *s)
     s->admin = NULL;
     admin_stop(s->health);
     s->health = NULL;
+    cert_watch_stop(s->cert_watch);
+    s->cert_watch = NULL;
     uv_close((uv_handle_t *)&s->sigterm, on_closed_quietly);
     uv_close((uv_handle_t *)&s->sigint, on_closed_quietly);
     uv_close((uv_handle_t *)&s->tick, on_closed_quietly);
@@ -301,6 +317,10 @@ int server_run(const server_options_t *opts)
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 0, TICK_MS);
     s->nworkers = started; /* only started workers are stopped and joined */
+    if (s->exit_code == 0 && (rc = cert_watch_start(s, &s->cert_watch)) < 0) {
+        log_error("certificate watch: cannot start: %s", strerror(-rc));
+        s->exit_code = 1;
+    }
     if (s->exit_code != 0)
         server_stop(s);
 

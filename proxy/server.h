@@ -18,11 +18,17 @@ typedef struct server_options {
     bool validate_only;      /* load and check the config, then exit */
     const char *admin_addr;  /* overrides the bootstrap's admin address ("127.0.0.1:15000") */
     const char *health_addr; /* serve GET /healthz/ready here ("0.0.0.0:15021"), or NULL */
+    /* Certificate rotation (proxy/cert_watch.h): how often the TLS files are looked at besides
+     * their directories' fs events (0: not watched), and how close to expiry a certificate is
+     * logged and counted (0: never). */
+    uint64_t cert_check_interval_ms;
+    int64_t cert_expiry_warn_s;
 } server_options_t;
 
 typedef enum { SERVER_STARTING, SERVER_LIVE, SERVER_DRAINING, SERVER_STOPPING } server_state_t;
 
 typedef struct admin admin_t;
+struct cert_watch;
 
 typedef struct server_stat_ids {
     stat_id_t live;
@@ -39,11 +45,12 @@ typedef struct server {
     stats_store_t *stats;
     stats_slots_t *main_slots;
     server_stat_ids_t st;
-    snapshot_t *snap;
+    snapshot_t *snap; /* the running config (reference held); main thread reads and swaps it */
     worker_t *workers;
     unsigned nworkers;
     admin_t *admin;
     admin_t *health;
+    struct cert_watch *cert_watch; /* owned; NULL once stopped */
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;
     server_state_t state;
@@ -62,6 +69,10 @@ void server_drain(server_t *s);
 /* Resets open connections and exits now. */
 void server_quit(server_t *s);
 int64_t server_active_connections(const server_t *s);
+/* Main thread: makes snap (reference taken) the running config: every worker gets it for new
+ * connections, and s->snap (admin, later rebuilds) points at it. Open connections keep the
+ * snapshot they started with. Dropped once the server is stopping. */
+void server_install_snapshot(server_t *s, snapshot_t *snap);
 const char *server_state_name(server_state_t st);
 
 /* Admin endpoint (proxy/admin.c). */

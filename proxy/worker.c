@@ -12,6 +12,7 @@
 
 #include "proxy/log.h"
 #include "proxy/hcm_conn.h"
+#include "proxy/pool.h"
 #include "proxy/relay.h"
 
 static void on_listener_closed(uv_handle_t *h)
@@ -44,6 +45,9 @@ static void install_snapshot(worker_t *w, snapshot_t *snap)
     }
     snapshot_t *old = w->snap;
     w->snap = snap;
+    /* Idle upstream connections hold no snapshot reference: retire them while old is alive. */
+    pool_retire_snapshot(w, old);
+    relay_snapshot_installed(w);
     snapshot_unref(old);
 }
 

@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# Story: a sidecar's certificate is rotated on disk while traffic flows, and nothing is dropped.
+# A (HTTP in, an UpstreamTlsContext cluster) talks mutual TLS to B (a DownstreamTlsContext that
+# requires a client certificate, then the HTTP connection manager to nginx). B's certificate
+# lives in a directory laid out like a Kubernetes secret volume (files are symlinks through
+# ..data, which is swapped atomically). While a load runs through A, B's certificate is
+# re-issued: every request gets its 200, new handshakes present the new serial, and B counts the
+# rotation. A key that does not match the certificate is refused with a clear log line and
+# counted, and the certificate in use stays; touching a file or putting back the bytes in use
+# rebuilds nothing. Needs no root.
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+# shellcheck source=test/lib/testlib.sh
+source "$root/test/lib/testlib.sh"
+t_require_cmd curl openssl nginx h2load
+# shellcheck source=test/lib/loopback.sh
+source "$root/test/lib/loopback.sh"
+BUILD=${BUILD:-build}
+case $BUILD in
+/*) bin=$BUILD ;;
+*) bin=$root/$BUILD ;;
+esac
+REMORA=$bin/remora
+CTL=$bin/remoractl
+work=$LB_WORK
+
+# stop WHY — the story cannot go on.
+stop() {
+    t_fail setup "$1"
+    t_summary
+    exit 1
+}
+for b in "$REMORA" "$CTL"; do [[ -x $b ]] || stop "no $b (build it first)"; done
+
+B_ID=spiffe://cluster.local/ns/default/sa/b
+
+# --- identities: one root, A's client certificate, B's first certificate ---------------------
+issue() { # issue DIR SPIFFE_ID
+    "$CTL" certs issue --ca "$work/root" --spiffe-id "$2" --out "$1" >>"$work/certs.log" 2>&1
+}
+"$CTL" certs root --out "$work/root" >"$work/certs.log" 2>&1 || stop "remoractl certs root"
+issue "$work/a-id" spiffe://cluster.local/ns/default/sa/a || stop "issue A's certificate"
+issue "$work/b-v1" "$B_ID" || stop "issue B's certificate"
+
+# B's watched directory, the way the kubelet writes a secret volume: cert-chain.pem ->
+# ..data/cert-chain.pem, ..data -> ..v1; an update fills ..v2 and renames a new ..data over
+# the old link in one step.
+certs=$work/b-certs
+mkdir -p "$certs/..v1"
+cp "$work/b-v1"/{cert-chain.pem,key.pem,root-cert.pem} "$certs/..v1/"
+ln -s ..v1 "$certs/..data"
+for f in cert-chain.pem key.pem root-cert.pem; do ln -s "..data/$f" "$certs/$f"; done
+# swap_in VERSION SRC_DIR — publishes SRC_DIR's files as the volume's new content.
+swap_in() {
+    mkdir "$certs/..$1"
+    cp "$2"/{cert-chain.pem,key.pem,root-cert.pem} "$certs/..$1/"
+    ln -s "..$1" "$certs/..data_tmp"
+    mv -T "$certs/..data_tmp" "$certs/..data"
+}
+
+# --- the app --------------------------------------------------------------------------------
+APP=$(free_port)
+mkdir -p "$work/nginx/logs"
+cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes 1;
+error_log $work/nginx/logs/error.log;
+pid $work/nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  keepalive_requests 100000;
+  server {
+    listen 127.0.0.1:$APP;
+    location / { return 200 "app\n"; }
+  }
+}
+EOF
+bg "$work/nginx.log" nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;'
+wait_port "$APP" || stop "nginx listens: $(cat "$work/nginx.log" "$work/nginx/logs/error.log")"
+
+ROUTER='http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]'
+HCM='"@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager'
+
+B_ADMIN=$(free_port) B_PORT=$(free_port)
+cat >"$work/b.yaml" <<EOF
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: $B_ADMIN}}}
+static_resources:
+  listeners:
+  - name: inbound
+    address: {socket_address: {address: 127.0.0.1, port_value: $B_PORT}}
+    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: true
+          common_tls_context:
+            tls_certificates:
+            - certificate_chain: {filename: $certs/cert-chain.pem}
+              private_key: {filename: $certs/key.pem}
+            validation_context:
+              trusted_ca: {filename: $certs/root-cert.pem}
+              match_typed_subject_alt_names:
+              - {san_type: URI, matcher: {prefix: "spiffe://cluster.local/"}}
+      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          $HCM
+          stat_prefix: inbound
+          route_config:
+            virtual_hosts: [{name: app, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: app}}]}]
+          $ROUTER
+  clusters:
+  - name: app
+    type: STATIC
+    load_assignment: {cluster_name: app, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $APP}}}}]}]}
+EOF
+
+A_ADMIN=$(free_port) A_PORT=$(free_port)
+cat >"$work/a.yaml" <<EOF
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: $A_ADMIN}}}
+static_resources:
+  listeners:
+  - name: outbound
+    address: {socket_address: {address: 127.0.0.1, port_value: $A_PORT}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          $HCM
+          stat_prefix: outbound
+          route_config:
+            virtual_hosts: [{name: b, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: b}}]}]
+          $ROUTER
+  clusters:
+  - name: b
+    type: STATIC
+    load_assignment: {cluster_name: b, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $B_PORT}}}}]}]}
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        common_tls_context:
+          tls_certificates:
+          - certificate_chain: {filename: $work/a-id/cert-chain.pem}
+            private_key: {filename: $work/a-id/key.pem}
+          validation_context:
+            trusted_ca: {filename: $work/root/root-cert.pem}
+            match_typed_subject_alt_names:
+            - {san_type: URI, matcher: {exact: "$B_ID"}}
+EOF
+
+# B looks at its files every second besides the fs events on the directory: the in-place write
+# below lands in ..v2, a directory nobody watches, so only that look can see it. Its 24 h
+# certificates are outside a 12 h expiry window (the default 7 d window would hold them).
+bg "$work/b.log" "$REMORA" --config "$work/b.yaml" --concurrency 2 --drain-time-s 1 \
+    --cert-check-interval 1s --cert-expiry-warn 12h
+B_PID=$LAST_PID
+wait_ready "$B_ADMIN" || stop "B starts: $(cat "$work/b.log")"
+bg "$work/a.log" "$REMORA" --config "$work/a.yaml" --concurrency 2 --drain-time-s 1
+A_PID=$LAST_PID
+wait_ready "$A_ADMIN" || stop "A starts: $(cat "$work/a.log")"
+
+# served_serial — the serial of the certificate B presents to a new connection.
+served_serial() {
+    openssl s_client -connect "127.0.0.1:$B_PORT" -cert "$work/a-id/cert-chain.pem" \
+        -key "$work/a-id/key.pem" -CAfile "$work/root/root-cert.pem" </dev/null 2>/dev/null |
+        openssl x509 -noout -serial
+}
+file_serial() { openssl x509 -in "$1" -noout -serial; }
+# wait_stat ADMIN NAME WANT — until the stat reaches WANT (5 s at most).
+wait_stat() {
+    local _
+    for _ in $(seq 1 100); do
+        [[ $(stat "$1" "$2") == "$3" ]] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+via_a() { curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$A_PORT/$1"; }
+
+t_eq "mTLS through A and B answers" "$(via_a first)" 200
+t_eq "B presents its first certificate" "$(served_serial)" "$(file_serial "$work/b-v1/cert-chain.pem")"
+t_eq "B defines the rotation counters at zero" \
+    "$(stat "$B_ADMIN" server.cert_rotation_ok) $(stat "$B_ADMIN" server.cert_rotation_failed)" "0 0"
+t_eq "no certificate of B is within a 12 h expiry window" \
+    "$(stat "$B_ADMIN" server.cert_expiring_soon)" 0
+
+# --- rotation under load --------------------------------------------------------------------
+issue "$work/b-v2" "$B_ID" || stop "re-issue B's certificate"
+N=20000
+h2load --h1 -n "$N" -c 4 "http://127.0.0.1:$A_PORT/load" >"$work/h2load.log" 2>&1 &
+LOAD_PID=$!
+LB_PIDS+=("$LOAD_PID")
+sleep 0.5
+swap_in v2 "$work/b-v2"
+rm -rf "$certs/..v1" # the kubelet removes the old content once ..data points away from it
+if wait_stat "$B_ADMIN" server.cert_rotation_ok 1; then
+    t_ok "B rotates when the volume's ..data is swapped"
+else
+    t_fail "B rotates when the volume's ..data is swapped" "$(tail -n 5 "$work/b.log")"
+fi
+if kill -0 "$LOAD_PID" 2>/dev/null; then
+    t_ok "the rotation happened while the load was running"
+else
+    t_fail "the rotation happened while the load was running" "the load ended first; raise N"
+fi
+t_eq "new connections to B get the new certificate" "$(served_serial)" \
+    "$(file_serial "$work/b-v2/cert-chain.pem")"
+new_serial=$(file_serial "$work/b-v2/cert-chain.pem" | cut -d= -f2 | tr 'A-F' 'a-f')
+t_contains "B's /certs shows the new serial" "$(curl -s "http://127.0.0.1:$B_ADMIN/certs")" \
+    "\"serial_number\": \"$new_serial\""
+t_contains "B logs the rotation and the file that changed" "$(grep 'certificates rotated' "$work/b.log")" \
+    "$certs/cert-chain.pem"
+
+wait "$LOAD_PID"
+load_rc=$?
+summary=$(grep -E '^(requests|status codes):' "$work/h2load.log" | tr '\n' ' ')
+t_eq "the load ran to completion" "$load_rc" 0
+t_contains "every request of the load was answered" "$summary" \
+    "requests: $N total, $N started, $N done, $N succeeded, 0 failed, 0 errored, 0 timeout"
+t_contains "every answer was a 200" "$summary" "status codes: $N 2xx, 0 3xx, 0 4xx, 0 5xx"
+
+# A's pooled connections to B still run on the old certificate; a burst that needs more of them
+# makes A open new ones, which must verify B's new certificate.
+before=$(stat "$A_ADMIN" cluster.b.ssl.handshake)
+h2load --h1 -n 400 -c 12 "http://127.0.0.1:$A_PORT/burst" >"$work/burst.log" 2>&1
+t_contains "a burst after the rotation is all 200" "$(grep '^status codes:' "$work/burst.log")" \
+    "status codes: 400 2xx, 0 3xx, 0 4xx, 0 5xx"
+after=$(stat "$A_ADMIN" cluster.b.ssl.handshake)
+t_run "...over new handshakes with B's new certificate ($before then $after)" test "$after" -gt "$before"
+t_eq "A saw no TLS failure" "$(stat "$A_ADMIN" cluster.b.ssl.connection_error)" 0
+
+# --- a key that does not match the certificate ------------------------------------------------
+issue "$work/other" spiffe://cluster.local/ns/default/sa/other || stop "issue another key"
+cat "$work/other/key.pem" >"$certs/key.pem" # in place, through the symlinks into ..v2
+if wait_stat "$B_ADMIN" server.cert_rotation_failed 1; then
+    t_ok "B refuses a key that does not match its certificate"
+else
+    t_fail "B refuses a key that does not match its certificate" "$(tail -n 5 "$work/b.log")"
+fi
+line=$(grep 'certificate rotation failed' "$work/b.log")
+t_contains "the log says the key does not match" "$line" "does not match"
+t_contains "...and names the key file" "$line" "$certs/key.pem"
+t_eq "no rotation is counted for it" "$(stat "$B_ADMIN" server.cert_rotation_ok)" 1
+t_eq "traffic still flows" "$(via_a after-bad-key)" 200
+t_eq "B still presents the certificate in use" "$(served_serial)" \
+    "$(file_serial "$work/b-v2/cert-chain.pem")"
+
+# --- no flapping ------------------------------------------------------------------------------
+touch "$certs/..data/cert-chain.pem" "$certs/..data/key.pem"
+sleep 2.5 # two periodic looks and a settle delay
+t_eq "touching the files, or leaving the bad key there, rebuilds nothing" \
+    "$(stat "$B_ADMIN" server.cert_rotation_ok) $(stat "$B_ADMIN" server.cert_rotation_failed)" "1 1"
+cat "$work/b-v2/key.pem" >"$certs/key.pem"
+sleep 2.5
+t_eq "putting back the key in use rebuilds nothing either" \
+    "$(stat "$B_ADMIN" server.cert_rotation_ok) $(stat "$B_ADMIN" server.cert_rotation_failed)" "1 1"
+
+# --- rotations in a row, on both sides, under load ------------------------------------------
+# B's volume is swapped four times 300 ms apart while A's own client certificate is replaced in
+# place (each file renamed over): open connections finish on what they started with, new ones
+# take the newest pair, and swapped-out configs let go of their pools.
+for v in 3 4 5 6; do issue "$work/b-v$v" "$B_ID" || stop "issue B's certificate v$v"; done
+issue "$work/a-v2" spiffe://cluster.local/ns/default/sa/a || stop "re-issue A's certificate"
+h2load --h1 -n "$N" -c 8 "http://127.0.0.1:$A_PORT/again" >"$work/h2load2.log" 2>&1 &
+LOAD_PID=$!
+LB_PIDS+=("$LOAD_PID")
+sleep 0.3
+prev=v2
+for v in 3 4 5 6; do
+    swap_in "v$v" "$work/b-v$v"
+    rm -rf "$certs/..$prev"
+    prev=v$v
+    if ((v == 4)); then
+        for f in cert-chain.pem key.pem; do
+            cp "$work/a-v2/$f" "$work/a-id/.$f.new" && mv "$work/a-id/.$f.new" "$work/a-id/$f"
+        done
+    fi
+    sleep 0.3
+done
+want=$(file_serial "$work/b-v6/cert-chain.pem")
+for _ in $(seq 1 50); do
+    [[ $(served_serial) == "$want" ]] && break
+    sleep 0.1
+done
+t_eq "after four swaps in a row B presents the last certificate" "$(served_serial)" "$want"
+ok=$(stat "$B_ADMIN" server.cert_rotation_ok)
+t_run "B rotated again ($ok rotations in all)" test "$ok" -ge 2
+t_eq "A rotated its own certificate" "$(stat "$A_ADMIN" server.cert_rotation_ok)" 1
+a_serial=$(file_serial "$work/a-v2/cert-chain.pem" | cut -d= -f2 | tr 'A-F' 'a-f')
+t_contains "A's /certs shows its new serial" "$(curl -s "http://127.0.0.1:$A_ADMIN/certs")" \
+    "\"serial_number\": \"$a_serial\""
+wait "$LOAD_PID"
+summary=$(grep -E '^(requests|status codes):' "$work/h2load2.log" | tr '\n' ' ')
+t_contains "every request across the rotations was answered 200" "$summary" \
+    "$N succeeded, 0 failed, 0 errored, 0 timeout status codes: $N 2xx, 0 3xx, 0 4xx, 0 5xx"
+h2load --h1 -n 400 -c 12 "http://127.0.0.1:$A_PORT/burst2" >"$work/burst2.log" 2>&1
+t_contains "new connections from A with its new certificate to B with its new one answer 200" \
+    "$(grep '^status codes:' "$work/burst2.log")" "status codes: 400 2xx, 0 3xx, 0 4xx, 0 5xx"
+t_eq "B refused no client certificate" "$(stat "$B_ADMIN" listener.inbound.ssl.fail_verify_error)" 0
+
+# --- the expiry window ------------------------------------------------------------------------
+# Leaves live 24 h: a 2-day window holds A's own certificate.
+stop_remora() { # stop_remora PID NAME — SIGTERM; exit 0 and nothing from a sanitizer
+    local rc
+    kill "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+    rc=$?
+    if ((rc == 0)) && ! grep -q Sanitizer "$work/$2.log"; then
+        t_ok "$2 exits cleanly"
+    else
+        t_fail "$2 exits cleanly" "exit $rc; $(tail -n 5 "$work/$2.log")"
+    fi
+}
+stop_remora "$A_PID" a
+bg "$work/a2.log" "$REMORA" --config "$work/a.yaml" --concurrency 1 --drain-time-s 1 \
+    --cert-expiry-warn 2d
+A_PID=$LAST_PID
+wait_ready "$A_ADMIN" || stop "A starts again: $(cat "$work/a2.log")"
+t_eq "a certificate within --cert-expiry-warn is counted" \
+    "$(stat "$A_ADMIN" server.cert_expiring_soon)" 1
+t_contains "...and logged with its file" "$(grep 'expires in' "$work/a2.log")" \
+    "$work/a-id/cert-chain.pem"
+t_eq "traffic through the restarted A" "$(via_a again)" 200
+stop_remora "$A_PID" a2
+stop_remora "$B_PID" b
+
+t_summary
