@@ -86,6 +86,11 @@ struct tls_session {
     size_t out_len;
     char *peer_spiffe; /* owned */
     char *server_name; /* server: the SNI the client sent; owned */
+    /* tls_session_expect_peer: this session's own expected identities (one block with their
+     * values; owned), replacing the config's. */
+    identity_matcher_t *peer_ids;
+    size_t n_peer_ids;
+    bool own_peer_ids;
 };
 
 _Static_assert(offsetof(tls_session_t, ssl) == 0, "on_sni finds the session from its ssl");
@@ -140,13 +145,26 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
  * authenticate), so mbedTLS's hostname check is dropped. A server that asks for a certificate
  * without insisting still refuses one that is presented and bad: the fatal return ends the
  * handshake whatever the authmode. */
+/* The identities the peer must match: the session's own, or else its config's. */
+static const identity_matcher_t *expected_peer(const tls_session_t *s, size_t *n)
+{
+    if (s->own_peer_ids) {
+        *n = s->n_peer_ids;
+        return s->peer_ids;
+    }
+    *n = s->config->n_peer_identities;
+    return s->config->peer_identities;
+}
+
 static int on_verify(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 {
     tls_session_t *s = arg;
     const tls_config_t *c = s->config;
     if (depth == 0) {
         *flags &= ~(uint32_t)MBEDTLS_X509_BADCERT_CN_MISMATCH;
-        if (!identity_cert_matches(crt, c->peer_identities, c->n_peer_identities)) {
+        size_t n;
+        const identity_matcher_t *m = expected_peer(s, &n);
+        if (!identity_cert_matches(crt, m, n)) {
             s->san_mismatch = true;
             *flags |= MBEDTLS_X509_BADCERT_OTHER;
         }
@@ -191,11 +209,39 @@ int tls_session_new(tls_config_t *c, const tls_saved_session_t *resume, tls_sess
     return 0;
 }
 
+int tls_session_expect_peer(tls_session_t *s, const char *sni, const identity_matcher_t *m,
+                            size_t n)
+{
+    if (s->state != TLS_STATE_HANDSHAKE || (n && m == NULL))
+        return -EINVAL;
+    if (sni && s->config->role == TLS_ROLE_CLIENT && mbedtls_ssl_set_hostname(&s->ssl, sni) != 0)
+        return -ENOMEM;
+    size_t bytes = n * sizeof(*m);
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(m[i].value) + 1;
+    identity_matcher_t *ids = n ? malloc(bytes) : NULL;
+    if (n && ids == NULL)
+        return -ENOMEM;
+    char *text = (char *)(ids + n);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(m[i].value) + 1;
+        ids[i] = m[i];
+        ids[i].value = memcpy(text, m[i].value, len);
+        text += len;
+    }
+    free(s->peer_ids);
+    s->peer_ids = ids;
+    s->n_peer_ids = n;
+    s->own_peer_ids = true;
+    return 0;
+}
+
 void tls_session_free(tls_session_t *s)
 {
     if (s == NULL)
         return;
     mbedtls_ssl_free(&s->ssl);
+    free(s->peer_ids);
     while (s->out_head) {
         out_chunk_t *next = s->out_head->next;
         chunk_put(s->out_head);
@@ -251,11 +297,11 @@ static int session_fail(tls_session_t *s, tls_fail_reason_t why, int mbed_err)
  * peer's SPIFFE ID for the connection's lifetime. */
 static int handshake_done(tls_session_t *s)
 {
-    const tls_config_t *c = s->config;
     const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&s->ssl);
     s->resumed = !s->full_handshake;
-    if (s->resumed && c->n_peer_identities > 0 &&
-        (peer == NULL || !identity_cert_matches(peer, c->peer_identities, c->n_peer_identities))) {
+    size_t n_ids;
+    const identity_matcher_t *ids = expected_peer(s, &n_ids);
+    if (s->resumed && n_ids > 0 && (peer == NULL || !identity_cert_matches(peer, ids, n_ids))) {
         s->san_mismatch = true;
         s->verify_flags = MBEDTLS_X509_BADCERT_OTHER;
         mbedtls_ssl_send_alert_message(&s->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,

@@ -130,6 +130,14 @@ int tls_group_from_name(const char *name);
  * drives it. Returns 0, -ENOMEM or TLS_ERR_FAILED (mbedTLS setup failed). */
 int tls_session_new(tls_config_t *c, const tls_saved_session_t *resume, tls_session_t **out);
 
+/* Gives the session its own expectations of the peer, replacing the config's: the server name
+ * to send (client; NULL keeps the config's) and the identities the peer must match (m[0..n),
+ * copied; n == 0: any the trust bundle vouches for). Lets many upstreams share one config per
+ * (certificate, trust bundle, role). Before the handshake starts only. Returns 0, -EINVAL or
+ * -ENOMEM. */
+int tls_session_expect_peer(tls_session_t *s, const char *sni, const identity_matcher_t *m,
+                            size_t n);
+
 /* Frees s, its queued output and its reference to the config. NULL is ignored. */
 void tls_session_free(tls_session_t *s);
 

@@ -486,8 +486,9 @@ static void tls_accept(accepted_conn_t *ac, const tls_hello_t *hello)
     sn->handshake = true;
     sn->ac.initial = NULL;
     sn->ac.initial_len = 0;
-    int rc = tls_io_new(server_engine(ac->chain->tls, hello), NULL, (uv_stream_t *)ac->tcp,
-                        &w->pool, &sn->tls);
+    const tls_context_config_t *ctx = ac->chain->tls;
+    int rc = tls_io_new(server_engine(ctx, hello), NULL, NULL, ctx->peer_ids, ctx->n_peer_ids,
+                        (uv_stream_t *)ac->tcp, &w->pool, &sn->tls);
     if (rc == 0 && ac->initial_len)
         rc = tls_io_received_copy(sn->tls, ac->initial, ac->initial_len);
     bufpool_put(&w->pool, ac->initial);

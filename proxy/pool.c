@@ -313,8 +313,9 @@ static void on_tls_written(void *owner, int status)
 /* Connected: the handshake runs under the same connect timeout. */
 static void tls_start(upstream_conn_t *uc)
 {
-    int rc = tls_io_new(uc->cluster->tls->engine, uc->pool->resume, (uv_stream_t *)&uc->tcp,
-                        &uc->worker->pool, &uc->tls);
+    const tls_context_config_t *ctx = uc->cluster->tls;
+    int rc = tls_io_new(ctx->engine, uc->pool->resume, ctx->sni, ctx->peer_ids, ctx->n_peer_ids,
+                        (uv_stream_t *)&uc->tcp, &uc->worker->pool, &uc->tls);
     if (rc == 0) {
         tls_io_attach(uc->tls, uc, on_tls_written);
         rc = uv_read_start((uv_stream_t *)&uc->tcp, on_alloc, on_read);

@@ -753,11 +753,12 @@ static void tls_handshake_done(relay_t *r)
 static void tls_start(relay_t *r)
 {
     r->state = RELAY_HANDSHAKE;
-    tls_config_t *engine = r->cluster->tls->engine;
+    const tls_context_config_t *ctx = r->cluster->tls;
+    tls_config_t *engine = ctx->engine;
     int rc = engine ? 0 : UV_EINVAL;
     if (rc == 0)
-        rc = tls_io_new(engine, resume_lookup(engine, &r->up_addr), (uv_stream_t *)&r->up_tcp,
-                        &r->worker->pool, &r->up.tls);
+        rc = tls_io_new(engine, resume_lookup(engine, &r->up_addr), ctx->sni, ctx->peer_ids,
+                        ctx->n_peer_ids, (uv_stream_t *)&r->up_tcp, &r->worker->pool, &r->up.tls);
     if (rc == 0) {
         tls_io_attach(r->up.tls, &r->up, on_tls_written);
         rc = uv_read_start((uv_stream_t *)&r->up_tcp, on_alloc, on_read);

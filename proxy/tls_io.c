@@ -12,14 +12,18 @@
 
 static void flush(tls_io_t *t);
 
-int tls_io_new(tls_config_t *cfg, const tls_saved_session_t *resume, uv_stream_t *stream,
-               bufpool_t *pool, tls_io_t **out)
+int tls_io_new(tls_config_t *cfg, const tls_saved_session_t *resume, const char *sni,
+               const identity_matcher_t *peer, size_t n_peer, uv_stream_t *stream, bufpool_t *pool,
+               tls_io_t **out)
 {
     tls_io_t *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return -ENOMEM;
     int rc = tls_session_new(cfg, resume, &t->sess);
+    if (rc == 0)
+        rc = tls_session_expect_peer(t->sess, sni, peer, n_peer);
     if (rc < 0) {
+        tls_session_free(t->sess);
         free(t);
         return rc == -ENOMEM ? -ENOMEM : UV_EPROTO;
     }

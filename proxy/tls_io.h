@@ -34,11 +34,14 @@ struct tls_io {
 
 /* A TLS endpoint over stream (borrowed; it must outlive the tls_io) with a new session of cfg
  * (borrowed; the session takes its own reference). resume (client, may be NULL) is borrowed.
+ * sni (client, may be NULL) and the identities the peer must match (peer[0..n_peer), n_peer 0:
+ * any the trust bundle vouches for) are copied into the session.
  * The caller owns *out and frees it with tls_io_free once the stream's handle is closed (write
  * callbacks, which use the tls_io, all run before the close callback). Returns 0, -ENOMEM or a
  * negative libuv error. */
-int tls_io_new(tls_config_t *cfg, const tls_saved_session_t *resume, uv_stream_t *stream,
-               bufpool_t *pool, tls_io_t **out);
+int tls_io_new(tls_config_t *cfg, const tls_saved_session_t *resume, const char *sni,
+               const identity_matcher_t *peer, size_t n_peer, uv_stream_t *stream, bufpool_t *pool,
+               tls_io_t **out);
 void tls_io_free(tls_io_t *t);
 
 /* Hands the endpoint to its (new) owner: on_write is called after each completed queued

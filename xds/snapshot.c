@@ -147,12 +147,9 @@ static int define_ssl_stats(stats_store_t *st, const char *scope, const char *la
         stat_id_t *id;
         const char *metric;
     } defs[] = {
-        {&ssl->handshake, "ssl.handshake"},
-        {&ssl->session_reused, "ssl.session_reused"},
-        {&ssl->fail[1], "ssl.connection_error"},
-        {&ssl->fail[2], "ssl.fail_verify_no_cert"},
-        {&ssl->fail[3], "ssl.fail_verify_error"},
-        {&ssl->fail[4], "ssl.fail_verify_san"},
+        {&ssl->handshake, "ssl.handshake"},       {&ssl->session_reused, "ssl.session_reused"},
+        {&ssl->fail[1], "ssl.connection_error"},  {&ssl->fail[2], "ssl.fail_verify_no_cert"},
+        {&ssl->fail[3], "ssl.fail_verify_error"}, {&ssl->fail[4], "ssl.fail_verify_san"},
     };
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
         int64_t id = stats_define(st, STAT_COUNTER, scope, label, name, defs[i].metric);
@@ -707,6 +704,7 @@ int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, sna
         return fail(err, errlen, "out of memory");
     }
     atomic_init(&s->refs, 1);
+    snapshot_tls_cache_clear();
     s->bootstrap = b;
     s->nworkers = nworkers ? nworkers : 1;
     s->version = atomic_fetch_add(&next_version, 1);
@@ -766,12 +764,14 @@ int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, sna
         if (rc < 0)
             goto fail_built;
     }
+    snapshot_tls_cache_clear();
     *out = s;
     return 0;
 
 fail_oom:
     fail(err, errlen, "out of memory while building the config");
 fail_built:
+    snapshot_tls_cache_clear();
     snapshot_free(s);
     return rc < 0 ? rc : -EINVAL;
 }

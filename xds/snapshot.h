@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "certs/identity.h"
 #include "proxy/stats.h"
 
 struct net_filter_ops;
@@ -155,6 +156,11 @@ typedef struct tls_context_config {
     /* Server with alpn: the same config without ALPN, for clients that offer none of ours
      * (mbedTLS would refuse them with no_application_protocol; Envoy goes on without ALPN). */
     struct tls_config *engine_no_alpn;
+    /* san_matchers in the engine's form, for tls_session_expect_peer (values borrowed from
+     * san_matchers); the engine config itself carries no expected peer, so contexts differing
+     * only in it (and in sni) share one. */
+    identity_matcher_t *peer_ids;
+    size_t n_peer_ids;
 } tls_context_config_t;
 
 typedef struct snap_cluster {

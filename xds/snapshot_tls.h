@@ -19,6 +19,10 @@ int snapshot_tls_parse(const struct Envoy__Config__Core__V3__TransportSocket *ts
                        tls_config_role_t role, const char *what, tls_context_config_t **out,
                        char *err, size_t errlen);
 
+/* Empties the cache that lets identical TLS contexts of one snapshot share an engine config.
+ * snapshot_build calls it before and after a build (main thread). */
+void snapshot_tls_cache_clear(void);
+
 /* Frees t and everything it owns, wiping the private key first. NULL is a no-op. */
 void snapshot_tls_free(tls_context_config_t *t);
 

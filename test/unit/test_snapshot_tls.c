@@ -1075,12 +1075,67 @@ static void test_hcm_keeps_client_cert_forwarding_settings(void **state)
     release(&f);
 }
 
+/* A cluster like mesh's outbound one, with its own SNI and expected SAN (and trust bundle). */
+#define OUTBOUND_TLS_CLUSTER(NAME, SA, CA)                                                         \
+    "  - name: " NAME "\n"                                                                         \
+    "    load_assignment:\n"                                                                       \
+    "      endpoints:\n"                                                                           \
+    "      - lb_endpoints:\n"                                                                      \
+    "        - endpoint: {address: {socket_address: {address: 198.18.0.7, port_value: 15006}}}\n"  \
+    "    transport_socket:\n"                                                                      \
+    "      name: envoy.transport_sockets.tls\n"                                                    \
+    "      typed_config:\n"                                                                        \
+    "        '@type': " UPSTREAM_TLS "\n"                                                          \
+    "        sni: " NAME ".example\n"                                                              \
+    "        common_tls_context:\n"                                                                \
+    "          tls_certificates:\n"                                                                \
+    "          - certificate_chain: {filename: '@DIR@/cert.pem'}\n"                                \
+    "            private_key: {filename: '@DIR@/key.pem'}\n"                                       \
+    "          validation_context:\n"                                                              \
+    "            trusted_ca: {filename: '@DIR@/" CA "'}\n"                                         \
+    "            match_subject_alt_names:\n"                                                       \
+    "            - exact: spiffe://cluster.local/ns/default/sa/" SA "\n"
+
+static void test_contexts_differing_only_in_peer_share_one_engine(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    const char *yaml =
+        "static_resources:\n"
+        "  clusters:\n" OUTBOUND_TLS_CLUSTER("a", "a", "ca.pem")
+            OUTBOUND_TLS_CLUSTER("b", "b", "ca.pem") OUTBOUND_TLS_CLUSTER("c", "c", "ca2.pem");
+    /* ca2.pem: the same root plus another one: a different trust bundle. */
+    char *two = NULL;
+    size_t n = 0;
+    FILE *m = open_memstream(&two, &n);
+    fputs(pems[CA].pem, m);
+    fputs(pems[OTHER_CA].pem, m);
+    fclose(m);
+    write_file("ca2.pem", two);
+    free(two);
+    if (build(&f, yaml) != 0)
+        fail_msg("%s", f.err);
+    const tls_context_config_t *a = snapshot_find_cluster(f.snap, "a")->tls;
+    const tls_context_config_t *b = snapshot_find_cluster(f.snap, "b")->tls;
+    const tls_context_config_t *c = snapshot_find_cluster(f.snap, "c")->tls;
+    assert_ptr_equal(a->engine, b->engine);
+    assert_ptr_not_equal(a->engine, c->engine);
+    assert_string_equal(b->sni, "b.example");
+    assert_int_equal(b->n_peer_ids, 1);
+    assert_string_equal(b->peer_ids[0].value, "spiffe://cluster.local/ns/default/sa/b");
+    release(&f);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/ca2.pem", dir);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_upstream_tls_context_lands_on_the_cluster),
         cmocka_unit_test(test_downstream_tls_context_lands_on_the_chain),
         cmocka_unit_test(test_tls_connections_take_the_tls_chain),
+        cmocka_unit_test(test_contexts_differing_only_in_peer_share_one_engine),
         cmocka_unit_test(test_inline_string_and_inline_bytes_are_used_directly),
         cmocka_unit_test(test_raw_buffer_transport_socket_is_plaintext),
         cmocka_unit_test(test_unreadable_files_name_the_field_and_path),
