@@ -16,6 +16,8 @@ source "$root/test/lib/testlib.sh"
 t_require_cmd curl openssl nginx h2load
 # shellcheck source=test/lib/loopback.sh
 source "$root/test/lib/loopback.sh"
+# shellcheck source=test/lib/mtls.sh
+source "$root/test/lib/mtls.sh"
 BUILD=${BUILD:-build}
 case $BUILD in
 /*) bin=$BUILD ;;
@@ -84,77 +86,11 @@ EOF
 bg "$work/nginx.log" nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;'
 wait_port "$APP" || stop "nginx listens: $(cat "$work/nginx.log" "$work/nginx/logs/error.log")"
 
-ROUTER='http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]'
-HCM='"@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager'
-
+# B terminates TLS on every connection (no tls_inspector); A trusts the root in its own directory.
 B_ADMIN=$(free_port) B_PORT=$(free_port)
-cat >"$work/b.yaml" <<EOF
-admin: {address: {socket_address: {address: 127.0.0.1, port_value: $B_ADMIN}}}
-static_resources:
-  listeners:
-  - name: inbound
-    address: {socket_address: {address: 127.0.0.1, port_value: $B_PORT}}
-    filter_chains:
-    - transport_socket:
-        name: envoy.transport_sockets.tls
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
-          require_client_certificate: true
-          common_tls_context:
-            tls_certificates:
-            - certificate_chain: {filename: $certs/cert-chain.pem}
-              private_key: {filename: $certs/key.pem}
-            validation_context:
-              trusted_ca: {filename: $certs/root-cert.pem}
-              match_typed_subject_alt_names:
-              - {san_type: URI, matcher: {prefix: "spiffe://cluster.local/"}}
-      filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          $HCM
-          stat_prefix: inbound
-          route_config:
-            virtual_hosts: [{name: app, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: app}}]}]
-          $ROUTER
-  clusters:
-  - name: app
-    type: STATIC
-    load_assignment: {cluster_name: app, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $APP}}}}]}]}
-EOF
-
+MTLS_TLS_INSPECTOR=0 mtls_inbound_config "$work/b.yaml" "$B_ADMIN" "$B_PORT" "$certs" "$APP"
 A_ADMIN=$(free_port) A_PORT=$(free_port)
-cat >"$work/a.yaml" <<EOF
-admin: {address: {socket_address: {address: 127.0.0.1, port_value: $A_ADMIN}}}
-static_resources:
-  listeners:
-  - name: outbound
-    address: {socket_address: {address: 127.0.0.1, port_value: $A_PORT}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          $HCM
-          stat_prefix: outbound
-          route_config:
-            virtual_hosts: [{name: b, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: b}}]}]
-          $ROUTER
-  clusters:
-  - name: b
-    type: STATIC
-    load_assignment: {cluster_name: b, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $B_PORT}}}}]}]}
-    transport_socket:
-      name: envoy.transport_sockets.tls
-      typed_config:
-        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
-        common_tls_context:
-          tls_certificates:
-          - certificate_chain: {filename: $work/a-id/cert-chain.pem}
-            private_key: {filename: $work/a-id/key.pem}
-          validation_context:
-            trusted_ca: {filename: $work/root/root-cert.pem}
-            match_typed_subject_alt_names:
-            - {san_type: URI, matcher: {exact: "$B_ID"}}
-EOF
+mtls_outbound_config "$work/a.yaml" "$A_ADMIN" "$A_PORT" "$B_PORT" "$work/a-id" "$B_ID"
 
 # B looks at its files every second besides the fs events on the directory: the in-place write
 # below lands in ..v2, a directory nobody watches, so only that look can see it. Its 24 h

@@ -12,61 +12,30 @@ source "$root/test/lib/testlib.sh"
 t_require_cmd curl python3 sha256sum
 # shellcheck source=test/lib/loopback.sh
 source "$root/test/lib/loopback.sh"
+# shellcheck source=test/lib/mtls.sh
+source "$root/test/lib/mtls.sh"
 BUILD=${BUILD:-build}
 REMORA=$root/$BUILD/remora
 work=$LB_WORK
 
 # The app answers every POST with the framing it saw and the body's hash, and counts requests.
 APP=$(free_port)
-cat >"$work/app.py" <<EOF
-import hashlib, http.server
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+mtls_app "$APP" <<EOF || t_fail app_listens
     def do_POST(self):
         n = int(self.headers.get("content-length", "-1"))
         body = self.rfile.read(n) if n >= 0 else b""
         with open("$work/requests", "a") as f:
             f.write("x\n")
-        out = ("cl=%s te=%s sha=%s\n" % (self.headers.get("content-length"),
-               self.headers.get("transfer-encoding"), hashlib.sha256(body).hexdigest())).encode()
-        self.send_response(200)
-        self.send_header("content-length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", $APP), H).serve_forever()
+        self.reply(("cl=%s te=%s sha=%s\n" % (self.headers.get("content-length"),
+            self.headers.get("transfer-encoding"), hashlib.sha256(body).hexdigest())).encode())
 EOF
-bg "$work/app.log" python3 "$work/app.py"
-wait_port "$APP" || t_fail app_listens
 
 ADMIN=$(free_port) PORT=$(free_port)
-cat >"$work/remora.yaml" <<EOF
-admin: {address: {socket_address: {address: 127.0.0.1, port_value: $ADMIN}}}
-static_resources:
-  listeners:
-  - name: http
-    address: {socket_address: {address: 127.0.0.1, port_value: $PORT}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: buf
-          route_config:
-            virtual_hosts: [{name: app, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: app}}]}]
-          http_filters:
-          - name: envoy.filters.http.buffer
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
-              max_request_bytes: 65536
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-  clusters:
-  - name: app
-    type: STATIC
-    load_assignment: {cluster_name: app, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $APP}}}}]}]}
-EOF
+MTLS_HTTP_FILTERS='- name: envoy.filters.http.buffer
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
+    max_request_bytes: 65536' \
+    mtls_http_config "$work/remora.yaml" "$ADMIN" "$PORT" buf "$APP"
 bg "$work/remora.log" "$REMORA" --config "$work/remora.yaml" --concurrency 1
 REMORA_PID=$LAST_PID
 if ! wait_ready "$ADMIN"; then

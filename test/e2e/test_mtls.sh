@@ -14,6 +14,8 @@ source "$root/test/lib/testlib.sh"
 t_require_cmd curl openssl python3 sha256sum
 # shellcheck source=test/lib/loopback.sh
 source "$root/test/lib/loopback.sh"
+# shellcheck source=test/lib/mtls.sh
+source "$root/test/lib/mtls.sh"
 BUILD=${BUILD:-build}
 REMORA=$root/$BUILD/remora
 CTL=$root/$BUILD/remoractl
@@ -39,116 +41,28 @@ stop() {
 # --- the app: echoes the request headers; serves a large body by path ----------------------
 APP=$(free_port)
 head -c $((4 << 20)) /dev/urandom >"$work/big.bin"
-cat >"$work/app.py" <<EOF
-import http.server, time
-BIG = open("$work/big.bin", "rb").read()
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+mtls_app "$APP" <<EOF || stop "the app listens"
+    BIG = open("$work/big.bin", "rb").read()
     def do_GET(self):
         if self.path == "/slow":
             time.sleep(0.5)
-        b = BIG if self.path == "/big" else "".join(
-            "%s: %s\n" % (k.lower(), v) for k, v in self.headers.items()).encode()
-        self.send_response(200)
-        self.send_header("content-length", str(len(b)))
-        self.end_headers()
-        self.wfile.write(b)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", $APP), H).serve_forever()
+        self.reply(self.BIG if self.path == "/big" else "".join(
+            "%s: %s\n" % (k.lower(), v) for k, v in self.headers.items()).encode())
 EOF
-bg "$work/app.log" python3 "$work/app.py"
-wait_port "$APP" || stop "the app listens"
 
-ROUTER='http_filters: [{name: envoy.filters.http.router, typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]'
-HCM='"@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager'
-
-# b_config FILE ADMIN PORT — the inbound sidecar: strict mTLS, then the app.
+# b_config FILE ADMIN PORT — the inbound sidecar: strict mTLS offering h2 and http/1.1, the
+# client's identity passed to the app in x-forwarded-client-cert, an access log, then the app.
 b_config() {
-    cat >"$1" <<EOF
-admin: {address: {socket_address: {address: 127.0.0.1, port_value: $2}}}
-static_resources:
-  listeners:
-  - name: inbound
-    address: {socket_address: {address: 127.0.0.1, port_value: $3}}
-    listener_filters:
-    - name: envoy.filters.listener.tls_inspector
-      typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector}
-    filter_chains:
-    - filter_chain_match: {transport_protocol: tls}
-      transport_socket:
-        name: envoy.transport_sockets.tls
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
-          require_client_certificate: true
-          common_tls_context:
-            alpn_protocols: [h2, http/1.1]
-            tls_certificates:
-            - certificate_chain: {filename: $work/server/cert-chain.pem}
-              private_key: {filename: $work/server/key.pem}
-            validation_context:
-              trusted_ca: {filename: $work/server/root-cert.pem}
-              match_typed_subject_alt_names:
-              - {san_type: URI, matcher: {prefix: "spiffe://cluster.local/"}}
-      filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          $HCM
-          stat_prefix: inbound
-          forward_client_cert_details: SANITIZE_SET
-          set_current_client_cert_details: {uri: true}
-          access_log:
-          - name: envoy.access_loggers.file
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-              path: $work/b-access.log
-              log_format: {text_format_source: {inline_string: "%RESPONSE_CODE% %DOWNSTREAM_PEER_URI_SAN% %DOWNSTREAM_TLS_VERSION%\n"}}
-          route_config:
-            virtual_hosts: [{name: app, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: app}}]}]
-          $ROUTER
-  clusters:
-  - name: app
-    type: STATIC
-    load_assignment: {cluster_name: app, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $APP}}}}]}]}
-EOF
+    local xfcc=$'forward_client_cert_details: SANITIZE_SET\nset_current_client_cert_details: {uri: true}'
+    MTLS_ALPN='h2, http/1.1' MTLS_HCM_EXTRA=$xfcc MTLS_ACCESS_LOG=$work/b-access.log \
+        mtls_inbound_config "$1" "$2" "$3" "$work/server" "$APP"
 }
 
-# a_config FILE ADMIN PORT UPSTREAM_PORT IDENTITY_DIR EXPECTED_SAN — the outbound sidecar.
+# a_config FILE ADMIN PORT UPSTREAM_PORT IDENTITY_DIR EXPECTED_SAN — the outbound sidecar, with
+# Istio's SNI for B and ALPN; it trusts IDENTITY_DIR's root.
 a_config() {
-    cat >"$1" <<EOF
-admin: {address: {socket_address: {address: 127.0.0.1, port_value: $2}}}
-static_resources:
-  listeners:
-  - name: outbound
-    address: {socket_address: {address: 127.0.0.1, port_value: $3}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          $HCM
-          stat_prefix: outbound
-          route_config:
-            virtual_hosts: [{name: b, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: b}}]}]
-          $ROUTER
-  clusters:
-  - name: b
-    type: STATIC
-    load_assignment: {cluster_name: b, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $4}}}}]}]}
-    transport_socket:
-      name: envoy.transport_sockets.tls
-      typed_config:
-        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
-        sni: outbound_.80_._.b.default.svc.cluster.local
-        common_tls_context:
-          alpn_protocols: [istio-http/1.1]
-          tls_certificates:
-          - certificate_chain: {filename: $5/cert-chain.pem}
-            private_key: {filename: $5/key.pem}
-          validation_context:
-            trusted_ca: {filename: $work/root/root-cert.pem}
-            match_typed_subject_alt_names:
-            - {san_type: URI, matcher: {exact: "$6"}}
-EOF
+    MTLS_SNI=outbound_.80_._.b.default.svc.cluster.local MTLS_ALPN=istio-http/1.1 \
+        mtls_outbound_config "$@"
 }
 
 B_ADMIN=$(free_port) B_PORT=$(free_port)
@@ -209,8 +123,7 @@ t_eq "...counted as ssl.fail_verify_error" "$(stat "$B_ADMIN" listener.inbound.s
 
 # require_sni: a second inbound sidecar that insists on SNI.
 S_ADMIN=$(free_port) S_PORT=$(free_port)
-b_config "$work/sni.yaml" "$S_ADMIN" "$S_PORT"
-sed -i 's/          require_client_certificate: true/&\n          require_sni: true/' "$work/sni.yaml"
+MTLS_DOWNSTREAM_EXTRA='require_sni: true' b_config "$work/sni.yaml" "$S_ADMIN" "$S_PORT"
 bg "$work/sni.log" "$REMORA" --config "$work/sni.yaml" --concurrency 1
 wait_ready "$S_ADMIN" || stop "the require_sni sidecar starts: $(cat "$work/sni.log")"
 client=(-CAfile "$work/root/root-cert.pem" -cert "$work/client/cert-chain.pem"
@@ -243,7 +156,6 @@ t_eq "...counted as the cluster's ssl.fail_verify_san" \
 F_ADMIN=$(free_port) F_PORT=$(free_port)
 a_config "$work/foreign.yaml" "$F_ADMIN" "$F_PORT" "$B_PORT" "$work/foreign" \
     spiffe://cluster.local/ns/default/sa/server
-sed -i "s#$work/root/root-cert.pem#$work/foreign/root-cert.pem#" "$work/foreign.yaml"
 bg "$work/foreign.log" "$REMORA" --config "$work/foreign.yaml" --concurrency 1
 wait_ready "$F_ADMIN" || stop "the foreign sidecar starts"
 t_eq "a sidecar of another trust domain cannot verify B: 503" \
