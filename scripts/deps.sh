@@ -6,10 +6,10 @@ PKGS=(gcc make pkg-config clang clang-format
       libuv1-dev libmbedtls-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
       libcmocka-dev libyaml-dev libjansson-dev
       iptables iproute2 procps psmisc util-linux curl openssl socat jq iputils-ping gzip
-      nginx tcpdump python3)
+      nginx tcpdump python3 nghttp2-client)
 # `deps.sh bench` adds the peers and load tools the benchmarks run side by side.
 if [ "${1:-}" = bench ]; then
-    PKGS+=(haproxy libnginx-mod-stream nghttp2-client nghttp2-proxy wrk)
+    PKGS+=(haproxy libnginx-mod-stream nghttp2-proxy wrk)
 fi
 missing=()
 for p in "${PKGS[@]}"; do
