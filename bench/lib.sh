@@ -158,3 +158,66 @@ b_start_app() {
     # shellcheck disable=SC2034 # read by the bench scripts
     mapfile -t APP_PIDS < <(echo "$APP_MASTER"; pgrep -P "$APP_MASTER")
 }
+
+b_child_of() { # b_child_of PID: the first child process of PID, waiting up to 5 s for it
+    local i c
+    for ((i = 0; i < 100; i++)); do
+        c=$(pgrep -P "$1" | head -1)
+        [[ -n $c ]] && {
+            echo "$c"
+            return 0
+        }
+        sleep 0.05
+    done
+    return 1
+}
+
+b_cpu_per() { # b_cpu_per TICKS COUNT: µs of CPU per unit (request, handshake)
+    awk -v d="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" \
+        'BEGIN { printf "%.3f", (n > 0) ? d / hz * 1e6 / n : 0 }'
+}
+
+b_cpu_pct() { # b_cpu_pct TICKS NS: CPU time over wall time, % of one core
+    awk -v d="$1" -v hz="$(getconf CLK_TCK)" -v ns="$2" 'BEGIN { printf "%.1f", d / hz / (ns / 1e9) * 100 }'
+}
+
+# b_h2load_parse FILE LOG: prints "RPS P50_MS P99_MS DONE ERRORS" from h2load's output and its
+# per-request log (--log-file: start µs, status, µs to the end of the response), percentiles by
+# rank over the 2xx/3xx responses
+b_h2load_parse() {
+    local rps ndone err pct
+    read -r rps ndone err < <(awk '
+        /^finished in/ { gsub(/,/, ""); rps = $4 }
+        /^requests:/ { done = $6; err = $10 + $12 + $14 }
+        /^status codes:/ { err += $7 + $9 }
+        END { if (rps == "" || done == "") exit 1; print rps, done, err }' "$1") || return 1
+    pct=$(awk '$2 >= 200 && $2 < 400 { print $3 }' "$2" | sort -n | awk '
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) exit 1
+            i50 = int(NR * 0.50 + 0.999999); i99 = int(NR * 0.99 + 0.999999)
+            printf "%.3f %.3f", v[i50] / 1000, v[i99] / 1000
+        }') || return 1
+    echo "$rps $pct $ndone $err"
+}
+
+# b_s_time_count FILE: the connections an `openssl s_time` run completed (its "N connections in
+# T real seconds" line); fails when the run printed no such line
+b_s_time_count() {
+    awk '/ connections in .* real seconds/ { n = $1; found = 1 } END { if (!found) exit 1; print n }' "$1"
+}
+
+# b_tls_probe HOST:PORT CERT KEY CA: "PROTOCOL CIPHER GROUP" a TLS server negotiates with
+# `openssl s_client` presenting CERT/KEY (OpenSSL's default offer: every TLS 1.2/1.3 suite and
+# group it has, X25519 first); fails when the handshake does not complete
+b_tls_probe() {
+    local out
+    out=$(timeout 10 openssl s_client -connect "$1" -cert "$2" -key "$3" -CAfile "$4" \
+        -verify_return_error </dev/null 2>&1)
+    awk '
+        /^ *Protocol *:/ { proto = $NF }
+        /^ *Cipher *:/ { cipher = $NF }
+        /^Server Temp Key:/ { sub(/^Server Temp Key: */, ""); sub(/,.*/, ""); group = $0 }
+        END { if (cipher == "" || cipher == "0000" || cipher == "(NONE)") exit 1; print proto, cipher, group }
+    ' <<<"$out"
+}
