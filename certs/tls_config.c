@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecdsa.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/platform_util.h>
@@ -274,6 +275,67 @@ static int check_pair(tls_config_t *c, const tls_config_opts_t *o, char *err, si
     return 0;
 }
 
+/* --- fixed-base tables for the keys a config shares ------------------------------------------ */
+
+/* mbedTLS parses EC keys as type ECKEY, whose sign and verify wrappers copy the key's group for
+ * every operation; the copy has no precomputed multiples of the base point, so each signature
+ * and each verification builds that table again and throws it away (about half of a signature's
+ * cost, a third of a verification's). An ECDSA-typed context signs and verifies with its own
+ * group, which keeps the table after its first use. The config's own private key and its trust
+ * anchors' public keys are therefore moved into ECDSA contexts, and the table is computed here,
+ * on the thread building the config: from then on mbedTLS only reads it (ecp_mul_comb stores a
+ * table only into a group that has none), so every worker can share the keys. Other key types
+ * (RSA trust anchors) are left as they are. */
+static int ec_key_precompute(mbedtls_pk_context *pk)
+{
+    if (mbedtls_pk_get_type(pk) != MBEDTLS_PK_ECKEY)
+        return 0;
+    const mbedtls_ecp_keypair *src = mbedtls_pk_ec(*pk);
+    if (mbedtls_ecp_get_type(&src->grp) != MBEDTLS_ECP_TYPE_SHORT_WEIERSTRASS)
+        return 0;
+    mbedtls_pk_context e;
+    mbedtls_pk_init(&e);
+    mbedtls_ecp_point r;
+    mbedtls_ecp_point_init(&r);
+    mbedtls_mpi two;
+    mbedtls_mpi_init(&two);
+    int rc = mbedtls_pk_setup(&e, mbedtls_pk_info_from_type(MBEDTLS_PK_ECDSA));
+    if (rc == 0)
+        rc = mbedtls_ecdsa_from_keypair(mbedtls_pk_ec(e), src);
+    if (rc == 0)
+        rc = mbedtls_mpi_lset(&two, 2);
+    if (rc == 0) { /* a multiple of the base point stores the table in the group */
+        mbedtls_ecp_group *grp = &mbedtls_pk_ec(e)->grp;
+        rc = mbedtls_ecp_mul(grp, &r, &two, &grp->G, tls_rng, NULL);
+    }
+    mbedtls_mpi_free(&two);
+    mbedtls_ecp_point_free(&r);
+    if (rc != 0) {
+        mbedtls_pk_free(&e);
+        return rc;
+    }
+    mbedtls_pk_free(pk);
+    *pk = e; /* a pk context is a pair of pointers: the ECDSA context moves into place */
+    return 0;
+}
+
+static int keys_precompute(tls_config_t *c, char *err, size_t errlen)
+{
+    int rc = 0;
+    if (c->has_chain)
+        rc = ec_key_precompute(&c->key);
+    for (mbedtls_x509_crt *t = c->has_trust ? &c->trust : NULL; rc == 0 && t && t->raw.p;
+         t = t->next)
+        rc = ec_key_precompute(&t->pk);
+    if (rc != 0) {
+        char why[160];
+        mbed_reason(rc, why, sizeof(why));
+        set_err(err, errlen, "preparing the keys: %s", why);
+        return TLS_ERR_CONFIG;
+    }
+    return 0;
+}
+
 /* --- building ----------------------------------------------------------------------------- */
 
 static int copy_lists(tls_config_t *c, const tls_config_opts_t *o)
@@ -495,6 +557,8 @@ int tls_config_new(const tls_config_opts_t *o, tls_config_t **out, char *err, si
         if (identity_spiffe_id(&c->chain, c->own_spiffe, sizeof(c->own_spiffe)) < 0)
             c->own_spiffe[0] = '\0';
     }
+    if ((rc = keys_precompute(c, err, errlen)) != 0)
+        goto fail;
 
     bool server = o->role == TLS_ROLE_SERVER;
     rc = mbedtls_ssl_config_defaults(&c->conf,

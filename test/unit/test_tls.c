@@ -15,6 +15,8 @@
 #include <time.h>
 
 #include "certs/tls.h"
+#include "certs/tls_internal.h" /* the config's keys, for the base-point table test */
+#include <mbedtls/ecdsa.h>
 
 #define CERTS "test/data/certs/"
 
@@ -245,6 +247,29 @@ static void test_tls_mutual_handshake_shows_identities_alpn_and_suite(void **sta
     assert_int_equal(tls_session_fail_reason(p.c.s), TLS_FAIL_NONE);
     assert_int_equal(tls_pending_output(p.c.s, NULL, NULL), 0);
     free_pair(&p);
+}
+
+/* The config's own key and trust anchors sign and verify with a base-point table computed when
+ * the config was built, so no handshake rebuilds it and no worker writes to the shared keys. */
+static void test_tls_config_keys_carry_a_precomputed_base_point_table(void **state)
+{
+    (void)state;
+    tls_config_opts_t so = server_opts();
+    tls_config_t *c = make_config(&so);
+    assert_int_equal(mbedtls_pk_get_type(&c->key), MBEDTLS_PK_ECDSA);
+    assert_non_null(mbedtls_pk_ec(c->key)->grp.T);
+    assert_true(c->trust.raw.p != NULL);
+    assert_int_equal(mbedtls_pk_get_type(&c->trust.pk), MBEDTLS_PK_ECDSA);
+    assert_non_null(mbedtls_pk_ec(c->trust.pk)->grp.T);
+    /* A signature by the moved key still verifies with the leaf certificate's public key. */
+    unsigned char hash[32] = {1, 2, 3}, sig[MBEDTLS_ECDSA_MAX_LEN];
+    size_t len = 0;
+    assert_int_equal(
+        mbedtls_pk_sign(&c->key, MBEDTLS_MD_SHA256, hash, sizeof(hash), sig, &len, tls_rng, NULL),
+        0);
+    assert_int_equal(
+        mbedtls_pk_verify(&c->chain.pk, MBEDTLS_MD_SHA256, hash, sizeof(hash), sig, len), 0);
+    tls_config_unref(c);
 }
 
 static void test_tls_configured_suite_order_picks_aes_gcm(void **state)
@@ -781,6 +806,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tls_mutual_handshake_shows_identities_alpn_and_suite),
+        cmocka_unit_test(test_tls_config_keys_carry_a_precomputed_base_point_table),
         cmocka_unit_test(test_tls_configured_suite_order_picks_aes_gcm),
         cmocka_unit_test(test_tls_x25519_only_server_still_accepts_p256_certificates),
         cmocka_unit_test(test_tls_handshake_completes_when_fed_one_byte_at_a_time),
