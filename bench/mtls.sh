@@ -16,8 +16,11 @@
 #                handshakes/s (-new) and resumed ones (-reuse, session ticket), B's CPU per
 #                handshake
 #
-# A pair whose run was noisy (other processes used > BENCH_NOISE_PCT % of the machine) is run
-# again, up to BENCH_TRIES (3) times; the cleanest try is reported. It measures and reports; it
+# Every pair is started at once (all idle but the one measured) and the measurements take them
+# in turn: every pair's closed loop, then every pair's fixed-rate run, then every pair's
+# handshakes, BENCH_ROUNDS (3) times over; each metric's median over the rounds is reported.
+# This machine's speed drifts by tens of percent over minutes, which pairs measured one after
+# the other would show as a difference between them. It measures and reports; it
 # never fails on a number. Exit status is non-zero only when something could not run. Writes
 # the table to stdout and to $BUILD/bench/mtls.md. See bench/README.md.
 # The start_* functions are called by name ("start_$t"), which shellcheck cannot follow.
@@ -35,7 +38,7 @@ SECS=${BENCH_SECONDS:-10}
 WRK_CONNS=${BENCH_WRK_CONNS:-50}
 FIXED_RPS=${BENCH_FIXED_RPS:-8000} # total request rate of the fixed-rate run; 0 skips it
 HS_CLIENTS=${BENCH_HS_CLIENTS:-8}  # parallel s_time clients in the handshake runs; 0 skips them
-TRIES=${BENCH_TRIES:-3}
+ROUNDS=${BENCH_ROUNDS:-3} # every measurement of every pair, in turn, this many times; medians
 NOISE_PCT=${BENCH_NOISE_PCT:-5}
 PROXY_CPU=${BENCH_PROXY_CPU:-0}          # both proxies of a pair run here...
 A_CPU=${BENCH_CLIENT_PROXY_CPU:-$PROXY_CPU} # ...unless given a core each (3+ cores)
@@ -505,7 +508,7 @@ closed_loop() {
         return
     }
     read -r rps p50 p99 reqs err <<<"$parsed"
-    ((err > 0)) && TRY_NOTES+=("$t, closed loop: wrk counted $err socket errors or non-2xx responses")
+    ((err > 0)) && NOTES+=("$t, closed loop: wrk counted $err socket errors or non-2xx responses")
     M[$t.rps]=$rps M[$t.p50]=$p50 M[$t.p99]=$p99
     if ((${#T_PIDS[@]})); then
         M[$t.cpu_req]=$(b_cpu_per $((c1 - c0)) "$reqs")
@@ -532,10 +535,10 @@ fixed_rate() {
         return
     }
     read -r rps p50 p99 reqs err <<<"$parsed"
-    ((err > 0)) && TRY_NOTES+=("$t, fixed rate: h2load counted $err failed requests or non-2xx")
+    ((err > 0)) && NOTES+=("$t, fixed rate: h2load counted $err failed requests or non-2xx")
     M[$t.fx_rps]=$rps M[$t.fx_p50]=$p50 M[$t.fx_p99]=$p99
     if awk -v r="$rps" -v w="$FIXED_RPS" 'BEGIN { exit !(r < 0.95 * w) }'; then
-        TRY_NOTES+=("$t, fixed rate: reached only $rps of $FIXED_RPS req/s")
+        NOTES+=("$t, fixed rate: reached only $rps of $FIXED_RPS req/s")
     fi
     if ((${#T_PIDS[@]})); then
         M[$t.fx_cpu_req]=$(b_cpu_per $((c1 - c0)) "$reqs")
@@ -582,8 +585,8 @@ handshakes() {
     M[$t.${k}_use]=$(b_cpu_pct $((c1 - c0)) $((n1 - n0)))
 }
 
-# ours: ticks of every process this bench runs (proxies, app, and our waited-for children)
-ours_ticks() { echo $(($(b_self_ticks) + $(b_cpu_ticks "${APP_PIDS[@]}" "${T_PIDS[@]}"))); }
+# ours: ticks of every process this bench runs (every pair, the app, our waited-for children)
+ours_ticks() { echo $(($(b_self_ticks) + $(b_cpu_ticks "${APP_PIDS[@]}" "${ALL_PIDS[@]}"))); }
 NCPU=$(nproc)
 noise_begin() { N_NS=$(b_now_ns) N_BUSY=$(b_cpu_busy_all) N_OURS=$(ours_ticks); }
 noise_end() { # noise_end: % of all cores other processes used since noise_begin
@@ -613,74 +616,111 @@ probe_suite() {
     }
     M[$t.suite]=$got
     [[ $got == "TLSv1.2 $SUITE $GROUP" ]] ||
-        TRY_NOTES+=("$t: B negotiates \"$got\", not \"TLSv1.2 $SUITE $GROUP\"")
+        NOTES+=("$t: B negotiates \"$got\", not \"TLSv1.2 $SUITE $GROUP\"")
 }
 
-# one_try TARGET: start the pair, measure everything, stop it; results and noise in M
-one_try() {
-    local t=$1
-    T_PIDS=() T_B_PIDS=() T_MASTERS=()
+# Every pair is started once and stays up; the measurements then take the pairs in turn. A pair's
+# processes are kept per target and loaded into T_* before each measurement.
+declare -A TS_PIDS TS_B_PIDS TS_MASTERS TS_PORT TS_TLS_PORT
+ALL_PIDS=()
+save_target() {
+    TS_PIDS[$1]="${T_PIDS[*]}" TS_B_PIDS[$1]="${T_B_PIDS[*]}" TS_MASTERS[$1]="${T_MASTERS[*]}"
+    TS_PORT[$1]=$T_PORT TS_TLS_PORT[$1]=$T_TLS_PORT
+    ALL_PIDS+=("${T_PIDS[@]}")
+}
+load_target() {
+    read -ra T_PIDS <<<"${TS_PIDS[$1]}"
+    read -ra T_B_PIDS <<<"${TS_B_PIDS[$1]}"
+    read -ra T_MASTERS <<<"${TS_MASTERS[$1]}"
+    T_PORT=${TS_PORT[$1]} T_TLS_PORT=${TS_TLS_PORT[$1]}
+}
+
+declare -A RR # RR[round.target.metric]: each round's measurement
+# keep ROUND: M's values (the measurement just made) as round ROUND's
+keep() {
+    local k
+    for k in "${!M[@]}"; do RR[$1.$k]=${M[$k]}; done
+    M=()
+}
+
+NOTES=()
+b_log "mtls: ${SECS}s per load run, fixed rate ${FIXED_RPS} req/s, $HS_CLIENTS handshake clients," \
+    "targets: $TARGETS, $ROUNDS round(s)"
+UP=()
+for t in $TARGETS; do
+    T_PIDS=() T_B_PIDS=() T_MASTERS=() M=()
     if ! "start_$t" || ! check_hop "$t"; then
+        b_fail "$t did not start or does not serve the app through the path"
         stop_target
-        return 1
+        continue
     fi
     if ((${#T_PIDS[@]})); then
         probe_suite "$t"
         sleep 0.3
         M[$t.rss_idle]=$(b_status_kib VmRSS "${T_PIDS[@]}")
     fi
-    noise_begin
-    closed_loop "$t"
-    M[$t.noise_ka]=$(noise_end)
-    if [[ -z $FIXED_SKIP ]]; then
-        noise_begin
-        fixed_rate "$t"
-        M[$t.noise_fx]=$(noise_end)
-    fi
-    if ((${#T_PIDS[@]} && HS_CLIENTS > 0)); then
-        noise_begin
-        handshakes "$t" new
-        handshakes "$t" reuse
-        M[$t.noise_hs]=$(noise_end)
-    fi
-    ((${#T_PIDS[@]})) && M[$t.rss_peak]=$(b_status_kib VmHWM "${T_PIDS[@]}")
-    stop_target
-    return 0
-}
+    keep 1
+    save_target "$t"
+    UP+=("$t")
+done
+TARGETS=${UP[*]}
 
-NOTES=()
-noisiest() { # the largest of a try's noise values
-    awk -v a="${M[$1.noise_ka]:-0}" -v b="${M[$1.noise_fx]:-0}" -v c="${M[$1.noise_hs]:-0}" \
-        'BEGIN { m = (a > b) ? a : b; if (c > m) m = c; print m }'
-}
-b_log "mtls: ${SECS}s per load run, fixed rate ${FIXED_RPS} req/s, $HS_CLIENTS handshake clients," \
-    "targets: $TARGETS"
-for t in $TARGETS; do
-    best_noise="" tries_noise=()
-    for ((try = 1; try <= TRIES; try++)); do
-        b_log "--- $t (try $try of at most $TRIES)"
-        M=() TRY_NOTES=()
-        if ! one_try "$t"; then
-            b_fail "$t did not start or does not serve the app through the path"
-            break
-        fi
-        n=$(noisiest "$t")
-        tries_noise+=("$n%")
-        if [[ -z $best_noise ]] || awk -v a="$n" -v b="$best_noise" 'BEGIN { exit !(a < b) }'; then
-            best_noise=$n
-            for k in "${!R[@]}"; do [[ $k == "$t".* ]] && unset "R[$k]"; done
-            for k in "${!M[@]}"; do R[$k]=${M[$k]}; done
-            BEST_TRY_NOTES=("${TRY_NOTES[@]}")
-        fi
-        awk -v n="$n" -v m="$NOISE_PCT" 'BEGIN { exit !(n > m) }' || break
-        ((try < TRIES)) && b_log "$t: other processes used $n% of the machine meanwhile: noisy, trying again"
+# measure KIND ROUND: every pair in turn (KIND: closed, fixed or handshakes)
+measure() {
+    local kind=$1 r=$2 t n
+    for t in $TARGETS; do
+        load_target "$t"
+        [[ $kind == handshakes && ${#T_PIDS[@]} -eq 0 ]] && continue
+        b_log "--- $kind, round $r of $ROUNDS: $t"
+        noise_begin
+        case $kind in
+        closed) closed_loop "$t" ;;
+        fixed) fixed_rate "$t" ;;
+        handshakes)
+            handshakes "$t" new
+            handshakes "$t" reuse
+            ;;
+        esac
+        n=$(noise_end)
+        M[$t.noise_$kind]=$n
+        awk -v n="$n" -v m="$NOISE_PCT" 'BEGIN { exit !(n > m) }' &&
+            NOTES+=("$kind, round $r, $t: other processes used $n% of the machine's CPU meanwhile")
+        keep "$r"
     done
-    [[ -n $best_noise ]] || continue
-    NOTES+=("${BEST_TRY_NOTES[@]}")
-    ((${#tries_noise[@]} > 1)) &&
-        NOTES+=("$t was run ${#tries_noise[@]} times (noise ${tries_noise[*]}); the cleanest is reported")
-    awk -v n="$best_noise" -v m="$NOISE_PCT" 'BEGIN { exit !(n > m) }' &&
-        NOTES+=("during $t, other processes used up to $best_noise% of the machine's CPU: its numbers are noisy")
+}
+# The rounds: all pairs' closed loops in turn, then their fixed-rate runs, then their handshakes,
+# ROUNDS times over. This machine's speed drifts over minutes; pairs measured minutes apart
+# would show that drift as a difference between them.
+for ((round = 1; round <= ROUNDS; round++)); do
+    measure closed "$round"
+    [[ -z $FIXED_SKIP ]] && measure fixed "$round"
+    ((HS_CLIENTS > 0)) && measure handshakes "$round"
+done
+for t in $TARGETS; do
+    load_target "$t"
+    ((${#T_PIDS[@]})) && M[$t.rss_peak]=$(b_status_kib VmHWM "${T_PIDS[@]}")
+    keep 1
+    stop_target
+done
+
+# R[target.metric]: the median over the rounds (a text value: the first round's)
+for k in "${!RR[@]}"; do
+    key=${k#*.}
+    [[ -n ${R[$key]:-} ]] && continue
+    vals=()
+    for ((round = 1; round <= ROUNDS; round++)); do
+        [[ -n ${RR[$round.$key]:-} ]] && vals+=("${RR[$round.$key]}")
+    done
+    if [[ ${vals[0]} =~ ^-?[0-9.]+$ ]]; then
+        R[$key]=$(printf '%s\n' "${vals[@]}" | sort -g | awk '
+            { v[NR] = $1 }
+            END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+    else
+        R[$key]=${vals[0]}
+        for v in "${vals[@]}"; do
+            [[ $v == "${vals[0]}" ]] || NOTES+=("$key differs between rounds: ${vals[*]}")
+        done
+    fi
 done
 
 # --- report --------------------------------------------------------------------------------
@@ -695,7 +735,7 @@ METRICS=(
     "cpu_req_b|Closed loop: … of which server side B (µs)|lo|%.2f|1"
     "cpu_use|Closed loop: both proxies' CPU use (% of their one core)|-|%.0f|1"
     "tls_conns|Closed loop: TLS connections A → B open at the end|-|%d|1"
-    "noise_ka|Closed loop: other processes' CPU (% of all cores; noise)|-|%.1f|1"
+    "noise_closed|Closed loop: other processes' CPU (% of all cores; noise)|-|%.1f|1"
 )
 [[ -z $FIXED_SKIP ]] && METRICS+=(
     "fx_rps|Fixed rate: requests/s reached (h2load, ${FIXED_RPS} asked)|-|%.0f|1"
@@ -703,7 +743,7 @@ METRICS=(
     "fx_p99|Fixed rate: latency p99 (ms)|lo|%.3f|1"
     "fx_cpu_req|Fixed rate: CPU per request, both proxies (µs)|lo|%.2f|1"
     "fx_cpu_use|Fixed rate: both proxies' CPU use (% of their one core)|-|%.0f|1"
-    "noise_fx|Fixed rate: other processes' CPU (% of all cores; noise)|-|%.1f|1"
+    "noise_fixed|Fixed rate: other processes' CPU (% of all cores; noise)|-|%.1f|1"
 )
 ((HS_CLIENTS > 0)) && METRICS+=(
     "hs_new|Full mTLS handshakes/s at B (s_time -new, ${HS_CLIENTS} clients)|hi|%.0f|1"
@@ -714,7 +754,7 @@ METRICS=(
     "hs_reuse_cpu|B's CPU per resumed handshake (µs)|lo|%.1f|1"
     "hs_reuse_resumed|… of those, resumed (s_time's marks, %)|-|%.1f|1"
     "hs_reuse_use|B's CPU use during resumed handshakes (% of its core)|-|%.0f|1"
-    "noise_hs|Handshakes: other processes' CPU (% of all cores; noise)|-|%.1f|1"
+    "noise_handshakes|Handshakes: other processes' CPU (% of all cores; noise)|-|%.1f|1"
 )
 METRICS+=(
     "rss_idle|RSS after start, both proxies (MiB)|lo|%.1f|0.0009765625"
@@ -792,6 +832,7 @@ report() {
     echo "- load: $(ver wrk) (closed loop)$([[ -z $FIXED_SKIP ]] && echo ", $(ver h2load) --h1" \
         "(fixed rate)"), openssl s_time (handshakes, at B directly); app: nginx, 1 worker, 1 KiB body"
     echo "- pinning: $(pinning)"
+    echo "- rounds: $ROUNDS (every target once per round, in turn; each metric is the median over the rounds)"
     echo "- BENCH_SECONDS=$SECS per load run (the closed loop after 1 s of warm-up), ${WRK_CONNS} keep-alive" \
         "connections;$([[ -z $FIXED_SKIP ]] && echo " fixed rate $FIXED_RPS req/s" \
             "($FIXED_PER_CONN per connection)" || echo " fixed-rate run skipped: $FIXED_SKIP")"
@@ -833,6 +874,7 @@ report() {
     echo "B's alone, with s_time talking to B directly."
     echo
     for line in "${SENTENCES[@]}"; do echo "- $line"; done
+    rounds_block
     load_side
     targets_block
     if ((${#NOTES[@]})); then
@@ -840,6 +882,37 @@ report() {
         echo "Notes:"
         for line in "${NOTES[@]}"; do echo "- $line"; done
     fi
+}
+
+# rounds_block: each round's value of the headline rows, so the spread behind a median shows
+rounds_block() {
+    local key label t r vals
+    ((ROUNDS > 1)) || return 0
+    echo
+    echo "Each round (every target once per round, in turn; the table gives the medians):"
+    for key in rps p99 fx_p99 cpu_req fx_cpu_req hs_new_cpu; do
+        case $key in
+        rps) label="closed-loop requests/s" ;;
+        p99) label="closed-loop p99 (ms)" ;;
+        fx_p99) label="fixed-rate p99 (ms)" ;;
+        cpu_req) label="closed-loop CPU per request (µs)" ;;
+        fx_cpu_req) label="fixed-rate CPU per request (µs)" ;;
+        hs_new_cpu) label="B's CPU per full handshake (µs)" ;;
+        esac
+        line=""
+        for t in $TARGETS; do
+            vals=()
+            for ((r = 1; r <= ROUNDS; r++)); do
+                [[ -n ${RR[$r.$t.$key]:-} ]] && vals+=("$(awk -v v="${RR[$r.$t.$key]}" \
+                    'BEGIN { printf (v >= 100 ? "%.0f" : "%.3g"), v }')")
+            done
+            ((${#vals[@]})) && line+="${line:+; }$t $(
+                IFS=/
+                echo "${vals[*]}"
+            )"
+        done
+        [[ -n $line ]] && echo "- $label: $line"
+    done
 }
 
 # load_side: which closed-loop and handshake numbers are capacities and which are the load side's
