@@ -539,99 +539,34 @@ METRICS+=(
 PEERS=()
 for t in $TARGETS; do [[ $t == direct || $t == remora ]] || PEERS+=("$t"); done
 
-fmt() { # fmt FORMAT SCALE VALUE
-    [[ -n ${3:-} ]] || {
-        echo "n/a"
-        return
-    }
-    awk -v f="$1" -v s="$2" -v v="$3" 'BEGIN { printf f, v * s }'
-}
-ratio() { # ratio A B: A/B as "0.93×"
-    awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f×", a / b }'
-}
-best_peer() { # best_peer KEY hi|lo: "NAME VALUE" of the best peer on that row, or nothing
-    local key=$1 better=$2 t v best="" bestv=""
-    for t in "${PEERS[@]}"; do
-        v=${R[$t.$key]:-}
-        [[ -n $v ]] || continue
-        if [[ -z $bestv ]] || awk -v a="$v" -v b="$bestv" -v h="$better" \
-            'BEGIN { exit !((h == "hi") ? a > b : a < b) }'; then
-            best=$t bestv=$v
-        fi
-    done
-    [[ -n $best ]] && echo "$best $bestv"
-}
-ver() { # ver CMD: "name version" of a tool, best effort
-    case $1 in
-    haproxy) haproxy -v 2>&1 | head -1 | cut -d' ' -f1-3 ;;
-    nginx) nginx -v 2>&1 | sed 's/^nginx version: //' ;;
-    nghttpx | h2load) "$1" --version 2>&1 | head -1 ;;
-    wrk) wrk -v 2>&1 | head -1 | cut -d' ' -f1-2 ;;
-    esac
-}
-
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 remora_rev=$(git -C "$root" describe --always --dirty 2>/dev/null || echo "not a git tree")
 report() {
-    local line key label better f s t v bp best bestv cells r_peer r_direct hdr sep
     echo "## HTTP/1.1, one hop"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- machine: $(nproc) cores, ${cpu_model:-unknown CPU}, Linux $(uname -r)"
+    echo "- machine: $(b_machine)"
     echo "- remora: $REMORA (built $REMORA_BUILT; tree $remora_rev), --concurrency 1, HCM + router," \
         "no access log"
-    echo "- peers: $(ver haproxy) (nbthread 1, mode http, http-reuse always), $(ver nginx)" \
-        "(worker_processes 1, proxy_pass to an upstream with keepalive 64), $(ver nghttpx)" \
+    echo "- peers: $(b_ver haproxy) (nbthread 1, mode http, http-reuse always), $(b_ver nginx)" \
+        "(worker_processes 1, proxy_pass to an upstream with keepalive 64), $(b_ver nghttpx)" \
         "(--workers=1, no-tls frontend)"
-    echo "- load: $(ver wrk) (closed loop)$([[ -z $FIXED_SKIP ]] && echo ", $(ver h2load) --h1" \
+    echo "- load: $(b_ver wrk) (closed loop)$([[ -z $FIXED_SKIP ]] && echo ", $(b_ver h2load) --h1" \
         "(fixed rate)"); app: nginx, 1 worker, 1 KiB body; no access log anywhere"
     echo "- pinning: proxy on CPU $PROXY_CPU alone; the load generator and the nginx app on CPU $LOAD_CPU"
     echo "- BENCH_SECONDS=$SECS per load run (the closed loop after 1 s of warm-up), ${WRK_CONNS} keep-alive" \
         "connections;$([[ -z $FIXED_SKIP ]] && echo " fixed rate $FIXED_RPS req/s" \
             "($FIXED_PER_CONN per connection)" || echo " fixed-rate run skipped: $FIXED_SKIP")"
     echo
-    hdr="| metric |"
-    sep="|---|"
-    for t in $TARGETS; do
-        hdr+=" $t |"
-        sep+="---:|"
-    done
-    hdr+=" remora ÷ best peer | remora ÷ direct |"
-    sep+="---|---|"
-    echo "$hdr"
-    echo "$sep"
-    SENTENCES=()
-    for line in "${METRICS[@]}"; do
-        IFS='|' read -r key label better f s <<<"$line"
-        cells="| $label |"
-        for t in $TARGETS; do cells+=" $(fmt "$f" "$s" "${R[$t.$key]:-}") |"; done
-        if [[ $better == - ]]; then # context for reading the others, not a result
-            echo "$cells — | — |"
-            continue
-        fi
-        r_peer="n/a" r_direct="n/a"
-        bp=$(best_peer "$key" "$better")
-        read -r best bestv <<<"${bp:-x 0}"
-        v=${R[remora.$key]:-}
-        [[ -n $v && -n $bp ]] && r_peer="$(ratio "$v" "$bestv") ($best)"
-        [[ -n $v && -n ${R[direct.$key]:-} ]] && r_direct=$(ratio "$v" "${R[direct.$key]}")
-        echo "$cells $r_peer | $r_direct |"
-        [[ -n $v ]] && SENTENCES+=("remora ${label%% (*} = $r_peer best peer, $r_direct direct")
-    done
+    b_table "best peer"
     echo
     echo "Ratios are remora's value divided by the other's: above 1× is better for requests/s,"
     echo "worse for latency, CPU and memory. Best peer is the better of ${PEERS[*]} on that row."
     echo "Rows with — are context, not results: how busy the proxy's core was, and how much CPU"
     echo "other processes on the machine used while the target ran."
-    echo
-    for line in "${SENTENCES[@]}"; do echo "- $line"; done
+    b_sentences
     load_side
     targets_block
-    if ((${#NOTES[@]})); then
-        echo
-        echo "Notes:"
-        for line in "${NOTES[@]}"; do echo "- $line"; done
-    fi
+    b_notes
 }
 
 # load_side: is the closed-loop requests/s row the proxies' or the load side's ceiling?
@@ -651,15 +586,15 @@ load_side() {
     if [[ -n $d ]] && awk -v d="$d" -v p="$top" 'BEGIN { exit !(d < 1.15 * p) }'; then
         capped=1
         echo "- **closed-loop requests/s is capped by the load side, not by the proxies**: direct" \
-            "reaches $(fmt %.0f 1 "$d") req/s, the fastest proxy ($topt) $(fmt %.0f 1 "$top")" \
-            "($(ratio "$top" "$d") direct), i.e. wrk and the app on their one core are the ceiling."
+            "reaches $(b_fmt %.0f 1 "$d") req/s, the fastest proxy ($topt) $(b_fmt %.0f 1 "$top")" \
+            "($(b_ratio "$top" "$d") direct), i.e. wrk and the app on their one core are the ceiling."
     elif [[ -n $d ]]; then
-        echo "- direct reaches $(fmt %.0f 1 "$d") req/s, clearly above the fastest proxy ($topt," \
-            "$(fmt %.0f 1 "$top")): the proxies, not the load side, set the closed-loop rate."
+        echo "- direct reaches $(b_fmt %.0f 1 "$d") req/s, clearly above the fastest proxy ($topt," \
+            "$(b_fmt %.0f 1 "$top")): the proxies, not the load side, set the closed-loop rate."
     fi
     if awk -v b="$busy" 'BEGIN { exit !(b < 90) }'; then
         capped=1
-        echo "- no proxy used its core fully (busiest: $busiest at $(fmt %.0f 1 "$busy")%):" \
+        echo "- no proxy used its core fully (busiest: $busiest at $(b_fmt %.0f 1 "$busy")%):" \
             "the closed-loop rate does not measure any proxy's capacity."
     fi
     ((capped)) && echo "- compare the proxies' efficiency by **CPU per request** (both runs) and" \
@@ -671,14 +606,14 @@ targets_block() { # the issue's targets for remora, met or not, with the numbers
     local line bp best bestv v r
     echo
     echo "Targets (issue \"HTTP/1.1 at layer 7\"):"
-    v=${R[remora.rps]:-} bp=$(best_peer rps hi)
+    v=${R[remora.rps]:-} bp=$(b_best_peer rps hi)
     if [[ -n $v && -n $bp ]]; then
         read -r best bestv <<<"$bp"
-        r=$(ratio "$v" "$bestv")
+        r=$(b_ratio "$v" "$bestv")
         if awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a >= 1.1 * b) }'; then line="met"; else
             line="not met"; fi
-        echo "- requests/s ≥ 1.1× the best peer: **$line** — remora $(fmt %.0f 1 "$v"), $best" \
-            "$(fmt %.0f 1 "$bestv") = $r$( ((capped_note)) && echo " (closed loop, capped by the load side: see above)")"
+        echo "- requests/s ≥ 1.1× the best peer: **$line** — remora $(b_fmt %.0f 1 "$v"), $best" \
+            "$(b_fmt %.0f 1 "$bestv") = $r$( ((capped_note)) && echo " (closed loop, capped by the load side: see above)")"
     else
         echo "- requests/s ≥ 1.1× the best peer: not measured"
     fi
@@ -687,13 +622,13 @@ targets_block() { # the issue's targets for remora, met or not, with the numbers
         [[ $key == fx_p99 && -n $FIXED_SKIP ]] && continue
         name="closed loop"
         [[ $key == fx_p99 ]] && name="fixed rate $FIXED_RPS req/s"
-        v=${R[remora.$key]:-} bp=$(best_peer "$key" lo)
+        v=${R[remora.$key]:-} bp=$(b_best_peer "$key" lo)
         if [[ -n $v && -n $bp ]]; then
             read -r best bestv <<<"$bp"
             if awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a <= b) }'; then line="met"; else
                 line="not met"; fi
-            echo "- p99 ≤ the best peer's ($name): **$line** — remora $(fmt %.3f 1 "$v") ms," \
-                "$best $(fmt %.3f 1 "$bestv") ms = $(ratio "$v" "$bestv")"
+            echo "- p99 ≤ the best peer's ($name): **$line** — remora $(b_fmt %.3f 1 "$v") ms," \
+                "$best $(b_fmt %.3f 1 "$bestv") ms = $(b_ratio "$v" "$bestv")"
         else
             echo "- p99 ≤ the best peer's ($name): not measured"
         fi
@@ -701,8 +636,8 @@ targets_block() { # the issue's targets for remora, met or not, with the numbers
     v=${R[remora.rss_idle]:-}
     if [[ -n $v ]]; then
         if ((v <= 5 * 1024)); then line="met"; else line="not met"; fi
-        echo "- idle RSS ≤ 5 MiB: **$line** — remora $(fmt %.1f 0.0009765625 "$v") MiB after start" \
-            "($(fmt %.1f 0.0009765625 "${R[remora.rss_conns]:-}") MiB with $IDLE_CONNS idle connections)"
+        echo "- idle RSS ≤ 5 MiB: **$line** — remora $(b_fmt %.1f 0.0009765625 "$v") MiB after start" \
+            "($(b_fmt %.1f 0.0009765625 "${R[remora.rss_conns]:-}") MiB with $IDLE_CONNS idle connections)"
     else
         echo "- idle RSS ≤ 5 MiB: not measured"
     fi

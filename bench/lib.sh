@@ -221,3 +221,99 @@ b_tls_probe() {
         END { if (cipher == "" || cipher == "0000" || cipher == "(NONE)") exit 1; print proto, cipher, group }
     ' <<<"$out"
 }
+
+# --- the report table every bench prints ---------------------------------------------------
+# A bench fills R[target.metric], TARGETS (its targets in order), PEERS (the targets remora is
+# compared with) and METRICS, one row each: "key|label|better|printf format|scale", better being
+# hi or lo (a result) or - (context, not a result); scale multiplies the stored value.
+
+b_fmt() { # b_fmt FORMAT SCALE VALUE: VALUE × SCALE in FORMAT ("%s": as it is); "n/a" when empty
+    if [[ -z ${3:-} ]]; then
+        echo "n/a"
+    elif [[ $1 == %s ]]; then
+        echo "$3"
+    else
+        awk -v f="$1" -v s="$2" -v v="$3" 'BEGIN { printf f, v * s }'
+    fi
+}
+
+b_ratio() { # b_ratio A B: A/B as "0.93×"
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f×", a / b }'
+}
+
+b_best_peer() { # b_best_peer KEY hi|lo: "NAME VALUE" of the best of PEERS on that row, or nothing
+    local key=$1 better=$2 t v best="" bestv=""
+    for t in "${PEERS[@]}"; do
+        v=${R[$t.$key]:-}
+        [[ -n $v ]] || continue
+        if [[ -z $bestv ]] || awk -v a="$v" -v b="$bestv" -v h="$better" \
+            'BEGIN { exit !((h == "hi") ? a > b : a < b) }'; then
+            best=$t bestv=$v
+        fi
+    done
+    [[ -n $best ]] && echo "$best $bestv"
+}
+
+b_ver() { # b_ver CMD: "name version" of a tool, best effort
+    case $1 in
+    haproxy) haproxy -v 2>&1 | head -1 | cut -d' ' -f1-3 ;;
+    nginx) nginx -v 2>&1 | sed 's/^nginx version: //' ;;
+    nghttpx | h2load) "$1" --version 2>&1 | head -1 ;;
+    wrk) wrk -v 2>&1 | head -1 | cut -d' ' -f1-2 ;;
+    socat) socat -V 2>/dev/null | awk '/socat version/ { print "socat", $3 }' ;;
+    openssl) openssl version 2>&1 | cut -d' ' -f1-2 ;;
+    mbedtls) awk -F'"' '/define MBEDTLS_VERSION_STRING_FULL/ { print $2 }' \
+        /usr/include/mbedtls/version.h 2>/dev/null ;;
+    esac
+}
+
+b_machine() { # b_machine: "N cores, CPU model, Linux release"
+    echo "$(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), Linux $(uname -r)"
+}
+
+# b_table WHAT: the metrics table, remora against the best of PEERS ("best peer", "best peer
+# pair": WHAT names them in the header) and against direct; then one sentence per result row
+b_table() {
+    local what=$1 line key label better f s t v bp best bestv cells r_peer r_direct hdr sep
+    local sentences=()
+    hdr="| metric |" sep="|---|"
+    for t in $TARGETS; do
+        hdr+=" $t |"
+        sep+="---:|"
+    done
+    echo "$hdr remora ÷ $what | remora ÷ direct |"
+    echo "$sep---|---|"
+    for line in "${METRICS[@]}"; do
+        IFS='|' read -r key label better f s <<<"$line"
+        cells="| $label |"
+        for t in $TARGETS; do cells+=" $(b_fmt "$f" "$s" "${R[$t.$key]:-}") |"; done
+        if [[ $better == - ]]; then # context for reading the others, not a result
+            echo "$cells — | — |"
+            continue
+        fi
+        r_peer="n/a" r_direct="n/a"
+        bp=$(b_best_peer "$key" "$better")
+        read -r best bestv <<<"${bp:-x 0}"
+        v=${R[remora.$key]:-}
+        [[ -n $v && -n $bp ]] && r_peer="$(b_ratio "$v" "$bestv") ($best)"
+        [[ -n $v && -n ${R[direct.$key]:-} ]] && r_direct=$(b_ratio "$v" "${R[direct.$key]}")
+        echo "$cells $r_peer | $r_direct |"
+        [[ -n $v ]] && sentences+=("remora ${label%% (*} = $r_peer $what$([[ $r_direct != n/a ]] &&
+            echo ", $r_direct direct")")
+    done
+    B_SENTENCES=("${sentences[@]}")
+}
+
+b_sentences() { # the sentences of the last b_table, as a list
+    local line
+    echo
+    for line in "${B_SENTENCES[@]}"; do echo "- $line"; done
+}
+
+b_notes() { # NOTES, if any, as a list under "Notes:"
+    local line
+    ((${#NOTES[@]})) || return 0
+    echo
+    echo "Notes:"
+    for line in "${NOTES[@]}"; do echo "- $line"; done
+}

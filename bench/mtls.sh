@@ -18,7 +18,7 @@
 #
 # Every pair is started at once (all idle but the one measured) and the measurements take them
 # in turn: every pair's closed loop, then every pair's fixed-rate run, then every pair's
-# handshakes, BENCH_ROUNDS (3) times over; each metric's median over the rounds is reported.
+# handshakes, BENCH_ROUNDS (5) times over; each metric's median over the rounds is reported.
 # This machine's speed drifts by tens of percent over minutes, which pairs measured one after
 # the other would show as a difference between them. It measures and reports; it
 # never fails on a number. Exit status is non-zero only when something could not run. Writes
@@ -34,11 +34,11 @@ source "$here/lib.sh"
 BUILD=${BUILD:-build}
 REMORA=${REMORA:-$root/$BUILD/remora}
 REMORACTL=${REMORACTL:-$root/$BUILD/remoractl}
-SECS=${BENCH_SECONDS:-10}
+SECS=${BENCH_SECONDS:-5} # per measurement; the rounds repeat it
 WRK_CONNS=${BENCH_WRK_CONNS:-50}
 FIXED_RPS=${BENCH_FIXED_RPS:-8000} # total request rate of the fixed-rate run; 0 skips it
 HS_CLIENTS=${BENCH_HS_CLIENTS:-8}  # parallel s_time clients in the handshake runs; 0 skips them
-ROUNDS=${BENCH_ROUNDS:-3} # every measurement of every pair, in turn, this many times; medians
+ROUNDS=${BENCH_ROUNDS:-5} # every measurement of every pair, in turn, this many times; medians
 NOISE_PCT=${BENCH_NOISE_PCT:-5}
 PROXY_CPU=${BENCH_PROXY_CPU:-0}          # both proxies of a pair run here...
 A_CPU=${BENCH_CLIENT_PROXY_CPU:-$PROXY_CPU} # ...unless given a core each (3+ cores)
@@ -763,45 +763,6 @@ METRICS+=(
 PEERS=()
 for t in $TARGETS; do [[ $t == direct || $t == remora ]] || PEERS+=("$t"); done
 
-fmt() { # fmt FORMAT SCALE VALUE
-    [[ -n ${3:-} ]] || {
-        echo "n/a"
-        return
-    }
-    if [[ $1 == %s ]]; then
-        echo "$3"
-        return
-    fi
-    awk -v f="$1" -v s="$2" -v v="$3" 'BEGIN { printf f, v * s }'
-}
-ratio() { # ratio A B: A/B as "0.93×"
-    awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f×", a / b }'
-}
-best_peer() { # best_peer KEY hi|lo: "NAME VALUE" of the best peer pair on that row, or nothing
-    local key=$1 better=$2 t v best="" bestv=""
-    for t in "${PEERS[@]}"; do
-        v=${R[$t.$key]:-}
-        [[ -n $v ]] || continue
-        if [[ -z $bestv ]] || awk -v a="$v" -v b="$bestv" -v h="$better" \
-            'BEGIN { exit !((h == "hi") ? a > b : a < b) }'; then
-            best=$t bestv=$v
-        fi
-    done
-    [[ -n $best ]] && echo "$best $bestv"
-}
-ver() { # ver CMD: "name version" of a tool, best effort
-    case $1 in
-    haproxy) haproxy -v 2>&1 | head -1 | cut -d' ' -f1-3 ;;
-    nginx) nginx -v 2>&1 | sed 's/^nginx version: //' ;;
-    h2load) h2load --version 2>&1 | head -1 ;;
-    wrk) wrk -v 2>&1 | head -1 | cut -d' ' -f1-2 ;;
-    openssl) openssl version 2>&1 | cut -d' ' -f1-2 ;;
-    mbedtls) awk -F'"' '/define MBEDTLS_VERSION_STRING_FULL/ { print $2 }' \
-        /usr/include/mbedtls/version.h 2>/dev/null ;;
-    esac
-}
-
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 remora_rev=$(git -C "$root" describe --always --dirty 2>/dev/null || echo "not a git tree")
 pinning() {
     if [[ $A_CPU == "$B_CPU" ]]; then
@@ -813,83 +774,49 @@ pinning() {
     fi
 }
 report() {
-    local line key label better f s t v bp best bestv cells r_peer r_direct hdr sep
     echo "## Two-hop mTLS"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- machine: $(nproc) cores, ${cpu_model:-unknown CPU}, Linux $(uname -r)"
+    echo "- machine: $(b_machine)"
     echo "- path: client → A (plaintext HTTP/1.1) → mTLS → B → app, keep-alive on every hop"
-    echo "- remora: $REMORA (built $REMORA_BUILT; tree $remora_rev), $(ver mbedtls), --concurrency 1" \
+    echo "- remora: $REMORA (built $REMORA_BUILT; tree $remora_rev), $(b_ver mbedtls), --concurrency 1" \
         "each; A: HCM → cluster with an UpstreamTlsContext (expects B's SPIFFE ID); B: tls_inspector" \
         "→ DownstreamTlsContext (require_client_certificate, SAN prefix) → HCM → app; no access log"
-    echo "- peers: $(ver haproxy) pairs (nbthread 1 each; A: server … ssl crt … ca-file … verify" \
+    echo "- peers: $(b_ver haproxy) pairs (nbthread 1 each; A: server … ssl crt … ca-file … verify" \
         "required verifyhost, http-reuse always; B: bind … ssl crt … ca-file … verify required)," \
-        "$(ver nginx) pairs (worker_processes 1 each; A: proxy_pass https to an upstream with" \
+        "$(b_ver nginx) pairs (worker_processes 1 each; A: proxy_pass https to an upstream with" \
         "keepalive 64, proxy_ssl_certificate, proxy_ssl_verify on, proxy_ssl_session_reuse on; B:" \
-        "listen ssl, ssl_verify_client on); both with $(ver openssl)"
+        "listen ssl, ssl_verify_client on); both with $(b_ver openssl)"
     echo "- TLS between A and B, every pair: TLS 1.2, $SUITE, $GROUP; P-256 root, P-256 leaves (client:" \
         "$CLIENT_ID from remoractl; server: $SERVER_ID + DNS $SERVER_DNS, same root), the same files"
-    echo "- load: $(ver wrk) (closed loop)$([[ -z $FIXED_SKIP ]] && echo ", $(ver h2load) --h1" \
+    echo "- load: $(b_ver wrk) (closed loop)$([[ -z $FIXED_SKIP ]] && echo ", $(b_ver h2load) --h1" \
         "(fixed rate)"), openssl s_time (handshakes, at B directly); app: nginx, 1 worker, 1 KiB body"
     echo "- pinning: $(pinning)"
-    echo "- rounds: $ROUNDS (every target once per round, in turn; each metric is the median over the rounds)"
+    echo "- rounds: $ROUNDS (all pairs up at once; every measurement takes them in turn, round after round; the table gives medians)"
     echo "- BENCH_SECONDS=$SECS per load run (the closed loop after 1 s of warm-up), ${WRK_CONNS} keep-alive" \
         "connections;$([[ -z $FIXED_SKIP ]] && echo " fixed rate $FIXED_RPS req/s" \
             "($FIXED_PER_CONN per connection)" || echo " fixed-rate run skipped: $FIXED_SKIP")"
     echo
-    hdr="| metric |"
-    sep="|---|"
-    for t in $TARGETS; do
-        hdr+=" $t |"
-        sep+="---:|"
-    done
-    hdr+=" remora ÷ best peer pair | remora ÷ direct |"
-    sep+="---|---|"
-    echo "$hdr"
-    echo "$sep"
-    SENTENCES=()
-    for line in "${METRICS[@]}"; do
-        IFS='|' read -r key label better f s <<<"$line"
-        cells="| $label |"
-        for t in $TARGETS; do cells+=" $(fmt "$f" "$s" "${R[$t.$key]:-}") |"; done
-        if [[ $better == - ]]; then # context for reading the others, not a result
-            echo "$cells — | — |"
-            continue
-        fi
-        r_peer="n/a" r_direct="n/a"
-        bp=$(best_peer "$key" "$better")
-        read -r best bestv <<<"${bp:-x 0}"
-        v=${R[remora.$key]:-}
-        [[ -n $v && -n $bp ]] && r_peer="$(ratio "$v" "$bestv") ($best)"
-        [[ -n $v && -n ${R[direct.$key]:-} ]] && r_direct=$(ratio "$v" "${R[direct.$key]}")
-        echo "$cells $r_peer | $r_direct |"
-        [[ -n $v ]] && SENTENCES+=("remora ${label%% (*} = $r_peer best peer pair$([[ $r_direct != n/a ]] &&
-            echo ", $r_direct direct")")
-    done
+    b_table "best peer pair"
     echo
     echo "Ratios are remora's value divided by the other's: above 1× is better for requests/s and"
     echo "handshakes/s, worse for latency, CPU and memory. Best peer pair is the better of ${PEERS[*]}"
     echo "on that row. Rows with — are context, not results. CPU per request is both proxies' CPU"
     echo "time (utime+stime, nginx masters and workers summed) ÷ requests; the handshake rows are"
     echo "B's alone, with s_time talking to B directly."
-    echo
-    for line in "${SENTENCES[@]}"; do echo "- $line"; done
+    b_sentences
     rounds_block
     load_side
     targets_block
-    if ((${#NOTES[@]})); then
-        echo
-        echo "Notes:"
-        for line in "${NOTES[@]}"; do echo "- $line"; done
-    fi
+    b_notes
 }
 
 # rounds_block: each round's value of the headline rows, so the spread behind a median shows
 rounds_block() {
-    local key label t r vals
+    local key label t r vals line
     ((ROUNDS > 1)) || return 0
     echo
-    echo "Each round (every target once per round, in turn; the table gives the medians):"
+    echo "Each round (the table gives the medians):"
     for key in rps p99 fx_p99 cpu_req fx_cpu_req hs_new_cpu; do
         case $key in
         rps) label="closed-loop requests/s" ;;
@@ -926,20 +853,20 @@ load_side() {
     done
     [[ -n $top ]] || return 0
     if [[ -n $d ]] && awk -v d="$d" -v p="$top" 'BEGIN { exit !(d < 1.15 * p) }'; then
-        lines+=("closed-loop requests/s is near direct for $topt ($(fmt %.0f 1 "$top") against $(fmt %.0f 1 "$d")): the load side may be the ceiling there; compare by CPU per request")
+        lines+=("closed-loop requests/s is near direct for $topt ($(b_fmt %.0f 1 "$top") against $(b_fmt %.0f 1 "$d")): the load side may be the ceiling there; compare by CPU per request")
     fi
     for t in "${PEERS[@]}" remora; do
         u=${R[$t.cpu_use]:-}
         [[ -n $u ]] || continue
         if awk -v u="$u" 'BEGIN { exit !(u >= 90) }'; then
-            lines+=("$t: both proxies used $(fmt %.0f 1 "$u")% of their shared core in the closed loop: its requests/s is the pair's capacity")
+            lines+=("$t: both proxies used $(b_fmt %.0f 1 "$u")% of their shared core in the closed loop: its requests/s is the pair's capacity")
         else
-            lines+=("$t: both proxies used $(fmt %.0f 1 "$u")% of their shared core in the closed loop: not saturated, the load side set the rate")
+            lines+=("$t: both proxies used $(b_fmt %.0f 1 "$u")% of their shared core in the closed loop: not saturated, the load side set the rate")
         fi
         u=${R[$t.hs_new_use]:-}
         [[ -n $u ]] || continue
         awk -v u="$u" 'BEGIN { exit !(u < 90) }' &&
-            lines+=("$t: B used $(fmt %.0f 1 "$u")% of its core during the full handshakes: the s_time clients (OpenSSL, on the load core) were the ceiling; compare by B's CPU per handshake")
+            lines+=("$t: B used $(b_fmt %.0f 1 "$u")% of its core during the full handshakes: the s_time clients (OpenSSL, on the load core) were the ceiling; compare by B's CPU per handshake")
     done
     ((${#lines[@]})) || return 0
     echo
@@ -951,13 +878,13 @@ targets_block() { # the issue's targets for remora, met or not, with the numbers
     local line bp best bestv v r key name
     echo
     echo "Targets (issue: two-hop mTLS against the best peer pair):"
-    v=${R[remora.rps]:-} bp=$(best_peer rps hi)
+    v=${R[remora.rps]:-} bp=$(b_best_peer rps hi)
     if [[ -n $v && -n $bp ]]; then
         read -r best bestv <<<"$bp"
-        r=$(ratio "$v" "$bestv")
+        r=$(b_ratio "$v" "$bestv")
         if awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a >= b) }'; then line="met"; else line="not met"; fi
         echo "- requests/s ≥ 1.0× the best peer pair (closed loop): **$line** — remora" \
-            "$(fmt %.0f 1 "$v"), $best $(fmt %.0f 1 "$bestv") = $r"
+            "$(b_fmt %.0f 1 "$v"), $best $(b_fmt %.0f 1 "$bestv") = $r"
     else
         echo "- requests/s ≥ 1.0× the best peer pair: not measured"
     fi
@@ -965,13 +892,13 @@ targets_block() { # the issue's targets for remora, met or not, with the numbers
         [[ $key == fx_p99 && -n $FIXED_SKIP ]] && continue
         name="closed loop"
         [[ $key == fx_p99 ]] && name="fixed rate $FIXED_RPS req/s"
-        v=${R[remora.$key]:-} bp=$(best_peer "$key" lo)
+        v=${R[remora.$key]:-} bp=$(b_best_peer "$key" lo)
         if [[ -n $v && -n $bp ]]; then
             read -r best bestv <<<"$bp"
             if awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a <= b) }'; then line="met"; else
                 line="not met"; fi
-            echo "- p99 ≤ the best peer pair's ($name): **$line** — remora $(fmt %.3f 1 "$v") ms," \
-                "$best $(fmt %.3f 1 "$bestv") ms = $(ratio "$v" "$bestv")"
+            echo "- p99 ≤ the best peer pair's ($name): **$line** — remora $(b_fmt %.3f 1 "$v") ms," \
+                "$best $(b_fmt %.3f 1 "$bestv") ms = $(b_ratio "$v" "$bestv")"
         else
             echo "- p99 ≤ the best peer pair's ($name): not measured"
         fi

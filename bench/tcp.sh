@@ -431,84 +431,27 @@ METRICS=(
 PEERS=()
 for t in $TARGETS; do [[ $t == direct || $t == remora ]] || PEERS+=("$t"); done
 
-fmt() { # fmt FORMAT SCALE VALUE
-    [[ -n ${3:-} ]] || {
-        echo "n/a"
-        return
-    }
-    awk -v f="$1" -v s="$2" -v v="$3" 'BEGIN { printf f, v * s }'
-}
-ratio() { # ratio A B: A/B as "0.93×"
-    awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f×", a / b }'
-}
-
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 remora_rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo "uncommitted tree")
 report() {
-    local line key label better f s t v best bestv cells r_peer r_direct hdr sep
     echo "## L4 relay (tcp_proxy), one hop"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- machine: $(nproc) cores, ${cpu_model:-unknown CPU}, Linux $(uname -r)"
+    echo "- machine: $(b_machine)"
     echo "- remora: $REMORA ($remora_rev), --concurrency 1"
-    echo "- peers: $(haproxy -v 2>&1 | head -1 | cut -d' ' -f1-3) (nbthread 1, mode tcp)," \
-        "$(nginx -v 2>&1 | sed 's/^nginx version: //') (worker_processes 1, stream proxy_pass)"
-    echo "- load: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), socat $(socat -V 2>/dev/null |
-        awk '/socat version/ { print $3 }'); app: nginx, 1 worker, 1 KiB body"
+    echo "- peers: $(b_ver haproxy) (nbthread 1, mode tcp), $(b_ver nginx) (worker_processes 1," \
+        "stream proxy_pass)"
+    echo "- load: $(b_ver wrk), $(b_ver socat); app: nginx, 1 worker, 1 KiB body"
     echo "- pinning: proxy on CPU $PROXY_CPU alone; wrk, socat and the nginx app on CPU $LOAD_CPU"
     echo "- BENCH_SECONDS=$SECS per wrk run (plus 1 s warm-up), ${WRK_CONNS} connections;" \
         "bulk $BULK bytes per direction"
     echo
-    hdr="| metric |"
-    sep="|---|"
-    for t in $TARGETS; do
-        hdr+=" $t |"
-        sep+="---:|"
-    done
-    hdr+=" remora ÷ best peer | remora ÷ direct |"
-    sep+="---|---|"
-    echo "$hdr"
-    echo "$sep"
-    SENTENCES=()
-    for line in "${METRICS[@]}"; do
-        IFS='|' read -r key label better f s <<<"$line"
-        cells="| $label |"
-        best="" bestv=""
-        for t in $TARGETS; do
-            v=${R[$t.$key]:-}
-            cells+=" $(fmt "$f" "$s" "$v") |"
-        done
-        for t in "${PEERS[@]}"; do
-            v=${R[$t.$key]:-}
-            [[ -n $v ]] || continue
-            if [[ -z $bestv ]] || awk -v a="$v" -v b="$bestv" -v h="$better" \
-                'BEGIN { exit !((h == "hi") ? a > b : a < b) }'; then
-                best=$t bestv=$v
-            fi
-        done
-        r_peer="n/a" r_direct="n/a"
-        v=${R[remora.$key]:-}
-        if [[ $better == - ]]; then # not a result: context for reading the others
-            echo "$cells — | — |"
-            continue
-        fi
-        [[ -n $v && -n $bestv ]] && r_peer="$(ratio "$v" "$bestv") ($best)"
-        [[ -n $v && -n ${R[direct.$key]:-} ]] && r_direct=$(ratio "$v" "${R[direct.$key]}")
-        cells+=" $r_peer | $r_direct |"
-        echo "$cells"
-        [[ -n $v ]] && SENTENCES+=("remora ${label%% (*} = $r_peer best peer, $r_direct direct")
-    done
+    b_table "best peer"
     echo
     echo "Ratios are remora's value divided by the other's: above 1× is better for rates"
     echo "(requests/s, connections/s, GB/s), worse for latency, CPU and memory. Best peer is"
     echo "the better of ${PEERS[*]} on that row. GB/s is 10^9 bytes per second."
-    echo
-    for line in "${SENTENCES[@]}"; do echo "- $line"; done
-    if ((${#NOTES[@]})); then
-        echo
-        echo "Notes:"
-        for line in "${NOTES[@]}"; do echo "- $line"; done
-    fi
+    b_sentences
+    b_notes
 }
 mkdir -p "$OUT_DIR"
 report | tee "$OUT"
