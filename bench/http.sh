@@ -3,8 +3,9 @@
 #
 # The same loopback hop (client -> proxy -> nginx app, 1 KiB body, keep-alive on both sides) is
 # measured for remora (HTTP connection manager + router), HAProxy (mode http), nginx
-# (proxy_pass to a keepalive upstream), nghttpx, and "direct" (client -> app, no proxy), one
-# after another in this one run. Every proxy runs ONE worker thread on its own core.
+# (proxy_pass to a keepalive upstream), nghttpx, and "direct" (client -> app, no proxy), in this
+# one run. Every proxy runs ONE worker thread on the proxy core, and only the one being measured
+# has traffic.
 #
 #   closed loop  wrk -t1 -c50 keep-alive, as fast as it goes: rps, p50, p99, proxy CPU/request
 #   fixed rate   h2load --h1 -c50 at BENCH_FIXED_RPS (15000) req/s for every target, paced per
@@ -12,8 +13,10 @@
 #                per-request log), proxy CPU/request at equal load
 #   memory       RSS after start, RSS with BENCH_IDLE_CONNS (1000) idle client connections, peak
 #
-# A target whose run was noisy (other processes used > BENCH_NOISE_PCT % of the machine) is run
-# again, up to BENCH_TRIES (3) times; the cleanest try is reported. It measures and reports; it
+# Every target is started at once (all idle but the one measured) and the measurements take them
+# in turn: every target's closed loop, then every target's fixed-rate run, BENCH_ROUNDS (5) times
+# over; each metric's median over the rounds is reported (bench/lib.sh: rounds). It measures and
+# reports; it
 # never fails on a number. Exit status is non-zero only when something could not run. Writes
 # the table to stdout and to $BUILD/bench/http.md. See bench/README.md.
 # The start_* functions are called by name ("start_$t"), which shellcheck cannot follow.
@@ -26,11 +29,11 @@ source "$here/lib.sh"
 
 BUILD=${BUILD:-build}
 REMORA=${REMORA:-$root/$BUILD/remora}
-SECS=${BENCH_SECONDS:-10}
+SECS=${BENCH_SECONDS:-5} # per measurement; the rounds repeat it
 IDLE_CONNS=${BENCH_IDLE_CONNS:-1000}
 WRK_CONNS=${BENCH_WRK_CONNS:-50}
 FIXED_RPS=${BENCH_FIXED_RPS:-15000} # total request rate of the fixed-rate run; 0 skips it
-TRIES=${BENCH_TRIES:-3}
+ROUNDS=${BENCH_ROUNDS:-5} # every measurement of every target, in turn, this many times; medians
 NOISE_PCT=${BENCH_NOISE_PCT:-5}
 PROXY_CPU=${BENCH_PROXY_CPU:-0} # the proxy under test runs here, alone
 LOAD_CPU=${BENCH_LOAD_CPU:-1}   # wrk, h2load and the nginx app share this one
@@ -317,9 +320,7 @@ stop_target() { # stop the proxy (master first), then any of its processes that 
     return 0
 }
 
-# --- measurements: each writes M[target.metric] for the current try ---------------------------
-declare -A R # R[target.metric] = value of the try reported; absent means not measured
-declare -A M # the same, for the try in progress
+# --- measurements: each writes M[target.metric] (lib.sh's rounds keep them) ------------------
 
 cpu_per_req() { # cpu_per_req TICKS REQUESTS: µs of CPU per request
     awk -v d="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.3f", (n > 0) ? d / hz * 1e6 / n : 0 }'
@@ -328,8 +329,8 @@ cpu_use() { # cpu_use TICKS NS: % of one core
     awk -v d="$1" -v hz="$CLK_TCK" -v ns="$2" 'BEGIN { printf "%.1f", d / hz / (ns / 1e9) * 100 }'
 }
 
-# closed_loop TARGET: wrk keep-alive, as fast as the hop (or the load side) goes
-closed_loop() {
+# measure_closed TARGET: wrk keep-alive, as fast as the hop (or the load side) goes
+measure_closed() {
     local t=$1 out=$work/wrk-$1.txt c0 c1 n0 n1 parsed rps p50 p99 reqs err
     pin_load wrk -t1 -c"$WRK_CONNS" -d1s "http://127.0.0.1:$T_PORT/" >/dev/null 2>&1 # warm-up
     ((${#T_PIDS[@]})) && c0=$(b_cpu_ticks "${T_PIDS[@]}")
@@ -342,7 +343,7 @@ closed_loop() {
         return
     }
     read -r rps p50 p99 reqs err <<<"$parsed"
-    ((err > 0)) && TRY_NOTES+=("$t, closed loop: wrk counted $err socket errors or non-2xx responses")
+    ((err > 0)) && NOTES+=("$t, closed loop: wrk counted $err socket errors or non-2xx responses")
     M[$t.rps]=$rps M[$t.p50]=$p50 M[$t.p99]=$p99
     if ((${#T_PIDS[@]})); then
         M[$t.cpu_req]=$(cpu_per_req $((c1 - c0)) "$reqs")
@@ -350,27 +351,8 @@ closed_loop() {
     fi
 }
 
-# h2load_parse FILE LOG: prints "RPS P50_MS P99_MS DONE ERRORS" from h2load's output and its
-# per-request log (start µs, status, µs to the end of the response), percentiles by rank
-h2load_parse() {
-    local rps ndone err pct
-    read -r rps ndone err < <(awk '
-        /^finished in/ { gsub(/,/, ""); rps = $4 }
-        /^requests:/ { done = $6; err = $10 + $12 + $14 }
-        /^status codes:/ { err += $7 + $9 }
-        END { if (rps == "" || done == "") exit 1; print rps, done, err }' "$1") || return 1
-    pct=$(awk '$2 >= 200 && $2 < 400 { print $3 }' "$2" | sort -n | awk '
-        { v[NR] = $1 }
-        END {
-            if (NR == 0) exit 1
-            i50 = int(NR * 0.50 + 0.999999); i99 = int(NR * 0.99 + 0.999999)
-            printf "%.3f %.3f", v[i50] / 1000, v[i99] / 1000
-        }') || return 1
-    echo "$rps $pct $ndone $err"
-}
-
-# fixed_rate TARGET: h2load paces every one of the WRK_CONNS connections at the same rate
-fixed_rate() {
+# measure_fixed TARGET: h2load paces every one of the WRK_CONNS connections at the same rate
+measure_fixed() {
     local t=$1 out=$work/h2load-$1.txt log=$work/h2load-$1.log c0 c1 n0 n1 parsed rps p50 p99 reqs err
     ((${#T_PIDS[@]})) && c0=$(b_cpu_ticks "${T_PIDS[@]}")
     n0=$(b_now_ns)
@@ -384,15 +366,15 @@ fixed_rate() {
         -n $((FIXED_RPS * SECS)) --log-file="$log" "http://127.0.0.1:$T_PORT/" >"$out" 2>&1
     n1=$(b_now_ns)
     ((${#T_PIDS[@]})) && c1=$(b_cpu_ticks "${T_PIDS[@]}")
-    parsed=$(h2load_parse "$out" "$log") || {
+    parsed=$(b_h2load_parse "$out" "$log") || {
         b_fail "$t: h2load produced no result: $(tail -c 500 "$out")"
         return
     }
     read -r rps p50 p99 reqs err <<<"$parsed"
-    ((err > 0)) && TRY_NOTES+=("$t, fixed rate: h2load counted $err failed requests or non-2xx")
+    ((err > 0)) && NOTES+=("$t, fixed rate: h2load counted $err failed requests or non-2xx")
     M[$t.fx_rps]=$rps M[$t.fx_p50]=$p50 M[$t.fx_p99]=$p99
     if awk -v r="$rps" -v w="$FIXED_RPS" 'BEGIN { exit !(r < 0.95 * w) }'; then
-        TRY_NOTES+=("$t, fixed rate: reached only $rps of $FIXED_RPS req/s")
+        NOTES+=("$t, fixed rate: reached only $rps of $FIXED_RPS req/s")
     fi
     if ((${#T_PIDS[@]})); then
         M[$t.fx_cpu_req]=$(cpu_per_req $((c1 - c0)) "$reqs")
@@ -433,17 +415,6 @@ idle_conns() {
     done
 }
 
-# ours: ticks of every process this bench runs (proxy, app, and our waited-for children)
-ours_ticks() { echo $(($(b_self_ticks) + $(b_cpu_ticks "${APP_PIDS[@]}" "${T_PIDS[@]}"))); }
-NCPU=$(nproc)
-noise_begin() { N_NS=$(b_now_ns) N_BUSY=$(b_cpu_busy_all) N_OURS=$(ours_ticks); }
-noise_end() { # noise_end: % of all cores other processes used since noise_begin
-    local ns busy ours
-    ns=$(b_now_ns) busy=$(b_cpu_busy_all) ours=$(ours_ticks)
-    awk -v b=$((busy - N_BUSY)) -v o=$((ours - N_OURS)) -v hz="$CLK_TCK" -v ns=$((ns - N_NS)) \
-        -v n="$NCPU" 'BEGIN { f = (b - o) / (ns / 1e9 * hz * n) * 100; printf "%.1f", f < 0 ? 0 : f }'
-}
-
 check_hop() { # the hop serves the app's 1 KiB body
     local got
     got=$(curl -s --max-time 5 "http://127.0.0.1:$T_PORT/")
@@ -453,64 +424,25 @@ check_hop() { # the hop serves the app's 1 KiB body
     }
 }
 
-# one_try TARGET: start the target, measure everything, stop it; results in M, noise in M
-one_try() {
-    local t=$1
-    T_PIDS=()
-    if ! "start_$t" || ! check_hop "$t"; then
-        stop_target
-        return 1
-    fi
-    if ((${#T_PIDS[@]})); then
-        sleep 0.3
-        M[$t.rss_idle]=$(b_status_kib VmRSS "${T_PIDS[@]}")
-        idle_conns "$t"
-    fi
-    noise_begin
-    closed_loop "$t"
-    M[$t.noise_ka]=$(noise_end)
-    if [[ -z $FIXED_SKIP ]]; then
-        noise_begin
-        fixed_rate "$t"
-        M[$t.noise_fx]=$(noise_end)
-    fi
-    ((${#T_PIDS[@]})) && M[$t.rss_peak]=$(b_status_kib VmHWM "${T_PIDS[@]}")
-    stop_target
+after_start() { # memory right after start, then with IDLE_CONNS idle client connections
+    ((${#T_PIDS[@]})) || return 0
+    sleep 0.3
+    M[$1.rss_idle]=$(b_status_kib VmRSS "${T_PIDS[@]}")
+    idle_conns "$1"
+}
+before_stop() {
+    ((${#T_PIDS[@]})) && M[$1.rss_peak]=$(b_status_kib VmHWM "${T_PIDS[@]}")
     return 0
 }
 
 NOTES=()
-noisiest() { # the larger of a try's two noise values
-    awk -v a="${M[$1.noise_ka]:-0}" -v b="${M[$1.noise_fx]:-0}" 'BEGIN { m = (a > b) ? a : b; print m }'
-}
-b_log "http: ${SECS}s per load run, fixed rate ${FIXED_RPS} req/s, targets: $TARGETS"
-for t in $TARGETS; do
-    best_noise="" tries_noise=()
-    for ((try = 1; try <= TRIES; try++)); do
-        b_log "--- $t (try $try of at most $TRIES)"
-        M=() TRY_NOTES=()
-        if ! one_try "$t"; then
-            b_fail "$t did not start or does not serve the app through the hop"
-            break
-        fi
-        n=$(noisiest "$t")
-        tries_noise+=("$n%")
-        if [[ -z $best_noise ]] || awk -v a="$n" -v b="$best_noise" 'BEGIN { exit !(a < b) }'; then
-            best_noise=$n
-            for k in "${!R[@]}"; do [[ $k == "$t".* ]] && unset "R[$k]"; done
-            for k in "${!M[@]}"; do R[$k]=${M[$k]}; done
-            BEST_TRY_NOTES=("${TRY_NOTES[@]}")
-        fi
-        awk -v n="$n" -v m="$NOISE_PCT" 'BEGIN { exit !(n > m) }' || break
-        b_log "$t: other processes used $n% of the machine meanwhile: noisy, trying again"
-    done
-    [[ -n $best_noise ]] || continue
-    NOTES+=("${BEST_TRY_NOTES[@]}")
-    ((${#tries_noise[@]} > 1)) &&
-        NOTES+=("$t was run ${#tries_noise[@]} times (noise ${tries_noise[*]}); the cleanest is reported")
-    awk -v n="$best_noise" -v m="$NOISE_PCT" 'BEGIN { exit !(n > m) }' &&
-        NOTES+=("during $t, other processes used up to $best_noise% of the machine's CPU: its numbers are noisy")
-done
+b_log "http: ${SECS}s per load run, fixed rate ${FIXED_RPS} req/s, targets: $TARGETS, $ROUNDS round(s)"
+b_rounds_start
+kinds=(closed)
+[[ -z $FIXED_SKIP ]] && kinds+=(fixed)
+b_rounds_run "${kinds[@]}"
+b_rounds_stop
+b_medians
 
 # --- report --------------------------------------------------------------------------------
 # metric key | label | better (hi/lo/-) | printf format | scale applied to the stored value
@@ -520,7 +452,7 @@ METRICS=(
     "p99|Closed loop: latency p99 (ms)|lo|%.3f|1"
     "cpu_req|Closed loop: proxy CPU per request (µs)|lo|%.2f|1"
     "cpu_use|Closed loop: proxy CPU use (% of its core)|-|%.0f|1"
-    "noise_ka|Closed loop: other processes' CPU (% of all cores; noise)|-|%.1f|1"
+    "noise_closed|Closed loop: other processes' CPU (% of all cores; noise)|-|%.1f|1"
 )
 [[ -z $FIXED_SKIP ]] && METRICS+=(
     "fx_rps|Fixed rate: requests/s reached (h2load, ${FIXED_RPS} asked)|-|%.0f|1"
@@ -528,7 +460,7 @@ METRICS=(
     "fx_p99|Fixed rate: latency p99 (ms)|lo|%.3f|1"
     "fx_cpu_req|Fixed rate: proxy CPU per request (µs)|lo|%.2f|1"
     "fx_cpu_use|Fixed rate: proxy CPU use (% of its core)|-|%.0f|1"
-    "noise_fx|Fixed rate: other processes' CPU (% of all cores; noise)|-|%.1f|1"
+    "noise_fixed|Fixed rate: other processes' CPU (% of all cores; noise)|-|%.1f|1"
 )
 METRICS+=(
     "rss_idle|RSS after start (MiB)|lo|%.1f|0.0009765625"
@@ -552,7 +484,8 @@ report() {
         "(--workers=1, no-tls frontend)"
     echo "- load: $(b_ver wrk) (closed loop)$([[ -z $FIXED_SKIP ]] && echo ", $(b_ver h2load) --h1" \
         "(fixed rate)"); app: nginx, 1 worker, 1 KiB body; no access log anywhere"
-    echo "- pinning: proxy on CPU $PROXY_CPU alone; the load generator and the nginx app on CPU $LOAD_CPU"
+    echo "- pinning: proxies on CPU $PROXY_CPU (all up at once, one measured at a time); the load generator and the nginx app on CPU $LOAD_CPU"
+    echo "- rounds: $ROUNDS (every measurement takes the targets in turn, round after round; the table gives medians)"
     echo "- BENCH_SECONDS=$SECS per load run (the closed loop after 1 s of warm-up), ${WRK_CONNS} keep-alive" \
         "connections;$([[ -z $FIXED_SKIP ]] && echo " fixed rate $FIXED_RPS req/s" \
             "($FIXED_PER_CONN per connection)" || echo " fixed-rate run skipped: $FIXED_SKIP")"
@@ -564,6 +497,8 @@ report() {
     echo "Rows with — are context, not results: how busy the proxy's core was, and how much CPU"
     echo "other processes on the machine used while the target ran."
     b_sentences
+    b_rounds_block "rps|closed-loop requests/s" "p99|closed-loop p99 (ms)" "fx_p99|fixed-rate p99 (ms)" \
+        "cpu_req|closed-loop CPU per request (µs)" "fx_cpu_req|fixed-rate CPU per request (µs)"
     load_side
     targets_block
     b_notes

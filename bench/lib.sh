@@ -317,3 +317,155 @@ b_notes() { # NOTES, if any, as a list under "Notes:"
     echo "Notes:"
     for line in "${NOTES[@]}"; do echo "- $line"; done
 }
+
+# --- rounds: every target up at once, every measurement taking them in turn ------------------
+# This machine's speed drifts by tens of percent over minutes; targets measured one after the
+# other, minutes apart, would show that drift as a difference between them. So a bench starts
+# every target at once (all idle but the one being measured) and makes each kind of measurement
+# for every target in turn, ROUNDS times over, and reports each metric's median over the rounds.
+#
+# The bench defines: TARGETS, ROUNDS, NOISE_PCT; start_<target> (sets T_PIDS, every process of
+# the target, and its other T_* variables, named in B_TARGET_ARRAYS and B_TARGET_SCALARS);
+# check_hop <target>; stop_target (stops the target loaded in T_*); measure_<kind> <target>
+# (writes M[target.metric]; returns non-zero when it has nothing to measure for that target);
+# optionally after_start <target> and before_stop <target> (once per target, into round 1).
+
+declare -A M     # M[target.metric]: the measurement in progress
+declare -A RR    # RR[round.target.metric]: every round's measurements
+declare -A R     # R[target.metric]: the median over the rounds (what the table shows)
+declare -A B_TS  # B_TS[target.variable]: each target's T_* variables while it is up
+ALL_PIDS=()      # every process of every target that is up
+B_TARGET_ARRAYS=(T_PIDS)
+B_TARGET_SCALARS=(T_PORT)
+
+b_target_clear() {
+    local v
+    for v in "${B_TARGET_ARRAYS[@]}"; do eval "$v=()"; done
+    for v in "${B_TARGET_SCALARS[@]}"; do printf -v "$v" '%s' ""; done
+}
+b_target_save() { # b_target_save TARGET: keep the T_* variables the target's start set
+    local v
+    for v in "${B_TARGET_ARRAYS[@]}"; do
+        local -n arr=$v
+        B_TS[$1.$v]="${arr[*]}"
+        unset -n arr
+    done
+    for v in "${B_TARGET_SCALARS[@]}"; do B_TS[$1.$v]=${!v}; done
+    ALL_PIDS+=("${T_PIDS[@]}")
+}
+b_target_load() { # b_target_load TARGET: its T_* variables back
+    local v
+    for v in "${B_TARGET_ARRAYS[@]}"; do read -ra "$v" <<<"${B_TS[$1.$v]}"; done
+    for v in "${B_TARGET_SCALARS[@]}"; do printf -v "$v" '%s' "${B_TS[$1.$v]}"; done
+}
+b_keep() { # b_keep ROUND: what M holds becomes ROUND's; M is emptied
+    local k
+    for k in "${!M[@]}"; do RR[$1.$k]=${M[$k]}; done
+    M=()
+}
+
+# ours: ticks of every process the bench runs (targets, app, our waited-for children)
+b_ours_ticks() { echo $(($(b_self_ticks) + $(b_cpu_ticks "${APP_PIDS[@]}" "${ALL_PIDS[@]}"))); }
+b_noise_begin() { N_NS=$(b_now_ns) N_BUSY=$(b_cpu_busy_all) N_OURS=$(b_ours_ticks); }
+b_noise_end() { # % of all cores other processes used since b_noise_begin
+    local ns busy ours
+    ns=$(b_now_ns) busy=$(b_cpu_busy_all) ours=$(b_ours_ticks)
+    awk -v b=$((busy - N_BUSY)) -v o=$((ours - N_OURS)) -v hz="$(getconf CLK_TCK)" \
+        -v ns=$((ns - N_NS)) -v n="$(nproc)" \
+        'BEGIN { f = (b - o) / (ns / 1e9 * hz * n) * 100; printf "%.1f", f < 0 ? 0 : f }'
+}
+
+b_rounds_start() { # starts every target; TARGETS becomes the ones that came up and serve
+    local t up=()
+    for t in $TARGETS; do
+        b_target_clear
+        M=()
+        if ! "start_$t" || ! check_hop "$t"; then
+            b_fail "$t did not start or does not serve the app"
+            stop_target
+            continue
+        fi
+        if declare -F after_start >/dev/null; then after_start "$t"; fi
+        b_keep 1
+        b_target_save "$t"
+        up+=("$t")
+    done
+    TARGETS=${up[*]}
+}
+
+b_rounds_run() { # b_rounds_run KIND...: ROUNDS times, each KIND of measurement, target by target
+    local r kind t n
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for kind in "$@"; do
+            for t in $TARGETS; do
+                b_target_load "$t"
+                M=()
+                b_log "--- $kind, round $r of $ROUNDS: $t"
+                b_noise_begin
+                "measure_$kind" "$t" || continue
+                n=$(b_noise_end)
+                M[$t.noise_$kind]=$n
+                awk -v n="$n" -v m="$NOISE_PCT" 'BEGIN { exit !(n > m) }' &&
+                    NOTES+=("$kind, round $r, $t: other processes used $n% of the machine's CPU meanwhile")
+                b_keep "$r"
+            done
+        done
+    done
+}
+
+b_rounds_stop() { # stops every target, after its before_stop
+    local t
+    for t in $TARGETS; do
+        b_target_load "$t"
+        if declare -F before_stop >/dev/null; then before_stop "$t"; fi
+        b_keep 1
+        stop_target
+    done
+}
+
+b_medians() { # R from RR: each metric's median over the rounds (a text value: the first round's)
+    local k key r vals v
+    for k in "${!RR[@]}"; do
+        key=${k#*.}
+        [[ -n ${R[$key]:-} ]] && continue
+        vals=()
+        for ((r = 1; r <= ROUNDS; r++)); do
+            [[ -n ${RR[$r.$key]:-} ]] && vals+=("${RR[$r.$key]}")
+        done
+        if [[ ${vals[0]} =~ ^-?[0-9.]+$ ]]; then
+            R[$key]=$(printf '%s\n' "${vals[@]}" | sort -g | awk '
+                { v[NR] = $1 }
+                END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+        else
+            R[$key]=${vals[0]}
+            for v in "${vals[@]}"; do
+                [[ $v == "${vals[0]}" ]] || NOTES+=("$key differs between rounds: ${vals[*]}")
+            done
+        fi
+    done
+}
+
+# b_rounds_block "KEY|LABEL"...: each round's value of these rows, so the spread behind a median
+# shows
+b_rounds_block() {
+    local row key label t r vals line
+    ((ROUNDS > 1)) || return 0
+    echo
+    echo "Each round (the table gives the medians):"
+    for row in "$@"; do
+        IFS='|' read -r key label <<<"$row"
+        line=""
+        for t in $TARGETS; do
+            vals=()
+            for ((r = 1; r <= ROUNDS; r++)); do
+                [[ -n ${RR[$r.$t.$key]:-} ]] && vals+=("$(awk -v v="${RR[$r.$t.$key]}" \
+                    'BEGIN { printf (v >= 100 ? "%.0f" : "%.3g"), v }')")
+            done
+            ((${#vals[@]})) && line+="${line:+; }$t $(
+                IFS=/
+                echo "${vals[*]}"
+            )"
+        done
+        [[ -n $line ]] && echo "- $label: $line"
+    done
+}

@@ -491,11 +491,9 @@ stop_target() { # stop the masters, then any of their processes that outlived th
 }
 
 # --- measurements: each writes M[target.metric] for the current try ---------------------------
-declare -A R # R[target.metric] = value of the try reported; absent means not measured
-declare -A M # the same, for the try in progress
 
-# closed_loop TARGET: wrk keep-alive, as fast as the pair (or the load side) goes
-closed_loop() {
+# measure_closed TARGET: wrk keep-alive, as fast as the pair (or the load side) goes
+measure_closed() {
     local t=$1 out=$work/wrk-$1.txt c0=0 c1=0 b0=0 b1=0 n0 n1 parsed rps p50 p99 reqs err
     pin_load wrk -t1 -c"$WRK_CONNS" -d1s "http://127.0.0.1:$T_PORT/" >/dev/null 2>&1 # warm-up
     if ((${#T_PIDS[@]})); then c0=$(b_cpu_ticks "${T_PIDS[@]}") b0=$(b_cpu_ticks "${T_B_PIDS[@]}"); fi
@@ -519,8 +517,8 @@ closed_loop() {
     fi
 }
 
-# fixed_rate TARGET: h2load paces every one of the WRK_CONNS connections at the same rate
-fixed_rate() {
+# measure_fixed TARGET: h2load paces every one of the WRK_CONNS connections at the same rate
+measure_fixed() {
     local t=$1 out=$work/h2load-$1.txt log=$work/h2load-$1.log c0=0 c1=0 n0 n1 parsed rps p50 p99 reqs err
     ((${#T_PIDS[@]})) && c0=$(b_cpu_ticks "${T_PIDS[@]}")
     n0=$(b_now_ns)
@@ -585,17 +583,6 @@ handshakes() {
     M[$t.${k}_use]=$(b_cpu_pct $((c1 - c0)) $((n1 - n0)))
 }
 
-# ours: ticks of every process this bench runs (every pair, the app, our waited-for children)
-ours_ticks() { echo $(($(b_self_ticks) + $(b_cpu_ticks "${APP_PIDS[@]}" "${ALL_PIDS[@]}"))); }
-NCPU=$(nproc)
-noise_begin() { N_NS=$(b_now_ns) N_BUSY=$(b_cpu_busy_all) N_OURS=$(ours_ticks); }
-noise_end() { # noise_end: % of all cores other processes used since noise_begin
-    local ns busy ours
-    ns=$(b_now_ns) busy=$(b_cpu_busy_all) ours=$(ours_ticks)
-    awk -v b=$((busy - N_BUSY)) -v o=$((ours - N_OURS)) -v hz="$CLK_TCK" -v ns=$((ns - N_NS)) \
-        -v n="$NCPU" 'BEGIN { f = (b - o) / (ns / 1e9 * hz * n) * 100; printf "%.1f", f < 0 ? 0 : f }'
-}
-
 check_hop() { # the path serves the app's 1 KiB body
     local got
     got=$(curl -s --max-time 5 "http://127.0.0.1:$T_PORT/")
@@ -619,109 +606,34 @@ probe_suite() {
         NOTES+=("$t: B negotiates \"$got\", not \"TLSv1.2 $SUITE $GROUP\"")
 }
 
-# Every pair is started once and stays up; the measurements then take the pairs in turn. A pair's
-# processes are kept per target and loaded into T_* before each measurement.
-declare -A TS_PIDS TS_B_PIDS TS_MASTERS TS_PORT TS_TLS_PORT
-ALL_PIDS=()
-save_target() {
-    TS_PIDS[$1]="${T_PIDS[*]}" TS_B_PIDS[$1]="${T_B_PIDS[*]}" TS_MASTERS[$1]="${T_MASTERS[*]}"
-    TS_PORT[$1]=$T_PORT TS_TLS_PORT[$1]=$T_TLS_PORT
-    ALL_PIDS+=("${T_PIDS[@]}")
+after_start() { # the suite B negotiates, and memory right after start
+    ((${#T_PIDS[@]})) || return 0
+    probe_suite "$1"
+    sleep 0.3
+    M[$1.rss_idle]=$(b_status_kib VmRSS "${T_PIDS[@]}")
 }
-load_target() {
-    read -ra T_PIDS <<<"${TS_PIDS[$1]}"
-    read -ra T_B_PIDS <<<"${TS_B_PIDS[$1]}"
-    read -ra T_MASTERS <<<"${TS_MASTERS[$1]}"
-    T_PORT=${TS_PORT[$1]} T_TLS_PORT=${TS_TLS_PORT[$1]}
+before_stop() {
+    ((${#T_PIDS[@]})) && M[$1.rss_peak]=$(b_status_kib VmHWM "${T_PIDS[@]}")
+    return 0
 }
-
-declare -A RR # RR[round.target.metric]: each round's measurement
-# keep ROUND: M's values (the measurement just made) as round ROUND's
-keep() {
-    local k
-    for k in "${!M[@]}"; do RR[$1.$k]=${M[$k]}; done
-    M=()
+measure_handshakes() { # full, then resumed handshakes at B; nothing for direct
+    ((${#T_PIDS[@]})) || return 1
+    handshakes "$1" new
+    handshakes "$1" reuse
 }
 
+B_TARGET_ARRAYS=(T_PIDS T_B_PIDS T_MASTERS)
+B_TARGET_SCALARS=(T_PORT T_TLS_PORT)
 NOTES=()
 b_log "mtls: ${SECS}s per load run, fixed rate ${FIXED_RPS} req/s, $HS_CLIENTS handshake clients," \
     "targets: $TARGETS, $ROUNDS round(s)"
-UP=()
-for t in $TARGETS; do
-    T_PIDS=() T_B_PIDS=() T_MASTERS=() M=()
-    if ! "start_$t" || ! check_hop "$t"; then
-        b_fail "$t did not start or does not serve the app through the path"
-        stop_target
-        continue
-    fi
-    if ((${#T_PIDS[@]})); then
-        probe_suite "$t"
-        sleep 0.3
-        M[$t.rss_idle]=$(b_status_kib VmRSS "${T_PIDS[@]}")
-    fi
-    keep 1
-    save_target "$t"
-    UP+=("$t")
-done
-TARGETS=${UP[*]}
-
-# measure KIND ROUND: every pair in turn (KIND: closed, fixed or handshakes)
-measure() {
-    local kind=$1 r=$2 t n
-    for t in $TARGETS; do
-        load_target "$t"
-        [[ $kind == handshakes && ${#T_PIDS[@]} -eq 0 ]] && continue
-        b_log "--- $kind, round $r of $ROUNDS: $t"
-        noise_begin
-        case $kind in
-        closed) closed_loop "$t" ;;
-        fixed) fixed_rate "$t" ;;
-        handshakes)
-            handshakes "$t" new
-            handshakes "$t" reuse
-            ;;
-        esac
-        n=$(noise_end)
-        M[$t.noise_$kind]=$n
-        awk -v n="$n" -v m="$NOISE_PCT" 'BEGIN { exit !(n > m) }' &&
-            NOTES+=("$kind, round $r, $t: other processes used $n% of the machine's CPU meanwhile")
-        keep "$r"
-    done
-}
-# The rounds: all pairs' closed loops in turn, then their fixed-rate runs, then their handshakes,
-# ROUNDS times over. This machine's speed drifts over minutes; pairs measured minutes apart
-# would show that drift as a difference between them.
-for ((round = 1; round <= ROUNDS; round++)); do
-    measure closed "$round"
-    [[ -z $FIXED_SKIP ]] && measure fixed "$round"
-    ((HS_CLIENTS > 0)) && measure handshakes "$round"
-done
-for t in $TARGETS; do
-    load_target "$t"
-    ((${#T_PIDS[@]})) && M[$t.rss_peak]=$(b_status_kib VmHWM "${T_PIDS[@]}")
-    keep 1
-    stop_target
-done
-
-# R[target.metric]: the median over the rounds (a text value: the first round's)
-for k in "${!RR[@]}"; do
-    key=${k#*.}
-    [[ -n ${R[$key]:-} ]] && continue
-    vals=()
-    for ((round = 1; round <= ROUNDS; round++)); do
-        [[ -n ${RR[$round.$key]:-} ]] && vals+=("${RR[$round.$key]}")
-    done
-    if [[ ${vals[0]} =~ ^-?[0-9.]+$ ]]; then
-        R[$key]=$(printf '%s\n' "${vals[@]}" | sort -g | awk '
-            { v[NR] = $1 }
-            END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
-    else
-        R[$key]=${vals[0]}
-        for v in "${vals[@]}"; do
-            [[ $v == "${vals[0]}" ]] || NOTES+=("$key differs between rounds: ${vals[*]}")
-        done
-    fi
-done
+b_rounds_start
+kinds=(closed)
+[[ -z $FIXED_SKIP ]] && kinds+=(fixed)
+((HS_CLIENTS > 0)) && kinds+=(handshakes)
+b_rounds_run "${kinds[@]}"
+b_rounds_stop
+b_medians
 
 # --- report --------------------------------------------------------------------------------
 # metric key | label | better (hi/lo/-) | printf format | scale applied to the stored value
@@ -805,41 +717,12 @@ report() {
     echo "time (utime+stime, nginx masters and workers summed) ÷ requests; the handshake rows are"
     echo "B's alone, with s_time talking to B directly."
     b_sentences
-    rounds_block
+    b_rounds_block "rps|closed-loop requests/s" "p99|closed-loop p99 (ms)" "fx_p99|fixed-rate p99 (ms)" \
+        "cpu_req|closed-loop CPU per request (µs)" "fx_cpu_req|fixed-rate CPU per request (µs)" \
+        "hs_new_cpu|B's CPU per full handshake (µs)"
     load_side
     targets_block
     b_notes
-}
-
-# rounds_block: each round's value of the headline rows, so the spread behind a median shows
-rounds_block() {
-    local key label t r vals line
-    ((ROUNDS > 1)) || return 0
-    echo
-    echo "Each round (the table gives the medians):"
-    for key in rps p99 fx_p99 cpu_req fx_cpu_req hs_new_cpu; do
-        case $key in
-        rps) label="closed-loop requests/s" ;;
-        p99) label="closed-loop p99 (ms)" ;;
-        fx_p99) label="fixed-rate p99 (ms)" ;;
-        cpu_req) label="closed-loop CPU per request (µs)" ;;
-        fx_cpu_req) label="fixed-rate CPU per request (µs)" ;;
-        hs_new_cpu) label="B's CPU per full handshake (µs)" ;;
-        esac
-        line=""
-        for t in $TARGETS; do
-            vals=()
-            for ((r = 1; r <= ROUNDS; r++)); do
-                [[ -n ${RR[$r.$t.$key]:-} ]] && vals+=("$(awk -v v="${RR[$r.$t.$key]}" \
-                    'BEGIN { printf (v >= 100 ? "%.0f" : "%.3g"), v }')")
-            done
-            ((${#vals[@]})) && line+="${line:+; }$t $(
-                IFS=/
-                echo "${vals[*]}"
-            )"
-        done
-        [[ -n $line ]] && echo "- $label: $line"
-    done
 }
 
 # load_side: which closed-loop and handshake numbers are capacities and which are the load side's
