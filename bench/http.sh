@@ -90,7 +90,7 @@ on_exit() {
     local p
     b_cleanup
     for p in "${extra_pids[@]}"; do kill "$p" 2>/dev/null; done
-    rm -rf "$work"
+    if [[ -n ${BENCH_KEEP_DIR:-} ]]; then b_log "kept $work"; else rm -rf "$work"; fi
 }
 trap on_exit EXIT
 trap 'exit 130' INT TERM HUP
@@ -494,6 +494,8 @@ report() {
     echo
     echo "Ratios are remora's value divided by the other's: above 1× is better for requests/s,"
     echo "worse for latency, CPU and memory. Best peer is the better of ${PEERS[*]} on that row."
+    echo "With rounds, a ratio is the median of the per-round ratios (remora ÷ the best peer of the"
+    echo "same round) and \"as good in W of N\" counts the rounds where remora was at least as good."
     echo "Rows with — are context, not results: how busy the proxy's core was, and how much CPU"
     echo "other processes on the machine used while the target ran."
     b_sentences
@@ -538,35 +540,16 @@ load_side() {
 }
 
 targets_block() { # the issue's targets for remora, met or not, with the numbers
-    local line bp best bestv v r
+    local line v key name
     echo
     echo "Targets (issue \"HTTP/1.1 at layer 7\"):"
-    v=${R[remora.rps]:-} bp=$(b_best_peer rps hi)
-    if [[ -n $v && -n $bp ]]; then
-        read -r best bestv <<<"$bp"
-        r=$(b_ratio "$v" "$bestv")
-        if awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a >= 1.1 * b) }'; then line="met"; else
-            line="not met"; fi
-        echo "- requests/s ≥ 1.1× the best peer: **$line** — remora $(b_fmt %.0f 1 "$v"), $best" \
-            "$(b_fmt %.0f 1 "$bestv") = $r$( ((capped_note)) && echo " (closed loop, capped by the load side: see above)")"
-    else
-        echo "- requests/s ≥ 1.1× the best peer: not measured"
-    fi
-    local key name
+    b_target "requests/s ≥ 1.1× the best peer (closed loop$( ((capped_note)) &&
+        echo ", capped by the load side: see above"))" rps hi 1.1 %.0f
     for key in p99 fx_p99; do
         [[ $key == fx_p99 && -n $FIXED_SKIP ]] && continue
         name="closed loop"
         [[ $key == fx_p99 ]] && name="fixed rate $FIXED_RPS req/s"
-        v=${R[remora.$key]:-} bp=$(b_best_peer "$key" lo)
-        if [[ -n $v && -n $bp ]]; then
-            read -r best bestv <<<"$bp"
-            if awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a <= b) }'; then line="met"; else
-                line="not met"; fi
-            echo "- p99 ≤ the best peer's ($name): **$line** — remora $(b_fmt %.3f 1 "$v") ms," \
-                "$best $(b_fmt %.3f 1 "$bestv") ms = $(b_ratio "$v" "$bestv")"
-        else
-            echo "- p99 ≤ the best peer's ($name): not measured"
-        fi
+        b_target "p99 ≤ the best peer's ($name, ms)" "$key" lo 1 %.3f
     done
     v=${R[remora.rss_idle]:-}
     if [[ -n $v ]]; then

@@ -275,7 +275,7 @@ b_machine() { # b_machine: "N cores, CPU model, Linux release"
 # pair": WHAT names them in the header) and against direct; then one sentence per result row
 b_table() {
     local what=$1 line key label better f s t v bp best bestv cells r_peer r_direct hdr sep
-    local sentences=()
+    local pr ratio wins n sentences=()
     hdr="| metric |" sep="|---|"
     for t in $TARGETS; do
         hdr+=" $t |"
@@ -292,11 +292,18 @@ b_table() {
             continue
         fi
         r_peer="n/a" r_direct="n/a"
-        bp=$(b_best_peer "$key" "$better")
-        read -r best bestv <<<"${bp:-x 0}"
         v=${R[remora.$key]:-}
-        [[ -n $v && -n $bp ]] && r_peer="$(b_ratio "$v" "$bestv") ($best)"
-        [[ -n $v && -n ${R[direct.$key]:-} ]] && r_direct=$(b_ratio "$v" "${R[direct.$key]}")
+        if ((${#RR[@]})) && pr=$(b_paired "$key" "$better"); then # rounds: paired ratios
+            read -r ratio wins n <<<"$pr"
+            r_peer="$(awk -v r="$ratio" 'BEGIN { printf "%.2f×", r }') (as good in $wins of $n)"
+            pr=$(b_paired "$key" "$better" direct) && read -r ratio wins n <<<"$pr" &&
+                r_direct=$(awk -v r="$ratio" 'BEGIN { printf "%.2f×", r }')
+        else
+            bp=$(b_best_peer "$key" "$better")
+            read -r best bestv <<<"${bp:-x 0}"
+            [[ -n $v && -n $bp ]] && r_peer="$(b_ratio "$v" "$bestv") ($best)"
+            [[ -n $v && -n ${R[direct.$key]:-} ]] && r_direct=$(b_ratio "$v" "${R[direct.$key]}")
+        fi
         echo "$cells $r_peer | $r_direct |"
         [[ -n $v ]] && sentences+=("remora ${label%% (*} = $r_peer $what$([[ $r_direct != n/a ]] &&
             echo ", $r_direct direct")")
@@ -468,4 +475,60 @@ b_rounds_block() {
         done
         [[ -n $line ]] && echo "- $label: $line"
     done
+}
+
+# b_paired KEY hi|lo [OTHER]: remora against the best of PEERS (or against OTHER) round by round,
+# each round's values side by side: prints "RATIO WINS N", the median of the N per-round ratios
+# (remora ÷ the other, same round) and in how many rounds remora was at least as good. A ratio of
+# medians would compare values from different rounds; this one only compares a round with
+# itself, so the machine's drift between rounds cancels out. Fails when no round has both.
+b_paired() {
+    local key=$1 better=$2 other=${3:-} r t v rem best ratios=() wins=0 n=0
+    for ((r = 1; r <= ${ROUNDS:-1}; r++)); do
+        rem=${RR[$r.remora.$key]:-}
+        [[ -n $rem ]] || continue
+        best=""
+        if [[ -n $other ]]; then
+            best=${RR[$r.$other.$key]:-}
+        else
+            for t in "${PEERS[@]}"; do
+                v=${RR[$r.$t.$key]:-}
+                [[ -n $v ]] || continue
+                if [[ -z $best ]] || awk -v a="$v" -v b="$best" -v h="$better" \
+                    'BEGIN { exit !((h == "hi") ? a > b : a < b) }'; then best=$v; fi
+            done
+        fi
+        [[ -n $best ]] && awk -v b="$best" 'BEGIN { exit !(b != 0) }' || continue
+        ratios+=("$(awk -v a="$rem" -v b="$best" 'BEGIN { printf "%.6f", a / b }')")
+        n=$((n + 1))
+        awk -v a="$rem" -v b="$best" -v h="$better" 'BEGIN { exit !((h == "hi") ? a >= b : a <= b) }' &&
+            wins=$((wins + 1))
+    done
+    ((n)) || return 1
+    printf '%s\n' "${ratios[@]}" | sort -g | awk -v w="$wins" -v n="$n" '
+        { v[NR] = $1 }
+        END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, w, n }'
+}
+
+# b_target TEXT KEY hi|lo LIMIT FORMAT: one line of a bench's targets block: whether remora's
+# value is within LIMIT × the best peer's (hi: ratio ≥ LIMIT; lo: ratio ≤ LIMIT), judged on the
+# paired per-round ratio when there are rounds, with the medians for context
+b_target() {
+    local text=$1 key=$2 better=$3 limit=$4 f=$5 v bp best bestv pr ratio wins n line
+    v=${R[remora.$key]:-} bp=$(b_best_peer "$key" "$better")
+    if [[ -z $v || -z $bp ]]; then
+        echo "- $text: not measured"
+        return 0
+    fi
+    read -r best bestv <<<"$bp"
+    if ((${#RR[@]})) && pr=$(b_paired "$key" "$better"); then
+        read -r ratio wins n <<<"$pr"
+    else
+        ratio=$(awk -v a="$v" -v b="$bestv" 'BEGIN { printf "%.6f", a / b }') wins="" n=""
+    fi
+    if awk -v r="$ratio" -v l="$limit" -v h="$better" 'BEGIN { exit !((h == "hi") ? r >= l : r <= l) }'
+    then line="met"; else line="not met"; fi
+    echo "- $text: **$line** — $(awk -v r="$ratio" 'BEGIN { printf "%.2f×", r }')$([[ -n $n ]] &&
+        echo " (median of the $n rounds' ratios; remora as good as that round's best in $wins)");" \
+        "medians: remora $(b_fmt "$f" 1 "$v"), $best $(b_fmt "$f" 1 "$bestv")"
 }

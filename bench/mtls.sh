@@ -715,7 +715,9 @@ report() {
     echo "handshakes/s, worse for latency, CPU and memory. Best peer pair is the better of ${PEERS[*]}"
     echo "on that row. Rows with — are context, not results. CPU per request is both proxies' CPU"
     echo "time (utime+stime, nginx masters and workers summed) ÷ requests; the handshake rows are"
-    echo "B's alone, with s_time talking to B directly."
+    echo "B's alone, with s_time talking to B directly. With rounds, a ratio is the median of the"
+    echo "per-round ratios (remora ÷ the best peer pair of the same round) and \"as good in W of N\""
+    echo "counts the rounds where remora was at least as good."
     b_sentences
     b_rounds_block "rps|closed-loop requests/s" "p99|closed-loop p99 (ms)" "fx_p99|fixed-rate p99 (ms)" \
         "cpu_req|closed-loop CPU per request (µs)" "fx_cpu_req|fixed-rate CPU per request (µs)" \
@@ -758,33 +760,15 @@ load_side() {
 }
 
 targets_block() { # the issue's targets for remora, met or not, with the numbers
-    local line bp best bestv v r key name
+    local key name
     echo
     echo "Targets (issue: two-hop mTLS against the best peer pair):"
-    v=${R[remora.rps]:-} bp=$(b_best_peer rps hi)
-    if [[ -n $v && -n $bp ]]; then
-        read -r best bestv <<<"$bp"
-        r=$(b_ratio "$v" "$bestv")
-        if awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a >= b) }'; then line="met"; else line="not met"; fi
-        echo "- requests/s ≥ 1.0× the best peer pair (closed loop): **$line** — remora" \
-            "$(b_fmt %.0f 1 "$v"), $best $(b_fmt %.0f 1 "$bestv") = $r"
-    else
-        echo "- requests/s ≥ 1.0× the best peer pair: not measured"
-    fi
+    b_target "requests/s ≥ 1.0× the best peer pair (closed loop)" rps hi 1 %.0f
     for key in p99 fx_p99; do
         [[ $key == fx_p99 && -n $FIXED_SKIP ]] && continue
         name="closed loop"
         [[ $key == fx_p99 ]] && name="fixed rate $FIXED_RPS req/s"
-        v=${R[remora.$key]:-} bp=$(b_best_peer "$key" lo)
-        if [[ -n $v && -n $bp ]]; then
-            read -r best bestv <<<"$bp"
-            if awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a <= b) }'; then line="met"; else
-                line="not met"; fi
-            echo "- p99 ≤ the best peer pair's ($name): **$line** — remora $(b_fmt %.3f 1 "$v") ms," \
-                "$best $(b_fmt %.3f 1 "$bestv") ms = $(b_ratio "$v" "$bestv")"
-        else
-            echo "- p99 ≤ the best peer pair's ($name): not measured"
-        fi
+        b_target "p99 ≤ the best peer pair's ($name, ms)" "$key" lo 1 %.3f
     done
 }
 
