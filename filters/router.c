@@ -21,14 +21,25 @@ static int router_config_parse(const void *any, const struct snapshot *snap, sta
         any, &envoy__extensions__filters__http__router__v3__router__descriptor, &msg, err, errlen);
     if (rc < 0)
         return rc;
-    /* No Router field changes behaviour yet; the message is validated and dropped. */
+    const Envoy__Extensions__Filters__Http__Router__V3__Router *r = (const void *)msg;
+    /* Only suppress_envoy_headers changes behaviour; the other fields are validated and
+     * dropped (docs/http.md). Without it no config is kept: the defaults apply. */
+    if (r->suppress_envoy_headers) {
+        hcm_router_config_t *c = calloc(1, sizeof(*c));
+        if (c == NULL) {
+            protobuf_c_message_free_unpacked(msg, NULL);
+            return -ENOMEM;
+        }
+        c->suppress_envoy_headers = true;
+        *out = c;
+    }
     protobuf_c_message_free_unpacked(msg, NULL);
     return 0;
 }
 
 static void router_config_free(void *config)
 {
-    (void)config;
+    free(config);
 }
 
 static int router_on_request_headers(http_stream_t *s, const void *config, void *state, bool end)

@@ -147,9 +147,11 @@ void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp)
             h->v[h->n++] = resp->headers.v[i];
     s->status = resp->status;
     s->upstream_ms = (int64_t)(hcm_now(c) - s->start_ms);
-    char svc[24];
-    size_t svn = http_u64(svc, hcm_now(c) - s->router.start_ms);
-    http_stream_header_set(s, h, "x-envoy-upstream-service-time", svc, svn);
+    if (!cfg->suppress_envoy_headers) {
+        char svc[24];
+        size_t svn = http_u64(svc, hcm_now(c) - s->router.start_ms);
+        http_stream_header_set(s, h, "x-envoy-upstream-service-time", svc, svn);
+    }
     for (size_t i = cfg->n_filters; i-- > 0;) {
         const hcm_filter_t *f = &cfg->filters[i];
         if (f->ops->on_response_headers && i < s->filters_run)

@@ -129,7 +129,7 @@ EOF
 EOF
     fi
 }
-hcm() { # hcm STAT_PREFIX [extra HCM fields] — the HTTP connection manager of the listeners
+hcm() { # hcm STAT_PREFIX [extra HCM fields [extra Router fields]] — the listeners' HTTP connection manager
     cat <<EOF
       - name: envoy.filters.network.http_connection_manager
         typed_config:
@@ -197,7 +197,7 @@ ${2:-}
                 response_mutations:
                 - append: {header: {key: x-remora-test, value: mutated}}
           - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router${3:-}}
 EOF
 }
 {
@@ -222,7 +222,7 @@ EOF
     - filter_chain_match: {application_protocols: [http/1.1, http/1.0]}
       filters:
 EOF
-    hcm sniffed
+    hcm sniffed "" ", suppress_envoy_headers: true"
     cat <<EOF
     - filters:
       - name: envoy.filters.network.tcp_proxy
@@ -450,13 +450,16 @@ t_eq drop_retry_counted "$(stat "$ADMIN" cluster.drop.upstream_rq_retry)" 1
 # --- protocol detection: HTTP to the connection manager, anything else to tcp_proxy --------
 t_contains sniffed_http_goes_to_hcm "$(curl -s -H 'Host: svc-a' "http://127.0.0.1:$SNIFF/s")" \
     "svc-a /s host=svc-a"
+hdr=$(curl -s -D - -o /dev/null -H 'Host: svc-a' "http://127.0.0.1:$SNIFF/s")
+[[ ${hdr,,} == *"x-remora-test: mutated"* && ${hdr,,} != *x-envoy-upstream-service-time* ]]
+t_eq router_suppress_envoy_headers_drops_upstream_service_time $? 0
 t_eq sniffed_opaque_goes_to_tcp_proxy \
     "$(printf 'HELO x\n' | socat -t 2 - TCP:127.0.0.1:"$SNIFF" | tr '\n' ' ')" "banner HELO x "
 start=$(date +%s%N)
 got=$(timeout 5 socat -T 2 -u TCP:127.0.0.1:"$SNIFF" - 2>/dev/null | head -1)
 ms=$((($(date +%s%N) - start) / 1000000))
 t_eq server_first_protocol_gets_its_banner "$got" banner
-t_eq sniff_stats "$(stat "$ADMIN" http.sniffed.downstream_rq_total)|$(stat "$ADMIN" tcp.opaque.downstream_cx_total)" "1|2"
+t_eq sniff_stats "$(stat "$ADMIN" http.sniffed.downstream_rq_total)|$(stat "$ADMIN" tcp.opaque.downstream_cx_total)" "2|2"
 
 # --- ports marked opaque skip detection: HTTP bytes go to tcp_proxy untouched --------------
 got=$(printf 'GET / HTTP/1.1\r\nHost: svc-a\r\n\r\n' | socat -t 2 - TCP:127.0.0.1:"$OPAQUE" | head -2 | tr -d '\r' | tr '\n' ' ')
