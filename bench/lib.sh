@@ -400,11 +400,16 @@ b_rounds_start() { # starts every target; TARGETS becomes the ones that came up 
     TARGETS=${up[*]}
 }
 
-b_rounds_run() { # b_rounds_run KIND...: ROUNDS times, each KIND of measurement, target by target
-    local r kind t n
+# b_rounds_run KIND...: ROUNDS times, each KIND of measurement, target by target. Each round
+# starts one target further along the list, so no target always runs right after the same one.
+b_rounds_run() {
+    local r kind t n i order=() all
+    read -ra all <<<"$TARGETS"
     for ((r = 1; r <= ROUNDS; r++)); do
+        order=()
+        for ((i = 0; i < ${#all[@]}; i++)); do order+=("${all[(i + r - 1) % ${#all[@]}]}"); done
         for kind in "$@"; do
-            for t in $TARGETS; do
+            for t in "${order[@]}"; do
                 b_target_load "$t"
                 M=()
                 b_log "--- $kind, round $r of $ROUNDS: $t"
