@@ -103,33 +103,9 @@ REMORA_BUILT=$(date -u -r "$REMORA" '+%Y-%m-%d %H:%M UTC')
 cp "$REMORA" "$work/remora-under-test"
 REMORA_BIN=$work/remora-under-test
 
-# --- the upstream app: nginx, 1 worker, 1 KiB body, keep-alive (as in tcp.sh) ---------------
+# --- the upstream app: nginx, 1 worker, 1 KiB body, keep-alive (bench/lib.sh) -----------------
 APP=$(b_free_port)
-mkdir -p "$work/app/www" "$work/app/logs"
-head -c 1024 /dev/zero | tr '\0' 'x' >"$work/app/www/index.html"
-chmod -R a+rX "$work/app"
-temp_paths() { # temp_paths DIR: nginx's temp directories, inside DIR (never the system's)
-    local k
-    for k in client_body proxy fastcgi uwsgi scgi; do echo "    ${k}_temp_path $1/tmp_$k;"; done
-}
-cat >"$work/app/nginx.conf" <<EOF
-worker_processes 1;
-worker_rlimit_nofile 16384;
-error_log $work/app/logs/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    default_type text/plain;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-$(temp_paths "$work/app")
-    server {
-        listen 127.0.0.1:$APP;
-        root $work/app/www;
-    }
-}
-EOF
-b_start_app "$work/app" "$APP"
+b_app "$work/app" "$APP"
 
 # --- proxies: each start_* sets T_PIDS (processes to measure, master first) and T_PORT -------
 start_direct() {
@@ -223,19 +199,6 @@ EOF
     }
 }
 
-child_of() { # child_of PID: the first child process of PID, waiting up to 5 s for it
-    local i c
-    for ((i = 0; i < 100; i++)); do
-        c=$(pgrep -P "$1" | head -1)
-        [[ -n $c ]] && {
-            echo "$c"
-            return 0
-        }
-        sleep 0.05
-    done
-    return 1
-}
-
 start_nginx() {
     local d=$work/nginx master worker
     mkdir -p "$d/logs"
@@ -250,7 +213,7 @@ http {
     access_log off;
     keepalive_requests 100000000;
     keepalive_timeout 300s;
-$(temp_paths "$d")
+$(b_nginx_temp_paths "$d")
     upstream app {
         server 127.0.0.1:$APP;
         keepalive 64;
@@ -275,7 +238,7 @@ EOF
         return 1
     }
     # b_bg's pid is taskset's, which exec'd nginx (the master); the worker is its child.
-    worker=$(child_of "$master") || {
+    worker=$(b_child_of "$master") || {
         b_log "no nginx worker under master $master"
         return 1
     }
@@ -298,7 +261,7 @@ start_nghttpx() {
     }
     # The master forks one worker process (it exits when the master does); the worker runs
     # the one worker thread.
-    worker=$(child_of "$master") || {
+    worker=$(b_child_of "$master") || {
         b_log "no nghttpx worker under master $master"
         return 1
     }

@@ -138,6 +138,39 @@ b_self_ticks() { # this shell's CPU ticks plus those of every child it has waite
     echo $((f[11] + f[12] + f[13] + f[14]))
 }
 
+b_nginx_temp_paths() { # b_nginx_temp_paths DIR: nginx's temp directories inside DIR (never the system's)
+    local k
+    for k in client_body proxy fastcgi uwsgi scgi; do echo "    ${k}_temp_path $1/tmp_$k;"; done
+}
+
+# b_app DIR PORT — the upstream app every bench uses: nginx, 1 worker, a 1 KiB body, keep-alive
+# for as long as the run lasts, no access log; written to DIR/nginx.conf and started with
+# b_start_app
+b_app() {
+    local dir=$1 port=$2
+    mkdir -p "$dir/www" "$dir/logs"
+    head -c 1024 /dev/zero | tr '\0' 'x' >"$dir/www/index.html"
+    chmod -R a+rX "$dir"
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+worker_rlimit_nofile 16384;
+error_log $dir/logs/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    default_type text/plain;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+$(b_nginx_temp_paths "$dir")
+    server {
+        listen 127.0.0.1:$port;
+        root $dir/www;
+    }
+}
+EOF
+    b_start_app "$dir" "$port"
+}
+
 # b_start_app DIR PORT — starts the nginx app whose config is DIR/nginx.conf on LOAD_CPU, checks
 # that it serves the 1 KiB body on PORT, and sets APP_MASTER and APP_PIDS (master, workers).
 # Exits the bench when it cannot.
@@ -337,10 +370,10 @@ b_notes() { # NOTES, if any, as a list under "Notes:"
 # (writes M[target.metric]; returns non-zero when it has nothing to measure for that target);
 # optionally after_start <target> and before_stop <target> (once per target, into round 1).
 
-declare -A M     # M[target.metric]: the measurement in progress
-declare -A RR    # RR[round.target.metric]: every round's measurements
-declare -A R     # R[target.metric]: the median over the rounds (what the table shows)
-declare -A B_TS  # B_TS[target.variable]: each target's T_* variables while it is up
+declare -A M=()  # M[target.metric]: the measurement in progress
+declare -A RR=() # RR[round.target.metric]: every round's measurements
+declare -A R=()  # R[target.metric]: the median over the rounds (what the table shows)
+declare -A B_TS=() # B_TS[target.variable]: each target's T_* variables while it is up
 ALL_PIDS=()      # every process of every target that is up
 B_TARGET_ARRAYS=(T_PIDS)
 B_TARGET_SCALARS=(T_PORT)

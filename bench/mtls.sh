@@ -158,33 +158,9 @@ CA=$pki/root/root-cert.pem
 CCERT=$pki/client/cert-chain.pem CKEY=$pki/client/key.pem
 SCERT=$pki/server/cert-chain.pem SKEY=$pki/server/key.pem
 
-# --- the upstream app: nginx, 1 worker, 1 KiB body, keep-alive (as in http.sh) ---------------
+# --- the upstream app: nginx, 1 worker, 1 KiB body, keep-alive (bench/lib.sh) -----------------
 APP=$(b_free_port)
-mkdir -p "$work/app/www" "$work/app/logs"
-head -c 1024 /dev/zero | tr '\0' 'x' >"$work/app/www/index.html"
-chmod -R a+rX "$work/app"
-temp_paths() { # temp_paths DIR: nginx's temp directories, inside DIR (never the system's)
-    local k
-    for k in client_body proxy fastcgi uwsgi scgi; do echo "    ${k}_temp_path $1/tmp_$k;"; done
-}
-cat >"$work/app/nginx.conf" <<EOF
-worker_processes 1;
-worker_rlimit_nofile 16384;
-error_log $work/app/logs/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    default_type text/plain;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-$(temp_paths "$work/app")
-    server {
-        listen 127.0.0.1:$APP;
-        root $work/app/www;
-    }
-}
-EOF
-b_start_app "$work/app" "$APP"
+b_app "$work/app" "$APP"
 
 # --- pairs: each start_* sets T_PIDS (every process of both proxies), T_B_PIDS (the server
 # side's), T_MASTERS (what to stop first), T_PORT (A's plaintext port), T_TLS_PORT (B's) -------
@@ -411,7 +387,7 @@ http {
     access_log off;
     keepalive_requests 100000000;
     keepalive_timeout 300s;
-$(temp_paths "$d/b")
+$(b_nginx_temp_paths "$d/b")
     upstream app {
         server 127.0.0.1:$APP;
         keepalive 64;
@@ -445,7 +421,7 @@ http {
     access_log off;
     keepalive_requests 100000000;
     keepalive_timeout 300s;
-$(temp_paths "$d/a")
+$(b_nginx_temp_paths "$d/a")
     upstream b {
         server 127.0.0.1:$T_TLS_PORT;
         keepalive 64;

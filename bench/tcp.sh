@@ -78,35 +78,11 @@ trap 'exit 130' INT TERM HUP PIPE
 
 pin_load() { taskset -c "$LOAD_CPU" "$@"; }
 
-# --- the upstream app: nginx, 1 worker, 1 KiB body, keep-alive ------------------------------
+# --- the upstream app: nginx, 1 worker, 1 KiB body, keep-alive (bench/lib.sh) -----------------
 APP=$(b_free_port)   # HTTP app
 SINK=$(b_free_port)  # bulk upload sink (socat, started per transfer)
 SRC=$(b_free_port)   # bulk download source (socat, started per transfer)
-mkdir -p "$work/app/www" "$work/app/logs"
-head -c 1024 /dev/zero | tr '\0' 'x' >"$work/app/www/index.html"
-chmod -R a+rX "$work/app"
-cat >"$work/app/nginx.conf" <<EOF
-worker_processes 1;
-worker_rlimit_nofile 16384;
-error_log $work/app/logs/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    default_type text/plain;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    client_body_temp_path $work/app/tmp_body;
-    proxy_temp_path $work/app/tmp_proxy;
-    fastcgi_temp_path $work/app/tmp_fcgi;
-    uwsgi_temp_path $work/app/tmp_uwsgi;
-    scgi_temp_path $work/app/tmp_scgi;
-    server {
-        listen 127.0.0.1:$APP;
-        root $work/app/www;
-    }
-}
-EOF
-b_start_app "$work/app" "$APP"
+b_app "$work/app" "$APP"
 
 # --- proxies: each start_* sets T_PIDS (processes to measure) and T_HTTP/T_UP/T_DOWN ports --
 start_direct() {
