@@ -285,13 +285,6 @@ stop_target() { # stop the proxy (master first), then any of its processes that 
 
 # --- measurements: each writes M[target.metric] (lib.sh's rounds keep them) ------------------
 
-cpu_per_req() { # cpu_per_req TICKS REQUESTS: µs of CPU per request
-    awk -v d="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.3f", (n > 0) ? d / hz * 1e6 / n : 0 }'
-}
-cpu_use() { # cpu_use TICKS NS: % of one core
-    awk -v d="$1" -v hz="$CLK_TCK" -v ns="$2" 'BEGIN { printf "%.1f", d / hz / (ns / 1e9) * 100 }'
-}
-
 # measure_closed TARGET: wrk keep-alive, as fast as the hop (or the load side) goes
 measure_closed() {
     local t=$1 out=$work/wrk-$1.txt c0 c1 n0 n1 parsed rps p50 p99 reqs err
@@ -309,41 +302,13 @@ measure_closed() {
     ((err > 0)) && NOTES+=("$t, closed loop: wrk counted $err socket errors or non-2xx responses")
     M[$t.rps]=$rps M[$t.p50]=$p50 M[$t.p99]=$p99
     if ((${#T_PIDS[@]})); then
-        M[$t.cpu_req]=$(cpu_per_req $((c1 - c0)) "$reqs")
-        M[$t.cpu_use]=$(cpu_use $((c1 - c0)) $((n1 - n0)))
+        M[$t.cpu_req]=$(b_cpu_per $((c1 - c0)) "$reqs")
+        M[$t.cpu_use]=$(b_cpu_pct $((c1 - c0)) $((n1 - n0)))
     fi
 }
 
 # measure_fixed TARGET: h2load paces every one of the WRK_CONNS connections at the same rate
-measure_fixed() {
-    local t=$1 out=$work/h2load-$1.txt log=$work/h2load-$1.log c0 c1 n0 n1 parsed rps p50 p99 reqs err
-    ((${#T_PIDS[@]})) && c0=$(b_cpu_ticks "${T_PIDS[@]}")
-    n0=$(b_now_ns)
-    # Connections start 1 ms apart (-r 1 --rate-period 1ms), so their pacing timers are out
-    # of phase and requests arrive spread out; started together, every connection would send
-    # at the same instant and p99 would measure how fast a hop drains a burst of 50. -n total
-    # requests (a fixed duration, -D, cannot be combined with -r). No warm-up phase: the
-    # closed-loop run just before warmed the hop up, and every request in the CPU window is
-    # counted.
-    pin_load h2load --h1 -t1 -c"$WRK_CONNS" --rps="$FIXED_PER_CONN" -r 1 --rate-period=1ms \
-        -n $((FIXED_RPS * SECS)) --log-file="$log" "http://127.0.0.1:$T_PORT/" >"$out" 2>&1
-    n1=$(b_now_ns)
-    ((${#T_PIDS[@]})) && c1=$(b_cpu_ticks "${T_PIDS[@]}")
-    parsed=$(b_h2load_parse "$out" "$log") || {
-        b_fail "$t: h2load produced no result: $(tail -c 500 "$out")"
-        return
-    }
-    read -r rps p50 p99 reqs err <<<"$parsed"
-    ((err > 0)) && NOTES+=("$t, fixed rate: h2load counted $err failed requests or non-2xx")
-    M[$t.fx_rps]=$rps M[$t.fx_p50]=$p50 M[$t.fx_p99]=$p99
-    if awk -v r="$rps" -v w="$FIXED_RPS" 'BEGIN { exit !(r < 0.95 * w) }'; then
-        NOTES+=("$t, fixed rate: reached only $rps of $FIXED_RPS req/s")
-    fi
-    if ((${#T_PIDS[@]})); then
-        M[$t.fx_cpu_req]=$(cpu_per_req $((c1 - c0)) "$reqs")
-        M[$t.fx_cpu_use]=$(cpu_use $((c1 - c0)) $((n1 - n0)))
-    fi
-}
+measure_fixed() { b_measure_fixed "$1"; }
 
 listen_backlog() { # connections waiting in PORT's accept queue (not yet taken by the proxy)
     ss -Hltn "sport = :$1" 2>/dev/null | awk '{ s += $2 } END { print s + 0 }'

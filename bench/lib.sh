@@ -570,3 +570,36 @@ b_target() {
         echo " (median of the $n rounds' ratios; remora as good as that round's best in $wins)");" \
         "medians: remora $(b_fmt "$f" 1 "$v"), $best $(b_fmt "$f" 1 "$bestv")"
 }
+
+# b_measure_fixed TARGET: h2load paces every one of the WRK_CONNS connections at FIXED_PER_CONN
+# requests/s (FIXED_RPS in all) for SECS; p50/p99 from its per-request log, the target's CPU
+# (T_PIDS) per request. Needs work, WRK_CONNS, FIXED_RPS, FIXED_PER_CONN, SECS, T_PORT, pin_load.
+b_measure_fixed() {
+    local t=$1 out=$work/h2load-$1.txt log=$work/h2load-$1.log c0=0 c1=0 n0 n1 parsed rps p50 p99 reqs err
+    ((${#T_PIDS[@]})) && c0=$(b_cpu_ticks "${T_PIDS[@]}")
+    n0=$(b_now_ns)
+    # Connections start 1 ms apart (-r 1 --rate-period 1ms), so their pacing timers are out
+    # of phase and requests arrive spread out; started together, every connection would send
+    # at the same instant and p99 would measure how fast a hop drains a burst of 50. -n total
+    # requests (a fixed duration, -D, cannot be combined with -r). No warm-up phase: the
+    # closed-loop run just before warmed the hop up, and every request in the CPU window is
+    # counted.
+    pin_load h2load --h1 -t1 -c"$WRK_CONNS" --rps="$FIXED_PER_CONN" -r 1 --rate-period=1ms \
+        -n $((FIXED_RPS * SECS)) --log-file="$log" "http://127.0.0.1:$T_PORT/" >"$out" 2>&1
+    n1=$(b_now_ns)
+    ((${#T_PIDS[@]})) && c1=$(b_cpu_ticks "${T_PIDS[@]}")
+    parsed=$(b_h2load_parse "$out" "$log") || {
+        b_fail "$t: h2load produced no result: $(tail -c 500 "$out")"
+        return
+    }
+    read -r rps p50 p99 reqs err <<<"$parsed"
+    ((err > 0)) && NOTES+=("$t, fixed rate: h2load counted $err failed requests or non-2xx")
+    M[$t.fx_rps]=$rps M[$t.fx_p50]=$p50 M[$t.fx_p99]=$p99
+    if awk -v r="$rps" -v w="$FIXED_RPS" 'BEGIN { exit !(r < 0.95 * w) }'; then
+        NOTES+=("$t, fixed rate: reached only $rps of $FIXED_RPS req/s")
+    fi
+    if ((${#T_PIDS[@]})); then
+        M[$t.fx_cpu_req]=$(b_cpu_per $((c1 - c0)) "$reqs")
+        M[$t.fx_cpu_use]=$(b_cpu_pct $((c1 - c0)) $((n1 - n0)))
+    fi
+}

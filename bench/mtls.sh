@@ -494,31 +494,7 @@ measure_closed() {
 }
 
 # measure_fixed TARGET: h2load paces every one of the WRK_CONNS connections at the same rate
-measure_fixed() {
-    local t=$1 out=$work/h2load-$1.txt log=$work/h2load-$1.log c0=0 c1=0 n0 n1 parsed rps p50 p99 reqs err
-    ((${#T_PIDS[@]})) && c0=$(b_cpu_ticks "${T_PIDS[@]}")
-    n0=$(b_now_ns)
-    # As in http.sh: connections start 1 ms apart so their pacing timers are out of phase; -n
-    # total requests (a duration, -D, cannot be combined with -r); the closed loop warmed up.
-    pin_load h2load --h1 -t1 -c"$WRK_CONNS" --rps="$FIXED_PER_CONN" -r 1 --rate-period=1ms \
-        -n $((FIXED_RPS * SECS)) --log-file="$log" "http://127.0.0.1:$T_PORT/" >"$out" 2>&1
-    n1=$(b_now_ns)
-    ((${#T_PIDS[@]})) && c1=$(b_cpu_ticks "${T_PIDS[@]}")
-    parsed=$(b_h2load_parse "$out" "$log") || {
-        b_fail "$t: h2load produced no result: $(tail -c 500 "$out")"
-        return
-    }
-    read -r rps p50 p99 reqs err <<<"$parsed"
-    ((err > 0)) && NOTES+=("$t, fixed rate: h2load counted $err failed requests or non-2xx")
-    M[$t.fx_rps]=$rps M[$t.fx_p50]=$p50 M[$t.fx_p99]=$p99
-    if awk -v r="$rps" -v w="$FIXED_RPS" 'BEGIN { exit !(r < 0.95 * w) }'; then
-        NOTES+=("$t, fixed rate: reached only $rps of $FIXED_RPS req/s")
-    fi
-    if ((${#T_PIDS[@]})); then
-        M[$t.fx_cpu_req]=$(b_cpu_per $((c1 - c0)) "$reqs")
-        M[$t.fx_cpu_use]=$(b_cpu_pct $((c1 - c0)) $((n1 - n0)))
-    fi
-}
+measure_fixed() { b_measure_fixed "$1"; }
 
 # handshakes TARGET new|reuse: HS_CLIENTS `openssl s_time` clients at B's TLS port for SECS, each
 # presenting the client certificate and offering only the pair's suite; -new makes every
