@@ -83,25 +83,7 @@ if (($(ulimit -n) < 4 * IDLE_CONNS + 200)); then
 fi
 CLK_TCK=$(getconf CLK_TCK)
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/remora-bench-http.XXXXXX")
-chmod 755 "$work" # nginx workers may run as www-data and must read the app's files
-extra_pids=()     # processes our children forked (nghttpx's worker): stopped at the end too
-on_exit() {
-    local p
-    b_cleanup
-    for p in "${extra_pids[@]}"; do kill "$p" 2>/dev/null; done
-    if [[ -n ${BENCH_KEEP_DIR:-} ]]; then b_log "kept $work"; else rm -rf "$work"; fi
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM HUP
-trap 'exec >/dev/null 2>&1; exit 141' PIPE # stdout or stderr is gone: finish quietly, cleaning up
-
-pin_load() { taskset -c "$LOAD_CPU" "$@"; }
-
-# Every try runs this copy: a rebuild of $REMORA during the run cannot mix two binaries.
-REMORA_BUILT=$(date -u -r "$REMORA" '+%Y-%m-%d %H:%M UTC')
-cp "$REMORA" "$work/remora-under-test"
-REMORA_BIN=$work/remora-under-test
+b_setup http # $work, cleanup at exit, $REMORA_BIN (bench/lib.sh)
 
 # --- the upstream app: nginx, 1 worker, 1 KiB body, keep-alive (bench/lib.sh) -----------------
 APP=$(b_free_port)

@@ -603,3 +603,34 @@ b_measure_fixed() {
         M[$t.fx_cpu_use]=$(b_cpu_pct $((c1 - c0)) $((n1 - n0)))
     fi
 }
+
+# --- a bench's own directory and cleanup -----------------------------------------------------
+extra_pids=() # processes our children forked (nginx, nghttpx workers): stopped at the end too
+
+b_on_exit() {
+    local p
+    b_cleanup
+    for p in "${extra_pids[@]}"; do kill "$p" 2>/dev/null; done
+    if [[ -n ${BENCH_KEEP_DIR:-} ]]; then b_log "kept $work"; else rm -rf "$work"; fi
+}
+
+# b_setup NAME: the bench's temporary directory in $work (world-readable: nginx workers may run
+# as www-data and must read the app's files), removed at exit unless BENCH_KEEP_DIR is set, with
+# every process the bench started stopped, also on Ctrl-C or a closed stdout. With $REMORA set,
+# the run uses a copy of it ($REMORA_BIN, built $REMORA_BUILT), so a rebuild during the run cannot
+# mix two binaries.
+b_setup() {
+    work=$(mktemp -d "${TMPDIR:-/tmp}/remora-bench-$1.XXXXXX")
+    chmod 755 "$work"
+    trap b_on_exit EXIT
+    trap 'exit 130' INT TERM HUP
+    trap 'exec >/dev/null 2>&1; exit 141' PIPE # stdout or stderr is gone: finish quietly
+    if [[ -n ${REMORA:-} ]]; then
+        # shellcheck disable=SC2034 # read by the bench scripts
+        REMORA_BUILT=$(date -u -r "$REMORA" '+%Y-%m-%d %H:%M UTC')
+        cp "$REMORA" "$work/remora-under-test"
+        REMORA_BIN=$work/remora-under-test
+    fi
+}
+
+pin_load() { taskset -c "$LOAD_CPU" "$@"; } # the load generator's core

@@ -99,25 +99,7 @@ fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 CLK_TCK=$(getconf CLK_TCK)
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/remora-bench-mtls.XXXXXX")
-chmod 755 "$work" # nginx workers may run as www-data and must read the app's files
-extra_pids=()     # processes our children forked (nginx workers): stopped at the end too
-on_exit() {
-    local p
-    b_cleanup
-    for p in "${extra_pids[@]}"; do kill "$p" 2>/dev/null; done
-    if [[ -n ${BENCH_KEEP_DIR:-} ]]; then b_log "kept $work"; else rm -rf "$work"; fi
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM HUP
-trap 'exec >/dev/null 2>&1; exit 141' PIPE # stdout or stderr is gone: finish quietly, cleaning up
-
-pin_load() { taskset -c "$LOAD_CPU" "$@"; }
-
-# Every try runs this copy: a rebuild of $REMORA during the run cannot mix two binaries.
-REMORA_BUILT=$(date -u -r "$REMORA" '+%Y-%m-%d %H:%M UTC')
-cp "$REMORA" "$work/remora-under-test"
-REMORA_BIN=$work/remora-under-test
+b_setup mtls # $work, cleanup at exit, $REMORA_BIN (bench/lib.sh)
 
 # --- certificates: made once, the same files for every pair ----------------------------------
 # The root and the client's leaf come from remoractl (P-256, the SPIFFE ID as the only URI SAN).

@@ -67,16 +67,7 @@ if (($(ulimit -n) < 4 * IDLE_CONNS + 200)); then
 fi
 CLK_TCK=$(getconf CLK_TCK)
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/remora-bench-tcp.XXXXXX")
-chmod 755 "$work" # nginx workers may run as www-data and must read the app's files
-on_exit() {
-    b_cleanup
-    rm -rf "$work"
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM HUP PIPE
-
-pin_load() { taskset -c "$LOAD_CPU" "$@"; }
+b_setup tcp # $work, cleanup at exit, $REMORA_BIN (bench/lib.sh)
 
 # --- the upstream app: nginx, 1 worker, 1 KiB body, keep-alive (bench/lib.sh) -----------------
 APP=$(b_free_port)   # HTTP app
@@ -133,7 +124,7 @@ EOF
 EOF
         done
     } >"$d/remora.yaml"
-    b_bg "$d/remora.log" taskset -c "$PROXY_CPU" "$REMORA" --config "$d/remora.yaml" --concurrency 1 \
+    b_bg "$d/remora.log" taskset -c "$PROXY_CPU" "$REMORA_BIN" --config "$d/remora.yaml" --concurrency 1 \
         --log-level warning
     T_PIDS=("$B_PID")
     local i
