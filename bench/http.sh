@@ -8,16 +8,18 @@
 # has traffic.
 #
 #   closed loop  wrk -t1 -c50 keep-alive, as fast as it goes: rps, p50, p99, proxy CPU/request
+#   capped       the same closed loop with the proxy held to BENCH_PROXY_QUOTA (50) % of its core
+#                by a cgroup CPU quota, the same share for every proxy: the proxy, not the load
+#                core, is then the bottleneck, and requests/s is what it does with that much CPU
 #   fixed rate   h2load --h1 -c50 at BENCH_FIXED_RPS (15000) req/s for every target, paced per
 #                connection, connections out of phase: achieved rps, p50, p99 (from h2load's
 #                per-request log), proxy CPU/request at equal load
 #   memory       RSS after start, RSS with BENCH_IDLE_CONNS (1000) idle client connections, peak
 #
 # Every target is started at once (all idle but the one measured) and the measurements take them
-# in turn: every target's closed loop, then every target's fixed-rate run, BENCH_ROUNDS (5) times
-# over; each metric's median over the rounds is reported (bench/lib.sh: rounds). It measures and
-# reports; it
-# never fails on a number. Exit status is non-zero only when something could not run. Writes
+# in turn: every target's closed loop, then every proxy's capped closed loop, then every target's
+# fixed-rate run, BENCH_ROUNDS (5) times over; each metric's median over the rounds is reported
+# (bench/lib.sh: rounds). It measures and reports; it never fails on a number. Exit status is non-zero only when something could not run. Writes
 # the table to stdout and to $BUILD/bench/http.md. See bench/README.md.
 # The start_* functions are called by name ("start_$t"), which shellcheck cannot follow.
 # shellcheck disable=SC2317
@@ -33,6 +35,7 @@ SECS=${BENCH_SECONDS:-5} # per measurement; the rounds repeat it
 IDLE_CONNS=${BENCH_IDLE_CONNS:-1000}
 WRK_CONNS=${BENCH_WRK_CONNS:-50}
 FIXED_RPS=${BENCH_FIXED_RPS:-15000} # total request rate of the fixed-rate run; 0 skips it
+QUOTA_PCT=${BENCH_PROXY_QUOTA:-50} # the capped closed loop holds the proxy to this % of a core; 0 skips
 ROUNDS=${BENCH_ROUNDS:-5} # every measurement of every target, in turn, this many times; medians
 NOISE_PCT=${BENCH_NOISE_PCT:-5}
 PROXY_CPU=${BENCH_PROXY_CPU:-0} # the proxy under test runs here, alone
@@ -70,6 +73,8 @@ elif ! command -v h2load >/dev/null; then
     FIXED_SKIP="h2load is not installed (Debian: nghttp2-client); wrk2 is not packaged here either"
 fi
 [[ -n $FIXED_SKIP ]] && b_log "skipping the fixed-rate run: $FIXED_SKIP"
+CAP_SKIP=""
+((QUOTA_PCT > 0)) || CAP_SKIP="BENCH_PROXY_QUOTA=0"
 FIXED_PER_CONN=$(awk -v r="$FIXED_RPS" -v c="$WRK_CONNS" 'BEGIN { printf "%g", r / c }')
 if (($(nproc) < 2)); then
     b_log "only one core: the proxy and the load generator will share it"
@@ -81,9 +86,10 @@ if (($(ulimit -n) < 4 * IDLE_CONNS + 200)); then
     b_log "ulimit -n $(ulimit -n) is too low for $IDLE_CONNS idle connections"
     exit 1
 fi
-CLK_TCK=$(getconf CLK_TCK)
 
 b_setup http # $work, cleanup at exit, $REMORA_BIN (bench/lib.sh)
+if [[ -z $CAP_SKIP ]] && ! b_quota_init "$QUOTA_PCT"; then CAP_SKIP=$B_QUOTA_SKIP; fi
+[[ -n $CAP_SKIP ]] && b_log "skipping the capped closed loop: $CAP_SKIP"
 
 # --- the upstream app: nginx, 1 worker, 1 KiB body, keep-alive (bench/lib.sh) -----------------
 APP=$(b_free_port)
@@ -267,26 +273,51 @@ stop_target() { # stop the proxy (master first), then any of its processes that 
 
 # --- measurements: each writes M[target.metric] (lib.sh's rounds keep them) ------------------
 
-# measure_closed TARGET: wrk keep-alive, as fast as the hop (or the load side) goes
-measure_closed() {
-    local t=$1 out=$work/wrk-$1.txt c0 c1 n0 n1 parsed rps p50 p99 reqs err
+# wrk_closed TARGET PREFIX: wrk keep-alive, as fast as the hop (or the load side) goes; the
+# results in M[TARGET.PREFIXrps], ...p50, ...p99, ...cpu_req, ...cpu_use
+wrk_closed() {
+    local t=$1 k=$2 out=$work/wrk-$1-${2:-closed}.txt c0 c1 n0 n1 l0 l1 parsed rps p50 p99 reqs err
     pin_load wrk -t1 -c"$WRK_CONNS" -d1s "http://127.0.0.1:$T_PORT/" >/dev/null 2>&1 # warm-up
     ((${#T_PIDS[@]})) && c0=$(b_cpu_ticks "${T_PIDS[@]}")
+    l0=$(($(b_self_ticks) + $(b_cpu_ticks "${APP_PIDS[@]}"))) # wrk counts once waited for
     n0=$(b_now_ns)
     pin_load wrk -t1 -c"$WRK_CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$T_PORT/" >"$out" 2>&1
     n1=$(b_now_ns)
     ((${#T_PIDS[@]})) && c1=$(b_cpu_ticks "${T_PIDS[@]}")
+    l1=$(($(b_self_ticks) + $(b_cpu_ticks "${APP_PIDS[@]}")))
     parsed=$(b_wrk_parse "$out") || {
         b_fail "$t: wrk produced no result: $(head -c 500 "$out")"
         return
     }
     read -r rps p50 p99 reqs err <<<"$parsed"
-    ((err > 0)) && NOTES+=("$t, closed loop: wrk counted $err socket errors or non-2xx responses")
-    M[$t.rps]=$rps M[$t.p50]=$p50 M[$t.p99]=$p99
+    ((err > 0)) && NOTES+=("$t, ${k:+capped }closed loop: wrk counted $err socket errors or non-2xx responses")
+    M[$t.${k}rps]=$rps M[$t.${k}p50]=$p50 M[$t.${k}p99]=$p99
+    M[$t.${k}load_req]=$(b_cpu_per $((l1 - l0)) "$reqs")
     if ((${#T_PIDS[@]})); then
-        M[$t.cpu_req]=$(b_cpu_per $((c1 - c0)) "$reqs")
-        M[$t.cpu_use]=$(b_cpu_pct $((c1 - c0)) $((n1 - n0)))
+        M[$t.${k}cpu_req]=$(b_cpu_per $((c1 - c0)) "$reqs")
+        M[$t.${k}cpu_use]=$(b_cpu_pct $((c1 - c0)) $((n1 - n0)))
     fi
+}
+
+measure_closed() { wrk_closed "$1" ""; }
+
+# measure_capped TARGET: the same closed loop with the proxy held to QUOTA_PCT % of its core
+# (bench/lib.sh: b_quota_*), so that the proxy, not the load side, is the bottleneck; "direct"
+# has no proxy to cap
+measure_capped() {
+    local t=$1 use
+    ((${#T_PIDS[@]})) || return 1
+    b_quota_enter "${T_PIDS[@]}" || {
+        b_quota_leave
+        b_fail "$t: could not move its processes into $B_QUOTA_DIR"
+        return 1
+    }
+    wrk_closed "$t" cap_
+    b_quota_leave
+    use=${M[$t.cap_cpu_use]:-0}
+    awk -v u="$use" -v q="$QUOTA_PCT" 'BEGIN { exit !(u < 0.9 * q) }' &&
+        NOTES+=("$t, capped closed loop: the proxy used only $use% of its core (cap $QUOTA_PCT%): it was not the bottleneck")
+    return 0
 }
 
 # measure_fixed TARGET: h2load paces every one of the WRK_CONNS connections at the same rate
@@ -349,6 +380,7 @@ NOTES=()
 b_log "http: ${SECS}s per load run, fixed rate ${FIXED_RPS} req/s, targets: $TARGETS, $ROUNDS round(s)"
 b_rounds_start
 kinds=(closed)
+[[ -z $CAP_SKIP ]] && kinds+=(capped)
 [[ -z $FIXED_SKIP ]] && kinds+=(fixed)
 b_rounds_run "${kinds[@]}"
 b_rounds_stop
@@ -362,7 +394,16 @@ METRICS=(
     "p99|Closed loop: latency p99 (ms)|lo|%.3f|1"
     "cpu_req|Closed loop: proxy CPU per request (µs)|lo|%.2f|1"
     "cpu_use|Closed loop: proxy CPU use (% of its core)|-|%.0f|1"
+    "load_req|Closed loop: load side's CPU per request (µs; wrk and the app)|-|%.2f|1"
     "noise_closed|Closed loop: other processes' CPU (% of all cores; noise)|-|%.1f|1"
+)
+[[ -z $CAP_SKIP ]] && METRICS+=(
+    "cap_rps|Proxy capped at ${QUOTA_PCT}% of a core: requests/s (wrk, ${WRK_CONNS} conns)|hi|%.0f|1"
+    "cap_p50|Proxy capped at ${QUOTA_PCT}%: latency p50 (ms)|lo|%.3f|1"
+    "cap_p99|Proxy capped at ${QUOTA_PCT}%: latency p99 (ms)|lo|%.3f|1"
+    "cap_cpu_req|Proxy capped at ${QUOTA_PCT}%: proxy CPU per request (µs)|lo|%.2f|1"
+    "cap_cpu_use|Proxy capped at ${QUOTA_PCT}%: proxy CPU use (% of its core)|-|%.0f|1"
+    "noise_capped|Proxy capped at ${QUOTA_PCT}%: other processes' CPU (% of all cores; noise)|-|%.1f|1"
 )
 [[ -z $FIXED_SKIP ]] && METRICS+=(
     "fx_rps|Fixed rate: requests/s reached (h2load, ${FIXED_RPS} asked)|-|%.0f|1"
@@ -396,7 +437,9 @@ report() {
         "(fixed rate)"); app: nginx, 1 worker, 1 KiB body; no access log anywhere"
     echo "- pinning: proxies on CPU $PROXY_CPU (all up at once, one measured at a time); the load generator and the nginx app on CPU $LOAD_CPU"
     echo "- rounds: $ROUNDS (every measurement takes the targets in turn, round after round; the table gives medians)"
-    echo "- BENCH_SECONDS=$SECS per load run (the closed loop after 1 s of warm-up), ${WRK_CONNS} keep-alive" \
+    echo "- capped closed loop: $([[ -z $CAP_SKIP ]] && echo "each proxy in turn in a cgroup with a" \
+        "CPU quota of $QUOTA_PCT% of one core (10 ms period)" || echo "skipped: $CAP_SKIP")"
+    echo "- BENCH_SECONDS=$SECS per load run (the closed loops after 1 s of warm-up), ${WRK_CONNS} keep-alive" \
         "connections;$([[ -z $FIXED_SKIP ]] && echo " fixed rate $FIXED_RPS req/s" \
             "($FIXED_PER_CONN per connection)" || echo " fixed-rate run skipped: $FIXED_SKIP")"
     echo
@@ -404,13 +447,16 @@ report() {
     echo
     echo "Ratios are remora's value divided by the other's: above 1× is better for requests/s,"
     echo "worse for latency, CPU and memory. Best peer is the better of ${PEERS[*]} on that row."
-    echo "With rounds, a ratio is the median of the per-round ratios (remora ÷ the best peer of the"
-    echo "same round) and \"as good in W of N\" counts the rounds where remora was at least as good."
+    echo "With rounds, the best peer is the one with the best median on that row, and a ratio is the"
+    echo "median of the per-round ratios (remora ÷ that peer, same round); \"as good in W of N\" counts"
+    echo "the rounds where remora was at least as good as that peer."
     echo "Rows with — are context, not results: how busy the proxy's core was, and how much CPU"
     echo "other processes on the machine used while the target ran."
     b_sentences
-    b_rounds_block "rps|closed-loop requests/s" "p99|closed-loop p99 (ms)" "fx_p99|fixed-rate p99 (ms)" \
-        "cpu_req|closed-loop CPU per request (µs)" "fx_cpu_req|fixed-rate CPU per request (µs)"
+    b_rounds_block "rps|closed-loop requests/s" "cap_rps|capped closed-loop requests/s" \
+        "p99|closed-loop p99 (ms)" "fx_p99|fixed-rate p99 (ms)" \
+        "cpu_req|closed-loop CPU per request (µs)" "cap_cpu_req|capped CPU per request (µs)" \
+        "fx_cpu_req|fixed-rate CPU per request (µs)"
     load_side
     targets_block
     b_notes
@@ -418,43 +464,45 @@ report() {
 
 # load_side: is the closed-loop requests/s row the proxies' or the load side's ceiling?
 load_side() {
-    local t d=${R[direct.rps]:-} top="" topt="" busiest="" busy=0 capped=0 u
+    local t d=${R[direct.rps]:-} top="" topt="" line
     for t in "${PEERS[@]}" remora; do
         [[ -n ${R[$t.rps]:-} ]] || continue
         if [[ -z $top ]] || awk -v a="${R[$t.rps]}" -v b="$top" 'BEGIN { exit !(a > b) }'; then
             top=${R[$t.rps]} topt=$t
         fi
-        u=${R[$t.cpu_use]:-0}
-        if awk -v a="$u" -v b="$busy" 'BEGIN { exit !(a > b) }'; then busy=$u busiest=$t; fi
     done
     [[ -n $top ]] || return 0
     echo
     echo "Load side:"
-    if [[ -n $d ]] && awk -v d="$d" -v p="$top" 'BEGIN { exit !(d < 1.15 * p) }'; then
-        capped=1
-        echo "- **closed-loop requests/s is capped by the load side, not by the proxies**: direct" \
-            "reaches $(b_fmt %.0f 1 "$d") req/s, the fastest proxy ($topt) $(b_fmt %.0f 1 "$top")" \
-            "($(b_ratio "$top" "$d") direct), i.e. wrk and the app on their one core are the ceiling."
-    elif [[ -n $d ]]; then
-        echo "- direct reaches $(b_fmt %.0f 1 "$d") req/s, clearly above the fastest proxy ($topt," \
-            "$(b_fmt %.0f 1 "$top")): the proxies, not the load side, set the closed-loop rate."
+    [[ -n $d ]] && echo "- direct reaches $(b_fmt %.0f 1 "$d") req/s, the fastest proxy ($topt)" \
+        "$(b_fmt %.0f 1 "$top") ($(b_ratio "$top" "$d") direct)."
+    line=""
+    for t in $TARGETS; do
+        [[ -n ${R[$t.load_req]:-} ]] && line+="${line:+, }$t $(b_fmt %.1f 1 "${R[$t.load_req]}")"
+    done
+    [[ -n $line ]] && echo "- the load core (wrk and the app) spent, per request, in µs: $line." \
+        "Where it is the ceiling, the closed-loop rate is about 10⁶ ÷ that. Direct, wrk and the" \
+        "app hand each other work on one core; through a hop each hands it to a process on the" \
+        "other core, and waking one that was asleep costs the waker more than one that is running."
+    if ((load_capped)); then
+        echo "- no proxy used its core fully (busiest: $LOAD_BUSIEST at $(b_fmt %.0f 1 "$LOAD_BUSY")%):" \
+            "the closed-loop rate is the load side's, not any proxy's capacity."
+        echo "- compare the proxies' capacity by the **capped** closed loop (each proxy held to the" \
+            "same share of a core, so that it is the bottleneck) and by CPU per request, and their" \
+            "latency at equal load by the fixed-rate p50/p99."
     fi
-    if awk -v b="$busy" 'BEGIN { exit !(b < 90) }'; then
-        capped=1
-        echo "- no proxy used its core fully (busiest: $busiest at $(b_fmt %.0f 1 "$busy")%):" \
-            "the closed-loop rate does not measure any proxy's capacity."
-    fi
-    ((capped)) && echo "- compare the proxies' efficiency by **CPU per request** (both runs) and" \
-        "their latency at equal load by the fixed-rate p50/p99."
     return 0
 }
 
 targets_block() { # the issue's targets for remora, met or not, with the numbers
-    local line v key name
+    local line v key name text
     echo
     echo "Targets (issue \"HTTP/1.1 at layer 7\"):"
-    b_target "requests/s ≥ 1.1× the best peer (closed loop$( ((capped_note)) &&
-        echo ", capped by the load side: see above"))" rps hi 1.1 %.0f
+    text="requests/s ≥ 1.1× the best peer (every proxy capped at $QUOTA_PCT% of a core,"
+    text+=" so that the proxy is the bottleneck)"
+    [[ -z $CAP_SKIP ]] && b_target "$text" cap_rps hi 1.1 %.0f
+    b_target "requests/s ≥ 1.1× the best peer (closed loop, unlimited$( ((load_capped)) &&
+        echo "; the load side is the ceiling there: see above"))" rps hi 1.1 %.0f
     for key in p99 fx_p99; do
         [[ $key == fx_p99 && -n $FIXED_SKIP ]] && continue
         name="closed loop"
@@ -471,13 +519,16 @@ targets_block() { # the issue's targets for remora, met or not, with the numbers
     fi
 }
 
-capped_note=0
-if [[ -n ${R[direct.rps]:-} ]]; then
-    for t in "${PEERS[@]}" remora; do
-        [[ -n ${R[$t.rps]:-} ]] || continue
-        awk -v d="${R[direct.rps]}" -v p="${R[$t.rps]}" 'BEGIN { exit !(d < 1.15 * p) }' && capped_note=1
-    done
-fi
+# load_capped: no proxy used ≥ 90% of its core in the closed loop, so the load side set its rate
+load_capped=0 LOAD_BUSIEST="" LOAD_BUSY=0
+for t in "${PEERS[@]}" remora; do
+    u=${R[$t.cpu_use]:-}
+    [[ -n $u ]] || continue
+    if [[ -z $LOAD_BUSIEST ]] || awk -v a="$u" -v b="$LOAD_BUSY" 'BEGIN { exit !(a > b) }'; then
+        LOAD_BUSY=$u LOAD_BUSIEST=$t
+    fi
+done
+[[ -n $LOAD_BUSIEST ]] && awk -v b="$LOAD_BUSY" 'BEGIN { exit !(b < 90) }' && load_capped=1
 mkdir -p "$OUT_DIR"
 report | tee "$OUT"
 b_log "written to $OUT"

@@ -145,11 +145,14 @@ b_nginx_temp_paths() { # b_nginx_temp_paths DIR: nginx's temp directories inside
 
 # b_app DIR PORT — the upstream app every bench uses: nginx, 1 worker, a 1 KiB body, keep-alive
 # for as long as the run lasts, no access log; written to DIR/nginx.conf and started with
-# b_start_app
+# b_start_app. The body is answered from the config (`return 200`), not read from a file: a
+# static file costs nginx an open, fstat, pread and close per request, and the app shares the
+# load core, whose speed is the ceiling of every closed-loop run; the cheaper the app, the more
+# of each hop's own cost the closed loop shows.
 b_app() {
-    local dir=$1 port=$2
-    mkdir -p "$dir/www" "$dir/logs"
-    head -c 1024 /dev/zero | tr '\0' 'x' >"$dir/www/index.html"
+    local dir=$1 port=$2 body
+    mkdir -p "$dir/logs"
+    body=$(head -c 1024 /dev/zero | tr '\0' 'x')
     chmod -R a+rX "$dir"
     cat >"$dir/nginx.conf" <<EOF
 worker_processes 1;
@@ -164,7 +167,7 @@ http {
 $(b_nginx_temp_paths "$dir")
     server {
         listen 127.0.0.1:$port;
-        root $dir/www;
+        location / { return 200 "$body"; }
     }
 }
 EOF
@@ -304,8 +307,9 @@ b_machine() { # b_machine: "N cores, CPU model, Linux release"
     echo "$(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), Linux $(uname -r)"
 }
 
-# b_table WHAT: the metrics table, remora against the best of PEERS ("best peer", "best peer
-# pair": WHAT names them in the header) and against direct; then one sentence per result row
+# b_table WHAT: the metrics table, remora against the best of PEERS on each row (by the medians;
+# "best peer", "best peer pair": WHAT names them in the header) and against direct; then one
+# sentence per result row
 b_table() {
     local what=$1 line key label better f s t v bp best bestv cells r_peer r_direct hdr sep
     local pr ratio wins n sentences=()
@@ -326,14 +330,14 @@ b_table() {
         fi
         r_peer="n/a" r_direct="n/a"
         v=${R[remora.$key]:-}
-        if ((${#RR[@]})) && pr=$(b_paired "$key" "$better"); then # rounds: paired ratios
-            read -r ratio wins n <<<"$pr"
-            r_peer="$(awk -v r="$ratio" 'BEGIN { printf "%.2f×", r }') (as good in $wins of $n)"
+        bp=$(b_best_peer "$key" "$better")
+        read -r best bestv <<<"${bp:-x 0}"
+        if ((${#RR[@]})) && [[ -n $bp ]] && pr=$(b_paired "$key" "$better" "$best"); then
+            read -r ratio wins n <<<"$pr" # rounds: paired with the best peer's own rounds
+            r_peer="$(awk -v r="$ratio" 'BEGIN { printf "%.2f×", r }') ($best; as good in $wins of $n)"
             pr=$(b_paired "$key" "$better" direct) && read -r ratio wins n <<<"$pr" &&
                 r_direct=$(awk -v r="$ratio" 'BEGIN { printf "%.2f×", r }')
         else
-            bp=$(b_best_peer "$key" "$better")
-            read -r best bestv <<<"${bp:-x 0}"
             [[ -n $v && -n $bp ]] && r_peer="$(b_ratio "$v" "$bestv") ($best)"
             [[ -n $v && -n ${R[direct.$key]:-} ]] && r_direct=$(b_ratio "$v" "${R[direct.$key]}")
         fi
@@ -515,27 +519,19 @@ b_rounds_block() {
     done
 }
 
-# b_paired KEY hi|lo [OTHER]: remora against the best of PEERS (or against OTHER) round by round,
-# each round's values side by side: prints "RATIO WINS N", the median of the N per-round ratios
-# (remora ÷ the other, same round) and in how many rounds remora was at least as good. A ratio of
+# b_paired KEY hi|lo OTHER: remora against OTHER (a peer, or direct) round by round, each
+# round's values side by side: prints "RATIO WINS N", the median of the N per-round ratios
+# (remora ÷ OTHER, same round) and in how many rounds remora was at least as good. A ratio of
 # medians would compare values from different rounds; this one only compares a round with
-# itself, so the machine's drift between rounds cancels out. Fails when no round has both.
+# itself, so the machine's drift between rounds cancels out. OTHER is one target throughout:
+# against "the best of the peers in each round" a single noisy value would be compared with the
+# least of three, and lose to noise alone. Fails when no round has both.
 b_paired() {
-    local key=$1 better=$2 other=${3:-} r t v rem best ratios=() wins=0 n=0
+    local key=$1 better=$2 other=$3 r rem best ratios=() wins=0 n=0
     for ((r = 1; r <= ${ROUNDS:-1}; r++)); do
         rem=${RR[$r.remora.$key]:-}
         [[ -n $rem ]] || continue
-        best=""
-        if [[ -n $other ]]; then
-            best=${RR[$r.$other.$key]:-}
-        else
-            for t in "${PEERS[@]}"; do
-                v=${RR[$r.$t.$key]:-}
-                [[ -n $v ]] || continue
-                if [[ -z $best ]] || awk -v a="$v" -v b="$best" -v h="$better" \
-                    'BEGIN { exit !((h == "hi") ? a > b : a < b) }'; then best=$v; fi
-            done
-        fi
+        best=${RR[$r.$other.$key]:-}
         [[ -n $best ]] && awk -v b="$best" 'BEGIN { exit !(b != 0) }' || continue
         ratios+=("$(awk -v a="$rem" -v b="$best" 'BEGIN { printf "%.6f", a / b }')")
         n=$((n + 1))
@@ -550,7 +546,7 @@ b_paired() {
 
 # b_target TEXT KEY hi|lo LIMIT FORMAT: one line of a bench's targets block: whether remora's
 # value is within LIMIT × the best peer's (hi: ratio ≥ LIMIT; lo: ratio ≤ LIMIT), judged on the
-# paired per-round ratio when there are rounds, with the medians for context
+# paired per-round ratio to that peer when there are rounds, with the medians for context
 b_target() {
     local text=$1 key=$2 better=$3 limit=$4 f=$5 v bp best bestv pr ratio wins n line
     v=${R[remora.$key]:-} bp=$(b_best_peer "$key" "$better")
@@ -559,7 +555,7 @@ b_target() {
         return 0
     fi
     read -r best bestv <<<"$bp"
-    if ((${#RR[@]})) && pr=$(b_paired "$key" "$better"); then
+    if ((${#RR[@]})) && pr=$(b_paired "$key" "$better" "$best"); then
         read -r ratio wins n <<<"$pr"
     else
         ratio=$(awk -v a="$v" -v b="$bestv" 'BEGIN { printf "%.6f", a / b }') wins="" n=""
@@ -567,7 +563,7 @@ b_target() {
     if awk -v r="$ratio" -v l="$limit" -v h="$better" 'BEGIN { exit !((h == "hi") ? r >= l : r <= l) }'
     then line="met"; else line="not met"; fi
     echo "- $text: **$line** — $(awk -v r="$ratio" 'BEGIN { printf "%.2f×", r }')$([[ -n $n ]] &&
-        echo " (median of the $n rounds' ratios; remora as good as that round's best in $wins)");" \
+        echo " (median of the $n rounds' ratios to $best; remora as good in $wins)");" \
         "medians: remora $(b_fmt "$f" 1 "$v"), $best $(b_fmt "$f" 1 "$bestv")"
 }
 
@@ -604,6 +600,82 @@ b_measure_fixed() {
     fi
 }
 
+# --- an equal CPU budget: the proxy under test in a cgroup with a CPU quota --------------------
+# On two cores the load side (wrk and the app on one core) is slower than any of the proxies, so
+# an unlimited closed loop measures the load side. Capped at the same share of a core, each proxy
+# becomes the bottleneck and its requests/s is what it does with that much CPU. cgroup v2
+# (cpu.max) or v1 (cpu.cfs_quota_us); the period is 10 ms. Needs root.
+B_QUOTA_DIR=""  # the cgroup, once b_quota_init made it
+B_QUOTA_ROOT="" # its hierarchy's mount point
+B_QUOTA_SKIP="" # why there is none
+b_quota_moved=() # "PID ORIGINAL-CGROUP" of the processes b_quota_enter moved
+
+# b_quota_init PCT: the cgroup whose processes share PCT % of one core; 1 and B_QUOTA_SKIP set
+# when this machine cannot
+b_quota_init() {
+    local period=10000 quota=$((10000 * $1 / 100)) name=remora-bench-$$-$RANDOM ok=0
+    if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+        B_QUOTA_ROOT=/sys/fs/cgroup
+        grep -qw cpu "$B_QUOTA_ROOT/cgroup.controllers" || {
+            B_QUOTA_SKIP="cgroup v2 has no cpu controller here"
+            return 1
+        }
+        grep -qw cpu "$B_QUOTA_ROOT/cgroup.subtree_control" ||
+            echo +cpu >"$B_QUOTA_ROOT/cgroup.subtree_control" 2>/dev/null
+        mkdir "$B_QUOTA_ROOT/$name" 2>/dev/null && B_QUOTA_DIR=$B_QUOTA_ROOT/$name &&
+            echo "$quota $period" >"$B_QUOTA_DIR/cpu.max" 2>/dev/null && ok=1
+    elif [[ -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]]; then
+        B_QUOTA_ROOT=/sys/fs/cgroup/cpu
+        mkdir "$B_QUOTA_ROOT/$name" 2>/dev/null && B_QUOTA_DIR=$B_QUOTA_ROOT/$name &&
+            echo "$period" >"$B_QUOTA_DIR/cpu.cfs_period_us" &&
+            echo "$quota" >"$B_QUOTA_DIR/cpu.cfs_quota_us" && ok=1
+    else
+        B_QUOTA_SKIP="no cgroup cpu controller mounted"
+        return 1
+    fi
+    ((ok)) && return 0
+    B_QUOTA_SKIP="cannot make a cgroup with a CPU quota under $B_QUOTA_ROOT (not root?)"
+    b_quota_cleanup
+    return 1
+}
+
+b_cgroup_of() { # b_cgroup_of PID: its cgroup in the hierarchy of B_QUOTA_ROOT
+    if [[ $B_QUOTA_ROOT == /sys/fs/cgroup ]]; then
+        awk -F: '$1 == "0" { print $3 }' "/proc/$1/cgroup"
+    else
+        awk -F: '$2 ~ /(^|,)cpu(,|$)/ { print $3 }' "/proc/$1/cgroup"
+    fi
+}
+
+b_quota_enter() { # b_quota_enter PID...: the processes (all their threads) into the quota
+    local p
+    for p in "$@"; do
+        b_quota_moved+=("$p $(b_cgroup_of "$p")")
+        echo "$p" >"$B_QUOTA_DIR/cgroup.procs" || return 1
+    done
+}
+
+b_quota_leave() { # every process b_quota_enter moved back where it was
+    local e p g
+    for e in "${b_quota_moved[@]}"; do
+        read -r p g <<<"$e"
+        [[ -e /proc/$p ]] && echo "$p" >"$B_QUOTA_ROOT$g/cgroup.procs" 2>/dev/null
+    done
+    b_quota_moved=()
+}
+
+b_quota_cleanup() { # after the processes are stopped: the cgroup removed
+    local i
+    b_quota_leave
+    [[ -n $B_QUOTA_DIR ]] || return 0
+    for ((i = 0; i < 50; i++)); do
+        rmdir "$B_QUOTA_DIR" 2>/dev/null && break
+        sleep 0.1
+    done
+    [[ -d $B_QUOTA_DIR ]] && b_log "could not remove $B_QUOTA_DIR"
+    B_QUOTA_DIR=""
+}
+
 # --- a bench's own directory and cleanup -----------------------------------------------------
 extra_pids=() # processes our children forked (nginx, nghttpx workers): stopped at the end too
 
@@ -611,6 +683,7 @@ b_on_exit() {
     local p
     b_cleanup
     for p in "${extra_pids[@]}"; do kill "$p" 2>/dev/null; done
+    b_quota_cleanup
     if [[ -n ${BENCH_KEEP_DIR:-} ]]; then b_log "kept $work"; else rm -rf "$work"; fi
 }
 

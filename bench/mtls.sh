@@ -97,7 +97,6 @@ if (($(nproc) < 2)); then
     PROXY_CPU=0 A_CPU=0 B_CPU=0 LOAD_CPU=0
 fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
-CLK_TCK=$(getconf CLK_TCK)
 
 b_setup mtls # $work, cleanup at exit, $REMORA_BIN (bench/lib.sh)
 
@@ -649,9 +648,10 @@ report() {
     echo "handshakes/s, worse for latency, CPU and memory. Best peer pair is the better of ${PEERS[*]}"
     echo "on that row. Rows with — are context, not results. CPU per request is both proxies' CPU"
     echo "time (utime+stime, nginx masters and workers summed) ÷ requests; the handshake rows are"
-    echo "B's alone, with s_time talking to B directly. With rounds, a ratio is the median of the"
-    echo "per-round ratios (remora ÷ the best peer pair of the same round) and \"as good in W of N\""
-    echo "counts the rounds where remora was at least as good."
+    echo "B's alone, with s_time talking to B directly. With rounds, the best peer pair is the one"
+    echo "with the best median on that row, and a ratio is the median of the per-round ratios"
+    echo "(remora ÷ that pair, same round); \"as good in W of N\" counts the rounds where remora was"
+    echo "at least as good as that pair."
     b_sentences
     b_rounds_block "rps|closed-loop requests/s" "p99|closed-loop p99 (ms)" "fx_p99|fixed-rate p99 (ms)" \
         "cpu_req|closed-loop CPU per request (µs)" "fx_cpu_req|fixed-rate CPU per request (µs)" \
