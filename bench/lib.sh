@@ -582,7 +582,9 @@ b_measure_fixed() {
     # at the same instant and p99 would measure how fast a hop drains a burst of 50. -n total
     # requests (a fixed duration, -D, cannot be combined with -r). No warm-up phase: the
     # closed-loop run just before warmed the hop up, and every request in the CPU window is
-    # counted.
+    # counted. h2load appends to an existing --log-file: each run starts a new one, or every
+    # round's percentiles would cover all the rounds before it too.
+    rm -f "$log"
     pin_load h2load --h1 -t1 -c"$WRK_CONNS" --rps="$FIXED_PER_CONN" -r 1 --rate-period=1ms \
         -n $((FIXED_RPS * SECS)) --log-file="$log" "http://127.0.0.1:$T_PORT/" >"$out" 2>&1
     n1=$(b_now_ns)
