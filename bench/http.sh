@@ -188,7 +188,7 @@ EOF
 }
 
 start_nginx() {
-    local d=$work/nginx master worker
+    local d=$work/nginx
     mkdir -p "$d/logs"
     T_PORT=$(b_free_port)
     # keepalive_requests as in the app: no side closes a connection during the run.
@@ -217,20 +217,8 @@ $(b_nginx_temp_paths "$d")
     }
 }
 EOF
-    b_bg "$d/stdout.log" taskset -c "$PROXY_CPU" nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf" \
-        -g "daemon off; pid $d/nginx.pid;"
-    master=$B_PID
-    T_PIDS=("$master")
-    b_wait_listen "$T_PORT" || {
-        b_log "nginx did not listen: $(cat "$d/logs/error.log" "$d/stdout.log")"
-        return 1
-    }
-    # b_bg's pid is taskset's, which exec'd nginx (the master); the worker is its child.
-    worker=$(b_child_of "$master") || {
-        b_log "no nginx worker under master $master"
-        return 1
-    }
-    T_PIDS=("$master" "$worker") # CPU and RSS are summed over master and worker
+    b_nginx_start "$d" "$PROXY_CPU" "$T_PORT" || return 1
+    T_PIDS=("${NGX_PIDS[@]}") # CPU and RSS are summed over master and worker
 }
 
 start_nghttpx() {

@@ -143,6 +143,28 @@ b_nginx_temp_paths() { # b_nginx_temp_paths DIR: nginx's temp directories inside
     for k in client_body proxy fastcgi uwsgi scgi; do echo "    ${k}_temp_path $1/tmp_$k;"; done
 }
 
+# b_nginx_start DIR CPU PORT: starts one nginx proxy (DIR/nginx.conf) on CPU, waits until it listens on
+# PORT; its master and worker in NGX_PIDS (the worker also in extra_pids, stopped at exit)
+b_nginx_start() {
+    local d=$1 master worker
+    b_bg "$d/stdout.log" taskset -c "$2" nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf" \
+        -g "daemon off; pid $d/nginx.pid;"
+    master=$B_PID
+    NGX_PIDS=("$master")
+    b_wait_listen "$3" || {
+        b_log "nginx ($d) did not listen: $(cat "$d/logs/error.log" "$d/stdout.log")"
+        return 1
+    }
+    # b_bg's pid is taskset's, which exec'd nginx (the master); the worker is its child.
+    worker=$(b_child_of "$master") || {
+        b_log "no nginx worker under master $master"
+        return 1
+    }
+    extra_pids+=("$worker")
+    # shellcheck disable=SC2034 # read by the bench scripts
+    NGX_PIDS=("$master" "$worker") # CPU and RSS are summed over master and worker
+}
+
 # b_app DIR PORT — the upstream app every bench uses: nginx, 1 worker, a 1 KiB body, keep-alive
 # for as long as the run lasts, no access log; written to DIR/nginx.conf and started with
 # b_start_app. The body is answered from the config (`return 200`), not read from a file: a
@@ -639,6 +661,7 @@ b_quota_init() {
         return 1
     fi
     ((ok)) && return 0
+    # shellcheck disable=SC2034 # read by the bench scripts
     B_QUOTA_SKIP="cannot make a cgroup with a CPU quota under $B_QUOTA_ROOT (not root?)"
     b_quota_cleanup
     return 1

@@ -334,25 +334,6 @@ EOF
     }
 }
 
-nginx_start() { # nginx_start DIR CPU PORT: starts one nginx (DIR/nginx.conf); pids in NGX_PIDS
-    local d=$1 master worker
-    b_bg "$d/stdout.log" taskset -c "$2" nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf" \
-        -g "daemon off; pid $d/nginx.pid;"
-    master=$B_PID
-    NGX_PIDS=("$master")
-    b_wait_listen "$3" || {
-        b_log "nginx ($d) did not listen: $(cat "$d/logs/error.log" "$d/stdout.log")"
-        return 1
-    }
-    # b_bg's pid is taskset's, which exec'd nginx (the master); the worker is its child.
-    worker=$(b_child_of "$master") || {
-        b_log "no nginx worker under master $master"
-        return 1
-    }
-    extra_pids+=("$worker")
-    NGX_PIDS=("$master" "$worker") # CPU and RSS are summed over master and worker
-}
-
 start_nginx() {
     local d=$work/nginx
     mkdir -p "$d/a/logs" "$d/b/logs"
@@ -427,9 +408,9 @@ $(b_nginx_temp_paths "$d/a")
 }
 EOF
     T_PIDS=() T_B_PIDS=() T_MASTERS=()
-    nginx_start "$d/b" "$B_CPU" "$T_TLS_PORT" || return 1
+    b_nginx_start "$d/b" "$B_CPU" "$T_TLS_PORT" || return 1
     T_B_PIDS=("${NGX_PIDS[@]}") T_PIDS=("${NGX_PIDS[@]}") T_MASTERS=("${NGX_PIDS[0]}")
-    nginx_start "$d/a" "$A_CPU" "$T_PORT" || return 1
+    b_nginx_start "$d/a" "$A_CPU" "$T_PORT" || return 1
     T_PIDS+=("${NGX_PIDS[@]}") T_MASTERS+=("${NGX_PIDS[0]}")
 }
 
