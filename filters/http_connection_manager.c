@@ -19,9 +19,10 @@
 typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager
     hcm_msg_t;
 
-#define DEFAULT_MAX_HEAD_KB     60
-#define DEFAULT_MAX_HEADERS     100
-#define DEFAULT_IDLE_TIMEOUT_MS (3600 * 1000)
+#define DEFAULT_MAX_HEAD_KB      60
+#define DEFAULT_MAX_HEADERS      100
+#define DEFAULT_IDLE_TIMEOUT_MS  (3600 * 1000)
+#define DEFAULT_DELAYED_CLOSE_MS 1000 /* as Envoy's; 0 closes at once after our FIN */
 
 static void hcm_config_free(void *p)
 {
@@ -443,6 +444,7 @@ static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_
     cfg->skip_xff_append = m->skip_xff_append;
     cfg->accept_http_10 = m->http_protocol_options && m->http_protocol_options->accept_http_10;
     cfg->request_headers_timeout_ms = duration_ms(m->request_headers_timeout, 0);
+    cfg->delayed_close_ms = duration_ms(m->delayed_close_timeout, DEFAULT_DELAYED_CLOSE_MS);
     rc = parse_xfcc(m, cfg, err, errlen);
     if (rc == 0)
         rc = define_stats(cfg, stats);

@@ -1011,11 +1011,48 @@ static void on_closed(uv_handle_t *h)
     free(c);
 }
 
+/* After our FIN, what the peer still sends is read and dropped until it closes too, or until
+ * delayed_close_timeout (1 s by default, as in Envoy). Closing a socket with unread bytes in it
+ * sends a reset, and the reset makes the peer's kernel drop the response it has not read yet:
+ * a client still sending a rejected request would never see its 400 or 431. */
+static void on_linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static _Thread_local char sink[4096];
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(sink, sizeof(sink));
+}
+
+static void linger_end(hcm_conn_t *c)
+{
+    uv_read_stop((uv_stream_t *)c->tcp);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)c->tcp, on_closed);
+    uv_close((uv_handle_t *)&c->timer, on_closed);
+}
+
+static void on_linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0) /* the peer closed too (EOF), or the connection failed */
+        linger_end(stream->data);
+}
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    linger_end(t->data);
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    (void)status;
     hcm_conn_t *c = req->data;
     free(req);
+    uint64_t ms = c->cfg->delayed_close_ms;
+    if (status == 0 && ms > 0 &&
+        uv_read_start((uv_stream_t *)c->tcp, on_linger_alloc, on_linger_read) == 0) {
+        uv_timer_start(&c->timer, on_linger_timeout, ms, 0);
+        return;
+    }
     uv_close((uv_handle_t *)c->tcp, on_closed);
     uv_close((uv_handle_t *)&c->timer, on_closed);
 }

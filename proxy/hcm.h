@@ -71,6 +71,7 @@ typedef struct hcm_config {
     bool accept_http_10;
     uint64_t idle_timeout_ms; /* connection idle, default 1 h */
     uint64_t request_headers_timeout_ms;
+    uint64_t delayed_close_ms; /* after our FIN, wait this long for the peer's (default 1 s) */
     struct access_log **logs;
     size_t n_logs;
     hcm_rq_stat_ids_t *vhost_stats;  /* one per routes->vhosts[i] */
