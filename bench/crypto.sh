@@ -23,12 +23,7 @@ OUT_DIR=$root/$BUILD/bench
 OUT=$OUT_DIR/crypto.md
 BIN=$root/$BUILD/bench/crypto
 
-missing=()
-for c in openssl taskset make awk; do command -v "$c" >/dev/null || missing+=("$c"); done
-if ((${#missing[@]})); then
-    b_log "missing tools: ${missing[*]} (Debian: apt-get install openssl util-linux make gawk)"
-    exit 1
-fi
+b_need "openssl util-linux make gawk" openssl taskset make awk
 b_log "crypto: building $BUILD/bench/crypto"
 make -C "$root" --no-print-directory BUILD="$BUILD" "$BUILD/bench/crypto" >&2 || {
     b_log "could not build $BUILD/bench/crypto (needs libmbedtls-dev)"

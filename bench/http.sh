@@ -55,13 +55,7 @@ for t in $TARGETS; do
         ;;
     esac
 done
-missing=()
-for c in "${need[@]}"; do command -v "$c" >/dev/null || missing+=("$c"); done
-if ((${#missing[@]})); then
-    b_log "missing tools: ${missing[*]} (Debian: apt-get install wrk nginx haproxy" \
-        "nghttp2-proxy nghttp2-client util-linux iproute2 curl)"
-    exit 1
-fi
+b_need "wrk nginx haproxy nghttp2-proxy nghttp2-client util-linux iproute2 curl" "${need[@]}"
 [[ -x $REMORA ]] || {
     b_log "no $REMORA: run make first"
     exit 1

@@ -42,6 +42,15 @@ b_stop() { # b_stop PID: stop one process we started and wait for it
     b_forget "$1"
 }
 
+b_need() { # b_need "PACKAGES" TOOL...: exits the bench, naming the missing tools, unless all are here
+    local hint=$1 c missing=()
+    shift
+    for c in "$@"; do command -v "$c" >/dev/null || missing+=("$c"); done
+    ((${#missing[@]} == 0)) && return 0
+    b_log "missing tools: ${missing[*]} (Debian: apt-get install $hint)"
+    exit 1
+}
+
 b_free_port() { # a loopback port nobody listens on and we have not handed out yet
     local p q used
     while :; do

@@ -71,13 +71,8 @@ for t in $TARGETS; do
         ;;
     esac
 done
-missing=()
-for c in "${need[@]}"; do command -v "$c" >/dev/null || missing+=("$c"); done
-if ((${#missing[@]})); then
-    b_log "missing tools: ${missing[*]} (Debian: apt-get install wrk nginx haproxy openssl" \
-        "nghttp2-client util-linux iproute2 curl; or scripts/deps.sh bench)"
-    exit 1
-fi
+b_need "wrk nginx haproxy openssl nghttp2-client util-linux iproute2 curl; or scripts/deps.sh bench" \
+    "${need[@]}"
 for f in "$REMORA" "$REMORACTL"; do
     [[ -x $f ]] || {
         b_log "no $f: run make first"

@@ -38,15 +38,8 @@ XFER_TIMEOUT=${BENCH_XFER_TIMEOUT:-120}
 OUT_DIR=$root/$BUILD/bench
 OUT=$OUT_DIR/tcp.md
 
-missing=()
-for c in wrk socat nginx haproxy taskset ss awk curl timeout; do
-    command -v "$c" >/dev/null || missing+=("$c")
-done
-if ((${#missing[@]})); then
-    b_log "missing tools: ${missing[*]} (Debian: apt-get install wrk socat nginx haproxy" \
-        "libnginx-mod-stream util-linux iproute2 curl)"
-    exit 1
-fi
+b_need "wrk socat nginx haproxy libnginx-mod-stream util-linux iproute2 curl" \
+    wrk socat nginx haproxy taskset ss awk curl timeout
 [[ -x $REMORA ]] || {
     b_log "no $REMORA: run make first"
     exit 1
