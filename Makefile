@@ -12,18 +12,29 @@ CC       ?= gcc
 PROTOC_C ?= protoc-c
 WKT_INC  ?= /usr/include
 
-PKGS     := libuv libprotobuf-c yaml-0.1 jansson
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Library flags come from pkg-config (scripts/pkgflags.sh), asked once, on first use in a recipe:
+# never while this file is parsed, which on a fresh machine is before `deps` has installed
+# pkg-config and the -dev packages. A missing package stops the build with its name.
+PKGS     := libuv libprotobuf-c yaml-0.1 jansson mbedtls
+pkg_flags = $(shell CC=$(CC) scripts/pkgflags.sh $1 $2)$(if $(filter 0,$(.SHELLSTATUS)),,$(error             cannot build without the packages named above))
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(call pkg_flags,--cflags,$(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $(call pkg_flags,--libs,$(PKGS)))$(PKG_LIBS)
+CMOCKA_LIBS = $(eval CMOCKA_LIBS := $(call pkg_flags,--libs,cmocka))$(CMOCKA_LIBS)
 
 OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wno-format-truncation -Wno-deprecated-declarations -MMD -MP -fno-strict-aliasing
 CPPFLAGS += -D_GNU_SOURCE -I. -I$(BUILD)/gen $(PKG_CFLAGS)
-LDLIBS   += $(PKG_LIBS) -lmbedtls -lmbedx509 -lmbedcrypto -lpthread -lm
+LDLIBS   += $(PKG_LIBS) -lpthread -lm
 ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=address,undefined
+endif
+# SAN=fuzz: the library and harnesses for clang's libFuzzer (make fuzz, fuzz-build).
+ifeq ($(SAN),fuzz)
+CFLAGS   += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+            -fno-omit-frame-pointer -Wno-unknown-warning-option
+LDFLAGS  += -fsanitize=fuzzer,address,undefined
 endif
 
 # --- generated protobuf-c code (never committed) -------------------------------------------
@@ -34,7 +45,7 @@ WKT      := google/protobuf/any.proto google/protobuf/duration.proto \
 GEN_C    := $(PROTOS:xds/proto/%.proto=$(BUILD)/gen/%.pb-c.c) $(WKT:%.proto=$(BUILD)/gen/%.pb-c.c)
 GEN_STAMP := $(BUILD)/gen/.stamp
 
-$(GEN_STAMP): $(PROTOS)
+$(GEN_STAMP): $(PROTOS) | build-deps
 	@mkdir -p $(BUILD)/gen
 	$(PROTOC_C) --c_out=$(BUILD)/gen -Ixds/proto -I$(WKT_INC) \
 	    $(PROTOS:xds/proto/%=%) $(WKT)
@@ -54,6 +65,11 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/o
 LIB      := $(BUILD)/libremora.a
 
 all: $(BUILD)/remora $(BUILD)/remoractl
+
+# Every build goes through the generated code, so this check comes first: the build packages,
+# never installed here (`make deps` does), named when missing.
+build-deps:
+	@scripts/deps.sh --check build >/dev/null
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c | $(GEN_STAMP)
 	@mkdir -p $(dir $@)
@@ -81,7 +97,7 @@ FUZZ_REPLAY := $(FUZZ_SRCS:test/fuzz/%.c=$(BUILD)/fuzz/%-replay)
 
 $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(CMOCKA_LIBS) -o $@
 
 $(BUILD)/fuzz/%-replay: $(BUILD)/obj/test/fuzz/%.o $(BUILD)/obj/test/fuzz/replay_main.o $(LIB)
 	@mkdir -p $(dir $@)
@@ -92,10 +108,13 @@ unit-build: $(UNIT_BINS) $(FUZZ_REPLAY) $(BUILD)/remora $(BUILD)/remoractl
 unit: unit-build
 	@BUILD=$(BUILD) scripts/run-unit.sh $(UNIT_BINS) -- $(FUZZ_REPLAY)
 
+# The targets a user types install what they need first (as root; otherwise they print the
+# apt-get line and stop), then build in a new make, which asks pkg-config only then.
 deps:
 	@scripts/deps.sh
 
 format:
+	@scripts/deps.sh format
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 format-check:
@@ -105,6 +124,7 @@ test: deps
 	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 unit
+	@$(MAKE) --no-print-directory fuzz-check
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory e2e-asan
 
@@ -120,15 +140,36 @@ e2e-asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 build/asan/remora build/asan/remoractl
 	@BUILD=build/asan test/e2e/run.sh $(E2E_ASAN)
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) scripts/demo.sh
 
-FUZZ_CC ?= clang
-fuzz: $(GEN_STAMP)
-	@BUILD=$(BUILD) FUZZ_CC=$(FUZZ_CC) scripts/fuzz.sh $(FUZZ_SRCS)
+# libFuzzer builds: the same library of modules as everything else, compiled by clang with the
+# fuzzer and ASan+UBSan instrumentation into build/fuzz, and each harness linked against it, so
+# a harness cannot drift from the code it tests. fuzz-check (in `make test`) builds them all and
+# runs each over its committed corpus once; `make fuzz` runs each for FUZZ_SECONDS.
+FUZZ_CC   ?= clang
+FUZZ_BUILD := build/fuzz
+FUZZ_BINS := $(FUZZ_SRCS:test/fuzz/%.c=$(BUILD)/libfuzzer/%)
 
-bench: all
+$(BUILD)/libfuzzer/%: $(BUILD)/obj/test/fuzz/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz-check:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) SAN=fuzz OPT=-O1 fuzz-build
+	@FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh --corpus-only $(FUZZ_SRCS)
+
+fuzz:
+	@scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) SAN=fuzz OPT=-O1 fuzz-build
+	@FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh $(FUZZ_SRCS)
+
+bench:
 	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) bench/run.sh
 
 # The crypto micro-benchmark (bench/crypto.sh) links mbedTLS directly and none of remora.
@@ -139,7 +180,8 @@ $(BUILD)/bench/crypto: bench/crypto.c
 clean:
 	rm -rf build
 
-.PHONY: all unit unit-build deps format format-check test e2e e2e-asan demo fuzz bench clean
+.PHONY: all build-deps unit unit-build deps format format-check test e2e e2e-asan demo fuzz \
+        fuzz-build fuzz-check bench clean
 .SECONDARY:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

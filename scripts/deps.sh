@@ -1,30 +1,73 @@
 #!/usr/bin/env bash
-# Checks the Debian packages Remora builds and tests with; installs the missing ones as root,
-# otherwise prints the exact apt-get line to run.
+# Checks the Debian packages Remora builds and tests with, by set, and installs the missing ones
+# as root; as another user it prints the exact apt-get line to run and fails.
+#
+# Usage: deps.sh [--check] [SET...]
+#   sets: build (compile and link), test (unit, e2e and demo tools; includes build, fuzz and
+#         format), fuzz (clang's libFuzzer), format (clang-format), bench (test plus the peers and
+#         load tools the benchmarks run side by side). No set: test.
+#   --check: never install; name what is missing and fail (what `make` alone does).
 set -eu
-PKGS=(gcc make pkg-config clang clang-format
-      libuv1-dev libmbedtls-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
-      libcmocka-dev libyaml-dev libjansson-dev
-      iptables iproute2 procps psmisc util-linux curl openssl socat jq iputils-ping gzip
-      nginx tcpdump python3 nghttp2-client)
-# `deps.sh bench` adds the peers and load tools the benchmarks run side by side.
-if [ "${1:-}" = bench ]; then
-    PKGS+=(haproxy libnginx-mod-stream nghttp2-proxy wrk)
+check_only=0
+sets=()
+for a in "$@"; do
+    case $a in
+    --check) check_only=1 ;;
+    build | test | fuzz | format | bench) sets+=("$a") ;;
+    *)
+        echo "deps: unknown set '$a' (build, test, fuzz, format, bench)" >&2
+        exit 2
+        ;;
+    esac
+done
+((${#sets[@]})) || sets=(test)
+
+BUILD_PKGS=(gcc make pkg-config libuv1-dev libmbedtls-dev libnghttp2-dev libprotobuf-c-dev
+            protobuf-c-compiler libprotobuf-dev libyaml-dev libjansson-dev)
+FUZZ_PKGS=(clang)
+FORMAT_PKGS=(clang-format)
+TEST_PKGS=(libcmocka-dev iptables iproute2 procps psmisc util-linux curl openssl socat jq
+           iputils-ping gzip nginx tcpdump python3 nghttp2-client)
+BENCH_PKGS=(haproxy libnginx-mod-stream nghttp2-proxy wrk)
+
+PKGS=()
+for s in "${sets[@]}"; do
+    case $s in
+    build) PKGS+=("${BUILD_PKGS[@]}") ;;
+    fuzz) PKGS+=("${BUILD_PKGS[@]}" "${FUZZ_PKGS[@]}") ;;
+    format) PKGS+=("${FORMAT_PKGS[@]}") ;;
+    test) PKGS+=("${BUILD_PKGS[@]}" "${FUZZ_PKGS[@]}" "${FORMAT_PKGS[@]}" "${TEST_PKGS[@]}") ;;
+    bench)
+        PKGS+=("${BUILD_PKGS[@]}" "${FUZZ_PKGS[@]}" "${FORMAT_PKGS[@]}" "${TEST_PKGS[@]}"
+               "${BENCH_PKGS[@]}")
+        ;;
+    esac
+done
+mapfile -t PKGS < <(printf '%s\n' "${PKGS[@]}" | awk '!seen[$0]++')
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "deps: no dpkg-query (not Debian?): cannot check packages; need: ${PKGS[*]}" >&2
+    exit 0
 fi
+# One dpkg-query for all of them; a package it has never heard of prints nothing.
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${PKGS[@]}" 2>/dev/null |
+    awk '/ install ok installed$/ { print $1 }')
 missing=()
 for p in "${PKGS[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-        missing+=("$p")
-    fi
+    grep -qxF "$p" <<<"$installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "deps: all ${#PKGS[@]} packages present"
+    echo "deps (${sets[*]}): all ${#PKGS[@]} packages present"
     exit 0
 fi
 line="apt-get install -y ${missing[*]}"
-if [ "$(id -u)" -ne 0 ]; then
-    echo "deps: missing packages; run as root:" >&2
-    echo "  apt-get update && $line" >&2
+if [ "$check_only" -eq 1 ] || [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing Debian packages: ${missing[*]}" >&2
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "  'make deps' installs them, or: apt-get update && $line" >&2
+    else
+        echo "  run as root: apt-get update && $line" >&2
+    fi
     exit 1
 fi
 echo "deps: installing ${missing[*]}"

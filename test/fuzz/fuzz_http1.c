@@ -1,8 +1,6 @@
 /* libFuzzer harness for the HTTP/1.1 codec: the input as a pipelined request stream (heads and
  * bodies) and as a response stream. Every accepted head must survive write-then-parse unchanged,
- * every prefix of it must be incomplete, and a body must decode the same however it is split.
- * fuzz-sources: proxy/http1_parse.c proxy/http1_body.c proxy/http1_write.c
- * fuzz-libs: libprotobuf-c */
+ * every prefix of it must be incomplete, and a body must decode the same however it is split. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

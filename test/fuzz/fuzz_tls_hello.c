@@ -1,9 +1,7 @@
 /* libFuzzer harness for the ClientHello sniffer: the input as peeked bytes, and (so that mutations
  * reach the extensions without first fixing two outer lengths) as a ClientHello body that the
  * harness frames itself. An accepted hello must read the same however its records are cut, every
- * prefix of it must ask for more, and every answer must keep the header's promises.
- * fuzz-sources: proxy/tls_hello.c
- * fuzz-libs: libprotobuf-c */
+ * prefix of it must ask for more, and every answer must keep the header's promises. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
