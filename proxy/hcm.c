@@ -13,15 +13,11 @@
 #include "proxy/access_log.h"
 #include "proxy/hcm_conn.h"
 #include "proxy/log.h"
-#include "proxy/stream_write.h"
 #include "proxy/tls_io.h"
 
 #define HCM_BODY_HEADROOM (64 * 1024)
-#define HCM_HIGH_WATER    (1024 * 1024)
 
 static void hcm_process(hcm_conn_t *c);
-static void hcm_close(hcm_conn_t *c, bool reset);
-static void finish_stream(hcm_conn_t *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void tls_pump(hcm_conn_t *c);
@@ -30,267 +26,6 @@ static void request_too_large(hcm_conn_t *c, http_stream_t *s);
 uint64_t hcm_now(const hcm_conn_t *c)
 {
     return uv_now((uv_loop_t *)&c->worker->loop);
-}
-
-static size_t down_queued(const hcm_conn_t *c)
-{
-    return c->tls ? tls_io_queue_size(c->tls) : c->tcp->write_queue_size;
-}
-
-bool hcm_downstream_congested(const hcm_conn_t *c)
-{
-    return down_queued(c) > HCM_HIGH_WATER;
-}
-
-/* ---- downstream writes ------------------------------------------------------------------- */
-
-static void on_down_write(uv_write_t *req, int status)
-{
-    copy_write_t *wr = (copy_write_t *)req;
-    hcm_conn_t *c = wr->owner;
-    free(wr);
-    if (status < 0 || c->state == HCM_CLOSING)
-        return;
-    if (c->over_hwm && c->tcp->write_queue_size <= HCM_HIGH_WATER / 2) {
-        c->over_hwm = false;
-        if (c->stream_active)
-            router_downstream_drained(&c->stream);
-    }
-}
-
-static void on_tls_written(void *owner, int status)
-{
-    hcm_conn_t *c = owner;
-    if (status < 0 || c->state == HCM_CLOSING)
-        return;
-    if (c->over_hwm && tls_io_queue_size(c->tls) <= HCM_HIGH_WATER / 2) {
-        c->over_hwm = false;
-        if (c->stream_active)
-            router_downstream_drained(&c->stream);
-    }
-}
-
-/* Sends bufs (borrowed; copied only if the kernel does not take them at once). */
-static int down_write(hcm_conn_t *c, const uv_buf_t *bufs, unsigned n)
-{
-    int rc = c->tls ? tls_io_write(c->tls, bufs, n)
-                    : stream_write_copy((uv_stream_t *)c->tcp, bufs, n, c, on_down_write);
-    if (rc == 0 && down_queued(c) > HCM_HIGH_WATER)
-        c->over_hwm = true;
-    return rc;
-}
-
-/* ---- local replies and response path ---------------------------------------------------- */
-
-void http_stream_local_reply(http_stream_t *s, int status, const char *body, const char *flag)
-{
-    hcm_conn_t *c = s->conn;
-    if (flag)
-        s->flags = flag;
-    if (s->resp_started) {
-        /* Headers already went out: the only honest signal left is a reset. */
-        hcm_close(c, true);
-        return;
-    }
-    if (!s->req_body_done)
-        c->close_after = true; /* the rest of the request body cannot be told from a next one */
-    size_t blen = body ? strlen(body) : 0;
-    char head[512];
-    int n =
-        snprintf(head, sizeof(head),
-                 "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\ncontent-type: text/plain\r\n%s\r\n",
-                 status, http1_reason(status), blen, c->close_after ? "connection: close\r\n" : "");
-    uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)n),
-                        uv_buf_init((char *)(body ? body : ""), (unsigned)blen)};
-    s->status = status;
-    s->resp_started = true;
-    s->resp_done = true;
-    s->bytes_out += blen;
-    if (down_write(c, bufs, blen ? 2 : 1) < 0) {
-        hcm_close(c, true);
-        return;
-    }
-    if (s->router.uc || s->router.head_written)
-        router_reset(s, false);
-    finish_stream(c);
-}
-
-void hcm_upstream_failed(http_stream_t *s, int status, const char *flag, const char *details)
-{
-    http_stream_local_reply(s, status, details, flag);
-}
-
-static bool is_header_or_framing(const http_header_t *h, const http_headers_t *all)
-{
-    return http1_is_hop_by_hop(h, all) || http_name_is(h, "content-length");
-}
-
-void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp)
-{
-    hcm_conn_t *c = s->conn;
-    const hcm_config_t *cfg = c->cfg;
-    /* Build the downstream header list in the arena: filters and route ops may change it. */
-    http_headers_t *h = &s->resp_headers;
-    h->n = 0;
-    h->cap = resp->headers.n + 16;
-    h->v = arena_alloc(&s->arena, h->cap * sizeof(http_header_t));
-    if (h->v == NULL) {
-        http_stream_local_reply(s, 500, "out of memory\n", "LR");
-        return;
-    }
-    /* Names listed in a Connection header are hop-by-hop too; look for one once, not per
-     * header. */
-    const http_headers_t *scope =
-        http_headers_find(&resp->headers, "connection") ? &resp->headers : NULL;
-    for (uint32_t i = 0; i < resp->headers.n; i++)
-        if (!is_header_or_framing(&resp->headers.v[i], scope))
-            h->v[h->n++] = resp->headers.v[i];
-    s->status = resp->status;
-    s->upstream_ms = (int64_t)(hcm_now(c) - s->start_ms);
-    if (!cfg->suppress_envoy_headers) {
-        char svc[24];
-        size_t svn = http_u64(svc, hcm_now(c) - s->router.start_ms);
-        http_stream_header_set(s, h, "x-envoy-upstream-service-time", svc, svn);
-    }
-    for (size_t i = cfg->n_filters; i-- > 0;) {
-        const hcm_filter_t *f = &cfg->filters[i];
-        if (f->ops->on_response_headers && i < s->filters_run)
-            f->ops->on_response_headers(s, f->config, s->filter_state[i],
-                                        resp->body == HTTP1_BODY_NONE);
-    }
-    if (s->router.target)
-        hcm_apply_header_ops(s, h, &s->router.target->response_ops);
-    if (s->route)
-        hcm_apply_header_ops(s, h, &s->route->response_ops);
-    if (s->vhost)
-        hcm_apply_header_ops(s, h, &s->vhost->response_ops);
-    hcm_apply_header_ops(s, h, &cfg->routes->response_ops);
-
-    /* Framing toward the downstream: keep a Content-Length; otherwise chunked for HTTP/1.1
-     * clients and close-delimited for HTTP/1.0 ones. A 101 keeps its upgrade headers. */
-    char cl[24];
-    bool http10 = s->req.minor_version == 0;
-    const http_header_t *rup = http_headers_find(&resp->headers, "upgrade");
-    if (resp->status == 101 && s->upgrade && rup) {
-        http_stream_header_add(s, h, "connection", 10, "upgrade", 7);
-        http_stream_header_add(s, h, "upgrade", 7, rup->value, rup->value_len);
-    } else if (resp->body == HTTP1_BODY_LENGTH ||
-               (resp->body == HTTP1_BODY_NONE &&
-                http_headers_find(&resp->headers, "content-length"))) {
-        size_t n = http_u64(cl, resp->content_length);
-        if (resp->body == HTTP1_BODY_NONE) {
-            const http_header_t *orig = http_headers_find(&resp->headers, "content-length");
-            http_stream_header_add(s, h, "content-length", 14, orig->value, orig->value_len);
-        } else {
-            http_stream_header_add(s, h, "content-length", 14, cl, n);
-        }
-    } else if (resp->body == HTTP1_BODY_CHUNKED || resp->body == HTTP1_BODY_UNTIL_CLOSE) {
-        if (http10) {
-            c->close_after = true;
-        } else {
-            s->resp_chunked = true;
-            http_stream_header_add(s, h, "transfer-encoding", 17, "chunked", 7);
-        }
-    }
-    if (resp->status == 101)
-        ; /* the connection becomes the tunnel */
-    else if (c->close_after)
-        http_stream_header_add(s, h, "connection", 10, "close", 5);
-    else if (http10)
-        http_stream_header_add(s, h, "connection", 10, "keep-alive", 10);
-
-    /* One formatting pass into a buffer sized by an upper bound (status line + ": " and CRLF
-     * per field + the final CRLF). */
-    size_t cap = 64;
-    for (uint32_t i = 0; i < h->n; i++)
-        cap += h->v[i].name_len + h->v[i].value_len + 4;
-    char *out = arena_alloc(&s->arena, cap);
-    size_t need = out ? http1_write_response_head(out, cap, resp->status, NULL, h) : 0;
-    if (out && need > cap) { /* an unusual reason phrase: size it exactly */
-        out = arena_alloc(&s->arena, need);
-        if (out)
-            http1_write_response_head(out, need, resp->status, NULL, h);
-    }
-    if (out == NULL) {
-        http_stream_local_reply(s, 500, "out of memory\n", "LR");
-        return;
-    }
-    s->resp_started = true;
-    s->head_pending = true;
-    s->pending_head = uv_buf_init(out, (unsigned)need);
-}
-
-void hcm_flush_response_head(http_stream_t *s)
-{
-    if (!s->head_pending)
-        return;
-    s->head_pending = false;
-    if (down_write(s->conn, &s->pending_head, 1) < 0) {
-        s->flags = "DC";
-        hcm_close(s->conn, true);
-    }
-}
-
-uv_buf_t hcm_last_chunk(http_stream_t *s, const http_headers_t *trailers)
-{
-    if (trailers == NULL || trailers->n == 0)
-        return uv_buf_init("0\r\n\r\n", 5);
-    size_t n = 5;
-    for (uint32_t i = 0; i < trailers->n; i++)
-        n += trailers->v[i].name_len + trailers->v[i].value_len + 4;
-    char *p = arena_alloc(&s->arena, n);
-    if (p == NULL)
-        return uv_buf_init("0\r\n\r\n", 5);
-    size_t o = 0;
-    memcpy(p, "0\r\n", 3);
-    o = 3;
-    for (uint32_t i = 0; i < trailers->n; i++) {
-        const http_header_t *t = &trailers->v[i];
-        memcpy(p + o, t->name, t->name_len);
-        o += t->name_len;
-        memcpy(p + o, ": ", 2);
-        o += 2;
-        memcpy(p + o, t->value, t->value_len);
-        o += t->value_len;
-        memcpy(p + o, "\r\n", 2);
-        o += 2;
-    }
-    memcpy(p + o, "\r\n", 2);
-    return uv_buf_init(p, (unsigned)(o + 2));
-}
-
-void hcm_send_response_body(http_stream_t *s, const char *data, size_t len, bool end,
-                            const uv_buf_t *last_chunk)
-{
-    hcm_conn_t *c = s->conn;
-    if (end && !s->req_body_done)
-        c->close_after = true; /* answered before the body ended: its end cannot be found */
-    uv_buf_t bufs[5];
-    unsigned n = 0;
-    char size_line[24];
-    if (s->head_pending) {
-        bufs[n++] = s->pending_head; /* head and first bytes leave in one writev */
-        s->head_pending = false;
-    }
-    s->bytes_out += len;
-    if (len && s->resp_chunked) {
-        bufs[n++] = uv_buf_init(size_line, (unsigned)http1_write_chunk_size(size_line, len));
-        bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
-        bufs[n++] = uv_buf_init("\r\n", 2);
-    } else if (len) {
-        bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
-    }
-    if (end && s->resp_chunked)
-        bufs[n++] = last_chunk ? *last_chunk : uv_buf_init("0\r\n\r\n", 5);
-    if (n && down_write(c, bufs, n) < 0) {
-        s->flags = "DC";
-        hcm_close(c, true);
-        return;
-    }
-    if (!end)
-        return;
-    s->resp_done = true;
-    finish_stream(c);
 }
 
 void hcm_pause_request_body(http_stream_t *s, bool pause)
@@ -331,7 +66,7 @@ static void tunnel_end(hcm_conn_t *c)
     c->close_after = true;
     c->state = HCM_IN_STREAM;
     c->stream.resp_done = true;
-    finish_stream(c);
+    hcm_finish_stream(c);
 }
 
 void hcm_connect_established(http_stream_t *s)
@@ -341,7 +76,7 @@ void hcm_connect_established(http_stream_t *s)
     s->status = 200;
     s->resp_started = true;
     s->router.response_headers_done = true;
-    if (down_write(c, &ok, 1) < 0) {
+    if (hcm_down_write(c, &ok, 1) < 0) {
         s->flags = "DC";
         hcm_close(c, true);
         return;
@@ -368,7 +103,7 @@ void hcm_tunnel_data(http_stream_t *s, const char *data, size_t len, bool end)
         uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
         s->bytes_out += len;
         c->last_activity = hcm_now(c);
-        if (down_write(c, &b, 1) < 0) {
+        if (hcm_down_write(c, &b, 1) < 0) {
             s->flags = "DC";
             hcm_close(c, true);
             return;
@@ -407,7 +142,11 @@ static void stream_done_filters(http_stream_t *s)
     s->filters_run = 0;
 }
 
-static void finish_stream(hcm_conn_t *c)
+/* Ends the active stream exactly once, whatever ended it: counts it, writes its access-log
+ * lines and metrics, abandons what is left of its upstream request, and frees it. reset: the
+ * stream did not complete; its flags tell who ended it ("DC": the downstream went away; else
+ * we reset the downstream, after an upstream failure or a timeout). */
+static void end_stream(hcm_conn_t *c, bool reset)
 {
     http_stream_t *s = &c->stream;
     if (!c->stream_active)
@@ -415,20 +154,33 @@ static void finish_stream(hcm_conn_t *c)
     stats_slots_t *st = c->worker->stats;
     const hcm_config_t *cfg = c->cfg;
     uint64_t now_ms = hcm_now(c);
+    if (reset) {
+        bool remote = strcmp(s->flags, "DC") == 0;
+        stats_inc(st, remote ? cfg->st.downstream_rq_rx_reset : cfg->st.downstream_rq_tx_reset);
+        stats_inc(st, remote ? cfg->st.downstream_cx_destroy_remote_active_rq
+                             : cfg->st.downstream_cx_destroy_local_active_rq);
+    }
+    if (s->router.uc)
+        router_reset(s, false); /* the upstream request is abandoned: its connection too */
     if (s->status >= 100 && s->status < 600)
         stats_inc(st, cfg->st.downstream_rq_xx[s->status / 100 - 1]);
     stats_add(st, cfg->st.downstream_rq_active, -1);
     hcm_report_stream(c, s, now_ms);
     if (log_current_level <= LOG_DEBUG)
-        log_debug("hcm: %.*s %.*s -> %d %s", (int)s->req.method_len, s->req.method,
-                  (int)s->path_len, s->path, s->status, s->flags);
+        log_debug("hcm: %.*s %.*s -> %d %s%s", (int)s->req.method_len, s->req.method,
+                  (int)s->path_len, s->path, s->status, s->flags, reset ? " (reset)" : "");
     stream_done_filters(s);
-    if (s->router.uc)
-        router_reset(s, false);
     router_done(s);
     free(s->body);
     arena_free(&s->arena);
     c->stream_active = false;
+}
+
+void hcm_finish_stream(hcm_conn_t *c)
+{
+    if (!c->stream_active)
+        return;
+    end_stream(c, false);
     c->state = HCM_WAIT_HEAD;
     hcm_set_deadline(c, c->cfg->idle_timeout_ms);
     if (c->close_after) {
@@ -609,7 +361,7 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
         /* Like Envoy (proxy_100_continue off): answer 100 ourselves, drop the expectation. */
         http_headers_remove(&s->req.headers, "expect");
         uv_buf_t cont = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
-        down_write(c, &cont, 1);
+        hcm_down_write(c, &cont, 1);
     }
     add_proxy_headers(c, s);
     s->route = route_match(cfg->routes, s->req.authority, s->req.authority_len, s->path,
@@ -746,7 +498,7 @@ static void protocol_error(hcm_conn_t *c, int rc, const char *why)
                      status, http1_reason(status), strlen(body));
     uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)n), uv_buf_init(body, (unsigned)strlen(body))};
     stats_inc(c->worker->stats, c->cfg->st.downstream_rq_xx[status / 100 - 1]);
-    down_write(c, bufs, 2);
+    hcm_down_write(c, bufs, 2);
     hcm_close(c, false);
 }
 
@@ -878,19 +630,18 @@ static void hcm_input(hcm_conn_t *c, ssize_t nread)
         return;
     }
     if (nread < 0) {
-        if (c->stream_active && !c->stream.req_body_done) {
-            /* The rest of the body may already be buffered (the upstream was still
-             * connecting): feed_body decides once it runs. */
+        if (c->stream_active) {
+            /* The client closed while its request is in flight: as Envoy does, that ends the
+             * request (DC) and resets its upstream side at once, rather than letting the
+             * upstream work on for nobody (and hold up a drain). HTTP/1 clients do not
+             * half-close to mark the end of a request: its framing does. */
+            c->stream.flags = "DC";
+            hcm_close(c, true);
+        } else if (c->in.len > 0) {
+            /* A partial head and no more bytes to come: closes in hcm_process. */
             c->read_eof = true;
             uv_read_stop(stream);
             hcm_process(c);
-        } else if (c->stream_active || c->in.len > 0) {
-            /* The client half-closed after complete requests: answer what is buffered (in
-             * order), then close. A partial head left behind closes the connection there. */
-            c->read_eof = true;
-            uv_read_stop(stream);
-            if (!c->stream_active)
-                hcm_process(c);
         } else {
             hcm_close(c, false);
         }
@@ -1057,20 +808,11 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     uv_close((uv_handle_t *)&c->timer, on_closed);
 }
 
-static void hcm_close(hcm_conn_t *c, bool reset)
+void hcm_close(hcm_conn_t *c, bool reset)
 {
     if (c->state == HCM_CLOSING)
         return;
-    if (c->stream_active) {
-        http_stream_t *s = &c->stream;
-        router_reset(s, false);
-        router_done(s);
-        stream_done_filters(s);
-        stats_add(c->worker->stats, c->cfg->st.downstream_rq_active, -1);
-        free(s->body);
-        arena_free(&s->arena);
-        c->stream_active = false;
-    }
+    end_stream(c, true); /* a stream still active here did not complete */
     c->state = HCM_CLOSING;
     if (c->prev)
         c->prev->next = c->next;
@@ -1113,8 +855,12 @@ void hcm_drain_all(worker_t *w)
 
 void hcm_abort_all(worker_t *w)
 {
-    while (w->hcm_conns)
-        hcm_close(w->hcm_conns, true);
+    while (w->hcm_conns) {
+        hcm_conn_t *c = w->hcm_conns;
+        if (c->stream_active && strcmp(c->stream.flags, "-") == 0)
+            c->stream.flags = "LR"; /* reset here, at the drain deadline or a quit */
+        hcm_close(c, true);
+    }
 }
 
 int hcm_start(accepted_conn_t *ac, const hcm_config_t *cfg)
@@ -1141,7 +887,7 @@ int hcm_start(accepted_conn_t *ac, const hcm_config_t *cfg)
         c->tls = ac->tls;
         ac->tls = NULL;
         c->tls_own_id = tls_config_spiffe_id(ac->chain->tls->engine);
-        tls_io_attach(c->tls, c, on_tls_written);
+        tls_io_attach(c->tls, c, hcm_on_tls_written);
     }
     if (cfg->use_remote_address) {
         struct sockaddr_storage peer;

@@ -27,6 +27,10 @@ typedef struct hcm_stat_ids {
     stat_id_t downstream_rq_xx[5]; /* 1xx..5xx */
     stat_id_t downstream_rq_timeout;
     stat_id_t downstream_rq_too_large;
+    stat_id_t downstream_rq_rx_reset; /* the downstream went away mid-request (DC) */
+    stat_id_t downstream_rq_tx_reset; /* we reset the downstream mid-request */
+    stat_id_t downstream_cx_destroy_remote_active_rq;
+    stat_id_t downstream_cx_destroy_local_active_rq;
     stat_id_t no_route;
     stat_id_t no_cluster;
     stat_id_t rq_direct_response;

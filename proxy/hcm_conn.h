@@ -127,6 +127,17 @@ void hcm_send_response_body(http_stream_t *s, const char *data, size_t len, bool
 /* The last chunk with trailer fields ("0\r\nname: value\r\n\r\n") in the stream's arena. */
 uv_buf_t hcm_last_chunk(http_stream_t *s, const http_headers_t *trailers);
 void hcm_upstream_failed(http_stream_t *s, int status, const char *flag, const char *details);
+/* Sends bufs to the client (borrowed; copied only if the kernel does not take them at once).
+ * Returns 0, or a negative error when the connection cannot take them. */
+int hcm_down_write(hcm_conn_t *c, const uv_buf_t *bufs, unsigned n);
+/* The TLS layer's write-done callback for a connection (owner: the hcm_conn_t). */
+void hcm_on_tls_written(void *owner, int status);
+/* The response ended: the stream is reported and freed, and the connection reads the next
+ * request (or closes, if it must). */
+void hcm_finish_stream(hcm_conn_t *c);
+/* Closes the connection: a stream still active there did not complete and is reported as
+ * reset. reset: close with a TCP reset rather than after the queued bytes (and a FIN). */
+void hcm_close(hcm_conn_t *c, bool reset);
 void hcm_pause_request_body(http_stream_t *s, bool pause);
 uint64_t hcm_now(const hcm_conn_t *c);
 bool hcm_downstream_congested(const hcm_conn_t *c);

@@ -405,11 +405,14 @@ static void up_read(void *owner, upstream_conn_t *uc, ssize_t nread)
         return;
     }
     cluster_lb_release(r->cluster, s->conn->worker->index, r->endpoint);
+    if (r->response_headers_done && nread == UV_EOF && r->resp.body == HTTP1_BODY_UNTIL_CLOSE) {
+        hcm_send_response_body(s, NULL, 0, true, NULL); /* the close is the body's end */
+        return;
+    }
+    stats_inc(s->conn->worker->stats, r->cluster->st.upstream_cx_destroy_remote_with_active_rq);
     if (r->response_headers_done) {
-        if (nread == UV_EOF && r->resp.body == HTTP1_BODY_UNTIL_CLOSE) {
-            hcm_send_response_body(s, NULL, 0, true, NULL);
-            return;
-        }
+        /* Closed before the response's announced end: the client must not take what it got
+         * for the whole body, so it is reset (the headers already went out). */
         stats_inc(s->conn->worker->stats, r->cluster->st.upstream_rq_rx_reset);
         hcm_upstream_failed(s, 503, "UC", reason_termination); /* resets: headers went out */
         return;
@@ -460,6 +463,11 @@ void router_reset(http_stream_t *s, bool timeout)
     (void)timeout;
     router_req_t *r = &s->router;
     if (r->uc) {
+        /* A request still on its connection is abandoned half-way: the connection cannot be
+         * reused, so it closes now and the upstream sees the reset at once. */
+        stats_slots_t *st = s->conn->worker->stats;
+        stats_inc(st, r->cluster->st.upstream_rq_tx_reset);
+        stats_inc(st, r->cluster->st.upstream_cx_destroy_local_with_active_rq);
         pool_release(r->uc, false);
         r->uc = NULL;
         cluster_lb_release(r->cluster, s->conn->worker->index, r->endpoint);

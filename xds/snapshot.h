@@ -57,6 +57,9 @@ typedef struct cluster_stat_ids {
     stat_id_t upstream_rq_xx[5]; /* 1xx..5xx */
     stat_id_t upstream_rq_timeout;
     stat_id_t upstream_rq_rx_reset;
+    stat_id_t upstream_rq_tx_reset; /* we abandoned a request in flight (client gone, timeout) */
+    stat_id_t upstream_cx_destroy_local_with_active_rq;
+    stat_id_t upstream_cx_destroy_remote_with_active_rq;
     stat_id_t upstream_rq_retry;
     stat_id_t upstream_rq_time; /* histogram */
     stat_id_t upstream_rq_pending_overflow;

@@ -370,12 +370,14 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: svc-a' -H 'Content-Type:
 t_eq content_length_upload_with_expect_continue "$code|$(cmp -s "$work/up.bin" "$work/www/upload/cl.bin" && echo same)" "201|same"
 
 # --- trailers pass through both ways ---------------------------------------------------------
+# The raw clients here keep their write side open (socat's shut-none) until they have the answer:
+# a client's FIN while its request is in flight ends that request (DC), as in Envoy.
 printf 'GET /gz/small.txt HTTP/1.1\r\nHost: svc-a\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n' |
-    socat -t 30 - TCP:127.0.0.1:"$HTTP" >"$work/trailer.resp"
+    socat -t 30 - TCP:127.0.0.1:"$HTTP",shut-none >"$work/trailer.resp"
 raw=$(tail -c 40 "$work/trailer.resp" | tr -d '\r\0')
 t_contains response_trailer_forwarded "$raw" $'\n0\nx-checksum: abc123'
 printf 'POST /record HTTP/1.1\r\nHost: svc-a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: yes\r\n\r\n' |
-    socat -t 3 - TCP:127.0.0.1:"$HTTP" >/dev/null
+    socat -t 3 - TCP:127.0.0.1:"$HTTP",shut-none >/dev/null
 rec=$(tr -d '\r' <"$work/recorded")
 t_contains request_body_rechunked_upstream "$rec" $'\n5\nhello\n0\nX-Trailer: yes'
 
@@ -412,7 +414,7 @@ t_eq upgrade_not_enabled_403 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host:
 
 # --- pipelining: three requests in one write, three answers in order --------------------------
 req=$'GET /p1 HTTP/1.1\r\nHost: svc-a\r\n\r\nGET /p2 HTTP/1.1\r\nHost: svc-b\r\n\r\nGET /p3 HTTP/1.1\r\nHost: svc-a\r\nConnection: close\r\n\r\n'
-got=$(printf '%s' "$req" | socat -t 5 - TCP:127.0.0.1:"$HTTP" | grep -a -o 'svc-a /p[0-9]\|pong\|HTTP/1.1 [0-9]*' | tr '\n' ' ')
+got=$(printf '%s' "$req" | socat -t 5 - TCP:127.0.0.1:"$HTTP",shut-none | grep -a -o 'svc-a /p[0-9]\|pong\|HTTP/1.1 [0-9]*' | tr '\n' ' ')
 t_eq pipelined_requests_answered_in_order "$got" "HTTP/1.1 200 svc-a /p1 HTTP/1.1 404 HTTP/1.1 200 svc-a /p3 "
 
 # --- HTTP/1.0 needs accept_http_10, like Envoy ------------------------------------------------

@@ -180,7 +180,7 @@ t_eq slow_upstream_504 "$(c -o /dev/null -w '%{http_code}' -H 'Host: api' http:/
 
 # --- pipelining through both sidecars ------------------------------------------------------
 req=$'GET /p1 HTTP/1.1\r\nHost: api\r\n\r\nGET /p2 HTTP/1.1\r\nHost: api\r\n\r\nGET /p3 HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n'
-got=$(printf '%s' "$req" | sim_exec client socat -t 5 - TCP:198.19.0.21:80 | grep -a -o 'api /p[0-9]' | tr '\n' ' ')
+got=$(printf '%s' "$req" | sim_exec client socat -t 5 - TCP:198.19.0.21:80,shut-none | grep -a -o 'api /p[0-9]' | tr '\n' ' ')
 t_eq pipelined_answered_in_order "$got" "api /p1 api /p2 api /p3 "
 
 # --- smuggling stops at the client's sidecar ------------------------------------------------
