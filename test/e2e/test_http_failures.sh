@@ -202,6 +202,14 @@ t_eq download_abort_logged_once "$(log_lines /big)" 1
 t_eq resets_received_in_all "$(stat "$ADMIN" http.fail.downstream_rq_rx_reset)" 3
 t_eq every_request_counted_once "$(stat "$ADMIN" http.fail.downstream_rq_total)" \
     "$(wc -l <"$work/access.log" | tr -d ' ')"
+prom=$(curl -s "http://127.0.0.1:$ADMIN/stats/prometheus")
+istio() { # istio CLUSTER CODE FLAGS — the value of istio_requests_total for those labels
+    grep -F "destination_cluster=\"$1\"" <<<"$prom" | grep -F "response_code=\"$2\"" |
+        grep -F "response_flags=\"$3\"" | grep '^istio_requests_total' | awk '{ print $2 }'
+}
+t_eq istio_metric_counts_client_abort "$(istio hang 0 DC)" 1
+t_eq istio_metric_counts_upstream_close "$(istio short 200 UC)" 1
+t_eq istio_metric_counts_invalid_response "$(istio bad 502 UPE)" 1
 
 # --- a client that gives up does not hold up a drain -----------------------------------------
 curl -s -o /dev/null --max-time 1 "$U/hang"
