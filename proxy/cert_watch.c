@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "certs/tls.h"
+#include "proxy/dns.h"
 #include "proxy/log.h"
 
 #define SETTLE_MS          200       /* a certificate and its key written one after the other */
@@ -421,7 +422,8 @@ static void rotate(cert_watch_t *cw)
     char changed[512], err[1024];
     changed_list(cw, changed, sizeof(changed));
     snapshot_t *next = NULL;
-    if (snapshot_rebuild(s->snap, NULL, s->stats, &next, err, sizeof(err)) < 0) {
+    /* With the DNS addresses held now, so a rotation keeps the resolved endpoints. */
+    if (snapshot_rebuild(s->snap, dns_resolver(s->dns), s->stats, &next, err, sizeof(err)) < 0) {
         /* The files' content stays recorded as seen: the next change tries again, a touch
          * does not. */
         stats_inc(s->main_slots, cw->rotation_failed);

@@ -203,6 +203,11 @@ static int define_cluster_stats(stats_store_t *st, snap_cluster_t *c)
         {&c->st.upstream_rq_retry, STAT_COUNTER, "upstream_rq_retry"},
         {&c->st.upstream_rq_pending_overflow, STAT_COUNTER, "upstream_rq_pending_overflow"},
         {&c->st.upstream_cx_overflow, STAT_COUNTER, "upstream_cx_overflow"},
+        {&c->st.update_attempt, STAT_COUNTER, "update_attempt"},
+        {&c->st.update_success, STAT_COUNTER, "update_success"},
+        {&c->st.update_failure, STAT_COUNTER, "update_failure"},
+        {&c->st.membership_change, STAT_COUNTER, "membership_change"},
+        {&c->st.membership_total, STAT_GAUGE, "membership_total"},
     };
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
         int64_t id = stats_define(st, defs[i].kind, "cluster", "envoy_cluster_name", c->stat_name,

@@ -68,6 +68,11 @@ typedef struct cluster_stat_ids {
     stat_id_t upstream_rq_time; /* histogram */
     stat_id_t upstream_rq_pending_overflow;
     stat_id_t upstream_cx_overflow;
+    stat_id_t update_attempt; /* DNS lookups started (Envoy's config update stats) */
+    stat_id_t update_success;
+    stat_id_t update_failure;
+    stat_id_t membership_change; /* the endpoint set changed (counted by the installer) */
+    stat_id_t membership_total;  /* gauge: endpoints of the running snapshot */
     ssl_stat_ids_t ssl;
 } cluster_stat_ids_t;
 

@@ -1,6 +1,6 @@
 /* STRICT_DNS and LOGICAL_DNS clusters in the snapshot: which configs Envoy would take, the
- * settings they carry, endpoints made from what a resolver holds, and address family
- * selection. */
+ * settings they carry, endpoints made from what a resolver holds, address family selection, and
+ * what counts as a membership change. */
 #include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
+#include "proxy/cluster.h"
 #include "xds/config.h"
 #include "xds/snapshot.h"
 
@@ -256,6 +257,25 @@ static void test_logical_dns_connects_to_the_first_address(void **state)
     unload(&b);
 }
 
+static void test_a_reorder_is_no_membership_change(void **state)
+{
+    (void)state;
+    fake_name_t one[] = {{"web", {ip("198.18.0.2"), ip("198.18.0.3")}, 2}, {NULL, {{0}}, 0}};
+    fake_name_t two[] = {{"web", {ip("198.18.0.3"), ip("198.18.0.2")}, 2}, {NULL, {{0}}, 0}};
+    fake_name_t three[] = {{"web", {ip("198.18.0.3"), ip("198.18.0.4")}, 2}, {NULL, {{0}}, 0}};
+    snap_resolver_t r1 = {fake_lookup, one}, r2 = {fake_lookup, two}, r3 = {fake_lookup, three};
+    const char *yaml = DNS_CLUSTER("STRICT_DNS", "", ENDPOINT("web", "80", "1"));
+    built_t a = {0}, b = {0}, c = {0};
+    assert_int_equal(load(&a, yaml, &r1), 0);
+    assert_int_equal(load(&b, yaml, &r2), 0);
+    assert_int_equal(load(&c, yaml, &r3), 0);
+    assert_true(cluster_same_endpoints(a.c, b.c));
+    assert_false(cluster_same_endpoints(a.c, c.c));
+    unload(&a);
+    unload(&b);
+    unload(&c);
+}
+
 static void test_rebuild_takes_the_addresses_held_now(void **state)
 {
     (void)state;
@@ -324,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_static_cluster_still_refuses_host_names),
         cmocka_unit_test(test_strict_dns_makes_every_address_an_endpoint),
         cmocka_unit_test(test_logical_dns_connects_to_the_first_address),
+        cmocka_unit_test(test_a_reorder_is_no_membership_change),
         cmocka_unit_test(test_rebuild_takes_the_addresses_held_now),
         cmocka_unit_test(test_lookup_family_selection),
     };
