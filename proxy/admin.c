@@ -136,7 +136,11 @@ static void handle_stats(server_t *s, const admin_request_t *rq, admin_response_
 
 static const char *cluster_kind_name(cluster_kind_t k)
 {
-    return k == CLUSTER_ORIGINAL_DST ? "ORIGINAL_DST" : "STATIC";
+    static const char *const names[] = {[CLUSTER_STATIC] = "STATIC",
+                                        [CLUSTER_ORIGINAL_DST] = "ORIGINAL_DST",
+                                        [CLUSTER_STRICT_DNS] = "STRICT_DNS",
+                                        [CLUSTER_LOGICAL_DNS] = "LOGICAL_DNS"};
+    return names[k];
 }
 
 /* Renders a JSON document into the response (takes root). */
@@ -158,11 +162,14 @@ static void handle_clusters(server_t *s, const admin_request_t *rq, admin_respon
         for (size_t i = 0; i < snap->n_clusters; i++) {
             const snap_cluster_t *c = &snap->clusters[i];
             json_t *hosts = json_array();
-            for (size_t j = 0; j < c->n_endpoints; j++)
-                json_array_append_new(hosts,
-                                      json_pack("{s:s, s:I, s:s}", "address", c->endpoints[j].label,
-                                                "weight", (json_int_t)c->endpoints[j].weight,
-                                                "health_status", "HEALTHY"));
+            for (size_t j = 0; j < c->n_endpoints; j++) {
+                const snap_endpoint_t *e = &c->endpoints[j];
+                json_t *h = json_pack("{s:s, s:I, s:s}", "address", e->label, "weight",
+                                      (json_int_t)e->weight, "health_status", "HEALTHY");
+                if (e->hostname)
+                    json_object_set_new(h, "hostname", json_string(e->hostname));
+                json_array_append_new(hosts, h);
+            }
             json_array_append_new(
                 list,
                 json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:I}", "name", c->name,
@@ -189,6 +196,8 @@ static void handle_clusters(server_t *s, const admin_request_t *rq, admin_respon
                   (long long)stats_value(s->stats, c->st.upstream_cx_connect_fail));
         for (size_t j = 0; j < c->n_endpoints; j++) {
             const snap_endpoint_t *e = &c->endpoints[j];
+            if (e->hostname)
+                sb_printf(&sb, "%s::%s::hostname::%s\n", c->name, e->label, e->hostname);
             sb_printf(&sb, "%s::%s::weight::%u\n", c->name, e->label, e->weight);
             sb_printf(&sb, "%s::%s::health_flags::healthy\n", c->name, e->label);
         }

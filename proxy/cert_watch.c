@@ -15,9 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <protobuf-c/protobuf-c.h>
-
 #include "certs/tls.h"
+#include "proxy/dns.h"
 #include "proxy/log.h"
 
 #define SETTLE_MS          200       /* a certificate and its key written one after the other */
@@ -398,33 +397,6 @@ static void check_expiry(cert_watch_t *cw)
 
 /* ---- rebuild and publish ------------------------------------------------------------------ */
 
-/* Builds a new snapshot from a copy of cur's Bootstrap message (borrowed), reading every
- * DataSource file again. Same contract as snapshot_build. */
-static int rebuild(const snapshot_t *cur, stats_store_t *stats, snapshot_t **out, char *err,
-                   size_t errlen)
-{
-    const ProtobufCMessage *msg = cur->bootstrap;
-    if (msg == NULL) {
-        snprintf(err, errlen, "the running config has no bootstrap to build from");
-        return -EINVAL;
-    }
-    size_t len = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (buf == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    protobuf_c_message_pack(msg, buf);
-    ProtobufCMessage *copy = protobuf_c_message_unpack(msg->descriptor, NULL, len, buf);
-    explicit_bzero(buf, len); /* inline private keys */
-    free(buf);
-    if (copy == NULL) {
-        snprintf(err, errlen, "out of memory while copying the bootstrap");
-        return -ENOMEM;
-    }
-    return snapshot_build(copy, stats, cur->nworkers, out, err, errlen);
-}
-
 /* "a.pem, b.pem" for the files whose content differs from the snapshot's. */
 static void changed_list(const cert_watch_t *cw, char *buf, size_t len)
 {
@@ -450,7 +422,8 @@ static void rotate(cert_watch_t *cw)
     char changed[512], err[1024];
     changed_list(cw, changed, sizeof(changed));
     snapshot_t *next = NULL;
-    if (rebuild(s->snap, s->stats, &next, err, sizeof(err)) < 0) {
+    /* With the DNS addresses held now, so a rotation keeps the resolved endpoints. */
+    if (snapshot_rebuild(s->snap, dns_resolver(s->dns), s->stats, &next, err, sizeof(err)) < 0) {
         /* The files' content stays recorded as seen: the next change tries again, a touch
          * does not. */
         stats_inc(s->main_slots, cw->rotation_failed);

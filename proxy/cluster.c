@@ -112,6 +112,24 @@ int cluster_pick(const snap_cluster_t *c, unsigned worker_index, const struct so
     return 0;
 }
 
+static bool has_endpoint(const snap_cluster_t *c, const snap_endpoint_t *e)
+{
+    for (size_t i = 0; i < c->n_endpoints; i++)
+        if (c->endpoints[i].weight == e->weight && strcmp(c->endpoints[i].label, e->label) == 0)
+            return true;
+    return false;
+}
+
+bool cluster_same_endpoints(const snap_cluster_t *a, const snap_cluster_t *b)
+{
+    if (a->n_endpoints != b->n_endpoints)
+        return false;
+    for (size_t i = 0; i < a->n_endpoints; i++)
+        if (!has_endpoint(b, &a->endpoints[i]) || !has_endpoint(a, &b->endpoints[i]))
+            return false;
+    return true;
+}
+
 void cluster_lb_release(const snap_cluster_t *c, unsigned worker_index, int endpoint_index)
 {
     if (endpoint_index < 0 || c->lb == NULL || (size_t)endpoint_index >= c->n_endpoints)

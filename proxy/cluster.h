@@ -17,6 +17,10 @@ void cluster_lb_free(snap_cluster_t *c);
 int cluster_pick(const snap_cluster_t *c, unsigned worker_index, const struct sockaddr *orig_dst,
                  struct sockaddr_storage *out, int *endpoint_index);
 
+/* Whether a and b (borrowed) have the same endpoints, each with the same weight, in any order:
+ * what Envoy's membership_change counts. */
+bool cluster_same_endpoints(const snap_cluster_t *a, const snap_cluster_t *b);
+
 /* Ends a connection picked with cluster_pick (least-request bookkeeping). */
 void cluster_lb_release(const snap_cluster_t *c, unsigned worker_index, int endpoint_index);
 

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "proxy/cert_watch.h"
+#include "proxy/cluster.h"
+#include "proxy/dns.h"
 #include "proxy/log.h"
 
 #define TICK_MS 100
@@ -36,9 +38,21 @@ bool server_ready(const server_t *s)
 int64_t server_active_connections(const server_t *s)
 {
     int64_t n = 0;
-    for (unsigned i = 0; i < s->nworkers; i++)
+    for (unsigned i = 0; i < s->n_started; i++)
         n += atomic_load_explicit(&s->workers[i].active_conns, memory_order_relaxed);
     return n;
+}
+
+/* membership_change and membership_total of snap's clusters, against old (NULL at start). */
+static void count_membership(server_t *s, const snapshot_t *old, const snapshot_t *snap)
+{
+    for (size_t i = 0; i < snap->n_clusters; i++) {
+        const snap_cluster_t *c = &snap->clusters[i];
+        const snap_cluster_t *was = old ? snapshot_find_cluster(old, c->name) : NULL;
+        if (was ? !cluster_same_endpoints(was, c) : c->n_endpoints > 0)
+            stats_inc(s->main_slots, c->st.membership_change);
+        server_set_gauge(s, c->st.membership_total, (int64_t)c->n_endpoints);
+    }
 }
 
 void server_install_snapshot(server_t *s, snapshot_t *snap)
@@ -47,8 +61,9 @@ void server_install_snapshot(server_t *s, snapshot_t *snap)
         snapshot_unref(snap); /* the workers are ending */
         return;
     }
-    for (unsigned i = 0; i < s->nworkers; i++)
+    for (unsigned i = 0; i < s->n_started; i++)
         worker_publish(&s->workers[i], snapshot_ref(snap));
+    count_membership(s, s->snap, snap);
     snapshot_t *old = s->snap;
     s->snap = snap;
     snapshot_unref(old);
@@ -71,7 +86,7 @@ static void server_stop(server_t *s)
         return;
     s->state = SERVER_STOPPING;
     server_set_gauge(s, s->st.live, 0);
-    for (unsigned i = 0; i < s->nworkers; i++)
+    for (unsigned i = 0; i < s->n_started; i++)
         worker_stop(&s->workers[i]);
     admin_stop(s->admin);
     s->admin = NULL;
@@ -79,6 +94,8 @@ static void server_stop(server_t *s)
     s->health = NULL;
     cert_watch_stop(s->cert_watch);
     s->cert_watch = NULL;
+    dns_stop(s->dns);
+    s->dns = NULL;
     uv_close((uv_handle_t *)&s->sigterm, on_closed_quietly);
     uv_close((uv_handle_t *)&s->sigint, on_closed_quietly);
     uv_close((uv_handle_t *)&s->tick, on_closed_quietly);
@@ -97,7 +114,7 @@ void server_drain(server_t *s)
     s->drain_deadline_ms = uv_now(s->loop) + (uint64_t)s->opts.drain_time_s * 1000;
     log_info("draining: listeners closed; waiting up to %us for %lld connection(s)",
              s->opts.drain_time_s, (long long)server_active_connections(s));
-    for (unsigned i = 0; i < s->nworkers; i++)
+    for (unsigned i = 0; i < s->n_started; i++)
         worker_drain(&s->workers[i]);
 }
 
@@ -105,9 +122,9 @@ static void on_tick(uv_timer_t *t)
 {
     server_t *s = t->data;
     uint64_t now = uv_now(s->loop);
-    if (s->state == SERVER_STARTING) {
+    if (s->state == SERVER_STARTING && s->n_started == s->nworkers) {
         unsigned up = 0;
-        for (unsigned i = 0; i < s->nworkers; i++) {
+        for (unsigned i = 0; i < s->n_started; i++) {
             if (s->workers[i].start_error) {
                 log_error("worker %u could not start its listeners; exiting", i);
                 s->exit_code = 1;
@@ -189,6 +206,42 @@ static int parse_admin_override(const char *text, struct sockaddr_storage *out)
     return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out) == 0 ? 0 : -EINVAL;
 }
 
+static void close_listen_fds(server_t *s)
+{
+    if (s->listen_fds == NULL)
+        return;
+    for (size_t i = 0; i < s->snap->n_listeners * s->nworkers; i++)
+        if (s->listen_fds[i] >= 0)
+            close(s->listen_fds[i]);
+    free(s->listen_fds);
+    s->listen_fds = NULL;
+}
+
+/* Starts the workers on s->snap with the sockets bound for them, once (at start, or when the
+ * first DNS answers are in). Workers that start own their sockets; the rest are closed. */
+static void start_workers(server_t *s)
+{
+    int *wfds = malloc((s->snap->n_listeners ? s->snap->n_listeners : 1) * sizeof(int));
+    for (unsigned w = 0; wfds && s->state == SERVER_STARTING && w < s->nworkers; w++) {
+        for (size_t i = 0; i < s->snap->n_listeners; i++)
+            wfds[i] = s->listen_fds[i * s->nworkers + w];
+        if (worker_start(&s->workers[w], w, snapshot_ref(s->snap), s->stats, wfds) < 0) {
+            log_error("worker %u: could not start", w);
+            s->exit_code = 1;
+            break;
+        }
+        for (size_t i = 0; i < s->snap->n_listeners; i++)
+            s->listen_fds[i * s->nworkers + w] = -1; /* the worker's now */
+        s->n_started++;
+    }
+    if (wfds == NULL)
+        s->exit_code = 1;
+    free(wfds);
+    close_listen_fds(s);
+    if (s->exit_code != 0)
+        server_stop(s);
+}
+
 /* Binds nworkers sockets per listener. A listener on port 0 gets its port from the first
  * socket, so every worker shares it. fds is [listener][worker]. */
 static int open_listen_sockets(server_t *s, int *fds)
@@ -267,11 +320,10 @@ int server_run(const server_options_t *opts)
     }
     for (size_t i = 0; i < nfds; i++)
         fds[i] = -1;
+    s->listen_fds = fds;
+    count_membership(s, NULL, s->snap);
     if (open_listen_sockets(s, fds) < 0) {
-        for (size_t i = 0; i < nfds; i++)
-            if (fds[i] >= 0)
-                close(fds[i]);
-        free(fds);
+        close_listen_fds(s);
         free(s->workers);
         snapshot_unref(s->snap);
         stats_store_free(s->stats);
@@ -293,21 +345,6 @@ int server_run(const server_options_t *opts)
         }
     }
 
-    int *wfds = malloc((s->snap->n_listeners ? s->snap->n_listeners : 1) * sizeof(int));
-    unsigned started = 0;
-    for (unsigned w = 0; s->exit_code == 0 && w < s->nworkers; w++) {
-        for (size_t i = 0; i < s->snap->n_listeners; i++)
-            wfds[i] = fds[i * s->nworkers + w];
-        if (worker_start(&s->workers[w], w, snapshot_ref(s->snap), s->stats, wfds) < 0) {
-            log_error("worker %u: could not start", w);
-            s->exit_code = 1;
-            break;
-        }
-        started++;
-    }
-    free(wfds);
-    free(fds);
-
     uv_signal_init(&loop, &s->sigterm);
     uv_signal_init(&loop, &s->sigint);
     s->sigterm.data = s->sigint.data = s;
@@ -316,7 +353,13 @@ int server_run(const server_options_t *opts)
     uv_timer_init(&loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, 0, TICK_MS);
-    s->nworkers = started; /* only started workers are stopped and joined */
+    /* Like Envoy, the listeners wait for the DNS clusters' first answers. */
+    if (s->exit_code == 0 && (rc = dns_start(s, start_workers, &s->dns)) < 0) {
+        log_error("DNS: cannot start: %s", strerror(-rc));
+        s->exit_code = 1;
+    }
+    if (s->exit_code == 0 && s->dns == NULL)
+        start_workers(s);
     if (s->exit_code == 0 && (rc = cert_watch_start(s, &s->cert_watch)) < 0) {
         log_error("certificate watch: cannot start: %s", strerror(-rc));
         s->exit_code = 1;
@@ -326,7 +369,8 @@ int server_run(const server_options_t *opts)
 
     uv_run(&loop, UV_RUN_DEFAULT);
 
-    for (unsigned w = 0; w < started; w++)
+    close_listen_fds(s);
+    for (unsigned w = 0; w < s->n_started; w++)
         worker_join(&s->workers[w]);
     free(s->workers);
     uv_run(&loop, UV_RUN_NOWAIT);

@@ -29,6 +29,7 @@ typedef enum { SERVER_STARTING, SERVER_LIVE, SERVER_DRAINING, SERVER_STOPPING } 
 
 typedef struct admin admin_t;
 struct cert_watch;
+struct dns;
 
 typedef struct server_stat_ids {
     stat_id_t live;
@@ -47,10 +48,14 @@ typedef struct server {
     server_stat_ids_t st;
     snapshot_t *snap; /* the running config (reference held); main thread reads and swaps it */
     worker_t *workers;
-    unsigned nworkers;
+    unsigned nworkers;  /* configured (--concurrency) */
+    unsigned n_started; /* workers running: none until the first DNS answers are in */
+    int *listen_fds;    /* [listener][worker] (every snapshot of a run has the same listeners),
+                         * bound and waiting for the workers; then NULL */
     admin_t *admin;
     admin_t *health;
     struct cert_watch *cert_watch; /* owned; NULL once stopped */
+    struct dns *dns;               /* owned; NULL without DNS clusters, or once stopped */
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;
     server_state_t state;
@@ -62,7 +67,8 @@ typedef struct server {
 /* Runs remora with opts until it exits; returns the process exit code. */
 int server_run(const server_options_t *opts);
 
-/* True once every worker listens on every listener, and not draining. */
+/* True once every worker listens on every listener, and not draining. The workers start only
+ * once every host name of the DNS clusters has had its first answer (proxy/dns.h). */
 bool server_ready(const server_t *s);
 /* Stops accepting and exits once connections finish or drain_time_s passes. */
 void server_drain(server_t *s);
@@ -71,7 +77,9 @@ void server_quit(server_t *s);
 int64_t server_active_connections(const server_t *s);
 /* Main thread: makes snap (reference taken) the running config: every worker gets it for new
  * connections, and s->snap (admin, later rebuilds) points at it. Open connections keep the
- * snapshot they started with. Dropped once the server is stopping. */
+ * snapshot they started with. Dropped once the server is stopping. Counts each cluster whose
+ * endpoints differ from its namesake's in the snapshot replaced into membership_change, and
+ * sets membership_total. */
 void server_install_snapshot(server_t *s, snapshot_t *snap);
 const char *server_state_name(server_state_t st);
 

@@ -62,6 +62,7 @@ static const ProtobufCMessageDescriptor *const config_types[] = {
     &envoy__config__cluster__v3__cluster__custom_cluster_type__descriptor,
     &envoy__config__cluster__v3__cluster__eds_cluster_config__descriptor,
     &envoy__config__cluster__v3__cluster__original_dst_lb_config__descriptor,
+    &envoy__config__cluster__v3__cluster__refresh_rate__descriptor,
     &envoy__config__core__v3__pipe__descriptor,
     &envoy__config__core__v3__socket_address__descriptor,
     &envoy__config__core__v3__tcp_keepalive__descriptor,

@@ -14,6 +14,7 @@
 #include "filters/filter.h"
 #include "proxy/cluster.h"
 #include "xds/config.h"
+#include "xds/snapshot_dns.h"
 #include "xds/snapshot_tls.h"
 
 typedef Envoy__Config__Bootstrap__V3__Bootstrap bootstrap_msg_t;
@@ -59,9 +60,11 @@ static uint64_t duration_ms(const Google__Protobuf__Duration *d, uint64_t dflt)
     return (uint64_t)d->seconds * 1000 + (uint64_t)d->nanos / 1000000;
 }
 
-/* Address → sockaddr; only socket addresses with a numeric IP and port_value are supported. */
-static int parse_address(const address_msg_t *a, struct sockaddr_storage *out, const char *what,
-                         char *err, size_t errlen)
+/* Address → sockaddr; only socket addresses with a numeric IP and port_value are supported,
+ * unless `name` is not NULL: then a host name is taken too, *name points at it (borrowed from a)
+ * and out holds only its port, with family AF_UNSPEC. */
+static int parse_host_address(const address_msg_t *a, struct sockaddr_storage *out,
+                              const char **name, const char *what, char *err, size_t errlen)
 {
     if (a == NULL || a->address_case != ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS)
         return fail(err, errlen, "%s: address: a socket_address is required", what);
@@ -76,6 +79,8 @@ static int parse_address(const address_msg_t *a, struct sockaddr_storage *out, c
                     what);
     if (s->port_value > 65535)
         return fail(err, errlen, "%s: address: port %u out of range", what, s->port_value);
+    if (name && s->resolver_name && *s->resolver_name)
+        return fail(err, errlen, "%s: address: resolver_name is not supported", what);
     memset(out, 0, sizeof(*out));
     struct sockaddr_in *s4 = (struct sockaddr_in *)out;
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
@@ -85,6 +90,10 @@ static int parse_address(const address_msg_t *a, struct sockaddr_storage *out, c
     } else if (inet_pton(AF_INET6, s->address, &s6->sin6_addr) == 1) {
         s6->sin6_family = AF_INET6;
         s6->sin6_port = htons((uint16_t)s->port_value);
+    } else if (name && s->address && *s->address) {
+        *name = s->address;
+        s4->sin_family = AF_UNSPEC;
+        s4->sin_port = htons((uint16_t)s->port_value);
     } else {
         return fail(err, errlen,
                     "%s: address: '%s' is not an IP address (DNS names are not "
@@ -92,6 +101,12 @@ static int parse_address(const address_msg_t *a, struct sockaddr_storage *out, c
                     what, s->address);
     }
     return 0;
+}
+
+static int parse_address(const address_msg_t *a, struct sockaddr_storage *out, const char *what,
+                         char *err, size_t errlen)
+{
+    return parse_host_address(a, out, NULL, what, err, errlen);
 }
 
 static int parse_cidr(const Envoy__Config__Core__V3__CidrRange *c, snap_cidr_t *out,
@@ -193,6 +208,11 @@ static int define_cluster_stats(stats_store_t *st, snap_cluster_t *c)
         {&c->st.upstream_rq_retry, STAT_COUNTER, "upstream_rq_retry"},
         {&c->st.upstream_rq_pending_overflow, STAT_COUNTER, "upstream_rq_pending_overflow"},
         {&c->st.upstream_cx_overflow, STAT_COUNTER, "upstream_cx_overflow"},
+        {&c->st.update_attempt, STAT_COUNTER, "update_attempt"},
+        {&c->st.update_success, STAT_COUNTER, "update_success"},
+        {&c->st.update_failure, STAT_COUNTER, "update_failure"},
+        {&c->st.membership_change, STAT_COUNTER, "membership_change"},
+        {&c->st.membership_total, STAT_GAUGE, "membership_total"},
     };
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
         int64_t id = stats_define(st, defs[i].kind, "cluster", "envoy_cluster_name", c->stat_name,
@@ -233,8 +253,8 @@ static int define_listener_stats(stats_store_t *st, snap_listener_t *l)
     return 0;
 }
 
-static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, stats_store_t *stats,
-                         unsigned nworkers, char *err, size_t errlen)
+static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_resolver_t *resolver,
+                         stats_store_t *stats, unsigned nworkers, char *err, size_t errlen)
 {
     char what[300];
     snprintf(what, sizeof(what), "cluster '%s'", m->name);
@@ -254,8 +274,21 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, stats_store_
     case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__ORIGINAL_DST:
         c->kind = CLUSTER_ORIGINAL_DST;
         break;
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STRICT_DNS:
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__LOGICAL_DNS: {
+        c->kind = m->type == ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STRICT_DNS
+                      ? CLUSTER_STRICT_DNS
+                      : CLUSTER_LOGICAL_DNS;
+        int rc = snapshot_dns_parse(m, c, what, err, errlen);
+        if (rc < 0)
+            return rc;
+        break;
+    }
     default:
-        return fail(err, errlen, "%s: type %s is not supported (STATIC and ORIGINAL_DST are)", what,
+        return fail(err, errlen,
+                    "%s: type %s is not supported (STATIC, STRICT_DNS, LOGICAL_DNS and "
+                    "ORIGINAL_DST are)",
+                    what,
                     enum_name(&envoy__config__cluster__v3__cluster__discovery_type__descriptor,
                               (int)m->type));
     }
@@ -351,17 +384,26 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, stats_store_
                 e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__TIMEOUT)
                 continue;
             snap_endpoint_t *ep = &c->endpoints[c->n_endpoints];
-            int rc = parse_address(e->endpoint->address, &ep->addr, ewhat, err, errlen);
+            const char *host = NULL;
+            int rc = parse_host_address(e->endpoint->address, &ep->addr, c->dns ? &host : NULL,
+                                        ewhat, err, errlen);
             if (rc < 0)
                 return rc;
             ep->weight = e->load_balancing_weight ? e->load_balancing_weight->value : 1;
             if (ep->weight == 0)
                 return fail(err, errlen, "%s: load_balancing_weight must be at least 1", ewhat);
+            if (c->dns) { /* a target: its endpoints come from snapshot_dns_endpoints */
+                if (snapshot_dns_add_target(c->dns, host, &ep->addr, ep->weight) < 0)
+                    return -ENOMEM;
+                continue;
+            }
             snapshot_format_addr((struct sockaddr *)&ep->addr, ep->label, sizeof(ep->label));
             c->n_endpoints++;
         }
     }
-    int rc = define_cluster_stats(stats, c);
+    int rc = c->dns ? snapshot_dns_endpoints(c, resolver) : 0;
+    if (rc == 0)
+        rc = define_cluster_stats(stats, c);
     if (rc == 0) {
         int64_t id = stats_define_histogram(stats, "cluster", "envoy_cluster_name", c->stat_name,
                                             "upstream_rq_time");
@@ -684,6 +726,7 @@ static void snapshot_free(snapshot_t *s)
         snap_cluster_t *c = &s->clusters[i];
         cluster_lb_free(c);
         snapshot_tls_free(c->tls);
+        snapshot_dns_free(c->dns);
         free(c->shared);
         free(c->endpoints);
         free(c->name);
@@ -699,6 +742,12 @@ static void snapshot_free(snapshot_t *s)
 
 int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
                    char *err, size_t errlen)
+{
+    return snapshot_build_resolved(bootstrap, NULL, stats, nworkers, out, err, errlen);
+}
+
+int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, stats_store_t *stats,
+                            unsigned nworkers, snapshot_t **out, char *err, size_t errlen)
 {
     static _Atomic uint64_t next_version = 1;
     bootstrap_msg_t *b = bootstrap;
@@ -748,7 +797,8 @@ int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, sna
             }
         }
         s->n_clusters++;
-        rc = build_cluster(sr->clusters[i], &s->clusters[i], stats, s->nworkers, err, errlen);
+        rc = build_cluster(sr->clusters[i], &s->clusters[i], resolver, stats, s->nworkers, err,
+                           errlen);
         if (rc == -ENOMEM)
             goto fail_oom;
         if (rc < 0)

@@ -27,10 +27,17 @@ typedef struct snap_cidr {
 typedef struct snap_endpoint {
     struct sockaddr_storage addr;
     uint32_t weight;
-    char label[64]; /* "198.18.0.3:8080", for /clusters and logs */
+    char label[64];       /* "198.18.0.3:8080", for /clusters and logs */
+    const char *hostname; /* DNS clusters: the name it was resolved from (borrowed from the
+                           * cluster's dns targets); NULL otherwise */
 } snap_endpoint_t;
 
-typedef enum { CLUSTER_STATIC, CLUSTER_ORIGINAL_DST } cluster_kind_t;
+typedef enum {
+    CLUSTER_STATIC,
+    CLUSTER_ORIGINAL_DST,
+    CLUSTER_STRICT_DNS,  /* every address of every target's name is an endpoint */
+    CLUSTER_LOGICAL_DNS, /* one target; the first address of its name is the one endpoint */
+} cluster_kind_t;
 typedef enum { LB_ROUND_ROBIN, LB_LEAST_REQUEST, LB_RANDOM, LB_CLUSTER_PROVIDED } lb_policy_t;
 
 /* Envoy's ssl.* counters of the TLS contexts of a cluster (upstream) or a listener's chains
@@ -64,6 +71,11 @@ typedef struct cluster_stat_ids {
     stat_id_t upstream_rq_time; /* histogram */
     stat_id_t upstream_rq_pending_overflow;
     stat_id_t upstream_cx_overflow;
+    stat_id_t update_attempt; /* DNS lookups started (Envoy's config update stats) */
+    stat_id_t update_success;
+    stat_id_t update_failure;
+    stat_id_t membership_change; /* the endpoint set changed (counted by the installer) */
+    stat_id_t membership_total;  /* gauge: endpoints of the running snapshot */
     ssl_stat_ids_t ssl;
 } cluster_stat_ids_t;
 
@@ -166,6 +178,35 @@ typedef struct tls_context_config {
     size_t n_peer_ids;
 } tls_context_config_t;
 
+/* Cluster.DnsLookupFamily, in the same order. */
+typedef enum {
+    SNAP_DNS_AUTO,         /* IPv6 addresses if the answer has any, else IPv4 */
+    SNAP_DNS_V4_ONLY,      /* IPv4 only */
+    SNAP_DNS_V6_ONLY,      /* IPv6 only */
+    SNAP_DNS_V4_PREFERRED, /* IPv4 addresses if the answer has any, else IPv6 */
+    SNAP_DNS_ALL,          /* both */
+} snap_dns_family_t;
+
+/* One lb_endpoint of a STRICT_DNS or LOGICAL_DNS cluster. */
+typedef struct snap_dns_target {
+    char *host;                   /* the socket_address's address as written */
+    struct sockaddr_storage addr; /* the port; for an IP literal the whole address */
+    bool literal;                 /* an IP literal: needs no lookup */
+    uint32_t weight;
+} snap_dns_target_t;
+
+/* The DNS settings of a cluster and the names to resolve. */
+typedef struct snap_dns {
+    snap_dns_family_t family;
+    uint64_t refresh_ms;      /* dns_refresh_rate: Envoy's default 5000 */
+    uint64_t jitter_ms;       /* dns_jitter: up to this much later, at random; 0: none */
+    uint64_t failure_base_ms; /* dns_failure_refresh_rate; 0: retry at refresh_ms */
+    uint64_t failure_max_ms;
+    bool respect_ttl; /* accepted; the system resolver gives no TTLs (docs/config.md) */
+    snap_dns_target_t *targets;
+    size_t n_targets;
+} snap_dns_t;
+
 typedef struct snap_cluster {
     char *name;
     char *stat_name; /* alt_stat_name or name */
@@ -183,6 +224,7 @@ typedef struct snap_cluster {
     uint32_t max_connections; /* likewise */
     cluster_shared_t *shared;
     tls_context_config_t *tls; /* transport_socket: an UpstreamTlsContext (owned); NULL: plain */
+    snap_dns_t *dns;           /* STRICT_DNS and LOGICAL_DNS (owned); NULL for other kinds */
 } snap_cluster_t;
 
 typedef struct snap_filter {
@@ -266,12 +308,41 @@ typedef struct snapshot {
     void *bootstrap; /* the Bootstrap message it came from (owned), for /config_dump */
 } snapshot_t;
 
+/* Where a build finds the addresses of the host names of DNS clusters: whoever resolves them
+ * (proxy/dns.c) keeps them, so the xds layer does no lookups itself. */
+typedef struct snap_resolver {
+    /* Sets *addrs and *n to what `host` of cluster `cluster` resolves to now, the address to
+     * prefer first (a LOGICAL_DNS cluster uses only that one); ports are ignored. *addrs is
+     * borrowed and must stay valid until the build returns. Returns 0, or negative when
+     * nothing is known (not resolved yet, or never successfully): no endpoints from it. */
+    int (*lookup)(void *ctx, const char *cluster, const char *host,
+                  const struct sockaddr_storage **addrs, size_t *n);
+    void *ctx;
+} snap_resolver_t;
+
 /* Builds a snapshot from a Bootstrap message. Takes `bootstrap` (a
  * Envoy__Config__Bootstrap__V3__Bootstrap*) in every case. Defines its stats in `stats`
  * (borrowed; must outlive the snapshot). On error returns negative and err says what and where
- * ("listener 'x': filter chain 0: ..."). The new snapshot has one reference. */
+ * ("listener 'x': filter chain 0: ..."). The new snapshot has one reference. DNS clusters get
+ * only their IP-literal endpoints: snapshot_build_resolved adds the resolved ones. */
 int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
                    char *err, size_t errlen);
+
+/* snapshot_build, with the endpoints of DNS clusters from `resolver` (borrowed; NULL: none). */
+int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, stats_store_t *stats,
+                            unsigned nworkers, snapshot_t **out, char *err, size_t errlen);
+
+/* Builds a new snapshot from a copy of cur's Bootstrap message (cur borrowed), reading every
+ * DataSource file again and taking DNS addresses from resolver (borrowed; NULL: none): how a
+ * certificate rotation or a DNS change makes the next config. Same contract otherwise as
+ * snapshot_build. */
+int snapshot_rebuild(const snapshot_t *cur, const snap_resolver_t *resolver, stats_store_t *stats,
+                     snapshot_t **out, char *err, size_t errlen);
+
+/* Keeps the addresses of addrs[0..n) that `family` takes (AUTO: the IPv6 ones if any, else the
+ * IPv4 ones; V4_PREFERRED the reverse; ALL: both), in their order, at the front of addrs
+ * (borrowed, rewritten in place). Other address families are dropped. Returns how many. */
+size_t snapshot_dns_select(snap_dns_family_t family, struct sockaddr_storage *addrs, size_t n);
 
 /* Loads a YAML bootstrap file and builds it. */
 int snapshot_load_file(const char *path, stats_store_t *stats, unsigned nworkers, snapshot_t **out,

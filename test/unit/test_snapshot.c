@@ -234,11 +234,11 @@ static void test_snapshot_rejects_original_dst_cluster_with_round_robin(void **s
                  "cluster 'p': ORIGINAL_DST clusters take lb_policy CLUSTER_PROVIDED");
 }
 
-static void test_snapshot_rejects_dns_cluster_type(void **state)
+static void test_snapshot_rejects_eds_cluster_type(void **state)
 {
     (void)state;
-    expect_error("", "  clusters:\n  - name: d\n    type: STRICT_DNS\n",
-                 "cluster 'd': type STRICT_DNS is not supported");
+    expect_error("", "  clusters:\n  - name: d\n    type: EDS\n",
+                 "cluster 'd': type EDS is not supported");
 }
 
 static void test_snapshot_rejects_hostname_endpoint(void **state)
@@ -312,7 +312,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_rejects_duplicate_chain_match),
         cmocka_unit_test(test_snapshot_rejects_unknown_network_filter),
         cmocka_unit_test(test_snapshot_rejects_original_dst_cluster_with_round_robin),
-        cmocka_unit_test(test_snapshot_rejects_dns_cluster_type),
+        cmocka_unit_test(test_snapshot_rejects_eds_cluster_type),
         cmocka_unit_test(test_snapshot_rejects_hostname_endpoint),
         cmocka_unit_test(test_snapshot_rejects_listener_without_chains),
         cmocka_unit_test(test_snapshot_tcp_proxy_to_missing_cluster_is_allowed),
