@@ -559,18 +559,67 @@ static int build_disabled(const Envoy__Config__Listener__V3__ListenerFilter *lf,
     return build_pred(lf->filter_disabled, *out, 0, what, err, errlen);
 }
 
-static int build_listener(const listener_msg_t *m, snap_listener_t *l, const snapshot_t *snap,
+/* Names listener idx (m) into l->name, unique among those built before it. Envoy names a
+ * listener without a name by a random UUID; Remora after its address, as Envoy's stats do
+ * ("0.0.0.0_8080", "[__]_8080"), so logs, stats and /config_dump stay the same from run to run.
+ * The name goes into m too (the snapshot owns the Bootstrap) for /config_dump to show. */
+static int name_listener(listener_msg_t *m, size_t idx, snap_listener_t *l, const snapshot_t *snap,
+                         char *err, size_t errlen)
+{
+    char name[INET6_ADDRSTRLEN + 16];
+    l->name_generated = m->name == NULL || m->name[0] == '\0';
+    if (l->name_generated) {
+        char what[64];
+        snprintf(what, sizeof(what), "static_resources.listeners[%zu] (no name)", idx);
+        struct sockaddr_storage ss;
+        int rc = parse_address(m->address, &ss, what, err, errlen);
+        if (rc < 0)
+            return rc;
+        snapshot_format_addr((const struct sockaddr *)&ss, name, sizeof(name));
+        for (char *p = name; *p; p++)
+            *p = *p == ':' ? '_' : *p;
+    }
+    const char *n = l->name_generated ? name : m->name;
+    for (size_t j = 0; j < idx; j++) {
+        const snap_listener_t *o = &snap->listeners[j];
+        if (strcmp(o->name, n) == 0 && !o->name_generated && !l->name_generated)
+            return fail(err, errlen, "listener '%s': defined twice", n);
+        if (strcmp(o->name, n) == 0)
+            return fail(err, errlen,
+                        "listener '%s': static_resources.listeners[%zu] and [%zu] get the same "
+                        "name (%s has no name and is named after its address): give one of them "
+                        "another name",
+                        n, j, idx,
+                        !l->name_generated   ? "the first"
+                        : !o->name_generated ? "the second"
+                                             : "each");
+    }
+    l->name = strdup(n);
+    char *copy = l->name_generated ? strdup(n) : NULL;
+    if (l->name == NULL || (l->name_generated && copy == NULL)) {
+        free(copy);
+        return -ENOMEM;
+    }
+    if (copy) {
+        if (m->name != protobuf_c_empty_string)
+            free(m->name);
+        m->name = copy;
+    }
+    return 0;
+}
+
+static int build_listener(listener_msg_t *m, size_t idx, snap_listener_t *l, snapshot_t *snap,
                           stats_store_t *stats, char *err, size_t errlen)
 {
     char what[300];
-    if (m->name == NULL || m->name[0] == '\0')
-        return fail(err, errlen, "listener: name is required");
-    snprintf(what, sizeof(what), "listener '%s'", m->name);
-    l->name = strdup(m->name);
-    l->stat_name = strdup(m->stat_prefix && *m->stat_prefix ? m->stat_prefix : m->name);
-    if (l->name == NULL || l->stat_name == NULL)
+    int rc = name_listener(m, idx, l, snap, err, errlen);
+    if (rc < 0)
+        return rc;
+    snprintf(what, sizeof(what), "listener '%s'", l->name);
+    l->stat_name = strdup(m->stat_prefix && *m->stat_prefix ? m->stat_prefix : l->name);
+    if (l->stat_name == NULL)
         return -ENOMEM;
-    int rc = parse_address(m->address, &l->addr, what, err, errlen);
+    rc = parse_address(m->address, &l->addr, what, err, errlen);
     if (rc < 0)
         return rc;
     l->bind_to_port = m->bind_to_port ? m->bind_to_port->value : true;
@@ -750,15 +799,8 @@ int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, sna
             goto fail_built;
     }
     for (size_t i = 0; i < nl; i++) {
-        for (size_t j = 0; j < i; j++) {
-            if (sr->listeners[i]->name &&
-                strcmp(sr->listeners[i]->name, s->listeners[j].name) == 0) {
-                rc = fail(err, errlen, "listener '%s': defined twice", sr->listeners[i]->name);
-                goto fail_built;
-            }
-        }
         s->n_listeners++;
-        rc = build_listener(sr->listeners[i], &s->listeners[i], s, stats, err, errlen);
+        rc = build_listener(sr->listeners[i], i, &s->listeners[i], s, stats, err, errlen);
         if (rc == -ENOMEM)
             goto fail_oom;
         if (rc < 0)

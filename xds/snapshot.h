@@ -229,8 +229,9 @@ typedef struct listener_stat_ids {
 } listener_stat_ids_t;
 
 typedef struct snap_listener {
-    char *name;
-    char *stat_name; /* stat_prefix or name */
+    char *name;          /* the listener's name, or one made from its address when it has none */
+    bool name_generated; /* the config gave no name */
+    char *stat_name;     /* stat_prefix or name */
     struct sockaddr_storage addr;
     bool use_original_dst; /* has the original_dst listener filter (or use_original_dst) */
     bool bind_to_port;

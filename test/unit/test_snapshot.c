@@ -302,6 +302,61 @@ static void test_snapshot_rejects_per_host_circuit_breakers(void **state)
                  "cluster 'ph': circuit_breakers.per_host_thresholds is not supported");
 }
 
+/* A listener on ADDR:PORT with one tcp_proxy chain; NAME_LINE is "    name: x\n" or "". */
+#define LISTENER(name_line, ip, port)                                                              \
+    "  - " name_line "address: {socket_address: {address: '" ip "', port_value: " port "}}\n"      \
+    "    filter_chains:\n"                                                                         \
+    "    - filters:\n" TCP_PROXY("a")
+
+static void test_snapshot_names_unnamed_listeners_after_their_address(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    char *yaml = join("  listeners:\n" LISTENER("", "127.0.0.1", "8080") LISTENER("", "::1", "8080")
+                          LISTENER("name: named\n    ", "127.0.0.1", "8081"),
+                      base_clusters);
+    assert_int_equal(build(&f, yaml), 0);
+    assert_string_equal(f.snap->listeners[0].name, "127.0.0.1_8080");
+    assert_string_equal(f.snap->listeners[0].stat_name, "127.0.0.1_8080");
+    assert_true(f.snap->listeners[0].name_generated);
+    assert_string_equal(f.snap->listeners[1].name, "[__1]_8080");
+    assert_string_equal(f.snap->listeners[2].name, "named");
+    assert_false(f.snap->listeners[2].name_generated);
+    char *dump = snapshot_config_dump(f.snap);
+    assert_non_null(strstr(dump, "\"name\": \"127.0.0.1_8080\""));
+    free(dump);
+    free(yaml);
+    release(&f);
+}
+
+static void test_snapshot_rejects_unnamed_listener_named_like_another(void **state)
+{
+    (void)state;
+    expect_error("  listeners:\n" LISTENER("name: 127.0.0.1_8080\n    ", "127.0.0.1", "9000")
+                     LISTENER("", "127.0.0.1", "8080"),
+                 base_clusters,
+                 "listener '127.0.0.1_8080': static_resources.listeners[0] and [1] get the same "
+                 "name (the second has no name and is named after its address)");
+}
+
+static void test_snapshot_rejects_two_unnamed_listeners_on_one_address(void **state)
+{
+    (void)state;
+    expect_error("  listeners:\n" LISTENER("", "127.0.0.1", "8080")
+                     LISTENER("", "127.0.0.1", "8080"),
+                 base_clusters,
+                 "listener '127.0.0.1_8080': static_resources.listeners[0] and [1] get the same "
+                 "name (each has no name and is named after its address)");
+}
+
+static void test_snapshot_rejects_duplicate_listener_names(void **state)
+{
+    (void)state;
+    expect_error("  listeners:\n" LISTENER("name: l\n    ", "127.0.0.1", "8080")
+                     LISTENER("name: l\n    ", "127.0.0.1", "8081"),
+                 base_clusters, "listener 'l': defined twice");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +373,10 @@ int main(void)
         cmocka_unit_test(test_snapshot_tcp_proxy_to_missing_cluster_is_allowed),
         cmocka_unit_test(test_snapshot_reads_default_priority_circuit_breakers),
         cmocka_unit_test(test_snapshot_rejects_per_host_circuit_breakers),
+        cmocka_unit_test(test_snapshot_names_unnamed_listeners_after_their_address),
+        cmocka_unit_test(test_snapshot_rejects_unnamed_listener_named_like_another),
+        cmocka_unit_test(test_snapshot_rejects_two_unnamed_listeners_on_one_address),
+        cmocka_unit_test(test_snapshot_rejects_duplicate_listener_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
