@@ -217,6 +217,20 @@ static int open_listen_sockets(server_t *s, int *fds)
     return 0;
 }
 
+/* Envoy ignores runtime keys it does not know; a key with no effect here is said once, at load
+ * (a rebuilt snapshot does not say it again). */
+static void warn_unused_runtime(const snapshot_t *snap)
+{
+    char keys[1536];
+    size_t n = runtime_unused_keys(&snap->runtime, keys, sizeof(keys));
+    if (n)
+        log_warn(
+            "layered_runtime: %zu key%s with no effect (Remora reads only " RUNTIME_GLOBAL_MAX_CX
+            " and " RUNTIME_LISTENER_LIMIT_PREFIX "<listener>" RUNTIME_LISTENER_LIMIT_SUFFIX
+            "): %s",
+            n, n == 1 ? "" : "s", keys);
+}
+
 int server_run(const server_options_t *opts)
 {
     server_t srv = {.opts = *opts};
@@ -237,6 +251,7 @@ int server_run(const server_options_t *opts)
         stats_store_free(s->stats);
         return 1;
     }
+    warn_unused_runtime(s->snap);
     if (opts->validate_only) {
         printf("configuration '%s' OK\n", opts->config_path);
         snapshot_unref(s->snap);

@@ -623,6 +623,11 @@ static int build_listener(listener_msg_t *m, size_t idx, snap_listener_t *l, sna
     if (rc < 0)
         return rc;
     l->bind_to_port = m->bind_to_port ? m->bind_to_port->value : true;
+    l->ignore_global_cx_limit = m->ignore_global_conn_limit;
+    l->cx_limit = RUNTIME_NO_LIMIT;
+    rc = runtime_listener_limit(&snap->runtime, l->name, &l->cx_limit, err, errlen);
+    if (rc < 0)
+        return rc;
     l->inbound = m->traffic_direction == ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__INBOUND;
     /* Envoy waits 15 s by default; a sidecar must not hold server-first protocols (MySQL,
      * SMTP) that long, so without an explicit listener_filters_timeout sniffing gives up after
@@ -736,6 +741,7 @@ static void snapshot_free(snapshot_t *s)
     free(s->clusters);
     free(s->node_id);
     free(s->node_cluster);
+    runtime_free(&s->runtime);
     if (s->bootstrap)
         protobuf_c_message_free_unpacked(s->bootstrap, NULL);
     free(s);
@@ -776,6 +782,13 @@ int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, sna
         rc = fail(err, errlen, "dynamic_resources: xDS is not supported yet");
         goto fail_built;
     }
+    s->global_cx_limit = RUNTIME_NO_LIMIT;
+    rc = runtime_build(b->layered_runtime, &s->runtime, err, errlen);
+    if (rc == 0)
+        rc =
+            runtime_get_limit(&s->runtime, RUNTIME_GLOBAL_MAX_CX, &s->global_cx_limit, err, errlen);
+    if (rc < 0)
+        goto fail_built;
     const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = b->static_resources;
     size_t nc = sr ? sr->n_clusters : 0, nl = sr ? sr->n_listeners : 0;
     s->clusters = calloc(nc ? nc : 1, sizeof(*s->clusters));

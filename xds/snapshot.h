@@ -14,6 +14,7 @@
 
 #include "certs/identity.h"
 #include "proxy/stats.h"
+#include "xds/runtime.h"
 
 struct net_filter_ops;
 struct lb_state;
@@ -243,6 +244,10 @@ typedef struct snap_listener {
     snap_pred_t *tls_inspector_disabled; /* its filter_disabled predicate, or NULL */
     uint64_t filters_timeout_ms;         /* how long sniffing may wait for the client's bytes */
     uint32_t buffer_limit;
+    /* Open connections allowed, across workers: the runtime key
+     * envoy.resource_limits.listener.<name>.connection_limit, or RUNTIME_NO_LIMIT. */
+    uint64_t cx_limit;
+    bool ignore_global_cx_limit; /* ignore_global_conn_limit: not counted in the global limit */
     snap_chain_t *chains;
     size_t n_chains;
     snap_chain_t *default_chain; /* NULL when the listener has none */
@@ -261,6 +266,10 @@ typedef struct snapshot {
     size_t n_listeners;
     snap_cluster_t *clusters;
     size_t n_clusters;
+    runtime_t runtime; /* layered_runtime, flattened; its entries borrow from bootstrap */
+    /* Open connections allowed over every listener that counts (not the admin endpoint): the
+     * runtime key overload.global_downstream_max_connections, or RUNTIME_NO_LIMIT. */
+    uint64_t global_cx_limit;
     void *bootstrap; /* the Bootstrap message it came from (owned), for /config_dump */
 } snapshot_t;
 

@@ -2,9 +2,9 @@
  * as JSON and built into a snapshot, so the generic walkers and the translation to the running
  * config all see hostile shapes. Sources for scripts/fuzz.sh:
  * fuzz-sources: xds/config_yaml.c xds/config_forms.c xds/config_types.c xds/config_json.c
- * xds/snapshot.c proxy/stats.c proxy/strbuf.c proxy/cluster.c proxy/relay.c proxy/bufpool.c
- * proxy/log.c filters/registry.c filters/tcp_proxy.c fuzz-libs: yaml-0.1 jansson libprotobuf-c
- * libuv */
+ * xds/snapshot.c xds/runtime.c proxy/stats.c proxy/strbuf.c proxy/cluster.c proxy/relay.c
+ * proxy/bufpool.c proxy/log.c filters/registry.c filters/tcp_proxy.c fuzz-libs: yaml-0.1 jansson
+ * libprotobuf-c libuv */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
