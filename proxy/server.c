@@ -276,7 +276,10 @@ int server_run(const server_options_t *opts)
     size_t nfds = s->snap->n_listeners * s->nworkers;
     int *fds = malloc((nfds ? nfds : 1) * sizeof(int));
     s->workers = calloc(s->nworkers, sizeof(*s->workers));
-    if (fds == NULL || s->workers == NULL || define_server_stats(s) < 0) {
+    s->counts.n_listeners = s->snap->n_listeners;
+    s->counts.listener = calloc(s->counts.n_listeners + 1, sizeof(*s->counts.listener));
+    if (fds == NULL || s->workers == NULL || s->counts.listener == NULL ||
+        define_server_stats(s) < 0) {
         fprintf(stderr, "remora: out of memory\n");
         return 1;
     }
@@ -288,6 +291,7 @@ int server_run(const server_options_t *opts)
                 close(fds[i]);
         free(fds);
         free(s->workers);
+        free(s->counts.listener);
         snapshot_unref(s->snap);
         stats_store_free(s->stats);
         uv_loop_close(&loop);
@@ -313,7 +317,8 @@ int server_run(const server_options_t *opts)
     for (unsigned w = 0; s->exit_code == 0 && w < s->nworkers; w++) {
         for (size_t i = 0; i < s->snap->n_listeners; i++)
             wfds[i] = fds[i * s->nworkers + w];
-        if (worker_start(&s->workers[w], w, snapshot_ref(s->snap), s->stats, wfds) < 0) {
+        if (worker_start(&s->workers[w], w, snapshot_ref(s->snap), s->stats, wfds, &s->counts) <
+            0) {
             log_error("worker %u: could not start", w);
             s->exit_code = 1;
             break;
@@ -344,6 +349,7 @@ int server_run(const server_options_t *opts)
     for (unsigned w = 0; w < started; w++)
         worker_join(&s->workers[w]);
     free(s->workers);
+    free(s->counts.listener);
     uv_run(&loop, UV_RUN_NOWAIT);
     uv_loop_close(&loop);
     snapshot_unref(s->snap);

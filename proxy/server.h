@@ -48,6 +48,7 @@ typedef struct server {
     snapshot_t *snap; /* the running config (reference held); main thread reads and swaps it */
     worker_t *workers;
     unsigned nworkers;
+    conn_counts_t counts; /* open connections for the runtime connection limits (owned) */
     admin_t *admin;
     admin_t *health;
     struct cert_watch *cert_watch; /* owned; NULL once stopped */

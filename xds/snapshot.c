@@ -213,6 +213,8 @@ static int define_listener_stats(stats_store_t *st, snap_listener_t *l)
         {&l->st.downstream_cx_destroy, STAT_COUNTER, "downstream_cx_destroy"},
         {&l->st.no_filter_chain_match, STAT_COUNTER, "no_filter_chain_match"},
         {&l->st.downstream_cx_loop, STAT_COUNTER, "downstream_cx_loop"},
+        {&l->st.downstream_cx_overflow, STAT_COUNTER, "downstream_cx_overflow"},
+        {&l->st.downstream_global_cx_overflow, STAT_COUNTER, "downstream_global_cx_overflow"},
     };
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
         int64_t id = stats_define(st, defs[i].kind, "listener", "envoy_listener_address",

@@ -226,6 +226,8 @@ typedef struct listener_stat_ids {
     stat_id_t downstream_cx_destroy;
     stat_id_t no_filter_chain_match;
     stat_id_t downstream_cx_loop;
+    stat_id_t downstream_cx_overflow;        /* over the listener's connection_limit */
+    stat_id_t downstream_global_cx_overflow; /* over global_downstream_max_connections */
     ssl_stat_ids_t ssl;
 } listener_stat_ids_t;
 
