@@ -4,7 +4,9 @@
 #ifndef REMORA_FILTER_H
 #define REMORA_FILTER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "proxy/stats.h"
@@ -23,6 +25,9 @@ typedef struct accepted_conn {
     struct snapshot *snap; /* borrowed; the filter takes its own reference if it keeps any */
     const struct snap_listener *listener;
     const struct snap_chain *chain;
+    /* The listener's open-connection count this connection holds a place in (borrowed from
+     * the worker); whoever takes the connection passes it to listener_conn_closed. */
+    _Atomic int64_t *cx_open;
     /* SO_ORIGINAL_DST, or the local address; ss_family is 0 when the listener needs neither
      * (no chain matches on the destination and no passthrough). */
     struct sockaddr_storage orig_dst;

@@ -750,10 +750,8 @@ static void on_closed(uv_handle_t *h)
     hcm_conn_t *c = h->data;
     if (--c->handles > 0)
         return;
-    stats_add(c->worker->stats, c->listener->st.downstream_cx_active, -1);
-    stats_inc(c->worker->stats, c->listener->st.downstream_cx_destroy);
+    listener_conn_closed(c->worker, c->listener, c->cx_open);
     stats_add(c->worker->stats, c->cfg->st.downstream_cx_active, -1);
-    atomic_fetch_sub_explicit(&c->worker->active_conns, 1, memory_order_relaxed);
     snapshot_unref(c->snap);
     conn_buf_drop(&c->worker->pool, &c->in);
     tls_io_free(c->tls);
@@ -874,6 +872,7 @@ int hcm_start(accepted_conn_t *ac, const hcm_config_t *cfg)
     c->worker = w;
     c->snap = snapshot_ref(ac->snap);
     c->listener = ac->listener;
+    c->cx_open = ac->cx_open;
     c->cfg = cfg;
     c->state = HCM_WAIT_HEAD;
     if (ac->initial_len) {

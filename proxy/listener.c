@@ -98,14 +98,60 @@ static void on_tls_rejected_closed(uv_handle_t *h)
     free(h);
 }
 
+/* ---- connection limits (Envoy's runtime keys) --------------------------------------------- */
+
+/* Takes a place in *count unless limit places are taken already. A compare-and-swap loop
+ * rather than add-then-undo, so that a burst on other workers never sees a count over limit. */
+static bool count_take(_Atomic int64_t *count, uint64_t limit)
+{
+    int64_t n = atomic_load_explicit(count, memory_order_relaxed);
+    do {
+        if (n >= 0 && (uint64_t)n >= limit)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(count, &n, n + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return true;
+}
+
+/* Whether a new connection on wl may open: first the global limit
+ * (overload.global_downstream_max_connections, unless the listener has
+ * ignore_global_conn_limit), then the listener's (envoy.resource_limits.listener.<name>
+ * .connection_limit), as Envoy checks them. A connection over either is counted in
+ * downstream_global_cx_overflow or downstream_cx_overflow and never becomes a downstream
+ * connection (not in downstream_cx_total). Every connection is counted, limit or not, so that a
+ * limit a later snapshot brings starts from the connections really open. */
+static bool admit(worker_t *w, const worker_listener_t *wl)
+{
+    const snap_listener_t *l = wl->cfg;
+    bool global = !l->ignore_global_cx_limit;
+    if (global && !count_take(&w->counts->global, w->snap->global_cx_limit)) {
+        stats_inc(w->stats, l->st.downstream_global_cx_overflow);
+        return false;
+    }
+    if (!count_take(wl->cx_open, l->cx_limit)) {
+        if (global)
+            atomic_fetch_sub_explicit(&w->counts->global, 1, memory_order_relaxed);
+        stats_inc(w->stats, l->st.downstream_cx_overflow);
+        return false;
+    }
+    return true;
+}
+
+void listener_conn_closed(worker_t *w, const snap_listener_t *l, _Atomic int64_t *cx_open)
+{
+    stats_add(w->stats, l->st.downstream_cx_active, -1);
+    stats_inc(w->stats, l->st.downstream_cx_destroy);
+    atomic_fetch_sub_explicit(&w->active_conns, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(cx_open, 1, memory_order_relaxed);
+    if (!l->ignore_global_cx_limit)
+        atomic_fetch_sub_explicit(&w->counts->global, 1, memory_order_relaxed);
+}
+
 /* A connection that never reached a filter: count it out and reset it. */
 static void reject(accepted_conn_t *ac)
 {
     worker_t *w = ac->worker;
-    const snap_listener_t *l = ac->listener;
-    stats_add(w->stats, l->st.downstream_cx_active, -1);
-    stats_inc(w->stats, l->st.downstream_cx_destroy);
-    atomic_fetch_sub_explicit(&w->active_conns, 1, memory_order_relaxed);
+    listener_conn_closed(w, ac->listener, ac->cx_open);
     bufpool_put(&w->pool, ac->initial);
     ac->initial = NULL;
     /* A TLS endpoint the filter did not take goes once the handle is closed. */
@@ -539,8 +585,16 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     const snap_listener_t *l = wl->cfg;
-    accepted_conn_t ac = {
-        .tcp = tcp, .worker = w, .stats = w->stats, .snap = w->snap, .listener = l};
+    if (!admit(w, wl)) {
+        uv_close((uv_handle_t *)tcp, on_rejected_closed);
+        return;
+    }
+    accepted_conn_t ac = {.tcp = tcp,
+                          .worker = w,
+                          .stats = w->stats,
+                          .snap = w->snap,
+                          .listener = l,
+                          .cx_open = wl->cx_open};
     uv_os_fd_t fd;
     uv_fileno((uv_handle_t *)tcp, &fd);
     /* Each address costs a syscall per connection: ask only when something uses it. */
@@ -554,9 +608,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (l->use_original_dst && is_self_destined(fd, &ac.orig_dst)) {
         stats_inc(w->stats, l->st.downstream_cx_loop);
         log_debug("listener '%s': connection made directly to the capture port refused", l->name);
-        stats_add(w->stats, l->st.downstream_cx_active, -1);
-        stats_inc(w->stats, l->st.downstream_cx_destroy);
-        atomic_fetch_sub_explicit(&w->active_conns, 1, memory_order_relaxed);
+        listener_conn_closed(w, l, ac.cx_open);
         if (uv_tcp_close_reset(tcp, on_rejected_closed) != 0)
             uv_close((uv_handle_t *)tcp, on_rejected_closed);
         return;

@@ -47,6 +47,7 @@ typedef struct relay {
     worker_t *worker;
     snapshot_t *snap;
     const snap_listener_t *listener;
+    _Atomic int64_t *cx_open; /* the listener's open-connection count (listener_conn_closed) */
     const snap_cluster_t *cluster;
     const tcp_proxy_stat_ids_t *tst;
     relay_side_t down, up;
@@ -237,14 +238,12 @@ static void relay_free(relay_t *r)
 {
     worker_t *w = r->worker;
     stats_slots_t *s = w->stats;
-    stats_add(s, r->listener->st.downstream_cx_active, -1);
-    stats_inc(s, r->listener->st.downstream_cx_destroy);
+    listener_conn_closed(w, r->listener, r->cx_open);
     if (r->up_counted) {
         stats_add(s, r->cluster->st.upstream_cx_active, -1);
         atomic_fetch_sub_explicit(&r->cluster->shared->cx_active, 1, memory_order_relaxed);
     }
     cluster_lb_release(r->cluster, w->index, r->endpoint_index);
-    atomic_fetch_sub_explicit(&w->active_conns, 1, memory_order_relaxed);
     bufpool_put(&w->pool, r->initial);
     tls_io_free(r->down.tls);
     tls_io_free(r->up.tls);
@@ -819,6 +818,7 @@ int relay_start(accepted_conn_t *conn, const snap_cluster_t *cluster,
     r->worker = w;
     r->snap = snapshot_ref(conn->snap);
     r->listener = conn->listener;
+    r->cx_open = conn->cx_open;
     r->cluster = cluster;
     r->tst = tst;
     r->idle_ms = idle_timeout_ms;

@@ -225,7 +225,8 @@ static void start_workers(server_t *s)
     for (unsigned w = 0; wfds && s->state == SERVER_STARTING && w < s->nworkers; w++) {
         for (size_t i = 0; i < s->snap->n_listeners; i++)
             wfds[i] = s->listen_fds[i * s->nworkers + w];
-        if (worker_start(&s->workers[w], w, snapshot_ref(s->snap), s->stats, wfds) < 0) {
+        if (worker_start(&s->workers[w], w, snapshot_ref(s->snap), s->stats, wfds, &s->counts) <
+            0) {
             log_error("worker %u: could not start", w);
             s->exit_code = 1;
             break;
@@ -270,6 +271,20 @@ static int open_listen_sockets(server_t *s, int *fds)
     return 0;
 }
 
+/* Envoy ignores runtime keys it does not know; a key with no effect here is said once, at load
+ * (a rebuilt snapshot does not say it again). */
+static void warn_unused_runtime(const snapshot_t *snap)
+{
+    char keys[1536];
+    size_t n = runtime_unused_keys(&snap->runtime, keys, sizeof(keys));
+    if (n)
+        log_warn(
+            "layered_runtime: %zu key%s with no effect (Remora reads only " RUNTIME_GLOBAL_MAX_CX
+            " and " RUNTIME_LISTENER_LIMIT_PREFIX "<listener>" RUNTIME_LISTENER_LIMIT_SUFFIX
+            "): %s",
+            n, n == 1 ? "" : "s", keys);
+}
+
 int server_run(const server_options_t *opts)
 {
     server_t srv = {.opts = *opts};
@@ -290,6 +305,7 @@ int server_run(const server_options_t *opts)
         stats_store_free(s->stats);
         return 1;
     }
+    warn_unused_runtime(s->snap);
     if (opts->validate_only) {
         printf("configuration '%s' OK\n", opts->config_path);
         snapshot_unref(s->snap);
@@ -314,7 +330,10 @@ int server_run(const server_options_t *opts)
     size_t nfds = s->snap->n_listeners * s->nworkers;
     int *fds = malloc((nfds ? nfds : 1) * sizeof(int));
     s->workers = calloc(s->nworkers, sizeof(*s->workers));
-    if (fds == NULL || s->workers == NULL || define_server_stats(s) < 0) {
+    s->counts.n_listeners = s->snap->n_listeners;
+    s->counts.listener = calloc(s->counts.n_listeners + 1, sizeof(*s->counts.listener));
+    if (fds == NULL || s->workers == NULL || s->counts.listener == NULL ||
+        define_server_stats(s) < 0) {
         fprintf(stderr, "remora: out of memory\n");
         return 1;
     }
@@ -325,6 +344,7 @@ int server_run(const server_options_t *opts)
     if (open_listen_sockets(s, fds) < 0) {
         close_listen_fds(s);
         free(s->workers);
+        free(s->counts.listener);
         snapshot_unref(s->snap);
         stats_store_free(s->stats);
         uv_loop_close(&loop);
@@ -373,6 +393,7 @@ int server_run(const server_options_t *opts)
     for (unsigned w = 0; w < s->n_started; w++)
         worker_join(&s->workers[w]);
     free(s->workers);
+    free(s->counts.listener);
     uv_run(&loop, UV_RUN_NOWAIT);
     uv_loop_close(&loop);
     snapshot_unref(s->snap);

@@ -48,10 +48,11 @@ typedef struct server {
     server_stat_ids_t st;
     snapshot_t *snap; /* the running config (reference held); main thread reads and swaps it */
     worker_t *workers;
-    unsigned nworkers;  /* configured (--concurrency) */
-    unsigned n_started; /* workers running: none until the first DNS answers are in */
-    int *listen_fds;    /* [listener][worker] (every snapshot of a run has the same listeners),
-                         * bound and waiting for the workers; then NULL */
+    unsigned nworkers;    /* configured (--concurrency) */
+    unsigned n_started;   /* workers running: none until the first DNS answers are in */
+    int *listen_fds;      /* [listener][worker] (every snapshot of a run has the same listeners),
+                           * bound and waiting for the workers; then NULL */
+    conn_counts_t counts; /* open connections for the runtime connection limits (owned) */
     admin_t *admin;
     admin_t *health;
     struct cert_watch *cert_watch; /* owned; NULL once stopped */

@@ -122,7 +122,7 @@ static void worker_main(void *arg)
 }
 
 int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *store,
-                 const int *fds)
+                 const int *fds, conn_counts_t *counts)
 {
     memset(w, 0, sizeof(*w));
     w->index = index;
@@ -130,6 +130,7 @@ int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *s
     w->stats = stats_slots(store, index);
     w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)uv_hrtime() << 1) ^ index;
     w->snap = snap;
+    w->counts = counts;
     bufpool_init(&w->pool, 256);
     arena_cache_init(&w->arenas, 256);
     int rc = uv_loop_init(&w->loop);
@@ -148,6 +149,7 @@ int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *s
         w->listeners[i].worker = w;
         w->listeners[i].cfg = &snap->listeners[i];
         w->listeners[i].fd = fds[i];
+        w->listeners[i].cx_open = &counts->listener[i];
     }
     return uv_thread_create(&w->thread, worker_main, w);
 }

@@ -15,10 +15,21 @@
 
 struct relay;
 
+/* Open downstream connections behind Envoy's runtime connection limits, counted across workers.
+ * They belong to the listening sockets, not to a snapshot: a new snapshot (certificate
+ * rotation rebuilds one) brings new limits but must not forget connections still open. Owned by
+ * the server; the workers borrow them. */
+typedef struct conn_counts {
+    _Atomic int64_t global;    /* connections of listeners that count toward the global limit */
+    _Atomic int64_t *listener; /* [i]: listener i of the first snapshot, followed by its name */
+    size_t n_listeners;
+} conn_counts_t;
+
 typedef struct worker_listener {
     uv_tcp_t tcp;
     struct worker *worker;
     const snap_listener_t *cfg; /* points into worker->snap */
+    _Atomic int64_t *cx_open;   /* this listener's count in conn_counts_t (borrowed) */
     int fd;
     bool open;
 } worker_listener_t;
@@ -35,6 +46,7 @@ typedef struct worker {
     stats_slots_t *stats;
     stats_store_t *stats_store; /* for stats defined at request time */
     snapshot_t *snap;           /* reference held; new connections use it */
+    conn_counts_t *counts;      /* borrowed from the server */
     worker_listener_t *listeners;
     size_t n_listeners;
     struct relay *relays;       /* live tcp_proxy sessions, for abort on stop */
@@ -53,9 +65,10 @@ typedef struct worker {
 } worker_t;
 
 /* Starts worker thread `index` with a reference to snap (taken) and one listening socket per
- * snapshot listener (fds[i] for snap->listeners[i], taken; -1 for a listener not bound). */
+ * snapshot listener (fds[i] for snap->listeners[i], taken; -1 for a listener not bound).
+ * counts (borrowed) must outlive the worker and have a count per listener of snap. */
 int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *store,
-                 const int *fds);
+                 const int *fds, conn_counts_t *counts);
 /* Main thread: stop accepting; open connections go on. */
 void worker_drain(worker_t *w);
 /* Main thread: reset every open connection and end the loop; then worker_join. */
@@ -70,5 +83,9 @@ int listener_socket_open(const snap_listener_t *l, int *fd, char *err, size_t er
 int listener_start(worker_listener_t *wl);
 /* Closes connections still in protocol detection (at stop). */
 void listener_abort_sniffs(worker_t *w);
+/* Counts out a downstream connection accepted on l (borrowed) as it closes: the listener's
+ * active and destroy stats, the worker's active count, and the connection-limit counts it was
+ * admitted under (cx_open: its accepted_conn_t's, borrowed). Worker thread. */
+void listener_conn_closed(worker_t *w, const snap_listener_t *l, _Atomic int64_t *cx_open);
 
 #endif

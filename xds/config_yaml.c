@@ -164,7 +164,6 @@ static const rule_t config_rules[] = {
     {"envoy.config.core.v3.SocketAddress", "port_value", RULE_UINT_RANGE, 0, 65535},
     {"envoy.config.core.v3.Pipe", "mode", RULE_UINT_RANGE, 0, 0777},
     {"envoy.config.core.v3.CidrRange", "prefix_len", RULE_CIDR_PREFIX, 0, 128},
-    {"envoy.config.listener.v3.Listener", "name", RULE_NONEMPTY, 0, 0},
     {"envoy.config.listener.v3.FilterChainMatch", "destination_port", RULE_UINT_RANGE, 1, 65535},
     {"envoy.config.cluster.v3.Cluster", "name", RULE_NONEMPTY, 0, 0},
     {"envoy.config.cluster.v3.Cluster", "connect_timeout", RULE_DURATION_POS, 0, 0},

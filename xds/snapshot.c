@@ -1,6 +1,7 @@
 /* Translation of Envoy v3 Bootstrap messages into the runtime snapshot, the one path every
- * config source goes through, plus filter chain matching and the config dump. Anything the
- * data plane would not honour is rejected here with an error that names where it is. */
+ * config source goes through, and the config dump (xds/snapshot_match.c matches filter chains).
+ * Anything the data plane would not honour is rejected here with an error that names where it is.
+ */
 #include "xds/snapshot.h"
 
 #include <arpa/inet.h>
@@ -131,24 +132,6 @@ static int parse_cidr(const Envoy__Config__Core__V3__CidrRange *c, snap_cidr_t *
     return 0;
 }
 
-static bool cidr_contains(const snap_cidr_t *c, const struct sockaddr *sa)
-{
-    const uint8_t *ip;
-    if (sa->sa_family == AF_INET && c->family == AF_INET)
-        ip = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-    else if (sa->sa_family == AF_INET6 && c->family == AF_INET6)
-        ip = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
-    else
-        return false;
-    unsigned full = c->prefix_len / 8, rest = c->prefix_len % 8;
-    if (memcmp(ip, c->addr, full) != 0)
-        return false;
-    if (rest == 0)
-        return true;
-    uint8_t mask = (uint8_t)(0xff << (8 - rest));
-    return (ip[full] & mask) == (c->addr[full] & mask);
-}
-
 static const char *enum_name(const ProtobufCEnumDescriptor *d, int value)
 {
     const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(d, value);
@@ -238,6 +221,8 @@ static int define_listener_stats(stats_store_t *st, snap_listener_t *l)
         {&l->st.downstream_cx_destroy, STAT_COUNTER, "downstream_cx_destroy"},
         {&l->st.no_filter_chain_match, STAT_COUNTER, "no_filter_chain_match"},
         {&l->st.downstream_cx_loop, STAT_COUNTER, "downstream_cx_loop"},
+        {&l->st.downstream_cx_overflow, STAT_COUNTER, "downstream_cx_overflow"},
+        {&l->st.downstream_global_cx_overflow, STAT_COUNTER, "downstream_global_cx_overflow"},
     };
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
         int64_t id = stats_define(st, defs[i].kind, "listener", "envoy_listener_address",
@@ -572,28 +557,6 @@ static int build_pred(const Envoy__Config__Listener__V3__ListenerFilterChainMatc
     return 0;
 }
 
-bool snapshot_pred_eval(const snap_pred_t *p, uint32_t port)
-{
-    switch (p->kind) {
-    case PRED_ANY:
-        return true;
-    case PRED_PORT_RANGE:
-        return (int64_t)port >= p->start && (int64_t)port < p->end;
-    case PRED_NOT:
-        return !snapshot_pred_eval(&p->kids[0], port);
-    case PRED_OR:
-        for (size_t i = 0; i < p->n_kids; i++)
-            if (snapshot_pred_eval(&p->kids[i], port))
-                return true;
-        return false;
-    default:
-        for (size_t i = 0; i < p->n_kids; i++)
-            if (!snapshot_pred_eval(&p->kids[i], port))
-                return false;
-        return true;
-    }
-}
-
 /* A listener filter's filter_disabled predicate, if it has one, into *out (new, owned). */
 static int build_disabled(const Envoy__Config__Listener__V3__ListenerFilter *lf, snap_pred_t **out,
                           const char *what, char *err, size_t errlen)
@@ -606,21 +569,75 @@ static int build_disabled(const Envoy__Config__Listener__V3__ListenerFilter *lf,
     return build_pred(lf->filter_disabled, *out, 0, what, err, errlen);
 }
 
-static int build_listener(const listener_msg_t *m, snap_listener_t *l, const snapshot_t *snap,
+/* Names listener idx (m) into l->name, unique among those built before it. Envoy names a
+ * listener without a name by a random UUID; Remora after its address, as Envoy's stats do
+ * ("0.0.0.0_8080", "[__]_8080"), so logs, stats and /config_dump stay the same from run to run.
+ * The name goes into m too (the snapshot owns the Bootstrap) for /config_dump to show. */
+static int name_listener(listener_msg_t *m, size_t idx, snap_listener_t *l, const snapshot_t *snap,
+                         char *err, size_t errlen)
+{
+    char name[INET6_ADDRSTRLEN + 16];
+    l->name_generated = m->name == NULL || m->name[0] == '\0';
+    if (l->name_generated) {
+        char what[64];
+        snprintf(what, sizeof(what), "static_resources.listeners[%zu] (no name)", idx);
+        struct sockaddr_storage ss;
+        int rc = parse_address(m->address, &ss, what, err, errlen);
+        if (rc < 0)
+            return rc;
+        snapshot_format_addr((const struct sockaddr *)&ss, name, sizeof(name));
+        for (char *p = name; *p; p++)
+            *p = *p == ':' ? '_' : *p;
+    }
+    const char *n = l->name_generated ? name : m->name;
+    for (size_t j = 0; j < idx; j++) {
+        const snap_listener_t *o = &snap->listeners[j];
+        if (strcmp(o->name, n) == 0 && !o->name_generated && !l->name_generated)
+            return fail(err, errlen, "listener '%s': defined twice", n);
+        if (strcmp(o->name, n) == 0)
+            return fail(err, errlen,
+                        "listener '%s': static_resources.listeners[%zu] and [%zu] get the same "
+                        "name (%s has no name and is named after its address): give one of them "
+                        "another name",
+                        n, j, idx,
+                        !l->name_generated   ? "the first"
+                        : !o->name_generated ? "the second"
+                                             : "each");
+    }
+    l->name = strdup(n);
+    char *copy = l->name_generated ? strdup(n) : NULL;
+    if (l->name == NULL || (l->name_generated && copy == NULL)) {
+        free(copy);
+        return -ENOMEM;
+    }
+    if (copy) {
+        if (m->name != protobuf_c_empty_string)
+            free(m->name);
+        m->name = copy;
+    }
+    return 0;
+}
+
+static int build_listener(listener_msg_t *m, size_t idx, snap_listener_t *l, snapshot_t *snap,
                           stats_store_t *stats, char *err, size_t errlen)
 {
     char what[300];
-    if (m->name == NULL || m->name[0] == '\0')
-        return fail(err, errlen, "listener: name is required");
-    snprintf(what, sizeof(what), "listener '%s'", m->name);
-    l->name = strdup(m->name);
-    l->stat_name = strdup(m->stat_prefix && *m->stat_prefix ? m->stat_prefix : m->name);
-    if (l->name == NULL || l->stat_name == NULL)
+    int rc = name_listener(m, idx, l, snap, err, errlen);
+    if (rc < 0)
+        return rc;
+    snprintf(what, sizeof(what), "listener '%s'", l->name);
+    l->stat_name = strdup(m->stat_prefix && *m->stat_prefix ? m->stat_prefix : l->name);
+    if (l->stat_name == NULL)
         return -ENOMEM;
-    int rc = parse_address(m->address, &l->addr, what, err, errlen);
+    rc = parse_address(m->address, &l->addr, what, err, errlen);
     if (rc < 0)
         return rc;
     l->bind_to_port = m->bind_to_port ? m->bind_to_port->value : true;
+    l->ignore_global_cx_limit = m->ignore_global_conn_limit;
+    l->cx_limit = RUNTIME_NO_LIMIT;
+    rc = runtime_listener_limit(&snap->runtime, l->name, &l->cx_limit, err, errlen);
+    if (rc < 0)
+        return rc;
     l->inbound = m->traffic_direction == ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__INBOUND;
     /* Envoy waits 15 s by default; a sidecar must not hold server-first protocols (MySQL,
      * SMTP) that long, so without an explicit listener_filters_timeout sniffing gives up after
@@ -735,6 +752,7 @@ static void snapshot_free(snapshot_t *s)
     free(s->clusters);
     free(s->node_id);
     free(s->node_cluster);
+    runtime_free(&s->runtime);
     if (s->bootstrap)
         protobuf_c_message_free_unpacked(s->bootstrap, NULL);
     free(s);
@@ -781,6 +799,13 @@ int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, st
         rc = fail(err, errlen, "dynamic_resources: xDS is not supported yet");
         goto fail_built;
     }
+    s->global_cx_limit = RUNTIME_NO_LIMIT;
+    rc = runtime_build(b->layered_runtime, &s->runtime, err, errlen);
+    if (rc == 0)
+        rc =
+            runtime_get_limit(&s->runtime, RUNTIME_GLOBAL_MAX_CX, &s->global_cx_limit, err, errlen);
+    if (rc < 0)
+        goto fail_built;
     const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = b->static_resources;
     size_t nc = sr ? sr->n_clusters : 0, nl = sr ? sr->n_listeners : 0;
     s->clusters = calloc(nc ? nc : 1, sizeof(*s->clusters));
@@ -805,15 +830,8 @@ int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, st
             goto fail_built;
     }
     for (size_t i = 0; i < nl; i++) {
-        for (size_t j = 0; j < i; j++) {
-            if (sr->listeners[i]->name &&
-                strcmp(sr->listeners[i]->name, s->listeners[j].name) == 0) {
-                rc = fail(err, errlen, "listener '%s': defined twice", sr->listeners[i]->name);
-                goto fail_built;
-            }
-        }
         s->n_listeners++;
-        rc = build_listener(sr->listeners[i], &s->listeners[i], s, stats, err, errlen);
+        rc = build_listener(sr->listeners[i], i, &s->listeners[i], s, stats, err, errlen);
         if (rc == -ENOMEM)
             goto fail_oom;
         if (rc < 0)
@@ -862,97 +880,6 @@ const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *
         if (strcmp(snap->clusters[i].name, name) == 0)
             return &snap->clusters[i];
     return NULL;
-}
-
-/* Envoy's precedence, as a rank compared level by level: destination port, destination prefix
- * (longest first; none ranks lowest), server name (exact, then the longest wildcard), transport
- * protocol, application protocol; at each level a chain naming the criterion beats one that
- * names none. A chain must match every criterion it has. */
-#define MATCH_LEVELS 5
-
-static bool app_protocol_matches(const snap_chain_t *c, const snap_conn_info_t *ci, int *rank)
-{
-    *rank = 0;
-    if (c->n_app_protocols == 0)
-        return true;
-    for (size_t i = 0; i < c->n_app_protocols; i++) {
-        for (size_t j = 0; j < ci->n_app_protocols; j++) {
-            if (ci->app_protocols[j] && strcmp(c->app_protocols[i], ci->app_protocols[j]) == 0) {
-                *rank = 1;
-                return true;
-            }
-        }
-    }
-    return false;
-}
-
-/* Fills rank[] for chain c, or returns false when c does not take the connection. */
-static bool chain_rank(const snap_chain_t *c, const snap_conn_info_t *ci, uint32_t port,
-                       int rank[MATCH_LEVELS])
-{
-    if (c->dest_port && c->dest_port != port)
-        return false;
-    int prefix = -1;
-    if (c->n_prefixes) {
-        prefix = -2;
-        for (size_t j = 0; j < c->n_prefixes; j++)
-            if (c->prefixes[j].prefix_len > prefix && cidr_contains(&c->prefixes[j], ci->dst))
-                prefix = c->prefixes[j].prefix_len;
-        if (prefix == -2)
-            return false;
-    }
-    int sni = snapshot_tls_server_name_rank(c, ci->tls ? ci->server_name : NULL);
-    if (sni < 0)
-        return false;
-    if (c->transport != SNAP_TRANSPORT_ANY && (c->transport == SNAP_TRANSPORT_TLS) != ci->tls)
-        return false;
-    int app;
-    if (!app_protocol_matches(c, ci, &app))
-        return false;
-    rank[0] = c->dest_port ? 1 : 0;
-    rank[1] = prefix;
-    rank[2] = sni;
-    rank[3] = c->transport != SNAP_TRANSPORT_ANY;
-    rank[4] = app;
-    return true;
-}
-
-const snap_chain_t *snapshot_select_chain(const snap_listener_t *l, const snap_conn_info_t *ci)
-{
-    uint32_t port = 0;
-    if (ci->dst->sa_family == AF_INET)
-        port = ntohs(((const struct sockaddr_in *)ci->dst)->sin_port);
-    else if (ci->dst->sa_family == AF_INET6)
-        port = ntohs(((const struct sockaddr_in6 *)ci->dst)->sin6_port);
-    const snap_chain_t *best = NULL;
-    int best_rank[MATCH_LEVELS] = {0};
-    for (size_t i = 0; i < l->n_chains; i++) {
-        const snap_chain_t *c = &l->chains[i];
-        int rank[MATCH_LEVELS];
-        if (!chain_rank(c, ci, port, rank))
-            continue;
-        bool better = best == NULL;
-        for (int k = 0; !better && k < MATCH_LEVELS; k++) {
-            if (rank[k] != best_rank[k]) {
-                better = rank[k] > best_rank[k];
-                break;
-            }
-        }
-        if (better) {
-            best = c;
-            memcpy(best_rank, rank, sizeof(rank));
-        }
-    }
-    return best ? best : l->default_chain;
-}
-
-const snap_chain_t *snapshot_match_chain(const snap_listener_t *l, const struct sockaddr *dst,
-                                         const char *app_protocol)
-{
-    snap_conn_info_t ci = {.dst = dst,
-                           .app_protocols = app_protocol ? &app_protocol : NULL,
-                           .n_app_protocols = app_protocol ? 1 : 0};
-    return snapshot_select_chain(l, &ci);
 }
 
 char *snapshot_config_dump(const snapshot_t *snap)

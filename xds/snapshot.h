@@ -14,6 +14,7 @@
 
 #include "certs/identity.h"
 #include "proxy/stats.h"
+#include "xds/runtime.h"
 
 struct net_filter_ops;
 struct lb_state;
@@ -270,12 +271,15 @@ typedef struct listener_stat_ids {
     stat_id_t downstream_cx_destroy;
     stat_id_t no_filter_chain_match;
     stat_id_t downstream_cx_loop;
+    stat_id_t downstream_cx_overflow;        /* over the listener's connection_limit */
+    stat_id_t downstream_global_cx_overflow; /* over global_downstream_max_connections */
     ssl_stat_ids_t ssl;
 } listener_stat_ids_t;
 
 typedef struct snap_listener {
-    char *name;
-    char *stat_name; /* stat_prefix or name */
+    char *name;          /* the listener's name, or one made from its address when it has none */
+    bool name_generated; /* the config gave no name */
+    char *stat_name;     /* stat_prefix or name */
     struct sockaddr_storage addr;
     bool use_original_dst; /* has the original_dst listener filter (or use_original_dst) */
     bool bind_to_port;
@@ -287,6 +291,10 @@ typedef struct snap_listener {
     snap_pred_t *tls_inspector_disabled; /* its filter_disabled predicate, or NULL */
     uint64_t filters_timeout_ms;         /* how long sniffing may wait for the client's bytes */
     uint32_t buffer_limit;
+    /* Open connections allowed, across workers: the runtime key
+     * envoy.resource_limits.listener.<name>.connection_limit, or RUNTIME_NO_LIMIT. */
+    uint64_t cx_limit;
+    bool ignore_global_cx_limit; /* ignore_global_conn_limit: not counted in the global limit */
     snap_chain_t *chains;
     size_t n_chains;
     snap_chain_t *default_chain; /* NULL when the listener has none */
@@ -305,6 +313,10 @@ typedef struct snapshot {
     size_t n_listeners;
     snap_cluster_t *clusters;
     size_t n_clusters;
+    runtime_t runtime; /* layered_runtime, flattened; its entries borrow from bootstrap */
+    /* Open connections allowed over every listener that counts (not the admin endpoint): the
+     * runtime key overload.global_downstream_max_connections, or RUNTIME_NO_LIMIT. */
+    uint64_t global_cx_limit;
     void *bootstrap; /* the Bootstrap message it came from (owned), for /config_dump */
 } snapshot_t;
 

@@ -52,6 +52,20 @@ static json_t *at(const char *path)
     return j;
 }
 
+/* Loads yaml as a desc message and renders it compactly; the caller frees the string. */
+static char *render_yaml(const ProtobufCMessageDescriptor *desc, const char *yaml)
+{
+    ProtobufCMessage *msg = NULL;
+    char err[256];
+    if (config_yaml_load(yaml, strlen(yaml), "test.yaml", desc, &msg, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    json_t *j = config_to_json(msg);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    protobuf_c_message_free_unpacked(msg, NULL);
+    return s;
+}
+
 static void test_config_json_uses_proto_field_names(void **state)
 {
     (void)state;
@@ -124,6 +138,22 @@ static void test_config_json_writes_struct_natively(void **state)
     assert_true(json_number_value(at("node.metadata.CONFIG_REVISION")) == 3.0);
 }
 
+static void test_config_json_writes_runtime_layers_natively(void **state)
+{
+    (void)state;
+    static const char yaml[] = "layered_runtime:\n"
+                               "  layers:\n"
+                               "  - name: static\n"
+                               "    static_layer: {a: {b: 2}, c: on}\n"
+                               "  - {name: admin, admin_layer: {}}\n";
+    char *s = render_yaml(&envoy__config__bootstrap__v3__bootstrap__descriptor, yaml);
+    assert_string_equal(s,
+                        "{\"layered_runtime\":{\"layers\":["
+                        "{\"name\":\"static\",\"static_layer\":{\"a\":{\"b\":2.0},\"c\":\"on\"}},"
+                        "{\"name\":\"admin\",\"admin_layer\":{}}]}}");
+    free(s);
+}
+
 static void test_config_json_unknown_any_type_keeps_base64_value(void **state)
 {
     (void)state;
@@ -169,15 +199,8 @@ static void test_config_json_redacts_sensitive_fields(void **state)
                                "    password: {inline_bytes: c2VjcmV0}\n"
                                "session_ticket_keys:\n"
                                "  keys: [{inline_string: ticket-key}]\n";
-    ProtobufCMessage *msg = NULL;
-    char err[256];
-    if (config_yaml_load(
-            yaml, strlen(yaml), "tls.yaml",
-            &envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__descriptor,
-            &msg, err, sizeof(err)) != 0)
-        fail_msg("%s", err);
-    json_t *j = config_to_json(msg);
-    char *s = json_dumps(j, JSON_COMPACT);
+    char *s = render_yaml(
+        &envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__descriptor, yaml);
     assert_string_equal(s,
                         "{\"common_tls_context\":{\"tls_certificates\":[{"
                         "\"certificate_chain\":{\"filename\":\"/certs/chain.pem\"},"
@@ -185,8 +208,6 @@ static void test_config_json_redacts_sensitive_fields(void **state)
                         "\"password\":{\"inline_bytes\":\"W3JlZGFjdGVkXQ==\"}}]},"
                         "\"session_ticket_keys\":{\"keys\":[{\"inline_string\":\"[redacted]\"}]}}");
     free(s);
-    json_decref(j);
-    protobuf_c_message_free_unpacked(msg, NULL);
 }
 
 int main(void)
@@ -199,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_config_json_expands_any_with_type_first),
         cmocka_unit_test(test_config_json_omits_defaults_and_absent_messages),
         cmocka_unit_test(test_config_json_writes_struct_natively),
+        cmocka_unit_test(test_config_json_writes_runtime_layers_natively),
         cmocka_unit_test(test_config_json_unknown_any_type_keeps_base64_value),
         cmocka_unit_test(test_config_json_replaces_invalid_utf8),
         cmocka_unit_test(test_config_json_redacts_sensitive_fields),

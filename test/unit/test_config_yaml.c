@@ -214,6 +214,36 @@ static void test_config_yaml_parses_struct_metadata(void **state)
     free_msg(b);
 }
 
+/* Envoy's examples carry a layered_runtime: a static layer is a Struct of nested keys. */
+static void test_config_yaml_loads_layered_runtime_layers(void **state)
+{
+    (void)state;
+    bootstrap_t *b = load("layered_runtime:\n"
+                          "  layers:\n"
+                          "  - name: static_layer_0\n"
+                          "    static_layer:\n"
+                          "      envoy:\n"
+                          "        resource_limits:\n"
+                          "          listener:\n"
+                          "            example_listener_name:\n"
+                          "              connection_limit: 10000\n"
+                          "  - name: admin_layer_0\n"
+                          "    admin_layer: {}\n");
+    assert_non_null(b);
+    Envoy__Config__Bootstrap__V3__LayeredRuntime *rt = b->layered_runtime;
+    assert_int_equal(rt->n_layers, 2);
+    assert_string_equal(rt->layers[0]->name, "static_layer_0");
+    assert_int_equal(rt->layers[0]->layer_specifier_case,
+                     ENVOY__CONFIG__BOOTSTRAP__V3__RUNTIME_LAYER__LAYER_SPECIFIER_STATIC_LAYER);
+    Google__Protobuf__Struct *st = rt->layers[0]->static_layer;
+    assert_int_equal(st->n_fields, 1);
+    assert_string_equal(st->fields[0]->key, "envoy");
+    assert_int_equal(st->fields[0]->value->kind_case, GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE);
+    assert_int_equal(rt->layers[1]->layer_specifier_case,
+                     ENVOY__CONFIG__BOOTSTRAP__V3__RUNTIME_LAYER__LAYER_SPECIFIER_ADMIN_LAYER);
+    free_msg(b);
+}
+
 /* ---- key spellings and value forms ---------------------------------------------------------- */
 
 static void test_config_yaml_accepts_camel_case_keys(void **state)
@@ -638,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_config_yaml_packs_typed_config_as_any),
         cmocka_unit_test(test_config_yaml_any_unpack_checks_type),
         cmocka_unit_test(test_config_yaml_parses_struct_metadata),
+        cmocka_unit_test(test_config_yaml_loads_layered_runtime_layers),
         cmocka_unit_test(test_config_yaml_accepts_camel_case_keys),
         cmocka_unit_test(test_config_yaml_accepts_enum_by_number_and_ints_as_strings),
         cmocka_unit_test(test_config_yaml_null_leaves_field_unset),

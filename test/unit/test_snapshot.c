@@ -1,6 +1,7 @@
 /* Snapshot building from Envoy bootstraps: filter chain selection the Envoy way, load
  * balancing over endpoints, and clear errors for configs the data plane would not honour. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -302,6 +303,148 @@ static void test_snapshot_rejects_per_host_circuit_breakers(void **state)
                  "cluster 'ph': circuit_breakers.per_host_thresholds is not supported");
 }
 
+/* A listener on ADDR:PORT with one tcp_proxy chain; NAME_LINE is "    name: x\n" or "". */
+#define LISTENER(name_line, ip, port)                                                              \
+    "  - " name_line "address: {socket_address: {address: '" ip "', port_value: " port "}}\n"      \
+    "    filter_chains:\n"                                                                         \
+    "    - filters:\n" TCP_PROXY("a")
+
+static void test_snapshot_names_unnamed_listeners_after_their_address(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    char *yaml = join("  listeners:\n" LISTENER("", "127.0.0.1", "8080") LISTENER("", "::1", "8080")
+                          LISTENER("name: named\n    ", "127.0.0.1", "8081"),
+                      base_clusters);
+    assert_int_equal(build(&f, yaml), 0);
+    assert_string_equal(f.snap->listeners[0].name, "127.0.0.1_8080");
+    assert_string_equal(f.snap->listeners[0].stat_name, "127.0.0.1_8080");
+    assert_true(f.snap->listeners[0].name_generated);
+    assert_string_equal(f.snap->listeners[1].name, "[__1]_8080");
+    assert_string_equal(f.snap->listeners[2].name, "named");
+    assert_false(f.snap->listeners[2].name_generated);
+    char *dump = snapshot_config_dump(f.snap);
+    assert_non_null(strstr(dump, "\"name\": \"127.0.0.1_8080\""));
+    free(dump);
+    free(yaml);
+    release(&f);
+}
+
+static void test_snapshot_rejects_unnamed_listener_named_like_another(void **state)
+{
+    (void)state;
+    expect_error("  listeners:\n" LISTENER("name: 127.0.0.1_8080\n    ", "127.0.0.1", "9000")
+                     LISTENER("", "127.0.0.1", "8080"),
+                 base_clusters,
+                 "listener '127.0.0.1_8080': static_resources.listeners[0] and [1] get the same "
+                 "name (the second has no name and is named after its address)");
+}
+
+static void test_snapshot_rejects_two_unnamed_listeners_on_one_address(void **state)
+{
+    (void)state;
+    expect_error("  listeners:\n" LISTENER("", "127.0.0.1", "8080")
+                     LISTENER("", "127.0.0.1", "8080"),
+                 base_clusters,
+                 "listener '127.0.0.1_8080': static_resources.listeners[0] and [1] get the same "
+                 "name (each has no name and is named after its address)");
+}
+
+static void test_snapshot_rejects_duplicate_listener_names(void **state)
+{
+    (void)state;
+    expect_error("  listeners:\n" LISTENER("name: l\n    ", "127.0.0.1", "8080")
+                     LISTENER("name: l\n    ", "127.0.0.1", "8081"),
+                 base_clusters, "listener 'l': defined twice");
+}
+
+/* Builds the given listeners and base_clusters with a layered_runtime of one static layer. */
+static int build_with_runtime(fixture_t *f, const char *listeners, const char *static_layer)
+{
+    char *yaml = join(listeners, base_clusters);
+    char *text = malloc(strlen(yaml) + strlen(static_layer) + 128);
+    sprintf(text, "%slayered_runtime:\n  layers:\n  - name: static_layer_0\n    static_layer:\n%s",
+            yaml, static_layer);
+    int rc = build(f, text);
+    free(text);
+    free(yaml);
+    return rc;
+}
+
+static void test_snapshot_reads_connection_limits_from_runtime(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    assert_int_equal(build_with_runtime(
+                         &f,
+                         "  listeners:\n" LISTENER("name: in\n    ", "127.0.0.1", "8081")
+                             LISTENER("", "127.0.0.1", "8080")
+                                 LISTENER("name: free\n    ignore_global_conn_limit: true\n    ",
+                                          "127.0.0.1", "8082"),
+                         "      envoy.resource_limits.listener.in.connection_limit: 2\n"
+                         "      envoy.resource_limits.listener.127.0.0.1_8080.connection_limit: 5\n"
+                         "      overload: {global_downstream_max_connections: 100}\n"),
+                     0);
+    assert_int_equal(f.snap->listeners[0].cx_limit, 2);
+    assert_int_equal(f.snap->listeners[1].cx_limit, 5);
+    assert_true(f.snap->listeners[2].cx_limit == RUNTIME_NO_LIMIT);
+    assert_false(f.snap->listeners[0].ignore_global_cx_limit);
+    assert_true(f.snap->listeners[2].ignore_global_cx_limit);
+    assert_int_equal(f.snap->global_cx_limit, 100);
+    char buf[64];
+    assert_int_equal(runtime_unused_keys(&f.snap->runtime, buf, sizeof(buf)), 0);
+    release(&f);
+}
+
+static void test_snapshot_leaves_runtime_keys_for_unknown_listeners_unused(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    assert_int_equal(build_with_runtime(&f, "  listeners:\n" LISTENER("", "0.0.0.0", "8080"),
+                                        "      envoy:\n"
+                                        "        resource_limits:\n"
+                                        "          listener:\n"
+                                        "            example_listener_name:\n"
+                                        "              connection_limit: 10000\n"),
+                     0);
+    assert_true(f.snap->listeners[0].cx_limit == RUNTIME_NO_LIMIT);
+    assert_true(f.snap->global_cx_limit == RUNTIME_NO_LIMIT);
+    char buf[128];
+    assert_int_equal(runtime_unused_keys(&f.snap->runtime, buf, sizeof(buf)), 1);
+    assert_string_equal(buf,
+                        "envoy.resource_limits.listener.example_listener_name.connection_limit");
+    release(&f);
+}
+
+static void test_snapshot_rejects_connection_limit_that_is_not_a_number(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    assert_int_equal(
+        build_with_runtime(&f, "  listeners:\n" LISTENER("name: in\n    ", "127.0.0.1", "8081"),
+                           "      envoy.resource_limits.listener.in.connection_limit: many\n"),
+        -EINVAL);
+    assert_string_equal(f.err, "layered_runtime: layer 'static_layer_0': key "
+                               "'envoy.resource_limits.listener.in.connection_limit': 'many' is "
+                               "not a number of connections (a whole number, 0 or more)");
+    release(&f);
+}
+
+static void test_snapshot_rejects_disk_runtime_layer(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    char *yaml = join("", "");
+    char text[256];
+    snprintf(text, sizeof(text),
+             "%slayered_runtime: {layers: [{name: disk0, disk_layer: {symlink_root: /srv}}]}\n",
+             yaml);
+    assert_int_equal(build(&f, text), -EINVAL);
+    assert_string_equal(f.err, "layered_runtime: layer 'disk0': disk_layer is not supported");
+    free(yaml);
+    release(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +461,14 @@ int main(void)
         cmocka_unit_test(test_snapshot_tcp_proxy_to_missing_cluster_is_allowed),
         cmocka_unit_test(test_snapshot_reads_default_priority_circuit_breakers),
         cmocka_unit_test(test_snapshot_rejects_per_host_circuit_breakers),
+        cmocka_unit_test(test_snapshot_names_unnamed_listeners_after_their_address),
+        cmocka_unit_test(test_snapshot_rejects_unnamed_listener_named_like_another),
+        cmocka_unit_test(test_snapshot_rejects_two_unnamed_listeners_on_one_address),
+        cmocka_unit_test(test_snapshot_rejects_duplicate_listener_names),
+        cmocka_unit_test(test_snapshot_reads_connection_limits_from_runtime),
+        cmocka_unit_test(test_snapshot_leaves_runtime_keys_for_unknown_listeners_unused),
+        cmocka_unit_test(test_snapshot_rejects_connection_limit_that_is_not_a_number),
+        cmocka_unit_test(test_snapshot_rejects_disk_runtime_layer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
