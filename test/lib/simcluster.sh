@@ -149,6 +149,24 @@ sim_pod() {
     _sim_sync_hosts
 }
 
+# sim_alias NAME ALIAS... — more host names for pod NAME in every pod's hosts file (as the
+# network aliases of a docker-compose service): "service1" or "db.example.com" resolve to it.
+sim_alias() {
+    local name=$1 ip a
+    shift
+    ip=$(sim_ip "$name") || return 1
+    for a in "$@"; do
+        if [[ ! $a =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]]; then
+            _sim_err "bad host name '$a'"
+            return 1
+        fi
+    done
+    awk -v n="$name" -v more="$*" 'NR > 1 && $2 == n { $0 = $0 " " more } { print }' \
+        "$SIM_DIR/hosts" >"$SIM_DIR/hosts.new" && cat "$SIM_DIR/hosts.new" >"$SIM_DIR/hosts" &&
+        rm -f "$SIM_DIR/hosts.new" || return 1
+    _sim_sync_hosts
+}
+
 # Rewrites every pod's hosts file in place (same inode), so processes already running in a pod,
 # which see it through a bind mount, also see pods added after they started.
 _sim_sync_hosts() {
