@@ -229,7 +229,8 @@ static void verify_reason(uint32_t flags, char *buf, size_t cap)
         *p = ';';
 }
 
-/* The key pair must be usable for ECDHE-ECDSA, belong together, be valid now and, when the
+/* The key pair must be usable for ECDHE-ECDSA or ECDHE-RSA, belong together, be valid now and,
+ * when the
  * config has a trust bundle, chain up to it (a sidecar's own chain is issued by the mesh CA its
  * peers trust; a chain that fails here would fail at every peer). */
 static int check_pair(tls_config_t *c, const tls_config_opts_t *o, char *err, size_t errlen)
@@ -237,9 +238,15 @@ static int check_pair(tls_config_t *c, const tls_config_opts_t *o, char *err, si
     char label[300], why[256], when[40];
     source_label("cert_chain", &o->cert_chain, label, sizeof(label));
     mbedtls_x509_crt *leaf = &c->chain;
-    if (!mbedtls_pk_can_do(&leaf->pk, MBEDTLS_PK_ECDSA)) {
-        set_err(err, errlen, "%s: leaf key is %s; the ECDHE-ECDSA suites need an EC key", label,
+    if (!mbedtls_pk_can_do(&leaf->pk, MBEDTLS_PK_ECDSA) &&
+        !mbedtls_pk_can_do(&leaf->pk, MBEDTLS_PK_RSA)) {
+        set_err(err, errlen, "%s: leaf key is %s; the ECDHE suites need an EC or RSA key", label,
                 mbedtls_pk_get_name(&leaf->pk));
+        return TLS_ERR_CONFIG;
+    }
+    if (mbedtls_pk_can_do(&leaf->pk, MBEDTLS_PK_RSA) && mbedtls_pk_get_bitlen(&leaf->pk) < 2048) {
+        set_err(err, errlen, "%s: leaf RSA key has %zu bits; at least 2048 are needed", label,
+                mbedtls_pk_get_bitlen(&leaf->pk));
         return TLS_ERR_CONFIG;
     }
     int rc = mbedtls_pk_check_pair(&leaf->pk, &c->key);
@@ -446,11 +453,22 @@ static void set_algorithms(tls_config_t *c, const tls_config_opts_t *o)
     const tls_group_t *groups = o->groups ? o->groups : default_groups;
     size_t ng = o->groups ? o->group_count : 2;
 
-    for (size_t i = 0; i < ns; i++)
-        c->suites[i] = suites[i] == TLS_SUITE_AES_128_GCM
-                           ? MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
-                           : MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256;
-    c->suites[ns] = 0;
+    /* Each suite in both authentications: a server offers the ones its key can sign (the mesh's
+     * EC keys take the ECDSA ones), a client accepts a server of either kind (an RSA-keyed
+     * server of an Envoy config, say). ECDSA first: with an EC key it is the one chosen. */
+    size_t n = 0;
+    for (size_t i = 0; i < ns; i++) {
+        if (i == 1 && suites[1] == suites[0])
+            continue; /* an ECDSA and an RSA name of one suite */
+        c->suites[n++] = suites[i] == TLS_SUITE_AES_128_GCM
+                             ? MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                             : MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256;
+    }
+    for (size_t i = 0, m = n; i < m; i++)
+        c->suites[n++] = c->suites[i] == MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                             ? MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+                             : MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256;
+    c->suites[n] = 0;
     bool p256 = false;
     for (size_t i = 0; i < ng; i++) {
         p256 |= groups[i] == TLS_GROUP_P256;
@@ -493,6 +511,12 @@ int tls_suite_from_name(const char *name)
         {"ECDHE-ECDSA-CHACHA20-POLY1305", TLS_SUITE_CHACHA20_POLY1305},
         {"ECDHE-ECDSA-CHACHA20-POLY1305-SHA256", TLS_SUITE_CHACHA20_POLY1305},
         {"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", TLS_SUITE_CHACHA20_POLY1305},
+        /* The RSA names stand for the same suites: each is offered with both signatures. */
+        {"ECDHE-RSA-AES128-GCM-SHA256", TLS_SUITE_AES_128_GCM},
+        {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", TLS_SUITE_AES_128_GCM},
+        {"ECDHE-RSA-CHACHA20-POLY1305", TLS_SUITE_CHACHA20_POLY1305},
+        {"ECDHE-RSA-CHACHA20-POLY1305-SHA256", TLS_SUITE_CHACHA20_POLY1305},
+        {"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", TLS_SUITE_CHACHA20_POLY1305},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(name, names[i].name) == 0)

@@ -22,7 +22,7 @@ struct tls_config {
     mbedtls_ssl_ticket_context ticket; /* server; locks its own mutex (MBEDTLS_THREADING_C) */
     bool has_chain, has_trust;
     bool verify_optional; /* server asks for a client certificate but does not insist */
-    int suites[3];        /* 0-terminated, referenced by conf */
+    int suites[5];        /* 0-terminated, referenced by conf: ECDSA suites, then RSA */
     mbedtls_ecp_group_id groups[3];
     int sig_hashes[4];
     const char **alpn; /* NULL-terminated, one block with the strings; referenced by conf */

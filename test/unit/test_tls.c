@@ -288,6 +288,31 @@ static void test_tls_configured_suite_order_picks_aes_gcm(void **state)
     free_pair(&p);
 }
 
+/* Envoy's example configs carry RSA certificates: an RSA-keyed server is chosen an ECDHE-RSA
+ * suite, an RSA client certificate signs its CertificateVerify, and both verify as usual. */
+static void test_tls_rsa_server_and_client_certificates_handshake(void **state)
+{
+    (void)state;
+    tls_config_opts_t co = client_opts(), so = server_opts();
+    so.cert_chain = file("rsa-server.pem");
+    so.private_key = file("rsa-server.key");
+    co.cert_chain = file("rsa-client.pem");
+    co.private_key = file("rsa-client.key");
+    pair_t p = connect_pair(&co, &so, 0);
+    assert_open(&p.c);
+    assert_open(&p.s);
+    assert_string_equal(tls_session_cipher(p.c.s), "TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256");
+    assert_string_equal(tls_session_peer_spiffe_id(p.c.s), SPIFFE_SERVER);
+    assert_string_equal(tls_session_peer_spiffe_id(p.s.s), SPIFFE_CLIENT);
+    free_pair(&p);
+    /* An EC server keeps the ECDSA suites with the same client. */
+    so = server_opts();
+    p = connect_pair(&co, &so, 0);
+    assert_open(&p.c);
+    assert_string_equal(tls_session_cipher(p.c.s), "TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256");
+    free_pair(&p);
+}
+
 static void test_tls_x25519_only_server_still_accepts_p256_certificates(void **state)
 {
     (void)state;
@@ -695,6 +720,15 @@ static void test_tls_config_rejects_key_not_matching_cert(void **state)
                        "test/data/certs/server.pem");
 }
 
+static void test_tls_config_rejects_rsa_key_under_2048_bits(void **state)
+{
+    (void)state;
+    tls_config_opts_t so = server_opts();
+    so.cert_chain = file("rsa-weak.pem");
+    so.private_key = file("rsa-weak.key");
+    assert_refused(&so, "leaf RSA key has 1024 bits");
+}
+
 static void test_tls_config_rejects_expired_cert(void **state)
 {
     (void)state;
@@ -789,7 +823,9 @@ static void test_tls_suite_and_group_names_follow_envoy(void **state)
                      TLS_SUITE_CHACHA20_POLY1305);
     assert_int_equal(tls_suite_from_name("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
                      TLS_SUITE_AES_128_GCM);
-    assert_int_equal(tls_suite_from_name("ECDHE-RSA-AES128-GCM-SHA256"), -EINVAL);
+    /* An RSA name stands for the same suite: each is offered with both signatures. */
+    assert_int_equal(tls_suite_from_name("ECDHE-RSA-AES128-GCM-SHA256"), TLS_SUITE_AES_128_GCM);
+    assert_int_equal(tls_suite_from_name("AES256-SHA"), -EINVAL);
     assert_int_equal(tls_group_from_name("X25519"), TLS_GROUP_X25519);
     assert_int_equal(tls_group_from_name("P-256"), TLS_GROUP_P256);
     assert_int_equal(tls_group_from_name("P-384"), -EINVAL);
@@ -808,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_tls_mutual_handshake_shows_identities_alpn_and_suite),
         cmocka_unit_test(test_tls_config_keys_carry_a_precomputed_base_point_table),
         cmocka_unit_test(test_tls_configured_suite_order_picks_aes_gcm),
+        cmocka_unit_test(test_tls_rsa_server_and_client_certificates_handshake),
         cmocka_unit_test(test_tls_x25519_only_server_still_accepts_p256_certificates),
         cmocka_unit_test(test_tls_handshake_completes_when_fed_one_byte_at_a_time),
         cmocka_unit_test(test_tls_dns_and_prefix_matchers_accept_the_server),
@@ -827,6 +864,7 @@ int main(void)
         cmocka_unit_test(test_tls_optional_client_cert_may_be_absent),
         cmocka_unit_test(test_tls_optional_client_cert_is_still_verified_when_presented),
         cmocka_unit_test(test_tls_config_rejects_key_not_matching_cert),
+        cmocka_unit_test(test_tls_config_rejects_rsa_key_under_2048_bits),
         cmocka_unit_test(test_tls_config_rejects_expired_cert),
         cmocka_unit_test(test_tls_config_rejects_cert_not_yet_valid),
         cmocka_unit_test(test_tls_config_rejects_chain_outside_trust_bundle),

@@ -11,6 +11,7 @@ trap 'rm -rf "$work"' EXIT
 days=36500
 
 key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+rsa_key() { openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:$2" -out "$1" 2>/dev/null; }
 
 # root <name> <trust domain>
 root() {
@@ -37,9 +38,9 @@ subjectAltName = $2
 EXT
 }
 
-# leaf <name> <issuer> <san list>: valid for $days from now
+# leaf <name> <issuer> <san list> [rsa bits]: valid for $days from now, an EC key unless bits
 leaf() {
-    key "$1.key"
+    if [[ -n ${4:-} ]]; then rsa_key "$1.key" "$4"; else key "$1.key"; fi
     openssl req -new -key "$1.key" -subj "/O=remora test/CN=$1" -out "$work/$1.csr"
     leaf_ext "$work/$1.ext" "$3"
     openssl x509 -req -in "$work/$1.csr" -CA "$2.pem" -CAkey "$2.key" -set_serial "0x$(openssl rand -hex 8)" \
@@ -82,6 +83,12 @@ leaf server root-a \
     "URI:spiffe://cluster.local/ns/default/sa/server, DNS:server.default.svc.cluster.local"
 leaf other-server root-b "URI:spiffe://other.local/ns/default/sa/server"
 key mismatched.key
+# RSA leaves under the EC root, as Envoy's example configs carry: a server, a client, and one
+# with a key too short for the engine.
+leaf rsa-server root-a \
+    "URI:spiffe://cluster.local/ns/default/sa/server, DNS:server.default.svc.cluster.local" 2048
+leaf rsa-client root-a "URI:spiffe://cluster.local/ns/default/sa/client" 2048
+leaf rsa-weak root-a "URI:spiffe://cluster.local/ns/default/sa/weak" 1024
 dated_leaf expired root-a "URI:spiffe://cluster.local/ns/default/sa/expired" \
     20000101000000Z 20010101000000Z
 dated_leaf future root-a "URI:spiffe://cluster.local/ns/default/sa/future" \
