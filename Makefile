@@ -59,8 +59,8 @@ $(GEN_C) $(GEN_H): $(GEN_STAMP)
 	@:
 
 # --- library and programs ------------------------------------------------------------------
-MAINS    := proxy/main.c cli/remoractl.c
-LIB_SRCS := $(filter-out $(MAINS),$(wildcard proxy/*.c xds/*.c filters/*.c certs/*.c cli/*.c))
+MAINS    := proxy/server/main.c cli/remoractl.c
+LIB_SRCS := $(filter-out $(MAINS),$(sort $(shell find proxy xds filters certs cli -name '*.c')))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 LIB      := $(BUILD)/libremora.a
 
@@ -83,7 +83,7 @@ $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(BUILD)/remora: $(BUILD)/obj/proxy/main.o $(LIB)
+$(BUILD)/remora: $(BUILD)/obj/proxy/server/main.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/remoractl: $(BUILD)/obj/cli/remoractl.o $(LIB)

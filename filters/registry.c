@@ -1,8 +1,8 @@
 /* The one list of filters Remora knows, looked up by type URL (as Envoy does) or by name. */
 #include <string.h>
 
-#include "filters/filter.h"
-#include "filters/http_filter.h"
+#include "filters/network/filter.h"
+#include "filters/http/http_filter.h"
 
 extern const net_filter_ops_t tcp_proxy_filter_ops;
 extern const net_filter_ops_t http_connection_manager_filter_ops;

@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "xds/config.h"
-#include "xds/snapshot.h"
+#include "xds/config/config.h"
+#include "xds/snapshot/snapshot.h"
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/http1.h"
+#include "proxy/http/h1/http1.h"
 
 #define FUZZ_MAX_HEAD 8192
 #define FUZZ_HEADERS  64

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "proxy/access_log.h"
+#include "proxy/http/access_log.h"
 
 #define H(n, v)                                                                                    \
     {                                                                                              \

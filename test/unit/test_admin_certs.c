@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "certs/tls.h"
-#include "proxy/admin_certs.h"
+#include "proxy/admin/admin_certs.h"
 
 #define CERTS "test/data/certs/"
 /* notAfter of every long-lived fixture: 2126-11-01T10:15:09Z (see test/data/certs/gen.sh). */

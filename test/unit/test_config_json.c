@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "xds/config.h"
+#include "xds/config/config.h"
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "envoy/config/core/v3/base.pb-c.h"

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "xds/config.h"
+#include "xds/config/config.h"
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "envoy/config/cluster/v3/cluster.pb-c.h"

@@ -10,9 +10,9 @@
 #include <cmocka.h>
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
-#include "proxy/dns.h"
-#include "proxy/log.h"
-#include "xds/config.h"
+#include "proxy/server/dns.h"
+#include "proxy/core/log.h"
+#include "xds/config/config.h"
 
 static int ready_calls;
 

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "proxy/http1.h"
+#include "proxy/http/h1/http1.h"
 
 #define LIT(s) s, sizeof(s) - 1
 

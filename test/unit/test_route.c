@@ -14,9 +14,9 @@
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "envoy/config/route/v3/route.pb-c.h"
-#include "xds/config.h"
-#include "xds/route.h"
-#include "xds/snapshot.h"
+#include "xds/config/config.h"
+#include "xds/snapshot/route.h"
+#include "xds/snapshot/snapshot.h"
 
 static char err[1024];
 

@@ -13,8 +13,8 @@
 #include <cmocka.h>
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
-#include "xds/config.h"
-#include "xds/runtime.h"
+#include "xds/config/config.h"
+#include "xds/snapshot/runtime.h"
 
 typedef struct fixture {
     ProtobufCMessage *msg; /* the Bootstrap the entries borrow from */

@@ -13,9 +13,9 @@
 #include <cmocka.h>
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
-#include "proxy/cluster.h"
-#include "xds/config.h"
-#include "xds/snapshot.h"
+#include "proxy/upstream/lb.h"
+#include "xds/config/config.h"
+#include "xds/snapshot/snapshot.h"
 
 #define TCP_PROXY(cluster)                                                                         \
     "      - name: envoy.filters.network.tcp_proxy\n"                                              \

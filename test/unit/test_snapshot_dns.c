@@ -13,9 +13,9 @@
 #include <cmocka.h>
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
-#include "proxy/cluster.h"
-#include "xds/config.h"
-#include "xds/snapshot.h"
+#include "proxy/upstream/lb.h"
+#include "xds/config/config.h"
+#include "xds/snapshot/snapshot.h"
 
 /* A cluster "c" of TYPE whose lb_endpoints are the given socket_address lines, plus EXTRA
  * cluster fields (each line indented by four spaces). */
@@ -31,7 +31,7 @@
     "        - endpoint: {address: {socket_address: {address: " host ", port_value: " port "}}}\n" \
     "          load_balancing_weight: " weight "\n"
 
-/* A resolver over a fixed table: what proxy/dns.c would hold. */
+/* A resolver over a fixed table: what proxy/server/dns.c would hold. */
 typedef struct fake_name {
     const char *host;
     struct sockaddr_storage addrs[3];

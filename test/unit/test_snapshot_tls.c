@@ -20,9 +20,9 @@
 
 #include "certs/tls.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
-#include "proxy/hcm.h"
-#include "xds/config.h"
-#include "xds/snapshot.h"
+#include "proxy/http/hcm.h"
+#include "xds/config/config.h"
+#include "xds/snapshot/snapshot.h"
 
 #define CERTS_DIR "test/data/certs"
 

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "proxy/tls_hello.h"
+#include "proxy/listener/tls_hello.h"
 
 /* Captured from real clients connecting to a listener that only recorded the bytes:
  *   openssl_h2:    openssl s_client -servername x -alpn h2,http/1.1 (OpenSSL 3.0)

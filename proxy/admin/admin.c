@@ -1,0 +1,545 @@
+/* The admin endpoint: a small HTTP/1.1 server on the main loop with Envoy's paths (/stats,
+ * /stats/prometheus, /clusters, /listeners, /config_dump, /certs, /server_info, /ready,
+ * /logging, /quitquitquit), one request per connection. */
+#include <errno.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "proxy/admin/admin_certs.h"
+#include "proxy/core/log.h"
+#include "proxy/server/server.h"
+#include "proxy/core/strbuf.h"
+
+#define ADMIN_MAX_REQUEST 8192
+#define REMORA_VERSION    "0.1.0"
+
+struct admin {
+    uv_tcp_t tcp;
+    server_t *server;
+    bool open;
+    bool health_only; /* the kubelet's port: /healthz/ready and nothing else */
+};
+
+typedef struct admin_conn {
+    uv_tcp_t tcp;
+    admin_t *admin;
+    char buf[ADMIN_MAX_REQUEST];
+    size_t len;
+    bool responded;
+    uv_write_t write_req;
+    uv_buf_t out[2];
+    char head[256];
+    char *body;
+} admin_conn_t;
+
+typedef struct admin_request {
+    const char *method;
+    char path[1024];
+    char query[1024];
+} admin_request_t;
+
+typedef struct admin_response {
+    int status;
+    const char *content_type;
+    char *body; /* malloc'd */
+    bool quit_after;
+} admin_response_t;
+
+/* Value of query parameter `key` (not URL-decoded beyond %XX and '+') into out. */
+static bool query_param(const char *query, const char *key, char *out, size_t outlen)
+{
+    size_t klen = strlen(key);
+    for (const char *p = query; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t plen = amp ? (size_t)(amp - p) : strlen(p);
+        if (plen >= klen && strncmp(p, key, klen) == 0 && (plen == klen || p[klen] == '=')) {
+            const char *v = plen == klen ? p + klen : p + klen + 1;
+            size_t vlen = plen == klen ? 0 : plen - klen - 1, o = 0;
+            for (size_t i = 0; i < vlen && o + 1 < outlen; i++) {
+                if (v[i] == '%' && i + 2 < vlen) {
+                    unsigned x;
+                    if (sscanf(v + i + 1, "%2x", &x) == 1) {
+                        out[o++] = (char)x;
+                        i += 2;
+                        continue;
+                    }
+                }
+                out[o++] = v[i] == '+' ? ' ' : v[i];
+            }
+            out[o] = '\0';
+            return true;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return false;
+}
+
+static void respond_text(admin_response_t *r, int status, const char *text)
+{
+    r->status = status;
+    r->content_type = "text/plain; charset=UTF-8";
+    r->body = strdup(text);
+}
+
+static void handle_stats(server_t *s, const admin_request_t *rq, admin_response_t *r)
+{
+    /* Certificate expiry depends on the clock, so its gauges are computed when read. */
+    int rc = admin_certs_update_gauges(s, (int64_t)time(NULL));
+    if (rc < 0)
+        log_warn("admin: /stats: certificate gauges not updated: %s", strerror(-rc));
+    stats_entry_t *list;
+    int n = stats_list(s->stats, &list);
+    if (n < 0) {
+        respond_text(r, 500, "out of memory\n");
+        return;
+    }
+    /* Envoy's `filter` is a regular expression over stat names; keep the matching ones. */
+    char filter[512];
+    if (query_param(rq->query, "filter", filter, sizeof(filter)) && filter[0]) {
+        regex_t re;
+        if (regcomp(&re, filter, REG_EXTENDED | REG_NOSUB) != 0) {
+            stats_list_free(list);
+            respond_text(r, 400, "invalid regex in filter\n");
+            return;
+        }
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (regexec(&re, list[i].name, 0, NULL, 0) == 0)
+                list[k++] = list[i];
+        n = k;
+        regfree(&re);
+    }
+    char format[32] = "";
+    query_param(rq->query, "format", format, sizeof(format));
+    if (strcmp(rq->path, "/stats/prometheus") == 0 || strcmp(format, "prometheus") == 0) {
+        r->content_type = "text/plain; version=0.0.4; charset=UTF-8";
+        r->body = stats_render_prometheus(list, n);
+    } else if (strcmp(format, "json") == 0) {
+        r->content_type = "application/json";
+        r->body = stats_render_json(list, n, NULL);
+    } else if (format[0] == '\0' || strcmp(format, "text") == 0) {
+        r->content_type = "text/plain; charset=UTF-8";
+        r->body = stats_render_text(list, n, NULL);
+    } else {
+        stats_list_free(list);
+        respond_text(r, 400, "unknown format; use text, json or prometheus\n");
+        return;
+    }
+    r->status = 200;
+    stats_list_free(list);
+}
+
+static const char *cluster_kind_name(cluster_kind_t k)
+{
+    static const char *const names[] = {[CLUSTER_STATIC] = "STATIC",
+                                        [CLUSTER_ORIGINAL_DST] = "ORIGINAL_DST",
+                                        [CLUSTER_STRICT_DNS] = "STRICT_DNS",
+                                        [CLUSTER_LOGICAL_DNS] = "LOGICAL_DNS"};
+    return names[k];
+}
+
+/* Renders a JSON document into the response (takes root). */
+static void respond_json(admin_response_t *r, json_t *root)
+{
+    r->status = 200;
+    r->content_type = "application/json";
+    r->body = root ? json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(root);
+}
+
+static void handle_clusters(server_t *s, const admin_request_t *rq, admin_response_t *r)
+{
+    char format[32] = "";
+    query_param(rq->query, "format", format, sizeof(format));
+    const snapshot_t *snap = s->snap;
+    if (strcmp(format, "json") == 0) {
+        json_t *list = json_array();
+        for (size_t i = 0; i < snap->n_clusters; i++) {
+            const snap_cluster_t *c = &snap->clusters[i];
+            json_t *hosts = json_array();
+            for (size_t j = 0; j < c->n_endpoints; j++) {
+                const snap_endpoint_t *e = &c->endpoints[j];
+                json_t *h = json_pack("{s:s, s:I, s:s}", "address", e->label, "weight",
+                                      (json_int_t)e->weight, "health_status", "HEALTHY");
+                if (e->hostname)
+                    json_object_set_new(h, "hostname", json_string(e->hostname));
+                json_array_append_new(hosts, h);
+            }
+            json_array_append_new(
+                list,
+                json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:I}", "name", c->name,
+                          "observability_name", c->stat_name, "type", cluster_kind_name(c->kind),
+                          "host_statuses", hosts, "upstream_cx_active",
+                          (json_int_t)stats_value(s->stats, c->st.upstream_cx_active),
+                          "upstream_cx_total",
+                          (json_int_t)stats_value(s->stats, c->st.upstream_cx_total),
+                          "upstream_cx_connect_fail",
+                          (json_int_t)stats_value(s->stats, c->st.upstream_cx_connect_fail)));
+        }
+        respond_json(r, json_pack("{s:o}", "cluster_statuses", list));
+        return;
+    }
+    strbuf_t sb = {0};
+    sb_puts(&sb, "");
+    for (size_t i = 0; i < snap->n_clusters; i++) {
+        const snap_cluster_t *c = &snap->clusters[i];
+        sb_printf(&sb, "%s::observability_name::%s\n", c->name, c->stat_name);
+        sb_printf(&sb, "%s::type::%s\n", c->name, cluster_kind_name(c->kind));
+        sb_printf(&sb, "%s::upstream_cx_active::%lld\n", c->name,
+                  (long long)stats_value(s->stats, c->st.upstream_cx_active));
+        sb_printf(&sb, "%s::upstream_cx_connect_fail::%lld\n", c->name,
+                  (long long)stats_value(s->stats, c->st.upstream_cx_connect_fail));
+        for (size_t j = 0; j < c->n_endpoints; j++) {
+            const snap_endpoint_t *e = &c->endpoints[j];
+            if (e->hostname)
+                sb_printf(&sb, "%s::%s::hostname::%s\n", c->name, e->label, e->hostname);
+            sb_printf(&sb, "%s::%s::weight::%u\n", c->name, e->label, e->weight);
+            sb_printf(&sb, "%s::%s::health_flags::healthy\n", c->name, e->label);
+        }
+    }
+    r->status = 200;
+    r->content_type = "text/plain; charset=UTF-8";
+    r->body = sb_take(&sb);
+}
+
+static void handle_listeners(server_t *s, const admin_request_t *rq, admin_response_t *r)
+{
+    char format[32] = "";
+    query_param(rq->query, "format", format, sizeof(format));
+    bool json = strcmp(format, "json") == 0;
+    json_t *list = json ? json_array() : NULL;
+    strbuf_t sb = {0};
+    sb_puts(&sb, "");
+    for (size_t i = 0; i < s->snap->n_listeners; i++) {
+        const snap_listener_t *l = &s->snap->listeners[i];
+        char addr[80];
+        snapshot_format_addr((const struct sockaddr *)&l->addr, addr, sizeof(addr));
+        if (json)
+            json_array_append_new(list,
+                                  json_pack("{s:s, s:s, s:b}", "name", l->name, "local_address",
+                                            addr, "original_dst", l->use_original_dst));
+        else
+            sb_printf(&sb, "%s::%s\n", l->name, addr);
+    }
+    if (json) {
+        sb_free(&sb);
+        respond_json(r, json_pack("{s:o}", "listener_statuses", list));
+        return;
+    }
+    r->status = 200;
+    r->content_type = "text/plain; charset=UTF-8";
+    r->body = sb_take(&sb);
+}
+
+/* Envoy's server_info fields, then the workload identity: "identity" is the first leaf
+ * certificate's (null when the sidecar presents none) and "identities" lists every distinct one
+ * when its TLS contexts present several. */
+static void handle_server_info(server_t *s, admin_response_t *r)
+{
+    char uptime[32];
+    snprintf(uptime, sizeof(uptime), "%llus",
+             (unsigned long long)((uv_now(s->loop) - s->start_ms) / 1000));
+    char drain[32];
+    snprintf(drain, sizeof(drain), "%us", s->opts.drain_time_s);
+    json_t *root = json_pack(
+        "{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:I, s:s}}", "version", "remora/" REMORA_VERSION,
+        "state", server_state_name(s->state), "uptime_current_epoch", uptime, "node", "id",
+        s->snap->node_id, "cluster", s->snap->node_cluster, "command_line_options", "config_path",
+        s->opts.config_path, "concurrency", (json_int_t)s->nworkers, "drain_time", drain);
+    json_t *ids = admin_certs_identities_json(s->snap);
+    int rc = ids ? 0 : -1;
+    if (rc == 0) {
+        json_t *first = json_array_get(ids, 0);
+        rc |= json_object_set(root, "identity", first ? first : json_null());
+        if (json_array_size(ids) > 1)
+            rc |= json_object_set(root, "identities", ids);
+    }
+    json_decref(ids);
+    if (rc != 0) {
+        json_decref(root);
+        root = NULL;
+    }
+    respond_json(r, root);
+}
+
+static void handle_logging(const admin_request_t *rq, admin_response_t *r)
+{
+    char level[32];
+    if (query_param(rq->query, "level", level, sizeof(level))) {
+        log_level_t lv;
+        if (log_level_parse(level, &lv) != 0) {
+            respond_text(r, 400, "unknown level; use trace, debug, info, warning, error, off\n");
+            return;
+        }
+        log_set_level(lv);
+    }
+    char text[64];
+    snprintf(text, sizeof(text), "active level: %s\n", log_level_name(log_current_level));
+    respond_text(r, 200, text);
+}
+
+static const char *const help_text =
+    "admin commands are:\n"
+    "  /: this help\n"
+    "  /certs: certificates of every TLS context: paths, serials, SANs, expiry (JSON)\n"
+    "  /clusters: upstream clusters and their endpoints (?format=json)\n"
+    "  /config_dump: the active configuration as JSON\n"
+    "  /listeners: listeners and their addresses (?format=json)\n"
+    "  /logging: POST ?level=debug to change the log level\n"
+    "  /quitquitquit: POST to exit now\n"
+    "  /ready: 200 once listeners accept, 503 before and while draining\n"
+    "  /server_info: version, state, uptime, node, workload identity\n"
+    "  /stats: counters and gauges (?format=json|prometheus, ?filter=REGEX)\n"
+    "  /stats/prometheus: Prometheus exposition format\n";
+
+static bool needs_post(const char *path)
+{
+    return strcmp(path, "/quitquitquit") == 0 || strcmp(path, "/logging") == 0;
+}
+
+static void admin_dispatch(server_t *s, const admin_request_t *rq, admin_response_t *r)
+{
+    if (strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "POST") != 0 &&
+        strcmp(rq->method, "HEAD") != 0) {
+        respond_text(r, 405, "method not allowed\n");
+        return;
+    }
+    if (needs_post(rq->path) && strcmp(rq->method, "POST") != 0) {
+        respond_text(r, 405, "this endpoint needs POST\n");
+        return;
+    }
+    const char *p = rq->path;
+    if (strcmp(p, "/") == 0 || strcmp(p, "/help") == 0) {
+        respond_text(r, 200, help_text);
+    } else if (strcmp(p, "/stats") == 0 || strcmp(p, "/stats/prometheus") == 0) {
+        handle_stats(s, rq, r);
+    } else if (strcmp(p, "/clusters") == 0) {
+        handle_clusters(s, rq, r);
+    } else if (strcmp(p, "/listeners") == 0) {
+        handle_listeners(s, rq, r);
+    } else if (strcmp(p, "/config_dump") == 0) {
+        r->status = 200;
+        r->content_type = "application/json";
+        r->body = snapshot_config_dump(s->snap);
+    } else if (strcmp(p, "/certs") == 0) {
+        respond_json(r, admin_certs_json(s->snap, (int64_t)time(NULL)));
+    } else if (strcmp(p, "/server_info") == 0) {
+        handle_server_info(s, r);
+    } else if (strcmp(p, "/ready") == 0) {
+        bool ready = server_ready(s);
+        char text[32];
+        snprintf(text, sizeof(text), "%s\n", server_state_name(s->state));
+        respond_text(r, ready ? 200 : 503, text);
+    } else if (strcmp(p, "/logging") == 0) {
+        handle_logging(rq, r);
+    } else if (strcmp(p, "/quitquitquit") == 0) {
+        respond_text(r, 200, "OK\n");
+        r->quit_after = true;
+    } else {
+        respond_text(r, 404, "invalid path; GET / lists the admin commands\n");
+    }
+    if (r->body == NULL && r->status != 0)
+        respond_text(r, 500, "out of memory\n");
+}
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Internal Server Error";
+    }
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    admin_conn_t *c = h->data;
+    free(c->body);
+    free(c);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    (void)status;
+    admin_conn_t *c = req->data;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void send_response(admin_conn_t *c, admin_response_t *r, bool head_only)
+{
+    size_t blen = r->body ? strlen(r->body) : 0;
+    int n = snprintf(c->head, sizeof(c->head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Cache-Control: no-cache, max-age=0\r\nConnection: close\r\n\r\n",
+                     r->status, reason(r->status), r->content_type, blen);
+    c->body = r->body;
+    c->out[0] = uv_buf_init(c->head, (unsigned)n);
+    c->out[1] = uv_buf_init(c->body ? c->body : "", head_only ? 0 : (unsigned)blen);
+    c->write_req.data = c;
+    c->responded = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, c->out, 2, on_written) < 0)
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static int parse_request(admin_conn_t *c, admin_request_t *rq)
+{
+    char *end = memchr(c->buf, '\n', c->len);
+    if (end == NULL)
+        return -EINVAL;
+    *end = '\0';
+    char *sp1 = strchr(c->buf, ' ');
+    if (sp1 == NULL)
+        return -EINVAL;
+    *sp1 = '\0';
+    char *target = sp1 + 1, *sp2 = strchr(target, ' ');
+    if (sp2 == NULL)
+        return -EINVAL;
+    *sp2 = '\0';
+    rq->method = c->buf;
+    char *q = strchr(target, '?');
+    if (q) {
+        *q = '\0';
+        snprintf(rq->query, sizeof(rq->query), "%s", q + 1);
+    }
+    if (strlen(target) >= sizeof(rq->path) || target[0] != '/')
+        return -EINVAL;
+    snprintf(rq->path, sizeof(rq->path), "%s", target);
+    return 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    admin_conn_t *c = h->data;
+    *buf = uv_buf_init(c->buf + c->len, (unsigned)(sizeof(c->buf) - 1 - c->len));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    admin_conn_t *c = stream->data;
+    if (c->responded)
+        return;
+    if (nread < 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
+    c->len += (size_t)nread;
+    c->buf[c->len] = '\0';
+    admin_response_t r = {0};
+    if (strstr(c->buf, "\r\n\r\n") == NULL && strstr(c->buf, "\n\n") == NULL) {
+        if (c->len < sizeof(c->buf) - 1)
+            return;
+        respond_text(&r, 431, "request too large\n");
+        send_response(c, &r, false);
+        return;
+    }
+    admin_request_t rq = {0};
+    if (parse_request(c, &rq) < 0) {
+        respond_text(&r, 400, "bad request\n");
+        send_response(c, &r, false);
+        return;
+    }
+    server_t *s = c->admin->server;
+    if (c->admin->health_only) {
+        /* Reachable from outside the pod: answer readiness, reveal nothing else. */
+        if (strcmp(rq.path, "/healthz/ready") != 0)
+            respond_text(&r, 404, "not found\n");
+        else
+            respond_text(&r, server_ready(s) ? 200 : 503,
+                         server_ready(s) ? "LIVE\n" : "not ready\n");
+    } else {
+        admin_dispatch(s, &rq, &r);
+    }
+    bool quit = r.quit_after;
+    send_response(c, &r, strcmp(rq.method, "HEAD") == 0);
+    if (quit) {
+        log_info("admin: /quitquitquit: exiting");
+        server_quit(s);
+    }
+}
+
+static void on_admin_connection(uv_stream_t *server, int status)
+{
+    admin_t *a = server->data;
+    if (status < 0)
+        return;
+    admin_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->admin = a;
+    uv_tcp_init(server->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static int listen_on(server_t *s, admin_t **slot, const struct sockaddr *addr, bool health_only,
+                     char *err, size_t errlen)
+{
+    admin_t *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return -ENOMEM;
+    a->server = s;
+    a->health_only = health_only;
+    uv_tcp_init(s->loop, &a->tcp);
+    a->tcp.data = a;
+    a->open = true;
+    char text[80];
+    snapshot_format_addr(addr, text, sizeof(text));
+    int rc = uv_tcp_bind(&a->tcp, addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&a->tcp, 128, on_admin_connection);
+    const char *what = health_only ? "health" : "admin";
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: listen on %s: %s", what, text, uv_strerror(rc));
+        admin_stop(a);
+        return rc;
+    }
+    *slot = a;
+    log_info("%s: listening on %s", what, text);
+    return 0;
+}
+
+int admin_start(server_t *s, const struct sockaddr *addr, char *err, size_t errlen)
+{
+    return listen_on(s, &s->admin, addr, false, err, errlen);
+}
+
+int admin_start_health(server_t *s, const struct sockaddr *addr, char *err, size_t errlen)
+{
+    return listen_on(s, &s->health, addr, true, err, errlen);
+}
+
+static void on_admin_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void admin_stop(admin_t *a)
+{
+    if (a && a->open) {
+        a->open = false;
+        uv_close((uv_handle_t *)&a->tcp, on_admin_closed);
+    }
+}

@@ -1,0 +1,91 @@
+/* A worker thread: its own libuv loop, its own SO_REUSEPORT listening sockets, buffer pool and
+ * stats slots. A connection lives on one worker from accept to close; the main thread talks to
+ * workers only through worker_* calls, which wake the loop with uv_async_send. */
+#ifndef REMORA_WORKER_H
+#define REMORA_WORKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "proxy/core/arena.h"
+#include "proxy/core/bufpool.h"
+#include "proxy/core/stats.h"
+#include "xds/snapshot/snapshot.h"
+
+struct relay;
+
+/* Open downstream connections behind Envoy's runtime connection limits, counted across workers.
+ * They belong to the listening sockets, not to a snapshot: a new snapshot (certificate
+ * rotation rebuilds one) brings new limits but must not forget connections still open. Owned by
+ * the server; the workers borrow them. */
+typedef struct conn_counts {
+    _Atomic int64_t global;    /* connections of listeners that count toward the global limit */
+    _Atomic int64_t *listener; /* [i]: listener i of the first snapshot, followed by its name */
+    size_t n_listeners;
+} conn_counts_t;
+
+typedef struct worker_listener {
+    uv_tcp_t tcp;
+    struct worker *worker;
+    const snap_listener_t *cfg; /* points into worker->snap */
+    _Atomic int64_t *cx_open;   /* this listener's count in conn_counts_t (borrowed) */
+    int fd;
+    bool open;
+} worker_listener_t;
+
+enum { WORKER_CMD_DRAIN = 1, WORKER_CMD_STOP = 2, WORKER_CMD_SNAPSHOT = 4 };
+
+typedef struct worker {
+    unsigned index;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wakeup;
+    uv_timer_t tick;          /* once a second: filter housekeeping (access-log flushes) */
+    stats_cache_t stat_cache; /* stats this worker defines at request time (Istio labels) */
+    stats_slots_t *stats;
+    stats_store_t *stats_store; /* for stats defined at request time */
+    snapshot_t *snap;           /* reference held; new connections use it */
+    conn_counts_t *counts;      /* borrowed from the server */
+    worker_listener_t *listeners;
+    size_t n_listeners;
+    struct relay *relays;       /* live tcp_proxy sessions, for abort on stop */
+    struct hcm_conn *hcm_conns; /* live HTTP connections, for abort on stop */
+    struct sniff *sniffs;       /* connections in protocol detection */
+    void *pools;                /* upstream connection pools (proxy/upstream/h1_pool.c) */
+    uint64_t rng;               /* per-worker generator: request ids, weighted picks */
+    bufpool_t pool;
+    arena_cache_t arenas; /* free stream-arena chunks */
+    _Atomic int64_t active_conns;
+    _Atomic bool listening;
+    _Atomic int cmd;
+    uv_mutex_t pending_lock; /* guards pending_snap only: control path, never per connection */
+    snapshot_t *pending_snap;
+    int start_error;
+} worker_t;
+
+/* Starts worker thread `index` with a reference to snap (taken) and one listening socket per
+ * snapshot listener (fds[i] for snap->listeners[i], taken; -1 for a listener not bound).
+ * counts (borrowed) must outlive the worker and have a count per listener of snap. */
+int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *store,
+                 const int *fds, conn_counts_t *counts);
+/* Main thread: stop accepting; open connections go on. */
+void worker_drain(worker_t *w);
+/* Main thread: reset every open connection and end the loop; then worker_join. */
+void worker_stop(worker_t *w);
+void worker_join(worker_t *w);
+/* Main thread: hand a new snapshot (reference taken) to the worker for new connections. */
+void worker_publish(worker_t *w, snapshot_t *snap);
+
+/* Opens a bound, non-blocking SO_REUSEPORT socket for l (listen() happens on the worker). */
+int listener_socket_open(const snap_listener_t *l, int *fd, char *err, size_t errlen);
+/* Starts accepting on a worker listener (worker thread). */
+int listener_start(worker_listener_t *wl);
+/* Closes connections still in protocol detection (at stop). */
+void listener_abort_sniffs(worker_t *w);
+/* Counts out a downstream connection accepted on l (borrowed) as it closes: the listener's
+ * active and destroy stats, the worker's active count, and the connection-limit counts it was
+ * admitted under (cx_open: its accepted_conn_t's, borrowed). Worker thread. */
+void listener_conn_closed(worker_t *w, const snap_listener_t *l, _Atomic int64_t *cx_open);
+
+#endif

@@ -1,0 +1,922 @@
+/* The HTTP/1.1 connection manager, downstream side: reads and parses requests (pipelined ones
+ * in order), adds the proxy headers, matches the route, runs the HTTP filter chain whose last
+ * filter is the router, and writes responses back, re-framing bodies where needed. Errors are
+ * answered like Envoy: a status, a short body and an access-log response flag. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sys/time.h>
+
+#include "proxy/http/access_log.h"
+#include "proxy/http/hcm_conn.h"
+#include "proxy/core/log.h"
+#include "proxy/net/tls_io.h"
+
+#define HCM_BODY_HEADROOM (64 * 1024)
+
+static void hcm_process(hcm_conn_t *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void tls_pump(hcm_conn_t *c);
+static void request_too_large(hcm_conn_t *c, http_stream_t *s);
+
+uint64_t hcm_now(const hcm_conn_t *c)
+{
+    return uv_now((uv_loop_t *)&c->worker->loop);
+}
+
+void hcm_pause_request_body(http_stream_t *s, bool pause)
+{
+    hcm_conn_t *c = s->conn;
+    if (pause && !c->paused) {
+        c->paused = true;
+        uv_read_stop((uv_stream_t *)c->tcp);
+    } else if (!pause) {
+        hcm_resume(c);
+    }
+}
+
+/* Starts reading again (if it was paused) and works through what is buffered. */
+void hcm_resume(hcm_conn_t *c)
+{
+    if (c->state == HCM_CLOSING)
+        return;
+    if (c->paused) {
+        c->paused = false;
+        if (!c->read_eof)
+            uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
+    }
+    if (c->tls)
+        tls_pump(c); /* records read before the pause wait in the session */
+    hcm_process(c);
+}
+
+/* ---- Upgrade tunnels -------------------------------------------------------------------- */
+
+/* Either side ended the tunnel: log the stream, then close once queued bytes are out. Half-close
+ * is not carried through a tunnel (the way tcp_proxy does it): an upgraded connection ends as a
+ * whole. */
+static void tunnel_end(hcm_conn_t *c)
+{
+    if (c->state != HCM_TUNNEL)
+        return;
+    c->close_after = true;
+    c->state = HCM_IN_STREAM;
+    c->stream.resp_done = true;
+    hcm_finish_stream(c);
+}
+
+void hcm_connect_established(http_stream_t *s)
+{
+    hcm_conn_t *c = s->conn;
+    uv_buf_t ok = uv_buf_init("HTTP/1.1 200 OK\r\n\r\n", 19);
+    s->status = 200;
+    s->resp_started = true;
+    s->router.response_headers_done = true;
+    if (hcm_down_write(c, &ok, 1) < 0) {
+        s->flags = "DC";
+        hcm_close(c, true);
+        return;
+    }
+    hcm_set_deadline(c, 0);
+    hcm_start_tunnel(s);
+}
+
+void hcm_start_tunnel(http_stream_t *s)
+{
+    hcm_conn_t *c = s->conn;
+    c->state = HCM_TUNNEL;
+    s->req_body_done = true;
+    hcm_set_deadline(c, c->cfg->idle_timeout_ms);
+    hcm_resume(c); /* bytes the client sent after its request go up now */
+}
+
+void hcm_tunnel_data(http_stream_t *s, const char *data, size_t len, bool end)
+{
+    hcm_conn_t *c = s->conn;
+    if (c->state != HCM_TUNNEL)
+        return;
+    if (len) {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        s->bytes_out += len;
+        c->last_activity = hcm_now(c);
+        if (hcm_down_write(c, &b, 1) < 0) {
+            s->flags = "DC";
+            hcm_close(c, true);
+            return;
+        }
+    }
+    if (end)
+        tunnel_end(c);
+}
+
+/* Sends what the client sent to the upstream. */
+static void tunnel_feed(hcm_conn_t *c)
+{
+    http_stream_t *s = &c->stream;
+    if (c->in.len) {
+        size_t n = c->in.len;
+        c->in.len = 0;
+        s->bytes_in += n;
+        if (router_tunnel_write(s, c->in.data, n) < 0) {
+            s->flags = "UC";
+            tunnel_end(c);
+            return;
+        }
+    }
+    if (c->read_eof)
+        tunnel_end(c);
+}
+
+/* ---- stream lifecycle ------------------------------------------------------------------- */
+
+static void stream_done_filters(http_stream_t *s)
+{
+    const hcm_config_t *cfg = s->conn->cfg;
+    for (size_t i = 0; i < s->filters_run && i < cfg->n_filters; i++)
+        if (cfg->filters[i].ops->done)
+            cfg->filters[i].ops->done(s, cfg->filters[i].config, s->filter_state[i]);
+    s->filters_run = 0;
+}
+
+/* Ends the active stream exactly once, whatever ended it: counts it, writes its access-log
+ * lines and metrics, abandons what is left of its upstream request, and frees it. reset: the
+ * stream did not complete; its flags tell who ended it ("DC": the downstream went away; else
+ * we reset the downstream, after an upstream failure or a timeout). */
+static void end_stream(hcm_conn_t *c, bool reset)
+{
+    http_stream_t *s = &c->stream;
+    if (!c->stream_active)
+        return;
+    stats_slots_t *st = c->worker->stats;
+    const hcm_config_t *cfg = c->cfg;
+    uint64_t now_ms = hcm_now(c);
+    if (reset) {
+        bool remote = strcmp(s->flags, "DC") == 0;
+        stats_inc(st, remote ? cfg->st.downstream_rq_rx_reset : cfg->st.downstream_rq_tx_reset);
+        stats_inc(st, remote ? cfg->st.downstream_cx_destroy_remote_active_rq
+                             : cfg->st.downstream_cx_destroy_local_active_rq);
+    }
+    if (s->router.uc)
+        router_reset(s, false); /* the upstream request is abandoned: its connection too */
+    if (s->status >= 100 && s->status < 600)
+        stats_inc(st, cfg->st.downstream_rq_xx[s->status / 100 - 1]);
+    stats_add(st, cfg->st.downstream_rq_active, -1);
+    hcm_report_stream(c, s, now_ms);
+    if (log_current_level <= LOG_DEBUG)
+        log_debug("hcm: %.*s %.*s -> %d %s%s", (int)s->req.method_len, s->req.method,
+                  (int)s->path_len, s->path, s->status, s->flags, reset ? " (reset)" : "");
+    stream_done_filters(s);
+    router_done(s);
+    free(s->body);
+    arena_free(&s->arena);
+    c->stream_active = false;
+}
+
+void hcm_finish_stream(hcm_conn_t *c)
+{
+    if (!c->stream_active)
+        return;
+    end_stream(c, false);
+    c->state = HCM_WAIT_HEAD;
+    hcm_set_deadline(c, c->cfg->idle_timeout_ms);
+    if (c->close_after) {
+        hcm_close(c, false);
+        return;
+    }
+    /* A pipelined request may already be buffered. */
+    hcm_resume(c);
+}
+
+/* Slices of the head that pointed into the read buffer now point into the stream's copy. */
+static const char *rebase(const char *p, const char *from, size_t len, const char *to)
+{
+    if (p >= from && p <= from + len)
+        return to + (p - from);
+    return p;
+}
+
+/* xxxxxxxx-xxxx-4xxx-Yxxx-xxxxxxxxxxxx from 128 random bits (Y is 8..b), NUL-terminated. */
+static void format_uuid4(char out[37], uint64_t a, uint64_t b)
+{
+    static const char hex[] = "0123456789abcdef";
+    a = (a & ~0xf000ull) | 0x4000ull;                 /* version 4 */
+    b = (b & ~(0xc000ull << 48)) | (0x8000ull << 48); /* variant 10 */
+    uint64_t parts[2] = {a, b};
+    int o = 0;
+    for (int i = 0; i < 32; i++) {
+        if (i == 8 || i == 12 || i == 16 || i == 20)
+            out[o++] = '-';
+        uint64_t w = parts[i / 16];
+        out[o++] = hex[(w >> (60 - 4 * (i % 16))) & 0xf];
+    }
+    out[o] = '\0';
+}
+
+static void add_proxy_headers(hcm_conn_t *c, http_stream_t *s)
+{
+    const hcm_config_t *cfg = c->cfg;
+    http_headers_t *h = &s->req.headers;
+    const http_header_t *rid = http_headers_find(h, "x-request-id");
+    if (rid == NULL && cfg->generate_request_id) {
+        /* A version-4 UUID from the worker's generator: unique enough to trace a request. */
+        uint64_t a = c->worker->rng =
+            c->worker->rng * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t b = c->worker->rng =
+            c->worker->rng * 6364136223846793005ull + 1442695040888963407ull;
+        format_uuid4(s->request_id, a, b);
+        http_stream_header_add(s, h, "x-request-id", 12, s->request_id, 36);
+    } else if (rid) {
+        snprintf(s->request_id, sizeof(s->request_id), "%.*s", (int)rid->value_len, rid->value);
+    }
+    if (http_headers_find(h, "x-forwarded-proto") == NULL)
+        http_stream_header_add(s, h, "x-forwarded-proto", 17, c->tls ? "https" : "http",
+                               c->tls ? 5 : 4);
+    hcm_apply_xfcc(c, s);
+    if (cfg->use_remote_address && !cfg->skip_xff_append && c->peer[0]) {
+        const http_header_t *xff = http_headers_find(h, "x-forwarded-for");
+        size_t plen = strlen(c->peer);
+        if (xff) {
+            size_t n = xff->value_len + 2 + plen;
+            char *v = arena_alloc(&s->arena, n + 1);
+            if (v) {
+                snprintf(v, n + 1, "%.*s, %s", (int)xff->value_len, xff->value, c->peer);
+                http_stream_header_set(s, h, "x-forwarded-for", v, n);
+            }
+        } else {
+            http_stream_header_add(s, h, "x-forwarded-for", 15, c->peer, plen);
+        }
+    }
+}
+
+static void run_request_filters(hcm_conn_t *c, http_stream_t *s, size_t from)
+{
+    const hcm_config_t *cfg = c->cfg;
+    bool end = s->req.body == HTTP1_BODY_NONE || s->body_buffered;
+    for (size_t i = from; i < cfg->n_filters; i++) {
+        const hcm_filter_t *f = &cfg->filters[i];
+        s->filters_run = i + 1;
+        int rc = f->ops->on_request_headers
+                     ? f->ops->on_request_headers(s, f->config, s->filter_state[i], end)
+                     : FILTER_CONTINUE;
+        if (!c->stream_active || s->resp_started)
+            return; /* the filter answered */
+        if (rc < 0) {
+            http_stream_local_reply(s, 500, "filter error\n", "LR");
+            return;
+        }
+        if (rc == FILTER_STOP)
+            return;
+    }
+}
+
+static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t head_len)
+{
+    const hcm_config_t *cfg = c->cfg;
+    http_stream_t *s = &c->stream;
+    memset(s, 0, sizeof(*s));
+    s->conn = c;
+    s->flags = "-";
+    s->start_ms = hcm_now(c);
+    s->upstream_ms = -1;
+    s->req_done_ms = -1;
+    if (cfg->n_logs) {
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        s->start_us = (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+    }
+    c->stream_active = true;
+    c->state = HCM_IN_STREAM;
+    arena_init(&s->arena, &c->worker->arenas);
+    stats_inc(c->worker->stats, cfg->st.downstream_rq_total);
+    stats_inc(c->worker->stats, cfg->st.downstream_rq_active);
+
+    /* Copy the head out of the read buffer so the buffer can take body bytes and the next
+     * request while the stream still reads its headers. */
+    s->head_copy = arena_alloc(&s->arena, head_len);
+    uint32_t cap = parsed->headers.n + 16;
+    http_header_t *hv = arena_alloc(&s->arena, cap * sizeof(*hv));
+    s->filter_state = arena_alloc(&s->arena, (cfg->n_filters + 1) * sizeof(void *));
+    if (s->head_copy == NULL || hv == NULL || s->filter_state == NULL) {
+        http_stream_local_reply(s, 500, "out of memory\n", "LR");
+        return;
+    }
+    memcpy(s->head_copy, c->in.data, head_len);
+    s->req = *parsed;
+    const char *b = c->in.data;
+    char *to = s->head_copy;
+    s->req.method = rebase(parsed->method, b, head_len, to);
+    s->req.target = rebase(parsed->target, b, head_len, to);
+    s->req.path = rebase(parsed->path, b, head_len, to);
+    s->req.authority = rebase(parsed->authority, b, head_len, to);
+    for (uint32_t i = 0; i < parsed->headers.n; i++) {
+        hv[i] = parsed->headers.v[i];
+        hv[i].name = rebase(hv[i].name, b, head_len, to);
+        hv[i].value = rebase(hv[i].value, b, head_len, to);
+    }
+    s->req.headers.v = hv;
+    s->req.headers.cap = cap;
+    s->path = s->req.path;
+    s->path_len = s->req.path_len;
+    for (size_t i = 0; i < cfg->n_filters; i++) {
+        size_t sz = cfg->filters[i].ops->state_size;
+        s->filter_state[i] = sz ? arena_alloc(&s->arena, sz) : NULL;
+        if (sz && s->filter_state[i])
+            memset(s->filter_state[i], 0, sz);
+    }
+    memmove(c->in.data, c->in.data + head_len, c->in.len - head_len);
+    c->in.len -= head_len;
+    http1_body_init(&s->req_body, s->req.body, s->req.content_length);
+    s->req_body_done = s->req.body == HTTP1_BODY_NONE;
+    if (s->req_body_done)
+        s->req_done_ms = 0;
+    if (!s->req.keep_alive)
+        c->close_after = true;
+
+    if (s->req.minor_version == 0 && !cfg->accept_http_10) {
+        /* Envoy's default: HTTP/1.0 needs http_protocol_options.accept_http_10. */
+        c->close_after = true;
+        http_stream_local_reply(s, 426, "", NULL);
+        return;
+    }
+    if (s->req.upgrade) {
+        const http_header_t *up = http_headers_find(&s->req.headers, "upgrade");
+        for (size_t i = 0; up && i < cfg->n_upgrade_types; i++) {
+            if (up->value_len == strlen(cfg->upgrade_types[i]) &&
+                strncasecmp(up->value, cfg->upgrade_types[i], up->value_len) == 0) {
+                s->upgrade = up->value;
+                s->upgrade_len = up->value_len;
+            }
+        }
+    }
+    if ((s->req.connect && !cfg->connect_enabled) || (s->req.upgrade && s->upgrade == NULL)) {
+        /* Envoy's answer when no upgrade_configs entry enables it. */
+        http_stream_local_reply(s, 403, "upgrade or CONNECT is not enabled\n", NULL);
+        return;
+    }
+    if (s->req.expect_continue) {
+        /* Like Envoy (proxy_100_continue off): answer 100 ourselves, drop the expectation. */
+        http_headers_remove(&s->req.headers, "expect");
+        uv_buf_t cont = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
+        hcm_down_write(c, &cont, 1);
+    }
+    add_proxy_headers(c, s);
+    s->route = route_match(cfg->routes, s->req.authority, s->req.authority_len, s->path,
+                           s->path_len, &s->req.headers, &s->vhost);
+    if (s->route == NULL) {
+        stats_inc(c->worker->stats, cfg->st.no_route);
+        http_stream_local_reply(s, 404, "", "NR");
+        return;
+    }
+    if (s->route->action == ROUTE_ACTION_DIRECT_RESPONSE) {
+        stats_inc(c->worker->stats, cfg->st.rq_direct_response);
+        char *body = s->route->direct_body ? arena_strndup(&s->arena, s->route->direct_body,
+                                                           s->route->direct_body_len)
+                                           : NULL;
+        http_stream_local_reply(s, (int)s->route->direct_status, body, NULL);
+        return;
+    }
+    run_request_filters(c, s, 0);
+}
+
+int http_stream_buffer_body(http_stream_t *s, size_t max_bytes)
+{
+    if (s->req_body_done)
+        return 1;
+    hcm_conn_t *c = s->conn;
+    if (s->req.body == HTTP1_BODY_LENGTH && s->req.content_length > max_bytes) {
+        request_too_large(c, s); /* no need to read it to know */
+        return 0;
+    }
+    s->buffering = true;
+    s->buffer_max = max_bytes;
+    s->resume_filter = s->filters_run; /* the filter after the caller */
+    return 0;
+}
+
+/* Envoy's buffer filter answer: the rest of the body is not read, so the connection closes. */
+static void request_too_large(hcm_conn_t *c, http_stream_t *s)
+{
+    stats_inc(c->worker->stats, c->cfg->st.downstream_rq_too_large);
+    s->buffering = false;
+    c->close_after = true;
+    http_stream_local_reply(s, 413, "Payload Too Large", NULL);
+}
+
+/* Collects the request body for a filter that asked for all of it (http_stream_buffer_body). */
+static void buffer_body(hcm_conn_t *c)
+{
+    http_stream_t *s = &c->stream;
+    while (s->buffering && c->in.len > 0) {
+        const char *data;
+        size_t dlen;
+        bool done = false;
+        http_header_t tv[32];
+        http_headers_t trailers = {.v = tv, .cap = 32};
+        ssize_t used =
+            http1_body_decode(&s->req_body, c->in.data, c->in.len, &data, &dlen, &trailers, &done);
+        if (used < 0) {
+            s->buffering = false;
+            c->close_after = true;
+            http_stream_local_reply(s, 400, "bad request body framing\n", "DPE");
+            return;
+        }
+        if (s->body_len + dlen > s->buffer_max) {
+            request_too_large(c, s);
+            return;
+        }
+        if (s->body_len + dlen > s->body_cap) {
+            size_t cap = s->body_cap ? s->body_cap : 4096;
+            while (cap < s->body_len + dlen)
+                cap *= 2;
+            char *b = realloc(s->body, cap > s->buffer_max ? s->buffer_max : cap);
+            if (b == NULL) {
+                s->buffering = false;
+                http_stream_local_reply(s, 500, "out of memory\n", "LR");
+                return;
+            }
+            s->body = b;
+            s->body_cap = cap > s->buffer_max ? s->buffer_max : cap;
+        }
+        if (dlen)
+            memcpy(s->body + s->body_len, data, dlen);
+        s->body_len += dlen;
+        s->bytes_in += (size_t)used;
+        memmove(c->in.data, c->in.data + used, c->in.len - (size_t)used);
+        c->in.len -= (size_t)used;
+        if (done) {
+            /* Trailers of a chunked body cannot follow a Content-Length: they stay here. */
+            s->buffering = false;
+            s->body_buffered = true;
+            s->req_body_done = true;
+            s->req_done_ms = (int64_t)(hcm_now(c) - s->start_ms);
+            s->req.body = HTTP1_BODY_LENGTH;
+            s->req.content_length = s->body_len;
+            run_request_filters(c, s, s->resume_filter);
+            return;
+        }
+        if (used == 0)
+            break;
+    }
+    if (s->buffering && c->read_eof) {
+        s->flags = "DC"; /* the client stopped sending in the middle of the body */
+        hcm_close(c, true);
+    }
+}
+
+static int parse_error_status(int rc)
+{
+    switch (rc) {
+    case HTTP1_E_HEAD_TOO_LARGE:
+        return 431;
+    case HTTP1_E_NOT_IMPLEMENTED:
+        return 501;
+    case HTTP1_E_VERSION:
+        return 505;
+    default:
+        return 400;
+    }
+}
+
+/* Answers a request that could not be parsed, then closes: the framing is lost. */
+static void protocol_error(hcm_conn_t *c, int rc, const char *why)
+{
+    stats_inc(c->worker->stats, c->cfg->st.downstream_cx_protocol_error);
+    int status = parse_error_status(rc);
+    if (status == 431)
+        stats_inc(c->worker->stats, c->cfg->st.downstream_rq_too_large);
+    log_debug("hcm: rejecting request: %s", why ? why : "malformed");
+    char body[160];
+    snprintf(body, sizeof(body), "%s\n", why ? why : "bad request");
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\ncontent-type: text/plain\r\n"
+                     "connection: close\r\n\r\n",
+                     status, http1_reason(status), strlen(body));
+    uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)n), uv_buf_init(body, (unsigned)strlen(body))};
+    stats_inc(c->worker->stats, c->cfg->st.downstream_rq_xx[status / 100 - 1]);
+    hcm_down_write(c, bufs, 2);
+    hcm_close(c, false);
+}
+
+/* Feeds buffered request body bytes to the router. */
+static void feed_body(hcm_conn_t *c)
+{
+    http_stream_t *s = &c->stream;
+    while (!s->req_body_done && c->in.len > 0 && !c->paused) {
+        const char *data;
+        size_t dlen;
+        bool done = false;
+        http_header_t tv[32];
+        http_headers_t trailers = {.v = tv, .cap = 32};
+        ssize_t used =
+            http1_body_decode(&s->req_body, c->in.data, c->in.len, &data, &dlen, &trailers, &done);
+        if (used < 0) {
+            http_stream_local_reply(s, 400, "bad request body framing\n", "DPE");
+            c->close_after = true;
+            return;
+        }
+        s->bytes_in += (size_t)used;
+        if (done) {
+            s->req_body_done = true;
+            s->req_done_ms = (int64_t)(hcm_now(c) - s->start_ms);
+        }
+        if (dlen || done)
+            router_request_body(s, data, dlen, done, done ? &trailers : NULL);
+        if (!c->stream_active || c->state == HCM_CLOSING)
+            return;
+        /* The router copied or wrote what it needed; drop the consumed bytes. */
+        memmove(c->in.data, c->in.data + used, c->in.len - (size_t)used);
+        c->in.len -= (size_t)used;
+        if (used == 0)
+            break;
+    }
+    if (c->stream_active && !s->req_body_done && c->read_eof) {
+        /* The client stopped sending in the middle of the body. */
+        s->flags = "DC";
+        hcm_close(c, true);
+    }
+}
+
+static void hcm_process(hcm_conn_t *c)
+{
+    while (c->state != HCM_CLOSING) {
+        if (c->state == HCM_WAIT_HEAD) {
+            if (c->in.len == 0 && c->read_eof) {
+                hcm_close(c, false);
+                return;
+            }
+            if (c->in.len == 0)
+                break;
+            http_header_t hv[256];
+            http1_request_t req;
+            memset(&req, 0, sizeof(req));
+            req.headers.v = hv;
+            req.headers.cap = c->cfg->max_headers < 256 ? c->cfg->max_headers : 256;
+            int rc = http1_parse_request(c->in.data, c->in.len, c->cfg->max_head_bytes, &req);
+            if (rc == HTTP1_INCOMPLETE && c->read_eof) {
+                hcm_close(c, false); /* a partial request and no more bytes will come */
+                return;
+            }
+            if (rc == HTTP1_INCOMPLETE)
+                break;
+            if (rc < 0) {
+                protocol_error(c, rc, req.error);
+                return;
+            }
+            start_stream(c, &req, (size_t)rc);
+            continue;
+        }
+        if (c->state == HCM_TUNNEL) {
+            tunnel_feed(c);
+            break;
+        }
+        if (c->state == HCM_IN_STREAM) {
+            if (c->stream.buffering) {
+                buffer_body(c);
+                break;
+            }
+            /* Body bytes go upstream once the request head has. */
+            if (!c->stream.req_body_done && c->stream.router.head_written)
+                feed_body(c);
+            break; /* the next pipelined request waits for this response */
+        }
+    }
+}
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    hcm_conn_t *c = h->data;
+    if (c->tls) {
+        tls_io_alloc(c->tls, buf);
+        return;
+    }
+    size_t room =
+        conn_buf_reserve(&c->worker->pool, &c->in, c->cfg->max_head_bytes + HCM_BODY_HEADROOM);
+    *buf = uv_buf_init(c->in.data ? c->in.data + c->in.len : NULL, (unsigned)room);
+}
+
+/* nread > 0 plaintext bytes were appended at c->in.data + c->in.len; or the read ended. */
+static void hcm_input(hcm_conn_t *c, ssize_t nread)
+{
+    uv_stream_t *stream = (uv_stream_t *)c->tcp;
+    if (nread == UV_ENOBUFS) {
+        /* The buffer is full: a head larger than the limit, or a pipelining client far ahead
+         * of us. Stop reading until the current stream frees room. */
+        if (c->state == HCM_WAIT_HEAD) {
+            protocol_error(c, HTTP1_E_HEAD_TOO_LARGE, "request headers too large");
+            return;
+        }
+        uv_read_stop(stream);
+        c->paused = true;
+        return;
+    }
+    if (nread < 0 && nread != UV_EOF) {
+        if (c->stream_active)
+            c->stream.flags = "DC";
+        hcm_close(c, true);
+        return;
+    }
+    if (nread < 0 && c->state == HCM_TUNNEL) {
+        c->read_eof = true;
+        uv_read_stop(stream);
+        hcm_process(c);
+        return;
+    }
+    if (nread < 0) {
+        if (c->stream_active) {
+            /* The client closed while its request is in flight: as Envoy does, that ends the
+             * request (DC) and resets its upstream side at once, rather than letting the
+             * upstream work on for nobody (and hold up a drain). HTTP/1 clients do not
+             * half-close to mark the end of a request: its framing does. */
+            c->stream.flags = "DC";
+            hcm_close(c, true);
+        } else if (c->in.len > 0) {
+            /* A partial head and no more bytes to come: closes in hcm_process. */
+            c->read_eof = true;
+            uv_read_stop(stream);
+            hcm_process(c);
+        } else {
+            hcm_close(c, false);
+        }
+        return;
+    }
+    c->in.len += (size_t)nread;
+    c->last_activity = hcm_now(c);
+    if (c->state == HCM_IN_STREAM && c->stream.req_body_done &&
+        c->in.len > c->cfg->max_head_bytes) {
+        uv_read_stop(stream); /* enough pipelined bytes buffered */
+        c->paused = true;
+    }
+    hcm_process(c);
+    if (c->state != HCM_CLOSING)
+        conn_buf_trim(&c->worker->pool, &c->in); /* idle connections hold no buffer */
+}
+
+/* Decrypts what the TLS session holds into c->in and processes it, as long as reading is on. */
+static void tls_pump(hcm_conn_t *c)
+{
+    while (c->state != HCM_CLOSING && !c->paused && !c->read_eof) {
+        size_t room =
+            conn_buf_reserve(&c->worker->pool, &c->in, c->cfg->max_head_bytes + HCM_BODY_HEADROOM);
+        if (room == 0) {
+            hcm_input(c, UV_ENOBUFS);
+            return;
+        }
+        ssize_t n = tls_io_decrypt(c->tls, c->in.data + c->in.len, room);
+        if (n == 0) {
+            conn_buf_trim(&c->worker->pool, &c->in);
+            return;
+        }
+        hcm_input(c, n < 0 && n != UV_EOF ? UV_EPROTO : n);
+    }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    hcm_conn_t *c = stream->data;
+    if (nread == 0)
+        return;
+    if (c->tls == NULL || nread < 0) {
+        hcm_input(c, nread);
+        return;
+    }
+    tls_io_received(c->tls, (size_t)nread);
+    tls_pump(c);
+}
+
+/* ---- timers and close ------------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t)
+{
+    hcm_conn_t *c = t->data;
+    c->timer_due_ms = 0;
+    if (c->deadline_ms == 0)
+        return;
+    uint64_t now = hcm_now(c);
+    if (now < c->deadline_ms) { /* the deadline moved later since the timer was armed */
+        c->timer_due_ms = c->deadline_ms;
+        uv_timer_start(&c->timer, on_timer, c->deadline_ms - now, 0);
+        return;
+    }
+    c->deadline_ms = 0;
+    if (c->state == HCM_TUNNEL) {
+        uint64_t idle = hcm_now(c) - c->last_activity;
+        if (idle < c->cfg->idle_timeout_ms) {
+            hcm_set_deadline(c, c->cfg->idle_timeout_ms - idle);
+            return;
+        }
+        tunnel_end(c);
+        return;
+    }
+    if (c->stream_active) {
+        http_stream_t *s = &c->stream;
+        stats_inc(c->worker->stats, c->cfg->st.downstream_rq_timeout);
+        if (s->router.cluster)
+            stats_inc(c->worker->stats, s->router.cluster->st.upstream_rq_timeout);
+        router_reset(s, true);
+        http_stream_local_reply(s, 504, "upstream request timeout", "UT");
+        return;
+    }
+    hcm_close(c, false); /* idle */
+}
+
+/* Every request moves the deadline (route timeout, then idle timeout), so the timer is armed
+ * lazily: a later deadline is only recorded, and a timer that fires early re-arms itself for
+ * it. Per request that is a store, not two timer-heap operations. */
+void hcm_set_deadline(hcm_conn_t *c, uint64_t ms)
+{
+    if (ms == 0) {
+        c->deadline_ms = 0;
+        return;
+    }
+    uint64_t due = hcm_now(c) + ms;
+    c->deadline_ms = due;
+    if (c->timer_due_ms == 0 || due < c->timer_due_ms) {
+        c->timer_due_ms = due;
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+    }
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    hcm_conn_t *c = h->data;
+    if (--c->handles > 0)
+        return;
+    listener_conn_closed(c->worker, c->listener, c->cx_open);
+    stats_add(c->worker->stats, c->cfg->st.downstream_cx_active, -1);
+    snapshot_unref(c->snap);
+    conn_buf_drop(&c->worker->pool, &c->in);
+    tls_io_free(c->tls);
+    free(c->xfcc);
+    free(c->tcp);
+    free(c);
+}
+
+/* After our FIN, what the peer still sends is read and dropped until it closes too, or until
+ * delayed_close_timeout (1 s by default, as in Envoy). Closing a socket with unread bytes in it
+ * sends a reset, and the reset makes the peer's kernel drop the response it has not read yet:
+ * a client still sending a rejected request would never see its 400 or 431. */
+static void on_linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static _Thread_local char sink[4096];
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(sink, sizeof(sink));
+}
+
+static void linger_end(hcm_conn_t *c)
+{
+    uv_read_stop((uv_stream_t *)c->tcp);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)c->tcp, on_closed);
+    uv_close((uv_handle_t *)&c->timer, on_closed);
+}
+
+static void on_linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0) /* the peer closed too (EOF), or the connection failed */
+        linger_end(stream->data);
+}
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    linger_end(t->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    hcm_conn_t *c = req->data;
+    free(req);
+    uint64_t ms = c->cfg->delayed_close_ms;
+    if (status == 0 && ms > 0 &&
+        uv_read_start((uv_stream_t *)c->tcp, on_linger_alloc, on_linger_read) == 0) {
+        uv_timer_start(&c->timer, on_linger_timeout, ms, 0);
+        return;
+    }
+    uv_close((uv_handle_t *)c->tcp, on_closed);
+    uv_close((uv_handle_t *)&c->timer, on_closed);
+}
+
+void hcm_close(hcm_conn_t *c, bool reset)
+{
+    if (c->state == HCM_CLOSING)
+        return;
+    end_stream(c, true); /* a stream still active here did not complete */
+    c->state = HCM_CLOSING;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (c->worker->hcm_conns == c)
+        c->worker->hcm_conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->handles = 2;
+    uv_read_stop((uv_stream_t *)c->tcp);
+    if (!reset) {
+        /* Let queued response bytes go out first; shutdown waits for them. */
+        uv_shutdown_t *req = malloc(sizeof(*req));
+        if (req) {
+            req->data = c;
+            int rc = c->tls ? tls_io_shutdown(c->tls, req, on_shutdown)
+                            : uv_shutdown(req, (uv_stream_t *)c->tcp, on_shutdown);
+            if (rc == 0)
+                return;
+            free(req);
+        }
+    }
+    if (uv_tcp_close_reset(c->tcp, on_closed) != 0)
+        uv_close((uv_handle_t *)c->tcp, on_closed);
+    uv_close((uv_handle_t *)&c->timer, on_closed);
+}
+
+void hcm_drain_all(worker_t *w)
+{
+    hcm_conn_t *c = w->hcm_conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        /* Idle keep-alive connections close now; busy ones answer their current request with
+         * "connection: close" and close after it, as Envoy does while draining. */
+        if (c->state == HCM_WAIT_HEAD && c->in.len == 0)
+            hcm_close(c, false);
+        else
+            c->close_after = true;
+    }
+}
+
+void hcm_abort_all(worker_t *w)
+{
+    while (w->hcm_conns) {
+        hcm_conn_t *c = w->hcm_conns;
+        if (c->stream_active && strcmp(c->stream.flags, "-") == 0)
+            c->stream.flags = "LR"; /* reset here, at the drain deadline or a quit */
+        hcm_close(c, true);
+    }
+}
+
+int hcm_start(accepted_conn_t *ac, const hcm_config_t *cfg)
+{
+    worker_t *w = ac->worker;
+    hcm_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    c->tcp = ac->tcp;
+    c->tcp->data = c;
+    c->worker = w;
+    c->snap = snapshot_ref(ac->snap);
+    c->listener = ac->listener;
+    c->cx_open = ac->cx_open;
+    c->cfg = cfg;
+    c->state = HCM_WAIT_HEAD;
+    if (ac->initial_len) {
+        /* The detection slab becomes the read buffer as it is. */
+        c->in = (conn_buf_t){.data = ac->initial, .len = ac->initial_len, .cap = BUFPOOL_SLAB_SIZE};
+    } else {
+        bufpool_put(&w->pool, ac->initial);
+    }
+    ac->initial = NULL;
+    if (ac->tls) {
+        c->tls = ac->tls;
+        ac->tls = NULL;
+        c->tls_own_id = tls_config_spiffe_id(ac->chain->tls->engine);
+        tls_io_attach(c->tls, c, hcm_on_tls_written);
+    }
+    if (cfg->use_remote_address) {
+        struct sockaddr_storage peer;
+        int plen = sizeof(peer);
+        if (uv_tcp_getpeername(c->tcp, (struct sockaddr *)&peer, &plen) == 0) {
+            char text[80];
+            snapshot_format_addr((struct sockaddr *)&peer, text, sizeof(text));
+            char *colon = strrchr(text, ':'); /* the address without the port */
+            if (colon)
+                *colon = '\0';
+            snprintf(c->peer, sizeof(c->peer), "%s", text[0] == '[' ? text + 1 : text);
+            size_t n = strlen(c->peer);
+            if (n && c->peer[n - 1] == ']')
+                c->peer[n - 1] = '\0';
+        }
+    }
+    uv_timer_init(&w->loop, &c->timer);
+    c->timer.data = c;
+    c->next = w->hcm_conns;
+    if (w->hcm_conns)
+        w->hcm_conns->prev = c;
+    w->hcm_conns = c;
+    stats_inc(w->stats, cfg->st.downstream_cx_total);
+    stats_inc(w->stats, cfg->st.downstream_cx_active);
+    memcpy(&c->orig_dst, &ac->orig_dst, sizeof(c->orig_dst));
+    uv_tcp_nodelay(c->tcp, 1);
+    uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
+    hcm_set_deadline(c, cfg->idle_timeout_ms);
+    if (c->tls)
+        tls_pump(c); /* requests sent right behind the handshake */
+    hcm_process(c);
+    return 0;
+}

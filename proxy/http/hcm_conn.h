@@ -1,0 +1,164 @@
+/* Internals shared by the connection manager (hcm.c) and the router (router.c): the downstream
+ * HTTP/1.1 connection and its one active stream. HTTP/1.1 answers pipelined requests in order,
+ * so a connection has at most one stream at a time; the stream is embedded and reset per
+ * request. */
+#ifndef REMORA_HCM_CONN_H
+#define REMORA_HCM_CONN_H
+
+#include <uv.h>
+
+#include "proxy/core/arena.h"
+#include "proxy/http/hcm.h"
+#include "proxy/http/h1/http1.h"
+#include "proxy/upstream/h1_pool.h"
+#include "proxy/core/worker.h"
+
+typedef struct hcm_conn hcm_conn_t;
+
+/* The router's per-request upstream state. */
+typedef struct router_req {
+    const snap_cluster_t *cluster;
+    const route_cluster_t *target;
+    upstream_conn_t *uc;
+    int endpoint;
+    int attempts;
+    bool head_written;   /* the request head went to the upstream */
+    bool body_written;   /* the whole request body went to the upstream */
+    bool response_begun; /* response bytes arrived */
+    bool response_headers_done;
+    bool rq_counted; /* counted in the cluster's rq_active (circuit breaking) */
+    http1_response_t resp;
+    http1_body_decoder_t body;
+    uint64_t start_ms;
+    char *head; /* serialized request head (arena) */
+    size_t head_len;
+} router_req_t;
+
+struct http_stream {
+    hcm_conn_t *conn;
+    arena_t arena;
+    char *head_copy; /* the request head as received, the slices below point into it */
+    http1_request_t req;
+    const char *path;
+    uint32_t path_len;
+    const route_vhost_t *vhost;
+    const route_entry_t *route;
+    http1_body_decoder_t req_body;
+    bool req_body_done; /* the downstream request body was fully read */
+    /* A filter asked for the whole body (envoy.filters.http.buffer): it collects in body
+     * (malloc'd, freed with the stream) up to buffer_max; the filters from resume_filter on run
+     * once it is complete, and it leaves with the request head. */
+    bool buffering, body_buffered;
+    size_t buffer_max, resume_filter;
+    char *body;
+    size_t body_len, body_cap;
+    http_headers_t resp_headers;
+    int status;        /* the status answered downstream, 0 until then */
+    bool resp_started; /* response head built (written, or pending) */
+    bool head_pending; /* the head waits to leave with the first body bytes */
+    uv_buf_t pending_head;
+    bool resp_chunked; /* re-framed as chunked toward the downstream */
+    bool resp_done;
+    const char *upgrade; /* the Upgrade header value when the request asks for an enabled one */
+    uint32_t upgrade_len;
+    const char *flags; /* access-log response flags, "-" when none */
+    uint64_t start_ms;
+    uint64_t start_us;   /* wall clock, for the access log (only read when logs exist) */
+    int64_t upstream_ms; /* first response byte from upstream, -1 until then */
+    int64_t req_done_ms; /* last request byte, -1 until then */
+    uint64_t bytes_in, bytes_out;
+    void **filter_state;
+    size_t filters_run; /* filters whose request hooks ran (their done() is owed) */
+    router_req_t router;
+    char request_id[40];
+};
+
+/* HCM_TUNNEL: an Upgrade answered 101; bytes flow both ways unparsed until either side ends. */
+typedef enum { HCM_WAIT_HEAD, HCM_IN_STREAM, HCM_TUNNEL, HCM_CLOSING } hcm_state_t;
+
+struct hcm_conn {
+    uv_tcp_t *tcp;
+    worker_t *worker;
+    snapshot_t *snap;
+    const snap_listener_t *listener;
+    _Atomic int64_t *cx_open; /* the listener's open-connection count (listener_conn_closed) */
+    const hcm_config_t *cfg;
+    hcm_state_t state;
+    conn_buf_t in;          /* downstream bytes (decrypted) not yet consumed */
+    struct tls_io *tls;     /* the chain's DownstreamTlsContext in use, or NULL (plaintext) */
+    const char *tls_own_id; /* our SPIFFE ID on that connection (borrowed from the chain) */
+    char *xfcc;             /* this hop's x-forwarded-client-cert element, built once; owned */
+    bool stream_active;
+    http_stream_t stream;
+    bool paused;      /* reading stopped for backpressure */
+    bool close_after; /* close once the current response is written */
+    bool read_eof;    /* the client half-closed: answer what is buffered, then close */
+    bool over_hwm;
+    uv_timer_t timer;      /* request/route timeout and idle timeout, armed lazily */
+    uint64_t deadline_ms;  /* loop time the current deadline falls due; 0: none */
+    uint64_t timer_due_ms; /* loop time the timer is armed for; 0: not armed */
+    uint64_t last_activity;
+    char peer[64]; /* downstream IP, for x-forwarded-for */
+    struct sockaddr_storage orig_dst;
+    int handles;
+    hcm_conn_t *prev, *next;
+};
+
+/* router.c */
+int router_start(http_stream_t *s);
+/* trailers: the request's chunked trailer fields (slices valid for the call only), or NULL. */
+void router_request_body(http_stream_t *s, const char *data, size_t len, bool end,
+                         const http_headers_t *trailers);
+void router_downstream_drained(http_stream_t *s);
+/* Tunnel bytes from the downstream to the upstream (after 101). */
+int router_tunnel_write(http_stream_t *s, const char *data, size_t len);
+/* The stream ended: gives back its place in the cluster's request limit. */
+void router_done(http_stream_t *s);
+/* Abandons the upstream side (downstream gone or timed out). */
+void router_reset(http_stream_t *s, bool timeout);
+
+/* hcm.c, for the router */
+/* Builds the downstream response head; it leaves with the first body bytes (one writev) or at
+ * hcm_flush_response_head, whichever comes first. */
+void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp);
+void hcm_flush_response_head(http_stream_t *s);
+/* last_chunk: the final chunk with trailers (from hcm_last_chunk), or NULL for a plain end. */
+void hcm_send_response_body(http_stream_t *s, const char *data, size_t len, bool end,
+                            const uv_buf_t *last_chunk);
+/* The last chunk with trailer fields ("0\r\nname: value\r\n\r\n") in the stream's arena. */
+uv_buf_t hcm_last_chunk(http_stream_t *s, const http_headers_t *trailers);
+void hcm_upstream_failed(http_stream_t *s, int status, const char *flag, const char *details);
+/* Sends bufs to the client (borrowed; copied only if the kernel does not take them at once).
+ * Returns 0, or a negative error when the connection cannot take them. */
+int hcm_down_write(hcm_conn_t *c, const uv_buf_t *bufs, unsigned n);
+/* The TLS layer's write-done callback for a connection (owner: the hcm_conn_t). */
+void hcm_on_tls_written(void *owner, int status);
+/* The response ended: the stream is reported and freed, and the connection reads the next
+ * request (or closes, if it must). */
+void hcm_finish_stream(hcm_conn_t *c);
+/* Closes the connection: a stream still active there did not complete and is reported as
+ * reset. reset: close with a TCP reset rather than after the queued bytes (and a FIN). */
+void hcm_close(hcm_conn_t *c, bool reset);
+void hcm_pause_request_body(http_stream_t *s, bool pause);
+uint64_t hcm_now(const hcm_conn_t *c);
+bool hcm_downstream_congested(const hcm_conn_t *c);
+void hcm_resume(hcm_conn_t *c);
+/* A terminated CONNECT reached its upstream: answer 200 and start the tunnel. */
+void hcm_connect_established(http_stream_t *s);
+/* The upstream answered 101 to an Upgrade: from now on bytes are relayed unparsed. */
+void hcm_start_tunnel(http_stream_t *s);
+/* Tunnel bytes from the upstream to the downstream; end: the upstream side ended. */
+void hcm_tunnel_data(http_stream_t *s, const char *data, size_t len, bool end);
+void hcm_set_deadline(hcm_conn_t *c, uint64_t ms);
+/* hcm_headers.c: x-forwarded-client-cert per forward_client_cert_details. */
+void hcm_apply_xfcc(hcm_conn_t *c, http_stream_t *s);
+void hcm_apply_request_ops(http_stream_t *s, const route_header_ops_t *ops);
+void hcm_apply_header_ops(http_stream_t *s, http_headers_t *h, const route_header_ops_t *ops);
+/* Stats, metrics and access logs for a finished stream (hcm_report.c). */
+void hcm_report_stream(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms);
+/* Drain: closes idle HTTP connections, and makes busy ones close after their response. */
+void hcm_drain_all(worker_t *w);
+/* Resets every HTTP connection of the worker (at stop). */
+void hcm_abort_all(worker_t *w);
+
+#endif

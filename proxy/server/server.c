@@ -1,0 +1,402 @@
+/* Process lifecycle on the main thread: config load, socket setup, workers, admin, signals,
+ * and the drain that SIGTERM starts. */
+#include "proxy/server/server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proxy/server/cert_watch.h"
+#include "proxy/upstream/lb.h"
+#include "proxy/server/dns.h"
+#include "proxy/core/log.h"
+
+#define TICK_MS 100
+
+const char *server_state_name(server_state_t st)
+{
+    switch (st) {
+    case SERVER_STARTING:
+        return "PRE_INITIALIZING";
+    case SERVER_LIVE:
+        return "LIVE";
+    case SERVER_DRAINING:
+        return "DRAINING";
+    default:
+        return "STOPPING";
+    }
+}
+
+bool server_ready(const server_t *s)
+{
+    return s->state == SERVER_LIVE;
+}
+
+int64_t server_active_connections(const server_t *s)
+{
+    int64_t n = 0;
+    for (unsigned i = 0; i < s->n_started; i++)
+        n += atomic_load_explicit(&s->workers[i].active_conns, memory_order_relaxed);
+    return n;
+}
+
+/* membership_change and membership_total of snap's clusters, against old (NULL at start). */
+static void count_membership(server_t *s, const snapshot_t *old, const snapshot_t *snap)
+{
+    for (size_t i = 0; i < snap->n_clusters; i++) {
+        const snap_cluster_t *c = &snap->clusters[i];
+        const snap_cluster_t *was = old ? snapshot_find_cluster(old, c->name) : NULL;
+        if (was ? !cluster_same_endpoints(was, c) : c->n_endpoints > 0)
+            stats_inc(s->main_slots, c->st.membership_change);
+        server_set_gauge(s, c->st.membership_total, (int64_t)c->n_endpoints);
+    }
+}
+
+void server_install_snapshot(server_t *s, snapshot_t *snap)
+{
+    if (s->state == SERVER_STOPPING) {
+        snapshot_unref(snap); /* the workers are ending */
+        return;
+    }
+    for (unsigned i = 0; i < s->n_started; i++)
+        worker_publish(&s->workers[i], snapshot_ref(snap));
+    count_membership(s, s->snap, snap);
+    snapshot_t *old = s->snap;
+    s->snap = snap;
+    snapshot_unref(old);
+}
+
+void server_set_gauge(server_t *s, stat_id_t id, int64_t value)
+{
+    stats_add(s->main_slots, id, value - stats_value(s->stats, id));
+}
+
+static void on_closed_quietly(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* Ends the main loop: workers reset what is still open and exit. */
+static void server_stop(server_t *s)
+{
+    if (s->state == SERVER_STOPPING)
+        return;
+    s->state = SERVER_STOPPING;
+    server_set_gauge(s, s->st.live, 0);
+    for (unsigned i = 0; i < s->n_started; i++)
+        worker_stop(&s->workers[i]);
+    admin_stop(s->admin);
+    s->admin = NULL;
+    admin_stop(s->health);
+    s->health = NULL;
+    cert_watch_stop(s->cert_watch);
+    s->cert_watch = NULL;
+    dns_stop(s->dns);
+    s->dns = NULL;
+    uv_close((uv_handle_t *)&s->sigterm, on_closed_quietly);
+    uv_close((uv_handle_t *)&s->sigint, on_closed_quietly);
+    uv_close((uv_handle_t *)&s->tick, on_closed_quietly);
+}
+
+void server_quit(server_t *s)
+{
+    server_stop(s);
+}
+
+void server_drain(server_t *s)
+{
+    if (s->state == SERVER_DRAINING || s->state == SERVER_STOPPING)
+        return;
+    s->state = SERVER_DRAINING;
+    s->drain_deadline_ms = uv_now(s->loop) + (uint64_t)s->opts.drain_time_s * 1000;
+    log_info("draining: listeners closed; waiting up to %us for %lld connection(s)",
+             s->opts.drain_time_s, (long long)server_active_connections(s));
+    for (unsigned i = 0; i < s->n_started; i++)
+        worker_drain(&s->workers[i]);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    server_t *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    if (s->state == SERVER_STARTING && s->n_started == s->nworkers) {
+        unsigned up = 0;
+        for (unsigned i = 0; i < s->n_started; i++) {
+            if (s->workers[i].start_error) {
+                log_error("worker %u could not start its listeners; exiting", i);
+                s->exit_code = 1;
+                server_stop(s);
+                return;
+            }
+            up += atomic_load(&s->workers[i].listening);
+        }
+        if (up == s->nworkers) {
+            s->state = SERVER_LIVE;
+            server_set_gauge(s, s->st.live, 1);
+            log_info("all %u workers listening: ready", s->nworkers);
+        }
+    }
+    int64_t active = server_active_connections(s);
+    server_set_gauge(s, s->st.uptime, (int64_t)((now - s->start_ms) / 1000));
+    server_set_gauge(s, s->st.total_connections, active);
+    server_set_gauge(s, s->st.state,
+                     s->state == SERVER_LIVE       ? 0
+                     : s->state == SERVER_DRAINING ? 1
+                                                   : 2);
+    if (s->state == SERVER_DRAINING) {
+        if (active == 0) {
+            log_info("drained: no open connections; exiting");
+            server_stop(s);
+        } else if (now >= s->drain_deadline_ms) {
+            log_info("drain time over with %lld open connection(s); exiting", (long long)active);
+            server_stop(s);
+        }
+    }
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    server_t *s = sig->data;
+    log_info("received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (s->state == SERVER_DRAINING && signum == SIGINT)
+        server_stop(s); /* a second Ctrl-C does not wait */
+    else
+        server_drain(s);
+}
+
+static int define_server_stats(server_t *s)
+{
+    struct {
+        stat_id_t *id;
+        const char *metric;
+    } defs[] = {
+        {&s->st.live, "live"},
+        {&s->st.state, "state"},
+        {&s->st.concurrency, "concurrency"},
+        {&s->st.uptime, "uptime"},
+        {&s->st.total_connections, "total_connections"},
+    };
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+        int64_t id = stats_define(s->stats, STAT_GAUGE, "server", NULL, NULL, defs[i].metric);
+        if (id < 0)
+            return (int)id;
+        *defs[i].id = (stat_id_t)id;
+    }
+    server_set_gauge(s, s->st.concurrency, s->nworkers);
+    return 0;
+}
+
+static int parse_admin_override(const char *text, struct sockaddr_storage *out)
+{
+    char host[64];
+    const char *colon = strrchr(text, ':');
+    if (colon == NULL || (size_t)(colon - text) >= sizeof(host))
+        return -EINVAL;
+    memcpy(host, text, (size_t)(colon - text));
+    host[colon - text] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535)
+        return -EINVAL;
+    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out) == 0)
+        return 0;
+    return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out) == 0 ? 0 : -EINVAL;
+}
+
+static void close_listen_fds(server_t *s)
+{
+    if (s->listen_fds == NULL)
+        return;
+    for (size_t i = 0; i < s->snap->n_listeners * s->nworkers; i++)
+        if (s->listen_fds[i] >= 0)
+            close(s->listen_fds[i]);
+    free(s->listen_fds);
+    s->listen_fds = NULL;
+}
+
+/* Starts the workers on s->snap with the sockets bound for them, once (at start, or when the
+ * first DNS answers are in). Workers that start own their sockets; the rest are closed. */
+static void start_workers(server_t *s)
+{
+    int *wfds = malloc((s->snap->n_listeners ? s->snap->n_listeners : 1) * sizeof(int));
+    for (unsigned w = 0; wfds && s->state == SERVER_STARTING && w < s->nworkers; w++) {
+        for (size_t i = 0; i < s->snap->n_listeners; i++)
+            wfds[i] = s->listen_fds[i * s->nworkers + w];
+        if (worker_start(&s->workers[w], w, snapshot_ref(s->snap), s->stats, wfds, &s->counts) <
+            0) {
+            log_error("worker %u: could not start", w);
+            s->exit_code = 1;
+            break;
+        }
+        for (size_t i = 0; i < s->snap->n_listeners; i++)
+            s->listen_fds[i * s->nworkers + w] = -1; /* the worker's now */
+        s->n_started++;
+    }
+    if (wfds == NULL)
+        s->exit_code = 1;
+    free(wfds);
+    close_listen_fds(s);
+    if (s->exit_code != 0)
+        server_stop(s);
+}
+
+/* Binds nworkers sockets per listener. A listener on port 0 gets its port from the first
+ * socket, so every worker shares it. fds is [listener][worker]. */
+static int open_listen_sockets(server_t *s, int *fds)
+{
+    char err[512];
+    for (size_t i = 0; i < s->snap->n_listeners; i++) {
+        snap_listener_t l = s->snap->listeners[i];
+        for (unsigned w = 0; w < s->nworkers; w++) {
+            int *fd = &fds[i * s->nworkers + w];
+            if (!l.bind_to_port)
+                continue;
+            if (listener_socket_open(&l, fd, err, sizeof(err)) < 0) {
+                log_error("%s", err);
+                return -1;
+            }
+            if (w == 0) {
+                socklen_t len = sizeof(l.addr);
+                getsockname(*fd, (struct sockaddr *)&l.addr, &len);
+                char text[80];
+                snapshot_format_addr((struct sockaddr *)&l.addr, text, sizeof(text));
+                log_info("listener '%s' on %s%s", l.name, text,
+                         l.use_original_dst ? " (original destination)" : "");
+            }
+        }
+    }
+    return 0;
+}
+
+/* Envoy ignores runtime keys it does not know; a key with no effect here is said once, at load
+ * (a rebuilt snapshot does not say it again). */
+static void warn_unused_runtime(const snapshot_t *snap)
+{
+    char keys[1536];
+    size_t n = runtime_unused_keys(&snap->runtime, keys, sizeof(keys));
+    if (n)
+        log_warn(
+            "layered_runtime: %zu key%s with no effect (Remora reads only " RUNTIME_GLOBAL_MAX_CX
+            " and " RUNTIME_LISTENER_LIMIT_PREFIX "<listener>" RUNTIME_LISTENER_LIMIT_SUFFIX
+            "): %s",
+            n, n == 1 ? "" : "s", keys);
+}
+
+int server_run(const server_options_t *opts)
+{
+    server_t srv = {.opts = *opts};
+    server_t *s = &srv;
+    char err[1024];
+    signal(SIGPIPE, SIG_IGN);
+    s->nworkers = opts->concurrency ? opts->concurrency : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    if (s->nworkers == 0)
+        s->nworkers = 1;
+    s->stats = stats_store_new(s->nworkers + 1);
+    if (s->stats == NULL)
+        return 1;
+    s->main_slots = stats_slots(s->stats, s->nworkers);
+    int rc =
+        snapshot_load_file(opts->config_path, s->stats, s->nworkers, &s->snap, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "remora: invalid configuration: %s\n", err);
+        stats_store_free(s->stats);
+        return 1;
+    }
+    warn_unused_runtime(s->snap);
+    if (opts->validate_only) {
+        printf("configuration '%s' OK\n", opts->config_path);
+        snapshot_unref(s->snap);
+        stats_store_free(s->stats);
+        return 0;
+    }
+    struct sockaddr_storage admin_addr = s->snap->admin_addr;
+    bool has_admin = s->snap->has_admin;
+    if (opts->admin_addr) {
+        if (parse_admin_override(opts->admin_addr, &admin_addr) < 0) {
+            fprintf(stderr, "remora: --admin-address: '%s' is not IP:PORT\n", opts->admin_addr);
+            return 1;
+        }
+        has_admin = true;
+    }
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    s->loop = &loop;
+    s->start_ms = uv_now(&loop);
+    s->exit_code = 0;
+    size_t nfds = s->snap->n_listeners * s->nworkers;
+    int *fds = malloc((nfds ? nfds : 1) * sizeof(int));
+    s->workers = calloc(s->nworkers, sizeof(*s->workers));
+    s->counts.n_listeners = s->snap->n_listeners;
+    s->counts.listener = calloc(s->counts.n_listeners + 1, sizeof(*s->counts.listener));
+    if (fds == NULL || s->workers == NULL || s->counts.listener == NULL ||
+        define_server_stats(s) < 0) {
+        fprintf(stderr, "remora: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < nfds; i++)
+        fds[i] = -1;
+    s->listen_fds = fds;
+    count_membership(s, NULL, s->snap);
+    if (open_listen_sockets(s, fds) < 0) {
+        close_listen_fds(s);
+        free(s->workers);
+        free(s->counts.listener);
+        snapshot_unref(s->snap);
+        stats_store_free(s->stats);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    if (has_admin && admin_start(s, (struct sockaddr *)&admin_addr, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        s->exit_code = 1;
+    }
+    if (opts->health_addr) {
+        struct sockaddr_storage health_addr;
+        if (parse_admin_override(opts->health_addr, &health_addr) < 0) {
+            log_error("--health-address: '%s' is not IP:PORT", opts->health_addr);
+            s->exit_code = 1;
+        } else if (admin_start_health(s, (struct sockaddr *)&health_addr, err, sizeof(err)) < 0) {
+            log_error("%s", err);
+            s->exit_code = 1;
+        }
+    }
+
+    uv_signal_init(&loop, &s->sigterm);
+    uv_signal_init(&loop, &s->sigint);
+    s->sigterm.data = s->sigint.data = s;
+    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&s->sigint, on_signal, SIGINT);
+    uv_timer_init(&loop, &s->tick);
+    s->tick.data = s;
+    uv_timer_start(&s->tick, on_tick, 0, TICK_MS);
+    /* Like Envoy, the listeners wait for the DNS clusters' first answers. */
+    if (s->exit_code == 0 && (rc = dns_start(s, start_workers, &s->dns)) < 0) {
+        log_error("DNS: cannot start: %s", strerror(-rc));
+        s->exit_code = 1;
+    }
+    if (s->exit_code == 0 && s->dns == NULL)
+        start_workers(s);
+    if (s->exit_code == 0 && (rc = cert_watch_start(s, &s->cert_watch)) < 0) {
+        log_error("certificate watch: cannot start: %s", strerror(-rc));
+        s->exit_code = 1;
+    }
+    if (s->exit_code != 0)
+        server_stop(s);
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    close_listen_fds(s);
+    for (unsigned w = 0; w < s->n_started; w++)
+        worker_join(&s->workers[w]);
+    free(s->workers);
+    free(s->counts.listener);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_loop_close(&loop);
+    snapshot_unref(s->snap);
+    stats_store_free(s->stats);
+    return s->exit_code;
+}

@@ -1,0 +1,96 @@
+/* The remora process: loads the bootstrap, opens listening sockets, runs the workers, serves the
+ * admin endpoint on the main loop, and drains on SIGTERM. */
+#ifndef REMORA_SERVER_H
+#define REMORA_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "proxy/core/stats.h"
+#include "proxy/core/worker.h"
+#include "xds/snapshot/snapshot.h"
+
+typedef struct server_options {
+    const char *config_path;
+    unsigned concurrency;    /* 0: number of cores */
+    unsigned drain_time_s;   /* how long SIGTERM waits for open connections */
+    bool validate_only;      /* load and check the config, then exit */
+    const char *admin_addr;  /* overrides the bootstrap's admin address ("127.0.0.1:15000") */
+    const char *health_addr; /* serve GET /healthz/ready here ("0.0.0.0:15021"), or NULL */
+    /* Certificate rotation (proxy/server/cert_watch.h): how often the TLS files are looked at
+     * besides their directories' fs events (0: not watched), and how close to expiry a certificate
+     * is logged and counted (0: never). */
+    uint64_t cert_check_interval_ms;
+    int64_t cert_expiry_warn_s;
+} server_options_t;
+
+typedef enum { SERVER_STARTING, SERVER_LIVE, SERVER_DRAINING, SERVER_STOPPING } server_state_t;
+
+typedef struct admin admin_t;
+struct cert_watch;
+struct dns;
+
+typedef struct server_stat_ids {
+    stat_id_t live;
+    stat_id_t state;
+    stat_id_t concurrency;
+    stat_id_t uptime;
+    stat_id_t total_connections;
+    stat_id_t version;
+} server_stat_ids_t;
+
+typedef struct server {
+    server_options_t opts;
+    uv_loop_t *loop;
+    stats_store_t *stats;
+    stats_slots_t *main_slots;
+    server_stat_ids_t st;
+    snapshot_t *snap; /* the running config (reference held); main thread reads and swaps it */
+    worker_t *workers;
+    unsigned nworkers;    /* configured (--concurrency) */
+    unsigned n_started;   /* workers running: none until the first DNS answers are in */
+    int *listen_fds;      /* [listener][worker] (every snapshot of a run has the same listeners),
+                           * bound and waiting for the workers; then NULL */
+    conn_counts_t counts; /* open connections for the runtime connection limits (owned) */
+    admin_t *admin;
+    admin_t *health;
+    struct cert_watch *cert_watch; /* owned; NULL once stopped */
+    struct dns *dns;               /* owned; NULL without DNS clusters, or once stopped */
+    uv_signal_t sigterm, sigint;
+    uv_timer_t tick;
+    server_state_t state;
+    uint64_t start_ms;
+    uint64_t drain_deadline_ms;
+    int exit_code;
+} server_t;
+
+/* Runs remora with opts until it exits; returns the process exit code. */
+int server_run(const server_options_t *opts);
+
+/* True once every worker listens on every listener, and not draining. The workers start only
+ * once every host name of the DNS clusters has had its first answer (proxy/server/dns.h). */
+bool server_ready(const server_t *s);
+/* Stops accepting and exits once connections finish or drain_time_s passes. */
+void server_drain(server_t *s);
+/* Resets open connections and exits now. */
+void server_quit(server_t *s);
+int64_t server_active_connections(const server_t *s);
+/* Main thread: makes snap (reference taken) the running config: every worker gets it for new
+ * connections, and s->snap (admin, later rebuilds) points at it. Open connections keep the
+ * snapshot they started with. Dropped once the server is stopping. Counts each cluster whose
+ * endpoints differ from its namesake's in the snapshot replaced into membership_change, and
+ * sets membership_total. */
+void server_install_snapshot(server_t *s, snapshot_t *snap);
+const char *server_state_name(server_state_t st);
+
+/* Admin endpoint (proxy/admin/admin.c). */
+int admin_start(server_t *s, const struct sockaddr *addr, char *err, size_t errlen);
+/* The kubelet's readiness port: GET /healthz/ready only (proxy/admin/admin.c). */
+int admin_start_health(server_t *s, const struct sockaddr *addr, char *err, size_t errlen);
+void admin_stop(admin_t *a);
+
+/* Main thread: sets a gauge of the main thread's slots so that the sum over all slots is value. */
+void server_set_gauge(server_t *s, stat_id_t id, int64_t value);
+
+#endif

@@ -1,0 +1,76 @@
+/* Per-worker upstream connection pools keyed by (cluster, endpoint): idle HTTP/1.1 keep-alive
+ * connections are reused, bounded in number and idle time, and watched while idle so a server
+ * close removes them at once. Pools are grouped by the snapshot their cluster belongs to, so a
+ * snapshot swap starts new requests on new connections (new certificates) while those already
+ * running finish on theirs. */
+#ifndef REMORA_POOL_H
+#define REMORA_POOL_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "proxy/core/worker.h"
+#include "xds/snapshot/snapshot.h"
+
+typedef struct upstream_conn upstream_conn_t;
+
+typedef struct upstream_conn_cbs {
+    /* The connection is usable (status 0) or failed to connect (negative libuv error,
+     * UV_ETIMEDOUT for the cluster's connect_timeout). After a failure the conn is gone. */
+    void (*on_connected)(void *owner, upstream_conn_t *uc, int status);
+    /* nread > 0 bytes were appended to uc->buf; nread < 0: EOF or error, the conn is closing
+     * and gone after the callback. */
+    void (*on_read)(void *owner, upstream_conn_t *uc, ssize_t nread);
+    /* The write queue fell to zero after being over the high watermark. */
+    void (*on_drained)(void *owner, upstream_conn_t *uc);
+} upstream_conn_cbs_t;
+
+struct upstream_conn {
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    uv_timer_t timer; /* connect timeout */
+    struct pool *pool;
+    worker_t *worker;
+    const snap_cluster_t *cluster;
+    int endpoint;
+    struct sockaddr_storage addr;
+    char label[64];
+    enum { UC_CONNECTING, UC_BUSY, UC_IDLE, UC_CLOSING } state;
+    void *owner;
+    const upstream_conn_cbs_t *cbs;
+    struct tls_io *tls; /* the cluster's UpstreamTlsContext in use, or NULL (plaintext) */
+    conn_buf_t in;      /* response bytes read (decrypted) and not yet consumed */
+    bool reused;        /* it served a request before this one */
+    bool over_hwm;      /* write queue went over the high watermark */
+    uint64_t idle_since;
+    upstream_conn_t *idle_prev, *idle_next;
+    int handles;
+};
+
+/* Gets a connection to endpoint `ep` (addr) of cluster c for owner: an idle one (returned with
+ * *ready true, already connected) or a new one whose on_connected follows. Returns 0 or a
+ * negative libuv error (nothing to release then). */
+int pool_acquire(worker_t *w, const snap_cluster_t *c, int ep, const struct sockaddr *addr,
+                 void *owner, const upstream_conn_cbs_t *cbs, upstream_conn_t **out, bool *ready);
+/* Ends the owner's use: back to the idle list when reusable (response fully read, request fully
+ * sent, keep-alive), closed otherwise. uc must not be used afterwards. */
+void pool_release(upstream_conn_t *uc, bool reusable);
+/* Writes bufs (borrowed: copied if the kernel does not take them at once). Returns 0 or a
+ * negative libuv error. */
+int pool_write(upstream_conn_t *uc, const uv_buf_t *bufs, unsigned n);
+void pool_read_stop(upstream_conn_t *uc);
+void pool_read_start(upstream_conn_t *uc);
+/* Drops n consumed bytes from the front of uc->in. */
+void pool_consume(upstream_conn_t *uc, size_t n);
+/* Binds an upstream socket to the cluster's upstream_bind_config source address (relay.c). */
+int bind_source(uv_tcp_t *tcp, const snap_cluster_t *c);
+/* Worker thread, once w->snap is the new snapshot and before the worker drops its reference to
+ * old (borrowed): closes the idle connections of old's pools, so requests of the new snapshot
+ * never reuse them. Pools for old's clusters stay for connections that started with old (a
+ * reference to old is kept for them) and go, with their saved TLS sessions, once nothing else
+ * holds old; a pool still lending a connection is freed when that connection closes. */
+void pool_retire_snapshot(worker_t *w, snapshot_t *old);
+/* Closes every pooled connection of the worker and releases the snapshots kept (at stop). */
+void pool_close_all(worker_t *w);
+
+#endif

@@ -1,0 +1,924 @@
+/* Translation of Envoy v3 Bootstrap messages into the runtime snapshot, the one path every
+ * config source goes through, and the config dump (proxy/listener/chain_match.c matches filter
+ * chains). Anything the data plane would not honour is rejected here with an error that names where
+ * it is.
+ */
+#include "xds/snapshot/snapshot.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
+#include "filters/network/filter.h"
+#include "proxy/upstream/lb.h"
+#include "xds/config/config.h"
+#include "xds/snapshot/snapshot_dns.h"
+#include "xds/snapshot/snapshot_tls.h"
+
+typedef Envoy__Config__Bootstrap__V3__Bootstrap bootstrap_msg_t;
+typedef Envoy__Config__Listener__V3__Listener listener_msg_t;
+typedef Envoy__Config__Listener__V3__FilterChain chain_msg_t;
+typedef Envoy__Config__Cluster__V3__Cluster cluster_msg_t;
+typedef Envoy__Config__Core__V3__Address address_msg_t;
+
+#define DEFAULT_CONNECT_TIMEOUT_MS 5000
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+void snapshot_format_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+        snprintf(buf, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+        snprintf(buf, len, "%s:%u", ip, ntohs(s4->sin_port));
+    } else {
+        snprintf(buf, len, "unknown");
+    }
+}
+
+static uint64_t duration_ms(const Google__Protobuf__Duration *d, uint64_t dflt)
+{
+    if (d == NULL)
+        return dflt;
+    return (uint64_t)d->seconds * 1000 + (uint64_t)d->nanos / 1000000;
+}
+
+/* Address → sockaddr; only socket addresses with a numeric IP and port_value are supported,
+ * unless `name` is not NULL: then a host name is taken too, *name points at it (borrowed from a)
+ * and out holds only its port, with family AF_UNSPEC. */
+static int parse_host_address(const address_msg_t *a, struct sockaddr_storage *out,
+                              const char **name, const char *what, char *err, size_t errlen)
+{
+    if (a == NULL || a->address_case != ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS)
+        return fail(err, errlen, "%s: address: a socket_address is required", what);
+    const Envoy__Config__Core__V3__SocketAddress *s = a->socket_address;
+    if (s->protocol != ENVOY__CONFIG__CORE__V3__SOCKET_ADDRESS__PROTOCOL__TCP)
+        return fail(err, errlen, "%s: address: only TCP is supported", what);
+    if (s->port_specifier_case !=
+        ENVOY__CONFIG__CORE__V3__SOCKET_ADDRESS__PORT_SPECIFIER_PORT_VALUE)
+        return fail(err, errlen,
+                    "%s: address: port_value is required (named_port is not "
+                    "supported)",
+                    what);
+    if (s->port_value > 65535)
+        return fail(err, errlen, "%s: address: port %u out of range", what, s->port_value);
+    if (name && s->resolver_name && *s->resolver_name)
+        return fail(err, errlen, "%s: address: resolver_name is not supported", what);
+    memset(out, 0, sizeof(*out));
+    struct sockaddr_in *s4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET, s->address, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)s->port_value);
+    } else if (inet_pton(AF_INET6, s->address, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)s->port_value);
+    } else if (name && s->address && *s->address) {
+        *name = s->address;
+        s4->sin_family = AF_UNSPEC;
+        s4->sin_port = htons((uint16_t)s->port_value);
+    } else {
+        return fail(err, errlen,
+                    "%s: address: '%s' is not an IP address (DNS names are not "
+                    "supported here)",
+                    what, s->address);
+    }
+    return 0;
+}
+
+static int parse_address(const address_msg_t *a, struct sockaddr_storage *out, const char *what,
+                         char *err, size_t errlen)
+{
+    return parse_host_address(a, out, NULL, what, err, errlen);
+}
+
+static int parse_cidr(const Envoy__Config__Core__V3__CidrRange *c, snap_cidr_t *out,
+                      const char *what, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    uint32_t max;
+    if (inet_pton(AF_INET, c->address_prefix, out->addr) == 1) {
+        out->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, c->address_prefix, out->addr) == 1) {
+        out->family = AF_INET6;
+        max = 128;
+    } else {
+        return fail(err, errlen, "%s: prefix_ranges: '%s' is not an IP address", what,
+                    c->address_prefix);
+    }
+    uint32_t len = c->prefix_len ? c->prefix_len->value : 0;
+    if (len > max)
+        return fail(err, errlen, "%s: prefix_ranges: prefix_len %u is over %u", what, len, max);
+    out->prefix_len = (uint8_t)len;
+    return 0;
+}
+
+static const char *enum_name(const ProtobufCEnumDescriptor *d, int value)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(d, value);
+    return v ? v->name : "?";
+}
+
+static int define_ssl_stats(stats_store_t *st, const char *scope, const char *label,
+                            const char *name, ssl_stat_ids_t *ssl)
+{
+    struct {
+        stat_id_t *id;
+        const char *metric;
+    } defs[] = {
+        {&ssl->handshake, "ssl.handshake"},       {&ssl->session_reused, "ssl.session_reused"},
+        {&ssl->fail[1], "ssl.connection_error"},  {&ssl->fail[2], "ssl.fail_verify_no_cert"},
+        {&ssl->fail[3], "ssl.fail_verify_error"}, {&ssl->fail[4], "ssl.fail_verify_san"},
+    };
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+        int64_t id = stats_define(st, STAT_COUNTER, scope, label, name, defs[i].metric);
+        if (id < 0)
+            return (int)id;
+        *defs[i].id = (stat_id_t)id;
+    }
+    return 0;
+}
+
+static int define_cluster_stats(stats_store_t *st, snap_cluster_t *c)
+{
+    struct {
+        stat_id_t *id;
+        stat_kind_t kind;
+        const char *metric;
+    } defs[] = {
+        {&c->st.upstream_cx_total, STAT_COUNTER, "upstream_cx_total"},
+        {&c->st.upstream_cx_active, STAT_GAUGE, "upstream_cx_active"},
+        {&c->st.upstream_cx_connect_fail, STAT_COUNTER, "upstream_cx_connect_fail"},
+        {&c->st.upstream_cx_connect_timeout, STAT_COUNTER, "upstream_cx_connect_timeout"},
+        {&c->st.upstream_cx_rx_bytes_total, STAT_COUNTER, "upstream_cx_rx_bytes_total"},
+        {&c->st.upstream_cx_tx_bytes_total, STAT_COUNTER, "upstream_cx_tx_bytes_total"},
+        {&c->st.upstream_cx_destroy_local, STAT_COUNTER, "upstream_cx_destroy_local"},
+        {&c->st.upstream_cx_destroy_remote, STAT_COUNTER, "upstream_cx_destroy_remote"},
+        {&c->st.upstream_cx_none_healthy, STAT_COUNTER, "upstream_cx_none_healthy"},
+        {&c->st.upstream_cx_idle_timeout, STAT_COUNTER, "upstream_cx_idle_timeout"},
+        {&c->st.upstream_rq_total, STAT_COUNTER, "upstream_rq_total"},
+        {&c->st.upstream_rq_xx[0], STAT_COUNTER, "upstream_rq_1xx"},
+        {&c->st.upstream_rq_xx[1], STAT_COUNTER, "upstream_rq_2xx"},
+        {&c->st.upstream_rq_xx[2], STAT_COUNTER, "upstream_rq_3xx"},
+        {&c->st.upstream_rq_xx[3], STAT_COUNTER, "upstream_rq_4xx"},
+        {&c->st.upstream_rq_xx[4], STAT_COUNTER, "upstream_rq_5xx"},
+        {&c->st.upstream_rq_timeout, STAT_COUNTER, "upstream_rq_timeout"},
+        {&c->st.upstream_rq_rx_reset, STAT_COUNTER, "upstream_rq_rx_reset"},
+        {&c->st.upstream_rq_tx_reset, STAT_COUNTER, "upstream_rq_tx_reset"},
+        {&c->st.upstream_cx_destroy_local_with_active_rq, STAT_COUNTER,
+         "upstream_cx_destroy_local_with_active_rq"},
+        {&c->st.upstream_cx_destroy_remote_with_active_rq, STAT_COUNTER,
+         "upstream_cx_destroy_remote_with_active_rq"},
+        {&c->st.upstream_rq_retry, STAT_COUNTER, "upstream_rq_retry"},
+        {&c->st.upstream_rq_pending_overflow, STAT_COUNTER, "upstream_rq_pending_overflow"},
+        {&c->st.upstream_cx_overflow, STAT_COUNTER, "upstream_cx_overflow"},
+        {&c->st.update_attempt, STAT_COUNTER, "update_attempt"},
+        {&c->st.update_success, STAT_COUNTER, "update_success"},
+        {&c->st.update_failure, STAT_COUNTER, "update_failure"},
+        {&c->st.membership_change, STAT_COUNTER, "membership_change"},
+        {&c->st.membership_total, STAT_GAUGE, "membership_total"},
+    };
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+        int64_t id = stats_define(st, defs[i].kind, "cluster", "envoy_cluster_name", c->stat_name,
+                                  defs[i].metric);
+        if (id < 0)
+            return (int)id;
+        *defs[i].id = (stat_id_t)id;
+    }
+    if (c->tls)
+        return define_ssl_stats(st, "cluster", "envoy_cluster_name", c->stat_name, &c->st.ssl);
+    return 0;
+}
+
+static int define_listener_stats(stats_store_t *st, snap_listener_t *l)
+{
+    struct {
+        stat_id_t *id;
+        stat_kind_t kind;
+        const char *metric;
+    } defs[] = {
+        {&l->st.downstream_cx_total, STAT_COUNTER, "downstream_cx_total"},
+        {&l->st.downstream_cx_active, STAT_GAUGE, "downstream_cx_active"},
+        {&l->st.downstream_cx_destroy, STAT_COUNTER, "downstream_cx_destroy"},
+        {&l->st.no_filter_chain_match, STAT_COUNTER, "no_filter_chain_match"},
+        {&l->st.downstream_cx_loop, STAT_COUNTER, "downstream_cx_loop"},
+        {&l->st.downstream_cx_overflow, STAT_COUNTER, "downstream_cx_overflow"},
+        {&l->st.downstream_global_cx_overflow, STAT_COUNTER, "downstream_global_cx_overflow"},
+    };
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+        int64_t id = stats_define(st, defs[i].kind, "listener", "envoy_listener_address",
+                                  l->stat_name, defs[i].metric);
+        if (id < 0)
+            return (int)id;
+        *defs[i].id = (stat_id_t)id;
+    }
+    for (size_t i = 0; i < l->n_chains; i++)
+        if (l->chains[i].tls)
+            return define_ssl_stats(st, "listener", "envoy_listener_address", l->stat_name,
+                                    &l->st.ssl);
+    return 0;
+}
+
+static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_resolver_t *resolver,
+                         stats_store_t *stats, unsigned nworkers, char *err, size_t errlen)
+{
+    char what[300];
+    snprintf(what, sizeof(what), "cluster '%s'", m->name);
+    if (m->name == NULL || m->name[0] == '\0')
+        return fail(err, errlen, "cluster: name is required");
+    c->name = strdup(m->name);
+    c->stat_name = strdup(m->alt_stat_name && *m->alt_stat_name ? m->alt_stat_name : m->name);
+    if (c->name == NULL || c->stat_name == NULL)
+        return -ENOMEM;
+    if (m->cluster_discovery_type_case ==
+        ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_CLUSTER_TYPE)
+        return fail(err, errlen, "%s: cluster_type (custom clusters) is not supported", what);
+    switch (m->type) {
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STATIC:
+        c->kind = CLUSTER_STATIC;
+        break;
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__ORIGINAL_DST:
+        c->kind = CLUSTER_ORIGINAL_DST;
+        break;
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STRICT_DNS:
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__LOGICAL_DNS: {
+        c->kind = m->type == ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STRICT_DNS
+                      ? CLUSTER_STRICT_DNS
+                      : CLUSTER_LOGICAL_DNS;
+        int rc = snapshot_dns_parse(m, c, what, err, errlen);
+        if (rc < 0)
+            return rc;
+        break;
+    }
+    default:
+        return fail(err, errlen,
+                    "%s: type %s is not supported (STATIC, STRICT_DNS, LOGICAL_DNS and "
+                    "ORIGINAL_DST are)",
+                    what,
+                    enum_name(&envoy__config__cluster__v3__cluster__discovery_type__descriptor,
+                              (int)m->type));
+    }
+    switch (m->lb_policy) {
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__ROUND_ROBIN:
+        c->lb_policy = LB_ROUND_ROBIN;
+        break;
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__LEAST_REQUEST:
+        c->lb_policy = LB_LEAST_REQUEST;
+        break;
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__RANDOM:
+        c->lb_policy = LB_RANDOM;
+        break;
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__CLUSTER_PROVIDED:
+        c->lb_policy = LB_CLUSTER_PROVIDED;
+        break;
+    default:
+        return fail(err, errlen,
+                    "%s: lb_policy %s is not supported (ROUND_ROBIN, LEAST_REQUEST, "
+                    "RANDOM, CLUSTER_PROVIDED are)",
+                    what,
+                    enum_name(&envoy__config__cluster__v3__cluster__lb_policy__descriptor,
+                              (int)m->lb_policy));
+    }
+    if ((c->kind == CLUSTER_ORIGINAL_DST) != (c->lb_policy == LB_CLUSTER_PROVIDED))
+        return fail(err, errlen,
+                    "%s: ORIGINAL_DST clusters take lb_policy CLUSTER_PROVIDED, and "
+                    "only they do",
+                    what);
+    if (m->transport_socket) {
+        int rc =
+            snapshot_tls_parse(m->transport_socket, TLS_CONFIG_CLIENT, what, &c->tls, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    if (m->upstream_bind_config && m->upstream_bind_config->source_address) {
+        Envoy__Config__Core__V3__Address a = ENVOY__CONFIG__CORE__V3__ADDRESS__INIT;
+        a.address_case = ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS;
+        a.socket_address = m->upstream_bind_config->source_address;
+        char bwhat[340];
+        snprintf(bwhat, sizeof(bwhat), "%s: upstream_bind_config.source_address", what);
+        int rc = parse_address(&a, &c->bind_addr, bwhat, err, errlen);
+        if (rc < 0)
+            return rc;
+        c->has_bind = true;
+    }
+    c->connect_timeout_ms = duration_ms(m->connect_timeout, DEFAULT_CONNECT_TIMEOUT_MS);
+    c->max_requests = c->max_connections = 1024;
+    if (m->circuit_breakers) {
+        const Envoy__Config__Cluster__V3__CircuitBreakers *cb = m->circuit_breakers;
+        if (cb->n_per_host_thresholds)
+            return fail(err, errlen, "%s: circuit_breakers.per_host_thresholds is not supported",
+                        what);
+        for (size_t i = 0; i < cb->n_thresholds; i++) {
+            const Envoy__Config__Cluster__V3__CircuitBreakers__Thresholds *t = cb->thresholds[i];
+            /* Routes have no priorities yet: every request is DEFAULT priority. */
+            if (t->priority != ENVOY__CONFIG__CORE__V3__ROUTING_PRIORITY__DEFAULT)
+                continue;
+            if (t->max_requests)
+                c->max_requests = t->max_requests->value;
+            if (t->max_connections)
+                c->max_connections = t->max_connections->value;
+        }
+    }
+    c->shared = calloc(1, sizeof(*c->shared));
+    if (c->shared == NULL)
+        return -ENOMEM;
+    c->buffer_limit =
+        m->per_connection_buffer_limit_bytes ? m->per_connection_buffer_limit_bytes->value : 0;
+
+    const Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la = m->load_assignment;
+    size_t total = 0;
+    for (size_t i = 0; la && i < la->n_endpoints; i++)
+        total += la->endpoints[i]->n_lb_endpoints;
+    if (c->kind == CLUSTER_ORIGINAL_DST && total > 0)
+        return fail(err, errlen, "%s: ORIGINAL_DST clusters take no load_assignment", what);
+    c->endpoints = calloc(total ? total : 1, sizeof(*c->endpoints));
+    if (c->endpoints == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; la && i < la->n_endpoints; i++) {
+        const Envoy__Config__Endpoint__V3__LocalityLbEndpoints *loc = la->endpoints[i];
+        for (size_t j = 0; j < loc->n_lb_endpoints; j++) {
+            const Envoy__Config__Endpoint__V3__LbEndpoint *e = loc->lb_endpoints[j];
+            char ewhat[340];
+            snprintf(ewhat, sizeof(ewhat), "%s: endpoint %zu.%zu", what, i, j);
+            if (e->host_identifier_case !=
+                ENVOY__CONFIG__ENDPOINT__V3__LB_ENDPOINT__HOST_IDENTIFIER_ENDPOINT)
+                return fail(err, errlen, "%s: an endpoint with an address is required", ewhat);
+            /* Endpoints the control plane marks unhealthy, draining or timed out get no
+             * traffic, as in Envoy. */
+            if (e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__UNHEALTHY ||
+                e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__DRAINING ||
+                e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__TIMEOUT)
+                continue;
+            snap_endpoint_t *ep = &c->endpoints[c->n_endpoints];
+            const char *host = NULL;
+            int rc = parse_host_address(e->endpoint->address, &ep->addr, c->dns ? &host : NULL,
+                                        ewhat, err, errlen);
+            if (rc < 0)
+                return rc;
+            ep->weight = e->load_balancing_weight ? e->load_balancing_weight->value : 1;
+            if (ep->weight == 0)
+                return fail(err, errlen, "%s: load_balancing_weight must be at least 1", ewhat);
+            if (c->dns) { /* a target: its endpoints come from snapshot_dns_endpoints */
+                if (snapshot_dns_add_target(c->dns, host, &ep->addr, ep->weight) < 0)
+                    return -ENOMEM;
+                continue;
+            }
+            snapshot_format_addr((struct sockaddr *)&ep->addr, ep->label, sizeof(ep->label));
+            c->n_endpoints++;
+        }
+    }
+    int rc = c->dns ? snapshot_dns_endpoints(c, resolver) : 0;
+    if (rc == 0)
+        rc = define_cluster_stats(stats, c);
+    if (rc == 0) {
+        int64_t id = stats_define_histogram(stats, "cluster", "envoy_cluster_name", c->stat_name,
+                                            "upstream_rq_time");
+        rc = id < 0 ? (int)id : 0;
+        c->st.upstream_rq_time = (stat_id_t)id;
+    }
+    if (rc == 0)
+        rc = cluster_lb_init(c, nworkers);
+    return rc;
+}
+
+static int build_filter(const Envoy__Config__Listener__V3__Filter *m, snap_filter_t *f,
+                        const snapshot_t *snap, stats_store_t *stats, const char *what, char *err,
+                        size_t errlen)
+{
+    const char *type_url = m->typed_config ? m->typed_config->type_url : NULL;
+    f->name = strdup(m->name ? m->name : "");
+    if (f->name == NULL)
+        return -ENOMEM;
+    f->ops = filter_network_lookup(m->name, type_url);
+    if (f->ops == NULL)
+        return fail(err, errlen, "%s: filter '%s': unsupported network filter%s%s", what, f->name,
+                    type_url ? " type " : "", type_url ? type_url : "");
+    if (m->typed_config == NULL)
+        return fail(err, errlen, "%s: filter '%s': typed_config is required", what, f->name);
+    char ferr[400];
+    int rc = f->ops->config_parse(m->typed_config, snap, stats, &f->config, ferr, sizeof(ferr));
+    if (rc < 0)
+        return fail(err, errlen, "%s: filter '%s': %s", what, f->name, ferr);
+    return 0;
+}
+
+static int build_chain(const chain_msg_t *m, snap_chain_t *c, bool tls_inspector,
+                       const snapshot_t *snap, stats_store_t *stats, const char *what, char *err,
+                       size_t errlen)
+{
+    c->name = strdup(m->name ? m->name : "");
+    if (c->name == NULL)
+        return -ENOMEM;
+    const Envoy__Config__Listener__V3__FilterChainMatch *fm = m->filter_chain_match;
+    if (fm) {
+        if (fm->destination_port) {
+            if (fm->destination_port->value < 1 || fm->destination_port->value > 65535)
+                return fail(err, errlen, "%s: destination_port %u out of range", what,
+                            fm->destination_port->value);
+            c->dest_port = fm->destination_port->value;
+        }
+        if (fm->n_application_protocols) {
+            c->app_protocols = calloc(fm->n_application_protocols, sizeof(char *));
+            if (c->app_protocols == NULL)
+                return -ENOMEM;
+            for (size_t i = 0; i < fm->n_application_protocols; i++) {
+                c->app_protocols[i] = strdup(fm->application_protocols[i]);
+                if (c->app_protocols[i] == NULL)
+                    return -ENOMEM;
+                c->n_app_protocols++;
+            }
+        }
+        if (fm->n_source_prefix_ranges || fm->n_direct_source_prefix_ranges || fm->n_source_ports ||
+            fm->source_type || (fm->address_suffix && *fm->address_suffix))
+            return fail(err, errlen,
+                        "%s: filter_chain_match: source_prefix_ranges, "
+                        "direct_source_prefix_ranges, source_ports, source_type and "
+                        "address_suffix are not supported",
+                        what);
+        int rc = snapshot_tls_parse_match(fm, tls_inspector, c, what, err, errlen);
+        if (rc < 0)
+            return rc;
+        if (fm->n_prefix_ranges) {
+            c->prefixes = calloc(fm->n_prefix_ranges, sizeof(*c->prefixes));
+            if (c->prefixes == NULL)
+                return -ENOMEM;
+            for (size_t i = 0; i < fm->n_prefix_ranges; i++) {
+                c->n_prefixes++;
+                int rc = parse_cidr(fm->prefix_ranges[i], &c->prefixes[i], what, err, errlen);
+                if (rc < 0)
+                    return rc;
+            }
+        }
+    }
+    if (m->transport_socket) {
+        int rc =
+            snapshot_tls_parse(m->transport_socket, TLS_CONFIG_SERVER, what, &c->tls, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    if (m->n_filters == 0)
+        return fail(err, errlen, "%s: a filter chain needs at least one filter", what);
+    c->filters = calloc(m->n_filters, sizeof(*c->filters));
+    if (c->filters == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->n_filters; i++) {
+        c->n_filters++;
+        int rc = build_filter(m->filters[i], &c->filters[i], snap, stats, what, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static bool same_match(const snap_chain_t *a, const snap_chain_t *b)
+{
+    if (a->dest_port != b->dest_port || a->n_prefixes != b->n_prefixes ||
+        a->n_app_protocols != b->n_app_protocols || !snapshot_tls_same_match(a, b))
+        return false;
+    for (size_t i = 0; i < a->n_app_protocols; i++)
+        if (strcmp(a->app_protocols[i], b->app_protocols[i]) != 0)
+            return false;
+    for (size_t i = 0; i < a->n_prefixes; i++)
+        if (memcmp(&a->prefixes[i], &b->prefixes[i], sizeof(snap_cidr_t)) != 0)
+            return false;
+    return true;
+}
+
+static void free_pred(snap_pred_t *p)
+{
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < p->n_kids; i++)
+        free_pred(&p->kids[i]);
+    free(p->kids);
+}
+
+static int build_pred(const Envoy__Config__Listener__V3__ListenerFilterChainMatchPredicate *m,
+                      snap_pred_t *p, int depth, const char *what, char *err, size_t errlen)
+{
+    if (depth > 16)
+        return fail(err, errlen, "%s: filter_disabled: nested too deeply", what);
+    const Envoy__Config__Listener__V3__ListenerFilterChainMatchPredicate__MatchSet *set = NULL;
+    switch (m->rule_case) {
+    case ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER_CHAIN_MATCH_PREDICATE__RULE_ANY_MATCH:
+        p->kind = PRED_ANY;
+        return 0;
+    case ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER_CHAIN_MATCH_PREDICATE__RULE_DESTINATION_PORT_RANGE:
+        p->kind = PRED_PORT_RANGE;
+        p->start = m->destination_port_range->start;
+        p->end = m->destination_port_range->end;
+        return 0;
+    case ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER_CHAIN_MATCH_PREDICATE__RULE_NOT_MATCH:
+        p->kind = PRED_NOT;
+        p->kids = calloc(1, sizeof(*p->kids));
+        if (p->kids == NULL)
+            return -ENOMEM;
+        p->n_kids = 1;
+        return build_pred(m->not_match, p->kids, depth + 1, what, err, errlen);
+    case ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER_CHAIN_MATCH_PREDICATE__RULE_OR_MATCH:
+        p->kind = PRED_OR;
+        set = m->or_match;
+        break;
+    case ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER_CHAIN_MATCH_PREDICATE__RULE_AND_MATCH:
+        p->kind = PRED_AND;
+        set = m->and_match;
+        break;
+    default:
+        return fail(err, errlen, "%s: filter_disabled: a rule is required", what);
+    }
+    p->kids = calloc(set->n_rules ? set->n_rules : 1, sizeof(*p->kids));
+    if (p->kids == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < set->n_rules; i++) {
+        p->n_kids++;
+        int rc = build_pred(set->rules[i], &p->kids[i], depth + 1, what, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* A listener filter's filter_disabled predicate, if it has one, into *out (new, owned). */
+static int build_disabled(const Envoy__Config__Listener__V3__ListenerFilter *lf, snap_pred_t **out,
+                          const char *what, char *err, size_t errlen)
+{
+    if (lf->filter_disabled == NULL)
+        return 0;
+    *out = calloc(1, sizeof(**out));
+    if (*out == NULL)
+        return -ENOMEM;
+    return build_pred(lf->filter_disabled, *out, 0, what, err, errlen);
+}
+
+/* Names listener idx (m) into l->name, unique among those built before it. Envoy names a
+ * listener without a name by a random UUID; Remora after its address, as Envoy's stats do
+ * ("0.0.0.0_8080", "[__]_8080"), so logs, stats and /config_dump stay the same from run to run.
+ * The name goes into m too (the snapshot owns the Bootstrap) for /config_dump to show. */
+static int name_listener(listener_msg_t *m, size_t idx, snap_listener_t *l, const snapshot_t *snap,
+                         char *err, size_t errlen)
+{
+    char name[INET6_ADDRSTRLEN + 16];
+    l->name_generated = m->name == NULL || m->name[0] == '\0';
+    if (l->name_generated) {
+        char what[64];
+        snprintf(what, sizeof(what), "static_resources.listeners[%zu] (no name)", idx);
+        struct sockaddr_storage ss;
+        int rc = parse_address(m->address, &ss, what, err, errlen);
+        if (rc < 0)
+            return rc;
+        snapshot_format_addr((const struct sockaddr *)&ss, name, sizeof(name));
+        for (char *p = name; *p; p++)
+            *p = *p == ':' ? '_' : *p;
+    }
+    const char *n = l->name_generated ? name : m->name;
+    for (size_t j = 0; j < idx; j++) {
+        const snap_listener_t *o = &snap->listeners[j];
+        if (strcmp(o->name, n) == 0 && !o->name_generated && !l->name_generated)
+            return fail(err, errlen, "listener '%s': defined twice", n);
+        if (strcmp(o->name, n) == 0)
+            return fail(err, errlen,
+                        "listener '%s': static_resources.listeners[%zu] and [%zu] get the same "
+                        "name (%s has no name and is named after its address): give one of them "
+                        "another name",
+                        n, j, idx,
+                        !l->name_generated   ? "the first"
+                        : !o->name_generated ? "the second"
+                                             : "each");
+    }
+    l->name = strdup(n);
+    char *copy = l->name_generated ? strdup(n) : NULL;
+    if (l->name == NULL || (l->name_generated && copy == NULL)) {
+        free(copy);
+        return -ENOMEM;
+    }
+    if (copy) {
+        if (m->name != protobuf_c_empty_string)
+            free(m->name);
+        m->name = copy;
+    }
+    return 0;
+}
+
+static int build_listener(listener_msg_t *m, size_t idx, snap_listener_t *l, snapshot_t *snap,
+                          stats_store_t *stats, char *err, size_t errlen)
+{
+    char what[300];
+    int rc = name_listener(m, idx, l, snap, err, errlen);
+    if (rc < 0)
+        return rc;
+    snprintf(what, sizeof(what), "listener '%s'", l->name);
+    l->stat_name = strdup(m->stat_prefix && *m->stat_prefix ? m->stat_prefix : l->name);
+    if (l->stat_name == NULL)
+        return -ENOMEM;
+    rc = parse_address(m->address, &l->addr, what, err, errlen);
+    if (rc < 0)
+        return rc;
+    l->bind_to_port = m->bind_to_port ? m->bind_to_port->value : true;
+    l->ignore_global_cx_limit = m->ignore_global_conn_limit;
+    l->cx_limit = RUNTIME_NO_LIMIT;
+    rc = runtime_listener_limit(&snap->runtime, l->name, &l->cx_limit, err, errlen);
+    if (rc < 0)
+        return rc;
+    l->inbound = m->traffic_direction == ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__INBOUND;
+    /* Envoy waits 15 s by default; a sidecar must not hold server-first protocols (MySQL,
+     * SMTP) that long, so without an explicit listener_filters_timeout sniffing gives up after
+     * 100 ms and the connection goes on as plain TCP (Istio's protocolDetectionTimeout). */
+    l->filters_timeout_ms =
+        m->listener_filters_timeout ? duration_ms(m->listener_filters_timeout, 100) : 100;
+    l->use_original_dst = m->use_original_dst && m->use_original_dst->value;
+    l->buffer_limit =
+        m->per_connection_buffer_limit_bytes ? m->per_connection_buffer_limit_bytes->value : 0;
+    for (size_t i = 0; i < m->n_listener_filters; i++) {
+        const Envoy__Config__Listener__V3__ListenerFilter *lf = m->listener_filters[i];
+        const char *url = lf->typed_config ? lf->typed_config->type_url : NULL;
+        switch (filter_listener_lookup(lf->name, url)) {
+        case LISTENER_FILTER_ORIGINAL_DST:
+            l->use_original_dst = true;
+            break;
+        case LISTENER_FILTER_HTTP_INSPECTOR:
+            l->http_inspector = true;
+            rc = build_disabled(lf, &l->inspector_disabled, what, err, errlen);
+            break;
+        default:
+            if (!snapshot_tls_is_inspector(lf->name, url))
+                return fail(err, errlen, "%s: listener filter '%s' is not supported", what,
+                            lf->name ? lf->name : (url ? url : "?"));
+            l->tls_inspector = true;
+            rc = build_disabled(lf, &l->tls_inspector_disabled, what, err, errlen);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    l->chains = calloc(m->n_filter_chains + 1, sizeof(*l->chains));
+    if (l->chains == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->n_filter_chains; i++) {
+        char cwhat[400];
+        const chain_msg_t *cm = m->filter_chains[i];
+        if (cm->name && *cm->name)
+            snprintf(cwhat, sizeof(cwhat), "%s: filter chain '%s'", what, cm->name);
+        else
+            snprintf(cwhat, sizeof(cwhat), "%s: filter chain %zu", what, i);
+        l->n_chains++; /* counted before it is built, so a failed build is freed too */
+        rc = build_chain(cm, &l->chains[i], l->tls_inspector, snap, stats, cwhat, err, errlen);
+        if (rc < 0)
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if (same_match(&l->chains[j], &l->chains[i]))
+                return fail(err, errlen, "%s: has the same filter_chain_match as chain %zu", cwhat,
+                            j);
+    }
+    if (m->default_filter_chain) {
+        char cwhat[400];
+        snprintf(cwhat, sizeof(cwhat), "%s: default_filter_chain", what);
+        l->default_chain = &l->chains[m->n_filter_chains];
+        rc = build_chain(m->default_filter_chain, l->default_chain, l->tls_inspector, snap, stats,
+                         cwhat, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    l->needs_dst = l->use_original_dst;
+    for (size_t i = 0; i < l->n_chains; i++)
+        if (l->chains[i].dest_port || l->chains[i].n_prefixes)
+            l->needs_dst = true;
+    if (l->n_chains == 0 && l->default_chain == NULL)
+        return fail(err, errlen, "%s: needs filter_chains or a default_filter_chain", what);
+    return define_listener_stats(stats, l);
+}
+
+static void free_chain(snap_chain_t *c)
+{
+    for (size_t i = 0; i < c->n_app_protocols; i++)
+        free(c->app_protocols[i]);
+    free(c->app_protocols);
+    for (size_t i = 0; i < c->n_filters; i++) {
+        if (c->filters[i].ops && c->filters[i].config)
+            c->filters[i].ops->config_free(c->filters[i].config);
+        free(c->filters[i].name);
+    }
+    free(c->filters);
+    free(c->prefixes);
+    free(c->name);
+    snapshot_tls_free_match(c);
+    snapshot_tls_free(c->tls);
+}
+
+static void snapshot_free(snapshot_t *s)
+{
+    for (size_t i = 0; i < s->n_listeners; i++) {
+        snap_listener_t *l = &s->listeners[i];
+        for (size_t j = 0; j < l->n_chains; j++)
+            free_chain(&l->chains[j]);
+        if (l->default_chain)
+            free_chain(l->default_chain);
+        free(l->chains);
+        free_pred(l->inspector_disabled);
+        free(l->inspector_disabled);
+        free_pred(l->tls_inspector_disabled);
+        free(l->tls_inspector_disabled);
+        free(l->name);
+        free(l->stat_name);
+    }
+    free(s->listeners);
+    for (size_t i = 0; i < s->n_clusters; i++) {
+        snap_cluster_t *c = &s->clusters[i];
+        cluster_lb_free(c);
+        snapshot_tls_free(c->tls);
+        snapshot_dns_free(c->dns);
+        free(c->shared);
+        free(c->endpoints);
+        free(c->name);
+        free(c->stat_name);
+    }
+    free(s->clusters);
+    free(s->node_id);
+    free(s->node_cluster);
+    runtime_free(&s->runtime);
+    if (s->bootstrap)
+        protobuf_c_message_free_unpacked(s->bootstrap, NULL);
+    free(s);
+}
+
+int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
+                   char *err, size_t errlen)
+{
+    return snapshot_build_resolved(bootstrap, NULL, stats, nworkers, out, err, errlen);
+}
+
+int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, stats_store_t *stats,
+                            unsigned nworkers, snapshot_t **out, char *err, size_t errlen)
+{
+    static _Atomic uint64_t next_version = 1;
+    bootstrap_msg_t *b = bootstrap;
+    *out = NULL;
+    snapshot_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        protobuf_c_message_free_unpacked(bootstrap, NULL);
+        return fail(err, errlen, "out of memory");
+    }
+    atomic_init(&s->refs, 1);
+    snapshot_tls_cache_clear();
+    s->bootstrap = b;
+    s->nworkers = nworkers ? nworkers : 1;
+    s->version = atomic_fetch_add(&next_version, 1);
+    int rc = 0;
+    s->node_id = strdup(b->node && b->node->id ? b->node->id : "");
+    s->node_cluster = strdup(b->node && b->node->cluster ? b->node->cluster : "");
+    if (s->node_id == NULL || s->node_cluster == NULL) {
+        rc = -ENOMEM;
+        goto fail_oom;
+    }
+    if (b->admin && b->admin->address) {
+        rc = parse_address(b->admin->address, &s->admin_addr, "admin", err, errlen);
+        if (rc < 0)
+            goto fail_built;
+        s->has_admin = true;
+    }
+    if (b->dynamic_resources &&
+        (b->dynamic_resources->lds_config || b->dynamic_resources->cds_config ||
+         b->dynamic_resources->ads_config)) {
+        rc = fail(err, errlen, "dynamic_resources: xDS is not supported yet");
+        goto fail_built;
+    }
+    s->global_cx_limit = RUNTIME_NO_LIMIT;
+    rc = runtime_build(b->layered_runtime, &s->runtime, err, errlen);
+    if (rc == 0)
+        rc =
+            runtime_get_limit(&s->runtime, RUNTIME_GLOBAL_MAX_CX, &s->global_cx_limit, err, errlen);
+    if (rc < 0)
+        goto fail_built;
+    const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = b->static_resources;
+    size_t nc = sr ? sr->n_clusters : 0, nl = sr ? sr->n_listeners : 0;
+    s->clusters = calloc(nc ? nc : 1, sizeof(*s->clusters));
+    s->listeners = calloc(nl ? nl : 1, sizeof(*s->listeners));
+    if (s->clusters == NULL || s->listeners == NULL) {
+        rc = -ENOMEM;
+        goto fail_oom;
+    }
+    for (size_t i = 0; i < nc; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (sr->clusters[i]->name && strcmp(sr->clusters[i]->name, s->clusters[j].name) == 0) {
+                rc = fail(err, errlen, "cluster '%s': defined twice", sr->clusters[i]->name);
+                goto fail_built;
+            }
+        }
+        s->n_clusters++;
+        rc = build_cluster(sr->clusters[i], &s->clusters[i], resolver, stats, s->nworkers, err,
+                           errlen);
+        if (rc == -ENOMEM)
+            goto fail_oom;
+        if (rc < 0)
+            goto fail_built;
+    }
+    for (size_t i = 0; i < nl; i++) {
+        s->n_listeners++;
+        rc = build_listener(sr->listeners[i], i, &s->listeners[i], s, stats, err, errlen);
+        if (rc == -ENOMEM)
+            goto fail_oom;
+        if (rc < 0)
+            goto fail_built;
+    }
+    snapshot_tls_cache_clear();
+    *out = s;
+    return 0;
+
+fail_oom:
+    fail(err, errlen, "out of memory while building the config");
+fail_built:
+    snapshot_tls_cache_clear();
+    snapshot_free(s);
+    return rc < 0 ? rc : -EINVAL;
+}
+
+int snapshot_load_file(const char *path, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
+                       char *err, size_t errlen)
+{
+    ProtobufCMessage *msg = NULL;
+    *out = NULL;
+    int rc = config_yaml_load_file(path, &envoy__config__bootstrap__v3__bootstrap__descriptor, &msg,
+                                   err, errlen);
+    if (rc < 0)
+        return rc;
+    return snapshot_build(msg, stats, nworkers, out, err, errlen);
+}
+
+snapshot_t *snapshot_ref(snapshot_t *snap)
+{
+    if (snap)
+        atomic_fetch_add_explicit(&snap->refs, 1, memory_order_relaxed);
+    return snap;
+}
+
+void snapshot_unref(snapshot_t *snap)
+{
+    if (snap && atomic_fetch_sub_explicit(&snap->refs, 1, memory_order_acq_rel) == 1)
+        snapshot_free(snap);
+}
+
+const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *name)
+{
+    for (size_t i = 0; i < snap->n_clusters; i++)
+        if (strcmp(snap->clusters[i].name, name) == 0)
+            return &snap->clusters[i];
+    return NULL;
+}
+
+char *snapshot_config_dump(const snapshot_t *snap)
+{
+    const bootstrap_msg_t *b = snap->bootstrap;
+    json_t *configs = json_array();
+    json_t *boot = json_object();
+    json_object_set_new(boot, "@type",
+                        json_string("type.googleapis.com/envoy.admin.v3.BootstrapConfigDump"));
+    json_object_set_new(boot, "bootstrap", config_to_json((const ProtobufCMessage *)b));
+    json_array_append_new(configs, boot);
+
+    json_t *ls = json_object(), *static_ls = json_array();
+    json_object_set_new(ls, "@type",
+                        json_string("type.googleapis.com/envoy.admin.v3.ListenersConfigDump"));
+    json_t *cs = json_object(), *static_cs = json_array();
+    json_object_set_new(cs, "@type",
+                        json_string("type.googleapis.com/envoy.admin.v3.ClustersConfigDump"));
+    const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = b->static_resources;
+    for (size_t i = 0; sr && i < sr->n_listeners; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "listener",
+                            config_to_json((const ProtobufCMessage *)sr->listeners[i]));
+        json_array_append_new(static_ls, e);
+    }
+    for (size_t i = 0; sr && i < sr->n_clusters; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "cluster",
+                            config_to_json((const ProtobufCMessage *)sr->clusters[i]));
+        json_array_append_new(static_cs, e);
+    }
+    json_object_set_new(ls, "static_listeners", static_ls);
+    json_object_set_new(cs, "static_clusters", static_cs);
+    json_array_append_new(configs, cs);
+    json_array_append_new(configs, ls);
+    json_t *root = json_object();
+    json_object_set_new(root, "configs", configs);
+    char *s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return s;
+}

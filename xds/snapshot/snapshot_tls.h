@@ -1,0 +1,51 @@
+/* Internal to xds/snapshot*.c: TLS transport sockets and the TLS side of filter chain
+ * matching (transport_protocol, server_names), parsed into the structs of snapshot.h. */
+#ifndef REMORA_SNAPSHOT_TLS_H
+#define REMORA_SNAPSHOT_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "xds/snapshot/snapshot.h"
+
+struct Envoy__Config__Core__V3__TransportSocket;
+struct Envoy__Config__Listener__V3__FilterChainMatch;
+
+/* Parses a transport_socket (borrowed) for a cluster (TLS_CONFIG_CLIENT) or a filter chain
+ * (TLS_CONFIG_SERVER), reading the files its DataSources name. *out is a new config owned by
+ * the caller (free with snapshot_tls_free), or NULL for raw_buffer. On error returns negative,
+ * *out is NULL and err reads "<what>: transport_socket: <field>: <what is wrong>". */
+int snapshot_tls_parse(const struct Envoy__Config__Core__V3__TransportSocket *ts,
+                       tls_config_role_t role, const char *what, tls_context_config_t **out,
+                       char *err, size_t errlen);
+
+/* Empties the cache that lets identical TLS contexts of one snapshot share an engine config.
+ * snapshot_build calls it before and after a build (main thread). */
+void snapshot_tls_cache_clear(void);
+
+/* Frees t and everything it owns, wiping the private key first. NULL is a no-op. */
+void snapshot_tls_free(tls_context_config_t *t);
+
+/* Whether a listener filter (name, or type URL when not NULL) is
+ * envoy.filters.listener.tls_inspector. */
+bool snapshot_tls_is_inspector(const char *name, const char *type_url);
+
+/* Sets c->transport and c->server_names from fm (borrowed). Both criteria need the listener's
+ * tls_inspector: without it they are an error naming `what`. */
+int snapshot_tls_parse_match(const struct Envoy__Config__Listener__V3__FilterChainMatch *fm,
+                             bool tls_inspector, snap_chain_t *c, const char *what, char *err,
+                             size_t errlen);
+
+/* Frees what snapshot_tls_parse_match allocated in c. */
+void snapshot_tls_free_match(snap_chain_t *c);
+
+/* How well c's server_names match a connection's SNI (NULL: none): -1 no match, 0 the chain has
+ * no server_names, else higher is more specific (an exact name above every wildcard, a longer
+ * wildcard above a shorter one). */
+int snapshot_tls_server_name_rank(const snap_chain_t *c, const char *server_name);
+
+/* Whether the TLS criteria of two chains could take the same connection: the same transport
+ * and either no server_names on both or a name in common. */
+bool snapshot_tls_same_match(const snap_chain_t *a, const snap_chain_t *b);
+
+#endif
