@@ -70,6 +70,33 @@ t_require_cmd() {
     done
 }
 
+# t_until SECONDS CMD... — runs CMD every 50 ms until it succeeds (status 0) or SECONDS pass
+# (status 1): how a story waits for something to happen, never a bare sleep.
+t_until() {
+    local end=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        ((SECONDS <= end)) || return 1
+        sleep 0.05
+    done
+}
+
+# t_binomial NAME GOT N P — GOT of N draws landed where each lands with probability P (a
+# weighted split): passes when GOT is within four standard deviations of N*P, a window that a
+# correct split leaves with probability below 1e-4.
+t_binomial() {
+    local window
+    window=$(awk -v n="$3" -v p="$4" 'BEGIN {
+        m = n * p; d = 4 * sqrt(n * p * (1 - p))
+        lo = int(m - d); if (lo < m - d) lo++
+        printf "%d %d", lo, int(m + d) }')
+    if (($2 >= ${window% *} && $2 <= ${window#* })); then
+        t_ok "$1"
+    else
+        t_fail "$1" "$2 of $3, want $3*$4 +/- 4 sd: ${window% *}..${window#* }"
+    fi
+}
+
 # t_summary — ends the script: exit 1 if any check failed or none ran at all.
 t_summary() {
     printf '# %s: %d passed, %d failed, %d skipped\n' "$T_SCRIPT" "$T_PASSED" "$T_FAILED" \
