@@ -11,7 +11,7 @@ source "$here/../lib/testlib.sh"
 source "$here/../lib/simcluster.sh"
 
 t_require_root
-t_require_cmd socat iptables-save iptables-restore setpriv python3
+t_require_cmd socat iptables-save iptables-restore setpriv python3 ss
 
 ctl=$(_sim_build_dir)/remoractl
 if [[ ! -x $ctl ]]; then
