@@ -5,6 +5,7 @@
 # (every one when its contexts present several); the expiry gauges in /stats and
 # /stats/prometheus match the certificates; and no admin page shows a private key. Needs no root:
 # remora runs on 127.0.0.1 with certificates made by remoractl in a temporary directory.
+# checks: 39
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)

@@ -8,6 +8,7 @@
 # rotation. A key that does not match the certificate is refused with a clear log line and
 # counted, and the certificate in use stays; touching a file or putting back the bytes in use
 # rebuilds nothing. Needs no root.
+# checks: 36
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)

@@ -4,6 +4,7 @@
 # intact, answers errors like Envoy (404 NR, 503 UH/UF, 504 UT), answers pipelined requests in
 # order, rejects request smuggling before the app sees it, retries a keep-alive connection the
 # server closed, and sniffs HTTP from other TCP on one port. Needs no root.
+# checks: 97
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)

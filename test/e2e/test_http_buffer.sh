@@ -4,6 +4,7 @@
 # re-framed, byte for byte); a body over max_request_bytes is answered 413 without reaching the
 # app, whether its Content-Length says so up front or a chunked body grows too large. Needs no
 # root.
+# checks: 8
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)

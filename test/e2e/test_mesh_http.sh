@@ -4,6 +4,7 @@
 # kept-alive connections, the inbound one hands it to nginx with x-forwarded-for and the same
 # x-request-id; both report the request in their stats and Istio metrics (source and
 # destination reporters), and a server-first TCP protocol on another port is not held up.
+# checks: 13
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)

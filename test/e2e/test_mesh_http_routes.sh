@@ -4,6 +4,7 @@
 # both ways checked by hash, 404/503/504 with Envoy's response flags in the access log,
 # pipelined requests in order, and request smuggling stopped at the client's sidecar before
 # any app sees it.
+# checks: 25
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)

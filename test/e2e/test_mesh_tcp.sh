@@ -4,6 +4,7 @@
 # whose inbound sidecar hands it to the app. Bytes arrive intact, load spreads, the sidecars
 # never recapture their own connections, unmatched ports pass through, a dead endpoint fails
 # fast and is counted, and SIGTERM drains an open connection.
+# checks: 20
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)

@@ -6,6 +6,7 @@
 # this hop's x-forwarded-client-cert (a forged one is replaced), the access log names the client's
 # SPIFFE ID, and B refuses plaintext, clients without a certificate and clients from another
 # trust domain, while A refuses a server whose identity is not the expected one. Needs no root.
+# checks: 20
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)

@@ -2,6 +2,7 @@
 # test_simcluster.sh — the simulated cluster helper: pods reach each other over the bridge by
 # address and by name, the sidecar launcher works, and teardown leaves nothing behind — also
 # when a script fails midway or is killed.
+# checks: 42
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -2,6 +2,7 @@
 # Story: remora on loopback relays TCP to a static cluster intact and both ways, honours
 # half-close, backpressure, connect failure and idle timeout, serves its admin endpoint, and
 # drains on SIGTERM. Needs no root: everything listens on 127.0.0.1, remora on ports it picks.
+# checks: 42
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
