@@ -2,14 +2,18 @@
 # run.sh — runs the e2e scripts (all test/e2e/test_*.sh, or those named) each under a timeout,
 # counts their PASS/FAIL/SKIP lines and ends with "e2e: N passed, N failed, N skipped".
 #
-# A script that exits 77 is skipped; one that exits non-zero without a FAIL line, times out,
-# reports nothing, or leaves a simulated cluster behind counts as a failure: nothing is
-# silently skipped or silently left running.
+# Each script declares how many checks it runs in a line "# checks: N"; one that runs another
+# number (or declares none) fails. A script that exits 77 is skipped, unless run as root: as
+# root nothing may be skipped. One that exits non-zero without a FAIL line, times out, leaves a
+# sanitizer report in its output, or leaves a simulated cluster behind counts as a failure:
+# nothing is silently skipped, silently cut short or silently left running.
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root" || exit 1
+# shellcheck source=test/lib/guards.sh
+source "$root/test/lib/guards.sh"
 export BUILD=${BUILD:-build}
 timeout_s=${E2E_TIMEOUT:-300}
 
@@ -25,6 +29,8 @@ if ((${#scripts[@]} == 0)); then
 fi
 
 passed=0 failed=0 skipped=0
+as_root=0
+[[ $(id -u) == 0 ]] && as_root=1
 work=$(mktemp -d "${TMPDIR:-/tmp}/remora-e2e.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 
@@ -60,13 +66,21 @@ for script in "${scripts[@]}"; do
         continue
     fi
     echo "=== $name"
+    declared=$(sed -n 's/^# checks: \([0-9][0-9]*\)$/\1/p' "$script" | head -n 1)
     SIM_IDS_FILE=$ids timeout --kill-after=20 "$timeout_s" bash "$script" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     np=$(grep -c '^PASS: ' "$log")
     nf=$(grep -c '^FAIL: ' "$log")
     ns=$(grep -c '^SKIP: ' "$log")
+    # A FAIL named after the script itself (a guard: a sidecar's exit status, a sanitizer
+    # report, a missing tool) is about the whole story, not one of its checks.
+    nstory=$(awk -v p="FAIL: $name: " 'index($0, p) == 1' "$log" | wc -l)
+    ran=$((np + nf - nstory + ns))
     if ((rc == 124 || rc == 137)); then
         echo "FAIL: $name: timed out after ${timeout_s}s"
+        nf=$((nf + 1))
+    elif ((rc == 77 && as_root)); then
+        echo "FAIL: $name: skipped as root (exit 77): as root nothing may be skipped"
         nf=$((nf + 1))
     elif ((rc == 77)); then
         if ((ns == 0)); then
@@ -79,6 +93,25 @@ for script in "${scripts[@]}"; do
     elif ((rc == 0 && np + nf + ns == 0)); then
         echo "FAIL: $name: reported no checks"
         nf=1
+    fi
+    if ((rc != 77 && rc != 124 && rc != 137)); then
+        if ((ns > 0 && as_root)); then
+            echo "FAIL: $name: $ns SKIP line(s) as root: a SKIP is only for a story that needs root"
+            nf=$((nf + 1))
+        fi
+        if [[ -z $declared ]]; then
+            echo "FAIL: $name: declares no check count (a line '# checks: N')"
+            nf=$((nf + 1))
+        elif ((ran != declared)); then
+            echo "FAIL: $name: ran $ran checks, declares $declared"
+            nf=$((nf + 1))
+        fi
+    fi
+    # A sanitizer report that reached the story's output rather than a log it kept.
+    report=$(grep -a -v -E '^(PASS|FAIL|SKIP): ' "$log" | grep -a -m1 -E "$GUARD_SANITIZER_RE")
+    if [[ -n $report ]]; then
+        echo "FAIL: $name: sanitizer report in its output: $report"
+        nf=$((nf + 1))
     fi
     passed=$((passed + np))
     failed=$((failed + nf))

@@ -5,6 +5,7 @@
 # (every one when its contexts present several); the expiry gauges in /stats and
 # /stats/prometheus match the certificates; and no admin page shows a private key. Needs no root:
 # remora runs on 127.0.0.1 with certificates made by remoractl in a temporary directory.
+# checks: 39
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -13,13 +14,8 @@ source "$root/test/lib/testlib.sh"
 t_require_cmd curl jq openssl date
 # shellcheck source=test/lib/loopback.sh
 source "$root/test/lib/loopback.sh"
-BUILD=${BUILD:-build}
-case $BUILD in
-/*) bin=$BUILD ;;
-*) bin=$root/$BUILD ;;
-esac
-REMORA=$bin/remora
-CTL=$bin/remoractl
+REMORA=$LB_BIN/remora
+CTL=$LB_BIN/remoractl
 for b in "$REMORA" "$CTL"; do
     if [[ ! -x $b ]]; then
         t_fail "binaries are built" "no $b"
@@ -82,13 +78,14 @@ EOF
 }
 indent() { sed "s/^/$(printf '%*s' "$1" '')/"; }
 
-# listener NAME [tls_context args] — a tcp_proxy listener on a free port, TLS when given args.
+# listener NAME [tls_context args] — a tcp_proxy listener on a port remora picks, TLS when given
+# args.
 listener() {
     local name=$1
     shift
     cat <<EOF
   - name: $name
-    address: {socket_address: {address: 127.0.0.1, port_value: $(free_port)}}
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
     filter_chains:
     - name: $name-chain
       filters:
@@ -117,36 +114,28 @@ EOF
     if (($#)); then tls_context "$@" | indent 4; fi
 }
 
-# start NAME — runs remora on $work/NAME.yaml (its admin port in $ADMIN, written by the caller);
-# fails the story when it does not become ready.
+# start NAME — runs remora on $work/NAME.yaml, its admin port then in $ADMIN; fails the story
+# when it does not become ready.
 start() {
     RUN=$1
-    bg "$work/$1.log" "$REMORA" --config "$work/$1.yaml" --concurrency 1 --drain-time-s 1
-    REMORA_PID=$LAST_PID
-    if wait_ready "$ADMIN"; then
+    if lb_remora "$1" "$work/$1.yaml" --concurrency 1 --drain-time-s 1; then
         t_ok "remora starts with the $1 config"
     else
         t_fail "remora starts with the $1 config" "$(tr '\n' ' ' <"$work/$1.log")"
         t_summary
     fi
+    REMORA_PID=$LB_PID ADMIN=$LB_ADMIN
 }
-# stop — SIGTERM; remora must exit 0 with nothing from a sanitizer in its log (ASan builds).
+# stop — SIGTERM; remora must exit 0 (its log is scanned for sanitizer reports at exit).
 stop() {
-    local rc
-    kill "$REMORA_PID" 2>/dev/null
-    wait "$REMORA_PID" 2>/dev/null
-    rc=$?
-    if ((rc == 0)) && ! grep -q Sanitizer "$work/$RUN.log"; then
-        t_ok "remora with the $RUN config exits cleanly"
-    else
-        t_fail "remora with the $RUN config exits cleanly" "exit $rc; $(tail -n 5 "$work/$RUN.log")"
-    fi
+    lb_stop "$REMORA_PID"
+    t_eq "remora with the $RUN config exits cleanly" "$LB_STATUS" 0
 }
 header() {
     cat <<EOF
 node: {id: certs.test, cluster: test}
 admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: $ADMIN}}
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
 static_resources:
   listeners:
 EOF
@@ -154,7 +143,6 @@ EOF
 admin() { curl -s "http://127.0.0.1:$ADMIN$1"; }
 
 # --- one workload identity: an mTLS chain, an mTLS cluster (inline PEM), a cluster without a cert
-ADMIN=$(free_port)
 {
     header
     listener inbound DownstreamTlsContext "$work/web/cert-chain.pem" "$work/web/key.pem" \
@@ -251,7 +239,6 @@ t_eq "no admin page shows the private key" "$leaks" ""
 stop
 
 # --- two workload identities: the chain's is the identity, the earlier expiry is the gauge ----
-ADMIN=$(free_port)
 {
     header
     listener inbound DownstreamTlsContext "$work/web/cert-chain.pem" "$work/web/key.pem" \
@@ -273,7 +260,6 @@ t_eq "server.cert_expiration_timestamp_seconds is the earliest leaf's notAfter" 
 stop
 
 # --- no TLS at all: Envoy's values for "nothing to expire" ----------------------------------
-ADMIN=$(free_port)
 {
     header
     listener plain

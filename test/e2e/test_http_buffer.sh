@@ -4,6 +4,7 @@
 # re-framed, byte for byte); a body over max_request_bytes is answered 413 without reaching the
 # app, whether its Content-Length says so up front or a chunked body grows too large. Needs no
 # root.
+# checks: 8
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -14,13 +15,10 @@ t_require_cmd curl python3 sha256sum
 source "$root/test/lib/loopback.sh"
 # shellcheck source=test/lib/mtls.sh
 source "$root/test/lib/mtls.sh"
-BUILD=${BUILD:-build}
-REMORA=$root/$BUILD/remora
 work=$LB_WORK
 
 # The app answers every POST with the framing it saw and the body's hash, and counts requests.
-APP=$(free_port)
-mtls_app "$APP" <<EOF || t_fail app_listens
+if ! mtls_app APP <<EOF; then
     def do_POST(self):
         n = int(self.headers.get("content-length", "-1"))
         body = self.rfile.read(n) if n >= 0 else b""
@@ -29,20 +27,20 @@ mtls_app "$APP" <<EOF || t_fail app_listens
         self.reply(("cl=%s te=%s sha=%s\n" % (self.headers.get("content-length"),
             self.headers.get("transfer-encoding"), hashlib.sha256(body).hexdigest())).encode())
 EOF
+    t_fail app_listens "$(cat "$work/app-APP.log")"
+    t_summary
+fi
 
-ADMIN=$(free_port) PORT=$(free_port)
 MTLS_HTTP_FILTERS='- name: envoy.filters.http.buffer
   typed_config:
     "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
     max_request_bytes: 65536' \
-    mtls_http_config "$work/remora.yaml" "$ADMIN" "$PORT" buf "$APP"
-bg "$work/remora.log" "$REMORA" --config "$work/remora.yaml" --concurrency 1
-REMORA_PID=$LAST_PID
-if ! wait_ready "$ADMIN"; then
+    mtls_http_config "$work/remora.yaml" 0 0 buf "$APP"
+if ! lb_remora remora "$work/remora.yaml" --concurrency 1; then
     t_fail remora_starts "$(cat "$work/remora.log")"
     t_summary
-    exit 1
 fi
+REMORA_PID=$LB_PID ADMIN=$LB_ADMIN PORT=${LB_PORT[buf]}
 
 head -c 50000 /dev/urandom >"$work/small.bin"
 head -c 100000 /dev/urandom >"$work/big.bin"
@@ -67,7 +65,6 @@ t_eq body_of_413_is_envoys "$(cat "$work/resp")" "Payload Too Large"
 t_eq the_app_saw_neither_large_request "$(wc -l <"$work/requests")" "$before"
 t_eq counted_as_downstream_rq_too_large "$(stat "$ADMIN" http.buf.downstream_rq_too_large)" 2
 
-kill -TERM "$REMORA_PID"
-wait "$REMORA_PID"
-t_eq exits_cleanly "$?" 0
+lb_stop "$REMORA_PID"
+t_eq exits_cleanly "$LB_STATUS" 0
 t_summary

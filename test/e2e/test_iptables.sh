@@ -2,6 +2,7 @@
 # test_iptables.sh — `remoractl iptables` in a real pod namespace: the rules it installs, that
 # applying twice changes nothing, and what they capture: the app's outbound traffic (original
 # destination kept), inbound traffic, but never the proxy's own connections or excluded ports.
+# checks: 62
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -11,7 +12,7 @@ source "$here/../lib/testlib.sh"
 source "$here/../lib/simcluster.sh"
 
 t_require_root
-t_require_cmd socat iptables-save iptables-restore setpriv python3
+t_require_cmd socat iptables-save iptables-restore setpriv python3 ss
 
 ctl=$(_sim_build_dir)/remoractl
 if [[ ! -x $ctl ]]; then

@@ -4,6 +4,7 @@
 # kept-alive connections, the inbound one hands it to nginx with x-forwarded-for and the same
 # x-request-id; both report the request in their stats and Istio metrics (source and
 # destination reporters), and a server-first TCP protocol on another port is not held up.
+# checks: 13
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -35,7 +36,7 @@ done
 sim_bg db "$SIM_DIR/db.log" socat TCP-LISTEN:5432,fork,reuseaddr,backlog=64 \
     SYSTEM:'echo greeting; exec cat' >/dev/null
 for pod in client web1 web2 db; do
-    sim_capture "$pod" || t_fail "capture_$pod" "remoractl iptables apply failed"
+    sim_capture "$pod" || { t_fail "capture_$pod" "remoractl iptables apply failed"; t_summary; }
     sim_sidecar "$pod" "$SIM_DIR/sidecar.yaml" --concurrency 1 ||
         { t_fail "sidecar_$pod" "did not become ready"; t_summary; }
 done

@@ -4,6 +4,7 @@
 # whose inbound sidecar hands it to the app. Bytes arrive intact, load spreads, the sidecars
 # never recapture their own connections, unmatched ports pass through, a dead endpoint fails
 # fast and is counted, and SIGTERM drains an open connection.
+# checks: 20
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -35,7 +36,7 @@ done
 sim_bg ep1 "$SIM_DIR/ep1-seven.log" socat TCP-LISTEN:7000,fork,reuseaddr,backlog=256 SYSTEM:'echo seven' \
     >/dev/null
 for pod in client ep1 ep2; do
-    sim_capture "$pod" || t_fail "capture_$pod" "remoractl iptables apply failed"
+    sim_capture "$pod" || { t_fail "capture_$pod" "remoractl iptables apply failed"; t_summary; }
     sim_sidecar "$pod" "$SIM_DIR/sidecar.yaml" --concurrency 2 --drain-time-s 10 ||
         { t_fail "sidecar_$pod" "did not become ready"; t_summary; }
 done
@@ -121,7 +122,7 @@ long_pid=$LONG_PID # bash unsets LONG_PID once the coprocess ends
 read -r -t 5 who <&"${LONG[0]}"
 pid=$(cat "$SIM_DIR/client-remora.pid")
 kill -TERM "$pid"
-sleep 0.5
+t_until 5 grep -q 'draining: listeners closed' "$SIM_DIR/client-remora.log"
 echo during-drain >&"${LONG[1]}"
 read -r -t 5 reply <&"${LONG[0]}"
 t_eq drain_keeps_open_connection_working "$reply" during-drain
@@ -129,12 +130,9 @@ sim_alive "$pid" && t_ok drain_waits_for_open_connection ||
     t_fail drain_waits_for_open_connection "sidecar exited with a connection open"
 exec {LONG[1]}>&-
 wait "$long_pid" 2>/dev/null
-for _ in $(seq 1 50); do sim_alive "$pid" || break; sleep 0.1; done
-if sim_alive "$pid"; then
-    t_fail drain_exits_after_connection_closes "still running"
-else
-    t_ok drain_exits_after_connection_closes
-fi
+t_until 5 test -s "$SIM_DIR/client-remora.status"
+t_eq drain_exits_zero_after_connection_closes \
+    "$(cat "$SIM_DIR/client-remora.status" 2>/dev/null || echo running)" 0
 t_contains drain_logged "$(cat "$SIM_DIR/client-remora.log")" "drained: no open connections"
 
 t_summary

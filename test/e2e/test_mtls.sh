@@ -6,6 +6,7 @@
 # this hop's x-forwarded-client-cert (a forged one is replaced), the access log names the client's
 # SPIFFE ID, and B refuses plaintext, clients without a certificate and clients from another
 # trust domain, while A refuses a server whose identity is not the expected one. Needs no root.
+# checks: 20
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -16,9 +17,7 @@ t_require_cmd curl openssl python3 sha256sum
 source "$root/test/lib/loopback.sh"
 # shellcheck source=test/lib/mtls.sh
 source "$root/test/lib/mtls.sh"
-BUILD=${BUILD:-build}
-REMORA=$root/$BUILD/remora
-CTL=$root/$BUILD/remoractl
+CTL=$LB_BIN/remoractl
 work=$LB_WORK
 
 # stop WHY — the story cannot go on.
@@ -39,9 +38,9 @@ stop() {
     --out "$work/foreign" >/dev/null
 
 # --- the app: echoes the request headers; serves a large body by path ----------------------
-APP=$(free_port)
+# /slow answers after half a second, so that three requests at once overlap (see below).
 head -c $((4 << 20)) /dev/urandom >"$work/big.bin"
-mtls_app "$APP" <<EOF || stop "the app listens"
+mtls_app APP <<EOF || stop "the app listens"
     BIG = open("$work/big.bin", "rb").read()
     def do_GET(self):
         if self.path == "/slow":
@@ -65,18 +64,13 @@ a_config() {
         mtls_outbound_config "$@"
 }
 
-B_ADMIN=$(free_port) B_PORT=$(free_port)
-b_config "$work/b.yaml" "$B_ADMIN" "$B_PORT"
-bg "$work/b.log" "$REMORA" --config "$work/b.yaml" --concurrency 1
-B_PID=$LAST_PID
-wait_ready "$B_ADMIN" || stop "B starts: $(cat "$work/b.log")"
+b_config "$work/b.yaml" 0 0
+lb_remora b "$work/b.yaml" --concurrency 1 || stop "B starts: $(cat "$work/b.log")"
+B_PID=$LB_PID B_ADMIN=$LB_ADMIN B_PORT=${LB_PORT[inbound]}
 
-A_ADMIN=$(free_port) A_PORT=$(free_port)
-a_config "$work/a.yaml" "$A_ADMIN" "$A_PORT" "$B_PORT" "$work/client" \
-    spiffe://cluster.local/ns/default/sa/server
-bg "$work/a.log" "$REMORA" --config "$work/a.yaml" --concurrency 1
-A_PID=$LAST_PID
-wait_ready "$A_ADMIN" || stop "A starts: $(cat "$work/a.log")"
+a_config "$work/a.yaml" 0 0 "$B_PORT" "$work/client" spiffe://cluster.local/ns/default/sa/server
+lb_remora a "$work/a.yaml" --concurrency 1 || stop "A starts: $(cat "$work/a.log")"
+A_PID=$LB_PID A_ADMIN=$LB_ADMIN A_PORT=${LB_PORT[outbound]}
 
 # --- the happy path -------------------------------------------------------------------------
 headers=$(curl -s -m 5 -H 'x-forwarded-client-cert: By=forged;URI=spiffe://evil' \
@@ -91,7 +85,8 @@ t_eq "a 4 MiB body arrives intact through mTLS" "$got" "$(sha256sum <"$work/big.
 for _ in 1 2 3; do curl -s -m 5 -o /dev/null "http://127.0.0.1:$A_PORT/"; done
 t_eq "keep-alive: five requests, one handshake on each side" \
     "$(stat "$A_ADMIN" cluster.b.ssl.handshake) $(stat "$B_ADMIN" listener.inbound.ssl.handshake)" "1 1"
-sleep 1.2 # access logs flush once a second
+# Access logs are flushed once a second: wait for the line.
+t_until 5 grep -qs "^200 spiffe://" "$work/b-access.log"
 t_contains "B's access log names the client's SPIFFE ID and TLS version" \
     "$(cat "$work/b-access.log" 2>/dev/null)" "200 spiffe://cluster.local/ns/default/sa/client TLSv1.2"
 
@@ -122,10 +117,10 @@ t_contains "a client from another trust domain is refused" "$out" "alert"
 t_eq "...counted as ssl.fail_verify_error" "$(stat "$B_ADMIN" listener.inbound.ssl.fail_verify_error)" "1"
 
 # require_sni: a second inbound sidecar that insists on SNI.
-S_ADMIN=$(free_port) S_PORT=$(free_port)
-MTLS_DOWNSTREAM_EXTRA='require_sni: true' b_config "$work/sni.yaml" "$S_ADMIN" "$S_PORT"
-bg "$work/sni.log" "$REMORA" --config "$work/sni.yaml" --concurrency 1
-wait_ready "$S_ADMIN" || stop "the require_sni sidecar starts: $(cat "$work/sni.log")"
+MTLS_DOWNSTREAM_EXTRA='require_sni: true' b_config "$work/sni.yaml" 0 0
+lb_remora sni "$work/sni.yaml" --concurrency 1 ||
+    stop "the require_sni sidecar starts: $(cat "$work/sni.log")"
+S_PORT=${LB_PORT[inbound]}
 client=(-CAfile "$work/root/root-cert.pem" -cert "$work/client/cert-chain.pem"
     -key "$work/client/key.pem")
 printf 'GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n' >"$work/get.txt"
@@ -142,32 +137,26 @@ out=$(timeout 5 openssl s_client -connect "127.0.0.1:$B_PORT" -alpn http/1.1 "${
     </dev/null 2>&1)
 t_contains "ALPN: a client offering http/1.1 negotiates it" "$out" "ALPN protocol: http/1.1"
 
-W_ADMIN=$(free_port) W_PORT=$(free_port)
-a_config "$work/wrong.yaml" "$W_ADMIN" "$W_PORT" "$B_PORT" "$work/client" \
+a_config "$work/wrong.yaml" 0 0 "$B_PORT" "$work/client" \
     spiffe://cluster.local/ns/default/sa/someone-else
-bg "$work/wrong.log" "$REMORA" --config "$work/wrong.yaml" --concurrency 1
-W_PID=$LAST_PID
-wait_ready "$W_ADMIN" || stop "the misconfigured client sidecar starts"
+lb_remora wrong "$work/wrong.yaml" --concurrency 1 || stop "the misconfigured client sidecar starts"
+W_ADMIN=$LB_ADMIN W_PORT=${LB_PORT[outbound]}
 body=$(curl -s -m 5 -w ' %{http_code}' "http://127.0.0.1:$W_PORT/")
 t_contains "a server with an unexpected identity: 503, connection failure" "$body" "503"
 t_eq "...counted as the cluster's ssl.fail_verify_san" \
     "$(stat "$W_ADMIN" cluster.b.ssl.fail_verify_san)" "1"
 
-F_ADMIN=$(free_port) F_PORT=$(free_port)
-a_config "$work/foreign.yaml" "$F_ADMIN" "$F_PORT" "$B_PORT" "$work/foreign" \
+a_config "$work/foreign.yaml" 0 0 "$B_PORT" "$work/foreign" \
     spiffe://cluster.local/ns/default/sa/server
-bg "$work/foreign.log" "$REMORA" --config "$work/foreign.yaml" --concurrency 1
-wait_ready "$F_ADMIN" || stop "the foreign sidecar starts"
+lb_remora foreign "$work/foreign.yaml" --concurrency 1 || stop "the foreign sidecar starts"
+F_ADMIN=$LB_ADMIN F_PORT=${LB_PORT[outbound]}
 t_eq "a sidecar of another trust domain cannot verify B: 503" \
     "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$F_PORT/")" "503"
 t_eq "...it counts ssl.fail_verify_error" "$(stat "$F_ADMIN" cluster.b.ssl.fail_verify_error)" "1"
 
-# --- a clean end ----------------------------------------------------------------------------
-kill -TERM "$A_PID" "$B_PID" "$W_PID"
-rc=0
-wait "$A_PID" || rc=$?
-t_eq "A exits cleanly" "$rc" 0
-rc=0
-wait "$B_PID" || rc=$?
-t_eq "B exits cleanly" "$rc" 0
+# --- a clean end (the other sidecars are stopped, and checked, at exit) -----------------------
+lb_stop "$A_PID"
+t_eq "A exits cleanly" "$LB_STATUS" 0
+lb_stop "$B_PID"
+t_eq "B exits cleanly" "$LB_STATUS" 0
 t_summary

@@ -2,6 +2,7 @@
 # test_simcluster.sh — the simulated cluster helper: pods reach each other over the bridge by
 # address and by name, the sidecar launcher works, and teardown leaves nothing behind — also
 # when a script fails midway or is killed.
+# checks: 42
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -11,7 +12,7 @@ source "$here/../lib/testlib.sh"
 source "$here/../lib/simcluster.sh"
 
 t_require_root
-t_require_cmd socat curl setpriv
+t_require_cmd socat curl setpriv ping ss
 
 # Prints the leftovers of run ID: namespaces, hosts dirs, temp dirs. Empty means clean.
 leftovers() {
@@ -65,11 +66,7 @@ fi
 t_eq "sim_ip prints a pod's address" "$(sim_ip c)" "198.18.1.4"
 
 # --- connectivity ----------------------------------------------------------------------------
-if command -v ping >/dev/null; then
-    t_run "pod a pings pod c across the bridge" sim_exec a ping -c 1 -W 2 198.18.1.4
-else
-    t_skip "pod a pings pod c across the bridge" "no ping installed"
-fi
+t_run "pod a pings pod c across the bridge" sim_exec a ping -c 1 -W 2 198.18.1.4
 sim_bg c "$SIM_DIR/c-server.log" socat TCP-LISTEN:7000,reuseaddr,fork \
     EXEC:"echo hello-from-c" >/dev/null
 if wait_listen c 7000; then
@@ -80,10 +77,10 @@ else
     t_fail "server in pod c listens" "$(cat "$SIM_DIR/c-server.log")"
 fi
 t_eq "pod names resolve through the pod's hosts file" \
-    "$(sim_exec a getent hosts c | awk '{ print $1 }')" "198.18.1.4"
+    "$(sim_exec a getent ahostsv4 c | awk 'NR == 1 { print $1 }')" "198.18.1.4"
 sim_pod d 198.18.2.5
 t_eq "pods added later are named in every pod's hosts file" \
-    "$(sim_exec a getent hosts d | awk '{ print $1 }')" "198.18.2.5"
+    "$(sim_exec a getent ahostsv4 d | awk 'NR == 1 { print $1 }')" "198.18.2.5"
 if out=$(tcp_get a 198.19.0.10 80) && [[ -n $out ]]; then
     t_fail "a service VIP is unreachable without a sidecar" "got '$out'"
 else
@@ -109,7 +106,8 @@ fi
 
 # --- sidecar launcher, with a stand-in for remora --------------------------------------------
 # The stand-in checks what sim_sidecar promises: uid/gid 1337 and a readable --config; then it
-# serves the admin port the way remora does.
+# serves the admin port the way remora does, and exits 0 on SIGTERM as remora does (teardown
+# checks every sidecar's exit status).
 fake=$SIM_DIR/fakebuild
 mkdir -p "$fake"
 cat >"$fake/admin-handler.sh" <<'EOF'
@@ -128,7 +126,10 @@ cat >"$fake/remora" <<EOF
 #!/bin/sh
 [ "\$(id -u)" = 1337 ] && [ "\$(id -g)" = 1337 ] || { echo "stand-in: not uid/gid 1337" >&2; exit 1; }
 [ "\$1" = --config ] && [ -r "\$2" ] || { echo "stand-in: no readable --config" >&2; exit 1; }
-exec socat TCP-LISTEN:15000,bind=127.0.0.1,reuseaddr,fork EXEC:$fake/admin-handler.sh
+socat TCP-LISTEN:15000,bind=127.0.0.1,reuseaddr,fork EXEC:$fake/admin-handler.sh &
+trap 'kill \$!; exit 0' TERM
+# Not a bare wait: teardown stops the socat (not a sidecar) before it sends the sidecar TERM.
+while :; do sleep 0.1; done
 EOF
 cat >"$fake/remora-broken" <<'EOF'
 #!/bin/sh
@@ -141,24 +142,22 @@ chmod 600 "$SIM_DIR/a.yaml" # only root can read it: sim_sidecar must hand 1337 
 
 if SIM_BUILD=$fake sim_sidecar a "$SIM_DIR/a.yaml"; then
     t_ok "sim_sidecar waits until the admin endpoint is ready"
-    t_eq "sim_sidecar runs the sidecar as uid 1337" \
-        "$(ps -o uid= -p "$SIM_LAST_PID" | tr -d ' ')" 1337
-    t_eq "sim_admin prints the admin body" "$(sim_admin a /server_info)" "stand-in /server_info"
 else
     t_fail "sim_sidecar waits until the admin endpoint is ready" \
         "$(tail -n 5 "$SIM_DIR/a-remora.log")"
 fi
+t_eq "sim_sidecar runs the sidecar as uid 1337" "$(ps -o uid= -p "$SIM_LAST_PID" | tr -d ' ')" 1337
+t_eq "sim_admin prints the admin body" "$(sim_admin a /server_info)" "stand-in /server_info"
+cp "$fake/remora" "$fake/remora-good"
 cp "$fake/remora-broken" "$fake/remora"
 start=$SECONDS
-if err=$(SIM_BUILD=$fake sim_sidecar b "$SIM_DIR/a.yaml" 2>&1); then
-    t_fail "sim_sidecar fails when the sidecar dies" "returned success"
+err=$(SIM_BUILD=$fake sim_sidecar b "$SIM_DIR/a.yaml" 2>&1)
+t_eq "sim_sidecar fails when the sidecar dies" "$?" 1
+t_contains "sim_sidecar shows the log tail of a sidecar that died" "$err" "boom"
+if ((SECONDS - start < 5)); then
+    t_ok "sim_sidecar fails fast when the sidecar dies"
 else
-    t_contains "sim_sidecar shows the log tail of a sidecar that died" "$err" "boom"
-    if ((SECONDS - start < 5)); then
-        t_ok "sim_sidecar fails fast when the sidecar dies"
-    else
-        t_fail "sim_sidecar fails fast when the sidecar dies" "took $((SECONDS - start)) s"
-    fi
+    t_fail "sim_sidecar fails fast when the sidecar dies" "took $((SECONDS - start)) s"
 fi
 
 # --- teardown --------------------------------------------------------------------------------
@@ -207,7 +206,7 @@ t_eq "teardown runs when a script fails midway" "$(leftovers "$id")" ""
     echo "$SIM_ID" >"$outer/signal.id"
     sim_pod x 198.18.0.2 || exit 1
     kill -TERM "$BASHPID"
-    sleep 5
+    sleep 5 # never ends: the TERM just sent ends the script first (what is under test)
     touch "$outer/signal.reached"
 )
 rc=$?
@@ -238,5 +237,51 @@ t_eq "teardown twice succeeds" "$(cat "$outer/half.rc")" 0
 kept=$(cat "$outer/keep.dir")
 t_eq "SIM_KEEP=1 keeps the logs" "$(cat "$kept/x.log" 2>/dev/null)" "kept"
 rm -rf "$kept"
+
+# --- teardown's guards: a sidecar's exit status, sanitizer reports ----------------------------
+# Each run's teardown output (its FAIL lines) is captured here, not counted as this story's.
+# guarded_run STAND_IN — a run whose pod x has a sidecar, the stand-in with STAND_IN put in
+# front of its SIGTERM handling, then ends with status 0; prints teardown's output then the
+# run's exit status.
+guarded_run() {
+    local out rc
+    mkdir -p "$outer/guard" && chmod 755 "$outer/guard"
+    sed "s/^trap .* TERM\$/$1/" "$fake/remora-good" >"$outer/guard/remora"
+    chmod 755 "$outer/guard/remora"
+    out=$( (
+        SIM_GRACE_SECONDS=1
+        sim_init || exit 9
+        echo "$SIM_ID" >"$outer/guard.id"
+        sim_pod x 198.18.0.2 || exit 9
+        SIM_BUILD=$outer/guard sim_sidecar x "$outer/a.yaml" 2>&1 || exit 9
+        exit 0
+    ) 2>&1)
+    rc=$?
+    printf '%s\nrc=%s\n' "$out" "$rc"
+}
+out=$(guarded_run "trap 'kill \$!; exit 3' TERM")
+t_contains "a run whose sidecar exits 3 on SIGTERM fails" "$out" "rc=1"
+t_contains "...naming the pod and the status" "$out" \
+    "FAIL: $T_SCRIPT: sidecar in pod x: exit status 3;"
+t_eq "...and still leaves nothing behind" "$(leftovers "$(cat "$outer/guard.id")")" \
+    "dir $(find "${TMPDIR:-/tmp}" -maxdepth 1 -name "remora-sim-$(cat "$outer/guard.id").*")"
+rm -rf "${TMPDIR:-/tmp}/remora-sim-$(cat "$outer/guard.id")".*
+out=$(guarded_run "trap '' TERM")
+t_contains "a run whose sidecar ignores SIGTERM fails" "$out" "rc=1"
+t_contains "...naming the pod, killed after the grace time" "$out" \
+    "FAIL: $T_SCRIPT: sidecar in pod x: exit status still running 1s after SIGTERM (killed);"
+rm -rf "${TMPDIR:-/tmp}/remora-sim-$(cat "$outer/guard.id")".*
+(
+    sim_init || exit 1
+    echo "$SIM_DIR" >"$outer/san.dir"
+    echo "==42==ERROR: AddressSanitizer: heap-use-after-free on address 0x1" >"$SIM_DIR/x-remora.log"
+) >"$outer/san.out" 2>&1
+rc=$?
+t_eq "a run with a sanitizer report in a log fails" "$rc" 1
+t_contains "...naming the log and the report" "$(cat "$outer/san.out")" \
+    "FAIL: $T_SCRIPT: sanitizer report in $(cat "$outer/san.dir")/x-remora.log: ==42==ERROR: AddressSanitizer"
+t_eq "...and keeps the logs" "$(cut -c1-10 "$(cat "$outer/san.dir")/x-remora.log" 2>/dev/null)" \
+    "==42==ERRO"
+rm -rf "$(cat "$outer/san.dir")"
 
 t_summary

@@ -1,55 +1,45 @@
 #!/usr/bin/env bash
 # Story: remora on loopback relays TCP to a static cluster intact and both ways, honours
 # half-close, backpressure, connect failure and idle timeout, serves its admin endpoint, and
-# drains on SIGTERM. Needs no root: everything listens on 127.0.0.1 ports picked free.
+# drains on SIGTERM. Needs no root: everything listens on 127.0.0.1, remora on ports it picks.
+# checks: 42
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 # shellcheck source=test/lib/testlib.sh
 source "$root/test/lib/testlib.sh"
 t_require_cmd socat curl jq sha256sum
-BUILD=${BUILD:-build}
-REMORA=$root/$BUILD/remora
-
 # shellcheck source=test/lib/loopback.sh
 source "$root/test/lib/loopback.sh"
+REMORA=$LB_BIN/remora
 work=$LB_WORK
 
-ECHO=$(free_port)
-SINK=$(free_port)
-COUNT=$(free_port)
-DEAD=$(free_port)
-bg "$work/echo.log" socat -t 10 TCP-LISTEN:"$ECHO",bind=127.0.0.1,reuseaddr,fork,backlog=256 EXEC:cat
-bg "$work/count.log" socat -t 10 TCP-LISTEN:"$COUNT",bind=127.0.0.1,reuseaddr,fork,backlog=256 SYSTEM:'wc -c'
-# A slow reader: accepts, sleeps, then drains. Its backlog of unread bytes is the test.
-bg "$work/sink.log" socat -b 65536 TCP-LISTEN:"$SINK",bind=127.0.0.1,reuseaddr,fork,backlog=256 \
-    SYSTEM:'sleep 4; cat >/dev/null'
-wait_port "$ECHO" && wait_port "$COUNT" && wait_port "$SINK" || {
+# The upstreams, and a port where nothing listens. The sink is a slow reader: it accepts,
+# sleeps (the stall under test), then drains; its backlog of unread bytes is the test.
+if ! { lb_serve ECHO "$work/echo.log" socat -t 10 \
+    TCP-LISTEN:@ECHO@,bind=127.0.0.1,reuseaddr,fork,backlog=256 EXEC:cat &&
+    lb_serve COUNT "$work/count.log" socat -t 10 \
+        TCP-LISTEN:@COUNT@,bind=127.0.0.1,reuseaddr,fork,backlog=256 SYSTEM:'wc -c' &&
+    lb_serve SINK "$work/sink.log" socat -b 65536 \
+        TCP-LISTEN:@SINK@,bind=127.0.0.1,reuseaddr,fork,backlog=256 \
+        SYSTEM:'sleep 4; cat >/dev/null' &&
+    lb_dead_port DEAD; }; then
     t_fail upstreams_start "socat did not listen"
     t_summary
-}
+fi
 
-P_ECHO=$(free_port)
-P_COUNT=$(free_port)
-P_SINK=$(free_port)
-P_DEAD=$(free_port)
-P_IDLE=$(free_port)
-P_ONE=$(free_port)
-ADMIN=$(free_port)
-HEALTH=$(free_port)
-
-listener() { # listener NAME PORT CLUSTER [IDLE]
+listener() { # listener NAME CLUSTER [IDLE] — on a port remora picks
     cat <<EOF
   - name: $1
-    address: {socket_address: {address: 127.0.0.1, port_value: $2}}
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
     filter_chains:
     - filters:
       - name: envoy.filters.network.tcp_proxy
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
           stat_prefix: $1
-          cluster: $3
-          idle_timeout: ${4:-3600s}
+          cluster: $2
+          idle_timeout: ${3:-3600s}
 EOF
 }
 cluster() { # cluster NAME PORT
@@ -68,16 +58,16 @@ EOF
     cat <<EOF
 node: {id: loopback.test, cluster: test}
 admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: $ADMIN}}
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
 static_resources:
   listeners:
 EOF
-    listener echo "$P_ECHO" echo
-    listener count "$P_COUNT" count
-    listener sink "$P_SINK" sink
-    listener dead "$P_DEAD" dead
-    listener idle "$P_IDLE" echo 1s
-    listener one "$P_ONE" one
+    listener echo echo
+    listener count count
+    listener sink sink
+    listener dead dead
+    listener idle echo 1s
+    listener one one
     echo "  clusters:"
     cluster echo "$ECHO"
     cluster count "$COUNT"
@@ -102,15 +92,16 @@ line=$(grep -n connect_timeot "$work/bad.yaml" | head -1 | cut -d: -f1)
 t_contains validate_error_names_the_line "$out" "bad.yaml:$line:"
 
 # --- start ---------------------------------------------------------------------------------
-bg "$work/remora.log" "$REMORA" --config "$work/remora.yaml" --concurrency 2 --drain-time-s 10 \
-    --health-address 127.0.0.1:"$HEALTH"
-REMORA_PID=$LAST_PID
-if wait_ready "$ADMIN"; then
+if lb_remora remora "$work/remora.yaml" --concurrency 2 --drain-time-s 10 \
+    --health-address 127.0.0.1:0; then
     t_ok remora_becomes_ready
 else
     t_fail remora_becomes_ready "$(tr '\n' ' ' <"$work/remora.log")"
     t_summary
 fi
+REMORA_PID=$LB_PID ADMIN=$LB_ADMIN HEALTH=$LB_HEALTH
+P_ECHO=${LB_PORT[echo]} P_COUNT=${LB_PORT[count]} P_SINK=${LB_PORT[sink]}
+P_DEAD=${LB_PORT[dead]} P_IDLE=${LB_PORT[idle]} P_ONE=${LB_PORT[one]}
 
 # --- data integrity: 64 MiB there and back, checked by hash --------------------------------
 head -c $((64 << 20)) /dev/urandom >"$work/big.in"
@@ -161,14 +152,23 @@ fi
 t_eq idle_timeout_counted "$(stat "$ADMIN" tcp.idle.idle_timeout)" 1
 
 # --- backpressure: a slow reader does not make remora buffer the sender's bytes ------------
+# unsent PORT — the bytes queued unsent on the established socket connected to PORT.
+unsent() { ss -Htn state established "( dport = :$1 )" | awk '{ print $2; exit }'; }
+# stalled — the pipe is full end to end: remora's connection to the sink holds 1 MiB unsent (the
+# sink does not read), and so does the sender's connection to remora (remora stopped reading).
+stalled() { (($(unsent "$SINK") + 0 >= 1 << 20 && $(unsent "$P_SINK") + 0 >= 1 << 20)); }
 (head -c $((256 << 20)) /dev/zero | timeout 20 socat -u - TCP:127.0.0.1:"$P_SINK") &
 sender=$!
-sleep 2
-rss_kb=$(awk '/VmRSS/ { print $2 }' "/proc/$REMORA_PID/status")
-if ((rss_kb < 40 * 1024)); then
-    t_ok slow_reader_pauses_sender_and_bounds_memory
+if t_until 3 stalled; then
+    rss_kb=$(awk '/VmRSS/ { print $2 }' "/proc/$REMORA_PID/status")
+    if ((rss_kb < 40 * 1024)); then
+        t_ok slow_reader_pauses_sender_and_bounds_memory
+    else
+        t_fail slow_reader_pauses_sender_and_bounds_memory "remora RSS ${rss_kb} KiB while upstream stalls"
+    fi
 else
-    t_fail slow_reader_pauses_sender_and_bounds_memory "remora RSS ${rss_kb} KiB while upstream stalls"
+    t_fail slow_reader_pauses_sender_and_bounds_memory \
+        "no stall: unsent to the sink '$(unsent "$SINK")', to remora '$(unsent "$P_SINK")'"
 fi
 wait "$sender"
 t_eq slow_reader_eventually_gets_everything \
@@ -206,8 +206,10 @@ types=$(printf '%s\n' "$prom" | grep -c '^# TYPE envoy_cluster_upstream_cx_total
 t_eq admin_prometheus_one_type_line_per_family "$types" 1
 t_contains admin_clusters_lists_endpoints "$(curl -s "http://127.0.0.1:$ADMIN/clusters")" \
     "echo::127.0.0.1:$ECHO::health_flags::healthy"
-t_contains admin_listeners_lists_addresses "$(curl -s "http://127.0.0.1:$ADMIN/listeners")" \
-    "echo::127.0.0.1:$P_ECHO"
+# Every listener with its address. (The port there is the configured 0, not the one bound.)
+got=$(curl -s "http://127.0.0.1:$ADMIN/listeners" | sed 's/:[0-9]*$//' | sort | tr '\n' ' ')
+t_eq admin_listeners_lists_every_listener "$got" \
+    "count::127.0.0.1 dead::127.0.0.1 echo::127.0.0.1 idle::127.0.0.1 one::127.0.0.1 sink::127.0.0.1 "
 dump=$(curl -s "http://127.0.0.1:$ADMIN/config_dump")
 t_eq admin_config_dump_has_cluster \
     "$(printf '%s' "$dump" | jq -r '.configs[] | select(."@type" | endswith("ClustersConfigDump")) | .static_clusters[0].cluster.name')" echo
@@ -232,7 +234,8 @@ echo before >&"${LONG[1]}"
 read -r -t 5 reply <&"${LONG[0]}"
 t_eq drain_setup_connection_open "$reply" before
 kill -TERM "$REMORA_PID"
-sleep 0.5
+ready_is() { [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN/ready") == "$1" ]]; }
+t_until 5 ready_is 503
 t_eq drain_ready_turns_503 \
     "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN/ready")" 503
 t_eq drain_health_port_turns_503 \
@@ -245,19 +248,17 @@ fi
 echo during >&"${LONG[1]}"
 read -r -t 5 reply <&"${LONG[0]}"
 t_eq drain_open_connection_keeps_working "$reply" during
-kill -0 "$REMORA_PID" 2>/dev/null && t_ok drain_waits_for_open_connection ||
+lb_alive "$REMORA_PID" && t_ok drain_waits_for_open_connection ||
     t_fail drain_waits_for_open_connection "exited with a connection open"
 exec {LONG[1]}>&-
 wait "$long_pid" 2>/dev/null
-wait "$REMORA_PID"
-t_eq drain_exits_zero_once_connections_end "$?" 0
+lb_wait "$REMORA_PID"
+t_eq drain_exits_zero_once_connections_end "$LB_STATUS" 0
 
 # --- /quitquitquit ---------------------------------------------------------------------------
-bg "$work/remora2.log" "$REMORA" --config "$work/remora.yaml" --concurrency 1
-pid2=$LAST_PID
-wait_ready "$ADMIN"
-curl -s -X POST "http://127.0.0.1:$ADMIN/quitquitquit" >/dev/null
-wait "$pid2"
-t_eq quitquitquit_exits_zero "$?" 0
+lb_remora remora2 "$work/remora.yaml" --concurrency 1
+curl -s -X POST "http://127.0.0.1:$LB_ADMIN/quitquitquit" >/dev/null
+lb_wait "$LB_PID"
+t_eq quitquitquit_exits_zero "$LB_STATUS" 0
 
 t_summary

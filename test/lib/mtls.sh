@@ -4,7 +4,9 @@
 # a plain HTTP proxy, and a python3 app. Source it after testlib.sh and loopback.sh, never run it.
 #
 # Every listener hands its connections to the HTTP connection manager, whose stat prefix is the
-# listener's name and which routes every request to the config's one cluster. A certificate
+# listener's name and which routes every request to the config's one cluster. Give 0 for the
+# ADMIN and PORT of a config: remora binds its own ports and lb_remora reads them back (the
+# listener's in LB_PORT[its name]). A certificate
 # directory is laid out the way `remoractl certs issue` writes one: cert-chain.pem, key.pem and
 # root-cert.pem (the trust anchor). Options, read from the environment (VAR=value before one
 # call sets it for that call only):
@@ -166,17 +168,18 @@ EOF
     } >"$1"
 }
 
-# mtls_app PORT — runs a python3 HTTP/1.1 server on 127.0.0.1:PORT (a thread a connection,
-# keep-alive, no request log) until the story ends, and returns once it listens (non-zero if it
-# never does). The methods of its request handler, a http.server.BaseHTTPRequestHandler, are read
-# from stdin: Python indented by four spaces, with hashlib and time imported and
-# self.reply(BODY) answering 200 with the bytes BODY and their content-length. The script and
-# its output are $LB_WORK/app-PORT.py and app-PORT.log.
+# mtls_app VAR — runs a python3 HTTP/1.1 server on 127.0.0.1 (a thread a connection, keep-alive,
+# no request log) until the story ends, on a port it binds itself (port 0), sets VAR to that
+# port and returns once it listens (non-zero if it never does). The methods of its request
+# handler, a http.server.BaseHTTPRequestHandler, are read from stdin: Python indented by four
+# spaces, with hashlib and time imported and self.reply(BODY) answering 200 with the bytes BODY
+# and their content-length. The script and its output are $LB_WORK/app-VAR.py and app-VAR.log,
+# its port in $LB_WORK/app-VAR.port.
 mtls_app() {
-    local py=$LB_WORK/app-$1.py
+    local py=$LB_WORK/app-$1.py port=$LB_WORK/app-$1.port
     {
         cat <<'EOF'
-import hashlib, http.server, time
+import hashlib, http.server, os, sys, time
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def reply(self, b):
@@ -188,8 +191,15 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 EOF
         cat
-        echo "http.server.ThreadingHTTPServer((\"127.0.0.1\", $1), H).serve_forever()"
+        cat <<'EOF'
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(server.server_port))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+server.serve_forever()
+EOF
     } >"$py"
-    bg "$LB_WORK/app-$1.log" python3 "$py"
-    wait_port "$1"
+    bg "$LB_WORK/app-$1.log" python3 "$py" "$port"
+    t_until 10 test -s "$port" || return 1
+    printf -v "$1" '%s' "$(cat "$port")"
 }

@@ -3,16 +3,19 @@
 # switch namespace; shared by the e2e tests, `make demo` and the benchmarks. Source it, never run.
 #
 # Everything a run creates is named after its SIM_ID (rm<id>-*), lives outside the host
-# namespace, and is removed by sim_teardown, which sim_init arms on EXIT, INT and TERM.
-# See docs/simcluster.md.
+# namespace, and is removed by sim_teardown, which sim_init arms on EXIT, INT and TERM. The
+# teardown also checks every sidecar's exit status and scans every log for sanitizer reports:
+# either failure fails the run. See docs/simcluster.md.
 
 SIM_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SIM_ROOT=$(cd "$SIM_LIB_DIR/../.." && pwd)
+# shellcheck source=test/lib/guards.sh
+source "$SIM_LIB_DIR/guards.sh"
 
 SIM_BRIDGE_IP=198.18.0.1
 SIM_PROXY_UID=1337
 SIM_ADMIN_URL=http://127.0.0.1:15000
-SIM_GRACE_SECONDS=${SIM_GRACE_SECONDS:-3}
+SIM_GRACE_SECONDS=${SIM_GRACE_SECONDS:-10}
 
 # Resolves $BUILD (default "build") against the repository root unless it is absolute.
 _sim_build_dir() {
@@ -67,7 +70,7 @@ sim_init() {
     export SIM_BUILD
 
     # Arm teardown before creating anything, so a failure half-way still cleans up.
-    trap sim_teardown EXIT
+    trap _sim_on_exit EXIT
     trap '_sim_on_signal 130' INT
     trap '_sim_on_signal 143' TERM
 
@@ -98,6 +101,7 @@ sim_init() {
     printf '127.0.0.1\tlocalhost\n' >"$SIM_DIR/hosts"
     : >"$SIM_DIR/pids"
     : >"$SIM_DIR/deferred"
+    : >"$SIM_DIR/sidecars"
 
     sw=$(sim_switch_ns)
     if ! { ip -n "$sw" link set lo up &&
@@ -242,11 +246,15 @@ _sim_http_code() {
 
 # sim_sidecar NAME CONFIG [remora args...] — starts remora in pod NAME as uid/gid 1337 and waits
 # up to 10 s for its admin /ready to answer 200. Sets SIM_LAST_PID; the pid is also written to
-# $SIM_DIR/NAME-remora.pid. On failure prints the log tail, stops the process and returns 1.
+# $SIM_DIR/NAME-remora.pid, and its exit status, once it exits, to $SIM_DIR/NAME-remora.status
+# (by a shell that waits for it: the sidecar is no child of the story's shell). On failure
+# prints the log tail, stops the process and returns 1; a sidecar that started is checked at
+# teardown: it must have exited with status 0.
 sim_sidecar() {
-    local name=$1 config=$2 bin cfg log pid i code=000
+    local name=$1 config=$2 bin cfg log pid i code=000 ns base
     shift 2
     log=$SIM_DIR/$name-remora.log
+    base=$SIM_DIR/$name-remora
     if [[ ! -x $SIM_BUILD/remora ]]; then
         _sim_err "no executable $SIM_BUILD/remora (run make)"
         return 1
@@ -257,13 +265,32 @@ sim_sidecar() {
     fi
     bin=$(_sim_readable_by_proxy "$SIM_BUILD/remora" x) || return 1
     cfg=$(_sim_readable_by_proxy "$config" r) || return 1
-    pid=$(sim_bg "$name" "$log" setpriv --reuid="$SIM_PROXY_UID" --regid="$SIM_PROXY_UID" \
-        --clear-groups "$bin" --config "$cfg" "$@") || return 1
+    ns=$(sim_ns "$name") || return 1
+    rm -f "$base.pid" "$base.status" "$base.waiter"
+    # The shell in between only waits: signals go to the sidecar itself, by its pid.
+    # shellcheck disable=SC2016 # expanded by that shell
+    ip netns exec "$ns" sh -c '"$@" & echo "$!" >"$0.pid.tmp" && mv "$0.pid.tmp" "$0.pid"
+        wait "$!"; echo "$?" >"$0.status.tmp" && mv "$0.status.tmp" "$0.status"' "$base" \
+        setpriv --reuid="$SIM_PROXY_UID" --regid="$SIM_PROXY_UID" --clear-groups \
+        "$bin" --config "$cfg" "$@" </dev/null >"$log" 2>&1 &
+    printf '%s\n' "$!" >"$base.waiter"
+    for ((i = 0; i < 100; i++)); do
+        [[ -s $base.pid ]] && break
+        sleep 0.05
+    done
+    pid=$(cat "$base.pid" 2>/dev/null)
+    if [[ -z $pid ]]; then
+        _sim_err "sidecar in pod $name did not start"
+        return 1
+    fi
+    printf '%s\n' "$pid" >>"$SIM_DIR/pids"
     export SIM_LAST_PID=$pid
-    printf '%s\n' "$pid" >"$SIM_DIR/$name-remora.pid"
     for ((i = 0; i < 100; i++)); do
         code=$(_sim_http_code "$name" /ready)
-        [[ $code == 200 ]] && return 0
+        if [[ $code == 200 ]]; then
+            printf '%s\n' "$name" >>"$SIM_DIR/sidecars"
+            return 0
+        fi
         if ! sim_alive "$pid"; then
             _sim_err "sidecar in pod $name exited before it was ready; $log ends:"
             tail -n 20 "$log" >&2
@@ -275,6 +302,23 @@ sim_sidecar() {
     tail -n 20 "$log" >&2
     kill -TERM "$pid" 2>/dev/null
     return 1
+}
+
+# sim_stop NAME [SECONDS] — sends SIGTERM to pod NAME's sidecar and prints its exit status once
+# it has exited ("0" for a clean exit), or "running" if it has not within SECONDS (default
+# SIM_GRACE_SECONDS). Works inside $(...).
+sim_stop() {
+    local base=$SIM_DIR/$1-remora i
+    kill -TERM "$(cat "$base.pid")" 2>/dev/null
+    for ((i = 0; i < ${2:-$SIM_GRACE_SECONDS} * 20; i++)); do
+        [[ -s $base.status ]] && break
+        sleep 0.05
+    done
+    if [[ -s $base.status ]]; then
+        guard_status_text "$(cat "$base.status")"
+    else
+        echo running
+    fi
 }
 
 # sim_admin NAME PATH — prints the body of the pod's admin endpoint at PATH (e.g. /stats).
@@ -307,11 +351,32 @@ _sim_on_signal() {
     exit "$1"
 }
 
+# The EXIT trap: a trap's own status is lost unless it exits with it.
+_sim_on_exit() {
+    sim_teardown
+    exit $?
+}
+
+# True once every started sidecar has its exit status written and every remembered process is
+# gone.
+_sim_all_stopped() {
+    local pid name
+    for pid in "$@"; do
+        sim_alive "$pid" && return 1
+    done
+    [[ -f $SIM_DIR/sidecars ]] || return 0
+    while read -r name; do
+        [[ -s $SIM_DIR/$name-remora.status ]] || return 1
+    done <"$SIM_DIR/sidecars"
+}
+
 # sim_teardown — stops every process and removes every namespace, link, hosts file and (unless
 # SIM_KEEP=1) the temp dir of this run. Idempotent; safe after a half-finished sim_init.
-# Keeps the caller's exit status, so it can run as the EXIT trap.
+# Returns the caller's exit status, so it can run as the EXIT trap, or 1 when the caller
+# succeeded but a sidecar did not exit with status 0 or a log holds a sanitizer report (each
+# printed as a FAIL line; the logs are then kept).
 sim_teardown() {
-    local rc=$? ns pid pids=() i left cmd
+    local rc=$? ns pid pids=() others=() keep i left cmd name st bad=0
     local -
     set +e +u
     [[ -n $SIM_ID ]] || return "$rc"
@@ -323,23 +388,38 @@ sim_teardown() {
         : >"$SIM_DIR/deferred"
     fi
 
-    # Remembered processes first, politely: sidecars get to drain and flush logs.
+    # Apps, clients and strays first (everything in our namespaces but the sidecars and the
+    # shells waiting for them): the connections they hold close, so a sidecar's drain has
+    # nothing left to wait for.
     if [[ -f $SIM_DIR/pids ]]; then
         while read -r pid; do
             _sim_pid_is_ours "$pid" && pids+=("$pid")
         done <"$SIM_DIR/pids"
     fi
-    if ((${#pids[@]})); then
-        kill -TERM "${pids[@]}" 2>/dev/null
-        for ((i = 0; i < SIM_GRACE_SECONDS * 10; i++)); do
+    keep=" $(cat "$SIM_DIR"/*-remora.pid "$SIM_DIR"/*-remora.waiter 2>/dev/null | tr '\n' ' ') "
+    for ns in $(_sim_list_ns); do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do
+            [[ $keep == *" $pid "* ]] || others+=("$pid")
+        done
+    done
+    if ((${#others[@]})); then
+        kill -TERM "${others[@]}" 2>/dev/null
+        for ((i = 0; i < 20; i++)); do
             left=0
-            for pid in "${pids[@]}"; do
+            for pid in "${others[@]}"; do
                 sim_alive "$pid" && left=1
             done
             ((left)) || break
             sleep 0.1
         done
+        kill -KILL "${others[@]}" 2>/dev/null
     fi
+    # Then the sidecars, politely: each gets to drain, flush its logs and exit 0.
+    ((${#pids[@]})) && kill -TERM "${pids[@]}" 2>/dev/null
+    for ((i = 0; i < SIM_GRACE_SECONDS * 10; i++)); do
+        _sim_all_stopped "${pids[@]}" && break
+        sleep 0.1
+    done
     # Then anything at all still inside our namespaces (children, strays), without mercy: a
     # namespace with a live process outlives `ip netns del` and keeps its links.
     for i in 1 2 3 4 5; do
@@ -371,17 +451,25 @@ sim_teardown() {
         [[ -e $ns ]] && rm -rf "$ns"
     done
 
-    # A sidecar built with sanitizers reports memory errors and leaks in its log, at exit too:
-    # any such report fails the story (test/e2e/run.sh counts FAIL lines), logs kept.
-    local log
-    for log in "$SIM_DIR"/*-remora.log; do
-        [[ -f $log ]] || continue
-        if grep -qE 'Sanitizer|runtime error:' "$log"; then
-            printf 'FAIL: %s: sanitizer report in %s: %s\n' "${T_SCRIPT:-simcluster}" \
-                "$(basename "$log")" "$(grep -m1 -E 'Sanitizer|runtime error:' "$log")"
-            SIM_KEEP=1
-        fi
-    done
+    # Every sidecar that started must have exited with status 0 (SIGTERM drains, then exits 0;
+    # a crash, a sanitizer's abort or a leak report at exit does not), and no log may hold a
+    # sanitizer report. Checked before SIM_DIR goes.
+    if [[ -s $SIM_DIR/sidecars ]]; then
+        while read -r name; do
+            st=$(cat "$SIM_DIR/$name-remora.status" 2>/dev/null)
+            [[ $st == 0 ]] && continue
+            if [[ -z $st ]]; then
+                st="still running ${SIM_GRACE_SECONDS}s after SIGTERM (killed)"
+            else
+                st=$(guard_status_text "$st")
+            fi
+            guard_fail "sidecar in pod $name: exit status $st; log $SIM_DIR/$name-remora.log"
+            bad=1
+        done < <(sort -u "$SIM_DIR/sidecars")
+        : >"$SIM_DIR/sidecars"
+    fi
+    guard_scan_logs "$SIM_DIR" || bad=1
+    ((bad)) && SIM_KEEP=1
     if [[ -n $SIM_DIR && -d $SIM_DIR ]]; then
         if [[ ${SIM_KEEP:-0} == 1 ]]; then
             printf 'simcluster: kept logs in %s\n' "$SIM_DIR" >&2
@@ -389,5 +477,6 @@ sim_teardown() {
             rm -rf "$SIM_DIR"
         fi
     fi
+    ((bad && rc == 0)) && return 1
     return "$rc"
 }
