@@ -5,6 +5,7 @@
 # layered_runtime loads. The double proxy carries TCP through mutual TLS with DNS SANs between
 # two proxies to a database. One pod per container of the examples' docker-compose files, the
 # container names resolving through the pods' hosts files.
+# checks: 17
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -33,17 +34,12 @@ sim_alias pgfront proxy-postgres-frontend.example.com
 sim_alias pgback proxy-postgres-backend.example.com
 sim_alias db postgres
 
-# example_proxy POD CONFIG DIR — runs remora with an example's config from DIR (the working
-# directory its relative paths are read from) and waits until it logs that it is ready.
+# example_proxy POD CONFIG DIR — runs remora as the pod's sidecar with an example's config,
+# from DIR (the working directory its relative paths are read from), until it logs that it is
+# ready; teardown checks that it exits cleanly.
 example_proxy() {
-    local pod=$1 cfg=$2 dir=$3 log=$SIM_DIR/$1-remora.log i
-    sim_bg "$pod" "$log" sh -c "cd '$dir' && exec '$SIM_BUILD/remora' --config '$cfg' \
-        --concurrency 1" >/dev/null
-    for ((i = 0; i < 100; i++)); do
-        grep -q 'workers listening: ready' "$log" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    t_fail "${pod}_proxy_ready" "$(tail -n 5 "$log" | tr '\n' ' ')"
+    SIM_SIDECAR_DIR=$3 SIM_SIDECAR_READY=log sim_sidecar "$1" "$2" --concurrency 1 && return 0
+    t_fail "${1}_proxy_ready" "$(tail -n 5 "$SIM_DIR/$1-remora.log" | tr '\n' ' ')"
     return 1
 }
 get() { # get URL [curl args] — the body, from the client pod
@@ -108,6 +104,8 @@ cp "$pki/example.com.key" "$SIM_DIR/pgfront/certs/clientkey.pem"
 cp "$pki/ca.crt" "$SIM_DIR/pgback/certs/cacert.pem"
 cp "$pki/postgres-backend.example.com.crt" "$SIM_DIR/pgback/certs/servercert.pem"
 cp "$pki/example.com.key" "$SIM_DIR/pgback/certs/serverkey.pem"
+# The proxies run as the sidecar's uid: their files must be readable to it (test keys only).
+chmod -R a+rX "$SIM_DIR/pgfront" "$SIM_DIR/pgback"
 
 sim_bg db "$SIM_DIR/db.log" socat TCP-LISTEN:5432,fork,reuseaddr,backlog=16 SYSTEM:'exec cat' \
     >/dev/null

@@ -5,6 +5,7 @@
 # invalid upstream response is a 502 (UPE); clients that abort mid-upload and mid-download are
 # DC; a drain lets requests in flight finish with "connection: close", and its deadline ends
 # the rest. Every one leaves one access-log line and Envoy's reset counters. Needs no root.
+# checks: 44
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -13,8 +14,6 @@ source "$root/test/lib/testlib.sh"
 t_require_cmd socat curl
 # shellcheck source=test/lib/loopback.sh
 source "$root/test/lib/loopback.sh"
-BUILD=${BUILD:-build}
-REMORA=$root/$BUILD/remora
 work=$LB_WORK
 
 # --- upstreams: raw HTTP/1.1 servers in sh behind socat, each recording what happened to it ----
@@ -63,25 +62,20 @@ echo gone >>$work/big.events
 EOF
 declare -A UP
 for app in hang short bad slowok sink big; do
-    UP[$app]=$(free_port)
     : >"$work/$app.events"
-    bg "$work/$app.log" socat TCP-LISTEN:"${UP[$app]}",bind=127.0.0.1,reuseaddr,fork,backlog=16 \
-        SYSTEM:"sh $work/$app.sh"
-done
-for app in "${!UP[@]}"; do
-    wait_port "${UP[$app]}" || { t_fail apps_start "$app (port ${UP[$app]}) not listening"; t_summary; }
+    lb_serve P "$work/$app.log" socat TCP-LISTEN:@P@,bind=127.0.0.1,reuseaddr,fork,backlog=16 \
+        SYSTEM:"sh $work/$app.sh" || { t_fail apps_start "$app did not listen"; t_summary; }
+    UP[$app]=$P
 done
 
-HTTP=$(free_port)
-ADMIN=$(free_port)
 write_config() { # write_config FILE
     {
         cat <<EOF
-admin: {address: {socket_address: {address: 127.0.0.1, port_value: $ADMIN}}}
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}
 static_resources:
   listeners:
   - name: http
-    address: {socket_address: {address: 127.0.0.1, port_value: $HTTP}}
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
     filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager
@@ -116,25 +110,16 @@ EOF
 }
 write_config "$work/remora.yaml"
 
-start_remora() { # start_remora [remora args] — sets RPID
-    bg "$work/remora.log" "$REMORA" --config "$work/remora.yaml" --concurrency 1 "$@"
-    RPID=$LAST_PID
-    wait_ready "$ADMIN" || { t_fail remora_starts "$(tail -5 "$work/remora.log")"; t_summary; }
+start_remora() { # start_remora [remora args] — sets RPID, ADMIN and U
+    local name=${REMORA_NAME:-remora}
+    lb_remora "$name" "$work/remora.yaml" --concurrency 1 "$@" ||
+        { t_fail remora_starts "$(tail -5 "$work/$name.log")"; t_summary; }
+    RPID=$LB_PID ADMIN=$LB_ADMIN U=http://127.0.0.1:${LB_PORT[http]}
 }
 
-# poll SECONDS CMD... — until CMD succeeds; false if it never does in time.
-poll() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.05
-    done
-}
 has_line() { grep -qx -- "$2" "$1" 2>/dev/null; }
 log_lines() { grep -c -- "^$1 " "$work/access.log" 2>/dev/null; }
 stat_is() { [[ $(stat "$ADMIN" "$1") == "$2" ]]; }
-U=http://127.0.0.1:$HTTP
 
 start_remora
 
@@ -143,11 +128,11 @@ t0=$(date +%s%N)
 curl -s -o /dev/null --max-time 1 "$U/hang"
 rc=$?
 t_eq client_gave_up_after_one_second "$rc" 28
-poll 3 has_line "$work/hang.events" gone &&
+t_until 3 has_line "$work/hang.events" gone &&
     ms=$((($(date +%s%N) - t0) / 1000000)) &&
     ((ms < 3000)) && t_ok upstream_reset_when_client_gives_up ||
     t_fail upstream_reset_when_client_gives_up "the upstream connection still open after 3 s ($(tr '\n' ' ' <"$work/hang.events"))"
-poll 3 has_line "$work/access.log" "/hang 0 DC" && t_ok client_abort_logged_at_once_as_DC ||
+t_until 3 has_line "$work/access.log" "/hang 0 DC" && t_ok client_abort_logged_at_once_as_DC ||
     t_fail client_abort_logged_at_once_as_DC "log: $(cat "$work/access.log")"
 t_eq client_abort_logged_once "$(log_lines /hang)" 1
 t_eq downstream_rq_rx_reset_counts_it "$(stat "$ADMIN" http.fail.downstream_rq_rx_reset)" 1
@@ -166,7 +151,7 @@ ms=$((($(date +%s%N) - t0) / 1000000))
     t_fail short_body_client_sees_broken_transfer "curl exit $rc"
 ((ms < 3000)) && t_ok short_body_client_not_left_hanging ||
     t_fail short_body_client_not_left_hanging "curl took ${ms}ms"
-poll 3 has_line "$work/access.log" "/short 200 UC" && t_ok short_body_logged_200_UC ||
+t_until 3 has_line "$work/access.log" "/short 200 UC" && t_ok short_body_logged_200_UC ||
     t_fail short_body_logged_200_UC "log: $(cat "$work/access.log")"
 t_eq short_body_logged_once "$(log_lines /short)" 1
 t_eq short_body_counts_downstream_rq_tx_reset \
@@ -177,7 +162,7 @@ t_eq short_body_counts_upstream_rq_rx_reset "$(stat "$ADMIN" cluster.short.upstr
 
 # --- an invalid upstream response: 502 UPE -----------------------------------------------------
 t_eq invalid_response_is_502 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$U/bad")" 502
-poll 3 has_line "$work/access.log" "/bad 502 UPE" && t_ok invalid_response_logged_502_UPE ||
+t_until 3 has_line "$work/access.log" "/bad 502 UPE" && t_ok invalid_response_logged_502_UPE ||
     t_fail invalid_response_logged_502_UPE "log: $(cat "$work/access.log")"
 t_eq invalid_response_counted_5xx "$(stat "$ADMIN" http.fail.downstream_rq_5xx)" 1
 
@@ -185,18 +170,18 @@ t_eq invalid_response_counted_5xx "$(stat "$ADMIN" http.fail.downstream_rq_5xx)"
 head -c $((4 << 20)) /dev/zero >"$work/up.bin"
 curl -s -o /dev/null --max-time 1 --limit-rate 256k -T "$work/up.bin" "$U/sink"
 t_eq upload_client_gave_up "$?" 28
-poll 3 has_line "$work/sink.events" gone && t_ok upload_upstream_reset_at_once ||
+t_until 3 has_line "$work/sink.events" gone && t_ok upload_upstream_reset_at_once ||
     t_fail upload_upstream_reset_at_once "the upstream connection still open"
-poll 3 has_line "$work/access.log" "/sink 0 DC" && t_ok upload_abort_logged_DC ||
+t_until 3 has_line "$work/access.log" "/sink 0 DC" && t_ok upload_abort_logged_DC ||
     t_fail upload_abort_logged_DC "log: $(cat "$work/access.log")"
 t_eq upload_abort_logged_once "$(log_lines /sink)" 1
 
 # --- a client that aborts mid-download --------------------------------------------------------
 curl -s -o /dev/null --max-time 1 --limit-rate 256k "$U/big"
 t_eq download_client_gave_up "$?" 28
-poll 3 has_line "$work/big.events" gone && t_ok download_upstream_reset_at_once ||
+t_until 3 has_line "$work/big.events" gone && t_ok download_upstream_reset_at_once ||
     t_fail download_upstream_reset_at_once "the upstream still sending"
-poll 3 has_line "$work/access.log" "/big 200 DC" && t_ok download_abort_logged_200_DC ||
+t_until 3 has_line "$work/access.log" "/big 200 DC" && t_ok download_abort_logged_200_DC ||
     t_fail download_abort_logged_200_DC "log: $(cat "$work/access.log")"
 t_eq download_abort_logged_once "$(log_lines /big)" 1
 t_eq resets_received_in_all "$(stat "$ADMIN" http.fail.downstream_rq_rx_reset)" 3
@@ -213,7 +198,7 @@ t_eq istio_metric_counts_invalid_response "$(istio bad 502 UPE)" 1
 
 # --- a client that gives up does not hold up a drain -----------------------------------------
 curl -s -o /dev/null --max-time 1 "$U/hang"
-poll 3 stat_is http.fail.downstream_rq_active 0 && t_ok abandoned_request_leaves_nothing_active ||
+t_until 3 stat_is http.fail.downstream_rq_active 0 && t_ok abandoned_request_leaves_nothing_active ||
     t_fail abandoned_request_leaves_nothing_active "still $(stat "$ADMIN" http.fail.downstream_rq_active)"
 
 # --- a drain with a request in flight: it finishes, with connection: close ---------------------
@@ -221,43 +206,42 @@ rm -f "$work/release"
 : >"$work/slowok.events"
 curl -s -D "$work/drain.head" -o "$work/drain.body" --max-time 10 "$U/slowok" &
 CURL=$!
-poll 3 has_line "$work/slowok.events" start || t_fail drain_request_reached_upstream "no request"
+t_until 3 has_line "$work/slowok.events" start || t_fail drain_request_reached_upstream "no request"
 kill -TERM "$RPID"
-poll 3 stat_is server.state 1 && t_ok drain_started || t_fail drain_started "state $(stat "$ADMIN" server.state)"
+t_until 3 stat_is server.state 1 && t_ok drain_started || t_fail drain_started "state $(stat "$ADMIN" server.state)"
 touch "$work/release"
 wait "$CURL"
 t_eq drained_request_finishes "$?|$(cat "$work/drain.body")" "0|done!"
 grep -qi '^connection: close' "$work/drain.head" && t_ok drained_request_answered_connection_close ||
     t_fail drained_request_answered_connection_close "$(tr -d '\r' <"$work/drain.head" | tr '\n' ' ')"
-poll 5 eval '! kill -0 "$RPID" 2>/dev/null' && t_ok drain_exits_once_request_done ||
+t_until 5 eval '! lb_alive "$RPID"' && t_ok drain_exits_once_request_done ||
     t_fail drain_exits_once_request_done "remora still running"
-wait "$RPID"
-t_eq drain_exit_status_0 "$?" 0
-poll 1 has_line "$work/access.log" "/slowok 200 -" && t_ok drained_request_logged ||
+lb_wait "$RPID"
+t_eq drain_exit_status_0 "$LB_STATUS" 0
+t_until 1 has_line "$work/access.log" "/slowok 200 -" && t_ok drained_request_logged ||
     t_fail drained_request_logged "log: $(tail -3 "$work/access.log")"
 
 # --- the drain deadline ends what is still in flight, and reports it ---------------------------
-start_remora --drain-time-s 1
+REMORA_NAME=remora2 start_remora --drain-time-s 1
 : >"$work/hang.events"
 curl -s -o /dev/null --max-time 10 "$U/hang" &
 CURL=$!
-poll 3 has_line "$work/hang.events" start || t_fail deadline_request_reached_upstream "no request"
+t_until 3 has_line "$work/hang.events" start || t_fail deadline_request_reached_upstream "no request"
 t0=$(date +%s%N)
 kill -TERM "$RPID"
-wait "$RPID"
-rc=$?
+lb_wait "$RPID"
 ms=$((($(date +%s%N) - t0) / 1000000))
-t_eq drain_deadline_exit_status_0 "$rc" 0
+t_eq drain_deadline_exit_status_0 "$LB_STATUS" 0
 ((ms >= 900 && ms < 4000)) && t_ok drain_deadline_after_one_second ||
     t_fail drain_deadline_after_one_second "exited after ${ms}ms"
 wait "$CURL"
 rc=$?
 [[ $rc == 52 || $rc == 56 ]] && t_ok drain_deadline_resets_client ||
     t_fail drain_deadline_resets_client "curl exit $rc (want 52 empty reply or 56 reset)"
-poll 3 has_line "$work/access.log" "/hang 0 LR" && t_ok drain_deadline_request_logged_LR ||
+t_until 3 has_line "$work/access.log" "/hang 0 LR" && t_ok drain_deadline_request_logged_LR ||
     t_fail drain_deadline_request_logged_LR "log: $(tail -3 "$work/access.log")"
 t_eq drain_deadline_request_logged_once "$(log_lines /hang)" 3
-poll 3 has_line "$work/hang.events" gone && t_ok drain_deadline_resets_upstream ||
+t_until 3 has_line "$work/hang.events" gone && t_ok drain_deadline_resets_upstream ||
     t_fail drain_deadline_resets_upstream "the upstream connection still open"
 
 t_summary

@@ -7,6 +7,7 @@
 # limited under the name made from its address, and overload.global_downstream_max_connections
 # caps every listener together but neither the admin endpoint nor a listener with
 # ignore_global_conn_limit. Keys without effect are warned about. Needs no root.
+# checks: 30
 set -u
 trap '' PIPE # a write to a connection the proxy closed fails instead of ending the script
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,9 +34,8 @@ stop() {
 }
 for b in "$REMORA" "$CTL"; do [[ -x $b ]] || stop "no $b (build it first)"; done
 
-ECHO=$(free_port)
-bg "$work/echo.log" socat TCP-LISTEN:"$ECHO",bind=127.0.0.1,reuseaddr,fork,backlog=64 EXEC:cat
-wait_port "$ECHO" || stop "the echo upstream does not listen"
+lb_serve ECHO "$work/echo.log" socat TCP-LISTEN:@ECHO@,bind=127.0.0.1,reuseaddr,fork,backlog=64 \
+    EXEC:cat || stop "the echo upstream does not listen"
 
 # A trust bundle for a TLS cluster nobody uses: replacing the file makes the certificate watch
 # build and publish a new snapshot, which must not forget the connections already open.
@@ -128,16 +128,17 @@ check_counted_out() {
 }
 
 # --- the per-listener limit -------------------------------------------------------------------
-ADMIN=$(free_port) P_LIM=$(free_port) P_ANON=$(free_port)
-ANON=127.0.0.1_$P_ANON
+# Every port is 0: remora binds them and says which (lb_remora). The unnamed listener's name
+# comes from its configured address.
+ANON=127.0.0.1_0
 {
     cat <<EOF
-admin: {address: {socket_address: {address: 127.0.0.1, port_value: $ADMIN}}}
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}
 static_resources:
   listeners:
 EOF
-    listener limited "$P_LIM"
-    listener "" "$P_ANON"
+    listener limited 0
+    listener "" 0
     echo "  clusters:"
     echo_cluster
     cat <<EOF
@@ -176,10 +177,9 @@ t_contains validate_warns_about_key_without_effect "$out" \
     "layered_runtime: 1 key with no effect"
 t_contains validate_warning_names_the_key "$out" "envoy.reloadable_features.example_flag"
 
-bg "$work/limit.log" "$REMORA" --config "$work/limit.yaml" --concurrency 2 \
-    --cert-check-interval 200ms --drain-time-s 1
-LIMIT_PID=$LAST_PID
-wait_ready "$ADMIN" || stop "remora starts: $(cat "$work/limit.log")"
+lb_remora limit "$work/limit.yaml" --concurrency 2 --cert-check-interval 200ms \
+    --drain-time-s 1 || stop "remora starts: $(cat "$work/limit.log")"
+LIMIT_PID=$LB_PID ADMIN=$LB_ADMIN P_LIM=${LB_PORT[limited]} P_ANON=${LB_PORT[$ANON]}
 t_eq startup_warns_once_about_keys_without_effect \
     "$(grep -c 'key with no effect' "$work/limit.log")" 1
 
@@ -218,7 +218,7 @@ close_conn "$c6"
 
 # The unnamed listener: named after its address, and limited under that name.
 t_contains unnamed_listener_named_after_address "$(curl -s "http://127.0.0.1:$ADMIN/listeners")" \
-    "$ANON::127.0.0.1:$P_ANON"
+    "$ANON::127.0.0.1:"
 exec {a1}<>"/dev/tcp/127.0.0.1/$P_ANON" || stop "connect to the unnamed listener"
 check_relays unnamed_listener_relays "$a1"
 exec {a2}<>"/dev/tcp/127.0.0.1/$P_ANON" || stop "connect to the unnamed listener again"
@@ -226,21 +226,19 @@ check_closed unnamed_listener_limit_by_generated_name "$a2"
 close_conn "$a1"
 t_eq unnamed_listener_overflow_counted "$(stat "$ADMIN" "listener.$ANON.downstream_cx_overflow")" 1
 
-kill -TERM "$LIMIT_PID"
-wait "$LIMIT_PID"
-t_eq limit_remora_exits_cleanly "$?" 0
+lb_stop "$LIMIT_PID"
+t_eq limit_remora_exits_cleanly "$LB_STATUS" 0
 
 # --- the global limit -------------------------------------------------------------------------
-G_ADMIN=$(free_port) P_A=$(free_port) P_B=$(free_port) P_FREE=$(free_port)
 {
     cat <<EOF
-admin: {address: {socket_address: {address: 127.0.0.1, port_value: $G_ADMIN}}}
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}
 static_resources:
   listeners:
 EOF
-    listener a "$P_A"
-    listener b "$P_B"
-    listener free "$P_FREE" "ignore_global_conn_limit: true"
+    listener a 0
+    listener b 0
+    listener free 0 "ignore_global_conn_limit: true"
     echo "  clusters:"
     echo_cluster
     cat <<EOF
@@ -251,9 +249,9 @@ layered_runtime:
       overload: {global_downstream_max_connections: 2}
 EOF
 } >"$work/global.yaml"
-bg "$work/global.log" "$REMORA" --config "$work/global.yaml" --concurrency 2 --drain-time-s 1
-GLOBAL_PID=$LAST_PID
-wait_ready "$G_ADMIN" || stop "remora with a global limit starts: $(cat "$work/global.log")"
+lb_remora global "$work/global.yaml" --concurrency 2 --drain-time-s 1 ||
+    stop "remora with a global limit starts: $(cat "$work/global.log")"
+GLOBAL_PID=$LB_PID G_ADMIN=$LB_ADMIN P_A=${LB_PORT[a]} P_B=${LB_PORT[b]} P_FREE=${LB_PORT[free]}
 t_eq global_limit_key_is_used "$(grep -c 'key with no effect' "$work/global.log")" 0
 
 exec {g1}<>"/dev/tcp/127.0.0.1/$P_A" || stop "connect to a and b"
@@ -278,8 +276,7 @@ check_relays global_frees_a_place_when_a_connection_closes "$g4"
 close_conn "$g1"
 close_conn "$g4"
 
-kill -TERM "$GLOBAL_PID"
-wait "$GLOBAL_PID"
-t_eq global_remora_exits_cleanly "$?" 0
+lb_stop "$GLOBAL_PID"
+t_eq global_remora_exits_cleanly "$LB_STATUS" 0
 
 t_summary

@@ -249,7 +249,10 @@ _sim_http_code() {
 # $SIM_DIR/NAME-remora.pid, and its exit status, once it exits, to $SIM_DIR/NAME-remora.status
 # (by a shell that waits for it: the sidecar is no child of the story's shell). On failure
 # prints the log tail, stops the process and returns 1; a sidecar that started is checked at
-# teardown: it must have exited with status 0.
+# teardown: it must have exited with status 0. For configs that are not a sidecar's (Envoy's
+# examples): SIM_SIDECAR_DIR is the working directory their relative paths are read from, and
+# SIM_SIDECAR_READY=log waits for the "ready" log line instead of an admin endpoint on 15000,
+# and SIM_SIDECAR_READY=none returns once the process runs (the story watches it get ready).
 sim_sidecar() {
     local name=$1 config=$2 bin cfg log pid i code=000 ns base
     shift 2
@@ -269,9 +272,10 @@ sim_sidecar() {
     rm -f "$base.pid" "$base.status" "$base.waiter"
     # The shell in between only waits: signals go to the sidecar itself, by its pid.
     # shellcheck disable=SC2016 # expanded by that shell
-    ip netns exec "$ns" sh -c '"$@" & echo "$!" >"$0.pid.tmp" && mv "$0.pid.tmp" "$0.pid"
+    ip netns exec "$ns" sh -c 'cd "$1" || exit 1; shift
+        "$@" & echo "$!" >"$0.pid.tmp" && mv "$0.pid.tmp" "$0.pid"
         wait "$!"; echo "$?" >"$0.status.tmp" && mv "$0.status.tmp" "$0.status"' "$base" \
-        setpriv --reuid="$SIM_PROXY_UID" --regid="$SIM_PROXY_UID" --clear-groups \
+        "${SIM_SIDECAR_DIR:-$PWD}" setpriv --reuid="$SIM_PROXY_UID" --regid="$SIM_PROXY_UID" --clear-groups \
         "$bin" --config "$cfg" "$@" </dev/null >"$log" 2>&1 &
     printf '%s\n' "$!" >"$base.waiter"
     for ((i = 0; i < 100; i++)); do
@@ -285,8 +289,16 @@ sim_sidecar() {
     fi
     printf '%s\n' "$pid" >>"$SIM_DIR/pids"
     export SIM_LAST_PID=$pid
+    if [[ ${SIM_SIDECAR_READY:-} == none ]]; then
+        printf '%s\n' "$name" >>"$SIM_DIR/sidecars"
+        return 0
+    fi
     for ((i = 0; i < 100; i++)); do
-        code=$(_sim_http_code "$name" /ready)
+        if [[ ${SIM_SIDECAR_READY:-} == log ]]; then
+            grep -q 'workers listening: ready' "$log" && code=200
+        else
+            code=$(_sim_http_code "$name" /ready)
+        fi
         if [[ $code == 200 ]]; then
             printf '%s\n' "$name" >>"$SIM_DIR/sidecars"
             return 0
