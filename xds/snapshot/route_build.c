@@ -686,7 +686,9 @@ int route_table_build(const void *route_config, const snapshot_t *snap, route_ta
         snprintf(err, errlen, "route_config is missing");
         return -EINVAL;
     }
-    c.validate_clusters = m->validate_clusters && m->validate_clusters->value;
+    /* Envoy's default for a route table defined in place (route_config), the only kind here:
+     * a route to a cluster the config does not have is an error unless this is false. */
+    c.validate_clusters = m->validate_clusters ? m->validate_clusters->value : true;
     c.max_body = m->max_direct_response_body_size_bytes
                      ? m->max_direct_response_body_size_bytes->value
                      : ROUTE_DEFAULT_MAX_DIRECT_BODY;
