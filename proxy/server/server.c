@@ -11,6 +11,7 @@
 
 #include "proxy/admin/admin.h"
 #include "proxy/server/cert_watch.h"
+#include "proxy/server/conn_kinds.h"
 #include "proxy/upstream/lb.h"
 #include "proxy/server/dns.h"
 #include "proxy/core/log.h"
@@ -285,8 +286,8 @@ static void start_workers(void *arg)
     for (unsigned w = 0; wfds && s->state == SERVER_STARTING && w < s->nworkers; w++) {
         for (size_t i = 0; i < s->snap->n_listeners; i++)
             wfds[i] = s->listen_fds[i * s->nworkers + w];
-        if (worker_start(&s->workers[w], w, snapshot_ref(s->snap), s->stats, wfds, &s->counts) <
-            0) {
+        if (worker_start(&s->workers[w], w, snapshot_ref(s->snap), s->stats, wfds, &s->counts,
+                         &conn_kinds) < 0) {
             log_error("worker %u: could not start", w);
             s->exit_code = 1;
             break;
