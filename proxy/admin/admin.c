@@ -10,9 +10,9 @@
 
 #include <jansson.h>
 
+#include "proxy/admin/admin.h"
 #include "proxy/admin/admin_certs.h"
 #include "proxy/core/log.h"
-#include "proxy/server/server.h"
 #include "proxy/core/strbuf.h"
 
 #define ADMIN_MAX_REQUEST 8192
@@ -20,7 +20,7 @@
 
 struct admin {
     uv_tcp_t tcp;
-    server_t *server;
+    const host_t *host; /* borrowed */
     bool open;
     bool health_only; /* the kubelet's port: /healthz/ready and nothing else */
 };
@@ -86,14 +86,14 @@ static void respond_text(admin_response_t *r, int status, const char *text)
     r->body = strdup(text);
 }
 
-static void handle_stats(server_t *s, const admin_request_t *rq, admin_response_t *r)
+static void handle_stats(const host_t *host, const admin_request_t *rq, admin_response_t *r)
 {
     /* Certificate expiry depends on the clock, so its gauges are computed when read. */
-    int rc = admin_certs_update_gauges(s, (int64_t)time(NULL));
+    int rc = admin_certs_update_gauges(host, (int64_t)time(NULL));
     if (rc < 0)
         log_warn("admin: /stats: certificate gauges not updated: %s", strerror(-rc));
     stats_entry_t *list;
-    int n = stats_list(s->stats, &list);
+    int n = stats_list(host->stats, &list);
     if (n < 0) {
         respond_text(r, 500, "out of memory\n");
         return;
@@ -152,11 +152,11 @@ static void respond_json(admin_response_t *r, json_t *root)
     json_decref(root);
 }
 
-static void handle_clusters(server_t *s, const admin_request_t *rq, admin_response_t *r)
+static void handle_clusters(const host_t *host, const admin_request_t *rq, admin_response_t *r)
 {
     char format[32] = "";
     query_param(rq->query, "format", format, sizeof(format));
-    const snapshot_t *snap = s->snap;
+    const snapshot_t *snap = host_snapshot(host);
     if (strcmp(format, "json") == 0) {
         json_t *list = json_array();
         for (size_t i = 0; i < snap->n_clusters; i++) {
@@ -175,11 +175,11 @@ static void handle_clusters(server_t *s, const admin_request_t *rq, admin_respon
                 json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:I}", "name", c->name,
                           "observability_name", c->stat_name, "type", cluster_kind_name(c->kind),
                           "host_statuses", hosts, "upstream_cx_active",
-                          (json_int_t)stats_value(s->stats, c->st.upstream_cx_active),
+                          (json_int_t)stats_value(host->stats, c->st.upstream_cx_active),
                           "upstream_cx_total",
-                          (json_int_t)stats_value(s->stats, c->st.upstream_cx_total),
+                          (json_int_t)stats_value(host->stats, c->st.upstream_cx_total),
                           "upstream_cx_connect_fail",
-                          (json_int_t)stats_value(s->stats, c->st.upstream_cx_connect_fail)));
+                          (json_int_t)stats_value(host->stats, c->st.upstream_cx_connect_fail)));
         }
         respond_json(r, json_pack("{s:o}", "cluster_statuses", list));
         return;
@@ -191,9 +191,9 @@ static void handle_clusters(server_t *s, const admin_request_t *rq, admin_respon
         sb_printf(&sb, "%s::observability_name::%s\n", c->name, c->stat_name);
         sb_printf(&sb, "%s::type::%s\n", c->name, cluster_kind_name(c->kind));
         sb_printf(&sb, "%s::upstream_cx_active::%lld\n", c->name,
-                  (long long)stats_value(s->stats, c->st.upstream_cx_active));
+                  (long long)stats_value(host->stats, c->st.upstream_cx_active));
         sb_printf(&sb, "%s::upstream_cx_connect_fail::%lld\n", c->name,
-                  (long long)stats_value(s->stats, c->st.upstream_cx_connect_fail));
+                  (long long)stats_value(host->stats, c->st.upstream_cx_connect_fail));
         for (size_t j = 0; j < c->n_endpoints; j++) {
             const snap_endpoint_t *e = &c->endpoints[j];
             if (e->hostname)
@@ -207,7 +207,7 @@ static void handle_clusters(server_t *s, const admin_request_t *rq, admin_respon
     r->body = sb_take(&sb);
 }
 
-static void handle_listeners(server_t *s, const admin_request_t *rq, admin_response_t *r)
+static void handle_listeners(const host_t *host, const admin_request_t *rq, admin_response_t *r)
 {
     char format[32] = "";
     query_param(rq->query, "format", format, sizeof(format));
@@ -215,8 +215,9 @@ static void handle_listeners(server_t *s, const admin_request_t *rq, admin_respo
     json_t *list = json ? json_array() : NULL;
     strbuf_t sb = {0};
     sb_puts(&sb, "");
-    for (size_t i = 0; i < s->snap->n_listeners; i++) {
-        const snap_listener_t *l = &s->snap->listeners[i];
+    const snapshot_t *snap = host_snapshot(host);
+    for (size_t i = 0; i < snap->n_listeners; i++) {
+        const snap_listener_t *l = &snap->listeners[i];
         char addr[80];
         snapshot_format_addr((const struct sockaddr *)&l->addr, addr, sizeof(addr));
         if (json)
@@ -239,19 +240,20 @@ static void handle_listeners(server_t *s, const admin_request_t *rq, admin_respo
 /* Envoy's server_info fields, then the workload identity: "identity" is the first leaf
  * certificate's (null when the sidecar presents none) and "identities" lists every distinct one
  * when its TLS contexts present several. */
-static void handle_server_info(server_t *s, admin_response_t *r)
+static void handle_server_info(const host_t *host, admin_response_t *r)
 {
     char uptime[32];
     snprintf(uptime, sizeof(uptime), "%llus",
-             (unsigned long long)((uv_now(s->loop) - s->start_ms) / 1000));
+             (unsigned long long)((uv_now(host->loop) - host->start_ms) / 1000));
     char drain[32];
-    snprintf(drain, sizeof(drain), "%us", s->opts.drain_time_s);
+    snprintf(drain, sizeof(drain), "%us", host->drain_time_s);
+    const snapshot_t *snap = host_snapshot(host);
     json_t *root = json_pack(
         "{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:I, s:s}}", "version", "remora/" REMORA_VERSION,
-        "state", server_state_name(s->state), "uptime_current_epoch", uptime, "node", "id",
-        s->snap->node_id, "cluster", s->snap->node_cluster, "command_line_options", "config_path",
-        s->opts.config_path, "concurrency", (json_int_t)s->nworkers, "drain_time", drain);
-    json_t *ids = admin_certs_identities_json(s->snap);
+        "state", host_state_name(host), "uptime_current_epoch", uptime, "node", "id", snap->node_id,
+        "cluster", snap->node_cluster, "command_line_options", "config_path", host->config_path,
+        "concurrency", (json_int_t)host->concurrency, "drain_time", drain);
+    json_t *ids = admin_certs_identities_json(snap);
     int rc = ids ? 0 : -1;
     if (rc == 0) {
         json_t *first = json_array_get(ids, 0);
@@ -302,7 +304,7 @@ static bool needs_post(const char *path)
     return strcmp(path, "/quitquitquit") == 0 || strcmp(path, "/logging") == 0;
 }
 
-static void admin_dispatch(server_t *s, const admin_request_t *rq, admin_response_t *r)
+static void admin_dispatch(const host_t *host, const admin_request_t *rq, admin_response_t *r)
 {
     if (strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "POST") != 0 &&
         strcmp(rq->method, "HEAD") != 0) {
@@ -317,23 +319,23 @@ static void admin_dispatch(server_t *s, const admin_request_t *rq, admin_respons
     if (strcmp(p, "/") == 0 || strcmp(p, "/help") == 0) {
         respond_text(r, 200, help_text);
     } else if (strcmp(p, "/stats") == 0 || strcmp(p, "/stats/prometheus") == 0) {
-        handle_stats(s, rq, r);
+        handle_stats(host, rq, r);
     } else if (strcmp(p, "/clusters") == 0) {
-        handle_clusters(s, rq, r);
+        handle_clusters(host, rq, r);
     } else if (strcmp(p, "/listeners") == 0) {
-        handle_listeners(s, rq, r);
+        handle_listeners(host, rq, r);
     } else if (strcmp(p, "/config_dump") == 0) {
         r->status = 200;
         r->content_type = "application/json";
-        r->body = snapshot_config_dump(s->snap);
+        r->body = snapshot_config_dump(host_snapshot(host));
     } else if (strcmp(p, "/certs") == 0) {
-        respond_json(r, admin_certs_json(s->snap, (int64_t)time(NULL)));
+        respond_json(r, admin_certs_json(host_snapshot(host), (int64_t)time(NULL)));
     } else if (strcmp(p, "/server_info") == 0) {
-        handle_server_info(s, r);
+        handle_server_info(host, r);
     } else if (strcmp(p, "/ready") == 0) {
-        bool ready = server_ready(s);
+        bool ready = host_ready(host);
         char text[32];
-        snprintf(text, sizeof(text), "%s\n", server_state_name(s->state));
+        snprintf(text, sizeof(text), "%s\n", host_state_name(host));
         respond_text(r, ready ? 200 : 503, text);
     } else if (strcmp(p, "/logging") == 0) {
         handle_logging(rq, r);
@@ -457,22 +459,22 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         send_response(c, &r, false);
         return;
     }
-    server_t *s = c->admin->server;
+    const host_t *host = c->admin->host;
     if (c->admin->health_only) {
         /* Reachable from outside the pod: answer readiness, reveal nothing else. */
         if (strcmp(rq.path, "/healthz/ready") != 0)
             respond_text(&r, 404, "not found\n");
         else
-            respond_text(&r, server_ready(s) ? 200 : 503,
-                         server_ready(s) ? "LIVE\n" : "not ready\n");
+            respond_text(&r, host_ready(host) ? 200 : 503,
+                         host_ready(host) ? "LIVE\n" : "not ready\n");
     } else {
-        admin_dispatch(s, &rq, &r);
+        admin_dispatch(host, &rq, &r);
     }
     bool quit = r.quit_after;
     send_response(c, &r, strcmp(rq.method, "HEAD") == 0);
     if (quit) {
         log_info("admin: /quitquitquit: exiting");
-        server_quit(s);
+        host_quit(host);
     }
 }
 
@@ -494,15 +496,15 @@ static void on_admin_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-static int listen_on(server_t *s, admin_t **slot, const struct sockaddr *addr, bool health_only,
-                     char *err, size_t errlen)
+static int listen_on(const host_t *host, admin_t **slot, const struct sockaddr *addr,
+                     bool health_only, char *err, size_t errlen)
 {
     admin_t *a = calloc(1, sizeof(*a));
     if (a == NULL)
         return -ENOMEM;
-    a->server = s;
+    a->host = host;
     a->health_only = health_only;
-    uv_tcp_init(s->loop, &a->tcp);
+    uv_tcp_init(host->loop, &a->tcp);
     a->tcp.data = a;
     a->open = true;
     char text[80];
@@ -521,14 +523,16 @@ static int listen_on(server_t *s, admin_t **slot, const struct sockaddr *addr, b
     return 0;
 }
 
-int admin_start(server_t *s, const struct sockaddr *addr, char *err, size_t errlen)
+int admin_start(const host_t *host, const struct sockaddr *addr, admin_t **out, char *err,
+                size_t errlen)
 {
-    return listen_on(s, &s->admin, addr, false, err, errlen);
+    return listen_on(host, out, addr, false, err, errlen);
 }
 
-int admin_start_health(server_t *s, const struct sockaddr *addr, char *err, size_t errlen)
+int admin_start_health(const host_t *host, const struct sockaddr *addr, admin_t **out, char *err,
+                       size_t errlen)
 {
-    return listen_on(s, &s->health, addr, true, err, errlen);
+    return listen_on(host, out, addr, true, err, errlen);
 }
 
 static void on_admin_closed(uv_handle_t *h)

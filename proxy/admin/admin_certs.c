@@ -280,19 +280,20 @@ static int note_expiry(void *arg, bool trust, size_t index, const identity_cert_
     return 0;
 }
 
-/* Sets a main-thread gauge: the slot holds whatever makes the sum over all slots `value`. */
-int admin_certs_update_gauges(server_t *s, int64_t now)
+/* Gauges set through host_set_gauge: the main slot holds what makes the sum over all slots right.
+ */
+int admin_certs_update_gauges(const host_t *host, int64_t now)
 {
-    int64_t days_id =
-        stats_define(s->stats, STAT_GAUGE, "server", NULL, NULL, "days_until_first_cert_expiring");
+    int64_t days_id = stats_define(host->stats, STAT_GAUGE, "server", NULL, NULL,
+                                   "days_until_first_cert_expiring");
     if (days_id < 0)
         return (int)days_id;
-    int64_t ts_id = stats_define(s->stats, STAT_GAUGE, "server", NULL, NULL,
+    int64_t ts_id = stats_define(host->stats, STAT_GAUGE, "server", NULL, NULL,
                                  "cert_expiration_timestamp_seconds");
     if (ts_id < 0)
         return (int)ts_id;
     ctx_list_t l;
-    int rc = ctx_list_build(s->snap, &l);
+    int rc = ctx_list_build(host_snapshot(host), &l);
     if (rc < 0)
         return rc;
     expiry_t e = {NO_CERT_DAYS, false, 0};
@@ -304,7 +305,7 @@ int admin_certs_update_gauges(server_t *s, int64_t now)
     free(l.v);
     if (rc < 0)
         return rc;
-    server_set_gauge(s, (stat_id_t)days_id, e.min_days);
-    server_set_gauge(s, (stat_id_t)ts_id, e.has_leaf ? e.first_leaf : 0);
+    host_set_gauge(host, (stat_id_t)days_id, e.min_days);
+    host_set_gauge(host, (stat_id_t)ts_id, e.has_leaf ? e.first_leaf : 0);
     return 0;
 }

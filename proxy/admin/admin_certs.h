@@ -8,7 +8,8 @@
 
 #include <jansson.h>
 
-#include "proxy/server/server.h"
+#include "proxy/core/host.h"
+#include "xds/snapshot/snapshot.h"
 
 /* Envoy's admin.v3.Certificates for snap (borrowed): one entry per distinct TLS context
  * (listeners' filter chains first, then clusters, in config order; contexts sharing an engine
@@ -28,7 +29,8 @@ json_t *admin_certs_identities_json(const snapshot_t *snap);
  * certificate of any context, trust bundles included, expires; 0 once one has, 2^32-1 without
  * TLS contexts) and server.cert_expiration_timestamp_seconds (the earliest not_after of the
  * leaf certificates the sidecar presents, Unix seconds; 0 without any), defining them on first
- * use. Writes the main thread's stat slots: main thread only. Returns 0 or a negative error. */
-int admin_certs_update_gauges(server_t *s, int64_t now);
+ * use, for the running snapshot of host (borrowed). Writes the main thread's stat slots: main
+ * thread only. Returns 0 or a negative error. */
+int admin_certs_update_gauges(const host_t *host, int64_t now);
 
 #endif

@@ -10,10 +10,39 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "filters/network/filter.h"
 #include "proxy/core/log.h"
-#include "proxy/http/hcm_conn.h"
-#include "proxy/upstream/h1_pool.h"
-#include "proxy/tcp/tcp_session.h"
+
+/* The hooks of every connection kind, in the kinds' order (worker_conn_kinds_t). */
+static int start_kinds(worker_t *w)
+{
+    int rc = 0;
+    for (size_t i = 0; i < w->kinds->n; i++)
+        if (w->kinds->ops[i]->start && w->kinds->ops[i]->start(w) < 0)
+            rc = -1; /* the rest start all the same, as listeners after a failed one did */
+    return rc;
+}
+
+static void drain_kinds(worker_t *w)
+{
+    for (size_t i = 0; i < w->kinds->n; i++)
+        if (w->kinds->ops[i]->drain)
+            w->kinds->ops[i]->drain(w);
+}
+
+static void abort_kinds(worker_t *w)
+{
+    for (size_t i = 0; i < w->kinds->n; i++)
+        if (w->kinds->ops[i]->abort)
+            w->kinds->ops[i]->abort(w);
+}
+
+static void tell_kinds_snapshot_installed(worker_t *w, snapshot_t *old)
+{
+    for (size_t i = 0; i < w->kinds->n; i++)
+        if (w->kinds->ops[i]->snapshot_installed)
+            w->kinds->ops[i]->snapshot_installed(w, old);
+}
 
 static void on_listener_closed(uv_handle_t *h)
 {
@@ -45,9 +74,8 @@ static void install_snapshot(worker_t *w, snapshot_t *snap)
     }
     snapshot_t *old = w->snap;
     w->snap = snap;
-    /* Idle upstream connections hold no snapshot reference: retire them while old is alive. */
-    pool_retire_snapshot(w, old);
-    relay_snapshot_installed(w);
+    /* While old is alive: the pools retire its idle connections, which hold no reference. */
+    tell_kinds_snapshot_installed(w, old);
     snapshot_unref(old);
 }
 
@@ -89,12 +117,9 @@ static void on_wakeup(uv_async_t *a)
         atomic_store(&w->listening, false);
     }
     if (cmd & WORKER_CMD_DRAIN)
-        hcm_drain_all(w);
+        drain_kinds(w);
     if (cmd & WORKER_CMD_STOP) {
-        listener_abort_sniffs(w);
-        relay_abort_all(w);
-        hcm_abort_all(w);
-        pool_close_all(w);
+        abort_kinds(w);
         run_filter_ticks(w);
         uv_close((uv_handle_t *)&w->tick, NULL);
         uv_close((uv_handle_t *)&w->wakeup, NULL);
@@ -107,10 +132,8 @@ static void worker_main(void *arg)
     char name[24];
     snprintf(name, sizeof(name), "worker %u", w->index);
     log_set_thread_name(name);
-    for (size_t i = 0; i < w->n_listeners; i++) {
-        if (w->listeners[i].fd >= 0 && listener_start(&w->listeners[i]) < 0)
-            w->start_error = -1;
-    }
+    if (start_kinds(w) < 0)
+        w->start_error = -1;
     atomic_store(&w->listening, w->start_error == 0);
     uv_timer_start(&w->tick, on_tick, 1000, 1000);
     uv_unref((uv_handle_t *)&w->tick);
@@ -122,7 +145,7 @@ static void worker_main(void *arg)
 }
 
 int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *store,
-                 const int *fds, conn_counts_t *counts)
+                 const int *fds, conn_counts_t *counts, const worker_conn_kinds_t *kinds)
 {
     memset(w, 0, sizeof(*w));
     w->index = index;
@@ -131,6 +154,7 @@ int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *s
     w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)uv_hrtime() << 1) ^ index;
     w->snap = snap;
     w->counts = counts;
+    w->kinds = kinds;
     bufpool_init(&w->pool, 256);
     arena_cache_init(&w->arenas, 256);
     int rc = uv_loop_init(&w->loop);

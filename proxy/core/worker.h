@@ -36,6 +36,32 @@ typedef struct worker_listener {
 
 enum { WORKER_CMD_DRAIN = 1, WORKER_CMD_STOP = 2, WORKER_CMD_SNAPSHOT = 4 };
 
+/* What a worker asks of each kind of connection it runs (the listeners and the connections
+ * they are still sniffing, tcp_proxy sessions, HTTP connections, upstream pools), so that it
+ * names none of them. A hook may be NULL; every hook runs on the worker's thread, with w
+ * borrowed. */
+typedef struct worker_conn_ops {
+    const char *name;
+    /* The worker's loop is up: start what the kind runs (the listeners start accepting).
+     * Returns 0 or a negative error, which the worker reports as its start_error. */
+    int (*start)(struct worker *w);
+    /* Drain (the listening sockets are closed already): let open connections finish. */
+    void (*drain)(struct worker *w);
+    /* Stop: reset and close every connection of the kind, and free what it keeps per
+     * worker. */
+    void (*abort)(struct worker *w);
+    /* w->snap is the new snapshot; old (borrowed) stays alive until the hooks return. */
+    void (*snapshot_installed)(struct worker *w, snapshot_t *old);
+} worker_conn_ops_t;
+
+/* The kinds a worker runs, in the order each of their hooks runs: connections still in
+ * protocol detection first, then tcp_proxy sessions, then HTTP connections (which give back
+ * the upstream connections they hold), then the upstream pools. */
+typedef struct worker_conn_kinds {
+    const worker_conn_ops_t *const *ops;
+    size_t n;
+} worker_conn_kinds_t;
+
 typedef struct worker {
     unsigned index;
     uv_loop_t loop;
@@ -47,6 +73,8 @@ typedef struct worker {
     stats_store_t *stats_store; /* for stats defined at request time */
     snapshot_t *snap;           /* reference held; new connections use it */
     conn_counts_t *counts;      /* borrowed from the server */
+    /* The kinds of connection it runs, and their hooks (borrowed from the server). */
+    const worker_conn_kinds_t *kinds;
     worker_listener_t *listeners;
     size_t n_listeners;
     struct relay *relays;       /* live tcp_proxy sessions, for abort on stop */
@@ -66,9 +94,10 @@ typedef struct worker {
 
 /* Starts worker thread `index` with a reference to snap (taken) and one listening socket per
  * snapshot listener (fds[i] for snap->listeners[i], taken; -1 for a listener not bound).
- * counts (borrowed) must outlive the worker and have a count per listener of snap. */
+ * counts (borrowed) must outlive the worker and have a count per listener of snap; kinds
+ * (borrowed) must outlive it too. */
 int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *store,
-                 const int *fds, conn_counts_t *counts);
+                 const int *fds, conn_counts_t *counts, const worker_conn_kinds_t *kinds);
 /* Main thread: stop accepting; open connections go on. */
 void worker_drain(worker_t *w);
 /* Main thread: reset every open connection and end the loop; then worker_join. */

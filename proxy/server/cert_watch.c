@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "certs/tls.h"
-#include "proxy/server/dns.h"
 #include "proxy/core/log.h"
 
 #define SETTLE_MS          200       /* a certificate and its key written one after the other */
@@ -58,8 +57,10 @@ typedef struct expiry_note {
 } expiry_note_t;
 
 struct cert_watch {
-    server_t *server; /* borrowed */
-    uv_timer_t tick;  /* the periodic look, and the expiry check */
+    const host_t *host;   /* borrowed */
+    uint64_t interval_ms; /* the periodic look at the files; 0: not watched */
+    int64_t warn_s;       /* expiry warning window; 0: no warning */
+    uv_timer_t tick;      /* the periodic look, and the expiry check */
     uv_timer_t settle;
     watched_file_t *files;
     size_t n_files, cap_files;
@@ -345,7 +346,7 @@ static void expiry_context(void *arg, const tls_context_config_t *t, const char 
     identity_cert_info_t info;
     if (tls_config_cert_info(t->engine, false, 0, sc->now, &info) < 0)
         return;
-    if (info.not_after - sc->now > cw->server->opts.cert_expiry_warn_s)
+    if (info.not_after - sc->now > cw->warn_s)
         goto out;
     char key[sizeof(sc->notes->key)];
     snprintf(key, sizeof(key), "%s|%s", info.issuer, info.serial);
@@ -376,15 +377,15 @@ out:
     identity_cert_info_free(&info);
 }
 
-/* Counts the leaf certificates of s->snap that expire within the window (each one once, however
- * many contexts use it) into server.cert_expiring_soon, and logs each at most once a day. */
+/* Counts the leaf certificates of the running snapshot that expire within the window (each one
+ * once, however many contexts use it) into server.cert_expiring_soon, and logs each at most once a
+ * day. */
 static void check_expiry(cert_watch_t *cw)
 {
-    server_t *s = cw->server;
-    if (s->opts.cert_expiry_warn_s <= 0)
+    if (cw->warn_s <= 0)
         return;
     expiry_scan_t sc = {.cw = cw, .now = (int64_t)time(NULL)};
-    foreach_context(s->snap, expiry_context, &sc);
+    foreach_context(host_snapshot(cw->host), expiry_context, &sc);
     if (sc.rc < 0) {
         free(sc.notes); /* keep the old notes: at worst a warning comes twice */
         return;
@@ -392,7 +393,7 @@ static void check_expiry(cert_watch_t *cw)
     free(cw->notes);
     cw->notes = sc.notes;
     cw->n_notes = sc.n;
-    server_set_gauge(s, cw->expiring_soon, (int64_t)sc.n);
+    host_set_gauge(cw->host, cw->expiring_soon, (int64_t)sc.n);
 }
 
 /* ---- rebuild and publish ------------------------------------------------------------------ */
@@ -418,24 +419,25 @@ static void arm_settle(cert_watch_t *cw)
 
 static void rotate(cert_watch_t *cw)
 {
-    server_t *s = cw->server;
+    const host_t *h = cw->host;
     char changed[512], err[1024];
     changed_list(cw, changed, sizeof(changed));
     snapshot_t *next = NULL;
     /* With the DNS addresses held now, so a rotation keeps the resolved endpoints. */
-    if (snapshot_rebuild(s->snap, dns_resolver(s->dns), s->stats, &next, err, sizeof(err)) < 0) {
+    if (snapshot_rebuild(host_snapshot(h), host_resolver(h), h->stats, &next, err, sizeof(err)) <
+        0) {
         /* The files' content stays recorded as seen: the next change tries again, a touch
          * does not. */
-        stats_inc(s->main_slots, cw->rotation_failed);
+        stats_inc(h->slots, cw->rotation_failed);
         log_error("certificate rotation failed, the certificates in use stay (changed: %s): %s",
                   changed, err);
         return;
     }
-    server_install_snapshot(s, next);
-    stats_inc(s->main_slots, cw->rotation_ok);
+    host_install_snapshot(h, next);
+    stats_inc(h->slots, cw->rotation_ok);
     log_info("certificates rotated (changed: %s): new connections use config version %" PRIu64,
-             changed, s->snap->version);
-    if (sync_files(cw, s->snap) < 0)
+             changed, host_snapshot(h)->version);
+    if (sync_files(cw, host_snapshot(h)) < 0)
         log_error("certificate watch: out of memory; some files may not be watched");
     /* A write that landed while the snapshot was built is seen now, not at the next tick. */
     if (look_at_files(cw) && files_differ_from_snapshot(cw)) {
@@ -463,7 +465,7 @@ static void on_settle(uv_timer_t *t)
 static void on_tick(uv_timer_t *t)
 {
     cert_watch_t *cw = t->data;
-    if (cw->server->opts.cert_check_interval_ms > 0 && look_at_files(cw)) {
+    if (cw->interval_ms > 0 && look_at_files(cw)) {
         cw->pending = true;
         arm_settle(cw);
     }
@@ -512,14 +514,14 @@ static int watch_dirs(cert_watch_t *cw)
         if ((d->path = strdup(dir)) == NULL)
             return -ENOMEM;
         cw->n_dirs++;
-        uv_fs_event_init(cw->server->loop, &d->ev);
+        uv_fs_event_init(cw->host->loop, &d->ev);
         d->ev.data = cw;
         cw->handles++;
         int rc = uv_fs_event_start(&d->ev, on_dir_event, dir, 0);
         if (rc < 0)
             log_warn("cannot watch directory '%s' (%s): its certificate files are looked at "
                      "every %" PRIu64 " ms only",
-                     dir, uv_strerror(rc), cw->server->opts.cert_check_interval_ms);
+                     dir, uv_strerror(rc), cw->interval_ms);
     }
     return 0;
 }
@@ -556,7 +558,7 @@ static int define_stats(cert_watch_t *cw)
     };
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
         int64_t id =
-            stats_define(cw->server->stats, defs[i].kind, "server", NULL, NULL, defs[i].metric);
+            stats_define(cw->host->stats, defs[i].kind, "server", NULL, NULL, defs[i].metric);
         if (id < 0)
             return (int)id;
         *defs[i].id = (stat_id_t)id;
@@ -564,32 +566,35 @@ static int define_stats(cert_watch_t *cw)
     return 0;
 }
 
-int cert_watch_start(server_t *s, cert_watch_t **out)
+int cert_watch_start(const host_t *host, uint64_t check_interval_ms, int64_t expiry_warn_s,
+                     cert_watch_t **out)
 {
     *out = NULL;
     cert_watch_t *cw = calloc(1, sizeof(*cw));
     if (cw == NULL)
         return -ENOMEM;
-    cw->server = s;
-    uv_timer_init(s->loop, &cw->tick);
-    uv_timer_init(s->loop, &cw->settle);
+    cw->host = host;
+    cw->interval_ms = check_interval_ms;
+    cw->warn_s = expiry_warn_s;
+    uv_timer_init(host->loop, &cw->tick);
+    uv_timer_init(host->loop, &cw->settle);
     cw->tick.data = cw->settle.data = cw;
     cw->handles = 2;
     int rc = define_stats(cw);
     if (rc == 0)
-        rc = sync_files(cw, s->snap);
-    uint64_t interval = s->opts.cert_check_interval_ms;
+        rc = sync_files(cw, host_snapshot(host));
+    uint64_t interval = check_interval_ms;
     if (rc == 0 && interval > 0)
         rc = watch_dirs(cw);
     if (rc < 0) {
         cert_watch_stop(cw);
         return rc;
     }
-    if (interval == 0 && s->opts.cert_expiry_warn_s > 0)
+    if (interval == 0 && expiry_warn_s > 0)
         interval = EXPIRY_ONLY_MS;
     if (interval > 0)
         uv_timer_start(&cw->tick, on_tick, interval, interval);
-    if (s->opts.cert_check_interval_ms > 0 && cw->n_files > 0)
+    if (check_interval_ms > 0 && cw->n_files > 0)
         log_info("watching %zu certificate file(s) in %zu director%s for rotation", cw->n_files,
                  cw->n_dirs, cw->n_dirs == 1 ? "y" : "ies");
     check_expiry(cw);

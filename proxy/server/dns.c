@@ -37,11 +37,12 @@ typedef struct dns_target {
 } dns_target_t;
 
 struct dns {
-    server_t *server; /* borrowed */
+    const host_t *host; /* borrowed */
     dns_target_t *targets;
     size_t n_targets;
     size_t unanswered; /* targets whose first lookup has not ended */
-    void (*on_ready)(server_t *s);
+    void (*on_ready)(void *arg);
+    void *on_ready_arg;
     snap_resolver_t resolver;
     uv_timer_t rebuild; /* coalesces the changes of one loop turn into one rebuild */
     bool dirty;         /* the addresses differ from those of the installed snapshot */
@@ -196,18 +197,18 @@ const snap_resolver_t *dns_resolver(const dns_t *d)
  * snapshot in use stays and d->dirty stays set: the next answer tries again. */
 static void rebuild(dns_t *d)
 {
-    server_t *s = d->server;
+    const host_t *h = d->host;
     snapshot_t *next = NULL;
     char err[1024];
-    if (snapshot_rebuild(s->snap, &d->resolver, s->stats, &next, err, sizeof(err)) < 0) {
+    if (snapshot_rebuild(host_snapshot(h), &d->resolver, h->stats, &next, err, sizeof(err)) < 0) {
         log_error("DNS: the config could not be rebuilt with the new addresses; the addresses in "
                   "use stay: %s",
                   err);
         return;
     }
     d->dirty = false;
-    server_install_snapshot(s, next);
-    log_info("DNS: new connections use config version %" PRIu64, s->snap->version);
+    host_install_snapshot(h, next);
+    log_info("DNS: new connections use config version %" PRIu64, host_snapshot(h)->version);
 }
 
 static void on_rebuild(uv_timer_t *timer)
@@ -227,10 +228,10 @@ static void start_lookup(dns_target_t *t)
         hints.ai_family = AF_INET;
     else if (t->family == SNAP_DNS_V6_ONLY)
         hints.ai_family = AF_INET6;
-    stats_inc(d->server->main_slots, t->attempt);
+    stats_inc(d->host->slots, t->attempt);
     d->lookups++;
     t->in_flight = true;
-    int rc = uv_getaddrinfo(d->server->loop, &t->req, on_resolved, t->host, NULL, &hints);
+    int rc = uv_getaddrinfo(d->host->loop, &t->req, on_resolved, t->host, NULL, &hints);
     if (rc < 0)
         on_resolved(&t->req, rc, NULL); /* ends like a lookup that failed */
 }
@@ -259,7 +260,7 @@ static void maybe_free(dns_t *d);
 static void lookup_done(dns_target_t *t, int rc, struct sockaddr_storage *v, size_t n)
 {
     dns_t *d = t->dns;
-    server_t *s = d->server;
+    stats_slots_t *slots = d->host->slots;
     bool good = rc == 0 || dns_status_is_empty_answer(rc);
     if (rc != 0)
         n = 0;
@@ -267,7 +268,7 @@ static void lookup_done(dns_target_t *t, int rc, struct sockaddr_storage *v, siz
         good = false; /* Envoy's LOGICAL_DNS takes no empty answer */
     uint64_t delay;
     if (good) {
-        stats_inc(s->main_slots, t->success);
+        stats_inc(slots, t->success);
         if (t->failing && t->known)
             log_info("DNS: cluster '%s': '%s' resolves again", t->cluster, t->host);
         t->failing = false;
@@ -283,7 +284,7 @@ static void lookup_done(dns_target_t *t, int rc, struct sockaddr_storage *v, siz
         delay = t->refresh_ms + (t->jitter_ms ? next_random(d) % t->jitter_ms : 0);
     } else {
         free(v);
-        stats_inc(s->main_slots, t->failure);
+        stats_inc(slots, t->failure);
         if (!t->failing)
             log_warn("DNS: cluster '%s': cannot resolve '%s' (%s); %s", t->cluster, t->host,
                      rc ? uv_strerror(rc) : "no address",
@@ -298,7 +299,7 @@ static void lookup_done(dns_target_t *t, int rc, struct sockaddr_storage *v, siz
             /* The first round is complete: the server starts with what it found. */
             if (d->dirty)
                 rebuild(d);
-            d->on_ready(s);
+            d->on_ready(d->on_ready_arg);
         }
     } else if (d->unanswered == 0 && d->dirty && !uv_is_active((uv_handle_t *)&d->rebuild)) {
         uv_timer_start(&d->rebuild, on_rebuild, 0, 0);
@@ -389,18 +390,19 @@ static int add_target(dns_t *d, const snap_cluster_t *c, const char *host)
     if (t->cluster == NULL || t->host == NULL)
         return -ENOMEM;
     t->req.data = t;
-    uv_timer_init(d->server->loop, &t->timer);
+    uv_timer_init(d->host->loop, &t->timer);
     t->timer.data = t;
     d->handles++;
     return 0;
 }
 
-int dns_start(server_t *s, void (*on_ready)(server_t *s), dns_t **out)
+int dns_start(const host_t *host, void (*on_ready)(void *arg), void *arg, dns_t **out)
 {
     *out = NULL;
+    const snapshot_t *snap = host_snapshot(host);
     size_t names = 0;
-    for (size_t i = 0; i < s->snap->n_clusters; i++) {
-        const snap_dns_t *cd = s->snap->clusters[i].dns;
+    for (size_t i = 0; i < snap->n_clusters; i++) {
+        const snap_dns_t *cd = snap->clusters[i].dns;
         for (size_t j = 0; cd && j < cd->n_targets; j++)
             names += !cd->targets[j].literal;
     }
@@ -411,16 +413,17 @@ int dns_start(server_t *s, void (*on_ready)(server_t *s), dns_t **out)
         free(d);
         return -ENOMEM;
     }
-    d->server = s;
+    d->host = host;
     d->on_ready = on_ready;
+    d->on_ready_arg = arg;
     d->resolver = (snap_resolver_t){.lookup = lookup, .ctx = d};
     d->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)d;
-    uv_timer_init(s->loop, &d->rebuild);
+    uv_timer_init(host->loop, &d->rebuild);
     d->rebuild.data = d;
     d->handles = 1;
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < s->snap->n_clusters; i++) {
-        const snap_cluster_t *c = &s->snap->clusters[i];
+    for (size_t i = 0; rc == 0 && i < snap->n_clusters; i++) {
+        const snap_cluster_t *c = &snap->clusters[i];
         for (size_t j = 0; rc == 0 && c->dns && j < c->dns->n_targets; j++) {
             const snap_dns_target_t *st = &c->dns->targets[j];
             if (!st->literal && !has_target(d, c->name, st->host))

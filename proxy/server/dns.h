@@ -8,22 +8,23 @@
 
 #include <stdbool.h>
 
-#include "proxy/server/server.h"
+#include "proxy/core/host.h"
 
 typedef struct dns dns_t;
 
-/* Starts resolving the host names of s->snap's DNS clusters on s->loop; s is borrowed and must
- * outlive the resolver. Every name is looked up at the loop's next turn; once each has had its
- * first answer (addresses or failure), the snapshot is rebuilt with the addresses, installed
- * with server_install_snapshot, and on_ready(s) is called, once. Defines nothing: it counts
- * into the clusters' update_attempt, update_success and update_failure. When s->snap has no
- * name to resolve, *out is NULL and on_ready is never called. Otherwise *out is owned by the
- * caller, who ends it with dns_stop. Returns 0 or -ENOMEM. */
-int dns_start(server_t *s, void (*on_ready)(server_t *s), dns_t **out);
+/* Starts resolving the host names of the DNS clusters of host's running snapshot on host->loop;
+ * host is borrowed and must outlive the resolver. Every name is looked up at the loop's next
+ * turn; once each has had its first answer (addresses or failure), the snapshot is rebuilt with
+ * the addresses, installed with host_install_snapshot, and on_ready(arg) is called, once (arg
+ * borrowed). Defines nothing: it counts into the clusters' update_attempt, update_success and
+ * update_failure. When the snapshot has no name to resolve, *out is NULL and on_ready is never
+ * called. Otherwise *out is owned by the caller, who ends it with dns_stop. Returns 0 or
+ * -ENOMEM. */
+int dns_start(const host_t *host, void (*on_ready)(void *arg), void *arg, dns_t **out);
 
-/* Stops refreshing: closes the timers, cancels lookups in flight, and frees d once every
- * handle is closed and every lookup has called back (a later turn of s->loop). NULL is
- * ignored. */
+/* Stops refreshing: closes the timers, cancels lookups in flight, and frees d (taken) once
+ * every handle is closed and every lookup has called back (a later turn of the host's loop).
+ * NULL is ignored. */
 void dns_stop(dns_t *d);
 
 /* What a snapshot build asks for the addresses d holds (borrowed, valid until dns_stop), or

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proxy/admin/admin.h"
 #include "proxy/server/cert_watch.h"
+#include "proxy/server/conn_kinds.h"
 #include "proxy/upstream/lb.h"
 #include "proxy/server/dns.h"
 #include "proxy/core/log.h"
@@ -72,6 +74,63 @@ void server_install_snapshot(server_t *s, snapshot_t *snap)
 void server_set_gauge(server_t *s, stat_id_t id, int64_t value)
 {
     stats_add(s->main_slots, id, value - stats_value(s->stats, id));
+}
+
+static const snapshot_t *host_op_snapshot(void *ctx)
+{
+    const server_t *s = ctx;
+    return s->snap;
+}
+
+static void host_op_install_snapshot(void *ctx, snapshot_t *snap)
+{
+    server_install_snapshot(ctx, snap);
+}
+
+static const snap_resolver_t *host_op_resolver(void *ctx)
+{
+    const server_t *s = ctx;
+    return dns_resolver(s->dns);
+}
+
+static bool host_op_ready(void *ctx)
+{
+    return server_ready(ctx);
+}
+
+static const char *host_op_state_name(void *ctx)
+{
+    const server_t *s = ctx;
+    return server_state_name(s->state);
+}
+
+static void host_op_quit(void *ctx)
+{
+    server_quit(ctx);
+}
+
+static const host_ops_t server_host_ops = {
+    .snapshot = host_op_snapshot,
+    .install_snapshot = host_op_install_snapshot,
+    .resolver = host_op_resolver,
+    .ready = host_op_ready,
+    .state_name = host_op_state_name,
+    .quit = host_op_quit,
+};
+
+host_t server_host(server_t *s)
+{
+    return (host_t){
+        .ops = &server_host_ops,
+        .ctx = s,
+        .loop = s->loop,
+        .stats = s->stats,
+        .slots = s->main_slots,
+        .start_ms = s->start_ms,
+        .config_path = s->opts.config_path,
+        .concurrency = s->nworkers,
+        .drain_time_s = s->opts.drain_time_s,
+    };
 }
 
 static void on_closed_quietly(uv_handle_t *h)
@@ -217,16 +276,18 @@ static void close_listen_fds(server_t *s)
     s->listen_fds = NULL;
 }
 
-/* Starts the workers on s->snap with the sockets bound for them, once (at start, or when the
- * first DNS answers are in). Workers that start own their sockets; the rest are closed. */
-static void start_workers(server_t *s)
+/* Starts the workers of arg (the server_t) on its snapshot with the sockets bound for them, once
+ * (at start, or when the first DNS answers are in). Workers that start own their sockets; the
+ * rest are closed. */
+static void start_workers(void *arg)
 {
+    server_t *s = arg;
     int *wfds = malloc((s->snap->n_listeners ? s->snap->n_listeners : 1) * sizeof(int));
     for (unsigned w = 0; wfds && s->state == SERVER_STARTING && w < s->nworkers; w++) {
         for (size_t i = 0; i < s->snap->n_listeners; i++)
             wfds[i] = s->listen_fds[i * s->nworkers + w];
-        if (worker_start(&s->workers[w], w, snapshot_ref(s->snap), s->stats, wfds, &s->counts) <
-            0) {
+        if (worker_start(&s->workers[w], w, snapshot_ref(s->snap), s->stats, wfds, &s->counts,
+                         &conn_kinds) < 0) {
             log_error("worker %u: could not start", w);
             s->exit_code = 1;
             break;
@@ -285,6 +346,54 @@ static void warn_unused_runtime(const snapshot_t *snap)
             n, n == 1 ? "" : "s", keys);
 }
 
+/* Starts what runs on the main loop around the workers, each handed s->host: the admin endpoint
+ * on admin_addr (NULL: none) and the health port, signals, the tick, the DNS of DNS clusters
+ * (which starts the workers once its first answers are in, or now without host names) and
+ * certificate rotation. A failure is logged and sets s->exit_code. */
+static void start_main_loop(server_t *s, const struct sockaddr *admin_addr)
+{
+    const server_options_t *opts = &s->opts;
+    char err[1024];
+    int rc;
+    if (admin_addr && admin_start(&s->host, admin_addr, &s->admin, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        s->exit_code = 1;
+    }
+    if (opts->health_addr) {
+        struct sockaddr_storage health_addr;
+        if (parse_admin_override(opts->health_addr, &health_addr) < 0) {
+            log_error("--health-address: '%s' is not IP:PORT", opts->health_addr);
+            s->exit_code = 1;
+        } else if (admin_start_health(&s->host, (struct sockaddr *)&health_addr, &s->health, err,
+                                      sizeof(err)) < 0) {
+            log_error("%s", err);
+            s->exit_code = 1;
+        }
+    }
+
+    uv_signal_init(s->loop, &s->sigterm);
+    uv_signal_init(s->loop, &s->sigint);
+    s->sigterm.data = s->sigint.data = s;
+    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&s->sigint, on_signal, SIGINT);
+    uv_timer_init(s->loop, &s->tick);
+    s->tick.data = s;
+    uv_timer_start(&s->tick, on_tick, 0, TICK_MS);
+    /* Like Envoy, the listeners wait for the DNS clusters' first answers. */
+    if (s->exit_code == 0 && (rc = dns_start(&s->host, start_workers, s, &s->dns)) < 0) {
+        log_error("DNS: cannot start: %s", strerror(-rc));
+        s->exit_code = 1;
+    }
+    if (s->exit_code == 0 && s->dns == NULL)
+        start_workers(s);
+    if (s->exit_code == 0 &&
+        (rc = cert_watch_start(&s->host, opts->cert_check_interval_ms, opts->cert_expiry_warn_s,
+                               &s->cert_watch)) < 0) {
+        log_error("certificate watch: cannot start: %s", strerror(-rc));
+        s->exit_code = 1;
+    }
+}
+
 int server_run(const server_options_t *opts)
 {
     server_t srv = {.opts = *opts};
@@ -326,6 +435,7 @@ int server_run(const server_options_t *opts)
     uv_loop_init(&loop);
     s->loop = &loop;
     s->start_ms = uv_now(&loop);
+    s->host = server_host(s);
     s->exit_code = 0;
     size_t nfds = s->snap->n_listeners * s->nworkers;
     int *fds = malloc((nfds ? nfds : 1) * sizeof(int));
@@ -350,40 +460,7 @@ int server_run(const server_options_t *opts)
         uv_loop_close(&loop);
         return 1;
     }
-    if (has_admin && admin_start(s, (struct sockaddr *)&admin_addr, err, sizeof(err)) < 0) {
-        log_error("%s", err);
-        s->exit_code = 1;
-    }
-    if (opts->health_addr) {
-        struct sockaddr_storage health_addr;
-        if (parse_admin_override(opts->health_addr, &health_addr) < 0) {
-            log_error("--health-address: '%s' is not IP:PORT", opts->health_addr);
-            s->exit_code = 1;
-        } else if (admin_start_health(s, (struct sockaddr *)&health_addr, err, sizeof(err)) < 0) {
-            log_error("%s", err);
-            s->exit_code = 1;
-        }
-    }
-
-    uv_signal_init(&loop, &s->sigterm);
-    uv_signal_init(&loop, &s->sigint);
-    s->sigterm.data = s->sigint.data = s;
-    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&s->sigint, on_signal, SIGINT);
-    uv_timer_init(&loop, &s->tick);
-    s->tick.data = s;
-    uv_timer_start(&s->tick, on_tick, 0, TICK_MS);
-    /* Like Envoy, the listeners wait for the DNS clusters' first answers. */
-    if (s->exit_code == 0 && (rc = dns_start(s, start_workers, &s->dns)) < 0) {
-        log_error("DNS: cannot start: %s", strerror(-rc));
-        s->exit_code = 1;
-    }
-    if (s->exit_code == 0 && s->dns == NULL)
-        start_workers(s);
-    if (s->exit_code == 0 && (rc = cert_watch_start(s, &s->cert_watch)) < 0) {
-        log_error("certificate watch: cannot start: %s", strerror(-rc));
-        s->exit_code = 1;
-    }
+    start_main_loop(s, has_admin ? (struct sockaddr *)&admin_addr : NULL);
     if (s->exit_code != 0)
         server_stop(s);
 

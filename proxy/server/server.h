@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "proxy/core/host.h"
 #include "proxy/core/stats.h"
 #include "proxy/core/worker.h"
 #include "xds/snapshot/snapshot.h"
@@ -27,7 +28,7 @@ typedef struct server_options {
 
 typedef enum { SERVER_STARTING, SERVER_LIVE, SERVER_DRAINING, SERVER_STOPPING } server_state_t;
 
-typedef struct admin admin_t;
+struct admin;
 struct cert_watch;
 struct dns;
 
@@ -53,8 +54,9 @@ typedef struct server {
     int *listen_fds;      /* [listener][worker] (every snapshot of a run has the same listeners),
                            * bound and waiting for the workers; then NULL */
     conn_counts_t counts; /* open connections for the runtime connection limits (owned) */
-    admin_t *admin;
-    admin_t *health;
+    host_t host;          /* what admin, cert_watch and dns see of the server (server_host) */
+    struct admin *admin;  /* owned; NULL without one, or once stopped */
+    struct admin *health; /* owned; NULL without one, or once stopped */
     struct cert_watch *cert_watch; /* owned; NULL once stopped */
     struct dns *dns;               /* owned; NULL without DNS clusters, or once stopped */
     uv_signal_t sigterm, sigint;
@@ -84,11 +86,11 @@ int64_t server_active_connections(const server_t *s);
 void server_install_snapshot(server_t *s, snapshot_t *snap);
 const char *server_state_name(server_state_t st);
 
-/* Admin endpoint (proxy/admin/admin.c). */
-int admin_start(server_t *s, const struct sockaddr *addr, char *err, size_t errlen);
-/* The kubelet's readiness port: GET /healthz/ready only (proxy/admin/admin.c). */
-int admin_start_health(server_t *s, const struct sockaddr *addr, char *err, size_t errlen);
-void admin_stop(admin_t *a);
+/* The host API (proxy/core/host.h) over s (borrowed; must outlive every user of the host): the
+ * server's snapshot, install, DNS resolver, readiness, state and quit, with s's loop, stats,
+ * main slots, start time and options as they are now (set them first). The admin endpoint,
+ * cert_watch and dns reach the server only through it. */
+host_t server_host(server_t *s);
 
 /* Main thread: sets a gauge of the main thread's slots so that the sum over all slots is value. */
 void server_set_gauge(server_t *s, stat_id_t id, int64_t value);

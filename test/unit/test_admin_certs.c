@@ -13,6 +13,7 @@
 
 #include "certs/tls.h"
 #include "proxy/admin/admin_certs.h"
+#include "proxy/server/server.h"
 
 #define CERTS "test/data/certs/"
 /* notAfter of every long-lived fixture: 2126-11-01T10:15:09Z (see test/data/certs/gen.sh). */
@@ -189,7 +190,7 @@ static void test_identities_are_empty_without_certificates(void **state)
     json_decref(ids);
 }
 
-static int64_t gauge(server_t *s, const char *metric)
+static int64_t gauge(const server_t *s, const char *metric)
 {
     int64_t id = stats_define(s->stats, STAT_GAUGE, "server", NULL, NULL, metric);
     assert_true(id >= 0);
@@ -203,18 +204,19 @@ static void test_gauges_take_the_first_expiry_and_envoys_defaults(void **state)
     s.stats = stats_store_new(1);
     assert_non_null(s.stats);
     s.main_slots = stats_slots(s.stats, 0);
+    host_t host = server_host(&s);
 
-    assert_int_equal(admin_certs_update_gauges(&s, FIXTURE_NOT_AFTER - 100 * DAY), 0);
+    assert_int_equal(admin_certs_update_gauges(&host, FIXTURE_NOT_AFTER - 100 * DAY), 0);
     assert_int_equal(gauge(&s, "days_until_first_cert_expiring"), UINT32_MAX);
     assert_int_equal(gauge(&s, "cert_expiration_timestamp_seconds"), 0);
 
     f->chains[0].tls = &f->server;
     f->clusters[0].tls = &f->anon;
-    assert_int_equal(admin_certs_update_gauges(&s, FIXTURE_NOT_AFTER - 3 * DAY), 0);
+    assert_int_equal(admin_certs_update_gauges(&host, FIXTURE_NOT_AFTER - 3 * DAY), 0);
     assert_int_equal(gauge(&s, "days_until_first_cert_expiring"), 3);
     assert_int_equal(gauge(&s, "cert_expiration_timestamp_seconds"), FIXTURE_NOT_AFTER);
 
-    assert_int_equal(admin_certs_update_gauges(&s, FIXTURE_NOT_AFTER + 3 * DAY), 0);
+    assert_int_equal(admin_certs_update_gauges(&host, FIXTURE_NOT_AFTER + 3 * DAY), 0);
     assert_int_equal(gauge(&s, "days_until_first_cert_expiring"), 0);
     stats_store_free(s.stats);
 }

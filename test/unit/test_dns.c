@@ -11,6 +11,7 @@
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "proxy/server/dns.h"
+#include "proxy/server/server.h"
 #include "proxy/core/log.h"
 #include "xds/config/config.h"
 
@@ -38,6 +39,7 @@ static void rig_init(rig_t *r, const char *clusters_yaml)
                                       r->err, sizeof(r->err)),
                      0);
     assert_int_equal(snapshot_build(msg, r->s.stats, 1, &r->s.snap, r->err, sizeof(r->err)), 0);
+    r->s.host = server_host(&r->s); /* the server's own install: membership stats count */
 }
 
 static void rig_free(rig_t *r)
@@ -54,11 +56,12 @@ static int64_t cluster_stat(rig_t *r, const char *cluster, size_t offset)
 }
 
 /* Stops the resolver once the server would start, so the loop runs dry. */
-static void on_ready(server_t *s)
+static void on_ready(void *arg)
 {
+    rig_t *r = arg;
     ready_calls++;
-    dns_stop(s->dns);
-    s->dns = NULL;
+    dns_stop(r->s.dns);
+    r->s.dns = NULL;
 }
 
 static void test_no_host_names_means_no_resolver(void **state)
@@ -70,7 +73,7 @@ static void test_no_host_names_means_no_resolver(void **state)
                  "        - endpoint: {address: {socket_address: {address: 127.0.0.9, "
                  "port_value: 80}}}\n");
     dns_t *d = (dns_t *)&r; /* anything but NULL */
-    assert_int_equal(dns_start(&r.s, on_ready, &d), 0);
+    assert_int_equal(dns_start(&r.s.host, on_ready, &r, &d), 0);
     assert_null(d);
     assert_null(dns_resolver(NULL));
     uv_run(&r.loop, UV_RUN_DEFAULT);
@@ -93,7 +96,7 @@ static void test_first_answers_are_installed_before_ready(void **state)
                  "port_value: 9090}}}\n");
     uint64_t first_version = r.s.snap->version;
     assert_int_equal(snapshot_find_cluster(r.s.snap, "s")->n_endpoints, 0);
-    assert_int_equal(dns_start(&r.s, on_ready, &r.s.dns), 0);
+    assert_int_equal(dns_start(&r.s.host, on_ready, &r, &r.s.dns), 0);
     assert_non_null(r.s.dns);
     assert_int_equal(ready_calls, 0); /* lookups start with the loop, not before */
     uv_run(&r.loop, UV_RUN_DEFAULT);
