@@ -700,10 +700,9 @@ static void test_route_resolves_clusters_against_the_snapshot(void **state)
     route_table_free(t);
 
     /* Unset is true, as in Envoy for a route table defined in place. */
-    assert_int_equal(build_snap(ROUTES(
-                                    "  - {match: {prefix: /}, route: {cluster: later}}\n"),
-                                snap, &t),
-                     -EINVAL);
+    assert_int_equal(
+        build_snap(ROUTES("  - {match: {prefix: /}, route: {cluster: later}}\n"), snap, &t),
+        -EINVAL);
     assert_string_equal(err, "virtual_host 'svc': route 0: route: unknown cluster 'later' "
                              "(validate_clusters is on)");
     snapshot_unref(snap);
