@@ -7,13 +7,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "filters/network/filter.h"
+#include "proxy/core/err.h"
 #include "proxy/upstream/lb.h"
 #include "xds/config/config.h"
 #include "xds/snapshot/snapshot_dns.h"
@@ -26,18 +26,6 @@ typedef Envoy__Config__Cluster__V3__Cluster cluster_msg_t;
 typedef Envoy__Config__Core__V3__Address address_msg_t;
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
 
 void snapshot_format_addr(const struct sockaddr *sa, char *buf, size_t len)
 {
@@ -69,20 +57,21 @@ static int parse_host_address(const address_msg_t *a, struct sockaddr_storage *o
                               const char **name, const char *what, char *err, size_t errlen)
 {
     if (a == NULL || a->address_case != ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS)
-        return fail(err, errlen, "%s: address: a socket_address is required", what);
+        return err_set(err, errlen, -EINVAL, "%s: address: a socket_address is required", what);
     const Envoy__Config__Core__V3__SocketAddress *s = a->socket_address;
     if (s->protocol != ENVOY__CONFIG__CORE__V3__SOCKET_ADDRESS__PROTOCOL__TCP)
-        return fail(err, errlen, "%s: address: only TCP is supported", what);
+        return err_set(err, errlen, -EINVAL, "%s: address: only TCP is supported", what);
     if (s->port_specifier_case !=
         ENVOY__CONFIG__CORE__V3__SOCKET_ADDRESS__PORT_SPECIFIER_PORT_VALUE)
-        return fail(err, errlen,
-                    "%s: address: port_value is required (named_port is not "
-                    "supported)",
-                    what);
+        return err_set(err, errlen, -EINVAL,
+                       "%s: address: port_value is required (named_port is not "
+                       "supported)",
+                       what);
     if (s->port_value > 65535)
-        return fail(err, errlen, "%s: address: port %u out of range", what, s->port_value);
+        return err_set(err, errlen, -EINVAL, "%s: address: port %u out of range", what,
+                       s->port_value);
     if (name && s->resolver_name && *s->resolver_name)
-        return fail(err, errlen, "%s: address: resolver_name is not supported", what);
+        return err_set(err, errlen, -EINVAL, "%s: address: resolver_name is not supported", what);
     memset(out, 0, sizeof(*out));
     struct sockaddr_in *s4 = (struct sockaddr_in *)out;
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
@@ -97,10 +86,10 @@ static int parse_host_address(const address_msg_t *a, struct sockaddr_storage *o
         s4->sin_family = AF_UNSPEC;
         s4->sin_port = htons((uint16_t)s->port_value);
     } else {
-        return fail(err, errlen,
-                    "%s: address: '%s' is not an IP address (DNS names are not "
-                    "supported here)",
-                    what, s->address);
+        return err_set(err, errlen, -EINVAL,
+                       "%s: address: '%s' is not an IP address (DNS names are not "
+                       "supported here)",
+                       what, s->address);
     }
     return 0;
 }
@@ -123,12 +112,13 @@ static int parse_cidr(const Envoy__Config__Core__V3__CidrRange *c, snap_cidr_t *
         out->family = AF_INET6;
         max = 128;
     } else {
-        return fail(err, errlen, "%s: prefix_ranges: '%s' is not an IP address", what,
-                    c->address_prefix);
+        return err_set(err, errlen, -EINVAL, "%s: prefix_ranges: '%s' is not an IP address", what,
+                       c->address_prefix);
     }
     uint32_t len = c->prefix_len ? c->prefix_len->value : 0;
     if (len > max)
-        return fail(err, errlen, "%s: prefix_ranges: prefix_len %u is over %u", what, len, max);
+        return err_set(err, errlen, -EINVAL, "%s: prefix_ranges: prefix_len %u is over %u", what,
+                       len, max);
     out->prefix_len = (uint8_t)len;
     return 0;
 }
@@ -245,14 +235,15 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
     char what[300];
     snprintf(what, sizeof(what), "cluster '%s'", m->name);
     if (m->name == NULL || m->name[0] == '\0')
-        return fail(err, errlen, "cluster: name is required");
+        return err_set(err, errlen, -EINVAL, "cluster: name is required");
     c->name = strdup(m->name);
     c->stat_name = strdup(m->alt_stat_name && *m->alt_stat_name ? m->alt_stat_name : m->name);
     if (c->name == NULL || c->stat_name == NULL)
         return -ENOMEM;
     if (m->cluster_discovery_type_case ==
         ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_CLUSTER_TYPE)
-        return fail(err, errlen, "%s: cluster_type (custom clusters) is not supported", what);
+        return err_set(err, errlen, -EINVAL, "%s: cluster_type (custom clusters) is not supported",
+                       what);
     switch (m->type) {
     case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STATIC:
         c->kind = CLUSTER_STATIC;
@@ -271,12 +262,12 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
         break;
     }
     default:
-        return fail(err, errlen,
-                    "%s: type %s is not supported (STATIC, STRICT_DNS, LOGICAL_DNS and "
-                    "ORIGINAL_DST are)",
-                    what,
-                    enum_name(&envoy__config__cluster__v3__cluster__discovery_type__descriptor,
-                              (int)m->type));
+        return err_set(err, errlen, -EINVAL,
+                       "%s: type %s is not supported (STATIC, STRICT_DNS, LOGICAL_DNS and "
+                       "ORIGINAL_DST are)",
+                       what,
+                       enum_name(&envoy__config__cluster__v3__cluster__discovery_type__descriptor,
+                                 (int)m->type));
     }
     switch (m->lb_policy) {
     case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__ROUND_ROBIN:
@@ -292,18 +283,18 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
         c->lb_policy = LB_CLUSTER_PROVIDED;
         break;
     default:
-        return fail(err, errlen,
-                    "%s: lb_policy %s is not supported (ROUND_ROBIN, LEAST_REQUEST, "
-                    "RANDOM, CLUSTER_PROVIDED are)",
-                    what,
-                    enum_name(&envoy__config__cluster__v3__cluster__lb_policy__descriptor,
-                              (int)m->lb_policy));
+        return err_set(err, errlen, -EINVAL,
+                       "%s: lb_policy %s is not supported (ROUND_ROBIN, LEAST_REQUEST, "
+                       "RANDOM, CLUSTER_PROVIDED are)",
+                       what,
+                       enum_name(&envoy__config__cluster__v3__cluster__lb_policy__descriptor,
+                                 (int)m->lb_policy));
     }
     if ((c->kind == CLUSTER_ORIGINAL_DST) != (c->lb_policy == LB_CLUSTER_PROVIDED))
-        return fail(err, errlen,
-                    "%s: ORIGINAL_DST clusters take lb_policy CLUSTER_PROVIDED, and "
-                    "only they do",
-                    what);
+        return err_set(err, errlen, -EINVAL,
+                       "%s: ORIGINAL_DST clusters take lb_policy CLUSTER_PROVIDED, and "
+                       "only they do",
+                       what);
     if (m->transport_socket) {
         int rc =
             snapshot_tls_parse(m->transport_socket, TLS_CONFIG_CLIENT, what, &c->tls, err, errlen);
@@ -326,8 +317,8 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
     if (m->circuit_breakers) {
         const Envoy__Config__Cluster__V3__CircuitBreakers *cb = m->circuit_breakers;
         if (cb->n_per_host_thresholds)
-            return fail(err, errlen, "%s: circuit_breakers.per_host_thresholds is not supported",
-                        what);
+            return err_set(err, errlen, -EINVAL,
+                           "%s: circuit_breakers.per_host_thresholds is not supported", what);
         for (size_t i = 0; i < cb->n_thresholds; i++) {
             const Envoy__Config__Cluster__V3__CircuitBreakers__Thresholds *t = cb->thresholds[i];
             /* Routes have no priorities yet: every request is DEFAULT priority. */
@@ -350,7 +341,8 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
     for (size_t i = 0; la && i < la->n_endpoints; i++)
         total += la->endpoints[i]->n_lb_endpoints;
     if (c->kind == CLUSTER_ORIGINAL_DST && total > 0)
-        return fail(err, errlen, "%s: ORIGINAL_DST clusters take no load_assignment", what);
+        return err_set(err, errlen, -EINVAL, "%s: ORIGINAL_DST clusters take no load_assignment",
+                       what);
     c->endpoints = calloc(total ? total : 1, sizeof(*c->endpoints));
     if (c->endpoints == NULL)
         return -ENOMEM;
@@ -362,7 +354,8 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
             snprintf(ewhat, sizeof(ewhat), "%s: endpoint %zu.%zu", what, i, j);
             if (e->host_identifier_case !=
                 ENVOY__CONFIG__ENDPOINT__V3__LB_ENDPOINT__HOST_IDENTIFIER_ENDPOINT)
-                return fail(err, errlen, "%s: an endpoint with an address is required", ewhat);
+                return err_set(err, errlen, -EINVAL, "%s: an endpoint with an address is required",
+                               ewhat);
             /* Endpoints the control plane marks unhealthy, draining or timed out get no
              * traffic, as in Envoy. */
             if (e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__UNHEALTHY ||
@@ -377,7 +370,8 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
                 return rc;
             ep->weight = e->load_balancing_weight ? e->load_balancing_weight->value : 1;
             if (ep->weight == 0)
-                return fail(err, errlen, "%s: load_balancing_weight must be at least 1", ewhat);
+                return err_set(err, errlen, -EINVAL, "%s: load_balancing_weight must be at least 1",
+                               ewhat);
             if (c->dns) { /* a target: its endpoints come from snapshot_dns_endpoints */
                 if (snapshot_dns_add_target(c->dns, host, &ep->addr, ep->weight) < 0)
                     return -ENOMEM;
@@ -411,14 +405,15 @@ static int build_filter(const Envoy__Config__Listener__V3__Filter *m, snap_filte
         return -ENOMEM;
     f->ops = filter_network_lookup(m->name, type_url);
     if (f->ops == NULL)
-        return fail(err, errlen, "%s: filter '%s': unsupported network filter%s%s", what, f->name,
-                    type_url ? " type " : "", type_url ? type_url : "");
+        return err_set(err, errlen, -EINVAL, "%s: filter '%s': unsupported network filter%s%s",
+                       what, f->name, type_url ? " type " : "", type_url ? type_url : "");
     if (m->typed_config == NULL)
-        return fail(err, errlen, "%s: filter '%s': typed_config is required", what, f->name);
+        return err_set(err, errlen, -EINVAL, "%s: filter '%s': typed_config is required", what,
+                       f->name);
     char ferr[400];
     int rc = f->ops->config_parse(m->typed_config, snap, stats, &f->config, ferr, sizeof(ferr));
     if (rc < 0)
-        return fail(err, errlen, "%s: filter '%s': %s", what, f->name, ferr);
+        return err_set(err, errlen, -EINVAL, "%s: filter '%s': %s", what, f->name, ferr);
     return 0;
 }
 
@@ -433,8 +428,8 @@ static int build_chain(const chain_msg_t *m, snap_chain_t *c, bool tls_inspector
     if (fm) {
         if (fm->destination_port) {
             if (fm->destination_port->value < 1 || fm->destination_port->value > 65535)
-                return fail(err, errlen, "%s: destination_port %u out of range", what,
-                            fm->destination_port->value);
+                return err_set(err, errlen, -EINVAL, "%s: destination_port %u out of range", what,
+                               fm->destination_port->value);
             c->dest_port = fm->destination_port->value;
         }
         if (fm->n_application_protocols) {
@@ -450,11 +445,11 @@ static int build_chain(const chain_msg_t *m, snap_chain_t *c, bool tls_inspector
         }
         if (fm->n_source_prefix_ranges || fm->n_direct_source_prefix_ranges || fm->n_source_ports ||
             fm->source_type || (fm->address_suffix && *fm->address_suffix))
-            return fail(err, errlen,
-                        "%s: filter_chain_match: source_prefix_ranges, "
-                        "direct_source_prefix_ranges, source_ports, source_type and "
-                        "address_suffix are not supported",
-                        what);
+            return err_set(err, errlen, -EINVAL,
+                           "%s: filter_chain_match: source_prefix_ranges, "
+                           "direct_source_prefix_ranges, source_ports, source_type and "
+                           "address_suffix are not supported",
+                           what);
         int rc = snapshot_tls_parse_match(fm, tls_inspector, c, what, err, errlen);
         if (rc < 0)
             return rc;
@@ -477,7 +472,7 @@ static int build_chain(const chain_msg_t *m, snap_chain_t *c, bool tls_inspector
             return rc;
     }
     if (m->n_filters == 0)
-        return fail(err, errlen, "%s: a filter chain needs at least one filter", what);
+        return err_set(err, errlen, -EINVAL, "%s: a filter chain needs at least one filter", what);
     c->filters = calloc(m->n_filters, sizeof(*c->filters));
     if (c->filters == NULL)
         return -ENOMEM;
@@ -517,7 +512,7 @@ static int build_pred(const Envoy__Config__Listener__V3__ListenerFilterChainMatc
                       snap_pred_t *p, int depth, const char *what, char *err, size_t errlen)
 {
     if (depth > 16)
-        return fail(err, errlen, "%s: filter_disabled: nested too deeply", what);
+        return err_set(err, errlen, -EINVAL, "%s: filter_disabled: nested too deeply", what);
     const Envoy__Config__Listener__V3__ListenerFilterChainMatchPredicate__MatchSet *set = NULL;
     switch (m->rule_case) {
     case ENVOY__CONFIG__LISTENER__V3__LISTENER_FILTER_CHAIN_MATCH_PREDICATE__RULE_ANY_MATCH:
@@ -544,7 +539,7 @@ static int build_pred(const Envoy__Config__Listener__V3__ListenerFilterChainMatc
         set = m->and_match;
         break;
     default:
-        return fail(err, errlen, "%s: filter_disabled: a rule is required", what);
+        return err_set(err, errlen, -EINVAL, "%s: filter_disabled: a rule is required", what);
     }
     p->kids = calloc(set->n_rules ? set->n_rules : 1, sizeof(*p->kids));
     if (p->kids == NULL)
@@ -594,16 +589,16 @@ static int name_listener(listener_msg_t *m, size_t idx, snap_listener_t *l, cons
     for (size_t j = 0; j < idx; j++) {
         const snap_listener_t *o = &snap->listeners[j];
         if (strcmp(o->name, n) == 0 && !o->name_generated && !l->name_generated)
-            return fail(err, errlen, "listener '%s': defined twice", n);
+            return err_set(err, errlen, -EINVAL, "listener '%s': defined twice", n);
         if (strcmp(o->name, n) == 0)
-            return fail(err, errlen,
-                        "listener '%s': static_resources.listeners[%zu] and [%zu] get the same "
-                        "name (%s has no name and is named after its address): give one of them "
-                        "another name",
-                        n, j, idx,
-                        !l->name_generated   ? "the first"
-                        : !o->name_generated ? "the second"
-                                             : "each");
+            return err_set(err, errlen, -EINVAL,
+                           "listener '%s': static_resources.listeners[%zu] and [%zu] get the same "
+                           "name (%s has no name and is named after its address): give one of them "
+                           "another name",
+                           n, j, idx,
+                           !l->name_generated   ? "the first"
+                           : !o->name_generated ? "the second"
+                                                : "each");
     }
     l->name = strdup(n);
     char *copy = l->name_generated ? strdup(n) : NULL;
@@ -661,8 +656,8 @@ static int build_listener(listener_msg_t *m, size_t idx, snap_listener_t *l, sna
             break;
         default:
             if (!snapshot_tls_is_inspector(lf->name, url))
-                return fail(err, errlen, "%s: listener filter '%s' is not supported", what,
-                            lf->name ? lf->name : (url ? url : "?"));
+                return err_set(err, errlen, -EINVAL, "%s: listener filter '%s' is not supported",
+                               what, lf->name ? lf->name : (url ? url : "?"));
             l->tls_inspector = true;
             rc = build_disabled(lf, &l->tls_inspector_disabled, what, err, errlen);
         }
@@ -685,8 +680,8 @@ static int build_listener(listener_msg_t *m, size_t idx, snap_listener_t *l, sna
             return rc;
         for (size_t j = 0; j < i; j++)
             if (same_match(&l->chains[j], &l->chains[i]))
-                return fail(err, errlen, "%s: has the same filter_chain_match as chain %zu", cwhat,
-                            j);
+                return err_set(err, errlen, -EINVAL,
+                               "%s: has the same filter_chain_match as chain %zu", cwhat, j);
     }
     if (m->default_filter_chain) {
         char cwhat[400];
@@ -702,7 +697,8 @@ static int build_listener(listener_msg_t *m, size_t idx, snap_listener_t *l, sna
         if (l->chains[i].dest_port || l->chains[i].n_prefixes)
             l->needs_dst = true;
     if (l->n_chains == 0 && l->default_chain == NULL)
-        return fail(err, errlen, "%s: needs filter_chains or a default_filter_chain", what);
+        return err_set(err, errlen, -EINVAL, "%s: needs filter_chains or a default_filter_chain",
+                       what);
     return define_listener_stats(stats, l);
 }
 
@@ -774,7 +770,7 @@ int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, st
     snapshot_t *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         protobuf_c_message_free_unpacked(bootstrap, NULL);
-        return fail(err, errlen, "out of memory");
+        return err_set(err, errlen, -EINVAL, "out of memory");
     }
     atomic_init(&s->refs, 1);
     snapshot_tls_cache_clear();
@@ -797,7 +793,7 @@ int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, st
     if (b->dynamic_resources &&
         (b->dynamic_resources->lds_config || b->dynamic_resources->cds_config ||
          b->dynamic_resources->ads_config)) {
-        rc = fail(err, errlen, "dynamic_resources: xDS is not supported yet");
+        rc = err_set(err, errlen, -EINVAL, "dynamic_resources: xDS is not supported yet");
         goto fail_built;
     }
     s->global_cx_limit = RUNTIME_NO_LIMIT;
@@ -818,7 +814,8 @@ int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, st
     for (size_t i = 0; i < nc; i++) {
         for (size_t j = 0; j < i; j++) {
             if (sr->clusters[i]->name && strcmp(sr->clusters[i]->name, s->clusters[j].name) == 0) {
-                rc = fail(err, errlen, "cluster '%s': defined twice", sr->clusters[i]->name);
+                rc = err_set(err, errlen, -EINVAL, "cluster '%s': defined twice",
+                             sr->clusters[i]->name);
                 goto fail_built;
             }
         }
@@ -843,7 +840,7 @@ int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, st
     return 0;
 
 fail_oom:
-    fail(err, errlen, "out of memory while building the config");
+    err_set(err, errlen, -EINVAL, "out of memory while building the config");
 fail_built:
     snapshot_tls_cache_clear();
     snapshot_free(s);
