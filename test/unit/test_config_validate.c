@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "test/unit/wire.h"
+
 #include "xds/config/config.h"
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
@@ -25,19 +27,6 @@ typedef Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources resources_t;
 typedef Envoy__Config__Cluster__V3__Cluster cluster_t;
 
 static char err[512];
-
-/* The message as a receiver of its bytes gets it: packed and unpacked (a new message). */
-static ProtobufCMessage *over_the_wire(const ProtobufCMessage *m)
-{
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(len ? len : 1);
-    assert_non_null(buf);
-    protobuf_c_message_pack(m, buf);
-    ProtobufCMessage *copy = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
-    free(buf);
-    assert_non_null(copy);
-    return copy;
-}
 
 /* Validates a Bootstrap holding the one cluster c, after the wire; returns the result. */
 static int validate_cluster(cluster_t *c)
@@ -162,9 +151,9 @@ static void test_validate_reads_only_the_selected_member_of_a_oneof(void **state
     protobuf_c_message_free_unpacked(msg, NULL);
 }
 
-/* A listener whose one filter is a tcp_proxy packed into an Any. */
-static int validate_tcp_proxy(Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy *tp,
-                              const char *type_url)
+/* Validates tp packed into an Any of type_url, as a filter's typed_config. */
+static int validate_packed(const Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy *tp,
+                           const char *type_url)
 {
     uint8_t packed[256];
     assert_true(protobuf_c_message_get_packed_size(&tp->base) <= sizeof(packed));
@@ -172,22 +161,9 @@ static int validate_tcp_proxy(Envoy__Extensions__Filters__Network__TcpProxy__V3_
     any.type_url = (char *)type_url;
     any.value.len = protobuf_c_message_pack(&tp->base, packed);
     any.value.data = packed;
-    Envoy__Config__Listener__V3__Filter f = ENVOY__CONFIG__LISTENER__V3__FILTER__INIT;
-    f.name = "envoy.filters.network.tcp_proxy";
-    f.config_type_case = ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG;
-    f.typed_config = &any;
-    Envoy__Config__Listener__V3__Filter *filters[] = {&f};
-    Envoy__Config__Listener__V3__FilterChain fc = ENVOY__CONFIG__LISTENER__V3__FILTER_CHAIN__INIT;
-    fc.n_filters = 1;
-    fc.filters = filters;
-    Envoy__Config__Listener__V3__FilterChain *chains[] = {&fc};
-    Envoy__Config__Listener__V3__Listener l = ENVOY__CONFIG__LISTENER__V3__LISTENER__INIT;
-    l.name = "in";
-    l.n_filter_chains = 1;
-    l.filter_chains = chains;
-    ProtobufCMessage *msg = over_the_wire(&l.base);
+    ProtobufCMessage *msg = over_the_wire(&any.base);
     err[0] = '\0';
-    int rc = config_validate(msg, "static_resources.listeners[0]", err, sizeof(err));
+    int rc = config_validate(msg, "filters[0].typed_config", err, sizeof(err));
     protobuf_c_message_free_unpacked(msg, NULL);
     return rc;
 }
@@ -199,17 +175,13 @@ static void test_validate_looks_inside_typed_config(void **state)
         ENVOY__EXTENSIONS__FILTERS__NETWORK__TCP_PROXY__V3__TCP_PROXY__INIT;
     Google__Protobuf__Duration d = GOOGLE__PROTOBUF__DURATION__INIT;
     tp.stat_prefix = "in";
-    tp.cluster_specifier_case =
-        ENVOY__EXTENSIONS__FILTERS__NETWORK__TCP_PROXY__V3__TCP_PROXY__CLUSTER_SPECIFIER_CLUSTER;
-    tp.cluster = "web";
     d.seconds = -3600;
     tp.idle_timeout = &d;
     const char *url = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
-    assert_int_equal(validate_tcp_proxy(&tp, url), -EINVAL);
-    assert_string_equal(err, "static_resources.listeners[0].filter_chains[0].filters[0]."
-                             "typed_config.idle_timeout: duration must not be negative");
+    assert_int_equal(validate_packed(&tp, url), -EINVAL);
+    assert_string_equal(err, "filters[0].typed_config.idle_timeout: duration must not be negative");
     d.seconds = 3600;
-    assert_int_equal(validate_tcp_proxy(&tp, url), 0);
+    assert_int_equal(validate_packed(&tp, url), 0);
 }
 
 static void test_validate_leaves_any_of_unknown_type_to_its_reader(void **state)
@@ -220,7 +192,7 @@ static void test_validate_leaves_any_of_unknown_type_to_its_reader(void **state)
     Google__Protobuf__Duration d = GOOGLE__PROTOBUF__DURATION__INIT;
     d.seconds = -1;
     tp.idle_timeout = &d;
-    assert_int_equal(validate_tcp_proxy(&tp, "type.googleapis.com/example.NotRegistered"), 0);
+    assert_int_equal(validate_packed(&tp, "type.googleapis.com/example.NotRegistered"), 0);
 }
 
 static void test_validate_refuses_any_that_does_not_decode(void **state)

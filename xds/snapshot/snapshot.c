@@ -1,9 +1,9 @@
-/* Translation of Envoy v3 Bootstrap messages into the runtime snapshot, the one path every
- * config source goes through, and the config dump (proxy/listener/chain_match.c matches filter
- * chains). Anything the data plane would not honour is rejected here with an error that names where
- * it is.
- */
+/* Translation of a resource set (xds/snapshot/resources.h: listeners, clusters and the
+ * bootstrap-level settings, whatever their source) into the runtime snapshot, the one path every
+ * config goes through, after one validation. Anything the data plane would not honour is
+ * rejected here with an error that names where it is. */
 #include "xds/snapshot/snapshot.h"
+#include "xds/snapshot/resources.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -565,18 +565,20 @@ static int build_disabled(const Envoy__Config__Listener__V3__ListenerFilter *lf,
     return build_pred(lf->filter_disabled, *out, 0, what, err, errlen);
 }
 
-/* Names listener idx (m) into l->name, unique among those built before it. Envoy names a
+/* Names listener i of list into l->name, unique among those built before it. Envoy names a
  * listener without a name by a random UUID; Remora after its address, as Envoy's stats do
  * ("0.0.0.0_8080", "[__]_8080"), so logs, stats and /config_dump stay the same from run to run.
- * The name goes into m too (the snapshot owns the Bootstrap) for /config_dump to show. */
-static int name_listener(listener_msg_t *m, size_t idx, snap_listener_t *l, const snapshot_t *snap,
-                         char *err, size_t errlen)
+ * The name goes into the message too (the snapshot owns it) for /config_dump to show. */
+static int name_listener(const config_resource_list_t *list, size_t i, snap_listener_t *l,
+                         const snapshot_t *snap, char *err, size_t errlen)
 {
+    const config_resource_t *r = &list->v[i];
+    listener_msg_t *m = (listener_msg_t *)r->msg;
     char name[INET6_ADDRSTRLEN + 16];
     l->name_generated = m->name == NULL || m->name[0] == '\0';
     if (l->name_generated) {
-        char what[64];
-        snprintf(what, sizeof(what), "static_resources.listeners[%zu] (no name)", idx);
+        char what[160];
+        snprintf(what, sizeof(what), "%s[%zu] (no name)", r->origin, r->index);
         struct sockaddr_storage ss;
         int rc = parse_address(m->address, &ss, what, err, errlen);
         if (rc < 0)
@@ -586,16 +588,17 @@ static int name_listener(listener_msg_t *m, size_t idx, snap_listener_t *l, cons
             *p = *p == ':' ? '_' : *p;
     }
     const char *n = l->name_generated ? name : m->name;
-    for (size_t j = 0; j < idx; j++) {
+    for (size_t j = 0; j < i; j++) {
         const snap_listener_t *o = &snap->listeners[j];
+        const config_resource_t * or = &list->v[j];
         if (strcmp(o->name, n) == 0 && !o->name_generated && !l->name_generated)
             return err_set(err, errlen, -EINVAL, "listener '%s': defined twice", n);
         if (strcmp(o->name, n) == 0)
             return err_set(err, errlen, -EINVAL,
-                           "listener '%s': static_resources.listeners[%zu] and [%zu] get the same "
-                           "name (%s has no name and is named after its address): give one of them "
-                           "another name",
-                           n, j, idx,
+                           "listener '%s': %s[%zu] and %s[%zu] get the same name (%s has no name "
+                           "and is named after its address): give one of them another name",
+                           n, or->origin, or->index, or->origin == r->origin ? "" : r->origin,
+                           r->index,
                            !l->name_generated   ? "the first"
                            : !o->name_generated ? "the second"
                                                 : "each");
@@ -614,11 +617,13 @@ static int name_listener(listener_msg_t *m, size_t idx, snap_listener_t *l, cons
     return 0;
 }
 
-static int build_listener(listener_msg_t *m, size_t idx, snap_listener_t *l, snapshot_t *snap,
-                          stats_store_t *stats, char *err, size_t errlen)
+/* Builds listener idx of list into l. */
+static int build_listener(const config_resource_list_t *list, size_t idx, snap_listener_t *l,
+                          snapshot_t *snap, stats_store_t *stats, char *err, size_t errlen)
 {
+    const listener_msg_t *m = (const listener_msg_t *)list->v[idx].msg;
     char what[300];
-    int rc = name_listener(m, idx, l, snap, err, errlen);
+    int rc = name_listener(list, idx, l, snap, err, errlen);
     if (rc < 0)
         return rc;
     snprintf(what, sizeof(what), "listener '%s'", l->name);
@@ -755,56 +760,61 @@ static void snapshot_free(snapshot_t *s)
     free(s);
 }
 
-int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
-                   char *err, size_t errlen)
+/* The bootstrap-level settings: node, admin address, xDS sources, runtime. */
+static int build_settings(const config_resources_t *res, snapshot_t *s, char *err, size_t errlen)
 {
-    return snapshot_build_resolved(bootstrap, NULL, stats, nworkers, out, err, errlen);
+    const Envoy__Config__Core__V3__Node *node = res->node;
+    s->node_id = strdup(node && node->id ? node->id : "");
+    s->node_cluster = strdup(node && node->cluster ? node->cluster : "");
+    if (s->node_id == NULL || s->node_cluster == NULL)
+        return -ENOMEM;
+    if (res->admin && res->admin->address) {
+        int rc = parse_address(res->admin->address, &s->admin_addr, "admin", err, errlen);
+        if (rc < 0)
+            return rc;
+        s->has_admin = true;
+    }
+    const Envoy__Config__Bootstrap__V3__Bootstrap__DynamicResources *dyn = res->dynamic;
+    if (dyn && (dyn->lds_config || dyn->cds_config || dyn->ads_config))
+        return err_set(err, errlen, -EINVAL, "dynamic_resources: xDS is not supported yet");
+    /* Room in the set for them, not yet in the builder: RDS route configurations, EDS
+     * endpoints and SDS secrets (no bootstrap gives any). */
+    if (res->route_configs.n || res->endpoints.n || res->secrets.n)
+        return err_set(err, errlen, -EINVAL,
+                       "route configuration, endpoint and secret resources are not supported "
+                       "yet");
+    s->global_cx_limit = RUNTIME_NO_LIMIT;
+    int rc = runtime_build(res->runtime, &s->runtime, err, errlen);
+    if (rc == 0)
+        rc =
+            runtime_get_limit(&s->runtime, RUNTIME_GLOBAL_MAX_CX, &s->global_cx_limit, err, errlen);
+    return rc;
 }
 
-int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, stats_store_t *stats,
-                            unsigned nworkers, snapshot_t **out, char *err, size_t errlen)
+int snapshot_build_resources(config_resources_t *res, void *bootstrap,
+                             const snap_resolver_t *resolver, stats_store_t *stats,
+                             unsigned nworkers, snapshot_t **out, char *err, size_t errlen)
 {
-    static _Atomic uint64_t next_version = 1;
-    bootstrap_msg_t *b = bootstrap;
+    static _Atomic uint64_t next_version = 1; /* atomic: any thread may build */
     *out = NULL;
     snapshot_t *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         protobuf_c_message_free_unpacked(bootstrap, NULL);
-        return err_set(err, errlen, -EINVAL, "out of memory");
+        return err_set(err, errlen, -ENOMEM, "out of memory");
     }
     atomic_init(&s->refs, 1);
     snapshot_tls_cache_clear();
-    s->bootstrap = b;
+    s->bootstrap = bootstrap;
     s->nworkers = nworkers ? nworkers : 1;
     s->version = atomic_fetch_add(&next_version, 1);
-    int rc = 0;
-    s->node_id = strdup(b->node && b->node->id ? b->node->id : "");
-    s->node_cluster = strdup(b->node && b->node->cluster ? b->node->cluster : "");
-    if (s->node_id == NULL || s->node_cluster == NULL) {
-        rc = -ENOMEM;
-        goto fail_oom;
-    }
-    if (b->admin && b->admin->address) {
-        rc = parse_address(b->admin->address, &s->admin_addr, "admin", err, errlen);
-        if (rc < 0)
-            goto fail_built;
-        s->has_admin = true;
-    }
-    if (b->dynamic_resources &&
-        (b->dynamic_resources->lds_config || b->dynamic_resources->cds_config ||
-         b->dynamic_resources->ads_config)) {
-        rc = err_set(err, errlen, -EINVAL, "dynamic_resources: xDS is not supported yet");
-        goto fail_built;
-    }
-    s->global_cx_limit = RUNTIME_NO_LIMIT;
-    rc = runtime_build(b->layered_runtime, &s->runtime, err, errlen);
+    int rc = config_resources_validate(res, err, errlen);
     if (rc == 0)
-        rc =
-            runtime_get_limit(&s->runtime, RUNTIME_GLOBAL_MAX_CX, &s->global_cx_limit, err, errlen);
+        rc = build_settings(res, s, err, errlen);
+    if (rc == -ENOMEM)
+        goto fail_oom;
     if (rc < 0)
         goto fail_built;
-    const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = b->static_resources;
-    size_t nc = sr ? sr->n_clusters : 0, nl = sr ? sr->n_listeners : 0;
+    size_t nc = res->clusters.n, nl = res->listeners.n;
     s->clusters = calloc(nc ? nc : 1, sizeof(*s->clusters));
     s->listeners = calloc(nl ? nl : 1, sizeof(*s->listeners));
     if (s->clusters == NULL || s->listeners == NULL) {
@@ -812,16 +822,15 @@ int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, st
         goto fail_oom;
     }
     for (size_t i = 0; i < nc; i++) {
+        const cluster_msg_t *cm = (const cluster_msg_t *)res->clusters.v[i].msg;
         for (size_t j = 0; j < i; j++) {
-            if (sr->clusters[i]->name && strcmp(sr->clusters[i]->name, s->clusters[j].name) == 0) {
-                rc = err_set(err, errlen, -EINVAL, "cluster '%s': defined twice",
-                             sr->clusters[i]->name);
+            if (cm->name && strcmp(cm->name, s->clusters[j].name) == 0) {
+                rc = err_set(err, errlen, -EINVAL, "cluster '%s': defined twice", cm->name);
                 goto fail_built;
             }
         }
         s->n_clusters++;
-        rc = build_cluster(sr->clusters[i], &s->clusters[i], resolver, stats, s->nworkers, err,
-                           errlen);
+        rc = build_cluster(cm, &s->clusters[i], resolver, stats, s->nworkers, err, errlen);
         if (rc == -ENOMEM)
             goto fail_oom;
         if (rc < 0)
@@ -829,7 +838,7 @@ int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, st
     }
     for (size_t i = 0; i < nl; i++) {
         s->n_listeners++;
-        rc = build_listener(sr->listeners[i], i, &s->listeners[i], s, stats, err, errlen);
+        rc = build_listener(&res->listeners, i, &s->listeners[i], s, stats, err, errlen);
         if (rc == -ENOMEM)
             goto fail_oom;
         if (rc < 0)
@@ -840,23 +849,11 @@ int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, st
     return 0;
 
 fail_oom:
-    err_set(err, errlen, -EINVAL, "out of memory while building the config");
+    err_set(err, errlen, -ENOMEM, "out of memory while building the config");
 fail_built:
     snapshot_tls_cache_clear();
     snapshot_free(s);
     return rc < 0 ? rc : -EINVAL;
-}
-
-int snapshot_load_file(const char *path, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
-                       char *err, size_t errlen)
-{
-    ProtobufCMessage *msg = NULL;
-    *out = NULL;
-    int rc = config_yaml_load_file(path, &envoy__config__bootstrap__v3__bootstrap__descriptor, &msg,
-                                   err, errlen);
-    if (rc < 0)
-        return rc;
-    return snapshot_build(msg, stats, nworkers, out, err, errlen);
 }
 
 snapshot_t *snapshot_ref(snapshot_t *snap)
@@ -878,44 +875,4 @@ const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *
         if (strcmp(snap->clusters[i].name, name) == 0)
             return &snap->clusters[i];
     return NULL;
-}
-
-char *snapshot_config_dump(const snapshot_t *snap)
-{
-    const bootstrap_msg_t *b = snap->bootstrap;
-    json_t *configs = json_array();
-    json_t *boot = json_object();
-    json_object_set_new(boot, "@type",
-                        json_string("type.googleapis.com/envoy.admin.v3.BootstrapConfigDump"));
-    json_object_set_new(boot, "bootstrap", config_to_json((const ProtobufCMessage *)b));
-    json_array_append_new(configs, boot);
-
-    json_t *ls = json_object(), *static_ls = json_array();
-    json_object_set_new(ls, "@type",
-                        json_string("type.googleapis.com/envoy.admin.v3.ListenersConfigDump"));
-    json_t *cs = json_object(), *static_cs = json_array();
-    json_object_set_new(cs, "@type",
-                        json_string("type.googleapis.com/envoy.admin.v3.ClustersConfigDump"));
-    const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = b->static_resources;
-    for (size_t i = 0; sr && i < sr->n_listeners; i++) {
-        json_t *e = json_object();
-        json_object_set_new(e, "listener",
-                            config_to_json((const ProtobufCMessage *)sr->listeners[i]));
-        json_array_append_new(static_ls, e);
-    }
-    for (size_t i = 0; sr && i < sr->n_clusters; i++) {
-        json_t *e = json_object();
-        json_object_set_new(e, "cluster",
-                            config_to_json((const ProtobufCMessage *)sr->clusters[i]));
-        json_array_append_new(static_cs, e);
-    }
-    json_object_set_new(ls, "static_listeners", static_ls);
-    json_object_set_new(cs, "static_clusters", static_cs);
-    json_array_append_new(configs, cs);
-    json_array_append_new(configs, ls);
-    json_t *root = json_object();
-    json_object_set_new(root, "configs", configs);
-    char *s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-    json_decref(root);
-    return s;
 }
