@@ -51,13 +51,6 @@ static void hcm_config_free(void *p)
     free(cfg);
 }
 
-static uint64_t duration_ms(const Google__Protobuf__Duration *d, uint64_t dflt)
-{
-    if (d == NULL)
-        return dflt;
-    return (uint64_t)d->seconds * 1000 + (uint64_t)d->nanos / 1000000;
-}
-
 static int define_stats(hcm_config_t *cfg, stats_store_t *st)
 {
     struct {
@@ -442,15 +435,15 @@ static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_
     if (m->common_http_protocol_options) {
         if (m->common_http_protocol_options->max_headers_count)
             cfg->max_headers = m->common_http_protocol_options->max_headers_count->value;
-        cfg->idle_timeout_ms =
-            duration_ms(m->common_http_protocol_options->idle_timeout, DEFAULT_IDLE_TIMEOUT_MS);
+        cfg->idle_timeout_ms = config_duration_ms(m->common_http_protocol_options->idle_timeout,
+                                                  DEFAULT_IDLE_TIMEOUT_MS);
     }
     cfg->generate_request_id = m->generate_request_id ? m->generate_request_id->value : true;
     cfg->use_remote_address = m->use_remote_address && m->use_remote_address->value;
     cfg->skip_xff_append = m->skip_xff_append;
     cfg->accept_http_10 = m->http_protocol_options && m->http_protocol_options->accept_http_10;
-    cfg->request_headers_timeout_ms = duration_ms(m->request_headers_timeout, 0);
-    cfg->delayed_close_ms = duration_ms(m->delayed_close_timeout, DEFAULT_DELAYED_CLOSE_MS);
+    cfg->request_headers_timeout_ms = config_duration_ms(m->request_headers_timeout, 0);
+    cfg->delayed_close_ms = config_duration_ms(m->delayed_close_timeout, DEFAULT_DELAYED_CLOSE_MS);
     rc = parse_xfcc(m, cfg, err, errlen);
     if (rc == 0)
         rc = define_stats(cfg, stats);

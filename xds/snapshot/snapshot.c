@@ -43,13 +43,6 @@ void snapshot_format_addr(const struct sockaddr *sa, char *buf, size_t len)
     }
 }
 
-static uint64_t duration_ms(const Google__Protobuf__Duration *d, uint64_t dflt)
-{
-    if (d == NULL)
-        return dflt;
-    return (uint64_t)d->seconds * 1000 + (uint64_t)d->nanos / 1000000;
-}
-
 /* Address → sockaddr; only socket addresses with a numeric IP and port_value are supported,
  * unless `name` is not NULL: then a host name is taken too, *name points at it (borrowed from a)
  * and out holds only its port, with family AF_UNSPEC. */
@@ -312,7 +305,7 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
             return rc;
         c->has_bind = true;
     }
-    c->connect_timeout_ms = duration_ms(m->connect_timeout, DEFAULT_CONNECT_TIMEOUT_MS);
+    c->connect_timeout_ms = config_duration_ms(m->connect_timeout, DEFAULT_CONNECT_TIMEOUT_MS);
     c->max_requests = c->max_connections = 1024;
     if (m->circuit_breakers) {
         const Envoy__Config__Cluster__V3__CircuitBreakers *cb = m->circuit_breakers;
@@ -643,8 +636,7 @@ static int build_listener(const config_resource_list_t *list, size_t idx, snap_l
     /* Envoy waits 15 s by default; a sidecar must not hold server-first protocols (MySQL,
      * SMTP) that long, so without an explicit listener_filters_timeout sniffing gives up after
      * 100 ms and the connection goes on as plain TCP (Istio's protocolDetectionTimeout). */
-    l->filters_timeout_ms =
-        m->listener_filters_timeout ? duration_ms(m->listener_filters_timeout, 100) : 100;
+    l->filters_timeout_ms = config_duration_ms(m->listener_filters_timeout, 100);
     l->use_original_dst = m->use_original_dst && m->use_original_dst->value;
     l->buffer_limit =
         m->per_connection_buffer_limit_bytes ? m->per_connection_buffer_limit_bytes->value : 0;
