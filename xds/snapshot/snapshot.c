@@ -223,7 +223,8 @@ static int define_listener_stats(stats_store_t *st, snap_listener_t *l)
 }
 
 static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_resolver_t *resolver,
-                         stats_store_t *stats, unsigned nworkers, char *err, size_t errlen)
+                         snapshot_tls_cache_t *tls_cache, stats_store_t *stats, unsigned nworkers,
+                         char *err, size_t errlen)
 {
     char what[300];
     snprintf(what, sizeof(what), "cluster '%s'", m->name);
@@ -289,8 +290,8 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
                        "only they do",
                        what);
     if (m->transport_socket) {
-        int rc =
-            snapshot_tls_parse(m->transport_socket, TLS_CONFIG_CLIENT, what, &c->tls, err, errlen);
+        int rc = snapshot_tls_parse(m->transport_socket, TLS_CONFIG_CLIENT, what, tls_cache,
+                                    &c->tls, err, errlen);
         if (rc < 0)
             return rc;
     }
@@ -411,8 +412,8 @@ static int build_filter(const Envoy__Config__Listener__V3__Filter *m, snap_filte
 }
 
 static int build_chain(const chain_msg_t *m, snap_chain_t *c, bool tls_inspector,
-                       const snapshot_t *snap, stats_store_t *stats, const char *what, char *err,
-                       size_t errlen)
+                       const snapshot_t *snap, snapshot_tls_cache_t *tls_cache,
+                       stats_store_t *stats, const char *what, char *err, size_t errlen)
 {
     c->name = strdup(m->name ? m->name : "");
     if (c->name == NULL)
@@ -459,8 +460,8 @@ static int build_chain(const chain_msg_t *m, snap_chain_t *c, bool tls_inspector
         }
     }
     if (m->transport_socket) {
-        int rc =
-            snapshot_tls_parse(m->transport_socket, TLS_CONFIG_SERVER, what, &c->tls, err, errlen);
+        int rc = snapshot_tls_parse(m->transport_socket, TLS_CONFIG_SERVER, what, tls_cache,
+                                    &c->tls, err, errlen);
         if (rc < 0)
             return rc;
     }
@@ -612,7 +613,8 @@ static int name_listener(const config_resource_list_t *list, size_t i, snap_list
 
 /* Builds listener idx of list into l. */
 static int build_listener(const config_resource_list_t *list, size_t idx, snap_listener_t *l,
-                          snapshot_t *snap, stats_store_t *stats, char *err, size_t errlen)
+                          snapshot_t *snap, snapshot_tls_cache_t *tls_cache, stats_store_t *stats,
+                          char *err, size_t errlen)
 {
     const listener_msg_t *m = (const listener_msg_t *)list->v[idx].msg;
     char what[300];
@@ -672,7 +674,8 @@ static int build_listener(const config_resource_list_t *list, size_t idx, snap_l
         else
             snprintf(cwhat, sizeof(cwhat), "%s: filter chain %zu", what, i);
         l->n_chains++; /* counted before it is built, so a failed build is freed too */
-        rc = build_chain(cm, &l->chains[i], l->tls_inspector, snap, stats, cwhat, err, errlen);
+        rc = build_chain(cm, &l->chains[i], l->tls_inspector, snap, tls_cache, stats, cwhat, err,
+                         errlen);
         if (rc < 0)
             return rc;
         for (size_t j = 0; j < i; j++)
@@ -684,8 +687,8 @@ static int build_listener(const config_resource_list_t *list, size_t idx, snap_l
         char cwhat[400];
         snprintf(cwhat, sizeof(cwhat), "%s: default_filter_chain", what);
         l->default_chain = &l->chains[m->n_filter_chains];
-        rc = build_chain(m->default_filter_chain, l->default_chain, l->tls_inspector, snap, stats,
-                         cwhat, err, errlen);
+        rc = build_chain(m->default_filter_chain, l->default_chain, l->tls_inspector, snap,
+                         tls_cache, stats, cwhat, err, errlen);
         if (rc < 0)
             return rc;
     }
@@ -795,10 +798,10 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
         return err_set(err, errlen, -ENOMEM, "out of memory");
     }
     atomic_init(&s->refs, 1);
-    snapshot_tls_cache_clear();
     s->bootstrap = bootstrap;
     s->nworkers = nworkers ? nworkers : 1;
     s->version = atomic_fetch_add(&next_version, 1);
+    snapshot_tls_cache_t tls_cache = {0}; /* this build's own: builds may run on any thread */
     int rc = config_resources_validate(res, err, errlen);
     if (rc == 0)
         rc = build_settings(res, s, err, errlen);
@@ -822,7 +825,8 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
             }
         }
         s->n_clusters++;
-        rc = build_cluster(cm, &s->clusters[i], resolver, stats, s->nworkers, err, errlen);
+        rc = build_cluster(cm, &s->clusters[i], resolver, &tls_cache, stats, s->nworkers, err,
+                           errlen);
         if (rc == -ENOMEM)
             goto fail_oom;
         if (rc < 0)
@@ -830,20 +834,21 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
     }
     for (size_t i = 0; i < nl; i++) {
         s->n_listeners++;
-        rc = build_listener(&res->listeners, i, &s->listeners[i], s, stats, err, errlen);
+        rc =
+            build_listener(&res->listeners, i, &s->listeners[i], s, &tls_cache, stats, err, errlen);
         if (rc == -ENOMEM)
             goto fail_oom;
         if (rc < 0)
             goto fail_built;
     }
-    snapshot_tls_cache_clear();
+    snapshot_tls_cache_free(&tls_cache);
     *out = s;
     return 0;
 
 fail_oom:
     err_set(err, errlen, -ENOMEM, "out of memory while building the config");
 fail_built:
-    snapshot_tls_cache_clear();
+    snapshot_tls_cache_free(&tls_cache);
     snapshot_free(s);
     return rc < 0 ? rc : -EINVAL;
 }
