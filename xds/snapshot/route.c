@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/core/err.h"
+#include "xds/err.h"
 #include "xds/snapshot/route.h"
 
 /* ---- freeing ------------------------------------------------------------------------------ */

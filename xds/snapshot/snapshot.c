@@ -13,7 +13,7 @@
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "filters/network/filter.h"
-#include "proxy/core/err.h"
+#include "xds/err.h"
 #include "proxy/upstream/lb.h"
 #include "xds/config/config.h"
 #include "xds/snapshot/snapshot_dns.h"
