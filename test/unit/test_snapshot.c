@@ -20,6 +20,7 @@
 #include "proxy/upstream/lb.h"
 #include "xds/config/config.h"
 #include "xds/snapshot/resources.h"
+#include "proxy/listener/chain_match.h"
 #include "xds/snapshot/snapshot.h"
 
 #define TCP_PROXY(cluster)                                                                         \
@@ -125,7 +126,7 @@ static struct sockaddr_storage addr(const char *ip, int port)
 static const char *match(const snapshot_t *snap, const char *ip, int port)
 {
     struct sockaddr_storage ss = addr(ip, port);
-    const snap_chain_t *c = snapshot_match_chain(&snap->listeners[0], (struct sockaddr *)&ss, NULL);
+    const snap_chain_t *c = chain_select_plain(&snap->listeners[0], (struct sockaddr *)&ss, NULL);
     return c ? c->name : "(none)";
 }
 

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,8 +38,6 @@ typedef Envoy__Config__Core__V3__DataSource data_source_msg_t;
 #define TLS_MAX_FILE (4 << 20)
 /* SNI and ALPN names are at most 255 bytes on the wire. */
 #define TLS_MAX_NAME 255
-/* server name rank of an exact name: above every wildcard suffix length */
-#define SERVER_NAME_EXACT (TLS_MAX_NAME + 1)
 
 /* Where errors go; every message starts "<owner>: transport_socket: ". */
 typedef struct tls_parse {
@@ -876,29 +873,6 @@ void snapshot_tls_free_match(snap_chain_t *c)
     free_strings(c->server_names, c->n_server_names);
     c->server_names = NULL;
     c->n_server_names = 0;
-}
-
-int snapshot_tls_server_name_rank(const snap_chain_t *c, const char *server_name)
-{
-    if (c->n_server_names == 0)
-        return 0;
-    if (server_name == NULL || server_name[0] == '\0')
-        return -1;
-    size_t len = strlen(server_name);
-    int best = -1;
-    for (size_t i = 0; i < c->n_server_names; i++) {
-        const char *n = c->server_names[i];
-        if (n[0] != '*') {
-            if (strcasecmp(n, server_name) == 0)
-                return SERVER_NAME_EXACT;
-            continue;
-        }
-        /* "*.example.com" takes any name ending in ".example.com" with something before it. */
-        size_t slen = strlen(n + 1);
-        if (len > slen && strcasecmp(server_name + len - slen, n + 1) == 0 && (int)slen > best)
-            best = (int)slen;
-    }
-    return best;
 }
 
 bool snapshot_tls_same_match(const snap_chain_t *a, const snap_chain_t *b)

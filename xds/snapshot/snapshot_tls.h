@@ -48,11 +48,6 @@ int snapshot_tls_parse_match(const struct Envoy__Config__Listener__V3__FilterCha
 /* Frees what snapshot_tls_parse_match allocated in c. */
 void snapshot_tls_free_match(snap_chain_t *c);
 
-/* How well c's server_names match a connection's SNI (NULL: none): -1 no match, 0 the chain has
- * no server_names, else higher is more specific (an exact name above every wildcard, a longer
- * wildcard above a shorter one). */
-int snapshot_tls_server_name_rank(const snap_chain_t *c, const char *server_name);
-
 /* Whether the TLS criteria of two chains could take the same connection: the same transport
  * and either no server_names on both or a name in common. */
 bool snapshot_tls_same_match(const snap_chain_t *a, const snap_chain_t *b);
