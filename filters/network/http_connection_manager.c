@@ -15,6 +15,7 @@
 #include "proxy/http/access_log.h"
 #include "proxy/http/hcm.h"
 #include "xds/config/config.h"
+#include "xds/err.h"
 
 typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager
     hcm_msg_t;
@@ -347,6 +348,38 @@ static int parse_xfcc(const hcm_msg_t *m, hcm_config_t *cfg, char *err, size_t e
     return 0;
 }
 
+/* upgrade_configs: CONNECT turns on routes with connect_matcher; other types are kept
+ * lowercased for the connection manager to let through. */
+static int parse_upgrades(const hcm_msg_t *m, hcm_config_t *cfg, char *err, size_t errlen)
+{
+    cfg->upgrade_types = calloc(m->n_upgrade_configs + 1, sizeof(char *));
+    if (cfg->upgrade_types == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->n_upgrade_configs; i++) {
+        const Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__UpgradeConfig
+            *u = m->upgrade_configs[i];
+        if (u->enabled && !u->enabled->value)
+            continue;
+        if (u->upgrade_type == NULL || u->upgrade_type[0] == '\0')
+            return err_set(err, errlen, -EINVAL, "upgrade_configs[%zu]: upgrade_type is required",
+                           i);
+        if (strcasecmp(u->upgrade_type, "CONNECT") == 0) {
+            cfg->connect_enabled = true; /* routes with connect_matcher take it from here */
+            continue;
+        }
+        if (u->n_filters)
+            return err_set(err, errlen, -EINVAL,
+                           "upgrade_configs[%zu]: per-upgrade filters are not supported", i);
+        char *t = strdup(u->upgrade_type);
+        if (t == NULL)
+            return -ENOMEM;
+        for (char *q = t; *q; q++)
+            *q = (char)tolower((unsigned char)*q);
+        cfg->upgrade_types[cfg->n_upgrade_types++] = t;
+    }
+    return 0;
+}
+
 static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_store_t *stats,
                             void **out, char *err, size_t errlen)
 {
@@ -381,37 +414,9 @@ static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_
         snprintf(err, errlen, "route_config is required (rds is not supported yet)");
         goto out;
     }
-    cfg->upgrade_types = calloc(m->n_upgrade_configs + 1, sizeof(char *));
-    if (cfg->upgrade_types == NULL) {
-        rc = -ENOMEM;
+    rc = parse_upgrades(m, cfg, err, errlen);
+    if (rc < 0)
         goto out;
-    }
-    for (size_t i = 0; i < m->n_upgrade_configs; i++) {
-        const Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__UpgradeConfig
-            *u = m->upgrade_configs[i];
-        if (u->enabled && !u->enabled->value)
-            continue;
-        if (u->upgrade_type == NULL || u->upgrade_type[0] == '\0') {
-            snprintf(err, errlen, "upgrade_configs[%zu]: upgrade_type is required", i);
-            goto out;
-        }
-        if (strcasecmp(u->upgrade_type, "CONNECT") == 0) {
-            cfg->connect_enabled = true; /* routes with connect_matcher take it from here */
-            continue;
-        }
-        if (u->n_filters) {
-            snprintf(err, errlen, "upgrade_configs[%zu]: per-upgrade filters are not supported", i);
-            goto out;
-        }
-        char *t = strdup(u->upgrade_type);
-        if (t == NULL) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        for (char *q = t; *q; q++)
-            *q = (char)tolower((unsigned char)*q);
-        cfg->upgrade_types[cfg->n_upgrade_types++] = t;
-    }
     cfg->stat_prefix = strdup(m->stat_prefix);
     if (cfg->stat_prefix == NULL) {
         rc = -ENOMEM;

@@ -183,6 +183,26 @@ static int bad_enum(loader_t *ld, yaml_node_t *node, const ProtobufCEnumDescript
                 describe(node, buf, sizeof(buf)), ed->short_name, list);
 }
 
+/* An enum value by name (ROUND_ROBIN) or number, into slot. */
+static int parse_enum(loader_t *ld, yaml_node_t *node, const ProtobufCEnumDescriptor *ed,
+                      void *slot)
+{
+    const ProtobufCEnumValue *ev = NULL;
+    char name[128];
+    uint64_t u;
+    if (node->data.scalar.length < sizeof(name) &&
+        snprintf(name, sizeof(name), "%.*s", (int)node->data.scalar.length,
+                 (const char *)node->data.scalar.value) > 0 &&
+        strlen(name) == node->data.scalar.length)
+        ev = protobuf_c_enum_descriptor_get_value_by_name(ed, name);
+    if (ev == NULL && config_parse_int(SCALAR(node), 1, INT32_MIN, INT32_MAX, &u) == 0)
+        ev = protobuf_c_enum_descriptor_get_value(ed, (int)(int64_t)u);
+    if (ev == NULL)
+        return bad_enum(ld, node, ed);
+    *(int *)slot = ev->value;
+    return 0;
+}
+
 /* Parses one scalar (or submessage) into slot, which has the field's element type. Writes slot
  * only on success, so a failed parse leaves the message freeable. */
 static int parse_value(loader_t *ld, yaml_node_t *node, const ProtobufCFieldDescriptor *f,
@@ -242,22 +262,8 @@ static int parse_value(loader_t *ld, yaml_node_t *node, const ProtobufCFieldDesc
             break;
         *(protobuf_c_boolean *)slot = scalar_is(node, "true");
         return 0;
-    case PROTOBUF_C_TYPE_ENUM: {
-        const ProtobufCEnumDescriptor *ed = f->descriptor;
-        const ProtobufCEnumValue *ev = NULL;
-        char name[128];
-        if (node->data.scalar.length < sizeof(name) &&
-            snprintf(name, sizeof(name), "%.*s", (int)node->data.scalar.length,
-                     (const char *)node->data.scalar.value) > 0 &&
-            strlen(name) == node->data.scalar.length)
-            ev = protobuf_c_enum_descriptor_get_value_by_name(ed, name);
-        if (ev == NULL && config_parse_int(SCALAR(node), 1, INT32_MIN, INT32_MAX, &u) == 0)
-            ev = protobuf_c_enum_descriptor_get_value(ed, (int)(int64_t)u);
-        if (ev == NULL)
-            return bad_enum(ld, node, ed);
-        *(int *)slot = ev->value;
-        return 0;
-    }
+    case PROTOBUF_C_TYPE_ENUM:
+        return parse_enum(ld, node, f->descriptor, slot);
     case PROTOBUF_C_TYPE_STRING: {
         size_t len = node->data.scalar.length;
         if (memchr(node->data.scalar.value, 0, len))
