@@ -26,7 +26,7 @@ typedef struct chain_conn_info {
  * prefixes; an exact server name, then the longest "*.suffix", before chains without
  * server_names; a chain naming the transport protocol, then one naming an application protocol,
  * before chains naming none. A chain must match every criterion it has. Falls back to the
- * default chain; NULL when nothing matches. Returns a pointer into l (borrowed). */
+ * default chain; NULL when nothing matches. l and ci are borrowed; returns a pointer into l. */
 const snap_chain_t *chain_select(const snap_listener_t *l, const chain_conn_info_t *ci);
 
 /* chain_select for a plaintext connection: no SNI, at most one detected protocol (borrowed;

@@ -58,8 +58,8 @@ typedef struct config_path {
     char s[CONFIG_PATH_MAX]; /* NUL-terminated */
 } config_path_t;
 
-/* Appends ".name" (just "name" to an empty path) or "[i]"; each returns the length to give
- * config_path_pop to undo it. */
+/* Appends ".name" (just "name" to an empty path; name borrowed, copied) or "[i]" to p (borrowed);
+ * each returns the length to give config_path_pop to undo it. */
 size_t config_path_push(config_path_t *p, const char *name);
 size_t config_path_push_index(config_path_t *p, size_t i);
 void config_path_pop(config_path_t *p, size_t old);

@@ -56,11 +56,12 @@ int config_resources_add(config_resource_list_t *list, ProtobufCMessage *msg, co
 int config_resources_from_bootstrap(void *bootstrap, config_resources_t *out, char *err,
                                     size_t errlen);
 
-/* Frees the set's lists (not the messages) and empties it. */
+/* Frees the lists of res (borrowed; not their messages) and empties it. */
 void config_resources_free(config_resources_t *res);
 
-/* The validation every source goes through (config_validate on each message): the bootstrap's
- * own fields, or without one the settings, then every resource, named by where it came from.
+/* The validation every source goes through (config_validate on each message of res, borrowed):
+ * the bootstrap's own fields, or without one the settings, then every resource, named by where
+ * it came from.
  * Returns 0, or negative with err naming the field path
  * ("static_resources.clusters[0].connect_timeout: duration must not be negative"). */
 int config_resources_validate(const config_resources_t *res, char *err, size_t errlen);
