@@ -4,7 +4,6 @@
 #include "certs/ca_internal.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,22 +38,11 @@ typedef struct rng {
     mbedtls_ctr_drbg_context drbg;
 } rng_t;
 
-int ca_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    if (errlen == 0)
-        return rc;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 int ca_crypto_fail(char *err, size_t errlen, int tls_rc, const char *what)
 {
     char buf[160];
     mbedtls_strerror(tls_rc, buf, sizeof(buf));
-    return ca_fail(err, errlen, CA_ERR_CRYPTO, "%s: %s", what, buf);
+    return err_set(err, errlen, CA_ERR_CRYPTO, "%s: %s", what, buf);
 }
 
 /* ---- SPIFFE IDs -------------------------------------------------------------------------- */
@@ -85,30 +73,30 @@ static int bad_char(const char *part, char c, size_t off, char *err, size_t errl
 {
     char r[16];
     if (c == '?')
-        return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID,
+        return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID,
                        "a query ('?' at offset %zu) is not allowed", off);
     if (c == '#')
-        return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID,
+        return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID,
                        "a fragment ('#' at offset %zu) is not allowed", off);
     if (c == '%')
-        return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID,
+        return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID,
                        "percent-encoding ('%%' at offset %zu) is not allowed", off);
     if (strcmp(part, "trust domain") == 0) {
         if (c >= 'A' && c <= 'Z')
-            return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID,
+            return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID,
                            "trust domain has uppercase '%c' at offset %zu (it must be lowercase)",
                            c, off);
         if (c == ':')
-            return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID,
+            return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID,
                            "trust domain has a port (':' at offset %zu)", off);
         if (c == '@')
-            return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID,
+            return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID,
                            "trust domain has user info ('@' at offset %zu)", off);
-        return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID,
+        return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID,
                        "trust domain has %s at offset %zu (allowed: a-z 0-9 . - _)",
                        char_repr(c, r), off);
     }
-    return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID,
+    return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID,
                    "path has %s at offset %zu (allowed: a-z A-Z 0-9 . - _ and / between segments)",
                    char_repr(c, r), off);
 }
@@ -120,15 +108,15 @@ int ca_validate_spiffe_id(const char *id, char *err, size_t errlen)
     if (errlen > 0)
         err[0] = '\0';
     if (!id || id[0] == '\0')
-        return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID, "it is empty");
+        return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID, "it is empty");
     if (strnlen(id, CA_SPIFFE_ID_MAX + 1) > CA_SPIFFE_ID_MAX)
-        return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID, "it is longer than %d bytes",
+        return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID, "it is longer than %d bytes",
                        CA_SPIFFE_ID_MAX);
     if (strncmp(id, CA_SPIFFE_SCHEME, slen) != 0) {
         if (strncasecmp(id, CA_SPIFFE_SCHEME, slen) == 0)
-            return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID,
+            return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID,
                            "the scheme must be lowercase \"spiffe://\"");
-        return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID, "it does not start with \"spiffe://\"");
+        return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID, "it does not start with \"spiffe://\"");
     }
 
     const char *td = id + slen, *p = td;
@@ -136,7 +124,7 @@ int ca_validate_spiffe_id(const char *id, char *err, size_t errlen)
         if (!is_td_char(*p))
             return bad_char("trust domain", *p, (size_t)(p - id), err, errlen);
     if (p == td)
-        return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID, "the trust domain is empty");
+        return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID, "the trust domain is empty");
 
     /* The path is optional (the ID of the trust domain itself); each segment follows a '/'. */
     while (*p == '/') {
@@ -146,12 +134,12 @@ int ca_validate_spiffe_id(const char *id, char *err, size_t errlen)
                 return bad_char("path", *p, (size_t)(p - id), err, errlen);
         size_t len = (size_t)(p - seg);
         if (len == 0 && *p == '\0')
-            return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID, "the path ends with '/'");
+            return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID, "the path ends with '/'");
         if (len == 0)
-            return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID,
+            return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID,
                            "empty path segment (\"//\" at offset %zu)", (size_t)(seg - id - 1));
         if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
-            return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID,
+            return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID,
                            "path segment \"%.*s\" at offset %zu is not allowed", (int)len, seg,
                            (size_t)(seg - id));
     }
@@ -166,15 +154,15 @@ int ca_spiffe_id_build(const char *trust_domain, const char *ns, const char *sa,
 
     for (size_t i = 0; i < 2; i++) {
         if (val[i][0] == '\0')
-            return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID, "the %s is empty", what[i]);
+            return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID, "the %s is empty", what[i]);
         /* A '/' would silently add path segments and name another identity. */
         if (strchr(val[i], '/'))
-            return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID, "the %s \"%s\" contains '/'", what[i],
+            return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID, "the %s \"%s\" contains '/'", what[i],
                            val[i]);
     }
     int n = snprintf(out, outlen, CA_SPIFFE_SCHEME "%s/ns/%s/sa/%s", trust_domain, ns, sa);
     if (n < 0 || (size_t)n >= outlen)
-        return ca_fail(err, errlen, -ENAMETOOLONG, "the SPIFFE ID needs %d bytes, more than %zu", n,
+        return err_set(err, errlen, -ENAMETOOLONG, "the SPIFFE ID needs %d bytes, more than %zu", n,
                        outlen - 1);
     return ca_validate_spiffe_id(out, err, errlen);
 }
@@ -253,7 +241,7 @@ static int pem_append_crt(char **s, const mbedtls_x509_crt *crt, char *err, size
     if (rc != 0)
         return ca_crypto_fail(err, errlen, rc, "encoding a certificate as PEM");
     if (str_append(s, (const char *)buf) < 0)
-        return ca_fail(err, errlen, -ENOMEM, "out of memory building a certificate chain");
+        return err_set(err, errlen, -ENOMEM, "out of memory building a certificate chain");
     return 0;
 }
 
@@ -302,11 +290,11 @@ static int name_copy(mbedtls_asn1_named_data **head, const mbedtls_x509_name *sr
 {
     for (const mbedtls_x509_name *n = src; n && n->oid.p; n = n->next) {
         if (n->next_merged)
-            return ca_fail(err, errlen, CA_ERR_BAD_INPUT,
+            return err_set(err, errlen, CA_ERR_BAD_INPUT,
                            "the CA's subject has a multi-valued RDN, which cannot be copied");
         mbedtls_asn1_named_data *d = mbedtls_calloc(1, sizeof(*d));
         if (!d)
-            return ca_fail(err, errlen, -ENOMEM, "out of memory copying the issuer name");
+            return err_set(err, errlen, -ENOMEM, "out of memory copying the issuer name");
         d->next = *head; /* reversed, as the writer expects */
         *head = d;
         d->oid = n->oid;
@@ -314,12 +302,12 @@ static int name_copy(mbedtls_asn1_named_data **head, const mbedtls_x509_name *sr
         d->oid.p = mbedtls_calloc(1, n->oid.len);
         d->val.p = mbedtls_calloc(1, n->val.len ? n->val.len : 1);
         if (!d->oid.p || !d->val.p)
-            return ca_fail(err, errlen, -ENOMEM, "out of memory copying the issuer name");
+            return err_set(err, errlen, -ENOMEM, "out of memory copying the issuer name");
         memcpy(d->oid.p, n->oid.p, n->oid.len);
         memcpy(d->val.p, n->val.p, n->val.len);
     }
     if (!*head)
-        return ca_fail(err, errlen, CA_ERR_BAD_INPUT, "the CA certificate has an empty subject");
+        return err_set(err, errlen, CA_ERR_BAD_INPUT, "the CA certificate has an empty subject");
     return 0;
 }
 
@@ -431,13 +419,13 @@ static int cert_write(const cert_spec_t *s, rng_t *r, char **pem, char *err, siz
         goto out;
     }
     if (s->cn && name_set(&w.subject, s->org, s->cn) < 0) {
-        rc = ca_fail(err, errlen, -ENOMEM, "out of memory setting the subject");
+        rc = err_set(err, errlen, -ENOMEM, "out of memory setting the subject");
         goto out;
     }
     if (s->issuer_crt)
         rc = name_copy(&w.issuer, &s->issuer_crt->subject, err, errlen);
     else if (name_set(&w.issuer, s->org, s->cn) < 0)
-        rc = ca_fail(err, errlen, -ENOMEM, "out of memory setting the issuer");
+        rc = err_set(err, errlen, -ENOMEM, "out of memory setting the issuer");
     if (rc < 0)
         goto out;
 
@@ -462,7 +450,7 @@ static int cert_write(const cert_spec_t *s, rng_t *r, char **pem, char *err, siz
 
     buf = malloc(PEM_BUF_SIZE);
     if (!buf) {
-        rc = ca_fail(err, errlen, -ENOMEM, "out of memory signing the certificate");
+        rc = err_set(err, errlen, -ENOMEM, "out of memory signing the certificate");
         goto out;
     }
     rc = mbedtls_x509write_crt_pem(&w, buf, PEM_BUF_SIZE, mbedtls_ctr_drbg_random, &r->drbg);
@@ -472,7 +460,7 @@ static int cert_write(const cert_spec_t *s, rng_t *r, char **pem, char *err, siz
     }
     *pem = strdup((const char *)buf);
     if (!*pem)
-        rc = ca_fail(err, errlen, -ENOMEM, "out of memory signing the certificate");
+        rc = err_set(err, errlen, -ENOMEM, "out of memory signing the certificate");
 out:
     free(buf);
     mbedtls_x509write_crt_free(&w);
@@ -497,7 +485,7 @@ static int key_generate(mbedtls_pk_context *key, ca_key_type_t type, rng_t *r, c
                                      65537);
         break;
     default:
-        return ca_fail(err, errlen, CA_ERR_KEY_TYPE, "unsupported key type %d", (int)type);
+        return err_set(err, errlen, CA_ERR_KEY_TYPE, "unsupported key type %d", (int)type);
     }
     return rc == 0 ? 0 : ca_crypto_fail(err, errlen, rc, "generating the key");
 }
@@ -510,7 +498,7 @@ static int key_pem(mbedtls_pk_context *key, char **pem, char *err, size_t errlen
         return ca_crypto_fail(err, errlen, rc, "encoding the private key");
     *pem = strdup((const char *)buf);
     mbedtls_platform_zeroize(buf, sizeof(buf));
-    return *pem ? 0 : ca_fail(err, errlen, -ENOMEM, "out of memory encoding the private key");
+    return *pem ? 0 : err_set(err, errlen, -ENOMEM, "out of memory encoding the private key");
 }
 
 /* ---- what each kind of certificate gets -------------------------------------------------- */
@@ -557,10 +545,10 @@ static int issuer_valid_at(const ca_issuer_t *is, int64_t now, int64_t *lo, int6
         int64_t from = x509_time_unix(&p.crt[i]->valid_from);
         int64_t to = x509_time_unix(&p.crt[i]->valid_to);
         if (now > to)
-            return ca_fail(err, errlen, CA_ERR_ISSUER_EXPIRED, "%s expired at %s", p.name[i],
+            return err_set(err, errlen, CA_ERR_ISSUER_EXPIRED, "%s expired at %s", p.name[i],
                            unix_iso(to, when));
         if (now < from)
-            return ca_fail(err, errlen, CA_ERR_ISSUER_NOT_YET_VALID, "%s is not valid until %s",
+            return err_set(err, errlen, CA_ERR_ISSUER_NOT_YET_VALID, "%s is not valid until %s",
                            p.name[i], unix_iso(from, when));
         *lo = from > *lo ? from : *lo;
         *hi = to < *hi ? to : *hi;
@@ -585,12 +573,12 @@ static int intermediate_pathlen(const ca_issuer_t *is, int requested, int *out, 
             continue;
         int r = (p.crt[k]->max_pathlen - 1) - (int)k - 1;
         if (r < 0 && k == 0)
-            return ca_fail(err, errlen, CA_ERR_PATHLEN,
+            return err_set(err, errlen, CA_ERR_PATHLEN,
                            "%s has pathLenConstraint 0: it may issue workload certificates but "
                            "no CA",
                            p.name[0]);
         if (r < 0)
-            return ca_fail(err, errlen, CA_ERR_PATHLEN,
+            return err_set(err, errlen, CA_ERR_PATHLEN,
                            "%s has pathLenConstraint %d, which allows no CA below %s", p.name[k],
                            p.crt[k]->max_pathlen - 1, is->cert_name);
         if (room < 0 || r < room) {
@@ -603,7 +591,7 @@ static int intermediate_pathlen(const ca_issuer_t *is, int requested, int *out, 
         return 0;
     }
     if (room >= 0 && requested > room)
-        return ca_fail(err, errlen, CA_ERR_PATHLEN,
+        return err_set(err, errlen, CA_ERR_PATHLEN,
                        "pathlen %d is more than %s allows below the new CA (at most %d)", requested,
                        p.name[limiter], room);
     *out = requested;
@@ -613,22 +601,22 @@ static int intermediate_pathlen(const ca_issuer_t *is, int requested, int *out, 
 static int check_opts(const ca_opts_t *o, char *err, size_t errlen)
 {
     if (o->not_after != 0 && o->not_after <= o->not_before)
-        return ca_fail(err, errlen, CA_ERR_BAD_INPUT, "not-after must be later than not-before");
+        return err_set(err, errlen, CA_ERR_BAD_INPUT, "not-after must be later than not-before");
     if (o->pathlen > CA_MAX_PATHLEN)
-        return ca_fail(err, errlen, CA_ERR_BAD_INPUT, "pathlen %d is more than %d", o->pathlen,
+        return err_set(err, errlen, CA_ERR_BAD_INPUT, "pathlen %d is more than %d", o->pathlen,
                        CA_MAX_PATHLEN);
     if (o->ttl_s < 0 || o->ttl_s > CA_MAX_TTL_S)
-        return ca_fail(err, errlen, CA_ERR_BAD_INPUT,
+        return err_set(err, errlen, CA_ERR_BAD_INPUT,
                        "TTL of %lld seconds is out of range (1 second to 100 years)",
                        (long long)o->ttl_s);
     if (o->org) {
         size_t n = strlen(o->org);
         if (n == 0 || n > ORG_MAX)
-            return ca_fail(err, errlen, CA_ERR_BAD_INPUT,
+            return err_set(err, errlen, CA_ERR_BAD_INPUT,
                            "organization \"%s\" must be 1 to %d bytes long", o->org, ORG_MAX);
         for (size_t i = 0; i < n; i++)
             if ((unsigned char)o->org[i] < 0x20 || o->org[i] == 0x7f)
-                return ca_fail(err, errlen, CA_ERR_BAD_INPUT,
+                return err_set(err, errlen, CA_ERR_BAD_INPUT,
                                "organization has a control character at offset %zu", i);
     }
     return 0;
@@ -768,11 +756,11 @@ static int make_cert(ca_issuer_t *is, const ca_opts_t *opts, cert_kind_t kind,
     if (kind == KIND_ROOT) {
         out->root_pem = strdup(out->cert_pem);
         if (!out->root_pem)
-            rc = ca_fail(err, errlen, -ENOMEM, "out of memory");
+            rc = err_set(err, errlen, -ENOMEM, "out of memory");
         goto out;
     }
     if (str_append(&out->chain_pem, out->cert_pem) < 0) {
-        rc = ca_fail(err, errlen, -ENOMEM, "out of memory building the chain");
+        rc = err_set(err, errlen, -ENOMEM, "out of memory building the chain");
         goto out;
     }
     rc = issuer_chain_pem(is, &out->chain_pem, err, errlen);
@@ -811,10 +799,10 @@ int ca_issue_workload(ca_issuer_t *issuer, const char *spiffe_id, const ca_opts_
 
     memset(out, 0, sizeof(*out));
     if (ca_validate_spiffe_id(spiffe_id, why, sizeof(why)) < 0)
-        return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID, "bad SPIFFE ID \"%.256s\": %s",
+        return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID, "bad SPIFFE ID \"%.256s\": %s",
                        spiffe_id ? spiffe_id : "", why);
     if (strchr(spiffe_id + strlen(CA_SPIFFE_SCHEME), '/') == NULL)
-        return ca_fail(err, errlen, CA_ERR_BAD_SPIFFE_ID,
+        return err_set(err, errlen, CA_ERR_BAD_SPIFFE_ID,
                        "bad SPIFFE ID \"%s\": it names only a trust domain; a workload ID needs a "
                        "path such as /ns/NAMESPACE/sa/ACCOUNT",
                        spiffe_id);

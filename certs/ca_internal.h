@@ -1,5 +1,6 @@
 /* ca_internal.h — what ca.c (making certificates) and ca_store.c (reading issuers, writing
- * files) share: the issuer's parsed state and the error-message helpers. Only certs/ca*.c. */
+ * files) share: the issuer's parsed state and the mbedTLS error-message helper. Only certs/ca*.c.
+ */
 #ifndef REMORA_CERTS_CA_INTERNAL_H
 #define REMORA_CERTS_CA_INTERNAL_H
 
@@ -11,6 +12,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "certs/ca.h"
+#include "xds/err.h"
 
 #define CA_LABEL_SIZE 512 /* a file path or a description, for messages */
 
@@ -25,12 +27,8 @@ struct ca_issuer {
         root_name[CA_LABEL_SIZE];
 };
 
-/* Formats a message into err (borrowed, errlen bytes; nothing when errlen is 0) and returns rc,
- * so that a failure is one statement: return ca_fail(err, errlen, CA_ERR_..., "...", ...). */
-int ca_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* ca_fail for a failed mbedTLS call: "what: <mbedTLS's text for tls_rc>", returns CA_ERR_CRYPTO. */
+/* err_set (xds/err.h) for a failed mbedTLS call: "what: <mbedTLS's text for tls_rc>",
+ * returns CA_ERR_CRYPTO. */
 int ca_crypto_fail(char *err, size_t errlen, int tls_rc, const char *what);
 
 #endif

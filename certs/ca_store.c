@@ -52,13 +52,13 @@ static int parse_crts(mbedtls_x509_crt *crt, const char *pem, const char *name, 
     int rc = mbedtls_x509_crt_parse(crt, (const unsigned char *)pem, strlen(pem) + 1);
     if (rc < 0) {
         mbedtls_strerror(rc, buf, sizeof(buf));
-        return ca_fail(err, errlen, CA_ERR_BAD_INPUT, "%s: not a PEM certificate: %s", name, buf);
+        return err_set(err, errlen, CA_ERR_BAD_INPUT, "%s: not a PEM certificate: %s", name, buf);
     }
     if (rc > 0)
-        return ca_fail(err, errlen, CA_ERR_BAD_INPUT, "%s: %d of its certificates do not parse",
+        return err_set(err, errlen, CA_ERR_BAD_INPUT, "%s: %d of its certificates do not parse",
                        name, rc);
     if (want_one && crt_count(crt) != 1)
-        return ca_fail(err, errlen, CA_ERR_BAD_INPUT, "%s holds %zu certificates, want exactly one",
+        return err_set(err, errlen, CA_ERR_BAD_INPUT, "%s holds %zu certificates, want exactly one",
                        name, crt_count(crt));
     return 0;
 }
@@ -80,19 +80,19 @@ static int key_check_type(const mbedtls_pk_context *key, const char *name, mbedt
             return 0;
         }
         const mbedtls_ecp_curve_info *ci = mbedtls_ecp_curve_info_from_grp_id(id);
-        return ca_fail(err, errlen, CA_ERR_KEY_TYPE,
+        return err_set(err, errlen, CA_ERR_KEY_TYPE,
                        "%s: unsupported key type: EC curve %s (want P-256 or P-384)", name,
                        ci ? ci->name : "unknown");
     }
     case MBEDTLS_PK_RSA:
         if (mbedtls_pk_get_bitlen(key) < 2048)
-            return ca_fail(err, errlen, CA_ERR_KEY_TYPE,
+            return err_set(err, errlen, CA_ERR_KEY_TYPE,
                            "%s: unsupported key type: RSA with %zu bits (want 2048 or more)", name,
                            mbedtls_pk_get_bitlen(key));
         *md = MBEDTLS_MD_SHA256;
         return 0;
     default:
-        return ca_fail(err, errlen, CA_ERR_KEY_TYPE,
+        return err_set(err, errlen, CA_ERR_KEY_TYPE,
                        "%s: unsupported key type %s (want EC P-256, P-384 or RSA)", name,
                        mbedtls_pk_get_name(key));
     }
@@ -103,15 +103,15 @@ static int parse_key(ca_issuer_t *is, const char *pem, char *err, size_t errlen)
     char buf[160];
     int rc = mbedtls_pk_parse_key(&is->key, (const unsigned char *)pem, strlen(pem) + 1, NULL, 0);
     if (rc == MBEDTLS_ERR_PK_PASSWORD_REQUIRED || rc == MBEDTLS_ERR_PK_PASSWORD_MISMATCH)
-        return ca_fail(err, errlen, CA_ERR_BAD_INPUT,
+        return err_set(err, errlen, CA_ERR_BAD_INPUT,
                        "%s: the key is encrypted; only unencrypted keys are supported",
                        is->key_name);
     if (rc == MBEDTLS_ERR_PK_UNKNOWN_PK_ALG)
-        return ca_fail(err, errlen, CA_ERR_KEY_TYPE,
+        return err_set(err, errlen, CA_ERR_KEY_TYPE,
                        "%s: unsupported key type (want EC P-256, P-384 or RSA)", is->key_name);
     if (rc != 0) {
         mbedtls_strerror(rc, buf, sizeof(buf));
-        return ca_fail(err, errlen, CA_ERR_BAD_INPUT, "%s: not a PEM private key: %s", is->key_name,
+        return err_set(err, errlen, CA_ERR_BAD_INPUT, "%s: not a PEM private key: %s", is->key_name,
                        buf);
     }
     return key_check_type(&is->key, is->key_name, &is->md, err, errlen);
@@ -128,7 +128,7 @@ static int load_chain(ca_issuer_t *is, const char *chain_pem, char *err, size_t 
     if (rc < 0)
         goto out;
     if (!crt_same(&all, &is->cert)) {
-        rc = ca_fail(err, errlen, CA_ERR_BAD_INPUT, "%s does not start with %s", is->chain_name,
+        rc = err_set(err, errlen, CA_ERR_BAD_INPUT, "%s does not start with %s", is->chain_name,
                      is->cert_name);
         goto out;
     }
@@ -136,7 +136,7 @@ static int load_chain(ca_issuer_t *is, const char *chain_pem, char *err, size_t 
         if (crt_is_self_issued(c))
             continue; /* Istio's cert-chain.pem ends with the root; we keep it apart */
         if (is->cert_is_root) {
-            rc = ca_fail(err, errlen, CA_ERR_BAD_INPUT,
+            rc = err_set(err, errlen, CA_ERR_BAD_INPUT,
                          "%s lists certificates above %s, which is self-signed", is->chain_name,
                          is->cert_name);
             goto out;
@@ -158,7 +158,7 @@ static int load_root(ca_issuer_t *is, const char *root_pem, char *err, size_t er
     int rc;
     if (!root_pem) {
         if (!is->cert_is_root)
-            return ca_fail(err, errlen, CA_ERR_BAD_INPUT, "%s is not self-signed and %s is missing",
+            return err_set(err, errlen, CA_ERR_BAD_INPUT, "%s is not self-signed and %s is missing",
                            is->cert_name, is->root_name);
         rc = mbedtls_x509_crt_parse_der(&is->root, is->cert.raw.p, is->cert.raw.len);
         return rc == 0 ? 0 : ca_crypto_fail(err, errlen, rc, "copying the root certificate");
@@ -167,10 +167,10 @@ static int load_root(ca_issuer_t *is, const char *root_pem, char *err, size_t er
     if (rc < 0)
         return rc;
     if (!crt_is_self_issued(&is->root))
-        return ca_fail(err, errlen, CA_ERR_BAD_INPUT, "%s is not a self-signed root certificate",
+        return err_set(err, errlen, CA_ERR_BAD_INPUT, "%s is not a self-signed root certificate",
                        is->root_name);
     if (is->cert_is_root && !crt_same(&is->root, &is->cert))
-        return ca_fail(err, errlen, CA_ERR_BAD_INPUT, "%s is self-signed but is not %s",
+        return err_set(err, errlen, CA_ERR_BAD_INPUT, "%s is self-signed but is not %s",
                        is->cert_name, is->root_name);
     return 0;
 }
@@ -199,7 +199,7 @@ static int verify_to_root(ca_issuer_t *is, char *err, size_t errlen)
     if (rc != 0 && (flags & ~when) != 0) {
         mbedtls_x509_crt_verify_info(info, sizeof(info), "", flags & ~when);
         info[strcspn(info, "\n")] = '\0'; /* the first reason is the telling one */
-        rc = ca_fail(err, errlen, CA_ERR_BAD_INPUT, "%s does not chain to %s%s%s: %s",
+        rc = err_set(err, errlen, CA_ERR_BAD_INPUT, "%s does not chain to %s%s%s: %s",
                      is->cert_name, is->root_name, crt_count(&is->chain) ? " through " : "",
                      crt_count(&is->chain) ? is->chain_name : "", info);
         goto out;
@@ -219,10 +219,10 @@ int ca_issuer_load(const ca_issuer_src_t *src, ca_issuer_t **out, char *err, siz
     if (errlen > 0)
         err[0] = '\0';
     if (!src->cert_pem || !src->key_pem)
-        return ca_fail(err, errlen, CA_ERR_BAD_INPUT, "an issuer needs a certificate and a key");
+        return err_set(err, errlen, CA_ERR_BAD_INPUT, "an issuer needs a certificate and a key");
     is = calloc(1, sizeof(*is));
     if (!is)
-        return ca_fail(err, errlen, -ENOMEM, "out of memory loading the CA");
+        return err_set(err, errlen, -ENOMEM, "out of memory loading the CA");
     mbedtls_x509_crt_init(&is->cert);
     mbedtls_pk_init(&is->key);
     mbedtls_x509_crt_init(&is->chain);
@@ -239,19 +239,19 @@ int ca_issuer_load(const ca_issuer_src_t *src, ca_issuer_t **out, char *err, siz
     if (rc < 0)
         goto fail_parse;
     if (mbedtls_pk_check_pair(&is->cert.pk, &is->key) != 0) {
-        rc = ca_fail(err, errlen, CA_ERR_KEY_MISMATCH,
+        rc = err_set(err, errlen, CA_ERR_KEY_MISMATCH,
                      "%s does not match %s (it is not that certificate's key)", is->key_name,
                      is->cert_name);
         goto fail_check;
     }
     if (!is->cert.ca_istrue) {
-        rc = ca_fail(err, errlen, CA_ERR_NOT_CA,
+        rc = err_set(err, errlen, CA_ERR_NOT_CA,
                      "%s is not a CA certificate (basicConstraints has no CA:TRUE)", is->cert_name);
         goto fail_check;
     }
     if (mbedtls_x509_crt_check_key_usage(&is->cert, MBEDTLS_X509_KU_KEY_CERT_SIGN) != 0) {
         rc =
-            ca_fail(err, errlen, CA_ERR_NOT_CA,
+            err_set(err, errlen, CA_ERR_NOT_CA,
                     "%s may not sign certificates (its keyUsage lacks keyCertSign)", is->cert_name);
         goto fail_check;
     }
@@ -295,7 +295,7 @@ static int path_join(char out[PATH_MAX], const char *dir, const char *name, char
 {
     int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);
     if (n < 0 || n >= PATH_MAX)
-        return ca_fail(err, errlen, -ENAMETOOLONG, "path %s/%s is too long", dir, name);
+        return err_set(err, errlen, -ENAMETOOLONG, "path %s/%s is too long", dir, name);
     return 0;
 }
 
@@ -320,20 +320,20 @@ static int read_text(const char *path, bool optional, char **out, char *err, siz
         rc = -errno;
         if (optional && rc == -ENOENT)
             return 0;
-        return ca_fail(err, errlen, rc, "cannot read %s: %s", path, strerror(-rc));
+        return err_set(err, errlen, rc, "cannot read %s: %s", path, strerror(-rc));
     }
     if (fstat(fd, &st) < 0) {
-        rc = ca_fail(err, errlen, -errno, "cannot read %s: %s", path, strerror(errno));
+        rc = err_set(err, errlen, -errno, "cannot read %s: %s", path, strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode) || st.st_size > FILE_MAX) {
-        rc = ca_fail(err, errlen, -EINVAL, "cannot read %s: %s", path,
+        rc = err_set(err, errlen, -EINVAL, "cannot read %s: %s", path,
                      S_ISREG(st.st_mode) ? "larger than 1 MiB" : "not a regular file");
         goto out;
     }
     buf = malloc((size_t)st.st_size + 1);
     if (!buf) {
-        rc = ca_fail(err, errlen, -ENOMEM, "out of memory reading %s", path);
+        rc = err_set(err, errlen, -ENOMEM, "out of memory reading %s", path);
         goto out;
     }
     while (have < (size_t)st.st_size) {
@@ -341,7 +341,7 @@ static int read_text(const char *path, bool optional, char **out, char *err, siz
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = ca_fail(err, errlen, -errno, "cannot read %s: %s", path, strerror(errno));
+            rc = err_set(err, errlen, -errno, "cannot read %s: %s", path, strerror(errno));
             goto out;
         }
         if (n == 0)
@@ -375,10 +375,10 @@ int ca_issuer_load_dir(const char *dir, ca_issuer_t **out, char *err, size_t err
 
     *out = NULL;
     if (stat(dir, &st) < 0)
-        return ca_fail(err, errlen, -errno, "cannot read CA directory %s: %s", dir,
+        return err_set(err, errlen, -errno, "cannot read CA directory %s: %s", dir,
                        strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return ca_fail(err, errlen, -ENOTDIR, "CA directory %s is not a directory", dir);
+        return err_set(err, errlen, -ENOTDIR, "CA directory %s is not a directory", dir);
     if ((rc = path_join(key_p, dir, "ca-key.pem", err, errlen)) < 0)
         return rc;
     intermediate = path_exists(key_p);
@@ -393,7 +393,7 @@ int ca_issuer_load_dir(const char *dir, ca_issuer_t **out, char *err, size_t err
     if (rc < 0)
         return rc;
     if (!intermediate && !path_exists(key_p))
-        return ca_fail(err, errlen, -ENOENT,
+        return err_set(err, errlen, -ENOENT,
                        "CA directory %s holds neither ca-key.pem (an intermediate CA) nor "
                        "root-key.pem (a root CA)",
                        dir);
@@ -433,9 +433,9 @@ static int mkdir_p(const char *dir, char *err, size_t errlen)
     struct stat st;
 
     if (n == 0)
-        return ca_fail(err, errlen, -EINVAL, "the output directory name is empty");
+        return err_set(err, errlen, -EINVAL, "the output directory name is empty");
     if (n >= sizeof(path))
-        return ca_fail(err, errlen, -ENAMETOOLONG, "output directory %s: name too long", dir);
+        return err_set(err, errlen, -ENAMETOOLONG, "output directory %s: name too long", dir);
     memcpy(path, dir, n + 1);
     for (char *p = path + 1;; p++) {
         if (*p != '/' && *p != '\0')
@@ -444,10 +444,10 @@ static int mkdir_p(const char *dir, char *err, size_t errlen)
         *p = '\0';
         if (mkdir(path, 0755) == 0) {
             if (chmod(path, 0755) < 0)
-                return ca_fail(err, errlen, -errno, "cannot set the mode of %s: %s", path,
+                return err_set(err, errlen, -errno, "cannot set the mode of %s: %s", path,
                                strerror(errno));
         } else if (errno != EEXIST) {
-            return ca_fail(err, errlen, -errno, "cannot create directory %s: %s", path,
+            return err_set(err, errlen, -errno, "cannot create directory %s: %s", path,
                            strerror(errno));
         }
         *p = c;
@@ -455,9 +455,9 @@ static int mkdir_p(const char *dir, char *err, size_t errlen)
             break;
     }
     if (stat(dir, &st) < 0)
-        return ca_fail(err, errlen, -errno, "cannot use directory %s: %s", dir, strerror(errno));
+        return err_set(err, errlen, -errno, "cannot use directory %s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return ca_fail(err, errlen, -ENOTDIR, "%s exists and is not a directory", dir);
+        return err_set(err, errlen, -ENOTDIR, "%s exists and is not a directory", dir);
     return 0;
 }
 
@@ -499,13 +499,13 @@ static int write_temp(const char *dir, const out_file_t *f, char tmp[PATH_MAX], 
 
     if (snprintf(tmp, PATH_MAX, "%s/.%s.XXXXXX", dir, f->name) >= PATH_MAX) {
         tmp[0] = '\0';
-        return ca_fail(err, errlen, -ENAMETOOLONG, "path %s/%s is too long", dir, f->name);
+        return err_set(err, errlen, -ENAMETOOLONG, "path %s/%s is too long", dir, f->name);
     }
     fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
         tmp[0] = '\0';
-        return ca_fail(err, errlen, rc, "cannot write %s/%s: %s", dir, f->name, strerror(-rc));
+        return err_set(err, errlen, rc, "cannot write %s/%s: %s", dir, f->name, strerror(-rc));
     }
     if (fchmod(fd, f->mode) < 0)
         goto fail_io;
@@ -531,7 +531,7 @@ fail_io:
         close(fd);
     unlink(tmp);
     tmp[0] = '\0';
-    return ca_fail(err, errlen, rc, "cannot write %s/%s: %s", dir, f->name, strerror(-rc));
+    return err_set(err, errlen, rc, "cannot write %s/%s: %s", dir, f->name, strerror(-rc));
 }
 
 int ca_save_dir(const char *dir, ca_layout_t layout, const ca_issued_t *issued, bool overwrite,
@@ -547,21 +547,21 @@ int ca_save_dir(const char *dir, ca_layout_t layout, const ca_issued_t *issued, 
     for (size_t i = 0; i < 4; i++)
         tmp[i][0] = '\0';
     if (n == 0)
-        return ca_fail(err, errlen, CA_ERR_BAD_INPUT, "unknown directory layout %d", (int)layout);
+        return err_set(err, errlen, CA_ERR_BAD_INPUT, "unknown directory layout %d", (int)layout);
     for (size_t i = 0; i < n; i++)
         if (!f[i].data)
-            return ca_fail(err, errlen, CA_ERR_BAD_INPUT, "nothing to write as %s", f[i].name);
+            return err_set(err, errlen, CA_ERR_BAD_INPUT, "nothing to write as %s", f[i].name);
     rc = mkdir_p(dir, err, errlen);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rc = path_join(final[i], dir, f[i].name, err, errlen);
         if (rc == 0 && !overwrite && path_exists(final[i]))
-            rc = ca_fail(err, errlen, -EEXIST, "%s already exists; not overwriting it", final[i]);
+            rc = err_set(err, errlen, -EEXIST, "%s already exists; not overwriting it", final[i]);
     }
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = write_temp(dir, &f[i], tmp[i], err, errlen);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (rename(tmp[i], final[i]) < 0)
-            rc = ca_fail(err, errlen, -errno, "cannot write %s: %s", final[i], strerror(errno));
+            rc = err_set(err, errlen, -errno, "cannot write %s: %s", final[i], strerror(errno));
         else
             tmp[i][0] = '\0';
     }

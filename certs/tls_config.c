@@ -2,9 +2,9 @@
  * from ever being used, the mbedTLS configuration every session of a config shares read-only,
  * the server's session-ticket keys, and the per-thread random generator behind all of them. */
 #include "certs/tls_internal.h"
+#include "xds/err.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,19 +89,6 @@ void tls_rng_thread_cleanup(void)
 
 /* --- loading ------------------------------------------------------------------------------ */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static void mbed_reason(int rc, char *buf, size_t cap)
 {
     mbedtls_strerror(rc, buf, cap);
@@ -127,8 +114,8 @@ static int source_read(const tls_pem_source_t *src, const char *label, unsigned 
                        size_t *len, char *err, size_t errlen)
 {
     if (src->path && src->pem) {
-        set_err(err, errlen, "%s: give a file or PEM bytes, not both", label);
-        return TLS_ERR_CONFIG;
+        return err_set(err, errlen, TLS_ERR_CONFIG, "%s: give a file or PEM bytes, not both",
+                       label);
     }
     if (src->pem) {
         unsigned char *b = malloc(src->pem_len + 1);
@@ -142,8 +129,7 @@ static int source_read(const tls_pem_source_t *src, const char *label, unsigned 
     }
     FILE *f = fopen(src->path, "rb");
     if (f == NULL) {
-        set_err(err, errlen, "%s: cannot open: %s", label, strerror(errno));
-        return TLS_ERR_CONFIG;
+        return err_set(err, errlen, TLS_ERR_CONFIG, "%s: cannot open: %s", label, strerror(errno));
     }
     unsigned char *b = malloc(MAX_PEM_FILE + 1);
     if (b == NULL) {
@@ -154,7 +140,8 @@ static int source_read(const tls_pem_source_t *src, const char *label, unsigned 
     bool failed = ferror(f);
     fclose(f);
     if (failed || n > MAX_PEM_FILE) {
-        set_err(err, errlen, "%s: %s", label, failed ? "read error" : "larger than 1 MiB");
+        err_set(err, errlen, TLS_ERR_CONFIG, "%s: %s", label,
+                failed ? "read error" : "larger than 1 MiB");
         free(b);
         return TLS_ERR_CONFIG;
     }
@@ -182,8 +169,7 @@ static int load_certs(mbedtls_x509_crt *crt, const char *item, const tls_pem_sou
             mbed_reason(rc, why, sizeof(why));
         else if (rc > 0)
             snprintf(why, sizeof(why), "%d certificate(s) could not be parsed", rc);
-        set_err(err, errlen, "%s: %s", label, why);
-        return TLS_ERR_CONFIG;
+        return err_set(err, errlen, TLS_ERR_CONFIG, "%s: %s", label, why);
     }
     return 0;
 }
@@ -203,8 +189,7 @@ static int load_key(mbedtls_pk_context *key, const tls_pem_source_t *src, char *
     if (rc != 0) {
         char why[160];
         mbed_reason(rc, why, sizeof(why));
-        set_err(err, errlen, "%s: %s", label, why);
-        return TLS_ERR_CONFIG;
+        return err_set(err, errlen, TLS_ERR_CONFIG, "%s: %s", label, why);
     }
     return 0;
 }
@@ -240,31 +225,31 @@ static int check_pair(tls_config_t *c, const tls_config_opts_t *o, char *err, si
     mbedtls_x509_crt *leaf = &c->chain;
     if (!mbedtls_pk_can_do(&leaf->pk, MBEDTLS_PK_ECDSA) &&
         !mbedtls_pk_can_do(&leaf->pk, MBEDTLS_PK_RSA)) {
-        set_err(err, errlen, "%s: leaf key is %s; the ECDHE suites need an EC or RSA key", label,
-                mbedtls_pk_get_name(&leaf->pk));
-        return TLS_ERR_CONFIG;
+        return err_set(err, errlen, TLS_ERR_CONFIG,
+                       "%s: leaf key is %s; the ECDHE suites need an EC or RSA key", label,
+                       mbedtls_pk_get_name(&leaf->pk));
     }
     if (mbedtls_pk_can_do(&leaf->pk, MBEDTLS_PK_RSA) && mbedtls_pk_get_bitlen(&leaf->pk) < 2048) {
-        set_err(err, errlen, "%s: leaf RSA key has %zu bits; at least 2048 are needed", label,
-                mbedtls_pk_get_bitlen(&leaf->pk));
-        return TLS_ERR_CONFIG;
+        return err_set(err, errlen, TLS_ERR_CONFIG,
+                       "%s: leaf RSA key has %zu bits; at least 2048 are needed", label,
+                       mbedtls_pk_get_bitlen(&leaf->pk));
     }
     int rc = mbedtls_pk_check_pair(&leaf->pk, &c->key);
     if (rc != 0) {
         char klabel[300];
         source_label("private_key", &o->private_key, klabel, sizeof(klabel));
-        set_err(err, errlen, "%s does not match the leaf certificate of %s", klabel, label);
-        return TLS_ERR_CONFIG;
+        return err_set(err, errlen, TLS_ERR_CONFIG, "%s does not match the leaf certificate of %s",
+                       klabel, label);
     }
     if (mbedtls_x509_time_is_past(&leaf->valid_to)) {
         format_time(&leaf->valid_to, when, sizeof(when));
-        set_err(err, errlen, "%s: leaf certificate expired at %s", label, when);
-        return TLS_ERR_CONFIG;
+        return err_set(err, errlen, TLS_ERR_CONFIG, "%s: leaf certificate expired at %s", label,
+                       when);
     }
     if (mbedtls_x509_time_is_future(&leaf->valid_from)) {
         format_time(&leaf->valid_from, when, sizeof(when));
-        set_err(err, errlen, "%s: leaf certificate is not valid before %s", label, when);
-        return TLS_ERR_CONFIG;
+        return err_set(err, errlen, TLS_ERR_CONFIG, "%s: leaf certificate is not valid before %s",
+                       label, when);
     }
     if (!c->has_trust)
         return 0;
@@ -276,8 +261,8 @@ static int check_pair(tls_config_t *c, const tls_config_opts_t *o, char *err, si
             verify_reason(flags, why, sizeof(why));
         else
             mbed_reason(rc, why, sizeof(why));
-        set_err(err, errlen, "%s: chain does not verify against the trust bundle: %s", label, why);
-        return TLS_ERR_CONFIG;
+        return err_set(err, errlen, TLS_ERR_CONFIG,
+                       "%s: chain does not verify against the trust bundle: %s", label, why);
     }
     return 0;
 }
@@ -337,8 +322,7 @@ static int keys_precompute(tls_config_t *c, char *err, size_t errlen)
     if (rc != 0) {
         char why[160];
         mbed_reason(rc, why, sizeof(why));
-        set_err(err, errlen, "preparing the keys: %s", why);
-        return TLS_ERR_CONFIG;
+        return err_set(err, errlen, TLS_ERR_CONFIG, "preparing the keys: %s", why);
     }
     return 0;
 }
@@ -382,24 +366,27 @@ static int check_opts(const tls_config_opts_t *o, char *err, size_t errlen)
 {
     bool server = o->role == TLS_ROLE_SERVER;
     if (o->role != TLS_ROLE_CLIENT && !server)
-        set_err(err, errlen, "role must be client or server");
+        err_set(err, errlen, TLS_ERR_CONFIG, "role must be client or server");
     else if (server && !source_given(&o->cert_chain))
-        set_err(err, errlen, "a server needs cert_chain and private_key");
+        err_set(err, errlen, TLS_ERR_CONFIG, "a server needs cert_chain and private_key");
     else if (source_given(&o->cert_chain) != source_given(&o->private_key))
-        set_err(err, errlen, "cert_chain and private_key go together");
+        err_set(err, errlen, TLS_ERR_CONFIG, "cert_chain and private_key go together");
     else if (!server && !source_given(&o->trust_bundle))
-        set_err(err, errlen, "a client must verify its server: trust_bundle is required");
+        err_set(err, errlen, TLS_ERR_CONFIG,
+                "a client must verify its server: trust_bundle is required");
     else if (server && o->require_client_cert && !source_given(&o->trust_bundle))
-        set_err(err, errlen, "require_client_cert needs a trust_bundle to verify clients with");
+        err_set(err, errlen, TLS_ERR_CONFIG,
+                "require_client_cert needs a trust_bundle to verify clients with");
     else if (o->record_size != 0 && (o->record_size < 512 || o->record_size > TLS_MAX_RECORD))
-        set_err(err, errlen, "record_size %zu is outside 512..%d", o->record_size, TLS_MAX_RECORD);
+        err_set(err, errlen, TLS_ERR_CONFIG, "record_size %zu is outside 512..%d", o->record_size,
+                TLS_MAX_RECORD);
     else if ((o->alpn_count && !o->alpn) || (o->peer_identity_count && !o->peer_identities) ||
              (o->suite_count && !o->suites) || (o->group_count && !o->groups))
-        set_err(err, errlen, "a list has a count but no entries");
+        err_set(err, errlen, TLS_ERR_CONFIG, "a list has a count but no entries");
     else if (o->suite_count > 2 || o->group_count > 2)
-        set_err(err, errlen, "at most 2 suites and 2 groups");
+        err_set(err, errlen, TLS_ERR_CONFIG, "at most 2 suites and 2 groups");
     else if (o->sni && server)
-        set_err(err, errlen, "sni is a client setting");
+        err_set(err, errlen, TLS_ERR_CONFIG, "sni is a client setting");
     else
         goto lists;
     return TLS_ERR_CONFIG;
@@ -407,25 +394,25 @@ lists:
     for (size_t i = 0; i < o->alpn_count; i++) {
         size_t n = o->alpn[i] ? strlen(o->alpn[i]) : 0;
         if (n == 0 || n > 255) {
-            set_err(err, errlen, "alpn[%zu]: a protocol name is 1..255 bytes", i);
-            return TLS_ERR_CONFIG;
+            return err_set(err, errlen, TLS_ERR_CONFIG,
+                           "alpn[%zu]: a protocol name is 1..255 bytes", i);
         }
     }
     for (size_t i = 0; o->suites && i < o->suite_count; i++) {
         if (o->suites[i] != TLS_SUITE_AES_128_GCM && o->suites[i] != TLS_SUITE_CHACHA20_POLY1305) {
-            set_err(err, errlen, "suites[%zu]: not a suite this engine offers", i);
-            return TLS_ERR_CONFIG;
+            return err_set(err, errlen, TLS_ERR_CONFIG,
+                           "suites[%zu]: not a suite this engine offers", i);
         }
     }
     for (size_t i = 0; o->groups && i < o->group_count; i++) {
         if (o->groups[i] != TLS_GROUP_X25519 && o->groups[i] != TLS_GROUP_P256) {
-            set_err(err, errlen, "groups[%zu]: not a group this engine offers", i);
-            return TLS_ERR_CONFIG;
+            return err_set(err, errlen, TLS_ERR_CONFIG,
+                           "groups[%zu]: not a group this engine offers", i);
         }
     }
     if ((o->suites && o->suite_count == 0) || (o->groups && o->group_count == 0)) {
-        set_err(err, errlen, "an empty suite or group list leaves nothing to negotiate");
-        return TLS_ERR_CONFIG;
+        return err_set(err, errlen, TLS_ERR_CONFIG,
+                       "an empty suite or group list leaves nothing to negotiate");
     }
     for (size_t i = 0; i < o->peer_identity_count; i++) {
         const identity_matcher_t *m = &o->peer_identities[i];
@@ -433,11 +420,10 @@ lists:
             (m->san_type != IDENTITY_SAN_URI && m->san_type != IDENTITY_SAN_DNS &&
              m->san_type != IDENTITY_SAN_ANY) ||
             (m->kind != IDENTITY_MATCH_EXACT && m->kind != IDENTITY_MATCH_PREFIX)) {
-            set_err(err, errlen,
-                    "peer_identities[%zu]: needs a URI, DNS or any SAN type, exact or "
-                    "prefix, and a non-empty value",
-                    i);
-            return TLS_ERR_CONFIG;
+            return err_set(err, errlen, TLS_ERR_CONFIG,
+                           "peer_identities[%zu]: needs a URI, DNS or any SAN type, exact or "
+                           "prefix, and a non-empty value",
+                           i);
         }
     }
     return 0;
@@ -548,7 +534,7 @@ static void config_free(tls_config_t *c)
 
 int tls_config_new(const tls_config_opts_t *o, tls_config_t **out, char *err, size_t errlen)
 {
-    set_err(err, errlen, "%s", "");
+    err_set(err, errlen, 0, "%s", "");
     int rc = check_opts(o, err, errlen);
     if (rc != 0)
         return rc;
@@ -628,7 +614,7 @@ int tls_config_new(const tls_config_opts_t *o, tls_config_t **out, char *err, si
 mbed_fail:;
     char why[160];
     mbed_reason(rc, why, sizeof(why));
-    set_err(err, errlen, "TLS setup: %s", why);
+    err_set(err, errlen, TLS_ERR_CONFIG, "TLS setup: %s", why);
     rc = rc == MBEDTLS_ERR_SSL_ALLOC_FAILED ? -ENOMEM : TLS_ERR_CONFIG;
 fail:
     config_free(c);

@@ -3,7 +3,6 @@
 #include "cli/certs.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 
 #include "certs/ca.h"
 #include "cli/flags.h"
+#include "xds/err.h"
 
 static const char USAGE[] =
     "usage: remoractl certs root|intermediate|issue [flags]\n"
@@ -196,18 +196,6 @@ int certs_parse_duration(const char *s, int64_t *seconds)
     return 0;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
-
 static const cli_flag_t *find_flag(const char *arg, const char **inline_value)
 {
     return cli_flag_find(FLAGS, sizeof(FLAGS) / sizeof(FLAGS[0]), arg, inline_value);
@@ -224,10 +212,10 @@ static int apply_flag(const cli_flag_t *f, const char *v, certs_args_t *a, char 
         return 0;
     case F_TTL:
         if (certs_parse_duration(v, &a->ttl_s) < 0)
-            return fail(err, errlen,
-                        "--ttl: bad duration \"%s\" (want e.g. 90s, 30m, 24h or 365d, more than "
-                        "zero and at most 100 years)",
-                        v);
+            return err_set(err, errlen, -EINVAL,
+                           "--ttl: bad duration \"%s\" (want e.g. 90s, 30m, 24h or 365d, more than "
+                           "zero and at most 100 years)",
+                           v);
         return 0;
     case F_RSA:
         a->rsa = true;
@@ -239,8 +227,8 @@ static int apply_flag(const cli_flag_t *f, const char *v, certs_args_t *a, char 
         char *end;
         long n = strtol(v, &end, 10);
         if (*v < '0' || *v > '9' || *end != '\0' || n > CA_MAX_PATHLEN)
-            return fail(err, errlen, "--pathlen: bad value \"%s\" (want 0 to %d)", v,
-                        CA_MAX_PATHLEN);
+            return err_set(err, errlen, -EINVAL, "--pathlen: bad value \"%s\" (want 0 to %d)", v,
+                           CA_MAX_PATHLEN);
         a->pathlen = (int)n;
         return 0;
     }
@@ -263,7 +251,7 @@ static int apply_flag(const cli_flag_t *f, const char *v, certs_args_t *a, char 
         a->help = true;
         return 0;
     }
-    return fail(err, errlen, "internal error: unhandled flag %s", f->name);
+    return err_set(err, errlen, -EINVAL, "internal error: unhandled flag %s", f->name);
 }
 
 /* The flags a subcommand cannot do without, and those that exclude each other. */
@@ -271,17 +259,18 @@ static int check_required(const certs_args_t *a, char *err, size_t errlen)
 {
     unsigned sub = a->sub->id;
     if (!a->out)
-        return fail(err, errlen, "missing --out DIR");
+        return err_set(err, errlen, -EINVAL, "missing --out DIR");
     if ((sub & (SUB_INTERMEDIATE | SUB_ISSUE)) && !a->ca)
-        return fail(err, errlen, "missing --ca DIR (the issuing CA's directory)");
+        return err_set(err, errlen, -EINVAL, "missing --ca DIR (the issuing CA's directory)");
     if (sub != SUB_ISSUE)
         return 0;
     if (a->spiffe_id && (a->ns || a->sa || a->trust_domain))
-        return fail(err, errlen, "give either --spiffe-id or --ns/--sa/--trust-domain, not both");
+        return err_set(err, errlen, -EINVAL,
+                       "give either --spiffe-id or --ns/--sa/--trust-domain, not both");
     if (!a->spiffe_id && !a->ns && !a->sa)
-        return fail(err, errlen, "missing --spiffe-id ID (or --ns NS --sa SA)");
+        return err_set(err, errlen, -EINVAL, "missing --spiffe-id ID (or --ns NS --sa SA)");
     if (!a->spiffe_id && (!a->ns || !a->sa))
-        return fail(err, errlen, "--ns and --sa go together");
+        return err_set(err, errlen, -EINVAL, "--ns and --sa go together");
     return 0;
 }
 
@@ -292,7 +281,8 @@ static int parse_args(int argc, char *const argv[], certs_args_t *a, char *err, 
     memset(a, 0, sizeof(*a));
     a->pathlen = -1;
     if (argc == 0)
-        return fail(err, errlen, "missing subcommand (want root, intermediate or issue)");
+        return err_set(err, errlen, -EINVAL,
+                       "missing subcommand (want root, intermediate or issue)");
     if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 ||
         strcmp(argv[0], "help") == 0) {
         a->help = true;
@@ -302,23 +292,24 @@ static int parse_args(int argc, char *const argv[], certs_args_t *a, char *err, 
         if (strcmp(argv[0], SUBS[i].name) == 0)
             a->sub = &SUBS[i];
     if (!a->sub)
-        return fail(err, errlen, "unknown subcommand \"%s\" (want root, intermediate or issue)",
-                    argv[0]);
+        return err_set(err, errlen, -EINVAL,
+                       "unknown subcommand \"%s\" (want root, intermediate or issue)", argv[0]);
 
     for (int i = 1; i < argc; i++) {
         const char *value;
         const cli_flag_t *f = find_flag(argv[i], &value);
         if (!f && argv[i][0] != '-')
-            return fail(err, errlen, "unexpected argument \"%s\"", argv[i]);
+            return err_set(err, errlen, -EINVAL, "unexpected argument \"%s\"", argv[i]);
         if (!f)
-            return fail(err, errlen, "unknown flag \"%s\"", argv[i]);
+            return err_set(err, errlen, -EINVAL, "unknown flag \"%s\"", argv[i]);
         if (!(f->scope & a->sub->id))
-            return fail(err, errlen, "%s is not a flag of certs %s", f->name, a->sub->name);
+            return err_set(err, errlen, -EINVAL, "%s is not a flag of certs %s", f->name,
+                           a->sub->name);
         if (!f->takes_value && value)
-            return fail(err, errlen, "%s takes no value", f->name);
+            return err_set(err, errlen, -EINVAL, "%s takes no value", f->name);
         if (f->takes_value && !value) {
             if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)
-                return fail(err, errlen, "%s needs a value", f->name);
+                return err_set(err, errlen, -EINVAL, "%s needs a value", f->name);
             value = argv[++i];
         }
         int rc = apply_flag(f, value, a, err, errlen);

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/flags.h"
+#include "xds/err.h"
 
 #define DEFAULT_OUTBOUND_PORT 15001
 #define DEFAULT_INBOUND_PORT  15006
@@ -48,18 +48,6 @@ static const char USAGE[] =
 
 /* ---- flag parsing --------------------------------------------------------------------------- */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
-
 /* Parses a decimal number in [min, max] from the n bytes at s; digits only, so "+1", " 1" and
  * "0x10" are rejected rather than silently reinterpreted. */
 static int parse_uint(const char *s, size_t n, unsigned long long min, unsigned long long max,
@@ -84,7 +72,8 @@ static int parse_port(const char *flag, const char *s, size_t n, uint16_t *out, 
 {
     unsigned long long v;
     if (parse_uint(s, n, 1, 65535, &v) < 0)
-        return fail(err, errlen, "%s: bad port \"%.*s\" (want 1-65535)", flag, (int)n, s);
+        return err_set(err, errlen, -EINVAL, "%s: bad port \"%.*s\" (want 1-65535)", flag, (int)n,
+                       s);
     *out = (uint16_t)v;
     return 0;
 }
@@ -99,7 +88,7 @@ static int parse_port_list(const char *flag, const char *s, ipt_ports_t *out, ch
         const char *comma = strchr(s, ',');
         size_t len = comma ? (size_t)(comma - s) : strlen(s);
         if (out->n == IPT_MAX_PORTS)
-            return fail(err, errlen, "%s: more than %d ports", flag, IPT_MAX_PORTS);
+            return err_set(err, errlen, -EINVAL, "%s: more than %d ports", flag, IPT_MAX_PORTS);
         int rc = parse_port(flag, s, len, &out->port[out->n], err, errlen);
         if (rc < 0)
             return rc;
@@ -120,8 +109,8 @@ static int parse_cidr(const char *flag, const char *s, size_t n, ipt_cidr_t *out
     struct in_addr in;
 
     if (memchr(s, ':', n))
-        return fail(err, errlen, "%s: \"%.*s\" is IPv6; only IPv4 CIDRs are supported", flag,
-                    (int)n, s);
+        return err_set(err, errlen, -EINVAL, "%s: \"%.*s\" is IPv6; only IPv4 CIDRs are supported",
+                       flag, (int)n, s);
     if (alen == 0 || alen >= sizeof(addr))
         goto bad;
     memcpy(addr, s, alen);
@@ -135,7 +124,7 @@ static int parse_cidr(const char *flag, const char *s, size_t n, ipt_cidr_t *out
     out->prefix = (uint8_t)prefix;
     return 0;
 bad:
-    return fail(err, errlen, "%s: bad CIDR \"%.*s\" (want a.b.c.d/n)", flag, (int)n, s);
+    return err_set(err, errlen, -EINVAL, "%s: bad CIDR \"%.*s\" (want a.b.c.d/n)", flag, (int)n, s);
 }
 
 static int parse_cidr_list(const char *flag, const char *s, iptables_opts_t *o, char *err,
@@ -148,7 +137,7 @@ static int parse_cidr_list(const char *flag, const char *s, iptables_opts_t *o, 
         const char *comma = strchr(s, ',');
         size_t len = comma ? (size_t)(comma - s) : strlen(s);
         if (o->n_exclude_outbound_cidrs == IPT_MAX_CIDRS)
-            return fail(err, errlen, "%s: more than %d CIDRs", flag, IPT_MAX_CIDRS);
+            return err_set(err, errlen, -EINVAL, "%s: more than %d CIDRs", flag, IPT_MAX_CIDRS);
         int rc = parse_cidr(flag, s, len, &o->exclude_outbound_cidrs[o->n_exclude_outbound_cidrs],
                             err, errlen);
         if (rc < 0)
@@ -165,7 +154,7 @@ static int parse_id(const char *flag, const char *s, uint32_t *out, char *err, s
     unsigned long long v;
     /* (uid_t)-1 means "unchanged" to the kernel, so it can never be a process's uid. */
     if (parse_uint(s, strlen(s), 0, 0xfffffffeu, &v) < 0)
-        return fail(err, errlen, "%s: bad id \"%s\" (want a number)", flag, s);
+        return err_set(err, errlen, -EINVAL, "%s: bad id \"%s\" (want a number)", flag, s);
     *out = (uint32_t)v;
     return 0;
 }
@@ -249,7 +238,7 @@ static int apply_flag(const cli_flag_t *f, const char *v, iptables_opts_t *o, bo
         o->help = true;
         return 0;
     }
-    return fail(err, errlen, "internal error: unhandled flag %s", f->name);
+    return err_set(err, errlen, -EINVAL, "internal error: unhandled flag %s", f->name);
 }
 
 int iptables_parse_args(int argc, char *const argv[], iptables_opts_t *o, char *err, size_t errlen)
@@ -266,24 +255,25 @@ int iptables_parse_args(int argc, char *const argv[], iptables_opts_t *o, char *
 
         if (arg[0] != '-') {
             if (o->action != IPT_ACTION_NONE)
-                return fail(err, errlen, "unexpected argument \"%s\"", arg);
+                return err_set(err, errlen, -EINVAL, "unexpected argument \"%s\"", arg);
             if (strcmp(arg, "apply") == 0)
                 o->action = IPT_ACTION_APPLY;
             else if (strcmp(arg, "clean") == 0)
                 o->action = IPT_ACTION_CLEAN;
             else
-                return fail(err, errlen, "unknown action \"%s\" (want apply or clean)", arg);
+                return err_set(err, errlen, -EINVAL, "unknown action \"%s\" (want apply or clean)",
+                               arg);
             continue;
         }
         f = find_flag(arg, &value);
         if (!f)
-            return fail(err, errlen, "unknown flag \"%s\"", arg);
+            return err_set(err, errlen, -EINVAL, "unknown flag \"%s\"", arg);
         if (!f->takes_value && value)
-            return fail(err, errlen, "%s takes no value", f->name);
+            return err_set(err, errlen, -EINVAL, "%s takes no value", f->name);
         if (f->takes_value && !value) {
             /* "--flag --other" almost surely lost the value; "" stays a valid empty list. */
             if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)
-                return fail(err, errlen, "%s needs a value", f->name);
+                return err_set(err, errlen, -EINVAL, "%s needs a value", f->name);
             value = argv[++i];
         }
         int rc = apply_flag(f, value, o, &gid_set, err, errlen);
@@ -294,7 +284,7 @@ int iptables_parse_args(int argc, char *const argv[], iptables_opts_t *o, char *
     if (!gid_set)
         o->proxy_gid = o->proxy_uid;
     if (o->action == IPT_ACTION_NONE && !o->help)
-        return fail(err, errlen, "missing action (want apply or clean)");
+        return err_set(err, errlen, -EINVAL, "missing action (want apply or clean)");
     return 0;
 }
 

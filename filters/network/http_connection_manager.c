@@ -15,6 +15,7 @@
 #include "proxy/http/access_log.h"
 #include "proxy/http/hcm.h"
 #include "xds/config/config.h"
+#include "xds/err.h"
 
 typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager
     hcm_msg_t;
@@ -49,13 +50,6 @@ static void hcm_config_free(void *p)
         route_table_free(cfg->routes);
     free(cfg->stat_prefix);
     free(cfg);
-}
-
-static uint64_t duration_ms(const Google__Protobuf__Duration *d, uint64_t dflt)
-{
-    if (d == NULL)
-        return dflt;
-    return (uint64_t)d->seconds * 1000 + (uint64_t)d->nanos / 1000000;
 }
 
 static int define_stats(hcm_config_t *cfg, stats_store_t *st)
@@ -354,6 +348,38 @@ static int parse_xfcc(const hcm_msg_t *m, hcm_config_t *cfg, char *err, size_t e
     return 0;
 }
 
+/* upgrade_configs: CONNECT turns on routes with connect_matcher; other types are kept
+ * lowercased for the connection manager to let through. */
+static int parse_upgrades(const hcm_msg_t *m, hcm_config_t *cfg, char *err, size_t errlen)
+{
+    cfg->upgrade_types = calloc(m->n_upgrade_configs + 1, sizeof(char *));
+    if (cfg->upgrade_types == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->n_upgrade_configs; i++) {
+        const Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__UpgradeConfig
+            *u = m->upgrade_configs[i];
+        if (u->enabled && !u->enabled->value)
+            continue;
+        if (u->upgrade_type == NULL || u->upgrade_type[0] == '\0')
+            return err_set(err, errlen, -EINVAL, "upgrade_configs[%zu]: upgrade_type is required",
+                           i);
+        if (strcasecmp(u->upgrade_type, "CONNECT") == 0) {
+            cfg->connect_enabled = true; /* routes with connect_matcher take it from here */
+            continue;
+        }
+        if (u->n_filters)
+            return err_set(err, errlen, -EINVAL,
+                           "upgrade_configs[%zu]: per-upgrade filters are not supported", i);
+        char *t = strdup(u->upgrade_type);
+        if (t == NULL)
+            return -ENOMEM;
+        for (char *q = t; *q; q++)
+            *q = (char)tolower((unsigned char)*q);
+        cfg->upgrade_types[cfg->n_upgrade_types++] = t;
+    }
+    return 0;
+}
+
 static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_store_t *stats,
                             void **out, char *err, size_t errlen)
 {
@@ -388,37 +414,9 @@ static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_
         snprintf(err, errlen, "route_config is required (rds is not supported yet)");
         goto out;
     }
-    cfg->upgrade_types = calloc(m->n_upgrade_configs + 1, sizeof(char *));
-    if (cfg->upgrade_types == NULL) {
-        rc = -ENOMEM;
+    rc = parse_upgrades(m, cfg, err, errlen);
+    if (rc < 0)
         goto out;
-    }
-    for (size_t i = 0; i < m->n_upgrade_configs; i++) {
-        const Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager__UpgradeConfig
-            *u = m->upgrade_configs[i];
-        if (u->enabled && !u->enabled->value)
-            continue;
-        if (u->upgrade_type == NULL || u->upgrade_type[0] == '\0') {
-            snprintf(err, errlen, "upgrade_configs[%zu]: upgrade_type is required", i);
-            goto out;
-        }
-        if (strcasecmp(u->upgrade_type, "CONNECT") == 0) {
-            cfg->connect_enabled = true; /* routes with connect_matcher take it from here */
-            continue;
-        }
-        if (u->n_filters) {
-            snprintf(err, errlen, "upgrade_configs[%zu]: per-upgrade filters are not supported", i);
-            goto out;
-        }
-        char *t = strdup(u->upgrade_type);
-        if (t == NULL) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        for (char *q = t; *q; q++)
-            *q = (char)tolower((unsigned char)*q);
-        cfg->upgrade_types[cfg->n_upgrade_types++] = t;
-    }
     cfg->stat_prefix = strdup(m->stat_prefix);
     if (cfg->stat_prefix == NULL) {
         rc = -ENOMEM;
@@ -442,15 +440,15 @@ static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_
     if (m->common_http_protocol_options) {
         if (m->common_http_protocol_options->max_headers_count)
             cfg->max_headers = m->common_http_protocol_options->max_headers_count->value;
-        cfg->idle_timeout_ms =
-            duration_ms(m->common_http_protocol_options->idle_timeout, DEFAULT_IDLE_TIMEOUT_MS);
+        cfg->idle_timeout_ms = config_duration_ms(m->common_http_protocol_options->idle_timeout,
+                                                  DEFAULT_IDLE_TIMEOUT_MS);
     }
     cfg->generate_request_id = m->generate_request_id ? m->generate_request_id->value : true;
     cfg->use_remote_address = m->use_remote_address && m->use_remote_address->value;
     cfg->skip_xff_append = m->skip_xff_append;
     cfg->accept_http_10 = m->http_protocol_options && m->http_protocol_options->accept_http_10;
-    cfg->request_headers_timeout_ms = duration_ms(m->request_headers_timeout, 0);
-    cfg->delayed_close_ms = duration_ms(m->delayed_close_timeout, DEFAULT_DELAYED_CLOSE_MS);
+    cfg->request_headers_timeout_ms = config_duration_ms(m->request_headers_timeout, 0);
+    cfg->delayed_close_ms = config_duration_ms(m->delayed_close_timeout, DEFAULT_DELAYED_CLOSE_MS);
     rc = parse_xfcc(m, cfg, err, errlen);
     if (rc == 0)
         rc = define_stats(cfg, stats);

@@ -94,10 +94,7 @@ static int tcp_proxy_config_parse(const void *any, const struct snapshot *snap,
         rc = -EINVAL;
         goto out;
     }
-    cfg->idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
-    if (m->idle_timeout)
-        cfg->idle_timeout_ms =
-            (uint64_t)m->idle_timeout->seconds * 1000 + (uint64_t)m->idle_timeout->nanos / 1000000;
+    cfg->idle_timeout_ms = config_duration_ms(m->idle_timeout, DEFAULT_IDLE_TIMEOUT_MS);
     size_t n = 1;
     if (m->cluster_specifier_case ==
         ENVOY__EXTENSIONS__FILTERS__NETWORK__TCP_PROXY__V3__TCP_PROXY__CLUSTER_SPECIFIER_WEIGHTED_CLUSTERS)

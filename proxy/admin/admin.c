@@ -13,6 +13,7 @@
 #include "proxy/admin/admin.h"
 #include "proxy/admin/admin_certs.h"
 #include "proxy/core/log.h"
+#include "proxy/http/h1/http1.h"
 #include "proxy/core/strbuf.h"
 
 #define ADMIN_MAX_REQUEST 8192
@@ -349,26 +350,6 @@ static void admin_dispatch(const host_t *host, const admin_request_t *rq, admin_
         respond_text(r, 500, "out of memory\n");
 }
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Internal Server Error";
-    }
-}
-
 static void on_conn_closed(uv_handle_t *h)
 {
     admin_conn_t *c = h->data;
@@ -389,7 +370,7 @@ static void send_response(admin_conn_t *c, admin_response_t *r, bool head_only)
     int n = snprintf(c->head, sizeof(c->head),
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-cache, max-age=0\r\nConnection: close\r\n\r\n",
-                     r->status, reason(r->status), r->content_type, blen);
+                     r->status, http1_reason(r->status), r->content_type, blen);
     c->body = r->body;
     c->out[0] = uv_buf_init(c->head, (unsigned)n);
     c->out[1] = uv_buf_init(c->body ? c->body : "", head_only ? 0 : (unsigned)blen);

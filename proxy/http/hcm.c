@@ -12,6 +12,7 @@
 
 #include "proxy/http/access_log.h"
 #include "proxy/http/hcm_conn.h"
+#include "proxy/http/route_match.h"
 #include "proxy/core/log.h"
 #include "proxy/net/tls_io.h"
 

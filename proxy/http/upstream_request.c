@@ -8,6 +8,7 @@
 
 #include "proxy/upstream/lb.h"
 #include "proxy/http/hcm_conn.h"
+#include "proxy/http/route_match.h"
 #include "proxy/core/log.h"
 
 #define UPSTREAM_MAX_HEAD (96 * 1024)

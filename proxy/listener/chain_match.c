@@ -1,10 +1,11 @@
 /* Filter-chain matching, run by the workers at accept: the Envoy order of criteria over the
  * compiled chains of a listener, and the listener-filter predicates. Reads the snapshot only. */
+#include "proxy/listener/chain_match.h"
+
+#include <limits.h>
 #include <netinet/in.h>
 #include <string.h>
-
-#include "xds/snapshot/snapshot.h"
-#include "xds/snapshot/snapshot_tls.h"
+#include <strings.h>
 
 static bool cidr_contains(const snap_cidr_t *c, const struct sockaddr *sa)
 {
@@ -24,7 +25,7 @@ static bool cidr_contains(const snap_cidr_t *c, const struct sockaddr *sa)
     return (ip[full] & mask) == (c->addr[full] & mask);
 }
 
-bool snapshot_pred_eval(const snap_pred_t *p, uint32_t port)
+bool chain_pred_eval(const snap_pred_t *p, uint32_t port)
 {
     switch (p->kind) {
     case PRED_ANY:
@@ -32,15 +33,15 @@ bool snapshot_pred_eval(const snap_pred_t *p, uint32_t port)
     case PRED_PORT_RANGE:
         return (int64_t)port >= p->start && (int64_t)port < p->end;
     case PRED_NOT:
-        return !snapshot_pred_eval(&p->kids[0], port);
+        return !chain_pred_eval(&p->kids[0], port);
     case PRED_OR:
         for (size_t i = 0; i < p->n_kids; i++)
-            if (snapshot_pred_eval(&p->kids[i], port))
+            if (chain_pred_eval(&p->kids[i], port))
                 return true;
         return false;
     default:
         for (size_t i = 0; i < p->n_kids; i++)
-            if (!snapshot_pred_eval(&p->kids[i], port))
+            if (!chain_pred_eval(&p->kids[i], port))
                 return false;
         return true;
     }
@@ -52,7 +53,33 @@ bool snapshot_pred_eval(const snap_pred_t *p, uint32_t port)
  * names none. A chain must match every criterion it has. */
 #define MATCH_LEVELS 5
 
-static bool app_protocol_matches(const snap_chain_t *c, const snap_conn_info_t *ci, int *rank)
+/* How well c's server_names match a connection's SNI (NULL: none): -1 no match, 0 the chain has
+ * no server_names, else higher is more specific (an exact name above every wildcard, a longer
+ * wildcard above a shorter one). */
+static int server_name_rank(const snap_chain_t *c, const char *server_name)
+{
+    if (c->n_server_names == 0)
+        return 0;
+    if (server_name == NULL || server_name[0] == '\0')
+        return -1;
+    size_t len = strlen(server_name);
+    int best = -1;
+    for (size_t i = 0; i < c->n_server_names; i++) {
+        const char *n = c->server_names[i];
+        if (n[0] != '*') {
+            if (strcasecmp(n, server_name) == 0)
+                return INT_MAX;
+            continue;
+        }
+        /* "*.example.com" takes any name ending in ".example.com" with something before it. */
+        size_t slen = strlen(n + 1);
+        if (len > slen && strcasecmp(server_name + len - slen, n + 1) == 0 && (int)slen > best)
+            best = (int)slen;
+    }
+    return best;
+}
+
+static bool app_protocol_matches(const snap_chain_t *c, const chain_conn_info_t *ci, int *rank)
 {
     *rank = 0;
     if (c->n_app_protocols == 0)
@@ -69,7 +96,7 @@ static bool app_protocol_matches(const snap_chain_t *c, const snap_conn_info_t *
 }
 
 /* Fills rank[] for chain c, or returns false when c does not take the connection. */
-static bool chain_rank(const snap_chain_t *c, const snap_conn_info_t *ci, uint32_t port,
+static bool chain_rank(const snap_chain_t *c, const chain_conn_info_t *ci, uint32_t port,
                        int rank[MATCH_LEVELS])
 {
     if (c->dest_port && c->dest_port != port)
@@ -83,7 +110,7 @@ static bool chain_rank(const snap_chain_t *c, const snap_conn_info_t *ci, uint32
         if (prefix == -2)
             return false;
     }
-    int sni = snapshot_tls_server_name_rank(c, ci->tls ? ci->server_name : NULL);
+    int sni = server_name_rank(c, ci->tls ? ci->server_name : NULL);
     if (sni < 0)
         return false;
     if (c->transport != SNAP_TRANSPORT_ANY && (c->transport == SNAP_TRANSPORT_TLS) != ci->tls)
@@ -99,7 +126,7 @@ static bool chain_rank(const snap_chain_t *c, const snap_conn_info_t *ci, uint32
     return true;
 }
 
-const snap_chain_t *snapshot_select_chain(const snap_listener_t *l, const snap_conn_info_t *ci)
+const snap_chain_t *chain_select(const snap_listener_t *l, const chain_conn_info_t *ci)
 {
     uint32_t port = 0;
     if (ci->dst->sa_family == AF_INET)
@@ -128,11 +155,11 @@ const snap_chain_t *snapshot_select_chain(const snap_listener_t *l, const snap_c
     return best ? best : l->default_chain;
 }
 
-const snap_chain_t *snapshot_match_chain(const snap_listener_t *l, const struct sockaddr *dst,
-                                         const char *app_protocol)
+const snap_chain_t *chain_select_plain(const snap_listener_t *l, const struct sockaddr *dst,
+                                       const char *app_protocol)
 {
-    snap_conn_info_t ci = {.dst = dst,
-                           .app_protocols = app_protocol ? &app_protocol : NULL,
-                           .n_app_protocols = app_protocol ? 1 : 0};
-    return snapshot_select_chain(l, &ci);
+    chain_conn_info_t ci = {.dst = dst,
+                            .app_protocols = app_protocol ? &app_protocol : NULL,
+                            .n_app_protocols = app_protocol ? 1 : 0};
+    return chain_select(l, &ci);
 }

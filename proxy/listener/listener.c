@@ -9,6 +9,7 @@
 
 #include "filters/network/filter.h"
 #include "proxy/core/log.h"
+#include "proxy/listener/chain_match.h"
 #include "proxy/listener/tls_hello.h"
 #include "proxy/net/tls_io.h"
 #include "proxy/core/worker.h"
@@ -186,7 +187,7 @@ static void route(accepted_conn_t *ac, const tls_hello_t *hello)
 {
     worker_t *w = ac->worker;
     const snap_listener_t *l = ac->listener;
-    snap_conn_info_t ci = {.dst = (const struct sockaddr *)&ac->orig_dst, .tls = hello != NULL};
+    chain_conn_info_t ci = {.dst = (const struct sockaddr *)&ac->orig_dst, .tls = hello != NULL};
     if (hello) {
         ci.server_name = hello->server_name_len ? hello->server_name : NULL;
         ci.app_protocols = hello->alpn;
@@ -195,7 +196,7 @@ static void route(accepted_conn_t *ac, const tls_hello_t *hello)
         ci.app_protocols = &ac->app_protocol;
         ci.n_app_protocols = 1;
     }
-    ac->chain = snapshot_select_chain(l, &ci);
+    ac->chain = chain_select(l, &ci);
     if (ac->chain == NULL) {
         stats_inc(w->stats, l->st.no_filter_chain_match);
         if (log_current_level <= LOG_DEBUG) {
@@ -615,9 +616,9 @@ static void on_connection(uv_stream_t *server, int status)
     }
     uint32_t port = dst_port(&ac.orig_dst);
     bool http = l->http_inspector &&
-                !(l->inspector_disabled && snapshot_pred_eval(l->inspector_disabled, port));
+                !(l->inspector_disabled && chain_pred_eval(l->inspector_disabled, port));
     bool tls = l->tls_inspector &&
-               !(l->tls_inspector_disabled && snapshot_pred_eval(l->tls_inspector_disabled, port));
+               !(l->tls_inspector_disabled && chain_pred_eval(l->tls_inspector_disabled, port));
     if (http || tls)
         sniff_start(&ac, tls, http);
     else

@@ -431,6 +431,14 @@ static void test_config_yaml_rejects_negative_duration(void **state)
                  "bootstrap.yaml:1: stats_flush_interval: duration must not be negative");
 }
 
+static void test_config_yaml_rejects_duration_out_of_range_in_mapping_form(void **state)
+{
+    (void)state;
+    expect_error("stats_flush_interval: {seconds: 1, nanos: 2000000000}\n",
+                 "bootstrap.yaml:1: stats_flush_interval: duration is out of range (at most "
+                 "315576000000s, nanos below 1e9)");
+}
+
 static void test_config_yaml_rejects_zero_connect_timeout(void **state)
 {
     (void)state;
@@ -685,6 +693,7 @@ int main(void)
         cmocka_unit_test(test_config_yaml_rejects_ipv4_prefix_len_above_32),
         cmocka_unit_test(test_config_yaml_rejects_bad_duration),
         cmocka_unit_test(test_config_yaml_rejects_negative_duration),
+        cmocka_unit_test(test_config_yaml_rejects_duration_out_of_range_in_mapping_form),
         cmocka_unit_test(test_config_yaml_rejects_zero_connect_timeout),
         cmocka_unit_test(test_config_yaml_rejects_empty_cluster_name),
         cmocka_unit_test(test_config_yaml_rejects_unknown_enum_value),

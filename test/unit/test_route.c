@@ -14,6 +14,7 @@
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "envoy/config/route/v3/route.pb-c.h"
+#include "proxy/http/route_match.h"
 #include "xds/config/config.h"
 #include "xds/snapshot/route.h"
 #include "xds/snapshot/snapshot.h"

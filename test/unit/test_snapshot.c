@@ -12,9 +12,15 @@
 
 #include <cmocka.h>
 
+#include "test/unit/wire.h"
+
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
+#include "envoy/config/route/v3/route.pb-c.h"
+#include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb-c.h"
 #include "proxy/upstream/lb.h"
 #include "xds/config/config.h"
+#include "xds/snapshot/resources.h"
+#include "proxy/listener/chain_match.h"
 #include "xds/snapshot/snapshot.h"
 
 #define TCP_PROXY(cluster)                                                                         \
@@ -120,7 +126,7 @@ static struct sockaddr_storage addr(const char *ip, int port)
 static const char *match(const snapshot_t *snap, const char *ip, int port)
 {
     struct sockaddr_storage ss = addr(ip, port);
-    const snap_chain_t *c = snapshot_match_chain(&snap->listeners[0], (struct sockaddr *)&ss, NULL);
+    const snap_chain_t *c = chain_select_plain(&snap->listeners[0], (struct sockaddr *)&ss, NULL);
     return c ? c->name : "(none)";
 }
 
@@ -445,6 +451,145 @@ static void test_snapshot_rejects_disk_runtime_layer(void **state)
     release(&f);
 }
 
+/* ---- messages built in C, as a binary (xDS) source would give them -------------------------- */
+
+static void test_snapshot_refuses_negative_duration_of_a_binary_bootstrap(void **state)
+{
+    (void)state;
+    Envoy__Config__Cluster__V3__Cluster c = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__INIT;
+    Google__Protobuf__Duration d = GOOGLE__PROTOBUF__DURATION__INIT;
+    c.name = "web";
+    d.seconds = -5;
+    c.connect_timeout = &d;
+    Envoy__Config__Cluster__V3__Cluster *clusters[] = {&c};
+    Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources sr =
+        ENVOY__CONFIG__BOOTSTRAP__V3__BOOTSTRAP__STATIC_RESOURCES__INIT;
+    sr.n_clusters = 1;
+    sr.clusters = clusters;
+    Envoy__Config__Bootstrap__V3__Bootstrap b = ENVOY__CONFIG__BOOTSTRAP__V3__BOOTSTRAP__INIT;
+    b.static_resources = &sr;
+    fixture_t f = {.stats = stats_store_new(2)};
+    assert_int_equal(
+        snapshot_build(over_the_wire(&b.base), f.stats, 2, &f.snap, f.err, sizeof(f.err)), -EINVAL);
+    assert_null(f.snap);
+    assert_string_equal(f.err, "static_resources.clusters[0].connect_timeout: duration must not "
+                               "be negative");
+    release(&f);
+}
+
+static void test_snapshot_refuses_negative_duration_inside_a_filter_config(void **state)
+{
+    (void)state;
+    Envoy__Extensions__Filters__Network__TcpProxy__V3__TcpProxy tp =
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__TCP_PROXY__V3__TCP_PROXY__INIT;
+    Google__Protobuf__Duration d = GOOGLE__PROTOBUF__DURATION__INIT;
+    tp.stat_prefix = "in";
+    tp.cluster_specifier_case =
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__TCP_PROXY__V3__TCP_PROXY__CLUSTER_SPECIFIER_CLUSTER;
+    tp.cluster = "web";
+    d.seconds = -1; /* cast to milliseconds, an idle timeout of half a billion years */
+    tp.idle_timeout = &d;
+    uint8_t packed[128];
+    Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+    any.type_url = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+    any.value.len = protobuf_c_message_pack(&tp.base, packed);
+    any.value.data = packed;
+    Envoy__Config__Listener__V3__Filter flt = ENVOY__CONFIG__LISTENER__V3__FILTER__INIT;
+    flt.name = "envoy.filters.network.tcp_proxy";
+    flt.config_type_case = ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG;
+    flt.typed_config = &any;
+    Envoy__Config__Listener__V3__Filter *filters[] = {&flt};
+    Envoy__Config__Listener__V3__FilterChain fc = ENVOY__CONFIG__LISTENER__V3__FILTER_CHAIN__INIT;
+    fc.n_filters = 1;
+    fc.filters = filters;
+    Envoy__Config__Listener__V3__FilterChain *chains[] = {&fc};
+    Envoy__Config__Core__V3__SocketAddress sa = ENVOY__CONFIG__CORE__V3__SOCKET_ADDRESS__INIT;
+    sa.address = "127.0.0.1";
+    sa.port_specifier_case = ENVOY__CONFIG__CORE__V3__SOCKET_ADDRESS__PORT_SPECIFIER_PORT_VALUE;
+    sa.port_value = 8080;
+    Envoy__Config__Core__V3__Address a = ENVOY__CONFIG__CORE__V3__ADDRESS__INIT;
+    a.address_case = ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS;
+    a.socket_address = &sa;
+    Envoy__Config__Listener__V3__Listener l = ENVOY__CONFIG__LISTENER__V3__LISTENER__INIT;
+    l.name = "in";
+    l.address = &a;
+    l.n_filter_chains = 1;
+    l.filter_chains = chains;
+    Envoy__Config__Listener__V3__Listener *listeners[] = {&l};
+    Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources sr =
+        ENVOY__CONFIG__BOOTSTRAP__V3__BOOTSTRAP__STATIC_RESOURCES__INIT;
+    sr.n_listeners = 1;
+    sr.listeners = listeners;
+    Envoy__Config__Bootstrap__V3__Bootstrap b = ENVOY__CONFIG__BOOTSTRAP__V3__BOOTSTRAP__INIT;
+    b.static_resources = &sr;
+    fixture_t f = {.stats = stats_store_new(2)};
+    assert_int_equal(
+        snapshot_build(over_the_wire(&b.base), f.stats, 2, &f.snap, f.err, sizeof(f.err)), -EINVAL);
+    assert_string_equal(f.err, "static_resources.listeners[0].filter_chains[0].filters[0]."
+                               "typed_config.idle_timeout: duration must not be negative");
+    release(&f);
+    d.seconds = 60;
+    any.value.len = protobuf_c_message_pack(&tp.base, packed);
+    f.stats = stats_store_new(2);
+    assert_int_equal(
+        snapshot_build(over_the_wire(&b.base), f.stats, 2, &f.snap, f.err, sizeof(f.err)), 0);
+    assert_string_equal(f.snap->listeners[0].name, "in");
+    release(&f);
+}
+
+static void test_snapshot_builds_from_a_resource_set(void **state)
+{
+    (void)state;
+    char *yaml = join(base_clusters, "");
+    ProtobufCMessage *msg = NULL;
+    char err[256];
+    assert_int_equal(config_yaml_load(yaml, strlen(yaml), "test.yaml",
+                                      &envoy__config__bootstrap__v3__bootstrap__descriptor, &msg,
+                                      err, sizeof(err)),
+                     0);
+    free(yaml);
+    config_resources_t res;
+    assert_int_equal(config_resources_from_bootstrap(msg, &res, err, sizeof(err)), 0);
+    assert_int_equal(res.clusters.n, 3);
+    assert_int_equal(res.listeners.n, 0);
+    assert_string_equal(res.clusters.v[2].origin, "static_resources.clusters");
+    assert_int_equal(res.clusters.v[2].index, 2);
+    fixture_t f = {.stats = stats_store_new(2)};
+    assert_int_equal(
+        snapshot_build_resources(&res, msg, NULL, f.stats, 2, &f.snap, f.err, sizeof(f.err)), 0);
+    assert_int_equal(f.snap->n_clusters, 3);
+    assert_string_equal(f.snap->clusters[2].name, "passthrough");
+    assert_ptr_equal(f.snap->bootstrap, msg); /* kept for /config_dump */
+    config_resources_free(&res);
+    release(&f);
+}
+
+static void test_snapshot_refuses_resources_it_cannot_translate_yet(void **state)
+{
+    (void)state;
+    ProtobufCMessage *msg = NULL;
+    char err[256];
+    const char *yaml = "node: {id: a}\n";
+    assert_int_equal(config_yaml_load(yaml, strlen(yaml), "test.yaml",
+                                      &envoy__config__bootstrap__v3__bootstrap__descriptor, &msg,
+                                      err, sizeof(err)),
+                     0);
+    config_resources_t res;
+    assert_int_equal(config_resources_from_bootstrap(msg, &res, err, sizeof(err)), 0);
+    Envoy__Config__Route__V3__RouteConfiguration rc =
+        ENVOY__CONFIG__ROUTE__V3__ROUTE_CONFIGURATION__INIT;
+    rc.name = "routes";
+    assert_int_equal(config_resources_add(&res.route_configs, &rc.base, "rds", 0), 0);
+    fixture_t f = {.stats = stats_store_new(2)};
+    assert_int_equal(
+        snapshot_build_resources(&res, msg, NULL, f.stats, 2, &f.snap, f.err, sizeof(f.err)),
+        -EINVAL);
+    assert_string_equal(f.err,
+                        "route configuration, endpoint and secret resources are not supported yet");
+    config_resources_free(&res);
+    release(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -469,6 +614,10 @@ int main(void)
         cmocka_unit_test(test_snapshot_leaves_runtime_keys_for_unknown_listeners_unused),
         cmocka_unit_test(test_snapshot_rejects_connection_limit_that_is_not_a_number),
         cmocka_unit_test(test_snapshot_rejects_disk_runtime_layer),
+        cmocka_unit_test(test_snapshot_refuses_negative_duration_of_a_binary_bootstrap),
+        cmocka_unit_test(test_snapshot_refuses_negative_duration_inside_a_filter_config),
+        cmocka_unit_test(test_snapshot_builds_from_a_resource_set),
+        cmocka_unit_test(test_snapshot_refuses_resources_it_cannot_translate_yet),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,7 @@
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "proxy/http/hcm.h"
 #include "xds/config/config.h"
+#include "proxy/listener/chain_match.h"
 #include "xds/snapshot/snapshot.h"
 
 #define CERTS_DIR "test/data/certs"
@@ -392,8 +393,8 @@ static void test_downstream_tls_context_lands_on_the_chain(void **state)
     const snap_listener_t *l = &f.snap->listeners[0];
     assert_true(l->tls_inspector);
     assert_non_null(l->tls_inspector_disabled);
-    assert_true(snapshot_pred_eval(l->tls_inspector_disabled, 3306));
-    assert_false(snapshot_pred_eval(l->tls_inspector_disabled, 8080));
+    assert_true(chain_pred_eval(l->tls_inspector_disabled, 3306));
+    assert_false(chain_pred_eval(l->tls_inspector_disabled, 8080));
     assert_int_equal(l->chains[0].transport, SNAP_TRANSPORT_TLS);
     assert_int_equal(l->chains[1].transport, SNAP_TRANSPORT_RAW_BUFFER);
     assert_null(l->chains[1].tls);
@@ -422,12 +423,12 @@ static const char *select_chain(const snap_listener_t *l, bool tls, const char *
 {
     struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(9080)};
     inet_pton(AF_INET, "198.18.0.9", &dst.sin_addr);
-    snap_conn_info_t ci = {.dst = (struct sockaddr *)&dst,
-                           .tls = tls,
-                           .server_name = sni,
-                           .app_protocols = alpn ? &alpn : NULL,
-                           .n_app_protocols = alpn ? 1 : 0};
-    const snap_chain_t *c = snapshot_select_chain(l, &ci);
+    chain_conn_info_t ci = {.dst = (struct sockaddr *)&dst,
+                            .tls = tls,
+                            .server_name = sni,
+                            .app_protocols = alpn ? &alpn : NULL,
+                            .n_app_protocols = alpn ? 1 : 0};
+    const snap_chain_t *c = chain_select(l, &ci);
     return c ? c->name : "(none)";
 }
 
@@ -443,7 +444,7 @@ static void test_tls_connections_take_the_tls_chain(void **state)
     /* mTLS from a client that offers none of the chain's protocols matches nothing. */
     assert_string_equal(select_chain(l, true, NULL, "h2"), "(none)");
     struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(9080)};
-    const snap_chain_t *c = snapshot_match_chain(l, (struct sockaddr *)&dst, NULL);
+    const snap_chain_t *c = chain_select_plain(l, (struct sockaddr *)&dst, NULL);
     assert_string_equal(c->name, "plaintext");
     release(&f);
 }

@@ -4,6 +4,7 @@
 #define REMORA_XDS_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <protobuf-c/protobuf-c.h>
@@ -42,6 +43,21 @@ const ProtobufCMessageDescriptor *config_type_lookup(const char *type_url);
  * -EINVAL with *out NULL and err saying why. */
 int config_any_unpack(const Google__Protobuf__Any *any, const ProtobufCMessageDescriptor *want,
                       ProtobufCMessage **out, char *err, size_t errlen);
+
+/* Checks msg (borrowed) and every message under it, Any values of registered types unpacked
+ * and checked too, against the field rules every config source must meet (docs/config.md,
+ * "Value checks"): negative or out-of-range Durations, ports, weights and the other rules
+ * Remora keeps of Envoy's validate.rules, enum values no enum defines. path names msg in errors
+ * ("static_resources.clusters[0]"; NULL or "": none). Returns 0, or -EINVAL (-ENOMEM) with err
+ * reading "<path>.<field>: <what is wrong>", e.g.
+ * "static_resources.clusters[0].connect_timeout: duration must not be negative". */
+int config_validate(const ProtobufCMessage *msg, const char *path, char *err, size_t errlen);
+
+struct Google__Protobuf__Duration;
+
+/* A Duration (borrowed; NULL: unset, giving dflt) in whole milliseconds. For messages that
+ * passed config_validate: it neither checks for negative values nor overflows on valid ones. */
+uint64_t config_duration_ms(const struct Google__Protobuf__Duration *d, uint64_t dflt);
 
 /* Renders a message (borrowed) as JSON in the proto3 JSON shape with proto field names
  * (snake_case): enums by name, 64-bit integers as strings, bytes as base64, Duration as "1.5s",

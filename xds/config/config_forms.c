@@ -1,7 +1,8 @@
 /* proto3 JSON forms shared by the YAML loader and the JSON writer: scalar text parsing, the
- * well-known types, and descriptor facts protobuf-c leaves implicit. */
+ * well-known types, descriptor facts protobuf-c leaves implicit, and field paths. */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -176,7 +177,7 @@ int config_parse_duration(const char *s, size_t n, int64_t *sec, int32_t *nanos)
         for (int i = fdigits; i < 9; i++)
             ns *= 10;
     }
-    if (*p || digits == 0 || secs > 315576000000LL)
+    if (*p || digits == 0 || secs > CONFIG_DURATION_MAX_SECONDS)
         return -1;
     *sec = neg ? -secs : secs;
     *nanos = neg ? -ns : ns;
@@ -243,4 +244,44 @@ int config_is_map_entry(const ProtobufCMessageDescriptor *desc)
     size_t len = strlen(desc->short_name);
     return desc->n_fields == 2 && len > 5 && strcmp(desc->short_name + len - 5, "Entry") == 0 &&
            strcmp(desc->fields[0].name, "key") == 0 && strcmp(desc->fields[1].name, "value") == 0;
+}
+
+int config_field_present(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
+{
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+        return *(const uint32_t *)CONFIG_FIELD_PTR(msg, f->quantifier_offset) == f->id;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED)
+        return *(const size_t *)CONFIG_FIELD_PTR(msg, f->quantifier_offset) > 0;
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+        return *(ProtobufCMessage *const *)CONFIG_FIELD_PTR(msg, f->offset) != NULL;
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_STRING)
+        return *(const protobuf_c_boolean *)CONFIG_FIELD_PTR(msg, f->quantifier_offset);
+    return 1;
+}
+
+/* Sets the path's length after a snprintf at old that returned n, cutting it short when the
+ * text did not fit. Returns old, for config_path_pop. */
+static size_t path_grown(config_path_t *p, size_t old, int n)
+{
+    p->len = n < 0 ? old : (size_t)n + old >= sizeof(p->s) ? sizeof(p->s) - 1 : old + (size_t)n;
+    return old;
+}
+
+size_t config_path_push(config_path_t *p, const char *name)
+{
+    size_t old = p->len;
+    return path_grown(p, old,
+                      snprintf(p->s + old, sizeof(p->s) - old, "%s%s", old ? "." : "", name));
+}
+
+size_t config_path_push_index(config_path_t *p, size_t i)
+{
+    size_t old = p->len;
+    return path_grown(p, old, snprintf(p->s + old, sizeof(p->s) - old, "[%zu]", i));
+}
+
+void config_path_pop(config_path_t *p, size_t old)
+{
+    p->len = old;
+    p->s[old] = '\0';
 }

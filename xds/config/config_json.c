@@ -168,7 +168,8 @@ static json_t *timestamp_json(const Google__Protobuf__Timestamp *t)
     struct tm tm;
     time_t secs = (time_t)t->seconds;
     char frac[16], date[40], buf[64];
-    if (t->seconds < -62135596800LL || t->seconds > 253402300799LL || gmtime_r(&secs, &tm) == NULL)
+    if (t->seconds < CONFIG_TIMESTAMP_MIN_SECONDS || t->seconds > CONFIG_TIMESTAMP_MAX_SECONDS ||
+        gmtime_r(&secs, &tm) == NULL)
         return json_integer(t->seconds); /* outside RFC 3339's years 0001-9999 */
     strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
     format_fraction(frac, sizeof(frac), t->nanos >= 0 ? t->nanos % 1000000000 : 0);

@@ -1,8 +1,7 @@
 /* Generic YAML loader: maps a libyaml document onto any protobuf-c message through its
  * descriptors (proto3 JSON mapping rules), with line-numbered errors and limits against hostile
- * input. No per-message code except the small table of validation rules. */
+ * input. No per-message code: the field rules are config_check_fields' (config_validate.c). */
 #include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -19,8 +18,6 @@
 #include "google/protobuf/duration.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
 
-#define PATH_MAX_LEN 1024
-
 typedef struct loader {
     const char *source;
     yaml_document_t *doc;
@@ -28,8 +25,7 @@ typedef struct loader {
     size_t errlen;
     int failed;
     size_t nodes;
-    size_t pathlen;
-    char path[PATH_MAX_LEN];
+    config_path_t path;
 } loader_t;
 
 static int parse_message(loader_t *ld, yaml_node_t *node, const ProtobufCMessageDescriptor *desc,
@@ -53,8 +49,8 @@ __attribute__((format(printf, 4, 5))) static int fail(loader_t *ld, const yaml_n
         va_start(ap, fmt);
         vsnprintf(what, sizeof(what), fmt, ap);
         va_end(ap);
-        if (ld->pathlen > 0)
-            snprintf(ld->err, ld->errlen, "%s:%lu: %s: %s", ld->source, node_line(node), ld->path,
+        if (ld->path.len > 0)
+            snprintf(ld->err, ld->errlen, "%s:%lu: %s: %s", ld->source, node_line(node), ld->path.s,
                      what);
         else
             snprintf(ld->err, ld->errlen, "%s:%lu: %s", ld->source, node_line(node), what);
@@ -70,28 +66,17 @@ static int fail_nomem(loader_t *ld, const yaml_node_t *node)
 
 static size_t path_push(loader_t *ld, const char *name)
 {
-    size_t old = ld->pathlen;
-    int n = snprintf(ld->path + old, sizeof(ld->path) - old, "%s%s", old ? "." : "", name);
-    ld->pathlen = n < 0                                 ? old
-                  : (size_t)n + old >= sizeof(ld->path) ? sizeof(ld->path) - 1
-                                                        : old + n;
-    return old;
+    return config_path_push(&ld->path, name);
 }
 
 static size_t path_push_index(loader_t *ld, size_t i)
 {
-    size_t old = ld->pathlen;
-    int n = snprintf(ld->path + old, sizeof(ld->path) - old, "[%zu]", i);
-    ld->pathlen = n < 0                                 ? old
-                  : (size_t)n + old >= sizeof(ld->path) ? sizeof(ld->path) - 1
-                                                        : old + n;
-    return old;
+    return config_path_push_index(&ld->path, i);
 }
 
 static void path_pop(loader_t *ld, size_t old)
 {
-    ld->pathlen = old;
-    ld->path[old] = '\0';
+    config_path_pop(&ld->path, old);
 }
 
 /* Message name without its package, as users see it in the YAML ("Listener", "Bootstrap.Admin"). */
@@ -142,119 +127,28 @@ static int is_null(const yaml_node_t *node)
            scalar_is(node, "Null") || scalar_is(node, "NULL");
 }
 
-/* ---- validation rules ---------------------------------------------------------------------- */
-
-/* The few validate.rules of Envoy's protos that protect Remora from nonsense values. */
-typedef enum {
-    RULE_UINT_RANGE,   /* uint32 or UInt32Value within [min, max] when set */
-    RULE_NONEMPTY,     /* string present and non-empty */
-    RULE_DURATION_POS, /* Duration field, when set, > 0 */
-    RULE_DURATION_NONNEG,
-    RULE_CIDR_PREFIX, /* prefix_len <= 32 for IPv4 address_prefix, <= 128 otherwise */
-} rule_kind_t;
-
-typedef struct rule {
-    const char *message;
-    const char *field;
-    rule_kind_t kind;
-    uint32_t min, max;
-} rule_t;
-
-static const rule_t config_rules[] = {
-    {"envoy.config.core.v3.SocketAddress", "port_value", RULE_UINT_RANGE, 0, 65535},
-    {"envoy.config.core.v3.Pipe", "mode", RULE_UINT_RANGE, 0, 0777},
-    {"envoy.config.core.v3.CidrRange", "prefix_len", RULE_CIDR_PREFIX, 0, 128},
-    {"envoy.config.listener.v3.FilterChainMatch", "destination_port", RULE_UINT_RANGE, 1, 65535},
-    {"envoy.config.cluster.v3.Cluster", "name", RULE_NONEMPTY, 0, 0},
-    {"envoy.config.cluster.v3.Cluster", "connect_timeout", RULE_DURATION_POS, 0, 0},
-    {"envoy.config.cluster.v3.Cluster.OriginalDstLbConfig", "upstream_port_override",
-     RULE_UINT_RANGE, 0, 65535},
-    {"envoy.config.endpoint.v3.Endpoint.HealthCheckConfig", "port_value", RULE_UINT_RANGE, 0,
-     65535},
-    {"envoy.config.endpoint.v3.LbEndpoint", "load_balancing_weight", RULE_UINT_RANGE, 1,
-     UINT32_MAX},
-    {"envoy.config.endpoint.v3.LocalityLbEndpoints", "priority", RULE_UINT_RANGE, 0, 128},
-    {"google.protobuf.Duration", NULL, RULE_DURATION_NONNEG, 0, 0},
-};
+/* ---- validation ------------------------------------------------------------------------- */
 
 #define SCALAR(node)        (const char *)(node)->data.scalar.value, (node)->data.scalar.length
-#define FIELD_PTR(msg, off) ((void *)((char *)(msg) + (off)))
+#define FIELD_PTR(msg, off) CONFIG_FIELD_PTR(msg, off)
 
-static const ProtobufCMessage *field_message(const ProtobufCMessage *msg,
-                                             const ProtobufCFieldDescriptor *f)
+/* The field rules every config source meets (config_check_fields), checked as each message is
+ * filled so that an error names the line: the field's own line when the YAML set it (lines[],
+ * indexed like the descriptor's fields; NULL for a scalar Duration), else the mapping's. */
+static int check_fields(loader_t *ld, yaml_node_t *node, const ProtobufCMessage *msg,
+                        const unsigned long *lines)
 {
-    return f->type == PROTOBUF_C_TYPE_MESSAGE ? *(ProtobufCMessage **)FIELD_PTR(msg, f->offset)
-                                              : NULL;
-}
-
-static int check_rule(loader_t *ld, const rule_t *r, yaml_node_t *node, ProtobufCMessage *msg,
-                      const unsigned long *lines)
-{
-    const ProtobufCMessageDescriptor *desc = msg->descriptor;
-    if (r->kind == RULE_DURATION_NONNEG) {
-        const Google__Protobuf__Duration *d = (const Google__Protobuf__Duration *)msg;
-        if (d->seconds < 0 || d->nanos < 0)
-            return fail(ld, node, -EINVAL, "duration must not be negative");
+    config_violation_t v;
+    if (config_check_fields(msg, &v) == 0)
         return 0;
-    }
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(desc, r->field);
-    if (f == NULL)
-        return 0;
-    size_t idx = (size_t)(f - desc->fields);
-    unsigned long set_line = lines ? lines[idx] : 0;
     yaml_node_t where = *node;
-    if (set_line)
-        where.start_mark.line = lines[idx] - 1;
-    size_t old = path_push(ld, f->name);
-    int rc = 0;
-    if (r->kind == RULE_NONEMPTY) {
-        const char *s = *(const char **)FIELD_PTR(msg, f->offset);
-        if (s == NULL || s[0] == '\0')
-            rc = fail(ld, &where, -EINVAL, "must be a non-empty string");
-    } else if (r->kind == RULE_DURATION_POS) {
-        const Google__Protobuf__Duration *d = (const void *)field_message(msg, f);
-        if (d && d->seconds <= 0 && d->nanos <= 0)
-            rc = fail(ld, &where, -EINVAL, "must be greater than 0s");
-    } else if (set_line) { /* the uint rules apply only to values the YAML set */
-        uint32_t v;
-        if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
-            const ProtobufCMessage *w = field_message(msg, f);
-            if (w == NULL) { /* written as null */
-                path_pop(ld, old);
-                return 0;
-            }
-            v = *(const uint32_t *)FIELD_PTR(w, w->descriptor->fields[0].offset);
-        } else {
-            v = *(const uint32_t *)FIELD_PTR(msg, f->offset);
-        }
-        uint32_t max = r->max;
-        if (r->kind == RULE_CIDR_PREFIX) {
-            const ProtobufCFieldDescriptor *pf =
-                protobuf_c_message_descriptor_get_field_by_name(desc, "address_prefix");
-            const char *prefix = pf ? *(const char **)FIELD_PTR(msg, pf->offset) : NULL;
-            if (prefix && strchr(prefix, '.') && !strchr(prefix, ':'))
-                max = 32;
-        }
-        if (v < r->min || v > max)
-            rc = fail(ld, &where, -EINVAL, "%" PRIu32 " is out of range [%" PRIu32 ", %" PRIu32 "]",
-                      v, r->min, max);
+    if (v.field) {
+        size_t idx = (size_t)(v.field - msg->descriptor->fields);
+        if (lines && lines[idx])
+            where.start_mark.line = lines[idx] - 1;
+        path_push(ld, v.field->name);
     }
-    path_pop(ld, old);
-    return rc;
-}
-
-static int check_rules(loader_t *ld, yaml_node_t *node, ProtobufCMessage *msg,
-                       const unsigned long *lines)
-{
-    for (size_t i = 0; i < sizeof(config_rules) / sizeof(config_rules[0]); i++) {
-        if (strcmp(config_rules[i].message, msg->descriptor->name) != 0)
-            continue;
-        int rc = check_rule(ld, &config_rules[i], node, msg, lines);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return fail(ld, &where, -EINVAL, "%s", v.what);
 }
 
 /* ---- fields -------------------------------------------------------------------------------- */
@@ -287,6 +181,26 @@ static int bad_enum(loader_t *ld, yaml_node_t *node, const ProtobufCEnumDescript
     char buf[64];
     return fail(ld, node, -EINVAL, "unknown value %s for enum %s (expected one of %s)",
                 describe(node, buf, sizeof(buf)), ed->short_name, list);
+}
+
+/* An enum value by name (ROUND_ROBIN) or number, into slot. */
+static int parse_enum(loader_t *ld, yaml_node_t *node, const ProtobufCEnumDescriptor *ed,
+                      void *slot)
+{
+    const ProtobufCEnumValue *ev = NULL;
+    char name[128];
+    uint64_t u;
+    if (node->data.scalar.length < sizeof(name) &&
+        snprintf(name, sizeof(name), "%.*s", (int)node->data.scalar.length,
+                 (const char *)node->data.scalar.value) > 0 &&
+        strlen(name) == node->data.scalar.length)
+        ev = protobuf_c_enum_descriptor_get_value_by_name(ed, name);
+    if (ev == NULL && config_parse_int(SCALAR(node), 1, INT32_MIN, INT32_MAX, &u) == 0)
+        ev = protobuf_c_enum_descriptor_get_value(ed, (int)(int64_t)u);
+    if (ev == NULL)
+        return bad_enum(ld, node, ed);
+    *(int *)slot = ev->value;
+    return 0;
 }
 
 /* Parses one scalar (or submessage) into slot, which has the field's element type. Writes slot
@@ -348,22 +262,8 @@ static int parse_value(loader_t *ld, yaml_node_t *node, const ProtobufCFieldDesc
             break;
         *(protobuf_c_boolean *)slot = scalar_is(node, "true");
         return 0;
-    case PROTOBUF_C_TYPE_ENUM: {
-        const ProtobufCEnumDescriptor *ed = f->descriptor;
-        const ProtobufCEnumValue *ev = NULL;
-        char name[128];
-        if (node->data.scalar.length < sizeof(name) &&
-            snprintf(name, sizeof(name), "%.*s", (int)node->data.scalar.length,
-                     (const char *)node->data.scalar.value) > 0 &&
-            strlen(name) == node->data.scalar.length)
-            ev = protobuf_c_enum_descriptor_get_value_by_name(ed, name);
-        if (ev == NULL && config_parse_int(SCALAR(node), 1, INT32_MIN, INT32_MAX, &u) == 0)
-            ev = protobuf_c_enum_descriptor_get_value(ed, (int)(int64_t)u);
-        if (ev == NULL)
-            return bad_enum(ld, node, ed);
-        *(int *)slot = ev->value;
-        return 0;
-    }
+    case PROTOBUF_C_TYPE_ENUM:
+        return parse_enum(ld, node, f->descriptor, slot);
     case PROTOBUF_C_TYPE_STRING: {
         size_t len = node->data.scalar.length;
         if (memchr(node->data.scalar.value, 0, len))
@@ -595,7 +495,7 @@ static int fill_fields(loader_t *ld, yaml_node_t *node, ProtobufCMessage *msg, i
             path_pop(ld, old);
     }
     if (rc == 0)
-        rc = check_rules(ld, node, msg, lines);
+        rc = check_fields(ld, node, msg, lines);
     free(lines);
     return rc;
 }
@@ -723,7 +623,7 @@ static int fill_message(loader_t *ld, yaml_node_t *node, ProtobufCMessage *msg, 
                 return fail(ld, node, -EINVAL, "invalid %s %s (expected e.g. %s)", desc->short_name,
                             describe(node, buf, sizeof(buf)),
                             kind == CONFIG_WKT_DURATION ? "\"1.5s\"" : "\"2024-01-02T03:04:05Z\"");
-            return check_rules(ld, node, msg, NULL);
+            return check_fields(ld, node, msg, NULL);
         }
         break;
     case CONFIG_WKT_WRAPPER:

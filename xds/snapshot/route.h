@@ -1,5 +1,6 @@
 /* The HTTP route table: virtual hosts, routes and their actions, built from an Envoy v3
- * RouteConfiguration and matched per request the way Envoy does. Free of protobuf-c types. */
+ * RouteConfiguration (route_build.c) and matched per request by proxy/http/route_match.c. Plain
+ * data: free of protobuf-c types and of request-path code. */
 #ifndef REMORA_ROUTE_H
 #define REMORA_ROUTE_H
 
@@ -7,7 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/http/http.h"
 #include "xds/snapshot/snapshot.h"
 
 #define ROUTE_DEFAULT_TIMEOUT_MS      15000 /* RouteAction.timeout when unset */
@@ -133,7 +133,22 @@ typedef struct route_vhost {
     route_filter_configs_t filter_configs;
 } route_vhost_t;
 
-/* Domain index entry (internal to route.c). */
+/* The domain index: an open-addressing hash table of every exact and wildcard domain, filled by
+ * route_index_domains and probed by route_match with the same hash. */
+enum { ROUTE_DOMAIN_EXACT, ROUTE_DOMAIN_SUFFIX, ROUTE_DOMAIN_PREFIX };
+
+/* FNV-1a over the lowercased bytes, so a lookup needs no lowercased copy of the authority. */
+static inline uint32_t route_domain_hash(uint8_t kind, const char *s, size_t n)
+{
+    uint32_t h = 2166136261u ^ kind;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] + 32) : s[i];
+        h ^= (uint8_t)c;
+        h *= 16777619u;
+    }
+    return h;
+}
+
 typedef struct route_domain_slot {
     const char *key; /* points into a vhost's domains; NULL = empty slot */
     uint32_t len;
@@ -175,33 +190,8 @@ int route_table_build(const void *route_config, const snapshot_t *snap, route_ta
 
 void route_table_free(route_table_t *t);
 
-/* Envoy's matching. The virtual host is chosen by authority, case-insensitively: an exact domain
- * first, then the longest suffix wildcard ("*.foo.com", "*-bar.foo.com"), then the longest prefix
- * wildcard ("foo.*"), then "*"; a wildcard must cover at least one character. Port-insensitive:
- * at each of those steps a domain written with a port ("foo.com:8080") is tried against the full
- * authority first, then every domain against the authority with its port stripped, so "foo.com"
- * matches "foo.com:8080" (with ignore_port_in_host_matching only the stripped form is tried).
- * Then the first route, in order, whose path matcher and every header matcher match. Paths are
- * matched as current Envoy does, on the path with the query string and fragment removed, for
- * `prefix` as well as `path` and `path_separated_prefix` (so a prefix containing '?' never
- * matches); case_sensitive defaults to true.
- * Header matchers see `headers` (borrowed; names compared case-insensitively; repeated headers
- * joined with ","), except ":authority" and ":path", which are the arguments; other
- * pseudo-headers (":method", ":scheme") are looked up in `headers`, so callers include them.
- * Returns the route (borrowed from t) and sets *vhost (may be NULL) to its virtual host. When a
- * virtual host matches but none of its routes does, returns NULL with *vhost set; when no
- * virtual host matches, returns NULL with *vhost NULL. */
-const route_entry_t *route_match(const route_table_t *t, const char *authority,
-                                 size_t authority_len, const char *path, size_t path_len,
-                                 const http_headers_t *headers, const route_vhost_t **vhost);
-
 /* Indexes the domains of t's virtual hosts; route_table_build calls it last. Not for other
  * callers. Returns -EINVAL with err naming the vhost on a duplicate domain. */
 int route_index_domains(route_table_t *t, char *err, size_t errlen);
-
-/* Picks one cluster of a route (weighted ones by weight) from a random value in [0, 2^32): the
- * value is scaled onto [0, total_weight), so 0 picks the first cluster with a weight and
- * UINT32_MAX the last. Borrowed from r. */
-const route_cluster_t *route_pick_cluster(const route_entry_t *r, uint32_t random);
 
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "envoy/config/route/v3/route.pb-c.h"
+#include "xds/config/config.h"
 #include "xds/snapshot/route.h"
 
 typedef Envoy__Config__Route__V3__RouteConfiguration rc_msg_t;
@@ -62,15 +63,6 @@ static char *lower_dup(const char *s)
         for (char *p = d; *p; p++)
             *p = (char)tolower((unsigned char)*p);
     return d;
-}
-
-static int duration_to_ms(build_ctx_t *c, const Google__Protobuf__Duration *d, const char *field,
-                          uint64_t *out)
-{
-    if (d->seconds < 0 || d->nanos < 0)
-        return fail(c, "%s: must not be negative", field);
-    *out = (uint64_t)d->seconds * 1000 + (uint64_t)d->nanos / 1000000;
-    return 0;
 }
 
 /* Envoy lets neither pseudo-headers nor Host be added or removed by header ops. */
@@ -394,9 +386,7 @@ static int build_retry(build_ctx_t *c, const retry_msg_t *p, route_entry_t *r)
     if (r->retry_on == NULL)
         return oom(c);
     r->retry_num = p->num_retries ? p->num_retries->value : ROUTE_DEFAULT_NUM_RETRIES;
-    if (p->per_try_timeout)
-        return duration_to_ms(c, p->per_try_timeout, "retry_policy.per_try_timeout",
-                              &r->per_try_timeout_ms);
+    r->per_try_timeout_ms = config_duration_ms(p->per_try_timeout, 0);
     return 0;
 }
 
@@ -474,14 +464,9 @@ static int build_action(build_ctx_t *c, const action_msg_t *a, route_entry_t *r)
         r->cluster_not_found_status = 503;
         break;
     }
-    r->timeout_ms = ROUTE_DEFAULT_TIMEOUT_MS;
-    if (a->timeout && (rc = duration_to_ms(c, a->timeout, "timeout", &r->timeout_ms)))
-        return rc;
-    if (a->idle_timeout) {
-        r->has_idle_timeout = true;
-        if ((rc = duration_to_ms(c, a->idle_timeout, "idle_timeout", &r->idle_timeout_ms)))
-            return rc;
-    }
+    r->timeout_ms = config_duration_ms(a->timeout, ROUTE_DEFAULT_TIMEOUT_MS);
+    r->has_idle_timeout = a->idle_timeout != NULL;
+    r->idle_timeout_ms = config_duration_ms(a->idle_timeout, 0);
     return build_retry(c, a->retry_policy, r);
 }
 

@@ -11,6 +11,7 @@
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
+#include "xds/err.h"
 #include "xds/config/config_forms.h"
 
 typedef Envoy__Config__Bootstrap__V3__LayeredRuntime layered_msg_t;
@@ -19,9 +20,6 @@ typedef Google__Protobuf__Value value_msg_t;
 typedef Google__Protobuf__Struct struct_msg_t;
 
 #define MAX_DEPTH 64 /* Struct nesting, as the YAML loader allows */
-
-/* Writes an error message into err; evaluates to -EINVAL. */
-#define FAIL(err, errlen, ...) (snprintf((err), (errlen), __VA_ARGS__), -EINVAL)
 
 /* One static layer being walked: its entries so far and the key of the value in hand. */
 typedef struct walk {
@@ -76,13 +74,13 @@ static int walk_value(walk_t *w, size_t len, const value_msg_t *v, int depth)
             return add_entry(w, v);
         return walk_struct(w, len, v->struct_value, depth + 1);
     case GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE:
-        return FAIL(w->err, w->errlen,
-                    "layered_runtime: layer '%s': key '%s': a list is not a runtime value",
-                    w->layer, w->key);
+        return err_set(w->err, w->errlen, -EINVAL,
+                       "layered_runtime: layer '%s': key '%s': a list is not a runtime value",
+                       w->layer, w->key);
     default:
-        return FAIL(w->err, w->errlen,
-                    "layered_runtime: layer '%s': key '%s': null is not a runtime value", w->layer,
-                    w->key);
+        return err_set(w->err, w->errlen, -EINVAL,
+                       "layered_runtime: layer '%s': key '%s': null is not a runtime value",
+                       w->layer, w->key);
     }
 }
 
@@ -90,9 +88,9 @@ static int walk_value(walk_t *w, size_t len, const value_msg_t *v, int depth)
 static int walk_struct(walk_t *w, size_t len, const struct_msg_t *s, int depth)
 {
     if (depth > MAX_DEPTH)
-        return FAIL(w->err, w->errlen,
-                    "layered_runtime: layer '%s': key '%s': nested deeper than %d levels", w->layer,
-                    w->key, MAX_DEPTH);
+        return err_set(w->err, w->errlen, -EINVAL,
+                       "layered_runtime: layer '%s': key '%s': nested deeper than %d levels",
+                       w->layer, w->key, MAX_DEPTH);
     for (size_t i = 0; i < s->n_fields; i++) {
         const char *name = s->fields[i]->key ? s->fields[i]->key : "";
         size_t nlen = strlen(name), need = len + 1 + nlen + 1;
@@ -159,8 +157,9 @@ static int add_static_layer(runtime_t *rt, const layer_msg_t *l, char *err, size
         qsort(w.entries, w.n, sizeof(*w.entries), by_key);
         for (size_t i = 1; i < w.n && rc == 0; i++)
             if (strcmp(w.entries[i - 1].key, w.entries[i].key) == 0)
-                rc = FAIL(err, errlen, "layered_runtime: layer '%s': key '%s' is given twice",
-                          l->name, w.entries[i].key);
+                rc = err_set(err, errlen, -EINVAL,
+                             "layered_runtime: layer '%s': key '%s' is given twice", l->name,
+                             w.entries[i].key);
     }
     if (rc < 0) {
         free_entries(w.entries, w.n);
@@ -173,26 +172,27 @@ static int add_layer(runtime_t *rt, const layered_msg_t *lr, size_t idx, char *e
 {
     const layer_msg_t *l = lr->layers[idx];
     if (l->name == NULL || l->name[0] == '\0')
-        return FAIL(err, errlen, "layered_runtime: layers[%zu]: name is required", idx);
+        return err_set(err, errlen, -EINVAL, "layered_runtime: layers[%zu]: name is required", idx);
     for (size_t j = 0; j < idx; j++)
         if (strcmp(lr->layers[j]->name, l->name) == 0)
-            return FAIL(err, errlen, "layered_runtime: layer '%s': defined twice", l->name);
+            return err_set(err, errlen, -EINVAL, "layered_runtime: layer '%s': defined twice",
+                           l->name);
     switch (l->layer_specifier_case) {
     case ENVOY__CONFIG__BOOTSTRAP__V3__RUNTIME_LAYER__LAYER_SPECIFIER_STATIC_LAYER:
         return add_static_layer(rt, l, err, errlen);
     case ENVOY__CONFIG__BOOTSTRAP__V3__RUNTIME_LAYER__LAYER_SPECIFIER_ADMIN_LAYER:
         return 0; /* filled by /runtime_modify in Envoy; Remora has none, so it stays empty */
     case ENVOY__CONFIG__BOOTSTRAP__V3__RUNTIME_LAYER__LAYER_SPECIFIER_DISK_LAYER:
-        return FAIL(err, errlen, "layered_runtime: layer '%s': disk_layer is not supported",
-                    l->name);
+        return err_set(err, errlen, -EINVAL,
+                       "layered_runtime: layer '%s': disk_layer is not supported", l->name);
     case ENVOY__CONFIG__BOOTSTRAP__V3__RUNTIME_LAYER__LAYER_SPECIFIER_RTDS_LAYER:
-        return FAIL(err, errlen, "layered_runtime: layer '%s': rtds_layer is not supported",
-                    l->name);
+        return err_set(err, errlen, -EINVAL,
+                       "layered_runtime: layer '%s': rtds_layer is not supported", l->name);
     default:
-        return FAIL(err, errlen,
-                    "layered_runtime: layer '%s': needs one of static_layer, disk_layer, "
-                    "admin_layer or rtds_layer",
-                    l->name);
+        return err_set(err, errlen, -EINVAL,
+                       "layered_runtime: layer '%s': needs one of static_layer, disk_layer, "
+                       "admin_layer or rtds_layer",
+                       l->name);
     }
 }
 
@@ -254,10 +254,10 @@ int runtime_get_limit(runtime_t *rt, const char *key, uint64_t *limit, char *err
     } else {
         snprintf(shown, sizeof(shown), "a mapping");
     }
-    return FAIL(err, errlen,
-                "layered_runtime: layer '%s': key '%s': %s is not a number of connections (a "
-                "whole number, 0 or more)",
-                e->layer, e->key, shown);
+    return err_set(err, errlen, -EINVAL,
+                   "layered_runtime: layer '%s': key '%s': %s is not a number of connections (a "
+                   "whole number, 0 or more)",
+                   e->layer, e->key, shown);
 }
 
 int runtime_listener_limit(runtime_t *rt, const char *listener, uint64_t *limit, char *err,

@@ -244,8 +244,6 @@ typedef struct snap_pred {
     size_t n_kids;
 } snap_pred_t;
 
-bool snapshot_pred_eval(const snap_pred_t *p, uint32_t dest_port);
-
 /* FilterChainMatch.transport_protocol; TLS and RAW_BUFFER need the listener's tls_inspector
  * to tell them apart (without it every connection is raw_buffer). */
 typedef enum { SNAP_TRANSPORT_ANY, SNAP_TRANSPORT_RAW_BUFFER, SNAP_TRANSPORT_TLS } snap_transport_t;
@@ -365,28 +363,6 @@ void snapshot_unref(snapshot_t *snap);
 
 /* Borrowed pointer into snap, or NULL. */
 const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *name);
-
-/* What the listener knows about a connection when it picks the filter chain. All borrowed. */
-typedef struct snap_conn_info {
-    const struct sockaddr *dst;
-    bool tls;                /* the tls_inspector saw a ClientHello; false: raw_buffer */
-    const char *server_name; /* the ClientHello's SNI, or NULL */
-    /* The ClientHello's ALPN list, or the one protocol the http_inspector detected. */
-    const char *const *app_protocols;
-    size_t n_app_protocols;
-} snap_conn_info_t;
-
-/* Picks the filter chain the Envoy way, criterion by criterion: chains for the destination
- * port before port-less chains; the longest matching destination prefix before chains without
- * prefixes; an exact server name, then the longest "*.suffix", before chains without
- * server_names; a chain naming the transport protocol, then one naming an application protocol,
- * before chains naming none. A chain must match every criterion it has. Falls back to the
- * default chain; NULL when nothing matches. Returns a pointer into l. */
-const snap_chain_t *snapshot_select_chain(const snap_listener_t *l, const snap_conn_info_t *ci);
-
-/* snapshot_select_chain for a plaintext connection: no SNI, at most one detected protocol. */
-const snap_chain_t *snapshot_match_chain(const snap_listener_t *l, const struct sockaddr *dst,
-                                         const char *app_protocol);
 
 /* The active config as JSON (Envoy's config_dump shape); new malloc'd string or NULL. */
 char *snapshot_config_dump(const snapshot_t *snap);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
+#include "xds/config/config.h"
 
 typedef Envoy__Config__Cluster__V3__Cluster cluster_msg_t;
 
@@ -22,11 +23,11 @@ static int refresh_ms(const Google__Protobuf__Duration *d, const char *field, ui
 {
     if (d == NULL)
         return 0;
-    if (d->seconds < 0 || d->nanos < 0 || (d->seconds == 0 && d->nanos <= 1000000)) {
+    if (d->seconds == 0 && d->nanos <= 1000000) { /* validated: not negative */
         snprintf(err, errlen, "%s: %s: must be greater than 1ms", what, field);
         return -EINVAL;
     }
-    *ms = (uint64_t)d->seconds * 1000 + (uint64_t)d->nanos / 1000000;
+    *ms = config_duration_ms(d, *ms);
     return 0;
 }
 
@@ -67,9 +68,7 @@ int snapshot_dns_parse(const cluster_msg_t *m, snap_cluster_t *c, const char *wh
     int rc = refresh_ms(m->dns_refresh_rate, "dns_refresh_rate", &d->refresh_ms, what, err, errlen);
     if (rc < 0)
         return rc;
-    if (m->dns_jitter) /* gte 0: negative durations are refused by the loader */
-        d->jitter_ms =
-            (uint64_t)m->dns_jitter->seconds * 1000 + (uint64_t)m->dns_jitter->nanos / 1000000;
+    d->jitter_ms = config_duration_ms(m->dns_jitter, 0); /* gte 0: validated */
     const Envoy__Config__Cluster__V3__Cluster__RefreshRate *fr = m->dns_failure_refresh_rate;
     if (fr == NULL)
         return 0;

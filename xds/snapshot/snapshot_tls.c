@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,14 +38,13 @@ typedef Envoy__Config__Core__V3__DataSource data_source_msg_t;
 #define TLS_MAX_FILE (4 << 20)
 /* SNI and ALPN names are at most 255 bytes on the wire. */
 #define TLS_MAX_NAME 255
-/* server name rank of an exact name: above every wildcard suffix length */
-#define SERVER_NAME_EXACT (TLS_MAX_NAME + 1)
 
 /* Where errors go; every message starts "<owner>: transport_socket: ". */
 typedef struct tls_parse {
     const char *what;
     char *err;
     size_t errlen;
+    snapshot_tls_cache_t *cache; /* the build's engine configs */
 } tls_parse_t;
 
 /* A field the snapshot refuses when it is set. */
@@ -530,23 +528,20 @@ static int parse_downstream(const tls_parse_t *p, const downstream_msg_t *m,
 /* ---- engine configs, one per (certificate, key, trust bundle, role, ALPN, suites) ----------
  * While a snapshot is built, identical contexts get the same engine config (a cluster per
  * upstream service usually differs from the next only in its SNI and expected SAN, which are
- * per session). Built on one thread at a time (the main thread), so the cache is plain static
- * state, emptied by snapshot_tls_cache_clear at the start and end of every build. */
+ * per session). The cache belongs to the build, which frees it when it ends. */
 
-typedef struct engine_entry {
+typedef struct tls_engine_entry {
     char *key;
     size_t key_len;
     tls_config_t *engine; /* reference held */
-    struct engine_entry *next;
+    struct tls_engine_entry *next;
 } engine_entry_t;
 
-static engine_entry_t *engine_cache;
-
-void snapshot_tls_cache_clear(void)
+void snapshot_tls_cache_free(snapshot_tls_cache_t *cache)
 {
-    while (engine_cache) {
-        engine_entry_t *e = engine_cache;
-        engine_cache = e->next;
+    while (cache->head) {
+        engine_entry_t *e = cache->head;
+        cache->head = e->next;
         tls_config_unref(e->engine);
         free(e->key);
         free(e);
@@ -595,13 +590,14 @@ static char *engine_key(const tls_config_opts_t *o, size_t *len)
 
 /* An engine config for o: the cached one when an identical context was built already. *out
  * gets a new reference. */
-static int engine_get(const tls_config_opts_t *o, tls_config_t **out, char *err, size_t errlen)
+static int engine_get(snapshot_tls_cache_t *cache, const tls_config_opts_t *o, tls_config_t **out,
+                      char *err, size_t errlen)
 {
     size_t len;
     char *key = engine_key(o, &len);
     if (key == NULL)
         return -ENOMEM;
-    for (engine_entry_t *e = engine_cache; e; e = e->next) {
+    for (engine_entry_t *e = cache->head; e; e = e->next) {
         if (e->key_len == len && memcmp(e->key, key, len) == 0) {
             free(key);
             *out = tls_config_ref(e->engine);
@@ -617,8 +613,8 @@ static int engine_get(const tls_config_opts_t *o, tls_config_t **out, char *err,
     e->key = key;
     e->key_len = len;
     e->engine = tls_config_ref(*out);
-    e->next = engine_cache;
-    engine_cache = e;
+    e->next = cache->head;
+    cache->head = e;
     return 0;
 }
 
@@ -685,11 +681,11 @@ static int build_engine(const tls_parse_t *p, tls_context_config_t *t)
         t->n_peer_ids = nm;
     }
     char eerr[300];
-    int rc = engine_get(&o, &t->engine, eerr, sizeof(eerr));
+    int rc = engine_get(p->cache, &o, &t->engine, eerr, sizeof(eerr));
     if (rc == 0 && t->role == TLS_CONFIG_SERVER && t->n_alpn) {
         o.alpn = NULL;
         o.alpn_count = 0;
-        rc = engine_get(&o, &t->engine_no_alpn, eerr, sizeof(eerr));
+        rc = engine_get(p->cache, &o, &t->engine_no_alpn, eerr, sizeof(eerr));
     }
     if (rc == -ENOMEM)
         return tfail(p, "out of memory");
@@ -714,9 +710,10 @@ static int build_engine(const tls_parse_t *p, tls_context_config_t *t)
 }
 
 int snapshot_tls_parse(const Envoy__Config__Core__V3__TransportSocket *ts, tls_config_role_t role,
-                       const char *what, tls_context_config_t **out, char *err, size_t errlen)
+                       const char *what, snapshot_tls_cache_t *cache, tls_context_config_t **out,
+                       char *err, size_t errlen)
 {
-    const tls_parse_t p = {what, err, errlen};
+    const tls_parse_t p = {what, err, errlen, cache};
     *out = NULL;
     const char *name = ts->name ? ts->name : "";
     const char *type = ts->typed_config && ts->typed_config->type_url
@@ -876,29 +873,6 @@ void snapshot_tls_free_match(snap_chain_t *c)
     free_strings(c->server_names, c->n_server_names);
     c->server_names = NULL;
     c->n_server_names = 0;
-}
-
-int snapshot_tls_server_name_rank(const snap_chain_t *c, const char *server_name)
-{
-    if (c->n_server_names == 0)
-        return 0;
-    if (server_name == NULL || server_name[0] == '\0')
-        return -1;
-    size_t len = strlen(server_name);
-    int best = -1;
-    for (size_t i = 0; i < c->n_server_names; i++) {
-        const char *n = c->server_names[i];
-        if (n[0] != '*') {
-            if (strcasecmp(n, server_name) == 0)
-                return SERVER_NAME_EXACT;
-            continue;
-        }
-        /* "*.example.com" takes any name ending in ".example.com" with something before it. */
-        size_t slen = strlen(n + 1);
-        if (len > slen && strcasecmp(server_name + len - slen, n + 1) == 0 && (int)slen > best)
-            best = (int)slen;
-    }
-    return best;
 }
 
 bool snapshot_tls_same_match(const snap_chain_t *a, const snap_chain_t *b)

@@ -10,18 +10,27 @@
 
 struct Envoy__Config__Core__V3__TransportSocket;
 struct Envoy__Config__Listener__V3__FilterChainMatch;
+struct tls_engine_entry;
+
+/* The engine configs built so far by one snapshot build, so that identical TLS contexts share
+ * one: owned by that build (a local of it), so builds on any threads never meet. Starts zeroed;
+ * emptied with snapshot_tls_cache_free. */
+typedef struct snapshot_tls_cache {
+    struct tls_engine_entry *head;
+} snapshot_tls_cache_t;
 
 /* Parses a transport_socket (borrowed) for a cluster (TLS_CONFIG_CLIENT) or a filter chain
- * (TLS_CONFIG_SERVER), reading the files its DataSources name. *out is a new config owned by
- * the caller (free with snapshot_tls_free), or NULL for raw_buffer. On error returns negative,
- * *out is NULL and err reads "<what>: transport_socket: <field>: <what is wrong>". */
+ * (TLS_CONFIG_SERVER), reading the files its DataSources name; its engine config comes from
+ * cache (borrowed, the build's) when an identical one was built already. *out is a new config
+ * owned by the caller (free with snapshot_tls_free), or NULL for raw_buffer. On error returns
+ * negative, *out is NULL and err reads "<what>: transport_socket: <field>: <what is wrong>". */
 int snapshot_tls_parse(const struct Envoy__Config__Core__V3__TransportSocket *ts,
-                       tls_config_role_t role, const char *what, tls_context_config_t **out,
-                       char *err, size_t errlen);
+                       tls_config_role_t role, const char *what, snapshot_tls_cache_t *cache,
+                       tls_context_config_t **out, char *err, size_t errlen);
 
-/* Empties the cache that lets identical TLS contexts of one snapshot share an engine config.
- * snapshot_build calls it before and after a build (main thread). */
-void snapshot_tls_cache_clear(void);
+/* Drops the cache's references to the engine configs (the contexts built keep theirs) and
+ * empties it. */
+void snapshot_tls_cache_free(snapshot_tls_cache_t *cache);
 
 /* Frees t and everything it owns, wiping the private key first. NULL is a no-op. */
 void snapshot_tls_free(tls_context_config_t *t);
@@ -38,11 +47,6 @@ int snapshot_tls_parse_match(const struct Envoy__Config__Listener__V3__FilterCha
 
 /* Frees what snapshot_tls_parse_match allocated in c. */
 void snapshot_tls_free_match(snap_chain_t *c);
-
-/* How well c's server_names match a connection's SNI (NULL: none): -1 no match, 0 the chain has
- * no server_names, else higher is more specific (an exact name above every wildcard, a longer
- * wildcard above a shorter one). */
-int snapshot_tls_server_name_rank(const snap_chain_t *c, const char *server_name);
 
 /* Whether the TLS criteria of two chains could take the same connection: the same transport
  * and either no server_names on both or a name in common. */

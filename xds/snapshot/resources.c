@@ -1,0 +1,183 @@
+/* The resource set the snapshot builder takes: how a Bootstrap becomes one, the validation every
+ * set goes through, and the bootstrap-facing entry points (load a file, build, dump). */
+#include "xds/snapshot/resources.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
+#include "xds/err.h"
+#include "xds/config/config.h"
+
+typedef Envoy__Config__Bootstrap__V3__Bootstrap bootstrap_msg_t;
+
+int config_resources_add(config_resource_list_t *list, ProtobufCMessage *msg, const char *origin,
+                         size_t index)
+{
+    if (list->n == list->cap) {
+        size_t cap = list->cap ? list->cap * 2 : 8;
+        config_resource_t *v = realloc(list->v, cap * sizeof(*v));
+        if (v == NULL)
+            return -ENOMEM;
+        list->v = v;
+        list->cap = cap;
+    }
+    list->v[list->n++] = (config_resource_t){.msg = msg, .origin = origin, .index = index};
+    return 0;
+}
+
+int config_resources_from_bootstrap(void *bootstrap, config_resources_t *out, char *err,
+                                    size_t errlen)
+{
+    bootstrap_msg_t *b = bootstrap;
+    memset(out, 0, sizeof(*out));
+    out->bootstrap = &b->base;
+    out->node = b->node;
+    out->admin = b->admin;
+    out->runtime = b->layered_runtime;
+    out->dynamic = b->dynamic_resources;
+    const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = b->static_resources;
+    int rc = 0;
+    for (size_t i = 0; sr && rc == 0 && i < sr->n_listeners; i++)
+        rc = config_resources_add(&out->listeners, &sr->listeners[i]->base,
+                                  "static_resources.listeners", i);
+    for (size_t i = 0; sr && rc == 0 && i < sr->n_clusters; i++)
+        rc = config_resources_add(&out->clusters, &sr->clusters[i]->base,
+                                  "static_resources.clusters", i);
+    if (rc < 0) {
+        config_resources_free(out);
+        return err_set(err, errlen, rc, "out of memory while listing the config's resources");
+    }
+    return 0;
+}
+
+void config_resources_free(config_resources_t *res)
+{
+    config_resource_list_t *lists[] = {&res->listeners, &res->clusters, &res->route_configs,
+                                       &res->endpoints, &res->secrets};
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+        free(lists[i]->v);
+    memset(res, 0, sizeof(*res));
+}
+
+/* The bootstrap's fields but static_resources, each as its own tree named by the field. */
+static int validate_bootstrap(const ProtobufCMessage *b, char *err, size_t errlen)
+{
+    const ProtobufCMessageDescriptor *desc = b->descriptor;
+    for (unsigned i = 0; i < desc->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &desc->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED ||
+            (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) || strcmp(f->name, "static_resources") == 0)
+            continue; /* Bootstrap has neither repeated nor oneof messages among its settings */
+        const ProtobufCMessage *m = *(ProtobufCMessage *const *)((const char *)b + f->offset);
+        int rc = m ? config_validate(m, f->name, err, errlen) : 0;
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int config_resources_validate(const config_resources_t *res, char *err, size_t errlen)
+{
+    int rc = 0;
+    if (res->bootstrap) {
+        rc = validate_bootstrap(res->bootstrap, err, errlen);
+    } else {
+        const struct {
+            const void *msg;
+            const char *name;
+        } settings[] = {{res->node, "node"},
+                        {res->admin, "admin"},
+                        {res->runtime, "layered_runtime"},
+                        {res->dynamic, "dynamic_resources"}};
+        for (size_t i = 0; rc == 0 && i < sizeof(settings) / sizeof(settings[0]); i++)
+            if (settings[i].msg)
+                rc = config_validate(settings[i].msg, settings[i].name, err, errlen);
+    }
+    const config_resource_list_t *lists[] = {&res->listeners, &res->clusters, &res->route_configs,
+                                             &res->endpoints, &res->secrets};
+    for (size_t i = 0; rc == 0 && i < sizeof(lists) / sizeof(lists[0]); i++) {
+        for (size_t j = 0; rc == 0 && j < lists[i]->n; j++) {
+            const config_resource_t *r = &lists[i]->v[j];
+            char where[128];
+            snprintf(where, sizeof(where), "%s[%zu]", r->origin, r->index);
+            rc = config_validate(r->msg, where, err, errlen);
+        }
+    }
+    return rc;
+}
+
+int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
+                   char *err, size_t errlen)
+{
+    return snapshot_build_resolved(bootstrap, NULL, stats, nworkers, out, err, errlen);
+}
+
+int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, stats_store_t *stats,
+                            unsigned nworkers, snapshot_t **out, char *err, size_t errlen)
+{
+    config_resources_t res;
+    *out = NULL;
+    int rc = config_resources_from_bootstrap(bootstrap, &res, err, errlen);
+    if (rc < 0) {
+        protobuf_c_message_free_unpacked(bootstrap, NULL);
+        return rc;
+    }
+    rc = snapshot_build_resources(&res, bootstrap, resolver, stats, nworkers, out, err, errlen);
+    config_resources_free(&res);
+    return rc;
+}
+
+int snapshot_load_file(const char *path, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
+                       char *err, size_t errlen)
+{
+    ProtobufCMessage *msg = NULL;
+    *out = NULL;
+    int rc = config_yaml_load_file(path, &envoy__config__bootstrap__v3__bootstrap__descriptor, &msg,
+                                   err, errlen);
+    if (rc < 0)
+        return rc;
+    return snapshot_build(msg, stats, nworkers, out, err, errlen);
+}
+
+char *snapshot_config_dump(const snapshot_t *snap)
+{
+    const bootstrap_msg_t *b = snap->bootstrap;
+    json_t *configs = json_array();
+    json_t *boot = json_object();
+    json_object_set_new(boot, "@type",
+                        json_string("type.googleapis.com/envoy.admin.v3.BootstrapConfigDump"));
+    json_object_set_new(boot, "bootstrap", config_to_json((const ProtobufCMessage *)b));
+    json_array_append_new(configs, boot);
+
+    json_t *ls = json_object(), *static_ls = json_array();
+    json_object_set_new(ls, "@type",
+                        json_string("type.googleapis.com/envoy.admin.v3.ListenersConfigDump"));
+    json_t *cs = json_object(), *static_cs = json_array();
+    json_object_set_new(cs, "@type",
+                        json_string("type.googleapis.com/envoy.admin.v3.ClustersConfigDump"));
+    const Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = b->static_resources;
+    for (size_t i = 0; sr && i < sr->n_listeners; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "listener",
+                            config_to_json((const ProtobufCMessage *)sr->listeners[i]));
+        json_array_append_new(static_ls, e);
+    }
+    for (size_t i = 0; sr && i < sr->n_clusters; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "cluster",
+                            config_to_json((const ProtobufCMessage *)sr->clusters[i]));
+        json_array_append_new(static_cs, e);
+    }
+    json_object_set_new(ls, "static_listeners", static_ls);
+    json_object_set_new(cs, "static_clusters", static_cs);
+    json_array_append_new(configs, cs);
+    json_array_append_new(configs, ls);
+    json_t *root = json_object();
+    json_object_set_new(root, "configs", configs);
+    char *s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return s;
+}

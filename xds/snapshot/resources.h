@@ -1,0 +1,78 @@
+/* The set of named resources translation takes, whatever their source: the bootstrap file's
+ * static_resources today, ADS next. Lists of borrowed messages plus the bootstrap-level settings,
+ * so the snapshot builder has one input and runs one validation over it (internal to xds/). */
+#ifndef REMORA_XDS_RESOURCES_H
+#define REMORA_XDS_RESOURCES_H
+
+#include <stddef.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "xds/snapshot/snapshot.h"
+
+struct Envoy__Config__Core__V3__Node;
+struct Envoy__Config__Bootstrap__V3__Admin;
+struct Envoy__Config__Bootstrap__V3__LayeredRuntime;
+struct Envoy__Config__Bootstrap__V3__Bootstrap__DynamicResources;
+
+/* One resource and where it came from, for errors: "<origin>[<index>]". */
+typedef struct config_resource {
+    ProtobufCMessage *msg; /* borrowed from whoever owns the set's messages */
+    const char *origin;    /* a static string: "static_resources.listeners" */
+    size_t index;          /* its place there */
+} config_resource_t;
+
+typedef struct config_resource_list {
+    config_resource_t *v; /* owned by the set */
+    size_t n, cap;
+} config_resource_list_t;
+
+typedef struct config_resources {
+    /* The Bootstrap the set was made from (borrowed), or NULL. Validation covers its fields
+     * besides static_resources (whose resources are in the lists below) as a whole. */
+    const ProtobufCMessage *bootstrap;
+    /* Bootstrap-level settings (borrowed; NULL when absent). */
+    const struct Envoy__Config__Core__V3__Node *node;
+    const struct Envoy__Config__Bootstrap__V3__Admin *admin;
+    const struct Envoy__Config__Bootstrap__V3__LayeredRuntime *runtime;
+    const struct Envoy__Config__Bootstrap__V3__Bootstrap__DynamicResources *dynamic;
+    /* The named resources, in the order they were given. */
+    config_resource_list_t listeners;     /* envoy.config.listener.v3.Listener */
+    config_resource_list_t clusters;      /* envoy.config.cluster.v3.Cluster */
+    config_resource_list_t route_configs; /* envoy.config.route.v3.RouteConfiguration (RDS) */
+    config_resource_list_t endpoints;     /* envoy.config.endpoint.v3.ClusterLoadAssignment (EDS) */
+    config_resource_list_t secrets; /* envoy.extensions.transport_sockets.tls.v3.Secret (SDS) */
+} config_resources_t;
+
+/* Appends msg (borrowed) to list, named "<origin>[<index>]" (origin a static string). Returns 0
+ * or -ENOMEM. */
+int config_resources_add(config_resource_list_t *list, ProtobufCMessage *msg, const char *origin,
+                         size_t index);
+
+/* Fills *out from a Bootstrap (an Envoy__Config__Bootstrap__V3__Bootstrap*, borrowed: the set's
+ * messages point into it): static_resources.listeners and .clusters become resources named by
+ * their place there, node, admin, layered_runtime and dynamic_resources the settings. Returns 0,
+ * or -ENOMEM with err saying so and *out empty. Free the lists with config_resources_free. */
+int config_resources_from_bootstrap(void *bootstrap, config_resources_t *out, char *err,
+                                    size_t errlen);
+
+/* Frees the lists of res (borrowed; not their messages) and empties it. */
+void config_resources_free(config_resources_t *res);
+
+/* The validation every source goes through (config_validate on each message of res, borrowed):
+ * the bootstrap's own fields, or without one the settings, then every resource, named by where
+ * it came from.
+ * Returns 0, or negative with err naming the field path
+ * ("static_resources.clusters[0].connect_timeout: duration must not be negative"). */
+int config_resources_validate(const config_resources_t *res, char *err, size_t errlen);
+
+/* Builds a snapshot from res (borrowed; listeners without a name get one written into their
+ * message, for /config_dump to show), after config_resources_validate. Takes `bootstrap` (the
+ * message res's messages point into, kept by the snapshot for /config_dump; freed on error).
+ * DNS clusters take their endpoints from resolver (borrowed; NULL: only IP literals). Same
+ * contract otherwise as snapshot_build. */
+int snapshot_build_resources(config_resources_t *res, void *bootstrap,
+                             const snap_resolver_t *resolver, stats_store_t *stats,
+                             unsigned nworkers, snapshot_t **out, char *err, size_t errlen);
+
+#endif
