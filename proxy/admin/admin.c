@@ -500,6 +500,11 @@ static int listen_on(const host_t *host, admin_t **slot, const struct sockaddr *
         return rc;
     }
     *slot = a;
+    /* The bound address, so a port 0 in the config shows the port the kernel gave. */
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    if (uv_tcp_getsockname(&a->tcp, (struct sockaddr *)&bound, &blen) == 0)
+        snapshot_format_addr((struct sockaddr *)&bound, text, sizeof(text));
     log_info("%s: listening on %s", what, text);
     return 0;
 }

@@ -127,9 +127,8 @@ lb_write_exec() {
 
 # lb_remora NAME CONFIG [ARGS...] — runs $LB_BIN/remora --config CONFIG ARGS in the background
 # (log: $LB_WORK/NAME.log) and waits up to 10 s until its admin /ready answers 200. The config's
-# admin and listeners should ask for port 0: the ports remora bound are then read back, the
-# listeners' from its log ("listener 'NAME' on ADDR:PORT") and the admin's (and the
-# --health-address port's) from the sockets the process listens on. Sets LB_PID, LB_ADMIN,
+# admin and listeners should ask for port 0: the ports remora bound are then read back from its
+# log ("listener 'NAME' on ADDR:PORT", "admin: listening on ADDR:PORT", "health: …"). Sets LB_PID, LB_ADMIN,
 # LB_HEALTH (empty without one) and LB_PORT[listener name]; non-zero, with the log's end on
 # stderr, if remora exits or is not ready in time. Its exit status is checked when it is
 # stopped (lb_stop, lb_wait) or at exit.
@@ -151,27 +150,21 @@ lb_remora() {
     done
 }
 _lb_remora_ready() { # PID LOG
-    local pid=$1 log=$2 p l
+    local log=$2 p l
     if [[ -z $LB_ADMIN ]]; then
-        # The admin endpoint starts after every listener has logged its address.
-        grep -q 'admin: listening on' "$log" || return 1
+        # Every port remora bound is in its log: each listener's, then the admin endpoint's.
+        LB_ADMIN=$(sed -n 's/.* admin: listening on .*:\([0-9]*\)$/\1/p' "$log" | head -n 1)
+        [[ -n $LB_ADMIN ]] || return 1
         LB_PORT=()
         while IFS=' ' read -r l p; do
             LB_PORT[$l]=$p
         done < <(sed -n "s/.* listener '\([^']*\)' on .*:\([0-9]*\).*/\1 \2/p" "$log")
-        for p in $(ss -Hltnp 2>/dev/null | awk -v p="pid=$pid," 'index($0, p) {
-            n = split($4, a, ":"); print a[n] }' | sort -u); do
-            [[ " ${LB_PORT[*]} " == *" $p "* ]] && continue
-            # The admin endpoint serves /server_info, the health port only /healthz/ready.
-            # shellcheck disable=SC2034 # LB_HEALTH is read by the stories
-            case $(curl -s -m 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/server_info") in
-            200) LB_ADMIN=$p ;;
-            404) LB_HEALTH=$p ;;
-            esac
-        done
-        [[ -n $LB_ADMIN ]] || return 1
     fi
-    [[ $(curl -s -m 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$LB_ADMIN/ready") == 200 ]]
+    [[ $(curl -s -m 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$LB_ADMIN/ready") == 200 ]] ||
+        return 1
+    # The health port (--health-address) starts before the workers, so before /ready says 200.
+    # shellcheck disable=SC2034 # LB_HEALTH is read by the stories
+    LB_HEALTH=$(sed -n 's/.* health: listening on .*:\([0-9]*\)$/\1/p' "$log" | head -n 1)
 }
 
 # lb_wait PID — waits (LB_GRACE_SECONDS at most, then SIGKILL) for a remora that was told to
