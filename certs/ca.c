@@ -668,10 +668,29 @@ static int issuer_chain_pem(const ca_issuer_t *is, char **chain, char *err, size
     return rc;
 }
 
+/* The validity window of a new certificate: the one asked for, else the kind's TTL from a little
+ * before now, kept inside the issuer's own window [lo, hi] (out->clamped when cut short). */
+static void set_validity(const ca_opts_t *opts, cert_kind_t kind, int64_t now, int64_t lo,
+                         int64_t hi, ca_issued_t *out)
+{
+    static const int64_t default_ttl[] = {CA_ROOT_TTL_S, CA_INTERMEDIATE_TTL_S, CA_WORKLOAD_TTL_S};
+    if (opts->not_after != 0) {
+        out->not_before = opts->not_before;
+        out->not_after = opts->not_after;
+        return;
+    }
+    int64_t ttl = opts->ttl_s > 0 ? opts->ttl_s : default_ttl[kind];
+    out->not_before = now - CA_BACKDATE_S > lo ? now - CA_BACKDATE_S : lo;
+    out->not_after = now + ttl;
+    if (out->not_after > hi) {
+        out->not_after = hi;
+        out->clamped = true;
+    }
+}
+
 static int make_cert(ca_issuer_t *is, const ca_opts_t *opts, cert_kind_t kind,
                      const char *spiffe_id, ca_issued_t *out, char *err, size_t errlen)
 {
-    static const int64_t default_ttl[] = {CA_ROOT_TTL_S, CA_INTERMEDIATE_TTL_S, CA_WORKLOAD_TTL_S};
     ca_opts_t def;
     rng_t rng;
     mbedtls_pk_context key;
@@ -705,18 +724,7 @@ static int make_cert(ca_issuer_t *is, const ca_opts_t *opts, cert_kind_t kind,
             goto out;
     }
 
-    if (opts->not_after != 0) {
-        out->not_before = opts->not_before;
-        out->not_after = opts->not_after;
-    } else {
-        int64_t ttl = opts->ttl_s > 0 ? opts->ttl_s : default_ttl[kind];
-        out->not_before = now - CA_BACKDATE_S > lo ? now - CA_BACKDATE_S : lo;
-        out->not_after = now + ttl;
-        if (out->not_after > hi) {
-            out->not_after = hi;
-            out->clamped = true;
-        }
-    }
+    set_validity(opts, kind, now, lo, hi, out);
 
     rc = key_generate(&key, opts->key_type, &rng, err, errlen);
     if (rc < 0)
