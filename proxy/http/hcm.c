@@ -10,7 +10,6 @@
 
 #include <sys/time.h>
 
-#include "proxy/http/access_log.h"
 #include "proxy/http/hcm_conn.h"
 #include "proxy/core/log.h"
 #include "proxy/net/tls_io.h"
@@ -133,54 +132,11 @@ static void tunnel_feed(hcm_conn_t *c)
 
 /* ---- stream lifecycle ------------------------------------------------------------------- */
 
-static void stream_done_filters(http_stream_t *s)
-{
-    const hcm_config_t *cfg = s->conn->cfg;
-    for (size_t i = 0; i < s->filters_run && i < cfg->n_filters; i++)
-        if (cfg->filters[i].ops->done)
-            cfg->filters[i].ops->done(s, cfg->filters[i].config, s->filter_state[i]);
-    s->filters_run = 0;
-}
-
-/* Ends the active stream exactly once, whatever ended it: counts it, writes its access-log
- * lines and metrics, abandons what is left of its upstream request, and frees it. reset: the
- * stream did not complete; its flags tell who ended it ("DC": the downstream went away; else
- * we reset the downstream, after an upstream failure or a timeout). */
-static void end_stream(hcm_conn_t *c, bool reset)
-{
-    http_stream_t *s = &c->stream;
-    if (!c->stream_active)
-        return;
-    stats_slots_t *st = c->worker->stats;
-    const hcm_config_t *cfg = c->cfg;
-    uint64_t now_ms = hcm_now(c);
-    if (reset) {
-        bool remote = strcmp(s->flags, "DC") == 0;
-        stats_inc(st, remote ? cfg->st.downstream_rq_rx_reset : cfg->st.downstream_rq_tx_reset);
-        stats_inc(st, remote ? cfg->st.downstream_cx_destroy_remote_active_rq
-                             : cfg->st.downstream_cx_destroy_local_active_rq);
-    }
-    if (s->router.uc)
-        router_reset(s, false); /* the upstream request is abandoned: its connection too */
-    if (s->status >= 100 && s->status < 600)
-        stats_inc(st, cfg->st.downstream_rq_xx[s->status / 100 - 1]);
-    stats_add(st, cfg->st.downstream_rq_active, -1);
-    hcm_report_stream(c, s, now_ms);
-    if (log_current_level <= LOG_DEBUG)
-        log_debug("hcm: %.*s %.*s -> %d %s%s", (int)s->req.method_len, s->req.method,
-                  (int)s->path_len, s->path, s->status, s->flags, reset ? " (reset)" : "");
-    stream_done_filters(s);
-    router_done(s);
-    free(s->body);
-    arena_free(&s->arena);
-    c->stream_active = false;
-}
-
 void hcm_finish_stream(hcm_conn_t *c)
 {
     if (!c->stream_active)
         return;
-    end_stream(c, false);
+    hcm_end_stream(c, false);
     c->state = HCM_WAIT_HEAD;
     hcm_set_deadline(c, c->cfg->idle_timeout_ms);
     if (c->close_after) {
@@ -197,59 +153,6 @@ static const char *rebase(const char *p, const char *from, size_t len, const cha
     if (p >= from && p <= from + len)
         return to + (p - from);
     return p;
-}
-
-/* xxxxxxxx-xxxx-4xxx-Yxxx-xxxxxxxxxxxx from 128 random bits (Y is 8..b), NUL-terminated. */
-static void format_uuid4(char out[37], uint64_t a, uint64_t b)
-{
-    static const char hex[] = "0123456789abcdef";
-    a = (a & ~0xf000ull) | 0x4000ull;                 /* version 4 */
-    b = (b & ~(0xc000ull << 48)) | (0x8000ull << 48); /* variant 10 */
-    uint64_t parts[2] = {a, b};
-    int o = 0;
-    for (int i = 0; i < 32; i++) {
-        if (i == 8 || i == 12 || i == 16 || i == 20)
-            out[o++] = '-';
-        uint64_t w = parts[i / 16];
-        out[o++] = hex[(w >> (60 - 4 * (i % 16))) & 0xf];
-    }
-    out[o] = '\0';
-}
-
-static void add_proxy_headers(hcm_conn_t *c, http_stream_t *s)
-{
-    const hcm_config_t *cfg = c->cfg;
-    http_headers_t *h = &s->req.headers;
-    const http_header_t *rid = http_headers_find(h, "x-request-id");
-    if (rid == NULL && cfg->generate_request_id) {
-        /* A version-4 UUID from the worker's generator: unique enough to trace a request. */
-        uint64_t a = c->worker->rng =
-            c->worker->rng * 6364136223846793005ull + 1442695040888963407ull;
-        uint64_t b = c->worker->rng =
-            c->worker->rng * 6364136223846793005ull + 1442695040888963407ull;
-        format_uuid4(s->request_id, a, b);
-        http_stream_header_add(s, h, "x-request-id", 12, s->request_id, 36);
-    } else if (rid) {
-        snprintf(s->request_id, sizeof(s->request_id), "%.*s", (int)rid->value_len, rid->value);
-    }
-    if (http_headers_find(h, "x-forwarded-proto") == NULL)
-        http_stream_header_add(s, h, "x-forwarded-proto", 17, c->tls ? "https" : "http",
-                               c->tls ? 5 : 4);
-    hcm_apply_xfcc(c, s);
-    if (cfg->use_remote_address && !cfg->skip_xff_append && c->peer[0]) {
-        const http_header_t *xff = http_headers_find(h, "x-forwarded-for");
-        size_t plen = strlen(c->peer);
-        if (xff) {
-            size_t n = xff->value_len + 2 + plen;
-            char *v = arena_alloc(&s->arena, n + 1);
-            if (v) {
-                snprintf(v, n + 1, "%.*s, %s", (int)xff->value_len, xff->value, c->peer);
-                http_stream_header_set(s, h, "x-forwarded-for", v, n);
-            }
-        } else {
-            http_stream_header_add(s, h, "x-forwarded-for", 15, c->peer, plen);
-        }
-    }
 }
 
 static void run_request_filters(hcm_conn_t *c, http_stream_t *s, size_t from)
@@ -363,7 +266,7 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
         uv_buf_t cont = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
         hcm_down_write(c, &cont, 1);
     }
-    add_proxy_headers(c, s);
+    hcm_add_proxy_headers(c, s);
     s->route = route_match(cfg->routes, s->req.authority, s->req.authority_len, s->path,
                            s->path_len, &s->req.headers, &s->vhost);
     if (s->route == NULL) {
@@ -743,98 +646,6 @@ void hcm_set_deadline(hcm_conn_t *c, uint64_t ms)
         c->timer_due_ms = due;
         uv_timer_start(&c->timer, on_timer, ms, 0);
     }
-}
-
-static void on_closed(uv_handle_t *h)
-{
-    hcm_conn_t *c = h->data;
-    if (--c->handles > 0)
-        return;
-    listener_conn_closed(c->worker, c->listener, c->cx_open);
-    stats_add(c->worker->stats, c->cfg->st.downstream_cx_active, -1);
-    snapshot_unref(c->snap);
-    conn_buf_drop(&c->worker->pool, &c->in);
-    tls_io_free(c->tls);
-    free(c->xfcc);
-    free(c->tcp);
-    free(c);
-}
-
-/* After our FIN, what the peer still sends is read and dropped until it closes too, or until
- * delayed_close_timeout (1 s by default, as in Envoy). Closing a socket with unread bytes in it
- * sends a reset, and the reset makes the peer's kernel drop the response it has not read yet:
- * a client still sending a rejected request would never see its 400 or 431. */
-static void on_linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    static _Thread_local char sink[4096];
-    (void)h;
-    (void)suggested;
-    *buf = uv_buf_init(sink, sizeof(sink));
-}
-
-static void linger_end(hcm_conn_t *c)
-{
-    uv_read_stop((uv_stream_t *)c->tcp);
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)c->tcp, on_closed);
-    uv_close((uv_handle_t *)&c->timer, on_closed);
-}
-
-static void on_linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    (void)buf;
-    if (nread < 0) /* the peer closed too (EOF), or the connection failed */
-        linger_end(stream->data);
-}
-
-static void on_linger_timeout(uv_timer_t *t)
-{
-    linger_end(t->data);
-}
-
-static void on_shutdown(uv_shutdown_t *req, int status)
-{
-    hcm_conn_t *c = req->data;
-    free(req);
-    uint64_t ms = c->cfg->delayed_close_ms;
-    if (status == 0 && ms > 0 &&
-        uv_read_start((uv_stream_t *)c->tcp, on_linger_alloc, on_linger_read) == 0) {
-        uv_timer_start(&c->timer, on_linger_timeout, ms, 0);
-        return;
-    }
-    uv_close((uv_handle_t *)c->tcp, on_closed);
-    uv_close((uv_handle_t *)&c->timer, on_closed);
-}
-
-void hcm_close(hcm_conn_t *c, bool reset)
-{
-    if (c->state == HCM_CLOSING)
-        return;
-    end_stream(c, true); /* a stream still active here did not complete */
-    c->state = HCM_CLOSING;
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (c->worker->hcm_conns == c)
-        c->worker->hcm_conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->handles = 2;
-    uv_read_stop((uv_stream_t *)c->tcp);
-    if (!reset) {
-        /* Let queued response bytes go out first; shutdown waits for them. */
-        uv_shutdown_t *req = malloc(sizeof(*req));
-        if (req) {
-            req->data = c;
-            int rc = c->tls ? tls_io_shutdown(c->tls, req, on_shutdown)
-                            : uv_shutdown(req, (uv_stream_t *)c->tcp, on_shutdown);
-            if (rc == 0)
-                return;
-            free(req);
-        }
-    }
-    if (uv_tcp_close_reset(c->tcp, on_closed) != 0)
-        uv_close((uv_handle_t *)c->tcp, on_closed);
-    uv_close((uv_handle_t *)&c->timer, on_closed);
 }
 
 void hcm_drain_all(worker_t *w)

@@ -136,6 +136,12 @@ void hcm_on_tls_written(void *owner, int status);
 /* The response ended: the stream is reported and freed, and the connection reads the next
  * request (or closes, if it must). */
 void hcm_finish_stream(hcm_conn_t *c);
+/* hcm_end.c */
+/* Ends the active stream exactly once, whatever ended it: counts it, writes its access-log
+ * lines and metrics, abandons what is left of its upstream request, and frees it. reset: the
+ * stream did not complete; its flags tell who ended it ("DC": the downstream went away; else
+ * we reset the downstream, after an upstream failure or a timeout). */
+void hcm_end_stream(hcm_conn_t *c, bool reset);
 /* Closes the connection: a stream still active there did not complete and is reported as
  * reset. reset: close with a TCP reset rather than after the queued bytes (and a FIN). */
 void hcm_close(hcm_conn_t *c, bool reset);
@@ -150,8 +156,9 @@ void hcm_start_tunnel(http_stream_t *s);
 /* Tunnel bytes from the upstream to the downstream; end: the upstream side ended. */
 void hcm_tunnel_data(http_stream_t *s, const char *data, size_t len, bool end);
 void hcm_set_deadline(hcm_conn_t *c, uint64_t ms);
-/* hcm_headers.c: x-forwarded-client-cert per forward_client_cert_details. */
-void hcm_apply_xfcc(hcm_conn_t *c, http_stream_t *s);
+/* hcm_headers.c: the proxy headers (x-request-id, x-forwarded-*), x-forwarded-client-cert per
+ * forward_client_cert_details. */
+void hcm_add_proxy_headers(hcm_conn_t *c, http_stream_t *s);
 void hcm_apply_request_ops(http_stream_t *s, const route_header_ops_t *ops);
 void hcm_apply_header_ops(http_stream_t *s, http_headers_t *h, const route_header_ops_t *ops);
 /* Stats, metrics and access logs for a finished stream (hcm_report.c). */
