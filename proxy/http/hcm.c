@@ -1,7 +1,9 @@
 /* The HTTP/1.1 connection manager, downstream side: reads and parses requests (pipelined ones
  * in order), adds the proxy headers, matches the route, runs the HTTP filter chain whose last
- * filter is the router, and writes responses back, re-framing bodies where needed. Errors are
- * answered like Envoy: a status, a short body and an access-log response flag. */
+ * filter is the router, and drives each stream to its end. It holds the parts of the stream API
+ * that can end a stream (local replies, the response's end, tunnels), since a stream's end leads
+ * on to the next request; the response's bytes are hcm_response.c's. Errors are answered like
+ * Envoy: a status, a short body and an access-log response flag. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,20 +24,28 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void tls_pump(hcm_conn_t *c);
 static void request_too_large(hcm_conn_t *c, http_stream_t *s);
 
-uint64_t hcm_now(const hcm_conn_t *c)
+/* A call of the stream API saw its stream end if streams_ended moved. */
+static int stream_status(const hcm_conn_t *c, uint32_t ended)
 {
-    return uv_now((uv_loop_t *)&c->worker->loop);
+    return c->streams_ended != ended ? HTTP_STREAM_ENDED : 0;
 }
 
-void hcm_pause_request_body(http_stream_t *s, bool pause)
+void http_stream_pause_request_body(http_stream_t *s)
 {
     hcm_conn_t *c = s->conn;
-    if (pause && !c->paused) {
+    if (!c->paused) {
         c->paused = true;
         uv_read_stop((uv_stream_t *)c->tcp);
-    } else if (!pause) {
-        hcm_resume(c);
     }
+}
+
+int http_stream_resume_request_body(http_stream_t *s)
+{
+    hcm_conn_t *c = s->conn;
+    uint32_t ended = c->streams_ended;
+    s->body_resumed = true;
+    hcm_resume(c);
+    return stream_status(c, ended);
 }
 
 /* Starts reading again (if it was paused) and works through what is buffered. */
@@ -68,36 +78,37 @@ static void tunnel_end(hcm_conn_t *c)
     hcm_finish_stream(c);
 }
 
-void hcm_connect_established(http_stream_t *s)
+int http_stream_connect_established(http_stream_t *s)
 {
     hcm_conn_t *c = s->conn;
     uv_buf_t ok = uv_buf_init("HTTP/1.1 200 OK\r\n\r\n", 19);
     s->status = 200;
     s->resp_started = true;
-    s->router.response_headers_done = true;
     if (hcm_down_write(c, &ok, 1) < 0) {
         s->flags = "DC";
         hcm_close(c, true);
-        return;
+        return HTTP_STREAM_ENDED;
     }
     hcm_set_deadline(c, 0);
-    hcm_start_tunnel(s);
+    return http_stream_start_tunnel(s);
 }
 
-void hcm_start_tunnel(http_stream_t *s)
+int http_stream_start_tunnel(http_stream_t *s)
 {
     hcm_conn_t *c = s->conn;
+    uint32_t ended = c->streams_ended;
     c->state = HCM_TUNNEL;
     s->req_body_done = true;
     hcm_set_deadline(c, c->cfg->idle_timeout_ms);
     hcm_resume(c); /* bytes the client sent after its request go up now */
+    return stream_status(c, ended);
 }
 
-void hcm_tunnel_data(http_stream_t *s, const char *data, size_t len, bool end)
+int http_stream_tunnel_data(http_stream_t *s, const char *data, size_t len, bool end)
 {
     hcm_conn_t *c = s->conn;
     if (c->state != HCM_TUNNEL)
-        return;
+        return 0;
     if (len) {
         uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
         s->bytes_out += len;
@@ -105,14 +116,16 @@ void hcm_tunnel_data(http_stream_t *s, const char *data, size_t len, bool end)
         if (hcm_down_write(c, &b, 1) < 0) {
             s->flags = "DC";
             hcm_close(c, true);
-            return;
+            return HTTP_STREAM_ENDED;
         }
     }
-    if (end)
-        tunnel_end(c);
+    if (!end)
+        return 0;
+    tunnel_end(c);
+    return HTTP_STREAM_ENDED;
 }
 
-/* Sends what the client sent to the upstream. */
+/* Sends what the client sent to the upstream, through the filters. */
 static void tunnel_feed(hcm_conn_t *c)
 {
     http_stream_t *s = &c->stream;
@@ -120,7 +133,10 @@ static void tunnel_feed(hcm_conn_t *c)
         size_t n = c->in.len;
         c->in.len = 0;
         s->bytes_in += n;
-        if (router_tunnel_write(s, c->in.data, n) < 0) {
+        int rc = hcm_filters_tunnel_data(s, c->in.data, n);
+        if (rc == HTTP_STREAM_ENDED)
+            return;
+        if (rc < 0) {
             s->flags = "UC";
             tunnel_end(c);
             return;
@@ -128,6 +144,57 @@ static void tunnel_feed(hcm_conn_t *c)
     }
     if (c->read_eof)
         tunnel_end(c);
+}
+
+/* ---- the response: the parts of the stream API that can end a stream -------------------- */
+
+void http_stream_local_reply(http_stream_t *s, int status, const char *body, const char *flag)
+{
+    hcm_conn_t *c = s->conn;
+    if (flag)
+        s->flags = flag;
+    if (s->resp_started) {
+        /* Headers already went out: the only honest signal left is a reset. */
+        hcm_close(c, true);
+        return;
+    }
+    if (!s->req_body_done)
+        c->close_after = true; /* the rest of the request body cannot be told from a next one */
+    if (hcm_write_local_reply(s, status, body) < 0) {
+        hcm_close(c, true);
+        return;
+    }
+    hcm_finish_stream(c);
+}
+
+int http_stream_send_response_head(http_stream_t *s, const http1_response_t *resp)
+{
+    hcm_conn_t *c = s->conn;
+    uint32_t ended = c->streams_ended;
+    int rc = hcm_build_response_head(s, resp);
+    if (c->streams_ended != ended)
+        return HTTP_STREAM_ENDED; /* a filter's response hook ended it */
+    if (rc < 0) {
+        http_stream_local_reply(s, 500, "out of memory\n", "LR");
+        return HTTP_STREAM_ENDED;
+    }
+    return 0;
+}
+
+int http_stream_send_response_body(http_stream_t *s, const char *data, size_t len, bool end,
+                                   const http_slice_t *last_chunk)
+{
+    if (hcm_write_response(s, data, len, end, last_chunk) < 0)
+        return HTTP_STREAM_ENDED;
+    if (!end)
+        return 0;
+    hcm_finish_stream(s->conn);
+    return HTTP_STREAM_ENDED;
+}
+
+void http_stream_set_deadline(http_stream_t *s, uint64_t ms)
+{
+    hcm_set_deadline(s->conn, ms);
 }
 
 /* ---- stream lifecycle ------------------------------------------------------------------- */
@@ -405,7 +472,7 @@ static void protocol_error(hcm_conn_t *c, int rc, const char *why)
     hcm_close(c, false);
 }
 
-/* Feeds buffered request body bytes to the router. */
+/* Feeds buffered request body bytes to the filters (the router sends them upstream). */
 static void feed_body(hcm_conn_t *c)
 {
     http_stream_t *s = &c->stream;
@@ -427,11 +494,16 @@ static void feed_body(hcm_conn_t *c)
             s->req_body_done = true;
             s->req_done_ms = (int64_t)(hcm_now(c) - s->start_ms);
         }
-        if (dlen || done)
-            router_request_body(s, data, dlen, done, done ? &trailers : NULL);
-        if (!c->stream_active || c->state == HCM_CLOSING)
-            return;
-        /* The router copied or wrote what it needed; drop the consumed bytes. */
+        if (dlen || done) {
+            int rc = hcm_filters_request_body(s, data, dlen, done, done ? &trailers : NULL);
+            if (rc == HTTP_STREAM_ENDED || c->state == HCM_CLOSING)
+                return;
+            if (rc < 0) {
+                http_stream_local_reply(s, 500, "filter error\n", "LR");
+                return;
+            }
+        }
+        /* The filters copied or wrote what they needed; drop the consumed bytes. */
         memmove(c->in.data, c->in.data + used, c->in.len - (size_t)used);
         c->in.len -= (size_t)used;
         if (used == 0)
@@ -483,7 +555,7 @@ static void hcm_process(hcm_conn_t *c)
                 break;
             }
             /* Body bytes go upstream once the request head has. */
-            if (!c->stream.req_body_done && c->stream.router.head_written)
+            if (!c->stream.req_body_done && c->stream.body_resumed)
                 feed_body(c);
             break; /* the next pipelined request waits for this response */
         }
@@ -622,9 +694,7 @@ static void on_timer(uv_timer_t *t)
     if (c->stream_active) {
         http_stream_t *s = &c->stream;
         stats_inc(c->worker->stats, c->cfg->st.downstream_rq_timeout);
-        if (s->router.cluster)
-            stats_inc(c->worker->stats, s->router.cluster->st.upstream_rq_timeout);
-        router_reset(s, true);
+        hcm_filters_reset(s, HTTP_RESET_TIMEOUT);
         http_stream_local_reply(s, 504, "upstream request timeout", "UT");
         return;
     }

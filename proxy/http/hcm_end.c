@@ -1,5 +1,5 @@
-/* How streams and connections end: a stream's end (its counters and report, its filters' and
- * router's done, its memory), and a connection's close: after the queued bytes, a FIN and a
+/* How streams and connections end: a stream's end (its counters and report, the filters' reset
+ * and done hooks, its memory), and a connection's close: after the queued bytes, a FIN and a
  * short wait for the client's, or at once with a reset. */
 #include <stdlib.h>
 #include <string.h>
@@ -8,24 +8,12 @@
 #include "proxy/http/hcm_conn.h"
 #include "proxy/net/tls_io.h"
 
-static void stream_done_filters(http_stream_t *s)
-{
-    const hcm_config_t *cfg = s->conn->cfg;
-    for (size_t i = 0; i < s->filters_run && i < cfg->n_filters; i++)
-        if (cfg->filters[i].ops->done)
-            cfg->filters[i].ops->done(s, cfg->filters[i].config, s->filter_state[i]);
-    s->filters_run = 0;
-}
-
-/* Ends the active stream exactly once, whatever ended it: counts it, writes its access-log
- * lines and metrics, abandons what is left of its upstream request, and frees it. reset: the
- * stream did not complete; its flags tell who ended it ("DC": the downstream went away; else
- * we reset the downstream, after an upstream failure or a timeout). */
 void hcm_end_stream(hcm_conn_t *c, bool reset)
 {
     http_stream_t *s = &c->stream;
     if (!c->stream_active)
         return;
+    c->streams_ended++;
     stats_slots_t *st = c->worker->stats;
     const hcm_config_t *cfg = c->cfg;
     uint64_t now_ms = hcm_now(c);
@@ -34,9 +22,9 @@ void hcm_end_stream(hcm_conn_t *c, bool reset)
         stats_inc(st, remote ? cfg->st.downstream_rq_rx_reset : cfg->st.downstream_rq_tx_reset);
         stats_inc(st, remote ? cfg->st.downstream_cx_destroy_remote_active_rq
                              : cfg->st.downstream_cx_destroy_local_active_rq);
+        /* What is in flight for it upstream is abandoned: its connection too. */
+        hcm_filters_reset(s, remote ? HTTP_RESET_DOWNSTREAM : HTTP_RESET_LOCAL);
     }
-    if (s->router.uc)
-        router_reset(s, false); /* the upstream request is abandoned: its connection too */
     if (s->status >= 100 && s->status < 600)
         stats_inc(st, cfg->st.downstream_rq_xx[s->status / 100 - 1]);
     stats_add(st, cfg->st.downstream_rq_active, -1);
@@ -44,8 +32,7 @@ void hcm_end_stream(hcm_conn_t *c, bool reset)
     if (log_current_level <= LOG_DEBUG)
         log_debug("hcm: %.*s %.*s -> %d %s%s", (int)s->req.method_len, s->req.method,
                   (int)s->path_len, s->path, s->status, s->flags, reset ? " (reset)" : "");
-    stream_done_filters(s);
-    router_done(s);
+    hcm_filters_done(s);
     free(s->body);
     arena_free(&s->arena);
     c->stream_active = false;

@@ -63,7 +63,8 @@ int http_stream_header_set(http_stream_t *s, http_headers_t *h, const char *lowe
 }
 
 /* Applies a route/vhost/table header_ops block (Envoy's header_to_add / headers_to_remove). */
-void hcm_apply_header_ops(http_stream_t *s, http_headers_t *h, const route_header_ops_t *ops)
+void http_stream_apply_header_ops(http_stream_t *s, http_headers_t *h,
+                                  const route_header_ops_t *ops)
 {
     for (size_t i = 0; i < ops->n_remove; i++)
         http_headers_remove(h, ops->remove[i]);
@@ -90,11 +91,6 @@ void hcm_apply_header_ops(http_stream_t *s, http_headers_t *h, const route_heade
             break;
         }
     }
-}
-
-void hcm_apply_request_ops(http_stream_t *s, const route_header_ops_t *ops)
-{
-    hcm_apply_header_ops(s, &s->req.headers, ops);
 }
 
 /* ---- x-forwarded-client-cert (forward_client_cert_details) -------------------------------- */
