@@ -243,6 +243,41 @@ static void run_request_filters(hcm_conn_t *c, http_stream_t *s, size_t from)
     }
 }
 
+/* Every filter's per-stream state, zeroed, and the table that points at them: one arena
+ * allocation per stream however many filters keep state (the router's included). */
+static int alloc_filter_state(http_stream_t *s, const hcm_config_t *cfg)
+{
+    size_t table = ((cfg->n_filters + 1) * sizeof(void *) + 15) & ~(size_t)15;
+    size_t states = 0;
+    for (size_t i = 0; i < cfg->n_filters; i++)
+        states += (cfg->filters[i].ops->state_size + 15) & ~(size_t)15;
+    char *mem = arena_alloc(&s->arena, table + states);
+    if (mem == NULL)
+        return -ENOMEM;
+    s->filter_state = (void **)mem;
+    char *p = mem + table;
+    memset(p, 0, states);
+    for (size_t i = 0; i < cfg->n_filters; i++) {
+        size_t sz = (cfg->filters[i].ops->state_size + 15) & ~(size_t)15;
+        s->filter_state[i] = sz ? p : NULL;
+        p += sz;
+    }
+    return 0;
+}
+
+/* An Upgrade whose type upgrade_configs enables: s->upgrade is its value, else stays NULL. */
+static void find_upgrade(const hcm_config_t *cfg, http_stream_t *s)
+{
+    const http_header_t *up = http_headers_find(&s->req.headers, "upgrade");
+    for (size_t i = 0; up && i < cfg->n_upgrade_types; i++) {
+        if (up->value_len == strlen(cfg->upgrade_types[i]) &&
+            strncasecmp(up->value, cfg->upgrade_types[i], up->value_len) == 0) {
+            s->upgrade = up->value;
+            s->upgrade_len = up->value_len;
+        }
+    }
+}
+
 static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t head_len)
 {
     const hcm_config_t *cfg = c->cfg;
@@ -269,8 +304,7 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
     s->head_copy = arena_alloc(&s->arena, head_len);
     uint32_t cap = parsed->headers.n + 16;
     http_header_t *hv = arena_alloc(&s->arena, cap * sizeof(*hv));
-    s->filter_state = arena_alloc(&s->arena, (cfg->n_filters + 1) * sizeof(void *));
-    if (s->head_copy == NULL || hv == NULL || s->filter_state == NULL) {
+    if (s->head_copy == NULL || hv == NULL || alloc_filter_state(s, cfg) < 0) {
         http_stream_local_reply(s, 500, "out of memory\n", "LR");
         return;
     }
@@ -291,12 +325,6 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
     s->req.headers.cap = cap;
     s->path = s->req.path;
     s->path_len = s->req.path_len;
-    for (size_t i = 0; i < cfg->n_filters; i++) {
-        size_t sz = cfg->filters[i].ops->state_size;
-        s->filter_state[i] = sz ? arena_alloc(&s->arena, sz) : NULL;
-        if (sz && s->filter_state[i])
-            memset(s->filter_state[i], 0, sz);
-    }
     memmove(c->in.data, c->in.data + head_len, c->in.len - head_len);
     c->in.len -= head_len;
     http1_body_init(&s->req_body, s->req.body, s->req.content_length);
@@ -312,16 +340,8 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
         http_stream_local_reply(s, 426, "", NULL);
         return;
     }
-    if (s->req.upgrade) {
-        const http_header_t *up = http_headers_find(&s->req.headers, "upgrade");
-        for (size_t i = 0; up && i < cfg->n_upgrade_types; i++) {
-            if (up->value_len == strlen(cfg->upgrade_types[i]) &&
-                strncasecmp(up->value, cfg->upgrade_types[i], up->value_len) == 0) {
-                s->upgrade = up->value;
-                s->upgrade_len = up->value_len;
-            }
-        }
-    }
+    if (s->req.upgrade)
+        find_upgrade(cfg, s);
     if ((s->req.connect && !cfg->connect_enabled) || (s->req.upgrade && s->upgrade == NULL)) {
         /* Envoy's answer when no upgrade_configs entry enables it. */
         http_stream_local_reply(s, 403, "upgrade or CONNECT is not enabled\n", NULL);

@@ -40,11 +40,6 @@ static uint32_t next_random(worker_t *w)
     return (uint32_t)(w->rng >> 32);
 }
 
-static stats_slots_t *stats_of(const router_req_t *r)
-{
-    return http_stream_worker(r->s)->stats;
-}
-
 /* Builds the upstream request head in the arena: rewrites, header ops, hop-by-hop removal and
  * the body framing we send. */
 static int build_request_head(router_req_t *r)
@@ -53,7 +48,7 @@ static int build_request_head(router_req_t *r)
     const route_vhost_t *vhost;
     const route_entry_t *rt = http_stream_route(s, &vhost);
     const route_table_t *table = http_stream_route_table(s);
-    const http1_request_t *req = http_stream_request(s);
+    const http1_request_t *req = r->req;
     http_headers_t *h = http_stream_request_headers(s);
     const char *path = req->path;
     size_t path_len = req->path_len;
@@ -127,7 +122,7 @@ static int build_request_head(router_req_t *r)
 static void send_head(router_req_t *r)
 {
     http_stream_t *s = r->s;
-    const http1_request_t *req = http_stream_request(s);
+    const http1_request_t *req = r->req;
     if (req->connect) {
         /* A terminated CONNECT: nothing goes upstream but the client's bytes. */
         r->head_written = r->body_written = true;
@@ -148,11 +143,11 @@ static void send_head(router_req_t *r)
         pool_release(r->uc, false);
         r->uc = NULL;
         if (retry) {
-            stats_inc(stats_of(r), r->up.cluster->st.upstream_rq_retry);
+            stats_inc(r->w->stats, r->up.cluster->st.upstream_rq_retry);
             router_attempt(r);
             return;
         }
-        stats_inc(stats_of(r), r->up.cluster->st.upstream_rq_rx_reset);
+        stats_inc(r->w->stats, r->up.cluster->st.upstream_rq_rx_reset);
         http_stream_local_reply(s, 503, reason_termination, "UC");
         return;
     }
@@ -164,7 +159,7 @@ static void send_head(router_req_t *r)
 static void router_attempt(router_req_t *r)
 {
     http_stream_t *s = r->s;
-    worker_t *w = http_stream_worker(s);
+    worker_t *w = r->w;
     const snap_cluster_t *cl = r->up.cluster;
     struct sockaddr_storage addr;
     r->attempts++;
@@ -198,8 +193,10 @@ static void router_attempt(router_req_t *r)
 void router_start(router_req_t *r, http_stream_t *s)
 {
     r->s = s;
+    r->w = http_stream_worker(s);
+    r->req = http_stream_request(s);
     http_stream_set_upstream(s, &r->up);
-    worker_t *w = http_stream_worker(s);
+    worker_t *w = r->w;
     const route_entry_t *rt = http_stream_route(s, NULL);
     r->target = route_pick_cluster(rt, next_random(w));
     if (r->target)
@@ -220,7 +217,7 @@ void router_start(router_req_t *r, http_stream_t *s)
         return;
     }
     r->rq_counted = true;
-    if (!http_stream_request(s)->connect && build_request_head(r) < 0) {
+    if (!r->req->connect && build_request_head(r) < 0) {
         http_stream_local_reply(s, 500, "out of memory", "LR");
         return;
     }
@@ -234,7 +231,7 @@ static void up_connected(void *owner, upstream_conn_t *uc, int status)
     router_req_t *r = owner;
     if (status < 0) {
         r->uc = NULL;
-        cluster_lb_release(r->up.cluster, http_stream_worker(r->s)->index, r->up.endpoint);
+        cluster_lb_release(r->up.cluster, r->w->index, r->up.endpoint);
         log_debug("router: connect to %s failed: %s", uc->label, uv_strerror(status));
         http_stream_local_reply(r->s, 503, reason_connect_failure, "UF");
         return;
@@ -251,7 +248,7 @@ void router_request_body(router_req_t *r, const char *data, size_t len, bool end
     uv_buf_t bufs[4];
     unsigned n = 0;
     char size_line[24];
-    if (http_stream_request(s)->body == HTTP1_BODY_CHUNKED) {
+    if (r->req->body == HTTP1_BODY_CHUNKED) {
         if (len) {
             bufs[n++] = uv_buf_init(size_line, (unsigned)http1_write_chunk_size(size_line, len));
             bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
@@ -265,7 +262,7 @@ void router_request_body(router_req_t *r, const char *data, size_t len, bool end
         bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
     }
     if (n && pool_write(r->uc, bufs, n) < 0) {
-        stats_inc(stats_of(r), r->up.cluster->st.upstream_rq_rx_reset);
+        stats_inc(r->w->stats, r->up.cluster->st.upstream_rq_rx_reset);
         pool_release(r->uc, false);
         r->uc = NULL;
         http_stream_local_reply(s, 503, reason_termination, "UC");
@@ -291,7 +288,7 @@ static void release_upstream(router_req_t *r, bool reusable)
         return;
     pool_release(r->uc, reusable && r->body_written && r->resp.keep_alive);
     r->uc = NULL;
-    cluster_lb_release(r->up.cluster, http_stream_worker(r->s)->index, r->up.endpoint);
+    cluster_lb_release(r->up.cluster, r->w->index, r->up.endpoint);
 }
 
 static void protocol_failure(router_req_t *r, const char *why)
@@ -307,8 +304,7 @@ static int process_response_head(router_req_t *r)
 {
     http_stream_t *s = r->s;
     upstream_conn_t *uc = r->uc;
-    bool head = http_stream_request(s)->method_len == 4 &&
-                memcmp(http_stream_request(s)->method, "HEAD", 4) == 0;
+    bool head = r->req->method_len == 4 && memcmp(r->req->method, "HEAD", 4) == 0;
     while (!r->response_headers_done) {
         http_header_t hv[128];
         memset(&r->resp, 0, sizeof(r->resp));
@@ -324,7 +320,7 @@ static int process_response_head(router_req_t *r)
         }
         if (r->resp.status == 101 && http_stream_upgrade(s, NULL)) {
             r->response_headers_done = true;
-            stats_inc(stats_of(r), r->up.cluster->st.upstream_rq_xx[0]);
+            stats_inc(r->w->stats, r->up.cluster->st.upstream_rq_xx[0]);
             if (http_stream_send_response_head(s, &r->resp) < 0)
                 return HTTP_STREAM_ENDED;
             pool_consume(uc, (size_t)rc);
@@ -340,7 +336,7 @@ static int process_response_head(router_req_t *r)
             continue;
         }
         r->response_headers_done = true;
-        stats_inc(stats_of(r), r->up.cluster->st.upstream_rq_xx[r->resp.status / 100 - 1]);
+        stats_inc(r->w->stats, r->up.cluster->st.upstream_rq_xx[r->resp.status / 100 - 1]);
         if (http_stream_send_response_head(s, &r->resp) < 0)
             return HTTP_STREAM_ENDED;
         pool_consume(uc, (size_t)rc);
@@ -431,11 +427,11 @@ static void up_read(void *owner, upstream_conn_t *uc, ssize_t nread)
         return;
     }
     /* EOF or error: the pool closes uc after this callback. */
-    stats_slots_t *st = stats_of(r);
+    stats_slots_t *st = r->w->stats;
     const snap_cluster_t *cl = r->up.cluster;
     bool reused = uc->reused;
     r->uc = NULL;
-    cluster_lb_release(cl, http_stream_worker(s)->index, r->up.endpoint);
+    cluster_lb_release(cl, r->w->index, r->up.endpoint);
     if (r->tunnel) {
         http_stream_tunnel_data(s, NULL, 0, true);
         return;
@@ -454,8 +450,7 @@ static void up_read(void *owner, upstream_conn_t *uc, ssize_t nread)
     }
     /* The keep-alive race: a reused connection closed before any response byte. Replay once
      * on a fresh connection if nothing of a body was streamed (the head alone is replayable). */
-    if (reused && !r->response_begun && http_stream_request(s)->body == HTTP1_BODY_NONE &&
-        r->attempts < 2) {
+    if (reused && !r->response_begun && r->req->body == HTTP1_BODY_NONE && r->attempts < 2) {
         stats_inc(st, cl->st.upstream_rq_retry);
         router_attempt(r);
         return;
@@ -489,18 +484,18 @@ static void abandon_upstream(router_req_t *r)
 {
     if (r->uc == NULL)
         return;
-    stats_slots_t *st = stats_of(r);
+    stats_slots_t *st = r->w->stats;
     stats_inc(st, r->up.cluster->st.upstream_rq_tx_reset);
     stats_inc(st, r->up.cluster->st.upstream_cx_destroy_local_with_active_rq);
     pool_release(r->uc, false);
     r->uc = NULL;
-    cluster_lb_release(r->up.cluster, http_stream_worker(r->s)->index, r->up.endpoint);
+    cluster_lb_release(r->up.cluster, r->w->index, r->up.endpoint);
 }
 
 void router_reset(router_req_t *r, http_reset_reason_t reason)
 {
     if (reason == HTTP_RESET_TIMEOUT && r->up.cluster)
-        stats_inc(stats_of(r), r->up.cluster->st.upstream_rq_timeout);
+        stats_inc(r->w->stats, r->up.cluster->st.upstream_rq_timeout);
     abandon_upstream(r);
 }
 

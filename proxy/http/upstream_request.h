@@ -12,10 +12,13 @@
 #include "proxy/http/http_stream.h"
 
 struct upstream_conn;
+struct worker;
 
 /* One request's upstream side: the router filter's per-stream state (zeroed by the stream). */
 typedef struct router_req {
     http_stream_t *s;              /* borrowed: the stream this state belongs to */
+    struct worker *w;              /* borrowed: the stream's worker */
+    const http1_request_t *req;    /* borrowed: the stream's request head */
     http_upstream_info_t up;       /* cluster and endpoint, read by the stream's report */
     const route_cluster_t *target; /* the route's cluster (one of weighted_clusters) */
     struct upstream_conn *uc;      /* the pooled connection in use, or NULL */
