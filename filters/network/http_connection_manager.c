@@ -304,10 +304,6 @@ static int parse_filters(const hcm_msg_t *m, hcm_config_t *cfg, const struct sna
                           : "the router must be the last HTTP filter");
             return -EINVAL;
         }
-        if (last) { /* the router: its settings the connection manager applies itself */
-            const hcm_router_config_t *rc = hf->config;
-            cfg->suppress_envoy_headers = rc != NULL && rc->suppress_envoy_headers;
-        }
     }
     return 0;
 }

@@ -1,7 +1,9 @@
 /* The HTTP/1.1 connection manager, downstream side: reads and parses requests (pipelined ones
  * in order), adds the proxy headers, matches the route, runs the HTTP filter chain whose last
- * filter is the router, and writes responses back, re-framing bodies where needed. Errors are
- * answered like Envoy: a status, a short body and an access-log response flag. */
+ * filter is the router, and drives each stream to its end. It holds the parts of the stream API
+ * that can end a stream (local replies, the response's end, tunnels), since a stream's end leads
+ * on to the next request; the response's bytes are hcm_response.c's. Errors are answered like
+ * Envoy: a status, a short body and an access-log response flag. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +12,6 @@
 
 #include <sys/time.h>
 
-#include "proxy/http/access_log.h"
 #include "proxy/http/hcm_conn.h"
 #include "proxy/http/route_match.h"
 #include "proxy/core/log.h"
@@ -24,20 +25,28 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void tls_pump(hcm_conn_t *c);
 static void request_too_large(hcm_conn_t *c, http_stream_t *s);
 
-uint64_t hcm_now(const hcm_conn_t *c)
+/* A call of the stream API saw its stream end if streams_ended moved. */
+static int stream_status(const hcm_conn_t *c, uint32_t ended)
 {
-    return uv_now((uv_loop_t *)&c->worker->loop);
+    return c->streams_ended != ended ? HTTP_STREAM_ENDED : 0;
 }
 
-void hcm_pause_request_body(http_stream_t *s, bool pause)
+void http_stream_pause_request_body(http_stream_t *s)
 {
     hcm_conn_t *c = s->conn;
-    if (pause && !c->paused) {
+    if (!c->paused) {
         c->paused = true;
         uv_read_stop((uv_stream_t *)c->tcp);
-    } else if (!pause) {
-        hcm_resume(c);
     }
+}
+
+int http_stream_resume_request_body(http_stream_t *s)
+{
+    hcm_conn_t *c = s->conn;
+    uint32_t ended = c->streams_ended;
+    s->body_resumed = true;
+    hcm_resume(c);
+    return stream_status(c, ended);
 }
 
 /* Starts reading again (if it was paused) and works through what is buffered. */
@@ -70,36 +79,37 @@ static void tunnel_end(hcm_conn_t *c)
     hcm_finish_stream(c);
 }
 
-void hcm_connect_established(http_stream_t *s)
+int http_stream_connect_established(http_stream_t *s)
 {
     hcm_conn_t *c = s->conn;
     uv_buf_t ok = uv_buf_init("HTTP/1.1 200 OK\r\n\r\n", 19);
     s->status = 200;
     s->resp_started = true;
-    s->router.response_headers_done = true;
     if (hcm_down_write(c, &ok, 1) < 0) {
         s->flags = "DC";
         hcm_close(c, true);
-        return;
+        return HTTP_STREAM_ENDED;
     }
     hcm_set_deadline(c, 0);
-    hcm_start_tunnel(s);
+    return http_stream_start_tunnel(s);
 }
 
-void hcm_start_tunnel(http_stream_t *s)
+int http_stream_start_tunnel(http_stream_t *s)
 {
     hcm_conn_t *c = s->conn;
+    uint32_t ended = c->streams_ended;
     c->state = HCM_TUNNEL;
     s->req_body_done = true;
     hcm_set_deadline(c, c->cfg->idle_timeout_ms);
     hcm_resume(c); /* bytes the client sent after its request go up now */
+    return stream_status(c, ended);
 }
 
-void hcm_tunnel_data(http_stream_t *s, const char *data, size_t len, bool end)
+int http_stream_tunnel_data(http_stream_t *s, const char *data, size_t len, bool end)
 {
     hcm_conn_t *c = s->conn;
     if (c->state != HCM_TUNNEL)
-        return;
+        return 0;
     if (len) {
         uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
         s->bytes_out += len;
@@ -107,14 +117,16 @@ void hcm_tunnel_data(http_stream_t *s, const char *data, size_t len, bool end)
         if (hcm_down_write(c, &b, 1) < 0) {
             s->flags = "DC";
             hcm_close(c, true);
-            return;
+            return HTTP_STREAM_ENDED;
         }
     }
-    if (end)
-        tunnel_end(c);
+    if (!end)
+        return 0;
+    tunnel_end(c);
+    return HTTP_STREAM_ENDED;
 }
 
-/* Sends what the client sent to the upstream. */
+/* Sends what the client sent to the upstream, through the filters. */
 static void tunnel_feed(hcm_conn_t *c)
 {
     http_stream_t *s = &c->stream;
@@ -122,7 +134,10 @@ static void tunnel_feed(hcm_conn_t *c)
         size_t n = c->in.len;
         c->in.len = 0;
         s->bytes_in += n;
-        if (router_tunnel_write(s, c->in.data, n) < 0) {
+        int rc = hcm_filters_tunnel_data(s, c->in.data, n);
+        if (rc == HTTP_STREAM_ENDED)
+            return;
+        if (rc < 0) {
             s->flags = "UC";
             tunnel_end(c);
             return;
@@ -132,56 +147,64 @@ static void tunnel_feed(hcm_conn_t *c)
         tunnel_end(c);
 }
 
-/* ---- stream lifecycle ------------------------------------------------------------------- */
+/* ---- the response: the parts of the stream API that can end a stream -------------------- */
 
-static void stream_done_filters(http_stream_t *s)
+void http_stream_local_reply(http_stream_t *s, int status, const char *body, const char *flag)
 {
-    const hcm_config_t *cfg = s->conn->cfg;
-    for (size_t i = 0; i < s->filters_run && i < cfg->n_filters; i++)
-        if (cfg->filters[i].ops->done)
-            cfg->filters[i].ops->done(s, cfg->filters[i].config, s->filter_state[i]);
-    s->filters_run = 0;
-}
-
-/* Ends the active stream exactly once, whatever ended it: counts it, writes its access-log
- * lines and metrics, abandons what is left of its upstream request, and frees it. reset: the
- * stream did not complete; its flags tell who ended it ("DC": the downstream went away; else
- * we reset the downstream, after an upstream failure or a timeout). */
-static void end_stream(hcm_conn_t *c, bool reset)
-{
-    http_stream_t *s = &c->stream;
-    if (!c->stream_active)
+    hcm_conn_t *c = s->conn;
+    if (flag)
+        s->flags = flag;
+    if (s->resp_started) {
+        /* Headers already went out: the only honest signal left is a reset. */
+        hcm_close(c, true);
         return;
-    stats_slots_t *st = c->worker->stats;
-    const hcm_config_t *cfg = c->cfg;
-    uint64_t now_ms = hcm_now(c);
-    if (reset) {
-        bool remote = strcmp(s->flags, "DC") == 0;
-        stats_inc(st, remote ? cfg->st.downstream_rq_rx_reset : cfg->st.downstream_rq_tx_reset);
-        stats_inc(st, remote ? cfg->st.downstream_cx_destroy_remote_active_rq
-                             : cfg->st.downstream_cx_destroy_local_active_rq);
     }
-    if (s->router.uc)
-        router_reset(s, false); /* the upstream request is abandoned: its connection too */
-    if (s->status >= 100 && s->status < 600)
-        stats_inc(st, cfg->st.downstream_rq_xx[s->status / 100 - 1]);
-    stats_add(st, cfg->st.downstream_rq_active, -1);
-    hcm_report_stream(c, s, now_ms);
-    if (log_current_level <= LOG_DEBUG)
-        log_debug("hcm: %.*s %.*s -> %d %s%s", (int)s->req.method_len, s->req.method,
-                  (int)s->path_len, s->path, s->status, s->flags, reset ? " (reset)" : "");
-    stream_done_filters(s);
-    router_done(s);
-    free(s->body);
-    arena_free(&s->arena);
-    c->stream_active = false;
+    if (!s->req_body_done)
+        c->close_after = true; /* the rest of the request body cannot be told from a next one */
+    if (hcm_write_local_reply(s, status, body) < 0) {
+        hcm_close(c, true);
+        return;
+    }
+    hcm_finish_stream(c);
 }
+
+int http_stream_send_response_head(http_stream_t *s, const http1_response_t *resp)
+{
+    hcm_conn_t *c = s->conn;
+    uint32_t ended = c->streams_ended;
+    int rc = hcm_build_response_head(s, resp);
+    if (c->streams_ended != ended)
+        return HTTP_STREAM_ENDED; /* a filter's response hook ended it */
+    if (rc < 0) {
+        http_stream_local_reply(s, 500, "out of memory\n", "LR");
+        return HTTP_STREAM_ENDED;
+    }
+    return 0;
+}
+
+int http_stream_send_response_body(http_stream_t *s, const char *data, size_t len, bool end,
+                                   const http_slice_t *last_chunk)
+{
+    if (hcm_write_response(s, data, len, end, last_chunk) < 0)
+        return HTTP_STREAM_ENDED;
+    if (!end)
+        return 0;
+    hcm_finish_stream(s->conn);
+    return HTTP_STREAM_ENDED;
+}
+
+void http_stream_set_deadline(http_stream_t *s, uint64_t ms)
+{
+    hcm_set_deadline(s->conn, ms);
+}
+
+/* ---- stream lifecycle ------------------------------------------------------------------- */
 
 void hcm_finish_stream(hcm_conn_t *c)
 {
     if (!c->stream_active)
         return;
-    end_stream(c, false);
+    hcm_end_stream(c, false);
     c->state = HCM_WAIT_HEAD;
     hcm_set_deadline(c, c->cfg->idle_timeout_ms);
     if (c->close_after) {
@@ -198,59 +221,6 @@ static const char *rebase(const char *p, const char *from, size_t len, const cha
     if (p >= from && p <= from + len)
         return to + (p - from);
     return p;
-}
-
-/* xxxxxxxx-xxxx-4xxx-Yxxx-xxxxxxxxxxxx from 128 random bits (Y is 8..b), NUL-terminated. */
-static void format_uuid4(char out[37], uint64_t a, uint64_t b)
-{
-    static const char hex[] = "0123456789abcdef";
-    a = (a & ~0xf000ull) | 0x4000ull;                 /* version 4 */
-    b = (b & ~(0xc000ull << 48)) | (0x8000ull << 48); /* variant 10 */
-    uint64_t parts[2] = {a, b};
-    int o = 0;
-    for (int i = 0; i < 32; i++) {
-        if (i == 8 || i == 12 || i == 16 || i == 20)
-            out[o++] = '-';
-        uint64_t w = parts[i / 16];
-        out[o++] = hex[(w >> (60 - 4 * (i % 16))) & 0xf];
-    }
-    out[o] = '\0';
-}
-
-static void add_proxy_headers(hcm_conn_t *c, http_stream_t *s)
-{
-    const hcm_config_t *cfg = c->cfg;
-    http_headers_t *h = &s->req.headers;
-    const http_header_t *rid = http_headers_find(h, "x-request-id");
-    if (rid == NULL && cfg->generate_request_id) {
-        /* A version-4 UUID from the worker's generator: unique enough to trace a request. */
-        uint64_t a = c->worker->rng =
-            c->worker->rng * 6364136223846793005ull + 1442695040888963407ull;
-        uint64_t b = c->worker->rng =
-            c->worker->rng * 6364136223846793005ull + 1442695040888963407ull;
-        format_uuid4(s->request_id, a, b);
-        http_stream_header_add(s, h, "x-request-id", 12, s->request_id, 36);
-    } else if (rid) {
-        snprintf(s->request_id, sizeof(s->request_id), "%.*s", (int)rid->value_len, rid->value);
-    }
-    if (http_headers_find(h, "x-forwarded-proto") == NULL)
-        http_stream_header_add(s, h, "x-forwarded-proto", 17, c->tls ? "https" : "http",
-                               c->tls ? 5 : 4);
-    hcm_apply_xfcc(c, s);
-    if (cfg->use_remote_address && !cfg->skip_xff_append && c->peer[0]) {
-        const http_header_t *xff = http_headers_find(h, "x-forwarded-for");
-        size_t plen = strlen(c->peer);
-        if (xff) {
-            size_t n = xff->value_len + 2 + plen;
-            char *v = arena_alloc(&s->arena, n + 1);
-            if (v) {
-                snprintf(v, n + 1, "%.*s, %s", (int)xff->value_len, xff->value, c->peer);
-                http_stream_header_set(s, h, "x-forwarded-for", v, n);
-            }
-        } else {
-            http_stream_header_add(s, h, "x-forwarded-for", 15, c->peer, plen);
-        }
-    }
 }
 
 static void run_request_filters(hcm_conn_t *c, http_stream_t *s, size_t from)
@@ -271,6 +241,41 @@ static void run_request_filters(hcm_conn_t *c, http_stream_t *s, size_t from)
         }
         if (rc == FILTER_STOP)
             return;
+    }
+}
+
+/* Every filter's per-stream state, zeroed, and the table that points at them: one arena
+ * allocation per stream however many filters keep state (the router's included). */
+static int alloc_filter_state(http_stream_t *s, const hcm_config_t *cfg)
+{
+    size_t table = ((cfg->n_filters + 1) * sizeof(void *) + 15) & ~(size_t)15;
+    size_t states = 0;
+    for (size_t i = 0; i < cfg->n_filters; i++)
+        states += (cfg->filters[i].ops->state_size + 15) & ~(size_t)15;
+    char *mem = arena_alloc(&s->arena, table + states);
+    if (mem == NULL)
+        return -ENOMEM;
+    s->filter_state = (void **)mem;
+    char *p = mem + table;
+    memset(p, 0, states);
+    for (size_t i = 0; i < cfg->n_filters; i++) {
+        size_t sz = (cfg->filters[i].ops->state_size + 15) & ~(size_t)15;
+        s->filter_state[i] = sz ? p : NULL;
+        p += sz;
+    }
+    return 0;
+}
+
+/* An Upgrade whose type upgrade_configs enables: s->upgrade is its value, else stays NULL. */
+static void find_upgrade(const hcm_config_t *cfg, http_stream_t *s)
+{
+    const http_header_t *up = http_headers_find(&s->req.headers, "upgrade");
+    for (size_t i = 0; up && i < cfg->n_upgrade_types; i++) {
+        if (up->value_len == strlen(cfg->upgrade_types[i]) &&
+            strncasecmp(up->value, cfg->upgrade_types[i], up->value_len) == 0) {
+            s->upgrade = up->value;
+            s->upgrade_len = up->value_len;
+        }
     }
 }
 
@@ -300,8 +305,7 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
     s->head_copy = arena_alloc(&s->arena, head_len);
     uint32_t cap = parsed->headers.n + 16;
     http_header_t *hv = arena_alloc(&s->arena, cap * sizeof(*hv));
-    s->filter_state = arena_alloc(&s->arena, (cfg->n_filters + 1) * sizeof(void *));
-    if (s->head_copy == NULL || hv == NULL || s->filter_state == NULL) {
+    if (s->head_copy == NULL || hv == NULL || alloc_filter_state(s, cfg) < 0) {
         http_stream_local_reply(s, 500, "out of memory\n", "LR");
         return;
     }
@@ -322,12 +326,6 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
     s->req.headers.cap = cap;
     s->path = s->req.path;
     s->path_len = s->req.path_len;
-    for (size_t i = 0; i < cfg->n_filters; i++) {
-        size_t sz = cfg->filters[i].ops->state_size;
-        s->filter_state[i] = sz ? arena_alloc(&s->arena, sz) : NULL;
-        if (sz && s->filter_state[i])
-            memset(s->filter_state[i], 0, sz);
-    }
     memmove(c->in.data, c->in.data + head_len, c->in.len - head_len);
     c->in.len -= head_len;
     http1_body_init(&s->req_body, s->req.body, s->req.content_length);
@@ -343,16 +341,8 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
         http_stream_local_reply(s, 426, "", NULL);
         return;
     }
-    if (s->req.upgrade) {
-        const http_header_t *up = http_headers_find(&s->req.headers, "upgrade");
-        for (size_t i = 0; up && i < cfg->n_upgrade_types; i++) {
-            if (up->value_len == strlen(cfg->upgrade_types[i]) &&
-                strncasecmp(up->value, cfg->upgrade_types[i], up->value_len) == 0) {
-                s->upgrade = up->value;
-                s->upgrade_len = up->value_len;
-            }
-        }
-    }
+    if (s->req.upgrade)
+        find_upgrade(cfg, s);
     if ((s->req.connect && !cfg->connect_enabled) || (s->req.upgrade && s->upgrade == NULL)) {
         /* Envoy's answer when no upgrade_configs entry enables it. */
         http_stream_local_reply(s, 403, "upgrade or CONNECT is not enabled\n", NULL);
@@ -364,7 +354,7 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
         uv_buf_t cont = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
         hcm_down_write(c, &cont, 1);
     }
-    add_proxy_headers(c, s);
+    hcm_add_proxy_headers(c, s);
     s->route = route_match(cfg->routes, s->req.authority, s->req.authority_len, s->path,
                            s->path_len, &s->req.headers, &s->vhost);
     if (s->route == NULL) {
@@ -503,7 +493,7 @@ static void protocol_error(hcm_conn_t *c, int rc, const char *why)
     hcm_close(c, false);
 }
 
-/* Feeds buffered request body bytes to the router. */
+/* Feeds buffered request body bytes to the filters (the router sends them upstream). */
 static void feed_body(hcm_conn_t *c)
 {
     http_stream_t *s = &c->stream;
@@ -525,11 +515,16 @@ static void feed_body(hcm_conn_t *c)
             s->req_body_done = true;
             s->req_done_ms = (int64_t)(hcm_now(c) - s->start_ms);
         }
-        if (dlen || done)
-            router_request_body(s, data, dlen, done, done ? &trailers : NULL);
-        if (!c->stream_active || c->state == HCM_CLOSING)
-            return;
-        /* The router copied or wrote what it needed; drop the consumed bytes. */
+        if (dlen || done) {
+            int rc = hcm_filters_request_body(s, data, dlen, done, done ? &trailers : NULL);
+            if (rc == HTTP_STREAM_ENDED || c->state == HCM_CLOSING)
+                return;
+            if (rc < 0) {
+                http_stream_local_reply(s, 500, "filter error\n", "LR");
+                return;
+            }
+        }
+        /* The filters copied or wrote what they needed; drop the consumed bytes. */
         memmove(c->in.data, c->in.data + used, c->in.len - (size_t)used);
         c->in.len -= (size_t)used;
         if (used == 0)
@@ -581,7 +576,7 @@ static void hcm_process(hcm_conn_t *c)
                 break;
             }
             /* Body bytes go upstream once the request head has. */
-            if (!c->stream.req_body_done && c->stream.router.head_written)
+            if (!c->stream.req_body_done && c->stream.body_resumed)
                 feed_body(c);
             break; /* the next pipelined request waits for this response */
         }
@@ -720,9 +715,7 @@ static void on_timer(uv_timer_t *t)
     if (c->stream_active) {
         http_stream_t *s = &c->stream;
         stats_inc(c->worker->stats, c->cfg->st.downstream_rq_timeout);
-        if (s->router.cluster)
-            stats_inc(c->worker->stats, s->router.cluster->st.upstream_rq_timeout);
-        router_reset(s, true);
+        hcm_filters_reset(s, HTTP_RESET_TIMEOUT);
         http_stream_local_reply(s, 504, "upstream request timeout", "UT");
         return;
     }
@@ -744,98 +737,6 @@ void hcm_set_deadline(hcm_conn_t *c, uint64_t ms)
         c->timer_due_ms = due;
         uv_timer_start(&c->timer, on_timer, ms, 0);
     }
-}
-
-static void on_closed(uv_handle_t *h)
-{
-    hcm_conn_t *c = h->data;
-    if (--c->handles > 0)
-        return;
-    listener_conn_closed(c->worker, c->listener, c->cx_open);
-    stats_add(c->worker->stats, c->cfg->st.downstream_cx_active, -1);
-    snapshot_unref(c->snap);
-    conn_buf_drop(&c->worker->pool, &c->in);
-    tls_io_free(c->tls);
-    free(c->xfcc);
-    free(c->tcp);
-    free(c);
-}
-
-/* After our FIN, what the peer still sends is read and dropped until it closes too, or until
- * delayed_close_timeout (1 s by default, as in Envoy). Closing a socket with unread bytes in it
- * sends a reset, and the reset makes the peer's kernel drop the response it has not read yet:
- * a client still sending a rejected request would never see its 400 or 431. */
-static void on_linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    static _Thread_local char sink[4096];
-    (void)h;
-    (void)suggested;
-    *buf = uv_buf_init(sink, sizeof(sink));
-}
-
-static void linger_end(hcm_conn_t *c)
-{
-    uv_read_stop((uv_stream_t *)c->tcp);
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)c->tcp, on_closed);
-    uv_close((uv_handle_t *)&c->timer, on_closed);
-}
-
-static void on_linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    (void)buf;
-    if (nread < 0) /* the peer closed too (EOF), or the connection failed */
-        linger_end(stream->data);
-}
-
-static void on_linger_timeout(uv_timer_t *t)
-{
-    linger_end(t->data);
-}
-
-static void on_shutdown(uv_shutdown_t *req, int status)
-{
-    hcm_conn_t *c = req->data;
-    free(req);
-    uint64_t ms = c->cfg->delayed_close_ms;
-    if (status == 0 && ms > 0 &&
-        uv_read_start((uv_stream_t *)c->tcp, on_linger_alloc, on_linger_read) == 0) {
-        uv_timer_start(&c->timer, on_linger_timeout, ms, 0);
-        return;
-    }
-    uv_close((uv_handle_t *)c->tcp, on_closed);
-    uv_close((uv_handle_t *)&c->timer, on_closed);
-}
-
-void hcm_close(hcm_conn_t *c, bool reset)
-{
-    if (c->state == HCM_CLOSING)
-        return;
-    end_stream(c, true); /* a stream still active here did not complete */
-    c->state = HCM_CLOSING;
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (c->worker->hcm_conns == c)
-        c->worker->hcm_conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->handles = 2;
-    uv_read_stop((uv_stream_t *)c->tcp);
-    if (!reset) {
-        /* Let queued response bytes go out first; shutdown waits for them. */
-        uv_shutdown_t *req = malloc(sizeof(*req));
-        if (req) {
-            req->data = c;
-            int rc = c->tls ? tls_io_shutdown(c->tls, req, on_shutdown)
-                            : uv_shutdown(req, (uv_stream_t *)c->tcp, on_shutdown);
-            if (rc == 0)
-                return;
-            free(req);
-        }
-    }
-    if (uv_tcp_close_reset(c->tcp, on_closed) != 0)
-        uv_close((uv_handle_t *)c->tcp, on_closed);
-    uv_close((uv_handle_t *)&c->timer, on_closed);
 }
 
 void hcm_drain_all(worker_t *w)

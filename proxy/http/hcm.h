@@ -85,18 +85,7 @@ typedef struct hcm_config {
     size_t n_upgrade_types;
     hcm_xfcc_mode_t xfcc;        /* forward_client_cert_details */
     hcm_xfcc_details_t xfcc_set; /* set_current_client_cert_details */
-    bool suppress_envoy_headers; /* the router's: no x-envoy-upstream-service-time */
 } hcm_config_t;
-
-/* The router filter's config (envoy.filters.http.router): filters/http/router.c parses it, the
- * connection manager's config copies what it applies (suppress_envoy_headers). */
-typedef struct hcm_router_config {
-    bool suppress_envoy_headers; /* no x-envoy-upstream-service-time on responses */
-} hcm_router_config_t;
-
-/* The router filter's entry: picks the upstream and sends the request
- * (proxy/http/upstream_request.c). */
-int hcm_router_start(http_stream_t *s);
 
 /* Takes over an accepted connection (network filter on_accept). initial/initial_len: bytes
  * already read by protocol detection (copied). */

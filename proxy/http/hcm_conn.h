@@ -1,38 +1,19 @@
-/* Internals shared by the connection manager (hcm.c) and the router (router.c): the downstream
- * HTTP/1.1 connection and its one active stream. HTTP/1.1 answers pipelined requests in order,
- * so a connection has at most one stream at a time; the stream is embedded and reset per
- * request. */
+/* Internals of the connection manager (hcm*.c): the downstream HTTP/1.1 connection and its one
+ * active stream. HTTP/1.1 answers pipelined requests in order, so a connection has at most one
+ * stream at a time; the stream is embedded and reset per request. Filters and the router never
+ * see this: they have the stream API (http_stream.h). */
 #ifndef REMORA_HCM_CONN_H
 #define REMORA_HCM_CONN_H
 
 #include <uv.h>
 
 #include "proxy/core/arena.h"
-#include "proxy/http/hcm.h"
-#include "proxy/http/h1/http1.h"
-#include "proxy/upstream/h1_pool.h"
+#include "proxy/core/bufpool.h"
 #include "proxy/core/worker.h"
+#include "proxy/http/h1/http1.h"
+#include "proxy/http/hcm.h"
 
 typedef struct hcm_conn hcm_conn_t;
-
-/* The router's per-request upstream state. */
-typedef struct router_req {
-    const snap_cluster_t *cluster;
-    const route_cluster_t *target;
-    upstream_conn_t *uc;
-    int endpoint;
-    int attempts;
-    bool head_written;   /* the request head went to the upstream */
-    bool body_written;   /* the whole request body went to the upstream */
-    bool response_begun; /* response bytes arrived */
-    bool response_headers_done;
-    bool rq_counted; /* counted in the cluster's rq_active (circuit breaking) */
-    http1_response_t resp;
-    http1_body_decoder_t body;
-    uint64_t start_ms;
-    char *head; /* serialized request head (arena) */
-    size_t head_len;
-} router_req_t;
 
 struct http_stream {
     hcm_conn_t *conn;
@@ -45,6 +26,7 @@ struct http_stream {
     const route_entry_t *route;
     http1_body_decoder_t req_body;
     bool req_body_done; /* the downstream request body was fully read */
+    bool body_resumed;  /* body bytes go to the filters (http_stream_resume_request_body) */
     /* A filter asked for the whole body (envoy.filters.http.buffer): it collects in body
      * (malloc'd, freed with the stream) up to buffer_max; the filters from resume_filter on run
      * once it is complete, and it leaves with the request head. */
@@ -69,7 +51,7 @@ struct http_stream {
     uint64_t bytes_in, bytes_out;
     void **filter_state;
     size_t filters_run; /* filters whose request hooks ran (their done() is owed) */
-    router_req_t router;
+    const http_upstream_info_t *upstream; /* where the router sent it (its state), or NULL */
     char request_id[40];
 };
 
@@ -90,9 +72,10 @@ struct hcm_conn {
     char *xfcc;             /* this hop's x-forwarded-client-cert element, built once; owned */
     bool stream_active;
     http_stream_t stream;
-    bool paused;      /* reading stopped for backpressure */
-    bool close_after; /* close once the current response is written */
-    bool read_eof;    /* the client half-closed: answer what is buffered, then close */
+    uint32_t streams_ended; /* counts end_stream: a call saw its stream end if it moved */
+    bool paused;            /* reading stopped for backpressure */
+    bool close_after;       /* close once the current response is written */
+    bool read_eof;          /* the client half-closed: answer what is buffered, then close */
     bool over_hwm;
     uv_timer_t timer;      /* request/route timeout and idle timeout, armed lazily */
     uint64_t deadline_ms;  /* loop time the current deadline falls due; 0: none */
@@ -104,61 +87,65 @@ struct hcm_conn {
     hcm_conn_t *prev, *next;
 };
 
-/* router.c */
-int router_start(http_stream_t *s);
-/* trailers: the request's chunked trailer fields (slices valid for the call only), or NULL. */
-void router_request_body(http_stream_t *s, const char *data, size_t len, bool end,
-                         const http_headers_t *trailers);
-void router_downstream_drained(http_stream_t *s);
-/* Tunnel bytes from the downstream to the upstream (after 101). */
-int router_tunnel_write(http_stream_t *s, const char *data, size_t len);
-/* The stream ended: gives back its place in the cluster's request limit. */
-void router_done(http_stream_t *s);
-/* Abandons the upstream side (downstream gone or timed out). */
-void router_reset(http_stream_t *s, bool timeout);
+/* hcm_stream.c: the filters' hooks, called for every filter that has them and whose request
+ * hooks ran. */
+/* A hook may end the stream: the calls that can say so return HTTP_STREAM_ENDED then. */
+/* Body bytes to the filters in order (borrowed for the call). Returns 0, HTTP_STREAM_ENDED, or
+ * another negative value when a filter failed. */
+int hcm_filters_request_body(http_stream_t *s, const char *data, size_t len, bool end,
+                             const http_headers_t *trailers);
+/* In reverse order. Returns 0 or HTTP_STREAM_ENDED. */
+int hcm_filters_response_headers(http_stream_t *s, bool end_stream);
+void hcm_filters_downstream_drained(http_stream_t *s);
+/* Tunnel bytes from the client (borrowed for the call). Returns 0, HTTP_STREAM_ENDED, or another
+ * negative value when they cannot go on. */
+int hcm_filters_tunnel_data(http_stream_t *s, const char *data, size_t len);
+void hcm_filters_reset(http_stream_t *s, http_reset_reason_t reason);
+/* Runs done() of every filter that ran, once. */
+void hcm_filters_done(http_stream_t *s);
+uint64_t hcm_now(const hcm_conn_t *c);
 
-/* hcm.c, for the router */
-/* Builds the downstream response head; it leaves with the first body bytes (one writev) or at
- * hcm_flush_response_head, whichever comes first. */
-void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp);
-void hcm_flush_response_head(http_stream_t *s);
-/* last_chunk: the final chunk with trailers (from hcm_last_chunk), or NULL for a plain end. */
-void hcm_send_response_body(http_stream_t *s, const char *data, size_t len, bool end,
-                            const uv_buf_t *last_chunk);
-/* The last chunk with trailer fields ("0\r\nname: value\r\n\r\n") in the stream's arena. */
-uv_buf_t hcm_last_chunk(http_stream_t *s, const http_headers_t *trailers);
-void hcm_upstream_failed(http_stream_t *s, int status, const char *flag, const char *details);
+/* hcm_response.c: the response's bytes. */
 /* Sends bufs to the client (borrowed; copied only if the kernel does not take them at once).
  * Returns 0, or a negative error when the connection cannot take them. */
 int hcm_down_write(hcm_conn_t *c, const uv_buf_t *bufs, unsigned n);
 /* The TLS layer's write-done callback for a connection (owner: the hcm_conn_t). */
 void hcm_on_tls_written(void *owner, int status);
-/* The response ended: the stream is reported and freed, and the connection reads the next
- * request (or closes, if it must). */
-void hcm_finish_stream(hcm_conn_t *c);
+/* Writes a local reply (status, body: borrowed, NUL-terminated or NULL) and marks the response
+ * done. Returns 0, or a negative error when the connection cannot take it. */
+int hcm_write_local_reply(http_stream_t *s, int status, const char *body);
+/* Builds the downstream response head from the upstream's (borrowed) into the stream's arena;
+ * it waits in s->pending_head. Returns 0 or -ENOMEM. */
+int hcm_build_response_head(http_stream_t *s, const http1_response_t *resp);
+/* Writes a held-back head, with response body bytes (borrowed) framed for the client; end: the
+ * last chunk too (last_chunk or a plain one) and the response is done. Returns 0, or a negative
+ * error when the connection cannot take them. */
+int hcm_write_response(http_stream_t *s, const char *data, size_t len, bool end,
+                       const http_slice_t *last_chunk);
+
+/* hcm_end.c: how streams and connections end. */
+/* Ends the active stream exactly once: counts it, reports it, runs the filters' reset (when
+ * reset) and done, and frees it. reset: it did not complete; its flags tell who ended it. */
+void hcm_end_stream(hcm_conn_t *c, bool reset);
 /* Closes the connection: a stream still active there did not complete and is reported as
  * reset. reset: close with a TCP reset rather than after the queued bytes (and a FIN). */
 void hcm_close(hcm_conn_t *c, bool reset);
-void hcm_pause_request_body(http_stream_t *s, bool pause);
-uint64_t hcm_now(const hcm_conn_t *c);
-bool hcm_downstream_congested(const hcm_conn_t *c);
+
+/* hcm.c */
+/* The response ended: the stream is reported and freed, and the connection reads the next
+ * request (or closes, if it must). */
+void hcm_finish_stream(hcm_conn_t *c);
 void hcm_resume(hcm_conn_t *c);
-/* A terminated CONNECT reached its upstream: answer 200 and start the tunnel. */
-void hcm_connect_established(http_stream_t *s);
-/* The upstream answered 101 to an Upgrade: from now on bytes are relayed unparsed. */
-void hcm_start_tunnel(http_stream_t *s);
-/* Tunnel bytes from the upstream to the downstream; end: the upstream side ended. */
-void hcm_tunnel_data(http_stream_t *s, const char *data, size_t len, bool end);
 void hcm_set_deadline(hcm_conn_t *c, uint64_t ms);
-/* hcm_headers.c: x-forwarded-client-cert per forward_client_cert_details. */
-void hcm_apply_xfcc(hcm_conn_t *c, http_stream_t *s);
-void hcm_apply_request_ops(http_stream_t *s, const route_header_ops_t *ops);
-void hcm_apply_header_ops(http_stream_t *s, http_headers_t *h, const route_header_ops_t *ops);
-/* Stats, metrics and access logs for a finished stream (hcm_report.c). */
-void hcm_report_stream(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms);
 /* Drain: closes idle HTTP connections, and makes busy ones close after their response. */
 void hcm_drain_all(worker_t *w);
 /* Resets every HTTP connection of the worker (at stop). */
 void hcm_abort_all(worker_t *w);
+
+/* hcm_headers.c: the proxy headers (x-request-id, x-forwarded-*), x-forwarded-client-cert per
+ * forward_client_cert_details. */
+void hcm_add_proxy_headers(hcm_conn_t *c, http_stream_t *s);
+/* Stats, metrics and access logs for a finished stream (hcm_report.c). */
+void hcm_report_stream(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms);
 
 #endif

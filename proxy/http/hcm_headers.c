@@ -1,7 +1,9 @@
-/* Header changes on a stream: what filters call (add, set, remove) and the route's header
- * operations (Envoy's request/response_headers_to_add and _to_remove). New strings live in the
- * stream's arena. */
+/* Header changes on a stream: what filters call (add, set, remove), the route's header
+ * operations (Envoy's request/response_headers_to_add and _to_remove), and the proxy headers the
+ * connection manager adds to every request (x-request-id, x-forwarded-*). New strings live in
+ * the stream's arena. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "proxy/http/hcm_conn.h"
@@ -61,7 +63,8 @@ int http_stream_header_set(http_stream_t *s, http_headers_t *h, const char *lowe
 }
 
 /* Applies a route/vhost/table header_ops block (Envoy's header_to_add / headers_to_remove). */
-void hcm_apply_header_ops(http_stream_t *s, http_headers_t *h, const route_header_ops_t *ops)
+void http_stream_apply_header_ops(http_stream_t *s, http_headers_t *h,
+                                  const route_header_ops_t *ops)
 {
     for (size_t i = 0; i < ops->n_remove; i++)
         http_headers_remove(h, ops->remove[i]);
@@ -88,11 +91,6 @@ void hcm_apply_header_ops(http_stream_t *s, http_headers_t *h, const route_heade
             break;
         }
     }
-}
-
-void hcm_apply_request_ops(http_stream_t *s, const route_header_ops_t *ops)
-{
-    hcm_apply_header_ops(s, &s->req.headers, ops);
 }
 
 /* ---- x-forwarded-client-cert (forward_client_cert_details) -------------------------------- */
@@ -129,7 +127,7 @@ static const char *xfcc_element(hcm_conn_t *c)
     return c->xfcc;
 }
 
-void hcm_apply_xfcc(hcm_conn_t *c, http_stream_t *s)
+static void apply_xfcc(hcm_conn_t *c, http_stream_t *s)
 {
     http_headers_t *h = &s->req.headers;
     hcm_xfcc_mode_t mode = c->cfg->xfcc;
@@ -156,4 +154,59 @@ void hcm_apply_xfcc(hcm_conn_t *c, http_stream_t *s)
         return;
     }
     http_stream_header_set(s, h, "x-forwarded-client-cert", el, n);
+}
+
+/* ---- proxy headers ----------------------------------------------------------------------- */
+
+/* xxxxxxxx-xxxx-4xxx-Yxxx-xxxxxxxxxxxx from 128 random bits (Y is 8..b), NUL-terminated. */
+static void format_uuid4(char out[37], uint64_t a, uint64_t b)
+{
+    static const char hex[] = "0123456789abcdef";
+    a = (a & ~0xf000ull) | 0x4000ull;                 /* version 4 */
+    b = (b & ~(0xc000ull << 48)) | (0x8000ull << 48); /* variant 10 */
+    uint64_t parts[2] = {a, b};
+    int o = 0;
+    for (int i = 0; i < 32; i++) {
+        if (i == 8 || i == 12 || i == 16 || i == 20)
+            out[o++] = '-';
+        uint64_t w = parts[i / 16];
+        out[o++] = hex[(w >> (60 - 4 * (i % 16))) & 0xf];
+    }
+    out[o] = '\0';
+}
+
+void hcm_add_proxy_headers(hcm_conn_t *c, http_stream_t *s)
+{
+    const hcm_config_t *cfg = c->cfg;
+    http_headers_t *h = &s->req.headers;
+    const http_header_t *rid = http_headers_find(h, "x-request-id");
+    if (rid == NULL && cfg->generate_request_id) {
+        /* A version-4 UUID from the worker's generator: unique enough to trace a request. */
+        uint64_t a = c->worker->rng =
+            c->worker->rng * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t b = c->worker->rng =
+            c->worker->rng * 6364136223846793005ull + 1442695040888963407ull;
+        format_uuid4(s->request_id, a, b);
+        http_stream_header_add(s, h, "x-request-id", 12, s->request_id, 36);
+    } else if (rid) {
+        snprintf(s->request_id, sizeof(s->request_id), "%.*s", (int)rid->value_len, rid->value);
+    }
+    if (http_headers_find(h, "x-forwarded-proto") == NULL)
+        http_stream_header_add(s, h, "x-forwarded-proto", 17, c->tls ? "https" : "http",
+                               c->tls ? 5 : 4);
+    apply_xfcc(c, s);
+    if (cfg->use_remote_address && !cfg->skip_xff_append && c->peer[0]) {
+        const http_header_t *xff = http_headers_find(h, "x-forwarded-for");
+        size_t plen = strlen(c->peer);
+        if (xff) {
+            size_t n = xff->value_len + 2 + plen;
+            char *v = arena_alloc(&s->arena, n + 1);
+            if (v) {
+                snprintf(v, n + 1, "%.*s, %s", (int)xff->value_len, xff->value, c->peer);
+                http_stream_header_set(s, h, "x-forwarded-for", v, n);
+            }
+        } else {
+            http_stream_header_add(s, h, "x-forwarded-for", 15, c->peer, plen);
+        }
+    }
 }

@@ -20,7 +20,7 @@ static const char *service_of(const char *cluster)
 static void record_istio_metrics(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms)
 {
     worker_t *w = c->worker;
-    const snap_cluster_t *cl = s->router.cluster;
+    const snap_cluster_t *cl = s->upstream->cluster;
     bool inbound = c->listener->inbound;
     uint64_t key = stats_key_u64(STATS_KEY_INIT, (uint64_t)(uintptr_t)cl);
     key = stats_key_u64(key, (uint64_t)s->status << 1 | inbound);
@@ -80,10 +80,11 @@ static void record_route_stats(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms)
 static void write_access_logs(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms)
 {
     char upstream[80] = "", remote[80] = "", local[80] = "";
-    const router_req_t *r = &s->router;
-    if (r->cluster && r->endpoint >= 0 && (size_t)r->endpoint < r->cluster->n_endpoints)
-        snprintf(upstream, sizeof(upstream), "%s", r->cluster->endpoints[r->endpoint].label);
-    else if (r->cluster && r->cluster->kind == CLUSTER_ORIGINAL_DST)
+    const snap_cluster_t *cl = s->upstream ? s->upstream->cluster : NULL;
+    int ep = cl ? s->upstream->endpoint : -1;
+    if (cl && ep >= 0 && (size_t)ep < cl->n_endpoints)
+        snprintf(upstream, sizeof(upstream), "%s", cl->endpoints[ep].label);
+    else if (cl && cl->kind == CLUSTER_ORIGINAL_DST)
         snapshot_format_addr((const struct sockaddr *)&c->orig_dst, upstream, sizeof(upstream));
     struct sockaddr_storage ss;
     int len = sizeof(ss);
@@ -110,7 +111,7 @@ static void write_access_logs(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms)
         .duration_ms = now_ms - s->start_ms,
         .upstream_service_time_ms = s->upstream_ms,
         .upstream_host = upstream[0] ? upstream : NULL,
-        .upstream_cluster = r->cluster ? r->cluster->name : NULL,
+        .upstream_cluster = cl ? cl->name : NULL,
         .route_name = s->route && s->route->name[0] ? s->route->name : NULL,
         .downstream_remote = remote[0] ? remote : NULL,
         .downstream_local = local[0] ? local : NULL,
@@ -135,10 +136,10 @@ void hcm_report_stream(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms)
     const hcm_config_t *cfg = c->cfg;
     /* The loop's clock has millisecond resolution; precise enough for these buckets. */
     stats_record(st, cfg->st.downstream_rq_time, (now_ms - s->start_ms) * 1000);
-    if (s->router.cluster) {
+    const snap_cluster_t *cl = s->upstream ? s->upstream->cluster : NULL;
+    if (cl) {
         if (s->upstream_ms >= 0)
-            stats_record(st, s->router.cluster->st.upstream_rq_time,
-                         (uint64_t)s->upstream_ms * 1000);
+            stats_record(st, cl->st.upstream_rq_time, (uint64_t)s->upstream_ms * 1000);
         record_istio_metrics(c, s, now_ms);
         record_route_stats(c, s, now_ms);
     }

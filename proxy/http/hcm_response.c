@@ -1,5 +1,7 @@
-/* The connection manager's response path: downstream writes with their high-water mark,
- * local replies, and the response head and body re-framed for the client. */
+/* The connection manager's response bytes: downstream writes with their high-water mark, local
+ * replies, and the response head and body re-framed for the client. Whatever follows a
+ * response's end (the next request) is the caller's, in hcm.c. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +17,9 @@ static size_t down_queued(const hcm_conn_t *c)
     return c->tls ? tls_io_queue_size(c->tls) : c->tcp->write_queue_size;
 }
 
-bool hcm_downstream_congested(const hcm_conn_t *c)
+bool http_stream_downstream_congested(const http_stream_t *s)
 {
-    return down_queued(c) > HCM_HIGH_WATER;
+    return down_queued(s->conn) > HCM_HIGH_WATER;
 }
 
 /* ---- downstream writes ------------------------------------------------------------------- */
@@ -32,7 +34,7 @@ static void on_down_write(uv_write_t *req, int status)
     if (c->over_hwm && c->tcp->write_queue_size <= HCM_HIGH_WATER / 2) {
         c->over_hwm = false;
         if (c->stream_active)
-            router_downstream_drained(&c->stream);
+            hcm_filters_downstream_drained(&c->stream);
     }
 }
 
@@ -44,7 +46,7 @@ void hcm_on_tls_written(void *owner, int status)
     if (c->over_hwm && tls_io_queue_size(c->tls) <= HCM_HIGH_WATER / 2) {
         c->over_hwm = false;
         if (c->stream_active)
-            router_downstream_drained(&c->stream);
+            hcm_filters_downstream_drained(&c->stream);
     }
 }
 
@@ -60,18 +62,9 @@ int hcm_down_write(hcm_conn_t *c, const uv_buf_t *bufs, unsigned n)
 
 /* ---- local replies and response path ---------------------------------------------------- */
 
-void http_stream_local_reply(http_stream_t *s, int status, const char *body, const char *flag)
+int hcm_write_local_reply(http_stream_t *s, int status, const char *body)
 {
     hcm_conn_t *c = s->conn;
-    if (flag)
-        s->flags = flag;
-    if (s->resp_started) {
-        /* Headers already went out: the only honest signal left is a reset. */
-        hcm_close(c, true);
-        return;
-    }
-    if (!s->req_body_done)
-        c->close_after = true; /* the rest of the request body cannot be told from a next one */
     size_t blen = body ? strlen(body) : 0;
     char head[512];
     int n =
@@ -84,18 +77,7 @@ void http_stream_local_reply(http_stream_t *s, int status, const char *body, con
     s->resp_started = true;
     s->resp_done = true;
     s->bytes_out += blen;
-    if (hcm_down_write(c, bufs, blen ? 2 : 1) < 0) {
-        hcm_close(c, true);
-        return;
-    }
-    if (s->router.uc || s->router.head_written)
-        router_reset(s, false);
-    hcm_finish_stream(c);
-}
-
-void hcm_upstream_failed(http_stream_t *s, int status, const char *flag, const char *details)
-{
-    http_stream_local_reply(s, status, details, flag);
+    return hcm_down_write(c, bufs, blen ? 2 : 1);
 }
 
 static bool is_header_or_framing(const http_header_t *h, const http_headers_t *all)
@@ -103,7 +85,7 @@ static bool is_header_or_framing(const http_header_t *h, const http_headers_t *a
     return http1_is_hop_by_hop(h, all) || http_name_is(h, "content-length");
 }
 
-void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp)
+int hcm_build_response_head(http_stream_t *s, const http1_response_t *resp)
 {
     hcm_conn_t *c = s->conn;
     const hcm_config_t *cfg = c->cfg;
@@ -112,10 +94,8 @@ void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp)
     h->n = 0;
     h->cap = resp->headers.n + 16;
     h->v = arena_alloc(&s->arena, h->cap * sizeof(http_header_t));
-    if (h->v == NULL) {
-        http_stream_local_reply(s, 500, "out of memory\n", "LR");
-        return;
-    }
+    if (h->v == NULL)
+        return -ENOMEM;
     /* Names listed in a Connection header are hop-by-hop too; look for one once, not per
      * header. */
     const http_headers_t *scope =
@@ -125,24 +105,15 @@ void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp)
             h->v[h->n++] = resp->headers.v[i];
     s->status = resp->status;
     s->upstream_ms = (int64_t)(hcm_now(c) - s->start_ms);
-    if (!cfg->suppress_envoy_headers) {
-        char svc[24];
-        size_t svn = http_u64(svc, hcm_now(c) - s->router.start_ms);
-        http_stream_header_set(s, h, "x-envoy-upstream-service-time", svc, svn);
-    }
-    for (size_t i = cfg->n_filters; i-- > 0;) {
-        const hcm_filter_t *f = &cfg->filters[i];
-        if (f->ops->on_response_headers && i < s->filters_run)
-            f->ops->on_response_headers(s, f->config, s->filter_state[i],
-                                        resp->body == HTTP1_BODY_NONE);
-    }
-    if (s->router.target)
-        hcm_apply_header_ops(s, h, &s->router.target->response_ops);
+    if (hcm_filters_response_headers(s, resp->body == HTTP1_BODY_NONE) < 0)
+        return HTTP_STREAM_ENDED;
+    if (s->upstream && s->upstream->response_ops)
+        http_stream_apply_header_ops(s, h, s->upstream->response_ops);
     if (s->route)
-        hcm_apply_header_ops(s, h, &s->route->response_ops);
+        http_stream_apply_header_ops(s, h, &s->route->response_ops);
     if (s->vhost)
-        hcm_apply_header_ops(s, h, &s->vhost->response_ops);
-    hcm_apply_header_ops(s, h, &cfg->routes->response_ops);
+        http_stream_apply_header_ops(s, h, &s->vhost->response_ops);
+    http_stream_apply_header_ops(s, h, &cfg->routes->response_ops);
 
     /* Framing toward the downstream: keep a Content-Length; otherwise chunked for HTTP/1.1
      * clients and close-delimited for HTTP/1.0 ones. A 101 keeps its upgrade headers. */
@@ -189,36 +160,38 @@ void hcm_send_response_head(http_stream_t *s, const http1_response_t *resp)
         if (out)
             http1_write_response_head(out, need, resp->status, NULL, h);
     }
-    if (out == NULL) {
-        http_stream_local_reply(s, 500, "out of memory\n", "LR");
-        return;
-    }
+    if (out == NULL)
+        return -ENOMEM;
     s->resp_started = true;
     s->head_pending = true;
     s->pending_head = uv_buf_init(out, (unsigned)need);
+    return 0;
 }
 
-void hcm_flush_response_head(http_stream_t *s)
+int http_stream_flush_response_head(http_stream_t *s)
 {
     if (!s->head_pending)
-        return;
+        return 0;
     s->head_pending = false;
     if (hcm_down_write(s->conn, &s->pending_head, 1) < 0) {
         s->flags = "DC";
         hcm_close(s->conn, true);
+        return HTTP_STREAM_ENDED;
     }
+    return 0;
 }
 
-uv_buf_t hcm_last_chunk(http_stream_t *s, const http_headers_t *trailers)
+http_slice_t http_stream_last_chunk(http_stream_t *s, const http_headers_t *trailers)
 {
+    static const http_slice_t plain = {"0\r\n\r\n", 5};
     if (trailers == NULL || trailers->n == 0)
-        return uv_buf_init("0\r\n\r\n", 5);
+        return plain;
     size_t n = 5;
     for (uint32_t i = 0; i < trailers->n; i++)
         n += trailers->v[i].name_len + trailers->v[i].value_len + 4;
     char *p = arena_alloc(&s->arena, n);
     if (p == NULL)
-        return uv_buf_init("0\r\n\r\n", 5);
+        return plain;
     size_t o = 0;
     memcpy(p, "0\r\n", 3);
     o = 3;
@@ -234,11 +207,11 @@ uv_buf_t hcm_last_chunk(http_stream_t *s, const http_headers_t *trailers)
         o += 2;
     }
     memcpy(p + o, "\r\n", 2);
-    return uv_buf_init(p, (unsigned)(o + 2));
+    return (http_slice_t){p, o + 2};
 }
 
-void hcm_send_response_body(http_stream_t *s, const char *data, size_t len, bool end,
-                            const uv_buf_t *last_chunk)
+int hcm_write_response(http_stream_t *s, const char *data, size_t len, bool end,
+                       const http_slice_t *last_chunk)
 {
     hcm_conn_t *c = s->conn;
     if (end && !s->req_body_done)
@@ -259,14 +232,14 @@ void hcm_send_response_body(http_stream_t *s, const char *data, size_t len, bool
         bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
     }
     if (end && s->resp_chunked)
-        bufs[n++] = last_chunk ? *last_chunk : uv_buf_init("0\r\n\r\n", 5);
+        bufs[n++] = last_chunk ? uv_buf_init((char *)last_chunk->data, (unsigned)last_chunk->len)
+                               : uv_buf_init("0\r\n\r\n", 5);
     if (n && hcm_down_write(c, bufs, n) < 0) {
         s->flags = "DC";
         hcm_close(c, true);
-        return;
+        return HTTP_STREAM_ENDED;
     }
-    if (!end)
-        return;
-    s->resp_done = true;
-    hcm_finish_stream(c);
+    if (end)
+        s->resp_done = true;
+    return 0;
 }

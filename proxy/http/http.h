@@ -21,6 +21,12 @@ typedef struct http_headers {
     uint32_t cap;
 } http_headers_t;
 
+/* Bytes owned elsewhere (the stream's arena, a static string). */
+typedef struct http_slice {
+    const char *data;
+    size_t len;
+} http_slice_t;
+
 /* Case-insensitive comparison of a header name with a NUL-terminated lowercase literal. */
 static inline bool http_name_is(const http_header_t *h, const char *lower)
 {
