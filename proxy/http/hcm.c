@@ -205,6 +205,11 @@ void hcm_finish_stream(hcm_conn_t *c)
     if (!c->stream_active)
         return;
     hcm_end_stream(c, false);
+    if (c->in_feeding) { /* the ended request's body piece being fed: not a next request */
+        memmove(c->in.data, c->in.data + c->in_feeding, c->in.len - c->in_feeding);
+        c->in.len -= c->in_feeding;
+        c->in_feeding = 0;
+    }
     c->state = HCM_WAIT_HEAD;
     hcm_set_deadline(c, c->cfg->idle_timeout_ms);
     if (c->close_after) {
@@ -516,7 +521,11 @@ static void feed_body(hcm_conn_t *c)
             s->req_done_ms = (int64_t)(hcm_now(c) - s->start_ms);
         }
         if (dlen || done) {
+            /* Should the stream end inside the call (its upstream failed), these bytes are
+             * its own and are dropped with it, never read as the next request's. */
+            c->in_feeding = (size_t)used;
             int rc = hcm_filters_request_body(s, data, dlen, done, done ? &trailers : NULL);
+            c->in_feeding = 0;
             if (rc == HTTP_STREAM_ENDED || c->state == HCM_CLOSING)
                 return;
             if (rc < 0) {
