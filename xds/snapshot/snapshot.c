@@ -14,6 +14,7 @@
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "filters/network/filter.h"
+#include "proxy/upstream/cluster_state.h"
 #include "proxy/upstream/lb.h"
 #include "xds/config/config.h"
 #include "xds/snapshot/snapshot_dns.h"
@@ -240,7 +241,7 @@ static int define_listener_stats(stats_store_t *st, snap_listener_t *l)
 }
 
 static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_resolver_t *resolver,
-                         stats_store_t *stats, unsigned nworkers, char *err, size_t errlen)
+                         stats_store_t *stats, cluster_states_t *states, char *err, size_t errlen)
 {
     char what[300];
     snprintf(what, sizeof(what), "cluster '%s'", m->name);
@@ -339,9 +340,6 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
                 c->max_connections = t->max_connections->value;
         }
     }
-    c->shared = calloc(1, sizeof(*c->shared));
-    if (c->shared == NULL)
-        return -ENOMEM;
     c->buffer_limit =
         m->per_connection_buffer_limit_bytes ? m->per_connection_buffer_limit_bytes->value : 0;
 
@@ -396,8 +394,11 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
         rc = id < 0 ? (int)id : 0;
         c->st.upstream_rq_time = (stat_id_t)id;
     }
+    cluster_state_t *cs = NULL;
     if (rc == 0)
-        rc = cluster_lb_init(c, nworkers);
+        rc = cluster_state_get(states, c->name, &cs);
+    if (rc == 0)
+        rc = cluster_lb_init(c, cs);
     return rc;
 }
 
@@ -745,7 +746,6 @@ static void snapshot_free(snapshot_t *s)
         cluster_lb_free(c);
         snapshot_tls_free(c->tls);
         snapshot_dns_free(c->dns);
-        free(c->shared);
         free(c->endpoints);
         free(c->name);
         free(c->stat_name);
@@ -754,6 +754,7 @@ static void snapshot_free(snapshot_t *s)
     free(s->node_id);
     free(s->node_cluster);
     runtime_free(&s->runtime);
+    cluster_states_unref(s->cluster_states); /* after its clusters dropped their states */
     if (s->bootstrap)
         protobuf_c_message_free_unpacked(s->bootstrap, NULL);
     free(s);
@@ -768,7 +769,31 @@ int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, sna
 int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, stats_store_t *stats,
                             unsigned nworkers, snapshot_t **out, char *err, size_t errlen)
 {
+    snap_build_opts_t opts = {.resolver = resolver};
+    return snapshot_build_with(bootstrap, &opts, stats, nworkers, out, err, errlen);
+}
+
+/* Gives s the table of opts, or a new one, and frees what no snapshot holds any more. */
+static int link_cluster_states(snapshot_t *s, const snap_build_opts_t *opts, char *err,
+                               size_t errlen)
+{
+    if (opts && opts->cluster_states) {
+        if (cluster_states_nworkers(opts->cluster_states) != s->nworkers)
+            return fail(err, errlen, "cluster state is kept for %u workers, not %u",
+                        cluster_states_nworkers(opts->cluster_states), s->nworkers);
+        s->cluster_states = cluster_states_ref(opts->cluster_states);
+    } else if (cluster_states_new(s->nworkers, &s->cluster_states) < 0) {
+        return -ENOMEM;
+    }
+    cluster_states_sweep(s->cluster_states);
+    return 0;
+}
+
+int snapshot_build_with(void *bootstrap, const snap_build_opts_t *opts, stats_store_t *stats,
+                        unsigned nworkers, snapshot_t **out, char *err, size_t errlen)
+{
     static _Atomic uint64_t next_version = 1;
+    const snap_resolver_t *resolver = opts ? opts->resolver : NULL;
     bootstrap_msg_t *b = bootstrap;
     *out = NULL;
     snapshot_t *s = calloc(1, sizeof(*s));
@@ -800,6 +825,11 @@ int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, st
         rc = fail(err, errlen, "dynamic_resources: xDS is not supported yet");
         goto fail_built;
     }
+    rc = link_cluster_states(s, opts, err, errlen);
+    if (rc == -ENOMEM)
+        goto fail_oom;
+    if (rc < 0)
+        goto fail_built;
     s->global_cx_limit = RUNTIME_NO_LIMIT;
     rc = runtime_build(b->layered_runtime, &s->runtime, err, errlen);
     if (rc == 0)
@@ -823,8 +853,8 @@ int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, st
             }
         }
         s->n_clusters++;
-        rc = build_cluster(sr->clusters[i], &s->clusters[i], resolver, stats, s->nworkers, err,
-                           errlen);
+        rc = build_cluster(sr->clusters[i], &s->clusters[i], resolver, stats, s->cluster_states,
+                           err, errlen);
         if (rc == -ENOMEM)
             goto fail_oom;
         if (rc < 0)
