@@ -110,15 +110,6 @@ served_serial() {
         openssl x509 -noout -serial
 }
 file_serial() { openssl x509 -in "$1" -noout -serial; }
-# wait_stat ADMIN NAME WANT — until the stat reaches WANT (5 s at most).
-wait_stat() {
-    local _
-    for _ in $(seq 1 100); do
-        [[ $(stat "$1" "$2") == "$3" ]] && return 0
-        sleep 0.05
-    done
-    return 1
-}
 via_a() { curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$A_PORT/$1"; }
 
 t_eq "mTLS through A and B answers" "$(via_a first)" 200

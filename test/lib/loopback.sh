@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # loopback.sh — helpers for e2e stories that run on 127.0.0.1 without namespaces: free ports,
-# background processes stopped on exit, readiness waits, one stat from an admin endpoint.
+# background processes stopped on exit, readiness waits, one stat from an admin endpoint (and
+# waiting for it), connections held open through a proxy from the shell.
 # Source it after testlib.sh; it sets LB_WORK (a temp dir) and an EXIT trap.
 
 LB_WORK=$(mktemp -d "${TMPDIR:-/tmp}/remora-e2e.XXXXXX")
@@ -58,4 +59,72 @@ wait_ready() {
 # stat ADMIN_PORT NAME — one stat's value.
 stat() {
     curl -s "http://127.0.0.1:$1/stats" | awk -v n="$2:" '$1 == n { print $2 }'
+}
+
+# wait_stat ADMIN_PORT NAME WANT — until the stat reads WANT (5 s at most).
+wait_stat() {
+    local _
+    for _ in $(seq 1 100); do
+        [[ $(stat "$1" "$2") == "$3" ]] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# check_stat NAME ADMIN_PORT STAT WANT — one check: the stat reads WANT (waited for, 5 s at most).
+check_stat() {
+    if wait_stat "$2" "$3" "$4"; then
+        t_ok "$1"
+    else
+        t_fail "$1" "$3 is '$(stat "$2" "$3")', want '$4'"
+    fi
+}
+
+# Connections held from the shell (exec {fd}<>/dev/tcp/127.0.0.1/PORT) through a proxy to an
+# echo upstream. A background process started while one is open inherits it and keeps it open:
+# start those first.
+
+# relays FD — true when a line written on FD comes back (the connection was taken).
+relays() {
+    local line
+    { printf 'ping %s\n' "$1" >&"$1"; } 2>/dev/null || return 1
+    read -r -t 5 -u "$1" line && [[ $line == "ping $1" ]]
+}
+
+# closed_at_once FD — true when FD reads end-of-file (or a reset) well before 5 s: the proxy
+# closed it without relaying. Nothing is written first, so a plain close is seen as EOF.
+closed_at_once() {
+    local line rc
+    read -r -t 5 -u "$1" line 2>/dev/null
+    rc=$?
+    ((rc > 0 && rc <= 128))
+}
+
+# close_conn FD
+close_conn() {
+    local fd=$1
+    exec {fd}>&-
+}
+
+# check_relays NAME FD... — one check: every FD relays.
+check_relays() {
+    local name=$1 fd
+    shift
+    for fd in "$@"; do
+        relays "$fd" || {
+            t_fail "$name" "connection $fd was not relayed"
+            return
+        }
+    done
+    t_ok "$name"
+}
+
+# check_closed NAME FD — one check: the proxy closed FD at once; FD is closed here too.
+check_closed() {
+    if closed_at_once "$2"; then
+        t_ok "$1"
+    else
+        t_fail "$1" "the connection stayed open"
+    fi
+    close_conn "$2"
 }
