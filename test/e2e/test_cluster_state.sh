@@ -67,19 +67,6 @@ unused_tls_cluster() { # unused_tls_cluster TRUST_FILE
         - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $ECHO}}}
 EOF
 }
-tcp_listener() { # tcp_listener NAME PORT CLUSTER
-    cat <<EOF
-  - name: $1
-    address: {socket_address: {address: 127.0.0.1, port_value: $2}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.tcp_proxy
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-          stat_prefix: $1
-          cluster: $3
-EOF
-}
 
 # rotate NAME ADMIN LOG TRUST — replaces the trust bundle and waits for the new snapshot.
 rotate() {
@@ -104,26 +91,9 @@ admin: {address: {socket_address: {address: 127.0.0.1, port_value: $ADMIN}}}
 static_resources:
   listeners:
 EOF
-    tcp_listener capped "$CAPPED" echo
+    yaml_tcp_proxy_listener capped "$CAPPED" echo
+    yaml_http_listener http "$HTTP" "/ hold 60s"
     cat <<EOF
-  - name: http
-    address: {socket_address: {address: 127.0.0.1, port_value: $HTTP}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: http
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {prefix: /}
-                route: {cluster: hold, timeout: 60s}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
   clusters:
   - name: echo
     connect_timeout: 2s
@@ -204,7 +174,7 @@ admin: {address: {socket_address: {address: 127.0.0.1, port_value: $R_ADMIN}}}
 static_resources:
   listeners:
 EOF
-    tcp_listener pair "$PAIR" pair
+    yaml_tcp_proxy_listener pair "$PAIR" pair
     cat <<EOF
   clusters:
   - name: pair

@@ -128,3 +128,54 @@ check_closed() {
     fi
     close_conn "$2"
 }
+
+# Config pieces (YAML), written to stdout.
+
+# yaml_tcp_proxy_listener NAME PORT CLUSTER — an item of static_resources.listeners: NAME on
+# 127.0.0.1:PORT, a tcp_proxy (stat prefix NAME) to CLUSTER.
+yaml_tcp_proxy_listener() {
+    cat <<EOF
+  - name: $1
+    address: {socket_address: {address: 127.0.0.1, port_value: $2}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: $1
+          cluster: $3
+EOF
+}
+
+# yaml_http_listener NAME PORT "PREFIX CLUSTER [TIMEOUT]"... — an item of
+# static_resources.listeners: NAME on 127.0.0.1:PORT, an HTTP connection manager (stat prefix
+# NAME) routing each path PREFIX to its CLUSTER (with the route TIMEOUT when given).
+yaml_http_listener() {
+    local name=$1 port=$2 route prefix cluster timeout
+    shift 2
+    cat <<EOF
+  - name: $name
+    address: {socket_address: {address: 127.0.0.1, port_value: $port}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: $name
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+EOF
+    for route in "$@"; do
+        read -r prefix cluster timeout <<<"$route"
+        printf '              - match: {prefix: %s}\n' "$prefix"
+        printf '                route: {cluster: %s%s}\n' "$cluster" "${timeout:+, timeout: $timeout}"
+    done
+    cat <<'EOF'
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+EOF
+}
