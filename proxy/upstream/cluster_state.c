@@ -20,15 +20,15 @@ struct cluster_states {
     cluster_state_t *states; /* newest first */
 };
 
-bool cluster_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+bool cluster_same_addr(const struct sockaddr *a, const struct sockaddr *b)
 {
-    if (a->ss_family != b->ss_family)
+    if (a->sa_family != b->sa_family)
         return false;
-    if (a->ss_family == AF_INET) {
+    if (a->sa_family == AF_INET) {
         const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
         return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
     }
-    if (a->ss_family == AF_INET6) {
+    if (a->sa_family == AF_INET6) {
         const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
         return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
                memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
@@ -179,7 +179,8 @@ int cluster_state_endpoint(cluster_state_t *s, const struct sockaddr_storage *ad
                            cluster_ep_state_t **out)
 {
     for (size_t i = 0; i < s->n_eps; i++) {
-        if (cluster_same_addr(&s->eps[i]->addr, addr)) {
+        if (cluster_same_addr((const struct sockaddr *)&s->eps[i]->addr,
+                              (const struct sockaddr *)addr)) {
             atomic_fetch_add_explicit(&s->eps[i]->refs, 1, memory_order_relaxed);
             *out = s->eps[i];
             return 0;

@@ -84,7 +84,7 @@ int cluster_state_endpoint(cluster_state_t *s, const struct sockaddr_storage *ad
 void cluster_ep_unref(cluster_ep_state_t *e);
 
 /* Whether a and b (borrowed) are the same IPv4 or IPv6 address and port. */
-bool cluster_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+bool cluster_same_addr(const struct sockaddr *a, const struct sockaddr *b);
 
 /* Worker `w`'s thread: makes room in its active[] for slots [0, n_slots). Returns 0 or
  * -ENOMEM (active[] is left as it was). */

@@ -33,7 +33,7 @@
 typedef struct saved_entry {
     tls_config_t *engine;            /* reference held; NULL: a free slot */
     const tls_context_config_t *ctx; /* the cluster's context: a key, never read */
-    struct sockaddr_storage addr;
+    upstream_addr_t addr;
     tls_saved_session_t *saved; /* owned */
     uint64_t used;              /* LRU clock */
 } saved_entry_t;
@@ -42,12 +42,11 @@ static _Thread_local saved_entry_t *sessions;
 static _Thread_local size_t n_sessions_cap;
 static _Thread_local uint64_t sessions_clock;
 
-static saved_entry_t *session_find(const tls_context_config_t *ctx,
-                                   const struct sockaddr_storage *addr)
+static saved_entry_t *session_find(const tls_context_config_t *ctx, const upstream_addr_t *addr)
 {
     for (size_t i = 0; i < n_sessions_cap; i++) {
         saved_entry_t *e = &sessions[i];
-        if (e->engine == ctx->engine && e->ctx == ctx && cluster_same_addr(&e->addr, addr))
+        if (e->engine == ctx->engine && e->ctx == ctx && cluster_same_addr(&e->addr.sa, &addr->sa))
             return e;
     }
     return NULL;
@@ -55,7 +54,7 @@ static saved_entry_t *session_find(const tls_context_config_t *ctx,
 
 /* The session to offer (borrowed until the next call here; tls_io_new copies it), or NULL. */
 static const tls_saved_session_t *session_lookup(const tls_context_config_t *ctx,
-                                                 const struct sockaddr_storage *addr)
+                                                 const upstream_addr_t *addr)
 {
     saved_entry_t *e = session_find(ctx, addr);
     if (e == NULL)
@@ -99,7 +98,7 @@ static saved_entry_t *session_slot(void)
 }
 
 /* Keeps saved (taken) as the session to resume with ctx at addr (both borrowed). */
-static void session_store(const tls_context_config_t *ctx, const struct sockaddr_storage *addr,
+static void session_store(const tls_context_config_t *ctx, const upstream_addr_t *addr,
                           tls_saved_session_t *saved)
 {
     saved_entry_t *e = session_find(ctx, addr);
@@ -149,7 +148,7 @@ static void upc_log(const upstream_connect_t *c, const char *what, const char *d
     if (log_current_level > LOG_DEBUG)
         return;
     char label[64];
-    snapshot_format_addr((const struct sockaddr *)&c->addr, label, sizeof(label));
+    snapshot_format_addr(&c->addr.sa, label, sizeof(label));
     log_debug("cluster '%s': %s %s: %s", c->cluster->name, what, label, detail);
 }
 

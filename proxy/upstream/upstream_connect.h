@@ -28,6 +28,14 @@ typedef struct upstream_connect_ops {
     uv_read_cb read;
 } upstream_connect_ops_t;
 
+/* An endpoint's address: IPv4 or IPv6, the families clusters hold (a sockaddr_storage would
+ * add a hundred bytes to every connection). */
+typedef union upstream_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+} upstream_addr_t;
+
 typedef enum {
     UPSTREAM_CONNECT_NONE,      /* not started, or refused by the circuit breaker */
     UPSTREAM_CONNECT_TCP,       /* TCP connect in flight */
@@ -44,7 +52,7 @@ typedef struct upstream_connect {
     tls_io_t *tls; /* with an UpstreamTlsContext: the session over tcp (owned) */
     worker_t *worker;
     const snap_cluster_t *cluster; /* borrowed: the owner holds its snapshot */
-    struct sockaddr_storage addr;
+    upstream_addr_t addr;
     void *owner;
     const upstream_connect_ops_t *ops;
     upstream_connect_state_t state;
