@@ -6,6 +6,10 @@
  * side becomes a shutdown(SHUT_WR) of the other (half-close); the relay closes when both
  * directions have ended. A reset or error on either side resets the other.
  *
+ * The upstream connection is made, timed, made TLS and counted by
+ * proxy/upstream/upstream_connect.c, as the HTTP pools' are; the relay reads and writes it once it
+ * is ready.
+ *
  * Either side may speak TLS (proxy/net/tls_io.h): the downstream when the listener terminated it
  * (DownstreamTlsContext), the upstream when the cluster has an UpstreamTlsContext. A TLS side
  * reads ciphertext into its session and is pumped for plaintext into slabs, which then travel
@@ -16,17 +20,17 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "proxy/upstream/lb.h"
 #include "proxy/core/log.h"
-#include "proxy/net/tls_io.h"
 #include "proxy/core/worker.h"
+#include "proxy/net/tls_io.h"
+#include "proxy/upstream/lb.h"
+#include "proxy/upstream/upstream_connect.h"
 
-/* CONNECTING: TCP connect in flight. HANDSHAKE: connected, the upstream TLS handshake runs (still
- * under the connect timeout; the downstream is not read yet). OPEN: relaying. CLOSING: handles
- * are closing; callbacks only unwind. */
-typedef enum { RELAY_CONNECTING, RELAY_HANDSHAKE, RELAY_OPEN, RELAY_CLOSING } relay_state_t;
+/* CONNECTING: the upstream connection is being made (TCP connect, then the TLS handshake if
+ * any; the downstream is not read yet). OPEN: relaying. CLOSING: handles are closing; callbacks
+ * only unwind. */
+typedef enum { RELAY_CONNECTING, RELAY_OPEN, RELAY_CLOSING } relay_state_t;
 
 typedef struct relay_side {
     uv_tcp_t *tcp;
@@ -51,21 +55,16 @@ typedef struct relay {
     const snap_cluster_t *cluster;
     const tcp_proxy_stat_ids_t *tst;
     relay_side_t down, up;
-    uv_tcp_t up_tcp;
-    uv_connect_t connect_req;
-    uv_timer_t timer;
-    uv_timer_t pump; /* with TLS: decrypts records already in a session after a resume */
+    upstream_connect_t upc; /* the upstream socket; its timer is the idle timeout once open */
+    uv_timer_t pump;        /* with TLS: decrypts records already in a session after a resume */
     uint64_t idle_ms;
     uint64_t last_activity;
     size_t high_water;
     int endpoint_index;
     int handles_open;
-    bool up_inited;
     bool pump_inited;
     char *initial; /* bytes read by protocol detection, sent upstream first (a pool slab) */
     size_t initial_len;
-    bool up_counted;                 /* upstream_cx_active was incremented */
-    struct sockaddr_storage up_addr; /* the endpoint picked, the TLS resumption key */
     struct relay *prev, *next;
 } relay_t;
 
@@ -83,132 +82,9 @@ typedef struct relay_write {
 static void relay_close(relay_t *r, bool reset, bool remote);
 static void side_pump(relay_side_t *side);
 
-/* ---- upstream TLS resumption ------------------------------------------------------------ */
-
-/* The relay has no pool to hang saved sessions on, so each worker keeps a small table of the
- * last session per (client config, endpoint address), replaced least recently used. The entry
- * holds a reference to the config: the pointer stays unique while the entry lives (a cluster
- * pointer could be reused by a later snapshot), and a new config (certificate rotation, changed
- * SAN matchers) misses, as Envoy's per-context session cache does. Worker thread only: the
- * table is thread-local because each worker is one thread; relay_abort_all frees it. */
-#define RESUME_SLOTS 64
-
-typedef struct resume_entry {
-    tls_config_t *engine; /* reference held; NULL: free slot */
-    struct sockaddr_storage addr;
-    tls_saved_session_t *saved; /* owned */
-    uint64_t used;              /* LRU clock */
-} resume_entry_t;
-
-static _Thread_local resume_entry_t *resume_table; /* RESUME_SLOTS entries, allocated on use */
-static _Thread_local uint64_t resume_clock;
-
-static bool same_endpoint(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    if (a->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-        return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
-               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-    }
-    return false;
-}
-
-static resume_entry_t *resume_find(const tls_config_t *engine, const struct sockaddr_storage *addr)
-{
-    if (resume_table == NULL)
-        return NULL;
-    for (size_t i = 0; i < RESUME_SLOTS; i++) {
-        resume_entry_t *e = &resume_table[i];
-        if (e->engine == engine && same_endpoint(&e->addr, addr))
-            return e;
-    }
-    return NULL;
-}
-
-/* The saved session to offer (borrowed until the next resume_* call; tls_io_new copies it),
- * or NULL. */
-static const tls_saved_session_t *resume_lookup(const tls_config_t *engine,
-                                                const struct sockaddr_storage *addr)
-{
-    resume_entry_t *e = resume_find(engine, addr);
-    if (e == NULL)
-        return NULL;
-    e->used = ++resume_clock;
-    return e->saved;
-}
-
-/* Keeps saved (taken) for engine (borrowed; a reference is added) and addr. */
-static void resume_store(tls_config_t *engine, const struct sockaddr_storage *addr,
-                         tls_saved_session_t *saved)
-{
-    if (resume_table == NULL) {
-        resume_table = calloc(RESUME_SLOTS, sizeof(*resume_table));
-        if (resume_table == NULL) {
-            tls_saved_session_free(saved);
-            return;
-        }
-    }
-    resume_entry_t *e = resume_find(engine, addr);
-    if (e == NULL) {
-        e = &resume_table[0];
-        for (size_t i = 0; i < RESUME_SLOTS && e->engine; i++)
-            if (resume_table[i].engine == NULL || resume_table[i].used < e->used)
-                e = &resume_table[i];
-        if (e->engine) {
-            tls_config_unref(e->engine);
-            tls_saved_session_free(e->saved);
-        }
-        e->engine = tls_config_ref(engine);
-        e->addr = *addr;
-        e->saved = NULL;
-    }
-    tls_saved_session_free(e->saved);
-    e->saved = saved;
-    e->used = ++resume_clock;
-}
-
-static void resume_table_free(void)
-{
-    if (resume_table == NULL)
-        return;
-    for (size_t i = 0; i < RESUME_SLOTS; i++) {
-        if (resume_table[i].engine) {
-            tls_config_unref(resume_table[i].engine);
-            tls_saved_session_free(resume_table[i].saved);
-        }
-    }
-    free(resume_table);
-    resume_table = NULL;
-}
-
-static bool snapshot_has_engine(const snapshot_t *snap, const tls_config_t *engine)
-{
-    for (size_t i = 0; i < snap->n_clusters; i++)
-        if (snap->clusters[i].tls && snap->clusters[i].tls->engine == engine)
-            return true;
-    return false;
-}
-
 void relay_snapshot_installed(worker_t *w)
 {
-    if (resume_table == NULL)
-        return;
-    /* Sessions of client configs the new snapshot no longer has (a rotated certificate, a
-     * removed cluster) can never be offered again: drop them and the configs they hold. */
-    for (size_t i = 0; i < RESUME_SLOTS; i++) {
-        resume_entry_t *e = &resume_table[i];
-        if (e->engine && !snapshot_has_engine(w->snap, e->engine)) {
-            tls_config_unref(e->engine);
-            tls_saved_session_free(e->saved);
-            memset(e, 0, sizeof(*e));
-        }
-    }
+    upstream_connect_snapshot_installed(w);
 }
 
 /* ---- lifetime --------------------------------------------------------------------------- */
@@ -237,16 +113,11 @@ static void relay_unlink(relay_t *r)
 static void relay_free(relay_t *r)
 {
     worker_t *w = r->worker;
-    stats_slots_t *s = w->stats;
     listener_conn_closed(w, r->listener, r->cx_open);
-    if (r->up_counted) {
-        stats_add(s, r->cluster->st.upstream_cx_active, -1);
-        atomic_fetch_sub_explicit(&r->cluster->shared->cx_active, 1, memory_order_relaxed);
-    }
     cluster_lb_release(r->cluster, w->index, r->endpoint_index);
     bufpool_put(&w->pool, r->initial);
     tls_io_free(r->down.tls);
-    tls_io_free(r->up.tls);
+    upstream_connect_free(&r->upc); /* r->up.tls */
     snapshot_unref(r->snap);
     free(r->down.tcp);
     free(r);
@@ -295,16 +166,17 @@ static void relay_close(relay_t *r, bool reset, bool remote)
         side_close_notify(&r->down);
         side_close_notify(&r->up);
     }
-    if (r->up_counted)
+    if (r->upc.counted)
         stats_inc(r->worker->stats, remote ? r->cluster->st.upstream_cx_destroy_remote
                                            : r->cluster->st.upstream_cx_destroy_local);
     /* handles_open is raised by close_handle; hold one extra so an inline close callback cannot
      * free the relay before every handle is closing. */
     r->handles_open++;
     close_handle(r, (uv_handle_t *)r->down.tcp, reset);
-    if (r->up_inited)
-        close_handle(r, (uv_handle_t *)&r->up_tcp, reset);
-    close_handle(r, (uv_handle_t *)&r->timer, false);
+    if (upstream_connect_started(&r->upc)) {
+        r->handles_open += 2;
+        upstream_connect_close(&r->upc, reset, r, on_handle_closed);
+    }
     if (r->pump_inited)
         close_handle(r, (uv_handle_t *)&r->pump, false);
     if (--r->handles_open == 0)
@@ -404,10 +276,9 @@ static void on_write(uv_write_t *req, int status)
         side_resume(from);
 }
 
-static void tls_handshake_failed(relay_t *r, int err);
-
 /* A write of ciphertext to the TLS side `owner` completed (the tls_io's write callback). The
- * downstream's may be the end of the listener's handshake, before the relay is open. */
+ * downstream's may be the end of the listener's handshake, before the relay is open; the
+ * upstream's are the relay's once its handshake is done. */
 static void on_tls_written(void *owner, int status)
 {
     relay_side_t *to = owner;
@@ -415,10 +286,6 @@ static void on_tls_written(void *owner, int status)
     if (r->state == RELAY_CLOSING)
         return;
     if (status < 0) {
-        if (to->is_upstream && r->state == RELAY_HANDSHAKE) {
-            tls_handshake_failed(r, status);
-            return;
-        }
         log_debug("relay: write to %s failed: %s", to->is_upstream ? "upstream" : "downstream",
                   uv_strerror(status));
         relay_close(r, true, to->is_upstream);
@@ -592,30 +459,19 @@ static void side_pump(relay_side_t *side)
     }
 }
 
-static void relay_open(relay_t *r);
-static void tls_handshake_done(relay_t *r);
-
-/* A read on a TLS side: ciphertext into the session, then the handshake (upstream, until it is
- * complete) or plaintext out of it. */
+/* A read on a TLS side: the upstream's handshake until it is complete, then ciphertext into the
+ * session and plaintext out of it. */
 static void on_read_tls(relay_side_t *side, ssize_t nread)
 {
     relay_t *r = side->relay;
     if (nread == 0)
         return;
-    if (nread > 0)
-        tls_io_received(side->tls, (size_t)nread);
-    if (r->state == RELAY_HANDSHAKE) {
-        int rc = nread < 0 ? (int)nread : tls_io_handshake(side->tls);
-        if (rc == TLS_ERR_WANT_READ)
-            return;
-        if (rc < 0) {
-            tls_handshake_failed(r, rc);
-            return;
-        }
-        tls_handshake_done(r);
-        side_pump(side); /* records that came with the server's last flight */
+    if (side->is_upstream && upstream_connect_handshaking(&r->upc)) {
+        upstream_connect_read(&r->upc, nread);
         return;
     }
+    if (nread > 0)
+        tls_io_received(side->tls, (size_t)nread);
     if (nread == UV_EOF) {
         side->tcp_eof = true;
         uv_read_stop((uv_stream_t *)side->tcp);
@@ -664,28 +520,19 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- connecting ------------------------------------------------------------------------- */
 
-static void on_timer(uv_timer_t *t)
+/* The idle timeout, on the upstream connection's timer once the relay is open. */
+static void on_idle_timer(uv_timer_t *t)
 {
     relay_t *r = t->data;
-    stats_slots_t *s = r->worker->stats;
-    if (r->state == RELAY_CONNECTING || r->state == RELAY_HANDSHAKE) {
-        stats_inc(s, r->cluster->st.upstream_cx_connect_timeout);
-        stats_inc(s, r->cluster->st.upstream_cx_connect_fail);
-        log_debug("relay: %s cluster '%s' timed out",
-                  r->state == RELAY_HANDSHAKE ? "TLS handshake with" : "connect to",
-                  r->cluster->name);
-        relay_close(r, true, true);
-        return;
-    }
-    if (r->state != RELAY_OPEN || r->idle_ms == 0)
+    if (r->state != RELAY_OPEN)
         return;
     uint64_t idle_for = uv_now(&r->worker->loop) - r->last_activity;
     if (idle_for >= r->idle_ms) {
-        stats_inc(s, r->tst->idle_timeout);
+        stats_inc(r->worker->stats, r->tst->idle_timeout);
         relay_close(r, false, false);
         return;
     }
-    uv_timer_start(&r->timer, on_timer, r->idle_ms - idle_for, 0);
+    uv_timer_start(t, on_idle_timer, r->idle_ms - idle_for, 0);
 }
 
 /* The upstream is ready (connected, and its TLS handshake done if any): relay both ways. */
@@ -693,9 +540,10 @@ static void relay_open(relay_t *r)
 {
     r->state = RELAY_OPEN;
     r->last_activity = uv_now(&r->worker->loop);
-    uv_timer_stop(&r->timer);
-    if (r->idle_ms)
-        uv_timer_start(&r->timer, on_timer, r->idle_ms, 0);
+    if (r->idle_ms) {
+        r->upc.timer.data = r;
+        uv_timer_start(&r->upc.timer, on_idle_timer, r->idle_ms, 0);
+    }
     if (r->initial) {
         char *slab = r->initial;
         r->initial = NULL;
@@ -707,106 +555,30 @@ static void relay_open(relay_t *r)
     }
     side_read_start(&r->down);
     if (r->up.tls == NULL) /* a TLS upstream has been read since the handshake began */
-        uv_read_start((uv_stream_t *)&r->up_tcp, on_alloc, on_read);
+        uv_read_start((uv_stream_t *)&r->upc.tcp, on_alloc, on_read);
 }
 
-/* The upstream TLS handshake failed (err: the engine's or libuv's code, for the log): counted as
- * the cluster's ssl.<reason> and a connect failure, and the downstream is reset as after a
- * failed connect. */
-static void tls_handshake_failed(relay_t *r, int err)
+/* The upstream connection is ready (connected, and its TLS handshake done if any), or failed
+ * (counted and logged already): then the downstream is reset. */
+static void on_upstream_connected(void *owner, int status)
 {
-    tls_fail_reason_t why = TLS_FAIL_CONNECTION_ERROR;
-    const char *detail = uv_strerror(tls_io_uv_error(err));
-    char msg[256];
-    if (r->up.tls) {
-        tls_session_t *ts = tls_io_session(r->up.tls);
-        if (tls_session_fail_reason(ts) != TLS_FAIL_NONE)
-            why = tls_session_fail_reason(ts);
-        if (err == TLS_ERR_FAILED && log_current_level <= LOG_DEBUG)
-            detail = tls_session_error(ts, msg, sizeof(msg));
-    }
-    count_tls_fail(&r->up, why);
-    stats_inc(r->worker->stats, r->cluster->st.upstream_cx_connect_fail);
-    log_debug("relay: TLS handshake with cluster '%s' failed: %s", r->cluster->name, detail);
-    relay_close(r, true, true);
-}
-
-static void tls_handshake_done(relay_t *r)
-{
-    stats_slots_t *s = r->worker->stats;
-    tls_session_t *ts = tls_io_session(r->up.tls);
-    stats_inc(s, r->cluster->st.ssl.handshake);
-    if (tls_session_resumed(ts)) {
-        stats_inc(s, r->cluster->st.ssl.session_reused);
-    } else {
-        /* A resumed handshake brings no new ticket: only a full one is worth saving. */
-        tls_saved_session_t *ss = tls_session_save(ts);
-        if (ss)
-            resume_store(r->cluster->tls->engine, &r->up_addr, ss);
-    }
-    relay_open(r);
-}
-
-/* Connected to a cluster with an UpstreamTlsContext: sends the ClientHello (offering the last
- * session with this endpoint) and reads the answer; the connect timeout keeps running. */
-static void tls_start(relay_t *r)
-{
-    r->state = RELAY_HANDSHAKE;
-    const tls_context_config_t *ctx = r->cluster->tls;
-    tls_config_t *engine = ctx->engine;
-    int rc = engine ? 0 : UV_EINVAL;
-    if (rc == 0)
-        rc = tls_io_new(engine, resume_lookup(engine, &r->up_addr), ctx->sni, ctx->peer_ids,
-                        ctx->n_peer_ids, (uv_stream_t *)&r->up_tcp, &r->worker->pool, &r->up.tls);
-    if (rc == 0) {
-        tls_io_attach(r->up.tls, &r->up, on_tls_written);
-        rc = uv_read_start((uv_stream_t *)&r->up_tcp, on_alloc, on_read);
-    }
-    if (rc == 0)
-        rc = tls_io_handshake(r->up.tls);
-    if (rc == TLS_ERR_WANT_READ)
-        return;
-    if (rc == 0)
-        tls_handshake_done(r);
-    else
-        tls_handshake_failed(r, rc);
-}
-
-static void on_connect(uv_connect_t *req, int status)
-{
-    relay_t *r = req->data;
-    if (r->state == RELAY_CLOSING)
-        return;
+    relay_t *r = owner;
     if (status < 0) {
-        stats_inc(r->worker->stats, r->cluster->st.upstream_cx_connect_fail);
-        log_debug("relay: connect to cluster '%s' failed: %s", r->cluster->name,
-                  uv_strerror(status));
         relay_close(r, true, true);
         return;
     }
-    uv_tcp_nodelay(&r->up_tcp, 1);
-    if (r->cluster->tls)
-        tls_start(r);
-    else
-        relay_open(r);
+    if (r->up.tls)
+        tls_io_attach(r->up.tls, &r->up, on_tls_written);
+    relay_open(r);
+    if (r->up.tls)
+        side_pump(&r->up); /* records that came with the server's last flight */
 }
 
-/* Binds the upstream socket to the cluster's source address. IP_BIND_ADDRESS_NO_PORT defers the
- * port choice to connect(), so many connections from one source IP do not exhaust ports. */
-int bind_source(uv_tcp_t *tcp, const snap_cluster_t *c)
-{
-    int fd = socket(c->bind_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return uv_translate_sys_error(errno);
-    int one = 1;
-    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-    int rc = uv_tcp_open(tcp, fd);
-    if (rc < 0) {
-        close(fd);
-        return rc;
-    }
-    return uv_tcp_bind(tcp, (const struct sockaddr *)&c->bind_addr, 0);
-}
+static const upstream_connect_ops_t relay_upstream_ops = {
+    .connected = on_upstream_connected,
+    .alloc = on_alloc,
+    .read = on_read,
+};
 
 int relay_start(accepted_conn_t *conn, const snap_cluster_t *cluster,
                 const tcp_proxy_stat_ids_t *tst, uint64_t idle_timeout_ms)
@@ -827,14 +599,12 @@ int relay_start(accepted_conn_t *conn, const snap_cluster_t *cluster,
     if (conn->listener->buffer_limit && conn->listener->buffer_limit < r->high_water)
         r->high_water = conn->listener->buffer_limit;
     r->down = (relay_side_t){.tcp = conn->tcp, .relay = r, .peer = &r->up, .tls = conn->tls};
-    r->up = (relay_side_t){.tcp = &r->up_tcp, .relay = r, .peer = &r->down, .is_upstream = true};
+    r->up = (relay_side_t){.tcp = &r->upc.tcp, .relay = r, .peer = &r->down, .is_upstream = true};
     conn->tcp->data = &r->down;
     conn->tls = NULL;
     r->initial = conn->initial;
     r->initial_len = conn->initial_len;
     conn->initial = NULL;
-    uv_timer_init(&w->loop, &r->timer);
-    r->timer.data = r;
     if (r->down.tls || cluster->tls) {
         if (r->down.tls)
             tls_io_attach(r->down.tls, &r->down, on_tls_written);
@@ -848,41 +618,21 @@ int relay_start(accepted_conn_t *conn, const snap_cluster_t *cluster,
     stats_inc(w->stats, tst->downstream_cx_total);
     uv_tcp_nodelay(conn->tcp, 1);
 
-    if (cluster_pick(cluster, w->index, (const struct sockaddr *)&conn->orig_dst, &r->up_addr,
+    struct sockaddr_storage addr;
+    if (cluster_pick(cluster, w->index, (const struct sockaddr *)&conn->orig_dst, &addr,
                      &r->endpoint_index) < 0) {
         stats_inc(w->stats, cluster->st.upstream_cx_none_healthy);
         log_debug("relay: cluster '%s' has no endpoint", cluster->name);
         relay_close(r, true, false);
         return 0;
     }
-    /* Circuit breaking: Envoy's tcp_proxy closes the connection once the cluster's
-     * max_connections are open. */
-    if (atomic_fetch_add_explicit(&cluster->shared->cx_active, 1, memory_order_relaxed) >=
-        cluster->max_connections) {
-        atomic_fetch_sub_explicit(&cluster->shared->cx_active, 1, memory_order_relaxed);
-        stats_inc(w->stats, cluster->st.upstream_cx_overflow);
-        relay_close(r, true, false);
-        return 0;
-    }
-    uv_tcp_init(&w->loop, &r->up_tcp);
-    r->up_tcp.data = &r->up;
-    r->up_inited = true;
-    r->up_counted = true;
-    stats_inc(w->stats, cluster->st.upstream_cx_total);
-    stats_inc(w->stats, cluster->st.upstream_cx_active);
-    r->connect_req.data = r;
-    int rc = cluster->has_bind ? bind_source(&r->up_tcp, cluster) : 0;
-    if (rc == 0)
-        rc = uv_tcp_connect(&r->connect_req, &r->up_tcp, (const struct sockaddr *)&r->up_addr,
-                            on_connect);
-    if (rc < 0) {
-        stats_inc(w->stats, cluster->st.upstream_cx_connect_fail);
-        log_debug("relay: connect to cluster '%s': %s", cluster->name, uv_strerror(rc));
-        relay_close(r, true, true);
-        return 0;
-    }
-    uint64_t ct = cluster->connect_timeout_ms ? cluster->connect_timeout_ms : 5000;
-    uv_timer_start(&r->timer, on_timer, ct, 0);
+    /* Over the cluster's max_connections Envoy's tcp_proxy closes the connection. */
+    int rc = upstream_connect_start(&r->upc, w, cluster, (const struct sockaddr *)&addr, r,
+                                    &relay_upstream_ops);
+    r->upc.tcp.data = &r->up;
+    r->up.tls = r->upc.tls;
+    if (rc < 0)
+        relay_close(r, true, rc != UV_EBUSY);
     return 0;
 }
 
@@ -890,6 +640,4 @@ void relay_abort_all(worker_t *w)
 {
     while (w->relays)
         relay_close(w->relays, true, false);
-    /* Nothing saves a session any more: the worker is stopping. */
-    resume_table_free();
 }

@@ -1,6 +1,7 @@
-/* Upstream HTTP/1.1 connection pools, one set per worker: connect with the cluster's timeout,
- * reuse idle keep-alive connections, drop idle ones the server closed or that sat too long, and
- * retire the pools of a snapshot the worker swapped out (certificate rotation, new config). */
+/* Upstream HTTP/1.1 connection pools, one set per worker: reuse idle keep-alive connections,
+ * make new ones (proxy/upstream/upstream_connect.c connects, times out, makes TLS and counts
+ * them), drop idle ones the server closed or that sat too long, and retire the pools of a
+ * snapshot the worker swapped out (certificate rotation, new config). */
 #include "proxy/upstream/h1_pool.h"
 
 #include <errno.h>
@@ -8,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/upstream/lb.h"
 #include "proxy/core/log.h"
 #include "proxy/net/stream_write.h"
 #include "proxy/net/tls_io.h"
@@ -29,7 +29,6 @@ typedef struct pool {
     /* Out of every lookup list, with no idle connection: freed when n_conns falls to 0. Its
      * busy connections' owners hold the snapshot that keeps `cluster` valid until then. */
     bool retired;
-    tls_saved_session_t *resume; /* the last TLS session with this endpoint, to resume */
     struct pool *next;
 } pool_t;
 
@@ -98,17 +97,11 @@ static pool_gen_t *gen_find(pool_set_t *ps, worker_t *w, const snap_cluster_t *c
     return snap_has_cluster(w->snap, c) ? gen_new(ps, w->snap) : NULL;
 }
 
-static void pool_free(pool_t *p)
-{
-    tls_saved_session_free(p->resume);
-    free(p);
-}
-
 /* A retired pool goes with its last connection. */
 static void pool_free_if_unused(pool_t *p)
 {
     if (p->retired && p->n_conns == 0)
-        pool_free(p);
+        free(p);
 }
 
 /* uc no longer counts for its pool (it is closing); nothing reads uc->pool after this. */
@@ -163,8 +156,8 @@ static void on_uc_closed(uv_handle_t *h)
     upstream_conn_t *uc = h->data;
     if (--uc->handles > 0)
         return;
-    conn_buf_drop(&uc->worker->pool, &uc->in);
-    tls_io_free(uc->tls);
+    conn_buf_drop(&uc->upc.worker->pool, &uc->in);
+    upstream_connect_free(&uc->upc);
     free(uc);
 }
 
@@ -174,23 +167,20 @@ static void uc_close(upstream_conn_t *uc)
         return;
     if (uc->state == UC_IDLE)
         idle_unlink(uc);
-    stats_add(uc->worker->stats, uc->cluster->st.upstream_cx_active, -1);
-    atomic_fetch_sub_explicit(&uc->cluster->shared->cx_active, 1, memory_order_relaxed);
     uc->state = UC_CLOSING;
     pool_conn_gone(uc);
-    uv_close((uv_handle_t *)&uc->tcp, on_uc_closed);
-    uv_close((uv_handle_t *)&uc->timer, on_uc_closed);
+    upstream_connect_close(&uc->upc, false, uc, on_uc_closed);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     upstream_conn_t *uc = h->data;
-    if (uc->tls) {
-        tls_io_alloc(uc->tls, buf);
+    if (uc->upc.tls) {
+        tls_io_alloc(uc->upc.tls, buf);
         return;
     }
-    size_t room = conn_buf_reserve(&uc->worker->pool, &uc->in, UC_BUF_MAX);
+    size_t room = conn_buf_reserve(&uc->upc.worker->pool, &uc->in, UC_BUF_MAX);
     *buf = uv_buf_init(uc->in.data ? uc->in.data + uc->in.len : NULL, (unsigned)room);
 }
 
@@ -200,16 +190,16 @@ static void deliver(upstream_conn_t *uc, ssize_t nread)
     if (uc->state == UC_IDLE) {
         /* An idle keep-alive connection the server closed (or talks on unasked): drop it
          * now rather than hand it to the next request. */
-        stats_inc(uc->worker->stats, uc->cluster->st.upstream_cx_destroy_remote);
+        stats_inc(uc->upc.worker->stats, uc->upc.cluster->st.upstream_cx_destroy_remote);
         uc_close(uc);
         return;
     }
     if (nread > 0) {
         uc->in.len += (size_t)nread;
-        stats_add(uc->worker->stats, uc->cluster->st.upstream_cx_rx_bytes_total, nread);
+        stats_add(uc->upc.worker->stats, uc->upc.cluster->st.upstream_cx_rx_bytes_total, nread);
     } else {
-        stats_inc(uc->worker->stats, uc->cluster->st.upstream_cx_destroy_remote);
-        uv_read_stop((uv_stream_t *)&uc->tcp);
+        stats_inc(uc->upc.worker->stats, uc->upc.cluster->st.upstream_cx_destroy_remote);
+        uv_read_stop((uv_stream_t *)&uc->upc.tcp);
     }
     void *owner = uc->owner;
     const upstream_conn_cbs_t *cbs = uc->cbs;
@@ -220,32 +210,28 @@ static void deliver(upstream_conn_t *uc, ssize_t nread)
     if (owner)
         cbs->on_read(owner, uc, nread);
     if (uc->state != UC_CLOSING)
-        conn_buf_trim(&uc->worker->pool, &uc->in); /* idle connections hold no buffer */
+        conn_buf_trim(&uc->upc.worker->pool, &uc->in); /* idle connections hold no buffer */
 }
-
-static void tls_handshake_done(upstream_conn_t *uc);
-static void tls_handshake_failed(upstream_conn_t *uc);
 
 /* Decrypts what the session holds into uc->in and delivers it, as long as the owner reads. */
 static void tls_pump(upstream_conn_t *uc)
 {
     while (uc->state == UC_BUSY || uc->state == UC_IDLE) {
-        if (uc->state == UC_BUSY && !uv_is_active((uv_handle_t *)&uc->tcp))
+        if (uc->state == UC_BUSY && !uv_is_active((uv_handle_t *)&uc->upc.tcp))
             return; /* paused by the owner; pool_read_start pumps again */
-        size_t room = conn_buf_reserve(&uc->worker->pool, &uc->in, UC_BUF_MAX);
+        size_t room = conn_buf_reserve(&uc->upc.worker->pool, &uc->in, UC_BUF_MAX);
         if (room == 0)
             return;
-        ssize_t n = tls_io_decrypt(uc->tls, uc->in.data + uc->in.len, room);
+        ssize_t n = tls_io_decrypt(uc->upc.tls, uc->in.data + uc->in.len, room);
         if (n == 0) {
-            conn_buf_trim(&uc->worker->pool, &uc->in);
+            conn_buf_trim(&uc->upc.worker->pool, &uc->in);
             return;
         }
         if (n < 0 && n != UV_EOF) {
-            tls_session_t *ts = tls_io_session(uc->tls);
-            stats_inc(
-                uc->worker->stats,
-                uc->cluster->st.ssl.fail[tls_session_fail_reason(ts) ? tls_session_fail_reason(ts)
-                                                                     : TLS_FAIL_CONNECTION_ERROR]);
+            tls_fail_reason_t why = tls_session_fail_reason(tls_io_session(uc->upc.tls));
+            if (why == TLS_FAIL_NONE)
+                why = TLS_FAIL_CONNECTION_ERROR;
+            stats_inc(uc->upc.worker->stats, uc->upc.cluster->st.ssl.fail[why]);
             n = UV_EPROTO;
         }
         deliver(uc, n);
@@ -258,143 +244,63 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     upstream_conn_t *uc = stream->data;
     if (nread == 0)
         return;
-    if (uc->tls == NULL) {
+    if (uc->upc.tls == NULL) {
         deliver(uc, nread);
         return;
     }
-    if (nread < 0) {
-        if (uc->state == UC_CONNECTING)
-            tls_handshake_failed(uc);
-        else
-            deliver(uc, nread);
+    if (upstream_connect_handshaking(&uc->upc)) {
+        upstream_connect_read(&uc->upc, nread); /* on_upstream_connected follows its end */
         return;
     }
-    tls_io_received(uc->tls, (size_t)nread);
-    if (uc->state == UC_CONNECTING) {
-        int rc = tls_io_handshake(uc->tls);
-        if (rc == TLS_ERR_WANT_READ)
-            return;
-        if (rc < 0) {
-            tls_handshake_failed(uc);
-            return;
-        }
-        tls_handshake_done(uc);
+    if (nread < 0) {
+        deliver(uc, nread);
+        return;
     }
+    tls_io_received(uc->upc.tls, (size_t)nread);
     tls_pump(uc);
 }
-
-static void on_connect_timeout(uv_timer_t *t)
-{
-    upstream_conn_t *uc = t->data;
-    stats_slots_t *s = uc->worker->stats;
-    stats_inc(s, uc->cluster->st.upstream_cx_connect_timeout);
-    stats_inc(s, uc->cluster->st.upstream_cx_connect_fail);
-    void *owner = uc->owner;
-    uc->owner = NULL;
-    uc_close(uc);
-    if (owner)
-        uc->cbs->on_connected(owner, uc, UV_ETIMEDOUT);
-}
-
-/* ---- TLS origination (UpstreamTlsContext) ------------------------------------------------ */
 
 static void on_tls_written(void *owner, int status)
 {
     upstream_conn_t *uc = owner;
     if (status < 0 || uc->state == UC_CLOSING)
         return; /* the read side reports the failure */
-    if (uc->over_hwm && tls_io_queue_size(uc->tls) == 0) {
+    if (uc->over_hwm && tls_io_queue_size(uc->upc.tls) == 0) {
         uc->over_hwm = false;
         if (uc->owner)
             uc->cbs->on_drained(uc->owner, uc);
     }
 }
 
-/* Connected: the handshake runs under the same connect timeout. */
-static void tls_start(upstream_conn_t *uc)
+/* The connection is ready (connected, and its TLS handshake done if any), or failed (counted
+ * already): the owner hears either way. */
+static void on_upstream_connected(void *owner_uc, int status)
 {
-    const tls_context_config_t *ctx = uc->cluster->tls;
-    int rc = tls_io_new(ctx->engine, uc->pool->resume, ctx->sni, ctx->peer_ids, ctx->n_peer_ids,
-                        (uv_stream_t *)&uc->tcp, &uc->worker->pool, &uc->tls);
-    if (rc == 0) {
-        tls_io_attach(uc->tls, uc, on_tls_written);
-        rc = uv_read_start((uv_stream_t *)&uc->tcp, on_alloc, on_read);
-    }
-    if (rc == 0) {
-        rc = tls_io_handshake(uc->tls); /* the ClientHello */
-        if (rc == TLS_ERR_WANT_READ)
-            return;
-    }
-    tls_handshake_failed(uc);
-}
-
-static void tls_handshake_failed(upstream_conn_t *uc)
-{
-    stats_slots_t *s = uc->worker->stats;
-    tls_fail_reason_t why = TLS_FAIL_CONNECTION_ERROR;
-    if (uc->tls) {
-        tls_session_t *ts = tls_io_session(uc->tls);
-        if (tls_session_fail_reason(ts) != TLS_FAIL_NONE)
-            why = tls_session_fail_reason(ts);
-        if (log_current_level <= LOG_DEBUG) {
-            char msg[256];
-            log_debug("cluster '%s': TLS handshake with %s failed: %s", uc->cluster->name,
-                      uc->label, tls_session_error(ts, msg, sizeof(msg)));
-        }
-    }
-    stats_inc(s, uc->cluster->st.ssl.fail[why]);
-    stats_inc(s, uc->cluster->st.upstream_cx_connect_fail);
-    uv_timer_stop(&uc->timer);
-    void *owner = uc->owner;
-    uc->owner = NULL;
-    uc_close(uc);
-    if (owner)
-        uc->cbs->on_connected(owner, uc, UV_EPROTO);
-}
-
-static void tls_handshake_done(upstream_conn_t *uc)
-{
-    stats_slots_t *s = uc->worker->stats;
-    tls_session_t *ts = tls_io_session(uc->tls);
-    stats_inc(s, uc->cluster->st.ssl.handshake);
-    if (tls_session_resumed(ts)) {
-        stats_inc(s, uc->cluster->st.ssl.session_reused);
-    } else {
-        tls_saved_session_t *ss = tls_session_save(ts);
-        if (ss) {
-            tls_saved_session_free(uc->pool->resume);
-            uc->pool->resume = ss;
-        }
-    }
-    uv_timer_stop(&uc->timer);
-    uc->state = UC_BUSY;
-    if (uc->owner)
-        uc->cbs->on_connected(uc->owner, uc, 0);
-}
-
-static void on_connect(uv_connect_t *req, int status)
-{
-    upstream_conn_t *uc = req->data;
-    if (uc->state == UC_CLOSING)
-        return;
-    uv_timer_stop(&uc->timer);
+    upstream_conn_t *uc = owner_uc;
     void *owner = uc->owner;
     if (status < 0) {
-        stats_inc(uc->worker->stats, uc->cluster->st.upstream_cx_connect_fail);
         uc->owner = NULL;
         uc_close(uc);
-    } else if (uc->cluster->tls) {
-        uv_tcp_nodelay(&uc->tcp, 1);
-        tls_start(uc);
-        return; /* on_connected follows the handshake */
-    } else {
-        uc->state = UC_BUSY;
-        uv_tcp_nodelay(&uc->tcp, 1);
-        uv_read_start((uv_stream_t *)&uc->tcp, on_alloc, on_read);
+        if (owner)
+            uc->cbs->on_connected(owner, uc, status);
+        return;
     }
+    uc->state = UC_BUSY;
+    if (uc->upc.tls) /* read since the handshake began */
+        tls_io_attach(uc->upc.tls, uc, on_tls_written);
+    else
+        uv_read_start((uv_stream_t *)&uc->upc.tcp, on_alloc, on_read);
     if (owner)
-        uc->cbs->on_connected(owner, uc, status);
+        uc->cbs->on_connected(owner, uc, 0);
+    if (uc->upc.tls)
+        tls_pump(uc); /* records that came with the server's last flight */
 }
+
+static const upstream_connect_ops_t pool_connect_ops = {
+    .connected = on_upstream_connected,
+    .alloc = on_alloc,
+    .read = on_read,
+};
 
 int pool_acquire(worker_t *w, const snap_cluster_t *c, int ep, const struct sockaddr *addr,
                  void *owner, const upstream_conn_cbs_t *cbs, upstream_conn_t **out, bool *ready)
@@ -413,47 +319,31 @@ int pool_acquire(worker_t *w, const snap_cluster_t *c, int ep, const struct sock
         *ready = true;
         return 0;
     }
-    /* Circuit breaking: connections to the cluster, across all workers. */
-    if (atomic_fetch_add_explicit(&c->shared->cx_active, 1, memory_order_relaxed) >=
-        c->max_connections) {
-        atomic_fetch_sub_explicit(&c->shared->cx_active, 1, memory_order_relaxed);
-        stats_inc(w->stats, c->st.upstream_cx_overflow);
-        pool_free_if_unused(p);
-        return UV_EBUSY;
-    }
     upstream_conn_t *uc = calloc(1, sizeof(*uc));
     if (uc == NULL) {
-        atomic_fetch_sub_explicit(&c->shared->cx_active, 1, memory_order_relaxed);
         pool_free_if_unused(p);
         return UV_ENOMEM;
     }
+    int rc = upstream_connect_start(&uc->upc, w, c, addr, uc, &pool_connect_ops);
+    if (rc == UV_EBUSY) { /* max_connections */
+        free(uc);
+        pool_free_if_unused(p);
+        return rc;
+    }
     uc->pool = p;
     p->n_conns++;
-    uc->worker = w;
-    uc->cluster = c;
     uc->endpoint = ep;
     uc->owner = owner;
     uc->cbs = cbs;
     uc->state = UC_CONNECTING;
-    memcpy(&uc->addr, addr, addr_len(addr));
     snapshot_format_addr(addr, uc->label, sizeof(uc->label));
-    uv_tcp_init(&w->loop, &uc->tcp);
-    uv_timer_init(&w->loop, &uc->timer);
-    uc->tcp.data = uc->timer.data = uc->connect_req.data = uc;
+    uc->upc.tcp.data = uc->upc.timer.data = uc;
     uc->handles = 2;
-    stats_inc(w->stats, c->st.upstream_cx_total);
-    stats_inc(w->stats, c->st.upstream_cx_active);
-    int rc = c->has_bind ? bind_source(&uc->tcp, c) : 0;
-    if (rc == 0)
-        rc = uv_tcp_connect(&uc->connect_req, &uc->tcp, addr, on_connect);
     if (rc < 0) {
-        stats_inc(w->stats, c->st.upstream_cx_connect_fail);
         uc->owner = NULL;
         uc_close(uc);
         return rc;
     }
-    uv_timer_start(&uc->timer, on_connect_timeout,
-                   c->connect_timeout_ms ? c->connect_timeout_ms : 5000, 0);
     *out = uc;
     *ready = false;
     return 0;
@@ -462,7 +352,7 @@ int pool_acquire(worker_t *w, const snap_cluster_t *c, int ep, const struct sock
 static void close_idle(worker_t *w, pool_t *p)
 {
     while (p->idle) {
-        stats_inc(w->stats, p->idle->cluster->st.upstream_cx_destroy_local);
+        stats_inc(w->stats, p->idle->upc.cluster->st.upstream_cx_destroy_local);
         uc_close(p->idle);
     }
 }
@@ -524,8 +414,8 @@ static void on_sweep(uv_timer_t *t)
             for (; uc; uc = next) {
                 next = uc->idle_next;
                 if (now - uc->idle_since >= POOL_IDLE_TIMEOUT_MS) {
-                    stats_inc(w->stats, uc->cluster->st.upstream_cx_idle_timeout);
-                    stats_inc(w->stats, uc->cluster->st.upstream_cx_destroy_local);
+                    stats_inc(w->stats, uc->upc.cluster->st.upstream_cx_idle_timeout);
+                    stats_inc(w->stats, uc->upc.cluster->st.upstream_cx_destroy_local);
                     uc_close(uc);
                 } else {
                     left++;
@@ -547,14 +437,14 @@ void pool_release(upstream_conn_t *uc, bool reusable)
         return;
     pool_t *p = uc->pool;
     if (!reusable || p->retired || uc->state != UC_BUSY || uc->in.len != 0 ||
-        p->n_idle >= POOL_MAX_IDLE || uc->tcp.write_queue_size != 0 ||
-        (uc->tls && tls_io_queue_size(uc->tls) != 0)) {
-        stats_inc(uc->worker->stats, uc->cluster->st.upstream_cx_destroy_local);
+        p->n_idle >= POOL_MAX_IDLE || uc->upc.tcp.write_queue_size != 0 ||
+        (uc->upc.tls && tls_io_queue_size(uc->upc.tls) != 0)) {
+        stats_inc(uc->upc.worker->stats, uc->upc.cluster->st.upstream_cx_destroy_local);
         uc_close(uc);
         return;
     }
     uc->state = UC_IDLE;
-    uc->idle_since = uv_now(&uc->worker->loop);
+    uc->idle_since = uv_now(&uc->upc.worker->loop);
     uc->idle_next = p->idle;
     uc->idle_prev = NULL;
     if (p->idle)
@@ -562,8 +452,8 @@ void pool_release(upstream_conn_t *uc, bool reusable)
     p->idle = uc;
     p->n_idle++;
     /* Keep reading while idle: a close from the server is seen before the next request. */
-    uv_read_start((uv_stream_t *)&uc->tcp, on_alloc, on_read);
-    sweep_start(uc->worker->pools);
+    uv_read_start((uv_stream_t *)&uc->upc.tcp, on_alloc, on_read);
+    sweep_start(uc->upc.worker->pools);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -573,7 +463,7 @@ static void on_write(uv_write_t *req, int status)
     free(wr);
     if (status < 0 || uc->state == UC_CLOSING)
         return; /* the read side reports the failure */
-    if (uc->over_hwm && uc->tcp.write_queue_size == 0) {
+    if (uc->over_hwm && uc->upc.tcp.write_queue_size == 0) {
         uc->over_hwm = false;
         if (uc->owner)
             uc->cbs->on_drained(uc->owner, uc);
@@ -585,15 +475,16 @@ int pool_write(upstream_conn_t *uc, const uv_buf_t *bufs, unsigned n)
     size_t total = 0;
     for (unsigned i = 0; i < n; i++)
         total += bufs[i].len;
-    stats_add(uc->worker->stats, uc->cluster->st.upstream_cx_tx_bytes_total, (int64_t)total);
-    if (uc->tls) {
-        int rc = tls_io_write(uc->tls, bufs, n);
-        if (rc == 0 && tls_io_queue_size(uc->tls) > UC_HIGH_WATER)
+    stats_add(uc->upc.worker->stats, uc->upc.cluster->st.upstream_cx_tx_bytes_total,
+              (int64_t)total);
+    if (uc->upc.tls) {
+        int rc = tls_io_write(uc->upc.tls, bufs, n);
+        if (rc == 0 && tls_io_queue_size(uc->upc.tls) > UC_HIGH_WATER)
             uc->over_hwm = true;
         return rc;
     }
-    int rc = stream_write_copy((uv_stream_t *)&uc->tcp, bufs, n, uc, on_write);
-    if (rc == 0 && uc->tcp.write_queue_size > UC_HIGH_WATER)
+    int rc = stream_write_copy((uv_stream_t *)&uc->upc.tcp, bufs, n, uc, on_write);
+    if (rc == 0 && uc->upc.tcp.write_queue_size > UC_HIGH_WATER)
         uc->over_hwm = true;
     return rc;
 }
@@ -601,7 +492,7 @@ int pool_write(upstream_conn_t *uc, const uv_buf_t *bufs, unsigned n)
 void pool_read_stop(upstream_conn_t *uc)
 {
     if (uc->state == UC_BUSY)
-        uv_read_stop((uv_stream_t *)&uc->tcp);
+        uv_read_stop((uv_stream_t *)&uc->upc.tcp);
 }
 
 static void on_tls_pump(uv_timer_t *t)
@@ -613,9 +504,9 @@ void pool_read_start(upstream_conn_t *uc)
 {
     if (uc->state != UC_BUSY)
         return;
-    uv_read_start((uv_stream_t *)&uc->tcp, on_alloc, on_read);
-    if (uc->tls) /* records already read wait in the session */
-        uv_timer_start(&uc->timer, on_tls_pump, 0, 0);
+    uv_read_start((uv_stream_t *)&uc->upc.tcp, on_alloc, on_read);
+    if (uc->upc.tls) /* records already read wait in the session */
+        uv_timer_start(&uc->upc.timer, on_tls_pump, 0, 0);
 }
 
 void pool_consume(upstream_conn_t *uc, size_t n)
@@ -651,6 +542,7 @@ void pool_retire_snapshot(worker_t *w, snapshot_t *old)
 
 void pool_close_all(worker_t *w)
 {
+    upstream_connect_forget_sessions(); /* nothing saves one any more: the worker is stopping */
     pool_set_t *ps = w->pools;
     if (ps == NULL)
         return;

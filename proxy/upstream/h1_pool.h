@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "proxy/core/worker.h"
+#include "proxy/upstream/upstream_connect.h"
 #include "xds/snapshot/snapshot.h"
 
 typedef struct upstream_conn upstream_conn_t;
@@ -26,22 +27,19 @@ typedef struct upstream_conn_cbs {
 } upstream_conn_cbs_t;
 
 struct upstream_conn {
-    uv_tcp_t tcp;
-    uv_connect_t connect_req;
-    uv_timer_t timer; /* connect timeout */
+    /* The socket, its connect timeout (then the TLS pump's timer), its TLS session (upc.tls,
+     * or NULL for plaintext) and the connection counts; upc.worker and upc.cluster are the
+     * connection's worker and cluster. */
+    upstream_connect_t upc;
     struct pool *pool;
-    worker_t *worker;
-    const snap_cluster_t *cluster;
     int endpoint;
-    struct sockaddr_storage addr;
     char label[64];
     enum { UC_CONNECTING, UC_BUSY, UC_IDLE, UC_CLOSING } state;
     void *owner;
     const upstream_conn_cbs_t *cbs;
-    struct tls_io *tls; /* the cluster's UpstreamTlsContext in use, or NULL (plaintext) */
-    conn_buf_t in;      /* response bytes read (decrypted) and not yet consumed */
-    bool reused;        /* it served a request before this one */
-    bool over_hwm;      /* write queue went over the high watermark */
+    conn_buf_t in; /* response bytes read (decrypted) and not yet consumed */
+    bool reused;   /* it served a request before this one */
+    bool over_hwm; /* write queue went over the high watermark */
     uint64_t idle_since;
     upstream_conn_t *idle_prev, *idle_next;
     int handles;
@@ -62,15 +60,14 @@ void pool_read_stop(upstream_conn_t *uc);
 void pool_read_start(upstream_conn_t *uc);
 /* Drops n consumed bytes from the front of uc->in. */
 void pool_consume(upstream_conn_t *uc, size_t n);
-/* Binds an upstream socket to the cluster's upstream_bind_config source address (relay.c). */
-int bind_source(uv_tcp_t *tcp, const snap_cluster_t *c);
 /* Worker thread, once w->snap is the new snapshot and before the worker drops its reference to
  * old (borrowed): closes the idle connections of old's pools, so requests of the new snapshot
  * never reuse them. Pools for old's clusters stay for connections that started with old (a
- * reference to old is kept for them) and go, with their saved TLS sessions, once nothing else
- * holds old; a pool still lending a connection is freed when that connection closes. */
+ * reference to old is kept for them) and go once nothing else holds old; a pool still lending
+ * a connection is freed when that connection closes. */
 void pool_retire_snapshot(worker_t *w, snapshot_t *old);
-/* Closes every pooled connection of the worker and releases the snapshots kept (at stop). */
+/* Closes every pooled connection of the worker, releases the snapshots kept and forgets the
+ * saved upstream TLS sessions (at stop, after the worker's relays and HTTP connections). */
 void pool_close_all(worker_t *w);
 
 #endif

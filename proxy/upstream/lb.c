@@ -6,56 +6,55 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One worker's view; padded so workers never share a cache line. */
-typedef struct lb_slot {
-    uint64_t rr_next;
-    uint64_t rng;
-    uint32_t *active; /* per endpoint, for LEAST_REQUEST */
-    char pad[40];
-} lb_slot_t;
-
+/* A snapshot cluster's view of its runtime state: which slot each of its endpoints counts in.
+ * Immutable once built; what changes is in cs. */
 struct lb_state {
-    unsigned nworkers;
+    cluster_state_t *cs; /* reference held */
     uint64_t total_weight;
-    lb_slot_t slots[];
+    uint32_t n_slots;         /* 1 + the highest slot of slots[]: what a worker's counts need */
+    cluster_ep_state_t **eps; /* [endpoint]: reference held */
+    uint32_t slots[];         /* [endpoint]: eps[i]->slot, read on every pick */
 };
 
-int cluster_lb_init(snap_cluster_t *c, unsigned nworkers)
+int cluster_lb_init(snap_cluster_t *c, cluster_state_t *cs)
 {
-    struct lb_state *st = calloc(1, sizeof(*st) + nworkers * sizeof(lb_slot_t));
-    if (st == NULL)
+    struct lb_state *st = calloc(1, sizeof(*st) + c->n_endpoints * sizeof(uint32_t));
+    if (st)
+        st->eps = calloc(c->n_endpoints ? c->n_endpoints : 1, sizeof(*st->eps));
+    if (st == NULL || st->eps == NULL) {
+        free(st);
+        cluster_state_unref(cs);
         return -ENOMEM;
-    st->nworkers = nworkers;
-    for (size_t i = 0; i < c->n_endpoints; i++)
-        st->total_weight += c->endpoints[i].weight;
-    for (unsigned w = 0; w < nworkers; w++) {
-        /* Different starting points per worker spread the first connections. */
-        st->slots[w].rr_next = w;
-        st->slots[w].rng = 0x9e3779b97f4a7c15ull * (w + 1) ^ (uint64_t)(uintptr_t)c;
-        if (c->n_endpoints) {
-            st->slots[w].active = calloc(c->n_endpoints, sizeof(uint32_t));
-            if (st->slots[w].active == NULL) {
-                c->lb = st;
-                cluster_lb_free(c);
-                return -ENOMEM;
-            }
-        }
     }
+    st->cs = cs;
     c->lb = st;
+    c->shared = &cs->shared;
+    for (size_t i = 0; i < c->n_endpoints; i++) {
+        st->total_weight += c->endpoints[i].weight;
+        if (cluster_state_endpoint(cs, &c->endpoints[i].addr, &st->eps[i]) < 0)
+            return -ENOMEM;
+        st->slots[i] = st->eps[i]->slot;
+        if (st->slots[i] >= st->n_slots)
+            st->n_slots = st->slots[i] + 1;
+    }
     return 0;
 }
 
 void cluster_lb_free(snap_cluster_t *c)
 {
-    if (c->lb == NULL)
+    struct lb_state *st = c->lb;
+    if (st == NULL)
         return;
-    for (unsigned w = 0; w < c->lb->nworkers; w++)
-        free(c->lb->slots[w].active);
-    free(c->lb);
+    for (size_t i = 0; i < c->n_endpoints; i++)
+        cluster_ep_unref(st->eps[i]);
+    cluster_state_unref(st->cs);
+    free(st->eps);
+    free(st);
     c->lb = NULL;
+    c->shared = NULL;
 }
 
-static uint64_t next_random(lb_slot_t *s)
+static uint64_t next_random(cluster_worker_state_t *s)
 {
     /* xorshift64*: cheap and good enough to spread load. */
     s->rng ^= s->rng >> 12;
@@ -87,26 +86,31 @@ int cluster_pick(const snap_cluster_t *c, unsigned worker_index, const struct so
         memcpy(out, orig_dst, len);
         return 0;
     }
-    if (c->n_endpoints == 0 || c->lb == NULL || c->lb->total_weight == 0)
+    const struct lb_state *st = c->lb;
+    if (c->n_endpoints == 0 || st == NULL || st->total_weight == 0)
         return -EHOSTUNREACH;
-    lb_slot_t *s = &c->lb->slots[worker_index % c->lb->nworkers];
+    cluster_worker_state_t *s = &st->cs->workers[worker_index % st->cs->nworkers];
+    /* A new endpoint's slot may lie past what this worker counted so far. */
+    if (s->n_active < st->n_slots &&
+        cluster_state_worker_reserve(st->cs, worker_index, st->n_slots) < 0)
+        return -ENOMEM;
     size_t i;
     switch (c->lb_policy) {
     case LB_RANDOM:
-        i = pick_by_weight(c, next_random(s) % c->lb->total_weight);
+        i = pick_by_weight(c, next_random(s) % st->total_weight);
         break;
     case LB_LEAST_REQUEST: {
-        size_t a = pick_by_weight(c, next_random(s) % c->lb->total_weight);
-        size_t b = pick_by_weight(c, next_random(s) % c->lb->total_weight);
-        i = s->active[b] < s->active[a] ? b : a;
+        size_t a = pick_by_weight(c, next_random(s) % st->total_weight);
+        size_t b = pick_by_weight(c, next_random(s) % st->total_weight);
+        i = s->active[st->slots[b]] < s->active[st->slots[a]] ? b : a;
         break;
     }
     default:
         /* Weighted round robin: walk the cumulative weights; equal weights give plain RR. */
-        i = pick_by_weight(c, s->rr_next++ % c->lb->total_weight);
+        i = pick_by_weight(c, s->rr_next++ % st->total_weight);
         break;
     }
-    s->active[i]++;
+    s->active[st->slots[i]]++;
     *endpoint_index = (int)i;
     *out = c->endpoints[i].addr;
     return 0;
@@ -130,11 +134,25 @@ bool cluster_same_endpoints(const snap_cluster_t *a, const snap_cluster_t *b)
     return true;
 }
 
+/* Worker `worker_index`'s count for endpoint i of c, or NULL when it has never counted it. */
+static uint32_t *active_count(const snap_cluster_t *c, unsigned worker_index, size_t i)
+{
+    const struct lb_state *st = c->lb;
+    if (st == NULL || i >= c->n_endpoints)
+        return NULL;
+    cluster_worker_state_t *s = &st->cs->workers[worker_index % st->cs->nworkers];
+    return st->slots[i] < s->n_active ? &s->active[st->slots[i]] : NULL;
+}
+
 void cluster_lb_release(const snap_cluster_t *c, unsigned worker_index, int endpoint_index)
 {
-    if (endpoint_index < 0 || c->lb == NULL || (size_t)endpoint_index >= c->n_endpoints)
-        return;
-    lb_slot_t *s = &c->lb->slots[worker_index % c->lb->nworkers];
-    if (s->active[endpoint_index] > 0)
-        s->active[endpoint_index]--;
+    uint32_t *n = endpoint_index < 0 ? NULL : active_count(c, worker_index, (size_t)endpoint_index);
+    if (n && *n > 0)
+        (*n)--;
+}
+
+uint32_t cluster_lb_active(const snap_cluster_t *c, unsigned worker_index, size_t endpoint_index)
+{
+    const uint32_t *n = active_count(c, worker_index, endpoint_index);
+    return n ? *n : 0;
 }

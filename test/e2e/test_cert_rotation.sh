@@ -104,8 +104,6 @@ served_serial() {
 file_serial() { openssl x509 -in "$1" -noout -serial; }
 # stat_is ADMIN NAME WANT — the stat is WANT now.
 stat_is() { [[ $(stat "$1" "$2") == "$3" ]]; }
-# wait_stat ADMIN NAME WANT — until the stat reaches WANT (5 s at most).
-wait_stat() { t_until 5 stat_is "$@"; }
 # load_past N — A has answered N requests in all.
 load_past() { (($(stat "$A_ADMIN" http.outbound.downstream_rq_total) + 0 >= $1)); }
 via_a() { curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$A_PORT/$1"; }

@@ -69,55 +69,6 @@ echo_cluster() {
 EOF
 }
 
-# relays FD — true when a line written on FD comes back (the connection was taken).
-relays() {
-    local line
-    { printf 'ping %s\n' "$1" >&"$1"; } 2>/dev/null || return 1
-    read -r -t 5 -u "$1" line && [[ $line == "ping $1" ]]
-}
-# closed_at_once FD — true when FD reads end-of-file (or a reset) well before 5 s: the proxy
-# closed it without relaying. Nothing is written first, so a plain close is seen as EOF.
-closed_at_once() {
-    local line rc
-    read -r -t 5 -u "$1" line
-    rc=$?
-    ((rc > 0 && rc <= 128))
-}
-close_conn() {
-    local fd=$1
-    exec {fd}>&-
-}
-# check_relays NAME FD... — one check: every FD relays.
-check_relays() {
-    local name=$1 fd
-    shift
-    for fd in "$@"; do
-        relays "$fd" || {
-            t_fail "$name" "connection $fd was not relayed"
-            return
-        }
-    done
-    t_ok "$name"
-}
-# check_closed NAME FD — one check: the proxy closed FD at once; FD is closed here too.
-check_closed() {
-    if closed_at_once "$2"; then
-        t_ok "$1"
-    else
-        t_fail "$1" "the connection stayed open"
-    fi
-    close_conn "$2"
-}
-# wait_stat ADMIN NAME WANT — until the stat reads WANT (5 s at most).
-wait_stat() {
-    local _
-    for _ in $(seq 1 100); do
-        [[ $(stat "$1" "$2") == "$3" ]] && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
 # check_counted_out NAME ADMIN LISTENER — one check: the listener has no connection open.
 check_counted_out() {
     if wait_stat "$2" "listener.$3.downstream_cx_active" 0; then

@@ -118,6 +118,13 @@ int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, sna
 int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, stats_store_t *stats,
                             unsigned nworkers, snapshot_t **out, char *err, size_t errlen)
 {
+    snap_build_opts_t opts = {.resolver = resolver};
+    return snapshot_build_with(bootstrap, &opts, stats, nworkers, out, err, errlen);
+}
+
+int snapshot_build_with(void *bootstrap, const snap_build_opts_t *opts, stats_store_t *stats,
+                        unsigned nworkers, snapshot_t **out, char *err, size_t errlen)
+{
     config_resources_t res;
     *out = NULL;
     int rc = config_resources_from_bootstrap(bootstrap, &res, err, errlen);
@@ -125,7 +132,7 @@ int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, st
         protobuf_c_message_free_unpacked(bootstrap, NULL);
         return rc;
     }
-    rc = snapshot_build_resources(&res, bootstrap, resolver, stats, nworkers, out, err, errlen);
+    rc = snapshot_build_resources(&res, bootstrap, opts, stats, nworkers, out, err, errlen);
     config_resources_free(&res);
     return rc;
 }

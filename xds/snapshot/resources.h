@@ -69,10 +69,10 @@ int config_resources_validate(const config_resources_t *res, char *err, size_t e
 /* Builds a snapshot from res (borrowed; listeners without a name get one written into their
  * message, for /config_dump to show), after config_resources_validate. Takes `bootstrap` (the
  * message res's messages point into, kept by the snapshot for /config_dump; freed on error).
- * DNS clusters take their endpoints from resolver (borrowed; NULL: only IP literals). Same
- * contract otherwise as snapshot_build. */
+ * opts (borrowed; NULL: nothing) gives DNS clusters' addresses and the table of the clusters'
+ * runtime state. Same contract otherwise as snapshot_build. */
 int snapshot_build_resources(config_resources_t *res, void *bootstrap,
-                             const snap_resolver_t *resolver, stats_store_t *stats,
-                             unsigned nworkers, snapshot_t **out, char *err, size_t errlen);
+                             const snap_build_opts_t *opts, stats_store_t *stats, unsigned nworkers,
+                             snapshot_t **out, char *err, size_t errlen);
 
 #endif

@@ -14,6 +14,7 @@
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "filters/network/filter.h"
 #include "xds/err.h"
+#include "proxy/upstream/cluster_state.h"
 #include "proxy/upstream/lb.h"
 #include "xds/config/config.h"
 #include "xds/snapshot/snapshot_dns.h"
@@ -223,8 +224,8 @@ static int define_listener_stats(stats_store_t *st, snap_listener_t *l)
 }
 
 static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_resolver_t *resolver,
-                         snapshot_tls_cache_t *tls_cache, stats_store_t *stats, unsigned nworkers,
-                         char *err, size_t errlen)
+                         snapshot_tls_cache_t *tls_cache, stats_store_t *stats,
+                         cluster_states_t *states, char *err, size_t errlen)
 {
     char what[300];
     snprintf(what, sizeof(what), "cluster '%s'", m->name);
@@ -324,9 +325,6 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
                 c->max_connections = t->max_connections->value;
         }
     }
-    c->shared = calloc(1, sizeof(*c->shared));
-    if (c->shared == NULL)
-        return -ENOMEM;
     c->buffer_limit =
         m->per_connection_buffer_limit_bytes ? m->per_connection_buffer_limit_bytes->value : 0;
 
@@ -384,8 +382,11 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
         rc = id < 0 ? (int)id : 0;
         c->st.upstream_rq_time = (stat_id_t)id;
     }
+    cluster_state_t *cs = NULL;
     if (rc == 0)
-        rc = cluster_lb_init(c, nworkers);
+        rc = cluster_state_get(states, c->name, &cs);
+    if (rc == 0)
+        rc = cluster_lb_init(c, cs);
     return rc;
 }
 
@@ -741,7 +742,6 @@ static void snapshot_free(snapshot_t *s)
         cluster_lb_free(c);
         snapshot_tls_free(c->tls);
         snapshot_dns_free(c->dns);
-        free(c->shared);
         free(c->endpoints);
         free(c->name);
         free(c->stat_name);
@@ -750,6 +750,7 @@ static void snapshot_free(snapshot_t *s)
     free(s->node_id);
     free(s->node_cluster);
     runtime_free(&s->runtime);
+    cluster_states_unref(s->cluster_states); /* after its clusters dropped their states */
     if (s->bootstrap)
         protobuf_c_message_free_unpacked(s->bootstrap, NULL);
     free(s);
@@ -786,10 +787,27 @@ static int build_settings(const config_resources_t *res, snapshot_t *s, char *er
     return rc;
 }
 
-int snapshot_build_resources(config_resources_t *res, void *bootstrap,
-                             const snap_resolver_t *resolver, stats_store_t *stats,
-                             unsigned nworkers, snapshot_t **out, char *err, size_t errlen)
+/* Gives s the table of opts, or a new one, and frees what no snapshot holds any more. */
+static int link_cluster_states(snapshot_t *s, const snap_build_opts_t *opts, char *err,
+                               size_t errlen)
 {
+    if (opts && opts->cluster_states) {
+        if (cluster_states_nworkers(opts->cluster_states) != s->nworkers)
+            return err_set(err, errlen, -EINVAL, "cluster state is kept for %u workers, not %u",
+                           cluster_states_nworkers(opts->cluster_states), s->nworkers);
+        s->cluster_states = cluster_states_ref(opts->cluster_states);
+    } else if (cluster_states_new(s->nworkers, &s->cluster_states) < 0) {
+        return -ENOMEM;
+    }
+    cluster_states_sweep(s->cluster_states);
+    return 0;
+}
+
+int snapshot_build_resources(config_resources_t *res, void *bootstrap,
+                             const snap_build_opts_t *opts, stats_store_t *stats, unsigned nworkers,
+                             snapshot_t **out, char *err, size_t errlen)
+{
+    const snap_resolver_t *resolver = opts ? opts->resolver : NULL;
     static _Atomic uint64_t next_version = 1; /* atomic: any thread may build */
     *out = NULL;
     snapshot_t *s = calloc(1, sizeof(*s));
@@ -805,6 +823,8 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
     int rc = config_resources_validate(res, err, errlen);
     if (rc == 0)
         rc = build_settings(res, s, err, errlen);
+    if (rc == 0)
+        rc = link_cluster_states(s, opts, err, errlen);
     if (rc == -ENOMEM)
         goto fail_oom;
     if (rc < 0)
@@ -825,7 +845,7 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
             }
         }
         s->n_clusters++;
-        rc = build_cluster(cm, &s->clusters[i], resolver, &tls_cache, stats, s->nworkers, err,
+        rc = build_cluster(cm, &s->clusters[i], resolver, &tls_cache, stats, s->cluster_states, err,
                            errlen);
         if (rc == -ENOMEM)
             goto fail_oom;

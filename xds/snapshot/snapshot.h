@@ -1,7 +1,8 @@
 /* The running configuration: an immutable, reference-counted snapshot of listeners, filter
  * chains and clusters, translated from Envoy v3 messages (a YAML bootstrap today, xDS later)
- * through one path. Workers read it without locks; nothing in it changes after publication,
- * except each cluster's per-worker load-balancer slots, which only their own worker touches. */
+ * through one path. Workers read it without locks; nothing in it changes after publication:
+ * what traffic changes (circuit-breaker counts, load-balancer state) is in each cluster's
+ * runtime state, which the snapshot links to and which outlives it. */
 #ifndef REMORA_SNAPSHOT_H
 #define REMORA_SNAPSHOT_H
 
@@ -18,6 +19,7 @@
 
 struct net_filter_ops;
 struct lb_state;
+struct cluster_states;
 
 typedef struct snap_cidr {
     int family; /* AF_INET or AF_INET6 */
@@ -80,8 +82,9 @@ typedef struct cluster_stat_ids {
     ssl_stat_ids_t ssl;
 } cluster_stat_ids_t;
 
-/* Counts shared by every worker, for circuit breaking (Envoy's are process-wide too). The one
- * part of a cluster that changes after publication, through atomics only. */
+/* Counts shared by every worker, for circuit breaking (Envoy's are process-wide too). They
+ * belong to the cluster's runtime state, kept by name across snapshots (cluster_states_t,
+ * proxy/upstream/cluster_state.h), and change through atomics only. */
 typedef struct cluster_shared {
     _Atomic int64_t rq_active;
     _Atomic int64_t cx_active;
@@ -220,10 +223,10 @@ typedef struct snap_cluster {
     snap_endpoint_t *endpoints;
     size_t n_endpoints;
     cluster_stat_ids_t st;
-    struct lb_state *lb;      /* per-worker balancer state, see proxy/upstream/lb.h */
-    uint32_t max_requests;    /* circuit_breakers, DEFAULT priority: Envoy's default 1024 */
-    uint32_t max_connections; /* likewise */
-    cluster_shared_t *shared;
+    struct lb_state *lb;       /* the link to the balancer's runtime state, proxy/upstream/lb.h */
+    uint32_t max_requests;     /* circuit_breakers, DEFAULT priority: Envoy's default 1024 */
+    uint32_t max_connections;  /* likewise */
+    cluster_shared_t *shared;  /* in the cluster's runtime state (borrowed: lb holds it) */
     tls_context_config_t *tls; /* transport_socket: an UpstreamTlsContext (owned); NULL: plain */
     snap_dns_t *dns;           /* STRICT_DNS and LOGICAL_DNS (owned); NULL for other kinds */
 } snap_cluster_t;
@@ -316,6 +319,9 @@ typedef struct snapshot {
      * runtime key overload.global_downstream_max_connections, or RUNTIME_NO_LIMIT. */
     uint64_t global_cx_limit;
     void *bootstrap; /* the Bootstrap message it came from (owned), for /config_dump */
+    /* The table its clusters' runtime state is kept in (a reference): snapshot_rebuild links the
+     * next snapshot to the same one. */
+    struct cluster_states *cluster_states;
 } snapshot_t;
 
 /* Where a build finds the addresses of the host names of DNS clusters: whoever resolves them
@@ -330,6 +336,19 @@ typedef struct snap_resolver {
     void *ctx;
 } snap_resolver_t;
 
+/* What a build links the new snapshot to besides its Bootstrap message; every field may be
+ * NULL. */
+typedef struct snap_build_opts {
+    /* The addresses of DNS clusters' host names (borrowed); NULL: only IP literals. */
+    const snap_resolver_t *resolver;
+    /* The runtime state of clusters by name (circuit-breaker counts, load-balancer positions
+     * and per-endpoint counts; proxy/upstream/cluster_state.h), borrowed: the snapshot takes a
+     * reference. Clusters keep their state across snapshots built with the same table, so a
+     * snapshot swap resets no count. NULL: a new table of the snapshot's own. Builds that share
+     * a table run on one thread (the main thread), one at a time. */
+    struct cluster_states *cluster_states;
+} snap_build_opts_t;
+
 /* Builds a snapshot from a Bootstrap message. Takes `bootstrap` (a
  * Envoy__Config__Bootstrap__V3__Bootstrap*) in every case. Defines its stats in `stats`
  * (borrowed; must outlive the snapshot). On error returns negative and err says what and where
@@ -342,10 +361,15 @@ int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, sna
 int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, stats_store_t *stats,
                             unsigned nworkers, snapshot_t **out, char *err, size_t errlen);
 
+/* snapshot_build with what opts (borrowed; NULL: nothing) links it to. A cluster_states table
+ * built for another number of workers is an error. */
+int snapshot_build_with(void *bootstrap, const snap_build_opts_t *opts, stats_store_t *stats,
+                        unsigned nworkers, snapshot_t **out, char *err, size_t errlen);
+
 /* Builds a new snapshot from a copy of cur's Bootstrap message (cur borrowed), reading every
- * DataSource file again and taking DNS addresses from resolver (borrowed; NULL: none): how a
- * certificate rotation or a DNS change makes the next config. Same contract otherwise as
- * snapshot_build. */
+ * DataSource file again and taking DNS addresses from resolver (borrowed; NULL: none), with
+ * cur's cluster_states table: how a certificate rotation or a DNS change makes the next config.
+ * Same contract otherwise as snapshot_build. */
 int snapshot_rebuild(const snapshot_t *cur, const snap_resolver_t *resolver, stats_store_t *stats,
                      snapshot_t **out, char *err, size_t errlen);
 

@@ -243,5 +243,6 @@ int snapshot_rebuild(const snapshot_t *cur, const snap_resolver_t *resolver, sta
         snprintf(err, errlen, "out of memory while copying the bootstrap");
         return -ENOMEM;
     }
-    return snapshot_build_resolved(copy, resolver, stats, cur->nworkers, out, err, errlen);
+    snap_build_opts_t opts = {.resolver = resolver, .cluster_states = cur->cluster_states};
+    return snapshot_build_with(copy, &opts, stats, cur->nworkers, out, err, errlen);
 }
