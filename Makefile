@@ -119,6 +119,7 @@ format:
 
 format-check:
 	@scripts/format-check.sh
+	@scripts/house-check.sh
 
 test: deps
 	@$(MAKE) --no-print-directory format-check

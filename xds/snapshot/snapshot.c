@@ -223,22 +223,10 @@ static int define_listener_stats(stats_store_t *st, snap_listener_t *l)
     return 0;
 }
 
-static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_resolver_t *resolver,
-                         snapshot_tls_cache_t *tls_cache, stats_store_t *stats,
-                         cluster_states_t *states, char *err, size_t errlen)
+/* The cluster's discovery type and load-balancing policy. */
+static int cluster_kind(const cluster_msg_t *m, snap_cluster_t *c, const char *what, char *err,
+                        size_t errlen)
 {
-    char what[300];
-    snprintf(what, sizeof(what), "cluster '%s'", m->name);
-    if (m->name == NULL || m->name[0] == '\0')
-        return err_set(err, errlen, -EINVAL, "cluster: name is required");
-    c->name = strdup(m->name);
-    c->stat_name = strdup(m->alt_stat_name && *m->alt_stat_name ? m->alt_stat_name : m->name);
-    if (c->name == NULL || c->stat_name == NULL)
-        return -ENOMEM;
-    if (m->cluster_discovery_type_case ==
-        ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_CLUSTER_TYPE)
-        return err_set(err, errlen, -EINVAL, "%s: cluster_type (custom clusters) is not supported",
-                       what);
     switch (m->type) {
     case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STATIC:
         c->kind = CLUSTER_STATIC;
@@ -290,6 +278,13 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
                        "%s: ORIGINAL_DST clusters take lb_policy CLUSTER_PROVIDED, and "
                        "only they do",
                        what);
+    return 0;
+}
+
+/* How the cluster's connections are made: TLS, source address, timeouts, circuit breakers. */
+static int cluster_connections(const cluster_msg_t *m, snap_cluster_t *c, const char *what,
+                               snapshot_tls_cache_t *tls_cache, char *err, size_t errlen)
+{
     if (m->transport_socket) {
         int rc = snapshot_tls_parse(m->transport_socket, TLS_CONFIG_CLIENT, what, tls_cache,
                                     &c->tls, err, errlen);
@@ -327,7 +322,13 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
     }
     c->buffer_limit =
         m->per_connection_buffer_limit_bytes ? m->per_connection_buffer_limit_bytes->value : 0;
+    return 0;
+}
 
+/* The load assignment's endpoints; a DNS cluster's host names become its lookup targets. */
+static int cluster_endpoints(const cluster_msg_t *m, snap_cluster_t *c, const char *what, char *err,
+                             size_t errlen)
+{
     const Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la = m->load_assignment;
     size_t total = 0;
     for (size_t i = 0; la && i < la->n_endpoints; i++)
@@ -373,7 +374,33 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
             c->n_endpoints++;
         }
     }
-    int rc = c->dns ? snapshot_dns_endpoints(c, resolver) : 0;
+    return 0;
+}
+
+static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_resolver_t *resolver,
+                         snapshot_tls_cache_t *tls_cache, stats_store_t *stats,
+                         cluster_states_t *states, char *err, size_t errlen)
+{
+    char what[300];
+    snprintf(what, sizeof(what), "cluster '%s'", m->name);
+    if (m->name == NULL || m->name[0] == '\0')
+        return err_set(err, errlen, -EINVAL, "cluster: name is required");
+    c->name = strdup(m->name);
+    c->stat_name = strdup(m->alt_stat_name && *m->alt_stat_name ? m->alt_stat_name : m->name);
+    if (c->name == NULL || c->stat_name == NULL)
+        return -ENOMEM;
+    if (m->cluster_discovery_type_case ==
+        ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_CLUSTER_TYPE)
+        return err_set(err, errlen, -EINVAL, "%s: cluster_type (custom clusters) is not supported",
+                       what);
+    int rc = cluster_kind(m, c, what, err, errlen);
+    if (rc == 0)
+        rc = cluster_connections(m, c, what, tls_cache, err, errlen);
+    if (rc == 0)
+        rc = cluster_endpoints(m, c, what, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = c->dns ? snapshot_dns_endpoints(c, resolver) : 0;
     if (rc == 0)
         rc = define_cluster_stats(stats, c);
     if (rc == 0) {
