@@ -28,22 +28,6 @@ typedef Envoy__Config__Core__V3__Address address_msg_t;
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
 
-void snapshot_format_addr(const struct sockaddr *sa, char *buf, size_t len)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-        snprintf(buf, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
-    } else if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-        snprintf(buf, len, "%s:%u", ip, ntohs(s4->sin_port));
-    } else {
-        snprintf(buf, len, "unknown");
-    }
-}
-
 /* Address → sockaddr; only socket addresses with a numeric IP and port_value are supported,
  * unless `name` is not NULL: then a host name is taken too, *name points at it (borrowed from a)
  * and out holds only its port, with family AF_UNSPEC. */

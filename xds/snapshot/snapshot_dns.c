@@ -219,30 +219,3 @@ void snapshot_dns_free(snap_dns_t *d)
     free(d->targets);
     free(d);
 }
-
-int snapshot_rebuild(const snapshot_t *cur, const snap_resolver_t *resolver, stats_store_t *stats,
-                     snapshot_t **out, char *err, size_t errlen)
-{
-    *out = NULL;
-    const ProtobufCMessage *msg = cur->bootstrap;
-    if (msg == NULL) {
-        snprintf(err, errlen, "the running config has no bootstrap to build from");
-        return -EINVAL;
-    }
-    size_t len = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (buf == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    protobuf_c_message_pack(msg, buf);
-    ProtobufCMessage *copy = protobuf_c_message_unpack(msg->descriptor, NULL, len, buf);
-    explicit_bzero(buf, len); /* inline private keys */
-    free(buf);
-    if (copy == NULL) {
-        snprintf(err, errlen, "out of memory while copying the bootstrap");
-        return -ENOMEM;
-    }
-    snap_build_opts_t opts = {.resolver = resolver, .cluster_states = cur->cluster_states};
-    return snapshot_build_with(copy, &opts, stats, cur->nworkers, out, err, errlen);
-}

@@ -1,0 +1,350 @@
+/* The snapshot's types only (no functions): the translated, immutable view of the config that
+ * the data plane reads (listeners, filter chains, clusters, endpoints, TLS settings). Functions
+ * that build and look into it are declared in xds/snapshot/snapshot.h. */
+#ifndef REMORA_SNAPSHOT_TYPES_H
+#define REMORA_SNAPSHOT_TYPES_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "certs/identity.h"
+#include "proxy/core/stats.h"
+#include "xds/snapshot/runtime.h"
+
+struct net_filter_ops;
+struct lb_state;
+struct cluster_states;
+
+typedef struct snap_cidr {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    uint8_t prefix_len;
+} snap_cidr_t;
+
+typedef struct snap_endpoint {
+    struct sockaddr_storage addr;
+    uint32_t weight;
+    char label[64];       /* "198.18.0.3:8080", for /clusters and logs */
+    const char *hostname; /* DNS clusters: the name it was resolved from (borrowed from the
+                           * cluster's dns targets); NULL otherwise */
+} snap_endpoint_t;
+
+typedef enum {
+    CLUSTER_STATIC,
+    CLUSTER_ORIGINAL_DST,
+    CLUSTER_STRICT_DNS,  /* every address of every target's name is an endpoint */
+    CLUSTER_LOGICAL_DNS, /* one target; the first address of its name is the one endpoint */
+} cluster_kind_t;
+typedef enum { LB_ROUND_ROBIN, LB_LEAST_REQUEST, LB_RANDOM, LB_CLUSTER_PROVIDED } lb_policy_t;
+
+/* Envoy's ssl.* counters of the TLS contexts of a cluster (upstream) or a listener's chains
+ * (downstream); defined only where TLS is configured. fail[] is indexed by the TLS engine's
+ * tls_fail_reason_t: connection_error, fail_verify_no_cert, fail_verify_error, fail_verify_san. */
+typedef struct ssl_stat_ids {
+    stat_id_t handshake;
+    stat_id_t session_reused;
+    stat_id_t fail[5]; /* [0] unused (TLS_FAIL_NONE) */
+} ssl_stat_ids_t;
+
+typedef struct cluster_stat_ids {
+    stat_id_t upstream_cx_total;
+    stat_id_t upstream_cx_active;
+    stat_id_t upstream_cx_connect_fail;
+    stat_id_t upstream_cx_connect_timeout;
+    stat_id_t upstream_cx_rx_bytes_total;
+    stat_id_t upstream_cx_tx_bytes_total;
+    stat_id_t upstream_cx_destroy_local;
+    stat_id_t upstream_cx_destroy_remote;
+    stat_id_t upstream_cx_none_healthy;
+    stat_id_t upstream_cx_idle_timeout;
+    stat_id_t upstream_rq_total;
+    stat_id_t upstream_rq_xx[5]; /* 1xx..5xx */
+    stat_id_t upstream_rq_timeout;
+    stat_id_t upstream_rq_rx_reset;
+    stat_id_t upstream_rq_tx_reset; /* we abandoned a request in flight (client gone, timeout) */
+    stat_id_t upstream_cx_destroy_local_with_active_rq;
+    stat_id_t upstream_cx_destroy_remote_with_active_rq;
+    stat_id_t upstream_rq_retry;
+    stat_id_t upstream_rq_time; /* histogram */
+    stat_id_t upstream_rq_pending_overflow;
+    stat_id_t upstream_cx_overflow;
+    stat_id_t update_attempt; /* DNS lookups started (Envoy's config update stats) */
+    stat_id_t update_success;
+    stat_id_t update_failure;
+    stat_id_t membership_change; /* the endpoint set changed (counted by the installer) */
+    stat_id_t membership_total;  /* gauge: endpoints of the running snapshot */
+    ssl_stat_ids_t ssl;
+} cluster_stat_ids_t;
+
+/* Counts shared by every worker, for circuit breaking (Envoy's are process-wide too). They
+ * belong to the cluster's runtime state, kept by name across snapshots (cluster_states_t,
+ * proxy/upstream/cluster_state.h), and change through atomics only. */
+typedef struct cluster_shared {
+    _Atomic int64_t rq_active;
+    _Atomic int64_t cx_active;
+} cluster_shared_t;
+
+/* ---- TLS settings of a transport socket ------------------------------------------------------
+ * Plain data parsed from Envoy's UpstreamTlsContext / DownstreamTlsContext. The snapshot reads
+ * no PEM: the TLS engine (certs/) parses these bytes into its own contexts. */
+
+typedef enum { TLS_CONFIG_CLIENT, TLS_CONFIG_SERVER } tls_config_role_t;
+
+/* TlsParameters.TlsProtocol, in the same order. AUTO: the engine's default for that end. */
+typedef enum {
+    TLS_CONFIG_VERSION_AUTO,
+    TLS_CONFIG_VERSION_1_0,
+    TLS_CONFIG_VERSION_1_1,
+    TLS_CONFIG_VERSION_1_2,
+    TLS_CONFIG_VERSION_1_3,
+} tls_config_version_t;
+
+/* A DataSource, read when the snapshot is built. */
+typedef struct tls_config_data {
+    char *filename; /* the DataSource's filename, kept for watching rotation; NULL when inline */
+    char *data;     /* NULL when the source is absent; else the bytes plus a NUL not counted in
+                     * len (mbedtls_x509_crt_parse wants PEM NUL-terminated: pass len + 1) */
+    size_t len;
+} tls_config_data_t;
+
+/* Which SubjectAltName entries of the peer's certificate a matcher looks at. ANY: the
+ * deprecated match_subject_alt_names, which Envoy checks against every SAN type (URI and DNS
+ * are the ones the TLS engine reads). EMAIL and IP are refused by the snapshot for now. */
+typedef enum {
+    TLS_CONFIG_SAN_ANY,
+    TLS_CONFIG_SAN_EMAIL,
+    TLS_CONFIG_SAN_DNS,
+    TLS_CONFIG_SAN_URI,
+    TLS_CONFIG_SAN_IP,
+} tls_config_san_type_t;
+
+/* StringMatcher kinds; SUFFIX and CONTAINS are refused by the snapshot for now, as the TLS
+ * engine (certs/identity.h) matches exact and prefix only. */
+typedef enum {
+    TLS_CONFIG_MATCH_EXACT,
+    TLS_CONFIG_MATCH_PREFIX,
+    TLS_CONFIG_MATCH_SUFFIX,
+    TLS_CONFIG_MATCH_CONTAINS,
+} tls_config_match_t;
+
+typedef struct tls_config_san_matcher {
+    tls_config_san_type_t type;
+    tls_config_match_t match;
+    char *value;      /* never NULL; empty only for an exact match */
+    bool ignore_case; /* only with TLS_CONFIG_SAN_DNS, whose names always compare so */
+} tls_config_san_matcher_t;
+
+typedef struct tls_context_config {
+    tls_config_role_t role;
+    /* Our certificate and its key (PEM); both absent (data NULL) only for a client that
+     * presents no certificate. The key bytes are wiped before they are freed. */
+    tls_config_data_t cert_chain;
+    tls_config_data_t private_key;
+    /* validation_context.trusted_ca (PEM bundle). Always there for a client (servers are
+     * always verified); a server without it does not ask for client certificates. */
+    tls_config_data_t trusted_ca;
+    /* The peer's certificate must have a SAN matching at least one of these; none: any. Only
+     * with trusted_ca. */
+    tls_config_san_matcher_t *san_matchers;
+    size_t n_san_matchers;
+    char **alpn; /* alpn_protocols, in preference order */
+    size_t n_alpn;
+    tls_config_version_t min_version; /* TLS_CONFIG_VERSION_AUTO when unset */
+    tls_config_version_t max_version;
+    char **cipher_suites; /* tls_params.cipher_suites as written (BoringSSL names); none: default */
+    size_t n_cipher_suites;
+    char **ecdh_curves; /* tls_params.ecdh_curves ("X25519", "P-256"); none: default */
+    size_t n_ecdh_curves;
+    /* TLS_CONFIG_CLIENT (UpstreamTlsContext) */
+    char *sni;                 /* server name to send; NULL: none */
+    uint32_t max_session_keys; /* sessions kept for resumption; Envoy's default 1, 0: none */
+    /* TLS_CONFIG_SERVER (DownstreamTlsContext) */
+    bool require_client_certificate;   /* needs trusted_ca */
+    bool require_sni;                  /* refuse a ClientHello without SNI */
+    bool disable_stateless_resumption; /* no session tickets */
+    bool disable_stateful_resumption;  /* no session-id cache */
+    /* The TLS engine's config built from the fields above (a reference owned here), shared
+     * read-only by every worker's connections. */
+    struct tls_config *engine;
+    /* Server with alpn: the same config without ALPN, for clients that offer none of ours
+     * (mbedTLS would refuse them with no_application_protocol; Envoy goes on without ALPN). */
+    struct tls_config *engine_no_alpn;
+    /* san_matchers in the engine's form, for tls_session_expect_peer (values borrowed from
+     * san_matchers); the engine config itself carries no expected peer, so contexts differing
+     * only in it (and in sni) share one. */
+    identity_matcher_t *peer_ids;
+    size_t n_peer_ids;
+} tls_context_config_t;
+
+/* Cluster.DnsLookupFamily, in the same order. */
+typedef enum {
+    SNAP_DNS_AUTO,         /* IPv6 addresses if the answer has any, else IPv4 */
+    SNAP_DNS_V4_ONLY,      /* IPv4 only */
+    SNAP_DNS_V6_ONLY,      /* IPv6 only */
+    SNAP_DNS_V4_PREFERRED, /* IPv4 addresses if the answer has any, else IPv6 */
+    SNAP_DNS_ALL,          /* both */
+} snap_dns_family_t;
+
+/* One lb_endpoint of a STRICT_DNS or LOGICAL_DNS cluster. */
+typedef struct snap_dns_target {
+    char *host;                   /* the socket_address's address as written */
+    struct sockaddr_storage addr; /* the port; for an IP literal the whole address */
+    bool literal;                 /* an IP literal: needs no lookup */
+    uint32_t weight;
+} snap_dns_target_t;
+
+/* The DNS settings of a cluster and the names to resolve. */
+typedef struct snap_dns {
+    snap_dns_family_t family;
+    uint64_t refresh_ms;      /* dns_refresh_rate: Envoy's default 5000 */
+    uint64_t jitter_ms;       /* dns_jitter: up to this much later, at random; 0: none */
+    uint64_t failure_base_ms; /* dns_failure_refresh_rate; 0: retry at refresh_ms */
+    uint64_t failure_max_ms;
+    bool respect_ttl; /* accepted; the system resolver gives no TTLs (docs/config.md) */
+    snap_dns_target_t *targets;
+    size_t n_targets;
+} snap_dns_t;
+
+typedef struct snap_cluster {
+    char *name;
+    char *stat_name; /* alt_stat_name or name */
+    cluster_kind_t kind;
+    lb_policy_t lb_policy;
+    uint64_t connect_timeout_ms;
+    uint32_t buffer_limit; /* per_connection_buffer_limit_bytes */
+    bool has_bind;         /* upstream_bind_config: connect from this source address */
+    struct sockaddr_storage bind_addr;
+    snap_endpoint_t *endpoints;
+    size_t n_endpoints;
+    cluster_stat_ids_t st;
+    struct lb_state *lb;       /* the link to the balancer's runtime state, proxy/upstream/lb.h */
+    uint32_t max_requests;     /* circuit_breakers, DEFAULT priority: Envoy's default 1024 */
+    uint32_t max_connections;  /* likewise */
+    cluster_shared_t *shared;  /* in the cluster's runtime state (borrowed: lb holds it) */
+    tls_context_config_t *tls; /* transport_socket: an UpstreamTlsContext (owned); NULL: plain */
+    snap_dns_t *dns;           /* STRICT_DNS and LOGICAL_DNS (owned); NULL for other kinds */
+} snap_cluster_t;
+
+typedef struct snap_filter {
+    char *name;
+    const struct net_filter_ops *ops;
+    void *config; /* owned; freed by ops->config_free */
+} snap_filter_t;
+
+/* ListenerFilterChainMatchPredicate, compiled: decides per connection whether a listener
+ * filter is disabled (Istio turns protocol sniffing off for server-first ports this way). */
+typedef enum { PRED_ANY, PRED_PORT_RANGE, PRED_OR, PRED_AND, PRED_NOT } snap_pred_kind_t;
+typedef struct snap_pred {
+    snap_pred_kind_t kind;
+    int32_t start, end; /* PRED_PORT_RANGE: [start, end) */
+    struct snap_pred *kids;
+    size_t n_kids;
+} snap_pred_t;
+
+/* FilterChainMatch.transport_protocol; TLS and RAW_BUFFER need the listener's tls_inspector
+ * to tell them apart (without it every connection is raw_buffer). */
+typedef enum { SNAP_TRANSPORT_ANY, SNAP_TRANSPORT_RAW_BUFFER, SNAP_TRANSPORT_TLS } snap_transport_t;
+
+typedef struct snap_chain {
+    char *name;
+    char **app_protocols; /* application_protocols; none: any */
+    size_t n_app_protocols;
+    snap_transport_t transport;
+    char **server_names; /* lowercased; exact names and "*.suffix" wildcards; none: any */
+    size_t n_server_names;
+    uint32_t dest_port; /* 0: any port */
+    snap_cidr_t *prefixes;
+    size_t n_prefixes; /* 0: any destination address */
+    snap_filter_t *filters;
+    size_t n_filters;
+    tls_context_config_t *tls; /* transport_socket: a DownstreamTlsContext (owned); NULL: plain */
+} snap_chain_t;
+
+typedef struct listener_stat_ids {
+    stat_id_t downstream_cx_total;
+    stat_id_t downstream_cx_active;
+    stat_id_t downstream_cx_destroy;
+    stat_id_t no_filter_chain_match;
+    stat_id_t downstream_cx_loop;
+    stat_id_t downstream_cx_overflow;        /* over the listener's connection_limit */
+    stat_id_t downstream_global_cx_overflow; /* over global_downstream_max_connections */
+    ssl_stat_ids_t ssl;
+} listener_stat_ids_t;
+
+typedef struct snap_listener {
+    char *name;          /* the listener's name, or one made from its address when it has none */
+    bool name_generated; /* the config gave no name */
+    char *stat_name;     /* stat_prefix or name */
+    struct sockaddr_storage addr;
+    bool use_original_dst; /* has the original_dst listener filter (or use_original_dst) */
+    bool bind_to_port;
+    bool inbound;                    /* traffic_direction INBOUND */
+    bool needs_dst;                  /* a chain matches on the destination, or original_dst is on */
+    bool http_inspector;             /* sniff HTTP/1.x and h2c before choosing the chain */
+    snap_pred_t *inspector_disabled; /* its filter_disabled predicate, or NULL */
+    bool tls_inspector;              /* read the TLS ClientHello (SNI, ALPN) before choosing */
+    snap_pred_t *tls_inspector_disabled; /* its filter_disabled predicate, or NULL */
+    uint64_t filters_timeout_ms;         /* how long sniffing may wait for the client's bytes */
+    uint32_t buffer_limit;
+    /* Open connections allowed, across workers: the runtime key
+     * envoy.resource_limits.listener.<name>.connection_limit, or RUNTIME_NO_LIMIT. */
+    uint64_t cx_limit;
+    bool ignore_global_cx_limit; /* ignore_global_conn_limit: not counted in the global limit */
+    snap_chain_t *chains;
+    size_t n_chains;
+    snap_chain_t *default_chain; /* NULL when the listener has none */
+    listener_stat_ids_t st;
+} snap_listener_t;
+
+typedef struct snapshot {
+    _Atomic int refs;
+    uint64_t version;
+    unsigned nworkers;
+    char *node_id;
+    char *node_cluster;
+    bool has_admin;
+    struct sockaddr_storage admin_addr;
+    snap_listener_t *listeners;
+    size_t n_listeners;
+    snap_cluster_t *clusters;
+    size_t n_clusters;
+    runtime_t runtime; /* layered_runtime, flattened; its entries borrow from bootstrap */
+    /* Open connections allowed over every listener that counts (not the admin endpoint): the
+     * runtime key overload.global_downstream_max_connections, or RUNTIME_NO_LIMIT. */
+    uint64_t global_cx_limit;
+    void *bootstrap; /* the Bootstrap message it came from (owned), for /config_dump */
+    /* The table its clusters' runtime state is kept in (a reference): snapshot_rebuild links the
+     * next snapshot to the same one. */
+    struct cluster_states *cluster_states;
+} snapshot_t;
+
+/* Where a build finds the addresses of the host names of DNS clusters: whoever resolves them
+ * (proxy/server/dns.c) keeps them, so the xds layer does no lookups itself. */
+typedef struct snap_resolver {
+    /* Sets *addrs and *n to what `host` of cluster `cluster` resolves to now, the address to
+     * prefer first (a LOGICAL_DNS cluster uses only that one); ports are ignored. *addrs is
+     * borrowed and must stay valid until the build returns. Returns 0, or negative when
+     * nothing is known (not resolved yet, or never successfully): no endpoints from it. */
+    int (*lookup)(void *ctx, const char *cluster, const char *host,
+                  const struct sockaddr_storage **addrs, size_t *n);
+    void *ctx;
+} snap_resolver_t;
+
+/* What a build links the new snapshot to besides its Bootstrap message; every field may be
+ * NULL. */
+typedef struct snap_build_opts {
+    /* The addresses of DNS clusters' host names (borrowed); NULL: only IP literals. */
+    const snap_resolver_t *resolver;
+    /* The runtime state of clusters by name (circuit-breaker counts, load-balancer positions
+     * and per-endpoint counts; proxy/upstream/cluster_state.h), borrowed: the snapshot takes a
+     * reference. Clusters keep their state across snapshots built with the same table, so a
+     * snapshot swap resets no count. NULL: a new table of the snapshot's own. Builds that share
+     * a table run on one thread (the main thread), one at a time. */
+    struct cluster_states *cluster_states;
+} snap_build_opts_t;
+
+#endif
