@@ -135,7 +135,7 @@ int ca_issuer_load(const ca_issuer_src_t *src, ca_issuer_t **out, char *err, siz
  * root-key.pem). *out as for ca_issuer_load. */
 int ca_issuer_load_dir(const char *dir, ca_issuer_t **out, char *err, size_t errlen);
 
-/* Frees an issuer from ca_issuer_load*; the key is wiped. NULL is fine. */
+/* Takes an issuer from ca_issuer_load* and frees it; the key is wiped. NULL is fine. */
 void ca_issuer_free(ca_issuer_t *issuer);
 
 /* Writes issued (borrowed) into dir (borrowed; created with mode 0755, parents too, if missing)

@@ -27,7 +27,8 @@ struct ca_issuer {
         root_name[CA_LABEL_SIZE];
 };
 
-/* err_set (xds/err.h) for a failed mbedTLS call: "what: <mbedTLS's text for tls_rc>",
+/* err_set (xds/err.h) for a failed mbedTLS call: "what: <mbedTLS's text for tls_rc>" into err
+ * (the caller's, errlen bytes; what borrowed for the call),
  * returns CA_ERR_CRYPTO. */
 int ca_crypto_fail(char *err, size_t errlen, int tls_rc, const char *what);
 

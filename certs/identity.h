@@ -48,9 +48,10 @@ typedef struct identity_cert_info {
                               NULL when it has none or more than one */
 } identity_cert_info_t;
 
-/* Calls fn(arg, type, value, len) for each URI and DNS SAN of crt (borrowed), in certificate
- * order. value is a slice of crt's DER, valid while crt is, and not NUL-terminated. Stops at the
- * first non-zero return of fn and returns it; 0 when every SAN was visited. */
+/* Calls fn(arg, type, value, len) (arg borrowed, passed through) for each URI and DNS SAN of crt
+ * (borrowed), in certificate order. value is a slice of crt's DER, valid while crt is, and not
+ * NUL-terminated. Stops at the first non-zero return of fn and returns it; 0 when every SAN was
+ * visited. */
 int identity_foreach_san(const struct mbedtls_x509_crt *crt,
                          int (*fn)(void *arg, identity_san_type_t type, const char *value,
                                    size_t len),
@@ -76,11 +77,13 @@ int identity_spiffe_id(const struct mbedtls_x509_crt *crt, char *out, size_t cap
 int identity_cert_info(const struct mbedtls_x509_crt *crt, int64_t now, identity_cert_info_t *out);
 
 /* The same from the first certificate of a PEM or DER buffer (borrowed, len bytes, no NUL
- * needed). Returns 0, -ENOMEM, or -EINVAL with a message in err[0..errlen). */
+ * needed); the caller owns what *out holds, as for identity_cert_info. Returns 0, -ENOMEM, or
+ * -EINVAL with a message in err[0..errlen). */
 int identity_cert_info_parse(const char *data, size_t len, int64_t now, identity_cert_info_t *out,
                              char *err, size_t errlen);
 
-/* Releases what identity_cert_info filled in; out may be reused afterwards. NULL is ignored. */
+/* Releases what identity_cert_info filled in (out itself borrowed); out may be reused
+ * afterwards. NULL is ignored. */
 void identity_cert_info_free(identity_cert_info_t *out);
 
 /* Seconds since the Unix epoch for a calendar date and time in UTC (proleptic Gregorian). */

@@ -95,12 +95,15 @@ typedef enum {
  * alone, so a caller rotating certificates keeps the config it has. Main thread or any. */
 int tls_config_new(const tls_config_opts_t *o, tls_config_t **out, char *err, size_t errlen);
 
-/* Adds a reference (any thread) and returns c. */
+/* Adds a reference (any thread) and returns c: a new reference the caller drops with
+ * tls_config_unref. */
 tls_config_t *tls_config_ref(tls_config_t *c);
 
-/* Drops a reference (any thread); the last one frees the config. NULL is ignored. */
+/* Drops a reference (taken from the caller; any thread); the last one frees the config. NULL is
+ * ignored. */
 void tls_config_unref(tls_config_t *c);
 
+/* c borrowed. */
 tls_role_t tls_config_role(const tls_config_t *c);
 
 /* The SPIFFE ID of the config's own leaf certificate (borrowed, lives with c), or NULL. */
@@ -130,28 +133,28 @@ int tls_group_from_name(const char *name);
  * drives it. Returns 0, -ENOMEM or TLS_ERR_FAILED (mbedTLS setup failed). */
 int tls_session_new(tls_config_t *c, const tls_saved_session_t *resume, tls_session_t **out);
 
-/* Gives the session its own expectations of the peer, replacing the config's: the server name
- * to send (client; NULL keeps the config's) and the identities the peer must match (m[0..n),
- * copied; n == 0: any the trust bundle vouches for). Lets many upstreams share one config per
- * (certificate, trust bundle, role). Before the handshake starts only. Returns 0, -EINVAL or
- * -ENOMEM. */
+/* Gives the session (s, borrowed) its own expectations of the peer, replacing the config's: the
+ * server name to send (client; borrowed and copied; NULL keeps the config's) and the identities the
+ * peer must match (m[0..n), copied; n == 0: any the trust bundle vouches for). Lets many upstreams
+ * share one config per (certificate, trust bundle, role). Before the handshake starts only. Returns
+ * 0, -EINVAL or -ENOMEM. */
 int tls_session_expect_peer(tls_session_t *s, const char *sni, const identity_matcher_t *m,
                             size_t n);
 
-/* Frees s, its queued output and its reference to the config. NULL is ignored. */
+/* Takes s: frees it, its queued output and its reference to the config. NULL is ignored. */
 void tls_session_free(tls_session_t *s);
 
-/* Offers received ciphertext. The window cipher[0..len) is borrowed, not copied: mbedTLS takes
- * bytes out of it into its record buffer only as it needs them, during later calls. It must
- * stay valid and unchanged until the next tls_feed or until tls_feed_left is 0. A new window
- * replaces the old one: unconsumed bytes of the old window must lead the new one. */
+/* Offers received ciphertext to s (borrowed). The window cipher[0..len) is borrowed, not copied:
+ * mbedTLS takes bytes out of it into its record buffer only as it needs them, during later calls.
+ * It must stay valid and unchanged until the next tls_feed or until tls_feed_left is 0. A new
+ * window replaces the old one: unconsumed bytes of the old window must lead the new one. */
 void tls_feed(tls_session_t *s, const void *cipher, size_t len);
 
-/* Bytes of the current window not yet taken. */
+/* Bytes of the current window not yet taken. s borrowed. */
 size_t tls_feed_left(const tls_session_t *s);
 
-/* Advances the handshake as far as the fed bytes allow. Returns 0 once it is complete (and on
- * every later call), TLS_ERR_WANT_READ while it needs more input (send the output first: it
+/* Advances s's (borrowed) handshake as far as the fed bytes allow. Returns 0 once it is complete
+ * (and on every later call), TLS_ERR_WANT_READ while it needs more input (send the output first: it
  * may hold our next flight), or TLS_ERR_FAILED. */
 int tls_handshake_step(tls_session_t *s);
 
@@ -160,6 +163,7 @@ int tls_handshake_step(tls_session_t *s);
  * Returns the bytes written (> 0), 0 once the peer's close_notify has arrived,
  * TLS_ERR_WANT_READ when the fed bytes hold no further complete record, or TLS_ERR_FAILED.
  * Plaintext that does not fit stays inside the session for the next call. */
+/* s borrowed. */
 int tls_read(tls_session_t *s, void *buf, size_t cap);
 
 /* Encrypts plain[0..len) (borrowed; not needed after the call) into records of at most the
@@ -170,8 +174,8 @@ int tls_read(tls_session_t *s, void *buf, size_t cap);
  * TLS_ERR_FAILED. len 0 returns 0. */
 int tls_write(tls_session_t *s, const void *plain, size_t len);
 
-/* Queues our close_notify (once); during the handshake nothing is sent and the session just
- * ends (state closed). Returns 0, or TLS_ERR_FAILED. */
+/* Queues our close_notify (once) in s (borrowed); during the handshake nothing is sent and the
+ * session just ends (state closed). Returns 0, or TLS_ERR_FAILED. */
 int tls_close_notify(tls_session_t *s);
 
 /* Total ciphertext bytes waiting to be sent; *p and *len (either may be NULL) get the first
@@ -183,19 +187,21 @@ size_t tls_pending_output(const tls_session_t *s, const void **p, size_t *len);
  * many were filled. Same ownership as tls_pending_output. */
 int tls_output_iov(const tls_session_t *s, struct iovec *iov, int max);
 
-/* Drops the first n pending bytes (sent, or copied by the caller). n is clipped to what is
- * pending. Drained memory goes back to a per-thread cache. */
+/* Drops the first n pending bytes of s (borrowed) (sent, or copied by the caller). n is clipped to
+ * what is pending. Drained memory goes back to a per-thread cache. */
 void tls_consume_output(tls_session_t *s, size_t n);
 
 /* --- what the session learned ------------------------------------------------------------ */
 
+/* s borrowed; tls_state_name returns a static string. */
 tls_state_t tls_session_state(const tls_session_t *s);
 const char *tls_state_name(tls_state_t st);
 tls_fail_reason_t tls_session_fail_reason(const tls_session_t *s);
-/* Envoy's counter suffix for r ("fail_verify_san", ...); "none" for TLS_FAIL_NONE. */
+/* Envoy's counter suffix for r ("fail_verify_san", ...), a static string; "none" for
+ * TLS_FAIL_NONE. */
 const char *tls_fail_reason_name(tls_fail_reason_t r);
 /* Writes a one-line explanation of the failure (mbedTLS's reason, verification flags) into
- * buf[0..cap). Formats only when called. Returns buf. */
+ * buf[0..cap) (the caller's). Formats only when called. Returns buf. s borrowed. */
 const char *tls_session_error(const tls_session_t *s, char *buf, size_t cap);
 
 /* After the handshake (NULL / false before). Strings belong to s and live as long as it does. */
@@ -203,27 +209,30 @@ const char *tls_session_alpn(const tls_session_t *s);    /* NULL: none negotiate
 const char *tls_session_cipher(const tls_session_t *s);  /* IANA-style mbedTLS suite name */
 const char *tls_session_version(const tls_session_t *s); /* "TLSv1.2" */
 bool tls_session_resumed(const tls_session_t *s);
-/* The peer certificate's SPIFFE ID; NULL without a certificate or a single spiffe:// SAN. */
+/* The peer certificate's SPIFFE ID, borrowed from s (lives as long as it); NULL without a
+ * certificate or a single spiffe:// SAN. */
 const char *tls_session_peer_spiffe_id(const tls_session_t *s);
-/* Server: the name the client asked for (SNI), or NULL when it sent none. */
+/* Server: the name the client asked for (SNI), borrowed from s (lives as long as it), or NULL
+ * when it sent none. */
 const char *tls_session_server_name(const tls_session_t *s);
-/* Whether the peer certificate satisfies one of the n matchers (borrowed), e.g. a route's or an
- * authorization policy's expectation; false without a peer certificate. */
+/* Whether the peer certificate of s (borrowed) satisfies one of the n matchers (borrowed), e.g. a
+ * route's or an authorization policy's expectation; false without a peer certificate. */
 bool tls_session_peer_matches(const tls_session_t *s, const identity_matcher_t *m, size_t n);
 /* The SHA-256 of the peer certificate's DER as 64 lowercase hex digits and a NUL in out (the
- * Hash of Envoy's x-forwarded-client-cert). Returns 0 or -ENOENT without a peer certificate. */
+ * caller's; the Hash of Envoy's x-forwarded-client-cert). s borrowed. Returns 0 or -ENOENT without
+ * a peer certificate. */
 int tls_session_peer_cert_sha256(const tls_session_t *s, char out[65]);
-/* Facts about the peer's certificate (-ENOENT without one); caller frees with
- * identity_cert_info_free. */
+/* Facts about the peer's certificate of s (borrowed) (-ENOENT without one); the caller owns
+ * what *out holds and frees it with identity_cert_info_free. */
 int tls_session_peer_cert_info(const tls_session_t *s, int64_t now, identity_cert_info_t *out);
 
 /* --- client resumption ------------------------------------------------------------------- */
 
-/* A copy of a client session's resumable state (ticket or session id, master secret, the
- * server's certificate), to pass to a later tls_session_new towards the same server. Returns a
+/* A copy of a client session's (s, borrowed) resumable state (ticket or session id, master secret,
+ * the server's certificate), to pass to a later tls_session_new towards the same server. Returns a
  * new object owned by the caller, or NULL (not a client, handshake not complete, no memory). */
 tls_saved_session_t *tls_session_save(const tls_session_t *s);
-/* Frees a saved session (wiping its secrets). NULL is ignored. */
+/* Takes a saved session and frees it (wiping its secrets). NULL is ignored. */
 void tls_saved_session_free(tls_saved_session_t *ss);
 
 /* --- per thread -------------------------------------------------------------------------- */
@@ -232,7 +241,7 @@ void tls_saved_session_free(tls_saved_session_t *ss);
  * it once its sessions are freed, before the thread exits; the state is rebuilt on next use. */
 void tls_thread_cleanup(void);
 
-/* A static description of a TLS_ERR_* code. */
+/* A static description of a TLS_ERR_* code (a static string). */
 const char *tls_strerror(int rc);
 
 #endif

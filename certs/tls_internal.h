@@ -34,11 +34,13 @@ struct tls_config {
     size_t high_water;
 };
 
-/* Server SNI callback (tls.c), installed by the config: records the name in the session. */
+/* Server SNI callback (tls.c), installed by the config: records a copy of name (borrowed for
+ * the call) in the session (ssl, borrowed); arg unused. */
 int tls_on_sni(void *arg, mbedtls_ssl_context *ssl, const unsigned char *name, size_t len);
 
 /* mbedTLS's f_rng for every config and ticket context: draws from the calling thread's own
- * CTR-DRBG, seeded from the system entropy source on first use. p is unused. */
+ * CTR-DRBG, seeded from the system entropy source on first use. p is unused; out is the
+ * caller's. */
 int tls_rng(void *p, unsigned char *out, size_t len);
 
 /* Wipes the calling thread's generator (it reseeds on next use). */

@@ -13,7 +13,8 @@ typedef struct cli_flag {
     unsigned scope; /* the command's own use (e.g. which subcommands accept it) */
 } cli_flag_t;
 
-/* Returns the flag of flags[0..n) that arg names, or NULL. *inline_value gets the text after
+/* Returns the flag of flags[0..n) (borrowed) that arg (borrowed) names, a pointer into flags,
+ * or NULL. *inline_value gets the text after
  * '=' (pointing into arg) or NULL when the value, if any, is the next argument. */
 const cli_flag_t *cli_flag_find(const cli_flag_t *flags, size_t n, const char *arg,
                                 const char **inline_value);

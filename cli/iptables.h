@@ -50,21 +50,23 @@ typedef struct iptables_opts {
     uint32_t proxy_gid;
 } iptables_opts_t;
 
-/* Fills *opts with the defaults (capture all inbound ports except 15000,15021,15090; outbound to
- * 15001, inbound to 15006; proxy uid and gid 1337). */
+/* Fills *opts (the caller's) with the defaults (capture all inbound ports except 15000,15021,15090;
+ * outbound to 15001, inbound to 15006; proxy uid and gid 1337). */
 void iptables_opts_default(iptables_opts_t *opts);
 
 /* Parses `apply|clean [flags]` (argv[0] is the action word, or a flag when only --help is given)
- * into *opts, starting from the defaults. Returns 0, or -EINVAL with a message naming the bad
- * flag or value written to err (borrowed, errlen bytes). */
+ * into *opts (the caller's; argv borrowed for the call), starting from the defaults. Returns 0, or
+ * -EINVAL with a message naming the bad flag or value written to err (borrowed, errlen bytes). */
 int iptables_parse_args(int argc, char *const argv[], iptables_opts_t *opts, char *err,
                         size_t errlen);
 
-/* Renders the iptables-restore --noflush input that installs our chains as opts describes.
+/* Renders the iptables-restore --noflush input that installs our chains as opts (borrowed)
+ * describes.
  * saved is the current `iptables-save -t nat` text (borrowed; NULL means nothing installed):
  * jumps to our chains that already exist in the exact wanted form are kept, any other jump to a
  * REMORA_* chain from a built-in chain is deleted, so applying twice leaves one copy.
- * On success *out is a new NUL-terminated string the caller frees. Returns 0 or -ENOMEM. */
+ * On success *out is a new NUL-terminated string the caller frees with free(). Returns 0 or
+ * -ENOMEM. */
 int iptables_render_apply(const iptables_opts_t *opts, const char *saved, char **out);
 
 /* Renders the input that deletes every jump to a REMORA_* chain and every REMORA_* chain found
@@ -72,8 +74,8 @@ int iptables_render_apply(const iptables_opts_t *opts, const char *saved, char *
  * installed. Returns 0 or -ENOMEM. */
 int iptables_render_clean(const char *saved, char **out);
 
-/* The `remoractl iptables` subcommand; argv[0] is "iptables". Returns the process exit status:
- * 0 ok, 1 when iptables-save/iptables-restore fail, 2 for a usage error. */
+/* The `remoractl iptables` subcommand; argv[0] is "iptables" (argv borrowed). Returns the process
+ * exit status: 0 ok, 1 when iptables-save/iptables-restore fail, 2 for a usage error. */
 int iptables_main(int argc, char *argv[]);
 
 #endif

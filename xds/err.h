@@ -8,9 +8,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-/* Formats fmt into err (borrowed, errlen bytes, always NUL-terminated; nothing is written when
- * err is NULL or errlen is 0) and returns rc, so that a failure is one statement:
- * `return err_set(err, errlen, -EINVAL, "cluster '%s': defined twice", name);` */
+/* Formats fmt (and its arguments, borrowed for the call) into err (borrowed, errlen bytes, always
+ * NUL-terminated; nothing is written when err is NULL or errlen is 0) and returns rc, so that a
+ * failure is one statement: `return err_set(err, errlen, -EINVAL, "cluster '%s': defined twice",
+ * name);` */
 int err_set(char *err, size_t errlen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -54,6 +54,8 @@ typedef struct http_filter_ops {
     void (*done)(http_stream_t *s, const void *config, void *state);
 } http_filter_ops_t;
 
+/* Looks up an HTTP filter by type URL, or by filter name when type_url is NULL (both borrowed
+ * for the call). Returns static ops, or NULL. */
 const http_filter_ops_t *filter_http_lookup(const char *name, const char *type_url);
 
 #endif

@@ -59,7 +59,8 @@ typedef struct net_filter_ops {
     void (*on_worker_tick)(const void *config, unsigned worker_index);
 } net_filter_ops_t;
 
-/* Looks up a network filter by type URL, or by filter name when type_url is NULL. */
+/* Looks up a network filter by type URL, or by filter name when type_url is NULL (both borrowed
+ * for the call). Returns static ops, or NULL. */
 const net_filter_ops_t *filter_network_lookup(const char *name, const char *type_url);
 
 /* Listener filters we understand; their configs carry no fields we use yet. */
@@ -68,6 +69,7 @@ typedef enum {
     LISTENER_FILTER_ORIGINAL_DST,
     LISTENER_FILTER_HTTP_INSPECTOR,
 } listener_filter_kind_t;
+/* name and type_url borrowed for the call. */
 listener_filter_kind_t filter_listener_lookup(const char *name, const char *type_url);
 
 #endif

@@ -10,9 +10,9 @@
 
 typedef struct admin admin_t;
 
-/* Serves the admin endpoint on addr for host (borrowed; must outlive the endpoint), on
- * host->loop. On success *out is owned by the caller, who ends it with admin_stop. Returns 0 or
- * a negative libuv error, with a message naming the address in err. */
+/* Serves the admin endpoint on addr (borrowed for the call) for host (borrowed; must outlive the
+ * endpoint), on host->loop. On success *out is owned by the caller, who ends it with admin_stop.
+ * Returns 0 or a negative libuv error, with a message naming the address in err. */
 int admin_start(const host_t *host, const struct sockaddr *addr, admin_t **out, char *err,
                 size_t errlen);
 

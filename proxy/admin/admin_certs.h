@@ -18,8 +18,8 @@
  * reference owned by the caller, or NULL when out of memory. */
 json_t *admin_certs_json(const snapshot_t *snap, int64_t now);
 
-/* The workload identities snap's contexts present: one object per distinct SPIFFE ID of a leaf
- * certificate (a leaf without one counts by its serial number), in config order, each with
+/* The workload identities snap's (borrowed) contexts present: one object per distinct SPIFFE ID of
+ * a leaf certificate (a leaf without one counts by its serial number), in config order, each with
  * spiffe_id (null when the leaf has none), subject, serial_number and not_after (the earliest
  * among leaves with that ID). Returns a new array owned by the caller (empty when no context has
  * a certificate), or NULL when out of memory. */

@@ -7,12 +7,14 @@ typedef enum { LOG_TRACE, LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF } lo
 
 extern log_level_t log_current_level;
 
-/* Parses "trace".."error"/"off"; returns 0 and sets *out, or -EINVAL. */
+/* Parses "trace".."error"/"off" (name borrowed); returns 0 and sets *out, or -EINVAL. */
 int log_level_parse(const char *name, log_level_t *out);
+/* Returns a static string. */
 const char *log_level_name(log_level_t level);
 void log_set_level(log_level_t level);
 /* Names the calling thread in log lines ("main", "worker 0"); copies name. */
 void log_set_thread_name(const char *name);
+/* fmt and its arguments borrowed for the call. */
 void log_write(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define LOG_AT(level, ...)                                                                         \

@@ -80,9 +80,10 @@ typedef struct stats_entry {
     const stats_histogram_t *hist; /* histograms only; owned by the list */
 } stats_entry_t;
 
-/* Creates a store for nthreads writers (workers + main). Returns NULL on allocation failure. */
+/* Creates a store for nthreads writers (workers + main). Returns a new store the caller frees
+ * with stats_store_free, or NULL on allocation failure. */
 stats_store_t *stats_store_new(unsigned nthreads);
-/* Frees the store; no other thread may use it or any slot array any more. */
+/* Takes store and frees it; no other thread may use it or any slot array any more. */
 void stats_store_free(stats_store_t *store);
 
 /* Defines (or finds) the stat scope[.tag_value].metric, rendered in Prometheus as
@@ -109,7 +110,8 @@ int64_t stats_define_histogram(stats_store_t *store, const char *scope, const ch
 int64_t stats_define_histogram_tagged(stats_store_t *store, const char *prom_family,
                                       const char *name, const stats_tag_t *tags, size_t n_tags);
 
-/* The slot array of writer thread `index` (0..nthreads-1). Borrowed; lives as long as the store. */
+/* The slot array of writer thread `index` (0..nthreads-1), store borrowed. Returns a pointer
+ * borrowed from the store; lives as long as the store. */
 stats_slots_t *stats_slots(stats_store_t *store, unsigned index);
 
 static inline _Atomic uint64_t *stats_slot_ptr(stats_slots_t *slots, stat_id_t id)
@@ -155,26 +157,31 @@ static inline void stats_record(stats_slots_t *slots, stat_id_t id, uint64_t val
         atomic_store_explicit(&h[STATS_HIST_SLOT_MAX], value_us, memory_order_relaxed);
 }
 
-/* Sum of one counter or gauge over all writers. Any thread. */
+/* Sum of one counter or gauge over all writers (store borrowed). Any thread. */
 int64_t stats_value(const stats_store_t *store, stat_id_t id);
 
-/* Histogram `id` summed over all writers into *out. Any thread. */
+/* Histogram `id` summed over all writers (store borrowed) into *out (the caller's). Any
+ * thread. */
 void stats_histogram_read(const stats_store_t *store, stat_id_t id, stats_histogram_t *out);
 
 /* The q-quantile (0..1) in milliseconds, interpolated linearly inside the bucket that holds it
- * and clamped to the observed min and max (so q=0 is the min, q=1 the max). NaN when empty. */
+ * and clamped to the observed min and max (so q=0 is the min, q=1 the max). NaN when empty.
+ * h borrowed. */
 double stats_histogram_quantile(const stats_histogram_t *h, double q);
 
-/* Snapshot of every stat sorted by full name; *out is a new array (free with stats_list_free).
+/* Snapshot of every stat (store borrowed) sorted by full name; *out is a new array, with the
+ * strings and histograms its entries point to, owned by the caller (free with stats_list_free).
  * Returns the count or a negative error. Any thread (takes the registry mutex while copying). */
 int stats_list(const stats_store_t *store, stats_entry_t **out);
+/* Takes list (from stats_list) and frees it. */
 void stats_list_free(stats_entry_t *list);
 
-/* Renders the list for the admin endpoint into a new malloc'd string (NUL-terminated), or NULL
- * on allocation failure. filter, when not NULL, keeps only stats whose name contains it.
- * Text: counters and gauges "name: value", then histograms in Envoy's quantile form.
- * JSON: Envoy's {"stats":[{"name","value"}…,{"histograms":{…}}]}.
- * Prometheus: text exposition 0.0.4, one # TYPE per family, histograms as _bucket/_sum/_count. */
+/* Renders the list (borrowed) for the admin endpoint into a new malloc'd string (NUL-terminated)
+ * the caller frees with free(), or NULL on allocation failure. filter borrowed for the call.
+ * filter, when not NULL, keeps only stats whose name contains it. Text: counters and gauges "name:
+ * value", then histograms in Envoy's quantile form. JSON: Envoy's
+ * {"stats":[{"name","value"}…,{"histograms":{…}}]}. Prometheus: text exposition 0.0.4, one # TYPE
+ * per family, histograms as _bucket/_sum/_count. */
 char *stats_render_text(const stats_entry_t *list, int n, const char *filter);
 char *stats_render_json(const stats_entry_t *list, int n, const char *filter);
 char *stats_render_prometheus(const stats_entry_t *list, int n);
@@ -190,7 +197,7 @@ typedef struct stats_cache {
     uint32_t n;
 } stats_cache_t;
 
-/* Returns 1 and sets *id when key is cached, else 0. */
+/* Returns 1 and sets *id when key is cached, else 0. c borrowed. */
 static inline int stats_cache_get(const stats_cache_t *c, uint64_t key, stat_id_t *id)
 {
     if (c->cap == 0)
@@ -206,8 +213,10 @@ static inline int stats_cache_get(const stats_cache_t *c, uint64_t key, stat_id_
     }
 }
 
-/* Caches key → id (replacing an existing entry). Returns 0 or -ENOMEM. */
+/* Caches key → id (replacing an existing entry) in c (borrowed; owns its table). Returns 0 or
+ * -ENOMEM. */
 int stats_cache_put(stats_cache_t *c, uint64_t key, stat_id_t id);
+/* Frees c's table and empties c (the caller's). */
 void stats_cache_free(stats_cache_t *c);
 
 /* Key building: FNV-1a over each part, starting from STATS_KEY_INIT. Include a separator (the

@@ -11,11 +11,14 @@ typedef struct strbuf {
     int failed; /* set when an allocation failed; later appends are ignored */
 } strbuf_t;
 
+/* Append to sb (borrowed; owns its buffer): s and fmt's arguments are borrowed and copied. */
 void sb_append(strbuf_t *sb, const char *s, size_t n);
 void sb_puts(strbuf_t *sb, const char *s);
 void sb_printf(strbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Returns the string (caller frees) and resets sb; NULL if any allocation failed. */
+/* Returns the string, new and owned by the caller (free with free()), and resets sb
+ * (borrowed); NULL if any allocation failed. */
 char *sb_take(strbuf_t *sb);
+/* Frees sb's buffer and resets sb (the caller's). */
 void sb_free(strbuf_t *sb);
 
 #endif

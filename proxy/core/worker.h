@@ -92,25 +92,31 @@ typedef struct worker {
     int start_error;
 } worker_t;
 
-/* Starts worker thread `index` with a reference to snap (taken) and one listening socket per
- * snapshot listener (fds[i] for snap->listeners[i], taken; -1 for a listener not bound).
+/* Starts worker thread `index` (w: the caller's, must outlive the thread until worker_join;
+ * store borrowed, must outlive the worker) with a reference to snap (taken) and one listening
+ * socket per snapshot listener (fds[i] for snap->listeners[i], taken; -1 for a listener not bound).
  * counts (borrowed) must outlive the worker and have a count per listener of snap; kinds
  * (borrowed) must outlive it too. */
 int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *store,
                  const int *fds, conn_counts_t *counts, const worker_conn_kinds_t *kinds);
-/* Main thread: stop accepting; open connections go on. */
+/* Main thread: stop accepting; open connections go on. w borrowed. */
 void worker_drain(worker_t *w);
-/* Main thread: reset every open connection and end the loop; then worker_join. */
+/* Main thread: reset every open connection and end the loop; then worker_join. w borrowed. */
 void worker_stop(worker_t *w);
+/* Main thread: waits for the thread, then frees what w owns (its snapshots' references, pools,
+ * listeners); w itself stays the caller's. */
 void worker_join(worker_t *w);
-/* Main thread: hand a new snapshot (reference taken) to the worker for new connections. */
+/* Main thread: hand a new snapshot (reference taken) to the worker (borrowed) for new
+ * connections. */
 void worker_publish(worker_t *w, snapshot_t *snap);
 
-/* Opens a bound, non-blocking SO_REUSEPORT socket for l (listen() happens on the worker). */
+/* Opens a bound, non-blocking SO_REUSEPORT socket for l (borrowed; listen() happens on the
+ * worker). *fd is a new socket owned by the caller (close it, or hand it to worker_start). */
 int listener_socket_open(const snap_listener_t *l, int *fd, char *err, size_t errlen);
-/* Starts accepting on a worker listener (worker thread). */
+/* Starts accepting on a worker listener (borrowed; owned by its worker). Worker thread. */
 int listener_start(worker_listener_t *wl);
-/* Closes connections still in protocol detection (at stop). */
+/* Closes connections still in protocol detection (at stop); w borrowed, the connections are
+ * its and freed. */
 void listener_abort_sniffs(worker_t *w);
 /* Counts out a downstream connection accepted on l (borrowed) as it closes: the listener's
  * active and destroy stats, the worker's active count, and the connection-limit counts it was

@@ -63,22 +63,27 @@ typedef struct access_log access_log_t;
  * formatted by json_formats[i]; a format that is exactly one command gives a number for numeric
  * commands and null for a missing value, anything else a string. The strings are copied.
  * nworkers: buffers for workers 0..nworkers-1. Returns 0 and *out, or a negative errno with a
- * message in err (unknown command, bad syntax, cannot open). Main thread. */
+ * message in err (unknown command, bad syntax, cannot open). Main thread. path and the formats
+ * are borrowed for the call; *out is new, owned by the caller, closed with access_log_close. */
 int access_log_open(const char *path, const char *text_format, const char *const *json_keys,
                     const char *const *json_formats, size_t n_json, unsigned nworkers,
                     access_log_t **out, char *err, size_t errlen);
 
-/* Renders e into the worker's buffer (no allocation) and writes the buffer out once it passes
- * ACCESS_LOG_FLUSH_BYTES. Only worker `worker` may call this and access_log_flush for its index. */
+/* Renders e (borrowed for the call) into the worker's buffer of log (borrowed) (no allocation) and
+ * writes the buffer out once it passes ACCESS_LOG_FLUSH_BYTES. Only worker `worker` may call this
+ * and access_log_flush for its index. */
 void access_log_write(access_log_t *log, unsigned worker, const access_log_entry_t *e);
 
-/* Writes out the worker's buffered lines; the worker calls it on a ~1 s timer and at exit. */
+/* Writes out the worker's buffered lines of log (borrowed); the worker calls it on a ~1 s timer and
+ * at exit. */
 void access_log_flush(access_log_t *log, unsigned worker);
 
-/* Lines dropped because write(2) failed (disk full, closed pipe), summed over workers. */
+/* Lines dropped because write(2) failed (disk full, closed pipe), summed over workers. log
+ * borrowed. */
 uint64_t access_log_dropped(const access_log_t *log);
 
-/* Flushes every buffer and frees the log. Main thread, after the workers have stopped. */
+/* Takes log: flushes every buffer and frees it (NULL is a no-op). Main thread, after the workers
+ * have stopped. */
 void access_log_close(access_log_t *log);
 
 #endif

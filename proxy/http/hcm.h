@@ -88,7 +88,10 @@ typedef struct hcm_config {
 } hcm_config_t;
 
 /* Takes over an accepted connection (network filter on_accept). initial/initial_len: bytes
- * already read by protocol detection (copied). */
+ * already read by protocol detection (copied). conn is borrowed; on success its socket, its
+ * detection slab (initial) and its TLS endpoint are taken, and the connection takes its own
+ * reference to conn->snap. cfg is borrowed and must outlive the connection (it lives with the
+ * snapshot the connection holds). */
 int hcm_start(accepted_conn_t *conn, const hcm_config_t *cfg);
 
 #endif

@@ -90,9 +90,10 @@ struct hcm_conn {
 
 /* hcm_stream.c: the filters' hooks, called for every filter that has them and whose request
  * hooks ran. */
-/* A hook may end the stream: the calls that can say so return HTTP_STREAM_ENDED then. */
-/* Body bytes to the filters in order (borrowed for the call). Returns 0, HTTP_STREAM_ENDED, or
- * another negative value when a filter failed. */
+/* A hook may end the stream: the calls that can say so return HTTP_STREAM_ENDED then. In every
+ * call below, the stream s and the connection c are borrowed (c owns s). */
+/* Body bytes to the filters in order (data and trailers borrowed for the call). Returns 0,
+ * HTTP_STREAM_ENDED, or another negative value when a filter failed. */
 int hcm_filters_request_body(http_stream_t *s, const char *data, size_t len, bool end,
                              const http_headers_t *trailers);
 /* In reverse order. Returns 0 or HTTP_STREAM_ENDED. */
@@ -110,7 +111,7 @@ uint64_t hcm_now(const hcm_conn_t *c);
 /* Sends bufs to the client (borrowed; copied only if the kernel does not take them at once).
  * Returns 0, or a negative error when the connection cannot take them. */
 int hcm_down_write(hcm_conn_t *c, const uv_buf_t *bufs, unsigned n);
-/* The TLS layer's write-done callback for a connection (owner: the hcm_conn_t). */
+/* The TLS layer's write-done callback for a connection (owner: the hcm_conn_t, borrowed). */
 void hcm_on_tls_written(void *owner, int status);
 /* Writes a local reply (status, body: borrowed, NUL-terminated or NULL) and marks the response
  * done. Returns 0, or a negative error when the connection cannot take it. */
@@ -126,9 +127,11 @@ int hcm_write_response(http_stream_t *s, const char *data, size_t len, bool end,
 
 /* hcm_end.c: how streams and connections end. */
 /* Ends the active stream exactly once: counts it, reports it, runs the filters' reset (when
- * reset) and done, and frees it. reset: it did not complete; its flags tell who ended it. */
+ * reset) and done, and frees what it holds (c keeps the stream's memory). reset: it did not
+ * complete; its flags tell who ended it. */
 void hcm_end_stream(hcm_conn_t *c, bool reset);
-/* Closes the connection: a stream still active there did not complete and is reported as
+/* Closes the connection (c is freed once its handles close; the caller must not use it after):
+ * a stream still active there did not complete and is reported as
  * reset. reset: close with a TCP reset rather than after the queued bytes (and a FIN). */
 void hcm_close(hcm_conn_t *c, bool reset);
 
@@ -138,9 +141,10 @@ void hcm_close(hcm_conn_t *c, bool reset);
 void hcm_finish_stream(hcm_conn_t *c);
 void hcm_resume(hcm_conn_t *c);
 void hcm_set_deadline(hcm_conn_t *c, uint64_t ms);
-/* Drain: closes idle HTTP connections, and makes busy ones close after their response. */
+/* Drain: closes idle HTTP connections, and makes busy ones close after their response. w
+ * borrowed. */
 void hcm_drain_all(worker_t *w);
-/* Resets every HTTP connection of the worker (at stop). */
+/* Resets every HTTP connection of the worker (w borrowed) (at stop). */
 void hcm_abort_all(worker_t *w);
 
 /* hcm_headers.c: the proxy headers (x-request-id, x-forwarded-*), x-forwarded-client-cert per

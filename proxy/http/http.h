@@ -27,7 +27,8 @@ typedef struct http_slice {
     size_t len;
 } http_slice_t;
 
-/* Case-insensitive comparison of a header name with a NUL-terminated lowercase literal. */
+/* Case-insensitive comparison of a header name with a NUL-terminated lowercase literal (h and
+ * lower borrowed). */
 static inline bool http_name_is(const http_header_t *h, const char *lower)
 {
     uint32_t i = 0;
@@ -41,7 +42,7 @@ static inline bool http_name_is(const http_header_t *h, const char *lower)
     return lower[i] == '\0';
 }
 
-/* First header named `lower` (lowercase literal), or NULL. */
+/* First header named `lower` (lowercase literal), or NULL: a pointer borrowed from hs. */
 static inline const http_header_t *http_headers_find(const http_headers_t *hs, const char *lower)
 {
     for (uint32_t i = 0; i < hs->n; i++)
@@ -50,8 +51,8 @@ static inline const http_header_t *http_headers_find(const http_headers_t *hs, c
     return NULL;
 }
 
-/* Writes v in decimal into out (room for 20 digits) and returns the length: the hot path's
- * replacement for snprintf("%llu"). */
+/* Writes v in decimal into out (the caller's; room for 20 digits) and returns the length: the hot
+ * path's replacement for snprintf("%llu"). */
 static inline size_t http_u64(char *out, uint64_t v)
 {
     char tmp[20];

@@ -52,48 +52,60 @@ typedef struct http_upstream_info {
 
 /* ---- request ----------------------------------------------------------------------------- */
 
+/* The request's headers, borrowed from s (valid while the stream lives). */
 http_headers_t *http_stream_request_headers(http_stream_t *s);
-/* The parsed request head (method, path, authority, body framing); its headers are those of
- * http_stream_request_headers. */
+/* The parsed request head (method, path, authority, body framing), borrowed from s; its headers
+ * are those of http_stream_request_headers. */
 const struct http1_request *http_stream_request(const http_stream_t *s);
-/* The route matched (never NULL once filters run) and its virtual host (*vhost, may be NULL). */
+/* The route matched (never NULL once filters run) and its virtual host (*vhost, may be NULL),
+ * both borrowed from the route table the stream holds (valid while the stream lives). */
 const route_entry_t *http_stream_route(const http_stream_t *s, const route_vhost_t **vhost);
-/* The route table the route came from (its table-wide header operations). */
+/* The route table the route came from (its table-wide header operations); borrowed, valid
+ * while the stream lives. */
 const route_table_t *http_stream_route_table(const http_stream_t *s);
-/* The Upgrade value when the request asks for an enabled upgrade (*len set), else NULL. */
+/* The Upgrade value when the request asks for an enabled upgrade (*len set), else NULL;
+ * borrowed from s. */
 const char *http_stream_upgrade(const http_stream_t *s, uint32_t *len);
-/* The whole request body when a filter had it buffered (http_stream_buffer_body), else NULL. */
+/* The whole request body when a filter had it buffered (http_stream_buffer_body), else NULL;
+ * borrowed from s. */
 const char *http_stream_buffered_body(const http_stream_t *s, size_t *len);
-/* The connection's original destination (SO_ORIGINAL_DST or its local address). */
+/* The connection's original destination (SO_ORIGINAL_DST or its local address), borrowed from
+ * the stream's connection. */
 const struct sockaddr *http_stream_original_dst(const http_stream_t *s);
 
 /* ---- headers ----------------------------------------------------------------------------- */
 
+/* The response's headers, borrowed from s (valid while the stream lives). */
 http_headers_t *http_stream_response_headers(http_stream_t *s);
-/* Appends a header; name and value are copied into the stream. Returns 0 or -ENOMEM. */
+/* Appends a header to h (borrowed: one of s's header lists); name and value are borrowed and
+ * copied into the stream. Returns 0 or -ENOMEM. */
 int http_stream_header_add(http_stream_t *s, http_headers_t *h, const char *name, size_t name_len,
                            const char *value, size_t value_len);
-/* Replaces every header named `lower` with one value (adds it when absent). */
+/* Replaces every header named `lower` with one value (adds it when absent); h borrowed, lower
+ * and value borrowed and copied into the stream. */
 int http_stream_header_set(http_stream_t *s, http_headers_t *h, const char *lower,
                            const char *value, size_t value_len);
-/* Removes every header named `lower` (a lowercase name). */
+/* Removes every header named `lower` (a lowercase name, borrowed for the call) from h
+ * (borrowed). */
 void http_headers_remove(http_headers_t *h, const char *lower);
-/* Applies a route header-operations block (headers_to_add / _to_remove) to h. */
+/* Applies a route header-operations block (ops, borrowed for the call; what it adds is copied)
+ * to h (borrowed). */
 void http_stream_apply_header_ops(http_stream_t *s, http_headers_t *h,
                                   const route_header_ops_t *ops);
 
 /* ---- the stream's resources -------------------------------------------------------------- */
 
-/* size bytes from the stream's arena (16-aligned, not zeroed), freed with the stream; NULL when
- * memory is exhausted. */
+/* size bytes from the stream's arena (16-aligned, not zeroed), owned by the stream and freed
+ * with it; NULL when memory is exhausted. */
 void *http_stream_alloc(http_stream_t *s, size_t size);
 /* The worker the stream runs on (its stats slots, generator, loop); borrowed. */
 struct worker *http_stream_worker(const http_stream_t *s);
-/* The loop's clock in milliseconds. */
+/* The loop's clock in milliseconds. s borrowed, as in every http_stream_* call. */
 uint64_t http_stream_now(const http_stream_t *s);
 /* From now on the stream is reset with HTTP_RESET_TIMEOUT and answered 504 (UT) after ms; 0
  * clears the deadline. One deadline per stream: a later call replaces it. */
 void http_stream_set_deadline(http_stream_t *s, uint64_t ms);
+/* Counts `which` in the stream's stats; s borrowed. */
 void http_stream_count(http_stream_t *s, http_stream_stat_t which);
 /* Records where the request went upstream; info (borrowed) must stay valid and is read until
  * the filters' done, so a filter keeps it in its own per-stream state and updates it there. */
@@ -124,15 +136,17 @@ void http_stream_local_reply(http_stream_t *s, int status, const char *body, con
  * the client. It leaves with the first body bytes (one writev), or at
  * http_stream_flush_response_head. Returns 0, or HTTP_STREAM_ENDED. */
 int http_stream_send_response_head(http_stream_t *s, const struct http1_response *resp);
-/* Sends a response head still held back. Returns 0, or HTTP_STREAM_ENDED. */
+/* Sends a response head still held back. Returns 0, or HTTP_STREAM_ENDED. s borrowed. */
 int http_stream_flush_response_head(http_stream_t *s);
 /* Response body bytes (borrowed for the call: copied if the kernel does not take them at once).
  * end: the response is complete, last_chunk (from http_stream_last_chunk, or NULL for a plain
- * end) closes a chunked body; the stream ends. Returns 0, or HTTP_STREAM_ENDED. */
+ * end; borrowed for the call) closes a chunked body; the stream ends. Returns 0, or
+ * HTTP_STREAM_ENDED. */
 int http_stream_send_response_body(http_stream_t *s, const char *data, size_t len, bool end,
                                    const http_slice_t *last_chunk);
 /* The last chunk of a chunked body with trailer fields ("0\r\nname: value\r\n\r\n"), written
- * into the stream's arena (trailers borrowed for the call; NULL or empty: no fields). */
+ * into the stream's arena (the slice is owned by the stream; trailers borrowed for the call; NULL
+ * or empty: no fields). */
 http_slice_t http_stream_last_chunk(http_stream_t *s, const http_headers_t *trailers);
 /* The client's write queue is over its high-water mark: stop reading the upstream until the
  * filters' on_downstream_drained. */

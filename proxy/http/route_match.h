@@ -25,14 +25,15 @@
  * pseudo-headers (":method", ":scheme") are looked up in `headers`, so callers include them.
  * Returns the route (borrowed from t) and sets *vhost (may be NULL) to its virtual host. When a
  * virtual host matches but none of its routes does, returns NULL with *vhost set; when no
- * virtual host matches, returns NULL with *vhost NULL. */
+ * virtual host matches, returns NULL with *vhost NULL. t borrowed; authority, path and headers
+ * borrowed for the call. */
 const route_entry_t *route_match(const route_table_t *t, const char *authority,
                                  size_t authority_len, const char *path, size_t path_len,
                                  const http_headers_t *headers, const route_vhost_t **vhost);
 
 /* Picks one cluster of a route (weighted ones by weight) from a random value in [0, 2^32): the
  * value is scaled onto [0, total_weight), so 0 picks the first cluster with a weight and
- * UINT32_MAX the last. Borrowed from r. */
+ * UINT32_MAX the last. Borrowed from r (r borrowed). */
 const route_cluster_t *route_pick_cluster(const route_entry_t *r, uint32_t random);
 
 #endif

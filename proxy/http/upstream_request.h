@@ -36,7 +36,8 @@ typedef struct router_req {
     size_t head_len;
 } router_req_t;
 
-/* Each takes r (the stream's state, borrowed) and works through the stream API. */
+/* Each takes r (the stream's state, borrowed) and works through the stream API (s borrowed; r
+ * keeps it for the stream's life). */
 
 /* Picks the route's cluster and an endpoint and sends the request; answers the stream itself
  * when it cannot (NC, UH, UO, UF). */
@@ -46,7 +47,8 @@ void router_request_body(router_req_t *r, const char *data, size_t len, bool end
                          const http_headers_t *trailers);
 /* The client drained its write queue: reads the upstream again. */
 void router_downstream_drained(router_req_t *r);
-/* Tunnel bytes from the client to the upstream. Returns 0 or a negative error. */
+/* Tunnel bytes from the client to the upstream (borrowed for the call). Returns 0 or a negative
+ * error. */
 int router_tunnel_write(router_req_t *r, const char *data, size_t len);
 /* The stream is abandoned: the upstream request (and its connection) with it. */
 void router_reset(router_req_t *r, http_reset_reason_t reason);

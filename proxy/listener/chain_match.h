@@ -30,7 +30,7 @@ typedef struct chain_conn_info {
 const snap_chain_t *chain_select(const snap_listener_t *l, const chain_conn_info_t *ci);
 
 /* chain_select for a plaintext connection: no SNI, at most one detected protocol (borrowed;
- * NULL: none). */
+ * NULL: none). l and dst borrowed; returns a pointer into l. */
 const snap_chain_t *chain_select_plain(const snap_listener_t *l, const struct sockaddr *dst,
                                        const char *app_protocol);
 

@@ -58,7 +58,8 @@ typedef struct tls_hello {
  * are not looked at. Only the first byte is needed to tell most plaintext from TLS. */
 int tls_hello_parse(const uint8_t *buf, size_t len, tls_hello_t *h);
 
-/* Whether the client offered ALPN protocol name[0..len) (borrowed). False when h has no ALPN. */
+/* Whether the client offered ALPN protocol name[0..len) (borrowed). False when h has no ALPN. h
+ * borrowed. */
 bool tls_hello_offers_alpn(const tls_hello_t *h, const char *name, size_t len);
 
 #endif

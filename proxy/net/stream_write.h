@@ -11,7 +11,8 @@ typedef struct copy_write {
     char data[];
 } copy_write_t;
 
-/* Writes bufs (borrowed) to s. cb runs for a queued remainder with a copy_write_t request, which
+/* Writes bufs (borrowed for the call) to s (borrowed; must outlive the write), for owner
+ * (borrowed). cb runs for a queued remainder with a copy_write_t request, which
  * it must free(). Returns 0 or a negative libuv error (nothing queued then). */
 int stream_write_copy(uv_stream_t *s, const uv_buf_t *bufs, unsigned n, void *owner,
                       uv_write_cb cb);

@@ -67,23 +67,26 @@ typedef struct server {
     int exit_code;
 } server_t;
 
-/* Runs remora with opts until it exits; returns the process exit code. */
+/* Runs remora with opts (borrowed for the run) until it exits; returns the process exit code. */
 int server_run(const server_options_t *opts);
 
-/* True once every worker listens on every listener, and not draining. The workers start only
- * once every host name of the DNS clusters has had its first answer (proxy/server/dns.h). */
+/* True once every worker listens on every listener, and not draining (s borrowed). The workers
+ * start only once every host name of the DNS clusters has had its first answer
+ * (proxy/server/dns.h). */
 bool server_ready(const server_t *s);
-/* Stops accepting and exits once connections finish or drain_time_s passes. */
+/* Stops accepting and exits once connections finish or drain_time_s passes. s borrowed. */
 void server_drain(server_t *s);
-/* Resets open connections and exits now. */
+/* Resets open connections and exits now. s borrowed. */
 void server_quit(server_t *s);
+/* Open downstream connections over all workers; s borrowed. */
 int64_t server_active_connections(const server_t *s);
-/* Main thread: makes snap (reference taken) the running config: every worker gets it for new
- * connections, and s->snap (admin, later rebuilds) points at it. Open connections keep the
- * snapshot they started with. Dropped once the server is stopping. Counts each cluster whose
+/* Main thread: makes snap (reference taken) the running config of s (borrowed): every worker gets
+ * it for new connections, and s->snap (admin, later rebuilds) points at it. Open connections keep
+ * the snapshot they started with. Dropped once the server is stopping. Counts each cluster whose
  * endpoints differ from its namesake's in the snapshot replaced into membership_change, and
  * sets membership_total. */
 void server_install_snapshot(server_t *s, snapshot_t *snap);
+/* Envoy's name of st: a static string. */
 const char *server_state_name(server_state_t st);
 
 /* The host API (proxy/core/host.h) over s (borrowed; must outlive every user of the host): the
@@ -92,7 +95,8 @@ const char *server_state_name(server_state_t st);
  * cert_watch and dns reach the server only through it. */
 host_t server_host(server_t *s);
 
-/* Main thread: sets a gauge of the main thread's slots so that the sum over all slots is value. */
+/* Main thread: sets a gauge of the main thread's slots so that the sum over all slots is value.
+ * s borrowed. */
 void server_set_gauge(server_t *s, stat_id_t id, int64_t value);
 
 #endif

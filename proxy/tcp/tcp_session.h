@@ -30,12 +30,12 @@ typedef struct tcp_proxy_stat_ids {
 int relay_start(accepted_conn_t *conn, const snap_cluster_t *cluster,
                 const tcp_proxy_stat_ids_t *tst, uint64_t idle_timeout_ms);
 
-/* Resets and closes every relay of the worker (worker thread, at stop). */
+/* Resets and closes every relay of the worker (w borrowed; worker thread, at stop). */
 void relay_abort_all(struct worker *w);
 
-/* Worker: w->snap was replaced; forgets the upstream TLS sessions saved for client configs it
- * no longer has (upstream_connect_snapshot_installed: the saved sessions are the upstream
- * connections', the pools' included). */
+/* Worker: w (borrowed)->snap was replaced; forgets the upstream TLS sessions saved for client
+ * configs it no longer has (upstream_connect_snapshot_installed: the saved sessions are the
+ * upstream connections', the pools' included). */
 void relay_snapshot_installed(struct worker *w);
 
 #endif

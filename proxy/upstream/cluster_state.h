@@ -57,37 +57,41 @@ typedef struct cluster_state {
 /* A new, empty table for snapshots of nworkers workers, with one reference for the caller.
  * Returns 0 or -ENOMEM. */
 int cluster_states_new(unsigned nworkers, cluster_states_t **out);
-/* Adds a reference to t and returns it. */
+/* Adds a reference to t and returns it: a new reference the caller drops with
+ * cluster_states_unref. */
 cluster_states_t *cluster_states_ref(cluster_states_t *t);
-/* Drops a reference; the last one frees the table with every state in it (none may still be
- * referenced then: each snapshot drops its clusters' states before its table). Any thread. */
+/* Drops a reference (taken from the caller); the last one frees the table with every state in it
+ * (none may still be referenced then: each snapshot drops its clusters' states before its table).
+ * Any thread. */
 void cluster_states_unref(cluster_states_t *t);
+/* t borrowed. */
 unsigned cluster_states_nworkers(const cluster_states_t *t);
 
 /* Builder thread: frees the states, and the endpoint entries of the others, that no snapshot
- * holds any more; a slot freed so is reused by the next new endpoint. A snapshot build calls it
- * once before linking its clusters. */
+ * holds any more (t borrowed); a slot freed so is reused by the next new endpoint. A snapshot build
+ * calls it once before linking its clusters. */
 void cluster_states_sweep(cluster_states_t *t);
 
-/* Builder thread: the state of cluster `name` (borrowed; copied), the one already in t or a
+/* Builder thread: the state of cluster `name` (borrowed; copied), the one already in t
+ * (borrowed) or a
  * new one, with a reference for the caller (cluster_state_unref). Returns 0 or -ENOMEM. */
 int cluster_state_get(cluster_states_t *t, const char *name, cluster_state_t **out);
-/* Drops a reference taken with cluster_state_get. Any thread. */
+/* Drops a reference taken with cluster_state_get (the caller's, taken). Any thread. */
 void cluster_state_unref(cluster_state_t *s);
 
-/* Builder thread: the entry of endpoint address addr (borrowed) in s, the one already there or
- * a new one with a free slot, with a reference for the caller (cluster_ep_unref). Returns 0 or
- * -ENOMEM. */
+/* Builder thread: the entry of endpoint address addr (borrowed; copied) in s (borrowed), the one
+ * already there or a new one with a free slot, with a reference for the caller (cluster_ep_unref).
+ * Returns 0 or -ENOMEM. */
 int cluster_state_endpoint(cluster_state_t *s, const struct sockaddr_storage *addr,
                            cluster_ep_state_t **out);
-/* Drops a reference taken with cluster_state_endpoint. Any thread. */
+/* Drops a reference taken with cluster_state_endpoint (the caller's, taken). Any thread. */
 void cluster_ep_unref(cluster_ep_state_t *e);
 
 /* Whether a and b (borrowed) are the same IPv4 or IPv6 address and port. */
 bool cluster_same_addr(const struct sockaddr *a, const struct sockaddr *b);
 
-/* Worker `w`'s thread: makes room in its active[] for slots [0, n_slots). Returns 0 or
- * -ENOMEM (active[] is left as it was). */
+/* Worker `w`'s thread: makes room in its active[] (owned by s, borrowed) for slots [0, n_slots).
+ * Returns 0 or -ENOMEM (active[] is left as it was). */
 int cluster_state_worker_reserve(cluster_state_t *s, unsigned w, uint32_t n_slots);
 
 #endif

@@ -45,20 +45,25 @@ struct upstream_conn {
     int handles;
 };
 
-/* Gets a connection to endpoint `ep` (addr) of cluster c for owner: an idle one (returned with
- * *ready true, already connected) or a new one whose on_connected follows. Returns 0 or a
- * negative libuv error (nothing to release then). */
+/* Gets a connection to endpoint `ep` (addr, borrowed for the call) of cluster c (borrowed from
+ * a snapshot w holds) on worker w (borrowed) for owner (borrowed), with cbs (borrowed; must
+ * outlive the use, static in practice): an idle one (returned with *ready true, already
+ * connected) or a new one whose on_connected follows. *out is owned by the worker's pools and
+ * lent to owner until pool_release. Returns 0 or a negative libuv error (nothing to release
+ * then). */
 int pool_acquire(worker_t *w, const snap_cluster_t *c, int ep, const struct sockaddr *addr,
                  void *owner, const upstream_conn_cbs_t *cbs, upstream_conn_t **out, bool *ready);
-/* Ends the owner's use: back to the idle list when reusable (response fully read, request fully
- * sent, keep-alive), closed otherwise. uc must not be used afterwards. */
+/* Ends the owner's use (uc goes back to its pool): back to the idle list when reusable
+ * (response fully read, request fully sent, keep-alive), closed otherwise. uc must not be used
+ * afterwards. */
 void pool_release(upstream_conn_t *uc, bool reusable);
-/* Writes bufs (borrowed: copied if the kernel does not take them at once). Returns 0 or a
- * negative libuv error. */
+/* Writes bufs to uc (borrowed, lent to the caller); bufs borrowed: copied if the kernel does
+ * not take them at once. Returns 0 or a negative libuv error. */
 int pool_write(upstream_conn_t *uc, const uv_buf_t *bufs, unsigned n);
+/* Stop or resume reading uc (borrowed, lent to the caller). */
 void pool_read_stop(upstream_conn_t *uc);
 void pool_read_start(upstream_conn_t *uc);
-/* Drops n consumed bytes from the front of uc->in. */
+/* Drops n consumed bytes from the front of uc->in (uc borrowed). */
 void pool_consume(upstream_conn_t *uc, size_t n);
 /* Worker thread, once w->snap is the new snapshot and before the worker drops its reference to
  * old (borrowed): closes the idle connections of old's pools, so requests of the new snapshot
@@ -66,8 +71,9 @@ void pool_consume(upstream_conn_t *uc, size_t n);
  * reference to old is kept for them) and go once nothing else holds old; a pool still lending
  * a connection is freed when that connection closes. */
 void pool_retire_snapshot(worker_t *w, snapshot_t *old);
-/* Closes every pooled connection of the worker, releases the snapshots kept and forgets the
- * saved upstream TLS sessions (at stop, after the worker's relays and HTTP connections). */
+/* Closes every pooled connection of the worker (w borrowed), releases the snapshots kept and
+ * forgets the saved upstream TLS sessions (at stop, after the worker's relays and HTTP
+ * connections). */
 void pool_close_all(worker_t *w);
 
 #endif

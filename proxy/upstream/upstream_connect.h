@@ -69,34 +69,36 @@ int upstream_connect_start(upstream_connect_t *c, worker_t *w, const snap_cluste
                            const struct sockaddr *addr, void *owner,
                            const upstream_connect_ops_t *ops);
 
-/* Whether c has handles to close (upstream_connect_start returned anything but UV_EBUSY). */
+/* Whether c (borrowed) has handles to close (upstream_connect_start returned anything but
+ * UV_EBUSY). */
 static inline bool upstream_connect_started(const upstream_connect_t *c)
 {
     return c->state != UPSTREAM_CONNECT_NONE;
 }
 
-/* Whether reads of the socket belong to the TLS handshake (see upstream_connect_ops_t). */
+/* Whether reads of c's (borrowed) socket belong to the TLS handshake (see upstream_connect_ops_t).
+ */
 static inline bool upstream_connect_handshaking(const upstream_connect_t *c)
 {
     return c->state == UPSTREAM_CONNECT_HANDSHAKE;
 }
 
-/* A read of the socket during the handshake (nread as libuv's read callback has it; positive:
- * ciphertext in the room tls_io_alloc gave). May call ops->connected. */
+/* A read of c's (borrowed) socket during the handshake (nread as libuv's read callback has it;
+ * positive: ciphertext in the room tls_io_alloc gave). May call ops->connected. */
 void upstream_connect_read(upstream_connect_t *c, ssize_t nread);
 
-/* Counts c out (upstream_cx_active, its place in cx_active) and closes its socket, with a reset
- * (SO_LINGER 0) when `reset`, and its timer. cb runs once per handle, twice, with the handle's
- * data set to `data`; the owner frees c's memory once both ran, after upstream_connect_free.
- * Only for a started c, once. */
+/* Counts c (borrowed; its memory stays the owner's) out (upstream_cx_active, its place in
+ * cx_active) and closes its socket, with a reset (SO_LINGER 0) when `reset`, and its timer. cb runs
+ * once per handle, twice, with the handle's data set to `data` (borrowed); the owner frees c's
+ * memory once both ran, after upstream_connect_free. Only for a started c, once. */
 void upstream_connect_close(upstream_connect_t *c, bool reset, void *data, uv_close_cb cb);
 
-/* Frees what c owns (its TLS session), once its handles are closed (write callbacks, which use
- * the session, all run before the close callbacks). */
+/* Frees what c (borrowed; its memory the owner's) owns (its TLS session), once its handles are
+ * closed (write callbacks, which use the session, all run before the close callbacks). */
 void upstream_connect_free(upstream_connect_t *c);
 
-/* Worker thread, w->snap just replaced: forgets the TLS sessions saved for client configs the
- * new snapshot no longer has (a rotated certificate, a removed cluster). */
+/* Worker thread, w (borrowed)->snap just replaced: forgets the TLS sessions saved for client
+ * configs the new snapshot no longer has (a rotated certificate, a removed cluster). */
 void upstream_connect_snapshot_installed(worker_t *w);
 
 /* Worker thread, at stop, after its last connection: frees every saved TLS session. */

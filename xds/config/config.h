@@ -28,19 +28,21 @@ int config_yaml_load(const char *text, size_t len, const char *source,
                      const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out, char *err,
                      size_t errlen);
 
-/* Reads the file at path and loads it with config_yaml_load, naming it by path in errors.
+/* Reads the file at path (borrowed) and loads it with config_yaml_load (desc and *out as
+ * there), naming it by path in errors.
  * Returns -errno (e.g. -ENOENT) when the file cannot be read, with err saying so. */
 int config_yaml_load_file(const char *path, const ProtobufCMessageDescriptor *desc,
                           ProtobufCMessage **out, char *err, size_t errlen);
 
 /* Looks up a message descriptor by type URL ("type.googleapis.com/envoy.config.cluster.v3.Cluster",
  * any prefix up to the last '/') or by full name; NULL if unknown. The registry is the table of
- * every generated message in config_types.c. Returns a static descriptor. */
+ * every generated message in config_types.c. Returns a static descriptor. type_url borrowed. */
 const ProtobufCMessageDescriptor *config_type_lookup(const char *type_url);
 
 /* Unpacks an Any (borrowed) whose type must be `want` (the name after the type URL's last '/' is
- * checked). On success returns 0 and *out is a new message owned by the caller; on error returns
- * -EINVAL with *out NULL and err saying why. */
+ * checked; want borrowed). On success returns 0 and *out is a new message owned by the caller
+ * (protobuf_c_message_free_unpacked); on error returns -EINVAL with *out NULL and err saying
+ * why. */
 int config_any_unpack(const Google__Protobuf__Any *any, const ProtobufCMessageDescriptor *want,
                       ProtobufCMessage **out, char *err, size_t errlen);
 
@@ -48,8 +50,8 @@ int config_any_unpack(const Google__Protobuf__Any *any, const ProtobufCMessageDe
  * and checked too, against the field rules every config source must meet (docs/config.md,
  * "Value checks"): negative or out-of-range Durations, ports, weights and the other rules
  * Remora keeps of Envoy's validate.rules, enum values no enum defines. path names msg in errors
- * ("static_resources.clusters[0]"; NULL or "": none). Returns 0, or -EINVAL (-ENOMEM) with err
- * reading "<path>.<field>: <what is wrong>", e.g.
+ * ("static_resources.clusters[0]"; borrowed; NULL or "": none). Returns 0, or -EINVAL (-ENOMEM)
+ * with err reading "<path>.<field>: <what is wrong>", e.g.
  * "static_resources.clusters[0].connect_timeout: duration must not be negative". */
 int config_validate(const ProtobufCMessage *msg, const char *path, char *err, size_t errlen);
 
@@ -65,8 +67,8 @@ uint64_t config_duration_ms(const struct Google__Protobuf__Duration *d, uint64_t
  * an object with "@type" first then the decoded fields (unknown type: "@type" + base64 "value"),
  * default-valued scalars and absent messages omitted. Fields Envoy marks sensitive (a
  * TlsCertificate's private_key, pkcs12 and password, ...) are redacted as Envoy does: strings in
- * them read "[redacted]", bytes the base64 of "[redacted]". Returns a new reference (NULL only
- * when out of memory). */
+ * them read "[redacted]", bytes the base64 of "[redacted]". Returns a new reference the caller
+ * drops with json_decref (NULL only when out of memory). */
 json_t *config_to_json(const ProtobufCMessage *msg);
 
 #endif

@@ -29,21 +29,24 @@ typedef enum {
     CONFIG_WKT_ANY,
 } config_wkt_t;
 
+/* Which well-known type desc (borrowed) is. */
 config_wkt_t config_wkt_kind(const ProtobufCMessageDescriptor *desc);
 
 /* Size of one element of a repeated field of this type in protobuf-c's arrays. */
 size_t config_elt_size(ProtobufCType type);
 
-/* Whether desc is the K/V entry protoc-c generates for a map<K,V> field. */
+/* Whether desc (borrowed) is the K/V entry protoc-c generates for a map<K,V> field. */
 int config_is_map_entry(const ProtobufCMessageDescriptor *desc);
 
-/* Text parsers over (s, n), not NUL-terminated; each returns 0 or -1 when malformed or out of
- * range, writing outputs only on success. Integers: decimal, '-' only when is_signed. */
+/* Text parsers over (s, n), borrowed, not NUL-terminated, into the caller's outputs; each returns 0
+ * or -1 when malformed or out of range, writing outputs only on success. Integers: decimal, '-'
+ * only when is_signed. */
 int config_parse_int(const char *s, size_t n, int is_signed, int64_t min, uint64_t max,
                      uint64_t *out);
 /* JSON-style numbers plus .inf/-.inf/.nan/Infinity/-Infinity/NaN. */
 int config_parse_double(const char *s, size_t n, double *out);
-/* Standard or URL-safe base64, padding optional; out->data is malloc'd (-ENOMEM if not). */
+/* Standard or URL-safe base64 (in borrowed), padding optional; out->data is malloc'd, owned by
+ * the caller (free()) (-ENOMEM if not). */
 int config_base64_decode(const unsigned char *in, size_t len, ProtobufCBinaryData *out);
 /* "1.5s", "-0.25s": at most 9 fractional digits, |seconds| <= CONFIG_DURATION_MAX_SECONDS. */
 int config_parse_duration(const char *s, size_t n, int64_t *sec, int32_t *nanos);
@@ -62,6 +65,7 @@ typedef struct config_path {
  * each returns the length to give config_path_pop to undo it. */
 size_t config_path_push(config_path_t *p, const char *name);
 size_t config_path_push_index(config_path_t *p, size_t i);
+/* Cuts p (borrowed) back to length old. */
 void config_path_pop(config_path_t *p, size_t old);
 
 /* Whether field f of msg (both borrowed) holds a value: the selected member of a oneof, a set
@@ -77,9 +81,9 @@ typedef struct config_violation {
 
 /* Checks msg's own fields (not the messages under it; msg borrowed) against the rules Remora
  * keeps of Envoy's validate.rules (the table in config_validate.c), enum values against their
- * enum, and a Duration or Timestamp against its range. Returns 0, or -EINVAL with *v saying
- * which field and why. The YAML loader runs it on each message it fills; config_validate runs
- * it on every message of a tree. */
+ * enum, and a Duration or Timestamp against its range. Returns 0, or -EINVAL with *v (the caller's;
+ * its field borrowed from msg's static descriptor) saying which field and why. The YAML loader runs
+ * it on each message it fills; config_validate runs it on every message of a tree. */
 int config_check_fields(const ProtobufCMessage *msg, config_violation_t *v);
 
 #endif

@@ -44,8 +44,8 @@ typedef struct config_resources {
     config_resource_list_t secrets; /* envoy.extensions.transport_sockets.tls.v3.Secret (SDS) */
 } config_resources_t;
 
-/* Appends msg (borrowed) to list, named "<origin>[<index>]" (origin a static string). Returns 0
- * or -ENOMEM. */
+/* Appends msg (borrowed; must outlive list) to list, named "<origin>[<index>]" (origin a static
+ * string). Returns 0 or -ENOMEM. */
 int config_resources_add(config_resource_list_t *list, ProtobufCMessage *msg, const char *origin,
                          size_t index);
 

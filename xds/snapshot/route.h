@@ -188,9 +188,12 @@ typedef struct route_table {
 int route_table_build(const void *route_config, const snapshot_t *snap, route_table_t **out,
                       char *err, size_t errlen);
 
+/* Takes t: frees it and everything it owns (not the snapshot its clusters borrow from). NULL is a
+ * no-op. */
 void route_table_free(route_table_t *t);
 
-/* Indexes the domains of t's virtual hosts; route_table_build calls it last. Not for other
+/* Indexes the domains of t's virtual hosts (t borrowed; the index, owned by t, points into its
+ * domains); route_table_build calls it last. Not for other
  * callers. Returns -EINVAL with err naming the vhost on a duplicate domain. */
 int route_index_domains(route_table_t *t, char *err, size_t errlen);
 

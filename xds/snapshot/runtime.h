@@ -37,24 +37,26 @@ typedef struct runtime {
  * returns -EINVAL (or -ENOMEM) with err naming the layer and key, and *out empty. */
 int runtime_build(const void *layered, runtime_t *out, char *err, size_t errlen);
 
-/* Frees the entries (not the message they borrow from) and empties rt. */
+/* Frees the entries (not the message they borrow from) and empties rt (borrowed). */
 void runtime_free(runtime_t *rt);
 
-/* The entry for key, or NULL; a pointer into rt. */
+/* The entry for key (borrowed for the call), or NULL; a pointer into rt, valid while rt is. */
 const runtime_entry_t *runtime_find(const runtime_t *rt, const char *key);
 
 /* Reads key as a connection limit into *limit, which stays as it is when the key is not set,
- * and marks the key used. A limit is a non-negative whole number, or a string of decimal digits
- * (Envoy reads both); numbers past 2^64-1 mean no limit. Returns 0, or -EINVAL with err naming
- * the key and layer when the value is anything else. */
+ * and marks the key used. rt and key are borrowed for the call. A limit is a non-negative whole
+ * number, or a string of decimal digits (Envoy reads both); numbers past 2^64-1 mean no limit.
+ * Returns 0, or -EINVAL with err naming the key and layer when the value is anything else. */
 int runtime_get_limit(runtime_t *rt, const char *key, uint64_t *limit, char *err, size_t errlen);
 
-/* runtime_get_limit for envoy.resource_limits.listener.<listener>.connection_limit. */
+/* runtime_get_limit for envoy.resource_limits.listener.<listener>.connection_limit; listener
+ * borrowed for the call. */
 int runtime_listener_limit(runtime_t *rt, const char *listener, uint64_t *limit, char *err,
                            size_t errlen);
 
-/* Writes the keys no runtime_get_limit call read, ", "-separated, into buf (cut short with
- * ", ..." when it does not fit) and returns how many there are. */
+/* Writes the keys no runtime_get_limit call read, ", "-separated, into buf (the caller's; cut short
+ * with
+ * ", ..." when it does not fit); rt borrowed. and returns how many there are. */
 size_t runtime_unused_keys(const runtime_t *rt, char *buf, size_t len);
 
 #endif

@@ -41,20 +41,25 @@ int snapshot_rebuild(const snapshot_t *cur, const snap_resolver_t *resolver, sta
  * (borrowed, rewritten in place). Other address families are dropped. Returns how many. */
 size_t snapshot_dns_select(snap_dns_family_t family, struct sockaddr_storage *addrs, size_t n);
 
-/* Loads a YAML bootstrap file and builds it. */
+/* Loads a YAML bootstrap file (path borrowed) and builds it. Same contract otherwise as
+ * snapshot_build: *out is new, the caller drops it with snapshot_unref. */
 int snapshot_load_file(const char *path, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
                        char *err, size_t errlen);
 
+/* Adds a reference to snap and returns it: a new reference the caller drops with
+ * snapshot_unref. */
 snapshot_t *snapshot_ref(snapshot_t *snap);
+/* Drops one reference taken from the caller; the last one frees snap. NULL is a no-op. */
 void snapshot_unref(snapshot_t *snap);
 
-/* Borrowed pointer into snap, or NULL. */
+/* Borrowed pointer into snap (valid while snap is), or NULL; name borrowed for the call. */
 const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *name);
 
-/* The active config as JSON (Envoy's config_dump shape); new malloc'd string or NULL. */
+/* The active config as JSON (Envoy's config_dump shape); snap borrowed. Returns a new malloc'd
+ * string the caller frees with free(), or NULL. */
 char *snapshot_config_dump(const snapshot_t *snap);
 
-/* Formats an address as "ip:port" into buf. */
+/* Formats an address (sa, borrowed) as "ip:port" into buf (the caller's, len bytes). */
 void snapshot_format_addr(const struct sockaddr *sa, char *buf, size_t len);
 
 #endif

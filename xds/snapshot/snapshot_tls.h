@@ -28,28 +28,29 @@ int snapshot_tls_parse(const struct Envoy__Config__Core__V3__TransportSocket *ts
                        tls_config_role_t role, const char *what, snapshot_tls_cache_t *cache,
                        tls_context_config_t **out, char *err, size_t errlen);
 
-/* Drops the cache's references to the engine configs (the contexts built keep theirs) and
- * empties it. */
+/* Drops the cache's (borrowed) references to the engine configs (the contexts built keep theirs)
+ * and empties it. */
 void snapshot_tls_cache_free(snapshot_tls_cache_t *cache);
 
-/* Frees t and everything it owns, wiping the private key first. NULL is a no-op. */
+/* Takes t: frees it and everything it owns, wiping the private key first. NULL is a no-op. */
 void snapshot_tls_free(tls_context_config_t *t);
 
-/* Whether a listener filter (name, or type URL when not NULL) is
+/* Whether a listener filter (name, or type URL when not NULL; both borrowed for the call) is
  * envoy.filters.listener.tls_inspector. */
 bool snapshot_tls_is_inspector(const char *name, const char *type_url);
 
-/* Sets c->transport and c->server_names from fm (borrowed). Both criteria need the listener's
+/* Sets c->transport and c->server_names (owned by c, freed with snapshot_tls_free_match) from
+ * fm (borrowed; what borrowed for the call). Both criteria need the listener's
  * tls_inspector: without it they are an error naming `what`. */
 int snapshot_tls_parse_match(const struct Envoy__Config__Listener__V3__FilterChainMatch *fm,
                              bool tls_inspector, snap_chain_t *c, const char *what, char *err,
                              size_t errlen);
 
-/* Frees what snapshot_tls_parse_match allocated in c. */
+/* Frees what snapshot_tls_parse_match allocated in c (borrowed). */
 void snapshot_tls_free_match(snap_chain_t *c);
 
 /* Whether the TLS criteria of two chains could take the same connection: the same transport
- * and either no server_names on both or a name in common. */
+ * and either no server_names on both or a name in common. a and b borrowed. */
 bool snapshot_tls_same_match(const snap_chain_t *a, const snap_chain_t *b);
 
 #endif

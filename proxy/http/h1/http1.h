@@ -57,7 +57,8 @@ typedef struct http1_request {
  * Empty lines (CRLF) before the request line are skipped and counted in the returned length.
  * On HTTP1_E_HEAD_TOO_LARGE while still in the request line, error is "request line too long"
  * (a caller that prefers 414 can test it). The parser keeps no state: call again with the
- * grown buffer. On failure the other fields are unspecified. */
+ * grown buffer. On failure the other fields are unspecified. buf is borrowed: req's strings and
+ * header slices point into it (valid while buf is); req and its header array are the caller's. */
 int http1_parse_request(const char *buf, size_t len, size_t max_head, http1_request_t *req);
 
 typedef struct http1_response {
@@ -75,13 +76,15 @@ typedef struct http1_response {
 /* Body rules of RFC 9112 §6.3: HEAD requests, 1xx, 204, 304 have no body; 2xx to CONNECT is a
  * tunnel (body NONE, the caller switches to bytes); chunked; Content-Length; else until close.
  * A 1xx (e.g. 100 Continue) parses as a complete head with status < 200; the caller loops.
- * Errors as for requests; every one of them means 502 to the downstream. */
+ * Errors as for requests; every one of them means 502 to the downstream. Ownership as for
+ * http1_parse_request: resp's slices point into buf (borrowed). */
 int http1_parse_response(const char *buf, size_t len, size_t max_head, bool request_was_head,
                          bool request_was_connect, http1_response_t *resp);
 
 /* Parses a field section (header or trailer lines, then the empty line) at buf[0..len). Returns
  * its length including the final CRLF, HTTP1_INCOMPLETE, HTTP1_E_BAD, or HTTP1_E_HEAD_TOO_LARGE
- * when there are more fields than h->cap. h may be NULL to validate only; else h->n is set. */
+ * when there are more fields than h->cap. h may be NULL to validate only; else h->n is set.
+ * buf borrowed: h's slices point into it; *error gets a static string. */
 int http1_parse_fields(const char *buf, size_t len, http_headers_t *h, const char **error);
 
 /* Chunk-size lines and trailer sections must arrive whole before they are consumed; these bound
@@ -98,8 +101,8 @@ typedef struct http1_body_decoder {
     const char *error; /* after HTTP1_E_BAD: what was wrong */
 } http1_body_decoder_t;
 
-/* Sets up d for one body; the limits start at HTTP1_MAX_CHUNK_LINE / HTTP1_MAX_TRAILERS and may
- * be changed afterwards. */
+/* Sets up d (the caller's) for one body; the limits start at HTTP1_MAX_CHUNK_LINE /
+ * HTTP1_MAX_TRAILERS and may be changed afterwards. */
 void http1_body_init(http1_body_decoder_t *d, http1_body_kind_t kind, uint64_t content_length);
 
 /* Decodes body bytes from in[0..len) incrementally and without copying. Returns bytes consumed
@@ -115,7 +118,8 @@ ssize_t http1_body_decode(http1_body_decoder_t *d, const char *in, size_t len, c
                           size_t *data_len, http_headers_t *trailers, bool *done);
 
 /* Writers: like snprintf, return the bytes needed and write at most cap bytes (no NUL is
- * written). They do not validate: pass what the parser accepted or literals. Request heads are
+ * written). They do not validate: pass what the parser accepted or literals. Inputs are borrowed
+ * for the call; out is the caller's. Request heads are
  * always HTTP/1.1; response heads too. */
 size_t http1_write_request_head(char *out, size_t cap, const char *method, size_t method_len,
                                 const char *target, size_t target_len, const http_headers_t *h);
@@ -127,7 +131,7 @@ size_t http1_write_chunk_size(char out[24], size_t len);
 /* The RFC 9110 reason phrase ("Not Found"), or "" for a code without one. Static. */
 const char *http1_reason(int status);
 /* Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, and names
- * listed in any Connection field of all (which may be NULL). */
+ * listed in any Connection field of all (which may be NULL). h and all borrowed. */
 bool http1_is_hop_by_hop(const http_header_t *h, const http_headers_t *all);
 
 #endif
