@@ -88,7 +88,7 @@ typedef struct hcm_config {
 } hcm_config_t;
 
 /* Takes over an accepted connection (network filter on_accept). initial/initial_len: bytes
- * already read by protocol detection (copied). conn is borrowed; on success its socket, its
+ * already read by protocol detection. conn is borrowed; on success its socket, its
  * detection slab (initial) and its TLS endpoint are taken, and the connection takes its own
  * reference to conn->snap. cfg is borrowed and must outlive the connection (it lives with the
  * snapshot the connection holds). */
