@@ -23,13 +23,7 @@ REMORA=$LB_BIN/remora
 CTL=$LB_BIN/remoractl
 work=$LB_WORK
 
-# stop WHY — the story cannot go on.
-stop() {
-    t_fail setup "$1"
-    t_summary
-    exit 1
-}
-for b in "$REMORA" "$CTL"; do [[ -x $b ]] || stop "no $b (build it first)"; done
+for b in "$REMORA" "$CTL"; do [[ -x $b ]] || t_stop "no $b (build it first)"; done
 
 B_ID=spiffe://cluster.local/ns/default/sa/b
 
@@ -37,9 +31,9 @@ B_ID=spiffe://cluster.local/ns/default/sa/b
 issue() { # issue DIR SPIFFE_ID
     "$CTL" certs issue --ca "$work/root" --spiffe-id "$2" --out "$1" >>"$work/certs.log" 2>&1
 }
-"$CTL" certs root --out "$work/root" >"$work/certs.log" 2>&1 || stop "remoractl certs root"
-issue "$work/a-id" spiffe://cluster.local/ns/default/sa/a || stop "issue A's certificate"
-issue "$work/b-v1" "$B_ID" || stop "issue B's certificate"
+"$CTL" certs root --out "$work/root" >"$work/certs.log" 2>&1 || t_stop "remoractl certs root"
+issue "$work/a-id" spiffe://cluster.local/ns/default/sa/a || t_stop "issue A's certificate"
+issue "$work/b-v1" "$B_ID" || t_stop "issue B's certificate"
 
 # B's watched directory, the way the kubelet writes a secret volume: cert-chain.pem ->
 # ..data/cert-chain.pem, ..data -> ..v1; an update fills ..v2 and renames a new ..data over
@@ -81,7 +75,7 @@ EOF
 lb_serve APP "$work/nginx.log" lb_write_exec "$work/nginx/nginx.conf" \
     "$(cat "$work/nginx/nginx.conf.in")" nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" \
     -g 'daemon off;' ||
-    stop "nginx listens: $(cat "$work/nginx.log" "$work/nginx/logs/error.log")"
+    t_stop "nginx listens: $(cat "$work/nginx.log" "$work/nginx/logs/error.log")"
 
 # B terminates TLS on every connection (no tls_inspector); A trusts the root in its own directory.
 # B looks at its files every second besides the fs events on the directory: the in-place write
@@ -89,10 +83,10 @@ lb_serve APP "$work/nginx.log" lb_write_exec "$work/nginx/nginx.conf" \
 # certificates are outside a 12 h expiry window (the default 7 d window would hold them).
 MTLS_TLS_INSPECTOR=0 mtls_inbound_config "$work/b.yaml" 0 0 "$certs" "$APP"
 lb_remora b "$work/b.yaml" --concurrency 2 --drain-time-s 1 --cert-check-interval 1s \
-    --cert-expiry-warn 12h || stop "B starts: $(cat "$work/b.log")"
+    --cert-expiry-warn 12h || t_stop "B starts: $(cat "$work/b.log")"
 B_PID=$LB_PID B_ADMIN=$LB_ADMIN B_PORT=${LB_PORT[inbound]}
 mtls_outbound_config "$work/a.yaml" 0 0 "$B_PORT" "$work/a-id" "$B_ID"
-lb_remora a "$work/a.yaml" --concurrency 2 --drain-time-s 1 || stop "A starts: $(cat "$work/a.log")"
+lb_remora a "$work/a.yaml" --concurrency 2 --drain-time-s 1 || t_stop "A starts: $(cat "$work/a.log")"
 A_PID=$LB_PID A_ADMIN=$LB_ADMIN A_PORT=${LB_PORT[outbound]}
 
 # served_serial — the serial of the certificate B presents to a new connection.
@@ -116,7 +110,7 @@ t_eq "no certificate of B is within a 12 h expiry window" \
     "$(stat "$B_ADMIN" server.cert_expiring_soon)" 0
 
 # --- rotation under load --------------------------------------------------------------------
-issue "$work/b-v2" "$B_ID" || stop "re-issue B's certificate"
+issue "$work/b-v2" "$B_ID" || t_stop "re-issue B's certificate"
 N=20000
 h2load --h1 -n "$N" -c 4 "http://127.0.0.1:$A_PORT/load" >"$work/h2load.log" 2>&1 &
 LOAD_PID=$!
@@ -161,7 +155,7 @@ t_run "...over new handshakes with B's new certificate ($before then $after)" te
 t_eq "A saw no TLS failure" "$(stat "$A_ADMIN" cluster.b.ssl.connection_error)" 0
 
 # --- a key that does not match the certificate ------------------------------------------------
-issue "$work/other" spiffe://cluster.local/ns/default/sa/other || stop "issue another key"
+issue "$work/other" spiffe://cluster.local/ns/default/sa/other || t_stop "issue another key"
 cat "$work/other/key.pem" >"$certs/key.pem" # in place, through the symlinks into ..v2
 if wait_stat "$B_ADMIN" server.cert_rotation_failed 1; then
     t_ok "B refuses a key that does not match its certificate"
@@ -192,8 +186,8 @@ t_eq "putting back the key in use rebuilds nothing either" \
 # B's volume is swapped four times 300 ms apart while A's own client certificate is replaced in
 # place (each file renamed over): open connections finish on what they started with, new ones
 # take the newest pair, and swapped-out configs let go of their pools.
-for v in 3 4 5 6; do issue "$work/b-v$v" "$B_ID" || stop "issue B's certificate v$v"; done
-issue "$work/a-v2" spiffe://cluster.local/ns/default/sa/a || stop "re-issue A's certificate"
+for v in 3 4 5 6; do issue "$work/b-v$v" "$B_ID" || t_stop "issue B's certificate v$v"; done
+issue "$work/a-v2" spiffe://cluster.local/ns/default/sa/a || t_stop "re-issue A's certificate"
 done_before=$(stat "$A_ADMIN" http.outbound.downstream_rq_total)
 h2load --h1 -n "$N" -c 8 "http://127.0.0.1:$A_PORT/again" >"$work/h2load2.log" 2>&1 &
 LOAD_PID=$!
@@ -239,7 +233,7 @@ stop_remora() { # stop_remora PID NAME — SIGTERM: exit status 0 (its log is sc
 }
 stop_remora "$A_PID" a
 lb_remora a2 "$work/a.yaml" --concurrency 1 --drain-time-s 1 --cert-expiry-warn 2d ||
-    stop "A starts again: $(cat "$work/a2.log")"
+    t_stop "A starts again: $(cat "$work/a2.log")"
 A_PID=$LB_PID A_ADMIN=$LB_ADMIN A_PORT=${LB_PORT[outbound]}
 t_eq "a certificate within --cert-expiry-warn is counted" \
     "$(stat "$A_ADMIN" server.cert_expiring_soon)" 1

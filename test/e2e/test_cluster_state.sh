@@ -27,30 +27,24 @@ REMORA=$bin/remora
 CTL=$bin/remoractl
 work=$LB_WORK
 
-# stop WHY — the story cannot go on.
-stop() {
-    t_fail setup "$1"
-    t_summary
-    exit 1
-}
-for b in "$REMORA" "$CTL"; do [[ -x $b ]] || stop "no $b (build it first)"; done
+for b in "$REMORA" "$CTL"; do [[ -x $b ]] || t_stop "no $b (build it first)"; done
 
 # --- upstreams ------------------------------------------------------------------------------
 lb_serve ECHO "$work/echo.log" socat TCP-LISTEN:@ECHO@,bind=127.0.0.1,reuseaddr,fork,backlog=64 \
-    EXEC:cat || stop "the echo upstream does not listen"
+    EXEC:cat || t_stop "the echo upstream does not listen"
 # hold: takes HTTP requests and never answers (a request stays in flight until remora lets go).
 lb_serve HOLD "$work/hold.log" socat -u TCP-LISTEN:@HOLD@,bind=127.0.0.1,reuseaddr,fork \
-    OPEN:/dev/null || stop "the hold upstream does not listen"
+    OPEN:/dev/null || t_stop "the hold upstream does not listen"
 # id A / id B: say who they are and close.
 lb_serve ID_A "$work/id_a.log" socat TCP-LISTEN:@ID_A@,bind=127.0.0.1,reuseaddr,fork \
-    SYSTEM:"echo A" || stop "upstream A does not listen"
+    SYSTEM:"echo A" || t_stop "upstream A does not listen"
 lb_serve ID_B "$work/id_b.log" socat TCP-LISTEN:@ID_B@,bind=127.0.0.1,reuseaddr,fork \
-    SYSTEM:"echo B" || stop "upstream B does not listen"
+    SYSTEM:"echo B" || t_stop "upstream B does not listen"
 
 # Trust bundles for a TLS cluster nobody uses: replacing the file makes the certificate watch
 # build and publish a new snapshot of the same config.
-"$CTL" certs root --out "$work/ca1" >"$work/certs.log" 2>&1 || stop "remoractl certs root"
-"$CTL" certs root --out "$work/ca2" >>"$work/certs.log" 2>&1 || stop "remoractl certs root"
+"$CTL" certs root --out "$work/ca1" >"$work/certs.log" 2>&1 || t_stop "remoractl certs root"
+"$CTL" certs root --out "$work/ca2" >>"$work/certs.log" 2>&1 || t_stop "remoractl certs root"
 
 # --- helpers ------------------------------------------------------------------------------
 unused_tls_cluster() { # unused_tls_cluster TRUST_FILE
@@ -118,7 +112,7 @@ EOF
 } >"$work/breakers.yaml"
 
 lb_remora breakers "$work/breakers.yaml" --concurrency 2 --cert-check-interval 200ms \
-    --drain-time-s 1 || stop "remora starts: $(cat "$work/breakers.log")"
+    --drain-time-s 1 || t_stop "remora starts: $(cat "$work/breakers.log")"
 BREAKERS_PID=$LB_PID ADMIN=$LB_ADMIN CAPPED=${LB_PORT[capped]} HTTP=${LB_PORT[http]}
 
 # The request in flight first: a process started later would inherit the connections.
@@ -128,16 +122,16 @@ check_stat max_requests_first_request_in_flight "$ADMIN" cluster.hold.upstream_r
 t_eq max_requests_second_request_refused "$(http_status /second)" 503
 check_stat max_requests_overflow_counted "$ADMIN" cluster.hold.upstream_rq_pending_overflow 1
 
-exec {c1}<>"/dev/tcp/127.0.0.1/$CAPPED" || stop "connect to the capped listener"
-exec {c2}<>"/dev/tcp/127.0.0.1/$CAPPED" || stop "connect to the capped listener"
+exec {c1}<>"/dev/tcp/127.0.0.1/$CAPPED" || t_stop "connect to the capped listener"
+exec {c2}<>"/dev/tcp/127.0.0.1/$CAPPED" || t_stop "connect to the capped listener"
 check_relays max_connections_two_connections_relay "$c1" "$c2"
-exec {c3}<>"/dev/tcp/127.0.0.1/$CAPPED" || stop "connect a third time"
+exec {c3}<>"/dev/tcp/127.0.0.1/$CAPPED" || t_stop "connect a third time"
 check_closed max_connections_third_connection_closed "$c3"
 check_stat max_connections_overflow_counted "$ADMIN" cluster.echo.upstream_cx_overflow 1
 
 rotate swap_publishes_new_snapshot "$ADMIN" "$work/breakers.log" "$work/trust/root-cert.pem"
 
-exec {c4}<>"/dev/tcp/127.0.0.1/$CAPPED" || stop "connect after the swap"
+exec {c4}<>"/dev/tcp/127.0.0.1/$CAPPED" || t_stop "connect after the swap"
 check_closed max_connections_still_full_after_swap "$c4"
 check_stat max_connections_overflow_counted_after_swap "$ADMIN" \
     cluster.echo.upstream_cx_overflow 2
@@ -150,10 +144,10 @@ check_relays connections_of_old_snapshot_still_relay "$c1" "$c2"
 close_conn "$c1"
 close_conn "$c2"
 check_stat old_connections_counted_out "$ADMIN" cluster.echo.upstream_cx_active 0
-exec {c5}<>"/dev/tcp/127.0.0.1/$CAPPED" || stop "connect again"
-exec {c6}<>"/dev/tcp/127.0.0.1/$CAPPED" || stop "connect again"
+exec {c5}<>"/dev/tcp/127.0.0.1/$CAPPED" || t_stop "connect again"
+exec {c6}<>"/dev/tcp/127.0.0.1/$CAPPED" || t_stop "connect again"
 check_relays max_connections_places_given_back "$c5" "$c6"
-exec {c7}<>"/dev/tcp/127.0.0.1/$CAPPED" || stop "connect a third time again"
+exec {c7}<>"/dev/tcp/127.0.0.1/$CAPPED" || t_stop "connect a third time again"
 check_closed max_connections_exactly_two_fit_again "$c7"
 close_conn "$c5"
 close_conn "$c6"
@@ -185,7 +179,7 @@ EOF
     unused_tls_cluster "$work/trust2/root-cert.pem"
 } >"$work/rr.yaml"
 lb_remora rr "$work/rr.yaml" --concurrency 1 --cert-check-interval 200ms --drain-time-s 1 ||
-    stop "remora (one worker) starts: $(cat "$work/rr.log")"
+    t_stop "remora (one worker) starts: $(cat "$work/rr.log")"
 RR_PID=$LB_PID R_ADMIN=$LB_ADMIN PAIR=${LB_PORT[pair]}
 
 who() { # who — the name of the endpoint a new connection through the pair listener reached

@@ -22,21 +22,16 @@ source "$root/test/lib/simcluster.sh"
 # shellcheck source=test/lib/apps.sh
 source "$root/test/lib/apps.sh"
 
-stop() {
-    t_fail setup "$1"
-    t_summary
-    exit 1
-}
 
 # simcluster claims the run's id and removes every rm<id>-* namespace and /etc/netns entry on
 # exit, also when run.sh reaps a killed run; the story itself needs one namespace, "dns", with
 # nothing but its loopback.
-sim_init || stop "sim_init"
-[[ -x $SIM_BUILD/remora ]] || stop "no $SIM_BUILD/remora (build it first)"
+sim_init || t_stop "sim_init"
+[[ -x $SIM_BUILD/remora ]] || t_stop "no $SIM_BUILD/remora (build it first)"
 NS=$(sim_ns dns)
-ip netns add "$NS" && ip -n "$NS" link set lo up || stop "namespace $NS"
+ip netns add "$NS" && ip -n "$NS" link set lo up || t_stop "namespace $NS"
 etc=/etc/netns/$NS
-mkdir -p "$etc" || stop "mkdir $etc"
+mkdir -p "$etc" || t_stop "mkdir $etc"
 # hosts, then DNS; the DNS server is 127.0.0.53 in the namespace: first a socket that swallows
 # queries (lookups time out), later nothing (lookups fail at once).
 printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$etc/nsswitch.conf"
@@ -49,12 +44,12 @@ set_hosts() {
     printf '%s\n' "$text" >"$etc/hosts"
 }
 set_hosts '127.0.0.2 service1' '127.0.0.3 service1' '127.0.0.4 service2' '127.0.0.5 service2' \
-    '127.0.0.6 service3' || stop "hosts file"
+    '127.0.0.6 service3' || t_stop "hosts file"
 
 # --- apps: nginx on port 8000 of every loopback address answers with the address it was hit on
-sim_nginx dns 8000 '    location / { return 200 "$server_addr\n"; }' || stop "nginx"
+sim_nginx dns 8000 '    location / { return 200 "$server_addr\n"; }' || t_stop "nginx"
 BLACKHOLE=$(sim_bg dns "$SIM_DIR/blackhole.log" socat -u UDP-RECV:53,bind=127.0.0.53 /dev/null) ||
-    stop "DNS blackhole"
+    t_stop "DNS blackhole"
 in_ns() { sim_exec dns "$@"; }
 for _ in $(seq 1 100); do
     in_ns curl -s -m 1 -o /dev/null http://127.0.0.2:8000/ && break
@@ -116,7 +111,7 @@ $(dns_cluster missing STRICT_DNS nosuch)
 EOF
 # remora runs as the pod's sidecar (uid 1337, its exit status checked at teardown); its access
 # log goes to a directory it may write.
-SIM_SIDECAR_READY=none sim_sidecar dns "$SIM_DIR/remora.yaml" --concurrency 2 || stop "start remora"
+SIM_SIDECAR_READY=none sim_sidecar dns "$SIM_DIR/remora.yaml" --concurrency 2 || t_stop "start remora"
 REMORA_PID=$SIM_LAST_PID
 admin() { in_ns curl -s -m 2 "http://127.0.0.1:15000$1"; }
 stat_of() { admin /stats | awk -v n="$1:" '$1 == n { print $2 }'; }
@@ -136,7 +131,7 @@ t_contains "/ready answers 503 while the first lookups are out" "$seen" "503 200
 t_contains "before that the server is PRE_INITIALIZING" \
     "$(grep -m1 -o 'resolving [0-9]* host name(s) before the listeners start' \
         "$SIM_DIR/dns-remora.log")" "resolving 4 host name(s)"
-[[ $seen == *200 ]] || stop "remora never became ready; its log ends: $(tail -n 5 "$SIM_DIR/dns-remora.log")"
+[[ $seen == *200 ]] || t_stop "remora never became ready; its log ends: $(tail -n 5 "$SIM_DIR/dns-remora.log")"
 # From now on the DNS server refuses at once.
 kill "$BLACKHOLE" 2>/dev/null
 

@@ -20,12 +20,6 @@ source "$root/test/lib/mtls.sh"
 CTL=$LB_BIN/remoractl
 work=$LB_WORK
 
-# stop WHY — the story cannot go on.
-stop() {
-    t_fail setup "$1"
-    t_summary
-    exit 1
-}
 
 # --- identities: one root for the mesh, one for a foreign trust domain ---------------------
 "$CTL" certs root --out "$work/root" >/dev/null
@@ -40,7 +34,7 @@ stop() {
 # --- the app: echoes the request headers; serves a large body by path ----------------------
 # /slow answers after half a second, so that three requests at once overlap (see below).
 head -c $((4 << 20)) /dev/urandom >"$work/big.bin"
-mtls_app APP <<EOF || stop "the app listens"
+mtls_app APP <<EOF || t_stop "the app listens"
     BIG = open("$work/big.bin", "rb").read()
     def do_GET(self):
         if self.path == "/slow":
@@ -65,11 +59,11 @@ a_config() {
 }
 
 b_config "$work/b.yaml" 0 0
-lb_remora b "$work/b.yaml" --concurrency 1 || stop "B starts: $(cat "$work/b.log")"
+lb_remora b "$work/b.yaml" --concurrency 1 || t_stop "B starts: $(cat "$work/b.log")"
 B_PID=$LB_PID B_ADMIN=$LB_ADMIN B_PORT=${LB_PORT[inbound]}
 
 a_config "$work/a.yaml" 0 0 "$B_PORT" "$work/client" spiffe://cluster.local/ns/default/sa/server
-lb_remora a "$work/a.yaml" --concurrency 1 || stop "A starts: $(cat "$work/a.log")"
+lb_remora a "$work/a.yaml" --concurrency 1 || t_stop "A starts: $(cat "$work/a.log")"
 A_PID=$LB_PID A_ADMIN=$LB_ADMIN A_PORT=${LB_PORT[outbound]}
 
 # --- the happy path -------------------------------------------------------------------------
@@ -119,7 +113,7 @@ t_eq "...counted as ssl.fail_verify_error" "$(stat "$B_ADMIN" listener.inbound.s
 # require_sni: a second inbound sidecar that insists on SNI.
 MTLS_DOWNSTREAM_EXTRA='require_sni: true' b_config "$work/sni.yaml" 0 0
 lb_remora sni "$work/sni.yaml" --concurrency 1 ||
-    stop "the require_sni sidecar starts: $(cat "$work/sni.log")"
+    t_stop "the require_sni sidecar starts: $(cat "$work/sni.log")"
 S_PORT=${LB_PORT[inbound]}
 client=(-CAfile "$work/root/root-cert.pem" -cert "$work/client/cert-chain.pem"
     -key "$work/client/key.pem")
@@ -139,7 +133,7 @@ t_contains "ALPN: a client offering http/1.1 negotiates it" "$out" "ALPN protoco
 
 a_config "$work/wrong.yaml" 0 0 "$B_PORT" "$work/client" \
     spiffe://cluster.local/ns/default/sa/someone-else
-lb_remora wrong "$work/wrong.yaml" --concurrency 1 || stop "the misconfigured client sidecar starts"
+lb_remora wrong "$work/wrong.yaml" --concurrency 1 || t_stop "the misconfigured client sidecar starts"
 W_ADMIN=$LB_ADMIN W_PORT=${LB_PORT[outbound]}
 body=$(curl -s -m 5 -w ' %{http_code}' "http://127.0.0.1:$W_PORT/")
 t_contains "a server with an unexpected identity: 503, connection failure" "$body" "503"
@@ -148,7 +142,7 @@ t_eq "...counted as the cluster's ssl.fail_verify_san" \
 
 a_config "$work/foreign.yaml" 0 0 "$B_PORT" "$work/foreign" \
     spiffe://cluster.local/ns/default/sa/server
-lb_remora foreign "$work/foreign.yaml" --concurrency 1 || stop "the foreign sidecar starts"
+lb_remora foreign "$work/foreign.yaml" --concurrency 1 || t_stop "the foreign sidecar starts"
 F_ADMIN=$LB_ADMIN F_PORT=${LB_PORT[outbound]}
 t_eq "a sidecar of another trust domain cannot verify B: 503" \
     "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$F_PORT/")" "503"

@@ -26,21 +26,15 @@ REMORA=$bin/remora
 CTL=$bin/remoractl
 work=$LB_WORK
 
-# stop WHY — the story cannot go on.
-stop() {
-    t_fail setup "$1"
-    t_summary
-    exit 1
-}
-for b in "$REMORA" "$CTL"; do [[ -x $b ]] || stop "no $b (build it first)"; done
+for b in "$REMORA" "$CTL"; do [[ -x $b ]] || t_stop "no $b (build it first)"; done
 
 lb_serve ECHO "$work/echo.log" socat TCP-LISTEN:@ECHO@,bind=127.0.0.1,reuseaddr,fork,backlog=64 \
-    EXEC:cat || stop "the echo upstream does not listen"
+    EXEC:cat || t_stop "the echo upstream does not listen"
 
 # A trust bundle for a TLS cluster nobody uses: replacing the file makes the certificate watch
 # build and publish a new snapshot, which must not forget the connections already open.
-"$CTL" certs root --out "$work/ca1" >"$work/certs.log" 2>&1 || stop "remoractl certs root"
-"$CTL" certs root --out "$work/ca2" >>"$work/certs.log" 2>&1 || stop "remoractl certs root"
+"$CTL" certs root --out "$work/ca1" >"$work/certs.log" 2>&1 || t_stop "remoractl certs root"
+"$CTL" certs root --out "$work/ca2" >>"$work/certs.log" 2>&1 || t_stop "remoractl certs root"
 mkdir -p "$work/trust" && cp "$work/ca1/root-cert.pem" "$work/trust/root-cert.pem"
 
 # --- helpers ------------------------------------------------------------------------------
@@ -129,15 +123,15 @@ t_contains validate_warns_about_key_without_effect "$out" \
 t_contains validate_warning_names_the_key "$out" "envoy.reloadable_features.example_flag"
 
 lb_remora limit "$work/limit.yaml" --concurrency 2 --cert-check-interval 200ms \
-    --drain-time-s 1 || stop "remora starts: $(cat "$work/limit.log")"
+    --drain-time-s 1 || t_stop "remora starts: $(cat "$work/limit.log")"
 LIMIT_PID=$LB_PID ADMIN=$LB_ADMIN P_LIM=${LB_PORT[limited]} P_ANON=${LB_PORT[$ANON]}
 t_eq startup_warns_once_about_keys_without_effect \
     "$(grep -c 'key with no effect' "$work/limit.log")" 1
 
-exec {c1}<>"/dev/tcp/127.0.0.1/$P_LIM" || stop "connect to the limited listener"
-exec {c2}<>"/dev/tcp/127.0.0.1/$P_LIM" || stop "connect to the limited listener"
+exec {c1}<>"/dev/tcp/127.0.0.1/$P_LIM" || t_stop "connect to the limited listener"
+exec {c2}<>"/dev/tcp/127.0.0.1/$P_LIM" || t_stop "connect to the limited listener"
 check_relays limit_two_connections_relay "$c1" "$c2"
-exec {c3}<>"/dev/tcp/127.0.0.1/$P_LIM" || stop "connect a third time"
+exec {c3}<>"/dev/tcp/127.0.0.1/$P_LIM" || t_stop "connect a third time"
 check_closed limit_third_connection_closed_at_once "$c3"
 t_eq limit_overflow_counted "$(stat "$ADMIN" listener.limited.downstream_cx_overflow)" 1
 t_eq limit_overflow_not_a_downstream_connection \
@@ -152,7 +146,7 @@ if wait_stat "$ADMIN" server.cert_rotation_ok 1; then
 else
     t_fail rotation_publishes_new_snapshot "$(tail -n 3 "$work/limit.log" | tr '\n' ' ')"
 fi
-exec {c4}<>"/dev/tcp/127.0.0.1/$P_LIM" || stop "connect after the rotation"
+exec {c4}<>"/dev/tcp/127.0.0.1/$P_LIM" || t_stop "connect after the rotation"
 check_closed limit_counts_survive_new_snapshot "$c4"
 t_eq limit_overflow_counted_after_rotation \
     "$(stat "$ADMIN" listener.limited.downstream_cx_overflow)" 2
@@ -161,8 +155,8 @@ check_relays limit_open_connection_survives_rotation "$c1"
 close_conn "$c1"
 close_conn "$c2"
 check_counted_out limit_closed_connections_counted_out "$ADMIN" limited
-exec {c5}<>"/dev/tcp/127.0.0.1/$P_LIM" || stop "connect again"
-exec {c6}<>"/dev/tcp/127.0.0.1/$P_LIM" || stop "connect again"
+exec {c5}<>"/dev/tcp/127.0.0.1/$P_LIM" || t_stop "connect again"
+exec {c6}<>"/dev/tcp/127.0.0.1/$P_LIM" || t_stop "connect again"
 check_relays limit_frees_places_when_connections_close "$c5" "$c6"
 close_conn "$c5"
 close_conn "$c6"
@@ -170,9 +164,9 @@ close_conn "$c6"
 # The unnamed listener: named after its address, and limited under that name.
 t_contains unnamed_listener_named_after_address "$(curl -s "http://127.0.0.1:$ADMIN/listeners")" \
     "$ANON::127.0.0.1:"
-exec {a1}<>"/dev/tcp/127.0.0.1/$P_ANON" || stop "connect to the unnamed listener"
+exec {a1}<>"/dev/tcp/127.0.0.1/$P_ANON" || t_stop "connect to the unnamed listener"
 check_relays unnamed_listener_relays "$a1"
-exec {a2}<>"/dev/tcp/127.0.0.1/$P_ANON" || stop "connect to the unnamed listener again"
+exec {a2}<>"/dev/tcp/127.0.0.1/$P_ANON" || t_stop "connect to the unnamed listener again"
 check_closed unnamed_listener_limit_by_generated_name "$a2"
 close_conn "$a1"
 t_eq unnamed_listener_overflow_counted "$(stat "$ADMIN" "listener.$ANON.downstream_cx_overflow")" 1
@@ -201,14 +195,14 @@ layered_runtime:
 EOF
 } >"$work/global.yaml"
 lb_remora global "$work/global.yaml" --concurrency 2 --drain-time-s 1 ||
-    stop "remora with a global limit starts: $(cat "$work/global.log")"
+    t_stop "remora with a global limit starts: $(cat "$work/global.log")"
 GLOBAL_PID=$LB_PID G_ADMIN=$LB_ADMIN P_A=${LB_PORT[a]} P_B=${LB_PORT[b]} P_FREE=${LB_PORT[free]}
 t_eq global_limit_key_is_used "$(grep -c 'key with no effect' "$work/global.log")" 0
 
-exec {g1}<>"/dev/tcp/127.0.0.1/$P_A" || stop "connect to a and b"
-exec {g2}<>"/dev/tcp/127.0.0.1/$P_B" || stop "connect to a and b"
+exec {g1}<>"/dev/tcp/127.0.0.1/$P_A" || t_stop "connect to a and b"
+exec {g2}<>"/dev/tcp/127.0.0.1/$P_B" || t_stop "connect to a and b"
 check_relays global_two_connections_over_two_listeners_relay "$g1" "$g2"
-exec {g3}<>"/dev/tcp/127.0.0.1/$P_A" || stop "connect a third time"
+exec {g3}<>"/dev/tcp/127.0.0.1/$P_A" || t_stop "connect a third time"
 check_closed global_third_connection_closed_at_once "$g3"
 t_eq global_overflow_counted_on_its_listener \
     "$(stat "$G_ADMIN" listener.a.downstream_global_cx_overflow)" 1
@@ -216,13 +210,13 @@ t_eq global_overflow_is_not_a_listener_overflow \
     "$(stat "$G_ADMIN" listener.a.downstream_cx_overflow)" 0
 t_eq global_admin_endpoint_not_counted \
     "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$G_ADMIN/ready")" 200
-exec {f1}<>"/dev/tcp/127.0.0.1/$P_FREE" || stop "connect to free"
+exec {f1}<>"/dev/tcp/127.0.0.1/$P_FREE" || t_stop "connect to free"
 check_relays global_limit_ignored_by_ignore_global_conn_limit "$f1"
 close_conn "$f1"
 
 close_conn "$g2"
 check_counted_out global_closed_connection_counted_out "$G_ADMIN" b
-exec {g4}<>"/dev/tcp/127.0.0.1/$P_A" || stop "connect after one closed"
+exec {g4}<>"/dev/tcp/127.0.0.1/$P_A" || t_stop "connect after one closed"
 check_relays global_frees_a_place_when_a_connection_closes "$g4"
 close_conn "$g1"
 close_conn "$g4"

@@ -26,12 +26,7 @@ REMORA=$bin/remora
 CTL=$bin/remoractl
 work=$LB_WORK
 
-stop() { # stop WHY — the story cannot go on
-    t_fail setup "$1"
-    t_summary
-    exit 1
-}
-for b in "$REMORA" "$CTL"; do [[ -x $b ]] || stop "no $b (build it first)"; done
+for b in "$REMORA" "$CTL"; do [[ -x $b ]] || t_stop "no $b (build it first)"; done
 
 # --- upstreams ------------------------------------------------------------------------------
 # peer: says who connected (socat's SOCAT_PEERADDR), as a line and as an HTTP response.
@@ -47,11 +42,11 @@ GET*)
 esac
 EOF
 lb_serve PEER "$work/peer.log" socat TCP-LISTEN:@PEER@,bind=127.0.0.1,reuseaddr,fork \
-    SYSTEM:"sh $work/peer.sh" || stop "the peer upstream does not listen"
+    SYSTEM:"sh $work/peer.sh" || t_stop "the peer upstream does not listen"
 # mute: accepts and never says a word (a TLS handshake with it never completes).
 lb_serve MUTE "$work/mute.log" socat -u TCP-LISTEN:@MUTE@,bind=127.0.0.1,reuseaddr,fork \
-    OPEN:/dev/null || stop "the mute upstream does not listen"
-mtls_app APP <<EOF || stop "the app listens"
+    OPEN:/dev/null || t_stop "the mute upstream does not listen"
+mtls_app APP <<EOF || t_stop "the app listens"
     def do_GET(self):
         if self.path.endswith("/slow"):
             time.sleep(0.5)
@@ -65,9 +60,9 @@ SERVER_ID=spiffe://cluster.local/ns/default/sa/server
         "$CTL" certs issue --ca "$work/root" --out "$work/client" \
             --spiffe-id spiffe://cluster.local/ns/default/sa/client &&
         "$CTL" certs issue --ca "$work/root" --spiffe-id "$SERVER_ID" --out "$work/server"
-} >"$work/certs.log" 2>&1 || stop "remoractl certs: $(tail -n 2 "$work/certs.log")"
+} >"$work/certs.log" 2>&1 || t_stop "remoractl certs: $(tail -n 2 "$work/certs.log")"
 mtls_inbound_config "$work/b.yaml" 0 0 "$work/server" "$APP"
-lb_remora b "$work/b.yaml" --concurrency 1 || stop "B starts: $(cat "$work/b.log")"
+lb_remora b "$work/b.yaml" --concurrency 1 || t_stop "B starts: $(cat "$work/b.log")"
 B_PORT=${LB_PORT[inbound]}
 
 # --- A: the remora under test ---------------------------------------------------------------
@@ -119,7 +114,7 @@ EOF
 } >"$work/remora.yaml"
 
 lb_remora remora "$work/remora.yaml" --concurrency 1 --drain-time-s 1 ||
-    stop "remora starts: $(cat "$work/remora.log")"
+    t_stop "remora starts: $(cat "$work/remora.log")"
 RPID=$LB_PID ADMIN=$LB_ADMIN HTTP=${LB_PORT[http]}
 T_BOUND=${LB_PORT[t_bound]} T_MUTE=${LB_PORT[t_mute]} T_TLS=${LB_PORT[t_tls]}
 
@@ -141,7 +136,7 @@ t_contains http_connects_from_bind_address "$(http /bound)" "200 127.0.0.2"
 
 # --- a TLS handshake that never completes ---------------------------------------------------
 start=$(date +%s%N)
-exec {m}<>"/dev/tcp/127.0.0.1/$T_MUTE" || stop "connect to t_mute"
+exec {m}<>"/dev/tcp/127.0.0.1/$T_MUTE" || t_stop "connect to t_mute"
 if closed_at_once "$m"; then
     t_ok tcp_proxy_handshake_timeout_closes_client
 else

@@ -111,6 +111,13 @@ t_binomial() {
     fi
 }
 
+# t_stop WHY — the story cannot go on (its setup failed): one FAIL line, the summary, exit 1.
+t_stop() {
+    t_fail setup "$1"
+    t_summary
+    exit 1
+}
+
 # t_summary — ends the script: exit 1 if any check failed or none ran at all.
 t_summary() {
     printf '# %s: %d passed, %d failed\n' "$T_SCRIPT" "$T_PASSED" "$T_FAILED"
