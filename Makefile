@@ -59,8 +59,8 @@ $(GEN_C) $(GEN_H): $(GEN_STAMP)
 	@:
 
 # --- library and programs ------------------------------------------------------------------
-MAINS    := proxy/server/main.c cli/remoractl.c
-LIB_SRCS := $(filter-out $(MAINS),$(sort $(shell find proxy xds filters certs cli -name '*.c')))
+MAINS    := cmd/remora.c cmd/remoractl.c
+LIB_SRCS := $(filter-out $(MAINS),$(sort $(shell find base certs xds proxy filters cli -name '*.c')))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 LIB      := $(BUILD)/libremora.a
 
@@ -83,10 +83,10 @@ $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(BUILD)/remora: $(BUILD)/obj/proxy/server/main.o $(LIB)
+$(BUILD)/remora: $(BUILD)/obj/cmd/remora.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/remoractl: $(BUILD)/obj/cli/remoractl.o $(LIB)
+$(BUILD)/remoractl: $(BUILD)/obj/cmd/remoractl.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # --- tests ---------------------------------------------------------------------------------
@@ -120,6 +120,7 @@ format:
 format-check:
 	@scripts/format-check.sh
 	@scripts/house-check.sh
+	@scripts/layers-check.sh
 
 test: deps
 	@$(MAKE) --no-print-directory format-check

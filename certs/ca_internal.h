@@ -12,7 +12,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "certs/ca.h"
-#include "xds/err.h"
+#include "base/err.h"
 
 #define CA_LABEL_SIZE 512 /* a file path or a description, for messages */
 
@@ -27,7 +27,7 @@ struct ca_issuer {
         root_name[CA_LABEL_SIZE];
 };
 
-/* err_set (xds/err.h) for a failed mbedTLS call: "what: <mbedTLS's text for tls_rc>" into err
+/* err_set (base/err.h) for a failed mbedTLS call: "what: <mbedTLS's text for tls_rc>" into err
  * (the caller's, errlen bytes; what borrowed for the call),
  * returns CA_ERR_CRYPTO. */
 int ca_crypto_fail(char *err, size_t errlen, int tls_rc, const char *what);

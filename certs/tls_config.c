@@ -2,7 +2,7 @@
  * from ever being used, the mbedTLS configuration every session of a config shares read-only,
  * the server's session-ticket keys, and the per-thread random generator behind all of them. */
 #include "certs/tls_internal.h"
-#include "xds/err.h"
+#include "base/err.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -11,7 +11,7 @@
 
 #include "certs/ca.h"
 #include "cli/flags.h"
-#include "xds/err.h"
+#include "base/err.h"
 
 static const char USAGE[] =
     "usage: remoractl certs root|intermediate|issue [flags]\n"

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "cli/flags.h"
-#include "xds/err.h"
+#include "base/err.h"
 
 #define DEFAULT_OUTBOUND_PORT 15001
 #define DEFAULT_INBOUND_PORT  15006

@@ -1,8 +1,7 @@
 /* The one list of filters Remora knows, looked up by type URL (as Envoy does) or by name. */
 #include <string.h>
 
-#include "filters/network/filter.h"
-#include "filters/http/http_filter.h"
+#include "filters/registry.h"
 
 extern const net_filter_ops_t tcp_proxy_filter_ops;
 extern const net_filter_ops_t http_connection_manager_filter_ops;
@@ -52,25 +51,20 @@ const http_filter_ops_t *filter_http_lookup(const char *name, const char *type_u
     return NULL;
 }
 
-static const struct {
-    const char *name;
-    const char *type_name;
-    listener_filter_kind_t kind;
-} listener_filters[] = {
-    {"envoy.filters.listener.original_dst",
-     "envoy.extensions.filters.listener.original_dst.v3.OriginalDst", LISTENER_FILTER_ORIGINAL_DST},
-    {"envoy.filters.listener.http_inspector",
-     "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
-     LISTENER_FILTER_HTTP_INSPECTOR},
-};
-
-listener_filter_kind_t filter_listener_lookup(const char *name, const char *type_url)
+static int registry_config_parse(const net_filter_ops_t *f, const void *any,
+                                 const struct snapshot *snap, stats_store_t *stats, void **out,
+                                 char *err, size_t errlen)
 {
-    size_t n = sizeof(listener_filters) / sizeof(listener_filters[0]);
-    for (size_t i = 0; i < n; i++) {
-        if (type_url ? strcmp(type_name(type_url), listener_filters[i].type_name) == 0
-                     : (name && strcmp(name, listener_filters[i].name) == 0))
-            return listener_filters[i].kind;
-    }
-    return LISTENER_FILTER_UNKNOWN;
+    return f->config_parse(any, snap, stats, out, err, errlen);
 }
+
+static void registry_config_free(const net_filter_ops_t *f, void *config)
+{
+    f->config_free(config);
+}
+
+const snap_filter_registry_t filter_registry = {
+    .lookup = filter_network_lookup,
+    .config_parse = registry_config_parse,
+    .config_free = registry_config_free,
+};

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "envoy/extensions/filters/http/buffer/v3/buffer.pb-c.h"
-#include "filters/http/http_filter.h"
+#include "proxy/http/http_filter.h"
 #include "xds/config/config.h"
 
 typedef struct buffer_config {

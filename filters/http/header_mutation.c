@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "envoy/extensions/filters/http/header_mutation/v3/header_mutation.pb-c.h"
-#include "filters/http/http_filter.h"
+#include "proxy/http/http_filter.h"
 #include "xds/config/config.h"
 #include "xds/snapshot/route.h"
 

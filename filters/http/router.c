@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "envoy/extensions/filters/http/router/v3/router.pb-c.h"
-#include "filters/http/http_filter.h"
+#include "proxy/http/http_filter.h"
 #include "proxy/http/upstream_request.h"
 #include "xds/config/config.h"
 

@@ -9,13 +9,14 @@
 #include <strings.h>
 
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
-#include "filters/network/filter.h"
+#include "proxy/listener/network_filter.h"
 #include "envoy/extensions/access_loggers/file/v3/file.pb-c.h"
 #include "envoy/extensions/access_loggers/stream/v3/stream.pb-c.h"
+#include "filters/registry.h"
 #include "proxy/http/access_log.h"
 #include "proxy/http/hcm.h"
 #include "xds/config/config.h"
-#include "xds/err.h"
+#include "base/err.h"
 
 typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager
     hcm_msg_t;

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb-c.h"
-#include "filters/network/filter.h"
+#include "proxy/listener/network_filter.h"
 #include "proxy/tcp/tcp_session.h"
 #include "xds/config/config.h"
 

@@ -14,7 +14,7 @@
 #include "proxy/admin/admin_certs.h"
 #include "proxy/core/log.h"
 #include "proxy/http/h1/http1.h"
-#include "proxy/core/strbuf.h"
+#include "base/strbuf.h"
 
 #define ADMIN_MAX_REQUEST 8192
 #define REMORA_VERSION    "0.1.0"

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "proxy/core/stats.h"
+#include "base/stats.h"
 #include "xds/snapshot/snapshot.h"
 
 /* The calls a host answers; ctx is host_t.ctx. */

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "filters/network/filter.h"
 #include "proxy/core/log.h"
 
 /* The hooks of every connection kind, in the kinds' order (worker_conn_kinds_t). */
@@ -79,25 +78,17 @@ static void install_snapshot(worker_t *w, snapshot_t *snap)
     snapshot_unref(old);
 }
 
-/* Gives every network filter of the current snapshot its per-worker housekeeping call. */
-static void run_filter_ticks(worker_t *w)
+/* Every kind's housekeeping call, in order. */
+static void tick_kinds(worker_t *w)
 {
-    const snapshot_t *snap = w->snap;
-    for (size_t i = 0; i < snap->n_listeners; i++) {
-        const snap_listener_t *l = &snap->listeners[i];
-        size_t n = l->n_chains + (l->default_chain ? 1 : 0);
-        for (size_t j = 0; j < n; j++) {
-            const snap_chain_t *c = j < l->n_chains ? &l->chains[j] : l->default_chain;
-            for (size_t k = 0; k < c->n_filters; k++)
-                if (c->filters[k].ops->on_worker_tick)
-                    c->filters[k].ops->on_worker_tick(c->filters[k].config, w->index);
-        }
-    }
+    for (size_t i = 0; i < w->kinds->n; i++)
+        if (w->kinds->ops[i]->tick)
+            w->kinds->ops[i]->tick(w);
 }
 
 static void on_tick(uv_timer_t *t)
 {
-    run_filter_ticks(t->data);
+    tick_kinds(t->data);
 }
 
 static void on_wakeup(uv_async_t *a)
@@ -120,7 +111,7 @@ static void on_wakeup(uv_async_t *a)
         drain_kinds(w);
     if (cmd & WORKER_CMD_STOP) {
         abort_kinds(w);
-        run_filter_ticks(w);
+        tick_kinds(w);
         uv_close((uv_handle_t *)&w->tick, NULL);
         uv_close((uv_handle_t *)&w->wakeup, NULL);
     }

@@ -10,7 +10,7 @@
 
 #include "proxy/core/arena.h"
 #include "proxy/core/bufpool.h"
-#include "proxy/core/stats.h"
+#include "base/stats.h"
 #include "xds/snapshot/snapshot.h"
 
 struct relay;
@@ -52,6 +52,9 @@ typedef struct worker_conn_ops {
     void (*abort)(struct worker *w);
     /* w->snap is the new snapshot; old (borrowed) stays alive until the hooks return. */
     void (*snapshot_installed)(struct worker *w, snapshot_t *old);
+    /* About once a second, and once more as the worker stops: housekeeping (the network
+     * filters flush their access-log buffers). */
+    void (*tick)(struct worker *w);
 } worker_conn_ops_t;
 
 /* The kinds a worker runs, in the order each of their hooks runs: connections still in
@@ -67,7 +70,7 @@ typedef struct worker {
     uv_loop_t loop;
     uv_thread_t thread;
     uv_async_t wakeup;
-    uv_timer_t tick;          /* once a second: filter housekeeping (access-log flushes) */
+    uv_timer_t tick;          /* once a second: the kinds' housekeeping (access-log flushes) */
     stats_cache_t stat_cache; /* stats this worker defines at request time (Istio labels) */
     stats_slots_t *stats;
     stats_store_t *stats_store; /* for stats defined at request time */
@@ -118,6 +121,9 @@ int listener_start(worker_listener_t *wl);
 /* Closes connections still in protocol detection (at stop); w borrowed, the connections are
  * its and freed. */
 void listener_abort_sniffs(worker_t *w);
+/* Gives every network filter of w's snapshot its per-worker housekeeping call (w borrowed).
+ * Worker thread. */
+void listener_filters_tick(worker_t *w);
 /* Counts out a downstream connection accepted on l (borrowed) as it closes: the listener's
  * active and destroy stats, the worker's active count, and the connection-limit counts it was
  * admitted under (cx_open: its accepted_conn_t's, borrowed). Worker thread. */

@@ -7,9 +7,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "filters/network/filter.h"
-#include "filters/http/http_filter.h"
-#include "proxy/core/stats.h"
+#include "proxy/listener/network_filter.h"
+#include "proxy/http/http_filter.h"
+#include "base/stats.h"
 #include "xds/snapshot/route.h"
 
 typedef struct hcm_filter {

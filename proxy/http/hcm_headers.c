@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "proxy/http/hcm_conn.h"
-#include "proxy/core/strbuf.h"
+#include "base/strbuf.h"
 #include "proxy/net/tls_io.h"
 
 http_headers_t *http_stream_request_headers(http_stream_t *s)

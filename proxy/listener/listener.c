@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "filters/network/filter.h"
+#include "proxy/listener/network_filter.h"
 #include "proxy/core/log.h"
 #include "proxy/listener/chain_match.h"
 #include "proxy/listener/tls_hello.h"
@@ -639,4 +639,19 @@ int listener_start(worker_listener_t *wl)
     if (rc < 0)
         log_error("listener '%s': listen: %s", wl->cfg->name, uv_strerror(rc));
     return rc;
+}
+
+void listener_filters_tick(worker_t *w)
+{
+    const snapshot_t *snap = w->snap;
+    for (size_t i = 0; i < snap->n_listeners; i++) {
+        const snap_listener_t *l = &snap->listeners[i];
+        size_t n = l->n_chains + (l->default_chain ? 1 : 0);
+        for (size_t j = 0; j < n; j++) {
+            const snap_chain_t *c = j < l->n_chains ? &l->chains[j] : l->default_chain;
+            for (size_t k = 0; k < c->n_filters; k++)
+                if (c->filters[k].ops->on_worker_tick)
+                    c->filters[k].ops->on_worker_tick(c->filters[k].config, w->index);
+        }
+    }
 }

@@ -27,6 +27,7 @@ static const worker_conn_ops_t listener_ops = {
     .name = "listener",
     .start = listeners_start,
     .abort = listener_abort_sniffs,
+    .tick = listener_filters_tick,
 };
 
 static const worker_conn_ops_t tcp_session_ops = {

@@ -407,8 +407,18 @@ int server_run(const server_options_t *opts)
     if (s->stats == NULL)
         return 1;
     s->main_slots = stats_slots(s->stats, s->nworkers);
-    int rc =
-        snapshot_load_file(opts->config_path, s->stats, s->nworkers, &s->snap, err, sizeof(err));
+    /* The clusters' runtime state lives in this table for as long as any snapshot does: each
+     * snapshot holds a reference, and so does nothing else once the first one is built. */
+    cluster_states_t *states = NULL;
+    if (cluster_states_new(s->nworkers, &states) < 0) {
+        stats_store_free(s->stats);
+        return 1;
+    }
+    snap_build_opts_t bopts = {
+        .filters = opts->filters, .cluster_runtime = &cluster_runtime, .cluster_states = states};
+    int rc = snapshot_load_file(opts->config_path, &bopts, s->stats, s->nworkers, &s->snap, err,
+                                sizeof(err));
+    cluster_states_unref(states);
     if (rc < 0) {
         fprintf(stderr, "remora: invalid configuration: %s\n", err);
         stats_store_free(s->stats);

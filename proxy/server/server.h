@@ -8,7 +8,7 @@
 #include <uv.h>
 
 #include "proxy/core/host.h"
-#include "proxy/core/stats.h"
+#include "base/stats.h"
 #include "proxy/core/worker.h"
 #include "xds/snapshot/snapshot.h"
 
@@ -24,6 +24,9 @@ typedef struct server_options {
      * is logged and counted (0: never). */
     uint64_t cert_check_interval_ms;
     int64_t cert_expiry_warn_s;
+    /* The network filters configs may name (static): the program's main passes the set it
+     * links (filters/registry.h). */
+    const snap_filter_registry_t *filters;
 } server_options_t;
 
 typedef enum { SERVER_STARTING, SERVER_LIVE, SERVER_DRAINING, SERVER_STOPPING } server_state_t;

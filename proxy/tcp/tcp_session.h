@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "filters/network/filter.h"
+#include "proxy/listener/network_filter.h"
 #include "xds/snapshot/snapshot.h"
 
 struct worker;

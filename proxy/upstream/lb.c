@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/err.h"
+
 /* A snapshot cluster's view of its runtime state: which slot each of its endpoints counts in.
  * Immutable once built; what changes is in cs. */
 struct lb_state {
@@ -53,6 +55,41 @@ void cluster_lb_free(snap_cluster_t *c)
     c->lb = NULL;
     c->shared = NULL;
 }
+
+static int runtime_begin(void *states, unsigned nworkers, char *err, size_t errlen)
+{
+    cluster_states_t *t = states;
+    if (cluster_states_nworkers(t) != nworkers)
+        return err_set(err, errlen, -EINVAL, "cluster state is kept for %u workers, not %u",
+                       cluster_states_nworkers(t), nworkers);
+    cluster_states_sweep(t);
+    return 0;
+}
+
+static int runtime_link(void *states, snap_cluster_t *c)
+{
+    cluster_state_t *cs = NULL;
+    int rc = cluster_state_get(states, c->name, &cs);
+    return rc < 0 ? rc : cluster_lb_init(c, cs);
+}
+
+static void *runtime_ref(void *states)
+{
+    return cluster_states_ref(states);
+}
+
+static void runtime_unref(void *states)
+{
+    cluster_states_unref(states);
+}
+
+const snap_cluster_runtime_t cluster_runtime = {
+    .begin = runtime_begin,
+    .link = runtime_link,
+    .unlink = cluster_lb_free,
+    .ref = runtime_ref,
+    .unref = runtime_unref,
+};
 
 static uint64_t next_random(cluster_worker_state_t *s)
 {

@@ -9,6 +9,11 @@
 #include "proxy/upstream/cluster_state.h"
 #include "xds/snapshot/snapshot.h"
 
+/* The snapshot builder's way to the clusters' runtime state (xds/snapshot/snapshot_types.h):
+ * its table is a cluster_states_t, and link and unlink are cluster_lb_init and
+ * cluster_lb_free. Static. */
+extern const snap_cluster_runtime_t cluster_runtime;
+
 /* Links c (borrowed; the snapshot's) to its runtime state: takes cs (a reference from
  * cluster_state_get, in every case) and a reference to the entry of each of c's endpoints, and sets
  * c->lb and c->shared. Builder thread, at snapshot build. Returns 0 or -ENOMEM; cluster_lb_free

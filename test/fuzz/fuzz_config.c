@@ -7,6 +7,7 @@
 
 #include "xds/config/config.h"
 #include "xds/snapshot/snapshot.h"
+#include "test/unit/snap_opts.h"
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 
@@ -31,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         protobuf_c_message_free_unpacked(msg, NULL);
         return 0;
     }
-    if (snapshot_build(msg, stats, 2, &snap, err, sizeof(err)) == 0) {
+    if (snapshot_build(msg, &test_snap_opts, stats, 2, &snap, err, sizeof(err)) == 0) {
         char *dump = snapshot_config_dump(snap);
         free(dump);
         snapshot_unref(snap);

@@ -18,6 +18,7 @@
 #include "proxy/upstream/lb.h"
 #include "xds/config/config.h"
 #include "xds/snapshot/snapshot.h"
+#include "test/unit/snap_opts.h"
 
 #define ENDPOINT(ip)                                                                               \
     "        - endpoint: {address: {socket_address: {address: " ip ", port_value: 80}}}\n"
@@ -63,8 +64,16 @@ static int build_n(const char *yaml, cluster_states_t *states, unsigned nworkers
                               sizeof(err));
     if (rc < 0)
         fail_msg("%s", err);
-    snap_build_opts_t opts = {.cluster_states = states};
-    return snapshot_build_with(msg, &opts, stats, nworkers, out, err, sizeof(err));
+    cluster_states_t *own = NULL;
+    if (states == NULL && cluster_states_new(nworkers, &own) < 0)
+        fail_msg("out of memory");
+    snap_build_opts_t opts = test_snap_opts;
+    opts.cluster_runtime = &cluster_runtime;
+    opts.cluster_states = states ? states : own;
+    rc = snapshot_build(msg, &opts, stats, nworkers, out, err, sizeof(err));
+    if (own)
+        cluster_states_unref(own); /* the snapshot holds its own reference */
+    return rc;
 }
 
 static snapshot_t *build(const char *yaml, cluster_states_t *states)

@@ -14,6 +14,7 @@
 #include "proxy/server/server.h"
 #include "proxy/core/log.h"
 #include "xds/config/config.h"
+#include "test/unit/snap_opts.h"
 
 static int ready_calls;
 
@@ -38,7 +39,8 @@ static void rig_init(rig_t *r, const char *clusters_yaml)
                                       &envoy__config__bootstrap__v3__bootstrap__descriptor, &msg,
                                       r->err, sizeof(r->err)),
                      0);
-    assert_int_equal(snapshot_build(msg, r->s.stats, 1, &r->s.snap, r->err, sizeof(r->err)), 0);
+    assert_int_equal(
+        snapshot_build(msg, &test_snap_opts, r->s.stats, 1, &r->s.snap, r->err, sizeof(r->err)), 0);
     r->s.host = server_host(&r->s); /* the server's own install: membership stats count */
 }
 

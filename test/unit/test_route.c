@@ -18,6 +18,7 @@
 #include "xds/config/config.h"
 #include "xds/snapshot/route.h"
 #include "xds/snapshot/snapshot.h"
+#include "test/unit/snap_opts.h"
 
 static char err[1024];
 
@@ -687,7 +688,7 @@ static void test_route_resolves_clusters_against_the_snapshot(void **state)
                                       err, sizeof(err)),
                      0);
     snapshot_t *snap = NULL;
-    assert_int_equal(snapshot_build(msg, stats, 1, &snap, err, sizeof(err)), 0);
+    assert_int_equal(snapshot_build(msg, &test_snap_opts, stats, 1, &snap, err, sizeof(err)), 0);
 
     route_table_t *t = NULL;
     assert_int_equal(build_snap("validate_clusters: false\n" ROUTES(

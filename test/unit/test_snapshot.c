@@ -22,6 +22,7 @@
 #include "xds/snapshot/resources.h"
 #include "proxy/listener/chain_match.h"
 #include "xds/snapshot/snapshot.h"
+#include "test/unit/snap_opts.h"
 
 #define TCP_PROXY(cluster)                                                                         \
     "      - name: envoy.filters.network.tcp_proxy\n"                                              \
@@ -93,7 +94,15 @@ static int build(fixture_t *f, const char *yaml)
                               sizeof(f->err));
     if (rc < 0)
         return rc;
-    return snapshot_build(msg, f->stats, 2, &f->snap, f->err, sizeof(f->err));
+    /* Linked to runtime state as the server links it, so its clusters can pick endpoints. */
+    cluster_states_t *states = NULL;
+    assert_int_equal(cluster_states_new(2, &states), 0);
+    snap_build_opts_t opts = test_snap_opts;
+    opts.cluster_runtime = &cluster_runtime;
+    opts.cluster_states = states;
+    rc = snapshot_build(msg, &opts, f->stats, 2, &f->snap, f->err, sizeof(f->err));
+    cluster_states_unref(states);
+    return rc;
 }
 
 static char *join(const char *a, const char *b)
@@ -469,8 +478,9 @@ static void test_snapshot_refuses_negative_duration_of_a_binary_bootstrap(void *
     Envoy__Config__Bootstrap__V3__Bootstrap b = ENVOY__CONFIG__BOOTSTRAP__V3__BOOTSTRAP__INIT;
     b.static_resources = &sr;
     fixture_t f = {.stats = stats_store_new(2)};
-    assert_int_equal(
-        snapshot_build(over_the_wire(&b.base), f.stats, 2, &f.snap, f.err, sizeof(f.err)), -EINVAL);
+    assert_int_equal(snapshot_build(over_the_wire(&b.base), &test_snap_opts, f.stats, 2, &f.snap,
+                                    f.err, sizeof(f.err)),
+                     -EINVAL);
     assert_null(f.snap);
     assert_string_equal(f.err, "static_resources.clusters[0].connect_timeout: duration must not "
                                "be negative");
@@ -523,16 +533,18 @@ static void test_snapshot_refuses_negative_duration_inside_a_filter_config(void 
     Envoy__Config__Bootstrap__V3__Bootstrap b = ENVOY__CONFIG__BOOTSTRAP__V3__BOOTSTRAP__INIT;
     b.static_resources = &sr;
     fixture_t f = {.stats = stats_store_new(2)};
-    assert_int_equal(
-        snapshot_build(over_the_wire(&b.base), f.stats, 2, &f.snap, f.err, sizeof(f.err)), -EINVAL);
+    assert_int_equal(snapshot_build(over_the_wire(&b.base), &test_snap_opts, f.stats, 2, &f.snap,
+                                    f.err, sizeof(f.err)),
+                     -EINVAL);
     assert_string_equal(f.err, "static_resources.listeners[0].filter_chains[0].filters[0]."
                                "typed_config.idle_timeout: duration must not be negative");
     release(&f);
     d.seconds = 60;
     any.value.len = protobuf_c_message_pack(&tp.base, packed);
     f.stats = stats_store_new(2);
-    assert_int_equal(
-        snapshot_build(over_the_wire(&b.base), f.stats, 2, &f.snap, f.err, sizeof(f.err)), 0);
+    assert_int_equal(snapshot_build(over_the_wire(&b.base), &test_snap_opts, f.stats, 2, &f.snap,
+                                    f.err, sizeof(f.err)),
+                     0);
     assert_string_equal(f.snap->listeners[0].name, "in");
     release(&f);
 }
@@ -555,8 +567,9 @@ static void test_snapshot_builds_from_a_resource_set(void **state)
     assert_string_equal(res.clusters.v[2].origin, "static_resources.clusters");
     assert_int_equal(res.clusters.v[2].index, 2);
     fixture_t f = {.stats = stats_store_new(2)};
-    assert_int_equal(
-        snapshot_build_resources(&res, msg, NULL, f.stats, 2, &f.snap, f.err, sizeof(f.err)), 0);
+    assert_int_equal(snapshot_build_resources(&res, msg, &test_snap_opts, f.stats, 2, &f.snap,
+                                              f.err, sizeof(f.err)),
+                     0);
     assert_int_equal(f.snap->n_clusters, 3);
     assert_string_equal(f.snap->clusters[2].name, "passthrough");
     assert_ptr_equal(f.snap->bootstrap, msg); /* kept for /config_dump */
@@ -581,9 +594,9 @@ static void test_snapshot_refuses_resources_it_cannot_translate_yet(void **state
     rc.name = "routes";
     assert_int_equal(config_resources_add(&res.route_configs, &rc.base, "rds", 0), 0);
     fixture_t f = {.stats = stats_store_new(2)};
-    assert_int_equal(
-        snapshot_build_resources(&res, msg, NULL, f.stats, 2, &f.snap, f.err, sizeof(f.err)),
-        -EINVAL);
+    assert_int_equal(snapshot_build_resources(&res, msg, &test_snap_opts, f.stats, 2, &f.snap,
+                                              f.err, sizeof(f.err)),
+                     -EINVAL);
     assert_string_equal(f.err,
                         "route configuration, endpoint and secret resources are not supported yet");
     config_resources_free(&res);

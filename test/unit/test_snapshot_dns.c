@@ -16,6 +16,7 @@
 #include "proxy/upstream/lb.h"
 #include "xds/config/config.h"
 #include "xds/snapshot/snapshot.h"
+#include "test/unit/snap_opts.h"
 
 /* A cluster "c" of TYPE whose lb_endpoints are the given socket_address lines, plus EXTRA
  * cluster fields (each line indented by four spaces). */
@@ -80,8 +81,10 @@ static int load(built_t *b, const char *yaml, const snap_resolver_t *resolver)
     int rc = config_yaml_load(yaml, strlen(yaml), "dns.yaml",
                               &envoy__config__bootstrap__v3__bootstrap__descriptor, &msg, b->err,
                               sizeof(b->err));
+    snap_build_opts_t opts = test_snap_opts;
+    opts.resolver = resolver;
     if (rc == 0)
-        rc = snapshot_build_resolved(msg, resolver, b->stats, 2, &b->snap, b->err, sizeof(b->err));
+        rc = snapshot_build(msg, &opts, b->stats, 2, &b->snap, b->err, sizeof(b->err));
     b->c = rc == 0 ? snapshot_find_cluster(b->snap, "c") : NULL;
     return rc;
 }

@@ -24,6 +24,7 @@
 #include "xds/config/config.h"
 #include "proxy/listener/chain_match.h"
 #include "xds/snapshot/snapshot.h"
+#include "test/unit/snap_opts.h"
 
 #define CERTS_DIR "test/data/certs"
 
@@ -251,7 +252,7 @@ static int build(fixture_t *f, const char *yaml_template)
     free(yaml);
     if (rc < 0)
         return rc;
-    return snapshot_build(msg, f->stats, 2, &f->snap, f->err, sizeof(f->err));
+    return snapshot_build(msg, &test_snap_opts, f->stats, 2, &f->snap, f->err, sizeof(f->err));
 }
 
 static void release(fixture_t *f)

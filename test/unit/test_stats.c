@@ -15,7 +15,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 
-#include "proxy/core/stats.h"
+#include "base/stats.h"
 
 static void test_stats_same_name_gets_same_id(void **state)
 {

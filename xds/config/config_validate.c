@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xds/err.h"
+#include "base/err.h"
 #include "xds/config/config.h"
 #include "xds/config/config_forms.h"
 

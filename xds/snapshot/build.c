@@ -14,21 +14,8 @@
 
 typedef Envoy__Config__Bootstrap__V3__Bootstrap bootstrap_msg_t;
 
-int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
-                   char *err, size_t errlen)
-{
-    return snapshot_build_resolved(bootstrap, NULL, stats, nworkers, out, err, errlen);
-}
-
-int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, stats_store_t *stats,
-                            unsigned nworkers, snapshot_t **out, char *err, size_t errlen)
-{
-    snap_build_opts_t opts = {.resolver = resolver};
-    return snapshot_build_with(bootstrap, &opts, stats, nworkers, out, err, errlen);
-}
-
-int snapshot_build_with(void *bootstrap, const snap_build_opts_t *opts, stats_store_t *stats,
-                        unsigned nworkers, snapshot_t **out, char *err, size_t errlen)
+int snapshot_build(void *bootstrap, const snap_build_opts_t *opts, stats_store_t *stats,
+                   unsigned nworkers, snapshot_t **out, char *err, size_t errlen)
 {
     config_resources_t res;
     *out = NULL;
@@ -42,8 +29,8 @@ int snapshot_build_with(void *bootstrap, const snap_build_opts_t *opts, stats_st
     return rc;
 }
 
-int snapshot_load_file(const char *path, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
-                       char *err, size_t errlen)
+int snapshot_load_file(const char *path, const snap_build_opts_t *opts, stats_store_t *stats,
+                       unsigned nworkers, snapshot_t **out, char *err, size_t errlen)
 {
     ProtobufCMessage *msg = NULL;
     *out = NULL;
@@ -51,7 +38,7 @@ int snapshot_load_file(const char *path, stats_store_t *stats, unsigned nworkers
                                    err, errlen);
     if (rc < 0)
         return rc;
-    return snapshot_build(msg, stats, nworkers, out, err, errlen);
+    return snapshot_build(msg, opts, stats, nworkers, out, err, errlen);
 }
 
 char *snapshot_config_dump(const snapshot_t *snap)
@@ -117,6 +104,9 @@ int snapshot_rebuild(const snapshot_t *cur, const snap_resolver_t *resolver, sta
         snprintf(err, errlen, "out of memory while copying the bootstrap");
         return -ENOMEM;
     }
-    snap_build_opts_t opts = {.resolver = resolver, .cluster_states = cur->cluster_states};
-    return snapshot_build_with(copy, &opts, stats, cur->nworkers, out, err, errlen);
+    snap_build_opts_t opts = {.resolver = resolver,
+                              .filters = cur->filters,
+                              .cluster_runtime = cur->cluster_runtime,
+                              .cluster_states = cur->cluster_states};
+    return snapshot_build(copy, &opts, stats, cur->nworkers, out, err, errlen);
 }

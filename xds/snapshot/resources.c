@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
-#include "xds/err.h"
+#include "base/err.h"
 #include "xds/config/config.h"
 
 typedef Envoy__Config__Bootstrap__V3__Bootstrap bootstrap_msg_t;

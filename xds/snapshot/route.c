@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "xds/err.h"
+#include "base/err.h"
 #include "xds/snapshot/route.h"
 
 /* ---- freeing ------------------------------------------------------------------------------ */

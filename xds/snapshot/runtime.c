@@ -11,7 +11,7 @@
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
-#include "xds/err.h"
+#include "base/err.h"
 #include "xds/config/config_forms.h"
 
 typedef Envoy__Config__Bootstrap__V3__LayeredRuntime layered_msg_t;

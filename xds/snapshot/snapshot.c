@@ -12,10 +12,7 @@
 #include <string.h>
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
-#include "filters/network/filter.h"
-#include "xds/err.h"
-#include "proxy/upstream/cluster_state.h"
-#include "proxy/upstream/lb.h"
+#include "base/err.h"
 #include "xds/config/config.h"
 #include "xds/snapshot/snapshot_dns.h"
 #include "xds/snapshot/snapshot_tls.h"
@@ -362,8 +359,8 @@ static int cluster_endpoints(const cluster_msg_t *m, snap_cluster_t *c, const ch
 }
 
 static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_resolver_t *resolver,
-                         snapshot_tls_cache_t *tls_cache, stats_store_t *stats,
-                         cluster_states_t *states, char *err, size_t errlen)
+                         snapshot_tls_cache_t *tls_cache, stats_store_t *stats, const snapshot_t *s,
+                         char *err, size_t errlen)
 {
     char what[300];
     snprintf(what, sizeof(what), "cluster '%s'", m->name);
@@ -393,12 +390,35 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
         rc = id < 0 ? (int)id : 0;
         c->st.upstream_rq_time = (stat_id_t)id;
     }
-    cluster_state_t *cs = NULL;
-    if (rc == 0)
-        rc = cluster_state_get(states, c->name, &cs);
-    if (rc == 0)
-        rc = cluster_lb_init(c, cs);
+    if (rc == 0 && s->cluster_runtime)
+        rc = s->cluster_runtime->link(s->cluster_states, c);
     return rc;
+}
+
+static const struct {
+    const char *name;
+    const char *type_name;
+    listener_filter_kind_t kind;
+} listener_filters[] = {
+    {"envoy.filters.listener.original_dst",
+     "envoy.extensions.filters.listener.original_dst.v3.OriginalDst", LISTENER_FILTER_ORIGINAL_DST},
+    {"envoy.filters.listener.http_inspector",
+     "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
+     LISTENER_FILTER_HTTP_INSPECTOR},
+};
+
+/* The listener filter of this type URL, or of this name when type_url is NULL (as Envoy finds
+ * extensions: by the message's full name after the URL's last '/'). */
+static listener_filter_kind_t snapshot_listener_filter(const char *name, const char *type_url)
+{
+    const char *type = type_url ? strrchr(type_url, '/') : NULL;
+    type = type ? type + 1 : type_url;
+    for (size_t i = 0; i < sizeof(listener_filters) / sizeof(listener_filters[0]); i++) {
+        if (type ? strcmp(type, listener_filters[i].type_name) == 0
+                 : (name && strcmp(name, listener_filters[i].name) == 0))
+            return listener_filters[i].kind;
+    }
+    return LISTENER_FILTER_UNKNOWN;
 }
 
 static int build_filter(const Envoy__Config__Listener__V3__Filter *m, snap_filter_t *f,
@@ -409,7 +429,7 @@ static int build_filter(const Envoy__Config__Listener__V3__Filter *m, snap_filte
     f->name = strdup(m->name ? m->name : "");
     if (f->name == NULL)
         return -ENOMEM;
-    f->ops = filter_network_lookup(m->name, type_url);
+    f->ops = snap->filters ? snap->filters->lookup(m->name, type_url) : NULL;
     if (f->ops == NULL)
         return err_set(err, errlen, -EINVAL, "%s: filter '%s': unsupported network filter%s%s",
                        what, f->name, type_url ? " type " : "", type_url ? type_url : "");
@@ -417,7 +437,8 @@ static int build_filter(const Envoy__Config__Listener__V3__Filter *m, snap_filte
         return err_set(err, errlen, -EINVAL, "%s: filter '%s': typed_config is required", what,
                        f->name);
     char ferr[400];
-    int rc = f->ops->config_parse(m->typed_config, snap, stats, &f->config, ferr, sizeof(ferr));
+    int rc = snap->filters->config_parse(f->ops, m->typed_config, snap, stats, &f->config, ferr,
+                                         sizeof(ferr));
     if (rc < 0)
         return err_set(err, errlen, -EINVAL, "%s: filter '%s': %s", what, f->name, ferr);
     return 0;
@@ -657,7 +678,7 @@ static int build_listener(const config_resource_list_t *list, size_t idx, snap_l
     for (size_t i = 0; i < m->n_listener_filters; i++) {
         const Envoy__Config__Listener__V3__ListenerFilter *lf = m->listener_filters[i];
         const char *url = lf->typed_config ? lf->typed_config->type_url : NULL;
-        switch (filter_listener_lookup(lf->name, url)) {
+        switch (snapshot_listener_filter(lf->name, url)) {
         case LISTENER_FILTER_ORIGINAL_DST:
             l->use_original_dst = true;
             break;
@@ -714,14 +735,14 @@ static int build_listener(const config_resource_list_t *list, size_t idx, snap_l
     return define_listener_stats(stats, l);
 }
 
-static void free_chain(snap_chain_t *c)
+static void free_chain(const snapshot_t *s, snap_chain_t *c)
 {
     for (size_t i = 0; i < c->n_app_protocols; i++)
         free(c->app_protocols[i]);
     free(c->app_protocols);
     for (size_t i = 0; i < c->n_filters; i++) {
         if (c->filters[i].ops && c->filters[i].config)
-            c->filters[i].ops->config_free(c->filters[i].config);
+            s->filters->config_free(c->filters[i].ops, c->filters[i].config);
         free(c->filters[i].name);
     }
     free(c->filters);
@@ -736,9 +757,9 @@ static void snapshot_free(snapshot_t *s)
     for (size_t i = 0; i < s->n_listeners; i++) {
         snap_listener_t *l = &s->listeners[i];
         for (size_t j = 0; j < l->n_chains; j++)
-            free_chain(&l->chains[j]);
+            free_chain(s, &l->chains[j]);
         if (l->default_chain)
-            free_chain(l->default_chain);
+            free_chain(s, l->default_chain);
         free(l->chains);
         free_pred(l->inspector_disabled);
         free(l->inspector_disabled);
@@ -750,7 +771,8 @@ static void snapshot_free(snapshot_t *s)
     free(s->listeners);
     for (size_t i = 0; i < s->n_clusters; i++) {
         snap_cluster_t *c = &s->clusters[i];
-        cluster_lb_free(c);
+        if (s->cluster_runtime)
+            s->cluster_runtime->unlink(c);
         snapshot_tls_free(c->tls);
         snapshot_dns_free(c->dns);
         free(c->endpoints);
@@ -761,7 +783,8 @@ static void snapshot_free(snapshot_t *s)
     free(s->node_id);
     free(s->node_cluster);
     runtime_free(&s->runtime);
-    cluster_states_unref(s->cluster_states); /* after its clusters dropped their states */
+    if (s->cluster_runtime) /* after its clusters dropped their states */
+        s->cluster_runtime->unref(s->cluster_states);
     if (s->bootstrap)
         protobuf_c_message_free_unpacked(s->bootstrap, NULL);
     free(s);
@@ -798,19 +821,20 @@ static int build_settings(const config_resources_t *res, snapshot_t *s, char *er
     return rc;
 }
 
-/* Gives s the table of opts, or a new one, and frees what no snapshot holds any more. */
-static int link_cluster_states(snapshot_t *s, const snap_build_opts_t *opts, char *err,
-                               size_t errlen)
+/* Gives s what opts link it to: the filter registry, and the clusters' runtime state (whose
+ * table frees what no snapshot holds any more). */
+static int link_opts(snapshot_t *s, const snap_build_opts_t *opts, char *err, size_t errlen)
 {
-    if (opts && opts->cluster_states) {
-        if (cluster_states_nworkers(opts->cluster_states) != s->nworkers)
-            return err_set(err, errlen, -EINVAL, "cluster state is kept for %u workers, not %u",
-                           cluster_states_nworkers(opts->cluster_states), s->nworkers);
-        s->cluster_states = cluster_states_ref(opts->cluster_states);
-    } else if (cluster_states_new(s->nworkers, &s->cluster_states) < 0) {
-        return -ENOMEM;
-    }
-    cluster_states_sweep(s->cluster_states);
+    if (opts == NULL)
+        return 0;
+    s->filters = opts->filters;
+    if (opts->cluster_runtime == NULL || opts->cluster_states == NULL)
+        return 0;
+    int rc = opts->cluster_runtime->begin(opts->cluster_states, s->nworkers, err, errlen);
+    if (rc < 0)
+        return rc;
+    s->cluster_runtime = opts->cluster_runtime;
+    s->cluster_states = opts->cluster_runtime->ref(opts->cluster_states);
     return 0;
 }
 
@@ -835,7 +859,7 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
     if (rc == 0)
         rc = build_settings(res, s, err, errlen);
     if (rc == 0)
-        rc = link_cluster_states(s, opts, err, errlen);
+        rc = link_opts(s, opts, err, errlen);
     if (rc == -ENOMEM)
         goto fail_oom;
     if (rc < 0)
@@ -856,8 +880,7 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
             }
         }
         s->n_clusters++;
-        rc = build_cluster(cm, &s->clusters[i], resolver, &tls_cache, stats, s->cluster_states, err,
-                           errlen);
+        rc = build_cluster(cm, &s->clusters[i], resolver, &tls_cache, stats, s, err, errlen);
         if (rc == -ENOMEM)
             goto fail_oom;
         if (rc < 0)

@@ -9,30 +9,22 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "proxy/core/stats.h"
+#include "base/stats.h"
 #include "xds/snapshot/snapshot_types.h"
 
 /* Builds a snapshot from a Bootstrap message. Takes `bootstrap` (a
- * Envoy__Config__Bootstrap__V3__Bootstrap*) in every case. Defines its stats in `stats`
- * (borrowed; must outlive the snapshot). On error returns negative and err says what and where
- * ("listener 'x': filter chain 0: ..."). The new snapshot has one reference. DNS clusters get
- * only their IP-literal endpoints: snapshot_build_resolved adds the resolved ones. */
-int snapshot_build(void *bootstrap, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
-                   char *err, size_t errlen);
-
-/* snapshot_build, with the endpoints of DNS clusters from `resolver` (borrowed; NULL: none). */
-int snapshot_build_resolved(void *bootstrap, const snap_resolver_t *resolver, stats_store_t *stats,
-                            unsigned nworkers, snapshot_t **out, char *err, size_t errlen);
-
-/* snapshot_build with what opts (borrowed; NULL: nothing) links it to. A cluster_states table
- * built for another number of workers is an error. */
-int snapshot_build_with(void *bootstrap, const snap_build_opts_t *opts, stats_store_t *stats,
-                        unsigned nworkers, snapshot_t **out, char *err, size_t errlen);
+ * Envoy__Config__Bootstrap__V3__Bootstrap*) in every case. opts (borrowed; NULL: nothing) names
+ * the network filters, the clusters' runtime state and the DNS addresses it is built with.
+ * Defines its stats in `stats` (borrowed; must outlive the snapshot). On error returns negative
+ * and err says what and where ("listener 'x': filter chain 0: ..."). The new snapshot has one
+ * reference. */
+int snapshot_build(void *bootstrap, const snap_build_opts_t *opts, stats_store_t *stats,
+                   unsigned nworkers, snapshot_t **out, char *err, size_t errlen);
 
 /* Builds a new snapshot from a copy of cur's Bootstrap message (cur borrowed), reading every
  * DataSource file again and taking DNS addresses from resolver (borrowed; NULL: none), with
- * cur's cluster_states table: how a certificate rotation or a DNS change makes the next config.
- * Same contract otherwise as snapshot_build. */
+ * what cur was built with (its filters, its clusters' runtime state): how a certificate
+ * rotation or a DNS change makes the next config. Same contract otherwise as snapshot_build. */
 int snapshot_rebuild(const snapshot_t *cur, const snap_resolver_t *resolver, stats_store_t *stats,
                      snapshot_t **out, char *err, size_t errlen);
 
@@ -41,10 +33,10 @@ int snapshot_rebuild(const snapshot_t *cur, const snap_resolver_t *resolver, sta
  * (borrowed, rewritten in place). Other address families are dropped. Returns how many. */
 size_t snapshot_dns_select(snap_dns_family_t family, struct sockaddr_storage *addrs, size_t n);
 
-/* Loads a YAML bootstrap file (path borrowed) and builds it. Same contract otherwise as
- * snapshot_build: *out is new, the caller drops it with snapshot_unref. */
-int snapshot_load_file(const char *path, stats_store_t *stats, unsigned nworkers, snapshot_t **out,
-                       char *err, size_t errlen);
+/* Loads a YAML bootstrap file (path borrowed) and builds it with opts (borrowed). Same
+ * contract otherwise as snapshot_build: *out is new, the caller drops it with snapshot_unref. */
+int snapshot_load_file(const char *path, const snap_build_opts_t *opts, stats_store_t *stats,
+                       unsigned nworkers, snapshot_t **out, char *err, size_t errlen);
 
 /* Adds a reference to snap and returns it: a new reference the caller drops with
  * snapshot_unref. */

@@ -12,12 +12,14 @@
 #include <sys/socket.h>
 
 #include "certs/identity.h"
-#include "proxy/core/stats.h"
+#include "base/stats.h"
 #include "xds/snapshot/runtime.h"
 
 struct net_filter_ops;
 struct lb_state;
-struct cluster_states;
+struct snapshot;
+struct snap_filter_registry;
+struct snap_cluster_runtime;
 
 typedef struct snap_cidr {
     int family; /* AF_INET or AF_INET6 */
@@ -81,8 +83,8 @@ typedef struct cluster_stat_ids {
 } cluster_stat_ids_t;
 
 /* Counts shared by every worker, for circuit breaking (Envoy's are process-wide too). They
- * belong to the cluster's runtime state, kept by name across snapshots (cluster_states_t,
- * proxy/upstream/cluster_state.h), and change through atomics only. */
+ * belong to the cluster's runtime state, kept by name across snapshots by the data plane
+ * (snap_cluster_runtime_t below), and change through atomics only. */
 typedef struct cluster_shared {
     _Atomic int64_t rq_active;
     _Atomic int64_t cx_active;
@@ -221,8 +223,8 @@ typedef struct snap_cluster {
     snap_endpoint_t *endpoints;
     size_t n_endpoints;
     cluster_stat_ids_t st;
-    struct lb_state *lb;       /* the link to the balancer's runtime state, proxy/upstream/lb.h */
-    uint32_t max_requests;     /* circuit_breakers, DEFAULT priority: Envoy's default 1024 */
+    struct lb_state *lb;   /* the link to its runtime state (snap_cluster_runtime_t); NULL: none */
+    uint32_t max_requests; /* circuit_breakers, DEFAULT priority: Envoy's default 1024 */
     uint32_t max_connections;  /* likewise */
     cluster_shared_t *shared;  /* in the cluster's runtime state (borrowed: lb holds it) */
     tls_context_config_t *tls; /* transport_socket: an UpstreamTlsContext (owned); NULL: plain */
@@ -231,9 +233,16 @@ typedef struct snap_cluster {
 
 typedef struct snap_filter {
     char *name;
-    const struct net_filter_ops *ops;
-    void *config; /* owned; freed by ops->config_free */
+    const struct net_filter_ops *ops; /* the data plane's (proxy/listener/network_filter.h) */
+    void *config;                     /* owned; freed through the snapshot's filter registry */
 } snap_filter_t;
+
+/* Listener filters we understand; their configs carry no fields we use yet. */
+typedef enum {
+    LISTENER_FILTER_UNKNOWN,
+    LISTENER_FILTER_ORIGINAL_DST,
+    LISTENER_FILTER_HTTP_INSPECTOR,
+} listener_filter_kind_t;
 
 /* ListenerFilterChainMatchPredicate, compiled: decides per connection whether a listener
  * filter is disabled (Istio turns protocol sniffing off for server-first ports this way). */
@@ -317,9 +326,12 @@ typedef struct snapshot {
      * runtime key overload.global_downstream_max_connections, or RUNTIME_NO_LIMIT. */
     uint64_t global_cx_limit;
     void *bootstrap; /* the Bootstrap message it came from (owned), for /config_dump */
-    /* The table its clusters' runtime state is kept in (a reference): snapshot_rebuild links the
-     * next snapshot to the same one. */
-    struct cluster_states *cluster_states;
+    /* What it was built with (snap_build_opts_t), so snapshot_rebuild builds the next one
+     * alike: the filter registry (static), the cluster runtime (static) and its table (a
+     * reference, dropped after the clusters' links). */
+    const struct snap_filter_registry *filters;
+    const struct snap_cluster_runtime *cluster_runtime;
+    void *cluster_states;
 } snapshot_t;
 
 /* Where a build finds the addresses of the host names of DNS clusters: whoever resolves them
@@ -334,17 +346,53 @@ typedef struct snap_resolver {
     void *ctx;
 } snap_resolver_t;
 
-/* What a build links the new snapshot to besides its Bootstrap message; every field may be
- * NULL. */
+/* The network filters a build knows: a filter is found by type URL (as Envoy does) or by name,
+ * and its typed_config parsed into a config the snapshot owns. filters/registry.c is the set
+ * the proxy ships; the builder knows nothing else of a filter, and the data plane reads its ops
+ * (proxy/listener/network_filter.h). Every hook borrows its arguments. */
+typedef struct snap_filter_registry {
+    /* The filter of this type URL, or of this name when type_url is NULL; NULL: unknown. */
+    const struct net_filter_ops *(*lookup)(const char *name, const char *type_url);
+    /* Parses any (a Google__Protobuf__Any*) for filter f into *out (new, freed with
+     * config_free). snap is the snapshot being built: its clusters are in place. Stats go into
+     * stats. Returns 0, or negative with err set. */
+    int (*config_parse)(const struct net_filter_ops *f, const void *any,
+                        const struct snapshot *snap, stats_store_t *stats, void **out, char *err,
+                        size_t errlen);
+    void (*config_free)(const struct net_filter_ops *f, void *config); /* config taken */
+} snap_filter_registry_t;
+
+/* The data plane's runtime state of clusters, which outlives snapshots (circuit-breaker counts,
+ * load-balancer positions and per-endpoint counts; proxy/upstream/cluster_state.h implements
+ * it over a table kept by cluster name). A build links each cluster it builds to its state, so
+ * a snapshot swap resets no count; the snapshot unlinks them as it is freed. `states` is the
+ * table, opaque here. */
+typedef struct snap_cluster_runtime {
+    /* Before a build links its clusters (main thread): checks that states serves nworkers
+     * workers and frees what no snapshot holds any more. Returns 0, or negative with err set. */
+    int (*begin)(void *states, unsigned nworkers, char *err, size_t errlen);
+    /* Sets c->lb and c->shared (c borrowed; the snapshot's). Returns 0 or -ENOMEM; unlink undoes
+     * either. Main thread. */
+    int (*link)(void *states, snap_cluster_t *c);
+    /* Drops what link took (c borrowed). Any thread: the snapshot's last holder. */
+    void (*unlink)(snap_cluster_t *c);
+    void *(*ref)(void *states);  /* a new reference, returned */
+    void (*unref)(void *states); /* one reference taken; any thread */
+} snap_cluster_runtime_t;
+
+/* What a build links the new snapshot to besides its resources; every field may be NULL. */
 typedef struct snap_build_opts {
     /* The addresses of DNS clusters' host names (borrowed); NULL: only IP literals. */
     const snap_resolver_t *resolver;
-    /* The runtime state of clusters by name (circuit-breaker counts, load-balancer positions
-     * and per-endpoint counts; proxy/upstream/cluster_state.h), borrowed: the snapshot takes a
-     * reference. Clusters keep their state across snapshots built with the same table, so a
-     * snapshot swap resets no count. NULL: a new table of the snapshot's own. Builds that share
-     * a table run on one thread (the main thread), one at a time. */
-    struct cluster_states *cluster_states;
+    /* The network filters a config may name (static); NULL: none, so any listener with a filter
+     * chain is refused. */
+    const snap_filter_registry_t *filters;
+    /* The runtime state of clusters (static), and its table (borrowed: the snapshot takes a
+     * reference). Clusters keep their state across snapshots built with the same table. NULL:
+     * clusters get no runtime state (enough to check a config, not to run it). Builds that
+     * share a table run on one thread (the main thread), one at a time. */
+    const snap_cluster_runtime_t *cluster_runtime;
+    void *cluster_states;
 } snap_build_opts_t;
 
 #endif

@@ -1,5 +1,5 @@
 /* Growable string: doubling growth, allocation failure remembered instead of aborting. */
-#include "proxy/core/strbuf.h"
+#include "base/strbuf.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "filters/registry.h"
 #include "proxy/core/log.h"
 #include "proxy/server/server.h"
 
@@ -105,6 +106,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     server_options_t opts = {
+        .filters = &filter_registry,
         .drain_time_s = 30,
         .cert_check_interval_ms = 10000,
         .cert_expiry_warn_s = 7 * 86400,

@@ -1,9 +1,8 @@
 /* Error messages written into a caller's buffer: the one helper behind every function that
- * returns a negative error and says in `err` what went wrong and where (config errors above
- * all, hence its place in xds/). It includes nothing of the project, so the folders below xds/
- * (filters/, certs/, cli/) use it too without an include circle. */
-#ifndef REMORA_XDS_ERR_H
-#define REMORA_XDS_ERR_H
+ * returns a negative error and says in `err` what went wrong and where. It includes nothing of
+ * the project, so every folder uses it. */
+#ifndef REMORA_ERR_H
+#define REMORA_ERR_H
 
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /* Error messages written into a caller's buffer (see err.h). */
-#include "xds/err.h"
+#include "base/err.h"
 
 #include <stdio.h>
 

@@ -1,7 +1,7 @@
 /* The stats registry (names → ids, behind one mutex: definition is the rare path), the
  * per-writer slot arrays it sums, histogram reading and quantiles, the per-worker id cache, and
  * the text, JSON and Prometheus renderings served by the admin endpoint. */
-#include "proxy/core/stats.h"
+#include "base/stats.h"
 
 #include <errno.h>
 #include <math.h>
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/core/strbuf.h"
+#include "base/strbuf.h"
 
 const uint64_t stats_hist_bounds_us[STATS_HIST_BOUNDS] = {
     500,      1000,      5000,      10000,      25000,      50000,    100000,

@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "proxy/core/stats.h"
+#include "base/stats.h"
 #include "proxy/http/http_stream.h"
 
 struct snapshot;
@@ -53,9 +53,5 @@ typedef struct http_filter_ops {
     /* The stream ended, however it ended (after its report): release what it holds. */
     void (*done)(http_stream_t *s, const void *config, void *state);
 } http_filter_ops_t;
-
-/* Looks up an HTTP filter by type URL, or by filter name when type_url is NULL (both borrowed
- * for the call). Returns static ops, or NULL. */
-const http_filter_ops_t *filter_http_lookup(const char *name, const char *type_url);
 
 #endif

@@ -1,15 +1,16 @@
-/* Network (L4) filters plug in by table: each is a const ops struct found by its type URL or
- * name in one registry. A filter owns its parsed config (held by the snapshot) and, as the
- * terminal filter of a chain, takes over the accepted connection. */
-#ifndef REMORA_FILTER_H
-#define REMORA_FILTER_H
+/* What the listener offers a network (L4) filter: each filter is a const ops struct (the set the
+ * proxy ships is in filters/registry.c, which the snapshot builder finds them through). A
+ * filter owns its parsed config (held by the snapshot) and, as the terminal filter of a chain,
+ * takes over the accepted connection. */
+#ifndef REMORA_NETWORK_FILTER_H
+#define REMORA_NETWORK_FILTER_H
 
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "proxy/core/stats.h"
+#include "base/stats.h"
 
 struct snapshot;
 struct snap_listener;
@@ -58,18 +59,5 @@ typedef struct net_filter_ops {
      * access-log buffers. */
     void (*on_worker_tick)(const void *config, unsigned worker_index);
 } net_filter_ops_t;
-
-/* Looks up a network filter by type URL, or by filter name when type_url is NULL (both borrowed
- * for the call). Returns static ops, or NULL. */
-const net_filter_ops_t *filter_network_lookup(const char *name, const char *type_url);
-
-/* Listener filters we understand; their configs carry no fields we use yet. */
-typedef enum {
-    LISTENER_FILTER_UNKNOWN,
-    LISTENER_FILTER_ORIGINAL_DST,
-    LISTENER_FILTER_HTTP_INSPECTOR,
-} listener_filter_kind_t;
-/* name and type_url borrowed for the call. */
-listener_filter_kind_t filter_listener_lookup(const char *name, const char *type_url);
 
 #endif
