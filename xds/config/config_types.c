@@ -39,6 +39,8 @@
 #include "envoy/extensions/transport_sockets/tls/v3/common.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
+#include "envoy/service/discovery/v3/ads.pb-c.h"
+#include "envoy/service/discovery/v3/discovery.pb-c.h"
 #include "envoy/type/matcher/v3/regex.pb-c.h"
 #include "envoy/type/matcher/v3/string.pb-c.h"
 #include "envoy/type/v3/range.pb-c.h"
@@ -48,6 +50,7 @@
 #include "google/protobuf/struct.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
 #include "google/protobuf/wrappers.pb-c.h"
+#include "google/rpc/status.pb-c.h"
 
 /* One line per generated message, nested ones included: a type missing here cannot appear in a
  * typed_config. Append the descriptors of every new .proto. */
@@ -68,6 +71,7 @@ static const ProtobufCMessageDescriptor *const config_types[] = {
     &envoy__config__cluster__v3__cluster__eds_cluster_config__descriptor,
     &envoy__config__cluster__v3__cluster__original_dst_lb_config__descriptor,
     &envoy__config__cluster__v3__cluster__refresh_rate__descriptor,
+    &envoy__config__core__v3__control_plane__descriptor,
     &envoy__config__core__v3__pipe__descriptor,
     &envoy__config__core__v3__socket_address__descriptor,
     &envoy__config__core__v3__tcp_keepalive__descriptor,
@@ -172,6 +176,18 @@ static const ProtobufCMessageDescriptor *const config_types[] = {
     &envoy__extensions__transport_sockets__tls__v3__certificate_validation_context__descriptor,
     &envoy__extensions__transport_sockets__tls__v3__certificate_validation_context__system_root_certs__descriptor,
     &envoy__extensions__transport_sockets__tls__v3__sds_secret_config__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__generic_secret__descriptor,
+    &envoy__extensions__transport_sockets__tls__v3__secret__descriptor,
+    &envoy__service__discovery__v3__resource_name__descriptor,
+    &envoy__service__discovery__v3__resource_error__descriptor,
+    &envoy__service__discovery__v3__discovery_request__descriptor,
+    &envoy__service__discovery__v3__discovery_response__descriptor,
+    &envoy__service__discovery__v3__delta_discovery_request__descriptor,
+    &envoy__service__discovery__v3__delta_discovery_response__descriptor,
+    &envoy__service__discovery__v3__resource__descriptor,
+    &envoy__service__discovery__v3__resource__cache_control__descriptor,
+    &envoy__service__discovery__v3__ads_dummy__descriptor,
+    &google__rpc__status__descriptor,
     &envoy__type__matcher__v3__regex_matcher__descriptor,
     &envoy__type__matcher__v3__regex_matcher__google_re2__descriptor,
     &envoy__type__matcher__v3__regex_match_and_substitute__descriptor,
