@@ -9,8 +9,9 @@
 
 #include "proxy/grpc/grpc_client_int.h"
 
-#define GRPC_CALL_FIXED_HEADERS 8 /* :method :scheme :path :authority te content-type ua timeout   \
-                                   */
+#define GRPC_CALL_FIXED_HEADERS                                                                    \
+    8 /* :method :scheme :path :authority te content-type ua timeout                               \
+       */
 
 /* ---- ending ------------------------------------------------------------------------------ */
 
