@@ -9,9 +9,8 @@
 
 #include "proxy/grpc/grpc_client_int.h"
 
-#define GRPC_CALL_FIXED_HEADERS                                                                    \
-    8 /* :method :scheme :path :authority te content-type ua timeout                               \
-       */
+/* :method :scheme :path :authority te content-type user-agent grpc-timeout */
+#define GRPC_CALL_FIXED_HEADERS 8
 
 /* ---- ending ------------------------------------------------------------------------------ */
 
