@@ -10,7 +10,7 @@
 # the calls and prints one line per check. Needs node and npm; @grpc/grpc-js is installed from
 # the npm registry into build/npm at the versions test/e2e/grpc/package-lock.json pins (never
 # committed). Without them the story fails as root and is skipped otherwise.
-# checks: 36
+# checks: 37
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
