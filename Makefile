@@ -15,7 +15,7 @@ WKT_INC  ?= /usr/include
 # Library flags come from pkg-config (scripts/pkgflags.sh), asked once, on first use in a recipe:
 # never while this file is parsed, which on a fresh machine is before `deps` has installed
 # pkg-config and the -dev packages. A missing package stops the build with its name.
-PKGS     := libuv libprotobuf-c yaml-0.1 jansson mbedtls
+PKGS     := libuv libprotobuf-c yaml-0.1 jansson mbedtls libnghttp2
 pkg_flags = $(shell CC=$(CC) scripts/pkgflags.sh $1 $2)$(if $(filter 0,$(.SHELLSTATUS)),,$(error             cannot build without the packages named above))
 PKG_CFLAGS = $(eval PKG_CFLAGS := $(call pkg_flags,--cflags,$(PKGS)))$(PKG_CFLAGS)
 PKG_LIBS   = $(eval PKG_LIBS := $(call pkg_flags,--libs,$(PKGS)))$(PKG_LIBS)
@@ -103,7 +103,18 @@ $(BUILD)/fuzz/%-replay: $(BUILD)/obj/test/fuzz/%.o $(BUILD)/obj/test/fuzz/replay
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-unit-build: $(UNIT_BINS) $(FUZZ_REPLAY) $(BUILD)/remora $(BUILD)/remoractl
+# Test tools: programs the e2e stories run against real peers (test/tools/grpc_driver.c drives
+# the gRPC client), linked against the same library, in every build (plain and ASan).
+TOOL_SRCS := $(wildcard test/tools/*.c)
+TOOL_BINS := $(TOOL_SRCS:test/tools/%.c=$(BUILD)/tools/%)
+
+$(BUILD)/tools/%: $(BUILD)/obj/test/tools/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+tools: $(TOOL_BINS)
+
+unit-build: $(UNIT_BINS) $(FUZZ_REPLAY) $(BUILD)/remora $(BUILD)/remoractl $(TOOL_BINS)
 
 unit: unit-build
 	@BUILD=$(BUILD) scripts/run-unit.sh $(UNIT_BINS) -- $(FUZZ_REPLAY)
@@ -130,7 +141,7 @@ test: deps
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory e2e-asan
 
-e2e: all
+e2e: all tools
 	@BUILD=$(BUILD) test/e2e/run.sh
 
 # The data-path stories again against the ASan+UBSan build of remora: a leak at exit or any
@@ -140,9 +151,11 @@ E2E_ASAN := test/e2e/test_tcp_proxy.sh test/e2e/test_mesh_tcp.sh test/e2e/test_h
             test/e2e/test_http_buffer.sh test/e2e/test_cert_rotation.sh \
             test/e2e/test_http_failures.sh test/e2e/test_dns_cluster.sh test/e2e/test_runtime.sh \
             test/e2e/test_bad_config.sh test/e2e/test_admin_certs.sh test/e2e/test_mesh_mtls.sh \
-            test/e2e/test_cluster_state.sh test/e2e/test_upstream_connect.sh
+            test/e2e/test_cluster_state.sh test/e2e/test_upstream_connect.sh \
+            test/e2e/test_grpc_client.sh
 e2e-asan:
-	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 build/asan/remora build/asan/remoractl
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 build/asan/remora build/asan/remoractl \
+	    tools
 	@BUILD=build/asan test/e2e/run.sh $(E2E_ASAN)
 
 demo: deps
@@ -185,7 +198,7 @@ $(BUILD)/bench/crypto: bench/crypto.c
 clean:
 	rm -rf build
 
-.PHONY: all build-deps unit unit-build deps format format-check test e2e e2e-asan demo fuzz \
+.PHONY: all build-deps tools unit unit-build deps format format-check test e2e e2e-asan demo fuzz \
         fuzz-build fuzz-check bench clean
 .SECONDARY:
 

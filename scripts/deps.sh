@@ -27,7 +27,7 @@ BUILD_PKGS=(gcc make pkg-config libuv1-dev libmbedtls-dev libnghttp2-dev libprot
 FUZZ_PKGS=(clang)
 FORMAT_PKGS=(clang-format)
 TEST_PKGS=(libcmocka-dev iptables iproute2 procps psmisc util-linux curl openssl socat jq
-           iputils-ping gzip nginx tcpdump python3 nghttp2-client)
+           iputils-ping gzip nginx tcpdump python3 nghttp2-client nodejs)
 BENCH_PKGS=(haproxy libnginx-mod-stream nghttp2-proxy wrk)
 
 PKGS=()
@@ -56,6 +56,11 @@ missing=()
 for p in "${PKGS[@]}"; do
     grep -qxF "$p" <<<"$installed" || missing+=("$p")
 done
+# npm (the gRPC story installs its pinned peers with it) comes inside some builds of nodejs,
+# which then conflict with Debian's npm package: ask for that package only when there is no npm.
+if [[ " ${PKGS[*]} " == *" nodejs "* ]] && ! command -v npm >/dev/null 2>&1; then
+    missing+=(npm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
     echo "deps (${sets[*]}): all ${#PKGS[@]} packages present"
     exit 0
