@@ -1,0 +1,242 @@
+// A scripted xDS control plane for the e2e stories: an independent implementation of Envoy's
+// aggregated discovery service (state of the world and delta) on @grpc/grpc-js, with Envoy's
+// own .proto files (shipped by @grpc/grpc-js-xds under deps/). It serves the resources of a
+// JSON file and pushes them again whenever the file changes, and logs every request a client
+// sends as one JSON line, so a story can check ACKs, NACKs, versions, nonces and subscriptions.
+//
+//   node control_plane.js --resources FILE --log FILE [--port N]
+//
+// FILE: {"version": "1", "resources": {"<type URL>": [<resource as protobuf JSON>, ...]}}, where
+// a resource is the message in protobuf's JSON form ("@type" for Anys inside it). Prints
+// "listening PORT" once ready. Loopback only.
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+const protobuf = require('protobufjs');
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+if (!args.resources || !args.log) {
+  console.error('usage: control_plane.js --resources FILE --log FILE [--port N]');
+  process.exit(2);
+}
+
+const deps = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
+const includeDirs = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(deps, d));
+
+// Every resource type a story may serve, loaded with protobufjs for encoding into Anys.
+const root = new protobuf.Root();
+root.resolvePath = (origin, target) => {
+  for (const dir of includeDirs) {
+    const p = path.join(dir, target);
+    if (fs.existsSync(p)) return p;
+  }
+  return protobuf.util.path.resolve(origin, target);
+};
+root.loadSync([
+  'envoy/config/listener/v3/listener.proto',
+  'envoy/config/cluster/v3/cluster.proto',
+  'envoy/config/route/v3/route.proto',
+  'envoy/config/endpoint/v3/endpoint.proto',
+  'envoy/extensions/transport_sockets/tls/v3/secret.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
+  'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
+  'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/filters/listener/original_dst/v3/original_dst.proto',
+  'envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto',
+  'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
+], {keepCase: true});
+root.resolveAll();
+
+const ads = grpc.loadPackageDefinition(
+  protoLoader.loadSync('envoy/service/discovery/v3/ads.proto', {
+    keepCase: true, longs: String, enums: String, defaults: false, oneofs: true, includeDirs,
+  })).envoy.service.discovery.v3.AggregatedDiscoveryService;
+
+const WILDCARD = new Set([
+  'type.googleapis.com/envoy.config.listener.v3.Listener',
+  'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+]);
+
+function logLine(obj) {
+  fs.appendFileSync(args.log, JSON.stringify(obj) + '\n');
+}
+
+// The served state: version, and per type URL a map name -> {version, any}.
+let state = {version: '', types: {}};
+
+// protobuf's JSON mapping for the well-known types protobufjs's fromObject does not take:
+// Durations as "1.5s", wrappers as bare values; Anys ("@type") are followed into.
+function fromJson(type, obj) {
+  const full = type.fullName.replace(/^\./, '');
+  if (full === 'google.protobuf.Duration' && typeof obj === 'string') {
+    const sec = parseFloat(obj);
+    return {seconds: Math.trunc(sec), nanos: Math.round((sec - Math.trunc(sec)) * 1e9)};
+  }
+  if (/^google\.protobuf\.\w+Value$/.test(full) && (typeof obj !== 'object' || obj === null)) return {value: obj};
+  if (full === 'google.protobuf.Any' && obj && obj['@type']) {
+    const inner = root.lookupType(obj['@type'].replace(/^.*\//, ''));
+    const body = Object.assign({}, obj);
+    delete body['@type'];
+    return {type_url: obj['@type'], value: inner.encode(inner.fromObject(fromJson(inner, body))).finish()};
+  }
+  if (full === 'google.protobuf.Struct' || typeof obj !== 'object' || obj === null) return obj;
+  const out = {};
+  for (const [k, v] of Object.entries(obj)) {
+    const f = type.fields[k];
+    if (!f || !f.resolvedType || !(f.resolvedType instanceof protobuf.Type)) { out[k] = v; continue; }
+    if (f.map) {
+      out[k] = Object.fromEntries(Object.entries(v).map(([mk, mv]) => [mk, fromJson(f.resolvedType, mv)]));
+    } else if (f.repeated) {
+      out[k] = v.map((e) => fromJson(f.resolvedType, e));
+    } else {
+      out[k] = fromJson(f.resolvedType, v);
+    }
+  }
+  return out;
+}
+
+function nameOf(typeUrl, r) {
+  return r.name || r.cluster_name || '';
+}
+
+function load() {
+  const text = fs.readFileSync(args.resources, 'utf8');
+  const spec = JSON.parse(text);
+  const types = {};
+  for (const [typeUrl, list] of Object.entries(spec.resources || {})) {
+    const type = root.lookupType(typeUrl.replace(/^.*\//, ''));
+    types[typeUrl] = new Map();
+    for (const r of list) {
+      // A resource may be given pre-encoded and broken on purpose: {"@raw": "<base64>", "name": ...}
+      const value = r['@raw'] !== undefined ? Buffer.from(r['@raw'], 'base64')
+        : Buffer.from(type.encode(type.fromObject(fromJson(type, r))).finish());
+      const name = nameOf(typeUrl, r);
+      types[typeUrl].set(name, {version: String(spec.version), any: {type_url: typeUrl, value}});
+    }
+  }
+  state = {version: String(spec.version), types};
+}
+
+const streams = new Set();
+let nonce = 0;
+
+function sotwPush(s, typeUrl) {
+  const sub = s.subs.get(typeUrl);
+  if (!sub) return;
+  const all = state.types[typeUrl] || new Map();
+  const resources = [];
+  const names = [];
+  for (const [name, r] of all) {
+    if (WILDCARD.has(typeUrl) && sub.size === 0 ? true : sub.has(name)) {
+      resources.push(r.any);
+      names.push(name);
+    }
+  }
+  const n = String(++nonce);
+  s.sent.set(typeUrl, n);
+  logLine({event: 'response', mode: 'sotw', type_url: typeUrl, version_info: state.version, nonce: n, names});
+  s.call.write({version_info: state.version, type_url: typeUrl, nonce: n, resources});
+}
+
+function deltaPush(s, typeUrl, initial) {
+  const sub = s.subs.get(typeUrl);
+  if (!sub) return;
+  const all = state.types[typeUrl] || new Map();
+  const known = s.known.get(typeUrl) || new Map();
+  const resources = [];
+  const removed = [];
+  const wildcard = WILDCARD.has(typeUrl) && (sub.size === 0 || sub.has('*'));
+  for (const [name, r] of all) {
+    if (!wildcard && !sub.has(name)) continue;
+    if (known.get(name) === r.version) continue;
+    resources.push({name, version: r.version, resource: r.any});
+    known.set(name, r.version);
+  }
+  for (const name of [...known.keys()]) {
+    if (!all.has(name) || (!wildcard && !sub.has(name))) {
+      removed.push(name);
+      known.delete(name);
+    }
+  }
+  s.known.set(typeUrl, known);
+  if (!initial && resources.length === 0 && removed.length === 0) return;
+  const n = String(++nonce);
+  logLine({event: 'response', mode: 'delta', type_url: typeUrl, nonce: n,
+    names: resources.map((r) => r.name), removed});
+  s.call.write({system_version_info: state.version, type_url: typeUrl, nonce: n, resources,
+    removed_resources: removed});
+}
+
+function errorDetail(e) {
+  return e ? {code: e.code || 0, message: e.message || ''} : undefined;
+}
+
+function sotw(call) {
+  const s = {call, subs: new Map(), sent: new Map()};
+  streams.add(s);
+  call.on('data', (req) => {
+    logLine({event: 'request', mode: 'sotw', type_url: req.type_url, version_info: req.version_info || '',
+      response_nonce: req.response_nonce || '', resource_names: req.resource_names || [],
+      error_detail: errorDetail(req.error_detail), node: req.node ? {id: req.node.id, cluster: req.node.cluster} : null});
+    const names = new Set(req.resource_names || []);
+    const prev = s.subs.get(req.type_url);
+    const changed = !prev || prev.size !== names.size || [...names].some((n) => !prev.has(n));
+    s.subs.set(req.type_url, names);
+    // A request that answers our last response with the same subscription is an ACK or NACK.
+    if (req.response_nonce && req.response_nonce === s.sent.get(req.type_url) && !changed) return;
+    sotwPush(s, req.type_url);
+  });
+  call.on('end', () => { streams.delete(s); call.end(); });
+  call.on('error', () => streams.delete(s));
+}
+
+function delta(call) {
+  const s = {call, subs: new Map(), known: new Map(), delta: true};
+  streams.add(s);
+  call.on('data', (req) => {
+    logLine({event: 'request', mode: 'delta', type_url: req.type_url,
+      response_nonce: req.response_nonce || '', subscribe: req.resource_names_subscribe || [],
+      unsubscribe: req.resource_names_unsubscribe || [],
+      initial_resource_versions: req.initial_resource_versions || {},
+      error_detail: errorDetail(req.error_detail), node: req.node ? {id: req.node.id} : null});
+    let sub = s.subs.get(req.type_url);
+    const first = !sub;
+    if (!sub) {
+      sub = new Set();
+      s.subs.set(req.type_url, sub);
+      s.known.set(req.type_url, new Map(Object.entries(req.initial_resource_versions || {})));
+    }
+    for (const n of req.resource_names_subscribe || []) sub.add(n);
+    for (const n of req.resource_names_unsubscribe || []) sub.delete(n);
+    const changed = first || (req.resource_names_subscribe || []).length || (req.resource_names_unsubscribe || []).length;
+    if (changed) deltaPush(s, req.type_url, first);
+  });
+  call.on('end', () => { streams.delete(s); call.end(); });
+  call.on('error', () => streams.delete(s));
+}
+
+load();
+let last = fs.statSync(args.resources).mtimeMs;
+setInterval(() => {
+  let m;
+  try { m = fs.statSync(args.resources).mtimeMs; } catch (e) { return; }
+  if (m === last) return;
+  last = m;
+  try { load(); } catch (e) { console.error('control plane: bad resources file: ' + e.message); return; }
+  logLine({event: 'push', version: state.version});
+  for (const s of streams) {
+    for (const t of s.subs.keys()) s.delta ? deltaPush(s, t, false) : sotwPush(s, t);
+  }
+}, 50);
+
+const server = new grpc.Server();
+server.addService(ads.service, {StreamAggregatedResources: sotw, DeltaAggregatedResources: delta});
+server.bindAsync('127.0.0.1:' + (args.port || 0), grpc.ServerCredentials.createInsecure(), (err, port) => {
+  if (err) { console.error(err.message); process.exit(1); }
+  console.log('listening ' + port);
+});
