@@ -14,6 +14,7 @@
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "base/err.h"
 #include "xds/config/config.h"
+#include "xds/snapshot/snapshot_ads.h"
 #include "xds/snapshot/snapshot_dns.h"
 #include "xds/snapshot/snapshot_tls.h"
 
@@ -782,6 +783,7 @@ static void snapshot_free(snapshot_t *s)
     free(s->clusters);
     free(s->node_id);
     free(s->node_cluster);
+    snapshot_ads_free(&s->ads);
     runtime_free(&s->runtime);
     if (s->cluster_runtime) /* after its clusters dropped their states */
         s->cluster_runtime->unref(s->cluster_states);
@@ -804,9 +806,9 @@ static int build_settings(const config_resources_t *res, snapshot_t *s, char *er
             return rc;
         s->has_admin = true;
     }
-    const Envoy__Config__Bootstrap__V3__Bootstrap__DynamicResources *dyn = res->dynamic;
-    if (dyn && (dyn->lds_config || dyn->cds_config || dyn->ads_config))
-        return err_set(err, errlen, -EINVAL, "dynamic_resources: xDS is not supported yet");
+    int rc = snapshot_ads_parse(res->dynamic, &s->ads, err, errlen);
+    if (rc < 0)
+        return rc;
     /* Room in the set for them, not yet in the builder: RDS route configurations, EDS
      * endpoints and SDS secrets (no bootstrap gives any). */
     if (res->route_configs.n || res->endpoints.n || res->secrets.n)
@@ -814,7 +816,7 @@ static int build_settings(const config_resources_t *res, snapshot_t *s, char *er
                        "route configuration, endpoint and secret resources are not supported "
                        "yet");
     s->global_cx_limit = RUNTIME_NO_LIMIT;
-    int rc = runtime_build(res->runtime, &s->runtime, err, errlen);
+    rc = runtime_build(res->runtime, &s->runtime, err, errlen);
     if (rc == 0)
         rc =
             runtime_get_limit(&s->runtime, RUNTIME_GLOBAL_MAX_CX, &s->global_cx_limit, err, errlen);
@@ -885,6 +887,13 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
             goto fail_oom;
         if (rc < 0)
             goto fail_built;
+    }
+    if (s->ads.enabled && snapshot_find_cluster(s, s->ads.cluster) == NULL) {
+        rc = err_set(err, errlen, -EINVAL,
+                     "dynamic_resources.ads_config: cluster '%s' is not a cluster of the "
+                     "bootstrap's static_resources",
+                     s->ads.cluster);
+        goto fail_built;
     }
     for (size_t i = 0; i < nl; i++) {
         s->n_listeners++;

@@ -309,12 +309,24 @@ typedef struct snap_listener {
     listener_stat_ids_t st;
 } snap_listener_t;
 
+/* dynamic_resources of the bootstrap: resources over ADS from a control plane (docs/xds.md). */
+typedef struct snap_ads {
+    bool enabled;         /* ads_config is given */
+    bool delta;           /* DELTA_GRPC (or AGGREGATED_DELTA_GRPC): the incremental protocol */
+    bool node_first_only; /* set_node_on_first_message_only */
+    bool lds, cds;        /* lds_config / cds_config: {ads: {}}: listeners / clusters over ADS */
+    char *cluster;        /* grpc_services[0].envoy_grpc.cluster_name: a static cluster (owned) */
+    char *authority;      /* envoy_grpc.authority, or NULL: the cluster's name (owned) */
+    uint64_t timeout_ms;  /* grpc_services[0].timeout: 0 none */
+} snap_ads_t;
+
 typedef struct snapshot {
     _Atomic int refs;
     uint64_t version;
     unsigned nworkers;
     char *node_id;
     char *node_cluster;
+    snap_ads_t ads; /* dynamic_resources */
     bool has_admin;
     struct sockaddr_storage admin_addr;
     snap_listener_t *listeners;
