@@ -17,21 +17,8 @@ root=$(cd "$here/../.." && pwd)
 # shellcheck source=test/lib/testlib.sh
 source "$root/test/lib/testlib.sh"
 
-# A peer this story cannot run without is missing: as root (where make deps installs it and
-# nothing may be skipped) the story fails, for anyone else it is skipped, saying why.
-peer_missing() {
-    if [[ $(id -u) == 0 ]]; then
-        printf 'FAIL: %s: %s\n' "$T_SCRIPT" "$1"
-        exit 1
-    fi
-    printf 'SKIP: %s: %s\n' "$T_SCRIPT" "$1"
-    exit 77
-}
-for c in node npm; do
-    command -v "$c" >/dev/null 2>&1 ||
-        peer_missing "needs $c: install the Debian package nodejs (and npm where node comes without it); make deps does"
-done
-
+# shellcheck source=test/lib/npm.sh
+source "$root/test/lib/npm.sh"
 # shellcheck source=test/lib/loopback.sh
 source "$root/test/lib/loopback.sh"
 work=$LB_WORK
@@ -40,15 +27,7 @@ driver=$LB_BIN/tools/grpc_driver
 
 # The pinned peers, installed once per lock file into build/npm (shared by every build).
 npm_dir=$root/build/npm
-if ! cmp -s "$here/grpc/package-lock.json" "$npm_dir/package-lock.json" ||
-    [[ ! -f $npm_dir/node_modules/@grpc/grpc-js/package.json ]]; then
-    mkdir -p "$npm_dir" && cp "$here/grpc/package.json" "$here/grpc/package-lock.json" "$npm_dir/" ||
-        t_stop "cannot write $npm_dir"
-    if ! npm ci --prefix "$npm_dir" --no-audit --no-fund --ignore-scripts >"$work/npm.out" 2>&1; then
-        rm -f "$npm_dir/package-lock.json" # the next run tries again
-        peer_missing "npm ci of the pinned @grpc/grpc-js into $npm_dir failed (no npm registry?): $(tail -n 3 "$work/npm.out" | tr '\n' ' ')"
-    fi
-fi
+npm_peers "$here/grpc" "$npm_dir" "$work/npm.out"
 
 NODE_PATH=$npm_dir/node_modules bg "$work/server.out" node "$here/grpc/server.js" --tls
 server=$LAST_PID
