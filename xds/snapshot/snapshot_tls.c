@@ -1,9 +1,9 @@
 /* TLS in the snapshot: Envoy's UpstreamTlsContext and DownstreamTlsContext turned into plain
  * tls_context_config_t (files read now, every setting the TLS engine cannot honour rejected by
- * name), and the transport_protocol / server_names side of filter chain matching. */
+ * name), and the engine configs built from them. The TLS side of filter chain matching is in
+ * snapshot_tls_match.c. */
 #include "xds/snapshot/snapshot_tls.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "envoy/config/core/v3/base.pb-c.h"
-#include "envoy/config/listener/v3/listener_components.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
 #include "certs/tls.h"
 #include "xds/config/config.h"
@@ -32,7 +31,6 @@ typedef Envoy__Config__Core__V3__DataSource data_source_msg_t;
 #define UPSTREAM_TLS_TYPE   "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 #define DOWNSTREAM_TLS_TYPE "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 #define RAW_BUFFER_TYPE     "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
-#define TLS_INSPECTOR_TYPE  "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
 
 /* A certificate, key or trust bundle bigger than this is a wrong path, not PEM. */
 #define TLS_MAX_FILE (4 << 20)
@@ -795,95 +793,4 @@ void snapshot_tls_free(tls_context_config_t *t)
     tls_config_unref(t->engine_no_alpn);
     free(t->peer_ids);
     free(t);
-}
-
-bool snapshot_tls_is_inspector(const char *name, const char *type_url)
-{
-    if (type_url)
-        return strcmp(type_name(type_url), TLS_INSPECTOR_TYPE) == 0;
-    return name && strcmp(name, "envoy.filters.listener.tls_inspector") == 0;
-}
-
-/* A server name as Envoy takes it: an exact DNS name or "*." and a suffix; lowercased. */
-static int parse_server_name(const char *s, char **out, const char *what, size_t i, char *err,
-                             size_t errlen)
-{
-    size_t len = strlen(s);
-    const char *star = strchr(s, '*');
-    if (len == 0 || len > TLS_MAX_NAME) {
-        snprintf(err, errlen, "%s: server_names[%zu]: must be 1 to %d bytes", what, i,
-                 TLS_MAX_NAME);
-        return -EINVAL;
-    }
-    if (star && (star != s || s[1] != '.' || s[2] == '\0' || strchr(s + 1, '*'))) {
-        snprintf(err, errlen,
-                 "%s: server_names[%zu]: '%s': a wildcard is only a leading '*.' before a "
-                 "domain",
-                 what, i, s);
-        return -EINVAL;
-    }
-    *out = strdup(s);
-    if (*out == NULL)
-        return -ENOMEM;
-    for (char *c = *out; *c; c++)
-        *c = (char)tolower((unsigned char)*c);
-    return 0;
-}
-
-int snapshot_tls_parse_match(const Envoy__Config__Listener__V3__FilterChainMatch *fm,
-                             bool tls_inspector, snap_chain_t *c, const char *what, char *err,
-                             size_t errlen)
-{
-    const char *tp = fm->transport_protocol;
-    if (tp && tp[0]) {
-        if (strcmp(tp, "raw_buffer") == 0) {
-            c->transport = SNAP_TRANSPORT_RAW_BUFFER; /* every connection, without an inspector */
-        } else if (strcmp(tp, "tls") == 0) {
-            c->transport = SNAP_TRANSPORT_TLS;
-        } else {
-            snprintf(err, errlen,
-                     "%s: transport_protocol '%s' is not supported (raw_buffer and tls are)", what,
-                     tp);
-            return -EINVAL;
-        }
-    }
-    bool needs_inspector = c->transport == SNAP_TRANSPORT_TLS || fm->n_server_names > 0;
-    if (needs_inspector && !tls_inspector) {
-        snprintf(err, errlen,
-                 "%s: %s needs the envoy.filters.listener.tls_inspector listener filter", what,
-                 fm->n_server_names ? "server_names" : "transport_protocol 'tls'");
-        return -EINVAL;
-    }
-    if (fm->n_server_names == 0)
-        return 0;
-    c->server_names = calloc(fm->n_server_names, sizeof(char *));
-    if (c->server_names == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < fm->n_server_names; i++) {
-        int rc = parse_server_name(fm->server_names[i], &c->server_names[i], what, i, err, errlen);
-        if (rc < 0)
-            return rc;
-        c->n_server_names++;
-    }
-    return 0;
-}
-
-void snapshot_tls_free_match(snap_chain_t *c)
-{
-    free_strings(c->server_names, c->n_server_names);
-    c->server_names = NULL;
-    c->n_server_names = 0;
-}
-
-bool snapshot_tls_same_match(const snap_chain_t *a, const snap_chain_t *b)
-{
-    if (a->transport != b->transport)
-        return false;
-    if (a->n_server_names == 0 || b->n_server_names == 0)
-        return a->n_server_names == b->n_server_names;
-    for (size_t i = 0; i < a->n_server_names; i++)
-        for (size_t j = 0; j < b->n_server_names; j++)
-            if (strcmp(a->server_names[i], b->server_names[j]) == 0)
-                return true;
-    return false;
 }

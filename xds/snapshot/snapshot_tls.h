@@ -1,5 +1,6 @@
-/* Internal to xds/snapshot*.c: TLS transport sockets and the TLS side of filter chain
- * matching (transport_protocol, server_names), parsed into the structs of snapshot.h. */
+/* Internal to xds/snapshot*.c: TLS transport sockets (snapshot_tls.c) and the TLS side of
+ * filter chain matching (transport_protocol, server_names; snapshot_tls_match.c), parsed into
+ * the structs of snapshot.h. */
 #ifndef REMORA_SNAPSHOT_TLS_H
 #define REMORA_SNAPSHOT_TLS_H
 
