@@ -1,6 +1,6 @@
 /* envoy.filters.network.http_connection_manager: parses HttpConnectionManager (inline
- * route_config, http_filters, protocol options, proxy-header settings) into hcm_config_t and
- * hands accepted connections to the connection manager. */
+ * route_config or one named over RDS, http_filters, protocol options, proxy-header settings)
+ * into hcm_config_t and hands accepted connections to the connection manager. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -377,6 +377,25 @@ static int parse_upgrades(const hcm_msg_t *m, hcm_config_t *cfg, char *err, size
     return 0;
 }
 
+/* The route table: inline, or the route configuration rds names, from the resource set the
+ * snapshot is built from (an empty table until the set has it, as in Envoy). */
+static int parse_routes(const hcm_msg_t *m, hcm_config_t *cfg, const struct snapshot *snap,
+                        char *err, size_t errlen)
+{
+    char rerr[700];
+    int rc;
+    switch (m->route_specifier_case) {
+    case ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_ROUTE_CONFIG:
+        rc = route_table_build(m->route_config, snap, &cfg->routes, rerr, sizeof(rerr));
+        return rc < 0 ? err_set(err, errlen, rc, "route_config: %s", rerr) : 0;
+    case ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_RDS:
+        rc = snapshot_rds_route_table(snap, m->rds, &cfg->routes, rerr, sizeof(rerr));
+        return rc < 0 ? err_set(err, errlen, rc, "rds: %s", rerr) : 0;
+    default:
+        return err_set(err, errlen, -EINVAL, "route_config or rds is required");
+    }
+}
+
 static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_store_t *stats,
                             void **out, char *err, size_t errlen)
 {
@@ -406,11 +425,6 @@ static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_
         snprintf(err, errlen, "codec_type: only AUTO and HTTP1 are supported (HTTP/2 comes later)");
         goto out;
     }
-    if (m->route_specifier_case !=
-        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_ROUTE_CONFIG) {
-        snprintf(err, errlen, "route_config is required (rds is not supported yet)");
-        goto out;
-    }
     rc = parse_upgrades(m, cfg, err, errlen);
     if (rc < 0)
         goto out;
@@ -419,13 +433,9 @@ static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_
         rc = -ENOMEM;
         goto out;
     }
-    char rerr[400];
-    rc = route_table_build(m->route_config, snap, &cfg->routes, rerr, sizeof(rerr));
-    if (rc < 0) {
-        snprintf(err, errlen, "route_config: %s", rerr);
-        goto out;
-    }
-    rc = parse_filters(m, cfg, snap, stats, err, errlen);
+    rc = parse_routes(m, cfg, snap, err, errlen);
+    if (rc == 0)
+        rc = parse_filters(m, cfg, snap, stats, err, errlen);
     if (rc == 0)
         rc = parse_access_logs(m, cfg, snap->nworkers, err, errlen);
     if (rc < 0)

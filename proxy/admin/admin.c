@@ -140,7 +140,8 @@ static const char *cluster_kind_name(cluster_kind_t k)
     static const char *const names[] = {[CLUSTER_STATIC] = "STATIC",
                                         [CLUSTER_ORIGINAL_DST] = "ORIGINAL_DST",
                                         [CLUSTER_STRICT_DNS] = "STRICT_DNS",
-                                        [CLUSTER_LOGICAL_DNS] = "LOGICAL_DNS"};
+                                        [CLUSTER_LOGICAL_DNS] = "LOGICAL_DNS",
+                                        [CLUSTER_EDS] = "EDS"};
     return names[k];
 }
 

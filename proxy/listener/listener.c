@@ -534,8 +534,12 @@ static void tls_accept(accepted_conn_t *ac, const tls_hello_t *hello)
     sn->ac.initial = NULL;
     sn->ac.initial_len = 0;
     const tls_context_config_t *ctx = ac->chain->tls;
-    int rc = tls_io_new(server_engine(ctx, hello), NULL, NULL, ctx->peer_ids, ctx->n_peer_ids,
-                        (uv_stream_t *)ac->tcp, &w->pool, &sn->tls);
+    /* A context awaiting its SDS secret has no engine: the connection fails, as on Envoy's
+     * context whose secrets are not ready. */
+    int rc = ctx->engine == NULL
+                 ? UV_EINVAL
+                 : tls_io_new(server_engine(ctx, hello), NULL, NULL, ctx->peer_ids, ctx->n_peer_ids,
+                              (uv_stream_t *)ac->tcp, &w->pool, &sn->tls);
     if (rc == 0 && ac->initial_len)
         rc = tls_io_received_copy(sn->tls, ac->initial, ac->initial_len);
     bufpool_put(&w->pool, ac->initial);

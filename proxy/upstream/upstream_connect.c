@@ -286,7 +286,9 @@ static int bind_source(uv_tcp_t *tcp, const snap_cluster_t *c)
     return uv_tcp_bind(tcp, (const struct sockaddr *)&c->bind_addr, 0);
 }
 
-/* The TLS session for c, before the connect: the engine config is the cluster's. */
+/* The TLS session for c, before the connect: the engine config is the cluster's (none while
+ * the cluster awaits an SDS secret: the connection fails, as on Envoy's context whose secrets
+ * are not ready). */
 static int tls_new(upstream_connect_t *c)
 {
     const tls_context_config_t *ctx = c->cluster->tls;
@@ -327,7 +329,8 @@ int upstream_connect_start(upstream_connect_t *c, worker_t *w, const snap_cluste
     if (rc < 0) {
         stats_inc(w->stats, cluster->st.ssl.fail[TLS_FAIL_CONNECTION_ERROR]);
         stats_inc(w->stats, cluster->st.upstream_cx_connect_fail);
-        upc_log(c, "TLS session for", uv_strerror(rc));
+        upc_log(c, "TLS session for",
+                cluster->tls->awaiting_secret ? "its SDS secret has not arrived" : uv_strerror(rc));
         c->state = UPSTREAM_CONNECT_FAILED;
         return rc;
     }

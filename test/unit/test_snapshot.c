@@ -250,11 +250,13 @@ static void test_snapshot_rejects_original_dst_cluster_with_round_robin(void **s
                  "cluster 'p': ORIGINAL_DST clusters take lb_policy CLUSTER_PROVIDED");
 }
 
-static void test_snapshot_rejects_eds_cluster_type(void **state)
+static void test_snapshot_rejects_eds_cluster_from_another_source_than_ads(void **state)
 {
     (void)state;
-    expect_error("", "  clusters:\n  - name: d\n    type: EDS\n",
-                 "cluster 'd': type EDS is not supported");
+    expect_error("",
+                 "  clusters:\n  - name: d\n    type: EDS\n    eds_cluster_config:\n"
+                 "      eds_config: {path_config_source: {path: /etc/eds.yaml}}\n",
+                 "cluster 'd': eds_cluster_config.eds_config: path_config_source is not supported");
 }
 
 static void test_snapshot_rejects_hostname_endpoint(void **state)
@@ -577,7 +579,7 @@ static void test_snapshot_builds_from_a_resource_set(void **state)
     release(&f);
 }
 
-static void test_snapshot_refuses_resources_it_cannot_translate_yet(void **state)
+static void test_snapshot_keeps_resources_no_one_names(void **state)
 {
     (void)state;
     ProtobufCMessage *msg = NULL;
@@ -596,9 +598,11 @@ static void test_snapshot_refuses_resources_it_cannot_translate_yet(void **state
     fixture_t f = {.stats = stats_store_new(2)};
     assert_int_equal(snapshot_build_resources(&res, msg, &test_snap_opts, f.stats, 2, &f.snap,
                                               f.err, sizeof(f.err)),
-                     -EINVAL);
-    assert_string_equal(f.err,
-                        "route configuration, endpoint and secret resources are not supported yet");
+                     0);
+    snap_refs_t refs;
+    assert_int_equal(snapshot_references(f.snap, &refs), 0);
+    assert_int_equal(refs.route_configs.n, 0); /* in the set, named by nothing: kept quietly */
+    snapshot_refs_free(&refs);
     config_resources_free(&res);
     release(&f);
 }
@@ -613,7 +617,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_rejects_duplicate_chain_match),
         cmocka_unit_test(test_snapshot_rejects_unknown_network_filter),
         cmocka_unit_test(test_snapshot_rejects_original_dst_cluster_with_round_robin),
-        cmocka_unit_test(test_snapshot_rejects_eds_cluster_type),
+        cmocka_unit_test(test_snapshot_rejects_eds_cluster_from_another_source_than_ads),
         cmocka_unit_test(test_snapshot_rejects_hostname_endpoint),
         cmocka_unit_test(test_snapshot_rejects_listener_without_chains),
         cmocka_unit_test(test_snapshot_tcp_proxy_to_missing_cluster_is_allowed),
@@ -630,7 +634,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_refuses_negative_duration_of_a_binary_bootstrap),
         cmocka_unit_test(test_snapshot_refuses_negative_duration_inside_a_filter_config),
         cmocka_unit_test(test_snapshot_builds_from_a_resource_set),
-        cmocka_unit_test(test_snapshot_refuses_resources_it_cannot_translate_yet),
+        cmocka_unit_test(test_snapshot_keeps_resources_no_one_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -568,18 +568,24 @@ static void test_unsupported_tls_settings_are_refused_by_name(void **state)
         const char *body;
         const char *want;
     } cases[] = {
+        /* SDS: secrets come over ADS; a static secret (no sds_config) or another source is
+         * refused. */
         {"        common_tls_context:\n"
          "          tls_certificate_sds_secret_configs: [{name: default}]\n",
-         "common_tls_context.tls_certificate_sds_secret_configs (SDS; give tls_certificates) is "
-         "not supported"},
+         "common_tls_context.tls_certificate_sds_secret_configs[0]: sds_config is required: "
+         "secrets come over ADS"},
         {"        common_tls_context:\n"
-         "          validation_context_sds_secret_config: {name: ROOTCA}\n",
-         "common_tls_context.validation_context_sds_secret_config is not supported"},
+         "          validation_context_sds_secret_config:\n"
+         "            name: ROOTCA\n"
+         "            sds_config: {path_config_source: {path: /etc/sds.yaml}}\n",
+         "common_tls_context.validation_context_sds_secret_config: sds_config: "
+         "path_config_source is not supported (only ads"},
         {"        common_tls_context:\n"
          "          combined_validation_context:\n"
          "            default_validation_context: {}\n"
          "            validation_context_sds_secret_config: {name: ROOTCA}\n",
-         "common_tls_context.combined_validation_context is not supported"},
+         "common_tls_context.combined_validation_context.validation_context_sds_secret_config: "
+         "sds_config is required"},
         {TRUST "            custom_validator_config: {name: envoy.tls.cert_validator.spiffe}\n",
          "common_tls_context.validation_context.custom_validator_config is not supported"},
         {TRUST "            match_subject_alt_names: [{safe_regex: {regex: '.*'}}]\n",

@@ -1,6 +1,6 @@
-/* The ways in to a snapshot: from a Bootstrap message (a file, or a copy of the running one for
- * a rebuild), through its set of resources, to snapshot_build_resources; and the config dump of
- * the message a snapshot came from. */
+/* The ways in to a snapshot: from a Bootstrap message (a file, or a copy of the running one and
+ * the xDS resources it kept, for a rebuild), through its set of resources, to
+ * snapshot_build_resources; and the config dump of the messages a snapshot came from. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -11,6 +11,7 @@
 #include "xds/config/config.h"
 #include "xds/snapshot/resources.h"
 #include "xds/snapshot/snapshot.h"
+#include "xds/snapshot/snapshot_build.h"
 
 typedef Envoy__Config__Bootstrap__V3__Bootstrap bootstrap_msg_t;
 
@@ -41,8 +42,30 @@ int snapshot_load_file(const char *path, const snap_build_opts_t *opts, stats_st
     return snapshot_build(msg, opts, stats, nworkers, out, err, errlen);
 }
 
+/* Envoy's admin.v3 `type` dump with the list of its dynamic resources under `field` (taken), or
+ * NULL when the list is (NULL). */
+static json_t *dynamic_dump(const char *type, const char *field, json_t *list)
+{
+    if (list == NULL)
+        return NULL;
+    json_t *o = json_object();
+    char url[128];
+    snprintf(url, sizeof(url), "type.googleapis.com/envoy.admin.v3.%s", type);
+    json_object_set_new(o, "@type", json_string(url));
+    json_object_set_new(o, field, list);
+    return o;
+}
+
+/* Appends o (taken) to a when it is not NULL. */
+static void append_dump(json_t *a, json_t *o)
+{
+    if (o)
+        json_array_append_new(a, o);
+}
+
 char *snapshot_config_dump(const snapshot_t *snap)
 {
+    const struct snap_dynamic *d = snap->dynamic;
     const bootstrap_msg_t *b = snap->bootstrap;
     json_t *configs = json_array();
     json_t *boot = json_object();
@@ -72,8 +95,22 @@ char *snapshot_config_dump(const snapshot_t *snap)
     }
     json_object_set_new(ls, "static_listeners", static_ls);
     json_object_set_new(cs, "static_clusters", static_cs);
+    /* What came over xDS, in Envoy's order of dumps: clusters, endpoints, listeners, routes,
+     * secrets. */
+    json_t *dyn = snapshot_dynamic_json(d, SNAP_DYN_CLUSTERS);
+    if (dyn)
+        json_object_set_new(cs, "dynamic_active_clusters", dyn);
+    dyn = snapshot_dynamic_json(d, SNAP_DYN_LISTENERS);
+    if (dyn)
+        json_object_set_new(ls, "dynamic_listeners", dyn);
     json_array_append_new(configs, cs);
+    append_dump(configs, dynamic_dump("EndpointsConfigDump", "dynamic_endpoint_configs",
+                                      snapshot_dynamic_json(d, SNAP_DYN_ENDPOINTS)));
     json_array_append_new(configs, ls);
+    append_dump(configs, dynamic_dump("RoutesConfigDump", "dynamic_route_configs",
+                                      snapshot_dynamic_json(d, SNAP_DYN_ROUTE_CONFIGS)));
+    append_dump(configs, dynamic_dump("SecretsConfigDump", "dynamic_active_secrets",
+                                      snapshot_dynamic_json(d, SNAP_DYN_SECRETS)));
     json_t *root = json_object();
     json_object_set_new(root, "configs", configs);
     char *s = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
@@ -108,5 +145,21 @@ int snapshot_rebuild(const snapshot_t *cur, const snap_resolver_t *resolver, sta
                               .filters = cur->filters,
                               .cluster_runtime = cur->cluster_runtime,
                               .cluster_states = cur->cluster_states};
-    return snapshot_build(copy, &opts, stats, cur->nworkers, out, err, errlen);
+    /* The xDS resources are cur's copies, borrowed for the build (which writes nothing into
+     * them: their listeners have names already); the new snapshot copies them in turn. */
+    config_resources_t res;
+    int rc = config_resources_from_bootstrap(copy, &res, err, errlen);
+    if (rc < 0) {
+        protobuf_c_message_free_unpacked(copy, NULL);
+        return rc;
+    }
+    if (snapshot_dynamic_add(cur->dynamic, &res) < 0) {
+        config_resources_free(&res);
+        protobuf_c_message_free_unpacked(copy, NULL);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    rc = snapshot_build_resources(&res, copy, &opts, stats, cur->nworkers, out, err, errlen);
+    config_resources_free(&res);
+    return rc;
 }

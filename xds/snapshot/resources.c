@@ -28,6 +28,15 @@ int config_resources_add(config_resource_list_t *list, ProtobufCMessage *msg, co
     return 0;
 }
 
+int config_resources_add_xds(config_resource_list_t *list, ProtobufCMessage *msg,
+                             const char *origin, size_t index, const char *version)
+{
+    int rc = config_resources_add(list, msg, origin, index);
+    if (rc == 0)
+        list->v[list->n - 1].version = version ? version : "";
+    return rc;
+}
+
 int config_resources_from_bootstrap(void *bootstrap, config_resources_t *out, char *err,
                                     size_t errlen)
 {

@@ -1,6 +1,7 @@
 /* The set of named resources translation takes, whatever their source: the bootstrap file's
- * static_resources today, ADS next. Lists of borrowed messages plus the bootstrap-level settings,
- * so the snapshot builder has one input and runs one validation over it (internal to xds/). */
+ * static_resources, and what ADS delivers. Lists of borrowed messages plus the bootstrap-level
+ * settings, so the snapshot builder has one input and runs one validation over it (internal to
+ * xds/). */
 #ifndef REMORA_XDS_RESOURCES_H
 #define REMORA_XDS_RESOURCES_H
 
@@ -20,6 +21,9 @@ typedef struct config_resource {
     ProtobufCMessage *msg; /* borrowed from whoever owns the set's messages */
     const char *origin;    /* a static string: "static_resources.listeners" */
     size_t index;          /* its place there */
+    /* xDS: the version_info it came with (borrowed, "" when the server gave none); NULL: a
+     * static resource, the bootstrap's. /config_dump shows the xDS ones as dynamic. */
+    const char *version;
 } config_resource_t;
 
 typedef struct config_resource_list {
@@ -45,9 +49,14 @@ typedef struct config_resources {
 } config_resources_t;
 
 /* Appends msg (borrowed; must outlive list) to list, named "<origin>[<index>]" (origin a static
- * string). Returns 0 or -ENOMEM. */
+ * string), as a static resource. Returns 0 or -ENOMEM. */
 int config_resources_add(config_resource_list_t *list, ProtobufCMessage *msg, const char *origin,
                          size_t index);
+
+/* Appends msg as config_resources_add does, as a resource that came over xDS with version_info
+ * `version` (borrowed, must outlive list; NULL reads ""). Returns 0 or -ENOMEM. */
+int config_resources_add_xds(config_resource_list_t *list, ProtobufCMessage *msg,
+                             const char *origin, size_t index, const char *version);
 
 /* Fills *out from a Bootstrap (an Envoy__Config__Bootstrap__V3__Bootstrap*, borrowed: the set's
  * messages point into it): static_resources.listeners and .clusters become resources named by
@@ -67,9 +76,12 @@ void config_resources_free(config_resources_t *res);
 int config_resources_validate(const config_resources_t *res, char *err, size_t errlen);
 
 /* Builds a snapshot from res (borrowed; listeners without a name get one written into their
- * message, for /config_dump to show), after config_resources_validate. Takes `bootstrap` (the
- * message res's messages point into, kept by the snapshot for /config_dump; freed on error).
- * opts (borrowed; NULL: nothing) gives DNS clusters' addresses and the table of the clusters'
+ * message, for /config_dump to show), after config_resources_validate. Listeners and clusters
+ * take the route configurations (RDS), load assignments (EDS) and secrets (SDS) they name from
+ * res's other lists; one a list lacks is not an error but awaited (snapshot_references). Takes
+ * `bootstrap` (the message res's static messages point into, kept by the snapshot for
+ * /config_dump; freed on error); the snapshot keeps copies of res's xDS resources. opts
+ * (borrowed; NULL: nothing) gives DNS clusters' addresses and the table of the clusters'
  * runtime state. Same contract otherwise as snapshot_build. */
 int snapshot_build_resources(config_resources_t *res, void *bootstrap,
                              const snap_build_opts_t *opts, stats_store_t *stats, unsigned nworkers,

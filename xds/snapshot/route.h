@@ -188,6 +188,24 @@ typedef struct route_table {
 int route_table_build(const void *route_config, const snapshot_t *snap, route_table_t **out,
                       char *err, size_t errlen);
 
+/* As route_table_build, for a route configuration delivered over RDS: validate_clusters
+ * defaults to false, as Envoy's does for a route table from RDS (a route to a cluster the
+ * snapshot lacks answers 503 at request time). For snapshot_rds_route_table. */
+int route_table_build_rds(const void *route_config, const snapshot_t *snap, route_table_t **out,
+                          char *err, size_t errlen);
+
+/* The route table an HTTP connection manager's `rds` (an Envoy ...HttpConnectionManager's Rds*,
+ * borrowed) names: its config_source must be ADS, and the route configuration of that name is
+ * taken from the resource set snap (borrowed) is being built from, and built as
+ * route_table_build_rds builds it. One the set lacks gives an empty table of that name, whose
+ * every request finds no route (404, response flag NR, as Envoy answers before RDS delivers),
+ * and is listed as missing in snap's references. Only while snap is being built (from a network
+ * filter's config_parse); the name is recorded as referenced either way. On success *out is a
+ * new table owned by the caller (route_table_free). On error returns negative, *out is NULL and
+ * err says what, e.g. "config_source: only ads is supported". */
+int snapshot_rds_route_table(const snapshot_t *snap, const void *rds, route_table_t **out,
+                             char *err, size_t errlen);
+
 /* Takes t: frees it and everything it owns (not the snapshot its clusters borrow from). NULL is a
  * no-op. */
 void route_table_free(route_table_t *t);

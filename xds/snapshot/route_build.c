@@ -661,19 +661,17 @@ static int build_vhost(build_ctx_t *c, size_t idx, const vhost_msg_t *m, route_v
     return 0;
 }
 
-int route_table_build(const void *route_config, const snapshot_t *snap, route_table_t **out,
-                      char *err, size_t errlen)
+/* Builds the table; validate_default is validate_clusters when the config leaves it unset. */
+static int build_table(const rc_msg_t *m, const snapshot_t *snap, bool validate_default,
+                       route_table_t **out, char *err, size_t errlen)
 {
-    const rc_msg_t *m = route_config;
     build_ctx_t c = {.snap = snap, .err = err, .errlen = errlen};
     *out = NULL;
     if (m == NULL) {
         snprintf(err, errlen, "route_config is missing");
         return -EINVAL;
     }
-    /* Envoy's default for a route table defined in place (route_config), the only kind here:
-     * a route to a cluster the config does not have is an error unless this is false. */
-    c.validate_clusters = m->validate_clusters ? m->validate_clusters->value : true;
+    c.validate_clusters = m->validate_clusters ? m->validate_clusters->value : validate_default;
     c.max_body = m->max_direct_response_body_size_bytes
                      ? m->max_direct_response_body_size_bytes->value
                      : ROUTE_DEFAULT_MAX_DIRECT_BODY;
@@ -740,4 +738,19 @@ int route_table_build(const void *route_config, const snapshot_t *snap, route_ta
 fail:
     route_table_free(t);
     return rc;
+}
+
+int route_table_build(const void *route_config, const snapshot_t *snap, route_table_t **out,
+                      char *err, size_t errlen)
+{
+    /* Envoy's default for a route table defined in place (route_config): a route to a cluster
+     * the config does not have is an error unless validate_clusters is false. */
+    return build_table(route_config, snap, true, out, err, errlen);
+}
+
+int route_table_build_rds(const void *route_config, const snapshot_t *snap, route_table_t **out,
+                          char *err, size_t errlen)
+{
+    /* Envoy's default for one from RDS: the clusters may come later. */
+    return build_table(route_config, snap, false, out, err, errlen);
 }

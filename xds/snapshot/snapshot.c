@@ -1,7 +1,7 @@
-/* Translation of a resource set (xds/snapshot/resources.h: listeners, clusters and the
- * bootstrap-level settings, whatever their source) into the runtime snapshot, the one path every
- * config goes through, after one validation. Anything the data plane would not honour is
- * rejected here with an error that names where it is. */
+/* Translation of a resource set (xds/snapshot/resources.h: listeners, clusters, what they name
+ * over RDS, EDS and SDS, and the bootstrap-level settings, whatever their source) into the
+ * runtime snapshot, the one path every config goes through, after one validation. Anything the
+ * data plane would not honour is rejected here with an error that names where it is. */
 #include "xds/snapshot/snapshot.h"
 #include "xds/snapshot/resources.h"
 
@@ -15,6 +15,7 @@
 #include "base/err.h"
 #include "xds/config/config.h"
 #include "xds/snapshot/snapshot_ads.h"
+#include "xds/snapshot/snapshot_build.h"
 #include "xds/snapshot/snapshot_dns.h"
 #include "xds/snapshot/snapshot_tls.h"
 
@@ -23,6 +24,7 @@ typedef Envoy__Config__Listener__V3__Listener listener_msg_t;
 typedef Envoy__Config__Listener__V3__FilterChain chain_msg_t;
 typedef Envoy__Config__Cluster__V3__Cluster cluster_msg_t;
 typedef Envoy__Config__Core__V3__Address address_msg_t;
+typedef Envoy__Config__Endpoint__V3__ClusterLoadAssignment cla_msg_t;
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
 
@@ -226,10 +228,13 @@ static int cluster_kind(const cluster_msg_t *m, snap_cluster_t *c, const char *w
             return rc;
         break;
     }
+    case ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__EDS:
+        c->kind = CLUSTER_EDS; /* its assignment: snapshot_eds_assignment */
+        break;
     default:
         return err_set(err, errlen, -EINVAL,
-                       "%s: type %s is not supported (STATIC, STRICT_DNS, LOGICAL_DNS and "
-                       "ORIGINAL_DST are)",
+                       "%s: type %s is not supported (STATIC, STRICT_DNS, LOGICAL_DNS, "
+                       "ORIGINAL_DST and EDS are)",
                        what,
                        enum_name(&envoy__config__cluster__v3__cluster__discovery_type__descriptor,
                                  (int)m->type));
@@ -265,11 +270,11 @@ static int cluster_kind(const cluster_msg_t *m, snap_cluster_t *c, const char *w
 
 /* How the cluster's connections are made: TLS, source address, timeouts, circuit breakers. */
 static int cluster_connections(const cluster_msg_t *m, snap_cluster_t *c, const char *what,
-                               snapshot_tls_cache_t *tls_cache, char *err, size_t errlen)
+                               snap_build_t *b, char *err, size_t errlen)
 {
     if (m->transport_socket) {
-        int rc = snapshot_tls_parse(m->transport_socket, TLS_CONFIG_CLIENT, what, tls_cache,
-                                    &c->tls, err, errlen);
+        int rc = snapshot_tls_parse(m->transport_socket, TLS_CONFIG_CLIENT, what, b, &c->tls, err,
+                                    errlen);
         if (rc < 0)
             return rc;
     }
@@ -307,11 +312,12 @@ static int cluster_connections(const cluster_msg_t *m, snap_cluster_t *c, const 
     return 0;
 }
 
-/* The load assignment's endpoints; a DNS cluster's host names become its lookup targets. */
-static int cluster_endpoints(const cluster_msg_t *m, snap_cluster_t *c, const char *what, char *err,
+/* The endpoints of a load assignment (la borrowed: the cluster's own, or its EDS resource; NULL:
+ * none), in every locality and priority alike; a DNS cluster's host names become its lookup
+ * targets. */
+static int cluster_endpoints(const cla_msg_t *la, snap_cluster_t *c, const char *what, char *err,
                              size_t errlen)
 {
-    const Envoy__Config__Endpoint__V3__ClusterLoadAssignment *la = m->load_assignment;
     size_t total = 0;
     for (size_t i = 0; la && i < la->n_endpoints; i++)
         total += la->endpoints[i]->n_lb_endpoints;
@@ -331,11 +337,10 @@ static int cluster_endpoints(const cluster_msg_t *m, snap_cluster_t *c, const ch
                 ENVOY__CONFIG__ENDPOINT__V3__LB_ENDPOINT__HOST_IDENTIFIER_ENDPOINT)
                 return err_set(err, errlen, -EINVAL, "%s: an endpoint with an address is required",
                                ewhat);
-            /* Endpoints the control plane marks unhealthy, draining or timed out get no
-             * traffic, as in Envoy. */
-            if (e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__UNHEALTHY ||
-                e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__DRAINING ||
-                e->health_status == ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__TIMEOUT)
+            /* Only endpoints the control plane calls HEALTHY, or leaves UNKNOWN, get traffic, as
+             * in Envoy by default (it sends to DEGRADED ones only when too few are healthy). */
+            if (e->health_status != ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__HEALTHY &&
+                e->health_status != ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__UNKNOWN)
                 continue;
             snap_endpoint_t *ep = &c->endpoints[c->n_endpoints];
             const char *host = NULL;
@@ -360,10 +365,10 @@ static int cluster_endpoints(const cluster_msg_t *m, snap_cluster_t *c, const ch
 }
 
 static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_resolver_t *resolver,
-                         snapshot_tls_cache_t *tls_cache, stats_store_t *stats, const snapshot_t *s,
-                         char *err, size_t errlen)
+                         snap_build_t *b, stats_store_t *stats, char *err, size_t errlen)
 {
-    char what[300];
+    const snapshot_t *s = b->snap;
+    char what[300], lwhat[600];
     snprintf(what, sizeof(what), "cluster '%s'", m->name);
     if (m->name == NULL || m->name[0] == '\0')
         return err_set(err, errlen, -EINVAL, "cluster: name is required");
@@ -375,11 +380,15 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
         ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_CLUSTER_TYPE)
         return err_set(err, errlen, -EINVAL, "%s: cluster_type (custom clusters) is not supported",
                        what);
+    const cla_msg_t *la = m->load_assignment;
+    snprintf(lwhat, sizeof(lwhat), "%s", what);
     int rc = cluster_kind(m, c, what, err, errlen);
     if (rc == 0)
-        rc = cluster_connections(m, c, what, tls_cache, err, errlen);
+        rc = cluster_connections(m, c, what, b, err, errlen);
+    if (rc == 0 && c->kind == CLUSTER_EDS)
+        rc = snapshot_eds_assignment(b, m, c, &la, lwhat, sizeof(lwhat), what, err, errlen);
     if (rc == 0)
-        rc = cluster_endpoints(m, c, what, err, errlen);
+        rc = cluster_endpoints(la, c, lwhat, err, errlen);
     if (rc < 0)
         return rc;
     rc = c->dns ? snapshot_dns_endpoints(c, resolver) : 0;
@@ -445,10 +454,10 @@ static int build_filter(const Envoy__Config__Listener__V3__Filter *m, snap_filte
     return 0;
 }
 
-static int build_chain(const chain_msg_t *m, snap_chain_t *c, bool tls_inspector,
-                       const snapshot_t *snap, snapshot_tls_cache_t *tls_cache,
+static int build_chain(const chain_msg_t *m, snap_chain_t *c, bool tls_inspector, snap_build_t *b,
                        stats_store_t *stats, const char *what, char *err, size_t errlen)
 {
+    const snapshot_t *snap = b->snap;
     c->name = strdup(m->name ? m->name : "");
     if (c->name == NULL)
         return -ENOMEM;
@@ -494,8 +503,8 @@ static int build_chain(const chain_msg_t *m, snap_chain_t *c, bool tls_inspector
         }
     }
     if (m->transport_socket) {
-        int rc = snapshot_tls_parse(m->transport_socket, TLS_CONFIG_SERVER, what, tls_cache,
-                                    &c->tls, err, errlen);
+        int rc = snapshot_tls_parse(m->transport_socket, TLS_CONFIG_SERVER, what, b, &c->tls, err,
+                                    errlen);
         if (rc < 0)
             return rc;
     }
@@ -647,9 +656,9 @@ static int name_listener(const config_resource_list_t *list, size_t i, snap_list
 
 /* Builds listener idx of list into l. */
 static int build_listener(const config_resource_list_t *list, size_t idx, snap_listener_t *l,
-                          snapshot_t *snap, snapshot_tls_cache_t *tls_cache, stats_store_t *stats,
-                          char *err, size_t errlen)
+                          snap_build_t *b, stats_store_t *stats, char *err, size_t errlen)
 {
+    snapshot_t *snap = b->snap;
     const listener_msg_t *m = (const listener_msg_t *)list->v[idx].msg;
     char what[300];
     int rc = name_listener(list, idx, l, snap, err, errlen);
@@ -708,8 +717,7 @@ static int build_listener(const config_resource_list_t *list, size_t idx, snap_l
         else
             snprintf(cwhat, sizeof(cwhat), "%s: filter chain %zu", what, i);
         l->n_chains++; /* counted before it is built, so a failed build is freed too */
-        rc = build_chain(cm, &l->chains[i], l->tls_inspector, snap, tls_cache, stats, cwhat, err,
-                         errlen);
+        rc = build_chain(cm, &l->chains[i], l->tls_inspector, b, stats, cwhat, err, errlen);
         if (rc < 0)
             return rc;
         for (size_t j = 0; j < i; j++)
@@ -721,8 +729,8 @@ static int build_listener(const config_resource_list_t *list, size_t idx, snap_l
         char cwhat[400];
         snprintf(cwhat, sizeof(cwhat), "%s: default_filter_chain", what);
         l->default_chain = &l->chains[m->n_filter_chains];
-        rc = build_chain(m->default_filter_chain, l->default_chain, l->tls_inspector, snap,
-                         tls_cache, stats, cwhat, err, errlen);
+        rc = build_chain(m->default_filter_chain, l->default_chain, l->tls_inspector, b, stats,
+                         cwhat, err, errlen);
         if (rc < 0)
             return rc;
     }
@@ -776,6 +784,7 @@ static void snapshot_free(snapshot_t *s)
             s->cluster_runtime->unlink(c);
         snapshot_tls_free(c->tls);
         snapshot_dns_free(c->dns);
+        free(c->eds_service);
         free(c->endpoints);
         free(c->name);
         free(c->stat_name);
@@ -785,6 +794,8 @@ static void snapshot_free(snapshot_t *s)
     free(s->node_cluster);
     snapshot_ads_free(&s->ads);
     runtime_free(&s->runtime);
+    snapshot_refs_free(&s->references);
+    snapshot_dynamic_free(s->dynamic);
     if (s->cluster_runtime) /* after its clusters dropped their states */
         s->cluster_runtime->unref(s->cluster_states);
     if (s->bootstrap)
@@ -809,12 +820,6 @@ static int build_settings(const config_resources_t *res, snapshot_t *s, char *er
     int rc = snapshot_ads_parse(res->dynamic, &s->ads, err, errlen);
     if (rc < 0)
         return rc;
-    /* Room in the set for them, not yet in the builder: RDS route configurations, EDS
-     * endpoints and SDS secrets (no bootstrap gives any). */
-    if (res->route_configs.n || res->endpoints.n || res->secrets.n)
-        return err_set(err, errlen, -EINVAL,
-                       "route configuration, endpoint and secret resources are not supported "
-                       "yet");
     s->global_cx_limit = RUNTIME_NO_LIMIT;
     rc = runtime_build(res->runtime, &s->runtime, err, errlen);
     if (rc == 0)
@@ -856,8 +861,12 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
     s->bootstrap = bootstrap;
     s->nworkers = nworkers ? nworkers : 1;
     s->version = atomic_fetch_add(&next_version, 1);
-    snapshot_tls_cache_t tls_cache = {0}; /* this build's own: builds may run on any thread */
+    /* This build's own state: builds may run on any thread. Filters reach it through s. */
+    snap_build_t b = {.res = res, .snap = s};
+    s->build = &b;
     int rc = config_resources_validate(res, err, errlen);
+    if (rc == 0)
+        rc = snap_build_index(&b, err, errlen);
     if (rc == 0)
         rc = build_settings(res, s, err, errlen);
     if (rc == 0)
@@ -882,7 +891,7 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
             }
         }
         s->n_clusters++;
-        rc = build_cluster(cm, &s->clusters[i], resolver, &tls_cache, stats, s, err, errlen);
+        rc = build_cluster(cm, &s->clusters[i], resolver, &b, stats, err, errlen);
         if (rc == -ENOMEM)
             goto fail_oom;
         if (rc < 0)
@@ -897,21 +906,26 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
     }
     for (size_t i = 0; i < nl; i++) {
         s->n_listeners++;
-        rc =
-            build_listener(&res->listeners, i, &s->listeners[i], s, &tls_cache, stats, err, errlen);
+        rc = build_listener(&res->listeners, i, &s->listeners[i], &b, stats, err, errlen);
         if (rc == -ENOMEM)
             goto fail_oom;
         if (rc < 0)
             goto fail_built;
     }
-    snapshot_tls_cache_free(&tls_cache);
+    rc = snapshot_dynamic_keep(res, &s->dynamic);
+    if (rc < 0)
+        goto fail_oom;
+    snap_refs_finish(&s->references);
+    s->build = NULL;
+    snap_build_free(&b);
     *out = s;
     return 0;
 
 fail_oom:
     err_set(err, errlen, -ENOMEM, "out of memory while building the config");
 fail_built:
-    snapshot_tls_cache_free(&tls_cache);
+    s->build = NULL;
+    snap_build_free(&b);
     snapshot_free(s);
     return rc < 0 ? rc : -EINVAL;
 }

@@ -21,10 +21,11 @@
 int snapshot_build(void *bootstrap, const snap_build_opts_t *opts, stats_store_t *stats,
                    unsigned nworkers, snapshot_t **out, char *err, size_t errlen);
 
-/* Builds a new snapshot from a copy of cur's Bootstrap message (cur borrowed), reading every
- * DataSource file again and taking DNS addresses from resolver (borrowed; NULL: none), with
- * what cur was built with (its filters, its clusters' runtime state): how a certificate
- * rotation or a DNS change makes the next config. Same contract otherwise as snapshot_build. */
+/* Builds a new snapshot from a copy of cur's Bootstrap message and the xDS resources cur kept
+ * (cur borrowed), reading every DataSource file again and taking DNS addresses from resolver
+ * (borrowed; NULL: none), with what cur was built with (its filters, its clusters' runtime state):
+ * how a certificate rotation or a DNS change makes the next config. Same contract otherwise as
+ * snapshot_build. */
 int snapshot_rebuild(const snapshot_t *cur, const snap_resolver_t *resolver, stats_store_t *stats,
                      snapshot_t **out, char *err, size_t errlen);
 
@@ -44,10 +45,22 @@ snapshot_t *snapshot_ref(snapshot_t *snap);
 /* Drops one reference taken from the caller; the last one frees snap. NULL is a no-op. */
 void snapshot_unref(snapshot_t *snap);
 
+/* Fills *out with copies of the names of the resources snap's listeners and clusters take from
+ * the resource set it was built from (snap borrowed): route configurations over RDS, cluster
+ * load assignments over EDS, secrets over SDS, each list sorted by name and with no name twice,
+ * each name marked missing when the set lacked it. What an xDS client subscribes to. *out is
+ * new, owned by the caller (snapshot_refs_free). Returns how many names are missing (0: the
+ * snapshot awaits nothing), or -ENOMEM with *out empty. */
+int snapshot_references(const snapshot_t *snap, snap_refs_t *out);
+
+/* Frees what refs owns (refs borrowed) and empties it. */
+void snapshot_refs_free(snap_refs_t *refs);
+
 /* Borrowed pointer into snap (valid while snap is), or NULL; name borrowed for the call. */
 const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *name);
 
-/* The active config as JSON (Envoy's config_dump shape); snap borrowed. Returns a new malloc'd
+/* The active config as JSON (Envoy's config_dump shape: the bootstrap's resources as static,
+ * those that came over xDS as dynamic); snap borrowed. Returns a new malloc'd
  * string the caller frees with free(), or NULL. */
 char *snapshot_config_dump(const snapshot_t *snap);
 

@@ -1,9 +1,9 @@
 /* TLS in the snapshot: Envoy's UpstreamTlsContext and DownstreamTlsContext turned into plain
- * tls_context_config_t (files read now, every setting the TLS engine cannot honour rejected by
- * name), and the transport_protocol / server_names side of filter chain matching. */
+ * tls_context_config_t (files read now, secrets named over SDS taken from the resource set,
+ * every setting the TLS engine cannot honour rejected by name), and the engine configs built
+ * from them. The TLS side of filter chain matching is in snapshot_tls_match.c. */
 #include "xds/snapshot/snapshot_tls.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -14,10 +14,11 @@
 #include <unistd.h>
 
 #include "envoy/config/core/v3/base.pb-c.h"
-#include "envoy/config/listener/v3/listener_components.pb-c.h"
+#include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
 #include "certs/tls.h"
 #include "xds/config/config.h"
+#include "xds/snapshot/snapshot_build.h"
 
 typedef Envoy__Extensions__TransportSockets__Tls__V3__UpstreamTlsContext upstream_msg_t;
 typedef Envoy__Extensions__TransportSockets__Tls__V3__DownstreamTlsContext downstream_msg_t;
@@ -27,12 +28,20 @@ typedef Envoy__Extensions__TransportSockets__Tls__V3__SubjectAltNameMatcher san_
 typedef Envoy__Extensions__TransportSockets__Tls__V3__TlsCertificate cert_msg_t;
 typedef Envoy__Extensions__TransportSockets__Tls__V3__TlsParameters params_msg_t;
 typedef Envoy__Type__Matcher__V3__StringMatcher string_matcher_msg_t;
+typedef Envoy__Extensions__TransportSockets__Tls__V3__Secret secret_msg_t;
+typedef Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig sds_msg_t;
+typedef Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext__CombinedCertificateValidationContext
+    combined_msg_t;
+
+#define SECRET_CERTIFICATE                                                                         \
+    ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__TYPE_TLS_CERTIFICATE
+#define SECRET_VALIDATION                                                                          \
+    ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__TYPE_VALIDATION_CONTEXT
 typedef Envoy__Config__Core__V3__DataSource data_source_msg_t;
 
 #define UPSTREAM_TLS_TYPE   "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 #define DOWNSTREAM_TLS_TYPE "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 #define RAW_BUFFER_TYPE     "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
-#define TLS_INSPECTOR_TYPE  "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
 
 /* A certificate, key or trust bundle bigger than this is a wrong path, not PEM. */
 #define TLS_MAX_FILE (4 << 20)
@@ -44,7 +53,7 @@ typedef struct tls_parse {
     const char *what;
     char *err;
     size_t errlen;
-    snapshot_tls_cache_t *cache; /* the build's engine configs */
+    snap_build_t *build; /* the build: its engine configs, the set's secrets */
 } tls_parse_t;
 
 /* A field the snapshot refuses when it is set. */
@@ -269,10 +278,11 @@ static int parse_san_type(const tls_parse_t *p, const char *field, const san_msg
     return 0;
 }
 
-static int parse_validation(const tls_parse_t *p, const validation_msg_t *v,
+/* A CertificateValidationContext; f names it in errors ("common_tls_context.validation_context",
+ * or the secret it came from). */
+static int parse_validation(const tls_parse_t *p, const char *f, const validation_msg_t *v,
                             tls_context_config_t *t)
 {
-    static const char f[] = "common_tls_context.validation_context";
     const unsupported_t u[] = {
         {v->ca_certificate_provider_instance != NULL, "ca_certificate_provider_instance"},
         {v->system_root_certs != NULL, "system_root_certs"},
@@ -290,11 +300,12 @@ static int parse_validation(const tls_parse_t *p, const validation_msg_t *v,
         {v->only_verify_leaf_cert_crl, "only_verify_leaf_cert_crl"},
         {v->max_verify_depth != NULL, "max_verify_depth"},
     };
-    int rc = reject_unsupported(p, "common_tls_context.validation_context.", u,
-                                sizeof(u) / sizeof(u[0]));
+    char field[400];
+    snprintf(field, sizeof(field), "%s.", f);
+    int rc = reject_unsupported(p, field, u, sizeof(u) / sizeof(u[0]));
+    snprintf(field, sizeof(field), "%s.trusted_ca", f);
     if (rc == 0 && v->trusted_ca)
-        rc = read_data_source(p, "common_tls_context.validation_context.trusted_ca", v->trusted_ca,
-                              &t->trusted_ca);
+        rc = read_data_source(p, field, v->trusted_ca, &t->trusted_ca);
     if (rc < 0)
         return rc;
     size_t n = v->n_match_typed_subject_alt_names + v->n_match_subject_alt_names;
@@ -306,7 +317,6 @@ static int parse_validation(const tls_parse_t *p, const validation_msg_t *v,
     t->san_matchers = calloc(n, sizeof(*t->san_matchers));
     if (t->san_matchers == NULL)
         return -ENOMEM;
-    char field[120];
     for (size_t i = 0; i < v->n_match_typed_subject_alt_names; i++) {
         const san_msg_t *m = v->match_typed_subject_alt_names[i];
         tls_config_san_matcher_t *sm = &t->san_matchers[t->n_san_matchers++];
@@ -386,9 +396,11 @@ static int parse_params(const tls_parse_t *p, const params_msg_t *m, tls_context
     return rc;
 }
 
-static int parse_certificate(const tls_parse_t *p, const cert_msg_t *m, tls_context_config_t *t)
+/* A TlsCertificate; f names it in errors ("common_tls_context.tls_certificates[0]", or the
+ * secret it came from). */
+static int parse_certificate(const tls_parse_t *p, const char *f, const cert_msg_t *m,
+                             tls_context_config_t *t)
 {
-    static const char f[] = "common_tls_context.tls_certificates[0]";
     const unsupported_t u[] = {
         {m->pkcs12 != NULL, "pkcs12"},
         {m->watched_directory != NULL, "watched_directory"},
@@ -397,18 +409,116 @@ static int parse_certificate(const tls_parse_t *p, const cert_msg_t *m, tls_cont
         {m->ocsp_staple != NULL, "ocsp_staple"},
         {m->n_signed_certificate_timestamp > 0, "signed_certificate_timestamp"},
     };
-    int rc = reject_unsupported(p, "common_tls_context.tls_certificates[0].", u,
-                                sizeof(u) / sizeof(u[0]));
+    char field[400];
+    snprintf(field, sizeof(field), "%s.", f);
+    int rc = reject_unsupported(p, field, u, sizeof(u) / sizeof(u[0]));
     if (rc < 0)
         return rc;
     if (m->certificate_chain == NULL || m->private_key == NULL)
         return tfail(p, "%s: certificate_chain and private_key are both required", f);
-    rc = read_data_source(p, "common_tls_context.tls_certificates[0].certificate_chain",
-                          m->certificate_chain, &t->cert_chain);
+    snprintf(field, sizeof(field), "%s.certificate_chain", f);
+    rc = read_data_source(p, field, m->certificate_chain, &t->cert_chain);
+    snprintf(field, sizeof(field), "%s.private_key", f);
     if (rc == 0)
-        rc = read_data_source(p, "common_tls_context.tls_certificates[0].private_key",
-                              m->private_key, &t->private_key);
+        rc = read_data_source(p, field, m->private_key, &t->private_key);
     return rc;
+}
+
+/* The Secret of type want an SdsSecretConfig (borrowed; `field` names it) names: *out is the
+ * set's, or NULL when the set lacks it, which leaves t awaiting its secret. origin (the
+ * caller's) names the secret for errors about its fields. */
+static int sds_secret(const tls_parse_t *p, const char *field, const sds_msg_t *sds, int want,
+                      const secret_msg_t **out, char *origin, size_t olen, tls_context_config_t *t)
+{
+    char serr[500];
+    int rc = snapshot_sds_secret(p->build, sds, want, out, origin, olen, serr, sizeof(serr));
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc < 0)
+        return tfail(p, "%s: %s", field, serr);
+    if (*out == NULL)
+        t->awaiting_secret = true;
+    return 0;
+}
+
+/* The combined validation context: its default merged with the context of the secret it names,
+ * as Envoy merges them. */
+static int parse_combined(const tls_parse_t *p, const combined_msg_t *c, tls_context_config_t *t)
+{
+    static const char f[] =
+        "common_tls_context.combined_validation_context.validation_context_sds_secret_config";
+    if (c->validation_context_certificate_provider ||
+        c->validation_context_certificate_provider_instance)
+        return tfail(p, "common_tls_context.combined_validation_context: certificate providers "
+                        "are not supported (validation_context_sds_secret_config is)");
+    if (c->validation_context_sds_secret_config == NULL)
+        return tfail(p, "%s is required", f);
+    const secret_msg_t *s = NULL;
+    char origin[300], field[700];
+    int rc = sds_secret(p, f, c->validation_context_sds_secret_config, SECRET_VALIDATION, &s,
+                        origin, sizeof(origin), t);
+    if (rc < 0 || s == NULL)
+        return rc;
+    ProtobufCMessage *merged = NULL;
+    const ProtobufCMessage *dflt =
+        c->default_validation_context ? &c->default_validation_context->base : NULL;
+    if (snapshot_sds_merge_validation(dflt, &s->validation_context->base, &merged) < 0)
+        return -ENOMEM;
+    snprintf(field, sizeof(field),
+             "common_tls_context.combined_validation_context (default_validation_context merged "
+             "with %s)",
+             origin);
+    rc = parse_validation(p, field, (const validation_msg_t *)merged, t);
+    protobuf_c_message_free_unpacked(merged, NULL);
+    return rc;
+}
+
+static int parse_validation_type(const tls_parse_t *p, const common_msg_t *m,
+                                 tls_context_config_t *t)
+{
+    static const char f[] = "common_tls_context.validation_context_sds_secret_config";
+    const secret_msg_t *s = NULL;
+    char origin[300], field[400];
+    int rc;
+    switch (m->validation_context_type_case) {
+    case ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE__NOT_SET:
+        return 0;
+    case ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT:
+        return parse_validation(p, "common_tls_context.validation_context", m->validation_context,
+                                t);
+    case ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT_SDS_SECRET_CONFIG:
+        rc = sds_secret(p, f, m->validation_context_sds_secret_config, SECRET_VALIDATION, &s,
+                        origin, sizeof(origin), t);
+        if (rc < 0 || s == NULL)
+            return rc;
+        snprintf(field, sizeof(field), "%s: %s: validation_context", f, origin);
+        return parse_validation(p, field, s->validation_context, t);
+    case ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT:
+        return parse_combined(p, m->combined_validation_context, t);
+    default:
+        return tfail(p, "common_tls_context: certificate providers for the validation context are "
+                        "not supported (give validation_context or SDS)");
+    }
+}
+
+/* The one certificate: inline, or the secret the one tls_certificate_sds_secret_configs entry
+ * names. */
+static int parse_certificates(const tls_parse_t *p, const common_msg_t *m, tls_context_config_t *t)
+{
+    static const char f[] = "common_tls_context.tls_certificate_sds_secret_configs[0]";
+    if (m->n_tls_certificates == 1)
+        return parse_certificate(p, "common_tls_context.tls_certificates[0]",
+                                 m->tls_certificates[0], t);
+    if (m->n_tls_certificate_sds_secret_configs == 0)
+        return 0;
+    const secret_msg_t *s = NULL;
+    char origin[300], field[400];
+    int rc = sds_secret(p, f, m->tls_certificate_sds_secret_configs[0], SECRET_CERTIFICATE, &s,
+                        origin, sizeof(origin), t);
+    if (rc < 0 || s == NULL)
+        return rc;
+    snprintf(field, sizeof(field), "%s: %s: tls_certificate", f, origin);
+    return parse_certificate(p, field, s->tls_certificate, t);
 }
 
 static int parse_common(const tls_parse_t *p, const common_msg_t *m, tls_context_config_t *t)
@@ -416,8 +526,6 @@ static int parse_common(const tls_parse_t *p, const common_msg_t *m, tls_context
     if (m == NULL)
         return 0;
     const unsupported_t u[] = {
-        {m->n_tls_certificate_sds_secret_configs > 0,
-         "tls_certificate_sds_secret_configs (SDS; give tls_certificates)"},
         {m->tls_certificate_provider_instance != NULL, "tls_certificate_provider_instance"},
         {m->custom_tls_certificate_selector != NULL, "custom_tls_certificate_selector"},
         {m->tls_certificate_certificate_provider != NULL, "tls_certificate_certificate_provider"},
@@ -425,31 +533,16 @@ static int parse_common(const tls_parse_t *p, const common_msg_t *m, tls_context
          "tls_certificate_certificate_provider_instance"},
         {m->custom_handshaker != NULL, "custom_handshaker"},
         {m->key_log != NULL, "key_log"},
-        {m->n_tls_certificates > 1, "more than one entry in tls_certificates"},
+        {m->n_tls_certificates + m->n_tls_certificate_sds_secret_configs > 1,
+         "more than one certificate in tls_certificates and tls_certificate_sds_secret_configs"},
     };
     int rc = reject_unsupported(p, "common_tls_context.", u, sizeof(u) / sizeof(u[0]));
-    if (rc < 0)
-        return rc;
-    switch (m->validation_context_type_case) {
-    case ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE__NOT_SET:
-        break;
-    case ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT:
-        rc = parse_validation(p, m->validation_context, t);
-        break;
-    case ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_VALIDATION_CONTEXT_SDS_SECRET_CONFIG:
-        return tfail(p, "common_tls_context.validation_context_sds_secret_config is not supported "
-                        "(SDS; give validation_context)");
-    case ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__COMMON_TLS_CONTEXT__VALIDATION_CONTEXT_TYPE_COMBINED_VALIDATION_CONTEXT:
-        return tfail(p, "common_tls_context.combined_validation_context is not supported (it "
-                        "needs SDS; give validation_context)");
-    default:
-        return tfail(p, "common_tls_context: certificate providers for the validation context are "
-                        "not supported (give validation_context)");
-    }
+    if (rc == 0)
+        rc = parse_validation_type(p, m, t);
     if (rc == 0 && m->tls_params)
         rc = parse_params(p, m->tls_params, t);
-    if (rc == 0 && m->n_tls_certificates == 1)
-        rc = parse_certificate(p, m->tls_certificates[0], t);
+    if (rc == 0)
+        rc = parse_certificates(p, m, t);
     for (size_t i = 0; rc == 0 && i < m->n_alpn_protocols; i++) {
         size_t len = strlen(m->alpn_protocols[i]);
         if (len == 0 || len > TLS_MAX_NAME)
@@ -473,8 +566,9 @@ static int parse_upstream(const tls_parse_t *p, const upstream_msg_t *m, tls_con
         rc = parse_common(p, m->common_tls_context, t);
     if (rc < 0)
         return rc;
-    /* Envoy would connect without verifying the server; the TLS engine always verifies. */
-    if (t->trusted_ca.data == NULL)
+    /* Envoy would connect without verifying the server; the TLS engine always verifies. (A
+     * context awaiting a secret is checked once the secret is there.) */
+    if (t->trusted_ca.data == NULL && !t->awaiting_secret)
         return tfail(p, "an UpstreamTlsContext needs common_tls_context.validation_context."
                         "trusted_ca (servers are always verified)");
     if (m->sni && m->sni[0]) {
@@ -508,12 +602,12 @@ static int parse_downstream(const tls_parse_t *p, const downstream_msg_t *m,
         rc = parse_common(p, m->common_tls_context, t);
     if (rc < 0)
         return rc;
-    if (t->cert_chain.data == NULL)
+    if (t->cert_chain.data == NULL && !t->awaiting_secret)
         return tfail(p, "common_tls_context.tls_certificates: a DownstreamTlsContext needs a "
                         "certificate and its private key");
     t->require_client_certificate =
         m->require_client_certificate && m->require_client_certificate->value;
-    if (t->require_client_certificate && t->trusted_ca.data == NULL)
+    if (t->require_client_certificate && t->trusted_ca.data == NULL && !t->awaiting_secret)
         return tfail(p, "require_client_certificate needs "
                         "common_tls_context.validation_context.trusted_ca to verify it with");
     t->require_sni = m->require_sni && m->require_sni->value;
@@ -681,11 +775,11 @@ static int build_engine(const tls_parse_t *p, tls_context_config_t *t)
         t->n_peer_ids = nm;
     }
     char eerr[300];
-    int rc = engine_get(p->cache, &o, &t->engine, eerr, sizeof(eerr));
+    int rc = engine_get(&p->build->tls_cache, &o, &t->engine, eerr, sizeof(eerr));
     if (rc == 0 && t->role == TLS_CONFIG_SERVER && t->n_alpn) {
         o.alpn = NULL;
         o.alpn_count = 0;
-        rc = engine_get(p->cache, &o, &t->engine_no_alpn, eerr, sizeof(eerr));
+        rc = engine_get(&p->build->tls_cache, &o, &t->engine_no_alpn, eerr, sizeof(eerr));
     }
     if (rc == -ENOMEM)
         return tfail(p, "out of memory");
@@ -710,10 +804,10 @@ static int build_engine(const tls_parse_t *p, tls_context_config_t *t)
 }
 
 int snapshot_tls_parse(const Envoy__Config__Core__V3__TransportSocket *ts, tls_config_role_t role,
-                       const char *what, snapshot_tls_cache_t *cache, tls_context_config_t **out,
-                       char *err, size_t errlen)
+                       const char *what, snap_build_t *build, tls_context_config_t **out, char *err,
+                       size_t errlen)
 {
-    const tls_parse_t p = {what, err, errlen, cache};
+    const tls_parse_t p = {what, err, errlen, build};
     *out = NULL;
     const char *name = ts->name ? ts->name : "";
     const char *type = ts->typed_config && ts->typed_config->type_url
@@ -759,7 +853,8 @@ int snapshot_tls_parse(const Envoy__Config__Core__V3__TransportSocket *ts, tls_c
                                        : parse_downstream(&p, (const downstream_msg_t *)msg, t);
     }
     protobuf_c_message_free_unpacked(msg, NULL);
-    if (rc == 0)
+    /* Awaiting a secret: no engine until it comes (the data plane fails its connections). */
+    if (rc == 0 && !t->awaiting_secret)
         rc = build_engine(&p, t);
     if (rc < 0) {
         snapshot_tls_free(t);
@@ -795,95 +890,4 @@ void snapshot_tls_free(tls_context_config_t *t)
     tls_config_unref(t->engine_no_alpn);
     free(t->peer_ids);
     free(t);
-}
-
-bool snapshot_tls_is_inspector(const char *name, const char *type_url)
-{
-    if (type_url)
-        return strcmp(type_name(type_url), TLS_INSPECTOR_TYPE) == 0;
-    return name && strcmp(name, "envoy.filters.listener.tls_inspector") == 0;
-}
-
-/* A server name as Envoy takes it: an exact DNS name or "*." and a suffix; lowercased. */
-static int parse_server_name(const char *s, char **out, const char *what, size_t i, char *err,
-                             size_t errlen)
-{
-    size_t len = strlen(s);
-    const char *star = strchr(s, '*');
-    if (len == 0 || len > TLS_MAX_NAME) {
-        snprintf(err, errlen, "%s: server_names[%zu]: must be 1 to %d bytes", what, i,
-                 TLS_MAX_NAME);
-        return -EINVAL;
-    }
-    if (star && (star != s || s[1] != '.' || s[2] == '\0' || strchr(s + 1, '*'))) {
-        snprintf(err, errlen,
-                 "%s: server_names[%zu]: '%s': a wildcard is only a leading '*.' before a "
-                 "domain",
-                 what, i, s);
-        return -EINVAL;
-    }
-    *out = strdup(s);
-    if (*out == NULL)
-        return -ENOMEM;
-    for (char *c = *out; *c; c++)
-        *c = (char)tolower((unsigned char)*c);
-    return 0;
-}
-
-int snapshot_tls_parse_match(const Envoy__Config__Listener__V3__FilterChainMatch *fm,
-                             bool tls_inspector, snap_chain_t *c, const char *what, char *err,
-                             size_t errlen)
-{
-    const char *tp = fm->transport_protocol;
-    if (tp && tp[0]) {
-        if (strcmp(tp, "raw_buffer") == 0) {
-            c->transport = SNAP_TRANSPORT_RAW_BUFFER; /* every connection, without an inspector */
-        } else if (strcmp(tp, "tls") == 0) {
-            c->transport = SNAP_TRANSPORT_TLS;
-        } else {
-            snprintf(err, errlen,
-                     "%s: transport_protocol '%s' is not supported (raw_buffer and tls are)", what,
-                     tp);
-            return -EINVAL;
-        }
-    }
-    bool needs_inspector = c->transport == SNAP_TRANSPORT_TLS || fm->n_server_names > 0;
-    if (needs_inspector && !tls_inspector) {
-        snprintf(err, errlen,
-                 "%s: %s needs the envoy.filters.listener.tls_inspector listener filter", what,
-                 fm->n_server_names ? "server_names" : "transport_protocol 'tls'");
-        return -EINVAL;
-    }
-    if (fm->n_server_names == 0)
-        return 0;
-    c->server_names = calloc(fm->n_server_names, sizeof(char *));
-    if (c->server_names == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < fm->n_server_names; i++) {
-        int rc = parse_server_name(fm->server_names[i], &c->server_names[i], what, i, err, errlen);
-        if (rc < 0)
-            return rc;
-        c->n_server_names++;
-    }
-    return 0;
-}
-
-void snapshot_tls_free_match(snap_chain_t *c)
-{
-    free_strings(c->server_names, c->n_server_names);
-    c->server_names = NULL;
-    c->n_server_names = 0;
-}
-
-bool snapshot_tls_same_match(const snap_chain_t *a, const snap_chain_t *b)
-{
-    if (a->transport != b->transport)
-        return false;
-    if (a->n_server_names == 0 || b->n_server_names == 0)
-        return a->n_server_names == b->n_server_names;
-    for (size_t i = 0; i < a->n_server_names; i++)
-        for (size_t j = 0; j < b->n_server_names; j++)
-            if (strcmp(a->server_names[i], b->server_names[j]) == 0)
-                return true;
-    return false;
 }

@@ -1,5 +1,6 @@
-/* Internal to xds/snapshot*.c: TLS transport sockets and the TLS side of filter chain
- * matching (transport_protocol, server_names), parsed into the structs of snapshot.h. */
+/* Internal to xds/snapshot*.c: TLS transport sockets (snapshot_tls.c, their SDS secrets through
+ * snapshot_sds.c) and the TLS side of filter chain matching (transport_protocol, server_names;
+ * snapshot_tls_match.c), parsed into the structs of snapshot.h. */
 #ifndef REMORA_SNAPSHOT_TLS_H
 #define REMORA_SNAPSHOT_TLS_H
 
@@ -11,6 +12,7 @@
 struct Envoy__Config__Core__V3__TransportSocket;
 struct Envoy__Config__Listener__V3__FilterChainMatch;
 struct tls_engine_entry;
+struct snap_build;
 
 /* The engine configs built so far by one snapshot build, so that identical TLS contexts share
  * one: owned by that build (a local of it), so builds on any threads never meet. Starts zeroed;
@@ -20,12 +22,14 @@ typedef struct snapshot_tls_cache {
 } snapshot_tls_cache_t;
 
 /* Parses a transport_socket (borrowed) for a cluster (TLS_CONFIG_CLIENT) or a filter chain
- * (TLS_CONFIG_SERVER), reading the files its DataSources name; its engine config comes from
- * cache (borrowed, the build's) when an identical one was built already. *out is a new config
- * owned by the caller (free with snapshot_tls_free), or NULL for raw_buffer. On error returns
- * negative, *out is NULL and err reads "<what>: transport_socket: <field>: <what is wrong>". */
+ * (TLS_CONFIG_SERVER), reading the files its DataSources name. build (borrowed) is the build
+ * it is part of: secrets named over SDS come from its resource set (one the set lacks leaves
+ * the context awaiting_secret, with no engine), and its engine config comes from the build's
+ * cache when an identical one was built already. *out is a new config owned by the caller
+ * (free with snapshot_tls_free), or NULL for raw_buffer. On error returns negative, *out is
+ * NULL and err reads "<what>: transport_socket: <field>: <what is wrong>". */
 int snapshot_tls_parse(const struct Envoy__Config__Core__V3__TransportSocket *ts,
-                       tls_config_role_t role, const char *what, snapshot_tls_cache_t *cache,
+                       tls_config_role_t role, const char *what, struct snap_build *build,
                        tls_context_config_t **out, char *err, size_t errlen);
 
 /* Drops the cache's (borrowed) references to the engine configs (the contexts built keep theirs)

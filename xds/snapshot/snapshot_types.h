@@ -40,6 +40,7 @@ typedef enum {
     CLUSTER_ORIGINAL_DST,
     CLUSTER_STRICT_DNS,  /* every address of every target's name is an endpoint */
     CLUSTER_LOGICAL_DNS, /* one target; the first address of its name is the one endpoint */
+    CLUSTER_EDS,         /* endpoints from a ClusterLoadAssignment of the resource set (EDS) */
 } cluster_kind_t;
 typedef enum { LB_ROUND_ROBIN, LB_LEAST_REQUEST, LB_RANDOM, LB_CLUSTER_PROVIDED } lb_policy_t;
 
@@ -169,6 +170,10 @@ typedef struct tls_context_config {
     bool require_sni;                  /* refuse a ClientHello without SNI */
     bool disable_stateless_resumption; /* no session tickets */
     bool disable_stateful_resumption;  /* no session-id cache */
+    /* A secret it takes over SDS is not in the resource set yet: no engine (engine and
+     * engine_no_alpn NULL), so its connections fail, as Envoy's do on a context whose secrets
+     * are not ready. The snapshot lists the secret as missing (snapshot_references). */
+    bool awaiting_secret;
     /* The TLS engine's config built from the fields above (a reference owned here), shared
      * read-only by every worker's connections. */
     struct tls_config *engine;
@@ -229,6 +234,12 @@ typedef struct snap_cluster {
     cluster_shared_t *shared;  /* in the cluster's runtime state (borrowed: lb holds it) */
     tls_context_config_t *tls; /* transport_socket: an UpstreamTlsContext (owned); NULL: plain */
     snap_dns_t *dns;           /* STRICT_DNS and LOGICAL_DNS (owned); NULL for other kinds */
+    /* EDS: the name of its ClusterLoadAssignment (eds_cluster_config.service_name, else the
+     * cluster's name; owned); NULL for other kinds. */
+    char *eds_service;
+    /* EDS: the resource set had no assignment of that name, so the cluster has no endpoints
+     * yet (Envoy keeps such a cluster warming until its assignment arrives). */
+    bool awaiting_assignment;
 } snap_cluster_t;
 
 typedef struct snap_filter {
@@ -320,6 +331,29 @@ typedef struct snap_ads {
     uint64_t timeout_ms;  /* grpc_services[0].timeout: 0 none */
 } snap_ads_t;
 
+/* A resource named by another, and whether the resource set the snapshot was built from had
+ * it. */
+typedef struct snap_ref {
+    char *name;   /* owned */
+    bool missing; /* not in the set: awaited (Envoy warms what needs it until it arrives) */
+} snap_ref_t;
+
+typedef struct snap_ref_list {
+    snap_ref_t *v; /* owned; sorted by name, no name twice once the build is over */
+    size_t n, cap;
+} snap_ref_list_t;
+
+/* The names of the resources a snapshot's listeners and clusters take from the resource set,
+ * for an xDS client to subscribe to. */
+typedef struct snap_refs {
+    snap_ref_list_t route_configs; /* RDS: Rds.route_config_name of HTTP connection managers */
+    snap_ref_list_t endpoints;     /* EDS: snap_cluster_t.eds_service of EDS clusters */
+    snap_ref_list_t secrets;       /* SDS: SdsSecretConfig.name in TLS contexts */
+} snap_refs_t;
+
+struct snap_build;
+struct snap_dynamic;
+
 typedef struct snapshot {
     _Atomic int refs;
     uint64_t version;
@@ -338,6 +372,13 @@ typedef struct snapshot {
      * runtime key overload.global_downstream_max_connections, or RUNTIME_NO_LIMIT. */
     uint64_t global_cx_limit;
     void *bootstrap; /* the Bootstrap message it came from (owned), for /config_dump */
+    /* Copies of the resources of its set that came over xDS (owned; NULL: none), for
+     * /config_dump and rebuilds. */
+    struct snap_dynamic *dynamic;
+    snap_refs_t references; /* what its resources name (snapshot_references) */
+    /* While it is being built: the build (borrowed), through which filters' config_parse reach
+     * the resource set (snapshot_rds_route_table). NULL once built. */
+    struct snap_build *build;
     /* What it was built with (snap_build_opts_t), so snapshot_rebuild builds the next one
      * alike: the filter registry (static), the cluster runtime (static) and its table (a
      * reference, dropped after the clusters' links). */

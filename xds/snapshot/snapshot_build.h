@@ -1,0 +1,122 @@
+/* Internal to xds/snapshot*.c: the state of one snapshot build (the resource set, the TLS engine
+ * cache, indexes of the set's route configurations, load assignments and secrets by name) and
+ * how the builder resolves what listeners and clusters name in it: EDS (snapshot_eds.c), RDS
+ * (snapshot_rds.c), SDS (snapshot_sds.c), the references kept (snapshot_refs.c). */
+#ifndef REMORA_SNAPSHOT_BUILD_H
+#define REMORA_SNAPSHOT_BUILD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "xds/snapshot/resources.h"
+#include "xds/snapshot/snapshot_tls.h"
+
+struct Envoy__Config__Core__V3__ConfigSource;
+struct Envoy__Config__Cluster__V3__Cluster;
+struct Envoy__Config__Endpoint__V3__ClusterLoadAssignment;
+struct Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig;
+struct Envoy__Extensions__TransportSockets__Tls__V3__Secret;
+struct json_t;
+
+/* The resources of one list by name, sorted, for lookups during the build. */
+typedef struct snap_index_entry {
+    const char *name;           /* borrowed from the resource's message */
+    const config_resource_t *r; /* borrowed from the set */
+} snap_index_entry_t;
+
+typedef struct snap_index {
+    snap_index_entry_t *v; /* owned */
+    size_t n;
+} snap_index_t;
+
+/* One build: lives for the call of snapshot_build_resources, on whatever thread runs it. */
+typedef struct snap_build {
+    const config_resources_t *res; /* borrowed */
+    snapshot_t *snap;              /* the snapshot being built (borrowed) */
+    snapshot_tls_cache_t tls_cache;
+    snap_index_t route_configs; /* by RouteConfiguration.name */
+    snap_index_t endpoints;     /* by ClusterLoadAssignment.cluster_name */
+    snap_index_t secrets;       /* by Secret.name */
+} snap_build_t;
+
+/* Indexes b->res's route configurations, load assignments and secrets by name. A name given
+ * twice in a list, or an empty one, is an error naming the resources by origin ("secret 'x':
+ * given twice, ads.secrets[0] and ads.secrets[3]"). Returns 0, -EINVAL or -ENOMEM. */
+int snap_build_index(snap_build_t *b, char *err, size_t errlen);
+
+/* The resource of that name (borrowed from the set), or NULL. idx and name borrowed. */
+const config_resource_t *snap_index_find(const snap_index_t *idx, const char *name);
+
+/* Frees the indexes and the TLS cache of b (borrowed). */
+void snap_build_free(snap_build_t *b);
+
+/* Records that the snapshot's resources name `name` (copied) in list (borrowed), missing from
+ * the set or not. Repeats are merged by snap_refs_finish. Returns 0 or -ENOMEM. */
+int snap_refs_add(snap_ref_list_t *list, const char *name, bool missing);
+
+/* Sorts each list of refs (borrowed) by name and drops repeats: the end of a build. */
+void snap_refs_finish(snap_refs_t *refs);
+
+/* Checks that a ConfigSource (borrowed; NULL when absent, allowed only with absent_ok) says
+ * ADS, the one way Remora takes resources named by others. field names it in err
+ * ("rds.config_source"). Returns 0 or -EINVAL. */
+int snap_check_ads(const struct Envoy__Config__Core__V3__ConfigSource *cs, bool absent_ok,
+                   const char *field, char *err, size_t errlen);
+
+/* EDS: for an EDS cluster m (borrowed; c borrowed, its kind set), checks eds_cluster_config,
+ * sets c->eds_service, records the reference and finds the ClusterLoadAssignment: *la is the
+ * set's (borrowed) or NULL when the set has none (c->awaiting_assignment: no endpoints yet);
+ * where (the caller's, wlen bytes) names it for the endpoints' errors ("cluster 'x': load
+ * assignment 'svc' (ads.endpoints[2])"). Returns 0, -EINVAL with err naming `what`, or -ENOMEM. */
+int snapshot_eds_assignment(snap_build_t *b, const struct Envoy__Config__Cluster__V3__Cluster *m,
+                            snap_cluster_t *c,
+                            const struct Envoy__Config__Endpoint__V3__ClusterLoadAssignment **la,
+                            char *where, size_t wlen, const char *what, char *err, size_t errlen);
+
+/* SDS: the Secret an SdsSecretConfig (borrowed) names, whose `type` must be want_case (a
+ * Secret's type oneof case); the name is recorded as referenced. *out is the set's Secret
+ * (borrowed) or NULL when the set lacks it (recorded as missing); origin (the caller's, olen
+ * bytes) reads "secret 'x' (ads.secrets[2])" for errors about its fields. err is bare ("sds_config:
+ * only ads is supported ..."), for the caller to prefix. Returns 0, -EINVAL or -ENOMEM. */
+int snapshot_sds_secret(
+    snap_build_t *b,
+    const struct Envoy__Extensions__TransportSockets__Tls__V3__SdsSecretConfig *sds, int want_case,
+    const struct Envoy__Extensions__TransportSockets__Tls__V3__Secret **out, char *origin,
+    size_t olen, char *err, size_t errlen);
+
+/* The validation context of a combined_validation_context: its default context (borrowed; NULL:
+ * none) merged with the one from SDS (borrowed) the way protobuf's MergeFrom merges, as Envoy
+ * merges them: the SDS one's set fields replace the default's, lists are joined. *out is a new
+ * CertificateValidationContext owned by the caller (protobuf_c_message_free_unpacked). Returns
+ * 0 or -ENOMEM. */
+int snapshot_sds_merge_validation(const ProtobufCMessage *dflt, const ProtobufCMessage *sds,
+                                  ProtobufCMessage **out);
+
+/* The kinds of resources, in the order of the set's lists. */
+enum {
+    SNAP_DYN_LISTENERS,
+    SNAP_DYN_CLUSTERS,
+    SNAP_DYN_ROUTE_CONFIGS,
+    SNAP_DYN_ENDPOINTS,
+    SNAP_DYN_SECRETS,
+    SNAP_DYN_KINDS
+};
+
+/* The copies of res's xDS resources (res borrowed) a snapshot keeps, into *out (new, owned by
+ * the snapshot: snapshot_dynamic_free); *out NULL when res has none. Returns 0 or -ENOMEM. */
+int snapshot_dynamic_keep(const config_resources_t *res, struct snap_dynamic **out);
+
+/* Takes d: frees the copies. NULL is a no-op. */
+void snapshot_dynamic_free(struct snap_dynamic *d);
+
+/* Adds d's resources (borrowed, d must outlive res) to res (borrowed) as xDS resources, in
+ * their lists: how a rebuild builds from what the snapshot kept. Returns 0 or -ENOMEM. */
+int snapshot_dynamic_add(const struct snap_dynamic *d, config_resources_t *res);
+
+/* The kept resources of one kind (d borrowed; NULL: none) as the list of Envoy's admin config
+ * dump for them (dynamic_listeners, dynamic_active_clusters, dynamic_route_configs,
+ * dynamic_endpoint_configs, dynamic_active_secrets; secrets redacted): a new JSON array the
+ * caller owns, or NULL when there are none. */
+struct json_t *snapshot_dynamic_json(const struct snap_dynamic *d, int kind);
+
+#endif

@@ -1,0 +1,211 @@
+/* Resources named by others: the build's indexes of the set's route configurations, load
+ * assignments and secrets by name (each name once), the check that what names them says ADS,
+ * and the list of names a snapshot references, for an xDS client to subscribe to. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "envoy/config/core/v3/config_source.pb-c.h"
+#include "envoy/config/endpoint/v3/endpoint.pb-c.h"
+#include "envoy/config/route/v3/route.pb-c.h"
+#include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
+#include "base/err.h"
+#include "xds/snapshot/snapshot_build.h"
+
+static int by_name(const void *a, const void *b)
+{
+    const snap_index_entry_t *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    if (c)
+        return c;
+    /* Same name: in the set's order, so an error names the first one first. */
+    return x->r < y->r ? -1 : x->r > y->r;
+}
+
+/* Indexes list by the name name_of reads from each message; `kind` and `field` name them in
+ * errors. */
+static int index_list(const config_resource_list_t *list, const char *(*name_of)(const void *),
+                      const char *kind, const char *field, snap_index_t *idx, char *err,
+                      size_t errlen)
+{
+    idx->v = malloc((list->n ? list->n : 1) * sizeof(*idx->v));
+    if (idx->v == NULL)
+        return err_set(err, errlen, -ENOMEM, "out of memory while indexing the %ss", kind);
+    for (size_t i = 0; i < list->n; i++) {
+        const config_resource_t *r = &list->v[i];
+        const char *name = name_of(r->msg);
+        if (name == NULL || name[0] == '\0')
+            return err_set(err, errlen, -EINVAL, "%s[%zu]: %s: %s is required", r->origin, r->index,
+                           kind, field);
+        idx->v[idx->n++] = (snap_index_entry_t){name, r};
+    }
+    qsort(idx->v, idx->n, sizeof(*idx->v), by_name);
+    for (size_t i = 1; i < idx->n; i++) {
+        const config_resource_t *a = idx->v[i - 1].r, *b = idx->v[i].r;
+        if (strcmp(idx->v[i - 1].name, idx->v[i].name) == 0)
+            return err_set(err, errlen, -EINVAL, "%s '%s': given twice, %s[%zu] and %s[%zu]", kind,
+                           idx->v[i].name, a->origin, a->index, b->origin, b->index);
+    }
+    return 0;
+}
+
+static const char *route_config_name(const void *m)
+{
+    return ((const Envoy__Config__Route__V3__RouteConfiguration *)m)->name;
+}
+
+static const char *assignment_name(const void *m)
+{
+    return ((const Envoy__Config__Endpoint__V3__ClusterLoadAssignment *)m)->cluster_name;
+}
+
+static const char *secret_name(const void *m)
+{
+    return ((const Envoy__Extensions__TransportSockets__Tls__V3__Secret *)m)->name;
+}
+
+int snap_build_index(snap_build_t *b, char *err, size_t errlen)
+{
+    int rc = index_list(&b->res->route_configs, route_config_name, "route configuration", "name",
+                        &b->route_configs, err, errlen);
+    if (rc == 0)
+        rc = index_list(&b->res->endpoints, assignment_name, "load assignment", "cluster_name",
+                        &b->endpoints, err, errlen);
+    if (rc == 0)
+        rc = index_list(&b->res->secrets, secret_name, "secret", "name", &b->secrets, err, errlen);
+    return rc;
+}
+
+const config_resource_t *snap_index_find(const snap_index_t *idx, const char *name)
+{
+    size_t lo = 0, hi = idx->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, idx->v[mid].name);
+        if (c == 0)
+            return idx->v[mid].r;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+void snap_build_free(snap_build_t *b)
+{
+    free(b->route_configs.v);
+    free(b->endpoints.v);
+    free(b->secrets.v);
+    snapshot_tls_cache_free(&b->tls_cache);
+    memset(&b->route_configs, 0, sizeof(b->route_configs));
+    memset(&b->endpoints, 0, sizeof(b->endpoints));
+    memset(&b->secrets, 0, sizeof(b->secrets));
+}
+
+int snap_check_ads(const Envoy__Config__Core__V3__ConfigSource *cs, bool absent_ok,
+                   const char *field, char *err, size_t errlen)
+{
+    if (cs == NULL && absent_ok)
+        return 0;
+    if (cs == NULL)
+        return err_set(err, errlen, -EINVAL, "%s is required (ads: {}, the one source supported)",
+                       field);
+    if (cs->config_source_specifier_case !=
+        ENVOY__CONFIG__CORE__V3__CONFIG_SOURCE__CONFIG_SOURCE_SPECIFIER_ADS) {
+        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
+            cs->base.descriptor, (unsigned)cs->config_source_specifier_case);
+        return err_set(err, errlen, -EINVAL,
+                       "%s: %s is not supported (only ads: resources named by others come over "
+                       "ADS)",
+                       field, f ? f->name : "a config source without ads");
+    }
+    return 0;
+}
+
+int snap_refs_add(snap_ref_list_t *list, const char *name, bool missing)
+{
+    if (list->n == list->cap) {
+        size_t cap = list->cap ? list->cap * 2 : 8;
+        snap_ref_t *v = realloc(list->v, cap * sizeof(*v));
+        if (v == NULL)
+            return -ENOMEM;
+        list->v = v;
+        list->cap = cap;
+    }
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return -ENOMEM;
+    list->v[list->n++] = (snap_ref_t){copy, missing};
+    return 0;
+}
+
+static int ref_by_name(const void *a, const void *b)
+{
+    return strcmp(((const snap_ref_t *)a)->name, ((const snap_ref_t *)b)->name);
+}
+
+static void finish_list(snap_ref_list_t *list)
+{
+    if (list->n == 0)
+        return;
+    qsort(list->v, list->n, sizeof(*list->v), ref_by_name);
+    size_t kept = 1;
+    for (size_t i = 1; i < list->n; i++) {
+        if (strcmp(list->v[kept - 1].name, list->v[i].name) == 0) {
+            free(list->v[i].name); /* the same name is missing everywhere or nowhere */
+            continue;
+        }
+        list->v[kept++] = list->v[i];
+    }
+    list->n = kept;
+}
+
+void snap_refs_finish(snap_refs_t *refs)
+{
+    finish_list(&refs->route_configs);
+    finish_list(&refs->endpoints);
+    finish_list(&refs->secrets);
+}
+
+static void free_list(snap_ref_list_t *list)
+{
+    for (size_t i = 0; i < list->n; i++)
+        free(list->v[i].name);
+    free(list->v);
+    memset(list, 0, sizeof(*list));
+}
+
+void snapshot_refs_free(snap_refs_t *refs)
+{
+    free_list(&refs->route_configs);
+    free_list(&refs->endpoints);
+    free_list(&refs->secrets);
+}
+
+/* Copies src into dst (empty); returns how many are missing, or -ENOMEM. */
+static int copy_list(const snap_ref_list_t *src, snap_ref_list_t *dst)
+{
+    int missing = 0;
+    for (size_t i = 0; i < src->n; i++) {
+        if (snap_refs_add(dst, src->v[i].name, src->v[i].missing) < 0)
+            return -ENOMEM;
+        missing += src->v[i].missing;
+    }
+    return missing;
+}
+
+int snapshot_references(const snapshot_t *snap, snap_refs_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    const snap_refs_t *r = &snap->references;
+    int a = copy_list(&r->route_configs, &out->route_configs);
+    int b = a < 0 ? a : copy_list(&r->endpoints, &out->endpoints);
+    int c = b < 0 ? b : copy_list(&r->secrets, &out->secrets);
+    if (c < 0) {
+        snapshot_refs_free(out);
+        return -ENOMEM;
+    }
+    return a + b + c;
+}
