@@ -139,7 +139,6 @@ const char *ads_method(const ads_t *a)
 
 /* What applying a new name set to one entry found. */
 typedef struct subscribe_pass {
-    ads_mode_t mode;
     bool wildcard;
     ads_type_state_t *ts;
     bool changed;
@@ -147,9 +146,9 @@ typedef struct subscribe_pass {
 } subscribe_pass_t;
 
 /* An entry marked seen is in the new set; one subscribed and not seen leaves it. A named type's
- * resource goes with its name, except that in delta mode a name the server was told of keeps its
- * message, out of the set, until the unsubscription goes: subscribed again before that, it comes
- * back as the server still believes we hold it. */
+ * resource goes with its name, except that a name the server was told of keeps its message, out
+ * of the set, until the request that drops it goes: subscribed again before that, it comes back,
+ * as the server, told nothing, sends it no more. */
 static void subscribe_entry(ads_table_t *t, ads_entry_t *e, void *ctx)
 {
     subscribe_pass_t *p = ctx;
@@ -171,17 +170,18 @@ static void subscribe_entry(ads_table_t *t, ads_entry_t *e, void *ctx)
             free(e->error);
             free(e->error_version);
             e->error = e->error_version = NULL;
-            if (!(p->mode == ADS_DELTA && e->sent))
+            if (!e->sent)
                 ads_entry_drop_msg(e);
         }
     }
-    ads_table_release(t, e, p->mode);
+    ads_table_release(t, e);
 }
 
 static void unmark_entry(ads_table_t *t, ads_entry_t *e, void *ctx)
 {
+    (void)ctx;
     e->seen = false;
-    ads_table_release(t, e, *(ads_mode_t *)ctx);
+    ads_table_release(t, e);
 }
 
 int ads_subscribe(ads_t *a, const char *type_url, const char *const *names, size_t n)
@@ -198,15 +198,12 @@ int ads_subscribe(ads_t *a, const char *type_url, const char *const *names, size
     for (size_t i = 0; i < n; i++) {
         ads_entry_t *e = ads_table_get(&ts->table, names[i]);
         if (e == NULL) {
-            ads_table_each(&ts->table, unmark_entry, &a->opts.mode);
+            ads_table_each(&ts->table, unmark_entry, NULL);
             return -ENOMEM;
         }
         e->seen = true;
     }
-    subscribe_pass_t p = {.mode = a->opts.mode,
-                          .wildcard = ads_types[t].wildcard,
-                          .ts = ts,
-                          .changed = !ts->subscribed};
+    subscribe_pass_t p = {.wildcard = ads_types[t].wildcard, .ts = ts, .changed = !ts->subscribed};
     ads_table_each(&ts->table, subscribe_entry, &p);
     ts->subscribed = true;
     if (p.changed)
@@ -259,7 +256,7 @@ static void reconnect_entry(ads_table_t *t, ads_entry_t *e, void *ctx)
     if (e->sent && !e->subscribed && !ads_types[*(int *)ctx].wildcard)
         ads_entry_drop_msg(e); /* its unsubscription never went: it goes now */
     e->sent = false;
-    ads_table_release(t, e, ADS_SOTW);
+    ads_table_release(t, e);
 }
 
 void ads_reconnected(ads_t *a)

@@ -118,9 +118,10 @@ const char *ads_method(const ads_t *a);
  * every resource, and names add to that. Route configurations, endpoints and secrets are named:
  * only the names given are asked for, and the resources of names left out leave the set at once.
  * Marks a request owed when the subscription changed. Returns how many resources left the set or
- * came back to it (0 or more: a delta resource unsubscribed and subscribed again before the
- * server heard of it comes back), or -EINVAL (a type the client lacks, an empty name, "*", a name
- * over ADS_NAME_MAX) or -ENOMEM, with nothing changed. */
+ * came back to it (0 or more: a resource unsubscribed and subscribed again before the request
+ * that dropped it went comes back, as the server still believes the client holds it), or -EINVAL
+ * (a type the client lacks, an empty name, "*", a name over ADS_NAME_MAX) or -ENOMEM, with
+ * nothing changed. */
 int ads_subscribe(ads_t *a, const char *type_url, const char *const *names, size_t n);
 
 /* Packs the next request owed, if any, into *buf (new, owned by the caller: free()) and *len.

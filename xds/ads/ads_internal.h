@@ -44,7 +44,7 @@ typedef struct ads_entry {
     char *error_version; /* the rejected response's version (owned), or NULL */
     uint64_t error_ms;
     bool subscribed; /* named by ads_subscribe */
-    bool sent;       /* delta: the server was told of the subscription on this stream */
+    bool sent;       /* the server was told of the subscription on this stream */
     bool seen;       /* scratch while a response or a subscription is applied */
 } ads_entry_t;
 
@@ -107,7 +107,7 @@ ads_entry_t **ads_table_sorted(const ads_table_t *t, size_t *n, bool *oom);
 void ads_table_each(ads_table_t *t, void (*fn)(ads_table_t *t, ads_entry_t *e, void *ctx),
                     void *ctx);
 /* Drops e when nothing keeps it: not subscribed, no message, no error, no unsubscription owed. */
-void ads_table_release(ads_table_t *t, ads_entry_t *e, ads_mode_t mode);
+void ads_table_release(ads_table_t *t, ads_entry_t *e);
 
 /* ads_request.c */
 int ads_pack_sotw(ads_t *a, ads_type_t t, uint8_t **buf, size_t *len);

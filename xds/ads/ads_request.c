@@ -44,6 +44,23 @@ static void request_sent(ads_t *a, ads_type_state_t *ts)
     a->stream_started = true;
 }
 
+/* After a request of type t is packed (v: its n entries): the server knows of every name
+ * subscribed, and of none unsubscribed, whose messages go now. */
+static void names_sent(ads_t *a, ads_type_t t, ads_entry_t **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ads_entry_t *e = v[i];
+        if (e->subscribed) {
+            e->sent = true;
+        } else if (e->sent) {
+            e->sent = false;
+            if (!ads_types[t].wildcard)
+                ads_entry_drop_msg(e);
+            ads_table_release(&a->types[t].table, e);
+        }
+    }
+}
+
 /* A named type never asked for anything on this stream has nothing to say: an empty name list
  * in a type's first request would read as a wildcard subscription. */
 static bool nothing_to_ask(ads_type_t t, const ads_type_state_t *ts)
@@ -88,6 +105,8 @@ int ads_pack_sotw(ads_t *a, ads_type_t t, uint8_t **buf, size_t *len)
         req.error_detail = &status;
     }
     int rc = pack(&req.base, buf, len);
+    if (rc == 0)
+        names_sent(a, t, v, n);
     free(names);
     free(v);
     if (rc < 0)
@@ -188,23 +207,6 @@ static int delta_lists_fill(ads_type_t t, const ads_type_state_t *ts, ads_entry_
     return 0;
 }
 
-/* After the request is packed: the server now knows of every name in it. */
-static void delta_lists_sent(ads_t *a, ads_type_t t, ads_entry_t **v, size_t n)
-{
-    ads_type_state_t *ts = &a->types[t];
-    for (size_t i = 0; i < n; i++) {
-        ads_entry_t *e = v[i];
-        if (e->subscribed) {
-            e->sent = true;
-        } else if (e->sent) {
-            e->sent = false;
-            if (!ads_types[t].wildcard)
-                ads_entry_drop_msg(e);
-            ads_table_release(&ts->table, e, a->opts.mode);
-        }
-    }
-}
-
 int ads_pack_delta(ads_t *a, ads_type_t t, uint8_t **buf, size_t *len)
 {
     ads_type_state_t *ts = &a->types[t];
@@ -244,7 +246,7 @@ int ads_pack_delta(ads_t *a, ads_type_t t, uint8_t **buf, size_t *len)
     if (rc == 0)
         rc = pack(&req.base, buf, len);
     if (rc == 0) {
-        delta_lists_sent(a, t, v, n);
+        names_sent(a, t, v, n);
         ts->star_sent = ts->star_sent || d.star;
         if (ts->nacks)
             ack_pop(ts);

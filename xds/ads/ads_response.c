@@ -472,7 +472,7 @@ static void sotw_remove(ads_table_t *t, ads_entry_t *e, void *ctx)
     free(e->error);
     free(e->error_version);
     e->error = e->error_version = NULL;
-    ads_table_release(t, e, p->a->opts.mode);
+    ads_table_release(t, e);
 }
 
 int ads_on_sotw(ads_t *a, const uint8_t *buf, size_t len, uint64_t now_ms, ads_result_t *out,
@@ -523,7 +523,7 @@ static int delta_remove(pass_t *p, const char *name)
     free(e->error);
     free(e->error_version);
     e->error = e->error_version = NULL;
-    ads_table_release(&p->ts->table, e, p->a->opts.mode);
+    ads_table_release(&p->ts->table, e);
     return 0;
 }
 

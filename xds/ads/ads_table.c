@@ -136,9 +136,9 @@ void ads_table_each(ads_table_t *t, void (*fn)(ads_table_t *t, ads_entry_t *e, v
     }
 }
 
-void ads_table_release(ads_table_t *t, ads_entry_t *e, ads_mode_t mode)
+void ads_table_release(ads_table_t *t, ads_entry_t *e)
 {
-    bool unsubscribe_owed = mode == ADS_DELTA && e->sent && !e->subscribed;
+    bool unsubscribe_owed = e->sent && !e->subscribed;
     if (!e->subscribed && e->msg == NULL && e->error == NULL && !unsubscribe_owed)
         ads_table_remove(t, e);
 }
