@@ -37,6 +37,30 @@ int config_resources_add_xds(config_resource_list_t *list, ProtobufCMessage *msg
     return rc;
 }
 
+int config_resources_add_named(config_resource_list_t *list, ProtobufCMessage *msg,
+                               const char *origin, size_t index, const char *name)
+{
+    int rc = config_resources_add(list, msg, origin, index);
+    if (rc == 0)
+        list->v[list->n - 1].name = name;
+    return rc;
+}
+
+/* Names longer than this are cut short in errors: a path must leave room for the field. */
+#define WHERE_NAME_MAX 200
+
+char *config_resource_where(const config_resource_t *r, char *buf, size_t len)
+{
+    if (r->name == NULL) {
+        snprintf(buf, len, "%s[%zu]", r->origin, r->index);
+        return buf;
+    }
+    size_t n = strlen(r->name);
+    snprintf(buf, len, "%s['%.*s%s']", r->origin, (int)(n > WHERE_NAME_MAX ? WHERE_NAME_MAX : n),
+             r->name, n > WHERE_NAME_MAX ? "..." : "");
+    return buf;
+}
+
 int config_resources_from_bootstrap(void *bootstrap, config_resources_t *out, char *err,
                                     size_t errlen)
 {
@@ -110,9 +134,9 @@ int config_resources_validate(const config_resources_t *res, char *err, size_t e
     for (size_t i = 0; rc == 0 && i < sizeof(lists) / sizeof(lists[0]); i++) {
         for (size_t j = 0; rc == 0 && j < lists[i]->n; j++) {
             const config_resource_t *r = &lists[i]->v[j];
-            char where[128];
-            snprintf(where, sizeof(where), "%s[%zu]", r->origin, r->index);
-            rc = config_validate(r->msg, where, err, errlen);
+            char where[256];
+            rc = config_validate(r->msg, config_resource_where(r, where, sizeof(where)), err,
+                                 errlen);
         }
     }
     return rc;

@@ -16,14 +16,16 @@ struct Envoy__Config__Bootstrap__V3__Admin;
 struct Envoy__Config__Bootstrap__V3__LayeredRuntime;
 struct Envoy__Config__Bootstrap__V3__Bootstrap__DynamicResources;
 
-/* One resource and where it came from, for errors: "<origin>[<index>]". */
+/* One resource and where it came from, for errors (config_resource_where): "<origin>[<index>]"
+ * for a resource known by its place in a list, "<origin>['<name>']" for one its source names. */
 typedef struct config_resource {
     ProtobufCMessage *msg; /* borrowed from whoever owns the set's messages */
-    const char *origin;    /* a static string: "static_resources.listeners" */
+    const char *origin;    /* a static string: "static_resources.listeners", "lds" */
     size_t index;          /* its place there */
     /* xDS: the version_info it came with (borrowed, "" when the server gave none); NULL: a
      * static resource, the bootstrap's. /config_dump shows the xDS ones as dynamic. */
     const char *version;
+    const char *name; /* the name its source gives it (xDS), borrowed like msg; or NULL */
 } config_resource_t;
 
 typedef struct config_resource_list {
@@ -57,6 +59,17 @@ int config_resources_add(config_resource_list_t *list, ProtobufCMessage *msg, co
  * `version` (borrowed, must outlive list; NULL reads ""). Returns 0 or -ENOMEM. */
 int config_resources_add_xds(config_resource_list_t *list, ProtobufCMessage *msg,
                              const char *origin, size_t index, const char *version);
+
+/* Appends msg (borrowed; must outlive list) to list, named "<origin>['<name>']" (origin a static
+ * string; name borrowed, must outlive list): a resource its source knows by name, as xDS does.
+ * index is its place in the source's order. Returns 0 or -ENOMEM. */
+int config_resources_add_named(config_resource_list_t *list, ProtobufCMessage *msg,
+                               const char *origin, size_t index, const char *name);
+
+/* Writes where r (borrowed) came from into buf (len bytes, always NUL-terminated):
+ * "static_resources.clusters[2]", or "cds['backend']" for a named resource (a long name cut
+ * short with "..."). Returns buf. */
+char *config_resource_where(const config_resource_t *r, char *buf, size_t len);
 
 /* Fills *out from a Bootstrap (an Envoy__Config__Bootstrap__V3__Bootstrap*, borrowed: the set's
  * messages point into it): static_resources.listeners and .clusters become resources named by

@@ -75,12 +75,13 @@ static int parse_api_source(const api_source_msg_t *m, snap_ads_t *ads, char *er
     ads->cluster = strdup(g->envoy_grpc->cluster_name);
     if (g->envoy_grpc->authority && g->envoy_grpc->authority[0])
         ads->authority = strdup(g->envoy_grpc->authority);
-    if (ads->cluster == NULL || (g->envoy_grpc->authority && g->envoy_grpc->authority[0] &&
-                                 ads->authority == NULL))
+    if (ads->cluster == NULL ||
+        (g->envoy_grpc->authority && g->envoy_grpc->authority[0] && ads->authority == NULL))
         return -ENOMEM;
     ads->timeout_ms = 0;
     if (g->timeout)
-        ads->timeout_ms = (uint64_t)g->timeout->seconds * 1000 + (uint64_t)g->timeout->nanos / 1000000;
+        ads->timeout_ms =
+            (uint64_t)g->timeout->seconds * 1000 + (uint64_t)g->timeout->nanos / 1000000;
     ads->node_first_only = m->set_node_on_first_message_only;
     return 0;
 }

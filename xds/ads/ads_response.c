@@ -1,0 +1,588 @@
+/* Taking in a response: every resource decoded and checked on its own, the valid ones applied
+ * and the invalid ones rejected without taking the valid ones down (gRFC A46), then the removal
+ * rules of the mode (a SotW listener or cluster response is the full set; delta names what
+ * leaves), and the ACK or NACK owed. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/strbuf.h"
+#include "xds/ads/ads_internal.h"
+#include "xds/config/config.h"
+
+#include "envoy/service/discovery/v3/discovery.pb-c.h"
+
+typedef Envoy__Service__Discovery__V3__DiscoveryResponse sotw_response_t;
+typedef Envoy__Service__Discovery__V3__DeltaDiscoveryResponse delta_response_t;
+typedef Envoy__Service__Discovery__V3__Resource delta_resource_t;
+
+#define ERR_MAX 1536 /* one resource's error: a field path and what is wrong with it */
+
+typedef enum item_state {
+    ITEM_OK,
+    ITEM_IGNORED, /* a name not subscribed, a TTL heartbeat */
+    ITEM_REJECTED,
+} item_state_t;
+
+/* One resource of a response on its way in. */
+typedef struct item {
+    size_t index;          /* its place in the response */
+    const char *name;      /* borrowed from msg or the delta Resource; NULL: not known */
+    const char *version;   /* borrowed from the response */
+    ProtobufCMessage *msg; /* decoded (owned until applied), or NULL */
+    item_state_t state;
+    bool unchanged; /* the message the client holds already */
+    bool quiet;     /* a later copy of a duplicated name: reported once, with the first */
+    char *error;    /* why it was rejected (owned) */
+    uint64_t digest;
+    size_t canon_len;
+} item_t;
+
+/* What a response's pass over its resources collects. */
+typedef struct pass {
+    ads_t *a;
+    ads_type_t t;
+    ads_type_state_t *ts;
+    uint64_t now_ms;
+    ads_result_t *out;
+    item_t *items;
+    size_t n;
+    size_t nameless; /* rejected resources the client could not name */
+    bool oom;        /* an allocation failed inside a table walk */
+} pass_t;
+
+static void reject(item_t *it, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void reject(item_t *it, const char *fmt, ...)
+{
+    char buf[ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    free(it->error);
+    it->error = strdup(buf); /* NULL when out of memory: still rejected, said shorter */
+    it->state = ITEM_REJECTED;
+}
+
+/* "lds['name']" or, for a resource the client could not name, "lds resources[3]". */
+static const char *item_where(const pass_t *p, const item_t *it, char *buf, size_t len)
+{
+    if (it->name == NULL) {
+        snprintf(buf, len, "%s resources[%zu]", ads_types[p->t].short_name, it->index);
+        return buf;
+    }
+    config_resource_t r = {.origin = ads_types[p->t].short_name, .name = it->name};
+    return config_resource_where(&r, buf, len);
+}
+
+/* The name a resource's message gives itself (its type's name field; "" when unset). */
+static const char *message_name(ads_type_t t, const ProtobufCMessage *msg)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(ads_types[t].desc, ads_types[t].name_field);
+    const char *name = *(char *const *)((const char *)msg + f->offset);
+    return name ? name : "";
+}
+
+/* Decodes the Any of item it (type checked against the response's). */
+static void decode_any(const pass_t *p, const Google__Protobuf__Any *any, item_t *it)
+{
+    char err[512], where[256];
+    int rc = config_any_unpack(any, ads_types[p->t].desc, &it->msg, err, sizeof(err));
+    if (rc < 0)
+        reject(it, "%s: %s", item_where(p, it, where, sizeof(where)), err);
+}
+
+/* A name the client keeps: not too long. A longer one is rejected, and forgotten. */
+static void check_name_length(const pass_t *p, item_t *it)
+{
+    if (it->name == NULL || strlen(it->name) <= ADS_NAME_MAX)
+        return;
+    char where[256];
+    const char *name = it->name;
+    it->name = NULL;
+    reject(it, "%s: name '%.64s...' is longer than %d bytes",
+           item_where(p, it, where, sizeof(where)), name, ADS_NAME_MAX);
+}
+
+static void sotw_item(const pass_t *p, const Google__Protobuf__Any *any, item_t *it)
+{
+    decode_any(p, any, it);
+    if (it->state == ITEM_REJECTED)
+        return;
+    const char *name = message_name(p->t, it->msg);
+    if (name[0] == '\0') {
+        char where[256];
+        reject(it, "%s: %s is empty: a resource needs a name",
+               item_where(p, it, where, sizeof(where)), ads_types[p->t].name_field);
+        return;
+    }
+    it->name = name;
+    check_name_length(p, it);
+}
+
+/* A delta Resource: named by itself (name, or resource_name), its message's own name the same. */
+static void delta_item(const pass_t *p, const delta_resource_t *r, item_t *it)
+{
+    char where[256];
+    const char *name = r->name && r->name[0]                        ? r->name
+                       : r->resource_name && r->resource_name->name ? r->resource_name->name
+                                                                    : "";
+    it->version = r->version ? r->version : "";
+    if (name[0] == '\0') {
+        reject(it, "%s: the Resource has no name", item_where(p, it, where, sizeof(where)));
+        return;
+    }
+    it->name = name;
+    check_name_length(p, it);
+    if (it->state == ITEM_REJECTED)
+        return;
+    if (r->resource == NULL) {
+        if (r->ttl) { /* a TTL heartbeat: Remora keeps no TTLs, so it changes nothing */
+            it->state = ITEM_IGNORED;
+            return;
+        }
+        reject(it, "%s: the Resource has no resource", item_where(p, it, where, sizeof(where)));
+        return;
+    }
+    decode_any(p, r->resource, it);
+    if (it->state == ITEM_REJECTED)
+        return;
+    const char *own = message_name(p->t, it->msg);
+    if (strcmp(own, name) != 0)
+        reject(it, "%s: the resource's %s is '%.200s'", item_where(p, it, where, sizeof(where)),
+               ads_types[p->t].name_field, own);
+}
+
+static int by_string(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int by_item_name(const void *a, const void *b)
+{
+    return strcmp((*(item_t *const *)a)->name, (*(item_t *const *)b)->name);
+}
+
+/* A name twice in one response: the client cannot tell which is meant, so it takes neither. */
+static int reject_duplicates(pass_t *p)
+{
+    item_t **v = malloc((p->n ? p->n : 1) * sizeof(*v));
+    if (v == NULL)
+        return -ENOMEM;
+    size_t m = 0;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->items[i].name && p->items[i].state != ITEM_IGNORED)
+            v[m++] = &p->items[i];
+    qsort(v, m, sizeof(*v), by_item_name);
+    for (size_t i = 0, j; i < m; i = j) {
+        for (j = i + 1; j < m && strcmp(v[i]->name, v[j]->name) == 0; j++)
+            ;
+        if (j - i == 1)
+            continue;
+        char where[256];
+        item_where(p, v[i], where, sizeof(where));
+        for (size_t k = i; k < j; k++) {
+            reject(v[k], "%s: the name appears %zu times in the response", where, j - i);
+            v[k]->quiet = k > i;
+        }
+    }
+    free(v);
+    return 0;
+}
+
+/* The canonical bytes of msg (as protobuf-c packs it): their hash and length, and optionally the
+ * bytes themselves (*bytes new; NULL when out of memory). */
+static uint64_t canonical(const ProtobufCMessage *msg, size_t *len, uint8_t **bytes)
+{
+    *len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *b = malloc(*len ? *len : 1);
+    if (b == NULL) {
+        if (bytes)
+            *bytes = NULL;
+        return 0;
+    }
+    protobuf_c_message_pack(msg, b);
+    uint64_t h = ads_hash(b, *len);
+    if (bytes)
+        *bytes = b;
+    else
+        free(b);
+    return h;
+}
+
+/* Whether e holds the message it already has: same canonical bytes (the hash says no at once,
+ * equal hashes are confirmed byte for byte). */
+static bool holds_same(const ads_entry_t *e, const item_t *it)
+{
+    if (e->msg == NULL || e->raw_len != it->canon_len || e->digest != it->digest)
+        return false;
+    size_t la, lb;
+    uint8_t *a, *b;
+    canonical(e->msg, &la, &a);
+    canonical(it->msg, &lb, &b);
+    bool same = a && b && la == lb && memcmp(a, b, la) == 0;
+    free(a);
+    free(b);
+    return same;
+}
+
+/* Checks one decoded resource: the field rules every config source meets, then the caller's. */
+static int validate_item(const pass_t *p, item_t *it)
+{
+    char where[256], err[ERR_MAX];
+    item_where(p, it, where, sizeof(where));
+    int rc = config_validate(it->msg, where, err, sizeof(err));
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc < 0) {
+        reject(it, "%s", err);
+        return 0;
+    }
+    if (p->a->opts.validate == NULL)
+        return 0;
+    err[0] = '\0';
+    rc = p->a->opts.validate(p->a->opts.validate_ctx, ads_types[p->t].url, it->msg, err,
+                             sizeof(err));
+    if (rc < 0)
+        reject(it, "%s: %s", where, err[0] ? err : "rejected");
+    return 0;
+}
+
+/* The checks past decoding: subscription, duplicates, unchanged resends, validation. */
+static int check_items(pass_t *p)
+{
+    bool wildcard = ads_types[p->t].wildcard;
+    for (size_t i = 0; i < p->n && !wildcard; i++) {
+        item_t *it = &p->items[i];
+        if (it->name == NULL || it->state == ITEM_IGNORED)
+            continue;
+        const ads_entry_t *e = ads_table_find(&p->ts->table, it->name);
+        if (e == NULL || !e->subscribed)
+            it->state = ITEM_IGNORED; /* a name the client did not ask for, valid or not */
+    }
+    int rc = reject_duplicates(p);
+    for (size_t i = 0; rc == 0 && i < p->n; i++) {
+        item_t *it = &p->items[i];
+        if (it->state != ITEM_OK)
+            continue;
+        it->digest = canonical(it->msg, &it->canon_len, NULL);
+        const ads_entry_t *e = ads_table_find(&p->ts->table, it->name);
+        it->unchanged = e && holds_same(e, it);
+        if (!it->unchanged)
+            rc = validate_item(p, it);
+    }
+    return rc;
+}
+
+/* A good resource takes its place: the message it brings, or its version alone when it brings
+ * the message held already. */
+static int apply_good(pass_t *p, item_t *it, ads_entry_t *e)
+{
+    char *version = strdup(it->version);
+    if (version == NULL)
+        return -ENOMEM;
+    bool held = e->msg && (ads_types[p->t].wildcard || e->subscribed);
+    if (!it->unchanged) {
+        int rc = ads_names_add(held ? &p->out->updated : &p->out->added, it->name);
+        if (rc < 0) {
+            free(version);
+            return rc;
+        }
+        ads_entry_drop_msg(e);
+        e->msg = it->msg;
+        it->msg = NULL;
+        e->digest = it->digest;
+        e->raw_len = it->canon_len;
+        e->updated_ms = p->now_ms;
+    }
+    free(e->version);
+    e->version = version;
+    free(e->error);
+    free(e->error_version);
+    e->error = e->error_version = NULL;
+    return 0;
+}
+
+/* A rejected resource keeps its last good message and records why this one was refused. */
+static int apply_rejected(pass_t *p, item_t *it, ads_entry_t *e)
+{
+    char *version = strdup(it->version);
+    char *error = ads_strdup(it->error);
+    if (version == NULL || (it->error && error == NULL) ||
+        (!it->quiet && ads_names_add(&p->out->rejected, it->name) < 0)) {
+        free(version);
+        free(error);
+        return -ENOMEM;
+    }
+    free(e->error);
+    free(e->error_version);
+    e->error = error ? error : strdup("rejected");
+    e->error_version = version;
+    e->error_ms = p->now_ms;
+    return 0;
+}
+
+static int apply_items(pass_t *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        item_t *it = &p->items[i];
+        if (it->state == ITEM_IGNORED)
+            continue;
+        if (it->name == NULL) {
+            p->nameless++;
+            continue;
+        }
+        ads_entry_t *e = ads_table_get(&p->ts->table, it->name);
+        if (e == NULL)
+            return -ENOMEM;
+        e->seen = true;
+        int rc = it->state == ITEM_OK ? apply_good(p, it, e) : apply_rejected(p, it, e);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The NACK's message: each rejected resource and its error, cut at ADS_ERROR_MAX bytes. */
+static char *nack_message(const pass_t *p)
+{
+    strbuf_t sb = {0};
+    size_t more = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        const item_t *it = &p->items[i];
+        if (it->state != ITEM_REJECTED || it->quiet)
+            continue;
+        const char *e = it->error ? it->error : "rejected (out of memory describing it)";
+        if (more || sb.len + strlen(e) + 2 > ADS_ERROR_MAX - 32) {
+            more++;
+            continue;
+        }
+        if (sb.len)
+            sb_puts(&sb, "; ");
+        sb_puts(&sb, e);
+    }
+    if (more)
+        sb_printf(&sb, "%sand %zu more rejected", sb.len ? "; " : "", more);
+    return sb_take(&sb);
+}
+
+static void clear_seen(ads_table_t *t, ads_entry_t *e, void *ctx)
+{
+    (void)t;
+    (void)ctx;
+    e->seen = false;
+}
+
+/* The response's answer: an ACK moves the type's version on, a NACK keeps the last good one and
+ * says what was rejected. Everything is allocated before anything changes. */
+static int answer(pass_t *p, const char *nonce, const char *version_info)
+{
+    ads_type_state_t *ts = p->ts;
+    bool sotw = p->a->opts.mode == ADS_SOTW, nack = false;
+    for (size_t i = 0; i < p->n; i++)
+        nack = nack || p->items[i].state == ITEM_REJECTED;
+    char *msg = NULL, *last = NULL, *owed = NULL, *version = NULL, *n = strdup(nonce);
+    bool ok = n != NULL;
+    if (nack) {
+        msg = nack_message(p);
+        last = ads_strdup(msg);
+        owed = sotw ? ads_strdup(msg) : NULL;
+        ok = ok && msg && last && (!sotw || owed);
+    } else {
+        version = strdup(version_info);
+        ok = ok && version;
+    }
+    if (ok && !sotw)
+        ok = ads_ack_push(ts, nonce, msg) == 0;
+    if (!ok) {
+        free(msg);
+        free(last);
+        free(owed);
+        free(version);
+        free(n);
+        return -ENOMEM;
+    }
+    free(ts->nonce);
+    ts->nonce = n;
+    if (version) {
+        free(ts->version_info);
+        ts->version_info = version;
+    }
+    free(ts->last_error);
+    ts->last_error = last;
+    if (sotw) {
+        free(ts->nack);
+        ts->nack = owed;
+        ts->due = true;
+    }
+    p->out->verdict = nack ? ADS_NACKED : ADS_ACKED;
+    p->out->error = msg;
+    return 0;
+}
+
+/* Starts a pass over a response of type_url with n resources; returns 1 to go on, 0 when the
+ * response is for a type not subscribed (ignored), -ENOMEM. */
+static int pass_begin(pass_t *p, ads_t *a, const char *type_url, size_t n, uint64_t now_ms,
+                      ads_result_t *out)
+{
+    int t = ads_type_index(type_url);
+    *p = (pass_t){.a = a, .t = (ads_type_t)t, .now_ms = now_ms, .out = out, .n = n};
+    out->type_url = t >= 0 ? ads_types[t].url : NULL;
+    out->verdict = ADS_IGNORED;
+    if (t < 0 || !a->types[t].subscribed)
+        return 0;
+    p->ts = &a->types[t];
+    p->items = calloc(n ? n : 1, sizeof(*p->items));
+    if (p->items == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        p->items[i].index = i;
+    return 1;
+}
+
+static void pass_end(pass_t *p, int rc)
+{
+    for (size_t i = 0; i < p->n && p->items; i++) {
+        if (p->items[i].msg)
+            protobuf_c_message_free_unpacked(p->items[i].msg, NULL);
+        free(p->items[i].error);
+    }
+    free(p->items);
+    if (p->ts)
+        ads_table_each(&p->ts->table, clear_seen, NULL);
+    if (rc < 0)
+        ads_result_free(p->out);
+}
+
+/* SotW: a listener or cluster response is the whole set, so what it leaves out goes; unless a
+ * resource in it could not be named (it might be one of those). Route configurations, endpoints
+ * and secrets keep what a response leaves out. */
+static void sotw_remove(ads_table_t *t, ads_entry_t *e, void *ctx)
+{
+    pass_t *p = ctx;
+    if (e->seen || (e->msg == NULL && e->error == NULL))
+        return;
+    if (e->msg && ads_names_add(&p->out->removed, e->name) < 0)
+        p->oom = true;
+    ads_entry_drop_msg(e);
+    free(e->error);
+    free(e->error_version);
+    e->error = e->error_version = NULL;
+    ads_table_release(t, e);
+}
+
+int ads_on_sotw(ads_t *a, const uint8_t *buf, size_t len, uint64_t now_ms, ads_result_t *out,
+                char *err, size_t errlen)
+{
+    sotw_response_t *resp = (sotw_response_t *)protobuf_c_message_unpack(
+        &envoy__service__discovery__v3__discovery_response__descriptor, NULL, len, buf);
+    if (resp == NULL) {
+        snprintf(err, errlen, "the DiscoveryResponse does not decode (%zu bytes)", len);
+        return -EBADMSG;
+    }
+    pass_t p;
+    int rc = pass_begin(&p, a, resp->type_url, resp->n_resources, now_ms, out);
+    for (size_t i = 0; rc > 0 && i < p.n; i++) {
+        p.items[i].version = resp->version_info;
+        sotw_item(&p, resp->resources[i], &p.items[i]);
+    }
+    if (rc > 0)
+        rc = check_items(&p);
+    if (rc == 0 && p.ts)
+        rc = apply_items(&p);
+    if (rc == 0 && p.ts && ads_types[p.t].wildcard && p.nameless == 0) {
+        ads_table_each(&p.ts->table, sotw_remove, &p);
+        rc = p.oom ? -ENOMEM : 0;
+        if (out->removed.n > 1)
+            qsort(out->removed.v, out->removed.n, sizeof(char *), by_string);
+    }
+    if (rc == 0 && p.ts)
+        rc = answer(&p, resp->nonce, resp->version_info);
+    pass_end(&p, rc);
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    if (rc < 0)
+        snprintf(err, errlen, "out of memory taking in a DiscoveryResponse");
+    return rc;
+}
+
+/* Delta: removed_resources (and removed_resource_names) name what goes. A name the same response
+ * also updates is rejected there and stays. */
+static int delta_remove(pass_t *p, const char *name)
+{
+    ads_entry_t *e = ads_table_find(&p->ts->table, name);
+    if (e == NULL || e->seen)
+        return 0;
+    bool held = e->msg && (ads_types[p->t].wildcard || e->subscribed);
+    if (held && ads_names_add(&p->out->removed, name) < 0)
+        return -ENOMEM;
+    ads_entry_drop_msg(e);
+    free(e->error);
+    free(e->error_version);
+    e->error = e->error_version = NULL;
+    ads_table_release(&p->ts->table, e);
+    return 0;
+}
+
+/* A name both updated and removed by one response is an error in the response. */
+static void reject_updated_and_removed(pass_t *p, const char *name)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        item_t *it = &p->items[i];
+        if (it->name && strcmp(it->name, name) == 0 && it->state != ITEM_IGNORED) {
+            char where[256];
+            reject(it, "%s: the response both updates and removes it",
+                   item_where(p, it, where, sizeof(where)));
+        }
+    }
+}
+
+static int delta_removals(pass_t *p, const delta_response_t *resp, bool check)
+{
+    size_t n = resp->n_removed_resources + resp->n_removed_resource_names;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = i < resp->n_removed_resources
+                               ? resp->removed_resources[i]
+                               : resp->removed_resource_names[i - resp->n_removed_resources]->name;
+        if (name == NULL || name[0] == '\0')
+            continue;
+        if (check)
+            reject_updated_and_removed(p, name);
+        else if (delta_remove(p, name) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+int ads_on_delta(ads_t *a, const uint8_t *buf, size_t len, uint64_t now_ms, ads_result_t *out,
+                 char *err, size_t errlen)
+{
+    delta_response_t *resp = (delta_response_t *)protobuf_c_message_unpack(
+        &envoy__service__discovery__v3__delta_discovery_response__descriptor, NULL, len, buf);
+    if (resp == NULL) {
+        snprintf(err, errlen, "the DeltaDiscoveryResponse does not decode (%zu bytes)", len);
+        return -EBADMSG;
+    }
+    pass_t p;
+    int rc = pass_begin(&p, a, resp->type_url, resp->n_resources, now_ms, out);
+    for (size_t i = 0; rc > 0 && i < p.n; i++)
+        delta_item(&p, resp->resources[i], &p.items[i]);
+    if (rc > 0) {
+        delta_removals(&p, resp, true);
+        rc = check_items(&p);
+    }
+    if (rc == 0 && p.ts)
+        rc = apply_items(&p);
+    if (rc == 0 && p.ts)
+        rc = delta_removals(&p, resp, false);
+    if (rc == 0 && p.ts)
+        rc = answer(&p, resp->nonce, resp->system_version_info);
+    pass_end(&p, rc);
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+    if (rc < 0)
+        snprintf(err, errlen, "out of memory taking in a DeltaDiscoveryResponse");
+    return rc;
+}
