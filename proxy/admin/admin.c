@@ -11,13 +11,14 @@
 #include <jansson.h>
 
 #include "proxy/admin/admin.h"
+
+#include "base/version.h"
 #include "proxy/admin/admin_certs.h"
 #include "proxy/core/log.h"
 #include "proxy/http/h1/http1.h"
 #include "base/strbuf.h"
 
 #define ADMIN_MAX_REQUEST 8192
-#define REMORA_VERSION    "0.1.0"
 
 struct admin {
     uv_tcp_t tcp;

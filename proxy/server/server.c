@@ -14,6 +14,7 @@
 #include "proxy/server/conn_kinds.h"
 #include "proxy/upstream/lb.h"
 #include "proxy/server/dns.h"
+#include "proxy/server/xds_client.h"
 #include "proxy/core/log.h"
 
 #define TICK_MS 100
@@ -155,6 +156,8 @@ static void server_stop(server_t *s)
     s->cert_watch = NULL;
     dns_stop(s->dns);
     s->dns = NULL;
+    xds_client_stop(s->xds);
+    s->xds = NULL;
     uv_close((uv_handle_t *)&s->sigterm, on_closed_quietly);
     uv_close((uv_handle_t *)&s->sigint, on_closed_quietly);
     uv_close((uv_handle_t *)&s->tick, on_closed_quietly);
@@ -177,6 +180,13 @@ void server_drain(server_t *s)
         worker_drain(&s->workers[i]);
 }
 
+/* The xDS client's first config is in: readiness no longer waits for it. */
+static void on_xds_ready(void *arg)
+{
+    server_t *s = arg;
+    s->xds_ready = true;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     server_t *s = t->data;
@@ -192,7 +202,7 @@ static void on_tick(uv_timer_t *t)
             }
             up += atomic_load(&s->workers[i].listening);
         }
-        if (up == s->nworkers) {
+        if (up == s->nworkers && (s->xds == NULL || s->xds_ready)) {
             s->state = SERVER_LIVE;
             server_set_gauge(s, s->st.live, 1);
             log_info("all %u workers listening: ready", s->nworkers);
@@ -390,6 +400,11 @@ static void start_main_loop(server_t *s, const struct sockaddr *admin_addr)
         (rc = cert_watch_start(&s->host, opts->cert_check_interval_ms, opts->cert_expiry_warn_s,
                                &s->cert_watch)) < 0) {
         log_error("certificate watch: cannot start: %s", strerror(-rc));
+        s->exit_code = 1;
+    }
+    if (s->exit_code == 0 &&
+        (rc = xds_client_start(&s->host, on_xds_ready, s, &s->xds, err, sizeof(err))) < 0) {
+        log_error("xds: cannot start: %s", err);
         s->exit_code = 1;
     }
 }

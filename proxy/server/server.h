@@ -34,6 +34,7 @@ typedef enum { SERVER_STARTING, SERVER_LIVE, SERVER_DRAINING, SERVER_STOPPING } 
 struct admin;
 struct cert_watch;
 struct dns;
+struct xds_client;
 
 typedef struct server_stat_ids {
     stat_id_t live;
@@ -62,6 +63,8 @@ typedef struct server {
     struct admin *health; /* owned; NULL without one, or once stopped */
     struct cert_watch *cert_watch; /* owned; NULL once stopped */
     struct dns *dns;               /* owned; NULL without DNS clusters, or once stopped */
+    struct xds_client *xds;        /* owned; NULL without dynamic_resources, or once stopped */
+    bool xds_ready;                /* the xDS client's first config is in (or its wait timed out) */
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;
     server_state_t state;

@@ -118,42 +118,72 @@ char *snapshot_config_dump(const snapshot_t *snap)
     return s;
 }
 
-int snapshot_rebuild(const snapshot_t *cur, const snap_resolver_t *resolver, stats_store_t *stats,
-                     snapshot_t **out, char *err, size_t errlen)
+/* A copy of cur's Bootstrap message (new, the caller's), or NULL with err set. */
+static ProtobufCMessage *copy_bootstrap(const snapshot_t *cur, char *err, size_t errlen)
 {
-    *out = NULL;
     const ProtobufCMessage *msg = cur->bootstrap;
     if (msg == NULL) {
         snprintf(err, errlen, "the running config has no bootstrap to build from");
-        return -EINVAL;
+        return NULL;
     }
     size_t len = protobuf_c_message_get_packed_size(msg);
     uint8_t *buf = malloc(len ? len : 1);
     if (buf == NULL) {
         snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
+        return NULL;
     }
     protobuf_c_message_pack(msg, buf);
     ProtobufCMessage *copy = protobuf_c_message_unpack(msg->descriptor, NULL, len, buf);
     explicit_bzero(buf, len); /* inline private keys */
     free(buf);
-    if (copy == NULL) {
+    if (copy == NULL)
         snprintf(err, errlen, "out of memory while copying the bootstrap");
-        return -ENOMEM;
+    return copy;
+}
+
+/* Appends every resource of src's lists (borrowed, with their names and versions) to dst's. */
+static int add_all(config_resources_t *dst, const config_resources_t *src)
+{
+    const config_resource_list_t *from[] = {&src->listeners, &src->clusters, &src->route_configs,
+                                            &src->endpoints, &src->secrets};
+    config_resource_list_t *to[] = {&dst->listeners, &dst->clusters, &dst->route_configs,
+                                    &dst->endpoints, &dst->secrets};
+    for (size_t k = 0; k < sizeof(from) / sizeof(from[0]); k++) {
+        for (size_t i = 0; i < from[k]->n; i++) {
+            const config_resource_t *r = &from[k]->v[i];
+            int rc = config_resources_add_xds(to[k], r->msg, r->origin, r->index, r->version);
+            if (rc < 0)
+                return rc;
+            to[k]->v[to[k]->n - 1].name = r->name;
+        }
     }
+    return 0;
+}
+
+/* Builds from a copy of cur's Bootstrap plus the xDS resources of either dyn (a set, borrowed)
+ * or kept (a snapshot's copies, borrowed), with what cur was built with. */
+static int build_next(const snapshot_t *cur, const config_resources_t *dyn,
+                      const struct snap_dynamic *kept, const snap_resolver_t *resolver,
+                      stats_store_t *stats, snapshot_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    ProtobufCMessage *copy = copy_bootstrap(cur, err, errlen);
+    if (copy == NULL)
+        return -ENOMEM;
     snap_build_opts_t opts = {.resolver = resolver,
                               .filters = cur->filters,
                               .cluster_runtime = cur->cluster_runtime,
                               .cluster_states = cur->cluster_states};
-    /* The xDS resources are cur's copies, borrowed for the build (which writes nothing into
-     * them: their listeners have names already); the new snapshot copies them in turn. */
+    /* The xDS resources are borrowed for the build (which writes nothing into them: their
+     * listeners have names already); the new snapshot copies them in turn. */
     config_resources_t res;
     int rc = config_resources_from_bootstrap(copy, &res, err, errlen);
     if (rc < 0) {
         protobuf_c_message_free_unpacked(copy, NULL);
         return rc;
     }
-    if (snapshot_dynamic_add(cur->dynamic, &res) < 0) {
+    rc = dyn ? add_all(&res, dyn) : snapshot_dynamic_add(kept, &res);
+    if (rc < 0) {
         config_resources_free(&res);
         protobuf_c_message_free_unpacked(copy, NULL);
         snprintf(err, errlen, "out of memory");
@@ -162,4 +192,17 @@ int snapshot_rebuild(const snapshot_t *cur, const snap_resolver_t *resolver, sta
     rc = snapshot_build_resources(&res, copy, &opts, stats, cur->nworkers, out, err, errlen);
     config_resources_free(&res);
     return rc;
+}
+
+int snapshot_rebuild(const snapshot_t *cur, const snap_resolver_t *resolver, stats_store_t *stats,
+                     snapshot_t **out, char *err, size_t errlen)
+{
+    return build_next(cur, NULL, cur->dynamic, resolver, stats, out, err, errlen);
+}
+
+int snapshot_build_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
+                           const snap_resolver_t *resolver, stats_store_t *stats, snapshot_t **out,
+                           char *err, size_t errlen)
+{
+    return build_next(cur, dyn, NULL, resolver, stats, out, err, errlen);
 }

@@ -100,4 +100,13 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
                              const snap_build_opts_t *opts, stats_store_t *stats, unsigned nworkers,
                              snapshot_t **out, char *err, size_t errlen);
 
+/* Builds the next snapshot from a copy of cur's Bootstrap (cur borrowed) and the xDS resources
+ * of dyn (borrowed; each with its name and version; the new snapshot keeps copies of them for
+ * rebuilds and /config_dump, in place of cur's), with what cur was built with: how an xDS client
+ * makes the next config. DNS addresses from resolver (borrowed; NULL: none). Same contract
+ * otherwise as snapshot_build. */
+int snapshot_build_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
+                           const snap_resolver_t *resolver, stats_store_t *stats, snapshot_t **out,
+                           char *err, size_t errlen);
+
 #endif

@@ -864,7 +864,13 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
     /* This build's own state: builds may run on any thread. Filters reach it through s. */
     snap_build_t b = {.res = res, .snap = s};
     s->build = &b;
-    int rc = config_resources_validate(res, err, errlen);
+    /* The xDS resources are copied first and built from the copies: what the snapshot points
+     * into is its own, whatever happens to the messages its source holds. */
+    int rc = snapshot_dynamic_keep(res, &s->dynamic);
+    if (rc == 0)
+        snapshot_dynamic_use(s->dynamic, res);
+    if (rc == 0)
+        rc = config_resources_validate(res, err, errlen);
     if (rc == 0)
         rc = snap_build_index(&b, err, errlen);
     if (rc == 0)
@@ -912,9 +918,6 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
         if (rc < 0)
             goto fail_built;
     }
-    rc = snapshot_dynamic_keep(res, &s->dynamic);
-    if (rc < 0)
-        goto fail_oom;
     snap_refs_finish(&s->references);
     s->build = NULL;
     snap_build_free(&b);

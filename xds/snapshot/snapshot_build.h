@@ -109,6 +109,11 @@ int snapshot_dynamic_keep(const config_resources_t *res, struct snap_dynamic **o
 /* Takes d: frees the copies. NULL is a no-op. */
 void snapshot_dynamic_free(struct snap_dynamic *d);
 
+/* Points res's xDS resources (res borrowed; its lists in the order snapshot_dynamic_keep saw
+ * them) at d's copies (borrowed, d must outlive res), so a build reads, and keeps pointers
+ * into, what the snapshot owns. */
+void snapshot_dynamic_use(const struct snap_dynamic *d, config_resources_t *res);
+
 /* Adds d's resources (borrowed, d must outlive res) to res (borrowed) as xDS resources, in
  * their lists: how a rebuild builds from what the snapshot kept. Returns 0 or -ENOMEM. */
 int snapshot_dynamic_add(const struct snap_dynamic *d, config_resources_t *res);

@@ -16,6 +16,7 @@ typedef struct dynamic_entry {
     const char *origin;    /* a static string, as in the set */
     size_t index;
     char *version; /* owned */
+    char *name;    /* the name its source gave it (owned), or NULL */
 } dynamic_entry_t;
 
 struct snap_dynamic {
@@ -76,7 +77,8 @@ int snapshot_dynamic_keep(const config_resources_t *res, struct snap_dynamic **o
             e->index = r->index;
             e->msg = copy_message(r->msg);
             e->version = strdup(r->version);
-            if (e->msg == NULL || e->version == NULL)
+            e->name = r->name ? strdup(r->name) : NULL;
+            if (e->msg == NULL || e->version == NULL || (r->name && e->name == NULL))
                 goto oom;
         }
     }
@@ -96,10 +98,22 @@ void snapshot_dynamic_free(struct snap_dynamic *d)
             if (d->v[k][i].msg)
                 protobuf_c_message_free_unpacked(d->v[k][i].msg, NULL);
             free(d->v[k][i].version);
+            free(d->v[k][i].name);
         }
         free(d->v[k]);
     }
     free(d);
+}
+
+void snapshot_dynamic_use(const struct snap_dynamic *d, config_resources_t *res)
+{
+    for (int k = 0; d && k < SNAP_DYN_KINDS; k++) {
+        config_resource_list_t *list = (config_resource_list_t *)kind_list(res, k);
+        size_t j = 0;
+        for (size_t i = 0; i < list->n && j < d->n[k]; i++)
+            if (list->v[i].version != NULL)
+                list->v[i].msg = d->v[k][j++].msg;
+    }
 }
 
 int snapshot_dynamic_add(const struct snap_dynamic *d, config_resources_t *res)
@@ -111,6 +125,7 @@ int snapshot_dynamic_add(const struct snap_dynamic *d, config_resources_t *res)
             int rc = config_resources_add_xds(list, e->msg, e->origin, e->index, e->version);
             if (rc < 0)
                 return rc;
+            list->v[list->n - 1].name = e->name;
         }
     }
     return 0;

@@ -1,0 +1,397 @@
+/* The ADS stream on the main loop: one gRPC connection to the ADS cluster's first endpoint, one
+ * call on it, the protocol state machine fed with every message, and a new snapshot installed
+ * whenever the resources held change. */
+#include "proxy/server/xds_client.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/version.h"
+#include "proxy/core/log.h"
+#include "proxy/grpc/grpc_client.h"
+#include "xds/ads/ads.h"
+#include "xds/ads/ads_config.h"
+
+#define BACKOFF_BASE_MS    500   /* Envoy's: 500 ms doubling up to 30 s, with full jitter */
+#define BACKOFF_MAX_MS     30000
+#define INITIAL_FETCH_MS   15000 /* Envoy's initial_fetch_timeout default */
+#define KEEPALIVE_MS       30000
+#define KEEPALIVE_WAIT_MS  20000
+
+/* Envoy's names where Envoy has one (listener_manager.lds.*, cluster_manager.cds.*); the other
+ * types count under xds.<type>. */
+typedef struct type_stats {
+    const char *type_url;
+    const char *scope;
+    stat_id_t attempt, success, rejected, failure;
+    bool answered; /* a response of the type arrived (for the initial fetch) */
+} type_stats_t;
+
+struct xds_client {
+    const host_t *host;
+    ads_t *ads;
+    grpc_conn_t *conn;
+    grpc_call_t *call;
+    uv_timer_t retry;     /* reconnect after backoff */
+    uv_timer_t init;      /* the initial fetch timeout */
+    uint64_t backoff_ms;  /* the next backoff's ceiling */
+    uint64_t rng;
+    void (*on_first)(void *arg);
+    void *arg;
+    bool first_done;      /* on_first was called */
+    bool stopping;
+    bool up;              /* the connection reached READY (counted in connected) */
+    int closing_handles;  /* timers not yet closed */
+    stat_id_t connected;  /* control_plane.connected_state */
+    type_stats_t types[5];
+};
+
+static void xds_connect(xds_client_t *x);
+static void on_retry(uv_timer_t *t);
+
+static uint64_t now_ms(const xds_client_t *x)
+{
+    return uv_now(x->host->loop);
+}
+
+static uint64_t next_random(xds_client_t *x)
+{
+    x->rng ^= x->rng >> 12;
+    x->rng ^= x->rng << 25;
+    x->rng ^= x->rng >> 27;
+    return x->rng * 2685821657736338717ULL;
+}
+
+static type_stats_t *stats_of(xds_client_t *x, const char *type_url)
+{
+    for (size_t i = 0; i < sizeof(x->types) / sizeof(x->types[0]); i++)
+        if (type_url && strcmp(x->types[i].type_url, type_url) == 0)
+            return &x->types[i];
+    return NULL;
+}
+
+/* Every type subscribed has had its first response (the ones subscribed because of what those
+ * brought, route configurations and endpoints, included): Envoy's warming, for the first config. */
+static bool initial_fetch_done(xds_client_t *x)
+{
+    for (size_t i = 0; i < sizeof(x->types) / sizeof(x->types[0]); i++) {
+        ads_type_status_t st;
+        if (ads_type_status(x->ads, x->types[i].type_url, &st) == 0 && st.subscribed &&
+            (st.wildcard || st.names > 0) && !x->types[i].answered)
+            return false;
+    }
+    return true;
+}
+
+static void first_done(xds_client_t *x)
+{
+    if (x->first_done)
+        return;
+    x->first_done = true;
+    uv_timer_stop(&x->init);
+    if (x->on_first)
+        x->on_first(x->arg);
+}
+
+/* Sends every request the state machine owes. */
+static void flush_requests(xds_client_t *x)
+{
+    if (x->call == NULL)
+        return;
+    for (;;) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        int rc = ads_next_request(x->ads, &buf, &len);
+        if (rc <= 0) {
+            if (rc < 0)
+                log_error("xds: out of memory building a request");
+            return;
+        }
+        rc = grpc_call_send(x->call, buf, len);
+        free(buf);
+        if (rc < 0) {
+            log_warn("xds: cannot send a request: %s", strerror(-rc));
+            return;
+        }
+    }
+}
+
+/* Subscribes to what the running snapshot references, then sends what that owes. */
+static void follow_references(xds_client_t *x)
+{
+    char err[512];
+    if (ads_follow_snapshot(x->ads, host_snapshot(x->host), err, sizeof(err)) < 0)
+        log_warn("xds: %s", err);
+    flush_requests(x);
+}
+
+/* Builds and installs the next snapshot from the bootstrap and the resources held. */
+static void install(xds_client_t *x, type_stats_t *ts)
+{
+    char err[1024];
+    snapshot_t *next = NULL;
+    config_resources_t dyn = {0};
+    int rc = ads_resources(x->ads, &dyn);
+    if (rc == 0)
+        rc = snapshot_build_dynamic(host_snapshot(x->host), &dyn, host_resolver(x->host),
+                                    x->host->stats, &next, err, sizeof(err));
+    else
+        snprintf(err, sizeof(err), "out of memory");
+    config_resources_free(&dyn);
+    if (rc < 0) {
+        /* Every resource passed on its own; together they do not make a config. The running
+         * one stays. */
+        log_warn("xds: the resources received do not make a config, keeping the running one: %s",
+                 err);
+        if (ts)
+            stats_inc(x->host->slots, ts->rejected);
+        return;
+    }
+    host_install_snapshot(x->host, next);
+    follow_references(x);
+}
+
+static void on_message(grpc_call_t *call, const uint8_t *msg, size_t len, void *user)
+{
+    (void)call;
+    xds_client_t *x = user;
+    ads_result_t res;
+    char err[512];
+    int rc = ads_on_response(x->ads, msg, len, now_ms(x), &res, err, sizeof(err));
+    if (rc < 0) {
+        /* A response that does not decode: the stream cannot go on (Envoy closes it too). */
+        log_warn("xds: bad response from the control plane, reconnecting: %s", err);
+        grpc_call_cancel(x->call);
+        return;
+    }
+    x->backoff_ms = BACKOFF_BASE_MS; /* a good response: the next failure starts afresh */
+    type_stats_t *ts = stats_of(x, res.type_url);
+    if (ts) {
+        stats_inc(x->host->slots, ts->attempt);
+        stats_inc(x->host->slots, res.verdict == ADS_NACKED ? ts->rejected : ts->success);
+    }
+    if (res.verdict == ADS_NACKED)
+        log_warn("xds: %s rejected: %s", res.type_url ? res.type_url : "?",
+                 res.error ? res.error : "");
+    bool changed = ads_result_changed(&res);
+    ads_result_free(&res);
+    if (changed)
+        install(x, ts);
+    flush_requests(x);
+    if (ts)
+        ts->answered = true;
+    if (!x->first_done && initial_fetch_done(x))
+        first_done(x);
+}
+
+static void schedule_retry(xds_client_t *x)
+{
+    if (x->stopping)
+        return;
+    uint64_t ceiling = x->backoff_ms;
+    x->backoff_ms = x->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : x->backoff_ms * 2;
+    uint64_t delay = next_random(x) % (ceiling + 1); /* full jitter */
+    log_info("xds: reconnecting to the control plane in %llu ms", (unsigned long long)delay);
+    uv_timer_start(&x->retry, on_retry, delay, 0);
+}
+
+/* The connection is gone (its calls have ended): release it and count it down. */
+static void drop_conn(xds_client_t *x)
+{
+    if (x->conn == NULL)
+        return;
+    grpc_conn_close(x->conn);
+    x->conn = NULL;
+    if (x->up) {
+        x->up = false;
+        stats_add(x->host->slots, x->connected, -1);
+    }
+}
+
+static void on_close(grpc_call_t *call, int code, const char *message, void *user)
+{
+    (void)call;
+    xds_client_t *x = user;
+    x->call = NULL;
+    if (x->stopping)
+        return;
+    log_warn("xds: the ADS stream ended: %s%s%s", grpc_code_name(code), message[0] ? ": " : "",
+             message);
+    for (size_t i = 0; i < sizeof(x->types) / sizeof(x->types[0]); i++) {
+        ads_type_status_t st;
+        if (ads_type_status(x->ads, x->types[i].type_url, &st) == 0 && st.subscribed)
+            stats_inc(x->host->slots, x->types[i].failure);
+    }
+    drop_conn(x);
+    schedule_retry(x);
+}
+
+static const grpc_call_ops_t call_ops = {.on_message = on_message, .on_close = on_close};
+
+static void on_state(grpc_conn_t *c, grpc_conn_state_t state, int error, void *user)
+{
+    xds_client_t *x = user;
+    if (c != x->conn)
+        return;
+    if (state == GRPC_CONN_READY) {
+        log_info("xds: connected to the control plane");
+        x->up = true;
+        stats_add(x->host->slots, x->connected, 1);
+        return;
+    }
+    if (state != GRPC_CONN_CLOSED || x->call != NULL)
+        return; /* a call still running reports the end itself */
+    log_warn("xds: the connection to the control plane closed: %s",
+             error ? uv_strerror(error) : "after GOAWAY");
+    drop_conn(x);
+    schedule_retry(x);
+}
+
+static void xds_connect(xds_client_t *x)
+{
+    const snapshot_t *snap = host_snapshot(x->host);
+    const snap_cluster_t *c = snapshot_find_cluster(snap, snap->ads.cluster);
+    if (c == NULL || c->n_endpoints == 0) {
+        log_warn("xds: the ADS cluster '%s' has no endpoint yet", snap->ads.cluster);
+        schedule_retry(x);
+        return;
+    }
+    grpc_conn_opts_t o = {
+        .authority = snap->ads.authority ? snap->ads.authority : snap->ads.cluster,
+        .user_agent = "remora",
+        .tls = c->tls ? c->tls->engine : NULL,
+        .connect_timeout_ms = (uint32_t)c->connect_timeout_ms,
+        .keepalive_interval_ms = KEEPALIVE_MS,
+        .keepalive_timeout_ms = KEEPALIVE_WAIT_MS,
+        .on_state = on_state,
+        .user = x,
+    };
+    int rc = grpc_conn_new(x->host->loop, (const struct sockaddr *)&c->endpoints[0].addr, &o,
+                           &x->conn);
+    if (rc < 0) {
+        x->conn = NULL;
+        log_warn("xds: cannot connect to %s: %s", c->endpoints[0].label, strerror(-rc));
+        schedule_retry(x);
+        return;
+    }
+    grpc_call_opts_t co = {.path = ads_method(x->ads)};
+    if (grpc_call_start(x->conn, &co, &call_ops, x, &x->call) < 0) {
+        x->call = NULL;
+        log_warn("xds: cannot start the ADS stream");
+        drop_conn(x);
+        schedule_retry(x);
+        return;
+    }
+    ads_reconnected(x->ads);
+    flush_requests(x);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    xds_connect(t->data);
+}
+
+static void on_init_timeout(uv_timer_t *t)
+{
+    xds_client_t *x = t->data;
+    log_warn("xds: no complete config from the control plane within %d s; starting with what "
+             "is there",
+             INITIAL_FETCH_MS / 1000);
+    first_done(x);
+}
+
+static const struct {
+    const char *type_url;
+    const char *scope;
+} type_scopes[] = {
+    {ADS_TYPE_LISTENER, "listener_manager.lds"}, {ADS_TYPE_CLUSTER, "cluster_manager.cds"},
+    {ADS_TYPE_ROUTE, "xds.rds"},                 {ADS_TYPE_ENDPOINT, "xds.eds"},
+    {ADS_TYPE_SECRET, "xds.sds"},
+};
+
+static int define_stats(xds_client_t *x)
+{
+    stats_store_t *st = x->host->stats;
+    int64_t id = stats_define(st, STAT_GAUGE, "control_plane", NULL, NULL, "connected_state");
+    if (id < 0)
+        return (int)id;
+    x->connected = (stat_id_t)id;
+    for (size_t i = 0; i < sizeof(type_scopes) / sizeof(type_scopes[0]); i++) {
+        type_stats_t *t = &x->types[i];
+        t->type_url = type_scopes[i].type_url;
+        t->scope = type_scopes[i].scope;
+        struct {
+            stat_id_t *id;
+            const char *name;
+        } m[] = {{&t->attempt, "update_attempt"},
+                 {&t->success, "update_success"},
+                 {&t->rejected, "update_rejected"},
+                 {&t->failure, "update_failure"}};
+        for (size_t j = 0; j < sizeof(m) / sizeof(m[0]); j++) {
+            id = stats_define(st, STAT_COUNTER, t->scope, NULL, NULL, m[j].name);
+            if (id < 0)
+                return (int)id;
+            *m[j].id = (stat_id_t)id;
+        }
+    }
+    return 0;
+}
+
+int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg,
+                     xds_client_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    const snapshot_t *snap = host_snapshot(host);
+    if (!snap->ads.enabled)
+        return 0;
+    xds_client_t *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return -ENOMEM;
+    x->host = host;
+    x->on_first = on_first;
+    x->arg = arg;
+    x->backoff_ms = BACKOFF_BASE_MS;
+    x->rng = (uint64_t)uv_hrtime() | 1;
+    int rc = define_stats(x);
+    if (rc == 0)
+        rc = ads_client_new(snap, REMORA_VERSION, &x->ads, err, errlen);
+    if (rc < 0) {
+        if (rc == -ENOMEM)
+            snprintf(err, errlen, "out of memory");
+        free(x);
+        return rc;
+    }
+    uv_timer_init(host->loop, &x->retry);
+    uv_timer_init(host->loop, &x->init);
+    x->retry.data = x->init.data = x;
+    uv_timer_start(&x->init, on_init_timeout, INITIAL_FETCH_MS, 0);
+    log_info("xds: ADS (%s) to cluster '%s'", snap->ads.delta ? "delta" : "state of the world",
+             snap->ads.cluster);
+    xds_connect(x);
+    *out = x;
+    return 0;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    xds_client_t *x = h->data;
+    if (--x->closing_handles == 0) {
+        ads_free(x->ads);
+        free(x);
+    }
+}
+
+void xds_client_stop(xds_client_t *x)
+{
+    if (x == NULL)
+        return;
+    x->stopping = true;
+    if (x->call)
+        grpc_call_cancel(x->call);
+    x->call = NULL;
+    drop_conn(x); /* its calls end CANCELLED inside; on_close sees stopping */
+    x->closing_handles = 2;
+    uv_close((uv_handle_t *)&x->retry, on_timer_closed);
+    uv_close((uv_handle_t *)&x->init, on_timer_closed);
+}
