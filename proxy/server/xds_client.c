@@ -13,11 +13,11 @@
 #include "xds/ads/ads.h"
 #include "xds/ads/ads_config.h"
 
-#define BACKOFF_BASE_MS    500   /* Envoy's: 500 ms doubling up to 30 s, with full jitter */
-#define BACKOFF_MAX_MS     30000
-#define INITIAL_FETCH_MS   15000 /* Envoy's initial_fetch_timeout default */
-#define KEEPALIVE_MS       30000
-#define KEEPALIVE_WAIT_MS  20000
+#define BACKOFF_BASE_MS   500 /* Envoy's: 500 ms doubling up to 30 s, with full jitter */
+#define BACKOFF_MAX_MS    30000
+#define INITIAL_FETCH_MS  15000 /* Envoy's initial_fetch_timeout default */
+#define KEEPALIVE_MS      30000
+#define KEEPALIVE_WAIT_MS 20000
 
 /* Envoy's names where Envoy has one (listener_manager.lds.*, cluster_manager.cds.*); the other
  * types count under xds.<type>. */
@@ -33,17 +33,17 @@ struct xds_client {
     ads_t *ads;
     grpc_conn_t *conn;
     grpc_call_t *call;
-    uv_timer_t retry;     /* reconnect after backoff */
-    uv_timer_t init;      /* the initial fetch timeout */
-    uint64_t backoff_ms;  /* the next backoff's ceiling */
+    uv_timer_t retry;    /* reconnect after backoff */
+    uv_timer_t init;     /* the initial fetch timeout */
+    uint64_t backoff_ms; /* the next backoff's ceiling */
     uint64_t rng;
     void (*on_first)(void *arg);
     void *arg;
-    bool first_done;      /* on_first was called */
+    bool first_done; /* on_first was called */
     bool stopping;
-    bool up;              /* the connection reached READY (counted in connected) */
-    int closing_handles;  /* timers not yet closed */
-    stat_id_t connected;  /* control_plane.connected_state */
+    bool up;             /* the connection reached READY (counted in connected) */
+    int closing_handles; /* timers not yet closed */
+    stat_id_t connected; /* control_plane.connected_state */
     type_stats_t types[5];
 };
 
@@ -267,8 +267,8 @@ static void xds_connect(xds_client_t *x)
         .on_state = on_state,
         .user = x,
     };
-    int rc = grpc_conn_new(x->host->loop, (const struct sockaddr *)&c->endpoints[0].addr, &o,
-                           &x->conn);
+    int rc =
+        grpc_conn_new(x->host->loop, (const struct sockaddr *)&c->endpoints[0].addr, &o, &x->conn);
     if (rc < 0) {
         x->conn = NULL;
         log_warn("xds: cannot connect to %s: %s", c->endpoints[0].label, strerror(-rc));
@@ -305,8 +305,10 @@ static const struct {
     const char *type_url;
     const char *scope;
 } type_scopes[] = {
-    {ADS_TYPE_LISTENER, "listener_manager.lds"}, {ADS_TYPE_CLUSTER, "cluster_manager.cds"},
-    {ADS_TYPE_ROUTE, "xds.rds"},                 {ADS_TYPE_ENDPOINT, "xds.eds"},
+    {ADS_TYPE_LISTENER, "listener_manager.lds"},
+    {ADS_TYPE_CLUSTER, "cluster_manager.cds"},
+    {ADS_TYPE_ROUTE, "xds.rds"},
+    {ADS_TYPE_ENDPOINT, "xds.eds"},
     {ADS_TYPE_SECRET, "xds.sds"},
 };
 
@@ -338,8 +340,8 @@ static int define_stats(xds_client_t *x)
     return 0;
 }
 
-int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg,
-                     xds_client_t **out, char *err, size_t errlen)
+int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg, xds_client_t **out,
+                     char *err, size_t errlen)
 {
     *out = NULL;
     const snapshot_t *snap = host_snapshot(host);

@@ -22,8 +22,8 @@ typedef struct xds_client xds_client_t;
  * manager does. When the bootstrap names no control plane, *out is NULL and on_first is never
  * called. Otherwise *out is owned by the caller, who ends it with xds_client_stop. Returns 0, or
  * negative with err saying why (err the caller's, errlen bytes). */
-int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg,
-                     xds_client_t **out, char *err, size_t errlen);
+int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg, xds_client_t **out,
+                     char *err, size_t errlen);
 
 /* Ends the stream and frees x (taken) once its handles have closed (a later turn of the loop).
  * NULL is ignored. */

@@ -39,6 +39,7 @@
 #include "envoy/extensions/transport_sockets/tls/v3/common.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb-c.h"
+#include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb-c.h"
 #include "envoy/service/discovery/v3/ads.pb-c.h"
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 #include "envoy/type/matcher/v3/regex.pb-c.h"
@@ -65,6 +66,7 @@ static const ProtobufCMessageDescriptor *const config_types[] = {
     &envoy__config__bootstrap__v3__runtime_layer__rtds_layer__descriptor,
     &envoy__config__bootstrap__v3__layered_runtime__descriptor,
     &envoy__config__cluster__v3__cluster__descriptor,
+    &envoy__config__cluster__v3__cluster__typed_extension_protocol_options_entry__descriptor,
     &envoy__config__cluster__v3__circuit_breakers__descriptor,
     &envoy__config__cluster__v3__circuit_breakers__thresholds__descriptor,
     &envoy__config__cluster__v3__cluster__custom_cluster_type__descriptor,
@@ -72,6 +74,13 @@ static const ProtobufCMessageDescriptor *const config_types[] = {
     &envoy__config__cluster__v3__cluster__original_dst_lb_config__descriptor,
     &envoy__config__cluster__v3__cluster__refresh_rate__descriptor,
     &envoy__config__core__v3__control_plane__descriptor,
+    &envoy__config__core__v3__keepalive_settings__descriptor,
+    &envoy__config__core__v3__http2_protocol_options__descriptor,
+    &envoy__config__core__v3__http3_protocol_options__descriptor,
+    &envoy__extensions__upstreams__http__v3__http_protocol_options__descriptor,
+    &envoy__extensions__upstreams__http__v3__http_protocol_options__explicit_http_config__descriptor,
+    &envoy__extensions__upstreams__http__v3__http_protocol_options__use_downstream_http_config__descriptor,
+    &envoy__extensions__upstreams__http__v3__http_protocol_options__auto_http_config__descriptor,
     &envoy__config__core__v3__pipe__descriptor,
     &envoy__config__core__v3__socket_address__descriptor,
     &envoy__config__core__v3__tcp_keepalive__descriptor,

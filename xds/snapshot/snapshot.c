@@ -385,6 +385,10 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
     int rc = cluster_kind(m, c, what, err, errlen);
     if (rc == 0)
         rc = cluster_connections(m, c, what, b, err, errlen);
+    if (rc == 0)
+        rc = snapshot_cluster_protocol(
+            m, c, b->snap->ads.enabled && strcmp(b->snap->ads.cluster, c->name) == 0, what, err,
+            errlen);
     if (rc == 0 && c->kind == CLUSTER_EDS)
         rc = snapshot_eds_assignment(b, m, c, &la, lwhat, sizeof(lwhat), what, err, errlen);
     if (rc == 0)

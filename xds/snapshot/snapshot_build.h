@@ -124,4 +124,10 @@ int snapshot_dynamic_add(const struct snap_dynamic *d, config_resources_t *res);
  * caller owns, or NULL when there are none. */
 struct json_t *snapshot_dynamic_json(const struct snap_dynamic *d, int kind);
 
+/* Reads the Cluster m's (borrowed) typed_extension_protocol_options into c->http2 (c
+ * borrowed): HTTP/1.1, or HTTP/2 for the cluster the ADS stream goes to (ads_cluster), which is
+ * all HTTP/2 serves yet. Returns 0, or -EINVAL with err naming `what` and the key. */
+int snapshot_cluster_protocol(const void *cluster_msg, snap_cluster_t *c, bool ads_cluster,
+                              const char *what, char *err, size_t errlen);
+
 #endif

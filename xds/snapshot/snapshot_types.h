@@ -234,6 +234,7 @@ typedef struct snap_cluster {
     cluster_shared_t *shared;  /* in the cluster's runtime state (borrowed: lb holds it) */
     tls_context_config_t *tls; /* transport_socket: an UpstreamTlsContext (owned); NULL: plain */
     snap_dns_t *dns;           /* STRICT_DNS and LOGICAL_DNS (owned); NULL for other kinds */
+    bool http2; /* typed_extension_protocol_options: HTTP/2 (the ADS cluster only, for now) */
     /* EDS: the name of its ClusterLoadAssignment (eds_cluster_config.service_name, else the
      * cluster's name; owned); NULL for other kinds. */
     char *eds_service;

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Story: a remora whose bootstrap names a control plane takes its clusters (CDS), endpoints
+# (EDS) and routes (RDS) from it over ADS, in both protocols (state of the world and delta),
+# against an independent control plane (test/e2e/xds/control_plane.js: grpc-js with Envoy's own
+# protos). It is ready only once the first config is in; it ACKs what it applied with the
+# version and nonce; a push moves traffic; a push with one bad resource is NACKed naming that
+# resource while the good ones of the same push apply and traffic goes on; when the control
+# plane dies the last config keeps serving and the client reconnects, telling the new control
+# plane what it holds; /config_dump shows the dynamic resources; SIGTERM exits 0. Loopback,
+# needs no root; needs node and npm (the control plane is installed from the npm registry into
+# build/npm-xds at the versions test/e2e/xds/package-lock.json pins).
+# checks: 35
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+# shellcheck source=test/lib/testlib.sh
+source "$root/test/lib/testlib.sh"
+t_require_cmd curl jq python3
+# shellcheck source=test/lib/npm.sh
+source "$root/test/lib/npm.sh"
+# shellcheck source=test/lib/loopback.sh
+source "$root/test/lib/loopback.sh"
+work=$LB_WORK
+[[ -x $LB_BIN/remora ]] || t_stop "no $LB_BIN/remora (build it first)"
+npm_dir=$root/build/npm-xds
+npm_peers "$here/xds" "$npm_dir" "$work/npm.out"
+
+# Two apps that say who they are.
+for app in A B; do
+    cat >"$work/app$app.py" <<EOF
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("content-length", "1")
+        self.end_headers()
+        self.wfile.write(b"$app")
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+EOF
+    lb_serve "APP_$app" "$work/app$app.log" python3 "$work/app$app.py" "@APP_$app@" ||
+        t_stop "app $app does not listen"
+done
+
+CDS=type.googleapis.com/envoy.config.cluster.v3.Cluster
+EDS=type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment
+RDS=type.googleapis.com/envoy.config.route.v3.RouteConfiguration
+
+# resources VERSION APP_PORT [BAD] — the control plane's resource file: cluster web (EDS) with
+# its endpoint on APP_PORT, route configuration r1 sending everything to web; with BAD, also a
+# cluster "bad" whose connect_timeout is negative.
+resources() {
+    local bad=''
+    [[ -n ${3:-} ]] && bad=', {"name": "bad", "type": "EDS", "eds_cluster_config": {"eds_config": {"ads": {}}}, "connect_timeout": "-1s"}'
+    cat >"$work/res.tmp" <<EOF
+{"version": "$1", "resources": {
+ "$CDS": [{"name": "web", "type": "EDS", "eds_cluster_config": {"eds_config": {"ads": {}}},
+           "connect_timeout": "1s"}$bad],
+ "$EDS": [{"cluster_name": "web", "endpoints": [{"lb_endpoints": [{"endpoint": {"address":
+           {"socket_address": {"address": "127.0.0.1", "port_value": $2}}}}]}]}],
+ "$RDS": [{"name": "r1", "virtual_hosts": [{"name": "all", "domains": ["*"],
+           "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "web"}}]}]}]}}
+EOF
+    mv "$work/res.tmp" "$work/res.json"
+}
+
+# bootstrap API_TYPE CP_PORT — remora's bootstrap: a static HTTP listener whose routes come
+# over RDS, clusters over CDS, all on one ADS stream to the static cluster xds.
+bootstrap() {
+    cat >"$work/boot-$1.yaml" <<EOF
+node: {id: pod1.default, cluster: web}
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}
+dynamic_resources:
+  cds_config: {ads: {}, resource_api_version: V3}
+  ads_config:
+    api_type: $1
+    transport_api_version: V3
+    grpc_services: [{envoy_grpc: {cluster_name: xds}}]
+static_resources:
+  clusters:
+  - name: xds
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment:
+      cluster_name: xds
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $2}}}}]}]
+  listeners:
+  - name: http
+    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: http
+          rds: {config_source: {ads: {}}, route_config_name: r1}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+EOF
+}
+
+# cp_start [PORT] — the control plane on PORT (or a free one, set in CP), logging to cp.log.
+cp_start() {
+    if [[ -n ${1:-} ]]; then
+        NODE_PATH=$npm_dir/node_modules bg "$work/cp.out" node "$here/xds/control_plane.js" \
+            --resources "$work/res.json" --log "$work/cp.log" --port "$1"
+        CP_PID=$LAST_PID
+        t_until 15 lb_listening "$CP_PID" "$1"
+        return
+    fi
+    lb_serve CP "$work/cp.out" env NODE_PATH="$npm_dir/node_modules" node \
+        "$here/xds/control_plane.js" --resources "$work/res.json" --log "$work/cp.log" --port @CP@
+    CP_PID=$LAST_PID
+}
+
+body() { curl -s -m 2 "http://127.0.0.1:$HTTP/"; }
+body_is() { [[ $(body) == "$1" ]]; }
+# cp_has JQ_FILTER — some line of the control plane's log passes the filter.
+cp_has() { jq -e -s "any(.[]; $1)" "$work/cp.log" >/dev/null 2>&1; }
+
+for mode in GRPC DELTA_GRPC; do
+    m=${mode,,}
+    : >"$work/cp.log"
+    resources 1 "$APP_A"
+    cp_start || t_stop "$m: the control plane does not start: $(tail -n 5 "$work/cp.out")"
+    bootstrap "$mode" "$CP"
+    lb_remora "$m" "$work/boot-$mode.yaml" --concurrency 2 ||
+        t_stop "$m: remora does not become ready"
+    R=$LB_PID ADMIN=$LB_ADMIN HTTP=${LB_PORT[http]}
+
+    # Ready (lb_remora waited for /ready) only once the first config was in.
+    t_eq "$m: the route and cluster from the control plane serve at once" "$(body)" A
+    t_run "$m: the first request names the node" cp_has \
+        '.event == "request" and .node.id == "pod1.default"'
+    if [[ $mode == GRPC ]]; then
+        t_run "$m: CDS is ACKed with the version and nonce it came with" cp_has \
+            ".event == \"request\" and .type_url == \"$CDS\" and .version_info == \"1\" and .response_nonce != \"\" and .error_detail == null"
+    else
+        t_run "$m: CDS is ACKed with the nonce it came with" cp_has \
+            ".event == \"request\" and .type_url == \"$CDS\" and .response_nonce != \"\" and .error_detail == null"
+    fi
+    t_run "$m: route configuration r1 is subscribed by name" cp_has \
+        ".event == \"request\" and .type_url == \"$RDS\" and ((.resource_names // .subscribe) | index(\"r1\"))"
+    t_run "$m: the endpoints of web are subscribed by name" cp_has \
+        ".event == \"request\" and .type_url == \"$EDS\" and ((.resource_names // .subscribe) | index(\"web\"))"
+
+    # A push moves traffic.
+    resources 2 "$APP_B"
+    t_run "$m: a push moves traffic to the new endpoint" t_until 5 body_is B
+
+    # A bad resource is NACKed by name; the good ones of the push apply; traffic goes on.
+    resources 3 "$APP_A" bad
+    t_run "$m: a push with a bad cluster is NACKed naming it" t_until 5 cp_has \
+        ".event == \"request\" and .type_url == \"$CDS\" and (.error_detail.message // \"\" | test(\"cds\\\\['bad'\\\\].*connect_timeout\"))"
+    t_run "$m: the good resources of that push apply" t_until 5 body_is A
+    check_stat "$m: the rejection is counted" "$ADMIN" cluster_manager.cds.update_rejected 1
+    t_eq "$m: the bad cluster is not in the running config" \
+        "$(curl -s "http://127.0.0.1:$ADMIN/clusters" | grep -c '^bad::')" 0
+
+    # The control plane dies: the last config serves; the client reconnects when it is back.
+    kill "$CP_PID"
+    wait "$CP_PID" 2>/dev/null
+    check_stat "$m: the connection's loss shows" "$ADMIN" control_plane.connected_state 0
+    t_eq "$m: the last config serves without a control plane" "$(body)" A
+    : >"$work/cp.log"
+    resources 4 "$APP_B"
+    cp_start "$CP"
+    check_stat "$m: the client reconnects" "$ADMIN" control_plane.connected_state 1
+    if [[ $mode == GRPC ]]; then
+        # CDS 3 was NACKed: the version it holds is 2 (the endpoints of 3 were ACKed).
+        t_run "$m: after reconnecting it asks with the versions it holds" t_until 5 cp_has \
+            ".event == \"request\" and .type_url == \"$CDS\" and .version_info == \"2\" and .response_nonce == \"\""
+        t_run "$m: after reconnecting the endpoints go with their own version (3)" cp_has \
+            ".event == \"request\" and .type_url == \"$EDS\" and .version_info == \"3\" and .response_nonce == \"\""
+    else
+        t_run "$m: after reconnecting it tells the versions it holds" t_until 5 cp_has \
+            ".event == \"request\" and .type_url == \"$CDS\" and (.initial_resource_versions.web // \"\") != \"\""
+    fi
+    t_run "$m: the new control plane's config applies" t_until 5 body_is B
+    t_contains "$m: /config_dump shows the dynamic cluster" \
+        "$(curl -s "http://127.0.0.1:$ADMIN/config_dump" | jq -c '.configs[] | select(."@type" | test("ClustersConfigDump")) | .dynamic_active_clusters[]?.cluster.name')" '"web"'
+
+    lb_stop "$R"
+    t_eq "$m: SIGTERM: exit status 0" "$LB_STATUS" 0
+    kill "$CP_PID" 2>/dev/null
+    wait "$CP_PID" 2>/dev/null
+done
+
+t_summary

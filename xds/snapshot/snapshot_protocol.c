@@ -1,0 +1,76 @@
+/* Cluster.typed_extension_protocol_options: the HTTP protocol a cluster speaks to its
+ * upstreams, as Envoy configures it (envoy.extensions.upstreams.http.v3.HttpProtocolOptions).
+ * The data plane's upstreams speak HTTP/1.1 today; HTTP/2 is what the gRPC client speaks, so it
+ * is taken for the cluster the ADS stream goes to and refused elsewhere, by name, until the
+ * HTTP/2 codec serves upstreams too. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "envoy/config/cluster/v3/cluster.pb-c.h"
+#include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb-c.h"
+#include "xds/config/config.h"
+#include "xds/snapshot/snapshot_build.h"
+
+#define HTTP_OPTIONS_KEY "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+typedef Envoy__Extensions__Upstreams__Http__V3__HttpProtocolOptions http_options_t;
+
+/* Which protocol o (borrowed) asks for: 1 HTTP/1.1, 2 HTTP/2, or -EINVAL with err set. */
+static int protocol_of(const http_options_t *o, const char *what, char *err, size_t errlen)
+{
+    switch (o->upstream_protocol_options_case) {
+    case ENVOY__EXTENSIONS__UPSTREAMS__HTTP__V3__HTTP_PROTOCOL_OPTIONS__UPSTREAM_PROTOCOL_OPTIONS__NOT_SET:
+        return 1;
+    case ENVOY__EXTENSIONS__UPSTREAMS__HTTP__V3__HTTP_PROTOCOL_OPTIONS__UPSTREAM_PROTOCOL_OPTIONS_EXPLICIT_HTTP_CONFIG:
+        switch (o->explicit_http_config->protocol_config_case) {
+        case ENVOY__EXTENSIONS__UPSTREAMS__HTTP__V3__HTTP_PROTOCOL_OPTIONS__EXPLICIT_HTTP_CONFIG__PROTOCOL_CONFIG_HTTP2_PROTOCOL_OPTIONS:
+            return 2;
+        case ENVOY__EXTENSIONS__UPSTREAMS__HTTP__V3__HTTP_PROTOCOL_OPTIONS__EXPLICIT_HTTP_CONFIG__PROTOCOL_CONFIG_HTTP3_PROTOCOL_OPTIONS:
+            return err_set(err, errlen, -EINVAL, "%s: HTTP/3 to upstreams is not supported",
+                           what);
+        default:
+            return 1;
+        }
+    default:
+        return err_set(err, errlen, -EINVAL,
+                       "%s: use_downstream_protocol_config and auto_config are not supported yet "
+                       "(give explicit_http_config)",
+                       what);
+    }
+}
+
+int snapshot_cluster_protocol(const void *cluster_msg, snap_cluster_t *c, bool ads_cluster,
+                              const char *what, char *err, size_t errlen)
+{
+    const Envoy__Config__Cluster__V3__Cluster *m = cluster_msg;
+    char where[400];
+    c->http2 = false;
+    for (size_t i = 0; i < m->n_typed_extension_protocol_options; i++) {
+        const Envoy__Config__Cluster__V3__Cluster__TypedExtensionProtocolOptionsEntry *e =
+            m->typed_extension_protocol_options[i];
+        snprintf(where, sizeof(where), "%s: typed_extension_protocol_options['%s']", what,
+                 e->key ? e->key : "");
+        if (e->key == NULL || strcmp(e->key, HTTP_OPTIONS_KEY) != 0)
+            return err_set(err, errlen, -EINVAL, "%s: only %s is supported", where,
+                           HTTP_OPTIONS_KEY);
+        ProtobufCMessage *msg = NULL;
+        char uerr[256];
+        if (config_any_unpack(e->value,
+                              &envoy__extensions__upstreams__http__v3__http_protocol_options__descriptor,
+                              &msg, uerr, sizeof(uerr)) < 0)
+            return err_set(err, errlen, -EINVAL, "%s: %s", where, uerr);
+        int proto = protocol_of((const http_options_t *)msg, where, err, errlen);
+        protobuf_c_message_free_unpacked(msg, NULL);
+        if (proto < 0)
+            return proto;
+        if (proto == 2 && !ads_cluster)
+            return err_set(err, errlen, -EINVAL,
+                           "%s: HTTP/2 to upstreams is not supported yet, but for the cluster "
+                           "of dynamic_resources.ads_config",
+                           where);
+        c->http2 = proto == 2;
+    }
+    return 0;
+}
