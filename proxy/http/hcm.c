@@ -205,7 +205,7 @@ void hcm_finish_stream(hcm_conn_t *c)
     if (!c->stream_active)
         return;
     hcm_end_stream(c, false);
-    if (c->in_feeding) { /* the ended request's body piece being fed: not a next request */
+    if (c->in_feeding) { /* the ended request's body up to the piece being fed: not a next one */
         memmove(c->in.data, c->in.data + c->in_feeding, c->in.len - c->in_feeding);
         c->in.len -= c->in_feeding;
         c->in_feeding = 0;
@@ -402,48 +402,69 @@ static void request_too_large(hcm_conn_t *c, http_stream_t *s)
     http_stream_local_reply(s, 413, "Payload Too Large", NULL);
 }
 
+/* Why a request-body sink stopped http1_body_pump. */
+enum {
+    BODY_PAUSED = 1, /* reading paused for backpressure: the rest waits for hcm_resume */
+    BODY_COMPLETE,   /* buffering: the whole body is in s->body */
+    BODY_ENDED,      /* the sink answered or the stream ended: the buffer is not ours to touch */
+};
+
+/* Drops the first n bytes of the read buffer: decoded and handed on. */
+static void in_consume(hcm_conn_t *c, size_t n)
+{
+    if (n < c->in.len) /* else all of it: nothing is left to move */
+        memmove(c->in.data, c->in.data + n, c->in.len - n);
+    c->in.len -= n;
+}
+
+/* One piece of a body being buffered: copied into s->body, which doubles up to the limit. */
+static int buffer_piece(void *arg, const http1_body_piece_t *p)
+{
+    hcm_conn_t *c = arg;
+    http_stream_t *s = &c->stream;
+    if (s->body_len + p->len > s->buffer_max) {
+        in_consume(c, p->offset); /* the pieces before this one are taken, this one is not */
+        request_too_large(c, s);
+        return BODY_ENDED;
+    }
+    if (s->body_len + p->len > s->body_cap) {
+        size_t cap = s->body_cap ? s->body_cap : 4096;
+        while (cap < s->body_len + p->len)
+            cap *= 2;
+        char *b = realloc(s->body, cap > s->buffer_max ? s->buffer_max : cap);
+        if (b == NULL) {
+            in_consume(c, p->offset);
+            s->buffering = false;
+            http_stream_local_reply(s, 500, "out of memory\n", "LR");
+            return BODY_ENDED;
+        }
+        s->body = b;
+        s->body_cap = cap > s->buffer_max ? s->buffer_max : cap;
+    }
+    if (p->len)
+        memcpy(s->body + s->body_len, p->data, p->len);
+    s->body_len += p->len;
+    s->bytes_in += p->used;
+    return p->done ? BODY_COMPLETE : 0;
+}
+
 /* Collects the request body for a filter that asked for all of it (http_stream_buffer_body). */
 static void buffer_body(hcm_conn_t *c)
 {
     http_stream_t *s = &c->stream;
-    while (s->buffering && c->in.len > 0) {
-        const char *data;
-        size_t dlen;
-        bool done = false;
-        http_header_t tv[32];
-        http_headers_t trailers = {.v = tv, .cap = 32};
-        ssize_t used =
-            http1_body_decode(&s->req_body, c->in.data, c->in.len, &data, &dlen, &trailers, &done);
-        if (used < 0) {
+    if (s->buffering && c->in.len > 0) {
+        size_t used;
+        int rc = http1_body_pump(&s->req_body, c->in.data, c->in.len, buffer_piece, c, &used);
+        if (rc == BODY_ENDED)
+            return;
+        in_consume(c, used);
+        if (rc == HTTP1_E_BAD) {
             s->buffering = false;
             c->close_after = true;
             http_stream_local_reply(s, 400, "bad request body framing\n", "DPE");
             return;
         }
-        if (s->body_len + dlen > s->buffer_max) {
-            request_too_large(c, s);
-            return;
-        }
-        if (s->body_len + dlen > s->body_cap) {
-            size_t cap = s->body_cap ? s->body_cap : 4096;
-            while (cap < s->body_len + dlen)
-                cap *= 2;
-            char *b = realloc(s->body, cap > s->buffer_max ? s->buffer_max : cap);
-            if (b == NULL) {
-                s->buffering = false;
-                http_stream_local_reply(s, 500, "out of memory\n", "LR");
-                return;
-            }
-            s->body = b;
-            s->body_cap = cap > s->buffer_max ? s->buffer_max : cap;
-        }
-        if (dlen)
-            memcpy(s->body + s->body_len, data, dlen);
-        s->body_len += dlen;
-        s->bytes_in += (size_t)used;
-        memmove(c->in.data, c->in.data + used, c->in.len - (size_t)used);
-        c->in.len -= (size_t)used;
-        if (done) {
+        if (rc == BODY_COMPLETE) {
             /* Trailers of a chunked body cannot follow a Content-Length: they stay here. */
             s->buffering = false;
             s->body_buffered = true;
@@ -454,8 +475,6 @@ static void buffer_body(hcm_conn_t *c)
             run_request_filters(c, s, s->resume_filter);
             return;
         }
-        if (used == 0)
-            break;
     }
     if (s->buffering && c->read_eof) {
         s->flags = "DC"; /* the client stopped sending in the middle of the body */
@@ -498,46 +517,49 @@ static void protocol_error(hcm_conn_t *c, int rc, const char *why)
     hcm_close(c, false);
 }
 
-/* Feeds buffered request body bytes to the filters (the router sends them upstream). */
+/* One piece of the request body to the filters (the router sends it upstream). */
+static int feed_piece(void *arg, const http1_body_piece_t *p)
+{
+    hcm_conn_t *c = arg;
+    http_stream_t *s = &c->stream;
+    s->bytes_in += p->used;
+    if (p->done) {
+        s->req_body_done = true;
+        s->req_done_ms = (int64_t)(hcm_now(c) - s->start_ms);
+    }
+    if (p->len || p->done) {
+        /* Should the stream end inside the call (its upstream failed), the bytes up to the end
+         * of this piece are its own and are dropped with it, never read as the next request's. */
+        c->in_feeding = p->offset + p->used;
+        int rc = hcm_filters_request_body(s, p->data, p->len, p->done, p->trailers);
+        c->in_feeding = 0;
+        if (rc == HTTP_STREAM_ENDED || c->state == HCM_CLOSING)
+            return BODY_ENDED;
+        if (rc < 0) {
+            in_consume(c, p->offset); /* the pieces before this one are taken, this one is not */
+            http_stream_local_reply(s, 500, "filter error\n", "LR");
+            return BODY_ENDED;
+        }
+    }
+    return c->paused ? BODY_PAUSED : 0;
+}
+
+/* Feeds buffered request body bytes to the filters, until reading pauses or the body ends. */
 static void feed_body(hcm_conn_t *c)
 {
     http_stream_t *s = &c->stream;
-    while (!s->req_body_done && c->in.len > 0 && !c->paused) {
-        const char *data;
-        size_t dlen;
-        bool done = false;
-        http_header_t tv[32];
-        http_headers_t trailers = {.v = tv, .cap = 32};
-        ssize_t used =
-            http1_body_decode(&s->req_body, c->in.data, c->in.len, &data, &dlen, &trailers, &done);
-        if (used < 0) {
+    if (!s->req_body_done && c->in.len > 0 && !c->paused) {
+        size_t used;
+        int rc = http1_body_pump(&s->req_body, c->in.data, c->in.len, feed_piece, c, &used);
+        if (rc == BODY_ENDED)
+            return;
+        /* The filters copied or wrote what they needed; drop the consumed bytes. */
+        in_consume(c, used);
+        if (rc == HTTP1_E_BAD) {
             http_stream_local_reply(s, 400, "bad request body framing\n", "DPE");
             c->close_after = true;
             return;
         }
-        s->bytes_in += (size_t)used;
-        if (done) {
-            s->req_body_done = true;
-            s->req_done_ms = (int64_t)(hcm_now(c) - s->start_ms);
-        }
-        if (dlen || done) {
-            /* Should the stream end inside the call (its upstream failed), these bytes are
-             * its own and are dropped with it, never read as the next request's. */
-            c->in_feeding = (size_t)used;
-            int rc = hcm_filters_request_body(s, data, dlen, done, done ? &trailers : NULL);
-            c->in_feeding = 0;
-            if (rc == HTTP_STREAM_ENDED || c->state == HCM_CLOSING)
-                return;
-            if (rc < 0) {
-                http_stream_local_reply(s, 500, "filter error\n", "LR");
-                return;
-            }
-        }
-        /* The filters copied or wrote what they needed; drop the consumed bytes. */
-        memmove(c->in.data, c->in.data + used, c->in.len - (size_t)used);
-        c->in.len -= (size_t)used;
-        if (used == 0)
-            break;
     }
     if (c->stream_active && !s->req_body_done && c->read_eof) {
         /* The client stopped sending in the middle of the body. */

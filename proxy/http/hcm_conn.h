@@ -74,7 +74,7 @@ struct hcm_conn {
     http_stream_t stream;
     uint32_t streams_ended; /* counts end_stream: a call saw its stream end if it moved */
     bool paused;            /* reading stopped for backpressure */
-    size_t in_feeding;      /* bytes at the front of in that the body piece being fed spans */
+    size_t in_feeding;      /* bytes at the front of in up to the end of the body piece being fed */
     bool close_after;       /* close once the current response is written */
     bool read_eof;          /* the client half-closed: answer what is buffered, then close */
     bool over_hwm;

@@ -353,39 +353,41 @@ static int process_response_head(router_req_t *r)
     return 0;
 }
 
+/* A response body sink stopped http1_body_pump: the stream ended, or the response did. */
+enum { RELAY_ENDED = 1 };
+
+/* One piece of the response body to the client. */
+static int relay_piece(void *arg, const http1_body_piece_t *p)
+{
+    router_req_t *r = arg;
+    http_stream_t *s = r->s;
+    if (p->len && http_stream_send_response_body(s, p->data, p->len, false, NULL) < 0)
+        return RELAY_ENDED;
+    if (!p->done)
+        return 0;
+    /* Trailers point into uc->in.data: copy them out before the bytes are consumed and the
+     * connection goes back to the pool. */
+    http_slice_t last = http_stream_last_chunk(s, p->trailers);
+    pool_consume(r->uc, p->offset + p->used);
+    release_upstream(r, true);
+    http_stream_send_response_body(s, NULL, 0, true, &last);
+    return RELAY_ENDED;
+}
+
 /* Response body bytes to the client, until the body ends or the bytes run out. Returns 0, or
  * HTTP_STREAM_ENDED. */
 static int process_response_body(router_req_t *r)
 {
-    http_stream_t *s = r->s;
     upstream_conn_t *uc = r->uc;
-    while (uc->in.len > 0) {
-        const char *data;
-        size_t dlen;
-        bool done = false;
-        http_header_t tv[32];
-        http_headers_t trailers = {.v = tv, .cap = 32};
-        ssize_t used =
-            http1_body_decode(&r->body, uc->in.data, uc->in.len, &data, &dlen, &trailers, &done);
-        if (used < 0) {
-            release_upstream(r, false);
-            http_stream_local_reply(s, 502, "upstream sent an invalid body", "UPE");
-            return HTTP_STREAM_ENDED;
-        }
-        if (dlen && http_stream_send_response_body(s, data, dlen, false, NULL) < 0)
-            return HTTP_STREAM_ENDED;
-        if (done) {
-            /* Trailers point into uc->in.data: copy them out before the bytes are consumed and the
-             * connection goes back to the pool. */
-            http_slice_t last = http_stream_last_chunk(s, &trailers);
-            pool_consume(uc, (size_t)used);
-            release_upstream(r, true);
-            http_stream_send_response_body(s, NULL, 0, true, &last);
-            return HTTP_STREAM_ENDED;
-        }
-        pool_consume(uc, (size_t)used);
-        if (used == 0)
-            break;
+    size_t used;
+    int rc = http1_body_pump(&r->body, uc->in.data, uc->in.len, relay_piece, r, &used);
+    if (rc == RELAY_ENDED)
+        return HTTP_STREAM_ENDED;
+    pool_consume(uc, used);
+    if (rc == HTTP1_E_BAD) {
+        release_upstream(r, false);
+        http_stream_local_reply(r->s, 502, "upstream sent an invalid body", "UPE");
+        return HTTP_STREAM_ENDED;
     }
     return 0;
 }

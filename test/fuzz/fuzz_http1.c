@@ -1,6 +1,7 @@
 /* libFuzzer harness for the HTTP/1.1 codec: the input as a pipelined request stream (heads and
  * bodies) and as a response stream. Every accepted head must survive write-then-parse unchanged,
- * every prefix of it must be incomplete, and a body must decode the same however it is split. */
+ * every prefix of it must be incomplete, and a body must pump the same however it is split and
+ * wherever the sink stops. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,47 +49,68 @@ static void check_slices(const http_headers_t *h, const char *buf, size_t len)
 
 /* What a body decode came to; the same bytes split differently must give the same summary. */
 typedef struct body_sum {
-    ssize_t err;
+    int err;
     size_t consumed, data_len;
     uint64_t hash;
     bool done;
     uint32_t trailers;
+    const char *whole; /* all the bytes, and the current pump call's part of them */
+    size_t whole_len;
+    const char *in;
+    size_t next; /* where in `in` the next piece must start */
+    bool stop;   /* the sink stops the pump after every piece */
 } body_sum_t;
 
+static int sum_piece(void *arg, const http1_body_piece_t *p)
+{
+    body_sum_t *s = arg;
+    CHECK(!s->done && p->offset == s->next && p->len <= p->used && (p->used > 0 || p->done));
+    CHECK(inside(p->data, p->len, s->in + p->offset, p->used));
+    CHECK((p->trailers != NULL) == p->done);
+    for (size_t i = 0; i < p->len; i++)
+        s->hash = (s->hash ^ (uint8_t)p->data[i]) * 1099511628211ULL;
+    s->data_len += p->len;
+    s->next = p->offset + p->used;
+    if (p->done) {
+        s->done = true;
+        s->trailers = p->trailers->n;
+        check_slices(p->trailers, s->whole, s->whole_len);
+    }
+    return s->stop ? 1 : 0;
+}
+
+/* Pumps the body the way a connection does: what has arrived (step bytes more each time), the
+ * unconsumed rest first; with stop, the sink stops after every piece and is resumed at once. */
 static void decode_body(http1_body_kind_t kind, uint64_t cl, const char *in, size_t len,
-                        size_t step, body_sum_t *s)
+                        size_t step, bool stop, body_sum_t *s)
 {
     http1_body_decoder_t d;
-    http_header_t tv[8];
-    http_headers_t th = {.v = tv, .cap = 8};
     http1_body_init(&d, kind, cl);
     memset(s, 0, sizeof(*s));
     s->hash = 1469598103934665603ULL;
+    s->whole = in;
+    s->whole_len = len;
+    s->stop = stop;
     size_t pos = 0, avail = step < len ? step : len;
     for (;;) {
-        const char *out;
-        size_t out_len;
-        ssize_t n = http1_body_decode(&d, in + pos, avail - pos, &out, &out_len, &th, &s->done);
-        if (n < 0) {
-            CHECK(n == HTTP1_E_BAD && d.error != NULL);
-            s->err = n;
-            return;
-        }
-        CHECK((size_t)n <= avail - pos && out_len <= (size_t)n);
-        CHECK(inside(out, out_len, in + pos, (size_t)n));
-        for (size_t i = 0; i < out_len; i++)
-            s->hash = (s->hash ^ (uint8_t)out[i]) * 1099511628211ULL;
-        s->data_len += out_len;
-        pos += (size_t)n;
+        size_t used;
+        s->in = in + pos;
+        s->next = 0;
+        int rc = http1_body_pump(&d, in + pos, avail - pos, sum_piece, s, &used);
+        CHECK(used == s->next && used <= avail - pos);
+        pos += used;
         s->consumed = pos;
-        if (s->done) {
-            s->trailers = th.n;
-            check_slices(&th, in, len);
+        if (rc < 0) {
+            CHECK(rc == HTTP1_E_BAD && d.error != NULL);
+            s->err = rc;
             return;
         }
+        CHECK(rc == 0 || (stop && rc == 1));
+        if (s->done)
+            return;
         if (kind == HTTP1_BODY_UNTIL_CLOSE && pos == len)
             return;
-        if (n == 0 && out_len == 0) {
+        if (rc == 0) {
             if (avail == len)
                 return;
             avail = len - avail < step ? len : avail + step;
@@ -101,8 +123,8 @@ static void decode_body(http1_body_kind_t kind, uint64_t cl, const char *in, siz
 static ssize_t body(http1_body_kind_t kind, uint64_t cl, const char *in, size_t len, size_t step)
 {
     body_sum_t whole, split;
-    decode_body(kind, cl, in, len, len, &whole);
-    decode_body(kind, cl, in, len, step, &split);
+    decode_body(kind, cl, in, len, len, false, &whole);
+    decode_body(kind, cl, in, len, step, step % 2 == 0, &split);
     CHECK(whole.err == split.err && whole.done == split.done);
     if (whole.err == 0) {
         CHECK(whole.consumed == split.consumed && whole.data_len == split.data_len);

@@ -1,5 +1,6 @@
-/* HTTP/1.1 codec: heads parse into the right slices and flags, bodies decode the same however the
- * bytes are split, writers round-trip, and every framing ambiguity is refused with its code. */
+/* HTTP/1.1 codec: heads parse into the right slices and flags, bodies decode (and pump) the same
+ * however the bytes are split, writers round-trip, and every framing ambiguity is refused with its
+ * code. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -399,6 +400,196 @@ static void test_http1_no_body_is_done_at_once(void **state)
     assert_int_equal(http1_body_decode(&d, LIT("GET"), &data, &dlen, NULL, &done), 0);
     assert_true(done);
     assert_int_equal(dlen, 0);
+}
+
+/* --- the body pump --------------------------------------------------------------------------- */
+
+#define PUMP_STOP 7
+
+/* What a pump's sink saw, checked piece by piece against the contract as it goes. */
+typedef struct pump_log {
+    body_result_t r;
+    const char *in; /* the buffer of the current pump call */
+    size_t next;    /* where in it the next piece must start */
+    size_t pieces;
+    bool stop; /* stop the pump after every piece */
+} pump_log_t;
+
+static int log_piece(void *arg, const http1_body_piece_t *p)
+{
+    pump_log_t *l = arg;
+    assert_false(l->r.done); /* nothing follows the done piece */
+    assert_int_equal(p->offset, l->next);
+    assert_true((p->used > 0 || p->done) && p->len <= p->used);
+    assert_true(p->len == 0 ||
+                (p->data >= l->in + p->offset && p->data + p->len <= l->in + p->offset + p->used));
+    assert_true((p->trailers != NULL) == p->done);
+    assert_true(l->r.data_len + p->len <= sizeof(l->r.data));
+    memcpy(l->r.data + l->r.data_len, p->data, p->len);
+    l->r.data_len += p->len;
+    l->next = p->offset + p->used;
+    l->pieces++;
+    if (p->done) {
+        l->r.done = true;
+        l->r.th.n = p->trailers->n; /* the pump's storage ends with the call: keep copies */
+        for (uint32_t i = 0; i < p->trailers->n && i < 4; i++)
+            l->r.trailers[i] = p->trailers->v[i];
+    }
+    return l->stop ? PUMP_STOP : 0;
+}
+
+/* Pumps in[0..len) the way a connection does: the unconsumed rest plus whatever has arrived,
+ * the arrival boundary at `cut`; a sink that stops is resumed at once with what is left. */
+static void pump_split(http1_body_kind_t kind, uint64_t cl, const char *in, size_t len, size_t cut,
+                       bool stop, pump_log_t *l)
+{
+    http1_body_decoder_t d;
+    http1_body_init(&d, kind, cl);
+    memset(l, 0, sizeof(*l));
+    l->r.th.v = l->r.trailers;
+    l->r.th.cap = 4;
+    l->stop = stop;
+    size_t pos = 0, avail = cut;
+    for (int guard = 0; guard < 10000; guard++) {
+        size_t used = 12345;
+        l->in = in + pos;
+        l->next = 0;
+        size_t before = l->pieces;
+        int rc = http1_body_pump(&d, in + pos, avail - pos, log_piece, l, &used);
+        assert_int_equal(used, l->next); /* consumed is where the last piece ended */
+        assert_true(!stop || l->pieces - before <= 1);
+        pos += used;
+        l->r.consumed = pos;
+        if (rc < 0) {
+            assert_int_equal(rc, HTTP1_E_BAD);
+            assert_non_null(d.error);
+            l->r.err = rc;
+            return;
+        }
+        assert_int_equal(rc, stop && l->pieces > before ? PUMP_STOP : 0);
+        if (l->r.done)
+            return;
+        if (rc == 0) {
+            if (avail == len)
+                return;
+            avail = len;
+        }
+    }
+    fail_msg("pump made no progress");
+}
+
+static void test_http1_pump_chunked_with_trailers_at_every_split(void **state)
+{
+    (void)state;
+    static const char in[] = "5;name=value\r\nhello\r\n7\r\n, world\r\n"
+                             "0\r\nX-Checksum: abc \r\nX-Other: 1\r\n\r\n"
+                             "NEXT";
+    for (size_t cut = 0; cut <= sizeof(in) - 1; cut++) {
+        for (int stop = 0; stop < 2; stop++) {
+            pump_log_t l;
+            pump_split(HTTP1_BODY_CHUNKED, 0, in, sizeof(in) - 1, cut, stop, &l);
+            assert_int_equal(l.r.err, 0);
+            assert_true(l.r.done);
+            assert_int_equal(l.r.consumed, sizeof(in) - 1 - 4);
+            assert_int_equal(l.r.data_len, 12);
+            assert_memory_equal(l.r.data, "hello, world", 12);
+            assert_int_equal(l.r.th.n, 2);
+            assert_slice(l.r.th.v[0].name, l.r.th.v[0].name_len, "X-Checksum");
+            assert_slice(l.r.th.v[0].value, l.r.th.v[0].value_len, "abc");
+            assert_slice(l.r.th.v[1].name, l.r.th.v[1].name_len, "X-Other");
+        }
+    }
+}
+
+static void test_http1_pump_sink_that_stops_gets_its_value_and_the_bytes_so_far(void **state)
+{
+    (void)state;
+    static const char in[] = "5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n";
+    http1_body_decoder_t d;
+    http1_body_init(&d, HTTP1_BODY_CHUNKED, 0);
+    pump_log_t l = {.r.th = {.v = l.r.trailers, .cap = 4}, .in = in, .stop = true};
+    size_t used = 0;
+    assert_int_equal(http1_body_pump(&d, in, sizeof(in) - 1, log_piece, &l, &used), PUMP_STOP);
+    assert_int_equal(l.pieces, 1);
+    assert_int_equal(used, 8); /* "5\r\nhello": the stopping piece counts */
+    l.stop = false;
+    l.in = in + used;
+    l.next = 0;
+    assert_int_equal(http1_body_pump(&d, in + 8, sizeof(in) - 1 - 8, log_piece, &l, &used), 0);
+    assert_true(l.r.done);
+    assert_int_equal(used, sizeof(in) - 1 - 8);
+    assert_memory_equal(l.r.data, "helloabc", 8);
+}
+
+static void test_http1_pump_content_length_stops_at_length(void **state)
+{
+    (void)state;
+    static const char in[] = "0123456789GET / HTTP/1.1";
+    for (size_t cut = 0; cut <= sizeof(in) - 1; cut++) {
+        pump_log_t l;
+        pump_split(HTTP1_BODY_LENGTH, 10, in, sizeof(in) - 1, cut, false, &l);
+        assert_true(l.r.done);
+        assert_int_equal(l.r.consumed, 10);
+        assert_int_equal(l.r.data_len, 10);
+        assert_memory_equal(l.r.data, "0123456789", 10);
+        assert_int_equal(l.r.th.n, 0); /* a done piece without trailers still has the list */
+    }
+}
+
+static void test_http1_pump_framing_steps_reach_the_sink_for_byte_counts(void **state)
+{
+    (void)state;
+    static const char in[] = "5\r\nhello\r\n1"; /* the next chunk-size line is incomplete */
+    http1_body_decoder_t d;
+    http1_body_init(&d, HTTP1_BODY_CHUNKED, 0);
+    pump_log_t l = {.r.th = {.v = l.r.trailers, .cap = 4}, .in = in};
+    size_t used = 0;
+    assert_int_equal(http1_body_pump(&d, in, sizeof(in) - 1, log_piece, &l, &used), 0);
+    assert_int_equal(l.pieces, 2); /* "5\r\nhello", then the CRLF alone */
+    assert_int_equal(used, 10);
+    assert_false(l.r.done);
+}
+
+static void test_http1_pump_bad_framing_reports_the_bytes_before_it(void **state)
+{
+    (void)state;
+    static const char in[] = "3\r\nabc\r\nZZ\r\n";
+    for (size_t cut = 0; cut <= sizeof(in) - 1; cut++) {
+        pump_log_t l;
+        pump_split(HTTP1_BODY_CHUNKED, 0, in, sizeof(in) - 1, cut, false, &l);
+        assert_int_equal(l.r.err, HTTP1_E_BAD);
+        /* The CRLF before "ZZ" is a step of its own only when the bytes end right after it. */
+        assert_int_equal(l.r.consumed, cut == 8 ? 8 : 6);
+        assert_memory_equal(l.r.data, "abc", 3);
+    }
+}
+
+static void test_http1_pump_until_close_hands_everything_and_never_ends(void **state)
+{
+    (void)state;
+    static const char in[] = "abc\r\n0\r\n\r\n";
+    pump_log_t l;
+    pump_split(HTTP1_BODY_UNTIL_CLOSE, 0, in, sizeof(in) - 1, 4, false, &l);
+    assert_int_equal(l.r.err, 0);
+    assert_false(l.r.done);
+    assert_int_equal(l.pieces, 2);
+    assert_int_equal(l.r.consumed, sizeof(in) - 1);
+    assert_memory_equal(l.r.data, in, sizeof(in) - 1);
+}
+
+static void test_http1_pump_complete_body_hands_one_empty_done_piece(void **state)
+{
+    (void)state;
+    http1_body_decoder_t d;
+    http1_body_init(&d, HTTP1_BODY_LENGTH, 0);
+    pump_log_t l = {.r.th = {.v = l.r.trailers, .cap = 4}, .in = "GET"};
+    size_t used = 1;
+    assert_int_equal(http1_body_pump(&d, "", 0, log_piece, &l, &used), 0);
+    assert_int_equal(l.pieces + used, 0); /* no bytes: no piece */
+    assert_int_equal(http1_body_pump(&d, "GET", 3, log_piece, &l, &used), 0);
+    assert_int_equal(l.pieces, 1);
+    assert_true(l.r.done);
+    assert_int_equal(used, 0);
 }
 
 /* --- responses ------------------------------------------------------------------------------- */
@@ -874,6 +1065,13 @@ int main(void)
         cmocka_unit_test(test_http1_content_length_body_stops_at_length),
         cmocka_unit_test(test_http1_until_close_takes_everything_and_never_ends),
         cmocka_unit_test(test_http1_no_body_is_done_at_once),
+        cmocka_unit_test(test_http1_pump_chunked_with_trailers_at_every_split),
+        cmocka_unit_test(test_http1_pump_sink_that_stops_gets_its_value_and_the_bytes_so_far),
+        cmocka_unit_test(test_http1_pump_content_length_stops_at_length),
+        cmocka_unit_test(test_http1_pump_framing_steps_reach_the_sink_for_byte_counts),
+        cmocka_unit_test(test_http1_pump_bad_framing_reports_the_bytes_before_it),
+        cmocka_unit_test(test_http1_pump_until_close_hands_everything_and_never_ends),
+        cmocka_unit_test(test_http1_pump_complete_body_hands_one_empty_done_piece),
         cmocka_unit_test(test_http1_response_to_head_has_no_body),
         cmocka_unit_test(test_http1_response_204_and_304_have_no_body),
         cmocka_unit_test(test_http1_response_1xx_is_a_complete_head),

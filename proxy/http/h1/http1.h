@@ -1,5 +1,6 @@
 /* Strict, zero-copy HTTP/1.1 codec (RFC 9110/9112): request and response heads, the body
- * decoder (Content-Length, chunked with trailers, until-close) and head writers. */
+ * decoder (Content-Length, chunked with trailers, until-close) and the loop that pumps a buffer
+ * through it, and head writers. */
 #ifndef REMORA_HTTP1_H
 #define REMORA_HTTP1_H
 
@@ -116,6 +117,74 @@ void http1_body_init(http1_body_decoder_t *d, http1_body_kind_t kind, uint64_t c
  * fields, and sets done. UNTIL_CLOSE never sets done (the caller ends it on EOF). */
 ssize_t http1_body_decode(http1_body_decoder_t *d, const char *in, size_t len, const char **data,
                           size_t *data_len, http_headers_t *trailers, bool *done);
+
+/* Trailer fields a pumped body may carry; more is HTTP1_E_BAD ("too many fields"). */
+#define HTTP1_PUMP_TRAILERS 32
+
+/* One decode step of http1_body_pump, as its sink sees it. The step spans in[offset, offset +
+ * used): framing and body bytes alike, so offset + used is what the pump has consumed through
+ * it. Every pointer is borrowed for the sink's call only. */
+typedef struct http1_body_piece {
+    const char *data; /* the body bytes found in this step: a slice of in, len may be 0 */
+    size_t len;
+    size_t offset; /* where the step starts in in: the bytes the steps before it span */
+    size_t used;   /* bytes of in the step spans (> 0 unless it is a done step) */
+    /* On the done step, the trailer fields (n == 0 when there are none; slices of in, in the
+     * pump's storage); NULL on every other step. */
+    const http_headers_t *trailers;
+    bool done; /* the body is complete with this step */
+} http1_body_piece_t;
+
+/* A pump's sink: returns 0 to go on, or a positive value of its own to stop the pump. */
+typedef int (*http1_body_sink_fn)(void *arg, const http1_body_piece_t *piece);
+
+/* The body loop of a connection: decodes in[0..len) with d step after step and hands each step
+ * that spans bytes or completes the body to sink(arg, piece), until the bytes run out or wait
+ * for more, the body is complete, or the sink stops it. Returns 0 (out of bytes, waiting for
+ * more, or complete: the sink saw the done step), the sink's positive value, or HTTP1_E_BAD
+ * (d->error says what; the sink saw the steps before the bad bytes). *consumed (the caller's)
+ * is always set: the bytes of in that the steps handed to the sink span, the one that stopped
+ * the pump included; the caller drops them from its buffer its own way. in is borrowed and the
+ * pump never writes it; while the sink returns 0 it must leave in as it is, and once it stops
+ * the pump it may consume, reuse or free it, since the pump reads nothing after that. d and
+ * arg are borrowed; nothing is allocated or copied. */
+static inline int http1_body_pump(http1_body_decoder_t *d, const char *in, size_t len,
+                                  http1_body_sink_fn sink, void *arg, size_t *consumed)
+    __attribute__((always_inline));
+
+/* Defined here and always inlined so that each caller's sink, a constant where it is called, is
+ * inlined into the loop: the three callers on the data path pay what a loop of their own cost,
+ * not a call per body and an indirect call per step. */
+static inline int http1_body_pump(http1_body_decoder_t *d, const char *in, size_t len,
+                                  http1_body_sink_fn sink, void *arg, size_t *consumed)
+{
+    /* Only the done step's trailer list is handed out; the decoder fills it afresh (n from 0). */
+    http_header_t tv[HTTP1_PUMP_TRAILERS];
+    http_headers_t trailers = {.v = tv, .cap = HTTP1_PUMP_TRAILERS};
+    http1_body_piece_t p;
+    size_t off = 0;
+    int rc = 0;
+    while (off < len) {
+        bool done = false;
+        ssize_t used = http1_body_decode(d, in + off, len - off, &p.data, &p.len, &trailers, &done);
+        if (used < 0) {
+            rc = HTTP1_E_BAD;
+            break;
+        }
+        if (used == 0 && !done)
+            break; /* a chunk-size line or the trailer section is not all here yet */
+        p.offset = off;
+        p.used = (size_t)used;
+        p.trailers = done ? &trailers : NULL;
+        p.done = done;
+        off += (size_t)used;
+        rc = sink(arg, &p);
+        if (rc != 0 || done)
+            break;
+    }
+    *consumed = off;
+    return rc;
+}
 
 /* Writers: like snprintf, return the bytes needed and write at most cap bytes (no NUL is
  * written). They do not validate: pass what the parser accepted or literals. Inputs are borrowed
