@@ -126,7 +126,66 @@ static void follow_references(xds_client_t *x)
     flush_requests(x);
 }
 
-/* Builds and installs the next snapshot from the bootstrap and the resources held. */
+/* Whether `name` is in list (borrowed), which is sorted. */
+static bool listed(const snap_ref_list_t *list, const char *name)
+{
+    for (size_t i = 0; i < list->n; i++)
+        if (strcmp(list->v[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* How many names snap (borrowed) references that the set lacks and that are still awaited (not
+ * given up on). -ENOMEM when out of memory. */
+static int awaited(const xds_client_t *x, const snapshot_t *snap)
+{
+    snap_refs_t refs;
+    int rc = snapshot_references(snap, &refs);
+    if (rc <= 0)
+        return rc;
+    const snap_ref_list_t *have[] = {&refs.route_configs, &refs.endpoints, &refs.secrets};
+    const snap_ref_list_t *gone[] = {&x->absent.route_configs, &x->absent.endpoints,
+                                     &x->absent.secrets};
+    int n = 0;
+    for (size_t k = 0; k < 3; k++)
+        for (size_t i = 0; i < have[k]->n; i++)
+            n += have[k]->v[i].missing && !listed(gone[k], have[k]->v[i].name);
+    snapshot_refs_free(&refs);
+    return n;
+}
+
+/* Makes next (reference taken) the running config. */
+static void activate(xds_client_t *x, snapshot_t *next)
+{
+    uv_timer_stop(&x->warm);
+    if (x->warming && x->warming != next)
+        snapshot_unref(x->warming);
+    x->warming = NULL;
+    host_install_snapshot(x->host, next);
+    follow_references(x);
+}
+
+/* A config waited WARMING_MS for what it references: it goes in without it (its clusters have
+ * no endpoints, its routes answer 404 NR until the names arrive), and the names still missing
+ * are not waited for again. */
+static void on_warm_timeout(uv_timer_t *t)
+{
+    xds_client_t *x = t->data;
+    snapshot_t *next = x->warming;
+    if (next == NULL)
+        return;
+    snapshot_refs_free(&x->absent);
+    if (snapshot_references(next, &x->absent) < 0)
+        memset(&x->absent, 0, sizeof(x->absent));
+    log_warn("xds: a config waited %d s for resources it references; installing it without them",
+             WARMING_MS / 1000);
+    activate(x, next);
+}
+
+/* Builds the next snapshot from the bootstrap and the resources held, and installs it at once
+ * or, when it references what has been asked for and not received, once that arrives (Envoy's
+ * warming: a cluster becomes active with its endpoints, a listener with its routes and secrets;
+ * one snapshot, so new clusters are in place before the listeners that use them). */
 static void install(xds_client_t *x, type_stats_t *ts)
 {
     char err[1024];
@@ -148,8 +207,18 @@ static void install(xds_client_t *x, type_stats_t *ts)
             stats_inc(x->host->slots, ts->rejected);
         return;
     }
-    host_install_snapshot(x->host, next);
-    follow_references(x);
+    if (ads_follow_snapshot(x->ads, next, err, sizeof(err)) < 0)
+        log_warn("xds: %s", err);
+    if (awaited(x, next) > 0) {
+        if (x->warming)
+            snapshot_unref(x->warming);
+        x->warming = next;
+        if (!uv_is_active((uv_handle_t *)&x->warm))
+            uv_timer_start(&x->warm, on_warm_timeout, WARMING_MS, 0);
+        flush_requests(x); /* the subscriptions it needs */
+        return;
+    }
+    activate(x, next);
 }
 
 static void on_message(grpc_call_t *call, const uint8_t *msg, size_t len, void *user)
@@ -181,7 +250,7 @@ static void on_message(grpc_call_t *call, const uint8_t *msg, size_t len, void *
     flush_requests(x);
     if (ts)
         ts->answered = true;
-    if (!x->first_done && initial_fetch_done(x))
+    if (!x->first_done && x->warming == NULL && initial_fetch_done(x))
         first_done(x);
 }
 
@@ -298,6 +367,8 @@ static void on_init_timeout(uv_timer_t *t)
     log_warn("xds: no complete config from the control plane within %d s; starting with what "
              "is there",
              INITIAL_FETCH_MS / 1000);
+    if (x->warming)
+        on_warm_timeout(&x->warm);
     first_done(x);
 }
 
@@ -366,7 +437,8 @@ int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg,
     }
     uv_timer_init(host->loop, &x->retry);
     uv_timer_init(host->loop, &x->init);
-    x->retry.data = x->init.data = x;
+    uv_timer_init(host->loop, &x->warm);
+    x->retry.data = x->init.data = x->warm.data = x;
     uv_timer_start(&x->init, on_init_timeout, INITIAL_FETCH_MS, 0);
     log_info("xds: ADS (%s) to cluster '%s'", snap->ads.delta ? "delta" : "state of the world",
              snap->ads.cluster);
@@ -380,6 +452,7 @@ static void on_timer_closed(uv_handle_t *h)
     xds_client_t *x = h->data;
     if (--x->closing_handles == 0) {
         ads_free(x->ads);
+        snapshot_refs_free(&x->absent);
         free(x);
     }
 }
@@ -393,7 +466,11 @@ void xds_client_stop(xds_client_t *x)
         grpc_call_cancel(x->call);
     x->call = NULL;
     drop_conn(x); /* its calls end CANCELLED inside; on_close sees stopping */
-    x->closing_handles = 2;
+    if (x->warming)
+        snapshot_unref(x->warming);
+    x->warming = NULL;
+    x->closing_handles = 3;
     uv_close((uv_handle_t *)&x->retry, on_timer_closed);
     uv_close((uv_handle_t *)&x->init, on_timer_closed);
+    uv_close((uv_handle_t *)&x->warm, on_timer_closed);
 }
