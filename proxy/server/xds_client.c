@@ -16,6 +16,7 @@
 #define BACKOFF_BASE_MS   500 /* Envoy's: 500 ms doubling up to 30 s, with full jitter */
 #define BACKOFF_MAX_MS    30000
 #define INITIAL_FETCH_MS  15000 /* Envoy's initial_fetch_timeout default */
+#define WARMING_MS        15000 /* how long a config waits for what it references */
 #define KEEPALIVE_MS      30000
 #define KEEPALIVE_WAIT_MS 20000
 
@@ -33,8 +34,13 @@ struct xds_client {
     ads_t *ads;
     grpc_conn_t *conn;
     grpc_call_t *call;
-    uv_timer_t retry;    /* reconnect after backoff */
-    uv_timer_t init;     /* the initial fetch timeout */
+    uv_timer_t retry; /* reconnect after backoff */
+    uv_timer_t init;  /* the initial fetch timeout */
+    uv_timer_t warm;  /* how long `warming` may wait */
+    /* A config built and not installed yet: it references route configurations, endpoints or
+     * secrets asked for and not received (Envoy's warming). NULL: none waits. */
+    snapshot_t *warming;
+    snap_refs_t absent;  /* names given up on: waited for WARMING_MS, never came */
     uint64_t backoff_ms; /* the next backoff's ceiling */
     uint64_t rng;
     void (*on_first)(void *arg);

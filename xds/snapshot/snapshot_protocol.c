@@ -28,8 +28,7 @@ static int protocol_of(const http_options_t *o, const char *what, char *err, siz
         case ENVOY__EXTENSIONS__UPSTREAMS__HTTP__V3__HTTP_PROTOCOL_OPTIONS__EXPLICIT_HTTP_CONFIG__PROTOCOL_CONFIG_HTTP2_PROTOCOL_OPTIONS:
             return 2;
         case ENVOY__EXTENSIONS__UPSTREAMS__HTTP__V3__HTTP_PROTOCOL_OPTIONS__EXPLICIT_HTTP_CONFIG__PROTOCOL_CONFIG_HTTP3_PROTOCOL_OPTIONS:
-            return err_set(err, errlen, -EINVAL, "%s: HTTP/3 to upstreams is not supported",
-                           what);
+            return err_set(err, errlen, -EINVAL, "%s: HTTP/3 to upstreams is not supported", what);
         default:
             return 1;
         }
@@ -57,9 +56,10 @@ int snapshot_cluster_protocol(const void *cluster_msg, snap_cluster_t *c, bool a
                            HTTP_OPTIONS_KEY);
         ProtobufCMessage *msg = NULL;
         char uerr[256];
-        if (config_any_unpack(e->value,
-                              &envoy__extensions__upstreams__http__v3__http_protocol_options__descriptor,
-                              &msg, uerr, sizeof(uerr)) < 0)
+        if (config_any_unpack(
+                e->value,
+                &envoy__extensions__upstreams__http__v3__http_protocol_options__descriptor, &msg,
+                uerr, sizeof(uerr)) < 0)
             return err_set(err, errlen, -EINVAL, "%s: %s", where, uerr);
         int proto = protocol_of((const http_options_t *)msg, where, err, errlen);
         protobuf_c_message_free_unpacked(msg, NULL);
