@@ -337,8 +337,10 @@ static void xds_connect(xds_client_t *x)
         .user_agent = "remora",
         .tls = c->tls ? c->tls->engine : NULL,
         .connect_timeout_ms = (uint32_t)c->connect_timeout_ms,
-        .keepalive_interval_ms = KEEPALIVE_MS,
-        .keepalive_timeout_ms = KEEPALIVE_WAIT_MS,
+        .keepalive_interval_ms =
+            c->h2_keepalive_interval_ms ? (uint32_t)c->h2_keepalive_interval_ms : KEEPALIVE_MS,
+        .keepalive_timeout_ms =
+            c->h2_keepalive_timeout_ms ? (uint32_t)c->h2_keepalive_timeout_ms : KEEPALIVE_WAIT_MS,
         .on_state = on_state,
         .user = x,
     };

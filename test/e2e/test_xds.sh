@@ -6,10 +6,14 @@
 # version and nonce; a push moves traffic; a push with one bad resource is NACKed naming that
 # resource while the good ones of the same push apply and traffic goes on; when the control
 # plane dies the last config keeps serving and the client reconnects, telling the new control
-# plane what it holds; /config_dump shows the dynamic resources; SIGTERM exits 0. Loopback,
+# plane what it holds; a new cluster and the route to it wait for the cluster's endpoints and go
+# in together (warming); /config_dump shows the dynamic resources; SIGTERM exits 0. Then a
+# control plane that is not there at start (not ready until it is), one that stalls (found by
+# the cluster's HTTP/2 keepalive) and one that answers garbage (the stream is ended and
+# retried): the last config serves throughout. Loopback,
 # needs no root; needs node and npm (the control plane is installed from the npm registry into
 # build/npm-xds at the versions test/e2e/xds/package-lock.json pins).
-# checks: 35
+# checks: 49
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -49,18 +53,26 @@ RDS=type.googleapis.com/envoy.config.route.v3.RouteConfiguration
 
 # resources VERSION APP_PORT [BAD] — the control plane's resource file: cluster web (EDS) with
 # its endpoint on APP_PORT, route configuration r1 sending everything to web; with BAD, also a
-# cluster "bad" whose connect_timeout is negative.
+# cluster "bad" whose connect_timeout is negative. With API_PORT set, also cluster api (EDS, its
+# endpoint on API_PORT) and a route /api to it; with HOLD set (a type URL), the control plane
+# does not answer that type.
 resources() {
-    local bad=''
+    local bad='' api_c='' api_e='' api_r='' hold=''
     [[ -n ${3:-} ]] && bad=', {"name": "bad", "type": "EDS", "eds_cluster_config": {"eds_config": {"ads": {}}}, "connect_timeout": "-1s"}'
+    if [[ -n ${API_PORT:-} ]]; then
+        api_c=', {"name": "api", "type": "EDS", "eds_cluster_config": {"eds_config": {"ads": {}}}, "connect_timeout": "1s"}'
+        api_e=', {"cluster_name": "api", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": '$API_PORT'}}}}]}]}'
+        api_r='{"match": {"prefix": "/api"}, "route": {"cluster": "api"}}, '
+    fi
+    [[ -n ${HOLD:-} ]] && hold=', "hold": ["'$HOLD'"]'
     cat >"$work/res.tmp" <<EOF
-{"version": "$1", "resources": {
+{"version": "$1"$hold, "resources": {
  "$CDS": [{"name": "web", "type": "EDS", "eds_cluster_config": {"eds_config": {"ads": {}}},
-           "connect_timeout": "1s"}$bad],
+           "connect_timeout": "1s"}$bad$api_c],
  "$EDS": [{"cluster_name": "web", "endpoints": [{"lb_endpoints": [{"endpoint": {"address":
-           {"socket_address": {"address": "127.0.0.1", "port_value": $2}}}}]}]}],
+           {"socket_address": {"address": "127.0.0.1", "port_value": $2}}}}]}]}$api_e],
  "$RDS": [{"name": "r1", "virtual_hosts": [{"name": "all", "domains": ["*"],
-           "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "web"}}]}]}]}}
+           "routes": [$api_r{"match": {"prefix": "/"}, "route": {"cluster": "web"}}]}]}]}}
 EOF
     mv "$work/res.tmp" "$work/res.json"
 }
@@ -85,7 +97,8 @@ static_resources:
     typed_extension_protocol_options:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {http2_protocol_options: {}}
+        explicit_http_config:
+          http2_protocol_options: {connection_keepalive: {interval: 1s, timeout: 1s}}
     load_assignment:
       cluster_name: xds
       endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $2}}}}]}]
@@ -119,8 +132,8 @@ cp_start() {
     CP_PID=$LAST_PID
 }
 
-body() { curl -s -m 2 "http://127.0.0.1:$HTTP/"; }
-body_is() { [[ $(body) == "$1" ]]; }
+body() { curl -s -m 2 "http://127.0.0.1:$HTTP${1:-/}"; }
+body_is() { [[ $(body "${2:-/}") == "$1" ]]; }
 # cp_has JQ_FILTER — some line of the control plane's log passes the filter.
 cp_has() { jq -e -s "any(.[]; $1)" "$work/cp.log" >/dev/null 2>&1; }
 
@@ -186,10 +199,71 @@ for mode in GRPC DELTA_GRPC; do
     t_contains "$m: /config_dump shows the dynamic cluster" \
         "$(curl -s "http://127.0.0.1:$ADMIN/config_dump" | jq -c '.configs[] | select(."@type" | test("ClustersConfigDump")) | .dynamic_active_clusters[]?.cluster.name')" '"web"'
 
+    # Warming: a new cluster and the route to it wait for the cluster's endpoints.
+    API_PORT=$APP_A HOLD=$EDS resources 5 "$APP_B"
+    t_until 5 cp_has ".event == \"request\" and .type_url == \"$EDS\" and ((.resource_names // .subscribe) | index(\"api\"))"
+    sleep 0.5
+    t_eq "$m: a new cluster waits for its endpoints, and the route to it with it" "$(body /api)" B
+    API_PORT=$APP_A resources 6 "$APP_B"
+    t_run "$m: once they arrive, route and cluster go in together" t_until 5 body_is A /api
+
     lb_stop "$R"
     t_eq "$m: SIGTERM: exit status 0" "$LB_STATUS" 0
     kill "$CP_PID" 2>/dev/null
     wait "$CP_PID" 2>/dev/null
 done
+
+# --- a control plane that is not there, stalls, or answers garbage (state of the world) --------
+# Refused: remora starts while nothing listens on the control plane's port; it serves the
+# bootstrap's listeners but is not ready until the first config arrives.
+: >"$work/cp.log"
+resources 7 "$APP_A"
+bootstrap GRPC "$CP" # the port of the last control plane, free now
+bg "$work/refused.log" "$LB_BIN/remora" --config "$work/boot-GRPC.yaml" --concurrency 1
+R=$LAST_PID
+LB_REMORAS[$R]=refused
+admin_port() { sed -n 's/.* admin: listening on .*:\([0-9]*\)$/\1/p' "$work/refused.log" | head -n 1; }
+t_until 5 test -n "$(admin_port)" || t_stop "refused: remora did not start its admin endpoint"
+ADMIN=$(admin_port)
+HTTP=$(sed -n "s/.* listener 'http' on .*:\([0-9]*\).*/\1/p" "$work/refused.log" | head -n 1)
+sleep 1
+t_eq "refused: not ready while the control plane cannot be reached" \
+    "$(curl -s "http://127.0.0.1:$ADMIN/ready")" PRE_INITIALIZING
+cp_start "$CP"
+is_live() { [[ $(curl -s "http://127.0.0.1:$ADMIN/ready") == LIVE ]]; }
+t_run "refused: ready once the control plane is up and its config in" t_until 10 is_live
+t_eq "refused: the config serves" "$(body)" A
+
+# Stalled: the control plane stops answering anything (SIGSTOP): the cluster's HTTP/2 keepalive
+# (1 s, 1 s to answer) finds it; the last config serves; it is found again once it answers.
+kill -STOP "$CP_PID"
+check_stat "stalled: a control plane that answers nothing is let go" "$ADMIN" \
+    control_plane.connected_state 0
+t_eq "stalled: the last config serves meanwhile" "$(body)" A
+kill -CONT "$CP_PID"
+connected() { [[ $(stat "$ADMIN" control_plane.connected_state) == 1 ]]; }
+t_run "stalled: the client reconnects once it answers again" t_until 30 connected
+
+# Garbage: a control plane whose responses do not decode: the stream is ended and retried,
+# counted as update failures; the last config serves; a good one takes over again.
+kill "$CP_PID"
+wait "$CP_PID" 2>/dev/null
+failures=$(stat "$ADMIN" cluster_manager.cds.update_failure)
+NODE_PATH=$npm_dir/node_modules bg "$work/garbage.out" node "$here/xds/control_plane.js" \
+    --resources "$work/res.json" --log "$work/cp.log" --port "$CP" --garbage
+CP_PID=$LAST_PID
+more_failures() { (($(stat "$ADMIN" cluster_manager.cds.update_failure) > failures + 1)); }
+t_run "garbage: responses that do not decode end the stream, again and again" t_until 15 \
+    more_failures
+t_eq "garbage: the last config serves meanwhile" "$(body)" A
+kill "$CP_PID"
+wait "$CP_PID" 2>/dev/null
+resources 8 "$APP_B"
+cp_start "$CP"
+t_run "garbage: a good control plane takes over again" t_until 30 body_is B
+lb_stop "$R"
+t_eq "SIGTERM after all that: exit status 0" "$LB_STATUS" 0
+kill "$CP_PID" 2>/dev/null
+wait "$CP_PID" 2>/dev/null
 
 t_summary

@@ -17,6 +17,22 @@
 
 typedef Envoy__Extensions__Upstreams__Http__V3__HttpProtocolOptions http_options_t;
 
+static uint64_t duration_ms(const Google__Protobuf__Duration *d)
+{
+    return d ? (uint64_t)d->seconds * 1000 + (uint64_t)d->nanos / 1000000 : 0;
+}
+
+/* The HTTP/2 keepalive of o (borrowed; its explicit HTTP/2 options) into c. */
+static void keepalive_of(const http_options_t *o, snap_cluster_t *c)
+{
+    const Envoy__Config__Core__V3__Http2ProtocolOptions *h2 =
+        o->explicit_http_config->http2_protocol_options;
+    if (h2 && h2->connection_keepalive) {
+        c->h2_keepalive_interval_ms = duration_ms(h2->connection_keepalive->interval);
+        c->h2_keepalive_timeout_ms = duration_ms(h2->connection_keepalive->timeout);
+    }
+}
+
 /* Which protocol o (borrowed) asks for: 1 HTTP/1.1, 2 HTTP/2, or -EINVAL with err set. */
 static int protocol_of(const http_options_t *o, const char *what, char *err, size_t errlen)
 {
@@ -62,6 +78,8 @@ int snapshot_cluster_protocol(const void *cluster_msg, snap_cluster_t *c, bool a
                 uerr, sizeof(uerr)) < 0)
             return err_set(err, errlen, -EINVAL, "%s: %s", where, uerr);
         int proto = protocol_of((const http_options_t *)msg, where, err, errlen);
+        if (proto == 2)
+            keepalive_of((const http_options_t *)msg, c);
         protobuf_c_message_free_unpacked(msg, NULL);
         if (proto < 0)
             return proto;

@@ -235,6 +235,9 @@ typedef struct snap_cluster {
     tls_context_config_t *tls; /* transport_socket: an UpstreamTlsContext (owned); NULL: plain */
     snap_dns_t *dns;           /* STRICT_DNS and LOGICAL_DNS (owned); NULL for other kinds */
     bool http2; /* typed_extension_protocol_options: HTTP/2 (the ADS cluster only, for now) */
+    /* Http2ProtocolOptions.connection_keepalive: PING every interval, close after timeout
+     * without its ack; 0: not set. */
+    uint64_t h2_keepalive_interval_ms, h2_keepalive_timeout_ms;
     /* EDS: the name of its ClusterLoadAssignment (eds_cluster_config.service_name, else the
      * cluster's name; owned); NULL for other kinds. */
     char *eds_service;

@@ -4,10 +4,12 @@
 // JSON file and pushes them again whenever the file changes, and logs every request a client
 // sends as one JSON line, so a story can check ACKs, NACKs, versions, nonces and subscriptions.
 //
-//   node control_plane.js --resources FILE --log FILE [--port N]
+//   node control_plane.js --resources FILE --log FILE [--port N] [--garbage]
 //
-// FILE: {"version": "1", "resources": {"<type URL>": [<resource as protobuf JSON>, ...]}}, where
-// a resource is the message in protobuf's JSON form ("@type" for Anys inside it). Prints
+// FILE: {"version": "1", "resources": {"<type URL>": [<resource as protobuf JSON>, ...]},
+// "hold": ["<type URL>", ...]}, where a resource is the message in protobuf's JSON form ("@type"
+// for Anys inside it) and the types in "hold" are not answered until the file drops them.
+// --garbage: every request is answered with bytes that are no DiscoveryResponse. Prints
 // "listening PORT" once ready. Loopback only.
 'use strict';
 
@@ -18,7 +20,16 @@ const protoLoader = require('@grpc/proto-loader');
 const protobuf = require('protobufjs');
 
 const args = {};
-for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+for (let i = 2; i < process.argv.length; i++) {
+  const key = process.argv[i].replace(/^--/, '');
+  const next = process.argv[i + 1];
+  if (next === undefined || next.startsWith('--')) {
+    args[key] = true;
+  } else {
+    args[key] = next;
+    i++;
+  }
+}
 if (!args.resources || !args.log) {
   console.error('usage: control_plane.js --resources FILE --log FILE [--port N]');
   process.exit(2);
@@ -67,7 +78,7 @@ function logLine(obj) {
 }
 
 // The served state: version, and per type URL a map name -> {version, any}.
-let state = {version: '', types: {}};
+let state = {version: '', types: {}, hold: new Set()};
 
 // protobuf's JSON mapping for the well-known types protobufjs's fromObject does not take:
 // Durations as "1.5s", wrappers as bare values; Anys ("@type") are followed into.
@@ -119,7 +130,7 @@ function load() {
       types[typeUrl].set(name, {version: String(spec.version), any: {type_url: typeUrl, value}});
     }
   }
-  state = {version: String(spec.version), types};
+  state = {version: String(spec.version), types, hold: new Set(spec.hold || [])};
 }
 
 const streams = new Set();
@@ -127,7 +138,7 @@ let nonce = 0;
 
 function sotwPush(s, typeUrl) {
   const sub = s.subs.get(typeUrl);
-  if (!sub) return;
+  if (!sub || state.hold.has(typeUrl)) return;
   const all = state.types[typeUrl] || new Map();
   const resources = [];
   const names = [];
@@ -145,7 +156,7 @@ function sotwPush(s, typeUrl) {
 
 function deltaPush(s, typeUrl, initial) {
   const sub = s.subs.get(typeUrl);
-  if (!sub) return;
+  if (!sub || state.hold.has(typeUrl)) return;
   const all = state.types[typeUrl] || new Map();
   const known = s.known.get(typeUrl) || new Map();
   const resources = [];
@@ -196,7 +207,7 @@ function sotw(call) {
 }
 
 function delta(call) {
-  const s = {call, subs: new Map(), known: new Map(), delta: true};
+  const s = {call, subs: new Map(), known: new Map(), delta: true, held: new Set()};
   streams.add(s);
   call.on('data', (req) => {
     logLine({event: 'request', mode: 'delta', type_url: req.type_url,
@@ -214,7 +225,8 @@ function delta(call) {
     for (const n of req.resource_names_subscribe || []) sub.add(n);
     for (const n of req.resource_names_unsubscribe || []) sub.delete(n);
     const changed = first || (req.resource_names_subscribe || []).length || (req.resource_names_unsubscribe || []).length;
-    if (changed) deltaPush(s, req.type_url, first);
+    if (changed) deltaPush(s, req.type_url, first || s.held.has(req.type_url));
+    if (state.hold.has(req.type_url)) s.held.add(req.type_url);
   });
   call.on('end', () => { streams.delete(s); call.end(); });
   call.on('error', () => streams.delete(s));
@@ -230,12 +242,40 @@ setInterval(() => {
   try { load(); } catch (e) { console.error('control plane: bad resources file: ' + e.message); return; }
   logLine({event: 'push', version: state.version});
   for (const s of streams) {
-    for (const t of s.subs.keys()) s.delta ? deltaPush(s, t, false) : sotwPush(s, t);
+    for (const t of s.subs.keys()) {
+      if (!s.delta) { sotwPush(s, t); continue; }
+      const released = s.held.has(t) && !state.hold.has(t);
+      if (released) s.held.delete(t);
+      deltaPush(s, t, released);
+    }
   }
 }, 50);
 
+// --garbage: the same methods with raw bytes in and out; every request gets bytes that do not
+// decode as a response (a length-delimited field 1 claiming more bytes than follow).
+function garbage(call) {
+  call.on('data', () => {
+    logLine({event: 'request', mode: 'garbage'});
+    call.write(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]));
+  });
+  call.on('end', () => call.end());
+  call.on('error', () => {});
+}
+const raw = (name) => ({
+  path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/' + name,
+  requestStream: true, responseStream: true,
+  requestSerialize: (b) => b, requestDeserialize: (b) => b,
+  responseSerialize: (b) => b, responseDeserialize: (b) => b,
+});
+
 const server = new grpc.Server();
-server.addService(ads.service, {StreamAggregatedResources: sotw, DeltaAggregatedResources: delta});
+if (args.garbage) {
+  server.addService({StreamAggregatedResources: raw('StreamAggregatedResources'),
+    DeltaAggregatedResources: raw('DeltaAggregatedResources')},
+  {StreamAggregatedResources: garbage, DeltaAggregatedResources: garbage});
+} else {
+  server.addService(ads.service, {StreamAggregatedResources: sotw, DeltaAggregatedResources: delta});
+}
 server.bindAsync('127.0.0.1:' + (args.port || 0), grpc.ServerCredentials.createInsecure(), (err, port) => {
   if (err) { console.error(err.message); process.exit(1); }
   console.log('listening ' + port);
