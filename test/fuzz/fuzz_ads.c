@@ -1,7 +1,9 @@
 /* libFuzzer harness for the ADS client's state machine (xds/ads): responses of either mode, mixed
  * with reconnects and subscription changes, against a client subscribed to every type. After
  * each step every request owed is packed and decoded again, and the resource set and the dump
- * are read, so hostile responses meet every path that keeps or hands out what they brought.
+ * are read, so hostile responses meet every path that keeps or hands out what they brought; the
+ * set is also translated into a snapshot (on a bootstrap of nothing but a node), its references
+ * listed and its config dumped, as the xDS client does with every change.
  *
  * Input: one byte of flags (bit 0 delta mode, bit 1 node on the first message only, bit 2 a
  * validate hook refusing names that start with 'b'), then steps of [op][length, 2 bytes little
@@ -13,8 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test/unit/snap_opts.h"
 #include "xds/ads/ads.h"
+#include "xds/snapshot/resources.h"
 
+#include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "envoy/config/core/v3/base.pb-c.h"
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 
@@ -58,10 +63,49 @@ static void drain(ads_t *a)
     }
 }
 
+/* The snapshot xDS resources are built on: a bootstrap with a node only (kept for the run). */
+static snapshot_t *base_snapshot(stats_store_t **stats)
+{
+    static snapshot_t *base;
+    static stats_store_t *store;
+    if (base == NULL) {
+        char err[256];
+        store = stats_store_new(2);
+        Envoy__Config__Bootstrap__V3__Bootstrap *b = malloc(sizeof(*b));
+        Envoy__Config__Core__V3__Node *node = malloc(sizeof(*node));
+        if (store == NULL || b == NULL || node == NULL)
+            abort();
+        envoy__config__bootstrap__v3__bootstrap__init(b);
+        envoy__config__core__v3__node__init(node);
+        node->id = strdup("fuzz.default");
+        b->node = node;
+        if (snapshot_build(b, &test_snap_opts, store, 2, &base, err, sizeof(err)) < 0)
+            abort();
+    }
+    *stats = store;
+    return base;
+}
+
+/* What the xDS client does with a changed set: translate it, list its references, dump it. */
+static void translate(const config_resources_t *res)
+{
+    stats_store_t *stats;
+    snapshot_t *base = base_snapshot(&stats), *next = NULL;
+    char err[512];
+    if (snapshot_build_dynamic(base, res, NULL, stats, &next, err, sizeof(err)) < 0)
+        return;
+    snap_refs_t refs;
+    if (snapshot_references(next, &refs) >= 0)
+        snapshot_refs_free(&refs);
+    free(snapshot_config_dump(next));
+    snapshot_unref(next);
+}
+
 static void read_state(ads_t *a)
 {
     config_resources_t res = {0};
-    ads_resources(a, &res);
+    if (ads_resources(a, &res) == 0)
+        translate(&res);
     config_resources_free(&res);
     for (size_t t = 0; t < 5; t++) {
         ads_resource_info_t *info;
