@@ -147,8 +147,11 @@ static int awaited(const xds_client_t *x, const snapshot_t *snap)
 {
     snap_refs_t refs;
     int rc = snapshot_references(snap, &refs);
-    if (rc <= 0)
+    if (rc <= 0) {
+        if (rc == 0)
+            snapshot_refs_free(&refs);
         return rc;
+    }
     const snap_ref_list_t *have[] = {&refs.route_configs, &refs.endpoints, &refs.secrets};
     const snap_ref_list_t *gone[] = {&x->absent.route_configs, &x->absent.endpoints,
                                      &x->absent.secrets};

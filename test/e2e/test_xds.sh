@@ -223,7 +223,8 @@ bg "$work/refused.log" "$LB_BIN/remora" --config "$work/boot-GRPC.yaml" --concur
 R=$LAST_PID
 LB_REMORAS[$R]=refused
 admin_port() { sed -n 's/.* admin: listening on .*:\([0-9]*\)$/\1/p' "$work/refused.log" | head -n 1; }
-t_until 5 test -n "$(admin_port)" || t_stop "refused: remora did not start its admin endpoint"
+has_admin_port() { [[ -n $(admin_port) ]]; }
+t_until 10 has_admin_port || t_stop "refused: remora did not start its admin endpoint"
 ADMIN=$(admin_port)
 HTTP=$(sed -n "s/.* listener 'http' on .*:\([0-9]*\).*/\1/p" "$work/refused.log" | head -n 1)
 sleep 1
