@@ -330,7 +330,7 @@ static void admin_dispatch(const host_t *host, const admin_request_t *rq, admin_
     } else if (strcmp(p, "/config_dump") == 0) {
         r->status = 200;
         r->content_type = "application/json";
-        r->body = snapshot_config_dump(host_snapshot(host));
+        r->body = host_config_dump(host);
     } else if (strcmp(p, "/certs") == 0) {
         respond_json(r, admin_certs_json(host_snapshot(host), (int64_t)time(NULL)));
     } else if (strcmp(p, "/server_info") == 0) {

@@ -29,6 +29,9 @@ typedef struct host_ops {
     const char *(*state_name)(void *ctx);
     /* Resets open connections and ends the process now. */
     void (*quit)(void *ctx);
+    /* The running config as /config_dump shows it (Envoy's shape, with what the xDS client
+     * knows of each dynamic resource): a new string the caller frees, or NULL. */
+    char *(*config_dump)(void *ctx);
 } host_ops_t;
 
 typedef struct host {
@@ -73,6 +76,12 @@ static inline bool host_ready(const host_t *h)
 static inline const char *host_state_name(const host_t *h)
 {
     return h->ops->state_name(h->ctx);
+}
+
+/* /config_dump's JSON (h borrowed): a new string the caller frees, or NULL. */
+static inline char *host_config_dump(const host_t *h)
+{
+    return h->ops->config_dump(h->ctx);
 }
 
 /* Ends the process now (h borrowed). */

@@ -110,6 +110,12 @@ static void host_op_quit(void *ctx)
     server_quit(ctx);
 }
 
+static char *host_op_config_dump(void *ctx)
+{
+    const server_t *s = ctx;
+    return s->xds ? xds_client_config_dump(s->xds, s->snap) : snapshot_config_dump(s->snap);
+}
+
 static const host_ops_t server_host_ops = {
     .snapshot = host_op_snapshot,
     .install_snapshot = host_op_install_snapshot,
@@ -117,6 +123,7 @@ static const host_ops_t server_host_ops = {
     .ready = host_op_ready,
     .state_name = host_op_state_name,
     .quit = host_op_quit,
+    .config_dump = host_op_config_dump,
 };
 
 host_t server_host(server_t *s)

@@ -4,8 +4,11 @@
 #include "proxy/server/xds_client.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 
 #include "base/version.h"
 #include "proxy/core/log.h"
@@ -56,9 +59,13 @@ struct xds_client {
 static void xds_connect(xds_client_t *x);
 static void on_retry(uv_timer_t *t);
 
+/* Wall-clock milliseconds: what /config_dump's last_updated shows. */
 static uint64_t now_ms(const xds_client_t *x)
 {
-    return uv_now(x->host->loop);
+    (void)x;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
 static uint64_t next_random(xds_client_t *x)
@@ -484,4 +491,131 @@ void xds_client_stop(xds_client_t *x)
     uv_close((uv_handle_t *)&x->retry, on_timer_closed);
     uv_close((uv_handle_t *)&x->init, on_timer_closed);
     uv_close((uv_handle_t *)&x->warm, on_timer_closed);
+}
+
+/* ---- /config_dump ------------------------------------------------------------------------ */
+
+/* Where each type's resources are in Envoy's config dump, and how an entry names its resource. */
+static const struct {
+    const char *type_url;
+    const char
+        *dump_type;    /* the config dump message, after "type.googleapis.com/envoy.admin.v3." */
+    const char *list;  /* its list of dynamic resources */
+    const char *inner; /* the entry's field that holds the resource (NULL: the entry itself) */
+    const char *name;  /* the resource's field that names it */
+} dump_places[] = {
+    {ADS_TYPE_CLUSTER, "ClustersConfigDump", "dynamic_active_clusters", "cluster", "name"},
+    {ADS_TYPE_LISTENER, "ListenersConfigDump", "dynamic_listeners", NULL, "name"},
+    {ADS_TYPE_ROUTE, "RoutesConfigDump", "dynamic_route_configs", "route_config", "name"},
+    {ADS_TYPE_ENDPOINT, "EndpointsConfigDump", "dynamic_endpoint_configs", "endpoint_config",
+     "cluster_name"},
+    {ADS_TYPE_SECRET, "SecretsConfigDump", "dynamic_active_secrets", NULL, "name"},
+};
+
+/* RFC 3339 UTC text of ms (milliseconds since the epoch) into buf. */
+static void timestamp(uint64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%03uZ", (unsigned)(ms % 1000));
+}
+
+/* The config dump section (borrowed from root) whose @type ends in dump_type, made when there is
+ * none. */
+static json_t *dump_section(json_t *root, const char *dump_type)
+{
+    json_t *configs = json_object_get(root, "configs"), *c;
+    size_t i;
+    json_array_foreach(configs, i, c)
+    {
+        const char *t = json_string_value(json_object_get(c, "@type"));
+        if (t && strlen(t) >= strlen(dump_type) &&
+            strcmp(t + strlen(t) - strlen(dump_type), dump_type) == 0)
+            return c;
+    }
+    char type[160];
+    snprintf(type, sizeof(type), "type.googleapis.com/envoy.admin.v3.%s", dump_type);
+    c = json_pack("{s:s}", "@type", type);
+    json_array_append_new(configs, c);
+    return c;
+}
+
+/* The entry of list (borrowed) for resource `name`, or NULL. */
+static json_t *dump_entry(json_t *list, size_t p, const char *name)
+{
+    json_t *e;
+    size_t i;
+    json_array_foreach(list, i, e)
+    {
+        json_t *state = json_object_get(e, "active_state"); /* listeners */
+        json_t *holder = state ? state : e;
+        json_t *res = dump_places[p].inner ? json_object_get(holder, dump_places[p].inner) : holder;
+        if (state)
+            res = json_object_get(state, "listener");
+        const char *n = json_string_value(json_object_get(res, dump_places[p].name));
+        if (n == NULL)
+            n = json_string_value(json_object_get(e, "name"));
+        if (n && strcmp(n, name) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* Puts what the client knows of info (borrowed) on its entry in section (borrowed). */
+static void annotate(json_t *section, size_t p, const ads_resource_info_t *info)
+{
+    json_t *list = json_object_get(section, dump_places[p].list);
+    if (list == NULL) {
+        list = json_array();
+        json_object_set_new(section, dump_places[p].list, list);
+    }
+    json_t *e = dump_entry(list, p, info->name);
+    char when[48];
+    if (e && info->msg && info->updated_ms) {
+        json_t *state = json_object_get(e, "active_state");
+        timestamp(info->updated_ms, when, sizeof(when));
+        json_object_set_new(state ? state : e, "last_updated", json_string(when));
+    }
+    if (info->error == NULL)
+        return;
+    if (e == NULL) { /* rejected, and no good version of it is running */
+        e = json_pack("{s:s}", "name", info->name);
+        json_array_append_new(list, e);
+    }
+    timestamp(info->error_ms, when, sizeof(when));
+    json_object_set_new(e, "error_state",
+                        json_pack("{s:s, s:s, s:s}", "last_update_attempt", when, "details",
+                                  info->error, "version_info",
+                                  info->error_version ? info->error_version : ""));
+}
+
+char *xds_client_config_dump(const xds_client_t *x, const snapshot_t *snap)
+{
+    char *text = snapshot_config_dump(snap);
+    json_t *root = text ? json_loads(text, 0, NULL) : NULL;
+    if (root == NULL)
+        return text;
+    for (size_t p = 0; p < sizeof(dump_places) / sizeof(dump_places[0]); p++) {
+        ads_resource_info_t *info = NULL;
+        size_t n = 0;
+        if (ads_dump(x->ads, dump_places[p].type_url, &info, &n) < 0)
+            continue;
+        json_t *section = NULL;
+        for (size_t i = 0; i < n; i++) {
+            if (info[i].error == NULL && !(info[i].msg && info[i].updated_ms))
+                continue;
+            if (section == NULL)
+                section = dump_section(root, dump_places[p].dump_type);
+            annotate(section, p, &info[i]);
+        }
+        free(info);
+    }
+    char *out = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (out == NULL)
+        return text;
+    free(text);
+    return out;
 }

@@ -29,4 +29,10 @@ int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg,
  * NULL is ignored. */
 void xds_client_stop(xds_client_t *x);
 
+/* /config_dump: snap's dump (snap borrowed: the running config) with what x (borrowed) knows of
+ * each xDS resource beside it, in Envoy's shape: `last_updated` on the ones held, and
+ * `error_state` (the rejected version, when, why) on the ones whose last version was rejected.
+ * A new string the caller frees, or NULL. */
+char *xds_client_config_dump(const xds_client_t *x, const snapshot_t *snap);
+
 #endif

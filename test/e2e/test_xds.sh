@@ -13,7 +13,7 @@
 # retried): the last config serves throughout. Loopback,
 # needs no root; needs node and npm (the control plane is installed from the npm registry into
 # build/npm-xds at the versions test/e2e/xds/package-lock.json pins).
-# checks: 49
+# checks: 53
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -175,6 +175,14 @@ for mode in GRPC DELTA_GRPC; do
     check_stat "$m: the rejection is counted" "$ADMIN" cluster_manager.cds.update_rejected 1
     t_eq "$m: the bad cluster is not in the running config" \
         "$(curl -s "http://127.0.0.1:$ADMIN/clusters" | grep -c '^bad::')" 0
+    dump_clusters() {
+        curl -s "http://127.0.0.1:$ADMIN/config_dump" |
+            jq -c '.configs[] | select(."@type" | test("ClustersConfigDump")) | .dynamic_active_clusters[]'
+    }
+    t_contains "$m: /config_dump shows the rejected cluster with its error" \
+        "$(dump_clusters | jq -r 'select(.name == "bad") | .error_state.details')" connect_timeout
+    t_run "$m: /config_dump shows when each held resource was last updated" test -n \
+        "$(dump_clusters | jq -r 'select(.cluster.name == "web") | .last_updated // empty')"
 
     # The control plane dies: the last config serves; the client reconnects when it is back.
     kill "$CP_PID"
