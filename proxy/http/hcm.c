@@ -783,7 +783,7 @@ int hcm_start(accepted_conn_t *ac, const hcm_config_t *cfg)
     c->worker = w;
     c->snap = snapshot_ref(ac->snap);
     c->listener = ac->listener;
-    c->cx_open = ac->cx_open;
+    c->wl = ac->wl;
     c->cfg = cfg;
     c->state = HCM_WAIT_HEAD;
     if (ac->initial_len) {

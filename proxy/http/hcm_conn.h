@@ -63,7 +63,7 @@ struct hcm_conn {
     worker_t *worker;
     snapshot_t *snap;
     const snap_listener_t *listener;
-    _Atomic int64_t *cx_open; /* the listener's open-connection count (listener_conn_closed) */
+    worker_listener_t *wl; /* the listener it came in on (listener_conn_closed) */
     const hcm_config_t *cfg;
     hcm_state_t state;
     conn_buf_t in;          /* downstream bytes (decrypted) not yet consumed */
