@@ -29,6 +29,12 @@ typedef struct host_ops {
     const char *(*state_name)(void *ctx);
     /* Resets open connections and ends the process now. */
     void (*quit)(void *ctx);
+    /* Calls fn(arg, name, addr) for each listener the host runs, in the running config's
+     * order: addr is where it accepts (the port bound for a port-0 listener). All borrowed for
+     * the call. */
+    void (*listeners)(void *ctx,
+                      void (*fn)(void *arg, const char *name, const struct sockaddr *addr),
+                      void *arg);
 } host_ops_t;
 
 typedef struct host {
@@ -73,6 +79,14 @@ static inline bool host_ready(const host_t *h)
 static inline const char *host_state_name(const host_t *h)
 {
     return h->ops->state_name(h->ctx);
+}
+
+/* The listeners h (borrowed) runs, each passed to fn with arg (see host_ops_t.listeners). */
+static inline void
+host_listeners(const host_t *h,
+               void (*fn)(void *arg, const char *name, const struct sockaddr *addr), void *arg)
+{
+    h->ops->listeners(h->ctx, fn, arg);
 }
 
 /* Ends the process now (h borrowed). */

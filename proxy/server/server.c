@@ -115,6 +115,14 @@ static void host_op_quit(void *ctx)
     server_quit(ctx);
 }
 
+static void host_op_listeners(void *ctx,
+                              void (*fn)(void *arg, const char *name, const struct sockaddr *addr),
+                              void *arg)
+{
+    const server_t *s = ctx;
+    listener_manager_list(s->lm, fn, arg);
+}
+
 static const host_ops_t server_host_ops = {
     .snapshot = host_op_snapshot,
     .install_snapshot = host_op_install_snapshot,
@@ -122,6 +130,7 @@ static const host_ops_t server_host_ops = {
     .ready = host_op_ready,
     .state_name = host_op_state_name,
     .quit = host_op_quit,
+    .listeners = host_op_listeners,
 };
 
 host_t server_host(server_t *s)
