@@ -144,6 +144,9 @@ void hcm_set_deadline(hcm_conn_t *c, uint64_t ms);
 /* Drain: closes idle HTTP connections, and makes busy ones close after their response. w
  * borrowed. */
 void hcm_drain_all(worker_t *w);
+/* A snapshot closed listeners (w->listeners_retired): their connections drain as in
+ * hcm_drain_all, the others go on. w borrowed. */
+void hcm_drain_retired(worker_t *w);
 /* Resets every HTTP connection of the worker (w borrowed) (at stop). */
 void hcm_abort_all(worker_t *w);
 

@@ -23,6 +23,12 @@ static void listeners_snapshot_installed(worker_t *w, snapshot_t *old)
     listeners_start(w); /* a failure is logged; the other listeners go on */
 }
 
+static void hcm_snapshot_installed(worker_t *w, snapshot_t *old)
+{
+    (void)old;
+    hcm_drain_retired(w);
+}
+
 static void tcp_sessions_snapshot_installed(worker_t *w, snapshot_t *old)
 {
     (void)old;
@@ -47,6 +53,7 @@ static const worker_conn_ops_t hcm_ops = {
     .name = "http_connection_manager",
     .drain = hcm_drain_all,
     .abort = hcm_abort_all,
+    .snapshot_installed = hcm_snapshot_installed,
 };
 
 static const worker_conn_ops_t pool_ops = {
