@@ -210,34 +210,44 @@ static void handle_clusters(const host_t *host, const admin_request_t *rq, admin
     r->body = sb_take(&sb);
 }
 
+typedef struct listeners_out {
+    const snapshot_t *snap;
+    json_t *list; /* ?format=json, or NULL */
+    strbuf_t sb;
+} listeners_out_t;
+
+static void add_listener(void *arg, const char *name, const struct sockaddr *addr)
+{
+    listeners_out_t *o = arg;
+    char text[80];
+    snapshot_format_addr(addr, text, sizeof(text));
+    if (o->list == NULL) {
+        sb_printf(&o->sb, "%s::%s\n", name, text);
+        return;
+    }
+    const snap_listener_t *l = snapshot_find_listener(o->snap, name);
+    json_array_append_new(o->list, json_pack("{s:s, s:s, s:b}", "name", name, "local_address", text,
+                                             "original_dst", l && l->use_original_dst));
+}
+
+/* The listeners running now (the listener manager's: a listener that could not bind is not
+ * there), each with the address it accepts on. */
 static void handle_listeners(const host_t *host, const admin_request_t *rq, admin_response_t *r)
 {
     char format[32] = "";
     query_param(rq->query, "format", format, sizeof(format));
     bool json = strcmp(format, "json") == 0;
-    json_t *list = json ? json_array() : NULL;
-    strbuf_t sb = {0};
-    sb_puts(&sb, "");
-    const snapshot_t *snap = host_snapshot(host);
-    for (size_t i = 0; i < snap->n_listeners; i++) {
-        const snap_listener_t *l = &snap->listeners[i];
-        char addr[80];
-        snapshot_format_addr((const struct sockaddr *)&l->addr, addr, sizeof(addr));
-        if (json)
-            json_array_append_new(list,
-                                  json_pack("{s:s, s:s, s:b}", "name", l->name, "local_address",
-                                            addr, "original_dst", l->use_original_dst));
-        else
-            sb_printf(&sb, "%s::%s\n", l->name, addr);
-    }
+    listeners_out_t o = {.snap = host_snapshot(host), .list = json ? json_array() : NULL};
+    sb_puts(&o.sb, "");
+    host_listeners(host, add_listener, &o);
     if (json) {
-        sb_free(&sb);
-        respond_json(r, json_pack("{s:o}", "listener_statuses", list));
+        sb_free(&o.sb);
+        respond_json(r, json_pack("{s:o}", "listener_statuses", o.list));
         return;
     }
     r->status = 200;
     r->content_type = "text/plain; charset=UTF-8";
-    r->body = sb_take(&sb);
+    r->body = sb_take(&o.sb);
 }
 
 /* Envoy's server_info fields, then the workload identity: "identity" is the first leaf
@@ -294,7 +304,7 @@ static const char *const help_text =
     "  /certs: certificates of every TLS context: paths, serials, SANs, expiry (JSON)\n"
     "  /clusters: upstream clusters and their endpoints (?format=json)\n"
     "  /config_dump: the active configuration as JSON\n"
-    "  /listeners: listeners and their addresses (?format=json)\n"
+    "  /listeners: the running listeners and the addresses they accept on (?format=json)\n"
     "  /logging: POST ?level=debug to change the log level\n"
     "  /quitquitquit: POST to exit now\n"
     "  /ready: 200 once listeners accept, 503 before and while draining\n"

@@ -32,6 +32,12 @@ typedef struct host_ops {
     /* The running config as /config_dump shows it (Envoy's shape, with what the xDS client
      * knows of each dynamic resource): a new string the caller frees, or NULL. */
     char *(*config_dump)(void *ctx);
+    /* Calls fn(arg, name, addr) for each listener the host runs, in the running config's
+     * order: addr is where it accepts (the port bound for a port-0 listener). All borrowed for
+     * the call. */
+    void (*listeners)(void *ctx,
+                      void (*fn)(void *arg, const char *name, const struct sockaddr *addr),
+                      void *arg);
 } host_ops_t;
 
 typedef struct host {
@@ -82,6 +88,14 @@ static inline const char *host_state_name(const host_t *h)
 static inline char *host_config_dump(const host_t *h)
 {
     return h->ops->config_dump(h->ctx);
+}
+
+/* The listeners h (borrowed) runs, each passed to fn with arg (see host_ops_t.listeners). */
+static inline void
+host_listeners(const host_t *h,
+               void (*fn)(void *arg, const char *name, const struct sockaddr *addr), void *arg)
+{
+    h->ops->listeners(h->ctx, fn, arg);
 }
 
 /* Ends the process now (h borrowed). */

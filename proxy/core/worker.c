@@ -1,5 +1,6 @@
 /* Worker threads: loop setup, the command channel from the main thread (drain, stop, new
- * snapshot) and orderly teardown. */
+ * snapshot with the sockets of its new listeners), the worker's listeners as snapshots add and
+ * remove them, and orderly teardown. */
 #include "proxy/core/worker.h"
 
 #include "certs/tls.h"
@@ -43,38 +44,156 @@ static void tell_kinds_snapshot_installed(worker_t *w, snapshot_t *old)
             w->kinds->ops[i]->snapshot_installed(w, old);
 }
 
+/* ---- listeners: the sockets a worker accepts on ---------------------------------------------
+ * A worker listener leaves w->listeners when it stops accepting (a snapshot without it, a new
+ * socket for its name, drain, stop) and is freed once its handle is closed and its last
+ * connection counted out; only then does it give back its place in its listen set, which the
+ * main thread frees when no place is taken. */
+
+static void socket_free(worker_socket_t *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    if (s->set)
+        atomic_fetch_sub_explicit(&s->set->refs, 1, memory_order_release);
+    free(s->name);
+    free(s);
+}
+
+void worker_sockets_free(worker_socket_t *list)
+{
+    while (list) {
+        worker_socket_t *next = list->next;
+        socket_free(list);
+        list = next;
+    }
+}
+
+void worker_sockets_merge(worker_socket_t **into, worker_socket_t *add)
+{
+    while (add) {
+        worker_socket_t *s = add;
+        add = s->next;
+        s->next = NULL;
+        worker_socket_t **p = into;
+        while (*p && strcmp((*p)->name, s->name) != 0)
+            p = &(*p)->next;
+        if (*p) {
+            worker_socket_t *old = *p;
+            s->next = old->next;
+            socket_free(old);
+        }
+        *p = s;
+    }
+}
+
+static bool has_socket(const worker_socket_t *list, const char *name)
+{
+    for (; list; list = list->next)
+        if (strcmp(list->name, name) == 0)
+            return true;
+    return false;
+}
+
+/* The set may be freed by the main thread as soon as the place is given back: last step. */
+static void listener_free_if_done(worker_listener_t *wl)
+{
+    if (!wl->closed || !wl->handle_closed || wl->conns > 0)
+        return;
+    listen_set_t *set = wl->set;
+    free(wl);
+    atomic_fetch_sub_explicit(&set->refs, 1, memory_order_release);
+}
+
 static void on_listener_closed(uv_handle_t *h)
 {
-    (void)h;
+    worker_listener_t *wl = h->data;
+    wl->handle_closed = true;
+    listener_free_if_done(wl);
+}
+
+void worker_listener_conn_done(worker_listener_t *wl)
+{
+    wl->conns--;
+    listener_free_if_done(wl);
+}
+
+/* Stops wl (already out of the worker's list) accepting; its connections go on. */
+static void listener_retire(worker_listener_t *wl)
+{
+    wl->closed = true;
+    wl->cfg = NULL;
+    if (wl->started) {
+        uv_close((uv_handle_t *)&wl->tcp, on_listener_closed);
+        return;
+    }
+    if (wl->fd >= 0)
+        close(wl->fd);
+    wl->handle_closed = true;
+    listener_free_if_done(wl);
 }
 
 static void close_listeners(worker_t *w)
 {
-    for (size_t i = 0; i < w->n_listeners; i++) {
-        worker_listener_t *wl = &w->listeners[i];
-        if (wl->open) {
-            wl->open = false;
-            uv_close((uv_handle_t *)&wl->tcp, on_listener_closed);
-        }
+    w->listeners_closed = true;
+    while (w->listeners) {
+        worker_listener_t *wl = w->listeners;
+        w->listeners = wl->next;
+        listener_retire(wl);
     }
 }
 
-/* Points each listener at its namesake in the new snapshot. Listeners that appear or vanish
- * need new sockets: that is the listener manager's job when listeners arrive over xDS. */
-static void install_snapshot(worker_t *w, snapshot_t *snap)
+/* Makes a listener, not started yet, of each socket whose name snap (borrowed) has; the other
+ * sockets (taken) are closed: a later snapshot removed their listener, or the worker drains. */
+static void adopt_sockets(worker_t *w, const snapshot_t *snap, worker_socket_t *sockets)
 {
-    for (size_t i = 0; i < w->n_listeners; i++) {
-        for (size_t j = 0; j < snap->n_listeners; j++) {
-            if (strcmp(snap->listeners[j].name, w->listeners[i].cfg->name) == 0) {
-                w->listeners[i].cfg = &snap->listeners[j];
-                break;
-            }
+    while (sockets) {
+        worker_socket_t *s = sockets;
+        sockets = s->next;
+        const snap_listener_t *l = snapshot_find_listener(snap, s->name);
+        bool wanted = l && s->fd >= 0 && !w->listeners_closed;
+        worker_listener_t *wl = wanted ? calloc(1, sizeof(*wl)) : NULL;
+        if (wl == NULL) {
+            if (wanted)
+                log_error("listener '%s': out of memory: not accepting on worker %u", s->name,
+                          w->index);
+            socket_free(s);
+            continue;
         }
+        *wl = (worker_listener_t){
+            .worker = w, .next = w->listeners, .cfg = l, .set = s->set, .fd = s->fd};
+        w->listeners = wl;
+        free(s->name);
+        free(s);
     }
+}
+
+/* Installs snap (reference taken) with the sockets of its new listeners (taken): each listener
+ * is pointed at its namesake in snap, or closed when snap has none or brings a new socket for
+ * it; then the new sockets become listeners, which the listener kind starts. */
+static void install_snapshot(worker_t *w, snapshot_t *snap, worker_socket_t *sockets)
+{
+    unsigned retired = 0;
+    worker_listener_t **p = &w->listeners;
+    while (*p) {
+        worker_listener_t *wl = *p;
+        const snap_listener_t *l = snapshot_find_listener(snap, wl->cfg->name);
+        if (l && !has_socket(sockets, l->name)) {
+            wl->cfg = l;
+            p = &wl->next;
+            continue;
+        }
+        *p = wl->next;
+        listener_retire(wl);
+        retired++;
+    }
+    adopt_sockets(w, snap, sockets);
     snapshot_t *old = w->snap;
     w->snap = snap;
+    w->listeners_retired = retired;
     /* While old is alive: the pools retire its idle connections, which hold no reference. */
     tell_kinds_snapshot_installed(w, old);
+    w->listeners_retired = 0;
     snapshot_unref(old);
 }
 
@@ -98,10 +217,14 @@ static void on_wakeup(uv_async_t *a)
     if (cmd & WORKER_CMD_SNAPSHOT) {
         uv_mutex_lock(&w->pending_lock);
         snapshot_t *snap = w->pending_snap;
+        worker_socket_t *sockets = w->pending_sockets;
         w->pending_snap = NULL;
+        w->pending_sockets = NULL;
         uv_mutex_unlock(&w->pending_lock);
         if (snap)
-            install_snapshot(w, snap);
+            install_snapshot(w, snap, sockets);
+        else
+            worker_sockets_free(sockets);
     }
     if (cmd & (WORKER_CMD_DRAIN | WORKER_CMD_STOP)) {
         close_listeners(w);
@@ -136,7 +259,8 @@ static void worker_main(void *arg)
 }
 
 int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *store,
-                 const int *fds, conn_counts_t *counts, const worker_conn_kinds_t *kinds)
+                 worker_socket_t *sockets, _Atomic int64_t *cx_global,
+                 const worker_conn_kinds_t *kinds)
 {
     memset(w, 0, sizeof(*w));
     w->index = index;
@@ -144,29 +268,25 @@ int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *s
     w->stats = stats_slots(store, index);
     w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)uv_hrtime() << 1) ^ index;
     w->snap = snap;
-    w->counts = counts;
+    w->cx_global = cx_global;
     w->kinds = kinds;
     bufpool_init(&w->pool, 256);
     arena_cache_init(&w->arenas, 256);
     int rc = uv_loop_init(&w->loop);
-    if (rc < 0)
+    if (rc < 0) {
+        worker_sockets_free(sockets);
         return rc;
+    }
     uv_mutex_init(&w->pending_lock);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
     uv_timer_init(&w->loop, &w->tick);
     w->tick.data = w;
-    w->n_listeners = snap->n_listeners;
-    w->listeners = calloc(w->n_listeners ? w->n_listeners : 1, sizeof(*w->listeners));
-    if (w->listeners == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < w->n_listeners; i++) {
-        w->listeners[i].worker = w;
-        w->listeners[i].cfg = &snap->listeners[i];
-        w->listeners[i].fd = fds[i];
-        w->listeners[i].cx_open = &counts->listener[i];
-    }
-    return uv_thread_create(&w->thread, worker_main, w);
+    adopt_sockets(w, snap, sockets);
+    rc = uv_thread_create(&w->thread, worker_main, w);
+    if (rc < 0)
+        close_listeners(w); /* none started: their sockets close at once */
+    return rc;
 }
 
 static void send_cmd(worker_t *w, int cmd)
@@ -185,11 +305,12 @@ void worker_stop(worker_t *w)
     send_cmd(w, WORKER_CMD_STOP);
 }
 
-void worker_publish(worker_t *w, snapshot_t *snap)
+void worker_publish(worker_t *w, snapshot_t *snap, worker_socket_t *sockets)
 {
     uv_mutex_lock(&w->pending_lock);
     snapshot_t *old = w->pending_snap;
     w->pending_snap = snap;
+    worker_sockets_merge(&w->pending_sockets, sockets);
     uv_mutex_unlock(&w->pending_lock);
     snapshot_unref(old);
     send_cmd(w, WORKER_CMD_SNAPSHOT);
@@ -198,17 +319,14 @@ void worker_publish(worker_t *w, snapshot_t *snap)
 void worker_join(worker_t *w)
 {
     uv_thread_join(&w->thread);
-    /* Sockets never handed to a listener handle (failed start) are still ours to close. */
-    for (size_t i = 0; i < w->n_listeners; i++) {
-        if (!w->listeners[i].open && w->listeners[i].fd >= 0 && w->listeners[i].tcp.type != UV_TCP)
-            close(w->listeners[i].fd);
-    }
+    /* The loop ended with every listener closed and every connection counted out, so every
+     * worker listener is freed; sockets sent after the stop were never adopted. */
     uv_loop_close(&w->loop);
+    worker_sockets_free(w->pending_sockets);
     snapshot_unref(w->pending_snap);
     snapshot_unref(w->snap);
     uv_mutex_destroy(&w->pending_lock);
     bufpool_destroy(&w->pool);
     arena_cache_free(&w->arenas);
     stats_cache_free(&w->stat_cache);
-    free(w->listeners);
 }

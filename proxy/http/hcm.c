@@ -770,17 +770,34 @@ void hcm_set_deadline(hcm_conn_t *c, uint64_t ms)
     }
 }
 
+/* Idle keep-alive connections close now; busy ones answer their current request with
+ * "connection: close" and close after it, as Envoy does while draining. */
+static void drain_conn(hcm_conn_t *c)
+{
+    if (c->state == HCM_WAIT_HEAD && c->in.len == 0)
+        hcm_close(c, false);
+    else
+        c->close_after = true;
+}
+
 void hcm_drain_all(worker_t *w)
 {
     hcm_conn_t *c = w->hcm_conns, *next;
     for (; c; c = next) {
         next = c->next;
-        /* Idle keep-alive connections close now; busy ones answer their current request with
-         * "connection: close" and close after it, as Envoy does while draining. */
-        if (c->state == HCM_WAIT_HEAD && c->in.len == 0)
-            hcm_close(c, false);
-        else
-            c->close_after = true;
+        drain_conn(c);
+    }
+}
+
+void hcm_drain_retired(worker_t *w)
+{
+    if (w->listeners_retired == 0)
+        return;
+    hcm_conn_t *c = w->hcm_conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (listener_retired(c->wl))
+            drain_conn(c);
     }
 }
 
@@ -805,9 +822,12 @@ int hcm_start(accepted_conn_t *ac, const hcm_config_t *cfg)
     c->worker = w;
     c->snap = snapshot_ref(ac->snap);
     c->listener = ac->listener;
-    c->cx_open = ac->cx_open;
+    c->wl = ac->wl;
     c->cfg = cfg;
     c->state = HCM_WAIT_HEAD;
+    /* Its listener went away while protocol detection or TLS held it: serve what it sent and
+     * close after, as the connections that were here already do. */
+    c->close_after = listener_retired(ac->wl);
     if (ac->initial_len) {
         /* The detection slab becomes the read buffer as it is. */
         c->in = (conn_buf_t){.data = ac->initial, .len = ac->initial_len, .cap = BUFPOOL_SLAB_SIZE};

@@ -63,7 +63,7 @@ struct hcm_conn {
     worker_t *worker;
     snapshot_t *snap;
     const snap_listener_t *listener;
-    _Atomic int64_t *cx_open; /* the listener's open-connection count (listener_conn_closed) */
+    worker_listener_t *wl; /* the listener it came in on (listener_conn_closed) */
     const hcm_config_t *cfg;
     hcm_state_t state;
     conn_buf_t in;          /* downstream bytes (decrypted) not yet consumed */
@@ -144,6 +144,9 @@ void hcm_set_deadline(hcm_conn_t *c, uint64_t ms);
 /* Drain: closes idle HTTP connections, and makes busy ones close after their response. w
  * borrowed. */
 void hcm_drain_all(worker_t *w);
+/* A snapshot closed listeners (w->listeners_retired): their connections drain as in
+ * hcm_drain_all, the others go on. w borrowed. */
+void hcm_drain_retired(worker_t *w);
 /* Resets every HTTP connection of the worker (w borrowed) (at stop). */
 void hcm_abort_all(worker_t *w);
 

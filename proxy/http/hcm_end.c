@@ -43,7 +43,7 @@ static void on_closed(uv_handle_t *h)
     hcm_conn_t *c = h->data;
     if (--c->handles > 0)
         return;
-    listener_conn_closed(c->worker, c->listener, c->cx_open);
+    listener_conn_closed(c->worker, c->listener, c->wl);
     stats_add(c->worker->stats, c->cfg->st.downstream_cx_active, -1);
     snapshot_unref(c->snap);
     conn_buf_drop(&c->worker->pool, &c->in);

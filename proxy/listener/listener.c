@@ -125,34 +125,35 @@ static bool admit(worker_t *w, const worker_listener_t *wl)
 {
     const snap_listener_t *l = wl->cfg;
     bool global = !l->ignore_global_cx_limit;
-    if (global && !count_take(&w->counts->global, w->snap->global_cx_limit)) {
+    if (global && !count_take(w->cx_global, w->snap->global_cx_limit)) {
         stats_inc(w->stats, l->st.downstream_global_cx_overflow);
         return false;
     }
-    if (!count_take(wl->cx_open, l->cx_limit)) {
+    if (!count_take(wl->set->cx_open, l->cx_limit)) {
         if (global)
-            atomic_fetch_sub_explicit(&w->counts->global, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(w->cx_global, 1, memory_order_relaxed);
         stats_inc(w->stats, l->st.downstream_cx_overflow);
         return false;
     }
     return true;
 }
 
-void listener_conn_closed(worker_t *w, const snap_listener_t *l, _Atomic int64_t *cx_open)
+void listener_conn_closed(worker_t *w, const snap_listener_t *l, worker_listener_t *wl)
 {
     stats_add(w->stats, l->st.downstream_cx_active, -1);
     stats_inc(w->stats, l->st.downstream_cx_destroy);
     atomic_fetch_sub_explicit(&w->active_conns, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(cx_open, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(wl->set->cx_open, 1, memory_order_relaxed);
     if (!l->ignore_global_cx_limit)
-        atomic_fetch_sub_explicit(&w->counts->global, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(w->cx_global, 1, memory_order_relaxed);
+    worker_listener_conn_done(wl); /* last: it may free wl, and then its set */
 }
 
 /* A connection that never reached a filter: count it out and reset it. */
 static void reject(accepted_conn_t *ac)
 {
     worker_t *w = ac->worker;
-    listener_conn_closed(w, ac->listener, ac->cx_open);
+    listener_conn_closed(w, ac->listener, ac->wl);
     bufpool_put(&w->pool, ac->initial);
     ac->initial = NULL;
     /* A TLS endpoint the filter did not take goes once the handle is closed. */
@@ -594,12 +595,9 @@ static void on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)tcp, on_rejected_closed);
         return;
     }
-    accepted_conn_t ac = {.tcp = tcp,
-                          .worker = w,
-                          .stats = w->stats,
-                          .snap = w->snap,
-                          .listener = l,
-                          .cx_open = wl->cx_open};
+    wl->conns++; /* until listener_conn_closed */
+    accepted_conn_t ac = {
+        .tcp = tcp, .worker = w, .stats = w->stats, .snap = w->snap, .listener = l, .wl = wl};
     uv_os_fd_t fd;
     uv_fileno((uv_handle_t *)tcp, &fd);
     /* Each address costs a syscall per connection: ask only when something uses it. */
@@ -613,7 +611,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (l->use_original_dst && is_self_destined(fd, &ac.orig_dst)) {
         stats_inc(w->stats, l->st.downstream_cx_loop);
         log_debug("listener '%s': connection made directly to the capture port refused", l->name);
-        listener_conn_closed(w, l, ac.cx_open);
+        listener_conn_closed(w, l, ac.wl);
         if (uv_tcp_close_reset(tcp, on_rejected_closed) != 0)
             uv_close((uv_handle_t *)tcp, on_rejected_closed);
         return;
@@ -636,9 +634,11 @@ int listener_start(worker_listener_t *wl)
     if (rc < 0)
         return rc;
     wl->tcp.data = wl;
-    wl->open = true;
+    wl->started = true;
     rc = uv_tcp_open(&wl->tcp, wl->fd);
-    if (rc == 0)
+    if (rc < 0)
+        close(wl->fd); /* the handle did not take it */
+    else
         rc = uv_listen((uv_stream_t *)&wl->tcp, 4096, on_connection);
     if (rc < 0)
         log_error("listener '%s': listen: %s", wl->cfg->name, uv_strerror(rc));

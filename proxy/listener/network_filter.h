@@ -5,7 +5,6 @@
 #ifndef REMORA_NETWORK_FILTER_H
 #define REMORA_NETWORK_FILTER_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -16,6 +15,7 @@ struct snapshot;
 struct snap_listener;
 struct snap_chain;
 struct worker;
+struct worker_listener;
 struct uv_tcp_s;
 
 /* A connection a listener accepted and matched to a chain. */
@@ -26,9 +26,11 @@ typedef struct accepted_conn {
     struct snapshot *snap; /* borrowed; the filter takes its own reference if it keeps any */
     const struct snap_listener *listener;
     const struct snap_chain *chain;
-    /* The listener's open-connection count this connection holds a place in (borrowed from
-     * the worker); whoever takes the connection passes it to listener_conn_closed. */
-    _Atomic int64_t *cx_open;
+    /* The worker listener it came in on (borrowed; kept alive until the connection is counted
+     * out): it holds a place in its open-connection count, and whoever takes the connection
+     * passes it to listener_conn_closed. listener_retired(wl) tells that it stopped accepting
+     * (its listener was removed or replaced), for protocols that drain then. */
+    struct worker_listener *wl;
     /* SO_ORIGINAL_DST, or the local address; ss_family is 0 when the listener needs neither
      * (no chain matches on the destination and no passthrough). */
     struct sockaddr_storage orig_dst;

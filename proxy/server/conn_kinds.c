@@ -6,15 +6,27 @@
 #include "proxy/tcp/tcp_session.h"
 #include "proxy/upstream/h1_pool.h"
 
-/* Every listening socket handed to the worker starts accepting; a failed one does not keep the
- * others from starting. */
+/* Every listener of the worker not started yet starts accepting: at start, and those a new
+ * snapshot brought. A failed one does not keep the others from starting. */
 static int listeners_start(worker_t *w)
 {
     int rc = 0;
-    for (size_t i = 0; i < w->n_listeners; i++)
-        if (w->listeners[i].fd >= 0 && listener_start(&w->listeners[i]) < 0)
+    for (worker_listener_t *wl = w->listeners; wl; wl = wl->next)
+        if (!wl->started && listener_start(wl) < 0)
             rc = -1;
     return rc;
+}
+
+static void listeners_snapshot_installed(worker_t *w, snapshot_t *old)
+{
+    (void)old;
+    listeners_start(w); /* a failure is logged; the other listeners go on */
+}
+
+static void hcm_snapshot_installed(worker_t *w, snapshot_t *old)
+{
+    (void)old;
+    hcm_drain_retired(w);
 }
 
 static void tcp_sessions_snapshot_installed(worker_t *w, snapshot_t *old)
@@ -27,6 +39,7 @@ static const worker_conn_ops_t listener_ops = {
     .name = "listener",
     .start = listeners_start,
     .abort = listener_abort_sniffs,
+    .snapshot_installed = listeners_snapshot_installed,
     .tick = listener_filters_tick,
 };
 
@@ -40,6 +53,7 @@ static const worker_conn_ops_t hcm_ops = {
     .name = "http_connection_manager",
     .drain = hcm_drain_all,
     .abort = hcm_abort_all,
+    .snapshot_installed = hcm_snapshot_installed,
 };
 
 static const worker_conn_ops_t pool_ops = {

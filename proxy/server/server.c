@@ -12,6 +12,7 @@
 #include "proxy/admin/admin.h"
 #include "proxy/server/cert_watch.h"
 #include "proxy/server/conn_kinds.h"
+#include "proxy/server/listener_manager.h"
 #include "proxy/upstream/lb.h"
 #include "proxy/server/dns.h"
 #include "proxy/server/xds_client.h"
@@ -64,8 +65,13 @@ void server_install_snapshot(server_t *s, snapshot_t *snap)
         snapshot_unref(snap); /* the workers are ending */
         return;
     }
-    for (unsigned i = 0; i < s->n_started; i++)
-        worker_publish(&s->workers[i], snapshot_ref(snap));
+    /* Draining, the workers have closed their listeners and take no new ones. */
+    if (s->state != SERVER_DRAINING)
+        listener_manager_update(s->lm, snap, false, s->sockets, NULL, 0);
+    for (unsigned i = 0; i < s->n_started; i++) {
+        worker_publish(&s->workers[i], snapshot_ref(snap), s->sockets[i]);
+        s->sockets[i] = NULL;
+    }
     count_membership(s, s->snap, snap);
     snapshot_t *old = s->snap;
     s->snap = snap;
@@ -116,6 +122,14 @@ static char *host_op_config_dump(void *ctx)
     return s->xds ? xds_client_config_dump(s->xds, s->snap) : snapshot_config_dump(s->snap);
 }
 
+static void host_op_listeners(void *ctx,
+                              void (*fn)(void *arg, const char *name, const struct sockaddr *addr),
+                              void *arg)
+{
+    const server_t *s = ctx;
+    listener_manager_list(s->lm, fn, arg);
+}
+
 static const host_ops_t server_host_ops = {
     .snapshot = host_op_snapshot,
     .install_snapshot = host_op_install_snapshot,
@@ -124,6 +138,7 @@ static const host_ops_t server_host_ops = {
     .state_name = host_op_state_name,
     .quit = host_op_quit,
     .config_dump = host_op_config_dump,
+    .listeners = host_op_listeners,
 };
 
 host_t server_host(server_t *s)
@@ -215,6 +230,7 @@ static void on_tick(uv_timer_t *t)
             log_info("all %u workers listening: ready", s->nworkers);
         }
     }
+    listener_manager_sweep(s->lm); /* frees listeners whose last connection closed */
     int64_t active = server_active_connections(s);
     server_set_gauge(s, s->st.uptime, (int64_t)((now - s->start_ms) / 1000));
     server_set_gauge(s, s->st.total_connections, active);
@@ -282,71 +298,24 @@ static int parse_admin_override(const char *text, struct sockaddr_storage *out)
     return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out) == 0 ? 0 : -EINVAL;
 }
 
-static void close_listen_fds(server_t *s)
-{
-    if (s->listen_fds == NULL)
-        return;
-    for (size_t i = 0; i < s->snap->n_listeners * s->nworkers; i++)
-        if (s->listen_fds[i] >= 0)
-            close(s->listen_fds[i]);
-    free(s->listen_fds);
-    s->listen_fds = NULL;
-}
-
-/* Starts the workers of arg (the server_t) on its snapshot with the sockets bound for them, once
- * (at start, or when the first DNS answers are in). Workers that start own their sockets; the
- * rest are closed. */
+/* Starts the workers of arg (the server_t) on its snapshot, each with the sockets bound for it,
+ * once (at start, or when the first DNS answers are in). */
 static void start_workers(void *arg)
 {
     server_t *s = arg;
-    int *wfds = malloc((s->snap->n_listeners ? s->snap->n_listeners : 1) * sizeof(int));
-    for (unsigned w = 0; wfds && s->state == SERVER_STARTING && w < s->nworkers; w++) {
-        for (size_t i = 0; i < s->snap->n_listeners; i++)
-            wfds[i] = s->listen_fds[i * s->nworkers + w];
-        if (worker_start(&s->workers[w], w, snapshot_ref(s->snap), s->stats, wfds, &s->counts,
-                         &conn_kinds) < 0) {
+    for (unsigned w = 0; s->state == SERVER_STARTING && w < s->nworkers; w++) {
+        worker_socket_t *sockets = s->sockets[w];
+        s->sockets[w] = NULL; /* the worker's now, even if it fails */
+        if (worker_start(&s->workers[w], w, snapshot_ref(s->snap), s->stats, sockets,
+                         listener_manager_global_count(s->lm), &conn_kinds) < 0) {
             log_error("worker %u: could not start", w);
             s->exit_code = 1;
             break;
         }
-        for (size_t i = 0; i < s->snap->n_listeners; i++)
-            s->listen_fds[i * s->nworkers + w] = -1; /* the worker's now */
         s->n_started++;
     }
-    if (wfds == NULL)
-        s->exit_code = 1;
-    free(wfds);
-    close_listen_fds(s);
     if (s->exit_code != 0)
         server_stop(s);
-}
-
-/* Binds nworkers sockets per listener. A listener on port 0 gets its port from the first
- * socket, so every worker shares it. fds is [listener][worker]. */
-static int open_listen_sockets(server_t *s, int *fds)
-{
-    char err[512];
-    for (size_t i = 0; i < s->snap->n_listeners; i++) {
-        snap_listener_t l = s->snap->listeners[i];
-        for (unsigned w = 0; w < s->nworkers; w++) {
-            int *fd = &fds[i * s->nworkers + w];
-            if (!l.bind_to_port)
-                continue;
-            if (listener_socket_open(&l, fd, err, sizeof(err)) < 0) {
-                log_error("%s", err);
-                return -1;
-            }
-            if (w == 0) {
-                socklen_t len = sizeof(l.addr);
-                getsockname(*fd, (struct sockaddr *)&l.addr, &len);
-                char text[80];
-                snapshot_format_addr((struct sockaddr *)&l.addr, text, sizeof(text));
-                log_info("listener '%s' on %s%s", l.name, text,
-                         l.use_original_dst ? " (original destination)" : "");
-            }
-        }
-    }
-    return 0;
 }
 
 /* Envoy ignores runtime keys it does not know; a key with no effect here is said once, at load
@@ -416,96 +385,147 @@ static void start_main_loop(server_t *s, const struct sockaddr *admin_addr)
     }
 }
 
-int server_run(const server_options_t *opts)
+/* Loads opts->config_path into *snap for nworkers workers, with the filters of opts and a new
+ * table of cluster runtime state (the snapshot holds it, and every later build reuses it).
+ * Returns 0, or -1 with the error on stderr. */
+static int load_config(const server_options_t *opts, unsigned nworkers, stats_store_t *stats,
+                       snapshot_t **snap)
 {
-    server_t srv = {.opts = *opts};
-    server_t *s = &srv;
     char err[1024];
+    /* The clusters' runtime state lives in this table for as long as any snapshot does: each
+     * snapshot holds a reference, and so does nothing else once the first one is built. */
+    cluster_states_t *states = NULL;
+    if (cluster_states_new(nworkers, &states) < 0) {
+        fprintf(stderr, "remora: out of memory\n");
+        return -1;
+    }
+    snap_build_opts_t bopts = {
+        .filters = opts->filters, .cluster_runtime = &cluster_runtime, .cluster_states = states};
+    int rc = snapshot_load_file(opts->config_path, &bopts, stats, nworkers, snap, err, sizeof(err));
+    cluster_states_unref(states);
+    if (rc < 0) {
+        fprintf(stderr, "remora: invalid configuration: %s\n", err);
+        return -1;
+    }
+    warn_unused_runtime(*snap);
+    return 0;
+}
+
+/* --concurrency, or one worker per core. */
+static unsigned worker_count(const server_options_t *opts)
+{
+    unsigned n = opts->concurrency ? opts->concurrency : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    return n ? n : 1;
+}
+
+/* Frees what server_open made before the main loop ran (s borrowed). */
+static void server_unopen(server_t *s)
+{
+    for (unsigned w = 0; s->sockets && w < s->nworkers; w++)
+        worker_sockets_free(s->sockets[w]);
+    free(s->sockets);
+    listener_manager_free(s->lm);
+    free(s->workers);
+    snapshot_unref(s->snap);
+    stats_store_free(s->stats);
+}
+
+/* The admin address: the bootstrap's, or --admin-address; NULL without one. */
+static const struct sockaddr *admin_address(const server_t *s, struct sockaddr_storage *buf)
+{
+    if (s->opts.admin_addr) {
+        if (parse_admin_override(s->opts.admin_addr, buf) < 0)
+            return NULL;
+        return (const struct sockaddr *)buf;
+    }
+    *buf = s->snap->admin_addr;
+    return s->snap->has_admin ? (const struct sockaddr *)buf : NULL;
+}
+
+int server_open(server_t *s, const server_options_t *opts, uv_loop_t *loop)
+{
+    memset(s, 0, sizeof(*s));
+    s->opts = *opts;
     signal(SIGPIPE, SIG_IGN);
-    s->nworkers = opts->concurrency ? opts->concurrency : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
-    if (s->nworkers == 0)
-        s->nworkers = 1;
+    s->nworkers = worker_count(opts);
     s->stats = stats_store_new(s->nworkers + 1);
     if (s->stats == NULL)
         return 1;
     s->main_slots = stats_slots(s->stats, s->nworkers);
-    /* The clusters' runtime state lives in this table for as long as any snapshot does: each
-     * snapshot holds a reference, and so does nothing else once the first one is built. */
-    cluster_states_t *states = NULL;
-    if (cluster_states_new(s->nworkers, &states) < 0) {
-        stats_store_free(s->stats);
+    if (load_config(opts, s->nworkers, s->stats, &s->snap) < 0) {
+        server_unopen(s);
         return 1;
     }
-    snap_build_opts_t bopts = {
-        .filters = opts->filters, .cluster_runtime = &cluster_runtime, .cluster_states = states};
-    int rc = snapshot_load_file(opts->config_path, &bopts, s->stats, s->nworkers, &s->snap, err,
-                                sizeof(err));
-    cluster_states_unref(states);
-    if (rc < 0) {
-        fprintf(stderr, "remora: invalid configuration: %s\n", err);
-        stats_store_free(s->stats);
+    struct sockaddr_storage admin_buf;
+    const struct sockaddr *admin_addr = admin_address(s, &admin_buf);
+    if (opts->admin_addr && admin_addr == NULL) {
+        fprintf(stderr, "remora: --admin-address: '%s' is not IP:PORT\n", opts->admin_addr);
+        server_unopen(s);
         return 1;
     }
-    warn_unused_runtime(s->snap);
-    if (opts->validate_only) {
-        printf("configuration '%s' OK\n", opts->config_path);
-        snapshot_unref(s->snap);
-        stats_store_free(s->stats);
-        return 0;
-    }
-    struct sockaddr_storage admin_addr = s->snap->admin_addr;
-    bool has_admin = s->snap->has_admin;
-    if (opts->admin_addr) {
-        if (parse_admin_override(opts->admin_addr, &admin_addr) < 0) {
-            fprintf(stderr, "remora: --admin-address: '%s' is not IP:PORT\n", opts->admin_addr);
-            return 1;
-        }
-        has_admin = true;
-    }
-
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    s->loop = &loop;
-    s->start_ms = uv_now(&loop);
+    s->loop = loop;
+    s->start_ms = uv_now(loop);
     s->host = server_host(s);
-    s->exit_code = 0;
-    size_t nfds = s->snap->n_listeners * s->nworkers;
-    int *fds = malloc((nfds ? nfds : 1) * sizeof(int));
     s->workers = calloc(s->nworkers, sizeof(*s->workers));
-    s->counts.n_listeners = s->snap->n_listeners;
-    s->counts.listener = calloc(s->counts.n_listeners + 1, sizeof(*s->counts.listener));
-    if (fds == NULL || s->workers == NULL || s->counts.listener == NULL ||
-        define_server_stats(s) < 0) {
+    s->sockets = calloc(s->nworkers, sizeof(*s->sockets));
+    if (s->workers == NULL || s->sockets == NULL || define_server_stats(s) < 0 ||
+        listener_manager_new(s->nworkers, s->stats, s->main_slots, &s->lm) < 0) {
         fprintf(stderr, "remora: out of memory\n");
+        server_unopen(s);
         return 1;
     }
-    for (size_t i = 0; i < nfds; i++)
-        fds[i] = -1;
-    s->listen_fds = fds;
     count_membership(s, NULL, s->snap);
-    if (open_listen_sockets(s, fds) < 0) {
-        close_listen_fds(s);
-        free(s->workers);
-        free(s->counts.listener);
-        snapshot_unref(s->snap);
-        stats_store_free(s->stats);
-        uv_loop_close(&loop);
+    char err[1024];
+    if (listener_manager_update(s->lm, s->snap, true, s->sockets, err, sizeof(err)) < 0) {
+        server_unopen(s); /* the error is logged */
         return 1;
     }
-    start_main_loop(s, has_admin ? (struct sockaddr *)&admin_addr : NULL);
+    start_main_loop(s, admin_addr);
     if (s->exit_code != 0)
         server_stop(s);
+    return 0;
+}
 
-    uv_run(&loop, UV_RUN_DEFAULT);
-
-    close_listen_fds(s);
+int server_close(server_t *s)
+{
+    for (unsigned w = 0; w < s->nworkers; w++) {
+        worker_sockets_free(s->sockets[w]); /* those of workers that never started */
+        s->sockets[w] = NULL;
+    }
     for (unsigned w = 0; w < s->n_started; w++)
         worker_join(&s->workers[w]);
-    free(s->workers);
-    free(s->counts.listener);
-    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_run(s->loop, UV_RUN_NOWAIT);
+    int rc = s->exit_code;
+    server_unopen(s);
+    return rc;
+}
+
+/* --validate: load and check the config, then exit. */
+static int validate_config(const server_options_t *opts)
+{
+    unsigned nworkers = worker_count(opts);
+    stats_store_t *stats = stats_store_new(nworkers + 1);
+    snapshot_t *snap = NULL;
+    int rc = stats ? load_config(opts, nworkers, stats, &snap) : -1;
+    if (rc == 0)
+        printf("configuration '%s' OK\n", opts->config_path);
+    snapshot_unref(snap);
+    stats_store_free(stats);
+    return rc == 0 ? 0 : 1;
+}
+
+int server_run(const server_options_t *opts)
+{
+    if (opts->validate_only)
+        return validate_config(opts);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    server_t srv;
+    int rc = server_open(&srv, opts, &loop);
+    if (rc == 0) {
+        uv_run(&loop, UV_RUN_DEFAULT);
+        rc = server_close(&srv);
+    }
     uv_loop_close(&loop);
-    snapshot_unref(s->snap);
-    stats_store_free(s->stats);
-    return s->exit_code;
+    return rc;
 }

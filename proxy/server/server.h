@@ -35,6 +35,7 @@ struct admin;
 struct cert_watch;
 struct dns;
 struct xds_client;
+struct listener_manager;
 
 typedef struct server_stat_ids {
     stat_id_t live;
@@ -53,11 +54,14 @@ typedef struct server {
     server_stat_ids_t st;
     snapshot_t *snap; /* the running config (reference held); main thread reads and swaps it */
     worker_t *workers;
-    unsigned nworkers;    /* configured (--concurrency) */
-    unsigned n_started;   /* workers running: none until the first DNS answers are in */
-    int *listen_fds;      /* [listener][worker] (every snapshot of a run has the same listeners),
-                           * bound and waiting for the workers; then NULL */
-    conn_counts_t counts; /* open connections for the runtime connection limits (owned) */
+    unsigned nworkers;  /* configured (--concurrency) */
+    unsigned n_started; /* workers running: none until the first DNS answers are in */
+    /* The running listeners, their sockets and open-connection counts (owned). */
+    struct listener_manager *lm;
+    /* [worker]: sockets bound for a worker and not handed to it yet (owned lists): between a
+     * snapshot's install and its publish, and for a worker not started yet, all the sockets
+     * of the snapshots installed before it starts. */
+    worker_socket_t **sockets;
     host_t host;          /* what admin, cert_watch and dns see of the server (server_host) */
     struct admin *admin;  /* owned; NULL without one, or once stopped */
     struct admin *health; /* owned; NULL without one, or once stopped */
@@ -76,6 +80,17 @@ typedef struct server {
 /* Runs remora with opts (borrowed for the run) until it exits; returns the process exit code. */
 int server_run(const server_options_t *opts);
 
+/* server_run in three steps, for a caller that runs the main loop itself (tests): starts s (the
+ * caller's, zeroed here) with opts (borrowed for the run) on loop (borrowed; the caller runs it
+ * until it ends, then calls server_close): loads the config, binds its listeners, starts the
+ * admin endpoint, the workers and the rest. Returns 0, or an exit code (nothing left to close)
+ * when the config does not load or a listener cannot bind; a later failure sets s->exit_code
+ * and stops s, so the loop ends soon. opts->validate_only is not honoured here. */
+int server_open(server_t *s, const server_options_t *opts, uv_loop_t *loop);
+/* After s's loop ended: joins the workers and frees what s owns; returns the exit code. The loop
+ * stays the caller's to close. */
+int server_close(server_t *s);
+
 /* True once every worker listens on every listener, and not draining (s borrowed). The workers
  * start only once every host name of the DNS clusters has had its first answer
  * (proxy/server/dns.h). */
@@ -86,11 +101,14 @@ void server_drain(server_t *s);
 void server_quit(server_t *s);
 /* Open downstream connections over all workers; s borrowed. */
 int64_t server_active_connections(const server_t *s);
-/* Main thread: makes snap (reference taken) the running config of s (borrowed): every worker gets
- * it for new connections, and s->snap (admin, later rebuilds) points at it. Open connections keep
- * the snapshot they started with. Dropped once the server is stopping. Counts each cluster whose
- * endpoints differ from its namesake's in the snapshot replaced into membership_change, and
- * sets membership_total. */
+/* Main thread: makes snap (reference taken) the running config of s (borrowed): the listener
+ * manager binds the sockets of the listeners it adds or changes (a listener that cannot bind is
+ * logged and counted, the rest installs), every worker gets it for new connections with those
+ * sockets, and s->snap (admin, later rebuilds) points at it. Open connections keep the snapshot
+ * they started with; those of listeners it removes or replaces drain. Dropped once the server
+ * is stopping; while draining no listener is added. Counts each cluster whose endpoints differ
+ * from its namesake's in the snapshot replaced into membership_change, and sets
+ * membership_total. */
 void server_install_snapshot(server_t *s, snapshot_t *snap);
 /* Envoy's name of st: a static string. */
 const char *server_state_name(server_state_t st);

@@ -51,7 +51,7 @@ typedef struct relay {
     worker_t *worker;
     snapshot_t *snap;
     const snap_listener_t *listener;
-    _Atomic int64_t *cx_open; /* the listener's open-connection count (listener_conn_closed) */
+    worker_listener_t *wl; /* the listener it came in on (listener_conn_closed) */
     const snap_cluster_t *cluster;
     const tcp_proxy_stat_ids_t *tst;
     relay_side_t down, up;
@@ -113,7 +113,7 @@ static void relay_unlink(relay_t *r)
 static void relay_free(relay_t *r)
 {
     worker_t *w = r->worker;
-    listener_conn_closed(w, r->listener, r->cx_open);
+    listener_conn_closed(w, r->listener, r->wl);
     cluster_lb_release(r->cluster, w->index, r->endpoint_index);
     bufpool_put(&w->pool, r->initial);
     tls_io_free(r->down.tls);
@@ -590,7 +590,7 @@ int relay_start(accepted_conn_t *conn, const snap_cluster_t *cluster,
     r->worker = w;
     r->snap = snapshot_ref(conn->snap);
     r->listener = conn->listener;
-    r->cx_open = conn->cx_open;
+    r->wl = conn->wl;
     r->cluster = cluster;
     r->tst = tst;
     r->idle_ms = idle_timeout_ms;

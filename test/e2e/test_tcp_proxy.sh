@@ -2,7 +2,7 @@
 # Story: remora on loopback relays TCP to a static cluster intact and both ways, honours
 # half-close, backpressure, connect failure and idle timeout, serves its admin endpoint, and
 # drains on SIGTERM. Needs no root: everything listens on 127.0.0.1, remora on ports it picks.
-# checks: 42
+# checks: 43
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -206,10 +206,13 @@ types=$(printf '%s\n' "$prom" | grep -c '^# TYPE envoy_cluster_upstream_cx_total
 t_eq admin_prometheus_one_type_line_per_family "$types" 1
 t_contains admin_clusters_lists_endpoints "$(curl -s "http://127.0.0.1:$ADMIN/clusters")" \
     "echo::127.0.0.1:$ECHO::health_flags::healthy"
-# Every listener with its address. (The port there is the configured 0, not the one bound.)
-got=$(curl -s "http://127.0.0.1:$ADMIN/listeners" | sed 's/:[0-9]*$//' | sort | tr '\n' ' ')
-t_eq admin_listeners_lists_every_listener "$got" \
-    "count::127.0.0.1 dead::127.0.0.1 echo::127.0.0.1 idle::127.0.0.1 one::127.0.0.1 sink::127.0.0.1 "
+# Every listener with the address it accepts on: the port bound for the configured 0.
+got=$(curl -s "http://127.0.0.1:$ADMIN/listeners" | sort | tr '\n' ' ')
+t_eq admin_listeners_lists_every_listener_where_it_accepts "$got" \
+    "count::127.0.0.1:$P_COUNT dead::127.0.0.1:$P_DEAD echo::127.0.0.1:$P_ECHO idle::127.0.0.1:$P_IDLE one::127.0.0.1:$P_ONE sink::127.0.0.1:$P_SINK "
+t_eq listener_manager_counts_the_static_listeners \
+    "$(stat "$ADMIN" listener_manager.listener_added) $(stat "$ADMIN" listener_manager.total_listeners_active)" \
+    "6 6"
 dump=$(curl -s "http://127.0.0.1:$ADMIN/config_dump")
 t_eq admin_config_dump_has_cluster \
     "$(printf '%s' "$dump" | jq -r '.configs[] | select(."@type" | endswith("ClustersConfigDump")) | .static_clusters[0].cluster.name')" echo

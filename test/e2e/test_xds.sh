@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Story: a remora whose bootstrap names a control plane takes its clusters (CDS), endpoints
-# (EDS) and routes (RDS) from it over ADS, in both protocols (state of the world and delta),
+# Story: a remora whose bootstrap names a control plane takes its listeners (LDS), clusters
+# (CDS), endpoints (EDS) and routes (RDS) from it over ADS, in both protocols (state of the world and delta),
 # against an independent control plane (test/e2e/xds/control_plane.js: grpc-js with Envoy's own
 # protos). It is ready only once the first config is in; it ACKs what it applied with the
 # version and nonce; a push moves traffic; a push with one bad resource is NACKed naming that
@@ -13,7 +13,7 @@
 # retried): the last config serves throughout. Loopback,
 # needs no root; needs node and npm (the control plane is installed from the npm registry into
 # build/npm-xds at the versions test/e2e/xds/package-lock.json pins).
-# checks: 53
+# checks: 59
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -50,12 +50,14 @@ done
 CDS=type.googleapis.com/envoy.config.cluster.v3.Cluster
 EDS=type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment
 RDS=type.googleapis.com/envoy.config.route.v3.RouteConfiguration
+LDS=type.googleapis.com/envoy.config.listener.v3.Listener
 
 # resources VERSION APP_PORT [BAD] — the control plane's resource file: cluster web (EDS) with
 # its endpoint on APP_PORT, route configuration r1 sending everything to web; with BAD, also a
 # cluster "bad" whose connect_timeout is negative. With API_PORT set, also cluster api (EDS, its
 # endpoint on API_PORT) and a route /api to it; with HOLD set (a type URL), the control plane
-# does not answer that type.
+# does not answer that type. Listener lds-tcp (a tcp_proxy to web on a port of its choosing)
+# comes over LDS unless NO_LDS is set.
 resources() {
     local bad='' api_c='' api_e='' api_r='' hold=''
     [[ -n ${3:-} ]] && bad=', {"name": "bad", "type": "EDS", "eds_cluster_config": {"eds_config": {"ads": {}}}, "connect_timeout": "-1s"}'
@@ -65,6 +67,8 @@ resources() {
         api_r='{"match": {"prefix": "/api"}, "route": {"cluster": "api"}}, '
     fi
     [[ -n ${HOLD:-} ]] && hold=', "hold": ["'$HOLD'"]'
+    local lds='{"name": "lds-tcp", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}, "filter_chains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", "stat_prefix": "lds", "cluster": "web"}}]}]}'
+    [[ -n ${NO_LDS:-} ]] && lds=''
     cat >"$work/res.tmp" <<EOF
 {"version": "$1"$hold, "resources": {
  "$CDS": [{"name": "web", "type": "EDS", "eds_cluster_config": {"eds_config": {"ads": {}}},
@@ -72,7 +76,8 @@ resources() {
  "$EDS": [{"cluster_name": "web", "endpoints": [{"lb_endpoints": [{"endpoint": {"address":
            {"socket_address": {"address": "127.0.0.1", "port_value": $2}}}}]}]}$api_e],
  "$RDS": [{"name": "r1", "virtual_hosts": [{"name": "all", "domains": ["*"],
-           "routes": [$api_r{"match": {"prefix": "/"}, "route": {"cluster": "web"}}]}]}]}}
+           "routes": [$api_r{"match": {"prefix": "/"}, "route": {"cluster": "web"}}]}]}],
+ "$LDS": [$lds]}}
 EOF
     mv "$work/res.tmp" "$work/res.json"
 }
@@ -85,6 +90,7 @@ node: {id: pod1.default, cluster: web}
 admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}
 dynamic_resources:
   cds_config: {ads: {}, resource_api_version: V3}
+  lds_config: {ads: {}, resource_api_version: V3}
   ads_config:
     api_type: $1
     transport_api_version: V3
@@ -163,6 +169,12 @@ for mode in GRPC DELTA_GRPC; do
     t_run "$m: the endpoints of web are subscribed by name" cp_has \
         ".event == \"request\" and .type_url == \"$EDS\" and ((.resource_names // .subscribe) | index(\"web\"))"
 
+    # A listener over LDS: bound when it arrives (its port is in the log), served like any other.
+    lds_port() { sed -n "s/.* listener 'lds-tcp' on .*:\([0-9]*\).*/\1/p" "$work/$m.log" | tail -n 1; }
+    LDS_PORT=$(lds_port)
+    t_eq "$m: a listener from LDS is bound and serves" \
+        "$(curl -s -m 2 "http://127.0.0.1:${LDS_PORT:-1}/")" A
+
     # A push moves traffic.
     resources 2 "$APP_B"
     t_run "$m: a push moves traffic to the new endpoint" t_until 5 body_is B
@@ -214,6 +226,12 @@ for mode in GRPC DELTA_GRPC; do
     t_eq "$m: a new cluster waits for its endpoints, and the route to it with it" "$(body /api)" B
     API_PORT=$APP_A resources 6 "$APP_B"
     t_run "$m: once they arrive, route and cluster go in together" t_until 5 body_is A /api
+
+    # A listener LDS no longer lists stops accepting.
+    lds_refused() { ! curl -s -m 1 -o /dev/null "http://127.0.0.1:$LDS_PORT/"; }
+    NO_LDS=1 API_PORT=$APP_A resources 9 "$APP_B"
+    t_run "$m: a listener LDS drops stops accepting" t_until 5 lds_refused
+    check_stat "$m: the dropped listener is counted removed" "$ADMIN" listener_manager.listener_removed 1
 
     lb_stop "$R"
     t_eq "$m: SIGTERM: exit status 0" "$LB_STATUS" 0

@@ -5,12 +5,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "proxy/server/dns.h"
+#include "proxy/server/listener_manager.h"
 #include "proxy/server/server.h"
 #include "proxy/core/log.h"
 #include "xds/config/config.h"
@@ -41,12 +43,19 @@ static void rig_init(rig_t *r, const char *clusters_yaml)
                      0);
     assert_int_equal(
         snapshot_build(msg, &test_snap_opts, r->s.stats, 1, &r->s.snap, r->err, sizeof(r->err)), 0);
-    r->s.host = server_host(&r->s); /* the server's own install: membership stats count */
+    /* The server's own install (membership stats count), listeners and all. */
+    assert_int_equal(listener_manager_new(1, r->s.stats, r->s.main_slots, &r->s.lm), 0);
+    r->s.sockets = calloc(1, sizeof(*r->s.sockets));
+    assert_non_null(r->s.sockets);
+    r->s.host = server_host(&r->s);
 }
 
 static void rig_free(rig_t *r)
 {
     assert_int_equal(uv_loop_close(&r->loop), 0); /* every handle and lookup is done */
+    worker_sockets_free(r->s.sockets[0]);
+    free(r->s.sockets);
+    listener_manager_free(r->s.lm);
     snapshot_unref(r->s.snap);
     stats_store_free(r->s.stats);
 }

@@ -658,6 +658,23 @@ static int name_listener(const config_resource_list_t *list, size_t i, snap_list
     return 0;
 }
 
+/* FNV-1a over the message's wire form: protobuf-c packs fields in field-number order, so the
+ * same config gives the same bytes. */
+static int listener_config_hash(const listener_msg_t *m, uint64_t *out)
+{
+    size_t len = protobuf_c_message_get_packed_size(&m->base);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL)
+        return -ENOMEM;
+    protobuf_c_message_pack(&m->base, buf);
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ buf[i]) * 0x100000001b3ull;
+    free(buf);
+    *out = h;
+    return 0;
+}
+
 /* Builds listener idx of list into l. */
 static int build_listener(const config_resource_list_t *list, size_t idx, snap_listener_t *l,
                           snap_build_t *b, stats_store_t *stats, char *err, size_t errlen)
@@ -666,6 +683,8 @@ static int build_listener(const config_resource_list_t *list, size_t idx, snap_l
     const listener_msg_t *m = (const listener_msg_t *)list->v[idx].msg;
     char what[300];
     int rc = name_listener(list, idx, l, snap, err, errlen);
+    if (rc == 0)
+        rc = listener_config_hash(m, &l->config_hash);
     if (rc < 0)
         return rc;
     snprintf(what, sizeof(what), "listener '%s'", l->name);
@@ -955,5 +974,13 @@ const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *
     for (size_t i = 0; i < snap->n_clusters; i++)
         if (strcmp(snap->clusters[i].name, name) == 0)
             return &snap->clusters[i];
+    return NULL;
+}
+
+const snap_listener_t *snapshot_find_listener(const snapshot_t *snap, const char *name)
+{
+    for (size_t i = 0; i < snap->n_listeners; i++)
+        if (strcmp(snap->listeners[i].name, name) == 0)
+            return &snap->listeners[i];
     return NULL;
 }

@@ -59,6 +59,14 @@ void snapshot_refs_free(snap_refs_t *refs);
 /* Borrowed pointer into snap (valid while snap is), or NULL; name borrowed for the call. */
 const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *name);
 
+/* Borrowed pointer into snap (valid while snap is), or NULL; name borrowed for the call. */
+const snap_listener_t *snapshot_find_listener(const snapshot_t *snap, const char *name);
+
+/* Whether listeners a and b (both borrowed) want the same listening socket: the same address
+ * as configured (port 0 included) and the same bind_to_port. A listener whose socket would
+ * differ is replaced (new sockets, the old ones drained), not updated in place. */
+bool snapshot_listener_same_socket(const snap_listener_t *a, const snap_listener_t *b);
+
 /* The active config as JSON (Envoy's config_dump shape: the bootstrap's resources as static,
  * those that came over xDS as dynamic); snap borrowed. Returns a new malloc'd
  * string the caller frees with free(), or NULL. */

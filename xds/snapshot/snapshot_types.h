@@ -322,6 +322,9 @@ typedef struct snap_listener {
     size_t n_chains;
     snap_chain_t *default_chain; /* NULL when the listener has none */
     listener_stat_ids_t st;
+    /* A hash of the Listener message it was built from: equal hashes, same listener config
+     * (what the listener manager compares to tell a changed listener from an unchanged one). */
+    uint64_t config_hash;
 } snap_listener_t;
 
 /* dynamic_resources of the bootstrap: resources over ADS from a control plane (docs/xds.md). */
