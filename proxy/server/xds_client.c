@@ -130,6 +130,35 @@ static void flush_requests(xds_client_t *x)
     }
 }
 
+/* The ads_validate_fn: does msg (borrowed) translate, alone on top of the bootstrap? What the
+ * field rules cannot see (an unknown filter or extension, an LB policy or cluster type Remora
+ * lacks, a TLS context it cannot make) is found here, so the resource is NACKed by name instead
+ * of taking the whole update down when the set is built. */
+static int validate_resource(void *ctx, const char *type_url, const ProtobufCMessage *msg,
+                             char *err, size_t errlen)
+{
+    xds_client_t *x = ctx;
+    config_resources_t one = {0};
+    config_resource_list_t *list = strcmp(type_url, ADS_TYPE_LISTENER) == 0   ? &one.listeners
+                                   : strcmp(type_url, ADS_TYPE_CLUSTER) == 0  ? &one.clusters
+                                   : strcmp(type_url, ADS_TYPE_ROUTE) == 0    ? &one.route_configs
+                                   : strcmp(type_url, ADS_TYPE_ENDPOINT) == 0 ? &one.endpoints
+                                                                              : &one.secrets;
+    if (config_resources_add_xds(list, (ProtobufCMessage *)msg, "candidate", 0, "") < 0)
+        return -ENOMEM;
+    char e[1024];
+    int rc = snapshot_check_dynamic(host_snapshot(x->host), &one, x->host->stats, e, sizeof(e));
+    config_resources_free(&one);
+    if (rc < 0) {
+        /* The client names the resource around the error: drop the build's own name for it. */
+        const char *why = strncmp(e, "candidate[0]", 12) == 0 ? e + 12 : e;
+        while (*why == ':' || *why == ' ' || *why == '.')
+            why++;
+        snprintf(err, errlen, "%s", why);
+    }
+    return rc;
+}
+
 /* Subscribes to what the running snapshot references, then sends what that owes. */
 static void follow_references(xds_client_t *x)
 {
@@ -446,7 +475,7 @@ int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg,
     x->rng = (uint64_t)uv_hrtime() | 1;
     int rc = define_stats(x);
     if (rc == 0)
-        rc = ads_client_new(snap, REMORA_VERSION, &x->ads, err, errlen);
+        rc = ads_client_new(snap, REMORA_VERSION, validate_resource, x, &x->ads, err, errlen);
     if (rc < 0) {
         if (rc == -ENOMEM)
             snprintf(err, errlen, "out of memory");

@@ -13,7 +13,7 @@
 # retried): the last config serves throughout. Loopback,
 # needs no root; needs node and npm (the control plane is installed from the npm registry into
 # build/npm-xds at the versions test/e2e/xds/package-lock.json pins).
-# checks: 59
+# checks: 61
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -69,6 +69,9 @@ resources() {
     [[ -n ${HOLD:-} ]] && hold=', "hold": ["'$HOLD'"]'
     local lds='{"name": "lds-tcp", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}, "filter_chains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", "stat_prefix": "lds", "cluster": "web"}}]}]}'
     [[ -n ${NO_LDS:-} ]] && lds=''
+    # With BAD, a listener whose one filter is no network filter Remora knows: fine by the field
+    # rules, refused once translated.
+    [[ -n ${3:-} ]] && lds+=', {"name": "bad-l", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}, "filter_chains": [{"filters": [{"name": "x", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}]}'
     cat >"$work/res.tmp" <<EOF
 {"version": "$1"$hold, "resources": {
  "$CDS": [{"name": "web", "type": "EDS", "eds_cluster_config": {"eds_config": {"ads": {}}},
@@ -184,6 +187,8 @@ for mode in GRPC DELTA_GRPC; do
     t_run "$m: a push with a bad cluster is NACKed naming it" t_until 5 cp_has \
         ".event == \"request\" and .type_url == \"$CDS\" and (.error_detail.message // \"\" | test(\"cds\\\\['bad'\\\\].*connect_timeout\"))"
     t_run "$m: the good resources of that push apply" t_until 5 body_is A
+    t_run "$m: a listener that does not translate is NACKed naming it and why" t_until 5 cp_has \
+        ".event == \"request\" and .type_url == \"$LDS\" and (.error_detail.message // \"\" | test(\"lds\\\\['bad-l'\\\\].*unsupported network filter\"))"
     check_stat "$m: the rejection is counted" "$ADMIN" cluster_manager.cds.update_rejected 1
     t_eq "$m: the bad cluster is not in the running config" \
         "$(curl -s "http://127.0.0.1:$ADMIN/clusters" | grep -c '^bad::')" 0

@@ -9,8 +9,8 @@
 #include "base/err.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 
-int ads_client_new(const snapshot_t *snap, const char *version, ads_t **out, char *err,
-                   size_t errlen)
+int ads_client_new(const snapshot_t *snap, const char *version, ads_validate_fn validate, void *ctx,
+                   ads_t **out, char *err, size_t errlen)
 {
     *out = NULL;
     const Envoy__Config__Bootstrap__V3__Bootstrap *b = snap->bootstrap;
@@ -23,7 +23,9 @@ int ads_client_new(const snapshot_t *snap, const char *version, ads_t **out, cha
         ENVOY__CONFIG__CORE__V3__NODE__USER_AGENT_VERSION_TYPE_USER_AGENT_VERSION;
     node.user_agent_version = (char *)version;
     ads_opts_t opts = {.mode = snap->ads.delta ? ADS_DELTA : ADS_SOTW,
-                       .node_on_first_message_only = snap->ads.node_first_only};
+                       .node_on_first_message_only = snap->ads.node_first_only,
+                       .validate = validate,
+                       .validate_ctx = ctx};
     ads_t *a = ads_new(&node, &opts);
     if (a == NULL)
         return err_set(err, errlen, -ENOMEM, "out of memory");

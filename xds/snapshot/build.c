@@ -2,6 +2,7 @@
  * the xDS resources it kept, for a rebuild), through its set of resources, to
  * snapshot_build_resources; and the config dump of the messages a snapshot came from. */
 #include <errno.h>
+#include <stdbool.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,17 +164,18 @@ static int add_all(config_resources_t *dst, const config_resources_t *src)
 /* Builds from a copy of cur's Bootstrap plus the xDS resources of either dyn (a set, borrowed)
  * or kept (a snapshot's copies, borrowed), with what cur was built with. */
 static int build_next(const snapshot_t *cur, const config_resources_t *dyn,
-                      const struct snap_dynamic *kept, const snap_resolver_t *resolver,
+                      const struct snap_dynamic *kept, const snap_resolver_t *resolver, bool trial,
                       stats_store_t *stats, snapshot_t **out, char *err, size_t errlen)
 {
     *out = NULL;
     ProtobufCMessage *copy = copy_bootstrap(cur, err, errlen);
     if (copy == NULL)
         return -ENOMEM;
+    /* A trial (its snapshot dropped at once) links no runtime state. */
     snap_build_opts_t opts = {.resolver = resolver,
                               .filters = cur->filters,
-                              .cluster_runtime = cur->cluster_runtime,
-                              .cluster_states = cur->cluster_states};
+                              .cluster_runtime = trial ? NULL : cur->cluster_runtime,
+                              .cluster_states = trial ? NULL : cur->cluster_states};
     /* The xDS resources are borrowed for the build (which writes nothing into them: their
      * listeners have names already); the new snapshot copies them in turn. */
     config_resources_t res;
@@ -197,12 +199,21 @@ static int build_next(const snapshot_t *cur, const config_resources_t *dyn,
 int snapshot_rebuild(const snapshot_t *cur, const snap_resolver_t *resolver, stats_store_t *stats,
                      snapshot_t **out, char *err, size_t errlen)
 {
-    return build_next(cur, NULL, cur->dynamic, resolver, stats, out, err, errlen);
+    return build_next(cur, NULL, cur->dynamic, resolver, false, stats, out, err, errlen);
 }
 
 int snapshot_build_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
                            const snap_resolver_t *resolver, stats_store_t *stats, snapshot_t **out,
                            char *err, size_t errlen)
 {
-    return build_next(cur, dyn, NULL, resolver, stats, out, err, errlen);
+    return build_next(cur, dyn, NULL, resolver, false, stats, out, err, errlen);
+}
+
+int snapshot_check_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
+                           stats_store_t *stats, char *err, size_t errlen)
+{
+    snapshot_t *trial = NULL;
+    int rc = build_next(cur, dyn, NULL, NULL, true, stats, &trial, err, errlen);
+    snapshot_unref(trial);
+    return rc;
 }

@@ -109,4 +109,11 @@ int snapshot_build_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
                            const snap_resolver_t *resolver, stats_store_t *stats, snapshot_t **out,
                            char *err, size_t errlen);
 
+/* Whether dyn (borrowed) translates on top of cur's Bootstrap (cur borrowed): the build
+ * snapshot_build_dynamic would do, without DNS addresses or the clusters' runtime state, its
+ * snapshot dropped at once. How one resource is checked alone before it is accepted. Returns 0,
+ * or negative with err saying what and where. */
+int snapshot_check_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
+                           stats_store_t *stats, char *err, size_t errlen);
+
 #endif
