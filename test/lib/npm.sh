@@ -34,6 +34,8 @@ npm_peers() {
         t_stop "cannot write $dest"
     if ! npm ci --prefix "$dest" --no-audit --no-fund --ignore-scripts >"$log" 2>&1; then
         rm -f "$dest/package-lock.json" # the next run tries again
-        npm_peer_missing "npm ci of the pinned packages of $dir into $dest failed (no npm registry?): $(tail -n 3 "$log" | tr '\n' ' ')"
+        local why
+        why=$(grep -m 3 -E 'ERR! (code|errno|request|reason)|error (code|request)' "$log" | tr '\n' ' ')
+        npm_peer_missing "npm ci of the pinned packages of $dir into $dest failed (no npm registry, or one node does not trust: behind a proxy with its own CA, set NODE_EXTRA_CA_CERTS): ${why:-$(tail -n 3 "$log" | tr '\n' ' ')}"
     fi
 }
