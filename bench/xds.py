@@ -54,7 +54,8 @@ def cla(name, eps):
 
 def dead_endpoints(i, eps, base=10000):
     """Endpoints of cluster i that nothing listens on: 127.0.x.y, x >= 1, never 127.0.0.1."""
-    return [endpoint("127.0.%d.%d" % (1 + i // 250 % 254, 1 + i % 250), base + j) for j in range(eps)]
+    addr = "127.0.%d.%d" % (1 + i // 250 % 254, 1 + i % 250)
+    return [endpoint(addr, base + j) for j in range(eps)]
 
 
 def patch(version, res):
@@ -62,8 +63,8 @@ def patch(version, res):
 
 
 def resources(n, eps, app, out):
-    clusters = [{"name": "c%d" % i, "type": "EDS", "eds_cluster_config": {"eds_config": {"ads": {}}},
-                 "connect_timeout": "1s"} for i in range(n)]
+    clusters = [{"name": "c%d" % i, "type": "EDS", "connect_timeout": "1s",
+                 "eds_cluster_config": {"eds_config": {"ads": {}}}} for i in range(n)]
     loads = [cla("c0", [endpoint("127.0.0.1", app)])]
     loads += [cla("c%d" % i, dead_endpoints(i, eps)) for i in range(1, n)]
     routes = [{"name": "r1", "virtual_hosts": [{"name": "all", "domains": ["*"],
@@ -215,7 +216,7 @@ def wait_ack(tail, deadline):
 
 def feed(fifo, path, mode, args):
     with open(path) as f:
-        lines = [l for l in f if l.strip()]
+        lines = [line for line in f if line.strip()]
     out = open(fifo, "w")
     tail = LogTail(args[0]) if mode == "ack" else None
     while mode == "rate" and len(args) > 1 and not os.path.exists(args[1]):

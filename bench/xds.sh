@@ -262,7 +262,8 @@ apply_run() {
     }
     read -r _ _ ms cds eds rds <<<"$st"
     A[$n.apply_ms]=$ms A[$n.cds_ms]=$cds A[$n.eds_ms]=$eds A[$n.rds_ms]=$rds
-    A[$n.cpu_ms]=$(awk -v d=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", d / hz * 1000 }')
+    A[$n.cpu_ms]=$(awk -v d=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%.0f", d / hz * 1000 }')
     A[$n.rss1]=$(b_status_kib VmRSS "$R_PID")
     A[$n.hwm]=$(b_status_kib VmHWM "$R_PID")
     A[$n.per]=$(awk -v a="${A[$n.rss1]}" -v b="${A[$n.rss0]}" -v n="$n" \
