@@ -4,13 +4,18 @@
 // JSON file and pushes them again whenever the file changes, and logs every request a client
 // sends as one JSON line, so a story can check ACKs, NACKs, versions, nonces and subscriptions.
 //
-//   node control_plane.js --resources FILE --log FILE [--port N] [--garbage]
+//   node control_plane.js --resources FILE --log FILE [--port N] [--garbage] [--stdin]
 //
 // FILE: {"version": "1", "resources": {"<type URL>": [<resource as protobuf JSON>, ...]},
 // "hold": ["<type URL>", ...]}, where a resource is the message in protobuf's JSON form ("@type"
 // for Anys inside it) and the types in "hold" are not answered until the file drops them.
-// --garbage: every request is answered with bytes that are no DiscoveryResponse. Prints
-// "listening PORT" once ready. Loopback only.
+// --garbage: every request is answered with bytes that are no DiscoveryResponse. --stdin: each
+// line of stdin is a patch of the same shape: its resources replace or add those of the same
+// name, its version (if any) becomes the version, its hold (if any) the held types, and only the
+// types it touches (or releases) are pushed, at once (the file is looked at every 50 ms and
+// replaces everything). Every log line has "t": process.hrtime in milliseconds, taken after a
+// response is handed to gRPC and as a request arrives. Prints "listening PORT" once ready.
+// Loopback only.
 'use strict';
 
 const fs = require('fs');
@@ -73,8 +78,12 @@ const WILDCARD = new Set([
   'type.googleapis.com/envoy.config.cluster.v3.Cluster',
 ]);
 
+function nowMs() {
+  return Math.round(Number(process.hrtime.bigint()) / 1e3) / 1e3;
+}
+
 function logLine(obj) {
-  fs.appendFileSync(args.log, JSON.stringify(obj) + '\n');
+  fs.appendFileSync(args.log, JSON.stringify(Object.assign({t: nowMs()}, obj)) + '\n');
 }
 
 // The served state: version, and per type URL a map name -> {version, any}.
@@ -115,22 +124,43 @@ function nameOf(typeUrl, r) {
   return r.name || r.cluster_name || '';
 }
 
-function load() {
-  const text = fs.readFileSync(args.resources, 'utf8');
-  const spec = JSON.parse(text);
-  const types = {};
+// putResources(types, spec, version): the resources of spec, encoded, into types (type URL ->
+// name -> {version, any}), replacing those of the same name; returns the type URLs touched.
+function putResources(types, spec, version) {
+  const touched = [];
   for (const [typeUrl, list] of Object.entries(spec.resources || {})) {
     const type = root.lookupType(typeUrl.replace(/^.*\//, ''));
-    types[typeUrl] = new Map();
+    if (!types[typeUrl]) types[typeUrl] = new Map();
     for (const r of list) {
       // A resource may be given pre-encoded and broken on purpose: {"@raw": "<base64>", "name": ...}
       const value = r['@raw'] !== undefined ? Buffer.from(r['@raw'], 'base64')
         : Buffer.from(type.encode(type.fromObject(fromJson(type, r))).finish());
       const name = nameOf(typeUrl, r);
-      types[typeUrl].set(name, {version: String(spec.version), any: {type_url: typeUrl, value}});
+      types[typeUrl].set(name, {version, any: {type_url: typeUrl, value}});
     }
+    touched.push(typeUrl);
   }
+  return touched;
+}
+
+function load() {
+  const text = fs.readFileSync(args.resources, 'utf8');
+  const spec = JSON.parse(text);
+  const types = {};
+  putResources(types, spec, String(spec.version));
   state = {version: String(spec.version), types, hold: new Set(spec.hold || [])};
+}
+
+// patch(spec): a line of --stdin applied to the state; returns the types to push again.
+function patch(spec) {
+  if (spec.version !== undefined) state.version = String(spec.version);
+  const touched = new Set(putResources(state.types, spec, state.version));
+  if (spec.hold !== undefined) {
+    const hold = new Set(spec.hold);
+    for (const t of state.hold) if (!hold.has(t)) touched.add(t);
+    state.hold = hold;
+  }
+  return touched;
 }
 
 const streams = new Set();
@@ -150,8 +180,8 @@ function sotwPush(s, typeUrl) {
   }
   const n = String(++nonce);
   s.sent.set(typeUrl, n);
-  logLine({event: 'response', mode: 'sotw', type_url: typeUrl, version_info: state.version, nonce: n, names});
   s.call.write({version_info: state.version, type_url: typeUrl, nonce: n, resources});
+  logLine({event: 'response', mode: 'sotw', type_url: typeUrl, version_info: state.version, nonce: n, names});
 }
 
 function deltaPush(s, typeUrl, initial) {
@@ -177,10 +207,10 @@ function deltaPush(s, typeUrl, initial) {
   s.known.set(typeUrl, known);
   if (!initial && resources.length === 0 && removed.length === 0) return;
   const n = String(++nonce);
-  logLine({event: 'response', mode: 'delta', type_url: typeUrl, nonce: n,
-    names: resources.map((r) => r.name), removed});
   s.call.write({system_version_info: state.version, type_url: typeUrl, nonce: n, resources,
     removed_resources: removed});
+  logLine({event: 'response', mode: 'delta', type_url: typeUrl, nonce: n,
+    names: resources.map((r) => r.name), removed});
 }
 
 function errorDetail(e) {
@@ -194,6 +224,11 @@ function sotw(call) {
     logLine({event: 'request', mode: 'sotw', type_url: req.type_url, version_info: req.version_info || '',
       response_nonce: req.response_nonce || '', resource_names: req.resource_names || [],
       error_detail: errorDetail(req.error_detail), node: req.node ? {id: req.node.id, cluster: req.node.cluster} : null});
+    // A request answering an older response than our last of its type is stale (the client
+    // has not read the newer one yet and will answer it): ignored, as the xDS protocol says,
+    // rather than answered with the whole type again.
+    const last = s.sent.get(req.type_url);
+    if (req.response_nonce && last !== undefined && req.response_nonce !== last) return;
     const names = new Set(req.resource_names || []);
     const prev = s.subs.get(req.type_url);
     const changed = !prev || prev.size !== names.size || [...names].some((n) => !prev.has(n));
@@ -232,6 +267,19 @@ function delta(call) {
   call.on('error', () => streams.delete(s));
 }
 
+// pushTypes(types): every stream gets the types of the Set (null: all) it subscribed again.
+function pushTypes(types) {
+  for (const s of streams) {
+    for (const t of s.subs.keys()) {
+      if (types && !types.has(t)) continue;
+      if (!s.delta) { sotwPush(s, t); continue; }
+      const released = s.held.has(t) && !state.hold.has(t);
+      if (released) s.held.delete(t);
+      deltaPush(s, t, released);
+    }
+  }
+}
+
 load();
 let last = fs.statSync(args.resources).mtimeMs;
 setInterval(() => {
@@ -241,15 +289,18 @@ setInterval(() => {
   last = m;
   try { load(); } catch (e) { console.error('control plane: bad resources file: ' + e.message); return; }
   logLine({event: 'push', version: state.version});
-  for (const s of streams) {
-    for (const t of s.subs.keys()) {
-      if (!s.delta) { sotwPush(s, t); continue; }
-      const released = s.held.has(t) && !state.hold.has(t);
-      if (released) s.held.delete(t);
-      deltaPush(s, t, released);
-    }
-  }
+  pushTypes(null);
 }, 50);
+
+if (args.stdin) {
+  require('readline').createInterface({input: process.stdin}).on('line', (line) => {
+    if (!line.trim()) return;
+    let types;
+    try { types = patch(JSON.parse(line)); } catch (e) { console.error('control plane: bad patch: ' + e.message); return; }
+    logLine({event: 'patch', version: state.version, types: [...types]});
+    pushTypes(types);
+  });
+}
 
 // --garbage: the same methods with raw bytes in and out; every request gets bytes that do not
 // decode as a response (a length-delimited field 1 claiming more bytes than follow).

@@ -1,0 +1,570 @@
+#!/usr/bin/env bash
+# bench/xds.sh: the xDS benchmark: how fast and in how much memory remora takes its config from
+# a control plane, and what endpoint churn costs the traffic.
+#
+# A remora whose bootstrap names the test control plane (test/e2e/xds/control_plane.js, grpc-js
+# with Envoy's protos; ADS state of the world; clusters over CDS, of type EDS with their
+# endpoints over ADS; a static HTTP listener whose routes come over RDS), on loopback:
+#
+#   apply        100, 1,000 and 5,000 clusters of 5 endpoints: the time from the control plane's
+#                first response to remora's ACK of the last type (CDS, EDS, RDS all ACKed),
+#                remora's CPU for it, VmRSS before (bootstrap only) and after, RSS per cluster
+#   push → ACK   at 1,000 clusters, BENCH_XDS_PUSHES (200) EDS pushes changing one cluster's
+#                endpoints: time from each response to its ACK, p50/p99/max, remora's CPU per
+#                push; one at a time (each 20-50 ms after the last one's ACK), then paced (every
+#                20-50 ms, answered or not, as a control plane sends them)
+#   churn        wrk -t1 -c50 keep-alive through the sidecar to an nginx app (1 KiB body) with no
+#                xDS updates, then with BENCH_XDS_CHURN_RATE (10) EDS updates per second to the
+#                cluster in use (its endpoint swapped between two equal apps; or both kept,
+#                re-weighted): requests/s, latency, remora CPU per request; BENCH_ROUNDS (3)
+#                rounds, medians
+#
+# Times come from the control plane's log ("t": process.hrtime ms on every line). It measures and
+# reports; it never fails on a number. Exit status is non-zero only when something could not
+# run. Writes the tables to stdout and to $BUILD/bench/xds.md. See bench/README.md.
+# cp_exec runs through b_bg, which shellcheck cannot follow.
+# shellcheck disable=SC2317
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+
+BUILD=${BUILD:-build}
+REMORA=${REMORA:-$root/$BUILD/remora}
+SECS=${BENCH_SECONDS:-5} # per wrk run; the rounds repeat it
+SIZES=${BENCH_XDS_CLUSTERS:-100 1000 5000}
+EPS=${BENCH_XDS_ENDPOINTS:-5}           # endpoints per cluster
+AT=${BENCH_XDS_AT:-1000}                # the size the push and churn runs use
+PUSHES=${BENCH_XDS_PUSHES:-200}         # EDS pushes for push → ACK
+GAP=${BENCH_XDS_PUSH_GAP:-20 50}       # ms between pushes (drawn uniformly)
+CHURN_RATE=${BENCH_XDS_CHURN_RATE:-10}  # EDS updates per second during the churn runs
+MODES=${BENCH_XDS_MODES:-none swap reweight}
+ROUNDS=${BENCH_ROUNDS:-3}
+WRK_CONNS=${BENCH_WRK_CONNS:-50}
+NOISE_PCT=${BENCH_NOISE_PCT:-5}
+PROXY_CPU=${BENCH_PROXY_CPU:-0} # remora runs here, alone
+LOAD_CPU=${BENCH_LOAD_CPU:-1}   # wrk, the apps and the control plane share this one
+NPM_DIR=${BENCH_NPM_DIR:-$root/build/npm-xds}
+CP_JS=$root/test/e2e/xds/control_plane.js
+TOOL=$here/xds.py
+OUT_DIR=$root/$BUILD/bench
+OUT=$OUT_DIR/xds.md
+CDS=type.googleapis.com/envoy.config.cluster.v3.Cluster
+
+b_need "wrk nginx nodejs npm python3 util-linux iproute2 curl" \
+    wrk nginx node npm python3 taskset ss awk curl mkfifo
+[[ -x $REMORA ]] || {
+    b_log "no $REMORA: run make first"
+    exit 1
+}
+if [[ " $SIZES " != *" $AT "* ]]; then
+    b_log "BENCH_XDS_AT=$AT is not one of BENCH_XDS_CLUSTERS ($SIZES): no push or churn runs"
+fi
+if (($(nproc) < 2)); then
+    b_log "only one core: remora and the load side will share it"
+    PROXY_CPU=0
+    LOAD_CPU=0
+fi
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+
+# The control plane's node packages, as the e2e stories install them (test/lib/npm.sh).
+# shellcheck disable=SC2034 # T_SCRIPT is read by npm.sh
+T_SCRIPT=bench/xds.sh
+t_stop() {
+    b_log "$*"
+    exit 1
+}
+# shellcheck source=test/lib/npm.sh
+source "$root/test/lib/npm.sh"
+b_setup xds # $work, cleanup at exit, $REMORA_BIN (bench/lib.sh)
+npm_peers "$root/test/e2e/xds" "$NPM_DIR" "$work/npm.log"
+
+# xds ARGS...: bench/xds.py on the load core (it polls the control plane's log while remora works)
+xds() { taskset -c "$LOAD_CPU" python3 "$TOOL" "$@"; }
+
+# --- the apps: two equal nginx apps, 1 KiB body (bench/lib.sh) -------------------------------
+APP_A=$(b_free_port)
+b_app "$work/app-a" "$APP_A"
+pids_a=("${APP_PIDS[@]}")
+APP_B=$(b_free_port)
+b_app "$work/app-b" "$APP_B"
+APP_PIDS+=("${pids_a[@]}")
+
+# --- the control plane and remora ------------------------------------------------------------
+CP_PID="" CP_FD="" R_PID="" R_ADMIN="" R_HTTP=""
+CP_LOG=$work/cp.log
+
+cp_exec() { # the control plane, reading patches from the fifo (runs in b_bg's subshell)
+    exec taskset -c "$LOAD_CPU" env NODE_PATH="$NPM_DIR/node_modules" node "$CP_JS" \
+        --resources "$work/res.json" --log "$CP_LOG" --port "$1" --stdin <"$work/cp.in"
+}
+
+# cp_start: the control plane on a free port (CP_PORT) serving $work/res.json, every type held;
+# patches go to CP_FD
+cp_start() {
+    local i
+    CP_PORT=$(b_free_port)
+    : >"$CP_LOG"
+    rm -f "$work/cp.in"
+    mkfifo "$work/cp.in"
+    b_bg "$work/cp.out" cp_exec "$CP_PORT"
+    CP_PID=$B_PID
+    exec {CP_FD}>"$work/cp.in"
+    for ((i = 0; i < 1200; i++)); do
+        grep -q '^listening' "$work/cp.out" && return 0
+        kill -0 "$CP_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    b_log "the control plane did not start: $(tail -n 5 "$work/cp.out")"
+    return 1
+}
+
+cp_send() { # cp_send LINE: one patch to the control plane
+    kill -0 "$CP_PID" 2>/dev/null || return 1
+    printf '%s\n' "$1" >&"$CP_FD"
+}
+
+cp_stop() {
+    [[ -n $CP_FD ]] && exec {CP_FD}>&-
+    [[ -n $CP_PID ]] && b_stop "$CP_PID"
+    CP_PID="" CP_FD=""
+}
+
+# cp_saw_request TYPE_URL: the log has a request of that type
+cp_saw_request() { grep -q "\"event\":\"request\".*\"type_url\":\"$1\"" "$CP_LOG"; }
+
+r_start() { # remora with the bootstrap: ADS to the control plane, listener on R_HTTP
+    local d=$work/remora
+    mkdir -p "$d"
+    R_ADMIN=$(b_free_port) R_HTTP=$(b_free_port)
+    cat >"$d/remora.yaml" <<EOF
+node: {id: bench.local, cluster: bench}
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: $R_ADMIN}}}
+dynamic_resources:
+  cds_config: {ads: {}, resource_api_version: V3}
+  ads_config:
+    api_type: GRPC
+    transport_api_version: V3
+    grpc_services: [{envoy_grpc: {cluster_name: xds}}]
+static_resources:
+  clusters:
+  - name: xds
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+    load_assignment:
+      cluster_name: xds
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $CP_PORT}}}}]}]
+  listeners:
+  - name: http
+    address: {socket_address: {address: 127.0.0.1, port_value: $R_HTTP}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: http
+          rds: {config_source: {ads: {}}, route_config_name: r1}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+EOF
+    b_bg "$d/remora.log" taskset -c "$PROXY_CPU" "$REMORA_BIN" --config "$d/remora.yaml" \
+        --concurrency 1 --log-level warning
+    R_PID=$B_PID
+    ALL_PIDS=("$R_PID" "$CP_PID")
+    local i
+    for ((i = 0; i < 200; i++)); do # connected: its first request reached the control plane
+        cp_saw_request "$CDS" && return 0
+        kill -0 "$R_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    b_log "remora did not ask the control plane for clusters: $(tail -n 5 "$d/remora.log")"
+    return 1
+}
+
+r_stop() {
+    [[ -n $R_PID ]] && b_stop "$R_PID"
+    R_PID=""
+    ALL_PIDS=()
+}
+
+r_clusters() { # how many clusters c<N> remora's running config has
+    curl -s -m 10 "http://127.0.0.1:$R_ADMIN/clusters" | sed -n 's/^\(c[0-9]*\)::type::.*/\1/p' |
+        wc -l
+}
+
+serves() { # serves: the route and c0 answer with the app's 1 KiB body
+    local body
+    body=$(curl -s -m 5 "http://127.0.0.1:$R_HTTP/")
+    [[ ${#body} -eq 1024 ]]
+}
+
+# --- apply: one size --------------------------------------------------------------------------
+declare -A A=() # A[size.metric]
+
+# apply_wait: the control plane's log until the last response of each type is answered (120 s at
+# most): prints bench/xds.py's "done ...", "nack ..." or "wait"
+apply_wait() {
+    local i st
+    for ((i = 0; i < 1200; i++)); do
+        st=$(xds apply "$CP_LOG")
+        [[ $st == wait ]] || break
+        sleep 0.1
+    done
+    echo "$st"
+}
+
+# apply_run N: a fresh control plane and remora, N clusters; remora is left running
+apply_run() {
+    local n=$1 st c0 c1 ms cds eds rds have
+    b_log "--- apply: $n clusters of $EPS endpoints"
+    xds resources "$n" "$EPS" "$APP_A" "$work/res.json" || {
+        b_fail "$n clusters: cannot write the resources"
+        return 1
+    }
+    cp_start || {
+        b_fail "$n clusters: the control plane did not start"
+        return 1
+    }
+    r_start || {
+        b_fail "$n clusters: remora did not connect to the control plane"
+        return 1
+    }
+    sleep 0.5
+    A[$n.rss0]=$(b_status_kib VmRSS "$R_PID")
+    b_noise_begin
+    c0=$(b_cpu_ticks "$R_PID")
+    cp_send '{"hold": []}'
+    st=$(apply_wait)
+    c1=$(b_cpu_ticks "$R_PID")
+    A[$n.noise]=$(b_noise_end)
+    case $st in
+    done*) ;;
+    nack*)
+        b_fail "$n clusters: remora NACKed: ${st#nack }"
+        return 1
+        ;;
+    *)
+        b_fail "$n clusters: not every type was ACKed within 120 s"
+        return 1
+        ;;
+    esac
+    sleep 1 # whatever followed the ACK (the old snapshot's release) settles
+    st=$(apply_wait) # again: a response sent after the first check counts too
+    [[ $st == done* ]] || {
+        b_fail "$n clusters: after the first ACKs: ${st:-no answer}"
+        return 1
+    }
+    read -r _ _ ms cds eds rds <<<"$st"
+    A[$n.apply_ms]=$ms A[$n.cds_ms]=$cds A[$n.eds_ms]=$eds A[$n.rds_ms]=$rds
+    A[$n.cpu_ms]=$(awk -v d=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%.0f", d / hz * 1000 }')
+    A[$n.rss1]=$(b_status_kib VmRSS "$R_PID")
+    A[$n.hwm]=$(b_status_kib VmHWM "$R_PID")
+    A[$n.per]=$(awk -v a="${A[$n.rss1]}" -v b="${A[$n.rss0]}" -v n="$n" \
+        'BEGIN { printf "%.2f", (a - b) / n }')
+    have=$(r_clusters)
+    ((have == n)) || b_fail "$n clusters: remora's /clusters lists $have clusters c<N>, not $n"
+    serves || b_fail "$n clusters: the route to c0 does not serve the app"
+    b_log "$n clusters: applied in $ms ms, RSS ${A[$n.rss0]} -> ${A[$n.rss1]} KiB"
+    return 0
+}
+
+# --- push → ACK: one cluster's endpoints, PUSHES times -------------------------------------
+declare -A P=() # P[way.metric], way: paced or iso
+
+# push_run WAY: PUSHES EDS pushes, paced (every GAP ms, whether answered or not, as a control
+# plane sends) or iso (each GAP ms after the last one's ACK: no push waits behind another)
+push_run() {
+    local w=$1 from i st sent acked c0 c1 how
+    b_log "--- push → ACK ($w): $PUSHES EDS pushes at $AT clusters"
+    xds pushes "$PUSHES" "$EPS" "$work/pushes.txt" || return 1
+    from=$(($(wc -l <"$CP_LOG") + 1))
+    # shellcheck disable=SC2206 # GAP is two numbers
+    if [[ $w == paced ]]; then how=(gap $GAP); else how=(ack "$CP_LOG" $GAP); fi
+    b_noise_begin
+    c0=$(b_cpu_ticks "$R_PID")
+    xds feed "$work/cp.in" "$work/pushes.txt" "${how[@]}" ||
+        b_fail "push → ACK ($w): the pushes could not all be sent"
+    for ((i = 0; i < 600; i++)); do # until the last push is answered (60 s at most)
+        st=$(xds acks "$CP_LOG" "$from")
+        read -r sent acked _ <<<"$st"
+        ((sent >= PUSHES && acked >= sent)) && break
+        sleep 0.1
+    done
+    c1=$(b_cpu_ticks "$R_PID")
+    P[$w.noise]=$(b_noise_end)
+    read -r sent acked "P[$w.collapsed]" "P[$w.nacked]" "P[$w.p50]" "P[$w.p99]" "P[$w.max]" \
+        "P[$w.mean]" <<<"$st"
+    P[$w.sent]=$sent P[$w.acked]=$acked
+    ((sent >= PUSHES)) || b_fail "push → ACK ($w): the control plane sent $sent of $PUSHES pushes"
+    ((acked >= sent)) || b_fail "push → ACK ($w): $((sent - acked)) of $sent pushes were not answered"
+    ((P[$w.nacked] == 0)) || b_fail "push → ACK ($w): ${P[$w.nacked]} pushes were NACKed"
+    P[$w.cpu]=$(awk -v d=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n="$sent" \
+        'BEGIN { printf "%.2f", n ? d / hz * 1000 / n : 0 }')
+    P[$w.rss]=$(b_status_kib VmRSS "$R_PID")
+    awk -v v="${P[$w.noise]}" -v p="$NOISE_PCT" 'BEGIN { exit !(v > p) }' &&
+        NOTES+=("push → ACK ($w): other processes used ${P[$w.noise]}% of the machine's CPU meanwhile")
+    return 0
+}
+
+# --- churn: requests/s with and without EDS updates -------------------------------------------
+c0_set() { # c0_set VERSION EP...: c0's endpoints, then a moment for the ACK
+    cp_send "$(xds endpoints c0 "$@")" && sleep 0.5
+}
+
+main_ticks() { # CPU ticks of remora's main thread (the xDS client, admin), not its worker's
+    local s fields
+    s=$(<"/proc/$R_PID/task/$R_PID/stat") || return 1
+    s=${s##*) }
+    read -r -a fields <<<"$s"
+    echo $((fields[11] + fields[12]))
+}
+
+c0_connections() { # upstream connections remora has opened to c0's endpoints so far
+    curl -s -m 5 "http://127.0.0.1:$R_ADMIN/stats" |
+        awk -F': ' '$1 == "cluster.c0.upstream_cx_total" { print $2 }'
+}
+
+CHURN_N=0 # patches sent, for unique versions
+# measure_churn MODE ROUND: one wrk run with MODE's updates (none: no updates)
+measure_churn() {
+    local m=$1 r=$2 f=$work/wrk-$1-$2.txt from loop="" c0 c1 n0 n1 wpid parsed rps p50 p99 reqs err
+    local sent acked nacked t0 t1 cx0 cx1
+    pin_load wrk -t1 -c"$WRK_CONNS" -d1s "http://127.0.0.1:$R_HTTP/" >/dev/null 2>&1 # warm-up
+    from=$(($(wc -l <"$CP_LOG") + 1))
+    if [[ $m != none ]]; then
+        CHURN_N=$((CHURN_N + 1))
+        xds churn "$m" $(((SECS + 2) * CHURN_RATE)) "$APP_A" "$APP_B" \
+            "churn$CHURN_N" "$work/churn.txt" || return 1
+    fi
+    rm -f "$work/churn.go"
+    if [[ $m != none ]]; then # the feeder starts now, its updates once churn.go exists
+        b_bg "$work/churn.log" taskset -c "$LOAD_CPU" python3 "$TOOL" feed "$work/cp.in" \
+            "$work/churn.txt" rate "$CHURN_RATE" "$work/churn.go"
+        loop=$B_PID
+        sleep 0.5
+    fi
+    cx0=$(c0_connections)
+    c0=$(b_cpu_ticks "$R_PID") t0=$(main_ticks)
+    n0=$(b_now_ns)
+    pin_load wrk -t1 -c"$WRK_CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$R_HTTP/" >"$f" 2>&1 &
+    wpid=$!
+    sleep 0.2 # wrk's connections are open: the updates come while they carry traffic
+    : >"$work/churn.go"
+    sleep "$(awk -v s="$SECS" 'BEGIN { print s / 2 - 0.2 }')"
+    M[$m.up_a]=$(b_established "$APP_A") M[$m.up_b]=$(b_established "$APP_B")
+    wait "$wpid"
+    n1=$(b_now_ns)
+    c1=$(b_cpu_ticks "$R_PID") t1=$(main_ticks)
+    [[ -n $loop ]] && b_stop "$loop"
+    cx1=$(c0_connections)
+    parsed=$(b_wrk_parse "$f") || {
+        b_fail "$m: wrk produced no result: $(head -c 500 "$f")"
+        return 1
+    }
+    read -r rps p50 p99 reqs err <<<"$parsed"
+    ((err > 0)) && NOTES+=("$m, round $r: wrk counted $err socket errors or non-2xx responses")
+    read -r sent acked nacked <<<"$(xds count "$CP_LOG" "$from")"
+    ((nacked > 0)) && b_fail "$m, round $r: $nacked EDS updates were NACKed"
+    M[$m.rps]=$rps M[$m.p50]=$p50 M[$m.p99]=$p99
+    M[$m.cpu_req]=$(b_cpu_per $((c1 - c0)) "$reqs")
+    M[$m.cpu_use]=$(b_cpu_pct $((c1 - c0)) $((n1 - n0)))
+    M[$m.main_use]=$(b_cpu_pct $((t1 - t0)) $((n1 - n0)))
+    M[$m.worker_req]=$(b_cpu_per $((c1 - c0 - (t1 - t0))) "$reqs")
+    [[ -n $cx0 && -n $cx1 ]] && M[$m.cx_new]=$((cx1 - cx0))
+    M[$m.eds_s]=$(awk -v a="$acked" -v ns=$((n1 - n0)) 'BEGIN { printf "%.1f", a / (ns / 1e9) }')
+    [[ $m == none ]] || c0_set "back$CHURN_N" "127.0.0.1:$APP_A" # the next run starts from A
+}
+
+churn_rounds() {
+    local r i m order modes
+    read -ra modes <<<"$MODES"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        order=()
+        for ((i = 0; i < ${#modes[@]}; i++)); do order+=("${modes[(i + r - 1) % ${#modes[@]}]}"); done
+        for m in "${order[@]}"; do
+            b_log "--- churn, round $r of $ROUNDS: $m"
+            M=()
+            b_noise_begin
+            measure_churn "$m" "$r" || continue
+            M[$m.noise]=$(b_noise_end)
+            awk -v n="${M[$m.noise]}" -v p="$NOISE_PCT" 'BEGIN { exit !(n > p) }' &&
+                NOTES+=("churn $m, round $r: other processes used ${M[$m.noise]}% of the machine's CPU meanwhile")
+            b_keep "$r"
+        done
+    done
+    b_medians
+}
+
+# --- the runs -----------------------------------------------------------------------------------
+NOTES=()
+b_log "xds: clusters $SIZES ($EPS endpoints each); push and churn at $AT; ${SECS}s per wrk run," \
+    "$ROUNDS rounds"
+DONE_SIZES=()
+for n in $SIZES; do
+    if apply_run "$n"; then
+        DONE_SIZES+=("$n")
+        awk -v v="${A[$n.noise]}" -v p="$NOISE_PCT" 'BEGIN { exit !(v > p) }' &&
+            NOTES+=("apply, $n clusters: other processes used ${A[$n.noise]}% of the machine's CPU meanwhile")
+        if [[ $n == "$AT" ]]; then
+            push_run iso || b_fail "push → ACK (one at a time) could not run"
+            push_run paced || b_fail "push → ACK (paced) could not run"
+            churn_rounds
+        fi
+    fi
+    r_stop
+    cp_stop
+done
+
+# --- report ---------------------------------------------------------------------------------------
+mib() { b_fmt "%.1f" 0.0009765625 "${1:-}"; }
+f1() { b_fmt "%.1f" 1 "${1:-}"; }
+f2() { b_fmt "%.2f" 1 "${1:-}"; }
+
+apply_table() {
+    local n hdr="| | " sep="|---|" row key label fmt line
+    for n in "${DONE_SIZES[@]}"; do
+        hdr+="$n clusters | "
+        sep+="---:|"
+    done
+    echo "${hdr% }"
+    echo "$sep"
+    for row in "apply_ms|Apply: first response → last ACK (ms)|f1" \
+        "cds_ms|CDS response → its ACK (ms)|f1" "eds_ms|EDS response → its ACK (ms)|f1" \
+        "rds_ms|RDS response → its ACK (ms)|f1" "cpu_ms|Remora CPU for the apply (ms)|f1" \
+        "rss0|RSS before: bootstrap only, ADS stream open (MiB)|mib" \
+        "rss1|RSS after (MiB)|mib" "per|RSS per cluster: (after − before) ÷ clusters (KiB)|f2" \
+        "hwm|Peak RSS, VmHWM (MiB)|mib" \
+        "noise|Other processes' CPU meanwhile (% of all cores; noise)|f1"; do
+        IFS='|' read -r key label fmt <<<"$row"
+        line="| $label |"
+        for n in "${DONE_SIZES[@]}"; do line+=" $("$fmt" "${A[$n.$key]:-}") |"; done
+        echo "$line"
+    done
+}
+
+push_table() {
+    local row key label fmt line w
+    echo "| push → ACK at $AT clusters | one at a time | paced |"
+    echo "|---|---:|---:|"
+    for row in "sent|EDS pushes sent|%s" "acked|… ACKed|%s" \
+        "collapsed|… answered only by the ACK of a later one|%s" "p50|p50 (ms)|%.2f" \
+        "p99|p99 (ms)|%.2f" "max|max (ms)|%.2f" "mean|mean (ms)|%.2f" \
+        "cpu|Remora CPU per push (ms)|%.2f" "rss|RSS after the pushes (MiB)|%.1f" \
+        "noise|Other processes' CPU meanwhile (% of all cores; noise)|%.1f"; do
+        IFS='|' read -r key label fmt <<<"$row"
+        line="| $label |"
+        for w in iso paced; do
+            if [[ $key == rss ]]; then
+                line+=" $(mib "${P[$w.$key]:-}") |"
+            else
+                line+=" $(b_fmt "$fmt" 1 "${P[$w.$key]:-}") |"
+            fi
+        done
+        echo "$line"
+    done
+}
+
+mode_label() {
+    case $1 in
+    none) echo "no updates" ;;
+    swap) echo "${CHURN_RATE}/s: endpoint A ↔ B" ;;
+    reweight) echo "${CHURN_RATE}/s: A+B re-weighted" ;;
+    esac
+}
+
+churn_table() {
+    local m hdr="| |" sep="|---|" row key label fmt line v
+    for m in $MODES; do
+        hdr+=" $(mode_label "$m") |"
+        sep+="---:|"
+    done
+    echo "$hdr"
+    echo "$sep"
+    for row in "rps|Requests/s (keep-alive, $WRK_CONNS conns, 1 KiB)|%.0f" \
+        "ratio|Requests/s ÷ no updates|ratio" "p50|Latency p50 (ms)|%.3f" \
+        "p99|Latency p99 (ms)|%.3f" "cpu_req|Remora CPU per request (µs)|%.2f" \
+        "cpu_use|Remora CPU use (% of its core)|%.1f" \
+        "main_use|… of which its main thread (xDS client; % of the core)|%.1f" \
+        "worker_req|Remora worker thread CPU per request (µs)|%.2f" \
+        "eds_s|EDS updates ACKed per second|%.1f" \
+        "cx_new|Upstream connections opened to c0 during the run|%.0f" \
+        "up_a|Upstream connections to app A at mid-run|%.0f" \
+        "up_b|Upstream connections to app B at mid-run|%.0f" \
+        "noise|Other processes' CPU meanwhile (% of all cores; noise)|%.1f"; do
+        IFS='|' read -r key label fmt <<<"$row"
+        line="| $label |"
+        for m in $MODES; do
+            if [[ $fmt == ratio ]]; then
+                v=$([[ -n ${R[$m.rps]:-} && -n ${R[none.rps]:-} ]] && b_ratio "${R[$m.rps]}" "${R[none.rps]}")
+                line+=" ${v:-n/a} |"
+            else
+                line+=" $(b_fmt "$fmt" 1 "${R[$m.$key]:-}") |"
+            fi
+        done
+        echo "$line"
+    done
+}
+
+targets() {
+    local v w m
+    echo "Targets:"
+    v=${A[$AT.rss1]:-}
+    if [[ -n $v ]]; then
+        echo "- RSS at $AT clusters ≤ 10 MiB: **$(awk -v v="$v" \
+            'BEGIN { print (v <= 10240) ? "met" : "not met" }')** — $(mib "$v") MiB" \
+            "($(f2 "${A[$AT.per]}") KiB per cluster; Envoy's figure is about 41 KB)"
+    else
+        echo "- RSS at $AT clusters ≤ 10 MiB: not measured"
+    fi
+    for w in iso paced; do
+        v=${P[$w.p99]:-}
+        if [[ -n $v ]]; then
+            echo "- push → ACK p99 ≤ 10 ms ($([[ $w == iso ]] && echo "one at a time" ||
+                echo paced)): **$(awk -v v="$v" 'BEGIN { print (v <= 10) ? "met" : "not met" }')**" \
+                "— $(f2 "$v") ms; remora's CPU per push $(f2 "${P[$w.cpu]}") ms"
+        fi
+    done
+    for m in $MODES; do
+        [[ $m == none || -z ${R[$m.rps]:-} || -z ${R[none.rps]:-} ]] && continue
+        echo "- requests/s with $(mode_label "$m"): $(b_ratio "${R[$m.rps]}" "${R[none.rps]}") of" \
+            "no updates (expected: no drop beyond noise); CPU per request" \
+            "$(b_ratio "${R[$m.cpu_req]}" "${R[none.cpu_req]}")"
+    done
+}
+
+remora_rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo "uncommitted tree")
+report() {
+    echo "## xDS: applying config and endpoint churn"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- machine: $(b_machine)"
+    echo "- remora: $REMORA ($remora_rev, built $REMORA_BUILT), --concurrency 1, pinned to CPU $PROXY_CPU"
+    echo "- control plane: test/e2e/xds/control_plane.js, node $(node --version), ADS state of" \
+        "the world, on CPU $LOAD_CPU; clusters of type EDS (eds_config ads), $EPS endpoints each;" \
+        "route configuration r1 over RDS to the bootstrap's listener"
+    echo "- load: $(b_ver wrk) -t1 -c$WRK_CONNS, ${SECS} s per run after 1 s of warm-up, on CPU" \
+        "$LOAD_CPU with two nginx apps (1 worker each, 1 KiB body); $ROUNDS rounds, medians"
+    echo
+    apply_table
+    echo
+    push_table
+    echo
+    churn_table
+    b_rounds_block "rps|Requests/s" "cpu_req|Remora CPU per request (µs)" \
+        "main_use|Remora main thread CPU (% of the core)"
+    echo
+    targets
+    b_notes
+}
+mkdir -p "$OUT_DIR"
+TARGETS=$MODES # b_rounds_block reads the rows' columns from TARGETS
+report | tee "$OUT"
+b_log "written to $OUT"
+exit "$B_FAILED"
