@@ -30,6 +30,11 @@ npm_peers() {
         [[ -f $dest/node_modules/$first/package.json ]]; then
         return 0
     fi
+    # node trusts its own CA list, not the system's: give it the system's too, so a registry
+    # reached through a proxy with its own CA (installed in the system store) verifies.
+    if [[ -z ${NODE_EXTRA_CA_CERTS:-} && -r /etc/ssl/certs/ca-certificates.crt ]]; then
+        export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+    fi
     mkdir -p "$dest" && cp "$dir/package.json" "$dir/package-lock.json" "$dest/" ||
         t_stop "cannot write $dest"
     if ! npm ci --prefix "$dest" --no-audit --no-fund --ignore-scripts >"$log" 2>&1; then
