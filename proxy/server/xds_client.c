@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -20,6 +21,7 @@
 #define BACKOFF_MAX_MS    30000
 #define INITIAL_FETCH_MS  15000 /* Envoy's initial_fetch_timeout default */
 #define WARMING_MS        15000 /* how long a config waits for what it references */
+#define TRIM_MS           1000  /* after the last install, freed heap goes back to the system */
 #define KEEPALIVE_MS      30000
 #define KEEPALIVE_WAIT_MS 20000
 
@@ -40,6 +42,7 @@ struct xds_client {
     uv_timer_t retry; /* reconnect after backoff */
     uv_timer_t init;  /* the initial fetch timeout */
     uv_timer_t warm;  /* how long `warming` may wait */
+    uv_timer_t trim;  /* a second after the last install: give freed memory back */
     /* A config built and not installed yet: it references route configurations, endpoints or
      * secrets asked for and not received (Envoy's warming). NULL: none waits. */
     snapshot_t *warming;
@@ -199,9 +202,20 @@ static int awaited(const xds_client_t *x, const snapshot_t *snap)
     return n;
 }
 
+/* Each build allocates about as much as the config holds and frees the last one's: glibc keeps
+ * those pages, so without this the resident size grows with every update (85 MiB after 200
+ * endpoint pushes at 1,000 clusters, for a 21 MiB config). Once updates have paused for a
+ * second, the free pages go back. */
+static void on_trim(uv_timer_t *t)
+{
+    (void)t;
+    malloc_trim(0);
+}
+
 /* Makes next (reference taken) the running config. */
 static void activate(xds_client_t *x, snapshot_t *next)
 {
+    uv_timer_start(&x->trim, on_trim, TRIM_MS, 0);
     uv_timer_stop(&x->warm);
     if (x->warming && x->warming != next)
         snapshot_unref(x->warming);
@@ -485,7 +499,8 @@ int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg,
     uv_timer_init(host->loop, &x->retry);
     uv_timer_init(host->loop, &x->init);
     uv_timer_init(host->loop, &x->warm);
-    x->retry.data = x->init.data = x->warm.data = x;
+    uv_timer_init(host->loop, &x->trim);
+    x->retry.data = x->init.data = x->warm.data = x->trim.data = x;
     uv_timer_start(&x->init, on_init_timeout, INITIAL_FETCH_MS, 0);
     log_info("xds: ADS (%s) to cluster '%s'", snap->ads.delta ? "delta" : "state of the world",
              snap->ads.cluster);
@@ -516,10 +531,11 @@ void xds_client_stop(xds_client_t *x)
     if (x->warming)
         snapshot_unref(x->warming);
     x->warming = NULL;
-    x->closing_handles = 3;
+    x->closing_handles = 4;
     uv_close((uv_handle_t *)&x->retry, on_timer_closed);
     uv_close((uv_handle_t *)&x->init, on_timer_closed);
     uv_close((uv_handle_t *)&x->warm, on_timer_closed);
+    uv_close((uv_handle_t *)&x->trim, on_timer_closed);
 }
 
 /* ---- /config_dump ------------------------------------------------------------------------ */
