@@ -595,10 +595,9 @@ static json_t *dump_entry(json_t *list, size_t p, const char *name)
     json_array_foreach(list, i, e)
     {
         json_t *state = json_object_get(e, "active_state"); /* listeners */
-        json_t *holder = state ? state : e;
-        json_t *res = dump_places[p].inner ? json_object_get(holder, dump_places[p].inner) : holder;
-        if (state)
-            res = json_object_get(state, "listener");
+        json_t *res = state                  ? json_object_get(state, "listener")
+                      : dump_places[p].inner ? json_object_get(e, dump_places[p].inner)
+                                             : e;
         const char *n = json_string_value(json_object_get(res, dump_places[p].name));
         if (n == NULL)
             n = json_string_value(json_object_get(e, "name"));

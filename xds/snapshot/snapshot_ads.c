@@ -9,6 +9,7 @@
 
 #include "base/err.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
+#include "xds/config/config.h"
 #include "xds/snapshot/snapshot_ads.h"
 
 typedef Envoy__Config__Core__V3__ConfigSource config_source_msg_t;
@@ -78,10 +79,7 @@ static int parse_api_source(const api_source_msg_t *m, snap_ads_t *ads, char *er
     if (ads->cluster == NULL ||
         (g->envoy_grpc->authority && g->envoy_grpc->authority[0] && ads->authority == NULL))
         return -ENOMEM;
-    ads->timeout_ms = 0;
-    if (g->timeout)
-        ads->timeout_ms =
-            (uint64_t)g->timeout->seconds * 1000 + (uint64_t)g->timeout->nanos / 1000000;
+    ads->timeout_ms = config_duration_ms(g->timeout, 0);
     ads->node_first_only = m->set_node_on_first_message_only;
     return 0;
 }

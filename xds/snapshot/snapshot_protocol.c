@@ -17,19 +17,14 @@
 
 typedef Envoy__Extensions__Upstreams__Http__V3__HttpProtocolOptions http_options_t;
 
-static uint64_t duration_ms(const Google__Protobuf__Duration *d)
-{
-    return d ? (uint64_t)d->seconds * 1000 + (uint64_t)d->nanos / 1000000 : 0;
-}
-
 /* The HTTP/2 keepalive of o (borrowed; its explicit HTTP/2 options) into c. */
 static void keepalive_of(const http_options_t *o, snap_cluster_t *c)
 {
     const Envoy__Config__Core__V3__Http2ProtocolOptions *h2 =
         o->explicit_http_config->http2_protocol_options;
     if (h2 && h2->connection_keepalive) {
-        c->h2_keepalive_interval_ms = duration_ms(h2->connection_keepalive->interval);
-        c->h2_keepalive_timeout_ms = duration_ms(h2->connection_keepalive->timeout);
+        c->h2_keepalive_interval_ms = config_duration_ms(h2->connection_keepalive->interval, 0);
+        c->h2_keepalive_timeout_ms = config_duration_ms(h2->connection_keepalive->timeout, 0);
     }
 }
 
