@@ -20,14 +20,12 @@ root=$(cd "$here/../.." && pwd)
 # shellcheck source=test/lib/testlib.sh
 source "$root/test/lib/testlib.sh"
 t_require_cmd curl jq python3
-# shellcheck source=test/lib/npm.sh
-source "$root/test/lib/npm.sh"
 # shellcheck source=test/lib/loopback.sh
 source "$root/test/lib/loopback.sh"
 work=$LB_WORK
 [[ -x $LB_BIN/remora ]] || t_stop "no $LB_BIN/remora (build it first)"
-npm_dir=$root/build/npm-xds
-npm_peers "$here/xds" "$npm_dir" "$work/npm.out"
+# shellcheck source=test/lib/xds.sh
+source "$root/test/lib/xds.sh"
 
 # Two apps that say who they are.
 for app in A B; do
@@ -46,11 +44,6 @@ EOF
     lb_serve "APP_$app" "$work/app$app.log" python3 "$work/app$app.py" "@APP_$app@" ||
         t_stop "app $app does not listen"
 done
-
-CDS=type.googleapis.com/envoy.config.cluster.v3.Cluster
-EDS=type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment
-RDS=type.googleapis.com/envoy.config.route.v3.RouteConfiguration
-LDS=type.googleapis.com/envoy.config.listener.v3.Listener
 
 # resources VERSION APP_PORT [BAD] — the control plane's resource file: cluster web (EDS) with
 # its endpoint on APP_PORT, route configuration r1 sending everything to web; with BAD, also a
@@ -127,24 +120,8 @@ static_resources:
 EOF
 }
 
-# cp_start [PORT] — the control plane on PORT (or a free one, set in CP), logging to cp.log.
-cp_start() {
-    if [[ -n ${1:-} ]]; then
-        NODE_PATH=$npm_dir/node_modules bg "$work/cp.out" node "$here/xds/control_plane.js" \
-            --resources "$work/res.json" --log "$work/cp.log" --port "$1"
-        CP_PID=$LAST_PID
-        t_until 15 lb_listening "$CP_PID" "$1"
-        return
-    fi
-    lb_serve CP "$work/cp.out" env NODE_PATH="$npm_dir/node_modules" node \
-        "$here/xds/control_plane.js" --resources "$work/res.json" --log "$work/cp.log" --port @CP@
-    CP_PID=$LAST_PID
-}
-
 body() { curl -s -m 2 "http://127.0.0.1:$HTTP${1:-/}"; }
 body_is() { [[ $(body "${2:-/}") == "$1" ]]; }
-# cp_has JQ_FILTER — some line of the control plane's log passes the filter.
-cp_has() { jq -e -s "any(.[]; $1)" "$work/cp.log" >/dev/null 2>&1; }
 
 for mode in GRPC DELTA_GRPC; do
     m=${mode,,}
@@ -281,9 +258,7 @@ t_run "stalled: the client reconnects once it answers again" t_until 30 connecte
 kill "$CP_PID"
 wait "$CP_PID" 2>/dev/null
 failures=$(stat "$ADMIN" cluster_manager.cds.update_failure)
-NODE_PATH=$npm_dir/node_modules bg "$work/garbage.out" node "$here/xds/control_plane.js" \
-    --resources "$work/res.json" --log "$work/cp.log" --port "$CP" --garbage
-CP_PID=$LAST_PID
+cp_start "$CP" --garbage
 more_failures() { (($(stat "$ADMIN" cluster_manager.cds.update_failure) > failures + 1)); }
 t_run "garbage: responses that do not decode end the stream, again and again" t_until 15 \
     more_failures
