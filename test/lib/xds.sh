@@ -35,6 +35,7 @@ cp_start() {
     if [[ -n $port ]]; then
         NODE_PATH=$XDS_NPM_DIR/node_modules bg "$LB_WORK/cp.out" node "$XDS_CP_JS" \
             --resources "$XDS_RES" --log "$XDS_LOG" --port "$port" "$@"
+        # shellcheck disable=SC2034
         CP_PID=$LAST_PID CP=$port
         t_until 15 lb_listening "$CP_PID" "$port"
         return
