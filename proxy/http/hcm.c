@@ -578,6 +578,8 @@ static void hcm_process(hcm_conn_t *c)
             }
             if (c->in.len == 0)
                 break;
+            if (c->snap != c->worker->snap)
+                hcm_rebind(c); /* a request starts: it runs with the newest config */
             http_header_t hv[256];
             http1_request_t req;
             memset(&req, 0, sizeof(req));
@@ -772,7 +774,7 @@ void hcm_set_deadline(hcm_conn_t *c, uint64_t ms)
 
 /* Idle keep-alive connections close now; busy ones answer their current request with
  * "connection: close" and close after it, as Envoy does while draining. */
-static void drain_conn(hcm_conn_t *c)
+void hcm_drain_conn(hcm_conn_t *c)
 {
     if (c->state == HCM_WAIT_HEAD && c->in.len == 0)
         hcm_close(c, false);
@@ -785,19 +787,7 @@ void hcm_drain_all(worker_t *w)
     hcm_conn_t *c = w->hcm_conns, *next;
     for (; c; c = next) {
         next = c->next;
-        drain_conn(c);
-    }
-}
-
-void hcm_drain_retired(worker_t *w)
-{
-    if (w->listeners_retired == 0)
-        return;
-    hcm_conn_t *c = w->hcm_conns, *next;
-    for (; c; c = next) {
-        next = c->next;
-        if (listener_retired(c->wl))
-            drain_conn(c);
+        hcm_drain_conn(c);
     }
 }
 
@@ -822,6 +812,7 @@ int hcm_start(accepted_conn_t *ac, const hcm_config_t *cfg)
     c->worker = w;
     c->snap = snapshot_ref(ac->snap);
     c->listener = ac->listener;
+    c->chain = ac->chain;
     c->wl = ac->wl;
     c->cfg = cfg;
     c->state = HCM_WAIT_HEAD;

@@ -61,8 +61,12 @@ typedef enum { HCM_WAIT_HEAD, HCM_IN_STREAM, HCM_TUNNEL, HCM_CLOSING } hcm_state
 struct hcm_conn {
     uv_tcp_t *tcp;
     worker_t *worker;
+    /* What it runs with: a snapshot (reference held), its listener of the connection's name, the
+     * chain the connection was matched to, and the connection manager config in that chain.
+     * Between requests all four move together to the worker's newer snapshot (hcm_rebind). */
     snapshot_t *snap;
     const snap_listener_t *listener;
+    const snap_chain_t *chain;
     worker_listener_t *wl; /* the listener it came in on (listener_conn_closed) */
     const hcm_config_t *cfg;
     hcm_state_t state;
@@ -144,9 +148,31 @@ void hcm_set_deadline(hcm_conn_t *c, uint64_t ms);
 /* Drain: closes idle HTTP connections, and makes busy ones close after their response. w
  * borrowed. */
 void hcm_drain_all(worker_t *w);
-/* A snapshot closed listeners (w->listeners_retired): their connections drain as in
- * hcm_drain_all, the others go on. w borrowed. */
-void hcm_drain_retired(worker_t *w);
+/* One connection (borrowed; freed at once when idle) drains as in hcm_drain_all. */
+void hcm_drain_conn(hcm_conn_t *c);
+
+/* hcm_rebind.c: connections take the worker's newer snapshots between requests. */
+/* Where a connection runs: what hcm_conn_t holds of a snapshot (all borrowed from snap). */
+typedef struct hcm_binding {
+    snapshot_t *snap;
+    const snap_listener_t *listener;
+    const snap_chain_t *chain;
+    const hcm_config_t *cfg; /* one of chain's filter configs */
+} hcm_binding_t;
+/* The place in `to` (borrowed) of a connection running at `from` (borrowed): the listener of
+ * the same name, its chain of equal config hash and the connection manager config at the same
+ * place in that chain, into *out (borrowing from to). Returns 0; -ENOENT when to has no such
+ * listener or chain (the chain changed or went away); -ESTALE when the counters the connection
+ * counted itself into at accept, or whether it is TLS, would not be the same there. */
+int hcm_binding_find(const hcm_binding_t *from, snapshot_t *to, hcm_binding_t *out);
+/* A new request is about to start on c (borrowed; no stream active) and the worker has a newer
+ * snapshot: c moves to it, or, when its chain changed or went away there, stays and closes
+ * after that request. A draining connection stays where it is. */
+void hcm_rebind(hcm_conn_t *c);
+/* The worker installed a new snapshot (w borrowed): connections of closed listeners
+ * (w->listeners_retired) and those whose chain changed or went away drain; the idle others
+ * move to it now, the busy ones before their next request. */
+void hcm_rebind_all(worker_t *w);
 /* Resets every HTTP connection of the worker (w borrowed) (at stop). */
 void hcm_abort_all(worker_t *w);
 

@@ -26,7 +26,7 @@ static void listeners_snapshot_installed(worker_t *w, snapshot_t *old)
 static void hcm_snapshot_installed(worker_t *w, snapshot_t *old)
 {
     (void)old;
-    hcm_drain_retired(w);
+    hcm_rebind_all(w);
 }
 
 static void tcp_sessions_snapshot_installed(worker_t *w, snapshot_t *old)

@@ -458,12 +458,14 @@ static int build_filter(const Envoy__Config__Listener__V3__Filter *m, snap_filte
     return 0;
 }
 
+static int config_hash(const ProtobufCMessage *m, uint64_t *out);
+
 static int build_chain(const chain_msg_t *m, snap_chain_t *c, bool tls_inspector, snap_build_t *b,
                        stats_store_t *stats, const char *what, char *err, size_t errlen)
 {
     const snapshot_t *snap = b->snap;
     c->name = strdup(m->name ? m->name : "");
-    if (c->name == NULL)
+    if (c->name == NULL || config_hash(&m->base, &c->config_hash) < 0)
         return -ENOMEM;
     const Envoy__Config__Listener__V3__FilterChainMatch *fm = m->filter_chain_match;
     if (fm) {
@@ -659,14 +661,14 @@ static int name_listener(const config_resource_list_t *list, size_t i, snap_list
 }
 
 /* FNV-1a over the message's wire form: protobuf-c packs fields in field-number order, so the
- * same config gives the same bytes. */
-static int listener_config_hash(const listener_msg_t *m, uint64_t *out)
+ * same config gives the same bytes. A Listener's, and each of its FilterChains'. */
+static int config_hash(const ProtobufCMessage *m, uint64_t *out)
 {
-    size_t len = protobuf_c_message_get_packed_size(&m->base);
+    size_t len = protobuf_c_message_get_packed_size(m);
     uint8_t *buf = malloc(len ? len : 1);
     if (buf == NULL)
         return -ENOMEM;
-    protobuf_c_message_pack(&m->base, buf);
+    protobuf_c_message_pack(m, buf);
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < len; i++)
         h = (h ^ buf[i]) * 0x100000001b3ull;
@@ -684,7 +686,7 @@ static int build_listener(const config_resource_list_t *list, size_t idx, snap_l
     char what[300];
     int rc = name_listener(list, idx, l, snap, err, errlen);
     if (rc == 0)
-        rc = listener_config_hash(m, &l->config_hash);
+        rc = config_hash(&m->base, &l->config_hash);
     if (rc < 0)
         return rc;
     snprintf(what, sizeof(what), "listener '%s'", l->name);

@@ -286,6 +286,10 @@ typedef struct snap_chain {
     snap_filter_t *filters;
     size_t n_filters;
     tls_context_config_t *tls; /* transport_socket: a DownstreamTlsContext (owned); NULL: plain */
+    /* A hash of the FilterChain message it was built from, as the listener's config_hash: an
+     * HTTP connection moves to a new snapshot's chain of equal hash, and drains when there is
+     * none. RDS routes are not in it (the message names them only). */
+    uint64_t config_hash;
 } snap_chain_t;
 
 typedef struct listener_stat_ids {
