@@ -90,8 +90,9 @@ typedef struct hcm_config {
 /* Takes over an accepted connection (network filter on_accept). initial/initial_len: bytes
  * already read by protocol detection. conn is borrowed; on success its socket, its
  * detection slab (initial) and its TLS endpoint are taken, and the connection takes its own
- * reference to conn->snap. cfg is borrowed and must outlive the connection (it lives with the
- * snapshot the connection holds). */
+ * reference to conn->snap. cfg (conn->chain's, borrowed) lives with that snapshot. Between
+ * requests the connection moves to its worker's newest snapshot, where conn->chain's equal
+ * (snap_chain_t.config_hash) is, and takes that chain's config (hcm_conn.h, hcm_rebind). */
 int hcm_start(accepted_conn_t *conn, const hcm_config_t *cfg);
 
 #endif

@@ -273,7 +273,9 @@ static lm_listener_t *update_one(listener_manager_t *lm, const snap_listener_t *
         if (was->config_hash != l->config_hash) {
             stats_inc(lm->slots, lm->st.modified);
             stats_inc(lm->slots, lm->st.in_place_updated);
-            log_info("listener '%s' updated in place", l->name);
+            log_info("listener '%s' updated in place: connections on its changed filter chains "
+                     "drain",
+                     l->name);
             was->config_hash = l->config_hash;
         }
         return was;
