@@ -618,6 +618,43 @@ static void test_sds_secret_errors_name_the_secret(void **state)
     release(&f);
 }
 
+/* The check an xDS client runs on each arriving resource: a secret with a bad PEM is refused on
+ * its own, though the listener that names it still waits for its other secret (and so would
+ * make no engine to find the bad PEM with); a good one passes. */
+static void test_check_refuses_a_bad_secret_while_its_context_waits_for_another(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f, "node: {id: sidecar}\n");
+    build_ok(&f);
+    const char *bad_cert = "name: default\n"
+                           "tls_certificate:\n"
+                           "  certificate_chain: {inline_string: \"-----BEGIN CERTIFICATE-----\\n"
+                           "bm90IGEgY2VydA==\\n-----END CERTIFICATE-----\\n\"}\n"
+                           "  private_key: {filename: " CERTS "server.key}\n";
+    const char *bad_ca = "name: ROOTCA\n"
+                         "validation_context: {trusted_ca: {inline_string: \"no PEM here\"}}\n";
+    const char *good = CERT_SECRET("default", "server.pem", "server.key");
+    const char *secrets[] = {bad_cert, bad_ca, good};
+    const char *want[] = {"ads.secrets[0]: cert_chain (inline PEM)",
+                          "ads.secrets[0]: trust_bundle (inline PEM)", NULL};
+    for (size_t i = 0; i < 3; i++) {
+        fixture_t d;
+        begin(&d, "node: {id: sidecar}\n");
+        add_tls_listener(&d, sds_both);
+        add_secret(&d, secrets[i]);
+        char err[1024] = "";
+        int rc = snapshot_check_dynamic(f.snap, &d.res, d.stats, err, sizeof(err));
+        if (want[i] == NULL)
+            assert_int_equal(rc, 0);
+        else if (rc == 0 || strstr(err, want[i]) == NULL)
+            fail_msg("secret %zu: want an error containing '%s', got rc=%d err='%s'", i, want[i],
+                     rc, err);
+        release(&d);
+    }
+    release(&f);
+}
+
 static void test_secret_given_twice_names_both(void **state)
 {
     (void)state;
@@ -807,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_sds_from_another_source_than_ads_is_refused),
         cmocka_unit_test(test_sds_secret_of_another_type_is_refused),
         cmocka_unit_test(test_sds_secret_errors_name_the_secret),
+        cmocka_unit_test(test_check_refuses_a_bad_secret_while_its_context_waits_for_another),
         cmocka_unit_test(test_secret_given_twice_names_both),
         cmocka_unit_test(test_references_list_each_name_once_sorted_with_what_is_missing),
         cmocka_unit_test(test_config_dump_shows_xds_resources_in_envoy_dynamic_shapes),
