@@ -167,6 +167,10 @@ static int on_verify(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flag
         if (!identity_cert_matches(crt, m, n)) {
             s->san_mismatch = true;
             *flags |= MBEDTLS_X509_BADCERT_OTHER;
+            /* Kept so the failure can say who answered instead (the handshake ends here). */
+            char id[2049];
+            free(s->peer_spiffe);
+            s->peer_spiffe = identity_spiffe_id(crt, id, sizeof(id)) > 0 ? strdup(id) : NULL;
         }
     }
     s->verify_flags |= *flags;
@@ -308,6 +312,8 @@ static int handshake_done(tls_session_t *s)
                                        MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED);
         return session_fail(s, TLS_FAIL_VERIFY_SAN, MBEDTLS_ERR_X509_CERT_VERIFY_FAILED);
     }
+    free(s->peer_spiffe);
+    s->peer_spiffe = NULL;
     if (peer) {
         char id[2049]; /* the SPIFFE ID length limit, plus the NUL */
         if (identity_spiffe_id(peer, id, sizeof(id)) > 0 && (s->peer_spiffe = strdup(id)) == NULL)

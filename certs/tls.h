@@ -210,7 +210,8 @@ const char *tls_session_cipher(const tls_session_t *s);  /* IANA-style mbedTLS s
 const char *tls_session_version(const tls_session_t *s); /* "TLSv1.2" */
 bool tls_session_resumed(const tls_session_t *s);
 /* The peer certificate's SPIFFE ID, borrowed from s (lives as long as it); NULL without a
- * certificate or a single spiffe:// SAN. */
+ * certificate or a single spiffe:// SAN. Also after a handshake that failed with
+ * TLS_FAIL_VERIFY_SAN: the ID of the certificate that matched none of the expected ones. */
 const char *tls_session_peer_spiffe_id(const tls_session_t *s);
 /* Server: the name the client asked for (SNI), borrowed from s (lives as long as it), or NULL
  * when it sent none. */

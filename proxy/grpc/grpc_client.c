@@ -21,7 +21,8 @@
 #define GRPC_DEFAULT_STREAM_WINDOW     (1u << 20)
 #define GRPC_DEFAULT_CONN_WINDOW       (4u << 20)
 #define GRPC_DEFAULT_USER_AGENT        "remora-grpc/1"
-#define GRPC_HANDLES                   4 /* tcp, timer, deadline, kick */
+#define GRPC_HANDLES                   4   /* tcp, timer, deadline, kick */
+#define GRPC_WHY_MAX                   512 /* a failure's explanation, in the calls' message */
 
 static void conn_flush(grpc_conn_t *c);
 
@@ -71,6 +72,7 @@ static void conn_free(grpc_conn_t *c)
     free(c->rbuf);
     free(c->authority);
     free(c->user_agent);
+    free(c->peer);
     free(c);
 }
 
@@ -97,7 +99,7 @@ static void conn_fail(grpc_conn_t *c, int error, const char *why)
     uv_timer_stop(&c->timer);
     uv_timer_stop(&c->deadline);
     close_handle((uv_handle_t *)&c->tcp);
-    char msg[160];
+    char msg[GRPC_WHY_MAX + 64];
     snprintf(msg, sizeof(msg), "connection to %s: %s", c->authority, why);
     grpc_calls_end_all(c, GRPC_UNAVAILABLE, msg);
     conn_report(c, GRPC_CONN_CLOSED, error);
@@ -366,18 +368,42 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
         *buf = uv_buf_init((char *)c->rbuf, GRPC_RBUF_SIZE);
 }
 
+/* Why the handshake failed, into why[0..cap): a server whose certificate matched none of the
+ * expected identities is named with them, the rest as the TLS engine explains it. */
+static void handshake_failure(const grpc_conn_t *c, char *why, size_t cap)
+{
+    const tls_session_t *s = tls_io_session(c->tls);
+    if (tls_session_fail_reason(s) != TLS_FAIL_VERIFY_SAN) {
+        char detail[256];
+        snprintf(why, cap, "TLS handshake: %s", tls_session_error(s, detail, sizeof(detail)));
+        return;
+    }
+    const char *id = tls_session_peer_spiffe_id(s);
+    int n = snprintf(why, cap,
+                     "TLS handshake: SAN mismatch: the server's certificate (%s) matches none of "
+                     "the expected SANs:",
+                     id ? id : "no single SPIFFE ID");
+    for (size_t i = 0; i < c->n_peer && n > 0 && (size_t)n < cap; i++) {
+        const identity_matcher_t *m = &c->peer[i];
+        n += snprintf(why + n, cap - (size_t)n, "%s %s %s %s", i ? "," : "",
+                      m->san_type == IDENTITY_SAN_URI   ? "URI"
+                      : m->san_type == IDENTITY_SAN_DNS ? "DNS"
+                                                        : "any",
+                      m->kind == IDENTITY_MATCH_EXACT ? "exact" : "prefix", m->value);
+    }
+}
+
 /* Ciphertext arrived: the handshake first (the server must choose h2), then records. */
 static void conn_recv_tls(grpc_conn_t *c, size_t n)
 {
-    char why[160], detail[128];
+    char why[GRPC_WHY_MAX];
     tls_io_received(c->tls, n);
     if (!c->tls_done) {
         int rc = tls_io_handshake(c->tls);
         if (rc == TLS_ERR_WANT_READ)
             return;
         if (rc < 0) {
-            snprintf(why, sizeof(why), "TLS handshake: %s",
-                     tls_session_error(tls_io_session(c->tls), detail, sizeof(detail)));
+            handshake_failure(c, why, sizeof(why));
             conn_fail(c, UV_EPROTO, why);
             return;
         }
@@ -498,6 +524,33 @@ static char *addr_authority(const struct sockaddr *addr)
     return strdup(out);
 }
 
+/* Copies the expected identities into c (one block with their values) for the log line of a
+ * server that matches none. */
+static int peers_copy(grpc_conn_t *c, const identity_matcher_t *m, size_t n)
+{
+    size_t size = n * sizeof(*m);
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].value == NULL)
+            return -EINVAL;
+        size += strlen(m[i].value) + 1;
+    }
+    char *block = malloc(size);
+    if (block == NULL)
+        return -ENOMEM;
+    identity_matcher_t *v = (identity_matcher_t *)(void *)block;
+    char *p = block + n * sizeof(*m);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(m[i].value) + 1;
+        memcpy(p, m[i].value, len);
+        v[i] = m[i];
+        v[i].value = p;
+        p += len;
+    }
+    c->peer = v;
+    c->n_peer = n;
+    return 0;
+}
+
 /* Everything that can fail without a handle to close: the caller frees c on an error. */
 static int conn_setup(grpc_conn_t *c, const struct sockaddr *addr, const grpc_conn_opts_t *o)
 {
@@ -517,8 +570,11 @@ static int conn_setup(grpc_conn_t *c, const struct sockaddr *addr, const grpc_co
     c->user = o->user;
     bufpool_init(&c->pool, 2);
     int rc = conn_session_new(c, o);
+    if (rc == 0 && o->tls && o->n_peer)
+        rc = peers_copy(c, o->peer, o->n_peer);
     if (rc == 0 && o->tls) {
-        rc = tls_io_new(o->tls, NULL, o->sni, NULL, 0, (uv_stream_t *)&c->tcp, &c->pool, &c->tls);
+        rc = tls_io_new(o->tls, NULL, o->sni, c->peer, c->n_peer, (uv_stream_t *)&c->tcp, &c->pool,
+                        &c->tls);
         if (rc == 0)
             tls_io_attach(c->tls, c, on_tls_written);
     }

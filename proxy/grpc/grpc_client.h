@@ -43,7 +43,13 @@ typedef struct grpc_conn_opts {
     /* NULL: plaintext HTTP/2 with prior knowledge, :scheme http. Otherwise a client config
      * whose ALPN offers "h2" (the server must choose it); :scheme https. */
     tls_config_t *tls;
-    const char *sni;                /* with tls: the server name to send; NULL: the config's */
+    const char *sni; /* with tls: the server name to send; NULL: the config's */
+    /* With tls: the server's certificate must have a SAN matching one of peer[0..n_peer)
+     * (copied); n_peer 0: any certificate the trust bundle vouches for. A server that matches
+     * none fails the connection (UV_EPROTO) with a message naming what it presented and what
+     * was expected. */
+    const identity_matcher_t *peer;
+    size_t n_peer;
     uint32_t connect_timeout_ms;    /* TCP connect + TLS handshake + server SETTINGS; 0: 5000 */
     uint32_t keepalive_interval_ms; /* a PING after this long; 0: none */
     uint32_t keepalive_timeout_ms;  /* no PING ack by then closes the connection; 0: 20000 */

@@ -70,6 +70,8 @@ struct grpc_conn {
     bufpool_t pool; /* slabs for the TLS session's ciphertext */
     char *authority;
     char *user_agent;
+    identity_matcher_t *peer; /* the server's expected identities (one block, owned) */
+    size_t n_peer;
     bool https;
     uint32_t connect_timeout_ms, keepalive_interval_ms, keepalive_timeout_ms;
     size_t max_recv_message;

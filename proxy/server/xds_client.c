@@ -385,10 +385,14 @@ static void xds_connect(xds_client_t *x)
         schedule_retry(x);
         return;
     }
+    /* The control plane is verified as any TLS upstream is: trust bundle, SANs, SNI. */
     grpc_conn_opts_t o = {
         .authority = snap->ads.authority ? snap->ads.authority : snap->ads.cluster,
         .user_agent = "remora",
         .tls = c->tls ? c->tls->engine : NULL,
+        .sni = c->tls ? c->tls->sni : NULL,
+        .peer = c->tls ? c->tls->peer_ids : NULL,
+        .n_peer = c->tls ? c->tls->n_peer_ids : 0,
         .connect_timeout_ms = (uint32_t)c->connect_timeout_ms,
         .keepalive_interval_ms =
             c->h2_keepalive_interval_ms ? (uint32_t)c->h2_keepalive_interval_ms : KEEPALIVE_MS,

@@ -6,11 +6,12 @@
 # an unknown method, a message over the client's limit); node's own http2 server for exact DATA
 # framing, non-gRPC answers (404, 503, text/html), a missing grpc-status, a compressed or cut
 # message, RST_STREAM, GOAWAY and a connection that dies mid-stream; TCP servers that never
-# send SETTINGS or never answer a PING; a port nobody listens on. test/tools/grpc_driver runs
+# send SETTINGS or never answer a PING; a port nobody listens on; a TLS server
+# whose SPIFFE ID is, then is not, the one expected. test/tools/grpc_driver runs
 # the calls and prints one line per check. Needs node and npm; @grpc/grpc-js is installed from
 # the npm registry into build/npm at the versions test/e2e/grpc/package-lock.json pins (never
 # committed). Without them the story fails as root and is skipped otherwise.
-# checks: 37
+# checks: 39
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)

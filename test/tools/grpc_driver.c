@@ -57,7 +57,7 @@ struct rec {
     grpc_call_t *call;
     int closed; /* on_close count: exactly 1 is right */
     int code;
-    char msg[256];
+    char msg[640];
     int nmsg;
     size_t bytes;
     uint64_t hash;
@@ -552,7 +552,10 @@ static void case_raw_goaway(void)
 
 /* ---- connections that never work ---------------------------------------------------------- */
 
-static void dead_conn(const char *name, int port, grpc_conn_opts_t *o, int want_err, bool ready)
+/* A connection to port with o that must close with want_err (having been READY or not), its
+ * call UNAVAILABLE with a message holding each of the NULL-terminated want_msg (may be NULL). */
+static void dead_conn_says(const char *name, int port, grpc_conn_opts_t *o, int want_err,
+                           bool ready, const char *const *want_msg)
 {
     session_t s;
     rec_t r;
@@ -565,11 +568,19 @@ static void dead_conn(const char *name, int port, grpc_conn_opts_t *o, int want_
     int err = 0;
     bool closed = saw_state(&s, GRPC_CONN_CLOSED, &err);
     uint64_t took = r.ended - r.started;
+    bool says = true;
+    for (size_t i = 0; want_msg && want_msg[i]; i++)
+        says = says && strstr(r.msg, want_msg[i]) != NULL;
     check(name,
-          closed && err == want_err && ended_with(&r, GRPC_UNAVAILABLE) &&
+          closed && err == want_err && ended_with(&r, GRPC_UNAVAILABLE) && says &&
               saw_state(&s, GRPC_CONN_READY, NULL) == ready && took < 5000 && !s.guard_fired,
           "closed %d error %d (%s), %s, after %llu ms", closed, err, err ? uv_err_name(err) : "",
           describe(&r), (unsigned long long)took);
+}
+
+static void dead_conn(const char *name, int port, grpc_conn_opts_t *o, int want_err, bool ready)
+{
+    dead_conn_says(name, port, o, want_err, ready, NULL);
 }
 
 /* ---- TLS ----------------------------------------------------------------------------------- */
@@ -622,6 +633,43 @@ static void case_tls(void)
     tls_config_unref(cfg);
 }
 
+/* The server's identity checked as the xDS client checks its control plane's: a URI SAN
+ * matcher that the server's certificate meets, then one that it does not. */
+static void case_tls_identity(void)
+{
+    const char *ok_name = "TLS with the server's SPIFFE ID expected: a unary call echoes with OK";
+    const char *bad_name = "TLS to a server of another SPIFFE ID than expected: CLOSED with "
+                           "EPROTO, call UNAVAILABLE naming the SAN mismatch, both IDs";
+    tls_config_t *cfg = tls_client("root-a.pem");
+    if (cfg == NULL) {
+        check(ok_name, false, "no config");
+        check(bad_name, false, "no config");
+        return;
+    }
+    identity_matcher_t good = {IDENTITY_SAN_URI, IDENTITY_MATCH_EXACT,
+                               "spiffe://cluster.local/ns/default/sa/server"};
+    identity_matcher_t bad[] = {
+        {IDENTITY_SAN_URI, IDENTITY_MATCH_EXACT, "spiffe://cluster.local/ns/remora-system/sa/cp"},
+        {IDENTITY_SAN_DNS, IDENTITY_MATCH_PREFIX, "cp."},
+    };
+    session_t s;
+    rec_t r;
+    grpc_conn_opts_t o = {.tls = cfg, .peer = &good, .n_peer = 1};
+    if (session_open(&s, port_tls, &o)) {
+        rec_start(&s, &r, "/test.Echo/Unary", 5000, NULL, 0);
+        send_str(&r, "who");
+        grpc_call_close_send(r.call);
+        run();
+        check(ok_name, ended_with(&r, GRPC_OK) && strcmp(r.last, "who") == 0, "%s", describe(&r));
+    }
+    const char *want[] = {"SAN mismatch", "spiffe://cluster.local/ns/default/sa/server",
+                          "URI exact spiffe://cluster.local/ns/remora-system/sa/cp",
+                          "DNS prefix cp.", NULL};
+    grpc_conn_opts_t ob = {.tls = cfg, .peer = bad, .n_peer = 2};
+    dead_conn_says(bad_name, port_tls, &ob, UV_EPROTO, false, want);
+    tls_config_unref(cfg);
+}
+
 static void run_cases(void)
 {
     case_unary_and_metadata();
@@ -666,6 +714,7 @@ static void run_cases(void)
     if (port_tls) {
         case_tls();
         case_tls_untrusted();
+        case_tls_identity();
     }
 }
 

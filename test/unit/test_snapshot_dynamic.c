@@ -618,6 +618,119 @@ static void test_sds_secret_errors_name_the_secret(void **state)
     release(&f);
 }
 
+/* The check an xDS client runs on each arriving resource: a secret with a bad PEM is refused on
+ * its own, though the listener that names it still waits for its other secret (and so would
+ * make no engine to find the bad PEM with); a good one passes. */
+static void test_check_refuses_a_bad_secret_while_its_context_waits_for_another(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f, "node: {id: sidecar}\n");
+    build_ok(&f);
+    const char *bad_cert = "name: default\n"
+                           "tls_certificate:\n"
+                           "  certificate_chain: {inline_string: \"-----BEGIN CERTIFICATE-----\\n"
+                           "bm90IGEgY2VydA==\\n-----END CERTIFICATE-----\\n\"}\n"
+                           "  private_key: {filename: " CERTS "server.key}\n";
+    const char *bad_ca = "name: ROOTCA\n"
+                         "validation_context: {trusted_ca: {inline_string: \"no PEM here\"}}\n";
+    const char *good = CERT_SECRET("default", "server.pem", "server.key");
+    const char *secrets[] = {bad_cert, bad_ca, good};
+    const char *want[] = {"ads.secrets[0]: cert_chain (inline PEM)",
+                          "ads.secrets[0]: trust_bundle (inline PEM)", NULL};
+    for (size_t i = 0; i < 3; i++) {
+        fixture_t d;
+        begin(&d, "node: {id: sidecar}\n");
+        add_tls_listener(&d, sds_both);
+        add_secret(&d, secrets[i]);
+        char err[1024] = "";
+        int rc = snapshot_check_dynamic(f.snap, &d.res, d.stats, err, sizeof(err));
+        if (want[i] == NULL)
+            assert_int_equal(rc, 0);
+        else if (rc == 0 || strstr(err, want[i]) == NULL)
+            fail_msg("secret %zu: want an error containing '%s', got rc=%d err='%s'", i, want[i],
+                     rc, err);
+        release(&d);
+    }
+    release(&f);
+}
+
+/* A bootstrap whose ADS cluster xds has an UpstreamTlsContext with `common` as its
+ * common_tls_context (indented by 10) and expects the control plane's SPIFFE ID. */
+static void begin_ads_tls(fixture_t *f, const char *common)
+{
+    char yaml[4096];
+    snprintf(yaml, sizeof(yaml),
+             "node: {id: sidecar}\n"
+             "dynamic_resources:\n"
+             "  ads_config:\n"
+             "    api_type: GRPC\n"
+             "    transport_api_version: V3\n"
+             "    grpc_services: [{envoy_grpc: {cluster_name: xds}}]\n"
+             "static_resources:\n"
+             "  clusters:\n"
+             "  - name: xds\n"
+             "    typed_extension_protocol_options:\n"
+             "      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n"
+             "        '@type': type.googleapis.com/envoy.extensions.upstreams.http.v3."
+             "HttpProtocolOptions\n"
+             "        explicit_http_config: {http2_protocol_options: {}}\n"
+             "    load_assignment: {cluster_name: xds, endpoints: [{lb_endpoints: [{endpoint: "
+             "{address: {socket_address: {address: 127.0.0.1, port_value: 15012}}}}]}]}\n"
+             "    transport_socket:\n"
+             "      name: envoy.transport_sockets.tls\n"
+             "      typed_config:\n"
+             "        '@type': type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+             "UpstreamTlsContext\n"
+             "        sni: cp.remora-system.svc\n"
+             "        common_tls_context:\n%s",
+             common);
+    begin(f, yaml);
+}
+
+#define ADS_VALIDATION                                                                             \
+    "          validation_context:\n"                                                              \
+    "            trusted_ca: {filename: " CERTS "root-a.pem}\n"                                    \
+    "            match_typed_subject_alt_names: [{san_type: URI, matcher: {exact: "                \
+    "'spiffe://cluster.local/ns/remora-system/sa/cp'}}]\n"
+
+/* What the gRPC client verifies its control plane with: the ADS cluster's CA, SAN matchers
+ * and SNI; and what it needs: ALPN h2, and secrets it can have before the stream is up. */
+static void test_ads_cluster_tls_gives_the_control_plane_identity(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin_ads_tls(&f, "          alpn_protocols: [h2]\n" ADS_VALIDATION);
+    build_ok(&f);
+    const tls_context_config_t *t = snapshot_find_cluster(f.snap, "xds")->tls;
+    assert_non_null(t->engine);
+    assert_string_equal(t->sni, "cp.remora-system.svc");
+    assert_int_equal(t->n_peer_ids, 1);
+    assert_string_equal(t->peer_ids[0].value, "spiffe://cluster.local/ns/remora-system/sa/cp");
+    release(&f);
+}
+
+static void test_ads_cluster_tls_without_h2_is_refused(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin_ads_tls(&f, "          alpn_protocols: [http/1.1]\n" ADS_VALIDATION);
+    expect_error(&f, "cluster 'xds': transport_socket: common_tls_context.alpn_protocols must "
+                     "offer \"h2\"");
+    release(&f);
+}
+
+static void test_ads_cluster_tls_with_sds_secrets_is_refused(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin_ads_tls(&f, "          alpn_protocols: [h2]\n"
+                      "          validation_context_sds_secret_config: " SDS("ROOTCA") "\n");
+    expect_error(&f, "cluster 'xds': transport_socket: the cluster of dynamic_resources."
+                     "ads_config cannot take its secrets over SDS");
+    release(&f);
+}
+
 static void test_secret_given_twice_names_both(void **state)
 {
     (void)state;
@@ -807,6 +920,10 @@ int main(void)
         cmocka_unit_test(test_sds_from_another_source_than_ads_is_refused),
         cmocka_unit_test(test_sds_secret_of_another_type_is_refused),
         cmocka_unit_test(test_sds_secret_errors_name_the_secret),
+        cmocka_unit_test(test_check_refuses_a_bad_secret_while_its_context_waits_for_another),
+        cmocka_unit_test(test_ads_cluster_tls_gives_the_control_plane_identity),
+        cmocka_unit_test(test_ads_cluster_tls_without_h2_is_refused),
+        cmocka_unit_test(test_ads_cluster_tls_with_sds_secrets_is_refused),
         cmocka_unit_test(test_secret_given_twice_names_both),
         cmocka_unit_test(test_references_list_each_name_once_sorted_with_what_is_missing),
         cmocka_unit_test(test_config_dump_shows_xds_resources_in_envoy_dynamic_shapes),

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
+#include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "xds/config/config.h"
 #include "xds/snapshot/resources.h"
 #include "xds/snapshot/snapshot.h"
@@ -212,6 +213,18 @@ int snapshot_build_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
 int snapshot_check_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
                            stats_store_t *stats, char *err, size_t errlen)
 {
+    /* A secret is checked on its own too: a context naming it may still wait for another. */
+    for (size_t i = 0; i < dyn->secrets.n; i++) {
+        const config_resource_t *r = &dyn->secrets.v[i];
+        char serr[600];
+        int rc = snapshot_tls_check_secret(
+            (const Envoy__Extensions__TransportSockets__Tls__V3__Secret *)r->msg, serr,
+            sizeof(serr));
+        if (rc < 0) {
+            snprintf(err, errlen, "%s[%zu]: %s", r->origin, r->index, serr);
+            return rc;
+        }
+    }
     snapshot_t *trial = NULL;
     int rc = build_next(cur, dyn, NULL, NULL, true, stats, &trial, err, errlen);
     snapshot_unref(trial);

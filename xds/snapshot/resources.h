@@ -111,8 +111,10 @@ int snapshot_build_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
 
 /* Whether dyn (borrowed) translates on top of cur's Bootstrap (cur borrowed): the build
  * snapshot_build_dynamic would do, without DNS addresses or the clusters' runtime state, its
- * snapshot dropped at once. How one resource is checked alone before it is accepted. Returns 0,
- * or negative with err saying what and where. */
+ * snapshot dropped at once, and each Secret of dyn checked on its own too
+ * (snapshot_tls_check_secret: a context naming it may still wait for another secret and make no
+ * engine). How one resource is checked alone before it is accepted. Returns 0, or negative with
+ * err saying what and where. */
 int snapshot_check_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
                            stats_store_t *stats, char *err, size_t errlen);
 

@@ -2,7 +2,8 @@
  * upstreams, as Envoy configures it (envoy.extensions.upstreams.http.v3.HttpProtocolOptions).
  * The data plane's upstreams speak HTTP/1.1 today; HTTP/2 is what the gRPC client speaks, so it
  * is taken for the cluster the ADS stream goes to and refused elsewhere, by name, until the
- * HTTP/2 codec serves upstreams too. */
+ * HTTP/2 codec serves upstreams too. The ADS cluster's TLS context is checked here as well: what
+ * the gRPC client needs of it. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,25 @@ static int protocol_of(const http_options_t *o, const char *what, char *err, siz
     }
 }
 
+/* The ADS cluster's UpstreamTlsContext t (borrowed): the gRPC client needs ALPN h2 from it,
+ * and its secrets cannot come over the stream it is there to make. */
+static int ads_tls(const tls_context_config_t *t, const char *what, char *err, size_t errlen)
+{
+    if (t->awaiting_secret)
+        return err_set(err, errlen, -EINVAL,
+                       "%s: transport_socket: the cluster of dynamic_resources.ads_config cannot "
+                       "take its secrets over SDS from the stream it carries: give them inline "
+                       "or as files",
+                       what);
+    for (size_t i = 0; i < t->n_alpn; i++)
+        if (strcmp(t->alpn[i], "h2") == 0)
+            return 0;
+    return err_set(err, errlen, -EINVAL,
+                   "%s: transport_socket: common_tls_context.alpn_protocols must offer \"h2\" "
+                   "on the cluster of dynamic_resources.ads_config (gRPC needs HTTP/2)",
+                   what);
+}
+
 int snapshot_cluster_protocol(const void *cluster_msg, snap_cluster_t *c, bool ads_cluster,
                               const char *what, char *err, size_t errlen)
 {
@@ -85,5 +105,5 @@ int snapshot_cluster_protocol(const void *cluster_msg, snap_cluster_t *c, bool a
                            where);
         c->http2 = proto == 2;
     }
-    return 0;
+    return ads_cluster && c->tls ? ads_tls(c->tls, what, err, errlen) : 0;
 }

@@ -864,6 +864,34 @@ int snapshot_tls_parse(const Envoy__Config__Core__V3__TransportSocket *ts, tls_c
     return 0;
 }
 
+int snapshot_tls_check_secret(const struct Envoy__Extensions__TransportSockets__Tls__V3__Secret *s,
+                              char *err, size_t errlen)
+{
+    static const char what[] = "secret";
+    snap_build_t b = {0}; /* its engine cache alone: the check builds one engine */
+    const tls_parse_t p = {what, err, errlen, &b};
+    bool cert = s->type_case == SECRET_CERTIFICATE;
+    /* A validation context without a trust bundle (SAN matchers for a combined context) has
+     * no engine of its own to make; other secret types are not used by TLS contexts. */
+    if (!cert && (s->type_case != SECRET_VALIDATION || s->validation_context == NULL))
+        return 0;
+    tls_context_config_t *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    t->role = cert ? TLS_CONFIG_SERVER : TLS_CONFIG_CLIENT;
+    int rc = cert ? parse_certificate(&p, "tls_certificate", s->tls_certificate, t)
+                  : parse_validation(&p, "validation_context", s->validation_context, t);
+    if (rc == 0 && (cert || t->trusted_ca.data))
+        rc = build_engine(&p, t);
+    snapshot_tls_free(t);
+    snapshot_tls_cache_free(&b.tls_cache);
+    /* The errors of a transport socket are prefixed for one; a secret is none. */
+    size_t skip = strlen(what) + strlen(": transport_socket: ");
+    if (rc < 0 && strncmp(err, "secret: transport_socket: ", skip) == 0)
+        memmove(err, err + skip, strlen(err + skip) + 1);
+    return rc;
+}
+
 static void free_data(tls_config_data_t *d, bool secret)
 {
     if (secret && d->data)

@@ -10,6 +10,7 @@
 #include "xds/snapshot/snapshot.h"
 
 struct Envoy__Config__Core__V3__TransportSocket;
+struct Envoy__Extensions__TransportSockets__Tls__V3__Secret;
 struct Envoy__Config__Listener__V3__FilterChainMatch;
 struct tls_engine_entry;
 struct snap_build;
@@ -31,6 +32,14 @@ typedef struct snapshot_tls_cache {
 int snapshot_tls_parse(const struct Envoy__Config__Core__V3__TransportSocket *ts,
                        tls_config_role_t role, const char *what, struct snap_build *build,
                        tls_context_config_t **out, char *err, size_t errlen);
+
+/* Checks a Secret s (borrowed) on its own, as a TLS context taking it would: a tls_certificate's
+ * chain and key (files read) make a server config, a validation_context's trusted_ca a trust
+ * bundle; other types pass. So a bad secret is refused when it arrives, even while the context
+ * naming it still waits for its other secret. Returns 0, -ENOMEM, or -EINVAL with err naming
+ * the field ("tls_certificate.certificate_chain: ..."). */
+int snapshot_tls_check_secret(const struct Envoy__Extensions__TransportSockets__Tls__V3__Secret *s,
+                              char *err, size_t errlen);
 
 /* Drops the cache's (borrowed) references to the engine configs (the contexts built keep theirs)
  * and empties it. */

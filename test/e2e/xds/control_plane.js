@@ -5,6 +5,7 @@
 // sends as one JSON line, so a story can check ACKs, NACKs, versions, nonces and subscriptions.
 //
 //   node control_plane.js --resources FILE --log FILE [--port N] [--garbage] [--stdin]
+//                         [--tls-cert FILE --tls-key FILE --tls-ca FILE]
 //
 // FILE: {"version": "1", "resources": {"<type URL>": [<resource as protobuf JSON>, ...]},
 // "hold": ["<type URL>", ...]}, where a resource is the message in protobuf's JSON form ("@type"
@@ -13,7 +14,7 @@
 // line of stdin is a patch of the same shape: its resources replace or add those of the same
 // name, its version (if any) becomes the version, its hold (if any) the held types, and only the
 // types it touches (or releases) are pushed, at once (the file is looked at every 50 ms and
-// replaces everything). Every log line has "t": process.hrtime in milliseconds, taken after a
+// replaces everything). --tls-*: mutual TLS (below). Every log line has "t": process.hrtime in milliseconds, taken after a
 // response is handed to gRPC and as a request arrives. Prints "listening PORT" once ready.
 // Loopback only.
 'use strict';
@@ -327,7 +328,12 @@ if (args.garbage) {
 } else {
   server.addService(ads.service, {StreamAggregatedResources: sotw, DeltaAggregatedResources: delta});
 }
-server.bindAsync('127.0.0.1:' + (args.port || 0), grpc.ServerCredentials.createInsecure(), (err, port) => {
+// --tls-cert FILE --tls-key FILE --tls-ca FILE: TLS (ALPN h2), the client's certificate required
+// and verified against the CA file.
+const creds = !args['tls-cert'] ? grpc.ServerCredentials.createInsecure()
+  : grpc.ServerCredentials.createSsl(fs.readFileSync(args['tls-ca']), [{
+    private_key: fs.readFileSync(args['tls-key']), cert_chain: fs.readFileSync(args['tls-cert'])}], true);
+server.bindAsync('127.0.0.1:' + (args.port || 0), creds, (err, port) => {
   if (err) { console.error(err.message); process.exit(1); }
   console.log('listening ' + port);
 });
