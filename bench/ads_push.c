@@ -25,8 +25,8 @@ typedef Envoy__Config__Endpoint__V3__ClusterLoadAssignment cla_t;
 
 static unsigned long validations;
 
-static int count_validation(void *ctx, const char *type_url, const ProtobufCMessage *msg,
-                            char *err, size_t errlen)
+static int count_validation(void *ctx, const char *type_url, const ProtobufCMessage *msg, char *err,
+                            size_t errlen)
 {
     (void)ctx, (void)type_url, (void)msg, (void)err, (void)errlen;
     validations++;
@@ -56,7 +56,8 @@ static void pack_cla(Google__Protobuf__Any *any, const char *name, unsigned base
         addr[i].address_case = ENVOY__CONFIG__CORE__V3__ADDRESS__ADDRESS_SOCKET_ADDRESS;
         addr[i].socket_address = &sa[i];
         e[i].address = &addr[i];
-        ep[i].host_identifier_case = ENVOY__CONFIG__ENDPOINT__V3__LB_ENDPOINT__HOST_IDENTIFIER_ENDPOINT;
+        ep[i].host_identifier_case =
+            ENVOY__CONFIG__ENDPOINT__V3__LB_ENDPOINT__HOST_IDENTIFIER_ENDPOINT;
         ep[i].endpoint = &e[i];
         eps[i] = &ep[i];
     }
@@ -91,8 +92,8 @@ static uint8_t *pack_response(bool delta, Google__Protobuf__Any **anys, char **n
     }
     Envoy__Service__Discovery__V3__DeltaDiscoveryResponse m =
         ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_RESPONSE__INIT;
-    Envoy__Service__Discovery__V3__Resource *rs = calloc(n, sizeof(*rs)), **prs =
-                                                                    calloc(n, sizeof(*prs));
+    Envoy__Service__Discovery__V3__Resource *rs = calloc(n, sizeof(*rs)),
+                                            **prs = calloc(n, sizeof(*prs));
     for (size_t i = 0; i < n; i++) {
         envoy__service__discovery__v3__resource__init(&rs[i]);
         rs[i].name = names[i];

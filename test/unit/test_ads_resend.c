@@ -124,8 +124,8 @@ static int respond(ads_t *a, ads_result_t *r, const char *version, const char *n
 
 static int validations;
 
-static int count_validation(void *ctx, const char *type_url, const ProtobufCMessage *msg,
-                            char *e, size_t elen)
+static int count_validation(void *ctx, const char *type_url, const ProtobufCMessage *msg, char *e,
+                            size_t elen)
 {
     (void)ctx, (void)type_url, (void)msg, (void)e, (void)elen;
     validations++;
@@ -237,7 +237,9 @@ static void reencoded_resend_is_decoded_but_not_validated(ads_mode_t mode)
     res_t res[1];
     cluster(&res[0], "a", 1, NULL, NULL);
     take(a, ADS_ACKED, "v1", res, 1);
-    cluster(&res[0], "a", 1, NULL, "\x0a\x01" "a");
+    cluster(&res[0], "a", 1, NULL,
+            "\x0a\x01"
+            "a");
     assert_false(take(a, ADS_ACKED, "v2", res, 1));
     assert_int_equal(decodes, 2);
     assert_false(take(a, ADS_ACKED, "v3", res, 1));
