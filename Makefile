@@ -197,6 +197,12 @@ $(BUILD)/bench/crypto: bench/crypto.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< -lmbedtls -lmbedx509 -lmbedcrypto -o $@
 
+# The ADS state machine under endpoint pushes, alone (docs/performance.md, "ADS: taking in a
+# response"); run it under valgrind --tool=callgrind --toggle-collect=push_once.
+$(BUILD)/bench/ads_push: $(BUILD)/obj/bench/ads_push.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 clean:
 	rm -rf build
 

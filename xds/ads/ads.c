@@ -69,10 +69,13 @@ void ads_entry_drop_msg(ads_entry_t *e)
 {
     if (e->msg)
         protobuf_c_message_free_unpacked(e->msg, NULL);
+    if (e->raw)
+        explicit_bzero(e->raw, e->raw_len); /* a secret's bytes hold its keys */
+    free(e->raw);
     free(e->version);
     e->msg = NULL;
     e->version = NULL;
-    e->digest = 0;
+    e->raw = NULL;
     e->raw_len = 0;
 }
 

@@ -131,9 +131,10 @@ int ads_subscribe(ads_t *a, const char *type_url, const char *const *names, size
 int ads_next_request(ads_t *a, uint8_t **buf, size_t *len);
 
 /* Takes in one response (buf borrowed, len bytes: a DiscoveryResponse in SotW mode, a
- * DeltaDiscoveryResponse in delta mode) at now_ms (the caller's clock, for /config_dump): decodes
- * every resource, checks it alone (type URL, decoding, name, the field rules, the caller's
- * validate), applies the valid ones and rejects the others, then owes an ACK or a NACK. out
+ * DeltaDiscoveryResponse in delta mode) at now_ms (the caller's clock, for /config_dump): takes a
+ * resource whose bytes are those the held one came from as it is, decodes every other one,
+ * checks it alone (type URL, decoding, name, the field rules, the caller's validate), applies the
+ * valid ones and rejects the others, then owes an ACK or a NACK. out
  * (the caller's; filled, free with ads_result_free) says what changed. Returns 0; -EBADMSG when
  * the response itself does not decode (err says why; nothing changed): the caller ends the
  * stream; or -ENOMEM, after which the resources applied so far stay (each resource's state is

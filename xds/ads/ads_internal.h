@@ -38,7 +38,9 @@ typedef struct ads_entry {
     ProtobufCMessage *msg;  /* the last good message (owned), or NULL */
     char *version;          /* the version that last delivered msg (owned), or NULL */
     uint64_t updated_ms;    /* when msg last changed */
-    uint64_t digest;        /* of the bytes msg was decoded from, to see an unchanged resend */
+    /* The bytes msg was decoded from, as received (owned; NULL when msg is): a resend with the
+     * same bytes is the same message, taken without decoding it again. */
+    uint8_t *raw;
     size_t raw_len;
     char *error;         /* the last rejection (owned), or NULL */
     char *error_version; /* the rejected response's version (owned), or NULL */
@@ -89,11 +91,13 @@ int ads_type_index(const char *type_url);            /* ADS_CDS.., or -1 */
 int ads_names_add(ads_names_t *l, const char *name); /* copies name; 0 or -ENOMEM */
 void ads_names_free(ads_names_t *l);
 char *ads_strdup(const char *s);         /* NULL stays NULL */
-void ads_entry_drop_msg(ads_entry_t *e); /* frees msg and its version */
+void ads_entry_drop_msg(ads_entry_t *e); /* frees msg, its bytes and its version */
 
 /* ads_table.c */
 uint64_t ads_hash(const void *data, size_t len);
 ads_entry_t *ads_table_find(const ads_table_t *t, const char *name);
+/* The same for a name of len bytes, not NUL-terminated (name borrowed). */
+ads_entry_t *ads_table_find_n(const ads_table_t *t, const char *name, size_t len);
 /* Finds or makes the entry of name (borrowed, copied); NULL when out of memory. */
 ads_entry_t *ads_table_get(ads_table_t *t, const char *name);
 /* Unlinks and frees e (the table's). */

@@ -1,7 +1,8 @@
-/* Taking in a response: every resource decoded and checked on its own, the valid ones applied
- * and the invalid ones rejected without taking the valid ones down (gRFC A46), then the removal
- * rules of the mode (a SotW listener or cluster response is the full set; delta names what
- * leaves), and the ACK or NACK owed. */
+/* Taking in a response: a resource whose bytes are those of the one held is taken as it is; every
+ * other one is decoded and checked on its own, the valid ones applied and the invalid ones
+ * rejected without taking the valid ones down (gRFC A46), then the removal rules of the mode (a
+ * SotW listener or cluster response is the full set; delta names what leaves), and the ACK or
+ * NACK owed. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,12 +33,14 @@ typedef struct item {
     const char *name;      /* borrowed from msg or the delta Resource; NULL: not known */
     const char *version;   /* borrowed from the response */
     ProtobufCMessage *msg; /* decoded (owned until applied), or NULL */
+    /* Its bytes in the decoded response (borrowed; the entry takes them when it takes msg), or
+     * NULL for a resource without an Any. */
+    ProtobufCBinaryData *raw;
     item_state_t state;
     bool unchanged; /* the message the client holds already */
+    bool resent;    /* unchanged, seen by its bytes alone: never decoded */
     bool quiet;     /* a later copy of a duplicated name: reported once, with the first */
     char *error;    /* why it was rejected (owned) */
-    uint64_t digest;
-    size_t canon_len;
 } item_t;
 
 /* What a response's pass over its resources collects. */
@@ -88,12 +91,93 @@ static const char *message_name(ads_type_t t, const ProtobufCMessage *msg)
 }
 
 /* Decodes the Any of item it (type checked against the response's). */
-static void decode_any(const pass_t *p, const Google__Protobuf__Any *any, item_t *it)
+static void decode_any(const pass_t *p, Google__Protobuf__Any *any, item_t *it)
 {
     char err[512], where[256];
+    it->raw = &any->value;
     int rc = config_any_unpack(any, ads_types[p->t].desc, &it->msg, err, sizeof(err));
     if (rc < 0)
         reject(it, "%s: %s", item_where(p, it, where, sizeof(where)), err);
+}
+
+/* Reads a varint at *pos of buf (len bytes); false when it runs past the end or 10 bytes. */
+static bool wire_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned shift = 0; shift < 70 && *pos < len; shift += 7) {
+        uint8_t b = buf[(*pos)++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if ((b & 0x80) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The name a message's bytes give it, without decoding it: the last occurrence of the
+ * length-delimited field `id` at the top level (the last wins, as in decoding). False when the
+ * bytes do not parse that far or the field is absent; the resource is then decoded. */
+static bool wire_name(const uint8_t *buf, size_t len, uint32_t id, const char **name, size_t *nlen)
+{
+    bool found = false;
+    for (size_t pos = 0; pos < len;) {
+        uint64_t tag, v;
+        if (!wire_varint(buf, len, &pos, &tag))
+            return false;
+        switch (tag & 7) {
+        case 0: /* varint */
+            if (!wire_varint(buf, len, &pos, &v))
+                return false;
+            break;
+        case 1: /* 64 bits */
+            if (len - pos < 8)
+                return false;
+            pos += 8;
+            break;
+        case 2: /* length-delimited */
+            if (!wire_varint(buf, len, &pos, &v) || v > len - pos)
+                return false;
+            if (tag >> 3 == id) {
+                *name = (const char *)buf + pos;
+                *nlen = (size_t)v;
+                found = true;
+            }
+            pos += (size_t)v;
+            break;
+        case 5: /* 32 bits */
+            if (len - pos < 4)
+                return false;
+            pos += 4;
+            break;
+        default: /* groups, or not protobuf at all */
+            return false;
+        }
+    }
+    return found;
+}
+
+/* Whether any is a resend of what the client holds: of the response's type, byte for byte the
+ * bytes the held message came from. Then it is that message, and neither decoded nor checked
+ * again (the entry's name is the item's). The name is the delta Resource's (name, nlen), or read
+ * from the bytes (name NULL). A byte difference only means the resource is decoded: another
+ * encoder may write the same message otherwise. */
+static bool resend_of_held(const pass_t *p, const Google__Protobuf__Any *any, const char *name,
+                           size_t nlen, item_t *it)
+{
+    if (any->type_url == NULL || strcmp(any->type_url, ads_types[p->t].url) != 0)
+        return false;
+    if (name == NULL) {
+        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(
+            ads_types[p->t].desc, ads_types[p->t].name_field);
+        if (!wire_name(any->value.data, any->value.len, f->id, &name, &nlen))
+            return false;
+    }
+    const ads_entry_t *e = ads_table_find_n(&p->ts->table, name, nlen);
+    if (e == NULL || e->raw == NULL || e->raw_len != any->value.len ||
+        memcmp(e->raw, any->value.data, e->raw_len) != 0)
+        return false;
+    it->name = e->name;
+    it->unchanged = it->resent = true;
+    return true;
 }
 
 /* A name the client keeps: not too long. A longer one is rejected, and forgotten. */
@@ -108,8 +192,10 @@ static void check_name_length(const pass_t *p, item_t *it)
            item_where(p, it, where, sizeof(where)), name, ADS_NAME_MAX);
 }
 
-static void sotw_item(const pass_t *p, const Google__Protobuf__Any *any, item_t *it)
+static void sotw_item(const pass_t *p, Google__Protobuf__Any *any, item_t *it)
 {
+    if (resend_of_held(p, any, NULL, 0, it))
+        return;
     decode_any(p, any, it);
     if (it->state == ITEM_REJECTED)
         return;
@@ -125,7 +211,7 @@ static void sotw_item(const pass_t *p, const Google__Protobuf__Any *any, item_t 
 }
 
 /* A delta Resource: named by itself (name, or resource_name), its message's own name the same. */
-static void delta_item(const pass_t *p, const delta_resource_t *r, item_t *it)
+static void delta_item(const pass_t *p, delta_resource_t *r, item_t *it)
 {
     char where[256];
     const char *name = r->name && r->name[0]                        ? r->name
@@ -148,6 +234,8 @@ static void delta_item(const pass_t *p, const delta_resource_t *r, item_t *it)
         reject(it, "%s: the Resource has no resource", item_where(p, it, where, sizeof(where)));
         return;
     }
+    if (resend_of_held(p, r->resource, name, strlen(name), it))
+        return;
     decode_any(p, r->resource, it);
     if (it->state == ITEM_REJECTED)
         return;
@@ -194,37 +282,27 @@ static int reject_duplicates(pass_t *p)
     return 0;
 }
 
-/* The canonical bytes of msg (as protobuf-c packs it): their hash and length, and optionally the
- * bytes themselves (*bytes new; NULL when out of memory). */
-static uint64_t canonical(const ProtobufCMessage *msg, size_t *len, uint8_t **bytes)
+/* msg packed by protobuf-c (new; NULL when out of memory), len bytes. */
+static uint8_t *packed(const ProtobufCMessage *msg, size_t len)
 {
-    *len = protobuf_c_message_get_packed_size(msg);
-    uint8_t *b = malloc(*len ? *len : 1);
-    if (b == NULL) {
-        if (bytes)
-            *bytes = NULL;
-        return 0;
-    }
-    protobuf_c_message_pack(msg, b);
-    uint64_t h = ads_hash(b, *len);
-    if (bytes)
-        *bytes = b;
-    else
-        free(b);
-    return h;
+    uint8_t *b = malloc(len ? len : 1);
+    if (b)
+        protobuf_c_message_pack(msg, b);
+    return b;
 }
 
-/* Whether e holds the message it already has: same canonical bytes (the hash says no at once,
- * equal hashes are confirmed byte for byte). */
+/* Whether e holds the message it (decoded: its bytes differ from the held ones) brings all the
+ * same, as when a server encodes one message two ways: the same bytes once protobuf-c packs
+ * both. Only a resource whose bytes changed pays for this. */
 static bool holds_same(const ads_entry_t *e, const item_t *it)
 {
-    if (e->msg == NULL || e->raw_len != it->canon_len || e->digest != it->digest)
+    if (e->msg == NULL)
         return false;
-    size_t la, lb;
-    uint8_t *a, *b;
-    canonical(e->msg, &la, &a);
-    canonical(it->msg, &lb, &b);
-    bool same = a && b && la == lb && memcmp(a, b, la) == 0;
+    size_t len = protobuf_c_message_get_packed_size(e->msg);
+    if (len != protobuf_c_message_get_packed_size(it->msg))
+        return false;
+    uint8_t *a = packed(e->msg, len), *b = packed(it->msg, len);
+    bool same = a && b && memcmp(a, b, len) == 0;
     free(a);
     free(b);
     return same;
@@ -267,15 +345,27 @@ static int check_items(pass_t *p)
     int rc = reject_duplicates(p);
     for (size_t i = 0; rc == 0 && i < p->n; i++) {
         item_t *it = &p->items[i];
-        if (it->state != ITEM_OK)
+        if (it->state != ITEM_OK || it->resent)
             continue;
-        it->digest = canonical(it->msg, &it->canon_len, NULL);
         const ads_entry_t *e = ads_table_find(&p->ts->table, it->name);
         it->unchanged = e && holds_same(e, it);
         if (!it->unchanged)
             rc = validate_item(p, it);
     }
     return rc;
+}
+
+/* The entry takes the bytes of the response that msg came from (it->raw's, which the response
+ * then lacks). */
+static void take_raw(ads_entry_t *e, item_t *it)
+{
+    if (e->raw)
+        explicit_bzero(e->raw, e->raw_len);
+    free(e->raw);
+    e->raw = it->raw ? it->raw->data : NULL;
+    e->raw_len = it->raw ? it->raw->len : 0;
+    if (it->raw)
+        *it->raw = (ProtobufCBinaryData){0};
 }
 
 /* A good resource takes its place: the message it brings, or its version alone when it brings
@@ -295,10 +385,10 @@ static int apply_good(pass_t *p, item_t *it, ads_entry_t *e)
         ads_entry_drop_msg(e);
         e->msg = it->msg;
         it->msg = NULL;
-        e->digest = it->digest;
-        e->raw_len = it->canon_len;
         e->updated_ms = p->now_ms;
     }
+    if (!it->resent) /* the next resend of these bytes is seen without decoding */
+        take_raw(e, it);
     free(e->version);
     e->version = version;
     free(e->error);

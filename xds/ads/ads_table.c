@@ -5,7 +5,7 @@
 
 #include "xds/ads/ads_internal.h"
 
-/* FNV-1a, 64 bits: names and resource bytes alike. */
+/* FNV-1a, 64 bits, of a name. */
 uint64_t ads_hash(const void *data, size_t len)
 {
     const unsigned char *p = data;
@@ -17,15 +17,20 @@ uint64_t ads_hash(const void *data, size_t len)
     return h;
 }
 
-ads_entry_t *ads_table_find(const ads_table_t *t, const char *name)
+ads_entry_t *ads_table_find_n(const ads_table_t *t, const char *name, size_t len)
 {
     if (t->nbuckets == 0)
         return NULL;
-    uint64_t h = ads_hash(name, strlen(name));
+    uint64_t h = ads_hash(name, len);
     for (ads_entry_t *e = t->buckets[h & (t->nbuckets - 1)]; e; e = e->next)
-        if (e->hash == h && strcmp(e->name, name) == 0)
+        if (e->hash == h && strnlen(e->name, len + 1) == len && memcmp(e->name, name, len) == 0)
             return e;
     return NULL;
+}
+
+ads_entry_t *ads_table_find(const ads_table_t *t, const char *name)
+{
+    return ads_table_find_n(t, name, strlen(name));
 }
 
 /* Doubles the buckets once there are as many entries as buckets. */
