@@ -197,6 +197,11 @@ $(BUILD)/bench/crypto: bench/crypto.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< -lmbedtls -lmbedx509 -lmbedcrypto -o $@
 
+# The stats micro-measurement (bench/stats.c): heap and define time of 1,000 clusters' stats.
+$(BUILD)/bench/stats: $(BUILD)/obj/bench/stats.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 clean:
 	rm -rf build
 
