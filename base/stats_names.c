@@ -16,7 +16,7 @@
 #define DEF_KIND_BITS   2
 #define DEF_GROUP_BITS  21
 #define DEF_METRIC_BITS 22
-_Static_assert((uint64_t)STATS_MAX_BLOCKS *STATS_BLOCK_SIZE <= (1u << DEF_ID_BITS),
+_Static_assert((STATS_MAX_BLOCKS << STATS_BLOCK_SHIFT) <= (1u << DEF_ID_BITS),
                "a stat's slot id must fit its packed field");
 _Static_assert(DEF_ID_BITS + DEF_KIND_BITS + DEF_GROUP_BITS + DEF_METRIC_BITS == 64,
                "a packed stat is 64 bits");
