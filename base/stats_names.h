@@ -90,23 +90,26 @@ void stats_names_free(stats_names_t *names);
 int64_t stats_names_find(stats_names_t *names, const stat_request_t *rq, stat_kind_t *kind,
                          stat_id_t *id);
 /* Adds the stat rq asks for (borrowed; its strings are copied into symbols unless already
- * there) with slot id `id`; call only after stats_names_find returned -1. Returns 0, -ENOMEM or
- * -ENOSPC (too many symbols or groups); on error no stat was added. */
+ * there) to names (borrowed) with slot id `id`; call only after stats_names_find returned -1.
+ * Returns 0, -ENOMEM or -ENOSPC (too many symbols or groups); on error no stat was added. */
 int stats_names_add(stats_names_t *names, const stat_request_t *rq, stat_id_t id);
+/* The number of stats in names (borrowed); they are numbered in definition order. */
 uint32_t stats_names_count(const stats_names_t *names);
 
 /* Stat number i (borrowed names) into *v; its tags, when any, into tags (the caller's, room for
  * stats_names_tag_count(names, i); NULL to skip them). */
 void stats_names_view(const stats_names_t *names, uint32_t i, stat_view_t *v, stats_tag_t *tags);
+/* How many Prometheus labels stat number i of names (borrowed) has. */
 size_t stats_names_tag_count(const stats_names_t *names, uint32_t i);
 
-/* The text name's length, and the name written to dst (room for the length + 1, NUL added). */
+/* The text name's length, and the name written to dst (the caller's, room for the length + 1,
+ * NUL added); n borrowed. */
 size_t stat_name_len(const stat_name_t *n);
 void stat_name_write(const stat_name_t *n, char *dst);
 
 /* Prometheus metric and label names allow [a-zA-Z0-9_:] (no ':' in labels) and no leading digit;
- * everything else becomes '_'. prom_name_len is the length prom_name_write writes for s (no NUL
- * written; returns the end). */
+ * everything else becomes '_'. prom_name_len is the length prom_name_write writes for s
+ * (borrowed) into dst (the caller's; no NUL written; returns the end). */
 size_t prom_name_len(const char *s);
 char *prom_name_write(char *dst, const char *s, bool label);
 
