@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,25 +253,70 @@ static int entry_cmp(const void *a, const void *b)
     return strcmp(((const stats_entry_t *)a)->name, ((const stats_entry_t *)b)->name);
 }
 
-/* The Prometheus family of a view: envoy_<scope>_<metric> for scoped stats, the given family for
- * tagged ones, escaped. */
-static size_t family_len(const stat_view_t *v)
+/* A list is one block behind the entries the caller gets: the entries, the histogram summaries
+ * and the labels they point at; the names and families are in a second block, `chars`. */
+struct list_block {
+    char *chars;
+    stats_entry_t entries[];
+};
+
+/* An entry's text name as pieces. Before its names are written, a tagged entry holds its given
+ * name (or NULL: built from its labels) in `name` and its family as given in `prom_family`. */
+static stat_name_t entry_name(const stats_entry_t *e)
 {
-    if (v->family)
-        return prom_name_len(v->family);
-    return strlen("envoy__") + prom_name_len(v->scope) + prom_name_len(v->metric);
+    if (e->scope)
+        return (stat_name_t){
+            .form = NAME_SCOPED, .scope = e->scope, .tag_value = e->tag_value, .metric = e->metric};
+    if (e->name)
+        return (stat_name_t){.form = NAME_GIVEN, .given = e->name};
+    return (stat_name_t){
+        .form = NAME_BUILT, .family = e->prom_family, .tags = e->tags, .n_tags = e->n_tags};
 }
 
-static void family_write(const stat_view_t *v, char *dst)
+/* The Prometheus family: envoy_<scope>_<metric> for scoped stats, the given one for tagged
+ * stats, escaped. */
+static size_t family_len(const stats_entry_t *e)
 {
-    if (v->family) {
-        *prom_name_write(dst, v->family, false) = '\0';
+    if (e->scope == NULL)
+        return prom_name_len(e->prom_family);
+    return strlen("envoy__") + prom_name_len(e->scope) + prom_name_len(e->metric);
+}
+
+static void family_write(const stats_entry_t *e, char *dst)
+{
+    if (e->scope == NULL) {
+        *prom_name_write(dst, e->prom_family, false) = '\0';
         return;
     }
     memcpy(dst, "envoy_", 6);
-    dst = prom_name_write(dst + 6, v->scope, false);
+    dst = prom_name_write(dst + 6, e->scope, false);
     *dst++ = '_';
-    *prom_name_write(dst, v->metric, false) = '\0';
+    *prom_name_write(dst, e->metric, false) = '\0';
+}
+
+/* Writes every entry's name and family into one new block, *chars. Outside the mutex: the
+ * strings entries point at never move or go while the store lives. */
+static int list_write_names(stats_entry_t *list, uint32_t n, char **chars)
+{
+    size_t size = 1;
+    for (uint32_t i = 0; i < n; i++) {
+        stat_name_t name = entry_name(&list[i]);
+        size += stat_name_len(&name) + 1 + family_len(&list[i]) + 1;
+    }
+    char *p = *chars = malloc(size);
+    if (p == NULL)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        stats_entry_t *e = &list[i];
+        stat_name_t name = entry_name(e);
+        stat_name_write(&name, p);
+        char *family = p + strlen(p) + 1;
+        family_write(e, family);
+        e->name = p;
+        e->prom_family = family;
+        p = family + strlen(family) + 1;
+    }
+    return 0;
 }
 
 int stats_list(const stats_store_t *st, stats_entry_t **out)
@@ -278,37 +324,30 @@ int stats_list(const stats_store_t *st, stats_entry_t **out)
     store_lock(st);
     const stats_names_t *names = &st->names;
     uint32_t n = stats_names_count(names), nhist = 0;
-    size_t ntags = 0, nchars = 0;
+    size_t ntags = 0;
     stat_view_t v;
     for (uint32_t i = 0; i < n; i++) {
         stats_names_view(names, i, &v, NULL);
         nhist += v.kind == STAT_HISTOGRAM;
         ntags += stats_names_tag_count(names, i);
-        nchars += stat_name_len(&v.name) + 1 + family_len(&v) + 1;
     }
-    /* One allocation: the entries, the histogram summaries, the labels and the names and
-     * families they point at. Names and families are not stored: they are written here, under
-     * the mutex (the labels of a built name are read from the store), which holds it for about
-     * as long as copying them would. */
-    size_t size = (n ? n : 1) * sizeof(stats_entry_t) + nhist * sizeof(stats_histogram_t) +
-                  ntags * sizeof(stats_tag_t) + nchars;
-    stats_entry_t *list = malloc(size);
-    if (list == NULL) {
+    struct list_block *block =
+        malloc(sizeof(*block) + n * sizeof(stats_entry_t) + nhist * sizeof(stats_histogram_t) +
+               ntags * sizeof(stats_tag_t));
+    if (block == NULL) {
         store_unlock(st);
         return -ENOMEM;
     }
-    stats_histogram_t *hists = (stats_histogram_t *)(list + (n ? n : 1));
+    stats_entry_t *list = block->entries;
+    stats_histogram_t *hists = (stats_histogram_t *)(list + n);
     stats_tag_t *tags = (stats_tag_t *)(hists + nhist);
-    char *chars = (char *)(tags + ntags);
+    /* Under the mutex only pointers are copied; names are written and values summed after, so
+     * that workers defining stats do not wait on the admin. */
     for (uint32_t i = 0; i < n; i++) {
         size_t nt = stats_names_tag_count(names, i);
         stats_names_view(names, i, &v, tags);
-        size_t name_len = stat_name_len(&v.name);
-        stat_name_write(&v.name, chars);
-        char *family = chars + name_len + 1;
-        family_write(&v, family);
-        list[i] = (stats_entry_t){.name = chars,
-                                  .prom_family = family,
+        list[i] = (stats_entry_t){.name = v.name.form == NAME_GIVEN ? v.name.given : NULL,
+                                  .prom_family = v.family,
                                   .tags = nt ? tags : NULL,
                                   .n_tags = nt,
                                   .scope = v.scope,
@@ -317,11 +356,13 @@ int stats_list(const stats_store_t *st, stats_entry_t **out)
                                   .metric = v.metric,
                                   .kind = v.kind,
                                   .id = v.id};
-        chars = family + strlen(family) + 1;
         tags += nt;
     }
     store_unlock(st);
-    /* Summing outside the mutex keeps workers that define stats from waiting on the admin. */
+    if (list_write_names(list, n, &block->chars) != 0) {
+        free(block);
+        return -ENOMEM;
+    }
     for (uint32_t i = 0; i < n; i++) {
         if (list[i].kind == STAT_HISTOGRAM) {
             stats_histogram_read(st, list[i].id, hists);
@@ -338,7 +379,12 @@ int stats_list(const stats_store_t *st, stats_entry_t **out)
 
 void stats_list_free(stats_entry_t *list)
 {
-    free(list);
+    if (list == NULL)
+        return;
+    struct list_block *block =
+        (struct list_block *)((char *)list - offsetof(struct list_block, entries));
+    free(block->chars);
+    free(block);
 }
 
 int stats_cache_put(stats_cache_t *c, uint64_t key, stat_id_t id)

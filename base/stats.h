@@ -179,7 +179,7 @@ double stats_histogram_quantile(const stats_histogram_t *h, double q);
 /* Snapshot of every stat (store borrowed) sorted by full name; *out is a new array, with the
  * names, families, tag arrays and histograms its entries point to, owned by the caller (free
  * with stats_list_free). Returns the count or a negative error. Any thread (takes the registry
- * mutex while writing the names). */
+ * mutex while copying pointers; the names are written after). */
 int stats_list(const stats_store_t *store, stats_entry_t **out);
 /* Takes list (from stats_list) and frees it. */
 void stats_list_free(stats_entry_t *list);
