@@ -203,6 +203,11 @@ $(BUILD)/bench/ads_push: $(BUILD)/obj/bench/ads_push.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# The stats micro-measurement (bench/stats.c): heap and define time of 1,000 clusters' stats.
+$(BUILD)/bench/stats: $(BUILD)/obj/bench/stats.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 clean:
 	rm -rf build
 

@@ -7,7 +7,12 @@
  * registry mutex, so a worker keeps the ids it needs in its own stats_cache_t and only defines on
  * a miss. Each thread that counts (every worker, and the main thread as the last slot) owns a
  * private slot array: writers never share a cache line and take no lock. Readers (the admin
- * endpoint) sum all slots. */
+ * endpoint) sum all slots.
+ *
+ * Names cost little: every distinct string is stored once and shared (the scope, the label name,
+ * each metric, each cluster's name), a stat is 8 bytes pointing at them, and the text name and
+ * Prometheus family are written only when the stats are listed. Defining a name that exists
+ * hashes its parts as given, formatting and allocating nothing. */
 #ifndef REMORA_STATS_H
 #define REMORA_STATS_H
 
@@ -62,8 +67,9 @@ typedef struct stats_histogram {
     uint64_t min_us, max_us; /* 0 when count is 0 */
 } stats_histogram_t;
 
-/* A stat as the admin endpoint reports it: name parts plus the summed value. Strings and tags
- * are borrowed from the store and live as long as it does. */
+/* A stat as the admin endpoint reports it: name parts plus the summed value. name, prom_family
+ * and the tags array belong to the list (stats_list); the other strings, the tags' included, are
+ * borrowed from the store and live as long as it does. */
 typedef struct stats_entry {
     const char *name;        /* text name: "cluster.svc-a.upstream_cx_total" */
     const char *prom_family; /* "envoy_cluster_upstream_cx_total", "istio_requests_total" */
@@ -88,7 +94,8 @@ void stats_store_free(stats_store_t *store);
 
 /* Defines (or finds) the stat scope[.tag_value].metric, rendered in Prometheus as
  * envoy_<scope>_<metric>{<tag_name>="<tag_value>"}. tag_name is the Prometheus label name for
- * tag_value ("name" when NULL). Strings are copied. Returns the id, or a negative error
+ * tag_value ("name" when NULL). Strings are copied, each distinct one once per store; a name that
+ * exists is found from its parts, nothing built. Returns the id, or a negative error
  * (-ENOMEM, -ENOSPC when the store is full, -EEXIST when the name exists with another kind).
  * Any thread; takes the registry mutex. */
 int64_t stats_define(stats_store_t *store, stat_kind_t kind, const char *scope,
@@ -170,8 +177,9 @@ void stats_histogram_read(const stats_store_t *store, stat_id_t id, stats_histog
 double stats_histogram_quantile(const stats_histogram_t *h, double q);
 
 /* Snapshot of every stat (store borrowed) sorted by full name; *out is a new array, with the
- * strings and histograms its entries point to, owned by the caller (free with stats_list_free).
- * Returns the count or a negative error. Any thread (takes the registry mutex while copying). */
+ * names, families, tag arrays and histograms its entries point to, owned by the caller (free
+ * with stats_list_free). Returns the count or a negative error. Any thread (takes the registry
+ * mutex while copying pointers; the names are written after). */
 int stats_list(const stats_store_t *store, stats_entry_t **out);
 /* Takes list (from stats_list) and frees it. */
 void stats_list_free(stats_entry_t *list);
