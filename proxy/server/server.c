@@ -130,6 +130,15 @@ static void host_op_listeners(void *ctx,
     listener_manager_list(s->lm, fn, arg);
 }
 
+static void host_op_text_readouts(void *ctx,
+                                  void (*fn)(void *arg, const char *name, const char *value),
+                                  void *arg)
+{
+    const server_t *s = ctx;
+    if (s->xds)
+        xds_client_text_readouts(s->xds, fn, arg);
+}
+
 static const host_ops_t server_host_ops = {
     .snapshot = host_op_snapshot,
     .install_snapshot = host_op_install_snapshot,
@@ -139,6 +148,7 @@ static const host_ops_t server_host_ops = {
     .quit = host_op_quit,
     .config_dump = host_op_config_dump,
     .listeners = host_op_listeners,
+    .text_readouts = host_op_text_readouts,
 };
 
 host_t server_host(server_t *s)

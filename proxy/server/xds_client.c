@@ -11,28 +11,38 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include <unistd.h>
+
 #include "base/version.h"
 #include "proxy/core/log.h"
+#include "proxy/core/worker.h"
 #include "proxy/grpc/grpc_client.h"
+#include "proxy/server/xds_stats.h"
 #include "xds/ads/ads.h"
 #include "xds/ads/ads_config.h"
 
 #define BACKOFF_BASE_MS   500 /* Envoy's: 500 ms doubling up to 30 s, with full jitter */
 #define BACKOFF_MAX_MS    30000
-#define INITIAL_FETCH_MS  15000 /* Envoy's initial_fetch_timeout default */
-#define WARMING_MS        15000 /* how long a config waits for what it references */
-#define TRIM_MS           1000  /* after the last install, freed heap goes back to the system */
+#define TRIM_MS           1000 /* after the last install, freed heap goes back to the system */
 #define KEEPALIVE_MS      30000
 #define KEEPALIVE_WAIT_MS 20000
 
-/* Envoy's names where Envoy has one (listener_manager.lds.*, cluster_manager.cds.*); the other
- * types count under xds.<type>. */
-typedef struct type_stats {
-    const char *type_url;
-    const char *scope;
-    stat_id_t attempt, success, rejected, failure;
-    bool answered; /* a response of the type arrived (for the initial fetch) */
-} type_stats_t;
+/* The types in the order of `answered`. */
+static const char *const type_urls[] = {ADS_TYPE_LISTENER, ADS_TYPE_CLUSTER, ADS_TYPE_ROUTE,
+                                        ADS_TYPE_ENDPOINT, ADS_TYPE_SECRET};
+#define N_TYPES (sizeof(type_urls) / sizeof(type_urls[0]))
+
+/* A route configuration, endpoints or secret a config references and the resource set lacks:
+ * waited for until its deadline, then taken as absent (gRFC A46's does-not-exist timer, Envoy's
+ * initial_fetch_timeout per subscription), so that what references it stops warming. */
+typedef struct xds_wait {
+    const char *type_url; /* static */
+    char *name;
+    uint64_t deadline; /* uv_now() after which it is absent; UINT64_MAX: never */
+    bool absent;
+    bool seen; /* still missing in the config last looked at */
+    struct xds_wait *next;
+} xds_wait_t;
 
 struct xds_client {
     const host_t *host;
@@ -41,12 +51,12 @@ struct xds_client {
     grpc_call_t *call;
     uv_timer_t retry; /* reconnect after backoff */
     uv_timer_t init;  /* the initial fetch timeout */
-    uv_timer_t warm;  /* how long `warming` may wait */
+    uv_timer_t warm;  /* the earliest deadline of `waits` */
     uv_timer_t trim;  /* a second after the last install: give freed memory back */
     /* A config built and not installed yet: it references route configurations, endpoints or
      * secrets asked for and not received (Envoy's warming). NULL: none waits. */
     snapshot_t *warming;
-    snap_refs_t absent;  /* names given up on: waited for WARMING_MS, never came */
+    xds_wait_t *waits;   /* what the last config looked at lacks */
     uint64_t backoff_ms; /* the next backoff's ceiling */
     uint64_t rng;
     void (*on_first)(void *arg);
@@ -55,8 +65,8 @@ struct xds_client {
     bool stopping;
     bool up;             /* the connection reached READY (counted in connected) */
     int closing_handles; /* timers not yet closed */
-    stat_id_t connected; /* control_plane.connected_state */
-    type_stats_t types[5];
+    xds_stats_t *stats;
+    bool answered[N_TYPES]; /* a response of the type arrived (for the initial fetch) */
 };
 
 static void xds_connect(xds_client_t *x);
@@ -79,22 +89,41 @@ static uint64_t next_random(xds_client_t *x)
     return x->rng * 2685821657736338717ULL;
 }
 
-static type_stats_t *stats_of(xds_client_t *x, const char *type_url)
+static xds_wait_t *wait_find(const xds_client_t *x, const char *type_url, const char *name)
 {
-    for (size_t i = 0; i < sizeof(x->types) / sizeof(x->types[0]); i++)
-        if (type_url && strcmp(x->types[i].type_url, type_url) == 0)
-            return &x->types[i];
+    for (xds_wait_t *w = x->waits; w; w = w->next)
+        if (strcmp(w->type_url, type_url) == 0 && strcmp(w->name, name) == 0)
+            return w;
     return NULL;
 }
 
+/* Every name of a named type that a (borrowed) asks for and holds no message of has been given
+ * up on. */
+static bool all_absent(const xds_client_t *x, const char *type_url)
+{
+    ads_resource_info_t *info = NULL;
+    size_t n = 0;
+    if (ads_dump(x->ads, type_url, &info, &n) < 0)
+        return false;
+    bool all = true;
+    for (size_t i = 0; i < n && all; i++) {
+        const xds_wait_t *w = info[i].msg ? NULL : wait_find(x, type_url, info[i].name);
+        all = info[i].msg || (w && w->absent);
+    }
+    free(info);
+    return all;
+}
+
 /* Every type subscribed has had its first response (the ones subscribed because of what those
- * brought, route configurations and endpoints, included): Envoy's warming, for the first config. */
+ * brought, route configurations and endpoints, included), or its names were given up on:
+ * Envoy's warming, for the first config. */
 static bool initial_fetch_done(xds_client_t *x)
 {
-    for (size_t i = 0; i < sizeof(x->types) / sizeof(x->types[0]); i++) {
+    for (size_t i = 0; i < N_TYPES; i++) {
         ads_type_status_t st;
-        if (ads_type_status(x->ads, x->types[i].type_url, &st) == 0 && st.subscribed &&
-            (st.wildcard || st.names > 0) && !x->types[i].answered)
+        if (ads_type_status(x->ads, type_urls[i], &st) == 0 && st.subscribed &&
+            (st.wildcard || st.names > 0) && !x->answered[i] &&
+            (st.wildcard || !all_absent(x, type_urls[i])))
             return false;
     }
     return true;
@@ -133,10 +162,36 @@ static void flush_requests(xds_client_t *x)
     }
 }
 
+/* Whether listener l (borrowed, from a trial build) can have its socket: one it keeps from the
+ * running config (same name, same socket) can; otherwise a socket is bound now, as the listener
+ * manager would bind it, and closed again. Envoy binds while it takes the listener and NACKs one
+ * that cannot bind; this finds the same errors (a port in use, an address not local) before the
+ * listener is accepted. Returns 0, or a negative errno with err set. */
+static int check_bind(const snapshot_t *cur, const snap_listener_t *l, char *err, size_t errlen)
+{
+    if (!l->bind_to_port)
+        return 0;
+    const snap_listener_t *was = snapshot_find_listener(cur, l->name);
+    if (was && snapshot_listener_same_socket(was, l))
+        return 0;
+    int fd = -1;
+    char why[512];
+    int rc = listener_socket_open(l, &fd, why, sizeof(why));
+    if (rc < 0) {
+        char addr[80];
+        snapshot_format_addr((const struct sockaddr *)&l->addr, addr, sizeof(addr));
+        snprintf(err, errlen, "cannot bind '%s': %s", addr, strerror(-rc));
+        return rc;
+    }
+    close(fd);
+    return 0;
+}
+
 /* The ads_validate_fn: does msg (borrowed) translate, alone on top of the bootstrap? What the
  * field rules cannot see (an unknown filter or extension, an LB policy or cluster type Remora
  * lacks, a TLS context it cannot make) is found here, so the resource is NACKed by name instead
- * of taking the whole update down when the set is built. */
+ * of taking the whole update down when the set is built. A listener must also be able to bind
+ * (check_bind). */
 static int validate_resource(void *ctx, const char *type_url, const ProtobufCMessage *msg,
                              char *err, size_t errlen)
 {
@@ -150,7 +205,17 @@ static int validate_resource(void *ctx, const char *type_url, const ProtobufCMes
     if (config_resources_add_xds(list, (ProtobufCMessage *)msg, "candidate", 0, "") < 0)
         return -ENOMEM;
     char e[1024];
-    int rc = snapshot_check_dynamic(host_snapshot(x->host), &one, x->host->stats, e, sizeof(e));
+    const snapshot_t *cur = host_snapshot(x->host);
+    int rc;
+    if (list == &one.listeners) {
+        snapshot_t *trial = NULL;
+        rc = snapshot_trial_dynamic(cur, &one, x->host->stats, &trial, e, sizeof(e));
+        if (rc == 0 && trial->n_listeners > 0) /* the candidate is the last listener */
+            rc = check_bind(cur, &trial->listeners[trial->n_listeners - 1], e, sizeof(e));
+        snapshot_unref(trial);
+    } else {
+        rc = snapshot_check_dynamic(cur, &one, x->host->stats, e, sizeof(e));
+    }
     config_resources_free(&one);
     if (rc < 0) {
         /* The client names the resource around the error: drop the build's own name for it. */
@@ -171,35 +236,97 @@ static void follow_references(xds_client_t *x)
     flush_requests(x);
 }
 
-/* Whether `name` is in list (borrowed), which is sorted. */
-static bool listed(const snap_ref_list_t *list, const char *name)
+/* How long a resource of type_url asked for by name is waited for: the initial_fetch_timeout
+ * of the config source of what references it (the clusters' for endpoints, the listeners' for
+ * route configurations and secrets); UINT64_MAX: without end. */
+static uint64_t fetch_timeout(const xds_client_t *x, const char *type_url)
 {
-    for (size_t i = 0; i < list->n; i++)
-        if (strcmp(list->v[i].name, name) == 0)
-            return true;
-    return false;
+    const snap_ads_t *ads = &host_snapshot(x->host)->ads;
+    uint64_t ms = strcmp(type_url, ADS_TYPE_ENDPOINT) == 0 ? ads->cds_fetch_ms : ads->lds_fetch_ms;
+    return ms ? ms : UINT64_MAX;
 }
 
-/* How many names snap (borrowed) references that the set lacks and that are still awaited (not
- * given up on). -ENOMEM when out of memory. */
-static int awaited(const xds_client_t *x, const snapshot_t *snap)
+static uint64_t deadline_of(const xds_client_t *x, const char *type_url)
+{
+    uint64_t ms = fetch_timeout(x, type_url);
+    return ms == UINT64_MAX ? UINT64_MAX : uv_now(x->host->loop) + ms;
+}
+
+static void waits_free(xds_client_t *x)
+{
+    while (x->waits) {
+        xds_wait_t *w = x->waits;
+        x->waits = w->next;
+        free(w->name);
+        free(w);
+    }
+}
+
+static void on_wait_timeout(uv_timer_t *t);
+
+/* Sets the timer to the earliest deadline of the names still waited for. */
+static void arm_waits(xds_client_t *x)
+{
+    uint64_t first = UINT64_MAX;
+    for (const xds_wait_t *w = x->waits; w; w = w->next)
+        if (!w->absent && w->deadline < first)
+            first = w->deadline;
+    if (first == UINT64_MAX) {
+        uv_timer_stop(&x->warm);
+        return;
+    }
+    uint64_t now = uv_now(x->host->loop);
+    uv_timer_start(&x->warm, on_wait_timeout, first > now ? first - now : 0, 0);
+}
+
+/* Brings the waits to what snap (borrowed) references and the set lacks: a name newly missing
+ * starts its timer, one no longer missing (it came, or nothing references it) leaves. Returns
+ * how many of them are still awaited (not given up on), or -ENOMEM. */
+static int awaited(xds_client_t *x, const snapshot_t *snap)
 {
     snap_refs_t refs;
     int rc = snapshot_references(snap, &refs);
-    if (rc <= 0) {
-        if (rc == 0)
-            snapshot_refs_free(&refs);
+    if (rc < 0)
         return rc;
-    }
-    const snap_ref_list_t *have[] = {&refs.route_configs, &refs.endpoints, &refs.secrets};
-    const snap_ref_list_t *gone[] = {&x->absent.route_configs, &x->absent.endpoints,
-                                     &x->absent.secrets};
+    for (xds_wait_t *w = x->waits; w; w = w->next)
+        w->seen = false;
+    const snap_ref_list_t *lists[] = {&refs.route_configs, &refs.endpoints, &refs.secrets};
+    const char *types[] = {ADS_TYPE_ROUTE, ADS_TYPE_ENDPOINT, ADS_TYPE_SECRET};
     int n = 0;
-    for (size_t k = 0; k < 3; k++)
-        for (size_t i = 0; i < have[k]->n; i++)
-            n += have[k]->v[i].missing && !listed(gone[k], have[k]->v[i].name);
+    for (size_t k = 0; k < 3 && rc >= 0; k++) {
+        for (size_t i = 0; i < lists[k]->n && rc >= 0; i++) {
+            if (!lists[k]->v[i].missing)
+                continue;
+            xds_wait_t *w = wait_find(x, types[k], lists[k]->v[i].name);
+            if (w == NULL) {
+                w = calloc(1, sizeof(*w));
+                if (w == NULL || (w->name = strdup(lists[k]->v[i].name)) == NULL) {
+                    free(w);
+                    rc = -ENOMEM;
+                    break;
+                }
+                w->type_url = types[k];
+                w->deadline = deadline_of(x, types[k]);
+                w->next = x->waits;
+                x->waits = w;
+            }
+            w->seen = true;
+            n += !w->absent;
+        }
+    }
     snapshot_refs_free(&refs);
-    return n;
+    for (xds_wait_t **p = &x->waits; *p;) {
+        xds_wait_t *w = *p;
+        if (w->seen) {
+            p = &w->next;
+            continue;
+        }
+        *p = w->next;
+        free(w->name);
+        free(w);
+    }
+    arm_waits(x);
+    return rc < 0 ? rc : n;
 }
 
 /* Each build allocates about as much as the config holds and frees the last one's: glibc keeps
@@ -216,7 +343,6 @@ static void on_trim(uv_timer_t *t)
 static void activate(xds_client_t *x, snapshot_t *next)
 {
     uv_timer_start(&x->trim, on_trim, TRIM_MS, 0);
-    uv_timer_stop(&x->warm);
     if (x->warming && x->warming != next)
         snapshot_unref(x->warming);
     x->warming = NULL;
@@ -224,28 +350,39 @@ static void activate(xds_client_t *x, snapshot_t *next)
     follow_references(x);
 }
 
-/* A config waited WARMING_MS for what it references: it goes in without it (its clusters have
- * no endpoints, its routes answer 404 NR until the names arrive), and the names still missing
- * are not waited for again. */
-static void on_warm_timeout(uv_timer_t *t)
+/* Names waited for past their deadline are absent from now on: a config that waits only for
+ * them goes in without them (its clusters have no endpoints, its routes answer 404 NR until
+ * they arrive). Only while a stream is up: the deadlines start again with the next stream, as
+ * the names are asked for again. */
+static void on_wait_timeout(uv_timer_t *t)
 {
     xds_client_t *x = t->data;
-    snapshot_t *next = x->warming;
-    if (next == NULL)
+    if (x->call == NULL)
         return;
-    snapshot_refs_free(&x->absent);
-    if (snapshot_references(next, &x->absent) < 0)
-        memset(&x->absent, 0, sizeof(x->absent));
-    log_warn("xds: a config waited %d s for resources it references; installing it without them",
-             WARMING_MS / 1000);
-    activate(x, next);
+    uint64_t now = uv_now(x->host->loop);
+    for (xds_wait_t *w = x->waits; w; w = w->next) {
+        if (w->absent || w->deadline > now)
+            continue;
+        w->absent = true;
+        xds_stats_fetch_timeout(x->stats, w->type_url);
+        log_warn("xds: %s '%s' was not received within %llu ms: taken as absent",
+                 strcmp(w->type_url, ADS_TYPE_ROUTE) == 0      ? "route configuration"
+                 : strcmp(w->type_url, ADS_TYPE_ENDPOINT) == 0 ? "endpoints"
+                                                               : "secret",
+                 w->name, (unsigned long long)fetch_timeout(x, w->type_url));
+    }
+    arm_waits(x);
+    if (x->warming && awaited(x, x->warming) == 0)
+        activate(x, x->warming);
+    if (!x->first_done && x->warming == NULL && initial_fetch_done(x))
+        first_done(x);
 }
 
 /* Builds the next snapshot from the bootstrap and the resources held, and installs it at once
  * or, when it references what has been asked for and not received, once that arrives (Envoy's
  * warming: a cluster becomes active with its endpoints, a listener with its routes and secrets;
  * one snapshot, so new clusters are in place before the listeners that use them). */
-static void install(xds_client_t *x, type_stats_t *ts)
+static void install(xds_client_t *x, const char *type_url)
 {
     char err[1024];
     snapshot_t *next = NULL;
@@ -262,8 +399,7 @@ static void install(xds_client_t *x, type_stats_t *ts)
          * one stays. */
         log_warn("xds: the resources received do not make a config, keeping the running one: %s",
                  err);
-        if (ts)
-            stats_inc(x->host->slots, ts->rejected);
+        xds_stats_build_rejected(x->stats, type_url);
         return;
     }
     if (ads_follow_snapshot(x->ads, next, err, sizeof(err)) < 0)
@@ -272,8 +408,6 @@ static void install(xds_client_t *x, type_stats_t *ts)
         if (x->warming)
             snapshot_unref(x->warming);
         x->warming = next;
-        if (!uv_is_active((uv_handle_t *)&x->warm))
-            uv_timer_start(&x->warm, on_warm_timeout, WARMING_MS, 0);
         flush_requests(x); /* the subscriptions it needs */
         return;
     }
@@ -294,21 +428,19 @@ static void on_message(grpc_call_t *call, const uint8_t *msg, size_t len, void *
         return;
     }
     x->backoff_ms = BACKOFF_BASE_MS; /* a good response: the next failure starts afresh */
-    type_stats_t *ts = stats_of(x, res.type_url);
-    if (ts) {
-        stats_inc(x->host->slots, ts->attempt);
-        stats_inc(x->host->slots, res.verdict == ADS_NACKED ? ts->rejected : ts->success);
-    }
+    xds_stats_response(x->stats, x->ads, &res, host_snapshot(x->host), x->warming);
     if (res.verdict == ADS_NACKED)
         log_warn("xds: %s rejected: %s", res.type_url ? res.type_url : "?",
                  res.error ? res.error : "");
     bool changed = ads_result_changed(&res);
+    const char *type_url = res.type_url; /* static */
     ads_result_free(&res);
     if (changed)
-        install(x, ts);
+        install(x, type_url);
     flush_requests(x);
-    if (ts)
-        ts->answered = true;
+    for (size_t i = 0; type_url && i < N_TYPES; i++)
+        if (strcmp(type_urls[i], type_url) == 0)
+            x->answered[i] = true;
     if (!x->first_done && x->warming == NULL && initial_fetch_done(x))
         first_done(x);
 }
@@ -333,7 +465,7 @@ static void drop_conn(xds_client_t *x)
     x->conn = NULL;
     if (x->up) {
         x->up = false;
-        stats_add(x->host->slots, x->connected, -1);
+        xds_stats_connected(x->stats, false);
     }
 }
 
@@ -346,11 +478,7 @@ static void on_close(grpc_call_t *call, int code, const char *message, void *use
         return;
     log_warn("xds: the ADS stream ended: %s%s%s", grpc_code_name(code), message[0] ? ": " : "",
              message);
-    for (size_t i = 0; i < sizeof(x->types) / sizeof(x->types[0]); i++) {
-        ads_type_status_t st;
-        if (ads_type_status(x->ads, x->types[i].type_url, &st) == 0 && st.subscribed)
-            stats_inc(x->host->slots, x->types[i].failure);
-    }
+    xds_stats_stream_failed(x->stats, x->ads);
     drop_conn(x);
     schedule_retry(x);
 }
@@ -365,7 +493,7 @@ static void on_state(grpc_conn_t *c, grpc_conn_state_t state, int error, void *u
     if (state == GRPC_CONN_READY) {
         log_info("xds: connected to the control plane");
         x->up = true;
-        stats_add(x->host->slots, x->connected, 1);
+        xds_stats_connected(x->stats, true);
         return;
     }
     if (state != GRPC_CONN_CLOSED || x->call != NULL)
@@ -414,6 +542,12 @@ static void xds_connect(xds_client_t *x)
         return;
     }
     ads_reconnected(x->ads);
+    /* Every name is asked for again on this stream: the wait for the ones still missing starts
+     * again. */
+    for (xds_wait_t *w = x->waits; w; w = w->next)
+        if (!w->absent)
+            w->deadline = deadline_of(x, w->type_url);
+    arm_waits(x);
     flush_requests(x);
 }
 
@@ -422,54 +556,31 @@ static void on_retry(uv_timer_t *t)
     xds_connect(t->data);
 }
 
+/* How long the first config is waited for: the longer of lds_config's and cds_config's
+ * initial_fetch_timeout, 0 when either waits without end. */
+static uint64_t initial_fetch_ms(const snap_ads_t *ads)
+{
+    if (ads->lds_fetch_ms == 0 || ads->cds_fetch_ms == 0)
+        return 0;
+    return ads->lds_fetch_ms > ads->cds_fetch_ms ? ads->lds_fetch_ms : ads->cds_fetch_ms;
+}
+
 static void on_init_timeout(uv_timer_t *t)
 {
     xds_client_t *x = t->data;
-    log_warn("xds: no complete config from the control plane within %d s; starting with what "
+    log_warn("xds: no complete config from the control plane within %llu ms; starting with what "
              "is there",
-             INITIAL_FETCH_MS / 1000);
+             (unsigned long long)initial_fetch_ms(&host_snapshot(x->host)->ads));
+    /* What it still waits for keeps its own timer, and is applied when it comes. */
     if (x->warming)
-        on_warm_timeout(&x->warm);
+        activate(x, x->warming);
     first_done(x);
 }
 
-static const struct {
-    const char *type_url;
-    const char *scope;
-} type_scopes[] = {
-    {ADS_TYPE_LISTENER, "listener_manager.lds"},
-    {ADS_TYPE_CLUSTER, "cluster_manager.cds"},
-    {ADS_TYPE_ROUTE, "xds.rds"},
-    {ADS_TYPE_ENDPOINT, "xds.eds"},
-    {ADS_TYPE_SECRET, "xds.sds"},
-};
-
-static int define_stats(xds_client_t *x)
+void xds_client_text_readouts(const xds_client_t *x,
+                              void (*fn)(void *arg, const char *name, const char *value), void *arg)
 {
-    stats_store_t *st = x->host->stats;
-    int64_t id = stats_define(st, STAT_GAUGE, "control_plane", NULL, NULL, "connected_state");
-    if (id < 0)
-        return (int)id;
-    x->connected = (stat_id_t)id;
-    for (size_t i = 0; i < sizeof(type_scopes) / sizeof(type_scopes[0]); i++) {
-        type_stats_t *t = &x->types[i];
-        t->type_url = type_scopes[i].type_url;
-        t->scope = type_scopes[i].scope;
-        struct {
-            stat_id_t *id;
-            const char *name;
-        } m[] = {{&t->attempt, "update_attempt"},
-                 {&t->success, "update_success"},
-                 {&t->rejected, "update_rejected"},
-                 {&t->failure, "update_failure"}};
-        for (size_t j = 0; j < sizeof(m) / sizeof(m[0]); j++) {
-            id = stats_define(st, STAT_COUNTER, t->scope, NULL, NULL, m[j].name);
-            if (id < 0)
-                return (int)id;
-            *m[j].id = (stat_id_t)id;
-        }
-    }
-    return 0;
+    xds_stats_text_readouts(x->stats, fn, arg);
 }
 
 int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg, xds_client_t **out,
@@ -487,12 +598,13 @@ int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg,
     x->arg = arg;
     x->backoff_ms = BACKOFF_BASE_MS;
     x->rng = (uint64_t)uv_hrtime() | 1;
-    int rc = define_stats(x);
+    int rc = xds_stats_new(host->stats, host->slots, &x->stats);
     if (rc == 0)
         rc = ads_client_new(snap, REMORA_VERSION, validate_resource, x, &x->ads, err, errlen);
     if (rc < 0) {
         if (rc == -ENOMEM)
             snprintf(err, errlen, "out of memory");
+        xds_stats_free(x->stats);
         free(x);
         return rc;
     }
@@ -501,7 +613,9 @@ int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg,
     uv_timer_init(host->loop, &x->warm);
     uv_timer_init(host->loop, &x->trim);
     x->retry.data = x->init.data = x->warm.data = x->trim.data = x;
-    uv_timer_start(&x->init, on_init_timeout, INITIAL_FETCH_MS, 0);
+    uint64_t init_ms = initial_fetch_ms(&snap->ads);
+    if (init_ms)
+        uv_timer_start(&x->init, on_init_timeout, init_ms, 0);
     log_info("xds: ADS (%s) to cluster '%s'", snap->ads.delta ? "delta" : "state of the world",
              snap->ads.cluster);
     xds_connect(x);
@@ -514,7 +628,8 @@ static void on_timer_closed(uv_handle_t *h)
     xds_client_t *x = h->data;
     if (--x->closing_handles == 0) {
         ads_free(x->ads);
-        snapshot_refs_free(&x->absent);
+        waits_free(x);
+        xds_stats_free(x->stats);
         free(x);
     }
 }
