@@ -1,8 +1,9 @@
 /* The xDS client's stats under Envoy's names, driven by a real ADS state machine fed responses
  * as a management server packs them: the version text readouts and gauges follow what is
- * accepted and stay on a NACK; endpoints count under their cluster, route configurations under
- * the connection manager that names them; /stats merges the text readouts among the counters
- * (quoted) and JSON shows them as strings; initial_fetch_timeout is read from the bootstrap. */
+ * accepted and stay on a NACK; endpoints count under the clusters that take them, route
+ * configurations under the connection manager that names them; /stats merges the text readouts
+ * among the counters (quoted) and JSON shows them as strings; initial_fetch_timeout is read from
+ * the bootstrap. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,8 +29,7 @@
 #include "google/protobuf/duration.pb-c.h"
 #include "google/protobuf/wrappers.pb-c.h"
 
-typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager
-    hcm_t;
+typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager hcm_t;
 
 /* ---- fixture: a store, the stats, an ADS client subscribed to every type -------------------- */
 
@@ -160,7 +160,8 @@ static Google__Protobuf__Any *route(const char *name)
 /* A listener whose connection manager (stat_prefix `prefix`) takes route configuration `rds`. */
 static Google__Protobuf__Any *listener(const char *name, const char *prefix, const char *rds)
 {
-    hcm_t h = ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__INIT;
+    hcm_t h =
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__INIT;
     Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__Rds r =
         ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__RDS__INIT;
     r.route_config_name = (char *)rds;
@@ -168,16 +169,17 @@ static Google__Protobuf__Any *listener(const char *name, const char *prefix, con
     h.route_specifier_case =
         ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_RDS;
     h.rds = &r;
-    Google__Protobuf__Any *hany = pack(
-        "type.googleapis.com/"
-        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-        &h.base);
+    Google__Protobuf__Any *hany =
+        pack("type.googleapis.com/"
+             "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+             &h.base);
     Envoy__Config__Listener__V3__Filter flt = ENVOY__CONFIG__LISTENER__V3__FILTER__INIT;
     flt.name = "envoy.filters.network.http_connection_manager";
     flt.config_type_case = ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG;
     flt.typed_config = hany;
     Envoy__Config__Listener__V3__Filter *flts[] = {&flt};
-    Envoy__Config__Listener__V3__FilterChain chain = ENVOY__CONFIG__LISTENER__V3__FILTER_CHAIN__INIT;
+    Envoy__Config__Listener__V3__FilterChain chain =
+        ENVOY__CONFIG__LISTENER__V3__FILTER_CHAIN__INIT;
     chain.n_filters = 1;
     chain.filters = flts;
     Envoy__Config__Listener__V3__FilterChain *chains[] = {&chain};
@@ -191,16 +193,15 @@ static Google__Protobuf__Any *listener(const char *name, const char *prefix, con
 }
 
 /* Feeds a DiscoveryResponse of type with version and the resources given (NULL-terminated,
- * freed) to the client, then counts it; returns the verdict. */
-static ads_verdict_t respond(fixture_t *f, const char *type, const char *version, ...)
+ * freed) to the client, then counts it with running as the running config; returns the
+ * verdict. */
+static ads_verdict_t respond_in(fixture_t *f, const snapshot_t *running, const char *type,
+                                const char *version, va_list ap)
 {
     Google__Protobuf__Any *res[8];
     size_t n = 0;
-    va_list ap;
-    va_start(ap, version);
     for (Google__Protobuf__Any *a; (a = va_arg(ap, Google__Protobuf__Any *)) != NULL;)
         res[n++] = a;
-    va_end(ap);
     Envoy__Service__Discovery__V3__DiscoveryResponse m =
         ENVOY__SERVICE__DISCOVERY__V3__DISCOVERY_RESPONSE__INIT;
     m.version_info = (char *)version;
@@ -217,9 +218,28 @@ static ads_verdict_t respond(fixture_t *f, const char *type, const char *version
     free(buf);
     for (size_t i = 0; i < n; i++)
         any_free(res[i]);
-    xds_stats_response(f->stats, f->ads, &r, NULL, NULL);
+    xds_stats_response(f->stats, f->ads, &r, running, NULL);
     ads_verdict_t v = r.verdict;
     ads_result_free(&r);
+    return v;
+}
+
+static ads_verdict_t respond(fixture_t *f, const char *type, const char *version, ...)
+{
+    va_list ap;
+    va_start(ap, version);
+    ads_verdict_t v = respond_in(f, NULL, type, version, ap);
+    va_end(ap);
+    return v;
+}
+
+static ads_verdict_t respond_running(fixture_t *f, const snapshot_t *running, const char *type,
+                                     const char *version, ...)
+{
+    va_list ap;
+    va_start(ap, version);
+    ads_verdict_t v = respond_in(f, running, type, version, ap);
+    va_end(ap);
     return v;
 }
 
@@ -270,6 +290,24 @@ static void test_endpoints_count_under_their_cluster(void **state)
     assert_int_equal(value(f, "cluster.web.update_rejected"), 1);
     assert_int_equal(value(f, "cluster.web.version"), v);
     assert_int_equal(value(f, "xds.eds.update_attempt"), 3);
+}
+
+static void test_endpoints_count_under_every_cluster_that_takes_them(void **state)
+{
+    fixture_t *f = *state;
+    const char *svc = "svc";
+    assert_true(ads_subscribe(f->ads, ADS_TYPE_ENDPOINT, &svc, 1) >= 0);
+    snap_cluster_t c[3] = {{.name = "a", .stat_name = "alpha", .eds_service = "svc"},
+                           {.name = "b", .stat_name = "b"},
+                           {.name = "c", .stat_name = "gamma", .eds_service = "svc"}};
+    snapshot_t running = {.clusters = c, .n_clusters = 3};
+    assert_int_equal(
+        respond_running(f, &running, ADS_TYPE_ENDPOINT, "e1", endpoints("svc", 1), NULL),
+        ADS_ACKED);
+    assert_int_equal(value(f, "cluster.alpha.update_success"), 1);
+    assert_int_equal(value(f, "cluster.gamma.update_success"), 1);
+    assert_int_equal(value(f, "cluster.svc.update_success"), -1);
+    assert_int_equal(value(f, "cluster.b.update_success"), -1);
 }
 
 static void test_route_configuration_counts_under_its_connection_manager(void **state)
@@ -342,9 +380,10 @@ static void test_json_stats_show_readouts_as_strings(void **state)
     stats_entry_t *list;
     int n = stats_list(st, &list);
     char *text = admin_stats_json(&host, list, n, NULL);
-    assert_string_equal(text, "{\"stats\":[{\"name\":\"a.version_text\",\"value\":\"say \\\"hi\\\"\"},"
-                              "{\"name\":\"b.x\",\"value\":0},"
-                              "{\"name\":\"m.version_text\",\"value\":\"v3\"}]}");
+    assert_string_equal(text,
+                        "{\"stats\":[{\"name\":\"a.version_text\",\"value\":\"say \\\"hi\\\"\"},"
+                        "{\"name\":\"b.x\",\"value\":0},"
+                        "{\"name\":\"m.version_text\",\"value\":\"v3\"}]}");
     free(text);
     stats_list_free(list);
     stats_store_free(st);
@@ -406,10 +445,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_control_plane_rate_limit_stats_are_zero, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_endpoints_count_under_their_cluster, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_endpoints_count_under_every_cluster_that_takes_them,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_route_configuration_counts_under_its_connection_manager, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sds_and_fetch_timeouts_count_by_type, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sds_and_fetch_timeouts_count_by_type, setup, teardown),
         cmocka_unit_test(test_text_stats_put_readouts_among_counters_quoted),
         cmocka_unit_test(test_json_stats_show_readouts_as_strings),
         cmocka_unit_test(test_initial_fetch_timeout_is_read_per_config_source),
