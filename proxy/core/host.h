@@ -43,6 +43,10 @@ typedef struct host_ops {
      * borrowed for the call. */
     void (*text_readouts)(void *ctx, void (*fn)(void *arg, const char *name, const char *value),
                           void *arg);
+    /* Binds the sockets of listener l (borrowed) now and keeps them for the next
+     * install_snapshot that has it; 0, or a negative errno with err set. NULL: the host binds
+     * only when it installs. */
+    int (*reserve_listener)(void *ctx, const snap_listener_t *l, char *err, size_t errlen);
 } host_ops_t;
 
 typedef struct host {

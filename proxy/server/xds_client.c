@@ -162,18 +162,19 @@ static void flush_requests(xds_client_t *x)
     }
 }
 
-/* Whether listener l (borrowed, from a trial build) can have its socket: one it keeps from the
- * running config (same name, same socket) can; otherwise a socket is bound now, as the listener
- * manager would bind it, and closed again. Envoy binds while it takes the listener and NACKs one
- * that cannot bind; this finds the same errors (a port in use, an address not local) before the
- * listener is accepted. Returns 0, or a negative errno with err set. */
-static int check_bind(const snapshot_t *cur, const snap_listener_t *l, char *err, size_t errlen)
+/* Binds listener l's (borrowed, from a trial build) sockets while it is checked, as Envoy binds
+ * while it takes a listener and NACKs one that cannot bind: the host keeps them for the install
+ * that brings the listener (listener_manager_reserve), so the port cannot be taken in between.
+ * One the running config has with the same socket keeps its own. Returns 0, or a negative errno
+ * with err saying "cannot bind '<address>': <why>". */
+static int check_bind(const host_t *host, const snap_listener_t *l, char *err, size_t errlen)
 {
-    if (!l->bind_to_port)
+    if (host->ops->reserve_listener)
+        return host->ops->reserve_listener(host->ctx, l, err, errlen);
+    const snap_listener_t *was = snapshot_find_listener(host_snapshot(host), l->name);
+    if (!l->bind_to_port || (was && snapshot_listener_same_socket(was, l)))
         return 0;
-    const snap_listener_t *was = snapshot_find_listener(cur, l->name);
-    if (was && snapshot_listener_same_socket(was, l))
-        return 0;
+    /* A host without reservations: bind once to see, and let go. */
     int fd = -1;
     char why[512];
     int rc = listener_socket_open(l, &fd, why, sizeof(why));
@@ -211,7 +212,7 @@ static int validate_resource(void *ctx, const char *type_url, const ProtobufCMes
         snapshot_t *trial = NULL;
         rc = snapshot_trial_dynamic(cur, &one, x->host->stats, &trial, e, sizeof(e));
         if (rc == 0 && trial->n_listeners > 0) /* the candidate is the last listener */
-            rc = check_bind(cur, &trial->listeners[trial->n_listeners - 1], e, sizeof(e));
+            rc = check_bind(x->host, &trial->listeners[trial->n_listeners - 1], e, sizeof(e));
         snapshot_unref(trial);
     } else {
         rc = snapshot_check_dynamic(cur, &one, x->host->stats, e, sizeof(e));
