@@ -36,13 +36,14 @@ static const char *const type_urls[] = {ADS_TYPE_LISTENER, ADS_TYPE_CLUSTER, ADS
  * waited for until its deadline, then taken as absent (gRFC A46's does-not-exist timer, Envoy's
  * initial_fetch_timeout per subscription), so that what references it stops warming. */
 typedef struct xds_wait {
-    const char *type_url; /* static */
+    unsigned type; /* in wait_types */
     char *name;
     uint64_t deadline; /* uv_now() after which it is absent; UINT64_MAX: never */
     bool absent;
-    bool seen; /* still missing in the config last looked at */
-    struct xds_wait *next;
 } xds_wait_t;
+
+/* The types waited for by name, in the order of snap_refs_t's lists. */
+static const char *const wait_types[] = {ADS_TYPE_ROUTE, ADS_TYPE_ENDPOINT, ADS_TYPE_SECRET};
 
 struct xds_client {
     const host_t *host;
@@ -56,7 +57,8 @@ struct xds_client {
     /* A config built and not installed yet: it references route configurations, endpoints or
      * secrets asked for and not received (Envoy's warming). NULL: none waits. */
     snapshot_t *warming;
-    xds_wait_t *waits;   /* what the last config looked at lacks */
+    xds_wait_t *waits; /* what the last config looked at lacks, by type then name */
+    size_t n_waits;
     uint64_t backoff_ms; /* the next backoff's ceiling */
     uint64_t rng;
     void (*on_first)(void *arg);
@@ -89,11 +91,28 @@ static uint64_t next_random(xds_client_t *x)
     return x->rng * 2685821657736338717ULL;
 }
 
+/* Orders waits by type, then name. */
+static int wait_cmp(unsigned ta, const char *na, unsigned tb, const char *nb)
+{
+    return ta != tb ? (ta < tb ? -1 : 1) : strcmp(na, nb);
+}
+
 static xds_wait_t *wait_find(const xds_client_t *x, const char *type_url, const char *name)
 {
-    for (xds_wait_t *w = x->waits; w; w = w->next)
-        if (strcmp(w->type_url, type_url) == 0 && strcmp(w->name, name) == 0)
-            return w;
+    unsigned t = 0;
+    while (t < 3 && strcmp(wait_types[t], type_url) != 0)
+        t++;
+    size_t lo = 0, hi = x->n_waits;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = wait_cmp(x->waits[mid].type, x->waits[mid].name, t, name);
+        if (c == 0)
+            return &x->waits[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 
@@ -255,12 +274,11 @@ static uint64_t deadline_of(const xds_client_t *x, const char *type_url)
 
 static void waits_free(xds_client_t *x)
 {
-    while (x->waits) {
-        xds_wait_t *w = x->waits;
-        x->waits = w->next;
-        free(w->name);
-        free(w);
-    }
+    for (size_t i = 0; i < x->n_waits; i++)
+        free(x->waits[i].name);
+    free(x->waits);
+    x->waits = NULL;
+    x->n_waits = 0;
 }
 
 static void on_wait_timeout(uv_timer_t *t);
@@ -269,9 +287,9 @@ static void on_wait_timeout(uv_timer_t *t);
 static void arm_waits(xds_client_t *x)
 {
     uint64_t first = UINT64_MAX;
-    for (const xds_wait_t *w = x->waits; w; w = w->next)
-        if (!w->absent && w->deadline < first)
-            first = w->deadline;
+    for (size_t i = 0; i < x->n_waits; i++)
+        if (!x->waits[i].absent && x->waits[i].deadline < first)
+            first = x->waits[i].deadline;
     if (first == UINT64_MAX) {
         uv_timer_stop(&x->warm);
         return;
@@ -281,53 +299,51 @@ static void arm_waits(xds_client_t *x)
 }
 
 /* Brings the waits to what snap (borrowed) references and the set lacks: a name newly missing
- * starts its timer, one no longer missing (it came, or nothing references it) leaves. Returns
- * how many of them are still awaited (not given up on), or -ENOMEM. */
+ * starts its timer, one no longer missing (it came, or nothing references it) leaves. Both are
+ * sorted, so one pass merges them. Returns how many are still awaited (not given up on), or
+ * -ENOMEM. */
 static int awaited(xds_client_t *x, const snapshot_t *snap)
 {
     snap_refs_t refs;
     int rc = snapshot_references(snap, &refs);
     if (rc < 0)
         return rc;
-    for (xds_wait_t *w = x->waits; w; w = w->next)
-        w->seen = false;
     const snap_ref_list_t *lists[] = {&refs.route_configs, &refs.endpoints, &refs.secrets};
-    const char *types[] = {ADS_TYPE_ROUTE, ADS_TYPE_ENDPOINT, ADS_TYPE_SECRET};
-    int n = 0;
-    for (size_t k = 0; k < 3 && rc >= 0; k++) {
-        for (size_t i = 0; i < lists[k]->n && rc >= 0; i++) {
+    xds_wait_t *next = calloc(lists[0]->n + lists[1]->n + lists[2]->n + 1, sizeof(*next));
+    if (next == NULL) {
+        snapshot_refs_free(&refs);
+        return -ENOMEM;
+    }
+    size_t n = 0, j = 0;
+    int waiting = 0;
+    for (unsigned k = 0; k < 3 && rc >= 0; k++) {
+        for (size_t i = 0; i < lists[k]->n; i++) {
+            const char *name = lists[k]->v[i].name;
             if (!lists[k]->v[i].missing)
                 continue;
-            xds_wait_t *w = wait_find(x, types[k], lists[k]->v[i].name);
-            if (w == NULL) {
-                w = calloc(1, sizeof(*w));
-                if (w == NULL || (w->name = strdup(lists[k]->v[i].name)) == NULL) {
-                    free(w);
-                    rc = -ENOMEM;
-                    break;
-                }
-                w->type_url = types[k];
-                w->deadline = deadline_of(x, types[k]);
-                w->next = x->waits;
-                x->waits = w;
+            while (j < x->n_waits && wait_cmp(x->waits[j].type, x->waits[j].name, k, name) < 0)
+                j++;
+            if (j < x->n_waits && wait_cmp(x->waits[j].type, x->waits[j].name, k, name) == 0) {
+                next[n] = x->waits[j];
+                x->waits[j++].name = NULL; /* moved */
+            } else if ((next[n].name = strdup(name)) != NULL) {
+                next[n].type = k;
+                next[n].deadline = deadline_of(x, wait_types[k]);
+            } else {
+                rc = -ENOMEM;
+                break;
             }
-            w->seen = true;
-            n += !w->absent;
+            waiting += !next[n++].absent;
         }
     }
     snapshot_refs_free(&refs);
-    for (xds_wait_t **p = &x->waits; *p;) {
-        xds_wait_t *w = *p;
-        if (w->seen) {
-            p = &w->next;
-            continue;
-        }
-        *p = w->next;
-        free(w->name);
-        free(w);
-    }
+    /* What was not moved is no longer missing. Out of memory, the names not reached lose their
+     * wait and start a new one next time. */
+    waits_free(x);
+    x->waits = next;
+    x->n_waits = n;
     arm_waits(x);
-    return rc < 0 ? rc : n;
+    return rc < 0 ? rc : waiting;
 }
 
 /* Each build allocates about as much as the config holds and frees the last one's: glibc keeps
@@ -361,16 +377,18 @@ static void on_wait_timeout(uv_timer_t *t)
     if (x->call == NULL)
         return;
     uint64_t now = uv_now(x->host->loop);
-    for (xds_wait_t *w = x->waits; w; w = w->next) {
+    for (size_t i = 0; i < x->n_waits; i++) {
+        xds_wait_t *w = &x->waits[i];
+        const char *type_url = wait_types[w->type];
         if (w->absent || w->deadline > now)
             continue;
         w->absent = true;
-        xds_stats_fetch_timeout(x->stats, w->type_url);
+        xds_stats_fetch_timeout(x->stats, type_url);
         log_warn("xds: %s '%s' was not received within %llu ms: taken as absent",
-                 strcmp(w->type_url, ADS_TYPE_ROUTE) == 0      ? "route configuration"
-                 : strcmp(w->type_url, ADS_TYPE_ENDPOINT) == 0 ? "endpoints"
-                                                               : "secret",
-                 w->name, (unsigned long long)fetch_timeout(x, w->type_url));
+                 w->type == 0   ? "route configuration"
+                 : w->type == 1 ? "endpoints"
+                                : "secret",
+                 w->name, (unsigned long long)fetch_timeout(x, type_url));
     }
     arm_waits(x);
     if (x->warming && awaited(x, x->warming) == 0)
@@ -545,9 +563,9 @@ static void xds_connect(xds_client_t *x)
     ads_reconnected(x->ads);
     /* Every name is asked for again on this stream: the wait for the ones still missing starts
      * again. */
-    for (xds_wait_t *w = x->waits; w; w = w->next)
-        if (!w->absent)
-            w->deadline = deadline_of(x, w->type_url);
+    for (size_t i = 0; i < x->n_waits; i++)
+        if (!x->waits[i].absent)
+            x->waits[i].deadline = deadline_of(x, wait_types[x->waits[i].type]);
     arm_waits(x);
     flush_requests(x);
 }
