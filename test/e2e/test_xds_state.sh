@@ -12,13 +12,13 @@
 # stays, and the rest of the push applies (a new listener of the same response binds; the moved
 # listener keeps serving on its old port). A cluster added later whose endpoints never come
 # stops warming after the bootstrap's initial_fetch_timeout (2 s here): it goes in with no
-# endpoints (503) and the route to it with it. The control plane restarts and sends the same
-# resources again (delta: the client tells the versions it holds and gets nothing new): the
-# answer is ACKed and counted, and nothing changes (no resource's last_updated, no reload, no
-# listener change; the downstream keep-alive connection and its upstream connection stay).
-# SIGTERM exits 0.
+# endpoints (503) and the route to it with it; endpoints that come later apply. The control
+# plane restarts and sends the same resources again (delta: the client tells the versions it
+# holds and gets nothing new): the answer is ACKed and counted, and nothing changes (no
+# resource's last_updated, no reload, no listener change; the downstream keep-alive connection
+# and its upstream connection stay). SIGTERM exits 0.
 # Loopback, needs no root; needs node and npm (test/lib/xds.sh).
-# checks: 85
+# checks: 87
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -72,9 +72,9 @@ EOF
 # port of its choosing). BAD=1 adds a cluster with a negative connect_timeout, makes r1's route
 # timeout negative and gives web's endpoint the weight 0; BUSY=PORT moves lds-tcp to PORT and
 # adds listener lds-new; GHOST=1 adds cluster ghost (EDS) whose endpoints never come and a
-# route /ghost to it.
+# route /ghost to it, GHOST=2 the same with ghost's endpoints (the app).
 resources() {
-    local bad='' timeout='' weight='' lds_port=0 lds_new='' ghost_c='' ghost_r=''
+    local bad='' timeout='' weight='' lds_port=0 lds_new='' ghost_c='' ghost_r='' ghost_e=''
     if [[ -n ${BAD:-} ]]; then
         bad=', {"name": "bad", "type": "EDS", "eds_cluster_config": {"eds_config": {"ads": {}}}, "connect_timeout": "-1s"}'
         timeout=', "timeout": "-1s"'
@@ -88,12 +88,14 @@ resources() {
         ghost_c=', {"name": "ghost", "type": "EDS", "eds_cluster_config": {"eds_config": {"ads": {}}}, "connect_timeout": "1s"}'
         ghost_r='{"match": {"prefix": "/ghost"}, "route": {"cluster": "ghost"}}, '
     fi
+    [[ ${GHOST:-} == 2 ]] &&
+        ghost_e=', {"cluster_name": "ghost", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": '$APP'}}}}]}]}'
     cat >"$work/res.tmp" <<EOF
 {"version": "$1", "resources": {
  "$CDS": [{"name": "web", "type": "EDS", "eds_cluster_config": {"eds_config": {"ads": {}}},
            "connect_timeout": "1s"}$bad$ghost_c],
  "$EDS": [{"cluster_name": "web", "endpoints": [{"lb_endpoints": [{"endpoint": {"address":
-           {"socket_address": {"address": "127.0.0.1", "port_value": $APP}}}$weight}]}]}],
+           {"socket_address": {"address": "127.0.0.1", "port_value": $APP}}}$weight}]}]}$ghost_e],
  "$RDS": [{"name": "r1", "virtual_hosts": [{"name": "all", "domains": ["*"],
            "routes": [$ghost_r{"match": {"prefix": "/"}, "route": {"cluster": "web"$timeout}}]}]}],
  "$LDS": [{"name": "lds-tcp", "address": {"socket_address": {"address": "127.0.0.1", "port_value": $lds_port}}, "filter_chains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", "stat_prefix": "lds", "cluster": "web"}}]}]}$lds_new]}}
@@ -227,6 +229,8 @@ for mode in GRPC DELTA_GRPC; do
     t_eq "$m: and counted" "$(stat "$ADMIN" xds.eds.init_fetch_timeout)" 1
     t_eq "$m: the fixed resources of that push are in too" \
         "$(stat "$ADMIN" cluster_manager.cds.version_text)" '"3"'
+    GHOST=2 resources 4
+    t_run "$m: endpoints that come after all apply as any update" t_until 5 code_is 200 /ghost
 
     # --- a reconnect that brings the same resources --------------------------------------------
     rm -f "$work/go"
