@@ -20,13 +20,15 @@ int xds_stats_new(stats_store_t *store, stats_slots_t *slots, xds_stats_t **out)
 /* Frees s (taken; NULL is fine). */
 void xds_stats_free(xds_stats_t *s);
 
-/* The connection to the control plane came up (up) or went down: control_plane.connected_state. */
+/* The connection to the control plane came up (up) or went down: control_plane.connected_state
+ * (s borrowed, as in every call below). */
 void xds_stats_connected(xds_stats_t *s, bool up);
 
 /* The stream ended: update_failure of every type a (borrowed) subscribes. */
 void xds_stats_stream_failed(xds_stats_t *s, const ads_t *a);
 
-/* A set of type_url (static) that passed resource by resource did not build: update_rejected. */
+/* A set of type_url (borrowed) that passed resource by resource did not build:
+ * update_rejected. */
 void xds_stats_build_rejected(xds_stats_t *s, const char *type_url);
 
 /* One response, as ads_on_response reported it in res (borrowed), with a's state after it
@@ -38,11 +40,12 @@ void xds_stats_build_rejected(xds_stats_t *s, const char *type_url);
 void xds_stats_response(xds_stats_t *s, const ads_t *a, const ads_result_t *res,
                         const snapshot_t *running, const snapshot_t *warming);
 
-/* A resource asked for by name was given up on after its initial fetch timeout:
- * the type's init_fetch_timeout. */
+/* A resource of type_url (borrowed) asked for by name was given up on after its initial fetch
+ * timeout: the type's init_fetch_timeout. */
 void xds_stats_fetch_timeout(xds_stats_t *s, const char *type_url);
 
-/* Calls fn(arg, name, value) for each text readout, sorted by name (s and all borrowed). */
+/* Calls fn(arg, name, value) for each text readout, sorted by name (s and all borrowed; name and
+ * value valid for the call). */
 void xds_stats_text_readouts(const xds_stats_t *s,
                              void (*fn)(void *arg, const char *name, const char *value), void *arg);
 
