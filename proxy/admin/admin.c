@@ -14,6 +14,7 @@
 
 #include "base/version.h"
 #include "proxy/admin/admin_certs.h"
+#include "proxy/admin/admin_readouts.h"
 #include "proxy/core/log.h"
 #include "proxy/http/h1/http1.h"
 #include "base/strbuf.h"
@@ -102,37 +103,38 @@ static void handle_stats(const host_t *host, const admin_request_t *rq, admin_re
     }
     /* Envoy's `filter` is a regular expression over stat names; keep the matching ones. */
     char filter[512];
+    regex_t re, *rep = NULL;
     if (query_param(rq->query, "filter", filter, sizeof(filter)) && filter[0]) {
-        regex_t re;
         if (regcomp(&re, filter, REG_EXTENDED | REG_NOSUB) != 0) {
             stats_list_free(list);
             respond_text(r, 400, "invalid regex in filter\n");
             return;
         }
+        rep = &re;
         int k = 0;
         for (int i = 0; i < n; i++)
             if (regexec(&re, list[i].name, 0, NULL, 0) == 0)
                 list[k++] = list[i];
         n = k;
-        regfree(&re);
     }
     char format[32] = "";
     query_param(rq->query, "format", format, sizeof(format));
+    r->status = 200;
     if (strcmp(rq->path, "/stats/prometheus") == 0 || strcmp(format, "prometheus") == 0) {
+        /* Text readouts are left out, as Envoy leaves them out of Prometheus. */
         r->content_type = "text/plain; version=0.0.4; charset=UTF-8";
         r->body = stats_render_prometheus(list, n);
     } else if (strcmp(format, "json") == 0) {
         r->content_type = "application/json";
-        r->body = stats_render_json(list, n, NULL);
+        r->body = admin_stats_json(host, list, n, rep);
     } else if (format[0] == '\0' || strcmp(format, "text") == 0) {
         r->content_type = "text/plain; charset=UTF-8";
-        r->body = stats_render_text(list, n, NULL);
+        r->body = admin_stats_text(host, list, n, rep);
     } else {
-        stats_list_free(list);
         respond_text(r, 400, "unknown format; use text, json or prometheus\n");
-        return;
     }
-    r->status = 200;
+    if (rep)
+        regfree(rep);
     stats_list_free(list);
 }
 

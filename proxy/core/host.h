@@ -38,6 +38,15 @@ typedef struct host_ops {
     void (*listeners)(void *ctx,
                       void (*fn)(void *arg, const char *name, const struct sockaddr *addr),
                       void *arg);
+    /* Calls fn(arg, name, value) for each text readout (Envoy's stats that hold a string, such
+     * as cluster_manager.cds.version_text), sorted by name; NULL: the host has none. All
+     * borrowed for the call. */
+    void (*text_readouts)(void *ctx, void (*fn)(void *arg, const char *name, const char *value),
+                          void *arg);
+    /* Binds the sockets of listener l (borrowed) now and keeps them for the next
+     * install_snapshot that has it; 0, or a negative errno with err set. NULL: the host binds
+     * only when it installs. */
+    int (*reserve_listener)(void *ctx, const snap_listener_t *l, char *err, size_t errlen);
 } host_ops_t;
 
 typedef struct host {
@@ -96,6 +105,16 @@ host_listeners(const host_t *h,
                void (*fn)(void *arg, const char *name, const struct sockaddr *addr), void *arg)
 {
     h->ops->listeners(h->ctx, fn, arg);
+}
+
+/* The text readouts of h (borrowed), each passed to fn with arg, sorted by name (see
+ * host_ops_t.text_readouts); none when the host has no such op. */
+static inline void host_text_readouts(const host_t *h,
+                                      void (*fn)(void *arg, const char *name, const char *value),
+                                      void *arg)
+{
+    if (h->ops->text_readouts)
+        h->ops->text_readouts(h->ctx, fn, arg);
 }
 
 /* Ends the process now (h borrowed). */

@@ -35,6 +35,17 @@ typedef struct lm_listener {
     lm_count_t *count;
 } lm_listener_t;
 
+/* Sockets bound for a listener before the snapshot that has it is installed: an xDS client
+ * binds them while it checks the listener (so a port in use is NACKed, as Envoy does), and the
+ * next update takes them instead of binding again; whatever it does not take, it closes. */
+typedef struct lm_reserved {
+    char *name;
+    snap_listener_t key; /* the configured address and bind_to_port, for same_socket */
+    struct sockaddr_storage bound;
+    int *fds; /* one per worker */
+    struct lm_reserved *next;
+} lm_reserved_t;
+
 typedef struct lm_stat_ids {
     stat_id_t added;
     stat_id_t modified;
@@ -54,6 +65,7 @@ struct listener_manager {
     lm_listener_t *active;   /* running, in the running snapshot's order */
     lm_listener_t *draining; /* removed or replaced, with a worker listener still alive */
     lm_count_t *counts;
+    lm_reserved_t *reserved;
     _Atomic int64_t cx_global;
 };
 
@@ -185,11 +197,24 @@ static int entries_new(const listener_manager_t *lm, const char *name, worker_so
 
 /* Binds a socket per worker into entries (the first one gives a port-0 listener its port, so
  * every worker shares it) and records where g accepts. */
+static lm_reserved_t *take_reserved(listener_manager_t *lm, const snap_listener_t *l);
+static void reserved_free(listener_manager_t *lm, lm_reserved_t *r);
+
 static int bind_sockets(listener_manager_t *lm, lm_listener_t *g, const snap_listener_t *l,
                         worker_socket_t **entries, char *err, size_t errlen)
 {
     snap_listener_t at = *l;
-    for (unsigned w = 0; w < lm->nworkers; w++) {
+    lm_reserved_t *r = take_reserved(lm, l);
+    bool reserved = r != NULL;
+    if (r) { /* bound while the listener was checked */
+        for (unsigned w = 0; w < lm->nworkers; w++) {
+            entries[w]->fd = r->fds[w];
+            r->fds[w] = -1;
+        }
+        g->bound = r->bound;
+        reserved_free(lm, r);
+    }
+    for (unsigned w = 0; !reserved && w < lm->nworkers; w++) {
         int rc = listener_socket_open(&at, &entries[w]->fd, err, errlen);
         if (rc < 0)
             return rc;
@@ -237,6 +262,100 @@ static int listener_open(listener_manager_t *lm, const snap_listener_t *l, bool 
     if (l->bind_to_port)
         stats_add(lm->slots, lm->st.create_success, lm->nworkers);
     *out = g;
+    return 0;
+}
+
+/* ---- reservations ---------------------------------------------------------------------------- */
+
+static void reserved_free(listener_manager_t *lm, lm_reserved_t *r)
+{
+    for (unsigned w = 0; r->fds && w < lm->nworkers; w++)
+        if (r->fds[w] >= 0)
+            close(r->fds[w]);
+    free(r->fds);
+    free(r->name);
+    free(r);
+}
+
+/* The reservation for l's name and socket, unlinked (the caller's), or NULL. */
+static lm_reserved_t *take_reserved(listener_manager_t *lm, const snap_listener_t *l)
+{
+    for (lm_reserved_t **p = &lm->reserved; *p; p = &(*p)->next) {
+        lm_reserved_t *r = *p;
+        if (strcmp(r->name, l->name) == 0 && snapshot_listener_same_socket(&r->key, l)) {
+            *p = r->next;
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* The running listener named name, or NULL. */
+static const lm_listener_t *running(const listener_manager_t *lm, const char *name)
+{
+    for (const lm_listener_t *g = lm->active; g; g = g->next)
+        if (strcmp(g->name, name) == 0)
+            return g;
+    return NULL;
+}
+
+int listener_manager_reserve(listener_manager_t *lm, const snap_listener_t *l, char *err,
+                             size_t errlen)
+{
+    if (!l->bind_to_port)
+        return 0;
+    const lm_listener_t *g = running(lm, l->name);
+    snap_listener_t key = {.addr = g ? g->addr : l->addr,
+                           .bind_to_port = g ? g->bind_to_port : false};
+    if (g && snapshot_listener_same_socket(&key, l))
+        return 0; /* it keeps the sockets it has */
+    lm_reserved_t *r = take_reserved(lm, l);
+    if (r) { /* checked again (a resend after a rejection elsewhere): still bound */
+        r->next = lm->reserved;
+        lm->reserved = r;
+        return 0;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->name = strdup(l->name)) == NULL ||
+        (r->fds = malloc(lm->nworkers * sizeof(*r->fds))) == NULL) {
+        if (r)
+            free(r->name);
+        free(r);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    for (unsigned w = 0; w < lm->nworkers; w++)
+        r->fds[w] = -1;
+    r->key.addr = l->addr;
+    r->key.bind_to_port = true;
+    snap_listener_t at = *l;
+    for (unsigned w = 0; w < lm->nworkers; w++) {
+        char why[512];
+        int rc = listener_socket_open(&at, &r->fds[w], why, sizeof(why));
+        if (rc < 0) {
+            char text[80];
+            snapshot_format_addr((const struct sockaddr *)&l->addr, text, sizeof(text));
+            snprintf(err, errlen, "cannot bind '%s': %s", text, strerror(-rc));
+            reserved_free(lm, r);
+            return rc;
+        }
+        if (w == 0) { /* a port-0 listener: every worker shares the port the first one got */
+            socklen_t len = sizeof(at.addr);
+            getsockname(r->fds[0], (struct sockaddr *)&at.addr, &len);
+            r->bound = at.addr;
+        }
+    }
+    /* A newer check of the same listener replaces an older reservation. */
+    for (lm_reserved_t **p = &lm->reserved; *p; p = &(*p)->next) {
+        if (strcmp((*p)->name, l->name) == 0) {
+            lm_reserved_t *old = *p;
+            *p = old->next;
+            reserved_free(lm, old);
+            break;
+        }
+    }
+    r->next = lm->reserved;
+    lm->reserved = r;
     return 0;
 }
 
@@ -322,6 +441,12 @@ int listener_manager_update(listener_manager_t *lm, const snapshot_t *snap, bool
         log_info("listener '%s' removed: its sockets close, its connections drain", g->name);
         listener_drain(lm, g);
     }
+    /* What this snapshot did not take is not needed: a later one binds anew. */
+    while (lm->reserved) {
+        lm_reserved_t *r = lm->reserved;
+        lm->reserved = r->next;
+        reserved_free(lm, r);
+    }
     listener_manager_sweep(lm);
     return rc;
 }
@@ -370,6 +495,11 @@ void listener_manager_free(listener_manager_t *lm)
             lists[i] = g->next;
             listener_free(lm, g);
         }
+    }
+    while (lm->reserved) {
+        lm_reserved_t *r = lm->reserved;
+        lm->reserved = r->next;
+        reserved_free(lm, r);
     }
     free(lm);
 }

@@ -37,6 +37,15 @@ int listener_manager_new(unsigned nworkers, stats_store_t *stats, stats_slots_t 
 int listener_manager_update(listener_manager_t *lm, const snapshot_t *snap, bool strict,
                             worker_socket_t **sockets, char *err, size_t errlen);
 
+/* Binds l's (borrowed) sockets now, one per worker as listener_manager_update would, and keeps
+ * them for the next update, which takes them for l (same name and socket) instead of binding
+ * again; what that update does not take, it closes. How an xDS client makes the bind part of
+ * accepting a listener. Nothing is bound for a listener that binds no port, or that runs with
+ * the same socket already (it keeps its own); a newer reservation of the same name replaces an
+ * older one. Returns 0, or a negative errno with err saying "cannot bind '<address>': <why>". */
+int listener_manager_reserve(listener_manager_t *lm, const snap_listener_t *l, char *err,
+                             size_t errlen);
+
 /* Frees the draining listeners whose every worker listener is gone (sockets closed, last
  * connection counted out), and the counts of names no listener holds; sets the gauges. lm
  * borrowed. */

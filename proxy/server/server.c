@@ -130,6 +130,21 @@ static void host_op_listeners(void *ctx,
     listener_manager_list(s->lm, fn, arg);
 }
 
+static void host_op_text_readouts(void *ctx,
+                                  void (*fn)(void *arg, const char *name, const char *value),
+                                  void *arg)
+{
+    const server_t *s = ctx;
+    if (s->xds)
+        xds_client_text_readouts(s->xds, fn, arg);
+}
+
+static int host_op_reserve_listener(void *ctx, const snap_listener_t *l, char *err, size_t errlen)
+{
+    server_t *s = ctx;
+    return listener_manager_reserve(s->lm, l, err, errlen);
+}
+
 static const host_ops_t server_host_ops = {
     .snapshot = host_op_snapshot,
     .install_snapshot = host_op_install_snapshot,
@@ -139,6 +154,8 @@ static const host_ops_t server_host_ops = {
     .quit = host_op_quit,
     .config_dump = host_op_config_dump,
     .listeners = host_op_listeners,
+    .text_readouts = host_op_text_readouts,
+    .reserve_listener = host_op_reserve_listener,
 };
 
 host_t server_host(server_t *s)

@@ -11,28 +11,39 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include <unistd.h>
+
 #include "base/version.h"
 #include "proxy/core/log.h"
+#include "proxy/core/worker.h"
 #include "proxy/grpc/grpc_client.h"
+#include "proxy/server/xds_stats.h"
 #include "xds/ads/ads.h"
 #include "xds/ads/ads_config.h"
 
 #define BACKOFF_BASE_MS   500 /* Envoy's: 500 ms doubling up to 30 s, with full jitter */
 #define BACKOFF_MAX_MS    30000
-#define INITIAL_FETCH_MS  15000 /* Envoy's initial_fetch_timeout default */
-#define WARMING_MS        15000 /* how long a config waits for what it references */
-#define TRIM_MS           1000  /* after the last install, freed heap goes back to the system */
+#define TRIM_MS           1000 /* after the last install, freed heap goes back to the system */
 #define KEEPALIVE_MS      30000
 #define KEEPALIVE_WAIT_MS 20000
 
-/* Envoy's names where Envoy has one (listener_manager.lds.*, cluster_manager.cds.*); the other
- * types count under xds.<type>. */
-typedef struct type_stats {
-    const char *type_url;
-    const char *scope;
-    stat_id_t attempt, success, rejected, failure;
-    bool answered; /* a response of the type arrived (for the initial fetch) */
-} type_stats_t;
+/* The types in the order of `answered`. */
+static const char *const type_urls[] = {ADS_TYPE_LISTENER, ADS_TYPE_CLUSTER, ADS_TYPE_ROUTE,
+                                        ADS_TYPE_ENDPOINT, ADS_TYPE_SECRET};
+#define N_TYPES (sizeof(type_urls) / sizeof(type_urls[0]))
+
+/* A route configuration, endpoints or secret a config references and the resource set lacks:
+ * waited for until its deadline, then taken as absent (gRFC A46's does-not-exist timer, Envoy's
+ * initial_fetch_timeout per subscription), so that what references it stops warming. */
+typedef struct xds_wait {
+    unsigned type; /* in wait_types */
+    char *name;
+    uint64_t deadline; /* uv_now() after which it is absent; UINT64_MAX: never */
+    bool absent;
+} xds_wait_t;
+
+/* The types waited for by name, in the order of snap_refs_t's lists. */
+static const char *const wait_types[] = {ADS_TYPE_ROUTE, ADS_TYPE_ENDPOINT, ADS_TYPE_SECRET};
 
 struct xds_client {
     const host_t *host;
@@ -41,12 +52,13 @@ struct xds_client {
     grpc_call_t *call;
     uv_timer_t retry; /* reconnect after backoff */
     uv_timer_t init;  /* the initial fetch timeout */
-    uv_timer_t warm;  /* how long `warming` may wait */
+    uv_timer_t warm;  /* the earliest deadline of `waits` */
     uv_timer_t trim;  /* a second after the last install: give freed memory back */
     /* A config built and not installed yet: it references route configurations, endpoints or
      * secrets asked for and not received (Envoy's warming). NULL: none waits. */
     snapshot_t *warming;
-    snap_refs_t absent;  /* names given up on: waited for WARMING_MS, never came */
+    xds_wait_t *waits; /* what the last config looked at lacks, by type then name */
+    size_t n_waits;
     uint64_t backoff_ms; /* the next backoff's ceiling */
     uint64_t rng;
     void (*on_first)(void *arg);
@@ -55,8 +67,8 @@ struct xds_client {
     bool stopping;
     bool up;             /* the connection reached READY (counted in connected) */
     int closing_handles; /* timers not yet closed */
-    stat_id_t connected; /* control_plane.connected_state */
-    type_stats_t types[5];
+    xds_stats_t *stats;
+    bool answered[N_TYPES]; /* a response of the type arrived (for the initial fetch) */
 };
 
 static void xds_connect(xds_client_t *x);
@@ -79,22 +91,58 @@ static uint64_t next_random(xds_client_t *x)
     return x->rng * 2685821657736338717ULL;
 }
 
-static type_stats_t *stats_of(xds_client_t *x, const char *type_url)
+/* Orders waits by type, then name. */
+static int wait_cmp(unsigned ta, const char *na, unsigned tb, const char *nb)
 {
-    for (size_t i = 0; i < sizeof(x->types) / sizeof(x->types[0]); i++)
-        if (type_url && strcmp(x->types[i].type_url, type_url) == 0)
-            return &x->types[i];
+    return ta != tb ? (ta < tb ? -1 : 1) : strcmp(na, nb);
+}
+
+static xds_wait_t *wait_find(const xds_client_t *x, const char *type_url, const char *name)
+{
+    unsigned t = 0;
+    while (t < 3 && strcmp(wait_types[t], type_url) != 0)
+        t++;
+    size_t lo = 0, hi = x->n_waits;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = wait_cmp(x->waits[mid].type, x->waits[mid].name, t, name);
+        if (c == 0)
+            return &x->waits[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 
+/* Every name of a named type that a (borrowed) asks for and holds no message of has been given
+ * up on. */
+static bool all_absent(const xds_client_t *x, const char *type_url)
+{
+    ads_resource_info_t *info = NULL;
+    size_t n = 0;
+    if (ads_dump(x->ads, type_url, &info, &n) < 0)
+        return false;
+    bool all = true;
+    for (size_t i = 0; i < n && all; i++) {
+        const xds_wait_t *w = info[i].msg ? NULL : wait_find(x, type_url, info[i].name);
+        all = info[i].msg || (w && w->absent);
+    }
+    free(info);
+    return all;
+}
+
 /* Every type subscribed has had its first response (the ones subscribed because of what those
- * brought, route configurations and endpoints, included): Envoy's warming, for the first config. */
+ * brought, route configurations and endpoints, included), or its names were given up on:
+ * Envoy's warming, for the first config. */
 static bool initial_fetch_done(xds_client_t *x)
 {
-    for (size_t i = 0; i < sizeof(x->types) / sizeof(x->types[0]); i++) {
+    for (size_t i = 0; i < N_TYPES; i++) {
         ads_type_status_t st;
-        if (ads_type_status(x->ads, x->types[i].type_url, &st) == 0 && st.subscribed &&
-            (st.wildcard || st.names > 0) && !x->types[i].answered)
+        if (ads_type_status(x->ads, type_urls[i], &st) == 0 && st.subscribed &&
+            (st.wildcard || st.names > 0) && !x->answered[i] &&
+            (st.wildcard || !all_absent(x, type_urls[i])))
             return false;
     }
     return true;
@@ -133,10 +181,37 @@ static void flush_requests(xds_client_t *x)
     }
 }
 
+/* Binds listener l's (borrowed, from a trial build) sockets while it is checked, as Envoy binds
+ * while it takes a listener and NACKs one that cannot bind: the host keeps them for the install
+ * that brings the listener (listener_manager_reserve), so the port cannot be taken in between.
+ * One the running config has with the same socket keeps its own. Returns 0, or a negative errno
+ * with err saying "cannot bind '<address>': <why>". */
+static int check_bind(const host_t *host, const snap_listener_t *l, char *err, size_t errlen)
+{
+    if (host->ops->reserve_listener)
+        return host->ops->reserve_listener(host->ctx, l, err, errlen);
+    const snap_listener_t *was = snapshot_find_listener(host_snapshot(host), l->name);
+    if (!l->bind_to_port || (was && snapshot_listener_same_socket(was, l)))
+        return 0;
+    /* A host without reservations: bind once to see, and let go. */
+    int fd = -1;
+    char why[512];
+    int rc = listener_socket_open(l, &fd, why, sizeof(why));
+    if (rc < 0) {
+        char addr[80];
+        snapshot_format_addr((const struct sockaddr *)&l->addr, addr, sizeof(addr));
+        snprintf(err, errlen, "cannot bind '%s': %s", addr, strerror(-rc));
+        return rc;
+    }
+    close(fd);
+    return 0;
+}
+
 /* The ads_validate_fn: does msg (borrowed) translate, alone on top of the bootstrap? What the
  * field rules cannot see (an unknown filter or extension, an LB policy or cluster type Remora
  * lacks, a TLS context it cannot make) is found here, so the resource is NACKed by name instead
- * of taking the whole update down when the set is built. */
+ * of taking the whole update down when the set is built. A listener must also be able to bind
+ * (check_bind). */
 static int validate_resource(void *ctx, const char *type_url, const ProtobufCMessage *msg,
                              char *err, size_t errlen)
 {
@@ -150,7 +225,17 @@ static int validate_resource(void *ctx, const char *type_url, const ProtobufCMes
     if (config_resources_add_xds(list, (ProtobufCMessage *)msg, "candidate", 0, "") < 0)
         return -ENOMEM;
     char e[1024];
-    int rc = snapshot_check_dynamic(host_snapshot(x->host), &one, x->host->stats, e, sizeof(e));
+    const snapshot_t *cur = host_snapshot(x->host);
+    int rc;
+    if (list == &one.listeners) {
+        snapshot_t *trial = NULL;
+        rc = snapshot_trial_dynamic(cur, &one, x->host->stats, &trial, e, sizeof(e));
+        if (rc == 0 && trial->n_listeners > 0) /* the candidate is the last listener */
+            rc = check_bind(x->host, &trial->listeners[trial->n_listeners - 1], e, sizeof(e));
+        snapshot_unref(trial);
+    } else {
+        rc = snapshot_check_dynamic(cur, &one, x->host->stats, e, sizeof(e));
+    }
     config_resources_free(&one);
     if (rc < 0) {
         /* The client names the resource around the error: drop the build's own name for it. */
@@ -171,35 +256,94 @@ static void follow_references(xds_client_t *x)
     flush_requests(x);
 }
 
-/* Whether `name` is in list (borrowed), which is sorted. */
-static bool listed(const snap_ref_list_t *list, const char *name)
+/* How long a resource of type_url asked for by name is waited for: the initial_fetch_timeout
+ * of the config source of what references it (the clusters' for endpoints, the listeners' for
+ * route configurations and secrets); UINT64_MAX: without end. */
+static uint64_t fetch_timeout(const xds_client_t *x, const char *type_url)
 {
-    for (size_t i = 0; i < list->n; i++)
-        if (strcmp(list->v[i].name, name) == 0)
-            return true;
-    return false;
+    const snap_ads_t *ads = &host_snapshot(x->host)->ads;
+    uint64_t ms = strcmp(type_url, ADS_TYPE_ENDPOINT) == 0 ? ads->cds_fetch_ms : ads->lds_fetch_ms;
+    return ms ? ms : UINT64_MAX;
 }
 
-/* How many names snap (borrowed) references that the set lacks and that are still awaited (not
- * given up on). -ENOMEM when out of memory. */
-static int awaited(const xds_client_t *x, const snapshot_t *snap)
+static uint64_t deadline_of(const xds_client_t *x, const char *type_url)
+{
+    uint64_t ms = fetch_timeout(x, type_url);
+    return ms == UINT64_MAX ? UINT64_MAX : uv_now(x->host->loop) + ms;
+}
+
+static void waits_free(xds_client_t *x)
+{
+    for (size_t i = 0; i < x->n_waits; i++)
+        free(x->waits[i].name);
+    free(x->waits);
+    x->waits = NULL;
+    x->n_waits = 0;
+}
+
+static void on_wait_timeout(uv_timer_t *t);
+
+/* Sets the timer to the earliest deadline of the names still waited for. */
+static void arm_waits(xds_client_t *x)
+{
+    uint64_t first = UINT64_MAX;
+    for (size_t i = 0; i < x->n_waits; i++)
+        if (!x->waits[i].absent && x->waits[i].deadline < first)
+            first = x->waits[i].deadline;
+    if (first == UINT64_MAX) {
+        uv_timer_stop(&x->warm);
+        return;
+    }
+    uint64_t now = uv_now(x->host->loop);
+    uv_timer_start(&x->warm, on_wait_timeout, first > now ? first - now : 0, 0);
+}
+
+/* Brings the waits to what snap (borrowed) references and the set lacks: a name newly missing
+ * starts its timer, one no longer missing (it came, or nothing references it) leaves. Both are
+ * sorted, so one pass merges them. Returns how many are still awaited (not given up on), or
+ * -ENOMEM. */
+static int awaited(xds_client_t *x, const snapshot_t *snap)
 {
     snap_refs_t refs;
     int rc = snapshot_references(snap, &refs);
-    if (rc <= 0) {
-        if (rc == 0)
-            snapshot_refs_free(&refs);
+    if (rc < 0)
         return rc;
+    const snap_ref_list_t *lists[] = {&refs.route_configs, &refs.endpoints, &refs.secrets};
+    xds_wait_t *next = calloc(lists[0]->n + lists[1]->n + lists[2]->n + 1, sizeof(*next));
+    if (next == NULL) {
+        snapshot_refs_free(&refs);
+        return -ENOMEM;
     }
-    const snap_ref_list_t *have[] = {&refs.route_configs, &refs.endpoints, &refs.secrets};
-    const snap_ref_list_t *gone[] = {&x->absent.route_configs, &x->absent.endpoints,
-                                     &x->absent.secrets};
-    int n = 0;
-    for (size_t k = 0; k < 3; k++)
-        for (size_t i = 0; i < have[k]->n; i++)
-            n += have[k]->v[i].missing && !listed(gone[k], have[k]->v[i].name);
+    size_t n = 0, j = 0;
+    int waiting = 0;
+    for (unsigned k = 0; k < 3 && rc >= 0; k++) {
+        for (size_t i = 0; i < lists[k]->n; i++) {
+            const char *name = lists[k]->v[i].name;
+            if (!lists[k]->v[i].missing)
+                continue;
+            while (j < x->n_waits && wait_cmp(x->waits[j].type, x->waits[j].name, k, name) < 0)
+                j++;
+            if (j < x->n_waits && wait_cmp(x->waits[j].type, x->waits[j].name, k, name) == 0) {
+                next[n] = x->waits[j];
+                x->waits[j++].name = NULL; /* moved */
+            } else if ((next[n].name = strdup(name)) != NULL) {
+                next[n].type = k;
+                next[n].deadline = deadline_of(x, wait_types[k]);
+            } else {
+                rc = -ENOMEM;
+                break;
+            }
+            waiting += !next[n++].absent;
+        }
+    }
     snapshot_refs_free(&refs);
-    return n;
+    /* What was not moved is no longer missing. Out of memory, the names not reached lose their
+     * wait and start a new one next time. */
+    waits_free(x);
+    x->waits = next;
+    x->n_waits = n;
+    arm_waits(x);
+    return rc < 0 ? rc : waiting;
 }
 
 /* Each build allocates about as much as the config holds and frees the last one's: glibc keeps
@@ -216,7 +360,6 @@ static void on_trim(uv_timer_t *t)
 static void activate(xds_client_t *x, snapshot_t *next)
 {
     uv_timer_start(&x->trim, on_trim, TRIM_MS, 0);
-    uv_timer_stop(&x->warm);
     if (x->warming && x->warming != next)
         snapshot_unref(x->warming);
     x->warming = NULL;
@@ -224,28 +367,41 @@ static void activate(xds_client_t *x, snapshot_t *next)
     follow_references(x);
 }
 
-/* A config waited WARMING_MS for what it references: it goes in without it (its clusters have
- * no endpoints, its routes answer 404 NR until the names arrive), and the names still missing
- * are not waited for again. */
-static void on_warm_timeout(uv_timer_t *t)
+/* Names waited for past their deadline are absent from now on: a config that waits only for
+ * them goes in without them (its clusters have no endpoints, its routes answer 404 NR until
+ * they arrive). Only while a stream is up: the deadlines start again with the next stream, as
+ * the names are asked for again. */
+static void on_wait_timeout(uv_timer_t *t)
 {
     xds_client_t *x = t->data;
-    snapshot_t *next = x->warming;
-    if (next == NULL)
+    if (x->call == NULL)
         return;
-    snapshot_refs_free(&x->absent);
-    if (snapshot_references(next, &x->absent) < 0)
-        memset(&x->absent, 0, sizeof(x->absent));
-    log_warn("xds: a config waited %d s for resources it references; installing it without them",
-             WARMING_MS / 1000);
-    activate(x, next);
+    uint64_t now = uv_now(x->host->loop);
+    for (size_t i = 0; i < x->n_waits; i++) {
+        xds_wait_t *w = &x->waits[i];
+        const char *type_url = wait_types[w->type];
+        if (w->absent || w->deadline > now)
+            continue;
+        w->absent = true;
+        xds_stats_fetch_timeout(x->stats, type_url);
+        log_warn("xds: %s '%s' was not received within %llu ms: taken as absent",
+                 w->type == 0   ? "route configuration"
+                 : w->type == 1 ? "endpoints"
+                                : "secret",
+                 w->name, (unsigned long long)fetch_timeout(x, type_url));
+    }
+    arm_waits(x);
+    if (x->warming && awaited(x, x->warming) == 0)
+        activate(x, x->warming);
+    if (!x->first_done && x->warming == NULL && initial_fetch_done(x))
+        first_done(x);
 }
 
 /* Builds the next snapshot from the bootstrap and the resources held, and installs it at once
  * or, when it references what has been asked for and not received, once that arrives (Envoy's
  * warming: a cluster becomes active with its endpoints, a listener with its routes and secrets;
  * one snapshot, so new clusters are in place before the listeners that use them). */
-static void install(xds_client_t *x, type_stats_t *ts)
+static void install(xds_client_t *x, const char *type_url)
 {
     char err[1024];
     snapshot_t *next = NULL;
@@ -262,8 +418,7 @@ static void install(xds_client_t *x, type_stats_t *ts)
          * one stays. */
         log_warn("xds: the resources received do not make a config, keeping the running one: %s",
                  err);
-        if (ts)
-            stats_inc(x->host->slots, ts->rejected);
+        xds_stats_build_rejected(x->stats, type_url);
         return;
     }
     if (ads_follow_snapshot(x->ads, next, err, sizeof(err)) < 0)
@@ -272,8 +427,6 @@ static void install(xds_client_t *x, type_stats_t *ts)
         if (x->warming)
             snapshot_unref(x->warming);
         x->warming = next;
-        if (!uv_is_active((uv_handle_t *)&x->warm))
-            uv_timer_start(&x->warm, on_warm_timeout, WARMING_MS, 0);
         flush_requests(x); /* the subscriptions it needs */
         return;
     }
@@ -294,21 +447,19 @@ static void on_message(grpc_call_t *call, const uint8_t *msg, size_t len, void *
         return;
     }
     x->backoff_ms = BACKOFF_BASE_MS; /* a good response: the next failure starts afresh */
-    type_stats_t *ts = stats_of(x, res.type_url);
-    if (ts) {
-        stats_inc(x->host->slots, ts->attempt);
-        stats_inc(x->host->slots, res.verdict == ADS_NACKED ? ts->rejected : ts->success);
-    }
+    xds_stats_response(x->stats, x->ads, &res, host_snapshot(x->host), x->warming);
     if (res.verdict == ADS_NACKED)
         log_warn("xds: %s rejected: %s", res.type_url ? res.type_url : "?",
                  res.error ? res.error : "");
     bool changed = ads_result_changed(&res);
+    const char *type_url = res.type_url; /* static */
     ads_result_free(&res);
     if (changed)
-        install(x, ts);
+        install(x, type_url);
     flush_requests(x);
-    if (ts)
-        ts->answered = true;
+    for (size_t i = 0; type_url && i < N_TYPES; i++)
+        if (strcmp(type_urls[i], type_url) == 0)
+            x->answered[i] = true;
     if (!x->first_done && x->warming == NULL && initial_fetch_done(x))
         first_done(x);
 }
@@ -333,7 +484,7 @@ static void drop_conn(xds_client_t *x)
     x->conn = NULL;
     if (x->up) {
         x->up = false;
-        stats_add(x->host->slots, x->connected, -1);
+        xds_stats_connected(x->stats, false);
     }
 }
 
@@ -346,11 +497,7 @@ static void on_close(grpc_call_t *call, int code, const char *message, void *use
         return;
     log_warn("xds: the ADS stream ended: %s%s%s", grpc_code_name(code), message[0] ? ": " : "",
              message);
-    for (size_t i = 0; i < sizeof(x->types) / sizeof(x->types[0]); i++) {
-        ads_type_status_t st;
-        if (ads_type_status(x->ads, x->types[i].type_url, &st) == 0 && st.subscribed)
-            stats_inc(x->host->slots, x->types[i].failure);
-    }
+    xds_stats_stream_failed(x->stats, x->ads);
     drop_conn(x);
     schedule_retry(x);
 }
@@ -365,7 +512,7 @@ static void on_state(grpc_conn_t *c, grpc_conn_state_t state, int error, void *u
     if (state == GRPC_CONN_READY) {
         log_info("xds: connected to the control plane");
         x->up = true;
-        stats_add(x->host->slots, x->connected, 1);
+        xds_stats_connected(x->stats, true);
         return;
     }
     if (state != GRPC_CONN_CLOSED || x->call != NULL)
@@ -418,6 +565,12 @@ static void xds_connect(xds_client_t *x)
         return;
     }
     ads_reconnected(x->ads);
+    /* Every name is asked for again on this stream: the wait for the ones still missing starts
+     * again. */
+    for (size_t i = 0; i < x->n_waits; i++)
+        if (!x->waits[i].absent)
+            x->waits[i].deadline = deadline_of(x, wait_types[x->waits[i].type]);
+    arm_waits(x);
     flush_requests(x);
 }
 
@@ -426,54 +579,31 @@ static void on_retry(uv_timer_t *t)
     xds_connect(t->data);
 }
 
+/* How long the first config is waited for: the longer of lds_config's and cds_config's
+ * initial_fetch_timeout, 0 when either waits without end. */
+static uint64_t initial_fetch_ms(const snap_ads_t *ads)
+{
+    if (ads->lds_fetch_ms == 0 || ads->cds_fetch_ms == 0)
+        return 0;
+    return ads->lds_fetch_ms > ads->cds_fetch_ms ? ads->lds_fetch_ms : ads->cds_fetch_ms;
+}
+
 static void on_init_timeout(uv_timer_t *t)
 {
     xds_client_t *x = t->data;
-    log_warn("xds: no complete config from the control plane within %d s; starting with what "
+    log_warn("xds: no complete config from the control plane within %llu ms; starting with what "
              "is there",
-             INITIAL_FETCH_MS / 1000);
+             (unsigned long long)initial_fetch_ms(&host_snapshot(x->host)->ads));
+    /* What it still waits for keeps its own timer, and is applied when it comes. */
     if (x->warming)
-        on_warm_timeout(&x->warm);
+        activate(x, x->warming);
     first_done(x);
 }
 
-static const struct {
-    const char *type_url;
-    const char *scope;
-} type_scopes[] = {
-    {ADS_TYPE_LISTENER, "listener_manager.lds"},
-    {ADS_TYPE_CLUSTER, "cluster_manager.cds"},
-    {ADS_TYPE_ROUTE, "xds.rds"},
-    {ADS_TYPE_ENDPOINT, "xds.eds"},
-    {ADS_TYPE_SECRET, "xds.sds"},
-};
-
-static int define_stats(xds_client_t *x)
+void xds_client_text_readouts(const xds_client_t *x,
+                              void (*fn)(void *arg, const char *name, const char *value), void *arg)
 {
-    stats_store_t *st = x->host->stats;
-    int64_t id = stats_define(st, STAT_GAUGE, "control_plane", NULL, NULL, "connected_state");
-    if (id < 0)
-        return (int)id;
-    x->connected = (stat_id_t)id;
-    for (size_t i = 0; i < sizeof(type_scopes) / sizeof(type_scopes[0]); i++) {
-        type_stats_t *t = &x->types[i];
-        t->type_url = type_scopes[i].type_url;
-        t->scope = type_scopes[i].scope;
-        struct {
-            stat_id_t *id;
-            const char *name;
-        } m[] = {{&t->attempt, "update_attempt"},
-                 {&t->success, "update_success"},
-                 {&t->rejected, "update_rejected"},
-                 {&t->failure, "update_failure"}};
-        for (size_t j = 0; j < sizeof(m) / sizeof(m[0]); j++) {
-            id = stats_define(st, STAT_COUNTER, t->scope, NULL, NULL, m[j].name);
-            if (id < 0)
-                return (int)id;
-            *m[j].id = (stat_id_t)id;
-        }
-    }
-    return 0;
+    xds_stats_text_readouts(x->stats, fn, arg);
 }
 
 int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg, xds_client_t **out,
@@ -491,12 +621,13 @@ int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg,
     x->arg = arg;
     x->backoff_ms = BACKOFF_BASE_MS;
     x->rng = (uint64_t)uv_hrtime() | 1;
-    int rc = define_stats(x);
+    int rc = xds_stats_new(host->stats, host->slots, &x->stats);
     if (rc == 0)
         rc = ads_client_new(snap, REMORA_VERSION, validate_resource, x, &x->ads, err, errlen);
     if (rc < 0) {
         if (rc == -ENOMEM)
             snprintf(err, errlen, "out of memory");
+        xds_stats_free(x->stats);
         free(x);
         return rc;
     }
@@ -505,7 +636,9 @@ int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg,
     uv_timer_init(host->loop, &x->warm);
     uv_timer_init(host->loop, &x->trim);
     x->retry.data = x->init.data = x->warm.data = x->trim.data = x;
-    uv_timer_start(&x->init, on_init_timeout, INITIAL_FETCH_MS, 0);
+    uint64_t init_ms = initial_fetch_ms(&snap->ads);
+    if (init_ms)
+        uv_timer_start(&x->init, on_init_timeout, init_ms, 0);
     log_info("xds: ADS (%s) to cluster '%s'", snap->ads.delta ? "delta" : "state of the world",
              snap->ads.cluster);
     xds_connect(x);
@@ -518,7 +651,8 @@ static void on_timer_closed(uv_handle_t *h)
     xds_client_t *x = h->data;
     if (--x->closing_handles == 0) {
         ads_free(x->ads);
-        snapshot_refs_free(&x->absent);
+        waits_free(x);
+        xds_stats_free(x->stats);
         free(x);
     }
 }

@@ -17,7 +17,8 @@ typedef struct xds_client xds_client_t;
 
 /* Starts the client the running snapshot of host asks for (host borrowed; must outlive the
  * client). on_first(arg) (arg borrowed) is called once, when the first response of every type
- * subscribed at start has been taken in, or after the bootstrap's initial fetch timeout (15 s),
+ * subscribed at start has been taken in, or after the bootstrap's initial fetch timeout (the
+ * longer of lds_config's and cds_config's initial_fetch_timeout, 15 s unless given),
  * whichever comes first: the server waits for it before it starts serving, as Envoy's init
  * manager does. When the bootstrap names no control plane, *out is NULL and on_first is never
  * called. Otherwise *out is owned by the caller, who ends it with xds_client_stop. Returns 0, or
@@ -34,5 +35,12 @@ void xds_client_stop(xds_client_t *x);
  * `error_state` (the rejected version, when, why) on the ones whose last version was rejected.
  * A new string the caller frees, or NULL. */
 char *xds_client_config_dump(const xds_client_t *x, const snapshot_t *snap);
+
+/* Calls fn(arg, name, value) for each of x's text readouts (cluster_manager.cds.version_text,
+ * listener_manager.lds.version_text: the last version accepted, "" before the first), sorted
+ * by name. x and all borrowed for the call. */
+void xds_client_text_readouts(const xds_client_t *x,
+                              void (*fn)(void *arg, const char *name, const char *value),
+                              void *arg);
 
 #endif

@@ -1,7 +1,8 @@
 /* The listener manager on a running server (server_open, its own workers and main loop): the
  * snapshots installed while it runs add listeners (they accept), remove them (new connections
  * are refused, open ones go on), change their address (a new socket, the old one drains) or
- * only their filter chains (the socket and its connections stay). Real sockets on loopback:
+ * only their filter chains (the socket and its connections stay); sockets bound while a
+ * listener is checked go to the install that brings it. Real sockets on loopback:
  * tcp_proxy to upstreams that send back what they get behind a tag of their own, and HTTP
  * connections that drain with their listener. */
 #include <setjmp.h>
@@ -563,6 +564,77 @@ static void test_listener_that_cannot_bind_is_counted_and_the_rest_installs(void
     rig_stop(&r);
 }
 
+/* A listener as a trial build gives it to an xDS client's check: name, 127.0.0.1:port. */
+static snap_listener_t checked_listener(const char *name, int port)
+{
+    snap_listener_t l = {.name = (char *)name, .bind_to_port = true};
+    struct sockaddr_in *sin = (struct sockaddr_in *)&l.addr;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)port);
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return l;
+}
+
+/* Whether a socket without SO_REUSEPORT can bind 127.0.0.1:port now (none of ours holds it). */
+static bool port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+    close(fd);
+    return ok;
+}
+
+static void test_sockets_bound_at_check_are_taken_by_the_install_and_the_rest_closed(void **state)
+{
+    (void)state;
+    rig_t r;
+    char l1[2048] = "", l2[4096] = "";
+    tcp_listener(l1, sizeof(l1), "a", "127.0.0.1", 0, "up_a");
+    rig_start(&r, l1, "");
+    const host_ops_t *ops = r.s.host.ops;
+    char err[256] = "";
+
+    /* A port another socket holds: refused with the address and the errno. */
+    int taken = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    assert_int_equal(bind(taken, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(taken, 1), 0);
+    getsockname(taken, (struct sockaddr *)&sin, &len);
+    snap_listener_t busy = checked_listener("busy", ntohs(sin.sin_port));
+    assert_int_equal(ops->reserve_listener(r.s.host.ctx, &busy, err, sizeof(err)), -EADDRINUSE);
+    char want[128];
+    snprintf(want, sizeof(want), "cannot bind '127.0.0.1:%d': Address already in use",
+             ntohs(sin.sin_port));
+    assert_string_equal(err, want);
+    close(taken);
+
+    /* Bound at the check, the ports are held until the install. */
+    int pb = free_port(), pc = free_port();
+    snap_listener_t b = checked_listener("b", pb), c = checked_listener("c", pc);
+    assert_int_equal(ops->reserve_listener(r.s.host.ctx, &b, err, sizeof(err)), 0);
+    assert_int_equal(ops->reserve_listener(r.s.host.ctx, &c, err, sizeof(err)), 0);
+    assert_false(port_free(pb));
+    assert_false(port_free(pc));
+    /* A listener running with the same socket keeps its own: nothing is bound. */
+    snap_listener_t a = checked_listener("a", 0);
+    assert_int_equal(ops->reserve_listener(r.s.host.ctx, &a, err, sizeof(err)), 0);
+
+    /* The install takes b's sockets; c, which it does not have, is let go. */
+    strcpy(l2, l1);
+    tcp_listener(l2, sizeof(l2), "b", "127.0.0.1", pb, "up_b");
+    install(&r, l2, "");
+    assert_int_equal(port_of(&r, "b"), pb);
+    WAIT_UNTIL(&r, new_connection_talks(pb, "B:"));
+    assert_true(port_free(pc));
+    assert_int_equal(lm_stat(&r, "listener_create_failure"), 0);
+    assert_int_equal(lm_stat(&r, "listener_create_success"), 4);
+    rig_stop(&r);
+}
+
 static void test_connection_limit_counts_the_replaced_listeners_connections(void **state)
 {
     (void)state;
@@ -643,6 +715,7 @@ int main(void)
         cmocka_unit_test(test_changed_port_moves_the_listener_and_drains_the_old_socket),
         cmocka_unit_test(test_changed_filter_chain_keeps_the_socket_and_its_connections),
         cmocka_unit_test(test_listener_that_cannot_bind_is_counted_and_the_rest_installs),
+        cmocka_unit_test(test_sockets_bound_at_check_are_taken_by_the_install_and_the_rest_closed),
         cmocka_unit_test(test_connection_limit_counts_the_replaced_listeners_connections),
         cmocka_unit_test(test_removed_http_listener_drains_its_connections),
     };

@@ -230,3 +230,9 @@ int snapshot_check_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
     snapshot_unref(trial);
     return rc;
 }
+
+int snapshot_trial_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
+                           stats_store_t *stats, snapshot_t **out, char *err, size_t errlen)
+{
+    return build_next(cur, dyn, NULL, NULL, true, stats, out, err, errlen);
+}

@@ -118,4 +118,11 @@ int snapshot_build_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
 int snapshot_check_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
                            stats_store_t *stats, char *err, size_t errlen);
 
+/* snapshot_check_dynamic that keeps its snapshot: *out is new (snapshot_unref), for a caller
+ * that needs what the trial built, e.g. where a listener would bind (its listeners are cur's
+ * bootstrap's, then dyn's in order). Never to be installed: it links no runtime state. Returns
+ * 0, or negative with err set and *out NULL. */
+int snapshot_trial_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
+                           stats_store_t *stats, snapshot_t **out, char *err, size_t errlen);
+
 #endif

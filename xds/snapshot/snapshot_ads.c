@@ -21,13 +21,19 @@ static bool version_v3(Envoy__Config__Core__V3__ApiVersion v)
            v == ENVOY__CONFIG__CORE__V3__API_VERSION__V3;
 }
 
-/* lds_config / cds_config: {ads: {}} and nothing else. */
-static int parse_source(const config_source_msg_t *m, const char *what, bool *out, char *err,
-                        size_t errlen)
+/* Envoy's initial_fetch_timeout when a ConfigSource leaves it out. */
+#define INITIAL_FETCH_TIMEOUT_MS 15000
+
+/* lds_config / cds_config: {ads: {}} and nothing else, with its initial_fetch_timeout in
+ * *fetch_ms (15 s unset; 0: wait without end). */
+static int parse_source(const config_source_msg_t *m, const char *what, bool *out,
+                        uint64_t *fetch_ms, char *err, size_t errlen)
 {
     *out = false;
+    *fetch_ms = INITIAL_FETCH_TIMEOUT_MS;
     if (m == NULL)
         return 0;
+    *fetch_ms = config_duration_ms(m->initial_fetch_timeout, INITIAL_FETCH_TIMEOUT_MS);
     if (m->config_source_specifier_case !=
         ENVOY__CONFIG__CORE__V3__CONFIG_SOURCE__CONFIG_SOURCE_SPECIFIER_ADS)
         return err_set(err, errlen, -EINVAL,
@@ -95,9 +101,9 @@ int snapshot_ads_parse(const void *dynamic_resources, snap_ads_t *ads, char *err
         return err_set(err, errlen, -EINVAL,
                        "dynamic_resources: lds_resources_locator and cds_resources_locator "
                        "(xdstp) are not supported");
-    int rc = parse_source(d->lds_config, "lds_config", &ads->lds, err, errlen);
+    int rc = parse_source(d->lds_config, "lds_config", &ads->lds, &ads->lds_fetch_ms, err, errlen);
     if (rc == 0)
-        rc = parse_source(d->cds_config, "cds_config", &ads->cds, err, errlen);
+        rc = parse_source(d->cds_config, "cds_config", &ads->cds, &ads->cds_fetch_ms, err, errlen);
     if (rc < 0)
         return rc;
     if (d->ads_config == NULL) {

@@ -340,6 +340,11 @@ typedef struct snap_ads {
     char *cluster;        /* grpc_services[0].envoy_grpc.cluster_name: a static cluster (owned) */
     char *authority;      /* envoy_grpc.authority, or NULL: the cluster's name (owned) */
     uint64_t timeout_ms;  /* grpc_services[0].timeout: 0 none */
+    /* lds_config / cds_config initial_fetch_timeout (15 s when unset; 0: none): how long the
+     * first config, and each route configuration, endpoint or secret asked for by name, is
+     * waited for (the listeners' for route configurations and secrets, the clusters' for
+     * endpoints). */
+    uint64_t lds_fetch_ms, cds_fetch_ms;
 } snap_ads_t;
 
 /* A resource named by another, and whether the resource set the snapshot was built from had
