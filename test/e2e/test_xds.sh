@@ -240,7 +240,7 @@ t_eq "refused: not ready while the control plane cannot be reached" \
     "$(curl -s "http://127.0.0.1:$ADMIN/ready")" PRE_INITIALIZING
 cp_start "$CP"
 is_live() { [[ $(curl -s "http://127.0.0.1:$ADMIN/ready") == LIVE ]]; }
-t_run "refused: ready once the control plane is up and its config in" t_until 10 is_live
+t_run "refused: ready once the control plane is up and its config in" t_until 30 is_live
 t_eq "refused: the config serves" "$(body)" A
 
 # Stalled: the control plane stops answering anything (SIGSTOP): the cluster's HTTP/2 keepalive
