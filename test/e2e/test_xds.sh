@@ -241,7 +241,7 @@ t_eq "refused: not ready while the control plane cannot be reached" \
 cp_start "$CP"
 is_live() { [[ $(curl -s "http://127.0.0.1:$ADMIN/ready") == LIVE ]]; }
 t_run "refused: ready once the control plane is up and its config in" t_until 30 is_live
-t_eq "refused: the config serves" "$(body)" A
+t_run "refused: the config serves" t_until 30 body_is A
 
 # Stalled: the control plane stops answering anything (SIGSTOP): the cluster's HTTP/2 keepalive
 # (1 s, 1 s to answer) finds it; the last config serves; it is found again once it answers.
