@@ -157,8 +157,8 @@ static snapshot_t *first(fixture_t *f, const char *yaml, update_t *u,
     opts.cluster_runtime = &cluster_runtime;
     opts.cluster_states = f->states;
     snapshot_t *s = NULL;
-    if (snapshot_build_resources(&res, b, &opts, f->stats, NWORKERS, &s, f->err,
-                                 sizeof(f->err)) != 0)
+    if (snapshot_build_resources(&res, b, &opts, f->stats, NWORKERS, &s, f->err, sizeof(f->err)) !=
+        0)
         fail_msg("%s", f->err);
     config_resources_free(&res);
     drop(u);
@@ -169,8 +169,8 @@ static snapshot_t *first(fixture_t *f, const char *yaml, update_t *u,
 static snapshot_t *next(fixture_t *f, update_t *u, const snap_resolver_t *resolver)
 {
     snapshot_t *s = NULL;
-    if (snapshot_build_dynamic(last(f), &u->res, resolver, f->stats, &s, f->err,
-                               sizeof(f->err)) != 0)
+    if (snapshot_build_dynamic(last(f), &u->res, resolver, f->stats, &s, f->err, sizeof(f->err)) !=
+        0)
         fail_msg("%s", f->err);
     drop(u);
     return push(f, s);
@@ -229,7 +229,7 @@ static void test_an_endpoint_push_builds_only_the_cluster_whose_assignment_chang
     assert_ptr_not_equal(now, was); /* each snapshot has its own struct: routes point into it */
     assert_ptr_equal(now->endpoints, was->endpoints);
     assert_ptr_equal(now->name, was->name);
-    assert_ptr_equal(now->lb, was->lb); /* linked once */
+    assert_ptr_equal(now->lb, was->lb);                       /* linked once */
     assert_memory_equal(&now->st, &was->st, sizeof(now->st)); /* its stats, not defined again */
     assert_ptr_equal(now->share, was->share);
 

@@ -86,7 +86,8 @@ bool snap_message_equal(const ProtobufCMessage *a, const ProtobufCMessage *b)
             size_t n = *(const size_t *)(pa + f->quantifier_offset);
             if (n != *(const size_t *)(pb + f->quantifier_offset))
                 return false;
-            const char *va = *(char *const *)(pa + f->offset), *vb = *(char *const *)(pb + f->offset);
+            const char *va = *(char *const *)(pa + f->offset),
+                       *vb = *(char *const *)(pb + f->offset);
             size_t sz = elt_size(f->type);
             for (size_t j = 0; j < n; j++)
                 if (!value_equal(f->type, va + j * sz, vb + j * sz))

@@ -140,9 +140,8 @@ static int same_dns(const snap_cluster_t *old, const snap_resolver_t *resolver)
     if (snapshot_dns_endpoints(&now, resolver) < 0)
         return -ENOMEM;
     bool same = now.n_endpoints == old->n_endpoints &&
-                (old->n_endpoints == 0 ||
-                 memcmp(now.endpoints, old->endpoints, old->n_endpoints * sizeof(*old->endpoints)) ==
-                     0);
+                (old->n_endpoints == 0 || memcmp(now.endpoints, old->endpoints,
+                                                 old->n_endpoints * sizeof(*old->endpoints)) == 0);
     free(now.endpoints);
     return same;
 }
