@@ -19,6 +19,7 @@
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "envoy/config/cluster/v3/cluster.pb-c.h"
 #include "envoy/config/endpoint/v3/endpoint.pb-c.h"
+#include "envoy/config/listener/v3/listener.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "proxy/upstream/cluster_state.h"
 #include "proxy/upstream/lb.h"
@@ -30,6 +31,7 @@
 #define CERTS "test/data/certs/"
 
 #define CLUSTER_DESC    (&envoy__config__cluster__v3__cluster__descriptor)
+#define LISTENER_DESC   (&envoy__config__listener__v3__listener__descriptor)
 #define ASSIGNMENT_DESC (&envoy__config__endpoint__v3__cluster_load_assignment__descriptor)
 #define SECRET_DESC     (&envoy__extensions__transport_sockets__tls__v3__secret__descriptor)
 
@@ -465,6 +467,61 @@ static void test_a_cluster_defined_twice_is_still_refused(void **state)
     release(&f);
 }
 
+/* The trial of one resource on top of the running snapshot, as the xDS client checks each. */
+static int trial(fixture_t *f, const ProtobufCMessageDescriptor *desc, const char *yaml)
+{
+    update_t u = {0};
+    config_resource_list_t *list = desc == CLUSTER_DESC ? &u.res.clusters : &u.res.listeners;
+    add(&u, list, "candidate", desc, NULL, yaml);
+    int rc = snapshot_check_dynamic(last(f), &u.res, f->stats, f->err, sizeof(f->err));
+    drop(&u);
+    return rc;
+}
+
+static void test_a_trial_on_top_of_the_running_snapshot_still_finds_errors(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    two_eds_clusters(&u, "10.0.0.2");
+    first(&f,
+          "node: {id: sidecar}\n"
+          "static_resources:\n"
+          "  listeners:\n"
+          "  - name: in\n"
+          "    address: {socket_address: {address: 127.0.0.1, port_value: 15006}}\n"
+          "    filter_chains:\n"
+          "    - filters:\n"
+          "      - name: envoy.filters.network.tcp_proxy\n"
+          "        typed_config:\n"
+          "          '@type': type.googleapis.com/"
+          "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\n"
+          "          stat_prefix: in\n"
+          "          cluster: reviews\n",
+          &u, NULL);
+    assert_int_equal(trial(&f, CLUSTER_DESC, EDS_CLUSTER("reviews") "connect_timeout: 2s\n"), 0);
+    assert_int_not_equal(trial(&f, CLUSTER_DESC, EDS_CLUSTER("reviews") "lb_policy: MAGLEV\n"), 0);
+    assert_non_null(strstr(f.err, "lb_policy MAGLEV is not supported"));
+    const char *listener = "name: in\n"
+                           "address: {socket_address: {address: 127.0.0.1, port_value: 15007}}\n"
+                           "filter_chains:\n"
+                           "- filters:\n"
+                           "  - name: envoy.filters.network.tcp_proxy\n"
+                           "    typed_config:\n"
+                           "      '@type': type.googleapis.com/"
+                           "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\n"
+                           "      stat_prefix: in\n"
+                           "      cluster: reviews\n";
+    /* A listener is tried with the bootstrap's: the same name is refused. */
+    assert_int_not_equal(trial(&f, LISTENER_DESC, listener), 0);
+    assert_non_null(strstr(f.err, "listener 'in': defined twice"));
+    /* Nothing of the running snapshot changed. */
+    assert_int_equal(find(last(&f), "reviews")->n_endpoints, 1);
+    assert_non_null(snapshot_find_listener(last(&f), "in"));
+    release(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_a_dns_cluster_is_built_again_when_its_answers_change),
         cmocka_unit_test(test_a_shared_cluster_outlives_the_snapshot_that_built_it),
         cmocka_unit_test(test_a_cluster_defined_twice_is_still_refused),
+        cmocka_unit_test(test_a_trial_on_top_of_the_running_snapshot_still_finds_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -193,6 +193,12 @@ static int build_next(const snapshot_t *cur, const config_resources_t *dyn,
         return rc;
     }
     res.static_validated = true;
+    /* A trial of clusters and load assignments alone leaves the bootstrap's listeners out: such
+     * resources can take an error of theirs away (a route's unknown cluster), never add one,
+     * and translating them for every resource that arrives would cost more than the resources
+     * (their HTTP connection managers, routes and stats). */
+    if (trial && dyn->listeners.n == 0 && dyn->route_configs.n == 0 && dyn->secrets.n == 0)
+        res.listeners.n = 0;
     rc = dyn ? add_all(&res, dyn) : snapshot_dynamic_add(kept, &res);
     if (rc < 0) {
         config_resources_free(&res);

@@ -265,8 +265,9 @@ static int cluster_endpoints(const cla_msg_t *la, snap_cluster_t *c, const char 
 }
 
 /* Builds cluster r (the set's, borrowed) into c (zeroed), with a share of its own recording what
- * it takes from the set. */
-static int build_cluster(const config_resource_t *r, snap_cluster_t *c,
+ * it takes from the set. was (borrowed; NULL: none) is the last snapshot's cluster of that name,
+ * whose stat ids serve again when its stat name and stats are c's. */
+static int build_cluster(const config_resource_t *r, snap_cluster_t *c, const snap_cluster_t *was,
                          const snap_resolver_t *resolver, snap_build_t *b, stats_store_t *stats,
                          char *err, size_t errlen)
 {
@@ -304,13 +305,7 @@ static int build_cluster(const config_resource_t *r, snap_cluster_t *c,
         return rc;
     rc = c->dns ? snapshot_dns_endpoints(c, resolver) : 0;
     if (rc == 0)
-        rc = snapshot_define_cluster_stats(stats, c);
-    if (rc == 0) {
-        int64_t id = stats_define_histogram(stats, "cluster", "envoy_cluster_name", c->stat_name,
-                                            "upstream_rq_time");
-        rc = id < 0 ? (int)id : 0;
-        c->st.upstream_rq_time = (stat_id_t)id;
-    }
+        rc = snapshot_define_cluster_stats(stats, c, was);
     if (rc == 0 && s->cluster_runtime) {
         rc = s->cluster_runtime->link(s->cluster_states, c);
         snap_share_linked(c, s->cluster_runtime, s->cluster_states); /* unlinked either way */
@@ -787,7 +782,7 @@ static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_r
         s->n_clusters++;
         int rc = old ? snap_cluster_reuse(b, old, r, resolver, stats, c) : 0;
         if (rc == 0) {
-            rc = build_cluster(r, c, resolver, b, stats, err, errlen);
+            rc = build_cluster(r, c, old, resolver, b, stats, err, errlen);
             b->share = NULL;
         }
         if (rc < 0)

@@ -148,6 +148,10 @@ int snap_share_dep(snap_build_t *b, int kind, const char *name, const config_res
 /* Records that c (borrowed) was linked to the runtime state of states (a reference is taken)
  * through runtime (static), for its share to unlink it last. */
 void snap_share_linked(snap_cluster_t *c, const snap_cluster_runtime_t *runtime, void *states);
+/* Whether the stat ids of was (borrowed, built) are those c (borrowed, its stat_name and tls
+ * set) would define in st: the same store, stat name and TLS or not. */
+bool snap_cluster_same_stats(const snap_cluster_t *was, const snap_cluster_t *c,
+                             const stats_store_t *st);
 /* Drops c's reference (c borrowed, a copy in a snapshot being freed); the last frees what the
  * copies point at. Any thread. */
 void snap_cluster_release(snap_cluster_t *c);
@@ -159,9 +163,12 @@ void snap_cluster_release(snap_cluster_t *c);
 int snap_cluster_reuse(snap_build_t *b, const snap_cluster_t *old, const config_resource_t *r,
                        const snap_resolver_t *resolver, stats_store_t *stats, snap_cluster_t *c);
 
-/* Defines the stats of cluster c (its stat_name and tls set) into c->st, histogram aside, or of
- * listener l (its chains built) into l->st, in st (borrowed). Returns 0 or negative. */
-int snapshot_define_cluster_stats(stats_store_t *st, snap_cluster_t *c);
+/* Defines the stats of cluster c (its stat_name and tls set; borrowed) into c->st in st
+ * (borrowed), or takes the ids of was (borrowed; NULL: none), the last snapshot's cluster of
+ * that name, when they name the same stats (snap_cluster_same_stats). Returns 0 or negative. */
+int snapshot_define_cluster_stats(stats_store_t *st, snap_cluster_t *c, const snap_cluster_t *was);
+/* Defines the stats of listener l (its chains built; borrowed) into l->st, in st (borrowed).
+ * Returns 0 or negative. */
 int snapshot_define_listener_stats(stats_store_t *st, snap_listener_t *l);
 
 /* snapshot_build_resources, following prev (borrowed; NULL: none): prev's xDS resource copies

@@ -95,6 +95,13 @@ void snap_cluster_release(snap_cluster_t *c)
     free(sh);
 }
 
+bool snap_cluster_same_stats(const snap_cluster_t *was, const snap_cluster_t *c,
+                             const stats_store_t *st)
+{
+    return was->share && was->share->stats == st && (was->tls != NULL) == (c->tls != NULL) &&
+           strcmp(was->stat_name, c->stat_name) == 0;
+}
+
 /* Whether the file d was read from (borrowed; none: inline) holds d's bytes still. */
 static bool same_file(const tls_config_data_t *d)
 {

@@ -24,7 +24,7 @@ static int define_ssl_stats(stats_store_t *st, const char *scope, const char *la
     return 0;
 }
 
-int snapshot_define_cluster_stats(stats_store_t *st, snap_cluster_t *c)
+static int define_cluster_stats(stats_store_t *st, snap_cluster_t *c)
 {
     struct {
         stat_id_t *id;
@@ -73,6 +73,21 @@ int snapshot_define_cluster_stats(stats_store_t *st, snap_cluster_t *c)
     if (c->tls)
         return define_ssl_stats(st, "cluster", "envoy_cluster_name", c->stat_name, &c->st.ssl);
     return 0;
+}
+
+int snapshot_define_cluster_stats(stats_store_t *st, snap_cluster_t *c, const snap_cluster_t *was)
+{
+    if (was && snap_cluster_same_stats(was, c, st)) {
+        c->st = was->st; /* the same names in the same store: the same ids */
+        return 0;
+    }
+    int rc = define_cluster_stats(st, c);
+    if (rc < 0)
+        return rc;
+    int64_t id = stats_define_histogram(st, "cluster", "envoy_cluster_name", c->stat_name,
+                                        "upstream_rq_time");
+    c->st.upstream_rq_time = (stat_id_t)id;
+    return id < 0 ? (int)id : 0;
 }
 
 int snapshot_define_listener_stats(stats_store_t *st, snap_listener_t *l)
