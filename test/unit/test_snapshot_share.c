@@ -501,6 +501,15 @@ static void test_a_trial_on_top_of_the_running_snapshot_still_finds_errors(void 
           "          cluster: reviews\n",
           &u, NULL);
     assert_int_equal(trial(&f, CLUSTER_DESC, EDS_CLUSTER("reviews") "connect_timeout: 2s\n"), 0);
+    /* A trial defines no stats: a refused cluster leaves none behind. */
+    assert_int_not_equal(trial(&f, CLUSTER_DESC, EDS_CLUSTER("details") "lb_policy: MAGLEV\n"), 0);
+    assert_int_equal(trial(&f, CLUSTER_DESC, EDS_CLUSTER("details")), 0);
+    stats_entry_t *list = NULL;
+    int n = stats_list(f.stats, &list);
+    assert_true(n > 0);
+    for (int i = 0; i < n; i++)
+        assert_null(strstr(list[i].name, "details"));
+    stats_list_free(list);
     assert_int_not_equal(trial(&f, CLUSTER_DESC, EDS_CLUSTER("reviews") "lb_policy: MAGLEV\n"), 0);
     assert_non_null(strstr(f.err, "lb_policy MAGLEV is not supported"));
     const char *listener = "name: in\n"

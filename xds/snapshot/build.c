@@ -207,7 +207,7 @@ static int build_next(const snapshot_t *cur, const config_resources_t *dyn,
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    rc = snapshot_build_from(&res, copy, &opts, cur, stats, cur->nworkers, out, err, errlen);
+    rc = snapshot_build_from(&res, copy, &opts, cur, trial, stats, cur->nworkers, out, err, errlen);
     config_resources_free(&res);
     return rc;
 }

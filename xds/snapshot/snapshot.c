@@ -304,7 +304,7 @@ static int build_cluster(const config_resource_t *r, snap_cluster_t *c, const sn
     if (rc < 0)
         return rc;
     rc = c->dns ? snapshot_dns_endpoints(c, resolver) : 0;
-    if (rc == 0)
+    if (rc == 0 && !b->trial)
         rc = snapshot_define_cluster_stats(stats, c, was);
     if (rc == 0 && s->cluster_runtime) {
         rc = s->cluster_runtime->link(s->cluster_states, c);
@@ -793,7 +793,7 @@ static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_r
 }
 
 int snapshot_build_from(config_resources_t *res, void *bootstrap, const snap_build_opts_t *opts,
-                        const snapshot_t *prev, stats_store_t *stats, unsigned nworkers,
+                        const snapshot_t *prev, bool trial, stats_store_t *stats, unsigned nworkers,
                         snapshot_t **out, char *err, size_t errlen)
 {
     const snap_resolver_t *resolver = opts ? opts->resolver : NULL;
@@ -810,7 +810,7 @@ int snapshot_build_from(config_resources_t *res, void *bootstrap, const snap_bui
     s->nworkers = nworkers ? nworkers : 1;
     s->version = atomic_fetch_add(&next_version, 1);
     /* This build's own state: builds may run on any thread. Filters reach it through s. */
-    snap_build_t b = {.res = res, .snap = s, .prev = prev};
+    snap_build_t b = {.res = res, .snap = s, .prev = prev, .trial = trial};
     s->build = &b;
     /* The xDS resources are copied first and built from the copies: what the snapshot points
      * into is its own (or shared with prev), whatever happens to the messages its source holds.
@@ -881,7 +881,8 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
                              const snap_build_opts_t *opts, stats_store_t *stats, unsigned nworkers,
                              snapshot_t **out, char *err, size_t errlen)
 {
-    return snapshot_build_from(res, bootstrap, opts, NULL, stats, nworkers, out, err, errlen);
+    return snapshot_build_from(res, bootstrap, opts, NULL, false, stats, nworkers, out, err,
+                               errlen);
 }
 
 snapshot_t *snapshot_ref(snapshot_t *snap)

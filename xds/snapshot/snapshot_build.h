@@ -41,6 +41,7 @@ typedef struct snap_build {
     /* The cluster being built (borrowed; NULL between clusters): EDS and SDS record in it what
      * it takes from the set (snap_share_dep). */
     struct snap_cluster_share *share;
+    bool trial; /* a check only (snapshot_build_from): no cluster stats defined */
     snapshot_tls_cache_t tls_cache;
     snap_index_t route_configs; /* by RouteConfiguration.name */
     snap_index_t endpoints;     /* by ClusterLoadAssignment.cluster_name */
@@ -174,9 +175,11 @@ int snapshot_define_listener_stats(stats_store_t *st, snap_listener_t *l);
 /* snapshot_build_resources, following prev (borrowed; NULL: none): prev's xDS resource copies
  * that came again unchanged are shared, not copied, and so are its clusters whose inputs did not
  * change. With prev, res's bootstrap may be prev's own (borrowed, bootstrap NULL: the snapshot
- * then keeps none) or a copy of it (bootstrap, taken); either way res->static_validated. */
+ * then keeps none) or a copy of it (bootstrap, taken); either way res->static_validated. A trial
+ * (a snapshot dropped at once, to check resources) defines no cluster stats: the clusters of a
+ * refused resource leave none behind. */
 int snapshot_build_from(config_resources_t *res, void *bootstrap, const snap_build_opts_t *opts,
-                        const snapshot_t *prev, stats_store_t *stats, unsigned nworkers,
+                        const snapshot_t *prev, bool trial, stats_store_t *stats, unsigned nworkers,
                         snapshot_t **out, char *err, size_t errlen);
 
 /* The kinds of resources, in the order of the set's lists. */
