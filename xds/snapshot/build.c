@@ -197,7 +197,7 @@ static int build_next(const snapshot_t *cur, const config_resources_t *dyn,
      * resources can take an error of theirs away (a route's unknown cluster), never add one,
      * and translating them for every resource that arrives would cost more than the resources
      * (their HTTP connection managers, routes and stats). */
-    if (trial && dyn->listeners.n == 0 && dyn->route_configs.n == 0 && dyn->secrets.n == 0)
+    if (trial && dyn && dyn->listeners.n == 0 && dyn->route_configs.n == 0 && dyn->secrets.n == 0)
         res.listeners.n = 0;
     rc = dyn ? add_all(&res, dyn) : snapshot_dynamic_add(kept, &res);
     if (rc < 0) {

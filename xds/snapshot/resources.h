@@ -112,17 +112,21 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
 
 /* Builds the next snapshot from a copy of cur's Bootstrap (cur borrowed) and the xDS resources
  * of dyn (borrowed; each with its name and version; the new snapshot keeps copies of them for
- * rebuilds and /config_dump, in place of cur's), with what cur was built with: how an xDS client
- * makes the next config. DNS addresses from resolver (borrowed; NULL: none). Same contract
- * otherwise as snapshot_build. */
+ * rebuilds and /config_dump, in place of cur's, sharing cur's where a resource is unchanged),
+ * with what cur was built with: how an xDS client makes the next config. A cluster whose inputs
+ * did not change is cur's, shared with cur (docs/xds.md, "What a build shares with the last
+ * one"). DNS addresses from resolver (borrowed; NULL: none). Same contract otherwise as
+ * snapshot_build. */
 int snapshot_build_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
                            const snap_resolver_t *resolver, stats_store_t *stats, snapshot_t **out,
                            char *err, size_t errlen);
 
 /* Whether dyn (borrowed) translates on top of cur's Bootstrap (cur borrowed): the build
- * snapshot_build_dynamic would do, without DNS addresses or the clusters' runtime state, its
- * snapshot dropped at once. How one resource is checked alone before it is accepted. Returns 0,
- * or negative with err saying what and where. */
+ * snapshot_build_dynamic would do, without DNS addresses, the clusters' runtime state or their
+ * stats, its snapshot dropped at once; cur's Bootstrap is read in place, cur's clusters are
+ * shared, and when dyn holds only clusters and load assignments the Bootstrap's listeners are
+ * left out (such resources cannot make a listener fail). How one resource is checked alone
+ * before it is accepted. Returns 0, or negative with err saying what and where. */
 int snapshot_check_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
                            stats_store_t *stats, char *err, size_t errlen);
 
