@@ -7,6 +7,7 @@
  * name. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -198,6 +199,9 @@ int snap_cluster_reuse(snap_build_t *b, const snap_cluster_t *old, const config_
     atomic_fetch_add_explicit(&c->share->refs, 1, memory_order_relaxed);
     return 1;
 }
+
+_Static_assert(offsetof(snap_cluster_t, name) == 0, "snap_name_index_t reads the name first");
+_Static_assert(offsetof(snap_listener_t, name) == 0, "snap_name_index_t reads the name first");
 
 static const char *name_at(const void *base, size_t stride, size_t i)
 {

@@ -306,8 +306,7 @@ typedef struct listener_stat_ids {
 } listener_stat_ids_t;
 
 typedef struct snap_listener {
-    char *name; /* the listener's name, or one made from its address when it has none; first,
-                 * as in snap_cluster_t */
+    char *name;          /* the listener's name, or one made from its address when it has none */
     bool name_generated; /* the config gave no name */
     char *stat_name;     /* stat_prefix or name */
     struct sockaddr_storage addr;
@@ -370,7 +369,8 @@ struct snap_dynamic;
 
 /* A table of a snapshot's clusters or listeners by name: open addressing over 1 + the entry's
  * place (0: free), cap a power of two at least twice the count. Built with the snapshot, read
- * only afterwards. */
+ * only afterwards. It reads an entry's name where snap_cluster_t and snap_listener_t keep it:
+ * first. */
 typedef struct snap_name_index {
     uint32_t *slot; /* owned */
     size_t cap;
