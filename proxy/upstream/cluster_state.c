@@ -5,8 +5,9 @@
  * else in the table is the builder's. An entry whose count fell to zero is never freed by the
  * thread that dropped it: only the builder frees (cluster_states_sweep), and only the builder
  * takes new references, so an entry it finds at zero is either revived by it or freed by it,
- * never both. Clusters and endpoints are looked up by a linear scan, as the build already
- * checks cluster names for duplicates. */
+ * never both. Clusters are found by name through a hash table (a build looks up each of its
+ * clusters it does not share with the last snapshot); endpoints, a handful per cluster, by a
+ * linear scan. */
 #include "proxy/upstream/cluster_state.h"
 
 #include <errno.h>
@@ -18,7 +19,44 @@ struct cluster_states {
     _Atomic int refs;
     unsigned nworkers;
     cluster_state_t *states; /* newest first */
+    /* By name: open addressing with linear probing; cap a power of two, at most half full.
+     * Rebuilt whole when it grows or a sweep frees states. */
+    cluster_state_t **by_name;
+    size_t cap, n;
 };
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* Fills t->by_name again, at least `want` slots, from t->states. Returns 0 or -ENOMEM (the
+ * table is then left as it was). */
+static int reindex(cluster_states_t *t, size_t want)
+{
+    size_t n = 0, cap = 16;
+    for (cluster_state_t *s = t->states; s; s = s->next)
+        n++;
+    while (cap < want || cap < 2 * n + 2)
+        cap *= 2;
+    cluster_state_t **v = calloc(cap, sizeof(*v));
+    if (v == NULL)
+        return -ENOMEM;
+    for (cluster_state_t *s = t->states; s; s = s->next) {
+        size_t i = name_hash(s->name) & (cap - 1);
+        while (v[i])
+            i = (i + 1) & (cap - 1);
+        v[i] = s;
+    }
+    free(t->by_name);
+    t->by_name = v;
+    t->cap = cap;
+    t->n = n;
+    return 0;
+}
 
 bool cluster_same_addr(const struct sockaddr *a, const struct sockaddr *b)
 {
@@ -85,6 +123,7 @@ void cluster_states_unref(cluster_states_t *t)
         t->states = s->next;
         state_free(s);
     }
+    free(t->by_name);
     free(t);
 }
 
@@ -118,15 +157,22 @@ static void sweep_endpoints(cluster_state_t *s)
 
 void cluster_states_sweep(cluster_states_t *t)
 {
+    bool freed = false;
     for (cluster_state_t **sp = &t->states; *sp;) {
         cluster_state_t *s = *sp;
         if (unheld(&s->refs)) {
             *sp = s->next;
             state_free(s);
+            freed = true;
             continue;
         }
         sweep_endpoints(s);
         sp = &s->next;
+    }
+    if (freed && reindex(t, 0) < 0) { /* no table to trust: lookups scan the list */
+        free(t->by_name);
+        t->by_name = NULL;
+        t->cap = t->n = 0;
     }
 }
 
@@ -152,17 +198,42 @@ static cluster_state_t *state_new(cluster_states_t *t, const char *name)
     return s;
 }
 
+/* The state named `name` in t, or NULL. */
+static cluster_state_t *find_state(const cluster_states_t *t, const char *name)
+{
+    if (t->by_name == NULL) {
+        cluster_state_t *s = t->states;
+        while (s && strcmp(s->name, name) != 0)
+            s = s->next;
+        return s;
+    }
+    size_t mask = t->cap - 1;
+    for (size_t i = name_hash(name) & mask; t->by_name[i]; i = (i + 1) & mask)
+        if (strcmp(t->by_name[i]->name, name) == 0)
+            return t->by_name[i];
+    return NULL;
+}
+
 int cluster_state_get(cluster_states_t *t, const char *name, cluster_state_t **out)
 {
-    cluster_state_t *s = t->states;
-    while (s && strcmp(s->name, name) != 0)
-        s = s->next;
+    cluster_state_t *s = find_state(t, name);
     if (s == NULL) {
         s = state_new(t, name);
         if (s == NULL)
             return -ENOMEM;
         s->next = t->states;
         t->states = s;
+        if (t->by_name && 2 * (t->n + 1) <= t->cap) {
+            size_t i = name_hash(name) & (t->cap - 1);
+            while (t->by_name[i])
+                i = (i + 1) & (t->cap - 1);
+            t->by_name[i] = s;
+            t->n++;
+        } else if (reindex(t, 2 * t->cap) < 0) {
+            free(t->by_name); /* the list has it: lookups scan until the next sweep */
+            t->by_name = NULL;
+            t->cap = t->n = 0;
+        }
     }
     atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
     *out = s;

@@ -163,6 +163,8 @@ static bool has_endpoint(const snap_cluster_t *c, const snap_endpoint_t *e)
 
 bool cluster_same_endpoints(const snap_cluster_t *a, const snap_cluster_t *b)
 {
+    if (a->endpoints == b->endpoints && a->n_endpoints == b->n_endpoints)
+        return true; /* one cluster shared by two snapshots */
     if (a->n_endpoints != b->n_endpoints)
         return false;
     for (size_t i = 0; i < a->n_endpoints; i++)

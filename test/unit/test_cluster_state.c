@@ -272,6 +272,33 @@ static void test_state_of_a_removed_cluster_is_fresh_when_it_returns(void **stat
     cluster_states_unref(t);
 }
 
+static void test_states_are_found_by_name_among_many_and_after_a_sweep(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    cluster_states_t *t = NULL;
+    assert_int_equal(cluster_states_new(NWORKERS, &t), 0);
+    cluster_state_t *got[N];
+    char name[32];
+    for (int i = 0; i < N; i++) { /* the table grows several times */
+        snprintf(name, sizeof(name), "c%d", i);
+        assert_int_equal(cluster_state_get(t, name, &got[i]), 0);
+    }
+    for (int i = 0; i < N; i += 2) /* every other one goes */
+        cluster_state_unref(got[i]);
+    cluster_states_sweep(t);
+    for (int i = 1; i < N; i += 2) {
+        cluster_state_t *again = NULL;
+        snprintf(name, sizeof(name), "c%d", i);
+        assert_int_equal(cluster_state_get(t, name, &again), 0);
+        assert_ptr_equal(again, got[i]);
+        assert_string_equal(again->name, name);
+        cluster_state_unref(again);
+        cluster_state_unref(got[i]);
+    }
+    cluster_states_unref(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_build_refuses_a_table_for_other_workers),
         cmocka_unit_test(test_slot_of_a_gone_endpoint_is_reused),
         cmocka_unit_test(test_state_of_a_removed_cluster_is_fresh_when_it_returns),
+        cmocka_unit_test(test_states_are_found_by_name_among_many_and_after_a_sweep),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

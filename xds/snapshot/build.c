@@ -162,37 +162,53 @@ static int add_all(config_resources_t *dst, const config_resources_t *src)
     return 0;
 }
 
-/* Builds from a copy of cur's Bootstrap plus the xDS resources of either dyn (a set, borrowed)
- * or kept (a snapshot's copies, borrowed), with what cur was built with. */
+/* Builds the snapshot that follows cur from cur's Bootstrap plus the xDS resources of either
+ * dyn (a set, borrowed) or kept (a snapshot's copies, borrowed), with what cur was built with,
+ * sharing what did not change with cur. A trial (its snapshot dropped at once, on this thread)
+ * reads cur's Bootstrap in place; the others take a copy, which the snapshot keeps. */
 static int build_next(const snapshot_t *cur, const config_resources_t *dyn,
                       const struct snap_dynamic *kept, const snap_resolver_t *resolver, bool trial,
                       stats_store_t *stats, snapshot_t **out, char *err, size_t errlen)
 {
     *out = NULL;
-    ProtobufCMessage *copy = copy_bootstrap(cur, err, errlen);
-    if (copy == NULL)
+    if (cur->bootstrap == NULL) {
+        snprintf(err, errlen, "the running config has no bootstrap to build from");
+        return -EINVAL;
+    }
+    ProtobufCMessage *copy = NULL;
+    if (!trial && (copy = copy_bootstrap(cur, err, errlen)) == NULL)
         return -ENOMEM;
-    /* A trial (its snapshot dropped at once) links no runtime state. */
+    /* A trial links no runtime state. */
     snap_build_opts_t opts = {.resolver = resolver,
                               .filters = cur->filters,
                               .cluster_runtime = trial ? NULL : cur->cluster_runtime,
                               .cluster_states = trial ? NULL : cur->cluster_states};
     /* The xDS resources are borrowed for the build (which writes nothing into them: their
-     * listeners have names already); the new snapshot copies them in turn. */
+     * listeners have names already); the new snapshot keeps copies in turn (cur's, where they
+     * did not change). The Bootstrap is cur's, validated when cur was built. */
     config_resources_t res;
-    int rc = config_resources_from_bootstrap(copy, &res, err, errlen);
+    int rc = config_resources_from_bootstrap(copy ? copy : cur->bootstrap, &res, err, errlen);
     if (rc < 0) {
-        protobuf_c_message_free_unpacked(copy, NULL);
+        if (copy)
+            protobuf_c_message_free_unpacked(copy, NULL);
         return rc;
     }
+    res.static_validated = true;
+    /* A trial of clusters and load assignments alone leaves the bootstrap's listeners out: such
+     * resources can take an error of theirs away (a route's unknown cluster), never add one,
+     * and translating them for every resource that arrives would cost more than the resources
+     * (their HTTP connection managers, routes and stats). */
+    if (trial && dyn && dyn->listeners.n == 0 && dyn->route_configs.n == 0 && dyn->secrets.n == 0)
+        res.listeners.n = 0;
     rc = dyn ? add_all(&res, dyn) : snapshot_dynamic_add(kept, &res);
     if (rc < 0) {
         config_resources_free(&res);
-        protobuf_c_message_free_unpacked(copy, NULL);
+        if (copy)
+            protobuf_c_message_free_unpacked(copy, NULL);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    rc = snapshot_build_resources(&res, copy, &opts, stats, cur->nworkers, out, err, errlen);
+    rc = snapshot_build_from(&res, copy, &opts, cur, trial, stats, cur->nworkers, out, err, errlen);
     config_resources_free(&res);
     return rc;
 }

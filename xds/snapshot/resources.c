@@ -115,7 +115,9 @@ static int validate_bootstrap(const ProtobufCMessage *b, char *err, size_t errle
 int config_resources_validate(const config_resources_t *res, char *err, size_t errlen)
 {
     int rc = 0;
-    if (res->bootstrap) {
+    if (res->static_validated) {
+        /* a copy of a validated snapshot's bootstrap: its static resources are skipped below */
+    } else if (res->bootstrap) {
         rc = validate_bootstrap(res->bootstrap, err, errlen);
     } else {
         const struct {
@@ -134,6 +136,8 @@ int config_resources_validate(const config_resources_t *res, char *err, size_t e
     for (size_t i = 0; rc == 0 && i < sizeof(lists) / sizeof(lists[0]); i++) {
         for (size_t j = 0; rc == 0 && j < lists[i]->n; j++) {
             const config_resource_t *r = &lists[i]->v[j];
+            if (r->validated || (res->static_validated && r->version == NULL))
+                continue;
             char where[256];
             rc = config_validate(r->msg, config_resource_where(r, where, sizeof(where)), err,
                                  errlen);

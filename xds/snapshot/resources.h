@@ -5,6 +5,7 @@
 #ifndef REMORA_XDS_RESOURCES_H
 #define REMORA_XDS_RESOURCES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <protobuf-c/protobuf-c.h>
@@ -26,6 +27,11 @@ typedef struct config_resource {
      * static resource, the bootstrap's. /config_dump shows the xDS ones as dynamic. */
     const char *version;
     const char *name; /* the name its source gives it (xDS), borrowed like msg; or NULL */
+    /* Set by the build (snapshot_dynamic_use): the snapshot's copy msg now points into (a
+     * struct snap_kept, borrowed), shared with the snapshots that kept the same resource; and
+     * whether that copy passed validation in an earlier build (it is not validated again). */
+    struct snap_kept *kept;
+    bool validated;
 } config_resource_t;
 
 typedef struct config_resource_list {
@@ -48,6 +54,9 @@ typedef struct config_resources {
     config_resource_list_t route_configs; /* envoy.config.route.v3.RouteConfiguration (RDS) */
     config_resource_list_t endpoints;     /* envoy.config.endpoint.v3.ClusterLoadAssignment (EDS) */
     config_resource_list_t secrets; /* envoy.extensions.transport_sockets.tls.v3.Secret (SDS) */
+    /* The bootstrap's fields and static resources were validated already: the set was made from
+     * a running snapshot's Bootstrap (a copy of it), so validation skips them. */
+    bool static_validated;
 } config_resources_t;
 
 /* Appends msg (borrowed; must outlive list) to list, named "<origin>[<index>]" (origin a static
@@ -83,7 +92,8 @@ void config_resources_free(config_resources_t *res);
 
 /* The validation every source goes through (config_validate on each message of res, borrowed):
  * the bootstrap's own fields, or without one the settings, then every resource, named by where
- * it came from.
+ * it came from. What an earlier build validated is skipped: resources marked validated, and the
+ * bootstrap's fields and static resources when res->static_validated.
  * Returns 0, or negative with err naming the field path
  * ("static_resources.clusters[0].connect_timeout: duration must not be negative"). */
 int config_resources_validate(const config_resources_t *res, char *err, size_t errlen);
@@ -102,19 +112,23 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
 
 /* Builds the next snapshot from a copy of cur's Bootstrap (cur borrowed) and the xDS resources
  * of dyn (borrowed; each with its name and version; the new snapshot keeps copies of them for
- * rebuilds and /config_dump, in place of cur's), with what cur was built with: how an xDS client
- * makes the next config. DNS addresses from resolver (borrowed; NULL: none). Same contract
- * otherwise as snapshot_build. */
+ * rebuilds and /config_dump, in place of cur's, sharing cur's where a resource is unchanged),
+ * with what cur was built with: how an xDS client makes the next config. A cluster whose inputs
+ * did not change is cur's, shared with cur (docs/xds.md, "What a build shares with the last
+ * one"). DNS addresses from resolver (borrowed; NULL: none). Same contract otherwise as
+ * snapshot_build. */
 int snapshot_build_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
                            const snap_resolver_t *resolver, stats_store_t *stats, snapshot_t **out,
                            char *err, size_t errlen);
 
 /* Whether dyn (borrowed) translates on top of cur's Bootstrap (cur borrowed): the build
- * snapshot_build_dynamic would do, without DNS addresses or the clusters' runtime state, its
- * snapshot dropped at once, and each Secret of dyn checked on its own too
- * (snapshot_tls_check_secret: a context naming it may still wait for another secret and make no
- * engine). How one resource is checked alone before it is accepted. Returns 0, or negative with
- * err saying what and where. */
+ * snapshot_build_dynamic would do, without DNS addresses, the clusters' runtime state or their
+ * stats, its snapshot dropped at once; cur's Bootstrap is read in place, cur's clusters are
+ * shared, and when dyn holds only clusters and load assignments the Bootstrap's listeners are
+ * left out (such resources cannot make a listener fail). Each Secret of dyn is checked on its
+ * own too (snapshot_tls_check_secret: a context naming it may still wait for another secret and
+ * make no engine). How one resource is checked alone before it is accepted. Returns 0, or
+ * negative with err saying what and where. */
 int snapshot_check_dynamic(const snapshot_t *cur, const config_resources_t *dyn,
                            stats_store_t *stats, char *err, size_t errlen);
 

@@ -107,106 +107,6 @@ static const char *enum_name(const ProtobufCEnumDescriptor *d, int value)
     return v ? v->name : "?";
 }
 
-static int define_ssl_stats(stats_store_t *st, const char *scope, const char *label,
-                            const char *name, ssl_stat_ids_t *ssl)
-{
-    struct {
-        stat_id_t *id;
-        const char *metric;
-    } defs[] = {
-        {&ssl->handshake, "ssl.handshake"},       {&ssl->session_reused, "ssl.session_reused"},
-        {&ssl->fail[1], "ssl.connection_error"},  {&ssl->fail[2], "ssl.fail_verify_no_cert"},
-        {&ssl->fail[3], "ssl.fail_verify_error"}, {&ssl->fail[4], "ssl.fail_verify_san"},
-    };
-    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
-        int64_t id = stats_define(st, STAT_COUNTER, scope, label, name, defs[i].metric);
-        if (id < 0)
-            return (int)id;
-        *defs[i].id = (stat_id_t)id;
-    }
-    return 0;
-}
-
-static int define_cluster_stats(stats_store_t *st, snap_cluster_t *c)
-{
-    struct {
-        stat_id_t *id;
-        stat_kind_t kind;
-        const char *metric;
-    } defs[] = {
-        {&c->st.upstream_cx_total, STAT_COUNTER, "upstream_cx_total"},
-        {&c->st.upstream_cx_active, STAT_GAUGE, "upstream_cx_active"},
-        {&c->st.upstream_cx_connect_fail, STAT_COUNTER, "upstream_cx_connect_fail"},
-        {&c->st.upstream_cx_connect_timeout, STAT_COUNTER, "upstream_cx_connect_timeout"},
-        {&c->st.upstream_cx_rx_bytes_total, STAT_COUNTER, "upstream_cx_rx_bytes_total"},
-        {&c->st.upstream_cx_tx_bytes_total, STAT_COUNTER, "upstream_cx_tx_bytes_total"},
-        {&c->st.upstream_cx_destroy_local, STAT_COUNTER, "upstream_cx_destroy_local"},
-        {&c->st.upstream_cx_destroy_remote, STAT_COUNTER, "upstream_cx_destroy_remote"},
-        {&c->st.upstream_cx_none_healthy, STAT_COUNTER, "upstream_cx_none_healthy"},
-        {&c->st.upstream_cx_idle_timeout, STAT_COUNTER, "upstream_cx_idle_timeout"},
-        {&c->st.upstream_rq_total, STAT_COUNTER, "upstream_rq_total"},
-        {&c->st.upstream_rq_xx[0], STAT_COUNTER, "upstream_rq_1xx"},
-        {&c->st.upstream_rq_xx[1], STAT_COUNTER, "upstream_rq_2xx"},
-        {&c->st.upstream_rq_xx[2], STAT_COUNTER, "upstream_rq_3xx"},
-        {&c->st.upstream_rq_xx[3], STAT_COUNTER, "upstream_rq_4xx"},
-        {&c->st.upstream_rq_xx[4], STAT_COUNTER, "upstream_rq_5xx"},
-        {&c->st.upstream_rq_timeout, STAT_COUNTER, "upstream_rq_timeout"},
-        {&c->st.upstream_rq_rx_reset, STAT_COUNTER, "upstream_rq_rx_reset"},
-        {&c->st.upstream_rq_tx_reset, STAT_COUNTER, "upstream_rq_tx_reset"},
-        {&c->st.upstream_cx_destroy_local_with_active_rq, STAT_COUNTER,
-         "upstream_cx_destroy_local_with_active_rq"},
-        {&c->st.upstream_cx_destroy_remote_with_active_rq, STAT_COUNTER,
-         "upstream_cx_destroy_remote_with_active_rq"},
-        {&c->st.upstream_rq_retry, STAT_COUNTER, "upstream_rq_retry"},
-        {&c->st.upstream_rq_pending_overflow, STAT_COUNTER, "upstream_rq_pending_overflow"},
-        {&c->st.upstream_cx_overflow, STAT_COUNTER, "upstream_cx_overflow"},
-        {&c->st.update_attempt, STAT_COUNTER, "update_attempt"},
-        {&c->st.update_success, STAT_COUNTER, "update_success"},
-        {&c->st.update_failure, STAT_COUNTER, "update_failure"},
-        {&c->st.membership_change, STAT_COUNTER, "membership_change"},
-        {&c->st.membership_total, STAT_GAUGE, "membership_total"},
-    };
-    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
-        int64_t id = stats_define(st, defs[i].kind, "cluster", "envoy_cluster_name", c->stat_name,
-                                  defs[i].metric);
-        if (id < 0)
-            return (int)id;
-        *defs[i].id = (stat_id_t)id;
-    }
-    if (c->tls)
-        return define_ssl_stats(st, "cluster", "envoy_cluster_name", c->stat_name, &c->st.ssl);
-    return 0;
-}
-
-static int define_listener_stats(stats_store_t *st, snap_listener_t *l)
-{
-    struct {
-        stat_id_t *id;
-        stat_kind_t kind;
-        const char *metric;
-    } defs[] = {
-        {&l->st.downstream_cx_total, STAT_COUNTER, "downstream_cx_total"},
-        {&l->st.downstream_cx_active, STAT_GAUGE, "downstream_cx_active"},
-        {&l->st.downstream_cx_destroy, STAT_COUNTER, "downstream_cx_destroy"},
-        {&l->st.no_filter_chain_match, STAT_COUNTER, "no_filter_chain_match"},
-        {&l->st.downstream_cx_loop, STAT_COUNTER, "downstream_cx_loop"},
-        {&l->st.downstream_cx_overflow, STAT_COUNTER, "downstream_cx_overflow"},
-        {&l->st.downstream_global_cx_overflow, STAT_COUNTER, "downstream_global_cx_overflow"},
-    };
-    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
-        int64_t id = stats_define(st, defs[i].kind, "listener", "envoy_listener_address",
-                                  l->stat_name, defs[i].metric);
-        if (id < 0)
-            return (int)id;
-        *defs[i].id = (stat_id_t)id;
-    }
-    for (size_t i = 0; i < l->n_chains; i++)
-        if (l->chains[i].tls)
-            return define_ssl_stats(st, "listener", "envoy_listener_address", l->stat_name,
-                                    &l->st.ssl);
-    return 0;
-}
-
 /* The cluster's discovery type and load-balancing policy. */
 static int cluster_kind(const cluster_msg_t *m, snap_cluster_t *c, const char *what, char *err,
                         size_t errlen)
@@ -364,14 +264,22 @@ static int cluster_endpoints(const cla_msg_t *la, snap_cluster_t *c, const char 
     return 0;
 }
 
-static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_resolver_t *resolver,
-                         snap_build_t *b, stats_store_t *stats, char *err, size_t errlen)
+/* Builds cluster r (the set's, borrowed) into c (zeroed), with a share of its own recording what
+ * it takes from the set. was (borrowed; NULL: none) is the last snapshot's cluster of that name,
+ * whose stat ids serve again when its stat name and stats are c's. */
+static int build_cluster(const config_resource_t *r, snap_cluster_t *c, const snap_cluster_t *was,
+                         const snap_resolver_t *resolver, snap_build_t *b, stats_store_t *stats,
+                         char *err, size_t errlen)
 {
     const snapshot_t *s = b->snap;
+    const cluster_msg_t *m = (const cluster_msg_t *)r->msg;
     char what[300], lwhat[600];
     snprintf(what, sizeof(what), "cluster '%s'", m->name);
     if (m->name == NULL || m->name[0] == '\0')
         return err_set(err, errlen, -EINVAL, "cluster: name is required");
+    if (snap_share_new(c, r->kept, stats) < 0)
+        return -ENOMEM;
+    b->share = c->share; /* EDS and SDS record what it takes */
     c->name = strdup(m->name);
     c->stat_name = strdup(m->alt_stat_name && *m->alt_stat_name ? m->alt_stat_name : m->name);
     if (c->name == NULL || c->stat_name == NULL)
@@ -396,16 +304,12 @@ static int build_cluster(const cluster_msg_t *m, snap_cluster_t *c, const snap_r
     if (rc < 0)
         return rc;
     rc = c->dns ? snapshot_dns_endpoints(c, resolver) : 0;
-    if (rc == 0)
-        rc = define_cluster_stats(stats, c);
-    if (rc == 0) {
-        int64_t id = stats_define_histogram(stats, "cluster", "envoy_cluster_name", c->stat_name,
-                                            "upstream_rq_time");
-        rc = id < 0 ? (int)id : 0;
-        c->st.upstream_rq_time = (stat_id_t)id;
-    }
-    if (rc == 0 && s->cluster_runtime)
+    if (rc == 0 && !b->trial)
+        rc = snapshot_define_cluster_stats(stats, c, was);
+    if (rc == 0 && s->cluster_runtime) {
         rc = s->cluster_runtime->link(s->cluster_states, c);
+        snap_share_linked(c, s->cluster_runtime, s->cluster_states); /* unlinked either way */
+    }
     return rc;
 }
 
@@ -766,7 +670,7 @@ static int build_listener(const config_resource_list_t *list, size_t idx, snap_l
     if (l->n_chains == 0 && l->default_chain == NULL)
         return err_set(err, errlen, -EINVAL, "%s: needs filter_chains or a default_filter_chain",
                        what);
-    return define_listener_stats(stats, l);
+    return snapshot_define_listener_stats(stats, l);
 }
 
 static void free_chain(const snapshot_t *s, snap_chain_t *c)
@@ -803,18 +707,11 @@ static void snapshot_free(snapshot_t *s)
         free(l->stat_name);
     }
     free(s->listeners);
-    for (size_t i = 0; i < s->n_clusters; i++) {
-        snap_cluster_t *c = &s->clusters[i];
-        if (s->cluster_runtime)
-            s->cluster_runtime->unlink(c);
-        snapshot_tls_free(c->tls);
-        snapshot_dns_free(c->dns);
-        free(c->eds_service);
-        free(c->endpoints);
-        free(c->name);
-        free(c->stat_name);
-    }
+    for (size_t i = 0; i < s->n_clusters; i++)
+        snap_cluster_release(&s->clusters[i]);
     free(s->clusters);
+    free(s->cluster_names.slot);
+    free(s->listener_names.slot);
     free(s->node_id);
     free(s->node_cluster);
     snapshot_ads_free(&s->ads);
@@ -870,16 +767,44 @@ static int link_opts(snapshot_t *s, const snap_build_opts_t *opts, char *err, si
     return 0;
 }
 
-int snapshot_build_resources(config_resources_t *res, void *bootstrap,
-                             const snap_build_opts_t *opts, stats_store_t *stats, unsigned nworkers,
-                             snapshot_t **out, char *err, size_t errlen)
+/* Builds the clusters of res into s, sharing those of b->prev whose inputs did not change. */
+static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_resolver_t *resolver,
+                          stats_store_t *stats, char *err, size_t errlen)
+{
+    snapshot_t *s = b->snap;
+    const snapshot_t *prev = b->prev;
+    for (size_t i = 0; i < res->clusters.n; i++) {
+        const config_resource_t *r = &res->clusters.v[i];
+        const char *name = ((const cluster_msg_t *)r->msg)->name;
+        if (name &&
+            snap_name_index_find(&s->cluster_names, s->clusters, sizeof(*s->clusters), name) >= 0)
+            return err_set(err, errlen, -EINVAL, "cluster '%s': defined twice", name);
+        const snap_cluster_t *old = prev && name ? snapshot_find_cluster(prev, name) : NULL;
+        snap_cluster_t *c = &s->clusters[i];
+        s->n_clusters++;
+        int rc = old ? snap_cluster_reuse(b, old, r, resolver, stats, c) : 0;
+        if (rc == 0) {
+            rc = build_cluster(r, c, old, resolver, b, stats, err, errlen);
+            b->share = NULL;
+        }
+        if (rc < 0)
+            return rc;
+        snap_name_index_add(&s->cluster_names, s->clusters, sizeof(*s->clusters), i);
+    }
+    return 0;
+}
+
+int snapshot_build_from(config_resources_t *res, void *bootstrap, const snap_build_opts_t *opts,
+                        const snapshot_t *prev, bool trial, stats_store_t *stats, unsigned nworkers,
+                        snapshot_t **out, char *err, size_t errlen)
 {
     const snap_resolver_t *resolver = opts ? opts->resolver : NULL;
     static _Atomic uint64_t next_version = 1; /* atomic: any thread may build */
     *out = NULL;
     snapshot_t *s = calloc(1, sizeof(*s));
     if (s == NULL) {
-        protobuf_c_message_free_unpacked(bootstrap, NULL);
+        if (bootstrap)
+            protobuf_c_message_free_unpacked(bootstrap, NULL);
         return err_set(err, errlen, -ENOMEM, "out of memory");
     }
     atomic_init(&s->refs, 1);
@@ -887,15 +812,18 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
     s->nworkers = nworkers ? nworkers : 1;
     s->version = atomic_fetch_add(&next_version, 1);
     /* This build's own state: builds may run on any thread. Filters reach it through s. */
-    snap_build_t b = {.res = res, .snap = s};
+    snap_build_t b = {.res = res, .snap = s, .prev = prev, .trial = trial};
     s->build = &b;
     /* The xDS resources are copied first and built from the copies: what the snapshot points
-     * into is its own, whatever happens to the messages its source holds. */
-    int rc = snapshot_dynamic_keep(res, &s->dynamic);
+     * into is its own (or shared with prev), whatever happens to the messages its source holds.
+     * Copies validated by an earlier build are not validated again. */
+    int rc = snapshot_dynamic_keep(res, prev ? prev->dynamic : NULL, &s->dynamic);
     if (rc == 0)
         snapshot_dynamic_use(s->dynamic, res);
     if (rc == 0)
         rc = config_resources_validate(res, err, errlen);
+    if (rc == 0)
+        snapshot_dynamic_validated(s->dynamic);
     if (rc == 0)
         rc = snap_build_index(&b, err, errlen);
     if (rc == 0)
@@ -909,25 +837,17 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
     size_t nc = res->clusters.n, nl = res->listeners.n;
     s->clusters = calloc(nc ? nc : 1, sizeof(*s->clusters));
     s->listeners = calloc(nl ? nl : 1, sizeof(*s->listeners));
-    if (s->clusters == NULL || s->listeners == NULL) {
+    if (s->clusters == NULL || s->listeners == NULL ||
+        snap_name_index_init(&s->cluster_names, nc) < 0 ||
+        snap_name_index_init(&s->listener_names, nl) < 0) {
         rc = -ENOMEM;
         goto fail_oom;
     }
-    for (size_t i = 0; i < nc; i++) {
-        const cluster_msg_t *cm = (const cluster_msg_t *)res->clusters.v[i].msg;
-        for (size_t j = 0; j < i; j++) {
-            if (cm->name && strcmp(cm->name, s->clusters[j].name) == 0) {
-                rc = err_set(err, errlen, -EINVAL, "cluster '%s': defined twice", cm->name);
-                goto fail_built;
-            }
-        }
-        s->n_clusters++;
-        rc = build_cluster(cm, &s->clusters[i], resolver, &b, stats, err, errlen);
-        if (rc == -ENOMEM)
-            goto fail_oom;
-        if (rc < 0)
-            goto fail_built;
-    }
+    rc = build_clusters(res, &b, resolver, stats, err, errlen);
+    if (rc == -ENOMEM)
+        goto fail_oom;
+    if (rc < 0)
+        goto fail_built;
     if (s->ads.enabled && snapshot_find_cluster(s, s->ads.cluster) == NULL) {
         rc = err_set(err, errlen, -EINVAL,
                      "dynamic_resources.ads_config: cluster '%s' is not a cluster of the "
@@ -942,6 +862,7 @@ int snapshot_build_resources(config_resources_t *res, void *bootstrap,
             goto fail_oom;
         if (rc < 0)
             goto fail_built;
+        snap_name_index_add(&s->listener_names, s->listeners, sizeof(*s->listeners), i);
     }
     snap_refs_finish(&s->references);
     s->build = NULL;
@@ -956,6 +877,14 @@ fail_built:
     snap_build_free(&b);
     snapshot_free(s);
     return rc < 0 ? rc : -EINVAL;
+}
+
+int snapshot_build_resources(config_resources_t *res, void *bootstrap,
+                             const snap_build_opts_t *opts, stats_store_t *stats, unsigned nworkers,
+                             snapshot_t **out, char *err, size_t errlen)
+{
+    return snapshot_build_from(res, bootstrap, opts, NULL, false, stats, nworkers, out, err,
+                               errlen);
 }
 
 snapshot_t *snapshot_ref(snapshot_t *snap)
@@ -973,16 +902,26 @@ void snapshot_unref(snapshot_t *snap)
 
 const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *name)
 {
-    for (size_t i = 0; i < snap->n_clusters; i++)
-        if (strcmp(snap->clusters[i].name, name) == 0)
-            return &snap->clusters[i];
-    return NULL;
+    if (snap->cluster_names.cap == 0) { /* made by hand, not built */
+        for (size_t i = 0; i < snap->n_clusters; i++)
+            if (strcmp(snap->clusters[i].name, name) == 0)
+                return &snap->clusters[i];
+        return NULL;
+    }
+    long i =
+        snap_name_index_find(&snap->cluster_names, snap->clusters, sizeof(*snap->clusters), name);
+    return i < 0 ? NULL : &snap->clusters[i];
 }
 
 const snap_listener_t *snapshot_find_listener(const snapshot_t *snap, const char *name)
 {
-    for (size_t i = 0; i < snap->n_listeners; i++)
-        if (strcmp(snap->listeners[i].name, name) == 0)
-            return &snap->listeners[i];
-    return NULL;
+    if (snap->listener_names.cap == 0) { /* made by hand, not built */
+        for (size_t i = 0; i < snap->n_listeners; i++)
+            if (strcmp(snap->listeners[i].name, name) == 0)
+                return &snap->listeners[i];
+        return NULL;
+    }
+    long i = snap_name_index_find(&snap->listener_names, snap->listeners, sizeof(*snap->listeners),
+                                  name);
+    return i < 0 ? NULL : &snap->listeners[i];
 }

@@ -24,8 +24,9 @@ int snapshot_build(void *bootstrap, const snap_build_opts_t *opts, stats_store_t
 /* Builds a new snapshot from a copy of cur's Bootstrap message and the xDS resources cur kept
  * (cur borrowed), reading every DataSource file again and taking DNS addresses from resolver
  * (borrowed; NULL: none), with what cur was built with (its filters, its clusters' runtime state):
- * how a certificate rotation or a DNS change makes the next config. Same contract otherwise as
- * snapshot_build. */
+ * how a certificate rotation or a DNS change makes the next config. A cluster whose files read
+ * the same bytes and whose addresses are the same is cur's, shared with cur (its endpoints, TLS
+ * contexts, stat ids, runtime link), not built again. Same contract otherwise as snapshot_build. */
 int snapshot_rebuild(const snapshot_t *cur, const snap_resolver_t *resolver, stats_store_t *stats,
                      snapshot_t **out, char *err, size_t errlen);
 

@@ -5,8 +5,10 @@
 #ifndef REMORA_SNAPSHOT_BUILD_H
 #define REMORA_SNAPSHOT_BUILD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "xds/snapshot/resources.h"
 #include "xds/snapshot/snapshot_tls.h"
@@ -33,6 +35,13 @@ typedef struct snap_index {
 typedef struct snap_build {
     const config_resources_t *res; /* borrowed */
     snapshot_t *snap;              /* the snapshot being built (borrowed) */
+    /* The snapshot this one follows (borrowed; NULL: none), whose clusters built from
+     * unchanged inputs are shared, not built again (snapshot_share.c). */
+    const snapshot_t *prev;
+    /* The cluster being built (borrowed; NULL between clusters): EDS and SDS record in it what
+     * it takes from the set (snap_share_dep). */
+    struct snap_cluster_share *share;
+    bool trial; /* a check only (snapshot_build_from): no cluster stats defined */
     snapshot_tls_cache_t tls_cache;
     snap_index_t route_configs; /* by RouteConfiguration.name */
     snap_index_t endpoints;     /* by ClusterLoadAssignment.cluster_name */
@@ -92,6 +101,87 @@ int snapshot_sds_secret(
 int snapshot_sds_merge_validation(const ProtobufCMessage *dflt, const ProtobufCMessage *sds,
                                   ProtobufCMessage **out);
 
+/* A copy of a resource that came over xDS, made when it arrived (or changed) and shared by every
+ * snapshot that kept it since, and by the clusters built from it (snapshot_dynamic.c). Nothing in
+ * it changes once a snapshot holding it is published; `validated` is set by the build that
+ * made it, before that. */
+typedef struct snap_kept {
+    _Atomic int refs;
+    bool validated;        /* it passed config_validate */
+    ProtobufCMessage *msg; /* owned */
+    char *name;            /* the name its source gave it (owned), or NULL */
+} snap_kept_t;
+
+/* Adds a reference to k (NULL: none) and returns it. */
+snap_kept_t *snap_kept_ref(snap_kept_t *k);
+/* Drops a reference (taken); the last frees the copy. NULL is a no-op. Any thread. */
+void snap_kept_unref(snap_kept_t *k);
+
+/* FNV-1a of the string s (borrowed), for the tables by name. */
+uint64_t snap_name_hash(const char *s);
+
+/* Whether messages a and b (borrowed) hold the same config: the same type and every field,
+ * unknown fields included, equal (snapshot_equal.c). A "no" may be wrong, a "yes" never. */
+bool snap_message_equal(const ProtobufCMessage *a, const ProtobufCMessage *b);
+
+/* Starts the table of ix (owned by the snapshot, freed with free(ix->slot)) for n names.
+ * Returns 0 or -ENOMEM. */
+int snap_name_index_init(snap_name_index_t *ix, size_t n);
+/* Adds entry i of the array at base (borrowed; entries `stride` bytes apart, each starting
+ * with its `char *name`) to ix (borrowed) unless an entry of that name is in it already.
+ * Returns the place of that entry, or -1 when i went in. */
+long snap_name_index_add(snap_name_index_t *ix, const void *base, size_t stride, size_t i);
+/* The place in base of the entry named `name` (borrowed), or -1. */
+long snap_name_index_find(const snap_name_index_t *ix, const void *base, size_t stride,
+                          const char *name);
+
+/* Cluster sharing (snapshot_share.c): every built cluster has a share, which owns what copies
+ * of it in several snapshots point at (name, endpoints, TLS, DNS, runtime link) and what it was
+ * built from (its Cluster's copy, the load assignment and secrets it took). */
+
+/* Gives c (borrowed, zeroed) a new share recording src (a reference is taken; NULL: a static
+ * cluster) and stats (borrowed). Returns 0 or -ENOMEM. */
+int snap_share_new(snap_cluster_t *c, snap_kept_t *src, stats_store_t *stats);
+/* Records that the cluster b is building (b->share; none: nothing recorded) takes the resource
+ * of kind (SNAP_DYN_ENDPOINTS or SNAP_DYN_SECRETS) named `name` (copied), r the set's
+ * (borrowed) or NULL when missing. Returns 0 or -ENOMEM. */
+int snap_share_dep(snap_build_t *b, int kind, const char *name, const config_resource_t *r);
+/* Records that c (borrowed) was linked to the runtime state of states (a reference is taken)
+ * through runtime (static), for its share to unlink it last. */
+void snap_share_linked(snap_cluster_t *c, const snap_cluster_runtime_t *runtime, void *states);
+/* Whether the stat ids of was (borrowed, built) are those c (borrowed, its stat_name and tls
+ * set) would define in st: the same store, stat name and TLS or not. */
+bool snap_cluster_same_stats(const snap_cluster_t *was, const snap_cluster_t *c,
+                             const stats_store_t *st);
+/* Drops c's reference (c borrowed, a copy in a snapshot being freed); the last frees what the
+ * copies point at. Any thread. */
+void snap_cluster_release(snap_cluster_t *c);
+/* Whether old (borrowed, a cluster of b->prev of the same name) stands for the cluster r
+ * (borrowed, of b's set) would build: the same Cluster resource, the same load assignment and
+ * secrets, the same DataSource file bytes, the same DNS answers (resolver borrowed), stats and
+ * runtime state. If so, *c (zeroed) becomes a copy of old sharing its parts, its references
+ * recorded in b's snapshot, and 1 is returned; else 0, or -ENOMEM. */
+int snap_cluster_reuse(snap_build_t *b, const snap_cluster_t *old, const config_resource_t *r,
+                       const snap_resolver_t *resolver, stats_store_t *stats, snap_cluster_t *c);
+
+/* Defines the stats of cluster c (its stat_name and tls set; borrowed) into c->st in st
+ * (borrowed), or takes the ids of was (borrowed; NULL: none), the last snapshot's cluster of
+ * that name, when they name the same stats (snap_cluster_same_stats). Returns 0 or negative. */
+int snapshot_define_cluster_stats(stats_store_t *st, snap_cluster_t *c, const snap_cluster_t *was);
+/* Defines the stats of listener l (its chains built; borrowed) into l->st, in st (borrowed).
+ * Returns 0 or negative. */
+int snapshot_define_listener_stats(stats_store_t *st, snap_listener_t *l);
+
+/* snapshot_build_resources, following prev (borrowed; NULL: none): prev's xDS resource copies
+ * that came again unchanged are shared, not copied, and so are its clusters whose inputs did not
+ * change. With prev, res's bootstrap may be prev's own (borrowed, bootstrap NULL: the snapshot
+ * then keeps none) or a copy of it (bootstrap, taken); either way res->static_validated. A trial
+ * (a snapshot dropped at once, to check resources) defines no cluster stats: the clusters of a
+ * refused resource leave none behind. */
+int snapshot_build_from(config_resources_t *res, void *bootstrap, const snap_build_opts_t *opts,
+                        const snapshot_t *prev, bool trial, stats_store_t *stats, unsigned nworkers,
+                        snapshot_t **out, char *err, size_t errlen);
+
 /* The kinds of resources, in the order of the set's lists. */
 enum {
     SNAP_DYN_LISTENERS,
@@ -103,8 +193,13 @@ enum {
 };
 
 /* The copies of res's xDS resources (res borrowed) a snapshot keeps, into *out (new, owned by
- * the snapshot: snapshot_dynamic_free); *out NULL when res has none. Returns 0 or -ENOMEM. */
-int snapshot_dynamic_keep(const config_resources_t *res, struct snap_dynamic **out);
+ * the snapshot: snapshot_dynamic_free); *out NULL when res has none. A resource equal to the one
+ * of its kind and name in prev (borrowed; NULL: none) shares prev's copy. Returns 0 or -ENOMEM. */
+int snapshot_dynamic_keep(const config_resources_t *res, const struct snap_dynamic *prev,
+                          struct snap_dynamic **out);
+
+/* Marks every copy of d (borrowed) validated: its build validated them all. */
+void snapshot_dynamic_validated(const struct snap_dynamic *d);
 
 /* Takes d: frees the copies. NULL is a no-op. */
 void snapshot_dynamic_free(struct snap_dynamic *d);

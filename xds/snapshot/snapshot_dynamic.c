@@ -1,6 +1,8 @@
 /* The resources a snapshot was built from that came over xDS: copies the snapshot keeps (the
  * xDS client's messages change with its next update), so /config_dump shows them in Envoy's
- * dynamic shapes and a rebuild (certificate rotation, DNS) builds from them again. */
+ * dynamic shapes and a rebuild (certificate rotation, DNS) builds from them again. A copy is
+ * made once per change of its resource: the next snapshot shares (by reference) every copy whose
+ * resource came again unchanged, and so do the clusters built from it (snapshot_share.c). */
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -11,17 +13,21 @@
 #include "xds/config/config.h"
 #include "xds/snapshot/snapshot_build.h"
 
+/* One resource of one snapshot: the shared copy and what this snapshot's set said of it. */
 typedef struct dynamic_entry {
-    ProtobufCMessage *msg; /* owned copy */
-    const char *origin;    /* a static string, as in the set */
+    snap_kept_t *kept;  /* a reference */
+    const char *origin; /* a static string, as in the set */
     size_t index;
     char *version; /* owned */
-    char *name;    /* the name its source gave it (owned), or NULL */
 } dynamic_entry_t;
 
 struct snap_dynamic {
     dynamic_entry_t *v[SNAP_DYN_KINDS]; /* owned, one array per kind of resource */
     size_t n[SNAP_DYN_KINDS];
+    /* Per kind, the entries that have a name by it: open addressing, 1 + the entry's place, 0
+     * free; cap a power of two over twice the count. Read by the next build only. */
+    uint32_t *by_name[SNAP_DYN_KINDS];
+    size_t cap[SNAP_DYN_KINDS];
 };
 
 /* The set's list of each kind. */
@@ -51,7 +57,100 @@ static ProtobufCMessage *copy_message(const ProtobufCMessage *m)
     return copy;
 }
 
-int snapshot_dynamic_keep(const config_resources_t *res, struct snap_dynamic **out)
+snap_kept_t *snap_kept_ref(snap_kept_t *k)
+{
+    if (k)
+        atomic_fetch_add_explicit(&k->refs, 1, memory_order_relaxed);
+    return k;
+}
+
+void snap_kept_unref(snap_kept_t *k)
+{
+    if (k == NULL || atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (k->msg)
+        protobuf_c_message_free_unpacked(k->msg, NULL);
+    free(k->name);
+    free(k);
+}
+
+/* A new copy of r's message, with one reference, or NULL. */
+static snap_kept_t *kept_new(const config_resource_t *r)
+{
+    snap_kept_t *k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return NULL;
+    atomic_init(&k->refs, 1);
+    k->msg = copy_message(r->msg);
+    k->name = r->name ? strdup(r->name) : NULL;
+    if (k->msg == NULL || (r->name && k->name == NULL)) {
+        snap_kept_unref(k);
+        return NULL;
+    }
+    return k;
+}
+
+uint64_t snap_name_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* The entry of kind k named `name` in d (borrowed), or NULL. */
+static const dynamic_entry_t *find_named(const struct snap_dynamic *d, int k, const char *name)
+{
+    if (d == NULL || d->cap[k] == 0)
+        return NULL;
+    size_t mask = d->cap[k] - 1;
+    for (size_t i = snap_name_hash(name) & mask; d->by_name[k][i]; i = (i + 1) & mask) {
+        const dynamic_entry_t *e = &d->v[k][d->by_name[k][i] - 1];
+        if (strcmp(e->kept->name, name) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* Indexes d's named entries of kind k. */
+static int index_names(struct snap_dynamic *d, int k)
+{
+    size_t cap = 8;
+    while (cap < 2 * d->n[k] + 1)
+        cap *= 2;
+    d->by_name[k] = calloc(cap, sizeof(uint32_t));
+    if (d->by_name[k] == NULL)
+        return -ENOMEM;
+    d->cap[k] = cap;
+    for (size_t j = 0; j < d->n[k]; j++) {
+        const char *name = d->v[k][j].kept->name;
+        if (name == NULL)
+            continue;
+        size_t i = snap_name_hash(name) & (cap - 1);
+        while (d->by_name[k][i])
+            i = (i + 1) & (cap - 1);
+        d->by_name[k][i] = (uint32_t)(j + 1);
+    }
+    return 0;
+}
+
+/* The copy prev (borrowed; NULL: none) kept of what r (the j-th xDS resource of kind k) holds,
+ * with a new reference, or a new copy. NULL when out of memory. */
+static snap_kept_t *kept_for(const struct snap_dynamic *prev, int k, size_t j,
+                             const config_resource_t *r)
+{
+    const dynamic_entry_t *e = NULL;
+    if (prev && r->name)
+        e = find_named(prev, k, r->name);
+    else if (prev && j < prev->n[k] && prev->v[k][j].kept->name == NULL)
+        e = &prev->v[k][j]; /* nameless resources (not from ADS) by their place */
+    if (e && (e->kept->msg == r->msg || snap_message_equal(e->kept->msg, r->msg)))
+        return snap_kept_ref(e->kept);
+    return kept_new(r);
+}
+
+int snapshot_dynamic_keep(const config_resources_t *res, const struct snap_dynamic *prev,
+                          struct snap_dynamic **out)
 {
     *out = NULL;
     size_t total = 0;
@@ -72,15 +171,19 @@ int snapshot_dynamic_keep(const config_resources_t *res, struct snap_dynamic **o
             const config_resource_t *r = &list->v[i];
             if (r->version == NULL)
                 continue;
-            dynamic_entry_t *e = &d->v[k][d->n[k]++];
+            dynamic_entry_t *e = &d->v[k][d->n[k]];
             e->origin = r->origin;
             e->index = r->index;
-            e->msg = copy_message(r->msg);
             e->version = strdup(r->version);
-            e->name = r->name ? strdup(r->name) : NULL;
-            if (e->msg == NULL || e->version == NULL || (r->name && e->name == NULL))
+            e->kept = e->version ? kept_for(prev, k, d->n[k], r) : NULL;
+            if (e->kept == NULL) {
+                free(e->version);
                 goto oom;
+            }
+            d->n[k]++;
         }
+        if (index_names(d, k) < 0)
+            goto oom;
     }
     *out = d;
     return 0;
@@ -95,12 +198,11 @@ void snapshot_dynamic_free(struct snap_dynamic *d)
         return;
     for (int k = 0; k < SNAP_DYN_KINDS; k++) {
         for (size_t i = 0; i < d->n[k]; i++) {
-            if (d->v[k][i].msg)
-                protobuf_c_message_free_unpacked(d->v[k][i].msg, NULL);
+            snap_kept_unref(d->v[k][i].kept);
             free(d->v[k][i].version);
-            free(d->v[k][i].name);
         }
         free(d->v[k]);
+        free(d->by_name[k]);
     }
     free(d);
 }
@@ -110,10 +212,23 @@ void snapshot_dynamic_use(const struct snap_dynamic *d, config_resources_t *res)
     for (int k = 0; d && k < SNAP_DYN_KINDS; k++) {
         config_resource_list_t *list = (config_resource_list_t *)kind_list(res, k);
         size_t j = 0;
-        for (size_t i = 0; i < list->n && j < d->n[k]; i++)
-            if (list->v[i].version != NULL)
-                list->v[i].msg = d->v[k][j++].msg;
+        for (size_t i = 0; i < list->n && j < d->n[k]; i++) {
+            if (list->v[i].version == NULL)
+                continue;
+            snap_kept_t *kept = d->v[k][j++].kept;
+            list->v[i].msg = kept->msg;
+            list->v[i].kept = kept;
+            list->v[i].validated = kept->validated;
+        }
     }
+}
+
+void snapshot_dynamic_validated(const struct snap_dynamic *d)
+{
+    for (int k = 0; d && k < SNAP_DYN_KINDS; k++)
+        for (size_t i = 0; i < d->n[k]; i++)
+            if (!d->v[k][i].kept->validated) /* a shared copy is never written again */
+                d->v[k][i].kept->validated = true;
 }
 
 int snapshot_dynamic_add(const struct snap_dynamic *d, config_resources_t *res)
@@ -122,15 +237,14 @@ int snapshot_dynamic_add(const struct snap_dynamic *d, config_resources_t *res)
         config_resource_list_t *list = (config_resource_list_t *)kind_list(res, k);
         for (size_t i = 0; i < d->n[k]; i++) {
             const dynamic_entry_t *e = &d->v[k][i];
-            int rc = config_resources_add_xds(list, e->msg, e->origin, e->index, e->version);
+            int rc = config_resources_add_xds(list, e->kept->msg, e->origin, e->index, e->version);
             if (rc < 0)
                 return rc;
-            list->v[list->n - 1].name = e->name;
+            list->v[list->n - 1].name = e->kept->name;
         }
     }
     return 0;
 }
-
 /* m as the JSON of an Any: "@type" first, then its fields. */
 static json_t *any_json(const ProtobufCMessage *m)
 {
@@ -159,15 +273,15 @@ static json_t *entry_json(int kind, const dynamic_entry_t *e)
     if (kind == SNAP_DYN_SECRETS)
         json_object_set_new(
             state, "name",
-            json_string(
-                ((const Envoy__Extensions__TransportSockets__Tls__V3__Secret *)e->msg)->name));
+            json_string(((const Envoy__Extensions__TransportSockets__Tls__V3__Secret *)e->kept->msg)
+                            ->name));
     if (e->version[0])
         json_object_set_new(state, "version_info", json_string(e->version));
-    json_object_set_new(state, field[kind], any_json(e->msg));
+    json_object_set_new(state, field[kind], any_json(e->kept->msg));
     if (kind != SNAP_DYN_LISTENERS)
         return state;
     json_t *l = json_object(); /* a listener's state is one of several it may be in */
-    const char *name = ((const Envoy__Config__Listener__V3__Listener *)e->msg)->name;
+    const char *name = ((const Envoy__Config__Listener__V3__Listener *)e->kept->msg)->name;
     json_object_set_new(l, "name", json_string(name ? name : ""));
     json_object_set_new(l, "active_state", state);
     return l;

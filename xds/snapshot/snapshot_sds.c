@@ -38,7 +38,8 @@ int snapshot_sds_secret(snap_build_t *b, const sds_msg_t *sds, int want_case,
     if (sds->name == NULL || sds->name[0] == '\0')
         return err_set(err, errlen, -EINVAL, "name is required");
     const config_resource_t *r = snap_index_find(&b->secrets, sds->name);
-    if (snap_refs_add(&b->snap->references.secrets, sds->name, r == NULL) < 0)
+    if (snap_refs_add(&b->snap->references.secrets, sds->name, r == NULL) < 0 ||
+        snap_share_dep(b, SNAP_DYN_SECRETS, sds->name, r) < 0)
         return err_set(err, errlen, -ENOMEM, "out of memory");
     if (r == NULL) {
         snprintf(origin, olen, "secret '%s'", sds->name);

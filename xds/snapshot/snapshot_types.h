@@ -216,8 +216,10 @@ typedef struct snap_dns {
     size_t n_targets;
 } snap_dns_t;
 
+struct snap_cluster_share;
+
 typedef struct snap_cluster {
-    char *name;
+    char *name;      /* first: tables by name (snap_name_index_t) read it there */
     char *stat_name; /* alt_stat_name or name */
     cluster_kind_t kind;
     lb_policy_t lb_policy;
@@ -244,6 +246,10 @@ typedef struct snap_cluster {
     /* EDS: the resource set had no assignment of that name, so the cluster has no endpoints
      * yet (Envoy keeps such a cluster warming until its assignment arrives). */
     bool awaiting_assignment;
+    /* What owns the pointers above (name, stat_name, endpoints, tls, dns, eds_service, lb),
+     * shared by the copies of this cluster in consecutive snapshots built from the same inputs;
+     * each copy holds a reference (xds/snapshot/snapshot_share.c). */
+    struct snap_cluster_share *share;
 } snap_cluster_t;
 
 typedef struct snap_filter {
@@ -370,6 +376,15 @@ typedef struct snap_refs {
 struct snap_build;
 struct snap_dynamic;
 
+/* A table of a snapshot's clusters or listeners by name: open addressing over 1 + the entry's
+ * place (0: free), cap a power of two at least twice the count. Built with the snapshot, read
+ * only afterwards. It reads an entry's name where snap_cluster_t and snap_listener_t keep it:
+ * first. */
+typedef struct snap_name_index {
+    uint32_t *slot; /* owned */
+    size_t cap;
+} snap_name_index_t;
+
 typedef struct snapshot {
     _Atomic int refs;
     uint64_t version;
@@ -383,6 +398,7 @@ typedef struct snapshot {
     size_t n_listeners;
     snap_cluster_t *clusters;
     size_t n_clusters;
+    snap_name_index_t cluster_names, listener_names; /* snapshot_find_cluster, _listener */
     runtime_t runtime; /* layered_runtime, flattened; its entries borrow from bootstrap */
     /* Open connections allowed over every listener that counts (not the admin endpoint): the
      * runtime key overload.global_downstream_max_connections, or RUNTIME_NO_LIMIT. */

@@ -1,0 +1,548 @@
+/* A snapshot built from the last one shares what did not change: a cluster whose Cluster, load
+ * assignment, secrets, certificate files and DNS answers are the same is the last snapshot's
+ * (the same endpoints, TLS contexts, stat ids and runtime link), and a change to any of them
+ * builds that cluster again; resources are taken as xDS hands them, new messages each time.
+ * Certificates are the fixtures of test/data/certs. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
+#include "envoy/config/cluster/v3/cluster.pb-c.h"
+#include "envoy/config/endpoint/v3/endpoint.pb-c.h"
+#include "envoy/config/listener/v3/listener.pb-c.h"
+#include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
+#include "proxy/upstream/cluster_state.h"
+#include "proxy/upstream/lb.h"
+#include "xds/config/config.h"
+#include "xds/snapshot/resources.h"
+#include "xds/snapshot/snapshot.h"
+#include "test/unit/snap_opts.h"
+
+#define CERTS "test/data/certs/"
+
+#define CLUSTER_DESC    (&envoy__config__cluster__v3__cluster__descriptor)
+#define LISTENER_DESC   (&envoy__config__listener__v3__listener__descriptor)
+#define ASSIGNMENT_DESC (&envoy__config__endpoint__v3__cluster_load_assignment__descriptor)
+#define SECRET_DESC     (&envoy__extensions__transport_sockets__tls__v3__secret__descriptor)
+
+#define EDS_CLUSTER(name) "name: " name "\ntype: EDS\neds_cluster_config: {eds_config: {ads: {}}}\n"
+
+#define ASSIGNMENT(name, ip)                                                                       \
+    "cluster_name: " name "\n"                                                                     \
+    "endpoints:\n"                                                                                 \
+    "- lb_endpoints:\n"                                                                            \
+    "  - endpoint: {address: {socket_address: {address: " ip ", port_value: 9080}}}\n"
+
+#define SDS_CLUSTER(name)                                                                          \
+    "name: " name "\n"                                                                             \
+    "transport_socket:\n"                                                                          \
+    "  name: envoy.transport_sockets.tls\n"                                                        \
+    "  typed_config:\n"                                                                            \
+    "    '@type': type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."                  \
+    "UpstreamTlsContext\n"                                                                         \
+    "    common_tls_context:\n"                                                                    \
+    "      tls_certificate_sds_secret_configs: [{name: default, sds_config: {ads: {}}}]\n"         \
+    "      validation_context: {trusted_ca: {filename: " CERTS "root-a.pem}}\n"
+
+#define CERT_SECRET(cert, key)                                                                     \
+    "name: default\n"                                                                              \
+    "tls_certificate:\n"                                                                           \
+    "  certificate_chain: {filename: " CERTS cert "}\n"                                            \
+    "  private_key: {filename: " CERTS key "}\n"
+
+#define NWORKERS 2
+#define MAX_MSGS 64
+
+/* The resources of one xDS update, each a message of its own as the xDS client holds them. */
+typedef struct update {
+    config_resources_t res;
+    ProtobufCMessage *msgs[16];
+    size_t n;
+} update_t;
+
+typedef struct fixture {
+    stats_store_t *stats;
+    cluster_states_t *states;
+    snapshot_t *snaps[8]; /* in the order built */
+    size_t n_snaps;
+    char err[1024];
+} fixture_t;
+
+static void begin(fixture_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->stats = stats_store_new(NWORKERS);
+    assert_int_equal(cluster_states_new(NWORKERS, &f->states), 0);
+}
+
+static void add(update_t *u, config_resource_list_t *list, const char *origin,
+                const ProtobufCMessageDescriptor *desc, const char *name, const char *yaml)
+{
+    ProtobufCMessage *m = NULL;
+    char err[512];
+    if (config_yaml_load(yaml, strlen(yaml), origin, desc, &m, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    assert_true(u->n < sizeof(u->msgs) / sizeof(u->msgs[0]));
+    u->msgs[u->n++] = m;
+    assert_int_equal(config_resources_add_named(list, m, origin, list->n, name), 0);
+    list->v[list->n - 1].version = "1";
+}
+
+static void cluster(update_t *u, const char *name, const char *yaml)
+{
+    add(u, &u->res.clusters, "cds", CLUSTER_DESC, name, yaml);
+}
+
+static void assignment(update_t *u, const char *name, const char *yaml)
+{
+    add(u, &u->res.endpoints, "eds", ASSIGNMENT_DESC, name, yaml);
+}
+
+static void secret(update_t *u, const char *yaml)
+{
+    add(u, &u->res.secrets, "sds", SECRET_DESC, "default", yaml);
+}
+
+/* Frees u's lists and messages: the snapshots built from them keep copies. */
+static void drop(update_t *u)
+{
+    config_resources_free(&u->res);
+    for (size_t i = 0; i < u->n; i++)
+        protobuf_c_message_free_unpacked(u->msgs[i], NULL);
+    memset(u, 0, sizeof(*u));
+}
+
+static snapshot_t *last(const fixture_t *f)
+{
+    return f->snaps[f->n_snaps - 1];
+}
+
+static snapshot_t *push(fixture_t *f, snapshot_t *s)
+{
+    assert_true(f->n_snaps < sizeof(f->snaps) / sizeof(f->snaps[0]));
+    f->snaps[f->n_snaps++] = s;
+    return s;
+}
+
+/* The first snapshot: a bootstrap (yaml) with the table of cluster states, and u (dropped). */
+static snapshot_t *first(fixture_t *f, const char *yaml, update_t *u,
+                         const snap_resolver_t *resolver)
+{
+    ProtobufCMessage *b = NULL;
+    if (config_yaml_load(yaml, strlen(yaml), "bootstrap.yaml",
+                         &envoy__config__bootstrap__v3__bootstrap__descriptor, &b, f->err,
+                         sizeof(f->err)) < 0)
+        fail_msg("%s", f->err);
+    config_resources_t res;
+    assert_int_equal(config_resources_from_bootstrap(b, &res, f->err, sizeof(f->err)), 0);
+    config_resource_list_t *from[] = {&u->res.clusters, &u->res.endpoints, &u->res.secrets};
+    config_resource_list_t *to[] = {&res.clusters, &res.endpoints, &res.secrets};
+    for (size_t k = 0; k < 3; k++) {
+        for (size_t i = 0; i < from[k]->n; i++) {
+            const config_resource_t *r = &from[k]->v[i];
+            assert_int_equal(config_resources_add_named(to[k], r->msg, r->origin, i, r->name), 0);
+            to[k]->v[i].version = r->version;
+        }
+    }
+    snap_build_opts_t opts = test_snap_opts;
+    opts.resolver = resolver;
+    opts.cluster_runtime = &cluster_runtime;
+    opts.cluster_states = f->states;
+    snapshot_t *s = NULL;
+    if (snapshot_build_resources(&res, b, &opts, f->stats, NWORKERS, &s, f->err, sizeof(f->err)) !=
+        0)
+        fail_msg("%s", f->err);
+    config_resources_free(&res);
+    drop(u);
+    return push(f, s);
+}
+
+/* The next snapshot from the last one and u (dropped), as the xDS client builds it. */
+static snapshot_t *next(fixture_t *f, update_t *u, const snap_resolver_t *resolver)
+{
+    snapshot_t *s = NULL;
+    if (snapshot_build_dynamic(last(f), &u->res, resolver, f->stats, &s, f->err, sizeof(f->err)) !=
+        0)
+        fail_msg("%s", f->err);
+    drop(u);
+    return push(f, s);
+}
+
+/* The next snapshot from the last one's kept resources, as certificate rotation and DNS build
+ * it. */
+static snapshot_t *rebuild(fixture_t *f, const snap_resolver_t *resolver)
+{
+    snapshot_t *s = NULL;
+    if (snapshot_rebuild(last(f), resolver, f->stats, &s, f->err, sizeof(f->err)) != 0)
+        fail_msg("%s", f->err);
+    return push(f, s);
+}
+
+static void release(fixture_t *f)
+{
+    for (size_t i = f->n_snaps; i-- > 0;)
+        snapshot_unref(f->snaps[i]);
+    cluster_states_unref(f->states);
+    stats_store_free(f->stats);
+}
+
+static const snap_cluster_t *find(const snapshot_t *s, const char *name)
+{
+    const snap_cluster_t *c = snapshot_find_cluster(s, name);
+    assert_non_null(c);
+    return c;
+}
+
+static const char *const ads_bootstrap = "node: {id: sidecar}\n";
+
+/* reviews and ratings, EDS, one endpoint each. */
+static void two_eds_clusters(update_t *u, const char *ratings_ip)
+{
+    char cla[512];
+    cluster(u, "reviews", EDS_CLUSTER("reviews"));
+    cluster(u, "ratings", EDS_CLUSTER("ratings"));
+    assignment(u, "reviews", ASSIGNMENT("reviews", "10.0.0.1"));
+    snprintf(cla, sizeof(cla), ASSIGNMENT("ratings", "%s"), ratings_ip);
+    assignment(u, "ratings", cla);
+}
+
+static void test_an_endpoint_push_builds_only_the_cluster_whose_assignment_changed(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    two_eds_clusters(&u, "10.0.0.2");
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    two_eds_clusters(&u, "10.0.0.3"); /* new messages; only ratings' assignment differs */
+    snapshot_t *two = next(&f, &u, NULL);
+
+    const snap_cluster_t *was = find(one, "reviews"), *now = find(two, "reviews");
+    assert_ptr_not_equal(now, was); /* each snapshot has its own struct: routes point into it */
+    assert_ptr_equal(now->endpoints, was->endpoints);
+    assert_ptr_equal(now->name, was->name);
+    assert_ptr_equal(now->lb, was->lb);                       /* linked once */
+    assert_memory_equal(&now->st, &was->st, sizeof(now->st)); /* its stats, not defined again */
+    assert_ptr_equal(now->share, was->share);
+
+    was = find(one, "ratings");
+    now = find(two, "ratings");
+    assert_ptr_not_equal(now->share, was->share);
+    assert_ptr_not_equal(now->endpoints, was->endpoints);
+    assert_string_equal(was->endpoints[0].label, "10.0.0.2:9080");
+    assert_string_equal(now->endpoints[0].label, "10.0.0.3:9080");
+    assert_int_equal(now->st.upstream_rq_total, was->st.upstream_rq_total); /* same names */
+    assert_ptr_equal(now->shared, was->shared); /* one runtime state by name */
+    release(&f);
+}
+
+static void test_a_changed_cluster_is_built_again(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    two_eds_clusters(&u, "10.0.0.2");
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    cluster(&u, "reviews", EDS_CLUSTER("reviews") "connect_timeout: 2s\n");
+    cluster(&u, "ratings", EDS_CLUSTER("ratings"));
+    assignment(&u, "reviews", ASSIGNMENT("reviews", "10.0.0.1"));
+    assignment(&u, "ratings", ASSIGNMENT("ratings", "10.0.0.2"));
+    snapshot_t *two = next(&f, &u, NULL);
+    const snap_cluster_t *was = find(one, "reviews"), *now = find(two, "reviews");
+    assert_ptr_not_equal(now->share, was->share);
+    assert_ptr_not_equal(now->endpoints, was->endpoints);
+    assert_int_equal(was->connect_timeout_ms, 5000);
+    assert_int_equal(now->connect_timeout_ms, 2000);
+    assert_ptr_equal(find(two, "ratings")->share, find(one, "ratings")->share);
+    release(&f);
+}
+
+static void test_a_cluster_whose_assignment_arrives_is_built_again(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    cluster(&u, "reviews", EDS_CLUSTER("reviews"));
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    assert_true(find(one, "reviews")->awaiting_assignment);
+    cluster(&u, "reviews", EDS_CLUSTER("reviews"));
+    snapshot_t *two = next(&f, &u, NULL); /* still without: the same cluster */
+    assert_ptr_equal(find(two, "reviews")->share, find(one, "reviews")->share);
+    snap_refs_t refs;
+    assert_int_equal(snapshot_references(two, &refs), 1); /* still awaited */
+    snapshot_refs_free(&refs);
+    cluster(&u, "reviews", EDS_CLUSTER("reviews"));
+    assignment(&u, "reviews", ASSIGNMENT("reviews", "10.0.0.1"));
+    snapshot_t *three = next(&f, &u, NULL);
+    const snap_cluster_t *c = find(three, "reviews");
+    assert_false(c->awaiting_assignment);
+    assert_int_equal(c->n_endpoints, 1);
+    assert_int_equal(snapshot_references(three, &refs), 0);
+    snapshot_refs_free(&refs);
+    release(&f);
+}
+
+static void test_a_changed_secret_makes_a_new_tls_context(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    cluster(&u, "app", SDS_CLUSTER("app"));
+    secret(&u, CERT_SECRET("client.pem", "client.key"));
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    cluster(&u, "app", SDS_CLUSTER("app"));
+    secret(&u, CERT_SECRET("client.pem", "client.key"));
+    snapshot_t *two = next(&f, &u, NULL);
+    assert_non_null(find(one, "app")->tls->engine);
+    assert_ptr_equal(find(two, "app")->tls, find(one, "app")->tls);
+    cluster(&u, "app", SDS_CLUSTER("app"));
+    secret(&u, CERT_SECRET("rsa-client.pem", "rsa-client.key"));
+    snapshot_t *three = next(&f, &u, NULL);
+    const tls_context_config_t *t = find(three, "app")->tls;
+    assert_ptr_not_equal(t, find(two, "app")->tls);
+    assert_non_null(t->engine);
+    assert_string_equal(t->cert_chain.filename, CERTS "rsa-client.pem");
+    release(&f);
+}
+
+/* Copies file `from` to `to`. */
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+static void test_a_rebuild_after_certificate_rotation_makes_a_new_tls_context(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/remora-share-XXXXXX", cert[64], key[64], yaml[1024];
+    assert_non_null(mkdtemp(dir));
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    copy_file(CERTS "client.pem", cert);
+    copy_file(CERTS "client.key", key);
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    snprintf(yaml, sizeof(yaml),
+             "name: default\ntls_certificate:\n  certificate_chain: {filename: %s}\n"
+             "  private_key: {filename: %s}\n",
+             cert, key);
+    cluster(&u, "app", SDS_CLUSTER("app"));
+    secret(&u, yaml);
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    snapshot_t *two = rebuild(&f, NULL); /* the files as they were */
+    assert_ptr_equal(find(two, "app")->tls, find(one, "app")->tls);
+    copy_file(CERTS "rsa-client.pem", cert);
+    copy_file(CERTS "rsa-client.key", key);
+    snapshot_t *three = rebuild(&f, NULL);
+    const tls_context_config_t *t = find(three, "app")->tls;
+    assert_ptr_not_equal(t, find(two, "app")->tls);
+    assert_non_null(t->engine);
+    assert_int_not_equal(t->cert_chain.len, find(one, "app")->tls->cert_chain.len);
+    release(&f);
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
+}
+
+/* A resolver with one name whose address the test changes. */
+typedef struct fake_dns {
+    struct sockaddr_storage addr;
+} fake_dns_t;
+
+static int fake_lookup(void *ctx, const char *cluster, const char *host,
+                       const struct sockaddr_storage **addrs, size_t *n)
+{
+    (void)cluster;
+    fake_dns_t *d = ctx;
+    if (strcmp(host, "backend.example") != 0)
+        return -1;
+    *addrs = &d->addr;
+    *n = 1;
+    return 0;
+}
+
+static void set_ip(fake_dns_t *d, const char *ip)
+{
+    memset(&d->addr, 0, sizeof(d->addr));
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&d->addr;
+    s4->sin_family = AF_INET;
+    assert_int_equal(inet_pton(AF_INET, ip, &s4->sin_addr), 1);
+}
+
+static void test_a_dns_cluster_is_built_again_when_its_answers_change(void **state)
+{
+    (void)state;
+    fake_dns_t dns;
+    snap_resolver_t resolver = {.lookup = fake_lookup, .ctx = &dns};
+    set_ip(&dns, "198.18.0.1");
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    snapshot_t *one = first(&f,
+                            "node: {id: sidecar}\n"
+                            "static_resources:\n"
+                            "  clusters:\n"
+                            "  - name: backend\n"
+                            "    type: STRICT_DNS\n"
+                            "    load_assignment:\n"
+                            "      endpoints:\n"
+                            "      - lb_endpoints:\n"
+                            "        - endpoint: {address: {socket_address: "
+                            "{address: backend.example, port_value: 80}}}\n",
+                            &u, &resolver);
+    snapshot_t *two = rebuild(&f, &resolver); /* the same answer */
+    assert_ptr_equal(find(two, "backend")->endpoints, find(one, "backend")->endpoints);
+    set_ip(&dns, "198.18.0.2");
+    snapshot_t *three = rebuild(&f, &resolver);
+    const snap_cluster_t *c = find(three, "backend");
+    assert_ptr_not_equal(c->endpoints, find(two, "backend")->endpoints);
+    assert_int_equal(c->n_endpoints, 1);
+    assert_string_equal(c->endpoints[0].label, "198.18.0.2:80");
+    release(&f);
+}
+
+static void test_a_shared_cluster_outlives_the_snapshot_that_built_it(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    two_eds_clusters(&u, "10.0.0.2");
+    first(&f, ads_bootstrap, &u, NULL);
+    two_eds_clusters(&u, "10.0.0.2");
+    snapshot_t *two = next(&f, &u, NULL);
+    snapshot_unref(f.snaps[0]); /* the first one goes, as an installed one does */
+    f.snaps[0] = two;
+    f.n_snaps = 1;
+    const snap_cluster_t *c = find(two, "reviews");
+    assert_int_equal(c->n_endpoints, 1);
+    assert_string_equal(c->endpoints[0].label, "10.0.0.1:9080");
+    struct sockaddr_storage to;
+    int idx = -1;
+    assert_int_equal(cluster_pick(c, 0, NULL, &to, &idx), 0);
+    assert_int_equal(idx, 0);
+    /* Its resources were kept with it: the next build from them shares it again. */
+    snapshot_t *three = rebuild(&f, NULL);
+    assert_ptr_equal(find(three, "reviews")->share, c->share);
+    release(&f);
+}
+
+static void test_a_cluster_defined_twice_is_still_refused(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    cluster(&u, "reviews", EDS_CLUSTER("reviews"));
+    first(&f, ads_bootstrap, &u, NULL);
+    cluster(&u, "reviews", EDS_CLUSTER("reviews"));
+    cluster(&u, "reviews", EDS_CLUSTER("reviews"));
+    snapshot_t *s = NULL;
+    assert_int_not_equal(
+        snapshot_build_dynamic(last(&f), &u.res, NULL, f.stats, &s, f.err, sizeof(f.err)), 0);
+    assert_non_null(strstr(f.err, "cluster 'reviews': defined twice"));
+    drop(&u);
+    release(&f);
+}
+
+/* The trial of one resource on top of the running snapshot, as the xDS client checks each. */
+static int trial(fixture_t *f, const ProtobufCMessageDescriptor *desc, const char *yaml)
+{
+    update_t u = {0};
+    config_resource_list_t *list = desc == CLUSTER_DESC ? &u.res.clusters : &u.res.listeners;
+    add(&u, list, "candidate", desc, NULL, yaml);
+    int rc = snapshot_check_dynamic(last(f), &u.res, f->stats, f->err, sizeof(f->err));
+    drop(&u);
+    return rc;
+}
+
+static void test_a_trial_on_top_of_the_running_snapshot_still_finds_errors(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    two_eds_clusters(&u, "10.0.0.2");
+    first(&f,
+          "node: {id: sidecar}\n"
+          "static_resources:\n"
+          "  listeners:\n"
+          "  - name: in\n"
+          "    address: {socket_address: {address: 127.0.0.1, port_value: 15006}}\n"
+          "    filter_chains:\n"
+          "    - filters:\n"
+          "      - name: envoy.filters.network.tcp_proxy\n"
+          "        typed_config:\n"
+          "          '@type': type.googleapis.com/"
+          "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\n"
+          "          stat_prefix: in\n"
+          "          cluster: reviews\n",
+          &u, NULL);
+    assert_int_equal(trial(&f, CLUSTER_DESC, EDS_CLUSTER("reviews") "connect_timeout: 2s\n"), 0);
+    /* A trial defines no stats: a refused cluster leaves none behind. */
+    assert_int_not_equal(trial(&f, CLUSTER_DESC, EDS_CLUSTER("details") "lb_policy: MAGLEV\n"), 0);
+    assert_int_equal(trial(&f, CLUSTER_DESC, EDS_CLUSTER("details")), 0);
+    stats_entry_t *list = NULL;
+    int n = stats_list(f.stats, &list);
+    assert_true(n > 0);
+    for (int i = 0; i < n; i++)
+        assert_null(strstr(list[i].name, "details"));
+    stats_list_free(list);
+    assert_int_not_equal(trial(&f, CLUSTER_DESC, EDS_CLUSTER("reviews") "lb_policy: MAGLEV\n"), 0);
+    assert_non_null(strstr(f.err, "lb_policy MAGLEV is not supported"));
+    const char *listener = "name: in\n"
+                           "address: {socket_address: {address: 127.0.0.1, port_value: 15007}}\n"
+                           "filter_chains:\n"
+                           "- filters:\n"
+                           "  - name: envoy.filters.network.tcp_proxy\n"
+                           "    typed_config:\n"
+                           "      '@type': type.googleapis.com/"
+                           "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\n"
+                           "      stat_prefix: in\n"
+                           "      cluster: reviews\n";
+    /* A listener is tried with the bootstrap's: the same name is refused. */
+    assert_int_not_equal(trial(&f, LISTENER_DESC, listener), 0);
+    assert_non_null(strstr(f.err, "listener 'in': defined twice"));
+    /* Nothing of the running snapshot changed. */
+    assert_int_equal(find(last(&f), "reviews")->n_endpoints, 1);
+    assert_non_null(snapshot_find_listener(last(&f), "in"));
+    release(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_an_endpoint_push_builds_only_the_cluster_whose_assignment_changed),
+        cmocka_unit_test(test_a_changed_cluster_is_built_again),
+        cmocka_unit_test(test_a_cluster_whose_assignment_arrives_is_built_again),
+        cmocka_unit_test(test_a_changed_secret_makes_a_new_tls_context),
+        cmocka_unit_test(test_a_rebuild_after_certificate_rotation_makes_a_new_tls_context),
+        cmocka_unit_test(test_a_dns_cluster_is_built_again_when_its_answers_change),
+        cmocka_unit_test(test_a_shared_cluster_outlives_the_snapshot_that_built_it),
+        cmocka_unit_test(test_a_cluster_defined_twice_is_still_refused),
+        cmocka_unit_test(test_a_trial_on_top_of_the_running_snapshot_still_finds_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,244 @@
+/* Clusters shared between consecutive snapshots: a cluster whose inputs did not change (its
+ * Cluster resource, the load assignment and secrets it takes, the files its TLS context reads,
+ * its DNS answers) is not built again; the new snapshot holds a copy of the previous one's
+ * cluster (its own struct, so route tables and filters keep pointing into the snapshot that
+ * holds them) whose pointers go to the same endpoints, TLS contexts and runtime link, owned by
+ * the share all copies hold a reference to. And the tables that find clusters and listeners by
+ * name. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xds/snapshot/snapshot_build.h"
+#include "xds/snapshot/snapshot_dns.h"
+#include "xds/snapshot/snapshot_tls.h"
+
+/* A resource the cluster took from the set, as it was then. */
+typedef struct snap_dep {
+    int kind;          /* SNAP_DYN_ENDPOINTS or SNAP_DYN_SECRETS */
+    char *name;        /* owned */
+    snap_kept_t *kept; /* a reference; NULL: the set lacked it */
+} snap_dep_t;
+
+struct snap_cluster_share {
+    _Atomic int refs; /* the snapshots' copies of the cluster */
+    snap_kept_t *src; /* its Cluster's copy (a reference); NULL: a static cluster */
+    stats_store_t *stats;
+    const snap_cluster_runtime_t *runtime; /* NULL: not linked */
+    void *states;                          /* a reference, when linked */
+    snap_dep_t *deps;                      /* owned */
+    size_t n_deps, cap_deps;
+};
+
+int snap_share_new(snap_cluster_t *c, snap_kept_t *src, stats_store_t *stats)
+{
+    struct snap_cluster_share *sh = calloc(1, sizeof(*sh));
+    if (sh == NULL)
+        return -ENOMEM;
+    atomic_init(&sh->refs, 1);
+    sh->src = snap_kept_ref(src);
+    sh->stats = stats;
+    c->share = sh;
+    return 0;
+}
+
+int snap_share_dep(snap_build_t *b, int kind, const char *name, const config_resource_t *r)
+{
+    struct snap_cluster_share *sh = b->share;
+    if (sh == NULL)
+        return 0;
+    if (sh->n_deps == sh->cap_deps) {
+        size_t cap = sh->cap_deps ? sh->cap_deps * 2 : 2;
+        snap_dep_t *v = realloc(sh->deps, cap * sizeof(*v));
+        if (v == NULL)
+            return -ENOMEM;
+        sh->deps = v;
+        sh->cap_deps = cap;
+    }
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return -ENOMEM;
+    sh->deps[sh->n_deps++] =
+        (snap_dep_t){.kind = kind, .name = copy, .kept = r ? snap_kept_ref(r->kept) : NULL};
+    return 0;
+}
+
+void snap_share_linked(snap_cluster_t *c, const snap_cluster_runtime_t *runtime, void *states)
+{
+    c->share->runtime = runtime;
+    c->share->states = runtime->ref(states);
+}
+
+void snap_cluster_release(snap_cluster_t *c)
+{
+    struct snap_cluster_share *sh = c->share;
+    if (sh == NULL || atomic_fetch_sub_explicit(&sh->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (sh->runtime) {
+        sh->runtime->unlink(c);
+        sh->runtime->unref(sh->states); /* after the cluster dropped its state */
+    }
+    snapshot_tls_free(c->tls);
+    snapshot_dns_free(c->dns);
+    free(c->eds_service);
+    free(c->endpoints);
+    free(c->name);
+    free(c->stat_name);
+    for (size_t i = 0; i < sh->n_deps; i++) {
+        free(sh->deps[i].name);
+        snap_kept_unref(sh->deps[i].kept);
+    }
+    free(sh->deps);
+    snap_kept_unref(sh->src);
+    free(sh);
+}
+
+bool snap_cluster_same_stats(const snap_cluster_t *was, const snap_cluster_t *c,
+                             const stats_store_t *st)
+{
+    return was->share && was->share->stats == st && (was->tls != NULL) == (c->tls != NULL) &&
+           strcmp(was->stat_name, c->stat_name) == 0;
+}
+
+/* Whether the file d was read from (borrowed; none: inline) holds d's bytes still. */
+static bool same_file(const tls_config_data_t *d)
+{
+    if (d->filename == NULL)
+        return true;
+    int fd = open(d->filename, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char *buf = malloc(d->len + 1);
+    size_t got = 0;
+    ssize_t n = 1;
+    /* One byte more than d holds: a longer file is a changed one. */
+    while (buf && got < d->len + 1 && n > 0) {
+        n = read(fd, buf + got, d->len + 1 - got);
+        if (n < 0 && errno == EINTR)
+            n = 1;
+        else if (n > 0)
+            got += (size_t)n;
+    }
+    close(fd);
+    bool same = buf && n >= 0 && got == d->len && memcmp(buf, d->data, d->len) == 0;
+    if (buf)
+        explicit_bzero(buf, got); /* a private key */
+    free(buf);
+    return same;
+}
+
+static bool same_tls_files(const tls_context_config_t *t)
+{
+    return t == NULL ||
+           (same_file(&t->cert_chain) && same_file(&t->private_key) && same_file(&t->trusted_ca));
+}
+
+/* Whether resolver (borrowed) gives old's DNS targets (old borrowed) the endpoints old has.
+ * -ENOMEM when out of memory. */
+static int same_dns(const snap_cluster_t *old, const snap_resolver_t *resolver)
+{
+    if (old->dns == NULL)
+        return 1;
+    snap_cluster_t now = *old;
+    now.endpoints = NULL;
+    now.n_endpoints = 0;
+    if (snapshot_dns_endpoints(&now, resolver) < 0)
+        return -ENOMEM;
+    bool same = now.n_endpoints == old->n_endpoints &&
+                (old->n_endpoints == 0 || memcmp(now.endpoints, old->endpoints,
+                                                 old->n_endpoints * sizeof(*old->endpoints)) == 0);
+    free(now.endpoints);
+    return same;
+}
+
+/* Whether every resource old took from its set (sh's) is the same copy in b's set. */
+static bool same_deps(const snap_build_t *b, const struct snap_cluster_share *sh)
+{
+    for (size_t i = 0; i < sh->n_deps; i++) {
+        const snap_dep_t *d = &sh->deps[i];
+        const snap_index_t *idx = d->kind == SNAP_DYN_ENDPOINTS ? &b->endpoints : &b->secrets;
+        const config_resource_t *r = snap_index_find(idx, d->name);
+        if ((r ? r->kept : NULL) != d->kept || (r && r->kept == NULL))
+            return false;
+    }
+    return true;
+}
+
+int snap_cluster_reuse(snap_build_t *b, const snap_cluster_t *old, const config_resource_t *r,
+                       const snap_resolver_t *resolver, stats_store_t *stats, snap_cluster_t *c)
+{
+    const struct snap_cluster_share *sh = old->share;
+    const snapshot_t *s = b->snap;
+    if (sh == NULL || sh->stats != stats)
+        return 0;
+    /* The same Cluster: the same shared copy for one over xDS (the copy old holds cannot have
+     * been freed and another made at its address), the same static resource of the same
+     * bootstrap otherwise (b->prev's, copied: the build's set says so). */
+    if (r->kept ? sh->src != r->kept : (sh->src != NULL || !b->res->static_validated))
+        return 0;
+    /* Linked to the runtime state this build links to; a build without (a trial) takes any. */
+    if (s->cluster_runtime &&
+        (sh->runtime != s->cluster_runtime || sh->states != s->cluster_states))
+        return 0;
+    if (!same_deps(b, sh) || !same_tls_files(old->tls))
+        return 0;
+    int rc = same_dns(old, resolver);
+    if (rc <= 0)
+        return rc;
+    snap_refs_t *refs = &b->snap->references;
+    for (size_t i = 0; i < sh->n_deps; i++) {
+        const snap_dep_t *d = &sh->deps[i];
+        snap_ref_list_t *list = d->kind == SNAP_DYN_ENDPOINTS ? &refs->endpoints : &refs->secrets;
+        if (snap_refs_add(list, d->name, d->kept == NULL) < 0)
+            return -ENOMEM;
+    }
+    *c = *old;
+    atomic_fetch_add_explicit(&c->share->refs, 1, memory_order_relaxed);
+    return 1;
+}
+
+_Static_assert(offsetof(snap_cluster_t, name) == 0, "snap_name_index_t reads the name first");
+_Static_assert(offsetof(snap_listener_t, name) == 0, "snap_name_index_t reads the name first");
+
+static const char *name_at(const void *base, size_t stride, size_t i)
+{
+    return *(char *const *)((const char *)base + i * stride);
+}
+
+int snap_name_index_init(snap_name_index_t *ix, size_t n)
+{
+    size_t cap = 8;
+    while (cap < 2 * n + 1)
+        cap *= 2;
+    ix->slot = calloc(cap, sizeof(*ix->slot));
+    if (ix->slot == NULL)
+        return -ENOMEM;
+    ix->cap = cap;
+    return 0;
+}
+
+long snap_name_index_add(snap_name_index_t *ix, const void *base, size_t stride, size_t i)
+{
+    const char *name = name_at(base, stride, i);
+    size_t mask = ix->cap - 1, h = snap_name_hash(name) & mask;
+    for (; ix->slot[h]; h = (h + 1) & mask)
+        if (strcmp(name_at(base, stride, ix->slot[h] - 1), name) == 0)
+            return (long)ix->slot[h] - 1;
+    ix->slot[h] = (uint32_t)(i + 1);
+    return -1;
+}
+
+long snap_name_index_find(const snap_name_index_t *ix, const void *base, size_t stride,
+                          const char *name)
+{
+    if (ix->cap == 0 || name == NULL)
+        return -1;
+    size_t mask = ix->cap - 1;
+    for (size_t h = snap_name_hash(name) & mask; ix->slot[h]; h = (h + 1) & mask)
+        if (strcmp(name_at(base, stride, ix->slot[h] - 1), name) == 0)
+            return (long)ix->slot[h] - 1;
+    return -1;
+}
