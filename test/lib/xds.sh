@@ -47,3 +47,7 @@ cp_start() {
 
 # cp_has JQ_FILTER — some line of the control plane's log passes the filter.
 cp_has() { jq -e -s "any(.[]; $1)" "$XDS_LOG" >/dev/null 2>&1; }
+
+# cp_connected ADMIN_PORT — remora's xDS client is connected to a control plane. Reconnects
+# follow a jittered exponential backoff capped at 30 s, so a story waits with t_until 40.
+cp_connected() { [[ $(stat "$1" control_plane.connected_state) == 1 ]]; }
