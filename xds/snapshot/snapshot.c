@@ -244,20 +244,22 @@ static int cluster_endpoints(const cla_msg_t *la, snap_cluster_t *c, const char 
                 continue;
             snap_endpoint_t *ep = &c->endpoints[c->n_endpoints];
             const char *host = NULL;
-            int rc = parse_host_address(e->endpoint->address, &ep->addr, c->dns ? &host : NULL,
-                                        ewhat, err, errlen);
+            struct sockaddr_storage ss = {0};
+            int rc = parse_host_address(e->endpoint->address, &ss, c->dns ? &host : NULL, ewhat,
+                                        err, errlen);
             if (rc < 0)
                 return rc;
+            memcpy(&ep->addr, &ss, sizeof(ep->addr)); /* IPv4 or IPv6: the union's size at most */
             ep->weight = e->load_balancing_weight ? e->load_balancing_weight->value : 1;
             if (ep->weight == 0)
                 return err_set(err, errlen, -EINVAL, "%s: load_balancing_weight must be at least 1",
                                ewhat);
             if (c->dns) { /* a target: its endpoints come from snapshot_dns_endpoints */
-                if (snapshot_dns_add_target(c->dns, host, &ep->addr, ep->weight) < 0)
+                if (snapshot_dns_add_target(c->dns, host, &ss, ep->weight) < 0)
                     return -ENOMEM;
                 continue;
             }
-            snapshot_format_addr((struct sockaddr *)&ep->addr, ep->label, sizeof(ep->label));
+            snapshot_format_addr(&ep->addr.sa, ep->label, sizeof(ep->label));
             c->n_endpoints++;
         }
     }
