@@ -184,9 +184,11 @@ static int cluster_connections(const cluster_msg_t *m, snap_cluster_t *c, const 
         a.socket_address = m->upstream_bind_config->source_address;
         char bwhat[340];
         snprintf(bwhat, sizeof(bwhat), "%s: upstream_bind_config.source_address", what);
-        int rc = parse_address(&a, &c->bind_addr, bwhat, err, errlen);
+        struct sockaddr_storage ss = {0};
+        int rc = parse_address(&a, &ss, bwhat, err, errlen);
         if (rc < 0)
             return rc;
+        memcpy(&c->bind_addr, &ss, sizeof(c->bind_addr)); /* IPv4 or IPv6 */
         c->has_bind = true;
     }
     c->connect_timeout_ms = config_duration_ms(m->connect_timeout, DEFAULT_CONNECT_TIMEOUT_MS);

@@ -237,7 +237,7 @@ typedef struct snap_cluster {
     uint64_t connect_timeout_ms;
     uint32_t buffer_limit; /* per_connection_buffer_limit_bytes */
     bool has_bind;         /* upstream_bind_config: connect from this source address */
-    struct sockaddr_storage bind_addr;
+    snap_addr_t bind_addr;
     snap_endpoint_t *endpoints;
     size_t n_endpoints;
     cluster_stat_ids_t st;
