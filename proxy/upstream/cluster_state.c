@@ -246,12 +246,10 @@ void cluster_state_unref(cluster_state_t *s)
         atomic_fetch_sub_explicit(&s->refs, 1, memory_order_release);
 }
 
-int cluster_state_endpoint(cluster_state_t *s, const struct sockaddr_storage *addr,
-                           cluster_ep_state_t **out)
+int cluster_state_endpoint(cluster_state_t *s, const snap_addr_t *addr, cluster_ep_state_t **out)
 {
     for (size_t i = 0; i < s->n_eps; i++) {
-        if (cluster_same_addr((const struct sockaddr *)&s->eps[i]->addr,
-                              (const struct sockaddr *)addr)) {
+        if (cluster_same_addr(&s->eps[i]->addr.sa, &addr->sa)) {
             atomic_fetch_add_explicit(&s->eps[i]->refs, 1, memory_order_relaxed);
             *out = s->eps[i];
             return 0;

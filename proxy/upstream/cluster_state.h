@@ -25,7 +25,7 @@ typedef struct cluster_states cluster_states_t;
  * stays the endpoint's for as long as a snapshot lists the address, whatever its position in
  * each snapshot's endpoint list. */
 typedef struct cluster_ep_state {
-    struct sockaddr_storage addr;
+    snap_addr_t addr;
     uint32_t slot;
     _Atomic int refs; /* snapshot clusters listing it; 0: the table frees it at the next build */
 } cluster_ep_state_t;
@@ -82,8 +82,7 @@ void cluster_state_unref(cluster_state_t *s);
 /* Builder thread: the entry of endpoint address addr (borrowed; copied) in s (borrowed), the one
  * already there or a new one with a free slot, with a reference for the caller (cluster_ep_unref).
  * Returns 0 or -ENOMEM. */
-int cluster_state_endpoint(cluster_state_t *s, const struct sockaddr_storage *addr,
-                           cluster_ep_state_t **out);
+int cluster_state_endpoint(cluster_state_t *s, const snap_addr_t *addr, cluster_ep_state_t **out);
 /* Drops a reference taken with cluster_state_endpoint (the caller's, taken). Any thread. */
 void cluster_ep_unref(cluster_ep_state_t *e);
 

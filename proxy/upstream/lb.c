@@ -149,7 +149,7 @@ int cluster_pick(const snap_cluster_t *c, unsigned worker_index, const struct so
     }
     s->active[st->slots[i]]++;
     *endpoint_index = (int)i;
-    *out = c->endpoints[i].addr;
+    memcpy(out, &c->endpoints[i].addr, sizeof(c->endpoints[i].addr)); /* by its family */
     return 0;
 }
 

@@ -273,7 +273,7 @@ static void on_connect(uv_connect_t *req, int status)
  * choice to connect(), so many connections from one source IP do not exhaust ports. */
 static int bind_source(uv_tcp_t *tcp, const snap_cluster_t *c)
 {
-    int fd = socket(c->bind_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(c->bind_addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return uv_translate_sys_error(errno);
     int one = 1;
@@ -283,7 +283,7 @@ static int bind_source(uv_tcp_t *tcp, const snap_cluster_t *c)
         close(fd);
         return rc;
     }
-    return uv_tcp_bind(tcp, (const struct sockaddr *)&c->bind_addr, 0);
+    return uv_tcp_bind(tcp, &c->bind_addr.sa, 0);
 }
 
 /* The TLS session for c, before the connect: the engine config is the cluster's (none while

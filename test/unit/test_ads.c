@@ -808,6 +808,10 @@ static void resources_fill_the_set_sorted_and_named(ads_mode_t mode)
     assert_string_equal(res.clusters.v[1].origin, "cds");
     assert_int_equal(res.clusters.v[1].index, 1);
     assert_string_equal(((cluster_t *)res.clusters.v[1].msg)->name, "zeta");
+    /* Each with its holder, which the snapshot built from the set keeps by reference. */
+    assert_non_null(res.clusters.v[1].kept);
+    assert_ptr_equal(res.clusters.v[1].kept->msg, res.clusters.v[1].msg);
+    assert_string_equal(res.clusters.v[1].kept->name, "zeta");
     assert_int_equal(res.listeners.n, 1);
     assert_int_equal(res.endpoints.n, 1);
     assert_int_equal(res.route_configs.n, 1);

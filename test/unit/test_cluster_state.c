@@ -218,15 +218,14 @@ static void test_build_refuses_a_table_for_other_workers(void **state)
     snapshot_unref(one);
 }
 
-static struct sockaddr_storage addr(const char *ip)
+static snap_addr_t addr(const char *ip)
 {
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-    s4->sin_family = AF_INET;
-    s4->sin_port = htons(80);
-    inet_pton(AF_INET, ip, &s4->sin_addr);
-    return ss;
+    snap_addr_t a;
+    memset(&a, 0, sizeof(a));
+    a.in4.sin_family = AF_INET;
+    a.in4.sin_port = htons(80);
+    inet_pton(AF_INET, ip, &a.in4.sin_addr);
+    return a;
 }
 
 static void test_slot_of_a_gone_endpoint_is_reused(void **state)
@@ -236,7 +235,7 @@ static void test_slot_of_a_gone_endpoint_is_reused(void **state)
     assert_int_equal(cluster_states_new(NWORKERS, &t), 0);
     cluster_state_t *s = NULL;
     assert_int_equal(cluster_state_get(t, "a", &s), 0);
-    struct sockaddr_storage x = addr("198.18.0.1"), y = addr("198.18.0.2"), z = addr("198.18.0.3");
+    snap_addr_t x = addr("198.18.0.1"), y = addr("198.18.0.2"), z = addr("198.18.0.3");
     cluster_ep_state_t *ex, *ey, *ey2, *ez;
     assert_int_equal(cluster_state_endpoint(s, &x, &ex), 0);
     assert_int_equal(cluster_state_endpoint(s, &y, &ey), 0);

@@ -26,6 +26,7 @@
 #include "xds/config/config.h"
 #include "xds/snapshot/resources.h"
 #include "xds/snapshot/snapshot.h"
+#include "xds/snapshot/snapshot_build.h"
 #include "test/unit/snap_opts.h"
 
 #define CERTS "test/data/certs/"
@@ -449,6 +450,93 @@ static void test_a_shared_cluster_outlives_the_snapshot_that_built_it(void **sta
     release(&f);
 }
 
+/* A resource as the ADS state machine holds it: in a snap_kept_t of its own (new). */
+static snap_kept_t *held_new(const ProtobufCMessageDescriptor *desc, const char *name,
+                             const char *yaml)
+{
+    ProtobufCMessage *m = NULL;
+    char err[512];
+    if (config_yaml_load(yaml, strlen(yaml), "held", desc, &m, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    snap_kept_t *k = snap_kept_new(m, name);
+    assert_non_null(k);
+    return k;
+}
+
+/* Adds k (borrowed, its holder's) to list as ads_resources does: the message and its holder. */
+static void add_held(config_resource_list_t *list, const char *origin, snap_kept_t *k)
+{
+    assert_int_equal(config_resources_add_named(list, k->msg, origin, list->n, k->name), 0);
+    list->v[list->n - 1].version = "1";
+    list->v[list->n - 1].kept = k;
+}
+
+/* The holders of s's kept resources of the clusters and assignments lists, in their order. */
+static void kept_of(const snapshot_t *s, snap_kept_t **cluster, snap_kept_t **assignment)
+{
+    config_resources_t res = {0};
+    assert_int_equal(snapshot_dynamic_add(s->dynamic, &res), 0);
+    assert_int_equal(res.clusters.n, 1);
+    assert_int_equal(res.endpoints.n, 1);
+    *cluster = res.clusters.v[0].kept;
+    *assignment = res.endpoints.v[0].kept;
+    config_resources_free(&res);
+}
+
+static void test_a_resource_its_source_holds_is_kept_by_reference_not_copied(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    first(&f, ads_bootstrap, &u, NULL);
+    snap_kept_t *kc = held_new(CLUSTER_DESC, "reviews", EDS_CLUSTER("reviews"));
+    snap_kept_t *ka = held_new(ASSIGNMENT_DESC, "reviews", ASSIGNMENT("reviews", "10.0.0.1"));
+    add_held(&u.res.clusters, "cds", kc);
+    add_held(&u.res.endpoints, "eds", ka);
+    snapshot_t *one = next(&f, &u, NULL);
+    snap_kept_t *c1, *a1;
+    kept_of(one, &c1, &a1);
+    assert_ptr_equal(c1, kc); /* the same holder: one copy of each resource */
+    assert_ptr_equal(a1, ka);
+    assert_ptr_equal(c1->msg, kc->msg);
+    assert_true(kc->validated); /* validated by the build that took it, once */
+    /* The source resends them unchanged: the next snapshot holds the same ones and shares the
+     * cluster built from them. */
+    add_held(&u.res.clusters, "cds", kc);
+    add_held(&u.res.endpoints, "eds", ka);
+    snapshot_t *two = next(&f, &u, NULL);
+    snap_kept_t *c2, *a2;
+    kept_of(two, &c2, &a2);
+    assert_ptr_equal(c2, kc);
+    assert_ptr_equal(a2, ka);
+    assert_ptr_equal(find(two, "reviews")->share, find(one, "reviews")->share);
+    /* The source lets go (a removal, a changed resource): the snapshots still hold them, and a
+     * rebuild from them (certificate rotation, DNS) takes the same ones again. */
+    snap_kept_unref(kc);
+    snap_kept_unref(ka);
+    snapshot_t *three = rebuild(&f, NULL);
+    snap_kept_t *c3, *a3;
+    kept_of(three, &c3, &a3);
+    assert_ptr_equal(c3, kc);
+    assert_ptr_equal(a3, ka);
+    const snap_cluster_t *c = find(three, "reviews");
+    assert_int_equal(c->n_endpoints, 1);
+    assert_string_equal(c->endpoints[0].label, "10.0.0.1:9080");
+    /* A changed assignment from the source: its new holder, no copy. */
+    snap_kept_t *kb = held_new(ASSIGNMENT_DESC, "reviews", ASSIGNMENT("reviews", "10.0.0.2"));
+    add_held(&u.res.clusters, "cds", c3);
+    add_held(&u.res.endpoints, "eds", kb);
+    snapshot_t *four = next(&f, &u, NULL);
+    snap_kept_t *c4, *a4;
+    kept_of(four, &c4, &a4);
+    assert_ptr_equal(c4, kc);
+    assert_ptr_equal(a4, kb);
+    assert_string_equal(find(four, "reviews")->endpoints[0].label, "10.0.0.2:9080");
+    snap_kept_unref(kb);
+    release(&f); /* the last snapshots free every holder, once (ASan) */
+}
+
 static void test_a_cluster_defined_twice_is_still_refused(void **state)
 {
     (void)state;
@@ -541,6 +629,7 @@ int main(void)
         cmocka_unit_test(test_a_rebuild_after_certificate_rotation_makes_a_new_tls_context),
         cmocka_unit_test(test_a_dns_cluster_is_built_again_when_its_answers_change),
         cmocka_unit_test(test_a_shared_cluster_outlives_the_snapshot_that_built_it),
+        cmocka_unit_test(test_a_resource_its_source_holds_is_kept_by_reference_not_copied),
         cmocka_unit_test(test_a_cluster_defined_twice_is_still_refused),
         cmocka_unit_test(test_a_trial_on_top_of_the_running_snapshot_still_finds_errors),
     };

@@ -67,13 +67,13 @@ void ads_names_free(ads_names_t *l)
 
 void ads_entry_drop_msg(ads_entry_t *e)
 {
-    if (e->msg)
-        protobuf_c_message_free_unpacked(e->msg, NULL);
+    snap_kept_unref(e->kept); /* the last holder frees the message, on any thread */
     if (e->raw)
         explicit_bzero(e->raw, e->raw_len); /* a secret's bytes hold its keys */
     free(e->raw);
     free(e->version);
     e->msg = NULL;
+    e->kept = NULL;
     e->version = NULL;
     e->raw = NULL;
     e->raw_len = 0;
@@ -310,8 +310,10 @@ int ads_resources(const ads_t *a, config_resources_t *res)
             if (entry_held(t, v[i])) {
                 rc = config_resources_add_named(lists[t], v[i]->msg, ads_types[t].short_name, k++,
                                                 v[i]->name);
-                if (rc == 0) /* an xDS resource: /config_dump shows it as dynamic */
+                if (rc == 0) { /* an xDS resource: /config_dump shows it as dynamic */
                     lists[t]->v[lists[t]->n - 1].version = v[i]->version ? v[i]->version : "";
+                    lists[t]->v[lists[t]->n - 1].kept = v[i]->kept; /* held once */
+                }
             }
         free(v);
         if (rc < 0)

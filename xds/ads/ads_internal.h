@@ -35,9 +35,12 @@ typedef struct ads_entry {
     struct ads_entry *next; /* in its hash chain */
     uint64_t hash;          /* of name */
     char *name;             /* owned */
-    ProtobufCMessage *msg;  /* the last good message (owned), or NULL */
-    char *version;          /* the version that last delivered msg (owned), or NULL */
-    uint64_t updated_ms;    /* when msg last changed */
+    /* The last good message (borrowed from kept), or NULL. kept holds it (a reference): the
+     * resource set hands it to the build, whose snapshot keeps it by reference in turn. */
+    ProtobufCMessage *msg;
+    snap_kept_t *kept;
+    char *version;       /* the version that last delivered msg (owned), or NULL */
+    uint64_t updated_ms; /* when msg last changed */
     /* The bytes msg was decoded from, as received (owned; NULL when msg is): a resend with the
      * same bytes is the same message, taken without decoding it again. */
     uint8_t *raw;

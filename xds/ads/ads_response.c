@@ -377,14 +377,19 @@ static int apply_good(pass_t *p, item_t *it, ads_entry_t *e)
         return -ENOMEM;
     bool held = e->msg && (ads_types[p->t].wildcard || e->subscribed);
     if (!it->unchanged) {
-        int rc = ads_names_add(held ? &p->out->updated : &p->out->added, it->name);
+        /* The message goes into a shared holder (named as the entry is), which the resource
+         * set hands to the build: the snapshot keeps it by reference, not a copy of its own. */
+        snap_kept_t *kept = snap_kept_new(it->msg, e->name);
+        it->msg = NULL;
+        int rc = kept ? ads_names_add(held ? &p->out->updated : &p->out->added, it->name) : -ENOMEM;
         if (rc < 0) {
+            snap_kept_unref(kept);
             free(version);
             return rc;
         }
         ads_entry_drop_msg(e);
-        e->msg = it->msg;
-        it->msg = NULL;
+        e->kept = kept;
+        e->msg = kept->msg;
         e->updated_ms = p->now_ms;
     }
     if (!it->resent) /* the next resend of these bytes is seen without decoding */

@@ -157,6 +157,7 @@ static int add_all(config_resources_t *dst, const config_resources_t *src)
             if (rc < 0)
                 return rc;
             to[k]->v[to[k]->n - 1].name = r->name;
+            to[k]->v[to[k]->n - 1].kept = r->kept; /* kept by reference, not copied */
         }
     }
     return 0;

@@ -5,6 +5,7 @@
 #ifndef REMORA_XDS_RESOURCES_H
 #define REMORA_XDS_RESOURCES_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -17,6 +18,26 @@ struct Envoy__Config__Bootstrap__V3__Admin;
 struct Envoy__Config__Bootstrap__V3__LayeredRuntime;
 struct Envoy__Config__Bootstrap__V3__Bootstrap__DynamicResources;
 
+/* A resource that came over xDS, held once: made by the ADS state machine when the resource
+ * arrived (or changed), or by a build for a resource given without one, and shared by reference
+ * by the state machine, every snapshot that kept it since and the clusters built from it
+ * (snapshot_dynamic.c). Nothing in it changes once a snapshot holding it is published;
+ * `validated` is set by the build that first took it, before that. */
+typedef struct snap_kept {
+    _Atomic int refs;
+    bool validated;        /* it passed config_validate */
+    ProtobufCMessage *msg; /* owned */
+    char *name;            /* the name its source gave it (owned), or NULL */
+} snap_kept_t;
+
+/* A new snap_kept_t with one reference holding msg (taken: freed here on failure) and a copy
+ * of name (borrowed; NULL: none), or NULL when out of memory. */
+snap_kept_t *snap_kept_new(ProtobufCMessage *msg, const char *name);
+/* Adds a reference to k (NULL: none) and returns it. */
+snap_kept_t *snap_kept_ref(snap_kept_t *k);
+/* Drops a reference (taken); the last frees the copy. NULL is a no-op. Any thread. */
+void snap_kept_unref(snap_kept_t *k);
+
 /* One resource and where it came from, for errors (config_resource_where): "<origin>[<index>]"
  * for a resource known by its place in a list, "<origin>['<name>']" for one its source names. */
 typedef struct config_resource {
@@ -27,10 +48,12 @@ typedef struct config_resource {
      * static resource, the bootstrap's. /config_dump shows the xDS ones as dynamic. */
     const char *version;
     const char *name; /* the name its source gives it (xDS), borrowed like msg; or NULL */
-    /* Set by the build (snapshot_dynamic_use): the snapshot's copy msg now points into (a
-     * struct snap_kept, borrowed), shared with the snapshots that kept the same resource; and
-     * whether that copy passed validation in an earlier build (it is not validated again). */
-    struct snap_kept *kept;
+    /* The held resource msg points into (borrowed), or NULL. Given by the source (the ADS
+     * state machine's, which the snapshot then keeps by reference instead of a copy of its
+     * own) or set by the build (snapshot_dynamic_use): the snapshot's copy, shared with the
+     * snapshots that kept the same resource; and whether that copy passed validation in an
+     * earlier build (it is not validated again). */
+    snap_kept_t *kept;
     bool validated;
 } config_resource_t;
 

@@ -184,9 +184,11 @@ static int cluster_connections(const cluster_msg_t *m, snap_cluster_t *c, const 
         a.socket_address = m->upstream_bind_config->source_address;
         char bwhat[340];
         snprintf(bwhat, sizeof(bwhat), "%s: upstream_bind_config.source_address", what);
-        int rc = parse_address(&a, &c->bind_addr, bwhat, err, errlen);
+        struct sockaddr_storage ss = {0};
+        int rc = parse_address(&a, &ss, bwhat, err, errlen);
         if (rc < 0)
             return rc;
+        memcpy(&c->bind_addr, &ss, sizeof(c->bind_addr)); /* IPv4 or IPv6 */
         c->has_bind = true;
     }
     c->connect_timeout_ms = config_duration_ms(m->connect_timeout, DEFAULT_CONNECT_TIMEOUT_MS);
@@ -244,20 +246,22 @@ static int cluster_endpoints(const cla_msg_t *la, snap_cluster_t *c, const char 
                 continue;
             snap_endpoint_t *ep = &c->endpoints[c->n_endpoints];
             const char *host = NULL;
-            int rc = parse_host_address(e->endpoint->address, &ep->addr, c->dns ? &host : NULL,
-                                        ewhat, err, errlen);
+            struct sockaddr_storage ss = {0};
+            int rc = parse_host_address(e->endpoint->address, &ss, c->dns ? &host : NULL, ewhat,
+                                        err, errlen);
             if (rc < 0)
                 return rc;
+            memcpy(&ep->addr, &ss, sizeof(ep->addr)); /* IPv4 or IPv6: the union's size at most */
             ep->weight = e->load_balancing_weight ? e->load_balancing_weight->value : 1;
             if (ep->weight == 0)
                 return err_set(err, errlen, -EINVAL, "%s: load_balancing_weight must be at least 1",
                                ewhat);
             if (c->dns) { /* a target: its endpoints come from snapshot_dns_endpoints */
-                if (snapshot_dns_add_target(c->dns, host, &ep->addr, ep->weight) < 0)
+                if (snapshot_dns_add_target(c->dns, host, &ss, ep->weight) < 0)
                     return -ENOMEM;
                 continue;
             }
-            snapshot_format_addr((struct sockaddr *)&ep->addr, ep->label, sizeof(ep->label));
+            snapshot_format_addr(&ep->addr.sa, ep->label, sizeof(ep->label));
             c->n_endpoints++;
         }
     }

@@ -101,22 +101,6 @@ int snapshot_sds_secret(
 int snapshot_sds_merge_validation(const ProtobufCMessage *dflt, const ProtobufCMessage *sds,
                                   ProtobufCMessage **out);
 
-/* A copy of a resource that came over xDS, made when it arrived (or changed) and shared by every
- * snapshot that kept it since, and by the clusters built from it (snapshot_dynamic.c). Nothing in
- * it changes once a snapshot holding it is published; `validated` is set by the build that
- * made it, before that. */
-typedef struct snap_kept {
-    _Atomic int refs;
-    bool validated;        /* it passed config_validate */
-    ProtobufCMessage *msg; /* owned */
-    char *name;            /* the name its source gave it (owned), or NULL */
-} snap_kept_t;
-
-/* Adds a reference to k (NULL: none) and returns it. */
-snap_kept_t *snap_kept_ref(snap_kept_t *k);
-/* Drops a reference (taken); the last frees the copy. NULL is a no-op. Any thread. */
-void snap_kept_unref(snap_kept_t *k);
-
 /* FNV-1a of the string s (borrowed), for the tables by name. */
 uint64_t snap_name_hash(const char *s);
 

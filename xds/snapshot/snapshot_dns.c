@@ -121,14 +121,14 @@ static void add_endpoint(snap_cluster_t *c, const snap_dns_target_t *t,
 {
     snap_endpoint_t *ep = &c->endpoints[c->n_endpoints++];
     memset(ep, 0, sizeof(*ep));
-    ep->addr = *ip;
+    memcpy(&ep->addr, ip, sizeof(ep->addr)); /* IPv4 or IPv6: the union's size at most */
     if (ip->ss_family == AF_INET6)
-        ((struct sockaddr_in6 *)&ep->addr)->sin6_port = port_of(&t->addr);
+        ep->addr.in6.sin6_port = port_of(&t->addr);
     else
-        ((struct sockaddr_in *)&ep->addr)->sin_port = port_of(&t->addr);
+        ep->addr.in4.sin_port = port_of(&t->addr);
     ep->weight = t->weight;
     ep->hostname = t->literal ? NULL : t->host;
-    snapshot_format_addr((const struct sockaddr *)&ep->addr, ep->label, sizeof(ep->label));
+    snapshot_format_addr(&ep->addr.sa, ep->label, sizeof(ep->label));
 }
 
 /* What resolver knows of target t of cluster c: *n addresses at *addrs (borrowed). */

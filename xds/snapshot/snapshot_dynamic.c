@@ -74,20 +74,28 @@ void snap_kept_unref(snap_kept_t *k)
     free(k);
 }
 
-/* A new copy of r's message, with one reference, or NULL. */
-static snap_kept_t *kept_new(const config_resource_t *r)
+snap_kept_t *snap_kept_new(ProtobufCMessage *msg, const char *name)
 {
     snap_kept_t *k = calloc(1, sizeof(*k));
-    if (k == NULL)
+    if (k == NULL) {
+        protobuf_c_message_free_unpacked(msg, NULL);
         return NULL;
+    }
     atomic_init(&k->refs, 1);
-    k->msg = copy_message(r->msg);
-    k->name = r->name ? strdup(r->name) : NULL;
-    if (k->msg == NULL || (r->name && k->name == NULL)) {
+    k->msg = msg;
+    k->name = name ? strdup(name) : NULL;
+    if (name && k->name == NULL) {
         snap_kept_unref(k);
         return NULL;
     }
     return k;
+}
+
+/* A new copy of r's message, with one reference, or NULL. */
+static snap_kept_t *kept_new(const config_resource_t *r)
+{
+    ProtobufCMessage *copy = copy_message(r->msg);
+    return copy ? snap_kept_new(copy, r->name) : NULL;
 }
 
 uint64_t snap_name_hash(const char *s)
@@ -135,7 +143,8 @@ static int index_names(struct snap_dynamic *d, int k)
 }
 
 /* The copy prev (borrowed; NULL: none) kept of what r (the j-th xDS resource of kind k) holds,
- * with a new reference, or a new copy. NULL when out of memory. */
+ * with a new reference; else the one r's source holds (r->kept), with a new reference; else a
+ * new copy. NULL when out of memory. */
 static snap_kept_t *kept_for(const struct snap_dynamic *prev, int k, size_t j,
                              const config_resource_t *r)
 {
@@ -144,8 +153,11 @@ static snap_kept_t *kept_for(const struct snap_dynamic *prev, int k, size_t j,
         e = find_named(prev, k, r->name);
     else if (prev && j < prev->n[k] && prev->v[k][j].kept->name == NULL)
         e = &prev->v[k][j]; /* nameless resources (not from ADS) by their place */
-    if (e && (e->kept->msg == r->msg || snap_message_equal(e->kept->msg, r->msg)))
+    if (e && (e->kept->msg == r->msg || ((r->kept == NULL || r->kept->msg != r->msg) &&
+                                         snap_message_equal(e->kept->msg, r->msg))))
         return snap_kept_ref(e->kept);
+    if (r->kept && r->kept->msg == r->msg)
+        return snap_kept_ref(r->kept); /* held once: the source's, not a copy of it */
     return kept_new(r);
 }
 
@@ -241,6 +253,7 @@ int snapshot_dynamic_add(const struct snap_dynamic *d, config_resources_t *res)
             if (rc < 0)
                 return rc;
             list->v[list->n - 1].name = e->kept->name;
+            list->v[list->n - 1].kept = e->kept;
         }
     }
     return 0;

@@ -27,10 +27,21 @@ typedef struct snap_cidr {
     uint8_t prefix_len;
 } snap_cidr_t;
 
+/* An endpoint's address: IPv4 or IPv6, the families endpoints hold (28 bytes where a
+ * sockaddr_storage takes 128, for every endpoint of every cluster). */
+typedef union snap_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+} snap_addr_t;
+
+/* The longest label: "[" an IPv6 address (45 characters at most) "]:65535" and its NUL. */
+#define SNAP_ADDR_LABEL_MAX 54
+
 typedef struct snap_endpoint {
-    struct sockaddr_storage addr;
+    snap_addr_t addr;
     uint32_t weight;
-    char label[64];       /* "198.18.0.3:8080", for /clusters and logs */
+    char label[SNAP_ADDR_LABEL_MAX]; /* "198.18.0.3:8080", for /clusters and logs */
     const char *hostname; /* DNS clusters: the name it was resolved from (borrowed from the
                            * cluster's dns targets); NULL otherwise */
 } snap_endpoint_t;
@@ -226,7 +237,7 @@ typedef struct snap_cluster {
     uint64_t connect_timeout_ms;
     uint32_t buffer_limit; /* per_connection_buffer_limit_bytes */
     bool has_bind;         /* upstream_bind_config: connect from this source address */
-    struct sockaddr_storage bind_addr;
+    snap_addr_t bind_addr;
     snap_endpoint_t *endpoints;
     size_t n_endpoints;
     cluster_stat_ids_t st;
