@@ -342,30 +342,36 @@ echo "# EDS push removing an endpoint under load ($(sed 's/ errors.*//' "$work/l
 # Sequential requests on the one keep-alive connection: one upstream connection per app and
 # worker is all they need, so any further one means a pool was thrown away.
 cx_total() { stat "$ADMIN" cluster.web.upstream_cx_total; }
-# send N — N requests on the one connection; prints the apps that answered, sorted, unique.
+# send N — N requests on the one connection; SEEN: the apps that answered, sorted, unique (not
+# in a subshell: ask counts the client's answers).
 send() {
-    local i
+    local i seen=''
     for ((i = 0; i < $1; i++)); do
         ask one "GET /"
-        body_of
-    done | sort -u | tr '\n' ' '
+        seen+="$(body_of)"$'\n'
+    done
+    SEEN=$(sort -u <<<"$seen" | grep -v '^$' | tr '\n' ' ')
 }
 WEB_PORTS="$APP_D:1 $APP_E:1"
 t_run "web on apps D and E (keep-alive), weights 1 and 1, is ACKed" push 8 "$EDS"
-t_eq "requests on the one connection reach D and E" "$(send 10)" "D E "
+send 10
+t_eq "requests on the one connection reach D and E" "$SEEN" "D E "
 cx=$(cx_total)
 WEB_PORTS="$APP_D:3 $APP_E:1"
 t_run "an EDS push re-weighting D and E (both stay) is ACKed" push 9 "$EDS"
-t_eq "requests after the re-weighting reach D and E" "$(send 10)" "D E "
+send 10
+t_eq "requests after the re-weighting reach D and E" "$SEEN" "D E "
 t_eq "the re-weighting opened no upstream connection (upstream_cx_total stays $cx)" \
     "$(cx_total)" "$cx"
 WEB_PORTS="$APP_D:3"
 t_run "an EDS push removing E is ACKed" push 10 "$EDS"
-t_eq "requests after the removal reach D only" "$(send 6)" "D "
+send 6
+t_eq "requests after the removal reach D only" "$SEEN" "D "
 t_eq "removing E closed nothing to D: no new upstream connection" "$(cx_total)" "$cx"
 WEB_TIMEOUT=2s
 t_run "a CDS push changing web's connect_timeout is ACKed" push 11 "$CDS"
-t_eq "requests after the CDS push reach D" "$(send 4)" "D "
+send 4
+t_eq "requests after the CDS push reach D" "$SEEN" "D "
 cx_grew() { (($(cx_total) > cx)); }
 t_run "the changed cluster's requests went on new upstream connections" t_until 5 cx_grew
 

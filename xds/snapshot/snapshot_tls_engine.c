@@ -99,8 +99,8 @@ static engine_entry_t *entry_find(engine_entry_t *head, const char *key, size_t 
     return NULL;
 }
 
-int snapshot_tls_engine_get(snap_build_t *b, const tls_config_opts_t *o, tls_config_t **out, char *err,
-                      size_t errlen)
+int snapshot_tls_engine_get(snap_build_t *b, const tls_config_opts_t *o, tls_config_t **out,
+                            char *err, size_t errlen)
 {
     engine_entry_t **head = b->snap ? &b->snap->tls_engines : &b->tls_cache.head;
     size_t len;
@@ -182,4 +182,3 @@ void snapshot_tls_keep_engines(struct snap_build *b)
         }
     }
 }
-
