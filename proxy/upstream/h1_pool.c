@@ -1,7 +1,9 @@
 /* Upstream HTTP/1.1 connection pools, one set per worker: reuse idle keep-alive connections,
  * make new ones (proxy/upstream/upstream_connect.c connects, times out, makes TLS and counts
- * them), drop idle ones the server closed or that sat too long, and retire the pools of a
- * snapshot the worker swapped out (certificate rotation, new config). */
+ * them), drop idle ones the server closed or that sat too long, and, when the worker swaps
+ * snapshots, move the pools whose cluster the new snapshot still has with the same connection
+ * settings and endpoint address to it, and retire the others (certificate rotation, changed
+ * cluster, endpoint gone). */
 #include "proxy/upstream/h1_pool.h"
 
 #include <errno.h>
@@ -11,6 +13,7 @@
 
 #include "proxy/core/log.h"
 #include "proxy/net/stream_write.h"
+#include "proxy/upstream/cluster_state.h"
 #include "proxy/net/tls_io.h"
 
 #define POOL_MAX_IDLE        128
@@ -443,6 +446,10 @@ void pool_release(upstream_conn_t *uc, bool reusable)
         uc_close(uc);
         return;
     }
+    /* A pool moved to a later snapshot while uc was busy: its idle connections count for the
+     * pool's cluster, which its generation keeps valid (the owner's may go now). */
+    uc->upc.cluster = p->cluster;
+    uc->endpoint = p->endpoint;
     uc->state = UC_IDLE;
     uc->idle_since = uv_now(&uc->upc.worker->loop);
     uc->idle_next = p->idle;
@@ -524,19 +531,80 @@ static void on_sweep_closed(uv_handle_t *h)
     free(h->data);
 }
 
+bool pool_cluster_compatible(const snap_cluster_t *a, const snap_cluster_t *b)
+{
+    if (a == b)
+        return true;
+    return a->name && b->name && strcmp(a->name, b->name) == 0 &&
+           strcmp(a->stat_name, b->stat_name) == 0 && a->kind == b->kind &&
+           a->shared == b->shared && a->has_bind == b->has_bind &&
+           (!a->has_bind ||
+            (a->bind_addr.sa.sa_family == b->bind_addr.sa.sa_family &&
+             memcmp(&a->bind_addr, &b->bind_addr, addr_len(&a->bind_addr.sa)) == 0)) &&
+           a->buffer_limit == b->buffer_limit && a->connect_timeout_ms == b->connect_timeout_ms &&
+           a->http2 == b->http2 && upstream_connect_same_tls(a->tls, b->tls);
+}
+
+int pool_endpoint_index(const snap_cluster_t *c, const struct sockaddr *addr)
+{
+    for (size_t i = 0; i < c->n_endpoints; i++)
+        if (cluster_same_addr((const struct sockaddr *)&c->endpoints[i].addr, addr))
+            return (int)i;
+    return -1;
+}
+
+/* Moves p (out of every list) into generation g, for cluster c at endpoint ep: its idle
+ * connections count for c from now on; busy and connecting ones take c when released (their
+ * owners hold the snapshot of the cluster they have until then). */
+static void pool_move(pool_t *p, pool_gen_t *g, const snap_cluster_t *c, int ep)
+{
+    p->cluster = c;
+    p->endpoint = ep;
+    for (upstream_conn_t *uc = p->idle; uc; uc = uc->idle_next) {
+        uc->upc.cluster = c;
+        uc->endpoint = ep;
+    }
+    p->next = g->pools;
+    g->pools = p;
+}
+
 void pool_retire_snapshot(worker_t *w, snapshot_t *old)
 {
     pool_set_t *ps = pool_set(w);
     if (ps == NULL)
         return;
-    pool_gen_t *g = ps->gens;
+    pool_gen_t *g = ps->gens, *ng = ps->gens;
     while (g && g->snap != old)
         g = g->next;
+    while (ng && ng->snap != w->snap)
+        ng = ng->next;
     /* Even without pools yet, connections that started with old may ask for some later. */
     if (g == NULL && (g = gen_new(ps, old)) == NULL)
         return; /* out of memory: their requests get one-off connections */
-    for (pool_t *p = g->pools; p; p = p->next)
-        close_idle(w, p);
+    if (ng == NULL && g->pools)
+        ng = gen_new(ps, w->snap);
+    size_t moved = 0, retired = 0;
+    for (pool_t **pp = &g->pools; *pp;) {
+        pool_t *p = *pp;
+        const snap_cluster_t *c =
+            ng && p->cluster->name ? snapshot_find_cluster(w->snap, p->cluster->name) : NULL;
+        int ep = -1;
+        bool keep = c && pool_cluster_compatible(p->cluster, c);
+        if (keep && p->endpoint >= 0)
+            keep = (ep = pool_endpoint_index(c, (const struct sockaddr *)&p->addr)) >= 0;
+        if (keep) {
+            *pp = p->next;
+            pool_move(p, ng, c, ep);
+            moved++;
+            continue;
+        }
+        close_idle(w, p); /* new connections for the new snapshot's cluster */
+        retired++;
+        pp = &p->next;
+    }
+    if (moved || retired)
+        log_debug("config version %" PRIu64 ": %zu upstream pools kept, %zu retired",
+                  w->snap->version, moved, retired);
     sweep_start(ps);
 }
 

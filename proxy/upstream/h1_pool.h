@@ -1,8 +1,12 @@
 /* Per-worker upstream connection pools keyed by (cluster, endpoint): idle HTTP/1.1 keep-alive
  * connections are reused, bounded in number and idle time, and watched while idle so a server
- * close removes them at once. Pools are grouped by the snapshot their cluster belongs to, so a
- * snapshot swap starts new requests on new connections (new certificates) while those already
- * running finish on theirs. */
+ * close removes them at once. Pools are grouped by the snapshot their cluster belongs to. When
+ * the worker installs a new snapshot, a pool whose cluster is connection-compatible in it (same
+ * name, kind, source address, buffer limit, connect timeout, protocol and TLS: the same engine
+ * config, SNI and expected SANs) and still lists the pool's endpoint address moves to the new
+ * snapshot with its idle and busy connections, as Envoy keeps a host's pools across EDS
+ * updates; the others retire: new requests start on new connections (a rotated certificate, a
+ * changed cluster) while those already running finish on theirs. */
 #ifndef REMORA_POOL_H
 #define REMORA_POOL_H
 
@@ -66,11 +70,22 @@ void pool_read_start(upstream_conn_t *uc);
 /* Drops n consumed bytes from the front of uc->in (uc borrowed). */
 void pool_consume(upstream_conn_t *uc, size_t n);
 /* Worker thread, once w->snap is the new snapshot and before the worker drops its reference to
- * old (borrowed): closes the idle connections of old's pools, so requests of the new snapshot
- * never reuse them. Pools for old's clusters stay for connections that started with old (a
- * reference to old is kept for them) and go once nothing else holds old; a pool still lending
- * a connection is freed when that connection closes. */
+ * old (borrowed): moves old's pools whose cluster is compatible in w->snap (pool_cluster_
+ * compatible, and an endpoint of the same address, re-keyed to its index; ORIGINAL_DST pools by
+ * address) to w->snap's generation, idle and busy connections alike (a busy one counts for the
+ * new cluster once released), and closes the idle connections of the others, so requests of the
+ * new snapshot never reuse them. Pools left with old stay for connections that started with
+ * old (a reference to old is kept for them) and go once nothing else holds old; a pool still
+ * lending a connection is freed when that connection closes. */
 void pool_retire_snapshot(worker_t *w, snapshot_t *old);
+/* Whether connections to cluster a can serve cluster b (both borrowed), a of the snapshot a
+ * worker swapped out and b of the one it installed: the same name and stat name (so the same
+ * stat ids and runtime state, `shared`), kind, source address (has_bind, bind_addr),
+ * buffer_limit, connect_timeout_ms, HTTP/2 flag and TLS (upstream_connect_same_tls). Endpoints
+ * are checked apart (pool_endpoint_index). */
+bool pool_cluster_compatible(const snap_cluster_t *a, const snap_cluster_t *b);
+/* The index of c's (borrowed) first endpoint at addr (borrowed; address and port), or -1. */
+int pool_endpoint_index(const snap_cluster_t *c, const struct sockaddr *addr);
 /* Closes every pooled connection of the worker (w borrowed), releases the snapshots kept and
  * forgets the saved upstream TLS sessions (at stop, after the worker's relays and HTTP
  * connections). */

@@ -3,12 +3,14 @@
  * set), TLS origination with session resumption, and the cluster's connection counters and
  * ssl.* stats. The data path stays with the owners; nothing here runs per byte.
  *
- * Saved TLS sessions: each worker keeps the last session per (cluster TLS context, endpoint
- * address) in a small table of its own, replaced least recently used when full. An entry holds
- * a reference to its context's engine config: a new config (certificate rotation, changed SAN
- * matchers) never finds an old session, as Envoy's per-context session cache, and the context
- * pointer, compared only, stays unique while that engine lives (every build makes new engines).
- * Thread-local, because a worker is one thread; upstream_connect_forget_sessions frees it. */
+ * Saved TLS sessions: each worker keeps the last session per (engine config, cluster name, SNI
+ * and expected peer SANs, endpoint address) in a small table of its own, replaced least recently
+ * used when full. An entry holds a reference to the engine config and a copy of the rest: a new
+ * engine config (certificate rotation) never finds an old session, as Envoy's per-context session
+ * cache, a context expecting another peer never resumes a session verified for the first, and a
+ * context rebuilt unchanged by a later snapshot (the snapshot builder keeps engine configs
+ * across builds) resumes the sessions of the one before. Thread-local, because a worker is one
+ * thread; upstream_connect_forget_sessions frees it. */
 #include "proxy/upstream/upstream_connect.h"
 
 #include <errno.h>
@@ -31,8 +33,9 @@
 /* ---- saved TLS sessions --------------------------------------------------------------------- */
 
 typedef struct saved_entry {
-    tls_config_t *engine;            /* reference held; NULL: a free slot */
-    const tls_context_config_t *ctx; /* the cluster's context: a key, never read */
+    tls_config_t *engine; /* reference held; NULL: a free slot */
+    char *peer;           /* peer_key of the cluster and its context (owned) */
+    size_t peer_len;
     upstream_addr_t addr;
     tls_saved_session_t *saved; /* owned */
     uint64_t used;              /* LRU clock */
@@ -42,21 +45,57 @@ static _Thread_local saved_entry_t *sessions;
 static _Thread_local size_t n_sessions_cap;
 static _Thread_local uint64_t sessions_clock;
 
-static saved_entry_t *session_find(const tls_context_config_t *ctx, const upstream_addr_t *addr)
+static void key_add(char *k, size_t *len, const void *data, size_t n)
+{
+    if (k) {
+        memcpy(k + *len, &n, sizeof(n)); /* length-prefixed: no two lists collide */
+        memcpy(k + *len + sizeof(n), data, n);
+    }
+    *len += sizeof(n) + n;
+}
+
+/* Whose a session is besides the engine config: the cluster's name (each cluster keeps its
+ * own sessions, as each Envoy cluster has its own TLS context), the SNI and the expected peer
+ * SANs of its context ctx (both borrowed), as bytes written to k (NULL: only counted). Returns
+ * the length. */
+static size_t peer_key(const char *cluster, const tls_context_config_t *ctx, char *k)
+{
+    size_t len = 0;
+    key_add(k, &len, cluster ? cluster : "", cluster ? strlen(cluster) : 0);
+    key_add(k, &len, ctx->sni ? ctx->sni : "", ctx->sni ? strlen(ctx->sni) + 1 : 0);
+    for (size_t i = 0; i < ctx->n_san_matchers; i++) {
+        const tls_config_san_matcher_t *m = &ctx->san_matchers[i];
+        int v[3] = {(int)m->type, (int)m->match, m->ignore_case};
+        key_add(k, &len, v, sizeof(v));
+        key_add(k, &len, m->value, strlen(m->value));
+    }
+    return len;
+}
+
+/* The entry for ctx (its engine config and peer_key, pk of pk_len bytes) at addr, or NULL. */
+static saved_entry_t *session_find(const tls_context_config_t *ctx, const char *pk, size_t pk_len,
+                                   const upstream_addr_t *addr)
 {
     for (size_t i = 0; i < n_sessions_cap; i++) {
         saved_entry_t *e = &sessions[i];
-        if (e->engine == ctx->engine && e->ctx == ctx && cluster_same_addr(&e->addr.sa, &addr->sa))
+        if (e->engine == ctx->engine && e->peer_len == pk_len && memcmp(e->peer, pk, pk_len) == 0 &&
+            cluster_same_addr(&e->addr.sa, &addr->sa))
             return e;
     }
     return NULL;
 }
 
 /* The session to offer (borrowed until the next call here; tls_io_new copies it), or NULL. */
-static const tls_saved_session_t *session_lookup(const tls_context_config_t *ctx,
-                                                 const upstream_addr_t *addr)
+static const tls_saved_session_t *
+session_lookup(const char *cluster, const tls_context_config_t *ctx, const upstream_addr_t *addr)
 {
-    saved_entry_t *e = session_find(ctx, addr);
+    size_t len = peer_key(cluster, ctx, NULL);
+    char *pk = n_sessions_cap ? malloc(len) : NULL;
+    if (pk == NULL)
+        return NULL;
+    peer_key(cluster, ctx, pk);
+    saved_entry_t *e = session_find(ctx, pk, len, addr);
+    free(pk);
     if (e == NULL)
         return NULL;
     e->used = ++sessions_clock;
@@ -67,6 +106,7 @@ static void entry_clear(saved_entry_t *e)
 {
     tls_config_unref(e->engine);
     tls_saved_session_free(e->saved);
+    free(e->peer);
     memset(e, 0, sizeof(*e));
 }
 
@@ -97,16 +137,26 @@ static saved_entry_t *session_slot(void)
     return lru;
 }
 
-/* Keeps saved (taken) as the session to resume with ctx at addr (both borrowed). */
-static void session_store(const tls_context_config_t *ctx, const upstream_addr_t *addr,
-                          tls_saved_session_t *saved)
+/* Keeps saved (taken) as the session to resume with cluster's context ctx at addr (all
+ * borrowed). */
+static void session_store(const char *cluster, const tls_context_config_t *ctx,
+                          const upstream_addr_t *addr, tls_saved_session_t *saved)
 {
-    saved_entry_t *e = session_find(ctx, addr);
-    if (e == NULL && (e = session_slot()) != NULL) {
-        e->engine = tls_config_ref(ctx->engine);
-        e->ctx = ctx;
-        e->addr = *addr;
+    size_t len = peer_key(cluster, ctx, NULL);
+    char *pk = malloc(len);
+    saved_entry_t *e = NULL;
+    if (pk) {
+        peer_key(cluster, ctx, pk);
+        e = session_find(ctx, pk, len, addr);
     }
+    if (pk && e == NULL && (e = session_slot()) != NULL) {
+        e->engine = tls_config_ref(ctx->engine);
+        e->peer = pk;
+        e->peer_len = len;
+        e->addr = *addr;
+        pk = NULL;
+    }
+    free(pk);
     if (e == NULL) {
         tls_saved_session_free(saved);
         return;
@@ -114,6 +164,24 @@ static void session_store(const tls_context_config_t *ctx, const upstream_addr_t
     tls_saved_session_free(e->saved);
     e->saved = saved;
     e->used = ++sessions_clock;
+}
+
+bool upstream_connect_same_tls(const tls_context_config_t *a, const tls_context_config_t *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    if (a == b)
+        return a->engine != NULL;
+    if (a->engine == NULL || a->engine != b->engine || (a->sni == NULL) != (b->sni == NULL) ||
+        (a->sni && strcmp(a->sni, b->sni) != 0) || a->n_san_matchers != b->n_san_matchers)
+        return false;
+    for (size_t i = 0; i < a->n_san_matchers; i++) {
+        const tls_config_san_matcher_t *x = &a->san_matchers[i], *y = &b->san_matchers[i];
+        if (x->type != y->type || x->match != y->match || x->ignore_case != y->ignore_case ||
+            strcmp(x->value, y->value) != 0)
+            return false;
+    }
+    return true; /* peer_ids are made from san_matchers */
 }
 
 static bool snapshot_has_engine(const snapshot_t *snap, const tls_config_t *engine)
@@ -190,7 +258,7 @@ static void handshake_done(upstream_connect_t *c)
         /* A resumed handshake brings no new ticket: only a full one is worth saving. */
         tls_saved_session_t *saved = tls_session_save(ts);
         if (saved)
-            session_store(c->cluster->tls, &c->addr, saved);
+            session_store(c->cluster->name, c->cluster->tls, &c->addr, saved);
     }
     uv_timer_stop(&c->timer);
     c->state = UPSTREAM_CONNECT_OPEN;
@@ -294,8 +362,9 @@ static int tls_new(upstream_connect_t *c)
     const tls_context_config_t *ctx = c->cluster->tls;
     if (ctx->engine == NULL)
         return UV_EINVAL;
-    int rc = tls_io_new(ctx->engine, session_lookup(ctx, &c->addr), ctx->sni, ctx->peer_ids,
-                        ctx->n_peer_ids, (uv_stream_t *)&c->tcp, &c->worker->pool, &c->tls);
+    int rc = tls_io_new(ctx->engine, session_lookup(c->cluster->name, ctx, &c->addr), ctx->sni,
+                        ctx->peer_ids, ctx->n_peer_ids, (uv_stream_t *)&c->tcp, &c->worker->pool,
+                        &c->tls);
     if (rc < 0)
         return tls_io_uv_error(rc);
     tls_io_attach(c->tls, c, on_handshake_written);

@@ -97,6 +97,12 @@ void upstream_connect_close(upstream_connect_t *c, bool reset, void *data, uv_cl
  * closed (write callbacks, which use the session, all run before the close callbacks). */
 void upstream_connect_free(upstream_connect_t *c);
 
+/* Whether connections made with TLS contexts a and b (borrowed; NULL: plaintext) are
+ * interchangeable: both plaintext, or the same engine config (certificate, key, trust bundle,
+ * ALPN, suites: the snapshot builder gives equal contexts the same one across builds), the same
+ * SNI and the same expected peer SANs. A context awaiting its SDS secret matches nothing. */
+bool upstream_connect_same_tls(const tls_context_config_t *a, const tls_context_config_t *b);
+
 /* Worker thread, w (borrowed)->snap just replaced: forgets the TLS sessions saved for client
  * configs the new snapshot no longer has (a rotated certificate, a removed cluster). */
 void upstream_connect_snapshot_installed(worker_t *w);

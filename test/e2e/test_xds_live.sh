@@ -9,10 +9,15 @@
 # unchanged chain, which serves on; a new connection on the changed chain gets the new config.
 # Then, while clients keep sending on keep-alive connections, an EDS push removes app A from
 # web: once remora ACKed it, A gets no more requests, and the clients never had to reconnect;
-# the time from the push to the ACK and to the last request A got is printed. SIGTERM exits 0.
+# the time from the push to the ACK and to the last request A got is printed. Upstream
+# connections survive pushes that do not concern them (apps D and E keep connections alive): on
+# the one keep-alive connection, after web is moved to D and E, an EDS push that only re-weights
+# them opens no upstream connection (cluster.web.upstream_cx_total stays), nor does one that
+# removes E (nothing to D is closed); a CDS push that changes web's connect_timeout (its
+# connection settings) makes new connections. SIGTERM exits 0.
 # State of the world (the delta protocol takes the same path to the data plane). Loopback,
 # needs no root; needs node and npm (the control plane, as in test_xds.sh).
-# checks: 21
+# checks: 32
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -32,6 +37,7 @@ certs=$root/test/data/certs
 cat >"$work/app.py" <<'EOF'
 import http.server, sys, threading, time
 name, port, log = sys.argv[1], int(sys.argv[2]), open(sys.argv[3], "a")
+keep_alive = len(sys.argv) > 4  # HTTP/1.1: connections stay open between requests
 lock = threading.Lock()
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -44,12 +50,16 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(name.encode())
     def log_message(self, *a):
         pass
+if keep_alive:
+    H.protocol_version = "HTTP/1.1"
 http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
 EOF
-for app in A B C; do
+for app in A B C D E; do
     : >"$work/app$app.req"
+    keep=()
+    [[ $app == [DE] ]] && keep=(keep-alive)
     lb_serve "APP_$app" "$work/app$app.log" python3 "$work/app.py" "$app" "@APP_$app@" \
-        "$work/app$app.req" || t_stop "app $app does not listen"
+        "$work/app$app.req" "${keep[@]}" || t_stop "app $app does not listen"
 done
 
 # A client holding one connection (TLS with "tls"), driven line by line through a fifo:
@@ -120,7 +130,8 @@ print("requests %d connections %d errors %d" % (counts["rq"], counts["cx"], coun
       flush=True)
 EOF
 
-ep() { echo "{\"endpoint\": {\"address\": {\"socket_address\": {\"address\": \"127.0.0.1\", \"port_value\": $1}}}}"; }
+# ep PORT [WEIGHT]
+ep() { echo "{\"endpoint\": {\"address\": {\"socket_address\": {\"address\": \"127.0.0.1\", \"port_value\": $1}}}${2:+, \"load_balancing_weight\": $2}}"; }
 
 # hcm NAME BODY — a connection manager answering every request with BODY.
 hcm() {
@@ -134,19 +145,19 @@ hcm() {
 EOF
 }
 
-# resources VERSION — the control plane's resource file: cluster web (EDS) on the apps of
-# WEB_PORTS, cluster api (EDS on app C, or STATIC on port API_STATIC when set), route
+# resources VERSION — the control plane's resource file: cluster web (EDS, connect_timeout
+# WEB_TIMEOUT, 1s by default) on the apps of WEB_PORTS (PORT or PORT:WEIGHT), cluster api (EDS on app C, or STATIC on port API_STATIC when set), route
 # configuration r1 sending everything to ROUTE_TO, and listener edge: a plaintext chain that
 # answers PLAIN_BODY and a TLS chain that answers T.
 resources() {
     local web='' p api
-    for p in $WEB_PORTS; do web+="${web:+, }$(ep "$p")"; done
+    for p in $WEB_PORTS; do web+="${web:+, }$(ep "${p%%:*}" "$([[ $p == *:* ]] && echo "${p#*:}")")"; done
     api='{"name": "api", "type": "EDS", "eds_cluster_config": {"eds_config": {"ads": {}}}, "connect_timeout": "1s"}'
     [[ -z ${API_STATIC:-} ]] || api='{"name": "api", "type": "STATIC", "connect_timeout": "1s", "load_assignment": {"cluster_name": "api", "endpoints": [{"lb_endpoints": ['$(ep "$API_STATIC")']}]}}'
     cat >"$work/res.tmp" <<EOF
 {"version": "$1", "resources": {
  "$CDS": [{"name": "web", "type": "EDS", "eds_cluster_config": {"eds_config": {"ads": {}}},
-           "connect_timeout": "1s"}, $api],
+           "connect_timeout": "${WEB_TIMEOUT:-1s}"}, $api],
  "$EDS": [{"cluster_name": "web", "endpoints": [{"lb_endpoints": [$web]}]},
           {"cluster_name": "api", "endpoints": [{"lb_endpoints": [$(ep "$APP_C")]}]}],
  "$RDS": [{"name": "r1", "virtual_hosts": [{"name": "all", "domains": ["*"],
@@ -326,6 +337,43 @@ last_a=$(tail -n 1 "$work/appA.req" | cut -d' ' -f1)
 echo "# EDS push removing an endpoint under load ($(sed 's/ errors.*//' "$work/load.out")):" \
     "ACKed $(awk -v a="$ack" -v p="$pushed" 'BEGIN { printf "%.1f", a - p }') ms after the push," \
     "last request at the removed endpoint $(awk -v l="$last_a" -v p="$pushed" 'BEGIN { printf "%.1f", l - p }') ms after it"
+
+# ---- (f): upstream connections survive pushes that do not concern them --------------------
+# Sequential requests on the one keep-alive connection: one upstream connection per app and
+# worker is all they need, so any further one means a pool was thrown away.
+cx_total() { stat "$ADMIN" cluster.web.upstream_cx_total; }
+# send N — N requests on the one connection; SEEN: the apps that answered, sorted, unique (not
+# in a subshell: ask counts the client's answers).
+send() {
+    local i seen=''
+    for ((i = 0; i < $1; i++)); do
+        ask one "GET /"
+        seen+="$(body_of)"$'\n'
+    done
+    SEEN=$(sort -u <<<"$seen" | grep -v '^$' | tr '\n' ' ')
+}
+WEB_PORTS="$APP_D:1 $APP_E:1"
+t_run "web on apps D and E (keep-alive), weights 1 and 1, is ACKed" push 8 "$EDS"
+send 10
+t_eq "requests on the one connection reach D and E" "$SEEN" "D E "
+cx=$(cx_total)
+WEB_PORTS="$APP_D:3 $APP_E:1"
+t_run "an EDS push re-weighting D and E (both stay) is ACKed" push 9 "$EDS"
+send 10
+t_eq "requests after the re-weighting reach D and E" "$SEEN" "D E "
+t_eq "the re-weighting opened no upstream connection (upstream_cx_total stays $cx)" \
+    "$(cx_total)" "$cx"
+WEB_PORTS="$APP_D:3"
+t_run "an EDS push removing E is ACKed" push 10 "$EDS"
+send 6
+t_eq "requests after the removal reach D only" "$SEEN" "D "
+t_eq "removing E closed nothing to D: no new upstream connection" "$(cx_total)" "$cx"
+WEB_TIMEOUT=2s
+t_run "a CDS push changing web's connect_timeout is ACKed" push 11 "$CDS"
+send 4
+t_eq "requests after the CDS push reach D" "$SEEN" "D "
+cx_grew() { (($(cx_total) > cx)); }
+t_run "the changed cluster's requests went on new upstream connections" t_until 5 cx_grew
 
 kill -TERM "$R"
 lb_wait "$R"

@@ -1,7 +1,10 @@
 /* A snapshot built from the last one shares what did not change: a cluster whose Cluster, load
  * assignment, secrets, certificate files and DNS answers are the same is the last snapshot's
  * (the same endpoints, TLS contexts, stat ids and runtime link), and a change to any of them
- * builds that cluster again; resources are taken as xDS hands them, new messages each time.
+ * builds that cluster again; resources are taken as xDS hands them, new messages each time. A
+ * TLS context built again from the same bytes keeps its engine config over any number of builds,
+ * so the data plane's pools find the cluster connection-compatible (pool_cluster_compatible);
+ * changed certificate bytes or connection settings make it incompatible.
  * Certificates are the fixtures of test/data/certs. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,6 +25,7 @@
 #include "envoy/config/listener/v3/listener.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "proxy/upstream/cluster_state.h"
+#include "proxy/upstream/h1_pool.h"
 #include "proxy/upstream/lb.h"
 #include "xds/config/config.h"
 #include "xds/snapshot/resources.h"
@@ -619,6 +623,118 @@ static void test_a_trial_on_top_of_the_running_snapshot_still_finds_errors(void 
     release(&f);
 }
 
+/* An EDS cluster with an UpstreamTlsContext taking its certificate over SDS, and its
+ * connect_timeout. */
+#define TLS_EDS_CLUSTER(name, timeout)                                                             \
+    EDS_CLUSTER(name) "connect_timeout: " timeout "\n" SDS_CLUSTER_TLS
+
+#define SDS_CLUSTER_TLS                                                                            \
+    "transport_socket:\n"                                                                          \
+    "  name: envoy.transport_sockets.tls\n"                                                        \
+    "  typed_config:\n"                                                                            \
+    "    '@type': type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."                  \
+    "UpstreamTlsContext\n"                                                                         \
+    "    sni: app.example\n"                                                                       \
+    "    common_tls_context:\n"                                                                    \
+    "      tls_certificate_sds_secret_configs: [{name: default, sds_config: {ads: {}}}]\n"         \
+    "      validation_context: {trusted_ca: {filename: " CERTS "root-a.pem}}\n"
+
+/* One update: cluster app (TLS, EDS on ip, connect_timeout timeout), cluster other (EDS on
+ * other_ip) and the secret from cert and key. */
+static void tls_update(update_t *u, const char *ip, const char *timeout, const char *other_ip,
+                       const char *cert, const char *key)
+{
+    char buf[1024];
+    snprintf(buf, sizeof(buf), TLS_EDS_CLUSTER("app", "%s"), timeout);
+    cluster(u, "app", buf);
+    cluster(u, "other", EDS_CLUSTER("other"));
+    snprintf(buf, sizeof(buf), ASSIGNMENT("app", "%s"), ip);
+    assignment(u, "app", buf);
+    snprintf(buf, sizeof(buf), ASSIGNMENT("other", "%s"), other_ip);
+    assignment(u, "other", buf);
+    snprintf(buf, sizeof(buf), CERT_SECRET("%s", "%s"), cert, key);
+    secret(u, buf);
+}
+
+static void test_a_rebuilt_tls_context_keeps_its_engine_config(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    tls_update(&u, "10.0.0.1", "1s", "10.1.0.1", "client.pem", "client.key");
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    /* app's endpoints change: app is built again, from the same TLS bytes. */
+    tls_update(&u, "10.0.0.2", "1s", "10.1.0.1", "client.pem", "client.key");
+    snapshot_t *two = next(&f, &u, NULL);
+    const tls_context_config_t *t1 = find(one, "app")->tls, *t2 = find(two, "app")->tls;
+    assert_ptr_not_equal(t1, t2);
+    assert_non_null(t1->engine);
+    assert_ptr_equal(t1->engine, t2->engine);
+    /* Only other changes: app is shared, and a later rebuild of app still finds the engine. */
+    tls_update(&u, "10.0.0.2", "1s", "10.1.0.2", "client.pem", "client.key");
+    snapshot_t *three = next(&f, &u, NULL);
+    assert_ptr_equal(find(three, "app")->tls, t2);
+    tls_update(&u, "10.0.0.3", "1s", "10.1.0.2", "client.pem", "client.key");
+    snapshot_t *four = next(&f, &u, NULL);
+    assert_ptr_not_equal(find(four, "app")->tls, t2);
+    assert_ptr_equal(find(four, "app")->tls->engine, t1->engine);
+    /* Another certificate (a rotation): a new engine config. */
+    tls_update(&u, "10.0.0.3", "1s", "10.1.0.2", "rsa-client.pem", "rsa-client.key");
+    snapshot_t *five = next(&f, &u, NULL);
+    assert_non_null(find(five, "app")->tls->engine);
+    assert_ptr_not_equal(find(five, "app")->tls->engine, t1->engine);
+    /* And back: the engine of the first certificate was not kept by five, so a new one. */
+    tls_update(&u, "10.0.0.3", "1s", "10.1.0.2", "client.pem", "client.key");
+    snapshot_t *six = next(&f, &u, NULL);
+    assert_non_null(find(six, "app")->tls->engine);
+    assert_ptr_not_equal(find(six, "app")->tls->engine, find(five, "app")->tls->engine);
+    release(&f);
+}
+
+static void test_pools_stay_compatible_only_with_the_same_connection_settings(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    tls_update(&u, "10.0.0.1", "1s", "10.1.0.1", "client.pem", "client.key");
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    /* An endpoint push (the address of app's endpoint changes; other's stays). */
+    tls_update(&u, "10.0.0.2", "1s", "10.1.0.1", "client.pem", "client.key");
+    snapshot_t *two = next(&f, &u, NULL);
+    const snap_cluster_t *a1 = find(one, "app"), *a2 = find(two, "app");
+    assert_ptr_not_equal(a1, a2);
+    assert_true(pool_cluster_compatible(a1, a2));
+    assert_true(pool_cluster_compatible(find(one, "other"), find(two, "other")));
+    assert_false(pool_cluster_compatible(a1, find(two, "other")));
+    const struct sockaddr *ep1 = (const struct sockaddr *)&a1->endpoints[0].addr;
+    assert_int_equal(pool_endpoint_index(a2, ep1), -1); /* 10.0.0.1 is gone */
+    assert_int_equal(
+        pool_endpoint_index(find(two, "other"),
+                            (const struct sockaddr *)&find(one, "other")->endpoints[0].addr),
+        0);
+    /* A changed connect_timeout (a CDS change of the connection settings). */
+    tls_update(&u, "10.0.0.2", "2s", "10.1.0.1", "client.pem", "client.key");
+    snapshot_t *three = next(&f, &u, NULL);
+    assert_false(pool_cluster_compatible(a2, find(three, "app")));
+    /* A rotated certificate: another engine config. */
+    tls_update(&u, "10.0.0.2", "2s", "10.1.0.1", "rsa-client.pem", "rsa-client.key");
+    snapshot_t *four = next(&f, &u, NULL);
+    assert_false(pool_cluster_compatible(find(three, "app"), find(four, "app")));
+    /* The same TLS, compared field by field: a different SNI or SAN is another peer. */
+    tls_context_config_t t = *find(four, "app")->tls;
+    snap_cluster_t c = *find(four, "app");
+    c.tls = &t;
+    assert_true(pool_cluster_compatible(find(four, "app"), &c));
+    t.sni = "other.example";
+    assert_false(pool_cluster_compatible(find(four, "app"), &c));
+    t.sni = find(four, "app")->tls->sni;
+    c.tls = NULL;
+    assert_false(pool_cluster_compatible(find(four, "app"), &c));
+    release(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -632,6 +748,8 @@ int main(void)
         cmocka_unit_test(test_a_resource_its_source_holds_is_kept_by_reference_not_copied),
         cmocka_unit_test(test_a_cluster_defined_twice_is_still_refused),
         cmocka_unit_test(test_a_trial_on_top_of_the_running_snapshot_still_finds_errors),
+        cmocka_unit_test(test_a_rebuilt_tls_context_keeps_its_engine_config),
+        cmocka_unit_test(test_pools_stay_compatible_only_with_the_same_connection_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

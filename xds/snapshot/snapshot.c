@@ -722,6 +722,7 @@ static void snapshot_free(snapshot_t *s)
     runtime_free(&s->runtime);
     snapshot_refs_free(&s->references);
     snapshot_dynamic_free(s->dynamic);
+    snapshot_tls_engines_free(s);
     if (s->cluster_runtime) /* after its clusters dropped their states */
         s->cluster_runtime->unref(s->cluster_states);
     if (s->bootstrap)
@@ -869,6 +870,7 @@ int snapshot_build_from(config_resources_t *res, void *bootstrap, const snap_bui
         snap_name_index_add(&s->listener_names, s->listeners, sizeof(*s->listeners), i);
     }
     snap_refs_finish(&s->references);
+    snapshot_tls_keep_engines(&b);
     s->build = NULL;
     snap_build_free(&b);
     *out = s;

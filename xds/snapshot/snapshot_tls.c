@@ -619,99 +619,6 @@ static int parse_downstream(const tls_parse_t *p, const downstream_msg_t *m,
     return 0;
 }
 
-/* ---- engine configs, one per (certificate, key, trust bundle, role, ALPN, suites) ----------
- * While a snapshot is built, identical contexts get the same engine config (a cluster per
- * upstream service usually differs from the next only in its SNI and expected SAN, which are
- * per session). The cache belongs to the build, which frees it when it ends. */
-
-typedef struct tls_engine_entry {
-    char *key;
-    size_t key_len;
-    tls_config_t *engine; /* reference held */
-    struct tls_engine_entry *next;
-} engine_entry_t;
-
-void snapshot_tls_cache_free(snapshot_tls_cache_t *cache)
-{
-    while (cache->head) {
-        engine_entry_t *e = cache->head;
-        cache->head = e->next;
-        tls_config_unref(e->engine);
-        free(e->key);
-        free(e);
-    }
-}
-
-static void key_put(char **k, size_t *len, size_t *cap, const void *data, size_t n)
-{
-    if (*k == NULL)
-        return;
-    if (*len + n + sizeof(n) > *cap) {
-        size_t c = (*cap ? *cap * 2 : 256) + n + sizeof(n);
-        char *nk = realloc(*k, c);
-        if (nk == NULL) {
-            free(*k);
-            *k = NULL;
-            return;
-        }
-        *k = nk;
-        *cap = c;
-    }
-    memcpy(*k + *len, &n, sizeof(n)); /* length-prefixed: no two field lists collide */
-    if (n)
-        memcpy(*k + *len + sizeof(n), data, n);
-    *len += n + sizeof(n);
-}
-
-/* What makes an engine config what it is (o borrowed), as one byte string (new, or NULL). */
-static char *engine_key(const tls_config_opts_t *o, size_t *len)
-{
-    size_t cap = 0;
-    *len = 0;
-    char *k = malloc(1);
-    int v[4] = {o->role, o->require_client_cert, o->disable_tickets, (int)o->output_high_water};
-    key_put(&k, len, &cap, v, sizeof(v));
-    const tls_pem_source_t *src[3] = {&o->cert_chain, &o->private_key, &o->trust_bundle};
-    for (int i = 0; i < 3; i++)
-        key_put(&k, len, &cap, src[i]->pem ? src[i]->pem : "", src[i]->pem ? src[i]->pem_len : 0);
-    for (size_t i = 0; i < o->alpn_count; i++)
-        key_put(&k, len, &cap, o->alpn[i], strlen(o->alpn[i]));
-    key_put(&k, len, &cap, "|", 1);
-    key_put(&k, len, &cap, o->suites, o->suites ? o->suite_count * sizeof(*o->suites) : 0);
-    key_put(&k, len, &cap, o->groups, o->groups ? o->group_count * sizeof(*o->groups) : 0);
-    return k;
-}
-
-/* An engine config for o: the cached one when an identical context was built already. *out
- * gets a new reference. */
-static int engine_get(snapshot_tls_cache_t *cache, const tls_config_opts_t *o, tls_config_t **out,
-                      char *err, size_t errlen)
-{
-    size_t len;
-    char *key = engine_key(o, &len);
-    if (key == NULL)
-        return -ENOMEM;
-    for (engine_entry_t *e = cache->head; e; e = e->next) {
-        if (e->key_len == len && memcmp(e->key, key, len) == 0) {
-            free(key);
-            *out = tls_config_ref(e->engine);
-            return 0;
-        }
-    }
-    int rc = tls_config_new(o, out, err, errlen);
-    engine_entry_t *e = rc == 0 ? malloc(sizeof(*e)) : NULL;
-    if (e == NULL) {
-        free(key); /* not cached: still correct, only not shared */
-        return rc;
-    }
-    e->key = key;
-    e->key_len = len;
-    e->engine = tls_config_ref(*out);
-    e->next = cache->head;
-    cache->head = e;
-    return 0;
-}
-
 /* Builds the engine's config from t: the certificate pair and trust bundle are parsed and checked
  * here (key matches, chain verifies, not expired), so a bad pair fails the snapshot and the
  * running one stays. */
@@ -775,11 +682,11 @@ static int build_engine(const tls_parse_t *p, tls_context_config_t *t)
         t->n_peer_ids = nm;
     }
     char eerr[300];
-    int rc = engine_get(&p->build->tls_cache, &o, &t->engine, eerr, sizeof(eerr));
+    int rc = snapshot_tls_engine_get(p->build, &o, &t->engine, eerr, sizeof(eerr));
     if (rc == 0 && t->role == TLS_CONFIG_SERVER && t->n_alpn) {
         o.alpn = NULL;
         o.alpn_count = 0;
-        rc = engine_get(&p->build->tls_cache, &o, &t->engine_no_alpn, eerr, sizeof(eerr));
+        rc = snapshot_tls_engine_get(p->build, &o, &t->engine_no_alpn, eerr, sizeof(eerr));
     }
     if (rc == -ENOMEM)
         return tfail(p, "out of memory");

@@ -14,10 +14,13 @@ struct Envoy__Extensions__TransportSockets__Tls__V3__Secret;
 struct Envoy__Config__Listener__V3__FilterChainMatch;
 struct tls_engine_entry;
 struct snap_build;
+struct tls_config_opts;
+struct tls_config;
 
-/* The engine configs built so far by one snapshot build, so that identical TLS contexts share
- * one: owned by that build (a local of it), so builds on any threads never meet. Starts zeroed;
- * emptied with snapshot_tls_cache_free. */
+/* The engine configs built so far by a build that makes no snapshot (snapshot_tls_check_secret),
+ * so that identical TLS contexts share one: owned by that build (a local of it). A snapshot
+ * build keeps its entries in its snapshot instead (snapshot_t.tls_engines), where the next build
+ * finds them. Starts zeroed; emptied with snapshot_tls_cache_free. */
 typedef struct snapshot_tls_cache {
     struct tls_engine_entry *head;
 } snapshot_tls_cache_t;
@@ -25,10 +28,11 @@ typedef struct snapshot_tls_cache {
 /* Parses a transport_socket (borrowed) for a cluster (TLS_CONFIG_CLIENT) or a filter chain
  * (TLS_CONFIG_SERVER), reading the files its DataSources name. build (borrowed) is the build
  * it is part of: secrets named over SDS come from its resource set (one the set lacks leaves
- * the context awaiting_secret, with no engine), and its engine config comes from the build's
- * cache when an identical one was built already. *out is a new config owned by the caller
- * (free with snapshot_tls_free), or NULL for raw_buffer. On error returns negative, *out is
- * NULL and err reads "<what>: transport_socket: <field>: <what is wrong>". */
+ * the context awaiting_secret, with no engine), and its engine config is the one an identical
+ * context got earlier in the build or in the snapshot the build follows (build->prev), so the
+ * same bytes give the same engine config across builds; a new one otherwise. *out is a new config
+ * owned by the caller (free with snapshot_tls_free), or NULL for raw_buffer. On error returns
+ * negative, *out is NULL and err reads "<what>: transport_socket: <field>: <what is wrong>". */
 int snapshot_tls_parse(const struct Envoy__Config__Core__V3__TransportSocket *ts,
                        tls_config_role_t role, const char *what, struct snap_build *build,
                        tls_context_config_t **out, char *err, size_t errlen);
@@ -44,6 +48,21 @@ int snapshot_tls_check_secret(const struct Envoy__Extensions__TransportSockets__
 /* Drops the cache's (borrowed) references to the engine configs (the contexts built keep theirs)
  * and empties it. */
 void snapshot_tls_cache_free(snapshot_tls_cache_t *cache);
+
+/* snapshot_tls_engine.c: the engine config for o (borrowed) in build b (borrowed): the one b
+ * made or took already for identical options, else b->prev's, else a new one. *out gets a new
+ * reference. Returns 0, -ENOMEM, or the engine's error with err set. */
+int snapshot_tls_engine_get(struct snap_build *b, const struct tls_config_opts *o,
+                            struct tls_config **out, char *err, size_t errlen);
+
+/* The end of a snapshot build b (borrowed): the snapshot keeps, for the build after it, the
+ * entries of b->prev whose engine configs it uses without having asked for them (clusters it
+ * shares with b->prev, snapshot_share.c), so they stay the same objects over any number of
+ * builds. */
+void snapshot_tls_keep_engines(struct snap_build *b);
+
+/* Drops the engine configs snapshot s (borrowed) kept for the next build: snapshot_free. */
+void snapshot_tls_engines_free(snapshot_t *s);
 
 /* Takes t: frees it and everything it owns, wiping the private key first. NULL is a no-op. */
 void snapshot_tls_free(tls_context_config_t *t);

@@ -428,6 +428,10 @@ typedef struct snapshot {
     const struct snap_filter_registry *filters;
     const struct snap_cluster_runtime *cluster_runtime;
     void *cluster_states;
+    /* The TLS engine configs its build made or took over, by what makes them (owned; internal
+     * to snapshot_tls.c): the next build takes those it needs, so unchanged TLS contexts keep
+     * their engine config across snapshots. */
+    struct tls_engine_entry *tls_engines;
 } snapshot_t;
 
 /* Where a build finds the addresses of the host names of DNS clusters: whoever resolves them
