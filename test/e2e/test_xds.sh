@@ -29,20 +29,7 @@ source "$root/test/lib/xds.sh"
 
 # Two apps that say who they are.
 for app in A B; do
-    cat >"$work/app$app.py" <<EOF
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("content-length", "1")
-        self.end_headers()
-        self.wfile.write(b"$app")
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-EOF
-    lb_serve "APP_$app" "$work/app$app.log" python3 "$work/app$app.py" "@APP_$app@" ||
-        t_stop "app $app does not listen"
+    xds_app "$app" || t_stop "app $app does not listen"
 done
 
 # resources VERSION APP_PORT [BAD] — the control plane's resource file: cluster web (EDS) with
@@ -78,47 +65,8 @@ EOF
     mv "$work/res.tmp" "$work/res.json"
 }
 
-# bootstrap API_TYPE CP_PORT — remora's bootstrap: a static HTTP listener whose routes come
-# over RDS, clusters over CDS, all on one ADS stream to the static cluster xds.
-bootstrap() {
-    cat >"$work/boot-$1.yaml" <<EOF
-node: {id: pod1.default, cluster: web}
-admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}
-dynamic_resources:
-  cds_config: {ads: {}, resource_api_version: V3}
-  lds_config: {ads: {}, resource_api_version: V3}
-  ads_config:
-    api_type: $1
-    transport_api_version: V3
-    grpc_services: [{envoy_grpc: {cluster_name: xds}}]
-static_resources:
-  clusters:
-  - name: xds
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config:
-          http2_protocol_options: {connection_keepalive: {interval: 1s, timeout: 1s}}
-    load_assignment:
-      cluster_name: xds
-      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $2}}}}]}]
-  listeners:
-  - name: http
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: http
-          rds: {config_source: {ads: {}}, route_config_name: r1}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-EOF
-}
+# bootstrap API_TYPE CP_PORT — remora's bootstrap (xds_bootstrap) in boot-API_TYPE.yaml.
+bootstrap() { xds_bootstrap "$work/boot-$1.yaml" "$1" "$2"; }
 
 body() { curl -s -m 2 "http://127.0.0.1:$HTTP${1:-/}"; }
 body_is() { [[ $(body "${2:-/}") == "$1" ]]; }

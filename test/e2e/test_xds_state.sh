@@ -34,20 +34,8 @@ source "$root/test/lib/xds.sh"
 
 # An app that says "A", keeping connections alive (HTTP/1.1), so that an upstream connection
 # outlives a request; its port is also the one a listener is moved to and cannot bind.
-cat >"$work/app.py" <<'EOF'
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("content-length", "1")
-        self.end_headers()
-        self.wfile.write(b"A")
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-EOF
-lb_serve APP "$work/app.log" python3 "$work/app.py" @APP@ || t_stop "the app does not listen"
+xds_app A keepalive || t_stop "the app does not listen"
+APP=$APP_A
 
 # A client on one keep-alive connection: a request, then another once $work/go exists; prints
 # each body, or "closed" when the connection did not survive (it never reconnects).
@@ -103,47 +91,9 @@ EOF
     mv "$work/res.tmp" "$work/res.json"
 }
 
-# bootstrap API_TYPE CP_PORT — a static HTTP listener (stat_prefix http) whose routes come over
-# RDS, clusters and listeners over ADS, each waited for 2 s (initial_fetch_timeout).
-bootstrap() {
-    cat >"$work/boot-$1.yaml" <<EOF
-node: {id: pod1.default, cluster: web}
-admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}
-dynamic_resources:
-  cds_config: {ads: {}, resource_api_version: V3, initial_fetch_timeout: 2s}
-  lds_config: {ads: {}, resource_api_version: V3, initial_fetch_timeout: 2s}
-  ads_config:
-    api_type: $1
-    transport_api_version: V3
-    grpc_services: [{envoy_grpc: {cluster_name: xds}}]
-static_resources:
-  clusters:
-  - name: xds
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config:
-          http2_protocol_options: {connection_keepalive: {interval: 1s, timeout: 1s}}
-    load_assignment:
-      cluster_name: xds
-      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $2}}}}]}]
-  listeners:
-  - name: http
-    address: {socket_address: {address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: http
-          rds: {config_source: {ads: {}}, route_config_name: r1}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
-EOF
-}
+# bootstrap API_TYPE CP_PORT — remora's bootstrap (xds_bootstrap) in boot-API_TYPE.yaml, each
+# resource waited for 2 s (initial_fetch_timeout).
+bootstrap() { xds_bootstrap "$work/boot-$1.yaml" "$1" "$2" 2s; }
 
 code() { curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP${1:-/}"; }
 code_is() { [[ $(code "${2:-/}") == "$1" ]]; }
