@@ -1,10 +1,11 @@
-/* A bump allocator for protobuf-c (pb_arena.h). The arena's header and its first block are one
- * malloc, sized from the encoded length; a decode that outgrows it takes more blocks, each twice
- * the last (or the size of the allocation asking for it); pb_arena_unpack sizes the first
- * block to the message (below), so a resource is one malloc. free is a no-op: protobuf-c frees only
+/* A bump allocator for protobuf-c (pb_arena.h). An arena is a chain of blocks, each one malloc
+ * with a 16-byte header; a decode that outgrows its block takes another, twice as large (or the
+ * size of the allocation asking for it). pb_arena_unpack sizes the first block to the message
+ * (below), so a kept resource is one malloc. free is a no-op: protobuf-c frees only
  * its scratch arrays of scanned fields during a decode and, on a failed decode, the partial
  * message, whose memory goes with the arena. */
 #include <stdalign.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "xds/config/pb_arena.h"
@@ -25,19 +26,21 @@ typedef union {
 #define GUESS_EXTRA    256
 #define BLOCK_MIN      256
 
-typedef struct arena_block {
-    struct arena_block *next;
-    size_t size; /* bytes after this header */
-} arena_block_t;
-
+/* A block: this header, then its bytes. The arena is its first block; only pb_arena_unpack's
+ * measuring decode ever takes more. */
 struct pb_arena {
-    ProtobufCAllocator alloc; /* allocator_data: the arena */
-    arena_block_t *more;      /* the blocks after the first, the newest first (owned) */
-    char *pos, *end;          /* the free part of the block in use */
-    size_t first;             /* the first block's size, after this header */
-    size_t next;              /* the next block's size */
-    size_t used;              /* bytes handed out, for pb_arena_stats */
+    struct pb_arena *more; /* the next block (owned), or NULL */
+    size_t size;           /* bytes after this header */
 };
+
+/* The allocator's state during one decode (on the stack: the blocks keep only their header). */
+typedef struct arena_fill {
+    ProtobufCAllocator alloc; /* allocator_data: this */
+    pb_arena_t *first, *last; /* the blocks (first owned) */
+    char *pos, *end;          /* the free part of the last block */
+    size_t next;              /* the next block's size */
+    size_t used;              /* bytes handed out */
+} arena_fill_t;
 
 static size_t align_up(size_t n)
 {
@@ -45,28 +48,41 @@ static size_t align_up(size_t n)
     return (n + a - 1) & ~(a - 1);
 }
 
+#define HEAD align_up(sizeof(pb_arena_t))
+
+/* Appends a block of `size` bytes to f; false when out of memory. */
+static bool fill_block(arena_fill_t *f, size_t size)
+{
+    size = align_up(size);
+    if (size > SIZE_MAX - HEAD)
+        return false;
+    pb_arena_t *b = malloc(HEAD + size);
+    if (b == NULL)
+        return false;
+    *b = (pb_arena_t){.size = size};
+    if (f->last)
+        f->last->more = b;
+    else
+        f->first = b;
+    f->last = b;
+    f->pos = (char *)b + HEAD;
+    f->end = f->pos + size;
+    return true;
+}
+
 static void *arena_alloc(void *data, size_t size)
 {
-    pb_arena_t *a = data;
+    arena_fill_t *f = data;
     size = align_up(size ? size : 1);
-    if ((size_t)(a->end - a->pos) < size) {
-        size_t want = a->next > size ? a->next : size;
-        if (want > SIZE_MAX - sizeof(arena_block_t) - ARENA_ALIGN)
+    if ((size_t)(f->end - f->pos) < size) {
+        if (!fill_block(f, f->next > size ? f->next : size))
             return NULL;
-        arena_block_t *b = malloc(align_up(sizeof(*b)) + want);
-        if (b == NULL)
-            return NULL;
-        b->next = a->more;
-        b->size = want;
-        a->more = b;
-        a->pos = (char *)b + align_up(sizeof(*b));
-        a->end = a->pos + want;
-        if (a->next <= SIZE_MAX / 4)
-            a->next *= 2;
+        if (f->next <= SIZE_MAX / 4)
+            f->next *= 2;
     }
-    void *p = a->pos;
-    a->pos += size;
-    a->used += size;
+    void *p = f->pos;
+    f->pos += size;
+    f->used += size;
     return p;
 }
 
@@ -76,37 +92,24 @@ static void arena_free(void *data, void *p)
     (void)p;
 }
 
-/* A new arena whose first block gives `first` bytes, or NULL. */
-static pb_arena_t *arena_new(size_t first)
-{
-    size_t head = align_up(sizeof(pb_arena_t));
-    first = align_up(first);
-    if (first > SIZE_MAX - head)
-        return NULL;
-    pb_arena_t *a = malloc(head + first);
-    if (a == NULL)
-        return NULL;
-    *a = (pb_arena_t){
-        .alloc = {.alloc = arena_alloc, .free = arena_free, .allocator_data = a},
-        .pos = (char *)a + head,
-        .end = (char *)a + head + first,
-        .first = first,
-        .next = first > BLOCK_MIN ? first : BLOCK_MIN,
-    };
-    return a;
-}
-
-/* Decodes into a new arena whose first block is `first` bytes; NULL when it fails. */
+/* Decodes into a new arena whose first block is `first` bytes, its bytes used in *used; NULL
+ * when it fails. */
 static ProtobufCMessage *unpack_in(const ProtobufCMessageDescriptor *desc, size_t len,
-                                   const uint8_t *data, size_t first, pb_arena_t **arena)
+                                   const uint8_t *data, size_t first, pb_arena_t **arena,
+                                   size_t *used)
 {
-    pb_arena_t *a = arena_new(first);
-    ProtobufCMessage *msg = a ? protobuf_c_message_unpack(desc, &a->alloc, len, data) : NULL;
+    arena_fill_t f = {.alloc = {.alloc = arena_alloc, .free = arena_free}};
+    f.alloc.allocator_data = &f;
+    f.next = first > BLOCK_MIN ? first : BLOCK_MIN;
+    ProtobufCMessage *msg = NULL;
+    if (fill_block(&f, first))
+        msg = protobuf_c_message_unpack(desc, &f.alloc, len, data);
     if (msg == NULL) {
-        pb_arena_free(a);
-        a = NULL;
+        pb_arena_free(f.first);
+        f.first = NULL;
     }
-    *arena = a;
+    *arena = f.first;
+    *used = f.used;
     return msg;
 }
 
@@ -121,12 +124,14 @@ ProtobufCMessage *pb_arena_unpack(const ProtobufCMessageDescriptor *desc, size_t
     if (len < (SIZE_MAX - desc->sizeof_message - GUESS_EXTRA) / GUESS_PER_BYTE)
         guess = desc->sizeof_message + GUESS_PER_BYTE * len + GUESS_EXTRA;
     pb_arena_t *a;
-    ProtobufCMessage *msg = unpack_in(desc, len, data, guess, &a);
+    size_t used;
+    ProtobufCMessage *msg = unpack_in(desc, len, data, guess, &a, &used);
     if (msg == NULL)
         return NULL;
-    if (a->more || a->first - a->used > a->used / 16) {
+    if (a->more || a->size - used > used / 16) {
         pb_arena_t *exact;
-        ProtobufCMessage *again = unpack_in(desc, len, data, a->used, &exact);
+        size_t again_used;
+        ProtobufCMessage *again = unpack_in(desc, len, data, used, &exact, &again_used);
         pb_arena_free(a);
         if (again == NULL)
             return NULL; /* out of memory: the bytes decoded once */
@@ -139,22 +144,18 @@ ProtobufCMessage *pb_arena_unpack(const ProtobufCMessageDescriptor *desc, size_t
 
 void pb_arena_free(pb_arena_t *a)
 {
-    if (a == NULL)
-        return;
-    for (arena_block_t *b = a->more, *next; b; b = next) {
-        next = b->next;
-        free(b);
+    for (pb_arena_t *next; a; a = next) {
+        next = a->more;
+        free(a);
     }
-    free(a);
 }
 
-void pb_arena_stats(const pb_arena_t *a, size_t *blocks, size_t *reserved, size_t *used)
+void pb_arena_stats(const pb_arena_t *a, size_t *blocks, size_t *bytes)
 {
-    *blocks = 1;
-    *reserved = a->first;
-    for (const arena_block_t *b = a->more; b; b = b->next) {
+    *blocks = 0;
+    *bytes = 0;
+    for (; a; a = a->more) {
         (*blocks)++;
-        *reserved += b->size;
+        *bytes += a->size;
     }
-    *used = a->used;
 }

@@ -24,9 +24,8 @@ ProtobufCMessage *pb_arena_unpack(const ProtobufCMessageDescriptor *desc, size_t
  * a's blocks: any thread. */
 void pb_arena_free(pb_arena_t *a);
 
-/* What a (borrowed) holds: the blocks it took (*blocks, counting the first), the bytes they
- * give (*reserved, without the arena's header) and the bytes handed out (*used). For tests and
- * measurements. */
-void pb_arena_stats(const pb_arena_t *a, size_t *blocks, size_t *reserved, size_t *used);
+/* What a (borrowed) holds: its blocks (*blocks) and the bytes they give (*bytes, without their
+ * headers). For tests and measurements. */
+void pb_arena_stats(const pb_arena_t *a, size_t *blocks, size_t *bytes);
 
 #endif
