@@ -5,7 +5,7 @@
  * two modes share run in both (test_x_sotw, test_x_delta).
  *
  * The responses' part of the client is included whole, its decoding of a resource counted on the
- * way to the real one (config_any_unpack), so a test sees which resources were decoded. */
+ * way to the real one (config_any_unpack_arena), so a test sees which resources were decoded. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,19 +20,20 @@
 #include "xds/ads/ads.h"
 #include "xds/config/config.h"
 
+struct pb_arena;
 int counted_any_unpack(const Google__Protobuf__Any *any, const ProtobufCMessageDescriptor *want,
-                       ProtobufCMessage **out, char *e, size_t elen);
-#define config_any_unpack counted_any_unpack
+                       ProtobufCMessage **out, struct pb_arena **arena, char *e, size_t elen);
+#define config_any_unpack_arena counted_any_unpack
 #include "xds/ads/ads_response.c"
-#undef config_any_unpack
+#undef config_any_unpack_arena
 
 static int decodes;
 
 int counted_any_unpack(const Google__Protobuf__Any *any, const ProtobufCMessageDescriptor *want,
-                       ProtobufCMessage **out, char *e, size_t elen)
+                       ProtobufCMessage **out, struct pb_arena **arena, char *e, size_t elen)
 {
     decodes++;
-    return config_any_unpack(any, want, out, e, elen);
+    return config_any_unpack_arena(any, want, out, arena, e, elen);
 }
 
 #include "envoy/config/cluster/v3/cluster.pb-c.h"

@@ -12,6 +12,7 @@
 #include "base/strbuf.h"
 #include "xds/ads/ads_internal.h"
 #include "xds/config/config.h"
+#include "xds/config/pb_arena.h"
 
 #include "envoy/service/discovery/v3/discovery.pb-c.h"
 
@@ -32,7 +33,8 @@ typedef struct item {
     size_t index;          /* its place in the response */
     const char *name;      /* borrowed from msg or the delta Resource; NULL: not known */
     const char *version;   /* borrowed from the response */
-    ProtobufCMessage *msg; /* decoded (owned until applied), or NULL */
+    ProtobufCMessage *msg; /* decoded (owned until applied), or NULL; lives in arena */
+    pb_arena_t *arena;     /* msg's memory (owned until applied), or NULL */
     /* Its bytes in the decoded response (borrowed; the entry takes them when it takes msg), or
      * NULL for a resource without an Any. */
     ProtobufCBinaryData *raw;
@@ -95,7 +97,8 @@ static void decode_any(const pass_t *p, Google__Protobuf__Any *any, item_t *it)
 {
     char err[512], where[256];
     it->raw = &any->value;
-    int rc = config_any_unpack(any, ads_types[p->t].desc, &it->msg, err, sizeof(err));
+    int rc =
+        config_any_unpack_arena(any, ads_types[p->t].desc, &it->msg, &it->arena, err, sizeof(err));
     if (rc < 0)
         reject(it, "%s: %s", item_where(p, it, where, sizeof(where)), err);
 }
@@ -379,8 +382,9 @@ static int apply_good(pass_t *p, item_t *it, ads_entry_t *e)
     if (!it->unchanged) {
         /* The message goes into a shared holder (named as the entry is), which the resource
          * set hands to the build: the snapshot keeps it by reference, not a copy of its own. */
-        snap_kept_t *kept = snap_kept_new(it->msg, e->name);
+        snap_kept_t *kept = snap_kept_new_arena(it->msg, it->arena, e->name);
         it->msg = NULL;
+        it->arena = NULL;
         int rc = kept ? ads_names_add(held ? &p->out->updated : &p->out->added, it->name) : -ENOMEM;
         if (rc < 0) {
             snap_kept_unref(kept);
@@ -542,8 +546,7 @@ static int pass_begin(pass_t *p, ads_t *a, const char *type_url, size_t n, uint6
 static void pass_end(pass_t *p, int rc)
 {
     for (size_t i = 0; i < p->n && p->items; i++) {
-        if (p->items[i].msg)
-            protobuf_c_message_free_unpacked(p->items[i].msg, NULL);
+        pb_arena_free(p->items[i].arena); /* and the message in it */
         free(p->items[i].error);
     }
     free(p->items);

@@ -46,6 +46,14 @@ const ProtobufCMessageDescriptor *config_type_lookup(const char *type_url);
 int config_any_unpack(const Google__Protobuf__Any *any, const ProtobufCMessageDescriptor *want,
                       ProtobufCMessage **out, char *err, size_t errlen);
 
+struct pb_arena;
+/* config_any_unpack into an arena (pb_arena.h): on success *out is a new message that lives in
+ * *arena (new, the caller's: pb_arena_free frees both; the message is read-only); on error both
+ * are NULL. For a message kept as it came, as the xDS client keeps its resources. */
+int config_any_unpack_arena(const Google__Protobuf__Any *any,
+                            const ProtobufCMessageDescriptor *want, ProtobufCMessage **out,
+                            struct pb_arena **arena, char *err, size_t errlen);
+
 /* Checks msg (borrowed) and every message under it, Any values of registered types unpacked
  * and checked too, against the field rules every config source must meet (docs/config.md,
  * "Value checks"): negative or out-of-range Durations, ports, weights and the other rules

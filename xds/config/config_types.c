@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "xds/config/config.h"
+#include "xds/config/pb_arena.h"
 
 #include "envoy/config/accesslog/v3/accesslog.pb-c.h"
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
@@ -238,10 +239,10 @@ const ProtobufCMessageDescriptor *config_type_lookup(const char *type_url)
     return NULL;
 }
 
-int config_any_unpack(const Google__Protobuf__Any *any, const ProtobufCMessageDescriptor *want,
-                      ProtobufCMessage **out, char *err, size_t errlen)
+/* Whether any (borrowed) holds a `want`: 0, or -EINVAL with err saying why not. */
+static int any_check(const Google__Protobuf__Any *any, const ProtobufCMessageDescriptor *want,
+                     char *err, size_t errlen)
 {
-    *out = NULL;
     if (any == NULL || any->type_url == NULL) {
         snprintf(err, errlen, "Any is empty (want %s)", want->name);
         return -EINVAL;
@@ -252,12 +253,37 @@ int config_any_unpack(const Google__Protobuf__Any *any, const ProtobufCMessageDe
         snprintf(err, errlen, "Any holds '%s', want %s", any->type_url, want->name);
         return -EINVAL;
     }
-    ProtobufCMessage *msg = protobuf_c_message_unpack(want, NULL, any->value.len, any->value.data);
-    if (msg == NULL) {
-        snprintf(err, errlen, "Any of type %s: value does not decode as %s", any->type_url,
-                 want->name);
+    return 0;
+}
+
+static int undecodable(const Google__Protobuf__Any *any, const ProtobufCMessageDescriptor *want,
+                       char *err, size_t errlen)
+{
+    snprintf(err, errlen, "Any of type %s: value does not decode as %s", any->type_url, want->name);
+    return -EINVAL;
+}
+
+int config_any_unpack(const Google__Protobuf__Any *any, const ProtobufCMessageDescriptor *want,
+                      ProtobufCMessage **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (any_check(any, want, err, errlen) < 0)
         return -EINVAL;
-    }
+    ProtobufCMessage *msg = protobuf_c_message_unpack(want, NULL, any->value.len, any->value.data);
+    if (msg == NULL)
+        return undecodable(any, want, err, errlen);
     *out = msg;
     return 0;
+}
+
+int config_any_unpack_arena(const Google__Protobuf__Any *any,
+                            const ProtobufCMessageDescriptor *want, ProtobufCMessage **out,
+                            struct pb_arena **arena, char *err, size_t errlen)
+{
+    *out = NULL;
+    *arena = NULL;
+    if (any_check(any, want, err, errlen) < 0)
+        return -EINVAL;
+    *out = pb_arena_unpack(want, any->value.len, any->value.data, arena);
+    return *out ? 0 : undecodable(any, want, err, errlen);
 }

@@ -25,14 +25,18 @@ struct Envoy__Config__Bootstrap__V3__Bootstrap__DynamicResources;
  * `validated` is set by the build that first took it, before that. */
 typedef struct snap_kept {
     _Atomic int refs;
-    bool validated;        /* it passed config_validate */
-    ProtobufCMessage *msg; /* owned */
-    char *name;            /* the name its source gave it (owned), or NULL */
+    bool validated;         /* it passed config_validate */
+    ProtobufCMessage *msg;  /* owned: in arena, or freed on its own when arena is NULL */
+    struct pb_arena *arena; /* owned: the memory of msg (the ADS state machine's decodes) */
+    char *name;             /* the name its source gave it (owned), or NULL */
 } snap_kept_t;
 
 /* A new snap_kept_t with one reference holding msg (taken: freed here on failure) and a copy
  * of name (borrowed; NULL: none), or NULL when out of memory. */
 snap_kept_t *snap_kept_new(ProtobufCMessage *msg, const char *name);
+/* snap_kept_new for a message that lives in arena (taken with msg: freed here on failure, and
+ * with the last reference by pb_arena_free, which touches no shared state). */
+snap_kept_t *snap_kept_new_arena(ProtobufCMessage *msg, struct pb_arena *arena, const char *name);
 /* Adds a reference to k (NULL: none) and returns it. */
 snap_kept_t *snap_kept_ref(snap_kept_t *k);
 /* Drops a reference (taken); the last frees the copy. NULL is a no-op. Any thread. */

@@ -11,6 +11,7 @@
 #include "envoy/config/listener/v3/listener.pb-c.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb-c.h"
 #include "xds/config/config.h"
+#include "xds/config/pb_arena.h"
 #include "xds/snapshot/snapshot_build.h"
 
 /* One resource of one snapshot: the shared copy and what this snapshot's set said of it. */
@@ -68,7 +69,9 @@ void snap_kept_unref(snap_kept_t *k)
 {
     if (k == NULL || atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) != 1)
         return;
-    if (k->msg)
+    if (k->arena)
+        pb_arena_free(k->arena); /* and the message in it */
+    else if (k->msg)
         protobuf_c_message_free_unpacked(k->msg, NULL);
     free(k->name);
     free(k);
@@ -76,13 +79,22 @@ void snap_kept_unref(snap_kept_t *k)
 
 snap_kept_t *snap_kept_new(ProtobufCMessage *msg, const char *name)
 {
+    return snap_kept_new_arena(msg, NULL, name);
+}
+
+snap_kept_t *snap_kept_new_arena(ProtobufCMessage *msg, struct pb_arena *arena, const char *name)
+{
     snap_kept_t *k = calloc(1, sizeof(*k));
     if (k == NULL) {
-        protobuf_c_message_free_unpacked(msg, NULL);
+        if (arena)
+            pb_arena_free(arena);
+        else
+            protobuf_c_message_free_unpacked(msg, NULL);
         return NULL;
     }
     atomic_init(&k->refs, 1);
     k->msg = msg;
+    k->arena = arena;
     k->name = name ? strdup(name) : NULL;
     if (name && k->name == NULL) {
         snap_kept_unref(k);
