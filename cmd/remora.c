@@ -10,22 +10,24 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: remora --config FILE [options]\n"
-            "  -c, --config FILE        Envoy v3 bootstrap in YAML (also --config-path)\n"
-            "      --validate           check the config and exit: 0 valid, 1 not\n"
-            "      --mode validate      the same, Envoy's spelling\n"
-            "      --concurrency N      worker threads (default: number of cores)\n"
-            "      --drain-time-s N     on SIGTERM, wait up to N s for connections (default 30)\n"
-            "      --admin-address A    admin endpoint IP:PORT, overriding the bootstrap\n"
-            "      --health-address A   serve GET /healthz/ready on IP:PORT (e.g. 0.0.0.0:15021)\n"
-            "      --cert-check-interval D\n"
-            "                           look at certificate files every D for rotation, besides\n"
-            "                           fs events (default 10s; 0: no rotation)\n"
-            "      --cert-expiry-warn D warn about own certificates expiring within D (default\n"
-            "                           7d; 0: off)\n"
-            "  -l, --log-level L        trace, debug, info, warning, error, off (default info)\n"
-            "  -h, --help               this text\n");
+    fprintf(
+        out,
+        "usage: remora --config FILE [options]\n"
+        "  -c, --config FILE        Envoy v3 bootstrap in YAML (also --config-path)\n"
+        "      --validate           check the config and exit: 0 valid, 1 not\n"
+        "      --mode validate      the same, Envoy's spelling\n"
+        "      --concurrency N      worker threads (default: number of cores)\n"
+        "      --drain-time-s N     on SIGTERM, wait up to N s for connections; close those of\n"
+        "                           a removed or changed listener N s after (default 30)\n"
+        "      --admin-address A    admin endpoint IP:PORT, overriding the bootstrap\n"
+        "      --health-address A   serve GET /healthz/ready on IP:PORT (e.g. 0.0.0.0:15021)\n"
+        "      --cert-check-interval D\n"
+        "                           look at certificate files every D for rotation, besides\n"
+        "                           fs events (default 10s; 0: no rotation)\n"
+        "      --cert-expiry-warn D warn about own certificates expiring within D (default\n"
+        "                           7d; 0: off)\n"
+        "  -l, --log-level L        trace, debug, info, warning, error, off (default info)\n"
+        "  -h, --help               this text\n");
 }
 
 /* A duration: numbers each with a unit, ms, s, m, h or d ("200ms", "10s", "1h30m", "7d"), or

@@ -44,6 +44,43 @@ static void tell_kinds_snapshot_installed(worker_t *w, snapshot_t *old)
             w->kinds->ops[i]->snapshot_installed(w, old);
 }
 
+/* ---- the drain deadline of connections a new snapshot drains -------------------------------- */
+
+static void on_drain_timer(uv_timer_t *t);
+
+static void drain_timer_arm(worker_t *w, uint64_t due)
+{
+    if (due == 0 || (w->drain_timer_due != 0 && w->drain_timer_due <= due))
+        return;
+    uint64_t now = uv_now(&w->loop);
+    w->drain_timer_due = due;
+    uv_timer_start(&w->drain_timer, on_drain_timer, due > now ? due - now : 0, 0);
+}
+
+static void on_drain_timer(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    uint64_t now = uv_now(&w->loop), next = 0;
+    w->drain_timer_due = 0;
+    for (size_t i = 0; i < w->kinds->n; i++) {
+        if (w->kinds->ops[i]->drain_expired == NULL)
+            continue;
+        uint64_t due = w->kinds->ops[i]->drain_expired(w, now);
+        if (due != 0 && (next == 0 || due < next))
+            next = due;
+    }
+    drain_timer_arm(w, next);
+}
+
+uint64_t worker_drain_deadline(worker_t *w)
+{
+    uint64_t due = uv_now(&w->loop) + w->drain_timeout_ms;
+    if (due == 0)
+        due = 1;
+    drain_timer_arm(w, due);
+    return due;
+}
+
 /* ---- listeners: the sockets a worker accepts on ---------------------------------------------
  * A worker listener leaves w->listeners when it stops accepting (a snapshot without it, a new
  * socket for its name, drain, stop) and is freed once its handle is closed and its last
@@ -236,6 +273,7 @@ static void on_wakeup(uv_async_t *a)
         abort_kinds(w);
         tick_kinds(w);
         uv_close((uv_handle_t *)&w->tick, NULL);
+        uv_close((uv_handle_t *)&w->drain_timer, NULL);
         uv_close((uv_handle_t *)&w->wakeup, NULL);
     }
 }
@@ -260,7 +298,7 @@ static void worker_main(void *arg)
 
 int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *store,
                  worker_socket_t *sockets, _Atomic int64_t *cx_global,
-                 const worker_conn_kinds_t *kinds)
+                 const worker_conn_kinds_t *kinds, uint64_t drain_timeout_ms)
 {
     memset(w, 0, sizeof(*w));
     w->index = index;
@@ -270,6 +308,7 @@ int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *s
     w->snap = snap;
     w->cx_global = cx_global;
     w->kinds = kinds;
+    w->drain_timeout_ms = drain_timeout_ms;
     bufpool_init(&w->pool, 256);
     arena_cache_init(&w->arenas, 256);
     int rc = uv_loop_init(&w->loop);
@@ -282,6 +321,8 @@ int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *s
     w->wakeup.data = w;
     uv_timer_init(&w->loop, &w->tick);
     w->tick.data = w;
+    uv_timer_init(&w->loop, &w->drain_timer);
+    w->drain_timer.data = w;
     adopt_sockets(w, snap, sockets);
     rc = uv_thread_create(&w->thread, worker_main, w);
     if (rc < 0)

@@ -80,6 +80,10 @@ typedef struct worker_conn_ops {
     /* About once a second, and once more as the worker stops: housekeeping (the network
      * filters flush their access-log buffers). */
     void (*tick)(struct worker *w);
+    /* The worker's drain timer fired at loop time now (ms): close the connections of the kind
+     * whose drain deadline (worker_drain_deadline) is past. Returns the earliest deadline still
+     * pending among the others, or 0 when none is. */
+    uint64_t (*drain_expired)(struct worker *w, uint64_t now);
 } worker_conn_ops_t;
 
 /* The kinds a worker runs, in the order each of their hooks runs: connections still in
@@ -95,7 +99,13 @@ typedef struct worker {
     uv_loop_t loop;
     uv_thread_t thread;
     uv_async_t wakeup;
-    uv_timer_t tick;          /* once a second: the kinds' housekeeping (access-log flushes) */
+    uv_timer_t tick; /* once a second: the kinds' housekeeping (access-log flushes) */
+    /* Connections that drain because a new snapshot closed their listener or changed their
+     * filter chain are closed once drain_timeout_ms has passed (Envoy's --drain-time-s): one
+     * timer for all of them, armed for the earliest deadline (loop time; 0: not armed). */
+    uv_timer_t drain_timer;
+    uint64_t drain_timer_due;
+    uint64_t drain_timeout_ms;
     stats_cache_t stat_cache; /* stats this worker defines at request time (Istio labels) */
     stats_slots_t *stats;
     stats_store_t *stats_store; /* for stats defined at request time */
@@ -129,10 +139,11 @@ typedef struct worker {
 /* Starts worker thread `index` (w: the caller's, must outlive the thread until worker_join;
  * store borrowed, must outlive the worker) with a reference to snap (taken) and the listening
  * sockets of snap's listeners (taken in every case: on failure they are closed). cx_global
- * (borrowed) and kinds (borrowed) must outlive the worker. */
+ * (borrowed) and kinds (borrowed) must outlive the worker. drain_timeout_ms: how long a
+ * connection a new snapshot drains may stay open (the process's --drain-time-s). */
 int worker_start(worker_t *w, unsigned index, snapshot_t *snap, stats_store_t *store,
                  worker_socket_t *sockets, _Atomic int64_t *cx_global,
-                 const worker_conn_kinds_t *kinds);
+                 const worker_conn_kinds_t *kinds, uint64_t drain_timeout_ms);
 /* Main thread: stop accepting; open connections go on. w borrowed. */
 void worker_drain(worker_t *w);
 /* Main thread: reset every open connection and end the loop; then worker_join. w borrowed. */
@@ -146,6 +157,11 @@ void worker_join(worker_t *w);
  * connections go on), and the new sockets start accepting. A snapshot the worker has not
  * installed yet is replaced, its sockets kept unless newer ones of the same name come. */
 void worker_publish(worker_t *w, snapshot_t *snap, worker_socket_t *sockets);
+
+/* Worker thread: a connection starts draining because of a new snapshot. Returns its drain
+ * deadline (loop time, ms: now + w->drain_timeout_ms, never 0), by which the worker's drain
+ * timer is armed to call the kinds' drain_expired hooks. w borrowed. */
+uint64_t worker_drain_deadline(worker_t *w);
 
 /* Adds the sockets of add (taken) to the list *into (the caller's), each in place of a socket
  * of the same name already there (closed and freed): the sockets of several snapshots, for

@@ -819,6 +819,8 @@ int hcm_start(accepted_conn_t *ac, const hcm_config_t *cfg)
     /* Its listener went away while protocol detection or TLS held it: serve what it sent and
      * close after, as the connections that were here already do. */
     c->close_after = listener_retired(ac->wl);
+    if (c->close_after)
+        c->drain_due_ms = worker_drain_deadline(w);
     if (ac->initial_len) {
         /* The detection slab becomes the read buffer as it is. */
         c->in = (conn_buf_t){.data = ac->initial, .len = ac->initial_len, .cap = BUFPOOL_SLAB_SIZE};

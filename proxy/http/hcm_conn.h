@@ -80,7 +80,10 @@ struct hcm_conn {
     bool paused;            /* reading stopped for backpressure */
     size_t in_feeding;      /* bytes at the front of in up to the end of the body piece being fed */
     bool close_after;       /* close once the current response is written */
-    bool read_eof;          /* the client half-closed: answer what is buffered, then close */
+    /* Loop time by which it is reset if still open (worker_drain_deadline): it drains because
+     * a new snapshot closed its listener or changed its chain. 0: no such deadline. */
+    uint64_t drain_due_ms;
+    bool read_eof; /* the client half-closed: answer what is buffered, then close */
     bool over_hwm;
     uv_timer_t timer;      /* request/route timeout and idle timeout, armed lazily */
     uint64_t deadline_ms;  /* loop time the current deadline falls due; 0: none */
@@ -173,6 +176,14 @@ void hcm_rebind(hcm_conn_t *c);
  * (w->listeners_retired) and those whose chain changed or went away drain; the idle others
  * move to it now, the busy ones before their next request. */
 void hcm_rebind_all(worker_t *w);
+/* c (borrowed; closed at once when idle) drains because a new snapshot closed its listener or
+ * changed its chain: as hcm_drain_conn, and with a deadline (worker_drain_deadline) past which
+ * it is reset. */
+void hcm_drain_for_config(hcm_conn_t *c);
+/* The worker's drain timer (w borrowed): resets the connections whose drain deadline is at or
+ * before now (their stream, if any, logged with LR). Returns the earliest deadline of the
+ * others, or 0. */
+uint64_t hcm_drain_expired(worker_t *w, uint64_t now);
 /* Resets every HTTP connection of the worker (w borrowed) (at stop). */
 void hcm_abort_all(worker_t *w);
 

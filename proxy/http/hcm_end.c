@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "proxy/core/log.h"
+#include "proxy/http/access_log.h"
 #include "proxy/http/hcm_conn.h"
 #include "proxy/net/tls_io.h"
 
@@ -45,6 +46,11 @@ static void on_closed(uv_handle_t *h)
         return;
     listener_conn_closed(c->worker, c->listener, c->wl);
     stats_add(c->worker->stats, c->cfg->st.downstream_cx_active, -1);
+    /* The worker's tick flushes the access logs of its current snapshot only: what a
+     * connection left on an older one (a drained one) is written now. */
+    if (c->snap != c->worker->snap)
+        for (size_t i = 0; i < c->cfg->n_logs; i++)
+            access_log_flush(c->cfg->logs[i], c->worker->index);
     snapshot_unref(c->snap);
     conn_buf_drop(&c->worker->pool, &c->in);
     tls_io_free(c->tls);

@@ -2,27 +2,20 @@
  * newest snapshot (its listener of the same name, its chain of equal config hash and that
  * chain's connection manager config), so that route (RDS), cluster (CDS) and endpoint (EDS)
  * updates reach keep-alive connections at their next request, as in Envoy. A connection whose
- * chain changed or went away drains instead, as on a listener's removal. */
+ * chain changed or went away drains instead, as on a listener's removal, and is reset if it is
+ * still open when the drain time (--drain-time-s) is over. */
 #include <errno.h>
+#include <string.h>
 
 #include "proxy/core/log.h"
 #include "proxy/http/hcm_conn.h"
+#include "proxy/listener/chain_match.h"
 #include "proxy/net/tls_io.h"
-
-static const snap_chain_t *chain_find(const snap_listener_t *l, uint64_t hash)
-{
-    for (size_t i = 0; i < l->n_chains; i++)
-        if (l->chains[i].config_hash == hash)
-            return &l->chains[i];
-    if (l->default_chain && l->default_chain->config_hash == hash)
-        return l->default_chain;
-    return NULL;
-}
 
 int hcm_binding_find(const hcm_binding_t *from, snapshot_t *to, hcm_binding_t *out)
 {
     const snap_listener_t *l = snapshot_find_listener(to, from->listener->name);
-    const snap_chain_t *ch = l ? chain_find(l, from->chain->config_hash) : NULL;
+    const snap_chain_t *ch = l ? chain_find_by_hash(l, from->chain->config_hash) : NULL;
     if (ch == NULL)
         return -ENOENT;
     /* The same FilterChain message builds the same filters: the connection manager is at the
@@ -80,9 +73,18 @@ void hcm_rebind(hcm_conn_t *c)
         log_debug("hcm: listener '%s': the connection's filter chain changed: it drains",
                   c->listener->name);
         c->close_after = true;
+        if (c->drain_due_ms == 0)
+            c->drain_due_ms = worker_drain_deadline(c->worker);
         return;
     }
     move_to(c, &to);
+}
+
+void hcm_drain_for_config(hcm_conn_t *c)
+{
+    if (c->drain_due_ms == 0)
+        c->drain_due_ms = worker_drain_deadline(c->worker);
+    hcm_drain_conn(c);
 }
 
 void hcm_rebind_all(worker_t *w)
@@ -90,16 +92,44 @@ void hcm_rebind_all(worker_t *w)
     hcm_conn_t *c = w->hcm_conns, *next;
     for (; c; c = next) {
         next = c->next;
+        if (c->drain_due_ms != 0)
+            continue; /* drains already, by the deadline an earlier snapshot gave it */
         if (listener_retired(c->wl)) {
-            hcm_drain_conn(c);
+            hcm_drain_for_config(c);
             continue;
         }
-        if (c->close_after || c->snap == w->snap)
+        if (c->snap == w->snap)
             continue;
         hcm_binding_t from = binding_of(c), to;
         if (hcm_binding_find(&from, w->snap, &to) < 0)
-            hcm_drain_conn(c);
-        else if (c->state == HCM_WAIT_HEAD)
+            hcm_drain_for_config(c);
+        else if (!c->close_after && c->state == HCM_WAIT_HEAD)
             move_to(c, &to); /* idle: it lets go of the old snapshot now */
     }
+}
+
+uint64_t hcm_drain_expired(worker_t *w, uint64_t now)
+{
+    uint64_t next_due = 0;
+    unsigned n = 0;
+    hcm_conn_t *c = w->hcm_conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (c->drain_due_ms == 0)
+            continue;
+        if (c->drain_due_ms > now) {
+            if (next_due == 0 || c->drain_due_ms < next_due)
+                next_due = c->drain_due_ms;
+            continue;
+        }
+        if (c->stream_active && strcmp(c->stream.flags, "-") == 0)
+            c->stream.flags = "LR"; /* reset here, as at the end of the drain at SIGTERM */
+        hcm_close(c, true);
+        n++;
+    }
+    if (n)
+        log_info("worker %u: drain time over: %u HTTP connection(s) of a changed or removed "
+                 "listener reset",
+                 w->index, n);
+    return next_due;
 }

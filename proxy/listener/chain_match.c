@@ -155,6 +155,16 @@ const snap_chain_t *chain_select(const snap_listener_t *l, const chain_conn_info
     return best ? best : l->default_chain;
 }
 
+const snap_chain_t *chain_find_by_hash(const snap_listener_t *l, uint64_t config_hash)
+{
+    for (size_t i = 0; i < l->n_chains; i++)
+        if (l->chains[i].config_hash == config_hash)
+            return &l->chains[i];
+    if (l->default_chain && l->default_chain->config_hash == config_hash)
+        return l->default_chain;
+    return NULL;
+}
+
 const snap_chain_t *chain_select_plain(const snap_listener_t *l, const struct sockaddr *dst,
                                        const char *app_protocol)
 {

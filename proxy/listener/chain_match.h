@@ -34,6 +34,12 @@ const snap_chain_t *chain_select(const snap_listener_t *l, const chain_conn_info
 const snap_chain_t *chain_select_plain(const snap_listener_t *l, const struct sockaddr *dst,
                                        const char *app_protocol);
 
+/* The chain of l (borrowed) built from the same FilterChain message as a chain of hash
+ * config_hash (snap_chain_t.config_hash), default chain included: where a connection of that
+ * chain goes on under a new snapshot. Returns a pointer into l, or NULL when l has none (the
+ * chain changed or went away). */
+const snap_chain_t *chain_find_by_hash(const snap_listener_t *l, uint64_t config_hash);
+
 /* Whether the compiled filter_disabled predicate p (borrowed) holds for a connection to
  * dest_port, i.e. whether the listener filter it belongs to is off for that connection. */
 bool chain_pred_eval(const snap_pred_t *p, uint32_t dest_port);

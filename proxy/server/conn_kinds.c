@@ -47,6 +47,7 @@ static const worker_conn_ops_t tcp_session_ops = {
     .name = "tcp_proxy",
     .abort = relay_abort_all,
     .snapshot_installed = tcp_sessions_snapshot_installed,
+    .drain_expired = relay_drain_expired,
 };
 
 static const worker_conn_ops_t hcm_ops = {
@@ -54,6 +55,7 @@ static const worker_conn_ops_t hcm_ops = {
     .drain = hcm_drain_all,
     .abort = hcm_abort_all,
     .snapshot_installed = hcm_snapshot_installed,
+    .drain_expired = hcm_drain_expired,
 };
 
 static const worker_conn_ops_t pool_ops = {

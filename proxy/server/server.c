@@ -324,7 +324,8 @@ static void start_workers(void *arg)
         worker_socket_t *sockets = s->sockets[w];
         s->sockets[w] = NULL; /* the worker's now, even if it fails */
         if (worker_start(&s->workers[w], w, snapshot_ref(s->snap), s->stats, sockets,
-                         listener_manager_global_count(s->lm), &conn_kinds) < 0) {
+                         listener_manager_global_count(s->lm), &conn_kinds,
+                         (uint64_t)s->opts.drain_time_s * 1000) < 0) {
             log_error("worker %u: could not start", w);
             s->exit_code = 1;
             break;

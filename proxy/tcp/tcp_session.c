@@ -23,6 +23,7 @@
 
 #include "proxy/core/log.h"
 #include "proxy/core/worker.h"
+#include "proxy/listener/chain_match.h"
 #include "proxy/net/tls_io.h"
 #include "proxy/upstream/lb.h"
 #include "proxy/upstream/upstream_connect.h"
@@ -51,7 +52,11 @@ typedef struct relay {
     worker_t *worker;
     snapshot_t *snap;
     const snap_listener_t *listener;
-    worker_listener_t *wl; /* the listener it came in on (listener_conn_closed) */
+    const snap_chain_t *chain; /* the chain it was matched to, in snap; NULL if unknown */
+    worker_listener_t *wl;     /* the listener it came in on (listener_conn_closed) */
+    /* Loop time by which it is closed if still open (worker_drain_deadline): a new snapshot
+     * closed its listener or changed its chain. 0: no such deadline. */
+    uint64_t drain_due_ms;
     const snap_cluster_t *cluster;
     const tcp_proxy_stat_ids_t *tst;
     relay_side_t down, up;
@@ -82,9 +87,55 @@ typedef struct relay_write {
 static void relay_close(relay_t *r, bool reset, bool remote);
 static void side_pump(relay_side_t *side);
 
+/* Whether r's listener and chain are gone from w's snapshot: its listener was closed, or the
+ * listener of its name has no chain built from the same FilterChain message. */
+static bool relay_config_gone(const relay_t *r, const worker_t *w)
+{
+    if (listener_retired(r->wl))
+        return true;
+    if (r->chain == NULL)
+        return false;
+    const snap_listener_t *l = snapshot_find_listener(w->snap, r->listener->name);
+    return l == NULL || chain_find_by_hash(l, r->chain->config_hash) == NULL;
+}
+
 void relay_snapshot_installed(worker_t *w)
 {
     upstream_connect_snapshot_installed(w);
+    /* A byte stream has no request boundary to stop at: sessions of a changed chain or a
+     * closed listener go on, as in Envoy, until the drain time is over. */
+    for (relay_t *r = w->relays; r; r = r->next)
+        if (r->drain_due_ms == 0 && relay_config_gone(r, w)) {
+            r->drain_due_ms = worker_drain_deadline(w);
+            log_debug("relay: listener '%s': the session's filter chain changed: it is closed "
+                      "in %llu ms unless it ends first",
+                      r->listener->name, (unsigned long long)w->drain_timeout_ms);
+        }
+}
+
+uint64_t relay_drain_expired(worker_t *w, uint64_t now)
+{
+    uint64_t next_due = 0;
+    unsigned n = 0;
+    relay_t *r = w->relays, *next;
+    for (; r; r = next) {
+        next = r->next;
+        if (r->drain_due_ms == 0)
+            continue;
+        if (r->drain_due_ms > now) {
+            if (next_due == 0 || r->drain_due_ms < next_due)
+                next_due = r->drain_due_ms;
+            continue;
+        }
+        /* Both ways, as the idle timeout closes (counted as upstream_cx_destroy_local). */
+        relay_close(r, false, false);
+        n++;
+    }
+    if (n)
+        log_info("worker %u: drain time over: %u tcp_proxy session(s) of a changed or removed "
+                 "listener closed",
+                 w->index, n);
+    return next_due;
 }
 
 /* ---- lifetime --------------------------------------------------------------------------- */
@@ -590,7 +641,10 @@ int relay_start(accepted_conn_t *conn, const snap_cluster_t *cluster,
     r->worker = w;
     r->snap = snapshot_ref(conn->snap);
     r->listener = conn->listener;
+    r->chain = conn->chain;
     r->wl = conn->wl;
+    if (listener_retired(conn->wl)) /* its listener went away while detection held it */
+        r->drain_due_ms = worker_drain_deadline(w);
     r->cluster = cluster;
     r->tst = tst;
     r->idle_ms = idle_timeout_ms;

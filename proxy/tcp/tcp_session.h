@@ -35,7 +35,13 @@ void relay_abort_all(struct worker *w);
 
 /* Worker: w (borrowed)->snap was replaced; forgets the upstream TLS sessions saved for client
  * configs it no longer has (upstream_connect_snapshot_installed: the saved sessions are the
- * upstream connections', the pools' included). */
+ * upstream connections', the pools' included). Sessions whose listener it closed, or whose
+ * chain the listener of that name no longer has (no chain of equal config_hash), go on until
+ * the drain deadline (worker_drain_deadline). */
 void relay_snapshot_installed(struct worker *w);
+
+/* The worker's drain timer (w borrowed): closes, both ways, the sessions whose drain deadline
+ * is at or before now. Returns the earliest deadline of the others, or 0. */
+uint64_t relay_drain_expired(struct worker *w, uint64_t now);
 
 #endif

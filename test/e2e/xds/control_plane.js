@@ -62,6 +62,7 @@ root.loadSync([
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
   'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
+  'envoy/extensions/access_loggers/file/v3/file.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',
   'envoy/extensions/filters/listener/original_dst/v3/original_dst.proto',
   'envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto',
