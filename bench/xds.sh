@@ -39,7 +39,7 @@ AT=${BENCH_XDS_AT:-1000}                # the size the push and churn runs use
 PUSHES=${BENCH_XDS_PUSHES:-200}         # EDS pushes for push → ACK
 GAP=${BENCH_XDS_PUSH_GAP:-20 50}       # ms between pushes (drawn uniformly)
 CHURN_RATE=${BENCH_XDS_CHURN_RATE:-10}  # EDS updates per second during the churn runs
-MODES=${BENCH_XDS_MODES:-none swap reweight}
+MODES=${BENCH_XDS_MODES:-none swap both reweight}
 ROUNDS=${BENCH_ROUNDS:-3}
 WRK_CONNS=${BENCH_WRK_CONNS:-50}
 NOISE_PCT=${BENCH_NOISE_PCT:-5}
@@ -336,15 +336,19 @@ CHURN_N=0 # patches sent, for unique versions
 measure_churn() {
     local m=$1 r=$2 f=$work/wrk-$1-$2.txt from loop="" c0 c1 n0 n1 wpid parsed rps p50 p99 reqs err
     local sent acked nacked t0 t1 cx0 cx1
+    if [[ $m == both ]]; then # A and B at equal weights, as re-weighted on average
+        CHURN_N=$((CHURN_N + 1))
+        c0_set "both$CHURN_N" "127.0.0.1:$APP_A:2" "127.0.0.1:$APP_B:2"
+    fi
     pin_load wrk -t1 -c"$WRK_CONNS" -d1s "http://127.0.0.1:$R_HTTP/" >/dev/null 2>&1 # warm-up
     from=$(($(wc -l <"$CP_LOG") + 1))
-    if [[ $m != none ]]; then
+    if [[ $m == swap || $m == reweight ]]; then
         CHURN_N=$((CHURN_N + 1))
         xds churn "$m" $(((SECS + 2) * CHURN_RATE)) "$APP_A" "$APP_B" \
             "churn$CHURN_N" "$work/churn.txt" || return 1
     fi
     rm -f "$work/churn.go"
-    if [[ $m != none ]]; then # the feeder starts now, its updates once churn.go exists
+    if [[ $m == swap || $m == reweight ]]; then # the feeder starts now, its updates once churn.go exists
         b_bg "$work/churn.log" taskset -c "$LOAD_CPU" python3 "$TOOL" feed "$work/cp.in" \
             "$work/churn.txt" rate "$CHURN_RATE" "$work/churn.go"
         loop=$B_PID
@@ -475,12 +479,17 @@ mode_label() {
     case $1 in
     none) echo "no updates" ;;
     swap) echo "${CHURN_RATE}/s: endpoint A ↔ B" ;;
+    both) echo "A+B, no updates" ;;
     reweight) echo "${CHURN_RATE}/s: A+B re-weighted" ;;
     esac
 }
 
+# base_of MODE: the run MODE is compared with, the same endpoints without updates: swap sends to
+# one app at a time as none does; reweight to both, as both does.
+base_of() { [[ $1 == reweight && -n ${R[both.rps]:-} ]] && echo both || echo none; }
+
 churn_table() {
-    local m hdr="| |" sep="|---|" row key label fmt line v
+    local m hdr="| |" sep="|---|" row key label fmt line v b
     for m in $MODES; do
         hdr+=" $(mode_label "$m") |"
         sep+="---:|"
@@ -488,7 +497,7 @@ churn_table() {
     echo "$hdr"
     echo "$sep"
     for row in "rps|Requests/s (keep-alive, $WRK_CONNS conns, 1 KiB)|%.0f" \
-        "ratio|Requests/s ÷ no updates|ratio" "p50|Latency p50 (ms)|%.3f" \
+        "ratio|Requests/s ÷ the same endpoints without updates|ratio" "p50|Latency p50 (ms)|%.3f" \
         "p99|Latency p99 (ms)|%.3f" "cpu_req|Remora CPU per request (µs)|%.2f" \
         "cpu_use|Remora CPU use (% of its core)|%.1f" \
         "main_use|… of which its main thread (xDS client; % of the core)|%.1f" \
@@ -502,7 +511,8 @@ churn_table() {
         line="| $label |"
         for m in $MODES; do
             if [[ $fmt == ratio ]]; then
-                v=$([[ -n ${R[$m.rps]:-} && -n ${R[none.rps]:-} ]] && b_ratio "${R[$m.rps]}" "${R[none.rps]}")
+                b=$(base_of "$m")
+                v=$([[ -n ${R[$m.rps]:-} && -n ${R[$b.rps]:-} ]] && b_ratio "${R[$m.rps]}" "${R[$b.rps]}")
                 line+=" ${v:-n/a} |"
             else
                 line+=" $(b_fmt "$fmt" 1 "${R[$m.$key]:-}") |"
@@ -513,7 +523,7 @@ churn_table() {
 }
 
 targets() {
-    local v w m
+    local v w m b
     echo "Targets:"
     v=${A[$AT.rss1]:-}
     if [[ -n $v ]]; then
@@ -532,10 +542,11 @@ targets() {
         fi
     done
     for m in $MODES; do
-        [[ $m == none || -z ${R[$m.rps]:-} || -z ${R[none.rps]:-} ]] && continue
-        echo "- requests/s with $(mode_label "$m"): $(b_ratio "${R[$m.rps]}" "${R[none.rps]}") of" \
-            "no updates (expected: no drop beyond noise); CPU per request" \
-            "$(b_ratio "${R[$m.cpu_req]}" "${R[none.cpu_req]}")"
+        b=$(base_of "$m")
+        [[ $m == none || $m == both || -z ${R[$m.rps]:-} || -z ${R[$b.rps]:-} ]] && continue
+        echo "- requests/s with $(mode_label "$m"): $(b_ratio "${R[$m.rps]}" "${R[$b.rps]}") of" \
+            "$(mode_label "$b") (expected: no drop beyond noise); CPU per request" \
+            "$(b_ratio "${R[$m.cpu_req]}" "${R[$b.cpu_req]}")"
     done
 }
 
