@@ -136,8 +136,8 @@ static void tcp_listener(char *buf, size_t cap, const char *name, const char *ip
         name, ip, port, name, cluster);
 }
 
-/* An HTTP listener that answers /slow from up_silent (which never answers: a 504 after 2 s) and
- * every other request with `body` itself. */
+/* An HTTP listener that answers /slow from up_silent (which never answers: a 504 after 0.5 s,
+ * before the rig's 1 s drain deadline) and every other request with `body` itself. */
 static void http_listener(char *buf, size_t cap, const char *name, const char *body)
 {
     cat(buf, cap,
@@ -156,7 +156,7 @@ static void http_listener(char *buf, size_t cap, const char *name, const char *b
         "              domains: [\"*\"]\n"
         "              routes:\n"
         "              - match: {prefix: /slow}\n"
-        "                route: {cluster: up_silent, timeout: 2s}\n"
+        "                route: {cluster: up_silent, timeout: 0.5s}\n"
         "              - match: {prefix: /}\n"
         "                direct_response: {status: 200, body: {inline_string: \"%s\"}}\n"
         "          http_filters:\n"
