@@ -133,29 +133,7 @@ EOF
     mv "$work/res.tmp" "$work/res.json"
 }
 
-cat >"$work/boot.yaml" <<EOF
-node: {id: pod1.default, cluster: web}
-admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}
-dynamic_resources:
-  cds_config: {ads: {}, resource_api_version: V3}
-  lds_config: {ads: {}, resource_api_version: V3}
-  ads_config:
-    api_type: GRPC
-    transport_api_version: V3
-    grpc_services: [{envoy_grpc: {cluster_name: xds}}]
-static_resources:
-  clusters:
-  - name: xds
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {http2_protocol_options: {}}
-    load_assignment:
-      cluster_name: xds
-      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: @CP@}}}}]}]
-EOF
+XDS_NO_LISTENER=1 xds_bootstrap "$work/boot.yaml" GRPC @CP@
 
 declare -A CFD CN
 # client_start NAME PORT [tls] — a client (tclient.py) named NAME holding one connection to PORT.

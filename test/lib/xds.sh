@@ -55,8 +55,9 @@ cp_connected() { [[ $(stat "$1" control_plane.connected_state) == 1 ]]; }
 # xds_bootstrap FILE API_TYPE CP_PORT [FETCH_TIMEOUT] — writes remora's bootstrap to FILE: clusters
 # and listeners over ADS (API_TYPE: GRPC or DELTA_GRPC) from the static cluster xds on
 # 127.0.0.1:CP_PORT (HTTP/2, keepalive PING every 1 s, 1 s to answer), and a static HTTP listener
-# `http` (stat_prefix http) whose routes come over RDS as route configuration r1. With
-# FETCH_TIMEOUT, cds_config and lds_config say so as their initial_fetch_timeout.
+# `http` (stat_prefix http) whose routes come over RDS as route configuration r1, unless
+# XDS_NO_LISTENER is set. With FETCH_TIMEOUT, cds_config and lds_config say so as their
+# initial_fetch_timeout.
 xds_bootstrap() {
     local fetch=''
     [[ -n ${4:-} ]] && fetch=", initial_fetch_timeout: $4"
@@ -83,6 +84,9 @@ static_resources:
     load_assignment:
       cluster_name: xds
       endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $3}}}}]}]
+EOF
+    [[ -n ${XDS_NO_LISTENER:-} ]] && return
+    cat >>"$1" <<EOF
   listeners:
   - name: http
     address: {socket_address: {address: 127.0.0.1, port_value: 0}}
