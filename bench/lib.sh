@@ -139,6 +139,10 @@ b_cpu_busy_all() { # ticks all CPUs spent busy since boot (user nice system irq 
     awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
 }
 
+b_cpu_busy() { # b_cpu_busy N: ticks CPU N spent busy since boot (as b_cpu_busy_all)
+    awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
 b_self_ticks() { # this shell's CPU ticks plus those of every child it has waited for
     local s f
     s=$(<"/proc/$$/stat") # $$: the script itself, even from a $(...) subshell

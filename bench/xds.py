@@ -9,10 +9,12 @@ milliseconds) for apply times and push-to-ACK latencies.
                                    everything to c0; every type held (answered once released)
   xds.py pushes COUNT OUT          COUNT patches of c1's endpoints (EPS as above), alternating
                                    between two sets of ports, versions p1..pCOUNT
-  xds.py churn MODE COUNT A B TAG OUT
+  xds.py churn MODE COUNT A B TAG OUT [changed]
                                    COUNT patches of c0: MODE swap alternates its one endpoint
                                    between 127.0.0.1:B and :A; reweight keeps both, weights 1:3 and
-                                   3:1 in turn; versions TAG-k
+                                   3:1 in turn; versions TAG-k; changed: each patch marked
+                                   changed_only (a SotW response carries c0 alone, not every
+                                   assignment)
   xds.py endpoints NAME VERSION EP...  one patch of cluster NAME's endpoints (EP: ADDR:PORT[:W])
   xds.py feed FIFO FILE rate R [START]  the lines of FILE into FIFO (the control plane's
                                    stdin), R a second, on a fixed schedule that begins once the
@@ -58,8 +60,11 @@ def dead_endpoints(i, eps, base=10000):
     return [endpoint(addr, base + j) for j in range(eps)]
 
 
-def patch(version, res):
-    return json.dumps({"version": version, "resources": {EDS: [res]}}, separators=(",", ":"))
+def patch(version, res, changed_only=False):
+    spec = {"version": version, "resources": {EDS: [res]}}
+    if changed_only:
+        spec["changed_only"] = True
+    return json.dumps(spec, separators=(",", ":"))
 
 
 def resources(n, eps, app, out):
@@ -83,7 +88,7 @@ def pushes(count, eps, out):
             f.write(patch("p%d" % k, cla("c1", dead_endpoints(1, eps, base))) + "\n")
 
 
-def churn(mode, count, a, b, tag, out):
+def churn(mode, count, a, b, tag, out, changed_only=False):
     with open(out, "w") as f:
         for k in range(1, count + 1):
             if mode == "swap":
@@ -91,7 +96,7 @@ def churn(mode, count, a, b, tag, out):
             else:
                 w = (1, 3) if k % 2 else (3, 1)
                 eps = [endpoint("127.0.0.1", a, w[0]), endpoint("127.0.0.1", b, w[1])]
-            f.write(patch("%s-%d" % (tag, k), cla("c0", eps)) + "\n")
+            f.write(patch("%s-%d" % (tag, k), cla("c0", eps), changed_only) + "\n")
 
 
 def one(name, version, eps):
@@ -242,8 +247,9 @@ def main(argv):
         resources(int(argv[2]), int(argv[3]), int(argv[4]), argv[5])
     elif cmd == "pushes" and len(argv) == 5:
         pushes(int(argv[2]), int(argv[3]), argv[4])
-    elif cmd == "churn" and len(argv) == 8 and argv[2] in ("swap", "reweight"):
-        churn(argv[2], int(argv[3]), int(argv[4]), int(argv[5]), argv[6], argv[7])
+    elif cmd == "churn" and len(argv) in (8, 9) and argv[2] in ("swap", "reweight"):
+        churn(argv[2], int(argv[3]), int(argv[4]), int(argv[5]), argv[6], argv[7],
+              argv[8:] == ["changed"])
     elif cmd == "endpoints" and len(argv) >= 5:
         one(argv[2], argv[3], argv[4:])
     elif cmd == "feed" and len(argv) >= 6 and argv[4] in ("rate", "gap", "ack"):

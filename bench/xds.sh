@@ -16,8 +16,11 @@
 #   churn        wrk -t1 -c50 keep-alive through the sidecar to an nginx app (1 KiB body) with no
 #                xDS updates, then with BENCH_XDS_CHURN_RATE (10) EDS updates per second to the
 #                cluster in use (its endpoint swapped between two equal apps; or both kept,
-#                re-weighted): requests/s, latency, remora CPU per request; BENCH_ROUNDS (3)
-#                rounds, medians
+#                re-weighted 1:3 and 3:1 in turn, compared with both at 1:3 and no updates;
+#                BENCH_XDS_MODES picks among none swap both reweight): requests/s, latency, remora CPU per request, the control
+#                plane's CPU and how busy the load core was; BENCH_ROUNDS (3) rounds, medians;
+#                each update's response carries the changed assignment only
+#                (BENCH_XDS_CHURN_PUSH=all: all 1,000 of them)
 #
 # Times come from the control plane's log ("t": process.hrtime ms on every line). It measures and
 # reports; it never fails on a number. Exit status is non-zero only when something could not
@@ -39,6 +42,9 @@ AT=${BENCH_XDS_AT:-1000}                # the size the push and churn runs use
 PUSHES=${BENCH_XDS_PUSHES:-200}         # EDS pushes for push → ACK
 GAP=${BENCH_XDS_PUSH_GAP:-20 50}       # ms between pushes (drawn uniformly)
 CHURN_RATE=${BENCH_XDS_CHURN_RATE:-10}  # EDS updates per second during the churn runs
+# changed: each churn update's SotW response carries c0's assignment alone, as a control plane
+# sends an EDS change (Istio's incremental EDS); all: every assignment of the 1,000, each time
+CHURN_PUSH=${BENCH_XDS_CHURN_PUSH:-changed}
 MODES=${BENCH_XDS_MODES:-none swap both reweight}
 ROUNDS=${BENCH_ROUNDS:-3}
 WRK_CONNS=${BENCH_WRK_CONNS:-50}
@@ -335,17 +341,22 @@ CHURN_N=0 # patches sent, for unique versions
 # measure_churn MODE ROUND: one wrk run with MODE's updates (none: no updates)
 measure_churn() {
     local m=$1 r=$2 f=$work/wrk-$1-$2.txt from loop="" c0 c1 n0 n1 wpid parsed rps p50 p99 reqs err
-    local sent acked nacked t0 t1 cx0 cx1
-    if [[ $m == both ]]; then # A and B at equal weights, as re-weighted on average
+    local sent acked nacked t0 t1 cx0 cx1 p0 p1 l0 l1
+    # both: A and B at 1:3, the split reweight has at every moment (it alternates 1:3 and 3:1);
+    # an even split would be no fair base, the two apps share the load core and a skewed split
+    # serves fewer requests a second there, updates or not
+    if [[ $m == both ]]; then
         CHURN_N=$((CHURN_N + 1))
-        c0_set "both$CHURN_N" "127.0.0.1:$APP_A:2" "127.0.0.1:$APP_B:2"
+        c0_set "both$CHURN_N" "127.0.0.1:$APP_A:1" "127.0.0.1:$APP_B:3"
     fi
     pin_load wrk -t1 -c"$WRK_CONNS" -d1s "http://127.0.0.1:$R_HTTP/" >/dev/null 2>&1 # warm-up
     from=$(($(wc -l <"$CP_LOG") + 1))
     if [[ $m == swap || $m == reweight ]]; then
         CHURN_N=$((CHURN_N + 1))
+        local how=()
+        [[ $CHURN_PUSH == changed ]] && how=(changed)
         xds churn "$m" $(((SECS + 2) * CHURN_RATE)) "$APP_A" "$APP_B" \
-            "churn$CHURN_N" "$work/churn.txt" || return 1
+            "churn$CHURN_N" "$work/churn.txt" "${how[@]}" || return 1
     fi
     rm -f "$work/churn.go"
     if [[ $m == swap || $m == reweight ]]; then # the feeder starts now, its updates once churn.go exists
@@ -355,7 +366,7 @@ measure_churn() {
         sleep 0.5
     fi
     cx0=$(c0_connections)
-    c0=$(b_cpu_ticks "$R_PID") t0=$(main_ticks)
+    c0=$(b_cpu_ticks "$R_PID") t0=$(main_ticks) p0=$(b_cpu_ticks "$CP_PID") l0=$(b_cpu_busy "$LOAD_CPU")
     n0=$(b_now_ns)
     pin_load wrk -t1 -c"$WRK_CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$R_HTTP/" >"$f" 2>&1 &
     wpid=$!
@@ -365,7 +376,7 @@ measure_churn() {
     M[$m.up_a]=$(b_established "$APP_A") M[$m.up_b]=$(b_established "$APP_B")
     wait "$wpid"
     n1=$(b_now_ns)
-    c1=$(b_cpu_ticks "$R_PID") t1=$(main_ticks)
+    c1=$(b_cpu_ticks "$R_PID") t1=$(main_ticks) p1=$(b_cpu_ticks "$CP_PID") l1=$(b_cpu_busy "$LOAD_CPU")
     [[ -n $loop ]] && b_stop "$loop"
     cx1=$(c0_connections)
     parsed=$(b_wrk_parse "$f") || {
@@ -381,6 +392,8 @@ measure_churn() {
     M[$m.cpu_use]=$(b_cpu_pct $((c1 - c0)) $((n1 - n0)))
     M[$m.main_use]=$(b_cpu_pct $((t1 - t0)) $((n1 - n0)))
     M[$m.worker_req]=$(b_cpu_per $((c1 - c0 - (t1 - t0))) "$reqs")
+    M[$m.cp_use]=$(b_cpu_pct $((p1 - p0)) $((n1 - n0)))
+    M[$m.load_use]=$(b_cpu_pct $((l1 - l0)) $((n1 - n0)))
     [[ -n $cx0 && -n $cx1 ]] && M[$m.cx_new]=$((cx1 - cx0))
     M[$m.eds_s]=$(awk -v a="$acked" -v ns=$((n1 - n0)) 'BEGIN { printf "%.1f", a / (ns / 1e9) }')
     [[ $m == none ]] || c0_set "back$CHURN_N" "127.0.0.1:$APP_A" # the next run starts from A
@@ -479,13 +492,13 @@ mode_label() {
     case $1 in
     none) echo "no updates" ;;
     swap) echo "${CHURN_RATE}/s: endpoint A ↔ B" ;;
-    both) echo "A+B, no updates" ;;
+    both) echo "A+B at 1:3, no updates" ;;
     reweight) echo "${CHURN_RATE}/s: A+B re-weighted" ;;
     esac
 }
 
 # base_of MODE: the run MODE is compared with, the same endpoints without updates: swap sends to
-# one app at a time as none does; reweight to both, as both does.
+# one app at a time as none does; reweight to both at 1:3 at every moment, as both does.
 base_of() { [[ $1 == reweight && -n ${R[both.rps]:-} ]] && echo both || echo none; }
 
 churn_table() {
@@ -503,6 +516,8 @@ churn_table() {
         "main_use|… of which its main thread (xDS client; % of the core)|%.1f" \
         "worker_req|Remora worker thread CPU per request (µs)|%.2f" \
         "eds_s|EDS updates ACKed per second|%.1f" \
+        "cp_use|Control plane CPU (% of the load core)|%.1f" \
+        "load_use|Load core busy (wrk, apps, control plane; %)|%.1f" \
         "cx_new|Upstream connections opened to c0 during the run|%.0f" \
         "up_a|Upstream connections to app A at mid-run|%.0f" \
         "up_b|Upstream connections to app B at mid-run|%.0f" \
@@ -559,7 +574,8 @@ report() {
     echo "- remora: $REMORA ($remora_rev, built $REMORA_BUILT), --concurrency 1, pinned to CPU $PROXY_CPU"
     echo "- control plane: test/e2e/xds/control_plane.js, node $(node --version), ADS state of" \
         "the world, on CPU $LOAD_CPU; clusters of type EDS (eds_config ads), $EPS endpoints each;" \
-        "route configuration r1 over RDS to the bootstrap's listener"
+        "route configuration r1 over RDS to the bootstrap's listener; churn updates carry" \
+        "$([[ $CHURN_PUSH == changed ]] && echo "the changed assignment only" || echo "all $AT assignments")"
     echo "- load: $(b_ver wrk) -t1 -c$WRK_CONNS, ${SECS} s per run after 1 s of warm-up, on CPU" \
         "$LOAD_CPU with two nginx apps (1 worker each, 1 KiB body); $ROUNDS rounds, medians"
     echo

@@ -14,7 +14,10 @@
 // line of stdin is a patch of the same shape: its resources replace or add those of the same
 // name, its version (if any) becomes the version, its hold (if any) the held types, and only the
 // types it touches (or releases) are pushed, at once (the file is looked at every 50 ms and
-// replaces everything). --tls-*: mutual TLS (below). Every log line has "t": process.hrtime in milliseconds, taken after a
+// replaces everything); a patch with "changed_only": true sends a state-of-the-world stream only
+// its own resources of the types other than listeners and clusters, as the xDS protocol allows
+// for those types (a response need not repeat the ones that did not change; Istio's incremental
+// EDS pushes do this). --tls-*: mutual TLS (below). Every log line has "t": process.hrtime in milliseconds, taken after a
 // response is handed to gRPC and as a request arrives. Prints "listening PORT" once ready.
 // Loopback only.
 'use strict';
@@ -157,6 +160,10 @@ function load() {
 function patch(spec) {
   if (spec.version !== undefined) state.version = String(spec.version);
   const touched = new Set(putResources(state.types, spec, state.version));
+  if (spec.changed_only) {
+    touched.only = new Map(Object.entries(spec.resources || {}).map(([t, list]) =>
+      [t, new Set(list.map((r) => nameOf(t, r)))]));
+  }
   if (spec.hold !== undefined) {
     const hold = new Set(spec.hold);
     for (const t of state.hold) if (!hold.has(t)) touched.add(t);
@@ -168,18 +175,23 @@ function patch(spec) {
 const streams = new Set();
 let nonce = 0;
 
-function sotwPush(s, typeUrl) {
+// sotwPush(s, typeUrl, only): the subscribed resources of typeUrl (only: just those of the Set,
+// never for listeners and clusters, whose responses are always the whole set).
+function sotwPush(s, typeUrl, only) {
   const sub = s.subs.get(typeUrl);
   if (!sub || state.hold.has(typeUrl)) return;
   const all = state.types[typeUrl] || new Map();
   const resources = [];
   const names = [];
+  if (WILDCARD.has(typeUrl)) only = undefined;
   for (const [name, r] of all) {
+    if (only && !only.has(name)) continue;
     if (WILDCARD.has(typeUrl) && sub.size === 0 ? true : sub.has(name)) {
       resources.push(r.any);
       names.push(name);
     }
   }
+  if (only && resources.length === 0) return;
   const n = String(++nonce);
   s.sent.set(typeUrl, n);
   s.call.write({version_info: state.version, type_url: typeUrl, nonce: n, resources});
@@ -269,12 +281,13 @@ function delta(call) {
   call.on('error', () => streams.delete(s));
 }
 
-// pushTypes(types): every stream gets the types of the Set (null: all) it subscribed again.
+// pushTypes(types): every stream gets the types of the Set (null: all) it subscribed again
+// (types.only: type URL -> the names a state-of-the-world push is limited to).
 function pushTypes(types) {
   for (const s of streams) {
     for (const t of s.subs.keys()) {
       if (types && !types.has(t)) continue;
-      if (!s.delta) { sotwPush(s, t); continue; }
+      if (!s.delta) { sotwPush(s, t, types && types.only ? types.only.get(t) : undefined); continue; }
       const released = s.held.has(t) && !state.hold.has(t);
       if (released) s.held.delete(t);
       deltaPush(s, t, released);
