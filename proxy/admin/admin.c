@@ -14,80 +14,17 @@
 
 #include "base/version.h"
 #include "proxy/admin/admin_certs.h"
+#include "proxy/admin/admin_http.h"
 #include "proxy/admin/admin_readouts.h"
 #include "proxy/core/log.h"
 #include "proxy/http/h1/http1.h"
 #include "base/strbuf.h"
 
-#define ADMIN_MAX_REQUEST 8192
-
 struct admin {
-    uv_tcp_t tcp;
+    admin_http_t *http;
     const host_t *host; /* borrowed */
-    bool open;
-    bool health_only; /* the kubelet's port: /healthz/ready and nothing else */
+    bool health_only;   /* the kubelet's port: /healthz/ready and nothing else */
 };
-
-typedef struct admin_conn {
-    uv_tcp_t tcp;
-    admin_t *admin;
-    char buf[ADMIN_MAX_REQUEST];
-    size_t len;
-    bool responded;
-    uv_write_t write_req;
-    uv_buf_t out[2];
-    char head[256];
-    char *body;
-} admin_conn_t;
-
-typedef struct admin_request {
-    const char *method;
-    char path[1024];
-    char query[1024];
-} admin_request_t;
-
-typedef struct admin_response {
-    int status;
-    const char *content_type;
-    char *body; /* malloc'd */
-    bool quit_after;
-} admin_response_t;
-
-/* Value of query parameter `key` (not URL-decoded beyond %XX and '+') into out. */
-static bool query_param(const char *query, const char *key, char *out, size_t outlen)
-{
-    size_t klen = strlen(key);
-    for (const char *p = query; p && *p;) {
-        const char *amp = strchr(p, '&');
-        size_t plen = amp ? (size_t)(amp - p) : strlen(p);
-        if (plen >= klen && strncmp(p, key, klen) == 0 && (plen == klen || p[klen] == '=')) {
-            const char *v = plen == klen ? p + klen : p + klen + 1;
-            size_t vlen = plen == klen ? 0 : plen - klen - 1, o = 0;
-            for (size_t i = 0; i < vlen && o + 1 < outlen; i++) {
-                if (v[i] == '%' && i + 2 < vlen) {
-                    unsigned x;
-                    if (sscanf(v + i + 1, "%2x", &x) == 1) {
-                        out[o++] = (char)x;
-                        i += 2;
-                        continue;
-                    }
-                }
-                out[o++] = v[i] == '+' ? ' ' : v[i];
-            }
-            out[o] = '\0';
-            return true;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return false;
-}
-
-static void respond_text(admin_response_t *r, int status, const char *text)
-{
-    r->status = status;
-    r->content_type = "text/plain; charset=UTF-8";
-    r->body = strdup(text);
-}
 
 static void handle_stats(const host_t *host, const admin_request_t *rq, admin_response_t *r)
 {
@@ -98,16 +35,16 @@ static void handle_stats(const host_t *host, const admin_request_t *rq, admin_re
     stats_entry_t *list;
     int n = stats_list(host->stats, &list);
     if (n < 0) {
-        respond_text(r, 500, "out of memory\n");
+        admin_respond_text(r, 500, "out of memory\n");
         return;
     }
     /* Envoy's `filter` is a regular expression over stat names; keep the matching ones. */
     char filter[512];
     regex_t re, *rep = NULL;
-    if (query_param(rq->query, "filter", filter, sizeof(filter)) && filter[0]) {
+    if (admin_query_param(rq->query, "filter", filter, sizeof(filter)) && filter[0]) {
         if (regcomp(&re, filter, REG_EXTENDED | REG_NOSUB) != 0) {
             stats_list_free(list);
-            respond_text(r, 400, "invalid regex in filter\n");
+            admin_respond_text(r, 400, "invalid regex in filter\n");
             return;
         }
         rep = &re;
@@ -118,7 +55,7 @@ static void handle_stats(const host_t *host, const admin_request_t *rq, admin_re
         n = k;
     }
     char format[32] = "";
-    query_param(rq->query, "format", format, sizeof(format));
+    admin_query_param(rq->query, "format", format, sizeof(format));
     r->status = 200;
     if (strcmp(rq->path, "/stats/prometheus") == 0 || strcmp(format, "prometheus") == 0) {
         /* Text readouts are left out, as Envoy leaves them out of Prometheus. */
@@ -131,7 +68,7 @@ static void handle_stats(const host_t *host, const admin_request_t *rq, admin_re
         r->content_type = "text/plain; charset=UTF-8";
         r->body = admin_stats_text(host, list, n, rep);
     } else {
-        respond_text(r, 400, "unknown format; use text, json or prometheus\n");
+        admin_respond_text(r, 400, "unknown format; use text, json or prometheus\n");
     }
     if (rep)
         regfree(rep);
@@ -148,19 +85,10 @@ static const char *cluster_kind_name(cluster_kind_t k)
     return names[k];
 }
 
-/* Renders a JSON document into the response (takes root). */
-static void respond_json(admin_response_t *r, json_t *root)
-{
-    r->status = 200;
-    r->content_type = "application/json";
-    r->body = root ? json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(root);
-}
-
 static void handle_clusters(const host_t *host, const admin_request_t *rq, admin_response_t *r)
 {
     char format[32] = "";
-    query_param(rq->query, "format", format, sizeof(format));
+    admin_query_param(rq->query, "format", format, sizeof(format));
     const snapshot_t *snap = host_snapshot(host);
     if (strcmp(format, "json") == 0) {
         json_t *list = json_array();
@@ -186,7 +114,7 @@ static void handle_clusters(const host_t *host, const admin_request_t *rq, admin
                           "upstream_cx_connect_fail",
                           (json_int_t)stats_value(host->stats, c->st.upstream_cx_connect_fail)));
         }
-        respond_json(r, json_pack("{s:o}", "cluster_statuses", list));
+        admin_respond_json(r, json_pack("{s:o}", "cluster_statuses", list));
         return;
     }
     strbuf_t sb = {0};
@@ -237,14 +165,14 @@ static void add_listener(void *arg, const char *name, const struct sockaddr *add
 static void handle_listeners(const host_t *host, const admin_request_t *rq, admin_response_t *r)
 {
     char format[32] = "";
-    query_param(rq->query, "format", format, sizeof(format));
+    admin_query_param(rq->query, "format", format, sizeof(format));
     bool json = strcmp(format, "json") == 0;
     listeners_out_t o = {.snap = host_snapshot(host), .list = json ? json_array() : NULL};
     sb_puts(&o.sb, "");
     host_listeners(host, add_listener, &o);
     if (json) {
         sb_free(&o.sb);
-        respond_json(r, json_pack("{s:o}", "listener_statuses", o.list));
+        admin_respond_json(r, json_pack("{s:o}", "listener_statuses", o.list));
         return;
     }
     r->status = 200;
@@ -281,23 +209,24 @@ static void handle_server_info(const host_t *host, admin_response_t *r)
         json_decref(root);
         root = NULL;
     }
-    respond_json(r, root);
+    admin_respond_json(r, root);
 }
 
 static void handle_logging(const admin_request_t *rq, admin_response_t *r)
 {
     char level[32];
-    if (query_param(rq->query, "level", level, sizeof(level))) {
+    if (admin_query_param(rq->query, "level", level, sizeof(level))) {
         log_level_t lv;
         if (log_level_parse(level, &lv) != 0) {
-            respond_text(r, 400, "unknown level; use trace, debug, info, warning, error, off\n");
+            admin_respond_text(r, 400,
+                               "unknown level; use trace, debug, info, warning, error, off\n");
             return;
         }
         log_set_level(lv);
     }
     char text[64];
     snprintf(text, sizeof(text), "active level: %s\n", log_level_name(log_current_level));
-    respond_text(r, 200, text);
+    admin_respond_text(r, 200, text);
 }
 
 static const char *const help_text =
@@ -323,16 +252,16 @@ static void admin_dispatch(const host_t *host, const admin_request_t *rq, admin_
 {
     if (strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "POST") != 0 &&
         strcmp(rq->method, "HEAD") != 0) {
-        respond_text(r, 405, "method not allowed\n");
+        admin_respond_text(r, 405, "method not allowed\n");
         return;
     }
     if (needs_post(rq->path) && strcmp(rq->method, "POST") != 0) {
-        respond_text(r, 405, "this endpoint needs POST\n");
+        admin_respond_text(r, 405, "this endpoint needs POST\n");
         return;
     }
     const char *p = rq->path;
     if (strcmp(p, "/") == 0 || strcmp(p, "/help") == 0) {
-        respond_text(r, 200, help_text);
+        admin_respond_text(r, 200, help_text);
     } else if (strcmp(p, "/stats") == 0 || strcmp(p, "/stats/prometheus") == 0) {
         handle_stats(host, rq, r);
     } else if (strcmp(p, "/clusters") == 0) {
@@ -344,151 +273,47 @@ static void admin_dispatch(const host_t *host, const admin_request_t *rq, admin_
         r->content_type = "application/json";
         r->body = host_config_dump(host);
     } else if (strcmp(p, "/certs") == 0) {
-        respond_json(r, admin_certs_json(host_snapshot(host), (int64_t)time(NULL)));
+        admin_respond_json(r, admin_certs_json(host_snapshot(host), (int64_t)time(NULL)));
     } else if (strcmp(p, "/server_info") == 0) {
         handle_server_info(host, r);
     } else if (strcmp(p, "/ready") == 0) {
         bool ready = host_ready(host);
         char text[32];
         snprintf(text, sizeof(text), "%s\n", host_state_name(host));
-        respond_text(r, ready ? 200 : 503, text);
+        admin_respond_text(r, ready ? 200 : 503, text);
     } else if (strcmp(p, "/logging") == 0) {
         handle_logging(rq, r);
     } else if (strcmp(p, "/quitquitquit") == 0) {
-        respond_text(r, 200, "OK\n");
-        r->quit_after = true;
+        admin_respond_text(r, 200, "OK\n");
     } else {
-        respond_text(r, 404, "invalid path; GET / lists the admin commands\n");
-    }
-    if (r->body == NULL && r->status != 0)
-        respond_text(r, 500, "out of memory\n");
-}
-
-static void on_conn_closed(uv_handle_t *h)
-{
-    admin_conn_t *c = h->data;
-    free(c->body);
-    free(c);
-}
-
-static void on_written(uv_write_t *req, int status)
-{
-    (void)status;
-    admin_conn_t *c = req->data;
-    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
-}
-
-static void send_response(admin_conn_t *c, admin_response_t *r, bool head_only)
-{
-    size_t blen = r->body ? strlen(r->body) : 0;
-    int n = snprintf(c->head, sizeof(c->head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-cache, max-age=0\r\nConnection: close\r\n\r\n",
-                     r->status, http1_reason(r->status), r->content_type, blen);
-    c->body = r->body;
-    c->out[0] = uv_buf_init(c->head, (unsigned)n);
-    c->out[1] = uv_buf_init(c->body ? c->body : "", head_only ? 0 : (unsigned)blen);
-    c->write_req.data = c;
-    c->responded = true;
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, c->out, 2, on_written) < 0)
-        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
-}
-
-static int parse_request(admin_conn_t *c, admin_request_t *rq)
-{
-    char *end = memchr(c->buf, '\n', c->len);
-    if (end == NULL)
-        return -EINVAL;
-    *end = '\0';
-    char *sp1 = strchr(c->buf, ' ');
-    if (sp1 == NULL)
-        return -EINVAL;
-    *sp1 = '\0';
-    char *target = sp1 + 1, *sp2 = strchr(target, ' ');
-    if (sp2 == NULL)
-        return -EINVAL;
-    *sp2 = '\0';
-    rq->method = c->buf;
-    char *q = strchr(target, '?');
-    if (q) {
-        *q = '\0';
-        snprintf(rq->query, sizeof(rq->query), "%s", q + 1);
-    }
-    if (strlen(target) >= sizeof(rq->path) || target[0] != '/')
-        return -EINVAL;
-    snprintf(rq->path, sizeof(rq->path), "%s", target);
-    return 0;
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)suggested;
-    admin_conn_t *c = h->data;
-    *buf = uv_buf_init(c->buf + c->len, (unsigned)(sizeof(c->buf) - 1 - c->len));
-}
-
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    (void)buf;
-    admin_conn_t *c = stream->data;
-    if (c->responded)
-        return;
-    if (nread < 0) {
-        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
-        return;
-    }
-    c->len += (size_t)nread;
-    c->buf[c->len] = '\0';
-    admin_response_t r = {0};
-    if (strstr(c->buf, "\r\n\r\n") == NULL && strstr(c->buf, "\n\n") == NULL) {
-        if (c->len < sizeof(c->buf) - 1)
-            return;
-        respond_text(&r, 431, "request too large\n");
-        send_response(c, &r, false);
-        return;
-    }
-    admin_request_t rq = {0};
-    if (parse_request(c, &rq) < 0) {
-        respond_text(&r, 400, "bad request\n");
-        send_response(c, &r, false);
-        return;
-    }
-    const host_t *host = c->admin->host;
-    if (c->admin->health_only) {
-        /* Reachable from outside the pod: answer readiness, reveal nothing else. */
-        if (strcmp(rq.path, "/healthz/ready") != 0)
-            respond_text(&r, 404, "not found\n");
-        else
-            respond_text(&r, host_ready(host) ? 200 : 503,
-                         host_ready(host) ? "LIVE\n" : "not ready\n");
-    } else {
-        admin_dispatch(host, &rq, &r);
-    }
-    bool quit = r.quit_after;
-    send_response(c, &r, strcmp(rq.method, "HEAD") == 0);
-    if (quit) {
-        log_info("admin: /quitquitquit: exiting");
-        host_quit(host);
+        admin_respond_text(r, 404, "invalid path; GET / lists the admin commands\n");
     }
 }
 
-static void on_admin_connection(uv_stream_t *server, int status)
+static void quit_host(void *ctx)
 {
-    admin_t *a = server->data;
-    if (status < 0)
-        return;
-    admin_conn_t *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return;
-    c->admin = a;
-    uv_tcp_init(server->loop, &c->tcp);
-    c->tcp.data = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    const admin_t *a = ctx;
+    log_info("admin: /quitquitquit: exiting");
+    host_quit(a->host);
+}
+
+static void admin_handle(void *ctx, const admin_request_t *rq, admin_response_t *r)
+{
+    admin_t *a = ctx;
+    if (!a->health_only) {
+        admin_dispatch(a->host, rq, r);
+        if (r->status == 200 && strcmp(rq->path, "/quitquitquit") == 0) {
+            r->after = quit_host;
+            r->after_ctx = a;
+        }
         return;
     }
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    /* Reachable from outside the pod: answer readiness, reveal nothing else. */
+    bool ready = host_ready(a->host);
+    if (strcmp(rq->path, "/healthz/ready") != 0)
+        admin_respond_text(r, 404, "not found\n");
+    else
+        admin_respond_text(r, ready ? 200 : 503, ready ? "LIVE\n" : "not ready\n");
 }
 
 static int listen_on(const host_t *host, admin_t **slot, const struct sockaddr *addr,
@@ -499,27 +324,13 @@ static int listen_on(const host_t *host, admin_t **slot, const struct sockaddr *
         return -ENOMEM;
     a->host = host;
     a->health_only = health_only;
-    uv_tcp_init(host->loop, &a->tcp);
-    a->tcp.data = a;
-    a->open = true;
-    char text[80];
-    snapshot_format_addr(addr, text, sizeof(text));
-    int rc = uv_tcp_bind(&a->tcp, addr, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&a->tcp, 128, on_admin_connection);
-    const char *what = health_only ? "health" : "admin";
+    int rc = admin_http_start(host->loop, addr, health_only ? "health" : "admin", admin_handle, a,
+                              &a->http, err, errlen);
     if (rc < 0) {
-        snprintf(err, errlen, "%s: listen on %s: %s", what, text, uv_strerror(rc));
-        admin_stop(a);
+        free(a);
         return rc;
     }
     *slot = a;
-    /* The bound address, so a port 0 in the config shows the port the kernel gave. */
-    struct sockaddr_storage bound;
-    int blen = sizeof(bound);
-    if (uv_tcp_getsockname(&a->tcp, (struct sockaddr *)&bound, &blen) == 0)
-        snapshot_format_addr((struct sockaddr *)&bound, text, sizeof(text));
-    log_info("%s: listening on %s", what, text);
     return 0;
 }
 
@@ -535,15 +346,10 @@ int admin_start_health(const host_t *host, const struct sockaddr *addr, admin_t 
     return listen_on(host, out, addr, true, err, errlen);
 }
 
-static void on_admin_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
 void admin_stop(admin_t *a)
 {
-    if (a && a->open) {
-        a->open = false;
-        uv_close((uv_handle_t *)&a->tcp, on_admin_closed);
-    }
+    if (a == NULL)
+        return;
+    admin_http_stop(a->http);
+    free(a);
 }
