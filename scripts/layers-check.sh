@@ -19,6 +19,7 @@ proxy/tcp 3.3
 proxy/grpc 3.2
 proxy/admin 3.4
 proxy/server 3.5
+cp 3.6
 filters 4
 cmd 5
 '
