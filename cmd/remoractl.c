@@ -5,6 +5,7 @@
 
 #include "cli/certs.h"
 #include "cli/iptables.h"
+#include "cli/proxy_status.h"
 
 /* A command's run function gets argv starting at the command name and returns the exit status. */
 typedef struct command {
@@ -16,6 +17,7 @@ typedef struct command {
 static const command_t COMMANDS[] = {
     {"iptables", iptables_main, "install or remove the pod's traffic capture rules"},
     {"certs", certs_main, "make a root CA, intermediates and workload certificates"},
+    {"proxy-status", proxy_status_main, "every sidecar of remora-cp: synced, stale or NACKed"},
 };
 
 #define N_COMMANDS (sizeof(COMMANDS) / sizeof(COMMANDS[0]))
