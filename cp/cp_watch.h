@@ -10,7 +10,7 @@
 typedef struct cp_watch cp_watch_t;
 
 typedef struct cp_watch_opts {
-    uint64_t debounce_ms; /* quiet time after the last event before a rescan (Istio: 100 ms) */
+    uint64_t debounce_ms;  /* quiet time after the last event before a rescan (Istio: 100 ms) */
     uint64_t max_delay_ms; /* a rescan comes at most this long after the first event of a burst,
                               even if events go on (Istio's debounce max: 10 s) */
     uint64_t poll_ms;      /* also rescan this often, events or not (0: never); a fallback for
