@@ -1,5 +1,6 @@
 /* proxy_status.c — reads /debug/syncz from remora-cp's admin endpoint over a plain blocking HTTP
- * GET (loopback or the cluster network; no TLS: the admin endpoint is not exposed) and prints it. */
+ * GET (loopback or the cluster network; no TLS: the admin endpoint is not exposed) and prints it.
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -56,17 +57,17 @@ int proxy_status_print(const json_t *syncz, const char *node, FILE *out)
     size_t i;
     const json_t *p;
     if (node) {
-        json_array_foreach (proxies, i, p)
-            if (strcmp(str_or(p, "node", ""), node) == 0) {
-                print_one(p, out);
-                return 0;
-            }
-        fprintf(stderr, "remoractl proxy-status: %s is not connected to the control plane\n",
-                node);
+        json_array_foreach(proxies, i, p) if (strcmp(str_or(p, "node", ""), node) == 0)
+        {
+            print_one(p, out);
+            return 0;
+        }
+        fprintf(stderr, "remoractl proxy-status: %s is not connected to the control plane\n", node);
         return 1;
     }
     int wname = 4, wcluster = 7;
-    json_array_foreach (proxies, i, p) {
+    json_array_foreach(proxies, i, p)
+    {
         int n = (int)strlen(str_or(p, "node", "-")), c = (int)strlen(str_or(p, "cluster", "-"));
         wname = n > wname ? n : wname;
         wcluster = c > wcluster ? c : wcluster;
@@ -75,20 +76,21 @@ int proxy_status_print(const json_t *syncz, const char *node, FILE *out)
     for (size_t k = 0; k < N_TYPES; k++)
         fprintf(out, "  %-10s", TYPES[k]);
     fputc('\n', out);
-    json_array_foreach (proxies, i, p) {
+    json_array_foreach(proxies, i, p)
+    {
         fprintf(out, "%-*s  %-*s", wname, str_or(p, "node", "-"), wcluster,
                 str_or(p, "cluster", "-"));
         for (size_t k = 0; k < N_TYPES; k++)
             fprintf(out, "  %-10s", type_state(p, TYPES[k]));
         fputc('\n', out);
     }
-    json_array_foreach (proxies, i, p)
-        for (size_t k = 0; k < N_TYPES; k++) {
-            const json_t *t = json_object_get(json_object_get(p, "types"), TYPES[k]);
-            const char *e = str_or(t, "error", NULL);
-            if (e)
-                fprintf(out, "\n%s %s NACKed: %s\n", str_or(p, "node", "-"), TYPES[k], e);
-        }
+    json_array_foreach(proxies, i, p) for (size_t k = 0; k < N_TYPES; k++)
+    {
+        const json_t *t = json_object_get(json_object_get(p, "types"), TYPES[k]);
+        const char *e = str_or(t, "error", NULL);
+        if (e)
+            fprintf(out, "\n%s %s NACKed: %s\n", str_or(p, "node", "-"), TYPES[k], e);
+    }
     return 0;
 }
 
@@ -117,8 +119,9 @@ static int http_get(const char *addr, const char *path, char **body)
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     }
     if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
-        fprintf(stderr, "remoractl proxy-status: cannot reach remora-cp's admin endpoint at %s: %s\n",
-                addr, strerror(errno));
+        fprintf(stderr,
+                "remoractl proxy-status: cannot reach remora-cp's admin endpoint at %s: %s\n", addr,
+                strerror(errno));
         if (fd >= 0)
             close(fd);
         freeaddrinfo(res);
@@ -189,8 +192,8 @@ int proxy_status_main(int argc, char *argv[])
     const char *admin = DEFAULT_CP_ADMIN, *node = NULL;
     for (int i = 1; i < argc; i++) {
         const char *inline_value = NULL;
-        const cli_flag_t *f = cli_flag_find(FLAGS, sizeof(FLAGS) / sizeof(FLAGS[0]), argv[i],
-                                            &inline_value);
+        const cli_flag_t *f =
+            cli_flag_find(FLAGS, sizeof(FLAGS) / sizeof(FLAGS[0]), argv[i], &inline_value);
         if (f == NULL) {
             if (argv[i][0] == '-' || node) {
                 fprintf(stderr, "remoractl proxy-status: unexpected argument '%s'\n", argv[i]);

@@ -59,8 +59,7 @@ static void rig_start(rig_t *r, const cp_watch_opts_t *o)
     assert_non_null(mkdtemp(r->dir));
     uv_loop_init(&r->loop);
     char err[256];
-    assert_int_equal(cp_watch_start(&r->loop, r->dir, o, on_change, r, &r->w, err, sizeof(err)),
-                     0);
+    assert_int_equal(cp_watch_start(&r->loop, r->dir, o, on_change, r, &r->w, err, sizeof(err)), 0);
     uv_timer_init(&r->loop, &r->writer);
     uv_timer_init(&r->loop, &r->stop);
     r->writer.data = r->stop.data = r;

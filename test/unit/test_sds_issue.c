@@ -34,8 +34,8 @@ static ca_issuer_t *root_issuer(void)
 
 static secret_msg_t *decode(const sds_secret_t *s)
 {
-    secret_msg_t *m = envoy__extensions__transport_sockets__tls__v3__secret__unpack(
-        NULL, s->len, s->bytes);
+    secret_msg_t *m =
+        envoy__extensions__transport_sockets__tls__v3__secret__unpack(NULL, s->len, s->bytes);
     assert_non_null(m);
     return m;
 }
@@ -56,9 +56,9 @@ static void test_sds_cert_is_a_secret_the_sidecar_takes(void **state)
     assert_int_equal(snapshot_tls_check_secret(m, err, sizeof(err)), 0);
     /* The identity is the one asked for. */
     identity_cert_info_t info;
-    assert_int_equal(identity_cert_info_parse((const char *)chain->data, chain->len, 0, &info, err,
-                                              sizeof(err)),
-                     0);
+    assert_int_equal(
+        identity_cert_info_parse((const char *)chain->data, chain->len, 0, &info, err, sizeof(err)),
+        0);
     assert_non_null(info.spiffe_id);
     assert_string_equal(info.spiffe_id, ID);
     identity_cert_info_free(&info);
@@ -80,8 +80,9 @@ static void test_sds_root_is_a_validation_context_the_sidecar_takes(void **state
     assert_int_equal(sds_root_secret(c.root_pem, &root), 0);
     secret_msg_t *m = decode(&root);
     assert_string_equal(m->name, "ROOTCA");
-    assert_int_equal(m->type_case,
-                     ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__TYPE_VALIDATION_CONTEXT);
+    assert_int_equal(
+        m->type_case,
+        ENVOY__EXTENSIONS__TRANSPORT_SOCKETS__TLS__V3__SECRET__TYPE_VALIDATION_CONTEXT);
     assert_int_equal(snapshot_tls_check_secret(m, err, sizeof(err)), 0);
     envoy__extensions__transport_sockets__tls__v3__secret__free_unpacked(m, NULL);
     /* The default lifetime is the CA's for workloads. */
