@@ -67,8 +67,7 @@ static void handle(void *ctx, const admin_request_t *rq, admin_response_t *r)
 }
 
 int cp_admin_start(uv_loop_t *loop, const struct sockaddr *addr, cp_stats_t *stats,
-                   const cp_admin_ops_t *ops, void *ctx, cp_admin_t **out, char *err,
-                   size_t errlen)
+                   const cp_admin_ops_t *ops, void *ctx, cp_admin_t **out, char *err, size_t errlen)
 {
     cp_admin_t *a = calloc(1, sizeof(*a));
     if (a == NULL)

@@ -75,8 +75,8 @@ int cp_stats_init(cp_stats_t *s)
     if (rc == 0)
         rc = plain(st, STAT_COUNTER, "remora_cp_xds_sent_bytes_total", &s->bytes_sent);
     if (rc == 0)
-        rc = plain(st, STAT_COUNTER, "citadel_server_success_cert_issuance_count",
-                   &s->certs_issued);
+        rc =
+            plain(st, STAT_COUNTER, "citadel_server_success_cert_issuance_count", &s->certs_issued);
     if (rc < 0)
         cp_stats_free(s);
     return rc;

@@ -11,9 +11,9 @@
 typedef enum cp_type { CP_CDS, CP_EDS, CP_LDS, CP_RDS, CP_SDS, CP_NTYPES } cp_type_t;
 
 typedef struct cp_stats {
-    stats_store_t *store; /* owned */
-    stats_slots_t *slots; /* borrowed from store: the main loop's */
-    stat_id_t connected;  /* pilot_xds: connected sidecars (gauge) */
+    stats_store_t *store;         /* owned */
+    stats_slots_t *slots;         /* borrowed from store: the main loop's */
+    stat_id_t connected;          /* pilot_xds: connected sidecars (gauge) */
     stat_id_t pushes[CP_NTYPES];  /* pilot_xds_pushes{type}: responses sent */
     stat_id_t rejects[CP_NTYPES]; /* pilot_total_xds_rejects{type}: NACKs received */
     stat_id_t acks[CP_NTYPES];    /* remora_cp_xds_acks_total{type} */

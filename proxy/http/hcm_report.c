@@ -30,9 +30,17 @@ static void record_istio_metrics(hcm_conn_t *c, http_stream_t *s, uint64_t now_m
         !stats_cache_get(&w->stat_cache, key ^ 1, &duration)) {
         char code[8];
         snprintf(code, sizeof(code), "%d", s->status);
+        /* This sidecar's workload is the source of what it sends out and the destination of
+         * what it takes in; the other side is not known without Istio's metadata exchange. */
+        const snapshot_t *sn = c->snap;
+        const char *me = sn->node_workload[0] ? sn->node_workload : "unknown";
+        const char *my_ns = sn->node_namespace[0] ? sn->node_namespace : "unknown";
         stats_tag_t tags[] = {
             {"reporter", inbound ? "destination" : "source"},
-            {"source_workload", c->snap->node_cluster[0] ? c->snap->node_cluster : "unknown"},
+            {"source_workload", inbound ? "unknown" : me},
+            {"source_workload_namespace", inbound ? "unknown" : my_ns},
+            {"destination_workload", inbound ? me : "unknown"},
+            {"destination_workload_namespace", inbound ? my_ns : "unknown"},
             {"destination_service", service_of(cl->name)},
             {"destination_cluster", cl->name},
             {"response_code", code},

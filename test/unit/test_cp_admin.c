@@ -63,8 +63,8 @@ static void rig_start(rig_t *r)
     struct sockaddr_in a;
     uv_ip4_addr("127.0.0.1", 0, &a);
     char err[256];
-    assert_int_equal(cp_admin_start(&r->loop, (struct sockaddr *)&a, &r->stats, &OPS, r,
-                                    &r->admin, err, sizeof(err)),
+    assert_int_equal(cp_admin_start(&r->loop, (struct sockaddr *)&a, &r->stats, &OPS, r, &r->admin,
+                                    err, sizeof(err)),
                      0);
     struct sockaddr_storage bound;
     assert_int_equal(cp_admin_address(r->admin, &bound), 0);

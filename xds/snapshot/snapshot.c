@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
+#include "google/protobuf/struct.pb-c.h"
 #include "base/err.h"
 #include "xds/config/config.h"
 #include "xds/snapshot/snapshot_ads.h"
@@ -718,6 +719,8 @@ static void snapshot_free(snapshot_t *s)
     free(s->listener_names.slot);
     free(s->node_id);
     free(s->node_cluster);
+    free(s->node_workload);
+    free(s->node_namespace);
     snapshot_ads_free(&s->ads);
     runtime_free(&s->runtime);
     snapshot_refs_free(&s->references);
@@ -730,6 +733,33 @@ static void snapshot_free(snapshot_t *s)
     free(s);
 }
 
+/* The string value of key in node metadata m (borrowed), or NULL. */
+static const char *metadata_string(const Google__Protobuf__Struct *m, const char *key)
+{
+    for (size_t i = 0; m && i < m->n_fields; i++) {
+        const Google__Protobuf__Struct__FieldsEntry *f = m->fields[i];
+        if (f->key && strcmp(f->key, key) == 0 && f->value &&
+            f->value->kind_case == GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE)
+            return f->value->string_value;
+    }
+    return NULL;
+}
+
+/* The namespace in a node id (borrowed) "<pod>.<namespace>", or in Istio's
+ * "sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local": new, "" when none. */
+static char *node_id_namespace(const char *id)
+{
+    const char *p = id, *t1 = strchr(id, '~'), *t2 = t1 ? strchr(t1 + 1, '~') : NULL;
+    if (t2)
+        p = t2 + 1;
+    else if (t1)
+        return strdup("");
+    const char *dot = strchr(p, '.');
+    if (dot == NULL)
+        return strdup("");
+    return strndup(dot + 1, strcspn(dot + 1, ".~"));
+}
+
 /* The bootstrap-level settings: node, admin address, xDS sources, runtime. */
 static int build_settings(const config_resources_t *res, snapshot_t *s, char *err, size_t errlen)
 {
@@ -737,6 +767,13 @@ static int build_settings(const config_resources_t *res, snapshot_t *s, char *er
     s->node_id = strdup(node && node->id ? node->id : "");
     s->node_cluster = strdup(node && node->cluster ? node->cluster : "");
     if (s->node_id == NULL || s->node_cluster == NULL)
+        return -ENOMEM;
+    const Google__Protobuf__Struct *md = node ? node->metadata : NULL;
+    const char *workload = metadata_string(md, "WORKLOAD_NAME");
+    const char *ns = metadata_string(md, "NAMESPACE");
+    s->node_workload = strdup(workload ? workload : s->node_cluster);
+    s->node_namespace = ns ? strdup(ns) : node_id_namespace(s->node_id);
+    if (s->node_workload == NULL || s->node_namespace == NULL)
         return -ENOMEM;
     if (res->admin && res->admin->address) {
         int rc = parse_address(res->admin->address, &s->admin_addr, "admin", err, errlen);

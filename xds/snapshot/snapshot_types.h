@@ -402,6 +402,11 @@ typedef struct snapshot {
     unsigned nworkers;
     char *node_id;
     char *node_cluster;
+    /* Who this sidecar is, for Istio's metrics: node.metadata WORKLOAD_NAME (else the node's
+     * cluster) and NAMESPACE (else what follows the first '.' of a "<pod>.<namespace>" node
+     * id), as Istio's node metadata carries them; "" when unknown. */
+    char *node_workload;
+    char *node_namespace;
     snap_ads_t ads; /* dynamic_resources */
     bool has_admin;
     struct sockaddr_storage admin_addr;
