@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/duration.h"
 #include "filters/registry.h"
 #include "proxy/core/log.h"
 #include "proxy/server/server.h"
@@ -30,39 +31,11 @@ static void usage(FILE *out)
         "  -h, --help               this text\n");
 }
 
-/* A duration: numbers each with a unit, ms, s, m, h or d ("200ms", "10s", "1h30m", "7d"), or
- * "0". Returns 0 and *out_ms, or -1 after saying what is wrong. */
+/* A duration (base/duration.h), or -1 after saying what is wrong. */
 static int parse_duration_ms(const char *flag, const char *text, uint64_t *out_ms)
 {
-    static const struct {
-        const char *unit;
-        uint64_t ms;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
-    const uint64_t max = 100ull * 365 * 86400000; /* a century */
-    uint64_t total = 0;
-    const char *p = text;
-    if (strcmp(text, "0") == 0) {
-        *out_ms = 0;
+    if (duration_parse_ms(text, out_ms) == 0)
         return 0;
-    }
-    while (*p) {
-        char *end;
-        if (*p < '0' || *p > '9')
-            goto bad;
-        unsigned long long v = strtoull(p, &end, 10);
-        size_t i = 0, n = sizeof(units) / sizeof(units[0]);
-        while (i < n && strncmp(end, units[i].unit, strlen(units[i].unit)) != 0)
-            i++; /* "ms" is tried before "m" */
-        if (i == n || v > max / units[i].ms || total > max - v * units[i].ms)
-            goto bad;
-        total += v * units[i].ms;
-        p = end + strlen(units[i].unit);
-    }
-    if (p == text)
-        goto bad;
-    *out_ms = total;
-    return 0;
-bad:
     fprintf(stderr, "remora: %s: '%s' is not a duration (e.g. 500ms, 10s, 24h, 7d, or 0)\n", flag,
             text);
     return -1;
