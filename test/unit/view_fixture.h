@@ -90,7 +90,7 @@ static const view_workload_t fx_workloads[] = {
     {"mixed", "m-1", "198.18.2.1", "m", "m", fx_m_pod_ports, 1, NULL, 0},
 };
 
-static view_registry_t fx_registry(void)
+static inline view_registry_t fx_registry(void)
 {
     return (view_registry_t){
         .mesh = {.trust_domain = "cluster.local",
@@ -108,7 +108,7 @@ static view_registry_t fx_registry(void)
 }
 
 /* The descriptor of a resource type URL, or NULL. */
-static const ProtobufCMessageDescriptor *fx_desc(const char *type_url)
+static inline const ProtobufCMessageDescriptor *fx_desc(const char *type_url)
 {
     if (strcmp(type_url, VIEW_TYPE_LISTENER) == 0)
         return &envoy__config__listener__v3__listener__descriptor;
@@ -123,8 +123,8 @@ static const ProtobufCMessageDescriptor *fx_desc(const char *type_url)
 
 /* The resource decoded (new: protobuf_c_message_free_unpacked), failing the test when it is
  * missing or does not decode. */
-static ProtobufCMessage *fx_decode(const view_t *v, view_group_kind_t kind, const char *key,
-                                   const char *name)
+static inline ProtobufCMessage *fx_decode(const view_t *v, view_group_kind_t kind, const char *key,
+                                          const char *name)
 {
     const view_group_t *g = view_find_group(v, kind, key);
     if (g == NULL)

@@ -75,8 +75,20 @@ static const ProtobufCFieldDescriptor *field_of(pbw_t *w, const char *name, bool
 {
     if (w->err)
         return NULL;
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(w->stack[w->depth].desc, name);
+    const ProtobufCMessageDescriptor *d = w->stack[w->depth].desc;
+    /* The view writes millions of fields per build: a per-thread cache by (descriptor, name
+     * address) saves the descriptor's binary search; a hit is confirmed by the name itself. */
+    static _Thread_local struct {
+        const ProtobufCMessageDescriptor *desc;
+        const char *name;
+        const ProtobufCFieldDescriptor *f;
+    } cache[512];
+    size_t slot = (((uintptr_t)d >> 4) ^ ((uintptr_t)name >> 1) ^ ((uintptr_t)name >> 9)) & 511;
+    const ProtobufCFieldDescriptor *f = NULL;
+    if (cache[slot].desc == d && cache[slot].name == name && strcmp(cache[slot].f->name, name) == 0)
+        f = cache[slot].f;
+    else if ((f = protobuf_c_message_descriptor_get_field_by_name(d, name)) != NULL)
+        cache[slot].desc = d, cache[slot].name = name, cache[slot].f = f;
     if (f == NULL) {
         fail(w, -EINVAL, name, "no such field");
         return NULL;

@@ -371,7 +371,7 @@ int view_build(const view_registry_t *reg, const view_t *prev, view_t **out, cha
 
 int view_node_parse_id(const char *id, view_node_t *node)
 {
-    node->pod = node->namespace_ = NULL;
+    memset(node, 0, sizeof(*node));
     if (id == NULL)
         return -EINVAL;
     /* Istio: type~ip~pod.namespace~domain; the short form sidecar~pod.namespace too. */

@@ -102,8 +102,9 @@ typedef struct view_node {
 
 /* Reads a node id, Istio's "sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.<domain>" or
  * "<pod>.<namespace>" (a "sidecar~" prefix of only two parts, "sidecar~<pod>.<namespace>", too):
- * fills node->pod and node->namespace_ (in node->buf; the namespace is what follows the last
- * dot). id borrowed. Returns 0, or -EINVAL when the id names no pod and namespace. */
+ * resets *node and fills node->pod and node->namespace_ (in node->buf; the namespace is what
+ * follows the last dot). id borrowed. Returns 0, or -EINVAL when the id names no pod and namespace.
+ */
 int view_node_parse_id(const char *id, view_node_t *node);
 
 #define VIEW_NODE_MAX_GROUPS 5

@@ -23,6 +23,7 @@ int view_node_from_proto(const Envoy__Config__Core__V3__Node *node, view_node_t 
     memset(out, 0, sizeof(*out));
     if (node == NULL)
         return -EINVAL;
+    /* Resets *out; an id that names no pod leaves it empty for the metadata to fill. */
     view_node_parse_id(node->id, out); /* may name no pod: the metadata may still say */
     const Google__Protobuf__Struct *md = node->metadata;
     const char *ns = meta_string(md, "NAMESPACE");
