@@ -602,6 +602,8 @@ static int build_listener(const config_resource_list_t *list, size_t idx, snap_l
     l->stat_name = strdup(m->stat_prefix && *m->stat_prefix ? m->stat_prefix : l->name);
     if (l->stat_name == NULL)
         return -ENOMEM;
+    if (m->api_listener) /* the shape remora-cp serves proxyless gRPC clients */
+        return err_set(err, errlen, -EINVAL, "%s: api_listener is not supported", what);
     rc = parse_address(m->address, &l->addr, what, err, errlen);
     if (rc < 0)
         return rc;

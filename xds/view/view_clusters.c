@@ -1,0 +1,309 @@
+/* CDS and EDS of the view: a cluster per service port (Istio's outbound|<port>||<host>; with
+ * mTLS a second one, outbound|<port>|tcp|<host>, for the TCP chain of an HTTP port, since the
+ * server tells the two apart by ALPN), one per workload container port (inbound|<port>||), the
+ * two passthrough clusters, and the load assignment of every EDS cluster. Every sidecar gets
+ * the same ones. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "envoy/config/cluster/v3/cluster.pb-c.h"
+#include "envoy/config/endpoint/v3/endpoint.pb-c.h"
+#include "xds/view/view_internal.h"
+
+#define CLUSTER_DESC    (&envoy__config__cluster__v3__cluster__descriptor)
+#define ASSIGNMENT_DESC (&envoy__config__endpoint__v3__cluster_load_assignment__descriptor)
+
+static int str_cmp(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* The SPIFFE IDs of s's service accounts and its endpoints' (new strings in *out, sorted,
+ * unique; free with free_strs). */
+static int service_sans(const view_builder_t *b, const view_service_t *s, char ***out, size_t *n)
+{
+    char **v = calloc(s->n_service_accounts + s->n_endpoints + 1, sizeof(*v));
+    size_t k = 0;
+    if (v == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->n_service_accounts + s->n_endpoints; i++) {
+        const char *sa = i < s->n_service_accounts
+                             ? s->service_accounts[i]
+                             : s->endpoints[i - s->n_service_accounts].service_account;
+        if (sa == NULL || *sa == '\0')
+            continue;
+        if (asprintf(&v[k], "spiffe://%s/ns/%s/sa/%s", b->reg->mesh.trust_domain, s->namespace_,
+                     sa) < 0) {
+            v[k] = NULL;
+            *out = v;
+            *n = k;
+            return -ENOMEM;
+        }
+        k++;
+    }
+    qsort(v, k, sizeof(*v), str_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (u && strcmp(v[u - 1], v[i]) == 0)
+            free(v[i]);
+        else
+            v[u++] = v[i];
+    }
+    *out = v;
+    *n = u;
+    return 0;
+}
+
+static void free_strs(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void original_dst(pbw_t *w)
+{
+    pbw_uint(w, "type", ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__ORIGINAL_DST);
+    pbw_uint(w, "lb_policy", ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__CLUSTER_PROVIDED);
+}
+
+static void bind_source(pbw_t *w, const char *source)
+{
+    pbw_begin(w, "upstream_bind_config");
+    pbw_begin(w, "source_address");
+    pbw_string(w, "address", source);
+    pbw_uint(w, "port_value", 0);
+    pbw_end(w);
+    pbw_end(w);
+}
+
+/* A passthrough or inbound cluster: to the connection's original destination. */
+static int add_original_dst(view_builder_t *b, int gi, const char *name, const char *source)
+{
+    pbw_t w;
+    pbw_init(&w, CLUSTER_DESC);
+    pbw_string(&w, "name", name);
+    original_dst(&w);
+    pbw_duration_ms(&w, "connect_timeout", vb_connect_timeout(b));
+    if (source)
+        bind_source(&w, source);
+    return vb_add(b, gi, name, &w);
+}
+
+typedef struct svc_port {
+    const view_service_t *s;
+    const char *host;
+    size_t pi;
+    char **sans;
+    size_t n_sans;
+    bool mtls;
+} svc_port_t;
+
+/* One outbound cluster of a service port: `name`, offering ALPN alpn when in mTLS. */
+static int add_outbound(view_builder_t *b, int gi, const svc_port_t *sp, const char *name,
+                        const char *alpn)
+{
+    const view_service_t *s = sp->s;
+    uint16_t port = s->ports[sp->pi].port;
+    pbw_t w;
+    pbw_init(&w, CLUSTER_DESC);
+    pbw_string(&w, "name", name);
+    switch (s->kind) {
+    case VIEW_SVC_CLUSTER_IP:
+        pbw_uint(&w, "type", ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__EDS);
+        pbw_begin(&w, "eds_cluster_config");
+        view_ads_source(&w, "eds_config");
+        pbw_string(&w, "service_name", name);
+        pbw_end(&w);
+        break;
+    case VIEW_SVC_HEADLESS:
+        original_dst(&w);
+        break;
+    case VIEW_SVC_EXTERNAL_NAME:
+        pbw_uint(&w, "type", ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STRICT_DNS);
+        pbw_uint(&w, "dns_lookup_family",
+                 ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DNS_LOOKUP_FAMILY__V4_ONLY);
+        pbw_begin(&w, "load_assignment");
+        pbw_string(&w, "cluster_name", name);
+        pbw_begin(&w, "endpoints");
+        pbw_begin(&w, "lb_endpoints");
+        pbw_begin(&w, "endpoint");
+        pbw_begin(&w, "address");
+        pbw_begin(&w, "socket_address");
+        pbw_string(&w, "address", s->external_name);
+        pbw_uint(&w, "port_value", port);
+        pbw_end(&w);
+        pbw_end(&w);
+        pbw_end(&w);
+        pbw_end(&w);
+        pbw_end(&w);
+        pbw_end(&w);
+        break;
+    }
+    pbw_duration_ms(&w, "connect_timeout", vb_connect_timeout(b));
+    if (sp->mtls) {
+        char sni[600];
+        snprintf(sni, sizeof(sni), "outbound_.%u_._.%s", port, sp->host);
+        view_upstream_tls(&w, sni, alpn, sp->sans, sp->n_sans);
+    }
+    return vb_add(b, gi, name, &w);
+}
+
+/* Whether the clusters of s are in mTLS: its namespace is, and it is in the mesh. */
+static bool service_mtls(const view_builder_t *b, const view_service_t *s)
+{
+    return s->kind != VIEW_SVC_EXTERNAL_NAME && vb_mtls(b, s->namespace_) != VIEW_MTLS_OFF;
+}
+
+static int add_service_clusters(view_builder_t *b, int gi, size_t si)
+{
+    svc_port_t sp = {.s = b->svcs[si], .host = b->hosts[si]};
+    sp.mtls = service_mtls(b, sp.s);
+    int rc = service_sans(b, sp.s, &sp.sans, &sp.n_sans);
+    for (sp.pi = 0; sp.pi < sp.s->n_ports && rc == 0; sp.pi++) {
+        const view_port_t *p = &sp.s->ports[sp.pi];
+        char name[600];
+        bool http = view_proto_http(p->protocol);
+        snprintf(name, sizeof(name), "outbound|%u||%s", p->port, sp.host);
+        rc = add_outbound(b, gi, &sp, name, http ? "istio-http/1.1" : "istio");
+        if (rc == 0 && http && sp.mtls) {
+            snprintf(name, sizeof(name), "outbound|%u|tcp|%s", p->port, sp.host);
+            rc = add_outbound(b, gi, &sp, name, "istio");
+        }
+    }
+    free_strs(sp.sans, sp.n_sans);
+    if (rc == -ENOMEM)
+        rc = err_set(b->err, b->errlen, rc, "out of memory");
+    return rc;
+}
+
+static int u16_cmp(const void *x, const void *y)
+{
+    return (int)*(const uint16_t *)x - (int)*(const uint16_t *)y;
+}
+
+int view_build_clusters(view_builder_t *b)
+{
+    int gi = vb_group(b, VIEW_GROUP_CLUSTERS, VIEW_TYPE_CLUSTER, "");
+    if (gi < 0)
+        return gi;
+    int rc = add_original_dst(b, gi, "PassthroughCluster", NULL);
+    if (rc == 0)
+        rc = add_original_dst(b, gi, "InboundPassthroughClusterIpv4", b->reg->mesh.inbound_source);
+    for (size_t i = 0; i < b->n_svcs && rc == 0; i++)
+        rc = add_service_clusters(b, gi, i);
+    /* inbound|<port>||: one per container port any workload has. */
+    size_t n = 0;
+    for (size_t i = 0; i < b->reg->n_workloads; i++)
+        n += b->reg->workloads[i].n_ports;
+    uint16_t *ports = calloc(n + 1, sizeof(*ports));
+    if (ports == NULL)
+        return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+    n = 0;
+    for (size_t i = 0; i < b->reg->n_workloads; i++)
+        for (size_t p = 0; p < b->reg->workloads[i].n_ports; p++)
+            ports[n++] = b->reg->workloads[i].ports[p].port;
+    qsort(ports, n, sizeof(*ports), u16_cmp);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char name[32];
+        if (ports[i] == 0 || (i && ports[i] == ports[i - 1]))
+            continue;
+        snprintf(name, sizeof(name), "inbound|%u||", ports[i]);
+        rc = add_original_dst(b, gi, name, b->reg->mesh.inbound_source);
+    }
+    free(ports);
+    return rc;
+}
+
+/* ---- EDS ------------------------------------------------------------------------------------ */
+
+static const char *zone_of(const view_endpoint_t *e)
+{
+    return e->zone ? e->zone : "";
+}
+
+static int endpoint_cmp(const void *x, const void *y)
+{
+    const view_endpoint_t *a = *(const view_endpoint_t *const *)x;
+    const view_endpoint_t *b = *(const view_endpoint_t *const *)y;
+    int c = strcmp(zone_of(a), zone_of(b));
+    return c ? c : strcmp(a->address, b->address);
+}
+
+/* The assignment `name` of port pi of s: its ready endpoints (eps, sorted by zone) by
+ * locality, each locality weighted by its number of endpoints. */
+static int add_assignment(view_builder_t *b, int gi, const char *name, const view_service_t *s,
+                          size_t pi, const view_endpoint_t *const *eps, size_t n)
+{
+    pbw_t w;
+    pbw_init(&w, ASSIGNMENT_DESC);
+    pbw_string(&w, "cluster_name", name);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && strcmp(zone_of(eps[j]), zone_of(eps[i])) == 0)
+            j++;
+        pbw_begin(&w, "endpoints");
+        pbw_begin(&w, "locality");
+        if (*zone_of(eps[i]))
+            pbw_string(&w, "zone", zone_of(eps[i]));
+        pbw_end(&w);
+        for (size_t k = i; k < j; k++) {
+            pbw_begin(&w, "lb_endpoints");
+            pbw_begin(&w, "endpoint");
+            pbw_begin(&w, "address");
+            pbw_begin(&w, "socket_address");
+            pbw_string(&w, "address", eps[k]->address);
+            pbw_uint(&w, "port_value", view_endpoint_port(s, pi, eps[k]));
+            pbw_end(&w);
+            pbw_end(&w);
+            pbw_end(&w);
+            pbw_uint(&w, "health_status", ENVOY__CONFIG__CORE__V3__HEALTH_STATUS__HEALTHY);
+            pbw_end(&w);
+        }
+        pbw_wrapped(&w, "load_balancing_weight", j - i);
+        pbw_end(&w);
+        i = j;
+    }
+    return vb_add(b, gi, name, &w);
+}
+
+static int add_service_assignments(view_builder_t *b, int gi, size_t si)
+{
+    const view_service_t *s = b->svcs[si];
+    const view_endpoint_t **eps = calloc(s->n_endpoints + 1, sizeof(*eps));
+    if (eps == NULL)
+        return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_endpoints; i++)
+        if (s->endpoints[i].ready)
+            eps[n++] = &s->endpoints[i];
+    qsort(eps, n, sizeof(*eps), endpoint_cmp);
+    bool mtls = service_mtls(b, s);
+    int rc = 0;
+    for (size_t pi = 0; pi < s->n_ports && rc == 0; pi++) {
+        char name[600];
+        snprintf(name, sizeof(name), "outbound|%u||%s", s->ports[pi].port, b->hosts[si]);
+        rc = add_assignment(b, gi, name, s, pi, eps, n);
+        if (rc == 0 && mtls && view_proto_http(s->ports[pi].protocol)) {
+            snprintf(name, sizeof(name), "outbound|%u|tcp|%s", s->ports[pi].port, b->hosts[si]);
+            rc = add_assignment(b, gi, name, s, pi, eps, n);
+        }
+    }
+    free(eps);
+    return rc;
+}
+
+int view_build_endpoints(view_builder_t *b)
+{
+    int gi = vb_group(b, VIEW_GROUP_ENDPOINTS, VIEW_TYPE_ENDPOINTS, "");
+    if (gi < 0)
+        return gi;
+    int rc = 0;
+    for (size_t i = 0; i < b->n_svcs && rc == 0; i++)
+        if (b->svcs[i]->kind == VIEW_SVC_CLUSTER_IP)
+            rc = add_service_assignments(b, gi, i);
+    return rc;
+}

@@ -1,0 +1,173 @@
+/* Route configurations: the sidecars' "<port>" per namespace (a virtual host per service with
+ * that port, short names only for the namespace's own services), and the proxyless gRPC
+ * clients' API listeners and route configurations "<host>:<port>". */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "envoy/config/listener/v3/listener.pb-c.h"
+#include "envoy/config/route/v3/route.pb-c.h"
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb-c.h"
+#include "xds/view/view_internal.h"
+
+#define ROUTES_DESC   (&envoy__config__route__v3__route_configuration__descriptor)
+#define LISTENER_DESC (&envoy__config__listener__v3__listener__descriptor)
+#define HCM_DESC                                                                                   \
+    (&envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor)
+
+/* A service port with an HTTP route. */
+typedef struct http_port {
+    uint16_t port;
+    size_t si, pi;
+} http_port_t;
+
+static int http_port_cmp(const void *x, const void *y)
+{
+    const http_port_t *a = x, *b = y;
+    if (a->port != b->port)
+        return (int)a->port - (int)b->port;
+    return a->si < b->si ? -1 : a->si > b->si;
+}
+
+static void domain(pbw_t *w, const char *name, uint16_t port)
+{
+    char buf[600];
+    pbw_string(w, "domains", name);
+    snprintf(buf, sizeof(buf), "%s:%u", name, port);
+    pbw_string(w, "domains", buf);
+}
+
+/* The virtual host of service si's port pi, as seen from namespace ns (NULL: from no
+ * namespace, so no short name). */
+static void virtual_host(const view_builder_t *b, pbw_t *w, size_t si, size_t pi, const char *ns)
+{
+    const view_service_t *s = b->svcs[si];
+    uint16_t port = s->ports[pi].port;
+    char buf[600];
+    pbw_begin(w, "virtual_hosts");
+    snprintf(buf, sizeof(buf), "%s:%u", b->hosts[si], port);
+    pbw_string(w, "name", buf);
+    domain(w, b->hosts[si], port);
+    snprintf(buf, sizeof(buf), "%s.%s.svc", s->name, s->namespace_);
+    if (strcmp(buf, b->hosts[si]) != 0)
+        domain(w, buf, port);
+    snprintf(buf, sizeof(buf), "%s.%s", s->name, s->namespace_);
+    domain(w, buf, port);
+    if (ns && strcmp(ns, s->namespace_) == 0)
+        domain(w, s->name, port);
+    if (s->kind == VIEW_SVC_CLUSTER_IP)
+        domain(w, s->vip, port);
+    pbw_begin(w, "routes");
+    pbw_string(w, "name", "default");
+    pbw_begin(w, "match");
+    pbw_string(w, "prefix", "/");
+    pbw_end(w);
+    pbw_begin(w, "route");
+    snprintf(buf, sizeof(buf), "outbound|%u||%s", port, b->hosts[si]);
+    pbw_string(w, "cluster", buf);
+    pbw_end(w);
+    pbw_end(w);
+    pbw_end(w);
+}
+
+/* Istio's allow_any: a host no service has goes where it was going. */
+static void allow_any(pbw_t *w)
+{
+    pbw_begin(w, "virtual_hosts");
+    pbw_string(w, "name", "allow_any");
+    pbw_string(w, "domains", "*");
+    pbw_begin(w, "routes");
+    pbw_string(w, "name", "allow_any");
+    pbw_begin(w, "match");
+    pbw_string(w, "prefix", "/");
+    pbw_end(w);
+    pbw_begin(w, "route");
+    pbw_string(w, "cluster", "PassthroughCluster");
+    pbw_end(w);
+    pbw_end(w);
+    pbw_end(w);
+}
+
+int view_build_routes(view_builder_t *b)
+{
+    size_t n = 0;
+    for (size_t si = 0; si < b->n_svcs; si++)
+        n += b->svcs[si]->n_ports;
+    http_port_t *hp = calloc(n + 1, sizeof(*hp));
+    if (hp == NULL)
+        return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+    n = 0;
+    for (size_t si = 0; si < b->n_svcs; si++)
+        for (size_t pi = 0; pi < b->svcs[si]->n_ports; pi++)
+            if (view_proto_http(b->svcs[si]->ports[pi].protocol))
+                hp[n++] = (http_port_t){b->svcs[si]->ports[pi].port, si, pi};
+    qsort(hp, n, sizeof(*hp), http_port_cmp);
+    int rc = 0;
+    for (size_t k = 0; k < b->n_namespaces && rc == 0; k++) {
+        const char *ns = b->namespaces[k];
+        int gi = rc = vb_group(b, VIEW_GROUP_ROUTES, VIEW_TYPE_ROUTES, ns);
+        for (size_t i = 0; i < n && rc >= 0;) {
+            char name[8];
+            snprintf(name, sizeof(name), "%u", hp[i].port);
+            pbw_t w;
+            pbw_init(&w, ROUTES_DESC);
+            pbw_string(&w, "name", name);
+            size_t j = i;
+            for (; j < n && hp[j].port == hp[i].port; j++)
+                virtual_host(b, &w, hp[j].si, hp[j].pi, ns);
+            allow_any(&w);
+            pbw_wrapped(&w, "validate_clusters", 0);
+            rc = vb_add(b, gi, name, &w);
+            i = j;
+        }
+    }
+    free(hp);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- proxyless gRPC ------------------------------------------------------------------------- */
+
+static int add_api_listener(view_builder_t *b, int gi, const char *name)
+{
+    pbw_t w;
+    pbw_init(&w, LISTENER_DESC);
+    pbw_string(&w, "name", name);
+    pbw_begin(&w, "api_listener");
+    pbw_begin_any(&w, "api_listener", HCM_DESC);
+    pbw_begin(&w, "rds");
+    view_ads_source(&w, "config_source");
+    pbw_string(&w, "route_config_name", name);
+    pbw_end(&w);
+    view_router_filter(&w);
+    pbw_end_any(&w);
+    pbw_end(&w);
+    return vb_add(b, gi, name, &w);
+}
+
+int view_build_grpc(view_builder_t *b)
+{
+    int lg = vb_group(b, VIEW_GROUP_GRPC_LISTENERS, VIEW_TYPE_LISTENER, "");
+    if (lg < 0)
+        return lg;
+    int rg = vb_group(b, VIEW_GROUP_GRPC_ROUTES, VIEW_TYPE_ROUTES, "");
+    if (rg < 0)
+        return rg;
+    int rc = 0;
+    for (size_t si = 0; si < b->n_svcs && rc == 0; si++) {
+        for (size_t pi = 0; pi < b->svcs[si]->n_ports && rc == 0; pi++) {
+            char name[600];
+            snprintf(name, sizeof(name), "%s:%u", b->hosts[si], b->svcs[si]->ports[pi].port);
+            rc = add_api_listener(b, lg, name);
+            if (rc < 0)
+                break;
+            pbw_t w;
+            pbw_init(&w, ROUTES_DESC);
+            pbw_string(&w, "name", name);
+            virtual_host(b, &w, si, pi, NULL);
+            rc = vb_add(b, rg, name, &w);
+        }
+    }
+    return rc;
+}
