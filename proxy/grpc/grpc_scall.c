@@ -222,9 +222,11 @@ static int call_submit_final(grpc_scall_t *call, const char *http_status, int co
     nva[n++] = nv("grpc-status", status);
     if (mlen)
         nva[n++] = nv("grpc-message", enc);
-    memcpy(nva + n, call->init_md.nv, call->init_md.n * sizeof(*nva));
+    if (call->init_md.n)
+        memcpy(nva + n, call->init_md.nv, call->init_md.n * sizeof(*nva));
     n += call->init_md.n;
-    memcpy(nva + n, call->trail_md.nv, call->trail_md.n * sizeof(*nva));
+    if (call->trail_md.n)
+        memcpy(nva + n, call->trail_md.nv, call->trail_md.n * sizeof(*nva));
     n += call->trail_md.n;
     int rv = nghttp2_submit_response(c->h2, call->stream_id, nva, n, NULL);
     free(nva);
@@ -248,7 +250,8 @@ static int call_submit_headers(grpc_scall_t *call)
     nva[n++] = nv(":status", "200");
     nva[n++] = nv("content-type", "application/grpc");
     nva[n++] = nv("grpc-accept-encoding", "identity");
-    memcpy(nva + n, call->init_md.nv, call->init_md.n * sizeof(*nva));
+    if (call->init_md.n)
+        memcpy(nva + n, call->init_md.nv, call->init_md.n * sizeof(*nva));
     n += call->init_md.n;
     nghttp2_data_provider body = {.source.ptr = call, .read_callback = read_body};
     int rv = nghttp2_submit_response(c->h2, call->stream_id, nva, n, &body);
@@ -278,7 +281,8 @@ static int call_submit_trailers(grpc_scall_t *call)
     nva[n++] = nv("grpc-status", status);
     if (mlen)
         nva[n++] = nv("grpc-message", enc);
-    memcpy(nva + n, call->trail_md.nv, call->trail_md.n * sizeof(*nva));
+    if (call->trail_md.n)
+        memcpy(nva + n, call->trail_md.nv, call->trail_md.n * sizeof(*nva));
     n += call->trail_md.n;
     int rv = nghttp2_submit_trailer(c->h2, call->stream_id, nva, n);
     free(nva);
