@@ -180,12 +180,13 @@ static void on_drained(grpc_server_t *s, void *user)
     (void)user;
     grpc_server_close(s);
     server = NULL;
+    uv_close((uv_handle_t *)&sigterm, NULL); /* a later SIGTERM kills: the stop is under way */
 }
 
 static void on_sigterm(uv_signal_t *h, int sig)
 {
     (void)sig;
-    uv_close((uv_handle_t *)h, NULL);
+    (void)h;
     if (server)
         grpc_server_drain(server, 2000, on_drained, NULL);
 }
