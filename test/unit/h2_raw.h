@@ -25,6 +25,7 @@ typedef struct h2_raw {
     size_t data_bytes; /* DATA payload received on the stream */
     bool stream_closed;
     uint32_t rst_error;
+    int goaway_error; /* -1 until a GOAWAY arrives */
 } h2_raw_t;
 
 static void h2_raw_written(uv_write_t *req, int status)
@@ -95,6 +96,15 @@ static int h2_raw_stream_close(nghttp2_session *s, int32_t sid, uint32_t error, 
     return 0;
 }
 
+static int h2_raw_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    (void)s;
+    h2_raw_t *r = ud;
+    if (f->hd.type == NGHTTP2_GOAWAY)
+        r->goaway_error = (int)f->goaway.error_code;
+    return 0;
+}
+
 static void h2_raw_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     (void)h;
@@ -131,6 +141,7 @@ static void h2_raw_connect(h2_raw_t *r, uv_loop_t *lp, const struct sockaddr *ad
 {
     memset(r, 0, sizeof(*r));
     r->grpc_status = -1;
+    r->goaway_error = -1;
     uv_tcp_init(lp, &r->tcp);
     r->tcp.data = r;
     r->creq.data = r;
@@ -143,6 +154,7 @@ static void h2_raw_connect(h2_raw_t *r, uv_loop_t *lp, const struct sockaddr *ad
         nghttp2_session_callbacks_set_on_header_callback(cbs, h2_raw_header);
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2_raw_data);
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_raw_stream_close);
+        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2_raw_frame);
         assert_int_equal(nghttp2_session_client_new2(&r->h2, cbs, r, opt), 0);
         nghttp2_option_del(opt);
         nghttp2_session_callbacks_del(cbs);

@@ -6,6 +6,7 @@
  * SPIFFE ID. Every test ends with no handle left on the loop (ASan checks the rest). */
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -169,11 +170,18 @@ static void run_until(bool (*done)(void))
     assert_true(done());
 }
 
+static void server_start_opts(grpc_server_opts_t *o);
+
 static void server_start(tls_config_t *tls, uint32_t stream_window)
 {
     grpc_server_opts_t o = {
         .tls = tls, .stream_window = stream_window, .send_low_water = LOW_WATER};
-    assert_int_equal(grpc_server_new(&loop, &o, &srv), 0);
+    server_start_opts(&o);
+}
+
+static void server_start_opts(grpc_server_opts_t *o)
+{
+    assert_int_equal(grpc_server_new(&loop, o, &srv), 0);
     assert_int_equal(grpc_server_add_method(srv, "/t.T/M", &s_ops, NULL), 0);
     assert_int_equal(grpc_server_add_method(srv, "/t.T/M", &s_ops, NULL), -EEXIST);
     struct sockaddr_in any;
@@ -727,6 +735,48 @@ static void test_client_that_does_not_read_holds_pending_at_low_water(void **sta
     raw_finish();
 }
 
+static bool raw_goaway_and_eof(void)
+{
+    return raw.eof && raw.goaway_error >= 0;
+}
+
+static void test_ping_flood_ends_the_connection_enhance_your_calm(void **state)
+{
+    (void)state;
+    server_start(NULL, 0);
+    h2_raw_connect(&raw, &loop, (const struct sockaddr *)&srv_addr, true);
+    for (int i = 0; i < 10; i++)
+        nghttp2_submit_ping(raw.h2, NGHTTP2_FLAG_NONE, NULL);
+    h2_raw_flush(&raw);
+    run_until(raw_goaway_and_eof);
+    assert_int_equal(raw.goaway_error, NGHTTP2_ENHANCE_YOUR_CALM);
+    raw_finish();
+}
+
+/* A client that sends its preface and then nothing, not even a PING ack, is closed. */
+static void test_unanswered_keepalive_closes_the_connection(void **state)
+{
+    (void)state;
+    grpc_server_opts_t o = {.keepalive_interval_ms = 50, .keepalive_timeout_ms = 100};
+    server_start_opts(&o);
+    h2_raw_connect(&raw, &loop, (const struct sockaddr *)&srv_addr, false);
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0";
+    h2_raw_write(&raw, (const uint8_t *)preface, sizeof(preface) - 1);
+    run_until(raw_eof_and_no_connection);
+    raw_finish();
+}
+
+static void test_idle_connection_gets_goaway(void **state)
+{
+    (void)state;
+    grpc_server_opts_t o = {.idle_timeout_ms = 50};
+    server_start_opts(&o);
+    h2_raw_connect(&raw, &loop, (const struct sockaddr *)&srv_addr, true);
+    run_until(raw_goaway_and_eof);
+    assert_int_equal(raw.goaway_error, NGHTTP2_NO_ERROR);
+    raw_finish();
+}
+
 #define RAW_TEST(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 #define RAW_TESTS                                                                                  \
     RAW_TEST(test_wrong_content_type_is_http_415), RAW_TEST(test_missing_te_trailers_is_refused),  \
@@ -736,10 +786,14 @@ static void test_client_that_does_not_read_holds_pending_at_low_water(void **sta
         RAW_TEST(test_compressed_flag_without_encoding_is_internal),                               \
         RAW_TEST(test_request_ending_inside_a_message_is_internal),                                \
         RAW_TEST(test_garbage_instead_of_a_preface_closes_the_connection),                         \
-        RAW_TEST(test_client_that_does_not_read_holds_pending_at_low_water)
+        RAW_TEST(test_client_that_does_not_read_holds_pending_at_low_water),                       \
+        RAW_TEST(test_ping_flood_ends_the_connection_enhance_your_calm),                           \
+        RAW_TEST(test_unanswered_keepalive_closes_the_connection),                                 \
+        RAW_TEST(test_idle_connection_gets_goaway)
 
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN); /* as the programs do: a peer that went away is an error value */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_unary_call_echoes_and_ends_ok_on_both_sides, setup,
                                         teardown),
