@@ -56,6 +56,7 @@ typedef enum {
     MODE_SILENT, /* never answer */
     MODE_STATUS, /* finish PERMISSION_DENIED with a message and trailers on the first message */
     MODE_FLOOD,  /* on start, produce 4 KiB messages until 2 MiB, as on_writable allows */
+    MODE_SHARED, /* on start, send one shared buffer twice and finish OK */
 } mode_t_;
 
 static mode_t_ mode;
@@ -85,6 +86,14 @@ static void flood(scall_rec_t *r)
         grpc_scall_finish(r->call, GRPC_OK, NULL, NULL, 0);
 }
 
+static int releases;
+
+static void release_shared(void *arg)
+{
+    assert_ptr_equal(arg, &releases);
+    releases++;
+}
+
 static void s_start(grpc_scall_t *call, void *user)
 {
     (void)user;
@@ -100,6 +109,15 @@ static void s_start(grpc_scall_t *call, void *user)
     grpc_scall_set_user(call, r);
     if (mode == MODE_FLOOD)
         flood(r);
+    if (mode == MODE_SHARED) {
+        static const char shared[] = "shared";
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(grpc_scall_send_shared(call, shared, 6, release_shared, &releases), 0);
+        assert_int_equal(grpc_scall_finish(call, GRPC_OK, NULL, NULL, 0), 0);
+        assert_int_equal(grpc_scall_send_shared(call, shared, 6, release_shared, &releases),
+                         -EPIPE);
+        assert_int_equal(releases, 1); /* the refused one, at once */
+    }
 }
 
 static void s_message(grpc_scall_t *call, const uint8_t *msg, size_t len, void *user)
@@ -367,6 +385,24 @@ static void test_message_split_across_frames_arrives_whole(void **state)
     assert_int_equal(sr[0].bytes, big + 150);
     assert_true(sr[0].hash == h);
     assert_int_equal(cc.code, GRPC_OK);
+    client_close();
+}
+
+/* One buffer queued twice without a copy: both arrive, each release runs once. */
+static void test_shared_message_is_sent_and_released(void **state)
+{
+    (void)state;
+    mode = MODE_SHARED;
+    releases = 0;
+    server_start(NULL, 0);
+    client_connect(NULL);
+    client_call("/t.T/M", 0);
+    assert_int_equal(grpc_call_close_send(cc.call), 0);
+    run_until(both_closed);
+    assert_int_equal(cc.code, GRPC_OK);
+    assert_int_equal(cc.nmsg, 2);
+    assert_int_equal(cc.bytes, 12);
+    assert_int_equal(releases, 3);
     client_close();
 }
 
@@ -801,6 +837,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_message_split_across_frames_arrives_whole, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_shared_message_is_sent_and_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_method_is_unimplemented, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_message_and_trailers_reach_the_client, setup,
                                         teardown),
