@@ -158,11 +158,12 @@ void grpc_scalls_deliver(grpc_sconn_t *c)
         grpc_scall_t *call = c->ending;
         c->ending = call->later;
         call->later = NULL;
-        call->state = GRPC_SCALL_DONE;
         if (--c->ncalls == 0)
             c->idle_since = grpc_sconn_now(c);
+        /* Still ENDING during on_close: a grpc_server_close from there leaves it to us. */
         call->method->ops->on_close(call, call->end_code,
                                     call->end_message ? call->end_message : "", call->user);
+        call->state = GRPC_SCALL_DONE;
         if (call->stream_gone)
             call_bury(call);
     }

@@ -153,6 +153,8 @@ static void s_writable(grpc_scall_t *call, void *user)
         flood(r);
 }
 
+static bool close_server_in_on_close;
+
 static void s_close(grpc_scall_t *call, int code, const char *message, void *user)
 {
     (void)call;
@@ -160,6 +162,10 @@ static void s_close(grpc_scall_t *call, int code, const char *message, void *use
     r->closed++;
     r->code = code;
     snprintf(r->message, sizeof(r->message), "%s", message);
+    if (close_server_in_on_close) {
+        grpc_server_close(srv);
+        srv = NULL;
+    }
 }
 
 static const grpc_method_ops_t s_ops = {
@@ -216,6 +222,7 @@ static int setup(void **state)
     memset(sr, 0, sizeof(sr));
     n_sr = 0;
     mode = MODE_ECHO;
+    close_server_in_on_close = false;
     assert_int_equal(uv_loop_init(&loop), 0);
     uv_timer_init(&loop, &guard);
     return 0;
@@ -306,6 +313,11 @@ static bool client_call_closed(void)
 static bool both_closed(void)
 {
     return cc.closed > 0 && n_sr > 0 && sr[0].closed > 0;
+}
+
+static bool two_started(void)
+{
+    return n_sr == 2 && sr[0].nmsg > 0 && sr[1].nmsg > 0;
 }
 
 /* ---- tests with the project's client ----------------------------------------------------- */
@@ -464,6 +476,31 @@ static void test_client_cancel_reaches_the_method(void **state)
     assert_int_equal(cc.code, GRPC_CANCELLED);
     assert_int_equal(sr[0].code, GRPC_CANCELLED);
     assert_int_equal(sr[0].closed, 1);
+    client_close();
+}
+
+/* The method's on_close releases the whole server: the other call ends too, nothing is freed
+ * twice, and the loop closes. */
+static void test_server_closed_from_on_close(void **state)
+{
+    (void)state;
+    mode = MODE_SILENT;
+    server_start(NULL, 0);
+    client_connect(NULL);
+    ccall_t other = {0};
+    grpc_call_opts_t o = {.path = "/t.T/M"};
+    assert_int_equal(grpc_call_start(conn, &o, &c_ops, &other, &other.call), 0);
+    assert_int_equal(grpc_call_send(other.call, "y", 1), 0);
+    client_call("/t.T/M", 0);
+    assert_int_equal(grpc_call_send(cc.call, "x", 1), 0);
+    run_until(two_started);
+    close_server_in_on_close = true;
+    grpc_call_cancel(cc.call);
+    run_until(both_closed);
+    assert_null(srv);
+    assert_int_equal(sr[0].closed + sr[1].closed, 2);
+    assert_true(sr[0].code == GRPC_CANCELLED || sr[1].code == GRPC_CANCELLED);
+    assert_true(sr[0].code == GRPC_UNAVAILABLE || sr[1].code == GRPC_UNAVAILABLE);
     client_close();
 }
 
@@ -844,6 +881,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deadline_passes_and_the_method_hears_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_client_cancel_reaches_the_method, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_closed_from_on_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_loss_ends_the_call_unavailable, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_drain_finishes_running_calls_unavailable, setup,
