@@ -104,7 +104,8 @@ $(BUILD)/fuzz/%-replay: $(BUILD)/obj/test/fuzz/%.o $(BUILD)/obj/test/fuzz/replay
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # Test tools: programs the e2e stories run against real peers (test/tools/grpc_driver.c drives
-# the gRPC client), linked against the same library, in every build (plain and ASan).
+# the gRPC client, test/tools/grpc_echo_server.c serves echo calls on the gRPC server), linked
+# against the same library, in every build (plain and ASan).
 TOOL_SRCS := $(wildcard test/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:test/tools/%.c=$(BUILD)/tools/%)
 
@@ -152,7 +153,7 @@ E2E_ASAN := test/e2e/test_tcp_proxy.sh test/e2e/test_mesh_tcp.sh test/e2e/test_h
             test/e2e/test_http_failures.sh test/e2e/test_dns_cluster.sh test/e2e/test_runtime.sh \
             test/e2e/test_bad_config.sh test/e2e/test_admin_certs.sh test/e2e/test_mesh_mtls.sh \
             test/e2e/test_cluster_state.sh test/e2e/test_upstream_connect.sh \
-            test/e2e/test_grpc_client.sh \
+            test/e2e/test_grpc_client.sh test/e2e/test_grpc_server.sh \
             test/e2e/test_xds.sh test/e2e/test_xds_live.sh test/e2e/test_xds_drain.sh \
             test/e2e/test_xds_tls.sh \
             test/e2e/test_xds_state.sh

@@ -142,19 +142,6 @@ static nghttp2_nv nv(const char *name, const char *value)
                         NGHTTP2_NV_FLAG_NONE};
 }
 
-/* A custom metadata key: lower-case token characters, not reserved by HTTP/2 or gRPC. */
-static bool metadata_key_ok(const char *k)
-{
-    if (k == NULL || k[0] == '\0' || strncmp(k, "grpc-", 5) == 0 || strcmp(k, "te") == 0 ||
-        strcmp(k, "content-type") == 0 || strcmp(k, "user-agent") == 0)
-        return false;
-    for (const char *p = k; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
-              *p == '.'))
-            return false;
-    return true;
-}
-
 static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length,
                          uint32_t *flags, nghttp2_data_source *src, void *ud);
 
@@ -198,7 +185,7 @@ int grpc_call_start(grpc_conn_t *c, const grpc_call_opts_t *o, const grpc_call_o
     if (o == NULL || o->path == NULL || o->path[0] != '/' || ops == NULL || ops->on_close == NULL)
         return -EINVAL;
     for (size_t i = 0; i < o->n_metadata; i++)
-        if (!metadata_key_ok(o->metadata[i].key))
+        if (!grpc_metadata_key_ok(o->metadata[i].key))
             return -EINVAL;
     grpc_call_t *call = calloc(1, sizeof(*call));
     if (call == NULL)

@@ -78,11 +78,6 @@ grpc_conn_state_t grpc_conn_state(const grpc_conn_t *c);
 
 /* --- calls ------------------------------------------------------------------------------- */
 
-typedef struct grpc_metadata {
-    const char *key; /* lower case, not starting with ':' or "grpc-" */
-    const char *value;
-} grpc_metadata_t;
-
 typedef struct grpc_call_ops {
     /* A whole message arrived: msg[0..len) is borrowed for the callback only. The call's other
      * functions (send, close_send, cancel) and grpc_conn_close may be called from here. */

@@ -36,6 +36,18 @@ const char *grpc_code_name(int code)
     return code_names[code];
 }
 
+bool grpc_metadata_key_ok(const char *k)
+{
+    if (k == NULL || k[0] == '\0' || strncmp(k, "grpc-", 5) == 0 || strcmp(k, "te") == 0 ||
+        strcmp(k, "content-type") == 0 || strcmp(k, "user-agent") == 0)
+        return false;
+    for (const char *p = k; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+              *p == '.'))
+            return false;
+    return true;
+}
+
 /* ---- framing ------------------------------------------------------------------------------ */
 
 void grpc_frame_prefix(uint8_t out[GRPC_FRAME_PREFIX], uint32_t len)

@@ -36,6 +36,16 @@ typedef enum grpc_code {
     GRPC_UNAUTHENTICATED = 16,
 } grpc_code_t;
 
+/* One custom metadata entry (a header or trailer of a call), as both ends pass them. */
+typedef struct grpc_metadata {
+    const char *key; /* lower case, not starting with ':' or "grpc-" */
+    const char *value;
+} grpc_metadata_t;
+
+/* Whether k (borrowed) may be sent as a custom metadata key: lower-case token characters, not
+ * reserved by HTTP/2 or gRPC (no "grpc-" prefix, not te, content-type or user-agent). */
+bool grpc_metadata_key_ok(const char *k);
+
 /* "OK", "CANCELLED", ... (static); "UNKNOWN" for a number no code has. */
 const char *grpc_code_name(int code);
 

@@ -67,8 +67,8 @@ static void test_node_absent_is_unknown(void **state)
 {
     (void)state;
     stats_store_t *st;
-    snapshot_t *s = build("admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}\n",
-                          &st);
+    snapshot_t *s =
+        build("admin: {address: {socket_address: {address: 127.0.0.1, port_value: 0}}}\n", &st);
     assert_string_equal(s->node_workload, "");
     assert_string_equal(s->node_namespace, "");
     done(s, st);
