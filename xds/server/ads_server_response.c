@@ -174,7 +174,8 @@ static int owed_full_set(ads_srv_stream_t *s, ads_srv_tstate_t *ts, ads_srv_type
                 if (r && out_add(o, r) < 0)
                     return -ENOMEM;
             }
-        qsort(o->res, o->nres, sizeof(*o->res), by_name);
+        if (o->nres > 1)
+            qsort(o->res, o->nres, sizeof(*o->res), by_name);
     }
     for (size_t i = 0; i < o->nres; i++)
         sum += mix(o->res[i]->name_hash, o->res[i]->hash);
