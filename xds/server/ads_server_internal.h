@@ -54,6 +54,7 @@ typedef struct ads_srv_tstate {
     size_t npending, cappending;
     bool answered;         /* a response of the type went on this stream */
     uint64_t sent_set;     /* SotW: hash of the set the last response carried */
+    uint64_t held;         /* the sum of ads_srv_mix over the entries sent: the type's version */
     char *initial_version; /* SotW: version_info of the type's first request (reconnect) */
     char version_sent[17];
     char nonce[24];
@@ -110,6 +111,12 @@ void ads_srv_table_clear(ads_srv_table_t *t);
 /* Marks e pending in ts; -ENOMEM. */
 int ads_srv_pending_add(ads_srv_tstate_t *ts, ads_srv_entry_t *e);
 void ads_srv_pending_clear(ads_srv_tstate_t *ts);
+/* A hash of one (name, content) pair; summed over a set, a version that does not depend on the
+ * order of the set: the same resources make the same version on every stream and across
+ * restarts of the server. */
+uint64_t ads_srv_mix(uint64_t name_hash, uint64_t hash);
+/* Sets what the client holds of e (sent, with content hash), keeping ts->held in step. */
+void ads_srv_entry_hold(ads_srv_tstate_t *ts, ads_srv_entry_t *e, bool sent, uint64_t hash);
 
 /* ads_server_stream.c */
 /* A change of view v touched (type t, name): marks the stream owing when it matters to it. */

@@ -132,26 +132,6 @@ static bool full_set(ads_srv_type_t t)
     return t == ADS_SRV_CDS || t == ADS_SRV_LDS;
 }
 
-static uint64_t mix(uint64_t name_hash, uint64_t hash)
-{
-    uint64_t z = name_hash ^ (hash * 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* A version for a set of (name, content) pairs that does not depend on their order: the same
- * resources make the same version on every stream and across restarts of the server. */
-static uint64_t entries_version(const ads_srv_table_t *tb)
-{
-    uint64_t sum = 0;
-    for (size_t i = 0; i < tb->nbuckets; i++)
-        for (const ads_srv_entry_t *e = tb->buckets[i]; e; e = e->next)
-            if (e->sent)
-                sum += mix(e->name_hash, e->sent_hash);
-    return sum;
-}
-
 static int by_name(const void *a, const void *b)
 {
     return strcmp((*(ads_srv_resource_t *const *)a)->name, (*(ads_srv_resource_t *const *)b)->name);
@@ -178,7 +158,7 @@ static int owed_full_set(ads_srv_stream_t *s, ads_srv_tstate_t *ts, ads_srv_type
             qsort(o->res, o->nres, sizeof(*o->res), by_name);
     }
     for (size_t i = 0; i < o->nres; i++)
-        sum += mix(o->res[i]->name_hash, o->res[i]->hash);
+        sum += ads_srv_mix(o->res[i]->name_hash, o->res[i]->hash);
     *set_hash = sum;
     return 0;
 }
@@ -240,14 +220,13 @@ static int record_sent(ads_srv_stream_t *s, ads_srv_tstate_t *ts, ads_srv_type_t
         ads_srv_entry_t *e = ads_srv_table_get(&ts->table, o->res[i]->name);
         if (e == NULL)
             return -ENOMEM;
-        e->sent = true;
-        e->sent_hash = o->res[i]->hash;
+        ads_srv_entry_hold(ts, e, true, o->res[i]->hash);
         e->tell_absent = false;
     }
     for (size_t i = 0; i < o->nremoved; i++) {
         ads_srv_entry_t *e = ads_srv_table_find(&ts->table, o->removed[i]);
         if (e) {
-            e->sent = false;
+            ads_srv_entry_hold(ts, e, false, 0);
             e->tell_absent = false;
         }
     }
@@ -336,7 +315,7 @@ int ads_srv_build(ads_srv_stream_t *s, ads_srv_type_t t, uint8_t **buf, size_t *
     if (rc < 0)
         goto done;
     char version[17];
-    ads_srv_hex(sotw_full ? set_hash : entries_version(&ts->table), version);
+    ads_srv_hex(sotw_full ? set_hash : ts->held, version);
     if ((nothing && ts->answered) || (sotw_full && holds_already(ts, version))) {
         memcpy(ts->version_sent, version, sizeof(version));
         ts->sent_set = set_hash;
@@ -351,9 +330,11 @@ int ads_srv_build(ads_srv_stream_t *s, ads_srv_type_t t, uint8_t **buf, size_t *
     rc = 1;
 done:
     if (rc >= 0) {
+        /* Entries left with nothing go on a full pass, or when this one removed some. */
+        if (ts->full || o.nremoved)
+            ads_srv_table_sweep(&ts->table);
         ads_srv_pending_clear(ts);
         ts->full = false;
-        ads_srv_table_sweep(&ts->table);
     }
     out_free(&o);
     return rc;

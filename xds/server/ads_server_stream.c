@@ -264,7 +264,7 @@ static int sotw_subscribe(ads_srv_stream_t *s, ads_srv_type_t t, const sotw_requ
             return -ENOMEM;
         if (!e->subscribed) {
             e->subscribed = true;
-            e->sent = false; /* a name asked for anew is sent again, held or not */
+            ads_srv_entry_hold(ts, e, false, 0); /* asked for anew: sent again, held or not */
             ts->names++;
             changed = true;
             if (!full_set(t) && ads_srv_pending_add(ts, e) < 0)
@@ -276,7 +276,7 @@ static int sotw_subscribe(ads_srv_stream_t *s, ads_srv_type_t t, const sotw_requ
         for (ads_srv_entry_t *e = ts->table.buckets[i]; e; e = e->next) {
             if (e->subscribed && !e->tell_absent) {
                 unsubscribe(ts, e);
-                e->sent = false;
+                ads_srv_entry_hold(ts, e, false, 0);
                 changed = true;
             }
             e->tell_absent = false;
@@ -330,8 +330,7 @@ static int delta_initial(ads_srv_tstate_t *ts, const delta_request_t *req)
             continue;
         char *end = NULL;
         unsigned long long h = version ? strtoull(version, &end, 16) : 0;
-        e->sent = true;
-        e->sent_hash = (end && *end == '\0' && strlen(version) == 16) ? h : 0;
+        ads_srv_entry_hold(ts, e, true, (end && *end == '\0' && strlen(version) == 16) ? h : 0);
     }
     return 0;
 }
@@ -357,7 +356,7 @@ static int delta_subscribe(ads_srv_tstate_t *ts, ads_srv_type_t t, const delta_r
         /* "the server must still provide those resources in the response" even when it
          * believes the client has them, unless the client just said it holds that version. */
         if (!(first && e->sent))
-            e->sent = false;
+            ads_srv_entry_hold(ts, e, false, 0);
         e->tell_absent = true;
         if (ads_srv_pending_add(ts, e) < 0)
             ts->full = true;
@@ -376,12 +375,11 @@ static int delta_subscribe(ads_srv_tstate_t *ts, ads_srv_type_t t, const delta_r
         if (ts->wildcard && full_set(t)) {
             /* Still wanted through the wildcard: the client cannot tell, so it is sent again,
              * or removed when the wildcard does not cover it. */
-            e->sent = true;
-            e->sent_hash = 0;
+            ads_srv_entry_hold(ts, e, true, 0);
             if (ads_srv_pending_add(ts, e) < 0)
                 ts->full = true;
         } else {
-            e->sent = false;
+            ads_srv_entry_hold(ts, e, false, 0);
         }
     }
     return 0;

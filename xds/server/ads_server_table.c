@@ -107,3 +107,21 @@ void ads_srv_pending_clear(ads_srv_tstate_t *ts)
         ts->pending[i]->pending = false;
     ts->npending = 0;
 }
+
+uint64_t ads_srv_mix(uint64_t name_hash, uint64_t hash)
+{
+    uint64_t z = name_hash ^ (hash * 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void ads_srv_entry_hold(ads_srv_tstate_t *ts, ads_srv_entry_t *e, bool sent, uint64_t hash)
+{
+    if (e->sent)
+        ts->held -= ads_srv_mix(e->name_hash, e->sent_hash);
+    e->sent = sent;
+    e->sent_hash = sent ? hash : 0;
+    if (sent)
+        ts->held += ads_srv_mix(e->name_hash, e->sent_hash);
+}
