@@ -28,12 +28,12 @@ struct ads_srv_resource {
 typedef struct ads_srv_entry {
     struct ads_srv_entry *next; /* in its hash chain */
     uint64_t name_hash;
-    char *name;         /* owned */
     uint64_t sent_hash; /* content hash of what the client holds (0: unknown version) */
     bool subscribed;    /* named explicitly by the client */
     bool sent;          /* the client holds a version of it (delta; SotW named types) */
     bool tell_absent;   /* delta: subscribed and not answered yet (removed when absent) */
     bool pending;       /* in the type's pending list */
+    char name[];        /* in the same block */
 } ads_srv_entry_t;
 
 typedef struct ads_srv_table {

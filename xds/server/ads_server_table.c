@@ -44,10 +44,8 @@ ads_srv_entry_t *ads_srv_table_get(ads_srv_table_t *t, const char *name)
     if (t->n >= t->nbuckets && table_grow(t) < 0)
         return NULL;
     size_t len = strlen(name);
-    if ((e = calloc(1, sizeof(*e))) == NULL || (e->name = malloc(len + 1)) == NULL) {
-        free(e);
+    if ((e = calloc(1, sizeof(*e) + len + 1)) == NULL)
         return NULL;
-    }
     memcpy(e->name, name, len + 1);
     e->name_hash = ads_srv_fnv(name, len, ADS_SRV_FNV_INIT);
     size_t b = e->name_hash & (t->nbuckets - 1);
@@ -66,7 +64,6 @@ void ads_srv_table_sweep(ads_srv_table_t *t)
                 continue;
             }
             *pe = e->next;
-            free(e->name);
             free(e);
             t->n--;
         }
@@ -77,7 +74,6 @@ void ads_srv_table_clear(ads_srv_table_t *t)
     for (size_t i = 0; i < t->nbuckets; i++)
         for (ads_srv_entry_t *e = t->buckets[i], *next; e; e = next) {
             next = e->next;
-            free(e->name);
             free(e);
         }
     free(t->buckets);
