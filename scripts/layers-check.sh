@@ -9,6 +9,7 @@ base 0
 certs 1
 xds 2
 xds/ads 2.1
+xds/server 2.1
 cli 2
 proxy/core 3.0
 proxy/net 3.1
