@@ -1,6 +1,8 @@
 /* A burst of events (an editor's save, `kubectl get -o yaml > file`, a ConfigMap's symlink swap)
  * is one rescan: each event restarts a quiet timer of debounce_ms, and a burst that never goes
- * quiet is cut at max_delay_ms after its first event. */
+ * quiet is cut at max_delay_ms after its first event. With leading_ms, the first event after a
+ * quiet spell (no rescan for debounce_ms) waits only leading_ms of quiet: a lone change is not
+ * held back, and the events that follow it within debounce_ms make one trailing rescan. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,6 +21,8 @@ struct cp_watch {
     void (*on_change)(void *arg);
     void *arg;
     uint64_t burst_start; /* uv_now of the first event not yet answered; 0: none */
+    uint64_t last_rescan; /* uv_now of the last rescan; 0: none yet */
+    bool leading;         /* the quiet timer is a leading one */
     uint64_t events, rescans;
     bool event_on;
     int open_handles;
@@ -28,6 +32,8 @@ struct cp_watch {
 static void rescan(cp_watch_t *w)
 {
     w->burst_start = 0;
+    w->leading = false;
+    w->last_rescan = uv_now(w->quiet.loop);
     uv_timer_stop(&w->quiet);
     w->rescans++;
     w->on_change(w->arg);
@@ -54,9 +60,15 @@ static void on_event(uv_fs_event_t *h, const char *name, int events, int status)
     }
     w->events++;
     uint64_t now = uv_now(h->loop);
+    bool quiet_spell = !uv_is_active((uv_handle_t *)&w->quiet) &&
+                       (w->last_rescan == 0 || now - w->last_rescan >= w->opts.debounce_ms);
     if (w->burst_start == 0)
         w->burst_start = now;
     uint64_t due = w->opts.debounce_ms;
+    if (w->opts.leading_ms && (quiet_spell || w->leading)) {
+        w->leading = true;
+        due = w->opts.leading_ms;
+    }
     uint64_t cut = w->burst_start + w->opts.max_delay_ms;
     if (w->opts.max_delay_ms && now + due > cut)
         due = cut > now ? cut - now : 0;

@@ -1,5 +1,5 @@
 /* Watching the mesh directory: file-system events on it, debounced, become one call to rescan
- * it. remora-cp's main loop only. */
+ * it (an isolated change at once, a burst at its end). remora-cp's main loop only. */
 #ifndef REMORA_CP_WATCH_H
 #define REMORA_CP_WATCH_H
 
@@ -15,6 +15,11 @@ typedef struct cp_watch_opts {
                               even if events go on (Istio's debounce max: 10 s) */
     uint64_t poll_ms;      /* also rescan this often, events or not (0: never); a fallback for
                               file systems without events */
+    /* The first event after at least debounce_ms without a rescan is answered after only this
+     * much quiet (0: every burst waits debounce_ms): an isolated change goes out at once, and
+     * what follows it within debounce_ms waits for the trailing rescan, so a burst costs at
+     * most two rescans. */
+    uint64_t leading_ms;
 } cp_watch_opts_t;
 
 /* Watches dir (borrowed for the call; copied) on loop (borrowed; must outlive the watch): after a

@@ -114,6 +114,35 @@ static void test_watch_endless_burst_is_cut_at_max_delay(void **state)
     rig_end(&r);
 }
 
+static void test_watch_lone_change_goes_at_once_with_leading(void **state)
+{
+    (void)state;
+    rig_t r;
+    /* A trailing debounce of 2 s would hold a lone change that long; the leading edge does
+     * not. */
+    cp_watch_opts_t o = {.debounce_ms = 2000, .max_delay_ms = 10000, .leading_ms = 5};
+    rig_start(&r, &o);
+    write_file(&r, 1);
+    rig_run(&r, 800);
+    assert_int_equal(r.calls, 1);
+    rig_end(&r);
+}
+
+static void test_watch_burst_after_leading_is_one_trailing_rescan(void **state)
+{
+    (void)state;
+    rig_t r;
+    /* Ten writes 30 ms apart: the first is answered at once, the nine after it within the
+     * 300 ms debounce make one rescan at the end. */
+    cp_watch_opts_t o = {.debounce_ms = 300, .max_delay_ms = 10000, .leading_ms = 5};
+    rig_start(&r, &o);
+    r.writes_left = 10;
+    uv_timer_start(&r.writer, on_writer, 0, 30);
+    rig_run(&r, 1500);
+    assert_int_equal(r.calls, 2);
+    rig_end(&r);
+}
+
 static void test_watch_nothing_happens_without_changes(void **state)
 {
     (void)state;
@@ -158,6 +187,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watch_burst_of_writes_is_one_rescan),
         cmocka_unit_test(test_watch_endless_burst_is_cut_at_max_delay),
+        cmocka_unit_test(test_watch_lone_change_goes_at_once_with_leading),
+        cmocka_unit_test(test_watch_burst_after_leading_is_one_trailing_rescan),
         cmocka_unit_test(test_watch_nothing_happens_without_changes),
         cmocka_unit_test(test_watch_poll_rescans_without_events),
         cmocka_unit_test(test_watch_missing_directory_is_named),
