@@ -58,7 +58,7 @@ struct xl_run {
     /* totals */
     uint64_t bytes[XL_NTYPES + 1], msgs[XL_NTYPES + 1];
     uint64_t acks[XL_NTYPES], nacks[XL_NTYPES];
-    uint64_t bad_responses, readies, losses;
+    uint64_t bad_responses, readies, losses, connect_failures;
     uint64_t self_ns_max, self_ns_sum, answers;
     /* convergence */
     unsigned nfull;
@@ -199,10 +199,14 @@ void xl_run_on_ready(xl_run_t *x, xl_sidecar_t *s)
         r->first_ready_ns = xl_now_ns();
 }
 
-void xl_run_on_lost(xl_run_t *x, xl_sidecar_t *s, bool was_full)
+void xl_run_on_lost(xl_run_t *x, xl_sidecar_t *s, bool was_full, bool was_ready, const char *why)
 {
-    (void)s;
     x->losses++;
+    x->connect_failures += !was_ready;
+    if (x->losses <= 10 && !x->finishing)
+        fprintf(stderr, "xds_load: sidecar %u: %s (%s)%s\n", xl_sidecar_index(s),
+                was_ready ? "stream ended" : "connection failed", why,
+                x->losses == 10 ? "; further losses are only counted" : "");
     if (!was_full)
         return;
     x->nfull--;
@@ -424,10 +428,11 @@ static void print_summary(xl_run_t *x)
     uint64_t decoded, hits;
     xl_cache_counts(&decoded, &hits);
     printf("summary mode=%s sidecars=%u elapsed_s=%.3f full=%u rounds=%u connects=%" PRIu64
-           " disconnects=%" PRIu64 " responses=%" PRIu64 " bytes=%" PRIu64 " acks=%" PRIu64
-           " nacks=%" PRIu64 " bad_responses=%" PRIu64,
+           " disconnects=%" PRIu64 " connect_failures=%" PRIu64 " responses=%" PRIu64
+           " bytes=%" PRIu64 " acks=%" PRIu64 " nacks=%" PRIu64 " bad_responses=%" PRIu64,
            x->o.delta ? "delta" : "sotw", x->n, ms_between(x->start_ns, now) / 1e3, x->nfull,
-           x->rounds, x->readies, x->losses, msgs, bytes, acks, nacks, x->bad_responses);
+           x->rounds, x->readies, x->losses, x->connect_failures, msgs, bytes, acks, nacks,
+           x->bad_responses);
     for (int t = 0; t < XL_NTYPES; t++)
         printf(" responses_%s=%" PRIu64 " bytes_%s=%" PRIu64 " acks_%s=%" PRIu64
                " nacks_%s=%" PRIu64,
@@ -506,6 +511,7 @@ static const char usage[] =
     "  --duration S            exit after S seconds\n"
     "  --settle-ms MS          a mark ends MS after its last EDS ACK (500)\n"
     "  --mark-timeout-ms MS    a mark ends MS after it began at the latest (10000)\n"
+    "  --connect-timeout-ms MS TCP connect and the server's SETTINGS (10000)\n"
     "Output: key=value records on stdout (converge, mark, summary); see bench/README.md.\n";
 
 /* "127.0.0.1:15010" or "[::1]:15010" into x->addr; loopback only. */
@@ -534,7 +540,17 @@ static int parse_addr(xl_run_t *x, const char *s)
 
 static int parse_opts(xl_run_t *x, int argc, char **argv)
 {
-    enum { O_ADDR = 256, O_NODES, O_PATTERN, O_CLUSTER, O_META, O_DURATION, O_SETTLE, O_TIMEOUT };
+    enum {
+        O_ADDR = 256,
+        O_NODES,
+        O_PATTERN,
+        O_CLUSTER,
+        O_META,
+        O_DURATION,
+        O_SETTLE,
+        O_TIMEOUT,
+        O_CONNECT
+    };
     static const struct option longs[] = {
         {"addr", required_argument, NULL, O_ADDR},
         {"sidecars", required_argument, NULL, 'n'},
@@ -548,6 +564,7 @@ static int parse_opts(xl_run_t *x, int argc, char **argv)
         {"duration", required_argument, NULL, O_DURATION},
         {"settle-ms", required_argument, NULL, O_SETTLE},
         {"mark-timeout-ms", required_argument, NULL, O_TIMEOUT},
+        {"connect-timeout-ms", required_argument, NULL, O_CONNECT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -602,6 +619,9 @@ static int parse_opts(xl_run_t *x, int argc, char **argv)
             break;
         case O_TIMEOUT:
             o->mark_timeout_ms = strtoull(optarg, NULL, 10);
+            break;
+        case O_CONNECT:
+            o->connect_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10);
             break;
         case 'h':
             fputs(usage, stdout);

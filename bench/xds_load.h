@@ -119,6 +119,7 @@ typedef struct xl_opts {
     double duration_s; /* 0: until told to stop */
     uint64_t settle_ms;
     uint64_t mark_timeout_ms;
+    uint32_t connect_timeout_ms;
 } xl_opts_t;
 
 /* A new sidecar number idx of run x (borrowed; outlives it) with node id `id` (borrowed;
@@ -148,8 +149,9 @@ const xl_opts_t *xl_run_opts(const xl_run_t *x);
 const struct sockaddr *xl_run_addr(const xl_run_t *x);
 /* A stream of s became ready (connected, call started). */
 void xl_run_on_ready(xl_run_t *x, xl_sidecar_t *s);
-/* s lost its stream (its config is not full any more until it ACKs every type again). */
-void xl_run_on_lost(xl_run_t *x, xl_sidecar_t *s, bool was_full);
+/* s lost its stream (its config is not full any more until it ACKs every type again); was_ready:
+ * its connection had come up; why (static): a gRPC status or libuv error name. */
+void xl_run_on_lost(xl_run_t *x, xl_sidecar_t *s, bool was_full, bool was_ready, const char *why);
 /* s received a message of n bytes of type (-1: unknown) at now_ns. */
 void xl_run_on_bytes(xl_run_t *x, int type, size_t n);
 /* s answered a response of type that arrived at rx_ns, at ack_ns: ACK (ok) or NACK. */

@@ -54,7 +54,7 @@ struct xl_sidecar {
     grpc_call_t *call;
     uv_timer_t timer;
     unsigned attempt;
-    bool node_sent, closing, full;
+    bool node_sent, closing, full, ready;
     unsigned acked; /* bit per type: ACKed on this stream */
     names_t refs[NREFSETS];
     tstate_t t[XL_NTYPES];
@@ -104,6 +104,8 @@ static bool names_equal(const names_t *a, const names_t *b)
 /* Sorts and deduplicates n->v. */
 static void names_normalize(names_t *n)
 {
+    if (n->n < 2)
+        return; /* (and qsort must not see a NULL array) */
     qsort(n->v, n->n, sizeof(*n->v), cmp_ptr);
     size_t k = 0;
     for (size_t i = 0; i < n->n; i++)
@@ -469,7 +471,8 @@ static int apply(xl_sidecar_t *s, int type, bool delta, const xl_response_t *rsp
         for (size_t i = 0; i < n; i++)
             h->v[i] = (held_t){items[i].name, "", items[i].res};
         h->n = n;
-        qsort(h->v, h->n, sizeof(*h->v), cmp_held);
+        if (n > 1)
+            qsort(h->v, h->n, sizeof(*h->v), cmp_held);
         return 0;
     }
     for (size_t i = 0; i < n; i++)
@@ -553,7 +556,7 @@ static void on_response(xl_sidecar_t *s, const uint8_t *msg, size_t len)
 
 /* --- the connection ---------------------------------------------------------------------- */
 
-static void stream_lost(xl_sidecar_t *s);
+static void stream_lost(xl_sidecar_t *s, const char *why);
 static void on_timer(uv_timer_t *tm);
 
 static void call_on_message(grpc_call_t *call, const uint8_t *msg, size_t len, void *user)
@@ -565,24 +568,30 @@ static void call_on_message(grpc_call_t *call, const uint8_t *msg, size_t len, v
 
 static void call_on_close(grpc_call_t *call, int code, const char *message, void *user)
 {
-    (void)code, (void)message;
+    (void)message;
     xl_sidecar_t *s = user;
-    if (s->call == call)
-        stream_lost(s);
+    if (s->call != call)
+        return;
+    if (!s->ready) {
+        s->call = NULL; /* the connection failed: its CLOSED follows, with the reason */
+        return;
+    }
+    stream_lost(s, grpc_code_name(code));
 }
 
 static const grpc_call_ops_t call_ops = {call_on_message, call_on_close};
 
 static void conn_on_state(grpc_conn_t *c, grpc_conn_state_t st, int error, void *user)
 {
-    (void)error;
     xl_sidecar_t *s = user;
     if (s->conn != c)
         return;
-    if (st == GRPC_CONN_READY)
+    if (st == GRPC_CONN_READY) {
+        s->ready = true;
         xl_run_on_ready(s->x, s);
-    else if (st == GRPC_CONN_CLOSED)
-        stream_lost(s);
+    } else if (st == GRPC_CONN_CLOSED) {
+        stream_lost(s, error ? uv_err_name(error) : "GOAWAY");
+    }
 }
 
 static uint64_t backoff_ms(unsigned attempt)
@@ -604,24 +613,28 @@ static void stream_reset(xl_sidecar_t *s)
     }
 }
 
-/* The stream or its connection ended: close the connection, try again after a backoff. */
-static void stream_lost(xl_sidecar_t *s)
+/* The stream or its connection ended (why: a gRPC status or libuv error name): close the
+ * connection, try again after a backoff. */
+static void stream_lost(xl_sidecar_t *s, const char *why)
 {
     grpc_conn_t *c = s->conn;
     s->conn = NULL, s->call = NULL;
     if (c)
         grpc_conn_close(c);
-    bool was_full = s->full;
-    s->full = false;
+    bool was_full = s->full, was_ready = s->ready;
+    s->full = false, s->ready = false;
     stream_reset(s);
     if (!s->closing)
         uv_timer_start(&s->timer, on_timer, backoff_ms(s->attempt++), 0);
-    xl_run_on_lost(s->x, s, was_full);
+    xl_run_on_lost(s->x, s, was_full, was_ready, why);
 }
 
 static void sidecar_connect(xl_sidecar_t *s)
 {
-    grpc_conn_opts_t o = {.max_recv_message = MAX_RECV, .on_state = conn_on_state, .user = s};
+    grpc_conn_opts_t o = {.max_recv_message = MAX_RECV,
+                          .connect_timeout_ms = xl_run_opts(s->x)->connect_timeout_ms,
+                          .on_state = conn_on_state,
+                          .user = s};
     stream_reset(s);
     int rc = grpc_conn_new(xl_run_loop(s->x), xl_run_addr(s->x), &o, &s->conn);
     if (rc < 0) {
@@ -636,7 +649,7 @@ static void sidecar_connect(xl_sidecar_t *s)
                                "StreamAggregatedResources";
     grpc_call_opts_t co = {.path = method};
     if (grpc_call_start(s->conn, &co, &call_ops, s, &s->call) < 0) {
-        stream_lost(s);
+        stream_lost(s, "call not started");
         return;
     }
     for (int type = 0; type < XL_NTYPES; type++)
