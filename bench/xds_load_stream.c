@@ -451,7 +451,9 @@ static long resolve(int type, bool delta, const xl_response_t *rsp, char *err, s
         }
         if ((it->res = xl_res_get(type, w->value.p, w->value.n)) == NULL)
             return -ENOMEM;
-        if (it->res->bad && err[0] == '\0')
+        if (it->res->bad && err[0] == '\0' && delta)
+            snprintf(err, errlen, "%s['%s']: does not decode", xl_type_name[type], it->name);
+        else if (it->res->bad && err[0] == '\0')
             snprintf(err, errlen, "%s[%zu]: does not decode", xl_type_name[type], i);
         if (!delta)
             it->name = it->res->name;

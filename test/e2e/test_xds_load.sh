@@ -6,12 +6,13 @@
 # RDS. In state of the world and in delta: every sidecar converges (the tool says so, and the
 # control plane's log has one ACK of each of CDS, EDS, LDS, RDS and SDS per sidecar, from 20
 # node ids); a mark followed by a pushed endpoint change is reported as ACKed by all 20 (and the
-# log has their 20 EDS ACKs after the push); the control plane killed and restarted on its port:
+# log has their 20 EDS ACKs after the push); a cluster that does not decode is NACKed by all 20
+# (error_detail says so, the summary counts them); the control plane killed and restarted on its port:
 # every sidecar reconnects (asking with the versions it holds) and converges again, reported as
 # a second round; "quit" prints the summary and exits 0. Delta receives fewer EDS bytes per
-# change than state of the world (only the changed assignment). --converge alone exits 0 once
-# all have converged. Loopback, needs no root; needs node and npm (as test_xds.sh).
-# checks: 20
+# change than state of the world (only the changed assignment). A control plane answering
+# garbage: counted, retried, no crash. --converge alone exits 0 once all have converged. Loopback, needs no root; needs node and npm (as test_xds.sh).
+# checks: 23
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -56,12 +57,15 @@ EOF
 # The control plane reads patches from a FIFO the story holds open (CP_IN).
 mkfifo "$work/cp.in"
 exec {CP_IN}<>"$work/cp.in"
-# cp_up PORT — the control plane on PORT (0: one of its choosing), its log emptied; sets CP, CP_PID.
+# cp_up PORT [ARGS...] — the control plane on PORT (0: one of its choosing) with ARGS, its log
+# emptied; sets CP, CP_PID.
 cp_up() {
+    local port=$1
+    shift
     : >"$XDS_LOG"
     : >"$work/cp.out"
     NODE_PATH=$XDS_NPM_DIR/node_modules node "$XDS_CP_JS" --resources "$XDS_RES" --log "$XDS_LOG" \
-        --port "$1" --stdin <"$work/cp.in" >"$work/cp.out" 2>&1 &
+        --port "$port" --stdin "$@" <"$work/cp.in" >"$work/cp.out" 2>&1 &
     CP_PID=$!
     LB_PIDS+=("$CP_PID")
     t_until 15 grep -q '^listening' "$work/cp.out" || t_stop "the control plane does not start: $(tail -n 5 "$work/cp.out")"
@@ -117,6 +121,14 @@ for mode in sotw delta; do
         out_has "$mode" "^mark label=e1 sidecars=$N acked=$N "
     t_eq "$mode: the control plane's log has $N EDS ACKs after the push" "$(acks "$EDS" patch)" "$N"
 
+    # A cluster that does not decode: every sidecar NACKs that CDS response, saying why.
+    echo "{\"resources\": {\"$CDS\": [{\"name\": \"broken\", \"@raw\": \"Cv////8PAQ==\"}]}}" >&"$CP_IN"
+    cds_nacks() {
+        jq -s --arg t "$CDS" 'map(select(.event == "request" and .type_url == $t and (.error_detail.message // "" | test("does not decode")))) | length' "$XDS_LOG"
+    }
+    nacked_by_all() { [[ $(cds_nacks) == "$N" ]]; }
+    t_run "$mode: a cluster that does not decode is NACKed by all $N" t_until 15 nacked_by_all
+
     # The control plane dies and comes back on its port: all reconnect and converge again.
     port=$CP
     cp_down
@@ -135,12 +147,21 @@ for mode in sotw delta; do
     t_until 15 gone "$L"
     wait "$L"
     t_eq "$mode: quit ends the tool with status 0" "$?" 0
-    t_eq "$mode: the summary has both rounds complete and the mark" \
-        "$(field "$mode" summary converge_complete):$(field "$mode" summary restart_complete):$(field "$mode" summary marks)" 1:1:1
+    t_eq "$mode: the summary has both rounds complete, the mark and the $N NACKs" \
+        "$(field "$mode" summary converge_complete):$(field "$mode" summary restart_complete):$(field "$mode" summary marks):$(field "$mode" summary nacks_cds)" "1:1:1:$N"
     cp_down
 done
 t_run "delta receives fewer EDS bytes per change than state of the world" test \
     "$(field delta mark bytes_eds)" -lt "$(field sotw mark bytes_eds)"
+
+# A control plane that answers garbage: every response is counted as undecodable and its stream
+# started again; the tool stays up and exits 0 when its time is over.
+cp_up 0 --garbage
+timeout 60 "$LOAD" --addr "127.0.0.1:$CP" --sidecars "$N" --duration 3 >"$work/load-garbage.out" \
+    2>"$work/load-garbage.log"
+t_eq "garbage: counted as undecodable ($N at least), retried, exit 0" \
+    "$?:$(($(field garbage summary bad_responses) >= N))" "0:1"
+cp_down
 
 # --converge: exits by itself once all hold a full config.
 cp_up 0
