@@ -98,11 +98,17 @@ gone() { ! lb_alive "$1"; }
 out_has() { grep -q "$2" "$work/load-$1.out"; }
 field() { grep "^$2 " "$work/load-$1.out" | tail -n 1 | tr ' ' '\n' | sed -n "s/^$3=//p"; }
 
+# State of the world names its sidecars by pattern and ends its mark by settling; delta takes its
+# node ids from a file and ends its mark once all N have ACKed (mark LABEL N).
+for ((i = 0; i < N; i++)); do echo "web-$i.shop"; done >"$work/nodes"
 for mode in sotw delta; do
-    flag=''
-    [[ $mode == delta ]] && flag=--delta
+    if [[ $mode == sotw ]]; then
+        args=(--node-pattern 'load-{i}.default') ids='^load-[0-9]*\.default$' expect=''
+    else
+        args=(--delta --nodes "$work/nodes") ids='^web-[0-9]*\.shop$' expect=$N
+    fi
     cp_up 0
-    "$LOAD" --addr "127.0.0.1:$CP" --sidecars "$N" $flag --stdin --node-pattern 'load-{i}.default' \
+    "$LOAD" --addr "127.0.0.1:$CP" --sidecars "$N" "${args[@]}" --stdin \
         --meta 'NAMESPACE={namespace}' <"$work/load.in" >"$work/load-$mode.out" 2>"$work/load-$mode.log" &
     L=$!
     LB_PIDS+=("$L")
@@ -110,11 +116,11 @@ for mode in sotw delta; do
     t_run "$mode: all $N sidecars converge (every type ACKed)" t_until 30 out_has "$mode" \
         "^converge round=1 complete=1 sidecars=$N "
     t_eq "$mode: the control plane saw $N node ids" \
-        "$(jq -r 'select(.event == "request" and .node != null) | .node.id' "$XDS_LOG" | sort -u | grep -c '^load-[0-9]*\.default$')" "$N"
+        "$(jq -r 'select(.event == "request" and .node != null) | .node.id' "$XDS_LOG" | sort -u | grep -c "$ids")" "$N"
     t_run "$mode: its log has one ACK of CDS, EDS, LDS, RDS and SDS per sidecar" t_until 10 every_type_acked
 
     # A mark, then one cluster's endpoints change: every sidecar gets and ACKs them.
-    echo "mark e1" >&"$LOAD_IN"
+    echo "mark e1 $expect" >&"$LOAD_IN"
     t_until 5 out_has "$mode" '^marked label=e1' || t_stop "$mode: the tool did not take the mark"
     echo "{\"version\": \"2\", \"resources\": {\"$EDS\": [$(eds_a 81)]}}" >&"$CP_IN"
     t_run "$mode: the endpoint change after the mark is reported ACKed by all $N" t_until 15 \
