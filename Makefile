@@ -113,7 +113,7 @@ $(BUILD)/tools/%: $(BUILD)/obj/test/tools/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-tools: $(TOOL_BINS)
+tools: $(TOOL_BINS) $(BUILD)/bench/xds_load
 
 unit-build: $(UNIT_BINS) $(FUZZ_REPLAY) $(BUILD)/remora $(BUILD)/remoractl $(TOOL_BINS)
 
@@ -156,7 +156,7 @@ E2E_ASAN := test/e2e/test_tcp_proxy.sh test/e2e/test_mesh_tcp.sh test/e2e/test_h
             test/e2e/test_grpc_client.sh test/e2e/test_grpc_server.sh \
             test/e2e/test_xds.sh test/e2e/test_xds_live.sh test/e2e/test_xds_drain.sh \
             test/e2e/test_xds_tls.sh \
-            test/e2e/test_xds_state.sh
+            test/e2e/test_xds_state.sh test/e2e/test_xds_load.sh
 
 e2e-asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 build/asan/remora build/asan/remoractl \
@@ -208,6 +208,13 @@ $(BUILD)/bench/ads_push: $(BUILD)/obj/bench/ads_push.o $(LIB)
 
 # The stats micro-measurement (bench/stats.c): heap and define time of 1,000 clusters' stats.
 $(BUILD)/bench/stats: $(BUILD)/obj/bench/stats.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# The xDS load tool (bench/xds_load*.c): many simulated sidecars against a control plane
+# (bench/README.md, "xds_load"). Built with the test tools too, so its e2e story runs it.
+XDS_LOAD_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/xds_load*.c))
+$(BUILD)/bench/xds_load: $(XDS_LOAD_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
