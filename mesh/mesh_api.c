@@ -95,7 +95,8 @@ int mesh_api_list(mesh_api_t *a, mesh_kind_t kind, const char *source, const cha
         mesh_object_unref(o);
     }
     r.count = kept;
-    qsort(r.objects, r.count, sizeof(*r.objects), cmp_objects);
+    if (r.count > 1)
+        qsort(r.objects, r.count, sizeof(*r.objects), cmp_objects);
     for (size_t i = 0; i < r.count && put_rc == 0; i++)
         put_rc = put(a, r.objects[i], out);
     /* What the list no longer has is gone; unless an item could not be read, since it might be
@@ -103,7 +104,7 @@ int mesh_api_list(mesh_api_t *a, mesh_kind_t kind, const char *source, const cha
     for (size_t i = a->objs.count; rc == 0 && i-- > 0 && put_rc == 0;) {
         mesh_object_t *o = a->objs.items[i];
         if (o->meta.kind != kind ||
-            bsearch(&o, r.objects, r.count, sizeof(*r.objects), cmp_objects) != NULL)
+            (r.count && bsearch(&o, r.objects, r.count, sizeof(*r.objects), cmp_objects)))
             continue;
         put_rc = drop(a, o, out);
     }

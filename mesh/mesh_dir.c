@@ -34,12 +34,14 @@ typedef struct claim {
 
 typedef struct dkey {
     mesh_kind_t kind;
-    char *ns;
-    char *name;
-    claim_t *claims; /* by file name, then document and item */
-    size_t nclaims;
-    mesh_object_t *served; /* reference; NULL when nothing is served */
     bool touched;
+    const char *ns;   /* in text */
+    const char *name; /* in text */
+    claim_t *claims;  /* by file name, then document and item; &one when one */
+    size_t nclaims;
+    claim_t one;
+    mesh_object_t *served; /* reference; NULL when nothing is served */
+    char text[];           /* ns and name */
 } dkey_t;
 
 struct mesh_dir {
@@ -72,9 +74,8 @@ static void file_free(dfile_t *f)
 static void key_free(dkey_t *k)
 {
     mesh_object_unref(k->served);
-    free(k->claims);
-    free(k->ns);
-    free(k->name);
+    if (k->claims != &k->one)
+        free(k->claims);
     free(k);
 }
 
@@ -133,16 +134,16 @@ static int claim_cmp(const claim_t *a, const claim_t *b)
 
 static dkey_t *key_new(const mesh_object_t *obj)
 {
-    dkey_t *k = calloc(1, sizeof(*k));
+    size_t ns = strlen(obj->meta.ns) + 1, name = strlen(obj->meta.name) + 1;
+    dkey_t *k = calloc(1, sizeof(*k) + ns + name);
     if (k == NULL)
         return NULL;
     k->kind = obj->meta.kind;
-    k->ns = strdup(obj->meta.ns);
-    k->name = strdup(obj->meta.name);
-    if (k->ns == NULL || k->name == NULL) {
-        key_free(k);
-        return NULL;
-    }
+    memcpy(k->text, obj->meta.ns, ns);
+    memcpy(k->text + ns, obj->meta.name, name);
+    k->ns = k->text;
+    k->name = k->text + ns;
+    k->claims = &k->one;
     return k;
 }
 
@@ -157,10 +158,16 @@ static int claim(mesh_dir_t *d, dfile_t *f, mesh_object_t *obj)
             key_free(k);
         return -ENOMEM;
     }
-    claim_t *claims = realloc(k->claims, (k->nclaims + 1) * sizeof(*claims));
-    if (claims == NULL)
-        return -ENOMEM;
-    k->claims = claims;
+    claim_t *claims = k->claims;
+    if (k->nclaims > 0) { /* a duplicate: rare, so its claims grow one by one */
+        claims = malloc((k->nclaims + 1) * sizeof(*claims));
+        if (claims == NULL)
+            return -ENOMEM;
+        memcpy(claims, k->claims, k->nclaims * sizeof(*claims));
+        if (k->claims != &k->one)
+            free(k->claims);
+        k->claims = claims;
+    }
     claim_t c = {f, obj};
     size_t i = k->nclaims;
     while (i > 0 && claim_cmp(&c, &claims[i - 1]) < 0) {

@@ -168,7 +168,8 @@ static int merge(mesh_index_t *idx, const ns_name_t *key, merged_t **out)
             merged_free(m);
         return -ENOMEM;
     }
-    qsort(list, n, sizeof(*list), cmp_entry);
+    if (n > 1)
+        qsort(list, n, sizeof(*list), cmp_entry);
     for (size_t i = 0; i < n; i++)
         if (m->count == 0 || strcmp(m->eps[m->count - 1].address, list[i].ep.address) != 0)
             m->eps[m->count++] = list[i].ep;

@@ -54,6 +54,19 @@ int mesh_rd_fail(mesh_reader_t *rd, const char *fmt, ...)
     return -EINVAL;
 }
 
+int mesh_rd_fail_at(mesh_reader_t *rd, const char *key, const char *fmt, ...)
+{
+    char what[384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    size_t mark = mesh_rd_push(rd, key);
+    mesh_rd_fail(rd, "%s", what);
+    mesh_rd_pop(rd, mark);
+    return -EINVAL;
+}
+
 int mesh_rd_nomem(mesh_reader_t *rd)
 {
     mesh_rd_fail(rd, "out of memory");
@@ -96,12 +109,18 @@ void mesh_rd_pop(mesh_reader_t *rd, size_t mark)
     rd->path[mark] = '\0';
 }
 
+size_t mesh_visit_budget(yaml_document_t *yd)
+{
+    return 16 * (size_t)(yd->nodes.top - yd->nodes.start) + 65536;
+}
+
 static bool visit(mesh_reader_t *rd, yaml_node_t *node)
 {
     if (node)
         rd->line = (unsigned long)node->start_mark.line + 1;
-    if (++rd->visits > MESH_MAX_VISITS) {
-        mesh_rd_fail(rd, "document expands to more than %d nodes (aliases?)", MESH_MAX_VISITS);
+    if (++rd->visits > rd->max_visits) {
+        mesh_rd_fail(rd, "document expands to more than %zu node visits (aliases?)",
+                     rd->max_visits);
         return false;
     }
     return true;
@@ -383,7 +402,7 @@ int mesh_rd_labels(mesh_reader_t *rd, yaml_node_t *map, const char *key, mesh_la
     if (mesh_rd_map(rd, map, key, &m) < 0 || m == NULL)
         return rd->failed ? -EINVAL : 0;
     size_t n = (size_t)(m->data.mapping.pairs.top - m->data.mapping.pairs.start);
-    out->items = mesh_alloc(rd->obj, (n ? n : 1) * sizeof(*out->items));
+    out->items = mesh_alloc(rd->obj, n * sizeof(*out->items));
     if (out->items == NULL)
         return mesh_rd_nomem(rd);
     size_t mark = mesh_rd_push(rd, key);
@@ -429,7 +448,7 @@ int mesh_rd_strings(mesh_reader_t *rd, yaml_node_t *map, const char *key, const 
     if (mesh_rd_seq(rd, map, key, &seq) < 0 || seq == NULL)
         return rd->failed ? -EINVAL : 0;
     size_t count = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
-    const char **list = mesh_alloc(rd->obj, (count ? count : 1) * sizeof(*list));
+    const char **list = mesh_alloc(rd->obj, count * sizeof(*list));
     if (list == NULL)
         return mesh_rd_nomem(rd);
     size_t top = mesh_rd_push(rd, key);

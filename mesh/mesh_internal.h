@@ -21,8 +21,11 @@ typedef struct mesh_block {
     max_align_t data[];
 } mesh_block_t;
 
-/* A new object of kind with one reference, owned by the caller; NULL without memory. */
-mesh_object_t *mesh_object_alloc(mesh_kind_t kind);
+/* A new object of kind with one reference, owned by the caller, and room for reserve bytes
+ * of strings and arrays in the same allocation; NULL without memory. */
+mesh_object_t *mesh_object_alloc(mesh_kind_t kind, size_t reserve);
+/* The bytes that hold what obj's blocks hold, in one block. */
+size_t mesh_object_size(const mesh_object_t *obj);
 /* n zeroed bytes in obj's blocks (borrowed), freed with it; NULL without memory. */
 void *mesh_alloc(mesh_object_t *obj, size_t n);
 /* A copy of s (len bytes, borrowed) in obj's blocks, NUL-terminated; NULL without memory. */
@@ -39,10 +42,10 @@ int mesh_report_note(mesh_report_t *r, const char *fmt, ...) __attribute__((form
 /* Moves every message of from (borrowed, emptied) to the end of to (borrowed). */
 int mesh_report_move(mesh_report_t *to, mesh_report_t *from);
 
-/* Limits against hostile input: aliases are shared by libyaml, not copied, so every visit of a
- * node is counted. */
-#define MESH_MAX_VISITS (1 << 20)
-#define MESH_MAX_DEPTH  64
+/* Aliases are shared by libyaml, not copied, so that a walk through them could visit far more
+ * nodes than the text holds: every visit is counted against a budget in proportion to the
+ * document's nodes (mesh_visit_budget), which an honest document never reaches. */
+size_t mesh_visit_budget(yaml_document_t *yd);
 
 /* The reading of one document (or one item of a List) into one object. */
 typedef struct mesh_reader {
@@ -55,8 +58,8 @@ typedef struct mesh_reader {
     mesh_object_t *obj; /* being filled; NULL before the kind is known */
     char path[512];
     size_t pathlen;
-    size_t visits;
-    int depth;
+    size_t visits;     /* of the whole document, across the items of a List */
+    size_t max_visits; /* mesh_visit_budget */
     bool failed;
     char err[768];
     mesh_report_t *report; /* notes go here */
@@ -66,6 +69,9 @@ typedef struct mesh_reader {
  * (-ENOMEM for mesh_rd_nomem). Only the first failure is kept. */
 int mesh_rd_fail(mesh_reader_t *rd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int mesh_rd_nomem(mesh_reader_t *rd);
+/* mesh_rd_fail with key (a field name, maybe with an index) added to the path. */
+int mesh_rd_fail_at(mesh_reader_t *rd, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Notes something ignored, naming the document and the path. */
 void mesh_rd_note(mesh_reader_t *rd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -2,6 +2,7 @@
  * with the API's defaults. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "mesh/mesh_internal.h"
@@ -31,7 +32,7 @@ static yaml_node_t *map_item(mesh_reader_t *rd, yaml_node_t *seq, size_t i, size
 
 static void *alloc_array(mesh_reader_t *rd, size_t n, size_t size)
 {
-    void *p = mesh_alloc(rd->obj, (n ? n : 1) * size);
+    void *p = mesh_alloc(rd->obj, n * size);
     if (p == NULL)
         mesh_rd_nomem(rd);
     return p;
@@ -41,7 +42,7 @@ static int spec_of(mesh_reader_t *rd, yaml_node_t *root, yaml_node_t **spec)
 {
     if (mesh_rd_map(rd, root, "spec", spec) < 0)
         return -EINVAL;
-    return *spec ? 0 : mesh_rd_fail(rd, "spec: missing");
+    return *spec ? 0 : mesh_rd_fail_at(rd, "spec", "missing");
 }
 
 /* ---- Service ------------------------------------------------------------------------------ */
@@ -61,8 +62,12 @@ static int read_svc_port(mesh_reader_t *rd, yaml_node_t *p, mesh_svc_port_t *out
         rc = mesh_rd_port(rd, p, "nodePort", false, &out->node_port);
     if (rc < 0)
         return rc;
-    if (out->target_port == 0 && out->target_port_name == NULL)
-        out->target_port = out->port; /* the API's default */
+    if (out->target_port == 0 && out->target_port_name == NULL) {
+        char text[8];
+        out->target_port = out->port; /* the API's default, hashed as if written */
+        snprintf(text, sizeof(text), "%u", out->port);
+        mesh_rd_hash(rd, "targetPort", text);
+    }
     out->mesh_protocol = mesh_port_protocol(out->protocol, out->app_protocol, out->name);
     if (out->name == NULL)
         out->name = "";
@@ -86,7 +91,8 @@ static int read_svc_ports(mesh_reader_t *rd, yaml_node_t *spec, mesh_service_t *
             return rc;
         for (size_t j = 0; j < i; j++)
             if (svc->ports[i].name[0] && strcmp(svc->ports[j].name, svc->ports[i].name) == 0)
-                return mesh_rd_fail(rd, "name: \"%s\" names ports[%zu] too", svc->ports[i].name, j);
+                return mesh_rd_fail_at(rd, "name", "\"%s\" names ports[%zu] too",
+                                       svc->ports[i].name, j);
         mesh_rd_pop(rd, mark);
         svc->nports++;
     }
@@ -100,7 +106,7 @@ static int check_cluster_ip(mesh_reader_t *rd, const char *ip, const char *field
     if (strcmp(ip, "None") == 0 || ip[0] == '\0' || inet_pton(AF_INET, ip, &buf) == 1 ||
         inet_pton(AF_INET6, ip, &buf) == 1)
         return 0;
-    return mesh_rd_fail(rd, "%s: \"%.64s\" is neither an IP address nor None", field, ip);
+    return mesh_rd_fail_at(rd, field, "\"%.64s\" is neither an IP address nor None", ip);
 }
 
 int mesh_read_service(mesh_reader_t *rd, yaml_node_t *root)
@@ -119,8 +125,11 @@ int mesh_read_service(mesh_reader_t *rd, yaml_node_t *root)
         rc = check_cluster_ip(rd, svc->cluster_ip, "clusterIP");
     if (rc == 0)
         rc = mesh_rd_strings(rd, spec, "clusterIPs", &svc->cluster_ips, &svc->ncluster_ips);
-    for (size_t i = 0; rc == 0 && i < svc->ncluster_ips; i++)
-        rc = check_cluster_ip(rd, svc->cluster_ips[i], "clusterIPs");
+    for (size_t i = 0; rc == 0 && i < svc->ncluster_ips; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "clusterIPs[%zu]", i);
+        rc = check_cluster_ip(rd, svc->cluster_ips[i], key);
+    }
     if (rc == 0)
         rc = mesh_rd_str(rd, spec, "externalName", type == MESH_SVC_EXTERNAL_NAME,
                          &svc->external_name);
@@ -273,12 +282,14 @@ static int read_slice_endpoint(mesh_reader_t *rd, yaml_node_t *ep, mesh_slice_en
 {
     int rc = mesh_rd_strings(rd, ep, "addresses", &out->addresses, &out->naddresses);
     if (rc == 0 && out->naddresses == 0)
-        rc = mesh_rd_fail(rd, "addresses: missing");
+        rc = mesh_rd_fail_at(rd, "addresses", "missing");
     struct in_addr v4;
-    for (size_t i = 0; rc == 0 && i < out->naddresses; i++)
+    for (size_t i = 0; rc == 0 && i < out->naddresses; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "addresses[%zu]", i);
         if (inet_pton(AF_INET, out->addresses[i], &v4) != 1)
-            rc = mesh_rd_fail(rd, "addresses[%zu]: \"%.64s\" is not an IPv4 address", i,
-                              out->addresses[i]);
+            rc = mesh_rd_fail_at(rd, key, "\"%.64s\" is not an IPv4 address", out->addresses[i]);
+    }
     if (rc == 0)
         rc = read_conditions(rd, ep, out);
     if (rc == 0)
@@ -412,14 +423,17 @@ static int read_pod_status(mesh_reader_t *rd, yaml_node_t *status, mesh_pod_t *p
         return -EINVAL;
     top = mesh_rd_push(rd, "conditions");
     for (size_t i = 0; i < n; i++) {
-        size_t im;
-        const char *type, *st;
+        size_t im, tn, sn;
         yaml_node_t *item = map_item(rd, seq, i, &im);
-        if (item == NULL || mesh_rd_str(rd, item, "type", true, &type) < 0 ||
-            mesh_rd_str(rd, item, "status", true, &st) < 0)
+        if (item == NULL)
             return -EINVAL;
-        if (strcmp(type, "Ready") == 0)
-            pod->ready = strcmp(st, "True") == 0;
+        /* Only Ready counts: the others are looked at, not kept. */
+        const char *type = mesh_scalar(mesh_rd_get(rd, item, "type"), &tn);
+        const char *st = mesh_scalar(mesh_rd_get(rd, item, "status"), &sn);
+        if (type && tn == 5 && memcmp(type, "Ready", 5) == 0) {
+            pod->ready = st && sn == 4 && memcmp(st, "True", 4) == 0;
+            mesh_rd_hash(rd, "ready", pod->ready ? "True" : "False");
+        }
         mesh_rd_pop(rd, im);
     }
     mesh_rd_pop(rd, top);

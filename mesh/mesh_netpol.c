@@ -1,6 +1,7 @@
 /* NetworkPolicy (networking.k8s.io/v1): the pod selector, policy types and the ingress and
  * egress rules with their peers and ports. Kept in the index for authorization. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "mesh/mesh_internal.h"
@@ -13,16 +14,16 @@ static int read_expr(mesh_reader_t *rd, yaml_node_t *e, mesh_sel_expr_t *out)
     if (rc == 0)
         rc = mesh_rd_enum(rd, e, "operator", ops, 4, -1, &op);
     if (rc == 0 && op < 0)
-        rc = mesh_rd_fail(rd, "operator: missing");
+        rc = mesh_rd_fail_at(rd, "operator", "missing");
     if (rc == 0)
         rc = mesh_rd_strings(rd, e, "values", &out->values, &out->nvalues);
     if (rc < 0)
         return rc;
     out->op = (mesh_sel_op_t)op;
     if ((op == MESH_SEL_IN || op == MESH_SEL_NOT_IN) && out->nvalues == 0)
-        return mesh_rd_fail(rd, "values: %s needs at least one", ops[op]);
+        return mesh_rd_fail_at(rd, "values", "%s needs at least one", ops[op]);
     if ((op == MESH_SEL_EXISTS || op == MESH_SEL_DOES_NOT_EXIST) && out->nvalues > 0)
-        return mesh_rd_fail(rd, "values: must be empty for %s", ops[op]);
+        return mesh_rd_fail_at(rd, "values", "must be empty for %s", ops[op]);
     return 0;
 }
 
@@ -44,7 +45,7 @@ static int read_selector(mesh_reader_t *rd, yaml_node_t *map, const char *key, b
     if (rc < 0)
         return rc;
     size_t n = seq ? (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start) : 0;
-    if ((out->exprs = mesh_alloc(rd->obj, (n ? n : 1) * sizeof(*out->exprs))) == NULL)
+    if ((out->exprs = mesh_alloc(rd->obj, n * sizeof(*out->exprs))) == NULL)
         return mesh_rd_nomem(rd);
     size_t mid = mesh_rd_push(rd, "matchExpressions");
     for (size_t i = 0; i < n; i++, out->nexprs++) {
@@ -72,13 +73,13 @@ static int read_peer(mesh_reader_t *rd, yaml_node_t *p, mesh_np_peer_t *out)
     if (rc < 0 || block == NULL)
         return rc;
     if (out->has_pod_selector || out->has_ns_selector)
-        return mesh_rd_fail(rd, "ipBlock: not with podSelector or namespaceSelector");
+        return mesh_rd_fail_at(rd, "ipBlock", "not with podSelector or namespaceSelector");
     size_t mark = mesh_rd_push(rd, "ipBlock");
     rc = mesh_rd_str(rd, block, "cidr", true, &out->ip_block);
     if (rc == 0)
         rc = mesh_rd_strings(rd, block, "except", &out->except, &out->nexcept);
     if (rc == 0 && !strchr(out->ip_block, '/'))
-        rc = mesh_rd_fail(rd, "cidr: \"%.64s\" is not a CIDR", out->ip_block);
+        rc = mesh_rd_fail_at(rd, "cidr", "\"%.64s\" is not a CIDR", out->ip_block);
     mesh_rd_pop(rd, mark);
     return rc;
 }
@@ -91,7 +92,7 @@ static int read_np_port(mesh_reader_t *rd, yaml_node_t *p, mesh_np_port_t *out)
     if (rc == 0)
         rc = mesh_rd_port(rd, p, "endPort", false, &out->end_port);
     if (rc == 0 && out->end_port && (out->port == 0 || out->end_port < out->port))
-        rc = mesh_rd_fail(rd, "endPort: needs a numeric port no greater than it");
+        rc = mesh_rd_fail_at(rd, "endPort", "needs a numeric port no greater than it");
     return rc;
 }
 
@@ -163,12 +164,12 @@ int mesh_read_network_policy(mesh_reader_t *rd, yaml_node_t *root)
     if (mesh_rd_map(rd, root, "spec", &spec) < 0)
         return -EINVAL;
     if (spec == NULL)
-        return mesh_rd_fail(rd, "spec: missing");
+        return mesh_rd_fail_at(rd, "spec", "missing");
     size_t mark = mesh_rd_push(rd, "spec");
     bool has_selector;
     int rc = read_selector(rd, spec, "podSelector", &has_selector, &np->pod_selector);
     if (rc == 0 && !has_selector)
-        rc = mesh_rd_fail(rd, "podSelector: missing ({} selects every pod)");
+        rc = mesh_rd_fail_at(rd, "podSelector", "missing ({} selects every pod)");
     if (rc == 0)
         rc = read_items(rd, spec, "ingress", sizeof(mesh_np_rule_t), ingress_fn,
                         (void **)&np->ingress_rules, &np->ningress_rules);
@@ -194,9 +195,11 @@ int mesh_read_network_policy(mesh_reader_t *rd, yaml_node_t *root)
             np->ingress = true;
         else if (strcmp(names[i], "Egress") == 0)
             np->egress = true;
-        else
-            return mesh_rd_fail(rd, "policyTypes[%zu]: \"%.64s\" is not Ingress or Egress", i,
-                                names[i]);
+        else {
+            char key[32];
+            snprintf(key, sizeof(key), "policyTypes[%zu]", i);
+            return mesh_rd_fail_at(rd, key, "\"%.64s\" is not Ingress or Egress", names[i]);
+        }
     }
     mesh_rd_pop(rd, mark);
     return 0;

@@ -10,44 +10,82 @@
 
 #define MESH_BLOCK_MIN 512
 
-mesh_object_t *mesh_object_alloc(mesh_kind_t kind)
+/* An object and its first block come in one allocation; the block follows the struct. */
+typedef struct object_alloc {
+    mesh_object_t obj;
+    mesh_block_t first;
+} object_alloc_t;
+
+mesh_object_t *mesh_object_alloc(mesh_kind_t kind, size_t reserve)
 {
-    mesh_object_t *obj = calloc(1, sizeof(*obj));
-    if (obj == NULL)
+    object_alloc_t *a = calloc(1, sizeof(*a) + reserve);
+    if (a == NULL)
         return NULL;
-    obj->meta.kind = kind;
-    obj->refs = 1;
-    return obj;
+    a->obj.meta.kind = kind;
+    a->obj.refs = 1;
+    if (reserve) {
+        a->first.cap = reserve;
+        a->obj.blocks = &a->first;
+    }
+    return &a->obj;
 }
 
-void *mesh_alloc(mesh_object_t *obj, size_t n)
+static mesh_block_t *block_new(mesh_block_t *next, size_t cap)
 {
-    size_t align = sizeof(max_align_t);
-    n = (n + align - 1) / align * align;
+    mesh_block_t *b = malloc(sizeof(*b) + cap);
+    if (b) {
+        b->next = next;
+        b->used = 0;
+        b->cap = cap;
+    }
+    return b;
+}
+
+size_t mesh_object_size(const mesh_object_t *obj)
+{
+    /* a block starts aligned: in one block, the padding before an array may take up to 7 more
+     * bytes for each block it replaces */
+    size_t n = 0;
+    for (const mesh_block_t *b = obj->blocks; b; b = b->next)
+        n += b->used + (b->next ? sizeof(uint64_t) : 0);
+    return n;
+}
+
+/* n bytes at the given alignment (a power of two, at most max_align_t's). */
+static void *alloc_aligned(mesh_object_t *obj, size_t n, size_t align)
+{
+    static max_align_t empty;
+    if (n == 0)
+        return &empty; /* an empty array costs nothing and is never read */
     mesh_block_t *b = obj->blocks;
-    if (b == NULL || b->cap - b->used < n) {
+    size_t at = b ? (b->used + align - 1) & ~(align - 1) : 0;
+    if (b == NULL || at > b->cap || b->cap - at < n) {
         /* Blocks grow with the object, so a big one costs a few allocations, not one per
-         * string. */
+         * string (the reader sizes the first block exactly on its second reading). */
         size_t cap = b ? b->cap * 2 : MESH_BLOCK_MIN;
         if (cap < n)
             cap = n;
-        mesh_block_t *nb = malloc(sizeof(*nb) + cap);
+        mesh_block_t *nb = block_new(b, cap);
         if (nb == NULL)
             return NULL;
-        nb->next = b;
-        nb->used = 0;
-        nb->cap = cap;
         obj->blocks = b = nb;
+        at = 0;
     }
-    void *p = (char *)b->data + b->used;
-    b->used += n;
+    void *p = (char *)b->data + at;
+    b->used = at + n;
     memset(p, 0, n);
     return p;
 }
 
+void *mesh_alloc(mesh_object_t *obj, size_t n)
+{
+    return alloc_aligned(obj, n,
+                         sizeof(void *) > sizeof(uint64_t) ? sizeof(void *) : sizeof(uint64_t));
+}
+
 char *mesh_strndup(mesh_object_t *obj, const char *s, size_t len)
 {
-    char *p = mesh_alloc(obj, len + 1);
+    char *p = alloc_aligned(obj, len + 1, 1);
     if (p == NULL)
         return NULL;
     memcpy(p, s, len);
@@ -67,7 +105,8 @@ void mesh_object_unref(mesh_object_t *obj)
         return;
     for (mesh_block_t *b = obj->blocks, *next; b; b = next) {
         next = b->next;
-        free(b);
+        if (b != &((object_alloc_t *)obj)->first)
+            free(b);
     }
     free(obj);
 }

@@ -62,16 +62,16 @@ static int read_metadata(mesh_reader_t *rd, yaml_node_t *root)
     if (mesh_rd_map(rd, root, "metadata", &meta) < 0)
         return -EINVAL;
     if (meta == NULL)
-        return mesh_rd_fail(rd, "metadata: missing");
+        return mesh_rd_fail_at(rd, "metadata", "missing");
     size_t mark = mesh_rd_push(rd, "metadata");
     const char *name, *ns = NULL;
     int rc = mesh_rd_str(rd, meta, "name", true, &name);
     if (rc == 0 && (name[0] == '\0' || strlen(name) > 253 || strchr(name, '/')))
-        rc = mesh_rd_fail(rd, "name: \"%.64s\" is not a valid name", name);
+        rc = mesh_rd_fail_at(rd, "name", "\"%.64s\" is not a valid name", name);
     if (rc == 0 && m->kind != MESH_NAMESPACE)
         rc = mesh_rd_str_nohash(rd, meta, "namespace", &ns);
     if (rc == 0 && ns && (ns[0] == '\0' || strlen(ns) > 63 || strchr(ns, '/')))
-        rc = mesh_rd_fail(rd, "namespace: \"%.64s\" is not a valid namespace", ns);
+        rc = mesh_rd_fail_at(rd, "namespace", "\"%.64s\" is not a valid namespace", ns);
     if (rc < 0)
         return rc;
     m->name = name;
@@ -94,7 +94,7 @@ static int read_metadata(mesh_reader_t *rd, yaml_node_t *root)
     m->resource_version = m->resource_version ? m->resource_version : "";
     if (owners) {
         size_t n = (size_t)(owners->data.sequence.items.top - owners->data.sequence.items.start);
-        m->owners = mesh_alloc(rd->obj, (n ? n : 1) * sizeof(*m->owners));
+        m->owners = mesh_alloc(rd->obj, n * sizeof(*m->owners));
         if (m->owners == NULL)
             return mesh_rd_nomem(rd);
         size_t top = mesh_rd_push(rd, "ownerReferences");
@@ -114,6 +114,8 @@ static int read_metadata(mesh_reader_t *rd, yaml_node_t *root)
     mesh_rd_pop(rd, mark);
     return rc;
 }
+
+static int read_twice(mesh_reader_t *rd, yaml_node_t *root, mesh_kind_t kind, mesh_object_t **out);
 
 static int read_spec(mesh_reader_t *rd, yaml_node_t *root)
 {
@@ -167,7 +169,14 @@ int mesh_read_object(mesh_reader_t *rd, yaml_node_t *root, const char *default_k
         rd->report->skipped++;
         return 0;
     }
-    if ((rd->obj = mesh_object_alloc((mesh_kind_t)kt)) == NULL)
+    return read_twice(rd, root, (mesh_kind_t)kt, out);
+}
+
+/* One reading of root into a new object of kind whose first block holds `reserve` bytes. */
+static int read_pass(mesh_reader_t *rd, yaml_node_t *root, mesh_kind_t kind, size_t reserve,
+                     mesh_object_t **out)
+{
+    if ((rd->obj = mesh_object_alloc(kind, reserve)) == NULL)
         return mesh_rd_nomem(rd);
     rd->obj->content_hash = MESH_FNV_INIT;
     rd->obj->meta.doc = rd->doc;
@@ -187,12 +196,38 @@ int mesh_read_object(mesh_reader_t *rd, yaml_node_t *root, const char *default_k
     return 0;
 }
 
+/* Reads root once to learn the object's size, then again into one block of that size, as the
+ * index keeps thousands of objects for long: growing blocks would leave a third of them
+ * unused. */
+static int read_twice(mesh_reader_t *rd, yaml_node_t *root, mesh_kind_t kind, mesh_object_t **out)
+{
+    size_t visits = rd->visits;
+    int rc = read_pass(rd, root, kind, 0, out);
+    size_t need = rc == 0 ? mesh_object_size(*out) : 0;
+    if (rc < 0 || (*out)->blocks == NULL ||
+        ((*out)->blocks->next == NULL && (*out)->blocks->cap - (*out)->blocks->used < 64))
+        return rc;
+    mesh_report_t *report = rd->report;
+    mesh_object_t *first = *out;
+    rd->visits = visits;
+    rd->report = NULL; /* its notes are told already */
+    rc = read_pass(rd, root, kind, need, out);
+    rd->report = report;
+    if (rc < 0) { /* the same reading cannot fail but for memory: keep the first */
+        *out = first;
+        return 0;
+    }
+    mesh_object_unref(first);
+    return 0;
+}
+
 /* ---- buffers of documents ----------------------------------------------------------------- */
 
 typedef struct read_ctx {
     const char *source;
     mesh_read_t *out;
-    int rc; /* -EINVAL once a document failed */
+    int rc;        /* -EINVAL once a document failed */
+    size_t visits; /* of the document being read, across its items */
 } read_ctx_t;
 
 static int keep(mesh_read_t *out, mesh_object_t *obj)
@@ -211,11 +246,17 @@ static int keep(mesh_read_t *out, mesh_object_t *obj)
 static int read_one(read_ctx_t *c, yaml_document_t *yd, yaml_node_t *root, unsigned doc,
                     unsigned item, const char *default_kind)
 {
-    mesh_reader_t rd = {
-        .source = c->source, .doc = doc, .item = item, .yd = yd, .report = &c->out->report};
+    mesh_reader_t rd = {.source = c->source,
+                        .doc = doc,
+                        .item = item,
+                        .yd = yd,
+                        .report = &c->out->report,
+                        .visits = c->visits,
+                        .max_visits = mesh_visit_budget(yd)};
     rd.line = (unsigned long)root->start_mark.line + 1;
     mesh_object_t *obj;
     int rc = mesh_read_object(&rd, root, default_kind, &obj);
+    c->visits = rd.visits;
     if (rc == -ENOMEM)
         return rc;
     if (rc < 0) {
@@ -229,7 +270,11 @@ static int read_one(read_ctx_t *c, yaml_document_t *yd, yaml_node_t *root, unsig
 static int read_list(read_ctx_t *c, yaml_document_t *yd, yaml_node_t *root, unsigned doc,
                      const char *kind, size_t kind_len)
 {
-    mesh_reader_t rd = {.source = c->source, .doc = doc, .yd = yd, .report = &c->out->report};
+    mesh_reader_t rd = {.source = c->source,
+                        .doc = doc,
+                        .yd = yd,
+                        .report = &c->out->report,
+                        .max_visits = mesh_visit_budget(yd)};
     yaml_node_t *items, *meta;
     if (mesh_rd_seq(&rd, root, "items", &items) < 0 || mesh_rd_map(&rd, root, "metadata", &meta)) {
         c->rc = -EINVAL;
@@ -247,6 +292,7 @@ static int read_list(read_ctx_t *c, yaml_document_t *yd, yaml_node_t *root, unsi
         snprintf(item_kind, sizeof(item_kind), "%.*s", (int)(kind_len - 4), kind);
     size_t count =
         items ? (size_t)(items->data.sequence.items.top - items->data.sequence.items.start) : 0;
+    c->visits = rd.visits;
     for (size_t i = 0; i < count; i++) {
         yaml_node_t *it = yaml_document_get_node(yd, items->data.sequence.items.start[i]);
         int rc =
@@ -261,10 +307,11 @@ static int read_document(void *ctx, yaml_document_t *yd, yaml_node_t *root, unsi
 {
     read_ctx_t *c = ctx;
     size_t len;
+    c->visits = 0;
     if (root->type == YAML_SCALAR_NODE && mesh_scalar(root, &len) == NULL)
         return 0; /* an empty document, as `---` at the end leaves */
     if (root->type == YAML_MAPPING_NODE) {
-        mesh_reader_t rd = {.source = c->source, .doc = doc, .yd = yd};
+        mesh_reader_t rd = {.source = c->source, .doc = doc, .yd = yd, .max_visits = 8};
         const char *kind = mesh_scalar(mesh_rd_get(&rd, root, "kind"), &len);
         if (kind && len >= 4 && memcmp(kind + len - 4, "List", 4) == 0)
             return read_list(c, yd, root, doc, kind, len);
@@ -314,7 +361,11 @@ static int read_event(void *ctx, yaml_document_t *yd, yaml_node_t *root, unsigne
     watch_ctx_t *w = ctx;
     if (doc > 1)
         return watch_fail(w, -EINVAL, "one event per line");
-    mesh_reader_t rd = {.source = w->source, .doc = w->line, .yd = yd, .report = &w->report};
+    mesh_reader_t rd = {.source = w->source,
+                        .doc = w->line,
+                        .yd = yd,
+                        .report = &w->report,
+                        .max_visits = mesh_visit_budget(yd)};
     yaml_node_t *object, *meta;
     size_t len;
     const char *type = mesh_scalar(mesh_rd_get(&rd, root, "type"), &len);
