@@ -126,7 +126,7 @@ void mesh_index_free(mesh_index_t *idx);
  * caller's, may be NULL) is filled with what changed; free it with mesh_changes_free. Returns 0
  * or -ENOMEM (the events before the one that failed are applied, and in changes). */
 int mesh_index_apply(mesh_index_t *idx, const mesh_batch_t *batch, mesh_changes_t *changes);
-/* The number of applies that changed something. */
+/* The number of applies that changed something (idx borrowed). */
 uint64_t mesh_index_generation(const mesh_index_t *idx);
 
 /* Every lookup below borrows idx and its string arguments, and returns objects and arrays

@@ -410,6 +410,31 @@ static void test_mesh_wrong_types_and_values_are_errors(void **state)
                            "endpoints[0].addresses[0]: \"fd00::1\" is not an IPv4 address"));
 }
 
+static void test_mesh_messages_of_a_file_are_capped_and_counted(void **state)
+{
+    (void)state;
+    size_t cap = 1 << 16, n = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    for (int i = 0; i < 150; i++)
+        n += (size_t)snprintf(text + n, cap - n,
+                              "kind: Service\nmetadata: {name: s%d}\n"
+                              "spec: {ports: [{port: 0}]}\n---\n",
+                              i);
+    mesh_read_t r;
+    assert_int_equal(read_text(text, &r), -EINVAL);
+    assert_int_equal(r.report.nerrors, 101);
+    assert_non_null(strstr(r.report.errors[99], "document 100 (Service default/s99)"));
+    assert_string_equal(r.report.errors[100], "... and 50 more");
+    mesh_read_free(&r);
+    free(text);
+    char err[512];
+    assert_non_null(
+        strstr(read_error("kind: Namespace\nmetadata: {name: n, labels: {a: x, a: y}}\n", err,
+                          sizeof(err)),
+               "metadata.labels: \"a\" given twice"));
+}
+
 static void test_mesh_null_fields_are_absent_and_other_api_versions_skipped(void **state)
 {
     (void)state;
@@ -565,6 +590,7 @@ int main(void)
         cmocka_unit_test(test_mesh_invalid_documents_name_file_line_document_and_field),
         cmocka_unit_test(test_mesh_a_bad_document_leaves_the_others_read),
         cmocka_unit_test(test_mesh_wrong_types_and_values_are_errors),
+        cmocka_unit_test(test_mesh_messages_of_a_file_are_capped_and_counted),
         cmocka_unit_test(test_mesh_null_fields_are_absent_and_other_api_versions_skipped),
         cmocka_unit_test(test_mesh_content_hash_ignores_source_order_and_resource_version),
         cmocka_unit_test(test_mesh_typed_api_list_items_take_the_list_kind),
