@@ -37,6 +37,17 @@ const char *mesh_proto_name(mesh_app_proto_t proto);
  * MESH_PROTO_UNKNOWN. */
 mesh_app_proto_t mesh_port_protocol(mesh_l4_t l4, const char *app_protocol, const char *name);
 
+/* The value of key in labels (both borrowed; labels sorted, as read), borrowed; NULL when
+ * absent. */
+const char *mesh_label_get(const mesh_labels_t *labels, const char *key);
+/* True when every entry of selector is in labels (both borrowed): a Service's selector. An
+ * empty selector matches every label set (a Service without one selects no Pods: see
+ * has_selector). */
+bool mesh_labels_match(const mesh_labels_t *selector, const mesh_labels_t *labels);
+/* True when sel's matchLabels and every expression hold for labels (both borrowed): a
+ * NetworkPolicy's selectors. An empty selector matches everything. */
+bool mesh_selector_match(const mesh_selector_t *sel, const mesh_labels_t *labels);
+
 /* ---- reports ------------------------------------------------------------------------------ */
 
 /* What reading or scanning had to say: errors (a document not taken, a duplicate) and notes (a

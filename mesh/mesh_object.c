@@ -209,6 +209,63 @@ mesh_app_proto_t mesh_port_protocol(mesh_l4_t l4, const char *app_protocol, cons
     return name ? proto_of_name(name) : MESH_PROTO_UNKNOWN;
 }
 
+/* ---- labels and selectors ---------------------------------------------------------------- */
+
+const char *mesh_label_get(const mesh_labels_t *labels, const char *key)
+{
+    size_t lo = 0, hi = labels->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(key, labels->items[mid].key);
+        if (c == 0)
+            return labels->items[mid].value;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+bool mesh_labels_match(const mesh_labels_t *selector, const mesh_labels_t *labels)
+{
+    for (size_t i = 0; i < selector->count; i++) {
+        const char *v = mesh_label_get(labels, selector->items[i].key);
+        if (v == NULL || strcmp(v, selector->items[i].value) != 0)
+            return false;
+    }
+    return true;
+}
+
+static bool expr_holds(const mesh_sel_expr_t *e, const mesh_labels_t *labels)
+{
+    const char *v = mesh_label_get(labels, e->key);
+    bool in = false;
+    for (size_t i = 0; v && i < e->nvalues && !in; i++)
+        in = strcmp(v, e->values[i]) == 0;
+    switch (e->op) {
+    case MESH_SEL_IN:
+        return in;
+    case MESH_SEL_NOT_IN: /* as Kubernetes: a missing label is not in the set */
+        return !in;
+    case MESH_SEL_EXISTS:
+        return v != NULL;
+    case MESH_SEL_DOES_NOT_EXIST:
+        return v == NULL;
+    }
+    return false;
+}
+
+bool mesh_selector_match(const mesh_selector_t *sel, const mesh_labels_t *labels)
+{
+    if (!mesh_labels_match(&sel->match_labels, labels))
+        return false;
+    for (size_t i = 0; i < sel->nexprs; i++)
+        if (!expr_holds(&sel->exprs[i], labels))
+            return false;
+    return true;
+}
+
 /* ---- reports ------------------------------------------------------------------------------ */
 
 void mesh_report_free(mesh_report_t *r)

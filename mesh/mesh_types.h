@@ -247,7 +247,9 @@ typedef struct mesh_network_policy {
 } mesh_network_policy_t;
 
 /* One object, immutable once read, reference-counted (mesh_object_ref / mesh_object_unref):
- * the directory source, event batches and the index each hold their own reference. */
+ * the directory source, event batches and the index each hold their own reference. The count
+ * is a plain integer: references are taken and dropped on one thread (the control plane's
+ * main thread). */
 typedef struct mesh_object {
     mesh_meta_t meta;
     union {

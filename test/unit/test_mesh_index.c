@@ -397,6 +397,39 @@ static void test_mesh_api_list_with_a_bad_item_deletes_nothing(void **state)
     mesh_api_free(api);
 }
 
+static void test_mesh_selectors_match_labels_as_kubernetes_does(void **state)
+{
+    (void)state;
+    mesh_object_t *pod = read_one("kind: Pod\nmetadata: {name: p, labels: {app: web, tier: front, "
+                                  "v: '2'}}\nspec: {}\n");
+    mesh_object_t *svc = read_one("kind: Service\nmetadata: {name: s}\n"
+                                  "spec: {selector: {app: web, tier: front}}\n");
+    mesh_object_t *other = read_one("kind: Service\nmetadata: {name: o}\n"
+                                    "spec: {selector: {app: web, tier: back}}\n");
+    const mesh_labels_t *labels = &pod->meta.labels;
+    assert_string_equal(mesh_label_get(labels, "v"), "2");
+    assert_null(mesh_label_get(labels, "w"));
+    assert_true(mesh_labels_match(&svc->svc.selector, labels));
+    assert_false(mesh_labels_match(&other->svc.selector, labels));
+    mesh_object_t *np = read_one(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: n}\n"
+        "spec:\n  podSelector: {}\n  ingress:\n  - from:\n"
+        "    - podSelector: {matchLabels: {app: web}, matchExpressions: [{key: tier, operator: "
+        "In, values: [front, edge]}, {key: v, operator: NotIn, values: ['1']}, {key: gone, "
+        "operator: DoesNotExist}]}\n"
+        "    - podSelector: {matchExpressions: [{key: team, operator: Exists}]}\n"
+        "    - podSelector: {matchExpressions: [{key: v, operator: NotIn, values: ['2']}]}\n");
+    const mesh_np_rule_t *rule = &np->np.ingress_rules[0];
+    assert_true(mesh_selector_match(&np->np.pod_selector, labels)); /* {} selects all */
+    assert_true(mesh_selector_match(&rule->peers[0].pod_selector, labels));
+    assert_false(mesh_selector_match(&rule->peers[1].pod_selector, labels));
+    assert_false(mesh_selector_match(&rule->peers[2].pod_selector, labels));
+    mesh_object_unref(pod);
+    mesh_object_unref(svc);
+    mesh_object_unref(other);
+    mesh_object_unref(np);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_mesh_index_slice_moving_to_another_service_changes_both),
         cmocka_unit_test(test_mesh_api_source_feeds_the_index_from_a_list_and_watch_events),
         cmocka_unit_test(test_mesh_api_list_with_a_bad_item_deletes_nothing),
+        cmocka_unit_test(test_mesh_selectors_match_labels_as_kubernetes_does),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
