@@ -60,7 +60,7 @@ $(GEN_C) $(GEN_H): $(GEN_STAMP)
 
 # --- library and programs ------------------------------------------------------------------
 MAINS    := cmd/remora.c cmd/remoractl.c
-LIB_SRCS := $(filter-out $(MAINS),$(sort $(shell find base certs xds proxy filters cli cp -name '*.c')))
+LIB_SRCS := $(filter-out $(MAINS),$(sort $(shell find base certs mesh xds proxy filters cli cp -name '*.c')))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 LIB      := $(BUILD)/libremora.a
 

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 layers='
 base 0
 certs 1
+mesh 1
 xds 2
 xds/ads 2.1
 xds/server 2.1
