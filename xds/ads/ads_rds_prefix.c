@@ -4,6 +4,7 @@
 #include "xds/ads/ads_rds_prefix.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,7 +35,12 @@ static int chain_prefix(const chain_msg_t *chain, const char *name, char **out)
             continue;
         const hcm_msg_t *h = (const hcm_msg_t *)m;
         int rc = 0;
-        if (h->rds && h->rds->route_config_name && strcmp(h->rds->route_config_name, name) == 0) {
+        /* rds shares a union with route_config: only the case says which one is there. */
+        bool by_rds =
+            h->route_specifier_case ==
+                ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__ROUTE_SPECIFIER_RDS &&
+            h->rds && h->rds->route_config_name;
+        if (by_rds && strcmp(h->rds->route_config_name, name) == 0) {
             *out = strdup(h->stat_prefix ? h->stat_prefix : "");
             rc = *out ? 1 : -ENOMEM;
         }
