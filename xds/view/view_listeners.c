@@ -224,6 +224,9 @@ static void inbound_hcm(pbw_t *w, uint16_t port, bool mtls)
         snprintf(cluster, sizeof(cluster), "InboundPassthroughClusterIpv4");
     pbw_begin(w, "route_config");
     pbw_string(w, "name", cluster);
+    /* As Istio writes its inbound routes: the cluster comes in the same push, and may still be
+     * warming when the listener arrives. */
+    pbw_wrapped(w, "validate_clusters", 0);
     pbw_begin(w, "virtual_hosts");
     pbw_string(w, "name", "inbound|http|*");
     pbw_string(w, "domains", "*");
