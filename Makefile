@@ -59,12 +59,12 @@ $(GEN_C) $(GEN_H): $(GEN_STAMP)
 	@:
 
 # --- library and programs ------------------------------------------------------------------
-MAINS    := cmd/remora.c cmd/remoractl.c
+MAINS    := cmd/remora.c cmd/remoractl.c cmd/remora-cp.c
 LIB_SRCS := $(filter-out $(MAINS),$(sort $(shell find base certs mesh xds proxy filters cli cp -name '*.c')))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(GEN_C:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 LIB      := $(BUILD)/libremora.a
 
-all: $(BUILD)/remora $(BUILD)/remoractl
+all: $(BUILD)/remora $(BUILD)/remoractl $(BUILD)/remora-cp
 
 # Every build goes through the generated code, so this check comes first: the build packages,
 # never installed here (`make deps` does), named when missing.
@@ -87,6 +87,9 @@ $(BUILD)/remora: $(BUILD)/obj/cmd/remora.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/remoractl: $(BUILD)/obj/cmd/remoractl.o $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/remora-cp: $(BUILD)/obj/cmd/remora-cp.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # --- tests ---------------------------------------------------------------------------------

@@ -1,0 +1,194 @@
+/* remora-cp: the control plane. Parses the command line and runs cp/ on one loop until SIGTERM
+ * or SIGINT. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/duration.h"
+#include "cp/cp.h"
+#include "proxy/core/log.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: remora-cp --mesh DIR [options]\n"
+            "  -m, --mesh DIR          Kubernetes manifests (YAML or JSON) to serve, watched\n"
+            "      --listen A          the xDS port, IP:PORT (default 127.0.0.1:15010)\n"
+            "      --admin A           the admin endpoint, IP:PORT (default 127.0.0.1:15014)\n"
+            "      --ca DIR            the mesh CA (remoractl certs root or intermediate): sign\n"
+            "                          each sidecar's certificate and serve it over SDS\n"
+            "      --mtls MODE         off, permissive or strict between sidecars (default off;\n"
+            "                          a Namespace annotation remora.io/mtls overrides it)\n"
+            "      --trust-domain TD   SPIFFE trust domain and DNS suffix (cluster.local)\n"
+            "      --debounce D        quiet time after a change before pushing (100ms)\n"
+            "      --debounce-max D    push at most this long after a change's first event (10s)\n"
+            "      --debounce-leading D  a lone change after a quiet spell waits only this\n"
+            "                          (10ms; 0: every change waits --debounce)\n"
+            "      --poll D            also rescan the directory this often (default 0: never)\n"
+            "      --cert-ttl D        workload certificates' lifetime (24h)\n"
+            "  -l, --log-level L       trace, debug, info, warning, error, off (default info)\n"
+            "  -h, --help              this text\n");
+}
+
+static int parse_addr(const char *flag, const char *text, struct sockaddr_storage *out)
+{
+    char host[64];
+    const char *colon = strrchr(text, ':');
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (colon == NULL || (size_t)(colon - text) >= sizeof(host) || colon[1] == '\0' || *end ||
+        port < 0 || port > 65535) {
+        fprintf(stderr, "remora-cp: %s: '%s' is not IP:PORT\n", flag, text);
+        return -1;
+    }
+    memcpy(host, text, (size_t)(colon - text));
+    host[colon - text] = '\0';
+    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out) != 0 &&
+        uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out) != 0) {
+        fprintf(stderr, "remora-cp: %s: '%s' is not an IP address\n", flag, host);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_ms(const char *flag, const char *text, uint64_t *out)
+{
+    if (duration_parse_ms(text, out) == 0)
+        return 0;
+    fprintf(stderr, "remora-cp: %s: '%s' is not a duration (e.g. 100ms, 10s, 24h)\n", flag, text);
+    return -1;
+}
+
+static cp_t *running;
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    log_info("remora-cp: %s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    cp_stop(running, 0);
+    running = NULL;
+    uv_close((uv_handle_t *)h, NULL);
+    uv_signal_t *other = h->data;
+    uv_close((uv_handle_t *)other, NULL);
+}
+
+int main(int argc, char *argv[])
+{
+    enum { O_LISTEN = 256, O_ADMIN, O_CA, O_MTLS, O_TD, O_DEB, O_DEBMAX, O_DEBLEAD, O_POLL, O_TTL };
+    static const struct option longopts[] = {
+        {"mesh", required_argument, NULL, 'm'},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"admin", required_argument, NULL, O_ADMIN},
+        {"ca", required_argument, NULL, O_CA},
+        {"mtls", required_argument, NULL, O_MTLS},
+        {"trust-domain", required_argument, NULL, O_TD},
+        {"debounce", required_argument, NULL, O_DEB},
+        {"debounce-max", required_argument, NULL, O_DEBMAX},
+        {"debounce-leading", required_argument, NULL, O_DEBLEAD},
+        {"poll", required_argument, NULL, O_POLL},
+        {"cert-ttl", required_argument, NULL, O_TTL},
+        {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    cp_opts_t o;
+    cp_opts_default(&o);
+    uint64_t ms;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:l:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            o.mesh_dir = optarg;
+            break;
+        case O_LISTEN:
+            if (parse_addr("--listen", optarg, &o.listen) < 0)
+                return 2;
+            break;
+        case O_ADMIN:
+            if (parse_addr("--admin", optarg, &o.admin) < 0)
+                return 2;
+            break;
+        case O_CA:
+            o.ca_dir = optarg;
+            break;
+        case O_MTLS:
+            if (strcmp(optarg, "off") != 0 && strcmp(optarg, "permissive") != 0 &&
+                strcmp(optarg, "strict") != 0) {
+                fprintf(stderr, "remora-cp: --mtls: '%s': want off, permissive or strict\n",
+                        optarg);
+                return 2;
+            }
+            o.mtls = optarg;
+            break;
+        case O_TD:
+            o.trust_domain = optarg;
+            break;
+        case O_DEB:
+            if (parse_ms("--debounce", optarg, &o.debounce_ms) < 0)
+                return 2;
+            break;
+        case O_DEBMAX:
+            if (parse_ms("--debounce-max", optarg, &o.debounce_max_ms) < 0)
+                return 2;
+            break;
+        case O_DEBLEAD:
+            if (parse_ms("--debounce-leading", optarg, &o.debounce_leading_ms) < 0)
+                return 2;
+            break;
+        case O_POLL:
+            if (parse_ms("--poll", optarg, &o.poll_ms) < 0)
+                return 2;
+            break;
+        case O_TTL:
+            if (parse_ms("--cert-ttl", optarg, &ms) < 0 || ms < 60000) {
+                fprintf(stderr, "remora-cp: --cert-ttl: at least 1m\n");
+                return 2;
+            }
+            o.cert_ttl_s = (int64_t)(ms / 1000);
+            break;
+        case 'l': {
+            log_level_t level;
+            if (log_level_parse(optarg, &level) < 0) {
+                fprintf(stderr, "remora-cp: --log-level: '%s' is not a level\n", optarg);
+                return 2;
+            }
+            log_set_level(level);
+            break;
+        }
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (o.mesh_dir == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (o.ca_dir == NULL && strcmp(o.mtls, "off") != 0) {
+        fprintf(stderr, "remora-cp: --mtls %s needs --ca: sidecars need certificates\n", o.mtls);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_t *loop = uv_default_loop();
+    char err[1024];
+    if (cp_start(loop, &o, &running, err, sizeof(err)) < 0) {
+        fprintf(stderr, "remora-cp: %s\n", err);
+        uv_run(loop, UV_RUN_DEFAULT);
+        return 1;
+    }
+    uv_signal_t term, intr;
+    uv_signal_init(loop, &term);
+    uv_signal_init(loop, &intr);
+    term.data = &intr;
+    intr.data = &term;
+    uv_signal_start(&term, on_signal, SIGTERM);
+    uv_signal_start(&intr, on_signal, SIGINT);
+    log_info("remora-cp: serving %s", o.mesh_dir);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    return 0;
+}

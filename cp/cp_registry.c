@@ -1,0 +1,296 @@
+/* One pass over the index per rebuild. Memory comes from a chain of blocks freed whole; strings
+ * made here (workload names) live there too. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cp/cp_registry.h"
+
+typedef struct cp_reg_block {
+    struct cp_reg_block *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+} cp_reg_block_t;
+
+static void *alloc(cp_registry_t *r, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    cp_reg_block_t *b = r->blocks;
+    if (b == NULL || b->cap - b->used < n) {
+        size_t cap = n > 65536 ? n : 65536;
+        b = malloc(sizeof(*b) + cap);
+        if (b == NULL)
+            return NULL;
+        b->next = r->blocks;
+        b->used = 0;
+        b->cap = cap;
+        r->blocks = b;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+static char *copy(cp_registry_t *r, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = alloc(r, n);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+static view_protocol_t protocol_of(mesh_app_proto_t p)
+{
+    switch (p) {
+    case MESH_PROTO_HTTP:
+    case MESH_PROTO_GRPC_WEB:
+        return VIEW_PROTO_HTTP;
+    case MESH_PROTO_HTTP2:
+        return VIEW_PROTO_HTTP2;
+    case MESH_PROTO_GRPC:
+        return VIEW_PROTO_GRPC;
+    case MESH_PROTO_HTTPS:
+        return VIEW_PROTO_HTTPS;
+    case MESH_PROTO_TLS:
+        return VIEW_PROTO_TLS;
+    case MESH_PROTO_TCP:
+    case MESH_PROTO_MONGO:
+    case MESH_PROTO_MYSQL:
+    case MESH_PROTO_REDIS:
+        return VIEW_PROTO_TCP;
+    default:
+        return VIEW_PROTO_UNKNOWN;
+    }
+}
+
+static view_mtls_t mtls_of(const char *s)
+{
+    if (s == NULL)
+        return VIEW_MTLS_MESH;
+    if (strcmp(s, "strict") == 0 || strcmp(s, "STRICT") == 0)
+        return VIEW_MTLS_STRICT;
+    if (strcmp(s, "permissive") == 0 || strcmp(s, "PERMISSIVE") == 0)
+        return VIEW_MTLS_PERMISSIVE;
+    if (strcmp(s, "off") == 0 || strcmp(s, "DISABLE") == 0 || strcmp(s, "disable") == 0)
+        return VIEW_MTLS_OFF;
+    return VIEW_MTLS_MESH;
+}
+
+static const char *label(const mesh_labels_t *l, const char *key)
+{
+    for (size_t i = 0; i < l->count; i++)
+        if (strcmp(l->items[i].key, key) == 0)
+            return l->items[i].value;
+    return NULL;
+}
+
+void cp_registry_workload_name(const mesh_object_t *pod, char *out, size_t outlen)
+{
+    const mesh_meta_t *m = &pod->meta;
+    for (size_t i = 0; i < m->nowners; i++) {
+        const mesh_owner_ref_t *o = &m->owners[i];
+        if (o->kind == NULL || o->name == NULL)
+            continue;
+        size_t n = strlen(o->name);
+        const char *hash = strrchr(o->name, '-');
+        if (strcmp(o->kind, "ReplicaSet") == 0 && hash && hash != o->name)
+            n = (size_t)(hash - o->name); /* web-7f9c6d -> web */
+        snprintf(out, outlen, "%.*s", (int)n, o->name);
+        return;
+    }
+    snprintf(out, outlen, "%s", m->name);
+}
+
+/* The port an endpoint listens on for service port sp: the endpoint's port of the same name (the
+ * endpoints controller resolves named target ports per pod and names ports as the Service
+ * does), else the service's numeric target port, else the port itself. */
+static uint16_t endpoint_port(const mesh_endpoint_t *e, const mesh_svc_port_t *sp)
+{
+    for (size_t i = 0; i < e->nports; i++)
+        if (e->ports[i].port && strcmp(e->ports[i].name, sp->name) == 0)
+            return e->ports[i].port;
+    if (e->nports == 1 && e->ports[0].port && sp->name[0] == '\0')
+        return e->ports[0].port;
+    return sp->target_port ? sp->target_port : sp->port;
+}
+
+static int fill_service(cp_registry_t *r, mesh_index_t *idx, const mesh_object_t *o,
+                        view_service_t *out)
+{
+    const mesh_service_t *svc = &o->svc;
+    out->namespace_ = o->meta.ns;
+    out->name = o->meta.name;
+    if (svc->type == MESH_SVC_EXTERNAL_NAME) {
+        if (svc->external_name == NULL)
+            return 1;
+        out->kind = VIEW_SVC_EXTERNAL_NAME;
+        out->external_name = svc->external_name;
+    } else if (svc->headless) {
+        out->kind = VIEW_SVC_HEADLESS;
+    } else if (svc->cluster_ip && strcmp(svc->cluster_ip, "None") != 0) {
+        out->kind = VIEW_SVC_CLUSTER_IP;
+        out->vip = svc->cluster_ip;
+    } else {
+        return 1; /* no cluster IP yet */
+    }
+    /* TCP ports only: the sidecar captures TCP. */
+    size_t *which = alloc(r, (svc->nports + 1) * sizeof(*which)), n = 0;
+    view_port_t *ports = alloc(r, (svc->nports + 1) * sizeof(*ports));
+    if (which == NULL || ports == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < svc->nports; i++) {
+        const mesh_svc_port_t *sp = &svc->ports[i];
+        if (sp->protocol != MESH_L4_TCP)
+            continue;
+        which[n] = i;
+        ports[n] = (view_port_t){.port = sp->port,
+                                 .name = sp->name[0] ? sp->name : NULL,
+                                 .protocol = protocol_of(sp->mesh_protocol),
+                                 .target_port = sp->target_port};
+        n++;
+    }
+    if (n == 0)
+        return 1;
+    out->ports = ports;
+    out->n_ports = n;
+    size_t neps = 0;
+    const mesh_endpoint_t *eps = mesh_index_endpoints(idx, o->meta.ns, o->meta.name, &neps);
+    view_endpoint_t *ve = alloc(r, (neps + 1) * sizeof(*ve));
+    const char **sas = alloc(r, (neps + 1) * sizeof(*sas));
+    if (ve == NULL || sas == NULL)
+        return -ENOMEM;
+    size_t nsas = 0;
+    for (size_t i = 0; i < neps; i++) {
+        const mesh_endpoint_t *e = &eps[i];
+        uint16_t *pp = alloc(r, n * sizeof(*pp));
+        if (pp == NULL)
+            return -ENOMEM;
+        for (size_t k = 0; k < n; k++)
+            pp[k] = endpoint_port(e, &svc->ports[which[k]]);
+        const char *sa = NULL;
+        if (e->target.kind && strcmp(e->target.kind, "Pod") == 0 && e->target.name) {
+            const mesh_object_t *pod = mesh_index_get(
+                idx, MESH_POD, e->target.ns ? e->target.ns : o->meta.ns, e->target.name);
+            if (pod)
+                sa = pod->pod.service_account;
+        }
+        if (sa == NULL) {
+            const mesh_object_t *pod = mesh_index_pod_by_ip(idx, e->address);
+            if (pod && strcmp(pod->meta.ns, o->meta.ns) == 0)
+                sa = pod->pod.service_account;
+        }
+        ve[i] = (view_endpoint_t){.address = e->address,
+                                  .ports = pp,
+                                  .ready = e->ready && !e->terminating,
+                                  .zone = e->zone,
+                                  .service_account = sa};
+        bool seen = sa == NULL;
+        for (size_t k = 0; k < nsas && !seen; k++)
+            seen = strcmp(sas[k], sa) == 0;
+        if (!seen)
+            sas[nsas++] = sa;
+    }
+    out->endpoints = ve;
+    out->n_endpoints = neps;
+    out->service_accounts = sas;
+    out->n_service_accounts = nsas;
+    return 0;
+}
+
+static int fill_workload(cp_registry_t *r, const mesh_object_t *o, view_workload_t *out)
+{
+    const mesh_pod_t *pod = &o->pod;
+    if (pod->pod_ip == NULL || pod->phase == MESH_POD_SUCCEEDED || pod->phase == MESH_POD_FAILED)
+        return 1;
+    char wl[256];
+    cp_registry_workload_name(o, wl, sizeof(wl));
+    view_port_t *ports = alloc(r, (pod->nports + 1) * sizeof(*ports));
+    view_label_t *labels = alloc(r, (o->meta.labels.count + 1) * sizeof(*labels));
+    char *name = copy(r, wl);
+    if (ports == NULL || labels == NULL || name == NULL)
+        return -ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < pod->nports; i++) {
+        const mesh_container_port_t *cp = &pod->ports[i];
+        if (cp->protocol != MESH_L4_TCP)
+            continue;
+        ports[n++] = (view_port_t){
+            .port = cp->container_port,
+            .name = cp->name,
+            .protocol = protocol_of(mesh_port_protocol(cp->protocol, NULL, cp->name))};
+    }
+    for (size_t i = 0; i < o->meta.labels.count; i++)
+        labels[i] = (view_label_t){o->meta.labels.items[i].key, o->meta.labels.items[i].value};
+    *out = (view_workload_t){.namespace_ = o->meta.ns,
+                             .name = o->meta.name,
+                             .ip = pod->pod_ip,
+                             .service_account = pod->service_account,
+                             .workload_name = name,
+                             .ports = ports,
+                             .n_ports = n,
+                             .labels = labels,
+                             .n_labels = o->meta.labels.count};
+    return 0;
+}
+
+int cp_registry_fill(mesh_index_t *idx, const view_mesh_t *mesh, cp_registry_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->reg.mesh = *mesh;
+    size_t nns, nsvc, npod;
+    mesh_object_t *const *nss = mesh_index_list(idx, MESH_NAMESPACE, &nns);
+    mesh_object_t *const *svcs = mesh_index_list(idx, MESH_SERVICE, &nsvc);
+    mesh_object_t *const *pods = mesh_index_list(idx, MESH_POD, &npod);
+    view_namespace_t *vns = alloc(out, (nns + 1) * sizeof(*vns));
+    view_service_t *vsvc = alloc(out, (nsvc + 1) * sizeof(*vsvc));
+    view_workload_t *vwl = alloc(out, (npod + 1) * sizeof(*vwl));
+    if (vns == NULL || vsvc == NULL || vwl == NULL)
+        goto oom;
+    size_t n = 0;
+    for (size_t i = 0; i < nns; i++) {
+        view_mtls_t m = mtls_of(label(&nss[i]->meta.annotations, CP_MTLS_ANNOTATION));
+        if (m != VIEW_MTLS_MESH)
+            vns[n++] = (view_namespace_t){.name = nss[i]->meta.name, .mtls = m};
+    }
+    out->reg.namespaces = vns;
+    out->reg.n_namespaces = n;
+    n = 0;
+    for (size_t i = 0; i < nsvc; i++) {
+        int rc = fill_service(out, idx, svcs[i], &vsvc[n]);
+        if (rc < 0)
+            goto oom;
+        if (rc == 0)
+            n++;
+        else
+            out->skipped_services++;
+    }
+    out->reg.services = vsvc;
+    out->reg.n_services = n;
+    n = 0;
+    for (size_t i = 0; i < npod; i++) {
+        int rc = fill_workload(out, pods[i], &vwl[n]);
+        if (rc < 0)
+            goto oom;
+        n += rc == 0;
+    }
+    out->reg.workloads = vwl;
+    out->reg.n_workloads = n;
+    return 0;
+oom:
+    cp_registry_free(out);
+    return -ENOMEM;
+}
+
+void cp_registry_free(cp_registry_t *r)
+{
+    cp_reg_block_t *b = r->blocks;
+    while (b) {
+        cp_reg_block_t *next = b->next;
+        free(b);
+        b = next;
+    }
+    memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,131 @@
+/* Workload certificates: one per namespace and service account, issued by the mesh CA the first
+ * time a sidecar of that identity connects, served as Secret "default" (with the trust bundle as
+ * "ROOTCA"), and issued again at half their lifetime; the groups of sidecars that hold one get
+ * the new one through their ADS view. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cp/cp_internal.h"
+
+#include "proxy/core/log.h"
+
+#define RENEW_CHECK_MS 10000
+
+static int issue(cp_t *cp, cp_cert_t *c)
+{
+    char id[CA_SPIFFE_ID_MAX + 1], err[512];
+    int rc = ca_spiffe_id_build(cp->opts.trust_domain, c->ns, c->sa, id, sizeof(id), err,
+                                sizeof(err));
+    sds_cert_t cert;
+    if (rc == 0)
+        rc = sds_cert_issue(cp->issuer, id, cp->opts.cert_ttl_s, &cert, err, sizeof(err));
+    if (rc < 0) {
+        log_error("ca: %s/%s: %s", c->ns, c->sa, err);
+        return rc;
+    }
+    ads_srv_resource_t *res = ads_srv_resource_new(ADS_SRV_SDS, SDS_CERT_SECRET,
+                                                   cert.secret.bytes, cert.secret.len);
+    if (res == NULL) {
+        sds_cert_free(&cert);
+        return -ENOMEM;
+    }
+    if (cp->root_secret == NULL) {
+        sds_secret_t root;
+        if (sds_root_secret(cert.root_pem, &root) == 0) {
+            cp->root_secret = ads_srv_resource_new(ADS_SRV_SDS, SDS_ROOT_SECRET, root.bytes,
+                                                   root.len);
+            sds_secret_free(&root);
+        }
+    }
+    sds_cert_free(&c->cert);
+    ads_srv_resource_unref(c->res);
+    c->cert = cert;
+    c->res = res;
+    stats_inc(cp->stats.slots, cp->stats.certs_issued);
+    log_info("ca: issued %s, valid until %lld, renewed at %lld", id, (long long)cert.not_after,
+             (long long)cert.renew_at);
+    return 0;
+}
+
+ads_srv_resource_t *cp_secret_for(cp_t *cp, const char *ns, const char *sa)
+{
+    if (cp->issuer == NULL)
+        return NULL;
+    for (cp_cert_t *c = cp->certs; c; c = c->next)
+        if (strcmp(c->ns, ns) == 0 && strcmp(c->sa, sa) == 0)
+            return c->res;
+    cp_cert_t *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->ns = strdup(ns)) == NULL || (c->sa = strdup(sa)) == NULL ||
+        issue(cp, c) < 0) {
+        if (c) {
+            free(c->ns);
+            free(c->sa);
+        }
+        free(c);
+        return NULL;
+    }
+    c->next = cp->certs;
+    cp->certs = c;
+    return c->res;
+}
+
+static void on_renew(uv_timer_t *t)
+{
+    cp_t *cp = t->data;
+    int64_t now = (int64_t)time(NULL);
+    bool any = false;
+    for (cp_cert_t *c = cp->certs; c; c = c->next)
+        if (now >= c->cert.renew_at && issue(cp, c) == 0)
+            any = true;
+    if (!any)
+        return;
+    for (cp_pview_t *p = cp->pviews; p; p = p->next)
+        if (!p->proxyless)
+            cp_pview_fill(cp, p);
+    cp_streams_pump_queued(cp);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+int cp_secrets_start(cp_t *cp, char *err, size_t errlen)
+{
+    int rc = ca_issuer_load_dir(cp->opts.ca_dir, &cp->issuer, err, errlen);
+    if (rc < 0)
+        return rc;
+    uv_timer_t *t = malloc(sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    uv_timer_init(cp->loop, t);
+    t->data = cp;
+    uv_timer_start(t, on_renew, RENEW_CHECK_MS, RENEW_CHECK_MS);
+    cp->renew = t;
+    return 0;
+}
+
+void cp_secrets_free(cp_t *cp)
+{
+    if (cp->renew) {
+        uv_timer_stop(cp->renew);
+        uv_close((uv_handle_t *)cp->renew, on_timer_closed);
+        cp->renew = NULL;
+    }
+    while (cp->certs) {
+        cp_cert_t *c = cp->certs;
+        cp->certs = c->next;
+        sds_cert_free(&c->cert);
+        ads_srv_resource_unref(c->res);
+        free(c->ns);
+        free(c->sa);
+        free(c);
+    }
+    ads_srv_resource_unref(cp->root_secret);
+    cp->root_secret = NULL;
+    ca_issuer_free(cp->issuer);
+    cp->issuer = NULL;
+}

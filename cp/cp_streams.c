@@ -1,0 +1,268 @@
+/* The ADS streams: each gRPC call to StreamAggregatedResources or DeltaAggregatedResources is an
+ * ADS server stream; its first request names the node, which picks its group of sidecars; its
+ * responses are built when the call's send side has room, so a slow reader only ever gets the
+ * newest version of what it owes. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cp/cp_internal.h"
+
+#include "envoy/config/core/v3/base.pb-c.h"
+#include "proxy/core/log.h"
+#include "xds/view/view_node.h"
+
+#define ADS_SOTW_PATH  "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+#define ADS_DELTA_PATH "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
+
+/* Responses are built while less than this waits on the call's send side. */
+#define PUMP_HIGH_WATER (256u * 1024)
+
+static const char *const TYPE_KEYS[ADS_SRV_NTYPES] = {"CDS", "EDS", "LDS", "RDS", "SDS"};
+
+static void unlink_stream(cp_t *cp, cp_stream_t *st)
+{
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        cp->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+}
+
+static void pump(cp_stream_t *st)
+{
+    cp_t *cp = st->cp;
+    while (st->call && grpc_scall_pending_bytes(st->call) < PUMP_HIGH_WATER) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        int rc = ads_srv_stream_next_response(st->s, &buf, &len);
+        if (rc <= 0) {
+            if (rc < 0)
+                log_warn("xds: %s: building a response: %s", st->node_id, strerror(-rc));
+            return;
+        }
+        const ads_srv_response_info_t *info = ads_srv_stream_last_response(st->s);
+        if (info && info->type < ADS_SRV_NTYPES)
+            stats_inc(cp->stats.slots, cp->stats.pushes[info->type]);
+        stats_add(cp->stats.slots, cp->stats.bytes_sent, (int64_t)len);
+        if (grpc_scall_send_shared(st->call, buf, len, free, buf) < 0)
+            return;
+    }
+}
+
+/* Called by the ADS view, from within its replace: only queue the stream. */
+static void on_owed(void *ctx, ads_srv_stream_t *s)
+{
+    (void)s;
+    cp_stream_t *st = ctx;
+    if (st->queued)
+        return;
+    st->queued = true;
+    st->pump_next = st->cp->pump_list;
+    st->cp->pump_list = st;
+}
+
+void cp_streams_pump_queued(cp_t *cp)
+{
+    while (cp->pump_list) {
+        cp_stream_t *st = cp->pump_list;
+        cp->pump_list = st->pump_next;
+        st->queued = false;
+        pump(st);
+    }
+}
+
+static void on_start(grpc_scall_t *call, void *user)
+{
+    cp_t *cp = user;
+    int mode = ads_srv_mode_of_method(grpc_scall_path(call));
+    cp_stream_t *st = calloc(1, sizeof(*st));
+    ads_srv_stream_opts_t o = {.mode = mode == ADS_SRV_DELTA ? ADS_SRV_DELTA : ADS_SRV_SOTW,
+                               .owed = on_owed,
+                               .totals = &cp->totals};
+    if (st)
+        o.ctx = st;
+    if (st == NULL || (st->s = ads_srv_stream_new(&o)) == NULL) {
+        free(st);
+        grpc_scall_finish(call, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+        return;
+    }
+    st->cp = cp;
+    st->call = call;
+    snprintf(st->node_id, sizeof(st->node_id), "(unknown)");
+    st->next = cp->streams;
+    if (cp->streams)
+        cp->streams->prev = st;
+    cp->streams = st;
+    grpc_scall_set_user(call, st);
+}
+
+/* The group of sidecars of the stream's node: its pod and namespace from the node id and
+ * Istio's metadata; its service account from the pod the mesh knows (a node's own word for it
+ * is taken only when the mesh has no such pod yet). */
+static int attach(cp_stream_t *st)
+{
+    cp_t *cp = st->cp;
+    const Envoy__Config__Core__V3__Node *node = ads_srv_stream_node(st->s);
+    view_node_t vn;
+    if (view_node_from_proto(node, &vn) < 0)
+        return -EINVAL;
+    snprintf(st->node_id, sizeof(st->node_id), "%s", node->id ? node->id : "");
+    snprintf(st->cluster, sizeof(st->cluster), "%s", node->cluster ? node->cluster : "");
+    const char *sa = vn.service_account ? vn.service_account : "default";
+    if (vn.pod && vn.namespace_) {
+        const mesh_object_t *pod = mesh_index_get(cp->index, MESH_POD, vn.namespace_, vn.pod);
+        if (pod)
+            sa = pod->pod.service_account;
+    }
+    st->pv = cp_pview_get(cp, vn.namespace_, vn.pod, sa, vn.proxyless);
+    if (st->pv == NULL)
+        return -ENOMEM;
+    ads_srv_stream_set_view(st->s, st->pv->v);
+    cp->nstreams_with_node++;
+    stats_add(cp->stats.slots, cp->stats.connected, 1);
+    log_info("xds: %s connected (%s, group %s)", st->node_id,
+             ads_srv_stream_mode(st->s) == ADS_SRV_DELTA ? "delta" : "state of the world",
+             st->pv->key);
+    return 0;
+}
+
+static void on_message(grpc_scall_t *call, const uint8_t *msg, size_t len, void *user)
+{
+    cp_stream_t *st = user;
+    cp_t *cp = st->cp;
+    ads_srv_type_status_t before[ADS_SRV_NTYPES];
+    for (int t = 0; t < ADS_SRV_NTYPES; t++)
+        ads_srv_stream_type_status(st->s, (ads_srv_type_t)t, &before[t]);
+    uint64_t acks0 = ads_srv_stream_counters(st->s)->acks;
+    uint64_t nacks0 = ads_srv_stream_counters(st->s)->nacks;
+    char err[512];
+    int rc = ads_srv_stream_on_request(st->s, msg, len, err, sizeof(err));
+    if (rc < 0) {
+        log_warn("xds: %s: bad request: %s", st->node_id, err);
+        grpc_scall_finish(call, GRPC_INVALID_ARGUMENT, err, NULL, 0);
+        return;
+    }
+    if (st->pv == NULL && ads_srv_stream_node(st->s)) {
+        rc = attach(st);
+        if (rc < 0) {
+            grpc_scall_finish(call, GRPC_INVALID_ARGUMENT,
+                              rc == -EINVAL ? "the node names no namespace: want the id "
+                                              "<pod>.<namespace> or metadata NAMESPACE"
+                                            : "out of memory",
+                              NULL, 0);
+            return;
+        }
+    }
+    const ads_srv_counters_t *c = ads_srv_stream_counters(st->s);
+    if (c->acks != acks0 || c->nacks != nacks0)
+        for (int t = 0; t < ADS_SRV_NTYPES; t++) {
+            ads_srv_type_status_t now;
+            ads_srv_stream_type_status(st->s, (ads_srv_type_t)t, &now);
+            if (strcmp(now.version_acked, before[t].version_acked) != 0 ||
+                (now.sync == ADS_SRV_SYNCED && before[t].sync != ADS_SRV_SYNCED))
+                stats_inc(cp->stats.slots, cp->stats.acks[t]);
+            if (now.sync == ADS_SRV_NACKED && now.last_error &&
+                (before[t].last_error == NULL || before[t].sync != ADS_SRV_NACKED)) {
+                stats_inc(cp->stats.slots, cp->stats.rejects[t]);
+                log_warn("xds: %s NACKed %s version %s: %s", st->node_id, TYPE_KEYS[t],
+                         now.version_sent, now.last_error);
+            }
+        }
+    pump(st);
+}
+
+static void on_writable(grpc_scall_t *call, void *user)
+{
+    (void)call;
+    pump(user);
+}
+
+static void on_close(grpc_scall_t *call, int code, const char *message, void *user)
+{
+    (void)call;
+    cp_stream_t *st = user;
+    if (st == NULL)
+        return;
+    cp_t *cp = st->cp;
+    if (st->pv) {
+        log_info("xds: %s disconnected (%d%s%s)", st->node_id, code, message[0] ? ": " : "",
+                 message);
+        cp->nstreams_with_node--;
+        stats_add(cp->stats.slots, cp->stats.connected, -1);
+    }
+    if (st->queued)
+        for (cp_stream_t **pp = &cp->pump_list; *pp; pp = &(*pp)->pump_next)
+            if (*pp == st) {
+                *pp = st->pump_next;
+                break;
+            }
+    unlink_stream(cp, st);
+    ads_srv_stream_free(st->s);
+    cp_pview_release(cp, st->pv);
+    free(st);
+}
+
+static const grpc_method_ops_t ADS_OPS = {
+    .on_start = on_start,
+    .on_message = on_message,
+    .on_writable = on_writable,
+    .on_close = on_close,
+};
+
+int cp_streams_register(cp_t *cp)
+{
+    grpc_server_opts_t o = {.keepalive_interval_ms = cp->opts.keepalive_ms,
+                            .max_concurrent_streams = 16,
+                            .max_recv_message = 4u << 20};
+    int rc = grpc_server_new(cp->loop, &o, &cp->grpc);
+    if (rc == 0)
+        rc = grpc_server_add_method(cp->grpc, ADS_SOTW_PATH, &ADS_OPS, cp);
+    if (rc == 0)
+        rc = grpc_server_add_method(cp->grpc, ADS_DELTA_PATH, &ADS_OPS, cp);
+    return rc;
+}
+
+static const char *sync_name(ads_srv_sync_t s)
+{
+    switch (s) {
+    case ADS_SRV_SYNCED:
+        return "SYNCED";
+    case ADS_SRV_STALE:
+        return "STALE";
+    case ADS_SRV_NACKED:
+        return "NACKED";
+    default:
+        return "NOT SENT";
+    }
+}
+
+json_t *cp_streams_syncz(void *ctx)
+{
+    cp_t *cp = ctx;
+    json_t *list = json_array();
+    for (cp_stream_t *st = cp->streams; st && list; st = st->next) {
+        if (st->pv == NULL)
+            continue;
+        json_t *types = json_object();
+        for (int t = 0; t < ADS_SRV_NTYPES; t++) {
+            ads_srv_type_status_t s;
+            if (ads_srv_stream_type_status(st->s, (ads_srv_type_t)t, &s) < 0 ||
+                s.sync == ADS_SRV_NOT_REQUESTED)
+                continue;
+            json_t *o = json_pack("{s:s, s:s, s:s}", "state", sync_name(s.sync), "sent",
+                                  s.version_sent, "acked", s.version_acked);
+            if (o && s.sync == ADS_SRV_NACKED && s.last_error)
+                json_object_set_new(o, "error", json_string(s.last_error));
+            json_object_set_new(types, TYPE_KEYS[t], o);
+        }
+        json_array_append_new(
+            list, json_pack("{s:s, s:s, s:s, s:s, s:o}", "node", st->node_id, "cluster",
+                            st->cluster, "group", st->pv->key, "mode",
+                            ads_srv_stream_mode(st->s) == ADS_SRV_DELTA ? "delta" : "sotw",
+                            "types", types));
+    }
+    return json_pack("{s:o}", "proxies", list);
+}
