@@ -141,8 +141,8 @@ int main(int argc, char *argv[])
                 return 2;
             break;
         case O_TTL:
-            if (parse_ms("--cert-ttl", optarg, &ms) < 0 || ms < 60000) {
-                fprintf(stderr, "remora-cp: --cert-ttl: at least 1m\n");
+            if (parse_ms("--cert-ttl", optarg, &ms) < 0 || ms < 10000) {
+                fprintf(stderr, "remora-cp: --cert-ttl: at least 10s\n");
                 return 2;
             }
             o.cert_ttl_s = (int64_t)(ms / 1000);

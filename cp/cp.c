@@ -159,8 +159,7 @@ int cp_pview_fill(cp_t *cp, cp_pview_t *pv)
     return rc < 0 ? rc : 0;
 }
 
-cp_pview_t *cp_pview_get(cp_t *cp, const char *ns, const char *pod, const char *sa,
-                         bool proxyless)
+cp_pview_t *cp_pview_get(cp_t *cp, const char *ns, const char *pod, const char *sa, bool proxyless)
 {
     char key[640];
     if (proxyless)
@@ -372,8 +371,8 @@ int cp_start(uv_loop_t *loop, const cp_opts_t *o, cp_t **out, char *err, size_t 
         snprintf(err, errlen, "xDS: listen: %s", uv_strerror(rc));
         goto fail;
     }
-    rc = cp_admin_start(loop, (struct sockaddr *)&o->admin, &cp->stats, &ADMIN_OPS, cp,
-                        &cp->admin, err, errlen);
+    rc = cp_admin_start(loop, (struct sockaddr *)&o->admin, &cp->stats, &ADMIN_OPS, cp, &cp->admin,
+                        err, errlen);
     if (rc < 0)
         goto fail;
     cp->ready = true;

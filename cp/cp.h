@@ -13,18 +13,18 @@
 typedef struct cp cp_t;
 
 typedef struct cp_opts {
-    const char *mesh_dir;            /* the manifests (borrowed) */
-    struct sockaddr_storage listen;  /* the xDS port: 127.0.0.1:15010 by default */
-    struct sockaddr_storage admin;   /* the admin endpoint: 127.0.0.1:15014 */
-    const char *ca_dir;              /* the mesh CA (remoractl certs layout), or NULL: no SDS */
-    const char *trust_domain;        /* "cluster.local" */
-    const char *mtls;                /* "off", "permissive", "strict": the mesh-wide mode */
-    uint64_t debounce_ms;            /* 100 */
-    uint64_t debounce_max_ms;        /* 10000 */
-    uint64_t debounce_leading_ms;    /* a lone change after a quiet spell waits this: 10 */
-    uint64_t poll_ms;                /* rescan this often besides events; 0: never */
-    int64_t cert_ttl_s;              /* workload certificates' lifetime; 0: 24 h */
-    uint32_t keepalive_ms;           /* PINGs to idle sidecar connections; 0: 30 s */
+    const char *mesh_dir;           /* the manifests (borrowed) */
+    struct sockaddr_storage listen; /* the xDS port: 127.0.0.1:15010 by default */
+    struct sockaddr_storage admin;  /* the admin endpoint: 127.0.0.1:15014 */
+    const char *ca_dir;             /* the mesh CA (remoractl certs layout), or NULL: no SDS */
+    const char *trust_domain;       /* "cluster.local" */
+    const char *mtls;               /* "off", "permissive", "strict": the mesh-wide mode */
+    uint64_t debounce_ms;           /* 100 */
+    uint64_t debounce_max_ms;       /* 10000 */
+    uint64_t debounce_leading_ms;   /* a lone change after a quiet spell waits this: 10 */
+    uint64_t poll_ms;               /* rescan this often besides events; 0: never */
+    int64_t cert_ttl_s;             /* workload certificates' lifetime; 0: 24 h */
+    uint32_t keepalive_ms;          /* PINGs to idle sidecar connections; 0: 30 s */
 } cp_opts_t;
 
 /* Fills *o (borrowed) with the defaults. */

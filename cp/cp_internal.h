@@ -21,7 +21,7 @@
  * account; every proxyless client shares one). */
 typedef struct cp_pview {
     struct cp_pview *next;
-    char *key;          /* "<namespace>/<pod>|<service account>" or "grpc|<namespace>" */
+    char *key;           /* "<namespace>/<pod>|<service account>" or "grpc|<namespace>" */
     char *ns, *pod, *sa; /* owned; pod NULL for proxyless */
     bool proxyless;
     ads_srv_view_t *v;  /* one reference */

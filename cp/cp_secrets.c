@@ -17,8 +17,8 @@
 static int issue(cp_t *cp, cp_cert_t *c)
 {
     char id[CA_SPIFFE_ID_MAX + 1], err[512];
-    int rc = ca_spiffe_id_build(cp->opts.trust_domain, c->ns, c->sa, id, sizeof(id), err,
-                                sizeof(err));
+    int rc =
+        ca_spiffe_id_build(cp->opts.trust_domain, c->ns, c->sa, id, sizeof(id), err, sizeof(err));
     sds_cert_t cert;
     if (rc == 0)
         rc = sds_cert_issue(cp->issuer, id, cp->opts.cert_ttl_s, &cert, err, sizeof(err));
@@ -26,8 +26,8 @@ static int issue(cp_t *cp, cp_cert_t *c)
         log_error("ca: %s/%s: %s", c->ns, c->sa, err);
         return rc;
     }
-    ads_srv_resource_t *res = ads_srv_resource_new(ADS_SRV_SDS, SDS_CERT_SECRET,
-                                                   cert.secret.bytes, cert.secret.len);
+    ads_srv_resource_t *res =
+        ads_srv_resource_new(ADS_SRV_SDS, SDS_CERT_SECRET, cert.secret.bytes, cert.secret.len);
     if (res == NULL) {
         sds_cert_free(&cert);
         return -ENOMEM;
@@ -35,8 +35,8 @@ static int issue(cp_t *cp, cp_cert_t *c)
     if (cp->root_secret == NULL) {
         sds_secret_t root;
         if (sds_root_secret(cert.root_pem, &root) == 0) {
-            cp->root_secret = ads_srv_resource_new(ADS_SRV_SDS, SDS_ROOT_SECRET, root.bytes,
-                                                   root.len);
+            cp->root_secret =
+                ads_srv_resource_new(ADS_SRV_SDS, SDS_ROOT_SECRET, root.bytes, root.len);
             sds_secret_free(&root);
         }
     }
@@ -103,7 +103,12 @@ int cp_secrets_start(cp_t *cp, char *err, size_t errlen)
         return -ENOMEM;
     uv_timer_init(cp->loop, t);
     t->data = cp;
-    uv_timer_start(t, on_renew, RENEW_CHECK_MS, RENEW_CHECK_MS);
+    /* A tenth of the lifetime, so a short one (tests) is renewed close to its half-life. */
+    uint64_t ttl_ms =
+        (uint64_t)(cp->opts.cert_ttl_s ? cp->opts.cert_ttl_s : CA_WORKLOAD_TTL_S) * 1000;
+    uint64_t every = ttl_ms / 10 < RENEW_CHECK_MS ? ttl_ms / 10 : RENEW_CHECK_MS;
+    every = every < 1000 ? 1000 : every;
+    uv_timer_start(t, on_renew, every, every);
     cp->renew = t;
     return 0;
 }

@@ -13,8 +13,10 @@
 #include "proxy/core/log.h"
 #include "xds/view/view_node.h"
 
-#define ADS_SOTW_PATH  "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
-#define ADS_DELTA_PATH "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
+#define ADS_SOTW_PATH                                                                              \
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+#define ADS_DELTA_PATH                                                                             \
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
 
 /* Responses are built while less than this waits on the call's send side. */
 #define PUMP_HIGH_WATER (256u * 1024)
@@ -133,9 +135,17 @@ static void on_message(grpc_scall_t *call, const uint8_t *msg, size_t len, void 
 {
     cp_stream_t *st = user;
     cp_t *cp = st->cp;
-    ads_srv_type_status_t before[ADS_SRV_NTYPES];
-    for (int t = 0; t < ADS_SRV_NTYPES; t++)
-        ads_srv_stream_type_status(st->s, (ads_srv_type_t)t, &before[t]);
+    /* The state before (copied: a status's strings live until the stream's next request). */
+    struct {
+        ads_srv_sync_t sync;
+        char acked[64];
+    } before[ADS_SRV_NTYPES];
+    for (int t = 0; t < ADS_SRV_NTYPES; t++) {
+        ads_srv_type_status_t ts;
+        ads_srv_stream_type_status(st->s, (ads_srv_type_t)t, &ts);
+        before[t].sync = ts.sync;
+        snprintf(before[t].acked, sizeof(before[t].acked), "%s", ts.version_acked);
+    }
     uint64_t acks0 = ads_srv_stream_counters(st->s)->acks;
     uint64_t nacks0 = ads_srv_stream_counters(st->s)->nacks;
     char err[512];
@@ -161,11 +171,10 @@ static void on_message(grpc_scall_t *call, const uint8_t *msg, size_t len, void 
         for (int t = 0; t < ADS_SRV_NTYPES; t++) {
             ads_srv_type_status_t now;
             ads_srv_stream_type_status(st->s, (ads_srv_type_t)t, &now);
-            if (strcmp(now.version_acked, before[t].version_acked) != 0 ||
+            if (strcmp(now.version_acked, before[t].acked) != 0 ||
                 (now.sync == ADS_SRV_SYNCED && before[t].sync != ADS_SRV_SYNCED))
                 stats_inc(cp->stats.slots, cp->stats.acks[t]);
-            if (now.sync == ADS_SRV_NACKED && now.last_error &&
-                (before[t].last_error == NULL || before[t].sync != ADS_SRV_NACKED)) {
+            if (now.sync == ADS_SRV_NACKED && now.last_error && before[t].sync != ADS_SRV_NACKED) {
                 stats_inc(cp->stats.slots, cp->stats.rejects[t]);
                 log_warn("xds: %s NACKed %s version %s: %s", st->node_id, TYPE_KEYS[t],
                          now.version_sent, now.last_error);
@@ -261,8 +270,8 @@ json_t *cp_streams_syncz(void *ctx)
         json_array_append_new(
             list, json_pack("{s:s, s:s, s:s, s:s, s:o}", "node", st->node_id, "cluster",
                             st->cluster, "group", st->pv->key, "mode",
-                            ads_srv_stream_mode(st->s) == ADS_SRV_DELTA ? "delta" : "sotw",
-                            "types", types));
+                            ads_srv_stream_mode(st->s) == ADS_SRV_DELTA ? "delta" : "sotw", "types",
+                            types));
     }
     return json_pack("{s:o}", "proxies", list);
 }

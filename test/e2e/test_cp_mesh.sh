@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Story: a simulated cluster driven by remora-cp and Kubernetes manifests alone. remora-cp runs in
+# a pod of its own with the mesh CA and strict mTLS; each sidecar's bootstrap names only itself and
+# remora-cp. A client calls a Service by its VIP and by its DNS name through two sidecars with
+# CA-signed SPIFFE certificates; remoractl proxy-status shows every sidecar synced. Under a
+# steady stream of requests the Service's endpoints go from 1 to 3 and back to 1 with no failed
+# request and the traffic following; an endpoint marked not ready gets no request once pushed; a
+# new Service is served by VIP and name; an invalid manifest is reported with its file and field
+# and changes nothing; remora-cp killed, the sidecars keep serving and converge again when it
+# comes back; certificates are renewed and pushed while requests flow; remora-cp stops cleanly.
+# checks: 24
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+# shellcheck source=test/lib/testlib.sh
+source "$root/test/lib/testlib.sh"
+t_require_root
+t_require_cmd nginx curl setpriv
+# shellcheck source=test/lib/simcluster.sh
+source "$root/test/lib/simcluster.sh"
+# shellcheck source=test/lib/apps.sh
+source "$root/test/lib/apps.sh"
+# shellcheck source=test/lib/cpmesh.sh
+source "$root/test/lib/cpmesh.sh"
+sim_init || exit 1
+[[ -x $SIM_BUILD/remora-cp ]] || t_stop "no $SIM_BUILD/remora-cp (run make)"
+PODS=(client web1 web2 web3)
+sim_pod client 198.18.0.2
+sim_pod web1 198.18.0.3
+sim_pod web2 198.18.0.4
+sim_pod web3 198.18.0.5
+CPM_DIR=$SIM_DIR/mesh
+mkdir -p "$CPM_DIR"
+"$SIM_BUILD/remoractl" certs root --out "$SIM_DIR/ca" >/dev/null || t_stop "remoractl certs root"
+
+cpm_namespace default
+cpm_service default web 198.19.0.20 80:8080:http
+cpm_pod default client 198.18.0.2 client client
+for i in 1 2 3; do cpm_pod default "web$i" "198.18.0.$((i + 2))" web web 8080:http; done
+cpm_endpoints default web http:8080 198.18.0.3
+cpm_dns 198.19.0.20 web.default.svc.cluster.local web.default
+
+# remora-cp checks its renewal every tenth of a certificate's life: 20 s certificates are renewed
+# within about 12 s.
+cpm_start --ca "$SIM_DIR/ca" --mtls strict --cert-ttl 20s --log-level debug ||
+    t_stop "remora-cp did not start"
+
+for pod in web1 web2 web3; do
+    sim_nginx "$pod" 8080 "    location / { return 200 \"$pod\\n\"; }"
+done
+for pod in "${PODS[@]}"; do
+    sa=web
+    [[ $pod == client ]] && sa=client
+    cpm_bootstrap "$SIM_DIR/$pod.yaml" "$pod" default "${pod%[0-9]}" "$sa"
+    sim_capture "$pod" || t_stop "capture in $pod"
+    sim_sidecar "$pod" "$SIM_DIR/$pod.yaml" --concurrency 1 || t_stop "sidecar in $pod"
+done
+t_ok sidecars_ready_from_remora_cp_alone
+
+call() { sim_exec client curl -s -m 3 "$@"; }
+t_eq call_by_vip "$(call http://198.19.0.20/)" web1
+t_eq call_by_dns_name "$(call http://web.default.svc.cluster.local/)" web1
+if t_until 10 cpm_synced client.default web1.default web2.default web3.default; then
+    t_ok proxy_status_all_synced
+else
+    t_fail proxy_status_all_synced "$(cpm_admin /debug/syncz | head -c 2000)"
+fi
+status=$(sim_exec cp "$SIM_BUILD/remoractl" proxy-status --cp-admin "$CPM_ADMIN" web1.default)
+t_contains proxy_status_shows_sds "$status" "SDS   SYNCED"
+peer=$(sim_admin client /certs | grep -o 'spiffe://[^"]*' | sort -u | tr '\n' ' ')
+t_contains client_holds_its_ca_signed_identity "$peer" "spiffe://cluster.local/ns/default/sa/client"
+inbound=$(sim_admin web1 '/stats?filter=ssl.handshake' | awk -F': ' '$2 > 0' | head -1)
+[[ -n $inbound ]] && t_ok mtls_between_sidecars || t_fail mtls_between_sidecars "no handshake on web1"
+
+# A steady stream of requests while the endpoints go 1 -> 3 -> 1.
+load() { # load SECONDS: one request every 20 ms; prints "ok fail" and the backends' names
+    local end=$((SECONDS + $1)) ok=0 fail=0 out
+    : >"$SIM_DIR/load.names"
+    while ((SECONDS < end)); do
+        if out=$(call -f http://198.19.0.20/); then
+            ok=$((ok + 1))
+            echo "$out" >>"$SIM_DIR/load.names"
+        else
+            fail=$((fail + 1))
+        fi
+        sleep 0.02
+    done
+    echo "$ok $fail" >"$SIM_DIR/load.result"
+}
+load 8 &
+lpid=$!
+sleep 1
+cpm_endpoints default web http:8080 198.18.0.3 198.18.0.4 198.18.0.5
+reached_all() { [[ $(sort -u "$SIM_DIR/load.names" | wc -l) -ge 3 ]]; }
+t_until 5 reached_all && t_ok scale_up_traffic_follows ||
+    t_fail scale_up_traffic_follows "backends seen: $(sort -u "$SIM_DIR/load.names" | tr '\n' ' ')"
+sleep 1
+cpm_endpoints default web http:8080 198.18.0.3
+wait "$lpid"
+read -r ok fail <"$SIM_DIR/load.result"
+t_eq no_failed_request_while_scaling "$fail" 0
+((ok > 50)) && t_ok load_ran || t_fail load_ran "only $ok requests"
+after=$(for i in $(seq 1 20); do call http://198.19.0.20/; done | sort -u | tr '\n' ' ')
+t_eq scale_down_traffic_follows "$after" "web1 "
+
+# An endpoint marked not ready gets nothing once the push is ACKed.
+cpm_endpoints default web http:8080 198.18.0.3 198.18.0.4 198.18.0.5:notready
+t_until 5 cpm_synced client.default
+got=$(for i in $(seq 1 30); do call http://198.19.0.20/; done | sort | uniq -c | tr -s ' ' | tr '\n' ' ')
+case $got in
+*web3*) t_fail not_ready_endpoint_gets_nothing "$got" ;;
+*web1*web2* | *web2*web1*) t_ok not_ready_endpoint_gets_nothing ;;
+*) t_fail not_ready_endpoint_gets_nothing "$got" ;;
+esac
+
+# A new Service, by VIP and by name.
+cpm_service default api 198.19.0.30 80:8080:http
+cpm_endpoints default api http:8080 198.18.0.5
+cpm_dns 198.19.0.30 api.default.svc.cluster.local
+new_service() { [[ $(call http://api.default.svc.cluster.local/) == web3 ]]; }
+t_until 5 new_service && t_ok new_service_by_name || t_fail new_service_by_name "$(call http://api.default.svc.cluster.local/)"
+t_eq new_service_by_vip "$(call http://198.19.0.30/)" web3
+
+# An invalid manifest: reported with file and field; what is served does not change.
+errors0=$(cpm_admin /stats | awk -F': ' '$1 == "remora_cp_mesh_errors_total" { print $2 }')
+before=$(cpm_admin /debug/syncz | grep -o '"sent": "[0-9a-f]*"' | sort | md5sum)
+printf 'apiVersion: v1\nkind: Service\nmetadata: {name: broken, namespace: default}\nspec:\n  ports: [{port: abc}]\n' |
+    cpm_write svc-broken.yaml
+reported() { grep -q 'svc-broken.yaml.*spec.ports\[0\].port' "$SIM_DIR/remora-cp.log"; }
+t_until 5 reported && t_ok invalid_manifest_reported_with_file_and_field ||
+    t_fail invalid_manifest_reported_with_file_and_field "$(tail -3 "$SIM_DIR/remora-cp.log")"
+errors1=$(cpm_admin /stats | awk -F': ' '$1 == "remora_cp_mesh_errors_total" { print $2 }')
+((errors1 > errors0)) && t_ok invalid_manifest_counted || t_fail invalid_manifest_counted "$errors0 -> $errors1"
+t_eq invalid_manifest_changes_nothing "$(cpm_admin /debug/syncz | grep -o '"sent": "[0-9a-f]*"' | sort | md5sum)" "$before"
+rm -f "$CPM_DIR/svc-broken.yaml"
+
+# remora-cp killed: the sidecars go on serving; restarted, they converge again.
+kill -KILL "$CPM_PID"
+t_eq serves_without_control_plane "$(call http://198.19.0.30/)" web3
+cpm_start --ca "$SIM_DIR/ca" --mtls strict --cert-ttl 20s --log-level debug || t_stop "remora-cp restart"
+if t_until 20 cpm_synced client.default web1.default web2.default web3.default; then
+    t_ok sidecars_reconnect_and_converge
+else
+    t_fail sidecars_reconnect_and_converge "$(cpm_admin /debug/syncz | head -c 1500)"
+fi
+t_eq serves_after_reconnect "$(call http://web.default.svc.cluster.local/ | grep -c web)" 1
+
+# Certificates renewed while requests flow.
+serial() { sim_admin web1 /certs | jq -r '.certificates[0].cert_chain[0].serial_number'; }
+s0=$(serial)
+load 14 &
+lpid=$!
+renewed() { [[ $(serial) != "$s0" ]]; }
+t_until 15 renewed && t_ok certificate_renewed_and_pushed ||
+    t_fail certificate_renewed_and_pushed "serial still $s0"
+wait "$lpid"
+read -r ok fail <"$SIM_DIR/load.result"
+t_eq no_failed_request_while_rotating "$fail" 0
+issued=$(cpm_admin /stats | awk -F': ' '$1 == "citadel_server_success_cert_issuance_count" { print $2 }')
+((issued >= 2)) && t_ok certificates_issued_counted || t_fail certificates_issued_counted "$issued"
+# SIGTERM: remora-cp ends its streams, frees everything (the ASan build reports any leak) and
+# exits.
+if cpm_stop && ! grep -q 'Sanitizer' "$SIM_DIR/remora-cp.log"; then
+    t_ok remora_cp_stops_cleanly
+else
+    t_fail remora_cp_stops_cleanly "$(grep -A5 Sanitizer "$SIM_DIR/remora-cp.log" | head -20)"
+fi
+t_summary

@@ -1,0 +1,195 @@
+# shellcheck shell=bash
+# cpmesh.sh — a simulated cluster driven by remora-cp and Kubernetes manifests alone: remora-cp
+# runs in a pod of its own (as istiod runs as a Deployment), reads a directory of manifests that
+# the story writes, and every sidecar's bootstrap only names itself and the control plane, as
+# Istio's agent writes it. Source it after simcluster.sh, never run it.
+#
+#   cpm_start [remora-cp args...]          remora-cp in pod "cp" (CPM_IP), xDS on :15010, admin
+#                                          on 127.0.0.1:15014 in that pod, mesh dir CPM_DIR;
+#                                          waits for /ready
+#   cpm_stop / cpm_restart                 SIGTERM it (and start it again)
+#   cpm_admin PATH                         GET remora-cp's admin PATH
+#   cpm_bootstrap FILE POD NS [WORKLOAD] [SA]   a sidecar bootstrap: node id POD.NS, Istio's
+#                                          node metadata, ADS to remora-cp over HTTP/2
+#   cpm_namespace NAME [MTLS]              manifests (files in CPM_DIR, one per object):
+#   cpm_service NS NAME VIP PORT[:TARGET[:PORTNAME]]...
+#   cpm_pod NS NAME IP [SA] [APP] [CONTAINERPORT[:NAME]]...
+#   cpm_endpoints NS SVC PORTNAME:PORT ADDR[:notready]...   an EndpointSlice of SVC
+#   cpm_write NAME < YAML                  any manifest, written atomically (rename)
+
+CPM_POD="cp"
+CPM_IP=${CPM_IP:-198.18.255.250}
+CPM_PORT=15010
+CPM_ADMIN=127.0.0.1:15014
+
+# Writes stdin to $CPM_DIR/NAME in one rename, so remora-cp never reads half a file.
+cpm_write() {
+    local name=$1
+    cat >"$CPM_DIR/.$name.tmp" && mv "$CPM_DIR/.$name.tmp" "$CPM_DIR/$name"
+}
+
+cpm_start() {
+    local i code
+    if [[ -z ${CPM_DIR:-} ]]; then
+        CPM_DIR=$SIM_DIR/mesh
+        mkdir -p "$CPM_DIR"
+    fi
+    export CPM_DIR
+    if ! sim_ip "$CPM_POD" >/dev/null 2>&1; then
+        sim_pod "$CPM_POD" "$CPM_IP" || return 1
+    fi
+    CPM_PID=$(sim_bg "$CPM_POD" "$SIM_DIR/remora-cp.log" "$SIM_BUILD/remora-cp" --mesh "$CPM_DIR" \
+        --listen "0.0.0.0:$CPM_PORT" --admin "$CPM_ADMIN" "$@") || return 1
+    export CPM_PID
+    for ((i = 0; i < 100; i++)); do
+        code=$(sim_exec "$CPM_POD" curl -s --noproxy '*' -m 1 -o /dev/null -w '%{http_code}' \
+            "http://$CPM_ADMIN/ready" 2>/dev/null)
+        [[ $code == 200 ]] && return 0
+        if ! kill -0 "$CPM_PID" 2>/dev/null; then
+            _sim_err "remora-cp exited; its log ends:"
+            tail -n 20 "$SIM_DIR/remora-cp.log" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    _sim_err "remora-cp not ready after 10 s; its log ends:"
+    tail -n 20 "$SIM_DIR/remora-cp.log" >&2
+    return 1
+}
+
+cpm_stop() {
+    local i
+    kill -TERM "$CPM_PID" 2>/dev/null
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$CPM_PID" 2>/dev/null || return 0
+        sleep 0.05
+    done
+    kill -KILL "$CPM_PID" 2>/dev/null
+    return 1
+}
+
+cpm_restart() {
+    cpm_stop
+    cpm_start "$@"
+}
+
+cpm_admin() {
+    sim_exec "$CPM_POD" curl -sS --noproxy '*' -m 5 "http://$CPM_ADMIN$1"
+}
+
+cpm_bootstrap() {
+    local file=$1 pod=$2 ns=$3 wl=${4:-$2} sa=${5:-default}
+    cat >"$file" <<EOF2
+node:
+  id: "$pod.$ns"
+  cluster: "$wl.$ns"
+  metadata: {WORKLOAD_NAME: "$wl", NAMESPACE: "$ns", SERVICE_ACCOUNT: "$sa"}
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 15000}}
+dynamic_resources:
+  ads_config:
+    api_type: GRPC
+    transport_api_version: V3
+    set_node_on_first_message_only: true
+    grpc_services: [{envoy_grpc: {cluster_name: xds-grpc}}]
+  cds_config: {ads: {}, resource_api_version: V3}
+  lds_config: {ads: {}, resource_api_version: V3}
+static_resources:
+  clusters:
+  - name: xds-grpc
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: xds-grpc
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: $CPM_IP, port_value: $CPM_PORT}}}
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
+EOF2
+}
+
+cpm_namespace() {
+    local name=$1 mtls=${2:-}
+    {
+        printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n' "$name"
+        [[ -n $mtls ]] && printf '  annotations: {remora.io/mtls: %s}\n' "$mtls"
+    } | cpm_write "ns-$name.yaml"
+}
+
+cpm_service() {
+    local ns=$1 name=$2 vip=$3 p port target pname
+    shift 3
+    {
+        printf 'apiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: %s}\n' "$name" "$ns"
+        printf 'spec:\n  type: ClusterIP\n  clusterIP: %s\n  selector: {app: %s}\n  ports:\n' \
+            "$vip" "$name"
+        for p in "$@"; do
+            IFS=: read -r port target pname <<<"$p"
+            printf '  - {name: %s, port: %s, targetPort: %s, protocol: TCP}\n' \
+                "${pname:-http-$port}" "$port" "${target:-$port}"
+        done
+    } | cpm_write "svc-$ns-$name.yaml"
+}
+
+cpm_pod() {
+    local ns=$1 name=$2 ip=$3 sa=${4:-default} app=${5:-$2} p port pname
+    shift 3
+    (($# > 0)) && shift
+    (($# > 0)) && shift
+    {
+        printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: %s\n' "$name" "$ns"
+        printf '  labels: {app: %s}\n' "$app"
+        printf '  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: %s-5d8f7c, uid: u1}]\n' \
+            "$app"
+        printf 'spec:\n  serviceAccountName: %s\n  containers:\n  - name: app\n    image: app\n' "$sa"
+        if (($# > 0)); then
+            printf '    ports:\n'
+            for p in "$@"; do
+                IFS=: read -r port pname <<<"$p"
+                printf '    - {containerPort: %s%s}\n' "$port" "${pname:+, name: $pname}"
+            done
+        fi
+        printf 'status:\n  phase: Running\n  podIP: %s\n' "$ip"
+        printf '  conditions: [{type: Ready, status: "True"}]\n'
+    } | cpm_write "pod-$ns-$name.yaml"
+}
+
+cpm_endpoints() {
+    local ns=$1 svc=$2 portspec=$3 a addr state pname port
+    shift 3
+    IFS=: read -r pname port <<<"$portspec"
+    {
+        printf 'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n'
+        printf 'metadata:\n  name: %s-abc12\n  namespace: %s\n' "$svc" "$ns"
+        printf '  labels: {kubernetes.io/service-name: %s}\n' "$svc"
+        printf 'addressType: IPv4\nports:\n- {name: %s, port: %s, protocol: TCP}\nendpoints:\n' \
+            "$pname" "$port"
+        for a in "$@"; do
+            IFS=: read -r addr state <<<"$a"
+            printf -- '- addresses: ["%s"]\n  conditions: {ready: %s}\n' "$addr" \
+                "$([[ $state == notready ]] && echo false || echo true)"
+        done
+    } | cpm_write "eps-$ns-$svc.yaml"
+}
+
+# cpm_dns VIP NAME... — the cluster DNS of a Service: NAME... resolve to VIP in every pod.
+cpm_dns() {
+    local vip=$1
+    shift
+    printf '%s\t%s\n' "$vip" "$*" >>"$SIM_DIR/hosts" && _sim_sync_hosts
+}
+
+# cpm_synced NODE... — true when remoractl proxy-status shows every NODE with each type it was
+# sent SYNCED (none STALE, NACKED).
+cpm_synced() {
+    local out n
+    out=$(sim_exec "$CPM_POD" "$SIM_BUILD/remoractl" proxy-status --cp-admin "$CPM_ADMIN" 2>/dev/null) ||
+        return 1
+    for n in "$@"; do
+        grep -E "^$n " <<<"$out" | grep -qvE 'STALE|NACKED' || return 1
+        grep -qE "^$n .*SYNCED" <<<"$out" || return 1
+    done
+}
