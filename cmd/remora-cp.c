@@ -73,7 +73,9 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)other, NULL);
 }
 
-int main(int argc, char *argv[])
+/* Fills *o from the command line: 0, or the exit status (help: 0 after printing it, as -1; a
+ * usage error: 2). */
+static int parse_args(int argc, char *argv[], cp_opts_t *o_out)
 {
     enum { O_LISTEN = 256, O_ADMIN, O_CA, O_MTLS, O_TD, O_DEB, O_DEBMAX, O_DEBLEAD, O_POLL, O_TTL };
     static const struct option longopts[] = {
@@ -158,12 +160,22 @@ int main(int argc, char *argv[])
         }
         case 'h':
             usage(stdout);
-            return 0;
+            return -1;
         default:
             usage(stderr);
             return 2;
         }
     }
+    *o_out = o;
+    return 0;
+}
+
+int main(int argc, char *argv[])
+{
+    cp_opts_t o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
     if (o.mesh_dir == NULL || optind != argc) {
         usage(stderr);
         return 2;
