@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # make demo: a small simulated cluster (pods as network namespaces, each app behind a Remora
-# sidecar and iptables capture, sidecars talking mutual TLS with SPIFFE identities), traffic
-# from a client pod to a service VIP, and what the sidecars saw. Everything is removed at the
-# end, also on failure or Ctrl-C.
+# sidecar and iptables capture) driven by remora-cp and Kubernetes manifests alone: no sidecar
+# config is written by hand. remora-cp signs each sidecar's SPIFFE certificate and the sidecars
+# talk mutual TLS. Traffic from a client pod to a Service by VIP and by name, endpoints scaled
+# on disk under traffic, remoractl proxy-status, and what the sidecars saw. Everything is
+# removed at the end, also on failure or Ctrl-C.
 set -u
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [[ $(id -u) != 0 ]]; then
@@ -11,69 +13,76 @@ if [[ $(id -u) != 0 ]]; then
 fi
 # shellcheck source=test/lib/simcluster.sh
 source "$root/test/lib/simcluster.sh"
-# shellcheck source=test/lib/meshconfig.sh
-source "$root/test/lib/meshconfig.sh"
 # shellcheck source=test/lib/apps.sh
 source "$root/test/lib/apps.sh"
+# shellcheck source=test/lib/cpmesh.sh
+source "$root/test/lib/cpmesh.sh"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { # show FILE: a manifest as written
+    printf '\033[2m--- %s\033[0m\n' "$(basename "$1")"
+    cat "$1"
+}
 
 sim_init || exit 1
-say "pods: client 198.18.0.2, backend-1 198.18.0.3, backend-2 198.18.0.4 (network namespaces)"
+say "pods: client 198.18.0.2, web-1..3 198.18.0.3-5 (network namespaces); remora-cp in its own pod"
 sim_pod client 198.18.0.2
-sim_pod backend-1 198.18.0.3
-sim_pod backend-2 198.18.0.4
-say "identities: a mesh root CA and one SPIFFE certificate per pod (remoractl certs)"
-mesh_ca "$SIM_DIR/ca" || exit 1
-for pod in client backend-1 backend-2; do
-    sa=backend
-    [[ $pod == client ]] && sa=client
-    mesh_certs_issue "$SIM_DIR/ca" "$SIM_DIR/certs-$pod" "spiffe://cluster.local/ns/default/sa/$sa" ||
-        exit 1
-    echo "$pod: spiffe://cluster.local/ns/default/sa/$sa"
-    # Strict mTLS between sidecars; each pod's sidecar presents its own certificate.
-    MESH_MTLS=strict MESH_CERT_DIR=$SIM_DIR/certs-$pod mesh_config "$SIM_DIR/$pod.yaml" \
-        "backend 198.19.0.10 80 198.18.0.3:8080,198.18.0.4:8080 backend" \
-        "web 198.19.0.20 80 198.18.0.3:8081,198.18.0.4:8081 backend"
-done
-echo "service backend.default.svc.cluster.local = VIP 198.19.0.10:80 -> pods :8080 (plain TCP)"
-echo "service web.default.svc.cluster.local     = VIP 198.19.0.20:80 -> pods :8081 (HTTP, nginx)"
-for b in backend-1 backend-2; do
-    sim_nginx "$b" 8081 "    location / { return 200 \"$b nginx: \$request_uri (x-forwarded-for \$http_x_forwarded_for, x-request-id \$http_x_request_id, x-forwarded-client-cert \$http_x_forwarded_client_cert)\\n\"; }"
-done
+for i in 1 2 3; do sim_pod "web-$i" "198.18.0.$((i + 2))"; done
+CPM_DIR=$SIM_DIR/mesh
+mkdir -p "$CPM_DIR"
 
-for b in backend-1 backend-2; do
-    sim_bg "$b" "$SIM_DIR/$b-app.log" socat TCP-LISTEN:8080,fork,reuseaddr,backlog=256 \
-        SYSTEM:"read line; echo \"$b answers: \$line\"" >/dev/null
+say "the mesh CA (remoractl certs root): remora-cp signs every sidecar's identity with it"
+"$SIM_BUILD/remoractl" certs root --out "$SIM_DIR/ca" >/dev/null || exit 1
+ls "$SIM_DIR/ca"
+
+say "Kubernetes manifests in $CPM_DIR: a Namespace, a Service, its Pods and an EndpointSlice"
+cpm_namespace default
+cpm_service default web 198.19.0.20 80:8080:http
+cpm_pod default client 198.18.0.2 client client
+for i in 1 2 3; do cpm_pod default "web-$i" "198.18.0.$((i + 2))" web web 8080:http; done
+cpm_endpoints default web http:8080 198.18.0.3
+cpm_dns 198.19.0.20 web.default.svc.cluster.local web.default
+show "$CPM_DIR/svc-default-web.yaml"
+show "$CPM_DIR/eps-default-web.yaml"
+
+say "remora-cp --mesh $CPM_DIR --ca ... --mtls strict (xDS on 15010, admin on 15014)"
+cpm_start --ca "$SIM_DIR/ca" --mtls strict || exit 1
+grep -h 'serving' "$SIM_DIR/remora-cp.log"
+
+for i in 1 2 3; do
+    sim_nginx "web-$i" 8080 "    location / { return 200 \"web-$i answers \$request_uri (x-forwarded-client-cert \$http_x_forwarded_client_cert)\\n\"; }"
 done
-for pod in client backend-1 backend-2; do
+say "each sidecar's whole bootstrap: who it is, and where remora-cp is"
+cpm_bootstrap "$SIM_DIR/client.yaml" client default client client
+sed -n '1,12p' "$SIM_DIR/client.yaml"
+for pod in client web-1 web-2 web-3; do
+    sa=web
+    [[ $pod == client ]] && sa=client
+    [[ $pod == client ]] || cpm_bootstrap "$SIM_DIR/$pod.yaml" "$pod" default web "$sa"
     sim_capture "$pod" || exit 1
     sim_sidecar "$pod" "$SIM_DIR/$pod.yaml" --concurrency 1 || exit 1
 done
-say "capture rules in the client pod (remoractl iptables apply)"
-sim_exec client iptables -t nat -S | grep REMORA
 
-say "client pod -> backend VIP 198.19.0.10:80, six connections"
-for i in 1 2 3 4 5 6; do
-    printf 'request %s\n' "$i" | sim_exec client socat -t 3 - TCP:198.19.0.10:80
-done
+say "remoractl proxy-status: every sidecar and its xDS state"
+t_wait() { local i; for ((i = 0; i < 100; i++)); do "$@" && return 0; sleep 0.1; done; return 1; }
+t_wait cpm_synced client.default web-1.default web-2.default web-3.default
+sim_exec cp "$SIM_BUILD/remoractl" proxy-status --cp-admin "$CPM_ADMIN"
 
-say "client pod -> http://198.19.0.20/ (web), four HTTP requests over one connection"
-sim_exec client curl -s http://198.19.0.20/a http://198.19.0.20/b http://198.19.0.20/c \
-    http://198.19.0.20/d
+say "client pod -> http://web.default.svc.cluster.local/ (by name) and http://198.19.0.20/ (VIP)"
+sim_exec client curl -s http://web.default.svc.cluster.local/by-name http://198.19.0.20/by-vip
 
-say "client sidecar: /stats (outbound)"
-sim_admin client '/stats?filter=%5BOo%5Dutbound' | grep -v ': 0$'
-say "backend-1 sidecar: /stats (inbound)"
-sim_admin backend-1 '/stats?filter=%5BIi%5Dnbound' | grep -v ': 0$'
-say "client sidecar: /clusters"
-sim_admin client /clusters | grep -v '::0$'
-say "mutual TLS between the sidecars: handshakes, resumptions, failures by reason"
+say "scale web to 3 endpoints: the EndpointSlice rewritten on disk, nothing else"
+cpm_endpoints default web http:8080 198.18.0.3 198.18.0.4 198.18.0.5
+t_wait cpm_synced client.default
+for i in 1 2 3 4 5 6; do sim_exec client curl -s "http://198.19.0.20/request-$i"; done | cut -d' ' -f1-3
+
+say "client sidecar: the identity remora-cp signed for it (/certs)"
+sim_admin client /certs | jq -c '.certificates[0].cert_chain[0] | {serial_number, subject_alt_names, days_until_expiration}'
+say "mutual TLS between the sidecars"
 sim_admin client '/stats?filter=ssl' | grep -v ': 0$'
-sim_admin backend-1 '/stats?filter=ssl' | grep -v ': 0$'
-say "backend-1 sidecar: its identity (/server_info) and certificates (/certs)"
-sim_admin backend-1 /server_info | jq -c .identity
-sim_admin backend-1 /certs | jq -c '.certificates[0].cert_chain[0] | {serial_number, subject_alt_names, days_until_expiration}'
 say "client sidecar: Istio request metrics (/stats/prometheus)"
 sim_admin client /stats/prometheus | grep '^istio_requests_total'
+say "remora-cp: its own metrics, with istiod's names (/stats/prometheus on 15014)"
+cpm_admin /stats/prometheus |
+    grep -E '^(pilot_xds |pilot_xds_pushes|pilot_total_xds_rejects|pilot_xds_push_time_(sum|count)|citadel_server)'
 say "done: tearing the cluster down"
