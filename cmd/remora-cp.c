@@ -19,6 +19,11 @@ static void usage(FILE *out)
             "      --admin A           the admin endpoint, IP:PORT (default 127.0.0.1:15014)\n"
             "      --ca DIR            the mesh CA (remoractl certs root or intermediate): sign\n"
             "                          each sidecar's certificate and serve it over SDS\n"
+            "      --tls               mutual TLS on the xDS port (then 127.0.0.1:15012 by\n"
+            "                          default): sidecars present a certificate from --ca and\n"
+            "                          get only their own identity's config\n"
+            "      --identity ID       the SPIFFE ID remora-cp presents with --tls\n"
+            "                          (spiffe://<trust domain>/ns/remora-system/sa/remora-cp)\n"
             "      --mtls MODE         off, permissive or strict between sidecars (default off;\n"
             "                          a Namespace annotation remora.io/mtls overrides it)\n"
             "      --trust-domain TD   SPIFFE trust domain and DNS suffix (cluster.local)\n"
@@ -77,12 +82,28 @@ static void on_signal(uv_signal_t *h, int signum)
  * usage error: 2). */
 static int parse_args(int argc, char *argv[], cp_opts_t *o_out)
 {
-    enum { O_LISTEN = 256, O_ADMIN, O_CA, O_MTLS, O_TD, O_DEB, O_DEBMAX, O_DEBLEAD, O_POLL, O_TTL };
+    enum {
+        O_LISTEN = 256,
+        O_ADMIN,
+        O_CA,
+        O_TLS,
+        O_IDENTITY,
+        O_MTLS,
+        O_TD,
+        O_DEB,
+        O_DEBMAX,
+        O_DEBLEAD,
+        O_POLL,
+        O_TTL
+    };
+    bool listen_given = false;
     static const struct option longopts[] = {
         {"mesh", required_argument, NULL, 'm'},
         {"listen", required_argument, NULL, O_LISTEN},
         {"admin", required_argument, NULL, O_ADMIN},
         {"ca", required_argument, NULL, O_CA},
+        {"tls", no_argument, NULL, O_TLS},
+        {"identity", required_argument, NULL, O_IDENTITY},
         {"mtls", required_argument, NULL, O_MTLS},
         {"trust-domain", required_argument, NULL, O_TD},
         {"debounce", required_argument, NULL, O_DEB},
@@ -104,6 +125,7 @@ static int parse_args(int argc, char *argv[], cp_opts_t *o_out)
             o.mesh_dir = optarg;
             break;
         case O_LISTEN:
+            listen_given = true;
             if (parse_addr("--listen", optarg, &o.listen) < 0)
                 return 2;
             break;
@@ -113,6 +135,12 @@ static int parse_args(int argc, char *argv[], cp_opts_t *o_out)
             break;
         case O_CA:
             o.ca_dir = optarg;
+            break;
+        case O_TLS:
+            o.tls = true;
+            break;
+        case O_IDENTITY:
+            o.identity = optarg;
             break;
         case O_MTLS:
             if (strcmp(optarg, "off") != 0 && strcmp(optarg, "permissive") != 0 &&
@@ -166,6 +194,12 @@ static int parse_args(int argc, char *argv[], cp_opts_t *o_out)
             return 2;
         }
     }
+    if (o.tls && o.ca_dir == NULL) {
+        fprintf(stderr, "remora-cp: --tls needs --ca: the xDS port's certificate comes from it\n");
+        return 2;
+    }
+    if (o.tls && !listen_given)
+        uv_ip4_addr("127.0.0.1", 15012, (struct sockaddr_in *)&o.listen);
     *o_out = o;
     return 0;
 }

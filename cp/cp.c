@@ -349,6 +349,8 @@ int cp_start(uv_loop_t *loop, const cp_opts_t *o, cp_t **out, char *err, size_t 
     rc = cp->index && cp->dir ? 0 : -ENOMEM;
     if (rc == 0 && o->ca_dir)
         rc = cp_secrets_start(cp, err, errlen);
+    if (rc == 0 && o->tls && o->ca_dir)
+        rc = cp_secrets_server_tls(cp, err, errlen);
     if (rc < 0)
         goto fail;
     rescan(cp);

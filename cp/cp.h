@@ -17,14 +17,20 @@ typedef struct cp_opts {
     struct sockaddr_storage listen; /* the xDS port: 127.0.0.1:15010 by default */
     struct sockaddr_storage admin;  /* the admin endpoint: 127.0.0.1:15014 */
     const char *ca_dir;             /* the mesh CA (remoractl certs layout), or NULL: no SDS */
-    const char *trust_domain;       /* "cluster.local" */
-    const char *mtls;               /* "off", "permissive", "strict": the mesh-wide mode */
-    uint64_t debounce_ms;           /* 100 */
-    uint64_t debounce_max_ms;       /* 10000 */
-    uint64_t debounce_leading_ms;   /* a lone change after a quiet spell waits this: 10 */
-    uint64_t poll_ms;               /* rescan this often besides events; 0: never */
-    int64_t cert_ttl_s;             /* workload certificates' lifetime; 0: 24 h */
-    uint32_t keepalive_ms;          /* PINGs to idle sidecar connections; 0: 30 s */
+    /* With ca_dir: the xDS port speaks mutual TLS (ALPN h2) with a certificate the CA issues for
+     * `identity`, every sidecar must present one from the CA, and a sidecar gets only the
+     * config and certificate of the identity its certificate names. */
+    bool tls;
+    const char *identity;         /* the control plane's SPIFFE ID; NULL:
+                                     spiffe://<td>/ns/remora-system/sa/remora-cp */
+    const char *trust_domain;     /* "cluster.local" */
+    const char *mtls;             /* "off", "permissive", "strict": the mesh-wide mode */
+    uint64_t debounce_ms;         /* 100 */
+    uint64_t debounce_max_ms;     /* 10000 */
+    uint64_t debounce_leading_ms; /* a lone change after a quiet spell waits this: 10 */
+    uint64_t poll_ms;             /* rescan this often besides events; 0: never */
+    int64_t cert_ttl_s;           /* workload certificates' lifetime; 0: 24 h */
+    uint32_t keepalive_ms;        /* PINGs to idle sidecar connections; 0: 30 s */
 } cp_opts_t;
 
 /* Fills *o (borrowed) with the defaults. */

@@ -39,6 +39,7 @@ typedef struct cp_stream {
     struct cp_stream *pump_next;
     char node_id[256];
     char cluster[256];
+    char deny[768]; /* why the stream was refused (--tls: the identity did not match) */
 } cp_stream_t;
 
 /* A workload certificate per namespace and service account. */
@@ -74,6 +75,8 @@ struct cp {
     unsigned nstreams_with_node;
     grpc_server_t *grpc;
     ca_issuer_t *issuer;
+    tls_config_t *tls; /* the xDS port's, with --tls; one reference */
+    char identity[CA_SPIFFE_ID_MAX + 1];
     cp_cert_t *certs;
     ads_srv_resource_t *root_secret;
     uv_timer_t *renew; /* owned; freed in its close callback */
@@ -101,6 +104,9 @@ json_t *cp_streams_syncz(void *ctx);
 /* The Secret "default" of ns/sa (borrowed, owned by cp), issued when new; NULL without a CA. */
 ads_srv_resource_t *cp_secret_for(struct cp *cp, const char *ns, const char *sa);
 int cp_secrets_start(struct cp *cp, char *err, size_t errlen);
+/* The xDS port's TLS config (cp->tls): a certificate for cp->identity from the CA, client
+ * certificates from the CA required, ALPN h2. */
+int cp_secrets_server_tls(struct cp *cp, char *err, size_t errlen);
 void cp_secrets_free(struct cp *cp);
 
 #endif

@@ -113,6 +113,40 @@ int cp_secrets_start(cp_t *cp, char *err, size_t errlen)
     return 0;
 }
 
+int cp_secrets_server_tls(cp_t *cp, char *err, size_t errlen)
+{
+    if (cp->opts.identity)
+        snprintf(cp->identity, sizeof(cp->identity), "%s", cp->opts.identity);
+    else
+        snprintf(cp->identity, sizeof(cp->identity), "spiffe://%s/ns/remora-system/sa/remora-cp",
+                 cp->opts.trust_domain);
+    /* Its own certificate is not rotated while it runs: it lives as long as an intermediate
+     * CA's (a year, cut to the issuer's), whatever the sidecars' lifetime. */
+    ca_opts_t co;
+    ca_opts_default(&co);
+    co.ttl_s = CA_INTERMEDIATE_TTL_S;
+    ca_issued_t issued = {0};
+    int rc = ca_issue_workload(cp->issuer, cp->identity, &co, &issued, err, errlen);
+    if (rc < 0)
+        return rc;
+    static const char *const alpn[] = {"h2"};
+    tls_config_opts_t o = {
+        .role = TLS_ROLE_SERVER,
+        .cert_chain = {.pem = issued.chain_pem, .pem_len = strlen(issued.chain_pem)},
+        .private_key = {.pem = issued.key_pem, .pem_len = strlen(issued.key_pem)},
+        .trust_bundle = {.pem = issued.root_pem, .pem_len = strlen(issued.root_pem)},
+        .require_client_cert = true,
+        .alpn = alpn,
+        .alpn_count = 1,
+    };
+    rc = tls_config_new(&o, &cp->tls, err, errlen);
+    ca_issued_free(&issued);
+    if (rc == 0)
+        log_info("ca: the xDS port presents %s and requires the mesh CA's client certificates",
+                 cp->identity);
+    return rc;
+}
+
 void cp_secrets_free(cp_t *cp)
 {
     if (cp->renew) {
@@ -133,4 +167,7 @@ void cp_secrets_free(cp_t *cp)
     cp->root_secret = NULL;
     ca_issuer_free(cp->issuer);
     cp->issuer = NULL;
+    if (cp->tls)
+        tls_config_unref(cp->tls);
+    cp->tls = NULL;
 }

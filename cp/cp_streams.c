@@ -119,6 +119,19 @@ static int attach(cp_stream_t *st)
         if (pod)
             sa = pod->pod.service_account;
     }
+    if (cp->tls) {
+        /* A sidecar gets only the config and certificate of the identity it proved. */
+        char want[CA_SPIFFE_ID_MAX + 1];
+        const char *peer = grpc_scall_peer_id(st->call);
+        snprintf(want, sizeof(want), "spiffe://%s/ns/%s/sa/%s", cp->opts.trust_domain,
+                 vn.namespace_, sa);
+        if (peer == NULL || strcmp(peer, want) != 0) {
+            snprintf(st->deny, sizeof(st->deny),
+                     "node %s is %s, but its client certificate names %s", st->node_id, want,
+                     peer ? peer : "no SPIFFE ID");
+            return -EACCES;
+        }
+    }
     st->pv = cp_pview_get(cp, vn.namespace_, vn.pod, sa, vn.proxyless);
     if (st->pv == NULL)
         return -ENOMEM;
@@ -157,6 +170,11 @@ static void on_message(grpc_scall_t *call, const uint8_t *msg, size_t len, void 
     }
     if (st->pv == NULL && ads_srv_stream_node(st->s)) {
         rc = attach(st);
+        if (rc == -EACCES) {
+            log_warn("xds: refused: %s", st->deny);
+            grpc_scall_finish(call, GRPC_PERMISSION_DENIED, st->deny, NULL, 0);
+            return;
+        }
         if (rc < 0) {
             grpc_scall_finish(call, GRPC_INVALID_ARGUMENT,
                               rc == -EINVAL ? "the node names no namespace: want the id "
@@ -223,7 +241,8 @@ static const grpc_method_ops_t ADS_OPS = {
 
 int cp_streams_register(cp_t *cp)
 {
-    grpc_server_opts_t o = {.keepalive_interval_ms = cp->opts.keepalive_ms,
+    grpc_server_opts_t o = {.tls = cp->tls,
+                            .keepalive_interval_ms = cp->opts.keepalive_ms,
                             .max_concurrent_streams = 16,
                             .max_recv_message = 4u << 20};
     int rc = grpc_server_new(cp->loop, &o, &cp->grpc);

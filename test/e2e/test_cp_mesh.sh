@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Story: a simulated cluster driven by remora-cp and Kubernetes manifests alone. remora-cp runs in
 # a pod of its own with the mesh CA and strict mTLS; each sidecar's bootstrap names only itself and
-# remora-cp. A client calls a Service by its VIP and by its DNS name through two sidecars with
+# remora-cp, which it reaches over mutual TLS with a certificate of its own identity; a sidecar
+# whose certificate names another identity than its node is refused, and plaintext is not served. A client calls a Service by its VIP and by its DNS name through two sidecars with
 # CA-signed SPIFFE certificates; remoractl proxy-status shows every sidecar synced. Under a
 # steady stream of requests the Service's endpoints go from 1 to 3 and back to 1 with no failed
 # request and the traffic following; an endpoint marked not ready gets no request once pushed; a
 # new Service is served by VIP and name; an invalid manifest is reported with its file and field
 # and changes nothing; remora-cp killed, the sidecars keep serving and converge again when it
 # comes back; certificates are renewed and pushed while requests flow; remora-cp stops cleanly.
-# checks: 24
+# checks: 26
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -32,6 +33,9 @@ sim_pod web3 198.18.0.5
 CPM_DIR=$SIM_DIR/mesh
 mkdir -p "$CPM_DIR"
 "$SIM_BUILD/remoractl" certs root --out "$SIM_DIR/ca" >/dev/null || t_stop "remoractl certs root"
+# remora-cp's xDS port speaks mutual TLS (15012); each sidecar's bootstrap carries a certificate
+# of its own identity from the mesh CA.
+CPM_TLS=1 CPM_CA=$SIM_DIR/ca
 
 cpm_namespace default
 cpm_service default web 198.19.0.20 80:8080:http
@@ -71,6 +75,24 @@ peer=$(sim_admin client /certs | grep -o 'spiffe://[^"]*' | sort -u | tr '\n' ' 
 t_contains client_holds_its_ca_signed_identity "$peer" "spiffe://cluster.local/ns/default/sa/client"
 inbound=$(sim_admin web1 '/stats?filter=ssl.handshake' | awk -F': ' '$2 > 0' | head -1)
 [[ -n $inbound ]] && t_ok mtls_between_sidecars || t_fail mtls_between_sidecars "no handshake on web1"
+
+# The xDS port: a sidecar whose certificate names another identity than its node gets nothing,
+# and plaintext is not served.
+sim_pod rogue 198.18.0.9
+CPM_BOOT_SA=client cpm_bootstrap "$SIM_DIR/rogue.yaml" web1 default web web
+SIM_SIDECAR_READY=none sim_sidecar rogue "$SIM_DIR/rogue.yaml" --concurrency 1
+refused() {
+    grep -q 'refused: node web1.default is spiffe://cluster.local/ns/default/sa/web, but its client certificate names spiffe://cluster.local/ns/default/sa/client' \
+        "$SIM_DIR/remora-cp.log"
+}
+t_until 10 refused && t_ok xds_port_holds_a_node_to_its_certificate ||
+    t_fail xds_port_holds_a_node_to_its_certificate "$(grep -i refused "$SIM_DIR/remora-cp.log" | tail -2)"
+sim_stop rogue >/dev/null
+if sim_exec rogue curl -s -m 3 --http2-prior-knowledge -o /dev/null "http://$CPM_IP:15012/" 2>/dev/null; then
+    t_fail xds_port_refuses_plaintext "a plaintext HTTP/2 request was answered"
+else
+    t_ok xds_port_refuses_plaintext
+fi
 
 # A steady stream of requests while the endpoints go 1 -> 3 -> 1.
 load() { # load SECONDS: one request every 20 ms; prints "ok fail" and the backends' names

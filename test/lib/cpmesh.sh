@@ -10,7 +10,9 @@
 #   cpm_stop / cpm_restart                 SIGTERM it (and start it again)
 #   cpm_admin PATH                         GET remora-cp's admin PATH
 #   cpm_bootstrap FILE POD NS [WORKLOAD] [SA]   a sidecar bootstrap: node id POD.NS, Istio's
-#                                          node metadata, ADS to remora-cp over HTTP/2
+#                                          node metadata, ADS to remora-cp over HTTP/2 (with
+#                                          CPM_TLS, mutual TLS with a certificate for SA, or
+#                                          for CPM_BOOT_SA when set)
 #   cpm_namespace NAME [MTLS]              manifests (files in CPM_DIR, one per object):
 #   cpm_service NS NAME VIP PORT[:TARGET[:PORTNAME]]...
 #   cpm_pod NS NAME IP [SA] [APP] [CONTAINERPORT[:NAME]]...
@@ -21,6 +23,9 @@ CPM_POD="cp"
 CPM_IP=${CPM_IP:-198.18.255.250}
 CPM_PORT=15010
 CPM_ADMIN=127.0.0.1:15014
+# CPM_CA=DIR (a root from remoractl certs) with CPM_TLS=1: remora-cp serves mutual TLS on 15012
+# (--tls) and each sidecar's bootstrap carries a certificate of its own identity from that CA
+# (the pod's bootstrap identity, as a mounted secret would give it) and expects remora-cp's.
 
 # Writes stdin to $CPM_DIR/NAME in one rename, so remora-cp never reads half a file.
 cpm_write() {
@@ -38,8 +43,13 @@ cpm_start() {
     if ! sim_ip "$CPM_POD" >/dev/null 2>&1; then
         sim_pod "$CPM_POD" "$CPM_IP" || return 1
     fi
+    local tls=()
+    if [[ -n ${CPM_TLS:-} ]]; then
+        CPM_PORT=15012
+        tls=(--tls --ca "$CPM_CA")
+    fi
     CPM_PID=$(sim_bg "$CPM_POD" "$SIM_DIR/remora-cp.log" "$SIM_BUILD/remora-cp" --mesh "$CPM_DIR" \
-        --listen "0.0.0.0:$CPM_PORT" --admin "$CPM_ADMIN" "$@") || return 1
+        --listen "0.0.0.0:$CPM_PORT" --admin "$CPM_ADMIN" "${tls[@]}" "$@") || return 1
     export CPM_PID
     for ((i = 0; i < 100; i++)); do
         code=$(sim_exec "$CPM_POD" curl -s --noproxy '*' -m 1 -o /dev/null -w '%{http_code}' \
@@ -78,7 +88,15 @@ cpm_admin() {
 }
 
 cpm_bootstrap() {
-    local file=$1 pod=$2 ns=$3 wl=${4:-$2} sa=${5:-default}
+    local file=$1 pod=$2 ns=$3 wl=${4:-$2} sa=${5:-default} certs
+    certs=$SIM_DIR/boot-$(basename "$1" .yaml)
+    [[ -n ${CPM_TLS:-} ]] && CPM_PORT=15012
+    if [[ -n ${CPM_TLS:-} ]]; then
+        "$SIM_BUILD/remoractl" certs issue --ca "$CPM_CA" --out "$certs" --ns "$ns" \
+            --sa "${CPM_BOOT_SA:-$sa}" >/dev/null || return 1
+        chown -R "${SIM_PROXY_UID:-1337}:${SIM_PROXY_UID:-1337}" "$certs" && chmod 755 "$certs" ||
+            return 1
+    fi
     cat >"$file" <<EOF2
 node:
   id: "$pod.$ns"
@@ -108,6 +126,23 @@ static_resources:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
         explicit_http_config: {http2_protocol_options: {}}
+EOF2
+    [[ -n ${CPM_TLS:-} ]] || return 0
+    cat >>"$file" <<EOF2
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+        common_tls_context:
+          alpn_protocols: [h2]
+          tls_certificates:
+          - certificate_chain: {filename: $certs/cert-chain.pem}
+            private_key: {filename: $certs/key.pem}
+          validation_context:
+            trusted_ca: {filename: $certs/root-cert.pem}
+            match_typed_subject_alt_names:
+            - san_type: URI
+              matcher: {exact: "spiffe://cluster.local/ns/remora-system/sa/remora-cp"}
 EOF2
 }
 

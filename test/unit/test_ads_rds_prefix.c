@@ -18,7 +18,9 @@
 #define HCM_TYPE                                                                                   \
     "type.googleapis.com/"                                                                         \
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-#define ROUTER "{name: r, typed_config: {'@type': type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}"
+#define ROUTER                                                                                     \
+    "{name: r, typed_config: {'@type': "                                                           \
+    "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}"
 
 static const char YAML[] =
     "static_resources:\n"

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "xds/sds/sds_issue.h"
 
@@ -70,7 +71,10 @@ int sds_cert_issue(ca_issuer_t *issuer, const char *spiffe_id, int64_t ttl_s, sd
     }
     out->not_before = issued.not_before;
     out->not_after = issued.not_after;
-    out->renew_at = sds_renew_at(issued.not_before, issued.not_after);
+    /* Half of the time it is valid from now: not_before is backdated for clock skew. */
+    int64_t now = (int64_t)time(NULL);
+    out->renew_at =
+        sds_renew_at(issued.not_before > now ? issued.not_before : now, issued.not_after);
     ca_issued_free(&issued);
     return 0;
 }

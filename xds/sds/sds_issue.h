@@ -23,8 +23,8 @@ typedef struct sds_secret {
 typedef struct sds_cert {
     sds_secret_t secret;
     int64_t not_before, not_after; /* Unix seconds, as written in the certificate */
-    int64_t renew_at;              /* when to issue the next one (sds_renew_at) */
-    char *root_pem;                /* the root the chain ends at (malloc'd), for "ROOTCA" */
+    int64_t renew_at; /* when to issue the next one: halfway from its issue to not_after */
+    char *root_pem;   /* the root the chain ends at (malloc'd), for "ROOTCA" */
 } sds_cert_t;
 
 /* Issues a certificate for spiffe_id (borrowed) with issuer (borrowed; one thread at a time) for
