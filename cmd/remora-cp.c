@@ -78,24 +78,48 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)other, NULL);
 }
 
+enum {
+    O_LISTEN = 256,
+    O_ADMIN,
+    O_CA,
+    O_TLS,
+    O_IDENTITY,
+    O_MTLS,
+    O_TD,
+    O_DEB,
+    O_DEBMAX,
+    O_DEBLEAD,
+    O_POLL,
+    O_TTL
+};
+
+/* The options that take a duration: 0, or -1 after saying what is wrong. */
+static int timing_opt(int c, const char *arg, cp_opts_t *o)
+{
+    uint64_t ms;
+    switch (c) {
+    case O_DEB:
+        return parse_ms("--debounce", arg, &o->debounce_ms);
+    case O_DEBMAX:
+        return parse_ms("--debounce-max", arg, &o->debounce_max_ms);
+    case O_DEBLEAD:
+        return parse_ms("--debounce-leading", arg, &o->debounce_leading_ms);
+    case O_POLL:
+        return parse_ms("--poll", arg, &o->poll_ms);
+    default: /* O_TTL */
+        if (parse_ms("--cert-ttl", arg, &ms) < 0 || ms < 10000) {
+            fprintf(stderr, "remora-cp: --cert-ttl: at least 10s\n");
+            return -1;
+        }
+        o->cert_ttl_s = (int64_t)(ms / 1000);
+        return 0;
+    }
+}
+
 /* Fills *o from the command line: 0, or the exit status (help: 0 after printing it, as -1; a
  * usage error: 2). */
 static int parse_args(int argc, char *argv[], cp_opts_t *o_out)
 {
-    enum {
-        O_LISTEN = 256,
-        O_ADMIN,
-        O_CA,
-        O_TLS,
-        O_IDENTITY,
-        O_MTLS,
-        O_TD,
-        O_DEB,
-        O_DEBMAX,
-        O_DEBLEAD,
-        O_POLL,
-        O_TTL
-    };
     bool listen_given = false;
     static const struct option longopts[] = {
         {"mesh", required_argument, NULL, 'm'},
@@ -117,7 +141,6 @@ static int parse_args(int argc, char *argv[], cp_opts_t *o_out)
     };
     cp_opts_t o;
     cp_opts_default(&o);
-    uint64_t ms;
     int c;
     while ((c = getopt_long(argc, argv, "m:l:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -155,27 +178,12 @@ static int parse_args(int argc, char *argv[], cp_opts_t *o_out)
             o.trust_domain = optarg;
             break;
         case O_DEB:
-            if (parse_ms("--debounce", optarg, &o.debounce_ms) < 0)
-                return 2;
-            break;
         case O_DEBMAX:
-            if (parse_ms("--debounce-max", optarg, &o.debounce_max_ms) < 0)
-                return 2;
-            break;
         case O_DEBLEAD:
-            if (parse_ms("--debounce-leading", optarg, &o.debounce_leading_ms) < 0)
-                return 2;
-            break;
         case O_POLL:
-            if (parse_ms("--poll", optarg, &o.poll_ms) < 0)
-                return 2;
-            break;
         case O_TTL:
-            if (parse_ms("--cert-ttl", optarg, &ms) < 0 || ms < 10000) {
-                fprintf(stderr, "remora-cp: --cert-ttl: at least 10s\n");
+            if (timing_opt(c, optarg, &o) < 0)
                 return 2;
-            }
-            o.cert_ttl_s = (int64_t)(ms / 1000);
             break;
         case 'l': {
             log_level_t level;
