@@ -40,6 +40,7 @@ void view_free(view_t *v)
     for (size_t i = 0; i < v->n; i++)
         group_free(&v->groups[i]);
     free(v->groups);
+    view_memo_free(v->memo);
     free(v);
 }
 
@@ -122,30 +123,56 @@ int vb_add_blob(view_builder_t *b, int gi, const char *name, view_blob_t *blob)
     return 0;
 }
 
-/* The previous view's blob of that resource when its bytes are these. */
-static view_blob_t *prev_blob(const view_builder_t *b, const view_group_t *g, const char *name,
-                              uint64_t hash, const uint8_t *bytes, size_t len)
+int vb_add_unit(view_builder_t *b, int gi, const view_unit_t *u)
 {
-    const view_resource_t *r = view_group_resource(view_find_group(b->prev, g->kind, g->key), name);
+    int rc = 0;
+    for (size_t i = 0; i < u->n_res && rc == 0; i++)
+        if (u->res[i].kind == b->groups[gi].kind)
+            rc = vb_add_blob(b, gi, u->res[i].name, u->res[i].blob);
+    return rc;
+}
+
+/* The previous view's blob of that resource when its bytes are these. */
+static view_blob_t *prev_blob(const view_builder_t *b, view_group_kind_t kind, const char *key,
+                              const char *name, uint64_t hash, const uint8_t *bytes, size_t len)
+{
+    const view_resource_t *r = view_group_resource(view_find_group(b->prev, kind, key), name);
     if (r && r->blob->hash == hash && r->blob->len == len &&
         memcmp(r->blob->bytes, bytes, len) == 0)
         return r->blob;
     return NULL;
 }
 
-int vb_add(view_builder_t *b, int gi, const char *name, pbw_t *w)
+static const char *kind_type_url(view_group_kind_t kind)
+{
+    switch (kind) {
+    case VIEW_GROUP_CLUSTERS:
+        return VIEW_TYPE_CLUSTER;
+    case VIEW_GROUP_ENDPOINTS:
+        return VIEW_TYPE_ENDPOINTS;
+    case VIEW_GROUP_ROUTES:
+    case VIEW_GROUP_GRPC_ROUTES:
+        return VIEW_TYPE_ROUTES;
+    default:
+        return VIEW_TYPE_LISTENER;
+    }
+}
+
+int vb_encode(view_builder_t *b, view_group_kind_t kind, const char *key, const char *name,
+              pbw_t *w, view_blob_t **out)
 {
     uint8_t *bytes;
     size_t len;
     char err[256];
     int rc = pbw_finish(w, &bytes, &len, err, sizeof(err));
     if (rc < 0)
-        return err_set(b->err, b->errlen, rc, "%s '%s': %s", b->groups[gi].type_url, name, err);
+        return err_set(b->err, b->errlen, rc, "%s '%s': %s", kind_type_url(kind), name, err);
     uint64_t hash = pbw_hash(PBW_HASH_INIT, bytes, len);
-    view_blob_t *blob = prev_blob(b, &b->groups[gi], name, hash, bytes, len);
+    view_blob_t *blob = prev_blob(b, kind, key, name, hash, bytes, len);
     if (blob) {
         free(bytes);
-        return vb_add_blob(b, gi, name, blob);
+        *out = blob;
+        return 0;
     }
     blob = malloc(sizeof(*blob) + len);
     if (blob == NULL) {
@@ -157,8 +184,18 @@ int vb_add(view_builder_t *b, int gi, const char *name, pbw_t *w)
     blob->len = len;
     memcpy(blob->bytes, bytes, len);
     free(bytes);
-    rc = vb_add_blob(b, gi, name, blob);
+    *out = blob;
+    return 0;
+}
+
+int vb_add(view_builder_t *b, int gi, const char *name, pbw_t *w)
+{
+    view_blob_t *blob;
+    int rc = vb_encode(b, b->groups[gi].kind, b->groups[gi].key, name, w, &blob);
     if (rc < 0)
+        return rc;
+    rc = vb_add_blob(b, gi, name, blob);
+    if (rc < 0 && atomic_load(&blob->refs) == 0)
         free(blob);
     return rc;
 }
@@ -336,6 +373,7 @@ static void builder_free(view_builder_t *b)
     free(b->hosts);
     free(b->svcs);
     free(b->namespaces);
+    view_memo_free(b->memo);
     for (size_t i = 0; i < b->n_groups; i++)
         group_free(&b->groups[i]);
     free(b->groups);
@@ -344,10 +382,15 @@ static void builder_free(view_builder_t *b)
 int view_build(const view_registry_t *reg, const view_t *prev, view_t **out, char *err,
                size_t errlen)
 {
-    view_builder_t b = {.reg = reg, .prev = prev, .err = err, .errlen = errlen};
+    view_builder_t b = {.reg = reg,
+                        .prev = prev,
+                        .prev_memo = prev ? prev->memo : NULL,
+                        .err = err,
+                        .errlen = errlen};
     int (*const parts[])(view_builder_t *) = {
-        index_registry,     view_build_clusters, view_build_endpoints, view_build_outbound,
-        view_build_inbound, view_build_routes,   view_build_grpc,      seal_groups,
+        index_registry,       view_memo_units,     view_build_clusters,
+        view_build_endpoints, view_build_outbound, view_build_inbound,
+        view_build_routes,    view_build_grpc,     seal_groups,
     };
     *out = NULL;
     int rc = 0;
@@ -359,6 +402,7 @@ int view_build(const view_registry_t *reg, const view_t *prev, view_t **out, cha
     if (rc == 0) {
         v->groups = b.groups;
         v->n = b.n_groups;
+        v->memo = view_memo_take(&b);
         b.groups = NULL;
         b.n_groups = 0;
         *out = v;
