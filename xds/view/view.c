@@ -4,6 +4,7 @@
 #include "xds/view/view.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +24,35 @@ void view_blob_unref(view_blob_t *b)
         free(b);
 }
 
+/* A group's resources live in a block of their own, shared by the groups of successive views
+ * while they are the same (a rebuild that changes nothing in a group takes it whole). */
+typedef struct res_block {
+    _Atomic int refs;
+    view_resource_t v[];
+} res_block_t;
+
+static res_block_t *block_of(view_resource_t *v)
+{
+    return (res_block_t *)((char *)v - offsetof(res_block_t, v));
+}
+
+static void resources_release(view_resource_t *v, size_t n)
+{
+    if (v == NULL)
+        return;
+    res_block_t *blk = block_of(v);
+    if (atomic_fetch_sub_explicit(&blk->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        view_blob_unref(v[i].blob);
+    }
+    free(blk);
+}
+
 static void group_free(view_group_t *g)
 {
-    for (size_t i = 0; i < g->n; i++) {
-        free(g->v[i].name);
-        view_blob_unref(g->v[i].blob);
-    }
-    free(g->v);
+    resources_release(g->v, g->n);
     free(g->key);
 }
 
@@ -94,8 +117,13 @@ int vb_group(view_builder_t *b, view_group_kind_t kind, const char *type_url, co
         if (g == NULL)
             return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
         b->groups = g;
+        unsigned char *st = realloc(b->state, cap);
+        if (st == NULL)
+            return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+        b->state = st;
         b->cap_groups = cap;
     }
+    b->state[b->n_groups] = VB_GROUP_OPEN;
     view_group_t *g = &b->groups[b->n_groups];
     memset(g, 0, sizeof(*g));
     g->kind = kind;
@@ -110,10 +138,14 @@ int vb_add_blob(view_builder_t *b, int gi, const char *name, view_blob_t *blob)
 {
     view_group_t *g = &b->groups[gi];
     if ((g->n & (g->n - 1)) == 0) { /* 0, 1, 2, 4...: full */
-        view_resource_t *v = realloc(g->v, (g->n ? g->n * 2 : 1) * sizeof(*v));
-        if (v == NULL)
+        res_block_t *old = g->v ? block_of(g->v) : NULL;
+        res_block_t *blk =
+            realloc(old, sizeof(*blk) + (g->n ? g->n * 2 : 1) * sizeof(view_resource_t));
+        if (blk == NULL)
             return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
-        g->v = v;
+        if (old == NULL)
+            atomic_init(&blk->refs, 1);
+        g->v = blk->v;
     }
     char *copy = strdup(name);
     if (copy == NULL)
@@ -130,6 +162,48 @@ int vb_add_unit(view_builder_t *b, int gi, const view_unit_t *u)
         if (u->res[i].kind == b->groups[gi].kind)
             rc = vb_add_blob(b, gi, u->res[i].name, u->res[i].blob);
     return rc;
+}
+
+int vb_group_from_prev(view_builder_t *b, int gi, const view_group_t *pg, bool copy)
+{
+    view_group_t *g = &b->groups[gi];
+    resources_release(g->v, g->n);
+    g->v = NULL;
+    g->n = 0;
+    if (!copy) {
+        if (pg->v)
+            atomic_fetch_add_explicit(&block_of(pg->v)->refs, 1, memory_order_relaxed);
+        g->v = pg->v;
+        g->n = pg->n;
+        g->hash = pg->hash;
+        b->state[gi] = VB_GROUP_SEALED;
+        return 0;
+    }
+    res_block_t *blk = malloc(sizeof(*blk) + (pg->n + 1) * sizeof(view_resource_t));
+    if (blk == NULL)
+        return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+    atomic_init(&blk->refs, 1);
+    g->v = blk->v;
+    for (size_t i = 0; i < pg->n; i++) {
+        char *name = strdup(pg->v[i].name);
+        if (name == NULL)
+            return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+        g->v[g->n++] = (view_resource_t){pg->v[i].type_url, name, view_blob_ref(pg->v[i].blob)};
+    }
+    b->state[gi] = VB_GROUP_SORTED;
+    return 0;
+}
+
+int vb_group_set(view_builder_t *b, int gi, const char *name, view_blob_t *blob)
+{
+    view_group_t *g = &b->groups[gi];
+    view_resource_t *r = (view_resource_t *)view_group_resource(g, name);
+    if (r == NULL)
+        return err_set(b->err, b->errlen, -ENOENT, "%s '%s': not in its group", g->type_url, name);
+    view_blob_ref(blob);
+    view_blob_unref(r->blob);
+    r->blob = blob;
+    return 0;
 }
 
 /* The previous view's blob of that resource when its bytes are these. */
@@ -345,10 +419,13 @@ static int seal_groups(view_builder_t *b)
 {
     for (size_t i = 0; i < b->n_groups; i++) {
         view_group_t *g = &b->groups[i];
-        qsort(g->v, g->n, sizeof(*g->v), resource_cmp);
+        if (b->state[i] == VB_GROUP_SEALED)
+            continue;
+        if (b->state[i] == VB_GROUP_OPEN)
+            qsort(g->v, g->n, sizeof(*g->v), resource_cmp);
         uint64_t h = PBW_HASH_INIT;
         for (size_t j = 0; j < g->n; j++) {
-            if (j && strcmp(g->v[j - 1].name, g->v[j].name) == 0)
+            if (b->state[i] == VB_GROUP_OPEN && j && strcmp(g->v[j - 1].name, g->v[j].name) == 0)
                 return err_set(b->err, b->errlen, -EINVAL,
                                "%s '%s': made twice (two services "
                                "with one host, or one workload twice?)",
@@ -373,6 +450,7 @@ static void builder_free(view_builder_t *b)
     free(b->hosts);
     free(b->svcs);
     free(b->namespaces);
+    free(b->state);
     view_memo_free(b->memo);
     for (size_t i = 0; i < b->n_groups; i++)
         group_free(&b->groups[i]);

@@ -193,8 +193,6 @@ int view_build_clusters(view_builder_t *b)
     int rc = add_original_dst(b, gi, "PassthroughCluster", NULL);
     if (rc == 0)
         rc = add_original_dst(b, gi, "InboundPassthroughClusterIpv4", b->reg->mesh.inbound_source);
-    for (size_t i = 0; i < b->n_svcs && rc == 0; i++)
-        rc = vb_add_unit(b, gi, b->units[i]);
     /* inbound|<port>||: one per container port any workload has. */
     size_t n = 0;
     for (size_t i = 0; i < b->reg->n_workloads; i++)
@@ -215,7 +213,7 @@ int view_build_clusters(view_builder_t *b)
         rc = add_original_dst(b, gi, name, b->reg->mesh.inbound_source);
     }
     free(ports);
-    return rc;
+    return rc < 0 ? rc : vb_units_group(b, gi);
 }
 
 /* ---- EDS ------------------------------------------------------------------------------------ */
@@ -304,8 +302,5 @@ int view_build_endpoints(view_builder_t *b)
     int gi = vb_group(b, VIEW_GROUP_ENDPOINTS, VIEW_TYPE_ENDPOINTS, "");
     if (gi < 0)
         return gi;
-    int rc = 0;
-    for (size_t i = 0; i < b->n_svcs && rc == 0; i++)
-        rc = vb_add_unit(b, gi, b->units[i]);
-    return rc;
+    return vb_units_group(b, gi);
 }

@@ -44,6 +44,10 @@ typedef struct view_input {
 void vin_str(view_input_t *in, const char *s); /* s borrowed; NULL differs from "" */
 void vin_u64(view_input_t *in, uint64_t v);
 
+/* What sealing a group still needs: sorting, checking and hashing (resources added); hashing
+ * (prev's resources, some blobs replaced); nothing (prev's group, shared). */
+enum { VB_GROUP_OPEN, VB_GROUP_SORTED, VB_GROUP_SEALED };
+
 typedef struct view_builder {
     const view_registry_t *reg; /* borrowed */
     const view_t *prev;         /* borrowed, or NULL */
@@ -56,6 +60,7 @@ typedef struct view_builder {
     size_t n_namespaces;
     view_group_t *groups; /* what is being built; taken by the view at the end */
     size_t n_groups, cap_groups;
+    unsigned char *state;         /* per group: VB_GROUP_* */
     const view_memo_t *prev_memo; /* prev's, or NULL */
     view_memo_t *memo;            /* the new view's, being filled; taken by it at the end */
     view_unit_t **units;          /* per svcs[i]: borrowed from memo */
@@ -70,6 +75,15 @@ int vb_group(view_builder_t *b, view_group_kind_t kind, const char *type_url, co
 int vb_add(view_builder_t *b, int gi, const char *name, pbw_t *w);
 /* Adds blob (a reference is taken) as resource `name` of group gi. */
 int vb_add_blob(view_builder_t *b, int gi, const char *name, view_blob_t *blob);
+/* Makes group gi (its resources so far dropped) prev's group pg (borrowed): shared whole, or a
+ * copy whose blobs vb_group_set may replace. Returns 0 or negative with b->err set. */
+int vb_group_from_prev(view_builder_t *b, int gi, const view_group_t *pg, bool copy);
+/* Replaces the blob of resource `name` of a copied group gi by blob (a reference is taken). */
+int vb_group_set(view_builder_t *b, int gi, const char *name, view_blob_t *blob);
+/* Adds the units' resources of group gi's kind to global group gi, after the other resources
+ * the caller added: prev's group, shared or with the changed units' blobs replaced, when the
+ * services are the same ones and their resources have the same names. */
+int vb_units_group(view_builder_t *b, int gi);
 /* Adds u's resources (borrowed) of group gi's kind to group gi (references taken). */
 int vb_add_unit(view_builder_t *b, int gi, const view_unit_t *u);
 /* Finishes w (reset whatever happens) into *out: prev's blob of resource `name` in group

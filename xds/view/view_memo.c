@@ -318,6 +318,74 @@ int view_memo_units(view_builder_t *b)
     return rc;
 }
 
+/* Whether u and p have resources of that kind of the same names, in the same order; *same:
+ * and the same blobs. */
+static bool same_names(const view_unit_t *u, const view_unit_t *p, view_group_kind_t kind,
+                       bool *same)
+{
+    size_t i = 0, j = 0;
+    *same = true;
+    for (;;) {
+        while (i < u->n_res && u->res[i].kind != kind)
+            i++;
+        while (j < p->n_res && p->res[j].kind != kind)
+            j++;
+        if (i == u->n_res || j == p->n_res)
+            return i == u->n_res && j == p->n_res;
+        if (strcmp(u->res[i].name, p->res[j].name) != 0)
+            return false;
+        *same &= u->res[i].blob == p->res[j].blob;
+        i++, j++;
+    }
+}
+
+static size_t count_kind(const view_unit_t *u, view_group_kind_t kind)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < u->n_res; i++)
+        n += u->res[i].kind == kind;
+    return n;
+}
+
+int vb_units_group(view_builder_t *b, int gi)
+{
+    const view_group_t *g = &b->groups[gi];
+    const view_memo_t *m = b->memo, *pm = b->prev_memo;
+    const view_group_t *pg = view_find_group(b->prev, g->kind, g->key);
+    view_group_kind_t kind = g->kind;
+    bool alike = pm && pg && pm->n_units == m->n_units, changed = false;
+    size_t n = g->n;
+    for (size_t i = 0; alike && i < g->n; i++) {
+        const view_resource_t *r = view_group_resource(pg, g->v[i].name);
+        alike = r && r->blob == g->v[i].blob;
+    }
+    for (size_t i = 0; alike && i < m->n_units; i++) {
+        const view_unit_t *u = m->units[i], *p = pm->units[i];
+        n += count_kind(u, kind);
+        if (u == p)
+            continue;
+        bool same;
+        alike = unit_cmp(u->namespace_, u->name, p) == 0 && same_names(u, p, kind, &same);
+        changed |= !same;
+    }
+    if (!alike || n != pg->n) {
+        int rc = 0;
+        for (size_t i = 0; i < m->n_units && rc == 0; i++)
+            rc = vb_add_unit(b, gi, m->units[i]);
+        return rc;
+    }
+    int rc = vb_group_from_prev(b, gi, pg, changed);
+    for (size_t i = 0; changed && i < m->n_units && rc == 0; i++) {
+        const view_unit_t *u = m->units[i];
+        if (u == pm->units[i])
+            continue;
+        for (size_t j = 0; j < u->n_res && rc == 0; j++)
+            if (u->res[j].kind == kind)
+                rc = vb_group_set(b, gi, u->res[j].name, u->res[j].blob);
+    }
+    return rc;
+}
+
 /* ---- assembled resources -------------------------------------------------------------------- */
 
 /* Adds n parts' bytes to w at the level open now. */

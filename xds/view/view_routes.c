@@ -200,11 +200,6 @@ int view_build_grpc(view_builder_t *b)
     int rg = vb_group(b, VIEW_GROUP_GRPC_ROUTES, VIEW_TYPE_ROUTES, "");
     if (rg < 0)
         return rg;
-    int rc = 0;
-    for (size_t si = 0; si < b->n_svcs && rc == 0; si++) {
-        rc = vb_add_unit(b, lg, b->units[si]);
-        if (rc == 0)
-            rc = vb_add_unit(b, rg, b->units[si]);
-    }
-    return rc;
+    int rc = vb_units_group(b, lg);
+    return rc < 0 ? rc : vb_units_group(b, rg);
 }
