@@ -70,8 +70,14 @@ static mesh_t *mesh_new(size_t n)
                                       .n_ports = 2,
                                       .endpoints = m->eps[i],
                                       .n_endpoints = EPS};
-        m->wls[i] = (view_workload_t){m->nss[i % NS], m->names[i], m->ips[i][0], m->names[i],
-                                      m->names[i],    pod_ports,   2,            NULL,
+        m->wls[i] = (view_workload_t){m->nss[i % NS],
+                                      m->names[i],
+                                      m->ips[i][0],
+                                      m->names[i],
+                                      m->names[i],
+                                      pod_ports,
+                                      2,
+                                      NULL,
                                       0};
     }
     m->ns_modes[0] = (view_namespace_t){"ns0", VIEW_MTLS_STRICT};
@@ -192,9 +198,10 @@ int main(int argc, char **argv)
     for (size_t g = 0; g < base->n; g++)
         for (size_t j = 0; j < base->groups[g].n; j++, resources++)
             bytes += base->groups[g].v[j].blob->len;
-    printf("%zu services (2 ports, %d endpoints each), %zu workloads, %d namespaces: %zu groups, "
-           "%zu resources, %zu bytes counted per group; heap of the view and its memo: %.1f MiB\n\n",
-           n, EPS, n, NS, base->n, resources, bytes, (double)(after - before) / (1 << 20));
+    printf(
+        "%zu services (2 ports, %d endpoints each), %zu workloads, %d namespaces: %zu groups, "
+        "%zu resources, %zu bytes counted per group; heap of the view and its memo: %.1f MiB\n\n",
+        n, EPS, n, NS, base->n, resources, bytes, (double)(after - before) / (1 << 20));
     printf("| rebuild after | min (ms) | median (ms) | max (ms) |\n|---|---:|---:|---:|\n");
     double *t = calloc((size_t)rounds, sizeof(*t));
     for (change_t c = NONE; c < KINDS; c++) {
