@@ -53,8 +53,8 @@ typedef struct model {
 
 static const char *const ns_names[N_NS] = {"default", "shop", "pay", "ops"};
 static const view_port_t port_choices[] = {
-    {80, "http", VIEW_PROTO_HTTP, 8080},    {9000, "tcp", VIEW_PROTO_TCP, 0},
-    {8080, "grpc", VIEW_PROTO_GRPC, 0},     {443, "https", VIEW_PROTO_HTTPS, 8443},
+    {80, "http", VIEW_PROTO_HTTP, 8080},  {9000, "tcp", VIEW_PROTO_TCP, 0},
+    {8080, "grpc", VIEW_PROTO_GRPC, 0},   {443, "https", VIEW_PROTO_HTTPS, 8443},
     {15014, NULL, VIEW_PROTO_UNKNOWN, 0},
 };
 #define N_PORT_CHOICES (sizeof(port_choices) / sizeof(port_choices[0]))
@@ -274,8 +274,8 @@ static void assert_same_view(const view_t *a, const view_t *b, const char *step)
             if (strcmp(ra->name, rb->name) != 0 || strcmp(ra->type_url, rb->type_url) != 0 ||
                 ra->blob->len != rb->blob->len || ra->blob->hash != rb->blob->hash ||
                 memcmp(ra->blob->bytes, rb->blob->bytes, ra->blob->len) != 0)
-                fail_msg("%s: group %d '%s': resource '%s' differs from '%s'", step,
-                         (int)ga->kind, ga->key, ra->name, rb->name);
+                fail_msg("%s: group %d '%s': resource '%s' differs from '%s'", step, (int)ga->kind,
+                         ga->key, ra->name, rb->name);
         }
     }
 }
@@ -293,8 +293,8 @@ static size_t assert_shares_prev(const view_t *v, const view_t *prev, const char
             if (p && p->blob->len == r->blob->len &&
                 memcmp(p->blob->bytes, r->blob->bytes, r->blob->len) == 0) {
                 if (p->blob != r->blob)
-                    fail_msg("%s: group %d '%s': '%s' unchanged but not shared", step,
-                             (int)g->kind, g->key, r->name);
+                    fail_msg("%s: group %d '%s': '%s' unchanged but not shared", step, (int)g->kind,
+                             g->key, r->name);
             } else {
                 changed++;
             }
@@ -310,8 +310,9 @@ static size_t assert_shares_prev(const view_t *v, const view_t *prev, const char
 }
 
 static const char *const change_names[CH_KINDS] = {
-    "endpoint added",  "endpoint removed", "endpoint readiness", "service added",   "service removed",
-    "port added",      "mTLS changed",     "workload added",     "workload removed",
+    "endpoint added", "endpoint removed", "endpoint readiness",
+    "service added",  "service removed",  "port added",
+    "mTLS changed",   "workload added",   "workload removed",
 };
 
 /* Runs `steps` changes of kinds chosen by the seed, a rebuild and a build from nothing after

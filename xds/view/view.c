@@ -194,6 +194,55 @@ int vb_group_from_prev(view_builder_t *b, int gi, const view_group_t *pg, bool c
     return 0;
 }
 
+int vb_group_merge(view_builder_t *b, int gi, const view_group_t *pg, const char *const *drop,
+                   size_t n_drop, const view_unit_res_t *const *add, size_t n_add)
+{
+    view_group_t *g = &b->groups[gi];
+    size_t n = pg->n + n_add;
+    res_block_t *blk = malloc(sizeof(*blk) + (n + 1) * sizeof(view_resource_t));
+    if (blk == NULL)
+        return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+    atomic_init(&blk->refs, 1);
+    view_resource_t *v = blk->v;
+    size_t k = 0, i = 0, d = 0, a = 0;
+    int rc = 0;
+    while (rc == 0 && (i < pg->n || a < n_add)) {
+        if (i < pg->n && d < n_drop && strcmp(pg->v[i].name, drop[d]) == 0) {
+            i++, d++;
+            continue;
+        }
+        int c = i == pg->n ? 1 : a == n_add ? -1 : strcmp(pg->v[i].name, add[a]->name);
+        if (c == 0) {
+            rc = 1; /* a name twice: the full build says where */
+            break;
+        }
+        const char *name = c < 0 ? pg->v[i].name : add[a]->name;
+        view_blob_t *blob = c < 0 ? pg->v[i].blob : add[a]->blob;
+        char *copy = strdup(name);
+        if (copy == NULL) {
+            rc = err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+            break;
+        }
+        v[k++] = (view_resource_t){g->type_url, copy, view_blob_ref(blob)};
+        if (c < 0)
+            i++;
+        else
+            a++;
+    }
+    if (rc == 0 && d != n_drop)
+        rc = 1; /* a name to drop that prev did not have */
+    if (rc != 0) {
+        atomic_store(&blk->refs, 1);
+        resources_release(blk->v, k);
+        return rc;
+    }
+    resources_release(g->v, g->n);
+    g->v = v;
+    g->n = k;
+    b->state[gi] = VB_GROUP_SORTED;
+    return 0;
+}
+
 int vb_group_set(view_builder_t *b, int gi, const char *name, view_blob_t *blob)
 {
     view_group_t *g = &b->groups[gi];

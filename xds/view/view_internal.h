@@ -78,6 +78,12 @@ int vb_add_blob(view_builder_t *b, int gi, const char *name, view_blob_t *blob);
 /* Makes group gi (its resources so far dropped) prev's group pg (borrowed): shared whole, or a
  * copy whose blobs vb_group_set may replace. Returns 0 or negative with b->err set. */
 int vb_group_from_prev(view_builder_t *b, int gi, const view_group_t *pg, bool copy);
+/* Makes group gi (its resources so far dropped) prev's group pg (borrowed) without the
+ * resources named drop[0..n_drop) and with add[0..n_add) (both sorted by name, borrowed; blobs
+ * referenced). Returns 0; 1 when it cannot (a name twice, a name to drop missing: gi is then
+ * untouched); or negative with b->err set. */
+int vb_group_merge(view_builder_t *b, int gi, const view_group_t *pg, const char *const *drop,
+                   size_t n_drop, const view_unit_res_t *const *add, size_t n_add);
 /* Replaces the blob of resource `name` of a copied group gi by blob (a reference is taken). */
 int vb_group_set(view_builder_t *b, int gi, const char *name, view_blob_t *blob);
 /* Adds the units' resources of group gi's kind to global group gi, after the other resources

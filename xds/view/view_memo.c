@@ -347,37 +347,120 @@ static size_t count_kind(const view_unit_t *u, view_group_kind_t kind)
     return n;
 }
 
+static int name_cmp(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static int res_name_cmp(const void *x, const void *y)
+{
+    return strcmp((*(const view_unit_res_t *const *)x)->name,
+                  (*(const view_unit_res_t *const *)y)->name);
+}
+
+/* How the units differ from prev's for one kind: units only here (added), only in prev
+ * (dropped), or the same service with other names (both); units of the same names with other
+ * blobs are patched in place. */
+typedef struct unit_diff {
+    const char **drop;
+    const view_unit_res_t **add;
+    size_t n_drop, n_add, cap_drop, cap_add;
+    bool patch;
+    int err;
+} unit_diff_t;
+
+static void diff_unit(unit_diff_t *d, const view_unit_t *u, view_group_kind_t kind, bool add)
+{
+    for (size_t i = 0; u && i < u->n_res && d->err == 0; i++) {
+        if (u->res[i].kind != kind)
+            continue;
+        if (add && d->n_add == d->cap_add) {
+            d->cap_add = d->cap_add ? d->cap_add * 2 : 16;
+            const view_unit_res_t **v = realloc(d->add, d->cap_add * sizeof(*v));
+            if (v == NULL)
+                d->err = -ENOMEM;
+            else
+                d->add = v;
+        } else if (!add && d->n_drop == d->cap_drop) {
+            d->cap_drop = d->cap_drop ? d->cap_drop * 2 : 16;
+            const char **v = realloc(d->drop, d->cap_drop * sizeof(*v));
+            if (v == NULL)
+                d->err = -ENOMEM;
+            else
+                d->drop = v;
+        }
+        if (d->err)
+            break;
+        if (add)
+            d->add[d->n_add++] = &u->res[i];
+        else
+            d->drop[d->n_drop++] = u->res[i].name;
+    }
+}
+
+/* Walks the units and prev's (both sorted by service) and fills d. */
+static void diff_units(const view_memo_t *m, const view_memo_t *pm, view_group_kind_t kind,
+                       unit_diff_t *d)
+{
+    size_t i = 0, j = 0;
+    while ((i < m->n_units || j < pm->n_units) && d->err == 0) {
+        const view_unit_t *u = i < m->n_units ? m->units[i] : NULL;
+        const view_unit_t *p = j < pm->n_units ? pm->units[j] : NULL;
+        int c = u == NULL ? 1 : p == NULL ? -1 : u == p ? 0 : unit_cmp(u->namespace_, u->name, p);
+        bool same = true;
+        if (c == 0 && u != p && !same_names(u, p, kind, &same)) {
+            diff_unit(d, p, kind, false);
+            diff_unit(d, u, kind, true);
+        }
+        d->patch |= !same;
+        if (c < 0)
+            diff_unit(d, u, kind, true);
+        if (c > 0)
+            diff_unit(d, p, kind, false);
+        i += c <= 0;
+        j += c >= 0;
+    }
+}
+
 int vb_units_group(view_builder_t *b, int gi)
 {
     const view_group_t *g = &b->groups[gi];
     const view_memo_t *m = b->memo, *pm = b->prev_memo;
     const view_group_t *pg = view_find_group(b->prev, g->kind, g->key);
     view_group_kind_t kind = g->kind;
-    bool alike = pm && pg && pm->n_units == m->n_units, changed = false;
-    size_t n = g->n;
+    bool alike = pm && pg;
     for (size_t i = 0; alike && i < g->n; i++) {
         const view_resource_t *r = view_group_resource(pg, g->v[i].name);
         alike = r && r->blob == g->v[i].blob;
     }
-    for (size_t i = 0; alike && i < m->n_units; i++) {
-        const view_unit_t *u = m->units[i], *p = pm->units[i];
-        n += count_kind(u, kind);
-        if (u == p)
-            continue;
-        bool same;
-        alike = unit_cmp(u->namespace_, u->name, p) == 0 && same_names(u, p, kind, &same);
-        changed |= !same;
+    size_t n = g->n;
+    for (size_t i = 0; alike && i < m->n_units; i++)
+        n += count_kind(m->units[i], kind);
+    unit_diff_t d = {0};
+    if (alike)
+        diff_units(m, pm, kind, &d);
+    int rc = d.err ? err_set(b->err, b->errlen, d.err, "out of memory") : 1;
+    if (rc == 1 && alike && n == pg->n + d.n_add - d.n_drop) {
+        if (d.n_add == 0 && d.n_drop == 0) {
+            rc = vb_group_from_prev(b, gi, pg, d.patch);
+        } else {
+            qsort(d.drop, d.n_drop, sizeof(*d.drop), name_cmp);
+            qsort(d.add, d.n_add, sizeof(*d.add), res_name_cmp);
+            rc = vb_group_merge(b, gi, pg, d.drop, d.n_drop, d.add, d.n_add);
+        }
     }
-    if (!alike || n != pg->n) {
-        int rc = 0;
+    free(d.drop);
+    free(d.add);
+    if (rc == 1) { /* prev's group cannot be reused: every resource, sorted when sealed */
+        rc = 0;
         for (size_t i = 0; i < m->n_units && rc == 0; i++)
             rc = vb_add_unit(b, gi, m->units[i]);
         return rc;
     }
-    int rc = vb_group_from_prev(b, gi, pg, changed);
-    for (size_t i = 0; changed && i < m->n_units && rc == 0; i++) {
+    /* The same names with other blobs (also in units merged in: their blobs are set again). */
+    for (size_t i = 0; d.patch && i < m->n_units && rc == 0; i++) {
         const view_unit_t *u = m->units[i];
-        if (u == pm->units[i])
+        if (pm && i < pm->n_units && u == pm->units[i])
             continue;
         for (size_t j = 0; j < u->n_res && rc == 0; j++)
             if (u->res[j].kind == kind)
