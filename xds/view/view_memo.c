@@ -444,8 +444,10 @@ int vb_units_group(view_builder_t *b, int gi)
         if (d.n_add == 0 && d.n_drop == 0) {
             rc = vb_group_from_prev(b, gi, pg, d.patch);
         } else {
-            qsort(d.drop, d.n_drop, sizeof(*d.drop), name_cmp);
-            qsort(d.add, d.n_add, sizeof(*d.add), res_name_cmp);
+            if (d.n_drop)
+                qsort(d.drop, d.n_drop, sizeof(*d.drop), name_cmp);
+            if (d.n_add)
+                qsort(d.add, d.n_add, sizeof(*d.add), res_name_cmp);
             rc = vb_group_merge(b, gi, pg, d.drop, d.n_drop, d.add, d.n_add);
         }
     }
