@@ -311,6 +311,53 @@ int vb_encode(view_builder_t *b, view_group_kind_t kind, const char *key, const 
     return 0;
 }
 
+static void put(uint8_t **p, const uint8_t *src, size_t n)
+{
+    if (n) {
+        memcpy(*p, src, n);
+        *p += n;
+    }
+}
+
+int vb_assemble(view_builder_t *b, view_group_kind_t kind, const char *key, const char *name,
+                const vb_parts_t *in, view_blob_t **out)
+{
+    size_t len = in->hl + in->tl;
+    for (size_t i = 0; i < in->n; i++)
+        len += in->parts[i]->len;
+    view_blob_t *blob = malloc(sizeof(*blob) + len);
+    if (blob == NULL)
+        return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+    uint8_t *p = blob->bytes;
+    put(&p, in->head, in->hl);
+    for (size_t i = 0; i < in->n; i++)
+        put(&p, in->parts[i]->bytes, in->parts[i]->len);
+    put(&p, in->tail, in->tl);
+    /* FNV-1a runs forward: the state after the head and the parts prev had alike is prev's. */
+    size_t k = in->prev_states ? in->n_same : 0;
+    uint64_t h;
+    if (in->prev_states) {
+        memcpy(in->states, in->prev_states, (k + 1) * sizeof(*in->states));
+        h = in->states[k];
+    } else {
+        h = in->states[0] = pbw_hash(PBW_HASH_INIT, in->head, in->hl);
+    }
+    for (size_t i = k; i < in->n; i++)
+        h = in->states[i + 1] = pbw_hash(h, in->parts[i]->bytes, in->parts[i]->len);
+    h = pbw_hash(h, in->tail, in->tl);
+    view_blob_t *prev = prev_blob(b, kind, key, name, h, blob->bytes, len);
+    if (prev) {
+        free(blob);
+        *out = prev;
+        return 0;
+    }
+    atomic_init(&blob->refs, 0);
+    blob->hash = h;
+    blob->len = len;
+    *out = blob;
+    return 0;
+}
+
 int vb_add(view_builder_t *b, int gi, const char *name, pbw_t *w)
 {
     view_blob_t *blob;

@@ -97,6 +97,22 @@ int vb_add_unit(view_builder_t *b, int gi, const view_unit_t *u);
  * takes one, or frees it). Returns 0 or negative with b->err set. */
 int vb_encode(view_builder_t *b, view_group_kind_t kind, const char *key, const char *name,
               pbw_t *w, view_blob_t **out);
+/* A resource made of units' parts: head bytes, the parts' bytes, tail bytes. states[0..n]
+ * receives the hash state after the head and after each part; prev_states (NULL: none) are
+ * those of the resource this one replaces, whose head and first n_same parts were these. */
+typedef struct vb_parts {
+    const uint8_t *head, *tail; /* borrowed */
+    size_t hl, tl;
+    view_blob_t *const *parts; /* borrowed */
+    size_t n;
+    const uint64_t *prev_states; /* borrowed */
+    size_t n_same;
+    uint64_t *states; /* caller's, n + 1 */
+} vb_parts_t;
+/* As vb_encode, for the bytes of in (borrowed): a resource assembled from parts without
+ * encoding them again, hashed from where it differs from prev's. */
+int vb_assemble(view_builder_t *b, view_group_kind_t kind, const char *key, const char *name,
+                const vb_parts_t *in, view_blob_t **out);
 /* Finishes w (reset whatever happens) into a new blob with one reference, unhashed: a part of
  * a resource, or prev (borrowed, may be NULL; a reference is then taken) when its bytes are
  * the same. Returns NULL with b->err set on failure. */

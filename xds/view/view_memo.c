@@ -17,6 +17,7 @@ typedef struct route_memo {
     uint16_t port;
     view_blob_t **key; /* owned array; the parts' identities (not references) */
     size_t n_key;
+    uint64_t *states;  /* owned, n_key + 1: the hash state after the head and each part */
     view_blob_t *blob; /* one reference */
 } route_memo_t;
 
@@ -30,9 +31,10 @@ typedef struct inbound_memo {
 struct view_memo {
     view_unit_t **units; /* one reference each, sorted by (namespace, name) */
     size_t n_units;
-    uint8_t *outbound_head; /* owned: head and tail bytes of virtualOutbound */
-    size_t outbound_head_len;
-    view_blob_t **outbound_key; /* owned array: the units' chains (identities) */
+    uint8_t *outbound_head;                /* owned: head and tail bytes of virtualOutbound */
+    size_t outbound_head_len, outbound_hl; /* both; the head's */
+    uint64_t *outbound_states;             /* owned, n_outbound_key + 1 (vb_parts_t) */
+    view_blob_t **outbound_key;            /* owned array: the units' chains (identities) */
     size_t n_outbound_key;
     view_blob_t *outbound; /* one reference, or NULL */
     route_memo_t *routes;  /* sorted by (namespace, port) */
@@ -153,10 +155,12 @@ void view_memo_free(view_memo_t *m)
     free(m->units);
     free(m->outbound_head);
     free(m->outbound_key);
+    free(m->outbound_states);
     view_blob_unref(m->outbound);
     for (size_t i = 0; i < m->n_routes; i++) {
         free(m->routes[i].ns_owned);
         free(m->routes[i].key);
+        free(m->routes[i].states);
         view_blob_unref(m->routes[i].blob);
     }
     free(m->routes);
@@ -473,13 +477,6 @@ int vb_units_group(view_builder_t *b, int gi)
 
 /* ---- assembled resources -------------------------------------------------------------------- */
 
-/* Adds n parts' bytes to w at the level open now. */
-static void add_parts(pbw_t *w, view_blob_t *const *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        pbw_raw(w, v[i]->bytes, v[i]->len);
-}
-
 /* Finishes w (reset) and appends its bytes to *buf (len *n). */
 static int append_finished(view_builder_t *b, pbw_t *w, uint8_t **buf, size_t *n)
 {
@@ -514,8 +511,10 @@ int vm_outbound(view_builder_t *b, pbw_t *head, pbw_t *tail, view_blob_t **out)
         pbw_reset(tail);
     if (rc < 0)
         return rc;
+    m->outbound_hl = hl;
     m->outbound_key = calloc(m->n_units + 1, sizeof(*m->outbound_key));
-    if (m->outbound_key == NULL)
+    m->outbound_states = calloc(m->n_units + 1, sizeof(*m->outbound_states));
+    if (m->outbound_key == NULL || m->outbound_states == NULL)
         return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
     m->n_outbound_key = m->n_units;
     for (size_t i = 0; i < m->n_units; i++)
@@ -524,17 +523,28 @@ int vm_outbound(view_builder_t *b, pbw_t *head, pbw_t *tail, view_blob_t **out)
         memcmp(pm->outbound_head, m->outbound_head, m->outbound_head_len) == 0 &&
         pm->n_outbound_key == m->n_outbound_key &&
         memcmp(pm->outbound_key, m->outbound_key, m->n_units * sizeof(*m->outbound_key)) == 0) {
+        memcpy(m->outbound_states, pm->outbound_states,
+               (m->n_units + 1) * sizeof(*m->outbound_states));
         *out = m->outbound = view_blob_ref(pm->outbound);
         return 0;
     }
-    pbw_t w;
-    pbw_init(&w, NULL);
-    pbw_raw(&w, m->outbound_head, hl);
-    add_parts(&w, m->outbound_key, m->n_units);
-    pbw_raw(&w, m->outbound_head + hl, m->outbound_head_len - hl);
+    vb_parts_t in = {.head = m->outbound_head,
+                     .hl = hl,
+                     .parts = m->outbound_key,
+                     .n = m->n_units,
+                     .tail = m->outbound_head + hl,
+                     .tl = m->outbound_head_len - hl,
+                     .states = m->outbound_states};
+    if (pm && pm->outbound && pm->outbound_hl == hl &&
+        memcmp(pm->outbound_head, in.head, hl) == 0) {
+        in.prev_states = pm->outbound_states;
+        while (in.n_same < in.n && in.n_same < pm->n_outbound_key &&
+               pm->outbound_key[in.n_same] == in.parts[in.n_same])
+            in.n_same++;
+    }
     view_blob_t *blob;
-    rc = vb_encode(b, VIEW_GROUP_OUTBOUND, b->n_namespaces ? b->namespaces[0] : "",
-                   "virtualOutbound", &w, &blob);
+    rc = vb_assemble(b, VIEW_GROUP_OUTBOUND, b->n_namespaces ? b->namespaces[0] : "",
+                     "virtualOutbound", &in, &blob);
     if (rc < 0)
         return rc;
     *out = m->outbound = view_blob_ref(blob);
@@ -581,9 +591,11 @@ int vm_route(view_builder_t *b, int gi, const char *ns, uint16_t port, pbw_t *he
     r->port = port;
     r->ns_owned = strdup(ns);
     r->key = malloc((n + 1) * sizeof(*r->key));
-    if (r->ns_owned == NULL || r->key == NULL) {
+    r->states = malloc((n + 1) * sizeof(*r->states));
+    if (r->ns_owned == NULL || r->key == NULL || r->states == NULL) {
         free(r->ns_owned);
         free(r->key);
+        free(r->states);
         goto nomem;
     }
     memcpy(r->key, vh, n * sizeof(*vh));
@@ -595,22 +607,35 @@ int vm_route(view_builder_t *b, int gi, const char *ns, uint16_t port, pbw_t *he
     if (p && p->n_key == n && memcmp(p->key, vh, n * sizeof(*vh)) == 0) {
         pbw_reset(head);
         pbw_reset(tail);
+        memcpy(r->states, p->states, (n + 1) * sizeof(*r->states));
         r->blob = view_blob_ref(p->blob);
         return vb_add_blob(b, gi, rname, r->blob);
     }
-    add_parts(head, vh, n);
-    uint8_t *tb;
-    size_t tl;
+    uint8_t *hb = NULL, *tb = NULL;
+    size_t hl, tl;
     char err[256];
-    int rc = pbw_finish(tail, &tb, &tl, err, sizeof(err));
+    int rc = pbw_finish(head, &hb, &hl, err, sizeof(err));
+    if (rc == 0)
+        rc = pbw_finish(tail, &tb, &tl, err, sizeof(err));
+    else
+        pbw_reset(tail);
     if (rc < 0) {
-        pbw_reset(head);
+        free(hb);
         return err_set(b->err, b->errlen, rc, "route configuration '%s': %s", rname, err);
     }
-    pbw_raw(head, tb, tl);
-    free(tb);
+    /* The head is the name, the same for the same port: prev's states hold up to the first
+     * virtual host that differs. */
+    vb_parts_t in = {
+        .head = hb, .hl = hl, .parts = vh, .n = n, .tail = tb, .tl = tl, .states = r->states};
+    if (p) {
+        in.prev_states = p->states;
+        while (in.n_same < n && in.n_same < p->n_key && p->key[in.n_same] == vh[in.n_same])
+            in.n_same++;
+    }
     view_blob_t *blob;
-    rc = vb_encode(b, VIEW_GROUP_ROUTES, ns, rname, head, &blob);
+    rc = vb_assemble(b, VIEW_GROUP_ROUTES, ns, rname, &in, &blob);
+    free(hb);
+    free(tb);
     if (rc < 0)
         return rc;
     r->blob = view_blob_ref(blob);
