@@ -140,6 +140,7 @@ static void unit_unref(view_unit_t *u)
     }
     free(u->vh_own);
     free(u->vh_other);
+    free(u->ports);
     free(u->input);
     free(u->namespace_);
     free(u->name);
@@ -266,9 +267,13 @@ static int unit_encode(view_builder_t *b, size_t si, view_input_t *in, const vie
     u->n_ports = s->n_ports;
     u->vh_own = calloc(s->n_ports + 1, sizeof(*u->vh_own));
     u->vh_other = calloc(s->n_ports + 1, sizeof(*u->vh_other));
+    u->ports = calloc(s->n_ports + 1, sizeof(*u->ports));
     int rc = 0;
-    if (u->namespace_ == NULL || u->name == NULL || u->vh_own == NULL || u->vh_other == NULL)
+    if (u->namespace_ == NULL || u->name == NULL || u->vh_own == NULL || u->vh_other == NULL ||
+        u->ports == NULL)
         rc = err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+    for (size_t p = 0; rc == 0 && p < s->n_ports; p++)
+        u->ports[p] = s->ports[p].port;
     if (rc == 0)
         rc = vu_clusters(b, si, u);
     if (rc == 0)

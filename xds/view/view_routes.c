@@ -171,10 +171,15 @@ int vu_routes(view_builder_t *b, size_t si, view_unit_t *u, const view_unit_t *p
     const view_service_t *s = b->svcs[si];
     int rc = 0;
     for (size_t pi = 0; pi < s->n_ports && rc == 0; pi++) {
-        bool same = prev && prev->n_ports == s->n_ports;
-        rc = vh_part(b, si, pi, NULL, same ? prev->vh_other[pi] : NULL, &u->vh_other[pi]);
+        /* prev's virtual hosts of the same port number, kept when their bytes are these (a
+         * port added leaves the other ports' route configurations as they were) */
+        size_t pj = 0;
+        while (prev && pj < prev->n_ports && prev->ports[pj] != s->ports[pi].port)
+            pj++;
+        bool same = prev && pj < prev->n_ports;
+        rc = vh_part(b, si, pi, NULL, same ? prev->vh_other[pj] : NULL, &u->vh_other[pi]);
         if (rc == 0 && view_proto_http(s->ports[pi].protocol))
-            rc = vh_part(b, si, pi, s->namespace_, same ? prev->vh_own[pi] : NULL, &u->vh_own[pi]);
+            rc = vh_part(b, si, pi, s->namespace_, same ? prev->vh_own[pj] : NULL, &u->vh_own[pi]);
         /* The proxyless clients' listener and route configuration "<host>:<port>", whose
          * virtual host is the one seen from no namespace. */
         char name[600];
