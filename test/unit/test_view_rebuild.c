@@ -403,6 +403,37 @@ static void test_endpoint_change_changes_only_its_services_assignments(void **st
     view_free(b);
 }
 
+/* A change that makes the registry one the view cannot express (a Service added with another's
+ * host) is refused given prev as from nothing, with the same error, and prev still serves as
+ * the base of the next rebuild. */
+static void test_rebuild_refuses_what_a_build_from_nothing_refuses(void **state)
+{
+    (void)state;
+    static model_t m;
+    model_init(&m, 11);
+    view_t *a = build(registry(&m), NULL);
+    static char host[64];
+    snprintf(host, sizeof(host), "%s.%s.svc.cluster.local", m.svcs[0].name, m.svcs[0].s.namespace_);
+    add_service(&m);
+    m.svcs[m.n_svcs - 1].s.host = host;
+    m.svcs[m.n_svcs - 1].s.kind = m.svcs[0].s.kind;
+    m.svcs[m.n_svcs - 1].s.n_ports = 1;
+    m.svcs[m.n_svcs - 1].ports[0] = m.svcs[0].ports[0];
+    char err_full[256] = "", err_inc[256] = "";
+    view_t *v = NULL;
+    assert_true(view_build(registry(&m), NULL, &v, err_full, sizeof(err_full)) < 0);
+    assert_null(v);
+    assert_true(view_build(registry(&m), a, &v, err_inc, sizeof(err_inc)) < 0);
+    assert_null(v);
+    assert_non_null(strstr(err_full, "made twice"));
+    assert_string_equal(err_inc, err_full);
+    m.n_svcs--; /* the change undone: the rebuild from a is a again */
+    view_t *b = build(registry(&m), a);
+    assert_int_equal(assert_shares_prev(b, a, "undone"), 0);
+    view_free(a);
+    view_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -410,6 +441,7 @@ int main(void)
         cmocka_unit_test(test_rebuild_equals_a_build_from_nothing_over_random_series),
         cmocka_unit_test(test_rebuild_without_change_shares_everything),
         cmocka_unit_test(test_endpoint_change_changes_only_its_services_assignments),
+        cmocka_unit_test(test_rebuild_refuses_what_a_build_from_nothing_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
