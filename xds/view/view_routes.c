@@ -31,12 +31,33 @@ static int http_port_cmp(const void *x, const void *y)
     return a->si < b->si ? -1 : a->si > b->si;
 }
 
+/* "<name>:<port>" in buf (cap bytes), as snprintf writes it; without snprintf, since every
+ * virtual host of every service port is made of a few of these. */
+static const char *name_port(char *buf, size_t cap, const char *name, uint16_t port)
+{
+    char digits[8];
+    size_t nd = 0, n = strlen(name);
+    unsigned v = port;
+    do
+        digits[nd++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    if (n + 1 + nd + 1 > cap) {
+        snprintf(buf, cap, "%s:%u", name, port);
+        return buf;
+    }
+    memcpy(buf, name, n);
+    buf[n++] = ':';
+    while (nd)
+        buf[n++] = digits[--nd];
+    buf[n] = '\0';
+    return buf;
+}
+
 static void domain(pbw_t *w, const char *name, uint16_t port)
 {
     char buf[600];
     pbw_string(w, "domains", name);
-    snprintf(buf, sizeof(buf), "%s:%u", name, port);
-    pbw_string(w, "domains", buf);
+    pbw_string(w, "domains", name_port(buf, sizeof(buf), name, port));
 }
 
 /* The virtual host of service si's port pi, as seen from namespace ns (NULL: from no
@@ -47,8 +68,7 @@ static void virtual_host(const view_builder_t *b, pbw_t *w, size_t si, size_t pi
     uint16_t port = s->ports[pi].port;
     char buf[600];
     pbw_begin(w, "virtual_hosts");
-    snprintf(buf, sizeof(buf), "%s:%u", b->hosts[si], port);
-    pbw_string(w, "name", buf);
+    pbw_string(w, "name", name_port(buf, sizeof(buf), b->hosts[si], port));
     domain(w, b->hosts[si], port);
     snprintf(buf, sizeof(buf), "%s.%s.svc", s->name, s->namespace_);
     if (strcmp(buf, b->hosts[si]) != 0)
