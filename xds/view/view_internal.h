@@ -29,8 +29,10 @@ typedef struct view_unit {
     size_t n_res, cap_res;
     view_blob_t *outbound; /* one reference held; len 0 when it has no chain */
     size_t n_ports;
-    uint16_t *ports;                  /* owned, n_ports: the service's port numbers */
-    view_blob_t **vh_own, **vh_other; /* n_ports each, one reference each; NULL: no HTTP route */
+    uint16_t *ports; /* owned, n_ports: the service's port numbers */
+    /* n_ports each, one reference each: vh_other for every port (the gRPC clients' route
+     * configurations are made of it too), vh_own NULL for a port with no HTTP route. */
+    view_blob_t **vh_own, **vh_other;
 } view_unit_t;
 
 typedef struct view_memo view_memo_t;

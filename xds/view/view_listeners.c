@@ -302,7 +302,8 @@ static void inbound_port(pbw_t *w, const char *td, uint16_t port, bool http, vie
     inbound_chain(w, td, port, false, t);
 }
 
-/* virtualInbound of wl, encoded: everything in it is what `in` holds. */
+/* virtualInbound of wl in mode m, encoded (prev's blob of group `key` when the bytes are the same).
+ */
 static int encode_inbound(view_builder_t *b, const char *key, const view_workload_t *wl,
                           view_mtls_t m, view_blob_t **out)
 {

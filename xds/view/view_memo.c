@@ -13,7 +13,7 @@
 #include "xds/view/view_internal.h"
 
 typedef struct route_memo {
-    char *ns_owned;
+    char *ns;
     uint16_t port;
     view_blob_t **key; /* owned array; the parts' identities (not references) */
     size_t n_key;
@@ -159,7 +159,7 @@ void view_memo_free(view_memo_t *m)
     free(m->outbound_states);
     view_blob_unref(m->outbound);
     for (size_t i = 0; i < m->n_routes; i++) {
-        free(m->routes[i].ns_owned);
+        free(m->routes[i].ns);
         free(m->routes[i].key);
         free(m->routes[i].states);
         view_blob_unref(m->routes[i].blob);
@@ -558,7 +558,7 @@ int vm_outbound(view_builder_t *b, pbw_t *head, pbw_t *tail, view_blob_t **out)
 
 static int route_cmp(const char *ns, uint16_t port, const route_memo_t *r)
 {
-    int c = strcmp(ns, r->ns_owned);
+    int c = strcmp(ns, r->ns);
     return c ? c : (int)port - (int)r->port;
 }
 
@@ -594,11 +594,11 @@ int vm_route(view_builder_t *b, int gi, const char *ns, uint16_t port, pbw_t *he
     route_memo_t *r = &m->routes[m->n_routes];
     memset(r, 0, sizeof(*r));
     r->port = port;
-    r->ns_owned = strdup(ns);
+    r->ns = strdup(ns);
     r->key = malloc((n + 1) * sizeof(*r->key));
     r->states = malloc((n + 1) * sizeof(*r->states));
-    if (r->ns_owned == NULL || r->key == NULL || r->states == NULL) {
-        free(r->ns_owned);
+    if (r->ns == NULL || r->key == NULL || r->states == NULL) {
+        free(r->ns);
         free(r->key);
         free(r->states);
         goto nomem;
