@@ -144,6 +144,14 @@ void pbw_uint(pbw_t *w, const char *field, uint64_t value)
     }
 }
 
+void pbw_raw(pbw_t *w, const uint8_t *p, size_t len)
+{
+    if (len && room(w, len)) {
+        memcpy(w->buf + w->len, p, len);
+        w->len += len;
+    }
+}
+
 static void open_frame(pbw_t *w, const ProtobufCMessageDescriptor *desc, const char *field)
 {
     if (w->err)

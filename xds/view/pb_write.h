@@ -41,6 +41,8 @@ int pbw_finish(pbw_t *w, uint8_t **out, size_t *len, char *err, size_t errlen);
  * by calling again. */
 void pbw_string(pbw_t *w, const char *field, const char *value); /* value borrowed; NULL: skip */
 void pbw_uint(pbw_t *w, const char *field, uint64_t value); /* uint32/uint64/enum/bool, varint */
+/* Appends fields already encoded (len bytes at p, borrowed) to the message open now. */
+void pbw_raw(pbw_t *w, const uint8_t *p, size_t len);
 /* Opens the submessage `field`; pbw_end closes it. */
 void pbw_begin(pbw_t *w, const char *field);
 void pbw_end(pbw_t *w);

@@ -4,6 +4,7 @@
 #include "xds/view/view.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +24,35 @@ void view_blob_unref(view_blob_t *b)
         free(b);
 }
 
+/* A group's resources live in a block of their own, shared by the groups of successive views
+ * while they are the same (a rebuild that changes nothing in a group takes it whole). */
+typedef struct res_block {
+    _Atomic int refs;
+    view_resource_t v[];
+} res_block_t;
+
+static res_block_t *block_of(view_resource_t *v)
+{
+    return (res_block_t *)((char *)v - offsetof(res_block_t, v));
+}
+
+static void resources_release(view_resource_t *v, size_t n)
+{
+    if (v == NULL)
+        return;
+    res_block_t *blk = block_of(v);
+    if (atomic_fetch_sub_explicit(&blk->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].name);
+        view_blob_unref(v[i].blob);
+    }
+    free(blk);
+}
+
 static void group_free(view_group_t *g)
 {
-    for (size_t i = 0; i < g->n; i++) {
-        free(g->v[i].name);
-        view_blob_unref(g->v[i].blob);
-    }
-    free(g->v);
+    resources_release(g->v, g->n);
     free(g->key);
 }
 
@@ -40,6 +63,7 @@ void view_free(view_t *v)
     for (size_t i = 0; i < v->n; i++)
         group_free(&v->groups[i]);
     free(v->groups);
+    view_memo_free(v->memo);
     free(v);
 }
 
@@ -93,8 +117,13 @@ int vb_group(view_builder_t *b, view_group_kind_t kind, const char *type_url, co
         if (g == NULL)
             return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
         b->groups = g;
+        unsigned char *st = realloc(b->state, cap);
+        if (st == NULL)
+            return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+        b->state = st;
         b->cap_groups = cap;
     }
+    b->state[b->n_groups] = VB_GROUP_OPEN;
     view_group_t *g = &b->groups[b->n_groups];
     memset(g, 0, sizeof(*g));
     g->kind = kind;
@@ -109,10 +138,14 @@ int vb_add_blob(view_builder_t *b, int gi, const char *name, view_blob_t *blob)
 {
     view_group_t *g = &b->groups[gi];
     if ((g->n & (g->n - 1)) == 0) { /* 0, 1, 2, 4...: full */
-        view_resource_t *v = realloc(g->v, (g->n ? g->n * 2 : 1) * sizeof(*v));
-        if (v == NULL)
+        res_block_t *old = g->v ? block_of(g->v) : NULL;
+        res_block_t *blk =
+            realloc(old, sizeof(*blk) + (g->n ? g->n * 2 : 1) * sizeof(view_resource_t));
+        if (blk == NULL)
             return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
-        g->v = v;
+        if (old == NULL)
+            atomic_init(&blk->refs, 1);
+        g->v = blk->v;
     }
     char *copy = strdup(name);
     if (copy == NULL)
@@ -122,30 +155,147 @@ int vb_add_blob(view_builder_t *b, int gi, const char *name, view_blob_t *blob)
     return 0;
 }
 
-/* The previous view's blob of that resource when its bytes are these. */
-static view_blob_t *prev_blob(const view_builder_t *b, const view_group_t *g, const char *name,
-                              uint64_t hash, const uint8_t *bytes, size_t len)
+int vb_add_unit(view_builder_t *b, int gi, const view_unit_t *u)
 {
-    const view_resource_t *r = view_group_resource(view_find_group(b->prev, g->kind, g->key), name);
+    int rc = 0;
+    for (size_t i = 0; i < u->n_res && rc == 0; i++)
+        if (u->res[i].kind == b->groups[gi].kind)
+            rc = vb_add_blob(b, gi, u->res[i].name, u->res[i].blob);
+    return rc;
+}
+
+int vb_group_from_prev(view_builder_t *b, int gi, const view_group_t *pg, bool copy)
+{
+    view_group_t *g = &b->groups[gi];
+    resources_release(g->v, g->n);
+    g->v = NULL;
+    g->n = 0;
+    if (!copy) {
+        if (pg->v)
+            atomic_fetch_add_explicit(&block_of(pg->v)->refs, 1, memory_order_relaxed);
+        g->v = pg->v;
+        g->n = pg->n;
+        g->hash = pg->hash;
+        b->state[gi] = VB_GROUP_SEALED;
+        return 0;
+    }
+    res_block_t *blk = malloc(sizeof(*blk) + (pg->n + 1) * sizeof(view_resource_t));
+    if (blk == NULL)
+        return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+    atomic_init(&blk->refs, 1);
+    g->v = blk->v;
+    for (size_t i = 0; i < pg->n; i++) {
+        char *name = strdup(pg->v[i].name);
+        if (name == NULL)
+            return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+        g->v[g->n++] = (view_resource_t){pg->v[i].type_url, name, view_blob_ref(pg->v[i].blob)};
+    }
+    b->state[gi] = VB_GROUP_SORTED;
+    return 0;
+}
+
+int vb_group_merge(view_builder_t *b, int gi, const view_group_t *pg, const char *const *drop,
+                   size_t n_drop, const view_unit_res_t *const *add, size_t n_add)
+{
+    view_group_t *g = &b->groups[gi];
+    size_t n = pg->n + n_add;
+    res_block_t *blk = malloc(sizeof(*blk) + (n + 1) * sizeof(view_resource_t));
+    if (blk == NULL)
+        return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+    atomic_init(&blk->refs, 1);
+    view_resource_t *v = blk->v;
+    size_t k = 0, i = 0, d = 0, a = 0;
+    int rc = 0;
+    while (rc == 0 && (i < pg->n || a < n_add)) {
+        if (i < pg->n && d < n_drop && strcmp(pg->v[i].name, drop[d]) == 0) {
+            i++, d++;
+            continue;
+        }
+        int c = i == pg->n ? 1 : a == n_add ? -1 : strcmp(pg->v[i].name, add[a]->name);
+        if (c == 0) {
+            rc = 1; /* a name twice: the full build says where */
+            break;
+        }
+        const char *name = c < 0 ? pg->v[i].name : add[a]->name;
+        view_blob_t *blob = c < 0 ? pg->v[i].blob : add[a]->blob;
+        char *copy = strdup(name);
+        if (copy == NULL) {
+            rc = err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+            break;
+        }
+        v[k++] = (view_resource_t){g->type_url, copy, view_blob_ref(blob)};
+        if (c < 0)
+            i++;
+        else
+            a++;
+    }
+    if (rc == 0 && d != n_drop)
+        rc = 1; /* a name to drop that prev did not have */
+    if (rc != 0) {
+        atomic_store(&blk->refs, 1);
+        resources_release(blk->v, k);
+        return rc;
+    }
+    resources_release(g->v, g->n);
+    g->v = v;
+    g->n = k;
+    b->state[gi] = VB_GROUP_SORTED;
+    return 0;
+}
+
+int vb_group_set(view_builder_t *b, int gi, const char *name, view_blob_t *blob)
+{
+    view_group_t *g = &b->groups[gi];
+    view_resource_t *r = (view_resource_t *)view_group_resource(g, name);
+    if (r == NULL)
+        return err_set(b->err, b->errlen, -ENOENT, "%s '%s': not in its group", g->type_url, name);
+    view_blob_ref(blob);
+    view_blob_unref(r->blob);
+    r->blob = blob;
+    return 0;
+}
+
+/* The previous view's blob of that resource when its bytes are these. */
+static view_blob_t *prev_blob(const view_builder_t *b, view_group_kind_t kind, const char *key,
+                              const char *name, uint64_t hash, const uint8_t *bytes, size_t len)
+{
+    const view_resource_t *r = view_group_resource(view_find_group(b->prev, kind, key), name);
     if (r && r->blob->hash == hash && r->blob->len == len &&
         memcmp(r->blob->bytes, bytes, len) == 0)
         return r->blob;
     return NULL;
 }
 
-int vb_add(view_builder_t *b, int gi, const char *name, pbw_t *w)
+static const char *kind_type_url(view_group_kind_t kind)
+{
+    switch (kind) {
+    case VIEW_GROUP_CLUSTERS:
+        return VIEW_TYPE_CLUSTER;
+    case VIEW_GROUP_ENDPOINTS:
+        return VIEW_TYPE_ENDPOINTS;
+    case VIEW_GROUP_ROUTES:
+    case VIEW_GROUP_GRPC_ROUTES:
+        return VIEW_TYPE_ROUTES;
+    default:
+        return VIEW_TYPE_LISTENER;
+    }
+}
+
+int vb_encode(view_builder_t *b, view_group_kind_t kind, const char *key, const char *name,
+              pbw_t *w, view_blob_t **out)
 {
     uint8_t *bytes;
     size_t len;
     char err[256];
     int rc = pbw_finish(w, &bytes, &len, err, sizeof(err));
     if (rc < 0)
-        return err_set(b->err, b->errlen, rc, "%s '%s': %s", b->groups[gi].type_url, name, err);
+        return err_set(b->err, b->errlen, rc, "%s '%s': %s", kind_type_url(kind), name, err);
     uint64_t hash = pbw_hash(PBW_HASH_INIT, bytes, len);
-    view_blob_t *blob = prev_blob(b, &b->groups[gi], name, hash, bytes, len);
+    view_blob_t *blob = prev_blob(b, kind, key, name, hash, bytes, len);
     if (blob) {
         free(bytes);
-        return vb_add_blob(b, gi, name, blob);
+        *out = blob;
+        return 0;
     }
     blob = malloc(sizeof(*blob) + len);
     if (blob == NULL) {
@@ -157,8 +307,65 @@ int vb_add(view_builder_t *b, int gi, const char *name, pbw_t *w)
     blob->len = len;
     memcpy(blob->bytes, bytes, len);
     free(bytes);
-    rc = vb_add_blob(b, gi, name, blob);
+    *out = blob;
+    return 0;
+}
+
+static void put(uint8_t **p, const uint8_t *src, size_t n)
+{
+    if (n) {
+        memcpy(*p, src, n);
+        *p += n;
+    }
+}
+
+int vb_assemble(view_builder_t *b, view_group_kind_t kind, const char *key, const char *name,
+                const vb_parts_t *in, view_blob_t **out)
+{
+    size_t len = in->hl + in->tl;
+    for (size_t i = 0; i < in->n; i++)
+        len += in->parts[i]->len;
+    view_blob_t *blob = malloc(sizeof(*blob) + len);
+    if (blob == NULL)
+        return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+    uint8_t *p = blob->bytes;
+    put(&p, in->head, in->hl);
+    for (size_t i = 0; i < in->n; i++)
+        put(&p, in->parts[i]->bytes, in->parts[i]->len);
+    put(&p, in->tail, in->tl);
+    /* FNV-1a runs forward: the state after the head and the parts prev had alike is prev's. */
+    size_t k = in->prev_states ? in->n_same : 0;
+    uint64_t h;
+    if (in->prev_states) {
+        memcpy(in->states, in->prev_states, (k + 1) * sizeof(*in->states));
+        h = in->states[k];
+    } else {
+        h = in->states[0] = pbw_hash(PBW_HASH_INIT, in->head, in->hl);
+    }
+    for (size_t i = k; i < in->n; i++)
+        h = in->states[i + 1] = pbw_hash(h, in->parts[i]->bytes, in->parts[i]->len);
+    h = pbw_hash(h, in->tail, in->tl);
+    view_blob_t *prev = prev_blob(b, kind, key, name, h, blob->bytes, len);
+    if (prev) {
+        free(blob);
+        *out = prev;
+        return 0;
+    }
+    atomic_init(&blob->refs, 0);
+    blob->hash = h;
+    blob->len = len;
+    *out = blob;
+    return 0;
+}
+
+int vb_add(view_builder_t *b, int gi, const char *name, pbw_t *w)
+{
+    view_blob_t *blob;
+    int rc = vb_encode(b, b->groups[gi].kind, b->groups[gi].key, name, w, &blob);
     if (rc < 0)
+        return rc;
+    rc = vb_add_blob(b, gi, name, blob);
+    if (rc < 0 && atomic_load(&blob->refs) == 0)
         free(blob);
     return rc;
 }
@@ -308,10 +515,13 @@ static int seal_groups(view_builder_t *b)
 {
     for (size_t i = 0; i < b->n_groups; i++) {
         view_group_t *g = &b->groups[i];
-        qsort(g->v, g->n, sizeof(*g->v), resource_cmp);
+        if (b->state[i] == VB_GROUP_SEALED)
+            continue;
+        if (b->state[i] == VB_GROUP_OPEN)
+            qsort(g->v, g->n, sizeof(*g->v), resource_cmp);
         uint64_t h = PBW_HASH_INIT;
         for (size_t j = 0; j < g->n; j++) {
-            if (j && strcmp(g->v[j - 1].name, g->v[j].name) == 0)
+            if (b->state[i] == VB_GROUP_OPEN && j && strcmp(g->v[j - 1].name, g->v[j].name) == 0)
                 return err_set(b->err, b->errlen, -EINVAL,
                                "%s '%s': made twice (two services "
                                "with one host, or one workload twice?)",
@@ -336,6 +546,8 @@ static void builder_free(view_builder_t *b)
     free(b->hosts);
     free(b->svcs);
     free(b->namespaces);
+    free(b->state);
+    view_memo_free(b->memo);
     for (size_t i = 0; i < b->n_groups; i++)
         group_free(&b->groups[i]);
     free(b->groups);
@@ -344,10 +556,15 @@ static void builder_free(view_builder_t *b)
 int view_build(const view_registry_t *reg, const view_t *prev, view_t **out, char *err,
                size_t errlen)
 {
-    view_builder_t b = {.reg = reg, .prev = prev, .err = err, .errlen = errlen};
+    view_builder_t b = {.reg = reg,
+                        .prev = prev,
+                        .prev_memo = prev ? prev->memo : NULL,
+                        .err = err,
+                        .errlen = errlen};
     int (*const parts[])(view_builder_t *) = {
-        index_registry,     view_build_clusters, view_build_endpoints, view_build_outbound,
-        view_build_inbound, view_build_routes,   view_build_grpc,      seal_groups,
+        index_registry,       view_memo_units,     view_build_clusters,
+        view_build_endpoints, view_build_outbound, view_build_inbound,
+        view_build_routes,    view_build_grpc,     seal_groups,
     };
     *out = NULL;
     int rc = 0;
@@ -359,6 +576,7 @@ int view_build(const view_registry_t *reg, const view_t *prev, view_t **out, cha
     if (rc == 0) {
         v->groups = b.groups;
         v->n = b.n_groups;
+        v->memo = view_memo_take(&b);
         b.groups = NULL;
         b.n_groups = 0;
         *out = v;

@@ -64,11 +64,16 @@ typedef struct view_group {
     uint64_t hash; /* of its resources' names and hashes: equal hashes, same group content */
 } view_group_t;
 
+struct view_memo;
+
 /* The resources of every group, sorted by (kind, key). Immutable once built; may be read from
  * any thread. */
 typedef struct view {
     view_group_t *groups; /* owned */
     size_t n;
+    /* Owned, internal to xds/view/: what a build given this view as prev reuses without encoding
+     * again (each registry unit's input and encoded parts; docs/control-plane-view.md, "Cost"). */
+    struct view_memo *memo;
 } view_t;
 
 /* Computes the view of reg (borrowed for the call; nothing of it is kept). prev (borrowed; NULL:

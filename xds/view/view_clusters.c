@@ -103,7 +103,7 @@ typedef struct svc_port {
 } svc_port_t;
 
 /* One outbound cluster of a service port: `name`, offering ALPN alpn when in mTLS. */
-static int add_outbound(view_builder_t *b, int gi, const svc_port_t *sp, const char *name,
+static int add_outbound(view_builder_t *b, view_unit_t *u, const svc_port_t *sp, const char *name,
                         const char *alpn)
 {
     const view_service_t *s = sp->s;
@@ -149,7 +149,7 @@ static int add_outbound(view_builder_t *b, int gi, const svc_port_t *sp, const c
         snprintf(sni, sizeof(sni), "outbound_.%u_._.%s", port, sp->host);
         view_upstream_tls(&w, sni, alpn, sp->sans, sp->n_sans);
     }
-    return vb_add(b, gi, name, &w);
+    return vu_add(b, u, VIEW_GROUP_CLUSTERS, name, &w);
 }
 
 /* Whether the clusters of s are in mTLS: its namespace is, and it is in the mesh. */
@@ -158,7 +158,7 @@ static bool service_mtls(const view_builder_t *b, const view_service_t *s)
     return s->kind != VIEW_SVC_EXTERNAL_NAME && vb_mtls(b, s->namespace_) != VIEW_MTLS_OFF;
 }
 
-static int add_service_clusters(view_builder_t *b, int gi, size_t si)
+int vu_clusters(view_builder_t *b, size_t si, view_unit_t *u)
 {
     svc_port_t sp = {.s = b->svcs[si], .host = b->hosts[si]};
     sp.mtls = service_mtls(b, sp.s);
@@ -168,10 +168,10 @@ static int add_service_clusters(view_builder_t *b, int gi, size_t si)
         char name[600];
         bool http = view_proto_http(p->protocol);
         snprintf(name, sizeof(name), "outbound|%u||%s", p->port, sp.host);
-        rc = add_outbound(b, gi, &sp, name, http ? "istio-http/1.1" : "istio");
+        rc = add_outbound(b, u, &sp, name, http ? "istio-http/1.1" : "istio");
         if (rc == 0 && http && sp.mtls) {
             snprintf(name, sizeof(name), "outbound|%u|tcp|%s", p->port, sp.host);
-            rc = add_outbound(b, gi, &sp, name, "istio");
+            rc = add_outbound(b, u, &sp, name, "istio");
         }
     }
     free_strs(sp.sans, sp.n_sans);
@@ -193,8 +193,6 @@ int view_build_clusters(view_builder_t *b)
     int rc = add_original_dst(b, gi, "PassthroughCluster", NULL);
     if (rc == 0)
         rc = add_original_dst(b, gi, "InboundPassthroughClusterIpv4", b->reg->mesh.inbound_source);
-    for (size_t i = 0; i < b->n_svcs && rc == 0; i++)
-        rc = add_service_clusters(b, gi, i);
     /* inbound|<port>||: one per container port any workload has. */
     size_t n = 0;
     for (size_t i = 0; i < b->reg->n_workloads; i++)
@@ -215,7 +213,7 @@ int view_build_clusters(view_builder_t *b)
         rc = add_original_dst(b, gi, name, b->reg->mesh.inbound_source);
     }
     free(ports);
-    return rc;
+    return rc < 0 ? rc : vb_units_group(b, gi);
 }
 
 /* ---- EDS ------------------------------------------------------------------------------------ */
@@ -235,8 +233,9 @@ static int endpoint_cmp(const void *x, const void *y)
 
 /* The assignment `name` of port pi of s: its ready endpoints (eps, sorted by zone) by
  * locality, each locality weighted by its number of endpoints. */
-static int add_assignment(view_builder_t *b, int gi, const char *name, const view_service_t *s,
-                          size_t pi, const view_endpoint_t *const *eps, size_t n)
+static int add_assignment(view_builder_t *b, view_unit_t *u, const char *name,
+                          const view_service_t *s, size_t pi, const view_endpoint_t *const *eps,
+                          size_t n)
 {
     pbw_t w;
     pbw_init(&w, ASSIGNMENT_DESC);
@@ -267,12 +266,14 @@ static int add_assignment(view_builder_t *b, int gi, const char *name, const vie
         pbw_end(&w);
         i = j;
     }
-    return vb_add(b, gi, name, &w);
+    return vu_add(b, u, VIEW_GROUP_ENDPOINTS, name, &w);
 }
 
-static int add_service_assignments(view_builder_t *b, int gi, size_t si)
+int vu_assignments(view_builder_t *b, size_t si, view_unit_t *u)
 {
     const view_service_t *s = b->svcs[si];
+    if (s->kind != VIEW_SVC_CLUSTER_IP)
+        return 0;
     const view_endpoint_t **eps = calloc(s->n_endpoints + 1, sizeof(*eps));
     if (eps == NULL)
         return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
@@ -286,10 +287,10 @@ static int add_service_assignments(view_builder_t *b, int gi, size_t si)
     for (size_t pi = 0; pi < s->n_ports && rc == 0; pi++) {
         char name[600];
         snprintf(name, sizeof(name), "outbound|%u||%s", s->ports[pi].port, b->hosts[si]);
-        rc = add_assignment(b, gi, name, s, pi, eps, n);
+        rc = add_assignment(b, u, name, s, pi, eps, n);
         if (rc == 0 && mtls && view_proto_http(s->ports[pi].protocol)) {
             snprintf(name, sizeof(name), "outbound|%u|tcp|%s", s->ports[pi].port, b->hosts[si]);
-            rc = add_assignment(b, gi, name, s, pi, eps, n);
+            rc = add_assignment(b, u, name, s, pi, eps, n);
         }
     }
     free(eps);
@@ -301,9 +302,5 @@ int view_build_endpoints(view_builder_t *b)
     int gi = vb_group(b, VIEW_GROUP_ENDPOINTS, VIEW_TYPE_ENDPOINTS, "");
     if (gi < 0)
         return gi;
-    int rc = 0;
-    for (size_t i = 0; i < b->n_svcs && rc == 0; i++)
-        if (b->svcs[i]->kind == VIEW_SVC_CLUSTER_IP)
-            rc = add_service_assignments(b, gi, i);
-    return rc;
+    return vb_units_group(b, gi);
 }

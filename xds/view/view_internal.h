@@ -8,6 +8,49 @@
 
 #define VIEW_DEFAULT_CONNECT_TIMEOUT_MS 10000
 
+/* A resource of a service unit: which global group it goes to, its name, its bytes. */
+typedef struct view_unit_res {
+    view_group_kind_t kind; /* CLUSTERS, ENDPOINTS, GRPC_LISTENERS or GRPC_ROUTES */
+    char *name;             /* owned */
+    view_blob_t *blob;      /* one reference held */
+} view_unit_res_t;
+
+/* Everything one service gives, encoded once and kept while its input stays the same: its
+ * resources, the part of virtualOutbound that is its chains (Listener filter_chains fields),
+ * and per port the virtual host of the route configurations (RouteConfiguration
+ * virtual_hosts fields), as seen from its own namespace and from any other. Shared by the
+ * memos of successive views (refcounted); never written after it is made. */
+typedef struct view_unit {
+    _Atomic int refs;
+    char *namespace_, *name; /* owned: the service's, the unit's identity */
+    uint8_t *input;          /* owned: every input its parts depend on, serialized */
+    size_t input_len;
+    view_unit_res_t *res; /* owned */
+    size_t n_res, cap_res;
+    view_blob_t *outbound; /* one reference held; len 0 when it has no chain */
+    size_t n_ports;
+    uint16_t *ports; /* owned, n_ports: the service's port numbers */
+    /* n_ports each, one reference each: vh_other for every port (the gRPC clients' route
+     * configurations are made of it too), vh_own NULL for a port with no HTTP route. */
+    view_blob_t **vh_own, **vh_other;
+} view_unit_t;
+
+typedef struct view_memo view_memo_t;
+
+/* A unit's input, serialized: what its encoding reads, so equal bytes mean equal parts. An
+ * allocation failure sticks (err). */
+typedef struct view_input {
+    uint8_t *buf; /* owned */
+    size_t len, cap;
+    int err;
+} view_input_t;
+void vin_str(view_input_t *in, const char *s); /* s borrowed; NULL differs from "" */
+void vin_u64(view_input_t *in, uint64_t v);
+
+/* What sealing a group still needs: sorting, checking and hashing (resources added); hashing
+ * (prev's resources, some blobs replaced); nothing (prev's group, shared). */
+enum { VB_GROUP_OPEN, VB_GROUP_SORTED, VB_GROUP_SEALED };
+
 typedef struct view_builder {
     const view_registry_t *reg; /* borrowed */
     const view_t *prev;         /* borrowed, or NULL */
@@ -20,6 +63,10 @@ typedef struct view_builder {
     size_t n_namespaces;
     view_group_t *groups; /* what is being built; taken by the view at the end */
     size_t n_groups, cap_groups;
+    unsigned char *state;         /* per group: VB_GROUP_* */
+    const view_memo_t *prev_memo; /* prev's, or NULL */
+    view_memo_t *memo;            /* the new view's, being filled; taken by it at the end */
+    view_unit_t **units;          /* per svcs[i]: borrowed from memo */
     char *err;
     size_t errlen;
 } view_builder_t;
@@ -31,6 +78,50 @@ int vb_group(view_builder_t *b, view_group_kind_t kind, const char *type_url, co
 int vb_add(view_builder_t *b, int gi, const char *name, pbw_t *w);
 /* Adds blob (a reference is taken) as resource `name` of group gi. */
 int vb_add_blob(view_builder_t *b, int gi, const char *name, view_blob_t *blob);
+/* Makes group gi (its resources so far dropped) prev's group pg (borrowed): shared whole, or a
+ * copy whose blobs vb_group_set may replace. Returns 0 or negative with b->err set. */
+int vb_group_from_prev(view_builder_t *b, int gi, const view_group_t *pg, bool copy);
+/* Makes group gi (its resources so far dropped) prev's group pg (borrowed) without the
+ * resources named drop[0..n_drop) and with add[0..n_add) (both sorted by name, borrowed; blobs
+ * referenced). Returns 0; 1 when it cannot (a name twice, a name to drop missing: gi is then
+ * untouched); or negative with b->err set. */
+int vb_group_merge(view_builder_t *b, int gi, const view_group_t *pg, const char *const *drop,
+                   size_t n_drop, const view_unit_res_t *const *add, size_t n_add);
+/* Replaces the blob of resource `name` of a copied group gi by blob (a reference is taken). */
+int vb_group_set(view_builder_t *b, int gi, const char *name, view_blob_t *blob);
+/* Adds the units' resources of group gi's kind to global group gi, after the other resources
+ * the caller added: prev's group, shared or with the changed units' blobs replaced, when the
+ * services are the same ones and their resources have the same names. */
+int vb_units_group(view_builder_t *b, int gi);
+/* Adds u's resources (borrowed) of group gi's kind to group gi (references taken). */
+int vb_add_unit(view_builder_t *b, int gi, const view_unit_t *u);
+/* Finishes w (reset whatever happens) into *out: prev's blob of resource `name` in group
+ * (kind, key) when the bytes are the same, else a new blob with no reference yet (the caller
+ * takes one, or frees it). Returns 0 or negative with b->err set. */
+int vb_encode(view_builder_t *b, view_group_kind_t kind, const char *key, const char *name,
+              pbw_t *w, view_blob_t **out);
+/* A resource made of units' parts: head bytes, the parts' bytes, tail bytes. states[0..n]
+ * receives the hash state after the head and after each part; prev_states (NULL: none) are
+ * those of the resource this one replaces, whose head and first n_same parts were these. */
+typedef struct vb_parts {
+    const uint8_t *head, *tail; /* borrowed */
+    size_t hl, tl;
+    view_blob_t *const *parts; /* borrowed */
+    size_t n;
+    const uint64_t *prev_states; /* borrowed */
+    size_t n_same;
+    uint64_t *states; /* caller's, n + 1 */
+} vb_parts_t;
+/* As vb_encode, for the bytes of in (borrowed): a resource assembled from parts without
+ * encoding them again, hashed from where it differs from prev's. */
+int vb_assemble(view_builder_t *b, view_group_kind_t kind, const char *key, const char *name,
+                const vb_parts_t *in, view_blob_t **out);
+/* Finishes w (reset whatever happens) into a new blob with one reference, unhashed: a part of
+ * a resource, or prev (borrowed, may be NULL; a reference is then taken) when its bytes are
+ * the same. Returns NULL with b->err set on failure. */
+view_blob_t *vb_fragment(view_builder_t *b, pbw_t *w, view_blob_t *prev);
+/* Appends a resource of group kind `kind` named `name` (copied) to u, from w (reset). */
+int vu_add(view_builder_t *b, view_unit_t *u, view_group_kind_t kind, const char *name, pbw_t *w);
 
 /* The mode of namespace ns (borrowed): its own, else the mesh's; OFF when neither says. */
 view_mtls_t vb_mtls(const view_builder_t *b, const char *ns);
@@ -51,6 +142,37 @@ void view_downstream_tls(pbw_t *w, const char *trust_domain);
 void view_router_filter(pbw_t *w);
 /* An `ads: {}` ConfigSource field with resource_api_version V3. */
 void view_ads_source(pbw_t *w, const char *field);
+
+/* A service unit's parts, encoded into u (u->n_ports set, vh_* allocated): its clusters
+ * (view_clusters.c), assignments, outbound chains (view_listeners.c), virtual hosts and gRPC
+ * resources (view_routes.c). prev (borrowed, may be NULL) is the unit of the same service in
+ * prev's memo, whose parts are shared when their bytes are the same. */
+int vu_clusters(view_builder_t *b, size_t si, view_unit_t *u);
+int vu_assignments(view_builder_t *b, size_t si, view_unit_t *u);
+int vu_outbound(view_builder_t *b, size_t si, view_unit_t *u, const view_unit_t *prev);
+int vu_routes(view_builder_t *b, size_t si, view_unit_t *u, const view_unit_t *prev);
+
+/* The memo (view_memo.c): a unit per service, from prev's when its input is the same (in
+ * b->units, held by b->memo); then the assembled resources, reused from prev's memo when the
+ * parts they are made of are the same ones. Return 0 or negative with b->err set. */
+int view_memo_units(view_builder_t *b);
+/* The memo of the new view (new), taken from b. */
+view_memo_t *view_memo_take(view_builder_t *b);
+/* Frees m (taken; NULL: nothing). */
+void view_memo_free(view_memo_t *m);
+/* virtualOutbound: head (w, reset: the fields before the chains), every unit's chains and tail
+ * (reset), or prev's when head and tail bytes and the chains are the same. *out is borrowed
+ * (the memo holds it). */
+int vm_outbound(view_builder_t *b, pbw_t *head, pbw_t *tail, view_blob_t **out);
+/* Adds route configuration `name` of namespace ns to group gi: head (the name, w, reset), the
+ * virtual hosts vh[0..n) (borrowed, units' parts) and tail (reset); reused from prev's when
+ * vh is the same. */
+int vm_route(view_builder_t *b, int gi, const char *ns, uint16_t port, pbw_t *head,
+             view_blob_t *const *vh, size_t n, pbw_t *tail);
+/* The virtualInbound blob of these inputs (input borrowed), borrowed: this build's or prev's
+ * for the same input, else NULL. vm_inbound_put remembers a new one (a reference is taken). */
+view_blob_t *vm_inbound_get(view_builder_t *b, const uint8_t *input, size_t len);
+int vm_inbound_put(view_builder_t *b, const uint8_t *input, size_t len, view_blob_t *blob);
 
 /* The parts, each adding its groups: CDS and EDS (view_clusters.c), the sidecars' listeners
  * (view_listeners.c), route configurations and the proxyless gRPC clients' resources

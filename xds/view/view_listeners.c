@@ -2,10 +2,12 @@
  * VIP (or headless endpoint address) and port, HTTP by sniffing and TCP otherwise, the rest
  * passed through; virtualInbound (15006), a chain per container port of the workload, with
  * mTLS as its namespace has it. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "envoy/config/listener/v3/listener.pb-c.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb-c.h"
 #include "envoy/extensions/filters/listener/http_inspector/v3/http_inspector.pb-c.h"
@@ -163,33 +165,37 @@ static void outbound_chains(view_builder_t *b, pbw_t *w, size_t si)
     }
 }
 
+int vu_outbound(view_builder_t *b, size_t si, view_unit_t *u, const view_unit_t *prev)
+{
+    pbw_t w;
+    pbw_init(&w, LISTENER_DESC);
+    outbound_chains(b, &w, si);
+    u->outbound = vb_fragment(b, &w, prev ? prev->outbound : NULL);
+    return u->outbound ? 0 : -ENOMEM;
+}
+
 /* One virtualOutbound for every namespace: nothing in it depends on the namespace (its HTTP
- * chains name route configurations "<port>", which do), so its bytes are shared. */
+ * chains name route configurations "<port>", which do), so its bytes are shared. It is the
+ * head, each service's chains (its unit's part) and the default chain. */
 int view_build_outbound(view_builder_t *b)
 {
     const char *const name = "virtualOutbound";
-    pbw_t w;
-    pbw_init(&w, LISTENER_DESC);
-    listener_head(&w, name, b->reg->mesh.outbound_port,
-                  ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND);
-    http_inspector(&w);
-    for (size_t i = 0; i < b->n_svcs; i++)
-        outbound_chains(b, &w, i);
-    pbw_begin(&w, "default_filter_chain");
-    pbw_string(&w, "name", "PassthroughFilterChain");
-    tcp_proxy(&w, "PassthroughCluster");
-    pbw_end(&w);
-    if (b->n_namespaces == 0) {
-        pbw_reset(&w);
+    if (b->n_namespaces == 0)
         return 0;
-    }
-    int gi = vb_group(b, VIEW_GROUP_OUTBOUND, VIEW_TYPE_LISTENER, b->namespaces[0]);
-    int rc = gi < 0 ? gi : vb_add(b, gi, name, &w);
-    if (gi < 0)
-        pbw_reset(&w);
-    view_blob_t *blob = rc == 0 ? b->groups[gi].v[0].blob : NULL;
-    for (size_t i = 1; i < b->n_namespaces && rc == 0; i++) {
-        rc = gi = vb_group(b, VIEW_GROUP_OUTBOUND, VIEW_TYPE_LISTENER, b->namespaces[i]);
+    pbw_t head, tail;
+    pbw_init(&head, LISTENER_DESC);
+    listener_head(&head, name, b->reg->mesh.outbound_port,
+                  ENVOY__CONFIG__CORE__V3__TRAFFIC_DIRECTION__OUTBOUND);
+    http_inspector(&head);
+    pbw_init(&tail, LISTENER_DESC);
+    pbw_begin(&tail, "default_filter_chain");
+    pbw_string(&tail, "name", "PassthroughFilterChain");
+    tcp_proxy(&tail, "PassthroughCluster");
+    pbw_end(&tail);
+    view_blob_t *blob;
+    int rc = vm_outbound(b, &head, &tail, &blob);
+    for (size_t i = 0; i < b->n_namespaces && rc == 0; i++) {
+        int gi = rc = vb_group(b, VIEW_GROUP_OUTBOUND, VIEW_TYPE_LISTENER, b->namespaces[i]);
         if (rc >= 0)
             rc = vb_add_blob(b, gi, name, blob);
     }
@@ -299,15 +305,12 @@ static void inbound_port(pbw_t *w, const char *td, uint16_t port, bool http, vie
     inbound_chain(w, td, port, false, t);
 }
 
-static int add_inbound(view_builder_t *b, const view_workload_t *wl)
+/* virtualInbound of wl in mode m, encoded (prev's blob of group `key` when the bytes are the same).
+ */
+static int encode_inbound(view_builder_t *b, const char *key, const view_workload_t *wl,
+                          view_mtls_t m, view_blob_t **out)
 {
     const char *td = b->reg->mesh.trust_domain;
-    view_mtls_t m = vb_mtls(b, wl->namespace_);
-    char key[512];
-    snprintf(key, sizeof(key), "%s/%s", wl->namespace_, wl->name);
-    int gi = vb_group(b, VIEW_GROUP_INBOUND, VIEW_TYPE_LISTENER, key);
-    if (gi < 0)
-        return gi;
     pbw_t w;
     pbw_init(&w, LISTENER_DESC);
     listener_head(&w, "virtualInbound", b->reg->mesh.inbound_port,
@@ -333,13 +336,48 @@ static int add_inbound(view_builder_t *b, const view_workload_t *wl)
         tcp_proxy(&w, "InboundPassthroughClusterIpv4");
         pbw_end(&w);
     }
-    return vb_add(b, gi, "virtualInbound", &w);
+    return vb_encode(b, VIEW_GROUP_INBOUND, key, "virtualInbound", &w, out);
+}
+
+/* A workload's virtualInbound depends on the mesh's trust domain and inbound port, its
+ * namespace's mode and its ports alone: workloads alike share one, encoded once. */
+static int add_inbound(view_builder_t *b, const view_workload_t *wl, view_input_t *in)
+{
+    view_mtls_t m = vb_mtls(b, wl->namespace_);
+    char key[512];
+    snprintf(key, sizeof(key), "%s/%s", wl->namespace_, wl->name);
+    int gi = vb_group(b, VIEW_GROUP_INBOUND, VIEW_TYPE_LISTENER, key);
+    if (gi < 0)
+        return gi;
+    in->len = 0;
+    vin_str(in, b->reg->mesh.trust_domain);
+    vin_u64(in, b->reg->mesh.inbound_port);
+    vin_u64(in, m);
+    for (size_t i = 0; i < wl->n_ports; i++)
+        vin_u64(in, (uint64_t)wl->ports[i].port << 1 | view_proto_http(wl->ports[i].protocol));
+    if (in->err)
+        return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+    view_blob_t *blob = vm_inbound_get(b, in->buf, in->len);
+    if (blob)
+        return vb_add_blob(b, gi, "virtualInbound", blob);
+    int rc = encode_inbound(b, key, wl, m, &blob);
+    if (rc < 0)
+        return rc;
+    rc = vb_add_blob(b, gi, "virtualInbound", blob);
+    if (rc < 0) {
+        if (atomic_load(&blob->refs) == 0)
+            free(blob);
+        return rc;
+    }
+    return vm_inbound_put(b, in->buf, in->len, blob);
 }
 
 int view_build_inbound(view_builder_t *b)
 {
+    view_input_t in = {0};
     int rc = 0;
     for (size_t i = 0; i < b->reg->n_workloads && rc == 0; i++)
-        rc = add_inbound(b, &b->reg->workloads[i]);
+        rc = add_inbound(b, &b->reg->workloads[i], &in);
+    free(in.buf);
     return rc;
 }

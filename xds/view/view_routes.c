@@ -31,12 +31,33 @@ static int http_port_cmp(const void *x, const void *y)
     return a->si < b->si ? -1 : a->si > b->si;
 }
 
+/* "<name>:<port>" in buf (cap bytes), as snprintf writes it; without snprintf, since every
+ * virtual host of every service port is made of a few of these. */
+static const char *name_port(char *buf, size_t cap, const char *name, uint16_t port)
+{
+    char digits[8];
+    size_t nd = 0, n = strlen(name);
+    unsigned v = port;
+    do
+        digits[nd++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    if (n + 1 + nd + 1 > cap) {
+        snprintf(buf, cap, "%s:%u", name, port);
+        return buf;
+    }
+    memcpy(buf, name, n);
+    buf[n++] = ':';
+    while (nd)
+        buf[n++] = digits[--nd];
+    buf[n] = '\0';
+    return buf;
+}
+
 static void domain(pbw_t *w, const char *name, uint16_t port)
 {
     char buf[600];
     pbw_string(w, "domains", name);
-    snprintf(buf, sizeof(buf), "%s:%u", name, port);
-    pbw_string(w, "domains", buf);
+    pbw_string(w, "domains", name_port(buf, sizeof(buf), name, port));
 }
 
 /* The virtual host of service si's port pi, as seen from namespace ns (NULL: from no
@@ -47,8 +68,7 @@ static void virtual_host(const view_builder_t *b, pbw_t *w, size_t si, size_t pi
     uint16_t port = s->ports[pi].port;
     char buf[600];
     pbw_begin(w, "virtual_hosts");
-    snprintf(buf, sizeof(buf), "%s:%u", b->hosts[si], port);
-    pbw_string(w, "name", buf);
+    pbw_string(w, "name", name_port(buf, sizeof(buf), b->hosts[si], port));
     domain(w, b->hosts[si], port);
     snprintf(buf, sizeof(buf), "%s.%s.svc", s->name, s->namespace_);
     if (strcmp(buf, b->hosts[si]) != 0)
@@ -96,8 +116,12 @@ int view_build_routes(view_builder_t *b)
     for (size_t si = 0; si < b->n_svcs; si++)
         n += b->svcs[si]->n_ports;
     http_port_t *hp = calloc(n + 1, sizeof(*hp));
-    if (hp == NULL)
+    view_blob_t **vh = calloc(n + 1, sizeof(*vh));
+    if (hp == NULL || vh == NULL) {
+        free(hp);
+        free(vh);
         return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+    }
     n = 0;
     for (size_t si = 0; si < b->n_svcs; si++)
         for (size_t pi = 0; pi < b->svcs[si]->n_ports; pi++)
@@ -111,25 +135,30 @@ int view_build_routes(view_builder_t *b)
         for (size_t i = 0; i < n && rc >= 0;) {
             char name[8];
             snprintf(name, sizeof(name), "%u", hp[i].port);
-            pbw_t w;
-            pbw_init(&w, ROUTES_DESC);
-            pbw_string(&w, "name", name);
+            pbw_t head, tail;
+            pbw_init(&head, ROUTES_DESC);
+            pbw_string(&head, "name", name);
             size_t j = i;
-            for (; j < n && hp[j].port == hp[i].port; j++)
-                virtual_host(b, &w, hp[j].si, hp[j].pi, ns);
-            allow_any(&w);
-            pbw_wrapped(&w, "validate_clusters", 0);
-            rc = vb_add(b, gi, name, &w);
+            for (; j < n && hp[j].port == hp[i].port; j++) {
+                const view_unit_t *u = b->units[hp[j].si];
+                bool own = strcmp(ns, b->svcs[hp[j].si]->namespace_) == 0;
+                vh[j - i] = own ? u->vh_own[hp[j].pi] : u->vh_other[hp[j].pi];
+            }
+            pbw_init(&tail, ROUTES_DESC);
+            allow_any(&tail);
+            pbw_wrapped(&tail, "validate_clusters", 0);
+            rc = vm_route(b, gi, ns, hp[i].port, &head, vh, j - i, &tail);
             i = j;
         }
     }
+    free(vh);
     free(hp);
     return rc < 0 ? rc : 0;
 }
 
 /* ---- proxyless gRPC ------------------------------------------------------------------------- */
 
-static int add_api_listener(view_builder_t *b, int gi, const char *name)
+static int add_api_listener(view_builder_t *b, view_unit_t *u, const char *name)
 {
     pbw_t w;
     pbw_init(&w, LISTENER_DESC);
@@ -143,7 +172,49 @@ static int add_api_listener(view_builder_t *b, int gi, const char *name)
     view_router_filter(&w);
     pbw_end_any(&w);
     pbw_end(&w);
-    return vb_add(b, gi, name, &w);
+    return vu_add(b, u, VIEW_GROUP_GRPC_LISTENERS, name, &w);
+}
+
+/* The virtual host of port pi as a part (new reference in *out), prev's when alike. */
+static int vh_part(view_builder_t *b, size_t si, size_t pi, const char *ns, view_blob_t *prev,
+                   view_blob_t **out)
+{
+    pbw_t w;
+    pbw_init(&w, ROUTES_DESC);
+    virtual_host(b, &w, si, pi, ns);
+    *out = vb_fragment(b, &w, prev);
+    return *out ? 0 : -ENOMEM;
+}
+
+int vu_routes(view_builder_t *b, size_t si, view_unit_t *u, const view_unit_t *prev)
+{
+    const view_service_t *s = b->svcs[si];
+    int rc = 0;
+    for (size_t pi = 0; pi < s->n_ports && rc == 0; pi++) {
+        /* prev's virtual hosts of the same port number, kept when their bytes are these (a
+         * port added leaves the other ports' route configurations as they were) */
+        size_t pj = 0;
+        while (prev && pj < prev->n_ports && prev->ports[pj] != s->ports[pi].port)
+            pj++;
+        bool same = prev && pj < prev->n_ports;
+        rc = vh_part(b, si, pi, NULL, same ? prev->vh_other[pj] : NULL, &u->vh_other[pi]);
+        if (rc == 0 && view_proto_http(s->ports[pi].protocol))
+            rc = vh_part(b, si, pi, s->namespace_, same ? prev->vh_own[pj] : NULL, &u->vh_own[pi]);
+        /* The proxyless clients' listener and route configuration "<host>:<port>", whose
+         * virtual host is the one seen from no namespace. */
+        char name[600];
+        snprintf(name, sizeof(name), "%s:%u", b->hosts[si], s->ports[pi].port);
+        if (rc == 0)
+            rc = add_api_listener(b, u, name);
+        if (rc == 0) {
+            pbw_t w;
+            pbw_init(&w, ROUTES_DESC);
+            pbw_string(&w, "name", name);
+            pbw_raw(&w, u->vh_other[pi]->bytes, u->vh_other[pi]->len);
+            rc = vu_add(b, u, VIEW_GROUP_GRPC_ROUTES, name, &w);
+        }
+    }
+    return rc;
 }
 
 int view_build_grpc(view_builder_t *b)
@@ -154,20 +225,6 @@ int view_build_grpc(view_builder_t *b)
     int rg = vb_group(b, VIEW_GROUP_GRPC_ROUTES, VIEW_TYPE_ROUTES, "");
     if (rg < 0)
         return rg;
-    int rc = 0;
-    for (size_t si = 0; si < b->n_svcs && rc == 0; si++) {
-        for (size_t pi = 0; pi < b->svcs[si]->n_ports && rc == 0; pi++) {
-            char name[600];
-            snprintf(name, sizeof(name), "%s:%u", b->hosts[si], b->svcs[si]->ports[pi].port);
-            rc = add_api_listener(b, lg, name);
-            if (rc < 0)
-                break;
-            pbw_t w;
-            pbw_init(&w, ROUTES_DESC);
-            pbw_string(&w, "name", name);
-            virtual_host(b, &w, si, pi, NULL);
-            rc = vb_add(b, rg, name, &w);
-        }
-    }
-    return rc;
+    int rc = vb_units_group(b, lg);
+    return rc < 0 ? rc : vb_units_group(b, rg);
 }
