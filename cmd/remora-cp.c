@@ -1,6 +1,7 @@
 /* remora-cp: the control plane. Parses the command line and runs cp/ on one loop until SIGTERM
  * or SIGINT. */
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,6 +228,10 @@ int main(int argc, char *argv[])
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* A rebuild frees the last view's changed parts and allocates the next one's: without this,
+     * glibc hands the freed pages back and the next rebuild faults them in again (a Service
+     * added cost 15-33 ms instead of 5.5-9; docs/control-plane-view.md, "Cost"). */
+    mallopt(M_TRIM_THRESHOLD, 32 << 20);
     uv_loop_t *loop = uv_default_loop();
     char err[1024];
     if (cp_start(loop, &o, &running, err, sizeof(err)) < 0) {
