@@ -304,16 +304,21 @@ static void arm_waits(xds_client_t *x)
  * -ENOMEM. */
 static int awaited(xds_client_t *x, const snapshot_t *snap)
 {
-    snap_refs_t refs;
-    int rc = snapshot_references(snap, &refs);
-    if (rc < 0)
-        return rc;
-    const snap_ref_list_t *lists[] = {&refs.route_configs, &refs.endpoints, &refs.secrets};
-    xds_wait_t *next = calloc(lists[0]->n + lists[1]->n + lists[2]->n + 1, sizeof(*next));
-    if (next == NULL) {
-        snapshot_refs_free(&refs);
-        return -ENOMEM;
+    /* The snapshot's lists, read in place: sorted, each name once. */
+    const snap_refs_t *refs = &snap->references;
+    const snap_ref_list_t *lists[] = {&refs->route_configs, &refs->endpoints, &refs->secrets};
+    size_t missing = 0;
+    for (unsigned k = 0; k < 3; k++)
+        for (size_t i = 0; i < lists[k]->n; i++)
+            missing += lists[k]->v[i].missing;
+    if (missing == 0 && x->n_waits == 0) {
+        arm_waits(x);
+        return 0; /* nothing was missing and nothing is: the usual update */
     }
+    int rc = 0;
+    xds_wait_t *next = calloc(missing + 1, sizeof(*next));
+    if (next == NULL)
+        return -ENOMEM;
     size_t n = 0, j = 0;
     int waiting = 0;
     for (unsigned k = 0; k < 3 && rc >= 0; k++) {
@@ -336,7 +341,6 @@ static int awaited(xds_client_t *x, const snapshot_t *snap)
             waiting += !next[n++].absent;
         }
     }
-    snapshot_refs_free(&refs);
     /* What was not moved is no longer missing. Out of memory, the names not reached lose their
      * wait and start a new one next time. */
     waits_free(x);

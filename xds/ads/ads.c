@@ -187,6 +187,24 @@ static void unmark_entry(ads_table_t *t, ads_entry_t *e, void *ctx)
     ads_table_release(t, e);
 }
 
+/* Whether names (n, borrowed) are exactly the names ts subscribes: as many, each subscribed, in
+ * ascending order (so none twice; names in another order take the long way). Then subscribing
+ * them changes nothing, and the walk over every entry that a change needs is skipped: the usual
+ * case, as the xDS client follows each new config's references, sorted. */
+static bool same_names(const ads_type_state_t *ts, const char *const *names, size_t n)
+{
+    if (n != ts->names)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && strcmp(names[i - 1], names[i]) >= 0)
+            return false;
+        const ads_entry_t *e = ads_table_find(&ts->table, names[i]);
+        if (e == NULL || !e->subscribed)
+            return false;
+    }
+    return true;
+}
+
 int ads_subscribe(ads_t *a, const char *type_url, const char *const *names, size_t n)
 {
     int t = ads_type_index(type_url);
@@ -198,6 +216,8 @@ int ads_subscribe(ads_t *a, const char *type_url, const char *const *names, size
             return -EINVAL;
     }
     ads_type_state_t *ts = &a->types[t];
+    if (ts->subscribed && same_names(ts, names, n))
+        return 0; /* the caller follows a config whose references did not change */
     for (size_t i = 0; i < n; i++) {
         ads_entry_t *e = ads_table_get(&ts->table, names[i]);
         if (e == NULL) {
@@ -302,7 +322,7 @@ int ads_resources(const ads_t *a, config_resources_t *res)
     for (int t = 0; t < ADS_NTYPES; t++) {
         size_t n, k = 0;
         bool oom;
-        ads_entry_t **v = ads_table_sorted(&a->types[t].table, &n, &oom);
+        ads_entry_t *const *v = ads_table_sorted(&a->types[t].table, &n, &oom);
         if (oom)
             return -ENOMEM;
         int rc = 0;
@@ -315,7 +335,6 @@ int ads_resources(const ads_t *a, config_resources_t *res)
                     lists[t]->v[lists[t]->n - 1].kept = v[i]->kept; /* held once */
                 }
             }
-        free(v);
         if (rc < 0)
             return rc;
     }
@@ -344,20 +363,17 @@ int ads_dump(const ads_t *a, const char *type_url, ads_resource_info_t **out, si
         return -EINVAL;
     size_t m;
     bool oom;
-    ads_entry_t **v = ads_table_sorted(&a->types[t].table, &m, &oom);
+    ads_entry_t *const *v = ads_table_sorted(&a->types[t].table, &m, &oom);
     if (oom)
         return -ENOMEM;
     if (m == 0)
         return 0;
     ads_resource_info_t *info = malloc(m * sizeof(*info));
-    if (info == NULL) {
-        free(v);
+    if (info == NULL)
         return -ENOMEM;
-    }
     for (size_t i = 0; i < m; i++)
         if (entry_listed(t, v[i]))
             fill_info(t, v[i], &info[(*n)++]);
-    free(v);
     *out = info;
     return 0;
 }

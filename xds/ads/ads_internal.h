@@ -53,10 +53,22 @@ typedef struct ads_entry {
     bool seen;       /* scratch while a response or a subscription is applied */
 } ads_entry_t;
 
+/* The entries sorted by name, kept until an entry comes or goes: requests, the resource set and
+ * /config_dump list the table in name order several times per response, and most responses
+ * change what entries hold, not which entries there are. */
+typedef struct ads_view {
+    ads_entry_t **v; /* owned array of borrowed entries */
+    size_t n, cap;
+    bool stale; /* an entry came or went since v was sorted */
+} ads_view_t;
+
 /* Entries by name: chained hashing, grown to keep chains short. */
 typedef struct ads_table {
     ads_entry_t **buckets;
     size_t nbuckets, n;
+    /* The sorted view (owned; made with the buckets). The table's readers, which hold it
+     * const, refresh it: it is a cache, not part of what the table says. */
+    ads_view_t *view;
 } ads_table_t;
 
 /* A delta ACK or NACK not yet sent: every delta response is answered on its own. */
@@ -107,9 +119,11 @@ ads_entry_t *ads_table_get(ads_table_t *t, const char *name);
 void ads_table_remove(ads_table_t *t, ads_entry_t *e);
 /* Frees every entry. */
 void ads_table_clear(ads_table_t *t);
-/* The entries, sorted by name: a new array (free it), *n long; NULL with *n 0 when empty or
- * when out of memory (*oom set then). */
-ads_entry_t **ads_table_sorted(const ads_table_t *t, size_t *n, bool *oom);
+/* The entries, sorted by name: an array of *n borrowed from the table, valid until an entry is
+ * added or removed (an entry removed while the caller walks the array is one it has passed or
+ * is at). NULL with *n 0 when empty or when out of memory (*oom set then). Sorts only when an
+ * entry came or went since the last call. */
+ads_entry_t *const *ads_table_sorted(const ads_table_t *t, size_t *n, bool *oom);
 /* Calls fn on every entry; fn may remove the entry it is given. */
 void ads_table_each(ads_table_t *t, void (*fn)(ads_table_t *t, ads_entry_t *e, void *ctx),
                     void *ctx);
