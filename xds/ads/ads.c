@@ -2,6 +2,7 @@
  * as a resource set and for /config_dump. Requests are packed in ads_request.c, responses taken
  * in ads_response.c. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,13 +66,47 @@ void ads_names_free(ads_names_t *l)
     memset(l, 0, sizeof(*l));
 }
 
+typedef struct ads_version {
+    size_t refs;
+    char text[];
+} ads_version_t;
+
+static ads_version_t *version_of(char *v)
+{
+    return (ads_version_t *)(v - offsetof(ads_version_t, text));
+}
+
+char *ads_version_new(const char *text)
+{
+    size_t len = strlen(text);
+    ads_version_t *v = malloc(sizeof(*v) + len + 1);
+    if (v == NULL)
+        return NULL;
+    v->refs = 1;
+    memcpy(v->text, text, len + 1);
+    return v->text;
+}
+
+char *ads_version_ref(char *v)
+{
+    if (v)
+        version_of(v)->refs++;
+    return v;
+}
+
+void ads_version_unref(char *v)
+{
+    if (v && --version_of(v)->refs == 0)
+        free(version_of(v));
+}
+
 void ads_entry_drop_msg(ads_entry_t *e)
 {
     snap_kept_unref(e->kept); /* the last holder frees the message, on any thread */
     if (e->raw)
         explicit_bzero(e->raw, e->raw_len); /* a secret's bytes hold its keys */
     free(e->raw);
-    free(e->version);
+    ads_version_unref(e->version);
     e->msg = NULL;
     e->kept = NULL;
     e->version = NULL;

@@ -39,7 +39,7 @@ typedef struct ads_entry {
      * resource set hands it to the build, whose snapshot keeps it by reference in turn. */
     ProtobufCMessage *msg;
     snap_kept_t *kept;
-    char *version;       /* the version that last delivered msg (owned), or NULL */
+    char *version;       /* the version that last delivered msg (an ads_version_ref), or NULL */
     uint64_t updated_ms; /* when msg last changed */
     /* The bytes msg was decoded from, as received (owned; NULL when msg is): a resend with the
      * same bytes is the same message, taken without decoding it again. */
@@ -107,6 +107,12 @@ int ads_names_add(ads_names_t *l, const char *name); /* copies name; 0 or -ENOME
 void ads_names_free(ads_names_t *l);
 char *ads_strdup(const char *s);         /* NULL stays NULL */
 void ads_entry_drop_msg(ads_entry_t *e); /* frees msg, its bytes and its version */
+/* Version strings shared by the entries one response delivers (every resource of a SotW
+ * response takes its version_info): a new reference-counted copy of text (borrowed), NULL when
+ * out of memory; another reference to v; dropping one (NULL: nothing). Main thread only. */
+char *ads_version_new(const char *text);
+char *ads_version_ref(char *v);
+void ads_version_unref(char *v);
 
 /* ads_table.c */
 uint64_t ads_hash(const void *data, size_t len);

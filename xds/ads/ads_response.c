@@ -55,7 +55,10 @@ typedef struct pass {
     item_t *items;
     size_t n;
     size_t nameless; /* rejected resources the client could not name */
-    bool oom;        /* an allocation failed inside a table walk */
+    /* The version the last good resource took (a reference; NULL: none yet): the next one of
+     * the same version shares it. */
+    char *version;
+    bool oom; /* an allocation failed inside a table walk */
 } pass_t;
 
 static void reject(item_t *it, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -253,35 +256,48 @@ static int by_string(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int by_item_name(const void *a, const void *b)
-{
-    return strcmp((*(item_t *const *)a)->name, (*(item_t *const *)b)->name);
-}
-
-/* A name twice in one response: the client cannot tell which is meant, so it takes neither. */
+/* A name twice in one response: the client cannot tell which is meant, so it takes neither.
+ * The names go into a table of their own (open addressing, by hash), not a sort: one pass finds
+ * each item's first of its name, a second rejects every item of a name given more than once. */
 static int reject_duplicates(pass_t *p)
 {
-    item_t **v = malloc((p->n ? p->n : 1) * sizeof(*v));
-    if (v == NULL)
+    size_t cap = 16;
+    while (cap < 2 * p->n + 1)
+        cap *= 2;
+    uint32_t *slot = calloc(cap, sizeof(*slot)); /* 1 + the place of a name's first item */
+    uint32_t *first = malloc((p->n ? p->n : 1) * sizeof(*first)); /* each item's first */
+    uint32_t *count = calloc(p->n ? p->n : 1, sizeof(*count));    /* items of a first's name */
+    if (slot == NULL || first == NULL || count == NULL) {
+        free(slot);
+        free(first);
+        free(count);
         return -ENOMEM;
-    size_t m = 0;
-    for (size_t i = 0; i < p->n; i++)
-        if (p->items[i].name && p->items[i].state != ITEM_IGNORED)
-            v[m++] = &p->items[i];
-    qsort(v, m, sizeof(*v), by_item_name);
-    for (size_t i = 0, j; i < m; i = j) {
-        for (j = i + 1; j < m && strcmp(v[i]->name, v[j]->name) == 0; j++)
-            ;
-        if (j - i == 1)
+    }
+    bool twice = false;
+    for (size_t i = 0; i < p->n; i++) {
+        const item_t *it = &p->items[i];
+        if (it->name == NULL || it->state == ITEM_IGNORED)
+            continue;
+        size_t h = (size_t)ads_hash(it->name, strlen(it->name)) & (cap - 1);
+        while (slot[h] && strcmp(p->items[slot[h] - 1].name, it->name) != 0)
+            h = (h + 1) & (cap - 1);
+        if (slot[h] == 0)
+            slot[h] = (uint32_t)(i + 1);
+        first[i] = slot[h] - 1;
+        twice = twice || ++count[first[i]] > 1;
+    }
+    for (size_t i = 0; twice && i < p->n; i++) {
+        item_t *it = &p->items[i];
+        if (it->name == NULL || it->state == ITEM_IGNORED || count[first[i]] < 2)
             continue;
         char where[256];
-        item_where(p, v[i], where, sizeof(where));
-        for (size_t k = i; k < j; k++) {
-            reject(v[k], "%s: the name appears %zu times in the response", where, j - i);
-            v[k]->quiet = k > i;
-        }
+        reject(it, "%s: the name appears %u times in the response",
+               item_where(p, it, where, sizeof(where)), count[first[i]]);
+        it->quiet = first[i] != i;
     }
-    free(v);
+    free(slot);
+    free(first);
+    free(count);
     return 0;
 }
 
@@ -375,9 +391,14 @@ static void take_raw(ads_entry_t *e, item_t *it)
  * the message held already. */
 static int apply_good(pass_t *p, item_t *it, ads_entry_t *e)
 {
-    char *version = strdup(it->version);
-    if (version == NULL)
-        return -ENOMEM;
+    if (p->version == NULL || strcmp(p->version, it->version) != 0) {
+        char *v = ads_version_new(it->version);
+        if (v == NULL)
+            return -ENOMEM;
+        ads_version_unref(p->version);
+        p->version = v;
+    }
+    char *version = ads_version_ref(p->version);
     bool held = e->msg && (ads_types[p->t].wildcard || e->subscribed);
     if (!it->unchanged) {
         /* The message goes into a shared holder (named as the entry is), which the resource
@@ -388,7 +409,7 @@ static int apply_good(pass_t *p, item_t *it, ads_entry_t *e)
         int rc = kept ? ads_names_add(held ? &p->out->updated : &p->out->added, it->name) : -ENOMEM;
         if (rc < 0) {
             snap_kept_unref(kept);
-            free(version);
+            ads_version_unref(version);
             return rc;
         }
         ads_entry_drop_msg(e);
@@ -398,7 +419,7 @@ static int apply_good(pass_t *p, item_t *it, ads_entry_t *e)
     }
     if (!it->resent) /* the next resend of these bytes is seen without decoding */
         take_raw(e, it);
-    free(e->version);
+    ads_version_unref(e->version);
     e->version = version;
     free(e->error);
     free(e->error_version);
@@ -545,6 +566,7 @@ static int pass_begin(pass_t *p, ads_t *a, const char *type_url, size_t n, uint6
 
 static void pass_end(pass_t *p, int rc)
 {
+    ads_version_unref(p->version);
     for (size_t i = 0; i < p->n && p->items; i++) {
         pb_arena_free(p->items[i].arena); /* and the message in it */
         free(p->items[i].error);
