@@ -63,6 +63,12 @@ void snap_build_free(snap_build_t *b);
  * the set or not. Repeats are merged by snap_refs_finish. Returns 0 or -ENOMEM. */
 int snap_refs_add(snap_ref_list_t *list, const char *name, bool missing);
 
+/* The same for a name (borrowed) that lives as long as the snapshot whose list it goes in: a
+ * string of one of its clusters' shares (an EDS cluster's eds_service), not copied. Every
+ * cluster of a build names its load assignment, so copying each name was a copy per cluster
+ * per update. Returns 0 or -ENOMEM. */
+int snap_refs_add_borrowed(snap_ref_list_t *list, const char *name, bool missing);
+
 /* Sorts each list of refs (borrowed) by name and drops repeats: the end of a build. */
 void snap_refs_finish(snap_refs_t *refs);
 

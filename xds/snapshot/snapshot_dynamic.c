@@ -19,7 +19,7 @@ typedef struct dynamic_entry {
     snap_kept_t *kept;  /* a reference */
     const char *origin; /* a static string, as in the set */
     size_t index;
-    char *version; /* owned */
+    const char *version; /* one of its snap_dynamic's versions */
 } dynamic_entry_t;
 
 struct snap_dynamic {
@@ -29,7 +29,31 @@ struct snap_dynamic {
      * free; cap a power of two over twice the count. Read by the next build only. */
     uint32_t *by_name[SNAP_DYN_KINDS];
     size_t cap[SNAP_DYN_KINDS];
+    /* The versions the entries came with, each kept once for a run of entries of the same
+     * version (owned): every resource of a SotW response has the response's version. */
+    char **versions;
+    size_t n_versions, cap_versions;
 };
+
+/* The version `text` (borrowed) as d keeps it: the last one kept when it reads the same, else a
+ * new copy. NULL when out of memory. */
+static const char *keep_version(struct snap_dynamic *d, const char *text)
+{
+    if (d->n_versions && strcmp(d->versions[d->n_versions - 1], text) == 0)
+        return d->versions[d->n_versions - 1];
+    if (d->n_versions == d->cap_versions) {
+        size_t cap = d->cap_versions ? d->cap_versions * 2 : 4;
+        char **v = realloc(d->versions, cap * sizeof(*v));
+        if (v == NULL)
+            return NULL;
+        d->versions = v;
+        d->cap_versions = cap;
+    }
+    char *copy = strdup(text);
+    if (copy)
+        d->versions[d->n_versions++] = copy;
+    return copy;
+}
 
 /* The set's list of each kind. */
 static const config_resource_list_t *kind_list(const config_resources_t *res, int kind)
@@ -198,12 +222,10 @@ int snapshot_dynamic_keep(const config_resources_t *res, const struct snap_dynam
             dynamic_entry_t *e = &d->v[k][d->n[k]];
             e->origin = r->origin;
             e->index = r->index;
-            e->version = strdup(r->version);
+            e->version = keep_version(d, r->version);
             e->kept = e->version ? kept_for(prev, k, d->n[k], r) : NULL;
-            if (e->kept == NULL) {
-                free(e->version);
+            if (e->kept == NULL)
                 goto oom;
-            }
             d->n[k]++;
         }
         if (index_names(d, k) < 0)
@@ -221,13 +243,14 @@ void snapshot_dynamic_free(struct snap_dynamic *d)
     if (d == NULL)
         return;
     for (int k = 0; k < SNAP_DYN_KINDS; k++) {
-        for (size_t i = 0; i < d->n[k]; i++) {
+        for (size_t i = 0; i < d->n[k]; i++)
             snap_kept_unref(d->v[k][i].kept);
-            free(d->v[k][i].version);
-        }
         free(d->v[k]);
         free(d->by_name[k]);
     }
+    for (size_t i = 0; i < d->n_versions; i++)
+        free(d->versions[i]);
+    free(d->versions);
     free(d);
 }
 

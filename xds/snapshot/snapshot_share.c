@@ -192,7 +192,7 @@ int snap_cluster_reuse(snap_build_t *b, const snap_cluster_t *old, const config_
     for (size_t i = 0; i < sh->n_deps; i++) {
         const snap_dep_t *d = &sh->deps[i];
         snap_ref_list_t *list = d->kind == SNAP_DYN_ENDPOINTS ? &refs->endpoints : &refs->secrets;
-        if (snap_refs_add(list, d->name, d->kept == NULL) < 0)
+        if (snap_refs_add_borrowed(list, d->name, d->kept == NULL) < 0) /* the share's */
             return -ENOMEM;
     }
     *c = *old;
