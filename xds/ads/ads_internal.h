@@ -136,6 +136,30 @@ void ads_table_each(ads_table_t *t, void (*fn)(ads_table_t *t, ads_entry_t *e, v
 /* Drops e when nothing keeps it: not subscribed, no message, no error, no unsubscription owed. */
 void ads_table_release(ads_table_t *t, ads_entry_t *e);
 
+/* ads_wire.c: protobuf's wire format, read in place. */
+/* Reads a varint at *pos of buf (len bytes); false when it runs past the end or 10 bytes. */
+bool ads_wire_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *v);
+/* The name a message's bytes (borrowed) give it, without decoding it: the last occurrence of the
+ * length-delimited field `id` at the top level (the last wins, as in decoding); *name points
+ * into buf. False when the bytes do not parse that far or the field is absent. */
+bool ads_wire_name(const uint8_t *buf, size_t len, uint32_t id, const char **name, size_t *nlen);
+
+/* One Any of a SotW response as slices of the response's bytes (NULL, 0: the field is absent). */
+typedef struct ads_wire_any {
+    const uint8_t *type_url;
+    size_t type_len;
+    const uint8_t *value;
+    size_t value_len;
+} ads_wire_any_t;
+
+/* Splits a DiscoveryResponse's bytes (borrowed): its resources, each an Any of a type_url and a
+ * value and nothing else, as slices of buf into *anys (new array of *n; NULL when none), and
+ * every other field, copied as it is, into *rest (new, *rest_len bytes) for protobuf-c to decode.
+ * Returns 0; -EAGAIN when the bytes hold anything the split does not read as protobuf-c would
+ * (the caller decodes them whole, and protobuf-c judges them); -ENOMEM. */
+int ads_wire_split_sotw(const uint8_t *buf, size_t len, ads_wire_any_t **anys, size_t *n,
+                        uint8_t **rest, size_t *rest_len);
+
 /* ads_request.c */
 int ads_pack_sotw(ads_t *a, ads_type_t t, uint8_t **buf, size_t *len);
 /* Returns 1 with a request, 0 when the type had nothing to say, or -ENOMEM. */

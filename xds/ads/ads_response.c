@@ -43,6 +43,9 @@ typedef struct item {
     bool resent;    /* unchanged, seen by its bytes alone: never decoded */
     bool quiet;     /* a later copy of a duplicated name: reported once, with the first */
     char *error;    /* why it was rejected (owned) */
+    /* A response read in place: the Any made for a resource that is not a resend (owned, with
+     * its type_url and value, unless the entry took the value), or NULL. */
+    Google__Protobuf__Any *any;
 } item_t;
 
 /* What a response's pass over its resources collects. */
@@ -50,6 +53,7 @@ typedef struct pass {
     ads_t *a;
     ads_type_t t;
     ads_type_state_t *ts;
+    uint32_t name_id; /* the field number of the type's name */
     uint64_t now_ms;
     ads_result_t *out;
     item_t *items;
@@ -106,84 +110,31 @@ static void decode_any(const pass_t *p, Google__Protobuf__Any *any, item_t *it)
         reject(it, "%s: %s", item_where(p, it, where, sizeof(where)), err);
 }
 
-/* Reads a varint at *pos of buf (len bytes); false when it runs past the end or 10 bytes. */
-static bool wire_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *v)
+/* Whether value (vlen bytes, borrowed) is a resend of what the client holds: byte for byte the
+ * bytes the held message of its name came from. Then it is that message, and neither decoded
+ * nor checked again (the entry's name is the item's). The name is the delta Resource's (name,
+ * nlen), or read from the bytes (name NULL). A byte difference only means the resource is
+ * decoded: another encoder may write the same message otherwise. */
+static bool resend_of_bytes(const pass_t *p, const uint8_t *value, size_t vlen, const char *name,
+                            size_t nlen, item_t *it)
 {
-    *v = 0;
-    for (unsigned shift = 0; shift < 70 && *pos < len; shift += 7) {
-        uint8_t b = buf[(*pos)++];
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if ((b & 0x80) == 0)
-            return true;
-    }
-    return false;
+    if (name == NULL && !ads_wire_name(value, vlen, p->name_id, &name, &nlen))
+        return false;
+    const ads_entry_t *e = ads_table_find_n(&p->ts->table, name, nlen);
+    if (e == NULL || e->raw == NULL || e->raw_len != vlen || memcmp(e->raw, value, vlen) != 0)
+        return false;
+    it->name = e->name;
+    it->unchanged = it->resent = true;
+    return true;
 }
 
-/* The name a message's bytes give it, without decoding it: the last occurrence of the
- * length-delimited field `id` at the top level (the last wins, as in decoding). False when the
- * bytes do not parse that far or the field is absent; the resource is then decoded. */
-static bool wire_name(const uint8_t *buf, size_t len, uint32_t id, const char **name, size_t *nlen)
-{
-    bool found = false;
-    for (size_t pos = 0; pos < len;) {
-        uint64_t tag, v;
-        if (!wire_varint(buf, len, &pos, &tag))
-            return false;
-        switch (tag & 7) {
-        case 0: /* varint */
-            if (!wire_varint(buf, len, &pos, &v))
-                return false;
-            break;
-        case 1: /* 64 bits */
-            if (len - pos < 8)
-                return false;
-            pos += 8;
-            break;
-        case 2: /* length-delimited */
-            if (!wire_varint(buf, len, &pos, &v) || v > len - pos)
-                return false;
-            if (tag >> 3 == id) {
-                *name = (const char *)buf + pos;
-                *nlen = (size_t)v;
-                found = true;
-            }
-            pos += (size_t)v;
-            break;
-        case 5: /* 32 bits */
-            if (len - pos < 4)
-                return false;
-            pos += 4;
-            break;
-        default: /* groups, or not protobuf at all */
-            return false;
-        }
-    }
-    return found;
-}
-
-/* Whether any is a resend of what the client holds: of the response's type, byte for byte the
- * bytes the held message came from. Then it is that message, and neither decoded nor checked
- * again (the entry's name is the item's). The name is the delta Resource's (name, nlen), or read
- * from the bytes (name NULL). A byte difference only means the resource is decoded: another
- * encoder may write the same message otherwise. */
+/* The same for an Any (borrowed), which must be of the response's type. */
 static bool resend_of_held(const pass_t *p, const Google__Protobuf__Any *any, const char *name,
                            size_t nlen, item_t *it)
 {
     if (any->type_url == NULL || strcmp(any->type_url, ads_types[p->t].url) != 0)
         return false;
-    if (name == NULL) {
-        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(
-            ads_types[p->t].desc, ads_types[p->t].name_field);
-        if (!wire_name(any->value.data, any->value.len, f->id, &name, &nlen))
-            return false;
-    }
-    const ads_entry_t *e = ads_table_find_n(&p->ts->table, name, nlen);
-    if (e == NULL || e->raw == NULL || e->raw_len != any->value.len ||
-        memcmp(e->raw, any->value.data, e->raw_len) != 0)
-        return false;
-    it->name = e->name;
-    it->unchanged = it->resent = true;
-    return true;
+    return resend_of_bytes(p, any->value.data, any->value.len, name, nlen, it);
 }
 
 /* A name the client keeps: not too long. A longer one is rejected, and forgotten. */
@@ -198,10 +149,9 @@ static void check_name_length(const pass_t *p, item_t *it)
            item_where(p, it, where, sizeof(where)), name, ADS_NAME_MAX);
 }
 
-static void sotw_item(const pass_t *p, Google__Protobuf__Any *any, item_t *it)
+/* A SotW resource past the resend check: decoded, named by its message. */
+static void sotw_decode(const pass_t *p, Google__Protobuf__Any *any, item_t *it)
 {
-    if (resend_of_held(p, any, NULL, 0, it))
-        return;
     decode_any(p, any, it);
     if (it->state == ITEM_REJECTED)
         return;
@@ -214,6 +164,47 @@ static void sotw_item(const pass_t *p, Google__Protobuf__Any *any, item_t *it)
     }
     it->name = name;
     check_name_length(p, it);
+}
+
+static void sotw_item(const pass_t *p, Google__Protobuf__Any *any, item_t *it)
+{
+    if (!resend_of_held(p, any, NULL, 0, it))
+        sotw_decode(p, any, it);
+}
+
+/* A SotW resource read in place (w, slices of the response): a resend is taken from its bytes
+ * alone; anything else becomes an Any of its own (the item's, as protobuf-c would have made it:
+ * copies of type_url and value) and goes the way of a decoded response's. Returns 0 or -ENOMEM. */
+static int sotw_item_wire(const pass_t *p, const ads_wire_any_t *w, item_t *it)
+{
+    const char *url = ads_types[p->t].url;
+    size_t ulen = strlen(url);
+    /* type_url as a C string reads url: its bytes up to the first NUL, if any, are url's. */
+    bool of_type = w->type_url && w->type_len >= ulen && memcmp(w->type_url, url, ulen) == 0 &&
+                   (w->type_len == ulen || w->type_url[ulen] == '\0');
+    if (of_type && resend_of_bytes(p, w->value, w->value_len, NULL, 0, it))
+        return 0;
+    Google__Protobuf__Any *any = malloc(sizeof(*any));
+    if (any == NULL)
+        return -ENOMEM;
+    google__protobuf__any__init(any);
+    any->type_url = malloc(w->type_len + 1);
+    any->value.len = w->value_len;
+    any->value.data = w->value_len ? malloc(w->value_len) : NULL;
+    if (any->type_url == NULL || (w->value_len && any->value.data == NULL)) {
+        free(any->type_url);
+        free(any->value.data);
+        free(any);
+        return -ENOMEM;
+    }
+    if (w->type_len)
+        memcpy(any->type_url, w->type_url, w->type_len);
+    any->type_url[w->type_len] = '\0';
+    if (w->value_len)
+        memcpy(any->value.data, w->value, w->value_len);
+    it->any = any;
+    sotw_decode(p, any, it);
+    return 0;
 }
 
 /* A delta Resource: named by itself (name, or resource_name), its message's own name the same. */
@@ -556,6 +547,9 @@ static int pass_begin(pass_t *p, ads_t *a, const char *type_url, size_t n, uint6
     if (t < 0 || !a->types[t].subscribed)
         return 0;
     p->ts = &a->types[t];
+    p->name_id =
+        protobuf_c_message_descriptor_get_field_by_name(ads_types[t].desc, ads_types[t].name_field)
+            ->id;
     p->items = calloc(n ? n : 1, sizeof(*p->items));
     if (p->items == NULL)
         return -ENOMEM;
@@ -570,6 +564,11 @@ static void pass_end(pass_t *p, int rc)
     for (size_t i = 0; i < p->n && p->items; i++) {
         pb_arena_free(p->items[i].arena); /* and the message in it */
         free(p->items[i].error);
+        if (p->items[i].any) {
+            free(p->items[i].any->type_url);
+            free(p->items[i].any->value.data); /* NULL when the entry took it */
+            free(p->items[i].any);
+        }
     }
     free(p->items);
     if (p->ts)
@@ -598,18 +597,36 @@ static void sotw_remove(ads_table_t *t, ads_entry_t *e, void *ctx)
 int ads_on_sotw(ads_t *a, const uint8_t *buf, size_t len, uint64_t now_ms, ads_result_t *out,
                 char *err, size_t errlen)
 {
+    /* The resources are read in place, the rest decoded; bytes the split does not read as
+     * protobuf-c would are decoded whole, as before. */
+    ads_wire_any_t *anys = NULL;
+    size_t n_anys = 0, rest_len = 0;
+    uint8_t *rest = NULL;
+    int rc = ads_wire_split_sotw(buf, len, &anys, &n_anys, &rest, &rest_len);
+    if (rc == -ENOMEM) {
+        snprintf(err, errlen, "out of memory taking in a DiscoveryResponse");
+        return rc;
+    }
+    bool split = rc == 0;
     sotw_response_t *resp = (sotw_response_t *)protobuf_c_message_unpack(
-        &envoy__service__discovery__v3__discovery_response__descriptor, NULL, len, buf);
+        &envoy__service__discovery__v3__discovery_response__descriptor, NULL,
+        split ? rest_len : len, split ? rest : buf);
+    free(rest);
     if (resp == NULL) {
+        free(anys);
         snprintf(err, errlen, "the DiscoveryResponse does not decode (%zu bytes)", len);
         return -EBADMSG;
     }
     pass_t p;
-    int rc = pass_begin(&p, a, resp->type_url, resp->n_resources, now_ms, out);
+    rc = pass_begin(&p, a, resp->type_url, split ? n_anys : resp->n_resources, now_ms, out);
     for (size_t i = 0; rc > 0 && i < p.n; i++) {
         p.items[i].version = resp->version_info;
-        sotw_item(&p, resp->resources[i], &p.items[i]);
+        if (!split)
+            sotw_item(&p, resp->resources[i], &p.items[i]);
+        else if (sotw_item_wire(&p, &anys[i], &p.items[i]) < 0)
+            rc = -ENOMEM;
     }
+    free(anys);
     if (rc > 0)
         rc = check_items(&p);
     if (rc == 0 && p.ts)
