@@ -69,6 +69,9 @@ struct xds_client {
     int closing_handles; /* timers not yet closed */
     xds_stats_t *stats;
     bool answered[N_TYPES]; /* a response of the type arrived (for the initial fetch) */
+    /* The version of the snapshot whose references the named subscriptions are (0: not known,
+     * after a failure): only follow_snapshot subscribes them. */
+    uint64_t followed;
 };
 
 static void xds_connect(xds_client_t *x);
@@ -247,11 +250,43 @@ static int validate_resource(void *ctx, const char *type_url, const ProtobufCMes
     return rc;
 }
 
+/* Whether two lists of references (borrowed) name the same resources. */
+static bool same_list(const snap_ref_list_t *a, const snap_ref_list_t *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i].name, b->v[i].name) != 0)
+            return false;
+    return true;
+}
+
+/* Subscribes to the route configurations, endpoints and secrets snap (borrowed) references.
+ * Nothing to do when they are those subscribed already: snap is the snapshot followed last, or
+ * names what the running one names and the running one was followed last (the usual update:
+ * an endpoint push changes no reference), which a comparison of the sorted lists tells without
+ * looking up every name. */
+static int follow_snapshot(xds_client_t *x, const snapshot_t *snap, char *err, size_t errlen)
+{
+    if (snap->version == x->followed)
+        return 0;
+    const snapshot_t *cur = host_snapshot(x->host);
+    const snap_refs_t *a = &cur->references, *b = &snap->references;
+    if (cur->version == x->followed && same_list(&a->route_configs, &b->route_configs) &&
+        same_list(&a->endpoints, &b->endpoints) && same_list(&a->secrets, &b->secrets)) {
+        x->followed = snap->version;
+        return 0;
+    }
+    int rc = ads_follow_snapshot(x->ads, snap, err, errlen);
+    x->followed = rc < 0 ? 0 : snap->version;
+    return rc;
+}
+
 /* Subscribes to what the running snapshot references, then sends what that owes. */
 static void follow_references(xds_client_t *x)
 {
     char err[512];
-    if (ads_follow_snapshot(x->ads, host_snapshot(x->host), err, sizeof(err)) < 0)
+    if (follow_snapshot(x, host_snapshot(x->host), err, sizeof(err)) < 0)
         log_warn("xds: %s", err);
     flush_requests(x);
 }
@@ -425,7 +460,7 @@ static void install(xds_client_t *x, const char *type_url)
         xds_stats_build_rejected(x->stats, type_url);
         return;
     }
-    if (ads_follow_snapshot(x->ads, next, err, sizeof(err)) < 0)
+    if (follow_snapshot(x, next, err, sizeof(err)) < 0)
         log_warn("xds: %s", err);
     if (awaited(x, next) > 0) {
         if (x->warming)
@@ -628,6 +663,7 @@ int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg,
     int rc = xds_stats_new(host->stats, host->slots, &x->stats);
     if (rc == 0)
         rc = ads_client_new(snap, REMORA_VERSION, validate_resource, x, &x->ads, err, errlen);
+    x->followed = snap->version; /* ads_client_new subscribed what it references */
     if (rc < 0) {
         if (rc == -ENOMEM)
             snprintf(err, errlen, "out of memory");

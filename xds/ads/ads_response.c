@@ -39,10 +39,11 @@ typedef struct item {
      * NULL for a resource without an Any. */
     ProtobufCBinaryData *raw;
     item_state_t state;
-    bool unchanged; /* the message the client holds already */
-    bool resent;    /* unchanged, seen by its bytes alone: never decoded */
-    bool quiet;     /* a later copy of a duplicated name: reported once, with the first */
-    char *error;    /* why it was rejected (owned) */
+    bool unchanged;     /* the message the client holds already */
+    bool resent;        /* unchanged, seen by its bytes alone: never decoded */
+    ads_entry_t *entry; /* a resend's entry (the table's), found then: not looked up again */
+    bool quiet;         /* a later copy of a duplicated name: reported once, with the first */
+    char *error;        /* why it was rejected (owned) */
     /* A response read in place: the Any made for a resource that is not a resend (owned, with
      * its type_url and value, unless the entry took the value), or NULL. */
     Google__Protobuf__Any *any;
@@ -120,9 +121,10 @@ static bool resend_of_bytes(const pass_t *p, const uint8_t *value, size_t vlen, 
 {
     if (name == NULL && !ads_wire_name(value, vlen, p->name_id, &name, &nlen))
         return false;
-    const ads_entry_t *e = ads_table_find_n(&p->ts->table, name, nlen);
+    ads_entry_t *e = ads_table_find_n(&p->ts->table, name, nlen);
     if (e == NULL || e->raw == NULL || e->raw_len != vlen || memcmp(e->raw, value, vlen) != 0)
         return false;
+    it->entry = e;
     it->name = e->name;
     it->unchanged = it->resent = true;
     return true;
@@ -348,7 +350,7 @@ static int check_items(pass_t *p)
         item_t *it = &p->items[i];
         if (it->name == NULL || it->state == ITEM_IGNORED)
             continue;
-        const ads_entry_t *e = ads_table_find(&p->ts->table, it->name);
+        const ads_entry_t *e = it->entry ? it->entry : ads_table_find(&p->ts->table, it->name);
         if (e == NULL || !e->subscribed)
             it->state = ITEM_IGNORED; /* a name the client did not ask for, valid or not */
     }
@@ -447,7 +449,7 @@ static int apply_items(pass_t *p)
             p->nameless++;
             continue;
         }
-        ads_entry_t *e = ads_table_get(&p->ts->table, it->name);
+        ads_entry_t *e = it->entry ? it->entry : ads_table_get(&p->ts->table, it->name);
         if (e == NULL)
             return -ENOMEM;
         e->seen = true;

@@ -86,8 +86,7 @@ static bool strict_bytes(const uint8_t *buf, size_t len, size_t *pos, const uint
 {
     size_t start = *pos;
     uint64_t v;
-    if (!ads_wire_varint(buf, len, pos, &v) || *pos - start > 5 || v > INT_MAX ||
-        v > len - *pos)
+    if (!ads_wire_varint(buf, len, pos, &v) || *pos - start > 5 || v > INT_MAX || v > len - *pos)
         return false;
     *data = buf + *pos;
     *dlen = (size_t)v;

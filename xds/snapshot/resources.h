@@ -29,6 +29,7 @@ typedef struct snap_kept {
     ProtobufCMessage *msg;  /* owned: in arena, or freed on its own when arena is NULL */
     struct pb_arena *arena; /* owned: the memory of msg (the ADS state machine's decodes) */
     char *name;             /* the name its source gave it (owned), or NULL */
+    uint64_t hash;          /* snap_name_hash of name (0 without one), for the tables by name */
 } snap_kept_t;
 
 /* A new snap_kept_t with one reference holding msg (taken: freed here on failure) and a copy

@@ -124,6 +124,7 @@ snap_kept_t *snap_kept_new_arena(ProtobufCMessage *msg, struct pb_arena *arena, 
         snap_kept_unref(k);
         return NULL;
     }
+    k->hash = name ? snap_name_hash(name) : 0;
     return k;
 }
 
@@ -167,10 +168,10 @@ static int index_names(struct snap_dynamic *d, int k)
         return -ENOMEM;
     d->cap[k] = cap;
     for (size_t j = 0; j < d->n[k]; j++) {
-        const char *name = d->v[k][j].kept->name;
-        if (name == NULL)
+        const snap_kept_t *kept = d->v[k][j].kept;
+        if (kept->name == NULL)
             continue;
-        size_t i = snap_name_hash(name) & (cap - 1);
+        size_t i = kept->hash & (cap - 1); /* hashed once, when it was made */
         while (d->by_name[k][i])
             i = (i + 1) & (cap - 1);
         d->by_name[k][i] = (uint32_t)(j + 1);
@@ -178,22 +179,23 @@ static int index_names(struct snap_dynamic *d, int k)
     return 0;
 }
 
-/* The copy prev (borrowed; NULL: none) kept of what r (the j-th xDS resource of kind k) holds,
- * with a new reference; else the one r's source holds (r->kept), with a new reference; else a
- * new copy. NULL when out of memory. */
+/* The holder r's source handed with it (r->kept, when it holds r's message), with a new
+ * reference; else the copy prev (borrowed; NULL: none) kept of what r (the j-th xDS resource of
+ * kind k) holds, with a new reference; else a new copy. NULL when out of memory. */
 static snap_kept_t *kept_for(const struct snap_dynamic *prev, int k, size_t j,
                              const config_resource_t *r)
 {
+    /* A resource handed with its holder (the ADS state machine's) is that holder, whether prev
+     * kept it too or not: no lookup. */
+    if (r->kept && r->kept->msg == r->msg)
+        return snap_kept_ref(r->kept);
     const dynamic_entry_t *e = NULL;
     if (prev && r->name)
         e = find_named(prev, k, r->name);
     else if (prev && j < prev->n[k] && prev->v[k][j].kept->name == NULL)
         e = &prev->v[k][j]; /* nameless resources (not from ADS) by their place */
-    if (e && (e->kept->msg == r->msg || ((r->kept == NULL || r->kept->msg != r->msg) &&
-                                         snap_message_equal(e->kept->msg, r->msg))))
+    if (e && (e->kept->msg == r->msg || snap_message_equal(e->kept->msg, r->msg)))
         return snap_kept_ref(e->kept);
-    if (r->kept && r->kept->msg == r->msg)
-        return snap_kept_ref(r->kept); /* held once: the source's, not a copy of it */
     return kept_new(r);
 }
 

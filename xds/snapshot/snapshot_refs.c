@@ -81,20 +81,38 @@ int snap_build_index(snap_build_t *b, char *err, size_t errlen)
     return rc;
 }
 
-const config_resource_t *snap_index_find(const snap_index_t *idx, const char *name)
+/* The place of name in idx, or -1. */
+static long index_place(const snap_index_t *idx, const char *name)
 {
     size_t lo = 0, hi = idx->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(name, idx->v[mid].name);
         if (c == 0)
-            return idx->v[mid].r;
+            return (long)mid;
         if (c < 0)
             hi = mid;
         else
             lo = mid + 1;
     }
-    return NULL;
+    return -1;
+}
+
+const config_resource_t *snap_index_find(const snap_index_t *idx, const char *name)
+{
+    long i = index_place(idx, name);
+    return i < 0 ? NULL : idx->v[i].r;
+}
+
+const config_resource_t *snap_index_find_next(const snap_index_t *idx, const char *name,
+                                              size_t *next)
+{
+    long i = *next < idx->n && strcmp(idx->v[*next].name, name) == 0 ? (long)*next
+                                                                     : index_place(idx, name);
+    if (i < 0)
+        return NULL;
+    *next = (size_t)i + 1;
+    return idx->v[i].r;
 }
 
 void snap_build_free(snap_build_t *b)
