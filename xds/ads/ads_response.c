@@ -399,6 +399,8 @@ static int apply_good(pass_t *p, item_t *it, ads_entry_t *e)
         snap_kept_t *kept = snap_kept_new_arena(it->msg, it->arena, e->name);
         it->msg = NULL;
         it->arena = NULL;
+        if (kept) /* validate_item ran config_validate on it: no build runs it again */
+            kept->validated = true;
         int rc = kept ? ads_names_add(held ? &p->out->updated : &p->out->added, it->name) : -ENOMEM;
         if (rc < 0) {
             snap_kept_unref(kept);

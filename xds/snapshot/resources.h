@@ -22,7 +22,8 @@ struct Envoy__Config__Bootstrap__V3__Bootstrap__DynamicResources;
  * arrived (or changed), or by a build for a resource given without one, and shared by reference
  * by the state machine, every snapshot that kept it since and the clusters built from it
  * (snapshot_dynamic.c). Nothing in it changes once a snapshot holding it is published;
- * `validated` is set by the build that first took it, before that. */
+ * `validated` is set by whoever checked it first (the ADS state machine, which runs
+ * config_validate on every resource it takes, or the build that first took it), before that. */
 typedef struct snap_kept {
     _Atomic int refs;
     bool validated;         /* it passed config_validate */

@@ -803,6 +803,8 @@ static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_r
         snap_cluster_t *c = &s->clusters[i];
         s->n_clusters++;
         int rc = old ? snap_cluster_reuse(b, old, r, resolver, stats, c) : 0;
+        if (rc <= 0) /* not a copy of old's: zeroed, for the build or for snapshot_free */
+            memset(c, 0, sizeof(*c));
         if (rc == 0) {
             rc = build_cluster(r, c, old, resolver, b, stats, err, errlen);
             b->share = NULL;
@@ -856,7 +858,8 @@ int snapshot_build_from(config_resources_t *res, void *bootstrap, const snap_bui
     if (rc < 0)
         goto fail_built;
     size_t nc = res->clusters.n, nl = res->listeners.n;
-    s->clusters = calloc(nc ? nc : 1, sizeof(*s->clusters));
+    /* Not zeroed here: each cluster is, unless it is a copy of the last snapshot's (most). */
+    s->clusters = malloc((nc ? nc : 1) * sizeof(*s->clusters));
     s->listeners = calloc(nl ? nl : 1, sizeof(*s->listeners));
     if (s->clusters == NULL || s->listeners == NULL ||
         snap_name_index_init(&s->cluster_names, nc) < 0 ||
