@@ -41,7 +41,7 @@ typedef struct item {
     item_state_t state;
     bool unchanged;     /* the message the client holds already */
     bool resent;        /* unchanged, seen by its bytes alone: never decoded */
-    ads_entry_t *entry; /* a resend's entry (the table's), found then: not looked up again */
+    ads_entry_t *entry; /* its name's entry (the table's) once found: not looked up again */
     bool quiet;         /* a later copy of a duplicated name: reported once, with the first */
     char *error;        /* why it was rejected (owned) */
     /* A response read in place: the Any made for a resource that is not a resend (owned, with
@@ -249,11 +249,42 @@ static int by_string(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Whether the response may name something twice. Most of its items have their name's entry
+ * (a resend's, found by its bytes; another's, looked up here and kept in the item): each entry
+ * is marked by the first item of its name, so a second one is seen. Items of names without an
+ * entry cannot be told apart that way: more than one of them is a maybe. The marks are cleared
+ * again (`seen` is the apply's scratch). */
+static bool may_repeat(pass_t *p)
+{
+    bool twice = false;
+    size_t unknown = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        item_t *it = &p->items[i];
+        if (it->name == NULL || it->state == ITEM_IGNORED)
+            continue;
+        if (it->entry == NULL)
+            it->entry = ads_table_find(&p->ts->table, it->name);
+        if (it->entry == NULL)
+            unknown++;
+        else if (it->entry->seen)
+            twice = true;
+        else
+            it->entry->seen = true;
+    }
+    for (size_t i = 0; i < p->n; i++)
+        if (p->items[i].entry)
+            p->items[i].entry->seen = false;
+    return twice || unknown > 1;
+}
+
 /* A name twice in one response: the client cannot tell which is meant, so it takes neither.
- * The names go into a table of their own (open addressing, by hash), not a sort: one pass finds
- * each item's first of its name, a second rejects every item of a name given more than once. */
+ * When it may be so (may_repeat), the names go into a table of their own (open addressing, by
+ * hash), not a sort: one pass finds each item's first of its name, a second rejects every item
+ * of a name given more than once. */
 static int reject_duplicates(pass_t *p)
 {
+    if (!may_repeat(p))
+        return 0;
     size_t cap = 16;
     while (cap < 2 * p->n + 1)
         cap *= 2;
@@ -359,7 +390,7 @@ static int check_items(pass_t *p)
         item_t *it = &p->items[i];
         if (it->state != ITEM_OK || it->resent)
             continue;
-        const ads_entry_t *e = ads_table_find(&p->ts->table, it->name);
+        const ads_entry_t *e = it->entry ? it->entry : ads_table_find(&p->ts->table, it->name);
         it->unchanged = e && holds_same(e, it);
         if (!it->unchanged)
             rc = validate_item(p, it);
