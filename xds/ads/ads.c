@@ -358,7 +358,7 @@ int ads_resources(const ads_t *a, config_resources_t *res)
         size_t n, k = 0;
         bool oom;
         ads_entry_t *const *v = ads_table_sorted(&a->types[t].table, &n, &oom);
-        if (oom)
+        if (oom || config_resources_reserve(lists[t], n) < 0)
             return -ENOMEM;
         int rc = 0;
         for (size_t i = 0; rc == 0 && i < n; i++)

@@ -93,6 +93,11 @@ typedef struct config_resources {
 int config_resources_add(config_resource_list_t *list, ProtobufCMessage *msg, const char *origin,
                          size_t index);
 
+/* Makes room in list (borrowed) for `more` resources past those it holds, so that many appends
+ * allocate nothing (a caller that knows the count: a set of 1,000 resources otherwise grows
+ * through 8 reallocations). Returns 0 or -ENOMEM. */
+int config_resources_reserve(config_resource_list_t *list, size_t more);
+
 /* Appends msg as config_resources_add does, as a resource that came over xDS with version_info
  * `version` (borrowed, must outlive list; NULL reads ""). Returns 0 or -ENOMEM. */
 int config_resources_add_xds(config_resource_list_t *list, ProtobufCMessage *msg,
