@@ -225,8 +225,17 @@ static int validate_resource(void *ctx, const char *type_url, const ProtobufCMes
                                    : strcmp(type_url, ADS_TYPE_ROUTE) == 0    ? &one.route_configs
                                    : strcmp(type_url, ADS_TYPE_ENDPOINT) == 0 ? &one.endpoints
                                                                               : &one.secrets;
-    if (config_resources_add_xds(list, (ProtobufCMessage *)msg, "candidate", 0, "") < 0)
+    /* The trial keeps msg by a holder of its own, borrowed (the trial is dropped before this
+     * returns) and validated (the state machine ran the field rules before this hook): the
+     * build neither copies it nor runs them again. */
+    snap_kept_t *kept = snap_kept_borrow(msg, true);
+    if (kept == NULL ||
+        config_resources_add_xds(list, (ProtobufCMessage *)msg, "candidate", 0, "") < 0) {
+        snap_kept_unref(kept);
+        config_resources_free(&one);
         return -ENOMEM;
+    }
+    list->v[0].kept = kept;
     char e[1024];
     const snapshot_t *cur = host_snapshot(x->host);
     int rc;
@@ -240,6 +249,7 @@ static int validate_resource(void *ctx, const char *type_url, const ProtobufCMes
         rc = snapshot_check_dynamic(cur, &one, x->host->stats, e, sizeof(e));
     }
     config_resources_free(&one);
+    snap_kept_unref(kept); /* the trial let go of it */
     if (rc < 0) {
         /* The client names the resource around the error: drop the build's own name for it. */
         const char *why = strncmp(e, "candidate[0]", 12) == 0 ? e + 12 : e;

@@ -31,6 +31,7 @@ typedef struct snap_kept {
     struct pb_arena *arena; /* owned: the memory of msg (the ADS state machine's decodes) */
     char *name;             /* the name its source gave it (owned), or NULL */
     uint64_t hash;          /* snap_name_hash of name (0 without one), for the tables by name */
+    bool borrowed;          /* msg is its caller's, not freed here (snap_kept_borrow) */
 } snap_kept_t;
 
 /* A new snap_kept_t with one reference holding msg (taken: freed here on failure) and a copy
@@ -39,6 +40,11 @@ snap_kept_t *snap_kept_new(ProtobufCMessage *msg, const char *name);
 /* snap_kept_new for a message that lives in arena (taken with msg: freed here on failure, and
  * with the last reference by pb_arena_free, which touches no shared state). */
 snap_kept_t *snap_kept_new_arena(ProtobufCMessage *msg, struct pb_arena *arena, const char *name);
+/* A holder of msg (borrowed: it must outlive every reference, and is not freed with the last),
+ * marked validated when `validated` (msg passed config_validate), with no name: how a caller
+ * hands a build a message it checks and drops at once (a trial), which the build then neither
+ * copies nor validates again. NULL when out of memory. */
+snap_kept_t *snap_kept_borrow(const ProtobufCMessage *msg, bool validated);
 /* Adds a reference to k (NULL: none) and returns it. */
 snap_kept_t *snap_kept_ref(snap_kept_t *k);
 /* Drops a reference (taken); the last frees the copy. NULL is a no-op. Any thread. */

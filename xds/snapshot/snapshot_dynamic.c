@@ -95,10 +95,22 @@ void snap_kept_unref(snap_kept_t *k)
         return;
     if (k->arena)
         pb_arena_free(k->arena); /* and the message in it */
-    else if (k->msg)
+    else if (k->msg && !k->borrowed)
         protobuf_c_message_free_unpacked(k->msg, NULL);
     free(k->name);
     free(k);
+}
+
+snap_kept_t *snap_kept_borrow(const ProtobufCMessage *msg, bool validated)
+{
+    snap_kept_t *k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return NULL;
+    atomic_init(&k->refs, 1);
+    k->msg = (ProtobufCMessage *)msg; /* never written, nor freed: borrowed */
+    k->borrowed = true;
+    k->validated = validated;
+    return k;
 }
 
 snap_kept_t *snap_kept_new(ProtobufCMessage *msg, const char *name)
