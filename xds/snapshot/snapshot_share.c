@@ -159,10 +159,17 @@ static bool same_deps(snap_build_t *b, const struct snap_cluster_share *sh)
 {
     for (size_t i = 0; i < sh->n_deps; i++) {
         const snap_dep_t *d = &sh->deps[i];
-        const config_resource_t *r =
-            d->kind == SNAP_DYN_ENDPOINTS
-                ? snap_index_find_next(&b->endpoints, d->name, &b->endpoints_next)
-                : snap_index_find(&b->secrets, d->name);
+        const snap_index_t *eds = &b->endpoints;
+        const config_resource_t *r;
+        if (d->kind == SNAP_DYN_ENDPOINTS && d->kept && b->endpoints_next < eds->n &&
+            eds->v[b->endpoints_next].r->kept == d->kept)
+            /* The holder d took, where the next assignment is: the set names each resource
+             * once, and this one by d's name (its message's), so it is what the name finds. */
+            r = eds->v[b->endpoints_next++].r;
+        else if (d->kind == SNAP_DYN_ENDPOINTS)
+            r = snap_index_find_next(eds, d->name, &b->endpoints_next);
+        else
+            r = snap_index_find(&b->secrets, d->name);
         if ((r ? r->kept : NULL) != d->kept || (r && r->kept == NULL))
             return false;
     }
