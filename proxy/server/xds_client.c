@@ -69,6 +69,9 @@ struct xds_client {
     int closing_handles; /* timers not yet closed */
     xds_stats_t *stats;
     bool answered[N_TYPES]; /* a response of the type arrived (for the initial fetch) */
+    /* The version of the snapshot whose references the named subscriptions are (0: not known,
+     * after a failure): only follow_snapshot subscribes them. */
+    uint64_t followed;
 };
 
 static void xds_connect(xds_client_t *x);
@@ -222,8 +225,17 @@ static int validate_resource(void *ctx, const char *type_url, const ProtobufCMes
                                    : strcmp(type_url, ADS_TYPE_ROUTE) == 0    ? &one.route_configs
                                    : strcmp(type_url, ADS_TYPE_ENDPOINT) == 0 ? &one.endpoints
                                                                               : &one.secrets;
-    if (config_resources_add_xds(list, (ProtobufCMessage *)msg, "candidate", 0, "") < 0)
+    /* The trial keeps msg by a holder of its own, borrowed (the trial is dropped before this
+     * returns) and validated (the state machine ran the field rules before this hook): the
+     * build neither copies it nor runs them again. */
+    snap_kept_t *kept = snap_kept_borrow(msg, true);
+    if (kept == NULL ||
+        config_resources_add_xds(list, (ProtobufCMessage *)msg, "candidate", 0, "") < 0) {
+        snap_kept_unref(kept);
+        config_resources_free(&one);
         return -ENOMEM;
+    }
+    list->v[0].kept = kept;
     char e[1024];
     const snapshot_t *cur = host_snapshot(x->host);
     int rc;
@@ -237,6 +249,7 @@ static int validate_resource(void *ctx, const char *type_url, const ProtobufCMes
         rc = snapshot_check_dynamic(cur, &one, x->host->stats, e, sizeof(e));
     }
     config_resources_free(&one);
+    snap_kept_unref(kept); /* the trial let go of it */
     if (rc < 0) {
         /* The client names the resource around the error: drop the build's own name for it. */
         const char *why = strncmp(e, "candidate[0]", 12) == 0 ? e + 12 : e;
@@ -247,11 +260,43 @@ static int validate_resource(void *ctx, const char *type_url, const ProtobufCMes
     return rc;
 }
 
+/* Whether two lists of references (borrowed) name the same resources. */
+static bool same_list(const snap_ref_list_t *a, const snap_ref_list_t *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i].name, b->v[i].name) != 0)
+            return false;
+    return true;
+}
+
+/* Subscribes to the route configurations, endpoints and secrets snap (borrowed) references.
+ * Nothing to do when they are those subscribed already: snap is the snapshot followed last, or
+ * names what the running one names and the running one was followed last (the usual update:
+ * an endpoint push changes no reference), which a comparison of the sorted lists tells without
+ * looking up every name. */
+static int follow_snapshot(xds_client_t *x, const snapshot_t *snap, char *err, size_t errlen)
+{
+    if (snap->version == x->followed)
+        return 0;
+    const snapshot_t *cur = host_snapshot(x->host);
+    const snap_refs_t *a = &cur->references, *b = &snap->references;
+    if (cur->version == x->followed && same_list(&a->route_configs, &b->route_configs) &&
+        same_list(&a->endpoints, &b->endpoints) && same_list(&a->secrets, &b->secrets)) {
+        x->followed = snap->version;
+        return 0;
+    }
+    int rc = ads_follow_snapshot(x->ads, snap, err, errlen);
+    x->followed = rc < 0 ? 0 : snap->version;
+    return rc;
+}
+
 /* Subscribes to what the running snapshot references, then sends what that owes. */
 static void follow_references(xds_client_t *x)
 {
     char err[512];
-    if (ads_follow_snapshot(x->ads, host_snapshot(x->host), err, sizeof(err)) < 0)
+    if (follow_snapshot(x, host_snapshot(x->host), err, sizeof(err)) < 0)
         log_warn("xds: %s", err);
     flush_requests(x);
 }
@@ -304,16 +349,21 @@ static void arm_waits(xds_client_t *x)
  * -ENOMEM. */
 static int awaited(xds_client_t *x, const snapshot_t *snap)
 {
-    snap_refs_t refs;
-    int rc = snapshot_references(snap, &refs);
-    if (rc < 0)
-        return rc;
-    const snap_ref_list_t *lists[] = {&refs.route_configs, &refs.endpoints, &refs.secrets};
-    xds_wait_t *next = calloc(lists[0]->n + lists[1]->n + lists[2]->n + 1, sizeof(*next));
-    if (next == NULL) {
-        snapshot_refs_free(&refs);
-        return -ENOMEM;
+    /* The snapshot's lists, read in place: sorted, each name once. */
+    const snap_refs_t *refs = &snap->references;
+    const snap_ref_list_t *lists[] = {&refs->route_configs, &refs->endpoints, &refs->secrets};
+    size_t missing = 0;
+    for (unsigned k = 0; k < 3; k++)
+        for (size_t i = 0; i < lists[k]->n; i++)
+            missing += lists[k]->v[i].missing;
+    if (missing == 0 && x->n_waits == 0) {
+        arm_waits(x);
+        return 0; /* nothing was missing and nothing is: the usual update */
     }
+    int rc = 0;
+    xds_wait_t *next = calloc(missing + 1, sizeof(*next));
+    if (next == NULL)
+        return -ENOMEM;
     size_t n = 0, j = 0;
     int waiting = 0;
     for (unsigned k = 0; k < 3 && rc >= 0; k++) {
@@ -336,7 +386,6 @@ static int awaited(xds_client_t *x, const snapshot_t *snap)
             waiting += !next[n++].absent;
         }
     }
-    snapshot_refs_free(&refs);
     /* What was not moved is no longer missing. Out of memory, the names not reached lose their
      * wait and start a new one next time. */
     waits_free(x);
@@ -421,7 +470,7 @@ static void install(xds_client_t *x, const char *type_url)
         xds_stats_build_rejected(x->stats, type_url);
         return;
     }
-    if (ads_follow_snapshot(x->ads, next, err, sizeof(err)) < 0)
+    if (follow_snapshot(x, next, err, sizeof(err)) < 0)
         log_warn("xds: %s", err);
     if (awaited(x, next) > 0) {
         if (x->warming)
@@ -624,6 +673,7 @@ int xds_client_start(const host_t *host, void (*on_first)(void *arg), void *arg,
     int rc = xds_stats_new(host->stats, host->slots, &x->stats);
     if (rc == 0)
         rc = ads_client_new(snap, REMORA_VERSION, validate_resource, x, &x->ads, err, errlen);
+    x->followed = snap->version; /* ads_client_new subscribed what it references */
     if (rc < 0) {
         if (rc == -ENOMEM)
             snprintf(err, errlen, "out of memory");

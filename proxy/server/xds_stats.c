@@ -265,10 +265,16 @@ static eds_index_t eds_index(const snapshot_t *snap)
     if (snap == NULL || snap->n_clusters == 0 ||
         (ix.v = malloc(snap->n_clusters * sizeof(*ix.v))) == NULL)
         return ix;
-    for (size_t i = 0; i < snap->n_clusters; i++)
-        if (snap->clusters[i].eds_service)
-            ix.v[ix.n++] = &snap->clusters[i];
-    qsort(ix.v, ix.n, sizeof(*ix.v), by_service);
+    bool sorted = true;
+    for (size_t i = 0; i < snap->n_clusters; i++) {
+        if (snap->clusters[i].eds_service == NULL)
+            continue;
+        ix.v[ix.n++] = &snap->clusters[i];
+        sorted = sorted && (ix.n == 1 || by_service(&ix.v[ix.n - 2], &ix.v[ix.n - 1]) <= 0);
+    }
+    /* Clusters from xDS come sorted by name, and most take the endpoints of their own name. */
+    if (!sorted)
+        qsort(ix.v, ix.n, sizeof(*ix.v), by_service);
     return ix;
 }
 

@@ -886,6 +886,25 @@ static void unsubscribing_a_name_drops_its_resource(ads_mode_t mode)
 }
 BOTH_MODES(unsubscribing_a_name_drops_its_resource)
 
+/* The names subscribed given again, in another order or with one twice, are the same
+ * subscription: nothing is owed. A name added later takes its place among them by name. */
+static void resubscribing_the_same_names_owes_nothing(ads_mode_t mode)
+{
+    const char *names[] = {"b", "d"}, *again[] = {"d", "b", "d"}, *more[] = {"d", "c", "b"};
+    ads_t *a = eds_client(mode, names, 2);
+    assert_int_equal(ads_subscribe(a, ADS_TYPE_ENDPOINT, names, 2), 0);
+    expect_no_request(a);
+    assert_int_equal(ads_subscribe(a, ADS_TYPE_ENDPOINT, again, 3), 0);
+    expect_no_request(a);
+    subscribe(a, ADS_TYPE_ENDPOINT, more, 3);
+    sent_t s = expect_sent(a);
+    assert_string_equal(joined(s.names, s.nnames), mode == ADS_SOTW ? "b,c,d" : "c");
+    sent_free(&s);
+    expect_no_request(a);
+    ads_free(a);
+}
+BOTH_MODES(resubscribing_the_same_names_owes_nothing)
+
 static void subscribe_refuses_bad_arguments(ads_mode_t mode)
 {
     ads_t *a = client(mode);
@@ -1384,6 +1403,7 @@ int main(void)
         BOTH(resources_fill_the_set_sorted_and_named),
         BOTH(dump_lists_held_rejected_and_requested),
         BOTH(unsubscribing_a_name_drops_its_resource),
+        BOTH(resubscribing_the_same_names_owes_nothing),
         BOTH(subscribe_refuses_bad_arguments),
         BOTH(resubscribing_before_the_request_goes_keeps_the_resource),
         cmocka_unit_test(test_sotw_cluster_response_is_the_full_set),

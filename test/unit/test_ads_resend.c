@@ -370,6 +370,56 @@ static void test_sotw_resend_without_one_removes_it(void **state)
     ads_free(a);
 }
 
+/* A name twice in one response, once resent as held and once changed, is rejected both times,
+ * as any name twice is: the resource held stays. */
+static void resend_and_change_of_one_name_are_both_rejected(ads_mode_t mode)
+{
+    ads_t *a = client(mode);
+    res_t res[2];
+    cluster(&res[0], "a", 1, NULL, NULL);
+    take(a, ADS_ACKED, "v1", res, 1);
+    const ProtobufCMessage *ma = held(a, "a");
+    cluster(&res[1], "a", 2, NULL, NULL);
+    ads_result_t r;
+    assert_int_equal(respond(a, &r, "v2", "n2", res, 2, NULL, 0), 0);
+    assert_int_equal(r.verdict, ADS_NACKED);
+    assert_string_equal(r.error, "cds['a']: the name appears 2 times in the response");
+    assert_false(ads_result_changed(&r));
+    ads_result_free(&r);
+    assert_ptr_equal(held(a, "a"), ma);
+    ads_free(a);
+}
+BOTH_MODES(resend_and_change_of_one_name_are_both_rejected)
+
+/* SotW: a response is read in place only where it holds nothing but Anys of a type_url and a
+ * value; an Any with another field (unknown to Any) makes it decoded whole, with the same
+ * outcome: the resend is still the resource held, the changed one decoded. */
+static void test_sotw_any_with_an_unknown_field_is_taken_alike(void **state)
+{
+    (void)state;
+    ads_t *a = client(ADS_SOTW);
+    res_t res[2];
+    cluster(&res[0], "a", 1, NULL, NULL);
+    cluster(&res[1], "b", 1, NULL, NULL);
+    take(a, ADS_ACKED, "v1", res, 2);
+    const ProtobufCMessage *ma = held(a, "a");
+    ProtobufCMessageUnknownField extra = {
+        .tag = 3, .wire_type = PROTOBUF_C_WIRE_TYPE_VARINT, .len = 1, .data = (uint8_t *)"\x01"};
+    res[0].any.base.n_unknown_fields = 1;
+    res[0].any.base.unknown_fields = &extra;
+    cluster(&res[1], "b", 4, NULL, NULL);
+    ads_result_t r;
+    assert_int_equal(respond(a, &r, "v2", "n2", res, 2, NULL, 0), 0);
+    assert_int_equal(r.verdict, ADS_ACKED);
+    assert_int_equal(r.updated.n, 1);
+    assert_string_equal(r.updated.v[0], "b");
+    ads_result_free(&r);
+    assert_int_equal(decodes, 3);
+    assert_ptr_equal(held(a, "a"), ma);
+    assert_string_equal(version_of(a, "a"), "v2");
+    ads_free(a);
+}
+
 /* Delta: each Resource carries its own version; one resent as it was takes the version it comes
  * with, and a new stream says each resource's own. */
 static void test_delta_resend_takes_its_resource_version(void **state)
@@ -415,9 +465,11 @@ int main(void)
         BOTH(reencoded_resend_is_decoded_but_not_validated),
         BOTH(resend_of_the_last_good_after_a_rejection_clears_it),
         BOTH(held_bytes_under_another_type_are_rejected),
+        BOTH(resend_and_change_of_one_name_are_both_rejected),
         cmocka_unit_test(test_sotw_renamed_resource_replaces_the_old_name),
         cmocka_unit_test(test_delta_held_bytes_under_another_name_are_rejected),
         cmocka_unit_test(test_sotw_resend_without_one_removes_it),
+        cmocka_unit_test(test_sotw_any_with_an_unknown_field_is_taken_alike),
         cmocka_unit_test(test_delta_resend_takes_its_resource_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

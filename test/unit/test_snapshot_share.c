@@ -623,6 +623,36 @@ static void test_a_trial_on_top_of_the_running_snapshot_still_finds_errors(void 
     release(&f);
 }
 
+/* A trial handed its candidate in a borrowed holder (as the xDS client hands it) builds from that
+ * holder, finds the candidate's errors as with a copy, and leaves the message to its owner. */
+static void test_a_trial_builds_from_a_borrowed_holder(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    two_eds_clusters(&u, "10.0.0.2");
+    first(&f, ads_bootstrap, &u, NULL);
+    const char *yaml[] = {EDS_CLUSTER("reviews") "connect_timeout: 2s\n",
+                          EDS_CLUSTER("reviews") "lb_policy: MAGLEV\n"};
+    for (int i = 0; i < 2; i++) {
+        update_t c = {0};
+        add(&c, &c.res.clusters, "candidate", CLUSTER_DESC, NULL, yaml[i]);
+        snap_kept_t *k = snap_kept_borrow(c.res.clusters.v[0].msg, true);
+        assert_non_null(k);
+        c.res.clusters.v[0].kept = k;
+        int rc = snapshot_check_dynamic(last(&f), &c.res, f.stats, f.err, sizeof(f.err));
+        if (i == 0)
+            assert_int_equal(rc, 0);
+        else
+            assert_non_null(strstr(f.err, "lb_policy MAGLEV is not supported"));
+        assert_int_equal(atomic_load(&k->refs), 1); /* the trial let go of it */
+        snap_kept_unref(k); /* the message is not freed with it: drop frees it (ASan) */
+        drop(&c);
+    }
+    release(&f);
+}
+
 /* An EDS cluster with an UpstreamTlsContext taking its certificate over SDS, and its
  * connect_timeout. */
 #define TLS_EDS_CLUSTER(name, timeout)                                                             \
@@ -748,6 +778,7 @@ int main(void)
         cmocka_unit_test(test_a_resource_its_source_holds_is_kept_by_reference_not_copied),
         cmocka_unit_test(test_a_cluster_defined_twice_is_still_refused),
         cmocka_unit_test(test_a_trial_on_top_of_the_running_snapshot_still_finds_errors),
+        cmocka_unit_test(test_a_trial_builds_from_a_borrowed_holder),
         cmocka_unit_test(test_a_rebuilt_tls_context_keeps_its_engine_config),
         cmocka_unit_test(test_pools_stay_compatible_only_with_the_same_connection_settings),
     };

@@ -2,6 +2,7 @@
  * as a resource set and for /config_dump. Requests are packed in ads_request.c, responses taken
  * in ads_response.c. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,13 +66,47 @@ void ads_names_free(ads_names_t *l)
     memset(l, 0, sizeof(*l));
 }
 
+typedef struct ads_version {
+    size_t refs;
+    char text[];
+} ads_version_t;
+
+static ads_version_t *version_of(char *v)
+{
+    return (ads_version_t *)(v - offsetof(ads_version_t, text));
+}
+
+char *ads_version_new(const char *text)
+{
+    size_t len = strlen(text);
+    ads_version_t *v = malloc(sizeof(*v) + len + 1);
+    if (v == NULL)
+        return NULL;
+    v->refs = 1;
+    memcpy(v->text, text, len + 1);
+    return v->text;
+}
+
+char *ads_version_ref(char *v)
+{
+    if (v)
+        version_of(v)->refs++;
+    return v;
+}
+
+void ads_version_unref(char *v)
+{
+    if (v && --version_of(v)->refs == 0)
+        free(version_of(v));
+}
+
 void ads_entry_drop_msg(ads_entry_t *e)
 {
     snap_kept_unref(e->kept); /* the last holder frees the message, on any thread */
     if (e->raw)
         explicit_bzero(e->raw, e->raw_len); /* a secret's bytes hold its keys */
     free(e->raw);
-    free(e->version);
+    ads_version_unref(e->version);
     e->msg = NULL;
     e->kept = NULL;
     e->version = NULL;
@@ -187,6 +222,24 @@ static void unmark_entry(ads_table_t *t, ads_entry_t *e, void *ctx)
     ads_table_release(t, e);
 }
 
+/* Whether names (n, borrowed) are exactly the names ts subscribes: as many, each subscribed, in
+ * ascending order (so none twice; names in another order take the long way). Then subscribing
+ * them changes nothing, and the walk over every entry that a change needs is skipped: the usual
+ * case, as the xDS client follows each new config's references, sorted. */
+static bool same_names(const ads_type_state_t *ts, const char *const *names, size_t n)
+{
+    if (n != ts->names)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && strcmp(names[i - 1], names[i]) >= 0)
+            return false;
+        const ads_entry_t *e = ads_table_find(&ts->table, names[i]);
+        if (e == NULL || !e->subscribed)
+            return false;
+    }
+    return true;
+}
+
 int ads_subscribe(ads_t *a, const char *type_url, const char *const *names, size_t n)
 {
     int t = ads_type_index(type_url);
@@ -198,6 +251,8 @@ int ads_subscribe(ads_t *a, const char *type_url, const char *const *names, size
             return -EINVAL;
     }
     ads_type_state_t *ts = &a->types[t];
+    if (ts->subscribed && same_names(ts, names, n))
+        return 0; /* the caller follows a config whose references did not change */
     for (size_t i = 0; i < n; i++) {
         ads_entry_t *e = ads_table_get(&ts->table, names[i]);
         if (e == NULL) {
@@ -302,8 +357,8 @@ int ads_resources(const ads_t *a, config_resources_t *res)
     for (int t = 0; t < ADS_NTYPES; t++) {
         size_t n, k = 0;
         bool oom;
-        ads_entry_t **v = ads_table_sorted(&a->types[t].table, &n, &oom);
-        if (oom)
+        ads_entry_t *const *v = ads_table_sorted(&a->types[t].table, &n, &oom);
+        if (oom || config_resources_reserve(lists[t], n) < 0)
             return -ENOMEM;
         int rc = 0;
         for (size_t i = 0; rc == 0 && i < n; i++)
@@ -315,7 +370,6 @@ int ads_resources(const ads_t *a, config_resources_t *res)
                     lists[t]->v[lists[t]->n - 1].kept = v[i]->kept; /* held once */
                 }
             }
-        free(v);
         if (rc < 0)
             return rc;
     }
@@ -344,20 +398,17 @@ int ads_dump(const ads_t *a, const char *type_url, ads_resource_info_t **out, si
         return -EINVAL;
     size_t m;
     bool oom;
-    ads_entry_t **v = ads_table_sorted(&a->types[t].table, &m, &oom);
+    ads_entry_t *const *v = ads_table_sorted(&a->types[t].table, &m, &oom);
     if (oom)
         return -ENOMEM;
     if (m == 0)
         return 0;
     ads_resource_info_t *info = malloc(m * sizeof(*info));
-    if (info == NULL) {
-        free(v);
+    if (info == NULL)
         return -ENOMEM;
-    }
     for (size_t i = 0; i < m; i++)
         if (entry_listed(t, v[i]))
             fill_info(t, v[i], &info[(*n)++]);
-    free(v);
     *out = info;
     return 0;
 }

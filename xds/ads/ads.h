@@ -38,7 +38,8 @@ typedef enum ads_mode {
 } ads_mode_t;
 
 /* Checks one decoded resource (msg borrowed for the call) beyond the field rules the client
- * applies itself (config_validate): what only the caller knows, e.g. a trial build. Returns 0 to
+ * applies itself (config_validate, which msg has passed when this is called): what only the
+ * caller knows, e.g. a trial build. Returns 0 to
  * accept it, or negative with err (errlen bytes) saying what is wrong; the client names the
  * resource around it. */
 typedef int (*ads_validate_fn)(void *ctx, const char *type_url, const ProtobufCMessage *msg,

@@ -64,15 +64,12 @@ static int follow(ads_t *a, const char *type_url, const snap_ref_list_t *list, c
 
 int ads_follow_snapshot(ads_t *a, const snapshot_t *snap, char *err, size_t errlen)
 {
-    snap_refs_t refs;
-    int rc = snapshot_references(snap, &refs);
-    if (rc < 0)
-        return err_set(err, errlen, rc, "out of memory");
-    rc = follow(a, ADS_TYPE_ROUTE, &refs.route_configs, err, errlen);
+    /* The snapshot's own lists, read in place: sorted, each name once (snap_refs_finish). */
+    const snap_refs_t *refs = &snap->references;
+    int rc = follow(a, ADS_TYPE_ROUTE, &refs->route_configs, err, errlen);
     if (rc == 0)
-        rc = follow(a, ADS_TYPE_ENDPOINT, &refs.endpoints, err, errlen);
+        rc = follow(a, ADS_TYPE_ENDPOINT, &refs->endpoints, err, errlen);
     if (rc == 0)
-        rc = follow(a, ADS_TYPE_SECRET, &refs.secrets, err, errlen);
-    snapshot_refs_free(&refs);
+        rc = follow(a, ADS_TYPE_SECRET, &refs->secrets, err, errlen);
     return rc;
 }

@@ -39,7 +39,7 @@ typedef struct ads_entry {
      * resource set hands it to the build, whose snapshot keeps it by reference in turn. */
     ProtobufCMessage *msg;
     snap_kept_t *kept;
-    char *version;       /* the version that last delivered msg (owned), or NULL */
+    char *version;       /* the version that last delivered msg (an ads_version_ref), or NULL */
     uint64_t updated_ms; /* when msg last changed */
     /* The bytes msg was decoded from, as received (owned; NULL when msg is): a resend with the
      * same bytes is the same message, taken without decoding it again. */
@@ -53,10 +53,22 @@ typedef struct ads_entry {
     bool seen;       /* scratch while a response or a subscription is applied */
 } ads_entry_t;
 
+/* The entries sorted by name, kept until an entry comes or goes: requests, the resource set and
+ * /config_dump list the table in name order several times per response, and most responses
+ * change what entries hold, not which entries there are. */
+typedef struct ads_view {
+    ads_entry_t **v; /* owned array of borrowed entries */
+    size_t n, cap;
+    bool stale; /* an entry came or went since v was sorted */
+} ads_view_t;
+
 /* Entries by name: chained hashing, grown to keep chains short. */
 typedef struct ads_table {
     ads_entry_t **buckets;
     size_t nbuckets, n;
+    /* The sorted view (owned; made with the buckets). The table's readers, which hold it
+     * const, refresh it: it is a cache, not part of what the table says. */
+    ads_view_t *view;
 } ads_table_t;
 
 /* A delta ACK or NACK not yet sent: every delta response is answered on its own. */
@@ -95,6 +107,12 @@ int ads_names_add(ads_names_t *l, const char *name); /* copies name; 0 or -ENOME
 void ads_names_free(ads_names_t *l);
 char *ads_strdup(const char *s);         /* NULL stays NULL */
 void ads_entry_drop_msg(ads_entry_t *e); /* frees msg, its bytes and its version */
+/* Version strings shared by the entries one response delivers (every resource of a SotW
+ * response takes its version_info): a new reference-counted copy of text (borrowed), NULL when
+ * out of memory; another reference to v; dropping one (NULL: nothing). Main thread only. */
+char *ads_version_new(const char *text);
+char *ads_version_ref(char *v);
+void ads_version_unref(char *v);
 
 /* ads_table.c */
 uint64_t ads_hash(const void *data, size_t len);
@@ -107,14 +125,40 @@ ads_entry_t *ads_table_get(ads_table_t *t, const char *name);
 void ads_table_remove(ads_table_t *t, ads_entry_t *e);
 /* Frees every entry. */
 void ads_table_clear(ads_table_t *t);
-/* The entries, sorted by name: a new array (free it), *n long; NULL with *n 0 when empty or
- * when out of memory (*oom set then). */
-ads_entry_t **ads_table_sorted(const ads_table_t *t, size_t *n, bool *oom);
+/* The entries, sorted by name: an array of *n borrowed from the table, valid until an entry is
+ * added or removed (an entry removed while the caller walks the array is one it has passed or
+ * is at). NULL with *n 0 when empty or when out of memory (*oom set then). Sorts only when an
+ * entry came or went since the last call. */
+ads_entry_t *const *ads_table_sorted(const ads_table_t *t, size_t *n, bool *oom);
 /* Calls fn on every entry; fn may remove the entry it is given. */
 void ads_table_each(ads_table_t *t, void (*fn)(ads_table_t *t, ads_entry_t *e, void *ctx),
                     void *ctx);
 /* Drops e when nothing keeps it: not subscribed, no message, no error, no unsubscription owed. */
 void ads_table_release(ads_table_t *t, ads_entry_t *e);
+
+/* ads_wire.c: protobuf's wire format, read in place. */
+/* Reads a varint at *pos of buf (len bytes); false when it runs past the end or 10 bytes. */
+bool ads_wire_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *v);
+/* The name a message's bytes (borrowed) give it, without decoding it: the last occurrence of the
+ * length-delimited field `id` at the top level (the last wins, as in decoding); *name points
+ * into buf. False when the bytes do not parse that far or the field is absent. */
+bool ads_wire_name(const uint8_t *buf, size_t len, uint32_t id, const char **name, size_t *nlen);
+
+/* One Any of a SotW response as slices of the response's bytes (NULL, 0: the field is absent). */
+typedef struct ads_wire_any {
+    const uint8_t *type_url;
+    size_t type_len;
+    const uint8_t *value;
+    size_t value_len;
+} ads_wire_any_t;
+
+/* Splits a DiscoveryResponse's bytes (borrowed): its resources, each an Any of a type_url and a
+ * value and nothing else, as slices of buf into *anys (new array of *n; NULL when none), and
+ * every other field, copied as it is, into *rest (new, *rest_len bytes) for protobuf-c to decode.
+ * Returns 0; -EAGAIN when the bytes hold anything the split does not read as protobuf-c would
+ * (the caller decodes them whole, and protobuf-c judges them); -ENOMEM. */
+int ads_wire_split_sotw(const uint8_t *buf, size_t len, ads_wire_any_t **anys, size_t *n,
+                        uint8_t **rest, size_t *rest_len);
 
 /* ads_request.c */
 int ads_pack_sotw(ads_t *a, ads_type_t t, uint8_t **buf, size_t *len);

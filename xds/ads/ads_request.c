@@ -46,7 +46,7 @@ static void request_sent(ads_t *a, ads_type_state_t *ts)
 
 /* After a request of type t is packed (v: its n entries): the server knows of every name
  * subscribed, and of none unsubscribed, whose messages go now. */
-static void names_sent(ads_t *a, ads_type_t t, ads_entry_t **v, size_t n)
+static void names_sent(ads_t *a, ads_type_t t, ads_entry_t *const *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         ads_entry_t *e = v[i];
@@ -77,10 +77,9 @@ int ads_pack_sotw(ads_t *a, ads_type_t t, uint8_t **buf, size_t *len)
     }
     size_t n, k = 0;
     bool oom;
-    ads_entry_t **v = ads_table_sorted(&ts->table, &n, &oom);
+    ads_entry_t *const *v = ads_table_sorted(&ts->table, &n, &oom);
     char **names = malloc((ts->names + 1) * sizeof(*names));
     if (oom || names == NULL) {
-        free(v);
         free(names);
         return -ENOMEM;
     }
@@ -108,7 +107,6 @@ int ads_pack_sotw(ads_t *a, ads_type_t t, uint8_t **buf, size_t *len)
     if (rc == 0)
         names_sent(a, t, v, n);
     free(names);
-    free(v);
     if (rc < 0)
         return rc;
     free(ts->nack);
@@ -171,8 +169,8 @@ static void delta_lists_free(delta_lists_t *d)
 
 /* What a request says of the subscription: on the stream's first request of the type every name
  * and every version held, after that what changed since. v (n entries) is the type's table. */
-static int delta_lists_fill(ads_type_t t, const ads_type_state_t *ts, ads_entry_t **v, size_t n,
-                            delta_lists_t *d)
+static int delta_lists_fill(ads_type_t t, const ads_type_state_t *ts, ads_entry_t *const *v,
+                            size_t n, delta_lists_t *d)
 {
     bool first = !ts->sent_on_stream, wildcard = ads_types[t].wildcard;
     d->sub = malloc((n + 1) * sizeof(*d->sub));
@@ -216,13 +214,12 @@ int ads_pack_delta(ads_t *a, ads_type_t t, uint8_t **buf, size_t *len)
     }
     size_t n;
     bool oom;
-    ads_entry_t **v = ads_table_sorted(&ts->table, &n, &oom);
+    ads_entry_t *const *v = ads_table_sorted(&ts->table, &n, &oom);
     delta_lists_t d = {0};
     int rc = oom ? -ENOMEM : delta_lists_fill(t, ts, v, n, &d);
     if (rc == 0 && ts->sent_on_stream && d.nsub == 0 && d.nunsub == 0 && ts->nacks == 0) {
         ts->due = false; /* the subscription changed and changed back */
         delta_lists_free(&d);
-        free(v);
         return 0;
     }
     delta_request_t req = ENVOY__SERVICE__DISCOVERY__V3__DELTA_DISCOVERY_REQUEST__INIT;
@@ -254,6 +251,5 @@ int ads_pack_delta(ads_t *a, ads_type_t t, uint8_t **buf, size_t *len)
         request_sent(a, ts);
     }
     delta_lists_free(&d);
-    free(v);
     return rc < 0 ? rc : 1;
 }

@@ -39,10 +39,14 @@ typedef struct item {
      * NULL for a resource without an Any. */
     ProtobufCBinaryData *raw;
     item_state_t state;
-    bool unchanged; /* the message the client holds already */
-    bool resent;    /* unchanged, seen by its bytes alone: never decoded */
-    bool quiet;     /* a later copy of a duplicated name: reported once, with the first */
-    char *error;    /* why it was rejected (owned) */
+    bool unchanged;     /* the message the client holds already */
+    bool resent;        /* unchanged, seen by its bytes alone: never decoded */
+    ads_entry_t *entry; /* its name's entry (the table's) once found: not looked up again */
+    bool quiet;         /* a later copy of a duplicated name: reported once, with the first */
+    char *error;        /* why it was rejected (owned) */
+    /* A response read in place: the Any made for a resource that is not a resend (owned, with
+     * its type_url and value, unless the entry took the value), or NULL. */
+    Google__Protobuf__Any *any;
 } item_t;
 
 /* What a response's pass over its resources collects. */
@@ -50,12 +54,16 @@ typedef struct pass {
     ads_t *a;
     ads_type_t t;
     ads_type_state_t *ts;
+    uint32_t name_id; /* the field number of the type's name */
     uint64_t now_ms;
     ads_result_t *out;
     item_t *items;
     size_t n;
     size_t nameless; /* rejected resources the client could not name */
-    bool oom;        /* an allocation failed inside a table walk */
+    /* The version the last good resource took (a reference; NULL: none yet): the next one of
+     * the same version shares it. */
+    char *version;
+    bool oom; /* an allocation failed inside a table walk */
 } pass_t;
 
 static void reject(item_t *it, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -103,84 +111,32 @@ static void decode_any(const pass_t *p, Google__Protobuf__Any *any, item_t *it)
         reject(it, "%s: %s", item_where(p, it, where, sizeof(where)), err);
 }
 
-/* Reads a varint at *pos of buf (len bytes); false when it runs past the end or 10 bytes. */
-static bool wire_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *v)
+/* Whether value (vlen bytes, borrowed) is a resend of what the client holds: byte for byte the
+ * bytes the held message of its name came from. Then it is that message, and neither decoded
+ * nor checked again (the entry's name is the item's). The name is the delta Resource's (name,
+ * nlen), or read from the bytes (name NULL). A byte difference only means the resource is
+ * decoded: another encoder may write the same message otherwise. */
+static bool resend_of_bytes(const pass_t *p, const uint8_t *value, size_t vlen, const char *name,
+                            size_t nlen, item_t *it)
 {
-    *v = 0;
-    for (unsigned shift = 0; shift < 70 && *pos < len; shift += 7) {
-        uint8_t b = buf[(*pos)++];
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if ((b & 0x80) == 0)
-            return true;
-    }
-    return false;
+    if (name == NULL && !ads_wire_name(value, vlen, p->name_id, &name, &nlen))
+        return false;
+    ads_entry_t *e = ads_table_find_n(&p->ts->table, name, nlen);
+    if (e == NULL || e->raw == NULL || e->raw_len != vlen || memcmp(e->raw, value, vlen) != 0)
+        return false;
+    it->entry = e;
+    it->name = e->name;
+    it->unchanged = it->resent = true;
+    return true;
 }
 
-/* The name a message's bytes give it, without decoding it: the last occurrence of the
- * length-delimited field `id` at the top level (the last wins, as in decoding). False when the
- * bytes do not parse that far or the field is absent; the resource is then decoded. */
-static bool wire_name(const uint8_t *buf, size_t len, uint32_t id, const char **name, size_t *nlen)
-{
-    bool found = false;
-    for (size_t pos = 0; pos < len;) {
-        uint64_t tag, v;
-        if (!wire_varint(buf, len, &pos, &tag))
-            return false;
-        switch (tag & 7) {
-        case 0: /* varint */
-            if (!wire_varint(buf, len, &pos, &v))
-                return false;
-            break;
-        case 1: /* 64 bits */
-            if (len - pos < 8)
-                return false;
-            pos += 8;
-            break;
-        case 2: /* length-delimited */
-            if (!wire_varint(buf, len, &pos, &v) || v > len - pos)
-                return false;
-            if (tag >> 3 == id) {
-                *name = (const char *)buf + pos;
-                *nlen = (size_t)v;
-                found = true;
-            }
-            pos += (size_t)v;
-            break;
-        case 5: /* 32 bits */
-            if (len - pos < 4)
-                return false;
-            pos += 4;
-            break;
-        default: /* groups, or not protobuf at all */
-            return false;
-        }
-    }
-    return found;
-}
-
-/* Whether any is a resend of what the client holds: of the response's type, byte for byte the
- * bytes the held message came from. Then it is that message, and neither decoded nor checked
- * again (the entry's name is the item's). The name is the delta Resource's (name, nlen), or read
- * from the bytes (name NULL). A byte difference only means the resource is decoded: another
- * encoder may write the same message otherwise. */
+/* The same for an Any (borrowed), which must be of the response's type. */
 static bool resend_of_held(const pass_t *p, const Google__Protobuf__Any *any, const char *name,
                            size_t nlen, item_t *it)
 {
     if (any->type_url == NULL || strcmp(any->type_url, ads_types[p->t].url) != 0)
         return false;
-    if (name == NULL) {
-        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(
-            ads_types[p->t].desc, ads_types[p->t].name_field);
-        if (!wire_name(any->value.data, any->value.len, f->id, &name, &nlen))
-            return false;
-    }
-    const ads_entry_t *e = ads_table_find_n(&p->ts->table, name, nlen);
-    if (e == NULL || e->raw == NULL || e->raw_len != any->value.len ||
-        memcmp(e->raw, any->value.data, e->raw_len) != 0)
-        return false;
-    it->name = e->name;
-    it->unchanged = it->resent = true;
-    return true;
+    return resend_of_bytes(p, any->value.data, any->value.len, name, nlen, it);
 }
 
 /* A name the client keeps: not too long. A longer one is rejected, and forgotten. */
@@ -195,10 +151,9 @@ static void check_name_length(const pass_t *p, item_t *it)
            item_where(p, it, where, sizeof(where)), name, ADS_NAME_MAX);
 }
 
-static void sotw_item(const pass_t *p, Google__Protobuf__Any *any, item_t *it)
+/* A SotW resource past the resend check: decoded, named by its message. */
+static void sotw_decode(const pass_t *p, Google__Protobuf__Any *any, item_t *it)
 {
-    if (resend_of_held(p, any, NULL, 0, it))
-        return;
     decode_any(p, any, it);
     if (it->state == ITEM_REJECTED)
         return;
@@ -211,6 +166,47 @@ static void sotw_item(const pass_t *p, Google__Protobuf__Any *any, item_t *it)
     }
     it->name = name;
     check_name_length(p, it);
+}
+
+static void sotw_item(const pass_t *p, Google__Protobuf__Any *any, item_t *it)
+{
+    if (!resend_of_held(p, any, NULL, 0, it))
+        sotw_decode(p, any, it);
+}
+
+/* A SotW resource read in place (w, slices of the response): a resend is taken from its bytes
+ * alone; anything else becomes an Any of its own (the item's, as protobuf-c would have made it:
+ * copies of type_url and value) and goes the way of a decoded response's. Returns 0 or -ENOMEM. */
+static int sotw_item_wire(const pass_t *p, const ads_wire_any_t *w, item_t *it)
+{
+    const char *url = ads_types[p->t].url;
+    size_t ulen = strlen(url);
+    /* type_url as a C string reads url: its bytes up to the first NUL, if any, are url's. */
+    bool of_type = w->type_url && w->type_len >= ulen && memcmp(w->type_url, url, ulen) == 0 &&
+                   (w->type_len == ulen || w->type_url[ulen] == '\0');
+    if (of_type && resend_of_bytes(p, w->value, w->value_len, NULL, 0, it))
+        return 0;
+    Google__Protobuf__Any *any = malloc(sizeof(*any));
+    if (any == NULL)
+        return -ENOMEM;
+    google__protobuf__any__init(any);
+    any->type_url = malloc(w->type_len + 1);
+    any->value.len = w->value_len;
+    any->value.data = w->value_len ? malloc(w->value_len) : NULL;
+    if (any->type_url == NULL || (w->value_len && any->value.data == NULL)) {
+        free(any->type_url);
+        free(any->value.data);
+        free(any);
+        return -ENOMEM;
+    }
+    if (w->type_len)
+        memcpy(any->type_url, w->type_url, w->type_len);
+    any->type_url[w->type_len] = '\0';
+    if (w->value_len)
+        memcpy(any->value.data, w->value, w->value_len);
+    it->any = any;
+    sotw_decode(p, any, it);
+    return 0;
 }
 
 /* A delta Resource: named by itself (name, or resource_name), its message's own name the same. */
@@ -253,35 +249,79 @@ static int by_string(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int by_item_name(const void *a, const void *b)
+/* Whether the response may name something twice. Most of its items have their name's entry
+ * (a resend's, found by its bytes; another's, looked up here and kept in the item): each entry
+ * is marked by the first item of its name, so a second one is seen. Items of names without an
+ * entry cannot be told apart that way: more than one of them is a maybe. The marks are cleared
+ * again (`seen` is the apply's scratch). */
+static bool may_repeat(pass_t *p)
 {
-    return strcmp((*(item_t *const *)a)->name, (*(item_t *const *)b)->name);
+    bool twice = false;
+    size_t unknown = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        item_t *it = &p->items[i];
+        if (it->name == NULL || it->state == ITEM_IGNORED)
+            continue;
+        if (it->entry == NULL)
+            it->entry = ads_table_find(&p->ts->table, it->name);
+        if (it->entry == NULL)
+            unknown++;
+        else if (it->entry->seen)
+            twice = true;
+        else
+            it->entry->seen = true;
+    }
+    for (size_t i = 0; i < p->n; i++)
+        if (p->items[i].entry)
+            p->items[i].entry->seen = false;
+    return twice || unknown > 1;
 }
 
-/* A name twice in one response: the client cannot tell which is meant, so it takes neither. */
+/* A name twice in one response: the client cannot tell which is meant, so it takes neither.
+ * When it may be so (may_repeat), the names go into a table of their own (open addressing, by
+ * hash), not a sort: one pass finds each item's first of its name, a second rejects every item
+ * of a name given more than once. */
 static int reject_duplicates(pass_t *p)
 {
-    item_t **v = malloc((p->n ? p->n : 1) * sizeof(*v));
-    if (v == NULL)
+    if (!may_repeat(p))
+        return 0;
+    size_t cap = 16;
+    while (cap < 2 * p->n + 1)
+        cap *= 2;
+    uint32_t *slot = calloc(cap, sizeof(*slot)); /* 1 + the place of a name's first item */
+    uint32_t *first = malloc((p->n ? p->n : 1) * sizeof(*first)); /* each item's first */
+    uint32_t *count = calloc(p->n ? p->n : 1, sizeof(*count));    /* items of a first's name */
+    if (slot == NULL || first == NULL || count == NULL) {
+        free(slot);
+        free(first);
+        free(count);
         return -ENOMEM;
-    size_t m = 0;
-    for (size_t i = 0; i < p->n; i++)
-        if (p->items[i].name && p->items[i].state != ITEM_IGNORED)
-            v[m++] = &p->items[i];
-    qsort(v, m, sizeof(*v), by_item_name);
-    for (size_t i = 0, j; i < m; i = j) {
-        for (j = i + 1; j < m && strcmp(v[i]->name, v[j]->name) == 0; j++)
-            ;
-        if (j - i == 1)
+    }
+    bool twice = false;
+    for (size_t i = 0; i < p->n; i++) {
+        const item_t *it = &p->items[i];
+        if (it->name == NULL || it->state == ITEM_IGNORED)
+            continue;
+        size_t h = (size_t)ads_hash(it->name, strlen(it->name)) & (cap - 1);
+        while (slot[h] && strcmp(p->items[slot[h] - 1].name, it->name) != 0)
+            h = (h + 1) & (cap - 1);
+        if (slot[h] == 0)
+            slot[h] = (uint32_t)(i + 1);
+        first[i] = slot[h] - 1;
+        twice = twice || ++count[first[i]] > 1;
+    }
+    for (size_t i = 0; twice && i < p->n; i++) {
+        item_t *it = &p->items[i];
+        if (it->name == NULL || it->state == ITEM_IGNORED || count[first[i]] < 2)
             continue;
         char where[256];
-        item_where(p, v[i], where, sizeof(where));
-        for (size_t k = i; k < j; k++) {
-            reject(v[k], "%s: the name appears %zu times in the response", where, j - i);
-            v[k]->quiet = k > i;
-        }
+        reject(it, "%s: the name appears %u times in the response",
+               item_where(p, it, where, sizeof(where)), count[first[i]]);
+        it->quiet = first[i] != i;
     }
-    free(v);
+    free(slot);
+    free(first);
+    free(count);
     return 0;
 }
 
@@ -341,7 +381,7 @@ static int check_items(pass_t *p)
         item_t *it = &p->items[i];
         if (it->name == NULL || it->state == ITEM_IGNORED)
             continue;
-        const ads_entry_t *e = ads_table_find(&p->ts->table, it->name);
+        const ads_entry_t *e = it->entry ? it->entry : ads_table_find(&p->ts->table, it->name);
         if (e == NULL || !e->subscribed)
             it->state = ITEM_IGNORED; /* a name the client did not ask for, valid or not */
     }
@@ -350,7 +390,7 @@ static int check_items(pass_t *p)
         item_t *it = &p->items[i];
         if (it->state != ITEM_OK || it->resent)
             continue;
-        const ads_entry_t *e = ads_table_find(&p->ts->table, it->name);
+        const ads_entry_t *e = it->entry ? it->entry : ads_table_find(&p->ts->table, it->name);
         it->unchanged = e && holds_same(e, it);
         if (!it->unchanged)
             rc = validate_item(p, it);
@@ -375,9 +415,14 @@ static void take_raw(ads_entry_t *e, item_t *it)
  * the message held already. */
 static int apply_good(pass_t *p, item_t *it, ads_entry_t *e)
 {
-    char *version = strdup(it->version);
-    if (version == NULL)
-        return -ENOMEM;
+    if (p->version == NULL || strcmp(p->version, it->version) != 0) {
+        char *v = ads_version_new(it->version);
+        if (v == NULL)
+            return -ENOMEM;
+        ads_version_unref(p->version);
+        p->version = v;
+    }
+    char *version = ads_version_ref(p->version);
     bool held = e->msg && (ads_types[p->t].wildcard || e->subscribed);
     if (!it->unchanged) {
         /* The message goes into a shared holder (named as the entry is), which the resource
@@ -385,10 +430,12 @@ static int apply_good(pass_t *p, item_t *it, ads_entry_t *e)
         snap_kept_t *kept = snap_kept_new_arena(it->msg, it->arena, e->name);
         it->msg = NULL;
         it->arena = NULL;
+        if (kept) /* validate_item ran config_validate on it: no build runs it again */
+            kept->validated = true;
         int rc = kept ? ads_names_add(held ? &p->out->updated : &p->out->added, it->name) : -ENOMEM;
         if (rc < 0) {
             snap_kept_unref(kept);
-            free(version);
+            ads_version_unref(version);
             return rc;
         }
         ads_entry_drop_msg(e);
@@ -398,7 +445,7 @@ static int apply_good(pass_t *p, item_t *it, ads_entry_t *e)
     }
     if (!it->resent) /* the next resend of these bytes is seen without decoding */
         take_raw(e, it);
-    free(e->version);
+    ads_version_unref(e->version);
     e->version = version;
     free(e->error);
     free(e->error_version);
@@ -435,7 +482,7 @@ static int apply_items(pass_t *p)
             p->nameless++;
             continue;
         }
-        ads_entry_t *e = ads_table_get(&p->ts->table, it->name);
+        ads_entry_t *e = it->entry ? it->entry : ads_table_get(&p->ts->table, it->name);
         if (e == NULL)
             return -ENOMEM;
         e->seen = true;
@@ -535,6 +582,9 @@ static int pass_begin(pass_t *p, ads_t *a, const char *type_url, size_t n, uint6
     if (t < 0 || !a->types[t].subscribed)
         return 0;
     p->ts = &a->types[t];
+    p->name_id =
+        protobuf_c_message_descriptor_get_field_by_name(ads_types[t].desc, ads_types[t].name_field)
+            ->id;
     p->items = calloc(n ? n : 1, sizeof(*p->items));
     if (p->items == NULL)
         return -ENOMEM;
@@ -545,9 +595,15 @@ static int pass_begin(pass_t *p, ads_t *a, const char *type_url, size_t n, uint6
 
 static void pass_end(pass_t *p, int rc)
 {
+    ads_version_unref(p->version);
     for (size_t i = 0; i < p->n && p->items; i++) {
         pb_arena_free(p->items[i].arena); /* and the message in it */
         free(p->items[i].error);
+        if (p->items[i].any) {
+            free(p->items[i].any->type_url);
+            free(p->items[i].any->value.data); /* NULL when the entry took it */
+            free(p->items[i].any);
+        }
     }
     free(p->items);
     if (p->ts)
@@ -576,18 +632,36 @@ static void sotw_remove(ads_table_t *t, ads_entry_t *e, void *ctx)
 int ads_on_sotw(ads_t *a, const uint8_t *buf, size_t len, uint64_t now_ms, ads_result_t *out,
                 char *err, size_t errlen)
 {
+    /* The resources are read in place, the rest decoded; bytes the split does not read as
+     * protobuf-c would are decoded whole, as before. */
+    ads_wire_any_t *anys = NULL;
+    size_t n_anys = 0, rest_len = 0;
+    uint8_t *rest = NULL;
+    int rc = ads_wire_split_sotw(buf, len, &anys, &n_anys, &rest, &rest_len);
+    if (rc == -ENOMEM) {
+        snprintf(err, errlen, "out of memory taking in a DiscoveryResponse");
+        return rc;
+    }
+    bool split = rc == 0;
     sotw_response_t *resp = (sotw_response_t *)protobuf_c_message_unpack(
-        &envoy__service__discovery__v3__discovery_response__descriptor, NULL, len, buf);
+        &envoy__service__discovery__v3__discovery_response__descriptor, NULL,
+        split ? rest_len : len, split ? rest : buf);
+    free(rest);
     if (resp == NULL) {
+        free(anys);
         snprintf(err, errlen, "the DiscoveryResponse does not decode (%zu bytes)", len);
         return -EBADMSG;
     }
     pass_t p;
-    int rc = pass_begin(&p, a, resp->type_url, resp->n_resources, now_ms, out);
+    rc = pass_begin(&p, a, resp->type_url, split ? n_anys : resp->n_resources, now_ms, out);
     for (size_t i = 0; rc > 0 && i < p.n; i++) {
         p.items[i].version = resp->version_info;
-        sotw_item(&p, resp->resources[i], &p.items[i]);
+        if (!split)
+            sotw_item(&p, resp->resources[i], &p.items[i]);
+        else if (sotw_item_wire(&p, &anys[i], &p.items[i]) < 0)
+            rc = -ENOMEM;
     }
+    free(anys);
     if (rc > 0)
         rc = check_items(&p);
     if (rc == 0 && p.ts)

@@ -36,6 +36,8 @@ ads_entry_t *ads_table_find(const ads_table_t *t, const char *name)
 /* Doubles the buckets once there are as many entries as buckets. */
 static int table_grow(ads_table_t *t)
 {
+    if (t->view == NULL && (t->view = calloc(1, sizeof(*t->view))) == NULL)
+        return -1;
     size_t nb = t->nbuckets ? t->nbuckets * 2 : 16;
     ads_entry_t **b = calloc(nb, sizeof(*b));
     if (b == NULL)
@@ -73,6 +75,7 @@ ads_entry_t *ads_table_get(ads_table_t *t, const char *name)
     e->next = *head;
     *head = e;
     t->n++;
+    t->view->stale = true;
     return e;
 }
 
@@ -92,6 +95,7 @@ void ads_table_remove(ads_table_t *t, ads_entry_t *e)
         p = &(*p)->next;
     *p = e->next;
     t->n--;
+    t->view->stale = true;
     entry_free(e);
 }
 
@@ -104,6 +108,9 @@ void ads_table_clear(ads_table_t *t)
         }
     }
     free(t->buckets);
+    if (t->view)
+        free(t->view->v);
+    free(t->view);
     memset(t, 0, sizeof(*t));
 }
 
@@ -112,22 +119,32 @@ static int by_name(const void *a, const void *b)
     return strcmp((*(ads_entry_t *const *)a)->name, (*(ads_entry_t *const *)b)->name);
 }
 
-ads_entry_t **ads_table_sorted(const ads_table_t *t, size_t *n, bool *oom)
+ads_entry_t *const *ads_table_sorted(const ads_table_t *t, size_t *n, bool *oom)
 {
     *n = 0;
     *oom = false;
     if (t->n == 0)
         return NULL;
-    ads_entry_t **v = malloc(t->n * sizeof(*v));
-    if (v == NULL) {
-        *oom = true;
-        return NULL;
+    ads_view_t *view = t->view; /* made with the buckets, so there when there are entries */
+    if (view->stale || view->n != t->n) {
+        if (view->cap < t->n) {
+            ads_entry_t **v = realloc(view->v, t->n * sizeof(*v));
+            if (v == NULL) {
+                *oom = true;
+                return NULL;
+            }
+            view->v = v;
+            view->cap = t->n;
+        }
+        view->n = 0;
+        for (size_t i = 0; i < t->nbuckets; i++)
+            for (ads_entry_t *e = t->buckets[i]; e; e = e->next)
+                view->v[view->n++] = e;
+        qsort(view->v, view->n, sizeof(*view->v), by_name);
+        view->stale = false;
     }
-    for (size_t i = 0; i < t->nbuckets; i++)
-        for (ads_entry_t *e = t->buckets[i]; e; e = e->next)
-            v[(*n)++] = e;
-    qsort(v, *n, sizeof(*v), by_name);
-    return v;
+    *n = view->n;
+    return view->v;
 }
 
 void ads_table_each(ads_table_t *t, void (*fn)(ads_table_t *t, ads_entry_t *e, void *ctx),

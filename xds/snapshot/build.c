@@ -151,6 +151,8 @@ static int add_all(config_resources_t *dst, const config_resources_t *src)
     config_resource_list_t *to[] = {&dst->listeners, &dst->clusters, &dst->route_configs,
                                     &dst->endpoints, &dst->secrets};
     for (size_t k = 0; k < sizeof(from) / sizeof(from[0]); k++) {
+        if (config_resources_reserve(to[k], from[k]->n) < 0)
+            return -ENOMEM;
         for (size_t i = 0; i < from[k]->n; i++) {
             const config_resource_t *r = &from[k]->v[i];
             int rc = config_resources_add_xds(to[k], r->msg, r->origin, r->index, r->version);

@@ -28,6 +28,18 @@ int config_resources_add(config_resource_list_t *list, ProtobufCMessage *msg, co
     return 0;
 }
 
+int config_resources_reserve(config_resource_list_t *list, size_t more)
+{
+    if (list->cap - list->n >= more)
+        return 0;
+    config_resource_t *v = realloc(list->v, (list->n + more) * sizeof(*v));
+    if (v == NULL)
+        return -ENOMEM;
+    list->v = v;
+    list->cap = list->n + more;
+    return 0;
+}
+
 int config_resources_add_xds(config_resource_list_t *list, ProtobufCMessage *msg,
                              const char *origin, size_t index, const char *version)
 {

@@ -22,13 +22,16 @@ struct Envoy__Config__Bootstrap__V3__Bootstrap__DynamicResources;
  * arrived (or changed), or by a build for a resource given without one, and shared by reference
  * by the state machine, every snapshot that kept it since and the clusters built from it
  * (snapshot_dynamic.c). Nothing in it changes once a snapshot holding it is published;
- * `validated` is set by the build that first took it, before that. */
+ * `validated` is set by whoever checked it first (the ADS state machine, which runs
+ * config_validate on every resource it takes, or the build that first took it), before that. */
 typedef struct snap_kept {
     _Atomic int refs;
     bool validated;         /* it passed config_validate */
     ProtobufCMessage *msg;  /* owned: in arena, or freed on its own when arena is NULL */
     struct pb_arena *arena; /* owned: the memory of msg (the ADS state machine's decodes) */
     char *name;             /* the name its source gave it (owned), or NULL */
+    uint64_t hash;          /* snap_name_hash of name (0 without one), for the tables by name */
+    bool borrowed;          /* msg is its caller's, not freed here (snap_kept_borrow) */
 } snap_kept_t;
 
 /* A new snap_kept_t with one reference holding msg (taken: freed here on failure) and a copy
@@ -37,6 +40,11 @@ snap_kept_t *snap_kept_new(ProtobufCMessage *msg, const char *name);
 /* snap_kept_new for a message that lives in arena (taken with msg: freed here on failure, and
  * with the last reference by pb_arena_free, which touches no shared state). */
 snap_kept_t *snap_kept_new_arena(ProtobufCMessage *msg, struct pb_arena *arena, const char *name);
+/* A holder of msg (borrowed: it must outlive every reference, and is not freed with the last),
+ * marked validated when `validated` (msg passed config_validate), with no name: how a caller
+ * hands a build a message it checks and drops at once (a trial), which the build then neither
+ * copies nor validates again. NULL when out of memory. */
+snap_kept_t *snap_kept_borrow(const ProtobufCMessage *msg, bool validated);
 /* Adds a reference to k (NULL: none) and returns it. */
 snap_kept_t *snap_kept_ref(snap_kept_t *k);
 /* Drops a reference (taken); the last frees the copy. NULL is a no-op. Any thread. */
@@ -90,6 +98,11 @@ typedef struct config_resources {
  * string), as a static resource. Returns 0 or -ENOMEM. */
 int config_resources_add(config_resource_list_t *list, ProtobufCMessage *msg, const char *origin,
                          size_t index);
+
+/* Makes room in list (borrowed) for `more` resources past those it holds, so that many appends
+ * allocate nothing (a caller that knows the count: a set of 1,000 resources otherwise grows
+ * through 8 reallocations). Returns 0 or -ENOMEM. */
+int config_resources_reserve(config_resource_list_t *list, size_t more);
 
 /* Appends msg as config_resources_add does, as a resource that came over xDS with version_info
  * `version` (borrowed, must outlive list; NULL reads ""). Returns 0 or -ENOMEM. */

@@ -811,6 +811,20 @@ static int link_opts(snapshot_t *s, const snap_build_opts_t *opts, char *err, si
     return 0;
 }
 
+/* prev's (borrowed) cluster named `name` (borrowed; h its snap_name_hash), or NULL. Clusters come
+ * in the same order build after build, so the one at the same place i is tried first. */
+static const snap_cluster_t *prev_cluster(const snapshot_t *prev, size_t i, const char *name,
+                                          uint64_t h)
+{
+    if (i < prev->n_clusters && prev->clusters[i].name && strcmp(prev->clusters[i].name, name) == 0)
+        return &prev->clusters[i];
+    if (prev->cluster_names.cap == 0) /* made by hand, not built */
+        return snapshot_find_cluster(prev, name);
+    long j = snap_name_index_find_hashed(&prev->cluster_names, prev->clusters,
+                                         sizeof(*prev->clusters), name, h);
+    return j < 0 ? NULL : &prev->clusters[j];
+}
+
 /* Builds the clusters of res into s, sharing those of b->prev whose inputs did not change. */
 static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_resolver_t *resolver,
                           stats_store_t *stats, char *err, size_t errlen)
@@ -820,20 +834,24 @@ static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_r
     for (size_t i = 0; i < res->clusters.n; i++) {
         const config_resource_t *r = &res->clusters.v[i];
         const char *name = ((const cluster_msg_t *)r->msg)->name;
-        if (name &&
-            snap_name_index_find(&s->cluster_names, s->clusters, sizeof(*s->clusters), name) >= 0)
+        uint64_t h = name ? snap_name_hash(name) : 0; /* for the three lookups below */
+        if (name && snap_name_index_find_hashed(&s->cluster_names, s->clusters,
+                                                sizeof(*s->clusters), name, h) >= 0)
             return err_set(err, errlen, -EINVAL, "cluster '%s': defined twice", name);
-        const snap_cluster_t *old = prev && name ? snapshot_find_cluster(prev, name) : NULL;
+        const snap_cluster_t *old = prev && name ? prev_cluster(prev, i, name, h) : NULL;
         snap_cluster_t *c = &s->clusters[i];
         s->n_clusters++;
         int rc = old ? snap_cluster_reuse(b, old, r, resolver, stats, c) : 0;
+        if (rc <= 0) /* not a copy of old's: zeroed, for the build or for snapshot_free */
+            memset(c, 0, sizeof(*c));
         if (rc == 0) {
             rc = build_cluster(r, c, old, resolver, b, stats, err, errlen);
             b->share = NULL;
         }
         if (rc < 0)
             return rc;
-        snap_name_index_add(&s->cluster_names, s->clusters, sizeof(*s->clusters), i);
+        if (c->name) /* NULL only for a cluster without a name, refused above */
+            snap_name_index_add_hashed(&s->cluster_names, s->clusters, sizeof(*s->clusters), i, h);
     }
     return 0;
 }
@@ -879,7 +897,8 @@ int snapshot_build_from(config_resources_t *res, void *bootstrap, const snap_bui
     if (rc < 0)
         goto fail_built;
     size_t nc = res->clusters.n, nl = res->listeners.n;
-    s->clusters = calloc(nc ? nc : 1, sizeof(*s->clusters));
+    /* Not zeroed here: each cluster is, unless it is a copy of the last snapshot's (most). */
+    s->clusters = malloc((nc ? nc : 1) * sizeof(*s->clusters));
     s->listeners = calloc(nl ? nl : 1, sizeof(*s->listeners));
     if (s->clusters == NULL || s->listeners == NULL ||
         snap_name_index_init(&s->cluster_names, nc) < 0 ||

@@ -45,6 +45,7 @@ typedef struct snap_build {
     snapshot_tls_cache_t tls_cache;
     snap_index_t route_configs; /* by RouteConfiguration.name */
     snap_index_t endpoints;     /* by ClusterLoadAssignment.cluster_name */
+    size_t endpoints_next;      /* where the next cluster's assignment likely is in endpoints */
     snap_index_t secrets;       /* by Secret.name */
 } snap_build_t;
 
@@ -55,6 +56,11 @@ int snap_build_index(snap_build_t *b, char *err, size_t errlen);
 
 /* The resource of that name (borrowed from the set), or NULL. idx and name borrowed. */
 const config_resource_t *snap_index_find(const snap_index_t *idx, const char *name);
+/* The same, trying the place *next first and leaving *next after the name's place: clusters
+ * come sorted, and mostly take the assignment of their own name, so the assignments they look
+ * up come in idx's order and each is found by one comparison. */
+const config_resource_t *snap_index_find_next(const snap_index_t *idx, const char *name,
+                                              size_t *next);
 
 /* Frees the indexes and the TLS cache of b (borrowed). */
 void snap_build_free(snap_build_t *b);
@@ -62,6 +68,12 @@ void snap_build_free(snap_build_t *b);
 /* Records that the snapshot's resources name `name` (copied) in list (borrowed), missing from
  * the set or not. Repeats are merged by snap_refs_finish. Returns 0 or -ENOMEM. */
 int snap_refs_add(snap_ref_list_t *list, const char *name, bool missing);
+
+/* The same for a name (borrowed) that lives as long as the snapshot whose list it goes in: a
+ * string of one of its clusters' shares (an EDS cluster's eds_service), not copied. Every
+ * cluster of a build names its load assignment, so copying each name was a copy per cluster
+ * per update. Returns 0 or -ENOMEM. */
+int snap_refs_add_borrowed(snap_ref_list_t *list, const char *name, bool missing);
 
 /* Sorts each list of refs (borrowed) by name and drops repeats: the end of a build. */
 void snap_refs_finish(snap_refs_t *refs);
@@ -118,6 +130,12 @@ long snap_name_index_add(snap_name_index_t *ix, const void *base, size_t stride,
 /* The place in base of the entry named `name` (borrowed), or -1. */
 long snap_name_index_find(const snap_name_index_t *ix, const void *base, size_t stride,
                           const char *name);
+/* The same two with the name's snap_name_hash given, for a caller that looks a name up more
+ * than once. */
+long snap_name_index_add_hashed(snap_name_index_t *ix, const void *base, size_t stride, size_t i,
+                                uint64_t hash);
+long snap_name_index_find_hashed(const snap_name_index_t *ix, const void *base, size_t stride,
+                                 const char *name, uint64_t hash);
 
 /* Cluster sharing (snapshot_share.c): every built cluster has a share, which owns what copies
  * of it in several snapshots point at (name, endpoints, TLS, DNS, runtime link) and what it was

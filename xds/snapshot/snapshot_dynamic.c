@@ -19,7 +19,7 @@ typedef struct dynamic_entry {
     snap_kept_t *kept;  /* a reference */
     const char *origin; /* a static string, as in the set */
     size_t index;
-    char *version; /* owned */
+    const char *version; /* one of its snap_dynamic's versions */
 } dynamic_entry_t;
 
 struct snap_dynamic {
@@ -29,7 +29,31 @@ struct snap_dynamic {
      * free; cap a power of two over twice the count. Read by the next build only. */
     uint32_t *by_name[SNAP_DYN_KINDS];
     size_t cap[SNAP_DYN_KINDS];
+    /* The versions the entries came with, each kept once for a run of entries of the same
+     * version (owned): every resource of a SotW response has the response's version. */
+    char **versions;
+    size_t n_versions, cap_versions;
 };
+
+/* The version `text` (borrowed) as d keeps it: the last one kept when it reads the same, else a
+ * new copy. NULL when out of memory. */
+static const char *keep_version(struct snap_dynamic *d, const char *text)
+{
+    if (d->n_versions && strcmp(d->versions[d->n_versions - 1], text) == 0)
+        return d->versions[d->n_versions - 1];
+    if (d->n_versions == d->cap_versions) {
+        size_t cap = d->cap_versions ? d->cap_versions * 2 : 4;
+        char **v = realloc(d->versions, cap * sizeof(*v));
+        if (v == NULL)
+            return NULL;
+        d->versions = v;
+        d->cap_versions = cap;
+    }
+    char *copy = strdup(text);
+    if (copy)
+        d->versions[d->n_versions++] = copy;
+    return copy;
+}
 
 /* The set's list of each kind. */
 static const config_resource_list_t *kind_list(const config_resources_t *res, int kind)
@@ -71,10 +95,22 @@ void snap_kept_unref(snap_kept_t *k)
         return;
     if (k->arena)
         pb_arena_free(k->arena); /* and the message in it */
-    else if (k->msg)
+    else if (k->msg && !k->borrowed)
         protobuf_c_message_free_unpacked(k->msg, NULL);
     free(k->name);
     free(k);
+}
+
+snap_kept_t *snap_kept_borrow(const ProtobufCMessage *msg, bool validated)
+{
+    snap_kept_t *k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return NULL;
+    atomic_init(&k->refs, 1);
+    k->msg = (ProtobufCMessage *)msg; /* never written, nor freed: borrowed */
+    k->borrowed = true;
+    k->validated = validated;
+    return k;
 }
 
 snap_kept_t *snap_kept_new(ProtobufCMessage *msg, const char *name)
@@ -100,6 +136,7 @@ snap_kept_t *snap_kept_new_arena(ProtobufCMessage *msg, struct pb_arena *arena, 
         snap_kept_unref(k);
         return NULL;
     }
+    k->hash = name ? snap_name_hash(name) : 0;
     return k;
 }
 
@@ -143,10 +180,10 @@ static int index_names(struct snap_dynamic *d, int k)
         return -ENOMEM;
     d->cap[k] = cap;
     for (size_t j = 0; j < d->n[k]; j++) {
-        const char *name = d->v[k][j].kept->name;
-        if (name == NULL)
+        const snap_kept_t *kept = d->v[k][j].kept;
+        if (kept->name == NULL)
             continue;
-        size_t i = snap_name_hash(name) & (cap - 1);
+        size_t i = kept->hash & (cap - 1); /* hashed once, when it was made */
         while (d->by_name[k][i])
             i = (i + 1) & (cap - 1);
         d->by_name[k][i] = (uint32_t)(j + 1);
@@ -154,22 +191,23 @@ static int index_names(struct snap_dynamic *d, int k)
     return 0;
 }
 
-/* The copy prev (borrowed; NULL: none) kept of what r (the j-th xDS resource of kind k) holds,
- * with a new reference; else the one r's source holds (r->kept), with a new reference; else a
- * new copy. NULL when out of memory. */
+/* The holder r's source handed with it (r->kept, when it holds r's message), with a new
+ * reference; else the copy prev (borrowed; NULL: none) kept of what r (the j-th xDS resource of
+ * kind k) holds, with a new reference; else a new copy. NULL when out of memory. */
 static snap_kept_t *kept_for(const struct snap_dynamic *prev, int k, size_t j,
                              const config_resource_t *r)
 {
+    /* A resource handed with its holder (the ADS state machine's) is that holder, whether prev
+     * kept it too or not: no lookup. */
+    if (r->kept && r->kept->msg == r->msg)
+        return snap_kept_ref(r->kept);
     const dynamic_entry_t *e = NULL;
     if (prev && r->name)
         e = find_named(prev, k, r->name);
     else if (prev && j < prev->n[k] && prev->v[k][j].kept->name == NULL)
         e = &prev->v[k][j]; /* nameless resources (not from ADS) by their place */
-    if (e && (e->kept->msg == r->msg || ((r->kept == NULL || r->kept->msg != r->msg) &&
-                                         snap_message_equal(e->kept->msg, r->msg))))
+    if (e && (e->kept->msg == r->msg || snap_message_equal(e->kept->msg, r->msg)))
         return snap_kept_ref(e->kept);
-    if (r->kept && r->kept->msg == r->msg)
-        return snap_kept_ref(r->kept); /* held once: the source's, not a copy of it */
     return kept_new(r);
 }
 
@@ -198,12 +236,10 @@ int snapshot_dynamic_keep(const config_resources_t *res, const struct snap_dynam
             dynamic_entry_t *e = &d->v[k][d->n[k]];
             e->origin = r->origin;
             e->index = r->index;
-            e->version = strdup(r->version);
+            e->version = keep_version(d, r->version);
             e->kept = e->version ? kept_for(prev, k, d->n[k], r) : NULL;
-            if (e->kept == NULL) {
-                free(e->version);
+            if (e->kept == NULL)
                 goto oom;
-            }
             d->n[k]++;
         }
         if (index_names(d, k) < 0)
@@ -221,13 +257,14 @@ void snapshot_dynamic_free(struct snap_dynamic *d)
     if (d == NULL)
         return;
     for (int k = 0; k < SNAP_DYN_KINDS; k++) {
-        for (size_t i = 0; i < d->n[k]; i++) {
+        for (size_t i = 0; i < d->n[k]; i++)
             snap_kept_unref(d->v[k][i].kept);
-            free(d->v[k][i].version);
-        }
         free(d->v[k]);
         free(d->by_name[k]);
     }
+    for (size_t i = 0; i < d->n_versions; i++)
+        free(d->versions[i]);
+    free(d->versions);
     free(d);
 }
 

@@ -35,8 +35,8 @@ int snapshot_eds_assignment(snap_build_t *b, const Envoy__Config__Cluster__V3__C
     c->eds_service = strdup(service);
     if (c->eds_service == NULL)
         return -ENOMEM;
-    const config_resource_t *r = snap_index_find(&b->endpoints, service);
-    if (snap_refs_add(&b->snap->references.endpoints, service, r == NULL) < 0 ||
+    const config_resource_t *r = snap_index_find_next(&b->endpoints, service, &b->endpoints_next);
+    if (snap_refs_add_borrowed(&b->snap->references.endpoints, c->eds_service, r == NULL) < 0 ||
         snap_share_dep(b, SNAP_DYN_ENDPOINTS, service, r) < 0)
         return -ENOMEM;
     if (r == NULL) {

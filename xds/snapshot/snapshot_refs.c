@@ -32,6 +32,7 @@ static int index_list(const config_resource_list_t *list, const char *(*name_of)
     idx->v = malloc((list->n ? list->n : 1) * sizeof(*idx->v));
     if (idx->v == NULL)
         return err_set(err, errlen, -ENOMEM, "out of memory while indexing the %ss", kind);
+    bool sorted = true; /* so far, strictly ascending */
     for (size_t i = 0; i < list->n; i++) {
         const config_resource_t *r = &list->v[i];
         const char *name = name_of(r->msg);
@@ -39,8 +40,11 @@ static int index_list(const config_resource_list_t *list, const char *(*name_of)
             return err_set(err, errlen, -EINVAL, "%s[%zu]: %s: %s is required", r->origin, r->index,
                            kind, field);
         idx->v[idx->n++] = (snap_index_entry_t){name, r};
+        sorted = sorted && (idx->n == 1 || strcmp(idx->v[idx->n - 2].name, name) < 0);
     }
-    qsort(idx->v, idx->n, sizeof(*idx->v), by_name);
+    /* An xDS client's set comes sorted by name (ads_resources), each name once: no sort then. */
+    if (!sorted)
+        qsort(idx->v, idx->n, sizeof(*idx->v), by_name);
     for (size_t i = 1; i < idx->n; i++) {
         const config_resource_t *a = idx->v[i - 1].r, *b = idx->v[i].r;
         if (strcmp(idx->v[i - 1].name, idx->v[i].name) == 0)
@@ -77,20 +81,38 @@ int snap_build_index(snap_build_t *b, char *err, size_t errlen)
     return rc;
 }
 
-const config_resource_t *snap_index_find(const snap_index_t *idx, const char *name)
+/* The place of name in idx, or -1. */
+static long index_place(const snap_index_t *idx, const char *name)
 {
     size_t lo = 0, hi = idx->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(name, idx->v[mid].name);
         if (c == 0)
-            return idx->v[mid].r;
+            return (long)mid;
         if (c < 0)
             hi = mid;
         else
             lo = mid + 1;
     }
-    return NULL;
+    return -1;
+}
+
+const config_resource_t *snap_index_find(const snap_index_t *idx, const char *name)
+{
+    long i = index_place(idx, name);
+    return i < 0 ? NULL : idx->v[i].r;
+}
+
+const config_resource_t *snap_index_find_next(const snap_index_t *idx, const char *name,
+                                              size_t *next)
+{
+    long i = *next < idx->n && strcmp(idx->v[*next].name, name) == 0 ? (long)*next
+                                                                     : index_place(idx, name);
+    if (i < 0)
+        return NULL;
+    *next = (size_t)i + 1;
+    return idx->v[i].r;
 }
 
 void snap_build_free(snap_build_t *b)
@@ -124,7 +146,7 @@ int snap_check_ads(const Envoy__Config__Core__V3__ConfigSource *cs, bool absent_
     return 0;
 }
 
-int snap_refs_add(snap_ref_list_t *list, const char *name, bool missing)
+static int refs_add(snap_ref_list_t *list, const char *name, bool missing, bool borrowed)
 {
     if (list->n == list->cap) {
         size_t cap = list->cap ? list->cap * 2 : 8;
@@ -134,11 +156,21 @@ int snap_refs_add(snap_ref_list_t *list, const char *name, bool missing)
         list->v = v;
         list->cap = cap;
     }
-    char *copy = strdup(name);
+    char *copy = borrowed ? (char *)name : strdup(name);
     if (copy == NULL)
         return -ENOMEM;
-    list->v[list->n++] = (snap_ref_t){copy, missing};
+    list->v[list->n++] = (snap_ref_t){copy, missing, borrowed};
     return 0;
+}
+
+int snap_refs_add(snap_ref_list_t *list, const char *name, bool missing)
+{
+    return refs_add(list, name, missing, false);
+}
+
+int snap_refs_add_borrowed(snap_ref_list_t *list, const char *name, bool missing)
+{
+    return refs_add(list, name, missing, true);
 }
 
 static int ref_by_name(const void *a, const void *b)
@@ -150,11 +182,18 @@ static void finish_list(snap_ref_list_t *list)
 {
     if (list->n == 0)
         return;
-    qsort(list->v, list->n, sizeof(*list->v), ref_by_name);
+    /* Clusters come sorted by name and most take the assignment of their own name: the list
+     * is in order already, and is sorted only when it is not. */
+    size_t i = 1;
+    while (i < list->n && strcmp(list->v[i - 1].name, list->v[i].name) <= 0)
+        i++;
+    if (i < list->n)
+        qsort(list->v, list->n, sizeof(*list->v), ref_by_name);
     size_t kept = 1;
     for (size_t i = 1; i < list->n; i++) {
         if (strcmp(list->v[kept - 1].name, list->v[i].name) == 0) {
-            free(list->v[i].name); /* the same name is missing everywhere or nowhere */
+            if (!list->v[i].borrowed) /* the same name is missing everywhere or nowhere */
+                free(list->v[i].name);
             continue;
         }
         list->v[kept++] = list->v[i];
@@ -172,7 +211,8 @@ void snap_refs_finish(snap_refs_t *refs)
 static void free_list(snap_ref_list_t *list)
 {
     for (size_t i = 0; i < list->n; i++)
-        free(list->v[i].name);
+        if (!list->v[i].borrowed)
+            free(list->v[i].name);
     free(list->v);
     memset(list, 0, sizeof(*list));
 }

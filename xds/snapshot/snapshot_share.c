@@ -155,12 +155,21 @@ static int same_dns(const snap_cluster_t *old, const snap_resolver_t *resolver)
 }
 
 /* Whether every resource old took from its set (sh's) is the same copy in b's set. */
-static bool same_deps(const snap_build_t *b, const struct snap_cluster_share *sh)
+static bool same_deps(snap_build_t *b, const struct snap_cluster_share *sh)
 {
     for (size_t i = 0; i < sh->n_deps; i++) {
         const snap_dep_t *d = &sh->deps[i];
-        const snap_index_t *idx = d->kind == SNAP_DYN_ENDPOINTS ? &b->endpoints : &b->secrets;
-        const config_resource_t *r = snap_index_find(idx, d->name);
+        const snap_index_t *eds = &b->endpoints;
+        const config_resource_t *r;
+        if (d->kind == SNAP_DYN_ENDPOINTS && d->kept && b->endpoints_next < eds->n &&
+            eds->v[b->endpoints_next].r->kept == d->kept)
+            /* The holder d took, where the next assignment is: the set names each resource
+             * once, and this one by d's name (its message's), so it is what the name finds. */
+            r = eds->v[b->endpoints_next++].r;
+        else if (d->kind == SNAP_DYN_ENDPOINTS)
+            r = snap_index_find_next(eds, d->name, &b->endpoints_next);
+        else
+            r = snap_index_find(&b->secrets, d->name);
         if ((r ? r->kept : NULL) != d->kept || (r && r->kept == NULL))
             return false;
     }
@@ -192,7 +201,7 @@ int snap_cluster_reuse(snap_build_t *b, const snap_cluster_t *old, const config_
     for (size_t i = 0; i < sh->n_deps; i++) {
         const snap_dep_t *d = &sh->deps[i];
         snap_ref_list_t *list = d->kind == SNAP_DYN_ENDPOINTS ? &refs->endpoints : &refs->secrets;
-        if (snap_refs_add(list, d->name, d->kept == NULL) < 0)
+        if (snap_refs_add_borrowed(list, d->name, d->kept == NULL) < 0) /* the share's */
             return -ENOMEM;
     }
     *c = *old;
@@ -222,8 +231,15 @@ int snap_name_index_init(snap_name_index_t *ix, size_t n)
 
 long snap_name_index_add(snap_name_index_t *ix, const void *base, size_t stride, size_t i)
 {
+    return snap_name_index_add_hashed(ix, base, stride, i,
+                                      snap_name_hash(name_at(base, stride, i)));
+}
+
+long snap_name_index_add_hashed(snap_name_index_t *ix, const void *base, size_t stride, size_t i,
+                                uint64_t hash)
+{
     const char *name = name_at(base, stride, i);
-    size_t mask = ix->cap - 1, h = snap_name_hash(name) & mask;
+    size_t mask = ix->cap - 1, h = hash & mask;
     for (; ix->slot[h]; h = (h + 1) & mask)
         if (strcmp(name_at(base, stride, ix->slot[h] - 1), name) == 0)
             return (long)ix->slot[h] - 1;
@@ -236,8 +252,16 @@ long snap_name_index_find(const snap_name_index_t *ix, const void *base, size_t 
 {
     if (ix->cap == 0 || name == NULL)
         return -1;
+    return snap_name_index_find_hashed(ix, base, stride, name, snap_name_hash(name));
+}
+
+long snap_name_index_find_hashed(const snap_name_index_t *ix, const void *base, size_t stride,
+                                 const char *name, uint64_t hash)
+{
+    if (ix->cap == 0)
+        return -1;
     size_t mask = ix->cap - 1;
-    for (size_t h = snap_name_hash(name) & mask; ix->slot[h]; h = (h + 1) & mask)
+    for (size_t h = hash & mask; ix->slot[h]; h = (h + 1) & mask)
         if (strcmp(name_at(base, stride, ix->slot[h] - 1), name) == 0)
             return (long)ix->slot[h] - 1;
     return -1;

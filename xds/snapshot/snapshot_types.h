@@ -367,8 +367,9 @@ typedef struct snap_ads {
 /* A resource named by another, and whether the resource set the snapshot was built from had
  * it. */
 typedef struct snap_ref {
-    char *name;   /* owned */
-    bool missing; /* not in the set: awaited (Envoy warms what needs it until it arrives) */
+    char *name;    /* owned, or borrowed from the snapshot's clusters when `borrowed` */
+    bool missing;  /* not in the set: awaited (Envoy warms what needs it until it arrives) */
+    bool borrowed; /* name is a cluster's (its eds_service), which the snapshot outlives */
 } snap_ref_t;
 
 typedef struct snap_ref_list {
