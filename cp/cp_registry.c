@@ -1,6 +1,7 @@
 /* One pass over the index per rebuild. Memory comes from a chain of blocks freed whole; strings
  * made here (workload names) live there too. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,88 @@ static int fill_workload(cp_registry_t *r, const mesh_object_t *o, view_workload
     return 0;
 }
 
+/* A pod that declares no container port (most do not) still takes the ports its Services send
+ * to: each ready endpoint's port joins its workload's ports, with the Service port's protocol,
+ * as Istio builds inbound chains from the Services that select a pod. */
+typedef struct extra_port {
+    struct extra_port *next;
+    view_port_t port;
+} extra_port_t;
+
+static int wl_by_ip_cmp(const void *a, const void *b)
+{
+    return strcmp((*(const view_workload_t *const *)a)->ip,
+                  (*(const view_workload_t *const *)b)->ip);
+}
+
+static bool has_port(const view_workload_t *w, const extra_port_t *x, uint16_t port)
+{
+    for (size_t i = 0; i < w->n_ports; i++)
+        if (w->ports[i].port == port)
+            return true;
+    for (; x; x = x->next)
+        if (x->port.port == port)
+            return true;
+    return false;
+}
+
+static int add_service_ports(cp_registry_t *r)
+{
+    size_t nw = r->reg.n_workloads;
+    if (nw == 0)
+        return 0;
+    view_workload_t **by_ip = alloc(r, nw * sizeof(*by_ip));
+    extra_port_t **extra = alloc(r, nw * sizeof(*extra));
+    if (by_ip == NULL || extra == NULL)
+        return -ENOMEM;
+    view_workload_t *wl = (view_workload_t *)r->reg.workloads;
+    for (size_t i = 0; i < nw; i++)
+        by_ip[i] = &wl[i];
+    qsort(by_ip, nw, sizeof(*by_ip), wl_by_ip_cmp);
+    for (size_t s = 0; s < r->reg.n_services; s++) {
+        const view_service_t *svc = &r->reg.services[s];
+        for (size_t e = 0; e < svc->n_endpoints; e++) {
+            const view_endpoint_t *ep = &svc->endpoints[e];
+            view_workload_t key = {.ip = ep->address}, *kp = &key;
+            view_workload_t **hit = bsearch(&kp, by_ip, nw, sizeof(*by_ip), wl_by_ip_cmp);
+            if (hit == NULL || !ep->ready)
+                continue;
+            size_t w = (size_t)(*hit - wl);
+            for (size_t k = 0; k < svc->n_ports; k++) {
+                uint16_t port = ep->ports && ep->ports[k]   ? ep->ports[k]
+                                : svc->ports[k].target_port ? svc->ports[k].target_port
+                                                            : svc->ports[k].port;
+                if (has_port(&wl[w], extra[w], port))
+                    continue;
+                extra_port_t *x = alloc(r, sizeof(*x));
+                if (x == NULL)
+                    return -ENOMEM;
+                x->port = (view_port_t){
+                    .port = port, .name = svc->ports[k].name, .protocol = svc->ports[k].protocol};
+                x->next = extra[w];
+                extra[w] = x;
+            }
+        }
+    }
+    for (size_t w = 0; w < nw; w++) {
+        if (extra[w] == NULL)
+            continue;
+        size_t n = wl[w].n_ports;
+        for (const extra_port_t *x = extra[w]; x; x = x->next)
+            n++;
+        view_port_t *ports = alloc(r, n * sizeof(*ports));
+        if (ports == NULL)
+            return -ENOMEM;
+        memcpy(ports, wl[w].ports, wl[w].n_ports * sizeof(*ports));
+        n = wl[w].n_ports;
+        for (const extra_port_t *x = extra[w]; x; x = x->next)
+            ports[n++] = x->port;
+        wl[w].ports = ports;
+        wl[w].n_ports = n;
+    }
+    return 0;
+}
+
 int cp_registry_fill(mesh_index_t *idx, const view_mesh_t *mesh, cp_registry_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -278,6 +361,8 @@ int cp_registry_fill(mesh_index_t *idx, const view_mesh_t *mesh, cp_registry_t *
     }
     out->reg.workloads = vwl;
     out->reg.n_workloads = n;
+    if (add_service_ports(out) < 0)
+        goto oom;
     return 0;
 oom:
     cp_registry_free(out);
