@@ -133,28 +133,65 @@ int cp_pview_fill(cp_t *cp, cp_pview_t *pv)
     node.proxyless = pv->proxyless;
     node.service_account = pv->sa;
     view_node_groups_t gs = {0};
-    size_t n = 0, cap = 4;
-    if (cp->view && view_node_groups(cp->view, &node, &gs) == 0)
-        for (size_t g = 0; g < gs.n; g++)
-            cap += gs.v[g]->n;
-    ads_srv_resource_t **res = malloc(cap * sizeof(*res));
+    ads_srv_resource_t *cert = NULL;
+    if (!pv->proxyless && cp->issuer)
+        cert = cp_secret_for(cp, pv->ns, pv->sa);
+    /* What each type is made of now: its groups' hashes, and the secrets' content hashes. */
+    uint64_t sig[ADS_SRV_NTYPES] = {0};
+    size_t count[ADS_SRV_NTYPES] = {0};
+    if (cp->view && view_node_groups(cp->view, &node, &gs) < 0)
+        gs.n = 0;
+    for (size_t g = 0; g < gs.n; g++) {
+        int t = ads_srv_type_of(gs.v[g]->type_url);
+        if (t < 0)
+            continue;
+        sig[t] = sig[t] * 1099511628211u + gs.v[g]->hash + 1;
+        count[t] += gs.v[g]->n;
+    }
+    sig[ADS_SRV_SDS] = (cert ? ads_srv_resource_hash(cert) : 0) * 31 +
+                       (cp->root_secret ? ads_srv_resource_hash(cp->root_secret) : 0) + 1;
+    count[ADS_SRV_SDS] = (cert != NULL) + (cert && cp->root_secret);
+    /* Only the types that changed are replaced (all of them when one became empty: a replace
+     * of some types touches only the types it is given). */
+    bool changed[ADS_SRV_NTYPES], all = !pv->filled;
+    size_t cap = 0;
+    for (int t = 0; t < ADS_SRV_NTYPES; t++) {
+        changed[t] = !pv->filled || sig[t] != pv->sig[t];
+        all = all || (changed[t] && count[t] == 0);
+    }
+    for (int t = 0; t < ADS_SRV_NTYPES; t++) {
+        changed[t] = changed[t] || all;
+        cap += changed[t] ? count[t] : 0;
+    }
+    if (cap == 0 && !all && pv->filled) {
+        pv->built_gen = cp->gen;
+        return 0;
+    }
+    ads_srv_resource_t **res = malloc((cap + 1) * sizeof(*res));
     if (res == NULL)
         return -ENOMEM;
-    for (size_t g = 0; g < gs.n; g++)
+    size_t n = 0;
+    for (size_t g = 0; g < gs.n; g++) {
+        int t = ads_srv_type_of(gs.v[g]->type_url);
+        if (t < 0 || !changed[t])
+            continue;
         for (size_t i = 0; i < gs.v[g]->n; i++) {
             ads_srv_resource_t *r = res_map_get(&cp->res, gs.v[g]->v[i].blob);
             if (r)
                 res[n++] = r;
         }
-    if (!pv->proxyless && cp->issuer) {
-        ads_srv_resource_t *cert = cp_secret_for(cp, pv->ns, pv->sa);
-        if (cert)
-            res[n++] = cert;
+    }
+    if (changed[ADS_SRV_SDS] && cert) {
+        res[n++] = cert;
         if (cp->root_secret)
             res[n++] = cp->root_secret;
     }
-    int rc = ads_srv_view_replace(pv->v, res, n, true);
+    int rc = ads_srv_view_replace(pv->v, res, n, all);
     free(res);
+    if (rc >= 0) {
+        memcpy(pv->sig, sig, sizeof(sig));
+        pv->filled = true;
+    }
     pv->built_gen = cp->gen;
     return rc < 0 ? rc : 0;
 }

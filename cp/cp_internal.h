@@ -24,9 +24,11 @@ typedef struct cp_pview {
     char *key;           /* "<namespace>/<pod>|<service account>" or "grpc|<namespace>" */
     char *ns, *pod, *sa; /* owned; pod NULL for proxyless */
     bool proxyless;
-    ads_srv_view_t *v;  /* one reference */
-    unsigned streams;   /* streams on it; freed at 0 */
-    uint64_t built_gen; /* the rebuild it was last filled at */
+    ads_srv_view_t *v;            /* one reference */
+    unsigned streams;             /* streams on it; freed at 0 */
+    uint64_t built_gen;           /* the rebuild it was last filled at */
+    bool filled;                  /* sig holds what it was last filled with */
+    uint64_t sig[ADS_SRV_NTYPES]; /* per type: its groups' or secrets' hashes */
 } cp_pview_t;
 
 typedef struct cp_stream {
