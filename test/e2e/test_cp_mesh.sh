@@ -16,7 +16,7 @@ root=$(cd "$here/../.." && pwd)
 # shellcheck source=test/lib/testlib.sh
 source "$root/test/lib/testlib.sh"
 t_require_root
-t_require_cmd nginx curl setpriv
+t_require_cmd nginx curl setpriv jq
 # shellcheck source=test/lib/simcluster.sh
 source "$root/test/lib/simcluster.sh"
 # shellcheck source=test/lib/apps.sh

@@ -14,7 +14,8 @@
 #include "cp/cp_registry.h"
 
 static const char MESH[] =
-    "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, annotations: {remora.io/mtls: strict}}\n"
+    "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, annotations: {remora.io/mtls: "
+    "strict}}\n"
     "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\n"
     "spec:\n  clusterIP: 198.19.0.20\n  selector: {app: web}\n"
     "  ports:\n  - {name: http, port: 80, targetPort: web-port}\n"
@@ -28,7 +29,8 @@ static const char MESH[] =
     "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
     "metadata: {name: web-a, namespace: shop, labels: {kubernetes.io/service-name: web}}\n"
     "addressType: IPv4\nports: [{name: http, port: 8080}, {name: grpc-api, port: 9090}]\n"
-    "endpoints:\n- addresses: [198.18.0.3]\n  targetRef: {kind: Pod, name: web-7f9c-abcde, namespace: shop}\n"
+    "endpoints:\n- addresses: [198.18.0.3]\n  targetRef: {kind: Pod, name: web-7f9c-abcde, "
+    "namespace: shop}\n"
     "- addresses: [198.18.0.4]\n  conditions: {ready: false}\n"
     "---\napiVersion: v1\nkind: Pod\n"
     "metadata:\n  name: web-7f9c-abcde\n  namespace: shop\n  labels: {app: web}\n"
