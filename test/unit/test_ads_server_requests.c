@@ -293,6 +293,33 @@ static void test_sotw_wildcard_follows_the_legacy_rule(void **state)
     ads_srv_view_unref(v);
 }
 
+/* Clusters asked for by name: a name added that does not exist is answered with the same set,
+ * which is how the client learns it is absent (as a proxyless gRPC client asks). */
+static void test_sotw_named_full_set_answers_a_missing_name(void **state)
+{
+    (void)state;
+    ads_srv_view_t *v = view_of(2, 0);
+    ads_srv_stream_t *s = stream(ADS_SRV_SOTW);
+    ads_srv_stream_set_view(s, v);
+    assert_int_equal(sotw(s, true, CDS, NULL, NULL, NULL, "a", NULL), 0);
+    sotw_response_t *r = next_sotw(s);
+    assert_int_equal(r->n_resources, 1);
+    char *nonce = strdup(r->nonce), *version = strdup(r->version_info);
+    free_msg(r);
+    assert_int_equal(sotw(s, false, CDS, nonce, version, NULL, "a", "missing", NULL), 0);
+    r = next_sotw(s);
+    assert_non_null(r);
+    assert_int_equal(r->n_resources, 1); /* a alone: "missing" is not there */
+    free_msg(r);
+    /* An ACK that names the same set owes nothing. */
+    assert_int_equal(sotw(s, false, CDS, "2", version, NULL, "a", "missing", NULL), 0);
+    assert_null(next_sotw(s));
+    free(nonce);
+    free(version);
+    ads_srv_stream_free(s);
+    ads_srv_view_unref(v);
+}
+
 /* Endpoints go only when they changed, but a name asked for anew is sent again. */
 static void test_sotw_named_type_sends_changes_and_names_asked_anew(void **state)
 {
@@ -486,6 +513,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_that_does_not_decode_is_refused),
+        cmocka_unit_test(test_sotw_named_full_set_answers_a_missing_name),
         cmocka_unit_test(test_first_request_needs_a_node_and_later_ones_the_same),
         cmocka_unit_test(test_request_without_type_or_with_a_long_name_is_refused),
         cmocka_unit_test(test_type_not_served_is_ignored),

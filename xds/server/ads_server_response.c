@@ -309,8 +309,12 @@ int ads_srv_build(ads_srv_stream_t *s, ads_srv_type_t t, uint8_t **buf, size_t *
     int rc = sotw_full ? owed_full_set(s, ts, t, &o, &set_hash) : owed_per_name(s, ts, t, &o);
     if (rc < 0)
         goto done;
-    bool nothing =
-        sotw_full ? ts->answered && set_hash == ts->sent_set : o.nres == 0 && o.nremoved == 0;
+    /* A SotW set asked for by name is answered when the names change even if the set does not:
+     * a name added that is not there is how the client learns it is absent (as Istio answers;
+     * a proxyless gRPC client would otherwise wait for its own timer). */
+    bool named_anew = sotw_full && ts->full && !ts->wildcard;
+    bool nothing = sotw_full ? ts->answered && set_hash == ts->sent_set && !named_anew
+                             : o.nres == 0 && o.nremoved == 0;
     rc = record_sent(s, ts, t, &o);
     if (rc < 0)
         goto done;
