@@ -246,7 +246,7 @@ run_mode() {
 # sidecar's clusters, listeners, routes and endpoint subscriptions change, so every one must be
 # sent and ACKed again): xds_load's second convergence round.
 restart_changed() {
-    local m=$1 mesh=$2 c0
+    local m=$1 mesh=$2 t0
     b_log "$m: restart storm: remora-cp stopped, a Service added, remora-cp started again"
     cp_stop
     printf '%s\n' "apiVersion: v1" "kind: Service" "metadata: {name: storm, namespace: ns-0}" \
@@ -256,17 +256,18 @@ restart_changed() {
         "addressType: IPv4" "ports: [{name: http, port: 8080}]" \
         "endpoints: [{addresses: [10.250.0.1], conditions: {ready: true}}]" >"$mesh/storm.yaml"
     b_noise_begin
+    t0=$(b_now_ns)
     cp_start "$mesh" "$work/cp-$m-restart.log" || return 1
-    c0=$(cp_ticks)
     V[$m.ready2_ms]=$CP_READY_MS
     if load_wait '^converge round=2 ' 300; then
+        V[$m.rst_total]=$((($(b_now_ns) - t0) / 1000000))
         [[ $(field "$LINE" complete) == 1 ]] || b_fail "restart: incomplete: $LINE"
         V[$m.rst_p50]=$(field "$LINE" ms_p50) V[$m.rst_p99]=$(field "$LINE" ms_p99)
         V[$m.rst_max]=$(field "$LINE" ms_max) V[$m.down_ms]=$(field "$LINE" down_ms)
     else
         b_fail "restart: the sidecars did not converge again in 300 s"
     fi
-    V[$m.rst_cpu]=$(awk -v t=$(($(cp_ticks) - c0)) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
+    V[$m.rst_cpu]=$(awk -v t="$(cp_ticks)" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
     V[$m.hwm2]=$(b_status_kib VmHWM "$CP_PID")
     V[$m.rst_noise]=$(b_noise_end)
 }
@@ -275,11 +276,11 @@ restart_changed() {
 # remora-cp would send is sent nothing (it holds them already), so there is nothing to ACK;
 # the time is until remora-cp counts every sidecar connected again (pilot_xds).
 restart_same() {
-    local m=$1 mesh=$2 c0 t0 i n=0
+    local m=$1 mesh=$2 t0 i n=0
     b_log "$m: restart storm, mesh unchanged"
     cp_stop
     cp_start "$mesh" "$work/cp-$m-restart2.log" || return 1
-    c0=$(cp_ticks) t0=$(b_now_ns)
+    t0=$(b_now_ns)
     V[$m.ready3_ms]=$CP_READY_MS
     for ((i = 0; i < 1200; i++)); do
         n=$(curl -s -m 5 "http://127.0.0.1:$ADMIN_PORT/stats/prometheus" |
@@ -292,7 +293,7 @@ restart_same() {
     else
         b_fail "restart, mesh unchanged: remora-cp counts ${n:-0} of $SIDECARS sidecars after 120 s"
     fi
-    V[$m.same_cpu]=$(awk -v t=$(($(cp_ticks) - c0)) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
+    V[$m.same_cpu]=$(awk -v t="$(cp_ticks)" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
     V[$m.hwm3]=$(b_status_kib VmHWM "$CP_PID")
 }
 
@@ -363,10 +364,11 @@ table() {
     row "… first stream up → every sidecar fully ACKed: p50 (ms)" %s rst_p50
     row "… p99 (ms)" %s rst_p99
     row "… max: all $SIDECARS (ms)" %s rst_max
-    row "… restarted remora-cp's CPU until then (s)" %s rst_cpu
+    row "… remora-cp started → every sidecar fully ACKed (ms)" %s rst_total
+    row "… restarted remora-cp's CPU from its start until then (s)" %s rst_cpu
     row "Restart, mesh unchanged: remora-cp start to /ready (ms)" %s ready3_ms
     row "… /ready → every sidecar connected again, pilot_xds = $SIDECARS (ms; nothing to send)" %s same_ms
-    row "… remora-cp's CPU until then (s)" %s same_cpu
+    row "… remora-cp's CPU from its start until then (s)" %s same_cpu
     row "remora-cp CPU, whole run of the first instance (s)" %s cpu1
     row "remora-cp RSS idle, after start (MiB)" mib rss_idle
     row "remora-cp RSS with every sidecar converged (MiB)" mib rss_conv
@@ -385,9 +387,9 @@ targets() {
     v=${V[sotw.p99]:-}
     [[ -n $v ]] && echo "- change → every ACK p99 ≤ 100 ms including the debounce: **$(awk -v v="$v" \
         'BEGIN { print (v <= 100) ? "met" : "not met" }')** — $v ms (state of the world)$([[ -n ${V[delta.p99]:-} ]] && echo ", ${V[delta.p99]} ms (delta)")"
-    v=${V[sotw.rst_max]:-}
-    [[ -n $v ]] && echo "- restart storm fully ACKed ≤ 10 s: **$(awk -v v="$v" \
-        'BEGIN { print (v <= 10000) ? "met" : "not met" }')** — $v ms after the first stream came up (remora-cp took ${V[sotw.ready2_ms]:-?} ms to be ready)"
+    v=${V[sotw.rst_total]:-}
+    [[ -n $v ]] && echo "- restart storm fully ACKed ≤ 10 s, counted from remora-cp's start: **$(awk -v v="$v" \
+        'BEGIN { print (v <= 10000) ? "met" : "not met" }')** — $v ms ($(b_fmt %s 1 "${V[sotw.rst_max]:-}") ms from the first stream up again; remora-cp answered /ready after ${V[sotw.ready2_ms]:-?} ms)"
     v=${V[sotw.hwm1]:-}
     [[ -n $v ]] && echo "- peak RSS ≤ 256 MiB: **$(awk -v v="$v" -v w="${V[sotw.hwm2]:-0}" \
         'BEGIN { print (v <= 262144 && w <= 262144) ? "met" : "not met" }')** — $(mib "$v") MiB (restarted: $(mib "${V[sotw.hwm2]:-}") MiB)"

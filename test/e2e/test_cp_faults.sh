@@ -31,7 +31,7 @@ CP_BIN=$LB_BIN/remora-cp
 [[ -x $LOAD ]] || t_stop "no $LOAD (build it first: make tools)"
 [[ -x $CP_BIN ]] || t_stop "no $CP_BIN (build it first: make all)"
 N=20
-BIG=${CP_FAULTS_BIG:-1000} # big's endpoints: about 25 KB of ClusterLoadAssignment
+BIG=${CP_FAULTS_BIG:-2500} # big's endpoints: about 60 KB of ClusterLoadAssignment
 PUSHES=200
 CHANGES=5
 CPM_DIR=$work/mesh
