@@ -229,7 +229,8 @@ void xl_slow_close(xl_slow_t *s)
             xl_run_on_fault(s->x, XL_FAULT_SLOW, XL_FC_BYTES, (uint64_t)queued);
         struct tcp_info ti;
         socklen_t tl = sizeof(ti);
-        if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && ti.tcpi_state != TCP_ESTABLISHED)
+        if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 &&
+            ti.tcpi_state != TCP_ESTABLISHED)
             xl_run_on_fault(s->x, XL_FAULT_SLOW, XL_FC_LOST, 1);
     }
     uv_close((uv_handle_t *)&s->tcp, on_closed);
