@@ -8,7 +8,8 @@
 # slow reader that asks for big's endpoints and never reads its socket. The 20 converge; big's
 # EndpointSlice is rewritten 200 times and the 20 ACK its last version; over the last 100 of
 # them remora-cp's RSS grows by less than half of what they would take queued for the slow
-# reader (newer versions replace queued older ones; the first 100 warm its allocator up); the 5 changes of web are ACKed by all 20 each, the
+# reader (under ASan, less than all of it; newer versions replace queued older ones; the first
+# 100 warm its allocator up); the 5 changes of web are ACKed by all 20 each, the
 # slowest within 5 times the baseline's slowest plus a second (a bound that does not depend on
 # the misbehaving ones; never a tight timer); proxy-status shows the sidecar that never ACKs
 # and the slow reader not synced; every garbage stream was ended by remora-cp, the loop
@@ -98,7 +99,7 @@ load_up() {
     mkfifo "$work/$name.in" "$work/$name.out"
     exec {LIN}<>"$work/$name.in" {LOUT}<>"$work/$name.out"
     "$LOAD" --addr "127.0.0.1:$XDS" --stdin --settle-ms 2000 --mark-timeout-ms 30000 "$@" \
-        <"$work/$name.in" >"$work/$name.out" 2>"$work/$name.err" &
+        <"$work/$name.in" >"$work/$name.out" 2>"$work/$name-stderr.log" &
     LOAD_PID=$!
     LB_PIDS+=("$LOAD_PID")
     LOAD_LOG=$work/$name.log
@@ -151,7 +152,7 @@ load_up base --nodes "$work/nodes-good"
 if load_wait '^converge round=1 complete=1 ' 60; then
     t_ok "baseline: $N sidecars converge"
 else
-    t_fail "baseline: $N sidecars converge" "$(tail -n 3 "$work/base.log" "$work/base.err")"
+    t_fail "baseline: $N sidecars converge" "$(tail -n 3 "$work/base.log" "$work/base-stderr.log")"
 fi
 if web_changes b && ((ALL)); then
     t_ok "baseline: each of $CHANGES changes of web is ACKed by all $N (slowest ${WORST} ms)"
@@ -168,7 +169,7 @@ load_up faults --nodes "$work/nodes" --never-ack 1 --garbage 1 --reconnect-loop 
 if load_wait '^converge round=1 complete=1 ' 60; then
     t_ok "with the misbehaving ones: the $N well-behaved converge"
 else
-    t_fail "with the misbehaving ones: the $N well-behaved converge" "$(tail -n 3 "$work/faults.log" "$work/faults.err")"
+    t_fail "with the misbehaving ones: the $N well-behaved converge" "$(tail -n 3 "$work/faults.log" "$work/faults-stderr.log")"
 fi
 sleep 1 # the slow reader's first responses are on their way
 for ((v = 1; v < PUSHES; v++)); do
@@ -188,8 +189,12 @@ BIG_BYTES=$(field "$LINE" bytes_per_sidecar)
 RSS1=$(rss_kib)
 GROWN=$((RSS1 - RSS_HALF))
 QUEUED=$(awk -v b="$BIG_BYTES" -v n=$((PUSHES / 2)) 'BEGIN { printf "%d", b * n / 1024 }')
-if ((GROWN * 2 < QUEUED)); then
-    t_ok "remora-cp's RSS grew by $GROWN KiB over the last $((PUSHES / 2)) versions of big the slow reader never read ($QUEUED KiB queued)"
+# Less than half of it; under ASan, whose allocator keeps 1.5-2.5 MiB more here whatever the
+# size of big, less than all of it (every version kept would be all of it and more).
+SHARE=2
+[[ ${BUILD:-build} == *asan* ]] && SHARE=1
+if ((GROWN * SHARE < QUEUED)); then
+    t_ok "remora-cp's RSS grew by $GROWN KiB over the last $((PUSHES / 2)) versions of big the slow reader never read (1/$SHARE of $QUEUED KiB queued at most)"
 else
     t_fail "remora-cp's RSS stays bounded while the slow reader is stuck" "grew by $GROWN KiB over the last $((PUSHES / 2)) versions, $QUEUED KiB queued"
 fi
