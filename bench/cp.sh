@@ -111,6 +111,7 @@ load_start() { # load_start MODE: 1 for sotw, --delta for delta
         2>"$work/load-$1.err" &
     LOAD_PID=$!
     b_pids+=("$LOAD_PID")
+    APP_PIDS=("$LOAD_PID") # the bench's own: its CPU is no noise
     : >"$work/load-$1.log"
     LOAD_LOG=$work/load-$1.log
 }
@@ -133,6 +134,7 @@ load_stop() { # quit, then the summary in SUMMARY
     load_wait '^summary ' 60 && SUMMARY=$LINE
     wait "$LOAD_PID" 2>/dev/null
     b_forget "$LOAD_PID"
+    APP_PIDS=()
     exec {LIN}>&- {LOUT}<&-
 }
 field() { # field RECORD KEY: the value of KEY= in a record
@@ -312,6 +314,7 @@ for mode in $MODES; do
     run_mode "$mode" || {
         cp_stop
         [[ -n $LOAD_PID ]] && kill "$LOAD_PID" 2>/dev/null
+        APP_PIDS=()
     }
 done
 
