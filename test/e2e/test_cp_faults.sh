@@ -12,7 +12,7 @@
 # 100 warm its allocator up); the 5 changes of web are ACKed by all 20 each, the
 # slowest within 5 times the baseline's slowest plus a second (a bound that does not depend on
 # the misbehaving ones; never a tight timer); proxy-status shows the sidecar that never ACKs
-# and the slow reader not synced; every garbage stream was ended by remora-cp, the loop
+# and the slow reader STALE and the 20 synced; every garbage stream was ended by remora-cp, the loop
 # reconnected many times and the slow reader's stream backed up (bytes wait unread in its
 # socket). Afterwards remora-cp still serves (20 new sidecars converge) and exits 0 on
 # SIGTERM, with no sanitizer report. Loopback, needs no root.
