@@ -50,8 +50,10 @@ struct xl_run {
     uv_loop_t *loop;
     xl_opts_t o;
     struct sockaddr_storage addr;
-    xl_sidecar_t **sc;
-    unsigned n;
+    xl_sidecar_t **sc; /* [0, ngood) well-behaved, then the misbehaving ones (NULL: slow) */
+    xl_slow_t **slow;
+    unsigned n, ngood, nslow;
+    uint64_t fc[XL_NFAULTS][XL_NFC]; /* what the misbehaving ones did */
     /* per sidecar: the last mark it got an EDS response in, and the last it ACKed one in */
     unsigned *mark_got, *mark_acked;
     uint64_t start_ns;
@@ -80,6 +82,10 @@ struct xl_run {
     uv_signal_t sigint, sigterm;
     bool finishing;
 };
+
+const char *const xl_fault_name[XL_NFAULTS] = {"none", "never_ack", "garbage", "reconnect", "slow"};
+const char *const xl_fc_name[XL_NFC] = {"streams", "responses", "bytes",
+                                        "garbage", "written",   "lost"};
 
 uint64_t xl_now_ns(void)
 {
@@ -181,8 +187,8 @@ static round_t *round_now(xl_run_t *x)
 static void round_print(xl_run_t *x, round_t *r, bool complete)
 {
     uint64_t origin = r->id == 1 ? r->start_ns : r->first_ready_ns;
-    printf("converge round=%u complete=%d sidecars=%zu of=%u since=%s", r->id, complete, r->n, x->n,
-           r->id == 1 ? "start" : "reconnect");
+    printf("converge round=%u complete=%d sidecars=%zu of=%u since=%s", r->id, complete, r->n,
+           x->ngood, r->id == 1 ? "start" : "reconnect");
     if (r->id > 1)
         printf(" down_ms=%.3f", ms_between(r->start_ns, origin));
     print_dist("ms", r->ms, r->n);
@@ -190,9 +196,15 @@ static void round_print(xl_run_t *x, round_t *r, bool complete)
     fflush(stdout);
 }
 
+void xl_run_on_fault(xl_run_t *x, xl_fault_t f, int counter, uint64_t n)
+{
+    x->fc[f][counter] += n;
+}
+
 void xl_run_on_ready(xl_run_t *x, xl_sidecar_t *s)
 {
-    (void)s;
+    if (xl_sidecar_fault(s) != XL_FAULT_NONE)
+        return;
     x->readies++;
     round_t *r = round_now(x);
     if (r->id > 1 && r->first_ready_ns == 0)
@@ -201,6 +213,10 @@ void xl_run_on_ready(xl_run_t *x, xl_sidecar_t *s)
 
 void xl_run_on_lost(xl_run_t *x, xl_sidecar_t *s, bool was_full, bool was_ready, const char *why)
 {
+    if (xl_sidecar_fault(s) != XL_FAULT_NONE) {
+        x->fc[xl_sidecar_fault(s)][XL_FC_LOST]++;
+        return;
+    }
     x->losses++;
     x->connect_failures += !was_ready;
     if (x->losses <= 10 && !x->finishing)
@@ -223,9 +239,9 @@ void xl_run_on_full(xl_run_t *x, xl_sidecar_t *s, uint64_t now)
     round_t *r = round_now(x);
     x->nfull++;
     uint64_t origin = r->id == 1 ? r->start_ns : r->first_ready_ns;
-    if (r->ms && r->n < x->n)
+    if (r->ms && r->n < x->ngood)
         r->ms[r->n++] = ms_between(origin, now);
-    if (x->nfull < x->n || x->all_full)
+    if (x->nfull < x->ngood || x->all_full)
         return;
     x->all_full = true;
     round_print(x, r, true);
@@ -333,7 +349,8 @@ void xl_run_on_answer(xl_run_t *x, xl_sidecar_t *s, int type, uint64_t rx_ns, ui
 
 void xl_run_on_bad_response(xl_run_t *x, xl_sidecar_t *s)
 {
-    (void)s;
+    if (xl_sidecar_fault(s) != XL_FAULT_NONE)
+        return;
     x->bad_responses++;
 }
 
@@ -427,21 +444,22 @@ static void print_summary(xl_run_t *x)
     getrusage(RUSAGE_SELF, &ru);
     uint64_t decoded, hits;
     xl_cache_counts(&decoded, &hits);
-    printf("summary mode=%s sidecars=%u elapsed_s=%.3f full=%u rounds=%u connects=%" PRIu64
-           " disconnects=%" PRIu64 " connect_failures=%" PRIu64 " responses=%" PRIu64
-           " bytes=%" PRIu64 " acks=%" PRIu64 " nacks=%" PRIu64 " bad_responses=%" PRIu64,
-           x->o.delta ? "delta" : "sotw", x->n, ms_between(x->start_ns, now) / 1e3, x->nfull,
-           x->rounds, x->readies, x->losses, x->connect_failures, msgs, bytes, acks, nacks,
-           x->bad_responses);
+    printf(
+        "summary mode=%s sidecars=%u faulty=%u elapsed_s=%.3f full=%u rounds=%u connects=%" PRIu64
+        " disconnects=%" PRIu64 " connect_failures=%" PRIu64 " responses=%" PRIu64 " bytes=%" PRIu64
+        " acks=%" PRIu64 " nacks=%" PRIu64 " bad_responses=%" PRIu64,
+        x->o.delta ? "delta" : "sotw", x->ngood, x->n - x->ngood,
+        ms_between(x->start_ns, now) / 1e3, x->nfull, x->rounds, x->readies, x->losses,
+        x->connect_failures, msgs, bytes, acks, nacks, x->bad_responses);
     for (int t = 0; t < XL_NTYPES; t++)
         printf(" responses_%s=%" PRIu64 " bytes_%s=%" PRIu64 " acks_%s=%" PRIu64
                " nacks_%s=%" PRIu64,
                xl_type_name[t], x->msgs[t], xl_type_name[t], x->bytes[t], xl_type_name[t],
                x->acks[t], xl_type_name[t], x->nacks[t]);
-    printf(" converge_complete=%d", x->first.n == x->n);
+    printf(" converge_complete=%d", x->first.n == x->ngood);
     print_dist("converge_ms", x->first.ms, x->first.n);
     printf(" restart_rounds=%u restart_complete=%d", x->rounds > 1 ? x->rounds - 1 : 0,
-           x->rounds > 1 && x->last.n == x->n);
+           x->rounds > 1 && x->last.n == x->ngood);
     print_dist("restart_ms", x->last.ms, x->last.n);
     printf(" marks=%zu", x->nmarks);
     print_dist("mark_ms", x->mark_ms, x->nmarks);
@@ -451,6 +469,9 @@ static void print_summary(xl_run_t *x)
     printf(" answer_us_avg=%.1f answer_us_max=%.1f cache_decoded=%" PRIu64 " cache_hits=%" PRIu64,
            x->answers ? (double)x->self_ns_sum / (double)x->answers / 1e3 : 0.0,
            (double)x->self_ns_max / 1e3, decoded, hits);
+    for (int f = 1; f < XL_NFAULTS; f++)
+        for (int c = 0; c < XL_NFC && x->o.faults[f]; c++)
+            printf(" fault_%s_%s=%" PRIu64, xl_fault_name[f], xl_fc_name[c], x->fc[f][c]);
     printf(" cpu_user_s=%.3f cpu_sys_s=%.3f maxrss_kb=%ld\n",
            (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6, ru.ru_maxrss);
@@ -472,6 +493,9 @@ static void finish(xl_run_t *x)
     mark_finish(x);
     if (!x->all_full && x->rounds > 0)
         round_print(x, round_now(x), false);
+    for (unsigned i = 0; i < x->nslow; i++) /* first: closing counts what waits unread */
+        if (x->slow[i])
+            xl_slow_close(x->slow[i]);
     print_summary(x);
     for (unsigned i = 0; i < x->n; i++)
         if (x->sc[i])
@@ -512,6 +536,11 @@ static const char usage[] =
     "  --settle-ms MS          a mark ends MS after its last EDS ACK (500)\n"
     "  --mark-timeout-ms MS    a mark ends MS after it began at the latest (10000)\n"
     "  --connect-timeout-ms MS TCP connect and the server's SETTINGS (10000)\n"
+    "  --never-ack N           the last sidecars: N never answer a response,\n"
+    "  --garbage N             N send garbage as their first message, again and again,\n"
+    "  --reconnect-loop N      N end their stream at its first response, reconnect 10 ms later,\n"
+    "  --slow-reader N         N never read their socket (after asking CDS, LDS and --slow-eds)\n"
+    "  --slow-eds NAME         an EDS name the slow readers ask for; repeatable\n"
     "Output: key=value records on stdout (converge, mark, summary); see bench/README.md.\n";
 
 /* "127.0.0.1:15010" or "[::1]:15010" into x->addr; loopback only. */
@@ -538,36 +567,76 @@ static int parse_addr(xl_run_t *x, const char *s)
     return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&x->addr);
 }
 
+/* --meta KEY=VALUE (arg borrowed, split in place). */
+static int add_meta(xl_opts_t *o, char *arg)
+{
+    char *eq = strchr(arg, '=');
+    xl_meta_t *m = realloc(o->meta, (o->nmeta + 1) * sizeof(*m));
+    if (eq == NULL || m == NULL) {
+        fprintf(stderr, "xds_load: --meta wants KEY=VALUE, got '%s'\n", arg);
+        free(m ? m : o->meta);
+        o->meta = NULL;
+        return -EINVAL;
+    }
+    *eq = '\0';
+    o->meta = m;
+    o->meta[o->nmeta++] = (xl_meta_t){arg, eq + 1};
+    return 0;
+}
+
+/* --slow-eds NAME (borrowed). */
+static int add_slow_eds(xl_opts_t *o, const char *name)
+{
+    const char **v = realloc(o->slow_eds, (o->nslow_eds + 1) * sizeof(*v));
+    if (v == NULL)
+        return -ENOMEM;
+    o->slow_eds = v;
+    o->slow_eds[o->nslow_eds++] = name;
+    return 0;
+}
+
+/* The command line: the options and their ids. */
+enum {
+    O_ADDR = 256,
+    O_NODES,
+    O_PATTERN,
+    O_CLUSTER,
+    O_META,
+    O_DURATION,
+    O_SETTLE,
+    O_TIMEOUT,
+    O_CONNECT,
+    O_NEVER_ACK,
+    O_GARBAGE,
+    O_RECONNECT,
+    O_SLOW,
+    O_SLOW_EDS
+};
+static const struct option longs[] = {
+    {"addr", required_argument, NULL, O_ADDR},
+    {"sidecars", required_argument, NULL, 'n'},
+    {"delta", no_argument, NULL, 'd'},
+    {"nodes", required_argument, NULL, O_NODES},
+    {"node-pattern", required_argument, NULL, O_PATTERN},
+    {"node-cluster", required_argument, NULL, O_CLUSTER},
+    {"meta", required_argument, NULL, O_META},
+    {"converge", no_argument, NULL, 'c'},
+    {"stdin", no_argument, NULL, 's'},
+    {"duration", required_argument, NULL, O_DURATION},
+    {"settle-ms", required_argument, NULL, O_SETTLE},
+    {"mark-timeout-ms", required_argument, NULL, O_TIMEOUT},
+    {"connect-timeout-ms", required_argument, NULL, O_CONNECT},
+    {"never-ack", required_argument, NULL, O_NEVER_ACK},
+    {"garbage", required_argument, NULL, O_GARBAGE},
+    {"reconnect-loop", required_argument, NULL, O_RECONNECT},
+    {"slow-reader", required_argument, NULL, O_SLOW},
+    {"slow-eds", required_argument, NULL, O_SLOW_EDS},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
 static int parse_opts(xl_run_t *x, int argc, char **argv)
 {
-    enum {
-        O_ADDR = 256,
-        O_NODES,
-        O_PATTERN,
-        O_CLUSTER,
-        O_META,
-        O_DURATION,
-        O_SETTLE,
-        O_TIMEOUT,
-        O_CONNECT
-    };
-    static const struct option longs[] = {
-        {"addr", required_argument, NULL, O_ADDR},
-        {"sidecars", required_argument, NULL, 'n'},
-        {"delta", no_argument, NULL, 'd'},
-        {"nodes", required_argument, NULL, O_NODES},
-        {"node-pattern", required_argument, NULL, O_PATTERN},
-        {"node-cluster", required_argument, NULL, O_CLUSTER},
-        {"meta", required_argument, NULL, O_META},
-        {"converge", no_argument, NULL, 'c'},
-        {"stdin", no_argument, NULL, 's'},
-        {"duration", required_argument, NULL, O_DURATION},
-        {"settle-ms", required_argument, NULL, O_SETTLE},
-        {"mark-timeout-ms", required_argument, NULL, O_TIMEOUT},
-        {"connect-timeout-ms", required_argument, NULL, O_CONNECT},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     xl_opts_t *o = &x->o;
     const char *addr = "127.0.0.1:15010";
     int c;
@@ -591,20 +660,10 @@ static int parse_opts(xl_run_t *x, int argc, char **argv)
         case O_CLUSTER:
             o->node_cluster = optarg;
             break;
-        case O_META: {
-            char *eq = strchr(optarg, '=');
-            xl_meta_t *m = realloc(o->meta, (o->nmeta + 1) * sizeof(*m));
-            if (eq == NULL || m == NULL) {
-                fprintf(stderr, "xds_load: --meta wants KEY=VALUE, got '%s'\n", optarg);
-                free(m ? m : o->meta);
-                o->meta = NULL;
+        case O_META:
+            if (add_meta(o, optarg) < 0)
                 return -EINVAL;
-            }
-            *eq = '\0';
-            o->meta = m;
-            o->meta[o->nmeta++] = (xl_meta_t){optarg, eq + 1};
             break;
-        }
         case 'c':
             o->converge = true;
             break;
@@ -622,6 +681,16 @@ static int parse_opts(xl_run_t *x, int argc, char **argv)
             break;
         case O_CONNECT:
             o->connect_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case O_NEVER_ACK:
+        case O_GARBAGE:
+        case O_RECONNECT:
+        case O_SLOW:
+            o->faults[XL_FAULT_NEVER_ACK + (c - O_NEVER_ACK)] = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case O_SLOW_EDS:
+            if (add_slow_eds(o, optarg) < 0)
+                return -ENOMEM;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -714,22 +783,45 @@ static int run_start(xl_run_t *x, char **ids)
         uv_timer_start(&x->duration, on_duration, (uint64_t)(x->o.duration_s * 1e3), 0);
     if (x->o.read_stdin && input_open(x) < 0)
         return -EINVAL;
+    unsigned bad = 0;
+    for (int f = 1; f < XL_NFAULTS; f++)
+        bad += x->o.faults[f];
+    if (bad >= x->n) {
+        fprintf(stderr, "xds_load: %u misbehaving sidecars leave none of %u well-behaved\n", bad,
+                x->n);
+        return -EINVAL;
+    }
+    x->ngood = x->n - bad;
+    x->nslow = x->o.faults[XL_FAULT_SLOW];
+    x->slow = calloc(x->nslow ? x->nslow : 1, sizeof(*x->slow));
     x->sc = calloc(x->n, sizeof(*x->sc));
     x->mark_got = calloc(x->n, sizeof(*x->mark_got));
     x->mark_acked = calloc(x->n, sizeof(*x->mark_acked));
-    if (!x->sc || !x->mark_got || !x->mark_acked)
+    if (!x->sc || !x->slow || !x->mark_got || !x->mark_acked)
         return -ENOMEM;
     x->start_ns = xl_now_ns();
     round_begin(x, &x->first, x->start_ns);
     if (x->first.ms == NULL)
         return -ENOMEM;
-    for (unsigned i = 0; i < x->n; i++) {
-        if ((x->sc[i] = xl_sidecar_new(x, i, ids[i])) == NULL)
+    unsigned i = 0, k = 0;
+    for (; i < x->ngood; i++) {
+        if ((x->sc[i] = xl_sidecar_new(x, i, ids[i], XL_FAULT_NONE)) == NULL)
             return -ENOMEM;
         xl_sidecar_start(x->sc[i], 0); /* all at once */
     }
-    fprintf(stderr, "xds_load: %u sidecars (%s) to %s\n", x->n, x->o.delta ? "delta" : "sotw",
-            "the control plane");
+    for (int f = 1; f < XL_NFAULTS; f++)
+        for (unsigned j = 0; j < x->o.faults[f]; j++, i++) {
+            if (f == XL_FAULT_SLOW) {
+                if ((x->slow[k++] = xl_slow_new(x, ids[i])) == NULL)
+                    return -ENOMEM;
+                continue;
+            }
+            if ((x->sc[i] = xl_sidecar_new(x, i, ids[i], (xl_fault_t)f)) == NULL)
+                return -ENOMEM;
+            xl_sidecar_start(x->sc[i], 0);
+        }
+    fprintf(stderr, "xds_load: %u sidecars (%s) to %s, %u of them misbehaving\n", x->n,
+            x->o.delta ? "delta" : "sotw", "the control plane", bad);
     return 0;
 }
 
@@ -766,7 +858,8 @@ int main(int argc, char **argv)
     for (unsigned i = 0; ids && i < x->n; i++)
         free(ids[i]);
     free(ids);
-    free(x->sc), free(x->mark_got), free(x->mark_acked), free(x->mark_ms), free(x->o.meta);
+    free(x->sc), free(x->slow), free((void *)x->o.slow_eds), free(x->mark_got), free(x->mark_acked),
+        free(x->mark_ms), free(x->o.meta);
     free(x->first.ms), free(x->last.ms);
     xl_cache_free();
     xl_stream_scratch_free();

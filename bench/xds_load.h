@@ -105,6 +105,20 @@ typedef struct xl_meta {
     const char *key, *value; /* value may hold {pod} and {namespace} */
 } xl_meta_t;
 
+/* How a sidecar misbehaves (issue 14, point 7). The misbehaving ones are the last of the run's
+ * sidecars, in this order, and count in none of the convergence rounds and marks: those measure
+ * the well-behaved ones, which the misbehaving ones must not slow down. */
+typedef enum xl_fault {
+    XL_FAULT_NONE,
+    XL_FAULT_NEVER_ACK, /* takes every response and never answers one */
+    XL_FAULT_GARBAGE,   /* sends bytes that are no request as its first message, again and again */
+    XL_FAULT_RECONNECT, /* ends its connection at its first response and connects again at once */
+    XL_FAULT_SLOW,      /* sends its requests and never reads its socket (xds_load_fault.c) */
+    XL_NFAULTS
+} xl_fault_t;
+
+extern const char *const xl_fault_name[XL_NFAULTS]; /* "never_ack", ... */
+
 typedef struct xl_opts {
     const char *addr; /* "127.0.0.1:15010" */
     bool delta;
@@ -120,11 +134,18 @@ typedef struct xl_opts {
     uint64_t settle_ms;
     uint64_t mark_timeout_ms;
     uint32_t connect_timeout_ms;
+    unsigned faults[XL_NFAULTS]; /* how many sidecars misbehave in each way ([0] unused) */
+    const char **slow_eds;       /* the EDS names the slow readers ask for */
+    size_t nslow_eds;
 } xl_opts_t;
 
 /* A new sidecar number idx of run x (borrowed; outlives it) with node id `id` (borrowed;
- * copied), not connected. NULL when out of memory. */
-xl_sidecar_t *xl_sidecar_new(xl_run_t *x, unsigned idx, const char *id);
+ * copied), misbehaving as fault says (not XL_FAULT_SLOW: xl_slow_new), not connected. NULL when
+ * out of memory. */
+xl_sidecar_t *xl_sidecar_new(xl_run_t *x, unsigned idx, const char *id, xl_fault_t fault);
+
+/* s's (borrowed) way of misbehaving, XL_FAULT_NONE for a well-behaved one. */
+xl_fault_t xl_sidecar_fault(const xl_sidecar_t *s);
 
 /* Connects s (borrowed) now, or after delay_ms. */
 void xl_sidecar_start(xl_sidecar_t *s, uint64_t delay_ms);
@@ -161,6 +182,36 @@ void xl_run_on_answer(xl_run_t *x, xl_sidecar_t *s, int type, uint64_t rx_ns, ui
 void xl_run_on_full(xl_run_t *x, xl_sidecar_t *s, uint64_t now_ns);
 /* A response did not decode: s ends its stream and reconnects. */
 void xl_run_on_bad_response(xl_run_t *x, xl_sidecar_t *s);
+
+/* What the misbehaving sidecars did, per kind, printed in the summary as fault_KIND_COUNTER. */
+enum {
+    XL_FC_STREAMS,   /* streams started (ADS calls; the slow reader's connection) */
+    XL_FC_RESPONSES, /* responses received (never answered) */
+    XL_FC_BYTES,     /* their bytes */
+    XL_FC_GARBAGE,   /* garbage messages sent */
+    XL_FC_WRITTEN,   /* bytes the slow reader wrote */
+    XL_FC_LOST,      /* streams or connections the control plane ended */
+    XL_NFC
+};
+extern const char *const xl_fc_name[XL_NFC];
+
+/* A sidecar misbehaving as f added n to its kind's counter. */
+void xl_run_on_fault(xl_run_t *x, xl_fault_t f, int counter, uint64_t n);
+
+/* --- the slow reader (xds_load_fault.c) -------------------------------------------------- */
+
+typedef struct xl_slow xl_slow_t;
+
+/* A new slow reader of run x (borrowed; outlives it) with node id `id` (borrowed; copied): a
+ * plain TCP connection with a small receive buffer, on which it writes the HTTP/2 preface, its
+ * settings (the largest windows, so HTTP/2 flow control never holds the control plane back), one
+ * ADS call and its first requests (CDS and LDS, and EDS for the options' slow_eds), and which it
+ * then never reads, so the control plane's writes to it back up. Connects at once. NULL when out
+ * of memory or when the socket cannot be made. */
+xl_slow_t *xl_slow_new(xl_run_t *x, const char *id);
+
+/* Closes s's connection; s is freed once libuv has closed it (run the loop). Takes s. */
+void xl_slow_close(xl_slow_t *s);
 
 /* Frees the request and response scratch buffers the sidecars share. */
 void xl_stream_scratch_free(void);

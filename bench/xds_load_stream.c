@@ -15,6 +15,10 @@
 #define BACKOFF_MAX_MS  2000
 #define MAX_RECV        (64u << 20)
 #define NACK_CODE       3 /* google.rpc.Code INVALID_ARGUMENT, as Envoy NACKs */
+/* A sidecar that reconnects in a loop does so this long after each stream ends: a crash loop
+ * of about 100 streams a second (with no wait at all it is thousands, a flood that measures
+ * the CPU both processes share rather than the control plane's handling of it). */
+#define RECONNECT_LOOP_MS 10
 
 /* Names sorted by pointer (they are interned), no duplicates. */
 typedef struct names {
@@ -49,6 +53,7 @@ enum { REF_EDS_OF_CDS, REF_SDS_OF_CDS, REF_RDS_OF_LDS, REF_SDS_OF_LDS, NREFSETS 
 struct xl_sidecar {
     xl_run_t *x;
     unsigned idx;
+    xl_fault_t fault;
     char *id;
     grpc_conn_t *conn;
     grpc_call_t *call;
@@ -501,9 +506,23 @@ static void end_stream(xl_sidecar_t *s)
         grpc_call_cancel(s->call);
 }
 
+/* A misbehaving sidecar's response: counted, never answered; the one that reconnects in a loop
+ * ends its stream (and connects again at once, stream_lost). */
+static void on_fault_response(xl_sidecar_t *s, size_t len)
+{
+    xl_run_on_fault(s->x, s->fault, XL_FC_RESPONSES, 1);
+    xl_run_on_fault(s->x, s->fault, XL_FC_BYTES, len);
+    if (s->fault == XL_FAULT_RECONNECT)
+        end_stream(s);
+}
+
 /* Takes in one response: resolve, apply or reject, answer, follow references. */
 static void on_response(xl_sidecar_t *s, const uint8_t *msg, size_t len)
 {
+    if (s->fault != XL_FAULT_NONE) {
+        on_fault_response(s, len);
+        return;
+    }
     uint64_t rx = xl_now_ns();
     bool delta = xl_run_opts(s->x)->delta;
     xl_response_t rsp;
@@ -626,8 +645,13 @@ static void stream_lost(xl_sidecar_t *s, const char *why)
     bool was_full = s->full, was_ready = s->ready;
     s->full = false, s->ready = false;
     stream_reset(s);
+    uint64_t delay = backoff_ms(s->attempt++);
+    if (s->fault == XL_FAULT_RECONNECT)
+        delay = RECONNECT_LOOP_MS; /* a tight loop: soon, every time, never backing off */
+    else if (s->fault == XL_FAULT_GARBAGE)
+        delay = backoff_ms(0); /* and again, never backing off further */
     if (!s->closing)
-        uv_timer_start(&s->timer, on_timer, backoff_ms(s->attempt++), 0);
+        uv_timer_start(&s->timer, on_timer, delay, 0);
     xl_run_on_lost(s->x, s, was_full, was_ready, why);
 }
 
@@ -654,6 +678,17 @@ static void sidecar_connect(xl_sidecar_t *s)
         stream_lost(s, "call not started");
         return;
     }
+    if (s->fault == XL_FAULT_GARBAGE) {
+        xl_run_on_fault(s->x, s->fault, XL_FC_STREAMS, 1);
+        /* A length-delimited field 1 whose length runs past the message: no request decodes. */
+        static const uint8_t garbage[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 'g',  'a',
+                                          'r',  'b',  'a',  'g',  'e',  0xff, 0xfe, 0xfd};
+        if (grpc_call_send(s->call, garbage, sizeof(garbage)) == 0)
+            xl_run_on_fault(s->x, s->fault, XL_FC_GARBAGE, 1);
+        return;
+    }
+    if (s->fault != XL_FAULT_NONE)
+        xl_run_on_fault(s->x, s->fault, XL_FC_STREAMS, 1);
     for (int type = 0; type < XL_NTYPES; type++)
         if (is_wildcard(type) || s->t[type].sub.n)
             send_initial(s, type);
@@ -666,14 +701,14 @@ static void on_timer(uv_timer_t *tm)
         sidecar_connect(s);
 }
 
-xl_sidecar_t *xl_sidecar_new(xl_run_t *x, unsigned idx, const char *id)
+xl_sidecar_t *xl_sidecar_new(xl_run_t *x, unsigned idx, const char *id, xl_fault_t fault)
 {
     xl_sidecar_t *s = calloc(1, sizeof(*s));
     if (s == NULL || (s->id = strdup(id)) == NULL) {
         free(s);
         return NULL;
     }
-    s->x = x, s->idx = idx;
+    s->x = x, s->idx = idx, s->fault = fault;
     for (int i = 0; i < XL_NTYPES; i++)
         s->t[i].version = "";
     uv_timer_init(xl_run_loop(x), &s->timer);
@@ -708,6 +743,11 @@ void xl_sidecar_close(xl_sidecar_t *s)
     if (c)
         grpc_conn_close(c);
     uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+}
+
+xl_fault_t xl_sidecar_fault(const xl_sidecar_t *s)
+{
+    return s->fault;
 }
 
 unsigned xl_sidecar_index(const xl_sidecar_t *s)
