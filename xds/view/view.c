@@ -270,6 +270,7 @@ static const char *kind_type_url(view_group_kind_t kind)
 {
     switch (kind) {
     case VIEW_GROUP_CLUSTERS:
+    case VIEW_GROUP_GRPC_CLUSTERS:
         return VIEW_TYPE_CLUSTER;
     case VIEW_GROUP_ENDPOINTS:
         return VIEW_TYPE_ENDPOINTS;
@@ -562,9 +563,9 @@ int view_build(const view_registry_t *reg, const view_t *prev, view_t **out, cha
                         .err = err,
                         .errlen = errlen};
     int (*const parts[])(view_builder_t *) = {
-        index_registry,       view_memo_units,     view_build_clusters,
-        view_build_endpoints, view_build_outbound, view_build_inbound,
-        view_build_routes,    view_build_grpc,     seal_groups,
+        index_registry,           view_memo_units,    view_build_clusters, view_build_endpoints,
+        view_build_outbound,      view_build_inbound, view_build_routes,   view_build_grpc,
+        view_build_grpc_clusters, seal_groups,
     };
     *out = NULL;
     int rc = 0;
@@ -625,6 +626,8 @@ int view_node_groups(const view_t *v, const view_node_t *node, view_node_groups_
         return -ENOENT;
     const view_group_t *g;
     out->v[out->n++] = view_find_group(v, VIEW_GROUP_CLUSTERS, "");
+    if (node->proxyless)
+        out->v[out->n++] = view_find_group(v, VIEW_GROUP_GRPC_CLUSTERS, "");
     out->v[out->n++] = view_find_group(v, VIEW_GROUP_ENDPOINTS, "");
     if (node->proxyless) {
         out->v[out->n++] = view_find_group(v, VIEW_GROUP_GRPC_LISTENERS, "");
