@@ -521,6 +521,28 @@ test_proxyless_client_gets_eds_and_logical_dns_clusters_of_headless_and_external
     view_free(v);
 }
 
+/* Without headless and ExternalName services the gRPC clients' cluster group is empty, and the
+ * build after one appears looks into it: an empty group has no array, which neither qsort nor
+ * bsearch may be given (UBSan says so in the ASan build). */
+static void test_empty_group_is_sealed_and_looked_into(void **state)
+{
+    (void)state;
+    view_registry_t reg = fx_registry();
+    reg.n_services = 2; /* web and db: ClusterIP only */
+    view_t *a = NULL, *b = NULL;
+    char err[256];
+    assert_int_equal(view_build(&reg, NULL, &a, err, sizeof(err)), 0);
+    const view_group_t *g = view_find_group(a, VIEW_GROUP_GRPC_CLUSTERS, "");
+    assert_non_null(g);
+    assert_int_equal(g->n, 0);
+    assert_null(view_group_resource(g, "outbound|9000|grpc|peers.default.svc.cluster.local"));
+    reg.n_services = 5;
+    assert_int_equal(view_build(&reg, a, &b, err, sizeof(err)), 0);
+    assert_int_equal(view_find_group(b, VIEW_GROUP_GRPC_CLUSTERS, "")->n, 2);
+    view_free(a);
+    view_free(b);
+}
+
 /* ---- nodes ---------------------------------------------------------------------------------- */
 
 static void test_node_id_in_istio_and_short_forms(void **state)
@@ -631,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_proxyless_client_gets_api_listeners_with_rds),
         cmocka_unit_test(
             test_proxyless_client_gets_eds_and_logical_dns_clusters_of_headless_and_external_name),
+        cmocka_unit_test(test_empty_group_is_sealed_and_looked_into),
         cmocka_unit_test(test_node_id_in_istio_and_short_forms),
         cmocka_unit_test(test_sidecar_gets_shared_namespace_and_workload_groups),
         cmocka_unit_test(test_registry_the_view_cannot_express_is_refused_with_where),

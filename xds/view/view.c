@@ -104,7 +104,8 @@ const view_group_t *view_find_group(const view_t *v, view_group_kind_t kind, con
 const view_resource_t *view_group_resource(const view_group_t *g, const char *name)
 {
     view_resource_t key = {.name = (char *)name};
-    return g ? bsearch(&key, g->v, g->n, sizeof(*g->v), resource_cmp) : NULL;
+    /* An empty group has no array, which bsearch may not be given. */
+    return g && g->n ? bsearch(&key, g->v, g->n, sizeof(*g->v), resource_cmp) : NULL;
 }
 
 /* ---- what the parts share ------------------------------------------------------------------ */
@@ -518,7 +519,7 @@ static int seal_groups(view_builder_t *b)
         view_group_t *g = &b->groups[i];
         if (b->state[i] == VB_GROUP_SEALED)
             continue;
-        if (b->state[i] == VB_GROUP_OPEN)
+        if (b->state[i] == VB_GROUP_OPEN && g->n > 1) /* an empty group has no array */
             qsort(g->v, g->n, sizeof(*g->v), resource_cmp);
         uint64_t h = PBW_HASH_INIT;
         for (size_t j = 0; j < g->n; j++) {
