@@ -7,14 +7,16 @@
 # own names on 127.0.0.2-4 (one port, one EndpointSlice), 127.0.0.5 and 127.0.0.7. Checks: calls
 # to the Service succeed and are spread round robin over its three endpoints; remora-cp's
 # /debug/syncz lists the client (sotw) with LDS, RDS, CDS and EDS acknowledged, and its log has
-# no NACK; an endpoint removed from the EndpointSlice on disk is pushed, acknowledged, and gets no
-# more calls while the other two share them, no call failing meanwhile; a second Service in
-# another namespace (port named by appProtocol grpc) is reachable too; a call to a Service that
-# does not exist fails unresolved (UNAVAILABLE, or as grpc-js 1.14 does, DEADLINE_EXCEEDED while
-# waiting for name resolution) and the client is told the listener does not exist; the Service
-# becomes reachable over the same channel once its manifests are written; after every push still no NACK; remora-cp exits 0 on SIGTERM with no sanitizer
+# no NACK; an endpoint removed from the EndpointSlice on disk is pushed, acknowledged, and gets
+# no more calls while the other two share them, no call failing meanwhile; a second Service in
+# another namespace (port named by appProtocol grpc) is reachable too, and so are a headless
+# Service (an EDS cluster of the clients' own) and an ExternalName one (LOGICAL_DNS); a call to
+# a Service that does not exist fails unresolved (UNAVAILABLE or, as grpc-js 1.14 does,
+# DEADLINE_EXCEEDED while waiting for name resolution) and the client is told its listener does
+# not exist; that Service becomes reachable over the same channel once its manifests are
+# written; after every push still no NACK; remora-cp exits 0 on SIGTERM with no sanitizer
 # report. Needs node and npm (fails as root without them, skips otherwise) and jq.
-# checks: 15
+# checks: 17
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -59,6 +61,27 @@ spec:
   - {name: rpc, port: 7071, targetPort: $P, appProtocol: grpc}
 EOF
 cpm_endpoints apps other "rpc:$P" 127.0.0.5
+# A headless Service, and an ExternalName one (on an address: no DNS server is needed).
+cpm_write svc-default-peers.yaml <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: peers, namespace: default}
+spec:
+  clusterIP: None
+  ports:
+  - {name: grpc-peers, port: 7073, targetPort: $P}
+EOF
+cpm_endpoints default peers "grpc-peers:$P" 127.0.0.2 127.0.0.3
+cpm_write svc-default-ext.yaml <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: ext, namespace: default}
+spec:
+  type: ExternalName
+  externalName: 127.0.0.5
+  ports:
+  - {name: grpc-ext, port: $P}
+EOF
 
 # --- remora-cp, on ports it binds itself ---
 lb_serve "CPX CPA" "$work/remora-cp.log" "$cp_bin" --mesh "$CPM_DIR" --listen "127.0.0.1:@CPX@" \
@@ -101,6 +124,8 @@ got() { jq -r --arg n "$1" '.names[$n] // 0' <<<"$RESULT"; }
 errors() { jq -c .errors <<<"$RESULT"; }
 ECHO=echo.default.svc.cluster.local:7070
 OTHER=other.apps.svc.cluster.local:7071
+PEERS=peers.default.svc.cluster.local:7073
+EXT=ext.default.svc.cluster.local:$P
 LATE=late.default.svc.cluster.local:7072
 
 # syncz [JQ] — the client's entry in remora-cp's /debug/syncz, through JQ when given.
@@ -167,6 +192,14 @@ t_eq "no call failed while the endpoint went away" "$failed" 0
 # --- a second Service, another namespace, appProtocol grpc (1 check) ---
 calls other "$OTHER" 10
 t_eq "xds:///$OTHER reaches its endpoint" "$(ok) $(got b1)" "10 10"
+
+# --- headless and ExternalName Services: clusters a gRPC client takes (2 checks) ---
+calls peers "$PEERS" 20
+t_eq "xds:///$PEERS (headless) reaches both its endpoints over EDS" \
+    "$(ok) $(($(got a1) > 0)) $(($(got a2) > 0)) $(errors)" "20 1 1 {}"
+calls ext "$EXT" 5
+t_eq "xds:///$EXT (ExternalName) reaches its name over LOGICAL_DNS" "$(ok) $(got b1) $(errors)" \
+    "5 5 {}"
 
 # --- a Service that does not exist, then does (3 checks) ---
 # grpc-js-xds declares a listener missing when a response leaves it out or, when none comes, after

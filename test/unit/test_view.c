@@ -468,6 +468,81 @@ static void test_proxyless_client_gets_api_listeners_with_rds(void **state)
     view_free(v);
 }
 
+/* grpc-js-xds NACKed the sidecars' clusters of these: "Unsupported type ORIGINAL_DST",
+ * "unsupported lb_policy: CLUSTER_PROVIDED", "Unsupported type STRICT_DNS". */
+static void
+test_proxyless_client_gets_eds_and_logical_dns_clusters_of_headless_and_external_name(void **state)
+{
+    (void)state;
+    view_t *v = build();
+    const char *peers = "outbound|9000|grpc|peers.default.svc.cluster.local";
+    const char *ext = "outbound|443|grpc|ext.default.svc.cluster.local";
+    cluster_t *c = (cluster_t *)fx_decode(v, VIEW_GROUP_GRPC_CLUSTERS, "", peers);
+    assert_int_equal(c->type, ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__EDS);
+    assert_int_equal(c->lb_policy, ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__ROUND_ROBIN);
+    assert_string_equal(c->eds_cluster_config->service_name, peers);
+    assert_non_null(c->eds_cluster_config->eds_config->ads);
+    assert_null(c->transport_socket);
+    free_msg(c);
+    /* Its assignment: the ready endpoint only, its locality weighted. */
+    cla_t *a = (cla_t *)fx_decode(v, VIEW_GROUP_ENDPOINTS, "", peers);
+    assert_int_equal(a->n_endpoints, 1);
+    assert_int_equal(a->endpoints[0]->n_lb_endpoints, 1);
+    assert_string_equal(
+        a->endpoints[0]->lb_endpoints[0]->endpoint->address->socket_address->address, "198.18.0.7");
+    assert_int_equal(
+        a->endpoints[0]->lb_endpoints[0]->endpoint->address->socket_address->port_value, 9000);
+    assert_int_equal(a->endpoints[0]->load_balancing_weight->value, 1);
+    free_msg(a);
+    c = (cluster_t *)fx_decode(v, VIEW_GROUP_GRPC_CLUSTERS, "", ext);
+    assert_int_equal(c->type, ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__LOGICAL_DNS);
+    assert_int_equal(c->lb_policy, ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__ROUND_ROBIN);
+    assert_int_equal(c->load_assignment->n_endpoints, 1);
+    assert_int_equal(c->load_assignment->endpoints[0]->n_lb_endpoints, 1);
+    const Envoy__Config__Core__V3__SocketAddress *sa =
+        c->load_assignment->endpoints[0]->lb_endpoints[0]->endpoint->address->socket_address;
+    assert_string_equal(sa->address, "example.com");
+    assert_int_equal(sa->port_value, 443);
+    free_msg(c);
+    /* The clients' routes name them; the sidecars' clusters and routes are as before. */
+    routes_t *r = (routes_t *)fx_decode(v, VIEW_GROUP_GRPC_ROUTES, "",
+                                        "peers.default.svc.cluster.local:9000");
+    assert_string_equal(r->virtual_hosts[0]->routes[0]->route->cluster, peers);
+    free_msg(r);
+    r = (routes_t *)fx_decode(v, VIEW_GROUP_GRPC_ROUTES, "", "ext.default.svc.cluster.local:443");
+    assert_string_equal(r->virtual_hosts[0]->routes[0]->route->cluster, ext);
+    free_msg(r);
+    const view_group_t *g = view_find_group(v, VIEW_GROUP_GRPC_CLUSTERS, "");
+    assert_int_equal(g->n, 2); /* nothing of ClusterIP services */
+    assert_null(view_group_resource(view_find_group(v, VIEW_GROUP_CLUSTERS, ""), peers));
+    assert_null(view_group_resource(view_find_group(v, VIEW_GROUP_CLUSTERS, ""), ext));
+    assert_non_null(view_group_resource(view_find_group(v, VIEW_GROUP_CLUSTERS, ""),
+                                        "outbound|9000||peers.default.svc.cluster.local"));
+    view_free(v);
+}
+
+/* Without headless and ExternalName services the gRPC clients' cluster group is empty, and the
+ * build after one appears looks into it: an empty group has no array, which neither qsort nor
+ * bsearch may be given (UBSan says so in the ASan build). */
+static void test_empty_group_is_sealed_and_looked_into(void **state)
+{
+    (void)state;
+    view_registry_t reg = fx_registry();
+    reg.n_services = 2; /* web and db: ClusterIP only */
+    view_t *a = NULL, *b = NULL;
+    char err[256];
+    assert_int_equal(view_build(&reg, NULL, &a, err, sizeof(err)), 0);
+    const view_group_t *g = view_find_group(a, VIEW_GROUP_GRPC_CLUSTERS, "");
+    assert_non_null(g);
+    assert_int_equal(g->n, 0);
+    assert_null(view_group_resource(g, "outbound|9000|grpc|peers.default.svc.cluster.local"));
+    reg.n_services = 5;
+    assert_int_equal(view_build(&reg, a, &b, err, sizeof(err)), 0);
+    assert_int_equal(view_find_group(b, VIEW_GROUP_GRPC_CLUSTERS, "")->n, 2);
+    view_free(a);
+    view_free(b);
+}
+
 /* ---- nodes ---------------------------------------------------------------------------------- */
 
 static void test_node_id_in_istio_and_short_forms(void **state)
@@ -519,9 +594,12 @@ static void test_sidecar_gets_shared_namespace_and_workload_groups(void **state)
     assert_int_equal(view_node_parse_id("client.default", &n), 0);
     n.proxyless = true;
     assert_int_equal(view_node_groups(v, &n, &g), 0);
-    assert_int_equal(g.n, 4);
-    assert_int_equal(g.v[2]->kind, VIEW_GROUP_GRPC_LISTENERS);
-    assert_int_equal(g.v[3]->kind, VIEW_GROUP_GRPC_ROUTES);
+    assert_int_equal(g.n, 5);
+    assert_int_equal(g.v[0]->kind, VIEW_GROUP_CLUSTERS);
+    assert_int_equal(g.v[1]->kind, VIEW_GROUP_GRPC_CLUSTERS);
+    assert_int_equal(g.v[2]->kind, VIEW_GROUP_ENDPOINTS);
+    assert_int_equal(g.v[3]->kind, VIEW_GROUP_GRPC_LISTENERS);
+    assert_int_equal(g.v[4]->kind, VIEW_GROUP_GRPC_ROUTES);
     view_free(v);
 }
 
@@ -573,6 +651,9 @@ int main(void)
         cmocka_unit_test(test_permissive_inbound_listener_takes_mtls_and_plaintext),
         cmocka_unit_test(test_route_configuration_per_port_names_services_as_clients_do),
         cmocka_unit_test(test_proxyless_client_gets_api_listeners_with_rds),
+        cmocka_unit_test(
+            test_proxyless_client_gets_eds_and_logical_dns_clusters_of_headless_and_external_name),
+        cmocka_unit_test(test_empty_group_is_sealed_and_looked_into),
         cmocka_unit_test(test_node_id_in_istio_and_short_forms),
         cmocka_unit_test(test_sidecar_gets_shared_namespace_and_workload_groups),
         cmocka_unit_test(test_registry_the_view_cannot_express_is_refused_with_where),

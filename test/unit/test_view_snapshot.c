@@ -348,9 +348,9 @@ static void test_full_build_at_1000_services_and_5000_endpoints(void **state)
             kind_bytes[b->groups[i].kind] += b->groups[i].v[j].blob->len;
         }
     print_message("view: bytes by kind: clusters %zu, endpoints %zu, routes %zu, outbound %zu, "
-                  "inbound %zu, grpc listeners %zu, grpc routes %zu\n",
+                  "inbound %zu, grpc listeners %zu, grpc routes %zu, grpc clusters %zu\n",
                   kind_bytes[0], kind_bytes[1], kind_bytes[2], kind_bytes[3], kind_bytes[4],
-                  kind_bytes[5], kind_bytes[6]);
+                  kind_bytes[5], kind_bytes[6], kind_bytes[7]);
     print_message("view: %d services, %d endpoints, %d workloads: %zu groups, %zu resources, "
                   "%zu bytes; full build %.1f ms, rebuild after one endpoint change %.1f ms\n",
                   BIG_SERVICES, BIG_SERVICES * BIG_EPS, BIG_WORKLOADS, b->n, n, bytes, t1 - t0,

@@ -104,7 +104,8 @@ const view_group_t *view_find_group(const view_t *v, view_group_kind_t kind, con
 const view_resource_t *view_group_resource(const view_group_t *g, const char *name)
 {
     view_resource_t key = {.name = (char *)name};
-    return g ? bsearch(&key, g->v, g->n, sizeof(*g->v), resource_cmp) : NULL;
+    /* An empty group has no array, which bsearch may not be given. */
+    return g && g->n ? bsearch(&key, g->v, g->n, sizeof(*g->v), resource_cmp) : NULL;
 }
 
 /* ---- what the parts share ------------------------------------------------------------------ */
@@ -270,6 +271,7 @@ static const char *kind_type_url(view_group_kind_t kind)
 {
     switch (kind) {
     case VIEW_GROUP_CLUSTERS:
+    case VIEW_GROUP_GRPC_CLUSTERS:
         return VIEW_TYPE_CLUSTER;
     case VIEW_GROUP_ENDPOINTS:
         return VIEW_TYPE_ENDPOINTS;
@@ -517,7 +519,7 @@ static int seal_groups(view_builder_t *b)
         view_group_t *g = &b->groups[i];
         if (b->state[i] == VB_GROUP_SEALED)
             continue;
-        if (b->state[i] == VB_GROUP_OPEN)
+        if (b->state[i] == VB_GROUP_OPEN && g->n > 1) /* an empty group has no array */
             qsort(g->v, g->n, sizeof(*g->v), resource_cmp);
         uint64_t h = PBW_HASH_INIT;
         for (size_t j = 0; j < g->n; j++) {
@@ -562,9 +564,9 @@ int view_build(const view_registry_t *reg, const view_t *prev, view_t **out, cha
                         .err = err,
                         .errlen = errlen};
     int (*const parts[])(view_builder_t *) = {
-        index_registry,       view_memo_units,     view_build_clusters,
-        view_build_endpoints, view_build_outbound, view_build_inbound,
-        view_build_routes,    view_build_grpc,     seal_groups,
+        index_registry,           view_memo_units,    view_build_clusters, view_build_endpoints,
+        view_build_outbound,      view_build_inbound, view_build_routes,   view_build_grpc,
+        view_build_grpc_clusters, seal_groups,
     };
     *out = NULL;
     int rc = 0;
@@ -625,6 +627,8 @@ int view_node_groups(const view_t *v, const view_node_t *node, view_node_groups_
         return -ENOENT;
     const view_group_t *g;
     out->v[out->n++] = view_find_group(v, VIEW_GROUP_CLUSTERS, "");
+    if (node->proxyless)
+        out->v[out->n++] = view_find_group(v, VIEW_GROUP_GRPC_CLUSTERS, "");
     out->v[out->n++] = view_find_group(v, VIEW_GROUP_ENDPOINTS, "");
     if (node->proxyless) {
         out->v[out->n++] = view_find_group(v, VIEW_GROUP_GRPC_LISTENERS, "");

@@ -52,6 +52,8 @@ typedef enum view_group_kind {
     VIEW_GROUP_INBOUND,        /* key "<namespace>/<pod>": the workload's virtualInbound */
     VIEW_GROUP_GRPC_LISTENERS, /* key "": API listeners "<host>:<port>" */
     VIEW_GROUP_GRPC_ROUTES,    /* key "": route configurations "<host>:<port>" */
+    VIEW_GROUP_GRPC_CLUSTERS,  /* key "": "outbound|<port>|grpc|<host>" of headless and
+                                * ExternalName services, in kinds a gRPC client takes */
     VIEW_GROUP_KINDS
 } view_group_kind_t;
 
@@ -117,9 +119,9 @@ int view_node_parse_id(const char *id, view_node_t *node);
 /* The groups a node gets (borrowed from v, in out->v), in the order a sidecar subscribes:
  * clusters, endpoints, listeners, routes. A sidecar: clusters, endpoints, its namespace's
  * outbound listener and route configurations, and its workload's inbound listener when its pod
- * is in the registry (out->has_workload). A proxyless client: clusters, endpoints, the gRPC
- * listeners and route configurations. Returns 0, or -ENOENT when the node's namespace is
- * unknown (no group is then given). */
+ * is in the registry (out->has_workload). A proxyless client: clusters, the gRPC clusters,
+ * endpoints, the gRPC listeners and route configurations. Returns 0, or -ENOENT when the node's
+ * namespace is unknown (no group is then given). */
 typedef struct view_node_groups {
     const view_group_t *v[VIEW_NODE_MAX_GROUPS];
     size_t n;

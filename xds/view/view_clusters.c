@@ -2,7 +2,8 @@
  * mTLS a second one, outbound|<port>|tcp|<host>, for the TCP chain of an HTTP port, since the
  * server tells the two apart by ALPN), one per workload container port (inbound|<port>||), the
  * two passthrough clusters, and the load assignment of every EDS cluster. Every sidecar gets
- * the same ones. */
+ * the same ones; proxyless gRPC clients get them too, and their own clusters of headless and
+ * ExternalName services. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,26 @@ static int add_original_dst(view_builder_t *b, int gi, const char *name, const c
     return vb_add(b, gi, name, &w);
 }
 
+/* A load_assignment field (open message: a Cluster) of one endpoint: a DNS cluster's name. */
+static void dns_endpoint(pbw_t *w, const char *cluster, const char *dns_name, uint16_t port)
+{
+    pbw_begin(w, "load_assignment");
+    pbw_string(w, "cluster_name", cluster);
+    pbw_begin(w, "endpoints");
+    pbw_begin(w, "lb_endpoints");
+    pbw_begin(w, "endpoint");
+    pbw_begin(w, "address");
+    pbw_begin(w, "socket_address");
+    pbw_string(w, "address", dns_name);
+    pbw_uint(w, "port_value", port);
+    pbw_end(w);
+    pbw_end(w);
+    pbw_end(w);
+    pbw_end(w);
+    pbw_end(w);
+    pbw_end(w);
+}
+
 typedef struct svc_port {
     const view_service_t *s;
     const char *host;
@@ -126,21 +147,7 @@ static int add_outbound(view_builder_t *b, view_unit_t *u, const svc_port_t *sp,
         pbw_uint(&w, "type", ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STRICT_DNS);
         pbw_uint(&w, "dns_lookup_family",
                  ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DNS_LOOKUP_FAMILY__V4_ONLY);
-        pbw_begin(&w, "load_assignment");
-        pbw_string(&w, "cluster_name", name);
-        pbw_begin(&w, "endpoints");
-        pbw_begin(&w, "lb_endpoints");
-        pbw_begin(&w, "endpoint");
-        pbw_begin(&w, "address");
-        pbw_begin(&w, "socket_address");
-        pbw_string(&w, "address", s->external_name);
-        pbw_uint(&w, "port_value", port);
-        pbw_end(&w);
-        pbw_end(&w);
-        pbw_end(&w);
-        pbw_end(&w);
-        pbw_end(&w);
-        pbw_end(&w);
+        dns_endpoint(&w, name, s->external_name, port);
         break;
     }
     pbw_duration_ms(&w, "connect_timeout", vb_connect_timeout(b));
@@ -150,6 +157,33 @@ static int add_outbound(view_builder_t *b, view_unit_t *u, const svc_port_t *sp,
         view_upstream_tls(&w, sni, alpn, sp->sans, sp->n_sans);
     }
     return vu_add(b, u, VIEW_GROUP_CLUSTERS, name, &w);
+}
+
+/* A gRPC client NACKs ORIGINAL_DST and STRICT_DNS clusters (and CLUSTER_PROVIDED): for it a
+ * headless service's port is an EDS cluster over its ready endpoints (their assignment is in the
+ * endpoints group under the same name, vu_assignments), an ExternalName service's a LOGICAL_DNS
+ * cluster on its name. ROUND_ROBIN (the default), no TLS (proxyless clients in mTLS are left
+ * out). */
+static int add_grpc_cluster(view_builder_t *b, view_unit_t *u, const view_service_t *s,
+                            const char *host, uint16_t port)
+{
+    char name[600];
+    snprintf(name, sizeof(name), VIEW_GRPC_CLUSTER_FMT, port, host);
+    pbw_t w;
+    pbw_init(&w, CLUSTER_DESC);
+    pbw_string(&w, "name", name);
+    if (s->kind == VIEW_SVC_HEADLESS) {
+        pbw_uint(&w, "type", ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__EDS);
+        pbw_begin(&w, "eds_cluster_config");
+        view_ads_source(&w, "eds_config");
+        pbw_string(&w, "service_name", name);
+        pbw_end(&w);
+    } else {
+        pbw_uint(&w, "type", ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__LOGICAL_DNS);
+        dns_endpoint(&w, name, s->external_name, port);
+    }
+    pbw_duration_ms(&w, "connect_timeout", vb_connect_timeout(b));
+    return vu_add(b, u, VIEW_GROUP_GRPC_CLUSTERS, name, &w);
 }
 
 /* Whether the clusters of s are in mTLS: its namespace is, and it is in the mesh. */
@@ -173,6 +207,8 @@ int vu_clusters(view_builder_t *b, size_t si, view_unit_t *u)
             snprintf(name, sizeof(name), "outbound|%u|tcp|%s", p->port, sp.host);
             rc = add_outbound(b, u, &sp, name, "istio");
         }
+        if (rc == 0 && view_grpc_own_cluster(sp.s))
+            rc = add_grpc_cluster(b, u, sp.s, sp.host, p->port);
     }
     free_strs(sp.sans, sp.n_sans);
     if (rc == -ENOMEM)
@@ -214,6 +250,12 @@ int view_build_clusters(view_builder_t *b)
     }
     free(ports);
     return rc < 0 ? rc : vb_units_group(b, gi);
+}
+
+int view_build_grpc_clusters(view_builder_t *b)
+{
+    int gi = vb_group(b, VIEW_GROUP_GRPC_CLUSTERS, VIEW_TYPE_CLUSTER, "");
+    return gi < 0 ? gi : vb_units_group(b, gi);
 }
 
 /* ---- EDS ------------------------------------------------------------------------------------ */
@@ -272,7 +314,7 @@ static int add_assignment(view_builder_t *b, view_unit_t *u, const char *name,
 int vu_assignments(view_builder_t *b, size_t si, view_unit_t *u)
 {
     const view_service_t *s = b->svcs[si];
-    if (s->kind != VIEW_SVC_CLUSTER_IP)
+    if (s->kind == VIEW_SVC_EXTERNAL_NAME)
         return 0;
     const view_endpoint_t **eps = calloc(s->n_endpoints + 1, sizeof(*eps));
     if (eps == NULL)
@@ -283,12 +325,14 @@ int vu_assignments(view_builder_t *b, size_t si, view_unit_t *u)
             eps[n++] = &s->endpoints[i];
     qsort(eps, n, sizeof(*eps), endpoint_cmp);
     bool mtls = service_mtls(b, s);
+    bool grpc_only = s->kind == VIEW_SVC_HEADLESS; /* the gRPC clients' cluster of it */
     int rc = 0;
     for (size_t pi = 0; pi < s->n_ports && rc == 0; pi++) {
         char name[600];
-        snprintf(name, sizeof(name), "outbound|%u||%s", s->ports[pi].port, b->hosts[si]);
+        snprintf(name, sizeof(name), grpc_only ? VIEW_GRPC_CLUSTER_FMT : "outbound|%u||%s",
+                 s->ports[pi].port, b->hosts[si]);
         rc = add_assignment(b, u, name, s, pi, eps, n);
-        if (rc == 0 && mtls && view_proto_http(s->ports[pi].protocol)) {
+        if (rc == 0 && !grpc_only && mtls && view_proto_http(s->ports[pi].protocol)) {
             snprintf(name, sizeof(name), "outbound|%u|tcp|%s", s->ports[pi].port, b->hosts[si]);
             rc = add_assignment(b, u, name, s, pi, eps, n);
         }

@@ -10,7 +10,7 @@
 
 /* A resource of a service unit: which global group it goes to, its name, its bytes. */
 typedef struct view_unit_res {
-    view_group_kind_t kind; /* CLUSTERS, ENDPOINTS, GRPC_LISTENERS or GRPC_ROUTES */
+    view_group_kind_t kind; /* CLUSTERS, ENDPOINTS, GRPC_LISTENERS, GRPC_ROUTES, GRPC_CLUSTERS */
     char *name;             /* owned */
     view_blob_t *blob;      /* one reference held */
 } view_unit_res_t;
@@ -143,10 +143,20 @@ void view_router_filter(pbw_t *w);
 /* An `ads: {}` ConfigSource field with resource_api_version V3. */
 void view_ads_source(pbw_t *w, const char *field);
 
-/* A service unit's parts, encoded into u (u->n_ports set, vh_* allocated): its clusters
- * (view_clusters.c), assignments, outbound chains (view_listeners.c), virtual hosts and gRPC
- * resources (view_routes.c). prev (borrowed, may be NULL) is the unit of the same service in
- * prev's memo, whose parts are shared when their bytes are the same. */
+/* gRPC clients take only EDS, LOGICAL_DNS and aggregate clusters: a headless or ExternalName
+ * service's port gets, for them, a cluster of its own (VIEW_GROUP_GRPC_CLUSTERS), named
+ * "outbound|<port>|grpc|<host>" (VIEW_GRPC_CLUSTER_FMT: port, host), that their routes name. */
+#define VIEW_GRPC_CLUSTER_FMT "outbound|%u|grpc|%s"
+static inline bool view_grpc_own_cluster(const view_service_t *s)
+{
+    return s->kind != VIEW_SVC_CLUSTER_IP;
+}
+
+/* A service unit's parts, encoded into u (u->n_ports set, vh_* allocated): its clusters and
+ * the gRPC clients' own ones (view_clusters.c), assignments, outbound chains
+ * (view_listeners.c), virtual hosts and gRPC resources (view_routes.c). prev (borrowed, may be
+ * NULL) is the unit of the same service in prev's memo, whose parts are shared when their bytes are
+ * the same. */
 int vu_clusters(view_builder_t *b, size_t si, view_unit_t *u);
 int vu_assignments(view_builder_t *b, size_t si, view_unit_t *u);
 int vu_outbound(view_builder_t *b, size_t si, view_unit_t *u, const view_unit_t *prev);
@@ -174,14 +184,16 @@ int vm_route(view_builder_t *b, int gi, const char *ns, uint16_t port, pbw_t *he
 view_blob_t *vm_inbound_get(view_builder_t *b, const uint8_t *input, size_t len);
 int vm_inbound_put(view_builder_t *b, const uint8_t *input, size_t len, view_blob_t *blob);
 
-/* The parts, each adding its groups: CDS and EDS (view_clusters.c), the sidecars' listeners
- * (view_listeners.c), route configurations and the proxyless gRPC clients' resources
- * (view_routes.c). Return 0 or negative with b->err set. */
+/* The parts, each adding its groups: CDS, EDS and the gRPC clients' own clusters
+ * (view_clusters.c), the sidecars' listeners (view_listeners.c), route configurations and the
+ * proxyless gRPC clients' listeners and routes (view_routes.c). Return 0 or negative with b->err
+ * set. */
 int view_build_clusters(view_builder_t *b);
 int view_build_endpoints(view_builder_t *b);
 int view_build_outbound(view_builder_t *b);
 int view_build_inbound(view_builder_t *b);
 int view_build_routes(view_builder_t *b);
 int view_build_grpc(view_builder_t *b);
+int view_build_grpc_clusters(view_builder_t *b);
 
 #endif

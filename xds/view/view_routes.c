@@ -61,8 +61,9 @@ static void domain(pbw_t *w, const char *name, uint16_t port)
 }
 
 /* The virtual host of service si's port pi, as seen from namespace ns (NULL: from no
- * namespace, so no short name). */
-static void virtual_host(const view_builder_t *b, pbw_t *w, size_t si, size_t pi, const char *ns)
+ * namespace, so no short name), for a sidecar or a proxyless gRPC client (grpc: its clusters). */
+static void virtual_host(const view_builder_t *b, pbw_t *w, size_t si, size_t pi, const char *ns,
+                         bool grpc)
 {
     const view_service_t *s = b->svcs[si];
     uint16_t port = s->ports[pi].port;
@@ -85,7 +86,10 @@ static void virtual_host(const view_builder_t *b, pbw_t *w, size_t si, size_t pi
     pbw_string(w, "prefix", "/");
     pbw_end(w);
     pbw_begin(w, "route");
-    snprintf(buf, sizeof(buf), "outbound|%u||%s", port, b->hosts[si]);
+    if (grpc && view_grpc_own_cluster(s))
+        snprintf(buf, sizeof(buf), VIEW_GRPC_CLUSTER_FMT, port, b->hosts[si]);
+    else
+        snprintf(buf, sizeof(buf), "outbound|%u||%s", port, b->hosts[si]);
     pbw_string(w, "cluster", buf);
     pbw_end(w);
     pbw_end(w);
@@ -181,7 +185,7 @@ static int vh_part(view_builder_t *b, size_t si, size_t pi, const char *ns, view
 {
     pbw_t w;
     pbw_init(&w, ROUTES_DESC);
-    virtual_host(b, &w, si, pi, ns);
+    virtual_host(b, &w, si, pi, ns, false);
     *out = vb_fragment(b, &w, prev);
     return *out ? 0 : -ENOMEM;
 }
@@ -201,7 +205,8 @@ int vu_routes(view_builder_t *b, size_t si, view_unit_t *u, const view_unit_t *p
         if (rc == 0 && view_proto_http(s->ports[pi].protocol))
             rc = vh_part(b, si, pi, s->namespace_, same ? prev->vh_own[pj] : NULL, &u->vh_own[pi]);
         /* The proxyless clients' listener and route configuration "<host>:<port>", whose
-         * virtual host is the one seen from no namespace. */
+         * virtual host is the one seen from no namespace; for a service whose clusters a gRPC
+         * client does not take, one naming the clients' own cluster. */
         char name[600];
         snprintf(name, sizeof(name), "%s:%u", b->hosts[si], s->ports[pi].port);
         if (rc == 0)
@@ -210,7 +215,10 @@ int vu_routes(view_builder_t *b, size_t si, view_unit_t *u, const view_unit_t *p
             pbw_t w;
             pbw_init(&w, ROUTES_DESC);
             pbw_string(&w, "name", name);
-            pbw_raw(&w, u->vh_other[pi]->bytes, u->vh_other[pi]->len);
+            if (view_grpc_own_cluster(s))
+                virtual_host(b, &w, si, pi, NULL, true);
+            else
+                pbw_raw(&w, u->vh_other[pi]->bytes, u->vh_other[pi]->len);
             rc = vu_add(b, u, VIEW_GROUP_GRPC_ROUTES, name, &w);
         }
     }
