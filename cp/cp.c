@@ -358,7 +358,11 @@ static void rescan(cp_t *cp)
 
 static void on_change(void *arg)
 {
-    rescan(arg);
+    cp_t *cp = arg;
+    uint64_t waited = cp_watch_last_delay_ms(cp->watch);
+    if (waited)
+        stats_record(cp->stats.slots, cp->stats.debounce, waited * 1000);
+    rescan(cp);
 }
 
 static bool is_ready(void *ctx)

@@ -22,6 +22,7 @@ struct cp_watch {
     void *arg;
     uint64_t burst_start; /* uv_now of the first event not yet answered; 0: none */
     uint64_t last_rescan; /* uv_now of the last rescan; 0: none yet */
+    uint64_t last_delay;  /* first event of its burst to the last rescan, ms; 0: a poll */
     bool leading;         /* the quiet timer is a leading one */
     uint64_t events, rescans;
     bool event_on;
@@ -31,6 +32,8 @@ struct cp_watch {
 
 static void rescan(cp_watch_t *w)
 {
+    uint64_t now = uv_now(w->quiet.loop);
+    w->last_delay = w->burst_start ? now - w->burst_start : 0;
     w->burst_start = 0;
     w->leading = false;
     w->last_rescan = uv_now(w->quiet.loop);
@@ -112,6 +115,11 @@ int cp_watch_start(uv_loop_t *loop, const char *dir, const cp_watch_opts_t *opts
 uint64_t cp_watch_events(const cp_watch_t *w)
 {
     return w->events;
+}
+
+uint64_t cp_watch_last_delay_ms(const cp_watch_t *w)
+{
+    return w->last_delay;
 }
 
 uint64_t cp_watch_rescans(const cp_watch_t *w)

@@ -34,6 +34,10 @@ int cp_watch_start(uv_loop_t *loop, const char *dir, const cp_watch_opts_t *opts
 uint64_t cp_watch_events(const cp_watch_t *w);
 uint64_t cp_watch_rescans(const cp_watch_t *w);
 
+/* For on_change: how long the rescan it runs for waited, from the first event of its burst (ms;
+ * 0 for a poll's). */
+uint64_t cp_watch_last_delay_ms(const cp_watch_t *w);
+
 /* Stops watching; w (taken) is freed once its handles are closed. NULL is ignored. */
 void cp_watch_stop(cp_watch_t *w);
 

@@ -93,6 +93,7 @@ static void test_watch_burst_of_writes_is_one_rescan(void **state)
         write_file(&r, i);
     rig_run(&r, 1500);
     assert_int_equal(r.calls, 1);
+    assert_true(cp_watch_last_delay_ms(r.w) >= 300); /* the debounce, at least */
     assert_true(cp_watch_events(r.w) >= 1);
     assert_int_equal(cp_watch_rescans(r.w), 1);
     rig_end(&r);
