@@ -56,6 +56,10 @@ static void test_node_without_metadata_uses_cluster_and_id(void **state)
     assert_string_equal(s->node_workload, "cart");
     assert_string_equal(s->node_namespace, "shop");
     done(s, st);
+    /* The short sidecar~pod.namespace form */
+    s = build("node: {id: 'sidecar~pod.shop', cluster: default}\n", &st);
+    assert_string_equal(s->node_namespace, "shop");
+    done(s, st);
     /* Istio's long form sidecar~IP~pod.namespace~namespace.svc.cluster.local */
     s = build("node: {id: 'sidecar~198.18.0.2~web-1.default~default.svc.cluster.local'}\n", &st);
     assert_string_equal(s->node_workload, "");

@@ -747,15 +747,15 @@ static const char *metadata_string(const Google__Protobuf__Struct *m, const char
     return NULL;
 }
 
-/* The namespace in a node id (borrowed) "<pod>.<namespace>", or in Istio's
- * "sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local": new, "" when none. */
+/* The namespace in a node id (borrowed) "<pod>.<namespace>", "sidecar~<pod>.<namespace>", or
+ * Istio's "sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local": new, "" when none. */
 static char *node_id_namespace(const char *id)
 {
     const char *p = id, *t1 = strchr(id, '~'), *t2 = t1 ? strchr(t1 + 1, '~') : NULL;
     if (t2)
-        p = t2 + 1;
+        p = t2 + 1; /* sidecar~<ip>~<pod>.<namespace>~... */
     else if (t1)
-        return strdup("");
+        p = t1 + 1; /* sidecar~<pod>.<namespace> */
     const char *dot = strchr(p, '.');
     if (dot == NULL)
         return strdup("");
