@@ -137,13 +137,17 @@ format-check:
 	@scripts/house-check.sh
 	@scripts/layers-check.sh
 
+# `make test` compiles with one job per core (JOBS) even when typed without -j: the builds, not
+# the tests, are what run in parallel (each step still runs its tests one after another).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 test: deps
 	@$(MAKE) --no-print-directory format-check
-	@$(MAKE) --no-print-directory unit
-	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 unit
-	@$(MAKE) --no-print-directory fuzz-check
-	@$(MAKE) --no-print-directory e2e
-	@$(MAKE) --no-print-directory e2e-asan
+	@$(MAKE) --no-print-directory -j$(JOBS) unit
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/asan SAN=1 OPT=-O1 unit
+	@$(MAKE) --no-print-directory -j$(JOBS) fuzz-check
+	@$(MAKE) --no-print-directory -j$(JOBS) e2e
+	@$(MAKE) --no-print-directory -j$(JOBS) e2e-asan
 
 e2e: all tools
 	@BUILD=$(BUILD) test/e2e/run.sh

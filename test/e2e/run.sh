@@ -29,6 +29,7 @@ if ((${#scripts[@]} == 0)); then
 fi
 
 passed=0 failed=0 skipped=0
+times=() # "<seconds> <script>" per script, for the slowest-first list at the end
 as_root=0
 [[ $(id -u) == 0 ]] && as_root=1
 work=$(mktemp -d "${TMPDIR:-/tmp}/remora-e2e.XXXXXX") || exit 1
@@ -67,6 +68,7 @@ for script in "${scripts[@]}"; do
     fi
     echo "=== $name"
     declared=$(sed -n 's/^# checks: \([0-9][0-9]*\)$/\1/p' "$script" | head -n 1)
+    t0=$SECONDS
     SIM_IDS_FILE=$ids timeout --kill-after=20 "$timeout_s" bash "$script" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     np=$(grep -c '^PASS: ' "$log")
@@ -117,7 +119,13 @@ for script in "${scripts[@]}"; do
     failed=$((failed + nf))
     skipped=$((skipped + ns))
     reap_leftovers "$ids" "$name"
+    times+=("$((SECONDS - t0)) $name")
+    echo "--- $name: $((SECONDS - t0)) s"
 done
 
+if ((${#times[@]} > 1)); then
+    slowest=$(printf '%s\n' "${times[@]}" | sort -rn | head -n 8 | awk '{ printf " %s %ss", $2, $1 }')
+    echo "e2e: slowest scripts:$slowest"
+fi
 echo "e2e: $passed passed, $failed failed, $skipped skipped"
 ((failed == 0))
