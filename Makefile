@@ -171,7 +171,7 @@ e2e-asan:
 	@BUILD=build/asan test/e2e/run.sh $(E2E_ASAN)
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@BUILD=$(BUILD) scripts/demo.sh
 
 # libFuzzer builds: the same library of modules as everything else, compiled by clang with the
@@ -199,7 +199,7 @@ fuzz:
 
 bench:
 	@scripts/deps.sh bench
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@BUILD=$(BUILD) bench/run.sh
 
 # The crypto micro-benchmark (bench/crypto.sh) links mbedTLS directly and none of remora.
