@@ -263,7 +263,8 @@ static int read_rule(mesh_reader_t *rd, yaml_node_t *r, void *out)
         rc = read_timeouts(rd, r, rule);
     if (rc == 0)
         rc = mesh_rd_seq(rd, r, "filters", &filters);
-    if (rc == 0 && filters && filters->data.sequence.items.top != filters->data.sequence.items.start)
+    if (rc == 0 && filters &&
+        filters->data.sequence.items.top != filters->data.sequence.items.start)
         mesh_rd_note(rd, "filters are not applied");
     return rc;
 }
