@@ -12,6 +12,8 @@
 
 /* The Gateway API's limit on a backend's weight. */
 #define ROUTE_WEIGHT_MAX 1000000
+/* ... and on a rule's backends. */
+#define ROUTE_BACKENDS_MAX 16
 
 /* The items of the list at key, each a mapping read by fn into out[i] (size bytes each). */
 static int read_list(mesh_reader_t *rd, yaml_node_t *map, const char *key, size_t size,
@@ -259,6 +261,10 @@ static int read_rule(mesh_reader_t *rd, yaml_node_t *r, void *out)
     if (rc == 0)
         rc = read_list(rd, r, "backendRefs", sizeof(mesh_route_backend_t), read_backend,
                        (void **)&rule->backends, &rule->nbackends);
+    /* the API's limit, which also keeps a rule's total weight within 32 bits */
+    if (rc == 0 && rule->nbackends > ROUTE_BACKENDS_MAX)
+        rc = mesh_rd_fail_at(rd, "backendRefs", "%zu backends; at most %d", rule->nbackends,
+                             ROUTE_BACKENDS_MAX);
     if (rc == 0)
         rc = read_timeouts(rd, r, rule);
     if (rc == 0)

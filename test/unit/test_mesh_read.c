@@ -360,6 +360,10 @@ static void test_mesh_http_route_bad_fields_are_errors(void **state)
         {"parentRefs: [{kind: Service, group: \"\", name: web, port: 0}]",
          "spec.parentRefs[0].port: \"0\" is not a port number"},
         {"parentRefs: {name: web}", "spec.parentRefs: must be a list"},
+        {"rules: [{backendRefs: [{name: a}, {name: a}, {name: a}, {name: a}, {name: a}, {name: a},"
+         " {name: a}, {name: a}, {name: a}, {name: a}, {name: a}, {name: a}, {name: a}, {name: a},"
+         " {name: a}, {name: a}, {name: a}]}]",
+         "spec.rules[0].backendRefs: 17 backends; at most 16"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char text[512], err[768];
