@@ -319,6 +319,124 @@ static int add_service_ports(cp_registry_t *r)
     return 0;
 }
 
+/* ---- HTTPRoutes (GAMMA) --------------------------------------------------------------------- */
+
+static int svc_key_cmp(const void *key, const void *item)
+{
+    const view_service_t *a = key, *b = item;
+    int c = strcmp(a->namespace_, b->namespace_);
+    return c ? c : strcmp(a->name, b->name);
+}
+
+/* The rules of route o as the view takes them (port 0: set per parent), in out (o->route.nrules
+ * of them). */
+static int route_rules(cp_registry_t *r, const mesh_object_t *o, view_http_rule_t *out)
+{
+    const mesh_http_route_t *hr = &o->route;
+    for (size_t i = 0; i < hr->nrules; i++) {
+        const mesh_route_rule_t *mr = &hr->rules[i];
+        view_route_match_t *m = alloc(r, (mr->nmatches + 1) * sizeof(*m));
+        view_backend_t *be = alloc(r, (mr->nbackends + 1) * sizeof(*be));
+        if (m == NULL || be == NULL)
+            return -ENOMEM;
+        for (size_t k = 0; k < mr->nmatches; k++) {
+            const mesh_route_match_t *mm = &mr->matches[k];
+            view_header_match_t *h = alloc(r, (mm->nheaders + 1) * sizeof(*h));
+            if (h == NULL)
+                return -ENOMEM;
+            for (size_t j = 0; j < mm->nheaders; j++)
+                h[j] = (view_header_match_t){mm->headers[j].name, mm->headers[j].value};
+            m[k] = (view_route_match_t){
+                .path_type = mm->path_type == MESH_PATH_EXACT ? VIEW_PATH_EXACT : VIEW_PATH_PREFIX,
+                .path = mm->path,
+                .headers = h,
+                .n_headers = mm->nheaders,
+                .method = mm->method};
+        }
+        for (size_t k = 0; k < mr->nbackends; k++) {
+            const mesh_route_backend_t *mb = &mr->backends[k];
+            be[k] = (view_backend_t){.namespace_ = mb->ns,
+                                     .name = mb->name,
+                                     .port = mb->port,
+                                     .weight = mb->weight,
+                                     .invalid = !mb->service};
+        }
+        out[i] = (view_http_rule_t){.matches = m,
+                                    .n_matches = mr->nmatches,
+                                    .backends = be,
+                                    .n_backends = mr->nbackends,
+                                    .has_timeout = mr->has_timeout,
+                                    .timeout_ms = mr->timeout_ms,
+                                    .route_ns = o->meta.ns,
+                                    .route_name = o->meta.name,
+                                    .rule_index = (uint32_t)i};
+    }
+    return 0;
+}
+
+/* The service parent p names in svcs[0..n) (sorted by namespace and name), and the port it
+ * attaches to (*port, 0: every port); NULL when there is no such service or port. */
+static view_service_t *parent_service(view_service_t *svcs, size_t n, const mesh_route_parent_t *p,
+                                      uint16_t *port)
+{
+    view_service_t key = {.namespace_ = p->ns, .name = p->name};
+    view_service_t *s = n ? bsearch(&key, svcs, n, sizeof(*svcs), svc_key_cmp) : NULL;
+    *port = p->port;
+    if (s == NULL || p->section == NULL)
+        return s;
+    for (size_t i = 0; i < s->n_ports; i++)
+        if (s->ports[i].name && strcmp(s->ports[i].name, p->section) == 0 &&
+            (p->port == 0 || p->port == s->ports[i].port)) {
+            *port = s->ports[i].port;
+            return s;
+        }
+    return NULL;
+}
+
+/* Gives the services of r the rules of the HTTPRoutes whose parent they are, in the routes'
+ * order (namespace, then name). */
+static int fill_routes(cp_registry_t *r, mesh_index_t *idx)
+{
+    size_t nroutes, n = r->reg.n_services;
+    mesh_object_t *const *routes = mesh_index_list(idx, MESH_HTTP_ROUTE, &nroutes);
+    view_service_t *svcs = (view_service_t *)r->reg.services;
+    if (nroutes == 0 || n == 0)
+        return 0;
+    size_t *count = alloc(r, n * sizeof(*count));
+    if (count == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < nroutes; i++)
+        for (size_t k = 0; k < routes[i]->route.nparents; k++) {
+            uint16_t port;
+            view_service_t *s = parent_service(svcs, n, &routes[i]->route.parents[k], &port);
+            if (s)
+                count[s - svcs] += routes[i]->route.nrules;
+        }
+    for (size_t j = 0; j < n; j++)
+        if (count[j] &&
+            (svcs[j].http_rules = alloc(r, count[j] * sizeof(view_http_rule_t))) == NULL)
+            return -ENOMEM;
+    for (size_t i = 0; i < nroutes; i++) {
+        const mesh_http_route_t *hr = &routes[i]->route;
+        view_http_rule_t *rules = alloc(r, (hr->nrules + 1) * sizeof(*rules));
+        if (rules == NULL || route_rules(r, routes[i], rules) < 0)
+            return -ENOMEM;
+        for (size_t k = 0; k < hr->nparents; k++) {
+            uint16_t port;
+            view_service_t *s = parent_service(svcs, n, &hr->parents[k], &port);
+            if (s == NULL)
+                continue;
+            view_http_rule_t *to = (view_http_rule_t *)s->http_rules + s->n_http_rules;
+            for (size_t j = 0; j < hr->nrules; j++) {
+                to[j] = rules[j];
+                to[j].port = port;
+            }
+            s->n_http_rules += hr->nrules;
+        }
+    }
+    return 0;
+}
+
 int cp_registry_fill(mesh_index_t *idx, const view_mesh_t *mesh, cp_registry_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -361,7 +479,7 @@ int cp_registry_fill(mesh_index_t *idx, const view_mesh_t *mesh, cp_registry_t *
     }
     out->reg.workloads = vwl;
     out->reg.n_workloads = n;
-    if (add_service_ports(out) < 0)
+    if (add_service_ports(out) < 0 || fill_routes(out, idx) < 0)
         goto oom;
     return 0;
 oom:

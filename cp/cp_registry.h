@@ -1,7 +1,9 @@
 /* From the Kubernetes objects remora-cp reads (mesh/) to the service registry its views are
  * computed from (xds/view/view_types.h), as Istio's Kubernetes controller fills its service
  * registry: which Services and ports the mesh serves, their ready endpoints with the target port
- * each one listens on, the service accounts behind them, and the pods as workloads. */
+ * each one listens on, the service accounts behind them, the pods as workloads, and the rules
+ * of the HTTPRoutes whose parent is a Service (GAMMA), which replace the Service's default
+ * route. */
 #ifndef REMORA_CP_REGISTRY_H
 #define REMORA_CP_REGISTRY_H
 

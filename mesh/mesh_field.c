@@ -284,6 +284,29 @@ int mesh_rd_port(mesh_reader_t *rd, yaml_node_t *map, const char *key, bool requ
     return 0;
 }
 
+int mesh_rd_uint(mesh_reader_t *rd, yaml_node_t *map, const char *key, long min, long max,
+                 long dflt, long *out)
+{
+    size_t len;
+    const char *s = scalar_at(rd, map, key, &len);
+    *out = dflt;
+    if (rd->failed)
+        return -EINVAL;
+    if (s == NULL)
+        return 0;
+    long v = plain(map, rd, key) ? parse_number(s, len, min, max) : -1;
+    if (v < 0) {
+        size_t mark = mesh_rd_push(rd, key);
+        mesh_rd_fail(rd, "\"%.*s\" is not a number (%ld-%ld)", (int)(len > 64 ? 64 : len), s, min,
+                     max);
+        mesh_rd_pop(rd, mark);
+        return -EINVAL;
+    }
+    *out = v;
+    hash_field(rd, key, s, len);
+    return 0;
+}
+
 /* An IANA service name, as Kubernetes checks a port name: 1-15 of [a-z0-9-], a letter among
  * them, no '-' at either end and no "--". */
 static bool iana_name(const char *s, size_t len)

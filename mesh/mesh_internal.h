@@ -99,6 +99,9 @@ int mesh_rd_port(mesh_reader_t *rd, yaml_node_t *map, const char *key, bool requ
 /* A port number or an IANA service name (targetPort, NetworkPolicy ports): *num or *name. */
 int mesh_rd_port_or_name(mesh_reader_t *rd, yaml_node_t *map, const char *key, uint16_t *num,
                          const char **name);
+/* A plain decimal integer in [min, max] (min >= 0): dflt when absent. */
+int mesh_rd_uint(mesh_reader_t *rd, yaml_node_t *map, const char *key, long min, long max,
+                 long dflt, long *out);
 /* A boolean: -1 when absent. */
 int mesh_rd_bool(mesh_reader_t *rd, yaml_node_t *map, const char *key, int *out);
 /* One of names[0..n): its index, dflt when absent. */
@@ -117,13 +120,15 @@ int mesh_rd_ip(mesh_reader_t *rd, yaml_node_t *map, const char *key, bool requir
 /* Hashes a value the reader computed (a default) into the content. */
 void mesh_rd_hash(mesh_reader_t *rd, const char *key, const char *value);
 
-/* The kinds' spec readers (mesh_kinds.c, mesh_netpol.c): fill rd->obj from the document's
+/* The kinds' spec readers (mesh_kinds.c, mesh_netpol.c,
+ * mesh_httproute.c): fill rd->obj from the document's
  * root mapping, whose metadata is read already. */
 int mesh_read_service(mesh_reader_t *rd, yaml_node_t *root);
 int mesh_read_endpoints(mesh_reader_t *rd, yaml_node_t *root);
 int mesh_read_endpoint_slice(mesh_reader_t *rd, yaml_node_t *root);
 int mesh_read_pod(mesh_reader_t *rd, yaml_node_t *root);
 int mesh_read_network_policy(mesh_reader_t *rd, yaml_node_t *root);
+int mesh_read_http_route(mesh_reader_t *rd, yaml_node_t *root);
 /* A target reference (Endpoints, EndpointSlices) at key. */
 int mesh_rd_target_ref(mesh_reader_t *rd, yaml_node_t *map, const char *key,
                        mesh_target_ref_t *out);

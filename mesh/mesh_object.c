@@ -152,6 +152,7 @@ static const char *const kind_names[MESH_KIND_COUNT] = {
     [MESH_ENDPOINT_SLICE] = "EndpointSlice",
     [MESH_POD] = "Pod",
     [MESH_NETWORK_POLICY] = "NetworkPolicy",
+    [MESH_HTTP_ROUTE] = "HTTPRoute",
 };
 
 const char *mesh_kind_name(mesh_kind_t kind)

@@ -1,6 +1,6 @@
 /* The manifest reader: documents of a YAML or JSON buffer, `kind: List` and typed API lists,
  * the metadata every kind shares, and Kubernetes watch events. The kinds' specs are read by
- * mesh_kinds.c and mesh_netpol.c. */
+ * mesh_kinds.c, mesh_netpol.c and mesh_httproute.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,10 +10,21 @@
 
 /* The apiVersion each kind is read in. */
 static const char *const api_versions[MESH_KIND_COUNT] = {
-    [MESH_NAMESPACE] = "v1", [MESH_SERVICE] = "v1",
-    [MESH_ENDPOINTS] = "v1", [MESH_ENDPOINT_SLICE] = "discovery.k8s.io/v1",
-    [MESH_POD] = "v1",       [MESH_NETWORK_POLICY] = "networking.k8s.io/v1",
+    [MESH_NAMESPACE] = "v1",
+    [MESH_SERVICE] = "v1",
+    [MESH_ENDPOINTS] = "v1",
+    [MESH_ENDPOINT_SLICE] = "discovery.k8s.io/v1",
+    [MESH_POD] = "v1",
+    [MESH_NETWORK_POLICY] = "networking.k8s.io/v1",
+    [MESH_HTTP_ROUTE] = "gateway.networking.k8s.io/v1",
 };
+
+/* An older version read as well: the Gateway API's v1beta1 HTTPRoute has the same fields. */
+static bool api_version_read(int kind, const char *api)
+{
+    return strcmp(api, api_versions[kind]) == 0 ||
+           (kind == MESH_HTTP_ROUTE && strcmp(api, "gateway.networking.k8s.io/v1beta1") == 0);
+}
 
 int mesh_load_documents(const char *source, const char *data, size_t len, mesh_report_t *report,
                         mesh_doc_fn fn, void *ctx)
@@ -132,6 +143,8 @@ static int read_spec(mesh_reader_t *rd, yaml_node_t *root)
         return mesh_read_pod(rd, root);
     case MESH_NETWORK_POLICY:
         return mesh_read_network_policy(rd, root);
+    case MESH_HTTP_ROUTE:
+        return mesh_read_http_route(rd, root);
     default:
         return mesh_rd_fail(rd, "kind not read");
     }
@@ -164,7 +177,7 @@ int mesh_read_object(mesh_reader_t *rd, yaml_node_t *root, const char *default_k
         rd->report->skipped++;
         return 0;
     }
-    if (api && strcmp(apiv, api_versions[kt]) != 0) {
+    if (api && !api_version_read(kt, apiv)) {
         mesh_rd_note(rd, "%s of apiVersion %s is not read (only %s)", kind, apiv, api_versions[kt]);
         rd->report->skipped++;
         return 0;

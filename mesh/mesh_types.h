@@ -15,6 +15,7 @@ typedef enum mesh_kind {
     MESH_ENDPOINT_SLICE,
     MESH_POD,
     MESH_NETWORK_POLICY,
+    MESH_HTTP_ROUTE,
     MESH_KIND_COUNT
 } mesh_kind_t;
 
@@ -246,6 +247,57 @@ typedef struct mesh_network_policy {
     size_t negress_rules;
 } mesh_network_policy_t;
 
+/* A parentRef of an HTTPRoute that is a Service (GAMMA, the Gateway API's mesh profile); other
+ * parents (a Gateway) are counted in ignored_parents and noted. */
+typedef struct mesh_route_parent {
+    const char *ns; /* the route's when absent */
+    const char *name;
+    uint16_t port;       /* 0 when absent: every port */
+    const char *section; /* sectionName (a port name); NULL when absent */
+} mesh_route_parent_t;
+
+typedef enum mesh_path_type { MESH_PATH_PREFIX, MESH_PATH_EXACT } mesh_path_type_t;
+
+/* A header match (type Exact, the only one read). */
+typedef struct mesh_route_header {
+    const char *name;
+    const char *value;
+} mesh_route_header_t;
+
+typedef struct mesh_route_match {
+    mesh_path_type_t path_type; /* PathPrefix when absent */
+    const char *path;           /* "/" when absent */
+    mesh_route_header_t *headers;
+    size_t nheaders;
+    const char *method; /* NULL when absent: any */
+} mesh_route_match_t;
+
+typedef struct mesh_route_backend {
+    bool service;   /* group "" or core and kind Service (the default); others are unsupported */
+    const char *ns; /* the route's when absent */
+    const char *name;
+    uint16_t port;   /* 0 when absent: the parent's port */
+    uint32_t weight; /* 1 when absent; 0 allowed */
+} mesh_route_backend_t;
+
+typedef struct mesh_route_rule {
+    mesh_route_match_t *matches; /* none: one match of prefix "/" */
+    size_t nmatches;
+    mesh_route_backend_t *backends;
+    size_t nbackends;
+    bool has_timeout;    /* timeouts.request given */
+    uint32_t timeout_ms; /* 0: no timeout (the API's "0s") */
+} mesh_route_rule_t;
+
+/* gateway.networking.k8s.io/v1 (or v1beta1) HTTPRoute, as GAMMA reads it. */
+typedef struct mesh_http_route {
+    mesh_route_parent_t *parents; /* the Service parents only */
+    size_t nparents;
+    size_t ignored_parents; /* parentRefs of another kind (Gateway, ...) */
+    mesh_route_rule_t *rules;
+    size_t nrules;
+} mesh_http_route_t;
+
 /* One object, immutable once read, reference-counted (mesh_object_ref / mesh_object_unref):
  * the directory source, event batches and the index each hold their own reference. The count
  * is a plain integer: references are taken and dropped on one thread (the control plane's
@@ -258,6 +310,7 @@ typedef struct mesh_object {
         mesh_endpoint_slice_t slice; /* MESH_ENDPOINT_SLICE */
         mesh_pod_t pod;              /* MESH_POD */
         mesh_network_policy_t np;    /* MESH_NETWORK_POLICY */
+        mesh_http_route_t route;     /* MESH_HTTP_ROUTE */
     };
     uint64_t content_hash; /* of every field above but the source and resourceVersion */
     int refs;

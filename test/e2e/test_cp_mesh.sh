@@ -6,10 +6,12 @@
 # CA-signed SPIFFE certificates; remoractl proxy-status shows every sidecar synced. Under a
 # steady stream of requests the Service's endpoints go from 1 to 3 and back to 1 with no failed
 # request and the traffic following; an endpoint marked not ready gets no request once pushed; a
-# new Service is served by VIP and name; an invalid manifest is reported with its file and field
+# new Service is served by VIP and name; an HTTPRoute on a Service sends all requests to v1
+# (weights 100/0), then, the file rewritten, all to v2 (0/100), then to both (50/50), the
+# client's sidecar not restarted; an invalid manifest is reported with its file and field
 # and changes nothing; remora-cp killed, the sidecars keep serving and converge again when it
 # comes back; certificates are renewed and pushed while requests flow; remora-cp stops cleanly.
-# checks: 26
+# checks: 30
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -142,6 +144,33 @@ cpm_dns 198.19.0.30 api.default.svc.cluster.local
 new_service() { [[ $(call http://api.default.svc.cluster.local/) == web3 ]]; }
 t_until 5 new_service && t_ok new_service_by_name || t_fail new_service_by_name "$(call http://api.default.svc.cluster.local/)"
 t_eq new_service_by_vip "$(call http://198.19.0.30/)" web3
+
+# Route weights (an HTTPRoute on Service shop, GAMMA): 100/0 to shop-v1 and shop-v2, then 0/100,
+# then 50/50; the sidecars follow each rewrite of the file without a restart.
+cpm_service default shop 198.19.0.40 80:8080:http
+cpm_endpoints default shop http:8080 198.18.0.5
+for v in 1 2; do
+    cpm_service default "shop-v$v" "198.19.0.4$v" 80:8080:http
+    cpm_endpoints default "shop-v$v" http:8080 "198.18.0.$((v + 2))"
+done
+cpm_httproute default shop shop 80 shop-v1:100 shop-v2:0
+shop() { for i in $(seq 1 "$1"); do call http://198.19.0.40/; done | sort -u | tr '\n' ' '; }
+only_v1() { [[ $(shop 10) == "web1 " ]]; }
+t_until 10 only_v1 && t_ok route_weights_100_0_reach_v1 || t_fail route_weights_100_0_reach_v1 "$(shop 10)"
+sidecar_pid=$(cat "$SIM_DIR/client-remora.pid")
+cpm_httproute default shop shop 80 shop-v1:0 shop-v2:100
+t_until 10 cpm_synced client.default
+only_v2() { [[ $(shop 10) == "web2 " ]]; }
+t_until 10 only_v2 && t_ok route_weight_change_followed || t_fail route_weight_change_followed "$(shop 10)"
+cpm_httproute default shop shop 80 shop-v1:50 shop-v2:50
+t_until 10 cpm_synced client.default
+both() { [[ $(shop 40) == "web1 web2 " ]]; }
+t_until 10 both && t_ok route_weights_50_50_reach_both || t_fail route_weights_50_50_reach_both "$(shop 40)"
+if kill -0 "$sidecar_pid" && [[ $(cat "$SIM_DIR/client-remora.pid") == "$sidecar_pid" ]]; then
+    t_ok sidecar_not_restarted_for_weights
+else
+    t_fail sidecar_not_restarted_for_weights "sidecar $sidecar_pid is gone"
+fi
 
 # An invalid manifest: reported with file and field; what is served does not change.
 errors0=$(cpm_admin /stats | awk -F': ' '$1 == "remora_cp_mesh_errors_total" { print $2 }')

@@ -31,6 +31,18 @@ static void check_read(const mesh_read_t *r, int rc)
             for (size_t p = 0; p < o->svc.nports; p++)
                 CHECK(o->svc.ports[p].port > 0 && (o->svc.ports[p].target_port > 0) !=
                                                       (o->svc.ports[p].target_port_name != NULL));
+        if (o->meta.kind == MESH_HTTP_ROUTE) {
+            for (size_t p = 0; p < o->route.nparents; p++)
+                CHECK(o->route.parents[p].ns && o->route.parents[p].name);
+            for (size_t i = 0; i < o->route.nrules; i++) {
+                const mesh_route_rule_t *rule = &o->route.rules[i];
+                for (size_t m = 0; m < rule->nmatches; m++)
+                    CHECK(rule->matches[m].path && rule->matches[m].path[0] == '/');
+                for (size_t b = 0; b < rule->nbackends; b++)
+                    CHECK(rule->backends[b].ns && rule->backends[b].name &&
+                          rule->backends[b].weight <= 1000000);
+            }
+        }
     }
 }
 

@@ -17,6 +17,9 @@
 #   cpm_service NS NAME VIP PORT[:TARGET[:PORTNAME]]...
 #   cpm_pod NS NAME IP [SA] [APP] [CONTAINERPORT[:NAME]]...
 #   cpm_endpoints NS SVC PORTNAME:PORT ADDR[:notready]...   an EndpointSlice of SVC
+#   cpm_httproute NS NAME PARENT PORT BACKEND:WEIGHT...   an HTTPRoute (GAMMA) on Service
+#                                          PARENT's PORT: one rule, every path, to the backend
+#                                          Services' PORT by weight
 #   cpm_write NAME < YAML                  any manifest, written atomically (rename)
 
 CPM_POD="cp"
@@ -208,6 +211,21 @@ cpm_endpoints() {
                 "$([[ $state == notready ]] && echo false || echo true)"
         done
     } | cpm_write "eps-$ns-$svc.yaml"
+}
+
+cpm_httproute() {
+    local ns=$1 name=$2 parent=$3 port=$4 b svc weight
+    shift 4
+    {
+        printf 'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n'
+        printf 'metadata: {name: %s, namespace: %s}\nspec:\n' "$name" "$ns"
+        printf '  parentRefs: [{group: "", kind: Service, name: %s, port: %s}]\n' "$parent" "$port"
+        printf '  rules:\n  - matches: [{path: {type: PathPrefix, value: /}}]\n    backendRefs:\n'
+        for b in "$@"; do
+            IFS=: read -r svc weight <<<"$b"
+            printf '    - {name: %s, port: %s, weight: %s}\n' "$svc" "$port" "$weight"
+        done
+    } | cpm_write "route-$ns-$name.yaml"
 }
 
 # cpm_dns VIP NAME... — the cluster DNS of a Service: NAME... resolve to VIP in every pod.

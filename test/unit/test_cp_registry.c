@@ -1,7 +1,8 @@
 /* From the Kubernetes index to the view's service registry: Service kinds and VIPs, TCP ports
  * only and their mesh protocol, endpoints' ports resolved by name, readiness, the service
  * accounts behind a Service, workload names from their owners, a namespace's mTLS annotation,
- * and the ports a pod takes from the Services that send to it when it declares none. */
+ * the ports a pod takes from the Services that send to it when it declares none, and the rules
+ * of the HTTPRoutes attached to a Service. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,10 +44,10 @@ typedef struct rig {
     cp_registry_t reg;
 } rig_t;
 
-static void rig_fill(rig_t *r)
+static void rig_fill_text(rig_t *r, const char *text)
 {
     mesh_read_t rd;
-    assert_int_equal(mesh_read_buffer("mesh.yaml", MESH, strlen(MESH), &rd), 0);
+    assert_int_equal(mesh_read_buffer("mesh.yaml", text, strlen(text), &rd), 0);
     mesh_batch_t b = {0};
     for (size_t i = 0; i < rd.count; i++)
         assert_int_equal(mesh_batch_add(&b, MESH_ADDED, rd.objects[i]), 0);
@@ -56,6 +57,11 @@ static void rig_fill(rig_t *r)
     mesh_read_free(&rd);
     view_mesh_t m = {.trust_domain = "cluster.local", .mtls = VIEW_MTLS_PERMISSIVE};
     assert_int_equal(cp_registry_fill(r->idx, &m, &r->reg), 0);
+}
+
+static void rig_fill(rig_t *r)
+{
+    rig_fill_text(r, MESH);
 }
 
 static void rig_free(rig_t *r)
@@ -142,12 +148,86 @@ static void test_registry_workloads_and_namespaces(void **state)
     rig_free(&r);
 }
 
+/* Routes on web: "b-split" (2 rules) on port 80 and, by its section name, on grpc-api, and
+ * on a Gateway (not the mesh's); "a-first" (1 rule) on every port; "c-none" on a Service that
+ * does not exist. */
+static const char ROUTES[] =
+    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+    "metadata: {name: b-split, namespace: shop}\n"
+    "spec:\n  parentRefs:\n  - {group: \"\", kind: Service, name: web, port: 80}\n"
+    "  - {group: core, kind: Service, name: web, sectionName: grpc-api}\n"
+    "  - {name: ingress}\n"
+    "  rules:\n"
+    "  - matches: [{path: {type: Exact, value: /v2}, headers: [{name: x-v, value: \"2\"}], "
+    "method: GET}]\n"
+    "    backendRefs: [{name: web, port: 80, weight: 90}, {name: db, namespace: shop, weight: 10},"
+    " {kind: Bucket, group: example.com, name: b}]\n"
+    "    timeouts: {request: 250ms}\n"
+    "  - backendRefs: [{name: web}]\n"
+    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+    "metadata: {name: a-first, namespace: shop}\n"
+    "spec:\n  parentRefs: [{group: \"\", kind: Service, name: web}]\n"
+    "  rules: [{backendRefs: [{name: web, port: 80}]}]\n"
+    "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+    "metadata: {name: c-none, namespace: shop}\n"
+    "spec:\n  parentRefs: [{group: \"\", kind: Service, name: nothere}]\n"
+    "  rules: [{backendRefs: [{name: web, port: 80}]}]\n";
+
+static void test_registry_gives_a_service_the_rules_of_the_routes_attached_to_it(void **state)
+{
+    (void)state;
+    char text[sizeof(MESH) + sizeof(ROUTES)];
+    snprintf(text, sizeof(text), "%s%s", MESH, ROUTES);
+    rig_t r;
+    rig_fill_text(&r, text);
+    const view_service_t *web = service(&r, "web");
+    assert_non_null(web);
+    /* a-first's rule (every port), then b-split's two on port 80 and again on 9090 */
+    assert_int_equal(web->n_http_rules, 5);
+    const view_http_rule_t *a = &web->http_rules[0];
+    assert_string_equal(a->route_name, "a-first");
+    assert_int_equal(a->port, 0);
+    assert_int_equal(a->n_matches, 0);
+    const view_http_rule_t *b0 = &web->http_rules[1], *b1 = &web->http_rules[2];
+    assert_string_equal(b0->route_ns, "shop");
+    assert_string_equal(b0->route_name, "b-split");
+    assert_int_equal(b0->rule_index, 0);
+    assert_int_equal(b0->port, 80);
+    assert_int_equal(b0->n_matches, 1);
+    assert_int_equal(b0->matches[0].path_type, VIEW_PATH_EXACT);
+    assert_string_equal(b0->matches[0].path, "/v2");
+    assert_int_equal(b0->matches[0].n_headers, 1);
+    assert_string_equal(b0->matches[0].headers[0].name, "x-v");
+    assert_string_equal(b0->matches[0].headers[0].value, "2");
+    assert_string_equal(b0->matches[0].method, "GET");
+    assert_true(b0->has_timeout);
+    assert_int_equal(b0->timeout_ms, 250);
+    assert_int_equal(b0->n_backends, 3);
+    assert_string_equal(b0->backends[0].namespace_, "shop");
+    assert_string_equal(b0->backends[0].name, "web");
+    assert_int_equal(b0->backends[0].port, 80);
+    assert_int_equal(b0->backends[0].weight, 90);
+    assert_false(b0->backends[0].invalid);
+    assert_string_equal(b0->backends[1].name, "db");
+    assert_int_equal(b0->backends[1].port, 0); /* the parent's */
+    assert_true(b0->backends[2].invalid);      /* not a Service */
+    assert_int_equal(b1->rule_index, 1);
+    assert_int_equal(b1->port, 80);
+    assert_int_equal(b1->backends[0].weight, 1);
+    /* sectionName grpc-api is port 9090 */
+    assert_int_equal(web->http_rules[3].port, 9090);
+    assert_int_equal(web->http_rules[4].port, 9090);
+    assert_int_equal(service(&r, "db")->n_http_rules, 0);
+    rig_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry_services_kinds_ports_and_protocols),
         cmocka_unit_test(test_registry_endpoints_ports_readiness_and_identity),
         cmocka_unit_test(test_registry_workloads_and_namespaces),
+        cmocka_unit_test(test_registry_gives_a_service_the_rules_of_the_routes_attached_to_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

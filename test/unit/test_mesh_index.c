@@ -397,6 +397,52 @@ static void test_mesh_api_list_with_a_bad_item_deletes_nothing(void **state)
     mesh_api_free(api);
 }
 
+/* HTTPRoutes come through the recorded API like the other kinds: a typed list (items without
+ * kind and apiVersion), then a weight changed by a watch event is one MODIFIED in the index. */
+static void test_mesh_api_source_feeds_http_routes_and_their_weight_changes(void **state)
+{
+    (void)state;
+    mesh_api_t *api = mesh_api_new();
+    mesh_index_t *idx = mesh_index_new();
+    mesh_batch_t b = {0};
+    mesh_report_t rep = {0};
+    mesh_changes_t ch;
+    const char *list =
+        "{\"kind\":\"HTTPRouteList\",\"apiVersion\":\"gateway.networking.k8s.io/v1\","
+        "\"metadata\":{\"resourceVersion\":\"10\"},\"items\":[{\"metadata\":{\"name\":\"r\","
+        "\"namespace\":\"shop\"},\"spec\":{\"parentRefs\":[{\"group\":\"\",\"kind\":"
+        "\"Service\",\"name\":\"web\"}],\"rules\":[{\"backendRefs\":[{\"name\":\"v1\","
+        "\"port\":80,\"weight\":100},{\"name\":\"v2\",\"port\":80,\"weight\":0}]}]}}]}";
+    assert_int_equal(mesh_api_list(api, MESH_HTTP_ROUTE, "list", list, strlen(list), &b, &rep), 0);
+    assert_int_equal(b.count, 1);
+    assert_int_equal(mesh_index_apply(idx, &b, &ch), 0);
+    assert_int_equal(ch.counts[MESH_HTTP_ROUTE], 1);
+    mesh_changes_free(&ch);
+    mesh_batch_free(&b);
+    const char *watch =
+        "{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"HTTPRoute\",\"apiVersion\":"
+        "\"gateway.networking.k8s.io/v1\",\"metadata\":{\"name\":\"r\",\"namespace\":\"shop\","
+        "\"resourceVersion\":\"11\"},\"spec\":{\"parentRefs\":[{\"group\":\"\",\"kind\":"
+        "\"Service\",\"name\":\"web\"}],\"rules\":[{\"backendRefs\":[{\"name\":\"v1\","
+        "\"port\":80,\"weight\":0},{\"name\":\"v2\",\"port\":80,\"weight\":100}]}]}}}\n";
+    assert_int_equal(mesh_api_watch(api, "watch", watch, strlen(watch), &b, &rep), 0);
+    assert_int_equal(b.count, 1);
+    assert_int_equal(mesh_index_apply(idx, &b, &ch), 0);
+    assert_int_equal(ch.events.count, 1);
+    assert_int_equal(ch.events.events[0].type, MESH_MODIFIED);
+    mesh_changes_free(&ch);
+    mesh_batch_free(&b);
+    const mesh_object_t *r = mesh_index_get(idx, MESH_HTTP_ROUTE, "shop", "r");
+    assert_non_null(r);
+    assert_int_equal(r->route.rules[0].backends[0].weight, 0);
+    assert_int_equal(r->route.rules[0].backends[1].weight, 100);
+    assert_string_equal(mesh_api_resource_version(api), "11");
+    assert_int_equal(rep.nerrors, 0);
+    mesh_report_free(&rep);
+    mesh_index_free(idx);
+    mesh_api_free(api);
+}
+
 static void test_mesh_selectors_match_labels_as_kubernetes_does(void **state)
 {
     (void)state;
@@ -442,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_mesh_index_slice_moving_to_another_service_changes_both),
         cmocka_unit_test(test_mesh_api_source_feeds_the_index_from_a_list_and_watch_events),
         cmocka_unit_test(test_mesh_api_list_with_a_bad_item_deletes_nothing),
+        cmocka_unit_test(test_mesh_api_source_feeds_http_routes_and_their_weight_changes),
         cmocka_unit_test(test_mesh_selectors_match_labels_as_kubernetes_does),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -253,6 +253,130 @@ static void test_mesh_network_policy_selectors_peers_and_ports(void **state)
     mesh_object_unref(eg);
 }
 
+static void test_mesh_http_route_fields_and_api_defaults(void **state)
+{
+    (void)state;
+    mesh_read_t r;
+    assert_int_equal(
+        read_text(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+            "metadata: {name: split, namespace: shop}\n"
+            "spec:\n  parentRefs:\n"
+            "  - {group: \"\", kind: Service, name: web, port: 80}\n"
+            "  - {group: core, kind: Service, name: api, namespace: other, sectionName: http}\n"
+            "  - {name: gw}\n"
+            "  rules:\n"
+            "  - matches:\n"
+            "    - path: {type: Exact, value: /v2}\n"
+            "      headers: [{name: x-canary, value: \"yes\"}]\n"
+            "      method: POST\n"
+            "    - {}\n"
+            "    backendRefs:\n"
+            "    - {name: web-v1, port: 8080, weight: 90}\n"
+            "    - {name: web-v2, namespace: beta, weight: 0}\n"
+            "    - {name: web-v3}\n"
+            "    - {group: example.com, kind: Bucket, name: b}\n"
+            "    timeouts: {request: 1m30s}\n"
+            "  - backendRefs: [{name: web-v1, port: 8080}]\n",
+            &r),
+        0);
+    assert_int_equal(r.count, 1);
+    const mesh_object_t *o = find(&r, MESH_HTTP_ROUTE, "shop", "split");
+    assert_non_null(o);
+    const mesh_http_route_t *hr = &o->route;
+    assert_int_equal(hr->nparents, 2); /* the Gateway parent is not a mesh route's */
+    assert_int_equal(hr->ignored_parents, 1);
+    assert_int_equal(r.report.nnotes, 2); /* the Gateway and the Bucket, said */
+    assert_string_equal(hr->parents[0].ns, "shop");
+    assert_string_equal(hr->parents[0].name, "web");
+    assert_int_equal(hr->parents[0].port, 80);
+    assert_null(hr->parents[0].section);
+    assert_string_equal(hr->parents[1].ns, "other");
+    assert_int_equal(hr->parents[1].port, 0);
+    assert_string_equal(hr->parents[1].section, "http");
+    assert_int_equal(hr->nrules, 2);
+    const mesh_route_rule_t *r0 = &hr->rules[0];
+    assert_int_equal(r0->nmatches, 2);
+    assert_int_equal(r0->matches[0].path_type, MESH_PATH_EXACT);
+    assert_string_equal(r0->matches[0].path, "/v2");
+    assert_int_equal(r0->matches[0].nheaders, 1);
+    assert_string_equal(r0->matches[0].headers[0].name, "x-canary");
+    assert_string_equal(r0->matches[0].headers[0].value, "yes");
+    assert_string_equal(r0->matches[0].method, "POST");
+    assert_int_equal(r0->matches[1].path_type, MESH_PATH_PREFIX); /* absent: PathPrefix / */
+    assert_string_equal(r0->matches[1].path, "/");
+    assert_null(r0->matches[1].method);
+    assert_int_equal(r0->nbackends, 4);
+    assert_true(r0->backends[0].service);
+    assert_string_equal(r0->backends[0].ns, "shop"); /* absent: the route's */
+    assert_int_equal(r0->backends[0].port, 8080);
+    assert_int_equal(r0->backends[0].weight, 90);
+    assert_string_equal(r0->backends[1].ns, "beta");
+    assert_int_equal(r0->backends[1].weight, 0); /* 0 is a weight */
+    assert_int_equal(r0->backends[2].port, 0);   /* absent: the parent's */
+    assert_int_equal(r0->backends[2].weight, 1); /* absent: 1 */
+    assert_false(r0->backends[3].service);
+    assert_true(r0->has_timeout);
+    assert_int_equal(r0->timeout_ms, 90000);
+    assert_int_equal(hr->rules[1].nmatches, 0);
+    assert_false(hr->rules[1].has_timeout);
+    mesh_read_free(&r);
+    mesh_object_t *beta = read_one("apiVersion: gateway.networking.k8s.io/v1beta1\n"
+                                   "kind: HTTPRoute\nmetadata: {name: b}\nspec: {}\n");
+    assert_int_equal(beta->meta.kind, MESH_HTTP_ROUTE);
+    assert_int_equal(beta->route.nrules, 0);
+    mesh_object_unref(beta);
+}
+
+static void test_mesh_http_route_bad_fields_are_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *spec, *want;
+    } cases[] = {
+        {"rules: [{backendRefs: [{name: a, weight: -1}]}]",
+         "(HTTPRoute default/r): spec.rules[0].backendRefs[0].weight: \"-1\" is not a number "
+         "(0-1000000)"},
+        {"rules: [{backendRefs: [{name: a, weight: 1000001}]}]",
+         "spec.rules[0].backendRefs[0].weight: \"1000001\" is not a number"},
+        {"rules: [{backendRefs: [{port: 80}]}]", "spec.rules[0].backendRefs[0].name: missing"},
+        {"rules: [{matches: [{path: {type: RegularExpression, value: /a.*}}]}]",
+         "spec.rules[0].matches[0].path.type: \"RegularExpression\" is not one of PathPrefix, "
+         "Exact"},
+        {"rules: [{matches: [{path: {value: v2}}]}]",
+         "spec.rules[0].matches[0].path.value: \"v2\" does not start with /"},
+        {"rules: [{matches: [{headers: [{type: RegularExpression, name: a, value: b}]}]}]",
+         "spec.rules[0].matches[0].headers[0].type: \"RegularExpression\" is not one of Exact"},
+        {"rules: [{matches: [{headers: [{name: a}]}]}]",
+         "spec.rules[0].matches[0].headers[0].value: missing"},
+        {"rules: [{matches: [{method: FETCH}]}]",
+         "spec.rules[0].matches[0].method: \"FETCH\" is not one of GET, HEAD"},
+        {"rules: [{matches: [{queryParams: [{name: a, value: b}]}]}]",
+         "spec.rules[0].matches[0].queryParams: not supported"},
+        {"rules: [{timeouts: {request: 10 seconds}}]",
+         "spec.rules[0].timeouts.request: \"10 seconds\" is not a duration"},
+        {"rules: [{timeouts: {request: 1h2m3s4ms5s}}]",
+         "spec.rules[0].timeouts.request: \"1h2m3s4ms5s\" is not a duration"},
+        {"parentRefs: [{kind: Service, group: \"\", name: web, port: 0}]",
+         "spec.parentRefs[0].port: \"0\" is not a port number"},
+        {"parentRefs: {name: web}", "spec.parentRefs: must be a list"},
+        {"rules: [{backendRefs: [{name: a}, {name: a}, {name: a}, {name: a}, {name: a}, {name: a},"
+         " {name: a}, {name: a}, {name: a}, {name: a}, {name: a}, {name: a}, {name: a}, {name: a},"
+         " {name: a}, {name: a}, {name: a}]}]",
+         "spec.rules[0].backendRefs: 17 backends; at most 16"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[512], err[768];
+        snprintf(text, sizeof(text),
+                 "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+                 "metadata: {name: r}\nspec: {%s}\n",
+                 cases[i].spec);
+        read_error(text, err, sizeof(err));
+        if (strstr(err, cases[i].want) == NULL)
+            fail_msg("case %zu: %s\nwanted: %s", i, err, cases[i].want);
+    }
+}
+
 static void test_mesh_multi_document_file_skips_and_counts_other_kinds(void **state)
 {
     (void)state;
@@ -338,10 +462,10 @@ static void test_mesh_invalid_documents_name_file_line_document_and_field(void *
 {
     (void)state;
     static const char *const files[] = {
-        "labels-not-map",  "list-item-bad",   "missing-name",      "netpol-bad-operator",
-        "pod-ip-bad",      "port-not-number", "port-out-of-range", "port-quoted",
-        "slice-bad-ready", "syntax",          "target-port-bad",   "unknown-service-type",
-        "unnamed-ports",
+        "httproute-bad-weight", "labels-not-map",  "list-item-bad",   "missing-name",
+        "netpol-bad-operator",  "pod-ip-bad",      "port-not-number", "port-out-of-range",
+        "port-quoted",          "slice-bad-ready", "syntax",          "target-port-bad",
+        "unknown-service-type", "unnamed-ports",
     };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char path[256], want[1024];
@@ -584,6 +708,8 @@ int main(void)
         cmocka_unit_test(test_mesh_endpoint_slice_of_ipv6_is_kept_empty_with_a_note),
         cmocka_unit_test(test_mesh_pod_fields_and_defaults),
         cmocka_unit_test(test_mesh_network_policy_selectors_peers_and_ports),
+        cmocka_unit_test(test_mesh_http_route_fields_and_api_defaults),
+        cmocka_unit_test(test_mesh_http_route_bad_fields_are_errors),
         cmocka_unit_test(test_mesh_multi_document_file_skips_and_counts_other_kinds),
         cmocka_unit_test(test_mesh_kubectl_get_list_ignores_fields_not_used),
         cmocka_unit_test(test_mesh_json_manifest_reads_like_yaml),

@@ -1,6 +1,7 @@
 /* The per-sidecar view against the sidecar's own config path: every resource set the view
  * gives a sidecar decodes, validates (config_resources_validate) and builds into a snapshot
- * (snapshot_build_resources) with the SDS secrets it names; a rebuild after a registry change
+ * (snapshot_build_resources) with the SDS secrets it names, routes attached to a service
+ * included; a rebuild after a registry change
  * shows which resources changed by their hashes and keeps the bytes of the others; the time of
  * a full build at 1,000 services and 5,000 endpoints is printed, not asserted. */
 #include <errno.h>
@@ -163,6 +164,18 @@ static void test_every_sidecar_view_builds_a_snapshot_in_the_sidecar(void **stat
     accepted(&reg, "web-1.default");
     reg.mesh.mtls = VIEW_MTLS_PERMISSIVE;
     accepted(&reg, "web-1.default");
+}
+
+/* Routes attached to a service (weighted clusters, a weight of 0 left out, header and method
+ * matchers, a timeout, a 500) are what the sidecar's route builder takes. */
+static void test_sidecar_takes_the_routes_attached_to_a_service(void **state)
+{
+    (void)state;
+    fx_routed_t f;
+    fx_routed(&f);
+    accepted(&f.reg, "web-1.default");
+    f.reg.mesh.mtls = VIEW_MTLS_STRICT;
+    accepted(&f.reg, "m-1.mixed");
 }
 
 static void test_sidecar_refuses_the_proxyless_api_listener(void **state)
@@ -368,6 +381,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_sidecar_view_builds_a_snapshot_in_the_sidecar),
+        cmocka_unit_test(test_sidecar_takes_the_routes_attached_to_a_service),
         cmocka_unit_test(test_sidecar_refuses_the_proxyless_api_listener),
         cmocka_unit_test(test_node_metadata_marks_proxyless_clients_and_names_the_namespace),
         cmocka_unit_test(test_rebuild_changes_only_the_resources_whose_content_changed),

@@ -1,9 +1,12 @@
 /* The registry the view's tests share: three namespaces (the mesh's default mode, strict and
  * permissive mTLS), a ClusterIP HTTP service with endpoints in two zones and one not ready, an
  * opaque TCP service, a headless service, an ExternalName service, a gRPC service in the
- * strict namespace, and three workloads. Header-only: each test file includes it once. */
+ * strict namespace, and three workloads; and the same with routes attached to the HTTP service
+ * (fx_routed). Header-only: each test file includes it once. */
 #ifndef REMORA_TEST_VIEW_FIXTURE_H
 #define REMORA_TEST_VIEW_FIXTURE_H
+
+#include <string.h>
 
 #include <protobuf-c/protobuf-c.h>
 
@@ -105,6 +108,77 @@ static inline view_registry_t fx_registry(void)
         .workloads = fx_workloads,
         .n_workloads = 3,
     };
+}
+
+/* The fixture with routes on service default/web (as HTTPRoutes "split" and "broken" attached
+ * to it make them): backends web-v1 and web-v2 (port 80) by weight, one backend that does not
+ * exist. split[] is the first rule's backends, mutable: a test changes the weights. */
+static const view_port_t fx_v_ports[] = {{80, "http", VIEW_PROTO_HTTP, 8080}};
+static const view_endpoint_t fx_v1_eps[] = {{"198.18.0.21", NULL, true, "", "web"}};
+static const view_endpoint_t fx_v2_eps[] = {{"198.18.0.22", NULL, true, "", "web"}};
+static const view_header_match_t fx_canary[] = {{"x-canary", "yes"}};
+static const view_route_match_t fx_split_matches[] = {
+    {VIEW_PATH_PREFIX, "/api", NULL, 0, NULL},
+    {VIEW_PATH_EXACT, "/api/v2", fx_canary, 1, "POST"},
+};
+static const view_route_match_t fx_gone_matches[] = {{VIEW_PATH_PREFIX, "/gone", NULL, 0, NULL}};
+static const view_backend_t fx_rest[] = {{"default", "web-v2", 80, 1, false},
+                                         {"default", "web-v1", 0, 0, false}};
+static const view_backend_t fx_gone[] = {{"default", "gone", 0, 1, false},
+                                         {"default", "web-v1", 0, 1, true}};
+
+typedef struct fx_routed {
+    view_service_t svcs[7];
+    view_http_rule_t rules[3];
+    view_backend_t split[2];
+    view_registry_t reg;
+} fx_routed_t;
+
+static inline void fx_routed(fx_routed_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    memcpy(f->svcs, fx_services, sizeof(fx_services));
+    f->split[0] = (view_backend_t){"default", "web-v1", 0, 90, false};
+    f->split[1] = (view_backend_t){"default", "web-v2", 0, 10, false};
+    f->rules[0] = (view_http_rule_t){.matches = fx_split_matches,
+                                     .n_matches = 2,
+                                     .backends = f->split,
+                                     .n_backends = 2,
+                                     .has_timeout = true,
+                                     .timeout_ms = 5000,
+                                     .route_ns = "default",
+                                     .route_name = "split"};
+    f->rules[1] = (view_http_rule_t){.backends = fx_rest,
+                                     .n_backends = 2,
+                                     .route_ns = "default",
+                                     .route_name = "split",
+                                     .rule_index = 1};
+    f->rules[2] = (view_http_rule_t){.port = 80,
+                                     .matches = fx_gone_matches,
+                                     .n_matches = 1,
+                                     .backends = fx_gone,
+                                     .n_backends = 2,
+                                     .route_ns = "default",
+                                     .route_name = "broken"};
+    f->svcs[0].http_rules = f->rules;
+    f->svcs[0].n_http_rules = 3;
+    f->svcs[5] = (view_service_t){.namespace_ = "default",
+                                  .name = "web-v1",
+                                  .vip = "198.19.0.31",
+                                  .ports = fx_v_ports,
+                                  .n_ports = 1,
+                                  .endpoints = fx_v1_eps,
+                                  .n_endpoints = 1};
+    f->svcs[6] = (view_service_t){.namespace_ = "default",
+                                  .name = "web-v2",
+                                  .vip = "198.19.0.32",
+                                  .ports = fx_v_ports,
+                                  .n_ports = 1,
+                                  .endpoints = fx_v2_eps,
+                                  .n_endpoints = 1};
+    f->reg = fx_registry();
+    f->reg.services = f->svcs;
+    f->reg.n_services = 7;
 }
 
 /* The descriptor of a resource type URL, or NULL. */

@@ -411,6 +411,16 @@ static int svc_cmp(const void *x, const void *y)
     return c ? c : strcmp(a->name, b->name);
 }
 
+int vb_find_service(const view_builder_t *b, const char *ns, const char *name)
+{
+    view_service_t key = {.namespace_ = ns, .name = name};
+    const view_service_t *kp = &key;
+    if (b->n_svcs == 0)
+        return -1;
+    const view_service_t **hit = bsearch(&kp, b->svcs, b->n_svcs, sizeof(*b->svcs), svc_cmp);
+    return hit ? (int)(hit - b->svcs) : -1;
+}
+
 static int str_cmp(const void *x, const void *y)
 {
     return strcmp(*(const char *const *)x, *(const char *const *)y);
@@ -441,6 +451,23 @@ static int check_service(view_builder_t *b, const view_service_t *s, size_t i)
             return err_set(b->err, b->errlen, -EINVAL,
                            "service %s/%s: endpoints[%zu]: an address is required", s->namespace_,
                            s->name, e);
+    for (size_t r = 0; r < s->n_http_rules; r++) {
+        const view_http_rule_t *rule = &s->http_rules[r];
+        for (size_t k = 0; k < rule->n_backends; k++)
+            if (empty(rule->backends[k].namespace_) || empty(rule->backends[k].name))
+                return err_set(b->err, b->errlen, -EINVAL,
+                               "service %s/%s: http_rules[%zu]: backends[%zu]: namespace and name "
+                               "required",
+                               s->namespace_, s->name, r, k);
+        for (size_t m = 0; m < rule->n_matches; m++)
+            for (size_t h = 0; h < rule->matches[m].n_headers; h++)
+                if (empty(rule->matches[m].headers[h].name) ||
+                    rule->matches[m].headers[h].value == NULL)
+                    return err_set(b->err, b->errlen, -EINVAL,
+                                   "service %s/%s: http_rules[%zu]: matches[%zu]: headers[%zu]: "
+                                   "name and value required",
+                                   s->namespace_, s->name, r, m, h);
+    }
     return 0;
 }
 

@@ -123,6 +123,22 @@ view_blob_t *vb_fragment(view_builder_t *b, pbw_t *w, view_blob_t *prev);
 /* Appends a resource of group kind `kind` named `name` (copied) to u, from w (reset). */
 int vu_add(view_builder_t *b, view_unit_t *u, view_group_kind_t kind, const char *name, pbw_t *w);
 
+/* The index in b->svcs of service ns/name (borrowed), or -1. */
+int vb_find_service(const view_builder_t *b, const char *ns, const char *name);
+
+/* The rules of routes attached to services (view_http_rules.c). vr_input serializes what the
+ * rules of service si make (into its unit's input): the rules and, of each backend, the
+ * service it resolves to (host, kind, ports), so a unit is encoded again when a backend comes,
+ * goes or changes its ports. vr_on_port: port pi of si gets its rules instead of the default
+ * route. vr_write writes them (routes fields of the open VirtualHost) in the Gateway API's
+ * precedence, naming the gRPC clients' own clusters when grpc (0 or -ENOMEM). vr_grpc_differs: the
+ * gRPC clients' virtual host of si differs from the sidecars' (a backend they reach by a cluster of
+ * their own). */
+void vr_input(const view_builder_t *b, size_t si, view_input_t *in);
+bool vr_on_port(const view_builder_t *b, size_t si, size_t pi);
+int vr_write(const view_builder_t *b, pbw_t *w, size_t si, size_t pi, bool grpc);
+bool vr_grpc_differs(const view_builder_t *b, size_t si);
+
 /* The mode of namespace ns (borrowed): its own, else the mesh's; OFF when neither says. */
 view_mtls_t vb_mtls(const view_builder_t *b, const char *ns);
 /* Whether a port of this protocol gets an HTTP chain (and route) besides its TCP chain. */

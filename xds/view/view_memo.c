@@ -87,7 +87,8 @@ void vin_str(view_input_t *in, const char *s)
 }
 
 /* Everything the parts of service si read: the service whole (endpoint ports resolved), its
- * host, and of the mesh the trust domain, the connect timeout and its namespace's mode. */
+ * host, and of the mesh the trust domain, the connect timeout and its namespace's mode; its
+ * routes' rules with the host, kind and ports of each backend service (vr_input). */
 static void unit_input(const view_builder_t *b, size_t si, view_input_t *in)
 {
     const view_service_t *s = b->svcs[si];
@@ -118,6 +119,7 @@ static void unit_input(const view_builder_t *b, size_t si, view_input_t *in)
         for (size_t p = 0; p < s->n_ports; p++)
             vin_u64(in, view_endpoint_port(s, p, ep));
     }
+    vr_input(b, si, in);
 }
 
 /* ---- units ---------------------------------------------------------------------------------- */

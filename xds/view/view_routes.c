@@ -62,8 +62,8 @@ static void domain(pbw_t *w, const char *name, uint16_t port)
 
 /* The virtual host of service si's port pi, as seen from namespace ns (NULL: from no
  * namespace, so no short name), for a sidecar or a proxyless gRPC client (grpc: its clusters). */
-static void virtual_host(const view_builder_t *b, pbw_t *w, size_t si, size_t pi, const char *ns,
-                         bool grpc)
+static int virtual_host(const view_builder_t *b, pbw_t *w, size_t si, size_t pi, const char *ns,
+                        bool grpc)
 {
     const view_service_t *s = b->svcs[si];
     uint16_t port = s->ports[pi].port;
@@ -80,6 +80,11 @@ static void virtual_host(const view_builder_t *b, pbw_t *w, size_t si, size_t pi
         domain(w, s->name, port);
     if (s->kind == VIEW_SVC_CLUSTER_IP)
         domain(w, s->vip, port);
+    if (vr_on_port(b, si, pi)) { /* a route attached to the service replaces the default */
+        int rc = vr_write(b, w, si, pi, grpc);
+        pbw_end(w);
+        return rc;
+    }
     pbw_begin(w, "routes");
     pbw_string(w, "name", "default");
     pbw_begin(w, "match");
@@ -94,6 +99,7 @@ static void virtual_host(const view_builder_t *b, pbw_t *w, size_t si, size_t pi
     pbw_end(w);
     pbw_end(w);
     pbw_end(w);
+    return 0;
 }
 
 /* Istio's allow_any: a host no service has goes where it was going. */
@@ -185,7 +191,10 @@ static int vh_part(view_builder_t *b, size_t si, size_t pi, const char *ns, view
 {
     pbw_t w;
     pbw_init(&w, ROUTES_DESC);
-    virtual_host(b, &w, si, pi, ns, false);
+    if (virtual_host(b, &w, si, pi, ns, false) < 0) {
+        pbw_reset(&w);
+        return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+    }
     *out = vb_fragment(b, &w, prev);
     return *out ? 0 : -ENOMEM;
 }
@@ -215,11 +224,16 @@ int vu_routes(view_builder_t *b, size_t si, view_unit_t *u, const view_unit_t *p
             pbw_t w;
             pbw_init(&w, ROUTES_DESC);
             pbw_string(&w, "name", name);
-            if (view_grpc_own_cluster(s))
-                virtual_host(b, &w, si, pi, NULL, true);
+            if (view_grpc_own_cluster(s) || (vr_on_port(b, si, pi) && vr_grpc_differs(b, si)))
+                rc = virtual_host(b, &w, si, pi, NULL, true);
             else
                 pbw_raw(&w, u->vh_other[pi]->bytes, u->vh_other[pi]->len);
-            rc = vu_add(b, u, VIEW_GROUP_GRPC_ROUTES, name, &w);
+            if (rc < 0) {
+                pbw_reset(&w);
+                rc = err_set(b->err, b->errlen, -ENOMEM, "out of memory");
+            } else {
+                rc = vu_add(b, u, VIEW_GROUP_GRPC_ROUTES, name, &w);
+            }
         }
     }
     return rc;

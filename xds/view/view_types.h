@@ -70,6 +70,45 @@ typedef struct view_endpoint {
     const char *service_account; /* the pod's; NULL: unknown */
 } view_endpoint_t;
 
+/* A route's match: a path (prefix or exact), exact header values, a method (a `:method`
+ * header). */
+typedef enum view_path_match { VIEW_PATH_PREFIX = 0, VIEW_PATH_EXACT } view_path_match_t;
+
+typedef struct view_header_match {
+    const char *name, *value; /* exact */
+} view_header_match_t;
+
+typedef struct view_route_match {
+    view_path_match_t path_type;
+    const char *path; /* NULL: "/" */
+    const view_header_match_t *headers;
+    size_t n_headers;
+    const char *method; /* NULL: any */
+} view_route_match_t;
+
+/* Where a rule sends its share of requests: a port of a service of the registry. */
+typedef struct view_backend {
+    const char *namespace_, *name;
+    uint16_t port;   /* 0: the port of the virtual host the rule is on */
+    uint32_t weight; /* 0: none */
+    bool invalid;    /* a backend the mesh cannot send to (not a Service): counts as missing */
+} view_backend_t;
+
+/* One rule of a route attached to a service (an HTTPRoute whose parent is the service): on
+ * its virtual host of port `port` (0: of every HTTP-capable port), requests that match one of
+ * matches go to backends by weight. The rules of a service replace its default route. */
+typedef struct view_http_rule {
+    uint16_t port;
+    const view_route_match_t *matches; /* none: every request (prefix "/") */
+    size_t n_matches;
+    const view_backend_t *backends;
+    size_t n_backends;
+    bool has_timeout;
+    uint32_t timeout_ms;               /* when has_timeout: 0 disables the timeout */
+    const char *route_ns, *route_name; /* the route it comes from: the Envoy routes' names */
+    uint32_t rule_index;
+} view_http_rule_t;
+
 typedef struct view_service {
     const char *namespace_;
     const char *name;
@@ -85,6 +124,10 @@ typedef struct view_service {
     size_t n_service_accounts;
     const view_endpoint_t *endpoints;
     size_t n_endpoints;
+    /* The rules of the routes attached to it, in the routes' order (their precedence among
+     * equal matches: the first route, then its first rule). */
+    const view_http_rule_t *http_rules;
+    size_t n_http_rules;
 } view_service_t;
 
 typedef struct view_label {
