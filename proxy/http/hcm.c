@@ -360,8 +360,14 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
         hcm_down_write(c, &cont, 1);
     }
     hcm_add_proxy_headers(c, s);
-    s->route = route_match(cfg->routes, s->req.authority, s->req.authority_len, s->path,
-                           s->path_len, &s->req.headers, &s->vhost);
+    route_request_t q = {.authority = s->req.authority,
+                         .authority_len = s->req.authority_len,
+                         .path = s->path,
+                         .path_len = s->path_len,
+                         .method = s->req.method,
+                         .method_len = s->req.method_len,
+                         .headers = &s->req.headers};
+    s->route = route_match(cfg->routes, &q, &s->vhost);
     if (s->route == NULL) {
         stats_inc(c->worker->stats, cfg->st.no_route);
         http_stream_local_reply(s, 404, "", "NR");

@@ -168,21 +168,24 @@ static bool value_matches(const route_header_matcher_t *h, const char *s, size_t
     return false;
 }
 
-static bool header_matches(const route_header_matcher_t *h, const char *authority,
-                           size_t authority_len, const char *path, size_t path_len,
-                           const http_headers_t *hs)
+static bool header_matches(const route_header_matcher_t *h, const route_request_t *q)
 {
     const char *val = NULL;
     size_t len = 0, count = 0;
     const http_header_t *first = NULL;
+    const http_headers_t *hs = q->headers;
     if (strcmp(h->name, ":authority") == 0) {
-        val = authority;
-        len = authority_len;
+        val = q->authority;
+        len = q->authority_len;
         count = 1;
     } else if (strcmp(h->name, ":path") == 0) {
-        val = path;
-        len = path_len;
+        val = q->path;
+        len = q->path_len;
         count = 1;
+    } else if (strcmp(h->name, ":method") == 0) {
+        val = q->method;
+        len = q->method_len;
+        count = q->method != NULL;
     } else if (hs) {
         for (uint32_t i = 0; i < hs->n; i++) {
             if (!http_name_is(&hs->v[i], h->name))
@@ -228,27 +231,26 @@ static bool header_matches(const route_header_matcher_t *h, const char *authorit
     return ok;
 }
 
-const route_entry_t *route_match(const route_table_t *t, const char *authority,
-                                 size_t authority_len, const char *path, size_t path_len,
-                                 const http_headers_t *headers, const route_vhost_t **vhost)
+const route_entry_t *route_match(const route_table_t *t, const route_request_t *q,
+                                 const route_vhost_t **vhost)
 {
     const route_vhost_t *v =
-        find_vhost(t, authority ? authority : "", authority ? authority_len : 0);
+        find_vhost(t, q->authority ? q->authority : "", q->authority ? q->authority_len : 0);
     if (vhost)
         *vhost = v;
     if (v == NULL)
         return NULL;
     /* Path matchers see the path without its query string and fragment. */
+    const char *path = q->path ? q->path : "";
     size_t bare = 0;
-    while (bare < path_len && path[bare] != '?' && path[bare] != '#')
+    while (bare < q->path_len && path[bare] != '?' && path[bare] != '#')
         bare++;
     for (size_t i = 0; i < v->n_routes; i++) {
         const route_entry_t *r = &v->routes[i];
         if (!path_matches(r, path, bare))
             continue;
         size_t k = 0;
-        while (k < r->n_headers &&
-               header_matches(&r->headers[k], authority, authority_len, path, path_len, headers))
+        while (k < r->n_headers && header_matches(&r->headers[k], q))
             k++;
         if (k == r->n_headers)
             return r;

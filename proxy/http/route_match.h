@@ -10,6 +10,19 @@
 #include "proxy/http/http.h"
 #include "xds/snapshot/route.h"
 
+/* What of a request the matching reads, borrowed for the call: the authority, the path (with
+ * its query string), the method (NULL when unknown: a ":method" matcher then sees no header)
+ * and the other headers (may be NULL). */
+typedef struct route_request {
+    const char *authority;
+    size_t authority_len;
+    const char *path;
+    size_t path_len;
+    const char *method;
+    size_t method_len;
+    const http_headers_t *headers;
+} route_request_t;
+
 /* Envoy's matching. The virtual host is chosen by authority, case-insensitively: an exact domain
  * first, then the longest suffix wildcard ("*.foo.com", "*-bar.foo.com"), then the longest prefix
  * wildcard ("foo.*"), then "*"; a wildcard must cover at least one character. Port-insensitive:
@@ -20,16 +33,15 @@
  * matched as current Envoy does, on the path with the query string and fragment removed, for
  * `prefix` as well as `path` and `path_separated_prefix` (so a prefix containing '?' never
  * matches); case_sensitive defaults to true.
- * Header matchers see `headers` (borrowed; names compared case-insensitively; repeated headers
- * joined with ","), except ":authority" and ":path", which are the arguments; other
- * pseudo-headers (":method", ":scheme") are looked up in `headers`, so callers include them.
+ * Header matchers see q->headers (names compared case-insensitively; repeated headers joined
+ * with ","), except the pseudo-headers ":authority", ":path" and ":method", which are q's
+ * fields (so a Gateway API method match, written by remora-cp as a ":method" matcher, works);
+ * other pseudo-headers (":scheme") are looked up in q->headers.
  * Returns the route (borrowed from t) and sets *vhost (may be NULL) to its virtual host. When a
  * virtual host matches but none of its routes does, returns NULL with *vhost set; when no
- * virtual host matches, returns NULL with *vhost NULL. t borrowed; authority, path and headers
- * borrowed for the call. */
-const route_entry_t *route_match(const route_table_t *t, const char *authority,
-                                 size_t authority_len, const char *path, size_t path_len,
-                                 const http_headers_t *headers, const route_vhost_t **vhost);
+ * virtual host matches, returns NULL with *vhost NULL. t borrowed; q borrowed for the call. */
+const route_entry_t *route_match(const route_table_t *t, const route_request_t *q,
+                                 const route_vhost_t **vhost);
 
 /* Picks one cluster of a route (weighted ones by weight) from a random value in [0, 2^32): the
  * value is scaled onto [0, total_weight), so 0 picks the first cluster with a weight and

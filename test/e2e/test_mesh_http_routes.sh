@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Story: a client pod's sidecar routes HTTP by virtual host and path across two services whose
+# Story: a client pod's sidecar routes HTTP by virtual host, path and method across two services whose
 # pods run nginx behind their own sidecars: weighted split, keep-alive reuse, chunked bodies
 # both ways checked by hash, 404/503/504 with Envoy's response flags in the access log,
 # pipelined requests in order, and request smuggling stopped at the client's sidecar before
 # any app sees it.
-# checks: 25
+# checks: 26
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -80,6 +80,8 @@ static_resources:
               routes:
               - match: {prefix: /to-api/}
                 route: {cluster: "outbound|80||api.default.svc.cluster.local", prefix_rewrite: /}
+              - match: {prefix: /by-method/, headers: [{name: ":method", string_match: {exact: DELETE}}]}
+                route: {cluster: "outbound|80||api.default.svc.cluster.local"}
               - match: {prefix: /split}
                 route:
                   weighted_clusters:
@@ -145,6 +147,9 @@ case $(c http://web/hello) in "web1 /hello" | "web2 /hello") t_ok vhost_web_by_n
 *) t_fail vhost_web_by_name "got '$(c http://web/hello)'" ;; esac
 t_eq vhost_api_by_fqdn "$(c -H 'Host: api.default.svc.cluster.local' http://198.19.0.21/x)" "api /x"
 t_eq path_route_to_other_service_with_rewrite "$(c -H 'Host: web' http://198.19.0.20/to-api/y)" "api /y"
+# A ":method" matcher matches the request line's method (as a Gateway API method match is sent).
+t_eq method_route "$(c -X DELETE -H 'Host: web' http://198.19.0.20/by-method/z) $(c -H 'Host: web' http://198.19.0.20/by-method/z | cut -c1-3)" \
+    "api /by-method/z web"
 
 # --- weighted split -----------------------------------------------------------------------
 urls=()

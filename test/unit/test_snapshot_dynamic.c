@@ -338,13 +338,25 @@ static void test_rds_takes_the_route_configuration_of_that_name(void **state)
     const route_table_t *t = routes_of(f.snap, 0);
     assert_string_equal(t->name, "8080");
     const route_vhost_t *v = NULL;
-    const route_entry_t *r = route_match(t, "reviews", 7, "/ratings", 8, NULL, &v);
+    const route_entry_t *r = route_match(t,
+                                         &(route_request_t){.authority = "reviews",
+                                                            .authority_len = 7,
+                                                            .path = "/ratings",
+                                                            .path_len = 8,
+                                                            .headers = NULL},
+                                         &v);
     assert_non_null(r);
     assert_string_equal(v->name, "reviews");
     assert_ptr_equal(r->clusters[0].cluster, snapshot_find_cluster(f.snap, "reviews"));
     /* validate_clusters defaults to false over RDS, as in Envoy: the route waits for its
      * cluster and answers 503 until then. */
-    r = route_match(t, "reviews", 7, "/v2/x", 5, NULL, &v);
+    r = route_match(t,
+                    &(route_request_t){.authority = "reviews",
+                                       .authority_len = 7,
+                                       .path = "/v2/x",
+                                       .path_len = 5,
+                                       .headers = NULL},
+                    &v);
     assert_non_null(r);
     assert_string_equal(r->clusters[0].name, "ghost");
     assert_null(r->clusters[0].cluster);
@@ -369,7 +381,13 @@ static void test_rds_route_configuration_missing_answers_404_with_no_route(void 
     assert_int_equal(t->n_vhosts, 0);
     /* No virtual host matches, which the connection manager answers 404 with flag NR. */
     const route_vhost_t *v = (const route_vhost_t *)1;
-    assert_null(route_match(t, "reviews", 7, "/", 1, NULL, &v));
+    assert_null(route_match(t,
+                            &(route_request_t){.authority = "reviews",
+                                               .authority_len = 7,
+                                               .path = "/",
+                                               .path_len = 1,
+                                               .headers = NULL},
+                            &v));
     assert_null(v);
     snap_refs_t refs;
     assert_int_equal(snapshot_references(f.snap, &refs), 1);
