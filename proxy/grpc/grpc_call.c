@@ -354,29 +354,28 @@ void grpc_call_frame_received(grpc_conn_t *c, const nghttp2_frame *frame)
         call_end_of_stream(call);
 }
 
+static const grpc_deframe_texts_t RESPONSE_TEXTS = {
+    .too_large = "received a message over the limit of",
+    .compressed = "received a compressed message; none was negotiated",
+    .no_memory = "out of memory for a received message",
+    .bad_flag = "received a message with a bad flag",
+};
+
+static bool call_deliver_message(void *arg, const uint8_t *msg, size_t len)
+{
+    grpc_call_t *call = arg;
+    call->ops->on_message(call, msg, len, call->user);
+    return call->state == GRPC_CALL_OPEN;
+}
+
 /* Hands every whole message of data[0..len) to the caller, until the call ends. */
 static void call_take_data(grpc_call_t *call, const uint8_t *data, size_t len)
 {
-    char msg[96];
-    while (call->state == GRPC_CALL_OPEN) {
-        const uint8_t *m;
-        size_t n;
-        int rc = grpc_deframer_next(&call->deframer, &data, &len, &m, &n);
-        if (rc == 0)
-            return;
-        if (rc == -EMSGSIZE) {
-            snprintf(msg, sizeof(msg), "received a message over the limit of %zu bytes",
-                     call->deframer.max_message);
-            call_end(call, GRPC_RESOURCE_EXHAUSTED, msg, NGHTTP2_CANCEL, true);
-        } else if (rc == -ENOTSUP) {
-            call_end(call, GRPC_INTERNAL, "received a compressed message; none was negotiated",
-                     NGHTTP2_CANCEL, true);
-        } else if (rc < 0) {
-            call_end(call, GRPC_INTERNAL, "received a message with a bad flag", NGHTTP2_CANCEL,
-                     true);
-        } else {
-            call->ops->on_message(call, m, n, call->user);
-        }
+    int rc = grpc_deframer_feed(&call->deframer, data, len, call_deliver_message, call);
+    if (rc < 0) {
+        char msg[128];
+        int code = grpc_deframe_status(rc, &call->deframer, &RESPONSE_TEXTS, msg, sizeof(msg));
+        call_end(call, code, msg, NGHTTP2_CANCEL, true);
     }
 }
 

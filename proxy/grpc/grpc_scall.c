@@ -615,29 +615,28 @@ void grpc_scall_frame_received(grpc_sconn_t *c, const nghttp2_frame *frame)
         call_half_closed(call);
 }
 
+static const grpc_deframe_texts_t REQUEST_TEXTS = {
+    .too_large = "request message larger than the limit of",
+    .compressed = "compressed message without an agreed grpc-encoding",
+    .no_memory = "out of memory for a request message",
+    .bad_flag = "request message with a bad flag byte",
+};
+
+static bool call_deliver_message(void *arg, const uint8_t *msg, size_t len)
+{
+    grpc_scall_t *call = arg;
+    call->method->ops->on_message(call, msg, len, call->user);
+    return call->state == GRPC_SCALL_OPEN;
+}
+
 /* Hands every whole message of data[0..len) to the method, until the call ends. */
 static void call_take_data(grpc_scall_t *call, const uint8_t *data, size_t len)
 {
-    char msg[128];
-    while (call->state == GRPC_SCALL_OPEN) {
-        const uint8_t *m;
-        size_t n;
-        int rc = grpc_deframer_next(&call->deframer, &data, &len, &m, &n);
-        if (rc == 0)
-            return;
-        if (rc == -EMSGSIZE) {
-            snprintf(msg, sizeof(msg), "request message larger than the limit of %zu bytes",
-                     call->deframer.max_message);
-            call_fail(call, GRPC_RESOURCE_EXHAUSTED, msg);
-        } else if (rc == -ENOTSUP) {
-            call_fail(call, GRPC_INTERNAL, "compressed message without an agreed grpc-encoding");
-        } else if (rc == -ENOMEM) {
-            call_fail(call, GRPC_RESOURCE_EXHAUSTED, "out of memory for a request message");
-        } else if (rc < 0) {
-            call_fail(call, GRPC_INTERNAL, "request message with a bad flag byte");
-        } else {
-            call->method->ops->on_message(call, m, n, call->user);
-        }
+    int rc = grpc_deframer_feed(&call->deframer, data, len, call_deliver_message, call);
+    if (rc < 0) {
+        char msg[128];
+        int code = grpc_deframe_status(rc, &call->deframer, &REQUEST_TEXTS, msg, sizeof(msg));
+        call_fail(call, code, msg);
     }
 }
 
