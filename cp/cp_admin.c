@@ -6,6 +6,7 @@
 #include "cp/cp_admin.h"
 
 #include "proxy/admin/admin_http.h"
+#include "proxy/admin/admin_stats.h"
 
 struct cp_admin {
     admin_http_t *http;
@@ -16,33 +17,10 @@ struct cp_admin {
 
 static const char HELP[] = "remora-cp admin commands:\n"
                            "  /stats              counters, gauges and histograms as text\n"
+                           "                      (?format=json|prometheus, ?filter=REGEX)\n"
                            "  /stats/prometheus   the same in Prometheus' text format\n"
                            "  /ready              200 once the mesh is read and xDS listens\n"
                            "  /debug/syncz        every connected sidecar's xDS state (JSON)\n";
-
-static void handle_stats(cp_admin_t *a, const admin_request_t *rq, admin_response_t *r)
-{
-    stats_entry_t *list;
-    int n = stats_list(a->stats->store, &list);
-    if (n < 0) {
-        admin_respond_text(r, 500, "out of memory\n");
-        return;
-    }
-    char format[32] = "";
-    admin_query_param(rq->query, "format", format, sizeof(format));
-    r->status = 200;
-    if (strcmp(rq->path, "/stats/prometheus") == 0 || strcmp(format, "prometheus") == 0) {
-        r->content_type = "text/plain; version=0.0.4; charset=UTF-8";
-        r->body = stats_render_prometheus(list, n);
-    } else if (strcmp(format, "json") == 0) {
-        r->content_type = "application/json";
-        r->body = stats_render_json(list, n, NULL);
-    } else {
-        r->content_type = "text/plain; charset=UTF-8";
-        r->body = stats_render_text(list, n, NULL);
-    }
-    stats_list_free(list);
-}
 
 static void handle(void *ctx, const admin_request_t *rq, admin_response_t *r)
 {
@@ -55,7 +33,7 @@ static void handle(void *ctx, const admin_request_t *rq, admin_response_t *r)
     if (strcmp(p, "/") == 0 || strcmp(p, "/help") == 0) {
         admin_respond_text(r, 200, HELP);
     } else if (strcmp(p, "/stats") == 0 || strcmp(p, "/stats/prometheus") == 0) {
-        handle_stats(a, rq, r);
+        admin_respond_stats(r, rq, a->stats->store, NULL);
     } else if (strcmp(p, "/ready") == 0) {
         bool ready = a->ops->ready(a->ctx);
         admin_respond_text(r, ready ? 200 : 503, ready ? "LIVE\n" : "not ready\n");

@@ -16,6 +16,7 @@
 #include "proxy/admin/admin_certs.h"
 #include "proxy/admin/admin_http.h"
 #include "proxy/admin/admin_readouts.h"
+#include "proxy/admin/admin_stats.h"
 #include "proxy/core/log.h"
 #include "proxy/http/h1/http1.h"
 #include "base/strbuf.h"
@@ -26,53 +27,25 @@ struct admin {
     bool health_only;   /* the kubelet's port: /healthz/ready and nothing else */
 };
 
+static char *render_stats_text(const void *ctx, const stats_entry_t *list, int n, const regex_t *re)
+{
+    return admin_stats_text(ctx, list, n, re);
+}
+
+static char *render_stats_json(const void *ctx, const stats_entry_t *list, int n, const regex_t *re)
+{
+    return admin_stats_json(ctx, list, n, re);
+}
+
 static void handle_stats(const host_t *host, const admin_request_t *rq, admin_response_t *r)
 {
     /* Certificate expiry depends on the clock, so its gauges are computed when read. */
     int rc = admin_certs_update_gauges(host, (int64_t)time(NULL));
     if (rc < 0)
         log_warn("admin: /stats: certificate gauges not updated: %s", strerror(-rc));
-    stats_entry_t *list;
-    int n = stats_list(host->stats, &list);
-    if (n < 0) {
-        admin_respond_text(r, 500, "out of memory\n");
-        return;
-    }
-    /* Envoy's `filter` is a regular expression over stat names; keep the matching ones. */
-    char filter[512];
-    regex_t re, *rep = NULL;
-    if (admin_query_param(rq->query, "filter", filter, sizeof(filter)) && filter[0]) {
-        if (regcomp(&re, filter, REG_EXTENDED | REG_NOSUB) != 0) {
-            stats_list_free(list);
-            admin_respond_text(r, 400, "invalid regex in filter\n");
-            return;
-        }
-        rep = &re;
-        int k = 0;
-        for (int i = 0; i < n; i++)
-            if (regexec(&re, list[i].name, 0, NULL, 0) == 0)
-                list[k++] = list[i];
-        n = k;
-    }
-    char format[32] = "";
-    admin_query_param(rq->query, "format", format, sizeof(format));
-    r->status = 200;
-    if (strcmp(rq->path, "/stats/prometheus") == 0 || strcmp(format, "prometheus") == 0) {
-        /* Text readouts are left out, as Envoy leaves them out of Prometheus. */
-        r->content_type = "text/plain; version=0.0.4; charset=UTF-8";
-        r->body = stats_render_prometheus(list, n);
-    } else if (strcmp(format, "json") == 0) {
-        r->content_type = "application/json";
-        r->body = admin_stats_json(host, list, n, rep);
-    } else if (format[0] == '\0' || strcmp(format, "text") == 0) {
-        r->content_type = "text/plain; charset=UTF-8";
-        r->body = admin_stats_text(host, list, n, rep);
-    } else {
-        admin_respond_text(r, 400, "unknown format; use text, json or prometheus\n");
-    }
-    if (rep)
-        regfree(rep);
-    stats_list_free(list);
+    /* The host's text readouts go among the stats (never into Prometheus). */
+    admin_stats_view_t view = {render_stats_text, render_stats_json, host};
+    admin_respond_stats(r, rq, host->stats, &view);
 }
 
 static const char *cluster_kind_name(cluster_kind_t k)

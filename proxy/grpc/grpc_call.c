@@ -28,12 +28,7 @@ static void call_unlink(grpc_call_t *call)
 
 static void call_free(grpc_call_t *call)
 {
-    grpc_send_chunk_t *ch = call->sq_head;
-    while (ch) {
-        grpc_send_chunk_t *next = ch->next;
-        free(ch);
-        ch = next;
-    }
+    grpc_sendq_clear(&call->sq);
     grpc_deframer_free(&call->deframer);
     free(call->grpc_message);
     free(call->end_message);
@@ -231,21 +226,10 @@ int grpc_call_send(grpc_call_t *call, const void *msg, size_t len)
         return -EPIPE;
     if (len > UINT32_MAX)
         return -EMSGSIZE;
-    grpc_send_chunk_t *ch = malloc(sizeof(*ch) + GRPC_FRAME_PREFIX + len);
-    if (ch == NULL)
+    grpc_sendq_msg_t *m = grpc_sendq_msg_copy(msg, len);
+    if (m == NULL)
         return -ENOMEM;
-    ch->next = NULL;
-    ch->len = GRPC_FRAME_PREFIX + len;
-    ch->off = 0;
-    grpc_frame_prefix(ch->data, (uint32_t)len);
-    if (len)
-        memcpy(ch->data + GRPC_FRAME_PREFIX, msg, len);
-    if (call->sq_tail)
-        call->sq_tail->next = ch;
-    else
-        call->sq_head = ch;
-    call->sq_tail = ch;
-    call->queued += ch->len;
+    grpc_sendq_push(&call->sq, m);
     call_resume(call);
     return 0;
 }
@@ -268,7 +252,7 @@ void grpc_call_cancel(grpc_call_t *call)
 
 size_t grpc_call_queued_bytes(const grpc_call_t *call)
 {
-    return call->queued;
+    return call->sq.bytes;
 }
 
 int32_t grpc_call_stream_id(const grpc_call_t *call)
@@ -285,22 +269,8 @@ static ssize_t read_body(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
     grpc_call_t *call = nghttp2_session_get_stream_user_data(s, stream_id);
     if (call == NULL || call->state != GRPC_CALL_OPEN)
         return NGHTTP2_ERR_DEFERRED; /* ended: its RST_STREAM is on the way */
-    size_t n = 0;
-    while (n < length && call->sq_head) {
-        grpc_send_chunk_t *ch = call->sq_head;
-        size_t take = ch->len - ch->off < length - n ? ch->len - ch->off : length - n;
-        memcpy(buf + n, ch->data + ch->off, take);
-        ch->off += take;
-        n += take;
-        if (ch->off == ch->len) {
-            call->sq_head = ch->next;
-            if (call->sq_head == NULL)
-                call->sq_tail = NULL;
-            free(ch);
-        }
-    }
-    call->queued -= n;
-    if (call->sq_head == NULL && call->send_closed) {
+    size_t n = grpc_sendq_pull(&call->sq, buf, length);
+    if (call->sq.head == NULL && call->send_closed) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         call->eof_sent = true;
         return (ssize_t)n;
@@ -384,29 +354,28 @@ void grpc_call_frame_received(grpc_conn_t *c, const nghttp2_frame *frame)
         call_end_of_stream(call);
 }
 
+static const grpc_deframe_texts_t RESPONSE_TEXTS = {
+    .too_large = "received a message over the limit of",
+    .compressed = "received a compressed message; none was negotiated",
+    .no_memory = "out of memory for a received message",
+    .bad_flag = "received a message with a bad flag",
+};
+
+static bool call_deliver_message(void *arg, const uint8_t *msg, size_t len)
+{
+    grpc_call_t *call = arg;
+    call->ops->on_message(call, msg, len, call->user);
+    return call->state == GRPC_CALL_OPEN;
+}
+
 /* Hands every whole message of data[0..len) to the caller, until the call ends. */
 static void call_take_data(grpc_call_t *call, const uint8_t *data, size_t len)
 {
-    char msg[96];
-    while (call->state == GRPC_CALL_OPEN) {
-        const uint8_t *m;
-        size_t n;
-        int rc = grpc_deframer_next(&call->deframer, &data, &len, &m, &n);
-        if (rc == 0)
-            return;
-        if (rc == -EMSGSIZE) {
-            snprintf(msg, sizeof(msg), "received a message over the limit of %zu bytes",
-                     call->deframer.max_message);
-            call_end(call, GRPC_RESOURCE_EXHAUSTED, msg, NGHTTP2_CANCEL, true);
-        } else if (rc == -ENOTSUP) {
-            call_end(call, GRPC_INTERNAL, "received a compressed message; none was negotiated",
-                     NGHTTP2_CANCEL, true);
-        } else if (rc < 0) {
-            call_end(call, GRPC_INTERNAL, "received a message with a bad flag", NGHTTP2_CANCEL,
-                     true);
-        } else {
-            call->ops->on_message(call, m, n, call->user);
-        }
+    int rc = grpc_deframer_feed(&call->deframer, data, len, call_deliver_message, call);
+    if (rc < 0) {
+        char msg[128];
+        int code = grpc_deframe_status(rc, &call->deframer, &RESPONSE_TEXTS, msg, sizeof(msg));
+        call_end(call, code, msg, NGHTTP2_CANCEL, true);
     }
 }
 

@@ -1,8 +1,8 @@
 /* The gRPC client's connection: a TCP socket (optionally TLS over proxy/net/tls_io) carrying
  * nghttp2's client session. Reads go through the session straight from our buffer; its output
- * is gathered into one buffer and leaves with one write at a time. Work asked for from within
- * the caller's functions (sending, cancelling) waits for the next loop turn (an idle handle), so
- * no callback of ours runs inside a function of the caller's. */
+ * is gathered into one buffer and leaves with one write at a time (grpc_h2out.c). Work asked for
+ * from within the caller's functions (sending, cancelling) waits for the next loop turn (an idle
+ * handle), so no callback of ours runs inside a function of the caller's. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -13,9 +13,6 @@
 #include "proxy/grpc/grpc_client_int.h"
 
 #define GRPC_RBUF_SIZE                 (64 * 1024)
-#define GRPC_WBUF_HIGH                 (64 * 1024) /* output gathered before it is written */
-#define GRPC_TLS_PIECE                 (16 * 1024) /* plaintext handed to TLS at once */
-#define GRPC_TLS_QUEUE_MAX             (32 * 1024) /* ciphertext queued before we wait */
 #define GRPC_DEFAULT_CONNECT_TIMEOUT   5000
 #define GRPC_DEFAULT_KEEPALIVE_TIMEOUT 20000
 #define GRPC_DEFAULT_STREAM_WINDOW     (1u << 20)
@@ -68,7 +65,7 @@ static void conn_free(grpc_conn_t *c)
     nghttp2_session_del(c->h2);
     tls_io_free(c->tls);
     bufpool_destroy(&c->pool);
-    free(c->wbuf);
+    grpc_h2out_free(&c->out);
     free(c->rbuf);
     free(c->authority);
     free(c->user_agent);
@@ -191,114 +188,33 @@ void grpc_conn_kick(grpc_conn_t *c)
 
 /* ---- writing ----------------------------------------------------------------------------- */
 
-static void on_written(uv_write_t *req, int status)
+static bool out_closed(void *owner)
 {
-    grpc_conn_t *c = req->data;
-    c->writing = false;
-    if (status < 0) {
-        conn_fail(c, status, uv_strerror(status));
-        return;
-    }
-    c->wlen = c->woff = 0;
-    conn_flush(c);
+    const grpc_conn_t *c = owner;
+    return c->state == GRPC_CONN_CLOSED;
 }
 
-static void on_tls_written(void *owner, int status)
+static void out_fail(void *owner, int error, const char *why)
 {
-    grpc_conn_t *c = owner;
-    if (status < 0)
-        conn_fail(c, status, uv_strerror(status));
-    else
-        conn_flush(c);
+    conn_fail(owner, error, why);
 }
 
-/* Hands the gathered output to TLS or the socket. Returns whether all of it is gone (more may
- * be gathered then). */
-static bool conn_drain(grpc_conn_t *c)
+static void out_flush(void *owner)
 {
-    int rc = 0;
-    if (c->tls) {
-        while (c->woff < c->wlen && tls_io_queue_size(c->tls) < GRPC_TLS_QUEUE_MAX) {
-            size_t n = c->wlen - c->woff < GRPC_TLS_PIECE ? c->wlen - c->woff : GRPC_TLS_PIECE;
-            uv_buf_t b = uv_buf_init((char *)c->wbuf + c->woff, (unsigned)n);
-            if ((rc = tls_io_write(c->tls, &b, 1)) < 0)
-                break;
-            c->woff += n;
-        }
-    } else if (!c->writing && c->woff < c->wlen) {
-        uv_buf_t b = uv_buf_init((char *)c->wbuf + c->woff, (unsigned)(c->wlen - c->woff));
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (n > 0)
-            c->woff += (size_t)n;
-        else if (n != UV_EAGAIN)
-            rc = n;
-        if (rc == 0 && c->woff < c->wlen) {
-            b = uv_buf_init((char *)c->wbuf + c->woff, (unsigned)(c->wlen - c->woff));
-            c->write_req.data = c;
-            rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
-            c->writing = rc == 0;
-        }
-    }
-    if (rc < 0) {
-        conn_fail(c, rc, uv_strerror(rc));
-        return false;
-    }
-    if (c->woff < c->wlen)
-        return false;
-    c->wlen = c->woff = 0;
-    return true;
+    conn_flush(owner);
 }
 
-static int wbuf_append(grpc_conn_t *c, const uint8_t *data, size_t n)
-{
-    if (c->wlen + n > c->wcap) {
-        size_t cap = c->wcap ? c->wcap : 16 * 1024;
-        while (cap < c->wlen + n)
-            cap *= 2;
-        uint8_t *w = realloc(c->wbuf, cap);
-        if (w == NULL)
-            return -ENOMEM;
-        c->wbuf = w;
-        c->wcap = cap;
-    }
-    memcpy(c->wbuf + c->wlen, data, n);
-    c->wlen += n;
-    return 0;
-}
-
-/* Gathers frames from the session (the buffer is empty when called). Returns whether any came. */
-static bool conn_gather(grpc_conn_t *c)
-{
-    while (c->wlen < GRPC_WBUF_HIGH) {
-        const uint8_t *data;
-        ssize_t n = nghttp2_session_mem_send(c->h2, &data);
-        if (c->state == GRPC_CONN_CLOSED)
-            return false;
-        if (n < 0) {
-            conn_fail(c, UV_EPROTO, nghttp2_strerror((int)n));
-            return false;
-        }
-        if (n == 0)
-            break;
-        if (wbuf_append(c, data, (size_t)n) < 0) {
-            conn_fail(c, UV_ENOMEM, "out of memory for output");
-            return false;
-        }
-    }
-    return c->wlen > 0;
-}
+static const grpc_h2out_ops_t conn_out_ops = {out_closed, out_fail, out_flush};
 
 /* Sends what the session has, as far as the socket takes it; ends the connection once the
  * session wants nothing more (a GOAWAY whose streams are all done). */
 static void conn_flush(grpc_conn_t *c)
 {
-    if (c->flushing || c->state == GRPC_CONN_CLOSED || !c->connected || (c->tls && !c->tls_done))
+    if (c->state == GRPC_CONN_CLOSED || !c->connected || (c->tls && !c->tls_done))
         return;
-    c->flushing = true;
-    while (conn_drain(c) && conn_gather(c))
-        ;
-    c->flushing = false;
-    if (c->state != GRPC_CONN_CLOSED && c->wlen == 0 && !c->writing &&
+    if (!grpc_h2out_flush(&c->out, c->h2))
+        return; /* from a callback of the session's, inside the flush */
+    if (c->state != GRPC_CONN_CLOSED && !grpc_h2out_busy(&c->out) &&
         !nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2))
         conn_fail(c, 0, "the HTTP/2 session ended (GOAWAY)");
 }
@@ -576,7 +492,7 @@ static int conn_setup(grpc_conn_t *c, const struct sockaddr *addr, const grpc_co
         rc = tls_io_new(o->tls, NULL, o->sni, c->peer, c->n_peer, (uv_stream_t *)&c->tcp, &c->pool,
                         &c->tls);
         if (rc == 0)
-            tls_io_attach(c->tls, c, on_tls_written);
+            grpc_h2out_use_tls(&c->out, c->tls);
     }
     return rc;
 }
@@ -592,6 +508,7 @@ int grpc_conn_new(uv_loop_t *loop, const struct sockaddr *addr, const grpc_conn_
     if (c == NULL)
         return -ENOMEM;
     c->loop = loop;
+    grpc_h2out_init(&c->out, (uv_stream_t *)&c->tcp, &conn_out_ops, c);
     int rc = conn_setup(c, addr, o);
     if (rc < 0) {
         c->handles_open = 0;

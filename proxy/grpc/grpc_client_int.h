@@ -7,17 +7,11 @@
 #include <nghttp2/nghttp2.h>
 
 #include "proxy/grpc/grpc_client.h"
+#include "proxy/grpc/grpc_h2out.h"
+#include "proxy/grpc/grpc_sendq.h"
 #include "proxy/net/tls_io.h"
 
 #define GRPC_UNSET_STATUS (-1)
-
-/* One queued message: its prefix and bytes in one allocation. */
-typedef struct grpc_send_chunk {
-    struct grpc_send_chunk *next;
-    size_t len; /* prefix + message */
-    size_t off; /* bytes already handed to HTTP/2 */
-    uint8_t data[];
-} grpc_send_chunk_t;
 
 typedef enum {
     GRPC_CALL_OPEN,   /* running: in the connection's list of calls */
@@ -32,8 +26,7 @@ struct grpc_call {
     int32_t stream_id;
     const grpc_call_ops_t *ops;
     void *user;
-    grpc_send_chunk_t *sq_head, *sq_tail;
-    size_t queued;
+    grpc_sendq_t sq;  /* the request messages HTTP/2 has not taken */
     bool send_closed; /* the caller half-closed */
     bool eof_sent;    /* END_STREAM handed to HTTP/2 */
     bool deferred;    /* the data provider said DEFERRED: resume it when there is more */
@@ -55,12 +48,9 @@ struct grpc_conn {
     uv_timer_t deadline; /* the calls' nearest deadline */
     uv_idle_t kick;      /* work for the next loop turn: send, deliver, free */
     uv_connect_t connect_req;
-    uv_write_t write_req;
     int handles_open;
     grpc_conn_state_t state;
     bool released;  /* grpc_conn_close was called */
-    bool writing;   /* a uv_write in flight */
-    bool flushing;  /* inside conn_flush */
     bool ping_out;  /* a keepalive PING waits for its ack */
     bool connected; /* TCP connected */
     bool tls_done;  /* with TLS: handshake complete */
@@ -80,9 +70,8 @@ struct grpc_conn {
     grpc_call_t *calls;     /* open calls */
     grpc_call_t *ending;    /* on_close to deliver at the next loop turn */
     grpc_call_t *graveyard; /* on_close delivered: free at the next loop turn */
-    uint8_t *wbuf;          /* HTTP/2 output not yet taken by the socket or TLS */
-    size_t wlen, woff, wcap;
-    uint8_t *rbuf; /* reads land here (plaintext, or decrypted from TLS) */
+    grpc_h2out_t out;       /* the session's output on its way to the socket */
+    uint8_t *rbuf;          /* reads land here (plaintext, or decrypted from TLS) */
 };
 
 /* grpc_client.c */

@@ -166,6 +166,39 @@ int grpc_deframer_next(grpc_deframer_t *d, const uint8_t **in, size_t *len, cons
     }
 }
 
+int grpc_deframer_feed(grpc_deframer_t *d, const uint8_t *data, size_t len,
+                       grpc_deframe_msg_fn on_message, void *arg)
+{
+    for (;;) {
+        const uint8_t *m;
+        size_t n;
+        int rc = grpc_deframer_next(d, &data, &len, &m, &n);
+        if (rc <= 0)
+            return rc;
+        if (!on_message(arg, m, n))
+            return 0;
+    }
+}
+
+grpc_code_t grpc_deframe_status(int error, const grpc_deframer_t *d,
+                                const grpc_deframe_texts_t *texts, char *msg, size_t cap)
+{
+    switch (error) {
+    case -EMSGSIZE:
+        snprintf(msg, cap, "%s %zu bytes", texts->too_large, d->max_message);
+        return GRPC_RESOURCE_EXHAUSTED;
+    case -ENOMEM:
+        snprintf(msg, cap, "%s", texts->no_memory);
+        return GRPC_RESOURCE_EXHAUSTED;
+    case -ENOTSUP:
+        snprintf(msg, cap, "%s", texts->compressed);
+        return GRPC_INTERNAL;
+    default:
+        snprintf(msg, cap, "%s", texts->bad_flag);
+        return GRPC_INTERNAL;
+    }
+}
+
 /* ---- status and message ------------------------------------------------------------------ */
 
 int grpc_status_parse(const char *v, size_t len, int *code)

@@ -2,7 +2,8 @@
  * message (an incremental deframer that takes DATA payloads however they are split, and the
  * encoder of the prefix), the status codes, the grpc-status and grpc-message trailers
  * (percent-encoding as the gRPC HTTP/2 protocol specifies) and grpc-timeout. No libuv, no
- * nghttp2: the client (grpc_client.c) and a future server use it, and the fuzzer drives it. */
+ * nghttp2: the client (grpc_call.c) and the server (grpc_scall.c) use it, and the fuzzer drives
+ * it. */
 #ifndef REMORA_GRPC_FRAME_H
 #define REMORA_GRPC_FRAME_H
 
@@ -96,6 +97,32 @@ int grpc_deframer_next(grpc_deframer_t *d, const uint8_t **in, size_t *len, cons
 
 /* Whether d (borrowed) is between messages: the stream may end here cleanly. */
 bool grpc_deframer_idle(const grpc_deframer_t *d);
+
+/* Called by grpc_deframer_feed with one whole message (msg[0..len), borrowed for the call);
+ * returns whether to go on (false: the call has ended, leave the rest). */
+typedef bool (*grpc_deframe_msg_fn)(void *arg, const uint8_t *msg, size_t len);
+
+/* Takes data[0..len) (borrowed) into d (borrowed) and hands each whole message to
+ * on_message(arg, ...) until the input is used up or on_message says stop. Returns 0, or the
+ * error of grpc_deframer_next (see there; d is FAILED then). */
+int grpc_deframer_feed(grpc_deframer_t *d, const uint8_t *data, size_t len,
+                       grpc_deframe_msg_fn on_message, void *arg);
+
+/* How one end words the errors of grpc_deframer_next for the status its call ends with (static
+ * strings: the two ends speak of a request and of a response). */
+typedef struct grpc_deframe_texts {
+    const char *too_large; /* followed by " <limit> bytes" */
+    const char *compressed;
+    const char *no_memory;
+    const char *bad_flag;
+} grpc_deframe_texts_t;
+
+/* The status a call ends with for error (from grpc_deframer_next on d, borrowed):
+ * RESOURCE_EXHAUSTED for a message over d's limit or no memory for one, INTERNAL for a
+ * compressed message or a bad flag. Its message, from texts (borrowed), into msg[0..cap) (the
+ * caller's). */
+grpc_code_t grpc_deframe_status(int error, const grpc_deframer_t *d,
+                                const grpc_deframe_texts_t *texts, char *msg, size_t cap);
 
 /* --- status, message, timeout ------------------------------------------------------------- */
 

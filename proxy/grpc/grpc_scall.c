@@ -74,27 +74,9 @@ static void md_keep(grpc_scall_t *call, const uint8_t *k, size_t kl, const uint8
 
 /* ---- ending and freeing ------------------------------------------------------------------- */
 
-static void chunk_free(grpc_schunk_t *ch)
-{
-    if (ch->release)
-        ch->release(ch->arg);
-    free(ch);
-}
-
-static void queue_drop(grpc_scall_t *call)
-{
-    while (call->sq_head) {
-        grpc_schunk_t *ch = call->sq_head;
-        call->sq_head = ch->next;
-        chunk_free(ch);
-    }
-    call->sq_tail = NULL;
-    call->pending = 0;
-}
-
 static void call_free(grpc_scall_t *call)
 {
-    queue_drop(call);
+    grpc_sendq_clear(&call->sq);
     grpc_deframer_free(&call->deframer);
     free(call->path);
     free(call->md);
@@ -321,7 +303,7 @@ static void call_fail(grpc_scall_t *call, int code, const char *message)
         return;
     log_debug("grpc server: %s from %s: %s: %s", call->path, call->conn->name, grpc_code_name(code),
               message);
-    queue_drop(call);
+    grpc_sendq_clear(&call->sq);
     if (!call->finishing && !call->stream_gone && call_finish(call, code, message) < 0)
         nghttp2_submit_rst_stream(call->conn->h2, NGHTTP2_FLAG_NONE, call->stream_id,
                                   NGHTTP2_INTERNAL_ERROR);
@@ -351,39 +333,13 @@ static ssize_t read_body(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, s
     (void)stream_id;
     (void)ud;
     grpc_scall_t *call = src->ptr;
-    size_t n = 0;
-    while (n < length && call->sq_head) {
-        grpc_schunk_t *ch = call->sq_head;
-        size_t take = ch->len - ch->off < length - n ? ch->len - ch->off : length - n;
-        size_t done = 0;
-        while (done < take) { /* the prefix, then the message */
-            size_t at = ch->off + done;
-            size_t k;
-            if (at < GRPC_FRAME_PREFIX) {
-                k = GRPC_FRAME_PREFIX - at < take - done ? GRPC_FRAME_PREFIX - at : take - done;
-                memcpy(buf + n + done, ch->prefix + at, k);
-            } else {
-                k = take - done;
-                memcpy(buf + n + done, ch->msg + (at - GRPC_FRAME_PREFIX), k);
-            }
-            done += k;
-        }
-        ch->off += take;
-        n += take;
-        if (ch->off == ch->len) {
-            call->sq_head = ch->next;
-            if (call->sq_head == NULL)
-                call->sq_tail = NULL;
-            chunk_free(ch);
-        }
-    }
-    call->pending -= n;
-    if (call->writable_armed && call->pending < call->conn->srv->o.send_low_water) {
+    size_t n = grpc_sendq_pull(&call->sq, buf, length);
+    if (call->writable_armed && call->sq.bytes < call->conn->srv->o.send_low_water) {
         call->writable_armed = false;
         call->writable_due = true;
         grpc_sconn_kick(call->conn);
     }
-    if (call->sq_head == NULL && call->finishing) {
+    if (call->sq.head == NULL && call->finishing) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (call_submit_trailers(call) < 0)
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
@@ -443,23 +399,18 @@ int grpc_scall_set_metadata(grpc_scall_t *call, const grpc_metadata_t *md, size_
     return md_block_set(&call->init_md, md, n);
 }
 
-/* Queues ch (taken) on call. */
-static int call_queue(grpc_scall_t *call, grpc_schunk_t *ch)
+/* Queues m (taken) on call. */
+static int call_queue(grpc_scall_t *call, grpc_sendq_msg_t *m)
 {
     if (!call->headers_sent) {
         int rc = call_submit_headers(call);
         if (rc < 0) {
-            chunk_free(ch);
+            grpc_sendq_msg_free(m);
             return rc;
         }
     }
-    if (call->sq_tail)
-        call->sq_tail->next = ch;
-    else
-        call->sq_head = ch;
-    call->sq_tail = ch;
-    call->pending += ch->len;
-    if (call->pending >= call->conn->srv->o.send_low_water)
+    grpc_sendq_push(&call->sq, m);
+    if (call->sq.bytes >= call->conn->srv->o.send_low_water)
         call->writable_armed = true;
     call_resume(call);
     return 0;
@@ -481,30 +432,23 @@ int grpc_scall_send(grpc_scall_t *call, const void *msg, size_t len)
     int rc = send_check(call, len);
     if (rc < 0)
         return rc;
-    grpc_schunk_t *ch = malloc(sizeof(*ch) + len);
-    if (ch == NULL)
+    grpc_sendq_msg_t *m = grpc_sendq_msg_copy(msg, len);
+    if (m == NULL)
         return -ENOMEM;
-    *ch = (grpc_schunk_t){.len = GRPC_FRAME_PREFIX + len, .msg = ch->data};
-    grpc_frame_prefix(ch->prefix, (uint32_t)len);
-    if (len)
-        memcpy(ch->data, msg, len);
-    return call_queue(call, ch);
+    return call_queue(call, m);
 }
 
 int grpc_scall_send_shared(grpc_scall_t *call, const void *msg, size_t len,
                            void (*release)(void *arg), void *arg)
 {
     int rc = send_check(call, len);
-    grpc_schunk_t *ch = rc == 0 ? malloc(sizeof(*ch)) : NULL;
-    if (ch == NULL) {
+    grpc_sendq_msg_t *m = rc == 0 ? grpc_sendq_msg_shared(msg, len, release, arg) : NULL;
+    if (m == NULL) {
         if (release)
             release(arg);
         return rc < 0 ? rc : -ENOMEM;
     }
-    *ch =
-        (grpc_schunk_t){.len = GRPC_FRAME_PREFIX + len, .msg = msg, .release = release, .arg = arg};
-    grpc_frame_prefix(ch->prefix, (uint32_t)len);
-    return call_queue(call, ch);
+    return call_queue(call, m);
 }
 
 int grpc_scall_finish(grpc_scall_t *call, int code, const char *message, const grpc_metadata_t *md,
@@ -520,7 +464,7 @@ int grpc_scall_finish(grpc_scall_t *call, int code, const char *message, const g
 
 size_t grpc_scall_pending_bytes(const grpc_scall_t *call)
 {
-    return call->pending;
+    return call->sq.bytes;
 }
 
 int32_t grpc_scall_stream_id(const grpc_scall_t *call)
@@ -671,29 +615,28 @@ void grpc_scall_frame_received(grpc_sconn_t *c, const nghttp2_frame *frame)
         call_half_closed(call);
 }
 
+static const grpc_deframe_texts_t REQUEST_TEXTS = {
+    .too_large = "request message larger than the limit of",
+    .compressed = "compressed message without an agreed grpc-encoding",
+    .no_memory = "out of memory for a request message",
+    .bad_flag = "request message with a bad flag byte",
+};
+
+static bool call_deliver_message(void *arg, const uint8_t *msg, size_t len)
+{
+    grpc_scall_t *call = arg;
+    call->method->ops->on_message(call, msg, len, call->user);
+    return call->state == GRPC_SCALL_OPEN;
+}
+
 /* Hands every whole message of data[0..len) to the method, until the call ends. */
 static void call_take_data(grpc_scall_t *call, const uint8_t *data, size_t len)
 {
-    char msg[128];
-    while (call->state == GRPC_SCALL_OPEN) {
-        const uint8_t *m;
-        size_t n;
-        int rc = grpc_deframer_next(&call->deframer, &data, &len, &m, &n);
-        if (rc == 0)
-            return;
-        if (rc == -EMSGSIZE) {
-            snprintf(msg, sizeof(msg), "request message larger than the limit of %zu bytes",
-                     call->deframer.max_message);
-            call_fail(call, GRPC_RESOURCE_EXHAUSTED, msg);
-        } else if (rc == -ENOTSUP) {
-            call_fail(call, GRPC_INTERNAL, "compressed message without an agreed grpc-encoding");
-        } else if (rc == -ENOMEM) {
-            call_fail(call, GRPC_RESOURCE_EXHAUSTED, "out of memory for a request message");
-        } else if (rc < 0) {
-            call_fail(call, GRPC_INTERNAL, "request message with a bad flag byte");
-        } else {
-            call->method->ops->on_message(call, m, n, call->user);
-        }
+    int rc = grpc_deframer_feed(&call->deframer, data, len, call_deliver_message, call);
+    if (rc < 0) {
+        char msg[128];
+        int code = grpc_deframe_status(rc, &call->deframer, &REQUEST_TEXTS, msg, sizeof(msg));
+        call_fail(call, code, msg);
     }
 }
 

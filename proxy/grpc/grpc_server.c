@@ -1,9 +1,9 @@
 /* The gRPC server and its connections: a listening socket, and per accepted socket (optionally
  * TLS over proxy/net/tls_io) nghttp2's server session. Reads go through the session straight
- * from our buffer; its output is gathered into one buffer and leaves with one write at a time,
- * so a client that does not read holds at most that buffer and the calls' own queues. Work asked
- * for from within the caller's functions waits for the next loop turn (an idle handle), so no
- * callback of ours runs inside a function of the caller's. */
+ * from our buffer; its output is gathered into one buffer and leaves with one write at a time
+ * (grpc_h2out.c), so a client that does not read holds at most that buffer and the calls' own
+ * queues. Work asked for from within the caller's functions waits for the next loop turn (an
+ * idle handle), so no callback of ours runs inside a function of the caller's. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -14,9 +14,6 @@
 #include "proxy/grpc/grpc_server_int.h"
 
 #define GRPC_SRV_RBUF_SIZE         (64 * 1024)
-#define GRPC_SRV_WBUF_HIGH         (64 * 1024) /* output gathered before it is written */
-#define GRPC_SRV_TLS_PIECE         (16 * 1024) /* plaintext handed to TLS at once */
-#define GRPC_SRV_TLS_QUEUE_MAX     (32 * 1024) /* ciphertext queued before we wait */
 #define GRPC_SRV_BACKLOG           511
 #define GRPC_SRV_CONN_HANDLES      4    /* tcp, timer, deadline, kick */
 #define GRPC_SRV_MAX_PING_STRIKES  2    /* strikes allowed; the next ends the connection */
@@ -57,7 +54,7 @@ static void conn_free(grpc_sconn_t *c)
     nghttp2_session_del(c->h2);
     tls_io_free(c->tls);
     bufpool_destroy(&c->pool);
-    free(c->wbuf);
+    grpc_h2out_free(&c->out);
     free(c->rbuf);
     free(c->peer_id);
     if (c->prev)
@@ -216,115 +213,34 @@ static void on_kick(uv_idle_t *h)
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
-static void on_written(uv_write_t *req, int status)
+static bool out_closed(void *owner)
 {
-    grpc_sconn_t *c = req->data;
-    c->writing = false;
-    if (status < 0) {
-        conn_close(c, uv_strerror(status));
-        return;
-    }
-    c->wlen = c->woff = 0;
-    conn_flush(c);
+    const grpc_sconn_t *c = owner;
+    return c->state == GRPC_SCONN_CLOSED;
 }
 
-static void on_tls_written(void *owner, int status)
+static void out_fail(void *owner, int error, const char *why)
 {
-    grpc_sconn_t *c = owner;
-    if (status < 0)
-        conn_close(c, uv_strerror(status));
-    else
-        conn_flush(c);
+    (void)error;
+    conn_close(owner, why);
 }
 
-/* Hands the gathered output to TLS or the socket. Returns whether all of it is gone. */
-static bool conn_drain(grpc_sconn_t *c)
+static void out_flush(void *owner)
 {
-    int rc = 0;
-    if (c->tls) {
-        while (c->woff < c->wlen && tls_io_queue_size(c->tls) < GRPC_SRV_TLS_QUEUE_MAX) {
-            size_t n = c->wlen - c->woff;
-            if (n > GRPC_SRV_TLS_PIECE)
-                n = GRPC_SRV_TLS_PIECE;
-            uv_buf_t b = uv_buf_init((char *)c->wbuf + c->woff, (unsigned)n);
-            if ((rc = tls_io_write(c->tls, &b, 1)) < 0)
-                break;
-            c->woff += n;
-        }
-    } else if (!c->writing && c->woff < c->wlen) {
-        uv_buf_t b = uv_buf_init((char *)c->wbuf + c->woff, (unsigned)(c->wlen - c->woff));
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (n > 0)
-            c->woff += (size_t)n;
-        else if (n != UV_EAGAIN)
-            rc = n;
-        if (rc == 0 && c->woff < c->wlen) {
-            b = uv_buf_init((char *)c->wbuf + c->woff, (unsigned)(c->wlen - c->woff));
-            c->write_req.data = c;
-            rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
-            c->writing = rc == 0;
-        }
-    }
-    if (rc < 0) {
-        conn_close(c, uv_strerror(rc));
-        return false;
-    }
-    if (c->woff < c->wlen)
-        return false;
-    c->wlen = c->woff = 0;
-    return true;
+    conn_flush(owner);
 }
 
-static int wbuf_append(grpc_sconn_t *c, const uint8_t *data, size_t n)
-{
-    if (c->wlen + n > c->wcap) {
-        size_t cap = c->wcap ? c->wcap : 16 * 1024;
-        while (cap < c->wlen + n)
-            cap *= 2;
-        uint8_t *w = realloc(c->wbuf, cap);
-        if (w == NULL)
-            return -ENOMEM;
-        c->wbuf = w;
-        c->wcap = cap;
-    }
-    memcpy(c->wbuf + c->wlen, data, n);
-    c->wlen += n;
-    return 0;
-}
-
-/* Gathers frames from the session (the buffer is empty when called). Returns whether any came. */
-static bool conn_gather(grpc_sconn_t *c)
-{
-    while (c->wlen < GRPC_SRV_WBUF_HIGH) {
-        const uint8_t *data;
-        ssize_t n = nghttp2_session_mem_send(c->h2, &data);
-        if (c->state == GRPC_SCONN_CLOSED)
-            return false;
-        if (n < 0) {
-            conn_close(c, nghttp2_strerror((int)n));
-            return false;
-        }
-        if (n == 0)
-            break;
-        if (wbuf_append(c, data, (size_t)n) < 0) {
-            conn_close(c, "out of memory for output");
-            return false;
-        }
-    }
-    return c->wlen > 0;
-}
+static const grpc_h2out_ops_t conn_out_ops = {out_closed, out_fail, out_flush};
 
 /* Sends what the session has, as far as the socket takes it; closes the connection once the
  * session wants nothing more (a GOAWAY whose streams are all done) and every byte is out. */
 static void conn_flush(grpc_sconn_t *c)
 {
-    if (c->flushing || c->state == GRPC_SCONN_CLOSED || (c->tls && !c->tls_done))
+    if (c->state == GRPC_SCONN_CLOSED || (c->tls && !c->tls_done))
         return;
-    c->flushing = true;
-    while (conn_drain(c) && conn_gather(c))
-        ;
-    c->flushing = false;
-    if (c->state == GRPC_SCONN_CLOSED || c->wlen || c->writing ||
+    if (!grpc_h2out_flush(&c->out, c->h2))
+        return; /* from a callback of the session's, inside the flush */
+    if (c->state == GRPC_SCONN_CLOSED || grpc_h2out_busy(&c->out) ||
         (c->tls && tls_io_queue_size(c->tls)))
         return;
     if (c->close_when_flushed)
@@ -536,7 +452,7 @@ static int conn_setup(grpc_sconn_t *c)
         rc =
             tls_io_new(c->srv->tls, NULL, NULL, NULL, 0, (uv_stream_t *)&c->tcp, &c->pool, &c->tls);
         if (rc == 0)
-            tls_io_attach(c->tls, c, on_tls_written);
+            grpc_h2out_use_tls(&c->out, c->tls);
     }
     if (rc == 0)
         rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -561,6 +477,7 @@ static void on_connection(uv_stream_t *listener, int status)
     uv_timer_init(s->loop, &c->deadline);
     uv_idle_init(s->loop, &c->kick);
     c->tcp.data = c->timer.data = c->deadline.data = c->kick.data = c;
+    grpc_h2out_init(&c->out, (uv_stream_t *)&c->tcp, &conn_out_ops, c);
     c->handles_open = GRPC_SRV_CONN_HANDLES;
     c->started = c->last_read = grpc_sconn_now(c);
     c->next = s->conns;

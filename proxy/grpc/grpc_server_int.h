@@ -8,23 +8,12 @@
 #include <nghttp2/nghttp2.h>
 
 #include "proxy/core/bufpool.h"
+#include "proxy/grpc/grpc_h2out.h"
+#include "proxy/grpc/grpc_sendq.h"
 #include "proxy/grpc/grpc_server.h"
 #include "proxy/net/tls_io.h"
 
 typedef struct grpc_sconn grpc_sconn_t;
-
-/* One queued response message: its prefix, then its bytes (our copy in data[], or the caller's,
- * released once they are out). */
-typedef struct grpc_schunk {
-    struct grpc_schunk *next;
-    uint8_t prefix[GRPC_FRAME_PREFIX];
-    size_t len; /* prefix + message */
-    size_t off; /* bytes already handed to HTTP/2 */
-    const uint8_t *msg;
-    void (*release)(void *arg);
-    void *arg;
-    uint8_t data[];
-} grpc_schunk_t;
 
 typedef struct grpc_method {
     struct grpc_method *next;
@@ -73,8 +62,7 @@ struct grpc_scall {
     size_t md_len, md_cap;
     uint64_t deadline; /* loop time in ms; 0: none */
     grpc_deframer_t deframer;
-    grpc_schunk_t *sq_head, *sq_tail;
-    size_t pending;
+    grpc_sendq_t sq;  /* the response messages HTTP/2 has not taken: the call's pending bytes */
     int status;       /* the status to send once finishing */
     char *status_msg; /* its message, as given (NULL: none) */
     grpc_md_block_t init_md, trail_md;
@@ -96,20 +84,17 @@ struct grpc_sconn {
     uv_timer_t timer;    /* handshake timeout, keepalive, idle timeout */
     uv_timer_t deadline; /* the calls' nearest deadline */
     uv_idle_t kick;      /* work for the next loop turn: deliver endings, send, free */
-    uv_write_t write_req;
     int handles_open;
     grpc_sconn_state_t state;
-    bool writing, flushing;
     bool ping_out; /* a keepalive PING waits for its ack */
     bool tls_done;
     bool close_when_flushed; /* close once every byte is out (a GOAWAY for a protocol error) */
     nghttp2_session *h2;
     tls_io_t *tls;
     bufpool_t pool;
-    char *peer_id; /* the client certificate's SPIFFE ID, or NULL */
-    char name[64]; /* the client's address, for log lines */
-    uint8_t *wbuf;
-    size_t wlen, woff, wcap;
+    char *peer_id;    /* the client certificate's SPIFFE ID, or NULL */
+    char name[64];    /* the client's address, for log lines */
+    grpc_h2out_t out; /* the session's output on its way to the socket */
     uint8_t *rbuf;
     grpc_scall_t *calls;     /* calls with a live stream */
     size_t ncalls;           /* of them, the ones a method has */

@@ -1,4 +1,5 @@
-/* remora-cp's admin endpoint over a real socket: Prometheus stats with istiod's names, /ready
+/* remora-cp's admin endpoint over a real socket: Prometheus stats with istiod's names, the
+ * sidecar's /stats options (format, filter) and their errors, /ready
  * following the control plane, /debug/syncz as the control plane renders it, and the errors. The
  * loop runs on its own thread; the test is a blocking HTTP client. */
 #include <arpa/inet.h>
@@ -116,6 +117,36 @@ static void test_cp_admin_prometheus_has_istiod_names(void **state)
     rig_end(&r);
 }
 
+static void test_cp_admin_stats_take_the_sidecars_query_options(void **state)
+{
+    (void)state;
+    rig_t r;
+    rig_start(&r);
+    stats_add(r.stats.slots, r.stats.pushes[CP_EDS], 3);
+    char *t = get(&r, "GET", "/stats?filter=^pilot_xds_pushes");
+    assert_non_null(strstr(t, "HTTP/1.1 200"));
+    assert_non_null(strstr(t, "pilot_xds_pushes.eds: 3"));
+    assert_null(strstr(t, "pilot_total_xds_rejects"));
+    free(t);
+    t = get(&r, "GET", "/stats?format=json&filter=pushes");
+    assert_non_null(strstr(t, "application/json"));
+    assert_non_null(strstr(t, "\"stats\""));
+    assert_null(strstr(t, "rejects"));
+    free(t);
+    t = get(&r, "GET", "/stats?format=prometheus&filter=pushes");
+    assert_non_null(strstr(t, "pilot_xds_pushes{type=\"eds\"} 3"));
+    assert_null(strstr(t, "pilot_proxy_convergence_time"));
+    free(t);
+    t = get(&r, "GET", "/stats?format=yaml");
+    assert_non_null(strstr(t, "HTTP/1.1 400"));
+    free(t);
+    t = get(&r, "GET", "/stats?filter=(");
+    assert_non_null(strstr(t, "HTTP/1.1 400"));
+    assert_non_null(strstr(t, "invalid regex in filter"));
+    free(t);
+    rig_end(&r);
+}
+
 static void test_cp_admin_ready_follows_the_control_plane(void **state)
 {
     (void)state;
@@ -161,6 +192,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cp_admin_prometheus_has_istiod_names),
+        cmocka_unit_test(test_cp_admin_stats_take_the_sidecars_query_options),
         cmocka_unit_test(test_cp_admin_ready_follows_the_control_plane),
         cmocka_unit_test(test_cp_admin_syncz_is_json),
         cmocka_unit_test(test_cp_admin_refuses_writes_and_unknown_paths),

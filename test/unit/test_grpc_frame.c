@@ -1,5 +1,6 @@
 /* gRPC framing and header text: messages come out the same however their bytes are split,
  * whole ones are handed out in place, limits and flags we do not negotiate are refused for good,
+ * feeding hands messages out until the call says stop, an error is worded as each end words it,
  * and grpc-status, grpc-message and grpc-timeout read and write as the gRPC HTTP/2 protocol
  * specifies. */
 #include <errno.h>
@@ -205,6 +206,82 @@ static void test_grpc_frame_unknown_flag_is_a_protocol_error(void **state)
     grpc_deframer_free(&d);
 }
 
+typedef struct feed_log {
+    char seen[64];
+    int count;
+    int stop_after; /* 0: never stop */
+} feed_log_t;
+
+static bool log_message(void *arg, const uint8_t *msg, size_t len)
+{
+    feed_log_t *l = arg;
+    size_t at = strlen(l->seen);
+    memcpy(l->seen + at, msg, len);
+    l->seen[at + len] = '|';
+    l->seen[at + len + 1] = '\0';
+    return ++l->count != l->stop_after;
+}
+
+static void test_grpc_frame_feed_hands_out_messages_until_told_to_stop(void **state)
+{
+    (void)state;
+    uint8_t buf[64];
+    size_t len = 0;
+    put_message(buf, &len, "ab", 2);
+    put_message(buf, &len, "", 0);
+    put_message(buf, &len, "cde", 3);
+    grpc_deframer_t d;
+    grpc_deframer_init(&d, 0);
+    feed_log_t all = {.stop_after = 0};
+    assert_int_equal(grpc_deframer_feed(&d, buf, len, log_message, &all), 0);
+    assert_string_equal(all.seen, "ab||cde|");
+    assert_true(grpc_deframer_idle(&d));
+    grpc_deframer_free(&d);
+
+    grpc_deframer_init(&d, 0);
+    feed_log_t first = {.stop_after = 1};
+    assert_int_equal(grpc_deframer_feed(&d, buf, len, log_message, &first), 0);
+    assert_string_equal(first.seen, "ab|");
+    grpc_deframer_free(&d);
+}
+
+static void test_grpc_frame_feed_stops_at_an_error_after_the_good_messages(void **state)
+{
+    (void)state;
+    uint8_t buf[64];
+    size_t len = 0;
+    put_message(buf, &len, "ok", 2);
+    const uint8_t compressed[] = {1, 0, 0, 0, 1, 'x'};
+    memcpy(buf + len, compressed, sizeof(compressed));
+    len += sizeof(compressed);
+    grpc_deframer_t d;
+    grpc_deframer_init(&d, 0);
+    feed_log_t l = {.stop_after = 0};
+    assert_int_equal(grpc_deframer_feed(&d, buf, len, log_message, &l), -ENOTSUP);
+    assert_string_equal(l.seen, "ok|");
+    grpc_deframer_free(&d);
+}
+
+static void test_grpc_frame_deframe_errors_map_to_a_status_in_the_sides_words(void **state)
+{
+    (void)state;
+    const grpc_deframe_texts_t t = {"too big:", "zipped", "no memory", "bad flag"};
+    grpc_deframer_t d;
+    grpc_deframer_init(&d, 1000);
+    char msg[64];
+    assert_int_equal(grpc_deframe_status(-EMSGSIZE, &d, &t, msg, sizeof(msg)),
+                     GRPC_RESOURCE_EXHAUSTED);
+    assert_string_equal(msg, "too big: 1000 bytes");
+    assert_int_equal(grpc_deframe_status(-ENOMEM, &d, &t, msg, sizeof(msg)),
+                     GRPC_RESOURCE_EXHAUSTED);
+    assert_string_equal(msg, "no memory");
+    assert_int_equal(grpc_deframe_status(-ENOTSUP, &d, &t, msg, sizeof(msg)), GRPC_INTERNAL);
+    assert_string_equal(msg, "zipped");
+    assert_int_equal(grpc_deframe_status(-EPROTO, &d, &t, msg, sizeof(msg)), GRPC_INTERNAL);
+    assert_string_equal(msg, "bad flag");
+    grpc_deframer_free(&d);
+}
+
 static void test_grpc_frame_status_is_decimal_and_unknown_codes_are_unknown(void **state)
 {
     (void)state;
@@ -344,6 +421,9 @@ int main(void)
         cmocka_unit_test(test_grpc_frame_announced_length_is_checked_before_any_body),
         cmocka_unit_test(test_grpc_frame_compressed_message_is_refused),
         cmocka_unit_test(test_grpc_frame_unknown_flag_is_a_protocol_error),
+        cmocka_unit_test(test_grpc_frame_feed_hands_out_messages_until_told_to_stop),
+        cmocka_unit_test(test_grpc_frame_feed_stops_at_an_error_after_the_good_messages),
+        cmocka_unit_test(test_grpc_frame_deframe_errors_map_to_a_status_in_the_sides_words),
         cmocka_unit_test(test_grpc_frame_status_is_decimal_and_unknown_codes_are_unknown),
         cmocka_unit_test(test_grpc_frame_message_is_percent_decoded),
         cmocka_unit_test(test_grpc_frame_malformed_percent_is_kept_not_failed),
