@@ -34,6 +34,8 @@ static void usage(FILE *out)
             "                          (10ms; 0: every change waits --debounce)\n"
             "      --poll D            also rescan the directory this often (default 0: never)\n"
             "      --cert-ttl D        workload certificates' lifetime (24h)\n"
+            "      --keepalive D       PING a sidecar connection after this long without a\n"
+            "                          frame from it; no answer in 20s closes it (30s)\n"
             "  -l, --log-level L       trace, debug, info, warning, error, off (default info)\n"
             "  -h, --help              this text\n");
 }
@@ -91,6 +93,7 @@ enum {
     O_DEBMAX,
     O_DEBLEAD,
     O_POLL,
+    O_KEEPALIVE,
     O_TTL
 };
 
@@ -107,6 +110,13 @@ static int timing_opt(int c, const char *arg, cp_opts_t *o)
         return parse_ms("--debounce-leading", arg, &o->debounce_leading_ms);
     case O_POLL:
         return parse_ms("--poll", arg, &o->poll_ms);
+    case O_KEEPALIVE:
+        if (parse_ms("--keepalive", arg, &ms) < 0 || ms < 1000 || ms > 86400000) {
+            fprintf(stderr, "remora-cp: --keepalive: from 1s to 24h\n");
+            return -1;
+        }
+        o->keepalive_ms = (uint32_t)ms;
+        return 0;
     default: /* O_TTL */
         if (parse_ms("--cert-ttl", arg, &ms) < 0 || ms < 10000) {
             fprintf(stderr, "remora-cp: --cert-ttl: at least 10s\n");
@@ -136,6 +146,7 @@ static int parse_args(int argc, char *argv[], cp_opts_t *o_out)
         {"debounce-leading", required_argument, NULL, O_DEBLEAD},
         {"poll", required_argument, NULL, O_POLL},
         {"cert-ttl", required_argument, NULL, O_TTL},
+        {"keepalive", required_argument, NULL, O_KEEPALIVE},
         {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -182,6 +193,7 @@ static int parse_args(int argc, char *argv[], cp_opts_t *o_out)
         case O_DEBMAX:
         case O_DEBLEAD:
         case O_POLL:
+        case O_KEEPALIVE:
         case O_TTL:
             if (timing_opt(c, optarg, &o) < 0)
                 return 2;

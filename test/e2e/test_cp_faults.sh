@@ -65,14 +65,16 @@ head -n "$N" "$work/nodes" >"$work/nodes-good"
 # --- remora-cp --------------------------------------------------------------------------------
 # cp_up — remora-cp on ports of its own (picked at random, again when one is taken); sets
 # CP_PID, XDS, ADMIN. Under ASan its quarantine is kept small, so RSS shows what it holds,
-# not what it freed.
+# not what it freed. Keepalive PINGs wait 10 minutes: the slow reader, which reads nothing and
+# so never answers one, must still be connected when proxy-status is asked, however slow the
+# build (the default would close it 50 s after it stopped reading).
 cp_up() {
     local try i
     for ((try = 0; try < 5; try++)); do
         XDS=$((20000 + RANDOM % 10000)) ADMIN=$((30000 + RANDOM % 2000))
         ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=1 \
             bg "$work/remora-cp.log" "$CP_BIN" --mesh "$CPM_DIR" --listen "127.0.0.1:$XDS" \
-            --admin "127.0.0.1:$ADMIN" --debounce 20ms
+            --admin "127.0.0.1:$ADMIN" --debounce 20ms --keepalive 10m
         CP_PID=$LAST_PID
         LB_REMORAS[$CP_PID]=remora-cp
         for ((i = 0; i < 200; i++)); do
