@@ -727,6 +727,30 @@ b_quota_throttle() {
         END { printf "%d %d %d\n", p, t, ns }' "$B_QUOTA_DIR/cpu.stat"
 }
 
+# b_quota_weight N: the quota cgroup's CPU weight against the processes outside it (cgroup v2
+# cpu.weight, 1-10000, default 100; v1 cpu.shares, N × 1024 / 100). With the default weight the
+# whole cgroup counts as one process of normal priority: on a core where other processes run
+# (a build), it gets a fair share that can be well under its quota, and the quota no longer sets
+# its rate. A higher weight makes the quota both its ceiling and what it gets.
+b_quota_weight() {
+    [[ -n $B_QUOTA_DIR ]] || return 1
+    if [[ $B_QUOTA_ROOT == /sys/fs/cgroup ]]; then
+        echo "$1" >"$B_QUOTA_DIR/cpu.weight"
+    else
+        echo $(($1 * 1024 / 100)) >"$B_QUOTA_DIR/cpu.shares"
+    fi
+}
+
+# b_renice N PID...: every thread of the processes to nice value N (setpriority acts on one
+# thread; a process's threads are tasks of their own)
+b_renice() {
+    local n=$1 p t
+    shift
+    for p in "$@"; do
+        for t in "/proc/$p/task/"*; do renice -n "$n" -p "${t##*/}" >/dev/null 2>&1; done
+    done
+}
+
 # b_thread_ms PID [TID]: CPU time the scheduler charged to PID's threads (all, or TID alone), ms
 # with µs precision (se.sum_exec_runtime of /proc/PID/task/*/sched); finer than the clock ticks
 # of b_cpu_ticks, which count a thread's 1% of a core over 5 s in 5 ticks
