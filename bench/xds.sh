@@ -590,8 +590,8 @@ capped_report() {
             "(wrk, the apps, the control plane) nice -10, so that other processes took neither" \
             "remora's quota nor the load core's time (BENCH_XDS_CAP_PRIORITY=0: both normal).")"
     echo
-    echo "| round | mode | requests/s | ÷ its base, same round | p99 (ms) | remora CPU per request (µs) | … worker thread (µs) | main thread (% of the core) | remora CPU use (% of the core) | periods throttled (%) | load core busy (%) | others' CPU (% of all cores) |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| round | mode | requests/s | ÷ its base, same round | p99 (ms) | remora CPU per request (µs) | … worker thread (µs) | main thread (% of the core) | remora CPU use (% of the core) | periods throttled (%) | upstream connections opened | load core busy (%) | others' CPU (% of all cores) |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for ((r = 1; r <= CAP_ROUNDS; r++)); do
         for m in ${CAP_ORDER[r]:-}; do
             [[ -n ${CR[$r.$m.rps]:-} ]] || continue
@@ -605,6 +605,7 @@ capped_report() {
             line+=" $(b_fmt %.3f 1 "${CR[$r.$m.p99]:-}") | $(b_fmt %.2f 1 "${CR[$r.$m.exec_req]:-}") |"
             line+=" $(b_fmt %.2f 1 "${CR[$r.$m.worker_exec_req]:-}") | $(b_fmt %.2f 1 "${CR[$r.$m.main_exec_use]:-}") |"
             line+=" $(b_fmt %.1f 1 "${CR[$r.$m.exec_use]:-}") | $(b_fmt %.1f 1 "${CR[$r.$m.thr_pct]:-}") |"
+            line+=" $(b_fmt %.0f 1 "${CR[$r.$m.cx_new]:-}") |"
             line+=" $(b_fmt %.1f 1 "${CR[$r.$m.load_use]:-}") | $(b_fmt %.1f 1 "${CR[$r.$m.noise]:-}") |"
             echo "$line"
         done
