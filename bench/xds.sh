@@ -21,7 +21,7 @@
 #                plane's CPU and how busy the load core was; BENCH_ROUNDS (3) rounds, medians;
 #                each update's response carries the changed assignment only
 #                (BENCH_XDS_CHURN_PUSH=all: all 1,000 of them)
-#   capped churn the same runs with remora held to BENCH_PROXY_QUOTA (50) % of its core by a
+#   capped churn the same runs with remora held to BENCH_PROXY_QUOTA (25) % of its core by a
 #                cgroup CPU quota (its cgroup at the highest CPU weight, the load side at nice
 #                -10: other processes take from neither), so that its CPU, not the load core,
 #                sets the rate; BENCH_XDS_CAP_ROUNDS (6) rounds of BENCH_XDS_CAP_MODES, forwards
@@ -57,7 +57,7 @@ MODES=${BENCH_XDS_MODES:-none swap both reweight}
 ROUNDS=${BENCH_ROUNDS:-3}
 # which parts run after the applies (at BENCH_XDS_AT): push (push → ACK), churn (unlimited), capped
 PARTS=${BENCH_XDS_PARTS:-push churn capped}
-QUOTA_PCT=${BENCH_PROXY_QUOTA:-50}         # capped churn: remora held to this % of its core; 0 skips
+QUOTA_PCT=${BENCH_PROXY_QUOTA:-25}         # capped churn: remora held to this % of its core; 0 skips
 CAP_ROUNDS=${BENCH_XDS_CAP_ROUNDS:-6}      # capped churn: rounds, every mode once in each
 CAP_MODES=${BENCH_XDS_CAP_MODES:-none swap both reweight}
 # capped churn: 1 gives remora's cgroup a high CPU weight and the load side (wrk, the apps, the
