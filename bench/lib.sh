@@ -717,6 +717,73 @@ b_quota_cleanup() { # after the processes are stopped: the cgroup removed
     B_QUOTA_DIR=""
 }
 
+# b_quota_throttle: the quota cgroup's throttling so far, "PERIODS THROTTLED THROTTLED_NS": how
+# many 10 ms periods had work in them, in how many the quota ran out, and for how long its
+# processes waited in all (cpu.stat; cgroup v2 gives the wait in µs, v1 in ns)
+b_quota_throttle() {
+    [[ -n $B_QUOTA_DIR ]] || return 1
+    awk '$1 == "nr_periods" { p = $2 } $1 == "nr_throttled" { t = $2 }
+        $1 == "throttled_time" { ns = $2 } $1 == "throttled_usec" { ns = $2 * 1000 }
+        END { printf "%d %d %d\n", p, t, ns }' "$B_QUOTA_DIR/cpu.stat"
+}
+
+# b_quota_weight N: the quota cgroup's CPU weight against the processes outside it (cgroup v2
+# cpu.weight, 1-10000, default 100; v1 cpu.shares, N × 1024 / 100). With the default weight the
+# whole cgroup counts as one process of normal priority: on a core where other processes run
+# (a build), it gets a fair share that can be well under its quota, and the quota no longer sets
+# its rate. A higher weight makes the quota both its ceiling and what it gets.
+b_quota_weight() {
+    [[ -n $B_QUOTA_DIR ]] || return 1
+    if [[ $B_QUOTA_ROOT == /sys/fs/cgroup ]]; then
+        echo "$1" >"$B_QUOTA_DIR/cpu.weight"
+    else
+        echo $(($1 * 1024 / 100)) >"$B_QUOTA_DIR/cpu.shares"
+    fi
+}
+
+# b_renice N PID...: every thread of the processes to nice value N (setpriority acts on one
+# thread; a process's threads are tasks of their own)
+b_renice() {
+    local n=$1 p t
+    shift
+    for p in "$@"; do
+        for t in "/proc/$p/task/"*; do renice -n "$n" -p "${t##*/}" >/dev/null 2>&1; done
+    done
+}
+
+# b_thread_ms PID [TID]: CPU time the scheduler charged to PID's threads (all, or TID alone), ms
+# with µs precision (se.sum_exec_runtime of /proc/PID/task/*/sched); finer than the clock ticks
+# of b_cpu_ticks, which count a thread's 1% of a core over 5 s in 5 ticks
+b_thread_ms() {
+    local files=("/proc/$1/task/"*/sched)
+    [[ -n ${2:-} ]] && files=("/proc/$1/task/$2/sched")
+    awk '$1 == "se.sum_exec_runtime" { s += $3 } END { printf "%.3f\n", s }' "${files[@]}" 2>/dev/null
+}
+
+# b_noise_tasks_begin / b_noise_tasks_end: as b_noise_begin / b_noise_end, but counting only the
+# time charged to processes (user, nice, system) and steal, not irq and softirq. While a process
+# is held back by a CPU quota, the receive work for its sockets runs as softirq that no process is
+# charged with, and b_noise_end counts it as other processes' CPU (5–25% of the machine in the
+# capped HTTP runs); this one leaves it out, so what it reports is other processes' work (and
+# the hypervisor's steal).
+b_cpu_tasks_all() { awk '$1 == "cpu" { print $2 + $3 + $4 + $9; exit }' /proc/stat; }
+b_noise_tasks_begin() { N_NS=$(b_now_ns) N_BUSY=$(b_cpu_tasks_all) N_OURS=$(b_ours_ticks); }
+b_noise_tasks_end() { # % of all cores other processes used since b_noise_tasks_begin
+    local ns busy ours
+    ns=$(b_now_ns) busy=$(b_cpu_tasks_all) ours=$(b_ours_ticks)
+    awk -v b=$((busy - N_BUSY)) -v o=$((ours - N_OURS)) -v hz="$(getconf CLK_TCK)" \
+        -v ns=$((ns - N_NS)) -v n="$(nproc)" \
+        'BEGIN { f = (b - o) / (ns / 1e9 * hz * n) * 100; printf "%.1f", f < 0 ? 0 : f }'
+}
+
+# b_median V...: the median of the values (the mean of the middle two for an even count)
+b_median() {
+    (($#)) || return 1
+    printf '%s\n' "$@" | sort -g | awk '
+        { v[NR] = $1 }
+        END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 # --- a bench's own directory and cleanup -----------------------------------------------------
 extra_pids=() # processes our children forked (nginx, nghttpx workers): stopped at the end too
 
