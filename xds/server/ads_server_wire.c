@@ -1,0 +1,123 @@
+/* A state-of-the-world request read from the wire without decoding it: the hash of its
+ * resource_names as they came, so that an ACK repeating a subscription of a thousand names is
+ * recognised before a thousand strings are decoded, sorted and looked up; and the request
+ * without those names, to decode the rest. */
+#include <errno.h>
+#include <string.h>
+
+#include "xds/server/ads_server_internal.h"
+
+enum { FIELD_RESOURCE_NAMES = 3, FIELD_TYPE_URL = 4 };
+
+static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (*p == end)
+            return -EBADMSG;
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -EBADMSG;
+}
+
+/* A word at a time: the names of one subscription are tens of kilobytes. Each name's length is
+ * mixed in, so the same bytes cut into other names hash differently. */
+static uint64_t names_mix(uint64_t h, const uint8_t *p, size_t n)
+{
+    size_t len = n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w ^ ((uint64_t)len << 40)) * 0xbf58476d1ce4e5b9ULL;
+    return h ^ (h >> 32);
+}
+
+/* One top-level field: its number, wire type, and where it starts and ends (tag included). */
+static int next_field(const uint8_t **p, const uint8_t *end, unsigned *field, const uint8_t **val,
+                      size_t *vlen)
+{
+    uint64_t tag, n;
+    if (read_varint(p, end, &tag) < 0 || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+        return -EBADMSG;
+    *field = (unsigned)(tag >> 3);
+    *val = *p;
+    switch (tag & 7) {
+    case 0:
+        if (read_varint(p, end, &n) < 0)
+            return -EBADMSG;
+        break;
+    case 1:
+    case 5:
+        n = (tag & 7) == 1 ? 8 : 4;
+        if ((size_t)(end - *p) < n)
+            return -EBADMSG;
+        *p += n;
+        break;
+    case 2:
+        if (read_varint(p, end, &n) < 0 || n > (size_t)(end - *p))
+            return -EBADMSG;
+        *val = *p;
+        *p += n;
+        break;
+    default: /* groups: left to the decoder */
+        return -EBADMSG;
+    }
+    *vlen = (size_t)(*p - *val);
+    return (tag & 7) == 2 ? 2 : 0;
+}
+
+int ads_srv_wire_scan(const uint8_t *buf, size_t len, ads_srv_wire_scan_t *out)
+{
+    const uint8_t *p = buf, *end = buf + len;
+    memset(out, 0, sizeof(*out));
+    out->names_hash = ADS_SRV_FNV_INIT;
+    while (p < end) {
+        const uint8_t *start = p, *val;
+        size_t vlen;
+        unsigned field;
+        int wt = next_field(&p, end, &field, &val, &vlen);
+        if (wt < 0)
+            return wt;
+        if (field == FIELD_RESOURCE_NAMES && wt == 2) {
+            out->names_hash = names_mix(out->names_hash, val, vlen);
+            out->names++;
+            out->names_bytes += (size_t)(p - start);
+        } else if (field == FIELD_TYPE_URL && wt == 2) {
+            out->type_url = (const char *)val; /* the last one counts, as when decoding */
+            out->type_url_len = vlen;
+        } else if (field == FIELD_RESOURCE_NAMES || field == FIELD_TYPE_URL) {
+            return -EBADMSG;
+        }
+    }
+    return 0;
+}
+
+size_t ads_srv_wire_strip_names(const uint8_t *buf, size_t len, uint8_t *out)
+{
+    const uint8_t *p = buf, *end = buf + len;
+    size_t n = 0;
+    while (p < end) {
+        const uint8_t *start = p, *val;
+        size_t vlen;
+        unsigned field;
+        if (next_field(&p, end, &field, &val, &vlen) < 0)
+            break; /* not after a scan that succeeded */
+        if (field == FIELD_RESOURCE_NAMES)
+            continue;
+        memcpy(out + n, start, (size_t)(p - start));
+        n += (size_t)(p - start);
+    }
+    return n;
+}
