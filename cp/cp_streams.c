@@ -135,7 +135,9 @@ static int attach(cp_stream_t *st)
     st->pv = cp_pview_get(cp, vn.namespace_, vn.pod, sa, vn.proxyless);
     if (st->pv == NULL)
         return -ENOMEM;
-    ads_srv_stream_set_view(st->s, st->pv->v);
+    for (int t = 0; t < ADS_SRV_NTYPES; t++)
+        if (st->pv->tv[t])
+            ads_srv_stream_set_type_view(st->s, (ads_srv_type_t)t, st->pv->tv[t]->v);
     cp->nstreams_with_node++;
     stats_add(cp->stats.slots, cp->stats.connected, 1);
     log_info("xds: %s connected (%s, group %s)", st->node_id,
@@ -199,6 +201,14 @@ static void on_message(grpc_scall_t *call, const uint8_t *msg, size_t len, void 
             }
         }
     pump(st);
+}
+
+void cp_streams_set_type_view(cp_t *cp, const cp_pview_t *pv, ads_srv_type_t t, ads_srv_view_t *v)
+{
+    for (cp_stream_t *st = cp->streams; st; st = st->next)
+        if (st->pv == pv && ads_srv_stream_set_type_view(st->s, t, v) == 0 &&
+            ads_srv_stream_owes(st->s))
+            on_owed(st, st->s);
 }
 
 static void on_writable(grpc_scall_t *call, void *user)
