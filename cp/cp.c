@@ -314,6 +314,7 @@ void cp_stop(cp_t *cp, uint64_t grace_ms)
     /* Every stream ends with UNAVAILABLE (their on_close frees them before this returns); the
      * sidecars keep serving their last config and reconnect with backoff. */
     grpc_server_close(cp->grpc);
+    cp_streams_stop(cp);
     while (cp->pviews) {
         cp_pview_t *p = cp->pviews;
         p->streams = 1;

@@ -48,6 +48,8 @@ typedef struct cp_pview {
     unsigned streams;               /* streams on it; freed at 0 */
 } cp_pview_t;
 
+typedef struct cp_pump_budget cp_pump_budget_t;
+
 typedef struct cp_stream {
     struct cp_stream *next, *prev;
     struct cp *cp;
@@ -56,6 +58,7 @@ typedef struct cp_stream {
     cp_pview_t *pv; /* NULL until its node is known */
     bool queued;    /* on cp->pump_list */
     struct cp_stream *pump_next;
+    struct cp_out *out; /* the response the call holds until HTTP/2 takes it, or NULL */
     char node_id[256];
     char cluster[256];
     char deny[768]; /* why the stream was refused (--tls: the identity did not match) */
@@ -92,7 +95,9 @@ struct cp {
     cp_tview_t *tviews[CP_TVIEW_BUCKETS];
     size_t ntviews;
     cp_stream_t *streams;
-    cp_stream_t *pump_list;
+    cp_stream_t *pump_list, *pump_tail; /* streams to pump, first come first */
+    uv_idle_t *pump_idle;               /* owned; pumps the queue while it is not empty */
+    cp_pump_budget_t *budget;           /* owned; outlives cp while calls hold responses */
     unsigned nstreams_with_node;
     grpc_server_t *grpc;
     ca_issuer_t *issuer;
@@ -127,6 +132,8 @@ size_t cp_views_refresh(struct cp *cp);
 
 /* cp_streams.c */
 int cp_streams_register(struct cp *cp);
+/* After grpc_server_close: lets go of the pump (the responses calls still hold free themselves). */
+void cp_streams_stop(struct cp *cp);
 /* Sends what every queued stream owes, as far as its transport takes it. */
 void cp_streams_pump_queued(struct cp *cp);
 json_t *cp_streams_syncz(void *ctx);
