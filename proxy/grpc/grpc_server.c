@@ -15,6 +15,7 @@
 
 #define GRPC_SRV_RBUF_SIZE         (64 * 1024)
 #define GRPC_SRV_WBUF_HIGH         (64 * 1024) /* output gathered before it is written */
+#define GRPC_SRV_WBUF_KEEP         (16 * 1024) /* an output buffer kept once all is written */
 #define GRPC_SRV_TLS_PIECE         (16 * 1024) /* plaintext handed to TLS at once */
 #define GRPC_SRV_TLS_QUEUE_MAX     (32 * 1024) /* ciphertext queued before we wait */
 #define GRPC_SRV_BACKLOG           511
@@ -58,7 +59,6 @@ static void conn_free(grpc_sconn_t *c)
     tls_io_free(c->tls);
     bufpool_destroy(&c->pool);
     free(c->wbuf);
-    free(c->rbuf);
     free(c->peer_id);
     if (c->prev)
         c->prev->next = c->next;
@@ -324,6 +324,13 @@ static void conn_flush(grpc_sconn_t *c)
     while (conn_drain(c) && conn_gather(c))
         ;
     c->flushing = false;
+    if (c->state != GRPC_SCONN_CLOSED && c->wlen == 0 && !c->writing &&
+        c->wcap > GRPC_SRV_WBUF_KEEP) {
+        /* All out: a thousand idle connections do not each keep the largest burst's buffer. */
+        free(c->wbuf);
+        c->wbuf = NULL;
+        c->wcap = 0;
+    }
     if (c->state == GRPC_SCONN_CLOSED || c->wlen || c->writing ||
         (c->tls && tls_io_queue_size(c->tls)))
         return;
@@ -528,9 +535,7 @@ static int conn_setup(grpc_sconn_t *c)
 {
     conn_name(c);
     bufpool_init(&c->pool, 2);
-    c->rbuf = malloc(GRPC_SRV_RBUF_SIZE);
-    if (c->rbuf == NULL)
-        return -ENOMEM;
+    c->rbuf = c->srv->rbuf;
     int rc = conn_session_new(c);
     if (rc == 0 && c->srv->tls) {
         rc =
@@ -594,6 +599,7 @@ static void server_free(grpc_server_t *s)
         m = next;
     }
     tls_config_unref(s->tls);
+    free(s->rbuf);
     free(s);
 }
 
@@ -626,8 +632,10 @@ int grpc_server_new(uv_loop_t *loop, const grpc_server_opts_t *o, grpc_server_t 
     if (o == NULL || (o->tls && tls_config_role(o->tls) != TLS_ROLE_SERVER))
         return -EINVAL;
     grpc_server_t *s = calloc(1, sizeof(*s));
-    if (s == NULL)
+    if (s == NULL || (s->rbuf = malloc(GRPC_SRV_RBUF_SIZE)) == NULL) {
+        free(s);
         return -ENOMEM;
+    }
     s->loop = loop;
     s->o = *o;
     s->o.tls = NULL;

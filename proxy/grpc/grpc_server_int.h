@@ -110,7 +110,7 @@ struct grpc_sconn {
     char name[64]; /* the client's address, for log lines */
     uint8_t *wbuf;
     size_t wlen, woff, wcap;
-    uint8_t *rbuf;
+    uint8_t *rbuf;           /* the server's (borrowed) */
     grpc_scall_t *calls;     /* calls with a live stream */
     size_t ncalls;           /* of them, the ones a method has */
     grpc_scall_t *ending;    /* on_close to deliver at the next loop turn */
@@ -133,6 +133,9 @@ struct grpc_server {
     size_t nconns;
     grpc_server_drained_cb on_drained;
     void *drained_user;
+    /* The read buffer of every connection: a read is handled whole, on the loop's thread,
+     * before the next one is taken, so one serves them all. */
+    uint8_t *rbuf;
 };
 
 /* grpc_server.c */
