@@ -24,17 +24,21 @@ struct ads_srv_resource {
     size_t value_len;
 };
 
-/* Per name a stream knows of, for one type: subscribed, sent, or both. */
+/* Per name a stream knows of, for one type: subscribed, sent, or both. A stream of a sidecar
+ * has one per cluster name of the mesh, so it is kept small: the flags are bits and the name
+ * follows them directly (ADS_SRV_ENTRY_SIZE). */
 typedef struct ads_srv_entry {
     struct ads_srv_entry *next; /* in its hash chain */
     uint64_t name_hash;
-    uint64_t sent_hash; /* content hash of what the client holds (0: unknown version) */
-    bool subscribed;    /* named explicitly by the client */
-    bool sent;          /* the client holds a version of it (delta; SotW named types) */
-    bool tell_absent;   /* delta: subscribed and not answered yet (removed when absent) */
-    bool pending;       /* in the type's pending list */
-    char name[];        /* in the same block */
+    uint64_t sent_hash;   /* content hash of what the client holds (0: unknown version) */
+    bool subscribed : 1;  /* named explicitly by the client */
+    bool sent : 1;        /* the client holds a version of it (delta; SotW named types) */
+    bool tell_absent : 1; /* delta: subscribed and not answered yet (removed when absent) */
+    bool pending : 1;     /* in the type's pending list */
+    char name[];          /* in the same block */
 } ads_srv_entry_t;
+
+#define ADS_SRV_ENTRY_SIZE(name_len) (offsetof(ads_srv_entry_t, name) + (name_len) + 1)
 
 typedef struct ads_srv_table {
     ads_srv_entry_t **buckets;
