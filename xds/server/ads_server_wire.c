@@ -11,6 +11,10 @@ enum { FIELD_RESOURCE_NAMES = 3, FIELD_TYPE_URL = 4 };
 
 static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
+    if (*p < end && **p < 0x80) { /* tags and name lengths: one byte */
+        *v = *(*p)++;
+        return 0;
+    }
     uint64_t x = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
         if (*p == end)
@@ -25,23 +29,46 @@ static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return -EBADMSG;
 }
 
-/* A word at a time: the names of one subscription are tens of kilobytes. Each name's length is
- * mixed in, so the same bytes cut into other names hash differently. */
-static uint64_t names_mix(uint64_t h, const uint8_t *p, size_t n)
+static uint64_t lane(uint64_t h, uint64_t w)
 {
-    size_t len = n;
+    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 29);
+}
+
+static uint64_t rotl(uint64_t x, unsigned r)
+{
+    return x << r | x >> (64 - r);
+}
+
+/* A hash of p[0..n) chained on h: four lanes of 8 bytes, so that the names of one subscription
+ * (tens of kilobytes, on every ACK) take a few microseconds. Not for adversaries: a collision
+ * only makes a client's own changed subscription look unchanged. */
+static uint64_t run_hash(uint64_t h, const uint8_t *p, size_t n)
+{
+    uint64_t a = h ^ n, b = h + 0x632be59bd9b4e019ULL, c = rotl(h, 21), d = ~h;
+    while (n >= 32) {
+        uint64_t w[4];
+        memcpy(w, p, 32);
+        a = lane(a, w[0]);
+        b = lane(b, w[1]);
+        c = lane(c, w[2]);
+        d = lane(d, w[3]);
+        p += 32;
+        n -= 32;
+    }
     while (n >= 8) {
         uint64_t w;
         memcpy(&w, p, 8);
-        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
-        h ^= h >> 29;
+        a = lane(a, w);
         p += 8;
         n -= 8;
     }
     uint64_t w = 0;
     memcpy(&w, p, n);
-    h = (h ^ w ^ ((uint64_t)len << 40)) * 0xbf58476d1ce4e5b9ULL;
-    return h ^ (h >> 32);
+    a = lane(a, w ^ (uint64_t)n << 56);
+    uint64_t x = a ^ rotl(b, 17) ^ rotl(c, 31) ^ rotl(d, 47);
+    x *= 0xbf58476d1ce4e5b9ULL;
+    return x ^ (x >> 32);
 }
 
 /* One top-level field: its number, wire type, and where it starts and ends (tag included). */
@@ -81,6 +108,9 @@ static int next_field(const uint8_t **p, const uint8_t *end, unsigned *field, co
 int ads_srv_wire_scan(const uint8_t *buf, size_t len, ads_srv_wire_scan_t *out)
 {
     const uint8_t *p = buf, *end = buf + len;
+    /* The names fields are hashed as runs of adjacent fields, tags and lengths included (they
+     * mark where each name ends): usually one run, as encoders write a repeated field together. */
+    const uint8_t *run = NULL, *run_end = NULL;
     memset(out, 0, sizeof(*out));
     out->names_hash = ADS_SRV_FNV_INIT;
     while (p < end) {
@@ -91,7 +121,12 @@ int ads_srv_wire_scan(const uint8_t *buf, size_t len, ads_srv_wire_scan_t *out)
         if (wt < 0)
             return wt;
         if (field == FIELD_RESOURCE_NAMES && wt == 2) {
-            out->names_hash = names_mix(out->names_hash, val, vlen);
+            if (run_end != start) {
+                if (run)
+                    out->names_hash = run_hash(out->names_hash, run, (size_t)(run_end - run));
+                run = start;
+            }
+            run_end = p;
             out->names++;
             out->names_bytes += (size_t)(p - start);
         } else if (field == FIELD_TYPE_URL && wt == 2) {
@@ -101,6 +136,8 @@ int ads_srv_wire_scan(const uint8_t *buf, size_t len, ads_srv_wire_scan_t *out)
             return -EBADMSG;
         }
     }
+    if (run)
+        out->names_hash = run_hash(out->names_hash, run, (size_t)(run_end - run));
     return 0;
 }
 
