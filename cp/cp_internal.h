@@ -45,6 +45,7 @@ typedef struct cp_pview {
     char *ns, *pod, *sa; /* owned; pod NULL for proxyless */
     bool proxyless;
     cp_tview_t *tv[ADS_SRV_NTYPES]; /* one use each */
+    bool unplaced;                  /* a type could not move (no memory): try again */
     unsigned streams;               /* streams on it; freed at 0 */
 } cp_pview_t;
 
@@ -94,6 +95,7 @@ struct cp {
     cp_pview_t *pviews;
     cp_tview_t *tviews[CP_TVIEW_BUCKETS];
     size_t ntviews;
+    uint64_t groups_present; /* which groups cp->view has, when the pviews were last placed */
     cp_stream_t *streams;
     cp_stream_t *pump_list, *pump_tail; /* streams to pump, first come first */
     uv_idle_t *pump_idle;               /* owned; pumps the queue while it is not empty */

@@ -29,6 +29,11 @@ static void groups_of(const cp_t *cp, const view_node_t *node, view_node_groups_
     memset(gs, 0, sizeof(*gs));
     if (cp->view == NULL || view_node_groups(cp->view, node, gs) < 0)
         gs->n = 0;
+    size_t n = 0;
+    for (size_t g = 0; g < gs->n; g++) /* a group the view does not have is left out */
+        if (gs->v[g])
+            gs->v[n++] = gs->v[g];
+    gs->n = n;
 }
 
 /* What type t of a node depends on, as a key: its groups of that type, or its identity for
@@ -181,13 +186,14 @@ static int pview_place(cp_t *cp, cp_pview_t *pv)
             continue;
         cp_tview_t *tv = tview_get(cp, (ads_srv_type_t)t, key, pv);
         if (tv == NULL) {
-            rc = -ENOMEM;
+            rc = -ENOMEM; /* tried again after the next rebuild */
             continue;
         }
         cp_streams_set_type_view(cp, pv, (ads_srv_type_t)t, tv->v);
         tview_release(cp, pv->tv[t]);
         pv->tv[t] = tv;
     }
+    pv->unplaced = rc < 0;
     return rc;
 }
 
@@ -245,10 +251,27 @@ void cp_pview_release(cp_t *cp, cp_pview_t *pv)
     pview_free(cp, pv);
 }
 
+/* A hash of which groups cp's view has (their kinds and keys): a node's groups can change only
+ * when it does. */
+static uint64_t groups_present(const cp_t *cp)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t g = 0; cp->view && g < cp->view->n; g++) {
+        h = (h ^ (uint64_t)cp->view->groups[g].kind) * 0x100000001b3ULL;
+        for (const char *p = cp->view->groups[g].key; *p; p++)
+            h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+        h = (h ^ 0xff) * 0x100000001b3ULL;
+    }
+    return h;
+}
+
 size_t cp_views_refresh(cp_t *cp)
 {
-    for (cp_pview_t *p = cp->pviews; p; p = p->next)
+    uint64_t present = groups_present(cp);
+    for (cp_pview_t *p = cp->pviews; p && (present != cp->groups_present || p->unplaced);
+         p = p->next)
         pview_place(cp, p);
+    cp->groups_present = present;
     size_t replaced = 0;
     for (size_t b = 0; b < CP_TVIEW_BUCKETS; b++)
         for (cp_tview_t *tv = cp->tviews[b]; tv; tv = tv->next)
