@@ -177,14 +177,16 @@ static int rebuild(cp_t *cp)
     view_free(cp->view);
     cp->view = next;
     cp->gen++;
-    size_t changed = cp_views_refresh(cp);
+    size_t changed = cp_views_refresh(cp), groups = 0;
+    for (const cp_pview_t *p = cp->pviews; p; p = p->next)
+        groups++;
     stats_add(cp->stats.slots, cp->stats.resources,
               (int64_t)res.n - stats_value(cp->stats.store, cp->stats.resources));
     cp_streams_pump_queued(cp);
     stats_record(cp->stats.slots, cp->stats.push_time, now_us() - t0);
     log_debug("mesh: view %llu built and handed to %zu groups of sidecars in %llu us (%zu of "
               "%zu ADS views replaced)",
-              (unsigned long long)cp->gen, changed, (unsigned long long)(now_us() - t0), changed,
+              (unsigned long long)cp->gen, groups, (unsigned long long)(now_us() - t0), changed,
               cp->ntviews);
     return 0;
 }

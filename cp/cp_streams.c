@@ -1,7 +1,8 @@
 /* The ADS streams: each gRPC call to StreamAggregatedResources or DeltaAggregatedResources is an
- * ADS server stream; its first request names the node, which picks its group of sidecars; its
- * responses are built when the call's send side has room, so a slow reader only ever gets the
- * newest version of what it owes. */
+ * ADS server stream; its first request names the node, which picks its group of sidecars and the
+ * view each type is served from; its responses are built one at a time, each once HTTP/2 has
+ * taken the last and while the responses in flight over all streams stay under a budget, so a
+ * slow reader only ever gets the newest version of what it owes. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
