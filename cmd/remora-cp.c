@@ -244,6 +244,11 @@ int main(int argc, char *argv[])
      * glibc hands the freed pages back and the next rebuild faults them in again (a Service
      * added cost 15-33 ms instead of 5.5-9; docs/control-plane-view.md, "Cost"). */
     mallopt(M_TRIM_THRESHOLD, 32 << 20);
+    /* Setting the trim threshold also freezes glibc's mmap threshold at 128 KiB, so every
+     * response over that (a sidecar's listeners, 670 KiB at 1,000 Services) was mapped, faulted
+     * in page by page and unmapped again: half of remora-cp's CPU while 1,000 sidecars
+     * converged. Responses come from the heap, whose freed blocks the next ones reuse. */
+    mallopt(M_MMAP_THRESHOLD, 8 << 20);
     uv_loop_t *loop = uv_default_loop();
     char err[1024];
     if (cp_start(loop, &o, &running, err, sizeof(err)) < 0) {

@@ -1,7 +1,7 @@
 /* The control plane's lifecycle and its rebuilds: a scan of the mesh directory becomes events,
  * the index applies them, the registry and the view are computed again (sharing every resource
- * whose bytes did not change), and every group of sidecars whose resources changed gets them
- * through its ADS view, which tells its streams what they owe. */
+ * whose bytes did not change), and every ADS view whose resources changed (cp_views.c) gets
+ * them, which tells the streams served from it what they owe. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,132 +122,9 @@ static int res_map_rebuild(const view_t *v, cp_res_map_t *old, cp_res_map_t *out
     return 0;
 }
 
-/* ---- groups of sidecars --------------------------------------------------------------------- */
-
-int cp_pview_fill(cp_t *cp, cp_pview_t *pv)
+ads_srv_resource_t *cp_res_lookup(const cp_t *cp, const view_blob_t *b)
 {
-    view_node_t node;
-    memset(&node, 0, sizeof(node));
-    node.namespace_ = pv->ns;
-    node.pod = pv->pod;
-    node.proxyless = pv->proxyless;
-    node.service_account = pv->sa;
-    view_node_groups_t gs = {0};
-    ads_srv_resource_t *cert = NULL;
-    if (!pv->proxyless && cp->issuer)
-        cert = cp_secret_for(cp, pv->ns, pv->sa);
-    /* What each type is made of now: its groups' hashes, and the secrets' content hashes. */
-    uint64_t sig[ADS_SRV_NTYPES] = {0};
-    size_t count[ADS_SRV_NTYPES] = {0};
-    if (cp->view && view_node_groups(cp->view, &node, &gs) < 0)
-        gs.n = 0;
-    for (size_t g = 0; g < gs.n; g++) {
-        int t = ads_srv_type_of(gs.v[g]->type_url);
-        if (t < 0)
-            continue;
-        sig[t] = sig[t] * 1099511628211u + gs.v[g]->hash + 1;
-        count[t] += gs.v[g]->n;
-    }
-    sig[ADS_SRV_SDS] = (cert ? ads_srv_resource_hash(cert) : 0) * 31 +
-                       (cp->root_secret ? ads_srv_resource_hash(cp->root_secret) : 0) + 1;
-    count[ADS_SRV_SDS] = (cert != NULL) + (cert && cp->root_secret);
-    /* Only the types that changed are replaced (all of them when one became empty: a replace
-     * of some types touches only the types it is given). */
-    bool changed[ADS_SRV_NTYPES], all = !pv->filled;
-    size_t cap = 0;
-    for (int t = 0; t < ADS_SRV_NTYPES; t++) {
-        changed[t] = !pv->filled || sig[t] != pv->sig[t];
-        all = all || (changed[t] && count[t] == 0);
-    }
-    for (int t = 0; t < ADS_SRV_NTYPES; t++) {
-        changed[t] = changed[t] || all;
-        cap += changed[t] ? count[t] : 0;
-    }
-    if (cap == 0 && !all && pv->filled) {
-        pv->built_gen = cp->gen;
-        return 0;
-    }
-    ads_srv_resource_t **res = malloc((cap + 1) * sizeof(*res));
-    if (res == NULL)
-        return -ENOMEM;
-    size_t n = 0;
-    for (size_t g = 0; g < gs.n; g++) {
-        int t = ads_srv_type_of(gs.v[g]->type_url);
-        if (t < 0 || !changed[t])
-            continue;
-        for (size_t i = 0; i < gs.v[g]->n; i++) {
-            ads_srv_resource_t *r = res_map_get(&cp->res, gs.v[g]->v[i].blob);
-            if (r)
-                res[n++] = r;
-        }
-    }
-    if (changed[ADS_SRV_SDS] && cert) {
-        res[n++] = cert;
-        if (cp->root_secret)
-            res[n++] = cp->root_secret;
-    }
-    int rc = ads_srv_view_replace(pv->v, res, n, all);
-    free(res);
-    if (rc >= 0) {
-        memcpy(pv->sig, sig, sizeof(sig));
-        pv->filled = true;
-    }
-    pv->built_gen = cp->gen;
-    return rc < 0 ? rc : 0;
-}
-
-cp_pview_t *cp_pview_get(cp_t *cp, const char *ns, const char *pod, const char *sa, bool proxyless)
-{
-    char key[640];
-    if (proxyless)
-        snprintf(key, sizeof(key), "grpc|%s", ns);
-    else
-        snprintf(key, sizeof(key), "%s/%s|%s", ns, pod ? pod : "", sa);
-    for (cp_pview_t *p = cp->pviews; p; p = p->next)
-        if (strcmp(p->key, key) == 0) {
-            p->streams++;
-            return p;
-        }
-    cp_pview_t *p = calloc(1, sizeof(*p));
-    if (p == NULL)
-        return NULL;
-    p->key = strdup(key);
-    p->ns = strdup(ns);
-    p->pod = pod ? strdup(pod) : NULL;
-    p->sa = strdup(sa);
-    p->proxyless = proxyless;
-    p->v = ads_srv_view_new();
-    if (p->key == NULL || p->ns == NULL || (pod && p->pod == NULL) || p->sa == NULL ||
-        p->v == NULL || cp_pview_fill(cp, p) < 0) {
-        ads_srv_view_unref(p->v);
-        free(p->key);
-        free(p->ns);
-        free(p->pod);
-        free(p->sa);
-        free(p);
-        return NULL;
-    }
-    p->streams = 1;
-    p->next = cp->pviews;
-    cp->pviews = p;
-    return p;
-}
-
-void cp_pview_release(cp_t *cp, cp_pview_t *pv)
-{
-    if (pv == NULL || --pv->streams > 0)
-        return;
-    for (cp_pview_t **pp = &cp->pviews; *pp; pp = &(*pp)->next)
-        if (*pp == pv) {
-            *pp = pv->next;
-            break;
-        }
-    ads_srv_view_unref(pv->v);
-    free(pv->key);
-    free(pv->ns);
-    free(pv->pod);
-    free(pv->sa);
-    free(pv);
+    return res_map_get(&cp->res, b);
 }
 
 /* ---- rebuilds ------------------------------------------------------------------------------ */
@@ -300,16 +177,17 @@ static int rebuild(cp_t *cp)
     view_free(cp->view);
     cp->view = next;
     cp->gen++;
-    size_t changed = 0;
-    for (cp_pview_t *p = cp->pviews; p; p = p->next)
-        if (cp_pview_fill(cp, p) == 0)
-            changed++;
+    size_t changed = cp_views_refresh(cp), groups = 0;
+    for (const cp_pview_t *p = cp->pviews; p; p = p->next)
+        groups++;
     stats_add(cp->stats.slots, cp->stats.resources,
               (int64_t)res.n - stats_value(cp->stats.store, cp->stats.resources));
     cp_streams_pump_queued(cp);
     stats_record(cp->stats.slots, cp->stats.push_time, now_us() - t0);
-    log_debug("mesh: view %llu built and handed to %zu groups of sidecars in %llu us",
-              (unsigned long long)cp->gen, changed, (unsigned long long)(now_us() - t0));
+    log_debug("mesh: view %llu built and handed to %zu groups of sidecars in %llu us (%zu of "
+              "%zu ADS views replaced)",
+              (unsigned long long)cp->gen, groups, (unsigned long long)(now_us() - t0), changed,
+              cp->ntviews);
     return 0;
 }
 
@@ -438,6 +316,7 @@ void cp_stop(cp_t *cp, uint64_t grace_ms)
     /* Every stream ends with UNAVAILABLE (their on_close frees them before this returns); the
      * sidecars keep serving their last config and reconnect with backoff. */
     grpc_server_close(cp->grpc);
+    cp_streams_stop(cp);
     while (cp->pviews) {
         cp_pview_t *p = cp->pviews;
         p->streams = 1;

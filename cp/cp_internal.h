@@ -17,19 +17,39 @@
 #include "xds/server/ads_server.h"
 #include "xds/view/view.h"
 
-/* What a group of sidecars sees: the ADS server's view for one node key (a pod and its service
- * account; every proxyless client shares one). */
+/* What one resource type of a node depends on, and the ADS view that serves it: every node whose
+ * groups of that type are the same (docs/control-plane-view.md, "Which groups a node gets")
+ * shares it. Clusters and endpoints: one view for every sidecar; outbound listener and routes:
+ * per namespace; the inbound listener: per pod; secrets: per namespace and service account;
+ * proxyless clients have their own. One endpoint change is then one replace of one view. */
+typedef struct cp_tview {
+    struct cp_tview *next; /* in its bucket of cp->tviews */
+    ads_srv_type_t type;
+    char *key;           /* "<type>|" and the groups' kinds and keys, or the identity (SDS) */
+    char *ns, *pod, *sa; /* owned: a node of that key (pod NULL for proxyless), to fill it */
+    bool proxyless;
+    ads_srv_view_t *v; /* one reference */
+    unsigned users;    /* node groups on it; freed at 0 */
+    bool filled;       /* sig holds what it was last filled with */
+    uint64_t sig;      /* its groups' or secrets' hashes */
+} cp_tview_t;
+
+#define CP_TVIEW_BUCKETS 1024
+
+/* A group of sidecars: the streams of one node key (a pod and its service account; every
+ * proxyless client of a namespace shares one), served each type from the shared view of what
+ * that type depends on. */
 typedef struct cp_pview {
     struct cp_pview *next;
     char *key;           /* "<namespace>/<pod>|<service account>" or "grpc|<namespace>" */
     char *ns, *pod, *sa; /* owned; pod NULL for proxyless */
     bool proxyless;
-    ads_srv_view_t *v;            /* one reference */
-    unsigned streams;             /* streams on it; freed at 0 */
-    uint64_t built_gen;           /* the rebuild it was last filled at */
-    bool filled;                  /* sig holds what it was last filled with */
-    uint64_t sig[ADS_SRV_NTYPES]; /* per type: its groups' or secrets' hashes */
+    cp_tview_t *tv[ADS_SRV_NTYPES]; /* one use each */
+    bool unplaced;                  /* a type could not move (no memory): try again */
+    unsigned streams;               /* streams on it; freed at 0 */
 } cp_pview_t;
+
+typedef struct cp_pump_budget cp_pump_budget_t;
 
 typedef struct cp_stream {
     struct cp_stream *next, *prev;
@@ -39,6 +59,7 @@ typedef struct cp_stream {
     cp_pview_t *pv; /* NULL until its node is known */
     bool queued;    /* on cp->pump_list */
     struct cp_stream *pump_next;
+    struct cp_out *out; /* the response the call holds until HTTP/2 takes it, or NULL */
     char node_id[256];
     char cluster[256];
     char deny[768]; /* why the stream was refused (--tls: the identity did not match) */
@@ -72,8 +93,13 @@ struct cp {
     uint64_t gen; /* rebuilds that changed the view */
     cp_res_map_t res;
     cp_pview_t *pviews;
+    cp_tview_t *tviews[CP_TVIEW_BUCKETS];
+    size_t ntviews;
+    uint64_t groups_present; /* which groups cp->view has, when the pviews were last placed */
     cp_stream_t *streams;
-    cp_stream_t *pump_list;
+    cp_stream_t *pump_list, *pump_tail; /* streams to pump, first come first */
+    uv_idle_t *pump_idle;               /* owned; pumps the queue while it is not empty */
+    cp_pump_budget_t *budget;           /* owned; outlives cp while calls hold responses */
     unsigned nstreams_with_node;
     grpc_server_t *grpc;
     ca_issuer_t *issuer;
@@ -89,18 +115,33 @@ struct cp {
 };
 
 /* cp.c */
-/* Fills pv's ADS view from cp's view and certificates (a replace of every type). */
-int cp_pview_fill(struct cp *cp, cp_pview_t *pv);
-/* The pview of a node key, made (and filled) when new; NULL without memory. */
+/* The ADS resource of a blob of cp's view (borrowed from cp), or NULL. */
+ads_srv_resource_t *cp_res_lookup(const struct cp *cp, const view_blob_t *b);
+
+/* cp_views.c */
+/* Fills tv's ADS view from cp's view and certificates when what its type depends on changed.
+ * Returns 1 when it was replaced, 0 when nothing changed, or -ENOMEM. */
+int cp_tview_fill(struct cp *cp, cp_tview_t *tv);
+/* The pview of a node key, made (and its type views found or made and filled) when new; NULL
+ * without memory. */
 cp_pview_t *cp_pview_get(struct cp *cp, const char *ns, const char *pod, const char *sa,
                          bool proxyless);
 void cp_pview_release(struct cp *cp, cp_pview_t *pv);
+/* After a rebuild: moves every pview whose groups changed (a pod that appeared) to the type views
+ * of its groups now, with its streams, then fills every type view from the new view. Returns how
+ * many type views were replaced. */
+size_t cp_views_refresh(struct cp *cp);
 
 /* cp_streams.c */
 int cp_streams_register(struct cp *cp);
+/* After grpc_server_close: lets go of the pump (the responses calls still hold free themselves). */
+void cp_streams_stop(struct cp *cp);
 /* Sends what every queued stream owes, as far as its transport takes it. */
 void cp_streams_pump_queued(struct cp *cp);
 json_t *cp_streams_syncz(void *ctx);
+/* Serves type t of every stream of pv (borrowed) from v (borrowed). */
+void cp_streams_set_type_view(struct cp *cp, const cp_pview_t *pv, ads_srv_type_t t,
+                              ads_srv_view_t *v);
 
 /* cp_secrets.c */
 /* The Secret "default" of ns/sa (borrowed, owned by cp), issued when new; NULL without a CA. */

@@ -1,7 +1,7 @@
 /* Workload certificates: one per namespace and service account, issued by the mesh CA the first
  * time a sidecar of that identity connects, served as Secret "default" (with the trust bundle as
- * "ROOTCA"), and issued again at half their lifetime; the groups of sidecars that hold one get
- * the new one through their ADS view. */
+ * "ROOTCA"), and issued again at half their lifetime; the secrets view of each namespace and
+ * service account gets the new one, and tells its streams. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,9 +82,10 @@ static void on_renew(uv_timer_t *t)
             any = true;
     if (!any)
         return;
-    for (cp_pview_t *p = cp->pviews; p; p = p->next)
-        if (!p->proxyless)
-            cp_pview_fill(cp, p);
+    for (size_t b = 0; b < CP_TVIEW_BUCKETS; b++)
+        for (cp_tview_t *tv = cp->tviews[b]; tv; tv = tv->next)
+            if (tv->type == ADS_SRV_SDS)
+                cp_tview_fill(cp, tv);
     cp_streams_pump_queued(cp);
 }
 

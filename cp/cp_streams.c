@@ -1,7 +1,8 @@
 /* The ADS streams: each gRPC call to StreamAggregatedResources or DeltaAggregatedResources is an
- * ADS server stream; its first request names the node, which picks its group of sidecars; its
- * responses are built when the call's send side has room, so a slow reader only ever gets the
- * newest version of what it owes. */
+ * ADS server stream; its first request names the node, which picks its group of sidecars and the
+ * view each type is served from; its responses are built one at a time, each once HTTP/2 has
+ * taken the last and while the responses in flight over all streams stay under a budget, so a
+ * slow reader only ever gets the newest version of what it owes. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +19,28 @@
 #define ADS_DELTA_PATH                                                                             \
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
 
-/* Responses are built while less than this waits on the call's send side. */
-#define PUMP_HIGH_WATER (256u * 1024)
+/* Bytes of responses handed to calls and not yet taken by HTTP/2, over every stream, past which
+ * no stream builds another until some are taken: 1,000 sidecars reconnecting at once ask for
+ * about 1.3 MB each, which would otherwise all be built at once and held until their sockets
+ * take them. */
+#define PUMP_BUDGET (16u << 20)
 
 static const char *const TYPE_KEYS[ADS_SRV_NTYPES] = {"CDS", "EDS", "LDS", "RDS", "SDS"};
+
+/* The budget outlives cp while the responses it counts are still held by calls being freed. */
+struct cp_pump_budget {
+    cp_t *cp;        /* NULL once cp has stopped */
+    size_t inflight; /* bytes of the responses out */
+    size_t outs;     /* responses out */
+};
+
+/* A response handed to a call, until HTTP/2 has taken the whole of it. */
+typedef struct cp_out {
+    cp_pump_budget_t *budget;
+    cp_stream_t *st; /* NULL once the stream has closed */
+    uint8_t *buf;
+    size_t len;
+} cp_out_t;
 
 static void unlink_stream(cp_t *cp, cp_stream_t *st)
 {
@@ -33,13 +52,82 @@ static void unlink_stream(cp_t *cp, cp_stream_t *st)
         st->next->prev = st->prev;
 }
 
+/* Puts st at the end of the streams to pump, once. */
+static void enqueue(cp_stream_t *st)
+{
+    cp_t *cp = st->cp;
+    if (st->queued)
+        return;
+    st->queued = true;
+    st->pump_next = NULL;
+    if (cp->pump_tail)
+        cp->pump_tail->pump_next = st;
+    else
+        cp->pump_list = st;
+    cp->pump_tail = st;
+}
+
+static void dequeue(cp_t *cp, cp_stream_t *st)
+{
+    cp_stream_t *prev = NULL;
+    for (cp_stream_t *p = cp->pump_list; p; prev = p, p = p->pump_next)
+        if (p == st) {
+            if (prev)
+                prev->pump_next = st->pump_next;
+            else
+                cp->pump_list = st->pump_next;
+            if (cp->pump_tail == st)
+                cp->pump_tail = prev;
+            break;
+        }
+    st->queued = false;
+    st->pump_next = NULL;
+}
+
+static void on_pump_idle(uv_idle_t *h);
+
+/* HTTP/2 took the whole response (or the call dropped it): the stream may build its next one,
+ * and the budget has room again. Runs from inside the gRPC server: only counts and queues. */
+static void out_release(void *arg)
+{
+    cp_out_t *o = arg;
+    cp_pump_budget_t *b = o->budget;
+    b->inflight -= o->len;
+    b->outs--;
+    if (o->st) {
+        o->st->out = NULL;
+        enqueue(o->st);
+    }
+    free(o->buf);
+    free(o);
+    if (b->cp == NULL) {
+        if (b->outs == 0)
+            free(b);
+        return;
+    }
+    if (b->cp->pump_list && b->cp->pump_idle && b->inflight < PUMP_BUDGET)
+        uv_idle_start(b->cp->pump_idle, on_pump_idle); /* a no-op when started already */
+}
+
+/* Builds and hands over the next response st owes, one at a time: the next only once HTTP/2 has
+ * taken the last, so a slow reader only ever gets the newest version of what it owes, and only
+ * while the budget has room (else st waits in the queue). */
 static void pump(cp_stream_t *st)
 {
     cp_t *cp = st->cp;
-    while (st->call && grpc_scall_pending_bytes(st->call) < PUMP_HIGH_WATER) {
+    while (st->call && st->out == NULL) {
+        if (cp->budget->inflight >= PUMP_BUDGET) {
+            enqueue(st);
+            return;
+        }
         uint8_t *buf = NULL;
         size_t len = 0;
         int rc = ads_srv_stream_next_response(st->s, &buf, &len);
+        cp_out_t *o = rc > 0 ? malloc(sizeof(*o)) : NULL;
+        if (rc > 0 && o == NULL) {
+            free(buf);
+            rc = -ENOMEM;
+        }
         if (rc <= 0) {
             if (rc < 0)
                 log_warn("xds: %s: building a response: %s", st->node_id, strerror(-rc));
@@ -49,8 +137,12 @@ static void pump(cp_stream_t *st)
         if (info && info->type < ADS_SRV_NTYPES)
             stats_inc(cp->stats.slots, cp->stats.pushes[info->type]);
         stats_add(cp->stats.slots, cp->stats.bytes_sent, (int64_t)len);
-        if (grpc_scall_send_shared(st->call, buf, len, free, buf) < 0)
-            return;
+        *o = (cp_out_t){.budget = cp->budget, .st = st, .buf = buf, .len = len};
+        st->out = o;
+        cp->budget->inflight += len;
+        cp->budget->outs++;
+        if (grpc_scall_send_shared(st->call, buf, len, out_release, o) < 0)
+            return; /* released already */
     }
 }
 
@@ -58,22 +150,27 @@ static void pump(cp_stream_t *st)
 static void on_owed(void *ctx, ads_srv_stream_t *s)
 {
     (void)s;
-    cp_stream_t *st = ctx;
-    if (st->queued)
-        return;
-    st->queued = true;
-    st->pump_next = st->cp->pump_list;
-    st->cp->pump_list = st;
+    enqueue(ctx);
 }
 
 void cp_streams_pump_queued(cp_t *cp)
 {
-    while (cp->pump_list) {
+    /* Each stream queued now gets one turn; one that waits for the budget is queued again. */
+    cp_stream_t *last = cp->pump_tail;
+    while (cp->pump_list && cp->budget->inflight < PUMP_BUDGET) {
         cp_stream_t *st = cp->pump_list;
-        cp->pump_list = st->pump_next;
-        st->queued = false;
+        dequeue(cp, st);
         pump(st);
+        if (st == last)
+            break;
     }
+    if (cp->pump_idle && (cp->pump_list == NULL || cp->budget->inflight >= PUMP_BUDGET))
+        uv_idle_stop(cp->pump_idle);
+}
+
+static void on_pump_idle(uv_idle_t *h)
+{
+    cp_streams_pump_queued(h->data);
 }
 
 static void on_start(grpc_scall_t *call, void *user)
@@ -135,7 +232,9 @@ static int attach(cp_stream_t *st)
     st->pv = cp_pview_get(cp, vn.namespace_, vn.pod, sa, vn.proxyless);
     if (st->pv == NULL)
         return -ENOMEM;
-    ads_srv_stream_set_view(st->s, st->pv->v);
+    for (int t = 0; t < ADS_SRV_NTYPES; t++)
+        if (st->pv->tv[t])
+            ads_srv_stream_set_type_view(st->s, (ads_srv_type_t)t, st->pv->tv[t]->v);
     cp->nstreams_with_node++;
     stats_add(cp->stats.slots, cp->stats.connected, 1);
     log_info("xds: %s connected (%s, group %s)", st->node_id,
@@ -201,6 +300,14 @@ static void on_message(grpc_scall_t *call, const uint8_t *msg, size_t len, void 
     pump(st);
 }
 
+void cp_streams_set_type_view(cp_t *cp, const cp_pview_t *pv, ads_srv_type_t t, ads_srv_view_t *v)
+{
+    for (cp_stream_t *st = cp->streams; st; st = st->next)
+        if (st->pv == pv && ads_srv_stream_set_type_view(st->s, t, v) == 0 &&
+            ads_srv_stream_owes(st->s))
+            on_owed(st, st->s);
+}
+
 static void on_writable(grpc_scall_t *call, void *user)
 {
     (void)call;
@@ -221,11 +328,9 @@ static void on_close(grpc_scall_t *call, int code, const char *message, void *us
         stats_add(cp->stats.slots, cp->stats.connected, -1);
     }
     if (st->queued)
-        for (cp_stream_t **pp = &cp->pump_list; *pp; pp = &(*pp)->pump_next)
-            if (*pp == st) {
-                *pp = st->pump_next;
-                break;
-            }
+        dequeue(cp, st);
+    if (st->out)
+        st->out->st = NULL; /* the call frees it later */
     unlink_stream(cp, st);
     ads_srv_stream_free(st->s);
     cp_pview_release(cp, st->pv);
@@ -239,8 +344,39 @@ static const grpc_method_ops_t ADS_OPS = {
     .on_close = on_close,
 };
 
+static void on_idle_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+void cp_streams_stop(cp_t *cp)
+{
+    if (cp->pump_idle) {
+        uv_idle_stop(cp->pump_idle);
+        uv_close((uv_handle_t *)cp->pump_idle, on_idle_closed);
+        cp->pump_idle = NULL;
+    }
+    if (cp->budget) {
+        cp->budget->cp = NULL;
+        if (cp->budget->outs == 0)
+            free(cp->budget);
+        cp->budget = NULL;
+    }
+}
+
 int cp_streams_register(cp_t *cp)
 {
+    cp->budget = calloc(1, sizeof(*cp->budget));
+    cp->pump_idle = malloc(sizeof(*cp->pump_idle));
+    if (cp->budget == NULL || cp->pump_idle == NULL) {
+        free(cp->pump_idle);
+        cp->pump_idle = NULL;
+        return -ENOMEM;
+    }
+    cp->budget->cp = cp;
+    uv_idle_init(cp->loop, cp->pump_idle);
+    cp->pump_idle->data = cp;
+
     grpc_server_opts_t o = {.tls = cp->tls,
                             .keepalive_interval_ms = cp->opts.keepalive_ms,
                             .max_concurrent_streams = 16,

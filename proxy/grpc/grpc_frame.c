@@ -7,7 +7,7 @@
 #include <string.h>
 
 #define GRPC_FLAG_COMPRESSED 1
-#define DEFRAME_KEEP_BUF     (64 * 1024) /* an assembly buffer larger than this is not kept */
+#define DEFRAME_KEEP_BUF     (16 * 1024) /* an assembly buffer larger than this is not kept */
 
 static const char *const code_names[] = {
     "OK",

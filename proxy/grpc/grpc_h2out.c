@@ -132,6 +132,12 @@ bool grpc_h2out_flush(grpc_h2out_t *o, nghttp2_session *h2)
     while (out_drain(o) && out_gather(o, h2))
         ;
     o->flushing = false;
+    if (o->len == 0 && !o->writing && o->cap > GRPC_H2OUT_KEEP) {
+        /* All out: a thousand idle connections do not each keep their largest burst's buffer. */
+        free(o->buf);
+        o->buf = NULL;
+        o->cap = 0;
+    }
     return true;
 }
 

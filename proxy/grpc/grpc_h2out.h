@@ -19,6 +19,7 @@
 #define GRPC_H2OUT_TLS_PIECE   (16 * 1024) /* plaintext handed to TLS at once */
 #define GRPC_H2OUT_TLS_QUEUE   (32 * 1024) /* ciphertext queued before we wait for the kernel */
 #define GRPC_H2OUT_FIRST_CAP   (16 * 1024) /* the buffer's first size; it doubles as it must */
+#define GRPC_H2OUT_KEEP        (16 * 1024) /* a larger buffer is freed once all of it is out */
 
 /* What the output needs of the connection that owns it (owner: the pointer given at init). */
 typedef struct grpc_h2out_ops {

@@ -55,7 +55,6 @@ static void conn_free(grpc_sconn_t *c)
     tls_io_free(c->tls);
     bufpool_destroy(&c->pool);
     grpc_h2out_free(&c->out);
-    free(c->rbuf);
     free(c->peer_id);
     if (c->prev)
         c->prev->next = c->next;
@@ -444,9 +443,7 @@ static int conn_setup(grpc_sconn_t *c)
 {
     conn_name(c);
     bufpool_init(&c->pool, 2);
-    c->rbuf = malloc(GRPC_SRV_RBUF_SIZE);
-    if (c->rbuf == NULL)
-        return -ENOMEM;
+    c->rbuf = c->srv->rbuf;
     int rc = conn_session_new(c);
     if (rc == 0 && c->srv->tls) {
         rc =
@@ -511,6 +508,7 @@ static void server_free(grpc_server_t *s)
         m = next;
     }
     tls_config_unref(s->tls);
+    free(s->rbuf);
     free(s);
 }
 
@@ -543,8 +541,10 @@ int grpc_server_new(uv_loop_t *loop, const grpc_server_opts_t *o, grpc_server_t 
     if (o == NULL || (o->tls && tls_config_role(o->tls) != TLS_ROLE_SERVER))
         return -EINVAL;
     grpc_server_t *s = calloc(1, sizeof(*s));
-    if (s == NULL)
+    if (s == NULL || (s->rbuf = malloc(GRPC_SRV_RBUF_SIZE)) == NULL) {
+        free(s);
         return -ENOMEM;
+    }
     s->loop = loop;
     s->o = *o;
     s->o.tls = NULL;

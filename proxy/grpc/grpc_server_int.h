@@ -92,10 +92,10 @@ struct grpc_sconn {
     nghttp2_session *h2;
     tls_io_t *tls;
     bufpool_t pool;
-    char *peer_id;    /* the client certificate's SPIFFE ID, or NULL */
-    char name[64];    /* the client's address, for log lines */
-    grpc_h2out_t out; /* the session's output on its way to the socket */
-    uint8_t *rbuf;
+    char *peer_id;           /* the client certificate's SPIFFE ID, or NULL */
+    char name[64];           /* the client's address, for log lines */
+    grpc_h2out_t out;        /* the session's output on its way to the socket */
+    uint8_t *rbuf;           /* the server's (borrowed) */
     grpc_scall_t *calls;     /* calls with a live stream */
     size_t ncalls;           /* of them, the ones a method has */
     grpc_scall_t *ending;    /* on_close to deliver at the next loop turn */
@@ -118,6 +118,9 @@ struct grpc_server {
     size_t nconns;
     grpc_server_drained_cb on_drained;
     void *drained_user;
+    /* The read buffer of every connection: a read is handled whole, on the loop's thread,
+     * before the next one is taken, so one serves them all. */
+    uint8_t *rbuf;
 };
 
 /* grpc_server.c */

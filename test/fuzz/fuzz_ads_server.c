@@ -5,10 +5,11 @@
  *
  * Input: one byte of flags (bit 0 delta mode), then steps of [op][length, 2 bytes little
  * endian][payload]: op % 4 == 0 feeds the payload as a request to stream op / 4 % 2; 1 replaces
- * the view's resources of type op / 4 % 5 with one per comma-separated name in the payload (its
- * bytes the name and the step's number, so a repeat changes them); 2 moves stream 1 to the other
- * view; 3 frees stream 1 and opens a new one. Bytes that do not form a step are fed whole as one
- * request. */
+ * the resources of type op / 4 % 5 of view op >> 7 with one per comma-separated name in the
+ * payload (its bytes the name and the step's number, so a repeat changes them); 2 moves stream 1
+ * to the other view, for every type, or (op & 4) for type (op >> 3) % 5 only, so that its types
+ * come from different views; 3 frees stream 1 and opens a new one. Bytes that do not form a step
+ * are fed whole as one request. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -109,10 +110,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (op % 4 == 0) {
             ads_srv_stream_on_request(streams[op / 4 % 2], payload, len, err, sizeof(err));
         } else if (op % 4 == 1) {
-            replace(views[0], op / 4, payload, len, steps);
+            replace(views[op >> 7], op / 4, payload, len, steps);
         } else if (op % 4 == 2) {
+            /* The second stream moves to the other view: every type, or one type only. */
             cur = !cur;
-            ads_srv_stream_set_view(streams[1], views[cur]);
+            if (op & 4)
+                ads_srv_stream_set_type_view(
+                    streams[1], (ads_srv_type_t)((op >> 3) % ADS_SRV_NTYPES), views[cur]);
+            else
+                ads_srv_stream_set_view(streams[1], views[cur]);
         } else {
             ads_srv_stream_free(streams[1]);
             streams[1] = open_stream(mode, views[cur], &owed, &totals);

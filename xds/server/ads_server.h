@@ -88,10 +88,10 @@ void ads_srv_view_unref(ads_srv_view_t *v);
 /* Replaces, as one generation, the resources of v (borrowed): of every type when all_types is
  * true, else of the types that res[0..n) holds (each borrowed; the view takes its own reference).
  * Two resources of one type and name are -EINVAL, nothing changed; -ENOMEM likewise. Then every
- * stream on v whose subscriptions a change touches (a name added, removed, or of another hash)
- * owes a response for that type, and a stream that owed nothing before is told through its
- * owed hook, from inside this call (the hook must not free a stream or change a view). A
- * resource equal by content hash to the one it replaces counts as unchanged. Returns the number
+ * stream served a replaced type from v whose subscriptions a change touches (a name added, removed,
+ * or of another hash) owes a response for that type, and a stream that owed nothing before is told
+ * through its owed hook, from inside this call (the hook must not free a stream or change a view).
+ * A resource equal by content hash to the one it replaces counts as unchanged. Returns the number
  * of (type, name) pairs that changed (0 or more). */
 int ads_srv_view_replace(ads_srv_view_t *v, ads_srv_resource_t *const *res, size_t n,
                          bool all_types);
@@ -154,15 +154,24 @@ int ads_srv_stream_on_request(ads_srv_stream_t *s, const uint8_t *buf, size_t le
  * it: its id, cluster and metadata say which view the stream gets. */
 const struct Envoy__Config__Core__V3__Node *ads_srv_stream_node(const ads_srv_stream_t *s);
 
-/* Puts s on view v (borrowed; s takes a reference, and drops the one to its previous view;
- * NULL: none). Every type requested owes what differs from what was sent. */
+/* Serves type t of s from view v (borrowed; s takes a reference, and drops the one to the view
+ * it served t from; NULL: none, t is then not served). A stream may be served each type from
+ * another view, and a view may serve many streams some types only: a replace of v touches the
+ * streams served from it the types it replaces, and nothing else. Type t owes what differs from
+ * what was sent. Returns 0, or -EINVAL for a type out of range. */
+int ads_srv_stream_set_type_view(ads_srv_stream_t *s, ads_srv_type_t t, ads_srv_view_t *v);
+
+/* The same for every type: s is served everything from v (borrowed; NULL: none). */
 void ads_srv_stream_set_view(ads_srv_stream_t *s, ads_srv_view_t *v);
+
+/* The view s (borrowed) is served type t from (borrowed from s), or NULL. */
+const ads_srv_view_t *ads_srv_stream_type_view(const ads_srv_stream_t *s, ads_srv_type_t t);
 
 /* Whether s (borrowed) may owe a response: next_response can still find nothing to send (a
  * change that cancelled out). */
 bool ads_srv_stream_owes(const ads_srv_stream_t *s);
 
-/* Builds the next response owed, from the view as it is now, into *buf (new, the caller's:
+/* Builds the next response owed, from each type's view as it is now, into *buf (new, the caller's:
  * free()) and *len; types in the order of ads_srv_type_t. SotW: listeners and clusters the
  * whole set asked for; endpoints, routes and secrets those that changed. Delta: what changed
  * and removed_resources. Returns 1 with a response, 0 when none is owed (or no view yet; *buf

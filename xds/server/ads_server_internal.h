@@ -24,17 +24,21 @@ struct ads_srv_resource {
     size_t value_len;
 };
 
-/* Per name a stream knows of, for one type: subscribed, sent, or both. */
+/* Per name a stream knows of, for one type: subscribed, sent, or both. A stream of a sidecar
+ * has one per cluster name of the mesh, so it is kept small: the flags are bits and the name
+ * follows them directly (ADS_SRV_ENTRY_SIZE). */
 typedef struct ads_srv_entry {
     struct ads_srv_entry *next; /* in its hash chain */
     uint64_t name_hash;
-    uint64_t sent_hash; /* content hash of what the client holds (0: unknown version) */
-    bool subscribed;    /* named explicitly by the client */
-    bool sent;          /* the client holds a version of it (delta; SotW named types) */
-    bool tell_absent;   /* delta: subscribed and not answered yet (removed when absent) */
-    bool pending;       /* in the type's pending list */
-    char name[];        /* in the same block */
+    uint64_t sent_hash;   /* content hash of what the client holds (0: unknown version) */
+    bool subscribed : 1;  /* named explicitly by the client */
+    bool sent : 1;        /* the client holds a version of it (delta; SotW named types) */
+    bool tell_absent : 1; /* delta: subscribed and not answered yet (removed when absent) */
+    bool pending : 1;     /* in the type's pending list */
+    char name[];          /* in the same block */
 } ads_srv_entry_t;
+
+#define ADS_SRV_ENTRY_SIZE(name_len) (offsetof(ads_srv_entry_t, name) + (name_len) + 1)
 
 typedef struct ads_srv_table {
     ads_srv_entry_t **buckets;
@@ -63,13 +67,23 @@ typedef struct ads_srv_tstate {
     int last_error_code;
     bool nacked; /* the newest response was NACKed */
     bool acked;  /* the newest response was ACKed */
+    /* SotW: a hash of the resource_names fields of the last request as they came on the wire,
+     * and how many there were: an ACK that repeats them changes no subscription. */
+    bool names_known;
+    uint64_t names_wire_hash;
+    size_t names_wire_count;
 } ads_srv_tstate_t;
+
+/* A stream's place on the list of the streams that use a view for one type. */
+typedef struct ads_srv_link {
+    struct ads_srv_stream *prev, *next;
+} ads_srv_link_t;
 
 struct ads_srv_stream {
     ads_srv_stream_opts_t opts;
-    ads_srv_view_t *view;
-    struct ads_srv_stream *view_prev, *view_next; /* on the view's list */
-    ProtobufCMessage *first;                      /* the first request, for its node (owned) */
+    ads_srv_view_t *views[ADS_SRV_NTYPES]; /* per type: the view it is served from */
+    ads_srv_link_t links[ADS_SRV_NTYPES];  /* on that view's list of the type */
+    ProtobufCMessage *first;               /* the first request, for its node (owned) */
     const struct Envoy__Config__Core__V3__Node *node;
     uint64_t nonce_seq;
     ads_srv_tstate_t types[ADS_SRV_NTYPES];
@@ -88,7 +102,7 @@ struct ads_srv_view {
     uint64_t generation;
     ads_srv_resource_t **res[ADS_SRV_NTYPES]; /* references, sorted by name */
     size_t n[ADS_SRV_NTYPES];
-    ads_srv_stream_t *streams; /* the streams on it */
+    ads_srv_stream_t *streams[ADS_SRV_NTYPES]; /* per type: the streams served it from here */
 };
 
 /* ads_server_resource.c */
@@ -98,8 +112,8 @@ void ads_srv_hex(uint64_t h, char out[17]);
 /* The resource of type t named name (len bytes) in v, or NULL: binary search. */
 ads_srv_resource_t *ads_srv_view_lookup(const ads_srv_view_t *v, ads_srv_type_t t,
                                         const char *name);
-void ads_srv_view_attach(ads_srv_view_t *v, ads_srv_stream_t *s);
-void ads_srv_view_detach(ads_srv_view_t *v, ads_srv_stream_t *s);
+void ads_srv_view_attach(ads_srv_view_t *v, ads_srv_type_t t, ads_srv_stream_t *s);
+void ads_srv_view_detach(ads_srv_view_t *v, ads_srv_type_t t, ads_srv_stream_t *s);
 
 /* ads_server_table.c */
 ads_srv_entry_t *ads_srv_table_find(const ads_srv_table_t *t, const char *name);
@@ -128,6 +142,22 @@ void ads_srv_count(ads_srv_stream_t *s, size_t field_offset, size_t n);
 /* Drops the references the last response's info holds. */
 void ads_srv_release_last(ads_srv_stream_t *s);
 #define ADS_SRV_COUNT(s, field, n) ads_srv_count((s), offsetof(ads_srv_counters_t, field), (n))
+
+/* ads_server_wire.c */
+/* What a DiscoveryRequest carries, read from the wire without decoding it. */
+typedef struct ads_srv_wire_scan {
+    uint64_t names_hash;  /* of the resource_names fields, in their order */
+    size_t names;         /* how many */
+    size_t names_bytes;   /* bytes they take, tags and lengths included */
+    const char *type_url; /* borrowed from the request, not terminated; NULL: none */
+    size_t type_url_len;
+} ads_srv_wire_scan_t;
+/* Fills *out from buf[0..len) (borrowed; out->type_url points into it). Returns 0, or -EBADMSG
+ * when the top-level fields do not parse (the decoder then says why). */
+int ads_srv_wire_scan(const uint8_t *buf, size_t len, ads_srv_wire_scan_t *out);
+/* Writes buf[0..len), which a scan accepted, without its resource_names fields into out (the
+ * caller's, len - names_bytes bytes at least). Returns the bytes written. */
+size_t ads_srv_wire_strip_names(const uint8_t *buf, size_t len, uint8_t *out);
 
 /* ads_server_response.c */
 int ads_srv_build(ads_srv_stream_t *s, ads_srv_type_t t, uint8_t **buf, size_t *len);

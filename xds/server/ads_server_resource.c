@@ -261,24 +261,25 @@ uint64_t ads_srv_view_generation(const ads_srv_view_t *v)
     return v->generation;
 }
 
-void ads_srv_view_attach(ads_srv_view_t *v, ads_srv_stream_t *s)
+void ads_srv_view_attach(ads_srv_view_t *v, ads_srv_type_t t, ads_srv_stream_t *s)
 {
-    s->view_prev = NULL;
-    s->view_next = v->streams;
-    if (v->streams)
-        v->streams->view_prev = s;
-    v->streams = s;
+    s->links[t].prev = NULL;
+    s->links[t].next = v->streams[t];
+    if (v->streams[t])
+        v->streams[t]->links[t].prev = s;
+    v->streams[t] = s;
 }
 
-void ads_srv_view_detach(ads_srv_view_t *v, ads_srv_stream_t *s)
+void ads_srv_view_detach(ads_srv_view_t *v, ads_srv_type_t t, ads_srv_stream_t *s)
 {
-    if (s->view_prev)
-        s->view_prev->view_next = s->view_next;
+    ads_srv_link_t *l = &s->links[t];
+    if (l->prev)
+        l->prev->links[t].next = l->next;
     else
-        v->streams = s->view_next;
-    if (s->view_next)
-        s->view_next->view_prev = s->view_prev;
-    s->view_prev = s->view_next = NULL;
+        v->streams[t] = l->next;
+    if (l->next)
+        l->next->links[t].prev = l->prev;
+    l->prev = l->next = NULL;
 }
 
 static int by_name(const void *a, const void *b)
@@ -286,11 +287,12 @@ static int by_name(const void *a, const void *b)
     return strcmp((*(ads_srv_resource_t *const *)a)->name, (*(ads_srv_resource_t *const *)b)->name);
 }
 
-/* Tells every stream on v that (t, name) changed: r is the new resource, or NULL (removed). */
+/* Tells every stream served type t from v that (t, name) changed: r is the new resource, or
+ * NULL (removed). */
 static void touch_all(ads_srv_view_t *v, ads_srv_type_t t, const ads_srv_resource_t *r,
                       const char *name)
 {
-    for (ads_srv_stream_t *s = v->streams; s; s = s->view_next)
+    for (ads_srv_stream_t *s = v->streams[t]; s; s = s->links[t].next)
         ads_srv_stream_touch(s, t, r, name);
 }
 
@@ -361,11 +363,13 @@ int ads_srv_view_replace(ads_srv_view_t *v, ads_srv_resource_t *const *res, size
     }
     if (changed)
         v->generation++;
-    /* The hooks run once the view is whole again: a hook may build a response at once. */
-    for (ads_srv_stream_t *s = v->streams, *next; s; s = next) {
-        next = s->view_next;
-        ads_srv_stream_notify(s);
-    }
+    /* The hooks run once the view is whole again: a hook may build a response at once. Only the
+     * streams served a replaced type from v can have been touched. */
+    for (int t = 0; changed && t < ADS_SRV_NTYPES; t++)
+        for (ads_srv_stream_t *s = replace[t] ? v->streams[t] : NULL, *next; s; s = next) {
+            next = s->links[t].next;
+            ads_srv_stream_notify(s);
+        }
     return changed;
 fail:
     for (int t = 0; t < ADS_SRV_NTYPES; t++)

@@ -141,7 +141,7 @@ static int by_name(const void *a, const void *b)
 static int owed_full_set(ads_srv_stream_t *s, ads_srv_tstate_t *ts, ads_srv_type_t t, out_t *o,
                          uint64_t *set_hash)
 {
-    const ads_srv_view_t *v = s->view;
+    const ads_srv_view_t *v = s->views[t];
     uint64_t sum = 0;
     if (ts->wildcard) {
         for (size_t i = 0; i < v->n[t]; i++)
@@ -169,7 +169,7 @@ static int owed_entry(ads_srv_stream_t *s, ads_srv_tstate_t *ts, ads_srv_type_t 
                       ads_srv_entry_t *e, out_t *o)
 {
     bool delta = s->opts.mode == ADS_SRV_DELTA;
-    ads_srv_resource_t *r = ads_srv_view_lookup(s->view, t, e->name);
+    ads_srv_resource_t *r = ads_srv_view_lookup(s->views[t], t, e->name);
     bool wanted = e->subscribed || (ts->wildcard && full_set(t));
     if (r && wanted) {
         if (!e->sent || e->sent_hash != r->hash)
@@ -192,7 +192,7 @@ static int owed_per_name(ads_srv_stream_t *s, ads_srv_tstate_t *ts, ads_srv_type
         return 0;
     }
     if (ts->wildcard && full_set(t)) { /* delta wildcard: every resource, known or not */
-        const ads_srv_view_t *v = s->view;
+        const ads_srv_view_t *v = s->views[t];
         for (size_t i = 0; i < v->n[t]; i++) {
             ads_srv_entry_t *e = ads_srv_table_find(&ts->table, v->res[t][i]->name);
             if ((e == NULL || !e->sent || e->sent_hash != v->res[t][i]->hash) &&
@@ -202,7 +202,7 @@ static int owed_per_name(ads_srv_stream_t *s, ads_srv_tstate_t *ts, ads_srv_type
     }
     for (size_t i = 0; i < ts->table.nbuckets; i++)
         for (ads_srv_entry_t *e = ts->table.buckets[i]; e; e = e->next) {
-            bool in_view = ads_srv_view_lookup(s->view, t, e->name) != NULL;
+            bool in_view = ads_srv_view_lookup(s->views[t], t, e->name) != NULL;
             if (ts->wildcard && full_set(t) && in_view)
                 continue; /* done above */
             if (owed_entry(s, ts, t, e, o) < 0)
@@ -348,11 +348,10 @@ int ads_srv_stream_next_response(ads_srv_stream_t *s, uint8_t **buf, size_t *len
 {
     *buf = NULL;
     *len = 0;
-    if (s->view == NULL)
-        return 0;
     for (int t = 0; t < ADS_SRV_NTYPES; t++) {
         ads_srv_tstate_t *ts = &s->types[t];
-        if (!ts->requested || (ts->answered && !ts->full && ts->npending == 0))
+        if (s->views[t] == NULL || !ts->requested ||
+            (ts->answered && !ts->full && ts->npending == 0))
             continue;
         int rc = ads_srv_build(s, t, buf, len);
         if (rc != 0)

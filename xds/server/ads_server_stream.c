@@ -84,32 +84,46 @@ const ads_srv_counters_t *ads_srv_stream_counters(const ads_srv_stream_t *s)
     return &s->counters;
 }
 
-static bool type_owes(const ads_srv_stream_t *s, const ads_srv_tstate_t *ts)
+static bool type_owes(const ads_srv_stream_t *s, ads_srv_type_t t)
 {
-    return s->view && ts->requested && (!ts->answered || ts->full || ts->npending);
+    const ads_srv_tstate_t *ts = &s->types[t];
+    return s->views[t] && ts->requested && (!ts->answered || ts->full || ts->npending);
 }
 
 bool ads_srv_stream_owes(const ads_srv_stream_t *s)
 {
     for (int t = 0; t < ADS_SRV_NTYPES; t++)
-        if (type_owes(s, &s->types[t]))
+        if (type_owes(s, (ads_srv_type_t)t))
             return true;
     return false;
 }
 
+int ads_srv_stream_set_type_view(ads_srv_stream_t *s, ads_srv_type_t t, ads_srv_view_t *v)
+{
+    if ((unsigned)t >= ADS_SRV_NTYPES)
+        return -EINVAL;
+    if (s->views[t] == v)
+        return 0;
+    if (s->views[t]) {
+        ads_srv_view_detach(s->views[t], t, s);
+        ads_srv_view_unref(s->views[t]);
+    }
+    s->views[t] = v ? ads_srv_view_ref(v) : NULL;
+    if (v)
+        ads_srv_view_attach(v, t, s);
+    s->types[t].full = true; /* another view: compare everything with what was sent */
+    return 0;
+}
+
 void ads_srv_stream_set_view(ads_srv_stream_t *s, ads_srv_view_t *v)
 {
-    if (s->view == v)
-        return;
-    if (s->view) {
-        ads_srv_view_detach(s->view, s);
-        ads_srv_view_unref(s->view);
-    }
-    s->view = v ? ads_srv_view_ref(v) : NULL;
-    if (v)
-        ads_srv_view_attach(v, s);
     for (int t = 0; t < ADS_SRV_NTYPES; t++)
-        s->types[t].full = true; /* another view: compare everything with what was sent */
+        ads_srv_stream_set_type_view(s, (ads_srv_type_t)t, v);
+}
+
+const ads_srv_view_t *ads_srv_stream_type_view(const ads_srv_stream_t *s, ads_srv_type_t t)
+{
+    return (unsigned)t < ADS_SRV_NTYPES ? s->views[t] : NULL;
 }
 
 void ads_srv_stream_touch(ads_srv_stream_t *s, ads_srv_type_t t, const ads_srv_resource_t *r,
@@ -157,7 +171,7 @@ int ads_srv_stream_type_status(const ads_srv_stream_t *s, ads_srv_type_t t,
         out->sync = ADS_SRV_NOT_SENT;
     else if (ts->nacked)
         out->sync = ADS_SRV_NACKED;
-    else if (ts->acked && !type_owes(s, ts))
+    else if (ts->acked && !type_owes(s, t))
         out->sync = ADS_SRV_SYNCED;
     else
         out->sync = ADS_SRV_STALE;
@@ -291,7 +305,11 @@ static int sotw_subscribe(ads_srv_stream_t *s, ads_srv_type_t t, const sotw_requ
     return 0;
 }
 
-static int sotw_request(ads_srv_stream_t *s, ads_srv_type_t t, const sotw_request_t *req)
+/* ws: what the request named, as it came on the wire (NULL: not scanned); names_same: its
+ * resource_names are those of the subscription taken last (req then carries none: they were not
+ * decoded). */
+static int sotw_request(ads_srv_stream_t *s, ads_srv_type_t t, const sotw_request_t *req,
+                        const ads_srv_wire_scan_t *ws, bool names_same)
 {
     ads_srv_tstate_t *ts = &s->types[t];
     const char *nonce = req->response_nonce ? req->response_nonce : "";
@@ -310,7 +328,12 @@ static int sotw_request(ads_srv_stream_t *s, ads_srv_type_t t, const sotw_reques
         if ((ts->initial_version = strdup(req->version_info)) == NULL)
             return -ENOMEM;
     }
-    int rc = sotw_subscribe(s, t, req);
+    int rc = names_same ? 0 : sotw_subscribe(s, t, req);
+    /* The subscription taken, as the wire said it: the next request that repeats it is not
+     * decoded name by name again. */
+    ts->names_known = rc == 0 && ws;
+    ts->names_wire_hash = ws ? ws->names_hash : 0;
+    ts->names_wire_count = ws ? ws->names : 0;
     ts->requested = true;
     ADS_SRV_COUNT(s, requests, 1);
     return rc;
@@ -425,14 +448,56 @@ static int first_request(ads_srv_stream_t *s, ProtobufCMessage *m,
     return 1;
 }
 
+/* SotW: whether buf repeats the resource_names of the last request of its type, by the scan
+ * ws of it. */
+static bool sotw_names_repeated(const ads_srv_stream_t *s, const ads_srv_wire_scan_t *ws)
+{
+    if (ws->type_url == NULL || ws->names == 0)
+        return false;
+    for (int t = 0; t < ADS_SRV_NTYPES; t++) {
+        const char *url = ads_srv_type_url((ads_srv_type_t)t);
+        if (strlen(url) != ws->type_url_len || memcmp(url, ws->type_url, ws->type_url_len) != 0)
+            continue;
+        const ads_srv_tstate_t *ts = &s->types[t];
+        return ts->requested && ts->names_known && ts->names_wire_hash == ws->names_hash &&
+               ts->names_wire_count == ws->names;
+    }
+    return false;
+}
+
+/* Decodes a request; a SotW one that repeats its type's last resource_names is decoded without
+ * them (*names_same), and *ws (zeroed when not SotW or not scanned: *scanned) says what it
+ * named. */
+static ProtobufCMessage *decode(ads_srv_stream_t *s, const uint8_t *buf, size_t len,
+                                ads_srv_wire_scan_t *ws, bool *scanned, bool *names_same)
+{
+    bool delta = s->opts.mode == ADS_SRV_DELTA;
+    *scanned = *names_same = false;
+    if (delta)
+        return protobuf_c_message_unpack(
+            &envoy__service__discovery__v3__delta_discovery_request__descriptor, NULL, len, buf);
+    const ProtobufCMessageDescriptor *d =
+        &envoy__service__discovery__v3__discovery_request__descriptor;
+    *scanned = ads_srv_wire_scan(buf, len, ws) == 0;
+    if (!*scanned || !sotw_names_repeated(s, ws))
+        return protobuf_c_message_unpack(d, NULL, len, buf);
+    uint8_t *rest = malloc(len - ws->names_bytes + 1);
+    if (rest == NULL)
+        return protobuf_c_message_unpack(d, NULL, len, buf);
+    size_t n = ads_srv_wire_strip_names(buf, len, rest);
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, n, rest);
+    free(rest);
+    *names_same = m != NULL;
+    return m ? m : protobuf_c_message_unpack(d, NULL, len, buf);
+}
+
 int ads_srv_stream_on_request(ads_srv_stream_t *s, const uint8_t *buf, size_t len, char *err,
                               size_t errlen)
 {
     bool delta = s->opts.mode == ADS_SRV_DELTA;
-    const ProtobufCMessageDescriptor *d =
-        delta ? &envoy__service__discovery__v3__delta_discovery_request__descriptor
-              : &envoy__service__discovery__v3__discovery_request__descriptor;
-    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, buf);
+    ads_srv_wire_scan_t ws;
+    bool scanned, names_same;
+    ProtobufCMessage *m = decode(s, buf, len, &ws, &scanned, &names_same);
     if (m == NULL) {
         ADS_SRV_COUNT(s, requests_bad, 1);
         return fail(err, errlen, -EBADMSG, "the request does not decode as a %s",
@@ -465,7 +530,8 @@ int ads_srv_stream_on_request(ads_srv_stream_t *s, const uint8_t *buf, size_t le
     if (t < 0) {
         ADS_SRV_COUNT(s, requests_ignored, 1); /* a type this server does not serve */
     } else {
-        rc = delta ? delta_request(s, t, dr) : sotw_request(s, t, sr);
+        rc = delta ? delta_request(s, t, dr)
+                   : sotw_request(s, t, sr, scanned ? &ws : NULL, names_same);
         if (rc < 0)
             fail(err, errlen, rc, "%s", "out of memory");
     }

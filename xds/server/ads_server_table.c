@@ -44,7 +44,7 @@ ads_srv_entry_t *ads_srv_table_get(ads_srv_table_t *t, const char *name)
     if (t->n >= t->nbuckets && table_grow(t) < 0)
         return NULL;
     size_t len = strlen(name);
-    if ((e = calloc(1, sizeof(*e) + len + 1)) == NULL)
+    if ((e = calloc(1, ADS_SRV_ENTRY_SIZE(len))) == NULL)
         return NULL;
     memcpy(e->name, name, len + 1);
     e->name_hash = ads_srv_fnv(name, len, ADS_SRV_FNV_INIT);
