@@ -181,6 +181,37 @@ yaml_node_t *mesh_rd_item(mesh_reader_t *rd, yaml_node_t *seq, size_t i, size_t 
     return visit(rd, n) ? n : NULL;
 }
 
+int mesh_rd_maps(mesh_reader_t *rd, yaml_node_t *map, const char *key, size_t size,
+                 int (*fn)(mesh_reader_t *, yaml_node_t *, void *), void **out, size_t *count)
+{
+    yaml_node_t *seq;
+    *out = NULL;
+    *count = 0;
+    if (mesh_rd_seq(rd, map, key, &seq) < 0)
+        return -EINVAL;
+    size_t n = seq ? (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start) : 0;
+    if (n == 0)
+        return 0;
+    char *items = mesh_alloc(rd->obj, n * size);
+    if (items == NULL)
+        return mesh_rd_nomem(rd);
+    size_t top = mesh_rd_push(rd, key);
+    for (size_t i = 0; i < n; i++) {
+        size_t mark;
+        yaml_node_t *item = mesh_rd_item(rd, seq, i, &mark);
+        if (item == NULL || item->type != YAML_MAPPING_NODE)
+            return mesh_rd_fail(rd, "must be a mapping");
+        int rc = fn(rd, item, items + i * size);
+        if (rc < 0)
+            return rc;
+        mesh_rd_pop(rd, mark);
+    }
+    mesh_rd_pop(rd, top);
+    *out = items;
+    *count = n;
+    return 0;
+}
+
 static void hash_field(mesh_reader_t *rd, const char *key, const char *value, size_t len)
 {
     uint64_t h = mesh_hash(rd->obj->content_hash, rd->path, rd->pathlen);

@@ -15,38 +15,6 @@
 /* ... and on a rule's backends. */
 #define ROUTE_BACKENDS_MAX 16
 
-/* The items of the list at key, each a mapping read by fn into out[i] (size bytes each). */
-static int read_list(mesh_reader_t *rd, yaml_node_t *map, const char *key, size_t size,
-                     int (*fn)(mesh_reader_t *, yaml_node_t *, void *), void **out, size_t *count)
-{
-    yaml_node_t *seq;
-    *out = NULL;
-    *count = 0;
-    if (mesh_rd_seq(rd, map, key, &seq) < 0)
-        return -EINVAL;
-    size_t n = seq ? (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start) : 0;
-    if (n == 0)
-        return 0;
-    char *items = mesh_alloc(rd->obj, n * size);
-    if (items == NULL)
-        return mesh_rd_nomem(rd);
-    size_t top = mesh_rd_push(rd, key);
-    for (size_t i = 0; i < n; i++) {
-        size_t mark;
-        yaml_node_t *item = mesh_rd_item(rd, seq, i, &mark);
-        if (item == NULL || item->type != YAML_MAPPING_NODE)
-            return mesh_rd_fail(rd, "must be a mapping");
-        int rc = fn(rd, item, items + i * size);
-        if (rc < 0)
-            return rc;
-        mesh_rd_pop(rd, mark);
-    }
-    mesh_rd_pop(rd, top);
-    *out = items;
-    *count = n;
-    return 0;
-}
-
 /* group "" or "core" (the core API group, as the Gateway API spells it both ways). */
 static bool core_group(const char *group)
 {
@@ -149,8 +117,8 @@ static int read_match(mesh_reader_t *rd, yaml_node_t *m, void *out)
             mesh_rd_pop(rd, mark);
     }
     if (rc == 0)
-        rc = read_list(rd, m, "headers", sizeof(mesh_route_header_t), read_header,
-                       (void **)&rm->headers, &rm->nheaders);
+        rc = mesh_rd_maps(rd, m, "headers", sizeof(mesh_route_header_t), read_header,
+                          (void **)&rm->headers, &rm->nheaders);
     if (rc == 0)
         rc = mesh_rd_enum(rd, m, "method", methods, sizeof(methods) / sizeof(methods[0]), -1,
                           &method);
@@ -256,11 +224,11 @@ static int read_rule(mesh_reader_t *rd, yaml_node_t *r, void *out)
 {
     mesh_route_rule_t *rule = out;
     yaml_node_t *filters;
-    int rc = read_list(rd, r, "matches", sizeof(mesh_route_match_t), read_match,
-                       (void **)&rule->matches, &rule->nmatches);
+    int rc = mesh_rd_maps(rd, r, "matches", sizeof(mesh_route_match_t), read_match,
+                          (void **)&rule->matches, &rule->nmatches);
     if (rc == 0)
-        rc = read_list(rd, r, "backendRefs", sizeof(mesh_route_backend_t), read_backend,
-                       (void **)&rule->backends, &rule->nbackends);
+        rc = mesh_rd_maps(rd, r, "backendRefs", sizeof(mesh_route_backend_t), read_backend,
+                          (void **)&rule->backends, &rule->nbackends);
     /* the API's limit, which also keeps a rule's total weight within 32 bits */
     if (rc == 0 && rule->nbackends > ROUTE_BACKENDS_MAX)
         rc = mesh_rd_fail_at(rd, "backendRefs", "%zu backends; at most %d", rule->nbackends,
@@ -286,8 +254,8 @@ int mesh_read_http_route(mesh_reader_t *rd, yaml_node_t *root)
     size_t mark = mesh_rd_push(rd, "spec");
     int rc = read_parents(rd, spec, r);
     if (rc == 0)
-        rc = read_list(rd, spec, "rules", sizeof(mesh_route_rule_t), read_rule, (void **)&r->rules,
-                       &r->nrules);
+        rc = mesh_rd_maps(rd, spec, "rules", sizeof(mesh_route_rule_t), read_rule,
+                          (void **)&r->rules, &r->nrules);
     if (rc < 0)
         return rc;
     mesh_rd_pop(rd, mark);

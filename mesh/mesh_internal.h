@@ -87,6 +87,11 @@ int mesh_rd_map(mesh_reader_t *rd, yaml_node_t *map, const char *key, yaml_node_
 int mesh_rd_seq(mesh_reader_t *rd, yaml_node_t *map, const char *key, yaml_node_t **out);
 /* The i-th item of seq (counted), pushing "[i]" onto the path (pop with the mark returned). */
 yaml_node_t *mesh_rd_item(mesh_reader_t *rd, yaml_node_t *seq, size_t i, size_t *mark);
+/* The items of the sequence at key, each a mapping read by fn into an array of size-byte items
+ * (new, in the object's memory: *out, *count; NULL and 0 when absent or empty). A failure of fn
+ * is returned as it is; an item that is not a mapping is -EINVAL. */
+int mesh_rd_maps(mesh_reader_t *rd, yaml_node_t *map, const char *key, size_t size,
+                 int (*fn)(mesh_reader_t *, yaml_node_t *, void *), void **out, size_t *count);
 /* A scalar as a string, copied into the object and hashed into its content: *out NULL when
  * absent (-EINVAL when required). */
 int mesh_rd_str(mesh_reader_t *rd, yaml_node_t *map, const char *key, bool required,

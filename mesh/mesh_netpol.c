@@ -96,37 +96,6 @@ static int read_np_port(mesh_reader_t *rd, yaml_node_t *p, mesh_np_port_t *out)
     return rc;
 }
 
-/* The items of the list at key, each a mapping read by fn into out[i] (size bytes each). */
-static int read_items(mesh_reader_t *rd, yaml_node_t *map, const char *key, size_t size,
-                      int (*fn)(mesh_reader_t *, yaml_node_t *, void *), void **out, size_t *count)
-{
-    yaml_node_t *seq;
-    *out = NULL;
-    *count = 0;
-    if (mesh_rd_seq(rd, map, key, &seq) < 0)
-        return -EINVAL;
-    size_t n = seq ? (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start) : 0;
-    if (n == 0)
-        return 0;
-    char *items = mesh_alloc(rd->obj, n * size);
-    if (items == NULL)
-        return mesh_rd_nomem(rd);
-    size_t top = mesh_rd_push(rd, key);
-    for (size_t i = 0; i < n; i++) {
-        size_t mark;
-        yaml_node_t *item = mesh_rd_item(rd, seq, i, &mark);
-        if (item == NULL || item->type != YAML_MAPPING_NODE)
-            return mesh_rd_fail(rd, "must be a mapping");
-        if (fn(rd, item, items + i * size) < 0)
-            return -EINVAL;
-        mesh_rd_pop(rd, mark);
-    }
-    mesh_rd_pop(rd, top);
-    *out = items;
-    *count = n;
-    return 0;
-}
-
 static int peer_fn(mesh_reader_t *rd, yaml_node_t *node, void *out)
 {
     return read_peer(rd, node, out);
@@ -139,11 +108,11 @@ static int port_fn(mesh_reader_t *rd, yaml_node_t *node, void *out)
 
 static int read_rule(mesh_reader_t *rd, yaml_node_t *node, const char *peers_key, mesh_np_rule_t *r)
 {
-    int rc = read_items(rd, node, peers_key, sizeof(mesh_np_peer_t), peer_fn, (void **)&r->peers,
-                        &r->npeers);
+    int rc = mesh_rd_maps(rd, node, peers_key, sizeof(mesh_np_peer_t), peer_fn, (void **)&r->peers,
+                          &r->npeers);
     if (rc == 0)
-        rc = read_items(rd, node, "ports", sizeof(mesh_np_port_t), port_fn, (void **)&r->ports,
-                        &r->nports);
+        rc = mesh_rd_maps(rd, node, "ports", sizeof(mesh_np_port_t), port_fn, (void **)&r->ports,
+                          &r->nports);
     return rc;
 }
 
@@ -171,11 +140,11 @@ int mesh_read_network_policy(mesh_reader_t *rd, yaml_node_t *root)
     if (rc == 0 && !has_selector)
         rc = mesh_rd_fail_at(rd, "podSelector", "missing ({} selects every pod)");
     if (rc == 0)
-        rc = read_items(rd, spec, "ingress", sizeof(mesh_np_rule_t), ingress_fn,
-                        (void **)&np->ingress_rules, &np->ningress_rules);
+        rc = mesh_rd_maps(rd, spec, "ingress", sizeof(mesh_np_rule_t), ingress_fn,
+                          (void **)&np->ingress_rules, &np->ningress_rules);
     if (rc == 0)
-        rc = read_items(rd, spec, "egress", sizeof(mesh_np_rule_t), egress_fn,
-                        (void **)&np->egress_rules, &np->negress_rules);
+        rc = mesh_rd_maps(rd, spec, "egress", sizeof(mesh_np_rule_t), egress_fn,
+                          (void **)&np->egress_rules, &np->negress_rules);
     if (rc == 0)
         rc = mesh_rd_seq(rd, spec, "policyTypes", &types);
     if (rc < 0)
