@@ -294,33 +294,13 @@ static bool plain(yaml_node_t *map, mesh_reader_t *rd, const char *key)
     return v && v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
 }
 
-int mesh_rd_port(mesh_reader_t *rd, yaml_node_t *map, const char *key, bool required, uint16_t *out)
+/* A plain scalar number in [min, max] at key: 1 with *out, 0 when absent, -EINVAL (said, the
+ * number named as `what`) otherwise. */
+static int number_at(mesh_reader_t *rd, yaml_node_t *map, const char *key, long min, long max,
+                     const char *what, long *out)
 {
     size_t len;
     const char *s = scalar_at(rd, map, key, &len);
-    *out = 0;
-    if (rd->failed)
-        return -EINVAL;
-    if (s == NULL)
-        return required ? missing(rd, key) : 0;
-    long v = plain(map, rd, key) ? parse_number(s, len, 1, 65535) : -1;
-    if (v < 0) {
-        size_t mark = mesh_rd_push(rd, key);
-        mesh_rd_fail(rd, "\"%.*s\" is not a port number (1-65535)", (int)(len > 64 ? 64 : len), s);
-        mesh_rd_pop(rd, mark);
-        return -EINVAL;
-    }
-    *out = (uint16_t)v;
-    hash_field(rd, key, s, len);
-    return 0;
-}
-
-int mesh_rd_uint(mesh_reader_t *rd, yaml_node_t *map, const char *key, long min, long max,
-                 long dflt, long *out)
-{
-    size_t len;
-    const char *s = scalar_at(rd, map, key, &len);
-    *out = dflt;
     if (rd->failed)
         return -EINVAL;
     if (s == NULL)
@@ -328,14 +308,33 @@ int mesh_rd_uint(mesh_reader_t *rd, yaml_node_t *map, const char *key, long min,
     long v = plain(map, rd, key) ? parse_number(s, len, min, max) : -1;
     if (v < 0) {
         size_t mark = mesh_rd_push(rd, key);
-        mesh_rd_fail(rd, "\"%.*s\" is not a number (%ld-%ld)", (int)(len > 64 ? 64 : len), s, min,
+        mesh_rd_fail(rd, "\"%.*s\" is not a %s (%ld-%ld)", (int)(len > 64 ? 64 : len), s, what, min,
                      max);
         mesh_rd_pop(rd, mark);
         return -EINVAL;
     }
     *out = v;
     hash_field(rd, key, s, len);
-    return 0;
+    return 1;
+}
+
+int mesh_rd_port(mesh_reader_t *rd, yaml_node_t *map, const char *key, bool required, uint16_t *out)
+{
+    long v = 0;
+    *out = 0;
+    int rc = number_at(rd, map, key, 1, 65535, "port number", &v);
+    if (rc == 0 && required)
+        return missing(rd, key);
+    *out = (uint16_t)v;
+    return rc < 0 ? rc : 0;
+}
+
+int mesh_rd_uint(mesh_reader_t *rd, yaml_node_t *map, const char *key, long min, long max,
+                 long dflt, long *out)
+{
+    *out = dflt;
+    int rc = number_at(rd, map, key, min, max, "number", out);
+    return rc < 0 ? rc : 0;
 }
 
 /* An IANA service name, as Kubernetes checks a port name: 1-15 of [a-z0-9-], a letter among
