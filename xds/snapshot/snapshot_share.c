@@ -96,6 +96,11 @@ void snap_cluster_release(snap_cluster_t *c)
     free(sh);
 }
 
+bool snapshot_cluster_shared(const snap_cluster_t *a, const snap_cluster_t *b)
+{
+    return a->share != NULL && a->share == b->share;
+}
+
 bool snap_cluster_same_stats(const snap_cluster_t *was, const snap_cluster_t *c,
                              const stats_store_t *st)
 {
