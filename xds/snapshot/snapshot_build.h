@@ -155,6 +155,9 @@ void snap_share_linked(snap_cluster_t *c, const snap_cluster_runtime_t *runtime,
  * set) would define in st: the same store, stat name and TLS or not. */
 bool snap_cluster_same_stats(const snap_cluster_t *was, const snap_cluster_t *c,
                              const stats_store_t *st);
+/* Whether c (borrowed, built) was built from the Cluster resource whose holder is src (borrowed;
+ * NULL: never): then it has that resource's name, found without reading a string. */
+bool snap_cluster_built_from(const snap_cluster_t *c, const snap_kept_t *src);
 /* Drops c's reference (c borrowed, a copy in a snapshot being freed); the last frees what the
  * copies point at. Any thread. */
 void snap_cluster_release(snap_cluster_t *c);

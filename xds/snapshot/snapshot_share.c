@@ -96,6 +96,11 @@ void snap_cluster_release(snap_cluster_t *c)
     free(sh);
 }
 
+bool snap_cluster_built_from(const snap_cluster_t *c, const snap_kept_t *src)
+{
+    return src != NULL && c->share != NULL && c->share->src == src;
+}
+
 bool snapshot_cluster_shared(const snap_cluster_t *a, const snap_cluster_t *b)
 {
     return a->share != NULL && a->share == b->share;
@@ -227,9 +232,10 @@ int snap_name_index_init(snap_name_index_t *ix, size_t n)
     size_t cap = 8;
     while (cap < 2 * n + 1)
         cap *= 2;
-    ix->slot = calloc(cap, sizeof(*ix->slot));
+    ix->slot = calloc(2 * cap, sizeof(*ix->slot));
     if (ix->slot == NULL)
         return -ENOMEM;
+    ix->hash = ix->slot + cap;
     ix->cap = cap;
     return 0;
 }
@@ -246,9 +252,11 @@ long snap_name_index_add_hashed(snap_name_index_t *ix, const void *base, size_t 
     const char *name = name_at(base, stride, i);
     size_t mask = ix->cap - 1, h = hash & mask;
     for (; ix->slot[h]; h = (h + 1) & mask)
-        if (strcmp(name_at(base, stride, ix->slot[h] - 1), name) == 0)
+        if (ix->hash[h] == (uint32_t)hash &&
+            strcmp(name_at(base, stride, ix->slot[h] - 1), name) == 0)
             return (long)ix->slot[h] - 1;
     ix->slot[h] = (uint32_t)(i + 1);
+    ix->hash[h] = (uint32_t)hash;
     return -1;
 }
 
@@ -267,7 +275,8 @@ long snap_name_index_find_hashed(const snap_name_index_t *ix, const void *base, 
         return -1;
     size_t mask = ix->cap - 1;
     for (size_t h = hash & mask; ix->slot[h]; h = (h + 1) & mask)
-        if (strcmp(name_at(base, stride, ix->slot[h] - 1), name) == 0)
+        if (ix->hash[h] == (uint32_t)hash &&
+            strcmp(name_at(base, stride, ix->slot[h] - 1), name) == 0)
             return (long)ix->slot[h] - 1;
     return -1;
 }

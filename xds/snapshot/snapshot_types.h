@@ -391,9 +391,10 @@ struct snap_dynamic;
 /* A table of a snapshot's clusters or listeners by name: open addressing over 1 + the entry's
  * place (0: free), cap a power of two at least twice the count. Built with the snapshot, read
  * only afterwards. It reads an entry's name where snap_cluster_t and snap_listener_t keep it:
- * first. */
+ * first; and only when the name's hash matches the one kept in the slot. */
 typedef struct snap_name_index {
-    uint32_t *slot; /* owned */
+    uint32_t *slot; /* owned; hash[] is in the same allocation */
+    uint32_t *hash; /* [slot]: the low 32 bits of the name's snap_name_hash */
     size_t cap;
 } snap_name_index_t;
 
