@@ -829,6 +829,8 @@ static const snap_cluster_t *prev_cluster(const snapshot_t *prev, size_t i, cons
     return j < 0 ? NULL : &prev->clusters[j];
 }
 
+#define SHARE_AHEAD 8 /* clusters */
+
 /* Builds the clusters of res into s, sharing those of b->prev whose inputs did not change. */
 static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_resolver_t *resolver,
                           stats_store_t *stats, char *err, size_t errlen)
@@ -837,20 +839,42 @@ static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_r
     const snapshot_t *prev = b->prev;
     for (size_t i = 0; i < res->clusters.n; i++) {
         const config_resource_t *r = &res->clusters.v[i];
+        snap_cluster_t *c = &s->clusters[i];
+        /* The reference a shared cluster takes is a locked write to its share, elsewhere in
+         * memory for each: fetched a few clusters ahead, the misses overlap. */
+        if (prev && i + SHARE_AHEAD < prev->n_clusters)
+            __builtin_prefetch(prev->clusters[i + SHARE_AHEAD].share, 1);
+        /* Most clusters of an update are the last snapshot's, at the same place. */
+        int rc = prev && i < prev->n_clusters
+                     ? snap_cluster_reuse_plain(b, &prev->clusters[i], r, stats, c)
+                     : 0;
+        if (rc < 0)
+            return rc;
+        if (rc > 0) {
+            if (snap_name_index_add_hashed(&s->cluster_names, s->clusters, sizeof(*s->clusters), i,
+                                           c->name_hash) >= 0) {
+                snap_cluster_release(c); /* not counted yet: released here */
+                return err_set(err, errlen, -EINVAL, "cluster '%s': defined twice", c->name);
+            }
+            s->n_clusters++;
+            continue;
+        }
         const char *name = ((const cluster_msg_t *)r->msg)->name;
         uint64_t h = name ? snap_name_hash(name) : 0; /* for the three lookups below */
         if (name && snap_name_index_find_hashed(&s->cluster_names, s->clusters,
                                                 sizeof(*s->clusters), name, h) >= 0)
             return err_set(err, errlen, -EINVAL, "cluster '%s': defined twice", name);
         const snap_cluster_t *old = prev && name ? prev_cluster(prev, i, name, h, r->kept) : NULL;
-        snap_cluster_t *c = &s->clusters[i];
         s->n_clusters++;
-        int rc = old ? snap_cluster_reuse(b, old, r, resolver, stats, c) : 0;
+        rc = old ? snap_cluster_reuse(b, old, r, resolver, stats, c) : 0;
         if (rc <= 0) /* not a copy of old's: zeroed, for the build or for snapshot_free */
             memset(c, 0, sizeof(*c));
         if (rc == 0) {
             rc = build_cluster(r, c, old, resolver, b, stats, err, errlen);
             b->share = NULL;
+            if (rc == 0)
+                snap_cluster_mark_plain(c);
+            c->name_hash = h;
         }
         if (rc < 0)
             return rc;
@@ -877,6 +901,7 @@ int snapshot_build_from(config_resources_t *res, void *bootstrap, const snap_bui
     s->bootstrap = bootstrap;
     s->nworkers = nworkers ? nworkers : 1;
     s->version = atomic_fetch_add(&next_version, 1);
+    s->stats = stats;
     /* This build's own state: builds may run on any thread. Filters reach it through s. */
     snap_build_t b = {.res = res, .snap = s, .prev = prev, .trial = trial};
     s->build = &b;
@@ -966,30 +991,4 @@ void snapshot_unref(snapshot_t *snap)
 {
     if (snap && atomic_fetch_sub_explicit(&snap->refs, 1, memory_order_acq_rel) == 1)
         snapshot_free(snap);
-}
-
-const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *name)
-{
-    if (snap->cluster_names.cap == 0) { /* made by hand, not built */
-        for (size_t i = 0; i < snap->n_clusters; i++)
-            if (strcmp(snap->clusters[i].name, name) == 0)
-                return &snap->clusters[i];
-        return NULL;
-    }
-    long i =
-        snap_name_index_find(&snap->cluster_names, snap->clusters, sizeof(*snap->clusters), name);
-    return i < 0 ? NULL : &snap->clusters[i];
-}
-
-const snap_listener_t *snapshot_find_listener(const snapshot_t *snap, const char *name)
-{
-    if (snap->listener_names.cap == 0) { /* made by hand, not built */
-        for (size_t i = 0; i < snap->n_listeners; i++)
-            if (strcmp(snap->listeners[i].name, name) == 0)
-                return &snap->listeners[i];
-        return NULL;
-    }
-    long i = snap_name_index_find(&snap->listener_names, snap->listeners, sizeof(*snap->listeners),
-                                  name);
-    return i < 0 ? NULL : &snap->listeners[i];
 }

@@ -169,6 +169,20 @@ void snap_cluster_release(snap_cluster_t *c);
 int snap_cluster_reuse(snap_build_t *b, const snap_cluster_t *old, const config_resource_t *r,
                        const snap_resolver_t *resolver, stats_store_t *stats, snap_cluster_t *c);
 
+/* Records in c (borrowed, just built by b, its share's deps complete) what the next build
+ * compares to share it cheaply (plain_src, plain_eds), when its inputs allow. */
+void snap_cluster_mark_plain(snap_cluster_t *c);
+/* The cheap form of snap_cluster_reuse for old (borrowed), the cluster at the same place in
+ * b->prev, and r (borrowed), the set's Cluster there: when old is plain and r is the same held
+ * Cluster, and old's load assignment is the same held one at the place b expects the next
+ * assignment, and b->prev was built with b's stats and cluster runtime, *c (uninitialised)
+ * becomes a copy of old sharing its parts, its reference recorded in b's snapshot, and 1 is
+ * returned; else 0 (nothing done: try snap_cluster_reuse), or -ENOMEM. Reads old and the set's
+ * lists only, not old's share, name or deps: an update that changed a few clusters' inputs
+ * costs little for the others. */
+int snap_cluster_reuse_plain(snap_build_t *b, const snap_cluster_t *old, const config_resource_t *r,
+                             const stats_store_t *stats, snap_cluster_t *c);
+
 /* Defines the stats of cluster c (its stat_name and tls set; borrowed) into c->st in st
  * (borrowed), or takes the ids of was (borrowed; NULL: none), the last snapshot's cluster of
  * that name, when they name the same stats (snap_cluster_same_stats). Returns 0 or negative. */

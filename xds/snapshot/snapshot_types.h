@@ -261,6 +261,12 @@ typedef struct snap_cluster {
      * shared by the copies of this cluster in consecutive snapshots built from the same inputs;
      * each copy holds a reference (xds/snapshot/snapshot_share.c). */
     struct snap_cluster_share *share;
+    /* What the next build compares to share this cluster without reading its share or its name
+     * (snap_cluster_reuse_plain), set when its inputs are plain: no TLS context, no DNS, nothing
+     * taken from the set but its load assignment. The holder of the Cluster resource it was built
+     * from (NULL: not plain, or a static cluster) and of the assignment it took (NULL: none). */
+    const struct snap_kept *plain_src, *plain_eds;
+    uint64_t name_hash; /* snap_name_hash of name */
 } snap_cluster_t;
 
 typedef struct snap_filter {
@@ -435,6 +441,9 @@ typedef struct snapshot {
     const struct snap_filter_registry *filters;
     const struct snap_cluster_runtime *cluster_runtime;
     void *cluster_states;
+    /* The store its clusters' stats are defined in (borrowed; NULL: made by hand), for the next
+     * build to tell whether their stat ids serve it. */
+    const stats_store_t *stats;
     /* The TLS engine configs its build made or took over, by what makes them (owned; internal
      * to snapshot_tls.c): the next build takes those it needs, so unchanged TLS contexts keep
      * their engine config across snapshots. */
