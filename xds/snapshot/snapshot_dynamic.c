@@ -33,14 +33,21 @@ struct snap_dynamic {
      * version (owned): every resource of a SotW response has the response's version. */
     char **versions;
     size_t n_versions, cap_versions;
+    const char *last_text; /* during snapshot_dynamic_keep: the text keep_version was last given */
 };
 
 /* The version `text` (borrowed) as d keeps it: the last one kept when it reads the same, else a
  * new copy. NULL when out of memory. */
 static const char *keep_version(struct snap_dynamic *d, const char *text)
 {
-    if (d->n_versions && strcmp(d->versions[d->n_versions - 1], text) == 0)
+    /* The same text as the last call (the source keeps one string per run of a version): the
+     * same version, without reading it. */
+    if (d->n_versions &&
+        (text == d->last_text || strcmp(d->versions[d->n_versions - 1], text) == 0)) {
+        d->last_text = text;
         return d->versions[d->n_versions - 1];
+    }
+    d->last_text = text;
     if (d->n_versions == d->cap_versions) {
         size_t cap = d->cap_versions ? d->cap_versions * 2 : 4;
         char **v = realloc(d->versions, cap * sizeof(*v));
@@ -273,6 +280,7 @@ int snapshot_dynamic_keep(const config_resources_t *res, const struct snap_dynam
         if (index_names(d, prev, k) < 0)
             goto oom;
     }
+    d->last_text = NULL; /* the set's, which the snapshot outlives */
     *out = d;
     return 0;
 oom:
