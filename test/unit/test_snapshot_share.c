@@ -336,6 +336,30 @@ static void test_copies_are_found_by_name_after_an_update_that_changed_some(void
     release(&f);
 }
 
+/* eds_own_names holds while every EDS cluster takes its own name's assignment, through shared
+ * clusters too, and falls when one takes another's. */
+static void test_a_config_says_whether_its_eds_clusters_take_their_own_names(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    two_eds_clusters(&u, "10.0.0.2");
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    assert_true(one->eds_own_names);
+    assert_ptr_equal(snapshot_eds_cluster(one, "ratings"), find(one, "ratings"));
+    two_eds_clusters(&u, "10.0.0.3");
+    assert_true(next(&f, &u, NULL)->eds_own_names);
+    two_eds_clusters(&u, "10.0.0.3");
+    cluster(&u, "alias",
+            "name: alias\ntype: EDS\n"
+            "eds_cluster_config: {eds_config: {ads: {}}, service_name: ratings}\n");
+    snapshot_t *three = next(&f, &u, NULL);
+    assert_false(three->eds_own_names);
+    assert_null(snapshot_eds_cluster(three, "alias"));
+    release(&f);
+}
+
 static void test_a_changed_cluster_is_built_again(void **state)
 {
     (void)state;
@@ -857,6 +881,7 @@ int main(void)
         cmocka_unit_test(test_an_eds_update_shares_the_other_clusters_by_their_holders),
         cmocka_unit_test(test_clusters_that_change_places_are_still_shared),
         cmocka_unit_test(test_copies_are_found_by_name_after_an_update_that_changed_some),
+        cmocka_unit_test(test_a_config_says_whether_its_eds_clusters_take_their_own_names),
         cmocka_unit_test(test_a_changed_cluster_is_built_again),
         cmocka_unit_test(test_a_cluster_whose_assignment_arrives_is_built_again),
         cmocka_unit_test(test_a_changed_secret_makes_a_new_tls_context),

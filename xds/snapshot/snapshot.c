@@ -837,6 +837,7 @@ static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_r
 {
     snapshot_t *s = b->snap;
     const snapshot_t *prev = b->prev;
+    s->eds_own_names = true; /* until a cluster says otherwise, below */
     for (size_t i = 0; i < res->clusters.n; i++) {
         const config_resource_t *r = &res->clusters.v[i];
         snap_cluster_t *c = &s->clusters[i];
@@ -857,6 +858,7 @@ static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_r
                 return err_set(err, errlen, -EINVAL, "cluster '%s': defined twice", c->name);
             }
             s->n_clusters++;
+            s->eds_own_names = s->eds_own_names && (c->eds_service == NULL || c->eds_own_name);
             continue;
         }
         const char *name = ((const cluster_msg_t *)r->msg)->name;
@@ -875,9 +877,11 @@ static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_r
             if (rc == 0)
                 snap_cluster_mark_plain(c);
             c->name_hash = h;
+            c->eds_own_name = c->eds_service && c->name && strcmp(c->eds_service, c->name) == 0;
         }
         if (rc < 0)
             return rc;
+        s->eds_own_names = s->eds_own_names && (c->eds_service == NULL || c->eds_own_name);
         if (c->name) /* NULL only for a cluster without a name, refused above */
             snap_name_index_add_hashed(&s->cluster_names, s->clusters, sizeof(*s->clusters), i, h);
     }

@@ -350,3 +350,9 @@ const snap_listener_t *snapshot_find_listener(const snapshot_t *snap, const char
                                   name);
     return i < 0 ? NULL : &snap->listeners[i];
 }
+
+const snap_cluster_t *snapshot_eds_cluster(const snapshot_t *snap, const char *service)
+{
+    const snap_cluster_t *c = snapshot_find_cluster(snap, service);
+    return c && c->eds_own_name ? c : NULL;
+}

@@ -267,6 +267,7 @@ typedef struct snap_cluster {
      * from (NULL: not plain, or a static cluster) and of the assignment it took (NULL: none). */
     const struct snap_kept *plain_src, *plain_eds;
     uint64_t name_hash; /* snap_name_hash of name */
+    bool eds_own_name;  /* EDS: eds_service is the cluster's own name */
 } snap_cluster_t;
 
 typedef struct snap_filter {
@@ -422,6 +423,10 @@ typedef struct snapshot {
     size_t n_listeners;
     snap_cluster_t *clusters;
     size_t n_clusters;
+    /* Every EDS cluster takes the load assignment of its own name (eds_own_name), as CDS from
+     * Istio and most control planes gives them: the clusters taking an assignment are then the
+     * one of that name (snapshot_eds_cluster). */
+    bool eds_own_names;
     snap_name_index_t cluster_names, listener_names; /* snapshot_find_cluster, _listener */
     runtime_t runtime; /* layered_runtime, flattened; its entries borrow from bootstrap */
     /* Open connections allowed over every listener that counts (not the admin endpoint): the
