@@ -360,6 +360,31 @@ static void test_a_config_says_whether_its_eds_clusters_take_their_own_names(voi
     release(&f);
 }
 
+/* The next snapshot takes a reference to the running one's Bootstrap, not a copy, and keeps it
+ * after that one is gone (its /config_dump still reads it). */
+static void test_the_next_snapshot_shares_the_bootstrap_and_outlives_the_first(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    two_eds_clusters(&u, "10.0.0.2");
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    two_eds_clusters(&u, "10.0.0.3");
+    snapshot_t *two = next(&f, &u, NULL);
+    assert_non_null(two->bootstrap);
+    assert_ptr_equal(two->bootstrap, one->bootstrap);
+    snapshot_unref(one);
+    f.snaps[0] = NULL;
+    char *dump = snapshot_config_dump(two);
+    assert_non_null(dump);
+    assert_non_null(strstr(dump, "sidecar"));
+    free(dump);
+    snapshot_t *three = rebuild(&f, NULL);
+    assert_ptr_equal(three->bootstrap, two->bootstrap);
+    release(&f);
+}
+
 static void test_a_changed_cluster_is_built_again(void **state)
 {
     (void)state;
@@ -882,6 +907,7 @@ int main(void)
         cmocka_unit_test(test_clusters_that_change_places_are_still_shared),
         cmocka_unit_test(test_copies_are_found_by_name_after_an_update_that_changed_some),
         cmocka_unit_test(test_a_config_says_whether_its_eds_clusters_take_their_own_names),
+        cmocka_unit_test(test_the_next_snapshot_shares_the_bootstrap_and_outlives_the_first),
         cmocka_unit_test(test_a_changed_cluster_is_built_again),
         cmocka_unit_test(test_a_cluster_whose_assignment_arrives_is_built_again),
         cmocka_unit_test(test_a_changed_secret_makes_a_new_tls_context),

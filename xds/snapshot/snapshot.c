@@ -730,8 +730,7 @@ static void snapshot_free(snapshot_t *s)
     snapshot_tls_engines_free(s);
     if (s->cluster_runtime) /* after its clusters dropped their states */
         s->cluster_runtime->unref(s->cluster_states);
-    if (s->bootstrap)
-        protobuf_c_message_free_unpacked(s->bootstrap, NULL);
+    snap_kept_unref(s->bootstrap_kept); /* and the Bootstrap with the last holder */
     free(s);
 }
 
@@ -902,6 +901,10 @@ int snapshot_build_from(config_resources_t *res, void *bootstrap, const snap_bui
         return err_set(err, errlen, -ENOMEM, "out of memory");
     }
     atomic_init(&s->refs, 1);
+    if (bootstrap && (s->bootstrap_kept = snap_kept_new(bootstrap, NULL)) == NULL) {
+        free(s); /* snap_kept_new freed the Bootstrap */
+        return err_set(err, errlen, -ENOMEM, "out of memory");
+    }
     s->bootstrap = bootstrap;
     s->nworkers = nworkers ? nworkers : 1;
     s->version = atomic_fetch_add(&next_version, 1);

@@ -194,7 +194,8 @@ int snapshot_define_listener_stats(stats_store_t *st, snap_listener_t *l);
 /* snapshot_build_resources, following prev (borrowed; NULL: none): prev's xDS resource copies
  * that came again unchanged are shared, not copied, and so are its clusters whose inputs did not
  * change. With prev, res's bootstrap may be prev's own (borrowed, bootstrap NULL: the snapshot
- * then keeps none) or a copy of it (bootstrap, taken); either way res->static_validated. A trial
+ * then keeps none, until its caller gives it a reference to prev's holder of it) or a copy of it
+ * (bootstrap, taken); either way res->static_validated. A trial
  * (a snapshot dropped at once, to check resources) defines no cluster stats: the clusters of a
  * refused resource leave none behind. */
 int snapshot_build_from(config_resources_t *res, void *bootstrap, const snap_build_opts_t *opts,

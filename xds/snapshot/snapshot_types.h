@@ -432,7 +432,11 @@ typedef struct snapshot {
     /* Open connections allowed over every listener that counts (not the admin endpoint): the
      * runtime key overload.global_downstream_max_connections, or RUNTIME_NO_LIMIT. */
     uint64_t global_cx_limit;
-    void *bootstrap; /* the Bootstrap message it came from (owned), for /config_dump */
+    void *bootstrap; /* the Bootstrap message it came from (bootstrap_kept's), for /config_dump */
+    /* The holder of bootstrap (a reference; NULL when it keeps none), shared by the snapshots
+     * built from the same Bootstrap: the next one takes a reference instead of a copy, as no
+     * build writes into a Bootstrap once a first build has named its listeners. */
+    struct snap_kept *bootstrap_kept;
     /* Copies of the resources of its set that came over xDS (owned; NULL: none), for
      * /config_dump and rebuilds. */
     struct snap_dynamic *dynamic;
