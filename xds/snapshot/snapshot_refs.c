@@ -50,9 +50,11 @@ static int index_list(const config_resource_list_t *list, const char *(*name_of)
         idx->v[idx->n++] = (snap_index_entry_t){name, r};
         sorted = sorted && (idx->n == 1 || strcmp(idx->v[idx->n - 2].name, name) < 0);
     }
-    /* An xDS client's set comes sorted by name (ads_resources), each name once: no sort then. */
-    if (!sorted)
-        qsort(idx->v, idx->n, sizeof(*idx->v), by_name);
+    /* An xDS client's set comes sorted by name (ads_resources), each name once: no sort then,
+     * and no name twice (the order above is strict). */
+    if (sorted)
+        return 0;
+    qsort(idx->v, idx->n, sizeof(*idx->v), by_name);
     for (size_t i = 1; i < idx->n; i++) {
         const config_resource_t *a = idx->v[i - 1].r, *b = idx->v[i].r;
         if (strcmp(idx->v[i - 1].name, idx->v[i].name) == 0)
