@@ -810,24 +810,6 @@ static int link_opts(snapshot_t *s, const snap_build_opts_t *opts, char *err, si
     return 0;
 }
 
-/* prev's (borrowed) cluster named `name` (borrowed; h its snap_name_hash; src the holder of the
- * Cluster resource it comes from, or NULL), or NULL. Clusters come in the same order build after
- * build, so the one at the same place i is tried first: by its resource's holder when it was
- * built from the same one (no string read), else by name. */
-static const snap_cluster_t *prev_cluster(const snapshot_t *prev, size_t i, const char *name,
-                                          uint64_t h, const snap_kept_t *src)
-{
-    if (i < prev->n_clusters &&
-        (snap_cluster_built_from(&prev->clusters[i], src) ||
-         (prev->clusters[i].name && strcmp(prev->clusters[i].name, name) == 0)))
-        return &prev->clusters[i];
-    if (prev->cluster_names.cap == 0) /* made by hand, not built */
-        return snapshot_find_cluster(prev, name);
-    long j = snap_name_index_find_hashed(&prev->cluster_names, prev->clusters,
-                                         sizeof(*prev->clusters), name, h);
-    return j < 0 ? NULL : &prev->clusters[j];
-}
-
 #define SHARE_AHEAD 8 /* clusters */
 
 /* Builds the clusters of res into s, sharing those of b->prev whose inputs did not change. */
@@ -865,7 +847,8 @@ static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_r
         if (name && snap_name_index_find_hashed(&s->cluster_names, s->clusters,
                                                 sizeof(*s->clusters), name, h) >= 0)
             return err_set(err, errlen, -EINVAL, "cluster '%s': defined twice", name);
-        const snap_cluster_t *old = prev && name ? prev_cluster(prev, i, name, h, r->kept) : NULL;
+        const snap_cluster_t *old =
+            prev && name ? snap_prev_cluster(prev, i, name, h, r->kept) : NULL;
         s->n_clusters++;
         rc = old ? snap_cluster_reuse(b, old, r, resolver, stats, c) : 0;
         if (rc <= 0) /* not a copy of old's: zeroed, for the build or for snapshot_free */

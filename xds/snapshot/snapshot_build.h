@@ -155,6 +155,10 @@ void snap_share_linked(snap_cluster_t *c, const snap_cluster_runtime_t *runtime,
  * set) would define in st: the same store, stat name and TLS or not. */
 bool snap_cluster_same_stats(const snap_cluster_t *was, const snap_cluster_t *c,
                              const stats_store_t *st);
+/* prev's (borrowed) cluster named `name` (borrowed; h its snap_name_hash; src the holder of the
+ * Cluster resource it comes from, or NULL), or NULL; tried at place i first. Borrowed from prev. */
+const snap_cluster_t *snap_prev_cluster(const snapshot_t *prev, size_t i, const char *name,
+                                        uint64_t h, const snap_kept_t *src);
 /* Whether c (borrowed, built) was built from the Cluster resource whose holder is src (borrowed;
  * NULL: never): then it has that resource's name, found without reading a string. */
 bool snap_cluster_built_from(const snap_cluster_t *c, const snap_kept_t *src);

@@ -230,6 +230,24 @@ static bool same_deps(snap_build_t *b, const struct snap_cluster_share *sh)
     return true;
 }
 
+/* prev's (borrowed) cluster named `name` (borrowed; h its snap_name_hash; src the holder of the
+ * Cluster resource it comes from, or NULL), or NULL. Clusters come in the same order build after
+ * build, so the one at the same place i is tried first: by its resource's holder when it was
+ * built from the same one (no string read), else by name. */
+const snap_cluster_t *snap_prev_cluster(const snapshot_t *prev, size_t i, const char *name,
+                                        uint64_t h, const snap_kept_t *src)
+{
+    if (i < prev->n_clusters &&
+        (snap_cluster_built_from(&prev->clusters[i], src) ||
+         (prev->clusters[i].name && strcmp(prev->clusters[i].name, name) == 0)))
+        return &prev->clusters[i];
+    if (prev->cluster_names.cap == 0) /* made by hand, not built */
+        return snapshot_find_cluster(prev, name);
+    long j = snap_name_index_find_hashed(&prev->cluster_names, prev->clusters,
+                                         sizeof(*prev->clusters), name, h);
+    return j < 0 ? NULL : &prev->clusters[j];
+}
+
 int snap_cluster_reuse(snap_build_t *b, const snap_cluster_t *old, const config_resource_t *r,
                        const snap_resolver_t *resolver, stats_store_t *stats, snap_cluster_t *c)
 {
