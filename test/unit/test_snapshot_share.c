@@ -385,6 +385,50 @@ static void test_the_next_snapshot_shares_the_bootstrap_and_outlives_the_first(v
     release(&f);
 }
 
+/* reviews and ratings over EDS, their assignments in ascending order (as an xDS client lists
+ * them); ratings' at ratings_ip, or named `other` in its place when given. */
+static void sorted_eds_clusters(update_t *u, const char *ratings_ip, const char *other)
+{
+    char cla[512];
+    cluster(u, "reviews", EDS_CLUSTER("reviews"));
+    cluster(u, "ratings", EDS_CLUSTER("ratings"));
+    const char *first = other ? other : "ratings";
+    snprintf(cla, sizeof(cla), ASSIGNMENT("%s", "%s"), first, ratings_ip);
+    assignment(u, first, cla);
+    assignment(u, "reviews", ASSIGNMENT("reviews", "10.0.0.1"));
+}
+
+/* A build indexes the set's assignments from the names the last snapshot kept when the holders
+ * at the same places are the same but for some: the changed one is read and the order checked;
+ * a name out of order in its place falls back to the full index (and sort). */
+static void test_assignments_are_indexed_from_the_last_snapshots_names(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    sorted_eds_clusters(&u, "10.0.0.2", NULL);
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    assert_int_equal(one->assignment_names.n, 2);
+    assert_string_equal(one->assignment_names.name[0], "ratings");
+    sorted_eds_clusters(&u, "10.0.0.3", NULL);
+    snapshot_t *two = next(&f, &u, NULL);
+    assert_int_equal(two->assignment_names.n, 2);
+    assert_ptr_equal(two->assignment_names.kept[1], one->assignment_names.kept[1]);
+    assert_ptr_not_equal(two->assignment_names.kept[0], one->assignment_names.kept[0]);
+    assert_string_equal(find(two, "ratings")->endpoints[0].label, "10.0.0.3:9080");
+    assert_true(snapshot_cluster_shared(find(two, "reviews"), find(one, "reviews")));
+    sorted_eds_clusters(&u, "10.0.0.3", "zzz"); /* after reviews, at ratings' place */
+    snapshot_t *three = next(&f, &u, NULL);
+    assert_int_equal(three->assignment_names.n, 0); /* not in order: none kept */
+    assert_true(find(three, "ratings")->awaiting_assignment);
+    assert_true(snapshot_cluster_shared(find(three, "reviews"), find(two, "reviews")));
+    snap_refs_t refs;
+    assert_int_equal(snapshot_references(three, &refs), 1); /* ratings' is awaited */
+    snapshot_refs_free(&refs);
+    release(&f);
+}
+
 static void test_a_changed_cluster_is_built_again(void **state)
 {
     (void)state;
@@ -908,6 +952,7 @@ int main(void)
         cmocka_unit_test(test_copies_are_found_by_name_after_an_update_that_changed_some),
         cmocka_unit_test(test_a_config_says_whether_its_eds_clusters_take_their_own_names),
         cmocka_unit_test(test_the_next_snapshot_shares_the_bootstrap_and_outlives_the_first),
+        cmocka_unit_test(test_assignments_are_indexed_from_the_last_snapshots_names),
         cmocka_unit_test(test_a_changed_cluster_is_built_again),
         cmocka_unit_test(test_a_cluster_whose_assignment_arrives_is_built_again),
         cmocka_unit_test(test_a_changed_secret_makes_a_new_tls_context),

@@ -726,6 +726,8 @@ static void snapshot_free(snapshot_t *s)
     snapshot_ads_free(&s->ads);
     runtime_free(&s->runtime);
     snapshot_refs_free(&s->references);
+    free(s->assignment_names.name);
+    free(s->assignment_names.kept);
     snapshot_dynamic_free(s->dynamic);
     snapshot_tls_engines_free(s);
     if (s->cluster_runtime) /* after its clusters dropped their states */

@@ -392,6 +392,16 @@ typedef struct snap_refs {
     snap_ref_list_t secrets;       /* SDS: SdsSecretConfig.name in TLS contexts */
 } snap_refs_t;
 
+/* The names of a set's load assignments in the set's order, which was strictly ascending, with
+ * their holders (arrays owned; each name borrowed from its holder's message, which the snapshot
+ * keeps): the next build indexes its assignments from these when the holders at the same places
+ * are the same, reading only the names that changed. */
+typedef struct snap_set_names {
+    const char **name;
+    const struct snap_kept **kept;
+    size_t n;
+} snap_set_names_t;
+
 struct snap_build;
 struct snap_dynamic;
 
@@ -440,7 +450,8 @@ typedef struct snapshot {
     /* Copies of the resources of its set that came over xDS (owned; NULL: none), for
      * /config_dump and rebuilds. */
     struct snap_dynamic *dynamic;
-    snap_refs_t references; /* what its resources name (snapshot_references) */
+    snap_refs_t references;            /* what its resources name (snapshot_references) */
+    snap_set_names_t assignment_names; /* n 0: none kept */
     /* While it is being built: the build (borrowed), through which filters' config_parse reach
      * the resource set (snapshot_rds_route_table). NULL once built. */
     struct snap_build *build;
