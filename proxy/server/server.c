@@ -47,12 +47,19 @@ int64_t server_active_connections(const server_t *s)
     return n;
 }
 
-/* membership_change and membership_total of snap's clusters, against old (NULL at start). */
+/* membership_change and membership_total of snap's clusters, against old (NULL at start). A
+ * cluster shared with old (most of them when an update changed a few) has old's endpoints and
+ * stat ids, so its gauge holds its count already and nothing changed: it is skipped without a
+ * lookup, tried at the same place in old, where clusters stay build after build. */
 static void count_membership(server_t *s, const snapshot_t *old, const snapshot_t *snap)
 {
     for (size_t i = 0; i < snap->n_clusters; i++) {
         const snap_cluster_t *c = &snap->clusters[i];
+        if (old && i < old->n_clusters && snapshot_cluster_shared(&old->clusters[i], c))
+            continue;
         const snap_cluster_t *was = old ? snapshot_find_cluster(old, c->name) : NULL;
+        if (was && snapshot_cluster_shared(was, c))
+            continue;
         if (was ? !cluster_same_endpoints(was, c) : c->n_endpoints > 0)
             stats_inc(s->main_slots, c->st.membership_change);
         server_set_gauge(s, c->st.membership_total, (int64_t)c->n_endpoints);

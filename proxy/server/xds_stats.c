@@ -278,10 +278,18 @@ static eds_index_t eds_index(const snapshot_t *snap)
     return ix;
 }
 
-/* Counts ev for each cluster of ix whose endpoints are `name`; returns how many there were. */
+/* Counts ev for each cluster of ix whose endpoints are `name`; returns how many there were. A
+ * config whose EDS clusters all take their own name's endpoints (snap, borrowed; no index then)
+ * has one: found by name. */
 static int count_eds_clusters(xds_stats_t *s, const ads_t *a, int t, const eds_index_t *ix,
-                              const char *name, res_event_t ev)
+                              const snapshot_t *snap, const char *name, res_event_t ev)
 {
+    if (ix->v == NULL && snap && snap->eds_own_names) {
+        const snap_cluster_t *c = snapshot_eds_cluster(snap, name);
+        if (c)
+            count_resource(s, a, t, c->stat_name, name, ev);
+        return c != NULL;
+    }
     size_t lo = 0, hi = ix->n;
     while (lo < hi) { /* the first cluster whose service is not below name */
         size_t mid = lo + (hi - lo) / 2;
@@ -297,13 +305,14 @@ static int count_eds_clusters(xds_stats_t *s, const ads_t *a, int t, const eds_i
 }
 
 static void count_names(xds_stats_t *s, const ads_t *a, int t, const ads_names_t *names,
-                        res_event_t ev, const snapshot_t *running, const eds_index_t *ix)
+                        res_event_t ev, const snapshot_t *running, const snapshot_t *eds_snap,
+                        const eds_index_t *ix)
 {
     const char *type_url = type_scopes[t].type_url;
     for (size_t i = 0; i < names->n; i++) {
         const char *name = names->v[i];
         if (strcmp(type_url, ADS_TYPE_ENDPOINT) == 0) {
-            if (count_eds_clusters(s, a, t, ix, name, ev) == 0)
+            if (count_eds_clusters(s, a, t, ix, eds_snap, name, ev) == 0)
                 count_resource(s, a, t, name, name, ev); /* most often the cluster's name */
         } else if (strcmp(type_url, ADS_TYPE_ROUTE) == 0) {
             const char *prefix = rds_prefix(s, a, running, name);
@@ -339,13 +348,14 @@ void xds_stats_response(xds_stats_t *s, const ads_t *a, const ads_result_t *res,
         return; /* listeners and clusters have their own stats in the listener and cluster */
     /* Endpoints count under the clusters that take them: the warming config's when one waits
      * (a cluster warming for these very endpoints is only there), else the running one's. */
+    const snapshot_t *eds_snap = warming ? warming : running;
     eds_index_t ix = {0};
-    if (strcmp(res->type_url, ADS_TYPE_ENDPOINT) == 0)
-        ix = eds_index(warming ? warming : running);
-    count_names(s, a, t, &res->added, RES_CHANGED, running, &ix);
-    count_names(s, a, t, &res->updated, RES_CHANGED, running, &ix);
-    count_names(s, a, t, &res->rejected, RES_REJECTED, running, &ix);
-    count_names(s, a, t, &res->removed, RES_REMOVED, running, &ix);
+    if (strcmp(res->type_url, ADS_TYPE_ENDPOINT) == 0 && !(eds_snap && eds_snap->eds_own_names))
+        ix = eds_index(eds_snap);
+    count_names(s, a, t, &res->added, RES_CHANGED, running, eds_snap, &ix);
+    count_names(s, a, t, &res->updated, RES_CHANGED, running, eds_snap, &ix);
+    count_names(s, a, t, &res->rejected, RES_REJECTED, running, eds_snap, &ix);
+    count_names(s, a, t, &res->removed, RES_REMOVED, running, eds_snap, &ix);
     free(ix.v);
 }
 

@@ -5,9 +5,11 @@
  * else in the table is the builder's. An entry whose count fell to zero is never freed by the
  * thread that dropped it: only the builder frees (cluster_states_sweep), and only the builder
  * takes new references, so an entry it finds at zero is either revived by it or freed by it,
- * never both. Clusters are found by name through a hash table (a build looks up each of its
- * clusters it does not share with the last snapshot); endpoints, a handful per cluster, by a
- * linear scan. */
+ * never both. The thread that drops a last reference also marks the table (and, for an
+ * endpoint entry, its cluster's state), so the builder's sweep walks the table only after
+ * something was let go, and the endpoint entries only of the states marked. Clusters are found by
+ * name through a hash table (a build looks up each of its clusters it does not share with the
+ * last snapshot); endpoints, a handful per cluster, by a linear scan. */
 #include "proxy/upstream/cluster_state.h"
 
 #include <errno.h>
@@ -17,6 +19,8 @@
 
 struct cluster_states {
     _Atomic int refs;
+    /* A state or an endpoint entry lost its last reference since the last sweep. */
+    _Atomic bool let_go;
     unsigned nworkers;
     cluster_state_t *states; /* newest first */
     /* By name: open addressing with linear probing; cap a power of two, at most half full.
@@ -155,8 +159,19 @@ static void sweep_endpoints(cluster_state_t *s)
     s->n_eps = kept;
 }
 
+/* Marks *flag: a last reference was dropped (release: the dropping thread's writes to what it
+ * let go come before the mark the sweep reads). */
+static void mark_let_go(_Atomic bool *flag)
+{
+    atomic_store_explicit(flag, true, memory_order_release);
+}
+
 void cluster_states_sweep(cluster_states_t *t)
 {
+    /* Cleared before the walk: a reference let go during it marks the table again, for the
+     * next sweep. */
+    if (!atomic_exchange_explicit(&t->let_go, false, memory_order_acq_rel))
+        return;
     bool freed = false;
     for (cluster_state_t **sp = &t->states; *sp;) {
         cluster_state_t *s = *sp;
@@ -166,7 +181,8 @@ void cluster_states_sweep(cluster_states_t *t)
             freed = true;
             continue;
         }
-        sweep_endpoints(s);
+        if (atomic_exchange_explicit(&s->eps_let_go, false, memory_order_acq_rel))
+            sweep_endpoints(s);
         sp = &s->next;
     }
     if (freed && reindex(t, 0) < 0) { /* no table to trust: lookups scan the list */
@@ -190,6 +206,7 @@ static cluster_state_t *state_new(cluster_states_t *t, const char *name)
         return NULL;
     }
     s->nworkers = t->nworkers;
+    s->table = t;
     for (unsigned w = 0; w < s->nworkers; w++) {
         /* Different starting points per worker spread the first connections. */
         s->workers[w].rr_next = w;
@@ -242,8 +259,11 @@ int cluster_state_get(cluster_states_t *t, const char *name, cluster_state_t **o
 
 void cluster_state_unref(cluster_state_t *s)
 {
-    if (s)
-        atomic_fetch_sub_explicit(&s->refs, 1, memory_order_release);
+    if (s == NULL)
+        return;
+    cluster_states_t *t = s->table; /* read first: once let go, s is the builder's to free */
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_release) == 1)
+        mark_let_go(&t->let_go);
 }
 
 int cluster_state_endpoint(cluster_state_t *s, const snap_addr_t *addr, cluster_ep_state_t **out)
@@ -267,6 +287,7 @@ int cluster_state_endpoint(cluster_state_t *s, const snap_addr_t *addr, cluster_
     if (e == NULL)
         return -ENOMEM;
     e->addr = *addr;
+    e->owner = s;
     e->slot = s->n_free ? s->free_slots[--s->n_free] : s->next_slot++;
     atomic_init(&e->refs, 1);
     s->eps[s->n_eps++] = e;
@@ -276,8 +297,15 @@ int cluster_state_endpoint(cluster_state_t *s, const snap_addr_t *addr, cluster_
 
 void cluster_ep_unref(cluster_ep_state_t *e)
 {
-    if (e)
-        atomic_fetch_sub_explicit(&e->refs, 1, memory_order_release);
+    if (e == NULL)
+        return;
+    /* Read first: once let go, e is the builder's to free; its state is not, as the caller holds
+     * that too (a cluster drops its endpoint entries before its state). */
+    cluster_state_t *s = e->owner;
+    if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_release) == 1) {
+        mark_let_go(&s->eps_let_go);
+        mark_let_go(&s->table->let_go);
+    }
 }
 
 int cluster_state_worker_reserve(cluster_state_t *s, unsigned w, uint32_t n_slots)

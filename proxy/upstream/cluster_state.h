@@ -28,6 +28,7 @@ typedef struct cluster_ep_state {
     snap_addr_t addr;
     uint32_t slot;
     _Atomic int refs; /* snapshot clusters listing it; 0: the table frees it at the next build */
+    struct cluster_state *owner; /* the cluster's state, which outlives every reference to this */
 } cluster_ep_state_t;
 
 /* One worker's load-balancer state for a cluster: only that worker reads or writes it, so it
@@ -42,6 +43,10 @@ typedef struct cluster_worker_state {
 typedef struct cluster_state {
     cluster_shared_t shared;      /* circuit breaking, across workers (atomics) */
     alignas(64) _Atomic int refs; /* snapshot clusters linked to it; 0: freed at the next build */
+    /* Set by whoever drops the last reference to one of its endpoint entries: the next sweep
+     * looks at its entries (and only then). */
+    _Atomic bool eps_let_go;
+    struct cluster_states *table; /* the table it is in, which outlives every reference to it */
     char *name;
     unsigned nworkers;
     /* Main thread only (the builder): the endpoint entries and the slots free for reuse. */
@@ -69,7 +74,9 @@ unsigned cluster_states_nworkers(const cluster_states_t *t);
 
 /* Builder thread: frees the states, and the endpoint entries of the others, that no snapshot
  * holds any more (t borrowed); a slot freed so is reused by the next new endpoint. A snapshot build
- * calls it once before linking its clusters. */
+ * calls it once before linking its clusters. It costs nothing when no reference was let go since
+ * the last sweep (the last reference to a state or an endpoint entry marks the table, and the
+ * state, for it): a build that keeps every cluster and endpoint does not walk the table. */
 void cluster_states_sweep(cluster_states_t *t);
 
 /* Builder thread: the state of cluster `name` (borrowed; copied), the one already in t

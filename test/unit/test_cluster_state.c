@@ -271,6 +271,40 @@ static void test_state_of_a_removed_cluster_is_fresh_when_it_returns(void **stat
     cluster_states_unref(t);
 }
 
+/* A sweep with nothing let go returns at once; what is let go after it is still freed by the
+ * next one: an endpoint entry (its slot reused) and a whole state (fresh when asked again). */
+static void test_what_is_let_go_after_an_idle_sweep_is_freed_by_the_next(void **state)
+{
+    (void)state;
+    cluster_states_t *t = NULL;
+    assert_int_equal(cluster_states_new(NWORKERS, &t), 0);
+    cluster_state_t *kept = NULL, *gone = NULL;
+    assert_int_equal(cluster_state_get(t, "kept", &kept), 0);
+    assert_int_equal(cluster_state_get(t, "gone", &gone), 0);
+    snap_addr_t x = addr("198.18.0.1"), y = addr("198.18.0.2"), z = addr("198.18.0.3");
+    cluster_ep_state_t *ex, *ey, *ez;
+    assert_int_equal(cluster_state_endpoint(kept, &x, &ex), 0);
+    assert_int_equal(cluster_state_endpoint(kept, &y, &ey), 0);
+    cluster_states_sweep(t); /* nothing let go: both endpoints stay */
+    cluster_states_sweep(t);
+    assert_int_equal(kept->n_eps, 2);
+    uint32_t x_slot = ex->slot;
+    cluster_ep_unref(ex);
+    gone->workers[0].rr_next = 7;
+    cluster_state_unref(gone);
+    cluster_states_sweep(t);
+    assert_int_equal(kept->n_eps, 1);
+    assert_int_equal(cluster_state_endpoint(kept, &z, &ez), 0);
+    assert_int_equal(ez->slot, x_slot);
+    assert_int_equal(cluster_state_get(t, "gone", &gone), 0);
+    assert_int_equal(gone->workers[0].rr_next, 0);
+    cluster_ep_unref(ey);
+    cluster_ep_unref(ez);
+    cluster_state_unref(gone);
+    cluster_state_unref(kept);
+    cluster_states_unref(t);
+}
+
 static void test_states_are_found_by_name_among_many_and_after_a_sweep(void **state)
 {
     (void)state;
@@ -310,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_slot_of_a_gone_endpoint_is_reused),
         cmocka_unit_test(test_state_of_a_removed_cluster_is_fresh_when_it_returns),
         cmocka_unit_test(test_states_are_found_by_name_among_many_and_after_a_sweep),
+        cmocka_unit_test(test_what_is_let_go_after_an_idle_sweep_is_freed_by_the_next),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

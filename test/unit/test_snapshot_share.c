@@ -251,6 +251,184 @@ static void test_an_endpoint_push_builds_only_the_cluster_whose_assignment_chang
     release(&f);
 }
 
+/* An update that changes one assignment: the others' clusters are shared by the plain path
+ * (their Cluster and assignment holders compared in place), a cluster with a TLS context by the
+ * full comparison; the references still name every assignment. */
+static void test_an_eds_update_shares_the_other_clusters_by_their_holders(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    two_eds_clusters(&u, "10.0.0.2");
+    cluster(&u, "app", SDS_CLUSTER("app"));
+    secret(&u, CERT_SECRET("client.pem", "client.key"));
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    const snap_cluster_t *reviews = find(one, "reviews");
+    assert_non_null(reviews->plain_src);
+    assert_non_null(reviews->plain_eds);
+    assert_null(find(one, "app")->plain_src); /* takes a secret, reads files: not plain */
+
+    two_eds_clusters(&u, "10.0.0.3");
+    cluster(&u, "app", SDS_CLUSTER("app"));
+    secret(&u, CERT_SECRET("client.pem", "client.key"));
+    snapshot_t *two = next(&f, &u, NULL);
+    assert_true(snapshot_cluster_shared(find(two, "reviews"), reviews));
+    assert_ptr_equal(find(two, "reviews")->lb, reviews->lb);
+    assert_int_equal(find(two, "reviews")->name_hash, snap_name_hash("reviews"));
+    assert_true(snapshot_cluster_shared(find(two, "app"), find(one, "app")));
+    const snap_cluster_t *ratings = find(two, "ratings");
+    assert_false(snapshot_cluster_shared(ratings, find(one, "ratings")));
+    assert_string_equal(ratings->endpoints[0].label, "10.0.0.3:9080");
+    assert_non_null(ratings->plain_eds);
+    assert_ptr_not_equal(ratings->plain_eds, find(one, "ratings")->plain_eds);
+    snap_refs_t refs;
+    assert_int_equal(snapshot_references(two, &refs), 0);
+    assert_int_equal(refs.endpoints.n, 2);
+    assert_string_equal(refs.endpoints.v[0].name, "ratings");
+    assert_string_equal(refs.endpoints.v[1].name, "reviews");
+    assert_int_equal(refs.secrets.n, 1);
+    snapshot_refs_free(&refs);
+    release(&f);
+}
+
+/* Clusters listed in another order are not at their old places: found by name, still shared. */
+static void test_clusters_that_change_places_are_still_shared(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    two_eds_clusters(&u, "10.0.0.2");
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    cluster(&u, "ratings", EDS_CLUSTER("ratings"));
+    cluster(&u, "reviews", EDS_CLUSTER("reviews"));
+    assignment(&u, "reviews", ASSIGNMENT("reviews", "10.0.0.1"));
+    assignment(&u, "ratings", ASSIGNMENT("ratings", "10.0.0.2"));
+    snapshot_t *two = next(&f, &u, NULL);
+    assert_string_equal(two->clusters[0].name, "ratings");
+    assert_string_equal(one->clusters[0].name, "reviews");
+    assert_true(snapshot_cluster_shared(find(two, "reviews"), find(one, "reviews")));
+    assert_true(snapshot_cluster_shared(find(two, "ratings"), find(one, "ratings")));
+    release(&f);
+}
+
+/* The copies a snapshot keeps are found by name by the next build, through an index copied
+ * from the snapshot before when only some resources changed: a third build given the same
+ * resources again (new messages) shares every copy and cluster of the second. */
+static void test_copies_are_found_by_name_after_an_update_that_changed_some(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    two_eds_clusters(&u, "10.0.0.2");
+    first(&f, ads_bootstrap, &u, NULL);
+    two_eds_clusters(&u, "10.0.0.3");
+    snapshot_t *two = next(&f, &u, NULL);
+    two_eds_clusters(&u, "10.0.0.3");
+    snapshot_t *three = next(&f, &u, NULL);
+    for (const char *const *n = (const char *const[]){"reviews", "ratings", NULL}; *n; n++) {
+        assert_true(snapshot_cluster_shared(find(three, *n), find(two, *n)));
+        assert_ptr_equal(find(three, *n)->plain_eds, find(two, *n)->plain_eds);
+        assert_ptr_equal(find(three, *n)->plain_src, find(two, *n)->plain_src);
+    }
+    release(&f);
+}
+
+/* eds_own_names holds while every EDS cluster takes its own name's assignment, through shared
+ * clusters too, and falls when one takes another's. */
+static void test_a_config_says_whether_its_eds_clusters_take_their_own_names(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    two_eds_clusters(&u, "10.0.0.2");
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    assert_true(one->eds_own_names);
+    assert_ptr_equal(snapshot_eds_cluster(one, "ratings"), find(one, "ratings"));
+    two_eds_clusters(&u, "10.0.0.3");
+    assert_true(next(&f, &u, NULL)->eds_own_names);
+    two_eds_clusters(&u, "10.0.0.3");
+    cluster(&u, "alias",
+            "name: alias\ntype: EDS\n"
+            "eds_cluster_config: {eds_config: {ads: {}}, service_name: ratings}\n");
+    snapshot_t *three = next(&f, &u, NULL);
+    assert_false(three->eds_own_names);
+    assert_null(snapshot_eds_cluster(three, "alias"));
+    release(&f);
+}
+
+/* The next snapshot takes a reference to the running one's Bootstrap, not a copy, and keeps it
+ * after that one is gone (its /config_dump still reads it). */
+static void test_the_next_snapshot_shares_the_bootstrap_and_outlives_the_first(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    two_eds_clusters(&u, "10.0.0.2");
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    two_eds_clusters(&u, "10.0.0.3");
+    snapshot_t *two = next(&f, &u, NULL);
+    assert_non_null(two->bootstrap);
+    assert_ptr_equal(two->bootstrap, one->bootstrap);
+    snapshot_unref(one);
+    f.snaps[0] = NULL;
+    char *dump = snapshot_config_dump(two);
+    assert_non_null(dump);
+    assert_non_null(strstr(dump, "sidecar"));
+    free(dump);
+    snapshot_t *three = rebuild(&f, NULL);
+    assert_ptr_equal(three->bootstrap, two->bootstrap);
+    release(&f);
+}
+
+/* reviews and ratings over EDS, their assignments in ascending order (as an xDS client lists
+ * them); ratings' at ratings_ip, or named `other` in its place when given. */
+static void sorted_eds_clusters(update_t *u, const char *ratings_ip, const char *other)
+{
+    char cla[512];
+    cluster(u, "reviews", EDS_CLUSTER("reviews"));
+    cluster(u, "ratings", EDS_CLUSTER("ratings"));
+    const char *first = other ? other : "ratings";
+    snprintf(cla, sizeof(cla), ASSIGNMENT("%s", "%s"), first, ratings_ip);
+    assignment(u, first, cla);
+    assignment(u, "reviews", ASSIGNMENT("reviews", "10.0.0.1"));
+}
+
+/* A build indexes the set's assignments from the names the last snapshot kept when the holders
+ * at the same places are the same but for some: the changed one is read and the order checked;
+ * a name out of order in its place falls back to the full index (and sort). */
+static void test_assignments_are_indexed_from_the_last_snapshots_names(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    sorted_eds_clusters(&u, "10.0.0.2", NULL);
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    assert_int_equal(one->assignment_names.n, 2);
+    assert_string_equal(one->assignment_names.name[0], "ratings");
+    sorted_eds_clusters(&u, "10.0.0.3", NULL);
+    snapshot_t *two = next(&f, &u, NULL);
+    assert_int_equal(two->assignment_names.n, 2);
+    assert_ptr_equal(two->assignment_names.kept[1], one->assignment_names.kept[1]);
+    assert_ptr_not_equal(two->assignment_names.kept[0], one->assignment_names.kept[0]);
+    assert_string_equal(find(two, "ratings")->endpoints[0].label, "10.0.0.3:9080");
+    assert_true(snapshot_cluster_shared(find(two, "reviews"), find(one, "reviews")));
+    sorted_eds_clusters(&u, "10.0.0.3", "zzz"); /* after reviews, at ratings' place */
+    snapshot_t *three = next(&f, &u, NULL);
+    assert_int_equal(three->assignment_names.n, 0); /* not in order: none kept */
+    assert_true(find(three, "ratings")->awaiting_assignment);
+    assert_true(snapshot_cluster_shared(find(three, "reviews"), find(two, "reviews")));
+    snap_refs_t refs;
+    assert_int_equal(snapshot_references(three, &refs), 1); /* ratings' is awaited */
+    snapshot_refs_free(&refs);
+    release(&f);
+}
+
 static void test_a_changed_cluster_is_built_again(void **state)
 {
     (void)state;
@@ -769,6 +947,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_an_endpoint_push_builds_only_the_cluster_whose_assignment_changed),
+        cmocka_unit_test(test_an_eds_update_shares_the_other_clusters_by_their_holders),
+        cmocka_unit_test(test_clusters_that_change_places_are_still_shared),
+        cmocka_unit_test(test_copies_are_found_by_name_after_an_update_that_changed_some),
+        cmocka_unit_test(test_a_config_says_whether_its_eds_clusters_take_their_own_names),
+        cmocka_unit_test(test_the_next_snapshot_shares_the_bootstrap_and_outlives_the_first),
+        cmocka_unit_test(test_assignments_are_indexed_from_the_last_snapshots_names),
         cmocka_unit_test(test_a_changed_cluster_is_built_again),
         cmocka_unit_test(test_a_cluster_whose_assignment_arrives_is_built_again),
         cmocka_unit_test(test_a_changed_secret_makes_a_new_tls_context),

@@ -310,6 +310,25 @@ static void test_endpoints_count_under_every_cluster_that_takes_them(void **stat
     assert_int_equal(value(f, "cluster.b.update_success"), -1);
 }
 
+/* A config whose EDS clusters all take their own name's endpoints finds the one cluster by
+ * name, and counts under its stat name. */
+static void test_endpoints_of_own_name_clusters_count_under_the_cluster_found_by_name(void **state)
+{
+    fixture_t *f = *state;
+    const char *svc = "web";
+    assert_true(ads_subscribe(f->ads, ADS_TYPE_ENDPOINT, &svc, 1) >= 0);
+    snap_cluster_t c[2] = {
+        {.name = "api", .stat_name = "api", .eds_service = "api", .eds_own_name = true},
+        {.name = "web", .stat_name = "w", .eds_service = "web", .eds_own_name = true}};
+    snapshot_t running = {.clusters = c, .n_clusters = 2, .eds_own_names = true};
+    assert_int_equal(
+        respond_running(f, &running, ADS_TYPE_ENDPOINT, "e1", endpoints("web", 1), NULL),
+        ADS_ACKED);
+    assert_int_equal(value(f, "cluster.w.update_success"), 1);
+    assert_int_equal(value(f, "cluster.web.update_success"), -1);
+    assert_int_equal(value(f, "cluster.api.update_success"), -1);
+}
+
 static void test_route_configuration_counts_under_its_connection_manager(void **state)
 {
     fixture_t *f = *state;
@@ -447,6 +466,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_endpoints_count_under_their_cluster, setup, teardown),
         cmocka_unit_test_setup_teardown(test_endpoints_count_under_every_cluster_that_takes_them,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_endpoints_of_own_name_clusters_count_under_the_cluster_found_by_name, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(
             test_route_configuration_counts_under_its_connection_manager, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sds_and_fetch_timeouts_count_by_type, setup, teardown),

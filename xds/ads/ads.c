@@ -348,6 +348,8 @@ static bool entry_listed(int t, const ads_entry_t *e)
     return e->subscribed;
 }
 
+#define LIST_AHEAD 8 /* entries */
+
 int ads_resources(const ads_t *a, config_resources_t *res)
 {
     config_resource_list_t *lists[ADS_NTYPES] = {
@@ -361,7 +363,10 @@ int ads_resources(const ads_t *a, config_resources_t *res)
         if (oom || config_resources_reserve(lists[t], n) < 0)
             return -ENOMEM;
         int rc = 0;
-        for (size_t i = 0; rc == 0 && i < n; i++)
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            /* Each entry is elsewhere in memory: fetched a few ahead, the misses overlap. */
+            if (i + LIST_AHEAD < n)
+                __builtin_prefetch(v[i + LIST_AHEAD]);
             if (entry_held(t, v[i])) {
                 rc = config_resources_add_named(lists[t], v[i]->msg, ads_types[t].short_name, k++,
                                                 v[i]->name);
@@ -370,6 +375,7 @@ int ads_resources(const ads_t *a, config_resources_t *res)
                     lists[t]->v[lists[t]->n - 1].kept = v[i]->kept; /* held once */
                 }
             }
+        }
         if (rc < 0)
             return rc;
     }

@@ -43,6 +43,7 @@ typedef struct item {
     bool resent;        /* unchanged, seen by its bytes alone: never decoded */
     ads_entry_t *entry; /* its name's entry (the table's) once found: not looked up again */
     bool quiet;         /* a later copy of a duplicated name: reported once, with the first */
+    bool marked;        /* apply_items marked its entry seen (such an entry is not freed) */
     char *error;        /* why it was rejected (owned) */
     /* A response read in place: the Any made for a resource that is not a resend (owned, with
      * its type_url and value, unless the entry took the value), or NULL. */
@@ -485,6 +486,8 @@ static int apply_items(pass_t *p)
         ads_entry_t *e = it->entry ? it->entry : ads_table_get(&p->ts->table, it->name);
         if (e == NULL)
             return -ENOMEM;
+        it->entry = e; /* for pass_end to clear the mark: the pass frees no entry it marked */
+        it->marked = true;
         e->seen = true;
         int rc = it->state == ITEM_OK ? apply_good(p, it, e) : apply_rejected(p, it, e);
         if (rc < 0)
@@ -514,13 +517,6 @@ static char *nack_message(const pass_t *p)
     if (more)
         sb_printf(&sb, "%sand %zu more rejected", sb.len ? "; " : "", more);
     return sb_take(&sb);
-}
-
-static void clear_seen(ads_table_t *t, ads_entry_t *e, void *ctx)
-{
-    (void)t;
-    (void)ctx;
-    e->seen = false;
 }
 
 /* The response's answer: an ACK moves the type's version on, a NACK keeps the last good one and
@@ -605,9 +601,12 @@ static void pass_end(pass_t *p, int rc)
             free(p->items[i].any);
         }
     }
+    /* The entries apply_items marked are its items' (may_repeat cleared its own marks): only
+     * those are cleared, not the whole table, for a response that names a few of many. */
+    for (size_t i = 0; i < p->n && p->items && p->ts; i++)
+        if (p->items[i].marked)
+            p->items[i].entry->seen = false;
     free(p->items);
-    if (p->ts)
-        ads_table_each(&p->ts->table, clear_seen, NULL);
     if (rc < 0)
         ads_result_free(p->out);
 }

@@ -167,8 +167,9 @@ static int add_all(config_resources_t *dst, const config_resources_t *src)
 
 /* Builds the snapshot that follows cur from cur's Bootstrap plus the xDS resources of either
  * dyn (a set, borrowed) or kept (a snapshot's copies, borrowed), with what cur was built with,
- * sharing what did not change with cur. A trial (its snapshot dropped at once, on this thread)
- * reads cur's Bootstrap in place; the others take a copy, which the snapshot keeps. */
+ * sharing what did not change with cur. Every build reads cur's Bootstrap in place (its first
+ * build named its listeners; no build writes into it since); the snapshot keeps a reference to
+ * cur's holder of it, unless it is a trial (dropped at once, on this thread). */
 static int build_next(const snapshot_t *cur, const config_resources_t *dyn,
                       const struct snap_dynamic *kept, const snap_resolver_t *resolver, bool trial,
                       stats_store_t *stats, snapshot_t **out, char *err, size_t errlen)
@@ -178,8 +179,9 @@ static int build_next(const snapshot_t *cur, const config_resources_t *dyn,
         snprintf(err, errlen, "the running config has no bootstrap to build from");
         return -EINVAL;
     }
+    /* A Bootstrap without a holder (a snapshot of another build path): a copy of its own. */
     ProtobufCMessage *copy = NULL;
-    if (!trial && (copy = copy_bootstrap(cur, err, errlen)) == NULL)
+    if (!trial && cur->bootstrap_kept == NULL && (copy = copy_bootstrap(cur, err, errlen)) == NULL)
         return -ENOMEM;
     /* A trial links no runtime state. */
     snap_build_opts_t opts = {.resolver = resolver,
@@ -213,6 +215,10 @@ static int build_next(const snapshot_t *cur, const config_resources_t *dyn,
     }
     rc = snapshot_build_from(&res, copy, &opts, cur, trial, stats, cur->nworkers, out, err, errlen);
     config_resources_free(&res);
+    if (rc == 0 && copy == NULL && !trial) { /* cur's Bootstrap, shared */
+        (*out)->bootstrap_kept = snap_kept_ref(cur->bootstrap_kept);
+        (*out)->bootstrap = cur->bootstrap;
+    }
     return rc;
 }
 

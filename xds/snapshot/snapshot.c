@@ -726,12 +726,13 @@ static void snapshot_free(snapshot_t *s)
     snapshot_ads_free(&s->ads);
     runtime_free(&s->runtime);
     snapshot_refs_free(&s->references);
+    free(s->assignment_names.name);
+    free(s->assignment_names.kept);
     snapshot_dynamic_free(s->dynamic);
     snapshot_tls_engines_free(s);
     if (s->cluster_runtime) /* after its clusters dropped their states */
         s->cluster_runtime->unref(s->cluster_states);
-    if (s->bootstrap)
-        protobuf_c_message_free_unpacked(s->bootstrap, NULL);
+    snap_kept_unref(s->bootstrap_kept); /* and the Bootstrap with the last holder */
     free(s);
 }
 
@@ -811,19 +812,7 @@ static int link_opts(snapshot_t *s, const snap_build_opts_t *opts, char *err, si
     return 0;
 }
 
-/* prev's (borrowed) cluster named `name` (borrowed; h its snap_name_hash), or NULL. Clusters come
- * in the same order build after build, so the one at the same place i is tried first. */
-static const snap_cluster_t *prev_cluster(const snapshot_t *prev, size_t i, const char *name,
-                                          uint64_t h)
-{
-    if (i < prev->n_clusters && prev->clusters[i].name && strcmp(prev->clusters[i].name, name) == 0)
-        return &prev->clusters[i];
-    if (prev->cluster_names.cap == 0) /* made by hand, not built */
-        return snapshot_find_cluster(prev, name);
-    long j = snap_name_index_find_hashed(&prev->cluster_names, prev->clusters,
-                                         sizeof(*prev->clusters), name, h);
-    return j < 0 ? NULL : &prev->clusters[j];
-}
+#define SHARE_AHEAD 8 /* clusters */
 
 /* Builds the clusters of res into s, sharing those of b->prev whose inputs did not change. */
 static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_resolver_t *resolver,
@@ -831,25 +820,52 @@ static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_r
 {
     snapshot_t *s = b->snap;
     const snapshot_t *prev = b->prev;
+    s->eds_own_names = true; /* until a cluster says otherwise, below */
     for (size_t i = 0; i < res->clusters.n; i++) {
         const config_resource_t *r = &res->clusters.v[i];
+        snap_cluster_t *c = &s->clusters[i];
+        /* The reference a shared cluster takes is a locked write to its share, elsewhere in
+         * memory for each: fetched a few clusters ahead, the misses overlap. */
+        if (prev && i + SHARE_AHEAD < prev->n_clusters)
+            __builtin_prefetch(prev->clusters[i + SHARE_AHEAD].share, 1);
+        /* Most clusters of an update are the last snapshot's, at the same place. */
+        int rc = prev && i < prev->n_clusters
+                     ? snap_cluster_reuse_plain(b, &prev->clusters[i], r, stats, c)
+                     : 0;
+        if (rc < 0)
+            return rc;
+        if (rc > 0) {
+            if (snap_name_index_add_hashed(&s->cluster_names, s->clusters, sizeof(*s->clusters), i,
+                                           c->name_hash) >= 0) {
+                snap_cluster_release(c); /* not counted yet: released here */
+                return err_set(err, errlen, -EINVAL, "cluster '%s': defined twice", c->name);
+            }
+            s->n_clusters++;
+            s->eds_own_names = s->eds_own_names && (c->eds_service == NULL || c->eds_own_name);
+            continue;
+        }
         const char *name = ((const cluster_msg_t *)r->msg)->name;
         uint64_t h = name ? snap_name_hash(name) : 0; /* for the three lookups below */
         if (name && snap_name_index_find_hashed(&s->cluster_names, s->clusters,
                                                 sizeof(*s->clusters), name, h) >= 0)
             return err_set(err, errlen, -EINVAL, "cluster '%s': defined twice", name);
-        const snap_cluster_t *old = prev && name ? prev_cluster(prev, i, name, h) : NULL;
-        snap_cluster_t *c = &s->clusters[i];
+        const snap_cluster_t *old =
+            prev && name ? snap_prev_cluster(prev, i, name, h, r->kept) : NULL;
         s->n_clusters++;
-        int rc = old ? snap_cluster_reuse(b, old, r, resolver, stats, c) : 0;
+        rc = old ? snap_cluster_reuse(b, old, r, resolver, stats, c) : 0;
         if (rc <= 0) /* not a copy of old's: zeroed, for the build or for snapshot_free */
             memset(c, 0, sizeof(*c));
         if (rc == 0) {
             rc = build_cluster(r, c, old, resolver, b, stats, err, errlen);
             b->share = NULL;
+            if (rc == 0)
+                snap_cluster_mark_plain(c);
+            c->name_hash = h;
+            c->eds_own_name = c->eds_service && c->name && strcmp(c->eds_service, c->name) == 0;
         }
         if (rc < 0)
             return rc;
+        s->eds_own_names = s->eds_own_names && (c->eds_service == NULL || c->eds_own_name);
         if (c->name) /* NULL only for a cluster without a name, refused above */
             snap_name_index_add_hashed(&s->cluster_names, s->clusters, sizeof(*s->clusters), i, h);
     }
@@ -870,9 +886,14 @@ int snapshot_build_from(config_resources_t *res, void *bootstrap, const snap_bui
         return err_set(err, errlen, -ENOMEM, "out of memory");
     }
     atomic_init(&s->refs, 1);
+    if (bootstrap && (s->bootstrap_kept = snap_kept_new(bootstrap, NULL)) == NULL) {
+        free(s); /* snap_kept_new freed the Bootstrap */
+        return err_set(err, errlen, -ENOMEM, "out of memory");
+    }
     s->bootstrap = bootstrap;
     s->nworkers = nworkers ? nworkers : 1;
     s->version = atomic_fetch_add(&next_version, 1);
+    s->stats = stats;
     /* This build's own state: builds may run on any thread. Filters reach it through s. */
     snap_build_t b = {.res = res, .snap = s, .prev = prev, .trial = trial};
     s->build = &b;
@@ -962,30 +983,4 @@ void snapshot_unref(snapshot_t *snap)
 {
     if (snap && atomic_fetch_sub_explicit(&snap->refs, 1, memory_order_acq_rel) == 1)
         snapshot_free(snap);
-}
-
-const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *name)
-{
-    if (snap->cluster_names.cap == 0) { /* made by hand, not built */
-        for (size_t i = 0; i < snap->n_clusters; i++)
-            if (strcmp(snap->clusters[i].name, name) == 0)
-                return &snap->clusters[i];
-        return NULL;
-    }
-    long i =
-        snap_name_index_find(&snap->cluster_names, snap->clusters, sizeof(*snap->clusters), name);
-    return i < 0 ? NULL : &snap->clusters[i];
-}
-
-const snap_listener_t *snapshot_find_listener(const snapshot_t *snap, const char *name)
-{
-    if (snap->listener_names.cap == 0) { /* made by hand, not built */
-        for (size_t i = 0; i < snap->n_listeners; i++)
-            if (strcmp(snap->listeners[i].name, name) == 0)
-                return &snap->listeners[i];
-        return NULL;
-    }
-    long i = snap_name_index_find(&snap->listener_names, snap->listeners, sizeof(*snap->listeners),
-                                  name);
-    return i < 0 ? NULL : &snap->listeners[i];
 }

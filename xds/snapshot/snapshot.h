@@ -60,6 +60,16 @@ void snapshot_refs_free(snap_refs_t *refs);
 /* Borrowed pointer into snap (valid while snap is), or NULL; name borrowed for the call. */
 const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *name);
 
+/* The EDS cluster of snap (borrowed) taking load assignment `service` (borrowed) when snap says
+ * that is the only one (snap->eds_own_names: every EDS cluster takes its own name's): the
+ * cluster of that name if it takes it, else NULL. Borrowed from snap. */
+const snap_cluster_t *snapshot_eds_cluster(const snapshot_t *snap, const char *service);
+
+/* Whether a and b (both borrowed) are copies of one built cluster, shared between snapshots
+ * because its inputs did not change: the same name, endpoints, stat ids and runtime state. A
+ * "no" says nothing (a cluster built again may well be equal). */
+bool snapshot_cluster_shared(const snap_cluster_t *a, const snap_cluster_t *b);
+
 /* Borrowed pointer into snap (valid while snap is), or NULL; name borrowed for the call. */
 const snap_listener_t *snapshot_find_listener(const snapshot_t *snap, const char *name);
 

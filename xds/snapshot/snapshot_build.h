@@ -155,6 +155,13 @@ void snap_share_linked(snap_cluster_t *c, const snap_cluster_runtime_t *runtime,
  * set) would define in st: the same store, stat name and TLS or not. */
 bool snap_cluster_same_stats(const snap_cluster_t *was, const snap_cluster_t *c,
                              const stats_store_t *st);
+/* prev's (borrowed) cluster named `name` (borrowed; h its snap_name_hash; src the holder of the
+ * Cluster resource it comes from, or NULL), or NULL; tried at place i first. Borrowed from prev. */
+const snap_cluster_t *snap_prev_cluster(const snapshot_t *prev, size_t i, const char *name,
+                                        uint64_t h, const snap_kept_t *src);
+/* Whether c (borrowed, built) was built from the Cluster resource whose holder is src (borrowed;
+ * NULL: never): then it has that resource's name, found without reading a string. */
+bool snap_cluster_built_from(const snap_cluster_t *c, const snap_kept_t *src);
 /* Drops c's reference (c borrowed, a copy in a snapshot being freed); the last frees what the
  * copies point at. Any thread. */
 void snap_cluster_release(snap_cluster_t *c);
@@ -165,6 +172,20 @@ void snap_cluster_release(snap_cluster_t *c);
  * recorded in b's snapshot, and 1 is returned; else 0, or -ENOMEM. */
 int snap_cluster_reuse(snap_build_t *b, const snap_cluster_t *old, const config_resource_t *r,
                        const snap_resolver_t *resolver, stats_store_t *stats, snap_cluster_t *c);
+
+/* Records in c (borrowed, just built by b, its share's deps complete) what the next build
+ * compares to share it cheaply (plain_src, plain_eds), when its inputs allow. */
+void snap_cluster_mark_plain(snap_cluster_t *c);
+/* The cheap form of snap_cluster_reuse for old (borrowed), the cluster at the same place in
+ * b->prev, and r (borrowed), the set's Cluster there: when old is plain and r is the same held
+ * Cluster, and old's load assignment is the same held one at the place b expects the next
+ * assignment, and b->prev was built with b's stats and cluster runtime, *c (uninitialised)
+ * becomes a copy of old sharing its parts, its reference recorded in b's snapshot, and 1 is
+ * returned; else 0 (nothing done: try snap_cluster_reuse), or -ENOMEM. Reads old and the set's
+ * lists only, not old's share, name or deps: an update that changed a few clusters' inputs
+ * costs little for the others. */
+int snap_cluster_reuse_plain(snap_build_t *b, const snap_cluster_t *old, const config_resource_t *r,
+                             const stats_store_t *stats, snap_cluster_t *c);
 
 /* Defines the stats of cluster c (its stat_name and tls set; borrowed) into c->st in st
  * (borrowed), or takes the ids of was (borrowed; NULL: none), the last snapshot's cluster of
@@ -177,7 +198,8 @@ int snapshot_define_listener_stats(stats_store_t *st, snap_listener_t *l);
 /* snapshot_build_resources, following prev (borrowed; NULL: none): prev's xDS resource copies
  * that came again unchanged are shared, not copied, and so are its clusters whose inputs did not
  * change. With prev, res's bootstrap may be prev's own (borrowed, bootstrap NULL: the snapshot
- * then keeps none) or a copy of it (bootstrap, taken); either way res->static_validated. A trial
+ * then keeps none, until its caller gives it a reference to prev's holder of it) or a copy of it
+ * (bootstrap, taken); either way res->static_validated. A trial
  * (a snapshot dropped at once, to check resources) defines no cluster stats: the clusters of a
  * refused resource leave none behind. */
 int snapshot_build_from(config_resources_t *res, void *bootstrap, const snap_build_opts_t *opts,

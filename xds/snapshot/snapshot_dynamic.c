@@ -33,14 +33,21 @@ struct snap_dynamic {
      * version (owned): every resource of a SotW response has the response's version. */
     char **versions;
     size_t n_versions, cap_versions;
+    const char *last_text; /* during snapshot_dynamic_keep: the text keep_version was last given */
 };
 
 /* The version `text` (borrowed) as d keeps it: the last one kept when it reads the same, else a
  * new copy. NULL when out of memory. */
 static const char *keep_version(struct snap_dynamic *d, const char *text)
 {
-    if (d->n_versions && strcmp(d->versions[d->n_versions - 1], text) == 0)
+    /* The same text as the last call (the source keeps one string per run of a version): the
+     * same version, without reading it. */
+    if (d->n_versions &&
+        (text == d->last_text || strcmp(d->versions[d->n_versions - 1], text) == 0)) {
+        d->last_text = text;
         return d->versions[d->n_versions - 1];
+    }
+    d->last_text = text;
     if (d->n_versions == d->cap_versions) {
         size_t cap = d->cap_versions ? d->cap_versions * 2 : 4;
         char **v = realloc(d->versions, cap * sizeof(*v));
@@ -169,16 +176,38 @@ static const dynamic_entry_t *find_named(const struct snap_dynamic *d, int k, co
     return NULL;
 }
 
-/* Indexes d's named entries of kind k. */
-static int index_names(struct snap_dynamic *d, int k)
+/* Whether d's entries of kind k have prev's names (prev borrowed; NULL: none) at the same
+ * places, so prev's index of them serves d: the same holders there but for a few, whose names
+ * are compared. */
+static bool same_names(const struct snap_dynamic *d, const struct snap_dynamic *prev, int k)
+{
+    if (prev == NULL || prev->n[k] != d->n[k] || prev->cap[k] == 0)
+        return false;
+    for (size_t j = 0; j < d->n[k]; j++) {
+        const snap_kept_t *a = d->v[k][j].kept, *b = prev->v[k][j].kept;
+        if (a != b && (a->hash != b->hash || (a->name == NULL) != (b->name == NULL) ||
+                       (a->name && strcmp(a->name, b->name) != 0)))
+            return false;
+    }
+    return true;
+}
+
+/* Indexes d's named entries of kind k: a copy of prev's index (borrowed; NULL: none) when the
+ * names are at the same places, as after an update that changed some resources only. */
+static int index_names(struct snap_dynamic *d, const struct snap_dynamic *prev, int k)
 {
     size_t cap = 8;
     while (cap < 2 * d->n[k] + 1)
         cap *= 2;
-    d->by_name[k] = calloc(cap, sizeof(uint32_t));
+    bool same = same_names(d, prev, k) && prev->cap[k] == cap;
+    d->by_name[k] = same ? malloc(cap * sizeof(uint32_t)) : calloc(cap, sizeof(uint32_t));
     if (d->by_name[k] == NULL)
         return -ENOMEM;
     d->cap[k] = cap;
+    if (same) {
+        memcpy(d->by_name[k], prev->by_name[k], cap * sizeof(uint32_t));
+        return 0;
+    }
     for (size_t j = 0; j < d->n[k]; j++) {
         const snap_kept_t *kept = d->v[k][j].kept;
         if (kept->name == NULL)
@@ -211,6 +240,8 @@ static snap_kept_t *kept_for(const struct snap_dynamic *prev, int k, size_t j,
     return kept_new(r);
 }
 
+#define KEEP_AHEAD 8 /* resources */
+
 int snapshot_dynamic_keep(const config_resources_t *res, const struct snap_dynamic *prev,
                           struct snap_dynamic **out)
 {
@@ -231,6 +262,10 @@ int snapshot_dynamic_keep(const config_resources_t *res, const struct snap_dynam
             goto oom;
         for (size_t i = 0; i < list->n; i++) {
             const config_resource_t *r = &list->v[i];
+            /* Taking a holder is a locked write to it, elsewhere in memory for each: fetched a
+             * few resources ahead, the misses overlap. */
+            if (i + KEEP_AHEAD < list->n && list->v[i + KEEP_AHEAD].kept)
+                __builtin_prefetch(list->v[i + KEEP_AHEAD].kept, 1);
             if (r->version == NULL)
                 continue;
             dynamic_entry_t *e = &d->v[k][d->n[k]];
@@ -242,9 +277,10 @@ int snapshot_dynamic_keep(const config_resources_t *res, const struct snap_dynam
                 goto oom;
             d->n[k]++;
         }
-        if (index_names(d, k) < 0)
+        if (index_names(d, prev, k) < 0)
             goto oom;
     }
+    d->last_text = NULL; /* the set's, which the snapshot outlives */
     *out = d;
     return 0;
 oom:

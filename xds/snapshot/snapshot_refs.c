@@ -23,6 +23,8 @@ static int by_name(const void *a, const void *b)
     return x->r < y->r ? -1 : x->r > y->r;
 }
 
+#define NAME_AHEAD 8 /* resources */
+
 /* Indexes list by the name name_of reads from each message; `kind` and `field` name them in
  * errors. */
 static int index_list(const config_resource_list_t *list, const char *(*name_of)(const void *),
@@ -35,6 +37,12 @@ static int index_list(const config_resource_list_t *list, const char *(*name_of)
     bool sorted = true; /* so far, strictly ascending */
     for (size_t i = 0; i < list->n; i++) {
         const config_resource_t *r = &list->v[i];
+        /* Each message, and the name in it, is elsewhere in memory: fetched ahead (the message
+         * further, the name once its message is in), the misses overlap. */
+        if (i + 2 * NAME_AHEAD < list->n)
+            __builtin_prefetch(list->v[i + 2 * NAME_AHEAD].msg);
+        if (i + NAME_AHEAD < list->n)
+            __builtin_prefetch(name_of(list->v[i + NAME_AHEAD].msg));
         const char *name = name_of(r->msg);
         if (name == NULL || name[0] == '\0')
             return err_set(err, errlen, -EINVAL, "%s[%zu]: %s: %s is required", r->origin, r->index,
@@ -42,9 +50,11 @@ static int index_list(const config_resource_list_t *list, const char *(*name_of)
         idx->v[idx->n++] = (snap_index_entry_t){name, r};
         sorted = sorted && (idx->n == 1 || strcmp(idx->v[idx->n - 2].name, name) < 0);
     }
-    /* An xDS client's set comes sorted by name (ads_resources), each name once: no sort then. */
-    if (!sorted)
-        qsort(idx->v, idx->n, sizeof(*idx->v), by_name);
+    /* An xDS client's set comes sorted by name (ads_resources), each name once: no sort then,
+     * and no name twice (the order above is strict). */
+    if (sorted)
+        return 0;
+    qsort(idx->v, idx->n, sizeof(*idx->v), by_name);
     for (size_t i = 1; i < idx->n; i++) {
         const config_resource_t *a = idx->v[i - 1].r, *b = idx->v[i].r;
         if (strcmp(idx->v[i - 1].name, idx->v[i].name) == 0)
@@ -69,13 +79,77 @@ static const char *secret_name(const void *m)
     return ((const Envoy__Extensions__TransportSockets__Tls__V3__Secret *)m)->name;
 }
 
+/* Indexes list (the set's assignments) from prev's names (borrowed; b->prev's) when its holders
+ * are prev's at the same places but for some, whose names are read and checked to keep the
+ * order strict. Returns true with idx filled, or false with idx empty (index it in full). */
+static bool index_from_prev(const config_resource_list_t *list, const snap_set_names_t *prev,
+                            snap_index_t *idx)
+{
+    if (prev == NULL || prev->n == 0 || prev->n != list->n)
+        return false;
+    idx->v = malloc(list->n * sizeof(*idx->v));
+    if (idx->v == NULL)
+        return false;
+    size_t i = 0;
+    for (; i < list->n; i++) {
+        const config_resource_t *r = &list->v[i];
+        if (r->kept == NULL)
+            break;
+        const char *name = r->kept == prev->kept[i] ? prev->name[i] : assignment_name(r->msg);
+        if (name == NULL || name[0] == '\0')
+            break;
+        idx->v[i] = (snap_index_entry_t){name, r};
+    }
+    /* prev's names were strictly ascending: only pairs with a changed holder are compared. */
+    for (size_t j = 1; i == list->n && j < list->n; j++)
+        if ((list->v[j - 1].kept != prev->kept[j - 1] || list->v[j].kept != prev->kept[j]) &&
+            strcmp(idx->v[j - 1].name, idx->v[j].name) >= 0)
+            i = 0;
+    if (i != list->n) {
+        free(idx->v);
+        idx->v = NULL;
+        return false;
+    }
+    idx->n = list->n;
+    return true;
+}
+
+/* Keeps the names of idx (the set's assignments, list) in s for the next build, when idx is in
+ * the list's order and every entry has a holder; else keeps none. Out of memory: none. */
+static void keep_assignment_names(snapshot_t *s, const config_resource_list_t *list,
+                                  const snap_index_t *idx)
+{
+    snap_set_names_t *k = &s->assignment_names;
+    for (size_t i = 0; i < idx->n; i++)
+        if (idx->v[i].r != &list->v[i] || list->v[i].kept == NULL)
+            return;
+    k->name = malloc((idx->n ? idx->n : 1) * sizeof(*k->name));
+    k->kept = malloc((idx->n ? idx->n : 1) * sizeof(*k->kept));
+    if (k->name == NULL || k->kept == NULL) {
+        free(k->name);
+        free(k->kept);
+        k->name = NULL;
+        k->kept = NULL;
+        return;
+    }
+    for (size_t i = 0; i < idx->n; i++) {
+        k->name[i] = idx->v[i].name;
+        k->kept[i] = list->v[i].kept;
+    }
+    k->n = idx->n;
+}
+
 int snap_build_index(snap_build_t *b, char *err, size_t errlen)
 {
     int rc = index_list(&b->res->route_configs, route_config_name, "route configuration", "name",
                         &b->route_configs, err, errlen);
+    const config_resource_list_t *eds = &b->res->endpoints;
+    if (rc == 0 &&
+        !index_from_prev(eds, b->prev ? &b->prev->assignment_names : NULL, &b->endpoints))
+        rc = index_list(eds, assignment_name, "load assignment", "cluster_name", &b->endpoints, err,
+                        errlen);
     if (rc == 0)
-        rc = index_list(&b->res->endpoints, assignment_name, "load assignment", "cluster_name",
-                        &b->endpoints, err, errlen);
+        keep_assignment_names(b->snap, eds, &b->endpoints);
     if (rc == 0)
         rc = index_list(&b->res->secrets, secret_name, "secret", "name", &b->secrets, err, errlen);
     return rc;

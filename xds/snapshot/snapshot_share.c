@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "xds/snapshot/snapshot.h"
 #include "xds/snapshot/snapshot_build.h"
 #include "xds/snapshot/snapshot_dns.h"
 #include "xds/snapshot/snapshot_tls.h"
@@ -96,6 +97,59 @@ void snap_cluster_release(snap_cluster_t *c)
     free(sh);
 }
 
+void snap_cluster_mark_plain(snap_cluster_t *c)
+{
+    const struct snap_cluster_share *sh = c->share;
+    c->plain_src = c->plain_eds = NULL;
+    if (sh == NULL || sh->src == NULL || c->tls || c->dns || sh->n_deps > 1)
+        return;
+    if (sh->n_deps == 1) {
+        const snap_dep_t *d = &sh->deps[0];
+        /* The name it borrows into the snapshot's references must be the one it looked up. */
+        if (d->kind != SNAP_DYN_ENDPOINTS || d->kept == NULL || c->eds_service == NULL ||
+            strcmp(d->name, c->eds_service) != 0)
+            return;
+        c->plain_eds = d->kept;
+    }
+    c->plain_src = sh->src;
+}
+
+int snap_cluster_reuse_plain(snap_build_t *b, const snap_cluster_t *old, const config_resource_t *r,
+                             const stats_store_t *stats, snap_cluster_t *c)
+{
+    const snapshot_t *s = b->snap, *prev = b->prev;
+    if (old->plain_src == NULL || old->plain_src != r->kept || prev->stats != stats)
+        return 0;
+    /* prev's clusters are all linked to prev's runtime table (a build links or shares only with
+     * its own): one check for all of them. A build without (a trial) takes any. */
+    if (s->cluster_runtime &&
+        (prev->cluster_runtime != s->cluster_runtime || prev->cluster_states != s->cluster_states))
+        return 0;
+    if (old->plain_eds) {
+        const snap_index_t *eds = &b->endpoints;
+        if (b->endpoints_next >= eds->n || eds->v[b->endpoints_next].r->kept != old->plain_eds)
+            return 0;
+        /* The set names each resource once: the holder old took, at the place the next
+         * assignment is, is what old's eds_service finds. */
+        if (snap_refs_add_borrowed(&b->snap->references.endpoints, old->eds_service, false) < 0)
+            return -ENOMEM;
+        b->endpoints_next++;
+    }
+    *c = *old;
+    atomic_fetch_add_explicit(&c->share->refs, 1, memory_order_relaxed);
+    return 1;
+}
+
+bool snap_cluster_built_from(const snap_cluster_t *c, const snap_kept_t *src)
+{
+    return src != NULL && c->share != NULL && c->share->src == src;
+}
+
+bool snapshot_cluster_shared(const snap_cluster_t *a, const snap_cluster_t *b)
+{
+    return a->share != NULL && a->share == b->share;
+}
+
 bool snap_cluster_same_stats(const snap_cluster_t *was, const snap_cluster_t *c,
                              const stats_store_t *st)
 {
@@ -176,6 +230,24 @@ static bool same_deps(snap_build_t *b, const struct snap_cluster_share *sh)
     return true;
 }
 
+/* prev's (borrowed) cluster named `name` (borrowed; h its snap_name_hash; src the holder of the
+ * Cluster resource it comes from, or NULL), or NULL. Clusters come in the same order build after
+ * build, so the one at the same place i is tried first: by its resource's holder when it was
+ * built from the same one (no string read), else by name. */
+const snap_cluster_t *snap_prev_cluster(const snapshot_t *prev, size_t i, const char *name,
+                                        uint64_t h, const snap_kept_t *src)
+{
+    if (i < prev->n_clusters &&
+        (snap_cluster_built_from(&prev->clusters[i], src) ||
+         (prev->clusters[i].name && strcmp(prev->clusters[i].name, name) == 0)))
+        return &prev->clusters[i];
+    if (prev->cluster_names.cap == 0) /* made by hand, not built */
+        return snapshot_find_cluster(prev, name);
+    long j = snap_name_index_find_hashed(&prev->cluster_names, prev->clusters,
+                                         sizeof(*prev->clusters), name, h);
+    return j < 0 ? NULL : &prev->clusters[j];
+}
+
 int snap_cluster_reuse(snap_build_t *b, const snap_cluster_t *old, const config_resource_t *r,
                        const snap_resolver_t *resolver, stats_store_t *stats, snap_cluster_t *c)
 {
@@ -222,9 +294,10 @@ int snap_name_index_init(snap_name_index_t *ix, size_t n)
     size_t cap = 8;
     while (cap < 2 * n + 1)
         cap *= 2;
-    ix->slot = calloc(cap, sizeof(*ix->slot));
+    ix->slot = calloc(2 * cap, sizeof(*ix->slot));
     if (ix->slot == NULL)
         return -ENOMEM;
+    ix->hash = ix->slot + cap;
     ix->cap = cap;
     return 0;
 }
@@ -241,9 +314,11 @@ long snap_name_index_add_hashed(snap_name_index_t *ix, const void *base, size_t 
     const char *name = name_at(base, stride, i);
     size_t mask = ix->cap - 1, h = hash & mask;
     for (; ix->slot[h]; h = (h + 1) & mask)
-        if (strcmp(name_at(base, stride, ix->slot[h] - 1), name) == 0)
+        if (ix->hash[h] == (uint32_t)hash &&
+            strcmp(name_at(base, stride, ix->slot[h] - 1), name) == 0)
             return (long)ix->slot[h] - 1;
     ix->slot[h] = (uint32_t)(i + 1);
+    ix->hash[h] = (uint32_t)hash;
     return -1;
 }
 
@@ -262,7 +337,40 @@ long snap_name_index_find_hashed(const snap_name_index_t *ix, const void *base, 
         return -1;
     size_t mask = ix->cap - 1;
     for (size_t h = hash & mask; ix->slot[h]; h = (h + 1) & mask)
-        if (strcmp(name_at(base, stride, ix->slot[h] - 1), name) == 0)
+        if (ix->hash[h] == (uint32_t)hash &&
+            strcmp(name_at(base, stride, ix->slot[h] - 1), name) == 0)
             return (long)ix->slot[h] - 1;
     return -1;
+}
+
+const snap_cluster_t *snapshot_find_cluster(const snapshot_t *snap, const char *name)
+{
+    if (snap->cluster_names.cap == 0) { /* made by hand, not built */
+        for (size_t i = 0; i < snap->n_clusters; i++)
+            if (strcmp(snap->clusters[i].name, name) == 0)
+                return &snap->clusters[i];
+        return NULL;
+    }
+    long i =
+        snap_name_index_find(&snap->cluster_names, snap->clusters, sizeof(*snap->clusters), name);
+    return i < 0 ? NULL : &snap->clusters[i];
+}
+
+const snap_listener_t *snapshot_find_listener(const snapshot_t *snap, const char *name)
+{
+    if (snap->listener_names.cap == 0) { /* made by hand, not built */
+        for (size_t i = 0; i < snap->n_listeners; i++)
+            if (strcmp(snap->listeners[i].name, name) == 0)
+                return &snap->listeners[i];
+        return NULL;
+    }
+    long i = snap_name_index_find(&snap->listener_names, snap->listeners, sizeof(*snap->listeners),
+                                  name);
+    return i < 0 ? NULL : &snap->listeners[i];
+}
+
+const snap_cluster_t *snapshot_eds_cluster(const snapshot_t *snap, const char *service)
+{
+    const snap_cluster_t *c = snapshot_find_cluster(snap, service);
+    return c && c->eds_own_name ? c : NULL;
 }

@@ -261,6 +261,13 @@ typedef struct snap_cluster {
      * shared by the copies of this cluster in consecutive snapshots built from the same inputs;
      * each copy holds a reference (xds/snapshot/snapshot_share.c). */
     struct snap_cluster_share *share;
+    /* What the next build compares to share this cluster without reading its share or its name
+     * (snap_cluster_reuse_plain), set when its inputs are plain: no TLS context, no DNS, nothing
+     * taken from the set but its load assignment. The holder of the Cluster resource it was built
+     * from (NULL: not plain, or a static cluster) and of the assignment it took (NULL: none). */
+    const struct snap_kept *plain_src, *plain_eds;
+    uint64_t name_hash; /* snap_name_hash of name */
+    bool eds_own_name;  /* EDS: eds_service is the cluster's own name */
 } snap_cluster_t;
 
 typedef struct snap_filter {
@@ -385,15 +392,26 @@ typedef struct snap_refs {
     snap_ref_list_t secrets;       /* SDS: SdsSecretConfig.name in TLS contexts */
 } snap_refs_t;
 
+/* The names of a set's load assignments in the set's order, which was strictly ascending, with
+ * their holders (arrays owned; each name borrowed from its holder's message, which the snapshot
+ * keeps): the next build indexes its assignments from these when the holders at the same places
+ * are the same, reading only the names that changed. */
+typedef struct snap_set_names {
+    const char **name;
+    const struct snap_kept **kept;
+    size_t n;
+} snap_set_names_t;
+
 struct snap_build;
 struct snap_dynamic;
 
 /* A table of a snapshot's clusters or listeners by name: open addressing over 1 + the entry's
  * place (0: free), cap a power of two at least twice the count. Built with the snapshot, read
  * only afterwards. It reads an entry's name where snap_cluster_t and snap_listener_t keep it:
- * first. */
+ * first; and only when the name's hash matches the one kept in the slot. */
 typedef struct snap_name_index {
-    uint32_t *slot; /* owned */
+    uint32_t *slot; /* owned; hash[] is in the same allocation */
+    uint32_t *hash; /* [slot]: the low 32 bits of the name's snap_name_hash */
     size_t cap;
 } snap_name_index_t;
 
@@ -415,16 +433,25 @@ typedef struct snapshot {
     size_t n_listeners;
     snap_cluster_t *clusters;
     size_t n_clusters;
+    /* Every EDS cluster takes the load assignment of its own name (eds_own_name), as CDS from
+     * Istio and most control planes gives them: the clusters taking an assignment are then the
+     * one of that name (snapshot_eds_cluster). */
+    bool eds_own_names;
     snap_name_index_t cluster_names, listener_names; /* snapshot_find_cluster, _listener */
     runtime_t runtime; /* layered_runtime, flattened; its entries borrow from bootstrap */
     /* Open connections allowed over every listener that counts (not the admin endpoint): the
      * runtime key overload.global_downstream_max_connections, or RUNTIME_NO_LIMIT. */
     uint64_t global_cx_limit;
-    void *bootstrap; /* the Bootstrap message it came from (owned), for /config_dump */
+    void *bootstrap; /* the Bootstrap message it came from (bootstrap_kept's), for /config_dump */
+    /* The holder of bootstrap (a reference; NULL when it keeps none), shared by the snapshots
+     * built from the same Bootstrap: the next one takes a reference instead of a copy, as no
+     * build writes into a Bootstrap once a first build has named its listeners. */
+    struct snap_kept *bootstrap_kept;
     /* Copies of the resources of its set that came over xDS (owned; NULL: none), for
      * /config_dump and rebuilds. */
     struct snap_dynamic *dynamic;
-    snap_refs_t references; /* what its resources name (snapshot_references) */
+    snap_refs_t references;            /* what its resources name (snapshot_references) */
+    snap_set_names_t assignment_names; /* n 0: none kept */
     /* While it is being built: the build (borrowed), through which filters' config_parse reach
      * the resource set (snapshot_rds_route_table). NULL once built. */
     struct snap_build *build;
@@ -434,6 +461,9 @@ typedef struct snapshot {
     const struct snap_filter_registry *filters;
     const struct snap_cluster_runtime *cluster_runtime;
     void *cluster_states;
+    /* The store its clusters' stats are defined in (borrowed; NULL: made by hand), for the next
+     * build to tell whether their stat ids serve it. */
+    const stats_store_t *stats;
     /* The TLS engine configs its build made or took over, by what makes them (owned; internal
      * to snapshot_tls.c): the next build takes those it needs, so unchanged TLS contexts keep
      * their engine config across snapshots. */
