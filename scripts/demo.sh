@@ -3,8 +3,10 @@
 # sidecar and iptables capture) driven by remora-cp and Kubernetes manifests alone: no sidecar
 # config is written by hand. remora-cp signs each sidecar's SPIFFE certificate and the sidecars
 # talk mutual TLS. Traffic from a client pod to a Service by VIP and by name, endpoints scaled
-# on disk under traffic, remoractl proxy-status, and what the sidecars saw. Everything is
-# removed at the end, also on failure or Ctrl-C.
+# on disk, an endpoint marked not ready, a route weight changed (an HTTPRoute), an invalid
+# manifest, remora-cp killed and restarted, certificates renewed under traffic, remoractl
+# proxy-status, and what the sidecars saw. Everything is removed at the end, also on failure or
+# Ctrl-C.
 set -u
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [[ $(id -u) != 0 ]]; then
@@ -45,8 +47,8 @@ cpm_dns 198.19.0.20 web.default.svc.cluster.local web.default
 show "$CPM_DIR/svc-default-web.yaml"
 show "$CPM_DIR/eps-default-web.yaml"
 
-say "remora-cp --mesh $CPM_DIR --ca ... --mtls strict (xDS on 15010, admin on 15014)"
-cpm_start --ca "$SIM_DIR/ca" --mtls strict || exit 1
+say "remora-cp --mesh $CPM_DIR --ca ... --mtls strict --cert-ttl 30s (xDS on 15010, admin on 15014)"
+cpm_start --ca "$SIM_DIR/ca" --mtls strict --cert-ttl 30s || exit 1
 grep -h 'serving' "$SIM_DIR/remora-cp.log"
 
 for i in 1 2 3; do
@@ -64,7 +66,7 @@ for pod in client web-1 web-2 web-3; do
 done
 
 say "remoractl proxy-status: every sidecar and its xDS state"
-t_wait() { local i; for ((i = 0; i < 100; i++)); do "$@" && return 0; sleep 0.1; done; return 1; }
+t_wait() { local i; for ((i = 0; i < 300; i++)); do "$@" && return 0; sleep 0.1; done; return 1; }
 t_wait cpm_synced client.default web-1.default web-2.default web-3.default
 sim_exec cp "$SIM_BUILD/remoractl" proxy-status --cp-admin "$CPM_ADMIN"
 
@@ -75,6 +77,54 @@ say "scale web to 3 endpoints: the EndpointSlice rewritten on disk, nothing else
 cpm_endpoints default web http:8080 198.18.0.3 198.18.0.4 198.18.0.5
 t_wait cpm_synced client.default
 for i in 1 2 3 4 5 6; do sim_exec client curl -s "http://198.19.0.20/request-$i"; done | cut -d' ' -f1-3
+
+say "mark web-3 not ready: the EndpointSlice says so; no request reaches it once pushed"
+cpm_endpoints default web http:8080 198.18.0.3 198.18.0.4 198.18.0.5:notready
+t_wait cpm_synced client.default
+for i in 1 2 3 4 5 6; do sim_exec client curl -s "http://198.19.0.20/request-$i"; done | cut -d' ' -f1 | sort | uniq -c
+
+say "route weights: an HTTPRoute (Gateway API, GAMMA) on Service web, 100/0 to web-v1 and web-v2"
+cpm_service default web-v1 198.19.0.21 80:8080:http
+cpm_endpoints default web-v1 http:8080 198.18.0.3
+cpm_service default web-v2 198.19.0.22 80:8080:http
+cpm_endpoints default web-v2 http:8080 198.18.0.4
+cpm_httproute default web web 80 web-v1:100 web-v2:0
+show "$CPM_DIR/route-default-web.yaml"
+t_wait cpm_synced client.default
+for i in 1 2 3 4 5 6; do sim_exec client curl -s "http://198.19.0.20/weighted-$i"; done | cut -d' ' -f1 | sort | uniq -c
+say "the weights changed on disk to 0/100: the sidecars follow without a restart"
+cpm_httproute default web web 80 web-v1:0 web-v2:100
+t_wait cpm_synced client.default
+for i in 1 2 3 4 5 6; do sim_exec client curl -s "http://198.19.0.20/weighted-$i"; done | cut -d' ' -f1 | sort | uniq -c
+
+say "an invalid manifest: remora-cp names the file and the field; what is served stays"
+printf 'apiVersion: v1\nkind: Service\nmetadata: {name: broken, namespace: default}\nspec:\n  ports: [{port: abc}]\n' |
+    cpm_write svc-broken.yaml
+t_wait grep -q 'svc-broken.yaml' "$SIM_DIR/remora-cp.log"
+grep -h 'svc-broken.yaml' "$SIM_DIR/remora-cp.log" | tail -n 1
+sim_exec client curl -s http://198.19.0.20/still-served | cut -d' ' -f1-3
+rm -f "$CPM_DIR/svc-broken.yaml"
+
+say "remora-cp killed: the sidecars keep serving their last config"
+kill -KILL "$CPM_PID"
+sim_exec client curl -s http://198.19.0.20/without-remora-cp | cut -d' ' -f1-3
+say "remora-cp started again: the sidecars reconnect and converge"
+cpm_start --ca "$SIM_DIR/ca" --mtls strict --cert-ttl 30s || exit 1
+t_wait cpm_synced client.default web-1.default web-2.default web-3.default
+sim_exec cp "$SIM_BUILD/remoractl" proxy-status --cp-admin "$CPM_ADMIN"
+
+say "web-1's certificate replaced over SDS under traffic (remora-cp renews each halfway through its 30 s)"
+serial() { sim_admin web-1 /certs | jq -r '.certificates[0].cert_chain[0].serial_number'; }
+s0=$(serial)
+echo "web-1's serial now: $s0"
+renewed() { [[ $(serial) != "$s0" ]]; }
+fails=0
+for ((i = 0; i < 200; i++)); do
+    sim_exec client curl -s -f -o /dev/null http://198.19.0.20/during-rotation || fails=$((fails + 1))
+    renewed && break
+    sleep 0.1
+done
+echo "web-1's serial then: $(serial); failed requests meanwhile: $fails"
 
 say "client sidecar: the identity remora-cp signed for it (/certs)"
 sim_admin client /certs | jq -c '.certificates[0].cert_chain[0] | {serial_number, subject_alt_names, days_until_expiration}'
