@@ -137,8 +137,6 @@ void ads_table_each(ads_table_t *t, void (*fn)(ads_table_t *t, ads_entry_t *e, v
 void ads_table_release(ads_table_t *t, ads_entry_t *e);
 
 /* ads_wire.c: protobuf's wire format, read in place. */
-/* Reads a varint at *pos of buf (len bytes); false when it runs past the end or 10 bytes. */
-bool ads_wire_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *v);
 /* The name a message's bytes (borrowed) give it, without decoding it: the last occurrence of the
  * length-delimited field `id` at the top level (the last wins, as in decoding); *name points
  * into buf. False when the bytes do not parse that far or the field is absent. */

@@ -7,51 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/pbwire.h"
 #include "xds/ads/ads_internal.h"
-
-bool ads_wire_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *v)
-{
-    *v = 0;
-    for (unsigned shift = 0; shift < 70 && *pos < len; shift += 7) {
-        uint8_t b = buf[(*pos)++];
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if ((b & 0x80) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* Skips the payload of a field of wire type `wt` at *pos; false when it runs past the end or the
- * wire type is none of varint, 64-bit, length-delimited, 32-bit (groups are not read). *data and
- * *dlen give a length-delimited payload. */
-static bool skip_payload(const uint8_t *buf, size_t len, size_t *pos, unsigned wt,
-                         const uint8_t **data, size_t *dlen)
-{
-    uint64_t v;
-    switch (wt) {
-    case 0:
-        return ads_wire_varint(buf, len, pos, &v);
-    case 1:
-        if (len - *pos < 8)
-            return false;
-        *pos += 8;
-        return true;
-    case 2:
-        if (!ads_wire_varint(buf, len, pos, &v) || v > len - *pos)
-            return false;
-        *data = buf + *pos;
-        *dlen = (size_t)v;
-        *pos += (size_t)v;
-        return true;
-    case 5:
-        if (len - *pos < 4)
-            return false;
-        *pos += 4;
-        return true;
-    default:
-        return false;
-    }
-}
 
 bool ads_wire_name(const uint8_t *buf, size_t len, uint32_t id, const char **name, size_t *nlen)
 {
@@ -60,8 +17,8 @@ bool ads_wire_name(const uint8_t *buf, size_t len, uint32_t id, const char **nam
         uint64_t tag;
         const uint8_t *data = NULL;
         size_t dlen = 0;
-        if (!ads_wire_varint(buf, len, &pos, &tag) ||
-            !skip_payload(buf, len, &pos, (unsigned)(tag & 7), &data, &dlen))
+        if (!pbwire_varint(buf, len, &pos, &tag) ||
+            !pbwire_skip(buf, len, &pos, (unsigned)(tag & 7), &data, &dlen))
             return false;
         if ((tag & 7) == 2 && tag >> 3 == id) {
             *name = (const char *)data;
@@ -78,7 +35,7 @@ bool ads_wire_name(const uint8_t *buf, size_t len, uint32_t id, const char **nam
 static bool strict_tag(const uint8_t *buf, size_t len, size_t *pos, uint64_t *tag)
 {
     size_t start = *pos;
-    return ads_wire_varint(buf, len, pos, tag) && *pos - start <= 5 && *tag >> 3 != 0;
+    return pbwire_varint(buf, len, pos, tag) && *pos - start <= 5 && *tag >> 3 != 0;
 }
 
 static bool strict_bytes(const uint8_t *buf, size_t len, size_t *pos, const uint8_t **data,
@@ -86,7 +43,7 @@ static bool strict_bytes(const uint8_t *buf, size_t len, size_t *pos, const uint
 {
     size_t start = *pos;
     uint64_t v;
-    if (!ads_wire_varint(buf, len, pos, &v) || *pos - start > 5 || v > INT_MAX || v > len - *pos)
+    if (!pbwire_varint(buf, len, pos, &v) || *pos - start > 5 || v > INT_MAX || v > len - *pos)
         return false;
     *data = buf + *pos;
     *dlen = (size_t)v;
@@ -148,7 +105,7 @@ int ads_wire_split_sotw(const uint8_t *buf, size_t len, ads_wire_any_t **anys, s
         if (tag >> 3 != SOTW_RESOURCES) {
             /* version_info, type_url, nonce, ...: copied as they are, for protobuf-c to
              * decode (or refuse). */
-            if (!skip_payload(buf, len, &pos, (unsigned)(tag & 7), &data, &dlen)) {
+            if (!pbwire_skip(buf, len, &pos, (unsigned)(tag & 7), &data, &dlen)) {
                 rc = -EAGAIN;
                 break;
             }

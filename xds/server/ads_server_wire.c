@@ -5,29 +5,10 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/pbwire.h"
 #include "xds/server/ads_server_internal.h"
 
 enum { FIELD_RESOURCE_NAMES = 3, FIELD_TYPE_URL = 4 };
-
-static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    if (*p < end && **p < 0x80) { /* tags and name lengths: one byte */
-        *v = *(*p)++;
-        return 0;
-    }
-    uint64_t x = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (*p == end)
-            return -EBADMSG;
-        uint8_t b = *(*p)++;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return 0;
-        }
-    }
-    return -EBADMSG;
-}
 
 static uint64_t lane(uint64_t h, uint64_t w)
 {
@@ -71,38 +52,32 @@ static uint64_t run_hash(uint64_t h, const uint8_t *p, size_t n)
     return x ^ (x >> 32);
 }
 
-/* One top-level field: its number, wire type, and where it starts and ends (tag included). */
+/* One top-level field: its number, and where its payload starts and ends (after the tag;
+ * after the length too for a length-delimited one). Returns its wire type when it is 2, 0 for the
+ * others, -EBADMSG when it does not parse (groups included). */
 static int next_field(const uint8_t **p, const uint8_t *end, unsigned *field, const uint8_t **val,
                       size_t *vlen)
 {
-    uint64_t tag, n;
-    if (read_varint(p, end, &tag) < 0 || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+    const uint8_t *buf = *p;
+    size_t len = (size_t)(end - buf), pos = 0;
+    uint64_t tag;
+    if (!pbwire_varint(buf, len, &pos, &tag) || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
         return -EBADMSG;
     *field = (unsigned)(tag >> 3);
-    *val = *p;
-    switch (tag & 7) {
-    case 0:
-        if (read_varint(p, end, &n) < 0)
-            return -EBADMSG;
-        break;
-    case 1:
-    case 5:
-        n = (tag & 7) == 1 ? 8 : 4;
-        if ((size_t)(end - *p) < n)
-            return -EBADMSG;
-        *p += n;
-        break;
-    case 2:
-        if (read_varint(p, end, &n) < 0 || n > (size_t)(end - *p))
-            return -EBADMSG;
-        *val = *p;
-        *p += n;
-        break;
-    default: /* groups: left to the decoder */
+    size_t payload = pos;
+    const uint8_t *data = NULL;
+    size_t dlen = 0;
+    if (!pbwire_skip(buf, len, &pos, (unsigned)(tag & 7), &data, &dlen))
         return -EBADMSG;
+    *p = buf + pos;
+    if ((tag & 7) == 2) {
+        *val = data;
+        *vlen = dlen;
+        return 2;
     }
-    *vlen = (size_t)(*p - *val);
-    return (tag & 7) == 2 ? 2 : 0;
+    *val = buf + payload;
+    *vlen = pos - payload;
+    return 0;
 }
 
 int ads_srv_wire_scan(const uint8_t *buf, size_t len, ads_srv_wire_scan_t *out)
