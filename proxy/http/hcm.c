@@ -168,7 +168,7 @@ void http_stream_local_reply(http_stream_t *s, int status, const char *body, con
     hcm_finish_stream(c);
 }
 
-int http_stream_send_response_head(http_stream_t *s, const http1_response_t *resp)
+int http_stream_send_response_head(http_stream_t *s, const http_response_head_t *resp)
 {
     hcm_conn_t *c = s->conn;
     uint32_t ended = c->streams_ended;
@@ -182,13 +182,20 @@ int http_stream_send_response_head(http_stream_t *s, const http1_response_t *res
     return 0;
 }
 
-int http_stream_send_response_body(http_stream_t *s, const char *data, size_t len, bool end,
-                                   const http_slice_t *last_chunk)
+int http_stream_send_response_body(http_stream_t *s, const char *data, size_t len, bool end)
 {
-    if (hcm_write_response(s, data, len, end, last_chunk) < 0)
+    if (hcm_write_response(s, data, len, end, NULL) < 0)
         return HTTP_STREAM_ENDED;
     if (!end)
         return 0;
+    hcm_finish_stream(s->conn);
+    return HTTP_STREAM_ENDED;
+}
+
+int http_stream_send_response_trailers(http_stream_t *s, const http_headers_t *trailers)
+{
+    if (hcm_write_response(s, NULL, 0, true, trailers) < 0)
+        return HTTP_STREAM_ENDED;
     hcm_finish_stream(s->conn);
     return HTTP_STREAM_ENDED;
 }
@@ -231,7 +238,7 @@ static const char *rebase(const char *p, const char *from, size_t len, const cha
 static void run_request_filters(hcm_conn_t *c, http_stream_t *s, size_t from)
 {
     const hcm_config_t *cfg = c->cfg;
-    bool end = s->req.body == HTTP1_BODY_NONE || s->body_buffered;
+    bool end = !s->head.has_body || s->body_buffered;
     for (size_t i = from; i < cfg->n_filters; i++) {
         const hcm_filter_t *f = &cfg->filters[i];
         s->filters_run = i + 1;
@@ -271,17 +278,59 @@ static int alloc_filter_state(http_stream_t *s, const hcm_config_t *cfg)
     return 0;
 }
 
-/* An Upgrade whose type upgrade_configs enables: s->upgrade is its value, else stays NULL. */
+/* An Upgrade whose type upgrade_configs enables: s->head.upgrade is its value, else stays
+ * NULL. */
 static void find_upgrade(const hcm_config_t *cfg, http_stream_t *s)
 {
-    const http_header_t *up = http_headers_find(&s->req.headers, "upgrade");
+    const http_header_t *up = http_headers_find(&s->head.headers, "upgrade");
     for (size_t i = 0; up && i < cfg->n_upgrade_types; i++) {
         if (up->value_len == strlen(cfg->upgrade_types[i]) &&
             strncasecmp(up->value, cfg->upgrade_types[i], up->value_len) == 0) {
-            s->upgrade = up->value;
-            s->upgrade_len = up->value_len;
+            s->head.upgrade = up->value;
+            s->head.upgrade_len = up->value_len;
         }
     }
+}
+
+/* Copies the parsed head out of the read buffer into the stream (so the buffer can take body
+ * bytes and the next request while the stream still reads its headers) and sets the stream's
+ * protocol-neutral head from it. Returns 0 or -ENOMEM. */
+static int take_head(hcm_conn_t *c, http_stream_t *s, const http1_request_t *parsed,
+                     size_t head_len)
+{
+    s->head_copy = arena_alloc(&s->arena, head_len);
+    uint32_t cap = parsed->headers.n + 16;
+    http_header_t *hv = arena_alloc(&s->arena, cap * sizeof(*hv));
+    if (s->head_copy == NULL || hv == NULL || alloc_filter_state(s, c->cfg) < 0)
+        return -ENOMEM;
+    memcpy(s->head_copy, c->in.data, head_len);
+    s->req = *parsed;
+    const char *b = c->in.data;
+    char *to = s->head_copy;
+    s->req.method = rebase(parsed->method, b, head_len, to);
+    s->req.target = rebase(parsed->target, b, head_len, to);
+    s->req.path = rebase(parsed->path, b, head_len, to);
+    s->req.authority = rebase(parsed->authority, b, head_len, to);
+    for (uint32_t i = 0; i < parsed->headers.n; i++) {
+        hv[i] = parsed->headers.v[i];
+        hv[i].name = rebase(hv[i].name, b, head_len, to);
+        hv[i].value = rebase(hv[i].value, b, head_len, to);
+    }
+    s->head = (http_request_head_t){
+        .method = s->req.method,
+        .method_len = s->req.method_len,
+        .path = s->req.path,
+        .path_len = s->req.path_len,
+        .authority = s->req.authority,
+        .authority_len = s->req.authority_len,
+        .headers = {.v = hv, .n = parsed->headers.n, .cap = cap},
+        .content_length = s->req.body == HTTP1_BODY_LENGTH ? (int64_t)s->req.content_length : -1,
+        .has_body = s->req.body != HTTP1_BODY_NONE,
+        .proto = s->req.minor_version == 0 ? HTTP_PROTO_10 : HTTP_PROTO_11,
+        .connect = s->req.connect,
+    };
+    s->req.headers = (http_headers_t){0}; /* the stream's list is head.headers */
+    return 0;
 }
 
 static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t head_len)
@@ -305,32 +354,10 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
     stats_inc(c->worker->stats, cfg->st.downstream_rq_total);
     stats_inc(c->worker->stats, cfg->st.downstream_rq_active);
 
-    /* Copy the head out of the read buffer so the buffer can take body bytes and the next
-     * request while the stream still reads its headers. */
-    s->head_copy = arena_alloc(&s->arena, head_len);
-    uint32_t cap = parsed->headers.n + 16;
-    http_header_t *hv = arena_alloc(&s->arena, cap * sizeof(*hv));
-    if (s->head_copy == NULL || hv == NULL || alloc_filter_state(s, cfg) < 0) {
+    if (take_head(c, s, parsed, head_len) < 0) {
         http_stream_local_reply(s, 500, "out of memory\n", "LR");
         return;
     }
-    memcpy(s->head_copy, c->in.data, head_len);
-    s->req = *parsed;
-    const char *b = c->in.data;
-    char *to = s->head_copy;
-    s->req.method = rebase(parsed->method, b, head_len, to);
-    s->req.target = rebase(parsed->target, b, head_len, to);
-    s->req.path = rebase(parsed->path, b, head_len, to);
-    s->req.authority = rebase(parsed->authority, b, head_len, to);
-    for (uint32_t i = 0; i < parsed->headers.n; i++) {
-        hv[i] = parsed->headers.v[i];
-        hv[i].name = rebase(hv[i].name, b, head_len, to);
-        hv[i].value = rebase(hv[i].value, b, head_len, to);
-    }
-    s->req.headers.v = hv;
-    s->req.headers.cap = cap;
-    s->path = s->req.path;
-    s->path_len = s->req.path_len;
     memmove(c->in.data, c->in.data + head_len, c->in.len - head_len);
     c->in.len -= head_len;
     http1_body_init(&s->req_body, s->req.body, s->req.content_length);
@@ -348,25 +375,25 @@ static void start_stream(hcm_conn_t *c, const http1_request_t *parsed, size_t he
     }
     if (s->req.upgrade)
         find_upgrade(cfg, s);
-    if ((s->req.connect && !cfg->connect_enabled) || (s->req.upgrade && s->upgrade == NULL)) {
+    if ((s->req.connect && !cfg->connect_enabled) || (s->req.upgrade && s->head.upgrade == NULL)) {
         /* Envoy's answer when no upgrade_configs entry enables it. */
         http_stream_local_reply(s, 403, "upgrade or CONNECT is not enabled\n", NULL);
         return;
     }
     if (s->req.expect_continue) {
         /* Like Envoy (proxy_100_continue off): answer 100 ourselves, drop the expectation. */
-        http_headers_remove(&s->req.headers, "expect");
+        http_headers_remove(&s->head.headers, "expect");
         uv_buf_t cont = uv_buf_init("HTTP/1.1 100 Continue\r\n\r\n", 25);
         hcm_down_write(c, &cont, 1);
     }
     hcm_add_proxy_headers(c, s);
-    route_request_t q = {.authority = s->req.authority,
-                         .authority_len = s->req.authority_len,
-                         .path = s->path,
-                         .path_len = s->path_len,
-                         .method = s->req.method,
-                         .method_len = s->req.method_len,
-                         .headers = &s->req.headers};
+    route_request_t q = {.authority = s->head.authority,
+                         .authority_len = s->head.authority_len,
+                         .path = s->head.path,
+                         .path_len = s->head.path_len,
+                         .method = s->head.method,
+                         .method_len = s->head.method_len,
+                         .headers = &s->head.headers};
     s->route = route_match(cfg->routes, &q, &s->vhost);
     if (s->route == NULL) {
         stats_inc(c->worker->stats, cfg->st.no_route);
@@ -478,6 +505,7 @@ static void buffer_body(hcm_conn_t *c)
             s->req_done_ms = (int64_t)(hcm_now(c) - s->start_ms);
             s->req.body = HTTP1_BODY_LENGTH;
             s->req.content_length = s->body_len;
+            s->head.content_length = (int64_t)s->body_len;
             run_request_filters(c, s, s->resume_filter);
             return;
         }

@@ -18,10 +18,9 @@ typedef struct hcm_conn hcm_conn_t;
 struct http_stream {
     hcm_conn_t *conn;
     arena_t arena;
-    char *head_copy; /* the request head as received, the slices below point into it */
-    http1_request_t req;
-    const char *path;
-    uint32_t path_len;
+    char *head_copy;          /* the request head as received, the slices below point into it */
+    http_request_head_t head; /* what filters and the router see (http_stream_request_head) */
+    http1_request_t req;      /* the HTTP/1 codec's parse: version, keep-alive, body framing */
     const route_vhost_t *vhost;
     const route_entry_t *route;
     http1_body_decoder_t req_body;
@@ -41,8 +40,6 @@ struct http_stream {
     uv_buf_t pending_head;
     bool resp_chunked; /* re-framed as chunked toward the downstream */
     bool resp_done;
-    const char *upgrade; /* the Upgrade header value when the request asks for an enabled one */
-    uint32_t upgrade_len;
     const char *flags; /* access-log response flags, "-" when none */
     uint64_t start_ms;
     uint64_t start_us;   /* wall clock, for the access log (only read when logs exist) */
@@ -125,12 +122,12 @@ void hcm_on_tls_written(void *owner, int status);
 int hcm_write_local_reply(http_stream_t *s, int status, const char *body);
 /* Builds the downstream response head from the upstream's (borrowed) into the stream's arena;
  * it waits in s->pending_head. Returns 0 or -ENOMEM. */
-int hcm_build_response_head(http_stream_t *s, const http1_response_t *resp);
+int hcm_build_response_head(http_stream_t *s, const http_response_head_t *resp);
 /* Writes a held-back head, with response body bytes (borrowed) framed for the client; end: the
- * last chunk too (last_chunk or a plain one) and the response is done. Returns 0, or a negative
- * error when the connection cannot take them. */
+ * last chunk too (with trailers, borrowed, or NULL) and the response is done. Returns 0, or
+ * HTTP_STREAM_ENDED when the connection could not take them (it is closed). */
 int hcm_write_response(http_stream_t *s, const char *data, size_t len, bool end,
-                       const http_slice_t *last_chunk);
+                       const http_headers_t *trailers);
 
 /* hcm_end.c: how streams and connections end. */
 /* Ends the active stream exactly once: counts it, reports it, runs the filters' reset (when

@@ -31,8 +31,9 @@ void hcm_end_stream(hcm_conn_t *c, bool reset)
     stats_add(st, cfg->st.downstream_rq_active, -1);
     hcm_report_stream(c, s, now_ms);
     if (log_current_level <= LOG_DEBUG)
-        log_debug("hcm: %.*s %.*s -> %d %s%s", (int)s->req.method_len, s->req.method,
-                  (int)s->path_len, s->path, s->status, s->flags, reset ? " (reset)" : "");
+        log_debug("hcm: %.*s %.*s -> %d %s%s", (int)s->head.method_len, s->head.method,
+                  (int)s->head.path_len, s->head.path, s->status, s->flags,
+                  reset ? " (reset)" : "");
     hcm_filters_done(s);
     free(s->body);
     arena_free(&s->arena);

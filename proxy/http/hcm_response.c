@@ -85,7 +85,7 @@ static bool is_header_or_framing(const http_header_t *h, const http_headers_t *a
     return http1_is_hop_by_hop(h, all) || http_name_is(h, "content-length");
 }
 
-int hcm_build_response_head(http_stream_t *s, const http1_response_t *resp)
+int hcm_build_response_head(http_stream_t *s, const http_response_head_t *resp)
 {
     hcm_conn_t *c = s->conn;
     const hcm_config_t *cfg = c->cfg;
@@ -105,7 +105,7 @@ int hcm_build_response_head(http_stream_t *s, const http1_response_t *resp)
             h->v[h->n++] = resp->headers.v[i];
     s->status = resp->status;
     s->upstream_ms = (int64_t)(hcm_now(c) - s->start_ms);
-    if (hcm_filters_response_headers(s, resp->body == HTTP1_BODY_NONE) < 0)
+    if (hcm_filters_response_headers(s, !resp->has_body) < 0)
         return HTTP_STREAM_ENDED;
     if (s->upstream && s->upstream->response_ops)
         http_stream_apply_header_ops(s, h, s->upstream->response_ops);
@@ -115,25 +115,19 @@ int hcm_build_response_head(http_stream_t *s, const http1_response_t *resp)
         http_stream_apply_header_ops(s, h, &s->vhost->response_ops);
     http_stream_apply_header_ops(s, h, &cfg->routes->response_ops);
 
-    /* Framing toward the downstream: keep a Content-Length; otherwise chunked for HTTP/1.1
-     * clients and close-delimited for HTTP/1.0 ones. A 101 keeps its upgrade headers. */
+    /* Framing toward the downstream: keep a Content-Length (a response without a body keeps
+     * the one it announced); otherwise chunked for HTTP/1.1 clients and close-delimited for
+     * HTTP/1.0 ones. A 101 keeps its upgrade headers. */
     char cl[24];
-    bool http10 = s->req.minor_version == 0;
+    bool http10 = s->head.proto == HTTP_PROTO_10;
     const http_header_t *rup = http_headers_find(&resp->headers, "upgrade");
-    if (resp->status == 101 && s->upgrade && rup) {
+    if (resp->status == 101 && s->head.upgrade && rup) {
         http_stream_header_add(s, h, "connection", 10, "upgrade", 7);
         http_stream_header_add(s, h, "upgrade", 7, rup->value, rup->value_len);
-    } else if (resp->body == HTTP1_BODY_LENGTH ||
-               (resp->body == HTTP1_BODY_NONE &&
-                http_headers_find(&resp->headers, "content-length"))) {
-        size_t n = http_u64(cl, resp->content_length);
-        if (resp->body == HTTP1_BODY_NONE) {
-            const http_header_t *orig = http_headers_find(&resp->headers, "content-length");
-            http_stream_header_add(s, h, "content-length", 14, orig->value, orig->value_len);
-        } else {
-            http_stream_header_add(s, h, "content-length", 14, cl, n);
-        }
-    } else if (resp->body == HTTP1_BODY_CHUNKED || resp->body == HTTP1_BODY_UNTIL_CLOSE) {
+    } else if (resp->content_length >= 0) {
+        size_t n = http_u64(cl, (uint64_t)resp->content_length);
+        http_stream_header_add(s, h, "content-length", 14, cl, n);
+    } else if (resp->has_body) {
         if (http10) {
             c->close_after = true;
         } else {
@@ -181,7 +175,9 @@ int http_stream_flush_response_head(http_stream_t *s)
     return 0;
 }
 
-http_slice_t http_stream_last_chunk(http_stream_t *s, const http_headers_t *trailers)
+/* The last chunk of a chunked body with trailer fields ("0\r\nname: value\r\n\r\n"), written
+ * into the stream's arena (trailers borrowed for the call; NULL or empty: no fields). */
+static http_slice_t last_chunk(http_stream_t *s, const http_headers_t *trailers)
 {
     static const http_slice_t plain = {"0\r\n\r\n", 5};
     if (trailers == NULL || trailers->n == 0)
@@ -211,7 +207,7 @@ http_slice_t http_stream_last_chunk(http_stream_t *s, const http_headers_t *trai
 }
 
 int hcm_write_response(http_stream_t *s, const char *data, size_t len, bool end,
-                       const http_slice_t *last_chunk)
+                       const http_headers_t *trailers)
 {
     hcm_conn_t *c = s->conn;
     if (end && !s->req_body_done)
@@ -231,9 +227,10 @@ int hcm_write_response(http_stream_t *s, const char *data, size_t len, bool end,
     } else if (len) {
         bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
     }
-    if (end && s->resp_chunked)
-        bufs[n++] = last_chunk ? uv_buf_init((char *)last_chunk->data, (unsigned)last_chunk->len)
-                               : uv_buf_init("0\r\n\r\n", 5);
+    if (end && s->resp_chunked) {
+        http_slice_t last = last_chunk(s, trailers);
+        bufs[n++] = uv_buf_init((char *)last.data, (unsigned)last.len);
+    }
     if (n && hcm_down_write(c, bufs, n) < 0) {
         s->flags = "DC";
         hcm_close(c, true);

@@ -12,9 +12,9 @@ uint64_t hcm_now(const hcm_conn_t *c)
 
 /* ---- the stream API's read-only part ----------------------------------------------------- */
 
-const http1_request_t *http_stream_request(const http_stream_t *s)
+const http_request_head_t *http_stream_request_head(const http_stream_t *s)
 {
-    return &s->req;
+    return &s->head;
 }
 
 const route_entry_t *http_stream_route(const http_stream_t *s, const route_vhost_t **vhost)
@@ -27,13 +27,6 @@ const route_entry_t *http_stream_route(const http_stream_t *s, const route_vhost
 const route_table_t *http_stream_route_table(const http_stream_t *s)
 {
     return s->conn->cfg->routes;
-}
-
-const char *http_stream_upgrade(const http_stream_t *s, uint32_t *len)
-{
-    if (len)
-        *len = s->upgrade_len;
-    return s->upgrade;
 }
 
 const char *http_stream_buffered_body(const http_stream_t *s, size_t *len)

@@ -15,12 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/http/http.h"
+#include "proxy/http/http_msg.h"
 #include "xds/snapshot/route.h"
 
 typedef struct http_stream http_stream_t;
-struct http1_request;
-struct http1_response;
 struct worker;
 struct sockaddr;
 
@@ -52,20 +50,19 @@ typedef struct http_upstream_info {
 
 /* ---- request ----------------------------------------------------------------------------- */
 
-/* The request's headers, borrowed from s (valid while the stream lives). */
+/* The request's headers, borrowed from s (valid while the stream lives): filters may change
+ * them, and what they are when the router runs is what goes upstream. */
 http_headers_t *http_stream_request_headers(http_stream_t *s);
-/* The parsed request head (method, path, authority, body framing), borrowed from s; its headers
- * are those of http_stream_request_headers. */
-const struct http1_request *http_stream_request(const http_stream_t *s);
+/* The request head (method, path, authority, body framing, protocol; docs/http.md), borrowed
+ * from s; its headers are those of http_stream_request_headers. A body held whole
+ * (http_stream_buffer_body) shows as its content_length once it is complete. */
+const http_request_head_t *http_stream_request_head(const http_stream_t *s);
 /* The route matched (never NULL once filters run) and its virtual host (*vhost, may be NULL),
  * both borrowed from the route table the stream holds (valid while the stream lives). */
 const route_entry_t *http_stream_route(const http_stream_t *s, const route_vhost_t **vhost);
 /* The route table the route came from (its table-wide header operations); borrowed, valid
  * while the stream lives. */
 const route_table_t *http_stream_route_table(const http_stream_t *s);
-/* The Upgrade value when the request asks for an enabled upgrade (*len set), else NULL;
- * borrowed from s. */
-const char *http_stream_upgrade(const http_stream_t *s, uint32_t *len);
 /* The whole request body when a filter had it buffered (http_stream_buffer_body), else NULL;
  * borrowed from s. */
 const char *http_stream_buffered_body(const http_stream_t *s, size_t *len);
@@ -131,23 +128,21 @@ int http_stream_resume_request_body(http_stream_t *s);
  * `flag` is the access-log response flag ("NR", "UH"...) or NULL. Once the response head went
  * out, the client connection is reset instead. The stream has ended on return. */
 void http_stream_local_reply(http_stream_t *s, int status, const char *body, const char *flag);
-/* The upstream's response head (borrowed for the call): hop-by-hop headers are dropped, filters'
- * on_response_headers and the route's response header operations run, and it is re-framed for
- * the client. It leaves with the first body bytes (one writev), or at
- * http_stream_flush_response_head. Returns 0, or HTTP_STREAM_ENDED. */
-int http_stream_send_response_head(http_stream_t *s, const struct http1_response *resp);
+/* The upstream's response head (borrowed for the call): hop-by-hop fields are dropped, filters'
+ * on_response_headers and the route's response header operations run, and it is framed for the
+ * client. It leaves with the first body bytes (one write), or at http_stream_flush_response_head.
+ * The response goes on with http_stream_send_response_body or _trailers (a head without a body
+ * too: an empty body with end). Returns 0, or HTTP_STREAM_ENDED. */
+int http_stream_send_response_head(http_stream_t *s, const http_response_head_t *resp);
 /* Sends a response head still held back. Returns 0, or HTTP_STREAM_ENDED. s borrowed. */
 int http_stream_flush_response_head(http_stream_t *s);
-/* Response body bytes (borrowed for the call: copied if the kernel does not take them at once).
- * end: the response is complete, last_chunk (from http_stream_last_chunk, or NULL for a plain
- * end; borrowed for the call) closes a chunked body; the stream ends. Returns 0, or
- * HTTP_STREAM_ENDED. */
-int http_stream_send_response_body(http_stream_t *s, const char *data, size_t len, bool end,
-                                   const http_slice_t *last_chunk);
-/* The last chunk of a chunked body with trailer fields ("0\r\nname: value\r\n\r\n"), written
- * into the stream's arena (the slice is owned by the stream; trailers borrowed for the call; NULL
- * or empty: no fields). */
-http_slice_t http_stream_last_chunk(http_stream_t *s, const http_headers_t *trailers);
+/* Response body bytes (borrowed for the call: copied if the connection does not take them at
+ * once). end: the response is complete and the stream ends. Returns 0, or HTTP_STREAM_ENDED. */
+int http_stream_send_response_body(http_stream_t *s, const char *data, size_t len, bool end);
+/* The response's trailer fields (borrowed for the call), which end it and the stream: sent as
+ * the client's protocol carries them (HTTP/1.1: the last chunk of a chunked body; dropped from a
+ * body framed by its length). Returns HTTP_STREAM_ENDED. */
+int http_stream_send_response_trailers(http_stream_t *s, const http_headers_t *trailers);
 /* The client's write queue is over its high-water mark: stop reading the upstream until the
  * filters' on_downstream_drained. */
 bool http_stream_downstream_congested(const http_stream_t *s);

@@ -8,32 +8,31 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "proxy/http/h1/http1.h"
 #include "proxy/http/http_stream.h"
+#include "proxy/http/upstream_codec.h"
 
-struct upstream_conn;
 struct worker;
 
 /* One request's upstream side: the router filter's per-stream state (zeroed by the stream). */
 typedef struct router_req {
-    http_stream_t *s;              /* borrowed: the stream this state belongs to */
-    struct worker *w;              /* borrowed: the stream's worker */
-    const http1_request_t *req;    /* borrowed: the stream's request head */
-    http_upstream_info_t up;       /* cluster and endpoint, read by the stream's report */
-    const route_cluster_t *target; /* the route's cluster (one of weighted_clusters) */
-    struct upstream_conn *uc;      /* the pooled connection in use, or NULL */
+    http_stream_t *s;               /* borrowed: the stream this state belongs to */
+    struct worker *w;               /* borrowed: the stream's worker */
+    const http_request_head_t *req; /* borrowed: the stream's request head */
+    http_request_head_t out;        /* the head sent upstream (rewritten path, framing) */
+    http_upstream_info_t up;        /* cluster and endpoint, read by the stream's report */
+    const route_cluster_t *target;  /* the route's cluster (one of weighted_clusters) */
+    const http_up_codec_t *codec;   /* the cluster's upstream codec */
+    void *cs;                       /* the codec's state (stream arena) */
     int attempts;
-    bool head_written;   /* the request head went to the upstream */
-    bool body_written;   /* the whole request body went to the upstream */
-    bool response_begun; /* response bytes arrived */
+    bool started;       /* the codec holds a connection (release owed) */
+    bool endpoint_held; /* the endpoint pick is not yet released (cluster_lb_release) */
+    bool head_written;  /* the request head went to the upstream */
+    bool body_written;  /* the whole request body went to the upstream */
     bool response_headers_done;
-    bool rq_counted; /* counted in the cluster's rq_active (circuit breaking) */
-    bool tunnel;     /* the stream became a tunnel (101 or CONNECT) */
-    http1_response_t resp;
-    http1_body_decoder_t body;
-    uint64_t start_ms; /* the request went upstream (x-envoy-upstream-service-time) */
-    char *head;        /* serialized request head (stream arena) */
-    size_t head_len;
+    bool response_done; /* the response ended: the connection may be reused */
+    bool rq_counted;    /* counted in the cluster's rq_active (circuit breaking) */
+    bool tunnel;        /* the stream became a tunnel (101 or CONNECT) */
+    uint64_t start_ms;  /* the request went upstream (x-envoy-upstream-service-time) */
 } router_req_t;
 
 /* Each takes r (the stream's state, borrowed) and works through the stream API (s borrowed; r
