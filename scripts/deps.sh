@@ -27,8 +27,8 @@ BUILD_PKGS=(gcc make pkg-config libuv1-dev libmbedtls-dev libnghttp2-dev libprot
 FUZZ_PKGS=(clang)
 FORMAT_PKGS=(clang-format)
 TEST_PKGS=(libcmocka-dev iptables iproute2 procps psmisc util-linux curl openssl socat jq
-           iputils-ping gzip nginx tcpdump python3 nghttp2-client nodejs)
-BENCH_PKGS=(haproxy libnginx-mod-stream nghttp2-proxy wrk)
+           iputils-ping gzip nginx tcpdump python3 nghttp2-client nghttp2-proxy nodejs)
+BENCH_PKGS=(haproxy libnginx-mod-stream wrk)
 
 PKGS=()
 for s in "${sets[@]}"; do
