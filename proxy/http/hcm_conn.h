@@ -1,7 +1,8 @@
-/* Internals of the connection manager (hcm*.c): the downstream HTTP/1.1 connection and its one
- * active stream. HTTP/1.1 answers pipelined requests in order, so a connection has at most one
- * stream at a time; the stream is embedded and reset per request. Filters and the router never
- * see this: they have the stream API (http_stream.h). */
+/* Internals of the connection manager (hcm*.c and its downstream codecs, hcm_codec.h): the
+ * downstream connection and its active stream. The connection's codec (HTTP/1.1 today) turns its
+ * bytes into streams; HTTP/1.1 answers pipelined requests in order, so a connection has at most
+ * one stream at a time, embedded and reset per request. Filters and the router never see this:
+ * they have the stream API (http_stream.h). */
 #ifndef REMORA_HCM_CONN_H
 #define REMORA_HCM_CONN_H
 
@@ -10,7 +11,7 @@
 #include "proxy/core/arena.h"
 #include "proxy/core/bufpool.h"
 #include "proxy/core/worker.h"
-#include "proxy/http/h1/http1.h"
+#include "proxy/http/h1/h1_server.h"
 #include "proxy/http/hcm.h"
 
 typedef struct hcm_conn hcm_conn_t;
@@ -18,12 +19,9 @@ typedef struct hcm_conn hcm_conn_t;
 struct http_stream {
     hcm_conn_t *conn;
     arena_t arena;
-    char *head_copy;          /* the request head as received, the slices below point into it */
     http_request_head_t head; /* what filters and the router see (http_stream_request_head) */
-    http1_request_t req;      /* the HTTP/1 codec's parse: version, keep-alive, body framing */
     const route_vhost_t *vhost;
     const route_entry_t *route;
-    http1_body_decoder_t req_body;
     bool req_body_done; /* the downstream request body was fully read */
     bool body_resumed;  /* body bytes go to the filters (http_stream_resume_request_body) */
     /* A filter asked for the whole body (envoy.filters.http.buffer): it collects in body
@@ -35,10 +33,7 @@ struct http_stream {
     size_t body_len, body_cap;
     http_headers_t resp_headers;
     int status;        /* the status answered downstream, 0 until then */
-    bool resp_started; /* response head built (written, or pending) */
-    bool head_pending; /* the head waits to leave with the first body bytes */
-    uv_buf_t pending_head;
-    bool resp_chunked; /* re-framed as chunked toward the downstream */
+    bool resp_started; /* response head built (written, or pending in the codec) */
     bool resp_done;
     const char *flags; /* access-log response flags, "-" when none */
     uint64_t start_ms;
@@ -66,6 +61,8 @@ struct hcm_conn {
     const snap_chain_t *chain;
     worker_listener_t *wl; /* the listener it came in on (listener_conn_closed) */
     const hcm_config_t *cfg;
+    const struct hcm_codec *codec; /* the connection's wire (hcm_codec.h) */
+    h1_server_t h1;                /* the HTTP/1.1 codec's state */
     hcm_state_t state;
     conn_buf_t in;          /* downstream bytes (decrypted) not yet consumed */
     struct tls_io *tls;     /* the chain's DownstreamTlsContext in use, or NULL (plaintext) */
@@ -75,7 +72,6 @@ struct hcm_conn {
     http_stream_t stream;
     uint32_t streams_ended; /* counts end_stream: a call saw its stream end if it moved */
     bool paused;            /* reading stopped for backpressure */
-    size_t in_feeding;      /* bytes at the front of in up to the end of the body piece being fed */
     bool close_after;       /* close once the current response is written */
     /* Loop time by which it is reset if still open (worker_drain_deadline): it drains because
      * a new snapshot closed its listener or changed its chain. 0: no such deadline. */
@@ -117,17 +113,11 @@ uint64_t hcm_now(const hcm_conn_t *c);
 int hcm_down_write(hcm_conn_t *c, const uv_buf_t *bufs, unsigned n);
 /* The TLS layer's write-done callback for a connection (owner: the hcm_conn_t, borrowed). */
 void hcm_on_tls_written(void *owner, int status);
-/* Writes a local reply (status, body: borrowed, NUL-terminated or NULL) and marks the response
- * done. Returns 0, or a negative error when the connection cannot take it. */
-int hcm_write_local_reply(http_stream_t *s, int status, const char *body);
-/* Builds the downstream response head from the upstream's (borrowed) into the stream's arena;
- * it waits in s->pending_head. Returns 0 or -ENOMEM. */
-int hcm_build_response_head(http_stream_t *s, const http_response_head_t *resp);
-/* Writes a held-back head, with response body bytes (borrowed) framed for the client; end: the
- * last chunk too (with trailers, borrowed, or NULL) and the response is done. Returns 0, or
- * HTTP_STREAM_ENDED when the connection could not take them (it is closed). */
-int hcm_write_response(http_stream_t *s, const char *data, size_t len, bool end,
-                       const http_headers_t *trailers);
+/* The downstream response head from the upstream's (borrowed): its fields without those of one
+ * hop, the filters' response hooks and the header operations, then the codec's framing (it may
+ * wait in the codec for the first body bytes). Returns 0, -ENOMEM, or HTTP_STREAM_ENDED (a
+ * filter's hook ended the stream). */
+int hcm_response_head(http_stream_t *s, const http_response_head_t *resp);
 
 /* hcm_end.c: how streams and connections end. */
 /* Ends the active stream exactly once: counts it, reports it, runs the filters' reset (when
@@ -141,8 +131,9 @@ void hcm_close(hcm_conn_t *c, bool reset);
 
 /* hcm.c */
 /* The response ended: the stream is reported and freed, and the connection reads the next
- * request (or closes, if it must). */
+ * request (or closes, if it must: the codec's stream_finished). */
 void hcm_finish_stream(hcm_conn_t *c);
+/* Starts reading again (if it was paused) and works through what is buffered. */
 void hcm_resume(hcm_conn_t *c);
 void hcm_set_deadline(hcm_conn_t *c, uint64_t ms);
 /* Drain: closes idle HTTP connections, and makes busy ones close after their response. w
@@ -150,6 +141,8 @@ void hcm_set_deadline(hcm_conn_t *c, uint64_t ms);
 void hcm_drain_all(worker_t *w);
 /* One connection (borrowed; freed at once when idle) drains as in hcm_drain_all. */
 void hcm_drain_conn(hcm_conn_t *c);
+/* hcm_request.c: the filters from `from` on run their request hooks (s borrowed). */
+void hcm_run_request_filters(http_stream_t *s, size_t from);
 
 /* hcm_rebind.c: connections take the worker's newer snapshots between requests. */
 /* Where a connection runs: what hcm_conn_t holds of a snapshot (all borrowed from snap). */

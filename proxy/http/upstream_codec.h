@@ -56,8 +56,7 @@ typedef struct http_up_codec {
      * connection limit is reached, or another negative libuv error (nothing to release then).
      * w and c borrowed; c lives with a snapshot the worker holds. */
     int (*start)(void *st, struct worker *w, const snap_cluster_t *c, int ep,
-                 const struct sockaddr *addr, void *owner, const http_up_events_t *ev,
-                 bool *ready);
+                 const struct sockaddr *addr, void *owner, const http_up_events_t *ev, bool *ready);
     /* Sends the request head, with body bytes already at hand (a body held whole, body_len
      * bytes; end: the request is complete with them). Returns 0, or a negative error when
      * the connection cannot take it: then *retryable says whether it may go again elsewhere,

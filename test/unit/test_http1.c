@@ -742,6 +742,27 @@ static void test_http1_chunk_size_writer(void **state)
     assert_int_equal(http1_write_chunk_size(out, SIZE_MAX), sizeof(size_t) * 2 + 2);
 }
 
+static void test_http1_last_chunk_writer(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_int_equal(http1_write_last_chunk(NULL, 0, NULL), 5);
+    assert_int_equal(http1_write_last_chunk(out, sizeof(out), NULL), 5);
+    assert_memory_equal(out, "0\r\n\r\n", 5);
+    http_header_t tv[2] = {{"x-checksum", "abc", 10, 3}, {"grpc-status", "0", 11, 1}};
+    http_headers_t t = {.v = tv, .n = 2, .cap = 2};
+    const char *want = "0\r\nx-checksum: abc\r\ngrpc-status: 0\r\n\r\n";
+    size_t need = http1_write_last_chunk(NULL, 0, &t);
+    assert_int_equal(need, strlen(want));
+    /* Too small a buffer: it writes what fits and says what it needs. */
+    memset(out, 'Z', sizeof(out));
+    assert_int_equal(http1_write_last_chunk(out, 8, &t), need);
+    assert_memory_equal(out, want, 8);
+    assert_int_equal(out[8], 'Z');
+    assert_int_equal(http1_write_last_chunk(out, sizeof(out), &t), need);
+    assert_memory_equal(out, want, need);
+}
+
 static void test_http1_reason_phrases(void **state)
 {
     (void)state;
@@ -1083,6 +1104,7 @@ int main(void)
         cmocka_unit_test(test_http1_response_writer_uses_standard_reason),
         cmocka_unit_test(test_http1_writer_reports_needed_size_when_truncated),
         cmocka_unit_test(test_http1_chunk_size_writer),
+        cmocka_unit_test(test_http1_last_chunk_writer),
         cmocka_unit_test(test_http1_reason_phrases),
         cmocka_unit_test(test_http1_hop_by_hop_fixed_names),
         cmocka_unit_test(test_http1_hop_by_hop_includes_connection_listed_names),

@@ -186,17 +186,6 @@ static int h1_send_head(void *st, const http_request_head_t *head, const char *b
     return 0;
 }
 
-/* The last chunk with trailer fields ("0\r\nname: value\r\n\r\n") into out (room for bound
- * bytes); returns its length. */
-static size_t format_last_chunk(const http_headers_t *t, char *out)
-{
-    char *p = put(out, "0\r\n", 3);
-    for (uint32_t i = 0; t && i < t->n; i++)
-        p = put_field(p, t->v[i].name, t->v[i].name_len, t->v[i].value, t->v[i].value_len);
-    p = put(p, "\r\n", 2);
-    return (size_t)(p - out);
-}
-
 static int h1_send_data(void *st, const char *data, size_t len, bool end,
                         const http_headers_t *trailers)
 {
@@ -215,13 +204,11 @@ static int h1_send_data(void *st, const char *data, size_t len, bool end,
             bufs[n++] = uv_buf_init("\r\n", 2);
         }
         if (end) {
-            size_t bound = 5;
-            for (uint32_t i = 0; trailers && i < trailers->n; i++)
-                bound += trailers->v[i].name_len + trailers->v[i].value_len + 4;
-            last = bound <= sizeof(stack) ? stack : malloc(bound);
+            size_t need = http1_write_last_chunk(NULL, 0, trailers);
+            last = need <= sizeof(stack) ? stack : malloc(need);
             if (last == NULL)
                 return -ENOMEM;
-            bufs[n++] = uv_buf_init(last, (unsigned)format_last_chunk(trailers, last));
+            bufs[n++] = uv_buf_init(last, (unsigned)http1_write_last_chunk(last, need, trailers));
         }
     } else if (len) {
         bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
@@ -249,9 +236,8 @@ static int process_head(h1_up_t *u)
         memset(&resp, 0, sizeof(resp));
         resp.headers.v = hv;
         resp.headers.cap = 128;
-        int rc =
-            http1_parse_response(uc->in.data, uc->in.len, H1_UP_MAX_HEAD, u->head_request, false,
-                                 &resp);
+        int rc = http1_parse_response(uc->in.data, uc->in.len, H1_UP_MAX_HEAD, u->head_request,
+                                      false, &resp);
         if (rc == HTTP1_INCOMPLETE)
             return 1;
         if (rc < 0) {

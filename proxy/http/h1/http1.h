@@ -195,6 +195,10 @@ size_t http1_write_request_head(char *out, size_t cap, const char *method, size_
 /* reason NULL: the standard one (empty for unknown codes); else a NUL-terminated string. */
 size_t http1_write_response_head(char *out, size_t cap, int status, const char *reason,
                                  const http_headers_t *h);
+/* The last chunk of a chunked body with its trailer fields ("0\r\nname: value\r\n\r\n"; trailers
+ * NULL or empty: "0\r\n\r\n"), as the head writers do: returns the bytes needed, writes at most
+ * cap (out may be NULL when cap is 0). */
+size_t http1_write_last_chunk(char *out, size_t cap, const http_headers_t *trailers);
 /* "1a2b\r\n" for len 0x1a2b; returns the length written (at most 18). */
 size_t http1_write_chunk_size(char out[24], size_t len);
 /* The RFC 9110 reason phrase ("Not Found"), or "" for a code without one. Static. */

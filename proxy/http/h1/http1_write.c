@@ -56,6 +56,13 @@ size_t http1_write_response_head(char *out, size_t cap, int status, const char *
     return put_fields(out, cap, pos, h);
 }
 
+size_t http1_write_last_chunk(char *out, size_t cap, const http_headers_t *trailers)
+{
+    size_t pos = 0;
+    put(out, cap, &pos, "0\r\n", 3);
+    return put_fields(out, cap, pos, trailers);
+}
+
 size_t http1_write_chunk_size(char out[24], size_t len)
 {
     static const char hex[] = "0123456789abcdef";
