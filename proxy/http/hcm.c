@@ -18,12 +18,14 @@
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void on_timer(uv_timer_t *t);
+static void arm_for(hcm_conn_t *c, uint64_t due);
 static void tls_pump(hcm_conn_t *c);
 
-/* A call of the stream API saw its stream end if streams_ended moved. */
-static int stream_status(const hcm_conn_t *c, uint32_t ended)
+/* What a call of the stream API returns: whether its stream ended inside. */
+static int stream_status(const http_stream_t *s, uint32_t serial)
 {
-    return c->streams_ended != ended ? HTTP_STREAM_ENDED : 0;
+    return hcm_stream_gone(s, serial) ? HTTP_STREAM_ENDED : 0;
 }
 
 void http_stream_pause_request_body(http_stream_t *s)
@@ -37,11 +39,10 @@ void http_stream_pause_request_body(http_stream_t *s)
 
 int http_stream_resume_request_body(http_stream_t *s)
 {
-    hcm_conn_t *c = s->conn;
-    uint32_t ended = c->streams_ended;
+    uint32_t serial = s->serial;
     s->body_resumed = true;
-    hcm_resume(c);
-    return stream_status(c, ended);
+    hcm_resume(s->conn);
+    return stream_status(s, serial);
 }
 
 void hcm_resume(hcm_conn_t *c)
@@ -94,15 +95,14 @@ void http_stream_local_reply(http_stream_t *s, int status, const char *body, con
         hcm_close(c, true);
         return;
     }
-    hcm_finish_stream(c);
+    hcm_finish_stream(s);
 }
 
 int http_stream_send_response_head(http_stream_t *s, const http_response_head_t *resp)
 {
-    hcm_conn_t *c = s->conn;
-    uint32_t ended = c->streams_ended;
+    uint32_t serial = s->serial;
     int rc = hcm_response_head(s, resp);
-    if (c->streams_ended != ended)
+    if (hcm_stream_gone(s, serial))
         return HTTP_STREAM_ENDED; /* a filter's response hook ended it */
     if (rc < 0) {
         http_stream_local_reply(s, 500, "out of memory\n", "LR");
@@ -120,7 +120,7 @@ static int send_response(http_stream_t *s, const char *data, size_t len, bool en
     if (!end)
         return 0;
     s->resp_done = true;
-    hcm_finish_stream(s->conn);
+    hcm_finish_stream(s);
     return HTTP_STREAM_ENDED;
 }
 
@@ -136,14 +136,17 @@ int http_stream_send_response_trailers(http_stream_t *s, const http_headers_t *t
 
 void http_stream_set_deadline(http_stream_t *s, uint64_t ms)
 {
-    hcm_set_deadline(s->conn, ms);
+    s->deadline_ms = ms ? hcm_now(s->conn) + ms : 0;
+    if (ms)
+        arm_for(s->conn, s->deadline_ms);
 }
 
-void hcm_finish_stream(hcm_conn_t *c)
+void hcm_finish_stream(http_stream_t *s)
 {
-    if (!c->stream_active)
+    if (s->serial == 0)
         return;
-    hcm_end_stream(c, false);
+    hcm_conn_t *c = s->conn;
+    hcm_end_stream(s, false);
     c->codec->stream_finished(c);
 }
 
@@ -197,53 +200,72 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- timers and close ------------------------------------------------------------------- */
 
+/* The timer is armed lazily for the earliest of the connection's idle timeout and its streams'
+ * timeouts: a later one is only recorded (a store per request, not two timer-heap operations),
+ * and a timer that fires early re-arms itself. */
+static void arm_for(hcm_conn_t *c, uint64_t due)
+{
+    if (c->timer_due_ms == 0 || due < c->timer_due_ms) {
+        uint64_t now = hcm_now(c);
+        c->timer_due_ms = due;
+        uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
+    }
+}
+
+/* Re-arms the timer for the earliest timeout still set, if any. */
+static void rearm(hcm_conn_t *c)
+{
+    uint64_t due = c->idle_due_ms;
+    for (const http_stream_t *s = c->streams; s; s = s->next)
+        if (s->deadline_ms && (due == 0 || s->deadline_ms < due))
+            due = s->deadline_ms;
+    if (due)
+        arm_for(c, due);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     hcm_conn_t *c = t->data;
     c->timer_due_ms = 0;
-    if (c->deadline_ms == 0)
-        return;
     uint64_t now = hcm_now(c);
-    if (now < c->deadline_ms) { /* the deadline moved later since the timer was armed */
-        c->timer_due_ms = c->deadline_ms;
-        uv_timer_start(&c->timer, on_timer, c->deadline_ms - now, 0);
-        return;
-    }
-    c->deadline_ms = 0;
-    if (c->state == HCM_TUNNEL) {
-        uint64_t idle = hcm_now(c) - c->last_activity;
-        if (idle < c->cfg->idle_timeout_ms) {
-            hcm_set_deadline(c, c->cfg->idle_timeout_ms - idle);
-            return;
+    /* Streams whose timeout passed are answered 504 (UT); that may end other streams or the
+     * connection, so the list is walked again from its head after each. */
+    http_stream_t *s = c->streams;
+    while (s && c->state != HCM_CLOSING) {
+        if (s->deadline_ms == 0 || s->deadline_ms > now) {
+            s = s->next;
+            continue;
         }
-        http_stream_tunnel_data(&c->stream, NULL, 0, true); /* idle: the tunnel ends */
-        return;
-    }
-    if (c->stream_active) {
-        http_stream_t *s = &c->stream;
+        s->deadline_ms = 0;
         stats_inc(c->worker->stats, c->cfg->st.downstream_rq_timeout);
         hcm_filters_reset(s, HTTP_RESET_TIMEOUT);
         http_stream_local_reply(s, 504, "upstream request timeout", "UT");
-        return;
+        s = c->streams;
     }
-    hcm_close(c, false); /* idle */
+    if (c->state == HCM_CLOSING)
+        return;
+    if (c->idle_due_ms && c->idle_due_ms <= now) {
+        c->idle_due_ms = 0;
+        if (c->state == HCM_TUNNEL) {
+            uint64_t idle = now - c->last_activity;
+            if (idle >= c->cfg->idle_timeout_ms) {
+                http_stream_tunnel_data(c->streams, NULL, 0, true); /* idle: the tunnel ends */
+                return;
+            }
+            c->idle_due_ms = now + c->cfg->idle_timeout_ms - idle;
+        } else if (c->streams == NULL) {
+            hcm_close(c, false); /* idle */
+            return;
+        }
+    }
+    rearm(c);
 }
 
-/* Every request moves the deadline (route timeout, then idle timeout), so the timer is armed
- * lazily: a later deadline is only recorded, and a timer that fires early re-arms itself for
- * it. Per request that is a store, not two timer-heap operations. */
-void hcm_set_deadline(hcm_conn_t *c, uint64_t ms)
+void hcm_set_idle(hcm_conn_t *c, uint64_t ms)
 {
-    if (ms == 0) {
-        c->deadline_ms = 0;
-        return;
-    }
-    uint64_t due = hcm_now(c) + ms;
-    c->deadline_ms = due;
-    if (c->timer_due_ms == 0 || due < c->timer_due_ms) {
-        c->timer_due_ms = due;
-        uv_timer_start(&c->timer, on_timer, ms, 0);
-    }
+    c->idle_due_ms = ms ? hcm_now(c) + ms : 0;
+    if (ms)
+        arm_for(c, c->idle_due_ms);
 }
 
 /* Idle connections close now; busy ones close after the streams in flight, as Envoy does while
@@ -266,8 +288,7 @@ void hcm_abort_all(worker_t *w)
 {
     while (w->hcm_conns) {
         hcm_conn_t *c = w->hcm_conns;
-        if (c->stream_active && strcmp(c->stream.flags, "-") == 0)
-            c->stream.flags = "LR"; /* reset here, at the drain deadline or a quit */
+        hcm_flag_streams(c, "LR"); /* reset here, at the drain deadline or a quit */
         hcm_close(c, true);
     }
 }
@@ -332,7 +353,7 @@ int hcm_start(accepted_conn_t *ac, const hcm_config_t *cfg)
     memcpy(&c->orig_dst, &ac->orig_dst, sizeof(c->orig_dst));
     uv_tcp_nodelay(c->tcp, 1);
     uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
-    hcm_set_deadline(c, cfg->idle_timeout_ms);
+    hcm_set_idle(c, cfg->idle_timeout_ms);
     if (c->tls)
         tls_pump(c); /* requests sent right behind the handshake */
     c->codec->process(c);

@@ -52,15 +52,16 @@ typedef struct hcm_codec {
 /* ---- what codecs call (hcm.c, hcm_request.c) --------------------------------------------- */
 
 /* A new stream on c: counted, its arena and clock set, its filter state allocated. Returns the
- * stream (owned by c), or NULL when memory is exhausted (nothing to undo then... the stream is
- * answered 500 and ended). */
+ * stream (owned by c), or NULL when memory is exhausted: no stream (there was no memory for
+ * one), or it was answered 500 and has ended. */
 http_stream_t *hcm_stream_begin(hcm_conn_t *c);
 /* Whether the connection manager lets the request's CONNECT or upgrade (s->head.upgrade: the
  * one asked for) through: 0, or HTTP_STREAM_ENDED when it answered 403 (Envoy's answer when no
  * upgrade_configs entry enables it). An upgrade it does not let through is not asked of the
  * next hop. */
 int hcm_stream_permit(http_stream_t *s);
-/* s->head is complete (and permitted): the proxy headers, the route, the filters. The stream may have ended on return. */
+/* s->head is complete (and permitted): the proxy headers, the route, the filters. The stream may
+ * have ended on return. */
 void hcm_stream_headers(http_stream_t *s);
 /* Whether the stream takes request body bytes now (a filter buffers it, or the terminal filter
  * resumed it). */

@@ -18,6 +18,12 @@ typedef struct hcm_conn hcm_conn_t;
 
 struct http_stream {
     hcm_conn_t *conn;
+    /* Nonzero while the stream is active, and new for every stream the memory serves: a call
+     * that may end streams compares it with what it was (hcm_stream_gone). */
+    uint32_t serial;
+    http_stream_t *prev, *next; /* the connection's active streams, or its free list (next) */
+    int32_t id;                 /* the codec's stream identifier (HTTP/2); 0 for HTTP/1 */
+    uint64_t deadline_ms;       /* loop time its timeout falls due (route timeout); 0: none */
     arena_t arena;
     http_request_head_t head; /* what filters and the router see (http_stream_request_head) */
     const route_vhost_t *vhost;
@@ -68,18 +74,23 @@ struct hcm_conn {
     struct tls_io *tls;     /* the chain's DownstreamTlsContext in use, or NULL (plaintext) */
     const char *tls_own_id; /* our SPIFFE ID on that connection (borrowed from the chain) */
     char *xfcc;             /* this hop's x-forwarded-client-cert element, built once; owned */
-    bool stream_active;
-    http_stream_t stream;
-    uint32_t streams_ended; /* counts end_stream: a call saw its stream end if it moved */
-    bool paused;            /* reading stopped for backpressure */
-    bool close_after;       /* close once the current response is written */
+    /* Its active streams (HTTP/1.1: at most one), newest first; the memory of ended ones is
+     * kept for the next (stream0 first, then the free list) until the connection is freed. */
+    http_stream_t *streams;
+    uint32_t n_streams;
+    uint32_t next_serial;
+    bool stream0_used;
+    http_stream_t stream0;
+    http_stream_t *free_streams;
+    bool paused;      /* reading stopped for backpressure */
+    bool close_after; /* close once the current response is written */
     /* Loop time by which it is reset if still open (worker_drain_deadline): it drains because
      * a new snapshot closed its listener or changed its chain. 0: no such deadline. */
     uint64_t drain_due_ms;
     bool read_eof; /* the client half-closed: answer what is buffered, then close */
     bool over_hwm;
-    uv_timer_t timer;      /* request/route timeout and idle timeout, armed lazily */
-    uint64_t deadline_ms;  /* loop time the current deadline falls due; 0: none */
+    uv_timer_t timer;      /* the streams' timeouts and the idle timeout, armed lazily */
+    uint64_t idle_due_ms;  /* loop time the connection's idle timeout falls due; 0: none */
     uint64_t timer_due_ms; /* loop time the timer is armed for; 0: not armed */
     uint64_t last_activity;
     char peer[64]; /* downstream IP, for x-forwarded-for */
@@ -87,6 +98,19 @@ struct hcm_conn {
     int handles;
     hcm_conn_t *prev, *next;
 };
+
+/* Whether the stream that had `serial` (its serial before a call) has ended since (s
+ * borrowed: its memory outlives every call, as its connection keeps it). */
+static inline bool hcm_stream_gone(const http_stream_t *s, uint32_t serial)
+{
+    return s->serial != serial;
+}
+
+/* HTTP/1.1's stream: the connection's only active one, or NULL. */
+static inline http_stream_t *hcm_h1_stream(const hcm_conn_t *c)
+{
+    return c->streams;
+}
 
 /* hcm_stream.c: the filters' hooks, called for every filter that has them and whose request
  * hooks ran. */
@@ -120,22 +144,26 @@ void hcm_on_tls_written(void *owner, int status);
 int hcm_response_head(http_stream_t *s, const http_response_head_t *resp);
 
 /* hcm_end.c: how streams and connections end. */
-/* Ends the active stream exactly once: counts it, reports it, runs the filters' reset (when
- * reset) and done, and frees what it holds (c keeps the stream's memory). reset: it did not
- * complete; its flags tell who ended it. */
-void hcm_end_stream(hcm_conn_t *c, bool reset);
+/* Ends an active stream exactly once: counts it, reports it, runs the filters' reset (when
+ * reset) and done, and frees what it holds (its connection keeps the stream's memory for the
+ * next). reset: it did not complete; its flags tell who ended it. s borrowed. */
+void hcm_end_stream(http_stream_t *s, bool reset);
+/* Gives every active stream of c (borrowed) without a response flag yet this one (static). */
+void hcm_flag_streams(hcm_conn_t *c, const char *flag);
 /* Closes the connection (c is freed once its handles close; the caller must not use it after):
  * a stream still active there did not complete and is reported as
  * reset. reset: close with a TCP reset rather than after the queued bytes (and a FIN). */
 void hcm_close(hcm_conn_t *c, bool reset);
 
 /* hcm.c */
-/* The response ended: the stream is reported and freed, and the connection reads the next
- * request (or closes, if it must: the codec's stream_finished). */
-void hcm_finish_stream(hcm_conn_t *c);
+/* The response ended: the stream (borrowed) is reported and freed, and the codec goes on (the
+ * next request, or the close: its stream_finished). */
+void hcm_finish_stream(http_stream_t *s);
 /* Starts reading again (if it was paused) and works through what is buffered. */
 void hcm_resume(hcm_conn_t *c);
-void hcm_set_deadline(hcm_conn_t *c, uint64_t ms);
+/* The connection's idle timeout: it closes (or its tunnel ends) after ms without a stream (or
+ * without tunnel bytes); 0 clears it. */
+void hcm_set_idle(hcm_conn_t *c, uint64_t ms);
 /* Drain: closes idle HTTP connections, and makes busy ones close after their response. w
  * borrowed. */
 void hcm_drain_all(worker_t *w);

@@ -9,12 +9,37 @@
 #include "proxy/http/hcm_conn.h"
 #include "proxy/net/tls_io.h"
 
-void hcm_end_stream(hcm_conn_t *c, bool reset)
+/* Takes s off its connection's active list and keeps its memory for the next stream. */
+static void stream_recycle(hcm_conn_t *c, http_stream_t *s)
 {
-    http_stream_t *s = &c->stream;
-    if (!c->stream_active)
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    c->n_streams--;
+    if (s == &c->stream0) {
+        c->stream0_used = false;
         return;
-    c->streams_ended++;
+    }
+    s->next = c->free_streams;
+    c->free_streams = s;
+}
+
+void hcm_flag_streams(hcm_conn_t *c, const char *flag)
+{
+    for (http_stream_t *s = c->streams; s; s = s->next)
+        if (strcmp(s->flags, "-") == 0)
+            s->flags = flag;
+}
+
+void hcm_end_stream(http_stream_t *s, bool reset)
+{
+    if (s->serial == 0)
+        return;
+    s->serial = 0; /* gone, for every call up the stack that holds it */
+    hcm_conn_t *c = s->conn;
     stats_slots_t *st = c->worker->stats;
     const hcm_config_t *cfg = c->cfg;
     uint64_t now_ms = hcm_now(c);
@@ -36,8 +61,9 @@ void hcm_end_stream(hcm_conn_t *c, bool reset)
                   reset ? " (reset)" : "");
     hcm_filters_done(s);
     free(s->body);
+    s->body = NULL;
     arena_free(&s->arena);
-    c->stream_active = false;
+    stream_recycle(c, s);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -53,6 +79,11 @@ static void on_closed(uv_handle_t *h)
         for (size_t i = 0; i < c->cfg->n_logs; i++)
             access_log_flush(c->cfg->logs[i], c->worker->index);
     snapshot_unref(c->snap);
+    while (c->free_streams) {
+        http_stream_t *s = c->free_streams;
+        c->free_streams = s->next;
+        free(s);
+    }
     conn_buf_drop(&c->worker->pool, &c->in);
     tls_io_free(c->tls);
     free(c->xfcc);
@@ -110,7 +141,8 @@ void hcm_close(hcm_conn_t *c, bool reset)
 {
     if (c->state == HCM_CLOSING)
         return;
-    hcm_end_stream(c, true); /* a stream still active here did not complete */
+    while (c->streams)
+        hcm_end_stream(c->streams, true); /* streams still active here did not complete */
     c->state = HCM_CLOSING;
     if (c->prev)
         c->prev->next = c->next;

@@ -122,8 +122,7 @@ uint64_t hcm_drain_expired(worker_t *w, uint64_t now)
                 next_due = c->drain_due_ms;
             continue;
         }
-        if (c->stream_active && strcmp(c->stream.flags, "-") == 0)
-            c->stream.flags = "LR"; /* reset here, as at the end of the drain at SIGTERM */
+        hcm_flag_streams(c, "LR"); /* reset here, as at the end of the drain at SIGTERM */
         hcm_close(c, true);
         n++;
     }

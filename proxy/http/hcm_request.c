@@ -14,8 +14,8 @@
 
 void hcm_run_request_filters(http_stream_t *s, size_t from)
 {
-    hcm_conn_t *c = s->conn;
-    const hcm_config_t *cfg = c->cfg;
+    const hcm_config_t *cfg = s->conn->cfg;
+    uint32_t serial = s->serial;
     bool end = !s->head.has_body || s->body_buffered;
     for (size_t i = from; i < cfg->n_filters; i++) {
         const hcm_filter_t *f = &cfg->filters[i];
@@ -23,7 +23,7 @@ void hcm_run_request_filters(http_stream_t *s, size_t from)
         int rc = f->ops->on_request_headers
                      ? f->ops->on_request_headers(s, f->config, s->filter_state[i], end)
                      : FILTER_CONTINUE;
-        if (!c->stream_active || s->resp_started)
+        if (hcm_stream_gone(s, serial) || s->resp_started)
             return; /* the filter answered */
         if (rc < 0) {
             http_stream_local_reply(s, 500, "filter error\n", "LR");
@@ -66,12 +66,39 @@ static void request_too_large(http_stream_t *s)
     http_stream_local_reply(s, 413, "Payload Too Large", NULL);
 }
 
+/* Memory for a new stream: stream0 when it is free (always, for HTTP/1.1), else one the
+ * connection kept, else a new one. */
+static http_stream_t *stream_memory(hcm_conn_t *c)
+{
+    if (!c->stream0_used) {
+        c->stream0_used = true;
+        return &c->stream0;
+    }
+    http_stream_t *s = c->free_streams;
+    if (s) {
+        c->free_streams = s->next;
+        return s;
+    }
+    return malloc(sizeof(*s));
+}
+
 http_stream_t *hcm_stream_begin(hcm_conn_t *c)
 {
     const hcm_config_t *cfg = c->cfg;
-    http_stream_t *s = &c->stream;
+    http_stream_t *s = stream_memory(c);
+    if (s == NULL)
+        return NULL;
     memset(s, 0, sizeof(*s));
     s->conn = c;
+    if (++c->next_serial == 0)
+        c->next_serial = 1;
+    s->serial = c->next_serial;
+    s->next = c->streams;
+    if (c->streams)
+        c->streams->prev = s;
+    c->streams = s;
+    c->n_streams++;
+    c->idle_due_ms = 0; /* a stream's timeouts are its own */
     s->flags = "-";
     s->start_ms = hcm_now(c);
     s->upstream_ms = -1;
@@ -81,7 +108,6 @@ http_stream_t *hcm_stream_begin(hcm_conn_t *c)
         gettimeofday(&tv, NULL);
         s->start_us = (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
     }
-    c->stream_active = true;
     c->state = HCM_IN_STREAM;
     arena_init(&s->arena, &c->worker->arenas);
     stats_inc(c->worker->stats, cfg->st.downstream_rq_total);
@@ -216,14 +242,14 @@ int hcm_stream_body(http_stream_t *s, const char *data, size_t len, size_t used,
         s->buffering = false;
         s->body_buffered = true;
         s->head.content_length = (int64_t)s->body_len;
-        uint32_t ended = c->streams_ended;
+        uint32_t serial = s->serial;
         hcm_run_request_filters(s, s->resume_filter);
-        return c->streams_ended != ended ? HTTP_STREAM_ENDED : 0;
+        return hcm_stream_gone(s, serial) ? HTTP_STREAM_ENDED : 0;
     }
     if (len || end) {
-        uint32_t ended = c->streams_ended;
+        uint32_t serial = s->serial;
         int rc = hcm_filters_request_body(s, data, len, end, trailers);
-        if (rc == HTTP_STREAM_ENDED || c->streams_ended != ended || c->state == HCM_CLOSING)
+        if (rc == HTTP_STREAM_ENDED || hcm_stream_gone(s, serial) || c->state == HCM_CLOSING)
             return HTTP_STREAM_ENDED;
         if (rc < 0) {
             http_stream_local_reply(s, 500, "filter error\n", "LR");

@@ -25,6 +25,26 @@ bool http_stream_downstream_congested(const http_stream_t *s)
 
 /* ---- downstream writes ------------------------------------------------------------------- */
 
+/* The client took what was queued: every stream may send again. A stream's hooks may end
+ * streams, so the list is walked by serial: a stream gone since is skipped, and the walk
+ * starts over. */
+static void downstream_drained(hcm_conn_t *c)
+{
+    uint32_t round = c->next_serial;
+    http_stream_t *s = c->streams;
+    while (s && c->state != HCM_CLOSING) {
+        if (s->serial > round) { /* begun in this walk (or the serial wrapped): not owed */
+            s = s->next;
+            continue;
+        }
+        uint32_t serial = s->serial;
+        http_stream_t *next = s->next;
+        hcm_filters_downstream_drained(s);
+        s = hcm_stream_gone(s, serial) ? c->streams : next;
+        round = serial - 1; /* the streams after it in the list are older */
+    }
+}
+
 static void on_down_write(uv_write_t *req, int status)
 {
     copy_write_t *wr = (copy_write_t *)req;
@@ -34,8 +54,7 @@ static void on_down_write(uv_write_t *req, int status)
         return;
     if (c->over_hwm && c->tcp->write_queue_size <= HCM_HIGH_WATER / 2) {
         c->over_hwm = false;
-        if (c->stream_active)
-            hcm_filters_downstream_drained(&c->stream);
+        downstream_drained(c);
     }
 }
 
@@ -46,8 +65,7 @@ void hcm_on_tls_written(void *owner, int status)
         return;
     if (c->over_hwm && tls_io_queue_size(c->tls) <= HCM_HIGH_WATER / 2) {
         c->over_hwm = false;
-        if (c->stream_active)
-            hcm_filters_downstream_drained(&c->stream);
+        downstream_drained(c);
     }
 }
 

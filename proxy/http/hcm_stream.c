@@ -76,16 +76,16 @@ void http_stream_set_upstream(http_stream_t *s, const http_upstream_info_t *info
 
 /* A hook may end the stream (a local reply, a reset): then the filters' state is gone and the
  * iteration stops. */
-static bool ended_since(const http_stream_t *s, uint32_t ended)
+static bool ended_since(const http_stream_t *s, uint32_t serial)
 {
-    return s->conn->streams_ended != ended;
+    return hcm_stream_gone(s, serial);
 }
 
 int hcm_filters_request_body(http_stream_t *s, const char *data, size_t len, bool end,
                              const http_headers_t *trailers)
 {
     const hcm_config_t *cfg = s->conn->cfg;
-    uint32_t ended = s->conn->streams_ended;
+    uint32_t ended = s->serial;
     for (size_t i = 0; i < s->filters_run; i++) {
         const hcm_filter_t *f = &cfg->filters[i];
         if (f->ops->on_request_body == NULL)
@@ -103,7 +103,7 @@ int hcm_filters_request_body(http_stream_t *s, const char *data, size_t len, boo
 int hcm_filters_response_headers(http_stream_t *s, bool end_stream)
 {
     const hcm_config_t *cfg = s->conn->cfg;
-    uint32_t ended = s->conn->streams_ended;
+    uint32_t ended = s->serial;
     for (size_t i = s->filters_run; i-- > 0;) {
         const hcm_filter_t *f = &cfg->filters[i];
         if (f->ops->on_response_headers == NULL)
@@ -118,7 +118,7 @@ int hcm_filters_response_headers(http_stream_t *s, bool end_stream)
 void hcm_filters_downstream_drained(http_stream_t *s)
 {
     const hcm_config_t *cfg = s->conn->cfg;
-    uint32_t ended = s->conn->streams_ended;
+    uint32_t ended = s->serial;
     for (size_t i = 0; i < s->filters_run; i++) {
         const hcm_filter_t *f = &cfg->filters[i];
         if (f->ops->on_downstream_drained == NULL)
@@ -132,7 +132,7 @@ void hcm_filters_downstream_drained(http_stream_t *s)
 int hcm_filters_tunnel_data(http_stream_t *s, const char *data, size_t len)
 {
     const hcm_config_t *cfg = s->conn->cfg;
-    uint32_t ended = s->conn->streams_ended;
+    uint32_t ended = s->serial;
     for (size_t i = 0; i < s->filters_run; i++) {
         const hcm_filter_t *f = &cfg->filters[i];
         if (f->ops->on_tunnel_data == NULL)

@@ -22,21 +22,23 @@ static void tunnel_end(hcm_conn_t *c)
 {
     if (c->state != HCM_TUNNEL)
         return;
+    http_stream_t *s = hcm_h1_stream(c);
     c->close_after = true;
     c->state = HCM_IN_STREAM;
-    c->stream.resp_done = true;
-    hcm_finish_stream(c);
+    s->resp_done = true;
+    hcm_finish_stream(s);
 }
 
 static int h1_start_tunnel(http_stream_t *s)
 {
     hcm_conn_t *c = s->conn;
-    uint32_t ended = c->streams_ended;
+    uint32_t serial = s->serial;
     c->state = HCM_TUNNEL;
     s->req_body_done = true;
-    hcm_set_deadline(c, c->cfg->idle_timeout_ms);
+    s->deadline_ms = 0;
+    hcm_set_idle(c, c->cfg->idle_timeout_ms);
     hcm_resume(c); /* bytes the client sent after its request go up now */
-    return c->streams_ended != ended ? HTTP_STREAM_ENDED : 0;
+    return hcm_stream_gone(s, serial) ? HTTP_STREAM_ENDED : 0;
 }
 
 static int h1_connect_established(http_stream_t *s)
@@ -50,7 +52,7 @@ static int h1_connect_established(http_stream_t *s)
         hcm_close(c, true);
         return HTTP_STREAM_ENDED;
     }
-    hcm_set_deadline(c, 0);
+    s->deadline_ms = 0;
     return h1_start_tunnel(s);
 }
 
@@ -78,7 +80,7 @@ static int h1_tunnel_data(http_stream_t *s, const char *data, size_t len, bool e
 /* Sends what the client sent to the upstream, through the filters. */
 static void tunnel_feed(hcm_conn_t *c)
 {
-    http_stream_t *s = &c->stream;
+    http_stream_t *s = hcm_h1_stream(c);
     if (c->in.len) {
         size_t n = c->in.len;
         c->in.len = 0;
@@ -210,15 +212,15 @@ static void in_consume(hcm_conn_t *c, size_t n)
 static int body_piece(void *arg, const http1_body_piece_t *p)
 {
     hcm_conn_t *c = arg;
-    http_stream_t *s = &c->stream;
+    http_stream_t *s = hcm_h1_stream(c);
     bool buffering = s->buffering;
     /* Should the stream end inside the call, the bytes up to the end of this piece are its own
      * and are dropped with it, never read as the next request's. */
     c->h1.in_feeding = p->offset + p->used;
-    uint32_t ended = c->streams_ended;
+    uint32_t serial = s->serial;
     int rc = hcm_stream_body(s, p->data, p->len, p->used, p->done, p->trailers);
     c->h1.in_feeding = 0;
-    if (rc == HTTP_STREAM_ENDED || c->streams_ended != ended || c->state == HCM_CLOSING)
+    if (rc == HTTP_STREAM_ENDED || hcm_stream_gone(s, serial) || c->state == HCM_CLOSING)
         return BODY_ENDED;
     if (buffering && !s->buffering) {
         /* The body is complete and the filters after the buffering one ran: the bytes are
@@ -232,7 +234,7 @@ static int body_piece(void *arg, const http1_body_piece_t *p)
 /* Feeds buffered request body bytes to the stream, until reading pauses or the body ends. */
 static void feed_body(hcm_conn_t *c)
 {
-    http_stream_t *s = &c->stream;
+    http_stream_t *s = hcm_h1_stream(c);
     if (!s->req_body_done && c->in.len > 0 && (s->buffering || !c->paused)) {
         size_t used;
         int rc = http1_body_pump(&c->h1.body, c->in.data, c->in.len, body_piece, c, &used);
@@ -246,7 +248,7 @@ static void feed_body(hcm_conn_t *c)
             return;
         }
     }
-    if (c->stream_active && !s->req_body_done && c->read_eof)
+    if (hcm_h1_stream(c) == s && !s->req_body_done && c->read_eof)
         hcm_stream_client_gone(s); /* the client stopped sending in the middle of the body */
 }
 
@@ -322,7 +324,8 @@ static void h1_process(hcm_conn_t *c)
         }
         if (c->state == HCM_IN_STREAM) {
             /* Body bytes go upstream once the request head has, or to a filter buffering. */
-            if (!c->stream.req_body_done && hcm_stream_wants_body(&c->stream))
+            http_stream_t *s = hcm_h1_stream(c);
+            if (s && !s->req_body_done && hcm_stream_wants_body(s))
                 feed_body(c);
             break; /* the next pipelined request waits for this response */
         }
@@ -345,8 +348,7 @@ static void h1_input(hcm_conn_t *c, ssize_t nread)
         return;
     }
     if (nread < 0 && nread != UV_EOF) {
-        if (c->stream_active)
-            c->stream.flags = "DC";
+        hcm_flag_streams(c, "DC");
         hcm_close(c, true);
         return;
     }
@@ -357,12 +359,12 @@ static void h1_input(hcm_conn_t *c, ssize_t nread)
         return;
     }
     if (nread < 0) {
-        if (c->stream_active) {
+        if (hcm_h1_stream(c)) {
             /* The client closed while its request is in flight: as Envoy does, that ends the
              * request (DC) and resets its upstream side at once, rather than letting the
              * upstream work on for nobody (and hold up a drain). HTTP/1 clients do not
              * half-close to mark the end of a request: its framing does. */
-            hcm_stream_client_gone(&c->stream);
+            hcm_stream_client_gone(hcm_h1_stream(c));
         } else if (c->in.len > 0) {
             /* A partial head and no more bytes to come: closes in h1_process. */
             c->read_eof = true;
@@ -375,7 +377,7 @@ static void h1_input(hcm_conn_t *c, ssize_t nread)
     }
     c->in.len += (size_t)nread;
     c->last_activity = hcm_now(c);
-    if (c->state == HCM_IN_STREAM && c->stream.req_body_done &&
+    if (c->state == HCM_IN_STREAM && hcm_h1_stream(c) && hcm_h1_stream(c)->req_body_done &&
         c->in.len > c->cfg->max_head_bytes) {
         uv_read_stop(stream); /* enough pipelined bytes buffered */
         c->paused = true;
@@ -393,7 +395,7 @@ static void h1_stream_finished(hcm_conn_t *c)
         c->h1.in_feeding = 0;
     }
     c->state = HCM_WAIT_HEAD;
-    hcm_set_deadline(c, c->cfg->idle_timeout_ms);
+    hcm_set_idle(c, c->cfg->idle_timeout_ms);
     if (c->close_after) {
         hcm_close(c, false);
         return;

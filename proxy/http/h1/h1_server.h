@@ -16,10 +16,10 @@ struct hcm_codec;
 typedef struct h1_server {
     http1_request_t req;       /* the current request's parse (its slices in the stream's arena) */
     http1_body_decoder_t body; /* the current request's body */
-    size_t in_feeding;  /* bytes at the front of the input up to the end of the piece being fed */
-    bool head_pending;  /* the response head waits to leave with the first body bytes */
+    size_t in_feeding; /* bytes at the front of the input up to the end of the piece being fed */
+    bool head_pending; /* the response head waits to leave with the first body bytes */
     uv_buf_t pending_head;
-    bool resp_chunked;  /* the response is re-framed as chunked toward the client */
+    bool resp_chunked; /* the response is re-framed as chunked toward the client */
 } h1_server_t;
 
 /* The codec's table (static). */
