@@ -81,6 +81,12 @@ static int define_stats(hcm_config_t *cfg, stats_store_t *st)
         {&cfg->st.no_route, STAT_COUNTER, "no_route"},
         {&cfg->st.no_cluster, STAT_COUNTER, "no_cluster"},
         {&cfg->st.rq_direct_response, STAT_COUNTER, "rq_direct_response"},
+        {&cfg->st.downstream_cx_http2_total, STAT_COUNTER, "downstream_cx_http2_total"},
+        {&cfg->st.downstream_cx_http2_active, STAT_GAUGE, "downstream_cx_http2_active"},
+        {&cfg->st.downstream_rq_http2_total, STAT_COUNTER, "downstream_rq_http2_total"},
+        {&cfg->st.http2_rx_reset, STAT_COUNTER, "http2.rx_reset"},
+        {&cfg->st.http2_tx_reset, STAT_COUNTER, "http2.tx_reset"},
+        {&cfg->st.http2_rx_messaging_error, STAT_COUNTER, "http2.rx_messaging_error"},
     };
     int64_t hid = stats_define_histogram(st, "http", "envoy_http_conn_manager_prefix",
                                          cfg->stat_prefix, "downstream_rq_time");
@@ -419,12 +425,15 @@ static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_
         goto out;
     }
     if (m->codec_type ==
-            ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__CODEC_TYPE__HTTP2 ||
-        m->codec_type ==
-            ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__CODEC_TYPE__HTTP3) {
-        snprintf(err, errlen, "codec_type: only AUTO and HTTP1 are supported (HTTP/2 comes later)");
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__CODEC_TYPE__HTTP3) {
+        snprintf(err, errlen, "codec_type: HTTP3 is not supported (AUTO, HTTP1 and HTTP2 are)");
         goto out;
     }
+    /* AUTO and HTTP2 both take HTTP/2 by its preface (an HTTP2 listener's HTTP/1 client is
+     * answered as HTTP/1, where Envoy would reset it); HTTP1 never looks for it. */
+    cfg->http1_only =
+        m->codec_type ==
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__CODEC_TYPE__HTTP1;
     rc = parse_upgrades(m, cfg, err, errlen);
     if (rc < 0)
         goto out;

@@ -30,7 +30,11 @@ static int stream_status(const http_stream_t *s, uint32_t serial)
 
 void http_stream_pause_request_body(http_stream_t *s)
 {
-    hcm_conn_t *c = s->conn;
+    s->conn->codec->pause_body(s);
+}
+
+void hcm_pause_reading(hcm_conn_t *c)
+{
     if (!c->paused) {
         c->paused = true;
         uv_read_stop((uv_stream_t *)c->tcp);
@@ -85,7 +89,7 @@ void http_stream_local_reply(http_stream_t *s, int status, const char *body, con
         s->flags = flag;
     if (s->resp_started) {
         /* Headers already went out: the only honest signal left is a reset. */
-        hcm_close(c, true);
+        c->codec->reset_stream(s);
         return;
     }
     s->status = status;
@@ -147,7 +151,7 @@ void hcm_finish_stream(http_stream_t *s)
         return;
     hcm_conn_t *c = s->conn;
     hcm_end_stream(s, false);
-    c->codec->stream_finished(c);
+    c->codec->stream_finished(c, s);
 }
 
 /* ---- reading ---------------------------------------------------------------------------- */

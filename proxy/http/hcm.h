@@ -35,6 +35,12 @@ typedef struct hcm_stat_ids {
     stat_id_t no_cluster;
     stat_id_t rq_direct_response;
     stat_id_t downstream_rq_time; /* histogram */
+    stat_id_t downstream_cx_http2_total;
+    stat_id_t downstream_cx_http2_active;
+    stat_id_t downstream_rq_http2_total;
+    stat_id_t http2_rx_reset;           /* http2.rx_reset: the client reset a stream */
+    stat_id_t http2_tx_reset;           /* http2.tx_reset: we reset a stream */
+    stat_id_t http2_rx_messaging_error; /* http2.rx_messaging_error: a stream broke the rules */
 } hcm_stat_ids_t;
 
 /* Request counters of one virtual host or route: Envoy's vhost.<name>.* (and, for named routes,
@@ -73,6 +79,7 @@ typedef struct hcm_config {
     bool use_remote_address; /* append the downstream address to x-forwarded-for */
     bool skip_xff_append;
     bool accept_http_10;
+    bool http1_only;          /* codec_type HTTP1: no HTTP/2 preface is looked for */
     uint64_t idle_timeout_ms; /* connection idle, default 1 h */
     uint64_t request_headers_timeout_ms;
     uint64_t delayed_close_ms; /* after our FIN, wait this long for the peer's (default 1 s) */

@@ -42,9 +42,17 @@ typedef struct hcm_codec {
     int (*start_tunnel)(http_stream_t *s);
     /* Tunnel bytes from the upstream; end: the upstream side ended (the stream ends). */
     int (*tunnel_data)(http_stream_t *s, const char *data, size_t len, bool end);
-    /* The active stream ended and was reported (hcm_end_stream): what follows it (the next
-     * request, or the close). */
-    void (*stream_finished)(hcm_conn_t *c);
+    /* A stream of c ended and was reported (hcm_end_stream; s's memory is still readable, its
+     * serial 0): what follows it (the next request, or the close). */
+    void (*stream_finished)(hcm_conn_t *c, http_stream_t *s);
+    /* The stream cannot be answered any more (its response head went out): reset it (HTTP/1.1:
+     * the connection). It has ended on return. */
+    void (*reset_stream)(http_stream_t *s);
+    /* Stop taking the stream's request body (the upstream is congested) until hcm_resume. */
+    void (*pause_body)(http_stream_t *s);
+    /* The client is not taking the stream's response bytes fast enough: the router stops
+     * reading its upstream until the filters' on_downstream_drained. */
+    bool (*congested)(const http_stream_t *s);
     /* Drain: close if idle, else after the streams in flight. */
     void (*drain)(hcm_conn_t *c);
 } hcm_codec_t;

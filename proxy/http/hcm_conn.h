@@ -69,6 +69,7 @@ struct hcm_conn {
     const hcm_config_t *cfg;
     const struct hcm_codec *codec; /* the connection's wire (hcm_codec.h) */
     h1_server_t h1;                /* the HTTP/1.1 codec's state */
+    struct h2_server *h2;          /* the HTTP/2 codec's state (h2_server_start), or NULL */
     hcm_state_t state;
     conn_buf_t in;          /* downstream bytes (decrypted) not yet consumed */
     struct tls_io *tls;     /* the chain's DownstreamTlsContext in use, or NULL (plaintext) */
@@ -161,6 +162,10 @@ void hcm_close(hcm_conn_t *c, bool reset);
 void hcm_finish_stream(http_stream_t *s);
 /* Starts reading again (if it was paused) and works through what is buffered. */
 void hcm_resume(hcm_conn_t *c);
+/* Stops reading the connection (backpressure) until hcm_resume. */
+void hcm_pause_reading(hcm_conn_t *c);
+/* Whether the client's write queue is over its high-water mark (c borrowed). */
+bool hcm_down_congested(const hcm_conn_t *c);
 /* The connection's idle timeout: it closes (or its tunnel ends) after ms without a stream (or
  * without tunnel bytes); 0 clears it. */
 void hcm_set_idle(hcm_conn_t *c, uint64_t ms);

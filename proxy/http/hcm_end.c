@@ -6,6 +6,7 @@
 
 #include "proxy/core/log.h"
 #include "proxy/http/access_log.h"
+#include "proxy/http/h2/h2_server.h"
 #include "proxy/http/hcm_conn.h"
 #include "proxy/net/tls_io.h"
 
@@ -78,6 +79,7 @@ static void on_closed(uv_handle_t *h)
     if (c->snap != c->worker->snap)
         for (size_t i = 0; i < c->cfg->n_logs; i++)
             access_log_flush(c->cfg->logs[i], c->worker->index);
+    h2_server_free(c);
     snapshot_unref(c->snap);
     while (c->free_streams) {
         http_stream_t *s = c->free_streams;

@@ -18,9 +18,14 @@ static size_t down_queued(const hcm_conn_t *c)
     return c->tls ? tls_io_queue_size(c->tls) : c->tcp->write_queue_size;
 }
 
+bool hcm_down_congested(const hcm_conn_t *c)
+{
+    return down_queued(c) > HCM_HIGH_WATER;
+}
+
 bool http_stream_downstream_congested(const http_stream_t *s)
 {
-    return down_queued(s->conn) > HCM_HIGH_WATER;
+    return s->conn->codec->congested(s);
 }
 
 /* ---- downstream writes ------------------------------------------------------------------- */

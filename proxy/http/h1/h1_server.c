@@ -9,6 +9,7 @@
 
 #include "proxy/core/log.h"
 #include "proxy/http/h1/h1_server.h"
+#include "proxy/http/h2/h2_server.h"
 #include "proxy/http/hcm_codec.h"
 
 static void h1_process(hcm_conn_t *c);
@@ -297,6 +298,23 @@ static void h1_process(hcm_conn_t *c)
             }
             if (c->in.len == 0)
                 break;
+            if (c->next_serial == 0 && !c->cfg->http1_only) {
+                /* The connection's first bytes: HTTP/2's preface (prior knowledge, or what a
+                 * client that agreed on h2 by ALPN sends) turns it into an HTTP/2 one. */
+                size_t n = c->in.len < H2_PREFACE_LEN ? c->in.len : H2_PREFACE_LEN;
+                if (memcmp(c->in.data, H2_PREFACE, n) == 0) {
+                    if (n < H2_PREFACE_LEN && !c->read_eof)
+                        break; /* more of it to come */
+                    if (n == H2_PREFACE_LEN) {
+                        if (h2_server_start(c) < 0) {
+                            hcm_close(c, true);
+                            return;
+                        }
+                        c->codec->input(c, 0);
+                        return;
+                    }
+                }
+            }
             if (c->snap != c->worker->snap)
                 hcm_rebind(c); /* a request starts: it runs with the newest config */
             http_header_t hv[256];
@@ -388,8 +406,9 @@ static void h1_input(hcm_conn_t *c, ssize_t nread)
 }
 
 /* The stream ended: the next request, or the close. */
-static void h1_stream_finished(hcm_conn_t *c)
+static void h1_stream_finished(hcm_conn_t *c, http_stream_t *s)
 {
+    (void)s;
     if (c->h1.in_feeding) { /* the ended request's body up to the piece being fed: not a next one */
         in_consume(c, c->h1.in_feeding);
         c->h1.in_feeding = 0;
@@ -547,6 +566,22 @@ static int h1_encode_body(http_stream_t *s, const char *data, size_t len, bool e
     return 0;
 }
 
+/* HTTP/1.1 cannot reset one stream: the connection is reset. */
+static void h1_reset_stream(http_stream_t *s)
+{
+    hcm_close(s->conn, true);
+}
+
+static void h1_pause_body(http_stream_t *s)
+{
+    hcm_pause_reading(s->conn);
+}
+
+static bool h1_congested(const http_stream_t *s)
+{
+    return hcm_down_congested(s->conn);
+}
+
 const hcm_codec_t h1_server_codec = {
     .name = "http/1.1",
     .input = h1_input,
@@ -560,4 +595,7 @@ const hcm_codec_t h1_server_codec = {
     .tunnel_data = h1_tunnel_data,
     .stream_finished = h1_stream_finished,
     .drain = h1_drain,
+    .reset_stream = h1_reset_stream,
+    .pause_body = h1_pause_body,
+    .congested = h1_congested,
 };
