@@ -429,6 +429,72 @@ static void test_assignments_are_indexed_from_the_last_snapshots_names(void **st
     release(&f);
 }
 
+/* Clusters a, b, c (and extra, borrowed): each takes its own name's assignment, b's at ip. */
+static void abc_clusters(update_t *u, const char *b_ip, const char *extra)
+{
+    char cla[512];
+    cluster(u, "a", EDS_CLUSTER("a"));
+    if (extra)
+        cluster(u, extra, EDS_CLUSTER("ab"));
+    cluster(u, "b", EDS_CLUSTER("b"));
+    cluster(u, "c", EDS_CLUSTER("c"));
+    if (extra) /* after c, taking c's assignment: a repeat, out of order */
+        cluster(u, "d",
+                "name: d\ntype: EDS\neds_cluster_config: {eds_config: {ads: {}}, "
+                "service_name: c}\n");
+    assignment(u, "a", ASSIGNMENT("a", "10.0.0.1"));
+    if (extra)
+        assignment(u, "ab", ASSIGNMENT("ab", "10.0.0.9"));
+    snprintf(cla, sizeof(cla), ASSIGNMENT("b", "%s"), b_ip);
+    assignment(u, "b", cla);
+    assignment(u, "c", ASSIGNMENT("c", "10.0.0.3"));
+}
+
+/* The endpoints a snapshot references stay sorted and distinct when the next build reads only
+ * the neighbours that are not the last snapshot's strings at its places: an update of b's
+ * assignment keeps a's and c's names (the shared clusters' own), b's is new; a cluster added in
+ * the middle and one repeating a name after the others are sorted and merged as before. */
+static void test_references_after_an_update_read_only_what_moved(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    abc_clusters(&u, "10.0.0.2", NULL);
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    abc_clusters(&u, "10.0.0.4", NULL);
+    snapshot_t *two = next(&f, &u, NULL);
+    const snap_ref_list_t *was = &one->references.endpoints, *now = &two->references.endpoints;
+    assert_int_equal(now->n, 3);
+    const char *const want[] = {"a", "b", "c"};
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(now->v[i].name, want[i]);
+    assert_ptr_equal(now->v[0].name, was->v[0].name);
+    assert_ptr_equal(now->v[2].name, was->v[2].name);
+    assert_ptr_not_equal(now->v[1].name, was->v[1].name); /* b was built again */
+    assert_string_equal(find(two, "b")->endpoints[0].label, "10.0.0.4:9080");
+
+    abc_clusters(&u, "10.0.0.4", "ab");
+    snapshot_t *three = next(&f, &u, NULL);
+    now = &three->references.endpoints;
+    assert_int_equal(now->n, 4);
+    const char *const want3[] = {"a", "ab", "b", "c"};
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(now->v[i].name, want3[i]);
+        assert_false(now->v[i].missing);
+    }
+    assert_string_equal(find(three, "d")->endpoints[0].label, "10.0.0.3:9080");
+    assert_true(snapshot_cluster_shared(find(three, "c"), find(two, "c")));
+    /* and back: ab and d leave, the rest is three's */
+    abc_clusters(&u, "10.0.0.4", NULL);
+    snapshot_t *four = next(&f, &u, NULL);
+    now = &four->references.endpoints;
+    assert_int_equal(now->n, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(now->v[i].name, want[i]);
+    release(&f);
+}
+
 static void test_a_changed_cluster_is_built_again(void **state)
 {
     (void)state;
@@ -953,6 +1019,7 @@ int main(void)
         cmocka_unit_test(test_a_config_says_whether_its_eds_clusters_take_their_own_names),
         cmocka_unit_test(test_the_next_snapshot_shares_the_bootstrap_and_outlives_the_first),
         cmocka_unit_test(test_assignments_are_indexed_from_the_last_snapshots_names),
+        cmocka_unit_test(test_references_after_an_update_read_only_what_moved),
         cmocka_unit_test(test_a_changed_cluster_is_built_again),
         cmocka_unit_test(test_a_cluster_whose_assignment_arrives_is_built_again),
         cmocka_unit_test(test_a_changed_secret_makes_a_new_tls_context),

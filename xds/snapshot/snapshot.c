@@ -948,7 +948,7 @@ int snapshot_build_from(config_resources_t *res, void *bootstrap, const snap_bui
             goto fail_built;
         snap_name_index_add(&s->listener_names, s->listeners, sizeof(*s->listeners), i);
     }
-    snap_refs_finish(&s->references);
+    snap_refs_finish(&s->references, prev ? &prev->references : NULL);
     snapshot_tls_keep_engines(&b);
     s->build = NULL;
     snap_build_free(&b);

@@ -75,8 +75,10 @@ int snap_refs_add(snap_ref_list_t *list, const char *name, bool missing);
  * per update. Returns 0 or -ENOMEM. */
 int snap_refs_add_borrowed(snap_ref_list_t *list, const char *name, bool missing);
 
-/* Sorts each list of refs (borrowed) by name and drops repeats: the end of a build. */
-void snap_refs_finish(snap_refs_t *refs);
+/* Sorts each list of refs (borrowed) by name and drops repeats: the end of a build. was
+ * (borrowed; NULL: none) is the last snapshot's finished lists: neighbours that are its strings
+ * at its places are known in order and distinct without reading them. */
+void snap_refs_finish(snap_refs_t *refs, const snap_refs_t *was);
 
 /* Checks that a ConfigSource (borrowed; NULL when absent, allowed only with absent_ok) says
  * ADS, the one way Remora takes resources named by others. field names it in err
