@@ -719,6 +719,97 @@ static void add_held(config_resource_list_t *list, const char *origin, snap_kept
     list->v[list->n - 1].kept = k;
 }
 
+#define MANY 130
+
+/* MANY EDS clusters c000... in order and their assignments, held as the xDS client holds them:
+ * cl[i] and as[i] new (the caller's), and *moved, c070's assignment at another address. */
+static void many_held(snap_kept_t **cl, snap_kept_t **as, snap_kept_t **moved)
+{
+    for (size_t i = 0; i < MANY; i++) {
+        char name[16], yaml[256], cla[512], ip[32];
+        snprintf(name, sizeof(name), "c%03zu", i);
+        snprintf(yaml, sizeof(yaml), EDS_CLUSTER("%s"), name);
+        cl[i] = held_new(CLUSTER_DESC, name, yaml);
+        snprintf(ip, sizeof(ip), "10.0.0.%zu", i);
+        snprintf(cla, sizeof(cla), ASSIGNMENT("%s", "%s"), name, ip);
+        as[i] = held_new(ASSIGNMENT_DESC, name, cla);
+    }
+    char cla[512];
+    snprintf(cla, sizeof(cla), ASSIGNMENT("c070", "10.0.1.70"));
+    *moved = held_new(ASSIGNMENT_DESC, "c070", cla);
+}
+
+/* An update as ads_resources lists it: every cluster and assignment but skip's (MANY: none),
+ * c070's assignment `c070` (borrowed). */
+static void many_update(update_t *u, snap_kept_t **cl, snap_kept_t **as, snap_kept_t *c070,
+                        size_t skip)
+{
+    for (size_t i = 0; i < MANY; i++)
+        if (i != skip)
+            add_held(&u->res.clusters, "cds", cl[i]);
+    for (size_t i = 0; i < MANY; i++)
+        if (i != skip)
+            add_held(&u->res.endpoints, "eds", i == 70 ? c070 : as[i]);
+}
+
+/* The copies a snapshot keeps come in chunks: an update of one assignment among 130 shares
+ * every chunk of clusters and every chunk of assignments but the changed one's with the last
+ * snapshot; a cluster removed in the middle moves the ones after it, whose chunks are made
+ * again, and the snapshot is right either way: its clusters, its config dump, a rebuild, and
+ * the holders freed once when the last snapshot goes (ASan). */
+static void test_an_eds_update_shares_every_chunk_of_copies_but_the_changed_ones(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    first(&f, ads_bootstrap, &u, NULL);
+    snap_kept_t *cl[MANY], *as[MANY], *moved = NULL;
+    many_held(cl, as, &moved);
+    many_update(&u, cl, as, as[70], MANY);
+    snapshot_t *one = next(&f, &u, NULL);
+    many_update(&u, cl, as, moved, MANY);
+    snapshot_t *two = next(&f, &u, NULL);
+    for (size_t j = 0; j < MANY; j++) {
+        assert_true(snapshot_dynamic_shared_at(two->dynamic, one->dynamic, SNAP_DYN_CLUSTERS, j));
+        bool same = snapshot_dynamic_shared_at(two->dynamic, one->dynamic, SNAP_DYN_ENDPOINTS, j);
+        assert_true(same == (j < 64 || j >= 128)); /* c070's chunk holds 64-127 */
+    }
+    assert_string_equal(find(two, "c070")->endpoints[0].label, "10.0.1.70:9080");
+    assert_string_equal(find(two, "c071")->endpoints[0].label, "10.0.0.71:9080");
+    assert_true(snapshot_cluster_shared(find(two, "c071"), find(one, "c071")));
+    assert_false(snapshot_cluster_shared(find(two, "c070"), find(one, "c070")));
+    char *dump = snapshot_config_dump(two);
+    assert_non_null(strstr(dump, "\"10.0.1.70\""));
+    assert_null(strstr(dump, "\"10.0.0.70\""));
+    free(dump);
+
+    many_update(&u, cl, as, moved, 10); /* c010 leaves: the rest move up one place */
+    snapshot_t *three = next(&f, &u, NULL);
+    assert_int_equal(three->n_clusters, MANY - 1);
+    assert_false(snapshot_dynamic_shared_at(three->dynamic, two->dynamic, SNAP_DYN_CLUSTERS, 0));
+    assert_null(snapshot_find_cluster(three, "c010"));
+    assert_string_equal(find(three, "c011")->endpoints[0].label, "10.0.0.11:9080");
+    assert_true(snapshot_cluster_shared(find(three, "c129"), find(two, "c129")));
+    snapshot_t *four = rebuild(&f, NULL); /* from the kept copies: every chunk shared */
+    assert_int_equal(four->n_clusters, MANY - 1);
+    for (size_t j = 0; j < MANY - 1; j++)
+        assert_true(
+            snapshot_dynamic_shared_at(four->dynamic, three->dynamic, SNAP_DYN_ENDPOINTS, j));
+    assert_string_equal(find(four, "c070")->endpoints[0].label, "10.0.1.70:9080");
+    many_update(&u, cl, as, moved, MANY); /* and c010 back */
+    snapshot_t *five = next(&f, &u, NULL);
+    assert_int_equal(five->n_clusters, MANY);
+    assert_string_equal(find(five, "c010")->endpoints[0].label, "10.0.0.10:9080");
+    for (size_t i = 0; i < MANY; i++) { /* the source lets go: the snapshots hold them */
+        snap_kept_unref(cl[i]);
+        snap_kept_unref(as[i]);
+    }
+    snap_kept_unref(moved);
+    assert_string_equal(find(five, "c129")->endpoints[0].label, "10.0.0.129:9080");
+    release(&f);
+}
+
 /* The holders of s's kept resources of the clusters and assignments lists, in their order. */
 static void kept_of(const snapshot_t *s, snap_kept_t **cluster, snap_kept_t **assignment)
 {
@@ -1020,6 +1111,7 @@ int main(void)
         cmocka_unit_test(test_the_next_snapshot_shares_the_bootstrap_and_outlives_the_first),
         cmocka_unit_test(test_assignments_are_indexed_from_the_last_snapshots_names),
         cmocka_unit_test(test_references_after_an_update_read_only_what_moved),
+        cmocka_unit_test(test_an_eds_update_shares_every_chunk_of_copies_but_the_changed_ones),
         cmocka_unit_test(test_a_changed_cluster_is_built_again),
         cmocka_unit_test(test_a_cluster_whose_assignment_arrives_is_built_again),
         cmocka_unit_test(test_a_changed_secret_makes_a_new_tls_context),

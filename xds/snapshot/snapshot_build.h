@@ -235,6 +235,11 @@ void snapshot_dynamic_free(struct snap_dynamic *d);
  * into, what the snapshot owns. */
 void snapshot_dynamic_use(const struct snap_dynamic *d, config_resources_t *res);
 
+/* Whether entry j of kind in a and b (borrowed; NULL: none) is in one chunk the two share: what
+ * a build shares with the last one, for tests. */
+bool snapshot_dynamic_shared_at(const struct snap_dynamic *a, const struct snap_dynamic *b,
+                                int kind, size_t j);
+
 /* Adds d's resources (borrowed, d must outlive res) to res (borrowed) as xDS resources, in
  * their lists: how a rebuild builds from what the snapshot kept. Returns 0 or -ENOMEM. */
 int snapshot_dynamic_add(const struct snap_dynamic *d, config_resources_t *res);
