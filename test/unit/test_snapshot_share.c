@@ -752,11 +752,12 @@ static void many_update(update_t *u, snap_kept_t **cl, snap_kept_t **as, snap_ke
             add_held(&u->res.endpoints, "eds", i == 70 ? c070 : as[i]);
 }
 
-/* The copies a snapshot keeps come in chunks: an update of one assignment among 130 shares
- * every chunk of clusters and every chunk of assignments but the changed one's with the last
- * snapshot; a cluster removed in the middle moves the ones after it, whose chunks are made
- * again, and the snapshot is right either way: its clusters, its config dump, a rebuild, and
- * the holders freed once when the last snapshot goes (ASan). */
+/* The copies a snapshot keeps come in chunks, and its clusters hold their shares in blocks: an
+ * update of one assignment among 130 shares every chunk of clusters, every chunk of
+ * assignments and every block of clusters but the changed one's with the last snapshot; a cluster
+ * removed in the middle moves the ones after it, whose chunks are made again, and the snapshot is
+ * right either way: its clusters, its config dump, a rebuild, and the holders freed once when the
+ * last snapshot goes (ASan). */
 static void test_an_eds_update_shares_every_chunk_of_copies_but_the_changed_ones(void **state)
 {
     (void)state;
@@ -775,6 +776,12 @@ static void test_an_eds_update_shares_every_chunk_of_copies_but_the_changed_ones
         bool same = snapshot_dynamic_shared_at(two->dynamic, one->dynamic, SNAP_DYN_ENDPOINTS, j);
         assert_true(same == (j < 64 || j >= 128)); /* c070's chunk holds 64-127 */
     }
+    /* The clusters hold their shares through blocks of 64 places: c070's is new, built again
+     * with its assignment; the others are one's. */
+    assert_int_equal(two->n_share_blocks, 3);
+    assert_ptr_equal(two->share_blocks[0], one->share_blocks[0]);
+    assert_ptr_not_equal(two->share_blocks[1], one->share_blocks[1]);
+    assert_ptr_equal(two->share_blocks[2], one->share_blocks[2]);
     assert_string_equal(find(two, "c070")->endpoints[0].label, "10.0.1.70:9080");
     assert_string_equal(find(two, "c071")->endpoints[0].label, "10.0.0.71:9080");
     assert_true(snapshot_cluster_shared(find(two, "c071"), find(one, "c071")));
@@ -791,11 +798,15 @@ static void test_an_eds_update_shares_every_chunk_of_copies_but_the_changed_ones
     assert_null(snapshot_find_cluster(three, "c010"));
     assert_string_equal(find(three, "c011")->endpoints[0].label, "10.0.0.11:9080");
     assert_true(snapshot_cluster_shared(find(three, "c129"), find(two, "c129")));
+    assert_int_equal(three->n_share_blocks, 3); /* moved: new blocks, the same shares */
+    assert_ptr_not_equal(three->share_blocks[2], two->share_blocks[2]);
     snapshot_t *four = rebuild(&f, NULL); /* from the kept copies: every chunk shared */
     assert_int_equal(four->n_clusters, MANY - 1);
     for (size_t j = 0; j < MANY - 1; j++)
         assert_true(
             snapshot_dynamic_shared_at(four->dynamic, three->dynamic, SNAP_DYN_ENDPOINTS, j));
+    for (size_t q = 0; q < 3; q++)
+        assert_ptr_equal(four->share_blocks[q], three->share_blocks[q]);
     assert_string_equal(find(four, "c070")->endpoints[0].label, "10.0.1.70:9080");
     many_update(&u, cl, as, moved, MANY); /* and c010 back */
     snapshot_t *five = next(&f, &u, NULL);
