@@ -227,6 +227,15 @@ bool snap_cluster_built_from(const snap_cluster_t *c, const snap_kept_t *src)
     return src != NULL && c->share != NULL && c->share->src == src;
 }
 
+size_t snapshot_clusters_shared_from(const snapshot_t *a, const snapshot_t *b, size_t i)
+{
+    size_t q = i / SNAP_SHARE_BLOCK;
+    if (i % SNAP_SHARE_BLOCK || q >= a->n_share_blocks || q >= b->n_share_blocks ||
+        a->share_blocks[q] != b->share_blocks[q])
+        return 0;
+    return a->share_blocks[q]->n; /* every holder of a block has its shares at its places */
+}
+
 bool snapshot_cluster_shared(const snap_cluster_t *a, const snap_cluster_t *b)
 {
     return a->share != NULL && a->share == b->share;
