@@ -50,10 +50,16 @@ int64_t server_active_connections(const server_t *s)
 /* membership_change and membership_total of snap's clusters, against old (NULL at start). A
  * cluster shared with old (most of them when an update changed a few) has old's endpoints and
  * stat ids, so its gauge holds its count already and nothing changed: it is skipped without a
- * lookup, tried at the same place in old, where clusters stay build after build. */
+ * lookup, tried at the same place in old, where clusters stay build after build, and a block of
+ * them that the two snapshots hold alike is skipped whole, without reading its clusters. */
 static void count_membership(server_t *s, const snapshot_t *old, const snapshot_t *snap)
 {
     for (size_t i = 0; i < snap->n_clusters; i++) {
+        size_t same = old ? snapshot_clusters_shared_from(old, snap, i) : 0;
+        if (same) { /* a block of clusters the update left alone */
+            i += same - 1;
+            continue;
+        }
         const snap_cluster_t *c = &snap->clusters[i];
         if (old && i < old->n_clusters && snapshot_cluster_shared(&old->clusters[i], c))
             continue;

@@ -265,8 +265,9 @@ static bool same_list(const snap_ref_list_t *a, const snap_ref_list_t *b)
 {
     if (a->n != b->n)
         return false;
+    /* The shared clusters' names are the same strings: compared by pointer first. */
     for (size_t i = 0; i < a->n; i++)
-        if (strcmp(a->v[i].name, b->v[i].name) != 0)
+        if (a->v[i].name != b->v[i].name && strcmp(a->v[i].name, b->v[i].name) != 0)
             return false;
     return true;
 }

@@ -1081,6 +1081,69 @@ static void test_sotw_wildcard_with_names_asks_for_star(void **state)
     ads_free(a);
 }
 
+/* The next request's bytes (new, the caller's) and its decoding (*q, new); fails without one. */
+static uint8_t *raw_request(ads_t *a, size_t *len, sotw_request_t **q)
+{
+    uint8_t *buf;
+    assert_int_equal(ads_next_request(a, &buf, len), 1);
+    *q = envoy__service__discovery__v3__discovery_request__unpack(NULL, *len, buf);
+    assert_non_null(*q);
+    return buf;
+}
+
+/* Whether buf (len bytes) is what protobuf-c packs for q (borrowed): the same fields in the
+ * same order. */
+static bool packs_alike(const uint8_t *buf, size_t len, const sotw_request_t *q)
+{
+    size_t n = protobuf_c_message_get_packed_size(&q->base);
+    uint8_t *again = malloc(n ? n : 1);
+    protobuf_c_message_pack(&q->base, again);
+    bool same = n == len && memcmp(again, buf, n) == 0;
+    free(again);
+    return same;
+}
+
+/* A SotW request's names are encoded when they change and reused while they stay (every ACK of
+ * an endpoint update names every assignment): each request reads as protobuf-c would pack it,
+ * with the names of the moment, after a new stream, a change of names and a NACK alike. */
+static void test_sotw_requests_name_the_subscription_of_the_moment(void **state)
+{
+    (void)state;
+    char long_name[300];
+    memset(long_name, 'x', sizeof(long_name) - 1); /* a length of two varint bytes */
+    long_name[sizeof(long_name) - 1] = '\0';
+    const char *names[] = {"a", "b", long_name}, *fewer[] = {"a", long_name};
+    ads_t *a = eds_client(ADS_SOTW, names, 3);
+    for (int round = 0; round < 6; round++) {
+        if (round == 1)
+            RESPOND(a, ADS_NACKED, ADS_TYPE_ENDPOINT, "v2", "n2", endpoints("a", 0));
+        else if (round == 3)
+            subscribe(a, ADS_TYPE_ENDPOINT, fewer, 2);
+        else if (round == 4)
+            ads_reconnected(a);
+        else
+            RESPOND(a, ADS_ACKED, ADS_TYPE_ENDPOINT, "v1", round ? "n3" : "n1", endpoints("a", 1));
+        size_t len;
+        sotw_request_t *q;
+        uint8_t *buf = raw_request(a, &len, &q);
+        assert_true(packs_alike(buf, len, q));
+        bool three = round < 3;
+        assert_int_equal(q->n_resource_names, three ? 3 : 2);
+        assert_string_equal(q->resource_names[0], "a");
+        assert_string_equal(q->resource_names[three ? 2 : 1], long_name);
+        if (three)
+            assert_string_equal(q->resource_names[1], "b");
+        assert_string_equal(q->version_info, "v1");
+        assert_true((q->error_detail != NULL) == (round == 1));
+        assert_true(q->node != NULL);
+        protobuf_c_message_free_unpacked(&q->base, NULL);
+        free(buf);
+        expect_no_request(a);
+    }
+    assert_null(held(a, ADS_TYPE_ENDPOINT, "b")); /* unsubscribed: its message went */
+    ads_free(a);
+}
+
 /* ---- delta --------------------------------------------------------------------------------- */
 
 static void test_delta_adds_updates_and_removes(void **state)
@@ -1414,6 +1477,7 @@ int main(void)
         cmocka_unit_test(test_sotw_reconnect_sends_last_acked_version_without_nonce),
         cmocka_unit_test(test_sotw_unsubscribing_every_name_sends_an_empty_list),
         cmocka_unit_test(test_sotw_wildcard_with_names_asks_for_star),
+        cmocka_unit_test(test_sotw_requests_name_the_subscription_of_the_moment),
         cmocka_unit_test(test_delta_adds_updates_and_removes),
         cmocka_unit_test(test_delta_removed_name_stays_subscribed),
         cmocka_unit_test(test_delta_answers_every_response_in_order),

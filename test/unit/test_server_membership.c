@@ -200,10 +200,110 @@ static void test_an_endpoint_update_counts_only_the_cluster_it_changed(void **st
     rig_free(&r);
 }
 
+#define MANY 130
+
+/* Appends the held resource k (borrowed) to list, as the xDS client hands its resources. */
+static void add_held(config_resource_list_t *list, const char *origin, snap_kept_t *k)
+{
+    assert_int_equal(config_resources_add_named(list, k->msg, origin, list->n, k->name), 0);
+    list->v[list->n - 1].version = "1";
+    list->v[list->n - 1].kept = k;
+}
+
+/* A held message of desc from yaml, named name (new). */
+static snap_kept_t *held(const ProtobufCMessageDescriptor *desc, const char *name, const char *yaml)
+{
+    ProtobufCMessage *m = NULL;
+    char err[512];
+    if (config_yaml_load(yaml, strlen(yaml), "held", desc, &m, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    snap_kept_t *k = snap_kept_new(m, name);
+    assert_non_null(k);
+    return k;
+}
+
+/* MANY clusters c000... with one endpoint each, held; as[i] the assignment of c<i>. */
+static void many(snap_kept_t **cl, snap_kept_t **as)
+{
+    for (size_t i = 0; i < MANY; i++) {
+        char name[16], yaml[256];
+        snprintf(name, sizeof(name), "c%03zu", i);
+        snprintf(yaml, sizeof(yaml), EDS_CLUSTER("%s"), name);
+        cl[i] = held(&envoy__config__cluster__v3__cluster__descriptor, name, yaml);
+        snprintf(yaml, sizeof(yaml),
+                 "cluster_name: %s\nendpoints:\n- lb_endpoints:\n  - endpoint: {address: "
+                 "{socket_address: {address: 10.0.0.%zu, port_value: 80}}}\n",
+                 name, i);
+        as[i] = held(&envoy__config__endpoint__v3__cluster_load_assignment__descriptor, name, yaml);
+    }
+}
+
+static void many_update(rig_t *r, snap_kept_t **cl, snap_kept_t **as)
+{
+    config_resources_t res = {0};
+    for (size_t i = 0; i < MANY; i++)
+        add_held(&res.clusters, "cds", cl[i]);
+    for (size_t i = 0; i < MANY; i++)
+        add_held(&res.endpoints, "eds", as[i]);
+    snapshot_t *s = NULL;
+    if (snapshot_build_dynamic(r->s.snap, &res, NULL, r->s.stats, &s, r->err, sizeof(r->err)) != 0)
+        fail_msg("%s", r->err);
+    config_resources_free(&res);
+    server_install_snapshot(&r->s, s);
+}
+
+/* Among 130 clusters held as the xDS client holds them, an endpoint update of one counts that
+ * one, the blocks of clusters it left alone being skipped whole: right after each change, in
+ * whichever block it falls. */
+static void test_membership_after_an_endpoint_change_among_blocks_of_clusters(void **state)
+{
+    (void)state;
+    rig_t r;
+    update_t u = {0};
+    three_clusters(&u, "10.0.0.1");
+    rig_init(&r, &u);
+    snap_kept_t *cl[MANY], *as[MANY];
+    many(cl, as);
+    many_update(&r, cl, as); /* a, b and c leave; 130 come */
+    assert_int_equal(changes(&r, "c100"), 1);
+    const char *moved[] = {"c100", "c005"}; /* in the second block, then the first */
+    for (size_t k = 0; k < 2; k++) {
+        size_t i = (size_t)atoi(moved[k] + 1);
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml),
+                 "cluster_name: %s\nendpoints:\n- lb_endpoints:\n  - endpoint: {address: "
+                 "{socket_address: {address: 10.0.9.%zu, port_value: 80}}}\n  - endpoint: "
+                 "{address: {socket_address: {address: 10.0.8.1, port_value: 80}}}\n",
+                 moved[k], i);
+        snap_kept_unref(as[i]);
+        as[i] =
+            held(&envoy__config__endpoint__v3__cluster_load_assignment__descriptor, moved[k], yaml);
+        snapshot_t *before = snapshot_ref(r.s.snap);
+        many_update(&r, cl, as);
+        assert_int_equal(snapshot_clusters_shared_from(before, r.s.snap, 128), 2);
+        assert_int_equal(snapshot_clusters_shared_from(before, r.s.snap, i < 64 ? 64 : 0), 64);
+        assert_int_equal(snapshot_clusters_shared_from(before, r.s.snap, i < 64 ? 0 : 64), 0);
+        snapshot_unref(before);
+        assert_int_equal(changes(&r, moved[k]), 2);
+        assert_int_equal(total(&r, moved[k]), 2);
+    }
+    for (size_t i = 0; i < MANY; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "c%03zu", i);
+        bool moved_one = i == 100 || i == 5;
+        assert_int_equal(changes(&r, name), moved_one ? 2 : 1);
+        assert_int_equal(total(&r, name), moved_one ? 2 : 1);
+        snap_kept_unref(cl[i]);
+        snap_kept_unref(as[i]);
+    }
+    rig_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_an_endpoint_update_counts_only_the_cluster_it_changed),
+        cmocka_unit_test(test_membership_after_an_endpoint_change_among_blocks_of_clusters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -429,6 +429,72 @@ static void test_assignments_are_indexed_from_the_last_snapshots_names(void **st
     release(&f);
 }
 
+/* Clusters a, b, c (and extra, borrowed): each takes its own name's assignment, b's at ip. */
+static void abc_clusters(update_t *u, const char *b_ip, const char *extra)
+{
+    char cla[512];
+    cluster(u, "a", EDS_CLUSTER("a"));
+    if (extra)
+        cluster(u, extra, EDS_CLUSTER("ab"));
+    cluster(u, "b", EDS_CLUSTER("b"));
+    cluster(u, "c", EDS_CLUSTER("c"));
+    if (extra) /* after c, taking c's assignment: a repeat, out of order */
+        cluster(u, "d",
+                "name: d\ntype: EDS\neds_cluster_config: {eds_config: {ads: {}}, "
+                "service_name: c}\n");
+    assignment(u, "a", ASSIGNMENT("a", "10.0.0.1"));
+    if (extra)
+        assignment(u, "ab", ASSIGNMENT("ab", "10.0.0.9"));
+    snprintf(cla, sizeof(cla), ASSIGNMENT("b", "%s"), b_ip);
+    assignment(u, "b", cla);
+    assignment(u, "c", ASSIGNMENT("c", "10.0.0.3"));
+}
+
+/* The endpoints a snapshot references stay sorted and distinct when the next build reads only
+ * the neighbours that are not the last snapshot's strings at its places: an update of b's
+ * assignment keeps a's and c's names (the shared clusters' own), b's is new; a cluster added in
+ * the middle and one repeating a name after the others are sorted and merged as before. */
+static void test_references_after_an_update_read_only_what_moved(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    abc_clusters(&u, "10.0.0.2", NULL);
+    snapshot_t *one = first(&f, ads_bootstrap, &u, NULL);
+    abc_clusters(&u, "10.0.0.4", NULL);
+    snapshot_t *two = next(&f, &u, NULL);
+    const snap_ref_list_t *was = &one->references.endpoints, *now = &two->references.endpoints;
+    assert_int_equal(now->n, 3);
+    const char *const want[] = {"a", "b", "c"};
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(now->v[i].name, want[i]);
+    assert_ptr_equal(now->v[0].name, was->v[0].name);
+    assert_ptr_equal(now->v[2].name, was->v[2].name);
+    assert_ptr_not_equal(now->v[1].name, was->v[1].name); /* b was built again */
+    assert_string_equal(find(two, "b")->endpoints[0].label, "10.0.0.4:9080");
+
+    abc_clusters(&u, "10.0.0.4", "ab");
+    snapshot_t *three = next(&f, &u, NULL);
+    now = &three->references.endpoints;
+    assert_int_equal(now->n, 4);
+    const char *const want3[] = {"a", "ab", "b", "c"};
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(now->v[i].name, want3[i]);
+        assert_false(now->v[i].missing);
+    }
+    assert_string_equal(find(three, "d")->endpoints[0].label, "10.0.0.3:9080");
+    assert_true(snapshot_cluster_shared(find(three, "c"), find(two, "c")));
+    /* and back: ab and d leave, the rest is three's */
+    abc_clusters(&u, "10.0.0.4", NULL);
+    snapshot_t *four = next(&f, &u, NULL);
+    now = &four->references.endpoints;
+    assert_int_equal(now->n, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(now->v[i].name, want[i]);
+    release(&f);
+}
+
 static void test_a_changed_cluster_is_built_again(void **state)
 {
     (void)state;
@@ -651,6 +717,108 @@ static void add_held(config_resource_list_t *list, const char *origin, snap_kept
     assert_int_equal(config_resources_add_named(list, k->msg, origin, list->n, k->name), 0);
     list->v[list->n - 1].version = "1";
     list->v[list->n - 1].kept = k;
+}
+
+#define MANY 130
+
+/* MANY EDS clusters c000... in order and their assignments, held as the xDS client holds them:
+ * cl[i] and as[i] new (the caller's), and *moved, c070's assignment at another address. */
+static void many_held(snap_kept_t **cl, snap_kept_t **as, snap_kept_t **moved)
+{
+    for (size_t i = 0; i < MANY; i++) {
+        char name[16], yaml[256], cla[512], ip[32];
+        snprintf(name, sizeof(name), "c%03zu", i);
+        snprintf(yaml, sizeof(yaml), EDS_CLUSTER("%s"), name);
+        cl[i] = held_new(CLUSTER_DESC, name, yaml);
+        snprintf(ip, sizeof(ip), "10.0.0.%zu", i);
+        snprintf(cla, sizeof(cla), ASSIGNMENT("%s", "%s"), name, ip);
+        as[i] = held_new(ASSIGNMENT_DESC, name, cla);
+    }
+    char cla[512];
+    snprintf(cla, sizeof(cla), ASSIGNMENT("c070", "10.0.1.70"));
+    *moved = held_new(ASSIGNMENT_DESC, "c070", cla);
+}
+
+/* An update as ads_resources lists it: every cluster and assignment but skip's (MANY: none),
+ * c070's assignment `c070` (borrowed). */
+static void many_update(update_t *u, snap_kept_t **cl, snap_kept_t **as, snap_kept_t *c070,
+                        size_t skip)
+{
+    for (size_t i = 0; i < MANY; i++)
+        if (i != skip)
+            add_held(&u->res.clusters, "cds", cl[i]);
+    for (size_t i = 0; i < MANY; i++)
+        if (i != skip)
+            add_held(&u->res.endpoints, "eds", i == 70 ? c070 : as[i]);
+}
+
+/* The copies a snapshot keeps come in chunks, and its clusters hold their shares in blocks: an
+ * update of one assignment among 130 shares every chunk of clusters, every chunk of
+ * assignments and every block of clusters but the changed one's with the last snapshot; a cluster
+ * removed in the middle moves the ones after it, whose chunks are made again, and the snapshot is
+ * right either way: its clusters, its config dump, a rebuild, and the holders freed once when the
+ * last snapshot goes (ASan). */
+static void test_an_eds_update_shares_every_chunk_of_copies_but_the_changed_ones(void **state)
+{
+    (void)state;
+    fixture_t f;
+    begin(&f);
+    update_t u = {0};
+    first(&f, ads_bootstrap, &u, NULL);
+    snap_kept_t *cl[MANY], *as[MANY], *moved = NULL;
+    many_held(cl, as, &moved);
+    many_update(&u, cl, as, as[70], MANY);
+    snapshot_t *one = next(&f, &u, NULL);
+    many_update(&u, cl, as, moved, MANY);
+    snapshot_t *two = next(&f, &u, NULL);
+    for (size_t j = 0; j < MANY; j++) {
+        assert_true(snapshot_dynamic_shared_at(two->dynamic, one->dynamic, SNAP_DYN_CLUSTERS, j));
+        bool same = snapshot_dynamic_shared_at(two->dynamic, one->dynamic, SNAP_DYN_ENDPOINTS, j);
+        assert_true(same == (j < 64 || j >= 128)); /* c070's chunk holds 64-127 */
+    }
+    /* The clusters hold their shares through blocks of 64 places: c070's is new, built again
+     * with its assignment; the others are one's. */
+    assert_int_equal(two->n_share_blocks, 3);
+    assert_ptr_equal(two->share_blocks[0], one->share_blocks[0]);
+    assert_ptr_not_equal(two->share_blocks[1], one->share_blocks[1]);
+    assert_ptr_equal(two->share_blocks[2], one->share_blocks[2]);
+    assert_string_equal(find(two, "c070")->endpoints[0].label, "10.0.1.70:9080");
+    assert_string_equal(find(two, "c071")->endpoints[0].label, "10.0.0.71:9080");
+    assert_true(snapshot_cluster_shared(find(two, "c071"), find(one, "c071")));
+    assert_false(snapshot_cluster_shared(find(two, "c070"), find(one, "c070")));
+    char *dump = snapshot_config_dump(two);
+    assert_non_null(strstr(dump, "\"10.0.1.70\""));
+    assert_null(strstr(dump, "\"10.0.0.70\""));
+    free(dump);
+
+    many_update(&u, cl, as, moved, 10); /* c010 leaves: the rest move up one place */
+    snapshot_t *three = next(&f, &u, NULL);
+    assert_int_equal(three->n_clusters, MANY - 1);
+    assert_false(snapshot_dynamic_shared_at(three->dynamic, two->dynamic, SNAP_DYN_CLUSTERS, 0));
+    assert_null(snapshot_find_cluster(three, "c010"));
+    assert_string_equal(find(three, "c011")->endpoints[0].label, "10.0.0.11:9080");
+    assert_true(snapshot_cluster_shared(find(three, "c129"), find(two, "c129")));
+    assert_int_equal(three->n_share_blocks, 3); /* moved: new blocks, the same shares */
+    assert_ptr_not_equal(three->share_blocks[2], two->share_blocks[2]);
+    snapshot_t *four = rebuild(&f, NULL); /* from the kept copies: every chunk shared */
+    assert_int_equal(four->n_clusters, MANY - 1);
+    for (size_t j = 0; j < MANY - 1; j++)
+        assert_true(
+            snapshot_dynamic_shared_at(four->dynamic, three->dynamic, SNAP_DYN_ENDPOINTS, j));
+    for (size_t q = 0; q < 3; q++)
+        assert_ptr_equal(four->share_blocks[q], three->share_blocks[q]);
+    assert_string_equal(find(four, "c070")->endpoints[0].label, "10.0.1.70:9080");
+    many_update(&u, cl, as, moved, MANY); /* and c010 back */
+    snapshot_t *five = next(&f, &u, NULL);
+    assert_int_equal(five->n_clusters, MANY);
+    assert_string_equal(find(five, "c010")->endpoints[0].label, "10.0.0.10:9080");
+    for (size_t i = 0; i < MANY; i++) { /* the source lets go: the snapshots hold them */
+        snap_kept_unref(cl[i]);
+        snap_kept_unref(as[i]);
+    }
+    snap_kept_unref(moved);
+    assert_string_equal(find(five, "c129")->endpoints[0].label, "10.0.0.129:9080");
+    release(&f);
 }
 
 /* The holders of s's kept resources of the clusters and assignments lists, in their order. */
@@ -953,6 +1121,8 @@ int main(void)
         cmocka_unit_test(test_a_config_says_whether_its_eds_clusters_take_their_own_names),
         cmocka_unit_test(test_the_next_snapshot_shares_the_bootstrap_and_outlives_the_first),
         cmocka_unit_test(test_assignments_are_indexed_from_the_last_snapshots_names),
+        cmocka_unit_test(test_references_after_an_update_read_only_what_moved),
+        cmocka_unit_test(test_an_eds_update_shares_every_chunk_of_copies_but_the_changed_ones),
         cmocka_unit_test(test_a_changed_cluster_is_built_again),
         cmocka_unit_test(test_a_cluster_whose_assignment_arrives_is_built_again),
         cmocka_unit_test(test_a_changed_secret_makes_a_new_tls_context),

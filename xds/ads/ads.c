@@ -159,6 +159,7 @@ void ads_free(ads_t *a)
         free(ts->nonce);
         free(ts->last_error);
         free(ts->nack);
+        ads_names_wire_drop(ts);
     }
     if (a->node)
         protobuf_c_message_free_unpacked(a->node, NULL);
@@ -261,6 +262,7 @@ int ads_subscribe(ads_t *a, const char *type_url, const char *const *names, size
         }
         e->seen = true;
     }
+    ads_names_wire_drop(ts); /* the names may change below */
     subscribe_pass_t p = {.wildcard = ads_types[t].wildcard, .ts = ts, .changed = !ts->subscribed};
     ads_table_each(&ts->table, subscribe_entry, &p);
     ts->subscribed = true;
@@ -323,6 +325,7 @@ void ads_reconnected(ads_t *a)
     for (int t = 0; t < ADS_NTYPES; t++) {
         ads_type_state_t *ts = &a->types[t];
         ads_table_each(&ts->table, reconnect_entry, &t);
+        ads_names_wire_drop(ts); /* nothing is sent on the new stream yet */
         ads_acks_clear(ts);
         free(ts->nack);
         ts->nack = NULL;

@@ -92,6 +92,12 @@ typedef struct ads_type_state {
     bool star_sent;               /* delta: "*" was subscribed explicitly on this stream */
     ads_ack_t acks[ADS_ACKS_MAX]; /* delta: the answers owed, oldest first */
     size_t nacks;
+    /* SotW: the resource_names of the last request as they went on the wire (owned; each
+     * name's tag, length and bytes), kept while the names subscribed and sent stay as they were:
+     * the next request copies them instead of walking every entry and encoding every name (an
+     * ACK at 1,000 assignments names all 1,000). NULL: none kept (ads_names_wire_drop). */
+    uint8_t *names_wire;
+    size_t names_wire_len;
 } ads_type_state_t;
 
 struct ads {
@@ -100,6 +106,9 @@ struct ads {
     bool stream_started;    /* a request went on this stream */
     ads_type_state_t types[ADS_NTYPES];
 };
+
+/* ads_request.c: forgets ts's names_wire, when its names or what was sent of them change. */
+void ads_names_wire_drop(ads_type_state_t *ts);
 
 /* ads.c */
 int ads_type_index(const char *type_url);            /* ADS_CDS.., or -1 */

@@ -68,6 +68,49 @@ static bool nothing_to_ask(ads_type_t t, const ads_type_state_t *ts)
     return !ads_types[t].wildcard && ts->names == 0 && !ts->sent_on_stream;
 }
 
+void ads_names_wire_drop(ads_type_state_t *ts)
+{
+    free(ts->names_wire);
+    ts->names_wire = NULL;
+    ts->names_wire_len = 0;
+}
+
+/* Appends name (borrowed) to w at *k as a resource_names field (3, length-delimited). */
+static void put_name(uint8_t *w, size_t *k, const char *name)
+{
+    size_t len = strlen(name), l = len;
+    w[(*k)++] = 3 << 3 | 2;
+    for (; l > 0x7f; l >>= 7) /* the length as a varint */
+        w[(*k)++] = (uint8_t)(l & 0x7f) | 0x80;
+    w[(*k)++] = (uint8_t)l;
+    memcpy(w + *k, name, len);
+    *k += len;
+}
+
+/* The names of t (ts's; v its sorted view of n entries) to subscribe, as DiscoveryRequest's
+ * resource_names on the wire, into ts->names_wire. Returns 0 or -ENOMEM. */
+static int names_wire_make(ads_type_t t, ads_type_state_t *ts, ads_entry_t *const *v, size_t n)
+{
+    /* A wildcard type asks for everything with no names at all, as every server understands;
+     * with names besides, "*" says the wildcard stays. */
+    bool star = ads_types[t].wildcard && ts->names;
+    size_t cap = star ? 3 : 0, k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i]->subscribed)
+            cap += 1 + 3 + strlen(v[i]->name); /* names are at most ADS_NAME_MAX bytes */
+    uint8_t *w = malloc(cap ? cap : 1);
+    if (w == NULL)
+        return -ENOMEM;
+    if (star)
+        put_name(w, &k, "*");
+    for (size_t i = 0; i < n; i++)
+        if (v[i]->subscribed)
+            put_name(w, &k, v[i]->name);
+    ts->names_wire = w;
+    ts->names_wire_len = k;
+    return 0;
+}
+
 int ads_pack_sotw(ads_t *a, ads_type_t t, uint8_t **buf, size_t *len)
 {
     ads_type_state_t *ts = &a->types[t];
@@ -75,40 +118,45 @@ int ads_pack_sotw(ads_t *a, ads_type_t t, uint8_t **buf, size_t *len)
         ts->due = false;
         return 0;
     }
-    size_t n, k = 0;
-    bool oom;
-    ads_entry_t *const *v = ads_table_sorted(&ts->table, &n, &oom);
-    char **names = malloc((ts->names + 1) * sizeof(*names));
-    if (oom || names == NULL) {
-        free(names);
-        return -ENOMEM;
+    /* The names as they went last, unless they changed since (or none went on this stream):
+     * then every entry is walked, to encode the names and to mark what the server is told. */
+    bool walk = ts->names_wire == NULL;
+    size_t n = 0;
+    ads_entry_t *const *v = NULL;
+    if (walk) {
+        bool oom;
+        v = ads_table_sorted(&ts->table, &n, &oom);
+        if (oom || names_wire_make(t, ts, v, n) < 0)
+            return -ENOMEM;
     }
-    /* A wildcard type asks for everything with no names at all, as every server understands;
-     * with names besides, "*" says the wildcard stays. */
-    if (ads_types[t].wildcard && ts->names)
-        names[k++] = (char *)"*";
-    for (size_t i = 0; i < n; i++)
-        if (v[i]->subscribed)
-            names[k++] = v[i]->name;
-    sotw_request_t req = ENVOY__SERVICE__DISCOVERY__V3__DISCOVERY_REQUEST__INIT;
+    /* Packed in the order of the fields' numbers, as protobuf-c packs a whole message: the
+     * fields before resource_names (3), the names, the fields after. */
+    sotw_request_t head = ENVOY__SERVICE__DISCOVERY__V3__DISCOVERY_REQUEST__INIT;
+    sotw_request_t tail = ENVOY__SERVICE__DISCOVERY__V3__DISCOVERY_REQUEST__INIT;
     Google__Rpc__Status status = GOOGLE__RPC__STATUS__INIT;
-    req.version_info = ts->version_info;
-    req.node = request_node(a);
-    req.n_resource_names = k;
-    req.resource_names = names;
-    req.type_url = (char *)ads_types[t].url;
-    req.response_nonce = ts->nonce;
+    head.version_info = ts->version_info;
+    head.node = request_node(a);
+    tail.type_url = (char *)ads_types[t].url;
+    tail.response_nonce = ts->nonce;
     if (ts->nack) {
         status.code = GRPC_INVALID_ARGUMENT;
         status.message = ts->nack;
-        req.error_detail = &status;
+        tail.error_detail = &status;
     }
-    int rc = pack(&req.base, buf, len);
-    if (rc == 0)
+    size_t nh = protobuf_c_message_get_packed_size(&head.base);
+    size_t nt = protobuf_c_message_get_packed_size(&tail.base);
+    uint8_t *b = malloc(nh + ts->names_wire_len + nt);
+    if (b == NULL) {
+        ads_names_wire_drop(ts); /* and the walk again next time */
+        return -ENOMEM;
+    }
+    protobuf_c_message_pack(&head.base, b);
+    memcpy(b + nh, ts->names_wire, ts->names_wire_len);
+    protobuf_c_message_pack(&tail.base, b + nh + ts->names_wire_len);
+    *buf = b;
+    *len = nh + ts->names_wire_len + nt;
+    if (walk)
         names_sent(a, t, v, n);
-    free(names);
-    if (rc < 0)
-        return rc;
     free(ts->nack);
     ts->nack = NULL;
     ts->due = false;

@@ -79,29 +79,6 @@ static int parse_address(const address_msg_t *a, struct sockaddr_storage *out, c
     return parse_host_address(a, out, NULL, what, err, errlen);
 }
 
-static int parse_cidr(const Envoy__Config__Core__V3__CidrRange *c, snap_cidr_t *out,
-                      const char *what, char *err, size_t errlen)
-{
-    memset(out, 0, sizeof(*out));
-    uint32_t max;
-    if (inet_pton(AF_INET, c->address_prefix, out->addr) == 1) {
-        out->family = AF_INET;
-        max = 32;
-    } else if (inet_pton(AF_INET6, c->address_prefix, out->addr) == 1) {
-        out->family = AF_INET6;
-        max = 128;
-    } else {
-        return err_set(err, errlen, -EINVAL, "%s: prefix_ranges: '%s' is not an IP address", what,
-                       c->address_prefix);
-    }
-    uint32_t len = c->prefix_len ? c->prefix_len->value : 0;
-    if (len > max)
-        return err_set(err, errlen, -EINVAL, "%s: prefix_ranges: prefix_len %u is over %u", what,
-                       len, max);
-    out->prefix_len = (uint8_t)len;
-    return 0;
-}
-
 static const char *enum_name(const ProtobufCEnumDescriptor *d, int value)
 {
     const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(d, value);
@@ -411,7 +388,7 @@ static int build_chain(const chain_msg_t *m, snap_chain_t *c, bool tls_inspector
                 return -ENOMEM;
             for (size_t i = 0; i < fm->n_prefix_ranges; i++) {
                 c->n_prefixes++;
-                int rc = parse_cidr(fm->prefix_ranges[i], &c->prefixes[i], what, err, errlen);
+                int rc = snap_parse_cidr(fm->prefix_ranges[i], &c->prefixes[i], what, err, errlen);
                 if (rc < 0)
                     return rc;
             }
@@ -714,8 +691,11 @@ static void snapshot_free(snapshot_t *s)
         free(l->stat_name);
     }
     free(s->listeners);
-    for (size_t i = 0; i < s->n_clusters; i++)
-        snap_cluster_release(&s->clusters[i]);
+    if (s->share_blocks) /* its clusters' references */
+        snap_share_blocks_free(s);
+    else
+        for (size_t i = 0; i < s->n_clusters; i++)
+            snap_cluster_release(&s->clusters[i]);
     free(s->clusters);
     free(s->cluster_names.slot);
     free(s->listener_names.slot);
@@ -812,11 +792,12 @@ static int link_opts(snapshot_t *s, const snap_build_opts_t *opts, char *err, si
     return 0;
 }
 
-#define SHARE_AHEAD 8 /* clusters */
-
-/* Builds the clusters of res into s, sharing those of b->prev whose inputs did not change. */
-static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_resolver_t *resolver,
-                          stats_store_t *stats, char *err, size_t errlen)
+/* Builds b's clusters from res, sharing prev's where their inputs did not change, in blocks
+ * of SNAP_SHARE_BLOCK: *from is where the last block begins, *counted which of its clusters
+ * hold a reference to their share (snap_share_block_end). */
+static int build_clusters_in(config_resources_t *res, snap_build_t *b,
+                             const snap_resolver_t *resolver, stats_store_t *stats, size_t *from,
+                             uint64_t *counted, char *err, size_t errlen)
 {
     snapshot_t *s = b->snap;
     const snapshot_t *prev = b->prev;
@@ -824,10 +805,13 @@ static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_r
     for (size_t i = 0; i < res->clusters.n; i++) {
         const config_resource_t *r = &res->clusters.v[i];
         snap_cluster_t *c = &s->clusters[i];
-        /* The reference a shared cluster takes is a locked write to its share, elsewhere in
-         * memory for each: fetched a few clusters ahead, the misses overlap. */
-        if (prev && i + SHARE_AHEAD < prev->n_clusters)
-            __builtin_prefetch(prev->clusters[i + SHARE_AHEAD].share, 1);
+        if (i - *from == SNAP_SHARE_BLOCK) {
+            int rc = snap_share_block_end(s, prev, *from, *counted, res->clusters.n);
+            if (rc < 0)
+                return rc;
+            *from = i;
+            *counted = 0;
+        }
         /* Most clusters of an update are the last snapshot's, at the same place. */
         int rc = prev && i < prev->n_clusters
                      ? snap_cluster_reuse_plain(b, &prev->clusters[i], r, stats, c)
@@ -836,10 +820,8 @@ static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_r
             return rc;
         if (rc > 0) {
             if (snap_name_index_add_hashed(&s->cluster_names, s->clusters, sizeof(*s->clusters), i,
-                                           c->name_hash) >= 0) {
-                snap_cluster_release(c); /* not counted yet: released here */
+                                           c->name_hash) >= 0)
                 return err_set(err, errlen, -EINVAL, "cluster '%s': defined twice", c->name);
-            }
             s->n_clusters++;
             s->eds_own_names = s->eds_own_names && (c->eds_service == NULL || c->eds_own_name);
             continue;
@@ -852,6 +834,7 @@ static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_r
         const snap_cluster_t *old =
             prev && name ? snap_prev_cluster(prev, i, name, h, r->kept) : NULL;
         s->n_clusters++;
+        *counted |= 1ull << (i - *from); /* a reference of its own, or nothing to release */
         rc = old ? snap_cluster_reuse(b, old, r, resolver, stats, c) : 0;
         if (rc <= 0) /* not a copy of old's: zeroed, for the build or for snapshot_free */
             memset(c, 0, sizeof(*c));
@@ -870,6 +853,19 @@ static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_r
             snap_name_index_add_hashed(&s->cluster_names, s->clusters, sizeof(*s->clusters), i, h);
     }
     return 0;
+}
+
+static int build_clusters(config_resources_t *res, snap_build_t *b, const snap_resolver_t *resolver,
+                          stats_store_t *stats, char *err, size_t errlen)
+{
+    size_t from = 0;
+    uint64_t counted = 0;
+    int rc = build_clusters_in(res, b, resolver, stats, &from, &counted, err, errlen);
+    /* The last block, also after an error: snapshot_free releases the clusters through it. */
+    int end = b->snap->n_clusters > from || from == 0
+                  ? snap_share_block_end(b->snap, b->prev, from, counted, res->clusters.n)
+                  : 0;
+    return rc < 0 ? rc : end;
 }
 
 int snapshot_build_from(config_resources_t *res, void *bootstrap, const snap_build_opts_t *opts,
@@ -948,7 +944,7 @@ int snapshot_build_from(config_resources_t *res, void *bootstrap, const snap_bui
             goto fail_built;
         snap_name_index_add(&s->listener_names, s->listeners, sizeof(*s->listeners), i);
     }
-    snap_refs_finish(&s->references);
+    snap_refs_finish(&s->references, prev ? &prev->references : NULL);
     snapshot_tls_keep_engines(&b);
     s->build = NULL;
     snap_build_free(&b);

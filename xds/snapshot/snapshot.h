@@ -69,6 +69,10 @@ const snap_cluster_t *snapshot_eds_cluster(const snapshot_t *snap, const char *s
  * because its inputs did not change: the same name, endpoints, stat ids and runtime state. A
  * "no" says nothing (a cluster built again may well be equal). */
 bool snapshot_cluster_shared(const snap_cluster_t *a, const snap_cluster_t *b);
+/* How many of b's clusters from place i on are a's, shared at the same places as one block (i
+ * the start of a block of SNAP_SHARE_BLOCK places, both a and b borrowed): its size when a and
+ * b hold the same block there, else 0. Lets a walk over b skip what an update left alone. */
+size_t snapshot_clusters_shared_from(const snapshot_t *a, const snapshot_t *b, size_t i);
 
 /* Borrowed pointer into snap (valid while snap is), or NULL; name borrowed for the call. */
 const snap_listener_t *snapshot_find_listener(const snapshot_t *snap, const char *name);

@@ -1,10 +1,14 @@
-/* Addresses as text ("198.18.0.3:8080", "[::1]:80"), for logs, /clusters and access logs, and
- * listener addresses compared. */
+/* Addresses as text ("198.18.0.3:8080", "[::1]:80"), for logs, /clusters and access logs,
+ * listener addresses compared, and CIDR ranges read. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "envoy/config/core/v3/address.pb-c.h"
+#include "base/err.h"
 #include "xds/snapshot/snapshot.h"
+#include "xds/snapshot/snapshot_build.h"
 
 void snapshot_format_addr(const struct sockaddr *sa, char *buf, size_t len)
 {
@@ -41,4 +45,27 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_st
 bool snapshot_listener_same_socket(const snap_listener_t *a, const snap_listener_t *b)
 {
     return a->bind_to_port == b->bind_to_port && same_addr(&a->addr, &b->addr);
+}
+
+int snap_parse_cidr(const Envoy__Config__Core__V3__CidrRange *c, snap_cidr_t *out, const char *what,
+                    char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    uint32_t max;
+    if (inet_pton(AF_INET, c->address_prefix, out->addr) == 1) {
+        out->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, c->address_prefix, out->addr) == 1) {
+        out->family = AF_INET6;
+        max = 128;
+    } else {
+        return err_set(err, errlen, -EINVAL, "%s: prefix_ranges: '%s' is not an IP address", what,
+                       c->address_prefix);
+    }
+    uint32_t len = c->prefix_len ? c->prefix_len->value : 0;
+    if (len > max)
+        return err_set(err, errlen, -EINVAL, "%s: prefix_ranges: prefix_len %u is over %u", what,
+                       len, max);
+    out->prefix_len = (uint8_t)len;
+    return 0;
 }

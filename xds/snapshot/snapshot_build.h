@@ -75,8 +75,10 @@ int snap_refs_add(snap_ref_list_t *list, const char *name, bool missing);
  * per update. Returns 0 or -ENOMEM. */
 int snap_refs_add_borrowed(snap_ref_list_t *list, const char *name, bool missing);
 
-/* Sorts each list of refs (borrowed) by name and drops repeats: the end of a build. */
-void snap_refs_finish(snap_refs_t *refs);
+/* Sorts each list of refs (borrowed) by name and drops repeats: the end of a build. was
+ * (borrowed; NULL: none) is the last snapshot's finished lists: neighbours that are its strings
+ * at its places are known in order and distinct without reading them. */
+void snap_refs_finish(snap_refs_t *refs, const snap_refs_t *was);
 
 /* Checks that a ConfigSource (borrowed; NULL when absent, allowed only with absent_ok) says
  * ADS, the one way Remora takes resources named by others. field names it in err
@@ -112,6 +114,12 @@ int snapshot_sds_secret(
  * 0 or -ENOMEM. */
 int snapshot_sds_merge_validation(const ProtobufCMessage *dflt, const ProtobufCMessage *sds,
                                   ProtobufCMessage **out);
+
+/* A CidrRange (c borrowed) into *out (the caller's); err names `what` ("... prefix_ranges:
+ * '1.2.3' is not an IP address"). Returns 0 or -EINVAL (snapshot_addr.c). */
+struct Envoy__Config__Core__V3__CidrRange;
+int snap_parse_cidr(const struct Envoy__Config__Core__V3__CidrRange *c, snap_cidr_t *out,
+                    const char *what, char *err, size_t errlen);
 
 /* FNV-1a of the string s (borrowed), for the tables by name. */
 uint64_t snap_name_hash(const char *s);
@@ -163,8 +171,25 @@ const snap_cluster_t *snap_prev_cluster(const snapshot_t *prev, size_t i, const 
  * NULL: never): then it has that resource's name, found without reading a string. */
 bool snap_cluster_built_from(const snap_cluster_t *c, const snap_kept_t *src);
 /* Drops c's reference (c borrowed, a copy in a snapshot being freed); the last frees what the
- * copies point at. Any thread. */
+ * copies point at. Any thread. Reads of c only its share and what the share owns (name,
+ * stat_name, endpoints and n_endpoints, tls, dns, eds_service, lb and shared): a share block
+ * keeps those alone (snap_share_block_end). */
 void snap_cluster_release(snap_cluster_t *c);
+
+/* A snapshot's clusters hold their shares through blocks of this many places. */
+#define SNAP_SHARE_BLOCK 64
+/* Ends the block of s's clusters from `from` (a multiple of SNAP_SHARE_BLOCK; s borrowed, being
+ * built, total its clusters to come) to s->n_clusters. Bit i of counted marks cluster from + i
+ * as holding a reference to its share (built, or shared by snap_cluster_reuse); the others are
+ * copies of prev's (borrowed) at the same places, by snap_cluster_reuse_plain, holding none.
+ * With none counted and prev's block there of the same size, s takes a reference to prev's
+ * block; else a new block takes a reference for each cluster that holds none. Returns 0, or
+ * -ENOMEM with the counted ones released and s->n_clusters back at from. */
+int snap_share_block_end(snapshot_t *s, const snapshot_t *prev, size_t from, uint64_t counted,
+                         size_t total);
+/* Drops s's references to its blocks (s borrowed, being freed); the last reference to a block
+ * releases its clusters' shares (snap_cluster_release). Any thread. */
+void snap_share_blocks_free(snapshot_t *s);
 /* Whether old (borrowed, a cluster of b->prev of the same name) stands for the cluster r
  * (borrowed, of b's set) would build: the same Cluster resource, the same load assignment and
  * secrets, the same DataSource file bytes, the same DNS answers (resolver borrowed), stats and
@@ -180,8 +205,9 @@ void snap_cluster_mark_plain(snap_cluster_t *c);
  * b->prev, and r (borrowed), the set's Cluster there: when old is plain and r is the same held
  * Cluster, and old's load assignment is the same held one at the place b expects the next
  * assignment, and b->prev was built with b's stats and cluster runtime, *c (uninitialised)
- * becomes a copy of old sharing its parts, its reference recorded in b's snapshot, and 1 is
- * returned; else 0 (nothing done: try snap_cluster_reuse), or -ENOMEM. Reads old and the set's
+ * becomes a copy of old sharing its parts, its assignment's name recorded in b's snapshot, and
+ * 1 is returned; else 0 (nothing done: try snap_cluster_reuse), or -ENOMEM. c takes no
+ * reference to the share: its block does (snap_share_block_end). Reads old and the set's
  * lists only, not old's share, name or deps: an update that changed a few clusters' inputs
  * costs little for the others. */
 int snap_cluster_reuse_plain(snap_build_t *b, const snap_cluster_t *old, const config_resource_t *r,
@@ -232,6 +258,11 @@ void snapshot_dynamic_free(struct snap_dynamic *d);
  * them) at d's copies (borrowed, d must outlive res), so a build reads, and keeps pointers
  * into, what the snapshot owns. */
 void snapshot_dynamic_use(const struct snap_dynamic *d, config_resources_t *res);
+
+/* Whether entry j of kind in a and b (borrowed; NULL: none) is in one chunk the two share: what
+ * a build shares with the last one, for tests. */
+bool snapshot_dynamic_shared_at(const struct snap_dynamic *a, const struct snap_dynamic *b,
+                                int kind, size_t j);
 
 /* Adds d's resources (borrowed, d must outlive res) to res (borrowed) as xDS resources, in
  * their lists: how a rebuild builds from what the snapshot kept. Returns 0 or -ENOMEM. */

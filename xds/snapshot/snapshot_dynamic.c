@@ -16,50 +16,80 @@
 
 /* One resource of one snapshot: the shared copy and what this snapshot's set said of it. */
 typedef struct dynamic_entry {
-    snap_kept_t *kept;  /* a reference */
-    const char *origin; /* a static string, as in the set */
+    snap_kept_t *kept;     /* a reference */
+    ProtobufCMessage *msg; /* kept's, read without reaching kept */
+    const char *origin;    /* a static string, as in the set */
     size_t index;
-    const char *version; /* one of its snap_dynamic's versions */
+    const char *version; /* one of its chunk's versions */
 } dynamic_entry_t;
 
-struct snap_dynamic {
-    dynamic_entry_t *v[SNAP_DYN_KINDS]; /* owned, one array per kind of resource */
-    size_t n[SNAP_DYN_KINDS];
-    /* Per kind, the entries that have a name by it: open addressing, 1 + the entry's place, 0
-     * free; cap a power of two over twice the count. Read by the next build only. */
-    uint32_t *by_name[SNAP_DYN_KINDS];
-    size_t cap[SNAP_DYN_KINDS];
+/* A snapshot's entries of a kind come in chunks of DYN_CHUNK, each reference-counted and shared
+ * by the next snapshot when its part of the set is the same (the same holders, origins, places
+ * and versions): an update that changed a few resources makes new chunks for those and takes
+ * one reference for each of the others, instead of one per resource. */
+#define DYN_CHUNK 64
+
+typedef struct dynamic_chunk {
+    _Atomic int refs; /* the snapshots holding it */
+    bool validated;   /* every entry marked validated (snapshot_dynamic_validated) */
+    size_t n;         /* entries, DYN_CHUNK but in a kind's last chunk */
     /* The versions the entries came with, each kept once for a run of entries of the same
      * version (owned): every resource of a SotW response has the response's version. */
     char **versions;
     size_t n_versions, cap_versions;
-    const char *last_text; /* during snapshot_dynamic_keep: the text keep_version was last given */
+    dynamic_entry_t e[DYN_CHUNK];
+} dynamic_chunk_t;
+
+struct snap_dynamic {
+    dynamic_chunk_t **chunks[SNAP_DYN_KINDS]; /* owned arrays of references, one per kind */
+    size_t n_chunks[SNAP_DYN_KINDS];
+    size_t n[SNAP_DYN_KINDS]; /* entries */
+    /* Per kind, the entries that have a name by it: open addressing, 1 + the entry's place, 0
+     * free; cap a power of two over twice the count. Read by the next build only. */
+    uint32_t *by_name[SNAP_DYN_KINDS];
+    size_t cap[SNAP_DYN_KINDS];
 };
 
-/* The version `text` (borrowed) as d keeps it: the last one kept when it reads the same, else a
- * new copy. NULL when out of memory. */
-static const char *keep_version(struct snap_dynamic *d, const char *text)
+/* Entry j of kind k of d (borrowed). */
+static inline dynamic_entry_t *entry_at(const struct snap_dynamic *d, int k, size_t j)
 {
-    /* The same text as the last call (the source keeps one string per run of a version): the
-     * same version, without reading it. */
-    if (d->n_versions &&
-        (text == d->last_text || strcmp(d->versions[d->n_versions - 1], text) == 0)) {
-        d->last_text = text;
-        return d->versions[d->n_versions - 1];
+    return &d->chunks[k][j / DYN_CHUNK]->e[j % DYN_CHUNK];
+}
+
+/* The version `text` (borrowed) as chunk c keeps it: its last one when it reads the same (the
+ * same pointer as *last, the text of the last call, is the same without reading it), else a new
+ * copy. NULL when out of memory. */
+static const char *keep_version(dynamic_chunk_t *c, const char *text, const char **last)
+{
+    if (c->n_versions && (text == *last || strcmp(c->versions[c->n_versions - 1], text) == 0)) {
+        *last = text;
+        return c->versions[c->n_versions - 1];
     }
-    d->last_text = text;
-    if (d->n_versions == d->cap_versions) {
-        size_t cap = d->cap_versions ? d->cap_versions * 2 : 4;
-        char **v = realloc(d->versions, cap * sizeof(*v));
+    *last = text;
+    if (c->n_versions == c->cap_versions) {
+        size_t cap = c->cap_versions ? c->cap_versions * 2 : 2;
+        char **v = realloc(c->versions, cap * sizeof(*v));
         if (v == NULL)
             return NULL;
-        d->versions = v;
-        d->cap_versions = cap;
+        c->versions = v;
+        c->cap_versions = cap;
     }
     char *copy = strdup(text);
     if (copy)
-        d->versions[d->n_versions++] = copy;
+        c->versions[c->n_versions++] = copy;
     return copy;
+}
+
+static void chunk_unref(dynamic_chunk_t *c)
+{
+    if (c == NULL || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        snap_kept_unref(c->e[i].kept);
+    for (size_t i = 0; i < c->n_versions; i++)
+        free(c->versions[i]);
+    free(c->versions);
+    free(c);
 }
 
 /* The set's list of each kind. */
@@ -169,7 +199,7 @@ static const dynamic_entry_t *find_named(const struct snap_dynamic *d, int k, co
         return NULL;
     size_t mask = d->cap[k] - 1;
     for (size_t i = snap_name_hash(name) & mask; d->by_name[k][i]; i = (i + 1) & mask) {
-        const dynamic_entry_t *e = &d->v[k][d->by_name[k][i] - 1];
+        const dynamic_entry_t *e = entry_at(d, k, d->by_name[k][i] - 1);
         if (strcmp(e->kept->name, name) == 0)
             return e;
     }
@@ -183,11 +213,14 @@ static bool same_names(const struct snap_dynamic *d, const struct snap_dynamic *
 {
     if (prev == NULL || prev->n[k] != d->n[k] || prev->cap[k] == 0)
         return false;
-    for (size_t j = 0; j < d->n[k]; j++) {
-        const snap_kept_t *a = d->v[k][j].kept, *b = prev->v[k][j].kept;
-        if (a != b && (a->hash != b->hash || (a->name == NULL) != (b->name == NULL) ||
-                       (a->name && strcmp(a->name, b->name) != 0)))
-            return false;
+    for (size_t q = 0; q < d->n_chunks[k]; q++) {
+        const dynamic_chunk_t *c = d->chunks[k][q], *was = prev->chunks[k][q];
+        for (size_t j = 0; c != was && j < c->n; j++) { /* a shared chunk: the same names */
+            const snap_kept_t *a = c->e[j].kept, *b = was->e[j].kept;
+            if (a != b && (a->hash != b->hash || (a->name == NULL) != (b->name == NULL) ||
+                           (a->name && strcmp(a->name, b->name) != 0)))
+                return false;
+        }
     }
     return true;
 }
@@ -209,7 +242,7 @@ static int index_names(struct snap_dynamic *d, const struct snap_dynamic *prev, 
         return 0;
     }
     for (size_t j = 0; j < d->n[k]; j++) {
-        const snap_kept_t *kept = d->v[k][j].kept;
+        const snap_kept_t *kept = entry_at(d, k, j)->kept;
         if (kept->name == NULL)
             continue;
         size_t i = kept->hash & (cap - 1); /* hashed once, when it was made */
@@ -233,8 +266,8 @@ static snap_kept_t *kept_for(const struct snap_dynamic *prev, int k, size_t j,
     const dynamic_entry_t *e = NULL;
     if (prev && r->name)
         e = find_named(prev, k, r->name);
-    else if (prev && j < prev->n[k] && prev->v[k][j].kept->name == NULL)
-        e = &prev->v[k][j]; /* nameless resources (not from ADS) by their place */
+    else if (prev && j < prev->n[k] && entry_at(prev, k, j)->kept->name == NULL)
+        e = entry_at(prev, k, j); /* nameless resources (not from ADS) by their place */
     if (e && (e->kept->msg == r->msg || snap_message_equal(e->kept->msg, r->msg)))
         return snap_kept_ref(e->kept);
     return kept_new(r);
@@ -242,12 +275,98 @@ static snap_kept_t *kept_for(const struct snap_dynamic *prev, int k, size_t j,
 
 #define KEEP_AHEAD 8 /* resources */
 
+/* Whether was (borrowed; prev's chunk at this place, NULL: none) holds exactly the n resources
+ * of v (borrowed, the set's, those with a version): the holders they were handed with, their
+ * origins, places and versions. Reads the set's entries and was's, not the holders. */
+static bool chunk_same(const dynamic_chunk_t *was, const config_resource_t *const *v, size_t n)
+{
+    if (was == NULL || was->n != n)
+        return false;
+    const char *same_text = NULL; /* the last source text found equal to its entry's version */
+    for (size_t i = 0; i < n; i++) {
+        const config_resource_t *r = v[i];
+        const dynamic_entry_t *e = &was->e[i];
+        if (r->kept != e->kept || r->msg != e->msg || r->origin != e->origin ||
+            r->index != e->index)
+            return false;
+        if (r->version != same_text && strcmp(r->version, e->version) != 0)
+            return false;
+        same_text = i + 1 < n && v[i + 1]->version == r->version ? r->version : NULL;
+    }
+    return true;
+}
+
+/* A new chunk of the n resources of v (borrowed), the j0-th onwards of kind k, each kept by
+ * kept_for (prev borrowed), or NULL when out of memory. */
+static dynamic_chunk_t *chunk_new(const struct snap_dynamic *prev, int k, size_t j0,
+                                  const config_resource_t *const *v, size_t n)
+{
+    dynamic_chunk_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    atomic_init(&c->refs, 1);
+    const char *last = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const config_resource_t *r = v[i];
+        /* Taking a holder is a locked write to it, elsewhere in memory for each: fetched a few
+         * resources ahead, the misses overlap. */
+        if (i + KEEP_AHEAD < n && v[i + KEEP_AHEAD]->kept)
+            __builtin_prefetch(v[i + KEEP_AHEAD]->kept, 1);
+        dynamic_entry_t *e = &c->e[i];
+        e->origin = r->origin;
+        e->index = r->index;
+        e->version = keep_version(c, r->version, &last);
+        e->kept = e->version ? kept_for(prev, k, j0 + i, r) : NULL;
+        if (e->kept == NULL) {
+            chunk_unref(c);
+            return NULL;
+        }
+        e->msg = e->kept->msg;
+        c->n++;
+    }
+    return c;
+}
+
+/* Keeps the resources of kind k of list (borrowed) in d (borrowed, kind k empty): chunk by
+ * chunk, prev's (borrowed; NULL: none) at the same place when it holds the same. Returns 0 or
+ * -ENOMEM. */
+static int keep_kind(struct snap_dynamic *d, const struct snap_dynamic *prev, int k,
+                     const config_resource_list_t *list)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < list->n; i++)
+        n += list->v[i].version != NULL;
+    size_t nc = (n + DYN_CHUNK - 1) / DYN_CHUNK;
+    d->chunks[k] = calloc(nc ? nc : 1, sizeof(*d->chunks[k]));
+    if (d->chunks[k] == NULL)
+        return -ENOMEM;
+    const config_resource_t *v[DYN_CHUNK];
+    size_t i = 0;
+    for (size_t q = 0; q < nc; q++) {
+        size_t m = 0;
+        for (; i < list->n && m < DYN_CHUNK; i++)
+            if (list->v[i].version)
+                v[m++] = &list->v[i];
+        const dynamic_chunk_t *was = prev && q < prev->n_chunks[k] ? prev->chunks[k][q] : NULL;
+        dynamic_chunk_t *c;
+        if (chunk_same(was, v, m)) {
+            c = (dynamic_chunk_t *)was;
+            atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+        } else if ((c = chunk_new(prev, k, d->n[k], v, m)) == NULL) {
+            return -ENOMEM;
+        }
+        d->chunks[k][d->n_chunks[k]++] = c;
+        d->n[k] += m;
+    }
+    return 0;
+}
+
 int snapshot_dynamic_keep(const config_resources_t *res, const struct snap_dynamic *prev,
                           struct snap_dynamic **out)
 {
     *out = NULL;
     size_t total = 0;
-    for (int k = 0; k < SNAP_DYN_KINDS; k++)
+    for (int k = 0; k < SNAP_DYN_KINDS && total == 0; k++)
         for (size_t i = 0; i < kind_list(res, k)->n; i++)
             total += kind_list(res, k)->v[i].version != NULL;
     if (total == 0)
@@ -256,36 +375,13 @@ int snapshot_dynamic_keep(const config_resources_t *res, const struct snap_dynam
     if (d == NULL)
         return -ENOMEM;
     for (int k = 0; k < SNAP_DYN_KINDS; k++) {
-        const config_resource_list_t *list = kind_list(res, k);
-        d->v[k] = calloc(list->n ? list->n : 1, sizeof(*d->v[k]));
-        if (d->v[k] == NULL)
-            goto oom;
-        for (size_t i = 0; i < list->n; i++) {
-            const config_resource_t *r = &list->v[i];
-            /* Taking a holder is a locked write to it, elsewhere in memory for each: fetched a
-             * few resources ahead, the misses overlap. */
-            if (i + KEEP_AHEAD < list->n && list->v[i + KEEP_AHEAD].kept)
-                __builtin_prefetch(list->v[i + KEEP_AHEAD].kept, 1);
-            if (r->version == NULL)
-                continue;
-            dynamic_entry_t *e = &d->v[k][d->n[k]];
-            e->origin = r->origin;
-            e->index = r->index;
-            e->version = keep_version(d, r->version);
-            e->kept = e->version ? kept_for(prev, k, d->n[k], r) : NULL;
-            if (e->kept == NULL)
-                goto oom;
-            d->n[k]++;
+        if (keep_kind(d, prev, k, kind_list(res, k)) < 0 || index_names(d, prev, k) < 0) {
+            snapshot_dynamic_free(d);
+            return -ENOMEM;
         }
-        if (index_names(d, prev, k) < 0)
-            goto oom;
     }
-    d->last_text = NULL; /* the set's, which the snapshot outlives */
     *out = d;
     return 0;
-oom:
-    snapshot_dynamic_free(d);
-    return -ENOMEM;
 }
 
 void snapshot_dynamic_free(struct snap_dynamic *d)
@@ -293,14 +389,11 @@ void snapshot_dynamic_free(struct snap_dynamic *d)
     if (d == NULL)
         return;
     for (int k = 0; k < SNAP_DYN_KINDS; k++) {
-        for (size_t i = 0; i < d->n[k]; i++)
-            snap_kept_unref(d->v[k][i].kept);
-        free(d->v[k]);
+        for (size_t q = 0; q < d->n_chunks[k]; q++)
+            chunk_unref(d->chunks[k][q]);
+        free(d->chunks[k]);
         free(d->by_name[k]);
     }
-    for (size_t i = 0; i < d->n_versions; i++)
-        free(d->versions[i]);
-    free(d->versions);
     free(d);
 }
 
@@ -312,20 +405,37 @@ void snapshot_dynamic_use(const struct snap_dynamic *d, config_resources_t *res)
         for (size_t i = 0; i < list->n && j < d->n[k]; i++) {
             if (list->v[i].version == NULL)
                 continue;
-            snap_kept_t *kept = d->v[k][j++].kept;
-            list->v[i].msg = kept->msg;
-            list->v[i].kept = kept;
-            list->v[i].validated = kept->validated;
+            const dynamic_chunk_t *c = d->chunks[k][j / DYN_CHUNK];
+            const dynamic_entry_t *e = &c->e[j++ % DYN_CHUNK];
+            list->v[i].kept = e->kept;
+            list->v[i].msg = e->msg;
+            /* Validated at use: the running snapshot's chunk, shared because it holds these very
+             * holders (chunk_same), each validated; nothing to read from them. */
+            list->v[i].validated = c->validated || e->kept->validated;
         }
     }
 }
 
 void snapshot_dynamic_validated(const struct snap_dynamic *d)
 {
-    for (int k = 0; d && k < SNAP_DYN_KINDS; k++)
-        for (size_t i = 0; i < d->n[k]; i++)
-            if (!d->v[k][i].kept->validated) /* a shared copy is never written again */
-                d->v[k][i].kept->validated = true;
+    for (int k = 0; d && k < SNAP_DYN_KINDS; k++) {
+        for (size_t q = 0; q < d->n_chunks[k]; q++) {
+            dynamic_chunk_t *c = d->chunks[k][q];
+            if (c->validated) /* shared, and never written again */
+                continue;
+            for (size_t i = 0; i < c->n; i++)
+                if (!c->e[i].kept->validated) /* a shared copy is never written again */
+                    c->e[i].kept->validated = true;
+            c->validated = true;
+        }
+    }
+}
+
+bool snapshot_dynamic_shared_at(const struct snap_dynamic *a, const struct snap_dynamic *b,
+                                int kind, size_t j)
+{
+    return a && b && j < a->n[kind] && j < b->n[kind] &&
+           a->chunks[kind][j / DYN_CHUNK] == b->chunks[kind][j / DYN_CHUNK];
 }
 
 int snapshot_dynamic_add(const struct snap_dynamic *d, config_resources_t *res)
@@ -333,7 +443,7 @@ int snapshot_dynamic_add(const struct snap_dynamic *d, config_resources_t *res)
     for (int k = 0; d && k < SNAP_DYN_KINDS; k++) {
         config_resource_list_t *list = (config_resource_list_t *)kind_list(res, k);
         for (size_t i = 0; i < d->n[k]; i++) {
-            const dynamic_entry_t *e = &d->v[k][i];
+            const dynamic_entry_t *e = entry_at(d, k, i);
             int rc = config_resources_add_xds(list, e->kept->msg, e->origin, e->index, e->version);
             if (rc < 0)
                 return rc;
@@ -391,6 +501,6 @@ json_t *snapshot_dynamic_json(const struct snap_dynamic *d, int kind)
         return NULL;
     json_t *a = json_array();
     for (size_t i = 0; i < d->n[kind]; i++)
-        json_array_append_new(a, entry_json(kind, &d->v[kind][i]));
+        json_array_append_new(a, entry_json(kind, entry_at(d, kind, i)));
     return a;
 }

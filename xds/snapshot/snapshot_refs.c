@@ -252,20 +252,35 @@ static int ref_by_name(const void *a, const void *b)
     return strcmp(((const snap_ref_t *)a)->name, ((const snap_ref_t *)b)->name);
 }
 
-static void finish_list(snap_ref_list_t *list)
+/* Whether entries i - 1 and i of list are the same strings (by pointer) as at those places in
+ * was (borrowed; NULL: none), a finished list: then they are in order and differ, without
+ * reading them. An update that changed a few clusters leaves the others' borrowed names (their
+ * shares' eds_service) where they were, so most neighbours are known without a strcmp. */
+static bool same_pair(const snap_ref_list_t *list, const snap_ref_list_t *was, size_t i)
+{
+    return was && i < was->n && list->v[i].name == was->v[i].name &&
+           list->v[i - 1].name == was->v[i - 1].name;
+}
+
+static void finish_list(snap_ref_list_t *list, const snap_ref_list_t *was)
 {
     if (list->n == 0)
         return;
     /* Clusters come sorted by name and most take the assignment of their own name: the list
      * is in order already, and is sorted only when it is not. */
     size_t i = 1;
-    while (i < list->n && strcmp(list->v[i - 1].name, list->v[i].name) <= 0)
+    while (i < list->n &&
+           (same_pair(list, was, i) || strcmp(list->v[i - 1].name, list->v[i].name) <= 0))
         i++;
-    if (i < list->n)
+    bool sorted = i == list->n;
+    if (!sorted)
         qsort(list->v, list->n, sizeof(*list->v), ref_by_name);
     size_t kept = 1;
     for (size_t i = 1; i < list->n; i++) {
-        if (strcmp(list->v[kept - 1].name, list->v[i].name) == 0) {
+        /* A pair as in was (strictly ascending there) holds no repeat; after a sort the places
+         * moved and every pair is read. */
+        if (!(sorted && kept == i && same_pair(list, was, i)) &&
+            strcmp(list->v[kept - 1].name, list->v[i].name) == 0) {
             if (!list->v[i].borrowed) /* the same name is missing everywhere or nowhere */
                 free(list->v[i].name);
             continue;
@@ -275,11 +290,11 @@ static void finish_list(snap_ref_list_t *list)
     list->n = kept;
 }
 
-void snap_refs_finish(snap_refs_t *refs)
+void snap_refs_finish(snap_refs_t *refs, const snap_refs_t *was)
 {
-    finish_list(&refs->route_configs);
-    finish_list(&refs->endpoints);
-    finish_list(&refs->secrets);
+    finish_list(&refs->route_configs, was ? &was->route_configs : NULL);
+    finish_list(&refs->endpoints, was ? &was->endpoints : NULL);
+    finish_list(&refs->secrets, was ? &was->secrets : NULL);
 }
 
 static void free_list(snap_ref_list_t *list)

@@ -135,14 +135,105 @@ int snap_cluster_reuse_plain(snap_build_t *b, const snap_cluster_t *old, const c
             return -ENOMEM;
         b->endpoints_next++;
     }
-    *c = *old;
-    atomic_fetch_add_explicit(&c->share->refs, 1, memory_order_relaxed);
+    *c = *old; /* its reference: its block's (snap_share_block_end) */
     return 1;
+}
+
+/* What releasing a cluster's share reads of the cluster (snap_cluster_release and the runtime's
+ * unlink, cluster_lb_free): kept per place by a block, 80 bytes of the cluster's 360. */
+typedef struct share_rec {
+    struct snap_cluster_share *share;
+    tls_context_config_t *tls;
+    snap_dns_t *dns;
+    char *eds_service, *name, *stat_name;
+    snap_endpoint_t *endpoints;
+    size_t n_endpoints;
+    struct lb_state *lb;
+    cluster_shared_t *shared;
+} share_rec_t;
+
+struct snap_share_block {
+    _Atomic int refs; /* the snapshots holding it */
+    size_t n;
+    share_rec_t rec[SNAP_SHARE_BLOCK]; /* each a reference to its share */
+};
+
+static void block_unref(struct snap_share_block *k)
+{
+    if (k == NULL || atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < k->n; i++) {
+        const share_rec_t *r = &k->rec[i];
+        snap_cluster_t c = {.share = r->share,
+                            .tls = r->tls,
+                            .dns = r->dns,
+                            .eds_service = r->eds_service,
+                            .name = r->name,
+                            .stat_name = r->stat_name,
+                            .endpoints = r->endpoints,
+                            .n_endpoints = r->n_endpoints,
+                            .lb = r->lb,
+                            .shared = r->shared};
+        snap_cluster_release(&c);
+    }
+    free(k);
+}
+
+int snap_share_block_end(snapshot_t *s, const snapshot_t *prev, size_t from, uint64_t counted,
+                         size_t total)
+{
+    size_t n = s->n_clusters - from, q = from / SNAP_SHARE_BLOCK;
+    if (s->share_blocks == NULL) {
+        size_t nb = (total + SNAP_SHARE_BLOCK - 1) / SNAP_SHARE_BLOCK;
+        s->share_blocks = calloc(nb ? nb : 1, sizeof(*s->share_blocks));
+    }
+    struct snap_share_block *k = NULL;
+    if (s->share_blocks && counted == 0 && prev && q < prev->n_share_blocks &&
+        prev->share_blocks[q]->n == n) {
+        k = prev->share_blocks[q]; /* the same shares at the same places */
+        atomic_fetch_add_explicit(&k->refs, 1, memory_order_relaxed);
+    } else if (s->share_blocks && (k = malloc(sizeof(*k))) != NULL) {
+        atomic_init(&k->refs, 1);
+        k->n = n;
+        for (size_t i = 0; i < n; i++) {
+            const snap_cluster_t *c = &s->clusters[from + i];
+            if (!(counted >> i & 1))
+                atomic_fetch_add_explicit(&c->share->refs, 1, memory_order_relaxed);
+            k->rec[i] = (share_rec_t){c->share, c->tls,       c->dns,       c->eds_service,
+                                      c->name,  c->stat_name, c->endpoints, c->n_endpoints,
+                                      c->lb,    c->shared};
+        }
+    }
+    if (k == NULL) {
+        for (size_t i = 0; i < n; i++)
+            if (counted >> i & 1)
+                snap_cluster_release(&s->clusters[from + i]);
+        s->n_clusters = from;
+        return -ENOMEM;
+    }
+    s->share_blocks[s->n_share_blocks++] = k;
+    return 0;
+}
+
+void snap_share_blocks_free(snapshot_t *s)
+{
+    for (size_t q = 0; q < s->n_share_blocks; q++)
+        block_unref(s->share_blocks[q]);
+    free(s->share_blocks);
 }
 
 bool snap_cluster_built_from(const snap_cluster_t *c, const snap_kept_t *src)
 {
     return src != NULL && c->share != NULL && c->share->src == src;
+}
+
+size_t snapshot_clusters_shared_from(const snapshot_t *a, const snapshot_t *b, size_t i)
+{
+    size_t q = i / SNAP_SHARE_BLOCK;
+    if (i % SNAP_SHARE_BLOCK || q >= a->n_share_blocks || q >= b->n_share_blocks ||
+        a->share_blocks[q] != b->share_blocks[q])
+        return 0;
+    return a->share_blocks[q]->n; /* every holder of a block has its shares at its places */
 }
 
 bool snapshot_cluster_shared(const snap_cluster_t *a, const snap_cluster_t *b)

@@ -433,6 +433,11 @@ typedef struct snapshot {
     size_t n_listeners;
     snap_cluster_t *clusters;
     size_t n_clusters;
+    /* The references its clusters hold to their shares, in blocks of SNAP_SHARE_BLOCK places
+     * (owned references; NULL: each cluster holds its own, a snapshot made by hand): a block
+     * whose clusters are the last snapshot's at the same places is that snapshot's block. */
+    struct snap_share_block **share_blocks;
+    size_t n_share_blocks;
     /* Every EDS cluster takes the load assignment of its own name (eds_own_name), as CDS from
      * Istio and most control planes gives them: the clusters taking an assignment are then the
      * one of that name (snapshot_eds_cluster). */
