@@ -26,11 +26,11 @@
 #include "proxy/http/h2/h2_server.h"
 #include "proxy/http/hcm_codec.h"
 
-#define H2S_MAX_STREAMS   100               /* SETTINGS_MAX_CONCURRENT_STREAMS */
-#define H2S_STREAM_WINDOW (256 * 1024)      /* SETTINGS_INITIAL_WINDOW_SIZE */
-#define H2S_CONN_WINDOW   (1024 * 1024)     /* the connection's window */
-#define H2S_OUT_HIGH      (1024 * 1024)     /* a stream's unsent response bytes: congested */
-#define H2S_MAX_ACKS      1000              /* outbound SETTINGS/PING acks queued: a flood */
+#define H2S_MAX_STREAMS   100           /* SETTINGS_MAX_CONCURRENT_STREAMS */
+#define H2S_STREAM_WINDOW (256 * 1024)  /* SETTINGS_INITIAL_WINDOW_SIZE */
+#define H2S_CONN_WINDOW   (1024 * 1024) /* the connection's window */
+#define H2S_OUT_HIGH      (1024 * 1024) /* a stream's unsent response bytes: congested */
+#define H2S_MAX_ACKS      1000          /* outbound SETTINGS/PING acks queued: a flood */
 
 typedef struct h2s h2s_t;
 
@@ -49,7 +49,7 @@ typedef struct h2_queue {
 struct h2s {
     hcm_conn_t *c;
     h2s_t *prev, *next; /* h2_server_t.all */
-    http_stream_t *s; /* the connection manager's stream while serial matches */
+    http_stream_t *s;   /* the connection manager's stream while serial matches */
     uint32_t serial;
     int32_t id;
     /* the request */
@@ -445,8 +445,7 @@ static int submit_head(http_stream_t *s, h2s_t *st, int status, const http_heade
     }
     nghttp2_data_provider dp = {.read_callback = read_out};
     st->out_submitted = true;
-    int rv = nghttp2_submit_response(h2_of(s->conn)->session, st->id, v, n,
-                                     has_body ? &dp : NULL);
+    int rv = nghttp2_submit_response(h2_of(s->conn)->session, st->id, v, n, has_body ? &dp : NULL);
     return rv == 0 ? 0 : -EPROTO;
 }
 
@@ -457,8 +456,7 @@ static int h2_encode_head(http_stream_t *s, const http_response_head_t *resp)
         return -ENOTCONN;
     if (!resp->has_body)
         st->out_end = true;
-    return submit_head(s, st, resp->status, &s->resp_headers, resp->content_length,
-                       resp->has_body);
+    return submit_head(s, st, resp->status, &s->resp_headers, resp->content_length, resp->has_body);
 }
 
 static int h2_flush_head(http_stream_t *s)
@@ -596,8 +594,8 @@ static void h2_drain(hcm_conn_t *c)
     if (!c->close_after) {
         c->close_after = true;
         nghttp2_submit_goaway(h->session, NGHTTP2_FLAG_NONE,
-                              nghttp2_session_get_last_proc_stream_id(h->session),
-                              NGHTTP2_NO_ERROR, NULL, 0);
+                              nghttp2_session_get_last_proc_stream_id(h->session), NGHTTP2_NO_ERROR,
+                              NULL, 0);
     }
     h2_flush(c);
 }
@@ -724,8 +722,8 @@ int h2_server_start(hcm_conn_t *c)
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2S_STREAM_WINDOW},
     };
     if (nghttp2_submit_settings(h->session, NGHTTP2_FLAG_NONE, iv, 2) != 0 ||
-        nghttp2_session_set_local_window_size(h->session, NGHTTP2_FLAG_NONE, 0,
-                                              H2S_CONN_WINDOW) != 0)
+        nghttp2_session_set_local_window_size(h->session, NGHTTP2_FLAG_NONE, 0, H2S_CONN_WINDOW) !=
+            0)
         goto fail;
     grpc_h2out_init(&h->out, (uv_stream_t *)c->tcp, &h2_out_ops, c);
     if (c->tls)
