@@ -429,11 +429,14 @@ static int hcm_config_parse(const void *any, const struct snapshot *snap, stats_
         snprintf(err, errlen, "codec_type: HTTP3 is not supported (AUTO, HTTP1 and HTTP2 are)");
         goto out;
     }
-    /* AUTO and HTTP2 both take HTTP/2 by its preface (an HTTP2 listener's HTTP/1 client is
-     * answered as HTTP/1, where Envoy would reset it); HTTP1 never looks for it. */
+    /* AUTO takes HTTP/2 by its preface and HTTP/1 otherwise; HTTP1 never looks for it; HTTP2
+     * takes every connection as HTTP/2 (a bad preface is answered with GOAWAY). */
     cfg->http1_only =
         m->codec_type ==
         ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__CODEC_TYPE__HTTP1;
+    cfg->http2_only =
+        m->codec_type ==
+        ENVOY__EXTENSIONS__FILTERS__NETWORK__HTTP_CONNECTION_MANAGER__V3__HTTP_CONNECTION_MANAGER__CODEC_TYPE__HTTP2;
     rc = parse_upgrades(m, cfg, err, errlen);
     if (rc < 0)
         goto out;

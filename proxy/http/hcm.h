@@ -80,6 +80,7 @@ typedef struct hcm_config {
     bool skip_xff_append;
     bool accept_http_10;
     bool http1_only;          /* codec_type HTTP1: no HTTP/2 preface is looked for */
+    bool http2_only;          /* codec_type HTTP2: every connection is HTTP/2 */
     uint64_t idle_timeout_ms; /* connection idle, default 1 h */
     uint64_t request_headers_timeout_ms;
     uint64_t delayed_close_ms; /* after our FIN, wait this long for the peer's (default 1 s) */

@@ -298,6 +298,16 @@ static void h1_process(hcm_conn_t *c)
             }
             if (c->in.len == 0)
                 break;
+            if (c->next_serial == 0 && c->cfg->http2_only) {
+                /* codec_type HTTP2: whatever came is HTTP/2's to judge (a bad preface is
+                 * answered with GOAWAY). */
+                if (h2_server_start(c) < 0) {
+                    hcm_close(c, true);
+                    return;
+                }
+                c->codec->input(c, 0);
+                return;
+            }
             if (c->next_serial == 0 && !c->cfg->http1_only) {
                 /* The connection's first bytes: HTTP/2's preface (prior knowledge, or what a
                  * client that agreed on h2 by ALPN sends) turns it into an HTTP/2 one. */

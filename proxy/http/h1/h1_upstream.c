@@ -288,14 +288,16 @@ static int relay_piece(void *arg, const http1_body_piece_t *p)
     h1_up_t *u = arg;
     if (!p->done)
         return p->len && u->ev->on_data(u->owner, p->data, p->len, false) < 0 ? RELAY_ENDED : 0;
-    if (p->len && u->ev->on_data(u->owner, p->data, p->len, false) < 0)
+    bool trailers = p->trailers && p->trailers->n;
+    if (trailers && p->len && u->ev->on_data(u->owner, p->data, p->len, false) < 0)
         return RELAY_ENDED;
-    /* Trailers point into uc->in: the bytes are dropped when the connection is let go. */
+    /* The last bytes (and trailers) point into uc->in: they are dropped when the connection is
+     * let go. Without trailers they go with the end, in one event (one write, one frame). */
     u->consumed = p->offset + p->used;
-    if (p->trailers && p->trailers->n)
+    if (trailers)
         u->ev->on_trailers(u->owner, p->trailers);
     else
-        u->ev->on_data(u->owner, NULL, 0, true);
+        u->ev->on_data(u->owner, p->data, p->len, true);
     return RELAY_ENDED;
 }
 

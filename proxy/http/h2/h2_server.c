@@ -660,9 +660,9 @@ static void h2_input(hcm_conn_t *c, ssize_t nread)
         log_debug("hcm: HTTP/2 session error: %s", nghttp2_strerror((int)rv));
         stats_inc(c->worker->stats, c->cfg->st.downstream_cx_protocol_error);
         hcm_flag_streams(c, "DPE");
-        h2_flush(c);
+        h2_flush(c); /* the GOAWAY nghttp2 queued for the error, when it did */
         if (c->state != HCM_CLOSING)
-            hcm_close(c, true);
+            hcm_close(c, false);
         return;
     }
     h2_flush(c);
