@@ -20,10 +20,10 @@
 #define H2P_IDLE_TIMEOUT_MS 60000
 #define H2P_SWEEP_MS        1000
 #define H2P_READ_MAX        (256 * 1024)
-#define H2P_WRITE_HIGH      (64 * 1024)   /* socket queue past which output waits */
-#define H2P_STREAM_WINDOW   (256 * 1024)  /* what a stream may hold unread */
-#define H2P_CONN_WINDOW     (16 << 20)    /* consumed at once: it never limits */
-#define H2P_PING_TIMEOUT_MS 20000         /* keepalive without a timeout */
+#define H2P_WRITE_HIGH      (64 * 1024)  /* socket queue past which output waits */
+#define H2P_STREAM_WINDOW   (256 * 1024) /* what a stream may hold unread */
+#define H2P_CONN_WINDOW     (16 << 20)   /* consumed at once: it never limits */
+#define H2P_PING_TIMEOUT_MS 20000        /* keepalive without a timeout */
 #define H2P_NO_LIMIT        0x7fffffffu
 
 typedef struct h2_pool {
@@ -224,12 +224,11 @@ static void conn_fail(h2_conn_t *hc, int status, const char *why)
     if (hc->state == H2C_CLOSING)
         return;
     bool was_open = hc->state == H2C_OPEN;
-    log_debug("cluster '%s': HTTP/2 connection to %s: %s", hc->upc.cluster->name, hc->label,
-              why);
+    log_debug("cluster '%s': HTTP/2 connection to %s: %s", hc->upc.cluster->name, hc->label, why);
     if (was_open)
-        stats_inc(hc->upc.worker->stats,
-                  status == UV_EOF ? hc->upc.cluster->st.upstream_cx_destroy_remote
-                                   : hc->upc.cluster->st.upstream_cx_destroy_local);
+        stats_inc(hc->upc.worker->stats, status == UV_EOF
+                                             ? hc->upc.cluster->st.upstream_cx_destroy_remote
+                                             : hc->upc.cluster->st.upstream_cx_destroy_local);
     conn_close(hc, status != UV_EOF);
     while (hc->streams) {
         h2_stream_t *s = hc->streams;
@@ -327,8 +326,7 @@ static void schedule_flush(h2_conn_t *hc)
 
 static void conn_recv(h2_conn_t *hc, const char *data, size_t len)
 {
-    stats_add(hc->upc.worker->stats, hc->upc.cluster->st.upstream_cx_rx_bytes_total,
-              (int64_t)len);
+    stats_add(hc->upc.worker->stats, hc->upc.cluster->st.upstream_cx_rx_bytes_total, (int64_t)len);
     hc->in_session++;
     ssize_t rv = nghttp2_session_mem_recv(hc->h2, (const uint8_t *)data, len);
     hc->in_session--;
@@ -429,9 +427,8 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void *
         hc->goaway = hc->no_new = true;
         hc->goaway_last = frame->goaway.last_stream_id;
         stats_inc(st, hc->upc.cluster->st.upstream_cx_close_notify);
-        log_debug("cluster '%s': GOAWAY from %s (last stream %d, code %u)",
-                  hc->upc.cluster->name, hc->label, frame->goaway.last_stream_id,
-                  frame->goaway.error_code);
+        log_debug("cluster '%s': GOAWAY from %s (last stream %d, code %u)", hc->upc.cluster->name,
+                  hc->label, frame->goaway.last_stream_id, frame->goaway.error_code);
         return 0;
     case NGHTTP2_PING:
         if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
@@ -516,8 +513,8 @@ static int on_invalid_frame(nghttp2_session *h2, const nghttp2_frame *frame, int
     return 0;
 }
 
-static ssize_t read_body(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len,
-                         uint32_t *flags, nghttp2_data_source *src, void *user)
+static ssize_t read_body(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                         nghttp2_data_source *src, void *user)
 {
     (void)src;
     (void)user;
@@ -718,8 +715,7 @@ int h2_stream_attach(h2_stream_t *s, worker_t *w, const snap_cluster_t *c, int e
 
 /* ---- streams ------------------------------------------------------------------------------- */
 
-int h2_stream_submit(h2_stream_t *s, const nghttp2_nv *nv, size_t n, bool with_body,
-                     bool *refused)
+int h2_stream_submit(h2_stream_t *s, const nghttp2_nv *nv, size_t n, bool with_body, bool *refused)
 {
     h2_conn_t *hc = s->conn;
     *refused = false;

@@ -43,8 +43,8 @@ typedef struct h2_stream_cbs {
      * libuv error), and the stream is detached. */
     void (*on_ready)(void *owner, int status);
     /* One field of a header block (1xx, final, trailers: cat is the frame's headers category). */
-    int (*on_header)(void *owner, const nghttp2_frame *frame, const uint8_t *name,
-                     size_t name_len, const uint8_t *value, size_t value_len);
+    int (*on_header)(void *owner, const nghttp2_frame *frame, const uint8_t *name, size_t name_len,
+                     const uint8_t *value, size_t value_len);
     /* A HEADERS (end of its block) or DATA frame of the stream arrived (frame->hd.flags tell
      * END_STREAM). */
     int (*on_frame)(void *owner, const nghttp2_frame *frame);
@@ -89,12 +89,12 @@ int h2_stream_attach(h2_stream_t *s, worker_t *w, const snap_cluster_t *c, int e
  * with a body read through cbs->read_body when with_body, else END_STREAM on HEADERS. Returns 0,
  * or a negative error when the connection takes no new stream (*refused: it never left: it may
  * go again) or nghttp2 refused it; s is detached then. */
-int h2_stream_submit(h2_stream_t *s, const nghttp2_nv *nv, size_t n, bool with_body,
-                     bool *refused);
+int h2_stream_submit(h2_stream_t *s, const nghttp2_nv *nv, size_t n, bool with_body, bool *refused);
 /* Request body bytes are at hand again: nghttp2 asks read_body for them. s borrowed. */
 void h2_stream_resume_body(h2_stream_t *s);
 /* Trailers nv[0..n) (borrowed; copied) ending the request; from within read_body, which then sets
- * NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM. Returns 0 or a negative nghttp2 error. */
+ * NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM. Returns 0 or a negative nghttp2 error.
+ */
 int h2_stream_submit_trailer(h2_stream_t *s, const nghttp2_nv *nv, size_t n);
 /* n response body bytes were passed on: the peer may send that many more. s borrowed. */
 void h2_stream_consume(h2_stream_t *s, size_t n);

@@ -279,8 +279,10 @@ static ssize_t up_read_body(void *owner, uint8_t *buf, size_t len, uint32_t *fla
     size_t n = bytes_unread(&u->q);
     if (n > len)
         n = len;
-    memcpy(buf, u->q.data + u->q.off, n);
-    u->q.off += n;
+    if (n) {
+        memcpy(buf, u->q.data + u->q.off, n);
+        u->q.off += n;
+    }
     if (u->congested && bytes_unread(&u->q) < H2_UP_HIGH_WATER / 2) {
         u->congested = false;
         h2_stream_want_flushed(&u->hs); /* on_drained once this output left */
@@ -377,8 +379,8 @@ static bool connection_lists(const http_header_t *conn, const http_header_t *f)
             char lower[64];
             size_t n = f->name_len < sizeof(lower) - 1 ? f->name_len : sizeof(lower) - 1;
             for (size_t i = 0; i < n; i++)
-                lower[i] = (char)(f->name[i] >= 'A' && f->name[i] <= 'Z' ? f->name[i] + 32
-                                                                        : f->name[i]);
+                lower[i] =
+                    (char)(f->name[i] >= 'A' && f->name[i] <= 'Z' ? f->name[i] + 32 : f->name[i]);
             lower[n] = '\0';
             if (name_eq(tok, (size_t)(p - tok), lower))
                 return true;
@@ -390,8 +392,8 @@ static bool connection_lists(const http_header_t *conn, const http_header_t *f)
 /* Whether f goes on an HTTP/2 request: not a field of one hop, not framing, not Host. */
 static bool field_goes(const http_header_t *f, const http_header_t *conn)
 {
-    static const char *const dropped[] = {"connection", "keep-alive", "proxy-connection",
-                                          "transfer-encoding", "upgrade", "host",
+    static const char *const dropped[] = {"connection",        "keep-alive", "proxy-connection",
+                                          "transfer-encoding", "upgrade",    "host",
                                           "content-length"};
     for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
         if (name_eq(f->name, f->name_len, dropped[i]))
@@ -416,8 +418,8 @@ static char *lower_into(char *dst, const char *src, size_t n)
     return dst;
 }
 
-static int h2up_send_head(void *st, const http_request_head_t *h, const char *body,
-                          size_t body_len, bool end, bool *retryable)
+static int h2up_send_head(void *st, const http_request_head_t *h, const char *body, size_t body_len,
+                          bool end, bool *retryable)
 {
     h2_up_t *u = st;
     *retryable = false;
@@ -460,8 +462,8 @@ static int h2up_send_head(void *st, const http_request_head_t *h, const char *bo
         const http_header_t *f = &all->v[i];
         if (!field_goes(f, conn))
             continue;
-        nv[n++] = make_nv(lower_into(lp, f->name, f->name_len), f->name_len, f->value,
-                          f->value_len);
+        nv[n++] =
+            make_nv(lower_into(lp, f->name, f->name_len), f->name_len, f->value, f->value_len);
         lp += f->name_len;
     }
     if (h->content_length >= 0)
