@@ -113,7 +113,10 @@ static ssize_t srv_read_fixed(nghttp2_session *s, int32_t id, uint8_t *buf, size
     return (ssize_t)n;
 }
 
-#define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0}
+#define NV(n, v)                                                                                   \
+    {                                                                                              \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0                            \
+    }
 
 static void srv_respond(nghttp2_session *s, int32_t id, const char *path)
 {
@@ -161,8 +164,8 @@ static int srv_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8
     srv_conn_t *c = user;
     server_t *srv = c->srv;
     size_t used = strlen(srv->seen);
-    snprintf(srv->seen + used, sizeof(srv->seen) - used, "%.*s: %.*s\n", (int)nlen, name,
-             (int)vlen, value);
+    snprintf(srv->seen + used, sizeof(srv->seen) - used, "%.*s: %.*s\n", (int)nlen, name, (int)vlen,
+             value);
     if (nlen == 5 && memcmp(name, ":path", 5) == 0 && f->hd.stream_id < 64)
         snprintf(path_of[f->hd.stream_id], 32, "%.*s", (int)vlen, value);
     return 0;
@@ -189,8 +192,8 @@ static int srv_on_frame(nghttp2_session *s, const nghttp2_frame *f, void *user)
     return 0;
 }
 
-static int srv_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *d,
-                       size_t len, void *user)
+static int srv_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *d, size_t len,
+                       void *user)
 {
     (void)s;
     (void)flags;
@@ -395,8 +398,8 @@ static int ev_trailers(void *o, const http_headers_t *t)
     r->trailers++;
     r->ended = true;
     if (t->n)
-        snprintf(r->trailer, sizeof(r->trailer), "%.*s: %.*s", (int)t->v[0].name_len,
-                 t->v[0].name, (int)t->v[0].value_len, t->v[0].value);
+        snprintf(r->trailer, sizeof(r->trailer), "%.*s: %.*s", (int)t->v[0].name_len, t->v[0].name,
+                 (int)t->v[0].value_len, t->v[0].value);
     return 0;
 }
 
@@ -413,8 +416,8 @@ static void ev_drained(void *o)
     ((rec_t *)o)->drained++;
 }
 
-static const http_up_events_t events = {ev_ready, ev_head, ev_data, ev_trailers, ev_reset,
-                                        ev_drained};
+static const http_up_events_t events = {ev_ready,    ev_head,  ev_data,
+                                        ev_trailers, ev_reset, ev_drained};
 
 static bool done_of(rec_t *r)
 {
@@ -478,7 +481,10 @@ static void get(rec_t *r, const char *path, const http_header_t *fields, uint32_
     assert_int_equal(h2_upstream_codec.send_head(r->cs, &h, NULL, 0, true, &retryable), 0);
 }
 
-#define FIELD(n, v) {n, v, sizeof(n) - 1, sizeof(v) - 1}
+#define FIELD(n, v)                                                                                \
+    {                                                                                              \
+        n, v, sizeof(n) - 1, sizeof(v) - 1                                                         \
+    }
 
 static int64_t stat_of(stat_id_t id)
 {
@@ -515,10 +521,13 @@ static void test_h2_request_fields_lowercased_hop_fields_dropped(void **state)
     fixture_up("", 0);
     rec_t r = {0};
     start(&r);
-    http_header_t f[] = {FIELD("Host", "svc.example"), FIELD("Connection", "keep-alive, X-Hop"),
-                         FIELD("X-Hop", "1"),          FIELD("Keep-Alive", "5"),
+    http_header_t f[] = {FIELD("Host", "svc.example"),
+                         FIELD("Connection", "keep-alive, X-Hop"),
+                         FIELD("X-Hop", "1"),
+                         FIELD("Keep-Alive", "5"),
                          FIELD("Transfer-Encoding", "chunked"),
-                         FIELD("TE", "trailers"),      FIELD("X-Kept", "Yes"),
+                         FIELD("TE", "trailers"),
+                         FIELD("X-Kept", "Yes"),
                          FIELD("Content-Length", "99")};
     get(&r, "/echo", f, sizeof(f) / sizeof(f[0]));
     run_until_done(&r);
