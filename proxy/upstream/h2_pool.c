@@ -170,10 +170,12 @@ static void conn_close(h2_conn_t *hc, bool reset)
         }
     p->n_conns--;
     hc->pool = NULL;
-    if (p->retired && p->n_conns == 0)
-        pool_free(w, p);
+    /* Counted out while its cluster is surely alive: the pool may hold the last reference to
+     * the snapshot it belongs to. */
     uv_close((uv_handle_t *)&hc->kick, on_conn_closed);
     upstream_connect_close(&hc->upc, reset, hc, on_conn_closed);
+    if (p->retired && p->n_conns == 0)
+        pool_free(w, p);
 }
 
 static void stream_unlink(h2_stream_t *s)

@@ -277,14 +277,14 @@ typedef struct fixture {
 
 static fixture_t *fx;
 
-static snapshot_t *build(fixture_t *f, const char *extra)
+static snapshot_t *build_with(fixture_t *f, const char *extra, const char *timeout)
 {
     char yaml[2048];
     snprintf(yaml, sizeof(yaml),
              "static_resources:\n"
              "  clusters:\n"
              "  - name: h2\n"
-             "    connect_timeout: 1s\n"
+             "    connect_timeout: %s\n"
              "    typed_extension_protocol_options:\n"
              "      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n"
              "        '@type': type.googleapis.com/envoy.extensions.upstreams.http.v3."
@@ -296,7 +296,7 @@ static snapshot_t *build(fixture_t *f, const char *extra)
              "      - lb_endpoints:\n"
              "        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: "
              "%d}}}\n",
-             extra, f->srv.port);
+             timeout, extra, f->srv.port);
     ProtobufCMessage *msg = NULL;
     char err[1024];
     if (config_yaml_load(yaml, strlen(yaml), "test.yaml",
@@ -310,6 +310,11 @@ static snapshot_t *build(fixture_t *f, const char *extra)
     if (snapshot_build(msg, &opts, f->stats, 1, &snap, err, sizeof(err)) < 0)
         fail_msg("%s", err);
     return snap;
+}
+
+static snapshot_t *build(fixture_t *f, const char *extra)
+{
+    return build_with(f, extra, "1s");
 }
 
 static void fixture_up(const char *extra, uint32_t max_streams)
@@ -742,6 +747,62 @@ static void test_h2_connect_is_refused(void **state)
     fixture_down();
 }
 
+/* The worker installs next in place of its snapshot, as worker.c does: the pools hear of it
+ * while the old one is alive. */
+static void install(snapshot_t *next)
+{
+    snapshot_t *old = fx->w.snap;
+    fx->w.snap = next;
+    h2_pool_retire_snapshot(&fx->w, old);
+    snapshot_unref(old);
+    fx->cluster = &next->clusters[0];
+}
+
+static void test_h2_pool_moves_to_a_compatible_snapshot(void **state)
+{
+    (void)state;
+    fixture_up("", 0);
+    rec_t a = {0}, b = {0};
+    start(&a);
+    get(&a, "/hello", NULL, 0);
+    run_until_done(&a);
+    h2_upstream_codec.release(a.cs, true);
+    install(build(fx, "")); /* the same cluster: its connection stays */
+    start(&b);
+    assert_true(h2_upstream_codec.reused(b.cs));
+    get(&b, "/hello", NULL, 0);
+    run_until_done(&b);
+    assert_int_equal(b.data, 5);
+    assert_int_equal(fx->srv.accepted, 1);
+    h2_upstream_codec.release(b.cs, true);
+    fixture_down();
+}
+
+static void test_h2_pool_retires_when_the_cluster_changed(void **state)
+{
+    (void)state;
+    fixture_up("", 0);
+    rec_t a = {0}, b = {0}, c = {0};
+    start(&a);
+    start(&b);
+    get(&b, "/hold", NULL, 0);
+    get(&a, "/hello", NULL, 0);
+    run_until_done(&a);
+    h2_upstream_codec.release(a.cs, true);
+    install(build_with(fx, "", "2s")); /* another connect timeout: new connections */
+    start(&c);
+    get(&c, "/hello", NULL, 0);
+    run_until_done(&c);
+    assert_int_equal(c.data, 5);
+    assert_int_equal(fx->srv.accepted, 2);
+    assert_int_equal(b.resets, 0); /* the stream in flight goes on on the retired connection */
+    h2_upstream_codec.release(b.cs, false);
+    h2_upstream_codec.release(c.cs, true);
+    run_for(50); /* the retired connection, left without streams, closes */
+    assert_int_equal(stat_of(fx->cluster->st.upstream_cx_active), 1);
+    fixture_down();
+}
+
 int main(void)
 {
     if (getenv("H2_DEBUG"))
@@ -759,6 +820,8 @@ int main(void)
         cmocka_unit_test(test_h2_paused_stream_holds_the_server_to_its_window),
         cmocka_unit_test(test_h2_lost_connection_resets_every_stream),
         cmocka_unit_test(test_h2_connect_is_refused),
+        cmocka_unit_test(test_h2_pool_moves_to_a_compatible_snapshot),
+        cmocka_unit_test(test_h2_pool_retires_when_the_cluster_changed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,6 +34,7 @@ typedef struct h2_up {
     void *owner;
     const http_up_events_t *ev;
     bool https;          /* the cluster speaks TLS: :scheme https */
+    bool head_request;   /* a HEAD: the response has no body whatever follows its head */
     bool head_done;      /* the final response head was handed on */
     bool response_seen;  /* a frame of the response arrived */
     bool resp_ended;     /* END_STREAM arrived (its end handed on, or pending) */
@@ -199,9 +200,11 @@ static int deliver_trailers(h2_up_t *u)
     return rc;
 }
 
-/* The final response head: handed on, with its end when HEADERS ended the stream. */
+/* The final response head: handed on, with its end when HEADERS ended the stream (or the
+ * request was a HEAD: a server that still sends an empty DATA to end it is not waited for). */
 static int deliver_head(h2_up_t *u, bool end)
 {
+    end |= u->head_request;
     http_header_t stack[64];
     http_header_t *v = u->n_fields <= 64 ? stack : malloc(u->n_fields * sizeof(*v));
     if (v == NULL)
@@ -249,6 +252,8 @@ static int up_on_frame(void *owner, const nghttp2_frame *frame)
         return 0;
     }
     if (frame->hd.type == NGHTTP2_DATA && end) {
+        if (u->resp_ended)
+            return 0; /* a HEAD's end, handed on with its head */
         u->resp_ended = true;
         if (u->paused || bytes_unread(&u->pend)) {
             u->end_pending = true;
@@ -263,6 +268,8 @@ static int up_on_data(void *owner, const uint8_t *data, size_t len)
 {
     h2_up_t *u = owner;
     u->response_seen = true;
+    if (u->resp_ended)
+        return 0; /* after a HEAD's end: nothing more is handed on */
     if (u->paused || bytes_unread(&u->pend)) {
         /* Held unconsumed: the stream's window bounds what can pile up here. */
         return bytes_put(&u->pend, data, len) < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
@@ -431,6 +438,7 @@ static int h2up_send_head(void *st, const http_request_head_t *h, const char *bo
         up_free(u);
         return -EPROTONOSUPPORT;
     }
+    u->head_request = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
     const http_headers_t *all = &h->headers;
     const http_header_t *conn = http_headers_find(all, "connection");
     const http_header_t *host = http_headers_find(all, "host");
