@@ -46,6 +46,7 @@ typedef struct server {
     uint32_t rst_code[64]; /* by stream id: the code of the RST_STREAM received (0: none) */
     size_t big_sent;
     uint32_t max_streams; /* advertised; 0: no limit */
+    int pings;            /* PINGs received (each answered by nghttp2) */
 } server_t;
 
 static void srv_write_done(uv_write_t *req, int status)
@@ -184,6 +185,8 @@ static int srv_on_frame(nghttp2_session *s, const nghttp2_frame *f, void *user)
 {
     srv_conn_t *c = user;
     int32_t id = f->hd.stream_id;
+    if (f->hd.type == NGHTTP2_PING && !(f->hd.flags & NGHTTP2_FLAG_ACK))
+        c->srv->pings++;
     if (f->hd.type == NGHTTP2_RST_STREAM && id < 64)
         c->srv->rst_code[id] = f->rst_stream.error_code;
     if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
@@ -277,7 +280,9 @@ typedef struct fixture {
 
 static fixture_t *fx;
 
-static snapshot_t *build_with(fixture_t *f, const char *extra, const char *timeout)
+/* extra: fields of http2_protocol_options; common: of common_http_protocol_options. */
+static snapshot_t *build_with(fixture_t *f, const char *extra, const char *timeout,
+                              const char *common)
 {
     char yaml[2048];
     snprintf(yaml, sizeof(yaml),
@@ -290,13 +295,14 @@ static snapshot_t *build_with(fixture_t *f, const char *extra, const char *timeo
              "        '@type': type.googleapis.com/envoy.extensions.upstreams.http.v3."
              "HttpProtocolOptions\n"
              "        explicit_http_config: {http2_protocol_options: {%s}}\n"
+             "        common_http_protocol_options: {%s}\n"
              "    load_assignment:\n"
              "      cluster_name: h2\n"
              "      endpoints:\n"
              "      - lb_endpoints:\n"
              "        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: "
              "%d}}}\n",
-             timeout, extra, f->srv.port);
+             timeout, extra, common, f->srv.port);
     ProtobufCMessage *msg = NULL;
     char err[1024];
     if (config_yaml_load(yaml, strlen(yaml), "test.yaml",
@@ -314,7 +320,7 @@ static snapshot_t *build_with(fixture_t *f, const char *extra, const char *timeo
 
 static snapshot_t *build(fixture_t *f, const char *extra)
 {
-    return build_with(f, extra, "1s");
+    return build_with(f, extra, "1s", "");
 }
 
 static void fixture_up(const char *extra, uint32_t max_streams)
@@ -789,7 +795,7 @@ static void test_h2_pool_retires_when_the_cluster_changed(void **state)
     get(&a, "/hello", NULL, 0);
     run_until_done(&a);
     h2_upstream_codec.release(a.cs, true);
-    install(build_with(fx, "", "2s")); /* another connect timeout: new connections */
+    install(build_with(fx, "", "2s", "")); /* another connect timeout: new connections */
     start(&c);
     get(&c, "/hello", NULL, 0);
     run_until_done(&c);
@@ -800,6 +806,40 @@ static void test_h2_pool_retires_when_the_cluster_changed(void **state)
     h2_upstream_codec.release(c.cs, true);
     run_for(50); /* the retired connection, left without streams, closes */
     assert_int_equal(stat_of(fx->cluster->st.upstream_cx_active), 1);
+    fixture_down();
+}
+
+static void test_h2_max_requests_per_connection_opens_a_new_one(void **state)
+{
+    (void)state;
+    fixture_up("", 0);
+    install(build_with(fx, "", "1s", "max_requests_per_connection: 1"));
+    rec_t a = {0}, b = {0};
+    start(&a);
+    get(&a, "/hello", NULL, 0);
+    run_until_done(&a);
+    h2_upstream_codec.release(a.cs, true);
+    start(&b);
+    get(&b, "/hello", NULL, 0);
+    run_until_done(&b);
+    h2_upstream_codec.release(b.cs, true);
+    assert_int_equal(a.data + b.data, 10);
+    assert_int_equal(fx->srv.accepted, 2);
+    fixture_down();
+}
+
+static void test_h2_keepalive_pings_an_idle_connection(void **state)
+{
+    (void)state;
+    fixture_up("connection_keepalive: {interval: 0.05s, timeout: 1s}", 0);
+    rec_t a = {0};
+    start(&a);
+    get(&a, "/hello", NULL, 0);
+    run_until_done(&a);
+    h2_upstream_codec.release(a.cs, true);
+    run_for(300);
+    assert_true(fx->srv.pings >= 2);
+    assert_int_equal(stat_of(fx->cluster->st.upstream_cx_active), 1); /* answered: kept */
     fixture_down();
 }
 
@@ -822,6 +862,8 @@ int main(void)
         cmocka_unit_test(test_h2_connect_is_refused),
         cmocka_unit_test(test_h2_pool_moves_to_a_compatible_snapshot),
         cmocka_unit_test(test_h2_pool_retires_when_the_cluster_changed),
+        cmocka_unit_test(test_h2_max_requests_per_connection_opens_a_new_one),
+        cmocka_unit_test(test_h2_keepalive_pings_an_idle_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
