@@ -144,6 +144,9 @@ static void srv_respond(nghttp2_session *s, int32_t id, const char *path)
     } else if (strcmp(path, "/big") == 0) {
         nghttp2_data_provider big = {.read_callback = srv_read_big};
         nghttp2_submit_response(s, id, ok, 1, &big);
+    } else if (strcmp(path, "/nostatus") == 0) {
+        nghttp2_nv nostatus[] = {NV("x-field", "1")};
+        nghttp2_submit_response(s, id, nostatus, 1, NULL);
     } else if (strcmp(path, "/refuse") == 0) {
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
     } else if (strcmp(path, "/rst") == 0) {
@@ -663,6 +666,20 @@ static void test_h2_content_length_mismatch_is_a_bad_body(void **state)
     fixture_down();
 }
 
+static void test_h2_head_without_status_is_a_bad_head(void **state)
+{
+    (void)state;
+    fixture_up("", 0);
+    rec_t r = {0};
+    start(&r);
+    get(&r, "/nostatus", NULL, 0);
+    run_until_done(&r);
+    assert_int_equal(r.heads, 0);
+    assert_int_equal(r.resets, 1);
+    assert_int_equal(r.why, HTTP_UP_BAD_HEAD);
+    fixture_down();
+}
+
 static void test_h2_release_mid_stream_cancels_only_that_stream(void **state)
 {
     (void)state;
@@ -856,6 +873,7 @@ int main(void)
         cmocka_unit_test(test_h2_cluster_stream_limit_opens_another_connection),
         cmocka_unit_test(test_h2_refused_stream_is_retryable_other_resets_not),
         cmocka_unit_test(test_h2_content_length_mismatch_is_a_bad_body),
+        cmocka_unit_test(test_h2_head_without_status_is_a_bad_head),
         cmocka_unit_test(test_h2_release_mid_stream_cancels_only_that_stream),
         cmocka_unit_test(test_h2_paused_stream_holds_the_server_to_its_window),
         cmocka_unit_test(test_h2_lost_connection_resets_every_stream),
