@@ -631,7 +631,8 @@ static void on_upstream_connected(void *owner, int status)
     conn_flush(hc); /* the preface and SETTINGS */
     tell_ready(hc);
     if (hc->state == H2C_OPEN && hc->upc.tls)
-        tls_pump(hc); /* records that came with the server's last flight */
+        tls_pump(hc);    /* records that came with the server's last flight */
+    conn_check_idle(hc); /* its requests gave up while it connected: idle from now */
 }
 
 static const upstream_connect_ops_t h2_connect_ops = {

@@ -36,8 +36,8 @@ typedef struct h2_close_info {
 
 /* The events of one stream, each with the owner given at h2_stream_attach (borrowed). A callback
  * that returns nonzero, and on_close always, may have released the stream: the pool touches it no
- * more. Callbacks run from the session's input processing, never from within a function of the
- * owner's below except h2_stream_attach's caller's later loop turns. */
+ * more. Callbacks run from the connection's own events (connect, input, output, a timer), never
+ * from within one of the functions below, whose work waits for the next loop turn. */
 typedef struct h2_stream_cbs {
     /* The connection is open (status 0): the stream may be submitted; or it failed (a negative
      * libuv error), and the stream is detached. */
