@@ -473,8 +473,10 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void 
         .error_code = code,
         .peer_reset = s->got_rst,
         .refused = code == NGHTTP2_REFUSED_STREAM || (hc->goaway && id > hc->goaway_last),
-        .malformed = s->malformed || (!s->got_rst && code != NGHTTP2_NO_ERROR),
     };
+    /* Closed with an error nobody sent us and not by a GOAWAY: nghttp2 reset it itself, for a
+     * response that broke the protocol. */
+    why.malformed = s->malformed || (!s->got_rst && !why.refused && code != NGHTTP2_NO_ERROR);
     stream_detach(s);
     s->cbs->on_close(s->owner, &why);
     return 0;

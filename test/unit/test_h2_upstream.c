@@ -147,6 +147,8 @@ static void srv_respond(nghttp2_session *s, int32_t id, const char *path)
     } else if (strcmp(path, "/nostatus") == 0) {
         nghttp2_nv nostatus[] = {NV("x-field", "1")};
         nghttp2_submit_response(s, id, nostatus, 1, NULL);
+    } else if (strcmp(path, "/goaway0") == 0) {
+        nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
     } else if (strcmp(path, "/refuse") == 0) {
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
     } else if (strcmp(path, "/rst") == 0) {
@@ -651,6 +653,27 @@ static void test_h2_refused_stream_is_retryable_other_resets_not(void **state)
     fixture_down();
 }
 
+static void test_h2_stream_above_goaway_is_retryable_on_a_new_connection(void **state)
+{
+    (void)state;
+    fixture_up("", 0);
+    rec_t a = {0}, b = {0};
+    start(&a);
+    get(&a, "/goaway0", NULL, 0); /* the server never processed it: last_stream_id 0 */
+    run_until_done(&a);
+    assert_int_equal(a.resets, 1);
+    assert_int_equal(a.why, HTTP_UP_CLOSED);
+    assert_true(a.retryable);
+    assert_int_equal(stat_of(fx->cluster->st.upstream_cx_close_notify), 1);
+    start(&b);
+    get(&b, "/hello", NULL, 0);
+    run_until_done(&b);
+    assert_int_equal(b.data, 5);
+    assert_int_equal(fx->srv.accepted, 2);
+    h2_upstream_codec.release(b.cs, true);
+    fixture_down();
+}
+
 static void test_h2_content_length_mismatch_is_a_bad_body(void **state)
 {
     (void)state;
@@ -872,6 +895,7 @@ int main(void)
         cmocka_unit_test(test_h2_streams_share_one_connection),
         cmocka_unit_test(test_h2_cluster_stream_limit_opens_another_connection),
         cmocka_unit_test(test_h2_refused_stream_is_retryable_other_resets_not),
+        cmocka_unit_test(test_h2_stream_above_goaway_is_retryable_on_a_new_connection),
         cmocka_unit_test(test_h2_content_length_mismatch_is_a_bad_body),
         cmocka_unit_test(test_h2_head_without_status_is_a_bad_head),
         cmocka_unit_test(test_h2_release_mid_stream_cancels_only_that_stream),
