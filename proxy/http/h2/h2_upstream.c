@@ -83,7 +83,7 @@ static int bytes_put(h2_bytes_t *b, const void *data, size_t len)
             b->off = 0;
         }
         if (b->len + len > b->cap) {
-            size_t cap = b->cap ? b->cap : 16384;
+            size_t cap = b->cap ? b->cap : 4096;
             while (cap < b->len + len)
                 cap *= 2;
             char *d = realloc(b->data, cap);
@@ -448,11 +448,13 @@ static int h2up_send_head(void *st, const http_request_head_t *h, const char *bo
     nghttp2_nv stack_nv[64];
     size_t cap = all->n + 5;
     nghttp2_nv *nv = cap <= 64 ? stack_nv : malloc(cap * sizeof(*nv));
-    char *lower = malloc(names + 24);
+    char lower_stack[2048];
+    char *lower = names + 24 <= sizeof(lower_stack) ? lower_stack : malloc(names + 24);
     if (nv == NULL || lower == NULL) {
         if (nv != stack_nv)
             free(nv);
-        free(lower);
+        if (lower != lower_stack)
+            free(lower);
         h2_stream_release(&u->hs, NGHTTP2_CANCEL);
         up_free(u);
         return -ENOMEM;
@@ -486,7 +488,8 @@ static int h2up_send_head(void *st, const http_request_head_t *h, const char *bo
         h2_stream_release(&u->hs, NGHTTP2_CANCEL);
     if (nv != stack_nv)
         free(nv);
-    free(lower);
+    if (lower != lower_stack)
+        free(lower);
     if (rc < 0) {
         *retryable = refused;
         up_free(u);
