@@ -124,6 +124,7 @@ typedef struct worker {
     struct hcm_conn *hcm_conns; /* live HTTP connections, for abort on stop */
     struct sniff *sniffs;       /* connections in protocol detection */
     void *pools;                /* upstream connection pools (proxy/upstream/h1_pool.c) */
+    void *h2_pools;             /* HTTP/2 upstream connections (proxy/upstream/h2_pool.c) */
     uint64_t rng;               /* per-worker generator: request ids, weighted picks */
     bufpool_t pool;
     arena_cache_t arenas; /* free stream-arena chunks */

@@ -12,6 +12,7 @@
 #include "proxy/core/log.h"
 #include "proxy/core/worker.h"
 #include "proxy/http/h1/h1_upstream.h"
+#include "proxy/http/h2/h2_upstream.h"
 #include "proxy/http/route_match.h"
 #include "proxy/http/upstream_request.h"
 #include "proxy/upstream/lb.h"
@@ -194,7 +195,7 @@ void router_start(router_req_t *r, http_stream_t *s)
         return;
     }
     r->rq_counted = true;
-    r->codec = &h1_upstream_codec;
+    r->codec = cl->http2 ? &h2_upstream_codec : &h1_upstream_codec;
     r->cs = http_stream_alloc(s, r->codec->state_size);
     if (r->cs == NULL || (!r->req->connect && build_request_head(r) < 0)) {
         http_stream_local_reply(s, 500, "out of memory", "LR");

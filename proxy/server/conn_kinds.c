@@ -5,6 +5,7 @@
 #include "proxy/http/hcm_conn.h"
 #include "proxy/tcp/tcp_session.h"
 #include "proxy/upstream/h1_pool.h"
+#include "proxy/upstream/h2_pool.h"
 
 /* Every listener of the worker not started yet starts accepting: at start, and those a new
  * snapshot brought. A failed one does not keep the others from starting. */
@@ -58,6 +59,12 @@ static const worker_conn_ops_t hcm_ops = {
     .drain_expired = hcm_drain_expired,
 };
 
+static const worker_conn_ops_t h2_pool_ops = {
+    .name = "upstream_h2_pool",
+    .abort = h2_pool_close_all,
+    .snapshot_installed = h2_pool_retire_snapshot,
+};
+
 static const worker_conn_ops_t pool_ops = {
     .name = "upstream_pool",
     .abort = pool_close_all,
@@ -68,10 +75,7 @@ static const worker_conn_ops_t pool_ops = {
  * before the pools, so the upstream connections they lend are given back, not yanked from
  * under a stream. */
 static const worker_conn_ops_t *const kinds[] = {
-    &listener_ops,
-    &tcp_session_ops,
-    &hcm_ops,
-    &pool_ops,
+    &listener_ops, &tcp_session_ops, &hcm_ops, &h2_pool_ops, &pool_ops,
 };
 
 const worker_conn_kinds_t conn_kinds = {

@@ -1,9 +1,9 @@
 /* Cluster.typed_extension_protocol_options: the HTTP protocol a cluster speaks to its
- * upstreams, as Envoy configures it (envoy.extensions.upstreams.http.v3.HttpProtocolOptions).
- * The data plane's upstreams speak HTTP/1.1 today; HTTP/2 is what the gRPC client speaks, so it
- * is taken for the cluster the ADS stream goes to and refused elsewhere, by name, until the
- * HTTP/2 codec serves upstreams too. The ADS cluster's TLS context is checked here as well: what
- * the gRPC client needs of it. */
+ * upstreams, as Envoy configures it (envoy.extensions.upstreams.http.v3.HttpProtocolOptions):
+ * HTTP/1.1, or HTTP/2 (explicit_http_config.http2_protocol_options: the router's HTTP/2
+ * upstream codec, and the gRPC client for the ADS cluster) with its keepalive, stream limit and
+ * requests per connection. An HTTP/2 cluster with TLS must offer ALPN "h2", as Envoy requires;
+ * the ADS cluster's TLS context is checked for what the gRPC client needs of it too. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +18,8 @@
 
 typedef Envoy__Extensions__Upstreams__Http__V3__HttpProtocolOptions http_options_t;
 
-/* The HTTP/2 keepalive of o (borrowed; its explicit HTTP/2 options) into c. */
+/* The HTTP/2 settings of o (borrowed; its explicit HTTP/2 options) into c: keepalive and
+ * max_concurrent_streams, and the common max_requests_per_connection. */
 static void keepalive_of(const http_options_t *o, snap_cluster_t *c)
 {
     const Envoy__Config__Core__V3__Http2ProtocolOptions *h2 =
@@ -27,6 +28,12 @@ static void keepalive_of(const http_options_t *o, snap_cluster_t *c)
         c->h2_keepalive_interval_ms = config_duration_ms(h2->connection_keepalive->interval, 0);
         c->h2_keepalive_timeout_ms = config_duration_ms(h2->connection_keepalive->timeout, 0);
     }
+    if (h2 && h2->max_concurrent_streams)
+        c->h2_max_concurrent_streams = h2->max_concurrent_streams->value;
+    if (o->common_http_protocol_options &&
+        o->common_http_protocol_options->max_requests_per_connection)
+        c->max_requests_per_connection =
+            o->common_http_protocol_options->max_requests_per_connection->value;
 }
 
 /* Which protocol o (borrowed) asks for: 1 HTTP/1.1, 2 HTTP/2, or -EINVAL with err set. */
@@ -52,11 +59,12 @@ static int protocol_of(const http_options_t *o, const char *what, char *err, siz
     }
 }
 
-/* The ADS cluster's UpstreamTlsContext t (borrowed): the gRPC client needs ALPN h2 from it,
- * and its secrets cannot come over the stream it is there to make. */
-static int ads_tls(const tls_context_config_t *t, const char *what, char *err, size_t errlen)
+/* An HTTP/2 cluster's UpstreamTlsContext t (borrowed): it must offer ALPN h2 (Envoy does not
+ * add it either); the ADS cluster's secrets cannot come over the stream it is there to make. */
+static int h2_tls(const tls_context_config_t *t, bool ads_cluster, const char *what, char *err,
+                  size_t errlen)
 {
-    if (t->awaiting_secret)
+    if (ads_cluster && t->awaiting_secret)
         return err_set(err, errlen, -EINVAL,
                        "%s: transport_socket: the cluster of dynamic_resources.ads_config cannot "
                        "take its secrets over SDS from the stream it carries: give them inline "
@@ -65,9 +73,15 @@ static int ads_tls(const tls_context_config_t *t, const char *what, char *err, s
     for (size_t i = 0; i < t->n_alpn; i++)
         if (strcmp(t->alpn[i], "h2") == 0)
             return 0;
+    if (ads_cluster)
+        return err_set(err, errlen, -EINVAL,
+                       "%s: transport_socket: common_tls_context.alpn_protocols must offer "
+                       "\"h2\" on the cluster of dynamic_resources.ads_config (gRPC needs "
+                       "HTTP/2)",
+                       what);
     return err_set(err, errlen, -EINVAL,
                    "%s: transport_socket: common_tls_context.alpn_protocols must offer \"h2\" "
-                   "on the cluster of dynamic_resources.ads_config (gRPC needs HTTP/2)",
+                   "on a cluster whose typed_extension_protocol_options ask for HTTP/2",
                    what);
 }
 
@@ -98,12 +112,9 @@ int snapshot_cluster_protocol(const void *cluster_msg, snap_cluster_t *c, bool a
         protobuf_c_message_free_unpacked(msg, NULL);
         if (proto < 0)
             return proto;
-        if (proto == 2 && !ads_cluster)
-            return err_set(err, errlen, -EINVAL,
-                           "%s: HTTP/2 to upstreams is not supported yet, but for the cluster "
-                           "of dynamic_resources.ads_config",
-                           where);
         c->http2 = proto == 2;
     }
-    return ads_cluster && c->tls ? ads_tls(c->tls, what, err, errlen) : 0;
+    if (c->tls && (ads_cluster || c->http2))
+        return h2_tls(c->tls, ads_cluster, what, err, errlen);
+    return 0;
 }

@@ -86,7 +86,11 @@ typedef struct cluster_stat_ids {
     stat_id_t upstream_rq_time; /* histogram */
     stat_id_t upstream_rq_pending_overflow;
     stat_id_t upstream_cx_overflow;
-    stat_id_t update_attempt; /* DNS lookups started (Envoy's config update stats) */
+    stat_id_t upstream_cx_http2_total;  /* HTTP/2 connections made (proxy/upstream/h2_pool.c) */
+    stat_id_t upstream_cx_close_notify; /* GOAWAY received on an HTTP/2 connection */
+    stat_id_t http2_rx_reset;           /* http2.rx_reset: RST_STREAM received */
+    stat_id_t http2_tx_reset;           /* http2.tx_reset: RST_STREAM sent */
+    stat_id_t update_attempt;           /* DNS lookups started (Envoy's config update stats) */
     stat_id_t update_success;
     stat_id_t update_failure;
     stat_id_t membership_change; /* the endpoint set changed (counted by the installer) */
@@ -247,7 +251,13 @@ typedef struct snap_cluster {
     cluster_shared_t *shared;  /* in the cluster's runtime state (borrowed: lb holds it) */
     tls_context_config_t *tls; /* transport_socket: an UpstreamTlsContext (owned); NULL: plain */
     snap_dns_t *dns;           /* STRICT_DNS and LOGICAL_DNS (owned); NULL for other kinds */
-    bool http2; /* typed_extension_protocol_options: HTTP/2 (the ADS cluster only, for now) */
+    bool http2;                /* typed_extension_protocol_options: HTTP/2 */
+    /* Http2ProtocolOptions.max_concurrent_streams: streams per connection at most (the peer's
+     * SETTINGS may lower it); 0: not set. */
+    uint32_t h2_max_concurrent_streams;
+    /* HttpProtocolOptions.common_http_protocol_options.max_requests_per_connection (HTTP/2
+     * upstreams); 0: not set. */
+    uint32_t max_requests_per_connection;
     /* Http2ProtocolOptions.connection_keepalive: PING every interval, close after timeout
      * without its ack; 0: not set. */
     uint64_t h2_keepalive_interval_ms, h2_keepalive_timeout_ms;
