@@ -157,6 +157,7 @@ e2e: all tools
 E2E_ASAN := test/e2e/test_tcp_proxy.sh test/e2e/test_mesh_tcp.sh test/e2e/test_http.sh \
             test/e2e/test_mesh_http.sh test/e2e/test_mesh_http_routes.sh test/e2e/test_mtls.sh \
             test/e2e/test_http_buffer.sh test/e2e/test_cert_rotation.sh test/e2e/test_http2_downstream.sh \
+            test/e2e/test_grpc_mesh.sh \
             test/e2e/test_http_failures.sh test/e2e/test_dns_cluster.sh test/e2e/test_runtime.sh \
             test/e2e/test_bad_config.sh test/e2e/test_admin_certs.sh test/e2e/test_mesh_mtls.sh \
             test/e2e/test_cluster_state.sh test/e2e/test_upstream_connect.sh \

@@ -80,6 +80,14 @@ bool hcm_stream_wants_body(const http_stream_t *s);
 enum { HCM_BODY_PAUSED = 1 };
 int hcm_stream_body(http_stream_t *s, const char *data, size_t len, size_t used, bool end,
                     const http_headers_t *trailers);
+/* The gRPC status a local reply of http_status means to a gRPC caller (s borrowed): as
+ * Envoy maps them (404 UNIMPLEMENTED, 429/502/503 UNAVAILABLE, ...), and DEADLINE_EXCEEDED for
+ * the stream's timeout (UT). */
+int hcm_grpc_status(const http_stream_t *s, int http_status);
+/* body (NUL-terminated, borrowed) as a grpc-message value in the stream's arena: a trailing
+ * newline dropped, '%' and bytes outside printable ASCII percent-encoded; NULL when memory is
+ * exhausted. */
+const char *hcm_grpc_message(http_stream_t *s, const char *body, size_t *len);
 /* The client's side ended in the middle of a stream (DC): the connection is reset. */
 void hcm_stream_client_gone(http_stream_t *s);
 

@@ -28,6 +28,7 @@ struct http_stream {
     http_request_head_t head; /* what filters and the router see (http_stream_request_head) */
     const route_vhost_t *vhost;
     const route_entry_t *route;
+    bool grpc;          /* a gRPC request (content-type application/grpc...) */
     bool req_body_done; /* the downstream request body was fully read */
     bool body_resumed;  /* body bytes go to the filters (http_stream_resume_request_body) */
     /* A filter asked for the whole body (envoy.filters.http.buffer): it collects in body
@@ -39,6 +40,7 @@ struct http_stream {
     size_t body_len, body_cap;
     http_headers_t resp_headers;
     int status;        /* the status answered downstream, 0 until then */
+    int grpc_status;   /* a gRPC local reply's grpc-status; -1: none */
     bool resp_started; /* response head built (written, or pending in the codec) */
     bool resp_done;
     const char *flags; /* access-log response flags, "-" when none */

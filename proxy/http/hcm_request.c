@@ -103,6 +103,7 @@ http_stream_t *hcm_stream_begin(hcm_conn_t *c)
     s->start_ms = hcm_now(c);
     s->upstream_ms = -1;
     s->req_done_ms = -1;
+    s->grpc_status = -1;
     if (cfg->n_logs) {
         struct timeval tv;
         gettimeofday(&tv, NULL);
@@ -142,10 +143,59 @@ int hcm_stream_permit(http_stream_t *s)
     return 0;
 }
 
+int hcm_grpc_status(const http_stream_t *s, int http_status)
+{
+    if (http_status == 504 && strcmp(s->flags, "UT") == 0)
+        return 4; /* DEADLINE_EXCEEDED */
+    switch (http_status) {
+    case 400:
+        return 13; /* INTERNAL */
+    case 401:
+        return 16; /* UNAUTHENTICATED */
+    case 403:
+        return 7; /* PERMISSION_DENIED */
+    case 404:
+        return 12; /* UNIMPLEMENTED */
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+        return 14; /* UNAVAILABLE */
+    default:
+        return 2; /* UNKNOWN */
+    }
+}
+
+const char *hcm_grpc_message(http_stream_t *s, const char *body, size_t *len)
+{
+    size_t n = body ? strlen(body) : 0;
+    while (n && (body[n - 1] == '\n' || body[n - 1] == '\r'))
+        n--;
+    char *out = http_stream_alloc(s, n * 3 + 1);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)body[i];
+        if (ch >= 0x20 && ch <= 0x7e && ch != '%') {
+            out[o++] = (char)ch;
+        } else {
+            static const char hex[] = "0123456789ABCDEF";
+            out[o++] = '%';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        }
+    }
+    *len = o;
+    return out;
+}
+
 void hcm_stream_headers(http_stream_t *s)
 {
     hcm_conn_t *c = s->conn;
     const hcm_config_t *cfg = c->cfg;
+    const http_header_t *ct = http_headers_find(&s->head.headers, "content-type");
+    s->grpc = ct && ct->value_len >= 16 && strncasecmp(ct->value, "application/grpc", 16) == 0;
     hcm_add_proxy_headers(c, s);
     route_request_t q = {.authority = s->head.authority,
                          .authority_len = s->head.authority_len,

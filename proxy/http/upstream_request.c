@@ -108,8 +108,13 @@ static void send_head(router_req_t *r)
     const http_request_head_t *req = r->req;
     bool retryable = false;
     if (req->connect) {
-        /* A terminated CONNECT: nothing goes upstream but the client's bytes. */
-        r->codec->send_head(r->cs, &r->out, NULL, 0, true, &retryable);
+        /* A terminated CONNECT: nothing goes upstream but the client's bytes. A codec that
+         * cannot carry them (HTTP/2 upstreams: no extended CONNECT) refuses it here. */
+        if (r->codec->send_head(r->cs, &r->out, NULL, 0, true, &retryable) < 0) {
+            codec_gone(r);
+            http_stream_local_reply(s, 503, "the upstream's protocol cannot carry CONNECT", "UF");
+            return;
+        }
         r->head_written = r->body_written = true;
         r->response_headers_done = true;
         r->tunnel = true;

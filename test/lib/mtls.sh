@@ -74,13 +74,20 @@ EOF
 }
 
 # _mtls_cluster NAME PORT — the clusters: one, NAME, with the single endpoint 127.0.0.1:PORT
-# (its transport socket, if any, follows).
+# (its transport socket, if any, follows). MTLS_CLUSTER_H2=1: it speaks HTTP/2 upstream
+# (Envoy's explicit_http_config with http2_protocol_options).
 _mtls_cluster() {
     cat <<EOF
   clusters:
   - name: $1
     type: STATIC
     load_assignment: {cluster_name: $1, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $2}}}}]}]}
+EOF
+    [[ ${MTLS_CLUSTER_H2:-} != 1 ]] || cat <<'EOF'
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http2_protocol_options: {}}
 EOF
 }
 

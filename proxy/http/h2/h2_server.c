@@ -521,6 +521,22 @@ static int h2_local_reply(http_stream_t *s, int status, const char *body)
     h2s_t *st = h2s_of(s->conn, s->id);
     if (st == NULL)
         return 0;
+    if (s->grpc) {
+        /* A gRPC caller gets a gRPC status it can read: a trailers-only response (HTTP 200,
+         * grpc-status and grpc-message in the one HEADERS frame). */
+        char code[8];
+        size_t clen = http_u64(code, (uint64_t)hcm_grpc_status(s, status));
+        size_t mlen = 0;
+        const char *msg = hcm_grpc_message(s, body, &mlen);
+        http_header_t f[3] = {{"content-type", "application/grpc", 12, 16},
+                              {"grpc-status", code, 11, (uint32_t)clen},
+                              {"grpc-message", msg ? msg : "", 12, (uint32_t)mlen}};
+        http_headers_t fields = {.v = f, .n = 3, .cap = 3};
+        st->out_end = true;
+        s->grpc_status = hcm_grpc_status(s, status);
+        s->status = 200;
+        return submit_head(s, st, 200, &fields, -1, false);
+    }
     size_t blen = body ? strlen(body) : 0;
     http_header_t ct = {"content-type", "text/plain", 12, 10};
     http_headers_t fields = {.v = &ct, .n = 1, .cap = 1};
