@@ -5,8 +5,10 @@
 # HTTP/1.1 app; bodies go both ways intact (a 5 MB upload, a 20 MB download); the app's chunked
 # trailers reach the HTTP/2 client as trailing HEADERS; a client that resets a stream
 # (RST_STREAM) has its upstream request reset at once; a listener set to codec_type HTTP1 does
-# not speak HTTP/2. The http2 counters say what happened. Needs no root.
-# checks: 15
+# not speak HTTP/2; a client that stops reading a 300 MB response gets all of it later while
+# remora's memory stays bounded; a drain sends GOAWAY, finishes the request in flight and exits.
+# The http2 counters say what happened. Needs no root.
+# checks: 18
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -21,7 +23,7 @@ work=$LB_WORK
 
 # The app: POST answers with the body's length and hash; /big/N sends N bytes (chunked);
 # /trailers sends a chunked body with a trailer; /slow answers after 3 s.
-if ! mtls_app APP <<'APP'; then
+if ! SLOW_LOG=$work/slow.log mtls_app APP <<'APP'; then
     def do_POST(self):
         n = int(self.headers.get("content-length", "-1"))
         if n >= 0:
@@ -54,7 +56,9 @@ if ! mtls_app APP <<'APP'; then
             self.send_header("trailer", "x-checksum")
             self.end_headers()
             self.wfile.write(b"5\r\nhello\r\n0\r\nx-checksum: abc123\r\n\r\n")
-        elif self.path == "/slow":
+        elif self.path.startswith("/slow"):
+            with open(os.environ["SLOW_LOG"], "a") as f:
+                f.write(self.path + "\n")
             try:
                 time.sleep(3)
                 self.reply(b"late\n")
@@ -124,6 +128,23 @@ out=$(curl -s -m 5 --http2-prior-knowledge -o /dev/null -w '%{http_code}' \
     "http://127.0.0.1:$H1PORT/x" 2>&1)
 t_eq http1_only_listener_does_not_speak_http2 "$out" 000
 
+# A client that stops reading a 300 MB response for 4 s: the windows fill, remora stops reading
+# the app, and its memory does not follow the response.
+hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$REMORA_PID/status"; }
+before=$(hwm)
+out=$(node "$here/http2/slowread.js" "http://127.0.0.1:$PORT/big/300000000" 4000 2>&1)
+t_eq stalled_reader_gets_all_300mb "$out" $'paused\nreading\ngot 300000000'
+grew=$((($(hwm) - before) / 1024))
+t_eq memory_bounded_while_the_reader_stalls "$((grew < 48)) (grew ${grew} MiB)" "1 (grew ${grew} MiB)"
+
+# Drain (SIGTERM) with a request in flight: GOAWAY at once, the request still answered, then
+# the connection closes and remora exits.
+node "$here/http2/drain.js" "http://127.0.0.1:$PORT/slow/drain" >"$work/drain.out" 2>&1 &
+drain_client=$!
+t_until 5 grep -q /slow/drain "$work/slow.log"
 lb_stop "$REMORA_PID"
-t_eq exits_cleanly "$LB_STATUS" 0
+t_eq exits_cleanly_after_the_drain "$LB_STATUS" 0
+wait "$drain_client"
+t_eq drain_sends_goaway_then_answers_in_flight "$(grep -v '^closed$' "$work/drain.out")" \
+    $'goaway 0\nresponse 200 late'
 t_summary
