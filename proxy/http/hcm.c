@@ -133,8 +133,24 @@ int http_stream_send_response_body(http_stream_t *s, const char *data, size_t le
     return send_response(s, data, len, end, NULL);
 }
 
+void hcm_note_grpc_status(http_stream_t *s, const http_headers_t *fields)
+{
+    const http_header_t *g = http_headers_find(fields, "grpc-status");
+    if (g == NULL || g->value_len == 0 || g->value_len > 3)
+        return;
+    int v = 0;
+    for (uint32_t i = 0; i < g->value_len; i++) {
+        if (g->value[i] < '0' || g->value[i] > '9')
+            return;
+        v = v * 10 + (g->value[i] - '0');
+    }
+    s->grpc_status = v;
+}
+
 int http_stream_send_response_trailers(http_stream_t *s, const http_headers_t *trailers)
 {
+    if (s->grpc)
+        hcm_note_grpc_status(s, trailers);
     return send_response(s, NULL, 0, true, trailers);
 }
 

@@ -159,6 +159,9 @@ void hcm_flag_streams(hcm_conn_t *c, const char *flag);
 void hcm_close(hcm_conn_t *c, bool reset);
 
 /* hcm.c */
+/* A gRPC stream's grpc-status from response fields (headers of a trailers-only response, or
+ * trailers; borrowed) into s->grpc_status, for metrics and logs. */
+void hcm_note_grpc_status(http_stream_t *s, const http_headers_t *fields);
 /* The response ended: the stream (borrowed) is reported and freed, and the codec goes on (the
  * next request, or the close: its stream_finished). */
 void hcm_finish_stream(http_stream_t *s);

@@ -24,12 +24,15 @@ static void record_istio_metrics(hcm_conn_t *c, http_stream_t *s, uint64_t now_m
     bool inbound = c->listener->inbound;
     uint64_t key = stats_key_u64(STATS_KEY_INIT, (uint64_t)(uintptr_t)cl);
     key = stats_key_u64(key, (uint64_t)s->status << 1 | inbound);
+    key = stats_key_u64(key, (uint64_t)(s->grpc_status + 2) << 1 | s->grpc);
     key = stats_key_bytes(key, s->flags, strlen(s->flags));
     stat_id_t total, duration;
     if (!stats_cache_get(&w->stat_cache, key, &total) ||
         !stats_cache_get(&w->stat_cache, key ^ 1, &duration)) {
-        char code[8];
+        char code[8], grpc_code[8] = "";
         snprintf(code, sizeof(code), "%d", s->status);
+        if (s->grpc && s->grpc_status >= 0)
+            snprintf(grpc_code, sizeof(grpc_code), "%d", s->grpc_status);
         /* This sidecar's workload is the source of what it sends out and the destination of
          * what it takes in; the other side is not known without Istio's metadata exchange. */
         const snapshot_t *sn = c->snap;
@@ -43,7 +46,9 @@ static void record_istio_metrics(hcm_conn_t *c, http_stream_t *s, uint64_t now_m
             {"destination_workload_namespace", inbound ? my_ns : "unknown"},
             {"destination_service", service_of(cl->name)},
             {"destination_cluster", cl->name},
+            {"request_protocol", s->grpc ? "grpc" : "http"},
             {"response_code", code},
+            {"grpc_response_status", grpc_code},
             {"response_flags", s->flags},
         };
         size_t n = sizeof(tags) / sizeof(tags[0]);

@@ -111,6 +111,8 @@ int hcm_response_head(http_stream_t *s, const http_response_head_t *resp)
             h->v[h->n++] = resp->headers.v[i];
     s->status = resp->status;
     s->upstream_ms = (int64_t)(hcm_now(c) - s->start_ms);
+    if (s->grpc)
+        hcm_note_grpc_status(s, &resp->headers); /* a trailers-only response carries it here */
     if (hcm_filters_response_headers(s, !resp->has_body) < 0)
         return HTTP_STREAM_ENDED;
     if (s->upstream && s->upstream->response_ops)

@@ -5,10 +5,11 @@
 # server, client and bidirectional streaming, status codes and messages, trailers-only errors,
 # deadlines, metadata with binary headers, 1 MiB messages, the server's name), and a caller's
 # cancel reaches the server as a reset through both sidecars; 200 calls at 20
-# at a time keep their statuses and ride one HTTP/2 connection between the sidecars; with the
+# at a time keep their statuses (Istio's metric counts them by grpc_response_status) and ride
+# one HTTP/2 connection between the sidecars; with the
 # server gone, the sidecars' own answer reaches the caller as a gRPC status it can read
 # (UNAVAILABLE), not an HTTP error body. Needs no root.
-# checks: 19
+# checks: 20
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -62,6 +63,9 @@ t_eq "mesh: 200 calls, 20 at a time, keep their statuses" "$got" \
     $'status OK 150\nstatus UNAVAILABLE 50\nserver alpha 150\ntotal 200'
 t_eq "between the sidecars: one HTTP/2 connection carried them all" \
     "$(stat "$A_ADMIN" cluster.b.upstream_cx_http2_total)" 1
+prom=$(curl -s "http://127.0.0.1:$B_ADMIN/stats/prometheus")
+t_contains "Istio's metric carries the calls' grpc_response_status (14: UNAVAILABLE)" "$prom" \
+    'request_protocol="grpc",response_code="200",grpc_response_status="14",response_flags="-"} 50'
 t_eq "B took the calls as HTTP/2 streams over mutual TLS" \
     "$(($(stat "$B_ADMIN" http.inbound.downstream_rq_http2_total) >= 200))" 1
 

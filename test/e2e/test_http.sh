@@ -497,7 +497,7 @@ prom=$(curl -s "http://127.0.0.1:$ADMIN/stats/prometheus")
 t_contains prometheus_histogram_buckets "$prom" \
     'envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="svc-a",le="+Inf"}'
 t_contains prometheus_istio_requests_total "$prom" \
-    'istio_requests_total{reporter="source",source_workload="unknown",source_workload_namespace="unknown",destination_workload="unknown",destination_workload_namespace="unknown",destination_service="svc-a",destination_cluster="svc-a",response_code="200",response_flags="-"}'
+    'istio_requests_total{reporter="source",source_workload="unknown",source_workload_namespace="unknown",destination_workload="unknown",destination_workload_namespace="unknown",destination_service="svc-a",destination_cluster="svc-a",request_protocol="http",response_code="200",grpc_response_status="",response_flags="-"}'
 t_contains prometheus_istio_duration_histogram "$prom" 'istio_request_duration_milliseconds_count{'
 count=$(grep -c '^# TYPE istio_requests_total counter$' <<<"$prom")
 t_eq prometheus_istio_family_declared_once "$count" 1

@@ -72,7 +72,7 @@ in2=$(stat web2 http.inbound_0.0.0.0.downstream_rq_2xx)
 t_eq inbound_hcms_count_2xx "$((in1 + in2))" 42
 prom=$(sim_admin client /stats/prometheus)
 t_contains outbound_istio_metric_reporter_source "$prom" \
-    "istio_requests_total{reporter=\"source\",source_workload=\"default\",source_workload_namespace=\"default\",destination_workload=\"unknown\",destination_workload_namespace=\"unknown\",destination_service=\"web.default.svc.cluster.local\",destination_cluster=\"$SVC\",response_code=\"200\",response_flags=\"-\"} 42"
+    "istio_requests_total{reporter=\"source\",source_workload=\"default\",source_workload_namespace=\"default\",destination_workload=\"unknown\",destination_workload_namespace=\"unknown\",destination_service=\"web.default.svc.cluster.local\",destination_cluster=\"$SVC\",request_protocol=\"http\",response_code=\"200\",grpc_response_status=\"\",response_flags=\"-\"} 42"
 t_contains inbound_istio_metric_reporter_destination "$(sim_admin web1 /stats/prometheus)" \
     'istio_requests_total{reporter="destination",source_workload="unknown",source_workload_namespace="unknown",destination_workload="default",destination_workload_namespace="default",'
 

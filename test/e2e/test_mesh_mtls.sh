@@ -183,7 +183,7 @@ ve=$(in_stat web ssl.fail_verify_error)
 code=$(sim_exec alien curl -s -m 5 -o /dev/null -w '%{http_code}' http://198.19.0.20/alien)
 t_eq c_foreign_client_gets_503 "$code" 503
 t_contains c_foreign_client_response_flag_UF "$(sim_admin alien /stats/prometheus)" \
-    "destination_cluster=\"$WEB\",response_code=\"503\",response_flags=\"UF\""
+    "destination_cluster=\"$WEB\",request_protocol=\"http\",response_code=\"503\",grpc_response_status=\"\",response_flags=\"UF\""
 t_more c_server_counts_fail_verify_error "$ve" "$(in_stat web ssl.fail_verify_error)"
 # alien verified web, then got web's alert: a connection_error on its side, once per attempt.
 got="$(stat alien "cluster.$WEB.ssl.connection_error")"
@@ -205,7 +205,7 @@ before=$(nginx_lines web)
 code=$(sim_exec wrongid curl -s -m 5 -o /dev/null -w '%{http_code}' http://198.19.0.20/wrong-id)
 t_eq d_unexpected_server_identity_503 "$code" 503
 t_contains d_unexpected_server_identity_flag_UF "$(sim_admin wrongid /stats/prometheus)" \
-    "destination_cluster=\"$WEB\",response_code=\"503\",response_flags=\"UF\""
+    "destination_cluster=\"$WEB\",request_protocol=\"http\",response_code=\"503\",grpc_response_status=\"\",response_flags=\"UF\""
 t_more d_client_counts_fail_verify_san 0 "$(stat wrongid "cluster.$WEB.ssl.fail_verify_san")"
 t_eq d_app_received_nothing "$(($(nginx_lines web) - before))" 0
 
