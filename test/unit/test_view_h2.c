@@ -86,10 +86,11 @@ static bool speaks_h2(const cluster_t *c)
     http_options_t *o =
         unpack_any(c->typed_extension_protocol_options[0]->value,
                    &envoy__extensions__upstreams__http__v3__http_protocol_options__descriptor);
-    bool h2 = o->explicit_http_config != NULL &&
-              o->explicit_http_config->protocol_config_case ==
-                  ENVOY__EXTENSIONS__UPSTREAMS__HTTP__V3__HTTP_PROTOCOL_OPTIONS__EXPLICIT_HTTP_CONFIG__PROTOCOL_CONFIG_HTTP2_PROTOCOL_OPTIONS &&
-              o->explicit_http_config->http2_protocol_options != NULL;
+    bool h2 =
+        o->explicit_http_config != NULL &&
+        o->explicit_http_config->protocol_config_case ==
+            ENVOY__EXTENSIONS__UPSTREAMS__HTTP__V3__HTTP_PROTOCOL_OPTIONS__EXPLICIT_HTTP_CONFIG__PROTOCOL_CONFIG_HTTP2_PROTOCOL_OPTIONS &&
+        o->explicit_http_config->http2_protocol_options != NULL;
     free_msg(o);
     return h2;
 }
@@ -98,9 +99,9 @@ static bool speaks_h2(const cluster_t *c)
 static void upstream_alpn(const cluster_t *c, char *out, size_t len)
 {
     assert_non_null(c->transport_socket);
-    up_tls_t *t =
-        unpack_any(c->transport_socket->typed_config,
-                   &envoy__extensions__transport_sockets__tls__v3__upstream_tls_context__descriptor);
+    up_tls_t *t = unpack_any(
+        c->transport_socket->typed_config,
+        &envoy__extensions__transport_sockets__tls__v3__upstream_tls_context__descriptor);
     out[0] = '\0';
     for (size_t i = 0; i < t->common_tls_context->n_alpn_protocols; i++)
         snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? "," : "",
@@ -123,6 +124,25 @@ static void check_cluster(const view_t *v, const char *name, bool h2, const char
     free_msg(c);
 }
 
+/* ---- listeners ---------------------------------------------------------------------------------
+ */
+
+static const chain_t *find_chain(const listener_t *l, const char *name)
+{
+    for (size_t i = 0; i < l->n_filter_chains; i++)
+        if (strcmp(l->filter_chains[i]->name, name) == 0)
+            return l->filter_chains[i];
+    fail_msg("listener %s has no chain '%s'", l->name, name);
+    return NULL;
+}
+
+static void join(char *const *v, size_t n, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? "," : "", v[i]);
+}
+
 /* ---- outbound: sidecar to sidecar ----------------------------------------------------------- */
 
 static void test_mtls_http_family_clusters_speak_h2_to_the_peer_sidecar(void **state)
@@ -143,33 +163,61 @@ static void test_mtls_http_family_clusters_speak_h2_to_the_peer_sidecar(void **s
     view_free(v);
 }
 
-static void test_without_mtls_outbound_clusters_stay_http1(void **state)
+/* The fixture's services and a plaintext gRPC one, default/rpc (mesh off: default is not in
+ * mTLS), with a workload serving it. */
+static view_t *build_plain_grpc(void)
+{
+    static const view_port_t rpc_ports[] = {{7070, "grpc", VIEW_PROTO_GRPC, 9090}};
+    static const view_endpoint_t rpc_eps[] = {{"198.18.0.30", NULL, true, "", "rpc"}};
+    view_service_t svcs[6];
+    memcpy(svcs, fx_services, sizeof(fx_services));
+    svcs[5] = (view_service_t){.namespace_ = "default",
+                               .name = "rpc",
+                               .vip = "198.19.0.30",
+                               .ports = rpc_ports,
+                               .n_ports = 1,
+                               .endpoints = rpc_eps,
+                               .n_endpoints = 1};
+    view_registry_t reg = fx_registry();
+    reg.services = svcs;
+    reg.n_services = 6;
+    view_t *v = NULL;
+    char err[256];
+    if (view_build(&reg, NULL, &v, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    return v;
+}
+
+static void test_without_mtls_only_http2_and_grpc_clusters_speak_h2(void **state)
 {
     (void)state;
-    /* Mesh off; api's namespace (secure) is strict on its own, web's (default) follows the mesh.
-     * A plaintext peer's inbound HTTP chain is chosen by sniffing HTTP/1, so no h2c goes there. */
-    view_t *v = build_with(VIEW_MTLS_OFF, false);
+    /* Mesh off; api's namespace (secure) is strict on its own, web's and rpc's (default) follow
+     * the mesh. A plaintext HTTP/1.1 port's peer takes only HTTP/1 on its HTTP chain: HTTP/1.1.
+     * A gRPC port's peer (its sidecar's h2c-taking chain, or the app) speaks h2c. */
+    view_t *v = build_plain_grpc();
     check_cluster(v, "outbound|80||web.default.svc.cluster.local", false, NULL);
+    check_cluster(v, "outbound|7070||rpc.default.svc.cluster.local", true, NULL);
     check_cluster(v, "outbound|8080||api.secure.svc.cluster.local", true, "h2");
     view_free(v);
 }
 
-/* ---- inbound: the peer's TLS HTTP chain ----------------------------------------------------- */
-
-static const chain_t *find_chain(const listener_t *l, const char *name)
+static void test_outbound_http_chain_of_a_grpc_port_takes_h2c(void **state)
 {
-    for (size_t i = 0; i < l->n_filter_chains; i++)
-        if (strcmp(l->filter_chains[i]->name, name) == 0)
-            return l->filter_chains[i];
-    fail_msg("listener %s has no chain '%s'", l->name, name);
-    return NULL;
-}
-
-static void join(char *const *v, size_t n, char *out, size_t len)
-{
-    out[0] = '\0';
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? "," : "", v[i]);
+    (void)state;
+    view_t *v = build_plain_grpc();
+    listener_t *l = (listener_t *)fx_decode(v, VIEW_GROUP_OUTBOUND, "default", "virtualOutbound");
+    char got[128];
+    const chain_t *c = find_chain(l, "outbound|7070||rpc.default.svc.cluster.local-http");
+    join(c->filter_chain_match->application_protocols,
+         c->filter_chain_match->n_application_protocols, got, sizeof(got));
+    assert_string_equal(got, "http/1.1,http/1.0,h2c");
+    /* An HTTP/1.1 port leaves h2c to its TCP chain (its app may speak it). */
+    c = find_chain(l, "outbound|80||web.default.svc.cluster.local-http");
+    join(c->filter_chain_match->application_protocols,
+         c->filter_chain_match->n_application_protocols, got, sizeof(got));
+    assert_string_equal(got, "http/1.1,http/1.0");
+    free_msg(l);
+    view_free(v);
 }
 
 /* The chain's DownstreamTlsContext ALPN, joined by ',' ("" when it has none). */
@@ -232,7 +280,7 @@ static void test_grpc_port_reaches_its_app_over_h2c_and_http_port_over_http1(voi
 {
     (void)state;
     view_t *v = build_with(VIEW_MTLS_PERMISSIVE, true);
-    char got[64];
+    char got[128];
     /* secure/api-1: 8080 is grpc. Its HTTP chains send to the h2c cluster, its TCP chain to the
      * port's plain one. */
     listener_t *l =
@@ -249,6 +297,11 @@ static void test_grpc_port_reaches_its_app_over_h2c_and_http_port_over_http1(voi
     l = (listener_t *)fx_decode(v, VIEW_GROUP_INBOUND, "default/h1-1", "virtualInbound");
     const char *h1_chains[] = {"inbound_0.0.0.0_8080-tls-http", "inbound_0.0.0.0_8080-raw-http",
                                "inbound_0.0.0.0_8080-raw-tcp"};
+    join(
+        find_chain(l, "inbound_0.0.0.0_8080-raw-http")->filter_chain_match->application_protocols,
+        find_chain(l, "inbound_0.0.0.0_8080-raw-http")->filter_chain_match->n_application_protocols,
+        got, sizeof(got));
+    assert_string_equal(got, "http/1.1,http/1.0");
     for (size_t i = 0; i < 3; i++) {
         chain_cluster(find_chain(l, h1_chains[i]), got, sizeof(got));
         assert_string_equal(got, "inbound|8080||");
@@ -285,15 +338,22 @@ static void test_http2_named_port_also_reaches_its_app_over_h2c(void **state)
     char err[256];
     if (view_build(&reg, NULL, &v, err, sizeof(err)) != 0)
         fail_msg("%s", err);
-    listener_t *l = (listener_t *)fx_decode(v, VIEW_GROUP_INBOUND, "default/h2-1", "virtualInbound");
-    char got[64];
+    listener_t *l =
+        (listener_t *)fx_decode(v, VIEW_GROUP_INBOUND, "default/h2-1", "virtualInbound");
+    char got[128];
     chain_cluster(find_chain(l, "inbound_0.0.0.0_7000-http"), got, sizeof(got));
     assert_string_equal(got, "inbound|7000|h2c|");
+    /* Its plaintext HTTP chain takes a client's h2c too (gRPC without a sidecar in front). */
+    const chain_t *c = find_chain(l, "inbound_0.0.0.0_7000-http");
+    join(c->filter_chain_match->application_protocols,
+         c->filter_chain_match->n_application_protocols, got, sizeof(got));
+    assert_string_equal(got, "http/1.1,http/1.0,h2c");
     /* A port of unknown protocol is sniffed HTTP/1: HTTP/1.1 to the app. */
     chain_cluster(find_chain(l, "inbound_0.0.0.0_7001-http"), got, sizeof(got));
     assert_string_equal(got, "inbound|7001||");
     free_msg(l);
-    assert_null(view_group_resource(view_find_group(v, VIEW_GROUP_CLUSTERS, ""), "inbound|7001|h2c|"));
+    assert_null(
+        view_group_resource(view_find_group(v, VIEW_GROUP_CLUSTERS, ""), "inbound|7001|h2c|"));
     check_cluster(v, "inbound|7000|h2c|", true, NULL);
     view_free(v);
 }
@@ -316,10 +376,10 @@ static void test_protocol_change_of_a_port_gives_another_inbound_listener(void *
     char err[256];
     if (view_build(&reg, NULL, &v, err, sizeof(err)) != 0)
         fail_msg("%s", err);
-    const view_resource_t *a =
-        view_group_resource(view_find_group(v, VIEW_GROUP_INBOUND, "default/a-1"), "virtualInbound");
-    const view_resource_t *b =
-        view_group_resource(view_find_group(v, VIEW_GROUP_INBOUND, "default/b-1"), "virtualInbound");
+    const view_resource_t *a = view_group_resource(
+        view_find_group(v, VIEW_GROUP_INBOUND, "default/a-1"), "virtualInbound");
+    const view_resource_t *b = view_group_resource(
+        view_find_group(v, VIEW_GROUP_INBOUND, "default/b-1"), "virtualInbound");
     assert_non_null(a);
     assert_non_null(b);
     assert_ptr_not_equal(a->blob, b->blob);
@@ -331,7 +391,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mtls_http_family_clusters_speak_h2_to_the_peer_sidecar),
-        cmocka_unit_test(test_without_mtls_outbound_clusters_stay_http1),
+        cmocka_unit_test(test_without_mtls_only_http2_and_grpc_clusters_speak_h2),
+        cmocka_unit_test(test_outbound_http_chain_of_a_grpc_port_takes_h2c),
         cmocka_unit_test(test_inbound_tls_http_chain_takes_h2_and_selects_it),
         cmocka_unit_test(test_grpc_port_reaches_its_app_over_h2c_and_http_port_over_http1),
         cmocka_unit_test(test_http2_named_port_also_reaches_its_app_over_h2c),

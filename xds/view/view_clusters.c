@@ -142,12 +142,10 @@ typedef struct svc_port {
     bool mtls;
 } svc_port_t;
 
-/* One outbound cluster of a service port: `name`, offering ALPN alpn when in mTLS. In mTLS an
- * HTTP-capable port's cluster (alpn "h2") speaks HTTP/2 to the peer sidecar: every peer is a
- * Remora sidecar, whose inbound HTTP chain selects h2 and turns the streams back into what the
- * app speaks. */
+/* One outbound cluster of a service port: `name`, offering ALPN alpn when in mTLS, in HTTP/2
+ * when h2. */
 static int add_outbound(view_builder_t *b, view_unit_t *u, const svc_port_t *sp, const char *name,
-                        const char *alpn)
+                        const char *alpn, bool h2)
 {
     const view_service_t *s = sp->s;
     uint16_t port = s->ports[sp->pi].port;
@@ -177,9 +175,9 @@ static int add_outbound(view_builder_t *b, view_unit_t *u, const svc_port_t *sp,
         char sni[600];
         snprintf(sni, sizeof(sni), "outbound_.%u_._.%s", port, sp->host);
         view_upstream_tls(&w, sni, alpn, sp->sans, sp->n_sans);
-        if (strcmp(alpn, "h2") == 0)
-            view_http2_options(&w);
     }
+    if (h2)
+        view_http2_options(&w);
     return vu_add(b, u, VIEW_GROUP_CLUSTERS, name, &w);
 }
 
@@ -226,10 +224,16 @@ int vu_clusters(view_builder_t *b, size_t si, view_unit_t *u)
         char name[600];
         bool http = view_proto_http(p->protocol);
         snprintf(name, sizeof(name), "outbound|%u||%s", p->port, sp.host);
-        rc = add_outbound(b, u, &sp, name, http ? "h2" : "istio");
+        /* HTTP/2 to the peer: in mTLS on every HTTP-capable port (every peer is a Remora
+         * sidecar, whose inbound TLS HTTP chain selects h2 and gives the app what it speaks);
+         * in plaintext on http2 and grpc ports only, whose peer (a sidecar's h2c-taking HTTP
+         * chain, or the app itself) speaks it, where an HTTP/1.1 port's peer may be a sidecar
+         * that takes only HTTP/1 on its HTTP chain. */
+        bool h2 = (http && sp.mtls) || view_proto_h2(p->protocol);
+        rc = add_outbound(b, u, &sp, name, http ? "h2" : "istio", h2);
         if (rc == 0 && http && sp.mtls) {
             snprintf(name, sizeof(name), "outbound|%u|tcp|%s", p->port, sp.host);
-            rc = add_outbound(b, u, &sp, name, "istio");
+            rc = add_outbound(b, u, &sp, name, "istio", false);
         }
         if (rc == 0 && view_grpc_own_cluster(sp.s))
             rc = add_grpc_cluster(b, u, sp.s, sp.host, p->port);

@@ -81,12 +81,17 @@ static void app_protocols(pbw_t *w, const char *const *v)
 }
 
 static const char *const http1[] = {"http/1.1", "http/1.0", NULL};
+/* A port whose app speaks HTTP/2 (http2, grpc) also takes a plaintext client's h2c (HTTP/2 with
+ * prior knowledge, as the http_inspector names it) on its HTTP chain: gRPC goes through the
+ * connection manager, not the TCP chain. Other ports leave h2c to their TCP chain, whose app
+ * may speak it. */
+static const char *const http1_h2c[] = {"http/1.1", "http/1.0", "h2c", NULL};
 
 /* ---- virtualOutbound ------------------------------------------------------------------------ */
 
 /* The match of a service port's chains: the port and the VIP, or each ready endpoint address
  * of a headless service. */
-static void outbound_match(pbw_t *w, const view_service_t *s, uint16_t port, bool http)
+static void outbound_match(pbw_t *w, const view_service_t *s, uint16_t port, bool http, bool h2)
 {
     pbw_begin(w, "filter_chain_match");
     pbw_wrapped(w, "destination_port", port);
@@ -100,7 +105,7 @@ static void outbound_match(pbw_t *w, const view_service_t *s, uint16_t port, boo
         pbw_end(w);
     }
     if (http)
-        app_protocols(w, http1);
+        app_protocols(w, h2 ? http1_h2c : http1);
     pbw_end(w);
 }
 
@@ -153,13 +158,13 @@ static void outbound_chains(view_builder_t *b, pbw_t *w, size_t si)
             pbw_begin(w, "filter_chains");
             snprintf(name, sizeof(name), "%s-http", cluster);
             pbw_string(w, "name", name);
-            outbound_match(w, s, p->port, true);
+            outbound_match(w, s, p->port, true, view_proto_h2(p->protocol));
             outbound_hcm(w, p->port);
             pbw_end(w);
         }
         pbw_begin(w, "filter_chains");
         pbw_string(w, "name", tcp);
-        outbound_match(w, s, p->port, false);
+        outbound_match(w, s, p->port, false, false);
         tcp_proxy(w, tcp);
         pbw_end(w);
     }
@@ -281,7 +286,7 @@ static void inbound_chain(pbw_t *w, const char *td, uint16_t port, bool http, bo
     if (t != CHAIN_PLAIN)
         pbw_string(w, "transport_protocol", t == CHAIN_TLS ? "tls" : "raw_buffer");
     if (http)
-        app_protocols(w, t == CHAIN_TLS ? tls_http : http1);
+        app_protocols(w, t == CHAIN_TLS ? tls_http : h2 ? http1_h2c : http1);
     pbw_end(w);
     if (t == CHAIN_TLS)
         view_downstream_tls(w, td, http ? tls_alpn : NULL);
