@@ -251,11 +251,19 @@ static int wl_by_ip_cmp(const void *a, const void *b)
                   (*(const view_workload_t *const *)b)->ip);
 }
 
-static bool has_port(const view_workload_t *w, const extra_port_t *x, uint16_t port)
+/* Whether w declares port or has it already from a Service (x). A declared port whose name says
+ * nothing of its protocol (most are unnamed) takes the Service port's (proto), as Istio reads
+ * the protocol of an inbound port from the Services that send to it: a gRPC Service's pods get
+ * an HTTP/2 inbound cluster without naming their container ports. */
+static bool has_port(view_workload_t *w, const extra_port_t *x, uint16_t port,
+                     view_protocol_t proto)
 {
     for (size_t i = 0; i < w->n_ports; i++)
-        if (w->ports[i].port == port)
+        if (w->ports[i].port == port) {
+            if (w->ports[i].protocol == VIEW_PROTO_UNKNOWN)
+                ((view_port_t *)w->ports)[i].protocol = proto;
             return true;
+        }
     for (; x; x = x->next)
         if (x->port.port == port)
             return true;
@@ -288,7 +296,7 @@ static int add_service_ports(cp_registry_t *r)
                 uint16_t port = ep->ports && ep->ports[k]   ? ep->ports[k]
                                 : svc->ports[k].target_port ? svc->ports[k].target_port
                                                             : svc->ports[k].port;
-                if (has_port(&wl[w], extra[w], port))
+                if (has_port(&wl[w], extra[w], port, svc->ports[k].protocol))
                     continue;
                 extra_port_t *x = alloc(r, sizeof(*x));
                 if (x == NULL)

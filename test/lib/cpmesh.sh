@@ -21,6 +21,10 @@
 #                                          PARENT's PORT: one rule, every path, to the backend
 #                                          Services' PORT by weight
 #   cpm_write NAME < YAML                  any manifest, written atomically (rename)
+#   cpm_gm_server POD NAME PORT            the gRPC test server (grpcmesh.sh's server.js) named
+#                                          NAME in POD on 0.0.0.0:PORT; log $LB_WORK/grpc-NAME.out
+#   cpm_gm_in POD FUNCTION ARGS...         a grpcmesh.sh function (gm_checks, gm_load) with its
+#                                          node client run in POD, behind that pod's sidecar
 
 CPM_POD="cp"
 CPM_IP=${CPM_IP:-198.18.255.250}
@@ -245,4 +249,40 @@ cpm_synced() {
         grep -E "^$n " <<<"$out" | grep -qvE 'STALE|NACKED' || return 1
         grep -qE "^$n .*SYNCED" <<<"$out" || return 1
     done
+}
+
+# The gRPC peers of test/lib/grpcmesh.sh in pods. Source grpcmesh.sh with LB_WORK set (to
+# SIM_DIR: the servers' logs are where gm_said reads them) and call gm_install first.
+
+# cpm_gm_server POD NAME PORT — starts test/e2e/grpc_mesh/server.js named NAME in POD, listening
+# on 0.0.0.0:PORT (the Service's target port), its log in $LB_WORK/grpc-NAME.out (one line per
+# call; gm_said reads it); waits until it wrote its port down. Stopped by sim_teardown.
+cpm_gm_server() {
+    local pod=$1 name=$2 port=$3 file=$LB_WORK/grpc-$2.port pid i
+    rm -f "$file"
+    pid=$(sim_bg "$pod" "$LB_WORK/grpc-$name.out" env NODE_PATH="$GM_NPM/node_modules" \
+        node "$GM_PEERS/server.js" --listen "0.0.0.0:$port" --name "$name" --port-file "$file") ||
+        return 1
+    for ((i = 0; i < 150; i++)); do
+        [[ -s $file ]] && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    _sim_err "gRPC server $name in pod $pod did not start: $(tail -n 5 "$LB_WORK/grpc-$name.out" | tr '\n' ' ')"
+    return 1
+}
+
+# cpm_gm_in POD FUNCTION ARGS... — runs grpcmesh.sh's FUNCTION ARGS with every node process it
+# starts run in POD (as the pod's app: its outbound traffic goes through the pod's sidecar);
+# returns FUNCTION's status.
+cpm_gm_in() {
+    local rc
+    _CPM_GM_POD=$1
+    shift
+    # shellcheck disable=SC2317 # called by the grpcmesh.sh function
+    node() { sim_exec "$_CPM_GM_POD" env NODE_PATH="${NODE_PATH:-}" node "$@"; }
+    "$@"
+    rc=$?
+    unset -f node
+    return "$rc"
 }

@@ -1,7 +1,8 @@
 /* From the Kubernetes index to the view's service registry: Service kinds and VIPs, TCP ports
  * only and their mesh protocol, endpoints' ports resolved by name, readiness, the service
  * accounts behind a Service, workload names from their owners, a namespace's mTLS annotation,
- * the ports a pod takes from the Services that send to it when it declares none, and the rules
+ * the ports a pod takes from the Services that send to it when it declares none (and the
+ * protocol of those it declares unnamed), and the rules
  * of the HTTPRoutes attached to a Service. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -148,6 +149,44 @@ static void test_registry_workloads_and_namespaces(void **state)
     rig_free(&r);
 }
 
+/* A pod that declares its ports without names (most do): a port a Service sends to takes the
+ * Service port's protocol (grpc, by appProtocol here), as Istio reads it; a named one keeps its
+ * own; a port no Service sends to stays unknown. */
+static const char DECLARED[] =
+    "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\n"
+    "spec:\n  clusterIP: 198.19.0.30\n  selector: {app: api}\n"
+    "  ports:\n  - {name: rpc, appProtocol: grpc, port: 7070, targetPort: 9090}\n"
+    "  - {name: web, port: 80, targetPort: 8080}\n"
+    "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+    "metadata: {name: api-a, namespace: shop, labels: {kubernetes.io/service-name: api}}\n"
+    "addressType: IPv4\nports: [{name: rpc, port: 9090}, {name: web, port: 8080}]\n"
+    "endpoints:\n- addresses: [198.18.0.7]\n"
+    "---\napiVersion: v1\nkind: Pod\n"
+    "metadata: {name: api-1, namespace: shop, labels: {app: api}}\n"
+    "spec:\n  containers:\n  - name: app\n    image: x\n"
+    "    ports: [{containerPort: 9090}, {containerPort: 8080, name: http-web}, "
+    "{containerPort: 9100}]\n"
+    "status: {phase: Running, podIP: 198.18.0.7}\n";
+
+static void test_registry_unnamed_declared_port_takes_the_service_protocol(void **state)
+{
+    (void)state;
+    rig_t r;
+    rig_fill_text(&r, DECLARED);
+    assert_int_equal(r.reg.reg.n_workloads, 1);
+    const view_workload_t *w = &r.reg.reg.workloads[0];
+    assert_int_equal(w->n_ports, 3); /* declared ones only: no port added twice */
+    for (size_t i = 0; i < w->n_ports; i++) {
+        view_protocol_t want = w->ports[i].port == 9090   ? VIEW_PROTO_GRPC
+                               : w->ports[i].port == 8080 ? VIEW_PROTO_HTTP
+                                                          : VIEW_PROTO_UNKNOWN;
+        if (w->ports[i].protocol != want)
+            fail_msg("port %u: protocol %d, want %d", w->ports[i].port, (int)w->ports[i].protocol,
+                     (int)want);
+    }
+    rig_free(&r);
+}
+
 /* Routes on web: "b-split" (2 rules) on port 80 and, by its section name, on grpc-api, and
  * on a Gateway (not the mesh's); "a-first" (1 rule) on every port; "c-none" on a Service that
  * does not exist. */
@@ -225,6 +264,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry_services_kinds_ports_and_protocols),
+        cmocka_unit_test(test_registry_unnamed_declared_port_takes_the_service_protocol),
         cmocka_unit_test(test_registry_endpoints_ports_readiness_and_identity),
         cmocka_unit_test(test_registry_workloads_and_namespaces),
         cmocka_unit_test(test_registry_gives_a_service_the_rules_of_the_routes_attached_to_it),

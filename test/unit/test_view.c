@@ -101,7 +101,7 @@ static void test_strict_namespace_clusters_originate_istio_mtls_over_sds(void **
     const Envoy__Extensions__TransportSockets__Tls__V3__CommonTlsContext *ctx =
         t->common_tls_context;
     assert_int_equal(ctx->n_alpn_protocols, 1);
-    assert_string_equal(ctx->alpn_protocols[0], "istio-http/1.1");
+    assert_string_equal(ctx->alpn_protocols[0], "h2"); /* HTTP/2 between sidecars */
     assert_int_equal(ctx->n_tls_certificate_sds_secret_configs, 1);
     assert_string_equal(ctx->tls_certificate_sds_secret_configs[0]->name, "default");
     assert_non_null(ctx->tls_certificate_sds_secret_configs[0]->sds_config->ads);

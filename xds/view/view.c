@@ -388,6 +388,11 @@ bool view_proto_http(view_protocol_t p)
            p == VIEW_PROTO_UNKNOWN;
 }
 
+bool view_proto_h2(view_protocol_t p)
+{
+    return p == VIEW_PROTO_HTTP2 || p == VIEW_PROTO_GRPC;
+}
+
 uint16_t view_endpoint_port(const view_service_t *s, size_t pi, const view_endpoint_t *e)
 {
     if (e->ports && e->ports[pi])

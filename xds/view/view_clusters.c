@@ -3,7 +3,8 @@
  * server tells the two apart by ALPN), one per workload container port (inbound|<port>||), the
  * two passthrough clusters, and the load assignment of every EDS cluster. Every sidecar gets
  * the same ones; proxyless gRPC clients get them too, and their own clusters of headless and
- * ExternalName services. */
+ * ExternalName services. In mTLS an HTTP-capable port's cluster speaks HTTP/2 to the peer
+ * sidecar (ALPN h2); inbound|<port>|h2c| speaks HTTP/2 to an app whose port is http2 or grpc. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "base/err.h"
 #include "envoy/config/cluster/v3/cluster.pb-c.h"
 #include "envoy/config/endpoint/v3/endpoint.pb-c.h"
+#include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb-c.h"
 #include "xds/view/view_internal.h"
 
 #define CLUSTER_DESC    (&envoy__config__cluster__v3__cluster__descriptor)
@@ -81,8 +83,23 @@ static void bind_source(pbw_t *w, const char *source)
     pbw_end(w);
 }
 
-/* A passthrough or inbound cluster: to the connection's original destination. */
-static int add_original_dst(view_builder_t *b, int gi, const char *name, const char *source)
+void view_http2_options(pbw_t *w)
+{
+    pbw_begin(w, "typed_extension_protocol_options");
+    pbw_string(w, "key", "envoy.extensions.upstreams.http.v3.HttpProtocolOptions");
+    pbw_begin_any(w, "value",
+                  &envoy__extensions__upstreams__http__v3__http_protocol_options__descriptor);
+    pbw_begin(w, "explicit_http_config");
+    pbw_empty(w, "http2_protocol_options");
+    pbw_end(w);
+    pbw_end_any(w);
+    pbw_end(w);
+}
+
+/* A passthrough or inbound cluster: to the connection's original destination, in HTTP/2 (h2c)
+ * when h2. */
+static int add_original_dst(view_builder_t *b, int gi, const char *name, const char *source,
+                            bool h2)
 {
     pbw_t w;
     pbw_init(&w, CLUSTER_DESC);
@@ -91,6 +108,8 @@ static int add_original_dst(view_builder_t *b, int gi, const char *name, const c
     pbw_duration_ms(&w, "connect_timeout", vb_connect_timeout(b));
     if (source)
         bind_source(&w, source);
+    if (h2)
+        view_http2_options(&w);
     return vb_add(b, gi, name, &w);
 }
 
@@ -123,9 +142,10 @@ typedef struct svc_port {
     bool mtls;
 } svc_port_t;
 
-/* One outbound cluster of a service port: `name`, offering ALPN alpn when in mTLS. */
+/* One outbound cluster of a service port: `name`, offering ALPN alpn when in mTLS, in HTTP/2
+ * when h2. */
 static int add_outbound(view_builder_t *b, view_unit_t *u, const svc_port_t *sp, const char *name,
-                        const char *alpn)
+                        const char *alpn, bool h2)
 {
     const view_service_t *s = sp->s;
     uint16_t port = s->ports[sp->pi].port;
@@ -156,6 +176,8 @@ static int add_outbound(view_builder_t *b, view_unit_t *u, const svc_port_t *sp,
         snprintf(sni, sizeof(sni), "outbound_.%u_._.%s", port, sp->host);
         view_upstream_tls(&w, sni, alpn, sp->sans, sp->n_sans);
     }
+    if (h2)
+        view_http2_options(&w);
     return vu_add(b, u, VIEW_GROUP_CLUSTERS, name, &w);
 }
 
@@ -202,10 +224,16 @@ int vu_clusters(view_builder_t *b, size_t si, view_unit_t *u)
         char name[600];
         bool http = view_proto_http(p->protocol);
         snprintf(name, sizeof(name), "outbound|%u||%s", p->port, sp.host);
-        rc = add_outbound(b, u, &sp, name, http ? "istio-http/1.1" : "istio");
+        /* HTTP/2 to the peer: in mTLS on every HTTP-capable port (every peer is a Remora
+         * sidecar, whose inbound TLS HTTP chain selects h2 and gives the app what it speaks);
+         * in plaintext on http2 and grpc ports only, whose peer (a sidecar's h2c-taking HTTP
+         * chain, or the app itself) speaks it, where an HTTP/1.1 port's peer may be a sidecar
+         * that takes only HTTP/1 on its HTTP chain. */
+        bool h2 = (http && sp.mtls) || view_proto_h2(p->protocol);
+        rc = add_outbound(b, u, &sp, name, http ? "h2" : "istio", h2);
         if (rc == 0 && http && sp.mtls) {
             snprintf(name, sizeof(name), "outbound|%u|tcp|%s", p->port, sp.host);
-            rc = add_outbound(b, u, &sp, name, "istio");
+            rc = add_outbound(b, u, &sp, name, "istio", false);
         }
         if (rc == 0 && view_grpc_own_cluster(sp.s))
             rc = add_grpc_cluster(b, u, sp.s, sp.host, p->port);
@@ -216,9 +244,10 @@ int vu_clusters(view_builder_t *b, size_t si, view_unit_t *u)
     return rc;
 }
 
-static int u16_cmp(const void *x, const void *y)
+static int u32_cmp(const void *x, const void *y)
 {
-    return (int)*(const uint16_t *)x - (int)*(const uint16_t *)y;
+    uint32_t a = *(const uint32_t *)x, c = *(const uint32_t *)y;
+    return a < c ? -1 : a > c;
 }
 
 int view_build_clusters(view_builder_t *b)
@@ -226,27 +255,38 @@ int view_build_clusters(view_builder_t *b)
     int gi = vb_group(b, VIEW_GROUP_CLUSTERS, VIEW_TYPE_CLUSTER, "");
     if (gi < 0)
         return gi;
-    int rc = add_original_dst(b, gi, "PassthroughCluster", NULL);
+    int rc = add_original_dst(b, gi, "PassthroughCluster", NULL, false);
     if (rc == 0)
-        rc = add_original_dst(b, gi, "InboundPassthroughClusterIpv4", b->reg->mesh.inbound_source);
-    /* inbound|<port>||: one per container port any workload has. */
+        rc = add_original_dst(b, gi, "InboundPassthroughClusterIpv4", b->reg->mesh.inbound_source,
+                              false);
+    /* inbound|<port>||: one per container port any workload has; and inbound|<port>|h2c| (the
+     * HTTP chain's, in HTTP/2) per port some workload has as http2 or grpc. Every sidecar gets
+     * every cluster, so a port number that is HTTP/1.1 in one pod and gRPC in another needs
+     * both names. Sorted as (port, h2). */
     size_t n = 0;
     for (size_t i = 0; i < b->reg->n_workloads; i++)
-        n += b->reg->workloads[i].n_ports;
-    uint16_t *ports = calloc(n + 1, sizeof(*ports));
+        n += b->reg->workloads[i].n_ports * 2;
+    uint32_t *ports = calloc(n + 1, sizeof(*ports));
     if (ports == NULL)
         return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
     n = 0;
     for (size_t i = 0; i < b->reg->n_workloads; i++)
-        for (size_t p = 0; p < b->reg->workloads[i].n_ports; p++)
-            ports[n++] = b->reg->workloads[i].ports[p].port;
-    qsort(ports, n, sizeof(*ports), u16_cmp);
+        for (size_t p = 0; p < b->reg->workloads[i].n_ports; p++) {
+            const view_port_t *vp = &b->reg->workloads[i].ports[p];
+            ports[n++] = (uint32_t)vp->port << 1;
+            if (view_proto_h2(vp->protocol))
+                ports[n++] = (uint32_t)vp->port << 1 | 1;
+        }
+    qsort(ports, n, sizeof(*ports), u32_cmp);
     for (size_t i = 0; i < n && rc == 0; i++) {
         char name[32];
-        if (ports[i] == 0 || (i && ports[i] == ports[i - 1]))
+        if ((ports[i] >> 1) == 0 || (i && ports[i] == ports[i - 1]))
             continue;
-        snprintf(name, sizeof(name), "inbound|%u||", ports[i]);
-        rc = add_original_dst(b, gi, name, b->reg->mesh.inbound_source);
+        if (ports[i] & 1)
+            snprintf(name, sizeof(name), VIEW_INBOUND_H2C_FMT, ports[i] >> 1);
+        else
+            snprintf(name, sizeof(name), "inbound|%u||", ports[i] >> 1);
+        rc = add_original_dst(b, gi, name, b->reg->mesh.inbound_source, ports[i] & 1);
     }
     free(ports);
     return rc < 0 ? rc : vb_units_group(b, gi);

@@ -143,6 +143,11 @@ bool vr_grpc_differs(const view_builder_t *b, size_t si);
 view_mtls_t vb_mtls(const view_builder_t *b, const char *ns);
 /* Whether a port of this protocol gets an HTTP chain (and route) besides its TCP chain. */
 bool view_proto_http(view_protocol_t p);
+/* Whether the app behind a port of this protocol is spoken to in HTTP/2 (h2c): http2, grpc. */
+bool view_proto_h2(view_protocol_t p);
+/* Writes Envoy's typed_extension_protocol_options entry asking for HTTP/2 (open message: a
+ * Cluster): HttpProtocolOptions with explicit_http_config.http2_protocol_options {}. */
+void view_http2_options(pbw_t *w);
 /* The port endpoint e serves service port pi of s on. */
 uint16_t view_endpoint_port(const view_service_t *s, size_t pi, const view_endpoint_t *e);
 uint32_t vb_connect_timeout(const view_builder_t *b);
@@ -150,10 +155,11 @@ uint32_t vb_connect_timeout(const view_builder_t *b);
 /* Writes a transport_socket field (open message: a Cluster or FilterChain) with Istio's mTLS:
  * the workload's certificate (SDS "default") and the trust bundle (SDS "ROOTCA") over ADS.
  * Upstream: sni and the server's SPIFFE IDs (exact URI SANs, sans[0..n_sans)) and alpn.
- * Downstream: a client certificate of the trust domain is required. */
+ * Downstream: a client certificate of the trust domain is required; the server selects from
+ * alpn (NULL-terminated, most preferred first; NULL: no ALPN). All arguments borrowed. */
 void view_upstream_tls(pbw_t *w, const char *sni, const char *alpn, char *const *sans,
                        size_t n_sans);
-void view_downstream_tls(pbw_t *w, const char *trust_domain);
+void view_downstream_tls(pbw_t *w, const char *trust_domain, const char *const *alpn);
 /* The http_filters entry of the router (open message: an HttpConnectionManager). */
 void view_router_filter(pbw_t *w);
 /* An `ads: {}` ConfigSource field with resource_api_version V3. */
@@ -163,6 +169,9 @@ void view_ads_source(pbw_t *w, const char *field);
  * service's port gets, for them, a cluster of its own (VIEW_GROUP_GRPC_CLUSTERS), named
  * "outbound|<port>|grpc|<host>" (VIEW_GRPC_CLUSTER_FMT: port, host), that their routes name. */
 #define VIEW_GRPC_CLUSTER_FMT "outbound|%u|grpc|%s"
+/* The inbound cluster of a port whose app speaks HTTP/2 (view_proto_h2), for its HTTP chains:
+ * "inbound|<port>|h2c|" (port). Its TCP chains keep "inbound|<port>||". */
+#define VIEW_INBOUND_H2C_FMT "inbound|%u|h2c|"
 static inline bool view_grpc_own_cluster(const view_service_t *s)
 {
     return s->kind != VIEW_SVC_CLUSTER_IP;

@@ -81,12 +81,17 @@ static void app_protocols(pbw_t *w, const char *const *v)
 }
 
 static const char *const http1[] = {"http/1.1", "http/1.0", NULL};
+/* A port whose app speaks HTTP/2 (http2, grpc) also takes a plaintext client's h2c (HTTP/2 with
+ * prior knowledge, as the http_inspector names it) on its HTTP chain: gRPC goes through the
+ * connection manager, not the TCP chain. Other ports leave h2c to their TCP chain, whose app
+ * may speak it. */
+static const char *const http1_h2c[] = {"http/1.1", "http/1.0", "h2c", NULL};
 
 /* ---- virtualOutbound ------------------------------------------------------------------------ */
 
 /* The match of a service port's chains: the port and the VIP, or each ready endpoint address
  * of a headless service. */
-static void outbound_match(pbw_t *w, const view_service_t *s, uint16_t port, bool http)
+static void outbound_match(pbw_t *w, const view_service_t *s, uint16_t port, bool http, bool h2)
 {
     pbw_begin(w, "filter_chain_match");
     pbw_wrapped(w, "destination_port", port);
@@ -100,7 +105,7 @@ static void outbound_match(pbw_t *w, const view_service_t *s, uint16_t port, boo
         pbw_end(w);
     }
     if (http)
-        app_protocols(w, http1);
+        app_protocols(w, h2 ? http1_h2c : http1);
     pbw_end(w);
 }
 
@@ -153,13 +158,13 @@ static void outbound_chains(view_builder_t *b, pbw_t *w, size_t si)
             pbw_begin(w, "filter_chains");
             snprintf(name, sizeof(name), "%s-http", cluster);
             pbw_string(w, "name", name);
-            outbound_match(w, s, p->port, true);
+            outbound_match(w, s, p->port, true, view_proto_h2(p->protocol));
             outbound_hcm(w, p->port);
             pbw_end(w);
         }
         pbw_begin(w, "filter_chains");
         pbw_string(w, "name", tcp);
-        outbound_match(w, s, p->port, false);
+        outbound_match(w, s, p->port, false, false);
         tcp_proxy(w, tcp);
         pbw_end(w);
     }
@@ -204,7 +209,9 @@ int view_build_outbound(view_builder_t *b)
 
 /* ---- virtualInbound ------------------------------------------------------------------------- */
 
-static void inbound_hcm(pbw_t *w, uint16_t port, bool mtls)
+/* The inbound connection manager of port (0: ports not declared), routing to the port's
+ * cluster: inbound|<port>|h2c| when the app speaks HTTP/2 (h2), else inbound|<port>||. */
+static void inbound_hcm(pbw_t *w, uint16_t port, bool mtls, bool h2)
 {
     char buf[64];
     pbw_begin(w, "filters");
@@ -224,7 +231,9 @@ static void inbound_hcm(pbw_t *w, uint16_t port, bool mtls)
         pbw_end(w);
     }
     char cluster[32];
-    if (port)
+    if (port && h2)
+        snprintf(cluster, sizeof(cluster), VIEW_INBOUND_H2C_FMT, port);
+    else if (port)
         snprintf(cluster, sizeof(cluster), "inbound|%u||", port);
     else
         snprintf(cluster, sizeof(cluster), "InboundPassthroughClusterIpv4");
@@ -253,10 +262,15 @@ static void inbound_hcm(pbw_t *w, uint16_t port, bool mtls)
 
 typedef enum { CHAIN_PLAIN, CHAIN_RAW, CHAIN_TLS } chain_transport_t;
 
-/* One inbound chain: for port (0: any port), HTTP or not, over transport t. */
-static void inbound_chain(pbw_t *w, const char *td, uint16_t port, bool http, chain_transport_t t)
+/* One inbound chain: for port (0: any port), HTTP or not, over transport t; an HTTP chain of a
+ * port whose app speaks HTTP/2 (h2) sends to it in HTTP/2. The TLS HTTP chain takes the peer
+ * sidecars' HTTP/2 (ALPN h2, which its TLS server selects) besides Istio's istio-http/1.1 and
+ * plain http/1.1 clients. */
+static void inbound_chain(pbw_t *w, const char *td, uint16_t port, bool http, bool h2,
+                          chain_transport_t t)
 {
-    static const char *const tls_http[] = {"istio-http/1.1", "http/1.1", NULL};
+    static const char *const tls_http[] = {"istio-http/1.1", "http/1.1", "h2", NULL};
+    static const char *const tls_alpn[] = {"h2", "http/1.1", NULL};
     char name[64];
     const char *tr = t == CHAIN_TLS ? "-tls" : t == CHAIN_RAW ? "-raw" : "";
     if (port)
@@ -272,12 +286,12 @@ static void inbound_chain(pbw_t *w, const char *td, uint16_t port, bool http, ch
     if (t != CHAIN_PLAIN)
         pbw_string(w, "transport_protocol", t == CHAIN_TLS ? "tls" : "raw_buffer");
     if (http)
-        app_protocols(w, t == CHAIN_TLS ? tls_http : http1);
+        app_protocols(w, t == CHAIN_TLS ? tls_http : h2 ? http1_h2c : http1);
     pbw_end(w);
     if (t == CHAIN_TLS)
-        view_downstream_tls(w, td);
+        view_downstream_tls(w, td, http ? tls_alpn : NULL);
     if (http) {
-        inbound_hcm(w, port, t == CHAIN_TLS);
+        inbound_hcm(w, port, t == CHAIN_TLS, h2);
     } else {
         char cluster[32];
         if (port)
@@ -289,20 +303,21 @@ static void inbound_chain(pbw_t *w, const char *td, uint16_t port, bool http, ch
     pbw_end(w);
 }
 
-/* The chains of one port (0: the ports the workload does not declare, TLS only) in mode m. */
-static void inbound_port(pbw_t *w, const char *td, uint16_t port, bool http, view_mtls_t m)
+/* The chains of one port (0: the ports the workload does not declare, TLS only) in mode m;
+ * h2: its app speaks HTTP/2. */
+static void inbound_port(pbw_t *w, const char *td, uint16_t port, bool http, bool h2, view_mtls_t m)
 {
     if (m != VIEW_MTLS_OFF) {
         if (http)
-            inbound_chain(w, td, port, true, CHAIN_TLS);
-        inbound_chain(w, td, port, false, CHAIN_TLS);
+            inbound_chain(w, td, port, true, h2, CHAIN_TLS);
+        inbound_chain(w, td, port, false, false, CHAIN_TLS);
     }
     if (port == 0 || m == VIEW_MTLS_STRICT)
         return;
     chain_transport_t t = m == VIEW_MTLS_PERMISSIVE ? CHAIN_RAW : CHAIN_PLAIN;
     if (http)
-        inbound_chain(w, td, port, true, t);
-    inbound_chain(w, td, port, false, t);
+        inbound_chain(w, td, port, true, h2, t);
+    inbound_chain(w, td, port, false, false, t);
 }
 
 /* virtualInbound of wl in mode m, encoded (prev's blob of group `key` when the bytes are the same).
@@ -325,11 +340,12 @@ static int encode_inbound(view_builder_t *b, const char *key, const view_workloa
         for (size_t j = 0; j < i; j++)
             twice |= wl->ports[j].port == wl->ports[i].port;
         if (!twice && wl->ports[i].port)
-            inbound_port(&w, td, wl->ports[i].port, view_proto_http(wl->ports[i].protocol), m);
+            inbound_port(&w, td, wl->ports[i].port, view_proto_http(wl->ports[i].protocol),
+                         view_proto_h2(wl->ports[i].protocol), m);
     }
     /* Ports the pod does not declare: mTLS as on declared ones, plaintext passed through
      * unless strict. */
-    inbound_port(&w, td, 0, true, m);
+    inbound_port(&w, td, 0, true, false, m);
     if (m != VIEW_MTLS_STRICT) {
         pbw_begin(&w, "default_filter_chain");
         pbw_string(&w, "name", "InboundPassthroughFilterChain");
@@ -354,7 +370,9 @@ static int add_inbound(view_builder_t *b, const view_workload_t *wl, view_input_
     vin_u64(in, b->reg->mesh.inbound_port);
     vin_u64(in, m);
     for (size_t i = 0; i < wl->n_ports; i++)
-        vin_u64(in, (uint64_t)wl->ports[i].port << 1 | view_proto_http(wl->ports[i].protocol));
+        vin_u64(in, (uint64_t)wl->ports[i].port << 2 |
+                        (uint64_t)view_proto_http(wl->ports[i].protocol) << 1 |
+                        view_proto_h2(wl->ports[i].protocol));
     if (in->err)
         return err_set(b->err, b->errlen, -ENOMEM, "out of memory");
     view_blob_t *blob = vm_inbound_get(b, in->buf, in->len);

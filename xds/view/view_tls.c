@@ -23,12 +23,12 @@ static void sds(pbw_t *w, const char *field, const char *name)
 }
 
 /* common_tls_context: the certificate, then the validation context with these SAN matchers. */
-static void common_tls(pbw_t *w, const char *alpn, char *const *exact, size_t n_exact,
+static void common_tls(pbw_t *w, const char *const *alpn, char *const *exact, size_t n_exact,
                        const char *prefix)
 {
     pbw_begin(w, "common_tls_context");
-    if (alpn)
-        pbw_string(w, "alpn_protocols", alpn);
+    for (; alpn && *alpn; alpn++)
+        pbw_string(w, "alpn_protocols", *alpn);
     sds(w, "tls_certificate_sds_secret_configs", VIEW_SECRET_CERT);
     pbw_begin(w, "combined_validation_context");
     pbw_begin(w, "default_validation_context");
@@ -54,17 +54,18 @@ static void common_tls(pbw_t *w, const char *alpn, char *const *exact, size_t n_
 void view_upstream_tls(pbw_t *w, const char *sni, const char *alpn, char *const *sans,
                        size_t n_sans)
 {
+    const char *const list[] = {alpn, NULL};
     pbw_begin(w, "transport_socket");
     pbw_string(w, "name", "envoy.transport_sockets.tls");
     pbw_begin_any(w, "typed_config",
                   &envoy__extensions__transport_sockets__tls__v3__upstream_tls_context__descriptor);
-    common_tls(w, alpn, sans, n_sans, NULL);
+    common_tls(w, list, sans, n_sans, NULL);
     pbw_string(w, "sni", sni);
     pbw_end_any(w);
     pbw_end(w);
 }
 
-void view_downstream_tls(pbw_t *w, const char *trust_domain)
+void view_downstream_tls(pbw_t *w, const char *trust_domain, const char *const *alpn)
 {
     char prefix[300];
     snprintf(prefix, sizeof(prefix), "spiffe://%s/", trust_domain);
@@ -73,7 +74,7 @@ void view_downstream_tls(pbw_t *w, const char *trust_domain)
     pbw_begin_any(
         w, "typed_config",
         &envoy__extensions__transport_sockets__tls__v3__downstream_tls_context__descriptor);
-    common_tls(w, NULL, NULL, 0, prefix);
+    common_tls(w, alpn, NULL, 0, prefix);
     pbw_wrapped(w, "require_client_certificate", 1);
     pbw_end_any(w);
     pbw_end(w);
