@@ -479,6 +479,17 @@ h2load_run() { # h2load_run OUT LOG DURATION: the load of this part, for DURATIO
     pin_load h2load "${args[@]}" "http://127.0.0.1:$T_PORT/bench.Echo/Call" >"$1" 2>&1
 }
 
+# alive TARGET: every process of the target and both apps still run; otherwise the measurement
+# is marked as one that could not run (a proxy that crashed is a failure, not a number)
+alive() {
+    local p
+    for p in "${T_PIDS[@]}" "${APP_PIDS[@]}"; do
+        [[ -e /proc/$p && $(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null) != Z ]] && continue
+        b_fail "$PART, $1: its process $p is no longer running (see its log with BENCH_KEEP_DIR=1)"
+        return 1
+    done
+}
+
 # h2_closed TARGET PREFIX: h2load as fast as the path (or the load side) goes, after 1 s of
 # warm-up; M[TARGET.PREFIXrps], p50, p99, cpu_req, cpu_use, load_req
 h2_closed() {
@@ -492,6 +503,7 @@ h2_closed() {
     h2load_run "$out" "$log" "$SECS"
     n1=$(b_now_ns)
     ((${#T_PIDS[@]})) && c1=$(b_cpu_ticks "${T_PIDS[@]}")
+    alive "$t" || return
     l1=$(($(b_self_ticks) + $(b_cpu_ticks "${APP_PIDS[@]}")))
     parsed=$(b_h2load_parse "$out" "$log") || {
         b_fail "$PART, $t: h2load produced no result: $(tail -c 500 "$out")"
@@ -542,6 +554,7 @@ measure_close() {
     x0=$(a_cx_total) c0=$(b_cpu_ticks "${T_PIDS[@]}") n0=$(b_now_ns)
     pin_load wrk -t1 -c"$WRK_CONNS" -d"${SECS}s" --latency -H 'Connection: close' \
         "http://127.0.0.1:$T_PORT/" >"$out" 2>&1
+    alive "$t" || return
     n1=$(b_now_ns) c1=$(b_cpu_ticks "${T_PIDS[@]}") x1=$(a_cx_total)
     parsed=$(b_wrk_parse "$out") || {
         b_fail "$t: wrk produced no result: $(head -c 500 "$out")"
@@ -558,7 +571,8 @@ measure_close() {
 
 after_start() { ((${#T_PIDS[@]})) && M[$1.rss_idle]=$(b_status_kib VmRSS "${T_PIDS[@]}"); return 0; }
 before_stop() {
-    ((${#T_PIDS[@]})) && M[$1.rss_peak]=$(b_status_kib VmHWM "${T_PIDS[@]}")
+    local v
+    ((${#T_PIDS[@]})) && v=$(b_status_kib VmHWM "${T_PIDS[@]}" 2>/dev/null) && M[$1.rss_peak]=$v
     [[ $PART == h1mesh && -n $T_A_ADMIN ]] && M[$1.cx_total]=$(a_cx_total)
     return 0
 }
