@@ -444,7 +444,12 @@ b_keep() { # b_keep ROUND: what M holds becomes ROUND's; M is emptied
 }
 
 # ours: ticks of every process the bench runs (targets, app, our waited-for children)
-b_ours_ticks() { echo $(($(b_self_ticks) + $(b_cpu_ticks "${APP_PIDS[@]}" "${ALL_PIDS[@]}"))); }
+# (a process that has gone counts as nothing: the bench that lost it says so)
+b_ours_ticks() {
+    local t
+    t=$(b_cpu_ticks "${APP_PIDS[@]}" "${ALL_PIDS[@]}") || t=0
+    echo $(($(b_self_ticks) + t))
+}
 b_noise_begin() { N_NS=$(b_now_ns) N_BUSY=$(b_cpu_busy_all) N_OURS=$(b_ours_ticks); }
 b_noise_end() { # % of all cores other processes used since b_noise_begin
     local ns busy ours
@@ -519,6 +524,7 @@ b_medians() { # R from RR: each metric's median over the rounds (a text value: t
         for ((r = 1; r <= ROUNDS; r++)); do
             [[ -n ${RR[$r.$key]:-} ]] && vals+=("${RR[$r.$key]}")
         done
+        ((${#vals[@]})) || continue # measured in no round (a target that stopped)
         if [[ ${vals[0]} =~ ^-?[0-9.]+$ ]]; then
             R[$key]=$(printf '%s\n' "${vals[@]}" | sort -g | awk '
                 { v[NR] = $1 }

@@ -2,7 +2,7 @@
 # bench/run.sh: the entry point for every benchmark (`make bench` runs it with BUILD set).
 #
 #   bench/run.sh            run all benches, in order
-#   bench/run.sh tcp ...    run only the named ones (bench/NAME.sh: tcp, http, mtls, crypto, xds, cp)
+#   bench/run.sh tcp ...    run only the named ones (bench/NAME.sh: tcp, http, mtls, http2, crypto, xds, cp)
 #
 # Each bench prints a markdown table and writes it to $BUILD/bench/NAME.md. A bench exits
 # non-zero only when something could not run, never because of a number; run.sh goes on with
@@ -13,7 +13,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 export BUILD=${BUILD:-build}
 
-ALL=(tcp http mtls crypto xds cp)
+ALL=(tcp http mtls http2 crypto xds cp)
 
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
