@@ -13,7 +13,7 @@ void h2_guard_init(h2_guard_t *g, size_t max_block)
 void h2_guard_options(nghttp2_option *opt, size_t max_acks)
 {
     nghttp2_option_set_max_outbound_ack(opt, max_acks);
-    nghttp2_option_set_max_continuations(opt, H2G_MAX_CONTINUATIONS);
+    nghttp2_option_set_max_continuations(opt, H2G_NGHTTP2_CONTINUATIONS);
 }
 
 static h2_guard_verdict_t judge(h2_guard_t *g, h2_guard_verdict_t v)
@@ -39,15 +39,18 @@ h2_guard_verdict_t h2_guard_frame_begin(h2_guard_t *g, const nghttp2_frame_hd *h
     switch (hd->type) {
     case NGHTTP2_HEADERS:
         g->block = hd->length;
+        g->continuations = 0;
         if (hd->stream_id > g->last_stream && (hd->stream_id & 1)) {
             g->last_stream = hd->stream_id;
             g->streams++;
         }
         /* fall through */
     case NGHTTP2_CONTINUATION:
-        if (hd->type == NGHTTP2_CONTINUATION)
+        if (hd->type == NGHTTP2_CONTINUATION) {
             g->block += hd->length;
-        if (g->block > g->max_block)
+            g->continuations++;
+        }
+        if (g->block > g->max_block || g->continuations > H2G_MAX_CONTINUATIONS)
             return judge(g, H2G_HEADER_OVERFLOW);
         if (hd->length == 0 && !end_stream)
             return empty_frame(g);
@@ -71,8 +74,7 @@ h2_guard_verdict_t h2_guard_frame_begin(h2_guard_t *g, const nghttp2_frame_hd *h
     return g->verdict;
 }
 
-h2_guard_verdict_t h2_guard_data_recv(h2_guard_t *g, size_t length, size_t payload,
-                                      bool end_stream)
+h2_guard_verdict_t h2_guard_data_recv(h2_guard_t *g, size_t length, size_t payload, bool end_stream)
 {
     if (g->verdict)
         return g->verdict;

@@ -12,28 +12,32 @@
 #include <nghttp2/nghttp2.h>
 
 /* Envoy's defaults (http2_protocol_options and the premature reset runtime keys). */
-#define H2G_MAX_EMPTY_FRAMES      1   /* max_consecutive_inbound_frames_with_empty_payload */
-#define H2G_PRIORITY_PER_STREAM   100 /* max_inbound_priority_frames_per_stream */
-#define H2G_WINDOW_UPDATE_PER_DATA 10 /* max_inbound_window_update_frames_per_data_frame_sent */
-#define H2G_RESET_MIN_STREAMS     500 /* overload.premature_reset_total_stream_count */
-#define H2G_RESET_PREMATURE_MS    1000 /* overload.premature_reset_min_stream_lifetime_seconds */
-#define H2G_MAX_CONTINUATIONS     8   /* CONTINUATION frames after one HEADERS (nghttp2 option) */
+#define H2G_MAX_EMPTY_FRAMES       1    /* max_consecutive_inbound_frames_with_empty_payload */
+#define H2G_PRIORITY_PER_STREAM    100  /* max_inbound_priority_frames_per_stream */
+#define H2G_WINDOW_UPDATE_PER_DATA 10   /* max_inbound_window_update_frames_per_data_frame_sent */
+#define H2G_RESET_MIN_STREAMS      500  /* overload.premature_reset_total_stream_count */
+#define H2G_RESET_PREMATURE_MS     1000 /* overload.premature_reset_min_stream_lifetime_seconds */
+#define H2G_MAX_CONTINUATIONS      8    /* CONTINUATION frames after one HEADERS */
+/* nghttp2's own CONTINUATION limit, only a backstop: the 1.52 build we link counts a frame once
+ * per read that ends inside its 9-byte header, so its count can run ahead of the frames. */
+#define H2G_NGHTTP2_CONTINUATIONS 1024
 
 /* Why a connection is cut off; H2G_OK while it is not. */
 typedef enum {
     H2G_OK = 0,
-    H2G_EMPTY_FRAMES,      /* http2.inbound_empty_frames_flood */
-    H2G_PRIORITY_FLOOD,    /* http2.inbound_priority_frames_flood */
-    H2G_WINDOW_FLOOD,      /* http2.inbound_window_update_frames_flood */
-    H2G_HEADER_OVERFLOW,   /* http2.header_overflow */
-    H2G_PREMATURE_RESETS,  /* downstream_rq_too_many_premature_resets */
-    H2G_CONTROL_FLOOD,     /* http2.outbound_control_flood (nghttp2's NGHTTP2_ERR_FLOODED) */
+    H2G_EMPTY_FRAMES,     /* http2.inbound_empty_frames_flood */
+    H2G_PRIORITY_FLOOD,   /* http2.inbound_priority_frames_flood */
+    H2G_WINDOW_FLOOD,     /* http2.inbound_window_update_frames_flood */
+    H2G_HEADER_OVERFLOW,  /* http2.header_overflow */
+    H2G_PREMATURE_RESETS, /* downstream_rq_too_many_premature_resets */
+    H2G_CONTROL_FLOOD,    /* http2.outbound_control_flood (nghttp2's NGHTTP2_ERR_FLOODED) */
 } h2_guard_verdict_t;
 
 typedef struct h2_guard {
     h2_guard_verdict_t verdict; /* the first rule broken; sticks */
     size_t max_block;           /* encoded bytes of one header block */
     size_t block;               /* encoded bytes of the header block being read */
+    uint32_t continuations;     /* CONTINUATION frames of the header block being read */
     uint32_t empty_run;         /* consecutive DATA frames without payload or END_STREAM */
     int32_t last_stream;        /* highest stream the client opened */
     uint64_t streams;           /* streams the client opened */
@@ -47,8 +51,8 @@ typedef struct h2_guard {
  * max_block encoded bytes. Allocates nothing. */
 void h2_guard_init(h2_guard_t *g, size_t max_block);
 
-/* Sets opt's (borrowed) limits that nghttp2 enforces itself for the codec: CONTINUATION frames
- * per header block, queued SETTINGS/PING acks (max_acks). */
+/* Sets opt's (borrowed) limits that nghttp2 enforces itself for the codec: queued SETTINGS/PING
+ * acks (max_acks), and its CONTINUATION backstop. */
 void h2_guard_options(nghttp2_option *opt, size_t max_acks);
 
 /* A frame's header arrived (hd borrowed; nghttp2's on_begin_frame). Returns g->verdict. */
