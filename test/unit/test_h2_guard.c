@@ -10,8 +10,7 @@
 
 #include "proxy/http/h2/h2_guard.h"
 
-static h2_guard_verdict_t begin(h2_guard_t *g, uint8_t type, uint8_t flags, int32_t id,
-                                size_t len)
+static h2_guard_verdict_t begin(h2_guard_t *g, uint8_t type, uint8_t flags, int32_t id, size_t len)
 {
     nghttp2_frame_hd hd = {.length = len, .stream_id = id, .type = type, .flags = flags};
     return h2_guard_frame_begin(g, &hd);

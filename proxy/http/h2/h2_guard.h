@@ -38,7 +38,7 @@ typedef struct h2_guard {
     size_t max_block;           /* encoded bytes of one header block */
     size_t block;               /* encoded bytes of the header block being read */
     uint32_t continuations;     /* CONTINUATION frames of the header block being read */
-    uint32_t empty_run;         /* consecutive DATA frames without payload or END_STREAM */
+    uint32_t empty_run;         /* frames in a row without payload or END_STREAM */
     int32_t last_stream;        /* highest stream the client opened */
     uint64_t streams;           /* streams the client opened */
     uint64_t priority;          /* PRIORITY frames received */
@@ -55,23 +55,25 @@ void h2_guard_init(h2_guard_t *g, size_t max_block);
  * acks (max_acks), and its CONTINUATION backstop. */
 void h2_guard_options(nghttp2_option *opt, size_t max_acks);
 
-/* A frame's header arrived (hd borrowed; nghttp2's on_begin_frame). Returns g->verdict. */
+/* In the calls below g is borrowed (the connection's), and each returns g->verdict after it.
+ *
+ * A frame's header arrived (hd borrowed; nghttp2's on_begin_frame). */
 h2_guard_verdict_t h2_guard_frame_begin(h2_guard_t *g, const nghttp2_frame_hd *hd);
 
 /* A DATA frame was received whole (nghttp2's on_frame_recv): length as its header said, payload
- * without the padding. Returns g->verdict. */
+ * without the padding. */
 h2_guard_verdict_t h2_guard_data_recv(h2_guard_t *g, size_t length, size_t payload,
                                       bool end_stream);
 
-/* We sent a frame of this type (nghttp2's on_frame_send). */
+/* We sent a frame of this type (nghttp2's on_frame_send); returns nothing. */
 void h2_guard_frame_sent(h2_guard_t *g, uint8_t type);
 
 /* A client stream closed; premature: the client reset it before its response ended and within
- * H2G_RESET_PREMATURE_MS of its HEADERS. Returns g->verdict. */
+ * H2G_RESET_PREMATURE_MS of its HEADERS. */
 h2_guard_verdict_t h2_guard_stream_closed(h2_guard_t *g, bool premature);
 
 /* Records that nghttp2 gave up on the session for a flood or a header block (its error code
- * rv from mem_recv); other codes change nothing. Returns g->verdict. */
+ * rv from mem_recv); other codes change nothing. */
 h2_guard_verdict_t h2_guard_session_error(h2_guard_t *g, int rv);
 
 /* The GOAWAY error code a verdict is answered with. */
