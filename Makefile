@@ -165,7 +165,8 @@ E2E_ASAN := test/e2e/test_tcp_proxy.sh test/e2e/test_mesh_tcp.sh test/e2e/test_h
             test/e2e/test_xds.sh test/e2e/test_xds_live.sh test/e2e/test_xds_drain.sh \
             test/e2e/test_xds_tls.sh test/e2e/test_http2_upstream.sh \
             test/e2e/test_xds_state.sh test/e2e/test_cp_mesh.sh test/e2e/test_cp_faults.sh \
-            test/e2e/test_cp_h2.sh
+            test/e2e/test_cp_h2.sh \
+            test/e2e/test_http2_abuse.sh
 
 e2e-asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 OPT=-O1 build/asan/remora build/asan/remoractl \

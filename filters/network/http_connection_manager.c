@@ -87,6 +87,16 @@ static int define_stats(hcm_config_t *cfg, stats_store_t *st)
         {&cfg->st.http2_rx_reset, STAT_COUNTER, "http2.rx_reset"},
         {&cfg->st.http2_tx_reset, STAT_COUNTER, "http2.tx_reset"},
         {&cfg->st.http2_rx_messaging_error, STAT_COUNTER, "http2.rx_messaging_error"},
+        {&cfg->st.http2_inbound_empty_frames_flood, STAT_COUNTER,
+         "http2.inbound_empty_frames_flood"},
+        {&cfg->st.http2_inbound_priority_frames_flood, STAT_COUNTER,
+         "http2.inbound_priority_frames_flood"},
+        {&cfg->st.http2_inbound_window_update_frames_flood, STAT_COUNTER,
+         "http2.inbound_window_update_frames_flood"},
+        {&cfg->st.http2_outbound_control_flood, STAT_COUNTER, "http2.outbound_control_flood"},
+        {&cfg->st.http2_header_overflow, STAT_COUNTER, "http2.header_overflow"},
+        {&cfg->st.downstream_rq_too_many_premature_resets, STAT_COUNTER,
+         "downstream_rq_too_many_premature_resets"},
     };
     int64_t hid = stats_define_histogram(st, "http", "envoy_http_conn_manager_prefix",
                                          cfg->stat_prefix, "downstream_rq_time");

@@ -41,6 +41,13 @@ typedef struct hcm_stat_ids {
     stat_id_t http2_rx_reset;           /* http2.rx_reset: the client reset a stream */
     stat_id_t http2_tx_reset;           /* http2.tx_reset: we reset a stream */
     stat_id_t http2_rx_messaging_error; /* http2.rx_messaging_error: a stream broke the rules */
+    /* Connections cut off for abuse (h2_guard.h): */
+    stat_id_t http2_inbound_empty_frames_flood;
+    stat_id_t http2_inbound_priority_frames_flood;
+    stat_id_t http2_inbound_window_update_frames_flood;
+    stat_id_t http2_outbound_control_flood;
+    stat_id_t http2_header_overflow;
+    stat_id_t downstream_rq_too_many_premature_resets;
 } hcm_stat_ids_t;
 
 /* Request counters of one virtual host or route: Envoy's vhost.<name>.* (and, for named routes,

@@ -2,7 +2,9 @@
  * client opens is a stream of the connection manager, with a protocol-neutral head built from
  * its pseudo-headers and fields; responses go back as HEADERS, DATA and trailing HEADERS.
  * nghttp2 enforces the framing rules (malformed frames, forbidden connection-specific fields,
- * uppercase names, content-length against DATA) with a stream or connection error of its own.
+ * uppercase names, content-length against DATA) with a stream or connection error of its own;
+ * h2_guard.c adds the flood rules nghttp2 lacks (a broken one is answered with GOAWAY and the
+ * connection closes).
  *
  * Flow control: the windows open again only as the connection manager takes a stream's bytes;
  * a stream whose router is not ready (or whose upstream is congested) holds what arrived, up to
@@ -23,6 +25,7 @@
 
 #include "proxy/core/log.h"
 #include "proxy/grpc/grpc_h2out.h"
+#include "proxy/http/h2/h2_guard.h"
 #include "proxy/http/h2/h2_server.h"
 #include "proxy/http/hcm_codec.h"
 
@@ -31,6 +34,7 @@
 #define H2S_CONN_WINDOW   (1024 * 1024) /* the connection's window */
 #define H2S_OUT_HIGH      (1024 * 1024) /* a stream's unsent response bytes: congested */
 #define H2S_MAX_ACKS      1000          /* outbound SETTINGS/PING acks queued: a flood */
+#define H2S_BLOCK_SLACK   16384 /* a header block's encoded bytes beyond max_request_headers_kb */
 
 typedef struct h2s h2s_t;
 
@@ -38,6 +42,7 @@ typedef struct h2_server {
     nghttp2_session *session;
     grpc_h2out_t out;
     h2s_t *all; /* every stream's state, freed here at the end if nghttp2 did not close it */
+    h2_guard_t guard;
 } h2_server_t;
 
 /* Bytes in a queue: one buffer that grows, with what was sent cut from its front lazily. */
@@ -52,6 +57,8 @@ struct h2s {
     http_stream_t *s;   /* the connection manager's stream while serial matches */
     uint32_t serial;
     int32_t id;
+    uint64_t begin_ms; /* when its HEADERS came */
+    bool client_reset; /* the client sent RST_STREAM */
     /* the request */
     bool head_done;    /* the request's HEADERS were handed on */
     bool in_trailers;  /* a second HEADERS: the request's trailers */
@@ -168,6 +175,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     st->s = s;
     st->serial = s->serial;
     st->id = frame->hd.stream_id;
+    st->begin_ms = hcm_now(c);
     s->id = frame->hd.stream_id;
     s->head.proto = HTTP_PROTO_2;
     s->head.content_length = -1;
@@ -323,15 +331,35 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
     return 0;
 }
 
+/* Every frame's header, before its payload: the guard's counts. */
+static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, void *user)
+{
+    (void)session;
+    hcm_conn_t *c = user;
+    return h2_guard_frame_begin(&h2_of(c)->guard, hd) ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+}
+
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    (void)session;
+    hcm_conn_t *c = user;
+    h2_guard_frame_sent(&h2_of(c)->guard, frame->hd.type);
+    return 0;
+}
+
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user)
 {
     hcm_conn_t *c = user;
-    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
-        return 0;
-    h2s_t *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (st == NULL)
-        return 0;
     bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    if (frame->hd.type == NGHTTP2_DATA &&
+        h2_guard_data_recv(&h2_of(c)->guard, frame->hd.length,
+                           frame->hd.length - frame->data.padlen, end))
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    h2s_t *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (st && frame->hd.type == NGHTTP2_RST_STREAM)
+        st->client_reset = true; /* nghttp2 closes the stream next (on_stream_close) */
+    if (st == NULL || (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA))
+        return 0;
     if (frame->hd.type == NGHTTP2_HEADERS && !st->head_done) {
         request_head(c, st, end);
         return 0;
@@ -350,6 +378,10 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_
     if (st == NULL)
         return 0;
     nghttp2_session_set_stream_user_data(session, id, NULL);
+    /* A stream the client reset before its response was complete, soon after it opened it. */
+    bool premature =
+        st->client_reset && !st->out_end && hcm_now(c) - st->begin_ms < H2G_RESET_PREMATURE_MS;
+    h2_guard_stream_closed(&h2_of(c)->guard, premature); /* judged after this input */
     http_stream_t *s = live(st);
     if (s) {
         /* Closed before its response ended: the client reset it, or the session did. */
@@ -656,6 +688,27 @@ static void h2_process(hcm_conn_t *c)
     h2_flush(c);
 }
 
+/* The client broke an abuse rule: counted, GOAWAY, closed once it is written. */
+static void h2_cut(hcm_conn_t *c, h2_guard_verdict_t v)
+{
+    h2_server_t *h = h2_of(c);
+    const hcm_stat_ids_t *st = &c->cfg->st;
+    stat_id_t id = v == H2G_EMPTY_FRAMES      ? st->http2_inbound_empty_frames_flood
+                   : v == H2G_PRIORITY_FLOOD  ? st->http2_inbound_priority_frames_flood
+                   : v == H2G_WINDOW_FLOOD    ? st->http2_inbound_window_update_frames_flood
+                   : v == H2G_CONTROL_FLOOD   ? st->http2_outbound_control_flood
+                   : v == H2G_HEADER_OVERFLOW ? st->http2_header_overflow
+                                              : st->downstream_rq_too_many_premature_resets;
+    stats_inc(c->worker->stats, id);
+    log_debug("hcm: HTTP/2 client cut off (rule %d)", (int)v);
+    /* nghttp2 may have queued a GOAWAY of its own (a flood): then this one is refused. */
+    nghttp2_session_terminate_session(h->session, h2_guard_goaway_code(v));
+    hcm_flag_streams(c, "DPE");
+    h2_flush(c);
+    if (c->state != HCM_CLOSING)
+        hcm_close(c, false);
+}
+
 static void h2_input(hcm_conn_t *c, ssize_t nread)
 {
     h2_server_t *h = h2_of(c);
@@ -672,6 +725,11 @@ static void h2_input(hcm_conn_t *c, ssize_t nread)
     if (c->state == HCM_CLOSING)
         return;
     c->in.len = 0;
+    h2_guard_verdict_t v = rv < 0 ? h2_guard_session_error(&h->guard, (int)rv) : h->guard.verdict;
+    if (v != H2G_OK) {
+        h2_cut(c, v);
+        return;
+    }
     if (rv < 0) {
         log_debug("hcm: HTTP/2 session error: %s", nghttp2_strerror((int)rv));
         stats_inc(c->worker->stats, c->cfg->st.downstream_cx_protocol_error);
@@ -725,8 +783,11 @@ int h2_server_start(hcm_conn_t *c)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_option_set_no_auto_window_update(opt, 1);
-    nghttp2_option_set_max_outbound_ack(opt, H2S_MAX_ACKS);
+    h2_guard_options(opt, H2S_MAX_ACKS);
+    h2_guard_init(&h->guard, (size_t)c->cfg->max_head_bytes + H2S_BLOCK_SLACK);
     if (nghttp2_session_server_new2(&h->session, cbs, c, opt) != 0)
         goto fail;
     nghttp2_option_del(opt);
