@@ -153,6 +153,7 @@ void hcm_close(hcm_conn_t *c, bool reset)
     if (c->next)
         c->next->prev = c->prev;
     c->handles = 2;
+    c->handles += h2_server_close(c, on_closed);
     uv_read_stop((uv_stream_t *)c->tcp);
     if (!reset) {
         /* Let queued response bytes go out first; shutdown waits for them. */

@@ -20,6 +20,7 @@
 #define H2P_IDLE_TIMEOUT_MS 60000
 #define H2P_SWEEP_MS        1000
 #define H2P_READ_MAX        (256 * 1024)
+#define H2P_GATHER          (16 * 1024)  /* frames gathered on the stack for one write */
 #define H2P_WRITE_HIGH      (64 * 1024)  /* socket queue past which output waits */
 #define H2P_STREAM_WINDOW   (256 * 1024) /* what a stream may hold unread */
 #define H2P_CONN_WINDOW     (16 << 20)   /* consumed at once: it never limits */
@@ -280,12 +281,31 @@ static void notify_flushed(h2_conn_t *hc)
     }
 }
 
-/* Pulls the session's output into the socket while its queue is short. */
+/* Writes n bytes (borrowed: copied if the socket does not take them at once). 0 or an error
+ * (the connection has failed then). */
+static int conn_write(h2_conn_t *hc, const char *data, size_t n)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
+    int rc = hc->upc.tls ? tls_io_write(hc->upc.tls, &b, 1)
+                         : stream_write_copy((uv_stream_t *)&hc->upc.tcp, &b, 1, hc, on_write);
+    if (rc < 0) {
+        conn_fail(hc, rc, uv_strerror(rc));
+        return rc;
+    }
+    stats_add(hc->upc.worker->stats, hc->upc.cluster->st.upstream_cx_tx_bytes_total, (int64_t)n);
+    return 0;
+}
+
+/* Pulls the session's output into the socket while its queue is short. The frames nghttp2
+ * hands out one by one are gathered, so that a turn's frames leave in one write (and, over TLS,
+ * one record) rather than a write each. */
 static void conn_flush(h2_conn_t *hc)
 {
     if (hc->state != H2C_OPEN || hc->in_session)
         return;
-    while (out_queued(hc) < H2P_WRITE_HIGH) {
+    char gather[H2P_GATHER];
+    size_t glen = 0;
+    while (out_queued(hc) + glen < H2P_WRITE_HIGH) {
         const uint8_t *data;
         hc->in_session++;
         ssize_t n = nghttp2_session_mem_send(hc->h2, &data);
@@ -298,15 +318,21 @@ static void conn_flush(h2_conn_t *hc)
         }
         if (n == 0)
             break;
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
-        int rc = hc->upc.tls ? tls_io_write(hc->upc.tls, &b, 1)
-                             : stream_write_copy((uv_stream_t *)&hc->upc.tcp, &b, 1, hc, on_write);
-        if (rc < 0) {
-            conn_fail(hc, rc, uv_strerror(rc));
-            return;
+        if (glen + (size_t)n > sizeof(gather)) { /* full: out with what is gathered first */
+            if (glen && conn_write(hc, gather, glen) < 0)
+                return;
+            glen = 0;
         }
-        stats_add(hc->upc.worker->stats, hc->upc.cluster->st.upstream_cx_tx_bytes_total, n);
+        if ((size_t)n > sizeof(gather)) { /* a large frame leaves on its own */
+            if (conn_write(hc, (const char *)data, (size_t)n) < 0)
+                return;
+            continue;
+        }
+        memcpy(gather + glen, data, (size_t)n);
+        glen += (size_t)n;
     }
+    if (glen && conn_write(hc, gather, glen) < 0)
+        return;
     notify_flushed(hc);
     if (hc->state == H2C_OPEN && !nghttp2_session_want_read(hc->h2) &&
         !nghttp2_session_want_write(hc->h2) && out_queued(hc) == 0)

@@ -43,6 +43,10 @@ typedef struct h2_server {
     grpc_h2out_t out;
     h2s_t *all; /* every stream's state, freed here at the end if nghttp2 did not close it */
     h2_guard_t guard;
+    /* Output waits for the end of the loop turn (flush_soon), so that the frames of every
+     * stream answered in one turn leave in one write. */
+    uv_check_t check;
+    bool flush_pending;
 } h2_server_t;
 
 /* Bytes in a queue: one buffer that grows, with what was sent cut from its front lazily. */
@@ -82,6 +86,7 @@ struct h2s {
 };
 
 static void h2_flush(hcm_conn_t *c);
+static void h2_flush_soon(hcm_conn_t *c);
 
 static h2_server_t *h2_of(const hcm_conn_t *c)
 {
@@ -493,7 +498,7 @@ static int h2_encode_head(http_stream_t *s, const http_response_head_t *resp)
 
 static int h2_flush_head(http_stream_t *s)
 {
-    h2_flush(s->conn);
+    h2_flush_soon(s->conn);
     return 0;
 }
 
@@ -544,7 +549,7 @@ static int h2_encode_body(http_stream_t *s, const char *data, size_t len, bool e
         nghttp2_session_resume_data(h2_of(c)->session, st->id);
     }
     if (!end)
-        h2_flush(c);
+        h2_flush_soon(c);
     return 0;
 }
 
@@ -633,7 +638,7 @@ static void h2_stream_finished(hcm_conn_t *c, http_stream_t *s)
         st->s = NULL; /* what it queued is sent on its own */
     if (c->streams == NULL)
         hcm_set_idle(c, c->cfg->idle_timeout_ms);
-    h2_flush(c);
+    h2_flush_soon(c);
 }
 
 static void h2_drain(hcm_conn_t *c)
@@ -669,6 +674,25 @@ static void h2_flush(hcm_conn_t *c)
     c->state = c->streams ? HCM_IN_STREAM : HCM_WAIT_HEAD;
 }
 
+static void on_check(uv_check_t *check)
+{
+    hcm_conn_t *c = check->data;
+    h2_server_t *h = h2_of(c);
+    uv_check_stop(check);
+    h->flush_pending = false;
+    h2_flush(c);
+}
+
+/* Flushes at the end of this loop turn, after every callback of the turn has queued its frames. */
+static void h2_flush_soon(hcm_conn_t *c)
+{
+    h2_server_t *h = h2_of(c);
+    if (c->state == HCM_CLOSING || h->flush_pending)
+        return;
+    h->flush_pending = true;
+    uv_check_start(&h->check, on_check);
+}
+
 /* Hands held request bytes to the streams that take them now. */
 static void h2_process(hcm_conn_t *c)
 {
@@ -685,7 +709,7 @@ static void h2_process(hcm_conn_t *c)
             deliver_held(c, st);
         s = hcm_stream_gone(s, serial) ? c->streams : next;
     }
-    h2_flush(c);
+    h2_flush_soon(c);
 }
 
 /* The client broke an abuse rule: counted, GOAWAY, closed once it is written. */
@@ -739,7 +763,7 @@ static void h2_input(hcm_conn_t *c, ssize_t nread)
             hcm_close(c, false);
         return;
     }
-    h2_flush(c);
+    h2_flush_soon(c);
     if (c->state != HCM_CLOSING)
         conn_buf_trim(&c->worker->pool, &c->in);
 }
@@ -803,6 +827,8 @@ int h2_server_start(hcm_conn_t *c)
             0)
         goto fail;
     grpc_h2out_init(&h->out, (uv_stream_t *)c->tcp, &h2_out_ops, c);
+    uv_check_init(&c->worker->loop, &h->check);
+    h->check.data = c;
     if (c->tls)
         grpc_h2out_use_tls(&h->out, c->tls);
     c->h2 = h;
@@ -820,6 +846,16 @@ fail:
         nghttp2_session_del(h->session);
     free(h);
     return -ENOMEM;
+}
+
+unsigned h2_server_close(hcm_conn_t *c, uv_close_cb cb)
+{
+    h2_server_t *h = c->h2;
+    if (h == NULL)
+        return 0;
+    uv_check_stop(&h->check);
+    uv_close((uv_handle_t *)&h->check, cb);
+    return 1;
 }
 
 void h2_server_free(hcm_conn_t *c)

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <uv.h>
 
 struct hcm_codec;
 struct hcm_conn;
@@ -22,6 +23,10 @@ extern const struct hcm_codec h2_server_codec;
  * preface and whatever followed it) is read at the next process. Returns 0 or -ENOMEM (c is
  * unchanged then). */
 int h2_server_start(struct hcm_conn *c);
+
+/* Closes the handles h2_server_start made for c (borrowed), each with cb (as the connection's
+ * own handles are closed); returns how many. */
+unsigned h2_server_close(struct hcm_conn *c, uv_close_cb cb);
 
 /* Frees what h2_server_start made for c (borrowed), once its handles are closed. */
 void h2_server_free(struct hcm_conn *c);
