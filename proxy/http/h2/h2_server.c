@@ -47,6 +47,7 @@ typedef struct h2_server {
      * stream answered in one turn leave in one write. */
     uv_check_t check;
     bool flush_pending;
+    bool goaway_sent; /* draining: the GOAWAY went (h2_drain, or after a last stream) */
 } h2_server_t;
 
 /* Bytes in a queue: one buffer that grows, with what was sent cut from its front lazily. */
@@ -157,13 +158,21 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     hcm_conn_t *c = user;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    if (c->close_after) { /* draining: no new streams */
+    h2_server_t *h = h2_of(c);
+    if (h->goaway_sent) { /* draining: no new streams */
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                   NGHTTP2_REFUSED_STREAM);
         return 0;
     }
     if (c->snap != c->worker->snap && c->streams == NULL)
         hcm_rebind(c); /* no stream runs: the connection takes the newest config */
+    if (c->close_after) {
+        /* Its listener went away or its chain changed (hcm_rebind): this stream is its last,
+         * and the client hears so at once. */
+        h->goaway_sent = true;
+        nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR,
+                              NULL, 0);
+    }
     h2s_t *st = calloc(1, sizeof(*st));
     http_stream_t *s = st ? hcm_stream_begin(c) : NULL;
     if (s == NULL) {
@@ -644,8 +653,9 @@ static void h2_stream_finished(hcm_conn_t *c, http_stream_t *s)
 static void h2_drain(hcm_conn_t *c)
 {
     h2_server_t *h = h2_of(c);
-    if (!c->close_after) {
-        c->close_after = true;
+    c->close_after = true;
+    if (!h->goaway_sent) {
+        h->goaway_sent = true;
         nghttp2_submit_goaway(h->session, NGHTTP2_FLAG_NONE,
                               nghttp2_session_get_last_proc_stream_id(h->session), NGHTTP2_NO_ERROR,
                               NULL, 0);
@@ -833,7 +843,8 @@ int h2_server_start(hcm_conn_t *c)
         grpc_h2out_use_tls(&h->out, c->tls);
     c->h2 = h;
     c->codec = &h2_server_codec;
-    c->close_after = false; /* HTTP/2 drains with GOAWAY, not after "the" response */
+    /* A connection that came in as its listener went away keeps close_after: its first stream
+     * is served and is its last (on_begin_headers sends the GOAWAY then). */
     stats_inc(c->worker->stats, c->cfg->st.downstream_cx_http2_total);
     stats_add(c->worker->stats, c->cfg->st.downstream_cx_http2_active, 1);
     return 0;
