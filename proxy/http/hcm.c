@@ -257,7 +257,7 @@ static void on_timer(uv_timer_t *t)
             continue;
         }
         s->deadline_ms = 0;
-        stats_inc(c->worker->stats, c->cfg->st.downstream_rq_timeout);
+        stats_inc(c->worker->stats, s->cfg->st.downstream_rq_timeout);
         hcm_filters_reset(s, HTTP_RESET_TIMEOUT);
         http_stream_local_reply(s, 504, "upstream request timeout", "UT");
         s = c->streams;

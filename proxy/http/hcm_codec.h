@@ -63,6 +63,10 @@ typedef struct hcm_codec {
  * stream (owned by c), or NULL when memory is exhausted: no stream (there was no memory for
  * one), or it was answered 500 and has ended. */
 http_stream_t *hcm_stream_begin(hcm_conn_t *c);
+/* s (borrowed) keeps its connection's current config and snapshot (a reference) for its whole
+ * life, so that the connection may move to a newer one while s runs (a multiplexed codec calls
+ * it right after hcm_stream_begin). */
+void hcm_stream_pin(http_stream_t *s);
 /* Whether the connection manager lets the request's CONNECT or upgrade (s->head.upgrade: the
  * one asked for) through: 0, or HTTP_STREAM_ENDED when it answered 403 (Envoy's answer when no
  * upgrade_configs entry enables it). An upgrade it does not let through is not asked of the

@@ -24,6 +24,12 @@ struct http_stream {
     http_stream_t *prev, *next; /* the connection's active streams, or its free list (next) */
     int32_t id;                 /* the codec's stream identifier (HTTP/2); 0 for HTTP/1 */
     uint64_t deadline_ms;       /* loop time its timeout falls due (route timeout); 0: none */
+    /* The connection manager config it runs with (its filters, routes, logs), and the snapshot
+     * that keeps it (a reference held) when the stream pinned one: a multiplexed connection
+     * moves to newer config while its older streams finish on theirs (hcm_stream_pin). NULL:
+     * the connection's, which does not move while the stream runs (HTTP/1.1). */
+    const hcm_config_t *cfg;
+    snapshot_t *snap;
     arena_t arena;
     http_request_head_t head; /* what filters and the router see (http_stream_request_head) */
     const route_vhost_t *vhost;
@@ -107,6 +113,12 @@ struct hcm_conn {
 static inline bool hcm_stream_gone(const http_stream_t *s, uint32_t serial)
 {
     return s->serial != serial;
+}
+
+/* The snapshot s runs with (borrowed). */
+static inline const snapshot_t *hcm_stream_snap(const http_stream_t *s)
+{
+    return s->snap ? s->snap : s->conn->snap;
 }
 
 /* HTTP/1.1's stream: the connection's only active one, or NULL. */
@@ -196,9 +208,10 @@ typedef struct hcm_binding {
  * listener or chain (the chain changed or went away); -ESTALE when the counters the connection
  * counted itself into at accept, or whether it is TLS, would not be the same there. */
 int hcm_binding_find(const hcm_binding_t *from, snapshot_t *to, hcm_binding_t *out);
-/* A new request is about to start on c (borrowed; no stream active) and the worker has a newer
- * snapshot: c moves to it, or, when its chain changed or went away there, stays and closes
- * after that request. A draining connection stays where it is. */
+/* A new request is about to start on c (borrowed; no stream active, or every active one pinned
+ * to its config: hcm_stream_pin) and the worker has a newer snapshot: c moves to it, or, when
+ * its chain changed or went away there, stays and closes after that request. A draining
+ * connection stays where it is. */
 void hcm_rebind(hcm_conn_t *c);
 /* The worker installed a new snapshot (w borrowed): connections of closed listeners
  * (w->listeners_retired) and those whose chain changed or went away drain; the idle others

@@ -42,7 +42,7 @@ void hcm_end_stream(http_stream_t *s, bool reset)
     s->serial = 0; /* gone, for every call up the stack that holds it */
     hcm_conn_t *c = s->conn;
     stats_slots_t *st = c->worker->stats;
-    const hcm_config_t *cfg = c->cfg;
+    const hcm_config_t *cfg = s->cfg;
     uint64_t now_ms = hcm_now(c);
     if (reset) {
         bool remote = strcmp(s->flags, "DC") == 0;
@@ -64,6 +64,15 @@ void hcm_end_stream(http_stream_t *s, bool reset)
     free(s->body);
     s->body = NULL;
     arena_free(&s->arena);
+    if (s->snap) {
+        /* A stream that finished on an older config than its connection's: the worker's tick
+         * flushes the logs of its current snapshot only. */
+        if (s->snap != c->worker->snap)
+            for (size_t i = 0; i < cfg->n_logs; i++)
+                access_log_flush(cfg->logs[i], c->worker->index);
+        snapshot_unref(s->snap);
+        s->snap = NULL;
+    }
     stream_recycle(c, s);
 }
 

@@ -130,7 +130,7 @@ static const char *xfcc_element(hcm_conn_t *c)
 static void apply_xfcc(hcm_conn_t *c, http_stream_t *s)
 {
     http_headers_t *h = &s->head.headers;
-    hcm_xfcc_mode_t mode = c->cfg->xfcc;
+    hcm_xfcc_mode_t mode = s->cfg->xfcc;
     if (mode == HCM_XFCC_ALWAYS_FORWARD_ONLY || (mode == HCM_XFCC_FORWARD_ONLY && c->tls))
         return;
     if (c->tls == NULL || mode == HCM_XFCC_SANITIZE || mode == HCM_XFCC_FORWARD_ONLY) {
@@ -177,7 +177,7 @@ static void format_uuid4(char out[37], uint64_t a, uint64_t b)
 
 void hcm_add_proxy_headers(hcm_conn_t *c, http_stream_t *s)
 {
-    const hcm_config_t *cfg = c->cfg;
+    const hcm_config_t *cfg = s->cfg;
     http_headers_t *h = &s->head.headers;
     const http_header_t *rid = http_headers_find(h, "x-request-id");
     if (rid == NULL && cfg->generate_request_id) {

@@ -35,7 +35,7 @@ static void record_istio_metrics(hcm_conn_t *c, http_stream_t *s, uint64_t now_m
             snprintf(grpc_code, sizeof(grpc_code), "%d", s->grpc_status);
         /* This sidecar's workload is the source of what it sends out and the destination of
          * what it takes in; the other side is not known without Istio's metadata exchange. */
-        const snapshot_t *sn = c->snap;
+        const snapshot_t *sn = hcm_stream_snap(s);
         const char *me = sn->node_workload[0] ? sn->node_workload : "unknown";
         const char *my_ns = sn->node_namespace[0] ? sn->node_namespace : "unknown";
         stats_tag_t tags[] = {
@@ -80,7 +80,7 @@ static void count_rq(stats_slots_t *st, const hcm_rq_stat_ids_t *ids, int status
 /* Requests that went upstream, counted per virtual host and per named route. */
 static void record_route_stats(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms)
 {
-    const hcm_config_t *cfg = c->cfg;
+    const hcm_config_t *cfg = s->cfg;
     if (s->vhost == NULL || s->route == NULL)
         return;
     size_t vi = (size_t)(s->vhost - cfg->routes->vhosts);
@@ -139,14 +139,14 @@ static void write_access_logs(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms)
         e.downstream_tls_cipher = tls_session_cipher(ts);
         e.requested_server_name = tls_session_server_name(ts);
     }
-    for (size_t i = 0; i < c->cfg->n_logs; i++)
-        access_log_write(c->cfg->logs[i], c->worker->index, &e);
+    for (size_t i = 0; i < s->cfg->n_logs; i++)
+        access_log_write(s->cfg->logs[i], c->worker->index, &e);
 }
 
 void hcm_report_stream(hcm_conn_t *c, http_stream_t *s, uint64_t now_ms)
 {
     stats_slots_t *st = c->worker->stats;
-    const hcm_config_t *cfg = c->cfg;
+    const hcm_config_t *cfg = s->cfg;
     /* The loop's clock has millisecond resolution; precise enough for these buckets. */
     stats_record(st, cfg->st.downstream_rq_time, (now_ms - s->start_ms) * 1000);
     const snap_cluster_t *cl = s->upstream ? s->upstream->cluster : NULL;

@@ -14,7 +14,7 @@
 
 void hcm_run_request_filters(http_stream_t *s, size_t from)
 {
-    const hcm_config_t *cfg = s->conn->cfg;
+    const hcm_config_t *cfg = s->cfg;
     uint32_t serial = s->serial;
     bool end = !s->head.has_body || s->body_buffered;
     for (size_t i = from; i < cfg->n_filters; i++) {
@@ -60,7 +60,7 @@ static int alloc_filter_state(http_stream_t *s, const hcm_config_t *cfg)
 static void request_too_large(http_stream_t *s)
 {
     hcm_conn_t *c = s->conn;
-    stats_inc(c->worker->stats, c->cfg->st.downstream_rq_too_large);
+    stats_inc(c->worker->stats, s->cfg->st.downstream_rq_too_large);
     s->buffering = false;
     c->close_after = true;
     http_stream_local_reply(s, 413, "Payload Too Large", NULL);
@@ -90,6 +90,7 @@ http_stream_t *hcm_stream_begin(hcm_conn_t *c)
         return NULL;
     memset(s, 0, sizeof(*s));
     s->conn = c;
+    s->cfg = cfg;
     if (++c->next_serial == 0)
         c->next_serial = 1;
     s->serial = c->next_serial;
@@ -132,7 +133,7 @@ static bool upgrade_enabled(const hcm_config_t *cfg, const char *type, uint32_t 
 
 int hcm_stream_permit(http_stream_t *s)
 {
-    const hcm_config_t *cfg = s->conn->cfg;
+    const hcm_config_t *cfg = s->cfg;
     if ((s->head.connect && !cfg->connect_enabled) ||
         (s->head.upgrade && !upgrade_enabled(cfg, s->head.upgrade, s->head.upgrade_len))) {
         s->head.upgrade = NULL;
@@ -141,6 +142,12 @@ int hcm_stream_permit(http_stream_t *s)
         return HTTP_STREAM_ENDED;
     }
     return 0;
+}
+
+void hcm_stream_pin(http_stream_t *s)
+{
+    if (s->snap == NULL)
+        s->snap = snapshot_ref(s->conn->snap);
 }
 
 int hcm_grpc_status(const http_stream_t *s, int http_status)
@@ -193,7 +200,7 @@ const char *hcm_grpc_message(http_stream_t *s, const char *body, size_t *len)
 void hcm_stream_headers(http_stream_t *s)
 {
     hcm_conn_t *c = s->conn;
-    const hcm_config_t *cfg = c->cfg;
+    const hcm_config_t *cfg = s->cfg;
     const http_header_t *ct = http_headers_find(&s->head.headers, "content-type");
     s->grpc = ct && ct->value_len >= 16 && strncasecmp(ct->value, "application/grpc", 16) == 0;
     hcm_add_proxy_headers(c, s);

@@ -94,7 +94,7 @@ static bool is_header_or_framing(const http_header_t *h, const http_headers_t *a
 int hcm_response_head(http_stream_t *s, const http_response_head_t *resp)
 {
     hcm_conn_t *c = s->conn;
-    const hcm_config_t *cfg = c->cfg;
+    const hcm_config_t *cfg = s->cfg;
     /* Build the downstream header list in the arena: filters and route ops may change it. */
     http_headers_t *h = &s->resp_headers;
     h->n = 0;

@@ -26,7 +26,7 @@ const route_entry_t *http_stream_route(const http_stream_t *s, const route_vhost
 
 const route_table_t *http_stream_route_table(const http_stream_t *s)
 {
-    return s->conn->cfg->routes;
+    return s->cfg->routes;
 }
 
 const char *http_stream_buffered_body(const http_stream_t *s, size_t *len)
@@ -59,7 +59,7 @@ uint64_t http_stream_now(const http_stream_t *s)
 
 void http_stream_count(http_stream_t *s, http_stream_stat_t which)
 {
-    const hcm_config_t *cfg = s->conn->cfg;
+    const hcm_config_t *cfg = s->cfg;
     switch (which) {
     case HTTP_STREAM_STAT_NO_CLUSTER:
         stats_inc(s->conn->worker->stats, cfg->st.no_cluster);
@@ -84,7 +84,7 @@ static bool ended_since(const http_stream_t *s, uint32_t serial)
 int hcm_filters_request_body(http_stream_t *s, const char *data, size_t len, bool end,
                              const http_headers_t *trailers)
 {
-    const hcm_config_t *cfg = s->conn->cfg;
+    const hcm_config_t *cfg = s->cfg;
     uint32_t ended = s->serial;
     for (size_t i = 0; i < s->filters_run; i++) {
         const hcm_filter_t *f = &cfg->filters[i];
@@ -102,7 +102,7 @@ int hcm_filters_request_body(http_stream_t *s, const char *data, size_t len, boo
 
 int hcm_filters_response_headers(http_stream_t *s, bool end_stream)
 {
-    const hcm_config_t *cfg = s->conn->cfg;
+    const hcm_config_t *cfg = s->cfg;
     uint32_t ended = s->serial;
     for (size_t i = s->filters_run; i-- > 0;) {
         const hcm_filter_t *f = &cfg->filters[i];
@@ -117,7 +117,7 @@ int hcm_filters_response_headers(http_stream_t *s, bool end_stream)
 
 void hcm_filters_downstream_drained(http_stream_t *s)
 {
-    const hcm_config_t *cfg = s->conn->cfg;
+    const hcm_config_t *cfg = s->cfg;
     uint32_t ended = s->serial;
     for (size_t i = 0; i < s->filters_run; i++) {
         const hcm_filter_t *f = &cfg->filters[i];
@@ -131,7 +131,7 @@ void hcm_filters_downstream_drained(http_stream_t *s)
 
 int hcm_filters_tunnel_data(http_stream_t *s, const char *data, size_t len)
 {
-    const hcm_config_t *cfg = s->conn->cfg;
+    const hcm_config_t *cfg = s->cfg;
     uint32_t ended = s->serial;
     for (size_t i = 0; i < s->filters_run; i++) {
         const hcm_filter_t *f = &cfg->filters[i];
@@ -148,7 +148,7 @@ int hcm_filters_tunnel_data(http_stream_t *s, const char *data, size_t len)
 
 void hcm_filters_reset(http_stream_t *s, http_reset_reason_t reason)
 {
-    const hcm_config_t *cfg = s->conn->cfg;
+    const hcm_config_t *cfg = s->cfg;
     for (size_t i = 0; i < s->filters_run; i++) {
         const hcm_filter_t *f = &cfg->filters[i];
         if (f->ops->on_reset)
@@ -158,7 +158,7 @@ void hcm_filters_reset(http_stream_t *s, http_reset_reason_t reason)
 
 void hcm_filters_done(http_stream_t *s)
 {
-    const hcm_config_t *cfg = s->conn->cfg;
+    const hcm_config_t *cfg = s->cfg;
     size_t n = s->filters_run;
     s->filters_run = 0; /* once, even if a done hook ends up here again */
     for (size_t i = 0; i < n; i++) {

@@ -164,8 +164,8 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
                                   NGHTTP2_REFUSED_STREAM);
         return 0;
     }
-    if (c->snap != c->worker->snap && c->streams == NULL)
-        hcm_rebind(c); /* no stream runs: the connection takes the newest config */
+    if (c->snap != c->worker->snap)
+        hcm_rebind(c); /* the new stream runs with the newest config; older ones keep theirs */
     if (c->close_after) {
         /* Its listener went away or its chain changed (hcm_rebind): this stream is its last,
          * and the client hears so at once. */
@@ -181,6 +181,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
                                   NGHTTP2_REFUSED_STREAM);
         return 0;
     }
+    hcm_stream_pin(s);
     st->c = c;
     st->next = h2_of(c)->all;
     if (st->next)
