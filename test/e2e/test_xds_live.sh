@@ -3,7 +3,9 @@
 # connection (the client's local port stays the same, it never reconnects, and remora counted
 # one downstream connection), the next request after an EDS push that moves cluster web from app
 # A to app B reaches B; after an RDS push that points the route at cluster api, it reaches api's
-# app C; after a CDS push that makes api a static cluster on app B, it reaches B. An LDS push
+# app C; after a CDS push that makes api a static cluster on app B, it reaches B. On one HTTP/2
+# connection with a request in flight, a CDS push reaches the next stream while the first
+# finishes on the config it started with. An LDS push
 # that changes one of the two filter chains of listener edge (plaintext and TLS, told apart by
 # the tls_inspector) closes the idle connection on the changed chain and keeps the one on the
 # unchanged chain, which serves on; a new connection on the changed chain gets the new config.
@@ -17,7 +19,7 @@
 # connection settings) makes new connections. SIGTERM exits 0.
 # State of the world (the delta protocol takes the same path to the data plane). Loopback,
 # needs no root; needs node and npm (the control plane, as in test_xds.sh).
-# checks: 32
+# checks: 37
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -35,7 +37,7 @@ certs=$root/test/data/certs
 # Apps that say who they are, and log each request: its arrival (CLOCK_MONOTONIC, ms) and the
 # port it came from.
 cat >"$work/app.py" <<'EOF'
-import http.server, sys, threading, time
+import http.server, os, sys, threading, time
 name, port, log = sys.argv[1], int(sys.argv[2]), open(sys.argv[3], "a")
 keep_alive = len(sys.argv) > 4  # HTTP/1.1: connections stay open between requests
 lock = threading.Lock()
@@ -44,6 +46,12 @@ class H(http.server.BaseHTTPRequestHandler):
         with lock:
             log.write("%.3f %d\n" % (time.monotonic_ns() / 1e6, self.client_address[1]))
             log.flush()
+        if self.path == "/slow":  # answered once the story creates the file "release"
+            release = os.path.join(os.path.dirname(log.name), "release")
+            for _ in range(200):
+                if os.path.exists(release):
+                    break
+                time.sleep(0.1)
         self.send_response(200)
         self.send_header("content-length", str(len(name)))
         self.end_headers()
@@ -249,6 +257,32 @@ t_eq "every request went on the one connection (same local port, no reconnect)" 
     "$(cut -d' ' -f1 "$work/one.out" | sort -u)" "$first_port"
 t_eq "remora counted one downstream connection on listener http" \
     "$(stat "$ADMIN" http.http.downstream_cx_total)" 1
+
+# ---- (c2): a busy HTTP/2 connection takes a push at its next stream --------------------------
+# One HTTP/2 connection with a request in flight (to app B, which answers /slow when told): a
+# CDS push moves api to app C; the next stream on the same connection reaches C while the first
+# one finishes on B, on the config it started with.
+mkfifo "$work/h2.in"
+exec {h2fd}<>"$work/h2.in" # read-write: opening it does not wait for the reader
+bg "$work/h2.out" node "$here/http2/session.js" "http://127.0.0.1:$HTTP" "$work/h2.in"
+b_seen=$(wc -l <"$work/appB.req")
+echo "GET /slow" >&"$h2fd"
+t_until 5 test "$(wc -l <"$work/appB.req")" -gt "$b_seen"
+API_STATIC=''
+t_run "with a stream in flight on an HTTP/2 connection, a CDS push moving api to app C is ACKed" \
+    push 4h2 "$CDS"
+echo "GET /" >&"$h2fd"
+t_until 5 _lines_at_least "$work/h2.out" 1
+t_eq "HTTP/2: the next stream on the busy connection reaches C, the first still in flight" \
+    "$(sed -n 1p "$work/h2.out")" "/ 200 C"
+touch "$work/release"
+t_until 10 _lines_at_least "$work/h2.out" 2
+t_eq "HTTP/2: the stream in flight finishes on the config it started with (B)" \
+    "$(sed -n 2p "$work/h2.out")" "/slow 200 B"
+t_eq "HTTP/2: one connection carried both" "$(stat "$ADMIN" http.http.downstream_cx_http2_total)" 1
+exec {h2fd}>&-
+API_STATIC=$APP_B # back as (c) left it, for what follows
+t_run "a CDS push making api a static cluster on app B again is ACKed" push 4h2b "$CDS"
 
 # ---- (d): an LDS push that changes one chain of a listener drains only that chain ----------
 client_start plain "$EDGE"
