@@ -5,7 +5,7 @@
 # HTTP/1.1 app; bodies go both ways intact (a 5 MB upload, a 20 MB download); the app's chunked
 # trailers reach the HTTP/2 client as trailing HEADERS; a client that resets a stream
 # (RST_STREAM) has its upstream request reset at once; a listener set to codec_type HTTP1 does
-# not speak HTTP/2; a client that stops reading a 300 MB response gets all of it later while
+# not speak HTTP/2; a client that stops reading a 120 MB response gets all of it later while
 # remora's memory stays bounded; a drain sends GOAWAY, finishes the request in flight and exits.
 # The http2 counters say what happened. Needs no root.
 # checks: 18
@@ -22,7 +22,7 @@ source "$root/test/lib/mtls.sh"
 work=$LB_WORK
 
 # The app: POST answers with the body's length and hash; /big/N sends N bytes (chunked);
-# /trailers sends a chunked body with a trailer; /slow answers after 3 s.
+# /trailers sends a chunked body with a trailer; /slow answers after 1.5 s.
 if ! SLOW_LOG=$work/slow.log mtls_app APP <<'APP'; then
     def do_POST(self):
         n = int(self.headers.get("content-length", "-1"))
@@ -60,7 +60,7 @@ if ! SLOW_LOG=$work/slow.log mtls_app APP <<'APP'; then
             with open(os.environ["SLOW_LOG"], "a") as f:
                 f.write(self.path + "\n")
             try:
-                time.sleep(3)
+                time.sleep(1.5)
                 self.reply(b"late\n")
             except Exception:
                 pass
@@ -130,12 +130,12 @@ out=$(curl -s -m 5 --http2-prior-knowledge -o /dev/null -w '%{http_code}' \
     "http://127.0.0.1:$H1PORT/x" 2>&1)
 t_eq http1_only_listener_does_not_speak_http2 "$out" 000
 
-# A client that stops reading a 300 MB response for 4 s: the windows fill, remora stops reading
+# A client that stops reading a 120 MB response for 2 s: the windows fill, remora stops reading
 # the app, and its memory does not follow the response.
 hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$REMORA_PID/status"; }
 before=$(hwm)
-out=$(node "$here/http2/slowread.js" "http://127.0.0.1:$PORT/big/300000000" 4000 2>&1)
-t_eq stalled_reader_gets_all_300mb "$out" $'paused\nreading\ngot 300000000'
+out=$(node "$here/http2/slowread.js" "http://127.0.0.1:$PORT/big/120000000" 2000 2>&1)
+t_eq stalled_reader_gets_all_120mb "$out" $'paused\nreading\ngot 120000000'
 grew=$((($(hwm) - before) / 1024))
 t_eq memory_bounded_while_the_reader_stalls "$((grew < 48)) (grew ${grew} MiB)" "1 (grew ${grew} MiB)"
 

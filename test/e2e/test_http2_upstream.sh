@@ -9,7 +9,7 @@
 # 503 UC and counts http2.rx_reset; a client that gives up resets only its stream
 # (http2.tx_reset) and the connection goes on; an upgrade is refused (503) on an HTTP/2 cluster;
 # a GOAWAY lets the requests in flight finish and the next request opens a new connection; a
-# client reading a 200 MB response slowly does not make remora's memory grow (HTTP/2 flow
+# client reading a 100 MB response slowly does not make remora's memory grow (HTTP/2 flow
 # control holds the app back); over TLS the cluster offers ALPN h2 and speaks HTTP/2 with
 # :scheme https, a TLS peer that does not select h2 fails the request (503), and a TLS HTTP/2
 # cluster without ALPN h2 is refused at load.
@@ -203,10 +203,10 @@ t_eq new_connection_after_goaway "$(code "$U/hello")|$(stat "$ADMIN" cluster.h2a
 # --- a slow client: flow control, not memory ---------------------------------------------------
 hwm() { awk '$1 == "VmHWM:" { print $2 }' "/proc/$REMORA_PID/status"; }
 before=$(hwm)
-size=$(curl -s --limit-rate 40M "$U/big?mb=200" | wc -c)
+size=$(curl -s --limit-rate 40M "$U/big?mb=100" | wc -c)
 after=$(hwm)
 grew=$((${after:-999999999} - ${before:-0}))
-t_eq slow_client_200mb_whole "$size" $((200 << 20))
+t_eq slow_client_100mb_whole "$size" $((100 << 20))
 [[ -n $after ]] && ((grew < 64 * 1024)) && t_ok slow_client_memory_bounded ||
     t_fail slow_client_memory_bounded "VmHWM grew by ${grew} kB"
 
