@@ -821,3 +821,31 @@ b_setup() {
 }
 
 pin_load() { taskset -c "$LOAD_CPU" "$@"; } # the load generator's core
+
+# b_make_pki DIR — the certificates of the mTLS benches under DIR: a root (remoractl), a client
+# workload certificate for CLIENT_ID, a server certificate with URI SAN SERVER_ID and DNS SAN
+# SERVER_DNS (openssl: both usages), and the PEM bundles HAProxy wants. Needs REMORACTL.
+# Non-zero if a step failed.
+b_make_pki() {
+    local pki=$1 s=$1/server
+    "$REMORACTL" certs root --out "$pki/root" >/dev/null &&
+        "$REMORACTL" certs issue --ca "$pki/root" --spiffe-id "$CLIENT_ID" --out "$pki/client" \
+            >/dev/null || return 1
+    mkdir -p "$s"
+    openssl ecparam -name prime256v1 -genkey -noout -out "$s/key.pem" 2>/dev/null &&
+        openssl req -new -key "$s/key.pem" -subj / -out "$s/req.csr" 2>/dev/null || return 1
+    cat >"$s/ext.cnf" <<EOF
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyAgreement
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = critical, URI:$SERVER_ID, DNS:$SERVER_DNS
+EOF
+    openssl x509 -req -in "$s/req.csr" -CA "$pki/root/root-cert.pem" -CAkey "$pki/root/root-key.pem" \
+        -CAcreateserial -days 1 -sha256 -extfile "$s/ext.cnf" -out "$s/cert-chain.pem" 2>/dev/null ||
+        return 1
+    cp "$pki/root/root-cert.pem" "$s/root-cert.pem"
+    # HAProxy wants the certificate and its key in one file.
+    cat "$s/cert-chain.pem" "$s/key.pem" >"$s/haproxy.pem"
+    cat "$pki/client/cert-chain.pem" "$pki/client/key.pem" >"$pki/client/haproxy.pem"
+    chmod -R a+rX "$pki"
+}

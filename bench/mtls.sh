@@ -103,30 +103,7 @@ b_setup mtls # $work, cleanup at exit, $REMORA_BIN (bench/lib.sh)
 # on the DNS SANs, then the subject's CN), so it could not verify such a server at all. Remora
 # checks the URI SAN, HAProxy (verifyhost) and nginx (proxy_ssl_name) the DNS SAN.
 pki=$work/pki
-make_pki() {
-    local s=$pki/server
-    "$REMORACTL" certs root --out "$pki/root" >/dev/null &&
-        "$REMORACTL" certs issue --ca "$pki/root" --spiffe-id "$CLIENT_ID" --out "$pki/client" \
-            >/dev/null || return 1
-    mkdir -p "$s"
-    openssl ecparam -name prime256v1 -genkey -noout -out "$s/key.pem" 2>/dev/null &&
-        openssl req -new -key "$s/key.pem" -subj / -out "$s/req.csr" 2>/dev/null || return 1
-    cat >"$s/ext.cnf" <<EOF
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyAgreement
-extendedKeyUsage = serverAuth, clientAuth
-subjectAltName = critical, URI:$SERVER_ID, DNS:$SERVER_DNS
-EOF
-    openssl x509 -req -in "$s/req.csr" -CA "$pki/root/root-cert.pem" -CAkey "$pki/root/root-key.pem" \
-        -CAcreateserial -days 1 -sha256 -extfile "$s/ext.cnf" -out "$s/cert-chain.pem" 2>/dev/null ||
-        return 1
-    cp "$pki/root/root-cert.pem" "$s/root-cert.pem"
-    # HAProxy wants the certificate and its key in one file.
-    cat "$s/cert-chain.pem" "$s/key.pem" >"$s/haproxy.pem"
-    cat "$pki/client/cert-chain.pem" "$pki/client/key.pem" >"$pki/client/haproxy.pem"
-    chmod -R a+rX "$pki"
-}
-make_pki || {
+b_make_pki "$pki" || {
     b_log "could not make the certificates with $REMORACTL and openssl"
     exit 1
 }
